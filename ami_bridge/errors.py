@@ -1,0 +1,88 @@
+"""Errors of the AMI bridge, one class each, with a stable code for logs and APIs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ami_bridge.codec import Message
+
+
+class AMIError(Exception):
+    """Base of every AMI bridge error."""
+
+    code = "ami.error"
+
+
+class HeaderInjectionError(AMIError, ValueError):
+    """A header name or value held CR, LF or NUL and would forge AMI framing."""
+
+    code = "ami.header_injection"
+
+    def __init__(self, header: str, part: str) -> None:
+        self.header = header
+        self.part = part
+        super().__init__(
+            f"refused AMI header {header!r}: its {part} contains CR, LF or NUL "
+            "(or is otherwise not a valid header name)"
+        )
+
+
+class MessageTooLargeError(AMIError):
+    """The peer sent a message past the size limit; the connection must close."""
+
+    code = "ami.message_too_large"
+
+    def __init__(self, size: int, limit: int, messages: list[Message]) -> None:
+        self.size = size
+        self.limit = limit
+        self.messages = messages
+        super().__init__(f"AMI message of {size} bytes exceeds the limit of {limit} bytes")
+
+
+class ActionFailedError(AMIError):
+    """Asterisk answered ``Response: Error``; ``message`` is Asterisk's own text."""
+
+    code = "ami.action_failed"
+
+    def __init__(self, action: str, message: str, response: Message | None = None) -> None:
+        self.action = action
+        self.message = message
+        self.response = response
+        super().__init__(f"{action} failed: {message}")
+
+
+class ActionTimeoutError(AMIError):
+    """No response (or no end of an event list) arrived in time."""
+
+    code = "ami.action_timeout"
+
+    def __init__(self, action: str, action_id: str, timeout: float) -> None:
+        self.action = action
+        self.action_id = action_id
+        self.timeout = timeout
+        super().__init__(f"{action} ({action_id}) got no answer within {timeout:g} s")
+
+
+class ConnectionLostError(AMIError):
+    """The AMI connection went away while this request was pending."""
+
+    code = "ami.connection_lost"
+
+
+class AuthenticationError(AMIError):
+    """Asterisk refused the login (wrong user or secret, or no permission)."""
+
+    code = "ami.authentication_failed"
+
+
+class AGICommandError(AMIError):
+    """An AsyncAGI command could not run: the channel is gone or the reply was not 200."""
+
+    code = "ami.agi_failed"
+
+
+class ChannelGoneError(AGICommandError):
+    """The caller hung up: the channel no longer exists or its AGI session ended."""
+
+    code = "ami.channel_gone"
