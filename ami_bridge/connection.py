@@ -1,0 +1,411 @@
+"""The AMI connection service: connect, log in, resync, keep alive, reconnect.
+
+``ClientService`` reconnects with backoff; ``prepareConnection`` is where the
+banner is awaited, the login done and the channels resynchronised, so a
+connection only counts as made once it is usable. A refused login fails the
+attempt and ClientService retries after the next backoff delay.
+
+One Twisted wrinkle is handled here: ``ClientService`` has no transition for a
+connection that is lost while ``prepareConnection`` runs or after it failed
+(automat raises ``NoTransition`` inside ``connectionLost``). So each connection
+sits behind a small guard protocol that tells ClientService about the loss only
+once the preparation succeeded; before that, the loss fails the preparation
+itself, which ClientService already counts as a failed attempt.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ami_bridge.agi import AGIResult
+from ami_bridge.codec import Message
+from ami_bridge.errors import AMIError, AuthenticationError, ConnectionLostError
+from ami_bridge.protocol import (
+    DEFAULT_ACTION_ID_PREFIX,
+    DEFAULT_ACTION_TIMEOUT_S,
+    AMIProtocol,
+    EventList,
+    Scheduler,
+)
+
+DEFAULT_KEEPALIVE_INTERVAL_S = 20.0
+DEFAULT_KEEPALIVE_TIMEOUT_S = 10.0
+DEFAULT_BANNER_TIMEOUT_S = 10.0
+DEFAULT_RETRY_INITIAL_S = 1.0
+DEFAULT_RETRY_MAX_S = 60.0
+DEFAULT_RETRY_FACTOR = 1.5
+
+ResyncObserver = Callable[[list[Message]], object]
+EventObserver = Callable[[Message], object]
+
+
+class ConnectionState(enum.Enum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+StateObserver = Callable[[ConnectionState], object]
+
+
+@dataclass(frozen=True, slots=True)
+class AMICredentials:
+    """Who to log in as. The secret never shows in a repr or a log."""
+
+    username: str
+    secret: str = field(repr=False)
+    md5: bool = True
+    events: bool = True
+
+
+class BannerTimeoutError(AMIError):
+    """The peer accepted the TCP connection but sent no AMI banner in time."""
+
+    code = "ami.banner_timeout"
+
+
+class _Guard(Protocol):
+    """Sits between the transport and ClientService's proxy (see the module doc)."""
+
+    def __init__(self, proxy: Any, ami: AMIProtocol) -> None:
+        self.proxy = proxy
+        self.ami = ami
+        self.prepared = False
+
+    def makeConnection(self, transport: Any) -> None:
+        Protocol.makeConnection(self, transport)
+        self.proxy.makeConnection(transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.ami.dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.prepared:
+            self.proxy.connectionLost(reason)
+        else:
+            self.ami.connectionLost(reason)
+
+
+class _GuardFactory(Factory):
+    def __init__(self, wrapped: Any, connection: AMIConnection) -> None:
+        self.wrapped = wrapped
+        self.connection = connection
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        proxy = self.wrapped.buildProtocol(addr)
+        ami = self.connection._last_built
+        if proxy is None or ami is None:
+            return None
+        self.connection._last_built = None
+        guard = _Guard(proxy, ami)
+        self.connection._guards[proxy] = guard
+        return guard
+
+
+class _GuardedEndpoint:
+    def __init__(self, endpoint: Any, connection: AMIConnection) -> None:
+        self.endpoint = endpoint
+        self.connection = connection
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        connecting: Deferred[Any] = self.endpoint.connect(_GuardFactory(factory, self.connection))
+        return connecting.addCallback(lambda guard: guard.proxy)
+
+
+class _AMIFactory(Factory):
+    def __init__(self, connection: AMIConnection) -> None:
+        self.connection = connection
+
+    def buildProtocol(self, addr: IAddress | None) -> AMIProtocol:
+        ami = self.connection._make_protocol()
+        self.connection._last_built = ami
+        return ami
+
+
+class AMIConnection(Service):
+    """A logged-in, resynchronised, kept-alive AMI connection that comes back.
+
+    ``endpoint`` is any ``IStreamClientEndpoint`` (``TCP4ClientEndpoint`` in
+    production, a fake in tests); ``clock`` the reactor or a ``task.Clock``.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        endpoint: Any,
+        clock: Scheduler,
+        credentials: AMICredentials,
+        *,
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL_S,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
+        banner_timeout: float = DEFAULT_BANNER_TIMEOUT_S,
+        action_timeout: float = DEFAULT_ACTION_TIMEOUT_S,
+        action_id_prefix: str = DEFAULT_ACTION_ID_PREFIX,
+        retry_policy: Callable[[int], float] | None = None,
+        protocol_factory: Callable[[], AMIProtocol] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.credentials = credentials
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_timeout = keepalive_timeout
+        self.banner_timeout = banner_timeout
+        self.action_timeout = action_timeout
+        self.action_id_prefix = action_id_prefix
+        self._protocol_factory = protocol_factory
+        self._last_built: AMIProtocol | None = None
+        self._guards: dict[object, _Guard] = {}
+        self._current: AMIProtocol | None = None
+        self._keepalive: LoopingCall | None = None
+        self._keepalive_ping: Deferred[Message] | None = None
+        self._event_observers: tuple[EventObserver, ...] = ()
+        self._resync_observers: tuple[ResyncObserver, ...] = ()
+        self._state_observers: tuple[StateObserver, ...] = ()
+        self._waiters: list[Deferred[AMIProtocol]] = []
+        self.connections_made = 0
+        policy = retry_policy or backoffPolicy(
+            initialDelay=DEFAULT_RETRY_INITIAL_S,
+            maxDelay=DEFAULT_RETRY_MAX_S,
+            factor=DEFAULT_RETRY_FACTOR,
+        )
+        self._client = ClientService(
+            cast(Any, _GuardedEndpoint(endpoint, self)),
+            cast(Any, _AMIFactory(self)),
+            retryPolicy=policy,
+            clock=cast(Any, clock),
+            prepareConnection=self._prepare,
+        )
+
+    # -- service ---------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._client.startService()
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._stop_keepalive()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.errback(ConnectionLostError("the AMI connection service stopped"))
+        return cast(Deferred[None], self._client.stopService())
+
+    # -- observers ---------------------------------------------------------------
+
+    def add_event_observer(self, observer: EventObserver) -> None:
+        """Every AMI event, on every connection to come (it survives reconnects)."""
+        self._event_observers = (*self._event_observers, observer)
+
+    def remove_event_observer(self, observer: EventObserver) -> None:
+        self._event_observers = tuple(o for o in self._event_observers if o is not observer)
+
+    def add_resync_observer(self, observer: ResyncObserver) -> None:
+        """Called with the ``CoreShowChannel`` events after each (re)connection."""
+        self._resync_observers = (*self._resync_observers, observer)
+
+    def remove_resync_observer(self, observer: ResyncObserver) -> None:
+        self._resync_observers = tuple(o for o in self._resync_observers if o is not observer)
+
+    def add_state_observer(self, observer: StateObserver) -> None:
+        """Called with CONNECTED (logged in and resynced) and DISCONNECTED."""
+        self._state_observers = (*self._state_observers, observer)
+
+    def remove_state_observer(self, observer: StateObserver) -> None:
+        self._state_observers = tuple(o for o in self._state_observers if o is not observer)
+
+    # -- using the connection ------------------------------------------------------
+
+    @property
+    def protocol(self) -> AMIProtocol | None:
+        """The current logged-in protocol, or None between connections."""
+        return self._current
+
+    def when_connected(self) -> Deferred[AMIProtocol]:
+        """Fires with the protocol once logged in and resynchronised."""
+        if self._current is not None:
+            return succeed(self._current)
+        waiter: Deferred[AMIProtocol] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def send_action(
+        self,
+        action: str,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Deferred[Message]:
+        if self._current is None:
+            return fail(ConnectionLostError(f"{action}: not connected to Asterisk"))
+        return self._current.send_action(action, headers, timeout=timeout)
+
+    def send_list_action(
+        self,
+        action: str,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Deferred[EventList]:
+        if self._current is None:
+            return fail(ConnectionLostError(f"{action}: not connected to Asterisk"))
+        return self._current.send_list_action(action, headers, timeout=timeout)
+
+    def agi(
+        self,
+        channel: str,
+        command: str,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Deferred[AGIResult]:
+        if self._current is None:
+            return fail(ConnectionLostError("AGI: not connected to Asterisk"))
+        return self._current.agi(channel, command, command_id=command_id, timeout=timeout)
+
+    # -- connecting ----------------------------------------------------------------
+
+    def _make_protocol(self) -> AMIProtocol:
+        if self._protocol_factory is not None:
+            return self._protocol_factory()
+        return AMIProtocol(
+            self.clock,
+            action_timeout=self.action_timeout,
+            action_id_prefix=self.action_id_prefix,
+        )
+
+    def _prepare(self, proxy: object) -> Deferred[None]:
+        guard = self._guards.pop(proxy, None)
+        if guard is None:
+            return fail(ConnectionLostError("AMI connection without its guard"))
+        return Deferred.fromCoroutine(self._login_and_resync(guard))
+
+    async def _login_and_resync(self, guard: _Guard) -> None:
+        ami = guard.ami
+        username = self.credentials.username
+        try:
+            await ami.when_ready().addTimeout(
+                self.banner_timeout, cast(Any, self.clock), onTimeoutCancel=self._no_banner
+            )
+            await ami.login(
+                username,
+                self.credentials.secret,
+                md5=self.credentials.md5,
+                events=self.credentials.events,
+            )
+            ami.add_event_observer(self._fan_out)
+            channels = await ami.send_list_action("CoreShowChannels")
+        except AuthenticationError as error:
+            self.log.error(
+                "AMI login as {username} refused: {reason}; retrying with backoff",
+                username=username,
+                reason=str(error),
+            )
+            ami.drop_connection()
+            raise
+        except Exception as error:
+            self.log.warn(
+                "AMI connection not ready ({reason}); retrying with backoff",
+                reason=str(error) or type(error).__name__,
+            )
+            ami.drop_connection()
+            raise
+        guard.prepared = True
+        self._connected(ami, channels.events)
+
+    def _no_banner(self, result: object, timeout: float) -> object:
+        raise BannerTimeoutError(f"no AMI banner within {timeout:g} s")
+
+    def _connected(self, ami: AMIProtocol, channels: list[Message]) -> None:
+        self._current = ami
+        self.connections_made += 1
+        ami.when_lost().addCallback(lambda _: self._disconnected(ami))
+        self.log.info(
+            "AMI connected ({banner}); {count} channels to resync",
+            banner=ami.banner,
+            count=len(channels),
+        )
+        for observer in self._resync_observers:
+            self._call(observer, channels, "resync")
+        self._notify_state(ConnectionState.CONNECTED)
+        self._start_keepalive(ami)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(ami)
+
+    def _disconnected(self, ami: AMIProtocol) -> None:
+        if self._current is not ami:
+            return
+        self._current = None
+        self._stop_keepalive()
+        reason = ami.lost_reason.getErrorMessage() if ami.lost_reason is not None else "?"
+        self.log.warn("AMI connection lost ({reason}); reconnecting", reason=reason)
+        self._notify_state(ConnectionState.DISCONNECTED)
+
+    # -- keepalive -----------------------------------------------------------------
+
+    def _start_keepalive(self, ami: AMIProtocol) -> None:
+        if self.keepalive_interval <= 0:
+            return
+        loop = LoopingCall(self._send_keepalive, ami)
+        loop.clock = cast(Any, self.clock)
+        self._keepalive = loop
+        loop.start(self.keepalive_interval, now=False).addErrback(
+            lambda f: self.log.failure("AMI keepalive loop failed", failure=f)
+        )
+
+    def _stop_keepalive(self) -> None:
+        loop, self._keepalive = self._keepalive, None
+        if loop is not None and loop.running:
+            loop.stop()
+        ping, self._keepalive_ping = self._keepalive_ping, None
+        if ping is not None:
+            ping.cancel()
+
+    def _send_keepalive(self, ami: AMIProtocol) -> None:
+        if self._keepalive_ping is not None or ami is not self._current:
+            return  # the previous ping is still out; its own timeout decides
+        ping = ami.ping(timeout=self.keepalive_timeout)
+        self._keepalive_ping = ping
+
+        def answered(_: Message) -> None:
+            self._keepalive_ping = None
+
+        def unanswered(failure: Failure) -> None:
+            self._keepalive_ping = None
+            if ami is self._current and not ami.lost:
+                self.log.warn(
+                    "AMI keepalive Ping unanswered ({reason}); dropping the connection",
+                    reason=failure.getErrorMessage(),
+                )
+                ami.drop_connection()
+
+        ping.addCallbacks(answered, unanswered)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _fan_out(self, message: Message) -> None:
+        for observer in self._event_observers:
+            self._call(observer, message, message.event or "?")
+
+    def _notify_state(self, state: ConnectionState) -> None:
+        for observer in self._state_observers:
+            self._call(observer, state, state.value)
+
+    def _call(self, observer: Callable[[Any], object], value: object, what: str) -> None:
+        try:
+            observer(value)
+        except Exception:
+            self.log.failure(
+                "AMI observer {observer!r} failed on {event}", observer=observer, event=what
+            )

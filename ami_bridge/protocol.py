@@ -1,0 +1,644 @@
+"""The AMI client protocol: frames with the codec, correlates, dispatches.
+
+It assigns ActionIDs and turns each response into a Deferred (with a timeout
+from the injected clock), collects event lists, matches AsyncAGI results to
+their CommandID, and hands every event to observers. It makes no domain
+decisions: what a call is, or what to do when a caller hangs up, lives above.
+
+Why the dispatch looks the way it does: a busy Asterisk sends thousands of
+events a second, so the decoder splits a whole read at once and the protocol
+does dictionary look-ups per message, touching header indexes only when some
+request could be waiting for that message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol as TypingProtocol
+from typing import TypeVar, cast
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ami_bridge.agi import AGIResult, decode_result
+from ami_bridge.codec import DEFAULT_MAX_MESSAGE_BYTES, AMIDecoder, Message, encode_action
+from ami_bridge.errors import (
+    ActionFailedError,
+    ActionTimeoutError,
+    AGICommandError,
+    AuthenticationError,
+    ChannelGoneError,
+    ConnectionLostError,
+    HeaderInjectionError,
+    MessageTooLargeError,
+)
+
+T = TypeVar("T")
+
+DEFAULT_ACTION_TIMEOUT_S = 10.0
+DEFAULT_ACTION_ID_PREFIX = "shenava"
+
+# Responses that mean "this action did not happen".
+_FAILED_RESPONSES = frozenset({"error", "failure"})
+# Asterisk's words for an AGI (or any) action on a channel that is gone:
+# "Channel Local/s@caller-queue-00000023;1 does not exist." (transcript 43).
+_GONE_MARKERS = ("does not exist", "no such channel")
+# Time-outs whose answer may still come: remembered so that the late answer
+# (or a late list) is dropped quietly instead of reaching event observers.
+_MAX_ABANDONED_IDS = 1024
+
+EventObserver = Callable[[Message], object]
+
+
+class DelayedCall(TypingProtocol):
+    """What this package uses of ``DelayedCall``."""
+
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class Scheduler(TypingProtocol):
+    """What this package uses of ``IReactorTime``: the reactor or a ``task.Clock``.
+
+    Typed structurally so that both satisfy it without the mypy-zope plugin.
+    """
+
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
+    ) -> DelayedCall: ...
+
+
+class _Transport(TypingProtocol):
+    def write(self, data: bytes) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventList:
+    """A completed AMI event list: the response, its items, and the ``...Complete`` event."""
+
+    response: Message
+    events: list[Message]
+    complete: Message
+
+
+class ListResponse(Message):
+    """The response to an action sent with ``send_action`` that turned out to be a list.
+
+    It is the ``Response: Success`` message, fired only once the list is
+    complete, with the whole list on ``event_list`` so that no item is lost.
+    """
+
+    __slots__ = ("event_list",)
+
+    def __init__(self, event_list: EventList) -> None:
+        super().__init__(event_list.response.headers)
+        self.event_list = event_list
+
+
+@dataclass(slots=True, eq=False)
+class _PendingAction:
+    action: str
+    action_id: str
+    deferred: Deferred[Message] | None = None
+    list_deferred: Deferred[EventList] | None = None
+    is_list: bool = False
+    response: Message | None = None
+    events: list[Message] = field(default_factory=list)
+    timer: DelayedCall | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _PendingAGI:
+    command_id: str
+    channel: str
+    verb: str
+    deferred: Deferred[AGIResult]
+    timer: DelayedCall | None = None
+
+
+def agi_verb(command: str) -> str:
+    """The command's name without its arguments (which may hold a caller's digits)."""
+    words: list[str] = []
+    for word in command.split(None, 2)[:2]:
+        if not word.isalpha():
+            break
+        words.append(word)
+    return " ".join(words) or "AGI"
+
+
+def md5_key(challenge: str, secret: str) -> str:
+    """The ``Key`` of an MD5 login: hex MD5 of challenge followed by secret."""
+    return hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
+
+
+def _cancel_timer(timer: DelayedCall | None) -> None:
+    if timer is not None and timer.active():
+        timer.cancel()
+
+
+class AMIProtocol(Protocol):
+    """One AMI client connection."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: Scheduler,
+        *,
+        action_timeout: float = DEFAULT_ACTION_TIMEOUT_S,
+        action_id_prefix: str = DEFAULT_ACTION_ID_PREFIX,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.clock = clock
+        self.action_timeout = action_timeout
+        self.action_id_prefix = action_id_prefix
+        self._decoder = AMIDecoder(max_message_bytes=max_message_bytes)
+        self._next_id = 0
+        self._pending: dict[str, _PendingAction] = {}
+        self._lists: dict[str, _PendingAction] = {}
+        self._abandoned: set[str] = set()
+        self._abandoned_lists: set[str] = set()
+        self._agi: dict[str, _PendingAGI] = {}
+        self._agi_by_channel: dict[str, dict[str, _PendingAGI]] = {}
+        self._observers: tuple[EventObserver, ...] = ()
+        self._ready_waiters: list[Deferred[str]] = []
+        self._lost_waiters: list[Deferred[None]] = []
+        self._closing = False
+        self.banner: str | None = None
+        self.lost = False
+        self.lost_reason: Failure | None = None
+        self._event_handlers: dict[str, Callable[[Message], None]] = {
+            "AsyncAGIExec": self._on_agi_exec,
+            "AsyncAGIEnd": self._on_channel_gone,
+            "Hangup": self._on_channel_gone,
+            "Rename": self._on_rename,
+        }
+
+    # -- Twisted protocol ------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            messages = self._decoder.feed(data)
+        except MessageTooLargeError as error:
+            self._closing = True
+            if self.banner is None and self._decoder.banner is not None:
+                self._on_banner(self._decoder.banner)
+            self._dispatch_all(error.messages)
+            self.log.error(
+                "AMI peer sent a message of {size} bytes (limit {limit}); closing the connection",
+                size=error.size,
+                limit=error.limit,
+            )
+            self.drop_connection()
+            return
+        if self.banner is None and self._decoder.banner is not None:
+            self._on_banner(self._decoder.banner)
+        self._dispatch_all(messages)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost = True
+        self.lost_reason = reason
+        why = reason.getErrorMessage()
+        pending = list(self._pending.values())
+        agis = list(self._agi.values())
+        ready, self._ready_waiters = self._ready_waiters, []
+        lost, self._lost_waiters = self._lost_waiters, []
+        self._pending.clear()
+        self._lists.clear()
+        self._agi.clear()
+        self._agi_by_channel.clear()
+        self._abandoned.clear()
+        self._abandoned_lists.clear()
+        for action in pending:
+            _cancel_timer(action.timer)
+            error = ConnectionLostError(
+                f"{action.action} ({action.action_id}): connection lost: {why}"
+            )
+            if action.deferred is not None:
+                action.deferred.errback(error)
+            elif action.list_deferred is not None:
+                action.list_deferred.errback(error)
+        for agi in agis:
+            _cancel_timer(agi.timer)
+            agi.deferred.errback(
+                ConnectionLostError(f"AGI {agi.verb} ({agi.command_id}): connection lost: {why}")
+            )
+        for ready_waiter in ready:
+            ready_waiter.errback(ConnectionLostError(f"connection lost before the banner: {why}"))
+        for lost_waiter in lost:
+            lost_waiter.callback(None)
+
+    # -- public API ------------------------------------------------------------
+
+    def when_ready(self) -> Deferred[str]:
+        """Fires with the banner (``Asterisk Call Manager/11.0.0``)."""
+        if self.banner is not None:
+            return succeed(self.banner)
+        if self.lost:
+            return fail(ConnectionLostError("connection lost before the banner"))
+        waiter: Deferred[str] = Deferred()
+        self._ready_waiters.append(waiter)
+        return waiter
+
+    def when_lost(self) -> Deferred[None]:
+        """Fires (with None) once the connection is gone; the reason is ``lost_reason``."""
+        if self.lost:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._lost_waiters.append(waiter)
+        return waiter
+
+    @property
+    def can_send(self) -> bool:
+        return self.transport is not None and not self.lost and not self._closing
+
+    def add_event_observer(self, observer: EventObserver) -> None:
+        self._observers = (*self._observers, observer)
+
+    def remove_event_observer(self, observer: EventObserver) -> None:
+        observers = list(self._observers)
+        if observer in observers:
+            observers.remove(observer)
+        self._observers = tuple(observers)
+
+    def send_action(
+        self,
+        action: str,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Deferred[Message]:
+        """Send one action; fires with its response Message.
+
+        ``Response: Error`` fails with :class:`ActionFailedError` (Asterisk's
+        ``Message`` text on it); no response within ``timeout`` (default: the
+        protocol's) fails with :class:`ActionTimeoutError`.
+        """
+        pending = _PendingAction(action=action, action_id="")
+        deferred: Deferred[Message] = Deferred(lambda _: self._cancel(pending))
+        pending.deferred = deferred
+        return self._start(pending, headers, timeout, deferred)
+
+    def send_list_action(
+        self,
+        action: str,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Deferred[EventList]:
+        """Send an action answered by an event list; fires once the list is complete."""
+        pending = _PendingAction(action=action, action_id="", is_list=True)
+        deferred: Deferred[EventList] = Deferred(lambda _: self._cancel(pending))
+        pending.list_deferred = deferred
+        return self._start(pending, headers, timeout, deferred)
+
+    def login(
+        self, username: str, secret: str, *, md5: bool = True, events: bool = True
+    ) -> Deferred[None]:
+        """Log in (MD5 challenge by default); fails with :class:`AuthenticationError`.
+
+        The secret is only ever written to the transport: never logged, never
+        put in an error.
+        """
+        return Deferred.fromCoroutine(self._login(username, secret, md5=md5, events=events))
+
+    async def _login(self, username: str, secret: str, *, md5: bool, events: bool) -> None:
+        events_value = "on" if events else "off"
+        try:
+            if md5:
+                challenge = await self.send_action("Challenge", [("AuthType", "MD5")])
+                key = md5_key(challenge.get("Challenge", "") or "", secret)
+                headers = [
+                    ("AuthType", "MD5"),
+                    ("Username", username),
+                    ("Key", key),
+                    ("Events", events_value),
+                ]
+            else:
+                headers = [("Username", username), ("Secret", secret), ("Events", events_value)]
+            await self.send_action("Login", headers)
+        except ActionFailedError as error:
+            raise AuthenticationError(
+                f"Asterisk refused the login of {username!r}: {error.message}"
+            ) from None
+        self.log.info("logged in to AMI as {username}", username=username)
+
+    def agi(
+        self,
+        channel: str,
+        command: str,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Deferred[AGIResult]:
+        """Run one AsyncAGI command; fires with its decoded result.
+
+        Fails with :class:`ChannelGoneError` when the channel does not exist or
+        its AGI session ends (``AsyncAGIEnd``) or it hangs up before the
+        result comes; with :class:`AGICommandError` when Asterisk refuses the
+        action for another reason. ``timeout`` None waits as long as the
+        command runs (``GET DATA``, ``EXEC MusicOnHold``).
+        """
+        if command_id is None:
+            command_id = self._new_id("agi")
+        verb = agi_verb(command)
+        if command_id in self._agi:
+            return fail(AGICommandError(f"AGI {verb}: CommandID {command_id!r} is already running"))
+        if not self.can_send:
+            return fail(ConnectionLostError(f"AGI {verb} ({command_id}): not connected"))
+
+        def cancel(_: Deferred[AGIResult]) -> None:
+            self._forget_agi(command_id)
+
+        deferred: Deferred[AGIResult] = Deferred(cancel)
+        pending = _PendingAGI(command_id=command_id, channel=channel, verb=verb, deferred=deferred)
+        self._agi[command_id] = pending
+        self._agi_by_channel.setdefault(channel, {})[command_id] = pending
+        sent = self.send_action(
+            "AGI", [("Channel", channel), ("Command", command), ("CommandID", command_id)]
+        )
+        sent.addErrback(self._agi_action_failed, pending)
+        if timeout is not None and command_id in self._agi:
+            pending.timer = self.clock.callLater(timeout, self._agi_timed_out, pending, timeout)
+        return deferred
+
+    def ping(self, *, timeout: float | None = None) -> Deferred[Message]:
+        return self.send_action("Ping", timeout=timeout)
+
+    def logoff(self, *, timeout: float | None = None) -> Deferred[Message]:
+        """Say goodbye; Asterisk answers ``Response: Goodbye`` and closes the socket."""
+        return self.send_action("Logoff", timeout=timeout)
+
+    @property
+    def pending_count(self) -> int:
+        """Actions and AGI commands still waiting (for metrics and tests)."""
+        return len(self._pending) + len(self._agi)
+
+    # -- sending ---------------------------------------------------------------
+
+    def _new_id(self, kind: str = "") -> str:
+        self._next_id += 1
+        if kind:
+            return f"{self.action_id_prefix}-{kind}-{self._next_id}"
+        return f"{self.action_id_prefix}-{self._next_id}"
+
+    def _start(
+        self,
+        pending: _PendingAction,
+        headers: Sequence[tuple[str, str]],
+        timeout: float | None,
+        deferred: Deferred[T],
+    ) -> Deferred[T]:
+        action = pending.action
+        if any(name.lower() == "actionid" for name, _ in headers):
+            return fail(ValueError(f"{action}: the protocol assigns the ActionID"))
+        if not self.can_send:
+            return fail(ConnectionLostError(f"{action}: not connected"))
+        action_id = self._new_id()
+        try:
+            data = encode_action(action, [*headers, ("ActionID", action_id)])
+        except HeaderInjectionError:
+            # CR/LF/NUL in a header: refused before a byte is written.
+            return fail()
+        pending.action_id = action_id
+        self._pending[action_id] = pending
+        if pending.is_list:
+            self._lists[action_id] = pending
+        delay = self.action_timeout if timeout is None else timeout
+        pending.timer = self.clock.callLater(delay, self._action_timed_out, pending, delay)
+        cast(_Transport, self.transport).write(data)
+        self.log.debug("sent {action} {action_id}", action=action, action_id=action_id)
+        return deferred
+
+    def _cancel(self, pending: _PendingAction) -> None:
+        if self._pending.get(pending.action_id) is pending:
+            self._finish(pending)
+            self._remember_abandoned(pending)
+
+    def _finish(self, pending: _PendingAction) -> None:
+        self._pending.pop(pending.action_id, None)
+        self._lists.pop(pending.action_id, None)
+        _cancel_timer(pending.timer)
+        pending.timer = None
+
+    def _remember_abandoned(self, pending: _PendingAction) -> None:
+        """Remember a given-up action so its late answer is dropped quietly."""
+        ids = self._abandoned_lists if pending.is_list else self._abandoned
+        if len(ids) >= _MAX_ABANDONED_IDS:
+            ids.clear()
+        ids.add(pending.action_id)
+
+    def _action_timed_out(self, pending: _PendingAction, delay: float) -> None:
+        pending.timer = None
+        if self._pending.get(pending.action_id) is not pending:
+            return
+        self._finish(pending)
+        self._remember_abandoned(pending)
+        self.log.warn(
+            "{action} ({action_id}) got no answer within {timeout} s",
+            action=pending.action,
+            action_id=pending.action_id,
+            timeout=delay,
+        )
+        error = ActionTimeoutError(pending.action, pending.action_id, delay)
+        if pending.deferred is not None:
+            pending.deferred.errback(error)
+        elif pending.list_deferred is not None:
+            pending.list_deferred.errback(error)
+
+    def drop_connection(self) -> None:
+        """Abort the connection (a flooding peer, a keepalive that got no answer)."""
+        if self.transport is None:
+            return
+        transport = cast(_Transport, self.transport)
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            transport.loseConnection()
+
+    # -- receiving -------------------------------------------------------------
+
+    def _on_banner(self, banner: str) -> None:
+        self.banner = banner
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for waiter in waiters:
+            waiter.callback(banner)
+
+    def _dispatch_all(self, messages: list[Message]) -> None:
+        for message in messages:
+            if self.lost:
+                return
+            first = message.headers[0][0] if message.headers else ""
+            if first == "Event":
+                self._on_event(message, message.headers[0][1])
+            elif first == "Response":
+                self._on_response(message)
+            else:
+                name = message.event
+                if name is not None:
+                    self._on_event(message, name)
+                elif message.response is not None:
+                    self._on_response(message)
+                else:
+                    self.log.warn("AMI message neither response nor event ignored")
+
+    def _on_response(self, message: Message) -> None:
+        action_id = message.get("ActionID")
+        pending = self._pending.get(action_id) if action_id is not None else None
+        if pending is None:
+            if action_id is not None and (
+                action_id in self._abandoned or action_id in self._abandoned_lists
+            ):
+                self._abandoned.discard(action_id)
+                if (message.get("EventList") or "").lower() == "start":
+                    self._abandoned_lists.add(action_id)
+                self.log.debug("late response to {action_id} ignored", action_id=action_id)
+            else:
+                self.log.debug("response to unknown ActionID {action_id}", action_id=action_id)
+            return
+        failed = (message.response or "").lower() in _FAILED_RESPONSES
+        if not failed and (pending.is_list or (message.get("EventList") or "").lower() == "start"):
+            # The list's answer comes with its ...Complete event.
+            pending.is_list = True
+            pending.response = message
+            self._lists[pending.action_id] = pending
+            return
+        self._finish(pending)
+        if failed:
+            error = ActionFailedError(pending.action, message.get("Message") or "", message)
+            if pending.deferred is not None:
+                pending.deferred.errback(error)
+            elif pending.list_deferred is not None:
+                pending.list_deferred.errback(error)
+        elif pending.deferred is not None:
+            pending.deferred.callback(message)
+        elif pending.list_deferred is not None:
+            # A list action answered without a list: an empty one.
+            pending.list_deferred.callback(EventList(message, [], message))
+
+    def _on_event(self, message: Message, name: str) -> None:
+        if self._lists or self._abandoned_lists:
+            action_id = message.get("ActionID")
+            if action_id is not None and self._take_list_event(message, action_id):
+                return
+        handler = self._event_handlers.get(name)
+        if handler is not None:
+            handler(message)
+        for observer in self._observers:
+            try:
+                observer(message)
+            except Exception:
+                self.log.failure(
+                    "event observer {observer!r} failed on {event}", observer=observer, event=name
+                )
+
+    def _take_list_event(self, message: Message, action_id: str) -> bool:
+        """Keep an event that belongs to a pending (or abandoned) list; True if taken."""
+        pending = self._lists.get(action_id)
+        marker = message.get("EventList")
+        if pending is None:
+            if action_id in self._abandoned_lists:
+                if marker is not None and marker.lower() != "start":
+                    self._abandoned_lists.discard(action_id)
+                return True
+            return False
+        if marker is None or marker.lower() == "start":
+            pending.events.append(message)
+            return True
+        self._finish(pending)
+        response = pending.response if pending.response is not None else message
+        result = EventList(response, pending.events, message)
+        if pending.list_deferred is not None:
+            pending.list_deferred.callback(result)
+        elif pending.deferred is not None:
+            # An action sent with send_action that turned out to be a list.
+            pending.deferred.callback(ListResponse(result))
+        return True
+
+    # -- AsyncAGI --------------------------------------------------------------
+
+    def _on_agi_exec(self, message: Message) -> None:
+        command_id = message.get("CommandID")
+        if command_id is None:
+            return
+        pending = self._forget_agi(command_id)
+        if pending is not None:
+            pending.deferred.callback(decode_result(message.get("Result") or ""))
+
+    def _on_channel_gone(self, message: Message) -> None:
+        if not self._agi_by_channel:
+            return
+        channel = message.get("Channel")
+        if channel is None:
+            return
+        waiting = self._agi_by_channel.get(channel)
+        if not waiting:
+            return
+        event = message.event
+        for pending in list(waiting.values()):
+            self._forget_agi(pending.command_id)
+            pending.deferred.errback(
+                ChannelGoneError(
+                    f"AGI {pending.verb} ({pending.command_id}) on {channel}: "
+                    f"the channel's AGI session ended ({event})"
+                )
+            )
+
+    def _on_rename(self, message: Message) -> None:
+        old, new = message.get("Channel"), message.get("Newname")
+        if old is None or new is None:
+            return
+        waiting = self._agi_by_channel.pop(old, None)
+        if waiting:
+            for pending in waiting.values():
+                pending.channel = new
+            self._agi_by_channel.setdefault(new, {}).update(waiting)
+
+    def _forget_agi(self, command_id: str) -> _PendingAGI | None:
+        pending = self._agi.pop(command_id, None)
+        if pending is None:
+            return None
+        _cancel_timer(pending.timer)
+        pending.timer = None
+        by_channel = self._agi_by_channel.get(pending.channel)
+        if by_channel is not None:
+            by_channel.pop(command_id, None)
+            if not by_channel:
+                del self._agi_by_channel[pending.channel]
+        return pending
+
+    def _agi_action_failed(self, failure: Failure, pending: _PendingAGI) -> None:
+        if self._agi.get(pending.command_id) is not pending:
+            return None  # already answered, gone or cancelled
+        self._forget_agi(pending.command_id)
+        error = failure.value
+        if isinstance(error, ActionFailedError):
+            text = error.message
+            where = f"AGI {pending.verb} ({pending.command_id}) on {pending.channel}: {text}"
+            if any(marker in text.lower() for marker in _GONE_MARKERS):
+                pending.deferred.errback(ChannelGoneError(where))
+            else:
+                pending.deferred.errback(AGICommandError(where))
+            return None
+        pending.deferred.errback(failure)
+        return None
+
+    def _agi_timed_out(self, pending: _PendingAGI, timeout: float) -> None:
+        pending.timer = None
+        if self._forget_agi(pending.command_id) is None:
+            return
+        pending.deferred.errback(
+            ActionTimeoutError(f"AGI {pending.verb}", pending.command_id, timeout)
+        )

@@ -1,0 +1,622 @@
+"""Channels and calls, followed from AMI events; typed events out.
+
+Pure: ``handle(message, now)`` and ``resync(items, now)`` update the state and
+return the events they produce (also handed to subscribers). No I/O, no clock.
+
+Facts from the captures it relies on: every channel event carries
+``Uniqueid`` and ``Linkedid``; a Local channel's two halves (``...;1`` and
+``...;2``) are separate channels created together; a channel's ``Linkedid``
+can change mid-call (transcript 43: the originated agent leg's ``;1`` takes
+the caller's Linkedid once bridged), so it moves to the caller's call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from twisted.logger import Logger
+
+from ami_bridge.agi import decode_env
+from ami_bridge.codec import Message
+from ami_bridge.events import (
+    AgiSessionEnded,
+    AgiSessionStarted,
+    BridgeJoined,
+    BridgeLeft,
+    CallAdopted,
+    CallArrived,
+    CallEnded,
+    CallerIdChanged,
+    ChannelAdopted,
+    ChannelCreated,
+    ChannelHungUp,
+    ChannelRelinked,
+    ChannelStateChanged,
+    DialEnded,
+    DialStarted,
+    DtmfReceived,
+    OriginateFinished,
+    TrackerEvent,
+    VariableSet,
+)
+from ami_bridge.protocol import Scheduler
+
+Subscriber = Callable[[TrackerEvent], object]
+_UNKNOWN = "<unknown>"
+
+
+@dataclass(slots=True, eq=False)
+class Channel:
+    uniqueid: str
+    name: str
+    linkedid: str
+    state: int
+    state_desc: str
+    caller_num: str
+    caller_name: str
+    context: str
+    exten: str
+    created_at: float
+    adopted: bool = False
+    local_peer: str | None = None
+    bridge_id: str | None = None
+    in_agi: bool = False
+    application: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """Everything sharing one Linkedid: the caller's channel and those it led to."""
+
+    linkedid: str
+    started_at: float
+    adopted: bool = False
+    channels: dict[str, Channel] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> Channel | None:
+        """The channel that started the call (Uniqueid == Linkedid), if still up."""
+        return self.channels.get(self.linkedid)
+
+
+def _local_half(name: str) -> tuple[str, str] | None:
+    """``Local/x@ctx-0000000a;1`` -> (``Local/x@ctx-0000000a``, ``1``)."""
+    if name.startswith("Local/") and len(name) > 2 and name[-2] == ";":
+        return name[:-2], name[-1]
+    return None
+
+
+def _caller(value: str | None) -> str:
+    """Caller ID as sent, with Asterisk's ``<unknown>`` as ""."""
+    return "" if not value or value == _UNKNOWN else value
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default
+
+
+def _hms(value: str | None) -> float:
+    """``00:01:05`` -> 65.0 (CoreShowChannel ``Duration``)."""
+    if not value:
+        return 0.0
+    total = 0.0
+    for part in value.split(":"):
+        total = total * 60 + _int(part)
+    return total
+
+
+class CallTracker:
+    log = Logger()
+
+    def __init__(self) -> None:
+        self.channels: dict[str, Channel] = {}
+        self.calls: dict[str, Call] = {}
+        self._by_name: dict[str, str] = {}
+        self._locals: dict[str, dict[str, str]] = {}
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._handlers: dict[str, Callable[[Message, float, list[TrackerEvent]], None]] = {
+            "Newchannel": self._on_newchannel,
+            "Newstate": self._on_newstate,
+            "Hangup": self._on_hangup,
+            "DialBegin": self._on_dial_begin,
+            "DialEnd": self._on_dial_end,
+            "BridgeEnter": self._on_bridge_enter,
+            "BridgeLeave": self._on_bridge_leave,
+            "VarSet": self._on_varset,
+            "DTMFEnd": self._on_dtmf_end,
+            "AsyncAGIStart": self._on_agi_start,
+            "AsyncAGIEnd": self._on_agi_end,
+            "OriginateResponse": self._on_originate_response,
+            "NewCallerid": self._on_new_callerid,
+            "Rename": self._on_rename,
+        }
+
+    # -- subscribers -----------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers = (*self._subscribers, subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+
+    def _emit(self, events: list[TrackerEvent]) -> list[TrackerEvent]:
+        for event in events:
+            for subscriber in self._subscribers:
+                try:
+                    subscriber(event)
+                except Exception:
+                    self.log.failure(
+                        "tracker subscriber {subscriber!r} failed on {event}",
+                        subscriber=subscriber,
+                        event=type(event).__name__,
+                    )
+        return events
+
+    # -- look-ups ----------------------------------------------------------------------
+
+    def channel(self, uniqueid: str) -> Channel | None:
+        return self.channels.get(uniqueid)
+
+    def channel_by_name(self, name: str) -> Channel | None:
+        uniqueid = self._by_name.get(name)
+        return self.channels.get(uniqueid) if uniqueid is not None else None
+
+    def call(self, linkedid: str) -> Call | None:
+        return self.calls.get(linkedid)
+
+    def call_of(self, uniqueid: str) -> Call | None:
+        channel = self.channels.get(uniqueid)
+        return self.calls.get(channel.linkedid) if channel is not None else None
+
+    # -- input -------------------------------------------------------------------------
+
+    def handle(self, message: Message, now: float) -> list[TrackerEvent]:
+        """Apply one AMI event; return (and publish) the domain events it caused."""
+        name = message.event
+        handler = self._handlers.get(name) if name is not None else None
+        if handler is None:
+            return []
+        events: list[TrackerEvent] = []
+        handler(message, now, events)
+        return self._emit(events)
+
+    def resync(self, items: Iterable[Message], now: float) -> list[TrackerEvent]:
+        """Reconcile with a ``CoreShowChannels`` list taken after a (re)connection.
+
+        Channels not known are adopted (``ChannelAdopted``, and ``CallAdopted``
+        for a call not known: never ``CallArrived``, so nothing is counted
+        twice); channels known but absent hung up while we were away.
+        """
+        events: list[TrackerEvent] = []
+        present: set[str] = set()
+        new_calls: dict[str, Call] = {}
+        adopted: list[Channel] = []
+        for item in items:
+            uniqueid = item.get("Uniqueid")
+            if not uniqueid:
+                continue
+            present.add(uniqueid)
+            linkedid = item.get("Linkedid") or uniqueid
+            known = self.channels.get(uniqueid)
+            if known is not None:
+                self._relink(known, linkedid, now, events)
+                known.state = _int(item.get("ChannelState"), known.state)
+                known.state_desc = item.get("ChannelStateDesc") or known.state_desc
+                known.application = item.get("Application") or known.application
+                continue
+            started = now - _hms(item.get("Duration"))
+            call = self.calls.get(linkedid)
+            if call is None:
+                call = Call(linkedid=linkedid, started_at=started, adopted=True)
+                self.calls[linkedid] = call
+                new_calls[linkedid] = call
+            elif call.adopted:
+                call.started_at = min(call.started_at, started)
+            channel = self._add_channel(item, uniqueid, linkedid, started, adopted=True)
+            channel.application = item.get("Application") or ""
+            channel.in_agi = channel.application == "AGI"
+            channel.bridge_id = item.get("BridgeId") or None
+            adopted.append(channel)
+        for channel in adopted:
+            self._link_local(channel)
+        for call in new_calls.values():
+            events.append(
+                CallAdopted(
+                    at=now,
+                    linkedid=call.linkedid,
+                    uniqueids=tuple(call.channels),
+                    started_at=call.started_at,
+                )
+            )
+        for channel in adopted:
+            events.append(
+                ChannelAdopted(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=channel.linkedid,
+                    channel=channel.name,
+                    state=channel.state,
+                    application=channel.application,
+                    caller_num=channel.caller_num,
+                    local_peer=channel.local_peer,
+                )
+            )
+        for uniqueid in [u for u in self.channels if u not in present]:
+            self._remove(self.channels[uniqueid], now, None, "", events, missed=True)
+        return self._emit(events)
+
+    # -- state helpers -----------------------------------------------------------------
+
+    def _add_channel(
+        self, message: Message, uniqueid: str, linkedid: str, now: float, *, adopted: bool
+    ) -> Channel:
+        get = message.get
+        channel = Channel(
+            uniqueid=uniqueid,
+            name=get("Channel") or "",
+            linkedid=linkedid,
+            state=_int(get("ChannelState")),
+            state_desc=get("ChannelStateDesc") or "",
+            caller_num=_caller(get("CallerIDNum")),
+            caller_name=_caller(get("CallerIDName")),
+            context=get("Context") or "",
+            exten=get("Exten") or "",
+            created_at=now,
+            adopted=adopted,
+        )
+        self.channels[uniqueid] = channel
+        self._by_name[channel.name] = uniqueid
+        self.calls[linkedid].channels[uniqueid] = channel
+        half = _local_half(channel.name)
+        if half is not None:
+            self._locals.setdefault(half[0], {})[half[1]] = uniqueid
+        return channel
+
+    def _link_local(self, channel: Channel) -> None:
+        half = _local_half(channel.name)
+        if half is None:
+            return
+        other = self._locals.get(half[0], {}).get("2" if half[1] == "1" else "1")
+        if other is not None and other in self.channels:
+            channel.local_peer = other
+            self.channels[other].local_peer = channel.uniqueid
+
+    def _known(self, message: Message, now: float, events: list[TrackerEvent]) -> Channel | None:
+        """The channel an event is about, moved to its call if its Linkedid changed."""
+        uniqueid = message.get("Uniqueid")
+        channel = self.channels.get(uniqueid) if uniqueid is not None else None
+        if channel is not None:
+            linkedid = message.get("Linkedid")
+            if linkedid and linkedid != channel.linkedid:
+                self._relink(channel, linkedid, now, events)
+        return channel
+
+    def _relink(
+        self, channel: Channel, linkedid: str, now: float, events: list[TrackerEvent]
+    ) -> None:
+        previous = channel.linkedid
+        if linkedid == previous:
+            return
+        old = self.calls.get(previous)
+        if old is not None:
+            old.channels.pop(channel.uniqueid, None)
+        new = self.calls.get(linkedid)
+        if new is None:
+            new = Call(linkedid=linkedid, started_at=now, adopted=channel.adopted)
+            self.calls[linkedid] = new
+        new.channels[channel.uniqueid] = channel
+        channel.linkedid = linkedid
+        events.append(
+            ChannelRelinked(
+                at=now,
+                uniqueid=channel.uniqueid,
+                linkedid=linkedid,
+                channel=channel.name,
+                previous_linkedid=previous,
+            )
+        )
+        if old is not None and not old.channels:
+            del self.calls[previous]
+            events.append(
+                CallEnded(at=now, linkedid=previous, started_at=old.started_at, adopted=old.adopted)
+            )
+
+    def _remove(
+        self,
+        channel: Channel,
+        now: float,
+        cause: int | None,
+        cause_txt: str,
+        events: list[TrackerEvent],
+        *,
+        missed: bool = False,
+    ) -> None:
+        del self.channels[channel.uniqueid]
+        if self._by_name.get(channel.name) == channel.uniqueid:
+            del self._by_name[channel.name]
+        half = _local_half(channel.name)
+        if half is not None:
+            halves = self._locals.get(half[0])
+            if halves is not None:
+                halves.pop(half[1], None)
+                if not halves:
+                    del self._locals[half[0]]
+        events.append(
+            ChannelHungUp(
+                at=now,
+                uniqueid=channel.uniqueid,
+                linkedid=channel.linkedid,
+                channel=channel.name,
+                cause=cause,
+                cause_txt=cause_txt,
+                missed=missed,
+            )
+        )
+        call = self.calls.get(channel.linkedid)
+        if call is not None:
+            call.channels.pop(channel.uniqueid, None)
+            if not call.channels:
+                del self.calls[call.linkedid]
+                events.append(
+                    CallEnded(
+                        at=now,
+                        linkedid=call.linkedid,
+                        started_at=call.started_at,
+                        adopted=call.adopted,
+                        missed=missed,
+                    )
+                )
+
+    # -- handlers ------------------------------------------------------------------------
+
+    def _on_newchannel(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        uniqueid = message.get("Uniqueid")
+        if not uniqueid or uniqueid in self.channels:
+            return
+        linkedid = message.get("Linkedid") or uniqueid
+        call = self.calls.get(linkedid)
+        arrived = call is None
+        if call is None:
+            call = Call(linkedid=linkedid, started_at=now)
+            self.calls[linkedid] = call
+        channel = self._add_channel(message, uniqueid, linkedid, now, adopted=False)
+        self._link_local(channel)
+        if arrived:
+            events.append(
+                CallArrived(
+                    at=now,
+                    uniqueid=uniqueid,
+                    linkedid=linkedid,
+                    channel=channel.name,
+                    caller_num=channel.caller_num,
+                    caller_name=channel.caller_name,
+                    context=channel.context,
+                    exten=channel.exten,
+                )
+            )
+        events.append(
+            ChannelCreated(
+                at=now,
+                uniqueid=uniqueid,
+                linkedid=linkedid,
+                channel=channel.name,
+                state=channel.state,
+                local_peer=channel.local_peer,
+            )
+        )
+
+    def _on_newstate(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        state = _int(message.get("ChannelState"), channel.state)
+        previous = channel.state
+        channel.state = state
+        channel.state_desc = message.get("ChannelStateDesc") or channel.state_desc
+        if state != previous:
+            events.append(
+                ChannelStateChanged(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=channel.linkedid,
+                    channel=channel.name,
+                    state=state,
+                    state_desc=channel.state_desc,
+                    previous=previous,
+                )
+            )
+
+    def _on_hangup(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        cause = _int(message.get("Cause"))
+        self._remove(channel, now, cause, message.get("Cause-txt") or "", events)
+
+    def _dial_parties(self, message: Message) -> tuple[str | None, str, str, str]:
+        caller = message.get("Uniqueid")
+        dest = message.get("DestUniqueid") or ""
+        linkedid = message.get("DestLinkedid") or message.get("Linkedid") or dest
+        return caller, dest, message.get("DestChannel") or "", linkedid
+
+    def _on_dial_begin(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        self._known(message, now, events)
+        caller, dest, dest_channel, linkedid = self._dial_parties(message)
+        events.append(
+            DialStarted(
+                at=now,
+                caller_uniqueid=caller,
+                dest_uniqueid=dest,
+                dest_channel=dest_channel,
+                linkedid=linkedid,
+                dial_string=message.get("DialString") or "",
+            )
+        )
+
+    def _on_dial_end(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        self._known(message, now, events)
+        caller, dest, dest_channel, linkedid = self._dial_parties(message)
+        events.append(
+            DialEnded(
+                at=now,
+                caller_uniqueid=caller,
+                dest_uniqueid=dest,
+                dest_channel=dest_channel,
+                linkedid=linkedid,
+                status=message.get("DialStatus") or "",
+            )
+        )
+
+    def _on_bridge_enter(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        bridge_id = message.get("BridgeUniqueid") or ""
+        channel.bridge_id = bridge_id
+        events.append(
+            BridgeJoined(
+                at=now,
+                uniqueid=channel.uniqueid,
+                linkedid=channel.linkedid,
+                channel=channel.name,
+                bridge_id=bridge_id,
+                members=_int(message.get("BridgeNumChannels")),
+            )
+        )
+
+    def _on_bridge_leave(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        channel.bridge_id = None
+        events.append(
+            BridgeLeft(
+                at=now,
+                uniqueid=channel.uniqueid,
+                linkedid=channel.linkedid,
+                channel=channel.name,
+                bridge_id=message.get("BridgeUniqueid") or "",
+                members=_int(message.get("BridgeNumChannels")),
+            )
+        )
+
+    def _on_varset(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        name = message.get("Variable") or ""
+        value = message.get("Value") or ""
+        channel.variables[name] = value
+        events.append(
+            VariableSet(
+                at=now,
+                uniqueid=channel.uniqueid,
+                linkedid=channel.linkedid,
+                channel=channel.name,
+                name=name,
+                value=value,
+            )
+        )
+
+    def _on_dtmf_end(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        events.append(
+            DtmfReceived(
+                at=now,
+                uniqueid=channel.uniqueid,
+                linkedid=channel.linkedid,
+                channel=channel.name,
+                digit=message.get("Digit") or "",
+                duration_ms=_int(message.get("DurationMs")),
+                direction=message.get("Direction") or "",
+            )
+        )
+
+    def _on_agi_start(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        channel.in_agi = True
+        events.append(
+            AgiSessionStarted(
+                at=now,
+                uniqueid=channel.uniqueid,
+                linkedid=channel.linkedid,
+                channel=channel.name,
+                env=decode_env(message.get("Env") or ""),
+            )
+        )
+
+    def _on_agi_end(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        channel.in_agi = False
+        events.append(
+            AgiSessionEnded(
+                at=now, uniqueid=channel.uniqueid, linkedid=channel.linkedid, channel=channel.name
+            )
+        )
+
+    def _on_originate_response(
+        self, message: Message, now: float, events: list[TrackerEvent]
+    ) -> None:
+        uniqueid = message.get("Uniqueid")
+        if not uniqueid or uniqueid in (_UNKNOWN, "<null>"):
+            uniqueid = None
+        events.append(
+            OriginateFinished(
+                at=now,
+                action_id=message.get("ActionID") or "",
+                success=(message.get("Response") or "").lower() == "success",
+                reason=_int(message.get("Reason")),
+                uniqueid=uniqueid,
+                channel=message.get("Channel") or "",
+            )
+        )
+
+    def _on_new_callerid(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        if channel is None:
+            return
+        channel.caller_num = _caller(message.get("CallerIDNum"))
+        channel.caller_name = _caller(message.get("CallerIDName"))
+        events.append(
+            CallerIdChanged(
+                at=now,
+                uniqueid=channel.uniqueid,
+                linkedid=channel.linkedid,
+                channel=channel.name,
+                caller_num=channel.caller_num,
+                caller_name=channel.caller_name,
+            )
+        )
+
+    def _on_rename(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
+        channel = self._known(message, now, events)
+        new_name = message.get("Newname")
+        if channel is None or not new_name:
+            return
+        self._by_name.pop(channel.name, None)
+        channel.name = new_name
+        self._by_name[new_name] = channel.uniqueid
+
+
+class _EventSource(Protocol):
+    def add_event_observer(self, observer: Callable[[Message], object]) -> None: ...
+
+    def add_resync_observer(self, observer: Callable[[list[Message]], object]) -> None: ...
+
+
+def attach_tracker(tracker: CallTracker, source: _EventSource, clock: Scheduler) -> None:
+    """Feed a tracker from an ``AMIConnection``: events live, resync after each login."""
+    source.add_event_observer(lambda message: tracker.handle(message, clock.seconds()))
+    source.add_resync_observer(lambda items: tracker.resync(items, clock.seconds()))
