@@ -1,0 +1,1 @@
+"""Prompt texts, one TOML file per language (package data; see ``ivr.prompts``)."""

@@ -1,0 +1,388 @@
+"""The AsyncAGI runner: executes the menu machine's commands on one call's channel.
+
+One runner per call. The composition root makes it on ``AsyncAGIStart`` with an
+``AGIChannel`` bound to the channel, calls ``run``, and forwards two things it
+sees on AMI for that channel: ``DTMFEnd`` (``Direction: Received``) to
+``dtmf_received``, and ``Hangup``/``AsyncAGIEnd`` to ``channel_hung_up``.
+
+Why DTMFEnd: Asterisk hands a key to an AGI command only while one that reads
+keys runs (``GET DATA``, ``STREAM FILE`` with escape digits, ``RECORD FILE``);
+keys pressed between commands, or during ``SET VARIABLE`` or a prompt that may
+not be interrupted, are dropped. The runner keeps those as type-ahead and gives
+them to the machine at the next ``Collect`` instead of running ``GET DATA``.
+While a key-reading command runs, DTMFEnd is ignored: the key comes back in
+that command's result.
+
+Hang-ups show up three ways: a command ends with ``result=-1``, a command is
+refused with ``ChannelGoneError``, or ``channel_hung_up`` is called while the
+runner waits. ``STREAM FILE`` and ``SAY DIGITS`` also answer ``result=-1`` when
+a sound file is missing; a ``-1`` from them with nothing played (``endpos=0``,
+or from ``SAY DIGITS``) is logged and the call carries on, and the next command
+tells a hang-up from a missing file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar, cast
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ami_bridge.agi import AGIResult, quote_argument
+from ami_bridge.errors import AMIError, ChannelGoneError
+from ivr.errors import OutcomeNotDeliveredError
+from ivr.machine import (
+    CHANNEL_LANGUAGE,
+    Collect,
+    Command,
+    Digits,
+    EndCall,
+    Failed,
+    Finish,
+    HungUp,
+    Input,
+    LookupComplaint,
+    LookupResult,
+    MenuMachine,
+    Outcome,
+    Play,
+    Record,
+    Recorded,
+    SayDigits,
+    SetVariable,
+    Start,
+    State,
+    Timeout,
+)
+from ivr.prompts import SOUND_FOLDER
+
+ESCAPE_DIGITS = "0123456789*#"
+SILENCE = "silence/1"
+"""Asterisk's core sound of one second of silence: the prompt of a GET DATA that carries on a number."""
+LOOKUP_TIMEOUT_S = 5.0
+MAX_TYPE_AHEAD = 32
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    """What the runner uses of ``IReactorTime`` (the reactor or a ``task.Clock``), typed structurally."""
+
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, callable: Callable[..., object], *args: object, **kw: object) -> Any: ...
+
+
+class AGIChannel(Protocol):
+    """One call's channel as the runner sees it; the AMI protocol's ``agi(channel, command)`` adapts to it."""
+
+    def execute(self, command: str) -> Deferred[AGIResult]:
+        """Run one AGI command; fire with its result, or fail (``ChannelGoneError`` when the caller is gone)."""
+        ...
+
+
+class OutcomeSink(Protocol):
+    """Where an outcome goes: the waiting line, the voicemail store, the callback flags."""
+
+    def on_outcome(self, outcome: Outcome) -> Deferred[None] | None: ...
+
+
+ComplaintLookup = Callable[[str], Deferred[str | None]]
+"""Fires with the complaint's status key (``"in_progress"``), or None if there is no such complaint."""
+
+
+class _Gone:
+    """The caller hung up while the runner waited."""
+
+
+_GONE = _Gone()
+
+
+class _CommandFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class IVRRunner:
+    """Runs the menus for one call: machine commands out, AGI results in."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        machine: MenuMachine,
+        channel: AGIChannel,
+        clock: Clock,
+        sink: OutcomeSink,
+        lookup_complaint: ComplaintLookup,
+        *,
+        channel_language: str = "en",
+        sound_folder: str = SOUND_FOLDER,
+        lookup_timeout_s: float = LOOKUP_TIMEOUT_S,
+    ) -> None:
+        self._machine = machine
+        self._channel = channel
+        self._clock = clock
+        self._sink = sink
+        self._lookup = lookup_complaint
+        self._channel_language = channel_language
+        self._folder = sound_folder
+        self._lookup_timeout_s = lookup_timeout_s
+        self._type_ahead = ""
+        self._reads_keys = False
+        self._gone = False
+        self._ending = False
+        self._done = False
+        self._waiter: Deferred[Any] | None = None
+        self._call_id = ""
+        self.state: State | None = None
+
+    # -- what the composition root calls ------------------------------------
+
+    def run(self, call_id: str, caller_number: str, variables: Mapping[str, str] | None = None) -> Deferred[Outcome]:
+        """Walk the menus; fires with the outcome once the sink has taken it."""
+        self._call_id = call_id
+        start = Start(self._clock.seconds(), caller_number, call_id, dict(variables or {}))
+        return Deferred.fromCoroutine(self._run(start))
+
+    def dtmf_received(self, digit: str) -> None:
+        """A ``DTMFEnd`` (received) on this channel."""
+        if self._done or self._gone or self._reads_keys:
+            return
+        if len(digit) == 1 and digit in ESCAPE_DIGITS and len(self._type_ahead) < MAX_TYPE_AHEAD:
+            self._type_ahead += digit
+
+    def channel_hung_up(self) -> None:
+        """The channel hung up (``Hangup`` or ``AsyncAGIEnd`` seen); stop waiting on it."""
+        if self._ending or self._done:
+            return
+        self._gone = True
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.called:
+            waiter.callback(_GONE)
+
+    # -- the loop -----------------------------------------------------------
+
+    async def _run(self, start: Start) -> Outcome:
+        step = self._machine.start(start)
+        self.state = step.state
+        commands = step.commands
+        self.log.info("IVR started for call {call_id}", call_id=self._call_id)
+        while True:
+            result = await self._execute(commands)
+            if isinstance(result, Outcome):
+                break
+            step = self._machine.step(self.state, result)
+            self.state = step.state
+            commands = step.commands
+            if not commands:
+                # The machine ignored the input: a bug in this runner, not the caller's fault.
+                step = self._machine.step(self.state, Failed(self._now(), "machine gave no command"))
+                self.state = step.state
+                commands = step.commands
+        self._done = True
+        self.log.info(
+            "IVR ended for call {call_id}: {requested} ({ended}) via {path}",
+            call_id=self._call_id, requested=result.requested.value, ended=result.ended.value,
+            path="/".join(result.path),
+        )
+        try:
+            delivered = self._sink.on_outcome(result)
+            if delivered is not None:
+                await delivered
+        except Exception as exc:
+            self.log.failure(
+                "outcome sink failed for call {call_id}", Failure(), call_id=self._call_id
+            )
+            raise OutcomeNotDeliveredError(result) from exc
+        return result
+
+    async def _execute(self, commands: tuple[Command, ...]) -> Input | Outcome:
+        """Run commands up to the one that waits; return the machine's next input."""
+        for command in commands:
+            if self._gone and not isinstance(command, Finish):
+                return HungUp(self._now())
+            try:
+                answer = await self._one(command)
+            except _CommandFailed as exc:
+                self.log.warn(
+                    "AGI failed on call {call_id}: {reason}", call_id=self._call_id, reason=exc.reason
+                )
+                return Failed(self._now(), exc.reason)
+            if answer is not None:
+                return answer
+        return Failed(self._now(), "the machine's commands did not end in one that waits")
+
+    async def _one(self, command: Command) -> Input | Outcome | None:
+        match command:
+            case Finish(outcome=outcome):
+                return outcome
+            case Play(prompt=prompt, lang=lang, interruptible=interruptible):
+                if interruptible and self._type_ahead:
+                    return None  # the caller is ahead of this prompt
+                await self._use_language(lang)
+                if interruptible and self._type_ahead:
+                    return None  # keys pressed while the language changed
+                escape = ESCAPE_DIGITS if interruptible else ""
+                result = await self._agi(f"STREAM FILE {self._folder}/{prompt} {quote_argument(escape)}", interruptible)
+                return self._played(result, prompt)
+            case SayDigits(digits=digits, lang=lang, interruptible=interruptible):
+                if (interruptible and self._type_ahead) or not digits:
+                    return None
+                await self._use_language(lang)
+                if interruptible and self._type_ahead:
+                    return None
+                escape = ESCAPE_DIGITS if interruptible else ""
+                result = await self._agi(f"SAY DIGITS {digits} {quote_argument(escape)}", interruptible)
+                return self._played(result, "digits")
+            case SetVariable(name=name, value=value):
+                result = await self._agi(f"SET VARIABLE {name} {_quoted(value)}", False)
+                if isinstance(result, _Gone):
+                    return HungUp(self._now())
+                if name == CHANNEL_LANGUAGE:
+                    self._channel_language = value
+                return None
+            case Collect():
+                return await self._collect(command)
+            case LookupComplaint(reference=reference):
+                return await self._lookup_complaint(reference)
+            case Record():
+                return await self._record(command)
+            case EndCall():
+                self._ending = True
+                try:
+                    await self._agi("HANGUP", False)
+                except _CommandFailed:
+                    pass  # the call is ending either way
+                return None
+        raise AssertionError(f"unknown command {command!r}")
+
+    def _played(self, result: AGIResult | _Gone, what: str) -> Input | None:
+        if isinstance(result, _Gone):
+            return HungUp(self._now())
+        if result.hung_up:
+            endpos = result.endpos
+            if endpos:  # it was playing: only a hang-up stops it with -1
+                return HungUp(self._now())
+            self.log.warn(
+                "could not play {sound} on call {call_id} (missing sound file, or the caller hung up)",
+                sound=what, call_id=self._call_id,
+            )
+            return None
+        if result.dtmf:
+            self._type_ahead += result.dtmf
+        return None
+
+    async def _collect(self, command: Collect) -> Input:
+        if self._type_ahead:
+            typed, self._type_ahead = self._type_ahead, ""
+            return Digits(self._now(), typed)
+        await self._use_language(command.lang)
+        prompt = SILENCE if command.prompt is None else f"{self._folder}/{command.prompt}"
+        timeout_ms = int(round(command.timeout_s * 1000))
+        result = await self._agi(f"GET DATA {prompt} {timeout_ms} {command.max_digits}", True)
+        if isinstance(result, _Gone) or result.hung_up:
+            return HungUp(self._now())
+        digits = result.digits
+        if not digits:
+            # "result= (timeout)" is silence; a bare "result=" is "#" pressed alone.
+            return Timeout(self._now()) if result.timed_out else Digits(self._now(), "#")
+        if len(digits) < command.max_digits:
+            digits += "#"  # GET DATA stopped early ("#" or a pause): the number is complete
+        return Digits(self._now(), digits)
+
+    async def _lookup_complaint(self, reference: str) -> Input:
+        lookup = self._lookup(reference)
+        lookup.addTimeout(self._lookup_timeout_s, cast(Any, self._clock))
+        try:
+            status = await self._wait(lookup)
+        except Exception as exc:
+            self.log.warn(
+                "complaint look-up failed on call {call_id}: {error!r}", call_id=self._call_id, error=exc
+            )
+            return LookupResult(self._now(), None, failed=True)
+        if isinstance(status, _Gone):
+            return HungUp(self._now())
+        return LookupResult(self._now(), status)
+
+    async def _record(self, command: Record) -> Input:
+        timeout_ms = int(round(command.max_duration_s * 1000))
+        parts = [
+            "RECORD FILE", command.name, command.format, quote_argument(command.escape),
+            str(timeout_ms), "0",
+        ]
+        if command.beep:
+            parts.append("BEEP")
+        if command.silence_s > 0:
+            parts.append(f"s={int(round(command.silence_s))}")
+        result = await self._agi(" ".join(parts), True)
+        if isinstance(result, _Gone):
+            return Recorded(self._now(), ok=True, caller_hung_up=True)
+        if result.hung_up:
+            if result.data == "writefile":
+                return Recorded(self._now(), ok=False)
+            return Recorded(self._now(), ok=True, caller_hung_up=True)
+        return Recorded(self._now(), ok=True)
+
+    async def _use_language(self, lang: str) -> None:
+        """Asterisk finds sounds by the channel's language; switch it when a prompt needs another."""
+        if lang != self._channel_language:
+            self._channel_language = lang
+            await self._agi(f"SET VARIABLE {CHANNEL_LANGUAGE} {_quoted(lang)}", False)
+
+    # -- AGI plumbing -----------------------------------------------------
+
+    async def _agi(self, command: str, reads_keys: bool) -> AGIResult | _Gone:
+        if self._gone:
+            return _GONE
+        self._reads_keys = reads_keys
+        try:
+            result = await self._wait(self._channel.execute(command))
+        except ChannelGoneError:
+            self._gone = True
+            return _GONE
+        except AMIError as exc:
+            raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
+        finally:
+            self._reads_keys = False
+        if isinstance(result, _Gone):
+            return result
+        if not result.ok:
+            raise _CommandFailed(f"{command.split(' ', 2)[:2]} answered {result.code} {result.data or ''}")
+        return result
+
+    async def _wait(self, deferred: Deferred[T]) -> T | _Gone:
+        """Wait for ``deferred`` unless the caller hangs up first; a late answer is dropped."""
+        if self._gone:
+            deferred.addErrback(lambda _failure: None)
+            return _GONE
+        waiter: Deferred[T | _Gone] = Deferred()
+        self._waiter = waiter
+
+        def relay(value: T) -> None:
+            if not waiter.called:
+                waiter.callback(value)
+
+        def relay_failure(failure: Failure) -> None:
+            if not waiter.called:
+                waiter.errback(failure)
+
+        deferred.addCallbacks(relay, relay_failure)
+        try:
+            return await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    def _now(self) -> float:
+        return self._clock.seconds()
+
+
+def _quoted(value: str) -> str:
+    """An AGI argument in double quotes, as ``SET VARIABLE X "value"``."""
+    if any(c in value for c in "\r\n\x00"):
+        raise ValueError("an AGI argument cannot hold CR, LF or NUL")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
