@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 
 from ami_bridge.errors import HeaderInjectionError, MessageTooLargeError
 
@@ -27,6 +28,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 
+_partition = str.partition
+_SEPS = repeat(": ")
+_new_message = object.__new__
+
 Header = tuple[str, str]
 
 
@@ -36,26 +41,74 @@ class Message:
     Look-ups by name ignore case (Asterisk sends ``CommandId`` in
     ``AsyncAGIExec`` for the ``CommandID`` it was given) and return the first
     value; ``get_all`` returns every value of a repeated header.
+
+    A message made by the decoder keeps its decoded text and splits it into
+    headers on first use. The kind of a message (``event``/``response``) comes
+    from its first line alone, so an event nobody handles costs its framing
+    and decoding, not a header-by-header parse.
     """
 
-    __slots__ = ("headers", "_index")
+    __slots__ = ("_text", "_headers", "_index")
+
+    _text: str
+    _headers: tuple[Header, ...] | None
+    _index: dict[str, str]
 
     def __init__(self, headers: Sequence[Header]) -> None:
-        self.headers: tuple[Header, ...] = tuple(headers)
-        self._index: dict[str, str] | None = None
+        self._headers = tuple(headers)
+        self._text = ""
+        # ``_index`` is left unset until the first look-up (see ``_lookup``).
 
     @classmethod
     def of(cls, *headers: Header) -> Message:
         return cls(headers)
 
+    @classmethod
+    def from_text(cls, text: str) -> Message:
+        """A message from the text of one block (no blank line in it)."""
+        message = _new_message(cls)
+        message._text = text
+        message._headers = None
+        return message
+
+    @property
+    def headers(self) -> tuple[Header, ...]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = _parse_headers(self._text)
+        return headers
+
+    def _first(self) -> Header:
+        headers = self._headers
+        if headers is None:
+            text = self._text
+            end = text.find("\r\n")
+            name, _, value = (text if end < 0 else text[:end]).partition(": ")
+            return name, value
+        return headers[0] if headers else ("", "")
+
+    def _fast(self, name: str) -> str | None:
+        """The value of ``name`` spelt exactly so, found in the unsplit text."""
+        text = self._text
+        if text.startswith(name + ": "):
+            start = len(name) + 2
+        else:
+            at = text.find("\r\n" + name + ": ")
+            if at < 0:
+                return None
+            start = at + len(name) + 4
+        end = text.find("\r\n", start)
+        return text[start:] if end < 0 else text[start:end]
+
     def _lookup(self) -> dict[str, str]:
-        index = self._index
-        if index is None:
-            index = {}
+        try:
+            return self._index
+        except AttributeError:
+            index: dict[str, str] = {}
             for name, value in self.headers:
                 index.setdefault(name.lower(), value)
             self._index = index
-        return index
+            return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self._lookup().get(name.lower(), default)
@@ -76,21 +129,41 @@ class Message:
     @property
     def event(self) -> str | None:
         """The event name, or None when this is not an event."""
-        first = self.headers[0] if self.headers else ("", "")
+        # The hot path of dispatch: read the first line of the text, split
+        # nothing (a message built from headers has no text).
+        text = self._text
+        if text.startswith("Event: "):
+            end = text.find("\r\n", 7)
+            return text[7:] if end < 0 else text[7:end]
+        if text.startswith("Response: "):
+            return None
+        first = self._first()
         if first[0] == "Event":
             return first[1]
+        if first[0] == "Response":
+            return None
         return self.get("Event")
 
     @property
     def response(self) -> str | None:
-        """``Success``, ``Error``, ``Goodbye``..., or None for an event."""
-        first = self.headers[0] if self.headers else ("", "")
+        """``Success``, ``Error``, ``Goodbye``..., or None for an event.
+
+        ``OriginateResponse`` is an event with a ``Response:`` header (and the
+        Originate's ActionID): it is not a response to an action.
+        """
+        first = self._first()
         if first[0] == "Response":
             return first[1]
+        if self.event is not None:
+            return None
         return self.get("Response")
 
     @property
     def action_id(self) -> str | None:
+        if self._headers is None:
+            value = self._fast("ActionID")
+            if value is not None:
+                return value
         return self.get("ActionID")
 
     def as_dict(self) -> dict[str, str]:
@@ -113,8 +186,17 @@ class Message:
         return hash(self.headers)
 
     def __repr__(self) -> str:
-        kind = self.headers[0] if self.headers else ("?", "?")
-        return f"<Message {kind[0]}={kind[1]!r} headers={len(self.headers)}>"
+        kind = self._first() or ("?", "?")
+        return f"<Message {kind[0]}={kind[1]!r}>"
+
+
+def _parse_headers(text: str) -> tuple[Header, ...]:
+    """Split one message's text into (name, value) pairs, in order."""
+    lines = text.split("\r\n")
+    pairs = [(name, value) for name, sep, value in map(_partition, lines, _SEPS) if sep]
+    if len(pairs) == len(lines):
+        return tuple(pairs)
+    return parse_message(text).headers
 
 
 def parse_message(text: str) -> Message:
@@ -134,12 +216,34 @@ def parse_message(text: str) -> Message:
     return Message(headers)
 
 
+def parse_messages(text: str) -> list[Message]:
+    """Cut complete messages joined by blank lines (no trailing blank line).
+
+    Each block becomes a :class:`Message` that splits itself into headers on
+    first use. Stray blank lines between messages are not messages.
+    """
+    blocks = text.split("\r\n\r\n")
+    if "" in blocks or text.startswith("\r\n") or "\r\n\r\n\r\n" in text:
+        blocks = [b for b in (block.lstrip("\r\n") for block in blocks) if b]
+    new = _new_message
+    messages = []
+    append = messages.append
+    for block in blocks:
+        message = new(Message)
+        message._text = block
+        message._headers = None
+        append(message)
+    return messages
+
+
 class AMIDecoder:
     """Turns a byte stream into :class:`Message` objects.
 
     Bytes are kept until a whole message has arrived and only then decoded,
     once, as UTF-8, so a Persian caller name split across two TCP reads comes
     out whole. Undecodable bytes become U+FFFD: visible, never dropped.
+    Stray blank lines between messages are skipped, so every way of cutting
+    the same bytes into reads gives the same messages.
     """
 
     def __init__(
@@ -166,11 +270,12 @@ class AMIDecoder:
         """
         buffer = self._buffer
         buffer += data
+        limit = self.max_message_bytes
         if self._expect_banner:
             end = buffer.find(CRLF)
             if end < 0:
-                if len(buffer) > self.max_message_bytes:
-                    raise MessageTooLargeError(len(buffer), self.max_message_bytes, [])
+                if len(buffer) > limit:
+                    raise MessageTooLargeError(len(buffer), limit, [])
                 return []
             self.banner = buffer[:end].decode("utf-8", "replace")
             del buffer[: end + 2]
@@ -179,28 +284,37 @@ class AMIDecoder:
         last = buffer.rfind(END_OF_MESSAGE, self._scan_from)
         if last < 0:
             self._scan_from = max(0, len(buffer) - 3)
-            if len(buffer) > self.max_message_bytes:
-                raise MessageTooLargeError(len(buffer), self.max_message_bytes, [])
+            if len(buffer) > limit:
+                raise MessageTooLargeError(len(buffer), limit, [])
             return []
+        if last > limit:
+            # Some complete message in this read may be too large: cut and
+            # measure message by message, in bytes.
+            return self._feed_checked(last)
         # One decode for every complete message in this read; END_OF_MESSAGE
         # is ASCII, so no UTF-8 sequence can straddle a message boundary.
         text = buffer[:last].decode("utf-8", "replace")
         del buffer[: last + 4]
         self._scan_from = max(0, len(buffer) - 3)
-        messages = [parse_message(block) for block in text.split("\r\n\r\n")]
-        limit = self.max_message_bytes
-        if len(text) > limit or len(buffer) > limit:
-            self._check_sizes(text, messages)
+        messages = parse_messages(text)
+        if len(buffer) > limit:
+            raise MessageTooLargeError(len(buffer), limit, messages)
         return messages
 
-    def _check_sizes(self, text: str, messages: list[Message]) -> None:
-        blocks = text.split("\r\n\r\n")
-        for i, block in enumerate(blocks):
-            size = len(block.encode("utf-8", "replace"))
-            if size > self.max_message_bytes:
-                raise MessageTooLargeError(size, self.max_message_bytes, messages[:i])
-        if len(self._buffer) > self.max_message_bytes:
-            raise MessageTooLargeError(len(self._buffer), self.max_message_bytes, messages)
+    def _feed_checked(self, last: int) -> list[Message]:
+        buffer = self._buffer
+        limit = self.max_message_bytes
+        complete = bytes(buffer[:last])
+        del buffer[: last + 4]
+        self._scan_from = max(0, len(buffer) - 3)
+        messages: list[Message] = []
+        for block in complete.split(END_OF_MESSAGE):
+            if len(block) > limit:
+                raise MessageTooLargeError(len(block), limit, messages)
+            messages.extend(parse_messages(block.decode("utf-8", "replace")))
+        if len(buffer) > limit:
+            raise MessageTooLargeError(len(buffer), limit, messages)
+        return messages
 
 
 def check_header(name: str, value: str) -> None:

@@ -1,0 +1,356 @@
+"""Unit tests of the test PBX: one AMI session on a StringTransport and a Clock."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from ami_bridge.codec import AMIDecoder, Message, encode_action
+from ami_bridge.testpbx import (
+    AfterSpeaking,
+    AmiServerProtocol,
+    CallerScript,
+    PbxOptions,
+    PbxWorld,
+    PhoneMode,
+    PhoneScript,
+)
+from ami_bridge.testpbx.server import md5_key
+
+SAMPLE_WAV = Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+
+
+def advance(clock: Clock, seconds: float) -> None:
+    until = clock.seconds() + seconds
+    while True:
+        due = [c.getTime() for c in clock.getDelayedCalls() if c.active()]
+        if not due or min(due) > until:
+            break
+        clock.advance(max(0.0, min(due) - clock.seconds()))
+    clock.advance(max(0.0, until - clock.seconds()))
+
+
+class Client:
+    """A fake AMI client: actions in, decoded messages out."""
+
+    def __init__(self, world: PbxWorld) -> None:
+        self.protocol = AmiServerProtocol(world)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.decoder = AMIDecoder()
+        self.seen: list[Message] = []
+        self._n = 0
+
+    def read(self) -> list[Message]:
+        data = self.transport.value()
+        self.transport.clear()
+        messages = self.decoder.feed(data)
+        self.seen += messages
+        return messages
+
+    def send(self, action: str, **headers: str) -> list[Message]:
+        self.read()
+        self._n += 1
+        headers.setdefault("ActionID", f"a{self._n}")
+        self.protocol.dataReceived(encode_action(action, list(headers.items())))
+        return self.read()
+
+    def login(self, events: str = "on") -> None:
+        replies = self.send("Login", Username="shenava", Secret="s3cret", Events=events)
+        assert replies[0].get("Message") == "Authentication accepted"
+
+    def events(self, name: str) -> list[Message]:
+        self.read()
+        return [m for m in self.seen if m.event == name]
+
+    def results(self) -> list[str]:
+        return [unquote(m["Result"]) for m in self.events("AsyncAGIExec")]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    c = Clock()
+    c.advance(1795339000.0)
+    return c
+
+
+@pytest.fixture
+def world(clock: Clock, tmp_path: Path) -> PbxWorld:
+    return PbxWorld(clock, PbxOptions(recordings_root=tmp_path))
+
+
+def agi(client: Client, channel: str, command: str, command_id: str) -> None:
+    reply = client.send("AGI", Channel=channel, Command=command, CommandID=command_id)
+    assert reply[0].get("Message") == "Added AGI command to queue", reply[0].headers
+
+
+# -- login ----------------------------------------------------------------------
+
+
+def test_banner_and_plain_login(world: PbxWorld) -> None:
+    client = Client(world)
+    assert client.transport.value().startswith(b"Asterisk Call Manager/11.0.0\r\n")
+    client.login()
+    assert client.events("FullyBooted")
+
+
+def test_md5_login(world: PbxWorld) -> None:
+    client = Client(world)
+    challenge = client.send("Challenge", AuthType="MD5")[0]["Challenge"]
+    reply = client.send("Login", AuthType="MD5", Username="shenava", Key=md5_key(challenge, "s3cret"))
+    assert reply[0]["Response"] == "Success"
+    pong = client.send("Ping")[0]
+    assert pong["Ping"] == "Pong" and pong["ActionID"] == "a3" and "Timestamp" in pong
+
+
+def test_bad_secret_errors_after_a_delay_then_closes(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    assert client.send("Login", Username="shenava", Secret="wrong") == []
+    advance(clock, 0.5)
+    assert client.read() == [] and not client.transport.disconnecting
+    advance(clock, 0.6)
+    reply = client.read()
+    assert [(m["Response"], m["Message"]) for m in reply] == [("Error", "Authentication failed")]
+    assert client.transport.disconnecting
+
+
+def test_actions_before_login_are_refused(world: PbxWorld) -> None:
+    client = Client(world)
+    reply = client.send("Ping")[0]
+    assert (reply["Response"], reply["Message"]) == ("Error", "Permission denied")
+
+
+def test_logoff_says_goodbye_and_closes(world: PbxWorld) -> None:
+    client = Client(world)
+    client.login()
+    reply = client.send("Logoff")[0]
+    assert reply["Response"] == "Goodbye" and client.transport.disconnecting
+
+
+# -- AsyncAGI -------------------------------------------------------------------
+
+
+def test_agi_on_a_missing_channel(world: PbxWorld) -> None:
+    client = Client(world)
+    client.login()
+    reply = client.send("AGI", Channel="Local/s@caller-sim-00000099;1", Command="ANSWER")[0]
+    assert reply["Message"] == "Channel Local/s@caller-sim-00000099;1 does not exist."
+
+
+def test_get_data_answers_per_prompt(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript(answers=("2", "1", "12345#")))
+    start = client.events("AsyncAGIStart")
+    assert start and start[0]["Channel"] == call.agi_channel.name
+    assert call.agi_channel.name.startswith("Local/s@caller-sim-") and call.agi_channel.name.endswith(";1")
+    assert unquote(start[0]["Env"]).startswith("agi_request: async\nagi_channel: Local/s@caller-sim-")
+    name = call.agi_channel.name
+    for i, command in enumerate(["GET DATA lang 4000 1", "GET DATA menu 4000 1", "GET DATA ref 4000 10"]):
+        agi(client, name, command, f"c{i}")
+        advance(clock, 8.0)
+    assert client.results() == ["200 result=2\n", "200 result=1\n", "200 result=12345\n"]
+    assert [m["CommandId"] for m in client.events("AsyncAGIExec")] == ["c0", "c1", "c2"]
+    assert "".join(m["Digit"] for m in client.events("DTMFEnd")) == "2112345#"
+
+
+def test_get_data_times_out(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript(answers=("",)))
+    agi(client, call.agi_channel.name, "GET DATA beep 3000 1", "t1")
+    advance(clock, 2.0)
+    assert client.results() == []
+    advance(clock, 2.0)
+    assert client.results() == ["200 result= (timeout)\n"]
+
+
+def test_type_ahead_digits_are_not_delivered(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript(timed_digits=[(0.5, "9")]))
+    advance(clock, 1.0)
+    assert [m["Digit"] for m in client.events("DTMFEnd")] == ["9"]
+    agi(client, call.agi_channel.name, "GET DATA beep 2000 1", "t1")
+    advance(clock, 3.0)
+    assert client.results() == ["200 result= (timeout)\n"]
+
+
+def test_record_file_writes_a_wav(world: PbxWorld, clock: Clock, tmp_path: Path) -> None:
+    client = Client(world)
+    client.login()
+    script = CallerScript(audio=SAMPLE_WAV, speak_after_s=0.5, after_speaking=AfterSpeaking.PRESS_HASH)
+    call = world.place_call(script)
+    agi(client, call.agi_channel.name, "RECORD FILE shenava-vm/msg-1 wav # 20000", "r1")
+    advance(clock, 10.0)
+    [result] = client.results()
+    assert result.startswith("200 result=35 (dtmf) endpos=")
+    endpos = int(result.split("endpos=")[1])
+    with wave.open(str(tmp_path / "shenava-vm" / "msg-1.wav"), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        assert wav.getnframes() == endpos > 6 * 8000
+
+
+def test_record_file_stops_at_max_duration(world: PbxWorld, clock: Clock, tmp_path: Path) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript(audio=SAMPLE_WAV, speak_after_s=0.0))
+    agi(client, call.agi_channel.name, "RECORD FILE short wav # 2000", "r1")
+    advance(clock, 5.0)
+    [result] = client.results()
+    assert result.startswith("200 result=0 (timeout) endpos=")
+    with wave.open(str(tmp_path / "short.wav"), "rb") as wav:
+        assert 15000 <= wav.getnframes() <= 16100
+
+
+def test_record_file_refuses_paths_outside_the_root(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript())
+    agi(client, call.agi_channel.name, "RECORD FILE ../../etc/evil wav # 1000", "r1")
+    advance(clock, 1.0)
+    assert client.results() == ["200 result=-1 (writefile)\n"]
+
+
+def test_caller_hangs_up_mid_command(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript(hangup_after_s=1.0))
+    agi(client, call.agi_channel.name, 'STREAM FILE vm-intro ""', "s1")
+    advance(clock, 2.0)
+    client.read()
+    line = call.agi_channel.name
+    names = [m.event for m in client.seen
+             if m.get("Channel") == line and m.event in ("AsyncAGIExec", "AsyncAGIEnd", "Hangup")]
+    assert names == ["AsyncAGIExec", "AsyncAGIEnd", "Hangup"]
+    assert client.results()[0].startswith("200 result=-1 endpos=")
+    assert len(client.events("Hangup")) == 2
+    reply = client.send("AGI", Channel=call.agi_channel.name, Command="HANGUP")[0]
+    assert reply["Message"] == f"Channel {call.agi_channel.name} does not exist."
+
+
+def test_unknown_agi_command_gives_510(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript())
+    agi(client, call.agi_channel.name, "FROBNICATE now", "u1")
+    advance(clock, 0.1)
+    assert client.results() == ["510 Invalid or unknown command\n"]
+
+
+# -- originate, bridge, redirect ------------------------------------------------
+
+
+def _originate(client: Client, channel: str, **extra: str) -> None:
+    reply = client.send("Originate", Channel=channel, Application="Wait", Data="60",
+                        Async="true", ActionID="orig", **extra)
+    assert reply[0]["Message"] == "Originate successfully queued"
+
+
+def test_originate_no_answer_is_reason_3(world: PbxWorld, clock: Clock) -> None:
+    world.register_phone("PJSIP/103", PhoneScript(mode=PhoneMode.NO_ANSWER))
+    client = Client(world)
+    client.login()
+    _originate(client, "PJSIP/103", Timeout="5000")
+    advance(clock, 6.0)
+    [resp] = client.events("OriginateResponse")
+    assert (resp["Response"], resp["Reason"], resp["ActionID"]) == ("Failure", "3", "orig")
+    assert client.events("Hangup")[0]["Cause"] == "19"
+
+
+@pytest.mark.parametrize("dial", ["PJSIP/104", "Local/104@agent-leg"])
+def test_originate_busy_is_reason_5(world: PbxWorld, clock: Clock, dial: str) -> None:
+    world.register_phone("PJSIP/104", PhoneScript(mode=PhoneMode.BUSY))
+    client = Client(world)
+    client.login()
+    _originate(client, dial)
+    advance(clock, 1.0)
+    [resp] = client.events("OriginateResponse")
+    assert (resp["Response"], resp["Reason"]) == ("Failure", "5")
+
+
+def test_originate_unknown_endpoint_is_reason_0(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    _originate(client, "PJSIP/999")
+    advance(clock, 0.1)
+    [resp] = client.events("OriginateResponse")
+    assert (resp["Response"], resp["Reason"], resp["Uniqueid"]) == ("Failure", "0", "<unknown>")
+
+
+def test_bridge_then_agent_hangs_up_hangs_up_the_caller(world: PbxWorld, clock: Clock) -> None:
+    world.register_phone("PJSIP/101", PhoneScript(answer_after_s=2.0, talk_s=5.0))
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript())
+    agi(client, call.agi_channel.name, "EXEC MusicOnHold default,0", "moh")
+    advance(clock, 0.5)
+    assert client.events("MusicOnHoldStart")
+    _originate(client, "PJSIP/101", ChannelId="agent-0001")
+    advance(clock, 2.5)
+    [resp] = client.events("OriginateResponse")
+    assert (resp["Reason"], resp["Uniqueid"]) == ("4", "agent-0001")
+    agent = resp["Channel"]
+    assert agent.startswith("PJSIP/101-")
+    reply = client.send("Bridge", Channel1=call.agi_channel.name, Channel2=agent, Tone="no")
+    assert reply[0]["Message"] == "Channels have been bridged"
+    assert [m.event for m in client.seen[-4:]] == ["BridgeCreate", "MusicOnHoldStop", "BridgeEnter", "BridgeEnter"]
+    advance(clock, 6.0)
+    hung = {m["Channel"] for m in client.events("Hangup")}
+    assert {call.agi_channel.name, call.caller_channel.name, agent} <= hung
+    assert not client.events("AsyncAGIExec") and not client.events("AsyncAGIEnd")
+
+
+def test_redirect_to_connect_context_returns_to_agi(world: PbxWorld, clock: Clock) -> None:
+    world.register_phone("PJSIP/101", PhoneScript(answer_after_s=1.0, talk_s=4.0))
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript())
+    agi(client, call.agi_channel.name, "EXEC MusicOnHold default,0", "moh")
+    advance(clock, 0.5)
+    reply = client.send("Redirect", Channel=call.agi_channel.name, Context="shenava-connect",
+                        Exten="101", Priority="1")
+    assert reply[0]["Message"] == "Redirect successful"
+    advance(clock, 2.0)
+    assert client.results() == ["200 result=-1\n"]
+    assert [m["DialStatus"] for m in client.events("DialEnd")][-1] == "ANSWER"
+    advance(clock, 5.0)
+    starts = client.events("AsyncAGIStart")
+    assert len(starts) == 2 and starts[1]["Context"] == "shenava-connect"
+    agi(client, call.agi_channel.name, "HANGUP", "bye")
+    advance(clock, 0.1)
+    assert client.results()[-1] == "200 result=1\n"
+
+
+def test_status_and_variables(world: PbxWorld) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript(language="en"))
+    name = call.agi_channel.name
+    assert client.send("Getvar", Channel=name, Variable="CALLER_LANG")[0]["Value"] == "en"
+    assert client.send("Setvar", Channel=name, Variable="REF", Value="C-1")[0]["Message"] == "Variable Set"
+    assert client.send("Getvar", Channel=name, Variable="REF")[0]["Value"] == "C-1"
+    listing = client.send("CoreShowChannels", ActionID="csc")
+    assert listing[0]["EventList"] == "start" and listing[-1]["ListItems"] == "2"
+    assert all(m["ActionID"] == "csc" for m in listing)
+    status = client.send("Status", Channel=name)
+    assert [m.event for m in status] == [None, "Status", "StatusComplete"]
+    assert client.send("Getvar", Channel="nope", Variable="X")[0]["Message"] == "No such channel"
+
+
+# -- sessions ---------------------------------------------------------------------
+
+
+def test_every_client_gets_events_unless_events_off(world: PbxWorld) -> None:
+    one, two, quiet = Client(world), Client(world), Client(world)
+    one.login()
+    two.login()
+    quiet.login(events="off")
+    world.place_call(CallerScript())
+    assert one.events("AsyncAGIStart") and two.events("AsyncAGIStart")
+    assert quiet.read() == [] and not quiet.events("FullyBooted")
