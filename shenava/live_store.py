@@ -1,0 +1,152 @@
+"""Live call figures in Redis, and the pattern every Shenava storage class follows.
+
+The pattern
+-----------
+One class owns a package's Redis keys; nothing else reads or writes them.
+
+- Key names are built in one place (the ``_key`` helpers below) as
+  ``<prefix>:{<tag>}:<name>``. The braces are a Redis Cluster hash tag: every
+  key of one store hashes to the same slot, so a MULTI over several of them is
+  valid on a cluster, and different stores spread over the cluster.
+- Each change that touches more than one counter is one ``MULTI``/``EXEC``
+  (``pipeline(transaction=True)``): a crash or a reconnect never leaves half
+  an update, and readers never see one.
+- Methods take ``now`` (POSIX seconds) from the caller; the store never reads
+  a clock. Per-day keys use the site's time zone and expire after a retention
+  period, so nothing grows without bound.
+- Methods are coroutines of ``redis.asyncio``; Twisted code calls them through
+  :func:`shenava.aio.as_deferred`. Values come back typed (frozen dataclasses),
+  never as raw Redis replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+DAY_RETENTION_S = 35 * 24 * 3600
+"""How long a day's counters are kept (a month of daily figures, plus margin)."""
+
+METRICS = ("offered", "answered", "abandoned")
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """One queue's counters: calls in progress now, and the day's totals."""
+
+    in_progress: int = 0
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    day: date
+    queues: Mapping[str, QueueFigures]
+
+    def queue(self, name: str) -> QueueFigures:
+        return self.queues.get(name, QueueFigures())
+
+
+class LiveFiguresStore:
+    """Counters of calls per queue: in progress (a gauge) and offered/answered/abandoned per day.
+
+    ``offered`` counts calls that joined a queue; the SLA definitions (short
+    abandons left out, answered within T) are computed elsewhere from these
+    and finer events.
+    """
+
+    TAG = "live"
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        *,
+        tz: tzinfo = UTC,
+        day_retention_s: int = DAY_RETENTION_S,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._tz = tz
+        self._retention_s = day_retention_s
+
+    # -- keys (the only place key names are made) ------------------------
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._prefix, "{" + self.TAG + "}", *parts))
+
+    def _in_progress_key(self) -> str:
+        return self._key("in_progress")
+
+    def _day_key(self, day: date) -> str:
+        return self._key("day", day.isoformat())
+
+    def day_of(self, now: float) -> date:
+        return datetime.fromtimestamp(now, self._tz).date()
+
+    # -- writes ------------------------------------------------------------
+
+    async def call_offered(self, queue: str, now: float) -> None:
+        """A call joined ``queue``: offered +1 today, in progress +1."""
+        await self._count(queue, now, metric="offered", in_progress=+1)
+
+    async def call_answered(self, queue: str, now: float) -> None:
+        """An agent answered a call of ``queue``: answered +1 today, in progress -1."""
+        await self._count(queue, now, metric="answered", in_progress=-1)
+
+    async def call_abandoned(self, queue: str, now: float) -> None:
+        """The caller left ``queue`` unanswered: abandoned +1 today, in progress -1."""
+        await self._count(queue, now, metric="abandoned", in_progress=-1)
+
+    async def set_in_progress(self, counts: Mapping[str, int]) -> None:
+        """Replace the in-progress gauge, e.g. after resyncing channels with Asterisk."""
+        key = self._in_progress_key()
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if counts:
+                pipe.hset(key, mapping={q: int(n) for q, n in counts.items()})
+            await pipe.execute()
+
+    async def _count(self, queue: str, now: float, *, metric: str, in_progress: int) -> None:
+        day_key = self._day_key(self.day_of(now))
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(day_key, f"{metric}:{queue}", 1)
+            pipe.expire(day_key, self._retention_s)
+            pipe.hincrby(self._in_progress_key(), queue, in_progress)
+            await pipe.execute()
+
+    # -- reads -------------------------------------------------------------
+
+    async def snapshot(self, now: float) -> LiveSnapshot:
+        """Today's figures and the current gauge, read in one transaction."""
+        return await self.snapshot_day(self.day_of(now))
+
+    async def snapshot_day(self, day: date) -> LiveSnapshot:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self._day_key(day))
+            pipe.hgetall(self._in_progress_key())
+            day_counts, gauge = await pipe.execute()
+        figures: dict[str, dict[str, int]] = {}
+        for field, value in day_counts.items():
+            metric, _, queue = _text(field).partition(":")
+            if metric in METRICS:
+                figures.setdefault(queue, {})[metric] = int(value)
+        for queue, value in gauge.items():
+            # a negative gauge means an answer/abandon whose arrival predates the
+            # last resync; it is shown as 0 rather than as a negative count
+            figures.setdefault(_text(queue), {})["in_progress"] = max(0, int(value))
+        return LiveSnapshot(
+            day=day,
+            queues={queue: QueueFigures(**values) for queue, values in sorted(figures.items())},
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
