@@ -1,0 +1,116 @@
+"""Erlang C: the predicted service level of a queue, and break headroom from it.
+
+The model is M/M/N: Poisson arrivals at ``arrival_rate`` calls per second,
+exponential handle times with mean ``aht_s`` (talk plus wrap-up), ``N`` agents
+taking calls, nobody abandons. Traffic ``A = arrival_rate * aht_s`` Erlangs.
+Then the probability that a call waits is Erlang C,
+
+    C(N, A) = N B / (N - A (1 - B)),  B = Erlang B(N, A) (computed by recursion),
+
+and the predicted service level for a threshold ``T`` is
+
+    SL(N) = 1 - C(N, A) * exp(-(N - A) * T / aht_s),   and 0 when N <= A.
+
+Without abandons the prediction is pessimistic (abandons shorten the line), which
+is the safe side for granting breaks.
+
+**Headroom** (used by the fair break line): with ``N`` staffed agents (ready,
+ringing, on a call or in wrap-up), the number of breaks that can start now is
+the largest ``k`` such that ``SL(N - k) >= target`` and ``N - k >= min_staffed``.
+"Headroom for one break" means ``k >= 1``: the predicted service level with one
+ready agent fewer stays at or above the target. With no traffic (A = 0) every
+agent above ``min_staffed`` is spare.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from agent_stats.errors import InvalidConfigError
+
+DEFAULT_AHT_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """Recent demand: arrivals per second and average handle time in seconds."""
+
+    arrival_rate: float
+    aht_s: float
+
+    def __post_init__(self) -> None:
+        if self.arrival_rate < 0:
+            raise InvalidConfigError("arrival_rate", "must be >= 0")
+        if self.aht_s <= 0:
+            raise InvalidConfigError("aht_s", "must be > 0")
+
+    @property
+    def erlangs(self) -> float:
+        return self.arrival_rate * self.aht_s
+
+
+def estimate_traffic(
+    arrivals: int,
+    window_s: float,
+    handled_calls: int,
+    handle_time_s: float,
+    default_aht_s: float = DEFAULT_AHT_S,
+) -> Traffic:
+    """Traffic from recent counts: arrivals over a window, total handle time over calls."""
+    if window_s <= 0:
+        raise InvalidConfigError("window_s", "must be > 0")
+    aht = handle_time_s / handled_calls if handled_calls and handle_time_s > 0 else default_aht_s
+    return Traffic(arrivals / window_s, aht)
+
+
+def erlang_b(servers: int, erlangs: float) -> float:
+    """Blocking probability, by the stable recursion B(k) = A B(k-1) / (k + A B(k-1))."""
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = erlangs * b / (k + erlangs * b)
+    return b
+
+
+def erlang_c(servers: int, erlangs: float) -> float:
+    """Probability that a call has to wait (1 when the queue is unstable)."""
+    if erlangs <= 0:
+        return 0.0
+    if servers <= erlangs:
+        return 1.0
+    b = erlang_b(servers, erlangs)
+    return servers * b / (servers - erlangs * (1.0 - b))
+
+
+def predicted_service_level(servers: int, traffic: Traffic, threshold_s: float) -> float:
+    """Fraction of calls answered within ``threshold_s`` with ``servers`` agents."""
+    a = traffic.erlangs
+    if a <= 0:
+        return 1.0 if servers > 0 else 0.0
+    if servers <= a:
+        return 0.0
+    wait = erlang_c(servers, a)
+    return max(0.0, 1.0 - wait * math.exp(-(servers - a) * threshold_s / traffic.aht_s))
+
+
+def spare_agents(
+    staffed: int,
+    traffic: Traffic,
+    threshold_s: float,
+    target: float,
+    min_staffed: int = 1,
+) -> int:
+    """How many of ``staffed`` agents may leave now with the SL still predicted on target."""
+    spare = 0
+    for k in range(1, staffed - min_staffed + 1):
+        if predicted_service_level(staffed - k, traffic, threshold_s) < target:
+            break
+        spare = k
+    return spare
+
+
+def has_headroom(
+    staffed: int, traffic: Traffic, threshold_s: float, target: float, min_staffed: int = 1
+) -> bool:
+    """One agent fewer keeps the predicted service level at or above ``target``."""
+    return spare_agents(staffed, traffic, threshold_s, target, min_staffed) >= 1
