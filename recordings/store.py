@@ -1,0 +1,261 @@
+"""The daemon's side of voicemail: naming the files, registering them, reading results.
+
+Runs on the reactor thread through redis.asyncio (``shenava.aio.as_deferred``):
+it never touches audio or Vosk. A voicemail's file name is made here, from the
+time and a random token (``vm-20250101-093000-1a2b3c4d5e6f.wav``); nothing from
+the channel or the caller's keys reaches a path. The IVR asks for a name
+before ``RECORD FILE``, so Asterisk writes straight to the final place and no
+file is moved on the reactor thread.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from recordings.errors import UnknownVoicemailError
+from recordings.layout import GROUP, SCRIPTS, VOICEMAIL_ID_RE, Keys, Status
+from recordings.transcript import Transcript
+
+__all__ = [
+    "Allocation",
+    "RecordingFolder",
+    "TranscribedEvent",
+    "Voicemail",
+    "VoicemailMeta",
+    "VoicemailStore",
+    "new_voicemail_id",
+]
+
+RECORD_FORMAT = "wav"
+"""Asterisk's format name for 16-bit PCM WAV at 8 kHz (``WAV`` would be GSM)."""
+
+
+def new_voicemail_id(now: float, token: str) -> str:
+    """``vm-YYYYMMDD-HHMMSS-<12 hex>`` (UTC): sortable, unique, safe as a file name."""
+    if len(token) != 12 or any(c not in "0123456789abcdef" for c in token):
+        raise ValueError("token must be 12 lowercase hex digits")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    return f"vm-{stamp}-{token}"
+
+
+def check_voicemail_id(vm_id: str) -> str:
+    if not VOICEMAIL_ID_RE.match(vm_id):
+        raise UnknownVoicemailError(f"not a voicemail id: {vm_id!r}")
+    return vm_id
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    vm_id: str
+    path: Path
+    """Where the file will be, as this host sees it."""
+    record_name: str
+    """The ``RECORD FILE`` file argument (Asterisk's view of the path, no extension)."""
+    record_format: str = RECORD_FORMAT
+
+
+@dataclass(frozen=True)
+class RecordingFolder:
+    """Makes voicemail file names under the configured folder."""
+
+    dir: Path
+    asterisk_dir: Path | None = None
+    token: Callable[[], str] = field(default=lambda: secrets.token_hex(6))
+
+    def allocate(self, now: float) -> Allocation:
+        vm_id = new_voicemail_id(now, self.token())
+        record_dir = self.asterisk_dir if self.asterisk_dir is not None else self.dir
+        return Allocation(vm_id, self.path(vm_id), str(record_dir / vm_id))
+
+    def path(self, vm_id: str) -> Path:
+        return self.dir / f"{check_voicemail_id(vm_id)}.{RECORD_FORMAT}"
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailMeta:
+    """What is known of a voicemail when the caller has finished recording it."""
+
+    caller: str
+    language: str
+    recorded_at: float
+    call_id: str = ""
+    complaint_ref: str = ""
+    ivr: Mapping[str, str] = field(default_factory=dict)
+    """The IVR's data (category, urgency, vulnerable, account...), as strings."""
+
+
+@dataclass(frozen=True, slots=True)
+class Voicemail:
+    vm_id: str
+    meta: VoicemailMeta
+    file: str
+    status: str
+    attempts: int
+    last_error: str | None
+    waiting_for_model: str | None
+    transcript: Transcript | None
+    urgent: bool
+    urgent_words: tuple[str, ...]
+    transcribed_at: float | None
+    parked_at: float | None
+
+    @property
+    def transcript_pending(self) -> bool:
+        return self.status == Status.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribedEvent:
+    """One entry of the ``transcribed`` stream: what complaints and callbacks attach."""
+
+    entry_id: str
+    vm_id: str
+    complaint_ref: str
+    language: str
+    caller: str
+    urgent: bool
+    urgent_words: tuple[str, ...]
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def meta_fields(vm_id: str, meta: VoicemailMeta, file: str) -> dict[str, str]:
+    return {
+        "file": file,
+        "caller": meta.caller,
+        "call_id": meta.call_id,
+        "language": meta.language,
+        "recorded_at": repr(meta.recorded_at),
+        "complaint_ref": meta.complaint_ref,
+        "ivr": json.dumps(dict(meta.ivr), ensure_ascii=False, sort_keys=True),
+    }
+
+
+def voicemail_from_hash(raw: Mapping[Any, Any]) -> Voicemail:
+    h = {_s(k): _s(v) for k, v in raw.items()}
+    meta = VoicemailMeta(
+        caller=h.get("caller", ""),
+        language=h.get("language", ""),
+        recorded_at=float(h.get("recorded_at", "0")),
+        call_id=h.get("call_id", ""),
+        complaint_ref=h.get("complaint_ref", ""),
+        ivr=json.loads(h.get("ivr", "{}")),
+    )
+    transcript = Transcript.from_json(h["transcript"]) if h.get("transcript") else None
+    return Voicemail(
+        vm_id=h["id"],
+        meta=meta,
+        file=h.get("file", ""),
+        status=h.get("status", Status.PENDING),
+        attempts=int(h.get("attempts", "0")),
+        last_error=h.get("last_error") or None,
+        waiting_for_model=h.get("waiting_for_model") or None,
+        transcript=transcript,
+        urgent=h.get("urgent") == "1",
+        urgent_words=tuple(json.loads(h.get("urgent_words", "[]"))),
+        transcribed_at=float(h["transcribed_at"]) if h.get("transcribed_at") else None,
+        parked_at=float(h["parked_at"]) if h.get("parked_at") else None,
+    )
+
+
+def event_from_entry(entry_id: Any, fields: Mapping[Any, Any]) -> TranscribedEvent:
+    f = {_s(k): _s(v) for k, v in fields.items()}
+    return TranscribedEvent(
+        entry_id=_s(entry_id),
+        vm_id=f["vm"],
+        complaint_ref=f.get("complaint_ref", ""),
+        language=f.get("language", ""),
+        caller=f.get("caller", ""),
+        urgent=f.get("urgent") == "1",
+        urgent_words=tuple(json.loads(f.get("urgent_words", "[]"))),
+    )
+
+
+class VoicemailStore:
+    """Voicemail records and the transcription queue, from the daemon (redis.asyncio)."""
+
+    def __init__(self, redis: Redis, folder: RecordingFolder, *, key_prefix: str = "shenava") -> None:
+        self._redis = redis
+        self.folder = folder
+        self.keys = Keys(key_prefix)
+        self._scripts = {name: redis.register_script(src) for name, src in SCRIPTS.items()}
+
+    def allocate(self, now: float) -> Allocation:
+        """A fresh voicemail id and file name, to give ``RECORD FILE`` (no Redis yet)."""
+        return self.folder.allocate(now)
+
+    async def register(self, vm_id: str, meta: VoicemailMeta) -> bool:
+        """Store the metadata and queue the transcription; False if ``vm_id`` was registered."""
+        check_voicemail_id(vm_id)
+        file = self.folder.path(vm_id).name
+        args: list[str] = [vm_id, repr(meta.recorded_at)]
+        for k, v in meta_fields(vm_id, meta, file).items():
+            args += [k, v]
+        keys = [self.keys.record(vm_id), self.keys.index, self.keys.jobs]
+        return bool(await self._scripts["register"](keys=keys, args=args))
+
+    async def get(self, vm_id: str) -> Voicemail | None:
+        raw = await self._redis.hgetall(self.keys.record(check_voicemail_id(vm_id)))
+        return voicemail_from_hash(raw) if raw else None
+
+    async def recent(self, limit: int = 50) -> list[Voicemail]:
+        ids = await self._redis.zrevrange(self.keys.index, 0, limit - 1)
+        found = [await self.get(_s(i)) for i in ids]
+        return [v for v in found if v is not None]
+
+    async def requeue_awaiting(self, lang: str) -> int:
+        """Queue again the voicemails of ``lang`` that waited for a model."""
+        keys = [self.keys.awaiting(lang), self.keys.jobs]
+        return int(await self._scripts["requeue_awaiting"](keys=keys, args=[self.keys.record_prefix]))
+
+    async def retry_parked(self, vm_id: str) -> bool:
+        """Give a parked voicemail a fresh set of attempts (after fixing its file or model)."""
+        keys = [self.keys.record(check_voicemail_id(vm_id)), self.keys.jobs]
+        return bool(await self._scripts["retry_parked"](keys=keys, args=[vm_id]))
+
+    async def queue_length(self) -> int:
+        """Jobs not yet finished: waiting ones plus those a worker holds."""
+        return int(await self._redis.xlen(self.keys.jobs))
+
+    async def transcribed_after(
+        self, after: str = "0-0", *, count: int = 100, block_s: float | None = None
+    ) -> list[TranscribedEvent]:
+        """Transcripts stored after stream id ``after`` (the hook other packages follow)."""
+        block = None if block_s is None else int(block_s * 1000)
+        reply: Any = await self._redis.xread({self.keys.transcribed: after}, count=count, block=block)
+        return [event_from_entry(eid, f) for _stream, entries in reply or () for eid, f in entries]
+
+    async def ensure_group(self) -> None:
+        await ensure_group_async(self._redis, self.keys.jobs)
+
+
+async def ensure_group_async(redis: Redis, stream: str) -> None:
+    try:
+        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except Exception as exc:  # redis.ResponseError, "BUSYGROUP": it exists already
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def ivr_fields(values: Mapping[str, object | None]) -> dict[str, str]:
+    """IVR data as stored strings (None dropped, booleans as ``0``/``1``)."""
+    out: dict[str, str] = {}
+    for k, v in values.items():
+        if v is None:
+            continue
+        out[k] = str(int(v)) if isinstance(v, bool) else str(v)
+    return out
+
+
+def urgent_words_json(words: Sequence[str]) -> str:
+    return json.dumps(list(words), ensure_ascii=False)
