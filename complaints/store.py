@@ -1,0 +1,352 @@
+"""The complaint register and abuse reports in Redis: the only code that touches ``{complaints}`` keys.
+
+Keys (``<prefix>`` is ``redis.key_prefix``; one hash tag, so every
+transaction below is valid on Redis Cluster):
+
+- ``<prefix>:{complaints}:seq``: complaint serial; the reference is made from it.
+- ``<prefix>:{complaints}:c:<reference>``: the complaint as JSON, history included.
+- ``<prefix>:{complaints}:all``: sorted set, reference -> opened_at.
+- ``<prefix>:{complaints}:status:<status>``: sorted set per status, reference -> opened_at.
+- ``<prefix>:{complaints}:number:<number>``: sorted set of a caller's complaints.
+- ``<prefix>:{complaints}:closed``: sorted set, reference -> closed_at (for retention).
+- ``<prefix>:{complaints}:purges``: list of purge records (JSON), oldest first.
+- ``<prefix>:{complaints}:abuse:seq``: abuse report counter (ids ``ar-<n>``).
+- ``<prefix>:{complaints}:abuse:r:<id>``: one abuse report as JSON.
+- ``<prefix>:{complaints}:abuse:all`` / ``abuse:pending``: sorted sets by reported_at.
+- ``<prefix>:{complaints}:abuse:number:<number>``: a caller's reports.
+
+Every change is read-modify-write under ``WATCH`` with a pure function of
+:mod:`complaints.complaint` or :mod:`complaints.abuse`, retried on conflict.
+Searches read candidates from an index and filter in Python: a register of a
+few hundred thousand complaints is fine; a larger one wants RediSearch or an
+export to a database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import WatchError
+
+from complaints.abuse import (
+    AbuseReport,
+    ReportStatus,
+    new_report,
+    report_from_dict,
+    report_to_dict,
+)
+from complaints.complaint import (
+    DEFAULT_REPEAT_WINDOW_S,
+    Channel,
+    Complaint,
+    ComplaintStatus,
+    complaint_from_dict,
+    complaint_to_dict,
+    link_repeat,
+    needs_unresolved_callback,
+    open_complaint,
+)
+from complaints.errors import ConcurrentUpdateError, UnknownComplaintError, UnknownReportError
+from complaints.reference import parse_reference, reference_for
+
+MAX_WATCH_RETRIES = 50
+_FORMATTING = str.maketrans("", "", " -.()/")
+
+
+def number_key(number: str) -> str:
+    """The form a caller's number is indexed by (formatting removed)."""
+    return number.strip().translate(_FORMATTING)
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintQuery:
+    """Filters of a listing or search; every one given must match.
+
+    ``text`` matches (case-insensitively) the reference, category, notes,
+    transcript and account. ``handled_by`` matches anyone in the history.
+    Results are newest first; ``offset``/``limit`` page through them.
+    """
+
+    statuses: frozenset[ComplaintStatus] = frozenset()
+    category: str | None = None
+    number: str | None = None
+    text: str | None = None
+    handled_by: str | None = None
+    since: float | None = None
+    until: float | None = None
+    offset: int = 0
+    limit: int = 100
+
+    def matches(self, c: Complaint) -> bool:
+        if self.statuses and c.status not in self.statuses:
+            return False
+        if self.category is not None and c.category != self.category:
+            return False
+        if self.handled_by is not None and all(h.by != self.handled_by for h in c.history):
+            return False
+        if self.text:
+            needle = self.text.casefold()
+            hay = [c.reference, c.category, c.account or "", c.transcript or ""]
+            hay.extend(n.text for n in c.notes)
+            if not any(needle in h.casefold() for h in hay):
+                return False
+        return True
+
+
+class ComplaintStore:
+    """Owns the ``{complaints}`` keys."""
+
+    TAG = "complaints"
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        # ``client`` is a ``redis.asyncio.Redis``; typed Any as in shenava.live_store
+        self._client = client
+        self._prefix = prefix
+
+    # -- keys ------------------------------------------------------------------
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._prefix, "{" + self.TAG + "}", *parts))
+
+    def _c_key(self, reference: str) -> str:
+        return self._key("c", reference)
+
+    def _number_index(self, number: str) -> str:
+        return self._key("number", number_key(number))
+
+    def _report_key(self, report_id: str) -> str:
+        return self._key("abuse", "r", report_id)
+
+    # -- complaints ------------------------------------------------------------
+
+    async def open(
+        self,
+        now: float,
+        *,
+        category: str,
+        channel: Channel,
+        number: str | None = None,
+        repeat_window_s: float = DEFAULT_REPEAT_WINDOW_S,
+        **fields: Any,
+    ) -> Complaint:
+        """Register a new complaint, linked to the caller's previous one if it is recent.
+
+        ``fields`` are the keyword arguments of :func:`complaints.complaint.open_complaint`
+        (``by``, ``language``, ``account``, ``call_id``, ``ivr``, ``transcript``, ``recordings``).
+        """
+        reference = reference_for(int(await self._client.incr(self._key("seq"))))
+        number = number_key(number) if number else None
+        for _ in range(MAX_WATCH_RETRIES):
+            async with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    previous = None
+                    if number:
+                        index = self._number_index(number)
+                        await pipe.watch(index)
+                        latest = await pipe.zrange(index, -1, -1)
+                        if latest:
+                            await pipe.watch(self._c_key(_text(latest[0])))
+                            previous = await self._read(pipe, _text(latest[0]))
+                    complaint = open_complaint(
+                        reference, now, category=category, channel=channel, number=number,
+                        previous=previous, repeat_window_s=repeat_window_s, **fields,
+                    )
+                    pipe.multi()
+                    self._queue_write(pipe, complaint, None)
+                    if previous is not None and complaint.repeat_of:
+                        self._queue_write(pipe, link_repeat(previous, complaint, now), previous)
+                    await pipe.execute()
+                    return complaint
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"complaint {reference}: too many concurrent updates")
+
+    async def get(self, reference: str) -> Complaint:
+        reference = parse_reference(reference)
+        raw = await self._client.get(self._c_key(reference))
+        if raw is None:
+            raise UnknownComplaintError(reference)
+        return complaint_from_dict(json.loads(raw))
+
+    async def find(self, reference: str) -> Complaint | None:
+        try:
+            return await self.get(reference)
+        except UnknownComplaintError:
+            return None
+
+    async def update(self, reference: str, change: Callable[[Complaint], Complaint]) -> Complaint:
+        """Apply a pure change to the stored complaint, atomically."""
+        reference = parse_reference(reference)
+        key = self._c_key(reference)
+        for _ in range(MAX_WATCH_RETRIES):
+            async with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    current = await self._read(pipe, reference)
+                    updated = change(current)
+                    if updated is current:
+                        await pipe.unwatch()
+                        return current
+                    pipe.multi()
+                    self._queue_write(pipe, updated, current)
+                    await pipe.execute()
+                    return updated
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"complaint {reference}: too many concurrent updates")
+
+    async def for_number(self, number: str) -> list[Complaint]:
+        """The caller's complaints, oldest first."""
+        return await self._many(await self._client.zrange(self._number_index(number), 0, -1))
+
+    async def search(self, query: ComplaintQuery) -> list[Complaint]:
+        """Complaints matching ``query``, newest first, paged."""
+        lo = "-inf" if query.since is None else query.since
+        hi = "+inf" if query.until is None else query.until
+        if query.number:
+            indexes = [self._number_index(query.number)]
+        elif query.statuses:
+            indexes = [self._key("status", str(s)) for s in query.statuses]
+        else:
+            indexes = [self._key("all")]
+        scored: dict[str, float] = {}
+        for index in indexes:
+            for ref, score in await self._client.zrangebyscore(index, lo, hi, withscores=True):
+                scored[_text(ref)] = float(score)
+        refs = sorted(scored, key=lambda r: (scored[r], r), reverse=True)
+        found: list[Complaint] = []
+        skip = query.offset
+        for chunk_start in range(0, len(refs), 200):
+            for c in await self._many(refs[chunk_start : chunk_start + 200]):
+                if not query.matches(c):
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                found.append(c)
+                if len(found) >= query.limit:
+                    return found
+        return found
+
+    async def stale_unresolved(self, now: float, max_age_s: float) -> list[Complaint]:
+        """Unresolved complaints due a callback flag (see ``needs_unresolved_callback``)."""
+        stale: list[Complaint] = []
+        for status in (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS, ComplaintStatus.WAITING_FOR_CUSTOMER):
+            refs = await self._client.zrangebyscore(
+                self._key("status", str(status)), "-inf", now - max_age_s
+            )
+            stale.extend(c for c in await self._many(refs) if needs_unresolved_callback(c, now, max_age_s))
+        return stale
+
+    async def closed_before(self, until: float) -> list[Complaint]:
+        return await self._many(await self._client.zrangebyscore(self._key("closed"), "-inf", until))
+
+    async def record_purge(self, reference: str, change: Callable[[Complaint], Complaint], now: float) -> Complaint:
+        """Apply a purge and append it to the purge log."""
+        purged = await self.update(reference, change)
+        if purged.purged_at != now:
+            return purged  # someone else purged it first; their purge is logged
+        record = {"reference": purged.reference, "at": now, "history_entries": len(purged.history)}
+        await self._client.rpush(self._key("purges"), json.dumps(record))
+        return purged
+
+    async def purge_log(self) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in await self._client.lrange(self._key("purges"), 0, -1)]
+
+    # -- abuse reports ---------------------------------------------------------
+
+    async def add_report(self, now: float, **fields: Any) -> AbuseReport:
+        """Keep a new report (fields of :func:`complaints.abuse.new_report`)."""
+        report_id = f"ar-{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
+        report = new_report(report_id, now, **fields)
+        async with self._client.pipeline(transaction=True) as pipe:
+            self._queue_report(pipe, report)
+            await pipe.execute()
+        return report
+
+    async def get_report(self, report_id: str) -> AbuseReport:
+        raw = await self._client.get(self._report_key(report_id))
+        if raw is None:
+            raise UnknownReportError(report_id)
+        return report_from_dict(json.loads(raw))
+
+    async def update_report(self, report_id: str, change: Callable[[AbuseReport], AbuseReport]) -> AbuseReport:
+        key = self._report_key(report_id)
+        for _ in range(MAX_WATCH_RETRIES):
+            async with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        raise UnknownReportError(report_id)
+                    report = change(report_from_dict(json.loads(raw)))
+                    pipe.multi()
+                    self._queue_report(pipe, report)
+                    await pipe.execute()
+                    return report
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"abuse report {report_id}: too many concurrent updates")
+
+    async def reports_for(self, number: str) -> list[AbuseReport]:
+        refs = await self._client.zrange(self._key("abuse", "number", number_key(number)), 0, -1)
+        return await self._reports(refs)
+
+    async def pending_reports(self) -> list[AbuseReport]:
+        return await self._reports(await self._client.zrange(self._key("abuse", "pending"), 0, -1))
+
+    async def all_reports(self, since: float | None = None) -> list[AbuseReport]:
+        lo = "-inf" if since is None else since
+        return await self._reports(await self._client.zrangebyscore(self._key("abuse", "all"), lo, "+inf"))
+
+    # -- plumbing ----------------------------------------------------------------
+
+    async def _read(self, pipe: Any, reference: str) -> Complaint:
+        raw = await pipe.get(self._c_key(reference))
+        if raw is None:
+            raise UnknownComplaintError(reference)
+        return complaint_from_dict(json.loads(raw))
+
+    async def _many(self, refs: Iterable[Any]) -> list[Complaint]:
+        keys = [self._c_key(_text(r)) for r in refs]
+        if not keys:
+            return []
+        return [complaint_from_dict(json.loads(v)) for v in await self._client.mget(keys) if v]
+
+    async def _reports(self, ids: Iterable[Any]) -> list[AbuseReport]:
+        keys = [self._report_key(_text(i)) for i in ids]
+        if not keys:
+            return []
+        return [report_from_dict(json.loads(v)) for v in await self._client.mget(keys) if v]
+
+    def _queue_write(self, pipe: Any, c: Complaint, old: Complaint | None) -> None:
+        pipe.set(self._c_key(c.reference), json.dumps(complaint_to_dict(c), ensure_ascii=False))
+        if old is None:
+            pipe.zadd(self._key("all"), {c.reference: c.opened_at})
+            if c.number:
+                pipe.zadd(self._number_index(c.number), {c.reference: c.opened_at})
+        if old is None or old.status is not c.status:
+            if old is not None:
+                pipe.zrem(self._key("status", str(old.status)), c.reference)
+            pipe.zadd(self._key("status", str(c.status)), {c.reference: c.opened_at})
+        if c.closed_at is not None:
+            pipe.zadd(self._key("closed"), {c.reference: c.closed_at})
+        elif old is not None and old.closed_at is not None:
+            pipe.zrem(self._key("closed"), c.reference)
+
+    def _queue_report(self, pipe: Any, r: AbuseReport) -> None:
+        pipe.set(self._report_key(r.report_id), json.dumps(report_to_dict(r), ensure_ascii=False))
+        pipe.zadd(self._key("abuse", "all"), {r.report_id: r.reported_at})
+        if r.number:
+            pipe.zadd(self._key("abuse", "number", number_key(r.number)), {r.report_id: r.reported_at})
+        if r.status is ReportStatus.PENDING_REVIEW:
+            pipe.zadd(self._key("abuse", "pending"), {r.report_id: r.reported_at})
+        else:
+            pipe.zrem(self._key("abuse", "pending"), r.report_id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -1,0 +1,374 @@
+"""Callback flags in Redis, and the dial lease that keeps two daemons from dialling one flag.
+
+Keys (``<prefix>`` is ``redis.key_prefix``, by default ``shenava``; the hash tag
+``{callbacks}`` keeps every key in one Cluster slot, so each transaction below
+is valid on a cluster):
+
+- ``<prefix>:{callbacks}:seq``: counter for flag ids ``cb-<n>``.
+- ``<prefix>:{callbacks}:flag:<id>``: the flag as JSON (reasons, attempts, history).
+- ``<prefix>:{callbacks}:open``: hash, customer number -> id of its open flag.
+- ``<prefix>:{callbacks}:due``: sorted set of open flags, scored by when each
+  may next be dialled (calling hours are applied when claiming, so a config
+  change takes effect at once). A flag being dialled keeps the attempt's start
+  as its score, so if its daemon dies it is found again once the lease expires.
+- ``<prefix>:{callbacks}:closed``: sorted set of closed flags by closing time.
+- ``<prefix>:{callbacks}:attention``: sorted set of unreachable and
+  wrong-number flags that no supervisor has acknowledged yet.
+- ``<prefix>:{callbacks}:lease:<id>``: the dial lease, ``SET NX PX`` with a
+  random token; extended and released only by its holder (compare-then-act Lua).
+
+Every change is read-modify-write under ``WATCH`` with the pure functions of
+:mod:`routing.callbacks`, retried when another writer got there first; so a new
+reason merged while a flag is being dialled is never overwritten by the
+outcome of that dial.
+
+The dialling protocol, for the daemon::
+
+    claim = await store.claim_due(now, hours, owner="daemon-1")   # None: nothing due
+    flag = await store.start_attempt(claim.lease, now, agent_id)  # before the Originate
+    ...                                                           # store.extend(lease) while it rings
+    await store.record_outcome(claim.lease, attempt_no, outcome, now, by=agent_id)
+
+``release(lease)`` without an attempt gives the flag back untouched (e.g. the
+agent went away before the Originate).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import WatchError
+
+from routing.callbacks import (
+    AttemptOutcome,
+    CallbackError,
+    CallbackFlag,
+    CallingHours,
+    DialPolicy,
+    LeaseLostError,
+    Reason,
+    UnknownFlagError,
+    acknowledge,
+    attach_transcript,
+    cancel,
+    flag_from_dict,
+    flag_to_dict,
+    interrupt_stale_attempt,
+    is_due,
+    merge_reason,
+    new_flag,
+    next_attempt_at,
+    normalize_number,
+    purge_transcripts,
+    record_outcome,
+    start_attempt,
+)
+
+MAX_WATCH_RETRIES = 50
+DEFAULT_CLAIM_SCAN = 20
+"""Due flags looked at per claim: leased ones are skipped, so a few spare are read."""
+
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_EXTEND_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class ConcurrentUpdateError(CallbackError):
+    """A flag changed under us more than ``MAX_WATCH_RETRIES`` times in a row."""
+
+    code = "callbacks.concurrent_update"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to dial one flag, held until released or ``lease_ms`` pass unextended."""
+
+    flag_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    flag: CallbackFlag
+    lease: Lease
+
+
+class CallbackStore:
+    """Owns the ``{callbacks}`` keys: flags, their indexes, and dial leases."""
+
+    TAG = "callbacks"
+
+    def __init__(self, client: Any, prefix: str, policy: DialPolicy | None = None) -> None:
+        # ``client`` is a ``redis.asyncio.Redis``; typed Any as in shenava.live_store
+        self._client = client
+        self._prefix = prefix
+        self._policy = policy or DialPolicy()
+        self._release_script = client.register_script(_RELEASE_LUA)
+        self._extend_script = client.register_script(_EXTEND_LUA)
+
+    @property
+    def policy(self) -> DialPolicy:
+        return self._policy
+
+    # -- keys (the only place key names are made) ----------------------------
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._prefix, "{" + self.TAG + "}", *parts))
+
+    def _flag_key(self, flag_id: str) -> str:
+        return self._key("flag", flag_id)
+
+    def _lease_key(self, flag_id: str) -> str:
+        return self._key("lease", flag_id)
+
+    # -- raising -----------------------------------------------------------------
+
+    async def raise_reason(self, number: str, reason: Reason, now: float) -> CallbackFlag:
+        """Merge ``reason`` into the number's open flag, or open a flag for it."""
+        number = normalize_number(number)
+        open_key = self._key("open")
+        for _ in range(MAX_WATCH_RETRIES):
+            async with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(open_key)
+                    flag_id = _text_or_none(await pipe.hget(open_key, number))
+                    if flag_id is not None:
+                        await pipe.watch(self._flag_key(flag_id))
+                        current = await self._read(pipe, flag_id)
+                        flag = merge_reason(current, reason, now)
+                    else:
+                        flag_id = f"cb-{int(await self._client.incr(self._key('seq'))):04d}"
+                        flag = new_flag(flag_id, number, reason, now)
+                    pipe.multi()
+                    self._queue_write(pipe, flag)
+                    await pipe.execute()
+                    return flag
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"callback flag of {number[-2:]!r}: too many concurrent updates")
+
+    async def attach_transcript(
+        self, number: str, recording_id: str, transcript: str, now: float
+    ) -> CallbackFlag:
+        """Put a finished transcript on the voicemail reason of the number's open flag."""
+        flag = await self.open_flag_for(number)
+        if flag is None:
+            raise UnknownFlagError(f"open for the number of voicemail {recording_id!r}")
+        return await self._update(
+            flag.flag_id, lambda f: attach_transcript(f, recording_id, transcript, now)
+        )
+
+    # -- dialling ------------------------------------------------------------------
+
+    async def claim_due(
+        self, now: float, hours: CallingHours, owner: str, *, scan: int = DEFAULT_CLAIM_SCAN
+    ) -> Claim | None:
+        """Lease the flag due longest, within calling hours; ``None`` if none can be dialled.
+
+        A flag whose previous holder vanished mid-dial (the lease expired with an
+        attempt open) has that attempt recorded as ``interrupted`` first.
+        """
+        if not hours.is_open(now):
+            return None
+        ids = await self._client.zrangebyscore(self._key("due"), "-inf", now, start=0, num=scan)
+        for raw_id in ids:
+            flag_id = _text(raw_id)
+            lease = Lease(flag_id, f"{owner}:{uuid.uuid4().hex}")
+            taken = await self._client.set(
+                self._lease_key(flag_id), lease.token, nx=True, px=self._policy.lease_ms
+            )
+            if not taken:
+                continue
+            try:
+                flag = await self._update(
+                    flag_id, lambda f: interrupt_stale_attempt(f, now, self._policy)
+                )
+            except UnknownFlagError:
+                flag = None
+            if flag is not None and is_due(flag, now, self._policy, hours):
+                return Claim(flag, lease)
+            await self.release(lease)
+        return None
+
+    async def start_attempt(self, lease: Lease, now: float, agent_id: str) -> CallbackFlag:
+        """Record the attempt; raises :class:`LeaseLostError` if the lease is no longer ours."""
+        return await self._update(
+            lease.flag_id, lambda f: start_attempt(f, now, agent_id), lease=lease
+        )
+
+    async def record_outcome(
+        self,
+        lease: Lease,
+        attempt_no: int,
+        outcome: AttemptOutcome,
+        now: float,
+        *,
+        by: str,
+        note: str = "",
+        follow_up_at: float | None = None,
+    ) -> CallbackFlag:
+        """Record how the attempt ended, then release the lease.
+
+        The outcome is recorded even if the lease was lost meanwhile: the call
+        did happen, and an outcome is never dropped.
+        """
+        flag = await self._update(
+            lease.flag_id,
+            lambda f: record_outcome(
+                f, attempt_no, outcome, now, self._policy, by=by, note=note,
+                follow_up_at=follow_up_at,
+            ),
+        )
+        await self.release(lease)
+        return flag
+
+    async def extend(self, lease: Lease) -> None:
+        """Keep the lease while a call is still ringing or talking."""
+        extended = await self._extend_script(
+            keys=[self._lease_key(lease.flag_id)], args=[lease.token, self._policy.lease_ms]
+        )
+        if not int(extended):
+            raise LeaseLostError(lease.flag_id)
+
+    async def release(self, lease: Lease) -> bool:
+        """Give the lease back; ``False`` if it had already expired or been taken over."""
+        deleted = await self._release_script(
+            keys=[self._lease_key(lease.flag_id)], args=[lease.token]
+        )
+        return bool(int(deleted))
+
+    # -- supervisors ---------------------------------------------------------------
+
+    async def cancel(self, flag_id: str, now: float, *, by: str, note: str) -> CallbackFlag:
+        return await self._update(flag_id, lambda f: cancel(f, now, by=by, note=note))
+
+    async def acknowledge(self, flag_id: str, now: float, *, by: str) -> CallbackFlag:
+        return await self._update(flag_id, lambda f: acknowledge(f, now, by=by))
+
+    async def needing_attention(self) -> list[CallbackFlag]:
+        """Unreachable and wrong-number flags nobody has acknowledged, oldest first."""
+        return await self._many(await self._client.zrange(self._key("attention"), 0, -1))
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def get(self, flag_id: str) -> CallbackFlag:
+        raw = await self._client.get(self._flag_key(flag_id))
+        if raw is None:
+            raise UnknownFlagError(repr(flag_id))
+        return flag_from_dict(json.loads(raw))
+
+    async def open_flag_for(self, number: str) -> CallbackFlag | None:
+        flag_id = await self._client.hget(self._key("open"), normalize_number(number))
+        return None if flag_id is None else await self.get(_text(flag_id))
+
+    async def has_open_flag(self, number: str) -> bool:
+        """For routing's ``WaitingCall.callback_flag``: an unknown number has none."""
+        try:
+            return bool(await self._client.hexists(self._key("open"), normalize_number(number)))
+        except CallbackError:
+            return False
+
+    async def open_flags(self) -> list[CallbackFlag]:
+        """Every open flag, by when it may next be dialled."""
+        return await self._many(await self._client.zrange(self._key("due"), 0, -1))
+
+    async def backlog(self, now: float) -> int:
+        """Open flags due by ``now`` (the wallboard's callback backlog)."""
+        return int(await self._client.zcount(self._key("due"), "-inf", now))
+
+    async def closed_between(self, since: float, until: float) -> list[CallbackFlag]:
+        return await self._many(
+            await self._client.zrangebyscore(self._key("closed"), since, until)
+        )
+
+    # -- retention -----------------------------------------------------------------
+
+    async def purge_closed(self, now: float, retention_s: float) -> list[str]:
+        """Remove the transcripts of flags closed ``retention_s`` ago or more; returns their ids."""
+        purged = []
+        for flag in await self.closed_between(float("-inf"), now - retention_s):
+            if flag.purged_at is None and flag.transcripts:
+                await self._update(flag.flag_id, lambda f: purge_transcripts(f, now))
+                purged.append(flag.flag_id)
+        return purged
+
+    # -- plumbing --------------------------------------------------------------------
+
+    async def _many(self, raw_ids: list[Any]) -> list[CallbackFlag]:
+        if not raw_ids:
+            return []
+        values = await self._client.mget([self._flag_key(_text(i)) for i in raw_ids])
+        return [flag_from_dict(json.loads(v)) for v in values if v is not None]
+
+    async def _read(self, pipe: Any, flag_id: str) -> CallbackFlag:
+        raw = await pipe.get(self._flag_key(flag_id))
+        if raw is None:
+            raise UnknownFlagError(repr(flag_id))
+        return flag_from_dict(json.loads(raw))
+
+    async def _update(
+        self,
+        flag_id: str,
+        change: Callable[[CallbackFlag], CallbackFlag],
+        *,
+        lease: Lease | None = None,
+    ) -> CallbackFlag:
+        keys = [self._flag_key(flag_id)]
+        if lease is not None:
+            keys.append(self._lease_key(flag_id))
+        for _ in range(MAX_WATCH_RETRIES):
+            async with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*keys)
+                    if lease is not None and _text_or_none(await pipe.get(keys[1])) != lease.token:
+                        raise LeaseLostError(flag_id)
+                    current = await self._read(pipe, flag_id)
+                    flag = change(current)
+                    if flag is current:
+                        await pipe.unwatch()
+                        return flag
+                    pipe.multi()
+                    self._queue_write(pipe, flag)
+                    await pipe.execute()
+                    return flag
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"callback flag {flag_id!r}: too many concurrent updates")
+
+    def _queue_write(self, pipe: Any, flag: CallbackFlag) -> None:
+        pipe.set(self._flag_key(flag.flag_id), json.dumps(flag_to_dict(flag), ensure_ascii=False))
+        if flag.is_open:
+            pipe.hset(self._key("open"), flag.number, flag.flag_id)
+            busy = flag.attempt_in_progress
+            at = next_attempt_at(flag, self._policy)
+            score = busy.started_at if busy is not None else at
+            pipe.zadd(self._key("due"), {flag.flag_id: score})
+            return
+        pipe.hdel(self._key("open"), flag.number)
+        pipe.zrem(self._key("due"), flag.flag_id)
+        pipe.zadd(self._key("closed"), {flag.flag_id: flag.closed_at})
+        if flag.needs_attention:
+            pipe.zadd(self._key("attention"), {flag.flag_id: flag.closed_at})
+        else:
+            pipe.zrem(self._key("attention"), flag.flag_id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _text_or_none(value: bytes | str | None) -> str | None:
+    return None if value is None else _text(value)

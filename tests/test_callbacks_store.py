@@ -1,0 +1,209 @@
+"""CallbackStore against a real redis-server: merging, the dial lease, two daemons."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_twisted
+from redis.asyncio import Redis
+
+from routing.callback_store import CallbackStore, Lease
+from routing.callbacks import (
+    AttemptOutcome,
+    CallingHours,
+    DialPolicy,
+    LeaseLostError,
+    Resolution,
+    abandon_reason,
+    follow_up_reason,
+    ivr_request_reason,
+    unresolved_complaint_reason,
+    voicemail_reason,
+)
+from shenava.aio import as_deferred
+
+TEHRAN = ZoneInfo("Asia/Tehran")
+T0 = datetime(2025, 3, 1, 10, 0, tzinfo=TEHRAN).timestamp()
+HOURS = CallingHours.always(TEHRAN)
+POLICY = DialPolicy(max_attempts=2, backoff_s=(300.0,), lease_ms=60_000)
+
+
+def store_for(client: Redis, policy: DialPolicy = POLICY) -> CallbackStore:
+    return CallbackStore(client, "shenava", policy)
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_source_merges_into_one_open_flag(redis_client: Redis) -> None:
+    store = store_for(redis_client)
+    abandon = abandon_reason("call-1", T0, 30, POLICY)
+    assert abandon is not None
+    reasons = [
+        abandon,
+        ivr_request_reason("call-2", T0 + 5, T0 + 200),
+        voicemail_reason("rec-1", T0 + 10),
+        follow_up_reason("a1", T0 + 20, T0 + 3600, "refund"),
+        unresolved_complaint_reason("41415926", T0 + 30, 8 * 86400),
+    ]
+    for i, reason in enumerate(reasons):
+        flag = await as_deferred(store.raise_reason("0912-123-4567", reason, T0 + i))
+    assert flag.flag_id == "cb-0001" and len(flag.reasons) == 5
+    assert await as_deferred(store.has_open_flag("09121234567"))
+    assert not await as_deferred(store.has_open_flag("anonymous"))
+    await as_deferred(store.attach_transcript("09121234567", "rec-1", "meter broken", T0 + 40))
+    stored = await as_deferred(store.get("cb-0001"))
+    assert stored.transcripts == ("meter broken",) and stored.due_at == T0
+    keys = set(await as_deferred(redis_client.keys("*")))
+    assert keys == {
+        "shenava:{callbacks}:seq", "shenava:{callbacks}:flag:cb-0001",
+        "shenava:{callbacks}:open", "shenava:{callbacks}:due",
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_raises_for_one_number_make_one_flag(redis_client: Redis) -> None:
+    clients = [Redis.from_url(_url(redis_client), decode_responses=True) for _ in range(4)]
+    try:
+        stores = [store_for(c) for c in clients]
+        flags = await as_deferred(
+            asyncio.gather(
+                *(
+                    stores[i % 4].raise_reason("09121234567", voicemail_reason(f"rec-{i}", T0), T0)
+                    for i in range(20)
+                )
+            )
+        )
+        assert len({f.flag_id for f in flags}) == 1  # ids lost in the race are skipped
+        open_flags = await as_deferred(store_for(redis_client).open_flags())
+        assert len(open_flags) == 1 and len(open_flags[0].reasons) == 20
+    finally:
+        for c in clients:
+            await as_deferred(c.aclose())
+
+
+def _url(client: Redis) -> str:
+    kw = client.connection_pool.connection_kwargs
+    return f"redis://{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+
+
+@pytest_twisted.ensureDeferred
+async def test_claim_attempt_outcome_closes_only_on_outcome(redis_client: Redis) -> None:
+    store = store_for(redis_client)
+    await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0))
+    claim = await as_deferred(store.claim_due(T0 + 1, HOURS, owner="d1"))
+    assert claim is not None
+    flag = await as_deferred(store.start_attempt(claim.lease, T0 + 2, "a1"))
+    assert flag.attempt_in_progress is not None
+    flag = await as_deferred(
+        store.record_outcome(claim.lease, 1, AttemptOutcome.NO_ANSWER, T0 + 30, by="a1")
+    )
+    assert flag.is_open
+    assert await as_deferred(store.claim_due(T0 + 31, HOURS, owner="d1")) is None  # backoff
+    assert await as_deferred(store.backlog(T0 + 31)) == 0
+    claim = await as_deferred(store.claim_due(T0 + 330, HOURS, owner="d1"))
+    assert claim is not None
+    await as_deferred(store.start_attempt(claim.lease, T0 + 331, "a2"))
+    flag = await as_deferred(
+        store.record_outcome(claim.lease, 2, AttemptOutcome.BUSY, T0 + 340, by="a2")
+    )
+    assert flag.resolution is Resolution.UNREACHABLE
+    attention = await as_deferred(store.needing_attention())
+    assert [f.flag_id for f in attention] == [flag.flag_id]
+    await as_deferred(store.acknowledge(flag.flag_id, T0 + 400, by="sup1"))
+    assert await as_deferred(store.needing_attention()) == []
+    assert not await as_deferred(store.has_open_flag("09121234567"))
+    # a new reason after closing opens a new flag
+    again = await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-2", T0 + 500), T0 + 500))
+    assert again.flag_id == "cb-0002"
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_claim_outside_calling_hours(redis_client: Redis) -> None:
+    store = store_for(redis_client)
+    hours = CallingHours.from_mapping({"timezone": "Asia/Tehran", "windows": {"daily": ["12:00-13:00"]}})
+    await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0))
+    assert await as_deferred(store.claim_due(T0 + 60, hours, owner="d1")) is None
+    assert await as_deferred(store.claim_due(T0 + 2 * 3600, hours, owner="d1")) is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_daemons_never_dial_one_flag_at_once(redis_client: Redis) -> None:
+    other = Redis.from_url(_url(redis_client), decode_responses=True)
+    try:
+        d1, d2 = store_for(redis_client), store_for(other)
+        for i in range(5):
+            await as_deferred(d1.raise_reason(f"0912000000{i}", voicemail_reason(f"r{i}", T0), T0))
+        # both daemons claim as fast as they can, concurrently
+        claims = await as_deferred(
+            asyncio.gather(*(s.claim_due(T0 + 1, HOURS, owner=n) for _ in range(5) for s, n in ((d1, "d1"), (d2, "d2"))))
+        )
+        got = [c for c in claims if c is not None]
+        assert sorted(c.flag.flag_id for c in got) == [f"cb-000{i}" for i in range(1, 6)]
+        # the losing daemon can neither start an attempt nor release the lease
+        lease = got[0].lease
+        stolen = Lease(lease.flag_id, "d9:forged")
+        with pytest.raises(LeaseLostError):
+            await as_deferred(d2.start_attempt(stolen, T0 + 2, "a9"))
+        assert not await as_deferred(d2.release(stolen))
+        with pytest.raises(LeaseLostError):
+            await as_deferred(d2.extend(stolen))
+        await as_deferred(d1.extend(lease))
+        # after release, the flag can be claimed again (no attempt was made)
+        assert await as_deferred(d1.release(lease))
+        again = await as_deferred(d2.claim_due(T0 + 3, HOURS, owner="d2"))
+        assert again is not None and again.flag.flag_id == lease.flag_id
+    finally:
+        await as_deferred(other.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dead_daemons_attempt_is_interrupted_when_its_lease_expires(redis_client: Redis) -> None:
+    store = store_for(redis_client, DialPolicy(max_attempts=3, backoff_s=(0.0,), lease_ms=1000))
+    await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0))
+    claim = await as_deferred(store.claim_due(T0, HOURS, owner="d1"))
+    assert claim is not None
+    await as_deferred(store.start_attempt(claim.lease, T0, "a1"))
+    # while the lease is held, nobody else gets the flag
+    assert await as_deferred(store.claim_due(T0 + 1, HOURS, owner="d2")) is None
+    # d1 dies; its lease expires (simulated: the key vanishes as PX would make it)
+    await as_deferred(redis_client.delete("shenava:{callbacks}:lease:" + claim.lease.flag_id))
+    second = await as_deferred(store.claim_due(T0 + 200, HOURS, owner="d2"))
+    assert second is not None
+    assert second.flag.attempts[0].outcome is AttemptOutcome.INTERRUPTED
+    with pytest.raises(LeaseLostError):
+        await as_deferred(store.start_attempt(claim.lease, T0 + 201, "a1"))
+    # d1's late outcome is still recorded, not lost
+    late = await as_deferred(
+        store.record_outcome(claim.lease, 1, AttemptOutcome.NO_ANSWER, T0 + 202, by="a1")
+    )
+    assert late.attempts[0].outcome is AttemptOutcome.NO_ANSWER
+    assert late.history[-1].event == "late_outcome"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reason_merged_while_dialling_is_kept(redis_client: Redis) -> None:
+    store = store_for(redis_client)
+    await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0))
+    claim = await as_deferred(store.claim_due(T0, HOURS, owner="d1"))
+    assert claim is not None
+    await as_deferred(store.start_attempt(claim.lease, T0, "a1"))
+    await as_deferred(store.raise_reason("09121234567", follow_up_reason("a2", T0 + 5, T0 + 5), T0 + 5))
+    flag = await as_deferred(
+        store.record_outcome(claim.lease, 1, AttemptOutcome.ANSWERED, T0 + 60, by="a1")
+    )
+    assert flag.resolution is Resolution.ANSWERED and len(flag.reasons) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_purge_removes_transcripts_of_old_closed_flags(redis_client: Redis) -> None:
+    store = store_for(redis_client)
+    flag = await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0, "private words"), T0))
+    await as_deferred(store.cancel(flag.flag_id, T0 + 10, by="sup1", note="customer called in"))
+    assert await as_deferred(store.purge_closed(T0 + 100, retention_s=1000)) == []
+    assert await as_deferred(store.purge_closed(T0 + 2000, retention_s=1000)) == [flag.flag_id]
+    purged = await as_deferred(store.get(flag.flag_id))
+    assert purged.transcripts == () and purged.purged_at == T0 + 2000
+    assert purged.history[-1].event == "purged"
+    assert await as_deferred(store.purge_closed(T0 + 3000, retention_s=1000)) == []
