@@ -46,8 +46,15 @@ DEFAULT_AGEING_POINTS_PER_S = 1.0
 
 DEFAULT_CATEGORY_POINTS: Mapping[str, float] = MappingProxyType(
     {
-        "general": 60.0,
+        # The default IVR's categories (ivr/menus.toml), then broader ones an
+        # operator may use in their own menus.
+        "service_quality": 60.0,
+        "product": 60.0,
         "billing": 90.0,
+        "staff_conduct": 120.0,
+        "delivery": 60.0,
+        "other": 60.0,
+        "general": 60.0,
         "technical": 90.0,
         "service_outage": 120.0,
         "safety": 240.0,

@@ -1,0 +1,222 @@
+"""The agents on shift: who is in which state since when, and who is told.
+
+The roster is the one place agent states change. Each change goes through the
+agent's :class:`~agent_stats.ledger.AgentLedger`, so every second is accounted
+to exactly one state, and then to the observers (routing, statistics, the
+wallboard). Pure apart from calling observers: every method takes ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from twisted.logger import Logger
+
+from agent_stats.errors import AgentStatsError
+from agent_stats.ledger import AgentLedger, Interval
+from agent_stats.states import AgentState, NotReadyReason
+
+log = Logger()
+
+
+class UnknownAgentError(AgentStatsError):
+    code = "agent_stats.unknown_agent"
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        super().__init__(f"no agent {agent_id!r} in the config")
+
+
+class AgentBusyError(AgentStatsError):
+    """The agent cannot change state by hand now (ringing or on a call)."""
+
+    code = "agent_stats.agent_busy"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfile:
+    """What the config says of an agent: the person, their phone and abilities."""
+
+    agent_id: str
+    name: str
+    endpoint: str
+    languages: tuple[str, ...]
+    skills: tuple[str, ...] = ()
+    experienced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgentChange:
+    """One state change, for observers."""
+
+    agent_id: str
+    at: float
+    old: AgentState
+    old_reason: NotReadyReason | None
+    new: AgentState
+    new_reason: NotReadyReason | None
+    closed: tuple[Interval, ...] = ()
+
+
+@dataclass(slots=True, eq=False)
+class AgentStatus:
+    profile: AgentProfile
+    ledger: AgentLedger
+    idle_since: float
+    last_call_hard: bool = False
+    calls_taken: int = 0
+    current_call: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self) -> AgentState:
+        return self.ledger.state
+
+    @property
+    def reason(self) -> NotReadyReason | None:
+        return self.ledger.reason
+
+
+Observer = Callable[[AgentChange], object]
+
+# States the agent (or a supervisor) may leave by hand; the others are driven
+# by calls and end by themselves.
+_MANUAL_FROM = frozenset(
+    {AgentState.LOGGED_OUT, AgentState.READY, AgentState.NOT_READY, AgentState.WRAP_UP,
+     AgentState.UNKNOWN}
+)
+
+
+class AgentRoster:
+    def __init__(self, profiles: Iterable[AgentProfile], now: float) -> None:
+        self._agents: dict[str, AgentStatus] = {
+            p.agent_id: AgentStatus(p, AgentLedger(p.agent_id, now), idle_since=now)
+            for p in profiles
+        }
+        self._observers: list[Observer] = []
+
+    def subscribe(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self._agents
+
+    def __iter__(self) -> Iterable[AgentStatus]:  # type: ignore[override]
+        return iter(self._agents.values())
+
+    def get(self, agent_id: str) -> AgentStatus:
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            raise UnknownAgentError(agent_id) from None
+
+    def by_endpoint(self, endpoint: str) -> AgentStatus | None:
+        for status in self._agents.values():
+            if status.profile.endpoint == endpoint:
+                return status
+        return None
+
+    def restore(self, ledger: AgentLedger) -> None:
+        """Put back a ledger read from storage (after a daemon restart)."""
+        status = self.get(ledger.agent_id)
+        status.ledger = ledger
+        status.idle_since = ledger.since
+
+    # -- by hand (agent desktop, CLI, API) ---------------------------------
+
+    def log_in(self, agent_id: str, now: float) -> AgentChange | None:
+        status = self.get(agent_id)
+        if status.state is not AgentState.LOGGED_OUT:
+            return None
+        return self._move(status, now, AgentState.READY)
+
+    def log_out(self, agent_id: str, now: float) -> AgentChange | None:
+        status = self._manual(agent_id)
+        return self._move(status, now, AgentState.LOGGED_OUT)
+
+    def set_ready(self, agent_id: str, now: float) -> AgentChange | None:
+        status = self._manual(agent_id)
+        if status.state is AgentState.LOGGED_OUT:
+            raise AgentBusyError(f"agent {agent_id} is logged out: log in first")
+        return self._move(status, now, AgentState.READY)
+
+    def set_not_ready(
+        self, agent_id: str, reason: NotReadyReason, now: float
+    ) -> AgentChange | None:
+        status = self._manual(agent_id)
+        if status.state is AgentState.LOGGED_OUT:
+            raise AgentBusyError(f"agent {agent_id} is logged out: log in first")
+        return self._move(status, now, AgentState.NOT_READY, NotReadyReason(reason))
+
+    def _manual(self, agent_id: str) -> AgentStatus:
+        status = self.get(agent_id)
+        if status.state not in _MANUAL_FROM:
+            raise AgentBusyError(
+                f"agent {agent_id} is {status.state.value}: the state changes when the call ends"
+            )
+        return status
+
+    # -- driven by calls ---------------------------------------------------
+
+    def ringing(self, agent_id: str, call_id: str, now: float) -> AgentChange | None:
+        status = self.get(agent_id)
+        status.current_call = call_id
+        return self._move(status, now, AgentState.RINGING)
+
+    def answered(self, agent_id: str, hard: bool, now: float) -> AgentChange | None:
+        status = self.get(agent_id)
+        status.last_call_hard = hard
+        status.calls_taken += 1
+        return self._move(status, now, AgentState.ON_CALL)
+
+    def call_ended(self, agent_id: str, now: float) -> AgentChange | None:
+        status = self.get(agent_id)
+        status.current_call = None
+        return self._move(status, now, AgentState.WRAP_UP)
+
+    def ring_failed(
+        self, agent_id: str, now: float, reason: NotReadyReason | None
+    ) -> AgentChange | None:
+        """The agent's phone did not answer: ready again, or not ready for ``reason``."""
+        status = self.get(agent_id)
+        status.current_call = None
+        if reason is None:
+            return self._move(status, now, AgentState.READY)
+        return self._move(status, now, AgentState.NOT_READY, reason)
+
+    def ring_cancelled(self, agent_id: str, now: float) -> AgentChange | None:
+        """The caller left while the agent's phone rang: no fault of the agent."""
+        status = self.get(agent_id)
+        status.current_call = None
+        return self._move(status, now, AgentState.READY)
+
+    # -- core --------------------------------------------------------------
+
+    def _move(
+        self,
+        status: AgentStatus,
+        now: float,
+        state: AgentState,
+        reason: NotReadyReason | None = None,
+    ) -> AgentChange | None:
+        old, old_reason = status.state, status.reason
+        if (old, old_reason) == (state, reason):
+            return None
+        closed = status.ledger.transition(now, state, reason)
+        if state is AgentState.READY:
+            status.idle_since = now
+        change = AgentChange(
+            status.profile.agent_id, now, old, old_reason, state, reason, tuple(closed)
+        )
+        for observer in list(self._observers):
+            try:
+                observer(change)
+            except Exception:
+                log.failure(
+                    "agent state observer failed on {agent} {old} -> {new}",
+                    agent=change.agent_id,
+                    old=old.value,
+                    new=state.value,
+                )
+        return change

@@ -1,0 +1,512 @@
+"""Connecting waiting callers to agents over AMI: the routing decisions, acted on.
+
+The :class:`~routing.router.Router` decides (pure); this module acts:
+
+1. A caller who wants an agent joins the waiting line and hears the hold loop
+   (music under AsyncAGI, see :mod:`routing.hold`).
+2. When the router assigns an agent, the agent's leg is originated with a
+   ``ChannelId`` we choose, so we know its Uniqueid before Asterisk reports it
+   (transcript 40). The agent's phone rings; the caller keeps hearing music.
+3. ``OriginateResponse`` ``Success`` means the agent answered: the service
+   level counts the answer now, and the AMI ``Bridge`` joins the two.
+   Anything else (``Reason`` 3 no answer, 5 busy, 0/8 failure) sends the call
+   back to its place in the line and tries the next agent at once; the agent
+   who missed it goes not ready (reason ``missed``, or ``technical`` when the
+   phone could not be reached) as configured.
+4. A caller who hangs up while the agent's phone rings: the agent's leg is
+   hung up and the agent is ready again (no fault of theirs).
+5. When the call ends, the agent goes to wrap-up, then ready after
+   ``wrap_up_s``.
+
+Why ``Bridge`` and not ``Redirect``: with the originated leg the caller stays
+under our control (music, announcements, their place) while the agent's phone
+rings, and a no-answer costs the caller nothing. The price (transcript 43) is
+that the caller is hung up when the agent hangs up; nothing follows a
+conversation today, so that is acceptable.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from agent_stats.roster import AgentChange, AgentRoster, AgentStatus
+from agent_stats.states import AgentState, NotReadyReason
+from ami_bridge import actions
+from ami_bridge.agi import AGIResult
+from ami_bridge.codec import Message
+from ami_bridge.events import (
+    ORIGINATE_BUSY,
+    ORIGINATE_NO_ANSWER,
+    ChannelHungUp,
+    OriginateFinished,
+    TrackerEvent,
+)
+from ami_bridge.tracker import CallTracker
+from routing.agents import AgentState as RoutingAgentState
+from routing.agents import AgentView
+from routing.calls import WaitingCall
+from routing.hold import CALLBACK_KEY, HoldConfig, HoldLoop
+from routing.router import Assignment, Router
+
+log = Logger()
+
+GENERAL_SKILL = "general"
+"""Every agent has it; a call needs it when no agent has its category as a skill."""
+
+
+class AMIActions(Protocol):
+    def send_action(
+        self, action: str, headers: Any = (), *, timeout: float | None = None
+    ) -> Deferred[Message]: ...
+
+    def agi(
+        self, channel: str, command: str, *, command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Deferred[AGIResult]: ...
+
+
+class Clock(Protocol):
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    ring_timeout_s: float = 20.0
+    wrap_up_s: float = 10.0
+    on_no_answer: NotReadyReason | None = NotReadyReason.MISSED
+    agent_leg_application: str = "Wait"
+    agent_leg_max_s: int = 7200
+    caller_id: str = '"Shenava" <complaints>'
+    hold: HoldConfig = field(default_factory=HoldConfig)
+
+
+# -- what routing tells the rest of the daemon ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingEvent:
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallQueued(RoutingEvent):
+    arrived_at: float
+    language: str
+    category: str
+    caller_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffered(RoutingEvent):
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered(RoutingEvent):
+    agent_id: str
+    joined_at: float
+    hard: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallAbandoned(RoutingEvent):
+    joined_at: float
+    caller_number: str
+    while_ringing_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallLeftForChoice(RoutingEvent):
+    """The caller chose to be called back or to leave a voicemail instead of waiting."""
+
+    joined_at: float
+    choice: str  # "callback" or "voicemail"
+    caller_number: str
+    position: int | None
+    channel: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallCompleted(RoutingEvent):
+    agent_id: str
+    answered_at: float
+
+
+# -- per call state ------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class _Waiting:
+    call: WaitingCall
+    channel: str
+    caller_number: str
+    arrived_at: float
+    hold: HoldLoop | None = None
+    agent_id: str | None = None
+    leg_id: str | None = None
+    leg_channel: str | None = None
+    answered_at: float | None = None
+    bridged: bool = False
+    ended: bool = False
+
+
+class CallDispatcher:
+    def __init__(
+        self,
+        *,
+        ami: AMIActions,
+        tracker: CallTracker,
+        roster: AgentRoster,
+        router: Router,
+        clock: Clock,
+        config: DispatchConfig,
+    ) -> None:
+        self._ami = ami
+        self._roster = roster
+        self._router = router
+        self._clock = clock
+        self._config = config
+        self._calls: dict[str, _Waiting] = {}
+        self._tracker = tracker
+        # agent leg Uniqueid (our ChannelId) -> (call_id, agent_id)
+        self._legs: dict[str, tuple[str, str]] = {}
+        self._leg_numbers = itertools.count(1)
+        self._observers: list[Callable[[RoutingEvent], object]] = []
+        self._agent_skills = frozenset(
+            skill for status in roster for skill in status.profile.skills
+        )
+        self.choice_handler: Callable[[CallLeftForChoice], object] | None = None
+        tracker.subscribe(self._on_tracker_event)
+        roster.subscribe(self._on_agent_change)
+
+    # -- observers ---------------------------------------------------------
+
+    def subscribe(self, observer: Callable[[RoutingEvent], object]) -> None:
+        self._observers.append(observer)
+
+    def _emit(self, event: RoutingEvent) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(event)
+            except Exception:
+                log.failure("routing observer failed on {event}", event=type(event).__name__)
+
+    # -- queries -----------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self._calls.values() if w.agent_id is None and not w.ended)
+
+    def call_of_agent(self, agent_id: str) -> WaitingCall | None:
+        for waiting in self._calls.values():
+            if waiting.agent_id == agent_id and not waiting.ended:
+                return waiting.call
+        return None
+
+    def position(self, call_id: str) -> int | None:
+        try:
+            return self._router.line.position(call_id).in_bucket
+        except Exception:
+            return None
+
+    def explain(self, call_id: str) -> str:
+        return self._router.explain(call_id, self._clock.seconds())
+
+    # -- a caller joins ------------------------------------------------------
+
+    def join(
+        self,
+        *,
+        call_id: str,
+        channel: str,
+        caller_number: str,
+        language: str,
+        category: str | None,
+        arrived_at: float,
+        joined_at: float | None = None,
+        **facts: Any,
+    ) -> WaitingCall:
+        """Put a caller in the waiting line (``facts``: urgency, vulnerable, ...)."""
+        now = self._clock.seconds()
+        category = category or GENERAL_SKILL
+        skill = category if category in self._agent_skills else GENERAL_SKILL
+        call = WaitingCall(
+            call_id=call_id,
+            joined_at=now if joined_at is None else joined_at,
+            language=language,
+            skill=skill,
+            category=category,
+            **facts,
+        )
+        waiting = _Waiting(call, channel, caller_number, arrived_at)
+        self._calls[call_id] = waiting
+        self._emit(CallQueued(call_id, now, arrived_at, language, category, caller_number))
+        waiting.hold = HoldLoop(
+            self._agi,
+            channel,
+            language,
+            self._config.hold,
+            position=lambda: self._position_number(call_id),
+            on_choice=lambda key: self._left_for_choice(call_id, key),
+        )
+        waiting.hold.start()
+        self._act(self._router.on_call_joined(call, now))
+        return call
+
+    def _agi(self, channel: str, command: str) -> Deferred[AGIResult]:
+        return self._ami.agi(channel, command)
+
+    def _position_number(self, call_id: str) -> int | None:
+        position = self.position(call_id)
+        return None if position is None else position + 1
+
+    def _left_for_choice(self, call_id: str, key: str) -> None:
+        waiting = self._calls.get(call_id)
+        if waiting is None or waiting.agent_id is not None or waiting.ended:
+            return
+        now = self._clock.seconds()
+        position = self._position_number(call_id)
+        waiting.ended = True
+        self._act(self._router.on_call_left(call_id, now))
+        choice = "callback" if key == CALLBACK_KEY else "voicemail"
+        event = CallLeftForChoice(
+            call_id, now, waiting.call.joined_at, choice, waiting.caller_number, position,
+            waiting.channel, waiting.call.language,
+        )
+        self._emit(event)
+        if self.choice_handler is not None:
+            self.choice_handler(event)
+
+    # -- agents ------------------------------------------------------------
+
+    def view(self, status: AgentStatus) -> AgentView:
+        state = {
+            AgentState.READY: RoutingAgentState.READY,
+            AgentState.RINGING: RoutingAgentState.RINGING,
+            AgentState.ON_CALL: RoutingAgentState.ON_CALL,
+            AgentState.WRAP_UP: RoutingAgentState.WRAP_UP,
+            AgentState.LOGGED_OUT: RoutingAgentState.LOGGED_OUT,
+        }.get(status.state, RoutingAgentState.NOT_READY)
+        if status.reason is NotReadyReason.RECOVERY:
+            state = RoutingAgentState.RECOVERY
+        profile = status.profile
+        return AgentView(
+            agent_id=profile.agent_id,
+            languages=frozenset(profile.languages),
+            skills=frozenset((*profile.skills, GENERAL_SKILL)),
+            state=state,
+            idle_since=status.idle_since,
+            experienced=profile.experienced,
+            last_call_hard=status.last_call_hard,
+        )
+
+    def _on_agent_change(self, change: AgentChange) -> None:
+        now = change.at
+        if change.new is AgentState.READY:
+            self._act(self._router.on_agent_ready(self.view(self._roster.get(change.agent_id)), now))
+        elif change.old is AgentState.READY or change.new in (
+            AgentState.NOT_READY, AgentState.LOGGED_OUT
+        ):
+            if self.call_of_agent(change.agent_id) is None:
+                self._act(self._router.on_agent_unavailable(change.agent_id, now))
+
+    # -- acting on decisions -------------------------------------------------
+
+    def _act(self, assignments: list[Assignment]) -> None:
+        for assignment in assignments:
+            self._connect(assignment)
+
+    def _connect(self, assignment: Assignment) -> None:
+        waiting = self._calls.get(assignment.call_id)
+        if waiting is None or waiting.ended:
+            return
+        now = self._clock.seconds()
+        status = self._roster.get(assignment.agent_id)
+        leg_id = f"shenava-{next(self._leg_numbers)}-{status.profile.agent_id}"
+        waiting.agent_id = status.profile.agent_id
+        waiting.leg_id = leg_id
+        self._legs[leg_id] = (assignment.call_id, status.profile.agent_id)
+        self._roster.ringing(status.profile.agent_id, assignment.call_id, now)
+        self._emit(CallOffered(assignment.call_id, now, status.profile.agent_id))
+        action = actions.originate_application(
+            status.profile.endpoint,
+            self._config.agent_leg_application,
+            str(self._config.agent_leg_max_s),
+            channel_id=leg_id,
+            timeout_s=self._config.ring_timeout_s,
+            caller_id=self._config.caller_id,
+            variables={"SHENAVA_CALL": assignment.call_id},
+        )
+        d = self._ami.send_action(action.name, action.headers)
+        d.addErrback(self._originate_refused, assignment.call_id, leg_id)
+
+    def _originate_refused(self, failure: Any, call_id: str, leg_id: str) -> None:
+        log.warn(
+            "Originate of agent leg {leg} refused: {error}", leg=leg_id,
+            error=failure.getErrorMessage(),
+        )
+        self._leg_failed(call_id, leg_id, technical=True)
+
+    def _on_tracker_event(self, event: TrackerEvent) -> None:
+        if isinstance(event, OriginateFinished):
+            self._on_originate_finished(event)
+        elif isinstance(event, ChannelHungUp):
+            self._on_hangup(event)
+
+    def _on_originate_finished(self, event: OriginateFinished) -> None:
+        leg_id = event.uniqueid or ""
+        leg = self._legs.get(leg_id)
+        if leg is None:
+            return
+        call_id = leg[0]
+        if not event.success:
+            technical = event.reason not in (ORIGINATE_NO_ANSWER, ORIGINATE_BUSY)
+            self._leg_failed(call_id, leg_id, technical=technical)
+            return
+        waiting = self._calls.get(call_id)
+        if waiting is None or waiting.ended or waiting.leg_id != leg_id:
+            # The caller left while the agent's phone rang; the leg is being hung up.
+            self._legs.pop(leg_id, None)
+            self._ami.send_action(*_hangup(event.channel)).addErrback(lambda _: None)
+            return
+        now = event.at
+        assert waiting.agent_id is not None
+        waiting.answered_at = now
+        waiting.leg_channel = event.channel
+        if waiting.hold is not None:
+            waiting.hold.stop()
+        self._router.on_call_answered(call_id)
+        self._roster.answered(waiting.agent_id, waiting.call.hard, now)
+        self._emit(CallAnswered(call_id, now, waiting.agent_id, waiting.call.joined_at, waiting.call.hard))
+        action = actions.bridge(waiting.channel, event.channel)
+        d = self._ami.send_action(action.name, action.headers)
+        d.addCallbacks(
+            lambda _: setattr(waiting, "bridged", True),
+            self._bridge_failed,
+            errbackArgs=(call_id,),
+        )
+
+    def _bridge_failed(self, failure: Any, call_id: str) -> None:
+        waiting = self._calls.get(call_id)
+        log.warn("Bridge for call {call} failed: {error}", call=call_id, error=failure.getErrorMessage())
+        if waiting is not None and waiting.leg_channel:
+            self._ami.send_action(*_hangup(waiting.leg_channel)).addErrback(lambda _: None)
+
+    def _leg_failed(self, call_id: str, leg_id: str, *, technical: bool) -> None:
+        leg = self._legs.pop(leg_id, None)
+        if leg is None:
+            return
+        agent_id = leg[1]
+        waiting = self._calls.get(call_id)
+        now = self._clock.seconds()
+        if waiting is not None and waiting.leg_id == leg_id:
+            waiting.agent_id = None
+            waiting.leg_id = None
+        # First put the call back (it may go straight to another ready agent),
+        # then settle the agent who missed it.
+        if waiting is not None and not waiting.ended:
+            self._act(self._router.on_connect_failed(call_id, now))
+        reason = NotReadyReason.TECHNICAL if technical else self._config.on_no_answer
+        if agent_id in self._roster and self._roster.get(agent_id).state is AgentState.RINGING:
+            self._roster.ring_failed(agent_id, now, reason)
+
+    def _on_hangup(self, event: ChannelHungUp) -> None:
+        leg = self._legs.get(event.uniqueid)
+        if leg is not None:
+            self._agent_leg_gone(leg[0], event)
+            return
+        waiting = self._calls.get(event.uniqueid)
+        if waiting is not None:
+            self._caller_gone(waiting, event.at)
+
+    def _caller_gone(self, waiting: _Waiting, now: float) -> None:
+        call_id = waiting.call.call_id
+        if waiting.hold is not None:
+            waiting.hold.stop()
+        if waiting.ended:
+            self._calls.pop(call_id, None)
+            return
+        waiting.ended = True
+        if waiting.answered_at is not None:
+            # A normal end from the caller's side: free the agent's leg too.
+            if waiting.leg_channel:
+                self._ami.send_action(*_hangup(waiting.leg_channel)).addErrback(lambda _: None)
+            return
+        ringing = waiting.agent_id
+        self._act(self._router.on_call_left(call_id, now))
+        if ringing is not None and waiting.leg_id is not None:
+            # The leg stays known until Asterisk settles it (OriginateResponse
+            # or its hang-up), so a late answer is hung up too.
+            self._cancel_leg(waiting.leg_id)
+            if self._roster.get(ringing).state is AgentState.RINGING:
+                self._roster.ring_cancelled(ringing, now)
+        self._calls.pop(call_id, None)
+        self._emit(CallAbandoned(call_id, now, waiting.call.joined_at, waiting.caller_number, ringing))
+
+    def _cancel_leg(self, leg_id: str) -> None:
+        # Asterisk's Hangup takes a channel name; the tracker knows the name of
+        # the leg by the Uniqueid we chose. A leg not yet created has no name:
+        # the Originate then fails or, if answered, is hung up on its response.
+        channel = self._channel_name(leg_id)
+        if channel:
+            self._ami.send_action(*_hangup(channel)).addErrback(lambda _: None)
+
+    def _channel_name(self, uniqueid: str) -> str | None:
+        channel = self._tracker.channel(uniqueid)
+        return channel.name if channel is not None else None
+
+    def _agent_leg_gone(self, call_id: str, event: ChannelHungUp) -> None:
+        waiting = self._calls.get(call_id)
+        self._legs.pop(event.uniqueid, None)
+        if waiting is None or waiting.answered_at is None or waiting.agent_id is None:
+            return  # a leg that never answered: OriginateResponse settles it
+        now = event.at
+        agent_id = waiting.agent_id
+        self._calls.pop(call_id, None)
+        waiting.ended = True
+        self._emit(CallCompleted(call_id, now, agent_id, waiting.answered_at))
+        self._roster.call_ended(agent_id, now)
+        self._clock.callLater(self._config.wrap_up_s, self._wrap_up_over, agent_id)
+
+    def _wrap_up_over(self, agent_id: str) -> None:
+        status = self._roster.get(agent_id)
+        if status.state is AgentState.WRAP_UP:
+            self._roster.set_ready(agent_id, self._clock.seconds())
+
+
+def _hangup(channel: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    action = actions.hangup(channel)
+    return action.name, action.headers
+
+
+def rejoin_facts(call: WaitingCall) -> dict[str, Any]:
+    """The facts of a call, for joining again with the same place (callbacks)."""
+    return {
+        k: getattr(call, k)
+        for k in ("urgency", "vulnerable", "open_complaint", "recent_call", "callback_flag",
+                  "urgent_words", "abusive_caller", "high_severity")
+    }
+
+
+__all__ = [
+    "CallAbandoned",
+    "CallAnswered",
+    "CallCompleted",
+    "CallDispatcher",
+    "CallLeftForChoice",
+    "CallOffered",
+    "CallQueued",
+    "DispatchConfig",
+    "RoutingEvent",
+    "rejoin_facts",
+]

@@ -1,0 +1,107 @@
+"""Keeping a waiting caller company under AsyncAGI: music, position, options.
+
+The caller's channel stays in ``AGI(agi:async)`` while they wait, so the
+daemon can interrupt the music at any moment: an AMI ``Bridge`` pulls the
+channel out of the running ``EXEC MusicOnHold`` (transcript 40), after which
+that command never reports back. Every ``announce_every_s`` the music stops
+for the caller's position ("shenava/hold-position", then their place read
+digit by digit) and their options ("shenava/hold-options"): 1 keeps their place
+and books a callback instead of waiting, 2 leaves a voicemail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+
+from ami_bridge.agi import AGIResult, quote_argument
+from ami_bridge.errors import AGICommandError, ConnectionLostError
+
+log = Logger()
+
+AGIExecutor = Callable[[str, str], Deferred[AGIResult]]
+"""``(channel, command) -> Deferred[AGIResult]``: ``AMIConnection.agi``."""
+
+CALLBACK_KEY = "1"
+VOICEMAIL_KEY = "2"
+HOLD_OPTIONS_TIMEOUT_S = 3.0
+SOUND_FOLDER = "shenava"
+
+
+@dataclass(frozen=True, slots=True)
+class HoldConfig:
+    music_class: str = "default"
+    announce_every_s: float = 45.0
+    offer_options: bool = True
+    announce_position: bool = True
+
+
+class HoldLoop:
+    """Plays hold music and announcements to one caller until stopped."""
+
+    def __init__(
+        self,
+        agi: AGIExecutor,
+        channel: str,
+        language: str,
+        config: HoldConfig,
+        position: Callable[[], int | None],
+        on_choice: Callable[[str], object],
+    ) -> None:
+        self._agi = agi
+        self._channel = channel
+        self._language = language
+        self._config = config
+        self._position = position
+        self._on_choice = on_choice
+        self._stopped = False
+        self.done: Deferred[None] | None = None
+
+    def start(self) -> Deferred[None]:
+        self.done = ensureDeferred(self._run())
+        return self.done
+
+    def stop(self) -> None:
+        """No more commands from now on (a running one ends with the bridge or hang-up)."""
+        self._stopped = True
+
+    async def _command(self, command: str) -> AGIResult | None:
+        if self._stopped:
+            return None
+        try:
+            result = await self._agi(self._channel, command)
+        except (AGICommandError, ConnectionLostError):
+            # The caller hung up, was bridged to an agent, or the link to
+            # Asterisk dropped: the hold is over either way.
+            self._stopped = True
+            return None
+        if result.hung_up:
+            self._stopped = True
+            return None
+        return result
+
+    async def _run(self) -> None:
+        config = self._config
+        await self._command(f"SET VARIABLE CHANNEL(language) {quote_argument(self._language)}")
+        first = True
+        while not self._stopped:
+            if not first and config.announce_position:
+                position = self._position()
+                if position is not None:
+                    await self._command(f'STREAM FILE {SOUND_FOLDER}/hold-position ""')
+                    await self._command(f'SAY DIGITS {position} ""')
+            if not first and config.offer_options:
+                timeout_ms = int(HOLD_OPTIONS_TIMEOUT_S * 1000)
+                result = await self._command(
+                    f"GET DATA {SOUND_FOLDER}/hold-options {timeout_ms} 1"
+                )
+                if result is not None and result.digits in (CALLBACK_KEY, VOICEMAIL_KEY):
+                    self._stopped = True
+                    self._on_choice(result.digits)
+                    return
+            first = False
+            seconds = max(1, int(config.announce_every_s))
+            await self._command(f"EXEC MusicOnHold {config.music_class},{seconds}")

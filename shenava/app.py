@@ -1,0 +1,186 @@
+"""The composition root: every long-lived object of the daemon, built once.
+
+Nothing here decides anything; it wires constructors together so that each
+piece can be tested alone with a ``task.Clock`` and a fake AMI link, and the
+daemon, the demo and the integration tests all run the same graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.application.internet import backoffPolicy
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.logger import Logger
+
+from agent_stats.roster import AgentProfile, AgentRoster
+from ami_bridge.connection import AMIConnection, AMICredentials
+from ami_bridge.events import AgiSessionStarted, ChannelAdopted, ChannelHungUp, TrackerEvent
+from ami_bridge.tracker import CallTracker, attach_tracker
+from ivr.machine import MenuMachine
+from ivr.menu_schema import load_menus
+from routing.dispatch import (
+    CallAbandoned,
+    CallAnswered,
+    CallDispatcher,
+    CallQueued,
+    DispatchConfig,
+    RoutingEvent,
+)
+from routing.router import Router
+from routing.scoring import ScoringConfig
+from routing.selection import SelectionConfig
+from shenava.aio import as_deferred
+from shenava.callflow import CallFlow
+from shenava.config import Config
+from shenava.live_store import LiveFiguresStore
+
+log = Logger()
+
+QUEUE = "complaints"
+
+
+@dataclass(slots=True)
+class CallCounts:
+    """In-memory figures of this run (the demo prints them; Redis keeps the day's)."""
+
+    arrived: int = 0
+    adopted: int = 0
+    ended: int = 0
+    callers: set[str] = field(default_factory=set)
+    queued: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    waits_answered: list[float] = field(default_factory=list)
+    waits_abandoned: list[float] = field(default_factory=list)
+
+    @property
+    def in_progress(self) -> int:
+        return len(self.callers)
+
+
+class Shenava:
+    """The daemon's object graph."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        reactor: Any,
+        redis: Any | None,
+        endpoint: Any | None = None,
+        dispatch: DispatchConfig | None = None,
+    ) -> None:
+        self.config = config
+        self.reactor = reactor
+        now = reactor.seconds()
+        ami = config.ami
+        self.connection = AMIConnection(
+            endpoint or TCP4ClientEndpoint(reactor, ami.host, ami.port),
+            reactor,
+            AMICredentials(ami.username, ami.secret, md5=ami.auth == "md5"),
+            keepalive_interval=ami.keepalive_s,
+            action_timeout=ami.action_timeout_s,
+            retry_policy=backoffPolicy(
+                initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s
+            ),
+        )
+        self.tracker = CallTracker()
+        attach_tracker(self.tracker, self.connection, reactor)
+        self.roster = AgentRoster(
+            (
+                AgentProfile(a.id, a.name, a.endpoint, a.languages, a.skills, a.experienced)
+                for a in config.agents
+            ),
+            now,
+        )
+        self.router = Router(ScoringConfig(), SelectionConfig())
+        self.dispatcher = CallDispatcher(
+            ami=self.connection,
+            tracker=self.tracker,
+            roster=self.roster,
+            router=self.router,
+            clock=reactor,
+            config=dispatch or DispatchConfig(),
+        )
+        self.menus = load_menus()
+        self.callflow = CallFlow(
+            ami=self.connection,
+            tracker=self.tracker,
+            clock=reactor,
+            machine=MenuMachine(self.menus),
+            dispatcher=self.dispatcher,
+            support_context=config.site.support_context,
+        )
+        self.counts = CallCounts()
+        self.live = (
+            LiveFiguresStore(redis, config.redis.key_prefix) if redis is not None else None
+        )
+        self.tracker.subscribe(self._count_calls)
+        self.dispatcher.subscribe(self._count_routing)
+
+    # -- life cycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        self.connection.startService()
+
+    def stop(self) -> Deferred[None]:
+        return self.connection.stopService()
+
+    def when_connected(self) -> Deferred[Any]:
+        return self.connection.when_connected()
+
+    # -- figures -------------------------------------------------------------
+
+    def _store(self, coro: Any) -> None:
+        d = as_deferred(coro)
+        d.addErrback(lambda f: log.error("live figures not stored: {e}", e=f.getErrorMessage()))
+
+    def _count_calls(self, event: TrackerEvent) -> None:
+        """Callers on the support line: from their AsyncAGI start to their hang-up.
+
+        A resync after a reconnect adopts callers already there (``adopted``),
+        so a call is never counted twice nor lost.
+        """
+        counts = self.counts
+        support = self.config.site.support_context
+        if isinstance(event, AgiSessionStarted):
+            if event.env.get("agi_context") != support or event.uniqueid in counts.callers:
+                return
+            counts.arrived += 1
+            counts.callers.add(event.uniqueid)
+        elif isinstance(event, ChannelAdopted):
+            channel = self.tracker.channel(event.uniqueid)
+            if channel is None or channel.context != support or event.uniqueid in counts.callers:
+                return
+            counts.adopted += 1
+            counts.callers.add(event.uniqueid)
+        elif isinstance(event, ChannelHungUp):
+            if event.uniqueid not in counts.callers:
+                return
+            counts.callers.discard(event.uniqueid)
+            counts.ended += 1
+        else:
+            return
+        if self.live is not None:
+            self._store(self.live.set_in_progress({QUEUE: counts.in_progress}))
+
+    def _count_routing(self, event: RoutingEvent) -> None:
+        counts = self.counts
+        live = self.live
+        if isinstance(event, CallQueued):
+            counts.queued += 1
+            if live is not None:
+                self._store(live.call_offered(QUEUE, event.at))
+        elif isinstance(event, CallAnswered):
+            counts.answered += 1
+            counts.waits_answered.append(event.at - event.joined_at)
+            if live is not None:
+                self._store(live.call_answered(QUEUE, event.at))
+        elif isinstance(event, CallAbandoned):
+            counts.abandoned += 1
+            counts.waits_abandoned.append(event.at - event.joined_at)
+            if live is not None:
+                self._store(live.call_abandoned(QUEUE, event.at))

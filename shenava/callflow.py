@@ -1,0 +1,270 @@
+"""One caller's way through Shenava: AsyncAGI start -> IVR -> what they asked for.
+
+The call tracker reports ``AsyncAGIStart`` for a channel in the support-line
+context; this starts an :class:`~ivr.runner.IVRRunner` on it, forwards the
+caller's key presses between commands (type-ahead) and their hang-up, and
+hands the IVR's outcome on:
+
+- a new complaint is opened in the register first, and its reference number
+  is read to the caller digit by digit ("shenava/your-reference");
+- ``agent``: the caller joins the waiting line (:mod:`routing.dispatch`);
+- ``voicemail`` / ``callback`` / ``hung_up_in_ivr``: handed to the sinks that
+  keep them (voicemail store, callback flags), never dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.logger import Logger
+
+from ami_bridge.agi import AGIResult
+from ami_bridge.errors import AGICommandError, ConnectionLostError
+from ami_bridge.events import (
+    AgiSessionEnded,
+    AgiSessionStarted,
+    ChannelHungUp,
+    DtmfReceived,
+    TrackerEvent,
+)
+from ami_bridge.tracker import CallTracker
+from ivr.machine import MenuMachine, Outcome
+from ivr.menu_schema import Request
+from ivr.runner import IVRRunner
+from routing.calls import Urgency
+from routing.dispatch import CallDispatcher, CallLeftForChoice
+from shenava.privacy import mask_number
+
+log = Logger()
+
+SOUND_FOLDER = "shenava"
+MAX_HOLD_VOICEMAIL_MS = 180_000
+VOICEMAIL_SILENCE_S = 5
+ComplaintLookup = Callable[[str], Deferred[str | None]]
+
+
+class AGIExecutor(Protocol):
+    def agi(
+        self, channel: str, command: str, *, command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Deferred[AGIResult]: ...
+
+
+class OutcomeHandler(Protocol):
+    """Somewhere an IVR outcome is kept (voicemails, callback flags, the register)."""
+
+    def __call__(self, outcome: Outcome, channel: str) -> Deferred[Any] | None: ...
+
+
+@dataclass(slots=True)
+class _ChannelAGI:
+    """The runner's ``AGIChannel``: one channel's commands through the AMI link."""
+
+    ami: AGIExecutor
+    channel: str
+
+    def execute(self, command: str) -> Deferred[AGIResult]:
+        return self.ami.agi(self.channel, command)
+
+
+@dataclass(slots=True, eq=False)
+class _Session:
+    runner: IVRRunner
+    channel: str
+    arrived_at: float
+
+
+async def _no_lookup(reference: str) -> str | None:
+    return None
+
+
+def _fresh_recording_name() -> str:
+    """A recording name made here, never from channel data or caller input."""
+    return f"shenava-vm/vm-{uuid.uuid4().hex}"
+
+
+class CallFlow:
+    def __init__(
+        self,
+        *,
+        ami: AGIExecutor,
+        tracker: CallTracker,
+        clock: Any,
+        machine: MenuMachine,
+        dispatcher: CallDispatcher,
+        support_context: str,
+        lookup_complaint: ComplaintLookup | None = None,
+        open_complaint: Callable[[Outcome, str], Deferred[str | None]] | None = None,
+        on_voicemail: OutcomeHandler | None = None,
+        on_callback: OutcomeHandler | None = None,
+    ) -> None:
+        self._ami = ami
+        self._tracker = tracker
+        self._clock = clock
+        self._machine = machine
+        self._dispatcher = dispatcher
+        self._support_context = support_context
+        # The hooks other packages fill in (the complaint register, the
+        # voicemail store, callback flags); each may be left as None.
+        self.lookup_complaint: ComplaintLookup = lookup_complaint or (
+            lambda ref: ensureDeferred(_no_lookup(ref))
+        )
+        self.open_complaint = open_complaint
+        self.on_voicemail = on_voicemail
+        self.on_callback = on_callback
+        self.on_hold_choice: Callable[[CallLeftForChoice, str | None], Deferred[Any] | None] | None = None
+        self.recording_name: Callable[[], str] = _fresh_recording_name
+        dispatcher.choice_handler = self._hold_choice
+        self._sessions: dict[str, _Session] = {}
+        self._seen: set[str] = set()
+        self._observers: list[Callable[[Outcome], object]] = []
+        self.sessions_started = 0
+        tracker.subscribe(self._on_event)
+
+    def subscribe(self, observer: Callable[[Outcome], object]) -> None:
+        """Told of every IVR outcome (for figures and tests)."""
+        self._observers.append(observer)
+
+    @property
+    def in_ivr(self) -> int:
+        return len(self._sessions)
+
+    # -- tracker events ------------------------------------------------------
+
+    def _on_event(self, event: TrackerEvent) -> None:
+        if isinstance(event, AgiSessionStarted):
+            self._on_agi_start(event)
+        elif isinstance(event, DtmfReceived):
+            session = self._sessions.get(event.uniqueid)
+            if session is not None and event.direction.lower() == "received":
+                session.runner.dtmf_received(event.digit)
+        elif isinstance(event, (ChannelHungUp, AgiSessionEnded)):
+            session = self._sessions.get(event.uniqueid)
+            if session is not None:
+                session.runner.channel_hung_up()
+
+    def _on_agi_start(self, event: AgiSessionStarted) -> None:
+        context = event.env.get("agi_context", "")
+        if context != self._support_context or event.uniqueid in self._seen:
+            return
+        self._seen.add(event.uniqueid)
+        channel = event.env.get("agi_channel") or event.channel
+        caller = event.env.get("agi_callerid", "")
+        if caller in ("unknown", "<unknown>"):
+            caller = ""
+        tracked = self._tracker.channel(event.uniqueid)
+        variables: Mapping[str, str] = dict(tracked.variables) if tracked is not None else {}
+        runner = IVRRunner(
+            self._machine,
+            _ChannelAGI(self._ami, channel),
+            self._clock,
+            _Sink(self, channel),
+            lambda ref: self.lookup_complaint(ref),
+            channel_language=event.env.get("agi_language", "en"),
+            sound_folder=SOUND_FOLDER,
+        )
+        session = _Session(runner, channel, event.at)
+        self._sessions[event.uniqueid] = session
+        self.sessions_started += 1
+        log.info(
+            "call {call} from {caller} entered the IVR", call=event.uniqueid,
+            caller=mask_number(caller),
+        )
+        d = runner.run(event.uniqueid, caller, variables)
+        d.addErrback(self._runner_failed, event.uniqueid)
+        d.addBoth(self._session_over, event.uniqueid)
+
+    def _runner_failed(self, failure: Any, call_id: str) -> None:
+        log.failure("IVR session of call {call} failed", failure, call=call_id)
+
+    def _session_over(self, result: object, call_id: str) -> None:
+        self._sessions.pop(call_id, None)
+
+    # -- outcomes -------------------------------------------------------------
+
+    async def deliver(self, outcome: Outcome, channel: str) -> None:
+        session = self._sessions.get(outcome.call_id)
+        arrived_at = session.arrived_at if session is not None else outcome.started_at
+        for observer in list(self._observers):
+            try:
+                observer(outcome)
+            except Exception:
+                log.failure("outcome observer failed for call {call}", call=outcome.call_id)
+        reference: str | None = None
+        if self.open_complaint is not None and outcome.category is not None:
+            reference = await self.open_complaint(outcome, channel)
+        requested = outcome.requested
+        if requested is Request.AGENT:
+            if reference:
+                await self._tell_reference(channel, reference)
+            self._dispatcher.join(
+                call_id=outcome.call_id,
+                channel=channel,
+                caller_number=outcome.callback_number or outcome.caller_number,
+                language=outcome.language,
+                category=outcome.category,
+                arrived_at=arrived_at,
+                urgency=Urgency.HIGH if outcome.urgent else Urgency.NORMAL,
+                vulnerable=outcome.vulnerable,
+            )
+        elif requested is Request.VOICEMAIL and self.on_voicemail is not None:
+            await maybeDeferred(self.on_voicemail, outcome, channel)
+        elif requested is Request.CALLBACK and self.on_callback is not None:
+            await maybeDeferred(self.on_callback, outcome, channel)
+
+    # -- a waiting caller chose a callback or a voicemail instead ---------------
+
+    def _hold_choice(self, event: CallLeftForChoice) -> None:
+        d = ensureDeferred(self._run_hold_choice(event))
+        d.addErrback(
+            lambda f: log.failure("hold choice of call {call} failed", f, call=event.call_id)
+        )
+
+    async def _run_hold_choice(self, event: CallLeftForChoice) -> None:
+        """Callback: thank them and hang up (their place is kept by the flag).
+        Voicemail: record after a beep, then hang up. Either way the choice is
+        handed on even if the caller hangs up half-way."""
+        channel = event.channel
+        recording: str | None = None
+        try:
+            if event.choice == "callback":
+                await self._ami.agi(channel, f'STREAM FILE {SOUND_FOLDER}/hold-callback-booked ""')
+            else:
+                recording = self.recording_name()
+                await self._ami.agi(channel, f'STREAM FILE {SOUND_FOLDER}/leave-message ""')
+                await self._ami.agi(
+                    channel,
+                    f"RECORD FILE {recording} wav # {MAX_HOLD_VOICEMAIL_MS} BEEP s={VOICEMAIL_SILENCE_S}",
+                )
+                await self._ami.agi(channel, f'STREAM FILE {SOUND_FOLDER}/message-saved ""')
+        except (AGICommandError, ConnectionLostError):
+            pass  # hung up: what they chose still counts
+        finally:
+            if self.on_hold_choice is not None:
+                await maybeDeferred(self.on_hold_choice, event, recording)
+        try:
+            await self._ami.agi(channel, "HANGUP")
+        except (AGICommandError, ConnectionLostError):
+            pass
+
+    async def _tell_reference(self, channel: str, reference: str) -> None:
+        try:
+            await self._ami.agi(channel, f'STREAM FILE {SOUND_FOLDER}/your-reference ""')
+            await self._ami.agi(channel, f'SAY DIGITS {reference} ""')
+        except (AGICommandError, ConnectionLostError):
+            pass  # the caller hung up: the complaint is open all the same
+
+
+@dataclass(slots=True)
+class _Sink:
+    """The runner's ``OutcomeSink`` for one session."""
+
+    flow: CallFlow
+    channel: str
+
+    def on_outcome(self, outcome: Outcome) -> Deferred[None]:
+        return ensureDeferred(self.flow.deliver(outcome, self.channel))

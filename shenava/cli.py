@@ -1,0 +1,139 @@
+"""The ``shenava`` command: one entry point, one subcommand per job.
+
+Exit codes (stable, documented in the README):
+
+- 0  success
+- 1  the job ran and found problems (``check-config`` findings, a failed run)
+- 2  bad usage or an invalid configuration file
+- 3  a required component is missing (redis-server, espeak-ng, a Vosk model)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_MISSING = 3
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _add_config_argument(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        required=required,
+        help="the Shenava TOML config file" + ("" if required else " (default: the embedded demo config)"),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shenava",
+        description="Shenava: a complaint line for call centres that run Asterisk.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="run the daemon against Asterisk (or a test PBX)")
+    _add_config_argument(run, required=True)
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole system on this machine: Redis, the test PBX, simulated callers and agents",
+    )
+    _add_config_argument(demo, required=False)
+    demo.add_argument("--duration", type=float, default=60.0, help="stop after S seconds (default 60)")
+    demo.add_argument("--calls-per-minute", type=float, default=6.0, help="simulated arrival rate (default 6)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed for the simulated traffic")
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
+    demo.add_argument("--quiet", action="store_true", help="no live figures while running")
+    demo.set_defaults(func=_cmd_demo)
+
+    pbx = sub.add_parser("testpbx", help="serve the test PBX: an AMI server that imitates Asterisk 22")
+    pbx.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    pbx.add_argument("--port", type=int, default=5038, help="TCP port (default 5038; 0 picks one)")
+    pbx.add_argument("--username", default="shenava", help="AMI user (default shenava)")
+    pbx.add_argument("--secret", default="s3cret", help="AMI secret (default s3cret)")
+    pbx.add_argument("--recordings", type=Path, default=Path("var/testpbx-recordings"),
+                     help="where RECORD FILE writes (Asterisk's sounds dir stand-in)")
+    pbx.add_argument("--callers", action="store_true", help="also place a stream of simulated callers")
+    pbx.set_defaults(func=_cmd_testpbx)
+
+    check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")
+    _add_config_argument(check, required=True)
+    check.add_argument("--asterisk-dir", type=Path, help="the Asterisk config folder, e.g. /etc/asterisk")
+    check.set_defaults(func=_cmd_check_config)
+
+    bench = sub.add_parser("bench", help="run benchmarks from benchmarks/ and print their JSON lines")
+    bench.add_argument("names", nargs="*", help="benchmark names (default: all)")
+    bench.set_defaults(func=_cmd_bench)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = args.func
+    return func(args)
+
+
+def _load(path: Path | None) -> object:
+    from shenava.config import ConfigError, default_config, load_config
+
+    try:
+        return load_config(path) if path is not None else default_config()
+    except ConfigError as exc:
+        print(f"shenava: invalid config: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from shenava.daemon import run_daemon
+
+    config = _load(args.config)
+    return run_daemon(config)  # type: ignore[arg-type]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from shenava.demo import DemoOptions, run_demo
+
+    config = _load(args.config)
+    options = DemoOptions(
+        duration_s=args.duration,
+        calls_per_minute=args.calls_per_minute,
+        seed=args.seed,
+        json=args.json,
+        quiet=args.quiet,
+    )
+    return run_demo(config, options)  # type: ignore[arg-type]
+
+
+def _cmd_testpbx(args: argparse.Namespace) -> int:
+    from shenava.testpbx_cmd import serve_testpbx
+
+    return serve_testpbx(args)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from shenava.check_config import run_check
+
+    return run_check(args.config, args.asterisk_dir)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from shenava.bench import run_benchmarks
+
+    return run_benchmarks(args.names)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

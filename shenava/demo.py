@@ -1,0 +1,320 @@
+"""``shenava demo``: the whole system on one machine, with no Asterisk.
+
+It starts (unless configured otherwise) its own ``redis-server`` on a free
+port, the test PBX on a free loopback port with the agents' phones of the
+config, the daemon connected to it, and a stream of simulated callers with a
+seeded random mix of languages, menu paths and patience. Simulated agents log
+in, take calls, and come back after a missed call. Live figures are printed
+every few seconds; at the end a summary (``--json``: one JSON object as the
+last line).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+
+from agent_stats.roster import AgentChange
+from agent_stats.states import AgentState, NotReadyReason
+from ami_bridge.testpbx.options import PbxOptions
+from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
+from ami_bridge.testpbx.server import listen_testpbx
+from ami_bridge.testpbx.world import PbxWorld
+from ivr.machine import Outcome
+from routing.dispatch import DispatchConfig
+from routing.hold import HoldConfig
+from shenava.app import QUEUE, Shenava
+from shenava.config import Config
+
+log = Logger()
+
+LIVE_EVERY_S = 5.0
+MISSED_BACK_AFTER_S = 20.0
+SAMPLE_AUDIO = (
+    Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    duration_s: float = 60.0
+    calls_per_minute: float = 6.0
+    seed: int = 1
+    json: bool = False
+    quiet: bool = False
+
+
+def luhn_complete(digits: str) -> str:
+    """``digits`` with a Luhn check digit appended (the default menus check it)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return digits + str((10 - total % 10) % 10)
+
+
+class CallerMix:
+    """Seeded random callers that walk the default menus."""
+
+    def __init__(self, rng: random.Random, audio: Path | None) -> None:
+        self._rng = rng
+        self._audio = audio
+        self._n = 0
+
+    def next(self) -> CallerScript:
+        rng = self._rng
+        self._n += 1
+        lang = rng.choices(["fa", "en"], weights=[3, 1])[0]
+        lang_key = "1" if lang == "fa" else "2"
+        number = "0912" + "".join(rng.choice("0123456789") for _ in range(7))
+        path = rng.choices(
+            ["complaint", "agent", "status", "voicemail", "callback"], weights=[55, 20, 10, 10, 5]
+        )[0]
+        answers: list[str]
+        if path == "complaint":
+            account = luhn_complete("".join(rng.choice("0123456789") for _ in range(9)))
+            answers = [
+                lang_key, "1", str(rng.randint(1, 6)), rng.choice(["1", "2", "2"]),
+                rng.choice(["3", "3", "3", "1", "2"]), account + "#", "1",
+            ]
+        elif path == "agent":
+            answers = [lang_key, "3"]
+        elif path == "status":
+            answers = [lang_key, "2", "".join(rng.choice("0123456789") for _ in range(7)) + "#", "1", ""]
+        elif path == "voicemail":
+            answers = [lang_key, "4"]
+        else:
+            answers = [lang_key, "5", "1"]
+        if path in ("complaint", "agent") and rng.random() < 0.1:
+            answers.append("1")  # while holding: keep my place, call me back
+        return CallerScript(
+            number=number,
+            name=f"Caller {self._n}",
+            language=lang,
+            answers=tuple(answers),
+            answer_delay_s=rng.uniform(0.5, 2.0),
+            audio=self._audio if path == "voicemail" else None,
+            after_speaking=AfterSpeaking.PRESS_HASH,
+            patience_s=rng.uniform(60.0, 240.0),
+        )
+
+
+def phone_scripts(config: Config, rng: random.Random) -> dict[str, PhoneScript]:
+    """One phone per configured agent; the last one is away from its desk at first."""
+    phones: dict[str, PhoneScript] = {}
+    for i, agent in enumerate(config.agents):
+        if i == len(config.agents) - 1 and len(config.agents) > 1:
+            phones[agent.endpoint] = PhoneScript(mode=PhoneMode.NO_ANSWER)
+        else:
+            phones[agent.endpoint] = PhoneScript(
+                answer_after_s=rng.uniform(1.5, 4.0), talk_s=rng.uniform(25.0, 50.0)
+            )
+    return phones
+
+
+def run_demo(config: Config, options: DemoOptions) -> int:
+    from shenava.aio import install_asyncio_reactor
+    from shenava.logs import start_logging
+
+    reactor = install_asyncio_reactor()
+    start_logging(config.log.level if not options.json else "warn", stream=sys.stderr)
+    outcome: dict[str, Any] = {}
+
+    def finished(result: object) -> None:
+        outcome["result"] = result
+        reactor.stop()
+
+    reactor.callWhenRunning(
+        lambda: ensureDeferred(_demo(reactor, config, options)).addBoth(finished)
+    )
+    reactor.run()
+    result = outcome.get("result")
+    if isinstance(result, dict):
+        _print_summary(result, options)
+        return 0
+    if hasattr(result, "getTraceback"):
+        print(f"shenava demo failed: {result.getErrorMessage()}", file=sys.stderr)  # type: ignore[union-attr]
+        print(result.getTraceback(), file=sys.stderr)  # type: ignore[union-attr]
+    return 1
+
+
+async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str, Any]:
+    import redis.asyncio as aioredis
+
+    from shenava.aio import as_deferred
+    from shenava.redis_server import start_redis_server
+
+    rng = random.Random(options.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="shenava-demo-"))
+    redis_server = None
+    url = config.redis.url
+    if not url:
+        redis_server = start_redis_server(workdir / "redis")
+        url = redis_server.url
+    client = aioredis.from_url(url)
+    world = PbxWorld(
+        reactor,
+        PbxOptions(
+            users={config.ami.username: config.ami.secret},
+            recordings_root=workdir / "recordings",
+            support_context=config.site.support_context,
+            seed=options.seed,
+        ),
+    )
+    phones = phone_scripts(config, rng)
+    for endpoint, script in phones.items():
+        world.register_phone(endpoint, script)
+    port = listen_testpbx(reactor, 0, world, interface="127.0.0.1")
+    pbx_port = port.getHost().port
+    demo_config = replace(config, ami=replace(config.ami, host="127.0.0.1", port=pbx_port))
+    app = Shenava(
+        demo_config,
+        reactor=reactor,
+        redis=client,
+        dispatch=DispatchConfig(wrap_up_s=5.0, hold=HoldConfig(announce_every_s=30.0)),
+    )
+    requests: Counter[str] = Counter()
+    app.callflow.subscribe(lambda o: requests.update([_request_of(o)]))
+    _simulate_agents(reactor, app, world, phones)
+    started = reactor.seconds()
+    app.start()
+    try:
+        await app.when_connected()
+        for agent in config.agents:
+            app.roster.log_in(agent.id, reactor.seconds())
+        audio = SAMPLE_AUDIO if SAMPLE_AUDIO.exists() else None
+        mix = CallerMix(rng, audio)
+        placed = [0]
+        rate_per_s = max(options.calls_per_minute, 0.01) / 60.0
+
+        def place() -> None:
+            if reactor.seconds() - started >= options.duration_s:
+                return
+            world.place_call(mix.next())
+            placed[0] += 1
+            reactor.callLater(rng.expovariate(rate_per_s), place)
+
+        reactor.callLater(min(1.0, rng.expovariate(rate_per_s)), place)
+        live = LoopingCall(lambda: _print_live(reactor, started, app, placed[0], options))
+        live.clock = reactor
+        if not options.quiet and not options.json:
+            live.start(LIVE_EVERY_S, now=False)
+        await deferLater(reactor, options.duration_s, lambda: None)
+        if live.running:
+            live.stop()
+        snapshot = await as_deferred(app.live.snapshot(reactor.seconds())) if app.live else None
+        return _summary(app, placed[0], requests, snapshot, options, redis_server is not None)
+    finally:
+        await app.stop()
+        await port.stopListening()
+        await as_deferred(client.aclose())
+        if redis_server is not None:
+            redis_server.stop()
+
+
+def _request_of(outcome: Outcome) -> str:
+    return str(outcome.requested.value if hasattr(outcome.requested, "value") else outcome.requested)
+
+
+def _simulate_agents(
+    reactor: Any, app: Shenava, world: PbxWorld, phones: dict[str, PhoneScript]
+) -> None:
+    """Simulated people: after a missed call they come back, with their phone answering."""
+
+    def on_change(change: AgentChange) -> None:
+        if change.new is AgentState.NOT_READY and change.new_reason is NotReadyReason.MISSED:
+            status = app.roster.get(change.agent_id)
+            endpoint = status.profile.endpoint
+            if phones.get(endpoint, PhoneScript()).mode is PhoneMode.NO_ANSWER:
+                fixed = PhoneScript(answer_after_s=3.0, talk_s=35.0)
+                phones[endpoint] = fixed
+                world.register_phone(endpoint, fixed)
+
+            def back() -> None:
+                if app.roster.get(change.agent_id).state is AgentState.NOT_READY:
+                    app.roster.set_ready(change.agent_id, reactor.seconds())
+
+            reactor.callLater(MISSED_BACK_AFTER_S, back)
+
+    app.roster.subscribe(on_change)
+
+
+def _agents_line(app: Shenava) -> str:
+    states = Counter(status.state.value for status in app.roster)
+    return ", ".join(f"{name} {count}" for name, count in sorted(states.items()))
+
+
+def _print_live(reactor: Any, started: float, app: Shenava, placed: int, options: DemoOptions) -> None:
+    c = app.counts
+    print(
+        f"[{reactor.seconds() - started:5.0f}s] callers {placed:3d} | in progress {c.in_progress:2d}"
+        f" | in IVR {app.callflow.in_ivr:2d} | waiting {app.dispatcher.waiting:2d}"
+        f" | answered {c.answered:3d} | abandoned {c.abandoned:3d} | agents: {_agents_line(app)}",
+        flush=True,
+    )
+
+
+def _summary(
+    app: Shenava,
+    placed: int,
+    requests: Counter[str],
+    snapshot: Any,
+    options: DemoOptions,
+    own_redis: bool,
+) -> dict[str, Any]:
+    c = app.counts
+    waits = c.waits_answered
+
+    def stat(values: list[float], fn: Any) -> float | None:
+        return round(fn(values), 1) if values else None
+
+    day = snapshot.queue(QUEUE) if snapshot is not None else None
+    return {
+        "bench": "demo",
+        "duration_s": options.duration_s,
+        "seed": options.seed,
+        "callers_placed": placed,
+        "calls_arrived": c.arrived,
+        "calls_in_progress": c.in_progress,
+        "ivr_outcomes": dict(sorted(requests.items())),
+        "queued": c.queued,
+        "answered": c.answered,
+        "abandoned": c.abandoned,
+        "waiting_now": app.dispatcher.waiting,
+        "wait_answered_avg_s": stat(waits, statistics.fmean),
+        "wait_answered_max_s": stat(waits, max),
+        "wait_abandoned_avg_s": stat(c.waits_abandoned, statistics.fmean),
+        "agents": {s.profile.agent_id: s.state.value for s in app.roster},
+        "redis": "embedded redis-server" if own_redis else "configured",
+        "redis_day_figures": (
+            {"offered": day.offered, "answered": day.answered, "abandoned": day.abandoned,
+             "in_progress": day.in_progress}
+            if day is not None else None
+        ),
+    }
+
+
+def _print_summary(summary: dict[str, Any], options: DemoOptions) -> None:
+    if not options.json:
+        print("\nShenava demo summary")
+        for key, value in summary.items():
+            print(f"  {key}: {value}")
+    print(json.dumps(summary, ensure_ascii=False))
+
+
+__all__ = ["DemoOptions", "run_demo", "Deferred"]
