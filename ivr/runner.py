@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ami_bridge.agi import AGIResult, quote_argument
-from ami_bridge.errors import AMIError, ChannelGoneError
+from ami_bridge.errors import AMIError, ChannelGoneError, ConnectionLostError
 from ivr.errors import OutcomeNotDeliveredError
 from ivr.machine import (
     CHANNEL_LANGUAGE,
@@ -63,6 +63,7 @@ SILENCE = "silence/1"
 """Asterisk's core sound of one second of silence: the prompt of a GET DATA that carries on a number."""
 LOOKUP_TIMEOUT_S = 5.0
 MAX_TYPE_AHEAD = 32
+MAX_FAILED_STEPS = 5  # failed commands in a row before the session is given up
 
 T = TypeVar("T")
 
@@ -134,6 +135,7 @@ class IVRRunner:
         self._type_ahead = ""
         self._reads_keys = False
         self._gone = False
+        self._link_lost = False
         self._ending = False
         self._done = False
         self._waiter: Deferred[Any] | None = None
@@ -171,10 +173,17 @@ class IVRRunner:
         self.state = step.state
         commands = step.commands
         self.log.info("IVR started for call {call_id}", call_id=self._call_id)
+        failures = 0
         while True:
             result = await self._execute(commands)
             if isinstance(result, Outcome):
                 break
+            failures = failures + 1 if isinstance(result, Failed) else 0
+            if failures > MAX_FAILED_STEPS:
+                # Nothing can be run on this channel any more (the AMI link
+                # is gone and the machine keeps asking): end as a hang-up,
+                # keeping what the caller entered.
+                result = HungUp(self._now())
             step = self._machine.step(self.state, result)
             self.state = step.state
             commands = step.commands
@@ -205,6 +214,8 @@ class IVRRunner:
         for command in commands:
             if self._gone and not isinstance(command, Finish):
                 return HungUp(self._now())
+            if self._link_lost and not isinstance(command, Finish):
+                continue  # no AMI link: only the outcome can still be delivered
             try:
                 answer = await self._one(command)
             except _CommandFailed as exc:
@@ -344,6 +355,9 @@ class IVRRunner:
         except ChannelGoneError:
             self._gone = True
             return _GONE
+        except ConnectionLostError as exc:
+            self._link_lost = True
+            raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
         except AMIError as exc:
             raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
         finally:

@@ -114,12 +114,25 @@ class Shenava:
             dispatcher=self.dispatcher,
             support_context=config.site.support_context,
         )
+        self.redis = redis
         self.counts = CallCounts()
         self.live = (
             LiveFiguresStore(redis, config.redis.key_prefix) if redis is not None else None
         )
         self.tracker.subscribe(self._count_calls)
         self.dispatcher.subscribe(self._count_routing)
+        # What each package adds to the graph: its storage, its subscriptions
+        # to the events above, its hooks into the call flow. Each ``install``
+        # only adds; the order matters where one uses another's hook.
+        self.extensions: dict[str, Any] = {}
+        if redis is not None:
+            from agent_stats.wiring import install as install_stats
+            from complaints.wiring import install as install_complaints
+            from recordings.wiring import install as install_recordings
+
+            self.extensions["agent_stats"] = install_stats(self)
+            self.extensions["complaints"] = install_complaints(self)
+            self.extensions["recordings"] = install_recordings(self)
 
     # -- life cycle ----------------------------------------------------------
 

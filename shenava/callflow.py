@@ -116,6 +116,10 @@ class CallFlow:
         self.open_complaint = open_complaint
         self.on_voicemail = on_voicemail
         self.on_callback = on_callback
+        # Facts about the caller that raise their priority (an open
+        # complaint, a pending callback flag, an abuse report):
+        # ``caller_facts(number) -> Deferred[dict]`` of WaitingCall fields.
+        self.caller_facts: Callable[[str], Deferred[dict[str, Any]]] | None = None
         self.on_hold_choice: Callable[[CallLeftForChoice, str | None], Deferred[Any] | None] | None = None
         self.recording_name: Callable[[], str] = _fresh_recording_name
         dispatcher.choice_handler = self._hold_choice
@@ -201,6 +205,15 @@ class CallFlow:
         if requested is Request.AGENT:
             if reference:
                 await self._tell_reference(channel, reference)
+            facts: dict[str, Any] = {}
+            number = outcome.callback_number or outcome.caller_number
+            if self.caller_facts is not None and number:
+                try:
+                    facts = dict(await self.caller_facts(number))
+                except Exception:
+                    log.failure("caller facts unavailable for call {call}", call=outcome.call_id)
+            facts.setdefault("urgency", Urgency.HIGH if outcome.urgent else Urgency.NORMAL)
+            facts.setdefault("vulnerable", outcome.vulnerable)
             self._dispatcher.join(
                 call_id=outcome.call_id,
                 channel=channel,
@@ -208,8 +221,7 @@ class CallFlow:
                 language=outcome.language,
                 category=outcome.category,
                 arrived_at=arrived_at,
-                urgency=Urgency.HIGH if outcome.urgent else Urgency.NORMAL,
-                vulnerable=outcome.vulnerable,
+                **facts,
             )
         elif requested is Request.VOICEMAIL and self.on_voicemail is not None:
             await maybeDeferred(self.on_voicemail, outcome, channel)
