@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (PromptToolMissingError, PromptBuildError, PromptFileError) as exc:
         print(f"error [{exc.code}]: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, PromptToolMissingError) else 1
+        return 3 if isinstance(exc, PromptToolMissingError) else 1
     print(f"wrote {len(files)} files under {args.out_dir}")
     return 0
 

@@ -64,13 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
     pbx.add_argument("--secret", default="s3cret", help="AMI secret (default s3cret)")
     pbx.add_argument("--recordings", type=Path, default=Path("var/testpbx-recordings"),
                      help="where RECORD FILE writes (Asterisk's sounds dir stand-in)")
-    pbx.add_argument("--callers", action="store_true", help="also place a stream of simulated callers")
+    pbx.add_argument("--demo-callers", action="store_true",
+                     help="also place a scripted caller every 20 s")
+    pbx.add_argument("--caller-audio", type=Path, default=None,
+                     help="a WAV the scripted callers speak into voicemail")
     pbx.set_defaults(func=_cmd_testpbx)
 
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")
     _add_config_argument(check, required=True)
     check.add_argument("--asterisk-dir", type=Path, help="the Asterisk config folder, e.g. /etc/asterisk")
     check.set_defaults(func=_cmd_check_config)
+
+    prompts = sub.add_parser("prompts", help="prompt audio: build WAV files from the prompt texts")
+    prompts.add_argument("action", choices=["build"], help="build: espeak-ng + sox -> 8 kHz WAV")
+    prompts.add_argument("out", type=Path, help="output folder (copy into Asterisk's sounds dir)")
+    prompts.add_argument("--language", action="append", help="only this language (repeatable)")
+    prompts.add_argument("--with-digits", action="append", default=[],
+                         help="also make digits/0-9 for this language (Persian always has them)")
+    prompts.set_defaults(func=_cmd_prompts)
 
     bench = sub.add_parser("bench", help="run benchmarks from benchmarks/ and print their JSON lines")
     bench.add_argument("names", nargs="*", help="benchmark names (default: all)")
@@ -127,6 +138,17 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     from shenava.check_config import run_check
 
     return run_check(args.config, args.asterisk_dir)
+
+
+def _cmd_prompts(args: argparse.Namespace) -> int:
+    from ivr.prompts import main as prompts_main
+
+    argv = [str(args.out)]
+    for lang in args.language or []:
+        argv += ["--language", lang]
+    for lang in args.with_digits:
+        argv += ["--with-digits", lang]
+    return prompts_main(argv)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -79,7 +79,7 @@ def test_missing_tools_name_the_debian_package(tmp_path: Path) -> None:
     if shutil.which("espeak-ng"):
         with pytest.raises(PromptToolMissingError, match="'sox'"):
             build_prompts(tmp_path, ["en"], sox="no-such-sox")
-    assert main([str(tmp_path), "--espeak", "no-such-espeak-ng"]) == 2
+    assert main([str(tmp_path), "--espeak", "no-such-espeak-ng"]) == 3
 
 
 @pytest.mark.skipif(not HAVE_TOOLS, reason="espeak-ng and sox (Debian packages) are not installed")

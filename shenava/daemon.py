@@ -1,0 +1,46 @@
+"""``shenava run``: the daemon against the operator's Asterisk and Redis."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.logger import Logger
+
+from shenava.config import Config, ConfigError
+
+log = Logger()
+
+
+def run_daemon(config: Config) -> int:
+    """Run until stopped (SIGINT/SIGTERM); exit code 0 on a clean stop."""
+    try:
+        config.require_external_redis()
+    except ConfigError as exc:
+        print(f"shenava: invalid config: {exc}", file=sys.stderr)
+        return 2
+
+    import redis.asyncio as aioredis
+
+    from shenava.aio import as_deferred, install_asyncio_reactor
+    from shenava.app import Shenava
+    from shenava.logs import start_logging
+
+    reactor: Any = install_asyncio_reactor()
+    start_logging(config.log.level, stream=sys.stderr)
+    client = aioredis.from_url(config.redis.url)
+    app = Shenava(config, reactor=reactor, redis=client)
+
+    def stop() -> Any:
+        d = app.stop()
+        d.addBoth(lambda _: as_deferred(client.aclose()))
+        return d
+
+    reactor.callWhenRunning(app.start)
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    log.info(
+        "Shenava starting: AMI {host}:{port} as {user}",
+        host=config.ami.host, port=config.ami.port, user=config.ami.username,
+    )
+    reactor.run()
+    return 0

@@ -1,0 +1,33 @@
+"""``shenava testpbx``: serve the test PBX alone, until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def serve_testpbx(args: argparse.Namespace) -> int:
+    from ami_bridge.testpbx.service import start_testpbx
+    from shenava.aio import install_asyncio_reactor
+    from shenava.logs import start_logging
+
+    reactor: Any = install_asyncio_reactor()
+    start_logging("info", stream=sys.stderr)
+    args.recordings.mkdir(parents=True, exist_ok=True)
+
+    def start() -> None:
+        try:
+            _world, port = start_testpbx(
+                reactor, args.host, args.port, args.username, args.secret,
+                args.recordings, args.demo_callers, args.caller_audio,
+            )
+        except Exception as exc:  # e.g. the port is taken: say so and stop
+            print(f"shenava testpbx: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            reactor.stop()
+            return
+        print(f"test PBX listening on {args.host}:{port.getHost().port}", flush=True)
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return 0
