@@ -18,8 +18,16 @@ Adding a section (``[sla]``, ``[ivr]``, ``[recordings]``, ``[vosk]``,
 3. document every key, commented, in ``etc/shenava.example.toml`` (a test
    loads it) and add a row to the table-driven error tests.
 
-The known top-level keys are the fields of :class:`Config`, so a section nobody
-parses is reported as unknown, never silently dropped.
+The known top-level keys are the fields of :class:`Config` (plus ``abuse``,
+which lands in ``Config.complaints.abuse``), so a section nobody parses is
+reported as unknown, never silently dropped.
+
+The packages' config dataclasses are reused as they are (``SLAConfig``,
+``DialPolicy``...): the getters check each value's type and range with its key
+path, then :func:`_build` constructs the package's object and turns its own
+validation error (``InvalidConfigError``, ``CallbackConfigError``...) into a
+:class:`ConfigError` naming the full key path. Every key is documented in
+``docs/configuration.md``.
 """
 
 from __future__ import annotations
@@ -27,21 +35,46 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent_stats.breaks import BreakConfig
+from agent_stats.errors import InvalidConfigError
+from agent_stats.sla import ChoiceCounting, ClockStart, SLAConfig
+from agent_stats.states import NotReadyReason
+from agent_stats.wellbeing import WellbeingConfig
+from complaints.abuse import AbusePolicy
+from complaints.errors import InvalidComplaintError
+from complaints.service import RegisterPolicy
+from ivr.errors import MenuFileError
+from ivr.menu_schema import MenuBook, default_menu_file, load_menus
+from recordings.config import RecordingsConfig, parse_recordings
+from routing.callbacks import WEEKDAYS, CallbackConfigError, CallingHours, DialPolicy
+from routing.calls import Urgency
+from routing.dispatch import DispatchConfig
+from routing.errors import InvalidScoringConfigError
+from routing.hold import HoldConfig
+from routing.scoring import ScoringConfig
+from routing.selection import SelectionConfig
 from shenava.config_table import ConfigError, Table, show
+
+T = TypeVar("T")
 
 __all__ = [
     "AgentConfig",
     "AmiConfig",
+    "CallbacksConfig",
     "Config",
     "ConfigError",
     "HttpConfig",
+    "IvrConfig",
     "LogConfig",
     "RedisConfig",
+    "RoutingConfig",
     "SiteConfig",
     "SUPPORTED_LANGUAGES",
     "default_config",
@@ -288,6 +321,353 @@ def parse_agents(root: Table, site: SiteConfig) -> tuple[AgentConfig, ...]:
     return tuple(agents)
 
 
+# -- package validation, as key paths --------------------------------------------
+
+
+def _build(t: Table, make: Callable[[], T]) -> T:
+    """Build a package's config object, its own validation errors as :class:`ConfigError`.
+
+    The getters have checked each value's type and range already; what remains
+    are the package's rules across fields (``window_s`` at least ``slot_s``...).
+    ``key`` of an agent_stats or scoring error is relative to ``t``; callback and
+    complaint errors name their full path already.
+    """
+    try:
+        return make()
+    except InvalidConfigError as exc:
+        raise _package_error(t.key_path(exc.key), str(exc), exc.key) from None
+    except InvalidScoringConfigError as exc:
+        raise ConfigError(t.key_path(exc.key), exc.problem) from None
+    except CallbackConfigError as exc:
+        raise ConfigError(exc.key, exc.problem) from None
+    except InvalidComplaintError as exc:
+        raise ConfigError(exc.field, exc.problem) from None
+
+
+def _package_error(path: str, text: str, key: str) -> ConfigError:
+    prefix = f"{key}: "
+    return ConfigError(path, text[len(prefix):] if text.startswith(prefix) else text)
+
+
+def _optional_float(
+    t: Table, key: str, default: float | None, *, none_word: str, positive: bool = False
+) -> float | None:
+    """A number, or the string ``none_word`` for None (TOML has no null)."""
+    if t.data.get(key) == none_word:
+        t.get_str(key)  # marks the key as read
+        return None
+    if not t.has(key):
+        return default
+    try:
+        return t.get_float(key, positive=positive)
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.reason.replace("expected ", f"expected {show(none_word)} or ", 1)) from None
+
+
+def _optional_int(t: Table, key: str, *, minimum: int, maximum: int) -> int | None:
+    """An integer, or None when the key is absent."""
+    return t.get_int(key, minimum=minimum, maximum=maximum) if t.has(key) else None
+
+
+# -- [sla] ----------------------------------------------------------------------
+
+
+def utc_offset_s(timezone: str, at: datetime | None = None) -> float:
+    """The zone's offset from UTC in seconds, now (or ``at``): aligns SLA days to local midnight.
+
+    A fixed offset is what :class:`~agent_stats.sla.SLAConfig` takes. In a zone
+    with daylight saving time, days are aligned with the offset in force when
+    the daemon started, until it restarts (15-minute intervals stay aligned:
+    every zone's offset is a whole number of quarter hours).
+    """
+    tz = ZoneInfo(timezone)
+    offset = (at.astimezone(tz) if at is not None else datetime.now(tz)).utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
+
+
+def parse_sla(t: Table, site: SiteConfig) -> SLAConfig:
+    """``[sla]``; ``utc_offset_s`` is not a key, it comes from ``site.timezone``."""
+    d = SLAConfig()
+    threshold = t.get_float("threshold_s", d.threshold_s, minimum=0, maximum=3600)
+    servicelevel = _optional_int(t, "app_queue_servicelevel_s", minimum=0, maximum=3600)
+    return _build(t, lambda: SLAConfig(
+        threshold_s=threshold,
+        short_abandon_s=t.get_float("short_abandon_s", d.short_abandon_s, minimum=0, maximum=3600),
+        clock_start=ClockStart(t.get_choice("clock_start", [c.value for c in ClockStart], d.clock_start.value)),
+        choice_counting=ChoiceCounting(
+            t.get_choice("choice_counting", [c.value for c in ChoiceCounting], d.choice_counting.value)
+        ),
+        target=t.get_float("target", d.target, minimum=0, maximum=1),
+        window_s=t.get_float("window_s", d.window_s, positive=True, maximum=86400),
+        slot_s=t.get_float("slot_s", d.slot_s, positive=True, maximum=86400),
+        interval_s=t.get_float("interval_s", d.interval_s, positive=True, maximum=86400),
+        utc_offset_s=utc_offset_s(site.timezone),
+        app_queue_servicelevel_s=None if servicelevel is None else float(servicelevel),
+    ))
+
+
+# -- [breaks] -------------------------------------------------------------------
+
+_REASONS = [r.value for r in NotReadyReason]
+
+
+def parse_breaks(t: Table) -> BreakConfig:
+    d = BreakConfig()
+
+    def reasons(key: str, default: frozenset[NotReadyReason]) -> frozenset[NotReadyReason]:
+        names = t.get_str_list(key, sorted(r.value for r in default), allowed=_REASONS)
+        return frozenset(NotReadyReason(n) for n in names)
+
+    return _build(t, lambda: BreakConfig(
+        earn_per_hour_s=t.get_float("earn_per_hour_s", d.earn_per_hour_s, minimum=0, maximum=3600),
+        personal_exempt_s=t.get_float("personal_exempt_s", d.personal_exempt_s, minimum=0, maximum=86400),
+        max_wait_s=t.get_float("max_wait_s", d.max_wait_s, minimum=0, maximum=86400),
+        counted_reasons=reasons("counted_reasons", d.counted_reasons),
+        queued_reasons=reasons("queued_reasons", d.queued_reasons),
+        headroom_target=t.get_float("headroom_target", d.headroom_target, minimum=0, maximum=1),
+        min_staffed=t.get_int("min_staffed", d.min_staffed, minimum=0, maximum=10000),
+    ))
+
+
+# -- [wellbeing] ----------------------------------------------------------------
+
+
+def parse_wellbeing(t: Table) -> WellbeingConfig:
+    d = WellbeingConfig()
+    return _build(t, lambda: WellbeingConfig(
+        max_without_break_s=t.get_float("max_without_break_s", d.max_without_break_s, minimum=0, maximum=86400),
+        min_rest_s=t.get_float("min_rest_s", d.min_rest_s, minimum=0, maximum=86400),
+        occupancy_window_s=t.get_float("occupancy_window_s", d.occupancy_window_s, positive=True, maximum=86400),
+        occupancy_limit=t.get_float("occupancy_limit", d.occupancy_limit, minimum=0, maximum=1),
+        occupancy_min_staffed_s=t.get_float(
+            "occupancy_min_staffed_s", d.occupancy_min_staffed_s, minimum=0, maximum=86400
+        ),
+        hard_calls_limit=t.get_int("hard_calls_limit", d.hard_calls_limit, minimum=1, maximum=1000),
+        hard_calls_window_s=t.get_float("hard_calls_window_s", d.hard_calls_window_s, positive=True, maximum=86400),
+        long_call_s=t.get_float("long_call_s", d.long_call_s, positive=True, maximum=86400),
+        consecutive_calls_limit=_optional_int(t, "consecutive_calls_limit", minimum=1, maximum=1000),
+    ))
+
+
+# -- [complaints] and [abuse] -----------------------------------------------------
+
+
+def parse_abuse(t: Table) -> AbusePolicy:
+    d = AbusePolicy()
+    return _build(t, lambda: AbusePolicy(
+        route_to_experienced=t.get_bool("route_to_experienced", d.route_to_experienced),
+        flag_window_s=_optional_float(t, "flag_window_s", d.flag_window_s, none_word="forever", positive=True),
+        recovery_s=t.get_float("recovery_s", d.recovery_s, positive=True, maximum=86400),
+    ))
+
+
+def parse_complaints(t: Table, abuse: AbusePolicy) -> RegisterPolicy:
+    d = RegisterPolicy()
+    return _build(t, lambda: RegisterPolicy(
+        repeat_window_s=t.get_float("repeat_window_s", d.repeat_window_s, positive=True),
+        unresolved_callback_s=t.get_float("unresolved_callback_s", d.unresolved_callback_s, positive=True),
+        retention_s=t.get_float("retention_s", d.retention_s, positive=True),
+        abuse=abuse,
+    ))
+
+
+# -- [callbacks] ----------------------------------------------------------------
+
+DEFAULT_CALLING_WINDOWS: Mapping[str, tuple[str, ...]] = {"daily": ("08:00-21:00",)}
+"""When ``callbacks.calling_hours.windows`` is not given: every day 08:00-21:00, site time."""
+
+
+def default_calling_hours(timezone: str = "UTC") -> CallingHours:
+    return CallingHours.from_mapping(
+        {"timezone": timezone, "windows": {k: list(v) for k, v in DEFAULT_CALLING_WINDOWS.items()}}
+    )
+
+
+@dataclass(frozen=True)
+class CallbacksConfig:
+    """``[callbacks]``: how callbacks are dialled, when customers may be called, how long kept."""
+
+    policy: DialPolicy = field(default_factory=DialPolicy)
+    hours: CallingHours = field(default_factory=default_calling_hours)
+    retention_s: float = RegisterPolicy().retention_s
+    """A closed callback flag's transcripts are purged this long after closing."""
+
+
+def parse_calling_hours(t: Table, site: SiteConfig) -> CallingHours:
+    timezone = t.get_str("timezone", site.timezone, check=_timezone)
+    windows: dict[str, list[str]] = {k: list(v) for k, v in DEFAULT_CALLING_WINDOWS.items()}
+    if t.has("windows"):
+        w = t.get_table("windows")
+        for day in w.data:
+            if day not in (*WEEKDAYS, "daily"):
+                raise w.error(day, f"unknown day (expected {', '.join(WEEKDAYS)} or daily)")
+        windows = {day: list(w.get_str_list(day)) for day in w.data}
+        w.finish()
+    return _build(t, lambda: CallingHours.from_mapping({"timezone": timezone, "windows": windows}, t.path))
+
+
+def parse_callbacks(t: Table, site: SiteConfig, complaints: RegisterPolicy) -> CallbacksConfig:
+    d = DialPolicy()
+    backoff = t.get_float_list("backoff_s", d.backoff_s, non_empty=True, minimum=0, maximum=7 * 86400 - 1)
+    policy = _build(t, lambda: DialPolicy(
+        max_attempts=t.get_int("max_attempts", d.max_attempts, minimum=1, maximum=100),
+        backoff_s=backoff,
+        short_abandon_s=t.get_float("short_abandon_s", d.short_abandon_s, minimum=0, maximum=3600),
+        abandon_delay_s=t.get_float("abandon_delay_s", d.abandon_delay_s, minimum=0, maximum=86400),
+        min_free_agents=t.get_int("min_free_agents", d.min_free_agents, minimum=1, maximum=10000),
+        max_waiting_calls=t.get_int("max_waiting_calls", d.max_waiting_calls, minimum=0, maximum=100000),
+        min_service_level=t.get_float("min_service_level", d.min_service_level, minimum=0, maximum=1),
+        lease_ms=t.get_int("lease_ms", d.lease_ms, minimum=1000, maximum=86400 * 1000),
+    ))
+    return CallbacksConfig(
+        policy=policy,
+        hours=t.section("calling_hours", lambda h: parse_calling_hours(h, site)),
+        retention_s=t.get_float("retention_s", complaints.retention_s, positive=True),
+    )
+
+
+# -- [routing] ------------------------------------------------------------------
+
+_MUSIC_CLASS_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_NO_ANSWER = {"missed": NotReadyReason.MISSED, "technical": NotReadyReason.TECHNICAL, "none": None}
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """``[routing]``: connecting callers to agents, the priority score, agent selection."""
+
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+
+def _music_class(value: str) -> str | None:
+    return None if _MUSIC_CLASS_RE.match(value) else "expected a musiconhold.conf class (letters, digits, _ or -)"
+
+
+def parse_hold(t: Table) -> HoldConfig:
+    d = HoldConfig()
+    return HoldConfig(
+        music_class=t.get_str("music_class", d.music_class, check=_music_class),
+        announce_every_s=t.get_float("announce_every_s", d.announce_every_s, minimum=5, maximum=3600),
+        offer_options=t.get_bool("offer_options", d.offer_options),
+        announce_position=t.get_bool("announce_position", d.announce_position),
+    )
+
+
+def _points(t: Table, keys: Callable[[str], str | None]) -> dict[str, float]:
+    points: dict[str, float] = {}
+    for key in t.data:
+        reason = keys(key)
+        if reason is not None:
+            raise t.error(key, reason)
+        points[key] = t.get_float(key, minimum=-1e6, maximum=1e6)
+    return points
+
+
+def parse_scoring(t: Table) -> ScoringConfig:
+    d = ScoringConfig()
+    urgencies = [u.value for u in Urgency]
+
+    def category(key: str) -> str | None:
+        return _name(key) and "expected a category name (letters, digits, '_' or '-') as the key"
+
+    def urgency(key: str) -> str | None:
+        return None if key in urgencies else f"unknown urgency (expected {', '.join(urgencies)})"
+
+    category_points = dict(d.category_points)
+    if t.has("category_points"):
+        category_points |= t.section("category_points", lambda c: _points(c, category))
+    urgency_points = {u.value: p for u, p in d.urgency_points.items()}
+    if t.has("urgency_points"):
+        urgency_points |= t.section("urgency_points", lambda u: _points(u, urgency))
+
+    def weight(key: str, default: float) -> float:
+        return t.get_float(key, default, minimum=-1e6, maximum=1e6)
+
+    return _build(t, lambda: ScoringConfig(
+        category_points=category_points,
+        unknown_category_points=weight("unknown_category_points", d.unknown_category_points),
+        urgency_points={Urgency(k): v for k, v in urgency_points.items()},
+        vulnerable_points=weight("vulnerable_points", d.vulnerable_points),
+        open_complaint_points=weight("open_complaint_points", d.open_complaint_points),
+        recent_call_points=weight("recent_call_points", d.recent_call_points),
+        callback_flag_points=weight("callback_flag_points", d.callback_flag_points),
+        transcript_urgency_points=weight("transcript_urgency_points", d.transcript_urgency_points),
+        ageing_points_per_s=t.get_float("ageing_points_per_s", d.ageing_points_per_s, positive=True, maximum=1e6),
+    ))
+
+
+def parse_selection(t: Table, abuse: AbusePolicy) -> SelectionConfig:
+    """``[routing.selection]``; whether abusive callers go to experienced agents is ``abuse.route_to_experienced``."""
+    return SelectionConfig(
+        spare_hard_in_a_row=t.get_bool("spare_hard_in_a_row", SelectionConfig().spare_hard_in_a_row),
+        abusive_caller_prefers_experienced=abuse.route_to_experienced,
+    )
+
+
+def parse_routing(t: Table, abuse: AbusePolicy) -> RoutingConfig:
+    d = DispatchConfig()
+    default_no_answer = "none" if d.on_no_answer is None else d.on_no_answer.value
+    dispatch = DispatchConfig(
+        ring_timeout_s=t.get_float("ring_timeout_s", d.ring_timeout_s, minimum=5, maximum=300),
+        wrap_up_s=t.get_float("wrap_up_s", d.wrap_up_s, minimum=0, maximum=3600),
+        on_no_answer=_NO_ANSWER[t.get_choice("on_no_answer", list(_NO_ANSWER), default_no_answer)],
+        caller_id=t.get_str("caller_id", d.caller_id),
+        hold=t.section("hold", parse_hold),
+    )
+    return RoutingConfig(
+        dispatch=dispatch,
+        scoring=t.section("scoring", parse_scoring),
+        selection=t.section("selection", lambda s: parse_selection(s, abuse)),
+    )
+
+
+# -- [ivr] ----------------------------------------------------------------------
+
+_SOUND_FOLDER_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+
+def _sound_folder(value: str) -> str | None:
+    if _SOUND_FOLDER_RE.match(value):
+        return None
+    return "expected a folder under Asterisk's sounds/<lang>/ (letters, digits, _ - and /)"
+
+
+@dataclass(frozen=True)
+class IvrConfig:
+    """``[ivr]``: the menu file (validated at load; ``menus`` is the result) and the prompts' folder."""
+
+    menus_file: Path = field(default_factory=default_menu_file)
+    sound_folder: str = "shenava"
+    """Prompts are played as ``<sound_folder>/<prompt>`` from Asterisk's sounds/<lang>/."""
+    menus: MenuBook = field(default_factory=load_menus, compare=False, repr=False)
+    """The validated menus of ``menus_file``."""
+
+
+def parse_ivr(t: Table) -> IvrConfig:
+    key = "menus_file"
+    if t.has(key):
+        name = t.get_str(key)
+        path = Path(name).expanduser()
+        if not path.is_absolute():
+            if t.base_dir is None:
+                raise t.error(key, f"must be an absolute path, got {show(name)}")
+            path = t.base_dir / path
+    else:
+        path = Path(t.get_str(key, str(default_menu_file())))
+    try:
+        menus = load_menus(path)
+    except MenuFileError as exc:
+        problems = "; ".join(exc.problems)
+        raise t.error(key, f"{path}: {problems}") from None
+    return IvrConfig(
+        menus_file=path,
+        sound_folder=t.get_str("sound_folder", "shenava", check=_sound_folder),
+        menus=menus,
+    )
+
+
 # -- the whole file ------------------------------------------------------------
 
 
@@ -301,6 +681,15 @@ class Config:
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
     agents: tuple[AgentConfig, ...] = ()
+    sla: SLAConfig = field(default_factory=SLAConfig)
+    breaks: BreakConfig = field(default_factory=BreakConfig)
+    wellbeing: WellbeingConfig = field(default_factory=WellbeingConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    complaints: RegisterPolicy = field(default_factory=RegisterPolicy)
+    """``[complaints]``, with ``[abuse]`` as ``complaints.abuse``."""
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    ivr: IvrConfig = field(default_factory=IvrConfig)
     source: Path | None = field(default=None, compare=False)
     """The file this came from, if any (not a key of the file)."""
 
@@ -308,16 +697,28 @@ class Config:
     def from_mapping(
         cls, data: Mapping[str, object], *, base_dir: Path | None = None, source: Path | None = None
     ) -> Config:
-        """Validate parsed TOML. ``base_dir`` resolves relative ``secret_file`` paths."""
+        """Validate parsed TOML. ``base_dir`` resolves relative paths (``secret_file``, ``menus_file``)."""
         root = Table(data, "", base_dir)
+        ami = root.section("ami", parse_ami)
+        redis = root.section("redis", parse_redis)
         site = root.section("site", parse_site)
+        abuse = root.section("abuse", parse_abuse)  # [abuse] is complaints.abuse, not a field
+        complaints = root.section("complaints", lambda t: parse_complaints(t, abuse))
         config = cls(
-            ami=root.section("ami", parse_ami),
-            redis=root.section("redis", parse_redis),
+            ami=ami,
+            redis=redis,
             site=site,
             http=root.section("http", parse_http),
             log=root.section("log", parse_log),
             agents=parse_agents(root, site),
+            sla=root.section("sla", lambda t: parse_sla(t, site)),
+            breaks=root.section("breaks", parse_breaks),
+            wellbeing=root.section("wellbeing", parse_wellbeing),
+            recordings=root.section("recordings", parse_recordings),
+            complaints=complaints,
+            callbacks=root.section("callbacks", lambda t: parse_callbacks(t, site, complaints)),
+            routing=root.section("routing", lambda t: parse_routing(t, abuse)),
+            ivr=root.section("ivr", parse_ivr),
             source=source,
         )
         unparsed = {f.name for f in fields(cls)} - root.read_keys - {"source"}
@@ -374,6 +775,16 @@ languages = ["fa", "en"]
 [http]
 bind = "127.0.0.1"
 port = 8080
+
+[routing]
+wrap_up_s = 5.0              # short, so the demo's agents take calls again quickly
+
+[routing.hold]
+announce_every_s = 30.0
+
+[callbacks.calling_hours]
+# Demo: callbacks may be dialled at any hour, so the demo shows them whenever it runs.
+windows = { daily = ["00:00-24:00"] }
 
 [[agents]]
 id = "a1"

@@ -227,6 +227,30 @@ class Table:
             seen.add(item)
         return tuple(raw)
 
+    def get_float_list(
+        self,
+        key: str,
+        default: Sequence[float] | _Missing = MISSING,
+        *,
+        non_empty: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> tuple[float, ...]:
+        """An array of numbers (integers accepted), each checked like :meth:`get_float`."""
+        raw = self._raw(key, list(default) if isinstance(default, Sequence) else default)
+        if not isinstance(raw, list):
+            raise self.error(key, f"expected an array of numbers, got {show(raw)}")
+        if non_empty and not raw:
+            raise self.error(key, "must not be empty")
+        items = Table({str(i): v for i, v in enumerate(raw)}, "")
+        values = []
+        for index in range(len(raw)):
+            try:
+                values.append(items.get_float(str(index), minimum=minimum, maximum=maximum))
+            except ConfigError as exc:
+                raise ConfigError(f"{self.key_path(key)}[{index}]", exc.reason) from None
+        return tuple(values)
+
     # -- secrets ----------------------------------------------------------
 
     def get_secret(self, key: str, file_key: str, *, required: bool = True) -> str:

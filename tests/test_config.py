@@ -134,7 +134,7 @@ ERRORS = [
     ("agents.0.skil", ["x"], "agents[0].skil: unknown key"),
     ("agents.1", "a2", 'agents[1]: expected a table, got "a2"'),
     ("agents", {"id": "a1"}, "agents: expected an array of tables ([[agents]]), got a table"),
-    ("sla", {"threshold_s": 20}, "sla: unknown key"),
+    ("slas", {"threshold_s": 20}, "slas: unknown key"),
 ]
 
 
@@ -248,6 +248,9 @@ def test_every_config_field_is_a_parsed_section() -> None:
     # the registry is Config's own fields: each must be read by from_mapping
     data = tomllib.loads('[ami]\nsecret = "x"\n')
     config = Config.from_mapping(data)
-    assert {f.name for f in fields(config)} == {"ami", "redis", "site", "http", "log", "agents", "source"}
+    assert {f.name for f in fields(config)} == {
+        "ami", "redis", "site", "http", "log", "agents", "sla", "breaks", "wellbeing", "recordings",
+        "complaints", "callbacks", "routing", "ivr", "source",
+    }
     with pytest.raises(ConfigError, match="^source: unknown key"):
         Config.from_mapping({**data, "source": "x"})
