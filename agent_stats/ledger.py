@@ -32,6 +32,7 @@ interval is closed at ``last_persisted_at`` and the next one starts there.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -192,7 +193,9 @@ class AgentLedger:
         pieces: list[Interval] = []
         if start < self.origin:
             pieces.append(Interval(start, min(self.origin, end), AgentState.LOGGED_OUT))
-        for interval in (*self._intervals, self.open_interval(now)):
+        # intervals are ordered and contiguous: skip those ending by ``start`` at once
+        first = bisect.bisect_right(self._intervals, start, key=lambda i: i.end)
+        for interval in (*self._intervals[first:], self.open_interval(now)):
             if interval.end <= start:
                 continue
             if interval.start >= end:

@@ -8,13 +8,13 @@ wallboard). Pure apart from calling observers: every method takes ``now``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
 from agent_stats.errors import AgentStatsError
-from agent_stats.ledger import AgentLedger, Interval
+from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
 from agent_stats.states import AgentState, NotReadyReason
 
 log = Logger()
@@ -102,7 +102,7 @@ class AgentRoster:
     def __contains__(self, agent_id: object) -> bool:
         return agent_id in self._agents
 
-    def __iter__(self) -> Iterable[AgentStatus]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[AgentStatus]:
         return iter(self._agents.values())
 
     def get(self, agent_id: str) -> AgentStatus:
@@ -117,11 +117,45 @@ class AgentRoster:
                 return status
         return None
 
-    def restore(self, ledger: AgentLedger) -> None:
-        """Put back a ledger read from storage (after a daemon restart)."""
+    def restore(self, ledger: AgentLedger) -> AgentChange | None:
+        """Put back a ledger read from storage (after a daemon restart).
+
+        Observers hear of the state it puts the agent in (routing must learn
+        that a restored agent is ready); the change closes no interval here,
+        since the stored ledger already holds them.
+        """
         status = self.get(ledger.agent_id)
+        old, old_reason = status.state, status.reason
         status.ledger = ledger
         status.idle_since = ledger.since
+        if (old, old_reason) == ledger.key:
+            return None
+        change = AgentChange(
+            ledger.agent_id, ledger.since, old, old_reason, ledger.state, ledger.reason
+        )
+        self._notify(change)
+        return change
+
+    def reconcile(
+        self,
+        agent_id: str,
+        seen_until: float,
+        now: float,
+        trust_gap_s: float = RECONCILE_TRUST_GAP_S,
+    ) -> AgentChange | None:
+        """Account for unobserved time ``[seen_until, now)`` (an AMI outage); see the ledger.
+
+        The agent stays in the state it was in; a long gap is closed as
+        ``UNKNOWN``. Observers are not told (the state did not change, and
+        routing must not hear "ready" twice): the caller persists the closed
+        intervals of the returned change.
+        """
+        status = self.get(agent_id)
+        state, reason = status.state, status.reason
+        closed = status.ledger.reconcile(seen_until, now, trust_gap_s=trust_gap_s)
+        if not closed:
+            return None
+        return AgentChange(agent_id, now, state, reason, state, reason, tuple(closed))
 
     # -- by hand (agent desktop, CLI, API) ---------------------------------
 
@@ -209,6 +243,11 @@ class AgentRoster:
         change = AgentChange(
             status.profile.agent_id, now, old, old_reason, state, reason, tuple(closed)
         )
+        self._notify(change)
+        return change
+
+    def _notify(self, change: AgentChange) -> None:
+        old, state = change.old, change.new
         for observer in list(self._observers):
             try:
                 observer(change)
@@ -219,4 +258,3 @@ class AgentRoster:
                     old=old.value,
                     new=state.value,
                 )
-        return change

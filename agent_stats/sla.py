@@ -343,6 +343,10 @@ class SLATally:
     def bucket(self, key: BucketKey) -> SLCounts:
         return self._buckets.get(key, SLCounts())
 
+    def merge(self, key: BucketKey, counts: SLCounts) -> None:
+        """Add counters read back from storage (a restart: the outcomes before it)."""
+        self._buckets.setdefault(key, SLCounts()).add(counts)
+
     def rolling(self, queue: str, now: float) -> SLCounts:
         """The live figure: outcomes from ``rolling_window_start(now)`` to ``now``."""
         total = SLCounts()

@@ -4,7 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_stats.service import StatsService
+from agent_stats.store import StatsStore
 
-def install(app: Any) -> Any:
-    """Add this package's storage and subscriptions to app; returns its handle."""
-    return None
+
+def install(app: Any) -> StatsService:
+    """Build the store and the service, subscribe them, start them; returns the service.
+
+    ``app`` is a :class:`shenava.app.Shenava` with ``redis`` set. The service
+    starts at once: it reconciles with Redis (its writes wait until then) and
+    then runs its heartbeat on ``app.reactor``.
+    """
+    from shenava.app import QUEUE
+
+    config = app.config
+    store = StatsStore(app.redis, config.sla, prefix=config.redis.key_prefix)
+    service = StatsService(
+        store=store,
+        roster=app.roster,
+        clock=app.reactor,
+        sla=config.sla,
+        breaks=config.breaks,
+        wellbeing=config.wellbeing,
+        default_queue=QUEUE,
+    )
+    service.attach(app.dispatcher, app.connection)
+    service.start()
+    return service

@@ -1,0 +1,111 @@
+"""What the demo shows of the statistics, and the simulated agents' break requests."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.logger import Logger
+
+from agent_stats.errors import AgentStatsError
+from agent_stats.service import StatsService
+from agent_stats.states import STAFFED_STATES, AgentState, NotReadyReason
+
+log = Logger()
+
+BREAK_ASK_EVERY_S = 20.0
+"""On average, how often one simulated agent asks for a break."""
+BREAK_LENGTH_S = {NotReadyReason.PERSONAL: (5.0, 15.0), NotReadyReason.BREAK: (10.0, 30.0)}
+PERSONAL_SHARE = 0.4
+
+
+def _service(app: Any) -> StatsService | None:
+    service = app.extensions.get("agent_stats")
+    return service if isinstance(service, StatsService) else None
+
+
+def summary(app: Any) -> dict[str, Any]:
+    """SL (ours and app_queue's), abandons, breaks granted and waited for, fairness, alerts."""
+    service = _service(app)
+    if service is None:
+        return {"available": False}
+    snap = service.snapshot()
+    day = snap["queues"][service.default_queue]["day"]
+    waits = [g.waited_s or 0.0 for g in service.grants]
+    queued = [g for g in service.grants if g.reason in service.break_config.queued_reasons]
+    by_reason: dict[str, int] = {}
+    for g in service.grants:
+        by_reason[g.reason.value] = by_reason.get(g.reason.value, 0) + 1
+    service.fairness_today = _fairness(service)
+    return {
+        "sl": day["sl"],
+        "app_queue_sl": day["sl1"],
+        "app_queue_sl2": day["sl2"],
+        "offered": day["offered"],
+        "answered": day["answered"],
+        "answered_in_sl": day["answered_in_sl"],
+        "abandoned_long": day["abandoned"],
+        "abandoned_short": day["abandoned_short"],
+        "breaks_granted": len(service.grants),
+        "breaks_granted_by_reason": by_reason,
+        "breaks_waited": sum(1 for g in queued if (g.waited_s or 0.0) > 0),
+        "break_wait_max_s": round(max(waits, default=0.0), 3),
+        "break_wait_mean_s": round(sum(waits) / len(waits), 3) if waits else 0.0,
+        "breaks_forced_at_max_wait": sum(1 for g in service.grants if g.forced),
+        "break_line_now": len(service.line),
+        "fairness_index": round(service.fairness_today, 4),
+        "alerts": len(service.alerts_raised),
+    }
+
+
+def _fairness(service: StatsService) -> float:
+    from agent_stats.breaks import fairness_index
+
+    return fairness_index(service.allowances(service.clock.seconds()))
+
+
+def simulate_breaks(reactor: Any, app: Any, rng: random.Random) -> None:
+    """Simulated agents ask for personal and regular breaks now and then, and come back.
+
+    Each ask goes through ``StatsService.request_break``: a personal break is
+    granted at once; a regular one may wait in the fair line. Whoever is on a
+    break the simulation started gets back to ready after a short while.
+    """
+    service = _service(app)
+    if service is None:
+        return
+    agents = [s.profile.agent_id for s in app.roster]
+    if not agents:
+        return
+    rate = len(agents) / BREAK_ASK_EVERY_S
+
+    def back(agent_id: str, reason: NotReadyReason) -> None:
+        status = app.roster.get(agent_id)
+        if status.state is AgentState.NOT_READY and status.reason is reason:
+            try:
+                app.roster.set_ready(agent_id, reactor.seconds())
+            except AgentStatsError as exc:
+                log.debug("simulated agent {agent} not back: {e}", agent=agent_id, e=exc)
+            return
+        if status.state is AgentState.NOT_READY or agent_id in service.pending_grants or (
+            service.line.position(agent_id) is not None
+        ):
+            reactor.callLater(5.0, back, agent_id, reason)
+
+    def ask() -> None:
+        agent_id = rng.choice(agents)
+        status = app.roster.get(agent_id)
+        if status.state in STAFFED_STATES and agent_id not in service.pending_grants:
+            reason = (
+                NotReadyReason.PERSONAL if rng.random() < PERSONAL_SHARE else NotReadyReason.BREAK
+            )
+            try:
+                service.request_break(agent_id, reason)
+            except AgentStatsError as exc:
+                log.debug("simulated break not asked: {e}", e=exc)
+            else:
+                lo, hi = BREAK_LENGTH_S[reason]
+                reactor.callLater(rng.uniform(lo, hi), back, agent_id, reason)
+        reactor.callLater(rng.expovariate(rate), ask)
+
+    reactor.callLater(rng.expovariate(rate), ask)

@@ -1,0 +1,743 @@
+"""The live statistics: ledgers persisted, SL counted, breaks granted fairly, wellbeing watched.
+
+It listens to the roster (agent state changes), to routing (call outcomes) and
+to the AMI link, keeps the live figures in memory, and writes through a
+:class:`~agent_stats.writer.StoreWriter` (ordered batches, never blocking the
+reactor). Every decision uses the injected clock.
+
+Start-up (``start``) reconciles with Redis before any write goes out:
+
+* each agent's stored ledger is put back into the roster, the unobserved time
+  since the daemon's last heartbeat accounted by ``AgentLedger.reconcile``
+  (up to ``trust_gap_s``: the last state, so a break in progress continues;
+  longer: ``UNKNOWN``). A call in progress cannot be followed by a new daemon:
+  ``ON_CALL`` resumes as not ready ``TECHNICAL`` (the agent presses ready),
+  ``RINGING`` and ``WRAP_UP`` resume as ready. Changes the roster saw before the
+  reconciliation finished are replayed after it, so nothing is counted twice;
+* the SL counters of the day, the window and the current interval are read
+  back, and the break line is restored with its original request times.
+
+AMI link: while it is down, agents who take calls (ready, ringing, on a call,
+wrap-up) are not observed; when it comes back their gap is reconciled the same
+way. Agents not ready or logged out change only through Shenava, so they stay
+observed.
+
+Breaks: ``request_break`` grants at once what the config does not queue, and
+puts the rest in the fair :class:`~agent_stats.breaks.BreakLine`; ``decide``
+runs on every request, every state change, every tick and at the line's next
+deadline, with ``spare`` from Erlang C on recent traffic (or an injected
+``headroom`` policy). A grant makes the agent not ready at once if they are
+free, or right after their call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from agent_stats.breaks import (
+    Allowance,
+    BreakConfig,
+    BreakGrant,
+    BreakLine,
+    allowance,
+    fairness_index,
+    standing,
+)
+from agent_stats.erlang import Traffic, estimate_traffic, spare_agents
+from agent_stats.errors import AgentStatsError, ClockWentBackwardsError, InvalidCallRecordError
+from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
+from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
+from agent_stats.sla import (
+    BucketKey,
+    BucketKind,
+    CallRecord,
+    Outcome,
+    SLAConfig,
+    SLATally,
+    SLCounts,
+    day_start,
+    interval_start,
+    rolling_window_start,
+)
+from agent_stats.states import (
+    HANDLING_STATES,
+    STAFFED_STATES,
+    AgentState,
+    NotReadyReason,
+    StateKey,
+)
+from agent_stats.store import (
+    AlertRaised,
+    AlertRecord,
+    BreakCancelled,
+    BreakGranted,
+    BreakRecord,
+    BreakRequested,
+    HeartbeatWrite,
+    LedgerWrite,
+    LivePublish,
+    Operation,
+    OutcomeWrite,
+    StatsStore,
+)
+from agent_stats.wellbeing import (
+    Alert,
+    AlertKind,
+    HandledCall,
+    WellbeingConfig,
+    WellbeingSignals,
+    alerts,
+    signals,
+)
+from agent_stats.writer import StoreWriter
+from shenava.aio import as_deferred
+
+log = Logger()
+
+HEARTBEAT_S = 15.0
+TRAFFIC_WINDOW_S = 1800.0
+MIN_TRAFFIC_WINDOW_S = 300.0
+HANDLED_KEEP_S = 86400.0
+FAIRNESS_EVERY_S = 300.0
+"""How often the day's Jain index is recomputed (it reads every agent's whole day)."""
+DEFAULT_QUEUE = "complaints"
+
+# What a new daemon resumes an agent in, when the old one left them in a call state.
+_RESUME: dict[AgentState, StateKey] = {
+    AgentState.ON_CALL: (AgentState.NOT_READY, NotReadyReason.TECHNICAL),
+    AgentState.RINGING: (AgentState.READY, None),
+    AgentState.WRAP_UP: (AgentState.READY, None),
+}
+_BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
+
+
+class Clock(Protocol):
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
+
+
+Headroom = Callable[[int, float], int]
+"""``(staffed agents, now) -> spare agents``: a policy other than Erlang C."""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakAnswer:
+    """What a break request got: ``granted`` (not ready now), ``after_call`` or ``waiting``."""
+
+    agent_id: str
+    reason: NotReadyReason
+    status: str
+    requested_at: float
+    position: int | None = None
+
+
+def counts_dict(c: SLCounts) -> dict[str, Any]:
+    return {
+        "offered": c.offered,
+        "answered": c.answered,
+        "answered_in_sl": c.answered_in_sl,
+        "abandoned": c.abandoned,
+        "abandoned_short": c.abandoned_short,
+        "voicemail": c.voicemail,
+        "callback": c.callback,
+        "sl": c.service_level,
+        "sl1": c.servicelevel_perf,
+        "sl2": c.servicelevel_perf2,
+        "average_answer_wait_s": c.average_answer_wait_s,
+    }
+
+
+class StatsService:
+    def __init__(
+        self,
+        *,
+        store: StatsStore,
+        roster: AgentRoster,
+        clock: Clock,
+        sla: SLAConfig,
+        breaks: BreakConfig,
+        wellbeing: WellbeingConfig,
+        default_queue: str = DEFAULT_QUEUE,
+        queue_of: Callable[[Any], str] | None = None,
+        headroom: Headroom | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        trust_gap_s: float = RECONCILE_TRUST_GAP_S,
+        traffic_window_s: float = TRAFFIC_WINDOW_S,
+    ) -> None:
+        self.store = store
+        self.roster = roster
+        self.clock = clock
+        self.sla = sla
+        self.break_config = breaks
+        self.wellbeing = wellbeing
+        self.default_queue = default_queue
+        self._queue_of: Callable[[Any], str] = queue_of or (lambda event: default_queue)
+        self._headroom = headroom
+        self._heartbeat_s = heartbeat_s
+        self._trust_gap_s = trust_gap_s
+        self._traffic_window_s = traffic_window_s
+        self.writer = StoreWriter(store, clock, self._live_ops, paused=True)
+        self.tally = SLATally(sla)
+        self.line = BreakLine(breaks)
+        self.pending_grants: dict[str, BreakGrant] = {}
+        self.grants: list[BreakRecord] = []
+        self.alerts_raised: list[AlertRecord] = []
+        self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
+        self.signals: dict[str, WellbeingSignals] = {}
+        self.fairness_today = 1.0
+        self._fairness_at = -math.inf
+        self.restored_agents: list[str] = []
+        self._calls: dict[str, tuple[str, float]] = {}
+        self._handled: dict[str, list[HandledCall]] = {}
+        self._arrivals: deque[float] = deque()
+        self._handles: deque[tuple[float, float]] = deque()
+        self._completions: deque[float] = deque()
+        self._started_at = clock.seconds()
+        self._seen_until = self._started_at
+        self._link_lost_at: float | None = None
+        self._live_dirty = True
+        self._heartbeat: LoopingCall | None = None
+        self._deadline_call: Any = None
+        self._decide_call: Any = None
+        self._start_calls: dict[str, Any] = {}
+        self.started: Deferred[None] | None = None
+        roster.subscribe(self.on_agent_change)
+
+    # -- wiring -------------------------------------------------------------------
+
+    def attach(self, dispatcher: Any = None, connection: Any = None) -> None:
+        """Listen to routing events and to the AMI link's state."""
+        if dispatcher is not None:
+            dispatcher.subscribe(self.on_routing_event)
+        if connection is not None:
+            connection.add_state_observer(self.on_link_state)
+
+    def start(self) -> Deferred[None]:
+        """Reconcile with Redis, then let writes out and start the heartbeat."""
+        d: Deferred[None] = as_deferred(self._restore())
+        d.addErrback(
+            lambda f: log.error(
+                "statistics not restored from Redis ({error}); starting afresh",
+                error=f.getErrorMessage(),
+            )
+        )
+        d.addCallback(lambda _: self._started())
+        self.started = d
+        return d
+
+    def _started(self) -> None:
+        self.writer.resume()
+        loop = LoopingCall(self.tick)
+        loop.clock = self.clock  # type: ignore[assignment]
+        self._heartbeat = loop
+        loop.start(self._heartbeat_s, now=True).addErrback(
+            lambda f: log.failure("statistics heartbeat failed", failure=f)
+        )
+
+    def stop(self, *, graceful: bool = True) -> Deferred[None]:
+        """Stop the heartbeat and timers, write a last heartbeat (if ``graceful``), and flush.
+
+        ``graceful=False`` is a crash as Redis sees it: what was written stays,
+        the heartbeat stops where it was.
+        """
+        loop, self._heartbeat = self._heartbeat, None
+        if loop is not None and loop.running:
+            loop.stop()
+        for call in (self._deadline_call, self._decide_call, *self._start_calls.values()):
+            if call is not None and call.active():
+                call.cancel()
+        self._start_calls.clear()
+        self._deadline_call = self._decide_call = None
+        if graceful:
+            self.writer.submit(HeartbeatWrite(self.clock.seconds(), self._link_lost_at))
+        d = self.writer.flushed()
+
+        def done(result: object) -> object:
+            self.writer.stop()
+            return result
+
+        d.addBoth(done)
+        return d
+
+    def flushed(self) -> Deferred[None]:
+        return self.writer.flushed()
+
+    # -- start-up reconciliation -----------------------------------------------------
+
+    async def _restore(self) -> None:
+        store = self.store
+        heartbeat = await store.heartbeat()
+        ids = [status.profile.agent_id for status in self.roster]
+        stored = await store.load_ledgers(ids, self.clock.seconds())
+        waiting = await store.break_line()
+        queues = set(await store.queues())
+        now = self.clock.seconds()
+        keys = [k for q in sorted(queues) for k in self._live_keys(q, now)]
+        counts = await store.buckets(keys)
+        now = self.clock.seconds()
+        for key, c in zip(keys, counts, strict=True):
+            self.tally.merge(key, c)
+        front: list[Operation] = []
+        for agent_id, item in stored.items():
+            if item.repaired:
+                log.warn(
+                    "agent {agent}: stored ledger repaired ({n} overlaps or gaps)",
+                    agent=agent_id, n=item.repaired,
+                )
+            front.extend(self._merge(item.ledger, heartbeat.at, heartbeat.link_lost_at, now))
+        self.writer.submit_front(front)
+        for record in waiting:
+            status = self.roster.get(record.agent_id) if record.agent_id in self.roster else None
+            if status is None or status.state is AgentState.LOGGED_OUT:
+                self.writer.submit(BreakCancelled(record.agent_id))
+                continue
+            unused, last = self._standing(record.agent_id, now)
+            self.line.request(record.requested_at, record.agent_id, record.reason, unused, last)
+        self._schedule_deadline()
+        self._live_dirty = True
+
+    def _live_keys(self, queue: str, now: float) -> list[BucketKey]:
+        first = rolling_window_start(now, self.sla)
+        slots = [
+            BucketKey(queue, BucketKind.SLOT, first + i * self.sla.slot_s)
+            for i in range(self.sla.window_slots)
+        ]
+        return [
+            *slots,
+            BucketKey(queue, BucketKind.INTERVAL, interval_start(now, self.sla)),
+            BucketKey(queue, BucketKind.DAY, day_start(now, self.sla)),
+        ]
+
+    def _merge(
+        self, stored: AgentLedger, heartbeat: float | None, link_lost_at: float | None, now: float
+    ) -> list[Operation]:
+        """Put a stored ledger back, accounting for the time nobody watched."""
+        agent_id = stored.agent_id
+        current = self.roster.get(agent_id).ledger
+        seen = stored.since if heartbeat is None else heartbeat
+        if link_lost_at is not None and stored.state in STAFFED_STATES:
+            seen = min(seen, link_lost_at)
+        changed = bool(current.intervals) or current.state is not AgentState.LOGGED_OUT
+        try:
+            if not changed:
+                closed = stored.reconcile(
+                    seen, now, _RESUME.get(stored.state), trust_gap_s=self._trust_gap_s
+                )
+            else:
+                # the roster moved before we were back: the stored ledger runs up to
+                # the roster's start, then come the roster's own (already queued) intervals
+                origin = current.origin
+                closed = stored.reconcile(
+                    seen, origin, (AgentState.LOGGED_OUT, None), trust_gap_s=self._trust_gap_s
+                )
+                tail = (
+                    [Interval(stored.since, origin, stored.state, stored.reason)]
+                    if stored.since < origin else []
+                )
+                closed += tail
+                stored = AgentLedger(
+                    agent_id, current.since, current.state, current.reason,
+                    [*stored.intervals, *tail, *current.intervals],
+                )
+        except ClockWentBackwardsError as exc:
+            log.error("agent {agent}: stored ledger not restored: {error}", agent=agent_id, error=exc)
+            return []
+        self.restored_agents.append(agent_id)
+        op = LedgerWrite(agent_id, tuple(closed), stored.since, stored.state, stored.reason)
+        self.roster.restore(stored)
+        return [op]
+
+    # -- agents -----------------------------------------------------------------
+
+    def on_agent_change(self, change: AgentChange) -> None:
+        agent_id = change.agent_id
+        status = self.roster.get(agent_id)
+        ledger = status.ledger
+        self.writer.submit(
+            LedgerWrite(agent_id, change.closed, ledger.since, ledger.state, ledger.reason)
+        )
+        for interval in change.closed:
+            if interval.state is AgentState.WRAP_UP:
+                self._handles.append((change.at, interval.duration))
+        state = status.state
+        if state is AgentState.LOGGED_OUT:
+            self.pending_grants.pop(agent_id, None)
+            if self.line.cancel(agent_id):
+                self.writer.submit(BreakCancelled(agent_id))
+            self.active_alerts.pop(agent_id, None)
+        elif state is AgentState.NOT_READY:
+            if change.new_reason in self.break_config.queued_reasons and self.line.cancel(agent_id):
+                self.writer.submit(BreakCancelled(agent_id))
+        if agent_id in self.pending_grants and state not in _BUSY:
+            if agent_id not in self._start_calls:
+                self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
+        self._mark_live()
+        self._decide_soon()
+
+    def on_link_state(self, state: Any) -> None:
+        """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
+        now = self.clock.seconds()
+        value = getattr(state, "value", state)
+        if value == "disconnected":
+            if self._link_lost_at is None:
+                self._link_lost_at = now
+                self.writer.submit(HeartbeatWrite(now, now))
+                log.info("statistics: AMI link lost, agents taking calls unobserved")
+            return
+        if value != "connected" or self._link_lost_at is None:
+            return
+        lost, self._link_lost_at = self._link_lost_at, None
+        for status in self.roster:
+            if status.state not in STAFFED_STATES:
+                continue
+            change = self.roster.reconcile(
+                status.profile.agent_id, lost, now, trust_gap_s=self._trust_gap_s
+            )
+            if change is not None:
+                ledger = status.ledger
+                self.writer.submit(
+                    LedgerWrite(change.agent_id, change.closed, ledger.since, ledger.state,
+                                ledger.reason)
+                )
+        self._seen_until = now
+        self.writer.submit(HeartbeatWrite(now, None))
+        self._mark_live()
+
+    # -- calls ------------------------------------------------------------------
+
+    def on_routing_event(self, event: Any) -> None:
+        # routing.dispatch's events, matched by name: agent_stats does not import routing
+        kind = type(event).__name__
+        if kind == "CallQueued":
+            self._calls.setdefault(event.call_id, (self._queue_of(event), event.arrived_at))
+            self._arrivals.append(event.at)
+        elif kind == "CallAnswered":
+            self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
+            calls = self._handled.setdefault(event.agent_id, [])
+            calls.append(HandledCall(event.at, None, event.hard, event.call_id))
+        elif kind == "CallAbandoned":
+            self._outcome(event, event.joined_at, Outcome.ABANDONED)
+        elif kind == "CallLeftForChoice":
+            choice = Outcome.CALLBACK if event.choice == "callback" else Outcome.VOICEMAIL
+            self._outcome(event, event.joined_at, choice)
+        elif kind == "CallCompleted":
+            self._completions.append(event.at)
+            self._handles.append((event.at, max(0.0, event.at - event.answered_at)))
+            calls = self._handled.get(event.agent_id, [])
+            for i in range(len(calls) - 1, -1, -1):
+                if calls[i].call_id == event.call_id and calls[i].ended_at is None:
+                    c = calls[i]
+                    calls[i] = HandledCall(c.answered_at, event.at, c.hard, c.call_id)
+                    break
+        else:
+            return
+        self._mark_live()
+
+    def _outcome(
+        self, event: Any, joined_at: float, outcome: Outcome,
+        agent_id: str | None = None, hard: bool = False,
+    ) -> None:
+        queue, arrived = self._calls.pop(event.call_id, (self._queue_of(event), joined_at))
+        try:
+            record = CallRecord(queue, min(arrived, joined_at), joined_at, outcome, event.at,
+                                event.call_id)
+        except InvalidCallRecordError as exc:
+            log.error("call {call}: outcome not counted: {error}", call=event.call_id, error=exc)
+            return
+        self.record_outcome(record, agent_id, hard)
+
+    def record_outcome(self, record: CallRecord, agent_id: str | None = None, hard: bool = False) -> None:
+        """Count one outcome (live and in Redis)."""
+        self.tally.add(record)
+        self.writer.submit(OutcomeWrite(record, agent_id, hard))
+
+    # -- breaks -----------------------------------------------------------------
+
+    def _standing(self, agent_id: str, now: float) -> tuple[float, float | None]:
+        ledger = self.roster.get(agent_id).ledger
+        allowed, last = standing(ledger, day_start(now, self.sla), now, self.break_config)
+        return allowed.unused_s, last
+
+    def request_break(
+        self, agent_id: str, reason: NotReadyReason, now: float | None = None
+    ) -> BreakAnswer:
+        """An agent asks for a break: granted now, after the call, or a place in the line."""
+        now = self.clock.seconds() if now is None else now
+        reason = NotReadyReason(reason)
+        status = self.roster.get(agent_id)
+        if status.state is AgentState.LOGGED_OUT:
+            raise AgentBusyError(f"agent {agent_id} is logged out: log in first")
+        if reason is NotReadyReason.RECOVERY:
+            return self.grant_recovery(agent_id, now)
+        unused, last = self._standing(agent_id, now)
+        grant = self.line.request(now, agent_id, reason, unused, last)
+        if grant is not None:
+            return self._answer(self._apply(grant, now), now)
+        requested_at = next(r.requested_at for r in self.line.waiting() if r.agent_id == agent_id)
+        self.writer.submit(BreakRequested(BreakRecord(agent_id, reason, requested_at)))
+        self.decide(now)
+        position = self.line.position(agent_id)
+        if position is not None:
+            self._mark_live()
+            return BreakAnswer(agent_id, reason, "waiting", requested_at, position)
+        grant_now = self.pending_grants.get(agent_id)
+        status_word = "after_call" if grant_now is not None else "granted"
+        return BreakAnswer(agent_id, reason, status_word, requested_at)
+
+    def cancel_break(self, agent_id: str) -> bool:
+        """Withdraw a waiting request (or a grant not yet started)."""
+        found = self.line.cancel(agent_id)
+        found = self.pending_grants.pop(agent_id, None) is not None or found
+        if found:
+            self.writer.submit(BreakCancelled(agent_id))
+            self._mark_live()
+        return found
+
+    def grant_recovery(self, agent_id: str, now: float | None = None) -> BreakAnswer:
+        """Recovery after an abusive call: at once, or right after the current call."""
+        now = self.clock.seconds() if now is None else now
+        grant = BreakGrant(agent_id, NotReadyReason.RECOVERY, now, now)
+        return self._answer(self._apply(grant, now), now)
+
+    def _answer(self, grant: BreakGrant, now: float) -> BreakAnswer:
+        word = "after_call" if grant.agent_id in self.pending_grants else "granted"
+        return BreakAnswer(grant.agent_id, grant.reason, word, grant.requested_at)
+
+    def spare(self, now: float) -> int:
+        """Agents who may leave now (headroom), less grants still to start."""
+        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        if self._headroom is not None:
+            spare = self._headroom(staffed, now)
+        else:
+            spare = spare_agents(
+                staffed, self.traffic(now), self.sla.threshold_s,
+                self.break_config.headroom_target, self.break_config.min_staffed,
+            )
+        return spare - len(self.pending_grants)
+
+    def traffic(self, now: float) -> Traffic:
+        cutoff = now - self._traffic_window_s
+        for q in (self._arrivals, self._completions):
+            while q and q[0] < cutoff:
+                q.popleft()
+        while self._handles and self._handles[0][0] < cutoff:
+            self._handles.popleft()
+        window = min(self._traffic_window_s, max(MIN_TRAFFIC_WINDOW_S, now - self._started_at))
+        handle = math.fsum(s for _, s in self._handles)
+        return estimate_traffic(len(self._arrivals), window, len(self._completions), handle)
+
+    def decide(self, now: float | None = None) -> list[BreakGrant]:
+        """Grant what the line allows now; schedule the next deadline."""
+        now = self.clock.seconds() if now is None else now
+        if not len(self.line):
+            return []
+        for request in self.line.waiting():
+            unused, last = self._standing(request.agent_id, now)
+            self.line.refresh(request.agent_id, unused, last)
+        grants = self.line.decide(now, max(0, self.spare(now)))
+        for grant in grants:
+            self._apply(grant, now)
+        self._schedule_deadline()
+        if grants:
+            self._mark_live()
+        return grants
+
+    def _apply(self, grant: BreakGrant, now: float) -> BreakGrant:
+        record = BreakRecord(
+            grant.agent_id, grant.reason, grant.requested_at, grant.granted_at, grant.forced
+        )
+        self.grants.append(record)
+        self.writer.submit(BreakGranted(record))
+        log.info(
+            "break granted to {agent} ({reason}) after {waited:.0f} s{forced}",
+            agent=grant.agent_id, reason=grant.reason.value, waited=grant.waited_s,
+            forced=" (maximum wait reached)" if grant.forced else "",
+        )
+        status = self.roster.get(grant.agent_id)
+        if status.state in _BUSY:
+            self.pending_grants[grant.agent_id] = grant
+        elif status.state is not AgentState.LOGGED_OUT:
+            self._go_not_ready(grant.agent_id, grant.reason, now)
+        return grant
+
+    def _start_pending(self, agent_id: str) -> None:
+        self._start_calls.pop(agent_id, None)
+        grant = self.pending_grants.get(agent_id)
+        if grant is None or self.roster.get(agent_id).state in _BUSY:
+            return
+        del self.pending_grants[agent_id]
+        self._go_not_ready(agent_id, grant.reason, self.clock.seconds())
+
+    def _go_not_ready(self, agent_id: str, reason: NotReadyReason, now: float) -> None:
+        try:
+            self.roster.set_not_ready(agent_id, reason, now)
+        except AgentStatsError as exc:
+            log.warn("break for {agent} not started: {error}", agent=agent_id, error=exc)
+
+    def _decide_soon(self) -> None:
+        # not inside a roster notification: a grant changes the roster again
+        if len(self.line) and self._decide_call is None:
+            self._decide_call = self.clock.callLater(0, self._decide_now)
+
+    def _decide_now(self) -> None:
+        self._decide_call = None
+        self.decide()
+
+    def _schedule_deadline(self) -> None:
+        deadline = self.line.next_deadline()
+        call = self._deadline_call
+        if call is not None and call.active():
+            if deadline is not None and call.getTime() == deadline:
+                return
+            call.cancel()
+        self._deadline_call = None
+        if deadline is not None:
+            delay = max(0.0, deadline - self.clock.seconds())
+            self._deadline_call = self.clock.callLater(delay, self._deadline_reached)
+
+    def _deadline_reached(self) -> None:
+        self._deadline_call = None
+        self.decide()
+
+    # -- the heartbeat ------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.clock.seconds()
+        self._seen_until = now
+        self.writer.submit(HeartbeatWrite(now, self._link_lost_at))
+        self.check_wellbeing(now)
+        if now >= self._fairness_at + FAIRNESS_EVERY_S:
+            self._fairness_at = now
+            self.fairness_today = fairness_index(self.allowances(now))
+        self.tally.prune(now)
+        self.decide(now)
+        self._mark_live()
+
+    def allowances(self, now: float) -> dict[str, Allowance]:
+        start = day_start(now, self.sla)
+        return {
+            s.profile.agent_id: allowance(
+                s.ledger.intervals_between(start, now, now), self.break_config
+            )
+            for s in self.roster
+        }
+
+    def check_wellbeing(self, now: float) -> list[AlertRecord]:
+        """Signals of every logged-in agent; new alerts are recorded and logged."""
+        raised: list[AlertRecord] = []
+        start = day_start(now, self.sla)
+        for status in self.roster:
+            agent_id = status.profile.agent_id
+            calls = self._handled.get(agent_id, [])
+            while calls and calls[0].ended_at is not None and calls[0].ended_at < now - HANDLED_KEEP_S:
+                calls.pop(0)
+            if status.state is AgentState.LOGGED_OUT:
+                self.active_alerts.pop(agent_id, None)
+                self.signals.pop(agent_id, None)
+                continue
+            sig = signals(status.ledger, calls, now, start, self.wellbeing)
+            self.signals[agent_id] = sig
+            found = {a.kind: a for a in alerts(sig, self.wellbeing)}
+            before = self.active_alerts.get(agent_id, {})
+            for kind, alert in found.items():
+                if kind not in before:
+                    record = AlertRecord(agent_id, kind.value, float(alert.value),
+                                         float(alert.limit), now)
+                    raised.append(record)
+                    self.writer.submit(AlertRaised(record))
+                    log.warn(
+                        "wellbeing alert for {agent}: {kind} ({value:g}, limit {limit:g})",
+                        agent=agent_id, kind=kind.value, value=float(alert.value),
+                        limit=float(alert.limit),
+                    )
+            self.active_alerts[agent_id] = found
+        self.alerts_raised.extend(raised)
+        return raised
+
+    # -- live figures -------------------------------------------------------------
+
+    def _mark_live(self) -> None:
+        self._live_dirty = True
+        self.writer.kick()
+
+    def _live_ops(self) -> list[Operation]:
+        if not self._live_dirty:
+            return []
+        self._live_dirty = False
+        return [LivePublish(json.dumps(self.snapshot(), separators=(",", ":")))]
+
+    def queues(self) -> list[str]:
+        return sorted(self.tally.queues() | {self.default_queue})
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """The live figures, JSON-able: what the wallboard and /metrics show."""
+        now = self.clock.seconds() if now is None else now
+        queues = {
+            q: {
+                "rolling": counts_dict(self.tally.rolling(q, now)),
+                "interval": counts_dict(self.tally.interval(q, now)),
+                "day": counts_dict(self.tally.day(q, now)),
+            }
+            for q in self.queues()
+        }
+        states: dict[str, int] = {s.value: 0 for s in AgentState}
+        reasons: dict[str, int] = {}
+        agents: list[dict[str, Any]] = []
+        handling = staffed = 0
+        positions = {r.agent_id: i for i, r in enumerate(self.line.waiting(), start=1)}
+        for status in self.roster:
+            agent_id = status.profile.agent_id
+            states[status.state.value] += 1
+            if status.reason is not None:
+                reasons[status.reason.value] = reasons.get(status.reason.value, 0) + 1
+            staffed += int(status.state in STAFFED_STATES)
+            handling += int(status.state in HANDLING_STATES)
+            sig = self.signals.get(agent_id)
+            agents.append({
+                "agent_id": agent_id,
+                "name": status.profile.name,
+                "state": status.state.value,
+                "reason": status.reason.value if status.reason else None,
+                "since": status.ledger.since,
+                "since_break_s": None if sig is None else sig.since_break_s,
+                "occupancy": None if sig is None else sig.occupancy,
+                "break_position": positions.get(agent_id),
+                "break_after_call": agent_id in self.pending_grants,
+                "alerts": sorted(k.value for k in self.active_alerts.get(agent_id, {})),
+            })
+        waits = [g.waited_s or 0.0 for g in self.grants]
+        return {
+            "at": now,
+            "queues": queues,
+            "agents": agents,
+            "states": states,
+            "not_ready_reasons": reasons,
+            "occupancy_now": handling / staffed if staffed else None,
+            "break_line": [
+                {"agent_id": r.agent_id, "reason": r.reason.value, "requested_at": r.requested_at,
+                 "waited_s": now - r.requested_at, "position": i}
+                for i, r in enumerate(self.line.waiting(), start=1)
+            ],
+            "breaks_granted": len(self.grants),
+            "break_wait_max_s": max(waits, default=0.0),
+            "fairness_today": self.fairness_today,
+            "alerts": [
+                {"agent_id": a.agent_id, "kind": a.kind.value, "value": float(a.value),
+                 "limit": float(a.limit)}
+                for per_agent in self.active_alerts.values() for a in per_agent.values()
+            ],
+            "alerts_today": sum(1 for a in self.alerts_raised if a.at >= day_start(now, self.sla)),
+        }
+
+    def waiting_requests(self) -> Iterable[BreakRecord]:
+        return (BreakRecord(r.agent_id, r.reason, r.requested_at) for r in self.line.waiting())

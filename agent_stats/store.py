@@ -1,0 +1,571 @@
+"""The statistics' Redis keys, behind one class: ledgers, SL counters, breaks, alerts.
+
+Keys (``P`` is the configured prefix, ``{stats}`` the Cluster hash tag, so one
+``MULTI`` may touch any of them; ``DAY`` is the site's local date, ISO form):
+
+========================================  ======  =====================================
+``P:{stats}:agents``                      set     agents with a ledger
+``P:{stats}:ledger:AGENT``                hash    the open interval: since, state, reason
+``P:{stats}:intervals:AGENT:DAY``         list    closed intervals starting that day,
+                                                  JSON ``[start, end, state, reason]``
+``P:{stats}:heartbeat``                   hash    ``at``: the daemon last watched then;
+                                                  ``link_lost_at``: AMI down since
+``P:{stats}:queues``                      set     queues with SL counters
+``P:{stats}:sl:QUEUE:KIND:START``         hash    ``SLCounts`` fields (``sla.BucketKey``)
+``P:{stats}:agentday:DAY``                hash    ``AGENT:answered``, ``AGENT:hard``
+``P:{stats}:breakline``                   hash    AGENT -> waiting request (JSON)
+``P:{stats}:breaks:DAY``                  list    grants (JSON), by grant day
+``P:{stats}:alerts:DAY``                  list    alerts raised (JSON)
+``P:{stats}:live``                        string  the last live snapshot (JSON); also the
+                                                  pub/sub channel it is published on
+========================================  ======  =====================================
+
+Writes come as a batch of typed operations (``apply``), one ``MULTI``/``EXEC``
+per batch, so a crash never leaves half a transition and a busy second costs
+one round trip. Rolling-window slots expire after ``2 * window_s``; everything
+else after ``retention_s``. A TTL is set once per key and process, not on every
+increment. The store never reads a clock: every time comes with the operation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent_stats.errors import BadSnapshotError
+from agent_stats.ledger import AgentLedger, Interval
+from agent_stats.sla import (
+    DAY_S,
+    BucketKey,
+    BucketKind,
+    CallRecord,
+    SLAConfig,
+    SLCounts,
+    bucket_keys,
+    day_start,
+    delta,
+    rolling_window_start,
+)
+from agent_stats.states import AgentState, NotReadyReason, check_key
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+TAG = "{stats}"
+RETENTION_S = 400 * 86400
+"""How long day-keyed records are kept: a year of reports, with margin."""
+TTL_MEMO_MAX = 50_000
+_HINCRBY_ALL = """
+for _, key in ipairs(KEYS) do
+  for i = 1, #ARGV, 2 do redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]) end
+end
+return #KEYS
+"""
+"""Every counter of an outcome into each of its buckets: one command, one reply, atomic."""
+"""Keys whose TTL this process already set; forgotten (and set again) beyond this."""
+
+
+# -- operations (what a batch is made of) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerWrite:
+    """Intervals just closed, and the agent's open interval after them."""
+
+    agent_id: str
+    closed: tuple[Interval, ...]
+    since: float
+    state: AgentState
+    reason: NotReadyReason | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeWrite:
+    """One call outcome for the SL counters; ``agent_id`` for an answer."""
+
+    call: CallRecord
+    agent_id: str | None = None
+    hard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatWrite:
+    at: float
+    link_lost_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakRecord:
+    """A break request in the line (``granted_at`` None) or granted."""
+
+    agent_id: str
+    reason: NotReadyReason
+    requested_at: float
+    granted_at: float | None = None
+    forced: bool = False
+
+    @property
+    def waited_s(self) -> float | None:
+        return None if self.granted_at is None else self.granted_at - self.requested_at
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "agent_id": self.agent_id,
+                "reason": self.reason.value,
+                "requested_at": self.requested_at,
+                "granted_at": self.granted_at,
+                "forced": self.forced,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> BreakRecord:
+        try:
+            d = json.loads(raw)
+            granted = d.get("granted_at")
+            return cls(
+                str(d["agent_id"]),
+                NotReadyReason(d["reason"]),
+                float(d["requested_at"]),
+                None if granted is None else float(granted),
+                bool(d.get("forced", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadSnapshotError(f"bad break record {raw!r}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class BreakRequested:
+    record: BreakRecord
+
+
+@dataclass(frozen=True, slots=True)
+class BreakCancelled:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakGranted:
+    record: BreakRecord
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    agent_id: str
+    kind: str
+    value: float
+    limit: float
+    at: float
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"agent_id": self.agent_id, "kind": self.kind, "value": self.value,
+             "limit": self.limit, "at": self.at},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> AlertRecord:
+        try:
+            d = json.loads(raw)
+            return cls(str(d["agent_id"]), str(d["kind"]), float(d["value"]),
+                       float(d["limit"]), float(d["at"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadSnapshotError(f"bad alert record {raw!r}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRaised:
+    record: AlertRecord
+
+
+@dataclass(frozen=True, slots=True)
+class LivePublish:
+    payload: str
+
+
+Operation = (
+    LedgerWrite | OutcomeWrite | HeartbeatWrite | BreakRequested | BreakCancelled
+    | BreakGranted | AlertRaised | LivePublish
+)
+
+
+# -- what reads return ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    at: float | None
+    link_lost_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLedger:
+    ledger: AgentLedger
+    repaired: int
+    """Intervals dropped (overlaps: a second already counted) or gaps filled."""
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _texts(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def chain(intervals: Iterable[Interval], until: float) -> tuple[list[Interval], int]:
+    """Order intervals and make them contiguous up to ``until``, never counting a second twice.
+
+    Overlapping parts (a batch replayed after an ambiguous failure) are cut
+    off; a gap (a write lost) is filled with ``UNKNOWN``. Returns the chain and
+    how many repairs were made.
+    """
+    out: list[Interval] = []
+    repairs = 0
+    for interval in sorted(intervals, key=lambda i: (i.start, i.end)):
+        start = interval.start
+        if out:
+            end = out[-1].end
+            if start < end:
+                repairs += 1
+                if interval.end <= end:
+                    continue
+                start = end
+            elif start > end:
+                repairs += 1
+                out.append(Interval(end, start, AgentState.UNKNOWN))
+        out.append(Interval(start, interval.end, interval.state, interval.reason))
+    while out and out[-1].end > until:
+        repairs += 1
+        last = out.pop()
+        if last.start < until:
+            out.append(Interval(last.start, until, last.state, last.reason))
+            break
+    if out and out[-1].end < until:
+        repairs += 1
+        out.append(Interval(out[-1].end, until, AgentState.UNKNOWN))
+    return out, repairs
+
+
+class StatsStore:
+    """Owns every ``P:{stats}:*`` key. Coroutines of ``redis.asyncio``; see the module doc."""
+
+    def __init__(
+        self,
+        client: Redis,
+        sla: SLAConfig,
+        *,
+        prefix: str = "shenava",
+        retention_s: int = RETENTION_S,
+    ) -> None:
+        self._client = client
+        self.sla = sla
+        self._prefix = prefix
+        self._retention_s = retention_s
+        self._slot_ttl_s = max(int(2 * sla.window_s), 60)
+        self._ttl_done: set[str] = set()
+        self._members_done: set[str] = set()
+        self.round_trips = 0
+        self.commands_sent = 0
+
+    # -- keys (the only place key names are made) -----------------------------
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._prefix, TAG, *parts))
+
+    @property
+    def live_channel(self) -> str:
+        return self._key("live")
+
+    def day_of(self, t: float) -> date:
+        """The site's local date holding ``t`` (the SLA's day alignment)."""
+        local = day_start(t, self.sla) + self.sla.utc_offset_s
+        return datetime.fromtimestamp(local + DAY_S / 2, UTC).date()
+
+    def day_bounds(self, day: date) -> tuple[float, float]:
+        """``[start, end)`` of a local date, POSIX seconds."""
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+        start = midnight - self.sla.utc_offset_s
+        return start, start + DAY_S
+
+    def _intervals_key(self, agent_id: str, day: date) -> str:
+        return self._key("intervals", agent_id, day.isoformat())
+
+    def _sl_key(self, bucket: BucketKey) -> str:
+        return self._key("sl", bucket.to_str())
+
+    # -- writing ------------------------------------------------------------------
+
+    async def apply(self, ops: Sequence[Operation]) -> None:
+        """Write a batch in one ``MULTI``/``EXEC``."""
+        if not ops:
+            return
+        pipe = self._client.pipeline(transaction=True)
+        for op in ops:
+            self._add(pipe, op)
+        self.commands_sent += len(pipe.command_stack) + 2  # and MULTI, EXEC
+        await pipe.execute()
+        self.round_trips += 1
+
+    def _expire_once(self, pipe: Any, key: str, ttl: int) -> None:
+        if key in self._ttl_done:
+            return
+        if len(self._ttl_done) >= TTL_MEMO_MAX:
+            self._ttl_done.clear()
+        self._ttl_done.add(key)
+        pipe.expire(key, ttl)
+
+    def _member_once(self, pipe: Any, key: str, member: str) -> None:
+        memo = f"{key}\0{member}"
+        if memo not in self._members_done:
+            self._members_done.add(memo)
+            pipe.sadd(key, member)
+
+    def _add(self, pipe: Any, op: Operation) -> None:
+        if isinstance(op, LedgerWrite):
+            self._member_once(pipe, self._key("agents"), op.agent_id)
+            by_day: dict[str, list[str]] = {}
+            for interval in op.closed:
+                key = self._intervals_key(op.agent_id, self.day_of(interval.start))
+                by_day.setdefault(key, []).append(json.dumps(interval.to_list()))
+            for key, values in by_day.items():
+                pipe.rpush(key, *values)
+                self._expire_once(pipe, key, self._retention_s)
+            pipe.hset(
+                self._key("ledger", op.agent_id),
+                mapping={
+                    "since": repr(op.since),
+                    "state": op.state.value,
+                    "reason": op.reason.value if op.reason else "",
+                },
+            )
+        elif isinstance(op, OutcomeWrite):
+            fields = delta(op.call, self.sla).to_fields()
+            self._member_once(pipe, self._key("queues"), op.call.queue)
+            buckets = bucket_keys(op.call, self.sla)
+            keys = [self._sl_key(b) for b in buckets]
+            args = [x for name, value in fields.items() for x in (name, value)]
+            pipe.eval(_HINCRBY_ALL, len(keys), *keys, *args)
+            for bucket, key in zip(buckets, keys, strict=True):
+                ttl = self._slot_ttl_s if bucket.kind is BucketKind.SLOT else self._retention_s
+                self._expire_once(pipe, key, ttl)
+            if op.agent_id is not None:
+                key = self._key("agentday", self.day_of(op.call.outcome_at).isoformat())
+                pipe.hincrby(key, f"{op.agent_id}:answered", 1)
+                if op.hard:
+                    pipe.hincrby(key, f"{op.agent_id}:hard", 1)
+                self._expire_once(pipe, key, self._retention_s)
+        elif isinstance(op, HeartbeatWrite):
+            key = self._key("heartbeat")
+            pipe.hset(key, "at", repr(op.at))
+            if op.link_lost_at is None:
+                pipe.hdel(key, "link_lost_at")
+            else:
+                pipe.hset(key, "link_lost_at", repr(op.link_lost_at))
+        elif isinstance(op, BreakRequested):
+            pipe.hset(self._key("breakline"), op.record.agent_id, op.record.to_json())
+        elif isinstance(op, BreakCancelled):
+            pipe.hdel(self._key("breakline"), op.agent_id)
+        elif isinstance(op, BreakGranted):
+            record = op.record
+            assert record.granted_at is not None
+            pipe.hdel(self._key("breakline"), record.agent_id)
+            key = self._key("breaks", self.day_of(record.granted_at).isoformat())
+            pipe.rpush(key, record.to_json())
+            self._expire_once(pipe, key, self._retention_s)
+        elif isinstance(op, AlertRaised):
+            key = self._key("alerts", self.day_of(op.record.at).isoformat())
+            pipe.rpush(key, op.record.to_json())
+            self._expire_once(pipe, key, self._retention_s)
+        elif isinstance(op, LivePublish):
+            pipe.set(self._key("live"), op.payload)
+            pipe.publish(self.live_channel, op.payload)
+        else:  # pragma: no cover - the union above is exhaustive
+            raise TypeError(f"unknown operation {op!r}")
+
+    # -- reading ------------------------------------------------------------------
+
+    async def heartbeat(self) -> Heartbeat:
+        raw = _texts(await self._client.hgetall(self._key("heartbeat")))
+        self.round_trips += 1
+        at, lost = raw.get("at"), raw.get("link_lost_at")
+        return Heartbeat(None if at is None else float(at), None if lost is None else float(lost))
+
+    async def agents(self) -> list[str]:
+        members = await self._client.smembers(self._key("agents"))
+        self.round_trips += 1
+        return sorted(_text(m) for m in members)
+
+    async def load_ledgers(
+        self, agent_ids: Iterable[str], now: float, days: int = 2
+    ) -> dict[str, StoredLedger]:
+        """The stored ledgers with the intervals of the last ``days`` local days."""
+        ids = list(agent_ids)
+        if not ids:
+            return {}
+        today = self.day_of(now)
+        wanted = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+        pipe = self._client.pipeline(transaction=False)
+        for agent_id in ids:
+            pipe.hgetall(self._key("ledger", agent_id))
+            for day in wanted:
+                pipe.lrange(self._intervals_key(agent_id, day), 0, -1)
+        replies = await pipe.execute()
+        self.round_trips += 1
+        out: dict[str, StoredLedger] = {}
+        step = 1 + len(wanted)
+        for n, agent_id in enumerate(ids):
+            head = _texts(replies[n * step])
+            if not head:
+                continue
+            lists = replies[n * step + 1 : (n + 1) * step]
+            out[agent_id] = self._ledger_from(agent_id, head, [v for lst in lists for v in lst])
+        return out
+
+    def _ledger_from(
+        self, agent_id: str, head: Mapping[str, str], raw_intervals: Sequence[str | bytes]
+    ) -> StoredLedger:
+        try:
+            since = float(head["since"])
+            state, reason = check_key(
+                AgentState(head["state"]),
+                NotReadyReason(head["reason"]) if head.get("reason") else None,
+            )
+        except (KeyError, ValueError) as exc:
+            raise BadSnapshotError(f"bad ledger head of {agent_id}: {exc}") from exc
+        intervals = [Interval.from_list(json.loads(raw)) for raw in raw_intervals]
+        # keep the suffix that leads up to the open interval (older days not loaded)
+        chained, repairs = chain(intervals, since)
+        return StoredLedger(AgentLedger(agent_id, since, state, reason, chained), repairs)
+
+    async def intervals(self, agent_id: str, first: date, last: date) -> list[Interval]:
+        """Closed intervals starting on ``first`` .. ``last`` (local dates), in order."""
+        return (await self.intervals_of([agent_id], first, last))[agent_id]
+
+    async def intervals_of(
+        self, agent_ids: Sequence[str], first: date, last: date
+    ) -> dict[str, list[Interval]]:
+        days = _days(first, last)
+        pipe = self._client.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            for day in days:
+                pipe.lrange(self._intervals_key(agent_id, day), 0, -1)
+            pipe.hgetall(self._key("ledger", agent_id))
+        replies = await pipe.execute()
+        self.round_trips += 1
+        out: dict[str, list[Interval]] = {}
+        step = len(days) + 1
+        for n, agent_id in enumerate(agent_ids):
+            raw = [v for lst in replies[n * step : n * step + len(days)] for v in lst]
+            head = _texts(replies[n * step + len(days)])
+            items = [Interval.from_list(json.loads(v)) for v in raw]
+            until = float(head["since"]) if head else (max((i.end for i in items), default=0.0))
+            chained, _ = chain(items, until) if items else ([], 0)
+            if head:
+                # the open interval, so a report of today includes the current state
+                st, rs = check_key(
+                    AgentState(head["state"]),
+                    NotReadyReason(head["reason"]) if head.get("reason") else None,
+                )
+                chained.append(Interval(until, math.inf, st, rs))
+            out[agent_id] = chained
+        return out
+
+    async def queues(self) -> list[str]:
+        members = await self._client.smembers(self._key("queues"))
+        self.round_trips += 1
+        return sorted(_text(m) for m in members)
+
+    async def buckets(self, keys: Sequence[BucketKey]) -> list[SLCounts]:
+        """The counters of each bucket (empty ones as zeros), one round trip."""
+        if not keys:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self._sl_key(key))
+        replies = await pipe.execute()
+        self.round_trips += 1
+        return [SLCounts.from_fields(_texts(r)) for r in replies]
+
+    async def rolling(self, queue: str, now: float) -> SLCounts:
+        first = rolling_window_start(now, self.sla)
+        keys = [
+            BucketKey(queue, BucketKind.SLOT, first + i * self.sla.slot_s)
+            for i in range(self.sla.window_slots)
+        ]
+        total = SLCounts()
+        for counts in await self.buckets(keys):
+            total.add(counts)
+        return total
+
+    async def day_counts(self, queue: str, day: date) -> SLCounts:
+        start, _ = self.day_bounds(day)
+        return (await self.buckets([BucketKey(queue, BucketKind.DAY, start)]))[0]
+
+    async def interval_counts(
+        self, queue: str, first: date, last: date
+    ) -> list[tuple[float, SLCounts]]:
+        """Every interval of the local dates ``first`` .. ``last``, in order."""
+        starts: list[float] = []
+        for day in _days(first, last):
+            start, end = self.day_bounds(day)
+            t = start
+            while t < end:
+                starts.append(t)
+                t += self.sla.interval_s
+        counts = await self.buckets([BucketKey(queue, BucketKind.INTERVAL, s) for s in starts])
+        return list(zip(starts, counts, strict=True))
+
+    async def agent_days(self, first: date, last: date) -> dict[str, dict[str, int]]:
+        """Per agent: answered and hard calls over the dates."""
+        days = _days(first, last)
+        pipe = self._client.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self._key("agentday", day.isoformat()))
+        replies = await pipe.execute()
+        self.round_trips += 1
+        out: dict[str, dict[str, int]] = {}
+        for reply in replies:
+            for field, value in _texts(reply).items():
+                agent_id, _, name = field.rpartition(":")
+                slot = out.setdefault(agent_id, {})
+                slot[name] = slot.get(name, 0) + int(value)
+        return out
+
+    async def break_line(self) -> list[BreakRecord]:
+        raw = await self._client.hgetall(self._key("breakline"))
+        self.round_trips += 1
+        return sorted(
+            (BreakRecord.from_json(v) for v in raw.values()), key=lambda r: r.requested_at
+        )
+
+    async def breaks(self, first: date, last: date) -> list[BreakRecord]:
+        return [BreakRecord.from_json(v) for v in await self._lists("breaks", first, last)]
+
+    async def alerts(self, first: date, last: date) -> list[AlertRecord]:
+        return [AlertRecord.from_json(v) for v in await self._lists("alerts", first, last)]
+
+    async def _lists(self, name: str, first: date, last: date) -> list[str | bytes]:
+        pipe = self._client.pipeline(transaction=False)
+        for day in _days(first, last):
+            pipe.lrange(self._key(name, day.isoformat()), 0, -1)
+        replies = await pipe.execute()
+        self.round_trips += 1
+        return [v for reply in replies for v in reply]
+
+    async def live_snapshot(self) -> dict[str, Any] | None:
+        raw = await self._client.get(self._key("live"))
+        self.round_trips += 1
+        return None if raw is None else dict(json.loads(raw))
+
+
+def _days(first: date, last: date) -> list[date]:
+    n = (last - first).days
+    return [first + timedelta(days=i) for i in range(n + 1)]

@@ -1,0 +1,126 @@
+"""Ordered, batched writes to the statistics store, off the reactor's critical path.
+
+Operations are queued in the order they happen; one batch is in flight at a
+time, and everything queued meanwhile goes in the next batch (one
+``MULTI``/``EXEC``). So writes keep their order (a ledger's intervals are
+appended in sequence even with a pool of connections), a burst costs one
+round trip, and the reactor never waits on Redis. A failed batch goes back to
+the front of the queue and is retried after ``WRITE_RETRY_S``: nothing is lost
+while Redis is away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from agent_stats.store import LivePublish, Operation
+from shenava.aio import as_deferred
+
+log = Logger()
+
+WRITE_RETRY_S = 1.0
+
+
+class BatchStore(Protocol):
+    async def apply(self, ops: list[Operation]) -> None: ...
+
+
+class Scheduler(Protocol):
+    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
+
+
+class StoreWriter:
+    def __init__(
+        self,
+        store: BatchStore,
+        clock: Scheduler,
+        extra: Callable[[], list[Operation]] = list,
+        *,
+        paused: bool = False,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._extra = extra
+        self._pending: list[Operation] = []
+        self._busy = False
+        self._paused = paused
+        self._retry: Any = None
+        self._waiters: list[Deferred[None]] = []
+        self.batches = 0
+        self.operations = 0
+        self.failures = 0
+
+    def submit(self, op: Operation) -> None:
+        self._pending.append(op)
+        self.kick()
+
+    def submit_front(self, ops: Iterable[Operation]) -> None:
+        """Queue ``ops`` before everything pending (start-up reconciliation)."""
+        self._pending[:0] = list(ops)
+        self.kick()
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self.kick()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flushed(self) -> Deferred[None]:
+        """Fires once everything submitted so far is written."""
+        if not self._busy and not self._pending and not self._paused:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        self.kick()
+        return waiter
+
+    def kick(self) -> None:
+        if self._busy or self._paused or self._retry is not None:
+            return
+        batch = self._pending
+        batch.extend(self._extra())
+        self._pending = []
+        if not batch:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            return
+        self._busy = True
+        d = as_deferred(self._store.apply(batch))
+        d.addCallbacks(self._done, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+
+    def _done(self, _: object, batch: list[Operation]) -> None:
+        self._busy = False
+        self.batches += 1
+        self.operations += len(batch)
+        self.kick()
+
+    def _failed(self, failure: Any, batch: list[Operation]) -> None:
+        self._busy = False
+        self.failures += 1
+        kept = [op for op in batch if not isinstance(op, LivePublish)]
+        log.error(
+            "statistics not written ({error}); {count} operations kept for a retry",
+            error=failure.getErrorMessage(),
+            count=len(kept),
+        )
+        self._pending[:0] = kept
+        self._retry = self._clock.callLater(WRITE_RETRY_S, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self.kick()
+
+    def stop(self) -> None:
+        retry, self._retry = self._retry, None
+        if retry is not None and retry.active():
+            retry.cancel()
