@@ -54,6 +54,7 @@ class Permission(StrEnum):
     SEE_FULL_NUMBERS = "see full caller numbers"
     SEE_TRANSCRIPTS = "see transcripts"
     PURGE = "purge recordings and transcripts"
+    MANAGE_CALLBACKS = "cancel and acknowledge callback flags"
 
 
 _AGENT = frozenset(
@@ -64,7 +65,7 @@ _AGENT = frozenset(
 )
 _SUPERVISOR = _AGENT | {
     Permission.CLOSE, Permission.SET_REDRESS, Permission.EXPORT, Permission.REVIEW_ABUSE,
-    Permission.SEE_FULL_NUMBERS,
+    Permission.SEE_FULL_NUMBERS, Permission.MANAGE_CALLBACKS,
 }
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.AGENT: _AGENT,

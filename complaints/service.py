@@ -138,6 +138,10 @@ class ComplaintRegister:
     def store(self) -> ComplaintStore:
         return self._store
 
+    def set_delete_recording(self, hook: DeleteRecording | None) -> None:
+        """The recordings package gives its delete hook after the register exists (wiring order)."""
+        self._delete_recording = hook
+
     # -- the IVR and the daemon ------------------------------------------------
 
     async def open_complaint(

@@ -1,10 +1,257 @@
-"""How the complaints package joins the daemon's object graph (see shenava.app)."""
+"""How the complaints package joins the daemon's object graph (see shenava.app).
+
+``install(app)`` builds the register, the callback flags and their dialer, and
+fills the call flow's hooks:
+
+- ``lookup_complaint(ref)``: the IVR's status option reads the register;
+- ``open_complaint(outcome, channel)``: a new complaint from the IVR, whose
+  reference the call flow reads back to the caller;
+- ``caller_facts(number)``: an open complaint, a repeat complainant (routing's
+  ``recent_call``), a pending callback flag, an abuse report (``abusive_caller``:
+  the call goes to an experienced agent);
+- ``on_callback`` / ``on_voicemail`` / ``on_hold_choice``: callback flags
+  (chained: a handler installed before ours is called first, and whoever
+  installs after us must call ours the same way).
+
+It subscribes to routing's events (abandons raise flags; every event that may
+free an agent or empty the line pokes the dialer), wires abuse reports to the
+roster (recovery at once, or when the agent's call ends) and starts the
+periodic jobs (stale-complaint sweep, retention purge) on the app's clock.
+
+The returned :class:`ComplaintsExtension` is ``app.extensions["complaints"]``:
+the HTTP API, the recordings wiring (transcripts: ``register.attach_transcript``,
+``callbacks.attach_transcript``) and the demo use it.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
 
-def install(app: Any) -> Any:
-    """Add this package's storage and subscriptions to app; returns its handle."""
+from complaints.callback_sources import AnswerRate, CallbackSources
+from complaints.complaint import Channel, Complaint, ComplaintStatus
+from complaints.jobs import RegisterJobs
+from complaints.recovery import RecoveryKeeper
+from complaints.service import ComplaintRegister, RegisterPolicy
+from complaints.store import ComplaintStore
+from ivr.machine import Outcome
+from ivr.menu_schema import Request
+from routing.callback_dialer import CallbackDialConfig, CallbackDialer, ServiceLevel
+from routing.callback_store import CallbackStore
+from routing.callbacks import CallingHours, DialPolicy
+from routing.dispatch import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
+from shenava.aio import as_deferred
+
+log = Logger()
+
+DEFAULT_CALLING_HOURS = {"daily": ["09:00-20:00"]}
+"""Used only while the config has no ``[callbacks.calling_hours]``: daytime, site time zone."""
+
+IVR_STATUS_KEYS = {
+    ComplaintStatus.OPEN: "received",
+    ComplaintStatus.IN_PROGRESS: "in_progress",
+    ComplaintStatus.WAITING_FOR_CUSTOMER: "awaiting_customer",
+    ComplaintStatus.RESOLVED: "resolved",
+    ComplaintStatus.CLOSED: "closed",
+}
+"""Register statuses -> the status prompts of ``ivr/menus.toml``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintsSettings:
+    """What this package reads from the config (defaults until the sections exist)."""
+
+    dial_policy: DialPolicy
+    hours: CallingHours
+    register_policy: RegisterPolicy
+    callback_retention_s: float
+
+    @classmethod
+    def from_config(cls, config: Any) -> ComplaintsSettings:
+        callbacks = getattr(config, "callbacks", None)
+        policy = getattr(callbacks, "policy", None) or DialPolicy()
+        hours = getattr(callbacks, "hours", None)
+        if hours is None:
+            site = getattr(config, "site", None)
+            tz = getattr(site, "timezone", "UTC")
+            hours = CallingHours.from_mapping({"timezone": tz, "windows": DEFAULT_CALLING_HOURS})
+        register_policy = getattr(config, "complaints", None) or RegisterPolicy()
+        retention = getattr(callbacks, "retention_s", None) or register_policy.retention_s
+        return cls(policy, hours, register_policy, retention)
+
+
+@dataclass(slots=True, eq=False)
+class ComplaintsExtension:
+    register: ComplaintRegister
+    callbacks: CallbackStore
+    dialer: CallbackDialer
+    sources: CallbackSources
+    recovery: RecoveryKeeper
+    jobs: RegisterJobs
+    settings: ComplaintsSettings
+
+    def start(self) -> None:
+        self.dialer.start()
+        self.jobs.start()
+
+    def stop(self) -> None:
+        self.dialer.stop()
+        self.jobs.stop()
+
+    async def complaint_for_recording(self, number: str, recording_id: str) -> Complaint | None:
+        """The complaint a voicemail belongs to (for the transcription's ``attach_transcript``)."""
+        for c in reversed(await self.register.store.for_number(number)):
+            if recording_id in c.recordings:
+                return c
+        return None
+
+
+def install(app: Any) -> ComplaintsExtension:
+    """Add this package's storage and subscriptions to app; returns its handle (started)."""
+    settings = ComplaintsSettings.from_config(app.config)
+    prefix = app.config.redis.key_prefix
+    clock = app.reactor
+    recovery = RecoveryKeeper(app.roster, clock)
+    register = ComplaintRegister(
+        ComplaintStore(app.redis, prefix), settings.register_policy, on_recovery=recovery,
+        tz=settings.hours.tz,
+    )
+    callbacks = CallbackStore(app.redis, prefix, settings.dial_policy)
+    dialer = CallbackDialer(
+        store=callbacks,
+        ami=app.connection,
+        tracker=app.tracker,
+        roster=app.roster,
+        waiting_calls=lambda: app.dispatcher.waiting,
+        clock=clock,
+        hours=settings.hours,
+        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        service_level=_service_level(app),
+        config=CallbackDialConfig(
+            wrap_up_s=getattr(getattr(app.dispatcher, "_config", None), "wrap_up_s", 10.0)
+        ),
+    )
+    sources = CallbackSources(
+        callbacks, clock, waiting_calls=lambda: app.dispatcher.waiting, rate=AnswerRate(),
+        on_raised=lambda flag: dialer.poke(),
+    )
+    jobs = RegisterJobs(
+        register, callbacks, clock, callback_retention_s=settings.callback_retention_s,
+        on_flag_raised=dialer.poke,
+    )
+    ext = ComplaintsExtension(register, callbacks, dialer, sources, recovery, jobs, settings)
+    _fill_callflow(app, ext)
+    app.dispatcher.subscribe(lambda event: _on_routing_event(ext, event))
+    ext.start()
+    return ext
+
+
+def _service_level(app: Any) -> ServiceLevel | None:
+    """agent_stats' live service level, if its extension offers ``live_service_level(now)``."""
+    stats = app.extensions.get("agent_stats")
+    level = getattr(stats, "live_service_level", None)
+    return level if callable(level) else None
+
+
+def _on_routing_event(ext: ComplaintsExtension, event: RoutingEvent) -> None:
+    ext.sources.on_routing_event(event)
+    if isinstance(event, (CallAbandoned, CallCompleted, CallLeftForChoice)):
+        ext.dialer.poke()  # the line got shorter or an agent is about to be free
+
+
+# -- the call flow's hooks -------------------------------------------------------------
+
+
+def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
+    flow = app.callflow
+    clock = app.reactor
+    register = ext.register
+
+    async def lookup(reference: str) -> str | None:
+        status = await register.ivr_status(reference)
+        return IVR_STATUS_KEYS[status.status] if status.found and status.status else None
+
+    async def open_for(outcome: Outcome) -> str | None:
+        complaint = await register.open_complaint(
+            clock.seconds(), **complaint_fields(outcome)
+        )
+        return complaint.reference
+
+    async def facts(number: str) -> dict[str, Any]:
+        context = await register.caller_context(number, clock.seconds())
+        return {
+            "open_complaint": context.open_complaint,
+            "recent_call": context.repeat_complainant,
+            "callback_flag": await ext.callbacks.has_open_flag(number),
+            "abusive_caller": context.abusive_caller,
+        }
+
+    def open_complaint(outcome: Outcome, channel: str) -> Deferred[str | None]:
+        d = as_deferred(open_for(outcome))
+        d.addErrback(_complaint_not_opened, outcome.call_id)
+        return d
+
+    flow.lookup_complaint = lambda ref: as_deferred(lookup(ref))
+    flow.open_complaint = open_complaint
+    flow.caller_facts = lambda number: as_deferred(facts(number))
+    flow.on_callback = _chain2(flow.on_callback, ext.sources.on_ivr_callback)
+    flow.on_voicemail = _chain2(flow.on_voicemail, ext.sources.on_ivr_voicemail)
+    flow.on_hold_choice = _chain2(flow.on_hold_choice, ext.sources.on_hold_choice)
+
+
+def _complaint_not_opened(failure: Any, call_id: str) -> None:
+    log.failure("complaint of call {call} not opened", failure, call=call_id)
     return None
+
+
+def _chain2(previous: Any, ours: Any) -> Any:
+    """A hook that calls the one installed before (if any), then ours; both always run."""
+    if previous is None:
+        return ours
+
+    def both(first: Any, second: Any) -> Deferred[Any]:
+        d = maybeDeferred(previous, first, second)
+        d.addErrback(lambda f: log.failure("earlier hook failed", f))
+        d.addCallback(lambda _: ours(first, second))
+        return d
+
+    return both
+
+
+def complaint_fields(outcome: Outcome) -> dict[str, Any]:
+    """The register's ``open_complaint`` arguments for an IVR outcome."""
+    channel = {
+        Request.VOICEMAIL: Channel.VOICEMAIL,
+        Request.CALLBACK: Channel.CALLBACK,
+    }.get(outcome.requested, Channel.IVR)
+    ivr = {"requested": str(outcome.requested), "path": "/".join(outcome.path)}
+    if outcome.urgent is not None:
+        ivr["urgent"] = "yes" if outcome.urgent else "no"
+    if outcome.vulnerable:
+        ivr["vulnerable"] = "yes"
+    if outcome.care:
+        ivr["care"] = outcome.care
+    if outcome.reference:
+        ivr["reference_given"] = outcome.reference
+    if outcome.callback_number:
+        ivr["callback_number"] = outcome.callback_number
+    return {
+        "category": outcome.category or "general",
+        "channel": channel,
+        "number": outcome.caller_number or outcome.callback_number or None,
+        "by": "ivr",
+        "language": outcome.language,
+        "account": outcome.account,
+        "call_id": outcome.call_id,
+        "ivr": ivr,
+        "recordings": (outcome.recording,) if outcome.recording else (),
+    }
+
+
+__all__ = ["ComplaintsExtension", "ComplaintsSettings", "complaint_fields", "install"]

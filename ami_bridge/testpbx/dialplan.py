@@ -52,6 +52,9 @@ BUILTIN_DIALPLAN: dict[str, list[tuple[str, str]]] = {
         ("AGI", "agi:async"),
         ("Hangup", ""),
     ],
+    # Shenava's callback context (etc/asterisk/extensions.conf): from the agent's
+    # answered leg, dial the customer's phone (register it as PJSIP/<number>).
+    "shenava-callback": [("Dial", "PJSIP/${EXTEN},30"), ("Hangup", "")],
 }
 
 

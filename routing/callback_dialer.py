@@ -1,0 +1,467 @@
+"""Dialling callback flags: the agent's leg first, then the customer (transcript 42).
+
+When the dial gate is open (calling hours, a free agent, service-level
+headroom: :func:`routing.callbacks.dial_gate`), the dialer claims the flag due
+longest (a Redis lease, so two daemons never dial one flag), takes the agent
+who has been idle longest out of routing (``roster.ringing``), records the
+attempt, and originates the agent's phone into the callback context
+(``[shenava-callback]`` in ``etc/asterisk/extensions.conf``) with the customer
+number as the extension and ``SHENAVA_CALLBACK`` riding along. Once the agent
+answers, that context ``Dial``\\ s the customer from the agent's channel, so
+the customer's phone rings only when an agent is on the line.
+
+How each attempt ends, from the events the call tracker reports:
+
+- the agent's leg fails (``OriginateResponse`` not answered): ``agent_unavailable``
+  (not counted against the customer; the agent goes not ready as after a
+  missed inbound call);
+- ``DialEnd`` of the customer leg: ``ANSWER`` -> ``answered``, ``NOANSWER`` ->
+  ``no_answer``, ``BUSY`` -> ``busy``, ``CONGESTION``/``CHANUNAVAIL`` ->
+  ``failed``, or ``wrong_number`` when the network said the number does not
+  exist (hang-up causes 1, 3, 22, 28), ``CANCEL`` (the agent hung up while it
+  rang) -> ``no_answer``;
+- the agent's leg hangs up with no ``DialEnd``: ``no_answer`` if the customer's
+  phone was being dialled, else ``failed`` (the dialplan never dialled: a
+  supervisor sees it once the round is exhausted).
+
+The outcome is recorded as soon as it is known (an answered call closes its
+flag at the answer, so a crash mid-conversation cannot have the customer called
+again). The agent is on the call until their leg hangs up, then in wrap-up,
+then ready, like after an inbound call.
+
+The dialer runs when something may have opened the gate (an agent became
+ready, a waiting call left the line, a flag was raised: :meth:`poke`) and on a
+modest timer for flags that became due with nothing happening; never a busy
+loop. One dialling cycle runs at a time; a poke during a cycle reruns it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.logger import Logger
+
+from agent_stats.roster import AgentChange, AgentRoster, AgentStatus
+from agent_stats.states import AgentState, NotReadyReason
+from ami_bridge import actions
+from ami_bridge.codec import Message
+from ami_bridge.events import (
+    ORIGINATE_BUSY,
+    ORIGINATE_NO_ANSWER,
+    ChannelHungUp,
+    DialEnded,
+    DialStarted,
+    OriginateFinished,
+    TrackerEvent,
+)
+from routing.callback_store import CallbackStore, Lease
+from routing.callbacks import (
+    AttemptOutcome,
+    CallbackError,
+    CallingHours,
+    GateDecision,
+    dial_gate,
+)
+from shenava.aio import as_deferred
+from shenava.privacy import mask_number
+
+log = Logger()
+
+CALLBACK_CONTEXT = "shenava-callback"
+CALL_ID_PREFIX = "callback:"
+"""``AgentStatus.current_call`` of an agent on a callback: ``callback:<flag id>``."""
+WRONG_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
+"""Q.850 causes that mean the number is wrong: unallocated, no route, number
+changed, invalid number format."""
+_DIAL_STATUS_OUTCOMES = {
+    "ANSWER": AttemptOutcome.ANSWERED,
+    "NOANSWER": AttemptOutcome.NO_ANSWER,
+    "BUSY": AttemptOutcome.BUSY,
+    "CANCEL": AttemptOutcome.NO_ANSWER,
+    "CONGESTION": AttemptOutcome.FAILED,
+    "CHANUNAVAIL": AttemptOutcome.FAILED,
+}
+
+
+def outcome_of_dial(status: str, customer_cause: int | None) -> AttemptOutcome:
+    """The attempt's outcome from the customer leg's ``DialStatus`` and hang-up cause."""
+    outcome = _DIAL_STATUS_OUTCOMES.get(status.upper(), AttemptOutcome.FAILED)
+    if outcome is AttemptOutcome.FAILED and customer_cause in WRONG_NUMBER_CAUSES:
+        return AttemptOutcome.WRONG_NUMBER
+    return outcome
+
+
+class AMIActions(Protocol):
+    def send_action(
+        self, action: str, headers: Any = (), *, timeout: float | None = None
+    ) -> Deferred[Message]: ...
+
+
+class EventSource(Protocol):
+    def subscribe(self, subscriber: Callable[[TrackerEvent], object]) -> None: ...
+
+
+class Clock(Protocol):
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
+    ) -> Any: ...
+
+
+ServiceLevel = Callable[[float], float | None]
+"""The live service level at ``now`` (``None``: nothing offered yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackDialConfig:
+    context: str = CALLBACK_CONTEXT
+    agent_ring_timeout_s: float = 20.0
+    tick_s: float = 60.0
+    """The timer that finds flags that fell due while nothing else happened."""
+    wrap_up_s: float = 10.0
+    on_agent_no_answer: NotReadyReason | None = NotReadyReason.MISSED
+
+
+@dataclass(slots=True, eq=False)
+class _Dial:
+    flag_id: str
+    number: str
+    lease: Lease
+    attempt_no: int
+    agent_id: str
+    endpoint: str
+    leg_id: str
+    action_id: str | None = None
+    agent_answered: bool = False
+    customer_uniqueid: str | None = None
+    customer_cause: int | None = None
+    outcome: AttemptOutcome | None = None
+    keepalive: Any = None
+
+
+class CallbackDialer:
+    def __init__(
+        self,
+        *,
+        store: CallbackStore,
+        ami: AMIActions,
+        tracker: EventSource,
+        roster: AgentRoster,
+        waiting_calls: Callable[[], int],
+        clock: Clock,
+        hours: CallingHours,
+        owner: str,
+        service_level: ServiceLevel | None = None,
+        config: CallbackDialConfig | None = None,
+    ) -> None:
+        self._store = store
+        self._ami = ami
+        self._roster = roster
+        self._waiting_calls = waiting_calls
+        self._clock = clock
+        self._hours = hours
+        self._owner = owner
+        self._service_level = service_level
+        self._config = config or CallbackDialConfig()
+        self._dials: dict[str, _Dial] = {}  # by agent leg Uniqueid (our ChannelId)
+        self._leg_numbers = itertools.count(1)
+        self._cycle: Deferred[None] | None = None
+        self._again = False
+        self._running = False
+        self._tick: Any = None
+        self._in_flight: set[Deferred[Any]] = set()
+        self.last_gate: GateDecision | None = None
+        tracker.subscribe(self._on_tracker_event)
+        roster.subscribe(self._on_agent_change)
+
+    # -- life cycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._running = True
+        self._schedule_tick(0.0)
+
+    def stop(self) -> None:
+        """Stop dialling new flags; calls in progress still get their outcomes recorded."""
+        self._running = False
+        if self._tick is not None and self._tick.active():
+            self._tick.cancel()
+        self._tick = None
+
+    @property
+    def dialling(self) -> int:
+        return len(self._dials)
+
+    def _schedule_tick(self, delay: float) -> None:
+        self._tick = self._clock.callLater(delay, self._on_tick)
+
+    def _on_tick(self) -> None:
+        if not self._running:
+            return
+        self.poke()
+        self._schedule_tick(self._config.tick_s)
+
+    # -- when to look -------------------------------------------------------------
+
+    def poke(self) -> Deferred[None]:
+        """Something may have opened the gate: dial what is due. Fires when the cycle ends."""
+        if not self._running:
+            return succeed(None)
+        if self._cycle is not None:
+            self._again = True
+            return self._cycle
+        d = as_deferred(self._run_cycle())
+        self._cycle = d
+        d.addErrback(lambda f: log.failure("callback dialling cycle failed", f))
+        d.addBoth(self._cycle_over)
+        return d
+
+    def _cycle_over(self, result: object) -> None:
+        self._cycle = None
+
+    def settled(self) -> Deferred[Any]:
+        """Fires when the running cycle and every outcome being stored are done (tests, shutdown)."""
+        pending = list(self._in_flight)
+        if self._cycle is not None:
+            pending.append(self._cycle)
+        return DeferredList(pending, consumeErrors=True)
+
+    def _on_agent_change(self, change: AgentChange) -> None:
+        if change.new is AgentState.READY:
+            self.poke()
+
+    # -- the gate --------------------------------------------------------------------
+
+    def _free_agents(self) -> list[AgentStatus]:
+        statuses: Iterable[AgentStatus] = self._roster.__iter__()
+        return [s for s in statuses if s.state is AgentState.READY]
+
+    def gate(self, now: float) -> GateDecision:
+        level = self._service_level(now) if self._service_level is not None else None
+        return dial_gate(
+            now, self._hours, self._store.policy,
+            free_agents=len(self._free_agents()),
+            waiting_calls=self._waiting_calls(),
+            service_level=level,
+        )
+
+    def _pick_agent(self) -> AgentStatus | None:
+        free = self._free_agents()
+        return min(free, key=lambda s: s.idle_since) if free else None
+
+    # -- one cycle ----------------------------------------------------------------------
+
+    async def _run_cycle(self) -> None:
+        while True:
+            self._again = False
+            while self._running and await self._dial_one():
+                pass
+            if not (self._again and self._running):
+                return
+
+    async def _dial_one(self) -> bool:
+        """Dial one due flag; ``False`` when nothing more can be dialled now."""
+        now = self._clock.seconds()
+        self.last_gate = self.gate(now)
+        if not self.last_gate.open:
+            return False
+        claim = await self._store.claim_due(now, self._hours, self._owner)
+        if claim is None:
+            return False
+        # Redis took a moment: the agent may have been given an inbound call meanwhile.
+        now = self._clock.seconds()
+        agent = self._pick_agent() if self.gate(now).open else None
+        if agent is None:
+            await self._store.release(claim.lease)
+            return False
+        agent_id = agent.profile.agent_id
+        call_id = CALL_ID_PREFIX + claim.flag.flag_id
+        self._roster.ringing(agent_id, call_id, now)
+        try:
+            flag = await self._store.start_attempt(claim.lease, now, agent_id)
+        except CallbackError as exc:
+            log.warn(
+                "callback {flag} not dialled: {error}", flag=claim.flag.flag_id, error=str(exc)
+            )
+            self._release_agent(agent_id, call_id)
+            await self._store.release(claim.lease)
+            return True
+        leg_id = f"shenava-cb-{next(self._leg_numbers)}-{agent_id}"
+        dial = _Dial(
+            flag.flag_id, flag.number, claim.lease, flag.attempts[-1].number, agent_id,
+            agent.profile.endpoint, leg_id,
+        )
+        self._dials[leg_id] = dial
+        self._keep_lease(dial)
+        self._originate(dial)
+        return True
+
+    def _release_agent(self, agent_id: str, call_id: str) -> None:
+        status = self._roster.get(agent_id)
+        if status.state is AgentState.RINGING and status.current_call == call_id:
+            self._roster.ring_cancelled(agent_id, self._clock.seconds())
+
+    def _originate(self, dial: _Dial) -> None:
+        log.info(
+            "callback {flag} attempt {attempt}: ringing agent {agent} for {number}",
+            flag=dial.flag_id, attempt=dial.attempt_no, agent=dial.agent_id,
+            number=mask_number(dial.number),
+        )
+        action = actions.originate_context(
+            dial.endpoint,
+            self._config.context,
+            dial.number,
+            channel_id=dial.leg_id,
+            timeout_s=self._config.agent_ring_timeout_s,
+            caller_id=f'"Callback" <{dial.number}>',
+            variables={"SHENAVA_CALLBACK": dial.flag_id, "SHENAVA_ATTEMPT": str(dial.attempt_no)},
+        )
+        d = self._ami.send_action(action.name, action.headers)
+        d.addCallbacks(
+            self._originate_queued, self._originate_refused, callbackArgs=(dial,), errbackArgs=(dial,)
+        )
+
+    def _originate_queued(self, response: Message, dial: _Dial) -> None:
+        dial.action_id = response.get("ActionID")
+
+    def _originate_refused(self, failure: Any, dial: _Dial) -> None:
+        log.warn(
+            "Originate of callback {flag} refused: {error}", flag=dial.flag_id,
+            error=failure.getErrorMessage(),
+        )
+        self._agent_leg_failed(dial, technical=True)
+
+    # -- the lease, while the call lasts ---------------------------------------------------
+
+    def _keep_lease(self, dial: _Dial) -> None:
+        every = self._store.policy.lease_ms / 1000.0 / 3.0
+        dial.keepalive = self._clock.callLater(every, self._extend, dial)
+
+    def _extend(self, dial: _Dial) -> None:
+        if dial.outcome is not None or self._dials.get(dial.leg_id) is not dial:
+            return
+        d = self._track(as_deferred(self._store.extend(dial.lease)))
+        d.addErrback(
+            lambda f: log.warn(
+                "callback {flag}: dial lease lost ({error}); the outcome is still recorded",
+                flag=dial.flag_id, error=f.getErrorMessage(),
+            )
+        )
+        self._keep_lease(dial)
+
+    # -- what Asterisk reports ---------------------------------------------------------------
+
+    def _on_tracker_event(self, event: TrackerEvent) -> None:
+        if isinstance(event, OriginateFinished):
+            self._on_originate_finished(event)
+        elif isinstance(event, DialStarted):
+            dial = self._dials.get(event.caller_uniqueid or "")
+            if dial is not None:
+                dial.customer_uniqueid = event.dest_uniqueid
+        elif isinstance(event, DialEnded):
+            dial = self._dials.get(event.caller_uniqueid or "")
+            if dial is not None and dial.outcome is None:
+                outcome = outcome_of_dial(event.status, dial.customer_cause)
+                self._record(dial, outcome, f"DialStatus {event.status}")
+        elif isinstance(event, ChannelHungUp):
+            self._on_hangup(event)
+
+    def _dial_of_originate(self, event: OriginateFinished) -> _Dial | None:
+        if event.uniqueid is not None and event.uniqueid in self._dials:
+            return self._dials[event.uniqueid]
+        for dial in self._dials.values():
+            if dial.agent_answered:
+                continue
+            if (dial.action_id is not None and dial.action_id == event.action_id) or (
+                event.uniqueid is None and event.channel == dial.endpoint
+            ):
+                return dial
+        return None
+
+    def _on_originate_finished(self, event: OriginateFinished) -> None:
+        dial = self._dial_of_originate(event)
+        if dial is None or dial.agent_answered:
+            return
+        if not event.success:
+            technical = event.reason not in (ORIGINATE_NO_ANSWER, ORIGINATE_BUSY)
+            self._agent_leg_failed(dial, technical=technical)
+            return
+        dial.agent_answered = True
+        self._roster.answered(dial.agent_id, False, event.at)
+
+    def _on_hangup(self, event: ChannelHungUp) -> None:
+        dial = self._dials.get(event.uniqueid)
+        if dial is None:
+            for candidate in self._dials.values():
+                if candidate.customer_uniqueid == event.uniqueid:
+                    candidate.customer_cause = event.cause
+            return
+        if not dial.agent_answered:
+            return  # the agent's phone never answered: OriginateResponse settles it
+        if dial.outcome is None:
+            if dial.customer_uniqueid is not None:
+                self._record(dial, AttemptOutcome.NO_ANSWER, "the agent hung up while it rang")
+            else:
+                self._record(dial, AttemptOutcome.FAILED, "the customer's leg was never dialled")
+        self._forget(dial)
+        self._roster.call_ended(dial.agent_id, event.at)
+        self._clock.callLater(self._config.wrap_up_s, self._wrap_up_over, dial.agent_id)
+
+    def _agent_leg_failed(self, dial: _Dial, *, technical: bool) -> None:
+        if self._dials.get(dial.leg_id) is not dial:
+            return
+        self._forget(dial)
+        why = "the agent's phone could not be reached" if technical else "the agent did not answer"
+        self._record(dial, AttemptOutcome.AGENT_UNAVAILABLE, why)
+        status = self._roster.get(dial.agent_id)
+        if status.state is AgentState.RINGING and status.current_call == CALL_ID_PREFIX + dial.flag_id:
+            reason = NotReadyReason.TECHNICAL if technical else self._config.on_agent_no_answer
+            self._roster.ring_failed(dial.agent_id, self._clock.seconds(), reason)
+
+    def _wrap_up_over(self, agent_id: str) -> None:
+        if self._roster.get(agent_id).state is AgentState.WRAP_UP:
+            self._roster.set_ready(agent_id, self._clock.seconds())
+
+    def _forget(self, dial: _Dial) -> None:
+        self._dials.pop(dial.leg_id, None)
+        if dial.keepalive is not None and dial.keepalive.active():
+            dial.keepalive.cancel()
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _record(self, dial: _Dial, outcome: AttemptOutcome, note: str) -> None:
+        if dial.outcome is not None:
+            return
+        dial.outcome = outcome
+        if dial.keepalive is not None and dial.keepalive.active():
+            dial.keepalive.cancel()
+        now = self._clock.seconds()
+        log.info(
+            "callback {flag} attempt {attempt}: {outcome}", flag=dial.flag_id,
+            attempt=dial.attempt_no, outcome=outcome.value,
+        )
+        d = self._track(as_deferred(self._store.record_outcome(
+            dial.lease, dial.attempt_no, outcome, now, by=dial.agent_id, note=note,
+        )))
+        d.addCallbacks(
+            lambda _: self.poke(),
+            lambda f: log.failure(
+                "outcome {outcome} of callback {flag} attempt {attempt} not recorded", f,
+                outcome=outcome.value, flag=dial.flag_id, attempt=dial.attempt_no,
+            ),
+        )
+
+    def _track(self, d: Deferred[Any]) -> Deferred[Any]:
+        self._in_flight.add(d)
+
+        def done(result: object) -> object:
+            self._in_flight.discard(d)
+            return result
+
+        d.addBoth(done)
+        return d
+

@@ -1,0 +1,301 @@
+"""The callback dialer against a real Redis, a fake AMI link and typed tracker events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import pytest_twisted
+from redis.asyncio import Redis
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.task import Clock
+
+from agent_stats.roster import AgentProfile, AgentRoster
+from agent_stats.states import AgentState, NotReadyReason
+from ami_bridge.agi import AGIResult
+from ami_bridge.codec import Message
+from ami_bridge.events import (
+    ChannelHungUp,
+    DialEnded,
+    DialStarted,
+    OriginateFinished,
+    TrackerEvent,
+)
+from routing.callback_dialer import CallbackDialer, outcome_of_dial
+from routing.callback_store import CallbackStore
+from routing.callbacks import (
+    AttemptOutcome,
+    CallingHours,
+    DialPolicy,
+    Resolution,
+    abandon_reason,
+)
+from shenava.aio import as_deferred
+
+PREFIX = "t"
+NUMBER = "09121234567"
+# Wednesday 2031-01-15 10:00 UTC
+T0 = datetime(2031, 1, 15, 10, 0, tzinfo=UTC).timestamp()
+
+
+class FakeAMI:
+    """Records actions; AGI commands that play or hang up succeed, the hold loop's never end."""
+
+    def __init__(self) -> None:
+        self.actions: list[tuple[str, tuple[tuple[str, str], ...], str]] = []
+        self.agi_commands: list[tuple[str, str]] = []
+
+    def send_action(self, action: str, headers: Any = (), *, timeout: float | None = None) -> Deferred[Message]:
+        action_id = f"fake-{len(self.actions) + 1}"
+        self.actions.append((action, tuple(headers), action_id))
+        return succeed(Message.of(("Response", "Success"), ("ActionID", action_id)))
+
+    def agi(self, channel: str, command: str, *, command_id: str | None = None,
+            timeout: float | None = None) -> Deferred[AGIResult]:
+        self.agi_commands.append((channel, command))
+        if command.split()[0] in ("STREAM", "SAY", "HANGUP", "RECORD"):
+            return succeed(AGIResult(200, "0"))
+        return Deferred()
+
+    def originates(self) -> list[dict[str, str]]:
+        return [dict(h) for name, h, _ in self.actions if name == "Originate"]
+
+
+class FakeTracker:
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[TrackerEvent], object]] = []
+
+    def subscribe(self, subscriber: Callable[[TrackerEvent], object]) -> None:
+        self._subscribers.append(subscriber)
+
+    def channel(self, uniqueid: str) -> None:
+        return None
+
+    def emit(self, event: TrackerEvent) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber(event)
+
+
+class Site:
+    """One daemon's dialling parts on a shared Redis."""
+
+    def __init__(
+        self,
+        client: Redis,
+        clock: Clock,
+        *,
+        owner: str = "d1",
+        agents: tuple[str, ...] = ("a1",),
+        hours: CallingHours | None = None,
+        waiting: int = 0,
+        service_level: float | None = None,
+    ) -> None:
+        self.clock = clock
+        self.store = CallbackStore(client, PREFIX, DialPolicy())
+        self.roster = AgentRoster(
+            [AgentProfile(a, a, f"PJSIP/{100 + i}", ("fa",)) for i, a in enumerate(agents)],
+            clock.seconds(),
+        )
+        for a in agents:
+            self.roster.log_in(a, clock.seconds())
+        self.ami = FakeAMI()
+        self.tracker = FakeTracker()
+        self.waiting = waiting
+        self.dialer = CallbackDialer(
+            store=self.store, ami=self.ami, tracker=self.tracker, roster=self.roster,
+            waiting_calls=lambda: self.waiting, clock=clock, hours=hours or CallingHours.always(),
+            owner=owner, service_level=lambda now: service_level,
+        )
+        self.dialer.start()
+
+    async def flag(self, waited_s: float = 30.0) -> str:
+        now = self.clock.seconds()
+        reason = abandon_reason("call-1", now, waited_s, self.store.policy)
+        assert reason is not None
+        flag = await as_deferred(self.store.raise_reason(NUMBER, reason, now))
+        return flag.flag_id
+
+    async def dial(self) -> None:
+        await self.dialer.poke()
+        await self.dialer.settled()
+
+    def emit(self, event: TrackerEvent) -> None:
+        self.tracker.emit(event)
+
+    def agent_answers(self, leg: str) -> None:
+        agent_answers(self.tracker, self.clock, leg)
+
+    def customer_dialled(self, leg: str, status: str, cause: int | None = None) -> None:
+        customer_dialled(self.tracker, self.clock, leg, status, cause)
+
+    def agent_hangs_up(self, leg: str) -> None:
+        self.emit(ChannelHungUp(self.clock.seconds(), leg, leg, f"PJSIP/100-{leg}", 16, "Normal Clearing"))
+
+
+def agent_answers(tracker: FakeTracker, clock: Clock, leg: str) -> None:
+    """``OriginateResponse`` Reason 4 for the agent's leg (its Uniqueid is our ChannelId)."""
+    tracker.emit(OriginateFinished(clock.seconds(), "", True, 4, leg, f"PJSIP/100-{leg}"))
+
+
+def customer_dialled(
+    tracker: FakeTracker, clock: Clock, leg: str, status: str, cause: int | None = None
+) -> None:
+    """The callback context's ``Dial`` from the agent's leg: DialBegin, [Hangup], DialEnd."""
+    now = clock.seconds()
+    tracker.emit(DialStarted(now, leg, "cust-1", "PJSIP/trunk-1", leg, NUMBER))
+    if cause is not None:
+        tracker.emit(ChannelHungUp(now, "cust-1", leg, "PJSIP/trunk-1", cause, ""))
+    tracker.emit(DialEnded(now, leg, "cust-1", "PJSIP/trunk-1", leg, status))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    c = Clock()
+    c.advance(T0)
+    return c
+
+
+def test_dial_status_maps_to_outcomes() -> None:
+    assert outcome_of_dial("ANSWER", None) is AttemptOutcome.ANSWERED
+    assert outcome_of_dial("NOANSWER", None) is AttemptOutcome.NO_ANSWER
+    assert outcome_of_dial("BUSY", 17) is AttemptOutcome.BUSY
+    assert outcome_of_dial("CANCEL", None) is AttemptOutcome.NO_ANSWER
+    assert outcome_of_dial("CONGESTION", 34) is AttemptOutcome.FAILED
+    assert outcome_of_dial("CHANUNAVAIL", 1) is AttemptOutcome.WRONG_NUMBER
+    assert outcome_of_dial("CONGESTION", 28) is AttemptOutcome.WRONG_NUMBER
+
+
+@pytest_twisted.ensureDeferred
+async def test_agent_leg_first_then_customer_answer_closes_flag(redis_client: Redis, clock: Clock) -> None:
+    site = Site(redis_client, clock)
+    flag_id = await site.flag()
+    await site.dial()
+
+    [orig] = site.ami.originates()
+    assert orig["Channel"] == "PJSIP/100"
+    assert (orig["Context"], orig["Exten"]) == ("shenava-callback", NUMBER)
+    leg = orig["ChannelId"]
+    variables = [v for name, v in site.ami.actions[0][1] if name == "Variable"]
+    assert f"SHENAVA_CALLBACK={flag_id}" in variables
+    assert site.roster.get("a1").state is AgentState.RINGING
+    flag = await as_deferred(site.store.get(flag_id))
+    assert flag.attempt_in_progress is not None
+
+    site.agent_answers(leg)
+    assert site.roster.get("a1").state is AgentState.ON_CALL
+    site.customer_dialled(leg, "ANSWER")
+    await site.dialer.settled()
+    flag = await as_deferred(site.store.get(flag_id))
+    assert flag.resolution is Resolution.ANSWERED
+    assert flag.attempts[0].outcome is AttemptOutcome.ANSWERED
+    assert flag.attempts[0].agent_id == "a1"
+
+    site.agent_hangs_up(leg)
+    assert site.roster.get("a1").state is AgentState.WRAP_UP
+    clock.advance(10)
+    assert site.roster.get("a1").state is AgentState.READY
+    await site.dialer.settled()
+    assert len(site.ami.originates()) == 1  # a closed flag is never dialled again
+
+
+@pytest_twisted.ensureDeferred
+async def test_busy_backs_off_and_wrong_number_closes(redis_client: Redis, clock: Clock) -> None:
+    site = Site(redis_client, clock)
+    flag_id = await site.flag()
+    await site.dial()
+    leg = site.ami.originates()[0]["ChannelId"]
+    site.agent_answers(leg)
+    site.customer_dialled(leg, "BUSY", 17)
+    site.agent_hangs_up(leg)
+    await site.dialer.settled()
+    flag = await as_deferred(site.store.get(flag_id))
+    assert flag.is_open and flag.attempts[0].outcome is AttemptOutcome.BUSY
+
+    clock.advance(10)  # wrap-up over: the agent is ready, but the flag backs off
+    await site.dialer.settled()
+    assert len(site.ami.originates()) == 1
+    clock.advance(300)
+    await site.dial()
+    leg2 = site.ami.originates()[1]["ChannelId"]
+    site.agent_answers(leg2)
+    site.customer_dialled(leg2, "CHANUNAVAIL", 1)
+    await site.dialer.settled()
+    flag = await as_deferred(site.store.get(flag_id))
+    assert flag.resolution is Resolution.WRONG_NUMBER and flag.needs_attention
+
+
+@pytest_twisted.ensureDeferred
+async def test_agent_not_answering_is_not_a_customer_attempt(redis_client: Redis, clock: Clock) -> None:
+    site = Site(redis_client, clock, agents=("a1", "a2"))
+    flag_id = await site.flag()
+    await site.dial()
+    first = site.ami.originates()[0]
+    site.emit(OriginateFinished(clock.seconds(), "", False, 3, None, first["Channel"]))
+    await site.dialer.settled()
+    missed = "a1" if first["Channel"] == "PJSIP/100" else "a2"
+    assert site.roster.get(missed).reason is NotReadyReason.MISSED
+    flag = await as_deferred(site.store.get(flag_id))
+    assert flag.attempts[0].outcome is AttemptOutcome.AGENT_UNAVAILABLE
+    # no backoff: the other agent is rung at once
+    assert len(site.ami.originates()) == 2
+    assert site.ami.originates()[1]["Channel"] != first["Channel"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_gate_keeps_callbacks_for_calm_moments(redis_client: Redis, clock: Clock) -> None:
+    hours = CallingHours.from_mapping({"timezone": "UTC", "windows": {"daily": ["12:00-18:00"]}})
+    site = Site(redis_client, clock, hours=hours)
+    await site.flag()
+    await site.dial()
+    assert site.ami.originates() == []  # 10:00: outside calling hours
+    assert site.dialer.last_gate is not None and "hours" in site.dialer.last_gate.reason
+    site.waiting = 1
+    clock.advance(2 * 3600)
+    await site.dial()
+    assert site.ami.originates() == []  # an inbound call is waiting
+    site.waiting = 0
+    clock.advance(60)  # the timer finds it
+    await site.dialer.settled()
+    assert len(site.ami.originates()) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_low_service_level_holds_callbacks(redis_client: Redis, clock: Clock) -> None:
+    site = Site(redis_client, clock, service_level=0.5)
+    await site.flag()
+    await site.dial()
+    assert site.ami.originates() == []
+    assert site.dialer.last_gate is not None and "service level" in site.dialer.last_gate.reason
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_daemons_never_dial_one_flag_twice(redis_client: Redis, clock: Clock) -> None:
+    one = Site(redis_client, clock, owner="d1")
+    two = Site(redis_client, clock, owner="d2")
+    flag_id = await one.flag()
+    await DeferredList([one.dialer.poke(), two.dialer.poke(), one.dialer.poke()])
+    await DeferredList([one.dialer.settled(), two.dialer.settled()])
+    dialled = one.ami.originates() + two.ami.originates()
+    assert len(dialled) == 1
+    holder, other = (one, two) if one.ami.originates() else (two, one)
+
+    # The holder dies mid-dial; once its lease expires the other daemon takes over,
+    # and the vanished attempt counts (interrupted), so crashes cannot pester anyone.
+    await as_deferred(redis_client.delete(f"{PREFIX}:{{callbacks}}:lease:{flag_id}"))
+    await other.dial()
+    assert other.ami.originates() == []  # the vanished attempt is recorded, with its backoff
+    clock.advance(300)
+    await other.dial()
+    assert len(other.ami.originates()) == 1
+    flag = await as_deferred(other.store.get(flag_id))
+    assert [a.outcome for a in flag.attempts] == [AttemptOutcome.INTERRUPTED, None]
+    # the first daemon's late outcome is still recorded, never dropped
+    leg = holder.ami.originates()[0]["ChannelId"]
+    holder.agent_answers(leg)
+    holder.customer_dialled(leg, "NOANSWER")
+    await holder.dialer.settled()
+    flag = await as_deferred(other.store.get(flag_id))
+    assert flag.attempts[0].outcome is AttemptOutcome.NO_ANSWER
+    assert any(h.event == "late_outcome" for h in flag.history)

@@ -1,0 +1,76 @@
+"""``shenava complaints``: run in a subprocess-free way (its own asyncio loop), on the test Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+
+from complaints.reference import reference_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from complaints.cli import main; sys.exit(main(sys.argv[1:]))",
+         "complaints", "--redis-url", url, "--key-prefix", "t", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+
+
+def _seed(url: str) -> str:
+    """One complaint, written as the store writes it (via the store, in its own loop)."""
+    out = subprocess.run(
+        [sys.executable, "-c", (
+            "import asyncio, sys\n"
+            "from redis.asyncio import Redis\n"
+            "from complaints.store import ComplaintStore\n"
+            "from complaints.complaint import Channel\n"
+            "async def main():\n"
+            "    r = Redis.from_url(sys.argv[1], decode_responses=True)\n"
+            "    c = await ComplaintStore(r, 't').open(1.9e9, category='billing', channel=Channel.IVR, number='09121234567')\n"
+            "    print(c.reference)\n"
+            "    await r.aclose()\n"
+            "asyncio.run(main())\n"
+        ), url],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_list_show_update_export(redis_url: str) -> None:
+    reference = _seed(redis_url)
+    assert reference == reference_for(1)
+    listed = _cli(redis_url, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout.splitlines()[0])["reference"] == reference
+
+    shown = _cli(redis_url, "show", reference)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["number"] == "09121234567"
+    masked = _cli(redis_url, "--role", "agent", "show", reference)
+    assert json.loads(masked.stdout)["number"] != "09121234567"
+
+    updated = _cli(redis_url, "--as", "sup1", "update", reference, "--status", "resolved", "--note", "refunded")
+    assert updated.returncode == 0, updated.stderr
+    assert json.loads(updated.stdout)["status"] == "resolved"
+
+    refused = _cli(redis_url, "--role", "agent", "update", reference, "--status", "closed")
+    assert refused.returncode == 1
+
+    exported = _cli(redis_url, "export", "--format", "csv")
+    assert exported.returncode == 0 and reference in exported.stdout
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.exists(f"t:{{complaints}}:c:{reference}")
+
+
+def test_no_redis_url_is_a_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from complaints.cli import main; sys.exit(main(sys.argv[1:]))",
+         "complaints", "list"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert result.returncode == 2 and "Redis URL" in result.stderr

@@ -1,0 +1,127 @@
+"""The /api/complaints resource through twisted.web's DummyRequest, on a real Redis."""
+
+from __future__ import annotations
+
+import json
+from io import BytesIO
+from typing import Any
+
+import pytest_twisted
+from redis.asyncio import Redis
+from twisted.internet.task import Clock
+from twisted.web.test.requesthelper import DummyRequest
+
+from complaints.complaint import Channel
+from complaints.http import ACTOR_HEADER, ROLE_HEADER, ComplaintsResource
+from complaints.service import ComplaintRegister
+from complaints.store import ComplaintStore
+from routing.callback_store import CallbackStore
+from routing.callbacks import DialPolicy, abandon_reason
+from shenava.aio import as_deferred
+
+T0 = 1_900_000_000.0
+NUMBER = "09121234567"
+
+
+class Api:
+    def __init__(self, client: Redis) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.register = ComplaintRegister(ComplaintStore(client, "t"))
+        self.callbacks = CallbackStore(client, "t", DialPolicy())
+        self.resource = ComplaintsResource(self.register, self.callbacks, self.clock)
+
+    async def call(
+        self, method: str, path: str, *, role: str | None = "supervisor", actor: str = "sup1",
+        body: Any = None, args: dict[str, list[str]] | None = None,
+    ) -> tuple[int, Any]:
+        request = DummyRequest([p.encode() for p in path.strip("/").split("/") if p])
+        request.method = method.encode()
+        if role is not None:
+            request.requestHeaders.addRawHeader(ROLE_HEADER, role.encode())
+            request.requestHeaders.addRawHeader(ACTOR_HEADER, actor.encode())
+        request.args = {k.encode(): [v.encode() for v in vs] for k, vs in (args or {}).items()}
+        request.content = BytesIO(  # type: ignore[attr-defined]
+            json.dumps(body).encode() if body is not None else b"")
+        finished = request.notifyFinish()
+        self.resource.render(request)  # type: ignore[arg-type]
+        await finished
+        raw = b"".join(request.written)
+        kind = (request.responseHeaders.getRawHeaders(b"content-type") or [b""])[0]
+        code = request.responseCode or 200
+        return code, json.loads(raw) if kind.startswith(b"application/json") else raw.decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_get_update_with_roles(redis_client: Redis) -> None:
+    api = Api(redis_client)
+    c = await as_deferred(api.register.open_complaint(T0, category="billing", channel=Channel.IVR, number=NUMBER))
+
+    status, listed = await api.call("GET", "/", role="agent", actor="a1")
+    assert status == 200 and [x["reference"] for x in listed] == [c.reference]
+    assert listed[0]["number"] != NUMBER  # masked for agents
+    status, one = await api.call("GET", c.reference)
+    assert status == 200 and one["number"] == NUMBER
+
+    status, updated = await api.call("PATCH", c.reference, role="agent", actor="a1",
+                                     body={"status": "in_progress", "note": "called the bank"})
+    assert status == 200 and updated["status"] == "in_progress"
+    status, err = await api.call("PATCH", c.reference, role="agent", actor="a1",
+                                 body={"status": "closed", "note": "x"})
+    assert status == 403 and "error" in err
+    status, err = await api.call("GET", "/", role=None)
+    assert status == 401
+    status, err = await api.call("GET", "12345678")
+    assert status in (400, 404)
+    status, err = await api.call("PATCH", c.reference, body={"status": "nonsense"})
+    assert status == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_export_csv_for_supervisors_only(redis_client: Redis) -> None:
+    api = Api(redis_client)
+    await as_deferred(api.register.open_complaint(T0, category="=cmd", channel=Channel.IVR, number=NUMBER))
+    status, text = await api.call("GET", "export", args={"format": ["csv"]})
+    assert status == 200 and "'=cmd" in text
+    status, _ = await api.call("GET", "export", role="agent", actor="a1")
+    assert status == 403
+
+
+@pytest_twisted.ensureDeferred
+async def test_abuse_report_and_review(redis_client: Redis) -> None:
+    api = Api(redis_client)
+    status, made = await api.call("POST", "abuse", role="agent", actor="a1",
+                                  body={"number": NUMBER, "category": "threat", "note": "shouted"})
+    assert status == 201
+    status, pending = await api.call("GET", "abuse")
+    assert [r["report_id"] for r in pending] == [made["report_id"]]
+    status, _ = await api.call("POST", f"abuse/{made['report_id']}/review", role="agent", actor="a1",
+                               body={"upheld": True, "note": "ok"})
+    assert status == 403
+    status, reviewed = await api.call("POST", f"abuse/{made['report_id']}/review",
+                                      body={"upheld": True, "note": "warning letter sent"})
+    assert status == 200 and reviewed["status"] == "upheld"
+    status, _ = await api.call("POST", f"abuse/{made['report_id']}/review",
+                               body={"upheld": False, "note": "again"})
+    assert status == 409
+    status, _ = await api.call("POST", "abuse", role="agent", actor="a1", body={"category": "nope"})
+    assert status == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_callback_flags_list_cancel(redis_client: Redis) -> None:
+    api = Api(redis_client)
+    reason = abandon_reason("c-1", T0, 30.0, DialPolicy())
+    assert reason is not None
+    flag = await as_deferred(api.callbacks.raise_reason(NUMBER, reason, T0))
+    status, flags = await api.call("GET", "callbacks", role="agent", actor="a1")
+    assert status == 200 and flags[0]["flag_id"] == flag.flag_id and flags[0]["number"] != NUMBER
+    status, _ = await api.call("POST", f"callbacks/{flag.flag_id}/cancel", role="agent", actor="a1",
+                               body={"note": "served"})
+    assert status == 403
+    status, _ = await api.call("POST", f"callbacks/{flag.flag_id}/cancel", body={})
+    assert status == 400  # a note is required
+    status, done = await api.call("POST", f"callbacks/{flag.flag_id}/cancel", body={"note": "served inbound"})
+    assert status == 200 and done["resolution"] == "cancelled"
+    status, _ = await api.call("POST", "callbacks/cb-9999/acknowledge")
+    assert status == 404
