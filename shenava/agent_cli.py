@@ -1,0 +1,268 @@
+"""``shenava agent ...`` and ``shenava explain ...``: the HTTP API from a terminal.
+
+A separate, short-lived process, so a blocking client (urllib) is right here;
+the daemon itself never blocks. Exit codes:
+
+- 0  done
+- 1  refused: the daemon said no (404 unknown agent or call, 409 busy, 403, 503)
+- 2  bad usage (argparse, or a 400 from the daemon)
+- 3  the daemon could not be reached
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+URL_ENV = "SHENAVA_URL"
+TIMEOUT_S = 10.0
+ROLES = ("agent", "supervisor", "admin")
+NOT_READY_REASONS = (
+    "break", "lunch", "personal", "training", "meeting", "coaching", "recovery", "technical",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One request to the daemon, built apart from sending so it can be tested alone."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+class DaemonUnreachableError(Exception):
+    code = "cli.daemon_unreachable"
+
+
+# -- parsers -------------------------------------------------------------------------
+
+
+def _add_client_options(parser: argparse.ArgumentParser, default_role: str) -> None:
+    parser.add_argument(
+        "--url", default=os.environ.get(URL_ENV, DEFAULT_URL),
+        help=f"the daemon's HTTP API (default ${URL_ENV} or {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--role", choices=ROLES, default=default_role,
+        help=f"X-Shenava-Role to send (default {default_role})",
+    )
+    parser.add_argument(
+        "--as", dest="person", metavar="ID",
+        help="X-Shenava-Agent to send (default: the agent id for the agent role)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
+    parser.add_argument(
+        "--timeout", type=float, default=TIMEOUT_S, help=f"seconds to wait (default {TIMEOUT_S:g})"
+    )
+
+
+def add_agent_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``shenava agent ACTION ... AGENT_ID``; the lead's cli.py calls this."""
+    agent = subparsers.add_parser(
+        "agent", help="log an agent in or out, set ready / not ready, ask for a break, show status",
+        description="Change or show an agent's state through the daemon's HTTP API. "
+        "Exit codes: 0 done, 1 refused (unknown agent, busy on a call), 2 bad usage, "
+        "3 daemon unreachable.",
+    )
+    actions = agent.add_subparsers(dest="agent_action", metavar="ACTION")
+    actions.required = True
+    for name, text in (
+        ("login", "log the agent in (ready)"),
+        ("logout", "log the agent out"),
+        ("ready", "ready for calls"),
+        ("break", "ask for a break: granted now or queued fairly"),
+        ("status", "show the agent's state"),
+        ("call", "show the agent's current call (the screen pop)"),
+    ):
+        p = actions.add_parser(name, help=text)
+        if name == "break":
+            p.add_argument("--lunch", action="store_true", help="a lunch break rather than a break")
+        p.add_argument("agent_id", metavar="AGENT_ID")
+        _add_client_options(p, "agent")
+    nr = actions.add_parser("not-ready", help="not ready, with a reason")
+    nr.add_argument("reason", metavar="REASON", choices=NOT_READY_REASONS,
+                    help=" | ".join(NOT_READY_REASONS))
+    nr.add_argument("agent_id", metavar="AGENT_ID")
+    _add_client_options(nr, "agent")
+    agent.set_defaults(func=run_agent)
+    return agent
+
+
+def add_explain_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``shenava explain CALL_ID``: why this call was (or was not) first."""
+    explain = subparsers.add_parser(
+        "explain", help="why a waiting call was (or was not) first",
+        description="Ask the daemon why a call stands where it does in the waiting line.",
+    )
+    explain.add_argument("call_id", metavar="CALL_ID")
+    _add_client_options(explain, "supervisor")
+    explain.set_defaults(func=run_explain)
+    return explain
+
+
+# -- building requests -----------------------------------------------------------------
+
+
+def _headers(args: argparse.Namespace, agent_id: str | None) -> dict[str, str]:
+    headers = {"Accept": "application/json", "X-Shenava-Role": args.role}
+    person = args.person or (agent_id if args.role == "agent" else None)
+    if person:
+        headers["X-Shenava-Agent"] = person
+    return headers
+
+
+def _url(base: str, *segments: str) -> str:
+    path = "/".join(urllib.parse.quote(s, safe="") for s in segments)
+    return f"{base.rstrip('/')}/api/{path}"
+
+
+def agent_request(args: argparse.Namespace) -> ApiCall:
+    action: str = args.agent_action
+    agent_id: str = args.agent_id
+    headers = _headers(args, agent_id)
+    if action == "status":
+        return ApiCall("GET", _url(args.url, "agents", agent_id), headers)
+    if action == "call":
+        return ApiCall("GET", _url(args.url, "agents", agent_id, "call"), headers)
+    body: dict[str, Any] = {}
+    if action == "not-ready":
+        body = {"reason": args.reason}
+    elif action == "break" and args.lunch:
+        body = {"reason": "lunch"}
+    headers["Content-Type"] = "application/json"
+    return ApiCall(
+        "POST", _url(args.url, "agents", agent_id, action), headers, json.dumps(body).encode()
+    )
+
+
+def explain_request(args: argparse.Namespace) -> ApiCall:
+    return ApiCall("GET", _url(args.url, "calls", args.call_id, "explain"), _headers(args, None))
+
+
+# -- sending -------------------------------------------------------------------------------
+
+
+def send(call: ApiCall, timeout: float = TIMEOUT_S) -> ApiAnswer:
+    """Send ``call``; an HTTP error status is an answer, not an exception."""
+    request = urllib.request.Request(call.url, data=call.body, headers=call.headers, method=call.method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return ApiAnswer(response.status, _decode(response.read()))
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return ApiAnswer(exc.code, _decode(exc.read()))
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DaemonUnreachableError(f"cannot reach the daemon at {call.url}: {reason}") from None
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {"error": {"code": "cli.not_json", "message": "the answer was not JSON"}}
+    return body if isinstance(body, dict) else {"value": body}
+
+
+def exit_code(status: int) -> int:
+    if 200 <= status < 300:
+        return EXIT_OK
+    if status == 400 or status == 413:
+        return EXIT_USAGE
+    return EXIT_REFUSED
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def run_agent(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    return _run(agent_request(args), args, _show_agent, out or sys.stdout, err or sys.stderr)
+
+
+def run_explain(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    return _run(explain_request(args), args, _show_explain, out or sys.stdout, err or sys.stderr)
+
+
+def _run(call: ApiCall, args: argparse.Namespace, show: Any, out: TextIO, err: TextIO) -> int:
+    try:
+        answer = send(call, args.timeout)
+    except DaemonUnreachableError as exc:
+        print(f"shenava: {exc}", file=err)
+        return EXIT_UNREACHABLE
+    code = exit_code(answer.status)
+    if args.json:
+        print(json.dumps(answer.body, ensure_ascii=False, indent=1), file=out)
+    elif code == EXIT_OK:
+        show(answer.body, args, out)
+    if code != EXIT_OK:
+        error = answer.body.get("error") or {}
+        print(
+            f"shenava: {error.get('message', 'HTTP ' + str(answer.status))} "
+            f"({error.get('code', 'http.' + str(answer.status))})",
+            file=err,
+        )
+    return code
+
+
+def _ago(now: float, at: float | None) -> str:
+    if at is None:
+        return "-"
+    seconds = max(0, int(now - at))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _show_agent(body: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
+    now = float(body.get("now", time.time()))
+    agent = body.get("agent") or {}
+    state = agent.get("state", "?")
+    if agent.get("reason"):
+        state += f" ({agent['reason']})"
+    line = f"{agent.get('id')} {agent.get('name', '')}: {state} for {_ago(now, agent.get('since'))}"
+    if agent.get("current_call"):
+        line += f", call {agent['current_call']}"
+    if args.agent_action not in ("status", "call") and body.get("changed") is False:
+        line += " (unchanged)"
+    print(line, file=out)
+    if "break" in body:
+        brk = body["break"] or {}
+        print(f"break: {brk.get('status', json.dumps(brk, ensure_ascii=False))}", file=out)
+    if args.agent_action == "call":
+        call = body.get("call")
+        if call is None:
+            print("no call", file=out)
+            return
+        for key in ("call_id", "language", "category", "account", "reference", "urgency",
+                    "vulnerable", "care", "caller_number", "waited_s"):
+            if call.get(key) not in (None, "", False):
+                print(f"  {key}: {call[key]}", file=out)
+        if call.get("transcript"):
+            print(f"  transcript: {call['transcript']}", file=out)
+        for c in call.get("earlier_complaints") or []:
+            print(f"  earlier: {c.get('reference')} {c.get('category')} {c.get('status')}", file=out)
+
+
+def _show_explain(body: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
+    print(body.get("explanation", ""), file=out)

@@ -1,0 +1,8 @@
+"""The HTTP API: agents, calls and the screen pop; /metrics and /api/complaints mounted.
+
+See docs/api.md. ``install(app)`` at construction, ``start_http(app)`` at start.
+"""
+
+from shenava.http.server import HttpApi, build_site, install, start_http
+
+__all__ = ["HttpApi", "build_site", "install", "start_http"]

@@ -1,0 +1,137 @@
+"""Errors of the HTTP API: each a stable ``code``, an HTTP status and a message.
+
+The body of every error is ``{"error": {"code": ..., "message": ...}}`` (plus
+``"field"`` when one field of the request is at fault). Domain errors of other
+packages keep their own codes (``agent_stats.unknown_agent``, ...); this module
+maps them to a status. Nothing here ever carries a traceback or a full number.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from agent_stats.errors import AgentStatsError, InvalidTransitionError
+from agent_stats.roster import AgentBusyError, UnknownAgentError
+from routing.errors import UnknownCallError
+
+
+class ApiError(Exception):
+    """An error the client is told about, as it is."""
+
+    code = "http.error"
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        return {"error": error}
+
+
+class BadJsonError(ApiError):
+    code = "http.bad_json"
+    status = HTTPStatus.BAD_REQUEST
+
+
+class MissingFieldError(ApiError):
+    code = "http.missing_field"
+    status = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, field: str, message: str | None = None) -> None:
+        super().__init__(message or f"{field}: required", field=field)
+
+
+class BadFieldError(ApiError):
+    code = "http.bad_field"
+    status = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+
+
+class BodyTooLargeError(ApiError):
+    code = "http.body_too_large"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class NoRoleError(ApiError):
+    code = "http.no_role"
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class BadRoleError(ApiError):
+    code = "http.bad_role"
+    status = HTTPStatus.BAD_REQUEST
+
+
+class ForbiddenError(ApiError):
+    code = "http.forbidden"
+    status = HTTPStatus.FORBIDDEN
+
+
+class NotFoundError(ApiError):
+    code = "http.not_found"
+    status = HTTPStatus.NOT_FOUND
+
+
+class MethodNotAllowedError(ApiError):
+    code = "http.method_not_allowed"
+    status = HTTPStatus.METHOD_NOT_ALLOWED
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"{method} is not allowed here; allowed: {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+class UnavailableError(ApiError):
+    """A part of Shenava this request needs is not running in this daemon."""
+
+    code = "http.unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class InternalError(ApiError):
+    code = "http.internal"
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self) -> None:
+        super().__init__("internal error; the daemon's log has the details")
+
+
+class DomainApiError(ApiError):
+    """A domain error (it has a ``code``) shown with its own code and message."""
+
+    def __init__(self, error: Exception, status: HTTPStatus) -> None:
+        super().__init__(str(error))
+        self.code = str(getattr(error, "code", "error"))
+        self.status = status
+
+
+_DOMAIN_STATUS: tuple[tuple[type[Exception], HTTPStatus], ...] = (
+    (UnknownAgentError, HTTPStatus.NOT_FOUND),
+    (AgentBusyError, HTTPStatus.CONFLICT),
+    (UnknownCallError, HTTPStatus.NOT_FOUND),
+    (InvalidTransitionError, HTTPStatus.BAD_REQUEST),
+    (AgentStatsError, HTTPStatus.CONFLICT),
+)
+
+
+def api_error(error: BaseException) -> ApiError | None:
+    """The client-facing form of ``error``, or None for a bug (shown as 500)."""
+    if isinstance(error, ApiError):
+        return error
+    for kind, status in _DOMAIN_STATUS:
+        if isinstance(error, kind):
+            return DomainApiError(error, status)
+    return None

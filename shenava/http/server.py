@@ -1,0 +1,188 @@
+"""The HTTP listener: the JSON API, /metrics and /api/complaints on ``[http] bind:port``.
+
+Wiring (see docs/api.md): :func:`install` at construction, so the screen-pop
+memory hears every IVR outcome from the first call, and :func:`start_http`
+when the daemon starts; it returns the ``IListeningPort`` to stop on shutdown.
+
+Tree::
+
+    /metrics            agent_stats.metrics.MetricsResource (503 if not running)
+    /api/complaints...  complaints.http.ComplaintsResource (503 if not running)
+    /api/agents...      shenava.http.agents
+    /api/calls...       shenava.http.calls
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+
+from shenava.http.agents import AgentsApi
+from shenava.http.auth import ACTOR_HEADER, AGENT_HEADER, is_loopback
+from shenava.http.calls import CallsApi
+from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
+from shenava.http.screenpop import CallMemory
+
+log = Logger()
+
+EXTENSION = "http"
+
+
+class HttpApi:
+    """This package's handle in ``app.extensions["http"]``."""
+
+    def __init__(self, app: Any, memory: CallMemory) -> None:
+        self.app = app
+        self.memory = memory
+        self.agents = AgentsApi(app, memory)
+        self.calls = CallsApi(app, memory)
+
+    def router(self) -> JsonRouter:
+        return JsonRouter([*self.agents.routes(), *self.calls.routes()])
+
+
+def install(app: Any) -> HttpApi:
+    """Subscribe the screen-pop memory to the call flow; idempotent. Returns the handle."""
+    existing = app.extensions.get(EXTENSION)
+    if isinstance(existing, HttpApi):
+        return existing
+    memory = CallMemory()
+    memory.attach(app.callflow, app.dispatcher, app.tracker)
+    api = HttpApi(app, memory)
+    app.extensions[EXTENSION] = api
+    return api
+
+
+class _Root(Resource):
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return JsonNotFound()
+
+
+class _ApiRoot(Resource):
+    """``/api``: complaints to their package's resource, the rest to the JSON router."""
+
+    def __init__(self, router: JsonRouter, complaints: Resource) -> None:
+        super().__init__()
+        self._router = router
+        self._complaints = complaints
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"complaints":
+            _name_the_actor(request)
+            return self._complaints
+        # The router matches the whole path below /api: give it this segment back.
+        if request.postpath is not None and request.prepath:
+            request.postpath.insert(0, path)
+            request.prepath.pop()
+        return self._router
+
+    def render(self, request: Request) -> int:
+        return JsonNotFound().render(request)
+
+
+def _name_the_actor(request: Request) -> None:
+    """complaints.http reads the person from ``X-Shenava-Actor``; the proxy may set
+    only ``X-Shenava-Agent`` (this API's name for it): give it under both names."""
+    headers = request.requestHeaders
+    if not headers.hasHeader(ACTOR_HEADER):
+        person = headers.getRawHeaders(AGENT_HEADER)
+        if person:
+            headers.setRawHeaders(ACTOR_HEADER, person[:1])
+
+
+class ShenavaSite(Site):
+    """A Site whose access log shows no query string (it may carry a number) and no
+    traceback ever reaches a client."""
+
+    displayTracebacks = False
+
+    def log(self, request: http.Request) -> None:
+        log.debug(
+            "HTTP {method} {path} {code} {size}",
+            method=request.method.decode("ascii", "replace"),
+            path=request.path.decode("utf-8", "replace"),
+            code=request.code,
+            size=request.sentLength,
+        )
+
+
+def metrics_resource(app: Any) -> Resource:
+    service = app.extensions.get("agent_stats")
+    if service is None:
+        return JsonUnavailable(
+            "http.metrics_unavailable",
+            "metrics need the agent statistics service, which is not running in this daemon",
+        )
+    try:
+        from agent_stats.metrics import MetricsResource
+
+        return cast(Resource, MetricsResource(service))
+    except ImportError as exc:
+        log.warn("no /metrics in this build: {error}", error=str(exc))
+        return JsonUnavailable("http.metrics_unavailable", "metrics are not available in this build")
+    except Exception:
+        log.failure("the /metrics resource could not be built")
+        return JsonUnavailable("http.metrics_unavailable", "metrics are not available in this build")
+
+
+def complaints_resource(app: Any) -> Resource:
+    ext = app.extensions.get("complaints")
+    if ext is None:
+        return JsonUnavailable(
+            "http.complaints_unavailable",
+            "the complaint register is not running in this daemon (it needs Redis)",
+        )
+    try:
+        from complaints.http import ComplaintsResource
+
+        register = getattr(ext, "register", ext)
+        callbacks = getattr(ext, "callbacks", None)
+        if callbacks is None:
+            return JsonUnavailable(
+                "http.complaints_unavailable", "the complaints API needs the callback flags store"
+            )
+        return cast(Resource, ComplaintsResource(register, callbacks, app.reactor))
+    except ImportError as exc:
+        log.warn("no /api/complaints in this build: {error}", error=str(exc))
+        return JsonUnavailable(
+            "http.complaints_unavailable", "the complaints API is not available in this build"
+        )
+    except Exception:
+        log.failure("the /api/complaints resource could not be built")
+        return JsonUnavailable(
+            "http.complaints_unavailable", "the complaints API is not available in this build"
+        )
+
+
+def build_site(app: Any) -> ShenavaSite:
+    api = install(app)
+    root = _Root()
+    root.putChild(b"api", cast(IResource, _ApiRoot(api.router(), complaints_resource(app))))
+    root.putChild(b"metrics", cast(IResource, metrics_resource(app)))
+    return ShenavaSite(root, reactor=app.reactor)
+
+
+def start_http(
+    app: Any, *, port: int | None = None, interface: str | None = None
+) -> IListeningPort:
+    """Listen on ``[http] bind:port`` (``port=0`` picks a free one, for tests).
+
+    Raises ``twisted.internet.error.CannotListenError`` if the port is taken.
+    """
+    bind = app.config.http.bind if interface is None else interface
+    number = app.config.http.port if port is None else port
+    if not is_loopback(bind):
+        log.warn(
+            "HTTP API bound to {bind}: anyone who can reach it can claim any role with "
+            "X-Shenava-Role; keep it reachable only by the reverse proxy (docs/api.md)",
+            bind=bind,
+        )
+    listening: Any = app.reactor.listenTCP(number, build_site(app), interface=bind)
+    host = listening.getHost()
+    log.info("HTTP API listening on http://{host}:{port}/api", host=host.host, port=host.port)
+    return cast(IListeningPort, listening)

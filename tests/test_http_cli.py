@@ -1,0 +1,132 @@
+"""``shenava agent`` and ``shenava explain``: request building, and the real client
+against the running HTTP API (the blocking client runs in a thread)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.threads import deferToThread
+
+from shenava.agent_cli import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    add_agent_parser,
+    add_explain_parser,
+    agent_request,
+    explain_request,
+    run_agent,
+    run_explain,
+)
+from tests.http_helpers import Running, outcome, running_app
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shenava")
+    sub = p.add_subparsers(dest="command")
+    add_agent_parser(sub)
+    add_explain_parser(sub)
+    return p
+
+
+def test_agent_requests_are_built_from_arguments() -> None:
+    args = parser().parse_args(["agent", "not-ready", "personal", "a1", "--url", "http://h:1/"])
+    call = agent_request(args)
+    assert (call.method, call.url) == ("POST", "http://h:1/api/agents/a1/not-ready")
+    assert json.loads(call.body or b"") == {"reason": "personal"}
+    assert call.headers["X-Shenava-Role"] == "agent" and call.headers["X-Shenava-Agent"] == "a1"
+
+    args = parser().parse_args(["agent", "status", "a/1", "--role", "supervisor", "--as", "sara"])
+    call = agent_request(args)
+    assert (call.method, call.url, call.body) == (
+        "GET", "http://127.0.0.1:8080/api/agents/a%2F1", None,
+    )
+    assert call.headers["X-Shenava-Agent"] == "sara"
+
+    args = parser().parse_args(["agent", "break", "--lunch", "a2"])
+    assert json.loads(agent_request(args).body or b"") == {"reason": "lunch"}
+
+    args = parser().parse_args(["explain", "1712-1.5"])
+    call = explain_request(args)
+    assert call.url.endswith("/api/calls/1712-1.5/explain")
+    assert call.headers["X-Shenava-Role"] == "supervisor" and "X-Shenava-Agent" not in call.headers
+
+
+def test_bad_usage_exits_2() -> None:
+    with pytest.raises(SystemExit) as exc:
+        parser().parse_args(["agent", "not-ready", "nap", "a1"])
+    assert exc.value.code == EXIT_USAGE
+    with pytest.raises(SystemExit) as exc:
+        parser().parse_args(["agent", "dance", "a1"])
+    assert exc.value.code == EXIT_USAGE
+
+
+@pytest_twisted.async_yield_fixture()
+async def api() -> AsyncIterator[Running]:
+    from twisted.internet import reactor
+
+    async for running in running_app(reactor):
+        yield running
+
+
+async def cli(api: Running, *argv: str) -> tuple[int, str, str]:
+    args = parser().parse_args([*argv, "--url", api.base])
+    out, err = io.StringIO(), io.StringIO()
+    run = run_agent if argv[0] == "agent" else run_explain
+    code: int = await deferToThread(run, args, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest_twisted.ensureDeferred
+async def test_agent_commands_against_the_daemon(api: Running) -> None:
+    code, out, _ = await cli(api, "agent", "login", "a1")
+    assert code == EXIT_OK and "a1 Maryam: ready" in out
+    code, out, _ = await cli(api, "agent", "not-ready", "personal", "a1")
+    assert code == EXIT_OK and "not_ready (personal)" in out
+    code, out, _ = await cli(api, "agent", "status", "a1")
+    assert code == EXIT_OK and "not_ready (personal)" in out
+    code, out, _ = await cli(api, "agent", "status", "a1", "--json")
+    assert code == EXIT_OK and json.loads(out)["agent"]["reason"] == "personal"
+    code, out, _ = await cli(api, "agent", "call", "a1")
+    assert code == EXIT_OK and "no call" in out
+
+    code, _, err = await cli(api, "agent", "ready", "a3")  # logged out: 409
+    assert code == EXIT_REFUSED and "agent_stats.agent_busy" in err
+    code, _, err = await cli(api, "agent", "login", "zz")
+    assert code == EXIT_REFUSED and "agent_stats.unknown_agent" in err
+    code, _, err = await cli(api, "agent", "break", "a1")  # no stats service here: 503
+    assert code == EXIT_REFUSED and "http.breaks_unavailable" in err
+    code, _, err = await cli(api, "agent", "login", "a2", "--as", "a1")
+    assert code == EXIT_REFUSED and "http.forbidden" in err
+
+
+@pytest_twisted.ensureDeferred
+async def test_explain_command_against_the_daemon(api: Running) -> None:
+    await ensureDeferred(api.app.callflow.deliver(outcome("c1"), "PJSIP/caller-c1"))
+    code, out, _ = await cli(api, "explain", "c1")
+    assert code == EXIT_OK and "call c1" in out and "position 1 of 1" in out
+    code, _, err = await cli(api, "explain", "nope")
+    assert code == EXIT_REFUSED and "routing.unknown_call" in err
+
+
+@pytest_twisted.ensureDeferred
+async def test_unreachable_daemon_exits_3() -> None:
+    from twisted.internet import reactor as running_reactor
+    from twisted.internet.protocol import Factory
+
+    reactor: Any = running_reactor
+    port: Any = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+    closed = port.getHost().port
+    await port.stopListening()
+    args = parser().parse_args(["agent", "status", "a1", "--url", f"http://127.0.0.1:{closed}"])
+    err = io.StringIO()
+    code = await deferToThread(run_agent, args, io.StringIO(), err)
+    assert code == EXIT_UNREACHABLE and "cannot reach the daemon" in err.getvalue()
