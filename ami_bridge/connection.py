@@ -173,6 +173,7 @@ class AMIConnection(Service):
         self._resync_observers: tuple[ResyncObserver, ...] = ()
         self._state_observers: tuple[StateObserver, ...] = ()
         self._waiters: list[Deferred[AMIProtocol]] = []
+        self._stopped = False
         self.connections_made = 0
         policy = retry_policy or backoffPolicy(
             initialDelay=DEFAULT_RETRY_INITIAL_S,
@@ -190,10 +191,12 @@ class AMIConnection(Service):
     # -- service ---------------------------------------------------------------
 
     def startService(self) -> None:
+        self._stopped = False
         super().startService()
         self._client.startService()
 
     def stopService(self) -> Deferred[None]:
+        self._stopped = True
         super().stopService()
         self._stop_keepalive()
         waiters, self._waiters = self._waiters, []
@@ -232,8 +235,12 @@ class AMIConnection(Service):
         return self._current
 
     def when_connected(self) -> Deferred[AMIProtocol]:
-        """Fires with the protocol once logged in and resynchronised."""
-        if self._current is not None:
+        """Fires with the protocol once logged in and resynchronised.
+
+        Fails at once once the service has been stopped: nobody reconnects."""
+        if self._stopped:
+            return fail(ConnectionLostError("the AMI connection service is stopped"))
+        if self._current is not None and self._current.can_send:
             return succeed(self._current)
         waiter: Deferred[AMIProtocol] = Deferred()
         self._waiters.append(waiter)

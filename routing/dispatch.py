@@ -12,11 +12,19 @@ The :class:`~routing.router.Router` decides (pure); this module acts:
    Anything else (``Reason`` 3 no answer, 5 busy, 0/8 failure) sends the call
    back to its place in the line and tries the next agent at once; the agent
    who missed it goes not ready (reason ``missed``, or ``technical`` when the
-   phone could not be reached) as configured.
+   phone could not be reached) as configured. A failed ``OriginateResponse``
+   carries ``Uniqueid: <unknown>`` and comes after the leg's ``Hangup``
+   (transcript 41), so a failure is settled by whichever comes first: the
+   leg's hang-up (by its cause) or the response (by its ActionID).
 4. A caller who hangs up while the agent's phone rings: the agent's leg is
    hung up and the agent is ready again (no fault of theirs).
 5. When the call ends, the agent goes to wrap-up, then ready after
    ``wrap_up_s``.
+6. While the AMI link is down nothing is originated (an agent is not put
+   not-ready for a broken link): assignments wait for the reconnect. After the
+   reconnect and resync, waiting callers hear their hold loop again, and a
+   leg whose ``OriginateResponse`` was lost is settled from the resync (up:
+   answered, gone: back to the line with no fault of the agent).
 
 Why ``Bridge`` and not ``Redirect``: with the originated leg the caller stays
 under our control (music, announcements, their place) while the agent's phone
@@ -40,6 +48,7 @@ from agent_stats.states import AgentState, NotReadyReason
 from ami_bridge import actions
 from ami_bridge.agi import AGIResult
 from ami_bridge.codec import Message
+from ami_bridge.errors import ConnectionLostError
 from ami_bridge.events import (
     ORIGINATE_BUSY,
     ORIGINATE_NO_ANSWER,
@@ -58,6 +67,11 @@ log = Logger()
 
 GENERAL_SKILL = "general"
 """Every agent has it; a call needs it when no agent has its category as a skill."""
+
+# Q.850 causes of an unanswered agent leg that mean "the agent did not take it"
+# (busy, no response, no answer, rejected); any other cause is a technical fault.
+AGENT_MISSED_CAUSES = frozenset({17, 18, 19, 21})
+STATE_UP = 6  # Asterisk's ChannelState for an answered channel
 
 
 class AMIActions(Protocol):
@@ -181,6 +195,11 @@ class CallDispatcher:
         # agent leg Uniqueid (our ChannelId) -> (call_id, agent_id)
         self._legs: dict[str, tuple[str, str]] = {}
         self._leg_numbers = itertools.count(1)
+        # Originate ActionID -> agent leg Uniqueid: a failed OriginateResponse
+        # names no Uniqueid, only the ActionID.
+        self._originates: dict[str, str] = {}
+        self._link_up = True
+        self._held: list[Assignment] = []
         self._observers: list[Callable[[RoutingEvent], object]] = []
         self._agent_skills = frozenset(
             skill for status in roster for skill in status.profile.skills
@@ -188,6 +207,9 @@ class CallDispatcher:
         self.choice_handler: Callable[[CallLeftForChoice], object] | None = None
         tracker.subscribe(self._on_tracker_event)
         roster.subscribe(self._on_agent_change)
+        add_state_observer = getattr(ami, "add_state_observer", None)
+        if add_state_observer is not None:
+            add_state_observer(self._on_link_state)
 
     # -- observers ---------------------------------------------------------
 
@@ -251,15 +273,7 @@ class CallDispatcher:
         waiting = _Waiting(call, channel, caller_number, arrived_at)
         self._calls[call_id] = waiting
         self._emit(CallQueued(call_id, now, arrived_at, language, category, caller_number))
-        waiting.hold = HoldLoop(
-            self._agi,
-            channel,
-            language,
-            self._config.hold,
-            position=lambda: self._position_number(call_id),
-            on_choice=lambda key: self._left_for_choice(call_id, key),
-        )
-        waiting.hold.start()
+        self._start_hold(waiting)
         self._act(self._router.on_call_joined(call, now))
         return call
 
@@ -267,8 +281,7 @@ class CallDispatcher:
         return self._ami.agi(channel, command)
 
     def _position_number(self, call_id: str) -> int | None:
-        position = self.position(call_id)
-        return None if position is None else position + 1
+        return self.position(call_id)  # already 1 for the first in line
 
     def _left_for_choice(self, call_id: str, key: str) -> None:
         waiting = self._calls.get(call_id)
@@ -324,7 +337,10 @@ class CallDispatcher:
 
     def _act(self, assignments: list[Assignment]) -> None:
         for assignment in assignments:
-            self._connect(assignment)
+            if self._link_up:
+                self._connect(assignment)
+            else:
+                self._held.append(assignment)
 
     def _connect(self, assignment: Assignment) -> None:
         waiting = self._calls.get(assignment.call_id)
@@ -348,13 +364,24 @@ class CallDispatcher:
             variables={"SHENAVA_CALL": assignment.call_id},
         )
         d = self._ami.send_action(action.name, action.headers)
-        d.addErrback(self._originate_refused, assignment.call_id, leg_id)
+        d.addCallbacks(
+            self._originate_queued, self._originate_refused,
+            callbackArgs=(leg_id,), errbackArgs=(assignment.call_id, leg_id),
+        )
+
+    def _originate_queued(self, response: Message, leg_id: str) -> None:
+        if leg_id in self._legs and response.action_id:
+            self._originates[response.action_id] = leg_id
 
     def _originate_refused(self, failure: Any, call_id: str, leg_id: str) -> None:
         log.warn(
             "Originate of agent leg {leg} refused: {error}", leg=leg_id,
             error=failure.getErrorMessage(),
         )
+        if failure.check(ConnectionLostError):
+            # The link broke, not the agent's phone: the resync after the
+            # reconnect tells whether the leg exists (see _resync_legs).
+            return
         self._leg_failed(call_id, leg_id, technical=True)
 
     def _on_tracker_event(self, event: TrackerEvent) -> None:
@@ -364,9 +391,14 @@ class CallDispatcher:
             self._on_hangup(event)
 
     def _on_originate_finished(self, event: OriginateFinished) -> None:
-        leg_id = event.uniqueid or ""
+        leg_id = event.uniqueid or self._originates.get(event.action_id, "")
+        self._originates.pop(event.action_id, None)
         leg = self._legs.get(leg_id)
         if leg is None:
+            if event.success and event.uniqueid and event.uniqueid.startswith("shenava-"):
+                # Our leg, answered after we gave up on it (e.g. across a
+                # reconnect): nobody is waiting for this agent any more.
+                self._ami.send_action(*_hangup(event.channel)).addErrback(lambda _: None)
             return
         call_id = leg[0]
         if not event.success:
@@ -402,10 +434,14 @@ class CallDispatcher:
         if waiting is not None and waiting.leg_channel:
             self._ami.send_action(*_hangup(waiting.leg_channel)).addErrback(lambda _: None)
 
-    def _leg_failed(self, call_id: str, leg_id: str, *, technical: bool) -> None:
+    def _leg_failed(
+        self, call_id: str, leg_id: str, *, technical: bool, agent_fault: bool = True
+    ) -> None:
         leg = self._legs.pop(leg_id, None)
         if leg is None:
             return
+        for action_id in [a for a, leg_of in self._originates.items() if leg_of == leg_id]:
+            del self._originates[action_id]
         agent_id = leg[1]
         waiting = self._calls.get(call_id)
         now = self._clock.seconds()
@@ -416,8 +452,11 @@ class CallDispatcher:
         # then settle the agent who missed it.
         if waiting is not None and not waiting.ended:
             self._act(self._router.on_connect_failed(call_id, now))
-        reason = NotReadyReason.TECHNICAL if technical else self._config.on_no_answer
         if agent_id in self._roster and self._roster.get(agent_id).state is AgentState.RINGING:
+            if not agent_fault:
+                self._roster.ring_cancelled(agent_id, now)
+                return
+            reason = NotReadyReason.TECHNICAL if technical else self._config.on_no_answer
             self._roster.ring_failed(agent_id, now, reason)
 
     def _on_hangup(self, event: ChannelHungUp) -> None:
@@ -467,9 +506,23 @@ class CallDispatcher:
 
     def _agent_leg_gone(self, call_id: str, event: ChannelHungUp) -> None:
         waiting = self._calls.get(call_id)
+        if (
+            waiting is not None and waiting.leg_id == event.uniqueid
+            and waiting.answered_at is None and not waiting.ended
+        ):
+            # Never answered: busy, no answer, unreachable. The failed
+            # OriginateResponse comes later and without the Uniqueid, so settle
+            # it now; the caller goes to the next agent at once. A hang-up
+            # noticed only by the resync (``missed``) is nobody's fault.
+            if event.missed:
+                self._leg_failed(call_id, event.uniqueid, technical=False, agent_fault=False)
+            else:
+                technical = event.cause not in AGENT_MISSED_CAUSES
+                self._leg_failed(call_id, event.uniqueid, technical=technical)
+            return
         self._legs.pop(event.uniqueid, None)
         if waiting is None or waiting.answered_at is None or waiting.agent_id is None:
-            return  # a leg that never answered: OriginateResponse settles it
+            return  # a leg hung up after its caller left (we hung it up)
         now = event.at
         agent_id = waiting.agent_id
         self._calls.pop(call_id, None)
@@ -477,6 +530,67 @@ class CallDispatcher:
         self._emit(CallCompleted(call_id, now, agent_id, waiting.answered_at))
         self._roster.call_ended(agent_id, now)
         self._clock.callLater(self._config.wrap_up_s, self._wrap_up_over, agent_id)
+
+    # -- the AMI link -------------------------------------------------------------
+
+    def _on_link_state(self, state: Any) -> None:
+        up = getattr(state, "value", state) == "connected"
+        if up == self._link_up:
+            return
+        self._link_up = up
+        if up:
+            self._relinked()
+
+    def _relinked(self) -> None:
+        """Back after a reconnect (the tracker has already resynchronised)."""
+        self._resync_legs()
+        for waiting in list(self._calls.values()):
+            if waiting.ended or waiting.agent_id is not None:
+                continue
+            if waiting.hold is not None:
+                waiting.hold.stop()
+            self._start_hold(waiting)
+        held, self._held = self._held, []
+        for assignment in held:
+            if self._router.assigned_agent(assignment.call_id) == assignment.agent_id:
+                self._connect(assignment)
+        # An agent whose held call left meanwhile is still out of the router's
+        # ready set: offer them again.
+        now = self._clock.seconds()
+        for assignment in held:
+            status = self._roster.get(assignment.agent_id)
+            if status.state is AgentState.READY and self.call_of_agent(assignment.agent_id) is None:
+                if assignment.agent_id not in {a.agent_id for a in self._router.ready_agents()}:
+                    self._act(self._router.on_agent_ready(self.view(status), now))
+
+    def _resync_legs(self) -> None:
+        """Legs that were ringing when the link broke: their outcome may be lost."""
+        for leg_id, (call_id, _agent_id) in list(self._legs.items()):
+            waiting = self._calls.get(call_id)
+            if waiting is None or waiting.answered_at is not None or waiting.leg_id != leg_id:
+                continue
+            channel = self._tracker.channel(leg_id)
+            if channel is None:
+                # Never made, or gone while we were away (a missed hang-up is
+                # handled by _agent_leg_gone): nobody's fault.
+                self._leg_failed(call_id, leg_id, technical=False, agent_fault=False)
+            elif channel.state == STATE_UP:
+                self._on_originate_finished(OriginateFinished(
+                    at=self._clock.seconds(), action_id="", success=True, reason=4,
+                    uniqueid=leg_id, channel=channel.name,
+                ))
+
+    def _start_hold(self, waiting: _Waiting) -> None:
+        call_id = waiting.call.call_id
+        waiting.hold = HoldLoop(
+            self._agi,
+            waiting.channel,
+            waiting.call.language,
+            self._config.hold,
+            position=lambda: self._position_number(call_id),
+            on_choice=lambda key: self._left_for_choice(call_id, key),
+        )
+        waiting.hold.start()
 
     def _wrap_up_over(self, agent_id: str) -> None:
         status = self._roster.get(agent_id)

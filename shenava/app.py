@@ -20,7 +20,6 @@ from ami_bridge.connection import AMIConnection, AMICredentials
 from ami_bridge.events import AgiSessionStarted, ChannelAdopted, ChannelHungUp, TrackerEvent
 from ami_bridge.tracker import CallTracker, attach_tracker
 from ivr.machine import MenuMachine
-from ivr.menu_schema import load_menus
 from routing.dispatch import (
     CallAbandoned,
     CallAnswered,
@@ -30,8 +29,6 @@ from routing.dispatch import (
     RoutingEvent,
 )
 from routing.router import Router
-from routing.scoring import ScoringConfig
-from routing.selection import SelectionConfig
 from shenava.aio import as_deferred
 from shenava.callflow import CallFlow
 from shenava.config import Config
@@ -96,16 +93,16 @@ class Shenava:
             ),
             now,
         )
-        self.router = Router(ScoringConfig(), SelectionConfig())
+        self.router = Router(config.routing.scoring, config.routing.selection)
         self.dispatcher = CallDispatcher(
             ami=self.connection,
             tracker=self.tracker,
             roster=self.roster,
             router=self.router,
             clock=reactor,
-            config=dispatch or DispatchConfig(),
+            config=dispatch or config.routing.dispatch,
         )
-        self.menus = load_menus()
+        self.menus = config.ivr.menus
         self.callflow = CallFlow(
             ami=self.connection,
             tracker=self.tracker,

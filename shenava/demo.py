@@ -32,8 +32,6 @@ from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, P
 from ami_bridge.testpbx.server import listen_testpbx
 from ami_bridge.testpbx.world import PbxWorld
 from ivr.machine import Outcome
-from routing.dispatch import DispatchConfig
-from routing.hold import HoldConfig
 from shenava.app import QUEUE, Shenava
 from shenava.config import Config
 
@@ -186,7 +184,6 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         demo_config,
         reactor=reactor,
         redis=client,
-        dispatch=DispatchConfig(wrap_up_s=5.0, hold=HoldConfig(announce_every_s=30.0)),
     )
     requests: Counter[str] = Counter()
     app.callflow.subscribe(lambda o: requests.update([_request_of(o)]))

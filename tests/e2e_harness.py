@@ -1,0 +1,355 @@
+"""End-to-end harness: the test PBX and the whole daemon on one virtual clock.
+
+No sockets and no global reactor: the daemon's ``AMIConnection`` connects
+through :class:`InMemoryPbxEndpoint`, which builds a test PBX server protocol
+for each connection and links the two with ``twisted.test.iosim``. Time moves
+only when a test says so, from one scheduled call to the next (a discrete
+event simulation), with the bytes pumped both ways after every step, so a
+whole call (IVR, hold, ringing, talk, wrap-up) takes milliseconds and runs the
+same way every time.
+
+Typical use::
+
+    h = E2E.build(tmp_path)
+    h.phone("PJSIP/101", PhoneScript(answer_after_s=2.0))
+    h.log_in("a1")
+    call = h.call(CallerScript(number="09121234567", answers=("1", "3")))
+    h.run_until(lambda: h.outcome_of(call) is not None)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.test.iosim import FakeTransport, IOPump, connect
+
+from agent_stats.roster import AgentChange
+from agent_stats.states import AgentState, NotReadyReason
+from ami_bridge.codec import Message
+from ami_bridge.testpbx.options import PbxOptions
+from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
+from ami_bridge.testpbx.server import AmiServerProtocol
+from ami_bridge.testpbx.world import CallHandle, PbxWorld
+from ivr.machine import Outcome
+from routing.dispatch import DispatchConfig, RoutingEvent
+from routing.hold import HoldConfig
+from shenava.app import Shenava
+from shenava.config import Config, default_config
+
+START_AT = 1_700_000_000.0  # a fixed epoch, so Uniqueids and logs repeat run to run
+MAX_STEP_S = 0.25  # the longest jump of the clock between two looks at a predicate
+DEFAULT_LIMIT_S = 600.0
+SECRET = "e2e-secret"
+
+
+def e2e_config(**agent_overrides: Any) -> Config:
+    """The demo config (agents a1..a4 on PJSIP/101..104) pointed at the in-memory PBX.
+
+    Short reconnect delays keep the reconnect tests quick in virtual time.
+    """
+    config = default_config()
+    ami = dataclasses.replace(
+        config.ami, secret=SECRET, reconnect_initial_s=1.0, reconnect_max_s=5.0
+    )
+    agents = tuple(
+        dataclasses.replace(agent, **agent_overrides.get(agent.id, {})) for agent in config.agents
+    )
+    return dataclasses.replace(config, ami=ami, agents=agents)
+
+
+class _RecordingServer(AmiServerProtocol):
+    """The test PBX's AMI session, noting every action the daemon sends it."""
+
+    def __init__(self, world: PbxWorld, actions: list[tuple[float, Message]]) -> None:
+        super().__init__(world)
+        self._actions = actions
+
+    def _handle(self, msg: Message) -> None:
+        self._actions.append((self.world.now(), msg))
+        super()._handle(msg)
+
+
+class InMemoryPbxEndpoint:
+    """An ``IStreamClientEndpoint`` whose every connection reaches ``world``.
+
+    ``refuse`` counts connection attempts to turn away (the PBX is "down").
+    """
+
+    def __init__(self, world: PbxWorld, clock: Clock) -> None:
+        self.world = world
+        self.clock = clock
+        self.actions: list[tuple[float, Message]] = []
+        self.pumps: list[IOPump] = []
+        self.servers: list[AmiServerProtocol] = []
+        self.attempts = 0
+        self.refuse = 0
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        from twisted.internet.defer import fail
+        from twisted.internet.error import ConnectionRefusedError
+
+        self.attempts += 1
+        if self.refuse:
+            self.refuse -= 1
+            return fail(ConnectionRefusedError("test PBX down"))
+        client = factory.buildProtocol(None)
+        server = _RecordingServer(self.world, self.actions)
+        pump = connect(
+            server, FakeTransport(server, isServer=True),
+            client, FakeTransport(client, isServer=False),
+            greet=False, clock=self.clock,
+        )
+        self.pumps.append(pump)
+        self.servers.append(server)
+        return succeed(client)
+
+    def live_pumps(self) -> list[IOPump]:
+        self.pumps = [p for p in self.pumps if not p.clientIO.disconnected]
+        return self.pumps
+
+    def drop(self) -> None:
+        """The TCP link breaks: both sides see the connection lost."""
+        for pump in self.live_pumps():
+            pump.serverIO.loseConnection()
+
+
+class E2E:
+    """One PBX world and one daemon sharing a ``task.Clock``."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        world: PbxWorld,
+        endpoint: InMemoryPbxEndpoint,
+        app: Shenava,
+    ) -> None:
+        self.clock = clock
+        self.world = world
+        self.endpoint = endpoint
+        self.app = app
+        self.outcomes: list[Outcome] = []
+        self.routing: list[RoutingEvent] = []
+        self.agent_changes: list[AgentChange] = []
+        app.callflow.subscribe(self.outcomes.append)
+        app.dispatcher.subscribe(self.routing.append)
+        app.roster.subscribe(self.agent_changes.append)
+        names = iter(range(1, 1 << 30))
+        # Deterministic recording names (the default is a random token).
+        app.callflow.recording_name = lambda: f"shenava-vm/e2e-{next(names)}"
+
+    @classmethod
+    def build(
+        cls,
+        tmp_path: Path,
+        *,
+        config: Config | None = None,
+        dispatch: DispatchConfig | None = None,
+        redis: Any | None = None,
+        connect: bool = True,
+        pbx: PbxOptions | None = None,
+    ) -> E2E:
+        """A world and a started daemon, logged in and resynchronised.
+
+        ``redis``: a ``redis.asyncio`` client makes the app install the stats,
+        complaints and recordings wiring too (their Redis calls then need the
+        real reactor to turn; see :meth:`run_until_async`).
+        """
+        config = config or e2e_config()
+        clock = Clock()
+        clock.advance(START_AT)
+        options = pbx or PbxOptions(
+            users={config.ami.username: config.ami.secret},
+            recordings_root=tmp_path / "recordings",
+            support_context=config.site.support_context,
+        )
+        world = PbxWorld(cast(Any, clock), options)
+        endpoint = InMemoryPbxEndpoint(world, clock)
+        app = Shenava(
+            config,
+            reactor=clock,
+            redis=redis,
+            endpoint=endpoint,
+            dispatch=dispatch or DispatchConfig(
+                wrap_up_s=5.0, hold=HoldConfig(announce_every_s=30.0)
+            ),
+        )
+        harness = cls(clock, world, endpoint, app)
+        if connect:
+            app.start()
+            harness.run_until(lambda: app.connection.protocol is not None, limit_s=30.0)
+        return harness
+
+    # -- time ------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    def pump(self) -> None:
+        """Move every byte in flight, and run what is due now, until quiet."""
+        for _ in range(10_000):
+            self.clock.advance(0)
+            moved = False
+            for pump in self.endpoint.live_pumps():
+                if pump.pump(advanceClock=False):
+                    moved = True
+            if not moved:
+                return
+        raise AssertionError("the in-memory link never went quiet")
+
+    def _step(self, until: float) -> None:
+        """Advance to the next scheduled call (or ``until``), then pump."""
+        self.pump()
+        pending = [cast(Any, c).getTime() for c in self.clock.getDelayedCalls()]
+        target = min([until, self.now + MAX_STEP_S, *[t for t in pending if t > self.now]])
+        self.clock.advance(max(0.0, target - self.now))
+        self.pump()
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass, everything running on time."""
+        until = self.now + seconds
+        while self.now < until:
+            self._step(until)
+        self.pump()
+
+    def run_until(
+        self, predicate: Callable[[], object], *, limit_s: float = DEFAULT_LIMIT_S
+    ) -> None:
+        """Advance until ``predicate()`` holds; fail after ``limit_s`` of virtual time."""
+        deadline = self.now + limit_s
+        self.pump()
+        while not predicate():
+            if self.now >= deadline:
+                raise AssertionError(f"condition not met within {limit_s:g} s of virtual time")
+            self._step(deadline)
+
+    async def run_until_async(
+        self, predicate: Callable[[], object], *, limit_s: float = DEFAULT_LIMIT_S,
+        reactor: Any = None,
+    ) -> None:
+        """As :meth:`run_until`, giving the real reactor a turn after each step
+        (for Redis calls made by the wiring modules when ``redis`` was given)."""
+        from twisted.internet.task import deferLater
+
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        deadline = self.now + limit_s
+        self.pump()
+        while not predicate():
+            if self.now >= deadline:
+                raise AssertionError(f"condition not met within {limit_s:g} s of virtual time")
+            await deferLater(reactor, 0.001, lambda: None)
+            self._step(deadline)
+
+    # -- the people -------------------------------------------------------------
+
+    def phone(self, endpoint: str, script: PhoneScript) -> None:
+        self.world.register_phone(endpoint, script)
+
+    def phones(self, scripts: dict[str, PhoneScript]) -> None:
+        for endpoint, script in scripts.items():
+            self.phone(endpoint, script)
+
+    def log_in(self, *agent_ids: str) -> None:
+        for agent_id in agent_ids:
+            self.app.roster.log_in(agent_id, self.now)
+        self.pump()
+
+    def call(self, script: CallerScript) -> CallHandle:
+        handle = self.world.place_call(script)
+        self.pump()
+        return handle
+
+    def hang_up_at(self, call: CallHandle, prompt: str, *, limit_s: float = 120.0) -> None:
+        """Hang the caller up as soon as the daemon starts ``prompt`` on their channel
+        (before they type anything: a scripted answer comes ``answer_delay_s`` later)."""
+        self.run_until(lambda: prompt in self.prompts(call), limit_s=limit_s)
+        call.hang_up()
+        self.pump()
+
+    def queued(self, call: CallHandle, *, limit_s: float = 300.0) -> None:
+        """Run until the caller has joined the waiting line."""
+        from routing.dispatch import CallQueued
+
+        self.run_until(lambda: self.events(CallQueued, call), limit_s=limit_s)
+
+    # -- what happened -------------------------------------------------------------
+
+    def outcome_of(self, call: CallHandle) -> Outcome | None:
+        for outcome in self.outcomes:
+            if outcome.call_id == call.uniqueid:
+                return outcome
+        return None
+
+    def wait_outcome(self, call: CallHandle, *, limit_s: float = 300.0) -> Outcome:
+        self.run_until(lambda: self.outcome_of(call) is not None, limit_s=limit_s)
+        outcome = self.outcome_of(call)
+        assert outcome is not None
+        return outcome
+
+    def events(self, kind: type[RoutingEvent], call: CallHandle | None = None) -> list[Any]:
+        return [
+            e for e in self.routing
+            if isinstance(e, kind) and (call is None or e.call_id == call.uniqueid)
+        ]
+
+    def agi_commands(self, call: CallHandle) -> list[str]:
+        """Every AGI command the daemon sent for this caller's channel, in order."""
+        name = call.agi_channel.name
+        return [
+            msg.get("Command") or ""
+            for _, msg in self.endpoint.actions
+            if (msg.get("Action") or "").lower() == "agi" and msg.get("Channel") == name
+        ]
+
+    def prompts(self, call: CallHandle) -> list[str]:
+        """The sound files played or used as prompts on this caller's channel."""
+        found = []
+        for command in self.agi_commands(call):
+            verb = command.split(" ", 2)
+            if verb[:2] in (["STREAM", "FILE"], ["GET", "DATA"]) and len(verb) > 2:
+                found.append(verb[2].split(" ", 1)[0].removeprefix("shenava/"))
+        return found
+
+    def actions(self, name: str) -> list[Message]:
+        return [m for _, m in self.endpoint.actions if (m.get("Action") or "").lower() == name.lower()]
+
+    def state(self, agent_id: str) -> AgentState:
+        return self.app.roster.get(agent_id).state
+
+    def reason(self, agent_id: str) -> NotReadyReason | None:
+        return self.app.roster.get(agent_id).reason
+
+    def alive(self, call: CallHandle) -> bool:
+        """The caller is still on the line (their IVR channel exists on the PBX)."""
+        return self.world.find(call.agi_channel.name) is not None
+
+    # -- the AMI link -----------------------------------------------------------------
+
+    def drop_link(self, *, refuse: int = 0) -> None:
+        """Break the daemon's AMI connection; the next ``refuse`` reconnects fail."""
+        self.endpoint.refuse = refuse
+        self.endpoint.drop()
+        self.pump()
+        assert self.app.connection.protocol is None
+
+    def wait_reconnected(self, *, limit_s: float = 60.0) -> None:
+        """Run until the daemon is logged in again and resynchronised."""
+        self.run_until(lambda: self.app.connection.protocol is not None, limit_s=limit_s)
+
+    def stop(self) -> None:
+        d = self.app.stop()
+        self.pump()
+        self.endpoint.drop()
+        self.pump()
+        d.addErrback(lambda _: None)
+
+
+__all__ = ["E2E", "InMemoryPbxEndpoint", "e2e_config"]
