@@ -86,11 +86,16 @@ class LookupResult:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """``RECORD FILE`` ended; ``caller_hung_up`` when the caller ended it by hanging up."""
+    """``RECORD FILE`` ended; ``caller_hung_up`` when the caller ended it by hanging up.
+
+    ``name`` is the name the runner recorded under (it asked Shenava's allocator
+    for it when it ran ``Record``); the machine only carries it to the outcome.
+    """
 
     now: float
     ok: bool
     caller_hung_up: bool = False
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +148,10 @@ class LookupComplaint:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    name: str
+    """Record the caller after a beep. The file name is not the machine's to choose:
+    the runner asks its recording-name allocator (Shenava's voicemail store) for a
+    fresh one each time, so no channel data or caller input ever reaches a path."""
+
     format: str
     escape: str
     max_duration_s: float
@@ -367,7 +375,6 @@ class MenuMachine:
                 st.pending = ""
                 out.append(Play(menu.prompt, st.language, interruptible=False))
                 out.append(Record(
-                    name=self._recording_name(menu, st.call_id),
                     format=menu.format,
                     escape=menu.escape,
                     max_duration_s=menu.max_duration_s,
@@ -573,7 +580,7 @@ class MenuMachine:
         menu = self._book.menus[st.menu]
         assert isinstance(menu, RecordMenu)
         if event.ok:
-            st.recording = self._recording_name(menu, st.call_id)
+            st.recording = event.name
             if event.caller_hung_up:
                 # Hanging up is how most callers end a message: it is a voicemail.
                 self._finish(st, out, event.now, Request.VOICEMAIL, EndReason.HUNG_UP)
@@ -585,10 +592,6 @@ class MenuMachine:
             if menu.failed_prompt:
                 out.append(Play(menu.failed_prompt, st.language, interruptible=False))
             self._enter(st, out, event.now, menu.on_error)
-
-    @staticmethod
-    def _recording_name(menu: RecordMenu, call_id: str) -> str:
-        return f"{menu.folder}/{re.sub(r'[^A-Za-z0-9_-]', '-', call_id)}"
 
     # -- the end -------------------------------------------------------------
 

@@ -62,6 +62,9 @@ ESCAPE_DIGITS = "0123456789*#"
 SILENCE = "silence/1"
 """Asterisk's core sound of one second of silence: the prompt of a GET DATA that carries on a number."""
 LOOKUP_TIMEOUT_S = 5.0
+LINK_WAIT_S = 120.0
+"""How long a command waits for a broken AMI link to come back before the session gives up."""
+MAX_LINK_WAITS = 3  # reconnects one command may wait for before the session gives up
 MAX_TYPE_AHEAD = 32
 MAX_FAILED_STEPS = 5  # failed commands in a row before the session is given up
 
@@ -93,6 +96,15 @@ class OutcomeSink(Protocol):
 ComplaintLookup = Callable[[str], Deferred[str | None]]
 """Fires with the complaint's status key (``"in_progress"``), or None if there is no such complaint."""
 
+RecordingName = Callable[[], str]
+"""Gives a fresh ``RECORD FILE`` name (Asterisk's view of the path, no extension).
+
+Shenava's voicemail store makes it (``VoicemailStore.allocate(now).record_name``)
+from the time and a random token; the runner never builds a path itself.
+"""
+
+_UNSAFE_IN_NAME = frozenset(" \t\r\n\x00\"'")
+
 
 class _Gone:
     """The caller hung up while the runner waited."""
@@ -123,6 +135,9 @@ class IVRRunner:
         channel_language: str = "en",
         sound_folder: str = SOUND_FOLDER,
         lookup_timeout_s: float = LOOKUP_TIMEOUT_S,
+        recording_name: RecordingName | None = None,
+        link_back: Callable[[], Deferred[Any]] | None = None,
+        link_wait_s: float = LINK_WAIT_S,
     ) -> None:
         self._machine = machine
         self._channel = channel
@@ -132,6 +147,12 @@ class IVRRunner:
         self._channel_language = channel_language
         self._folder = sound_folder
         self._lookup_timeout_s = lookup_timeout_s
+        self._recording_name = recording_name
+        # ``AMIConnection.when_connected``: a command cut off by a lost AMI link
+        # is sent again once the link is back (the caller is still in
+        # AGI(agi:async) on Asterisk, waiting; the menu is asked again).
+        self._link_back = link_back
+        self._link_wait_s = link_wait_s
         self._type_ahead = ""
         self._reads_keys = False
         self._gone = False
@@ -319,10 +340,27 @@ class IVRRunner:
             return HungUp(self._now())
         return LookupResult(self._now(), status)
 
+    def _new_recording_name(self) -> str | None:
+        if self._recording_name is None:
+            self.log.error("no recording-name allocator: cannot record on call {call_id}", call_id=self._call_id)
+            return None
+        try:
+            name = self._recording_name()
+        except Exception:
+            self.log.failure("recording-name allocator failed on call {call_id}", call_id=self._call_id)
+            return None
+        if not name or any(c in _UNSAFE_IN_NAME for c in name):
+            self.log.error("refusing recording name {name!r} on call {call_id}", name=name, call_id=self._call_id)
+            return None
+        return name
+
     async def _record(self, command: Record) -> Input:
+        name = self._new_recording_name()
+        if name is None:
+            return Recorded(self._now(), ok=False)
         timeout_ms = int(round(command.max_duration_s * 1000))
         parts = [
-            "RECORD FILE", command.name, command.format, quote_argument(command.escape),
+            "RECORD FILE", name, command.format, quote_argument(command.escape),
             str(timeout_ms), "0",
         ]
         if command.beep:
@@ -331,12 +369,12 @@ class IVRRunner:
             parts.append(f"s={int(round(command.silence_s))}")
         result = await self._agi(" ".join(parts), True)
         if isinstance(result, _Gone):
-            return Recorded(self._now(), ok=True, caller_hung_up=True)
+            return Recorded(self._now(), ok=True, caller_hung_up=True, name=name)
         if result.hung_up:
             if result.data == "writefile":
                 return Recorded(self._now(), ok=False)
-            return Recorded(self._now(), ok=True, caller_hung_up=True)
-        return Recorded(self._now(), ok=True)
+            return Recorded(self._now(), ok=True, caller_hung_up=True, name=name)
+        return Recorded(self._now(), ok=True, name=name)
 
     async def _use_language(self, lang: str) -> None:
         """Asterisk finds sounds by the channel's language; switch it when a prompt needs another."""
@@ -347,26 +385,56 @@ class IVRRunner:
     # -- AGI plumbing -----------------------------------------------------
 
     async def _agi(self, command: str, reads_keys: bool) -> AGIResult | _Gone:
-        if self._gone:
-            return _GONE
-        self._reads_keys = reads_keys
-        try:
-            result = await self._wait(self._channel.execute(command))
-        except ChannelGoneError:
-            self._gone = True
-            return _GONE
-        except ConnectionLostError as exc:
-            self._link_lost = True
-            raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
-        except AMIError as exc:
-            raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
-        finally:
-            self._reads_keys = False
+        link_waits = 0
+        while True:
+            if self._gone:
+                return _GONE
+            self._reads_keys = reads_keys
+            try:
+                result = await self._wait(self._channel.execute(command))
+                break
+            except ChannelGoneError:
+                self._gone = True
+                return _GONE
+            except ConnectionLostError as exc:
+                link_waits += 1
+                if link_waits <= MAX_LINK_WAITS and await self._wait_for_link():
+                    continue  # the link is back: send the command again
+                if self._gone:
+                    return _GONE  # the caller hung up while the link was down
+                self._link_lost = True
+                raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
+            except AMIError as exc:
+                raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
+            finally:
+                self._reads_keys = False
         if isinstance(result, _Gone):
             return result
         if not result.ok:
             raise _CommandFailed(f"{command.split(' ', 2)[:2]} answered {result.code} {result.data or ''}")
         return result
+
+    async def _wait_for_link(self) -> bool:
+        """Wait (bounded) for the AMI link; True when it is back and the caller is still here.
+
+        A caller who hung up meanwhile is seen through the resync after the
+        reconnect (``channel_hung_up``), which wakes this wait first."""
+        if self._link_back is None or self._gone or self._link_lost:
+            return False
+        self.log.info("AMI link lost on call {call_id}: waiting for it", call_id=self._call_id)
+        # One turn of the clock first: the connection learns of the loss just
+        # after its commands fail, and would otherwise still offer the dead link.
+        tick: Deferred[object] = Deferred()
+        self._clock.callLater(0, tick.callback, None)
+        if isinstance(await self._wait(tick), _Gone):
+            return False
+        back = self._link_back()
+        back.addTimeout(self._link_wait_s, cast(Any, self._clock))
+        try:
+            result = await self._wait(back)
+        except Exception:
+            return False
+        return not isinstance(result, _Gone) and not self._gone
 
     async def _wait(self, deferred: Deferred[T]) -> T | _Gone:
         """Wait for ``deferred`` unless the caller hangs up first; a late answer is dropped."""

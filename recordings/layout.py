@@ -9,6 +9,9 @@ and each script below runs atomically over all of them:
 - ``<p>:{vm}:transcribed``     stream: one event per transcript stored (for complaints, callbacks)
 - ``<p>:{vm}:parked``          stream: one event per voicemail given up on, with its error
 - ``<p>:{vm}:awaiting:<lang>`` set: voicemails waiting for a model of that language
+- ``<p>:{vm}:counts``          hash: ``recorded``, ``pending``, ``transcribed``, ``parked`` (kept by the scripts)
+- ``<p>:{vm}:followed:<name>`` string: the last ``transcribed`` entry a follower handled
+- ``<p>:{vm}:urgent:<number>`` string (with a TTL): the caller's last urgent voicemail and its words
 
 Two front ends share this layout: :class:`recordings.store.VoicemailStore`
 (redis.asyncio, the daemon) and :class:`recordings.queue.JobQueue` (the
@@ -72,20 +75,34 @@ class Keys:
     def awaiting(self, lang: str) -> str:
         return f"{self.base}:awaiting:{lang}"
 
+    @property
+    def counts(self) -> str:
+        return f"{self.base}:counts"
 
-# KEYS: record, index, jobs   ARGV: id, recorded_at, field, value, ...
+    def followed(self, name: str) -> str:
+        return f"{self.base}:followed:{name}"
+
+    def urgent(self, number: str) -> str:
+        return f"{self.base}:urgent:{number}"
+
+
+# KEYS: record, index, jobs, counts   ARGV: id, recorded_at, field, value, ...
 REGISTER = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'pending', 'attempts', 0)
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('XADD', KEYS[3], '*', 'vm', ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'recorded', 1)
+redis.call('HINCRBY', KEYS[4], 'pending', 1)
 return 1
 """
 
 _PARK = """
 local function park(error, now)
   redis.call('HSET', KEYS[1], 'status', 'parked', 'parked_at', now, 'last_error', error)
+  redis.call('HINCRBY', KEYS[4], 'pending', -1)
+  redis.call('HINCRBY', KEYS[4], 'parked', 1)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'vm', redis.call('HGET', KEYS[1], 'id'),
              'error', error, 'complaint_ref', redis.call('HGET', KEYS[1], 'complaint_ref') or '')
 end
@@ -95,7 +112,7 @@ local function finish_job()
 end
 """.replace("EVENTS_MAXLEN", str(EVENTS_MAXLEN))
 
-# KEYS: record, jobs, parked   ARGV: group, entry, max_attempts, now
+# KEYS: record, jobs, parked, counts   ARGV: group, entry, max_attempts, now
 # -> {'go', attempts, language, file} | {'skip', status} | {'parked', error}
 START = _PARK + """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -112,7 +129,7 @@ local f = redis.call('HMGET', KEYS[1], 'language', 'file')
 return {'go', attempts, f[1] or '', f[2] or ''}
 """
 
-# KEYS: record, jobs, parked   ARGV: group, entry, error, permanent(0|1), max_attempts, now
+# KEYS: record, jobs, parked, counts   ARGV: group, entry, error, permanent(0|1), max_attempts, now
 # -> 'parked' | 'retry' | 'skip'
 FAIL = _PARK + """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -127,7 +144,7 @@ end
 return 'retry'
 """
 
-# KEYS: record, jobs, transcribed   ARGV: group, entry, now, field, value, ...
+# KEYS: record, jobs, transcribed, counts   ARGV: group, entry, now, field, value, ...
 # -> 1 stored and published, 0 already done by another worker
 COMPLETE = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -137,6 +154,8 @@ if status ~= 'pending' then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('HSET', KEYS[1], 'status', 'transcribed', 'transcribed_at', ARGV[3])
 redis.call('HDEL', KEYS[1], 'last_error', 'waiting_for_model')
+redis.call('HINCRBY', KEYS[4], 'pending', -1)
+redis.call('HINCRBY', KEYS[4], 'transcribed', 1)
 local f = redis.call('HMGET', KEYS[1], 'id', 'complaint_ref', 'language', 'urgent', 'urgent_words', 'caller')
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'vm', f[1], 'complaint_ref', f[2] or '',
            'language', f[3] or '', 'urgent', f[4] or '0', 'urgent_words', f[5] or '[]', 'caller', f[6] or '')
@@ -171,9 +190,11 @@ end
 return n
 """
 
-# KEYS: record, jobs   ARGV: id -> 1 queued again, 0 not parked
+# KEYS: record, jobs, counts   ARGV: id -> 1 queued again, 0 not parked
 RETRY_PARKED = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'parked' then return 0 end
+redis.call('HINCRBY', KEYS[3], 'parked', -1)
+redis.call('HINCRBY', KEYS[3], 'pending', 1)
 redis.call('HSET', KEYS[1], 'status', 'pending', 'attempts', 0)
 redis.call('HDEL', KEYS[1], 'parked_at')
 redis.call('XADD', KEYS[2], '*', 'vm', ARGV[1])

@@ -104,7 +104,7 @@ class JobQueue:
         return None
 
     def start(self, job: Job, now: float) -> StartResult:
-        keys = [self.keys.record(job.vm_id), self.keys.jobs, self.keys.parked]
+        keys = [self.keys.record(job.vm_id), self.keys.jobs, self.keys.parked, self.keys.counts]
         reply = self._scripts["start"](keys=keys, args=[GROUP, job.entry_id, self.max_attempts, repr(now)])
         action = _s(reply[0])
         if action == "go":
@@ -127,12 +127,12 @@ class JobQueue:
         args: list[str] = [GROUP, job.entry_id, repr(now)]
         for k, v in fields.items():
             args += [k, v]
-        keys = [self.keys.record(job.vm_id), self.keys.jobs, self.keys.transcribed]
+        keys = [self.keys.record(job.vm_id), self.keys.jobs, self.keys.transcribed, self.keys.counts]
         return bool(self._scripts["complete"](keys=keys, args=args))
 
     def fail(self, job: Job, error: str, *, permanent: bool, now: float) -> str:
         """Record ``error``; park at once if ``permanent`` or out of attempts. ``parked``/``retry``/``skip``."""
-        keys = [self.keys.record(job.vm_id), self.keys.jobs, self.keys.parked]
+        keys = [self.keys.record(job.vm_id), self.keys.jobs, self.keys.parked, self.keys.counts]
         args = [GROUP, job.entry_id, error, "1" if permanent else "0", self.max_attempts, repr(now)]
         return _s(self._scripts["fail"](keys=keys, args=args))
 

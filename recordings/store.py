@@ -90,6 +90,9 @@ class VoicemailMeta:
     complaint_ref: str = ""
     ivr: Mapping[str, str] = field(default_factory=dict)
     """The IVR's data (category, urgency, vulnerable, account...), as strings."""
+    record_name: str = ""
+    """The ``RECORD FILE`` name it was recorded under (how the call flow, the
+    complaint and the callback flag refer to the recording)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,7 @@ def meta_fields(vm_id: str, meta: VoicemailMeta, file: str) -> dict[str, str]:
         "recorded_at": repr(meta.recorded_at),
         "complaint_ref": meta.complaint_ref,
         "ivr": json.dumps(dict(meta.ivr), ensure_ascii=False, sort_keys=True),
+        "record_name": meta.record_name,
     }
 
 
@@ -150,6 +154,7 @@ def voicemail_from_hash(raw: Mapping[Any, Any]) -> Voicemail:
         call_id=h.get("call_id", ""),
         complaint_ref=h.get("complaint_ref", ""),
         ivr=json.loads(h.get("ivr", "{}")),
+        record_name=h.get("record_name", ""),
     )
     transcript = Transcript.from_json(h["transcript"]) if h.get("transcript") else None
     return Voicemail(
@@ -201,7 +206,7 @@ class VoicemailStore:
         args: list[str] = [vm_id, repr(meta.recorded_at)]
         for k, v in meta_fields(vm_id, meta, file).items():
             args += [k, v]
-        keys = [self.keys.record(vm_id), self.keys.index, self.keys.jobs]
+        keys = [self.keys.record(vm_id), self.keys.index, self.keys.jobs, self.keys.counts]
         return bool(await self._scripts["register"](keys=keys, args=args))
 
     async def get(self, vm_id: str) -> Voicemail | None:
@@ -220,7 +225,7 @@ class VoicemailStore:
 
     async def retry_parked(self, vm_id: str) -> bool:
         """Give a parked voicemail a fresh set of attempts (after fixing its file or model)."""
-        keys = [self.keys.record(check_voicemail_id(vm_id)), self.keys.jobs]
+        keys = [self.keys.record(check_voicemail_id(vm_id)), self.keys.jobs, self.keys.counts]
         return bool(await self._scripts["retry_parked"](keys=keys, args=[vm_id]))
 
     async def queue_length(self) -> int:
@@ -237,6 +242,75 @@ class VoicemailStore:
 
     async def ensure_group(self) -> None:
         await ensure_group_async(self._redis, self.keys.jobs)
+
+    def vm_id_of(self, record_name: str) -> str | None:
+        """The voicemail id in a name :meth:`allocate` gave (``RECORD FILE``'s), else None.
+
+        Only a name this store could have made is accepted: the folder must be
+        the one Asterisk records into and the id must match the id pattern.
+        """
+        record_dir = str(self.folder.asterisk_dir if self.folder.asterisk_dir is not None else self.folder.dir)
+        folder, _, vm_id = record_name.rpartition("/")
+        if folder != record_dir.rstrip("/") or not VOICEMAIL_ID_RE.match(vm_id):
+            return None
+        return vm_id
+
+    async def counts(self) -> dict[str, int]:
+        """Voicemails ``recorded``, ``pending``, ``transcribed``, ``parked`` (kept by the scripts)."""
+        raw = await self._redis.hgetall(self.keys.counts)
+        got = {_s(k): int(_s(v)) for k, v in raw.items()}
+        return {k: got.get(k, 0) for k in ("recorded", "pending", "transcribed", "parked")}
+
+    async def waiting_for_model(self) -> dict[str, int]:
+        """Pending voicemails set aside for want of a model, by language."""
+        out: dict[str, int] = {}
+        prefix = self.keys.awaiting("")
+        async for key in self._redis.scan_iter(match=prefix + "*", count=100):
+            lang = _s(key)[len(prefix):]
+            n = int(await self._redis.scard(key))
+            if n:
+                out[lang] = n
+        return out
+
+    def vm_id_for(self, recording_id: str) -> str | None:
+        """A voicemail id from either form other packages hold: the id or the ``RECORD FILE`` name."""
+        return recording_id if VOICEMAIL_ID_RE.match(recording_id) else self.vm_id_of(recording_id)
+
+    async def purge(self, recording_id: str, now: float) -> bool:
+        """Retention: delete the file and the transcript, keep the record (``purged_at``).
+
+        Idempotent; False if ``recording_id`` is not one of ours. (The complaint
+        register's ``delete_recording`` hook.)
+        """
+        vm_id = self.vm_id_for(recording_id)
+        if vm_id is None:
+            return False
+        self.folder.path(vm_id).unlink(missing_ok=True)
+        key = self.keys.record(vm_id)
+        if await self._redis.exists(key):
+            await self._redis.hdel(key, "transcript", "text", "urgent_words")
+            await self._redis.hset(key, "purged_at", repr(now))
+        return True
+
+    async def followed(self, name: str) -> str:
+        """The last ``transcribed`` entry follower ``name`` handled (``0-0``: none yet)."""
+        value = await self._redis.get(self.keys.followed(name))
+        return _s(value) if value else "0-0"
+
+    async def set_followed(self, name: str, entry_id: str) -> None:
+        await self._redis.set(self.keys.followed(name), entry_id)
+
+    async def mark_urgent(self, number: str, vm_id: str, words: Sequence[str], now: float, ttl_s: float) -> None:
+        """Remember for ``ttl_s`` that ``number`` left an urgent voicemail (routing reads it)."""
+        value = json.dumps({"vm": vm_id, "words": list(words), "at": now}, ensure_ascii=False)
+        await self._redis.set(self.keys.urgent(number), value, ex=max(1, int(ttl_s)))
+
+    async def urgent_words_for(self, number: str) -> tuple[str, ...]:
+        """The urgent words of the caller's last urgent voicemail still remembered, else ``()``."""
+        value = await self._redis.get(self.keys.urgent(number))
+        if not value:
+            return ()
+        return tuple(json.loads(_s(value)).get("words", ()))
 
 
 async def ensure_group_async(redis: Redis, stream: str) -> None:

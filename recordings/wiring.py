@@ -1,10 +1,179 @@
-"""How the recordings package joins the daemon's object graph (see shenava.app)."""
+"""How the recordings package joins the daemon's object graph (see shenava.app).
+
+``install(app)`` (called after ``complaints.wiring.install``) builds the
+:class:`~recordings.store.VoicemailStore` from ``app.config.recordings`` and:
+
+- gives the call flow Shenava's recording-name allocator
+  (``callflow.recording_name``): the IVR runner and the hold-choice recorder
+  both ask it for every ``RECORD FILE`` name;
+- registers voicemails from the IVR (``callflow.on_voicemail``) and from the
+  hold choice (``callflow.on_hold_choice``), each chained after any handler
+  installed before (the complaints wiring's), which runs first;
+- adds ``urgent_words`` to the caller facts routing scores a waiting call by
+  (``callflow.caller_facts``, chained likewise);
+- follows the ``transcribed`` stream on the reactor from a stored position and
+  attaches each transcript to its complaint and callback flag.
+
+The daemon never imports Vosk: transcription is ``shenava worker``'s.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.logger import Logger
 
-def install(app: Any) -> Any:
+from recordings.config import RecordingsConfig
+from recordings.follower import TranscriptFollower
+from recordings.intake import VoicemailService
+from recordings.models import resolve_models
+from recordings.store import RecordingFolder, VoicemailStore
+from shenava.aio import as_deferred
+
+__all__ = ["RecordingsHandle", "install", "summary"]
+
+log = Logger()
+
+
+@dataclass
+class RecordingsHandle:
+    """What ``app.extensions["recordings"]`` holds."""
+
+    config: RecordingsConfig
+    store: VoicemailStore
+    service: VoicemailService
+    follower: TranscriptFollower
+
+    def start(self) -> None:
+        """Follow transcripts (``install`` calls it, as the complaints wiring does its own)."""
+        self.follower.start()
+
+    def stop(self) -> None:
+        """Stop following transcripts (call from ``Shenava.stop``)."""
+        self.follower.stop()
+
+    async def delete_recording(self, recording_id: str) -> None:
+        """Retention (the register's ``delete_recording`` hook): the file and transcript go.
+
+        Takes either the voicemail id or the ``RECORD FILE`` name; idempotent.
+        """
+        await self.store.purge(recording_id, self.service.now())
+
+    async def summary(self) -> dict[str, Any]:
+        counts = await self.store.counts()
+        try:
+            languages = sorted(resolve_models(self.config))
+        except Exception:  # an unreadable registry must not break a summary
+            languages = []
+        return {
+            **counts,
+            "waiting_for_model": await self.store.waiting_for_model(),
+            "jobs_queued": await self.store.queue_length(),
+            "transcripts_attached": self.service.attached,
+            "models_configured": languages,
+        }
+
+
+def install(app: Any) -> RecordingsHandle | None:
     """Add this package's storage and subscriptions to app; returns its handle."""
-    return None
+    if app.redis is None:
+        return None
+    config: RecordingsConfig = getattr(app.config, "recordings", None) or RecordingsConfig()
+    store = VoicemailStore(
+        app.redis, RecordingFolder(config.dir, config.asterisk_dir), key_prefix=app.config.redis.key_prefix
+    )
+    register, callbacks = _complaints_parts(app.extensions.get("complaints"))
+    if register is None or callbacks is None:
+        log.warn("recordings: complaints wiring gave {what}: transcripts stay on the voicemail only",
+                 what="no register" if register is None else "no callback store")
+    service = VoicemailService(store, app.reactor.seconds, complaints=register, callbacks=callbacks)
+    flow = app.callflow
+    flow.recording_name = service.recording_name
+    flow.subscribe(service.remember_outcome)
+    flow.on_voicemail = _chain(flow.on_voicemail, service.voicemail_from_ivr, "voicemail")
+    flow.on_hold_choice = _chain(flow.on_hold_choice, service.voicemail_from_hold, "hold choice")
+    flow.caller_facts = _chain_facts(flow.caller_facts, service)
+    as_deferred(store.ensure_group()).addErrback(
+        lambda f: log.error("recordings: job group not created: {e}", e=f.getErrorMessage())
+    )
+    handle = RecordingsHandle(config, store, service,
+                              TranscriptFollower(store, service.handle_transcribed, app.reactor))
+    handle.start()
+    return handle
+
+
+async def summary(app: Any) -> dict[str, Any]:
+    """Voicemails recorded, transcribed, pending and parked (the demo's JSON ``voicemail``)."""
+    handle = app.extensions.get("recordings")
+    if handle is None:
+        return {"recorded": 0, "pending": 0, "transcribed": 0, "parked": 0, "enabled": False}
+    return {"enabled": True, **await handle.summary()}
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _complaints_parts(handle: Any) -> tuple[Any | None, Any | None]:
+    """The ComplaintRegister and CallbackStore in the complaints wiring's handle, by type."""
+    from complaints.service import ComplaintRegister
+    from routing.callback_store import CallbackStore
+
+    register = callbacks = None
+    for value in _values(handle):
+        if register is None and isinstance(value, ComplaintRegister):
+            register = value
+        elif callbacks is None and isinstance(value, CallbackStore):
+            callbacks = value
+    return register, callbacks
+
+
+def _values(handle: Any) -> Iterable[Any]:
+    if handle is None:
+        return []
+    if isinstance(handle, dict):
+        return list(handle.values())
+    names = getattr(handle, "__slots__", None) or list(getattr(handle, "__dict__", {}))
+    values = [getattr(handle, n, None) for n in names]
+    return [handle, *values]
+
+
+def _chain(previous: Any, ours: Any, what: str) -> Any:
+    """A hook that runs ``previous`` (if any) first, then ours, even if ``previous`` failed."""
+
+    def hook(*args: Any) -> Deferred[Any]:
+        # A Twisted coroutine (it awaits the previous hook's Deferred); ours is an
+        # asyncio coroutine (redis.asyncio), awaited as a Deferred.
+        async def both() -> Any:
+            if previous is not None:
+                try:
+                    await maybeDeferred(previous, *args)
+                except Exception:
+                    log.failure("recordings: the {what} handler before ours failed", what=what)
+            return await as_deferred(ours(*args))
+
+        return ensureDeferred(both())
+
+    return hook
+
+
+def _chain_facts(previous: Any, service: VoicemailService) -> Any:
+    def facts(number: str) -> Deferred[dict[str, Any]]:
+        async def merged() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            if previous is not None:
+                out = dict(await maybeDeferred(previous, number))
+            try:
+                ours = await as_deferred(service.urgent_facts(number))
+            except Exception:
+                log.failure("recordings: urgent words of a caller unavailable")
+                ours = {}
+            if ours:
+                out["urgent_words"] = tuple(dict.fromkeys((*out.get("urgent_words", ()), *ours["urgent_words"])))
+            return out
+
+        return ensureDeferred(merged())
+
+    return facts

@@ -40,6 +40,7 @@ from ivr.menu_schema import Request, load_menus
 
 CALLER = "09121234567"
 ACCOUNT = "79927398713"  # passes Luhn
+VM_NAME = "/var/spool/shenava/voicemail/vm-20260101-093000-0123456789ab"  # made by the runner's allocator, never the machine
 LANG_KEY = {"fa": "1", "en": "2"}
 
 MACHINE = MenuMachine(load_menus())
@@ -79,7 +80,7 @@ def to_input(item: Any, now: float) -> Input:
     if isinstance(item, tuple):
         if item[0] == "status":
             return LookupResult(now, item[1], failed=item[1] == "!")
-        return Recorded(now, ok=item[1], caller_hung_up=item[2])
+        return Recorded(now, ok=item[1], caller_hung_up=item[2], name=VM_NAME if item[1] else None)
     if item == "T":
         return Timeout(now)
     if item == "H":
@@ -139,7 +140,7 @@ PATHS: list[tuple[str, list[Any], Request, dict[str, Any]]] = [
         "voicemail",
         ["4", ("rec", True, False)],
         Request.VOICEMAIL,
-        {"recording": "shenava-vm/1795339506-82"},
+        {"recording": VM_NAME},
     ),
     (
         "callback on the caller's own number",
@@ -222,7 +223,7 @@ def test_voicemail_plays_its_prompt_then_records_and_hangs_up_after_thanks() -> 
     call.feed("2", "4")
     assert call.commands == (
         Play("leave-message", "en", interruptible=False),
-        Record("shenava-vm/1795339506-82", "wav", "#", 180.0, 5.0, True),
+        Record("wav", "#", 180.0, 5.0, True),
     )
     call.feed(("rec", True, False))
     assert prompts_of(call.commands) == ["message-saved"]
@@ -494,7 +495,7 @@ def test_hanging_up_to_end_a_voicemail_keeps_the_voicemail() -> None:
     assert call.commands == (Finish(call.outcome),)
     assert call.outcome.requested is Request.VOICEMAIL
     assert call.outcome.ended is EndReason.HUNG_UP
-    assert call.outcome.recording == "shenava-vm/1795339506-82"
+    assert call.outcome.recording == VM_NAME
 
 
 def test_a_hang_up_during_hold_message_is_not_a_call_for_an_agent() -> None:
@@ -557,7 +558,7 @@ def _event(spec: tuple[Any, ...], now: float) -> Input:
         case "L":
             return LookupResult(now, None if spec[1] == "!" else spec[1], failed=spec[1] == "!")
         case "R":
-            return Recorded(now, ok=spec[1], caller_hung_up=spec[2])
+            return Recorded(now, ok=spec[1], caller_hung_up=spec[2], name=VM_NAME if spec[1] else None)
     return Failed(now, "random")
 
 

@@ -20,6 +20,7 @@ from ivr.runner import IVRRunner
 
 MACHINE = MenuMachine(load_menus())
 ACCOUNT = "79927398713"
+VM_NAME = "/var/spool/shenava/voicemail/vm-20260101-093000-0123456789ab"
 Reply = AGIResult | BaseException | Deferred[AGIResult]
 
 
@@ -90,7 +91,10 @@ def make(channel: FakeChannel, lookups: Lookups | None = None, sink: Sink | None
     clock = clock or Clock()
     clock.advance(1000.0)
     sink = sink or Sink()
-    runner = IVRRunner(MACHINE, channel, clock, sink, lookups or Lookups(), channel_language="en")
+    runner = IVRRunner(
+        MACHINE, channel, clock, sink, lookups or Lookups(), channel_language="en",
+        recording_name=lambda: VM_NAME,
+    )
     return runner, sink, clock
 
 
@@ -271,9 +275,9 @@ def test_voicemail_records_and_a_hang_up_ends_the_message() -> None:
     runner, sink, _ = make(channel)
     outcome: Outcome = result_of(runner.run("1795339506.82", "0912"))
     assert outcome.requested is Request.VOICEMAIL and outcome.ended is EndReason.HUNG_UP
-    assert outcome.recording == "shenava-vm/1795339506-82"
+    assert outcome.recording == VM_NAME
     assert 'STREAM FILE shenava/leave-message ""' in channel.commands
-    assert channel.sent("RECORD FILE") == ["RECORD FILE shenava-vm/1795339506-82 wav # 180000 0 BEEP s=5"]
+    assert channel.sent("RECORD FILE") == [f"RECORD FILE {VM_NAME} wav # 180000 0 BEEP s=5"]
 
 
 def test_voicemail_ended_with_hash_thanks_and_hangs_up() -> None:
@@ -337,3 +341,26 @@ def test_the_dialplan_language_skips_the_language_menu() -> None:
     outcome: Outcome = result_of(runner.run("c", "0912", {"SHENAVA_LANG": "en"}))
     assert outcome.path == ("main", "agent")
     assert channel.commands[0] == 'SET VARIABLE CHANNEL(language) "en"'
+
+
+def test_the_recording_name_comes_from_the_allocator_never_from_the_call() -> None:
+    names = iter(["/vm/vm-20260101-093000-000000000001", "/vm/vm-20260101-093000-000000000002"])
+    for call_id in ("1795339506.82", "../../etc/passwd"):
+        channel = FakeChannel(keys=["2", "4"], replies={"RECORD FILE": [parse_result("200 result=35 (dtmf) endpos=9000")]})
+        runner = IVRRunner(MACHINE, channel, Clock(), Sink(), Lookups(), channel_language="en",
+                           recording_name=lambda: next(names))
+        outcome: Outcome = result_of(runner.run(call_id, "0912"))
+        (record,) = channel.sent("RECORD FILE")
+        assert call_id not in record and outcome.recording is not None
+        assert record.startswith(f"RECORD FILE {outcome.recording} wav ")
+    assert next(names, None) is None  # one fresh name per recording
+
+
+@pytest.mark.parametrize("allocator", [None, lambda: "bad name", lambda: ""])
+def test_without_a_usable_recording_name_nothing_is_recorded_and_the_caller_gets_an_agent(allocator: Any) -> None:
+    channel = FakeChannel(keys=["2", "4"])
+    runner = IVRRunner(MACHINE, channel, Clock(), Sink(), Lookups(), channel_language="en",
+                       recording_name=allocator)
+    outcome: Outcome = result_of(runner.run("c", "0912"))
+    assert channel.sent("RECORD FILE") == []
+    assert outcome.requested is Request.AGENT and outcome.recording is None

@@ -1,0 +1,112 @@
+"""Following the ``transcribed`` stream on the reactor, from a stored position.
+
+A ``LoopingCall`` on the injected clock reads, every ``poll_s``, the entries
+after the position stored in Redis (``VoicemailStore.followed(name)``), with a
+non-blocking ``XREAD`` through redis.asyncio, hands each to ``handle`` in order
+and stores the position after each one. So:
+
+- the reactor never blocks and no connection is held in a blocking read;
+- a restart resumes after the last entry handled: nothing is missed, and at
+  most the one entry in hand when the daemon died is handled again (attaching
+  a transcript twice sets the same text);
+- a Redis error stops the pass where it was; the next tick retries from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from recordings.store import TranscribedEvent, VoicemailStore
+from shenava.aio import as_deferred
+
+__all__ = ["TranscriptFollower"]
+
+POLL_S = 1.0
+BATCH = 100
+FOLLOWER = "daemon"
+
+log = Logger()
+
+
+class TranscriptFollower:
+    def __init__(
+        self,
+        store: VoicemailStore,
+        handle: Callable[[TranscribedEvent], Awaitable[None]],
+        clock: Any,
+        *,
+        name: str = FOLLOWER,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.store = store
+        self._handle = handle
+        self._clock = clock
+        self.name = name
+        self.poll_s = poll_s
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = clock
+        self._busy: Deferred[int] | None = None
+        self.handled = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        if not self._loop.running:
+            self._loop.start(self.poll_s, now=True)
+
+    def stop(self) -> Deferred[None] | None:
+        """Stop polling; a pass in progress is cancelled (its position is already stored)."""
+        if self._loop.running:
+            self._loop.stop()
+        busy, self._busy = self._busy, None
+        if busy is not None and not busy.called:
+            busy.cancel()
+        return None
+
+    def _tick(self) -> None:
+        if self._busy is not None:
+            return  # the previous pass is still going
+        d = as_deferred(self.catch_up())
+        self._busy = d
+
+        def done(result: object) -> None:
+            if self._busy is d:
+                self._busy = None
+
+        d.addErrback(self._failed)
+        d.addBoth(done)
+
+    def _failed(self, failure: Any) -> None:
+        from twisted.internet.defer import CancelledError
+
+        if failure.check(CancelledError):
+            return
+        self.errors += 1
+        log.error("following transcripts: {error} (retrying from the stored position)",
+                  error=failure.getErrorMessage())
+
+    async def catch_up(self) -> int:
+        """Handle every entry after the stored position; how many were handled."""
+        position = await self.store.followed(self.name)
+        count = 0
+        while True:
+            events = await self.store.transcribed_after(position, count=BATCH)
+            for event in events:
+                try:
+                    await self._handle(event)
+                except RedisError:
+                    raise  # retried from this entry at the next tick
+                except Exception:
+                    # A bug, not an outage: log it and go on, or one entry would stall them all.
+                    log.failure("transcript of voicemail {vm} could not be handled", vm=event.vm_id)
+                position = event.entry_id
+                await self.store.set_followed(self.name, position)
+                count += 1
+                self.handled += 1
+            if len(events) < BATCH:
+                return count
