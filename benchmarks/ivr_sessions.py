@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         from twisted.internet.task import LoopingCall
 
-        app.start()
+        app.start(serve_http=False)
         app.when_connected().addCallback(connected)
         sampler = LoopingCall(sample)
         sampler.start(SAMPLE_EVERY_S)

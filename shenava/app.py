@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import Logger
 
@@ -130,14 +130,48 @@ class Shenava:
             self.extensions["agent_stats"] = install_stats(self)
             self.extensions["complaints"] = install_complaints(self)
             self.extensions["recordings"] = install_recordings(self)
+            complaints = self.extensions["complaints"]
+            recordings = self.extensions["recordings"]
+            delete = getattr(recordings, "delete_recording", None)
+            if complaints is not None and delete is not None:
+                # Retention: purging a closed complaint deletes its recordings.
+                complaints.register.set_delete_recording(delete)
+        from shenava.http import install as install_http
+
+        install_http(self)
+        self.http_port: Any = None
 
     # -- life cycle ----------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, serve_http: bool = True, http_port: int | None = None) -> None:
+        """Connect to Asterisk and serve the HTTP API (``http_port=0``: any free port)."""
+        from shenava.http import start_http
+
         self.connection.startService()
+        if serve_http:
+            self.http_port = start_http(self, port=http_port)
+
+    async def _stop(self) -> None:
+        # Extensions first (a final heartbeat of the ledger, the last counters),
+        # then the HTTP API, then the AMI link.
+        for name in ("recordings", "complaints", "agent_stats"):
+            handle = self.extensions.get(name)
+            stop = getattr(handle, "stop", None)
+            if stop is None:
+                continue
+            try:
+                result = stop()
+                if isinstance(result, Deferred):
+                    await result
+            except Exception:
+                log.failure("stopping {name} failed", name=name)
+        if self.http_port is not None:
+            port, self.http_port = self.http_port, None
+            await port.stopListening()
+        await self.connection.stopService()
 
     def stop(self) -> Deferred[None]:
-        return self.connection.stopService()
+        return ensureDeferred(self._stop())
 
     def when_connected(self) -> Deferred[Any]:
         return self.connection.when_connected()

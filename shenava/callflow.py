@@ -170,6 +170,8 @@ class CallFlow:
             lambda ref: self.lookup_complaint(ref),
             channel_language=event.env.get("agi_language", "en"),
             sound_folder=SOUND_FOLDER,
+            recording_name=lambda: self.recording_name(),
+            link_back=getattr(self._ami, "when_connected", None),
         )
         session = _Session(runner, channel, event.at)
         self._sessions[event.uniqueid] = session

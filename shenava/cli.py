@@ -83,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also make digits/0-9 for this language (Persian always has them)")
     prompts.set_defaults(func=_cmd_prompts)
 
+    # Each package adds its own subcommands (they set ``func`` themselves).
+    from agent_stats.report import add_report_parser
+    from complaints.cli import add_complaints_parser
+    from recordings.cli import add_models_parser, add_transcribe_parser, add_worker_parser
+    from shenava.agent_cli import add_agent_parser, add_explain_parser
+
+    add_worker_parser(sub)
+    add_models_parser(sub)
+    add_transcribe_parser(sub)
+    add_report_parser(sub)
+    add_agent_parser(sub)
+    add_explain_parser(sub)
+    add_complaints_parser(sub)
+
     bench = sub.add_parser("bench", help="run benchmarks from benchmarks/ and print their JSON lines")
     bench.add_argument("names", nargs="*", help="benchmark names (default: all)")
     bench.set_defaults(func=_cmd_bench)

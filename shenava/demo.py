@@ -25,6 +25,8 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
+from agent_stats.demo_figures import simulate_breaks
+from agent_stats.demo_figures import summary as stats_summary
 from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
 from ami_bridge.testpbx.options import PbxOptions
@@ -32,12 +34,14 @@ from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, P
 from ami_bridge.testpbx.server import listen_testpbx
 from ami_bridge.testpbx.world import PbxWorld
 from ivr.machine import Outcome
+from recordings.wiring import summary as voicemail_summary
 from shenava.app import QUEUE, Shenava
 from shenava.config import Config
 
 log = Logger()
 
 LIVE_EVERY_S = 5.0
+SETTLE_S = 0.5
 MISSED_BACK_AFTER_S = 20.0
 SAMPLE_AUDIO = (
     Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
@@ -179,7 +183,13 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         world.register_phone(endpoint, script)
     port = listen_testpbx(reactor, 0, world, interface="127.0.0.1")
     pbx_port = port.getHost().port
-    demo_config = replace(config, ami=replace(config.ami, host="127.0.0.1", port=pbx_port))
+    # Voicemails go where the test PBX writes RECORD FILE (its sounds dir).
+    voicemail_dir = workdir / "recordings" / "voicemail"
+    demo_config = replace(
+        config,
+        ami=replace(config.ami, host="127.0.0.1", port=pbx_port),
+        recordings=replace(config.recordings, dir=voicemail_dir, asterisk_dir=None),
+    )
     app = Shenava(
         demo_config,
         reactor=reactor,
@@ -189,11 +199,15 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
     app.callflow.subscribe(lambda o: requests.update([_request_of(o)]))
     _simulate_agents(reactor, app, world, phones)
     started = reactor.seconds()
-    app.start()
+    app.start(http_port=0)
     try:
         await app.when_connected()
+        if not options.json:
+            http = app.http_port.getHost()
+            print(f"HTTP API: http://{http.host}:{http.port}/api/agents", flush=True)
         for agent in config.agents:
             app.roster.log_in(agent.id, reactor.seconds())
+        simulate_breaks(reactor, app, random.Random(options.seed + 1))
         audio = SAMPLE_AUDIO if SAMPLE_AUDIO.exists() else None
         mix = CallerMix(rng, audio)
         placed = [0]
@@ -202,7 +216,14 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         def place() -> None:
             if reactor.seconds() - started >= options.duration_s:
                 return
-            world.place_call(mix.next())
+            script = mix.next()
+            # The caller's own phone, for when Shenava calls them back.
+            world.register_phone(
+                f"PJSIP/{script.number}",
+                PhoneScript(answer_after_s=rng.uniform(2.0, 6.0), talk_s=rng.uniform(10.0, 30.0))
+                if rng.random() < 0.8 else PhoneScript(mode=PhoneMode.NO_ANSWER),
+            )
+            world.place_call(script)
             placed[0] += 1
             reactor.callLater(rng.expovariate(rate_per_s), place)
 
@@ -215,13 +236,42 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         if live.running:
             live.stop()
         snapshot = await as_deferred(app.live.snapshot(reactor.seconds())) if app.live else None
-        return _summary(app, placed[0], requests, snapshot, options, redis_server is not None)
+        result = _summary(app, placed[0], requests, snapshot, options, redis_server is not None)
+        result["statistics"] = stats_summary(app)
+        result["callbacks"] = await _callbacks_summary(app, reactor.seconds())
+        result["voicemail"] = await as_deferred(voicemail_summary(app))
+        return result
     finally:
         await app.stop()
         await port.stopListening()
+        # Let what the stop set off (IVR outcomes of callers cut off, the last
+        # statistics) reach Redis before it goes.
+        await deferLater(reactor, SETTLE_S, lambda: None)
         await as_deferred(client.aclose())
         if redis_server is not None:
             redis_server.stop()
+
+
+async def _callbacks_summary(app: Shenava, now: float) -> dict[str, Any]:
+    """Callback flags raised (abandons, IVR and hold requests, voicemails) and their fate."""
+    from shenava.aio import as_deferred
+
+    complaints = app.extensions.get("complaints")
+    if complaints is None:
+        return {"available": False}
+    store = complaints.callbacks
+    open_flags = await as_deferred(store.open_flags())
+    attention = await as_deferred(store.needing_attention())
+    closed = await as_deferred(store.closed_between(0.0, now + 1.0))
+    attempts = sum(len(flag.attempts) for flag in (*open_flags, *closed))
+    return {
+        "open": len(open_flags),
+        "closed": len(closed),
+        "needing_attention": len(attention),
+        "attempts": attempts,
+        "outcomes": dict(Counter(a.outcome.value for f in (*open_flags, *closed) for a in f.attempts
+                                 if a.outcome is not None)),
+    }
 
 
 def _request_of(outcome: Outcome) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import wave
-import re
 from pathlib import Path
 
 import pytest
