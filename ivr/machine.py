@@ -285,6 +285,11 @@ class MenuMachine:
         self._max_hops = len(book.menus) + 2
 
     @property
+    def language_variable(self) -> str | None:
+        """The channel variable through which the dialplan may set the language."""
+        return self._settings.language_variable
+
+    @property
     def book(self) -> MenuBook:
         return self._book
 
@@ -318,6 +323,10 @@ class MenuMachine:
             return Step(st, tuple(out))
         match event:
             case HungUp():
+                menu = self._book.menus.get(st.menu)
+                if isinstance(menu, NumberMenu) and st.phase is Phase.CONFIRM:
+                    # Checked, read back, not yet confirmed: what they typed is kept.
+                    self._store(st, menu.store, st.entered)
                 self._finish(st, out, now, Request.HUNG_UP_IN_IVR, EndReason.HUNG_UP)
             case Failed():
                 self._finish(st, out, now, Request.AGENT, EndReason.FAILED)

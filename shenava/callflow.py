@@ -122,6 +122,7 @@ class CallFlow:
         self.caller_facts: Callable[[str], Deferred[dict[str, Any]]] | None = None
         self.on_hold_choice: Callable[[CallLeftForChoice, str | None], Deferred[Any] | None] | None = None
         self.recording_name: Callable[[], str] = _fresh_recording_name
+        self.language_variable = machine.language_variable
         dispatcher.choice_handler = self._hold_choice
         self._sessions: dict[str, _Session] = {}
         self._seen: set[str] = set()
@@ -180,9 +181,27 @@ class CallFlow:
             "call {call} from {caller} entered the IVR", call=event.uniqueid,
             caller=mask_number(caller),
         )
-        d = runner.run(event.uniqueid, caller, variables)
+        d = ensureDeferred(self._read_variables(channel, variables))
+        d.addCallback(lambda found: runner.run(event.uniqueid, caller, found))
         d.addErrback(self._runner_failed, event.uniqueid)
         d.addBoth(self._session_over, event.uniqueid)
+
+    async def _read_variables(self, channel: str, known: Mapping[str, str]) -> dict[str, str]:
+        """The dialplan's language for the caller (``Set(SHENAVA_LANG=en)``), if any.
+
+        Read with ``GET VARIABLE``: the ``VarSet`` events that would carry it
+        are filtered out by the shipped AMI user."""
+        variables = dict(known)
+        name = self.language_variable
+        if not name or name in variables:
+            return variables
+        try:
+            result = await self._ami.agi(channel, f"GET VARIABLE {name}")
+        except (AGICommandError, ConnectionLostError):
+            return variables  # the runner finds out for itself
+        if result.ok and result.result == "1" and result.data:
+            variables[name] = result.data
+        return variables
 
     def _runner_failed(self, failure: Any, call_id: str) -> None:
         log.failure("IVR session of call {call} failed", failure, call=call_id)
