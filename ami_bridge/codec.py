@@ -226,7 +226,7 @@ def parse_messages(text: str) -> list[Message]:
     if "" in blocks or text.startswith("\r\n") or "\r\n\r\n\r\n" in text:
         blocks = [b for b in (block.lstrip("\r\n") for block in blocks) if b]
     new = _new_message
-    messages = []
+    messages: list[Message] = []
     append = messages.append
     for block in blocks:
         message = new(Message)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
@@ -31,7 +31,7 @@ from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
 from ami_bridge.testpbx.options import PbxOptions
 from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
-from ami_bridge.testpbx.server import listen_testpbx
+from ami_bridge.testpbx.server import listen_testpbx, port_number
 from ami_bridge.testpbx.world import PbxWorld
 from ivr.machine import Outcome
 from recordings.wiring import summary as voicemail_summary
@@ -182,7 +182,7 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
     for endpoint, script in phones.items():
         world.register_phone(endpoint, script)
     port = listen_testpbx(reactor, 0, world, interface="127.0.0.1")
-    pbx_port = port.getHost().port
+    pbx_port = port_number(port)
     # Voicemails go where the test PBX writes RECORD FILE (its sounds dir).
     voicemail_dir = workdir / "recordings" / "voicemail"
     demo_config = replace(
@@ -243,7 +243,7 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         return result
     finally:
         await app.stop()
-        await port.stopListening()
+        await maybeDeferred(port.stopListening)
         # Let what the stop set off (IVR outcomes of callers cut off, the last
         # statistics) reach Redis before it goes.
         await deferLater(reactor, SETTLE_S, lambda: None)

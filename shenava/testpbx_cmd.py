@@ -8,6 +8,7 @@ from typing import Any
 
 
 def serve_testpbx(args: argparse.Namespace) -> int:
+    from ami_bridge.testpbx.server import port_number
     from ami_bridge.testpbx.service import start_testpbx
     from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
@@ -26,7 +27,7 @@ def serve_testpbx(args: argparse.Namespace) -> int:
             print(f"shenava testpbx: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
             reactor.stop()
             return
-        print(f"test PBX listening on {args.host}:{port.getHost().port}", flush=True)
+        print(f"test PBX listening on {args.host}:{port_number(port)}", flush=True)
 
     reactor.callWhenRunning(start)
     reactor.run()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -180,12 +181,19 @@ class AmiServerProtocol(Protocol):
             self.transport.loseConnection()
 
 
-class AmiServerFactory(Factory):
+class AmiServerFactory(ServerFactory):
     def __init__(self, world: PbxWorld) -> None:
         self.world = world
 
     def buildProtocol(self, addr: object) -> AmiServerProtocol:
         return AmiServerProtocol(self.world)
+
+
+def port_number(listening: IListeningPort) -> int:
+    """The TCP port a listening port is bound to (port 0 picks one)."""
+    address = listening.getHost()
+    assert isinstance(address, IPv4Address)
+    return address.port
 
 
 def listen_testpbx(

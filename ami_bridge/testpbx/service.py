@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from ami_bridge.testpbx.options import PbxOptions
 from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
-from ami_bridge.testpbx.server import listen_testpbx
+from ami_bridge.testpbx.server import listen_testpbx, port_number
 from ami_bridge.testpbx.world import PbxWorld
 
 DEMO_CALL_EVERY_S = 20.0
@@ -66,7 +66,7 @@ def start_testpbx(
         loop = LoopingCall(next_caller)
         loop.clock = reactor
         loop.start(DEMO_CALL_EVERY_S, now=False)
-    log.info("test PBX listening on {host}:{port}", host=host, port=listening.getHost().port)
+    log.info("test PBX listening on {host}:{port}", host=host, port=port_number(listening))
     return world, listening
 
 
