@@ -52,7 +52,7 @@ from agent_stats.breaks import (
     fairness_index,
     standing,
 )
-from agent_stats.erlang import Traffic, estimate_traffic, spare_agents
+from agent_stats.erlang import Traffic, estimate_traffic, predicted_service_level, spare_agents
 from agent_stats.errors import AgentStatsError, ClockWentBackwardsError, InvalidCallRecordError
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
 from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
@@ -524,6 +524,15 @@ class StatsService:
                 self.break_config.headroom_target, self.break_config.min_staffed,
             )
         return spare - len(self.pending_grants)
+
+    def headroom_service_level(self, now: float) -> float:
+        """The service level predicted (Erlang C, recent traffic) with one agent fewer.
+
+        The headroom test shared by breaks and callbacks: taking one agent away
+        (for a break, or to dial a callback) is fine while this stays at or
+        above the target."""
+        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        return predicted_service_level(max(0, staffed - 1), self.traffic(now), self.sla.threshold_s)
 
     def traffic(self, now: float) -> Traffic:
         cutoff = now - self._traffic_window_s

@@ -153,9 +153,13 @@ def install(app: Any) -> ComplaintsExtension:
 
 
 def _service_level(app: Any) -> ServiceLevel | None:
-    """agent_stats' live service level, if its extension offers ``live_service_level(now)``."""
+    """SLA headroom for a callback: agent_stats' predicted SL with one agent fewer.
+
+    The same test as for breaks (docs/statistics.md): dialling takes one agent
+    away, so it waits while the prediction without that agent is below
+    ``callbacks.min_service_level``. Without agent_stats, no SL check."""
     stats = app.extensions.get("agent_stats")
-    level = getattr(stats, "live_service_level", None)
+    level = getattr(stats, "headroom_service_level", None)
     return level if callable(level) else None
 
 

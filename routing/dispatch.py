@@ -65,6 +65,10 @@ from routing.router import Assignment, Router
 
 log = Logger()
 
+LEG_PREFIX = "shenava-leg-"
+"""Uniqueids (``ChannelId``) of the agent legs this dispatcher originates; the
+callback dialler's legs have their own prefix and are none of its business."""
+
 GENERAL_SKILL = "general"
 """Every agent has it; a call needs it when no agent has its category as a skill."""
 
@@ -348,7 +352,7 @@ class CallDispatcher:
             return
         now = self._clock.seconds()
         status = self._roster.get(assignment.agent_id)
-        leg_id = f"shenava-{next(self._leg_numbers)}-{status.profile.agent_id}"
+        leg_id = f"{LEG_PREFIX}{next(self._leg_numbers)}-{status.profile.agent_id}"
         waiting.agent_id = status.profile.agent_id
         waiting.leg_id = leg_id
         self._legs[leg_id] = (assignment.call_id, status.profile.agent_id)
@@ -395,7 +399,7 @@ class CallDispatcher:
         self._originates.pop(event.action_id, None)
         leg = self._legs.get(leg_id)
         if leg is None:
-            if event.success and event.uniqueid and event.uniqueid.startswith("shenava-"):
+            if event.success and event.uniqueid and event.uniqueid.startswith(LEG_PREFIX):
                 # Our leg, answered after we gave up on it (e.g. across a
                 # reconnect): nobody is waiting for this agent any more.
                 self._ami.send_action(*_hangup(event.channel)).addErrback(lambda _: None)
