@@ -477,25 +477,21 @@ class AMIProtocol(Protocol):
             waiter.callback(banner)
 
     def _dispatch_all(self, messages: list[Message]) -> None:
+        # The kind of a message comes from its first line: an event that no
+        # handler, list or observer looks into is never split into headers.
         for message in messages:
             if self.lost:
                 return
-            first = message.headers[0][0] if message.headers else ""
-            if first == "Event":
-                self._on_event(message, message.headers[0][1])
-            elif first == "Response":
+            name = message.event
+            if name is not None:
+                self._on_event(message, name)
+            elif message.response is not None:
                 self._on_response(message)
             else:
-                name = message.event
-                if name is not None:
-                    self._on_event(message, name)
-                elif message.response is not None:
-                    self._on_response(message)
-                else:
-                    self.log.warn("AMI message neither response nor event ignored")
+                self.log.warn("AMI message neither response nor event ignored")
 
     def _on_response(self, message: Message) -> None:
-        action_id = message.get("ActionID")
+        action_id = message.action_id
         pending = self._pending.get(action_id) if action_id is not None else None
         if pending is None:
             if action_id is not None and (
@@ -530,7 +526,7 @@ class AMIProtocol(Protocol):
 
     def _on_event(self, message: Message, name: str) -> None:
         if self._lists or self._abandoned_lists:
-            action_id = message.get("ActionID")
+            action_id = message.action_id
             if action_id is not None and self._take_list_event(message, action_id):
                 return
         handler = self._event_handlers.get(name)
