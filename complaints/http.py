@@ -24,7 +24,9 @@ POST     ``/abuse``                           an agent reports an abusive caller
                                               ``call_id``, ``complaint_ref``
 GET      ``/abuse``                           reports pending review (supervisor)
 POST     ``/abuse/<id>/review``               ``upheld`` (bool), ``note`` (supervisor)
-GET      ``/callbacks?state=open|attention``  callback flags
+GET      ``/callbacks?state=open|attention|closed[&since=T]``  callback flags
+                                             (closed: those closed since T,
+                                             default the last day)
 POST     ``/callbacks/<id>/cancel``           ``note`` (supervisor)
 POST     ``/callbacks/<id>/acknowledge``      an unreachable/wrong-number flag seen
 =======  ===================================  ==========================================
@@ -91,6 +93,10 @@ class _Body:
 
 
 Handler = Callable[[Actor, Request, list[str]], Awaitable[Any]]
+
+
+CLOSED_DEFAULT_S = 86_400.0
+"""Closed callback flags listed by default: the last day's."""
 
 
 class ComplaintsResource(Resource):
@@ -233,8 +239,16 @@ class ComplaintsResource(Resource):
             flags = await self._callbacks.open_flags()
         elif state == "attention":
             flags = await self._callbacks.needing_attention()
+        elif state == "closed":
+            now = self._clock.seconds()
+            raw_since = _arg(request, "since")
+            try:
+                since = float(raw_since) if raw_since else now - CLOSED_DEFAULT_S
+            except ValueError:
+                raise HttpError(400, "invalid", "since: expected POSIX seconds") from None
+            flags = await self._callbacks.closed_between(since, now)
         else:
-            raise HttpError(400, "invalid", "state: expected open or attention")
+            raise HttpError(400, "invalid", "state: expected open, attention or closed")
         return [flag_view(f, actor.role) for f in flags]
 
     async def _flag_action(self, actor: Actor, request: Request, parts: list[str]) -> Any:

@@ -125,3 +125,22 @@ async def test_callback_flags_list_cancel(redis_client: Redis) -> None:
     assert status == 200 and done["resolution"] == "cancelled"
     status, _ = await api.call("POST", "callbacks/cb-9999/acknowledge")
     assert status == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_closed_callback_flags_are_listed_since_a_time(redis_client: Redis) -> None:
+    api = Api(redis_client)
+    reason = abandon_reason("c-1", T0, 30.0, DialPolicy())
+    assert reason is not None
+    flag = await as_deferred(api.callbacks.raise_reason(NUMBER, reason, T0))
+    status, closed = await api.call("GET", "callbacks", args={"state": ["closed"]})
+    assert status == 200 and closed == []
+    await api.call("POST", f"callbacks/{flag.flag_id}/cancel", body={"note": "served inbound"})
+    status, closed = await api.call("GET", "callbacks", args={"state": ["closed"]})
+    assert status == 200 and [f["flag_id"] for f in closed] == [flag.flag_id]
+    status, later = await api.call(
+        "GET", "callbacks", args={"state": ["closed"], "since": [str(T0 + 1)]}
+    )
+    assert status == 200 and later == []
+    status, _ = await api.call("GET", "callbacks", args={"state": ["closed"], "since": ["x"]})
+    assert status == 400
