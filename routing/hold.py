@@ -37,6 +37,7 @@ class HoldConfig:
     announce_every_s: float = 45.0
     offer_options: bool = True
     announce_position: bool = True
+    sound_folder: str = SOUND_FOLDER
 
 
 class HoldLoop:
@@ -91,12 +92,12 @@ class HoldLoop:
             if not first and config.announce_position:
                 position = self._position()
                 if position is not None:
-                    await self._command(f'STREAM FILE {SOUND_FOLDER}/hold-position ""')
+                    await self._command(f'STREAM FILE {self._config.sound_folder}/hold-position ""')
                     await self._command(f'SAY DIGITS {position} ""')
             if not first and config.offer_options:
                 timeout_ms = int(HOLD_OPTIONS_TIMEOUT_S * 1000)
                 result = await self._command(
-                    f"GET DATA {SOUND_FOLDER}/hold-options {timeout_ms} 1"
+                    f"GET DATA {self._config.sound_folder}/hold-options {timeout_ms} 1"
                 )
                 if result is not None and result.digits in (CALLBACK_KEY, VOICEMAIL_KEY):
                     self._stopped = True

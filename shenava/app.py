@@ -7,7 +7,7 @@ daemon, the demo and the integration tests all run the same graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from twisted.application.internet import backoffPolicy
@@ -100,7 +100,7 @@ class Shenava:
             roster=self.roster,
             router=self.router,
             clock=reactor,
-            config=dispatch or config.routing.dispatch,
+            config=_with_sound_folder(dispatch or config.routing.dispatch, config.ivr.sound_folder),
         )
         self.menus = config.ivr.menus
         self.callflow = CallFlow(
@@ -112,6 +112,7 @@ class Shenava:
             support_context=config.site.support_context,
         )
         self.redis = redis
+        self.callflow.sound_folder = config.ivr.sound_folder
         self.counts = CallCounts()
         self.live = (
             LiveFiguresStore(redis, config.redis.key_prefix) if redis is not None else None
@@ -228,3 +229,8 @@ class Shenava:
             counts.waits_abandoned.append(event.at - event.joined_at)
             if live is not None:
                 self._store(live.call_abandoned(QUEUE, event.at))
+
+
+def _with_sound_folder(dispatch: DispatchConfig, folder: str) -> DispatchConfig:
+    """The hold loop plays its prompts from the same sounds folder as the IVR."""
+    return replace(dispatch, hold=replace(dispatch.hold, sound_folder=folder))

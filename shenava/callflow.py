@@ -123,6 +123,8 @@ class CallFlow:
         self.on_hold_choice: Callable[[CallLeftForChoice, str | None], Deferred[Any] | None] | None = None
         self.recording_name: Callable[[], str] = _fresh_recording_name
         self.language_variable = machine.language_variable
+        # Where Shenava's prompts live in Asterisk's sounds dir (``ivr.sound_folder``).
+        self.sound_folder = SOUND_FOLDER
         dispatcher.choice_handler = self._hold_choice
         self._sessions: dict[str, _Session] = {}
         self._seen: set[str] = set()
@@ -170,7 +172,7 @@ class CallFlow:
             _Sink(self, channel),
             lambda ref: self.lookup_complaint(ref),
             channel_language=event.env.get("agi_language", "en"),
-            sound_folder=SOUND_FOLDER,
+            sound_folder=self.sound_folder,
             recording_name=lambda: self.recording_name(),
             link_back=getattr(self._ami, "when_connected", None),
         )
@@ -265,15 +267,15 @@ class CallFlow:
         recording: str | None = None
         try:
             if event.choice == "callback":
-                await self._ami.agi(channel, f'STREAM FILE {SOUND_FOLDER}/hold-callback-booked ""')
+                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/hold-callback-booked ""')
             else:
                 recording = self.recording_name()
-                await self._ami.agi(channel, f'STREAM FILE {SOUND_FOLDER}/leave-message ""')
+                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/leave-message ""')
                 await self._ami.agi(
                     channel,
                     f"RECORD FILE {recording} wav # {MAX_HOLD_VOICEMAIL_MS} BEEP s={VOICEMAIL_SILENCE_S}",
                 )
-                await self._ami.agi(channel, f'STREAM FILE {SOUND_FOLDER}/message-saved ""')
+                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/message-saved ""')
         except (AGICommandError, ConnectionLostError):
             pass  # hung up: what they chose still counts
         finally:
@@ -286,7 +288,7 @@ class CallFlow:
 
     async def _tell_reference(self, channel: str, reference: str) -> None:
         try:
-            await self._ami.agi(channel, f'STREAM FILE {SOUND_FOLDER}/your-reference ""')
+            await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/your-reference ""')
             await self._ami.agi(channel, f'SAY DIGITS {reference} ""')
         except (AGICommandError, ConnectionLostError):
             pass  # the caller hung up: the complaint is open all the same

@@ -7,6 +7,7 @@ hands on and the commands the daemon sent to the PBX.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ivr.machine import EndReason
 from ivr.menu_schema import Request
 from routing.dispatch import CallQueued
 from shenava.demo import luhn_complete
-from tests.e2e_harness import E2E
+from tests.e2e_harness import E2E, e2e_config
 
 ACCOUNT = luhn_complete("123456789")  # 1234567897: passes the default menus' Luhn check
 NUMBER = "09121234567"
@@ -296,3 +297,16 @@ def test_hang_up_after_choosing_an_agent_before_joining(h: E2E) -> None:
     # the caller was gone before the line: never left waiting nor counted as an answer
     assert h.app.dispatcher.waiting == 0
     assert h.app.counts.in_progress == 0
+
+
+def test_prompts_come_from_the_configured_sound_folder(tmp_path: Path) -> None:
+    base = e2e_config()
+    config = dataclasses.replace(base, ivr=dataclasses.replace(base.ivr, sound_folder="site-7"))
+    h = E2E.build(tmp_path, config=config)
+    try:
+        call = h.call(caller("en", "3"))  # nobody logged in: the caller holds
+        h.run_until(lambda: any("hold-options" in c for c in h.agi_commands(call)), limit_s=200.0)
+        played = [c for c in h.agi_commands(call) if c.startswith(("STREAM FILE", "GET DATA"))]
+        assert played and all(c.split()[2].startswith("site-7/") for c in played)
+    finally:
+        h.stop()

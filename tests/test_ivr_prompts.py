@@ -51,7 +51,7 @@ def test_every_prompt_is_used_by_the_shipped_menus() -> None:
         name
         for name in catalog.prompt_names()
         if f'"{name}"' not in in_menus
-        and not re.search(rf"(shenava|{{SOUND_FOLDER}})/{re.escape(name)}\b", text)
+        and not re.search(rf"(shenava|{{SOUND_FOLDER}}|{{self\.sound_folder}}|{{self\._config\.sound_folder}})/{re.escape(name)}\b", text)
         and not name.startswith("status-")
     ]
     assert unused == []
