@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also place a scripted caller every 20 s")
     pbx.add_argument("--caller-audio", type=Path, default=None,
                      help="a WAV the scripted callers speak into voicemail")
+    pbx.add_argument("--support-context", default="shenava-complaints",
+                     help="the dialplan context of the support line (site.support_context)")
     pbx.set_defaults(func=_cmd_testpbx)
 
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")

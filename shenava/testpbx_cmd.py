@@ -21,7 +21,7 @@ def serve_testpbx(args: argparse.Namespace) -> int:
         try:
             _world, port = start_testpbx(
                 reactor, args.host, args.port, args.username, args.secret,
-                args.recordings, args.demo_callers, args.caller_audio,
+                args.recordings, args.demo_callers, args.caller_audio, args.support_context,
             )
         except Exception as exc:  # e.g. the port is taken: say so and stop
             print(f"shenava testpbx: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -354,3 +354,21 @@ def test_every_client_gets_events_unless_events_off(world: PbxWorld) -> None:
     world.place_call(CallerScript())
     assert one.events("AsyncAGIStart") and two.events("AsyncAGIStart")
     assert quiet.read() == [] and not quiet.events("FullyBooted")
+
+
+def test_the_standalone_test_pbx_serves_the_shipped_support_line(tmp_path: Path) -> None:
+    """``shenava testpbx`` callers enter the context of etc/asterisk/extensions.conf,
+    the daemon's default ``site.support_context``, not the captures' name."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    from ami_bridge.testpbx.service import start_testpbx
+    from shenava.config import default_config
+
+    reactor = MemoryReactorClock()
+    world, _port = start_testpbx(reactor, "127.0.0.1", 0, "shenava", "s3cret", tmp_path)
+    assert world.options.support_context == default_config().site.support_context
+    shipped = (Path(__file__).resolve().parent.parent / "etc/asterisk/extensions.conf").read_text()
+    assert f"[{world.options.support_context}]" in shipped
+    custom, _ = start_testpbx(reactor, "127.0.0.1", 0, "shenava", "s3cret", tmp_path,
+                              support_context="my-line")
+    assert custom.options.support_context == "my-line"

@@ -18,6 +18,9 @@ from ami_bridge.testpbx.server import listen_testpbx, port_number
 from ami_bridge.testpbx.world import PbxWorld
 
 DEMO_CALL_EVERY_S = 20.0
+SUPPORT_CONTEXT = "shenava-complaints"
+"""The support line of the shipped dialplan (etc/asterisk/extensions.conf) and
+of ``site.support_context``'s default; the captures used ``complaints-ivr``."""
 log = Logger()
 
 DEMO_PHONES = {
@@ -47,11 +50,14 @@ def start_testpbx(
     recordings_root: Path,
     demo_callers_on: bool = False,
     caller_audio: Path | None = None,
+    support_context: str = SUPPORT_CONTEXT,
 ) -> tuple[PbxWorld, IListeningPort]:
     """Create a world on ``reactor``, register the demo phones and listen.
 
     With ``demo_callers_on`` a scripted caller arrives every 20 s."""
-    options = PbxOptions(users={username: secret}, recordings_root=recordings_root)
+    options = PbxOptions(
+        users={username: secret}, recordings_root=recordings_root, support_context=support_context
+    )
     world = PbxWorld(reactor, options)
     for endpoint, script in DEMO_PHONES.items():
         world.register_phone(endpoint, script)
@@ -83,7 +89,8 @@ def run(reactor: Any, argv: Sequence[str]) -> Deferred[None]:
     parser.add_argument("--recordings", type=Path, default=Path("recordings"))
     parser.add_argument("--demo-callers", action="store_true")
     parser.add_argument("--caller-audio", type=Path, default=None)
+    parser.add_argument("--support-context", default=SUPPORT_CONTEXT)
     args = parser.parse_args(list(argv))
     start_testpbx(reactor, args.host, args.port, args.username, args.secret, args.recordings,
-                  args.demo_callers, args.caller_audio)
+                  args.demo_callers, args.caller_audio, args.support_context)
     return Deferred()
