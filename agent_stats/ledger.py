@@ -177,6 +177,15 @@ class AgentLedger:
         """Closed intervals, oldest first."""
         return tuple(self._intervals)
 
+    @property
+    def interval_count(self) -> int:
+        """How many closed intervals (without copying them)."""
+        return len(self._intervals)
+
+    def intervals_from(self, index: int) -> list[Interval]:
+        """Closed intervals from ``index`` on (the ones added since a reader last looked)."""
+        return self._intervals[index:]
+
     def open_interval(self, now: float) -> Interval:
         """The current state as an interval ending at ``now``."""
         return Interval(self._open_start, max(now, self._open_start), self._state, self._reason)

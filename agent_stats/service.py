@@ -48,14 +48,13 @@ from agent_stats.breaks import (
     BreakConfig,
     BreakGrant,
     BreakLine,
-    allowance,
     fairness_index,
-    standing,
 )
 from agent_stats.erlang import Traffic, estimate_traffic, predicted_service_level, spare_agents
 from agent_stats.errors import AgentStatsError, ClockWentBackwardsError, InvalidCallRecordError
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
 from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
+from agent_stats.running import AgentDay, CallLog, running_signals
 from agent_stats.sla import (
     BucketKey,
     BucketKind,
@@ -92,11 +91,9 @@ from agent_stats.store import (
 from agent_stats.wellbeing import (
     Alert,
     AlertKind,
-    HandledCall,
     WellbeingConfig,
     WellbeingSignals,
     alerts,
-    signals,
 )
 from agent_stats.writer import StoreWriter
 from shenava.aio import as_deferred
@@ -108,7 +105,7 @@ TRAFFIC_WINDOW_S = 1800.0
 MIN_TRAFFIC_WINDOW_S = 300.0
 HANDLED_KEEP_S = 86400.0
 FAIRNESS_EVERY_S = 300.0
-"""How often the day's Jain index is recomputed (it reads every agent's whole day)."""
+"""How often the day's Jain index is recomputed (from the running allowances)."""
 DEFAULT_QUEUE = "complaints"
 
 # What a new daemon resumes an agent in, when the old one left them in a call state.
@@ -198,7 +195,8 @@ class StatsService:
         self._fairness_at = -math.inf
         self.restored_agents: list[str] = []
         self._calls: dict[str, tuple[str, float]] = {}
-        self._handled: dict[str, list[HandledCall]] = {}
+        self._days: dict[str, AgentDay] = {}
+        self._call_logs: dict[str, CallLog] = {}
         self._arrivals: deque[float] = deque()
         self._handles: deque[tuple[float, float]] = deque()
         self._completions: deque[float] = deque()
@@ -423,8 +421,7 @@ class StatsService:
             self._arrivals.append(event.at)
         elif kind == "CallAnswered":
             self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
-            calls = self._handled.setdefault(event.agent_id, [])
-            calls.append(HandledCall(event.at, None, event.hard, event.call_id))
+            self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
         elif kind == "CallAbandoned":
             self._outcome(event, event.joined_at, Outcome.ABANDONED)
         elif kind == "CallLeftForChoice":
@@ -433,12 +430,7 @@ class StatsService:
         elif kind == "CallCompleted":
             self._completions.append(event.at)
             self._handles.append((event.at, max(0.0, event.at - event.answered_at)))
-            calls = self._handled.get(event.agent_id, [])
-            for i in range(len(calls) - 1, -1, -1):
-                if calls[i].call_id == event.call_id and calls[i].ended_at is None:
-                    c = calls[i]
-                    calls[i] = HandledCall(c.answered_at, event.at, c.hard, c.call_id)
-                    break
+            self._call_log(event.agent_id).completed(event.call_id, event.at)
         else:
             return
         self._mark_live()
@@ -463,10 +455,24 @@ class StatsService:
 
     # -- breaks -----------------------------------------------------------------
 
+    def _agent_day(self, agent_id: str) -> AgentDay:
+        day = self._days.get(agent_id)
+        if day is None:
+            day = self._days[agent_id] = AgentDay(self.break_config, self.wellbeing)
+        return day
+
+    def _call_log(self, agent_id: str) -> CallLog:
+        log_ = self._call_logs.get(agent_id)
+        if log_ is None:
+            log_ = self._call_logs[agent_id] = CallLog(self.wellbeing.long_call_s)
+        return log_
+
     def _standing(self, agent_id: str, now: float) -> tuple[float, float | None]:
+        """Today's unused allowance and the last break's end (running figures: no day scan)."""
         ledger = self.roster.get(agent_id).ledger
-        allowed, last = standing(ledger, day_start(now, self.sla), now, self.break_config)
-        return allowed.unused_s, last
+        day = self._agent_day(agent_id)
+        allowed = day.allowance(ledger, day_start(now, self.sla), now)
+        return allowed.unused_s, day.last_break_end
 
     def request_break(
         self, agent_id: str, reason: NotReadyReason, now: float | None = None
@@ -635,9 +641,7 @@ class StatsService:
     def allowances(self, now: float) -> dict[str, Allowance]:
         start = day_start(now, self.sla)
         return {
-            s.profile.agent_id: allowance(
-                s.ledger.intervals_between(start, now, now), self.break_config
-            )
+            s.profile.agent_id: self._agent_day(s.profile.agent_id).allowance(s.ledger, start, now)
             for s in self.roster
         }
 
@@ -647,14 +651,15 @@ class StatsService:
         start = day_start(now, self.sla)
         for status in self.roster:
             agent_id = status.profile.agent_id
-            calls = self._handled.get(agent_id, [])
-            while calls and calls[0].ended_at is not None and calls[0].ended_at < now - HANDLED_KEEP_S:
-                calls.pop(0)
+            calls = self._call_log(agent_id)
+            calls.prune(now - HANDLED_KEEP_S)
             if status.state is AgentState.LOGGED_OUT:
                 self.active_alerts.pop(agent_id, None)
                 self.signals.pop(agent_id, None)
                 continue
-            sig = signals(status.ledger, calls, now, start, self.wellbeing)
+            sig = running_signals(
+                status.ledger, self._agent_day(agent_id), calls, now, start, self.wellbeing
+            )
             self.signals[agent_id] = sig
             found = {a.kind: a for a in alerts(sig, self.wellbeing)}
             before = self.active_alerts.get(agent_id, {})

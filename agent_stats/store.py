@@ -13,6 +13,8 @@ Keys (``P`` is the configured prefix, ``{stats}`` the Cluster hash tag, so one
 ``P:{stats}:queues``                      set     queues with SL counters
 ``P:{stats}:sl:QUEUE:KIND:START``         hash    ``SLCounts`` fields (``sla.BucketKey``)
 ``P:{stats}:agentday:DAY``                hash    ``AGENT:answered``, ``AGENT:hard``
+``P:{stats}:slseen:DAY``                  set     outcomes already counted (``outcome_id``),
+                                                  so a retried batch never counts twice
 ``P:{stats}:breakline``                   hash    AGENT -> waiting request (JSON)
 ``P:{stats}:breaks:DAY``                  list    grants (JSON), by grant day
 ``P:{stats}:alerts:DAY``                  list    alerts raised (JSON)
@@ -59,14 +61,25 @@ TAG = "{stats}"
 RETENTION_S = 400 * 86400
 """How long day-keyed records are kept: a year of reports, with margin."""
 TTL_MEMO_MAX = 50_000
-_HINCRBY_ALL = """
-for _, key in ipairs(KEYS) do
-  for i = 1, #ARGV, 2 do redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]) end
-end
-return #KEYS
-"""
-"""Every counter of an outcome into each of its buckets: one command, one reply, atomic."""
 """Keys whose TTL this process already set; forgotten (and set again) beyond this."""
+SEEN_TTL_S = 2 * 86400
+"""How long an outcome's id is remembered (a retried batch comes back within seconds)."""
+_COUNT_OUTCOME = """
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+local n, k = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 2, n + 1 do
+  for j = 4, 3 + 2 * k, 2 do redis.call('HINCRBY', KEYS[i], ARGV[j], ARGV[j + 1]) end
+end
+if #KEYS > n + 1 then
+  for j = 4 + 2 * k, #ARGV, 2 do redis.call('HINCRBY', KEYS[n + 2], ARGV[j], ARGV[j + 1]) end
+end
+return 1
+"""
+"""One outcome, counted once: ``SADD`` of its id to the day's seen set, and only if it
+was new, every counter into each of its buckets (and the agent's day): atomic, one reply.
+
+KEYS: seen set, the ``n`` buckets, optionally the agent-day hash. ARGV: the outcome's id
+('' never deduplicates), ``n``, ``k``, the ``k`` counter pairs, then the agent-day pairs."""
 
 
 # -- operations (what a batch is made of) -----------------------------------------
@@ -212,6 +225,13 @@ class StoredLedger:
     """Intervals dropped (overlaps: a second already counted) or gaps filled."""
 
 
+def outcome_id(call: CallRecord) -> str:
+    """What makes an outcome's increment idempotent ('' for a call without an id: not deduplicated)."""
+    if not call.call_id:
+        return ""
+    return f"{call.queue}|{call.call_id}|{call.outcome.value}|{call.outcome_at!r}"
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -352,15 +372,24 @@ class StatsStore:
             buckets = bucket_keys(op.call, self.sla)
             keys = [self._sl_key(b) for b in buckets]
             args = [x for name, value in fields.items() for x in (name, value)]
-            pipe.eval(_HINCRBY_ALL, len(keys), *keys, *args)
+            day = self.day_of(op.call.outcome_at).isoformat()
+            seen = self._key("slseen", day)
+            extra_keys: list[str] = []
+            if op.agent_id is not None:
+                agentday = self._key("agentday", day)
+                extra_keys.append(agentday)
+                args += [f"{op.agent_id}:answered", 1]
+                if op.hard:
+                    args += [f"{op.agent_id}:hard", 1]
+            pipe.eval(
+                _COUNT_OUTCOME, 1 + len(keys) + len(extra_keys), seen, *keys, *extra_keys,
+                outcome_id(op.call), len(keys), len(fields), *args,
+            )
+            self._expire_once(pipe, seen, SEEN_TTL_S)
             for bucket, key in zip(buckets, keys, strict=True):
                 ttl = self._slot_ttl_s if bucket.kind is BucketKind.SLOT else self._retention_s
                 self._expire_once(pipe, key, ttl)
-            if op.agent_id is not None:
-                key = self._key("agentday", self.day_of(op.call.outcome_at).isoformat())
-                pipe.hincrby(key, f"{op.agent_id}:answered", 1)
-                if op.hard:
-                    pipe.hincrby(key, f"{op.agent_id}:hard", 1)
+            for key in extra_keys:
                 self._expire_once(pipe, key, self._retention_s)
         elif isinstance(op, HeartbeatWrite):
             key = self._key("heartbeat")

@@ -135,6 +135,24 @@ def _last_reset(ledger: AgentLedger, config: WellbeingConfig) -> float:
     return ledger.origin
 
 
+def ledger_signals(
+    ledger: AgentLedger, reset: float, now: float, config: WellbeingConfig
+) -> tuple[float | None, bool, float | None, float]:
+    """``since_break_s``, ``resting``, ``occupancy``, staffed seconds in the window."""
+    resting = ledger.state is AgentState.NOT_READY and ledger.reason in REST_REASONS
+    if ledger.state is AgentState.LOGGED_OUT:
+        since_break: float | None = None
+    elif resting:
+        since_break = 0.0
+    else:
+        since_break = now - reset
+    window = ledger.totals(now - config.occupancy_window_s, now, now)
+    staffed = sum(window.state(s) for s in STAFFED_STATES)
+    handling = sum(window.state(s) for s in HANDLING_STATES)
+    occupancy = handling / staffed if staffed > 0 else None
+    return since_break, resting, occupancy, staffed
+
+
 def signals(
     ledger: AgentLedger,
     calls: Iterable[HandledCall],
@@ -143,20 +161,8 @@ def signals(
     config: WellbeingConfig,
 ) -> WellbeingSignals:
     calls = list(calls)
-    resting = ledger.state is AgentState.NOT_READY and ledger.reason in REST_REASONS
     reset = _last_reset(ledger, config)
-    if ledger.state is AgentState.LOGGED_OUT:
-        since_break: float | None = None
-    elif resting:
-        since_break = 0.0
-    else:
-        since_break = now - reset
-
-    window = ledger.totals(now - config.occupancy_window_s, now, now)
-    staffed = sum(window.state(s) for s in STAFFED_STATES)
-    handling = sum(window.state(s) for s in HANDLING_STATES)
-    occupancy = handling / staffed if staffed > 0 else None
-
+    since_break, resting, occupancy, staffed = ledger_signals(ledger, reset, now, config)
     today = [c for c in calls if day_start <= c.answered_at <= now]
     current = [c for c in calls if c.ended_at is None and c.answered_at <= now]
     return WellbeingSignals(
