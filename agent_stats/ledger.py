@@ -28,6 +28,15 @@ daemon restart, or when the AMI link comes back, the time between
 
 Nothing already recorded is touched, and the gap is counted once: the open
 interval is closed at ``last_persisted_at`` and the next one starts there.
+
+Pruning (``prune``)
+-------------------
+A daemon that runs for weeks drops closed intervals it no longer needs (the
+storage keeps every day). ``interval_count`` and ``intervals_from`` keep
+counting from the first interval ever recorded, so a reader that folds in new
+intervals by position is not disturbed; ``origin`` stays the first recorded
+second. Spans before the first kept interval are reported as ``LOGGED_OUT``,
+as for a ledger restored from storage with only its recent days.
 """
 
 from __future__ import annotations
@@ -140,6 +149,9 @@ class AgentLedger:
         self._check_chain(since)
         self._state, self._reason = check_key(state, reason)
         self._open_start = since
+        self._origin = self._intervals[0].start if self._intervals else since
+        self._dropped = 0
+        """Closed intervals pruned so far (positions count them)."""
 
     def _check_chain(self, open_start: float) -> None:
         for before, after in zip(self._intervals, self._intervals[1:], strict=False):
@@ -169,7 +181,12 @@ class AgentLedger:
 
     @property
     def origin(self) -> float:
-        """Start of the first recorded second."""
+        """Start of the first recorded second (pruning does not move it)."""
+        return self._origin
+
+    @property
+    def kept_from(self) -> float:
+        """Start of the first closed interval still held (``origin`` if none was pruned)."""
         return self._intervals[0].start if self._intervals else self._open_start
 
     @property
@@ -179,12 +196,23 @@ class AgentLedger:
 
     @property
     def interval_count(self) -> int:
-        """How many closed intervals (without copying them)."""
-        return len(self._intervals)
+        """How many closed intervals were ever recorded, pruned ones included (no copy)."""
+        return self._dropped + len(self._intervals)
 
     def intervals_from(self, index: int) -> list[Interval]:
-        """Closed intervals from ``index`` on (the ones added since a reader last looked)."""
-        return self._intervals[index:]
+        """Closed intervals from position ``index`` on (those added since a reader last looked).
+
+        Positions count pruned intervals too; pruned ones are not returned."""
+        return self._intervals[max(0, index - self._dropped):]
+
+    def prune(self, before: float) -> int:
+        """Drop the closed intervals that end by ``before``; returns how many."""
+        if not self._intervals or self._intervals[0].end > before:
+            return 0
+        cut = bisect.bisect_right(self._intervals, before, key=lambda i: i.end)
+        del self._intervals[:cut]
+        self._dropped += cut
+        return cut
 
     def open_interval(self, now: float) -> Interval:
         """The current state as an interval ending at ``now``."""
@@ -200,8 +228,9 @@ class AgentLedger:
         if end <= start:
             return []
         pieces: list[Interval] = []
-        if start < self.origin:
-            pieces.append(Interval(start, min(self.origin, end), AgentState.LOGGED_OUT))
+        kept_from = self.kept_from
+        if start < kept_from:
+            pieces.append(Interval(start, min(kept_from, end), AgentState.LOGGED_OUT))
         # intervals are ordered and contiguous: skip those ending by ``start`` at once
         first = bisect.bisect_right(self._intervals, start, key=lambda i: i.end)
         for interval in (*self._intervals[first:], self.open_interval(now)):

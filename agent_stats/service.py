@@ -27,7 +27,14 @@ puts the rest in the fair :class:`~agent_stats.breaks.BreakLine`; ``decide``
 runs on every request, every state change, every tick and at the line's next
 deadline, with ``spare`` from Erlang C on recent traffic (or an injected
 ``headroom`` policy). A grant makes the agent not ready at once if they are
-free, or right after their call.
+free, or right after their call. A grant waiting for a call is kept in Redis
+(``breakpending``) and restored at start-up: it waits on if the agent's call is
+seen again, starts when the agent leaves the ``technical`` state they resume in
+after a call nobody could follow (they press ready), and starts at once if they
+are free.
+
+The in-memory ledgers are pruned on every tick to the intervals from the start
+of the previous local day (``prune_ledgers``), what a restart reads back too.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
 from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
 from agent_stats.running import AgentDay, CallLog, running_signals
 from agent_stats.sla import (
+    DAY_S,
     BucketKey,
     BucketKind,
     CallRecord,
@@ -81,6 +89,7 @@ from agent_stats.store import (
     BreakGranted,
     BreakRecord,
     BreakRequested,
+    BreakStarted,
     HeartbeatWrite,
     LedgerWrite,
     LivePublish,
@@ -104,6 +113,9 @@ HEARTBEAT_S = 15.0
 TRAFFIC_WINDOW_S = 1800.0
 MIN_TRAFFIC_WINDOW_S = 300.0
 HANDLED_KEEP_S = 86400.0
+LEDGER_KEEP_DAYS = 1
+"""Closed intervals held in memory: from the start of this many local days before today
+(what a restart reads back too); Redis keeps every day."""
 FAIRNESS_EVERY_S = 300.0
 """How often the day's Jain index is recomputed (from the running allowances)."""
 DEFAULT_QUEUE = "complaints"
@@ -115,6 +127,7 @@ _RESUME: dict[AgentState, StateKey] = {
     AgentState.WRAP_UP: (AgentState.READY, None),
 }
 _BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
+_TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
 
 
 class Clock(Protocol):
@@ -187,6 +200,9 @@ class StatsService:
         self.tally = SLATally(sla)
         self.line = BreakLine(breaks)
         self.pending_grants: dict[str, BreakGrant] = {}
+        self._held: set[str] = set()
+        """Restored pending grants of agents resumed as not ready ``technical`` (their call
+        could not be followed): they start when the agent leaves that state (presses ready)."""
         self.grants: list[BreakRecord] = []
         self.alerts_raised: list[AlertRecord] = []
         self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
@@ -278,6 +294,7 @@ class StatsService:
         ids = [status.profile.agent_id for status in self.roster]
         stored = await store.load_ledgers(ids, self.clock.seconds())
         waiting = await store.break_line()
+        pending = await store.pending_grants()
         queues = set(await store.queues())
         now = self.clock.seconds()
         keys = [k for q in sorted(queues) for k in self._live_keys(q, now)]
@@ -301,8 +318,28 @@ class StatsService:
                 continue
             unused, last = self._standing(record.agent_id, now)
             self.line.request(record.requested_at, record.agent_id, record.reason, unused, last)
+        for record in pending:
+            self._restore_pending(record)
         self._schedule_deadline()
         self._live_dirty = True
+
+    def _restore_pending(self, record: BreakRecord) -> None:
+        """A grant that waited for a call before the restart: waits on, or starts now."""
+        agent_id = record.agent_id
+        status = self.roster.get(agent_id) if agent_id in self.roster else None
+        if status is None or status.state is AgentState.LOGGED_OUT or record.granted_at is None:
+            self.writer.submit(BreakCancelled(agent_id))
+            return
+        self.pending_grants[agent_id] = BreakGrant(
+            agent_id, record.reason, record.requested_at, record.granted_at, record.forced
+        )
+        if status.state in _BUSY:
+            return  # the call was seen again: the grant starts when it ends
+        if (status.state, status.reason) == _TECHNICAL:
+            self._held.add(agent_id)  # resumed from a call nobody follows: when they are back
+            return
+        if agent_id not in self._start_calls:
+            self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
 
     def _live_keys(self, queue: str, now: float) -> list[BucketKey]:
         first = rolling_window_start(now, self.sla)
@@ -369,14 +406,18 @@ class StatsService:
                 self._handles.append((change.at, interval.duration))
         state = status.state
         if state is AgentState.LOGGED_OUT:
-            self.pending_grants.pop(agent_id, None)
+            if self.pending_grants.pop(agent_id, None) is not None:
+                self.writer.submit(BreakCancelled(agent_id))
+            self._held.discard(agent_id)
             if self.line.cancel(agent_id):
                 self.writer.submit(BreakCancelled(agent_id))
             self.active_alerts.pop(agent_id, None)
         elif state is AgentState.NOT_READY:
             if change.new_reason in self.break_config.queued_reasons and self.line.cancel(agent_id):
                 self.writer.submit(BreakCancelled(agent_id))
-        if agent_id in self.pending_grants and state not in _BUSY:
+        if agent_id in self._held and (state, status.reason) != _TECHNICAL:
+            self._held.discard(agent_id)
+        if agent_id in self.pending_grants and state not in _BUSY and agent_id not in self._held:
             if agent_id not in self._start_calls:
                 self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
         self._mark_live()
@@ -504,6 +545,7 @@ class StatsService:
         """Withdraw a waiting request (or a grant not yet started)."""
         found = self.line.cancel(agent_id)
         found = self.pending_grants.pop(agent_id, None) is not None or found
+        self._held.discard(agent_id)
         if found:
             self.writer.submit(BreakCancelled(agent_id))
             self._mark_live()
@@ -572,25 +614,29 @@ class StatsService:
             grant.agent_id, grant.reason, grant.requested_at, grant.granted_at, grant.forced
         )
         self.grants.append(record)
-        self.writer.submit(BreakGranted(record))
+        status = self.roster.get(grant.agent_id)
+        self.writer.submit(BreakGranted(record, after_call=status.state in _BUSY))
         log.info(
             "break granted to {agent} ({reason}) after {waited:.0f} s{forced}",
             agent=grant.agent_id, reason=grant.reason.value, waited=grant.waited_s,
             forced=" (maximum wait reached)" if grant.forced else "",
         )
-        status = self.roster.get(grant.agent_id)
         if status.state in _BUSY:
             self.pending_grants[grant.agent_id] = grant
-        elif status.state is not AgentState.LOGGED_OUT:
-            self._go_not_ready(grant.agent_id, grant.reason, now)
+        else:
+            self.pending_grants.pop(grant.agent_id, None)
+            self._held.discard(grant.agent_id)
+            if status.state is not AgentState.LOGGED_OUT:
+                self._go_not_ready(grant.agent_id, grant.reason, now)
         return grant
 
     def _start_pending(self, agent_id: str) -> None:
         self._start_calls.pop(agent_id, None)
         grant = self.pending_grants.get(agent_id)
-        if grant is None or self.roster.get(agent_id).state in _BUSY:
+        if grant is None or self.roster.get(agent_id).state in _BUSY or agent_id in self._held:
             return
         del self.pending_grants[agent_id]
+        self.writer.submit(BreakStarted(agent_id))
         self._go_not_ready(agent_id, grant.reason, self.clock.seconds())
 
     def _go_not_ready(self, agent_id: str, reason: NotReadyReason, now: float) -> None:
@@ -635,8 +681,21 @@ class StatsService:
             self._fairness_at = now
             self.fairness_today = fairness_index(self.allowances(now))
         self.tally.prune(now)
+        self.prune_ledgers(now)
         self.decide(now)
         self._mark_live()
+
+    def prune_ledgers(self, now: float) -> int:
+        """Drop closed intervals older than the live figures need; returns how many.
+
+        Today's allowance reads from midnight, occupancy the last hour, and the
+        running figures (``running.AgentDay``) keep their place across a prune,
+        so no figure changes."""
+        horizon = min(
+            day_start(now, self.sla) - LEDGER_KEEP_DAYS * DAY_S,
+            now - self.wellbeing.occupancy_window_s,
+        )
+        return sum(status.ledger.prune(horizon) for status in self.roster)
 
     def allowances(self, now: float) -> dict[str, Allowance]:
         start = day_start(now, self.sla)

@@ -16,6 +16,8 @@ Keys (``P`` is the configured prefix, ``{stats}`` the Cluster hash tag, so one
 ``P:{stats}:slseen:DAY``                  set     outcomes already counted (``outcome_id``),
                                                   so a retried batch never counts twice
 ``P:{stats}:breakline``                   hash    AGENT -> waiting request (JSON)
+``P:{stats}:breakpending``                hash    AGENT -> grant waiting for the agent's
+                                                  call to end (JSON ``BreakRecord``)
 ``P:{stats}:breaks:DAY``                  list    grants (JSON), by grant day
 ``P:{stats}:alerts:DAY``                  list    alerts raised (JSON)
 ``P:{stats}:live``                        string  the last live snapshot (JSON); also the
@@ -165,7 +167,17 @@ class BreakCancelled:
 
 @dataclass(frozen=True, slots=True)
 class BreakGranted:
+    """A grant; ``after_call``: it starts when the agent's call ends (kept in ``breakpending``)."""
+
     record: BreakRecord
+    after_call: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BreakStarted:
+    """A grant that waited for the call has started (the agent is on the break)."""
+
+    agent_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +217,7 @@ class LivePublish:
 
 Operation = (
     LedgerWrite | OutcomeWrite | HeartbeatWrite | BreakRequested | BreakCancelled
-    | BreakGranted | AlertRaised | LivePublish
+    | BreakGranted | BreakStarted | AlertRaised | LivePublish
 )
 
 
@@ -402,10 +414,17 @@ class StatsStore:
             pipe.hset(self._key("breakline"), op.record.agent_id, op.record.to_json())
         elif isinstance(op, BreakCancelled):
             pipe.hdel(self._key("breakline"), op.agent_id)
+            pipe.hdel(self._key("breakpending"), op.agent_id)
+        elif isinstance(op, BreakStarted):
+            pipe.hdel(self._key("breakpending"), op.agent_id)
         elif isinstance(op, BreakGranted):
             record = op.record
             assert record.granted_at is not None
             pipe.hdel(self._key("breakline"), record.agent_id)
+            if op.after_call:
+                pipe.hset(self._key("breakpending"), record.agent_id, record.to_json())
+            else:
+                pipe.hdel(self._key("breakpending"), record.agent_id)
             key = self._key("breaks", self.day_of(record.granted_at).isoformat())
             pipe.rpush(key, record.to_json())
             self._expire_once(pipe, key, self._retention_s)
@@ -573,6 +592,15 @@ class StatsStore:
         self.round_trips += 1
         return sorted(
             (BreakRecord.from_json(v) for v in raw.values()), key=lambda r: r.requested_at
+        )
+
+    async def pending_grants(self) -> list[BreakRecord]:
+        """Grants waiting for the agent's call to end, by grant time."""
+        raw = await self._client.hgetall(self._key("breakpending"))
+        self.round_trips += 1
+        return sorted(
+            (BreakRecord.from_json(v) for v in raw.values()),
+            key=lambda r: (r.granted_at or 0.0, r.agent_id),
         )
 
     async def breaks(self, first: date, last: date) -> list[BreakRecord]:

@@ -169,3 +169,34 @@ def test_float_times_sum_to_the_span_closely() -> None:
         ledger.transition(t, *KEYS[i % len(KEYS)])
     totals = ledger.totals(1_700_000_000.0, t + 5, t + 1)
     assert totals.total == pytest.approx(totals.span, abs=1e-6)
+
+
+def test_pruning_keeps_a_bounded_ledger_and_the_recent_totals() -> None:
+    day = 86400.0
+    pruned, whole = AgentLedger("a1", since=0), AgentLedger("a1", since=0)
+    seen = 0
+    fresh: list[Interval] = []
+    for d in range(10):
+        for ledger in (pruned, whole):
+            t = d * day + 8 * 3600
+            ledger.transition(t, S.READY)
+            for _ in range(40):
+                ledger.transition(t + 300, S.ON_CALL)
+                ledger.transition(t + 600, S.NOT_READY, R.BREAK)
+                ledger.transition(t + 700, S.READY)
+                t += 700
+            ledger.transition(t, S.LOGGED_OUT)
+        now = d * day + 23 * 3600
+        horizon = (d - 1) * day  # the start of the previous day
+        pruned.prune(horizon)
+        assert pruned.interval_count == whole.interval_count  # counted from the start
+        fresh += pruned.intervals_from(seen)  # a reader's place survives the prune
+        seen = pruned.interval_count
+        assert len(pruned.intervals) <= 2 * (2 + 3 * 40)
+        assert pruned.origin == whole.origin == 0
+        for start in (d * day, now - 3600, horizon):
+            assert pruned.totals(start, now, now) == whole.totals(start, now, now)
+            assert pruned.intervals_between(start, now, now) == whole.intervals_between(
+                start, now, now)
+    assert fresh == list(whole.intervals)
+    assert pruned.prune(9 * day) > 0 and pruned.intervals_from(0) == list(pruned.intervals)

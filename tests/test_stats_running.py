@@ -148,3 +148,35 @@ def test_a_tick_late_in_a_busy_day_looks_at_what_changed_not_at_the_whole_day(
     long = tick_work(monkeypatch, 200)
     # ten times the day; the tick's work stays about the same (the last hour, the changes)
     assert long < 2 * short + 200, (short, long)
+
+
+def test_a_service_running_for_days_keeps_a_bounded_ledger_and_the_same_figures() -> None:
+    rng = random.Random(11)
+    roster, service = offline_service(T0)
+    twin = AgentLedger("a1", T0)  # every change, never pruned
+    roster.subscribe(lambda ch: twin.transition(ch.at, ch.new, ch.new_reason)
+                     if ch.agent_id == "a1" else None)
+    all_calls: list[HandledCall] = []
+    sizes = []
+    for day in range(6):
+        start = T0 + day * 86400
+        service.clock.advance(start - service.clock.seconds())  # type: ignore[attr-defined]
+        t, calls = busy_day(roster, service, "a1", rng, start, 60)
+        all_calls += calls
+        for now in (t + 1, t + 400):
+            service.clock.advance(now - service.clock.seconds())  # type: ignore[attr-defined]
+            service.tick()
+            ledger = roster.get("a1").ledger
+            d0 = day_start(now, SLA)
+            got = service.allowances(now)["a1"]
+            want = allowance(twin.intervals_between(d0, now, now), service.break_config)
+            assert (got.earned_s, got.taken_s, got.exempt_s) == pytest.approx(
+                (want.earned_s, want.taken_s, want.exempt_s))
+            assert service._standing("a1", now)[1] == last_break_end(
+                twin.intervals, service.break_config)
+            assert ledger.totals(d0, now, now) == twin.totals(d0, now, now)
+            assert service.signals["a1"] == signals(twin, all_calls, now, d0, service.wellbeing)
+        sizes.append(len(roster.get("a1").ledger.intervals))
+        roster.log_out("a1", t + 400)
+    assert twin.interval_count == roster.get("a1").ledger.interval_count
+    assert max(sizes) < twin.interval_count / 2  # only the last two days are held

@@ -248,3 +248,47 @@ async def test_wellbeing_alerts_are_raised_once_and_stored(redis_client: Redis) 
     store = StatsStore(redis_client, SLA)
     stored = await as_deferred(store.alerts(store.day_of(T0), store.day_of(T0)))
     assert [(a.agent_id, a.kind) for a in stored] == [("a1", "no_break")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_grant_waiting_for_the_call_to_end_survives_a_restart(redis_client: Redis) -> None:
+    clock = clock_at(T0)
+    roster, service = make_service(redis_client, clock)
+    await service.start()
+    for agent in ("a1", "a2", "a3"):
+        roster.log_in(agent, T0)
+    step_to(clock, T0 + 10)
+    roster.ringing("a1", "c1", clock.seconds())
+    roster.answered("a1", False, clock.seconds())
+    roster.ringing("a2", "c2", clock.seconds())
+    roster.answered("a2", True, clock.seconds())
+    roster.ringing("a3", "c3", clock.seconds())
+    assert service.request_break("a1", NotReadyReason.BREAK).status == "after_call"
+    assert service.grant_recovery("a2").status == "after_call"
+    assert service.request_break("a3", NotReadyReason.PERSONAL).status == "after_call"
+    await service.flushed()
+    await service.stop(graceful=False)
+
+    step_to(clock, T0 + 40)
+    roster, service = make_service(redis_client, clock)
+    # a1's call is seen again before the statistics are back; a2's is not (resumes as
+    # technical, presses ready when done); a3 was only ringing (resumes ready: free)
+    roster.ringing("a1", "c1", clock.seconds())
+    roster.answered("a1", False, clock.seconds())
+    await service.start()
+    clock.advance(0)
+    assert set(service.pending_grants) == {"a1", "a2"}
+    assert service.snapshot()["agents"][0]["break_after_call"] is True
+    assert (roster.get("a3").state, roster.get("a3").reason) == (
+        AgentState.NOT_READY, NotReadyReason.PERSONAL)
+    a2 = roster.get("a2")
+    assert (a2.state, a2.reason) == (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
+    step_to(clock, T0 + 100)
+    roster.call_ended("a1", clock.seconds())
+    roster.set_ready("a2", clock.seconds())
+    clock.advance(0)
+    assert roster.get("a1").reason is NotReadyReason.BREAK
+    assert roster.get("a2").reason is NotReadyReason.RECOVERY
+    assert service.pending_grants == {}
+    await service.stop()
+    assert await as_deferred(redis_client.hgetall("shenava:{stats}:breakpending")) == {}
