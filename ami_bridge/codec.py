@@ -48,15 +48,19 @@ class Message:
     and decoding, not a header-by-header parse.
     """
 
-    __slots__ = ("_text", "_headers", "_index")
+    __slots__ = ("_text", "_headers", "_index", "event")
 
     _text: str
     _headers: tuple[Header, ...] | None
     _index: dict[str, str]
+    event: str | None
+    """The event name, or None when this is not an event (set when made: the
+    hot path of dispatch reads it for every message)."""
 
     def __init__(self, headers: Sequence[Header]) -> None:
         self._headers = tuple(headers)
         self._text = ""
+        self.event = _event_of(self)
         # ``_index`` is left unset until the first look-up (see ``_lookup``).
 
     @classmethod
@@ -69,6 +73,7 @@ class Message:
         message = _new_message(cls)
         message._text = text
         message._headers = None
+        message.event = _event_of(message)
         return message
 
     @property
@@ -127,24 +132,6 @@ class Message:
         return [v for k, v in self.headers if k.lower() == lowered]
 
     @property
-    def event(self) -> str | None:
-        """The event name, or None when this is not an event."""
-        # The hot path of dispatch: read the first line of the text, split
-        # nothing (a message built from headers has no text).
-        text = self._text
-        if text.startswith("Event: "):
-            end = text.find("\r\n", 7)
-            return text[7:] if end < 0 else text[7:end]
-        if text.startswith("Response: "):
-            return None
-        first = self._first()
-        if first[0] == "Event":
-            return first[1]
-        if first[0] == "Response":
-            return None
-        return self.get("Event")
-
-    @property
     def response(self) -> str | None:
         """``Success``, ``Error``, ``Goodbye``..., or None for an event.
 
@@ -190,6 +177,22 @@ class Message:
         return f"<Message {kind[0]}={kind[1]!r}>"
 
 
+def _event_of(message: Message) -> str | None:
+    """The event name of a message, from its first line when it has text."""
+    text = message._text
+    if text.startswith("Event: "):
+        end = text.find("\r\n", 7)
+        return text[7:] if end < 0 else text[7:end]
+    if text.startswith("Response: "):
+        return None
+    first = message._first()
+    if first[0] == "Event":
+        return first[1]
+    if first[0] == "Response":
+        return None
+    return message.get("Event")
+
+
 def _parse_headers(text: str) -> tuple[Header, ...]:
     """Split one message's text into (name, value) pairs, in order."""
     lines = text.split("\r\n")
@@ -232,6 +235,13 @@ def parse_messages(text: str) -> list[Message]:
         message = new(Message)
         message._text = block
         message._headers = None
+        # The event name, inline (this loop runs for every message of a busy
+        # Asterisk): the first line, split nothing.
+        if block.startswith("Event: "):
+            end = block.find("\r\n", 7)
+            message.event = block[7:] if end < 0 else block[7:end]
+        else:
+            message.event = _event_of(message)
         append(message)
     return messages
 
