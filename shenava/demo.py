@@ -42,6 +42,7 @@ log = Logger()
 
 LIVE_EVERY_S = 5.0
 SETTLE_S = 0.5
+IMPATIENT_SHARE = 0.2
 MISSED_BACK_AFTER_S = 20.0
 SAMPLE_AUDIO = (
     Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
@@ -112,7 +113,10 @@ class CallerMix:
             answer_delay_s=rng.uniform(0.5, 2.0),
             audio=self._audio if path == "voicemail" else None,
             after_speaking=AfterSpeaking.PRESS_HASH,
-            patience_s=rng.uniform(60.0, 240.0),
+            # Most callers wait a few minutes; some give up soon (they become
+            # callback flags if they waited past the short-abandon threshold).
+            patience_s=rng.uniform(25.0, 45.0) if rng.random() < IMPATIENT_SHARE
+            else rng.uniform(60.0, 240.0),
         )
 
 
