@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ami_bridge.agi import AGIResult
-from ami_bridge.codec import Message
+from ami_bridge.codec import DEFAULT_MAX_MESSAGE_BYTES, Message
 from ami_bridge.errors import AMIError, AuthenticationError, ConnectionLostError
 from ami_bridge.protocol import (
     DEFAULT_ACTION_ID_PREFIX,
@@ -155,8 +155,10 @@ class AMIConnection(Service):
         action_id_prefix: str = DEFAULT_ACTION_ID_PREFIX,
         retry_policy: Callable[[int], float] | None = None,
         protocol_factory: Callable[[], AMIProtocol] | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.clock = clock
+        self.max_message_bytes = max_message_bytes
         self.credentials = credentials
         self.keepalive_interval = keepalive_interval
         self.keepalive_timeout = keepalive_timeout
@@ -289,6 +291,7 @@ class AMIConnection(Service):
             self.clock,
             action_timeout=self.action_timeout,
             action_id_prefix=self.action_id_prefix,
+            max_message_bytes=self.max_message_bytes,
         )
 
     def _prepare(self, proxy: object) -> Deferred[None]:

@@ -355,3 +355,18 @@ def test_stop_service_closes_and_fails_waiters() -> None:
     # session waiting for the link to come back), so it fails at once.
     [failure] = fired(connection.when_connected())
     assert isinstance(failure.value, ConnectionLostError)
+
+
+def test_the_configured_message_size_limit_reaches_each_connection() -> None:
+    """``ami.max_message_bytes``: a peer sending more is cut off, on every connection made."""
+    endpoint = FakeEndpoint()
+    connection = AMIConnection(
+        endpoint, Clock(), AMICredentials("shenava", SECRET), max_message_bytes=256
+    )
+    connection.startService()
+    server = connect_fully(endpoint)
+    assert connection.protocol is not None
+    server.send(("Event", "UserEvent"), ("Data", "x" * 100))
+    assert server.transport.connected
+    server.send(("Event", "UserEvent"), ("Data", "x" * 400))
+    assert not server.transport.connected
