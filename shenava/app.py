@@ -83,6 +83,7 @@ class Shenava:
             retry_policy=backoffPolicy(
                 initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s
             ),
+            max_message_bytes=ami.max_message_bytes,
         )
         self.tracker = CallTracker()
         attach_tracker(self.tracker, self.connection, reactor)
@@ -115,7 +116,9 @@ class Shenava:
         self.callflow.sound_folder = config.ivr.sound_folder
         self.counts = CallCounts()
         self.live = (
-            LiveFiguresStore(redis, config.redis.key_prefix) if redis is not None else None
+            LiveFiguresStore(redis, config.redis.key_prefix, tz=config.site.tzinfo)
+            if redis is not None
+            else None
         )
         self.tracker.subscribe(self._count_calls)
         self.dispatcher.subscribe(self._count_routing)

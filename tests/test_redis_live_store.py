@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -123,3 +123,22 @@ async def test_counters_survive_a_redis_restart_with_aof(tmp_path: Path) -> None
 def test_the_sync_client_sees_the_same_server(redis_url: str) -> None:
     with redis.Redis.from_url(redis_url) as client:
         assert client.ping()
+
+
+def test_the_daemons_live_figures_keep_days_in_the_site_time_zone(redis_client: Redis) -> None:
+    """Half past midnight in Tehran is still the previous day in UTC: the day
+    counters of a Tehran site roll over at Tehran's midnight."""
+    from dataclasses import replace
+
+    from twisted.internet.task import Clock
+
+    from shenava.app import Shenava
+    from shenava.config import default_config
+
+    config = default_config()
+    config = replace(config, site=replace(config.site, timezone="Asia/Tehran"))
+    clock = Clock()
+    app = Shenava(config, reactor=clock, redis=redis_client)
+    assert app.live is not None
+    at = datetime(2026, 11, 22, 21, 15, tzinfo=UTC).timestamp()  # 00:45 in Tehran
+    assert app.live.day_of(at) == date(2026, 11, 23)
