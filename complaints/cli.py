@@ -15,6 +15,7 @@ import asyncio
 import json
 import sys
 import time
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -71,19 +72,21 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 def run_complaints(args: argparse.Namespace) -> int:
     try:
-        url, prefix = _redis_settings(args)
+        url, prefix, tz = _redis_settings(args)
     except _UsageError as exc:
         print(f"shenava: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(_run(args, url, prefix))
+    return asyncio.run(_run(args, url, prefix, tz))
 
 
 class _UsageError(Exception):
     pass
 
 
-def _redis_settings(args: argparse.Namespace) -> tuple[str, str]:
+def _redis_settings(args: argparse.Namespace) -> tuple[str, str, tzinfo]:
+    """Redis URL, key prefix and the site's time zone (exported times are local)."""
     url, prefix = "", "shenava"
+    tz: tzinfo = UTC
     if args.config is not None:
         from shenava.config import ConfigError, load_config
 
@@ -91,14 +94,14 @@ def _redis_settings(args: argparse.Namespace) -> tuple[str, str]:
             config = load_config(args.config)
         except ConfigError as exc:
             raise _UsageError(f"invalid config: {exc}") from None
-        url, prefix = config.redis.url, config.redis.key_prefix
+        url, prefix, tz = config.redis.url, config.redis.key_prefix, config.site.tzinfo
     url = args.redis_url or url
     if not url:
         raise _UsageError("complaints: no Redis URL (set redis.url in the config or give --redis-url)")
-    return url, args.key_prefix or prefix
+    return url, args.key_prefix or prefix, tz
 
 
-async def _run(args: argparse.Namespace, url: str, prefix: str) -> int:
+async def _run(args: argparse.Namespace, url: str, prefix: str, tz: tzinfo = UTC) -> int:
     from redis.asyncio import Redis
 
     from complaints.complaint import ComplaintStatus
@@ -108,7 +111,7 @@ async def _run(args: argparse.Namespace, url: str, prefix: str) -> int:
     from complaints.store import ComplaintQuery, ComplaintStore
 
     client = Redis.from_url(url, decode_responses=True)
-    register = ComplaintRegister(ComplaintStore(client, prefix))
+    register = ComplaintRegister(ComplaintStore(client, prefix), tz=tz)
     actor = Actor(args.actor, Role(args.role))
     command = args.complaints_command
     try:

@@ -74,3 +74,22 @@ def test_no_redis_url_is_a_usage_error() -> None:
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )
     assert result.returncode == 2 and "Redis URL" in result.stderr
+
+
+def test_exported_times_are_in_the_sites_time_zone(redis_url: str, tmp_path: Path) -> None:
+    reference = _seed(redis_url)  # opened at 1.9e9 = 2030-03-17T17:46:40Z
+    config = tmp_path / "shenava.toml"
+    config.write_text(
+        '[ami]\nsecret = "x"\n'
+        f'[redis]\nurl = "{redis_url}"\nkey_prefix = "t"\n'
+        '[site]\ntimezone = "Asia/Tehran"\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from complaints.cli import main; sys.exit(main(sys.argv[1:]))",
+         "complaints", "--config", str(config), "export", "--format", "csv"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if reference in line)
+    assert "2030-03-17T21:16:40+03:30" in row  # Tehran, not UTC
