@@ -225,23 +225,32 @@ def parse_messages(text: str) -> list[Message]:
     Each block becomes a :class:`Message` that splits itself into headers on
     first use. Stray blank lines between messages are not messages.
     """
-    blocks = text.split("\r\n\r\n")
-    if "" in blocks or text.startswith("\r\n") or "\r\n\r\n\r\n" in text:
-        blocks = [b for b in (block.lstrip("\r\n") for block in blocks) if b]
     new = _new_message
     messages: list[Message] = []
     append = messages.append
-    for block in blocks:
+    for block in text.split("\r\n\r\n"):
         message = new(Message)
-        message._text = block
-        message._headers = None
         # The event name, inline (this loop runs for every message of a busy
         # Asterisk): the first line, split nothing.
         if block.startswith("Event: "):
             end = block.find("\r\n", 7)
             message.event = block[7:] if end < 0 else block[7:end]
         else:
+            # Stray blank lines between messages leave an empty block or one
+            # that starts with CRLF. Checked here, per block, rather than by
+            # searching the whole text for them: that search cost a quarter
+            # of the decoder's time on a busy stream.
+            if not block or block.startswith("\r\n"):
+                block = block.lstrip("\r\n")
+                if not block:
+                    continue
+            message._text = block
+            message._headers = None
             message.event = _event_of(message)
+            append(message)
+            continue
+        message._text = block
+        message._headers = None
         append(message)
     return messages
 

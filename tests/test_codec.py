@@ -121,6 +121,28 @@ def test_stray_blank_lines_do_not_depend_on_where_reads_end() -> None:
         assert decode_in_reads(data, size) == expected, f"read size {size}"
 
 
+def test_stray_blank_lines_before_events_and_responses_keep_their_kind() -> None:
+    """One, two or three stray CRLFs between messages: kind and headers intact."""
+    for stray in (b"\r\n", b"\r\n\r\n", b"\r\n\r\n\r\n"):
+        data = (
+            b"Asterisk Call Manager/11.0.0\r\n"
+            + stray
+            + b"Event: A\r\nX: 1\r\n\r\n"
+            + stray
+            + b"Response: Success\r\nActionID: a1\r\n\r\n"
+            + stray
+            + b"Event: B\r\n\r\n"
+        )
+        for size in (1, 2, 3, 5, 7, len(data)):
+            messages = decode_in_reads(data, size)
+            assert [(m.event, m.response, m.action_id) for m in messages] == [
+                ("A", None, None),
+                (None, "Success", "a1"),
+                ("B", None, None),
+            ], f"stray {stray!r}, read size {size}"
+            assert messages[0].headers == (("Event", "A"), ("X", "1"))
+
+
 # --- header shapes -----------------------------------------------------------
 
 
