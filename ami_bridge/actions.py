@@ -8,10 +8,18 @@ seen in ``shared/ami-transcripts`` (40 Originate/Bridge, 42 Variable, 44 Redirec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ami_bridge.errors import InvalidVariableError
+
 Header = tuple[str, str]
+
+# A dialplan variable name (leading underscores make it inherited).
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What Asterisk's argument splitting changes inside a ``Variable:`` value.
+_VARIABLE_VALUE_FORBIDDEN = re.compile(r'[,"\\]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +91,23 @@ def _originate_common(
     if other_channel_id:
         headers.append(("OtherChannelId", other_channel_id))
     for name, value in (variables or {}).items():
-        headers.append(("Variable", f"{name}={value}"))
+        headers.append(("Variable", variable_item(name, value)))
     return headers
+
+
+def variable_item(name: str, value: str) -> str:
+    """``name=value`` for one ``Variable:`` header, or :class:`InvalidVariableError`.
+
+    Refused rather than sent: a value Asterisk would cut at a comma (or strip
+    of quotes and backslashes) would reach the dialplan as something else.
+    """
+    if not _VARIABLE_NAME.fullmatch(name):
+        raise InvalidVariableError(name, "a name is letters, digits and underscores")
+    if _VARIABLE_VALUE_FORBIDDEN.search(value):
+        raise InvalidVariableError(
+            name, "Asterisk splits a Variable value at commas and drops quotes and backslashes"
+        )
+    return f"{name}={value}"
 
 
 def bridge(channel1: str, channel2: str, *, tone: bool = False) -> Action:

@@ -28,6 +28,22 @@ class HeaderInjectionError(AMIError, ValueError):
         )
 
 
+class InvalidVariableError(AMIError, ValueError):
+    """A channel variable for ``Originate`` that Asterisk would not keep whole.
+
+    Asterisk splits every ``Variable:`` header at commas, drops quotes and
+    backslashes (``manager.c`` ``man_do_variable_value``, with
+    ``AST_STANDARD_APP_ARGS``) and cuts each item at its first ``=``.
+    """
+
+    code = "ami.invalid_variable"
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"refused channel variable {name!r}: {reason}")
+
+
 class MessageTooLargeError(AMIError):
     """The peer sent a message past the size limit; the connection must close."""
 

@@ -283,6 +283,24 @@ def test_originate_unknown_endpoint_is_reason_0(world: PbxWorld, clock: Clock) -
     assert (resp["Response"], resp["Reason"], resp["Uniqueid"]) == ("Failure", "0", "<unknown>")
 
 
+def test_originate_splits_each_variable_header_at_commas_as_asterisk_does(
+    world: PbxWorld, clock: Clock
+) -> None:
+    """manager.c man_do_variable_value: "A=1,B=2" in one header is two variables."""
+    world.register_phone("PJSIP/101", PhoneScript(answer_after_s=1.0, talk_s=30.0))
+    client = Client(world)
+    client.login()
+    _originate(client, "PJSIP/101", ChannelId="agent-0002", Variable="SHENAVA_CALL=c-1,SHENAVA_X=2")
+    advance(clock, 1.5)
+    [resp] = client.events("OriginateResponse")
+    agent = resp["Channel"]
+    values = [
+        client.send("Getvar", Channel=agent, Variable=name)[0]["Value"]
+        for name in ("SHENAVA_CALL", "SHENAVA_X")
+    ]
+    assert values == ["c-1", "2"]
+
+
 def test_bridge_then_agent_hangs_up_hangs_up_the_caller(world: PbxWorld, clock: Clock) -> None:
     world.register_phone("PJSIP/101", PhoneScript(answer_after_s=2.0, talk_s=5.0))
     client = Client(world)

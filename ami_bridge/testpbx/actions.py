@@ -75,10 +75,14 @@ def originate_action(session: Session, msg: Message) -> None:
         target = Target(context=msg.get("Context") or "default", exten=msg.get("Exten") or "s",
                         priority=int(priority_text))
     variables: dict[str, str] = {}
-    for item in msg.get_all("Variable"):
-        name, _, value = item.partition("=")
-        if name:
-            variables[name] = value
+    # As manager.c's man_do_variable_value: each header holds comma-separated
+    # name=value items (quotes and nesting not imitated); an item without "="
+    # or with an empty name is skipped.
+    for header in msg.get_all("Variable"):
+        for item in header.lstrip(" \t").split(","):
+            name, sep, value = item.partition("=")
+            if name and sep:
+                variables[name] = value
     timeout_ms = msg.get("Timeout") or str(DEFAULT_ORIGINATE_TIMEOUT_MS)
     request = OriginateRequest(
         dial=dial, target=target, callerid=parse_callerid(msg.get("CallerID")),
