@@ -4,8 +4,11 @@ Given the operator's Asterisk folder it reads ``manager.conf`` and
 ``extensions.conf`` (through :mod:`shenava.asterisk_conf`, i.e. pyst2) and
 checks what the daemon relies on: AMI enabled on the right port and address,
 the AMI user with the same secret, the read/write classes, event filters that
-drop the noise but none of the events Shenava needs, and the two dialplan
-contexts (the support line and the connect context).
+drop the noise but none of the events Shenava needs, and the dialplan contexts
+(the support line, the callback context, and the optional connect context).
+It reads them as Asterisk 22 does (main/manager.c, main/pbx.c): class lists
+are compared exactly, filters are parsed like manager_add_filter(), extension
+patterns matched like _extension_match_core().
 
 Exit codes (see ``shenava.cli``): 0 nothing wrong, 1 at least one error,
 2 the Shenava config file itself is invalid.
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from routing.callback_dialer import CALLBACK_CONTEXT
 from shenava.asterisk_conf import (
     AsteriskConf,
     AsteriskConfError,
@@ -38,32 +42,42 @@ EXIT_CONFIG_INVALID = 2
 
 CONFIG_INVALID = "config.invalid"
 
-# Asterisk's manager permission classes (main/manager.c, perms[]).
-ASTERISK_CLASSES = frozenset({
+# Asterisk's manager permission classes, in the order of main/manager.c's perms[]
+# ("all" is INT_MAX: every class; "none" is 0).
+ASTERISK_CLASSES = (
     "system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
     "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
     "message", "all", "none",
-})
+)
+NEEDED_EVENTS = {
+    # event: its class (the "Privilege:" line of the real Asterisk 22 captures;
+    # Rename: CALL in Asterisk's AMI event docs). manager.c process_events()
+    # sends an event only if the user's read classes include its class.
+    "Newchannel": "call", "Newstate": "call", "Hangup": "call", "NewCallerid": "call",
+    "Rename": "call", "DialBegin": "call", "DialEnd": "call", "BridgeEnter": "call",
+    "BridgeLeave": "call", "OriginateResponse": "call", "DTMFEnd": "dtmf",
+    "AsyncAGIStart": "agi", "AsyncAGIExec": "agi", "AsyncAGIEnd": "agi",
+}
+"""Events the daemon consumes; a filter must never drop one of them.
+
+The answers to ``CoreShowChannels`` (``CoreShowChannel``...) and ``Status``
+are not here: Asterisk writes list events straight to the session that asked
+(``astman_append``), past the read classes and the event filters."""
 REQUIRED_READ = {
-    "call": "channel, dial, bridge, hang-up and originate events",
+    "call": "channel, dial, bridge, hang-up and OriginateResponse events",
     "agi": "AsyncAGIStart/Exec/End: the IVR",
     "dtmf": "DTMFEnd: digits typed ahead of a menu",
-    "system": "FullyBooted, reloads and shutdowns",
-    "reporting": "reporting events used for reconciliation",
 }
-REQUIRED_WRITE = {
-    "call": "Redirect, Bridge, Hangup, Getvar/Setvar",
-    "agi": "the AGI action (AsyncAGI commands)",
-    "originate": "Originate: the agent's leg and callbacks",
-    "system": "CoreShowChannels and Status at resync",
+REQUIRED_WRITE: dict[tuple[str, ...], str] = {
+    # any one of the classes grants the action (manager.c process_message():
+    # writeperm & the action's classes)
+    ("call",): "Bridge and Hangup",
+    ("agi",): "the AGI action (AsyncAGI commands)",
+    ("originate",): "Originate: the agent's leg and callbacks",
+    ("reporting", "system"): "CoreShowChannels after every login",
 }
-NEEDED_EVENTS = (
-    "Newchannel", "Newstate", "Hangup", "NewCallerid", "DialBegin", "DialEnd",
-    "BridgeEnter", "BridgeLeave", "DTMFEnd", "AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd",
-    "OriginateResponse", "FullyBooted", "CoreShowChannel", "CoreShowChannelsComplete",
-    "Status", "StatusComplete",
-)
-"""Events the daemon consumes; a filter must never drop one of them."""
+SUGGESTED_WRITE = "call,agi,originate,reporting"
+SUGGESTED_READ = "call,agi,dtmf,system"
 NOISE_EVENTS = {
     # event: the read class that carries it (no point filtering what is not sent)
     "Newexten": "dialplan", "VarSet": "dialplan", "DeviceStateChange": "call",
@@ -212,7 +226,10 @@ def check_manager(config: Config, manager: AsteriskConf) -> list[Finding]:
     findings.extend(_check_port(config, general, where))
     findings.extend(_check_bind(config, general, where))
 
-    user = manager.section(config.ami.username) if config.ami.username != "general" else None
+    # Asterisk looks AMI users up by name ignoring case (get_manager_by_name_locked).
+    wanted = config.ami.username.lower()
+    name = next((n for n in manager.names() if n.lower() == wanted), None) if wanted != "general" else None
+    user = manager.section(name) if name is not None else None
     if user is None:
         findings.append(_error(
             "manager.user_missing",
@@ -223,8 +240,9 @@ def check_manager(config: Config, manager: AsteriskConf) -> list[Finding]:
         return findings
     findings.append(_ok("manager.user", f"AMI user [{user.name}] exists", user.origin))
     findings.extend(_check_secret(config, user))
-    findings.extend(_check_classes(user, "read", REQUIRED_READ))
-    findings.extend(_check_classes(user, "write", REQUIRED_WRITE))
+    findings.extend(_check_read(user))
+    findings.extend(_check_write(user))
+    findings.extend(_check_session_options(general, user))
     findings.extend(_check_event_filters(user))
     return findings
 
@@ -243,11 +261,11 @@ def _check_port(config: Config, general: ConfSection | None, where: Origin | str
 
 def _check_bind(config: Config, general: ConfSection | None, where: Origin | str) -> list[Finding]:
     item = general.get("bindaddr") if general else None
-    bind = item.value if item else "0.0.0.0"
+    bind = item.value if item else "::"  # Asterisk's default: every address ([::])
     at = item.origin if item else where
     host = config.ami.host
     loopback = {"127.0.0.1", "::1", "localhost"}
-    if bind in ("0.0.0.0", "::") or bind == host or (host in loopback and bind in loopback):
+    if bind in ("0.0.0.0", "::", "[::]") or bind == host or (host in loopback and bind in loopback):
         return [_ok("manager.bindaddr", f"AMI bound to {bind}, reachable at ami.host {host}", at)]
     if _is_ip(bind) and _is_ip(host):
         return [_error(
@@ -285,47 +303,130 @@ def _check_secret(config: Config, user: ConfSection) -> list[Finding]:
     return [_ok("manager.secret", f"the secret of [{user.name}] matches", item.origin)]
 
 
+def _ast_instring(bigstr: str, smallstr: str) -> bool:
+    """main/manager.c ast_instring(bigstr, smallstr, ','), byte for byte.
+
+    Every comma-separated token but the last matches when it is a prefix of
+    ``smallstr`` (``strncmp`` over the token's length); the last must equal
+    it (``strcmp``). Nothing is trimmed and case counts."""
+    start = 0
+    while True:
+        comma = bigstr.find(",", start)
+        if comma < 0:
+            return bigstr[start:] == smallstr
+        if smallstr.startswith(bigstr[start:comma]):
+            return True
+        start = comma + 1
+        if start >= len(bigstr):
+            return False
+
+
 def parse_classes(value: str) -> set[str]:
-    return {part.strip().lower() for part in value.split(",") if part.strip()}
+    """The classes Asterisk grants for ``read =``/``write = value`` (manager.c get_perm()).
+
+    ``"all"`` in the result means every class. Spaces and capitals are not
+    forgiven: ``call, agi`` grants ``call`` only (the token is `` agi``)."""
+    granted = {label for label in ASTERISK_CLASSES if _ast_instring(value, label)}
+    granted.discard("none")
+    return granted
 
 
-def _check_classes(user: ConfSection, key: str, required: dict[str, str]) -> list[Finding]:
-    item = user.get(key)
-    classes = parse_classes(item.value) if item else set()
-    at = item.origin if item else user.origin
+def _class_list_hint(value: str) -> str:
+    tokens = value.split(",")
+    if any(t != t.strip() or t != t.lower() for t in tokens):
+        return " (Asterisk reads the list as written: no spaces, lower case)"
+    return ""
+
+
+def _check_classes_present(item: ConfItem | None, key: str) -> tuple[set[str], list[Finding]]:
     findings: list[Finding] = []
-    unknown = sorted(classes - ASTERISK_CLASSES)
+    if item is None:
+        return set(), findings
+    granted = parse_classes(item.value)
+    unknown = [t for t in item.value.split(",") if t and t not in ASTERISK_CLASSES]
     if unknown:
         findings.append(_warn(
             f"manager.{key}_unknown_class",
-            f"{key} = {item.value if item else ''}: Asterisk has no class {', '.join(unknown)}", at,
+            f"{key} = {item.value}: Asterisk has no class {', '.join(repr(t) for t in unknown)}"
+            + _class_list_hint(item.value), item.origin,
         ))
-    if "all" in classes:
-        if key == "write":
-            findings.append(_warn(
-                "manager.write_all",
-                "write = all also grants command and config (a shell on the PBX); Shenava "
-                f"needs only {','.join(required)}", at,
-            ))
-        else:
-            findings.append(_ok(f"manager.{key}", f"{key} = all", at))
-        return findings
-    missing = [name for name in required if name not in classes]
+    return granted, findings
+
+
+def _check_read(user: ConfSection) -> list[Finding]:
+    item = user.get("read")
+    at = item.origin if item else user.origin
+    granted, findings = _check_classes_present(item, "read")
+    if "all" in granted:
+        return [*findings, _ok("manager.read", "read = all", at)]
+    missing = [name for name in REQUIRED_READ if name not in granted]
     if missing:
-        why = "; ".join(f"{name}: {required[name]}" for name in missing)
+        why = "; ".join(f"{name}: {REQUIRED_READ[name]}" for name in missing)
         findings.append(_error(
-            f"manager.{key}_classes",
-            f"[{user.name}] {key} lacks {', '.join(missing)} ({why}); "
-            f"use {key} = {','.join(required)}", at,
+            "manager.read_classes",
+            f"[{user.name}] read lacks {', '.join(missing)} ({why}); use read = {SUGGESTED_READ}"
+            + _class_list_hint(item.value if item else ""), at,
         ))
     else:
-        findings.append(_ok(f"manager.{key}", f"{key} includes {','.join(required)}", at))
+        findings.append(_ok("manager.read", f"read includes {','.join(REQUIRED_READ)}", at))
+    return findings
+
+
+def _check_write(user: ConfSection) -> list[Finding]:
+    item = user.get("write")
+    at = item.origin if item else user.origin
+    granted, findings = _check_classes_present(item, "write")
+    if "all" in granted:
+        return [*findings, _warn(
+            "manager.write_all",
+            f"write = all also grants command and config (a shell on the PBX); Shenava needs only "
+            f"write = {SUGGESTED_WRITE}", at,
+        )]
+    missing = [alternatives for alternatives in REQUIRED_WRITE if not granted.intersection(alternatives)]
+    if missing:
+        why = "; ".join(f"{' or '.join(alt)}: {REQUIRED_WRITE[alt]}" for alt in missing)
+        findings.append(_error(
+            "manager.write_classes",
+            f"[{user.name}] write lacks {', '.join(' or '.join(alt) for alt in missing)} ({why}); "
+            f"use write = {SUGGESTED_WRITE}" + _class_list_hint(item.value if item else ""), at,
+        ))
+        return findings
+    findings.append(_ok("manager.write", "write allows every action Shenava sends", at))
+    if "system" in granted:
+        findings.append(_warn(
+            "manager.write_system",
+            "write includes system, which also allows ModuleLoad, Reload and Filter; Shenava needs "
+            f"only reporting for CoreShowChannels: write = {SUGGESTED_WRITE}", at,
+        ))
+    return findings
+
+
+def _check_session_options(general: ConfSection | None, user: ConfSection) -> list[Finding]:
+    findings: list[Finding] = []
+    item = user.get("writetimeout")
+    if item is not None and (not item.value.isdigit() or int(item.value) < 100):
+        findings.append(_warn(
+            "manager.writetimeout",
+            f"writetimeout = {item.value}: Asterisk ignores values under 100 (ms) and keeps 100", item.origin,
+        ))
+    multiple = user.get("allowmultiplelogin") or (general.get("allowmultiplelogin") if general else None)
+    if multiple is not None and multiple.value.lower() not in _TRUE:
+        findings.append(_warn(
+            "manager.single_login",
+            "allowmultiplelogin = no: after a network break Shenava's new login is refused "
+            "(\"Login Already In Use\") until Asterisk drops the old session", multiple.origin,
+        ))
     return findings
 
 
 @dataclass(frozen=True)
 class EventFilter:
-    """One ``eventfilter`` line, legacy (``!regex``) or advanced (``eventfilter(name(X))``)."""
+    """One ``eventfilter`` line as Asterisk's manager_add_filter() reads it.
+
+    ``matches(event)`` is True when the filter certainly matches every such
+    event, False when it certainly matches none, None when it depends on the
+    event's other headers (a header(), a pattern on the whole text that does
+    not start with ``Event:``)."""
 
     exclude: bool
     origin: Origin
@@ -335,71 +436,135 @@ class EventFilter:
     partial: bool = False
     """It also looks at other headers: it cannot drop or admit an event by name alone."""
 
-    def matches(self, event: str) -> bool:
+    def matches(self, event: str) -> bool | None:
+        if self.event_name is not None and self.event_name != event:
+            return False  # name(): an exact, case-sensitive comparison (a hash of the name)
         if self.partial:
-            return False
-        if self.event_name is not None:
-            return self.event_name.lower() == event.lower()
-        return self.regex is not None and self.regex.search(f"Event: {event}\r\n") is not None
+            return None
+        if self.regex is None:
+            return True  # name() alone, or no criteria at all
+        if self.regex.search(f"Event: {event}\r\n") is not None:
+            return True
+        # The whole event text is searched; a pattern starting with "Event:" can
+        # only match that line (no header of the events Shenava needs ends in "Event").
+        return False if self.regex.pattern.lstrip("^").startswith("Event:") else None
 
 
-_ADVANCED_RE = re.compile(r"^eventfilter\((.*)\)$", re.IGNORECASE)
-_CRITERION_RE = re.compile(r"(\w+)\(([^)]*)\)")
+_FILTER_METHODS = ("regex", "exact", "starts_with", "ends_with", "contains", "none")
 
 
 def parse_event_filters(user: ConfSection) -> tuple[list[EventFilter], list[Finding]]:
     filters: list[EventFilter] = []
     findings: list[Finding] = []
     for item in user.items:
-        name = item.name.lower()
-        if name == "eventfilter":
-            exclude = item.value.startswith("!")
-            pattern = item.value[1:] if exclude else item.value
-            try:
-                regex = re.compile(pattern)
-            except re.error as exc:
-                findings.append(_warn("manager.filter_unreadable", f"eventfilter {item.value!r}: {exc}", item.origin))
-                continue
-            filters.append(EventFilter(exclude, item.origin, item.value, regex=regex))
+        # Asterisk takes every option whose name begins with "eventfilter" (__init_manager).
+        if not item.name.startswith("eventfilter"):
             continue
-        advanced = _ADVANCED_RE.match(item.name)
-        if advanced:
-            filters.append(_parse_advanced(item, advanced.group(1)))
+        parsed = _parse_filter(item)
+        if isinstance(parsed, str):
+            findings.append(_warn(
+                "manager.filter_ignored",
+                f"{item.name} = {item.value}: {parsed}; Asterisk ignores this filter (with a warning in its log)",
+                item.origin,
+            ))
+        else:
+            filters.append(parsed)
     return filters, findings
 
 
-def _parse_advanced(item: ConfItem, criteria: str) -> EventFilter:
-    parts = {key.lower(): value.strip() for key, value in _CRITERION_RE.findall(criteria)}
-    exclude = parts.get("action", "include").lower() == "exclude"
-    event_name = parts.get("name") or None
-    partial = "header" in parts or bool(item.value)
-    regex = None
-    if event_name is None and not partial:
-        regex = re.compile("")  # no criteria: matches every event
-    return EventFilter(exclude, item.origin, f"{item.name} = {item.value}".strip(),
-                       regex=regex, event_name=event_name, partial=partial)
+def _parse_filter(item: ConfItem) -> EventFilter | str:
+    """main/manager.c manager_add_filter(): the filter, or why Asterisk refuses it."""
+    pattern = item.value
+    exclude = pattern.startswith("!")
+    if exclude:
+        pattern = pattern[1:]
+    text = f"{item.name} = {item.value}".strip()
+    if "(" not in item.name:
+        if not pattern:
+            return "a legacy filter needs a pattern"
+        try:
+            legacy = re.compile(pattern)  # POSIX extended (REG_EXTENDED) there; close enough here
+        except re.error as exc:
+            return f"the regular expression does not compile ({exc})"
+        return EventFilter(exclude, item.origin, text, regex=legacy)
+    inner = item.name.split("(", 1)[1].strip()
+    if not inner.endswith(")"):
+        return "the filter options are not formatted correctly"
+    event_name = header = None
+    method = "none"
+    found = False
+    for option in (o for o in re.split(r"[ ,)]+", inner) if o):
+        key, paren, value = option.partition("(")
+        value = value.strip()
+        if not paren or not value:
+            return f"option {option!r} is not formatted correctly"
+        if key.startswith("action"):
+            if value not in ("include", "exclude"):
+                return f"action {value!r} is unknown"
+            exclude = value == "exclude"
+        elif key.startswith("name"):
+            event_name = value
+        elif key.startswith("header"):
+            header = value
+        elif key.startswith("method"):
+            if value not in _FILTER_METHODS:
+                return f"method {value!r} is unknown"
+            method = value
+        else:
+            return f"option {option!r} is unknown"
+        found = True
+    if not found:
+        return "no action, name, header or method option"
+    if not pattern and method != "none":
+        return f"method {method} needs a pattern"
+    if pattern and method == "none":
+        return "a pattern needs a method (e.g. method(regex))"
+    if event_name is None and header is None and method == "none":
+        return "no name or header option and no pattern"
+    regex: re.Pattern[str] | None = None
+    if pattern and header is None and method == "regex":
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            return f"the regular expression does not compile ({exc})"
+    partial = header is not None or (bool(pattern) and regex is None)
+    return EventFilter(exclude, item.origin, text, regex=regex, event_name=event_name, partial=partial)
 
 
-def event_passes(event: str, filters: Sequence[EventFilter]) -> bool:
-    """Asterisk's rule: with include filters, only matches pass; excludes then drop."""
-    includes = [f for f in filters if not f.exclude]
-    if includes and not any(f.matches(event) or f.partial for f in includes):
+def event_passes(event: str, filters: Sequence[EventFilter]) -> bool | None:
+    """manager.c should_send_event(): with include filters only what one of them
+    matches passes; then any matching exclude filter drops it. None: cannot tell."""
+    includes = [f.matches(event) for f in filters if not f.exclude]
+    excludes = [f.matches(event) for f in filters if f.exclude]
+    if includes and not any(includes):
+        return None if None in includes else False
+    if any(excludes):
         return False
-    return not any(f.exclude and f.matches(event) for f in filters)
+    return None if None in excludes else True
 
 
 def _check_event_filters(user: ConfSection) -> list[Finding]:
     filters, findings = parse_event_filters(user)
     read_item = user.get("read")
     read = parse_classes(read_item.value) if read_item else set()
+    unsure: list[str] = []
     for event in NEEDED_EVENTS:
-        if not event_passes(event, filters):
+        passes = event_passes(event, filters)
+        if passes is None:
+            unsure.append(event)
+        elif not passes:
             culprit = next((f for f in filters if f.exclude and f.matches(event)), None)
             at = culprit.origin if culprit else user.origin
             because = f"by {culprit.text!r}" if culprit else "(no include filter admits it)"
             findings.append(_error(
                 "manager.filter_drops_needed", f"event {event} is filtered out {because}; Shenava needs it", at,
             ))
+    if unsure:
+        findings.append(_warn(
+            "manager.filter_unverified",
+            f"[{user.name}] has event filters that look at more than the event name: cannot tell whether "
+            f"they let through {', '.join(unsure)}, which Shenava needs", user.origin,
+        ))
     noisy = [
         event for event, cls in NOISE_EVENTS.items()
         if ("all" in read or cls in read) and event_passes(event, filters)
@@ -411,7 +576,7 @@ def _check_event_filters(user: ConfSection) -> list[Finding]:
             + ", ".join(f"eventfilter = !Event: {e}" for e in noisy[:3]) + (" ..." if len(noisy) > 3 else ""),
             user.origin,
         ))
-    elif not any(f.severity is Severity.ERROR for f in findings):
+    elif not any(f.severity is not Severity.OK for f in findings):
         findings.append(_ok("manager.filters", "event filters drop the noise and keep what Shenava needs", user.origin))
     return findings
 
@@ -527,6 +692,7 @@ def _context_steps(dialplan: AsteriskConf, name: str, seen: tuple[str, ...] = ()
 def check_dialplan(config: Config, dialplan: AsteriskConf) -> list[Finding]:
     return [
         *_check_support_context(config.site.support_context, dialplan),
+        *_check_callback_context(CALLBACK_CONTEXT, dialplan),
         *_check_connect_context(config.site.connect_context, dialplan),
     ]
 
@@ -560,24 +726,117 @@ def _check_support_context(name: str, dialplan: AsteriskConf) -> list[Finding]:
     return findings
 
 
-def _check_connect_context(name: str, dialplan: AsteriskConf) -> list[Finding]:
+def extension_matches(pattern: str, number: str) -> bool:
+    """Does extension ``pattern`` match ``number``? main/pbx.c _extension_match_core(), E_MATCH.
+
+    ``_`` starts a pattern: X, Z, N, ``[...]`` (characters and ranges; ``+`` is an
+    ordinary character there), ``.`` (one or more), ``!`` (zero or more);
+    ``-`` is ignored on both sides; ``/`` starts a caller ID match (not checked)."""
+    if not pattern.startswith("_"):
+        return pattern.split("/", 1)[0].replace("-", "") == number.replace("-", "")
+    p, d = pattern[1:], number.replace("-", "")
+    i = j = 0
+    while True:
+        while i < len(p) and p[i] == "-":
+            i += 1
+        if j >= len(d) or i >= len(p) or p[i] == "/":
+            break
+        char, digit = p[i], d[j]
+        if char == "[":
+            end = p.find("]", i + 1)
+            if end < 0:
+                return False  # "Wrong usage of [] in the extension"
+            members, k = p[i + 1:end], 0
+            found = not members  # an empty set is skipped
+            while k < len(members) and not found:
+                if k + 2 < len(members) and members[k + 1] == "-":
+                    found = members[k] <= digit <= members[k + 2]
+                    k += 3
+                else:
+                    found = members[k] == digit
+                    k += 1
+            if not found:
+                return False
+            i = end
+            if not members:
+                i += 1
+                continue
+        elif char in "nN":
+            if not "2" <= digit <= "9":
+                return False
+        elif char in "xX":
+            if not "0" <= digit <= "9":
+                return False
+        elif char in "zZ":
+            if not "1" <= digit <= "9":
+                return False
+        elif char in ".!":
+            return True
+        elif char != digit:
+            return False
+        i += 1
+        j += 1
+    if j < len(d):
+        return False
+    return i >= len(p) or p[i] in "/!"
+
+
+CALLBACK_SAMPLE_NUMBERS = ("09121234567", "+989121234567")
+"""Customer numbers as routing.callbacks.normalize_number() leaves them (``+`` and 3 to 20 digits)."""
+
+
+def _check_callback_context(name: str, dialplan: AsteriskConf) -> list[Finding]:
     steps = _context_steps(dialplan, name)
     if steps is None:
         return [_error(
-            "dialplan.connect_missing",
-            f"no context [{name}] (site.connect_context): routing redirects callers there to reach "
-            "an agent; add the [shenava-connect] context of etc/asterisk/extensions.conf",
+            "dialplan.callback_missing",
+            f"no context [{name}]: callbacks originate the agent's phone into it with the customer's "
+            "number as the extension (Asterisk answers \"Extension does not exist.\"); add the "
+            "[shenava-callback] context of etc/asterisk/extensions.conf",
+            dialplan.path.name,
+        )]
+    origin = dialplan.section(name).origin  # type: ignore[union-attr]
+    findings: list[Finding] = []
+    extensions = list(dict.fromkeys(s.extension for s in steps))
+    for number in CALLBACK_SAMPLE_NUMBERS:
+        matching = [e for e in extensions if extension_matches(e, number)]
+        if not matching:
+            findings.append(_error(
+                "dialplan.callback_no_match",
+                f"no extension of [{name}] matches a customer number like {number} "
+                "(use a pattern such as _[+0-9]X.)", origin,
+            ))
+            continue
+        # Asterisk prefers the most specific pattern; any matching one must dial.
+        if not any(s.app == "dial" for s in steps if s.extension in matching):
+            findings.append(_error(
+                "dialplan.callback_no_dial",
+                f"[{name}] has no Dial() for {number}: the customer is never called", origin,
+            ))
+    if not findings:
+        findings.append(_ok("dialplan.callback", f"[{name}] dials the customer's number", origin))
+    return findings
+
+
+def _check_connect_context(name: str, dialplan: AsteriskConf) -> list[Finding]:
+    """The Redirect way of connecting (transcript 44): optional, not used by this release."""
+    steps = _context_steps(dialplan, name)
+    if steps is None:
+        return [_ok(
+            "dialplan.connect_absent",
+            f"no context [{name}] (site.connect_context): fine, this release connects callers by "
+            "Originate and Bridge and does not use it",
             dialplan.path.name,
         )]
     dials = [s for s in steps if s.app == "dial"]
     if not dials:
         origin = dialplan.section(name).origin  # type: ignore[union-attr]
-        return [_error("dialplan.connect_no_dial", f"[{name}] has no Dial(): it cannot ring the agent", origin)]
+        return [_warn("dialplan.connect_no_dial", f"[{name}] has no Dial(): it cannot ring the agent", origin)]
     findings: list[Finding] = []
     dial = dials[0]
     options = dial_options(dial.args)
     if "g" not in options:
-        findings.append(_error(
+        findings.append(_warn(
             "dialplan.connect_no_g",
             f"[{name}] Dial({dial.args}) lacks option g: when the agent hangs up the caller is "
             "hung up too and cannot come back to Shenava (goodbye, a second agent after a no-answer)",
@@ -591,7 +850,7 @@ def _check_connect_context(name: str, dialplan: AsteriskConf) -> list[Finding]:
         ))
     back = [s for s in steps if s.extension == dial.extension and s.priority > dial.priority and _is_async_agi(s)]
     if not back:
-        findings.append(_error(
+        findings.append(_warn(
             "dialplan.connect_no_agi",
             f"[{name}] does not run AGI(agi:async) after Dial(): the caller never returns to Shenava",
             dial.origin,

@@ -49,7 +49,7 @@ def test_shipped_files_are_clean(shipped_etc: Path) -> None:
     assert codes(findings, Severity.ERROR) == set()
     assert codes(findings, Severity.WARNING) == {"config.secret_placeholder"}
     assert {"manager.user", "manager.secret", "manager.read", "manager.write", "manager.filters",
-            "dialplan.support", "dialplan.connect"} <= codes(findings, Severity.OK)
+            "dialplan.support", "dialplan.callback", "dialplan.connect"} <= codes(findings, Severity.OK)
     assert exit_code(findings) == EXIT_OK
 
 
@@ -85,8 +85,13 @@ BROKEN = [
     ("manager.conf", "[shenava]", "[someone-else]", "manager.user_missing"),
     ("manager.conf", "secret = change-me", "secret = other", "manager.secret_mismatch"),
     ("manager.conf", "secret = change-me", "", "manager.secret_missing"),
-    ("manager.conf", "write = call,agi,originate,system", "write = call,agi,system", "manager.write_classes"),
-    ("manager.conf", "read = call,agi,dtmf,system,reporting", "read = call,system", "manager.read_classes"),
+    ("manager.conf", "write = call,agi,originate,reporting", "write = call,agi,reporting", "manager.write_classes"),
+    ("manager.conf", "write = call,agi,originate,reporting", "write = call,agi,originate", "manager.write_classes"),
+    ("manager.conf", "write = call,agi,originate,reporting", "write = call, agi, originate, reporting",
+     "manager.write_classes"),
+    ("manager.conf", "read = call,agi,dtmf,system", "read = call,system", "manager.read_classes"),
+    ("manager.conf", "read = call,agi,dtmf,system", "read = Call,agi,dtmf", "manager.read_classes"),
+    ("manager.conf", "read = call,agi,dtmf,system", "read = call,agi,dtmf ,system", "manager.read_classes"),
     ("manager.conf", "enabled = yes", "enabled = no", "manager.disabled"),
     ("manager.conf", "port = 5038", "port = 5039", "manager.port_mismatch"),
     ("manager.conf", "bindaddr = 127.0.0.1", "bindaddr = 10.1.2.3", "manager.bind_mismatch"),
@@ -95,14 +100,16 @@ BROKEN = [
     ("manager.conf", "eventfilter = !Event: VarSet", "eventfilter = Event: VarSet", "manager.filter_drops_needed"),
     ("manager.conf", "eventfilter = !Event: VarSet",
      "eventfilter(action(exclude),name(AsyncAGIExec)) =", "manager.filter_drops_needed"),
+    ("manager.conf", "eventfilter = !Event: VarSet", "eventfilter(name(Rename)) = !", "manager.filter_drops_needed"),
+    ("manager.conf", "eventfilter = !Event: VarSet", "eventfilter = ^Event: (Newchannel|Hangup)",
+     "manager.filter_drops_needed"),
     ("manager.conf", "[general]", "[general\n", "asterisk.unparsable"),
     ("extensions.conf", "[shenava-complaints]", "[other]", "dialplan.support_missing"),
     ("extensions.conf", " same => n,AGI(agi:async)\n same => n,Hangup()\n\n[shenava-connect]",
      " same => n,Hangup()\n\n[shenava-connect]", "dialplan.support_no_agi"),
-    ("extensions.conf", "[shenava-connect]", "[connect-typo]", "dialplan.connect_missing"),
-    ("extensions.conf", "Dial(PJSIP/${EXTEN},20,gm)", "Dial(PJSIP/${EXTEN},20,m)", "dialplan.connect_no_g"),
-    ("extensions.conf", "Dial(PJSIP/${EXTEN},20,gm)", "NoOp(PJSIP/${EXTEN})", "dialplan.connect_no_dial"),
-    ("extensions.conf", "gm)\n same => n,AGI(agi:async)", "gm)\n same => n,Playback(bye)", "dialplan.connect_no_agi"),
+    ("extensions.conf", "[shenava-callback]", "[callback-typo]", "dialplan.callback_missing"),
+    ("extensions.conf", "exten => _[+0-9]X.,1,Set", "exten => _X.,1,Set", "dialplan.callback_no_match"),
+    ("extensions.conf", " same => n,Dial(PJSIP/${EXTEN}@trunk,30)", " same => n,NoOp()", "dialplan.callback_no_dial"),
 ]
 
 
@@ -146,7 +153,7 @@ def test_warnings_for_missing_music_and_answer_and_noise(setup: tuple[Path, Path
     edit(asterisk / "extensions.conf", "20,gm)", "20,g)")
     edit(asterisk / "extensions.conf", " same => n,Answer()\n", "")
     edit(asterisk / "manager.conf", "eventfilter = !Event: Newexten\n", "")
-    edit(asterisk / "manager.conf", "read = call,agi,dtmf,system,reporting", "read = all")
+    edit(asterisk / "manager.conf", "read = call,agi,dtmf,system", "read = all")
     findings = check_config(config, asterisk)
     assert {"dialplan.connect_no_m", "dialplan.support_no_answer", "manager.filter_missing"} <= codes(
         findings, Severity.WARNING
@@ -157,9 +164,10 @@ def test_warnings_for_missing_music_and_answer_and_noise(setup: tuple[Path, Path
 def test_the_real_capture_setup(shipped_etc: Path) -> None:
     """The Asterisk 22 used for the captures: read/write all, no filters, other contexts."""
     findings = check_config(shipped_etc / "shenava.example.toml", REAL_CONF)
-    assert codes(findings, Severity.ERROR) == {"manager.secret_mismatch", "dialplan.support_missing"}
+    assert codes(findings, Severity.ERROR) == {
+        "manager.secret_mismatch", "dialplan.support_missing", "dialplan.callback_missing"}
     assert {"manager.write_all", "manager.filter_missing"} <= codes(findings, Severity.WARNING)
-    assert "dialplan.connect" in codes(findings, Severity.OK)  # Dial(Local/...,20,gm) then AGI
+    assert {"manager.read", "dialplan.connect"} <= codes(findings, Severity.OK)  # Dial(Local/...,20,gm), AGI
 
 
 # -- pyst2's quirks, handled by shenava.asterisk_conf ---------------------------
