@@ -6,7 +6,9 @@ fed prepared text rather than the file itself:
 - it opens the file without an encoding and never closes it: we read the text
   (UTF-8, undecodable bytes replaced) and hand pyst2 the lines;
 - it does not know ``#include``/``#tryinclude`` (they would be parse errors):
-  they are expanded in place here, relative to the including file, with globs;
+  they are expanded in place here, with globs; a relative name is taken
+  from the folder of the file first read (Asterisk's config folder, as
+  main/config.c config_text_file_load() does), whatever file includes it;
   ``#exec`` cannot be followed and is reported;
 - it splits comments on every ``;``: escaped ``\\;`` is protected first, and
   ``;-- block comments --;`` are blanked (keeping line numbers);
@@ -120,7 +122,7 @@ def read_asterisk_conf(path: Path) -> AsteriskConf:
     origins: list[Origin] = []
     notes: list[ConfNote] = []
     suffixes: dict[int, str] = {}
-    _expand(path, lines, origins, notes, suffixes, depth=0)
+    _expand(path, lines, origins, notes, suffixes, depth=0, base=path.parent)
 
     class _PreparedConfig(PystConfig):
         """pyst2's Config, loading our prepared lines instead of opening the file."""
@@ -175,6 +177,7 @@ def _expand(
     suffixes: dict[int, str],
     *,
     depth: int,
+    base: Path,
 ) -> None:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -195,12 +198,12 @@ def _expand(
                 notes.append(ConfNote(origin, f"#{kind} {argument} not followed: includes nested too deep"))
             else:
                 target = Path(argument)
-                pattern = str(target if target.is_absolute() else path.parent / target)
+                pattern = str(target if target.is_absolute() else base / target)
                 matches = sorted(glob.glob(pattern))
                 if not matches and kind == "include":
                     raise AsteriskConfError(path, number, f"#include {argument}: no such file")
                 for match in matches:
-                    _expand(Path(match), lines, origins, notes, suffixes, depth=depth + 1)
+                    _expand(Path(match), lines, origins, notes, suffixes, depth=depth + 1, base=base)
             continue
         category = _CATEGORY_RE.match(stripped)
         if category and category.group(2) is not None:

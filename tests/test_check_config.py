@@ -229,6 +229,19 @@ def test_missing_include_is_an_error_tryinclude_is_not(tmp_path: Path) -> None:
         read_asterisk_conf(path)
 
 
+def test_nested_includes_are_relative_to_the_config_folder(tmp_path: Path) -> None:
+    """main/config.c config_text_file_load(): a relative #include is taken
+    from Asterisk's config folder, not from the folder of the including file."""
+    (tmp_path / "manager.d").mkdir()
+    (tmp_path / "manager.d" / "users.conf").write_text("#include shared.conf\n", encoding="utf-8")
+    (tmp_path / "shared.conf").write_text("[shenava]\nread = call\n", encoding="utf-8")
+    (tmp_path / "manager.d" / "shared.conf").write_text("[wrong]\nread = all\n", encoding="utf-8")
+    path = tmp_path / "manager.conf"
+    path.write_text("#include manager.d/users.conf\n", encoding="utf-8")
+    conf = read_asterisk_conf(path)
+    assert conf.names() == ["shenava"]
+
+
 def test_lines_before_any_section_are_noted(tmp_path: Path) -> None:
     path = tmp_path / "x.conf"
     path.write_text("stray = 1\n[a]\n", encoding="utf-8")
