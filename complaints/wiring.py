@@ -134,6 +134,7 @@ def install(app: Any) -> ComplaintsExtension:
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         service_level=_service_level(app),
         config=CallbackDialConfig(
+            context=app.config.site.callback_context,
             wrap_up_s=getattr(getattr(app.dispatcher, "_config", None), "wrap_up_s", 10.0)
         ),
     )

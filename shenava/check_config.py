@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from routing.callback_dialer import CALLBACK_CONTEXT
 from shenava.asterisk_conf import (
     AsteriskConf,
     AsteriskConfError,
@@ -692,7 +691,7 @@ def _context_steps(dialplan: AsteriskConf, name: str, seen: tuple[str, ...] = ()
 def check_dialplan(config: Config, dialplan: AsteriskConf) -> list[Finding]:
     return [
         *_check_support_context(config.site.support_context, dialplan),
-        *_check_callback_context(CALLBACK_CONTEXT, dialplan),
+        *_check_callback_context(config.site.callback_context, dialplan),
         *_check_connect_context(config.site.connect_context, dialplan),
     ]
 
@@ -790,7 +789,7 @@ def _check_callback_context(name: str, dialplan: AsteriskConf) -> list[Finding]:
     if steps is None:
         return [_error(
             "dialplan.callback_missing",
-            f"no context [{name}]: callbacks originate the agent's phone into it with the customer's "
+            f"no context [{name}] (site.callback_context): callbacks originate the agent's phone into it with the customer's "
             "number as the extension (Asterisk answers \"Extension does not exist.\"); add the "
             "[shenava-callback] context of etc/asterisk/extensions.conf",
             dialplan.path.name,

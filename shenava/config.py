@@ -214,6 +214,8 @@ class SiteConfig:
     languages: tuple[str, ...] = ("fa", "en")
     support_context: str = "shenava-complaints"
     connect_context: str = "shenava-connect"
+    callback_context: str = "shenava-callback"
+    """Where a callback's agent leg is sent to dial the customer (``[shenava-callback]``)."""
 
     @property
     def tzinfo(self) -> ZoneInfo:
@@ -236,6 +238,7 @@ def parse_site(t: Table) -> SiteConfig:
         languages=t.get_str_list("languages", d.languages, non_empty=True, allowed=SUPPORTED_LANGUAGES),
         support_context=t.get_str("support_context", d.support_context, check=_context),
         connect_context=t.get_str("connect_context", d.connect_context, check=_context),
+        callback_context=t.get_str("callback_context", d.callback_context, check=_context),
     )
 
 

@@ -245,3 +245,15 @@ def test_a_broken_connect_context_is_only_warned(setup: tuple[Path, Path]) -> No
     assert {"dialplan.connect_no_g", "dialplan.connect_no_m", "dialplan.connect_no_agi"} <= codes(
         findings, Severity.WARNING)
     assert exit_code(findings) == 0
+
+
+def test_the_callback_context_is_the_one_configured(setup: tuple[Path, Path]) -> None:
+    """site.callback_context names the context check-config looks for."""
+    config, asterisk = setup
+    edit(asterisk / "extensions.conf", "[shenava-callback]", "[site-callbacks]")
+    findings = check_config(config, asterisk)
+    assert "dialplan.callback_missing" in codes(findings, Severity.ERROR)
+    edit(config, 'callback_context = "shenava-callback"', 'callback_context = "site-callbacks"')
+    findings = check_config(config, asterisk)
+    assert "dialplan.callback_missing" not in codes(findings, Severity.ERROR)
+    assert exit_code(findings) == 0

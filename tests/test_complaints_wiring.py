@@ -47,7 +47,7 @@ class FakeApp:
     def __post_init__(self) -> None:
         self.config = SimpleNamespace(
             redis=SimpleNamespace(key_prefix="t"),
-            site=SimpleNamespace(timezone="UTC"),
+            site=SimpleNamespace(timezone="UTC", callback_context="site-callbacks"),
             callbacks=SimpleNamespace(policy=DialPolicy(), hours=CallingHours.always()),
             complaints=RegisterPolicy(retention_s=30 * 86400.0),
         )
@@ -117,7 +117,7 @@ async def test_abandon_raises_flag_dialled_in_hours_and_outcome_closes_it(app: F
     app.roster.log_in("old", clock.seconds())  # an agent becomes free: the dialer is poked
     await app.settle()
     [orig] = app.connection.originates()
-    assert (orig["Channel"], orig["Context"], orig["Exten"]) == ("PJSIP/102", "shenava-callback", NUMBER)
+    assert (orig["Channel"], orig["Context"], orig["Exten"]) == ("PJSIP/102", "site-callbacks", NUMBER)
     leg = orig["ChannelId"]
     agent_answers(app.tracker, clock, leg)
     customer_dialled(app.tracker, clock, leg, "ANSWER")

@@ -62,6 +62,7 @@ def test_minimal_config_takes_every_default() -> None:
     assert config.site.languages == ("fa", "en")
     assert config.site.support_context == "shenava-complaints"
     assert config.site.connect_context == "shenava-connect"
+    assert config.site.callback_context == "shenava-callback"
     assert config.http.port == 8080 and config.log.level == "info" and config.agents == ()
 
 
