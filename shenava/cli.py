@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed for the simulated traffic")
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
     demo.add_argument("--quiet", action="store_true", help="no live figures while running")
+    demo.add_argument("--http-port", type=int, default=0,
+                      help="the daemon's HTTP listener port (default 0: any free port)")
+    demo.add_argument("--ui-port", type=int, default=0,
+                      help="port of the browser pages through the demo's stand-in proxy "
+                           "(default 0: any free port)")
     demo.set_defaults(func=_cmd_demo)
 
     pbx = sub.add_parser("testpbx", help="serve the test PBX: an AMI server that imitates Asterisk 22")
@@ -140,6 +145,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         json=args.json,
         quiet=args.quiet,
+        http_port=args.http_port,
+        ui_port=args.ui_port,
     )
     return run_demo(config, options)  # type: ignore[arg-type]
 

@@ -6,7 +6,8 @@ config, the daemon connected to it, and a stream of simulated callers with a
 seeded random mix of languages, menu paths and patience. Simulated agents log
 in, take calls, and come back after a missed call. Live figures are printed
 every few seconds; at the end a summary (``--json``: one JSON object as the
-last line).
+last line). At start it prints the URLs of the wallboard and an agent desk,
+served through a stand-in for the operator's proxy (docs/wallboard.md).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ivr.machine import Outcome
 from recordings.wiring import summary as voicemail_summary
 from shenava.app import QUEUE, Shenava
 from shenava.config import Config
+from shenava.http.demo_door import listen_demo_door
 
 log = Logger()
 
@@ -56,6 +58,10 @@ class DemoOptions:
     seed: int = 1
     json: bool = False
     quiet: bool = False
+    http_port: int = 0
+    """The daemon's HTTP listener (0: any free port)."""
+    ui_port: int = 0
+    """The stand-in proxy for the browser pages (0: any free port)."""
 
 
 def luhn_complete(digits: str) -> str:
@@ -203,12 +209,13 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
     app.callflow.subscribe(lambda o: requests.update([_request_of(o)]))
     _simulate_agents(reactor, app, world, phones)
     started = reactor.seconds()
-    app.start(http_port=0)
+    door = None
     try:
+        # Inside the try: a port given with --http-port/--ui-port may be taken.
+        app.start(http_port=options.http_port)
+        door = listen_demo_door(app, port=options.ui_port)
         await app.when_connected()
-        if not options.json:
-            http = app.http_port.getHost()
-            print(f"HTTP API: http://{http.host}:{http.port}/api/agents", flush=True)
+        _print_urls(app, door, options)
         for agent in config.agents:
             app.roster.log_in(agent.id, reactor.seconds())
         simulate_breaks(reactor, app, random.Random(options.seed + 1))
@@ -246,6 +253,8 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         result["voicemail"] = await as_deferred(voicemail_summary(app))
         return result
     finally:
+        if door is not None:
+            await maybeDeferred(door.stopListening)
         await app.stop()
         await maybeDeferred(port.stopListening)
         # Let what the stop set off (IVR outcomes of callers cut off, the last
@@ -254,6 +263,21 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         await as_deferred(client.aclose())
         if redis_server is not None:
             redis_server.stop()
+
+
+def _print_urls(app: Shenava, door: Any, options: DemoOptions) -> None:
+    """The API's URL, and the pages' through the demo's stand-in proxy (docs/wallboard.md).
+
+    With ``--json`` they go to stderr: stdout keeps the one JSON line."""
+    http = app.http_port.getHost()
+    ui = door.getHost()
+    pages = f"http://{ui.host}:{ui.port}"
+    first = next(iter(app.roster), None)
+    lines = [f"HTTP API: http://{http.host}:{http.port}/api/agents"] if not options.json else []
+    lines.append(f"Wallboard: {pages}/supervisor/wallboard  (English: ?lang=en)")
+    if first is not None:
+        lines.append(f"Agent desk: {pages}/agent/{first.profile.agent_id}/desk")
+    print("\n".join(lines), file=sys.stderr if options.json else sys.stdout, flush=True)
 
 
 async def _callbacks_summary(app: Shenava, now: float) -> dict[str, Any]:

@@ -10,6 +10,8 @@ Tree::
     /api/complaints...  complaints.http.ComplaintsResource (503 if not running)
     /api/agents...      shenava.http.agents
     /api/calls...       shenava.http.calls
+    /api/wallboard      shenava.http.wallboard (the pages' live snapshot)
+    /wallboard, /desk   shenava.http.pages (browser pages; /static/... their assets)
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from shenava.http.agents import AgentsApi
 from shenava.http.auth import ACTOR_HEADER, AGENT_HEADER, is_loopback
 from shenava.http.calls import CallsApi
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
+from shenava.http.pages import mount_pages
 from shenava.http.screenpop import CallMemory
+from shenava.http.wallboard import WallboardApi
 
 log = Logger()
 
@@ -41,9 +45,12 @@ class HttpApi:
         self.memory = memory
         self.agents = AgentsApi(app, memory)
         self.calls = CallsApi(app, memory)
+        self.wallboard = WallboardApi(app, self.calls)
 
     def router(self) -> JsonRouter:
-        return JsonRouter([*self.agents.routes(), *self.calls.routes()])
+        return JsonRouter(
+            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes()]
+        )
 
 
 def install(app: Any) -> HttpApi:
@@ -164,6 +171,7 @@ def build_site(app: Any) -> ShenavaSite:
     root = _Root()
     root.putChild(b"api", cast(IResource, _ApiRoot(api.router(), complaints_resource(app))))
     root.putChild(b"metrics", cast(IResource, metrics_resource(app)))
+    mount_pages(root, app.config)
     return ShenavaSite(root, reactor=app.reactor)
 
 

@@ -1,0 +1,194 @@
+"""The browser pages: the supervisor wallboard (``/wallboard``) and the agent desk (``/desk``).
+
+Plain HTML, one small script and one stylesheet, shipped as package data in
+``shenava/http/static/`` (no build step, nothing fetched from elsewhere). The
+pages carry no data: the script polls the JSON API (``api/wallboard``,
+``api/agents/{id}/call``, the desk's ``POST``s) with relative URLs, so they work
+as well at ``/wallboard`` as behind a proxy at ``/shenava/wallboard``, and the
+proxy's role headers come with every request (docs/wallboard.md).
+
+Each page is rendered in one language, ``?lang=fa`` or ``?lang=en`` (default:
+the first of ``[site] languages`` that has texts, else Persian): ``lang`` and
+``dir`` on ``<html>``, the texts of ``static/i18n.json`` filled in, and the same
+texts handed to the script as a JSON data block for what it writes later.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from shenava.http.errors import MethodNotAllowedError, NotFoundError
+from shenava.http.jsonapi import write_error
+
+LANGUAGES = ("fa", "en")
+FALLBACK_LANGUAGE = "fa"
+DIRECTION = {"fa": "rtl", "en": "ltr"}
+PAGES = {"wallboard": "wallboard.html", "desk": "desk.html"}
+ASSETS = {
+    "shenava.js": b"text/javascript; charset=utf-8",
+    "shenava.css": b"text/css; charset=utf-8",
+}
+STRINGS_FILE = "i18n.json"
+SECURITY_HEADERS = {
+    # Only this origin's script, style and API: nothing inline, nothing from elsewhere.
+    b"content-security-policy": (
+        b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        b"img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"no-referrer",
+    # Small files that change with an upgrade: revalidate rather than keep.
+    b"cache-control": b"no-cache",
+}
+_PLACEHOLDER = re.compile(r"\{\{([a-z0-9_]+)\}\}")
+_COMPUTED = frozenset({"lang", "dir", "other_lang_href", "other_lang_name", "strings_json"})
+
+
+class PageError(RuntimeError):
+    """A page template or the texts file is inconsistent (a packaging bug)."""
+
+    code = "http.page_broken"
+
+
+def read_static(name: str) -> bytes:
+    return resources.files("shenava.http").joinpath("static", name).read_bytes()
+
+
+def load_strings() -> dict[str, dict[str, str]]:
+    """The pages' texts per language; every language must have the same keys."""
+    raw = json.loads(read_static(STRINGS_FILE).decode("utf-8"))
+    strings = {lang: dict(raw[lang]) for lang in LANGUAGES}
+    keys = set(strings[LANGUAGES[0]])
+    for lang in LANGUAGES[1:]:
+        if set(strings[lang]) != keys:
+            raise PageError(f"{STRINGS_FILE}: {lang} lacks or adds {sorted(keys ^ set(strings[lang]))}")
+    return strings
+
+
+def default_language(config: Any) -> str:
+    """The first of ``[site] languages`` the pages have texts for; else Persian."""
+    site_languages = getattr(getattr(config, "site", None), "languages", ())
+    return next((lang for lang in site_languages if lang in LANGUAGES), FALLBACK_LANGUAGE)
+
+
+def render_page(template: str, strings: Mapping[str, str], lang: str, args: Mapping[str, str]) -> str:
+    """The template with its ``{{key}}`` placeholders filled, every text HTML-escaped."""
+    other = next(lang_ for lang_ in LANGUAGES if lang_ != lang)
+    computed = {
+        "lang": lang,
+        "dir": DIRECTION[lang],
+        "other_lang_href": "?" + urlencode({**args, "lang": other}),
+        "other_lang_name": strings["other_language"],
+    }
+    # The script's copy of the texts: a JSON data block, "<" escaped so that no text
+    # can close the element.
+    data = json.dumps(strings, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key == "strings_json":
+            return data
+        if key in computed:
+            return html.escape(computed[key])
+        return html.escape(strings[key])
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+class PageResource(Resource):
+    """``GET /wallboard`` or ``/desk``: the page in the asked-for language."""
+
+    isLeaf = True
+
+    def __init__(self, page: str, strings: Mapping[str, Mapping[str, str]], default_lang: str) -> None:
+        super().__init__()
+        self._template = read_static(PAGES[page]).decode("utf-8")
+        missing = {
+            key for key in _PLACEHOLDER.findall(self._template)
+            if key not in _COMPUTED and key not in strings[LANGUAGES[0]]
+        }
+        if missing:
+            raise PageError(f"{PAGES[page]} uses texts missing from {STRINGS_FILE}: {sorted(missing)}")
+        self._strings = strings
+        self._default = default_lang
+
+    def render(self, request: Request) -> bytes | int:
+        if request.method not in (b"GET", b"HEAD"):
+            write_error(request, MethodNotAllowedError(request.method.decode("ascii", "replace"),
+                                                       ("GET", "HEAD")))
+            return NOT_DONE_YET
+        rest = request.postpath or []
+        if rest == [b""]:
+            # "/wallboard/": the page's relative URLs would point below it.
+            request.redirect(b"../" + (request.prepath or [b""])[-1])
+            request.finish()
+            return NOT_DONE_YET
+        if rest:
+            write_error(request, NotFoundError(f"no such page: {request.path.decode('utf-8', 'replace')}"))
+            return NOT_DONE_YET
+        args = _args(request)
+        lang = args.get("lang", "")
+        if lang not in LANGUAGES:
+            lang = self._default
+        body = render_page(self._template, self._strings[lang], lang, args).encode("utf-8")
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        for name, value in SECURITY_HEADERS.items():
+            request.setHeader(name, value)
+        request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+        return b"" if request.method == b"HEAD" else body
+
+
+class AssetsResource(Resource):
+    """``/static/{name}``: the pages' script and stylesheet, from memory (no file paths)."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._files = {name: (read_static(name), kind) for name, kind in ASSETS.items()}
+
+    def render(self, request: Request) -> bytes | int:
+        if request.method not in (b"GET", b"HEAD"):
+            write_error(request, MethodNotAllowedError(request.method.decode("ascii", "replace"),
+                                                       ("GET", "HEAD")))
+            return NOT_DONE_YET
+        rest = request.postpath or []
+        found = self._files.get(rest[0].decode("utf-8", "replace")) if len(rest) == 1 else None
+        if found is None:
+            write_error(request, NotFoundError(f"no such file: {request.path.decode('utf-8', 'replace')}"))
+            return NOT_DONE_YET
+        body, kind = found
+        request.setHeader(b"content-type", kind)
+        for name, value in SECURITY_HEADERS.items():
+            request.setHeader(name, value)
+        request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+        return b"" if request.method == b"HEAD" else body
+
+
+def mount_pages(root: Resource, config: Any) -> None:
+    """Put ``/wallboard``, ``/desk`` and ``/static/...`` under ``root``."""
+    strings = load_strings()
+    lang = default_language(config)
+    for page in PAGES:
+        root.putChild(page.encode("ascii"), PageResource(page, strings, lang))
+    root.putChild(b"static", AssetsResource())
+
+
+def _args(request: Request) -> dict[str, str]:
+    """The query's ``lang`` and ``agent`` (the only ones the pages use), first value each."""
+    out: dict[str, str] = {}
+    given: dict[bytes, list[bytes]] = request.args or {}
+    for name in ("agent", "lang"):
+        values = given.get(name.encode("ascii"))
+        if values:
+            out[name] = values[0].decode("utf-8", "replace")[:64]
+    return out

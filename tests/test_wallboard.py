@@ -1,0 +1,349 @@
+"""The browser pages and ``GET /api/wallboard`` over real loopback HTTP (twisted.web level).
+
+The pages in a real browser are in ``test_browser_pages.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any, cast
+
+import pytest
+import pytest_twisted
+from redis.asyncio import Redis
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import Clock
+from twisted.web.client import readBody
+from twisted.web.http_headers import Headers
+
+from agent_stats.service import StatsService
+from agent_stats.sla import day_start
+from agent_stats.states import AgentState, NotReadyReason
+from routing.callbacks import ivr_request_reason
+from routing.dispatch import CallAnswered, CallQueued
+from shenava.aio import as_deferred
+from shenava.app import Shenava
+from shenava.config import default_config
+from shenava.http import build_site
+from shenava.http.demo_door import DemoDoor
+from shenava.http.pages import ASSETS, LANGUAGES, default_language, load_strings, read_static
+from shenava.http.server import ShenavaSite
+from tests.http_helpers import Running, outcome, running_app
+from tests.stats_helpers import T0, step_to
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+async def fetch(
+    api: Running, method: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, Headers, bytes]:
+    raw = Headers({k.encode(): [v.encode()] for k, v in (headers or {}).items()})
+    response = await api.agent.request(method.encode(), (api.base + path).encode(), raw, None)
+    with warnings.catch_warnings():
+        # the asyncio reactor's transports lack abortConnection; harmless here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        reading = readBody(response)
+    body = await reading
+    return response.code, response.headers, body
+
+
+def header(headers: Headers, name: str) -> str | None:
+    values = headers.getRawHeaders(name.encode())
+    return values[0].decode() if values else None
+
+
+def page_strings(html: str) -> dict[str, str]:
+    found = re.search(r'<script type="application/json" id="strings">(.*?)</script>', html, re.S)
+    assert found is not None
+    parsed: dict[str, str] = json.loads(found.group(1))
+    return parsed
+
+
+@pytest_twisted.async_yield_fixture()
+async def api() -> AsyncIterator[Running]:
+    """The daemon's listener without Redis: no statistics service, no register."""
+    from twisted.internet import reactor
+
+    async for running in running_app(reactor):
+        yield running
+
+
+class _NoEndpoint:
+    def connect(self, factory: Any) -> Any:
+        raise AssertionError("not connected in this test")
+
+
+@pytest_twisted.async_yield_fixture()
+async def board(redis_client: Redis) -> AsyncIterator[tuple[Running, Clock]]:
+    """The real object graph with Redis (statistics, register, callback flags) on a
+    ``Clock``; its site served on a real loopback port."""
+    from twisted.internet import reactor
+
+    clock = Clock()
+    clock.advance(T0)
+    app = Shenava(default_config(), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
+    app.connection.agi = lambda *a, **k: Deferred()  # type: ignore[method-assign]
+    app.connection.send_action = lambda *a, **k: Deferred()  # type: ignore[method-assign]
+    service = app.extensions["agent_stats"]
+    await service.started
+    port: Any = cast(Any, reactor).listenTCP(0, build_site(app), interface="127.0.0.1")
+    running = Running(reactor, app, port)
+    try:
+        yield running, clock
+    finally:
+        await running.pool.closeCachedConnections()
+        await port.stopListening()
+        await service.stop()
+        app.extensions["complaints"].stop()
+        app.extensions["recordings"].stop()
+
+
+# -- the pages ---------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_wallboard_page_is_persian_by_default_and_references_its_assets(api: Running) -> None:
+    code, headers, body = await fetch(api, "GET", "/wallboard")
+    html = body.decode("utf-8")
+    assert code == 200
+    assert header(headers, "content-type") == "text/html; charset=utf-8"
+    assert '<html lang="fa" dir="rtl">' in html
+    assert "<title>تابلوی سرپرست شنوا</title>" in html
+    assert 'src="static/shenava.js"' in html and 'href="static/shenava.css"' in html
+    assert 'data-page="wallboard"' in html
+    # the script gets the same texts, and nothing is left unfilled
+    assert page_strings(html) == load_strings()["fa"]
+    assert "{{" not in html
+    # nothing inline may run, nothing from elsewhere may load
+    policy = header(headers, "content-security-policy") or ""
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+    assert header(headers, "x-content-type-options") == "nosniff"
+    # the page itself carries no data: no role needed (its fetches need one)
+    assert "Maryam" not in html
+
+
+@pytest_twisted.ensureDeferred
+async def test_english_switch_and_the_link_back(api: Running) -> None:
+    code, _, body = await fetch(api, "GET", "/desk?agent=a1&lang=en")
+    html = body.decode("utf-8")
+    assert code == 200
+    assert '<html lang="en" dir="ltr">' in html
+    assert "<title>Shenava agent desk</title>" in html
+    assert 'data-page="desk"' in html and 'src="static/shenava.js"' in html
+    assert page_strings(html)["btn_not_ready"] == "Not ready"
+    # the switch keeps the agent and offers the other language
+    assert 'href="?agent=a1&amp;lang=fa"' in html and ">فارسی</a>" in html
+
+    _, _, body = await fetch(api, "GET", "/wallboard?lang=de")
+    assert '<html lang="fa" dir="rtl">' in body.decode("utf-8")
+    _, _, body = await fetch(api, "GET", "/wallboard?lang=fa")
+    assert 'href="?lang=en"' in body.decode("utf-8")
+
+
+def test_default_language_follows_the_site_languages() -> None:
+    config = default_config()
+    assert default_language(config) == "fa"
+    english_first = replace(config, site=replace(config.site, languages=("en", "fa")))
+    assert default_language(english_first) == "en"
+    assert default_language(object()) == "fa"
+
+
+def test_every_language_has_every_text() -> None:
+    strings = load_strings()
+    assert set(strings) == set(LANGUAGES)
+    assert strings["fa"].keys() == strings["en"].keys()
+    for page in ("wallboard.html", "desk.html"):
+        used = set(re.findall(r"\{\{([a-z0-9_]+)\}\}", read_static(page).decode()))
+        computed = {"lang", "dir", "other_lang_href", "other_lang_name", "strings_json"}
+        assert used - computed <= strings["fa"].keys(), page
+    # every key the script builds from the daemon's values exists
+    script = read_static("shenava.js").decode()
+    for key in re.findall(r'\bT\.([a-z_]+)', script):
+        assert key in strings["en"], key
+    for state in AgentState:
+        assert f"state_{state.value}" in strings["en"]
+    for reason in NotReadyReason:
+        assert f"reason_{reason.value}" in strings["en"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_assets_are_served_with_their_types(api: Running) -> None:
+    _, _, body = await fetch(api, "GET", "/wallboard")
+    referenced = re.findall(r'(?:src|href)="(static/[^"]+)"', body.decode())
+    assert sorted(referenced) == sorted(f"static/{name}" for name in ASSETS)
+    for path in referenced:
+        code, headers, content = await fetch(api, "GET", "/" + path)
+        name = path.removeprefix("static/")
+        assert code == 200, path
+        assert header(headers, "content-type") == ASSETS[name].decode()
+        assert content == read_static(name)
+    code, headers, content = await fetch(api, "HEAD", "/static/shenava.css")
+    assert (code, content) == (200, b"")
+    assert header(headers, "content-length") == str(len(read_static("shenava.css")))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/missing.js",
+        "/static/",
+        "/static/i18n.json/x",
+        "/static/../pages.py",
+        "/static/%2e%2e/pages.py",
+        "/wallboard/extra",
+        "/desk/a1",
+        "/nothing",
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_unknown_paths_are_json_404s(api: Running, path: str) -> None:
+    code, headers, body = await fetch(api, "GET", path)
+    assert code == 404
+    assert header(headers, "content-type") == "application/json; charset=utf-8"
+    assert json.loads(body)["error"]["code"] == "http.not_found"
+
+
+@pytest_twisted.ensureDeferred
+async def test_pages_allow_only_get_and_redirect_a_trailing_slash(api: Running) -> None:
+    code, headers, body = await fetch(api, "POST", "/wallboard")
+    assert code == 405 and header(headers, "allow") == "GET, HEAD"
+    assert json.loads(body)["error"]["code"] == "http.method_not_allowed"
+    code, headers, _ = await fetch(api, "DELETE", "/static/shenava.js")
+    assert code == 405
+    code, headers, _ = await fetch(api, "GET", "/wallboard/")
+    assert (code, header(headers, "location")) == (302, "../wallboard")
+    code, _, body = await fetch(api, "HEAD", "/desk")
+    assert (code, body) == (200, b"")
+
+
+# -- GET /api/wallboard --------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_wallboard_snapshot_needs_a_role(api: Running) -> None:
+    code, body, _ = await api.call("GET", "/api/wallboard", role=None)
+    assert (code, body["error"]["code"]) == (401, "http.no_role")
+    code, body, _ = await api.call("GET", "/api/wallboard", role="agent")
+    assert (code, body["error"]["code"]) == (400, "http.bad_role")
+    code, body, _ = await api.call("POST", "/api/wallboard")
+    assert code == 405
+
+
+@pytest_twisted.ensureDeferred
+async def test_wallboard_snapshot_without_statistics_says_so(api: Running) -> None:
+    await ensureDeferred(api.app.callflow.deliver(outcome("c1"), "PJSIP/caller-c1"))
+    code, body, headers = await api.call("GET", "/api/wallboard", person="sara")
+    assert code == 200
+    assert headers.getRawHeaders(b"cache-control") == [b"no-store"]
+    assert body["statistics"] == "not running" and body["sla"] is None and body["queues"] == {}
+    assert body["you"] == {"id": "sara", "role": "supervisor"}
+    assert body["waiting"]["calls"] == 1 and body["waiting"]["longest_wait_s"] >= 0
+    assert body["callbacks"]["status"] == "not running"
+    assert [a["id"] for a in body["agents"]] == ["a1", "a2", "a3", "a4"]
+    assert body["site"]["timezone"] == "Asia/Tehran"
+    assert re.fullmatch(r"1[34]\d\d/\d\d/\d\d", body["site"]["today_jalali"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_wallboard_snapshot_gathers_the_daemons_own_figures(
+    board: tuple[Running, Clock], redis_client: Redis
+) -> None:
+    api, clock = board
+    app = api.app
+    service = app.extensions["agent_stats"]
+    assert isinstance(service, StatsService)
+    service._headroom = lambda staffed, now: 0  # no headroom: break requests wait in line
+    for agent in ("a1", "a2", "a3"):
+        app.roster.log_in(agent, clock.seconds())
+    emit = app.dispatcher._emit  # routing's own fan-out, as connected calls drive it
+    emit(CallQueued("c1", T0 + 1, T0, "fa", "billing", "09120000000"))
+    step_to(clock, T0 + 9)
+    emit(CallAnswered("c1", T0 + 9, "a3", T0 + 1, False))
+    step_to(clock, T0 + 60)
+    app.roster.set_not_ready("a2", NotReadyReason.TRAINING, clock.seconds())
+    step_to(clock, T0 + 300)
+    assert service.request_break("a1", NotReadyReason.BREAK).status == "waiting"
+    step_to(clock, T0 + 330)
+    flags = app.extensions["complaints"].callbacks
+    await as_deferred(flags.raise_reason("09121112222", ivr_request_reason("c9", T0, T0), T0))
+
+    code, body, _ = await api.call("GET", "/api/wallboard", role="supervisor", person="sara")
+    assert code == 200 and body["statistics"] == "ok"
+    now = body["now"]
+    assert now == clock.seconds()
+    snap = service.snapshot(now)
+    queue = body["queue"]
+    assert body["queues"][queue] == json.loads(json.dumps(snap["queues"][queue]))
+    assert body["queues"][queue]["day"]["answered"] == 1
+    assert body["queues"][queue]["rolling"]["sl"] == snap["queues"][queue]["rolling"]["sl"] == 1.0
+    assert body["sla"] == {"threshold_s": service.sla.threshold_s, "target": service.sla.target,
+                           "window_s": service.sla.window_s}
+    rows = {a["id"]: a for a in body["agents"]}
+    allowances = service.allowances(now)
+    for agent_id, row in rows.items():
+        expected = allowances[agent_id]
+        assert row["allowance"] == {"earned_s": expected.earned_s, "taken_s": expected.taken_s,
+                                    "exempt_s": expected.exempt_s, "left_s": expected.unused_s}
+    a2 = rows["a2"]
+    assert (a2["state"], a2["reason"]) == ("not_ready", "training")
+    ledger = app.roster.get("a2").ledger
+    assert a2["not_ready_today_s"] == ledger.totals(day_start(now, service.sla), now, now).state(
+        AgentState.NOT_READY) == pytest.approx(270.0)
+    assert a2["not_ready_today_by_reason"] == {"training": pytest.approx(270.0)}
+    assert rows["a4"]["state"] == "logged_out" and rows["a4"]["not_ready_today_s"] == 0
+    assert rows["a1"]["break_position"] == 1
+    assert body["break_line"] == [
+        {"agent_id": "a1", "name": "Maryam", "reason": "break", "requested_at": T0 + 300,
+         "waited_s": 30.0, "position": 1}
+    ]
+    assert body["callbacks"] == {"status": "ok", "open": 1, "due": 1, "needing_attention": 0}
+    assert body["waiting"] == {"calls": 0, "longest_wait_s": None}
+
+    # an agent sees the queue's figures and their own row only
+    code, mine, _ = await api.call("GET", "/api/wallboard", role="agent", person="a2")
+    assert code == 200 and mine["you"] == {"id": "a2", "role": "agent"}
+    assert [a["id"] for a in mine["agents"]] == ["a2"]
+    assert mine["break_line"] == [] and mine["queues"] == body["queues"]
+    code, mine, _ = await api.call("GET", "/api/wallboard", role="agent", person="a1")
+    assert [r["agent_id"] for r in mine["break_line"]] == ["a1"]
+
+
+# -- the demo's stand-in proxy --------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_demo_door_plays_the_proxy(api: Running) -> None:
+    from twisted.internet import reactor
+
+    app = api.app
+    door = DemoDoor(build_site(app).resource, [("a1", "Maryam")], "Shenava demo")
+    port: Any = cast(Any, reactor).listenTCP(
+        0, ShenavaSite(door, reactor=reactor), interface="127.0.0.1")
+    through = Running(reactor, app, port)
+    try:
+        # the browser's own role header is dropped; the path says who is asking
+        code, body, _ = await through.call("GET", "/supervisor/api/wallboard", role="agent",
+                                           person="a2")
+        assert code == 200 and body["you"] == {"id": "supervisor", "role": "supervisor"}
+        code, body, _ = await through.call("GET", "/agent/a1/api/wallboard", role="admin")
+        assert body["you"] == {"id": "a1", "role": "agent"}
+        assert [a["id"] for a in body["agents"]] == ["a1"]
+        code, body, _ = await through.call("POST", "/agent/a1/api/agents/a2/login", role="admin")
+        assert (code, body["error"]["code"]) == (403, "http.forbidden")
+        code, _, page = await fetch(through, "GET", "/agent/a1/desk?lang=en")
+        assert code == 200 and 'src="static/shenava.js"' in page.decode()
+        code, _, script = await fetch(through, "GET", "/agent/a1/static/shenava.js")
+        assert (code, script) == (200, read_static("shenava.js"))
+        code, _, index = await fetch(through, "GET", "/")
+        assert code == 200 and 'href="agent/a1/desk"' in index.decode()
+        assert 'href="supervisor/wallboard"' in index.decode()
+        for path in ("/agent/a%20b/api/wallboard", "/somebody/api/wallboard"):
+            code, body, _ = await through.call("GET", path)
+            assert code == 404, path
+    finally:
+        await through.pool.closeCachedConnections()
+        await port.stopListening()
