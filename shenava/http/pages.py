@@ -122,9 +122,7 @@ class PageResource(Resource):
         self._default = default_lang
 
     def render(self, request: Request) -> bytes | int:
-        if request.method not in (b"GET", b"HEAD"):
-            write_error(request, MethodNotAllowedError(request.method.decode("ascii", "replace"),
-                                                       ("GET", "HEAD")))
+        if _refused_method(request):
             return NOT_DONE_YET
         rest = request.postpath or []
         if rest == [b""]:
@@ -147,6 +145,14 @@ class PageResource(Resource):
         return b"" if request.method == b"HEAD" else body
 
 
+def _refused_method(request: Request) -> bool:
+    """Answer 405 to anything but GET and HEAD; True when it did."""
+    if request.method in (b"GET", b"HEAD"):
+        return False
+    write_error(request, MethodNotAllowedError(request.method.decode("ascii", "replace"), ("GET", "HEAD")))
+    return True
+
+
 class AssetsResource(Resource):
     """``/static/{name}``: the pages' script and stylesheet, from memory (no file paths)."""
 
@@ -157,9 +163,7 @@ class AssetsResource(Resource):
         self._files = {name: (read_static(name), kind) for name, kind in ASSETS.items()}
 
     def render(self, request: Request) -> bytes | int:
-        if request.method not in (b"GET", b"HEAD"):
-            write_error(request, MethodNotAllowedError(request.method.decode("ascii", "replace"),
-                                                       ("GET", "HEAD")))
+        if _refused_method(request):
             return NOT_DONE_YET
         rest = request.postpath or []
         found = self._files.get(rest[0].decode("utf-8", "replace")) if len(rest) == 1 else None
