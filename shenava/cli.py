@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a WAV the scripted callers speak into voicemail")
     pbx.add_argument("--support-context", default="shenava-complaints",
                      help="the dialplan context of the support line (site.support_context)")
+    pbx.add_argument("--manager-conf", type=Path, default=None,
+                     help="apply this manager.conf's read/write classes and event filters of "
+                          "--username, as Asterisk does (e.g. etc/asterisk/manager.conf)")
     pbx.set_defaults(func=_cmd_testpbx)
 
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")

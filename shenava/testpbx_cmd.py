@@ -13,6 +13,16 @@ def serve_testpbx(args: argparse.Namespace) -> int:
     from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
 
+    rights = None
+    if args.manager_conf is not None:
+        from shenava.asterisk_conf import AsteriskConfError
+        from shenava.check_config import ami_rights
+
+        try:
+            rights = ami_rights(args.manager_conf, args.username)
+        except (AsteriskConfError, ValueError) as exc:
+            print(f"shenava testpbx: {exc}", file=sys.stderr)
+            return 2
     reactor: Any = install_asyncio_reactor()
     start_logging("info", stream=sys.stderr)
     args.recordings.mkdir(parents=True, exist_ok=True)
@@ -22,6 +32,7 @@ def serve_testpbx(args: argparse.Namespace) -> int:
             _world, port = start_testpbx(
                 reactor, args.host, args.port, args.username, args.secret,
                 args.recordings, args.demo_callers, args.caller_audio, args.support_context,
+                rights,
             )
         except Exception as exc:  # e.g. the port is taken: say so and stop
             print(f"shenava testpbx: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

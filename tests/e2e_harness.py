@@ -30,7 +30,7 @@ from twisted.test.iosim import FakeTransport, IOPump, connect
 
 from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
-from ami_bridge.codec import Message
+from ami_bridge.codec import AMIDecoder, Message
 from ami_bridge.testpbx.options import PbxOptions
 from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
 from ami_bridge.testpbx.server import AmiServerProtocol
@@ -39,12 +39,16 @@ from ivr.machine import Outcome
 from routing.dispatch import DispatchConfig, RoutingEvent
 from routing.hold import HoldConfig
 from shenava.app import Shenava
+from shenava.check_config import ami_rights
 from shenava.config import Config, default_config
 
 START_AT = 1_700_000_000.0  # a fixed epoch, so Uniqueids and logs repeat run to run
 MAX_STEP_S = 0.25  # the longest jump of the clock between two looks at a predicate
 DEFAULT_LIMIT_S = 600.0
 SECRET = "e2e-secret"
+SHIPPED_MANAGER_CONF = Path(__file__).resolve().parent.parent / "etc" / "asterisk" / "manager.conf"
+"""The AMI user every end-to-end test logs in as: the shipped snippet's, with
+its read/write classes and event filters applied by the test PBX."""
 
 
 def e2e_config(**agent_overrides: Any) -> Config:
@@ -63,15 +67,25 @@ def e2e_config(**agent_overrides: Any) -> Config:
 
 
 class _RecordingServer(AmiServerProtocol):
-    """The test PBX's AMI session, noting every action the daemon sends it."""
+    """The test PBX's AMI session, noting every action the daemon sends it and
+    every message it sends the daemon."""
 
-    def __init__(self, world: PbxWorld, actions: list[tuple[float, Message]]) -> None:
+    def __init__(
+        self, world: PbxWorld, actions: list[tuple[float, Message]], sent: list[Message]
+    ) -> None:
         super().__init__(world)
         self._actions = actions
+        self._sent = sent
+        self._sent_decoder = AMIDecoder(expect_banner=False)
 
     def _handle(self, msg: Message) -> None:
         self._actions.append((self.world.now(), msg))
         super()._handle(msg)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closing:
+            self._sent.extend(self._sent_decoder.feed(data))
+        super()._write(data)
 
 
 class InMemoryPbxEndpoint:
@@ -84,6 +98,7 @@ class InMemoryPbxEndpoint:
         self.world = world
         self.clock = clock
         self.actions: list[tuple[float, Message]] = []
+        self.sent: list[Message] = []
         self.pumps: list[IOPump] = []
         self.servers: list[AmiServerProtocol] = []
         self.attempts = 0
@@ -98,7 +113,7 @@ class InMemoryPbxEndpoint:
             self.refuse -= 1
             return fail(ConnectionRefusedError("test PBX down"))
         client = factory.buildProtocol(None)
-        server = _RecordingServer(self.world, self.actions)
+        server = _RecordingServer(self.world, self.actions, self.sent)
         pump = connect(
             server, FakeTransport(server, isServer=True),
             client, FakeTransport(client, isServer=False),
@@ -166,6 +181,7 @@ class E2E:
         clock.advance(START_AT)
         options = pbx or PbxOptions(
             users={config.ami.username: config.ami.secret},
+            rights={config.ami.username: ami_rights(SHIPPED_MANAGER_CONF, config.ami.username)},
             recordings_root=tmp_path / "recordings",
             support_context=config.site.support_context,
         )
@@ -322,6 +338,10 @@ class E2E:
 
     def actions(self, name: str) -> list[Message]:
         return [m for _, m in self.endpoint.actions if (m.get("Action") or "").lower() == name.lower()]
+
+    def server_sent(self) -> list[Message]:
+        """Every message the test PBX sent the daemon (responses and events), in order."""
+        return list(self.endpoint.sent)
 
     def state(self, agent_id: str) -> AgentState:
         return self.app.roster.get(agent_id).state

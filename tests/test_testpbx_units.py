@@ -13,6 +13,7 @@ from twisted.internet.testing import StringTransport
 from ami_bridge.codec import AMIDecoder, Message, encode_action
 from ami_bridge.testpbx import (
     AfterSpeaking,
+    AmiRights,
     AmiServerProtocol,
     CallerScript,
     PbxOptions,
@@ -359,6 +360,40 @@ def test_status_and_variables(world: PbxWorld) -> None:
     status = client.send("Status", Channel=name)
     assert [m.event for m in status] == [None, "Status", "StatusComplete"]
     assert client.send("Getvar", Channel="nope", Variable="X")[0]["Message"] == "No such channel"
+
+
+def test_rights_decide_which_events_and_actions_a_user_gets(clock: Clock, tmp_path: Path) -> None:
+    """manager.c: read classes must hold all of an event's classes, exclude
+    filters drop by regex on the event's text, write needs one of an action's
+    classes; the answers to an action are never filtered."""
+    rights = AmiRights.of(["call", "agi"], ["call", "agi"], exclude=["Event: Newstate"])
+    world = PbxWorld(clock, PbxOptions(recordings_root=tmp_path, rights={"shenava": rights}))
+    client = Client(world)
+    client.login()
+    world.place_call(CallerScript())
+    advance(clock, 1.0)
+    seen = {m.event for m in client.events("Newchannel") + client.seen}
+    assert {"Newchannel", "AsyncAGIStart"} <= seen
+    assert "Newstate" not in seen  # filtered out
+    assert "FullyBooted" not in seen  # system is not in read
+    denied = client.send("Originate", Channel="PJSIP/101", Application="Wait", Data="1")
+    assert denied[0]["Message"] == "Permission denied"
+    assert client.send("Ping")[0]["Ping"] == "Pong"  # no class needed
+    listing = client.send("CoreShowChannels")
+    assert listing[0]["Message"] == "Permission denied"  # needs system or reporting
+    assert client.send("Hangup", Channel="nope")[0]["Message"] == "No such channel"  # call is enough
+
+
+def test_list_answers_pass_filters_that_would_drop_them_as_events(clock: Clock, tmp_path: Path) -> None:
+    rights = AmiRights.of(["call"], ["reporting"], exclude=["Event: CoreShowChannel"])
+    world = PbxWorld(clock, PbxOptions(recordings_root=tmp_path, rights={"shenava": rights}))
+    client = Client(world)
+    client.login()
+    world.place_call(CallerScript())
+    advance(clock, 0.5)
+    listing = client.send("CoreShowChannels", ActionID="csc")
+    assert [m.event for m in listing][1] == "CoreShowChannel"
+    assert listing[-1]["ListItems"] == "2"
 
 
 # -- sessions ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ Usage (tests, demo)::
     call = world.place_call(CallerScript(number="0912...", answers=("2", "1", "12345#")))
 """
 
-from ami_bridge.testpbx.options import PbxOptions
+from ami_bridge.testpbx.options import AmiRights, PbxOptions
 from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
 from ami_bridge.testpbx.server import AmiServerFactory, AmiServerProtocol, listen_testpbx
 from ami_bridge.testpbx.service import run, start_testpbx
@@ -20,6 +20,7 @@ __all__ = [
     "AmiServerProtocol",
     "CallHandle",
     "CallerScript",
+    "AmiRights",
     "PbxOptions",
     "PbxWorld",
     "PhoneMode",

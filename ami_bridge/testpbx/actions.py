@@ -332,6 +332,22 @@ def agi(session: Session, msg: Message) -> None:
     ch.agi.add(command, msg.get("CommandID") or None)
 
 
+# The classes that grant each action (its ast_manager_register_xml*() call in
+# Asterisk 22: main/manager.c, main/features.c for Bridge, res/res_agi.c for
+# AGI); a user's write classes need one of them. Ping needs none.
+AUTHORITY: dict[str, frozenset[str]] = {
+    "ping": frozenset(),
+    "originate": frozenset({"originate"}),
+    "redirect": frozenset({"call"}),
+    "hangup": frozenset({"system", "call"}),
+    "setvar": frozenset({"call"}),
+    "getvar": frozenset({"call", "reporting"}),
+    "status": frozenset({"system", "call", "reporting"}),
+    "coreshowchannels": frozenset({"system", "reporting"}),
+    "bridge": frozenset({"call"}),
+    "agi": frozenset({"agi"}),
+}
+
 ACTIONS: dict[str, Callable[[Session, Message], None]] = {
     "ping": ping,
     "originate": originate_action,

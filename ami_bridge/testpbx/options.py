@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +22,59 @@ KNOWN_PROMPTS_S: dict[str, float] = {
 
 
 @dataclass(frozen=True, slots=True)
+class AmiRights:
+    """What one ``manager.conf`` user may see and do, applied as main/manager.c does.
+
+    ``read``/``write``: the classes granted (None: every class, ``all``).
+    An event is sent only if ``read`` holds every class of its ``Privilege``
+    (process_events: ``(readperm & category) == category``) and the user's
+    ``eventfilter`` lines let it through (should_send_event: with include
+    patterns only what one matches, then any matching exclude pattern drops
+    it; each a regular expression searched in the event's whole text). An
+    action runs if ``write`` shares one class with the action's
+    (process_message: ``writeperm & authority``), else ``Permission denied``.
+    Answers to an action (list events included) are never filtered.
+    """
+
+    read: frozenset[str] | None = None
+    write: frozenset[str] | None = None
+    include: tuple[re.Pattern[str], ...] = ()
+    exclude: tuple[re.Pattern[str], ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        read: Iterable[str] | None = None,
+        write: Iterable[str] | None = None,
+        *,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+    ) -> AmiRights:
+        return cls(
+            read=None if read is None or "all" in read else frozenset(read),
+            write=None if write is None or "all" in write else frozenset(write),
+            include=tuple(re.compile(p) for p in include),
+            exclude=tuple(re.compile(p) for p in exclude),
+        )
+
+    def may_read(self, classes: frozenset[str]) -> bool:
+        return self.read is None or classes <= self.read
+
+    def passes_filters(self, text: str) -> bool:
+        if self.include and not any(p.search(text) for p in self.include):
+            return False
+        return not any(p.search(text) for p in self.exclude)
+
+    def may_run(self, authority: frozenset[str]) -> bool:
+        return not authority or self.write is None or bool(authority & self.write)
+
+
+@dataclass(frozen=True, slots=True)
 class PbxOptions:
     """How a :class:`~ami_bridge.testpbx.world.PbxWorld` behaves.
 
-    ``users`` maps AMI user names to secrets. ``recordings_root`` plays the
+    ``users`` maps AMI user names to secrets, ``rights`` them to what
+    ``manager.conf`` lets them see and do. ``recordings_root`` plays the
     role of Asterisk's sounds directory for ``RECORD FILE``: relative paths are
     written under it and absolute paths must stay inside it. ``sounds`` maps a
     sound name (``vm-intro``) to a WAV file: its length is the prompt's length
@@ -31,6 +82,8 @@ class PbxOptions:
     """
 
     users: dict[str, str] = field(default_factory=lambda: {"shenava": "s3cret"})
+    rights: dict[str, AmiRights] = field(default_factory=dict)
+    """Per user; a user not named here may read and write everything."""
     recordings_root: Path = Path("recordings")
     support_context: str = "complaints-ivr"
     auth_fail_delay_s: float = AUTH_FAIL_DELAY_S

@@ -18,7 +18,8 @@ from twisted.python.failure import Failure
 
 from ami_bridge.codec import AMIDecoder, Header, Message, encode_message
 from ami_bridge.errors import MessageTooLargeError
-from ami_bridge.testpbx.actions import ACTIONS, error, response, success
+from ami_bridge.testpbx.actions import ACTIONS, AUTHORITY, error, response, success
+from ami_bridge.testpbx.options import AmiRights
 from ami_bridge.testpbx.world import PbxWorld
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
@@ -48,6 +49,7 @@ class AmiServerProtocol(Protocol):
         self.username: str | None = None
         self._challenge: str | None = None
         self._mask: frozenset[str] | None = None
+        self._rights = AmiRights()
         self._unsubscribe: object = None
         self._closing = False
         self._pending: IDelayedCall | None = None
@@ -80,17 +82,29 @@ class AmiServerProtocol(Protocol):
                 self.send(error(msg, "Internal error"))
 
     def send(self, headers: list[Header]) -> None:
+        self._write(encode_message(headers))
+
+    def _write(self, data: bytes) -> None:
         if self.transport is not None and not self._closing:
-            self.transport.write(encode_message(headers))
+            self.transport.write(data)
 
     def _on_event(self, headers: list[Header]) -> None:
-        mask = self._mask
-        if mask is not None:
-            privilege = dict(headers).get("Privilege", "")
-            classes = {c for c in privilege.lower().split(",") if c and c != "all"}
-            if not classes & mask:
-                return
-        self.send(headers)
+        # manager.c process_events(): the session's read classes and its
+        # Events mask must each hold every class of the event, then the
+        # user's event filters look at the event's text.
+        mask, rights = self._mask, self._rights
+        privilege = dict(headers).get("Privilege", "")
+        classes = frozenset(c for c in privilege.lower().split(",") if c and c != "all")
+        if mask is not None and not classes <= mask:
+            return
+        if not rights.may_read(classes):
+            return
+        data = encode_message(headers)
+        if (rights.include or rights.exclude) and not rights.passes_filters(
+            data.decode("utf-8", "replace")
+        ):
+            return
+        self._write(data)
 
     def _start_events(self) -> None:
         self._stop_events()
@@ -130,6 +144,9 @@ class AmiServerProtocol(Protocol):
             self._start_events()
             self.send(response(msg, "Success", ("Events", "Off" if self._mask == frozenset() else "On")))
         elif lowered in ACTIONS:
+            if not self._rights.may_run(AUTHORITY[lowered]):
+                self.send(error(msg, "Permission denied"))
+                return
             ACTIONS[lowered](self, msg)
         else:
             self.send(error(msg, f"Invalid/unknown command: {action}. "
@@ -152,6 +169,7 @@ class AmiServerProtocol(Protocol):
         secret = self.world.options.users.get(username)
         if secret is not None and self._authentic(msg, secret):
             self.username = username
+            self._rights = self.world.options.rights.get(username, AmiRights())
             self._mask = parse_event_mask(msg.get("Events"))
             self.send(success(msg, "Authentication accepted"))
             uptime = str(int(self.world.now() - self.world.started_at))

@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from ami_bridge.testpbx.options import PbxOptions
+from ami_bridge.testpbx.options import AmiRights, PbxOptions
 from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
 from ami_bridge.testpbx.server import listen_testpbx, port_number
 from ami_bridge.testpbx.world import PbxWorld
@@ -51,12 +51,15 @@ def start_testpbx(
     demo_callers_on: bool = False,
     caller_audio: Path | None = None,
     support_context: str = SUPPORT_CONTEXT,
+    rights: AmiRights | None = None,
 ) -> tuple[PbxWorld, IListeningPort]:
     """Create a world on ``reactor``, register the demo phones and listen.
 
-    With ``demo_callers_on`` a scripted caller arrives every 20 s."""
+    With ``demo_callers_on`` a scripted caller arrives every 20 s. ``rights``:
+    what ``username`` may see and do (default: everything)."""
     options = PbxOptions(
-        users={username: secret}, recordings_root=recordings_root, support_context=support_context
+        users={username: secret}, recordings_root=recordings_root, support_context=support_context,
+        rights={username: rights} if rights is not None else {},
     )
     world = PbxWorld(reactor, options)
     for endpoint, script in DEMO_PHONES.items():
