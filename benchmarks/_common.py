@@ -1,7 +1,7 @@
 """What the AMI benchmarks share: the stream they parse and the contenders.
 
 The stream is made only of real messages captured from Asterisk 22
-(``shared/ami-transcripts/*.ami``), cycled in capture order so events and
+(``tests/data/ami-transcripts/*.ami``), cycled in capture order so events and
 responses keep their real proportions, after the real banner. ``Response:
 Goodbye`` is left out: it ends a session, and asterisk-ami's client stops
 reading when it sees one.
@@ -32,11 +32,11 @@ CONTENDERS = ("shenava", "shenava_full_parse", "asterisk_ami", "panoramisk", "sp
 
 
 def transcripts_dir() -> Path:
-    """``../shared/ami-transcripts`` beside the repository, or ``$SHENAVA_AMI_TRANSCRIPTS``."""
+    """The repository's copy of the captures (``tests/data/ami-transcripts``), or ``$SHENAVA_AMI_TRANSCRIPTS``."""
     override = os.environ.get("SHENAVA_AMI_TRANSCRIPTS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "ami-transcripts"
+    return Path(__file__).resolve().parents[1] / "tests" / "data" / "ami-transcripts"
 
 
 def captured_messages(directory: Path | None = None) -> list[bytes]:

@@ -30,6 +30,7 @@ from agent_stats.demo_figures import simulate_breaks
 from agent_stats.demo_figures import summary as stats_summary
 from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
+from ami_bridge.testpbx.audio import SAMPLE_RECORDING
 from ami_bridge.testpbx.options import PbxOptions
 from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
 from ami_bridge.testpbx.server import listen_testpbx, port_number
@@ -46,9 +47,6 @@ LIVE_EVERY_S = 5.0
 SETTLE_S = 0.5
 IMPATIENT_SHARE = 0.2
 MISSED_BACK_AFTER_S = 20.0
-SAMPLE_AUDIO = (
-    Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +217,7 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         for agent in config.agents:
             app.roster.log_in(agent.id, reactor.seconds())
         simulate_breaks(reactor, app, random.Random(options.seed + 1))
-        audio = SAMPLE_AUDIO if SAMPLE_AUDIO.exists() else None
+        audio = SAMPLE_RECORDING if SAMPLE_RECORDING.exists() else None
         mix = CallerMix(rng, audio)
         placed = [0]
         rate_per_s = max(options.calls_per_minute, 0.01) / 60.0

@@ -1,6 +1,6 @@
 """AsyncAGI ``Result`` and ``Env`` payloads, from the captures and from Asterisk's replies.
 
-Every ``AsyncAGIExec`` result in ``shared/ami-transcripts`` must be listed
+Every ``AsyncAGIExec`` result in ``tests/data/ami-transcripts`` must be listed
 here with its meaning, so a new capture with a new kind of result fails until
 someone says what it means. Replies the captures do not hold (``GET DATA``
 with nothing pressed, the 510 and 520 errors) are written as res_agi sends them.
@@ -14,12 +14,11 @@ import pytest
 
 from ami_bridge.agi import AGIResult, decode_env, decode_result, parse_result
 from ami_bridge.codec import AMIDecoder, Message
+from tests.paths import TRANSCRIPTS
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "ami-transcripts"
 CAPTURES = sorted(TRANSCRIPTS.glob("*.ami"))
 
-if not CAPTURES:  # pragma: no cover - the captures live beside the repository
-    pytest.skip(f"no AMI captures in {TRANSCRIPTS}", allow_module_level=True)
+assert CAPTURES, f"no AMI captures in {TRANSCRIPTS}: they are part of the repository"
 
 # encoded Result -> (result, data, endpos, what happened)
 CAPTURED_RESULTS = {
@@ -31,6 +30,10 @@ CAPTURED_RESULTS = {
     "200%20result%3D0%20endpos%3D6920%0A": ("0", None, 6920, "STREAM FILE played to the end"),
     "200%20result%3D-1%0A": ("-1", None, None, "the caller hung up (Redirect took the channel)"),
     "200%20result%3D-1%20endpos%3D7360%0A": ("-1", None, 7360, "hung up mid-prompt"),
+    # 45: a new session's commands on a caller adopted from an earlier session.
+    "200%20result%3D0%0A": ("0", None, None, "EXEC MusicOnHold ended (queued by the first session)"),
+    "200%20result%3D0%20endpos%3D57490%0A": ("0", None, 57490, "STREAM FILE played to the end"),
+    "200%20result%3D%20(timeout)%0A": ("", "timeout", None, "GET DATA: nothing pressed"),
 }
 
 
@@ -44,7 +47,7 @@ def captured(event: str) -> list[tuple[str, Message]]:
 
 def test_every_captured_result_is_known_and_decodes() -> None:
     execs = captured("AsyncAGIExec")
-    assert len(execs) == 10
+    assert len(execs) == 14
     for name, message in execs:
         encoded = message["Result"]
         assert encoded in CAPTURED_RESULTS, f"{name}: unknown result {encoded!r}"
@@ -126,7 +129,7 @@ def test_520_with_usage_keeps_the_code() -> None:
 
 def test_decode_env_on_a_real_async_agi_start() -> None:
     starts = captured("AsyncAGIStart")
-    assert len(starts) == 6
+    assert len(starts) == 7
     name, start = next((n, m) for n, m in starts if n.startswith("10-"))
     env = decode_env(start["Env"])
     assert env["agi_request"] == "async"

@@ -20,8 +20,9 @@ from shenava.check_config import (
     exit_code,
     run_check,
 )
+from tests.paths import ASTERISK_CONF
 
-REAL_CONF = Path("/work/shared/ami-transcripts/asterisk-conf")
+REAL_CONF = ASTERISK_CONF
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, cast
 
 from twisted.application.internet import backoffPolicy
@@ -19,8 +18,8 @@ from ami_bridge.errors import ConnectionLostError
 from ami_bridge.events import CallAdopted, CallArrived, CallEnded, TrackerEvent
 from ami_bridge.protocol import AMIProtocol, md5_key
 from ami_bridge.tracker import CallTracker, attach_tracker
+from tests.paths import TRANSCRIPTS
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "ami-transcripts"
 SECRET = "s3cret-do-not-log"
 KEEPALIVE_S = 20.0
 KEEPALIVE_TIMEOUT_S = 5.0

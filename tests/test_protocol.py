@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
@@ -26,8 +25,8 @@ from ami_bridge.errors import (
     HeaderInjectionError,
 )
 from ami_bridge.protocol import AMIProtocol, EventList, ListResponse, agi_verb, md5_key
+from tests.paths import TRANSCRIPTS
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "ami-transcripts"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
 T = TypeVar("T")

@@ -17,8 +17,9 @@ from recordings.errors import (
     TruncatedAudioError,
     WrongAudioFormatError,
 )
+from tests.paths import SAMPLE_RECORDING
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+SAMPLE = SAMPLE_RECORDING
 
 
 def wav_bytes(

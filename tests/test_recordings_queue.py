@@ -20,8 +20,9 @@ from recordings.store import RecordingFolder, VoicemailMeta, VoicemailStore
 from recordings.transcript import Transcript, Word
 from recordings.worker import Worker, WorkerSettings
 from shenava.aio import as_deferred
+from tests.paths import SAMPLE_RECORDING
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+SAMPLE = SAMPLE_RECORDING
 NOW = 1_735_700_000.0
 
 

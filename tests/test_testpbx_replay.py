@@ -1,6 +1,6 @@
 """Replay the client side of every capture against the test PBX and compare.
 
-Each ``.log`` in ``shared/ami-transcripts`` is parsed into ``C>``/``S<``
+Each ``.log`` in ``tests/data/ami-transcripts`` is parsed into ``C>``/``S<``
 blocks. The client's blocks are fed to an :class:`AmiServerProtocol` at their
 captured times on a ``task.Clock``; what the test PBX writes is compared with
 what Asterisk wrote, on the messages a daemon needs (responses, and events not
@@ -34,9 +34,9 @@ from ami_bridge.codec import Message, encode_message, parse_message
 from ami_bridge.testpbx.options import PbxOptions
 from ami_bridge.testpbx.server import AmiServerProtocol
 from ami_bridge.testpbx.world import PbxWorld
+from tests.paths import SAMPLE_RECORDING, TRANSCRIPTS
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "ami-transcripts"
-SAMPLE_WAV = TRANSCRIPTS.parent / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+SAMPLE_WAV = SAMPLE_RECORDING
 BURST_GAP_S = 0.002
 TIME_TOLERANCE_S = 0.3
 EPOCH = 1795339000.0
@@ -64,6 +64,12 @@ NOT_IMITATED = {
     "21-queue-call-answered": "app_queue Queue() call routing",
     "22-queue-call-abandoned": "app_queue Queue() abandon (QueueCallerAbandon)",
     "23-queue-ring-no-answer": "app_queue Queue() ring-no-answer (AgentRingNoAnswer)",
+}
+# Captured after the test PBX was written; imitating them is issue #11's work.
+# Strict: the day the test PBX matches one, this marker must go.
+NOT_YET_IMITATED = {
+    "45-agi-takeover-by-new-session": "a new session driving a caller adopted in AGI(agi:async)",
+    "46-agent-leg-busy-local": "a busy agent behind a Local channel",
 }
 _INSTANCE = re.compile(r"-([0-9a-f]{8})(?=;[12]|\b)")
 _NUMERIC_ID = re.compile(r"^\d+\.\d+$")
@@ -281,6 +287,8 @@ PRELUDES = {"42-outbound-callback-to-customer": ("40-hold-originate-agent-bridge
 def test_replay_matches_capture(name: str, tmp_path: Path) -> None:
     if name in NOT_IMITATED:
         pytest.skip(f"not imitated: {NOT_IMITATED[name]}; Shenava routes calls itself")
+    if name in NOT_YET_IMITATED:
+        pytest.xfail(f"not yet imitated: {NOT_YET_IMITATED[name]}")
     blocks = parse_log(TRANSCRIPTS / f"{name}.log")
     challenge = next((b.message.get("Challenge") for b in blocks
                       if b.message is not None and b.message.get("Challenge")), None)

@@ -22,8 +22,9 @@ from ami_bridge.testpbx import (
     PhoneScript,
 )
 from ami_bridge.testpbx.server import md5_key
+from tests.paths import SAMPLE_RECORDING
 
-SAMPLE_WAV = Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+SAMPLE_WAV = SAMPLE_RECORDING
 
 
 def advance(clock: Clock, seconds: float) -> None:

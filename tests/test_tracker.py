@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TypeVar
 
 from ami_bridge.codec import AMIDecoder, Message
@@ -23,9 +22,9 @@ from ami_bridge.events import (
     TrackerEvent,
 )
 from ami_bridge.tracker import CallTracker
+from tests.paths import TRANSCRIPTS
 
 E = TypeVar("E", bound=TrackerEvent)
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "ami-transcripts"
 
 
 def messages(name: str) -> list[Message]:

@@ -21,8 +21,9 @@ from recordings.layout import GROUP
 from recordings.store import RecordingFolder, Voicemail, VoicemailMeta, VoicemailStore
 from recordings.worker import WorkerPool, WorkerSettings
 from shenava.aio import as_deferred
+from tests.paths import SAMPLE_RECORDING
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+SAMPLE = SAMPLE_RECORDING
 NOW = 1_735_700_000.0
 LOAD_TIMEOUT_S = 120.0
 DONE_TIMEOUT_S = 180.0

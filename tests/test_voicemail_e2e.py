@@ -33,8 +33,9 @@ from routing.callback_store import CallbackStore
 from routing.callbacks import ReasonKind
 from shenava.aio import as_deferred
 from tests.e2e_harness import E2E, e2e_config
+from tests.paths import SAMPLE_RECORDING
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+SAMPLE = SAMPLE_RECORDING
 EN_CALLER = "09121234567"
 FA_CALLER = "09127654321"
 LOAD_TIMEOUT_S = 120.0

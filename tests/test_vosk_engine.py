@@ -10,8 +10,9 @@ import pytest
 
 from recordings.errors import ModelInvalidError, ModelMissingError, TruncatedAudioError
 from recordings.vosk_engine import LoadedModel, load_model, quiet_vosk, transcribe_file
+from tests.paths import SAMPLE_RECORDING
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "asterisk-recorded-vm-intro-twice.wav"
+SAMPLE = SAMPLE_RECORDING
 
 
 def ko_model_path() -> Path:

@@ -77,3 +77,9 @@ def cut(speech: list[tuple[float, bytes]], start: float, stop: float) -> bytes:
         b = seconds_to_bytes(hi - begin)
         out += pcm[a:b]
     return bytes(out)
+
+
+SAMPLE_RECORDING = Path(__file__).resolve().with_name("audio") / "asterisk-recorded-vm-intro-twice.wav"
+"""What a real Asterisk's ``RECORD FILE`` wrote (8 kHz mono, 6.8 s): the prompt
+``vm-intro`` spoken twice. Shipped with the test PBX so the demo's callers and
+the tests have real audio to speak into a recording."""
