@@ -12,10 +12,15 @@ The :class:`~routing.router.Router` decides (pure); this module acts:
    Anything else (``Reason`` 3 no answer, 5 busy, 0/8 failure) sends the call
    back to its place in the line and tries the next agent at once; the agent
    who missed it goes not ready (reason ``missed``, or ``technical`` when the
-   phone could not be reached) as configured. A failed ``OriginateResponse``
-   carries ``Uniqueid: <unknown>`` and comes after the leg's ``Hangup``
-   (transcript 41), so a failure is settled by whichever comes first: the
-   leg's hang-up (by its cause) or the response (by its ActionID).
+   phone could not be reached) as configured. A failure is settled by
+   whichever comes first of: the ``OriginateResponse`` (by its ActionID; its
+   ``Reason`` says busy or no answer), the leg's own ``Hangup`` when its cause
+   says the agent did not take the call (no answer 19, busy 17: transcript
+   41), or the ``Hangup`` of a Local leg's ``;2`` half with such a cause. A
+   Local leg's ``;1`` hangs up with ``Cause: 0`` when its ``;2`` is busy, and
+   may do so before the response (transcript 46): that cause decides nothing,
+   so the leg waits for the response (``ORIGINATE_RESPONSE_WAIT_S`` at most,
+   then ``technical``).
 4. A caller who hangs up while the agent's phone rings: the agent's leg is
    hung up and the agent is ready again (no fault of theirs).
 5. When the call ends, the agent goes to wrap-up, then ready after
@@ -76,6 +81,11 @@ GENERAL_SKILL = "general"
 # (busy, no response, no answer, rejected); any other cause is a technical fault.
 AGENT_MISSED_CAUSES = frozenset({17, 18, 19, 21})
 STATE_UP = 6  # Asterisk's ChannelState for an answered channel
+ORIGINATE_RESPONSE_WAIT_S = 5.0
+"""How long a leg that hung up with an undecisive cause waits for its
+``OriginateResponse`` (it comes within milliseconds on a working link)."""
+OTHER_HALF_SUFFIX = "-2"
+"""A Local agent leg's ``;2`` half gets ``OtherChannelId`` = leg id + this."""
 
 
 class AMIActions(Protocol):
@@ -198,6 +208,8 @@ class CallDispatcher:
         self._tracker = tracker
         # agent leg Uniqueid (our ChannelId) -> (call_id, agent_id)
         self._legs: dict[str, tuple[str, str]] = {}
+        # a Local leg's ;2 half (our OtherChannelId) -> the leg's Uniqueid
+        self._far_halves: dict[str, str] = {}
         self._leg_numbers = itertools.count(1)
         # Originate ActionID -> agent leg Uniqueid: a failed OriginateResponse
         # names no Uniqueid, only the ActionID.
@@ -356,6 +368,10 @@ class CallDispatcher:
         waiting.agent_id = status.profile.agent_id
         waiting.leg_id = leg_id
         self._legs[leg_id] = (assignment.call_id, status.profile.agent_id)
+        other_id = None
+        if status.profile.endpoint.lower().startswith("local/"):
+            other_id = leg_id + OTHER_HALF_SUFFIX
+            self._far_halves[other_id] = leg_id
         self._roster.ringing(status.profile.agent_id, assignment.call_id, now)
         self._emit(CallOffered(assignment.call_id, now, status.profile.agent_id))
         action = actions.originate_application(
@@ -363,6 +379,7 @@ class CallDispatcher:
             self._config.agent_leg_application,
             str(self._config.agent_leg_max_s),
             channel_id=leg_id,
+            other_channel_id=other_id,
             timeout_s=self._config.ring_timeout_s,
             caller_id=self._config.caller_id,
             variables={"SHENAVA_CALL": assignment.call_id},
@@ -444,6 +461,7 @@ class CallDispatcher:
         leg = self._legs.pop(leg_id, None)
         if leg is None:
             return
+        self._far_halves.pop(leg_id + OTHER_HALF_SUFFIX, None)
         for action_id in [a for a, leg_of in self._originates.items() if leg_of == leg_id]:
             del self._originates[action_id]
         agent_id = leg[1]
@@ -467,6 +485,10 @@ class CallDispatcher:
         leg = self._legs.get(event.uniqueid)
         if leg is not None:
             self._agent_leg_gone(leg[0], event)
+            return
+        leg_id = self._far_halves.pop(event.uniqueid, None)
+        if leg_id is not None:
+            self._far_half_gone(leg_id, event)
             return
         waiting = self._calls.get(event.uniqueid)
         if waiting is not None:
@@ -520,11 +542,17 @@ class CallDispatcher:
             # noticed only by the resync (``missed``) is nobody's fault.
             if event.missed:
                 self._leg_failed(call_id, event.uniqueid, technical=False, agent_fault=False)
+            elif event.cause in AGENT_MISSED_CAUSES:
+                self._leg_failed(call_id, event.uniqueid, technical=False)
             else:
-                technical = event.cause not in AGENT_MISSED_CAUSES
-                self._leg_failed(call_id, event.uniqueid, technical=technical)
+                # Cause 0 of a Local ;1 whose ;2 was busy (transcript 46), or
+                # a real fault: the OriginateResponse's Reason tells.
+                self._clock.callLater(
+                    ORIGINATE_RESPONSE_WAIT_S, self._no_response, call_id, event.uniqueid
+                )
             return
         self._legs.pop(event.uniqueid, None)
+        self._far_halves.pop(event.uniqueid + OTHER_HALF_SUFFIX, None)
         if waiting is None or waiting.answered_at is None or waiting.agent_id is None:
             return  # a leg hung up after its caller left (we hung it up)
         now = event.at
@@ -534,6 +562,21 @@ class CallDispatcher:
         self._emit(CallCompleted(call_id, now, agent_id, waiting.answered_at))
         self._roster.call_ended(agent_id, now)
         self._clock.callLater(self._config.wrap_up_s, self._wrap_up_over, agent_id)
+
+    def _far_half_gone(self, leg_id: str, event: ChannelHungUp) -> None:
+        """The ``;2`` half of a Local agent leg: its cause is the phone's (17 busy)."""
+        leg = self._legs.get(leg_id)
+        if leg is None or event.missed or event.cause not in AGENT_MISSED_CAUSES:
+            return
+        waiting = self._calls.get(leg[0])
+        if waiting is not None and waiting.leg_id == leg_id and waiting.answered_at is None:
+            self._leg_failed(leg[0], leg_id, technical=False)
+
+    def _no_response(self, call_id: str, leg_id: str) -> None:
+        """The leg hung up unanswered and no OriginateResponse came to say why."""
+        waiting = self._calls.get(call_id)
+        if leg_id in self._legs and (waiting is None or waiting.answered_at is None):
+            self._leg_failed(call_id, leg_id, technical=True)
 
     # -- the AMI link -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from agent_stats.states import AgentState, NotReadyReason
+from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE, PbxOptions
 from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
 from routing.dispatch import (
     CallAbandoned,
@@ -20,8 +21,9 @@ from routing.dispatch import (
     CallCompleted,
     CallOffered,
 )
+from shenava.check_config import ami_rights
 from shenava.demo import luhn_complete
-from tests.e2e_harness import E2E
+from tests.e2e_harness import E2E, SHIPPED_MANAGER_CONF, e2e_config
 
 ACCOUNT = luhn_complete("123456789") + "#"
 ANSWERS = PhoneScript(answer_after_s=2.0, talk_s=None)
@@ -174,6 +176,42 @@ def test_busy_agent_phone(h: E2E) -> None:
     assert offers(h) == [(call.uniqueid, "a1"), (call.uniqueid, "a2")]
     assert h.state("a1") is AgentState.NOT_READY
     assert h.reason("a1") is NotReadyReason.MISSED
+
+
+@pytest.mark.parametrize("order", [
+    (BUSY_LEG, BUSY_RESPONSE, BUSY_FAR),
+    (BUSY_LEG, BUSY_FAR, BUSY_RESPONSE),
+    (BUSY_FAR, BUSY_LEG, BUSY_RESPONSE),
+    (BUSY_RESPONSE, BUSY_LEG, BUSY_FAR),
+])
+def test_busy_agent_behind_a_local_channel_is_missed_whatever_comes_first(
+    tmp_path: Path, order: tuple[str, str, str]
+) -> None:
+    """Transcript 46: the leg's own Hangup (Cause 0) may come before the
+    OriginateResponse (Reason 5) and the ;2 half's Hangup (Cause 17)."""
+    config = e2e_config(
+        a1={"endpoint": "Local/101@agent-leg"}, a2={"endpoint": "Local/102@agent-leg"}
+    )
+    options = PbxOptions(
+        users={config.ami.username: config.ami.secret},
+        rights={config.ami.username: ami_rights(SHIPPED_MANAGER_CONF, config.ami.username)},
+        recordings_root=tmp_path / "recordings",
+        support_context=config.site.support_context,
+        busy_orders=(order,),
+    )
+    h = E2E.build(tmp_path, config=config, pbx=options)
+    try:
+        h.phones({"PJSIP/101": PhoneScript(mode=PhoneMode.BUSY), "PJSIP/102": ANSWERS})
+        h.log_in("a1")
+        h.advance(1.0)
+        h.log_in("a2")
+        call = h.call(wants_agent("09120000001"))
+        h.run_until(lambda: h.events(CallAnswered, call), limit_s=60)
+        assert offers(h) == [(call.uniqueid, "a1"), (call.uniqueid, "a2")]
+        assert h.state("a1") is AgentState.NOT_READY
+        assert h.reason("a1") is NotReadyReason.MISSED
+    finally:
+        h.stop()
 
 
 def test_unreachable_agent_phone_is_technical(h: E2E) -> None:

@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -31,7 +32,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from ami_bridge.codec import Message, encode_message, parse_message
-from ami_bridge.testpbx.options import PbxOptions
+from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE, PbxOptions
 from ami_bridge.testpbx.server import AmiServerProtocol
 from ami_bridge.testpbx.world import PbxWorld
 from tests.paths import SAMPLE_RECORDING, TRANSCRIPTS
@@ -69,7 +70,15 @@ NOT_IMITATED = {
 # Strict: the day the test PBX matches one, this marker must go.
 NOT_YET_IMITATED = {
     "45-agi-takeover-by-new-session": "a new session driving a caller adopted in AGI(agi:async)",
-    "46-agent-leg-busy-local": "a busy agent behind a Local channel",
+}
+# The orders a real Asterisk chose in a capture where it varies (the test PBX
+# draws them otherwise): 46's three busy originates.
+CAPTURED_ORDERS: dict[str, dict[str, object]] = {
+    "46-agent-leg-busy-local": {"busy_orders": (
+        (BUSY_RESPONSE, BUSY_LEG, BUSY_FAR),
+        (BUSY_LEG, BUSY_RESPONSE, BUSY_FAR),
+        (BUSY_FAR, BUSY_LEG, BUSY_RESPONSE),
+    )},
 }
 _INSTANCE = re.compile(r"-([0-9a-f]{8})(?=;[12]|\b)")
 _NUMERIC_ID = re.compile(r"^\d+\.\d+$")
@@ -269,11 +278,14 @@ def scenario_names() -> list[str]:
     return sorted(p.stem for p in TRANSCRIPTS.glob("*.log"))
 
 
-def make_world(tmp_path: Path, challenge: str | None = None) -> tuple[PbxWorld, Clock]:
+def make_world(
+    tmp_path: Path, challenge: str | None = None, **extra: Any
+) -> tuple[PbxWorld, Clock]:
     clock = Clock()
     clock.advance(EPOCH)
     options = PbxOptions(
-        recordings_root=tmp_path, sounds={"vm-intro": SAMPLE_WAV}, fixed_challenge=challenge
+        recordings_root=tmp_path, sounds={"vm-intro": SAMPLE_WAV}, fixed_challenge=challenge,
+        **extra,
     )
     return PbxWorld(clock, options), clock
 
@@ -292,7 +304,7 @@ def test_replay_matches_capture(name: str, tmp_path: Path) -> None:
     blocks = parse_log(TRANSCRIPTS / f"{name}.log")
     challenge = next((b.message.get("Challenge") for b in blocks
                       if b.message is not None and b.message.get("Challenge")), None)
-    world, clock = make_world(tmp_path, challenge)
+    world, clock = make_world(tmp_path, challenge, **CAPTURED_ORDERS.get(name, {}))
     start = clock.seconds()
     if name in PRELUDES:
         prelude, offset = PRELUDES[name]

@@ -21,6 +21,7 @@ from ami_bridge.testpbx import (
     PhoneMode,
     PhoneScript,
 )
+from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE
 from ami_bridge.testpbx.server import md5_key
 from tests.paths import SAMPLE_RECORDING
 
@@ -274,6 +275,45 @@ def test_originate_busy_is_reason_5(world: PbxWorld, clock: Clock, dial: str) ->
     advance(clock, 1.0)
     [resp] = client.events("OriginateResponse")
     assert (resp["Response"], resp["Reason"]) == ("Failure", "5")
+
+
+@pytest.mark.parametrize("order", [
+    (BUSY_RESPONSE, BUSY_LEG, BUSY_FAR),
+    (BUSY_LEG, BUSY_RESPONSE, BUSY_FAR),
+    (BUSY_FAR, BUSY_LEG, BUSY_RESPONSE),
+])
+def test_busy_behind_a_local_channel_ends_in_the_chosen_order(
+    clock: Clock, order: tuple[str, str, str]
+) -> None:
+    """Transcript 46: Reason 5 with the ChannelId, DialEnd BUSY, ;1 Cause 0, ;2 Cause 17."""
+    world = PbxWorld(clock, PbxOptions(busy_orders=(order,)))
+    client = Client(world)
+    client.login()
+    _originate(client, "Local/105@agent-busy", ChannelId="leg-1", OtherChannelId="leg-2")
+    advance(clock, 0.1)
+    client.read()
+    tail = [m for m in client.seen if m.event in ("OriginateResponse", "Hangup")]
+    names = {"OriginateResponse": BUSY_RESPONSE}
+    got = tuple(names.get(m.event or "") or (BUSY_LEG if m["Uniqueid"] == "leg-1" else BUSY_FAR)
+                for m in tail)
+    assert got == order
+    response = next(m for m in tail if m.event == "OriginateResponse")
+    assert (response["Response"], response["Reason"], response["Uniqueid"]) == ("Failure", "5", "leg-1")
+    assert response["Channel"] == "Local/105@agent-busy"
+    causes = {m["Uniqueid"]: m["Cause"] for m in tail if m.event == "Hangup"}
+    assert causes == {"leg-1": "0", "leg-2": "17"}
+    [dial_end] = client.events("DialEnd")
+    assert dial_end["DialStatus"] == "BUSY"
+
+
+def test_busy_orders_are_drawn_from_a_seeded_generator(clock: Clock) -> None:
+    def orders(seed: int) -> list[tuple[str, str, str]]:
+        world = PbxWorld(clock, PbxOptions(seed=seed))
+        return [world.busy_order() for _ in range(40)]
+
+    assert orders(1) == orders(1)
+    assert len(set(orders(1))) > 1
+    assert orders(1).count((BUSY_RESPONSE, BUSY_LEG, BUSY_FAR)) > 10  # the usual one
 
 
 def test_originate_unknown_endpoint_is_reason_0(world: PbxWorld, clock: Clock) -> None:

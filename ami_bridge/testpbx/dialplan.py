@@ -46,6 +46,7 @@ BUILTIN_DIALPLAN: dict[str, list[tuple[str, str]]] = {
     "agent-noanswer": [("Ringing", ""), ("Wait", "40")],
     "agent-leg": [("Wait", "2"), ("Answer", ""), ("Wait", "60")],
     "agent-leg-noanswer": [("Ringing", ""), ("Wait", "60")],
+    "agent-busy": [("Busy", "5")],
     "customer-phone": [("Wait", "3"), ("Answer", ""), ("Playback", "vm-intro"), ("Wait", "20")],
     "shenava-connect": [
         ("Dial", "Local/${EXTEN}@agent-phone,20,gm"),

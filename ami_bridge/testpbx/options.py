@@ -9,6 +9,19 @@ from pathlib import Path
 
 AUTH_FAIL_DELAY_S = 1.0  # the capture shows the error ~1 s after a bad Login
 AGI_PICKUP_S = 0.02  # AsyncAGI polls its command queue; 17-100 ms in the captures
+BUSY_RESPONSE = "response"  # OriginateResponse Failure, Reason 5
+BUSY_LEG = "leg"  # Hangup of the ;1 half (the ChannelId), Cause 0
+BUSY_FAR = "far"  # SoftHangupRequest and Hangup of the ;2 half, Cause 17
+BusyOrder = tuple[str, str, str]
+# How often each order came over 18 busy originates behind a Local channel on a
+# real Asterisk (transcript 46's README): the test PBX draws from these.
+CAPTURED_BUSY_ORDERS: tuple[tuple[BusyOrder, int], ...] = (
+    ((BUSY_RESPONSE, BUSY_LEG, BUSY_FAR), 11),
+    ((BUSY_LEG, BUSY_RESPONSE, BUSY_FAR), 4),
+    ((BUSY_RESPONSE, BUSY_FAR, BUSY_LEG), 1),
+    ((BUSY_FAR, BUSY_LEG, BUSY_RESPONSE), 1),
+    ((BUSY_LEG, BUSY_FAR, BUSY_RESPONSE), 1),
+)
 LOCAL_PROPAGATION_S = 0.001  # a Local half learns of its partner's hang-up a tick later
 DTMF_DURATION_S = 0.1  # DTMFBegin to DTMFEnd, as captured (DurationMs: 100)
 DEFAULT_PROMPT_S = 1.0  # length of a sound file the PBX knows nothing about
@@ -93,3 +106,8 @@ class PbxOptions:
     asterisk_version: str = "22.10.1"
     seed: int = 0
     fixed_challenge: str | None = None  # replay tests reuse a captured MD5 challenge
+    busy_orders: tuple[BusyOrder, ...] = ()
+    """The order of the three last events of an originated leg that is busy
+    behind a Local channel (transcript 46), one per such originate, in turn
+    (the last repeats); empty: drawn with the world's seeded random generator
+    at the frequencies a real Asterisk showed (``CAPTURED_BUSY_ORDERS``)."""

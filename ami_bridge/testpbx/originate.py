@@ -19,13 +19,16 @@ from ami_bridge.testpbx.channel import (
     CAUSE_CONGESTION,
     CAUSE_NO_ANSWER,
     CAUSE_NORMAL_CLEARING,
+    CAUSE_UNKNOWN,
     CAUSE_USER_BUSY,
+    STATE_BUSY,
     STATE_RINGING,
     STATE_UP,
     UNKNOWN,
     Channel,
 )
 from ami_bridge.testpbx.formatting import dial_event
+from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE
 from ami_bridge.testpbx.scripts import PhoneMode, PhoneScript
 
 if TYPE_CHECKING:
@@ -217,9 +220,53 @@ def answer(world: PbxWorld, ch: Channel) -> None:
 def refuse(world: PbxWorld, ch: Channel, cause: int) -> None:
     """``Busy()``/``Congestion()``: the leg fails with ``cause``."""
     leg = _leg_of(ch)
+    if (
+        cause == CAUSE_USER_BUSY and ch.half == 2 and leg is not ch and leg.alive
+        and not leg.dying and isinstance(leg.dialer, OriginateDialer) and not leg.dialer.done
+    ):
+        _busy_behind_local(world, ch, leg, leg.dialer)
+        return
     leg.hangupcause = cause
     ch.hangupcause = cause
     teardown.end(world, leg)
+
+
+def _busy_behind_local(world: PbxWorld, far: Channel, leg: Channel, dialer: OriginateDialer) -> None:
+    """An originated Local leg whose ``;2`` runs ``Busy()``, as transcript 46 shows.
+
+    The ``;2`` goes Busy, the dial ends ``BUSY``, ``;2`` is asked to hang up
+    with cause 0; then, in an order that varies on a real Asterisk (the
+    world's ``busy_order``), the failed ``OriginateResponse`` (Reason 5,
+    Uniqueid = the ChannelId), the ``;1`` Hangup with cause 0, and the ``;2``
+    SoftHangupRequest (16) and Hangup with cause 17. So a client cannot read
+    "busy" from the first Hangup it sees.
+    """
+    dialer.done = True  # settled here, not by leg_gone
+    if dialer.timer.active():
+        dialer.timer.cancel()
+    far.state = STATE_BUSY
+    world.emit_channel("Newstate", far)
+    world.emit(dial_event("DialEnd", leg, None, ("DialStatus", "BUSY")))
+    world.emit_channel("HangupRequest", far, ("Cause", str(CAUSE_UNKNOWN)))
+    # Both halves are going: neither tells the other (the order is set below).
+    leg.dying = far.dying = True
+    leg.hangupcause, far.hangupcause = CAUSE_UNKNOWN, CAUSE_USER_BUSY
+
+    def response() -> None:
+        fail(world, dialer.request, REASON_BUSY, uniqueid=leg.uniqueid)
+        if dialer.on_done is not None:
+            dialer.on_done(False)
+
+    def leg_hangs_up() -> None:
+        teardown.end(world, leg)
+
+    def far_hangs_up() -> None:
+        teardown.soft_hangup(world, far, CAUSE_NORMAL_CLEARING)
+        teardown.end(world, far)
+
+    steps = {BUSY_RESPONSE: response, BUSY_LEG: leg_hangs_up, BUSY_FAR: far_hangs_up}
+    for step in world.busy_order():
+        steps[step]()
 
 
 # -- Originate ----------------------------------------------------------------
@@ -303,12 +350,14 @@ def respond(world: PbxWorld, request: OriginateRequest, leg: Channel, reason: in
     world.emit(headers)
 
 
-def fail(world: PbxWorld, request: OriginateRequest, reason: int) -> None:
+def fail(
+    world: PbxWorld, request: OriginateRequest, reason: int, *, uniqueid: str = UNKNOWN
+) -> None:
     headers: list[Header] = [("Event", "OriginateResponse"), ("Privilege", "call,all")]
     if request.action_id is not None:
         headers.append(("ActionID", request.action_id))
     headers += [("Response", "Failure"), ("Channel", request.dial), *request.target.fields(),
-                ("Reason", str(reason)), ("Uniqueid", UNKNOWN),
+                ("Reason", str(reason)), ("Uniqueid", uniqueid),
                 ("CallerIDNum", request.callerid.number), ("CallerIDName", request.callerid.name)]
     world.emit(headers)
 

@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from ami_bridge.codec import Header
 from ami_bridge.testpbx.channel import STATE_DOWN, STATE_RING, Bridge, Channel
 from ami_bridge.testpbx.formatting import channel_event
-from ami_bridge.testpbx.options import PbxOptions
+from ami_bridge.testpbx.options import CAPTURED_BUSY_ORDERS, BusyOrder, PbxOptions
 from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
 
 Listener = Callable[[list[Header]], None]
@@ -75,6 +75,9 @@ class PbxWorld:
         self._local_seq = 0
         self._tech_seq = 0
         self.rng = random.Random(self.options.seed)
+        # Its own generator, so drawing busy orders moves no other random value.
+        self._busy_rng = random.Random(f"busy-{self.options.seed}")
+        self._busy_count = 0
 
     # -- time -------------------------------------------------------------
 
@@ -172,6 +175,16 @@ class PbxWorld:
         if match is None:
             return None
         return match.group("exten"), match.group("context")
+
+    def busy_order(self) -> BusyOrder:
+        """The order of a busy Local leg's last events (see ``PbxOptions.busy_orders``)."""
+        fixed = self.options.busy_orders
+        index, self._busy_count = self._busy_count, self._busy_count + 1
+        if fixed:
+            return fixed[min(index, len(fixed) - 1)]
+        orders = [order for order, _ in CAPTURED_BUSY_ORDERS]
+        weights = [weight for _, weight in CAPTURED_BUSY_ORDERS]
+        return self._busy_rng.choices(orders, weights)[0]
 
     # -- dialplan and phones ----------------------------------------------
 
