@@ -37,7 +37,6 @@ loop. One dialling cycle runs at a time; a poke during a cycle reruns it.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,6 +65,7 @@ from routing.callbacks import (
     GateDecision,
     dial_gate,
 )
+from routing.channel_ids import ChannelIds
 from shenava.aio import as_deferred
 from shenava.privacy import mask_number
 
@@ -73,6 +73,7 @@ log = Logger()
 
 CALLBACK_CONTEXT = "shenava-callback"
 CALL_ID_PREFIX = "callback:"
+CALLBACK_LEG_PREFIX = "shenava-cb-"
 """``AgentStatus.current_call`` of an agent on a callback: ``callback:<flag id>``."""
 WRONG_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
 """Q.850 causes that mean the number is wrong: unallocated, no route, number
@@ -158,6 +159,7 @@ class CallbackDialer:
         owner: str,
         service_level: ServiceLevel | None = None,
         config: CallbackDialConfig | None = None,
+        channel_ids: ChannelIds | None = None,
     ) -> None:
         self._store = store
         self._ami = ami
@@ -169,7 +171,7 @@ class CallbackDialer:
         self._service_level = service_level
         self._config = config or CallbackDialConfig()
         self._dials: dict[str, _Dial] = {}  # by agent leg Uniqueid (our ChannelId)
-        self._leg_numbers = itertools.count(1)
+        self._leg_ids = channel_ids or ChannelIds(CALLBACK_LEG_PREFIX)
         self._cycle: Deferred[None] | None = None
         self._again = False
         self._running = False
@@ -290,7 +292,7 @@ class CallbackDialer:
             self._release_agent(agent_id, call_id)
             await self._store.release(claim.lease)
             return True
-        leg_id = f"shenava-cb-{next(self._leg_numbers)}-{agent_id}"
+        leg_id = self._leg_ids.next(agent_id)
         dial = _Dial(
             flag.flag_id, flag.number, claim.lease, flag.attempts[-1].number, agent_id,
             agent.profile.endpoint, leg_id,

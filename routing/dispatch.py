@@ -40,7 +40,6 @@ conversation today, so that is acceptable.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -65,6 +64,7 @@ from ami_bridge.tracker import CallTracker
 from routing.agents import AgentState as RoutingAgentState
 from routing.agents import AgentView
 from routing.calls import WaitingCall
+from routing.channel_ids import ChannelIds
 from routing.hold import CALLBACK_KEY, HoldConfig, HoldLoop
 from routing.router import Assignment, Router
 
@@ -198,6 +198,7 @@ class CallDispatcher:
         router: Router,
         clock: Clock,
         config: DispatchConfig,
+        channel_ids: ChannelIds | None = None,
     ) -> None:
         self._ami = ami
         self._roster = roster
@@ -210,7 +211,7 @@ class CallDispatcher:
         self._legs: dict[str, tuple[str, str]] = {}
         # a Local leg's ;2 half (our OtherChannelId) -> the leg's Uniqueid
         self._far_halves: dict[str, str] = {}
-        self._leg_numbers = itertools.count(1)
+        self._leg_ids = channel_ids or ChannelIds(LEG_PREFIX)
         # Originate ActionID -> agent leg Uniqueid: a failed OriginateResponse
         # names no Uniqueid, only the ActionID.
         self._originates: dict[str, str] = {}
@@ -364,7 +365,7 @@ class CallDispatcher:
             return
         now = self._clock.seconds()
         status = self._roster.get(assignment.agent_id)
-        leg_id = f"{LEG_PREFIX}{next(self._leg_numbers)}-{status.profile.agent_id}"
+        leg_id = self._leg_ids.next(status.profile.agent_id)
         waiting.agent_id = status.profile.agent_id
         waiting.leg_id = leg_id
         self._legs[leg_id] = (assignment.call_id, status.profile.agent_id)

@@ -15,6 +15,7 @@ import pytest
 from agent_stats.states import AgentState, NotReadyReason
 from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE, PbxOptions
 from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
+from routing.channel_ids import ChannelIds
 from routing.dispatch import (
     CallAbandoned,
     CallAnswered,
@@ -432,3 +433,29 @@ def test_caller_hangs_up_in_the_ivr_while_the_link_is_down(h: E2E) -> None:
     assert outcome.language == "en"  # what was entered is kept
     assert outcome.path[-1] == "category"
     assert h.app.counts.in_progress == 0 and h.app.callflow.in_ivr == 0
+
+
+# -- ids across daemon starts ------------------------------------------------------
+
+
+def test_agent_leg_ids_never_repeat_across_daemon_starts(tmp_path: Path) -> None:
+    """Asterisk refuses a ChannelId still in use: a restarted daemon must not count from 1 again."""
+    leg_ids: list[str] = []
+    for _run in range(2):
+        h = E2E.build(tmp_path)
+        try:
+            h.phone("PJSIP/101", ANSWERS)
+            h.log_in("a1")
+            call = h.call(wants_agent("09120000001"))
+            h.run_until(lambda: h.events(CallAnswered, call), limit_s=120)  # noqa: B023
+            leg_ids += [m["ChannelId"] for m in h.actions("Originate")]
+        finally:
+            h.stop()
+    assert len(leg_ids) == 2 and len(set(leg_ids)) == 2, leg_ids
+
+
+def test_channel_ids_are_unique_within_a_run_and_across_runs() -> None:
+    first, second = ChannelIds("shenava-cb-"), ChannelIds("shenava-cb-")
+    ids = [first.next("a1"), first.next("a1"), second.next("a1")]
+    assert len(set(ids)) == 3
+    assert all(first.ours(i) and i.startswith("shenava-cb-") for i in ids)
