@@ -167,6 +167,7 @@ class AMIConnection(Service):
         self.action_id_prefix = action_id_prefix
         self._protocol_factory = protocol_factory
         self._last_built: AMIProtocol | None = None
+        self._connections = 0
         self._guards: dict[object, _Guard] = {}
         self._current: AMIProtocol | None = None
         self._keepalive: LoopingCall | None = None
@@ -287,10 +288,16 @@ class AMIConnection(Service):
     def _make_protocol(self) -> AMIProtocol:
         if self._protocol_factory is not None:
             return self._protocol_factory()
+        # Each connection numbers its ActionIDs and CommandIDs under its own
+        # prefix: Asterisk sends every session the AsyncAGIExec of commands
+        # that another (or an earlier) session queued, with that session's
+        # CommandID (transcript 45); a new connection counting from 1 under
+        # the same prefix would take them for its own.
+        self._connections += 1
         return AMIProtocol(
             self.clock,
             action_timeout=self.action_timeout,
-            action_id_prefix=self.action_id_prefix,
+            action_id_prefix=f"{self.action_id_prefix}-c{self._connections}",
             max_message_bytes=self.max_message_bytes,
         )
 

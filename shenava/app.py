@@ -20,7 +20,9 @@ from ami_bridge.connection import AMIConnection, AMICredentials
 from ami_bridge.events import AgiSessionStarted, ChannelAdopted, ChannelHungUp, TrackerEvent
 from ami_bridge.tracker import CallTracker, attach_tracker
 from ivr.machine import MenuMachine
+from routing.channel_ids import ChannelIds, new_run_token
 from routing.dispatch import (
+    LEG_PREFIX,
     CallAbandoned,
     CallAnswered,
     CallDispatcher,
@@ -74,6 +76,10 @@ class Shenava:
         self.reactor = reactor
         now = reactor.seconds()
         ami = config.ami
+        # One random token per run: in ActionIDs/CommandIDs and in the
+        # ChannelIds of originated legs, so nothing of an earlier run (or of
+        # the other daemon of a pair) is ever taken for this run's.
+        self.run_token = new_run_token()
         self.connection = AMIConnection(
             endpoint or TCP4ClientEndpoint(reactor, ami.host, ami.port),
             reactor,
@@ -84,6 +90,7 @@ class Shenava:
                 initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s
             ),
             max_message_bytes=ami.max_message_bytes,
+            action_id_prefix=f"shenava-{self.run_token}",
         )
         self.tracker = CallTracker()
         attach_tracker(self.tracker, self.connection, reactor)
@@ -102,6 +109,7 @@ class Shenava:
             router=self.router,
             clock=reactor,
             config=_with_sound_folder(dispatch or config.routing.dispatch, config.ivr.sound_folder),
+            channel_ids=ChannelIds(LEG_PREFIX, self.run_token),
         )
         self.menus = config.ivr.menus
         self.callflow = CallFlow(

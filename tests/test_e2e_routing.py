@@ -459,3 +459,23 @@ def test_channel_ids_are_unique_within_a_run_and_across_runs() -> None:
     ids = [first.next("a1"), first.next("a1"), second.next("a1")]
     assert len(set(ids)) == 3
     assert all(first.ours(i) and i.startswith("shenava-cb-") for i in ids)
+
+
+def test_command_ids_differ_across_connections_and_daemon_starts(tmp_path: Path) -> None:
+    """Asterisk sends every session the AsyncAGIExec of any session's command
+    (transcript 45): a new connection or a new run must never reuse a CommandID."""
+    ids: list[set[str]] = []
+    for _run in range(2):
+        h = E2E.build(tmp_path)
+        try:
+            call = h.call(wants_agent("09120000001"))
+            h.queued(call)
+            h.drop_link()
+            h.wait_reconnected()
+            h.advance(40.0)
+            seen = [m["CommandID"] for m in h.actions("AGI")]
+            assert len(seen) == len(set(seen))
+            ids.append(set(seen))
+        finally:
+            h.stop()
+    assert not ids[0] & ids[1]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -32,7 +32,13 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from ami_bridge.codec import Message, encode_message, parse_message
-from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE, PbxOptions
+from ami_bridge.testpbx.options import (
+    BUSY_FAR,
+    BUSY_LEG,
+    BUSY_RESPONSE,
+    KNOWN_PROMPTS_S,
+    PbxOptions,
+)
 from ami_bridge.testpbx.server import AmiServerProtocol
 from ami_bridge.testpbx.world import PbxWorld
 from tests.paths import SAMPLE_RECORDING, TRANSCRIPTS
@@ -68,12 +74,15 @@ NOT_IMITATED = {
 }
 # Captured after the test PBX was written; imitating them is issue #11's work.
 # Strict: the day the test PBX matches one, this marker must go.
-NOT_YET_IMITATED = {
-    "45-agi-takeover-by-new-session": "a new session driving a caller adopted in AGI(agi:async)",
-}
-# The orders a real Asterisk chose in a capture where it varies (the test PBX
-# draws them otherwise): 46's three busy originates.
-CAPTURED_ORDERS: dict[str, dict[str, object]] = {
+NOT_YET_IMITATED: dict[str, str] = {}
+# What differs in a capture from the test PBX's defaults: the orders a real
+# Asterisk chose where it varies (46's three busy originates; the test PBX
+# draws them otherwise), and the length of vm-intro on the Asterisk built from
+# master for 45 (STREAM FILE's endpos=57490 samples, not the 22.10.1 sound).
+CAPTURE_SETTINGS: dict[str, dict[str, object]] = {
+    "45-agi-takeover-by-new-session": {
+        "sounds": {}, "prompt_lengths_s": {**KNOWN_PROMPTS_S, "vm-intro": 57490 / 8000},
+    },
     "46-agent-leg-busy-local": {"busy_orders": (
         (BUSY_RESPONSE, BUSY_LEG, BUSY_FAR),
         (BUSY_LEG, BUSY_RESPONSE, BUSY_FAR),
@@ -175,6 +184,10 @@ def replay(world: PbxWorld, clock: Clock, blocks: list[Block], start: float) -> 
     real = _instances([v for b in blocks if b.sender == "S" and b.message is not None
                        for _, v in b.message.headers])
     for block in blocks:
+        if block.sender == "C" and block.message is None and "closes" in block.note:
+            run_until(clock, start + block.at)
+            transport.loseConnection()
+            continue
         if block.sender == "C" and block.message is not None:
             run_until(clock, start + block.at)
             if transport.closed_at is None:
@@ -274,6 +287,11 @@ def compare(real: list[tuple[float, Message]], got: list[tuple[float, Message]])
     return problems
 
 
+def captured_challenge(blocks: list[Block]) -> str | None:
+    return next((b.message.get("Challenge") for b in blocks
+                 if b.message is not None and b.message.get("Challenge")), None)
+
+
 def scenario_names() -> list[str]:
     return sorted(p.stem for p in TRANSCRIPTS.glob("*.log"))
 
@@ -283,16 +301,20 @@ def make_world(
 ) -> tuple[PbxWorld, Clock]:
     clock = Clock()
     clock.advance(EPOCH)
-    options = PbxOptions(
-        recordings_root=tmp_path, sounds={"vm-intro": SAMPLE_WAV}, fixed_challenge=challenge,
-        **extra,
-    )
+    settings: dict[str, Any] = {"sounds": {"vm-intro": SAMPLE_WAV}, **extra}
+    options = PbxOptions(recordings_root=tmp_path, fixed_challenge=challenge, **settings)
     return PbxWorld(clock, options), clock
 
 
 # 42 was captured on the same Asterisk 21 s after 40: its CoreShowChannels and
 # its Hangup by regex see 40's agent leg, still alive. Replay 40 first.
-PRELUDES = {"42-outbound-callback-to-customer": ("40-hold-originate-agent-bridge", 21.0)}
+# 45 is session B taking over the caller that session A ("-first") left in
+# AGI(agi:async) with A's 8 s of music running: A's music started at 1.104 and
+# ended at B's 3.097, so B's clock starts 6.007 s after A's.
+PRELUDES = {
+    "42-outbound-callback-to-customer": ("40-hold-originate-agent-bridge", 21.0),
+    "45-agi-takeover-by-new-session": ("45-agi-takeover-by-new-session-first", 6.007),
+}
 
 
 @pytest.mark.parametrize("name", scenario_names())
@@ -302,14 +324,15 @@ def test_replay_matches_capture(name: str, tmp_path: Path) -> None:
     if name in NOT_YET_IMITATED:
         pytest.xfail(f"not yet imitated: {NOT_YET_IMITATED[name]}")
     blocks = parse_log(TRANSCRIPTS / f"{name}.log")
-    challenge = next((b.message.get("Challenge") for b in blocks
-                      if b.message is not None and b.message.get("Challenge")), None)
-    world, clock = make_world(tmp_path, challenge, **CAPTURED_ORDERS.get(name, {}))
+    world, clock = make_world(tmp_path, captured_challenge(blocks), **CAPTURE_SETTINGS.get(name, {}))
     start = clock.seconds()
     if name in PRELUDES:
         prelude, offset = PRELUDES[name]
-        replay(world, clock, parse_log(TRANSCRIPTS / f"{prelude}.log"), start)
+        first = parse_log(TRANSCRIPTS / f"{prelude}.log")
+        world.options = replace(world.options, fixed_challenge=captured_challenge(first))
+        replay(world, clock, first, start)
         start += offset
+        world.options = replace(world.options, fixed_challenge=captured_challenge(blocks))
     got = replay(world, clock, blocks, start)
     real = [(b.at, b.message) for b in blocks if b.sender == "S" and b.message is not None]
     problems = compare(real, got.messages)

@@ -162,6 +162,37 @@ def test_get_data_answers_per_prompt(world: PbxWorld, clock: Clock) -> None:
     assert "".join(m["Digit"] for m in client.events("DTMFEnd")) == "2112345#"
 
 
+def test_a_new_session_takes_over_a_caller_in_agi(world: PbxWorld, clock: Clock) -> None:
+    """Transcript 45: B gets no AsyncAGIStart, finds the caller at the AGI step
+    (the listing shows the last EXECed app), queues behind A's command and sees
+    A's result too."""
+    first = Client(world)
+    first.login()
+    call = world.place_call(CallerScript(answers=("",)))
+    name = call.agi_channel.name
+    assert first.events("AsyncAGIStart")
+    agi(first, name, "EXEC MusicOnHold default,3", "moh-a")
+    advance(clock, 0.5)
+    first.protocol.connectionLost()
+
+    second = Client(world)
+    second.login()
+    listing = [m for m in second.send("CoreShowChannels") if m.event == "CoreShowChannel"]
+    mine = next(m for m in listing if m["Channel"] == name)
+    assert (mine["Context"], mine["Exten"], mine["Priority"]) == ("complaints-ivr", "s", "3")
+    assert (mine["Application"], mine["ApplicationData"]) == ("MusicOnHold", "default,3")
+    agi(second, name, 'STREAM FILE beep ""', "take-1")
+    advance(clock, 1.0)
+    assert second.results() == []  # queued behind A's music
+    advance(clock, 3.0)
+    assert [m["CommandId"] for m in second.events("AsyncAGIExec")] == ["moh-a", "take-1"]
+    assert second.events("AsyncAGIStart") == []
+    [status] = [m for m in second.send("Status", Channel=name) if m.event == "Status"]
+    assert (status["Application"], status["Data"], status["Priority"]) == (
+        "MusicOnHold", "default,3", "3"
+    )
+
+
 def test_get_data_times_out(world: PbxWorld, clock: Clock) -> None:
     client = Client(world)
     client.login()

@@ -248,6 +248,12 @@ class RecordFile(AgiCommand):
         return f"200 result=-1 (hangup) endpos={endpos}"
 
 
+_EXEC_APPS = {
+    name.lower(): name
+    for name in ("MusicOnHold", "Playback", "Wait", "Answer", "NoOp", "Verbose", "Set")
+}
+
+
 class Exec(AgiCommand):
     """``EXEC app args``: MusicOnHold, Playback, Wait, Answer; others return -2."""
 
@@ -255,6 +261,10 @@ class Exec(AgiCommand):
         app = self.arg(0).lower()
         data = " ".join(self.args[1:]).replace("|", ",")
         params = data.split(",")
+        if app in _EXEC_APPS:
+            # CoreShowChannels/Status show the last EXECed application from
+            # now on, not AGI, even after it ended (transcript 45).
+            self.channel.application, self.channel.appdata = _EXEC_APPS[app], data
         if app == "musiconhold":
             teardown.start_moh(self.world, self.channel, params[0] or "default")
             seconds = float(params[1]) if len(params) > 1 and params[1].strip() else 0.0
