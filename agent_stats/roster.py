@@ -204,6 +204,18 @@ class AgentRoster:
         status.calls_taken += 1
         return self._move(status, now, AgentState.ON_CALL)
 
+    def resume_call(self, agent_id: str, call_id: str, now: float) -> AgentChange | None:
+        """The agent is still on ``call_id`` after a daemon restart (nothing counted again)."""
+        status = self.get(agent_id)
+        status.current_call = call_id
+        return self._move(status, now, AgentState.ON_CALL)
+
+    def resume_ringing(self, agent_id: str, call_id: str, now: float) -> AgentChange | None:
+        """The agent's phone still rings for ``call_id`` after a daemon restart."""
+        status = self.get(agent_id)
+        status.current_call = call_id
+        return self._move(status, now, AgentState.RINGING)
+
     def call_ended(self, agent_id: str, now: float) -> AgentChange | None:
         status = self.get(agent_id)
         status.current_call = None

@@ -197,6 +197,11 @@ class StatsService:
         self._trust_gap_s = trust_gap_s
         self._traffic_window_s = traffic_window_s
         self.writer = StoreWriter(store, clock, self._live_ops, paused=True)
+        # States a restored ledger resumes as they were (not as ``_RESUME``
+        # says) because someone else settles them: with call state in Redis,
+        # the take-over keeps an agent on a call that survived the restart on
+        # it, and ends the others in wrap-up (shenava.takeover).
+        self.keep_states: frozenset[AgentState] = frozenset()
         self.tally = SLATally(sla)
         self.line = BreakLine(breaks)
         self.pending_grants: dict[str, BreakGrant] = {}
@@ -365,9 +370,8 @@ class StatsService:
         changed = bool(current.intervals) or current.state is not AgentState.LOGGED_OUT
         try:
             if not changed:
-                closed = stored.reconcile(
-                    seen, now, _RESUME.get(stored.state), trust_gap_s=self._trust_gap_s
-                )
+                resume = None if stored.state in self.keep_states else _RESUME.get(stored.state)
+                closed = stored.reconcile(seen, now, resume, trust_gap_s=self._trust_gap_s)
             else:
                 # the roster moved before we were back: the stored ledger runs up to
                 # the roster's start, then come the roster's own (already queued) intervals

@@ -313,6 +313,32 @@ class MenuMachine:
             self._enter(state, out, event.now, settings.start)
         return Step(state, tuple(out))
 
+    def resume(self, state: State, now: float, apology: str | None = None) -> Step:
+        """Carry on a call whose IVR ran under an earlier daemon, at the menu it
+        was in, with what the caller had entered (``apology``: a short "sorry,
+        let's continue" prompt first). Keys typed ahead are not kept: they were
+        typed against prompts the caller may not have heard to the end."""
+        st = replace(state)
+        st.pending = ""
+        out: list[Command] = [SetVariable(CHANNEL_LANGUAGE, st.language)]
+        if apology:
+            out.append(Play(apology, st.language, interruptible=False))
+        if st.phase is Phase.DONE and st.outcome is not None:
+            out.append(Finish(st.outcome))
+            return Step(st, tuple(out))
+        menu = self._book.menus.get(st.menu)
+        if menu is None:
+            st.path = ()
+            self._enter(st, out, now, self._settings.start)
+        elif st.phase is Phase.LOOKUP and st.reference:
+            out.append(LookupComplaint(st.reference))
+        elif st.phase in (Phase.COLLECT, Phase.CONFIRM) and isinstance(menu, ChoiceMenu | NumberMenu):
+            self._ask(st, out, now, first=True)
+        else:
+            st.path = st.path[:-1]  # entered again: once in the path
+            self._enter(st, out, now, st.menu)
+        return Step(st, tuple(out))
+
     def step(self, state: State, event: Input) -> Step:
         st = replace(state)
         out: list[Command] = []
@@ -656,6 +682,42 @@ class MenuMachine:
         )
 
 
+def state_to_dict(state: State) -> dict[str, object]:
+    """A state as plain JSON values (the call state kept in Redis); ``state_from_dict`` reads it."""
+    raw: dict[str, object] = {
+        name: getattr(state, name) for name in State.__dataclass_fields__ if name != "outcome"
+    }
+    raw["phase"] = state.phase.value
+    raw["path"] = list(state.path)
+    raw["outcome"] = None if state.outcome is None else _outcome_to_dict(state.outcome)
+    return raw
+
+
+def state_from_dict(raw: Mapping[str, object]) -> State:
+    fields = {k: v for k, v in raw.items() if k in State.__dataclass_fields__}
+    fields["phase"] = Phase(str(fields.get("phase", Phase.COLLECT.value)))
+    fields["path"] = tuple(str(p) for p in fields.get("path") or ())  # type: ignore[attr-defined]
+    outcome = fields.get("outcome")
+    fields["outcome"] = _outcome_from_dict(outcome) if isinstance(outcome, Mapping) else None
+    return State(**fields)  # type: ignore[arg-type]
+
+
+def _outcome_to_dict(outcome: Outcome) -> dict[str, object]:
+    raw = {name: getattr(outcome, name) for name in Outcome.__dataclass_fields__}
+    raw["requested"] = outcome.requested.value
+    raw["ended"] = outcome.ended.value
+    raw["path"] = list(outcome.path)
+    return raw
+
+
+def _outcome_from_dict(raw: Mapping[str, object]) -> Outcome:
+    fields = {k: v for k, v in raw.items() if k in Outcome.__dataclass_fields__}
+    fields["requested"] = Request(str(fields["requested"]))
+    fields["ended"] = EndReason(str(fields["ended"]))
+    fields["path"] = tuple(str(p) for p in fields.get("path") or ())  # type: ignore[attr-defined]
+    return Outcome(**fields)  # type: ignore[arg-type]
+
+
 def channel_variables(outcome: Outcome) -> list[SetVariable]:
     """What the dialplan and the agent's screen can read off the channel after the IVR."""
     values: dict[str, str | None] = {
@@ -689,4 +751,5 @@ __all__ = [
     "HungUp", "Input", "LookupComplaint", "LookupResult", "Menu", "MenuMachine", "Outcome",
     "Phase", "Play", "Record", "Recorded", "Request", "SayDigits", "SetVariable", "Start",
     "State", "Step", "Timeout", "caller_digits", "channel_variables", "luhn_valid", "prompts_of",
+    "state_from_dict", "state_to_dict",
 ]

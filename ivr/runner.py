@@ -54,6 +54,7 @@ from ivr.machine import (
     SetVariable,
     Start,
     State,
+    Step,
     Timeout,
 )
 from ivr.prompts import SOUND_FOLDER
@@ -162,6 +163,9 @@ class IVRRunner:
         self._waiter: Deferred[Any] | None = None
         self._call_id = ""
         self.state: State | None = None
+        # Told after every step of the machine (the call state recorder keeps
+        # the state in Redis, so another daemon can resume the menus).
+        self.on_state: Callable[[State], object] | None = None
 
     # -- what the composition root calls ------------------------------------
 
@@ -169,7 +173,23 @@ class IVRRunner:
         """Walk the menus; fires with the outcome once the sink has taken it."""
         self._call_id = call_id
         start = Start(self._clock.seconds(), caller_number, call_id, dict(variables or {}))
-        return Deferred.fromCoroutine(self._run(start))
+        return Deferred.fromCoroutine(self._run(self._machine.start(start)))
+
+    def resume(self, state: State, apology: str | None = None) -> Deferred[Outcome]:
+        """Walk on from ``state``, saved by an earlier daemon (see ``MenuMachine.resume``)."""
+        self._call_id = state.call_id
+        self._channel_language = ""  # unknown: the resumed steps set it
+        return Deferred.fromCoroutine(
+            self._run(self._machine.resume(state, self._clock.seconds(), apology))
+        )
+
+    def _stepped(self, state: State) -> None:
+        self.state = state
+        if self.on_state is not None:
+            try:
+                self.on_state(state)
+            except Exception:
+                self.log.failure("IVR state observer failed on call {call_id}", call_id=self._call_id)
 
     def dtmf_received(self, digit: str) -> None:
         """A ``DTMFEnd`` (received) on this channel."""
@@ -189,9 +209,8 @@ class IVRRunner:
 
     # -- the loop -----------------------------------------------------------
 
-    async def _run(self, start: Start) -> Outcome:
-        step = self._machine.start(start)
-        self.state = step.state
+    async def _run(self, step: Step) -> Outcome:
+        self._stepped(step.state)
         commands = step.commands
         self.log.info("IVR started for call {call_id}", call_id=self._call_id)
         failures = 0
@@ -205,14 +224,14 @@ class IVRRunner:
                 # is gone and the machine keeps asking): end as a hang-up,
                 # keeping what the caller entered.
                 result = HungUp(self._now())
+            assert self.state is not None
             step = self._machine.step(self.state, result)
-            self.state = step.state
             commands = step.commands
             if not commands:
                 # The machine ignored the input: a bug in this runner, not the caller's fault.
-                step = self._machine.step(self.state, Failed(self._now(), "machine gave no command"))
-                self.state = step.state
+                step = self._machine.step(step.state, Failed(self._now(), "machine gave no command"))
                 commands = step.commands
+            self._stepped(step.state)
         self._done = True
         self.log.info(
             "IVR ended for call {call_id}: {requested} ({ended}) via {path}",

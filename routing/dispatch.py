@@ -63,7 +63,7 @@ from ami_bridge.events import (
 from ami_bridge.tracker import CallTracker
 from routing.agents import AgentState as RoutingAgentState
 from routing.agents import AgentView
-from routing.calls import WaitingCall
+from routing.calls import Urgency, WaitingCall
 from routing.channel_ids import ChannelIds
 from routing.hold import CALLBACK_KEY, HoldConfig, HoldLoop
 from routing.router import Assignment, Router
@@ -222,6 +222,9 @@ class CallDispatcher:
             skill for status in roster for skill in status.profile.skills
         )
         self.choice_handler: Callable[[CallLeftForChoice], object] | None = None
+        # Told the call id whenever a call's routing state changes (the call
+        # state recorder writes it to Redis; see shenava.call_state).
+        self.on_change: Callable[[str], object] | None = None
         tracker.subscribe(self._on_tracker_event)
         roster.subscribe(self._on_agent_change)
         add_state_observer = getattr(ami, "add_state_observer", None)
@@ -233,7 +236,12 @@ class CallDispatcher:
     def subscribe(self, observer: Callable[[RoutingEvent], object]) -> None:
         self._observers.append(observer)
 
+    def _changed(self, call_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(call_id)
+
     def _emit(self, event: RoutingEvent) -> None:
+        self._changed(event.call_id)
         for observer in list(self._observers):
             try:
                 observer(event)
@@ -445,10 +453,14 @@ class CallDispatcher:
         action = actions.bridge(waiting.channel, event.channel)
         d = self._ami.send_action(action.name, action.headers)
         d.addCallbacks(
-            lambda _: setattr(waiting, "bridged", True),
+            lambda _: self._bridged(waiting),
             self._bridge_failed,
             errbackArgs=(call_id,),
         )
+
+    def _bridged(self, waiting: _Waiting) -> None:
+        waiting.bridged = True
+        self._changed(waiting.call.call_id)
 
     def _bridge_failed(self, failure: Any, call_id: str) -> None:
         waiting = self._calls.get(call_id)
@@ -471,6 +483,7 @@ class CallDispatcher:
         if waiting is not None and waiting.leg_id == leg_id:
             waiting.agent_id = None
             waiting.leg_id = None
+            self._changed(call_id)
         # First put the call back (it may go straight to another ready agent),
         # then settle the agent who missed it.
         if waiting is not None and not waiting.ended:
@@ -501,8 +514,10 @@ class CallDispatcher:
             waiting.hold.stop()
         if waiting.ended:
             self._calls.pop(call_id, None)
+            self._changed(call_id)
             return
         waiting.ended = True
+        self._changed(call_id)
         if waiting.answered_at is not None:
             # A normal end from the caller's side: free the agent's leg too.
             if waiting.leg_channel:
@@ -563,6 +578,152 @@ class CallDispatcher:
         self._emit(CallCompleted(call_id, now, agent_id, waiting.answered_at))
         self._roster.call_ended(agent_id, now)
         self._clock.callLater(self._config.wrap_up_s, self._wrap_up_over, agent_id)
+
+    # -- call state that outlives the process ------------------------------------
+
+    def snapshot(self, call_id: str) -> dict[str, Any] | None:
+        """The call's routing state as plain JSON values (None: routing holds none)."""
+        waiting = self._calls.get(call_id)
+        if waiting is None or (waiting.ended and waiting.answered_at is None):
+            return None
+        call = waiting.call
+        if waiting.answered_at is not None:
+            phase = "talking"
+        elif waiting.leg_id is not None:
+            phase = "ringing"
+        else:
+            phase = "waiting"
+        facts = rejoin_facts(call)
+        facts["urgency"] = call.urgency.value
+        facts["urgent_words"] = list(call.urgent_words)
+        return {
+            "phase": phase,
+            "channel": waiting.channel,
+            "caller_number": waiting.caller_number,
+            "arrived_at": waiting.arrived_at,
+            "joined_at": call.joined_at,
+            "language": call.language,
+            "category": call.category,
+            "facts": facts,
+            "agent_id": waiting.agent_id,
+            "leg_id": waiting.leg_id,
+            "leg_channel": waiting.leg_channel,
+            "answered_at": waiting.answered_at,
+            "hard": call.hard,
+        }
+
+    def adopt_waiting(self, record: dict[str, Any], channel: str) -> WaitingCall:
+        """A caller who was waiting under an earlier daemon: back on hold in their place.
+
+        The original join time keeps their place and their service-level
+        clock; no ``CallQueued`` is emitted, so the call is counted once."""
+        now = self._clock.seconds()
+        call = self._waiting_call(record)
+        waiting = _Waiting(call, channel, str(record.get("caller_number") or ""),
+                           float(record.get("arrived_at") or call.joined_at))
+        self._calls[call.call_id] = waiting
+        self._changed(call.call_id)
+        self._start_hold(waiting)
+        self._act(self._router.on_call_joined(call, now))
+        return call
+
+    def adopt_ringing(self, record: dict[str, Any], channel: str) -> None:
+        """A caller whose agent's phone was ringing when the earlier daemon stopped.
+
+        The leg's own events settle it (an ``OriginateResponse`` is sent to
+        every session, and matched here by the leg's Uniqueid; a hang-up by
+        its cause); the caller hears their hold loop meanwhile."""
+        call = self._waiting_call(record)
+        agent_id = str(record["agent_id"])
+        leg_id = str(record["leg_id"])
+        waiting = _Waiting(call, channel, str(record.get("caller_number") or ""),
+                           float(record.get("arrived_at") or call.joined_at))
+        waiting.agent_id, waiting.leg_id = agent_id, leg_id
+        self._calls[call.call_id] = waiting
+        self._legs[leg_id] = (call.call_id, agent_id)
+        self._far_halves[leg_id + OTHER_HALF_SUFFIX] = leg_id
+        now = self._clock.seconds()
+        self._router.adopt_assignment(call, agent_id, now)
+        if agent_id in self._roster:
+            self._roster.resume_ringing(agent_id, call.call_id, now)
+        self._changed(call.call_id)
+        self._start_hold(waiting)
+
+    def adopt_talking(self, record: dict[str, Any], channel: str) -> None:
+        """A caller bridged to an agent under an earlier daemon: answered already
+        (counted once, then), the agent on the call until one of them hangs up."""
+        call = self._waiting_call(record)
+        agent_id = str(record["agent_id"])
+        leg_id = str(record.get("leg_id") or "")
+        waiting = _Waiting(call, channel, str(record.get("caller_number") or ""),
+                           float(record.get("arrived_at") or call.joined_at))
+        waiting.agent_id, waiting.leg_id = agent_id, leg_id or None
+        waiting.leg_channel = record.get("leg_channel") or None
+        waiting.answered_at = float(record.get("answered_at") or self._clock.seconds())
+        waiting.bridged = True
+        self._calls[call.call_id] = waiting
+        if leg_id:
+            self._legs[leg_id] = (call.call_id, agent_id)
+        if agent_id in self._roster:
+            self._roster.resume_call(agent_id, call.call_id, self._clock.seconds())
+        self._changed(call.call_id)
+
+    def settle_adopted_legs(self) -> None:
+        """Legs adopted from an earlier daemon: answered or gone while nobody watched."""
+        self._resync_legs()
+
+    def ended_while_away(self, record: dict[str, Any]) -> None:
+        """A call an earlier daemon held, gone before this one took over: its
+        outcome is counted now, once (an abandon, or a completed conversation)."""
+        now = self._clock.seconds()
+        call_id = str(record["call_id"])
+        if call_id in self._calls:
+            return
+        phase = record.get("phase")
+        agent_id = record.get("agent_id")
+        if phase == "talking" and agent_id:
+            answered_at = float(record.get("answered_at") or now)
+            self._emit(CallCompleted(call_id, now, str(agent_id), answered_at))
+            if agent_id in self._roster and self._roster.get(str(agent_id)).state is AgentState.ON_CALL:
+                self.end_in_wrap_up(str(agent_id), now)
+        elif phase in ("waiting", "ringing"):
+            leg_id = record.get("leg_id")
+            if leg_id:
+                self._cancel_leg(str(leg_id))
+            ringing = str(agent_id) if phase == "ringing" and agent_id else None
+            self._emit(CallAbandoned(
+                call_id, now, float(record["joined_at"]), str(record.get("caller_number") or ""),
+                ringing,
+            ))
+            if ringing and ringing in self._roster and self._roster.get(ringing).state is AgentState.RINGING:
+                self._roster.ring_cancelled(ringing, now)
+
+    def end_in_wrap_up(self, agent_id: str, now: float) -> None:
+        """The agent's call is over (found after a restart): wrap-up, then ready."""
+        self._roster.call_ended(agent_id, now)
+        self._clock.callLater(self._config.wrap_up_s, self._wrap_up_over, agent_id)
+
+    def holds(self, call_id: str) -> bool:
+        return call_id in self._calls
+
+    def _waiting_call(self, record: dict[str, Any]) -> WaitingCall:
+        facts = dict(record.get("facts") or {})
+        known = set(WaitingCall.__dataclass_fields__)
+        facts = {k: v for k, v in facts.items() if k in known}
+        if "urgency" in facts:
+            facts["urgency"] = Urgency(facts["urgency"])
+        if "urgent_words" in facts:
+            facts["urgent_words"] = tuple(facts["urgent_words"])
+        category = str(record.get("category") or GENERAL_SKILL)
+        skill = category if category in self._agent_skills else GENERAL_SKILL
+        return WaitingCall(
+            call_id=str(record["call_id"]),
+            joined_at=float(record["joined_at"]),
+            language=str(record.get("language") or "fa"),
+            skill=skill,
+            category=category,
+            **facts,
+        )
 
     def _far_half_gone(self, leg_id: str, event: ChannelHungUp) -> None:
         """The ``;2`` half of a Local agent leg: its cause is the phone's (17 busy)."""

@@ -123,6 +123,15 @@ class Router:
             return []
         return self._route_call(call, now, "call returned to the line")
 
+    def adopt_assignment(self, call: WaitingCall, agent_id: str, now: float) -> None:
+        """A call already being connected to ``agent_id`` (found after a daemon
+        restart): reserved as if assigned here, so its outcome settles it."""
+        self._remove_ready(agent_id)
+        if call.call_id in self._line:
+            self._line.leave(call.call_id)
+        self._reserved[call.call_id] = (call, agent_id)
+        self._agent_call[agent_id] = call.call_id
+
     def on_call_answered(self, call_id: str) -> None:
         """The agent answered: the reservation is done with."""
         found = self._reserved.pop(call_id, None)

@@ -142,6 +142,9 @@ class Shenava:
             self.extensions["agent_stats"] = install_stats(self)
             self.extensions["complaints"] = install_complaints(self)
             self.extensions["recordings"] = install_recordings(self)
+            from shenava.takeover import install as install_takeover
+
+            self.extensions["takeover"] = install_takeover(self)
             complaints = self.extensions["complaints"]
             recordings = self.extensions["recordings"]
             delete = getattr(recordings, "delete_recording", None)
@@ -166,7 +169,7 @@ class Shenava:
     async def _stop(self) -> None:
         # Extensions first (a final heartbeat of the ledger, the last counters),
         # then the HTTP API, then the AMI link.
-        for name in ("recordings", "complaints", "agent_stats"):
+        for name in ("takeover", "recordings", "complaints", "agent_stats"):
             handle = self.extensions.get(name)
             stop = getattr(handle, "stop", None)
             if stop is None:

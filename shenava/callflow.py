@@ -32,7 +32,7 @@ from ami_bridge.events import (
     TrackerEvent,
 )
 from ami_bridge.tracker import CallTracker
-from ivr.machine import MenuMachine, Outcome
+from ivr.machine import MenuMachine, Outcome, State, state_to_dict
 from ivr.menu_schema import Request
 from ivr.runner import IVRRunner
 from routing.calls import Urgency
@@ -76,6 +76,9 @@ class _Session:
     runner: IVRRunner
     channel: str
     arrived_at: float
+    caller_number: str = ""
+    complaint: str | None = None  # the reference of the complaint opened for this call
+    join_at: float | None = None  # when their wait began, if not when they join the line
 
 
 async def _no_lookup(reference: str) -> str | None:
@@ -126,6 +129,11 @@ class CallFlow:
         # Where Shenava's prompts live in Asterisk's sounds dir (``ivr.sound_folder``).
         self.sound_folder = SOUND_FOLDER
         dispatcher.choice_handler = self._hold_choice
+        # Told of a call whose IVR state changed (shenava.call_state), and of
+        # the support line's AGI step as AsyncAGIStart shows it (the take-over
+        # finds callers there).
+        self.on_change: Callable[[str], object] | None = None
+        self.on_agi_step: Callable[[str, str, str], object] | None = None
         self._sessions: dict[str, _Session] = {}
         self._seen: set[str] = set()
         self._observers: list[Callable[[Outcome], object]] = []
@@ -158,12 +166,30 @@ class CallFlow:
         context = event.env.get("agi_context", "")
         if context != self._support_context or event.uniqueid in self._seen:
             return
-        self._seen.add(event.uniqueid)
+        if self.on_agi_step is not None:
+            self.on_agi_step(context, event.env.get("agi_extension", ""),
+                             event.env.get("agi_priority", ""))
         channel = event.env.get("agi_channel") or event.channel
         caller = event.env.get("agi_callerid", "")
         if caller in ("unknown", "<unknown>"):
             caller = ""
-        tracked = self._tracker.channel(event.uniqueid)
+        self.start_session(
+            event.uniqueid, channel, caller, event.at,
+            channel_language=event.env.get("agi_language", "en"),
+        )
+
+    def start_session(
+        self, call_id: str, channel: str, caller: str, arrived_at: float, *,
+        channel_language: str = "en", resume: State | None = None,
+        complaint: str | None = None, apology: str | None = None,
+        join_at: float | None = None,
+    ) -> bool:
+        """Run the IVR for a caller at the AGI step: from the start, or from a
+        state an earlier daemon left (``resume``). False if already running."""
+        if call_id in self._seen:
+            return False
+        self._seen.add(call_id)
+        tracked = self._tracker.channel(call_id)
         variables: Mapping[str, str] = dict(tracked.variables) if tracked is not None else {}
         runner = IVRRunner(
             self._machine,
@@ -171,22 +197,47 @@ class CallFlow:
             self._clock,
             _Sink(self, channel),
             lambda ref: self.lookup_complaint(ref),
-            channel_language=event.env.get("agi_language", "en"),
+            channel_language=channel_language,
             sound_folder=self.sound_folder,
             recording_name=lambda: self.recording_name(),
             link_back=getattr(self._ami, "when_connected", None),
         )
-        session = _Session(runner, channel, event.at)
-        self._sessions[event.uniqueid] = session
+        session = _Session(runner, channel, arrived_at, caller, complaint, join_at)
+        self._sessions[call_id] = session
+        if self.on_change is not None:
+            on_change = self.on_change
+            runner.on_state = lambda _state: on_change(call_id)
         self.sessions_started += 1
         log.info(
-            "call {call} from {caller} entered the IVR", call=event.uniqueid,
-            caller=mask_number(caller),
+            "call {call} from {caller} {how} the IVR", call=call_id,
+            caller=mask_number(caller), how="entered" if resume is None else "resumed",
         )
-        d = ensureDeferred(self._read_variables(channel, variables))
-        d.addCallback(lambda found: runner.run(event.uniqueid, caller, found))
-        d.addErrback(self._runner_failed, event.uniqueid)
-        d.addBoth(self._session_over, event.uniqueid)
+        d: Deferred[Any]
+        if resume is not None:
+            d = runner.resume(resume, apology)
+        else:
+            d = ensureDeferred(self._read_variables(channel, variables))
+            d.addCallback(lambda found: runner.run(call_id, caller, found))
+        d.addErrback(self._runner_failed, call_id)
+        d.addBoth(self._session_over, call_id)
+        return True
+
+    def holds(self, call_id: str) -> bool:
+        return call_id in self._sessions
+
+    def snapshot(self, call_id: str) -> dict[str, Any] | None:
+        """The IVR part of the call's record (None: not in the IVR)."""
+        session = self._sessions.get(call_id)
+        if session is None or session.runner.state is None:
+            return None
+        return {
+            "ivr": state_to_dict(session.runner.state),
+            "channel": session.channel,
+            "caller_number": session.caller_number,
+            "arrived_at": session.arrived_at,
+            "complaint": session.complaint,
+            "join_at": session.join_at,
+        }
 
     async def _read_variables(self, channel: str, known: Mapping[str, str]) -> dict[str, str]:
         """The dialplan's language for the caller (``Set(SHENAVA_LANG=en)``), if any.
@@ -210,6 +261,8 @@ class CallFlow:
 
     def _session_over(self, result: object, call_id: str) -> None:
         self._sessions.pop(call_id, None)
+        if self.on_change is not None:
+            self.on_change(call_id)
 
     # -- outcomes -------------------------------------------------------------
 
@@ -221,9 +274,13 @@ class CallFlow:
                 observer(outcome)
             except Exception:
                 log.failure("outcome observer failed for call {call}", call=outcome.call_id)
-        reference: str | None = None
-        if self.open_complaint is not None and outcome.category is not None:
+        reference: str | None = session.complaint if session is not None else None
+        if reference is None and self.open_complaint is not None and outcome.category is not None:
             reference = await self.open_complaint(outcome, channel)
+            if session is not None and reference:
+                session.complaint = reference  # a resumed call does not open it twice
+                if self.on_change is not None:
+                    self.on_change(outcome.call_id)
         requested = outcome.requested
         if requested is Request.AGENT:
             if reference:
@@ -244,6 +301,7 @@ class CallFlow:
                 language=outcome.language,
                 category=outcome.category,
                 arrived_at=arrived_at,
+                joined_at=session.join_at if session is not None else None,
                 **facts,
             )
         elif requested is Request.VOICEMAIL and self.on_voicemail is not None:

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.test.iosim import FakeTransport, IOPump, connect
 
 from agent_stats.roster import AgentChange
@@ -133,6 +135,39 @@ class InMemoryPbxEndpoint:
             pump.serverIO.loseConnection()
 
 
+class ProcessClock:
+    """The clock one daemon sees: the shared ``task.Clock``, with every call it
+    schedules noted, so :meth:`E2E.kill` can stop the daemon dead (as kill -9
+    would: nothing of it runs again, nothing is said to anyone)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._calls: list[Any] = []
+        self.dead = False
+
+    def seconds(self) -> float:
+        return self._clock.seconds()
+
+    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any:
+        call = self._clock.callLater(delay, f, *a, **kw)
+        if self.dead:
+            call.cancel()
+            return call
+        self._calls = [c for c in self._calls if c.active()]
+        self._calls.append(call)
+        return call
+
+    def getDelayedCalls(self) -> list[Any]:
+        return [c for c in self._calls if c.active()]
+
+    def kill(self) -> None:
+        self.dead = True
+        for call in self._calls:
+            if call.active():
+                call.cancel()
+        self._calls.clear()
+
+
 class E2E:
     """One PBX world and one daemon sharing a ``task.Clock``."""
 
@@ -150,14 +185,49 @@ class E2E:
         self.outcomes: list[Outcome] = []
         self.routing: list[RoutingEvent] = []
         self.agent_changes: list[AgentChange] = []
+        self.process_clock: ProcessClock | None = None
+        self._names = iter(range(1, 1 << 30))
+        self._watch(app)
+
+    def _watch(self, app: Shenava) -> None:
         app.callflow.subscribe(self.outcomes.append)
         app.dispatcher.subscribe(self.routing.append)
         app.roster.subscribe(self.agent_changes.append)
-        names = iter(range(1, 1 << 30))
+        names = self._names
         # Deterministic recording names (the default is a random token).
         if "recordings" not in app.extensions:
             # No voicemail store (no Redis): names that are easy to assert on.
             app.callflow.recording_name = lambda: f"shenava-vm/e2e-{next(names)}"
+
+    def kill(self) -> None:
+        """The daemon dies at once (kill -9): its timers never fire, its AMI link
+        drops without a Logoff, nothing is flushed. Needs ``killable=True``."""
+        assert self.process_clock is not None, "build(killable=True) to kill the daemon"
+        self.process_clock.kill()
+        # The PBX sees the socket close; the dead daemon learns nothing.
+        for pump in self.endpoint.live_pumps():
+            self.endpoint.pumps.remove(pump)
+            pump.server.connectionLost(Failure(ConnectionDone("killed")))
+        self.pump()
+
+    def start_again(
+        self, *, config: Config | None = None, dispatch: DispatchConfig | None = None,
+        redis: Any | None = None,
+    ) -> Shenava:
+        """A new daemon against the same PBX (after :meth:`kill`), logged in and resynchronised."""
+        self.process_clock = ProcessClock(self.clock)
+        app = Shenava(
+            config or self.app.config,
+            reactor=self.process_clock,
+            redis=redis,
+            endpoint=self.endpoint,
+            dispatch=dispatch or DispatchConfig(wrap_up_s=5.0, hold=HoldConfig(announce_every_s=30.0)),
+        )
+        self.app = app
+        self._watch(app)
+        app.start(serve_http=False)
+        self.run_until(lambda: app.connection.protocol is not None, limit_s=30.0)
+        return app
 
     @classmethod
     def build(
@@ -169,6 +239,7 @@ class E2E:
         redis: Any | None = None,
         connect: bool = True,
         pbx: PbxOptions | None = None,
+        killable: bool = False,
     ) -> E2E:
         """A world and a started daemon, logged in and resynchronised.
 
@@ -187,9 +258,10 @@ class E2E:
         )
         world = PbxWorld(cast(Any, clock), options)
         endpoint = InMemoryPbxEndpoint(world, clock)
+        process_clock = ProcessClock(clock) if killable else None
         app = Shenava(
             config,
-            reactor=clock,
+            reactor=process_clock or clock,
             redis=redis,
             endpoint=endpoint,
             dispatch=dispatch or DispatchConfig(
@@ -197,6 +269,7 @@ class E2E:
             ),
         )
         harness = cls(clock, world, endpoint, app)
+        harness.process_clock = process_clock
         if connect:
             app.start(serve_http=False)
             harness.run_until(lambda: app.connection.protocol is not None, limit_s=30.0)
@@ -367,6 +440,10 @@ class E2E:
         self.run_until(lambda: self.app.connection.protocol is not None, limit_s=limit_s)
 
     def stop(self) -> None:
+        # Nothing this test's daemon writes may reach the next test's Redis.
+        recorder = getattr(self.app.extensions.get("takeover"), "recorder", None)
+        if recorder is not None:
+            recorder.stop()
         d = self.app.stop()
         self.pump()
         self.endpoint.drop()

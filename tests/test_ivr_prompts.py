@@ -37,13 +37,14 @@ def test_persian_texts_are_in_persian_script() -> None:
 def test_every_prompt_is_used_by_the_shipped_menus() -> None:
     """A prompt nothing plays is a stale translation; load_menus checks the other way round.
 
-    Besides the menus, the hold loop (``routing/hold.py``) and the complaint
-    hand-over (``shenava/callflow.py``) play prompts of their own.
+    Besides the menus, the hold loop (``routing/hold.py``), the complaint
+    hand-over (``shenava/callflow.py``) and the take-over of callers after a
+    restart (``shenava/takeover.py``) play prompts of their own.
     """
     book = load_menus()
     root = Path(__file__).resolve().parent.parent
     text = Path(book.source).read_text(encoding="utf-8") + "".join(
-        (root / part).read_text(encoding="utf-8") for part in ("routing/hold.py", "shenava/callflow.py")
+        (root / part).read_text(encoding="utf-8") for part in ("routing/hold.py", "shenava/callflow.py", "shenava/takeover.py")
     )
     catalog = load_prompt_catalog()
     in_menus = Path(book.source).read_text(encoding="utf-8")

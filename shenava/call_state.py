@@ -1,0 +1,318 @@
+"""Where every caller is, kept in Redis as it changes, so a new daemon can take over.
+
+What is kept, per call (one JSON record, keyed by the caller channel's
+Uniqueid): the channel, the caller's number, when they arrived, their AGI
+step; in the IVR, the menu machine's state (menu, answers so far, the
+complaint opened); in the waiting line, the join time (the service-level clock
+never restarts), the score facts and the language; an agent leg in flight
+(its ``ChannelId``, the agent); a bridged call (the agent, the leg's channel,
+when it was answered). A record goes when its call has ended.
+
+How it is written: code that changes a call only marks it (``mark``); once
+per turn of the reactor the recorder asks the call's owners (the dispatcher,
+the call flow) for its current form and writes every marked call in one
+Redis command (a Lua script: ``HSET`` the live ones, ``HDEL`` the gone ones,
+after checking the writer still holds the leader lease when one is in use).
+So a call event costs at most one Redis command, and many events in one turn
+share it (``CallStateStore.commands`` counts them).
+
+Keys (one hash tag, so the script's keys are in one Redis Cluster slot):
+``<prefix>:{calls}:live`` (hash: call id -> record), ``<prefix>:{calls}:step``
+(the support line's AGI step, learned from ``AsyncAGIStart``) and the lease
+(:mod:`shenava.leader`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from shenava.aio import as_deferred
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = Logger()
+
+RECORD_VERSION = 1
+MAX_FLUSH_ROUNDS = 20  # flushed() gives up after this many writes in a row (Redis away)
+RETRY_S = 0.5  # a failed write is tried again this much later (Redis away)
+TAG = "calls"
+
+# Write the marked calls in one go, if the fence (the lease's value) is ours.
+# KEYS[1] live hash, KEYS[2] lease key (may be absent: no fence);
+# ARGV[1] fence value ("" for none), ARGV[2] number of puts, then put pairs,
+# then the ids to drop.
+_WRITE = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return -1
+end
+local puts = tonumber(ARGV[2])
+local n = 0
+if puts > 0 then
+  local args = {}
+  for i = 3, 2 + 2 * puts do args[#args + 1] = ARGV[i] end
+  n = n + redis.call('HSET', KEYS[1], unpack(args))
+end
+if #ARGV > 2 + 2 * puts then
+  local ids = {}
+  for i = 3 + 2 * puts, #ARGV do ids[#ids + 1] = ARGV[i] end
+  n = n + redis.call('HDEL', KEYS[1], unpack(ids))
+end
+return n
+"""
+
+
+class FencedOffError(Exception):
+    """The lease this writer was given is no longer the one in Redis: it is not the leader."""
+
+    code = "call_state.fenced_off"
+
+
+@dataclass(frozen=True, slots=True)
+class AgiStep:
+    """Where the support line runs ``AGI(agi:async)``: callers found there are Shenava's."""
+
+    context: str
+    exten: str
+    priority: int
+
+    def to_list(self) -> list[Any]:
+        return [self.context, self.exten, self.priority]
+
+    @classmethod
+    def from_list(cls, raw: Any) -> AgiStep | None:
+        try:
+            context, exten, priority = raw
+            return cls(str(context), str(exten), int(priority))
+        except (TypeError, ValueError):
+            return None
+
+
+class CallStateStore:
+    """Owns the ``{calls}`` keys. ``fence``: a callable giving the lease value to check (or None)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self.prefix = prefix
+        self.live_key = f"{prefix}:{{{TAG}}}:live"
+        self.step_key = f"{prefix}:{{{TAG}}}:step"
+        self.lease_key = f"{prefix}:{{{TAG}}}:leader"
+        self.epoch_key = f"{prefix}:{{{TAG}}}:epoch"
+        self.commands = 0  # Redis commands sent (the benchmark's and tests' count)
+        self._script: Any = None
+
+    async def write(
+        self, puts: Mapping[str, dict[str, Any]], drops: Iterable[str], fence: str | None = None
+    ) -> int:
+        """Write records and drop ended calls in one command; FencedOffError if not the leader."""
+        drops = list(drops)
+        if not puts and not drops:
+            return 0
+        if self._script is None:
+            self._script = self._redis.register_script(_WRITE)
+        args: list[str] = [fence or "", str(len(puts))]
+        for call_id, record in puts.items():
+            args += [call_id, json.dumps(record, separators=(",", ":"), ensure_ascii=False)]
+        args += drops
+        self.commands += 1
+        result = await self._script(keys=[self.live_key, self.lease_key], args=args)
+        if int(result) < 0:
+            raise FencedOffError("the leader lease has passed to another daemon")
+        return int(result)
+
+    async def load(self) -> dict[str, dict[str, Any]]:
+        """Every stored call record, by call id (records that do not parse are skipped)."""
+        self.commands += 1
+        raw = await self._redis.hgetall(self.live_key)
+        records: dict[str, dict[str, Any]] = {}
+        for key, value in raw.items():
+            call_id = key.decode() if isinstance(key, bytes) else str(key)
+            try:
+                record = json.loads(value)
+            except (TypeError, ValueError):
+                log.error("call state of {call} unreadable; ignored", call=call_id)
+                continue
+            if isinstance(record, dict) and record.get("v") == RECORD_VERSION:
+                records[call_id] = record
+        return records
+
+    async def save_step(self, step: AgiStep) -> None:
+        self.commands += 1
+        await self._redis.set(self.step_key, json.dumps(step.to_list()))
+
+    async def load_step(self) -> AgiStep | None:
+        self.commands += 1
+        raw = await self._redis.get(self.step_key)
+        if raw is None:
+            return None
+        try:
+            return AgiStep.from_list(json.loads(raw))
+        except ValueError:
+            return None
+
+
+class Clock(Protocol):
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
+
+
+Snapshot = Callable[[str], "dict[str, Any] | None"]
+"""Gives the current form of one call (its part of the record), or None if it holds none."""
+
+
+class CallStateRecorder:
+    """Marks calls as changed and writes them once per reactor turn."""
+
+    def __init__(
+        self,
+        store: CallStateStore,
+        clock: Clock,
+        sources: Iterable[Snapshot],
+        *,
+        fence: Callable[[], str | None] | None = None,
+        may_write: Callable[[], bool] | None = None,
+        on_fenced_off: Callable[[], object] | None = None,
+    ) -> None:
+        self.store = store
+        self._clock = clock
+        self._sources = list(sources)
+        self._fence = fence
+        self._may_write = may_write
+        self._on_fenced_off = on_fenced_off
+        self._dirty: set[str] = set()
+        self._flush_call: Any = None
+        self._writing: Deferred[Any] | None = None
+        self._again = False
+        self.enabled = True
+        self.writes = 0
+        self.failures = 0
+        self._last_failed = False
+
+    def add_source(self, source: Snapshot) -> None:
+        self._sources.append(source)
+
+    def mark(self, call_id: str) -> None:
+        """``call_id`` changed: write its new form (or drop it) at the end of this turn."""
+        if not self.enabled or not call_id:
+            return
+        self._dirty.add(call_id)
+        if self._flush_call is None and self._writing is None:
+            self._flush_call = self._clock.callLater(0, self._flush)
+        elif self._writing is not None:
+            self._again = True
+
+    def record(self, call_id: str) -> dict[str, Any] | None:
+        """The call's record as it would be written now."""
+        merged: dict[str, Any] = {}
+        for source in self._sources:
+            part = source(call_id)
+            if part:
+                merged.update(part)
+        if not merged:
+            return None
+        merged["v"] = RECORD_VERSION
+        merged["call_id"] = call_id
+        return merged
+
+    def _flush(self) -> None:
+        self._flush_call = None
+        if not self._dirty:
+            return
+        if self._may_write is not None and not self._may_write():
+            self._dirty.clear()  # not the leader: nothing of ours to write
+            return
+        dirty, self._dirty = self._dirty, set()
+        puts: dict[str, dict[str, Any]] = {}
+        drops: list[str] = []
+        for call_id in sorted(dirty):
+            record = self.record(call_id)
+            if record is None:
+                drops.append(call_id)
+            else:
+                puts[call_id] = record
+        fence = self._fence() if self._fence is not None else None
+        d = as_deferred(self._write(puts, drops, fence))
+        self._writing = d
+        d.addCallbacks(self._written, self._failed, errbackArgs=(dirty,))
+        d.addBoth(self._settled)
+
+    async def _write(
+        self, puts: dict[str, dict[str, Any]], drops: list[str], fence: str | None
+    ) -> int:
+        if not self.enabled:
+            return 0  # stopped between the flush and the loop's turn: write nothing more
+        return await self.store.write(puts, drops, fence)
+
+    def _written(self, _: object) -> None:
+        self.writes += 1
+        self._last_failed = False
+
+    def _failed(self, failure: Any, dirty: set[str]) -> None:
+        if failure.check(FencedOffError):
+            log.warn("call state not written: this daemon is no longer the leader")
+            if self._on_fenced_off is not None:
+                self._on_fenced_off()
+            return
+        self.failures += 1
+        self._last_failed = True
+        log.error(
+            "call state of {n} calls not written: {error}; retrying",
+            n=len(dirty), error=failure.getErrorMessage(),
+        )
+        self._dirty |= dirty
+        self._again = True
+
+    def _settled(self, _: object) -> None:
+        self._writing = None
+        if self._again or self._dirty:
+            self._again = False
+            if self._dirty and self._flush_call is None:
+                delay = RETRY_S if self._last_failed else 0.0
+                self._flush_call = self._clock.callLater(delay, self._flush)
+
+    def flushed(self) -> Deferred[None]:
+        """Fires once everything marked so far is written (or given up)."""
+        return Deferred.fromCoroutine(self._flushed())
+
+    async def _flushed(self) -> None:
+        for _ in range(MAX_FLUSH_ROUNDS):
+            if self._flush_call is not None and self._flush_call.active():
+                self._flush_call.cancel()
+                self._flush_call = None
+            writing = self._writing
+            if writing is not None:
+                done: Deferred[None] = Deferred()
+
+                def relay(result: object, done: Deferred[None] = done) -> object:
+                    if not done.called:
+                        done.callback(None)
+                    return result
+
+                writing.addBoth(relay)
+                await done
+                continue
+            if not self._dirty:
+                return
+            self._flush()
+
+    def stop(self) -> None:
+        self.enabled = False
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+
+
+__all__ = [
+    "AgiStep",
+    "CallStateRecorder",
+    "CallStateStore",
+    "FencedOffError",
+    "RECORD_VERSION",
+]

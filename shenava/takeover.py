@@ -1,0 +1,311 @@
+"""Taking over the callers an earlier daemon left behind, on start and after every resync.
+
+Asterisk keeps every caller where the stopped daemon left them: inside
+``AGI(agi:async)`` (a menu, the hold loop) or in a bridge with an agent. It
+sends ``AsyncAGIStart`` only once per call, to the sessions connected then
+(transcript 45), so a new daemon finds its callers in the ``CoreShowChannels``
+list by their place (the support context at the AGI step: ``Context``,
+``Exten``, ``Priority``; never by ``Application``, which shows the last
+``EXEC``ed app) and drives them with ``AGI`` actions, which queue behind the
+command still running.
+
+What each caller gets, from the call state in Redis (:mod:`shenava.call_state`):
+
+- in the IVR: the menu they were in, with what they had entered, after a
+  short "sorry, let's continue" prompt in their language;
+- waiting: back on hold, their original join time kept (their place and the
+  service-level clock);
+- an agent's phone ringing for them: the leg is adopted and settled by its own
+  events (answered: bridged; not: back in line);
+- bridged to an agent: still answered, the agent still on the call, then
+  wrap-up when it ends;
+- no record (they arrived while no daemon ran): the main menu, their wait
+  counted from their channel's creation.
+
+A stored call whose caller is gone ended while nobody watched: it is counted
+then, once (an abandon, or a completed conversation). Agents whose restored
+state says ringing or on a call with no call left to hold them go to ready or
+wrap-up. Callers this daemon already holds (a resync after an AMI reconnect)
+are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+
+from agent_stats.states import AgentState
+from ami_bridge.codec import Message
+from ivr.machine import state_from_dict
+from shenava.aio import as_deferred
+from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
+
+log = Logger()
+
+APOLOGY_PROMPT = "resume-sorry"
+"""Played (shenava/resume-sorry) to a caller whose menus resume under a new daemon
+("sorry, let's continue", in their language)."""
+DEFAULT_AGI_PRIORITY = 3
+"""The AGI step of the shipped ``[shenava-complaints]`` (NoOp, Answer, AGI), until one is seen."""
+STATE_UP = 6
+
+
+def _hms(value: str | None) -> float:
+    total = 0.0
+    for part in (value or "").split(":"):
+        try:
+            total = total * 60 + int(part)
+        except ValueError:
+            return 0.0
+    return total
+
+
+class Takeover:
+    """Reads the stored call state and puts every caller back where they were."""
+
+    def __init__(
+        self,
+        *,
+        app: Any,
+        store: CallStateStore,
+        recorder: CallStateRecorder,
+        ready: Callable[[], Deferred[Any]] | None = None,
+        apology: str | None = APOLOGY_PROMPT,
+        may_act: Callable[[], bool] | None = None,
+    ) -> None:
+        self._app = app
+        self._store = store
+        self._recorder = recorder
+        self._ready = ready
+        self._apology = apology
+        self._may_act = may_act
+        self._step: AgiStep | None = None
+        self._first = True
+        self._running: Deferred[None] | None = None
+        self._pending_items: list[Message] | None = None
+        self.rounds = 0
+        self.adopted: dict[str, str] = {}  # call id -> how (ivr, waiting, ringing, talking, new)
+        self.ended_away: list[str] = []
+        self.observers: list[Callable[[str, str], object]] = []
+
+    # -- triggers ---------------------------------------------------------------
+
+    def on_resync(self, items: list[Message]) -> None:
+        """The AMI connection's resync observer: take over after every (re)connection."""
+        if self._may_act is not None and not self._may_act():
+            return
+        self.run(items)
+
+    def run(self, items: Iterable[Message]) -> Deferred[None]:
+        items = list(items)
+        if self._running is not None:
+            self._pending_items = items  # run again with the newest list when this one ends
+            return self._running
+        d = ensureDeferred(self._take_over(items))
+        d.addErrback(lambda f: log.failure("take-over failed", f))
+        self._running = d
+        d.addBoth(self._done)
+        return d
+
+    def _done(self, _: object) -> None:
+        self._running = None
+        items, self._pending_items = self._pending_items, None
+        if items is not None:
+            self.run(items)
+
+    def agi_step_seen(self, context: str, exten: str, priority: str) -> None:
+        """``AsyncAGIStart`` of a support-line call: remember where the AGI step is."""
+        try:
+            step = AgiStep(context, exten, int(priority))
+        except ValueError:
+            return
+        if step != self._step:
+            self._step = step
+            as_deferred(self._store.save_step(step)).addErrback(
+                lambda f: log.warn("AGI step not stored: {e}", e=f.getErrorMessage())
+            )
+
+    # -- the work -----------------------------------------------------------------
+
+    async def _take_over(self, items: list[Message]) -> None:
+        if self._ready is not None:
+            await self._ready()
+        records = await as_deferred(self._store.load())
+        if self._step is None:
+            self._step = await as_deferred(self._store.load_step())
+        if self._may_act is not None and not self._may_act():
+            return
+        self.rounds += 1
+        app = self._app
+        dispatcher, callflow, tracker = app.dispatcher, app.callflow, app.tracker
+        present = {m.get("Uniqueid") or "": m for m in items}
+        first, self._first = self._first, False
+        now = app.reactor.seconds()
+        taken: set[str] = set()
+        for call_id, record in records.items():
+            if dispatcher.holds(call_id) or callflow.holds(call_id):
+                taken.add(call_id)
+                continue
+            item = present.get(call_id)
+            if item is None:
+                if tracker.channel(call_id) is None:
+                    dispatcher.ended_while_away(record)
+                    self.ended_away.append(call_id)
+                    self._recorder.mark(call_id)  # nobody holds it: the record goes
+                continue
+            how = self._adopt(call_id, record, item)
+            if how:
+                taken.add(call_id)
+                self._note(call_id, how)
+            else:
+                self._recorder.mark(call_id)
+        dispatcher.settle_adopted_legs()
+        support = app.config.site.support_context
+        for item in items:
+            uniqueid = item.get("Uniqueid") or ""
+            if not uniqueid or uniqueid in taken or uniqueid in records:
+                continue
+            if dispatcher.holds(uniqueid) or callflow.holds(uniqueid):
+                continue
+            if not self._at_agi_step(item, support):
+                continue
+            caller = item.get("CallerIDNum") or ""
+            if caller in ("<unknown>", "unknown"):
+                caller = ""
+            created = now - _hms(item.get("Duration"))
+            started = callflow.start_session(
+                uniqueid, item.get("Channel") or "", caller, created,
+                channel_language=item.get("Language") or "en", join_at=created,
+            )
+            if started:
+                self._note(uniqueid, "new")
+        if first:
+            self._settle_agents(now)
+
+    def _adopt(self, call_id: str, record: dict[str, Any], item: Message) -> str | None:
+        app = self._app
+        channel = item.get("Channel") or str(record.get("channel") or "")
+        phase = record.get("phase")
+        if phase == "talking":
+            leg = record.get("leg_id")
+            if leg and app.tracker.channel(str(leg)) is None:
+                # The agent's side is gone: the conversation ended while we were away.
+                app.dispatcher.ended_while_away(record)
+                self.ended_away.append(call_id)
+                app.connection.send_action("Hangup", [("Channel", channel)]).addErrback(lambda _: None)
+                return None
+            app.dispatcher.adopt_talking(record, channel)
+            return "talking"
+        if not self._in_agi(item, record):
+            return None
+        if phase == "waiting":
+            app.dispatcher.adopt_waiting(record, channel)
+            return "waiting"
+        if phase == "ringing" and record.get("leg_id") and record.get("agent_id"):
+            app.dispatcher.adopt_ringing(record, channel)
+            return "ringing"
+        ivr = record.get("ivr")
+        if isinstance(ivr, dict):
+            try:
+                state = state_from_dict(ivr)
+            except (KeyError, TypeError, ValueError):
+                log.error("IVR state of call {call} unreadable: main menu", call=call_id)
+                state = None
+            arrived = float(record.get("arrived_at") or app.reactor.seconds())
+            join_at = record.get("join_at")
+            app.callflow.start_session(
+                call_id, channel, str(record.get("caller_number") or ""), arrived,
+                resume=state, complaint=record.get("complaint"),
+                apology=self._apology if state is not None else None,
+                join_at=float(join_at) if join_at is not None else None,
+            )
+            return "ivr"
+        return None
+
+    def _in_agi(self, item: Message, record: dict[str, Any]) -> bool:
+        """At the AGI step of the support line (where ``AGI`` actions reach the caller)."""
+        return self._at_agi_step(item, self._app.config.site.support_context)
+
+    def _at_agi_step(self, item: Message, support: str) -> bool:
+        if item.get("Context") != support:
+            return False
+        step = self._step
+        try:
+            priority = int(item.get("Priority") or 0)
+        except ValueError:
+            return False
+        if step is not None and step.context == support:
+            return priority == step.priority and (item.get("Exten") or "") == step.exten
+        return priority == DEFAULT_AGI_PRIORITY
+
+    def _settle_agents(self, now: float) -> None:
+        """Agents the restored ledgers left ringing or on a call that no call holds now."""
+        app = self._app
+        for status in list(app.roster):
+            agent_id = status.profile.agent_id
+            if app.dispatcher.call_of_agent(agent_id) is not None:
+                continue
+            if status.state is AgentState.ON_CALL:
+                app.dispatcher.end_in_wrap_up(agent_id, now)
+            elif status.state is AgentState.RINGING:
+                app.roster.ring_cancelled(agent_id, now)
+
+    def _note(self, call_id: str, how: str) -> None:
+        self.adopted[call_id] = how
+        log.info("took over call {call} ({how})", call=call_id, how=how)
+        for observer in list(self.observers):
+            observer(call_id, how)
+
+
+__all__ = ["APOLOGY_PROMPT", "Takeover"]
+
+
+class CallStateExtension:
+    """The call state's place in the daemon: recorder, take-over, their hooks."""
+
+    def __init__(self, store: CallStateStore, recorder: CallStateRecorder, takeover: Takeover) -> None:
+        self.store = store
+        self.recorder = recorder
+        self.takeover = takeover
+
+    def stop(self) -> Deferred[None]:
+        """Write what is marked, then stop (the records stay for the next daemon)."""
+        d = self.recorder.flushed()
+        d.addBoth(lambda _: self.recorder.stop())
+        return d
+
+
+def install(app: Any) -> CallStateExtension:
+    """Keep the call state in Redis and take callers over on every resync (``app.redis`` set)."""
+    store = CallStateStore(app.redis, app.config.redis.key_prefix)
+    recorder = CallStateRecorder(
+        store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot]
+    )
+    app.dispatcher.on_change = recorder.mark
+    app.callflow.on_change = recorder.mark
+    stats = app.extensions.get("agent_stats")
+    ready: Callable[[], Deferred[Any]] | None = None
+    if stats is not None:
+        # A restored agent stays ringing or on a call until the take-over has
+        # seen whether that call survived (see agent_stats.service._merge).
+        stats.keep_states = frozenset({AgentState.ON_CALL, AgentState.RINGING})
+        started = stats.started
+
+        def ready() -> Deferred[Any]:
+            done: Deferred[Any] = Deferred()
+
+            def relay(result: object) -> object:
+                if not done.called:
+                    done.callback(None)
+                return result
+
+            started.addBoth(relay)
+            return done
+
+    takeover = Takeover(app=app, store=store, recorder=recorder, ready=ready)
+    app.callflow.on_agi_step = takeover.agi_step_seen
+    app.connection.add_resync_observer(takeover.on_resync)
+    return CallStateExtension(store, recorder, takeover)
