@@ -1,0 +1,115 @@
+"""The call state in Redis: batched writes, the fence, and resuming a menu from a saved state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_twisted
+from redis.asyncio import Redis
+from twisted.internet.task import Clock
+
+from ivr.machine import (
+    Collect,
+    Digits,
+    MenuMachine,
+    Phase,
+    Play,
+    SayDigits,
+    SetVariable,
+    Start,
+    state_from_dict,
+    state_to_dict,
+)
+from ivr.menu_schema import load_menus
+from shenava.aio import as_deferred
+from shenava.call_state import CallStateRecorder, CallStateStore, FencedOffError
+from shenava.demo import luhn_complete
+
+MACHINE = MenuMachine(load_menus())
+ACCOUNT = luhn_complete("123456789")
+
+
+def record_of(call_id: str) -> dict[str, object] | None:
+    return {"phase": "waiting", "joined_at": 10.0, "n": int(call_id[1:])} if call_id != "gone" else None
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_call_events_in_one_turn_are_one_redis_command(redis_client: Redis) -> None:
+    store = CallStateStore(redis_client, "t")
+    clock = Clock()
+    recorder = CallStateRecorder(store, clock, [record_of])
+    for n in range(200):
+        recorder.mark(f"c{n % 50}")  # 200 events on 50 calls
+    recorder.mark("gone")
+    clock.advance(0)
+    await recorder.flushed()
+    assert store.commands == 1
+    loaded = await as_deferred(store.load())
+    assert sorted(loaded) == sorted(f"c{n}" for n in range(50))
+    assert loaded["c7"]["n"] == 7 and loaded["c7"]["call_id"] == "c7"
+    # a call whose owners hold nothing any more is dropped, in the same kind of single write
+    recorder._sources = [lambda call_id: None]
+    for n in range(50):
+        recorder.mark(f"c{n}")
+    clock.advance(0)
+    await recorder.flushed()
+    assert store.commands == 3  # one load, two writes
+    assert await as_deferred(store.load()) == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_writer_whose_lease_passed_writes_nothing(redis_client: Redis) -> None:
+    store = CallStateStore(redis_client, "t")
+    await as_deferred(redis_client.set(store.lease_key, "7|other-daemon"))
+    fenced: list[bool] = []
+    with pytest.raises(FencedOffError):
+        await as_deferred(store.write({"c1": {"v": 1}}, [], fence="6|me"))
+    assert await as_deferred(redis_client.hgetall(store.live_key)) == {}
+    clock = Clock()
+    recorder = CallStateRecorder(
+        store, clock, [record_of], fence=lambda: "6|me", on_fenced_off=lambda: fenced.append(True)
+    )
+    recorder.mark("c1")
+    clock.advance(0)
+    await recorder.flushed()
+    assert fenced == [True] and await as_deferred(redis_client.hgetall(store.live_key)) == {}
+    await as_deferred(store.write({"c1": {"v": 1}}, [], fence="7|other-daemon"))
+    stored = await as_deferred(redis_client.hgetall(store.live_key))
+    assert json.loads(stored["c1"]) == {"v": 1}
+
+
+def test_a_saved_menu_state_resumes_with_what_the_caller_entered() -> None:
+    """Persian, urgent billing, no care, then half an account number typed."""
+    step = MACHINE.start(Start(100.0, "09121234567", "call-1"))
+    for keys in ("1", "1", "3", "1", "3"):
+        step = MACHINE.step(step.state, Digits(101.0, keys))
+    step = MACHINE.step(step.state, Digits(102.0, ACCOUNT[:4]))
+    assert step.state.menu == "account" and step.state.entered == ACCOUNT[:4]
+    saved = json.loads(json.dumps(state_to_dict(step.state)))
+    state = state_from_dict(saved)
+    assert state == step.state
+    resumed = MACHINE.resume(state, 200.0, apology="resume-sorry")
+    commands = resumed.commands
+    assert commands[0] == SetVariable("CHANNEL(language)", "fa")
+    assert commands[1] == Play("resume-sorry", "fa", interruptible=False)
+    last = commands[-1]
+    assert isinstance(last, Collect) and last.prompt is None  # carries on the number
+    assert resumed.state.entered == ACCOUNT[:4] and resumed.state.category == "billing"
+    # the rest of the number completes what was kept: read back whole
+    done = MACHINE.step(resumed.state, Digits(201.0, ACCOUNT[4:] + "#"))
+    assert done.state.phase is Phase.CONFIRM
+    assert any(isinstance(c, SayDigits) and c.digits == ACCOUNT for c in done.commands)
+
+
+def test_a_saved_state_at_a_choice_menu_asks_that_menu_again() -> None:
+    step = MACHINE.start(Start(100.0, "09121234567", "call-2"))
+    step = MACHINE.step(step.state, Digits(101.0, "2"))  # English
+    step = MACHINE.step(step.state, Digits(102.0, "1"))  # new complaint -> category
+    state = state_from_dict(json.loads(json.dumps(state_to_dict(step.state))))
+    resumed = MACHINE.resume(state, 200.0, apology="resume-sorry")
+    assert resumed.state.menu == step.state.menu
+    assert resumed.state.path == step.state.path  # entered once
+    last = resumed.commands[-1]
+    assert isinstance(last, Collect) and last.lang == "en"
+    assert Play("resume-sorry", "en", interruptible=False) in resumed.commands
