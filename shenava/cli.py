@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     pbx.add_argument("--manager-conf", type=Path, default=None,
                      help="apply this manager.conf's read/write classes and event filters of "
                           "--username, as Asterisk does (e.g. etc/asterisk/manager.conf)")
+    pbx.add_argument("--scenario", type=Path, default=None,
+                     help="a JSON traffic plan: phones and scripted callers (ami_bridge/testpbx/scenario.py)")
+    pbx.add_argument("--report", type=Path, default=None,
+                     help="append one JSON line per scenario caller when their call ends")
     pbx.set_defaults(func=_cmd_testpbx)
 
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")

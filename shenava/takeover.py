@@ -184,6 +184,10 @@ class Takeover:
                 self._note(uniqueid, "new")
         if first:
             self._settle_agents(now)
+        log.info(
+            "take-over round {n}: {adopted} callers taken over, {away} ended while no daemon watched",
+            n=self.rounds, adopted=len(self.adopted), away=len(self.ended_away),
+        )
 
     def _adopt(self, call_id: str, record: dict[str, Any], item: Message) -> str | None:
         app = self._app

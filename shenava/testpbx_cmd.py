@@ -38,6 +38,13 @@ def serve_testpbx(args: argparse.Namespace) -> int:
             print(f"shenava testpbx: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
             reactor.stop()
             return
+        scenario = getattr(args, "scenario", None)
+        if scenario is not None:
+            from ami_bridge.testpbx.scenario import ScenarioRun, load_scenario
+
+            report_path = getattr(args, "report", None)
+            report = report_path.open("a", encoding="utf-8") if report_path is not None else None
+            ScenarioRun(_world, load_scenario(scenario), report).start()
         print(f"test PBX listening on {args.host}:{port_number(port)}", flush=True)
 
     reactor.callWhenRunning(start)

@@ -1,0 +1,97 @@
+"""kill -9 of ``shenava run`` under traffic, then a fresh start: nobody is lost.
+
+Real processes on loopback: ``shenava testpbx`` plays a plan of callers and
+agents' phones and reports each caller's fate; ``shenava run`` serves them
+with a real Redis. The daemon is killed with SIGKILL while callers are in the
+IVR, waiting, ringing an agent and talking, and started again. Then every
+caller must have been served (bridged to an agent), the service level must
+count each call once, each agent's ledger must run without a gap or an
+overlap, and the call state must be empty.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks._takeover_rig import AGENTS, Rig, run_async
+
+CALLERS = 10
+LIMIT_S = 150.0
+
+SCENARIO: dict[str, Any] = {
+    "phones": {
+        "PJSIP/101": {"answer_after_s": 2.0, "talk_s": 5.0},
+        "PJSIP/102": {"answer_after_s": 2.0, "talk_s": 5.0},
+        "PJSIP/103": {"answer_after_s": 5.0, "talk_s": 5.0},
+        "PJSIP/104": {"answer_after_s": 2.0, "talk_s": 5.0},
+    },
+    "steady": {"start_s": 1.0, "every_s": 1.0, "count": CALLERS,
+               "caller": {"answers": ["1", "3"], "answer_delay_s": 2.0, "patience_s": 600}},
+}
+
+
+async def _stored(rig: Rig) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    from redis.asyncio import Redis
+
+    from agent_stats.store import StatsStore
+    from shenava.app import QUEUE
+    from shenava.call_state import CallStateStore
+
+    client = Redis.from_url(rig.redis_url, decode_responses=True)
+    try:
+        stats = StatsStore(client, rig.config().sla, prefix=rig.prefix)
+        now = time.time()
+        counts = await stats.day_counts(QUEUE, stats.day_of(now))
+        ledgers = await stats.load_ledgers([a for a, _ in AGENTS], now)
+        calls = await CallStateStore(client, rig.prefix).load()
+        return counts, ledgers, calls
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.slow
+def test_kill_minus_9_under_traffic_then_restart_loses_nobody(
+    redis_url: str, tmp_path: Path
+) -> None:
+    rig = Rig(tmp_path, redis_url, SCENARIO)
+    try:
+        rig.seed_agents_ready()
+        rig.start_pbx()
+        first = rig.start_daemon("first")
+        rig.wait_for(first, "AMI connected")
+        # Let callers pile up: some talking, one ringing (103 answers after 5 s),
+        # some waiting, the last ones still in the menus.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and first.log_text().count("entered the IVR") < 7:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        rig.kill(first)
+        time.sleep(1.0)
+        second = rig.start_daemon("second")
+        rig.wait_for(second, "take-over round 1")
+        log = second.log_text()
+        assert "took over call" in log
+
+        deadline = time.monotonic() + LIMIT_S
+        while time.monotonic() < deadline and len(rig.callers()) < CALLERS:
+            time.sleep(0.2)
+        callers = rig.callers()
+        assert len(callers) == CALLERS, f"{len(callers)} ended: {second.log_text()[-4000:]}"
+        unserved = [c for c in callers if c["bridged_at"] is None]
+        assert unserved == [], second.log_text()[-4000:]
+        time.sleep(3.0)  # the last wrap-ups end and the stats writer flushes
+        counts, ledgers, calls = run_async(lambda: _stored(rig))
+        assert (counts.offered, counts.answered, counts.abandoned) == (CALLERS, CALLERS, 0)
+        assert calls == {}
+        for agent_id, _ in AGENTS:
+            ledger = ledgers[agent_id].ledger
+            spans = [(i.start, i.end) for i in ledger.intervals]
+            assert all(b[0] == a[1] for a, b in zip(spans, spans[1:], strict=False)), spans
+            assert not spans or spans[-1][1] == ledger.since
+        assert "Traceback" not in second.log_text()
+    finally:
+        rig.close()
