@@ -174,6 +174,9 @@ class AMIConnection(Service):
         self._keepalive_ping: Deferred[Message] | None = None
         self._event_observers: tuple[EventObserver, ...] = ()
         self._resync_observers: tuple[ResyncObserver, ...] = ()
+        # Asked before every action and AGI command (None: always yes): the
+        # leader lease's gate, so a deposed leader sends Asterisk nothing.
+        self.may_act: Callable[[], bool] | None = None
         self._state_observers: tuple[StateObserver, ...] = ()
         self._waiters: list[Deferred[AMIProtocol]] = []
         self._stopped = False
@@ -258,6 +261,8 @@ class AMIConnection(Service):
     ) -> Deferred[Message]:
         if self._current is None:
             return fail(ConnectionLostError(f"{action}: not connected to Asterisk"))
+        if self.may_act is not None and not self.may_act():
+            return fail(ConnectionLostError(f"{action}: this daemon may not act (not the leader)"))
         return self._current.send_action(action, headers, timeout=timeout)
 
     def send_list_action(
@@ -281,7 +286,23 @@ class AMIConnection(Service):
     ) -> Deferred[AGIResult]:
         if self._current is None:
             return fail(ConnectionLostError("AGI: not connected to Asterisk"))
+        if self.may_act is not None and not self.may_act():
+            return fail(ConnectionLostError("AGI: this daemon may not act (not the leader)"))
         return self._current.agi(channel, command, command_id=command_id, timeout=timeout)
+
+    def resync_now(self) -> Deferred[None]:
+        """List the channels again and tell the resync observers, as after a
+        reconnection (a standby that becomes the leader on a warm link)."""
+        current = self._current
+        if current is None:
+            return fail(ConnectionLostError("CoreShowChannels: not connected to Asterisk"))
+        d = current.send_list_action("CoreShowChannels")
+
+        def tell(result: Any) -> None:
+            for observer in self._resync_observers:
+                self._call(observer, result.events, "resync")
+
+        return d.addCallback(tell)
 
     # -- connecting ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ daemon, the demo and the integration tests all run the same graph.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -71,27 +72,20 @@ class Shenava:
         redis: Any | None,
         endpoint: Any | None = None,
         dispatch: DispatchConfig | None = None,
+        connection: AMIConnection | None = None,
+        run_token: str | None = None,
     ) -> None:
         self.config = config
         self.reactor = reactor
+        # "leader" or "standby" (shenava.daemon sets it for a pair; alone, always the leader)
+        self.role: Callable[[], str] = lambda: "leader"
         now = reactor.seconds()
-        ami = config.ami
         # One random token per run: in ActionIDs/CommandIDs and in the
         # ChannelIds of originated legs, so nothing of an earlier run (or of
         # the other daemon of a pair) is ever taken for this run's.
-        self.run_token = new_run_token()
-        self.connection = AMIConnection(
-            endpoint or TCP4ClientEndpoint(reactor, ami.host, ami.port),
-            reactor,
-            AMICredentials(ami.username, ami.secret, md5=ami.auth == "md5"),
-            keepalive_interval=ami.keepalive_s,
-            action_timeout=ami.action_timeout_s,
-            retry_policy=backoffPolicy(
-                initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s
-            ),
-            max_message_bytes=ami.max_message_bytes,
-            action_id_prefix=f"shenava-{self.run_token}",
-        )
+        self.run_token = run_token or new_run_token()
+        # A standby that became the leader hands over its warm AMI link.
+        self.connection = connection or make_connection(config, reactor, self.run_token, endpoint)
         self.tracker = CallTracker()
         attach_tracker(self.tracker, self.connection, reactor)
         self.roster = AgentRoster(
@@ -162,7 +156,8 @@ class Shenava:
         """Connect to Asterisk and serve the HTTP API (``http_port=0``: any free port)."""
         from shenava.http import start_http
 
-        self.connection.startService()
+        if not self.connection.running:
+            self.connection.startService()
         if serve_http:
             self.http_port = start_http(self, port=http_port)
 
@@ -243,6 +238,25 @@ class Shenava:
             counts.waits_abandoned.append(event.at - event.joined_at)
             if live is not None:
                 self._store(live.call_abandoned(QUEUE, event.at))
+
+
+def make_connection(
+    config: Config, reactor: Any, run_token: str, endpoint: Any | None = None
+) -> AMIConnection:
+    """The AMI connection service as ``[ami]`` says (not started)."""
+    ami = config.ami
+    return AMIConnection(
+        endpoint or TCP4ClientEndpoint(reactor, ami.host, ami.port),
+        reactor,
+        AMICredentials(ami.username, ami.secret, md5=ami.auth == "md5"),
+        keepalive_interval=ami.keepalive_s,
+        action_timeout=ami.action_timeout_s,
+        retry_policy=backoffPolicy(
+            initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s
+        ),
+        max_message_bytes=ami.max_message_bytes,
+        action_id_prefix=f"shenava-{run_token}",
+    )
 
 
 def _with_sound_folder(dispatch: DispatchConfig, folder: str) -> DispatchConfig:

@@ -273,6 +273,27 @@ def parse_log(t: Table) -> LogConfig:
     return LogConfig(level=t.get_choice("level", LOG_LEVELS, LogConfig().level))
 
 
+# -- [daemon] -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """How ``shenava run`` stops, and how two daemons share one Asterisk."""
+
+    stop_timeout_s: float = 10.0
+    """SIGTERM ends the process within this bound, whatever Redis and AMI do."""
+    lease_s: float = 3.0
+    """The leader lease: a standby takes over at most this long after the leader dies."""
+
+
+def parse_daemon(t: Table) -> DaemonConfig:
+    d = DaemonConfig()
+    return DaemonConfig(
+        stop_timeout_s=t.get_float("stop_timeout_s", d.stop_timeout_s, minimum=1.0, maximum=300.0),
+        lease_s=t.get_float("lease_s", d.lease_s, minimum=1.0, maximum=60.0),
+    )
+
+
 # -- [[agents]] ----------------------------------------------------------------
 
 
@@ -693,6 +714,7 @@ class Config:
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     source: Path | None = field(default=None, compare=False)
     """The file this came from, if any (not a key of the file)."""
 
@@ -722,6 +744,7 @@ class Config:
             callbacks=root.section("callbacks", lambda t: parse_callbacks(t, site, complaints)),
             routing=root.section("routing", lambda t: parse_routing(t, abuse)),
             ivr=root.section("ivr", parse_ivr),
+            daemon=root.section("daemon", parse_daemon),
             source=source,
         )
         unparsed = {f.name for f in fields(cls)} - root.read_keys - {"source"}

@@ -1,15 +1,131 @@
-"""``shenava run``: the daemon against the operator's Asterisk and Redis."""
+"""``shenava run``: the daemon against the operator's Asterisk and Redis.
+
+Run it once, or twice (same config, same or another host) for an
+active/standby pair: the daemon holding the leader lease in Redis
+(:mod:`shenava.leader`) serves the calls; the other keeps a warm AMI link and
+takes over when the lease lapses (:mod:`shenava.takeover`). A leader that
+loses its lease (it was paused past it) exits at once with code 4, acting on
+nothing, for its service manager to start it again as a standby.
+
+SIGTERM/SIGINT stop it within ``daemon.stop_timeout_s`` whatever Redis and
+Asterisk do: the call state and the statistics are written if Redis answers in
+time (what cannot be written is logged), the lease is released so the standby
+takes over at once, then the process exits; a last alarm ends it regardless.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import signal
+import socket
 import sys
 from typing import Any
 
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
 from shenava.config import Config, ConfigError
 
 log = Logger()
+
+EXIT_DEPOSED = 4
+"""Exit code of a leader that found its lease gone (paused past it): restart me as a standby."""
+STOP_MARGIN_S = 1.0  # of the stop bound, kept for closing the clients and exiting
+
+
+class DaemonRun:
+    """One ``shenava run`` process: its role, its app once leader, its stop."""
+
+    def __init__(self, config: Config, reactor: Any, redis: Any, lease_redis: Any) -> None:
+        from routing.channel_ids import new_run_token
+        from shenava.app import make_connection
+        from shenava.leader import LeaderLease, guard_redis
+
+        self.config = config
+        self.reactor = reactor
+        self.redis = redis
+        self.lease_redis = lease_redis
+        self.run_token = new_run_token()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.run_token}"
+        self.app: Any = None
+        self.exit_code = 0
+        self.lease = LeaderLease(
+            lease_redis, config.redis.key_prefix, self.owner, reactor,
+            lease_s=config.daemon.lease_s, on_role=self._role_changed,
+        )
+        # Nothing of this process reaches Redis or Asterisk unless it holds the lease.
+        guard_redis(redis, self.lease.holds)
+        self.connection = make_connection(config, reactor, self.run_token)
+
+    def start(self) -> None:
+        log.info("role: standby (waiting for the leader lease, AMI link warm)")
+        self.connection.startService()
+        self.lease.start()
+
+    def _role_changed(self, role: str) -> None:
+        from shenava.leader import LEADER
+
+        if role == LEADER:
+            self._lead()
+            return
+        if self.app is not None:
+            # Deposed (paused past the lease): the gates already refuse every
+            # action and write; leave before anything else runs.
+            log.critical("role: deposed leader; exiting with code {code}", code=EXIT_DEPOSED)
+            sys.stderr.flush()
+            os._exit(EXIT_DEPOSED)
+
+    def _lead(self) -> None:
+        from shenava.app import Shenava
+
+        log.info("role: leader (taking over the calls)")
+        self.connection.may_act = self.lease.holds
+        app = Shenava(
+            self.config, reactor=self.reactor, redis=self.redis, connection=self.connection,
+            run_token=self.run_token,
+        )
+        app.role = lambda: "leader" if self.lease.holds() else "standby"
+        self.app = app
+        app.start()
+        if self.connection.protocol is not None:
+            # The warm link resynchronised before the app listened: list again.
+            self.connection.resync_now().addErrback(
+                lambda f: log.warn("resync after taking the lease failed: {e}", e=f.getErrorMessage())
+            )
+
+    def stop(self) -> Deferred[None]:
+        bound = max(0.5, self.config.daemon.stop_timeout_s - STOP_MARGIN_S)
+        d = ensureDeferred(self._stop())
+        d.addTimeout(bound, self.reactor)
+        d.addErrback(
+            lambda f: log.error(
+                "stopped without finishing within {bound} s ({error}): what was not written "
+                "to Redis is lost; callers stay on Asterisk for the next daemon",
+                bound=bound, error=f.getErrorMessage(),
+            )
+        )
+        return d
+
+    async def _stop(self) -> None:
+        if self.app is not None:
+            try:
+                await self.app.stop()
+            except Exception as exc:
+                log.error("stopping the daemon: {error}", error=exc)
+        elif self.connection.running:
+            await self.connection.stopService()
+        try:
+            await self.lease.release()
+        except Exception as exc:
+            log.warn("leader lease not released ({error}): the standby waits it out", error=exc)
+        from shenava.aio import as_deferred
+
+        for client in (self.redis, self.lease_redis):
+            try:
+                await as_deferred(client.aclose())
+            except Exception:
+                pass  # closing the clients is the last step: nothing is lost
 
 
 def run_daemon(config: Config) -> int:
@@ -22,25 +138,35 @@ def run_daemon(config: Config) -> int:
 
     import redis.asyncio as aioredis
 
-    from shenava.aio import as_deferred, install_asyncio_reactor
-    from shenava.app import Shenava
+    from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
 
     reactor: Any = install_asyncio_reactor()
     start_logging(config.log.level, stream=sys.stderr)
-    client = aioredis.from_url(config.redis.url)
-    app = Shenava(config, reactor=reactor, redis=client)
+    timeout = redis_timeout(config)
+    client = aioredis.from_url(config.redis.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    lease_client = aioredis.from_url(
+        config.redis.url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    run = DaemonRun(config, reactor, client, lease_client)
 
-    def stop() -> Any:
-        d = app.stop()
-        d.addBoth(lambda _: as_deferred(client.aclose()))
-        return d
+    def stopping() -> Deferred[None]:
+        # The last resort: whatever hangs, the process ends within the bound.
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(max(1, math.ceil(config.daemon.stop_timeout_s)))
+        return run.stop()
 
-    reactor.callWhenRunning(app.start)
-    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.callWhenRunning(run.start)
+    reactor.addSystemEventTrigger("before", "shutdown", stopping)
     log.info(
-        "Shenava starting: AMI {host}:{port} as {user}",
+        "Shenava starting: AMI {host}:{port} as {user}; leader lease {lease} s",
         host=config.ami.host, port=config.ami.port, user=config.ami.username,
+        lease=config.daemon.lease_s,
     )
     reactor.run()
-    return 0
+    return run.exit_code
+
+
+def redis_timeout(config: Config) -> float:
+    """Redis socket timeouts: a command never waits longer than a lease."""
+    return max(0.5, config.daemon.lease_s / 2)
