@@ -74,11 +74,15 @@ class Shenava:
         dispatch: DispatchConfig | None = None,
         connection: AMIConnection | None = None,
         run_token: str | None = None,
+        fence: Callable[[], str | None] | None = None,
     ) -> None:
         self.config = config
         self.reactor = reactor
         # "leader" or "standby" (shenava.daemon sets it for a pair; alone, always the leader)
         self.role: Callable[[], str] = lambda: "leader"
+        # The leader lease's fencing value, checked by Redis on every call-state
+        # write (None: no lease, a daemon alone without a pair).
+        self.fence: Callable[[], str | None] | None = fence
         now = reactor.seconds()
         # One random token per run: in ActionIDs/CommandIDs and in the
         # ChannelIds of originated legs, so nothing of an earlier run (or of

@@ -238,6 +238,9 @@ class CallStateRecorder:
             else:
                 puts[call_id] = record
         fence = self._fence() if self._fence is not None else None
+        if self._fence is not None and fence is None:
+            log.warn("call state of {n} calls not written: this daemon holds no lease", n=len(dirty))
+            return
         d = as_deferred(self._write(puts, drops, fence))
         self._writing = d
         d.addCallbacks(self._written, self._failed, errbackArgs=(dirty,))

@@ -83,7 +83,7 @@ class DaemonRun:
         self.connection.may_act = self.lease.holds
         app = Shenava(
             self.config, reactor=self.reactor, redis=self.redis, connection=self.connection,
-            run_token=self.run_token,
+            run_token=self.run_token, fence=self.lease.fence_value,
         )
         app.role = lambda: "leader" if self.lease.holds() else "standby"
         self.app = app

@@ -286,7 +286,8 @@ def install(app: Any) -> CallStateExtension:
     """Keep the call state in Redis and take callers over on every resync (``app.redis`` set)."""
     store = CallStateStore(app.redis, app.config.redis.key_prefix)
     recorder = CallStateRecorder(
-        store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot]
+        store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
+        fence=getattr(app, "fence", None),
     )
     app.dispatcher.on_change = recorder.mark
     app.callflow.on_change = recorder.mark

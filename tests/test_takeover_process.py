@@ -11,6 +11,7 @@ overlap, and the call state must be empty.
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from benchmarks._takeover_rig import AGENTS, Rig, run_async
+from shenava.daemon import EXIT_DEPOSED
 
 CALLERS = 10
 LIMIT_S = 150.0
@@ -93,5 +95,69 @@ def test_kill_minus_9_under_traffic_then_restart_loses_nobody(
             assert all(b[0] == a[1] for a, b in zip(spans, spans[1:], strict=False)), spans
             assert not spans or spans[-1][1] == ledger.since
         assert "Traceback" not in second.log_text()
+    finally:
+        rig.close()
+
+
+def _all_served(rig: Rig, daemon_log: str, count: int) -> None:
+    deadline = time.monotonic() + LIMIT_S
+    while time.monotonic() < deadline and len(rig.callers()) < count:
+        time.sleep(0.2)
+    callers = rig.callers()
+    assert len(callers) == count, f"{len(callers)} ended: {daemon_log[-4000:]}"
+    assert [c for c in callers if c["bridged_at"] is None] == [], daemon_log[-4000:]
+
+
+@pytest.mark.slow
+def test_the_standby_takes_over_when_the_leader_is_killed(redis_url: str, tmp_path: Path) -> None:
+    rig = Rig(tmp_path, redis_url, SCENARIO)
+    try:
+        rig.seed_agents_ready()
+        rig.start_pbx()
+        leader = rig.start_daemon("leader")
+        rig.wait_for(leader, "role: leader")
+        standby = rig.start_daemon("standby")
+        rig.wait_for(standby, "AMI connected")
+        assert "role: leader" not in standby.log_text()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and leader.log_text().count("entered the IVR") < 6:
+            time.sleep(0.05)
+        rig.kill(leader)
+        killed_at = time.monotonic()
+        rig.wait_for(standby, "take-over round 1", limit_s=15)
+        assert time.monotonic() - killed_at < 3.0 + 3.0  # the lease, and a margin for a slow CI
+        _all_served(rig, standby.log_text(), CALLERS)
+        time.sleep(3.0)
+        counts, _ledgers, calls = run_async(lambda: _stored(rig))
+        assert (counts.offered, counts.answered, counts.abandoned) == (CALLERS, CALLERS, 0)
+        assert calls == {}
+    finally:
+        rig.close()
+
+
+@pytest.mark.slow
+def test_a_leader_paused_past_its_lease_does_not_act_when_it_wakes(
+    redis_url: str, tmp_path: Path
+) -> None:
+    scenario = dict(SCENARIO, steady=dict(SCENARIO["steady"], count=6))
+    rig = Rig(tmp_path, redis_url, scenario)
+    try:
+        rig.seed_agents_ready()
+        rig.start_pbx()
+        old = rig.start_daemon("old")
+        rig.wait_for(old, "role: leader")
+        new = rig.start_daemon("new")
+        rig.wait_for(new, "AMI connected")
+        rig.wait_for(old, "entered the IVR", count=3)
+        old.process.send_signal(signal.SIGSTOP)
+        rig.wait_for(new, "take-over round 1", limit_s=15)
+        before = old.log_text()
+        old.process.send_signal(signal.SIGCONT)
+        assert old.process.wait(timeout=10) == EXIT_DEPOSED
+        woke = old.log_text()[len(before):]
+        assert "deposed leader" in woke
+        # Nothing acted between waking and leaving: no call taken, no IVR run.
+        assert "took over" not in woke and "entered the IVR" not in woke
+        _all_served(rig, new.log_text(), 6)
     finally:
         rig.close()
