@@ -54,11 +54,16 @@ class DaemonRun:
             lease_redis, config.redis.key_prefix, self.owner, reactor,
             lease_s=config.daemon.lease_s, on_role=self._role_changed,
         )
-        # Nothing of this process reaches Redis or Asterisk unless it holds the lease.
-        guard_redis(redis, self.lease.holds)
+        if config.daemon.leader_lease:
+            # Nothing of this process reaches Redis or Asterisk unless it holds the lease.
+            guard_redis(redis, self.lease.holds)
         self.connection = make_connection(config, reactor, self.run_token)
 
     def start(self) -> None:
+        if not self.config.daemon.leader_lease:
+            log.info("role: leader (alone: daemon.leader_lease = false)")
+            self._lead(alone=True)
+            return
         log.info("role: standby (waiting for the leader lease, AMI link warm)")
         self.connection.startService()
         self.lease.start()
@@ -76,16 +81,18 @@ class DaemonRun:
             sys.stderr.flush()
             os._exit(EXIT_DEPOSED)
 
-    def _lead(self) -> None:
+    def _lead(self, *, alone: bool = False) -> None:
         from shenava.app import Shenava
 
-        log.info("role: leader (taking over the calls)")
-        self.connection.may_act = self.lease.holds
+        if not alone:
+            log.info("role: leader (taking over the calls)")
+            self.connection.may_act = self.lease.holds
         app = Shenava(
             self.config, reactor=self.reactor, redis=self.redis, connection=self.connection,
-            run_token=self.run_token, fence=self.lease.fence_value,
+            run_token=self.run_token, fence=None if alone else self.lease.fence_value,
         )
-        app.role = lambda: "leader" if self.lease.holds() else "standby"
+        if not alone:
+            app.role = lambda: "leader" if self.lease.holds() else "standby"
         self.app = app
         app.start()
         if self.connection.protocol is not None:

@@ -161,3 +161,49 @@ def test_a_leader_paused_past_its_lease_does_not_act_when_it_wakes(
         _all_served(rig, new.log_text(), 6)
     finally:
         rig.close()
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_daemon_within_its_bound_even_with_redis_hung(tmp_path: Path) -> None:
+    from shenava.redis_server import start_redis_server
+
+    redis = start_redis_server(tmp_path / "redis")
+    rig = Rig(tmp_path, redis.url, SCENARIO,
+              extra_config="[daemon]\nleader_lease = false\nstop_timeout_s = 3\n")
+    try:
+        rig.seed_agents_ready()
+        rig.start_pbx()
+        daemon = rig.start_daemon("alone")
+        rig.wait_for(daemon, "entered the IVR", count=2)
+        redis.process.send_signal(signal.SIGSTOP)  # Redis hangs: connections open, no answers
+        daemon.process.send_signal(signal.SIGTERM)
+        code = daemon.process.wait(timeout=3 + 5)
+        assert code in (0, -signal.SIGALRM), daemon.log_text()[-3000:]
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+        rig.close()
+        redis.stop()
+
+
+@pytest.mark.slow
+def test_a_clean_stop_releases_the_lease_at_once(redis_url: str, tmp_path: Path) -> None:
+    rig = Rig(tmp_path, redis_url, {"phones": {}})
+    try:
+        rig.start_pbx()
+        leader = rig.start_daemon("leader")
+        rig.wait_for(leader, "role: leader")
+        leader.process.send_signal(signal.SIGTERM)
+        assert leader.process.wait(timeout=15) == 0
+
+        async def lease() -> object:
+            from redis.asyncio import Redis
+
+            client = Redis.from_url(redis_url)
+            try:
+                return await client.get(f"{rig.prefix}:{{calls}}:leader")
+            finally:
+                await client.aclose()
+
+        assert run_async(lease) is None
+    finally:
+        rig.close()
