@@ -11,8 +11,10 @@ overlap, and the call state must be empty.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,8 @@ def test_the_standby_takes_over_when_the_leader_is_killed(redis_url: str, tmp_pa
         killed_at = time.monotonic()
         rig.wait_for(standby, "take-over round 1", limit_s=15)
         assert time.monotonic() - killed_at < 3.0 + 3.0  # the lease, and a margin for a slow CI
+        with urllib.request.urlopen(f"http://127.0.0.1:{standby.http_port}/api/health", timeout=5) as r:
+            assert json.loads(r.read())["role"] == "leader"
         _all_served(rig, standby.log_text(), CALLERS)
         time.sleep(3.0)
         counts, _ledgers, calls = run_async(lambda: _stored(rig))

@@ -27,6 +27,7 @@ from twisted.web.server import Request, Site
 from shenava.http.agents import AgentsApi
 from shenava.http.auth import ACTOR_HEADER, AGENT_HEADER, is_loopback
 from shenava.http.calls import CallsApi
+from shenava.http.health import HealthApi
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.pages import mount_pages
 from shenava.http.screenpop import CallMemory
@@ -49,7 +50,8 @@ class HttpApi:
 
     def router(self) -> JsonRouter:
         return JsonRouter(
-            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes()]
+            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes(),
+             *HealthApi(self.app).routes()]
         )
 
 
