@@ -130,6 +130,8 @@ def test_the_standby_takes_over_when_the_leader_is_killed(redis_url: str, tmp_pa
         assert time.monotonic() - killed_at < 3.0 + 3.0  # the lease, and a margin for a slow CI
         with urllib.request.urlopen(f"http://127.0.0.1:{standby.http_port}/api/health", timeout=5) as r:
             assert json.loads(r.read())["role"] == "leader"
+        with urllib.request.urlopen(f"http://127.0.0.1:{standby.http_port}/metrics", timeout=5) as r:
+            assert "shenava_leader 1" in r.read().decode()
         _all_served(rig, standby.log_text(), CALLERS)
         time.sleep(3.0)
         counts, _ledgers, calls = run_async(lambda: _stored(rig))

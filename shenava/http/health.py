@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from shenava.http.jsonapi import Route, route
@@ -31,3 +32,28 @@ class HealthApi:
             "ami_connected": app.connection.protocol is not None,
             "calls_in_progress": app.counts.in_progress,
         }
+
+
+ROLE_METRIC = (
+    "# HELP shenava_leader 1 if this daemon holds the leader lease (serves the calls), else 0.\n"
+    "# TYPE shenava_leader gauge\n"
+    "shenava_leader {value}\n"
+)
+
+
+class WithRole(Resource):
+    """``/metrics`` plus ``shenava_leader`` (the role), whatever renders the rest."""
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource, app: Any) -> None:
+        super().__init__()
+        self._inner = inner
+        self._app = app
+
+    def render(self, request: Request) -> bytes:
+        body = self._inner.render(request)
+        if not isinstance(body, bytes) or request.code != 200:
+            return body
+        role = self._app.role() if callable(getattr(self._app, "role", None)) else "leader"
+        return body + ROLE_METRIC.format(value=1 if role == "leader" else 0).encode("ascii")

@@ -27,7 +27,7 @@ from twisted.web.server import Request, Site
 from shenava.http.agents import AgentsApi
 from shenava.http.auth import ACTOR_HEADER, AGENT_HEADER, is_loopback
 from shenava.http.calls import CallsApi
-from shenava.http.health import HealthApi
+from shenava.http.health import HealthApi, WithRole
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.pages import mount_pages
 from shenava.http.screenpop import CallMemory
@@ -130,7 +130,7 @@ def metrics_resource(app: Any) -> Resource:
     try:
         from agent_stats.metrics import MetricsResource
 
-        return cast(Resource, MetricsResource(service))
+        return WithRole(cast(Resource, MetricsResource(service)), app)
     except ImportError as exc:
         log.warn("no /metrics in this build: {error}", error=str(exc))
         return JsonUnavailable("http.metrics_unavailable", "metrics are not available in this build")
