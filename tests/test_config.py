@@ -251,7 +251,7 @@ def test_every_config_field_is_a_parsed_section() -> None:
     config = Config.from_mapping(data)
     assert {f.name for f in fields(config)} == {
         "ami", "redis", "site", "http", "log", "agents", "sla", "breaks", "wellbeing", "recordings",
-        "complaints", "callbacks", "routing", "ivr", "source",
+        "complaints", "callbacks", "routing", "ivr", "daemon", "source",
     }
     with pytest.raises(ConfigError, match="^source: unknown key"):
         Config.from_mapping({**data, "source": "x"})

@@ -448,3 +448,17 @@ def test_an_unreadable_relative_menu_file_is_relative_to_the_config_file(tmp_pat
 
 def test_ivr_config_equality_ignores_the_loaded_book() -> None:
     assert IvrConfig() == IvrConfig()
+
+
+def test_daemon_section_bounds_and_defaults() -> None:
+    from shenava.config import Config, ConfigError
+
+    base = {"ami": {"secret": "x"}}
+    daemon = Config.from_mapping(base).daemon
+    assert (daemon.stop_timeout_s, daemon.lease_s, daemon.leader_lease) == (10.0, 3.0, True)
+    config = Config.from_mapping({**base, "daemon": {"lease_s": 5, "leader_lease": False}})
+    assert (config.daemon.lease_s, config.daemon.leader_lease) == (5.0, False)
+    with pytest.raises(ConfigError, match="^daemon.lease_s"):
+        Config.from_mapping({**base, "daemon": {"lease_s": 0.1}})
+    with pytest.raises(ConfigError, match="^daemon.stop_timeout_s"):
+        Config.from_mapping({**base, "daemon": {"stop_timeout_s": "10"}})
