@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 log = Logger()
 
 RECORD_VERSION = 1
+OWN_MEMORY_S = 3600.0  # how long a call this process handled is remembered as its own
+OWN_PRUNE_AT = 10_000  # entries before old ones are pruned
 MAX_FLUSH_ROUNDS = 20  # flushed() gives up after this many writes in a row (Redis away)
 RETRY_S = 0.5  # a failed write is tried again this much later (Redis away)
 TAG = "calls"
@@ -191,6 +193,7 @@ class CallStateRecorder:
         self._writing: Deferred[Any] | None = None
         self._again = False
         self.enabled = True
+        self._own: dict[str, float] = {}
         self.writes = 0
         self.failures = 0
         self._last_failed = False
@@ -202,11 +205,24 @@ class CallStateRecorder:
         """``call_id`` changed: write its new form (or drop it) at the end of this turn."""
         if not self.enabled or not call_id:
             return
+        self._note_own(call_id)
         self._dirty.add(call_id)
         if self._flush_call is None and self._writing is None:
             self._flush_call = self._clock.callLater(0, self._flush)
         elif self._writing is not None:
             self._again = True
+
+    def own(self, call_id: str) -> bool:
+        """This process has handled the call (within ``OWN_MEMORY_S``): its own code
+        settles it, never the take-over (whose Redis read may predate a drop)."""
+        return call_id in self._own
+
+    def _note_own(self, call_id: str) -> None:
+        now = self._clock.seconds()
+        self._own[call_id] = now
+        if len(self._own) > OWN_PRUNE_AT:
+            horizon = now - OWN_MEMORY_S
+            self._own = {k: t for k, t in self._own.items() if t >= horizon}
 
     def record(self, call_id: str) -> dict[str, Any] | None:
         """The call's record as it would be written now."""

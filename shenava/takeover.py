@@ -146,7 +146,8 @@ class Takeover:
         now = app.reactor.seconds()
         taken: set[str] = set()
         for call_id, record in records.items():
-            if dispatcher.holds(call_id) or callflow.holds(call_id):
+            if dispatcher.holds(call_id) or callflow.holds(call_id) or self._recorder.own(call_id):
+                # This process's own call (an AMI reconnect): its own code settles it.
                 taken.add(call_id)
                 continue
             item = present.get(call_id)
@@ -168,7 +169,7 @@ class Takeover:
             uniqueid = item.get("Uniqueid") or ""
             if not uniqueid or uniqueid in taken or uniqueid in records:
                 continue
-            if dispatcher.holds(uniqueid) or callflow.holds(uniqueid):
+            if dispatcher.holds(uniqueid) or callflow.holds(uniqueid) or self._recorder.own(uniqueid):
                 continue
             if not self._at_agi_step(item, support):
                 continue

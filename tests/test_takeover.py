@@ -145,6 +145,13 @@ async def test_kill_minus_9_with_callers_everywhere_then_every_caller_is_served(
         assert ledger_is_whole(spans), (agent_id, spans)
     day = service.tally.day(service.default_queue, h.now)
     assert (day.offered, day.abandoned) == (5, 1)
+    # One callback flag, with one reason, for the caller who gave up while no daemon ran.
+    callbacks = app.extensions["complaints"].callbacks
+    flags = [
+        *await as_deferred(callbacks.open_flags()),
+        *await as_deferred(callbacks.closed_between(0.0, h.now + 1)),
+    ]
+    assert [(f.number, len(f.reasons)) for f in flags] == [("09120000004", 1)]
     h.stop()
 
 
@@ -170,4 +177,30 @@ async def test_a_caller_who_arrived_while_no_daemon_ran_gets_the_main_menu(
     (answered,) = h.events(CallAnswered, late)
     # The wait is counted from the channel's creation, not from the take-over.
     assert answered.joined_at <= queued.at - 5.0
+    h.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_ami_reconnect_takes_over_nothing_the_daemon_already_holds(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The take-over runs after every resync; the daemon's own callers, and those
+    that hung up while the link was down, are settled by its own code, once."""
+    h = E2E.build(tmp_path, redis=redis_client)
+    stays = h.call(wants_agent("09120000011"))
+    leaves = h.call(wants_agent("09120000012"))
+    await h.run_until_async(lambda: h.events(CallQueued, stays) and h.events(CallQueued, leaves),
+                            limit_s=60)
+    h.advance(6.0)
+    extension = h.app.extensions["takeover"]
+    assert isinstance(extension, CallStateExtension)
+    await extension.recorder.flushed()
+    h.drop_link(refuse=1)
+    leaves.hang_up()
+    h.wait_reconnected()
+    await h.run_until_async(lambda: extension.takeover.rounds >= 2, limit_s=30)
+    h.advance(1.0)
+    assert extension.takeover.adopted == {} and extension.takeover.ended_away == []
+    assert len(h.events(CallAbandoned, leaves)) == 1
+    assert h.app.dispatcher.waiting == 1 and h.alive(stays)
     h.stop()
