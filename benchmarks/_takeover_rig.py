@@ -62,7 +62,7 @@ bind = "127.0.0.1"
 port = {http_port}
 
 [routing]
-wrap_up_s = 2.0
+wrap_up_s = 1.0
 
 [routing.hold]
 announce_every_s = 6.0

@@ -28,13 +28,14 @@ LIMIT_S = 150.0
 
 SCENARIO: dict[str, Any] = {
     "phones": {
-        "PJSIP/101": {"answer_after_s": 2.0, "talk_s": 5.0},
-        "PJSIP/102": {"answer_after_s": 2.0, "talk_s": 5.0},
-        "PJSIP/103": {"answer_after_s": 5.0, "talk_s": 5.0},
-        "PJSIP/104": {"answer_after_s": 2.0, "talk_s": 5.0},
+        "PJSIP/101": {"answer_after_s": 1.0, "talk_s": 3.0},
+        "PJSIP/102": {"answer_after_s": 1.0, "talk_s": 3.0},
+        "PJSIP/103": {"answer_after_s": 4.0, "talk_s": 3.0},
+        "PJSIP/104": {"answer_after_s": 1.0, "talk_s": 3.0},
     },
-    "steady": {"start_s": 1.0, "every_s": 1.0, "count": CALLERS,
-               "caller": {"answers": ["1", "3"], "answer_delay_s": 2.0, "patience_s": 600}},
+    "steady": {"start_s": 1.0, "every_s": 0.7, "count": CALLERS,
+               "caller": {"menu_answers": {"choose-language": "1", "main-menu": "3"},
+                          "answer_delay_s": 1.5, "patience_s": 600}},
 }
 
 
@@ -87,7 +88,7 @@ def test_kill_minus_9_under_traffic_then_restart_loses_nobody(
         assert len(callers) == CALLERS, f"{len(callers)} ended: {second.log_text()[-4000:]}"
         unserved = [c for c in callers if c["bridged_at"] is None]
         assert unserved == [], second.log_text()[-4000:]
-        time.sleep(3.0)  # the last wrap-ups end and the stats writer flushes
+        time.sleep(2.0)  # the last wrap-ups end and the stats writer flushes
         counts, ledgers, calls = run_async(lambda: _stored(rig))
         assert (counts.offered, counts.answered, counts.abandoned) == (CALLERS, CALLERS, 0)
         assert calls == {}
@@ -133,7 +134,7 @@ def test_the_standby_takes_over_when_the_leader_is_killed(redis_url: str, tmp_pa
         with urllib.request.urlopen(f"http://127.0.0.1:{standby.http_port}/metrics", timeout=5) as r:
             assert "shenava_leader 1" in r.read().decode()
         _all_served(rig, standby.log_text(), CALLERS)
-        time.sleep(3.0)
+        time.sleep(2.0)
         counts, _ledgers, calls = run_async(lambda: _stored(rig))
         assert (counts.offered, counts.answered, counts.abandoned) == (CALLERS, CALLERS, 0)
         assert calls == {}

@@ -158,7 +158,7 @@ class GetData(AgiCommand):
         self.prompt_s = audio.prompt_seconds(self.world.options, self.arg(0))
         self.after(self.prompt_s + self.timeout_s, self._timeout)
         if self.channel.caller is not None:
-            self.channel.caller.prompt_started()
+            self.channel.caller.prompt_started(self.arg(0))
 
     def _timeout(self) -> None:
         self.finish(f"200 result={self.digits} (timeout)")

@@ -54,7 +54,13 @@ class CallerRun:
         for i, digit in enumerate(digits):
             self._after(delay + i * self.script.digit_gap_s, dtmf.press, self.world, self.line, digit)
 
-    def prompt_started(self) -> None:
+    def prompt_started(self, prompt: str = "") -> None:
+        by_prompt = self.script.menu_answers
+        if by_prompt:
+            name = prompt.rsplit("/", 1)[-1]
+            if name in by_prompt:
+                self._type(self.script.answer_delay_s, by_prompt[name])
+                return
         if self.answers:
             self._type(self.script.answer_delay_s, self.answers.popleft())
 

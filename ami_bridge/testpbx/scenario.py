@@ -45,6 +45,7 @@ def _caller(raw: dict[str, Any], number: str | None = None) -> CallerScript:
         patience_s=None if raw.get("patience_s") is None else float(raw["patience_s"]),
         hangup_after_s=None if raw.get("hangup_after_s") is None else float(raw["hangup_after_s"]),
         talk_s=None if raw.get("talk_s") is None else float(raw["talk_s"]),
+        menu_answers={str(k): str(v) for k, v in raw.get("menu_answers", {}).items()},
     )
 
 

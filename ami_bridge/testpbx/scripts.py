@@ -6,7 +6,7 @@ is an agent's phone. Times are seconds; the world drives them on its clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -51,6 +51,10 @@ class CallerScript:
     patience_s: float | None = None
     hangup_after_s: float | None = None
     talk_s: float | None = None
+    menu_answers: Mapping[str, str] = field(default_factory=dict)
+    """Answers by the prompt asked (``{"choose-language": "1", "main-menu": "3"}``),
+    before ``answers``: a caller who hears a menu again (a daemon took the call
+    over) answers it again, as a person would."""
 
     def channel_variables(self) -> dict[str, str]:
         merged = dict(self.variables)
