@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--lease", type=float, default=3.0)
     parser.add_argument("--every", type=float, default=3.0, help="seconds between callers")
-    parser.add_argument("--gap", type=float, default=4.0, help="seconds of traffic between kills")
+    parser.add_argument("--gap", type=float, default=8.0, help="seconds of traffic between kills")
     args = parser.parse_args(argv)
 
     from shenava.redis_server import start_redis_server

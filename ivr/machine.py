@@ -333,7 +333,7 @@ class MenuMachine:
         elif st.phase is Phase.LOOKUP and st.reference:
             out.append(LookupComplaint(st.reference))
         elif st.phase in (Phase.COLLECT, Phase.CONFIRM) and isinstance(menu, ChoiceMenu | NumberMenu):
-            self._ask(st, out, now, first=True)
+            self._ask(st, out, now, first=False)  # the apology stands for the intro
         else:
             st.path = st.path[:-1]  # entered again: once in the path
             self._enter(st, out, now, st.menu)

@@ -40,7 +40,9 @@ def _caller(raw: dict[str, Any], number: str | None = None) -> CallerScript:
     return CallerScript(
         number=str(raw.get("number") or number or "09120000000"),
         language=raw.get("language", "fa"),
-        answers=tuple(str(a) for a in raw.get("answers", ("1", "3"))),
+        # By default: Persian, then an agent; none when answering by prompt
+        # (a positional "1" would book a callback at the hold options).
+        answers=tuple(str(a) for a in raw.get("answers", () if raw.get("menu_answers") else ("1", "3"))),
         answer_delay_s=float(raw.get("answer_delay_s", 1.0)),
         patience_s=None if raw.get("patience_s") is None else float(raw["patience_s"]),
         hangup_after_s=None if raw.get("hangup_after_s") is None else float(raw["hangup_after_s"]),
