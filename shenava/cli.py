@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     from complaints.cli import add_complaints_parser
     from recordings.cli import add_models_parser, add_transcribe_parser, add_worker_parser
     from shenava.agent_cli import add_agent_parser, add_explain_parser
+    from shenava.users_cli import add_users_parser
 
     add_worker_parser(sub)
     add_models_parser(sub)
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent_parser(sub)
     add_explain_parser(sub)
     add_complaints_parser(sub)
+    add_users_parser(sub)
 
     bench = sub.add_parser("bench", help="run benchmarks from benchmarks/ and print their JSON lines")
     bench.add_argument("names", nargs="*", help="benchmark names (default: all)")
