@@ -66,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     pbx.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     pbx.add_argument("--port", type=int, default=5038, help="TCP port (default 5038; 0 picks one)")
     pbx.add_argument("--username", default="shenava", help="AMI user (default shenava)")
-    pbx.add_argument("--secret", default="s3cret", help="AMI secret (default s3cret)")
+    pbx.add_argument("--secret-file", type=Path, default=None,
+                     help="read the AMI secret from this file's first line (never give a secret "
+                          "on the command line: ps shows it)")
+    pbx.add_argument("--secret-env", metavar="NAME", default="SHENAVA_AMI_SECRET",
+                     help="else from this environment variable (default SHENAVA_AMI_SECRET); "
+                          "else the test PBX's s3cret")
     pbx.add_argument("--recordings", type=Path, default=Path("var/testpbx-recordings"),
                      help="where RECORD FILE writes (Asterisk's sounds dir stand-in)")
     pbx.add_argument("--demo-callers", action="store_true",
