@@ -13,8 +13,8 @@ import tempfile
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -22,9 +22,9 @@ from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, read
 from twisted.web.http_headers import Headers
 
 from ami_bridge.codec import Message
+from complaints.roles import Role
 from ivr.machine import EndReason, Outcome
 from ivr.menu_schema import Request
-from complaints.roles import Role
 from shenava.app import Shenava
 from shenava.config import Config, default_config
 from shenava.http import start_http

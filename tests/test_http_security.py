@@ -92,7 +92,7 @@ class _Raw(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.received += data
 
-    def connectionLost(self, reason: Failure = cast(Failure, None)) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:  # type: ignore[override]
         if not self.done.called:
             self.done.callback(self.received)
 
