@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--http-port", type=int, default=0,
                       help="the daemon's HTTP listener port (default 0: any free port)")
     demo.add_argument("--ui-port", type=int, default=0,
-                      help="port of the browser pages through the demo's stand-in proxy "
-                           "(default 0: any free port)")
+                      help="no longer used: the pages are on the daemon's own listener, "
+                           "and the demo prints sign-in links")
     demo.set_defaults(func=_cmd_demo)
 
     pbx = sub.add_parser("testpbx", help="serve the test PBX: an AMI server that imitates Asterisk 22")
