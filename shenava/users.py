@@ -37,6 +37,8 @@ PIN_RE = re.compile(r"^[0-9]{4,12}$")
 """Agents may have a PIN instead of a password: 4-12 digits (the lock-out makes guessing slow)."""
 MAX_PASSWORD = 1024
 USERS_KEY = "users"
+REDIS_TIMEOUT_S = 5.0
+"""A sign-in waits at most this for Redis (in a worker thread), then fails with 500."""
 
 HASHER = PasswordHasher(type=Type.ID)
 """argon2id with the library's defaults (RFC 9106's low-memory choice)."""
@@ -205,6 +207,7 @@ def store_for(config: Any) -> UserStore | None:
     if config.redis.url:
         import redis
 
-        return RedisUserStore(redis.Redis.from_url(config.redis.url, decode_responses=True),
-                              config.redis.key_prefix)
+        client = redis.Redis.from_url(config.redis.url, decode_responses=True,
+                                      socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        return RedisUserStore(client, config.redis.key_prefix)
     return None

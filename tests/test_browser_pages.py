@@ -451,10 +451,14 @@ def test_lock_out_after_repeated_failures_in_the_page(demo: Demo, browser: Brows
         for _ in range(5):
             page.fill("#signin-name", LOCKED_OUT)
             page.fill("#signin-password", "not-the-pin")
-            page.click("#signin-button")
+            with page.expect_response(lambda r: r.url.endswith("/api/session")) as r:
+                page.click("#signin-button")
+            assert r.value.status == 401
+            expect(page.locator("#signin-button")).to_be_enabled()  # the page has shown the answer
             expect(error).to_have_attribute("data-code", "http.bad_credentials")
             expect(error).to_have_text("Wrong name or password.")
         # now even the right PIN is refused, with a clear message
+        expect(page.locator("#signin-password")).to_have_value("")
         page.fill("#signin-name", LOCKED_OUT)
         page.fill("#signin-password", demo.secrets[LOCKED_OUT])
         with page.expect_response(lambda r: r.url.endswith("/api/session")) as r:

@@ -165,6 +165,7 @@ class Gate:
     def admit(self, request: EdgeRequest) -> None:
         """Set ``request.actor`` (and session, address); raise an ApiError to refuse it."""
         trusted = self._from_proxy(request)
+        request.trusted_proxy = trusted
         request.address = _peer_host(request)
         request.behind_tls = request.isSecure()
         proxy_actor = None
@@ -253,9 +254,9 @@ def _strip_own_headers(request: server.Request) -> None:
             headers.removeHeader(name)
 
 
-def _same_origin(origin: str, request: server.Request) -> bool:
+def _same_origin(origin: str, request: EdgeRequest) -> bool:
     host = request.getHeader("host")
-    forwarded = request.getHeader("x-forwarded-host")
+    forwarded = request.getHeader("x-forwarded-host") if request.trusted_proxy else None
     netloc = urlsplit(origin).netloc.lower()
     return bool(netloc) and netloc in {(h or "").lower() for h in (host, forwarded) if h}
 
@@ -268,6 +269,7 @@ class EdgeRequest(server.Request):
     csrf: str | None = None
     address: str = "-"
     behind_tls: bool = False
+    trusted_proxy: bool = False
     _body_seen = 0
 
     def gotLength(self, length: int | None) -> None:
