@@ -4,8 +4,9 @@ Passwords are never taken from the command line (``ps`` would show them): from
 a prompt (the default, asked twice), ``--password-file FILE`` (its first line),
 or ``--password-env NAME`` (an environment variable). Users go where the
 daemon reads them: ``[http] users_file`` or, without one, Redis
-(``{key_prefix}:users``). A running daemon sees a change at the next sign-in;
-sessions already open last until they expire or the person signs out.
+(``{key_prefix}:users``). A running daemon sees a change at the next sign-in,
+and ends the open sessions of a removed user, or of one whose password or role
+changed, within 30 s of their next use.
 
 Exit codes: 0 done, 1 no such user, 2 bad usage (a weak password, a bad name),
 3 the store cannot be reached.

@@ -47,9 +47,9 @@ class Running:
         self.agent = Agent(reactor, pool=self.pool)
         self.signed_in: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def add_user(self, name: str, role: str, password: str = PASSWORD) -> None:
+    def add_user(self, name: str, role: str, password: str = PASSWORD, changed_at: float = 0.0) -> None:
         store = FileUserStore(Path(self.app.config.http.users_file))
-        store.put(make_user(name, Role(role), password, 0.0, DEMO_HASHER))
+        store.put(make_user(name, Role(role), password, changed_at, DEMO_HASHER))
 
     async def sign_in(self, role: str, person: str | None) -> tuple[str, str]:
         """(cookie, csrf) of a session of ``person`` (default: named as the role)."""

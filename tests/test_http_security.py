@@ -478,3 +478,21 @@ def test_proxy_mode_must_be_configured_whole(tmp_path: Path) -> None:
         "[http]\n", '[http]\nauth = "proxy"\nproxy_addresses = ["127.0.0.1"]\nproxy_secret_file = "secret"\n', 1))
     with pytest.raises(ConfigError, match="16 characters"):
         load_config(path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_removed_or_changed_user_is_signed_out(daemon: tuple[Running, Clock]) -> None:
+    from shenava.users import FileUserStore
+
+    api, clock = daemon
+    store = FileUserStore(Path(api.app.config.http.users_file))
+    sara, _ = await api.sign_in("supervisor", "sara")
+    a1, _ = await api.sign_in("agent", "a1")
+    store.remove("sara")
+    api.add_user("a1", "agent", "a new password!", changed_at=T0)  # `shenava users passwd a1`
+    clock.advance(31)
+    for cookie in (sara, a1):
+        code, _, _ = await api.call("GET", "/api/session", role=None, cookie=cookie)
+        assert code == 200  # this request was let in; its session is looked at now
+        code, _, _ = await api.call("GET", "/api/session", role=None, cookie=cookie)
+        assert code == 401, cookie == sara

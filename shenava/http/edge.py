@@ -30,6 +30,7 @@ import hmac
 import json
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -114,6 +115,8 @@ class Gate:
         self.proxies = frozenset(config.proxy_addresses)
         self._secret = config.proxy_secret.encode()
         self._links: dict[str, tuple[Actor, float, str]] = {}
+        self.on_session_use: Callable[[Session], None] = lambda session: None
+        """Told of each use of a session (signin compares it with the user's record)."""
 
     def sign_in_link(self, actor: Actor, page: str, valid_s: float = 3600.0) -> str:
         """A one-use token that signs ``actor`` in and opens ``page`` (the demo's links)."""
@@ -183,6 +186,7 @@ class Gate:
         request.session = session
         if session is not None:
             request.actor, request.csrf = session.actor, session.csrf
+            self.on_session_use(session)
         elif proxy_actor is not None:
             request.actor, request.csrf = proxy_actor, self.proxy_csrf(proxy_actor)
         if request.method not in SAFE_METHODS:

@@ -32,6 +32,10 @@ class Session:
     csrf: str
     created_at: float
     last_seen: float
+    user_changed_at: float | None = None
+    """The user's record as of the sign-in (None: a sign-in link, no record to follow)."""
+    checked_at: float = 0.0
+    """When the user's record was last compared with the store."""
 
     def expires_at(self, idle_s: float, max_s: float) -> float:
         return min(self.last_seen + idle_s, self.created_at + max_s)
@@ -43,9 +47,10 @@ class SessionStore:
         self.max_s = max_s
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
-    def open(self, actor: Actor, now: float) -> Session:
+    def open(self, actor: Actor, now: float, user_changed_at: float | None = None) -> Session:
         """A new session with a new id (never one the browser brought: no fixation)."""
-        session = Session(secrets.token_urlsafe(32), actor, secrets.token_urlsafe(32), now, now)
+        session = Session(secrets.token_urlsafe(32), actor, secrets.token_urlsafe(32), now, now,
+                          user_changed_at, now)
         self._sessions[session.session_id] = session
         while len(self._sessions) > MAX_SESSIONS:
             self._sessions.popitem(last=False)
@@ -63,6 +68,14 @@ class SessionStore:
         self._sessions[session_id] = session
         self._sessions.move_to_end(session_id)
         return session
+
+    def due_for_check(self, session: Session, now: float, every_s: float) -> bool:
+        """Whether the user's record should be looked at again; marks it as being looked at."""
+        if session.user_changed_at is None or now - session.checked_at < every_s:
+            return False
+        if session.session_id in self._sessions:
+            self._sessions[session.session_id] = replace(session, checked_at=now)
+        return True
 
     def close(self, session_id: str) -> bool:
         return self._sessions.pop(session_id, None) is not None

@@ -33,11 +33,14 @@ from shenava.http.errors import (
     UnavailableError,
 )
 from shenava.http.jsonapi import Redirect, Route, read_json, route
+from shenava.http.sessions import Session
 from shenava.users import MAX_PASSWORD, PERSON_RE, UserStore, verify
 
 log = Logger()
 
 CHECKS_AT_ONCE = 2
+RECHECK_S = 30.0
+"""How often (in use) a session is compared with its user's record."""
 MAX_AUDIT = 1000
 
 
@@ -46,6 +49,35 @@ class SessionApi:
         self._gate = gate
         self._users = users
         self._checks = DeferredSemaphore(CHECKS_AT_ONCE)
+        gate.on_session_use = self._recheck
+
+    def _recheck(self, session: Session) -> None:
+        """Every :data:`RECHECK_S` of use, compare the session with the user's record: a
+        removed user, or a changed password or role, ends it (``shenava users`` runs in
+        another process, so this is how the daemon hears of it)."""
+        gate = self._gate
+        if self._users is None or not gate.sessions.due_for_check(session, gate.now(), RECHECK_S):
+            return
+        users = self._users
+
+        def look() -> Deferred[Any]:
+            reactor = gate.reactor
+            if not hasattr(reactor, "getThreadPool"):
+                return maybeDeferred(users.get, session.actor.actor_id)
+            return deferToThreadPool(reactor, reactor.getThreadPool(), users.get, session.actor.actor_id)
+
+        def compare(user: Any) -> None:
+            if (user is None or user.changed_at != session.user_changed_at
+                    or user.role is not session.actor.role):
+                gate.sessions.close(session.session_id)
+                log.info("session of {person} ended: the user was changed or removed",
+                         person=session.actor.actor_id)
+
+        def failed(failure: Any) -> None:  # the store is away: keep the session, look again later
+            log.warn("user store unavailable for a session check: {error}",
+                     error=failure.getErrorMessage())
+
+        look().addCallbacks(compare, failed)
 
     def routes(self) -> list[Route]:
         return [
@@ -108,7 +140,7 @@ class SessionApi:
         if request.session is not None:
             gate.sessions.close(request.session.session_id)
         actor = Actor(user.name, user.role)
-        session = gate.sessions.open(actor, now)
+        session = gate.sessions.open(actor, now, user.changed_at)
         request.session, request.actor, request.csrf = session, actor, session.csrf
         gate.set_cookie(request, session)
         gate.record(request, "signed in", 200)
