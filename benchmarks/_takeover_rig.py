@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "rig-secret"
+METRICS_TOKEN = "rig-metrics-token"
 AGENTS = (("a1", "PJSIP/101"), ("a2", "PJSIP/102"), ("a3", "PJSIP/103"), ("a4", "PJSIP/104"))
 START_LIMIT_S = 30.0
 
@@ -60,6 +61,7 @@ key_prefix = "{prefix}"
 [http]
 bind = "127.0.0.1"
 port = {http_port}
+metrics_token = "{METRICS_TOKEN}"
 
 [routing]
 wrap_up_s = 1.0

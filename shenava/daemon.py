@@ -72,7 +72,14 @@ class DaemonRun:
         from shenava.leader import LEADER
 
         if role == LEADER:
-            self._lead()
+            try:
+                self._lead()
+            except Exception:
+                # A leader that cannot serve must not hold the lease: stop
+                # (releasing it) so the standby takes over.
+                log.failure("could not start serving as the leader; stopping")
+                self.exit_code = 1
+                self.reactor.stop()
             return
         if self.app is not None:
             # Deposed (paused past the lease): the gates already refuse every

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks._takeover_rig import AGENTS, Rig, run_async
+from benchmarks._takeover_rig import AGENTS, METRICS_TOKEN, Rig, run_async
 from shenava.daemon import EXIT_DEPOSED
 
 CALLERS = 10
@@ -131,7 +131,11 @@ def test_the_standby_takes_over_when_the_leader_is_killed(redis_url: str, tmp_pa
         assert time.monotonic() - killed_at < 3.0 + 3.0  # the lease, and a margin for a slow CI
         with urllib.request.urlopen(f"http://127.0.0.1:{standby.http_port}/api/health", timeout=5) as r:
             assert json.loads(r.read())["role"] == "leader"
-        with urllib.request.urlopen(f"http://127.0.0.1:{standby.http_port}/metrics", timeout=5) as r:
+        metrics = urllib.request.Request(
+            f"http://127.0.0.1:{standby.http_port}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        )
+        with urllib.request.urlopen(metrics, timeout=5) as r:
             assert "shenava_leader 1" in r.read().decode()
         _all_served(rig, standby.log_text(), CALLERS)
         time.sleep(2.0)
