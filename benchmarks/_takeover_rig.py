@@ -107,8 +107,10 @@ class Rig:
         plan = self.workdir / "scenario.json"
         plan.write_text(json.dumps(self.scenario), encoding="utf-8")
         self._pbx_log = (self.workdir / "testpbx.log").open("wb")
+        secret = self.workdir / "ami-secret"
+        secret.write_text(SECRET + "\n", encoding="utf-8")
         self.pbx = subprocess.Popen(
-            [*shenava_command(), "testpbx", "--port", "0", "--secret", SECRET,
+            [*shenava_command(), "testpbx", "--port", "0", "--secret-file", str(secret),
              "--recordings", str(self.workdir / "recordings"),
              "--scenario", str(plan), "--report", str(self.report_path)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self._pbx_log,
