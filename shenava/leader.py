@@ -4,8 +4,8 @@ Two ``shenava run`` share one Asterisk and one Redis. The one holding the
 lease (a Redis key with a time to live, ``<prefix>:{calls}:leader``) is the
 leader: it runs the IVRs, routes, dials callbacks and writes statistics. The
 other, the standby, keeps its AMI link warm and tries to take the lease every
-third of its length; when the leader dies the key expires and the standby
-takes over (:mod:`shenava.takeover`) at most ``lease_s`` later.
+quarter second; when the leader dies the key expires and the standby takes
+over (:mod:`shenava.takeover`) at most ``lease_s`` (+ a tick) later.
 
 The value of the key is ``<epoch>|<owner>``: the epoch is a counter raised on
 every acquisition, so the value is a fencing token. Every call-state write
@@ -41,6 +41,9 @@ log = Logger()
 LEADER = "leader"
 STANDBY = "standby"
 RENEWS_PER_LEASE = 3
+TICK_S = 0.25
+"""The loop's period at most: the standby sees a lapsed lease this soon (one
+``EXISTS``-and-``SET`` script a tick), the leader renews this often."""
 
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -116,7 +119,7 @@ class LeaderLease:
         loop = LoopingCall(self._tick)
         loop.clock = self._clock  # type: ignore[assignment]
         self._loop = loop
-        loop.start(self.lease_s / RENEWS_PER_LEASE, now=True).addErrback(
+        loop.start(min(self.lease_s / RENEWS_PER_LEASE, TICK_S), now=True).addErrback(
             lambda f: log.failure("leader lease loop failed", f)
         )
 
