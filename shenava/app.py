@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import Logger
 
@@ -168,7 +168,9 @@ class Shenava:
     async def _stop(self) -> None:
         # Extensions first (a final heartbeat of the ledger, the last counters),
         # then the HTTP API, then the AMI link.
-        for name in ("takeover", "recordings", "complaints", "agent_stats"):
+        # The statistics writer drains first, then the call state is written
+        # (the next daemon takes the callers over from it).
+        for name in ("recordings", "complaints", "agent_stats", "takeover"):
             handle = self.extensions.get(name)
             stop = getattr(handle, "stop", None)
             if stop is None:
@@ -177,6 +179,8 @@ class Shenava:
                 result = stop()
                 if isinstance(result, Deferred):
                     await result
+            except CancelledError:
+                raise  # the stop's time is up (shenava.daemon): nothing more is tried
             except Exception:
                 log.failure("stopping {name} failed", name=name)
         if self.http_port is not None:

@@ -189,6 +189,7 @@ class CallStateRecorder:
         self._may_write = may_write
         self._on_fenced_off = on_fenced_off
         self._dirty: set[str] = set()
+        self._in_flight: set[str] = set()
         self._flush_call: Any = None
         self._writing: Deferred[Any] | None = None
         self._again = False
@@ -258,6 +259,7 @@ class CallStateRecorder:
             log.warn("call state of {n} calls not written: this daemon holds no lease", n=len(dirty))
             return
         d = as_deferred(self._write(puts, drops, fence))
+        self._in_flight = dirty
         self._writing = d
         d.addCallbacks(self._written, self._failed, errbackArgs=(dirty,))
         d.addBoth(self._settled)
@@ -288,8 +290,14 @@ class CallStateRecorder:
         self._dirty |= dirty
         self._again = True
 
+    @property
+    def pending(self) -> int:
+        """Calls whose latest state is not yet known to be in Redis."""
+        return len(self._dirty | self._in_flight)
+
     def _settled(self, _: object) -> None:
         self._writing = None
+        self._in_flight = set()
         if self._again or self._dirty:
             self._again = False
             if self._dirty and self._flush_call is None:

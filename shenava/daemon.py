@@ -22,16 +22,19 @@ import socket
 import sys
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
 from twisted.logger import Logger
 
+from shenava.aio import as_deferred
 from shenava.config import Config, ConfigError
 
 log = Logger()
 
 EXIT_DEPOSED = 4
 """Exit code of a leader that found its lease gone (paused past it): restart me as a standby."""
-STOP_MARGIN_S = 1.0  # of the stop bound, kept for closing the clients and exiting
+STOP_MARGIN_S = 1.0  # of the stop bound, kept for exiting
+RELEASE_S = 1.0  # the lease's release may take this long at most when stopping
+CLOSE_S = 1.0  # closing the two Redis clients, at most
 
 
 class DaemonRun:
@@ -109,37 +112,50 @@ class DaemonRun:
             )
 
     def stop(self) -> Deferred[None]:
-        bound = max(0.5, self.config.daemon.stop_timeout_s - STOP_MARGIN_S)
-        d = ensureDeferred(self._stop())
-        d.addTimeout(bound, self.reactor)
-        d.addErrback(
-            lambda f: log.error(
-                "stopped without finishing within {bound} s ({error}): what was not written "
-                "to Redis is lost; callers stay on Asterisk for the next daemon",
-                bound=bound, error=f.getErrorMessage(),
-            )
-        )
+        """Stop within ``daemon.stop_timeout_s``: the app (statistics, call state),
+        then the lease, then the clients, each with a share of the time."""
+        total = self.config.daemon.stop_timeout_s
+        d = ensureDeferred(self._stop(max(0.5, total - RELEASE_S - CLOSE_S - STOP_MARGIN_S)))
+        d.addTimeout(max(0.5, total - STOP_MARGIN_S / 2), self.reactor)
+        d.addErrback(lambda f: log.error("stopping: {error}", error=f.getErrorMessage()))
         return d
 
-    async def _stop(self) -> None:
+    async def _stop(self, app_budget: float) -> None:
         if self.app is not None:
+            stopping = self.app.stop()
+            stopping.addTimeout(app_budget, self.reactor)
             try:
-                await self.app.stop()
+                await stopping
+            except (CancelledError, TimeoutError):
+                self._stop_cut_short(app_budget)
             except Exception as exc:
                 log.error("stopping the daemon: {error}", error=exc)
         elif self.connection.running:
             await self.connection.stopService()
+        released = self.lease.release()
+        released.addTimeout(RELEASE_S, self.reactor)
         try:
-            await self.lease.release()
+            await released
         except Exception as exc:
             log.warn("leader lease not released ({error}): the standby waits it out", error=exc)
-        from shenava.aio import as_deferred
-
         for client in (self.redis, self.lease_redis):
+            closing = as_deferred(client.aclose())
+            closing.addTimeout(CLOSE_S / 2, self.reactor)
             try:
-                await as_deferred(client.aclose())
+                await closing
             except Exception:
                 pass  # closing the clients is the last step: nothing is lost
+
+    def _stop_cut_short(self, budget: float) -> None:
+        takeover = self.app.extensions.get("takeover") if self.app is not None else None
+        recorder = getattr(takeover, "recorder", None)
+        unwritten = recorder.pending if recorder is not None else 0
+        log.error(
+            "stopped without finishing within {budget} s: the state of {calls} calls and any "
+            "statistics not yet flushed were not written to Redis; the callers stay on "
+            "Asterisk and the next daemon takes them over from what Redis holds",
+            budget=budget, calls=unwritten,
+        )
 
 
 def run_daemon(config: Config) -> int:
