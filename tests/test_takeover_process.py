@@ -44,10 +44,11 @@ QUICK_TALKS: dict[str, Any] = dict(
 )
 
 
-async def _stored(rig: Rig) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+async def _stored(rig: Rig) -> tuple[Any, dict[str, Any], dict[str, Any], list[Any]]:
     from redis.asyncio import Redis
 
     from agent_stats.store import StatsStore
+    from routing.callback_store import CallbackStore
     from shenava.app import QUEUE
     from shenava.call_state import CallStateStore
 
@@ -58,7 +59,9 @@ async def _stored(rig: Rig) -> tuple[Any, dict[str, Any], dict[str, Any]]:
         counts = await stats.day_counts(QUEUE, stats.day_of(now))
         ledgers = await stats.load_ledgers([a for a, _ in AGENTS], now)
         calls = await CallStateStore(client, rig.prefix).load()
-        return counts, ledgers, calls
+        flags = await CallbackStore(client, rig.prefix).open_flags()
+        return counts, ledgers, calls, flags
+
     finally:
         await client.aclose()
 
@@ -92,9 +95,10 @@ def test_kill_minus_9_under_traffic_then_restart_loses_nobody(
         unserved = [c for c in callers if c["bridged_at"] is None]
         assert unserved == [], second.log_text()[-4000:]
         time.sleep(2.0)  # the last wrap-ups end and the stats writer flushes
-        counts, ledgers, calls = run_async(lambda: _stored(rig))
+        counts, ledgers, calls, flags = run_async(lambda: _stored(rig))
         assert (counts.offered, counts.answered, counts.abandoned) == (CALLERS, CALLERS, 0)
         assert calls == {}
+        assert flags == []  # nobody gave up: no callback flag, let alone two
         for agent_id, _ in AGENTS:
             ledger = ledgers[agent_id].ledger
             spans = [(i.start, i.end) for i in ledger.intervals]
@@ -142,9 +146,9 @@ def test_the_standby_takes_over_when_the_leader_is_killed(redis_url: str, tmp_pa
             assert "shenava_leader 1" in r.read().decode()
         _all_served(rig, standby.log_text(), CALLERS)
         time.sleep(2.0)
-        counts, _ledgers, calls = run_async(lambda: _stored(rig))
+        counts, _ledgers, calls, flags = run_async(lambda: _stored(rig))
         assert (counts.offered, counts.answered, counts.abandoned) == (CALLERS, CALLERS, 0)
-        assert calls == {}
+        assert calls == {} and flags == []
     finally:
         rig.close()
 
