@@ -215,6 +215,26 @@ def test_busy_agent_behind_a_local_channel_is_missed_whatever_comes_first(
         h.stop()
 
 
+def test_a_local_leg_failing_for_no_reason_of_the_agent_waits_for_the_response(
+    tmp_path: Path,
+) -> None:
+    """Congestion behind a Local channel: the ;1 hang-up's cause decides nothing
+    (only 17/18/19/21 do); the OriginateResponse's Reason 8 says technical."""
+    config = e2e_config(a1={"endpoint": "Local/101@agent-leg"})
+    h = E2E.build(tmp_path, config=config)
+    try:
+        h.phones({"PJSIP/101": PhoneScript(mode=PhoneMode.CONGESTION), "PJSIP/102": ANSWERS})
+        h.log_in("a1")
+        h.advance(1.0)
+        h.log_in("a2")
+        call = h.call(wants_agent("09120000001"))
+        h.run_until(lambda: h.events(CallAnswered, call), limit_s=60)
+        assert offers(h) == [(call.uniqueid, "a1"), (call.uniqueid, "a2")]
+        assert h.reason("a1") is NotReadyReason.TECHNICAL
+    finally:
+        h.stop()
+
+
 def test_unreachable_agent_phone_is_technical(h: E2E) -> None:
     h.phones({"PJSIP/101": PhoneScript(mode=PhoneMode.UNREACHABLE), "PJSIP/102": ANSWERS})
     h.log_in("a1")
