@@ -10,7 +10,8 @@ Tree::
     /api/complaints...  complaints.http.ComplaintsResource (503 if not running)
     /api/agents...      shenava.http.agents
     /api/calls...       shenava.http.calls
-    /api/wallboard      shenava.http.wallboard (the pages' live snapshot)
+    /api/wallboard      shenava.http.wallboard (the pages' live figures, for one request)
+    /api/events         shenava.http.push (the same figures pushed over Server-Sent Events)
     /wallboard, /desk   shenava.http.pages (browser pages; /static/... their assets)
 """
 
@@ -29,8 +30,9 @@ from shenava.http.auth import ACTOR_HEADER, AGENT_HEADER, is_loopback
 from shenava.http.calls import CallsApi
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.pages import mount_pages
+from shenava.http.push import EventsResource, PushHub
 from shenava.http.screenpop import CallMemory
-from shenava.http.wallboard import WallboardApi
+from shenava.http.wallboard import LiveBoard, WallboardApi
 
 log = Logger()
 
@@ -45,7 +47,9 @@ class HttpApi:
         self.memory = memory
         self.agents = AgentsApi(app, memory)
         self.calls = CallsApi(app, memory)
-        self.wallboard = WallboardApi(app, self.calls)
+        self.board = LiveBoard(app)
+        self.wallboard = WallboardApi(app, self.board)
+        self.push = PushHub(self.board, app.reactor)
 
     def router(self) -> JsonRouter:
         return JsonRouter(
@@ -73,15 +77,18 @@ class _Root(Resource):
 class _ApiRoot(Resource):
     """``/api``: complaints to their package's resource, the rest to the JSON router."""
 
-    def __init__(self, router: JsonRouter, complaints: Resource) -> None:
+    def __init__(self, router: JsonRouter, complaints: Resource, events: Resource) -> None:
         super().__init__()
         self._router = router
         self._complaints = complaints
+        self._events = events
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"complaints":
             _name_the_actor(request)
             return self._complaints
+        if path == b"events" and not request.postpath:
+            return self._events
         # The router matches the whole path below /api: give it this segment back.
         if request.postpath is not None and request.prepath:
             request.postpath.insert(0, path)
@@ -169,7 +176,8 @@ def complaints_resource(app: Any) -> Resource:
 def build_site(app: Any) -> ShenavaSite:
     api = install(app)
     root = _Root()
-    root.putChild(b"api", cast(IResource, _ApiRoot(api.router(), complaints_resource(app))))
+    api_root = _ApiRoot(api.router(), complaints_resource(app), EventsResource(api.push))
+    root.putChild(b"api", cast(IResource, api_root))
     root.putChild(b"metrics", cast(IResource, metrics_resource(app)))
     mount_pages(root, app.config)
     return ShenavaSite(root, reactor=app.reactor)
