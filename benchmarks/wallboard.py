@@ -108,6 +108,7 @@ def old_poll(app: Any, now: float) -> bytes:
     line = app.router.line
     calls = sorted(line, key=lambda c: line.rank(c.call_id))
     sizes = Counter((c.language, c.skill) for c in calls)
+    out_of = [sizes[(c.language, c.skill)] for c in calls]
     places: Counter[tuple[str, str]] = Counter()
     out = []
     for overall, call in enumerate(calls, start=1):
@@ -115,7 +116,8 @@ def old_poll(app: Any, now: float) -> bytes:
         places[bucket] += 1
         score = line.score(call.call_id, now)
         out.append({"call_id": call.call_id, "waited_s": round(now - call.joined_at, 1),
-                    "position": places[bucket], "overall": overall,
+                    "position": places[bucket], "of": out_of[overall - 1],
+                    "overall": overall,
                     "score": round(score.total, 1)})
     body: dict[str, Any] = {"waiting": {"calls": len(out), "longest_wait_s": max(
         (c["waited_s"] for c in out), default=None)}}
@@ -138,6 +140,7 @@ def old_poll(app: Any, now: float) -> bytes:
 async def _daemon(args: argparse.Namespace) -> dict[str, Any]:
     from redis.asyncio import Redis
     from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
 
     from agent_stats.states import AgentState, NotReadyReason
     from routing.calls import WaitingCall
@@ -158,8 +161,11 @@ async def _daemon(args: argparse.Namespace) -> dict[str, Any]:
     )
     config = replace(config, agents=agents)
     app = Shenava(config, reactor=reactor, redis=client)
-    app.connection.agi = lambda *a, **k: None  # type: ignore[method-assign]
-    app.connection.send_action = lambda *a, **k: None  # type: ignore[method-assign]
+    def never(*a: Any, **k: Any) -> Deferred[Any]:
+        return Deferred()  # AMI never connected: actions stay pending
+
+    app.connection.agi = never  # type: ignore[method-assign]
+    app.connection.send_action = never  # type: ignore[method-assign]
     service = app.extensions["agent_stats"]
     await service.started
     now = reactor.seconds()
@@ -331,15 +337,15 @@ def main() -> None:
 
     result: dict[str, Any] = {}
 
-    def run() -> Deferred[None]:
-        d = ensureDeferred(_daemon(args))
+    def run() -> Deferred[Any]:
+        d: Deferred[Any] = ensureDeferred(_daemon(args))
         d.addCallback(result.update)
         d.addErrback(lambda f: (f.printTraceback(), result.update(error=f.getErrorMessage())))
-        d.addBoth(lambda _: reactor.stop())  # type: ignore[attr-defined]
+        d.addBoth(lambda _: reactor.stop())
         return d
 
-    reactor.callWhenRunning(run)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.callWhenRunning(run)
+    reactor.run()
     for key, value in result.items():
         print(f"{key}: {value}", file=sys.stderr)
     print(json.dumps(result))
