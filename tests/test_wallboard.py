@@ -30,7 +30,7 @@ from shenava.app import Shenava
 from shenava.config import default_config
 from shenava.http import build_site
 from shenava.http.demo_door import DemoDoor
-from shenava.http.pages import ASSETS, LANGUAGES, default_language, load_strings, read_static
+from shenava.http.pages import ASSETS, LANGUAGES, VENDOR, default_language, load_strings, read_static
 from shenava.http.server import ShenavaSite
 from tests.http_helpers import Running, outcome, running_app
 from tests.stats_helpers import T0, step_to
@@ -172,14 +172,16 @@ def test_every_language_has_every_text() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_assets_are_served_with_their_types(api: Running) -> None:
-    _, _, body = await fetch(api, "GET", "/wallboard")
-    referenced = re.findall(r'(?:src|href)="(static/[^"]+)"', body.decode())
-    assert sorted(referenced) == sorted(f"static/{name}" for name in ASSETS)
-    for path in referenced:
+    referenced = set()
+    for page in ("/wallboard", "/desk"):
+        _, _, body = await fetch(api, "GET", page)
+        referenced |= set(re.findall(r'(?:src|href)="(static/[^"]+)"', body.decode()))
+    assert sorted(referenced) == sorted(f"static/{name}" for name in {**ASSETS, **VENDOR})
+    for path in sorted(referenced):
         code, headers, content = await fetch(api, "GET", "/" + path)
         name = path.removeprefix("static/")
         assert code == 200, path
-        assert header(headers, "content-type") == ASSETS[name].decode()
+        assert header(headers, "content-type") == {**ASSETS, **VENDOR}[name].decode()
         assert content == read_static(name)
     code, headers, content = await fetch(api, "HEAD", "/static/shenava.css")
     assert (code, content) == (200, b"")

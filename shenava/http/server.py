@@ -28,6 +28,7 @@ from twisted.web.server import Request, Site
 from shenava.http.agents import AgentsApi
 from shenava.http.auth import ACTOR_HEADER, AGENT_HEADER, is_loopback
 from shenava.http.calls import CallsApi
+from shenava.http.desk import DeskApi
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.pages import mount_pages
 from shenava.http.push import EventsResource, PushHub
@@ -47,13 +48,15 @@ class HttpApi:
         self.memory = memory
         self.agents = AgentsApi(app, memory)
         self.calls = CallsApi(app, memory)
+        self.desk = DeskApi(app, memory)
         self.board = LiveBoard(app)
         self.wallboard = WallboardApi(app, self.board)
         self.push = PushHub(self.board, app.reactor)
 
     def router(self) -> JsonRouter:
         return JsonRouter(
-            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes()]
+            [*self.agents.routes(), *self.calls.routes(), *self.desk.routes(),
+             *self.wallboard.routes()]
         )
 
 

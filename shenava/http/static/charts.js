@@ -1,0 +1,149 @@
+// The wallboard's charts, drawn with uPlot (npm "uplot", served by the daemon from
+// static/vendor/, copied there by scripts/bootstrap). Every point comes from the
+// pushed events: "series" (the history, when the page connects) and "board" (the
+// current interval, and a new sample every 10 s). Axes in the page's digits; the
+// time axis runs left to right in both languages.
+"use strict";
+
+(function () {
+  const S = window.Shenava;
+  if (!S) return;
+  const { T, LOCALE } = S;
+  const $ = (id) => document.getElementById(id);
+  const STATES = ["ready", "on_call", "wrap_up", "ringing", "not_ready"];
+  const COLOURS = { ready: "#1b7f3b", on_call: "#0b5cad", wrap_up: "#6f42c1", ringing: "#b35c00",
+    not_ready: "#9a6700", target: "#b42318", sl: "#0b5cad", answered: "#1b7f3b",
+    abandoned: "#b42318", waiting: "#0b5cad", longest: "#9a6700" };
+  const integer = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 });
+  let tz = undefined;
+  let hhmm = null;
+  const clock = (posix) => {
+    if (!hhmm) {
+      try {
+        hhmm = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: tz });
+      } catch (e) {
+        hhmm = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+      }
+    }
+    return hhmm.format(new Date(posix * 1000));
+  };
+
+  const charts = {};
+  let intervals = new Map(); // start -> interval figures
+  let samples = [];
+  let target = null;
+
+  function holder(id) {
+    const el = $(id);
+    return el ? el.querySelector(".plot") : null;
+  }
+
+  function size(el) {
+    const width = Math.max(200, Math.floor(el.getBoundingClientRect().width));
+    const tall = document.body.classList.contains("tv") ? 0.38 : 0.45;
+    return { width, height: Math.max(150, Math.min(420, Math.floor(width * tall))) };
+  }
+
+  function make(id, series, axes, scales) {
+    if (typeof window.uPlot !== "function") {
+      const el = $(id);
+      if (el) el.querySelector(".plot").textContent = T.charts_missing;
+      return null;
+    }
+    const el = holder(id);
+    const bars = window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined;
+    const options = {
+      ...size(el),
+      legend: { show: true, live: false },
+      cursor: { show: false },
+      scales: { x: { time: true }, ...(scales || {}) },
+      axes: [
+        { values: (u, splits) => splits.map(clock), stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" } },
+        ...axes.map((a) => ({ stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" }, size: 56, ...a })),
+      ],
+      series: [{}, ...series.map((s) => ({ ...s, paths: s.bars ? bars : undefined }))],
+    };
+    const data = [[], ...series.map(() => [])];
+    const chart = new window.uPlot(options, data, el);
+    new ResizeObserver(() => chart.setSize(size(el))).observe(el);
+    return chart;
+  }
+
+  const numbers = (suffix) => (u, splits) => splits.map((v) => (v === null ? "" : integer.format(v) + (suffix || "")));
+
+  function build() {
+    charts.sl = make("chart-sl", [
+      { label: T.chart_sl, stroke: COLOURS.sl, fill: "rgba(11,92,173,0.25)", bars: true, scale: "%" },
+      { label: T.chart_target, stroke: COLOURS.target, width: 2, dash: [6, 4], scale: "%" },
+    ], [{ scale: "%", values: numbers(S.LANG === "fa" ? "٪" : "%") }],
+    { "%": { range: [0, 100] } });
+    charts.outcomes = make("chart-outcomes", [
+      { label: T.chart_answered, stroke: COLOURS.answered, fill: "rgba(27,127,59,0.35)", bars: true },
+      { label: T.chart_abandoned, stroke: COLOURS.abandoned, fill: "rgba(180,35,24,0.35)", bars: true },
+    ], [{ values: numbers() }], { y: { range: (u, min, max) => [0, Math.max(4, max)] } });
+    charts.waiting = make("chart-waiting", [
+      { label: T.chart_waiting, stroke: COLOURS.waiting, width: 2, scale: "calls" },
+      { label: T.chart_longest, stroke: COLOURS.longest, width: 2, scale: "s" },
+    ], [
+      { scale: "calls", values: numbers() },
+      { scale: "s", side: 1, values: numbers(" " + T.unit_s), grid: { show: false } },
+    ], { calls: { range: (u, min, max) => [0, Math.max(4, max)] }, s: { range: (u, min, max) => [0, Math.max(30, max)] } });
+    charts.states = make("chart-states", STATES.map((s) => ({
+      label: T["state_" + s], stroke: COLOURS[s], width: 2,
+    })), [{ values: numbers() }], { y: { range: (u, min, max) => [0, Math.max(4, max)] } });
+  }
+
+  function drawIntervals() {
+    const rows = [...intervals.values()].sort((a, b) => a.start - b.start)
+      .filter((r) => r.offered || r.answered || r.abandoned);
+    const xs = rows.map((r) => r.start);
+    if (charts.sl) {
+      charts.sl.setData([xs, rows.map((r) => (r.sl === null ? null : Math.round(r.sl * 1000) / 10)),
+        rows.map(() => (target === null ? null : target * 100))]);
+    }
+    if (charts.outcomes) {
+      charts.outcomes.setData([xs, rows.map((r) => r.answered || 0), rows.map((r) => r.abandoned || 0)]);
+    }
+    $("chart-sl").dataset.points = String(xs.length);
+    $("chart-outcomes").dataset.points = String(xs.length);
+  }
+
+  function drawSamples() {
+    const xs = samples.map((p) => p.at);
+    if (charts.waiting) {
+      charts.waiting.setData([xs, samples.map((p) => p.waiting), samples.map((p) => p.longest_wait_s)]);
+    }
+    if (charts.states) {
+      charts.states.setData([xs, ...STATES.map((s) => samples.map((p) => p.states[s] || 0))]);
+    }
+    $("chart-waiting").dataset.points = String(xs.length);
+    $("chart-states").dataset.points = String(xs.length);
+  }
+
+  S.onBoard((kind, data) => {
+    if (kind === "series") {
+      intervals = new Map(data.intervals.map((r) => [r.start, r]));
+      samples = data.samples.slice();
+      if (Object.keys(charts).length === 0) build();
+      drawIntervals();
+      drawSamples();
+      return;
+    }
+    if (tz !== data.site.timezone) {
+      tz = data.site.timezone;
+      hhmm = null;
+    }
+    target = data.sla ? data.sla.target : null;
+    if (Object.keys(charts).length === 0) build();
+    if (data.interval) {
+      intervals.set(data.interval.start, data.interval);
+      drawIntervals();
+    }
+    if (data.sample) {
+      samples.push(data.sample);
+      const cutoff = data.sample.at - 3600;
+      while (samples.length && samples[0].at < cutoff) samples.shift();
+      drawSamples();
+    }
+  });
+})();
