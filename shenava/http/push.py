@@ -85,7 +85,7 @@ def _minutes(seconds: float | None) -> int | None:
 def board_row(row: dict[str, Any], now: float) -> dict[str, Any]:
     """An exact agent row made stable for the wall: minutes, and absolute times."""
     allowance = row.get("allowance")
-    since_break = row.get("since_break_s")
+    rested_at = row.get("rested_at")
     occupancy = row.get("occupancy")
     return {
         "id": row["id"], "name": row["name"], "state": row["state"], "reason": row["reason"],
@@ -94,7 +94,7 @@ def board_row(row: dict[str, Any], now: float) -> dict[str, Any]:
         "allowance_min": None if allowance is None else {
             k[:-2]: _minutes(v) for k, v in allowance.items()
         },
-        "rested_at": None if since_break is None else round(now - since_break),
+        "rested_at": None if rested_at is None else round(rested_at),
         "occupancy": None if occupancy is None else round(occupancy, 2),
         "break_position": row.get("break_position"),
         "break_after_call": row.get("break_after_call", False),
@@ -154,6 +154,8 @@ class PushHub:
         self._callbacks_at = -math.inf
         self._reading_callbacks = False
         self._rows: dict[str, bytes] = {}
+        """Each agent's row as last sent to the wallboards: what every one of them has."""
+        self._rows_complete = False
         self._rows_at = -math.inf
         self._dirty: set[str] = set()
         self._full_rows: bytes | None = None
@@ -184,7 +186,9 @@ class PushHub:
             self.desks.setdefault(agent, []).append(conn)
         request.notifyFinish().addBoth(lambda _: self._gone(conn))
         if self._loop is None:
-            self._start()
+            if agent is None:
+                request.write(sse("series", self.series.history()))
+            self._start()  # its first second goes out at once
         else:
             self._welcome(conn, self.board.now())
 
@@ -205,6 +209,8 @@ class PushHub:
         loop = LoopingCall(self.tick)
         loop.clock = self._reactor
         self._loop = loop
+        self._rows = {}
+        self._rows_complete = False
         self._rows_at = -math.inf
         self._callbacks_at = -math.inf
         self._load_intervals()
@@ -227,6 +233,8 @@ class PushHub:
     def _welcome(self, conn: Connection, now: float) -> None:
         """A new page gets the whole picture at once (the bytes of this second)."""
         if conn.agent is None:
+            if not self._rows_complete:
+                self._rows_at = -math.inf  # every row goes out at the next second
             if self._full_rows is None:
                 self._full_rows = sse("agents", {"now": now, "full": True, "rows": [
                     json.loads(b) for b in self._rows.values()]})
@@ -306,6 +314,7 @@ class PushHub:
         roster = board.roster
         if now >= self._rows_at + ROWS_EVERY_S:
             self._rows_at = now
+            self._rows_complete = True
             self._dirty.clear()
             statuses = list(roster)
         else:
@@ -379,6 +388,9 @@ class PushHub:
             self.series.day = first
             for start, c in zip(starts, counts, strict=True):
                 self.series.interval(start, counts_dict(c))
+            self._history_bytes = frame = sse("series", self.series.history())
+            for conn in self.supervisors:
+                conn.request.write(frame)
 
         d = as_deferred(service.store.buckets(keys))
         d.addCallback(got)

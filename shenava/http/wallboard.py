@@ -302,6 +302,8 @@ class LiveBoard:
                 "left_s": allowance.unused_s,
             },
             since_break_s=None if sig is None else sig.since_break_s,
+            rested_at=None if sig is None or sig.since_break_s is None
+            else sig.now - sig.since_break_s,
             occupancy=None if sig is None else sig.occupancy,
             break_position=position,
             break_after_call=agent_id in service.pending_grants,

@@ -51,6 +51,13 @@
       return null;
     }
     const el = holder(id);
+    // What the axes say is kept on the figure too (data-axis0, data-axis1...): the canvas
+    // has no text to read back.
+    const noted = (i, values) => (u, splits) => {
+      const out = values(u, splits);
+      $(id).dataset["axis" + i] = out.join(" ");
+      return out;
+    };
     const bars = window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined;
     const options = {
       ...size(el),
@@ -58,8 +65,9 @@
       cursor: { show: false },
       scales: { x: { time: true }, ...(scales || {}) },
       axes: [
-        { values: (u, splits) => splits.map(clock), stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" } },
-        ...axes.map((a) => ({ stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" }, size: 56, ...a })),
+        { values: noted(0, (u, splits) => splits.map(clock)), stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" } },
+        ...axes.map((a, i) => ({ stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" }, size: 56, ...a,
+          values: noted(i + 1, a.values) })),
       ],
       series: [{}, ...series.map((s) => ({ ...s, paths: s.bars ? bars : undefined }))],
     };

@@ -497,6 +497,7 @@
     async function loadCall() {
       const mine = await getJSON(agentPath("/call"));
       callShown = mine.call ? mine.call.call_id : null;
+      $("call-title").textContent = T.current_call;
       showCall(mine.call);
     }
 
@@ -515,10 +516,15 @@
       const place = (data.break_line || [])[0];
       figure("break-place", place ? place.position : null, num);
       // The screen pop is read when the call changes, not every second.
+      // After a call its screen pop stays (the desk's actions are for "after" too)
+      // until the next call comes.
       const current = row.current_call || null;
-      if (current !== callShown) {
+      if (current !== callShown && (current !== null || callShown === undefined)) {
         callShown = current;
         loadCall().catch(failed);
+      } else if (current === null && callShown) {
+        callShown = null;
+        $("call-title").textContent = T.last_call;
       }
       if (site) shown(data.now, site.timezone);
     }
