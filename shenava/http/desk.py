@@ -92,7 +92,7 @@ class DeskApi:
         due = body.get("due_at")
         if isinstance(due, bool) or not isinstance(due, (int, float)) or not (
                 now - 60 <= due <= now + MAX_FOLLOW_UP_S):
-            raise BadFieldError("due_at", "due_at: POSIX seconds, from now to 30 days ahead")
+            raise BadFieldError("due_at", "POSIX seconds, from now to 30 days ahead")
         number = self._number(call_id)
         flag = await resolve(store.raise_reason(
             number, follow_up_reason(agent_id, now, float(due), _text(body, "note")), now))
@@ -103,9 +103,11 @@ class DeskApi:
 
 
 def _text(body: dict[str, Any], field: str, *, required: bool = False) -> str:
-    value = body.get(field, "")
+    value = body.get(field)
+    if value is None and not required:
+        return ""
     if not isinstance(value, str) or (required and not value.strip()):
-        raise BadFieldError(field, f"{field}: {'required, ' if required else ''}a string")
+        raise BadFieldError(field, f"{'required, ' if required else ''}a string")
     if len(value) > MAX_NOTE:
-        raise BadFieldError(field, f"{field}: at most {MAX_NOTE} characters")
+        raise BadFieldError(field, f"at most {MAX_NOTE} characters")
     return value.strip()
