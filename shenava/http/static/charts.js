@@ -28,6 +28,7 @@
     return hhmm.format(new Date(posix * 1000));
   };
 
+  const COUNTS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000];
   const charts = {};
   let intervals = new Map(); // start -> interval figures
   let samples = [];
@@ -63,10 +64,13 @@
       ...size(el),
       legend: { show: true, live: false },
       cursor: { show: false },
-      scales: { x: { time: true }, ...(scales || {}) },
+      // At least an hour (or a few intervals) across, so one point is not the whole width.
+      scales: { x: { time: true, range: (u, min, max) => (min === null ? [min, max]
+        : [Math.min(min, max - 3600), max + 60]) }, ...(scales || {}) },
       axes: [
         { values: noted(0, (u, splits) => splits.map(clock)), stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" } },
-        ...axes.map((a, i) => ({ stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" }, size: 56, ...a,
+        ...axes.map((a, i) => ({ stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" }, size: 56,
+          incrs: COUNTS, ...a,
           values: noted(i + 1, a.values) })),
       ],
       series: [{}, ...series.map((s) => ({ ...s, paths: s.bars ? bars : undefined }))],
