@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -500,7 +501,10 @@ def test_desk_actions_reach_the_api_and_redis(demo: Demo, browser: BrowserThread
         page = browser.page(headers)
         page.goto(demo.api + "/desk?lang=en")
         wait_live(page)
-        demo.post(f"/api/agents/{agent_id}/ready", headers, {})
+        try:
+            demo.post(f"/api/agents/{agent_id}/ready", headers, {})
+        except urllib.error.HTTPError as exc:  # 409: on a call already, as wanted
+            assert exc.code == 409, exc
         # the demo's callers come to the agent; the screen pop and its actions appear
         expect(page.locator("#call-actions")).to_be_visible(timeout=CALL_LIMIT_S * 1000)
         facts = page.locator("#call-facts").inner_text()
@@ -601,6 +605,71 @@ def test_layouts_from_phone_to_tv_and_accessibility(
 
     browser.run(work)
     assert len(list(tmp_path.glob("*.png"))) == 9
+
+
+def test_supervisor_reviews_an_abuse_report_and_reads_the_report(
+    demo: Demo, browser: BrowserThread, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(demo.redis_url)
+    agent = {"X-Shenava-Role": "agent", "X-Shenava-Agent": "a4"}
+    made = demo.post("/api/complaints/abuse", agent, {
+        "number": "09125550000", "category": "verbal_abuse", "note": "shouted insults"})
+    report = made["report_id"]
+
+    def work() -> None:
+        page = browser.page(SUPERVISOR, bypass_csp=True)
+        page.goto(demo.api + "/review?lang=en")
+        wait_live(page)
+        row = page.locator(f'#abuse-list tr[data-report="{report}"]')
+        expect(row).to_contain_text("verbal abuse")
+        row.locator(".review-note").fill("a misunderstanding, not abuse")
+        with page.expect_response(lambda r: r.url.endswith("/review")) as r:
+            row.locator("button.reject").click()
+        assert r.value.status == 200, r.value.text()
+        expect(row).to_have_attribute("data-status", "dismissed")
+        expect(row).to_contain_text("rejected")
+        pending = demo.get("/api/complaints/abuse", SUPERVISOR)
+        assert report not in {p["report_id"] for p in pending}
+        stored = json.loads(client.get(f"shenava:{{complaints}}:abuse:r:{report}") or b"{}")
+        assert (stored["status"], stored["review_note"]) == ("dismissed", "a misunderstanding, not abuse")
+        # the register, the callback backlog and the day's report load; the CSV is there
+        expect(page.locator("#register-list tr, #register-empty:visible")).not_to_have_count(0)
+        expect(page.locator("#callbacks-list tr, #callbacks-empty:visible")).not_to_have_count(0)
+        deadline = time.monotonic() + SL_LIMIT_S
+        while not (board := demo.get("/api/wallboard", SUPERVISOR))["queues"][board["queue"]][
+                "day"]["offered"]:
+            assert time.monotonic() < deadline, "no call offered in the demo in time"
+            time.sleep(0.5)
+        time.sleep(1.5)  # the outcome's write reaches Redis
+        page.click("#btn-report")
+        day = board["site"]["today"]
+        expect(page.locator("#report-list tr")).not_to_have_count(0), demo.get(
+            f"/api/report?from={day}", SUPERVISOR)
+        href = page.locator("#report-csv").get_attribute("href") or ""
+        assert "format=csv" in href and "by=intervals" in href
+        request = urllib.request.Request(demo.api + "/" + href, headers=SUPERVISOR)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.headers["content-type"].startswith("text/csv")
+            assert answer.read().decode().splitlines()[0].startswith("date,time,queue,offered")
+        layout = page.evaluate(OVERFLOW_JS)
+        assert not layout["wide"], layout
+        page.set_viewport_size({"width": 390, "height": 844})
+        layout = page.evaluate(OVERFLOW_JS)
+        assert layout["scroll"] <= layout["width"] and not layout["wide"], layout
+        if AXE.exists():
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate(
+                "async () => (await axe.run(document, {resultTypes: ['violations']}))"
+                ".violations.map(v => ({id: v.id, impact: v.impact, target: v.nodes[0].target}))")
+            assert not [v for v in result if v["impact"] in ("serious", "critical")], result
+        page.set_viewport_size({"width": 1920, "height": 1080})
+        screenshot(page, "review-en-tv", tmp_path)
+        page.context.close()
+
+    try:
+        browser.run(work)
+    finally:
+        client.close()
 
 
 def test_connection_lost_is_shown_when_the_daemon_stops(demo: Demo, browser: BrowserThread) -> None:

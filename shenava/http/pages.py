@@ -33,11 +33,12 @@ from shenava.http.jsonapi import write_error
 LANGUAGES = ("fa", "en")
 FALLBACK_LANGUAGE = "fa"
 DIRECTION = {"fa": "rtl", "en": "ltr"}
-PAGES = {"wallboard": "wallboard.html", "desk": "desk.html"}
+PAGES = {"wallboard": "wallboard.html", "desk": "desk.html", "review": "review.html"}
 ASSETS = {
     "shenava.js": b"text/javascript; charset=utf-8",
     "charts.js": b"text/javascript; charset=utf-8",
     "desk-actions.js": b"text/javascript; charset=utf-8",
+    "supervisor.js": b"text/javascript; charset=utf-8",
     "shenava.css": b"text/css; charset=utf-8",
 }
 VENDOR = {

@@ -12,6 +12,7 @@ Tree::
     /api/calls...       shenava.http.calls
     /api/wallboard      shenava.http.wallboard (the pages' live figures, for one request)
     /api/events         shenava.http.push (the same figures pushed over Server-Sent Events)
+    /api/report         shenava.http.report (``shenava report`` for the browser, JSON or CSV)
     /wallboard, /desk   shenava.http.pages (browser pages; /static/... their assets)
 """
 
@@ -32,6 +33,7 @@ from shenava.http.desk import DeskApi
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.pages import mount_pages
 from shenava.http.push import EventsResource, PushHub
+from shenava.http.report import ReportResource
 from shenava.http.screenpop import CallMemory
 from shenava.http.wallboard import LiveBoard, WallboardApi
 
@@ -80,11 +82,14 @@ class _Root(Resource):
 class _ApiRoot(Resource):
     """``/api``: complaints to their package's resource, the rest to the JSON router."""
 
-    def __init__(self, router: JsonRouter, complaints: Resource, events: Resource) -> None:
+    def __init__(
+        self, router: JsonRouter, complaints: Resource, events: Resource, report: Resource
+    ) -> None:
         super().__init__()
         self._router = router
         self._complaints = complaints
         self._events = events
+        self._report = report
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"complaints":
@@ -92,6 +97,8 @@ class _ApiRoot(Resource):
             return self._complaints
         if path == b"events" and not request.postpath:
             return self._events
+        if path == b"report" and not request.postpath:
+            return self._report
         # The router matches the whole path below /api: give it this segment back.
         if request.postpath is not None and request.prepath:
             request.postpath.insert(0, path)
@@ -179,7 +186,8 @@ def complaints_resource(app: Any) -> Resource:
 def build_site(app: Any) -> ShenavaSite:
     api = install(app)
     root = _Root()
-    api_root = _ApiRoot(api.router(), complaints_resource(app), EventsResource(api.push))
+    api_root = _ApiRoot(api.router(), complaints_resource(app), EventsResource(api.push),
+                        ReportResource(app))
     root.putChild(b"api", cast(IResource, api_root))
     root.putChild(b"metrics", cast(IResource, metrics_resource(app)))
     mount_pages(root, app.config)

@@ -580,6 +580,7 @@
 
   window.Shenava = {
     T, LANG, LOCALE, t, num, pct, duration, timeOf, code, postJSON, getJSON, extraHeaders,
+    shown, failed,
     Refused, Unreachable, onBoard: (f) => boardListeners.push(f), onCall: (f) => deskListeners.push(f),
   };
   document.addEventListener("DOMContentLoaded", () => {
