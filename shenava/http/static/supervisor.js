@@ -43,7 +43,7 @@
       row.dataset.report = r.report_id;
       cell(row, r.report_id, T.col_report);
       cell(row, r.agent_id, T.col_agent);
-      cell(row, code("abuse_", r.category), T.col_kind);
+      cell(row, code("abuse_", r.category), T.abuse_category);
       cell(row, r.note, T.note);
       cell(row, when(r.reported_at), T.col_when, "num");
       const td = document.createElement("td");
