@@ -1,12 +1,13 @@
-"""The browser pages: the supervisor wallboard (``/wallboard``) and the agent desk (``/desk``).
+"""The browser pages: the supervisor wallboard (``/wallboard``), the agent desk (``/desk``),
+the supervisor's review (``/review``) and the sign-in page (``/sign-in``, where the other two send a browser that is not signed in).
 
 Plain HTML, small scripts and one stylesheet, shipped as package data in
 ``shenava/http/static/``, and the charting library (npm's ``uplot``, copied into
 ``static/vendor/`` by ``scripts/bootstrap``; nothing fetched from elsewhere). The
 pages carry no data: the scripts follow ``api/events`` (the figures pushed once
-a second) and send the desk's ``POST``s with relative URLs, so they work
-as well at ``/wallboard`` as behind a proxy at ``/shenava/wallboard``, and the
-proxy's role headers come with every request (docs/wallboard.md).
+a second) and send the pages' ``POST``s with relative URLs, so they work
+as well at ``/wallboard`` as behind a proxy at ``/shenava/wallboard``
+(docs/wallboard.md).
 
 Each page is rendered in one language, ``?lang=fa`` or ``?lang=en`` (default:
 the first of ``[site] languages`` that has texts, else Persian): ``lang`` and
@@ -33,7 +34,8 @@ from shenava.http.jsonapi import write_error
 LANGUAGES = ("fa", "en")
 FALLBACK_LANGUAGE = "fa"
 DIRECTION = {"fa": "rtl", "en": "ltr"}
-PAGES = {"wallboard": "wallboard.html", "desk": "desk.html", "review": "review.html"}
+PAGES = {"wallboard": "wallboard.html", "desk": "desk.html", "review": "review.html",
+         "sign-in": "signin.html"}
 ASSETS = {
     "shenava.js": b"text/javascript; charset=utf-8",
     "charts.js": b"text/javascript; charset=utf-8",
@@ -206,7 +208,7 @@ def _args(request: Request) -> dict[str, str]:
     """The query's ``lang`` and ``agent`` (the only ones the pages use), first value each."""
     out: dict[str, str] = {}
     given: dict[bytes, list[bytes]] = request.args or {}
-    for name in ("agent", "lang"):
+    for name in ("agent", "lang", "next"):
         values = given.get(name.encode("ascii"))
         if values:
             out[name] = values[0].decode("utf-8", "replace")[:64]

@@ -8,6 +8,7 @@
 
 (function () {
   const TIMEOUT_MS = 5000;
+  const RETRY_MS = 2000;
   const SILENT_MS = 5000; // no event for this long: the connection is lost
   const T = JSON.parse(document.getElementById("strings").textContent);
   const LANG = document.documentElement.lang;
@@ -87,20 +88,22 @@
     }
   }
 
-  // The one place a header every state-changing request needs (the sign-in's CSRF
-  // token, from GET api/session) will be added.
-  const extraHeaders = {};
+  // The session's CSRF token (GET api/session): every change sends it, as JSON, through
+  // api() below (postJSON is the pages' one way to change something).
+  let csrf = null;
 
   async function api(method, path, body) {
     const options = {
       method,
-      headers: { Accept: "application/json", ...(method === "GET" ? {} : extraHeaders) },
+      headers: { Accept: "application/json" },
       cache: "no-store",
+      credentials: "same-origin",
       signal: AbortSignal.timeout(TIMEOUT_MS),
     };
-    if (body !== undefined) {
+    if (method !== "GET") {
       options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
+      options.body = JSON.stringify(body === undefined ? {} : body);
+      if (csrf) options.headers["X-CSRF-Token"] = csrf;
     }
     let response;
     try {
@@ -120,15 +123,89 @@
       // A proxy's "bad gateway", or a cut-off answer: the daemon is not there.
       throw new Unreachable("HTTP " + response.status);
     }
+    if (response.status === 401 && document.body.dataset.page !== "sign-in") {
+      toSignIn(); // the session ended (expired, signed out elsewhere): sign in again
+    }
     const code = error ? (typeof error === "string" ? error : error.code) : "http." + response.status;
     const message = error ? (typeof error === "string" ? data.message : error.message)
       : response.statusText;
     throw new Refused(response.status, code, message);
   }
 
-  /** Every request that changes something: a JSON body, and the session's headers. */
+  /** Every request that changes something: a JSON body, and the session's CSRF token. */
   const postJSON = (url, body) => api("POST", url, body === undefined ? {} : body);
   const getJSON = (url) => api("GET", url);
+
+  // -- signing in and out ------------------------------------------------------------
+
+  function toSignIn() {
+    const here = new URLSearchParams(location.search);
+    const next = document.body.dataset.page + (here.get("agent")
+      ? "?agent=" + encodeURIComponent(here.get("agent")) : "");
+    location.assign("sign-in?" + new URLSearchParams({ lang: LANG, next }).toString());
+  }
+
+  async function session() {
+    const me = await api("GET", "api/session");
+    csrf = me.csrf;
+    const who = $("who");
+    if (who) who.textContent = t("signed_in_as", { person: me.person, role: me.role });
+    return me;
+  }
+
+  function wireSignOut() {
+    const button = $("sign-out");
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      try {
+        await api("DELETE", "api/session");
+      } catch (e) {
+        // signed out already, or the daemon is away: the sign-in page says what follows
+      }
+      csrf = null;
+      toSignIn();
+    });
+  }
+
+  // Only a page of ours, relative: "wallboard", "desk", "review" or "desk?agent=ID".
+  function safeNext(next, role) {
+    if (next && /^(wallboard|desk|review)(\?agent=[A-Za-z0-9_.@-]{1,64})?$/.test(next)) {
+      return next + (next.includes("?") ? "&" : "?") + "lang=" + LANG;
+    }
+    return (role === "agent" ? "desk" : "wallboard") + "?lang=" + LANG;
+  }
+
+  function startSignIn() {
+    const form = $("signin-form");
+    const error = $("signin-error");
+    const next = new URLSearchParams(location.search).get("next");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.hidden = true;
+      $("signin-button").disabled = true;
+      try {
+        const me = await api("POST", "api/session",
+          { name: $("signin-name").value.trim(), password: $("signin-password").value });
+        location.assign(safeNext(next, me.role));
+        return;
+      } catch (e) {
+        error.hidden = false;
+        error.dataset.code = e.code || "";
+        if (e.code === "http.bad_credentials") error.textContent = T.signin_wrong;
+        else if (e.code === "http.locked_out") {
+          const seconds = Number((/(\d+) minute/.exec(e.message) || [0, 15])[1]) * 60;
+          error.textContent = t("signin_locked", { minutes: num(Math.ceil(seconds / 60)) });
+        } else {
+          error.textContent = e instanceof Unreachable ? T.status_lost_never
+            : t("signin_failed", { message: e.message });
+        }
+      }
+      $("signin-button").disabled = false;
+      $("signin-password").value = "";
+    });
+    // Signed in already (a second tab): straight on.
+    api("GET", "api/session").then((me) => location.assign(safeNext(next, me.role)), () => {});
+  }
 
   // -- live or not: never show old figures as if they were live -------------------
 
@@ -153,7 +230,7 @@
     if (error instanceof Unreachable) {
       setStatus("lost", lastGood ? t("status_lost", { time: timeOf(lastGood.now, lastGood.tz) })
         : T.status_lost_never);
-    } else if (error instanceof Refused && error.code === "http.no_role") {
+    } else if (error instanceof Refused && error.code === "http.not_signed_in") {
       setStatus("error", T.status_no_role);
     } else {
       setStatus("error", t("status_error", { message: error.message || String(error) }));
@@ -578,13 +655,35 @@
       () => act("/break", { reason: $("break-reason").value }));
   }
 
+  const readyListeners = [];
+
+  async function start(page) {
+    try {
+      await session();
+    } catch (error) {
+      if (!(error instanceof Refused && error.status === 401)) {
+        failed(error);
+        setTimeout(() => start(page), RETRY_MS); // the daemon is away: try again
+      }
+      return; // a 401 is on its way to the sign-in page
+    }
+    page();
+  }
+
   window.Shenava = {
-    T, LANG, LOCALE, t, num, pct, duration, timeOf, code, postJSON, getJSON, extraHeaders,
-    shown, failed,
-    Refused, Unreachable, onBoard: (f) => boardListeners.push(f), onCall: (f) => deskListeners.push(f),
+    T, LANG, LOCALE, t, num, pct, duration, timeOf, code, postJSON, getJSON,
+    shown, failed, Refused, Unreachable,
+    onBoard: (f) => boardListeners.push(f),
+    onCall: (f) => deskListeners.push(f),
+    onReady: (f) => readyListeners.push(f), // the session is there (its CSRF token too)
   };
+  // After every deferred script (charts.js, desk-actions.js, supervisor.js) has run.
   document.addEventListener("DOMContentLoaded", () => {
-    if (document.body.dataset.page === "wallboard") startWallboard();
-    else if (document.body.dataset.page === "desk") startDesk();
+    const page = document.body.dataset.page;
+    wireSignOut();
+    if (page === "wallboard") start(startWallboard);
+    else if (page === "desk") start(startDesk);
+    else if (page === "review") start(() => readyListeners.forEach((f) => f()));
+    else if (page === "sign-in") startSignIn();
   });
 })();

@@ -208,6 +208,6 @@
       e.preventDefault();
       loadReport().catch(S.failed);
     });
-    start();
   });
+  S.onReady(start);
 })();
