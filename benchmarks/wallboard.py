@@ -11,7 +11,8 @@ in the routing line (joined over the last ten minutes), and every second
 them.
 
 The pages are real ``GET /api/events`` connections (Server-Sent Events) from a
-separate process (``--client``), which reads and counts what it gets: the
+separate process (``--client``) through the listener's proxy mode (as from a
+reverse proxy on loopback), which reads and counts what it gets: the
 daemon's process does only the daemon's work. The daemon's CPU (user + system,
 ``getrusage``) is measured over ``--seconds`` of wall time with 1 page
 connected and with ``--viewers`` pages connected, after a settling second.
@@ -50,7 +51,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SUPERVISOR_HEADERS = b"X-Shenava-Role: supervisor\r\nX-Shenava-Agent: sara\r\n"
+PROXY_SECRET = "benchmark-proxy-secret-0123456789"
+SUPERVISOR_HEADERS = (b"X-Shenava-Proxy-Secret: " + PROXY_SECRET.encode()
+                      + b"\r\nX-Shenava-Role: supervisor\r\nX-Shenava-Person: sara\r\n")
 
 
 # -- the pages: a separate process ------------------------------------------------------------
@@ -159,7 +162,11 @@ async def _daemon(args: argparse.Namespace) -> dict[str, Any]:
                     languages=("fa", "en"), skills=())
         for i in range(args.agents)
     )
-    config = replace(config, agents=agents)
+    # The pages come through a reverse proxy on loopback (proxy mode, docs/security.md), as
+    # many screens would; the listener's connection cap is raised for them.
+    config = replace(config, agents=agents, http=replace(
+        config.http, auth="proxy", proxy_addresses=("127.0.0.1",), proxy_secret=PROXY_SECRET,
+        max_connections=args.viewers + 64))
     app = Shenava(config, reactor=reactor, redis=client)
     def never(*a: Any, **k: Any) -> Deferred[Any]:
         return Deferred()  # AMI never connected: actions stay pending
