@@ -302,7 +302,8 @@ class LiveBoard:
                 "left_s": allowance.unused_s,
             },
             since_break_s=None if sig is None else sig.since_break_s,
-            rested_at=None if sig is None or sig.since_break_s is None
+            # the end of the last rest; none while resting (it would move every tick)
+            rested_at=None if sig is None or not sig.since_break_s
             else sig.now - sig.since_break_s,
             occupancy=None if sig is None else sig.occupancy,
             break_position=position,
