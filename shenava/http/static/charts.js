@@ -29,6 +29,15 @@
   };
 
   const COUNTS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000];
+  // Ticks on whole 5, 10, 15, 30 minutes or hours (at most 8), whatever the data: uPlot's
+  // own time splits fold up when there is a single point.
+  const STEPS = [300, 600, 900, 1800, 3600, 7200, 10800, 21600];
+  function timeSplits(u, axis, min, max) {
+    const step = STEPS.find((s) => (max - min) / s <= 8) || STEPS[STEPS.length - 1];
+    const out = [];
+    for (let v = Math.ceil(min / step) * step; v <= max; v += step) out.push(v);
+    return out;
+  }
   const charts = {};
   let intervals = new Map(); // start -> interval figures
   let samples = [];
@@ -59,21 +68,30 @@
       $(id).dataset["axis" + i] = out.join(" ");
       return out;
     };
-    const bars = window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined;
     const options = {
       ...size(el),
       legend: { show: true, live: false },
       cursor: { show: false },
       // At least an hour (or a few intervals) across, so one point is not the whole width.
-      scales: { x: { time: true, range: (u, min, max) => (min === null ? [min, max]
-        : [Math.min(min, max - 3600), max + 60]) }, ...(scales || {}) },
+      // (from the data itself: uPlot widens a single point's range by a day of ms first).
+      scales: { x: { time: true, range: (u, min, max) => {
+        const xs = u.data[0];
+        if (!xs || !xs.length) return [min, max];
+        const lo = xs[0];
+        const hi = xs[xs.length - 1];
+        return [Math.min(lo, hi - 3600), hi + 60];
+      } }, ...(scales || {}) },
       axes: [
-        { values: noted(0, (u, splits) => splits.map(clock)), stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" } },
+        { values: noted(0, (u, splits) => splits.map(clock)), splits: timeSplits,
+          stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" } },
         ...axes.map((a, i) => ({ stroke: "#5b6b7a", grid: { stroke: "#e4e9ee" }, size: 56,
           incrs: COUNTS, ...a,
           values: noted(i + 1, a.values) })),
       ],
-      series: [{}, ...series.map((s) => ({ ...s, paths: s.bars ? bars : undefined }))],
+      // Lines with a point per interval or sample (uPlot's bar and step paths draw a
+      // single point across the whole width).
+      series: [{}, ...series.map(({ bars, ...s }) => ({ ...s, width: bars ? 2 : s.width,
+        points: { show: true, size: 6 } }))],
     };
     const data = [[], ...series.map(() => [])];
     const chart = new window.uPlot(options, data, el);
