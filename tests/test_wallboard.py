@@ -306,7 +306,8 @@ async def test_wallboard_snapshot_gathers_the_daemons_own_figures(
     assert rows["a1"]["break_position"] == 1
     assert body["break_line"] == [
         {"agent_id": "a1", "name": "Maryam", "reason": "break", "requested_at": T0 + 300,
-         "waited_s": 30.0, "position": 1}
+         "waited_s": 30.0, "position": 1,
+         "latest_at": T0 + 300 + service.break_config.max_wait_s}
     ]
     assert body["callbacks"] == {"status": "ok", "open": 1, "due": 1, "needing_attention": 0}
     assert body["waiting"] == {"calls": 0, "longest_wait_s": None}

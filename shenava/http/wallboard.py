@@ -233,6 +233,8 @@ class LiveBoard:
                 "name": names.get(r.agent_id).profile.name if r.agent_id in names else r.agent_id,
                 "reason": r.reason.value, "requested_at": r.requested_at,
                 "waited_s": now - r.requested_at, "position": i,
+                # granted by then at the latest, headroom or not (the fair line's maximum wait)
+                "latest_at": r.requested_at + service.break_config.max_wait_s,
             })
         return rows
 

@@ -591,7 +591,10 @@
       figure("since-break", row.since_break_s, duration);
       $("break-left").classList.toggle("bad", Boolean(allowance) && allowance.left_s < 0);
       const place = (data.break_line || [])[0];
-      figure("break-place", place ? place.position : null, num);
+      $("break-place").textContent = place ? t("break_place_by", {
+        n: num(place.position), time: timeOf(place.latest_at, site ? site.timezone : undefined),
+      }) : T.none;
+      $("break-place").dataset.value = JSON.stringify(place ? place.position : null);
       // The screen pop is read when the call changes, not every second.
       // After a call its screen pop stays (the desk's actions are for "after" too)
       // until the next call comes.
