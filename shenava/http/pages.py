@@ -50,9 +50,10 @@ VENDOR = {
 }
 STRINGS_FILE = "i18n.json"
 SECURITY_HEADERS = {
-    # Only this origin's script, style and API: nothing inline, nothing from elsewhere.
+    # Only this origin's script, style, API and recordings: nothing inline, nothing from elsewhere.
     b"content-security-policy": (
         b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        b"media-src 'self'; "
         b"img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     b"x-content-type-options": b"nosniff",

@@ -149,6 +149,18 @@
       return li;
     }));
     $("detail-transcript").textContent = c.transcript || T.none;
+    // Recordings: the register's download URLs (it checks the role when one is played).
+    $("detail-recordings").replaceChildren(...(c.recordings || []).map((url, n) => {
+      const li = document.createElement("li");
+      const audio = document.createElement("audio");
+      audio.controls = true;
+      audio.preload = "none";
+      audio.src = url;
+      audio.setAttribute("aria-label", t("recording_n", { n: num(n + 1) }));
+      li.appendChild(audio);
+      return li;
+    }));
+    $("detail-recordings-empty").hidden = (c.recordings || []).length > 0;
   }
 
   // -- callbacks -----------------------------------------------------------------------
