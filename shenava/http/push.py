@@ -247,6 +247,14 @@ class PushHub:
     # -- the second ---------------------------------------------------------------------
 
     def tick(self) -> None:
+        """One second: build, encode once, write. A failure is logged and the next second
+        tries again (the pages show "connection lost" after 5 s of silence)."""
+        try:
+            self._tick()
+        except Exception:
+            log.failure("push: this second's figures failed")
+
+    def _tick(self) -> None:
         board = self.board
         now = board.now()
         self.ticks += 1
