@@ -146,8 +146,9 @@ class Rig:
         text = config_text(self.ami_port or 5038, self.redis_url, 8080, self.prefix, self.extra_config)
         return Config.from_mapping(parse_toml(text))
 
-    def start_daemon(self, name: str) -> Daemon:
-        http_port = free_port()
+    def start_daemon(self, name: str, http_port: int | None = None) -> Daemon:
+        """``http_port``: another daemon's, as with one config on one host."""
+        http_port = http_port or free_port()
         config = self.workdir / f"{name}.toml"
         config.write_text(
             config_text(self.ami_port, self.redis_url, http_port, self.prefix, self.extra_config),

@@ -35,6 +35,7 @@ EXIT_DEPOSED = 4
 STOP_MARGIN_S = 1.0  # of the stop bound, kept for exiting
 RELEASE_S = 1.0  # the lease's release may take this long at most when stopping
 CLOSE_S = 1.0  # closing the two Redis clients, at most
+HTTP_RETRY_S = 1.0  # a new leader whose HTTP port is still taken tries again this often
 
 
 class DaemonRun:
@@ -53,6 +54,7 @@ class DaemonRun:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.run_token}"
         self.app: Any = None
         self.exit_code = 0
+        self._stopping = False
         self.lease = LeaderLease(
             lease_redis, config.redis.key_prefix, self.owner, reactor,
             lease_s=config.daemon.lease_s, on_role=self._role_changed,
@@ -104,16 +106,34 @@ class DaemonRun:
         if not alone:
             app.role = lambda: "leader" if self.lease.holds() else "standby"
         self.app = app
-        app.start()
+        app.start(serve_http=False)
+        self._listen_http()
         if self.connection.protocol is not None:
             # The warm link resynchronised before the app listened: list again.
             self.connection.resync_now().addErrback(
                 lambda f: log.warn("resync after taking the lease failed: {e}", e=f.getErrorMessage())
             )
 
+    def _listen_http(self) -> None:
+        """Serve HTTP; while the port is taken (a deposed leader on this host not
+        gone yet), try again each second: the calls do not wait for it."""
+        from twisted.internet.error import CannotListenError
+
+        from shenava.http import start_http
+
+        app = self.app
+        if app is None or app.http_port is not None or self._stopping:
+            return
+        try:
+            app.http_port = start_http(app)
+        except CannotListenError as exc:
+            log.warn("HTTP port busy ({error}); trying again in 1 s", error=exc.socketError)
+            self.reactor.callLater(HTTP_RETRY_S, self._listen_http)
+
     def stop(self) -> Deferred[None]:
         """Stop within ``daemon.stop_timeout_s``: the app (statistics, call state),
         then the lease, then the clients, each with a share of the time."""
+        self._stopping = True
         total = self.config.daemon.stop_timeout_s
         d = ensureDeferred(self._stop(max(0.5, total - RELEASE_S - CLOSE_S - STOP_MARGIN_S)))
         d.addTimeout(max(0.5, total - STOP_MARGIN_S / 2), self.reactor)

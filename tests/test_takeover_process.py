@@ -164,7 +164,7 @@ def test_a_leader_paused_past_its_lease_does_not_act_when_it_wakes(
         rig.start_pbx()
         old = rig.start_daemon("old")
         rig.wait_for(old, "role: leader")
-        new = rig.start_daemon("new")
+        new = rig.start_daemon("new", http_port=old.http_port)  # one config, one host
         rig.wait_for(new, "AMI connected")
         rig.wait_for(old, "entered the IVR", count=3)
         old.process.send_signal(signal.SIGSTOP)
@@ -177,6 +177,11 @@ def test_a_leader_paused_past_its_lease_does_not_act_when_it_wakes(
         # Nothing acted between waking and leaving: no call taken, no IVR run.
         assert "took over" not in woke and "entered the IVR" not in woke
         _all_served(rig, new.log_text(), 4)
+        # The port the paused leader held is the new leader's once the old one left.
+        rig.wait_for(new, "HTTP API listening")
+        url = f"http://127.0.0.1:{new.http_port}/api/health"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert json.loads(r.read())["role"] == "leader"
     finally:
         rig.close()
 
