@@ -204,7 +204,7 @@ class Takeover:
                 return None
             app.dispatcher.adopt_talking(record, channel)
             return "talking"
-        if not self._in_agi(item, record):
+        if not self._at_agi_step(item, app.config.site.support_context):
             return None
         if phase == "waiting":
             app.dispatcher.adopt_waiting(record, channel)
@@ -230,11 +230,8 @@ class Takeover:
             return "ivr"
         return None
 
-    def _in_agi(self, item: Message, record: dict[str, Any]) -> bool:
-        """At the AGI step of the support line (where ``AGI`` actions reach the caller)."""
-        return self._at_agi_step(item, self._app.config.site.support_context)
-
     def _at_agi_step(self, item: Message, support: str) -> bool:
+        """At the AGI step of the support line (where ``AGI`` actions reach the caller)."""
         if item.get("Context") != support:
             return False
         step = self._step
