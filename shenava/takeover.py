@@ -39,6 +39,7 @@ from twisted.logger import Logger
 
 from agent_stats.states import AgentState
 from ami_bridge.codec import Message
+from ami_bridge.events import ChannelHungUp
 from ivr.machine import state_from_dict
 from shenava.aio import as_deferred
 from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
@@ -90,6 +91,9 @@ class Takeover:
         self.adopted: dict[str, str] = {}  # call id -> how (ivr, waiting, ringing, talking, new)
         self.ended_away: list[str] = []
         self.observers: list[Callable[[str, str], object]] = []
+        # An agent's phone channel found up at the take-over -> the agent on it
+        self._on_phone: dict[str, str] = {}
+        app.tracker.subscribe(self._on_tracker_event)
 
     # -- triggers ---------------------------------------------------------------
 
@@ -244,16 +248,40 @@ class Takeover:
         return priority == DEFAULT_AGI_PRIORITY
 
     def _settle_agents(self, now: float) -> None:
-        """Agents the restored ledgers left ringing or on a call that no call holds now."""
+        """Agents the restored ledgers left ringing or on a call that no call holds now.
+
+        One whose phone still has a channel up (a callback conversation, which
+        the call state does not hold, or a call whose last write was lost) stays
+        on that call until the channel hangs up, then goes to wrap-up."""
         app = self._app
         for status in list(app.roster):
             agent_id = status.profile.agent_id
             if app.dispatcher.call_of_agent(agent_id) is not None:
                 continue
             if status.state is AgentState.ON_CALL:
+                phone = self._phone_channel(status.profile.endpoint)
+                if phone is not None:
+                    self._on_phone[phone] = agent_id
+                    app.roster.resume_call(agent_id, f"unknown:{phone}", now)
+                    continue
                 app.dispatcher.end_in_wrap_up(agent_id, now)
             elif status.state is AgentState.RINGING:
                 app.roster.ring_cancelled(agent_id, now)
+
+    def _phone_channel(self, endpoint: str) -> str | None:
+        """The Uniqueid of a live, answered channel of the agent's endpoint, if any."""
+        prefix = endpoint.lower() + "-"
+        for uniqueid, channel in self._app.tracker.channels.items():
+            if channel.name.lower().startswith(prefix) and channel.state == STATE_UP:
+                return str(uniqueid)
+        return None
+
+    def _on_tracker_event(self, event: Any) -> None:
+        if isinstance(event, ChannelHungUp) and event.uniqueid in self._on_phone:
+            agent_id = self._on_phone.pop(event.uniqueid)
+            app = self._app
+            if app.roster.get(agent_id).state is AgentState.ON_CALL:
+                app.dispatcher.end_in_wrap_up(agent_id, event.at)
 
     def _note(self, call_id: str, how: str) -> None:
         self.adopted[call_id] = how

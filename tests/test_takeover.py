@@ -204,3 +204,34 @@ async def test_an_ami_reconnect_takes_over_nothing_the_daemon_already_holds(
     assert len(h.events(CallAbandoned, leaves)) == 1
     assert h.app.dispatcher.waiting == 1 and h.alive(stays)
     h.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_agent_whose_phone_is_still_up_stays_on_the_call_without_a_record(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """A conversation the call state does not hold (a callback, a lost last write):
+    the agent stays on it while their phone's channel is up, then wraps up."""
+    h = E2E.build(tmp_path, redis=redis_client, killable=True)
+    h.phone("PJSIP/101", PhoneScript(answer_after_s=2.0, talk_s=20.0))
+    h.log_in("a1")
+    talking = h.call(wants_agent("09120000021"))
+    await h.run_until_async(lambda: h.events(CallAnswered, talking), limit_s=60)
+    await flushed(h)
+    extension = h.app.extensions["takeover"]
+    assert isinstance(extension, CallStateExtension)
+    await extension.recorder.flushed()
+    await as_deferred(redis_client.delete(extension.store.live_key))  # the record is lost
+    h.kill()
+    h.advance(1.0)
+    app = h.start_again(redis=redis_client)
+    extension = app.extensions["takeover"]
+    assert isinstance(extension, CallStateExtension)
+    await h.run_until_async(lambda: extension.takeover.rounds >= 1, limit_s=30)
+    assert app.roster.get("a1").state is AgentState.ON_CALL
+    await h.run_until_async(lambda: not h.alive(talking), limit_s=60)
+    h.advance(0.5)
+    assert app.roster.get("a1").state is AgentState.WRAP_UP
+    await h.run_until_async(lambda: app.roster.get("a1").state is AgentState.READY, limit_s=30)
+    assert not [c for c in h.agent_changes if c.new is AgentState.NOT_READY]
+    h.stop()
