@@ -113,3 +113,22 @@ def test_a_saved_state_at_a_choice_menu_asks_that_menu_again() -> None:
     last = resumed.commands[-1]
     assert isinstance(last, Collect) and last.lang == "en"
     assert Play("resume-sorry", "en", interruptible=False) in resumed.commands
+
+
+def test_a_saved_state_mid_recording_or_look_up_starts_that_step_again() -> None:
+    from ivr.machine import LookupComplaint, Record
+
+    step = MACHINE.start(Start(100.0, "09121234567", "call-3"))
+    for keys in ("1", "4"):  # Persian, leave a voicemail
+        step = MACHINE.step(step.state, Digits(101.0, keys))
+    assert isinstance(step.commands[-1], Record)
+    resumed = MACHINE.resume(state_from_dict(state_to_dict(step.state)), 200.0)
+    assert isinstance(resumed.commands[-1], Record)
+    assert resumed.state.path.count(step.state.menu) == step.state.path.count(step.state.menu)
+
+    step = MACHINE.start(Start(100.0, "09121234567", "call-4"))
+    for keys in ("1", "2", "12345#", "1"):  # Persian, a status, the reference, confirmed
+        step = MACHINE.step(step.state, Digits(101.0, keys))
+    assert step.state.phase is Phase.LOOKUP and isinstance(step.commands[-1], LookupComplaint)
+    resumed = MACHINE.resume(state_from_dict(state_to_dict(step.state)), 200.0)
+    assert resumed.commands[-1] == step.commands[-1]
