@@ -433,6 +433,8 @@ class AMIConnection(Service):
     # -- helpers -----------------------------------------------------------------
 
     def _fan_out(self, message: Message) -> None:
+        if self.may_act is not None and not self.may_act():
+            return  # a deposed leader reacts to nothing (it is about to exit)
         for observer in self._event_observers:
             self._call(observer, message, message.event or "?")
 

@@ -155,7 +155,7 @@ def test_the_standby_takes_over_when_the_leader_is_killed(redis_url: str, tmp_pa
 def test_a_leader_paused_past_its_lease_does_not_act_when_it_wakes(
     redis_url: str, tmp_path: Path
 ) -> None:
-    scenario = dict(QUICK_TALKS, steady=dict(SCENARIO["steady"], count=4))
+    scenario = dict(QUICK_TALKS, steady=dict(SCENARIO["steady"], count=6, every_s=1.0))
     rig = Rig(tmp_path, redis_url, scenario)
     try:
         rig.seed_agents_ready()
@@ -164,8 +164,8 @@ def test_a_leader_paused_past_its_lease_does_not_act_when_it_wakes(
         rig.wait_for(old, "role: leader")
         new = rig.start_daemon("new", http_port=old.http_port)  # one config, one host
         rig.wait_for(new, "AMI connected")
-        rig.wait_for(old, "entered the IVR", count=3)
-        old.process.send_signal(signal.SIGSTOP)
+        rig.wait_for(old, "entered the IVR", count=2)
+        old.process.send_signal(signal.SIGSTOP)  # callers keep arriving meanwhile
         rig.wait_for(new, "take-over round 1", limit_s=15)
         before = old.log_text()
         old.process.send_signal(signal.SIGCONT)
@@ -174,7 +174,7 @@ def test_a_leader_paused_past_its_lease_does_not_act_when_it_wakes(
         assert "deposed leader" in woke
         # Nothing acted between waking and leaving: no call taken, no IVR run.
         assert "took over" not in woke and "entered the IVR" not in woke
-        _all_served(rig, new.log_text(), 4)
+        _all_served(rig, new.log_text(), 6)
         # The port the paused leader held is the new leader's once the old one left.
         rig.wait_for(new, "HTTP API listening")
         url = f"http://127.0.0.1:{new.http_port}/api/health"
