@@ -24,6 +24,7 @@ import bisect
 import heapq
 import math
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from agent_stats.breaks import HOUR_S, Allowance, BreakConfig
 from agent_stats.ledger import AgentLedger, Interval
@@ -36,6 +37,7 @@ from agent_stats.states import (
     NotReadyReason,
 )
 from agent_stats.wellbeing import (
+    AlertKind,
     WellbeingConfig,
     WellbeingSignals,
     alerts_steady_until,
@@ -83,6 +85,9 @@ class AgentDay:
         for interval in fresh:
             self._note(interval)
             if not rescanned and interval.end > day_start:
+                if interval.start >= day_start:
+                    self._add_today(interval)  # wholly today: no clipped copy needed
+                    continue
                 clipped = interval.clip(day_start, interval.end)
                 if clipped is not None:
                     self._add_today(clipped)
@@ -389,7 +394,38 @@ NEAR_S = 1e-6
 """Prefix-sum seconds this close to an occupancy threshold: compute the exact figure."""
 
 
-def quick_signals(
+class Glance(NamedTuple):
+    """What the heartbeat learns of an agent in a look: the alerts' figures, cheaply.
+
+    Exact except ``occupancy``/``staffed_s``/``handling_s`` (prefix sums, see
+    :class:`WindowSums`); ``near`` says those are within rounding of an alert's
+    threshold, so the alerts must come from :func:`running_signals`."""
+
+    agent_id: str
+    now: float
+    since_break_s: float | None
+    resting: bool
+    occupancy: float | None
+    staffed_s: float
+    handling_s: float
+    consecutive_calls: int
+    hard_calls_recent: int
+    current_call_s: float | None
+    near: bool
+
+    def signals(self) -> WellbeingSignals:
+        """As :class:`WellbeingSignals` for :func:`agent_stats.wellbeing.alerts`
+        (the day's counts, which no alert reads, are left at 0)."""
+        return WellbeingSignals(
+            agent_id=self.agent_id, now=self.now, since_break_s=self.since_break_s,
+            resting=self.resting, occupancy=self.occupancy, staffed_in_window_s=self.staffed_s,
+            consecutive_calls=self.consecutive_calls, hard_calls_today=0,
+            hard_calls_recent=self.hard_calls_recent, long_calls_today=0,
+            current_call_s=self.current_call_s,
+        )
+
+
+def glance(
     ledger: AgentLedger,
     day: AgentDay,
     calls: CallLog,
@@ -397,64 +433,76 @@ def quick_signals(
     now: float,
     day_start: float,
     config: WellbeingConfig,
-) -> tuple[WellbeingSignals, bool]:
-    """:func:`running_signals` with the window's seconds from :class:`WindowSums`.
-
-    Returns the signals and whether the
-    occupancy figures are within rounding of a threshold (then the alerts must
-    come from :func:`running_signals`). Every other field is exact.
-    """
+) -> Glance:
+    """The figures the alerts read, as :func:`running_signals` would find them."""
     day.sync(ledger, day_start)
     window.sync(ledger)
     window_s = config.occupancy_window_s
     window.forget_before(now - window_s)
     reset = ledger.origin if day.last_reset is None else day.last_reset
-    resting = ledger.state is AgentState.NOT_READY and ledger.reason in REST_REASONS
-    if ledger.state is AgentState.LOGGED_OUT:
+    state = ledger.state
+    resting = state is AgentState.NOT_READY and ledger.reason in REST_REASONS
+    if state is AgentState.LOGGED_OUT:
         since_break: float | None = None
     elif resting:
         since_break = 0.0
     else:
         since_break = now - reset
     staffed, handling = window.seconds(ledger, now - window_s, now)
-    staffed, handling = max(0.0, staffed), max(0.0, handling)
+    if staffed < 0.0:
+        staffed = 0.0
+    if handling < 0.0:
+        handling = 0.0
     near = (
         0.0 < staffed < NEAR_S
         or abs(staffed - config.occupancy_min_staffed_s) < NEAR_S
         or abs(handling - config.occupancy_limit * staffed) < NEAR_S
     )
-    sig = WellbeingSignals(
-        agent_id=ledger.agent_id,
-        now=now,
-        since_break_s=since_break,
-        resting=resting,
-        occupancy=handling / staffed if staffed > 0 else None,
-        staffed_in_window_s=staffed,
-        consecutive_calls=calls.count(reset, now),
-        hard_calls_today=calls.hard(day_start, now),
-        hard_calls_recent=calls.hard(now - config.hard_calls_window_s, now, open_first=True),
-        long_calls_today=calls.long_calls(day_start, now),
-        current_call_s=calls.current_call_s(now),
+    return Glance(
+        ledger.agent_id, now, since_break, resting,
+        handling / staffed if staffed > 0 else None, staffed, handling,
+        calls.count(reset, now),
+        calls.hard(now - config.hard_calls_window_s, now, open_first=True),
+        calls.current_call_s(now), near,
     )
-    return sig, near
+
+
+def alert_kinds(g: Glance, config: WellbeingConfig) -> list[AlertKind]:
+    """The kinds :func:`agent_stats.wellbeing.alerts` finds, in its order, without objects."""
+    kinds = []
+    if g.since_break_s is not None and g.since_break_s >= config.max_without_break_s:
+        kinds.append(AlertKind.NO_BREAK)
+    if (g.occupancy is not None and g.occupancy > config.occupancy_limit
+            and g.staffed_s >= config.occupancy_min_staffed_s):
+        kinds.append(AlertKind.HIGH_OCCUPANCY)
+    if g.hard_calls_recent >= config.hard_calls_limit:
+        kinds.append(AlertKind.HARD_CALLS)
+    if g.current_call_s is not None and g.current_call_s >= config.long_call_s:
+        kinds.append(AlertKind.LONG_CALL)
+    limit = config.consecutive_calls_limit
+    if limit is not None and g.consecutive_calls >= limit:
+        kinds.append(AlertKind.CONSECUTIVE_CALLS)
+    return kinds
 
 
 def steady_until(
-    sig: WellbeingSignals, ledger: AgentLedger, window: WindowSums, calls: CallLog,
+    g: Glance, ledger: AgentLedger, window: WindowSums, calls: CallLog,
     config: WellbeingConfig, keep_s: float, horizon_s: float,
 ) -> float:
     """:func:`agent_stats.wellbeing.alerts_steady_until` with the ledger's and calls' times
     (at most ``horizon_s`` ahead)."""
-    first_hard = calls.first_hard_after(sig.now - config.hard_calls_window_s)
-    oldest = calls.oldest()
-    handling = (sig.occupancy or 0.0) * sig.staffed_in_window_s
-    occupancy_s = (
-        window.occupancy_steady_s(
-            ledger, sig.now, config, horizon_s, (sig.staffed_in_window_s, handling))
-        if sig.since_break_s is not None else horizon_s
+    now = g.now
+    if g.since_break_s is None:
+        return now + horizon_s
+    first_hard = (
+        calls.first_hard_after(now - config.hard_calls_window_s)
+        if g.hard_calls_recent >= config.hard_calls_limit else None
     )
-    return min(sig.now + horizon_s, alerts_steady_until(
-        sig, config, occupancy_s,
+    oldest = calls.oldest()
+    occupancy_s = window.occupancy_steady_s(
+        ledger, now, config, horizon_s, (g.staffed_s, g.handling_s))
+    return min(now + horizon_s, alerts_steady_until(
+        g, config, occupancy_s,
         None if first_hard is None else first_hard + config.hard_calls_window_s,
         None if oldest is None else oldest + keep_s,
     ))

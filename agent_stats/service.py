@@ -64,9 +64,11 @@ from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
 from agent_stats.running import (
     AgentDay,
     CallLog,
+    Glance,
     LookSchedule,
     WindowSums,
-    quick_signals,
+    alert_kinds,
+    glance,
     running_signals,
     steady_until,
 )
@@ -85,6 +87,7 @@ from agent_stats.sla import (
 )
 from agent_stats.states import (
     HANDLING_STATES,
+    REST_REASONS,
     STAFFED_STATES,
     AgentState,
     NotReadyReason,
@@ -138,6 +141,16 @@ _RESUME: dict[AgentState, StateKey] = {
     AgentState.WRAP_UP: (AgentState.READY, None),
 }
 _BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
+
+
+def _alert_key(state: AgentState, reason: NotReadyReason | None) -> tuple[bool, ...]:
+    """How a state counts for the wellbeing alerts."""
+    return (
+        state in STAFFED_STATES,
+        state in HANDLING_STATES,
+        state is AgentState.NOT_READY and reason in REST_REASONS,
+        state is AgentState.LOGGED_OUT,
+    )
 _TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
 
 
@@ -219,8 +232,8 @@ class StatsService:
         self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
         self.signals: Mapping[str, WellbeingSignals] = _SignalsAtLastCheck(self)
         """Each logged-in agent's exact signals at the last check, computed when read."""
-        self._glances: dict[str, WellbeingSignals] = {}
-        """Each logged-in agent's signals when last looked at (occupancy from prefix sums)."""
+        self._glances: dict[str, Glance] = {}
+        """Each logged-in agent's alert figures when last looked at (``running.glance``)."""
         self._checked_at = -math.inf
         self._looks = LookSchedule(s.profile.agent_id for s in roster)
         self._windows: dict[str, WindowSums] = {}
@@ -415,7 +428,8 @@ class StatsService:
 
     def on_agent_change(self, change: AgentChange) -> None:
         agent_id = change.agent_id
-        self._looks.changed(agent_id)
+        if self._alters_alerts(change):
+            self._looks.changed(agent_id)
         status = self.roster.get(agent_id)
         ledger = status.ledger
         self.writer.submit(
@@ -442,6 +456,23 @@ class StatsService:
                 self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
         self._mark_live()
         self._decide_soon()
+
+    def _alters_alerts(self, change: AgentChange) -> bool:
+        """Whether a change can move the agent's alerts or their timing.
+
+        Between two states that count the same way (staffed, handling, resting,
+        logged in: ready and ringing, on a call and wrap-up) nothing the alerts
+        read moves differently, unless the interval closed was a rest (a
+        reset). Calls answered and ended are marked by the routing events."""
+        if _alert_key(change.old, change.old_reason) != _alert_key(change.new, change.new_reason):
+            return True
+        rest_s = self.wellbeing.min_rest_s
+        return any(
+            i.state is AgentState.LOGGED_OUT
+            or (i.state is AgentState.NOT_READY and i.reason in REST_REASONS
+                and i.duration >= rest_s)
+            for i in change.closed
+        )
 
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
@@ -494,7 +525,10 @@ class StatsService:
             self._completions.append(event.at)
             self._handles.append((event.at, max(0.0, event.at - event.answered_at)))
             self._call_log(event.agent_id).completed(event.call_id, event.at)
-            self._looks.changed(event.agent_id)
+            if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
+                # the only alert a call's end can take away; otherwise the long-call
+                # look already planned finds the call over
+                self._looks.changed(event.agent_id)
         else:
             return
         self._mark_live()
@@ -756,21 +790,25 @@ class StatsService:
             window = self._windows.get(agent_id)
             if window is None:
                 window = self._windows[agent_id] = WindowSums()
-            sig, near = quick_signals(
-                status.ledger, day, calls, window, now, start, self.wellbeing
-            )
-            before = self.active_alerts.get(agent_id, {})
-            found = {a.kind: a for a in alerts(sig, self.wellbeing)}
-            if near or (AlertKind.HIGH_OCCUPANCY in found
-                         and AlertKind.HIGH_OCCUPANCY not in before):
+            g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
+            self._glances[agent_id] = g
+            self._looks.plan(agent_id, now if g.near else steady_until(
+                g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
+                SIGNALS_REFRESH_S,
+            ))
+            before = self.active_alerts.get(agent_id)
+            if before is None:
+                before = self.active_alerts[agent_id] = {}
+            kinds = alert_kinds(g, self.wellbeing)
+            if not g.near and len(kinds) == len(before) and all(k in before for k in kinds):
+                continue  # the same alerts (their figures are read from the glance)
+            if g.near or (AlertKind.HIGH_OCCUPANCY in kinds
+                          and AlertKind.HIGH_OCCUPANCY not in before):
                 # near a threshold, or an occupancy alert to record: the exact figures
                 exact = running_signals(status.ledger, day, calls, now, start, self.wellbeing)
                 found = {a.kind: a for a in alerts(exact, self.wellbeing)}
-            self._glances[agent_id] = sig
-            self._looks.plan(agent_id, now if near else steady_until(
-                sig, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
-                SIGNALS_REFRESH_S,
-            ))
+            else:
+                found = {a.kind: a for a in alerts(g.signals(), self.wellbeing)}
             for kind, alert in found.items():
                 if kind not in before:
                     record = AlertRecord(agent_id, kind.value, float(alert.value),
@@ -803,25 +841,33 @@ class StatsService:
         )
 
     def _alert_value(self, alert: Alert, now: float) -> float:
-        """An active alert's figure at ``now``: the times grow on since the agent was looked at."""
-        sig = self._glances.get(alert.agent_id)
-        if sig is None or now <= sig.now:
+        """An active alert's figure at ``now``, from the agent's last look (times grow on)."""
+        g = self._glances.get(alert.agent_id)
+        if g is None:
             return float(alert.value)
-        if alert.kind is AlertKind.NO_BREAK and sig.since_break_s is not None:
-            return sig.since_break_s + (now - sig.now)
-        if alert.kind is AlertKind.LONG_CALL and sig.current_call_s is not None:
-            return sig.current_call_s + (now - sig.now)
+        later = max(0.0, now - g.now)
+        kind = alert.kind
+        if kind is AlertKind.NO_BREAK and g.since_break_s is not None:
+            return g.since_break_s + later
+        if kind is AlertKind.LONG_CALL and g.current_call_s is not None:
+            return g.current_call_s + later
+        if kind is AlertKind.HIGH_OCCUPANCY and g.occupancy is not None:
+            return g.occupancy
+        if kind is AlertKind.HARD_CALLS:
+            return float(g.hard_calls_recent)
+        if kind is AlertKind.CONSECUTIVE_CALLS:
+            return float(g.consecutive_calls)
         return float(alert.value)
 
     def glance(self, agent_id: str, now: float) -> tuple[float | None, float | None]:
         """Time since the last break (at ``now``) and occupancy (when last looked at)."""
-        sig = self._glances.get(agent_id)
-        if sig is None:
+        g = self._glances.get(agent_id)
+        if g is None:
             return None, None
-        since = sig.since_break_s
-        if since is not None and not sig.resting:
-            since += max(0.0, now - sig.now)
-        return since, sig.occupancy
+        since = g.since_break_s
+        if since is not None and not g.resting:
+            since += max(0.0, now - g.now)
+        return since, g.occupancy
 
     # -- live figures -------------------------------------------------------------
 

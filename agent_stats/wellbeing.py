@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from agent_stats.errors import InvalidConfigError
 from agent_stats.ledger import AgentLedger, Interval
@@ -213,8 +214,23 @@ ALERT_LOOK_EARLY_S = 0.001
 """How much earlier than computed an agent is looked at again (float rounding of times)."""
 
 
+class AlertFigures(Protocol):
+    """What :func:`alerts_steady_until` reads (``WellbeingSignals`` has it)."""
+
+    @property
+    def now(self) -> float: ...
+    @property
+    def since_break_s(self) -> float | None: ...
+    @property
+    def resting(self) -> bool: ...
+    @property
+    def hard_calls_recent(self) -> int: ...
+    @property
+    def current_call_s(self) -> float | None: ...
+
+
 def alerts_steady_until(
-    s: WellbeingSignals,
+    s: AlertFigures,
     config: WellbeingConfig,
     occupancy_steady_s: float,
     hard_call_expires_at: float | None,

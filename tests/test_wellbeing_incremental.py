@@ -9,7 +9,7 @@ import pytest
 from agent_stats.breaks import BreakConfig
 from agent_stats.errors import AgentStatsError
 from agent_stats.roster import AgentProfile, AgentRoster
-from agent_stats.service import StatsService
+from agent_stats.service import SIGNALS_REFRESH_S, StatsService
 from agent_stats.sla import day_start
 from agent_stats.states import AgentState, NotReadyReason
 from agent_stats.store import StatsStore
@@ -70,6 +70,7 @@ def test_incremental_alerts_equal_a_look_at_every_agent_on_every_tick(seed: int)
     calls: dict[str, list[HandledCall]] = {p.agent_id: [] for p in AGENTS}
     open_calls: dict[str, tuple[str, float, bool]] = {}
     expected_active: dict[str, set[str]] = {}
+    expected_values: dict[tuple[str, str], float] = {}
     expected_raised: list[tuple[str, str, float, float]] = []
     t = T0
     n = 0
@@ -93,6 +94,7 @@ def test_incremental_alerts_equal_a_look_at_every_agent_on_every_tick(seed: int)
                 call_id, answered, hard = open_calls[p.agent_id]
                 handled.append(HandledCall(answered, None, hard, call_id))
             found = alerts(signals(status.ledger, handled, t, d0, CONFIG), CONFIG)
+            expected_values.update({(p.agent_id, a.kind.value): float(a.value) for a in found})
             before = expected_active.get(p.agent_id, set())
             for a in found:
                 if a.kind.value not in before:
@@ -102,6 +104,21 @@ def test_incremental_alerts_equal_a_look_at_every_agent_on_every_tick(seed: int)
                 if roster.get(a).state is not AgentState.LOGGED_OUT} == expected_active
         assert [(r.agent_id, r.kind, r.value, r.at) for r in got] == [
             r for r in expected_raised if r[3] == t]
+        if _tick % 10 == 0:
+            # what the wallboard shows: the alerts' figures at this tick, occupancy as of the
+            # agent's last look (at most SIGNALS_REFRESH_S ago)
+            shown = {(a["agent_id"], a["kind"]): a["value"] for a in service.snapshot(t)["alerts"]}
+            want = {}
+            for agent, kinds in expected_active.items():
+                for kind in kinds:
+                    want[(agent, kind)] = expected_values[(agent, kind)]
+                    if kind == "high_occupancy":
+                        looked = service._glances[agent].now
+                        assert t - SIGNALS_REFRESH_S <= looked <= t
+                        ledger = roster.get(agent).ledger
+                        then = signals(ledger, calls[agent], looked, day_start(looked, SLA), CONFIG)
+                        want[(agent, kind)] = then.occupancy
+            assert shown == pytest.approx(want, rel=1e-9, abs=1e-6)
     assert len(expected_raised) > 100  # every kind came and went, many times
     assert {kind for _, kind, _, _ in expected_raised} == {
         "no_break", "high_occupancy", "hard_calls", "long_call", "consecutive_calls"}
