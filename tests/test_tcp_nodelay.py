@@ -11,7 +11,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from ami_bridge.connection import AMICredentials, AMIConnection, ConnectionState
+from ami_bridge.connection import AMIConnection, AMICredentials, ConnectionState
 from ami_bridge.testpbx.options import PbxOptions
 from ami_bridge.testpbx.server import AmiServerFactory, AmiServerProtocol
 from ami_bridge.testpbx.world import PbxWorld
