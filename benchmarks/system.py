@@ -31,8 +31,11 @@ Per step (calls placed during the step; what happened to them counted until
   offered; it includes waiting for a free agent when all are busy;
 - ``rss_mb``: this process's resident memory at the end of the step.
 
-``max_sustained_calls_per_s`` is the highest rate at which every call was
-accounted and the AGI p99 stayed under 100 ms. The last line is one JSON
+``max_sustained_calls_per_s`` is the highest rate at which, at that rate and
+every lower one, every call was accounted and the AGI p99 stayed under 100 ms.
+The steps are short, and the daemon shares 2 cores with the PBX and Redis (and
+anything else running): one scheduling stall can put a step's p99 over 100 ms,
+so read several runs. The last line is one JSON
 object, with the figures at 50 calls/s when that rate was run.
 
 Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run
@@ -290,11 +293,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "error" in result:
             raise SystemExit(result["error"])
         steps = result.get("steps", [])
-        sustained = [
-            s["calls_per_s"] for s in steps
-            if s["placed"] and s["accounted"] >= s["placed"]
-            and s["agi_ms"]["p99"] is not None and s["agi_ms"]["p99"] < 100
-        ]
+        sustained: list[float] = []
+        for s in sorted(steps, key=lambda s: s["calls_per_s"]):
+            if not (s["placed"] and s["accounted"] >= s["placed"]
+                    and s["agi_ms"]["p99"] is not None and s["agi_ms"]["p99"] < 100):
+                break  # sustained means this rate and every lower one
+            sustained.append(s["calls_per_s"])
         at_50 = next((s for s in steps if s["calls_per_s"] == 50.0), None)
         out = {
             "bench": "system",
