@@ -7,9 +7,13 @@ One AGI command's round trip through the daemon's own protocol
 ``AsyncAGIExec`` event with the result back) against the test PBX on loopback,
 the PBX in another process. Two PBX processes run at once, one with
 ``TCP_NODELAY`` on its accepted sockets (as Asterisk's manager sets it) and one
-without, and two connections with the option on and off; the commands
-(``NOOP`` on a caller's channel sitting in AsyncAGI) alternate between the two
-pairs, so both see the same machine load.
+without, and four connections (the option on and off, to each); the commands
+(``NOOP`` on a caller's channel sitting in AsyncAGI) alternate between the
+four, so all see the same machine load. Four variants: the option on both
+ends (``both``, as now against Asterisk), only on the PBX's side
+(``pbx_only``: Shenava before the change, against a real Asterisk, whose
+manager sets it), only on the daemon's (``daemon_only``) and on neither
+(``neither``: the test PBX before the change).
 
 The test PBX imitates Asterisk: the ``AGI`` action's ``Response`` goes out at
 once, and the ``AsyncAGIExec`` event once the channel's AGI loop picks the
@@ -77,7 +81,16 @@ def start_child(no_delay: bool, pickup_s: float) -> tuple[subprocess.Popen[str],
     return child, int(child.stdout.readline())
 
 
-async def measure(reactor: Any, commands: int, ports: dict[str, int]) -> dict[str, Any]:
+VARIANTS = {
+    # name: (the daemon's side, the PBX's side)
+    "both": (True, True),
+    "pbx_only": (False, True),
+    "daemon_only": (True, False),
+    "neither": (False, False),
+}
+
+
+async def measure(reactor: Any, commands: int, ports: dict[bool, int]) -> dict[str, Any]:
     from twisted.internet.defer import Deferred
     from twisted.internet.endpoints import TCP4ClientEndpoint
 
@@ -85,24 +98,30 @@ async def measure(reactor: Any, commands: int, ports: dict[str, int]) -> dict[st
 
     connections: dict[str, AMIConnection] = {}
     channels: dict[str, Deferred[str]] = {}
-    for name, port in ports.items():
+    taken: set[str] = set()  # each variant its own caller (both PBXs name channels alike)
+    for name, (daemon, pbx) in VARIANTS.items():
         conn = AMIConnection(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", port), reactor,
-            AMICredentials(USER, SECRET), tcp_no_delay=(name == "nodelay"),
+            TCP4ClientEndpoint(reactor, "127.0.0.1", ports[pbx]), reactor,
+            AMICredentials(USER, SECRET), tcp_no_delay=daemon,
+            # each connection its own ActionIDs and CommandIDs: two sessions on one PBX see
+            # each other's AsyncAGIExec events
+            action_id_prefix=f"bench-{name}",
         )
         found: Deferred[str] = Deferred()
 
-        def on_event(message: Any, found: Deferred[str] = found) -> None:
-            if message.event == "AsyncAGIStart" and not found.called:
+        def on_event(message: Any, found: Deferred[str] = found, pbx: bool = pbx) -> None:
+            key = f"{pbx}:{message['Channel']}" if message.event == "AsyncAGIStart" else ""
+            if key and not found.called and key not in taken:
+                taken.add(key)
                 found.callback(message["Channel"])
 
         conn.add_event_observer(on_event)
         conn.startService()
         connections[name], channels[name] = conn, found
     chosen = {name: await d for name, d in channels.items()}
-    times: dict[str, list[float]] = {name: [] for name in ports}
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for n in range(commands + 10):  # the first ten of each warm up
-        for name in ports:
+        for name in VARIANTS:
             t0 = time.perf_counter()
             await connections[name].agi(chosen[name], "NOOP")
             if n >= 10:
@@ -132,8 +151,7 @@ def main() -> None:
     if args.serve:
         serve(args.serve == "on", args.pickup_ms / 1000)
         return
-    children = {name: start_child(name == "nodelay", args.pickup_ms / 1000)
-                for name in ("nodelay", "nagle")}
+    children = {pbx: start_child(pbx, args.pickup_ms / 1000) for pbx in (True, False)}
     try:
         from twisted.internet import reactor
         from twisted.internet.defer import ensureDeferred
@@ -142,7 +160,7 @@ def main() -> None:
 
         def run() -> Any:
             d = ensureDeferred(
-                measure(reactor, args.commands, {n: p for n, (_, p) in children.items()}))
+                measure(reactor, args.commands, {pbx: p for pbx, (_, p) in children.items()}))
             d.addCallback(result.update)
             d.addBoth(lambda r: (reactor.stop(), r)[1])
             return d
@@ -153,18 +171,15 @@ def main() -> None:
         for child, _ in children.values():
             child.terminate()
             child.wait(timeout=10)
-    for name in ("nodelay", "nagle"):
-        print(f"{name:8} {result[name]}")
+    for name, (daemon, pbx) in VARIANTS.items():
+        print(f"daemon {'on ' if daemon else 'off'} pbx {'on ' if pbx else 'off'}  {result[name]}")
     out = {
         "bench": "agi_turnaround",
         "commands": args.commands,
         "pbx_agi_pickup_ms": args.pickup_ms,
-        "tcp_nodelay": result["nodelay"],
-        "without_tcp_nodelay": result["nagle"],
-        "p50_speedup": round(result["nagle"]["p50_ms"] / result["nodelay"]["p50_ms"], 1),
-        "tcp_nodelay_over_pickup_ms": round(result["nodelay"]["p50_ms"] - args.pickup_ms, 3),
-        "without_tcp_nodelay_over_pickup_ms": round(
-            result["nagle"]["p50_ms"] - args.pickup_ms, 3),
+        **{f"tcp_nodelay_{name}": result[name] for name in VARIANTS},
+        **{f"{name}_over_pickup_ms": round(result[name]["p50_ms"] - args.pickup_ms, 3)
+           for name in VARIANTS},
         "python": platform.python_version(),
     }
     print(json.dumps(out))

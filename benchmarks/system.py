@@ -38,6 +38,14 @@ anything else running): one scheduling stall can put a step's p99 over 100 ms,
 so read several runs. The last line is one JSON
 object, with the figures at 50 calls/s when that rate was run.
 
+``--daemon-nodelay off`` runs the daemon's AMI connection with Nagle's
+algorithm, as before ``TCP_NODELAY`` was set; ``--pbx-nodelay off`` does the
+same on the PBX's side (Asterisk's manager sets the option, so ``on`` is the
+realistic PBX).
+
+Not done yet: ``shenava testpbx`` options for the call rate, agents, caller
+mix and patience (this benchmark drives its own PBX child instead).
+
 Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run
 after the last step.
 """
@@ -72,7 +80,8 @@ PLAYING_VERBS = (
 # --- the PBX child ---------------------------------------------------------------
 
 
-def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: str) -> None:
+def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: str,
+              no_delay: bool = True) -> None:
     from twisted.internet import reactor as global_reactor
     from twisted.internet.task import LoopingCall
 
@@ -96,7 +105,7 @@ def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: s
     for i in range(agents):
         world.register_phone(f"PJSIP/{AGENT_BASE + i}",
                              PhoneScript(answer_after_s=1.0, talk_s=rng.uniform(5.0, 15.0)))
-    port: Any = listen_testpbx(reactor, 0, world, interface=HOST)
+    port: Any = listen_testpbx(reactor, 0, world, interface=HOST, no_delay=no_delay)
     conn.send(("port", port.getHost().port))
     mix = CallerMix(rng, None)
     state = {"rate": 0.0, "until": 0.0, "placed": 0}
@@ -250,7 +259,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=pbx_child,
-                       args=(child, args.agents, args.seed, args.prompt_s, str(root / "pbx")),
+                       args=(child, args.agents, args.seed, args.prompt_s, str(root / "pbx"),
+                             args.pbx_nodelay == "on"),
                        daemon=True)
     proc.start()
     out: dict[str, Any] = {}
@@ -274,6 +284,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         client = aioredis.from_url(server.url)
         sync_redis = redis.Redis.from_url(server.url)
         app = Shenava(config, reactor=reactor, redis=client)
+        app.connection.tcp_no_delay = args.daemon_nodelay == "on"
         app.start(serve_http=False)
         result: dict[str, Any] = {}
 
@@ -305,6 +316,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "agents": args.agents,
             "step_s": args.step_s,
             "prompt_s": args.prompt_s,
+            "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
             "steps": steps,
             "max_sustained_calls_per_s": max(sustained, default=0.0),
             "daemon_cpu_ms_per_call": at_50 and at_50["daemon_cpu_ms_per_call"],
@@ -333,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--prompt-s", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--daemon-nodelay", choices=["on", "off"], default="on",
+                        help="TCP_NODELAY on the daemon's AMI connection (off: as before)")
+    parser.add_argument("--pbx-nodelay", choices=["on", "off"], default="on",
+                        help="TCP_NODELAY on the test PBX's side (on: as Asterisk's manager)")
     args = parser.parse_args(argv)
     print(json.dumps(run(args)))
     return 0
