@@ -80,10 +80,11 @@ def set_no_delay(transport: Any, enabled: bool = True) -> bool:
 
     AMI is small writes answered by small writes (an action, its response; an
     AGI command, its result): with Nagle's algorithm on, a write waits for the
-    ACK of the last one, which the peer delays (about 40 ms on Linux), so every
-    AGI step of an IVR paid a fixed 20-40 ms. Asterisk sets the option on its
+    ACK of the last one, which the peer delays (about 40 ms on Linux); with the
+    option on neither side an AGI step took 20 ms more. Asterisk sets it on its
     side of every manager connection (``session_do`` in ``main/manager.c``);
-    see docs/ami.md."""
+    this side sets it too, for back-to-back writes and peers that do not. See
+    docs/ami.md."""
     for candidate in (transport, getattr(transport, "transport", None)):
         setter = getattr(candidate, "setTcpNoDelay", None)
         if setter is not None:
