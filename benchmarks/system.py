@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/system.py [--rates 2,5,10] [--step-s 20] [--agents 100]
                                           [--drain-s 60] [--prompt-s 0.5]
 
-A child process (``multiprocessing``, spawn) runs the test PBX with
-``--agents`` agent phones (answer after 1 s, talk 5-15 s) and places callers
-from the demo's caller mix (``shenava.demo.CallerMix``: complaints, agents,
-status look-ups, voicemails, callbacks; patience 120 s) at each step's rate,
-Poisson arrivals, for ``--step-s`` seconds. A real ``redis-server`` is started
+A child process (``multiprocessing``, spawn) runs the test PBX with the load
+``shenava testpbx --call-rate R --caller-mix demo --patience-s 120 --agents N
+--talk-s 10`` generates (``shenava.testpbx_cmd.CallerLoad``): ``--agents``
+agent phones (answer after 1 s, talk 10 s) and callers from the demo's mix
+(complaints, agents, status look-ups, voicemails, callbacks) at each step's
+rate, Poisson arrivals, for ``--step-s`` seconds. A real ``redis-server`` is started
 on a free loopback port. This process runs the daemon as ``shenava run``
 builds it (:class:`shenava.app.Shenava` with Redis: IVR, routing, complaints,
 statistics, recordings) with ``--agents`` agents, logged in at the start; each
@@ -43,9 +44,6 @@ algorithm, as before ``TCP_NODELAY`` was set; ``--pbx-nodelay off`` does the
 same on the PBX's side (Asterisk's manager sets the option, so ``on`` is the
 realistic PBX).
 
-Not done yet: ``shenava testpbx`` options for the call rate, agents, caller
-mix and patience (this benchmark drives its own PBX child instead).
-
 Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run
 after the last step.
 """
@@ -55,7 +53,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import resource
 import sys
 import tempfile
@@ -86,15 +83,13 @@ def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: s
     from twisted.internet.task import LoopingCall
 
     from ami_bridge.testpbx.options import PbxOptions
-    from ami_bridge.testpbx.scripts import PhoneMode, PhoneScript
     from ami_bridge.testpbx.server import listen_testpbx
     from ami_bridge.testpbx.world import PbxWorld
     from benchmarks.ivr_sessions import _prompt_names
     from shenava.config import default_config
-    from shenava.demo import CallerMix
+    from shenava.testpbx_cmd import CallerLoad
 
     reactor: Any = global_reactor
-    rng = random.Random(seed)
     names = _prompt_names()
     world = PbxWorld(reactor, PbxOptions(
         users={USER: SECRET}, recordings_root=Path(root),
@@ -102,31 +97,24 @@ def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: s
         prompt_lengths_s={f"shenava/{n}": prompt_s for n in names} | {n: prompt_s for n in names},
         seed=seed,
     ))
-    for i in range(agents):
-        world.register_phone(f"PJSIP/{AGENT_BASE + i}",
-                             PhoneScript(answer_after_s=1.0, talk_s=rng.uniform(5.0, 15.0)))
     port: Any = listen_testpbx(reactor, 0, world, interface=HOST, no_delay=no_delay)
     conn.send(("port", port.getHost().port))
-    mix = CallerMix(rng, None)
-    state = {"rate": 0.0, "until": 0.0, "placed": 0}
+    # what ``shenava testpbx --call-rate R --agents N --talk-s T`` runs
+    load = CallerLoad(reactor, world, call_rate=0.0, caller_mix="demo", patience_s=120.0,
+                      agents=agents, talk_s=10.0, seed=seed)
 
-    def place() -> None:
-        if reactor.seconds() >= state["until"]:
-            conn.send(("placed", state["placed"]))
-            return
-        script = replace(mix.next(), patience_s=120.0)
-        world.register_phone(f"PJSIP/{script.number}", PhoneScript(mode=PhoneMode.NO_ANSWER))
-        world.place_call(script)
-        state["placed"] += 1
-        reactor.callLater(rng.expovariate(state["rate"]), place)
+    def step_over() -> None:
+        load.stop()
+        conn.send(("placed", load.placed))
 
     def poll() -> None:
         while conn.poll():
             message = conn.recv()
             if message[0] == "step":
                 _, rate, seconds = message
-                state.update(rate=rate, until=reactor.seconds() + seconds, placed=0)
-                reactor.callLater(rng.expovariate(rate), place)
+                load.call_rate, load.placed = rate, 0
+                load.start()
+                reactor.callLater(seconds, step_over)
             elif message[0] == "stop":
                 reactor.stop()
 
