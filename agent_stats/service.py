@@ -141,6 +141,7 @@ _RESUME: dict[AgentState, StateKey] = {
     AgentState.WRAP_UP: (AgentState.READY, None),
 }
 _BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
+_TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
 
 
 def _alert_key(state: AgentState, reason: NotReadyReason | None) -> tuple[bool, ...]:
@@ -151,7 +152,6 @@ def _alert_key(state: AgentState, reason: NotReadyReason | None) -> tuple[bool, 
         state is AgentState.NOT_READY and reason in REST_REASONS,
         state is AgentState.LOGGED_OUT,
     )
-_TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
 
 
 class Clock(Protocol):
