@@ -288,7 +288,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             run_steps(reactor, args, app, parent, sync_redis)).addCallbacks(finish, failed))
         limit = len(args.rates.split(",")) * (args.step_s + args.drain_s + 5) + 60
         reactor.callLater(limit, reactor.stop)
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         reactor.run()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         if "error" in result:
             raise SystemExit(result["error"])
         steps = result.get("steps", [])
@@ -333,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--prompt-s", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", metavar="PATH", default=None,
+                        help="write the daemon's cProfile statistics here (slows it down)")
     parser.add_argument("--daemon-nodelay", choices=["on", "off"], default="on",
                         help="TCP_NODELAY on the daemon's AMI connection (off: as before)")
     parser.add_argument("--pbx-nodelay", choices=["on", "off"], default="on",
