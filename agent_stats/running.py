@@ -346,9 +346,17 @@ class WindowSums:
         start = now - window_s
         s, h = self.seconds(ledger, start, now) if seconds is None else seconds
         m = h - limit * s
+        active = s > 0 and m > 0 and s >= least
+        # first the loose bound (each end moves at most a second per second): far
+        # from both thresholds, no walk is needed
+        if active:
+            loose = min(m / (1 + limit), s - least)
+        else:
+            loose = max(-m / (1 + limit), least - s)
+        if loose >= horizon_s:
+            return horizon_s
         sn, hn = ledger.state in STAFFED_STATES, ledger.state in HANDLING_STATES
         enter = (1.0 if hn else 0.0) - (limit if sn else 0.0)
-        active = s > 0 and m > 0 and s >= least
         starts, ends, kinds = self._starts, self._ends, self._kinds
         i = bisect.bisect_right(ends, start)
         t = 0.0
