@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a JSON traffic plan: phones and scripted callers (ami_bridge/testpbx/scenario.py)")
     pbx.add_argument("--report", type=Path, default=None,
                      help="append one JSON line per scenario caller when their call ends")
+    from shenava.testpbx_cmd import add_load_options
+
+    add_load_options(pbx)
     pbx.set_defaults(func=_cmd_testpbx)
 
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")
