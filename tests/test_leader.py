@@ -3,6 +3,8 @@ lapse seen without I/O, a clean release, and the in-process Redis gate."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import pytest_twisted
 from redis.asyncio import Redis
@@ -70,3 +72,31 @@ async def test_the_redis_gate_refuses_every_command_while_not_allowed(redis_url:
         assert await as_deferred(client.get("k")) == b"1"
     finally:
         await as_deferred(client.aclose())
+
+
+def test_the_ami_gate_sends_nothing_and_hears_nothing_while_not_allowed(tmp_path: Path) -> None:
+    from ami_bridge.errors import ConnectionLostError
+    from ami_bridge.testpbx.scripts import CallerScript
+    from tests.e2e_harness import E2E
+
+    h = E2E.build(tmp_path)
+    try:
+        allowed = [False]
+        h.app.connection.may_act = lambda: allowed[0]
+        before = len(h.endpoint.actions)
+        failures: list[object] = []
+        h.app.connection.send_action("Ping").addErrback(failures.append)
+        h.app.connection.agi("Local/x;1", "ANSWER").addErrback(failures.append)
+        assert len(failures) == 2 and all(f.check(ConnectionLostError) for f in failures)  # type: ignore[attr-defined]
+        call = h.call(CallerScript(answers=("1", "3")))
+        h.advance(3.0)
+        assert h.app.callflow.in_ivr == 0 and len(h.endpoint.actions) == before
+        # Allowed again (a new leader on a warm link): a resync finds the caller.
+        allowed[0] = True
+        seen: list[int] = []
+        h.app.connection.add_resync_observer(lambda items: seen.append(len(items)))
+        h.app.connection.resync_now()
+        h.pump()
+        assert seen and seen[0] >= 1 and h.app.tracker.channel(call.uniqueid) is not None
+    finally:
+        h.stop()
