@@ -30,6 +30,7 @@ from ami_bridge.errors import (
     ActionFailedError,
     ActionTimeoutError,
     AGICommandError,
+    AGIResultError,
     AuthenticationError,
     ChannelGoneError,
     ConnectionLostError,
@@ -570,8 +571,24 @@ class AMIProtocol(Protocol):
         if command_id is None:
             return
         pending = self._forget_agi(command_id)
-        if pending is not None:
-            pending.deferred.callback(decode_result(message.get("Result") or ""))
+        if pending is None:
+            return
+        try:
+            result = decode_result(message.get("Result"), verb=pending.verb)
+        except AGIResultError as error:
+            # The command ran, but what it did is unknown: the waiter treats
+            # it as a failed command (the IVR replays or moves on).
+            self.log.warn(
+                "AGI {verb} ({command_id}) on {channel}: {code}: {reason}",
+                verb=pending.verb,
+                command_id=command_id,
+                channel=pending.channel,
+                code=error.code,
+                reason=error.reason,
+            )
+            pending.deferred.errback(error)
+            return
+        pending.deferred.callback(result)
 
     def _on_channel_gone(self, message: Message) -> None:
         if not self._agi_by_channel:
