@@ -83,6 +83,13 @@ class Message:
             headers = self._headers = _parse_headers(self._text)
         return headers
 
+    @property
+    def size(self) -> int:
+        """About its size on the wire: characters of its text (caps on lists use it)."""
+        if self._text:
+            return len(self._text) + 4
+        return sum(len(name) + len(value) + 4 for name, value in self.headers) + 2
+
     def _first(self) -> Header:
         headers = self._headers
         if headers is None:

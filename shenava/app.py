@@ -84,8 +84,10 @@ class Shenava:
                 initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s
             ),
             max_message_bytes=ami.max_message_bytes,
+            max_list_items=ami.max_list_items,
+            max_list_bytes=ami.max_list_bytes,
         )
-        self.tracker = CallTracker()
+        self.tracker = CallTracker(max_channels=ami.max_channels)
         attach_tracker(self.tracker, self.connection, reactor)
         self.roster = AgentRoster(
             (
