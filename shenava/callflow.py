@@ -153,6 +153,10 @@ class CallFlow:
             session = self._sessions.get(event.uniqueid)
             if session is not None:
                 session.runner.channel_hung_up()
+            if isinstance(event, ChannelHungUp):
+                # Kept while the channel lives (it may come back to AGI after
+                # a Redirect: no second IVR); a Uniqueid is never reused.
+                self._seen.discard(event.uniqueid)
 
     def _on_agi_start(self, event: AgiSessionStarted) -> None:
         context = event.env.get("agi_context", "")
