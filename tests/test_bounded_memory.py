@@ -66,3 +66,29 @@ def test_call_counts_keep_a_bounded_number_of_waits() -> None:
         counts.waits_answered.append(float(n))
         counts.waits_abandoned.append(float(n))
     assert len(counts.waits_answered) == len(counts.waits_abandoned) == counts.waits_answered.maxlen
+
+
+def test_a_caller_who_hangs_up_while_their_complaint_is_opened_does_not_join_the_line(h: E2E) -> None:
+    """Found by the soak benchmark: the caller gave up while the new complaint
+    was being opened (a Redis round trip), the call flow put them in the
+    waiting line all the same, and nothing ever took them out again (3 % of
+    the calls of a 30-minute run stayed in the line)."""
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import deferLater
+
+    from routing.dispatch import CallQueued
+    from shenava.demo import luhn_complete
+
+    account = luhn_complete("123456789") + "#"
+    call = h.call(CallerScript(number="09120000009", answers=("1", "1", "1", "1", "1", account, "1")))
+
+    def slow_register(outcome: object, channel: str) -> Deferred[str | None]:
+        call.hang_up()  # the caller gives up while the register is slow
+        return deferLater(h.clock, 1.0, lambda: "4711")
+
+    h.app.callflow.open_complaint = slow_register
+    h.run_until(lambda: not h.alive(call) and not h.world.channels(), limit_s=120.0)
+    h.advance(30.0)
+    assert not h.events(CallQueued, call)
+    assert h.app.dispatcher.waiting == 0
+    assert per_call_sizes(h) == dict.fromkeys(per_call_sizes(h), 0)
