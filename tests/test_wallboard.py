@@ -29,10 +29,15 @@ from shenava.aio import as_deferred
 from shenava.app import Shenava
 from shenava.config import default_config
 from shenava.http import build_site
-from shenava.http.demo_door import DemoDoor
-from shenava.http.pages import ASSETS, LANGUAGES, default_language, load_strings, read_static
-from shenava.http.server import ShenavaSite
-from tests.http_helpers import Running, outcome, running_app
+from shenava.http.pages import (
+    ASSETS,
+    LANGUAGES,
+    VENDOR,
+    default_language,
+    load_strings,
+    read_static,
+)
+from tests.http_helpers import Running, config_with_users, outcome, running_app
 from tests.stats_helpers import T0, step_to
 
 # -- helpers ---------------------------------------------------------------------------
@@ -85,7 +90,7 @@ async def board(redis_client: Redis) -> AsyncIterator[tuple[Running, Clock]]:
 
     clock = Clock()
     clock.advance(T0)
-    app = Shenava(default_config(), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
+    app = Shenava(config_with_users(), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
     app.connection.agi = lambda *a, **k: Deferred()  # type: ignore[method-assign]
     app.connection.send_action = lambda *a, **k: Deferred()  # type: ignore[method-assign]
     service = app.extensions["agent_stats"]
@@ -172,14 +177,16 @@ def test_every_language_has_every_text() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_assets_are_served_with_their_types(api: Running) -> None:
-    _, _, body = await fetch(api, "GET", "/wallboard")
-    referenced = re.findall(r'(?:src|href)="(static/[^"]+)"', body.decode())
-    assert sorted(referenced) == sorted(f"static/{name}" for name in ASSETS)
-    for path in referenced:
+    referenced = set()
+    for page in ("/wallboard", "/desk", "/review", "/sign-in"):
+        _, _, body = await fetch(api, "GET", page)
+        referenced |= set(re.findall(r'(?:src|href)="(static/[^"]+)"', body.decode()))
+    assert sorted(referenced) == sorted(f"static/{name}" for name in {**ASSETS, **VENDOR})
+    for path in sorted(referenced):
         code, headers, content = await fetch(api, "GET", "/" + path)
         name = path.removeprefix("static/")
         assert code == 200, path
-        assert header(headers, "content-type") == ASSETS[name].decode()
+        assert header(headers, "content-type") == {**ASSETS, **VENDOR}[name].decode()
         assert content == read_static(name)
     code, headers, content = await fetch(api, "HEAD", "/static/shenava.css")
     assert (code, content) == (200, b"")
@@ -209,10 +216,10 @@ async def test_unknown_paths_are_json_404s(api: Running, path: str) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_pages_allow_only_get_and_redirect_a_trailing_slash(api: Running) -> None:
-    code, headers, body = await fetch(api, "POST", "/wallboard")
-    assert code == 405 and header(headers, "allow") == "GET, HEAD"
-    assert json.loads(body)["error"]["code"] == "http.method_not_allowed"
-    code, headers, _ = await fetch(api, "DELETE", "/static/shenava.js")
+    code, answer, headers = await api.call("POST", "/wallboard")
+    assert code == 405 and headers.getRawHeaders(b"allow") == [b"GET, HEAD"]
+    assert answer["error"]["code"] == "http.method_not_allowed"
+    code, _, _ = await api.call("DELETE", "/static/shenava.js")
     assert code == 405
     code, headers, _ = await fetch(api, "GET", "/wallboard/")
     assert (code, header(headers, "location")) == (302, "../wallboard")
@@ -224,11 +231,12 @@ async def test_pages_allow_only_get_and_redirect_a_trailing_slash(api: Running) 
 
 
 @pytest_twisted.ensureDeferred
-async def test_wallboard_snapshot_needs_a_role(api: Running) -> None:
+async def test_wallboard_snapshot_needs_a_sign_in(api: Running) -> None:
     code, body, _ = await api.call("GET", "/api/wallboard", role=None)
-    assert (code, body["error"]["code"]) == (401, "http.no_role")
-    code, body, _ = await api.call("GET", "/api/wallboard", role="agent")
-    assert (code, body["error"]["code"]) == (400, "http.bad_role")
+    assert (code, body["error"]["code"]) == (401, "http.not_signed_in")
+    code, body, _ = await api.call("GET", "/api/wallboard", role=None,
+                                   headers={"X-Shenava-Role": "admin", "X-Shenava-Agent": "x"})
+    assert (code, body["error"]["code"]) == (401, "http.not_signed_in")
     code, body, _ = await api.call("POST", "/api/wallboard")
     assert code == 405
 
@@ -298,7 +306,8 @@ async def test_wallboard_snapshot_gathers_the_daemons_own_figures(
     assert rows["a1"]["break_position"] == 1
     assert body["break_line"] == [
         {"agent_id": "a1", "name": "Maryam", "reason": "break", "requested_at": T0 + 300,
-         "waited_s": 30.0, "position": 1}
+         "waited_s": 30.0, "position": 1,
+         "latest_at": T0 + 300 + service.break_config.max_wait_s}
     ]
     assert body["callbacks"] == {"status": "ok", "open": 1, "due": 1, "needing_attention": 0}
     assert body["waiting"] == {"calls": 0, "longest_wait_s": None}
@@ -312,38 +321,128 @@ async def test_wallboard_snapshot_gathers_the_daemons_own_figures(
     assert [r["agent_id"] for r in mine["break_line"]] == ["a1"]
 
 
-# -- the demo's stand-in proxy --------------------------------------------------------------
+# -- the demo's people ---------------------------------------------------------------------
 
 
 @pytest_twisted.ensureDeferred
-async def test_demo_door_plays_the_proxy(api: Running) -> None:
-    from twisted.internet import reactor
+async def test_demo_users_and_one_use_links_sign_in(api: Running) -> None:
+    from pathlib import Path
 
+    from shenava.http.demo_door import make_demo_users, sign_in_links
+    from tests.http_helpers import session_cookie
+
+    people = make_demo_users(Path(api.app.config.http.users_file), ["a1"], 0.0)
+    assert [(p.name, p.role.value) for p in people] == [("supervisor", "supervisor"), ("a1", "agent")]
+    assert people[1].secret.isdigit() and len(people[1].secret) == 6
+    links = sign_in_links(api.app, people)
+    code, headers, _ = await fetch(api, "GET", "/" + links["a1"])
+    assert code == 303 and header(headers, "location") == "../../../desk?agent=a1"
+    cookie = session_cookie(headers)
+    code, body, _ = await api.call("GET", "/api/wallboard", role=None, cookie=cookie)
+    assert code == 200 and body["you"] == {"id": "a1", "role": "agent"}
+    code, _, _ = await fetch(api, "GET", "/" + links["a1"])
+    assert code == 401  # one use
+    code, body, _ = await api.call(
+        "POST", "/api/session", role=None, body={"name": "supervisor", "password": people[0].secret})
+    assert code == 200 and body["role"] == "supervisor"
+
+
+# -- the desk's call actions, alerts, the report ------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_desk_call_actions_find_the_callers_number_themselves(
+    board: tuple[Running, Clock], redis_client: Redis
+) -> None:
+    from agent_stats.wellbeing import Alert, AlertKind
+    from tests.http_helpers import CALLER
+
+    api, clock = board
     app = api.app
-    door = DemoDoor(build_site(app).resource, [("a1", "Maryam")], "Shenava demo")
-    port: Any = cast(Any, reactor).listenTCP(
-        0, ShenavaSite(door, reactor=reactor), interface="127.0.0.1")
-    through = Running(reactor, app, port)
-    try:
-        # the browser's own role header is dropped; the path says who is asking
-        code, body, _ = await through.call("GET", "/supervisor/api/wallboard", role="agent",
-                                           person="a2")
-        assert code == 200 and body["you"] == {"id": "supervisor", "role": "supervisor"}
-        code, body, _ = await through.call("GET", "/agent/a1/api/wallboard", role="admin")
-        assert body["you"] == {"id": "a1", "role": "agent"}
-        assert [a["id"] for a in body["agents"]] == ["a1"]
-        code, body, _ = await through.call("POST", "/agent/a1/api/agents/a2/login", role="admin")
-        assert (code, body["error"]["code"]) == (403, "http.forbidden")
-        code, _, page = await fetch(through, "GET", "/agent/a1/desk?lang=en")
-        assert code == 200 and 'src="static/shenava.js"' in page.decode()
-        code, _, script = await fetch(through, "GET", "/agent/a1/static/shenava.js")
-        assert (code, script) == (200, read_static("shenava.js"))
-        code, _, index = await fetch(through, "GET", "/")
-        assert code == 200 and 'href="agent/a1/desk"' in index.decode()
-        assert 'href="supervisor/wallboard"' in index.decode()
-        for path in ("/agent/a%20b/api/wallboard", "/somebody/api/wallboard"):
-            code, body, _ = await through.call("GET", path)
-            assert code == 404, path
-    finally:
-        await through.pool.closeCachedConnections()
-        await port.stopListening()
+    # the screen-pop memory hears the IVR's outcome (as the call flow tells it)
+    app.extensions["http"].memory.on_outcome(outcome("c1"))
+    now = clock.seconds()
+    path = "/api/agents/a1/calls/c1"
+    # a follow-up an hour ahead: a follow_up reason on the caller's own flag
+    code, body, _ = await api.call("POST", path + "/follow-up", role="agent", person="a1",
+                                   body={"due_at": now + 3600, "note": "the refund"})
+    assert code == 200, body
+    assert body["reasons"] == ["follow_up"] and body["due_at"] == now + 3600
+    flags = app.extensions["complaints"].callbacks
+    flag = await as_deferred(flags.open_flag_for(CALLER))
+    assert flag is not None and flag.flag_id == body["flag_id"]
+    assert flag.reasons[0].note == "the refund"
+    # an abusive caller: the register's report carries the number the agent never saw
+    code, body, _ = await api.call("POST", path + "/abuse", role="agent", person="a1",
+                                   body={"category": "threat", "note": "threats"})
+    assert code == 200, body
+    code, pending, _ = await api.call("GET", "/api/complaints/abuse", person="sara")
+    assert [(r["report_id"], r["number"], r["call_id"]) for r in pending] == [
+        (body["report_id"], CALLER, "c1")]
+    # what is refused
+    for who, where, sent, status in [
+        ("a2", path + "/follow-up", {"due_at": now + 60}, 403),  # another agent's desk
+        ("a1", path + "/follow-up", {"due_at": now - 3600}, 400),  # in the past
+        ("a1", path + "/follow-up", {"due_at": "soon"}, 400),
+        ("a1", "/api/agents/a1/calls/nope/follow-up", {"due_at": now + 60}, 404),
+        ("a1", path + "/abuse", {"note": "no category"}, 400),
+    ]:
+        code, body, _ = await api.call("POST", where, role="agent", person=who, body=sent)
+        assert code == status, (where, sent, body)
+    # a wellbeing alert seen by a supervisor stays, marked, until it clears
+    service = app.extensions["agent_stats"]
+    app.roster.log_in("a3", now)
+    service.active_alerts["a3"] = {AlertKind.NO_BREAK: Alert("a3", AlertKind.NO_BREAK, 9000, 7200)}
+    ack = {"agent_id": "a3", "kind": "no_break"}
+    code, _, _ = await api.call("POST", "/api/wallboard/alerts/acknowledge", role="agent",
+                                person="a3", body=ack)
+    assert code == 403
+    code, body, _ = await api.call("POST", "/api/wallboard/alerts/acknowledge", person="sara",
+                                   body=ack)
+    assert code == 200 and body["acknowledged"] == {"by": "sara", "at": now}
+    code, board_now, _ = await api.call("GET", "/api/wallboard", person="sara")
+    assert board_now["alerts"][0]["acknowledged"] == {"by": "sara", "at": now}
+    code, _, _ = await api.call("POST", "/api/wallboard/alerts/acknowledge", person="sara",
+                                body={"agent_id": "a3", "kind": "long_call"})
+    assert code == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_report_in_the_browser_is_shenava_reports(board: tuple[Running, Clock]) -> None:
+    from agent_stats.report import build_report, render_csv
+    from agent_stats.sla import CallRecord, Outcome
+
+    api, clock = board
+    app = api.app
+    service = app.extensions["agent_stats"]
+    step_to(clock, T0 + 120)
+    service.record_outcome(CallRecord("complaints", T0 + 10, T0 + 10, Outcome.ANSWERED, T0 + 15, "c1"))
+    await service.flushed()
+    day = board_day = datetime_day(app, clock.seconds())
+    code, body, _ = await api.call("GET", f"/api/report?from={day}", person="sara")
+    assert code == 200, body
+    busy = [r for r in body["intervals"] if r["offered"]]
+    assert [(r["answered"], r["sl"]) for r in busy] == [(1, 1.0)]
+    code, headers, content = await fetch(
+        api, "GET", f"/api/report?from={board_day}&format=csv&by=intervals",
+        {"Cookie": "shenava_session=" + (await api.sign_in("supervisor", "sara"))[0]})
+    assert code == 200 and header(headers, "content-type") == "text/csv; charset=utf-8"
+    assert "attachment" in (header(headers, "content-disposition") or "")
+    names = {s.profile.agent_id: s.profile.name for s in app.roster}
+    ids = sorted(set(await as_deferred(service.store.agents())) | set(names))
+    first = __import__("datetime").date.fromisoformat(day)
+    report = await as_deferred(build_report(service.store, first, first, clock.seconds(),
+                                            breaks=service.break_config, names=names,
+                                            agent_ids=ids))
+    assert content.decode() == render_csv(report, "en", "intervals")
+    for who, query, status in [("a1", f"from={day}", 403), ("sara", "from=yesterday", 400),
+                               ("sara", f"from={day}&format=xml", 400)]:
+        role = "agent" if who == "a1" else "supervisor"
+        code, _, _ = await api.call("GET", f"/api/report?{query}", role=role, person=who)
+        assert code == status, query
+
+
+def datetime_day(app: Shenava, now: float) -> str:
+    from datetime import datetime as _datetime
+
+    return _datetime.fromtimestamp(now, app.config.site.tzinfo).date().isoformat()
