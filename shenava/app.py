@@ -7,6 +7,7 @@ daemon, the demo and the integration tests all run the same graph.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,6 +41,12 @@ from shenava.live_store import LiveFiguresStore
 log = Logger()
 
 QUEUE = "complaints"
+WAITS_KEPT = 10_000
+"""Waits the run's figures keep (the latest): keeping every one grew forever."""
+
+
+def _waits() -> deque[float]:
+    return deque(maxlen=WAITS_KEPT)
 
 
 @dataclass(slots=True)
@@ -53,8 +60,8 @@ class CallCounts:
     queued: int = 0
     answered: int = 0
     abandoned: int = 0
-    waits_answered: list[float] = field(default_factory=list)
-    waits_abandoned: list[float] = field(default_factory=list)
+    waits_answered: deque[float] = field(default_factory=_waits)
+    waits_abandoned: deque[float] = field(default_factory=_waits)
 
     @property
     def in_progress(self) -> int:
@@ -84,13 +91,14 @@ class Shenava:
         # write (None: no lease, a daemon alone without a pair).
         self.fence: Callable[[], str | None] | None = fence
         now = reactor.seconds()
+        ami = config.ami
         # One random token per run: in ActionIDs/CommandIDs and in the
         # ChannelIds of originated legs, so nothing of an earlier run (or of
         # the other daemon of a pair) is ever taken for this run's.
         self.run_token = run_token or new_run_token()
         # A standby that became the leader hands over its warm AMI link.
         self.connection = connection or make_connection(config, reactor, self.run_token, endpoint)
-        self.tracker = CallTracker()
+        self.tracker = CallTracker(max_channels=ami.max_channels)
         attach_tracker(self.tracker, self.connection, reactor)
         self.roster = AgentRoster(
             (
@@ -263,6 +271,8 @@ def make_connection(
             initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s
         ),
         max_message_bytes=ami.max_message_bytes,
+        max_list_items=ami.max_list_items,
+        max_list_bytes=ami.max_list_bytes,
         action_id_prefix=f"shenava-{run_token}",
     )
 
