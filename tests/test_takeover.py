@@ -64,17 +64,17 @@ async def test_kill_minus_9_with_callers_everywhere_then_every_caller_is_served(
         "PJSIP/102": PhoneScript(answer_after_s=12.0, talk_s=15.0),
     })
     h.log_in("a1")
-    talking = h.call(wants_agent("09120000001"))
+    talking = h.call(wants_agent("0935111001"))
     await h.run_until_async(lambda: h.events(CallAnswered, talking), limit_s=60)
-    ringing = h.call(wants_agent("09120000002"))
+    ringing = h.call(wants_agent("0935111002"))
     h.advance(0.5)
-    waiting = h.call(wants_agent("09120000003"))
-    gone = h.call(wants_agent("09120000004"))
+    waiting = h.call(wants_agent("0935111003"))
+    gone = h.call(wants_agent("0935111004"))
     await h.run_until_async(
         lambda: all(h.events(CallQueued, c) for c in (ringing, waiting, gone)), limit_s=60
     )
     # In the IVR: picks Persian, lets the next menu time out once, then asks for an agent.
-    in_ivr = h.call(CallerScript(number="09120000005", answers=("1", "", "3"), answer_delay_s=1.0))
+    in_ivr = h.call(CallerScript(number="0935111005", answers=("1", "", "3"), answer_delay_s=1.0))
     def menu_of(call: CallHandle) -> str | None:
         ivr = (h.app.callflow.snapshot(call.uniqueid) or {}).get("ivr")
         return ivr["menu"] if ivr else None
@@ -151,7 +151,9 @@ async def test_kill_minus_9_with_callers_everywhere_then_every_caller_is_served(
         *await as_deferred(callbacks.open_flags()),
         *await as_deferred(callbacks.closed_between(0.0, h.now + 1)),
     ]
-    assert [(f.number, len(f.reasons)) for f in flags] == [("09120000004", 1)]
+    # (numbers of this test only: another test's late write may land in this database)
+    mine = [(f.number, len(f.reasons)) for f in flags if f.number.startswith("0935111")]
+    assert mine == [("0935111004", 1)]
     h.stop()
 
 
@@ -165,7 +167,7 @@ async def test_a_caller_who_arrived_while_no_daemon_ran_gets_the_main_menu(
     h.advance(1.0)
     await flushed(h)
     h.kill()
-    late = h.call(wants_agent("09120000009"))
+    late = h.call(wants_agent("0935111009"))
     h.advance(5.0)
     assert h.prompts(late) == []  # nobody drives the caller
     app = h.start_again(redis=redis_client)
@@ -187,8 +189,8 @@ async def test_an_ami_reconnect_takes_over_nothing_the_daemon_already_holds(
     """The take-over runs after every resync; the daemon's own callers, and those
     that hung up while the link was down, are settled by its own code, once."""
     h = E2E.build(tmp_path, redis=redis_client)
-    stays = h.call(wants_agent("09120000011"))
-    leaves = h.call(wants_agent("09120000012"))
+    stays = h.call(wants_agent("0935111011"))
+    leaves = h.call(wants_agent("0935111012"))
     await h.run_until_async(lambda: h.events(CallQueued, stays) and h.events(CallQueued, leaves),
                             limit_s=60)
     h.advance(6.0)
@@ -215,7 +217,7 @@ async def test_an_agent_whose_phone_is_still_up_stays_on_the_call_without_a_reco
     h = E2E.build(tmp_path, redis=redis_client, killable=True)
     h.phone("PJSIP/101", PhoneScript(answer_after_s=2.0, talk_s=20.0))
     h.log_in("a1")
-    talking = h.call(wants_agent("09120000021"))
+    talking = h.call(wants_agent("0935111021"))
     await h.run_until_async(lambda: h.events(CallAnswered, talking), limit_s=60)
     await flushed(h)
     extension = h.app.extensions["takeover"]
