@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, replace
 
 from complaints.roles import Actor
@@ -103,6 +103,9 @@ class LockOut:
         self.per_address = per_address
         self.window_s = window_s
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._pending: Counter[str] = Counter()
+        """Attempts being checked now, per key: they count as failures until they end,
+        so sign-ins sent all at once cannot all pass the check before one has failed."""
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.get(key)
@@ -116,9 +119,21 @@ class LockOut:
 
     def _retry(self, key: str, limit: int, now: float) -> float | None:
         times = self._recent(key, now)
-        if len(times) < limit:
+        if len(times) + self._pending[key] < limit:
             return None
+        if len(times) < limit:  # attempts in flight fill the count: wait for them
+            return self.window_s
         return times[-limit] + self.window_s - now
+
+    def begin(self, name: str, address: str) -> None:
+        """An attempt's password is being checked (end it with :meth:`end`)."""
+        self._pending.update(("name:" + name, "addr:" + address))
+
+    def end(self, name: str, address: str) -> None:
+        for key in ("name:" + name, "addr:" + address):
+            self._pending[key] -= 1
+            if self._pending[key] <= 0:
+                del self._pending[key]
 
     def retry_after(self, name: str, address: str, now: float) -> tuple[str, float] | None:
         """``("name"|"address", seconds)`` when attempts are refused now, else None."""

@@ -130,7 +130,11 @@ class SessionApi:
                 "no users are configured (set [http] users_file or [redis] url, then "
                 "shenava users add)", code="http.no_users",
             )
-        user, good = await self._checks.run(self._off_reactor, name, password)
+        gate.lockout.begin(name, request.address)
+        try:
+            user, good = await self._checks.run(self._off_reactor, name, password)
+        finally:
+            gate.lockout.end(name, request.address)
         now = gate.now()
         if not good or user is None:
             gate.lockout.failed(name, request.address, now)
