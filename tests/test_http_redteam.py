@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet.defer import gatherResults
+from twisted.internet.task import Clock
 
-from tests.http_helpers import PASSWORD, Running, running_app
+from tests.http_helpers import PASSWORD, Running, outcome, running_app
+from tests.test_wallboard import board  # noqa: F401  (the Redis-backed daemon fixture)
 
 
 @pytest_twisted.async_yield_fixture()
@@ -39,3 +41,33 @@ async def test_sign_ins_sent_at_once_do_not_get_past_the_lock_out(api: Running) 
     code, _, _ = await api.call("POST", "/api/session", role=None,
                                 body={"name": "sara", "password": PASSWORD})
     assert code == 429
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_agent_cannot_report_or_flag_another_agents_call(
+    board: tuple[Running, Clock],
+) -> None:
+    """The desk's call actions took any call the daemon remembered (waiting in the line,
+    or talking to someone else): an agent could file an abuse report, and be granted
+    its recovery, or flag a follow-up on a caller they never spoke to."""
+    api, clock = board
+    app = api.app
+    now = clock.seconds()
+    app.extensions["http"].memory.on_outcome(outcome("c1"))
+    app.roster.log_in("a1", now)
+    app.roster.set_ready("a1", now)
+    app.roster.ringing("a1", "c1", now)
+    app.roster.log_in("a2", now)
+    for action, body in [("abuse", {"category": "threat"}), ("follow-up", {"due_at": now + 60})]:
+        code, answer, _ = await api.call("POST", f"/api/agents/a2/calls/c1/{action}",
+                                         role="agent", person="a2", body=body)
+        assert (code, answer["error"]["code"]) == (403, "http.forbidden"), (action, answer)
+    code, pending, _ = await api.call("GET", "/api/complaints/abuse", person="sara")
+    assert code == 200 and pending == []
+    # the agent whose call it is may; so may a supervisor, for any agent
+    code, answer, _ = await api.call("POST", "/api/agents/a1/calls/c1/abuse", role="agent",
+                                     person="a1", body={"category": "threat"})
+    assert code == 200, answer
+    code, answer, _ = await api.call("POST", "/api/agents/a2/calls/c1/follow-up",
+                                     person="sara", body={"due_at": now + 60})
+    assert code == 200, answer
