@@ -71,3 +71,50 @@ async def test_an_agent_cannot_report_or_flag_another_agents_call(
     code, answer, _ = await api.call("POST", "/api/agents/a2/calls/c1/follow-up",
                                      person="sara", body={"due_at": now + 60})
     assert code == 200, answer
+
+
+async def _open_stream(api: Running, cookie: str) -> Any:
+    """A raw ``GET /api/events`` with the session's cookie, once the hub has it."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    from tests.test_http_security import raw
+
+    hub = api.app.extensions["http"].push
+    before = hub.viewers
+    stream = raw(api, b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Cookie: shenava_session=" + cookie.encode() + b"\r\n\r\n")
+    for _ in range(500):
+        if hub.viewers > before:
+            break
+        await deferLater(reactor, 0.01, lambda: None)
+    assert hub.viewers == before + 1
+    return stream
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_open_event_stream_ends_with_its_session(board: tuple[Running, Clock]) -> None:
+    """``/api/events`` checked the session once, when the stream opened: after a sign-out,
+    ``shenava users remove`` or a new role, the wallboard's figures kept coming."""
+    from twisted.internet import reactor
+
+    api, clock = board
+    hub = api.app.extensions["http"].push
+    # signed out: the stream ends at the next second
+    cookie, csrf = await api.sign_in("supervisor", "sara")
+    stream = await _open_stream(api, cookie)
+    code, _, _ = await api.call("DELETE", "/api/session", role=None, cookie=cookie,
+                                headers={"x-csrf-token": csrf})
+    assert code == 200
+    clock.advance(1.0)
+    received = await stream.done.addTimeout(10, reactor)
+    assert b"event: board" in received
+    assert hub.viewers == 0
+    # a supervisor made an agent: the stream ends once the record is looked at again
+    cookie, _ = await api.sign_in("supervisor", "omid")
+    stream = await _open_stream(api, cookie)
+    api.add_user("omid", "agent", changed_at=1.0)
+    for _ in range(40):
+        clock.advance(1.0)
+    await stream.done.addTimeout(10, reactor)
+    assert hub.viewers == 0

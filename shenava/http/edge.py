@@ -212,6 +212,19 @@ class Gate:
 
     # -- sessions ----------------------------------------------------------------------
 
+    def session_ended(self, request: server.Request) -> bool:
+        """Whether the session a long answer (an event stream) was let in with has ended:
+        signed out, closed by a check of the user's record, or past ``session_max_s``.
+        A stream counts as use: it looks at the user's record as a request would."""
+        session = getattr(request, "session", None)
+        if session is None:
+            return False  # proxy mode: the proxy's sign-in, not a daemon session
+        current = self.sessions.peek(session.session_id)
+        if current is None or self.now() >= current.created_at + self.sessions.max_s:
+            return True
+        self.on_session_use(current)
+        return False
+
     def cookie_secure(self, request: EdgeRequest) -> bool:
         mode = self.config.cookie_secure
         return mode == "always" or (mode == "auto" and request.behind_tls)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import ensureDeferred
@@ -165,6 +166,8 @@ class PushHub:
         self._history_bytes: bytes | None = None
         self.series = Series()
         self.ticks = 0
+        self.session_ended: Callable[[Request], bool] = lambda request: False
+        """Whether a stream's session has ended (the edge's Gate answers): its stream ends."""
         board_roster = board.roster
         board_roster.subscribe(lambda change: self._dirty.add(change.agent_id))
 
@@ -258,6 +261,9 @@ class PushHub:
         board = self.board
         now = board.now()
         self.ticks += 1
+        self._end_signed_out()
+        if not self.viewers:
+            return
         self._refresh_callbacks(now)
         board.forget_cleared_acknowledgements()
         public = board.public(now, self._callbacks)
@@ -277,6 +283,19 @@ class PushHub:
             for conns in self.desks.values():
                 for conn in conns:
                     conn.request.write(b": keep-alive\n\n")
+
+    def _end_signed_out(self) -> None:
+        """Finish the streams whose session has ended (sign-out, a removed user, a new role)."""
+        for conn in [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]:
+            if self.session_ended(conn.request):
+                channel = conn.request.channel
+                try:
+                    conn.request.finish()
+                    if channel is not None:
+                        channel.loseConnection()  # signed out: no keep-alive either
+                except Exception:  # already gone
+                    pass
+                self._gone(conn)
 
     def _push_board(self, public: dict[str, Any], now: float) -> None:
         board = self.board

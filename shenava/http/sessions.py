@@ -69,6 +69,10 @@ class SessionStore:
         self._sessions.move_to_end(session_id)
         return session
 
+    def peek(self, session_id: str) -> Session | None:
+        """The session with this id if it was not closed (its idle deadline not moved)."""
+        return self._sessions.get(session_id)
+
     def due_for_check(self, session: Session, now: float, every_s: float) -> bool:
         """Whether the user's record should be looked at again; marks it as being looked at."""
         if session.user_changed_at is None or now - session.checked_at < every_s:
