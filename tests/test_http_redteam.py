@@ -118,3 +118,46 @@ async def test_an_open_event_stream_ends_with_its_session(board: tuple[Running, 
         clock.advance(1.0)
     await stream.done.addTimeout(10, reactor)
     assert hub.viewers == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_behind_a_listed_proxy_in_sign_in_mode_one_address_cannot_lock_out_all() -> None:
+    """Behind a TLS proxy with built-in sign-in every browser came from the proxy's
+    address: twenty failed sign-ins from anyone on the internet locked everybody out
+    (and the audit log showed only the proxy). A listed proxy's ``X-Forwarded-For``
+    now names the client; an unlisted peer's is still ignored."""
+    from twisted.internet import reactor
+
+    from tests.http_helpers import config_with_users
+
+    config = config_with_users(proxy_addresses=("127.0.0.1",))
+    assert config.http.auth != "proxy"
+    async for api in running_app(reactor, config):
+        api.add_user("sara", "supervisor")
+        for n in range(api.app.config.http.lockout_address_failures):
+            code, _, _ = await api.call("POST", "/api/session", role=None,
+                                        headers={"x-forwarded-for": "203.0.113.9"},
+                                        body={"name": f"guess{n}", "password": "not-a-password"})
+            assert code == 401
+        code, body, _ = await api.call("POST", "/api/session", role=None,
+                                       headers={"x-forwarded-for": "198.51.100.7"},
+                                       body={"name": "sara", "password": PASSWORD})
+        assert code == 200, body
+        entries = api.app.extensions["http"].gate.audit.recent(2)
+        assert [e["address"] for e in entries] == ["198.51.100.7", "203.0.113.9"]
+        # the attacker's own address stays locked out
+        code, body, _ = await api.call("POST", "/api/session", role=None,
+                                       headers={"x-forwarded-for": "203.0.113.9"},
+                                       body={"name": "sara", "password": PASSWORD})
+        assert code == 429 and "your address" in body["error"]["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unlisted_peers_forwarded_for_is_ignored(api: Running) -> None:
+    api.add_user("sara", "supervisor")
+    code, _, _ = await api.call("POST", "/api/session", role=None,
+                                headers={"x-forwarded-for": "198.51.100.7"},
+                                body={"name": "sara", "password": PASSWORD})
+    assert code == 200
+    entries = api.app.extensions["http"].gate.audit.recent(1)
+    assert entries[0]["address"] == "127.0.0.1"

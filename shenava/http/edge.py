@@ -15,7 +15,9 @@ Then, per request (:meth:`Gate.admit`):
 
 - who is asking: the session cookie of a sign-in, or, in proxy mode only, the
   role and person headers of a listed proxy address that also sent the shared
-  secret. Every ``X-Shenava-*`` header is removed afterwards, whoever sent it;
+  secret. Every ``X-Shenava-*`` header is removed afterwards, whoever sent it.
+  A listed proxy's ``X-Forwarded-For``/``-Proto``/``-Host`` count (in proxy mode
+  only with the secret): the lock-out and the audit log see the client;
 - state-changing methods (anything but GET, HEAD, OPTIONS): ``Content-Type:
   application/json`` (415), a browser's ``Origin`` the same as the host (403), and
   the session's ``X-CSRF-Token`` (403), except the sign-in itself, which has no
@@ -136,8 +138,11 @@ class Gate:
     # -- who is asking -----------------------------------------------------------
 
     def _from_proxy(self, request: server.Request) -> bool:
-        if not self.proxy_mode or _peer_host(request) not in self.proxies:
+        """A listed proxy (in proxy mode: with the secret); its ``X-Forwarded-*`` count."""
+        if _peer_host(request) not in self.proxies:
             return False
+        if not self.proxy_mode:
+            return True  # a TLS proxy in front of sign-in: its client's address, no roles
         given = request.requestHeaders.getRawHeaders(PROXY_SECRET_HEADER) or []
         return len(given) == 1 and hmac.compare_digest(given[0], self._secret)
 
@@ -179,7 +184,8 @@ class Gate:
                 request.address = forwarded[-1].decode("latin-1").split(",")[-1].strip()[:64]
             proto = headers.getRawHeaders(b"x-forwarded-proto") or []
             request.behind_tls = request.behind_tls or (proto[-1:] == [b"https"])
-            proxy_actor = self._proxy_actor(request)
+            if self.proxy_mode:
+                proxy_actor = self._proxy_actor(request)
         _strip_own_headers(request)
         cookie = request.getCookie(COOKIE)
         session = self.sessions.find(cookie.decode("latin-1"), self.now()) if cookie else None
