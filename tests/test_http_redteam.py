@@ -161,3 +161,25 @@ async def test_an_unlisted_peers_forwarded_for_is_ignored(api: Running) -> None:
     assert code == 200
     entries = api.app.extensions["http"].gate.audit.recent(1)
     assert entries[0]["address"] == "127.0.0.1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_supervisors_read_of_a_screen_pop_is_audited(api: Running) -> None:
+    """``GET /api/agents/{id}/call`` shows a supervisor the caller's full number, as
+    ``/api/calls/{id}`` does, but it was not in the audit log."""
+    from tests.http_helpers import CALLER
+
+    app = api.app
+    app.extensions["http"].memory.on_outcome(outcome("c1"))
+    now = float(api.reactor.seconds())
+    app.roster.log_in("a1", now)
+    app.roster.set_ready("a1", now)
+    app.roster.ringing("a1", "c1", now)
+    code, body, _ = await api.call("GET", "/api/agents/a1/call", person="sara")
+    assert code == 200 and CALLER in str(body)
+    entries = app.extensions["http"].gate.audit.recent(5, "sara")
+    assert [e["what"] for e in entries][:1] == ["GET /api/agents/a1/call"]
+    # an agent's own (masked) screen pop is not a read of a full number
+    code, body, _ = await api.call("GET", "/api/agents/a1/call", role="agent", person="a1")
+    assert code == 200 and CALLER not in str(body)
+    assert [e["what"] for e in app.extensions["http"].gate.audit.recent(5, "a1")] == ["signed in"]

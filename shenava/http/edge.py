@@ -67,7 +67,8 @@ CSRF_HEADER = b"x-csrf-token"
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 SIGN_IN_PATH = b"/api/session"
 FULL_NUMBER_READS = (b"/api/complaints", b"/api/calls/", b"/api/audit", b"/api/users")
-"""GETs a supervisor or admin makes here are audited (they show full numbers or the log)."""
+"""GETs a supervisor or admin makes here are audited (they show full numbers or the log);
+so is ``/api/agents/{id}/call``, an agent's screen pop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +262,15 @@ class Gate:
         if request.method not in SAFE_METHODS:
             return True
         actor = request.actor
+        path = request.path.rstrip(b"/")
         return (actor is not None and actor.role is not Role.AGENT
-                and request.path.startswith(FULL_NUMBER_READS))
+                and (path.startswith(FULL_NUMBER_READS) or _is_screen_pop(path)))
+
+
+def _is_screen_pop(path: bytes) -> bool:
+    """``/api/agents/{id}/call``: the caller's full number, for a supervisor."""
+    parts = path.split(b"/")
+    return len(parts) == 5 and parts[:3] == [b"", b"api", b"agents"] and parts[4] == b"call"
 
 
 def _peer_host(request: server.Request) -> str:
