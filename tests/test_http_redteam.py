@@ -183,3 +183,20 @@ async def test_a_supervisors_read_of_a_screen_pop_is_audited(api: Running) -> No
     code, body, _ = await api.call("GET", "/api/agents/a1/call", role="agent", person="a1")
     assert code == 200 and CALLER not in str(body)
     assert [e["what"] for e in app.extensions["http"].gate.audit.recent(5, "a1")] == ["signed in"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_deeply_nested_json_is_a_bad_body_not_an_internal_error(api: Running) -> None:
+    """Sixty thousand ``[`` (under the body limit) made json.loads raise RecursionError:
+    a 500 and a logged traceback for every such sign-in, from anyone."""
+    deep = b"[" * 60_000 + b"]" * 60_000
+    code, body, _ = await api.call("POST", "/api/session", role=None, raw=b'{"a":' + deep[:60_000] + b"}")
+    assert (code, body["error"]["code"]) == (400, "http.bad_json"), body
+
+
+@pytest_twisted.ensureDeferred
+async def test_deeply_nested_json_to_the_register_is_a_bad_body(board: tuple[Running, Clock]) -> None:
+    api, _ = board
+    deep = b'{"note":' + b"[" * 60_000 + b"}"
+    code, body, _ = await api.call("PATCH", "/api/complaints/C-1", raw=deep)
+    assert (code, body["error"]) == (400, "invalid_json"), body
