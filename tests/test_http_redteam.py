@@ -1,5 +1,7 @@
 """A red team's findings against the HTTP edge and the pages, each refused by a running
-daemon's listener (real sockets): lock-out bypass by sign-ins sent at once, ..."""
+daemon's listener (real sockets): sign-ins sent at once past the lock-out, an agent's
+actions on another's call, event streams outliving their session, a proxy in front of
+sign-in locking everyone out, an unaudited read of full numbers, nested JSON."""
 
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ import pytest_twisted
 from twisted.internet.defer import gatherResults
 from twisted.internet.task import Clock
 
+from tests import test_wallboard
 from tests.http_helpers import PASSWORD, Running, outcome, running_app
-from tests.test_wallboard import board  # noqa: F401  (the Redis-backed daemon fixture)
+
+board = test_wallboard.board
+"""The real object graph with Redis on a ``Clock`` (test_wallboard's fixture)."""
 
 
 @pytest_twisted.async_yield_fixture()
