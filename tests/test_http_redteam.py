@@ -205,3 +205,33 @@ async def test_deeply_nested_json_to_the_register_is_a_bad_body(board: tuple[Run
     deep = b'{"note":' + b"[" * 60_000 + b"}"
     code, body, _ = await api.call("PATCH", "/api/complaints/C-1", raw=deep)
     assert (code, body["error"]) == (400, "invalid_json"), body
+
+
+@pytest_twisted.ensureDeferred
+async def test_anonymous_refusals_cannot_flood_the_audit_log(api: Running) -> None:
+    """Every anonymous refused request (a form post, a sign-in while locked out) was an
+    audit entry, written to the audit file on the reactor: anyone could grow the file
+    at the rate they could send requests. One entry a minute per address and kind now,
+    with the number left out."""
+    gate = api.app.extensions["http"].gate
+    for n in range(30):
+        code, _, _ = await api.call("POST", f"/api/complaints/x{n}", role=None,
+                                    headers={"content-type": "text/plain"}, raw=b"{}")
+        assert code == 415
+    refusals = [e for e in gate.audit.recent(1000) if e["status"] == 415]
+    assert len(refusals) == 1
+    api.add_user("sara", "supervisor")
+    for _ in range(api.app.config.http.lockout_failures):
+        await api.call("POST", "/api/session", role=None,
+                       body={"name": "sara", "password": "not-her-password"})
+    for _ in range(30):
+        code, _, _ = await api.call("POST", "/api/session", role=None,
+                                    body={"name": "sara", "password": "not-her-password"})
+        assert code == 429
+    locked = [e for e in gate.audit.recent(1000) if e["status"] == 429]
+    assert len(locked) == 1
+    # a signed-in person's refused change is always written
+    for _ in range(3):
+        code, _, _ = await api.call("POST", "/api/agents/a1/ready", person="omid", csrf=False)
+        assert code == 403
+    assert len([e for e in gate.audit.recent(1000) if e["who"] == "omid" and e["status"] == 403]) == 3

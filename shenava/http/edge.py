@@ -66,6 +66,9 @@ PERSON_HEADER = b"x-shenava-person"
 CSRF_HEADER = b"x-csrf-token"
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 SIGN_IN_PATH = b"/api/session"
+REFUSALS_EVERY_S = 60.0
+"""Anonymous refusals audited at most this often per address and status."""
+MAX_REFUSAL_KEYS = 10_000
 FULL_NUMBER_READS = (b"/api/complaints", b"/api/calls/", b"/api/audit", b"/api/users")
 """GETs a supervisor or admin makes here are audited (they show full numbers or the log);
 so is ``/api/agents/{id}/call``, an agent's screen pop."""
@@ -118,6 +121,7 @@ class Gate:
         self.proxies = frozenset(config.proxy_addresses)
         self._secret = config.proxy_secret.encode()
         self._links: dict[str, tuple[Actor, float, str]] = {}
+        self._refusals: dict[tuple[str, int], tuple[float, int]] = {}
         self.on_session_use: Callable[[Session], None] = lambda session: None
         """Told of each use of a session (signin compares it with the user's record)."""
 
@@ -256,6 +260,26 @@ class Gate:
             address=request.address, status=status, detail=detail,
         ))
 
+    def record_refusal(self, request: EdgeRequest, what: str, status: int, *,
+                       who: str | None = None, detail: str = "") -> None:
+        """A refusal: audited always for a signed-in person; for anyone else at most one
+        entry per address and status each :data:`REFUSALS_EVERY_S`, with the number left
+        out since (anyone could otherwise grow the audit file at their request rate)."""
+        if request.actor is None:
+            key = (request.address, status)
+            now = self.now()
+            last, left_out = self._refusals.get(key, (-REFUSALS_EVERY_S, 0))
+            if now < last + REFUSALS_EVERY_S:
+                self._refusals[key] = (last, left_out + 1)
+                return
+            self._refusals.pop(key, None)
+            self._refusals[key] = (now, 0)
+            while len(self._refusals) > MAX_REFUSAL_KEYS:
+                del self._refusals[next(iter(self._refusals))]
+            if left_out:
+                detail = f"{detail} (+{left_out} like it not logged)".strip()
+        self.record(request, what, status, who=who, role="-" if who else None, detail=detail)
+
     def audited(self, request: EdgeRequest) -> bool:
         if request.path == SIGN_IN_PATH:
             return False  # the sign-in resource records its own, with more detail
@@ -330,9 +354,9 @@ class EdgeRequest(server.Request):
             self.address = self.address if self.address != "-" else _peer_host(self)
             write_error(self, error)
             if error.status in (HTTPStatus.FORBIDDEN, HTTPStatus.UNSUPPORTED_MEDIA_TYPE):
-                gate.record(self, f"{self.method.decode('ascii', 'replace')} "
-                            f"{self.path.decode('utf-8', 'replace')}", int(error.status),
-                            detail=error.code)
+                gate.record_refusal(self, f"{self.method.decode('ascii', 'replace')} "
+                                    f"{self.path.decode('utf-8', 'replace')[:200]}",
+                                    int(error.status), detail=error.code)
             return
         if gate.audited(self):
             self.notifyFinish().addBoth(self._audit, gate)
