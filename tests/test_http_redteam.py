@@ -235,3 +235,33 @@ async def test_anonymous_refusals_cannot_flood_the_audit_log(api: Running) -> No
         code, _, _ = await api.call("POST", "/api/agents/a1/ready", person="omid", csrf=False)
         assert code == 403
     assert len([e for e in gate.audit.recent(1000) if e["who"] == "omid" and e["status"] == 403]) == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stream_that_is_not_read_is_dropped(board: tuple[Running, Clock]) -> None:
+    """An event stream whose reader stopped reading was written to every second for
+    ever (twisted.web lifts the idle timeout while a request is answered): the daemon
+    kept every unsent second in memory. Once the socket's buffers are full (the
+    transport pauses the channel) for ``SLOW_READER_S``, the stream is dropped."""
+    from twisted.internet import reactor
+
+    from shenava.http.push import SLOW_READER_S
+
+    api, clock = board
+    hub = api.app.extensions["http"].push
+    cookie, _ = await api.sign_in("supervisor", "sara")
+    stream = await _open_stream(api, cookie)
+    channel = hub.supervisors[0].request.channel
+    channel.pauseProducing()  # what the transport does when the reader stops reading
+    for _ in range(int(SLOW_READER_S) - 2):
+        clock.advance(1.0)
+    assert hub.viewers == 1  # a slow link is given time
+    channel.resumeProducing()
+    for _ in range(int(SLOW_READER_S) + 2):
+        clock.advance(1.0)
+    assert hub.viewers == 1  # it caught up: the count starts again
+    channel.pauseProducing()
+    for _ in range(int(SLOW_READER_S) + 2):
+        clock.advance(1.0)
+    assert hub.viewers == 0
+    await stream.done.addTimeout(10, reactor)

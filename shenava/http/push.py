@@ -41,10 +41,12 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
+from zope.interface import implementer
 
 from agent_stats.service import counts_dict
 from agent_stats.sla import DAY_S, BucketKey, BucketKind, day_start, interval_start
@@ -71,6 +73,9 @@ CALLBACKS_EVERY_S = 5.0
 SAMPLE_EVERY_S = 10.0
 HISTORY_S = 3600.0
 RETRY_MS = 3000
+SLOW_READER_S = 30.0
+"""A stream whose socket stays full this long is dropped (its page reconnects): the
+unsent seconds would otherwise pile up in the daemon's memory."""
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -103,12 +108,27 @@ def board_row(row: dict[str, Any], now: float) -> dict[str, Any]:
     }
 
 
+@implementer(IPushProducer)
 class Connection:
-    __slots__ = ("request", "agent")
+    """One page's stream; the producer its channel pauses while the socket is full."""
+
+    __slots__ = ("request", "agent", "paused_at")
 
     def __init__(self, request: Request, agent: str | None) -> None:
         self.request = request
         self.agent = agent
+        self.paused_at: float | None = None
+        """When the reader stopped taking what was written (None: it keeps up)."""
+
+    def pauseProducing(self) -> None:
+        if self.paused_at is None:
+            self.paused_at = -math.inf  # stamped by the next second (the hub's clock)
+
+    def resumeProducing(self) -> None:
+        self.paused_at = None
+
+    def stopProducing(self) -> None:
+        pass
 
 
 class Series:
@@ -183,6 +203,9 @@ class PushHub:
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")  # nginx: do not hold the stream back
         request.write(b"retry: %d\n\n" % RETRY_MS)
+        register = getattr(request, "registerProducer", None)  # tests' pages may lack it
+        if register is not None:
+            register(conn, True)  # the channel pauses it while the socket is full
         if agent is None:
             self.supervisors.append(conn)
         else:
@@ -229,6 +252,7 @@ class PushHub:
         self.stop()
         for conn in [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]:
             try:
+                _unregister(conn.request)
                 conn.request.finish()
             except Exception:  # already gone
                 pass
@@ -261,7 +285,7 @@ class PushHub:
         board = self.board
         now = board.now()
         self.ticks += 1
-        self._end_signed_out()
+        self._end_signed_out(now)
         if not self.viewers:
             return
         self._refresh_callbacks(now)
@@ -284,12 +308,19 @@ class PushHub:
                 for conn in conns:
                     conn.request.write(b": keep-alive\n\n")
 
-    def _end_signed_out(self) -> None:
-        """Finish the streams whose session has ended (sign-out, a removed user, a new role)."""
+    def _end_signed_out(self, now: float) -> None:
+        """Finish the streams whose session has ended (sign-out, a removed user, a new
+        role) and those not read for :data:`SLOW_READER_S`."""
         for conn in [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]:
-            if self.session_ended(conn.request):
+            if conn.paused_at == -math.inf:
+                conn.paused_at = now
+            slow = conn.paused_at is not None and now - conn.paused_at >= SLOW_READER_S
+            if slow:
+                log.info("push: a stream not read for {s:.0f} s dropped", s=SLOW_READER_S)
+            if slow or self.session_ended(conn.request):
                 channel = conn.request.channel
                 try:
+                    _unregister(conn.request)
                     conn.request.finish()
                     if channel is not None:
                         channel.loseConnection()  # signed out: no keep-alive either
@@ -423,6 +454,12 @@ class PushHub:
         d.addCallback(got)
         d.addErrback(lambda f: log.warn("push: the day's intervals not read: {error}",
                                         error=f.getErrorMessage()))
+
+
+def _unregister(request: Request) -> None:
+    """The stream's producer off its channel (a kept-alive connection may take another)."""
+    if getattr(request, "producer", None) is not None:
+        request.unregisterProducer()
 
 
 class EventsResource(Resource):
