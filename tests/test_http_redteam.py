@@ -265,3 +265,29 @@ async def test_a_stream_that_is_not_read_is_dropped(board: tuple[Running, Clock]
         clock.advance(1.0)
     assert hub.viewers == 0
     await stream.done.addTimeout(10, reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_sign_in_cannot_hold_every_connection_with_event_streams(
+    board: tuple[Running, Clock],
+) -> None:
+    """Streams are long requests: one agent's session could open them until the
+    connection caps (behind a listed proxy, ``max_connections`` for everyone)."""
+    from shenava.http.push import MAX_STREAMS_PER_SESSION
+
+    api, _ = board
+    hub = api.app.extensions["http"].push
+    cookie, _ = await api.sign_in("agent", "a1")
+    for _ in range(MAX_STREAMS_PER_SESSION):
+        await _open_stream(api, cookie)
+    from twisted.internet import reactor
+    from twisted.internet.defer import ensureDeferred
+
+    asked = ensureDeferred(api.call("GET", "/api/events", role=None, cookie=cookie))
+    code, body, _ = await asked.addTimeout(10, reactor)  # a stream let in never ends
+    assert (code, body["error"]["code"]) == (429, "http.too_many_streams"), body
+    assert hub.viewers == MAX_STREAMS_PER_SESSION
+    # another person's sign-in is not counted with it
+    other, _ = await api.sign_in("agent", "a2")
+    await _open_stream(api, other)
+    assert hub.viewers == MAX_STREAMS_PER_SESSION + 1

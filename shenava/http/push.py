@@ -53,7 +53,7 @@ from agent_stats.sla import DAY_S, BucketKey, BucketKind, day_start, interval_st
 from complaints.roles import Role
 from shenava.aio import as_deferred
 from shenava.http.auth import actor_of
-from shenava.http.errors import ApiError, MethodNotAllowedError
+from shenava.http.errors import ApiError, MethodNotAllowedError, TooManyStreamsError
 from shenava.http.jsonapi import write_error
 from shenava.http.wallboard import (
     ALERTS_SHOWN,
@@ -73,6 +73,8 @@ CALLBACKS_EVERY_S = 5.0
 SAMPLE_EVERY_S = 10.0
 HISTORY_S = 3600.0
 RETRY_MS = 3000
+MAX_STREAMS_PER_SESSION = 8
+"""Event streams one sign-in may hold at once (a page each): more are refused 429."""
 SLOW_READER_S = 30.0
 """A stream whose socket stays full this long is dropped (its page reconnects): the
 unsent seconds would otherwise pile up in the daemon's memory."""
@@ -196,6 +198,13 @@ class PushHub:
     @property
     def viewers(self) -> int:
         return len(self.supervisors) + sum(len(c) for c in self.desks.values())
+
+    def streams_of(self, session: object) -> int:
+        """How many open streams were let in with this session (by its id)."""
+        sid = getattr(session, "session_id", None)
+        conns = [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]
+        return sum(1 for c in conns
+                   if getattr(getattr(c.request, "session", None), "session_id", None) == sid)
 
     def connect(self, request: Request, agent: str | None) -> None:
         conn = Connection(request, agent)
@@ -488,6 +497,12 @@ class EventsResource(Resource):
             agent = actor.actor_id
         else:
             agent = wanted[0].decode("utf-8", "replace")[:64] if wanted else None
+        session = getattr(request, "session", None)
+        if session is not None and self._hub.streams_of(session) >= MAX_STREAMS_PER_SESSION:
+            write_error(request, TooManyStreamsError(
+                f"this sign-in has {MAX_STREAMS_PER_SESSION} pages following the figures "
+                "already; close some"))
+            return NOT_DONE_YET
         self._hub.connect(request, agent)
         return NOT_DONE_YET
 
