@@ -23,6 +23,8 @@ MAX_SESSIONS = 20_000
 """Sessions kept at most (the oldest is dropped first): memory stays bounded."""
 MAX_TRACKED = 50_000
 """Names and addresses whose failures are remembered at most."""
+PENDING_RETRY_S = 5.0
+"""Retry-After when the count is full of attempts still being checked (not failures)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +127,8 @@ class LockOut:
         times = self._recent(key, now)
         if len(times) + self._pending[key] < limit:
             return None
-        if len(times) < limit:  # attempts in flight fill the count: wait for them
-            return self.window_s
+        if len(times) < limit:  # attempts in flight fill the count: they end in seconds
+            return PENDING_RETRY_S
         return times[-limit] + self.window_s - now
 
     def begin(self, name: str, address: str) -> None:
