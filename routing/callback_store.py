@@ -150,7 +150,9 @@ class CallbackStore:
                         current = await self._read(pipe, flag_id)
                         flag = merge_reason(current, reason, now)
                     else:
-                        flag_id = f"cb-{int(await self._client.incr(self._key('seq'))):04d}"
+                        # On the watched connection (immediate mode): a second
+                        # connection here would deadlock a full blocking pool.
+                        flag_id = f"cb-{int(await pipe.incr(self._key('seq'))):04d}"
                         flag = new_flag(flag_id, number, reason, now)
                     pipe.multi()
                     self._queue_write(pipe, flag)

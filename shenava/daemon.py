@@ -20,15 +20,15 @@ def run_daemon(config: Config) -> int:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         return 2
 
-    import redis.asyncio as aioredis
-
     from shenava.aio import as_deferred, install_asyncio_reactor
     from shenava.app import Shenava
     from shenava.logs import start_logging
 
     reactor: Any = install_asyncio_reactor()
     start_logging(config.log.level, stream=sys.stderr)
-    client = aioredis.from_url(config.redis.url)
+    from shenava.redis_client import make_redis_client
+
+    client = make_redis_client(config.redis)
     app = Shenava(config, reactor=reactor, redis=client)
 
     def stop() -> Any:
