@@ -1,0 +1,516 @@
+"""A durable local journal: records reach Redis, or stay on this host's disk until they do.
+
+Every record the daemon must not lose (a complaint opened by the IVR, a
+callback flag's reason, a voicemail's intake, an SL outcome) is *submitted*
+here as ``(kind, payload)``. The journal
+
+1. appends it to ``journal.jsonl`` in ``state.folder`` and fsyncs (write-ahead:
+   it is durable before anything else happens);
+2. applies entries to Redis strictly in order, one at a time, through the
+   function registered for their kind; after each it records the applied
+   sequence number in ``journal.cursor``;
+3. answers the submitter once the entry is applied, or after
+   ``answer_within_s`` with ``None`` if Redis is slow or away: the entry is
+   safe on disk and will be applied when Redis answers again (retries back off
+   from ``RETRY_INITIAL_S`` to ``RETRY_MAX_S``).
+
+Exactly once: a crash between applying an entry and writing the cursor replays
+that entry, so every apply function is idempotent by an id carried in the
+payload (a complaint's reference, a voicemail id, a reason's ``(kind,
+source)`` plus an operation marker, an SL outcome's id). An entry whose apply
+fails for a reason that is not Redis being away (a bug, a malformed payload)
+is moved to ``journal.rejected`` with an error in the log, so one bad entry
+never blocks the others.
+
+Files and threads: the reactor thread never calls ``write``/``fsync``. All file
+work (appends, cursor, compaction) runs in one worker at a time through
+``run_in_thread`` (``deferToThread`` on the daemon), in submission order;
+appends that arrive while a flush is in flight are written and fsynced
+together by the next one (group commit), so a burst costs one fsync, not one
+per record. When everything is applied the file is truncated.
+
+``folder=None`` keeps the same behaviour in memory only (tests, the demo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from shenava.aio import as_deferred
+
+__all__ = [
+    "Journal",
+    "JournalEntry",
+    "JournalFile",
+    "JournalFullError",
+    "is_transient",
+]
+
+log = Logger()
+
+JOURNAL_NAME = "journal.jsonl"
+CURSOR_NAME = "journal.cursor"
+REJECTED_NAME = "journal.rejected"
+RETRY_INITIAL_S = 0.2
+RETRY_MAX_S = 5.0
+ANSWER_WITHIN_S = 2.0
+"""How long a submitter (the caller's IVR) waits for Redis before being told "kept"."""
+DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
+
+Apply = Callable[[dict[str, Any]], "Awaitable[Any] | Deferred[Any]"]
+_TRANSIENT_REPLIES = ("READONLY", "LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+
+
+class JournalFullError(RuntimeError):
+    """The journal file reached ``state.journal_max_bytes``; the record was not kept."""
+
+    code = "journal.full"
+
+
+class Scheduler(Protocol):
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, callable: Callable[..., object], *args: object, **kw: object) -> Any: ...
+
+
+def is_transient(failure: BaseException) -> bool:
+    """Redis away, slow, failing over or loading: keep the entry and retry."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(failure, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError):
+        return True
+    if isinstance(failure, asyncio.TimeoutError | asyncio.CancelledError):
+        return True
+    if isinstance(failure, ResponseError):
+        return str(failure).startswith(_TRANSIENT_REPLIES)
+    from redis.exceptions import RedisError
+
+    return type(failure) is RedisError
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    seq: int
+    kind: str
+    at: float
+    payload: dict[str, Any]
+
+    def to_line(self) -> bytes:
+        record = {"seq": self.seq, "kind": self.kind, "at": self.at, "p": self.payload}
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> JournalEntry:
+        record = json.loads(line)
+        return cls(int(record["seq"]), str(record["kind"]), float(record["at"]), dict(record["p"]))
+
+
+class JournalFile:
+    """The on-disk half (blocking I/O; the :class:`Journal` calls it from a worker thread)."""
+
+    def __init__(self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.folder = folder
+        self.path = folder / JOURNAL_NAME
+        self.cursor_path = folder / CURSOR_NAME
+        self.rejected_path = folder / REJECTED_NAME
+        self.max_bytes = max_bytes
+        self._last_written = 0
+
+    def load(self) -> tuple[int, list[JournalEntry]]:
+        """The applied cursor and every entry after it (a torn last line is dropped)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        cursor = 0
+        try:
+            cursor = int(self.cursor_path.read_text(encoding="ascii").strip() or 0)
+        except FileNotFoundError:
+            pass
+        entries: list[JournalEntry] = []
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        good = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # torn by a crash mid-write: never acknowledged
+            try:
+                entry = JournalEntry.from_line(line)
+            except (ValueError, KeyError, TypeError):
+                break
+            good += len(line)
+            self._last_written = max(self._last_written, entry.seq)
+            if entry.seq > cursor:
+                entries.append(entry)
+        if good != len(data):
+            with self.path.open("r+b") as f:
+                f.truncate(good)
+                os.fsync(f.fileno())
+        self._last_written = max(self._last_written, cursor)
+        return cursor, entries
+
+    def append(self, entries: list[JournalEntry]) -> None:
+        data = b"".join(e.to_line() for e in entries)
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size + len(data) > self.max_bytes:
+            raise JournalFullError(f"{self.path} would exceed {self.max_bytes} bytes")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if entries:
+            self._last_written = entries[-1].seq
+
+    def write_cursor(self, seq: int) -> None:
+        """Atomically (rename); no fsync needed: a lost cursor only replays idempotent entries."""
+        tmp = self.cursor_path.with_suffix(".tmp")
+        tmp.write_text(f"{seq}\n", encoding="ascii")
+        os.replace(tmp, self.cursor_path)
+
+    def compact(self, applied: int) -> bool:
+        """Empty the file if every entry in it is applied (the cursor is written first)."""
+        if self._last_written > applied:
+            return False
+        self.write_cursor(applied)
+        with self.path.open("wb") as f:
+            os.fsync(f.fileno())
+        return True
+
+    def reject(self, entry: JournalEntry, reason: str) -> None:
+        record = {"entry": json.loads(entry.to_line()), "reason": reason}
+        with self.rejected_path.open("ab") as f:
+            f.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+            os.fsync(f.fileno())
+
+
+def _run_inline(f: Callable[[], Any]) -> Deferred[Any]:
+    return succeed(f())
+
+
+def _default_thread_runner(reactor: Any) -> Callable[[Callable[[], Any]], Deferred[Any]]:
+    from twisted.internet.threads import deferToThreadPool
+
+    def run(f: Callable[[], Any]) -> Deferred[Any]:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f)
+
+    return run
+
+
+class Journal:
+    """The reactor-side journal: submit, apply in order, retry, report depth and age."""
+
+    def __init__(
+        self,
+        clock: Scheduler,
+        folder: Path | None = None,
+        *,
+        run_in_thread: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        answer_within_s: float = ANSWER_WITHIN_S,
+    ) -> None:
+        self._clock = clock
+        self.file = JournalFile(folder, max_bytes) if folder is not None else None
+        if run_in_thread is None:
+            run_in_thread = _run_inline if folder is None else _default_thread_runner(clock)
+        self._run = run_in_thread
+        self._answer_within_s = answer_within_s
+        self._appliers: dict[str, Apply] = {}
+        self._seq = 0
+        self._applied = 0
+        # entries durable and not yet applied, in order
+        self._queue: deque[JournalEntry] = deque()
+        # entries waiting for the next flush, with who waits on each
+        self._to_write: list[tuple[JournalEntry, Deferred[Any]]] = []
+        self._writing = False
+        self._file_ops: deque[Callable[[], Any]] = deque()
+        self._answers: dict[int, Deferred[Any]] = {}
+        self._applying = False
+        self._retry: Any = None
+        self._retry_delay = RETRY_INITIAL_S
+        self._started = False
+        self._stopped = False
+        self._drain_waiters: list[Deferred[None]] = []
+        self._file_waiters: list[Deferred[None]] = []
+        self.applied_count = 0
+        self.kept_count = 0
+        self.rejected_count = 0
+        self.redis_away_since: float | None = None
+
+    # -- set-up -------------------------------------------------------------------
+
+    def register(self, kind: str, apply: Apply) -> None:
+        """The idempotent function that stores one ``kind`` of entry in Redis."""
+        self._appliers[kind] = apply
+
+    def load(self) -> int:
+        """Read what a previous run left (blocking; call once before the reactor runs)."""
+        if self.file is None:
+            return 0
+        cursor, entries = self.file.load()
+        self._applied = cursor
+        self._seq = max([cursor, *(e.seq for e in entries)])
+        self._queue.extend(entries)
+        if entries:
+            log.warn(
+                "journal: {count} records from a previous run not yet in Redis; replaying them in order",
+                count=len(entries),
+            )
+        return len(entries)
+
+    def start(self) -> None:
+        """Begin applying (after every kind is registered)."""
+        self._started = True
+        self._kick()
+
+    def stop(self) -> Deferred[None]:
+        """Stop applying; fires once every submitted entry is on disk."""
+        self._stopped = True
+        retry, self._retry = self._retry, None
+        if retry is not None and retry.active():
+            retry.cancel()
+        return self.written()
+
+    # -- figures ----------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Entries kept and not yet applied (including those being written)."""
+        return len(self._queue) + len(self._to_write)
+
+    def oldest_age(self, now: float | None = None) -> float:
+        """Seconds since the oldest entry not yet applied was submitted (0 if none)."""
+        if self._queue:
+            at = self._queue[0].at
+        elif self._to_write:
+            at = self._to_write[0][0].at
+        else:
+            return 0.0
+        return max(0.0, (self._clock.seconds() if now is None else now) - at)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "durable": self.file is not None,
+            "depth": self.depth,
+            "oldest_age_s": round(self.oldest_age(), 3),
+            "applied": self.applied_count,
+            "rejected": self.rejected_count,
+            "redis_away_since": self.redis_away_since,
+        }
+
+    # -- submitting ---------------------------------------------------------------------
+
+    def submit(self, kind: str, payload: dict[str, Any]) -> Deferred[Any]:
+        """Keep ``payload`` durably and store it in Redis.
+
+        Fires with the apply function's result once stored, or with ``None``
+        after ``answer_within_s`` if Redis is slow or away (the entry is on
+        disk by then). Fails only if the entry could not be kept at all
+        (the disk is full or unwritable: :class:`JournalFullError`, ``OSError``).
+        """
+        if kind not in self._appliers:
+            raise KeyError(f"journal: no apply function for {kind!r}")
+        self._seq += 1
+        entry = JournalEntry(self._seq, kind, self._clock.seconds(), payload)
+        answer: Deferred[Any] = Deferred()
+        durable: Deferred[Any] = Deferred()
+        self._to_write.append((entry, durable))
+        self._answers[entry.seq] = answer
+
+        def kept(_: object) -> None:
+            if not answer.called:
+                timer = self._clock.callLater(self._answer_within_s, self._answer_kept, entry.seq)
+                answer.addBoth(_cancel_timer, timer)
+
+        def lost(failure: Failure) -> None:
+            self._answers.pop(entry.seq, None)
+            if not answer.called:
+                answer.errback(failure)
+
+        durable.addCallbacks(kept, lost)
+        self._flush()
+        return answer
+
+    def _answer_kept(self, seq: int) -> None:
+        answer = self._answers.pop(seq, None)
+        if answer is not None and not answer.called:
+            self.kept_count += 1
+            answer.callback(None)
+
+    def written(self) -> Deferred[None]:
+        """Fires once every entry submitted so far is on disk."""
+        if not self._to_write and not self._writing and not self._file_ops:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._file_ops.append(lambda: None)
+        self._file_waiters.append(d)
+        self._flush()
+        return d
+
+    def drained(self) -> Deferred[None]:
+        """Fires once everything submitted so far is applied (tests, benchmarks)."""
+        if self.depth == 0 and not self._applying:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._drain_waiters.append(d)
+        return d
+
+    # -- the file worker (one operation at a time, in order) ------------------------------
+
+    def _flush(self) -> None:
+        if self._writing:
+            return
+        batch, self._to_write = self._to_write, []
+        ops, self._file_ops = list(self._file_ops), deque()
+        waiters, self._file_waiters = self._file_waiters, []
+        if not batch and not ops:
+            for w in waiters:
+                w.callback(None)
+            return
+        self._writing = True
+        entries = [e for e, _ in batch]
+        file = self.file
+
+        def work() -> None:
+            if file is not None and entries:
+                file.append(entries)
+            for op in ops:
+                op()
+
+        d = self._run(work)
+
+        def done(result: object) -> None:
+            self._writing = False
+            if isinstance(result, Failure):
+                log.error(
+                    "journal: {count} records could not be kept on disk: {error}",
+                    count=len(entries), error=result.getErrorMessage(),
+                )
+                for _e, durable in batch:
+                    durable.errback(result)
+            else:
+                self._queue.extend(entries)
+                for _e, durable in batch:
+                    durable.callback(None)
+                self._kick()
+            for w in waiters:
+                w.callback(None)
+            if self._to_write or self._file_ops or self._file_waiters:
+                self._flush()
+
+        d.addBoth(done)
+
+    def _file_op(self, op: Callable[[], Any]) -> None:
+        if self.file is None:
+            return
+        self._file_ops.append(op)
+        self._flush()
+
+    # -- applying -------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if not self._started or self._stopped or self._applying or self._retry is not None:
+            return
+        if not self._queue:
+            self._drained()
+            return
+        entry = self._queue[0]
+        self._applying = True
+        try:
+            result = self._appliers[entry.kind](entry.payload)
+            d = result if isinstance(result, Deferred) else as_deferred(result)
+        except Exception:
+            d = Deferred()
+            d.errback(Failure())
+        d.addCallbacks(self._applied_ok, self._apply_failed, callbackArgs=(entry,), errbackArgs=(entry,))
+
+    def _applied_ok(self, result: object, entry: JournalEntry) -> None:
+        self._applying = False
+        if self._queue and self._queue[0] is entry:
+            self._queue.popleft()
+        self._applied = entry.seq
+        self.applied_count += 1
+        self._retry_delay = RETRY_INITIAL_S
+        if self.redis_away_since is not None:
+            log.info(
+                "journal: Redis answers again after {away:.1f} s; {depth} records still to replay",
+                away=self._clock.seconds() - self.redis_away_since, depth=len(self._queue),
+            )
+            self.redis_away_since = None
+        answer = self._answers.pop(entry.seq, None)
+        if answer is not None and not answer.called:
+            answer.callback(result)
+        file = self.file
+        if file is not None:
+            seq = entry.seq
+            if not self._queue and not self._to_write:
+                self._file_op(lambda: file.compact(seq))
+            else:
+                self._file_op(lambda: file.write_cursor(seq))
+        self._kick()
+
+    def _apply_failed(self, failure: Failure, entry: JournalEntry) -> None:
+        self._applying = False
+        error = failure.value
+        if isinstance(error, BaseException) and is_transient(error):
+            if self.redis_away_since is None:
+                self.redis_away_since = self._clock.seconds()
+                log.warn(
+                    "journal: Redis is away or slow ({error}); records are kept on this host "
+                    "and replayed in order when it answers",
+                    error=failure.getErrorMessage(),
+                )
+            delay, self._retry_delay = self._retry_delay, min(RETRY_MAX_S, self._retry_delay * 2)
+            if not self._stopped:
+                self._retry = self._clock.callLater(delay, self._retry_now)
+            return
+        log.failure(
+            "journal: entry {seq} ({kind}) cannot be applied; moved to {name}",
+            failure, seq=entry.seq, kind=entry.kind, name=REJECTED_NAME,
+        )
+        self.rejected_count += 1
+        if self._queue and self._queue[0] is entry:
+            self._queue.popleft()
+        self._applied = entry.seq
+        answer = self._answers.pop(entry.seq, None)
+        if answer is not None and not answer.called:
+            answer.errback(failure)
+        file = self.file
+        if file is not None:
+            reason = failure.getErrorMessage()
+            seq = entry.seq
+
+            def reject() -> None:
+                file.reject(entry, reason)
+                file.write_cursor(seq)
+
+            self._file_op(reject)
+        self._kick()
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self._kick()
+
+    def _drained(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for w in waiters:
+            w.callback(None)
+
+
+def _cancel_timer(result: object, timer: Any) -> object:
+    if timer.active():
+        timer.cancel()
+    return result
