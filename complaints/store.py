@@ -110,6 +110,18 @@ class ComplaintStore:
         self.references = references
         """A :class:`~complaints.reference_blocks.ReferenceBlocks`, or None (legacy serials)."""
 
+    def new_reference_now(self) -> str:
+        """A fresh reference from the reserved blocks, with no Redis round trip.
+
+        Raises :class:`~complaints.reference_blocks.ReferencesNotReadyError` if
+        there is no block in hand (or the store has none).
+        """
+        from complaints.reference_blocks import ReferencesNotReadyError
+
+        if self.references is None:
+            raise ReferencesNotReadyError("this store makes legacy serial references")
+        return str(self.references.next())
+
     async def new_reference(self) -> str:
         """A fresh reference: from the reserved blocks (no Redis), else the legacy serial."""
         if self.references is not None:

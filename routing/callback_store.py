@@ -16,6 +16,9 @@ is valid on a cluster):
   wrong-number flags that no supervisor has acknowledged yet.
 - ``<prefix>:{callbacks}:lease:<id>``: the dial lease, ``SET NX PX`` with a
   random token; extended and released only by its holder (compare-then-act Lua).
+- ``<prefix>:{callbacks}:op:<op id>``: a raised reason replayed from the
+  journal (:mod:`shenava.journal`) is applied once: the marker is set in the
+  same transaction and kept ``OP_MARK_TTL_S``.
 
 Every change is read-modify-write under ``WATCH`` with the pure functions of
 :mod:`routing.callbacks`, retried when another writer got there first; so a new
@@ -51,6 +54,7 @@ from routing.callbacks import (
     DialPolicy,
     LeaseLostError,
     Reason,
+    ReasonKind,
     UnknownFlagError,
     acknowledge,
     attach_transcript,
@@ -69,6 +73,8 @@ from routing.callbacks import (
 )
 
 MAX_WATCH_RETRIES = 50
+OP_MARK_TTL_S = 90 * 86400
+"""How long a journal operation's marker is kept (longer than any journal can hold)."""
 DEFAULT_CLAIM_SCAN = 20
 """Due flags looked at per claim: leased ones are skipped, so a few spare are read."""
 
@@ -136,14 +142,24 @@ class CallbackStore:
 
     # -- raising -----------------------------------------------------------------
 
-    async def raise_reason(self, number: str, reason: Reason, now: float) -> CallbackFlag:
-        """Merge ``reason`` into the number's open flag, or open a flag for it."""
+    async def raise_reason(
+        self, number: str, reason: Reason, now: float, *, op_id: str | None = None
+    ) -> CallbackFlag | None:
+        """Merge ``reason`` into the number's open flag, or open a flag for it.
+
+        With ``op_id`` (a journal entry's) the raise happens at most once: a
+        replay of an operation already applied changes nothing and returns None.
+        """
         number = normalize_number(number)
         open_key = self._key("open")
+        op_key = self._key("op", op_id) if op_id else None
         for _ in range(MAX_WATCH_RETRIES):
             async with self._client.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(open_key)
+                    await pipe.watch(open_key, *([op_key] if op_key else []))
+                    if op_key is not None and await pipe.exists(op_key):
+                        await pipe.unwatch()
+                        return None
                     flag_id = _text_or_none(await pipe.hget(open_key, number))
                     if flag_id is not None:
                         await pipe.watch(self._flag_key(flag_id))
@@ -156,6 +172,8 @@ class CallbackStore:
                         flag = new_flag(flag_id, number, reason, now)
                     pipe.multi()
                     self._queue_write(pipe, flag)
+                    if op_key is not None:
+                        pipe.set(op_key, "1", ex=OP_MARK_TTL_S)
                     await pipe.execute()
                     return flag
                 except WatchError:
@@ -366,6 +384,23 @@ class CallbackStore:
             pipe.zadd(self._key("attention"), {flag.flag_id: flag.closed_at})
         else:
             pipe.zrem(self._key("attention"), flag.flag_id)
+
+
+def reason_to_dict(reason: Reason) -> dict[str, Any]:
+    """A reason as JSON (the journal keeps it so while Redis is away)."""
+    return {
+        "kind": str(reason.kind), "source": reason.source, "raised_at": reason.raised_at,
+        "due_at": reason.due_at, "raised_by": reason.raised_by, "note": reason.note,
+        "transcript": reason.transcript, "complaint_ref": reason.complaint_ref,
+    }
+
+
+def reason_from_dict(data: dict[str, Any]) -> Reason:
+    return Reason(
+        kind=ReasonKind(data["kind"]), source=data["source"], raised_at=data["raised_at"],
+        due_at=data["due_at"], raised_by=data["raised_by"], note=data["note"],
+        transcript=data["transcript"], complaint_ref=data["complaint_ref"],
+    )
 
 
 def _text(value: bytes | str) -> str:

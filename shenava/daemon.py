@@ -26,7 +26,7 @@ def run_daemon(config: Config) -> int:
 
     reactor: Any = install_asyncio_reactor()
     start_logging(config.log.level, stream=sys.stderr)
-    from shenava.redis_client import make_redis_client
+    from shenava.redis_client import describe, make_redis_client, wait_for_redis
 
     client = make_redis_client(config.redis)
     app = Shenava(config, reactor=reactor, redis=client)
@@ -36,6 +36,10 @@ def run_daemon(config: Config) -> int:
         d.addBoth(lambda _: as_deferred(client.aclose()))
         return d
 
+    reactor.callWhenRunning(
+        wait_for_redis, client, reactor, where=describe(config.redis),
+        max_delay_s=config.redis.startup_retry_max_s,
+    )
     reactor.callWhenRunning(app.start)
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     log.info(

@@ -225,7 +225,9 @@ class Journal:
         self._clock = clock
         self.file = JournalFile(folder, max_bytes) if folder is not None else None
         if run_in_thread is None:
-            run_in_thread = _run_inline if folder is None else _default_thread_runner(clock)
+            # a virtual clock (task.Clock in the end-to-end tests) has no threads: write inline
+            threads = folder is not None and hasattr(clock, "getThreadPool")
+            run_in_thread = _default_thread_runner(clock) if threads else _run_inline
         self._run = run_in_thread
         self._answer_within_s = answer_within_s
         self._appliers: dict[str, Apply] = {}
@@ -514,3 +516,16 @@ def _cancel_timer(result: object, timer: Any) -> object:
     if timer.active():
         timer.cancel()
     return result
+
+
+def install(app: Any) -> Journal:
+    """The daemon's journal in ``state.folder`` (in memory without one); starts applying
+    on the reactor's next turn, once every package has registered its kinds."""
+    state = app.config.state
+    folder = Path(state.folder) if state.folder else None
+    journal = Journal(app.reactor, folder, max_bytes=state.journal_max_bytes)
+    journal.load()
+    if folder is None:
+        log.warn("journal: state.folder is not set; records waiting for Redis are kept in memory only")
+    app.reactor.callLater(0, journal.start)
+    return journal

@@ -23,10 +23,14 @@ from urllib.parse import urlparse
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from shenava.config import SENTINEL_SCHEME, RedisConfig, parse_sentinel_url
 
-__all__ = ["BlockingSentinelPool", "client_options", "make_redis_client"]
+__all__ = ["BlockingSentinelPool", "client_options", "describe", "make_redis_client", "wait_for_redis"]
+
+log = Logger()
 
 
 class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
@@ -86,3 +90,51 @@ def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], dec
         **options,
     )
     return client
+
+
+def describe(config: RedisConfig) -> str:
+    """Where Redis is, for logs (never the password)."""
+    if config.url.startswith(SENTINEL_SCHEME):
+        sentinels, service, _db, _pw = parse_sentinel_url(config.url)
+    elif config.sentinels:
+        sentinels, service = config.sentinels, config.sentinel_service
+    else:
+        parsed = urlparse(config.url)
+        if parsed.scheme == "unix":
+            return f"unix:{parsed.path}"
+        return f"{parsed.hostname or '?'}:{parsed.port or 6379}"
+    return f"sentinel service {service} via " + ",".join(f"{h}:{p}" for h, p in sentinels)
+
+
+def wait_for_redis(
+    client: Redis, clock: Any, *, where: str, max_delay_s: float = 30.0, initial_delay_s: float = 0.5
+) -> Deferred[None]:
+    """PING until Redis answers, saying in the log that the daemon waits (and why it is safe).
+
+    Fires once Redis answered; meanwhile every package retries on its own and
+    records go to the journal, so nothing stored is discarded.
+    """
+    from shenava.aio import as_deferred
+
+    done: Deferred[None] = Deferred()
+
+    def attempt(delay: float, tries: int) -> None:
+        d = as_deferred(client.ping())
+
+        def ok(_: object) -> None:
+            if tries:
+                log.info("Redis at {where} answers after {tries} tries", where=where, tries=tries + 1)
+            done.callback(None)
+
+        def failed(failure: Any) -> None:
+            log.warn(
+                "Redis at {where} is not reachable ({error}); waiting for it, next try in "
+                "{delay:.1f} s. Stored state is kept; records are kept in the journal meanwhile",
+                where=where, error=failure.getErrorMessage(), delay=delay,
+            )
+            clock.callLater(delay, attempt, min(max_delay_s, delay * 2), tries + 1)
+
+        d.addCallbacks(ok, failed)
+
+    attempt(initial_delay_s, 0)
+    return done
