@@ -125,6 +125,8 @@ class ComplaintStore:
     async def new_reference(self) -> str:
         """A fresh reference: from the reserved blocks (no Redis), else the legacy serial."""
         if self.references is not None:
+            if not self.references.in_hand:
+                await self.references.prepare()  # no block in hand: reserve one now
             return str(self.references.next())
         return reference_for(int(await self._client.incr(self._key("seq"))))
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -141,6 +142,7 @@ def start_redis_server(
     port: int | None = None,
     executable: str = "redis-server",
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    extra_args: Sequence[str] = (),
 ) -> RedisServer:
     """Start redis-server on 127.0.0.1 with AOF in ``data_dir`` (a temporary folder if None).
 
@@ -154,7 +156,7 @@ def start_redis_server(
     errors: list[str] = []
     for _attempt in range(1 if port is not None else PORT_ATTEMPTS):
         chosen = port if port is not None else free_port()
-        process = _spawn(program, folder, chosen)
+        process = _spawn(program, folder, chosen, extra_args)
         attempt = RedisServer(process, chosen, folder, owns_dir=False)
         problem = _wait_until_ready(attempt, startup_timeout_s)
         if problem is None:
@@ -168,7 +170,7 @@ def start_redis_server(
     raise RedisServerError(f"redis-server did not start in {folder}: {errors[-1]}")
 
 
-def _spawn(program: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
+def _spawn(program: str, folder: Path, port: int, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     args = [
         program,
         "--port", str(port),
@@ -179,6 +181,7 @@ def _spawn(program: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
         "--dir", str(folder),
         "--logfile", str(folder / LOG_FILE_NAME),
         "--protected-mode", "yes",
+        *extra,
     ]
     return subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -1,0 +1,200 @@
+"""No record is lost when Redis goes away under traffic: stopped and restarted, or kill -9.
+
+The daemon runs in virtual time on the test PBX (``tests.e2e_harness``) against
+a real redis-server of its own (AOF on, ``appendfsync always``), with its
+journal in a state folder. Callers open complaints, leave voicemails and give
+up waiting (callback flags, SL outcomes); midway Redis is stopped (or killed
+with SIGKILL) and started again on the same data. Afterwards every record is
+reconciled against what the callers did: nothing missing, nothing twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from redis.asyncio import Redis
+
+from agent_stats.sla import BucketKey, BucketKind, day_start
+from ami_bridge.testpbx.scripts import CallerScript
+from ami_bridge.testpbx.world import CallHandle
+from complaints.reference import is_valid_reference
+from routing.callbacks import ReasonKind
+from routing.dispatch import CallAbandoned
+from shenava.aio import as_deferred
+from shenava.config import RedisConfig, StateConfig
+from shenava.demo import luhn_complete
+from shenava.redis_client import make_redis_client
+from shenava.redis_server import RedisServer, start_redis_server
+from tests.e2e_harness import E2E, e2e_config
+from tests.paths import SAMPLE_RECORDING
+
+ACCOUNT = luhn_complete("123456789")
+COMPLAINT = ("1", "1", "3", "2", "3", ACCOUNT + "#", "1")  # a billing complaint, then the line
+VOICEMAIL = ("1", "4")
+AGENT = ("1", "3")  # straight to the line
+PER_WAVE = 6
+NUMBERS: dict[str, str] = {}
+"""Caller number of each call (by its uniqueid)."""
+
+
+def start(folder: Path, port: int | None = None) -> RedisServer:
+    return start_redis_server(folder, port=port, extra_args=("--appendfsync", "always"))
+
+
+def build(tmp_path: Path, server: RedisServer) -> tuple[E2E, Any]:
+    base = e2e_config()
+    config = replace(
+        base,
+        state=StateConfig(folder=str(tmp_path / "state"), reference_block=10),
+        recordings=replace(base.recordings, dir=tmp_path / "recordings" / "voicemail"),
+    )
+    client = make_redis_client(RedisConfig(
+        url=server.url, max_connections=8, pool_timeout_s=2.0, connect_timeout_s=0.5,
+        socket_timeout_s=2.0, health_check_interval_s=1.0,
+    ), decode_responses=True)
+    h = E2E.build(tmp_path, config=config, redis=client)
+    h.app.callflow.recording_name = h.app.extensions["recordings"].service.recording_name
+    return h, client
+
+
+async def advance(h: E2E, seconds: float) -> None:
+    """Virtual time passes, the real reactor turning (Redis replies) at every step."""
+    until = h.now + seconds
+    await h.run_until_async(lambda: h.now >= until, limit_s=seconds + 1.0)
+
+
+async def wave(h: E2E, first: int) -> dict[str, list[CallHandle]]:
+    calls: dict[str, list[CallHandle]] = {"complaint": [], "voicemail": [], "agent": []}
+    for i in range(first, first + PER_WAVE):
+        number = f"0912{i:07d}"
+        kind = ("complaint", "voicemail", "agent")[i % 3]
+        if kind == "complaint":
+            script = CallerScript(number=number, answers=COMPLAINT, patience_s=40.0)
+        elif kind == "voicemail":
+            script = CallerScript(number=number, answers=VOICEMAIL, audio=SAMPLE_RECORDING)
+        else:
+            script = CallerScript(number=number, answers=AGENT, patience_s=40.0)
+        handle = h.call(script)
+        NUMBERS[handle.uniqueid] = number
+        calls[kind].append(handle)
+        await advance(h, 2.0)
+    return calls
+
+
+def said_reference(h: E2E, call: CallHandle) -> str | None:
+    commands = h.agi_commands(call)
+    for i, command in enumerate(commands):
+        if command.startswith("STREAM FILE") and "/your-reference" in command:
+            for later in commands[i + 1:]:
+                match = re.match(r"SAY DIGITS (\d+) ", later)
+                if match:
+                    return match.group(1)
+    return None
+
+
+async def run_traffic_with_outage(h: E2E, outage: Any) -> dict[str, list[CallHandle]]:
+    refs = h.app.extensions["complaints"].references
+    await h.run_until_async(lambda: refs.ready, limit_s=30.0)
+    calls = await wave(h, 0)
+    await h.run_until_async(lambda: h.app.journal.depth == 0, limit_s=60.0)
+    await outage()
+    more = await wave(h, PER_WAVE)  # while Redis is away
+    for kind, handles in more.items():
+        calls[kind] += handles
+    everyone = [c for handles in calls.values() for c in handles]
+    await h.run_until_async(lambda: not any(h.alive(c) for c in everyone), limit_s=300.0)
+    return calls
+
+
+async def reconcile(h: E2E, client: Redis, calls: dict[str, list[CallHandle]]) -> None:
+    journal = h.app.journal
+    await h.run_until_async(lambda: journal.depth == 0 and journal.redis_away_since is None, limit_s=600.0)
+    assert journal.rejected_count == 0
+    prefix = "shenava"
+    # complaints: every reference a caller heard is in the register, one complaint per call
+    heard = [said_reference(h, c) for c in calls["complaint"]]
+    assert all(r is not None and is_valid_reference(r) for r in heard), heard
+    refs = await as_deferred(client.zrange(f"{prefix}:{{complaints}}:all", 0, -1))
+    stored = [await as_deferred(client.get(f"{prefix}:{{complaints}}:c:{r}")) for r in refs]
+    import json
+
+    by_call: dict[str, list[str]] = {}
+    for r, raw in zip(refs, stored, strict=True):
+        by_call.setdefault(json.loads(raw)["call_id"], []).append(r)
+    assert set(heard) <= set(refs)
+    expected_calls = {c.uniqueid for c in calls["complaint"] + calls["voicemail"]}
+    assert set(by_call) == expected_calls
+    assert all(len(v) == 1 for v in by_call.values()), "a complaint was opened twice"
+    # voicemails: each stored once, each with its complaint
+    vm_ids = await as_deferred(client.zrange(f"{prefix}:{{vm}}:index", 0, -1))
+    jobs = await as_deferred(client.xlen(f"{prefix}:{{vm}}:jobs"))
+    assert jobs == len(calls["voicemail"]), "a transcription job missing or queued twice"
+    assert len(vm_ids) == len(calls["voicemail"])
+    # callback flags: one per caller number, each reason once
+    flags = await as_deferred(client.hgetall(f"{prefix}:{{callbacks}}:open"))
+    abandoned = {e.call_id for e in h.routing if isinstance(e, CallAbandoned)}
+    expected_numbers = {NUMBERS[c.uniqueid] for c in calls["voicemail"]} | {
+        NUMBERS[c.uniqueid] for c in calls["complaint"] + calls["agent"] if c.uniqueid in abandoned
+    }
+    assert set(flags) == expected_numbers
+    for number, flag_id in flags.items():
+        flag = json.loads(await as_deferred(client.get(f"{prefix}:{{callbacks}}:flag:{flag_id}")))
+        keys = [(r["kind"], r["source"]) for r in flag["reasons"]]
+        assert len(keys) == len(set(keys)) == 1, keys
+        kinds = {r["kind"] for r in flag["reasons"]}
+        assert kinds <= {str(ReasonKind.ABANDONED), str(ReasonKind.VOICEMAIL)}
+    # SL outcomes: every abandon counted once in the day's bucket
+    stats = h.app.extensions["agent_stats"]
+    day = BucketKey("complaints", BucketKind.DAY, day_start(h.now, stats.sla))
+    [counts] = await as_deferred(stats.store.buckets([day]))
+    assert counts.abandoned + counts.abandoned_short == len(abandoned) > 0
+    assert counts.offered == len(abandoned)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_stopped_and_restarted_mid_traffic_loses_nothing(tmp_path: Path) -> None:
+    server = start(tmp_path / "redis")
+    h, client = build(tmp_path, server)
+    try:
+        async def outage() -> None:
+            server.stop()
+            await advance(h, 20.0)  # traffic meets a Redis that is not there
+            assert h.app.journal.redis_away_since is not None
+
+        calls = await run_traffic_with_outage(h, outage)
+        assert h.app.journal.kept_count > 0  # callers were answered from the journal
+        restarted = start(tmp_path / "redis", port=server.port)
+        try:
+            await reconcile(h, client, calls)
+        finally:
+            h.stop()
+            restarted.stop()
+    finally:
+        await as_deferred(client.aclose())
+        server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_killed_with_sigkill_loses_nothing(tmp_path: Path) -> None:
+    server = start(tmp_path / "redis")
+    h, client = build(tmp_path, server)
+    try:
+        async def outage() -> None:
+            server.process.kill()  # kill -9: only what the AOF holds survives
+            server.process.wait()
+            await advance(h, 4.0)
+
+        calls = await run_traffic_with_outage(h, outage)
+        restarted = start(tmp_path / "redis", port=server.port)
+        try:
+            await reconcile(h, client, calls)
+        finally:
+            h.stop()
+            restarted.stop()
+    finally:
+        await as_deferred(client.aclose())
+        server.stop()
