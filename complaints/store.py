@@ -293,13 +293,25 @@ class ComplaintStore:
 
     # -- abuse reports ---------------------------------------------------------
 
-    async def add_report(self, now: float, **fields: Any) -> AbuseReport:
-        """Keep a new report (fields of :func:`complaints.abuse.new_report`)."""
-        report_id = f"ar-{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
+    async def add_report(self, now: float, *, report_id: str | None = None, **fields: Any) -> AbuseReport:
+        """Keep a new report (fields of :func:`complaints.abuse.new_report`).
+
+        With ``report_id`` given (made by the daemon, replayed from the journal)
+        it is idempotent: a report already stored is returned as it is.
+        """
+        if report_id is None:
+            report_id = f"ar-{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
         report = new_report(report_id, now, **fields)
+        key = self._report_key(report_id)
         async with self._client.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            existing = await pipe.get(key)
+            if existing is not None:
+                await pipe.unwatch()
+                return report_from_dict(json.loads(existing))
+            pipe.multi()
             self._queue_report(pipe, report)
-            await pipe.execute()
+            await pipe.execute()  # a WatchError here: the same id was just stored by a replay
         return report
 
     async def get_report(self, report_id: str) -> AbuseReport:

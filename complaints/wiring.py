@@ -151,6 +151,7 @@ def install(app: Any) -> ComplaintsExtension:
     )
     if journal is not None:
         journal.register(OPEN_KIND, lambda entry: _open_from_journal(register, entry))
+        register.use_journal(journal)
     callbacks = CallbackStore(app.redis, prefix, settings.dial_policy)
     dialer = CallbackDialer(
         store=callbacks,

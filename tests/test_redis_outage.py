@@ -155,6 +155,10 @@ async def reconcile(h: E2E, client: Any, calls: dict[str, list[CallHandle]]) -> 
     assert counts.offered == len(abandoned)
 
 
+async def abuse_reports(client: Any) -> list[str]:
+    return list(await as_deferred(client.zrange("shenava:{complaints}:abuse:all", 0, -1)))
+
+
 @pytest_twisted.ensureDeferred
 async def test_redis_stopped_and_restarted_mid_traffic_loses_nothing(tmp_path: Path) -> None:
     server = start(tmp_path / "redis")
@@ -164,12 +168,19 @@ async def test_redis_stopped_and_restarted_mid_traffic_loses_nothing(tmp_path: P
             server.stop()
             await advance(h, 20.0)  # traffic meets a Redis that is not there
             assert h.app.journal.redis_away_since is not None
+            # an agent reports an abusive caller meanwhile: kept, and the agent gets recovery
+            register = h.app.extensions["complaints"].register
+            reported = as_deferred(register.report_abuse(
+                h.now, agent_id="a1", number="09129999999", category="verbal_abuse", note="shouting",
+            ))
+            await h.run_until_async(lambda: reported.called, limit_s=10.0)
 
         calls = await run_traffic_with_outage(h, outage)
         assert h.app.journal.kept_count > 0  # callers were answered from the journal
         restarted = start(tmp_path / "redis", port=server.port)
         try:
             await reconcile(h, client, calls)
+            assert len(await abuse_reports(client)) == 1
         finally:
             h.stop()
             restarted.stop()
