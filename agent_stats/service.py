@@ -228,6 +228,8 @@ class StatsService:
         self._start_calls: dict[str, Any] = {}
         self.started: Deferred[None] | None = None
         self._restore_call: Any = None
+        self.journal_health: Callable[[], dict[str, Any]] | None = None
+        """The daemon's journal figures (``/metrics``), when it has one."""
         roster.subscribe(self.on_agent_change)
 
     # -- wiring -------------------------------------------------------------------
@@ -843,6 +845,7 @@ class StatsService:
                 for per_agent in self.active_alerts.values() for a in per_agent.values()
             ],
             "alerts_today": sum(1 for a in self.alerts_raised if a.at >= day_start(now, self.sla)),
+            "journal": self.journal_health() if self.journal_health is not None else None,
         }
 
     def waiting_requests(self) -> Iterable[BreakRecord]:

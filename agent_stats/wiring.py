@@ -31,6 +31,7 @@ def install(app: Any) -> StatsService:
     journal = getattr(app, "journal", None)
     if journal is not None:
         service.writer.use_journal(journal)
+        service.journal_health = journal.health
     service.attach(app.dispatcher, app.connection)
     service.start()
     return service

@@ -14,10 +14,11 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest_twisted
 
+from agent_stats.metrics import families, render
 from agent_stats.sla import BucketKey, BucketKind, day_start
 from ami_bridge.testpbx.scripts import CallerScript
 from ami_bridge.testpbx.world import CallHandle
@@ -27,6 +28,7 @@ from routing.dispatch import CallAbandoned
 from shenava.aio import as_deferred
 from shenava.config import RedisConfig, StateConfig
 from shenava.demo import luhn_complete
+from shenava.http.health import HealthApi
 from shenava.redis_client import make_redis_client
 from shenava.redis_server import RedisServer, start_redis_server
 from tests.e2e_harness import E2E, e2e_config
@@ -177,10 +179,18 @@ async def test_redis_stopped_and_restarted_mid_traffic_loses_nothing(tmp_path: P
 
         calls = await run_traffic_with_outage(h, outage)
         assert h.app.journal.kept_count > 0  # callers were answered from the journal
+        # the health answer, /metrics and the wallboard's notice say so
+        health = HealthApi(h.app).health(cast(Any, None))
+        assert health["status"] == "degraded" and health["redis"] == "away"
+        assert health["journal"]["depth"] > 0 and health["journal"]["oldest_age_s"] > 0
+        metrics = render(families(h.app.extensions["agent_stats"].snapshot()))
+        assert "shenava_redis_away 1" in metrics
+        assert f"shenava_journal_depth {health['journal']['depth']}" in metrics
         restarted = start(tmp_path / "redis", port=server.port)
         try:
             await reconcile(h, client, calls)
             assert len(await abuse_reports(client)) == 1
+            assert HealthApi(h.app).health(cast(Any, None))["status"] == "ok"
         finally:
             h.stop()
             restarted.stop()

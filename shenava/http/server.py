@@ -11,6 +11,7 @@ Tree::
     /api/agents...      shenava.http.agents
     /api/calls...       shenava.http.calls
     /api/wallboard      shenava.http.wallboard (the pages' live snapshot)
+    /api/health         shenava.http.health (AMI, Redis, the journal's depth and age)
     /wallboard, /desk   shenava.http.pages (browser pages; /static/... their assets)
 """
 
@@ -27,6 +28,7 @@ from twisted.web.server import Request, Site
 from shenava.http.agents import AgentsApi
 from shenava.http.auth import ACTOR_HEADER, AGENT_HEADER, is_loopback
 from shenava.http.calls import CallsApi
+from shenava.http.health import HealthApi
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.pages import mount_pages
 from shenava.http.screenpop import CallMemory
@@ -46,10 +48,11 @@ class HttpApi:
         self.agents = AgentsApi(app, memory)
         self.calls = CallsApi(app, memory)
         self.wallboard = WallboardApi(app, self.calls)
+        self.health = HealthApi(app)
 
     def router(self) -> JsonRouter:
         return JsonRouter(
-            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes()]
+            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes(), *self.health.routes()]
         )
 
 

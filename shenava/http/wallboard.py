@@ -30,6 +30,7 @@ from agent_stats.states import AgentState
 from complaints.roles import Actor, Role
 from shenava.http.agents import agent_view
 from shenava.http.calls import CallsApi
+from shenava.http.health import journal_health
 from shenava.http.jsonapi import Route, resolve, route
 
 log = Logger()
@@ -60,6 +61,7 @@ class WallboardApi:
             "you": {"id": actor.actor_id, "role": actor.role.value},
             "site": self._site(now),
             "statistics": "ok" if service is not None else "not running",
+            "journal": journal_health(self._app),
             "waiting": {
                 "calls": line["waiting"],
                 "longest_wait_s": max((c["waited_s"] for c in line["calls"]), default=None),
