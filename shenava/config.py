@@ -194,6 +194,8 @@ class RedisConfig:
     health_check_interval_s: float = 15.0
     startup_retry_max_s: float = 30.0
     """Longest pause between tries while the daemon waits for Redis at start-up."""
+    wait_replicas: int = 0
+    """A journal entry leaves the journal only once this many replicas have it (``WAIT``)."""
 
     @property
     def embedded(self) -> bool:
@@ -291,6 +293,7 @@ def parse_redis(t: Table) -> RedisConfig:
             "health_check_interval_s", d.health_check_interval_s, minimum=0, maximum=3600
         ),
         startup_retry_max_s=t.get_float("startup_retry_max_s", d.startup_retry_max_s, positive=True, maximum=3600),
+        wait_replicas=t.get_int("wait_replicas", d.wait_replicas, minimum=0, maximum=16),
     )
 
 

@@ -51,6 +51,7 @@ from shenava.aio import as_deferred
 
 __all__ = [
     "Journal",
+    "NotReplicatedError",
     "JournalEntry",
     "JournalFile",
     "JournalFullError",
@@ -78,6 +79,12 @@ class JournalFullError(RuntimeError):
     code = "journal.full"
 
 
+class NotReplicatedError(RuntimeError):
+    """Redis took the write but its replicas did not confirm it (``WAIT``): kept, retried."""
+
+    code = "journal.not_replicated"
+
+
 class Scheduler(Protocol):
     def seconds(self) -> float: ...
 
@@ -92,7 +99,7 @@ def is_transient(failure: BaseException) -> bool:
 
     if isinstance(failure, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError):
         return True
-    if isinstance(failure, asyncio.TimeoutError | asyncio.CancelledError):
+    if isinstance(failure, asyncio.TimeoutError | asyncio.CancelledError | NotReplicatedError):
         return True
     if isinstance(failure, ResponseError):
         return str(failure).startswith(_TRANSIENT_REPLIES)
@@ -221,8 +228,10 @@ class Journal:
         run_in_thread: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         answer_within_s: float = ANSWER_WITHIN_S,
+        confirm: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._clock = clock
+        self._confirm = confirm
         self.file = JournalFile(folder, max_bytes) if folder is not None else None
         if run_in_thread is None:
             # a virtual clock (task.Clock in the end-to-end tests) has no threads: write inline
@@ -437,7 +446,21 @@ class Journal:
         except Exception:
             d = Deferred()
             d.errback(Failure())
+        if self._confirm is not None:
+            d.addCallback(self._confirmed)
         d.addCallbacks(self._applied_ok, self._apply_failed, callbackArgs=(entry,), errbackArgs=(entry,))
+
+    def _confirmed(self, result: object) -> Deferred[Any]:
+        """Keep the entry until the replicas have it too (``redis.wait_replicas``)."""
+        assert self._confirm is not None
+        d = as_deferred(self._confirm())
+
+        def check(replicated: bool) -> object:
+            if not replicated:
+                raise NotReplicatedError("the write has not reached the replicas yet")
+            return result
+
+        return d.addCallback(check)
 
     def _applied_ok(self, result: object, entry: JournalEntry) -> None:
         self._applying = False
@@ -523,9 +546,31 @@ def install(app: Any) -> Journal:
     on the reactor's next turn, once every package has registered its kinds."""
     state = app.config.state
     folder = Path(state.folder) if state.folder else None
-    journal = Journal(app.reactor, folder, max_bytes=state.journal_max_bytes)
+    confirm = None
+    replicas = app.config.redis.wait_replicas
+    if replicas:
+        confirm = replicated_by(app.redis, f"{app.config.redis.key_prefix}:{{journal}}:ack", replicas)
+    journal = Journal(app.reactor, folder, max_bytes=state.journal_max_bytes, confirm=confirm)
     journal.load()
     if folder is None:
         log.warn("journal: state.folder is not set; records waiting for Redis are kept in memory only")
     app.reactor.callLater(0, journal.start)
     return journal
+
+
+def replicated_by(client: Any, key: str, replicas: int, timeout_ms: int = 1000) -> Callable[[], Awaitable[bool]]:
+    """A confirmation that the replicas have every write made so far.
+
+    ``WAIT`` only covers the writes of its own connection, so a tiny write and
+    the ``WAIT`` go down one connection together: the replication stream is in
+    order, so once a replica has that write it has the entry's too.
+    """
+
+    async def confirm() -> bool:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.execute_command("WAIT", replicas, timeout_ms)
+            _, acked = await pipe.execute()
+        return int(acked) >= replicas
+
+    return confirm
