@@ -124,6 +124,7 @@ def wait_for_redis(
         def ok(_: object) -> None:
             if tries:
                 log.info("Redis at {where} answers after {tries} tries", where=where, tries=tries + 1)
+            as_deferred(_log_durability(client, where)).addErrback(lambda f: None)
             done.callback(None)
 
         def failed(failure: Any) -> None:
@@ -138,3 +139,20 @@ def wait_for_redis(
 
     attempt(initial_delay_s, 0)
     return done
+
+
+async def _log_durability(client: Redis, where: str) -> None:
+    """Say plainly, once at start, if the server's settings can lose what Shenava stores."""
+    from shenava.redis_durability import SETTINGS, durability_notes
+
+    settings: dict[str, str] = {}
+    for name in SETTINGS:
+        reply = await client.config_get(name)
+        settings.update({_s(k): _s(v) for k, v in reply.items()})
+    for note in durability_notes(settings):
+        if not note.ok:
+            log.warn("Redis at {where}: {message}", where=where, message=note.message)
+
+
+def _s(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else (value or "")
