@@ -27,7 +27,12 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from ivr.machine import Outcome
-from routing.callback_store import CallbackStore, reason_from_dict, reason_to_dict
+from routing.callback_store import (
+    CallbackStore,
+    ConcurrentUpdateError,
+    reason_from_dict,
+    reason_to_dict,
+)
 from routing.callbacks import (
     CallbackError,
     CallbackFlag,
@@ -39,6 +44,7 @@ from routing.callbacks import (
 )
 from routing.dispatch import CallAbandoned, CallAnswered, CallLeftForChoice, RoutingEvent
 from shenava.aio import as_deferred
+from shenava.journal import call_key, number_key
 from shenava.privacy import mask_number
 
 log = Logger()
@@ -138,7 +144,7 @@ class CallbackSources:
                 "number": number, "reason": reason_to_dict(reason), "now": self._clock.seconds(),
                 "op": uuid4().hex,
             }
-            d = self._journal.submit(JOURNAL_KIND, entry)
+            d = self._journal.submit(JOURNAL_KIND, entry, (number_key(number), call_key(reason.source)))
         else:
             d = as_deferred(self._raise(number, reason))
         self._in_flight.add(d)
@@ -167,6 +173,8 @@ class CallbackSources:
             flag = await self._store.raise_reason(
                 number, reason, self._clock.seconds() if now is None else now, op_id=op_id
             )
+        except ConcurrentUpdateError:
+            raise  # not a reason to drop it: the journal (or the caller) tries again
         except CallbackError as exc:
             log.info(
                 "no callback flag ({kind}) for {caller}: {error}", kind=reason.kind.value,

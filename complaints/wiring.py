@@ -49,6 +49,7 @@ from routing.callback_store import CallbackStore
 from routing.callbacks import CallingHours, DialPolicy
 from routing.dispatch import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
 from shenava.aio import as_deferred
+from shenava.journal import call_key, number_key
 
 log = Logger()
 
@@ -228,8 +229,10 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
             reference = register.store.new_reference_now()
         except ReferencesNotReadyError:
             return as_deferred(open_for(outcome))  # no block in hand: Redis must answer
-        entry = {"reference": reference, "now": clock.seconds(), "fields": fields_to_json(complaint_fields(outcome))}
-        d = journal.submit(OPEN_KIND, entry)
+        fields = complaint_fields(outcome)
+        entry = {"reference": reference, "now": clock.seconds(), "fields": fields_to_json(fields)}
+        keys = (call_key(outcome.call_id), number_key(fields["number"]))
+        d = journal.submit(OPEN_KIND, entry, keys)
         d.addCallback(lambda _: reference)
         return d
 

@@ -176,7 +176,10 @@ class VoicemailService:
             "number": number, "language": language, "recorded_at": recorded_at, "ivr": ivr,
             "facts": facts, "now": now,
         }
-        await self.journal.submit(JOURNAL_KIND, entry).asFuture(asyncio.get_running_loop())
+        from shenava.journal import call_key, number_key
+
+        keys = (call_key(call_id), number_key(number), number_key(caller))
+        await self.journal.submit(JOURNAL_KIND, entry, keys).asFuture(asyncio.get_running_loop())
         return vm_id
 
     def _apply_entry(self, entry: dict[str, Any]) -> Any:

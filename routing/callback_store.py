@@ -16,6 +16,8 @@ is valid on a cluster):
   wrong-number flags that no supervisor has acknowledged yet.
 - ``<prefix>:{callbacks}:lease:<id>``: the dial lease, ``SET NX PX`` with a
   random token; extended and released only by its holder (compare-then-act Lua).
+- ``<prefix>:{callbacks}:ver:<number>``: bumped by every write of the number's
+  flag, so raising a reason watches only its own number (kept ``OP_MARK_TTL_S``).
 - ``<prefix>:{callbacks}:op:<op id>``: a raised reason replayed from the
   journal (:mod:`shenava.journal`) is applied once: the marker is set in the
   same transaction and kept ``OP_MARK_TTL_S``.
@@ -156,7 +158,9 @@ class CallbackStore:
         for _ in range(MAX_WATCH_RETRIES):
             async with self._client.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(open_key, *([op_key] if op_key else []))
+                    # the number's version, not the whole ``open`` hash: raises for other
+                    # numbers do not conflict (every write of a flag bumps its number's)
+                    await pipe.watch(self._key("ver", number), *([op_key] if op_key else []))
                     if op_key is not None and await pipe.exists(op_key):
                         await pipe.unwatch()
                         return None
@@ -370,6 +374,9 @@ class CallbackStore:
 
     def _queue_write(self, pipe: Any, flag: CallbackFlag) -> None:
         pipe.set(self._flag_key(flag.flag_id), json.dumps(flag_to_dict(flag), ensure_ascii=False))
+        version = self._key("ver", flag.number)
+        pipe.incr(version)
+        pipe.expire(version, OP_MARK_TTL_S)
         if flag.is_open:
             pipe.hset(self._key("open"), flag.number, flag.flag_id)
             busy = flag.attempt_in_progress

@@ -311,7 +311,7 @@ class StateConfig:
     folder: str = ""
     reference_secret: str = field(default="", repr=False)
     """The per-site key of the reference permutation; "" = made once and shared through Redis."""
-    reference_block: int = 1000
+    reference_block: int = 5000
     """References reserved from Redis at a time (two blocks are kept in hand)."""
     journal_max_bytes: int = 1024 * 1024 * 1024
 

@@ -166,3 +166,31 @@ def test_torn_file_is_cut_back(tmp_path: Path) -> None:
     cursor, entries = JournalFile(tmp_path).load()
     assert cursor == 0 and [e.payload["id"] for e in entries] == ["a"]
     assert (tmp_path / "journal.jsonl").read_bytes().endswith(b"}}\n")
+
+
+def test_entries_of_one_key_wait_for_each_other_others_overlap() -> None:
+    clock = Clock()
+    started: list[str] = []
+    pending: dict[str, Deferred[Any]] = {}
+
+    def apply(payload: dict[str, Any]) -> Deferred[Any]:
+        started.append(payload["id"])
+        pending[payload["id"]] = Deferred()
+        return pending[payload["id"]]
+
+    journal = Journal(clock, None)
+    journal.register("rec", apply)
+    journal.start()
+    journal.submit("rec", {"id": "a1"}, ("num:1",))
+    journal.submit("rec", {"id": "a2"}, ("num:1", "call:9"))
+    journal.submit("rec", {"id": "b"}, ("num:2",))
+    journal.submit("rec", {"id": "c"}, ("call:9",))
+    assert started == ["a1", "b"]  # a2 waits for a1; c waits behind a2 (same call)
+    pending["b"].callback("b")
+    assert started == ["a1", "b"] and journal.depth == 3
+    pending["a1"].callback("a1")
+    assert started == ["a1", "b", "a2"]
+    pending["a2"].callback("a2")
+    assert started == ["a1", "b", "a2", "c"]
+    pending["c"].callback("c")
+    assert journal.depth == 0
