@@ -293,8 +293,14 @@ class Journal:
     # -- set-up -------------------------------------------------------------------
 
     def register(self, kind: str, apply: Apply) -> None:
-        """The idempotent function that stores one ``kind`` of entry in Redis."""
+        """The idempotent function that stores one ``kind`` of entry in Redis.
+
+        Entries of a kind nobody registered yet (a previous run's, replayed while
+        the packages are still being wired) wait for it.
+        """
         self._appliers[kind] = apply
+        if self._started:
+            self._kick()
 
     def load(self) -> int:
         """Read what a previous run left (blocking; call once before the reactor runs)."""
@@ -498,7 +504,7 @@ class Journal:
             scanned += 1
             if entry.seq not in self._queue:
                 continue  # applied meanwhile
-            if entry.seq in self._in_flight:
+            if entry.seq in self._in_flight or entry.kind not in self._appliers:
                 blocked.update(entry.keys)
                 continue
             if blocked.intersection(entry.keys):
@@ -611,8 +617,7 @@ def _cancel_timer(result: object, timer: Any) -> object:
 
 
 def install(app: Any) -> Journal:
-    """The daemon's journal in ``state.folder`` (in memory without one); starts applying
-    on the reactor's next turn, once every package has registered its kinds."""
+    """The daemon's journal in ``state.folder`` (in memory without one), started."""
     state = app.config.state
     folder = Path(state.folder) if state.folder else None
     confirm = None
@@ -623,7 +628,7 @@ def install(app: Any) -> Journal:
     journal.load()
     if folder is None:
         log.warn("journal: state.folder is not set; records waiting for Redis are kept in memory only")
-    app.reactor.callLater(0, journal.start)
+    journal.start()  # entries of kinds not yet registered wait for their package
     return journal
 
 

@@ -194,3 +194,18 @@ def test_entries_of_one_key_wait_for_each_other_others_overlap() -> None:
     assert started == ["a1", "b", "a2", "c"]
     pending["c"].callback("c")
     assert journal.depth == 0
+
+
+def test_a_previous_runs_entries_wait_for_their_kind_to_be_registered(tmp_path: Path) -> None:
+    clock, target = Clock(), FakeRedis()
+    first = make(tmp_path, clock, target)
+    target.away = True
+    first.submit("rec", {"id": "r0"})
+    first.stop()
+    target.away = False
+    later = Journal(Clock(), tmp_path, run_in_thread=inline)
+    later.load()
+    later.start()  # nothing registered yet: the entry waits, it is not set aside
+    assert later.depth == 1 and later.rejected_count == 0
+    later.register("rec", target.apply)
+    assert target.order == ["r0"] and later.depth == 0
