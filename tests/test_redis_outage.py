@@ -219,3 +219,37 @@ async def test_redis_killed_with_sigkill_loses_nothing(tmp_path: Path) -> None:
     finally:
         await as_deferred(client.aclose())
         server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_starting_with_redis_down_waits_and_keeps_what_was_stored(tmp_path: Path) -> None:
+    server = start(tmp_path / "redis")
+    first, client = build(tmp_path, server)
+    try:
+        first.log_in("a1")
+        await advance(first, 60.0)
+        stats = first.app.extensions["agent_stats"]
+        await first.run_until_async(lambda: stats.started.called, limit_s=30.0)
+        await as_deferred(client.ping())
+        await stats.stop()  # the first run ends cleanly: a1's ledger is in Redis
+        first.stop()
+        ledger_before = await as_deferred(client.hgetall("shenava:{stats}:ledger:a1"))
+        assert ledger_before
+    finally:
+        await as_deferred(client.aclose())
+    server.stop()
+    # the daemon starts while Redis is away: it waits (and says so), it does not start afresh
+    h, client = build(tmp_path / "second", server)
+    try:
+        stats = h.app.extensions["agent_stats"]
+        await advance(h, 30.0)
+        assert not stats.started.called and stats.restored_agents == []
+        restarted = start(tmp_path / "redis", port=server.port)
+        try:
+            await h.run_until_async(lambda: stats.started.called, limit_s=120.0)
+            assert stats.restored_agents == ["a1"]  # the stored ledger came back
+        finally:
+            h.stop()
+            restarted.stop()
+    finally:
+        await as_deferred(client.aclose())
