@@ -24,7 +24,7 @@ from ami_bridge.testpbx.scripts import CallerScript
 from ami_bridge.testpbx.world import CallHandle
 from complaints.reference import is_valid_reference
 from routing.callbacks import ReasonKind
-from routing.dispatch import CallAbandoned
+from routing.dispatch import CallAbandoned, CallQueued
 from shenava.aio import as_deferred
 from shenava.config import RedisConfig, StateConfig
 from shenava.demo import luhn_complete
@@ -253,3 +253,51 @@ async def test_starting_with_redis_down_waits_and_keeps_what_was_stored(tmp_path
             restarted.stop()
     finally:
         await as_deferred(client.aclose())
+
+
+BURST = 500
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_500_hang_ups_through_a_pool_of_4_loses_nothing(tmp_path: Path) -> None:
+    # 500 callers wait, then all hang up at once (as when a PBX restarts): 500 flags
+    # and 500 SL outcomes through 4 connections, none lost, none twice.
+    server = start(tmp_path / "redis")
+    base = e2e_config()
+    config = replace(base, state=StateConfig(folder=str(tmp_path / "state")))
+    client = make_redis_client(RedisConfig(url=server.url, max_connections=4, pool_timeout_s=5.0),
+                               decode_responses=True)
+    h = E2E.build(tmp_path, config=config, redis=client)
+    try:
+        calls = []
+        for i in range(BURST):
+            calls.append(h.call(CallerScript(number=f"0913{i:07d}", answers=AGENT)))
+            if i % 50 == 49:
+                await advance(h, 1.0)
+        await h.run_until_async(
+            lambda: len({e.call_id for e in h.routing if isinstance(e, CallQueued)}) == BURST,
+            limit_s=300.0,
+        )
+        await advance(h, 30.0)  # past the short-abandon threshold
+        for call in calls:
+            call.hang_up()
+        h.pump()
+        journal = h.app.journal
+        await h.run_until_async(
+            lambda: len([e for e in h.routing if isinstance(e, CallAbandoned)]) == BURST
+            and journal.depth == 0, limit_s=300.0,
+        )
+        assert journal.rejected_count == 0
+        flags = await as_deferred(client.hgetall("shenava:{callbacks}:open"))
+        assert len(flags) == BURST
+        for flag_id in flags.values():
+            flag = json.loads(await as_deferred(client.get(f"shenava:{{callbacks}}:flag:{flag_id}")))
+            assert len(flag["reasons"]) == 1
+        stats = h.app.extensions["agent_stats"]
+        day = BucketKey("complaints", BucketKind.DAY, day_start(h.now, stats.sla))
+        [counts] = await as_deferred(stats.store.buckets([day]))
+        assert counts.abandoned == BURST and counts.offered == BURST
+    finally:
+        h.stop()
+        await as_deferred(client.aclose())
+        server.stop()
