@@ -265,7 +265,7 @@ async def test_a_burst_of_500_hang_ups_through_a_pool_of_4_loses_nothing(tmp_pat
     server = start(tmp_path / "redis")
     base = e2e_config()
     config = replace(base, state=StateConfig(folder=str(tmp_path / "state")))
-    client = make_redis_client(RedisConfig(url=server.url, max_connections=4, pool_timeout_s=5.0),
+    client: Any = make_redis_client(RedisConfig(url=server.url, max_connections=4, pool_timeout_s=5.0),
                                decode_responses=True)
     h = E2E.build(tmp_path, config=config, redis=client)
     try:
