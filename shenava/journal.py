@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ RETRY_MAX_S = 5.0
 ANSWER_WITHIN_S = 2.0
 """How long a submitter (the caller's IVR) waits for Redis before being told "kept"."""
 DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
+COMPACT_AT_BYTES = 16 * 1024 * 1024
+"""An applied head of the file bigger than this is cut off (the rest copied to a new file)."""
 MAX_IN_FLIGHT = 32
 """Entries applied at once (entries sharing a key wait for each other)."""
 SCAN_LIMIT = 4096
@@ -150,6 +153,10 @@ class JournalFile:
         self.rejected_path = folder / REJECTED_NAME
         self.max_bytes = max_bytes
         self._last_written = 0
+        self._size = 0
+        self._ends: dict[int, int] = {}
+        """Where each entry in the file ends (seq -> byte offset), for compaction."""
+        self.rewrites = 0
 
     def load(self) -> tuple[int, list[JournalEntry]]:
         """The applied cursor and every entry after it (a torn last line is dropped)."""
@@ -173,6 +180,7 @@ class JournalFile:
             except (ValueError, KeyError, TypeError):
                 break
             good += len(line)
+            self._ends[entry.seq] = good
             self._last_written = max(self._last_written, entry.seq)
             if entry.seq > cursor:
                 entries.append(entry)
@@ -181,12 +189,13 @@ class JournalFile:
                 f.truncate(good)
                 os.fsync(f.fileno())
         self._last_written = max(self._last_written, cursor)
+        self._size = good
         return cursor, entries
 
     def append(self, entries: list[JournalEntry]) -> None:
-        data = b"".join(e.to_line() for e in entries)
-        size = self.path.stat().st_size if self.path.exists() else 0
-        if size + len(data) > self.max_bytes:
+        lines = [e.to_line() for e in entries]
+        data = b"".join(lines)
+        if self._size + len(data) > self.max_bytes:
             raise JournalFullError(f"{self.path} would exceed {self.max_bytes} bytes")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -194,6 +203,9 @@ class JournalFile:
             os.fsync(fd)
         finally:
             os.close(fd)
+        for entry, line in zip(entries, lines, strict=True):
+            self._size += len(line)
+            self._ends[entry.seq] = self._size
         if entries:
             self._last_written = entries[-1].seq
 
@@ -203,14 +215,39 @@ class JournalFile:
         tmp.write_text(f"{seq}\n", encoding="ascii")
         os.replace(tmp, self.cursor_path)
 
-    def compact(self, applied: int) -> bool:
-        """Empty the file if every entry in it is applied (the cursor is written first)."""
-        if self._last_written > applied:
-            return False
+    def advance(self, applied: int) -> None:
+        """Every entry up to ``applied`` is in Redis: note it, and keep the file small.
+
+        The cursor is written first. If every entry in the file is applied the
+        file is emptied; if the applied part at its head is over
+        ``COMPACT_AT_BYTES`` (a busy site may never be empty for long), the rest
+        is copied to a new file that replaces it (fsynced, then renamed).
+        """
         self.write_cursor(applied)
-        with self.path.open("wb") as f:
-            os.fsync(f.fileno())
-        return True
+        if self._last_written <= applied:
+            with self.path.open("wb") as f:
+                os.fsync(f.fileno())
+            self._ends.clear()
+            self._size = 0
+            return
+        head = self._ends.get(applied)
+        if head is None or head < COMPACT_AT_BYTES:
+            return
+        tmp = self.path.with_suffix(".compact")
+        with self.path.open("rb") as src, tmp.open("wb") as dst:
+            src.seek(head)
+            shutil.copyfileobj(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._ends = {seq: end - head for seq, end in self._ends.items() if seq > applied}
+        self._size -= head
+        self.rewrites += 1
 
     def reject(self, entry: JournalEntry, reason: str) -> None:
         record = {"entry": json.loads(entry.to_line()), "reason": reason}
@@ -549,10 +586,7 @@ class Journal:
         if applied > self._applied:
             self._applied = applied
             if file is not None:
-                if not self._queue and not self._to_write:
-                    self._file_op(lambda: file.compact(applied))
-                else:
-                    self._file_op(lambda: file.write_cursor(applied))
+                self._file_op(lambda: file.advance(applied))
 
     def _applied_ok(self, result: object, entry: JournalEntry) -> None:
         self._landed(entry)

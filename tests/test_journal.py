@@ -209,3 +209,28 @@ def test_a_previous_runs_entries_wait_for_their_kind_to_be_registered(tmp_path: 
     assert later.depth == 1 and later.rejected_count == 0
     later.register("rec", target.apply)
     assert target.order == ["r0"] and later.depth == 0
+
+
+def test_a_journal_that_is_never_empty_is_still_compacted(tmp_path: Path, monkeypatch: Any) -> None:
+    import shenava.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "COMPACT_AT_BYTES", 2000)
+    clock = Clock()
+    pending: list[Deferred[Any]] = []
+
+    def apply(payload: dict[str, Any]) -> Deferred[Any]:
+        pending.append(Deferred())
+        return pending[-1]
+
+    journal = Journal(clock, tmp_path, run_in_thread=inline)
+    journal.register("rec", apply)
+    journal.start()
+    for i in range(60):  # busy: a new record always arrives before the last is stored
+        journal.submit("rec", {"id": f"r{i}", "pad": "x" * 40})
+        if i:
+            pending[i - 1].callback(None)
+    assert journal.depth == 1 and journal.file is not None and journal.file.rewrites >= 1
+    lines = (tmp_path / "journal.jsonl").read_bytes().splitlines()
+    assert len(lines) < 40 and b'"r59"' in lines[-1]
+    again = Journal(Clock(), tmp_path, run_in_thread=inline)
+    assert again.load() == 1  # after a restart only the last one is left to replay
