@@ -142,6 +142,13 @@ def check_config(
             "redis.url is empty: only `shenava demo` starts an embedded redis-server; "
             "`shenava run` needs the operator's Redis",
         ))
+    if not config.redis.embedded and not config.state.durable:
+        findings.append(_warn(
+            "config.state_folder",
+            "state.folder is not set: records waiting for Redis (complaints, flags, voicemails, "
+            "SL outcomes) would be kept in memory only and lost with the daemon; set it to a local "
+            "folder owned by the daemon's user, e.g. /var/lib/shenava",
+        ))
     if config.ami.secret in PLACEHOLDER_SECRETS:
         findings.append(_warn("config.secret_placeholder", "ami secret is still the shipped placeholder"))
     if asterisk_dir is not None:

@@ -942,15 +942,6 @@ class Config:
                 "`shenava demo` allows; set redis.url to the operator's Redis",
             )
 
-    def require_state_folder(self) -> None:
-        """``shenava run`` keeps its journal on disk: refuse a config without ``state.folder``."""
-        if not self.state.durable:
-            raise ConfigError(
-                "state.folder",
-                "missing: the daemon keeps its journal of records not yet in Redis "
-                "there (e.g. /var/lib/shenava); only `shenava demo` may run without one",
-            )
-
 
 def parse_toml(text: str, *, source: str = "<config>") -> dict[str, object]:
     try:

@@ -12,7 +12,9 @@ from shenava.redis_server import start_redis_server
 
 def config_file(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "shenava.toml"
-    path.write_text(f'[ami]\nsecret = "not-the-placeholder"\n[redis]\nurl = "{url}"\n', encoding="utf-8")
+    path.write_text(
+        f'[ami]\nsecret = "not-the-placeholder"\n[redis]\nurl = "{url}"\n'
+        f'[state]\nfolder = "{tmp_path / "state"}"\n', encoding="utf-8")
     return path
 
 
@@ -44,3 +46,10 @@ def test_a_live_server_is_read(tmp_path: Path) -> None:
     out = io.StringIO()
     assert run_check(config_file(tmp_path, lax.url), None, out, redis=True) == EXIT_ERRORS
     assert "redis.unreachable" in out.getvalue()
+
+
+def test_no_state_folder_is_warned(tmp_path: Path) -> None:
+    path = tmp_path / "bare.toml"
+    path.write_text('[ami]\nsecret = "x-y-z"\n[redis]\nurl = "redis://127.0.0.1:1/0"\n', encoding="utf-8")
+    warned = {f.code for f in check_config(path) if f.severity is Severity.WARNING}
+    assert "config.state_folder" in warned
