@@ -48,6 +48,7 @@ from twisted.internet.defer import ensureDeferred  # noqa: E402
 
 from agent_stats.sla import BucketKey, BucketKind, day_start  # noqa: E402
 from ami_bridge.testpbx.scripts import CallerScript  # noqa: E402
+from routing.callbacks import abandon_reason  # noqa: E402
 from routing.dispatch import CallAbandoned  # noqa: E402
 from shenava.aio import as_deferred  # noqa: E402
 from shenava.config import RedisConfig, StateConfig  # noqa: E402
@@ -174,6 +175,11 @@ async def reconcile(h: E2E, client: Any, calls: list[tuple[str, Any, str]]) -> d
         flag = json.loads(await as_deferred(client.get(f"{p}:{{callbacks}}:flag:{flag_id}")))
         reasons[number] = [(r["kind"], r["source"]) for r in flag["reasons"]]
     abandoned = {e.call_id for e in h.routing if isinstance(e, CallAbandoned)}
+    policy = h.app.extensions["complaints"].callbacks.policy
+    flagged = {  # a short abandon raises no flag
+        e.call_id for e in h.routing if isinstance(e, CallAbandoned)
+        and abandon_reason(e.call_id, e.at, e.at - e.joined_at, policy) is not None
+    }
     stats = h.app.extensions["agent_stats"]
     day = BucketKey("complaints", BucketKind.DAY, day_start(h.now, stats.sla))
     [counts] = await as_deferred(stats.store.buckets([day]))
@@ -195,7 +201,7 @@ async def reconcile(h: E2E, client: Any, calls: list[tuple[str, Any, str]]) -> d
                 lost["voicemails"] += 1
                 ok = False
             doubled += max(0, n - 1)
-        wants_flag = kind == "voicemail" or call.uniqueid in abandoned
+        wants_flag = kind == "voicemail" or call.uniqueid in flagged
         if wants_flag:
             mine_r = reasons.get(number, [])
             if not mine_r:
