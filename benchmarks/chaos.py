@@ -9,8 +9,9 @@ folder. Callers arrive every ``--gap-s`` seconds of virtual time, a seeded mix
 of a new complaint (then the line), a voicemail, and a caller who asks for an
 agent (nobody is logged in: everyone who waits gives up, so every abandon is a
 callback flag and an SL outcome). ``--faults`` times during the run Redis is
-either stopped (SIGTERM) or killed (SIGKILL), stays away 5 to 30 s of virtual
-time with calls still arriving, and is started again on the same data.
+stopped (SIGTERM) or killed (SIGKILL), stays away 5 to 30 s of virtual time
+with calls still arriving and is started again on the same data, or is made
+slow (``DEBUG SLEEP 3``: no answer for longer than the client's read timeout).
 
 At the end every call is reconciled against Redis: its complaint (the reference
 the caller heard is stored, one complaint per call), its voicemail (record and
@@ -30,6 +31,7 @@ import json
 import random
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,7 +76,8 @@ def rss_mb() -> float:
 
 
 def start(folder: Path, port: int | None = None) -> RedisServer:
-    return start_redis_server(folder, port=port, extra_args=("--appendfsync", "always"))
+    return start_redis_server(folder, port=port, extra_args=(
+        "--appendfsync", "always", "--enable-debug-command", "yes"))
 
 
 async def advance(h: E2E, seconds: float) -> None:
@@ -121,14 +124,18 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 away_until = None
             if i in fault_at and away_until is None:
                 live = servers[-1]
-                if rng.random() < 0.5:
+                fault = rng.choice(("stop", "kill9", "slow"))
+                faults.append(fault)
+                if fault == "slow":  # Redis answers nothing for 3 s: past the read timeout
+                    subprocess.Popen(["redis-cli", "-p", str(port), "DEBUG", "SLEEP", "3"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                elif fault == "stop":
                     live.stop()
-                    faults.append("stop")
                 else:
                     live.process.kill()
                     live.process.wait()
-                    faults.append("kill9")
-                away_until = h.now + rng.uniform(5.0, 30.0)
+                if fault != "slow":
+                    away_until = h.now + rng.uniform(5.0, 30.0)
             kind = rng.choice(KINDS)
             number = f"0912{i:07d}"
             if kind == "complaint":
