@@ -73,7 +73,7 @@ class ComplaintPort(Protocol):
 class CallbackPort(Protocol):
     """What the service uses of :class:`routing.callback_store.CallbackStore`."""
 
-    async def raise_reason(self, number: str, reason: Any, now: float) -> Any: ...
+    async def raise_reason(self, number: str, reason: Any, now: float, *, op_id: str | None = None) -> Any: ...
 
     async def attach_transcript(self, number: str, recording_id: str, transcript: str, now: float) -> Any: ...
 
@@ -256,7 +256,8 @@ class VoicemailService:
 
             reason = replace(reason, complaint_ref=reference)
         try:
-            await self.callbacks.raise_reason(number, reason, now)
+            # once per voicemail, even if its flag was dialled and closed before a replay
+            await self.callbacks.raise_reason(number, reason, now, op_id=f"vm-{vm_id}")
         except InvalidNumberError:
             log.info("voicemail {vm}: withheld or unusable number, no callback flag", vm=vm_id)
         except RedisError:
