@@ -34,7 +34,7 @@ class AgentDay:
 
     __slots__ = (
         "_breaks", "_wellbeing", "_ledger", "_seen", "_day", "_logged_in_s", "_taken_s",
-        "_exempt_s", "_kinds", "last_break_end", "last_reset",
+        "_exempt_s", "_kinds", "_not_ready", "last_break_end", "last_reset",
     )
 
     def __init__(self, breaks: BreakConfig, wellbeing: WellbeingConfig) -> None:
@@ -45,6 +45,7 @@ class AgentDay:
         self._seen = 0
         self._day = -math.inf
         self._logged_in_s = self._taken_s = self._exempt_s = 0.0
+        self._not_ready: dict[NotReadyReason | None, float] = {}
         self.last_break_end: float | None = None
         self.last_reset: float | None = None
         """End of the last rest or logout (None: none yet, the ledger's origin counts)."""
@@ -62,6 +63,7 @@ class AgentDay:
             # a new day (or a rebuild): today's sums from the closed intervals since midnight
             self._day = day_start
             self._logged_in_s = self._taken_s = self._exempt_s = 0.0
+            self._not_ready = {}
             for piece in ledger.intervals_between(day_start, ledger.since, ledger.since):
                 self._add_today(piece)
         fresh = ledger.intervals_from(self._seen)
@@ -91,6 +93,7 @@ class AgentDay:
             self._logged_in_s += d
         if piece.state is not AgentState.NOT_READY:
             return
+        self._not_ready[piece.reason] = self._not_ready.get(piece.reason, 0.0) + d
         if piece.reason is NotReadyReason.RECOVERY:
             self._exempt_s += d
         elif piece.reason is NotReadyReason.PERSONAL:
@@ -119,6 +122,19 @@ class AgentDay:
                 elif piece.reason in self._breaks.counted_reasons:
                     taken += d
         return Allowance(logged_in * self._breaks.earn_per_hour_s / HOUR_S, taken, exempt)
+
+
+    def not_ready_today(
+        self, ledger: AgentLedger, day_start: float, now: float
+    ) -> dict[NotReadyReason | None, float]:
+        """Seconds not ready since ``day_start`` by reason (``None``: no reason), the open
+        interval included: what ``ledger.totals(day_start, now, now)`` gives, without a day scan."""
+        self.sync(ledger, day_start)
+        out = dict(self._not_ready)
+        piece = ledger.open_interval(now).clip(day_start, now)
+        if piece is not None and piece.state is AgentState.NOT_READY:
+            out[piece.reason] = out.get(piece.reason, 0.0) + piece.duration
+        return out
 
 
 class CallLog:

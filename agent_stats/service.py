@@ -39,7 +39,6 @@ of the previous local day (``prune_ledgers``), what a restart reads back too.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -92,7 +91,6 @@ from agent_stats.store import (
     BreakStarted,
     HeartbeatWrite,
     LedgerWrite,
-    LivePublish,
     Operation,
     OutcomeWrite,
     StatsStore,
@@ -198,7 +196,7 @@ class StatsService:
         self._heartbeat_s = heartbeat_s
         self._trust_gap_s = trust_gap_s
         self._traffic_window_s = traffic_window_s
-        self.writer = StoreWriter(store, clock, self._live_ops, paused=True)
+        self.writer = StoreWriter(store, clock, paused=True)
         self.tally = SLATally(sla)
         self.line = BreakLine(breaks)
         self.pending_grants: dict[str, BreakGrant] = {}
@@ -531,6 +529,10 @@ class StatsService:
 
     # -- breaks -----------------------------------------------------------------
 
+    def agent_day(self, agent_id: str) -> AgentDay:
+        """The agent's running figures of the day (allowance, not-ready time), kept as it goes."""
+        return self._agent_day(agent_id)
+
     def _agent_day(self, agent_id: str) -> AgentDay:
         day = self._days.get(agent_id)
         if day is None:
@@ -775,14 +777,10 @@ class StatsService:
     # -- live figures -------------------------------------------------------------
 
     def _mark_live(self) -> None:
+        # The pages read the live figures from memory once a second (shenava.http.push);
+        # nothing is published to Redis for them. A change still kicks the writer.
         self._live_dirty = True
         self.writer.kick()
-
-    def _live_ops(self) -> list[Operation]:
-        if not self._live_dirty:
-            return []
-        self._live_dirty = False
-        return [LivePublish(json.dumps(self.snapshot(), separators=(",", ":")))]
 
     def queues(self) -> list[str]:
         return sorted(self.tally.queues() | {self.default_queue})
