@@ -113,9 +113,14 @@ async def run_traffic_with_outage(h: E2E, outage: Any) -> dict[str, list[CallHan
     return calls
 
 
-async def reconcile(h: E2E, client: Any, calls: dict[str, list[CallHandle]]) -> None:
-    journal = h.app.journal
-    await h.run_until_async(lambda: journal.depth == 0 and journal.redis_away_since is None, limit_s=600.0)
+async def reconcile(
+    h: E2E, client: Any, calls: dict[str, list[CallHandle]], *, replayed_by: E2E | None = None
+) -> None:
+    """Every record of ``calls`` (placed on ``h``) is in Redis once; ``replayed_by``: the
+    daemon that took over ``h``'s journal (``h`` itself by default)."""
+    live = replayed_by or h
+    journal = live.app.journal
+    await live.run_until_async(lambda: journal.depth == 0 and journal.redis_away_since is None, limit_s=600.0)
     assert journal.rejected_count == 0
     prefix = "shenava"
     # complaints: every reference a caller heard is in the register, one complaint per call
@@ -328,5 +333,32 @@ async def test_a_slow_redis_loses_nothing_and_callers_still_hear_their_reference
         await reconcile(h, client, calls)
     finally:
         h.stop()
+        await as_deferred(client.aclose())
+        server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_daemon_killed_while_redis_is_away_loses_nothing(tmp_path: Path) -> None:
+    server = start(tmp_path / "redis")
+    h, client = build(tmp_path, server)
+    try:
+        refs = h.app.extensions["complaints"].references
+        await h.run_until_async(lambda: refs.ready, limit_s=30.0)
+        server.stop()
+        calls = await wave(h, 0)  # every record of these calls waits in the journal
+        everyone = [c for handles in calls.values() for c in handles]
+        await h.run_until_async(lambda: not any(h.alive(c) for c in everyone), limit_s=300.0)
+        assert h.app.journal.depth > 0
+        # kill -9 of the daemon: no stop, no flush; its clock never moves again
+        restarted = start(tmp_path / "redis", port=server.port)
+        successor, client2 = build(tmp_path, restarted)  # same state folder
+        try:
+            assert successor.app.journal.depth > 0  # the dead daemon's records, read back
+            await reconcile(h, client2, calls, replayed_by=successor)
+        finally:
+            successor.stop()
+            await as_deferred(client2.aclose())
+            restarted.stop()
+    finally:
         await as_deferred(client.aclose())
         server.stop()
