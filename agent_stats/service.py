@@ -109,7 +109,8 @@ log = Logger()
 
 HEARTBEAT_S = 15.0
 RESTORE_RETRY_INITIAL_S = 0.5
-RESTORE_RETRY_MAX_S = 30.0
+RESTORE_RETRY_MAX_S = 5.0
+"""Short: the journal holds the SL outcomes back until the restore is done."""
 TRAFFIC_WINDOW_S = 1800.0
 MIN_TRAFFIC_WINDOW_S = 300.0
 HANDLED_KEEP_S = 86400.0

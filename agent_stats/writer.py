@@ -65,8 +65,16 @@ class StoreWriter:
     def use_journal(self, journal: Any) -> None:
         """Send SL outcomes through ``journal`` (a :class:`shenava.journal.Journal`)."""
         self._journal = journal
-        store = self._store
-        journal.register(JOURNAL_KIND, lambda entry: store.apply([outcome_from_dict(entry)]))
+        journal.register(JOURNAL_KIND, self._apply_outcome)
+
+    async def _apply_outcome(self, entry: dict[str, Any]) -> None:
+        if self._paused:
+            # not before the start-up restore has read the counters: an outcome
+            # stored before that read would be counted twice in the live figures
+            from shenava.journal import RetryLaterError
+
+            raise RetryLaterError("statistics not restored yet")
+        await self._store.apply([outcome_from_dict(entry)])
 
     def submit(self, op: Operation) -> None:
         if self._journal is not None and isinstance(op, OutcomeWrite):

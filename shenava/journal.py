@@ -57,6 +57,7 @@ __all__ = [
     "number_key",
     "Journal",
     "NotReplicatedError",
+    "RetryLaterError",
     "JournalEntry",
     "JournalFile",
     "JournalFullError",
@@ -90,7 +91,13 @@ class JournalFullError(RuntimeError):
     code = "journal.full"
 
 
-class NotReplicatedError(RuntimeError):
+class RetryLaterError(RuntimeError):
+    """An apply function is not ready yet (e.g. statistics not restored): kept, retried."""
+
+    code = "journal.retry_later"
+
+
+class NotReplicatedError(RetryLaterError):
     """Redis took the write but its replicas did not confirm it (``WAIT``): kept, retried."""
 
     code = "journal.not_replicated"
@@ -110,7 +117,7 @@ def is_transient(failure: BaseException) -> bool:
 
     if isinstance(failure, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError):
         return True
-    if isinstance(failure, asyncio.TimeoutError | asyncio.CancelledError | NotReplicatedError):
+    if isinstance(failure, asyncio.TimeoutError | asyncio.CancelledError | RetryLaterError):
         return True
     if str(getattr(failure, "code", "")).endswith(".concurrent_update"):
         return True  # too many writers on one key this time: try again later
@@ -608,7 +615,9 @@ class Journal:
         if isinstance(error, BaseException) and is_transient(error):
             self._in_flight.pop(entry.seq, None)
             self._busy_keys.difference_update(entry.keys)
-            if self.redis_away_since is None:
+            # a package not ready yet (not Redis): retry soon, say nothing about Redis
+            not_ready = isinstance(error, RetryLaterError) and not isinstance(error, NotReplicatedError)
+            if self.redis_away_since is None and not not_ready:
                 self.redis_away_since = self._clock.seconds()
                 log.warn(
                     "journal: Redis is away or slow ({error}); records are kept on this host "
@@ -616,7 +625,10 @@ class Journal:
                     error=failure.getErrorMessage(),
                 )
             if self._retry is None and not self._stopped:
-                delay, self._retry_delay = self._retry_delay, min(RETRY_MAX_S, self._retry_delay * 2)
+                if not_ready:
+                    delay = RETRY_INITIAL_S
+                else:
+                    delay, self._retry_delay = self._retry_delay, min(RETRY_MAX_S, self._retry_delay * 2)
                 self._retry = self._clock.callLater(delay, self._retry_now)
             return
         log.failure(
