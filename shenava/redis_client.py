@@ -37,21 +37,23 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel-managed pool that waits for a free connection like ``BlockingConnectionPool``."""
 
 
-def client_options(config: RedisConfig) -> dict[str, Any]:
-    """The socket and pool settings every connection gets."""
-    return {
+def client_options(config: RedisConfig, *, tcp: bool = True) -> dict[str, Any]:
+    """The socket and pool settings every connection gets (keepalive only over TCP)."""
+    options: dict[str, Any] = {
         "socket_connect_timeout": config.connect_timeout_s,
         "socket_timeout": config.socket_timeout_s,
-        "socket_keepalive": True,
         "health_check_interval": config.health_check_interval_s,
         "retry_on_timeout": False,
     }
+    if tcp:
+        options["socket_keepalive"] = True
+    return options
 
 
 def make_redis_client(config: RedisConfig, *, decode_responses: bool = False, url: str | None = None) -> Redis:
     """A client for ``config`` (``url`` overrides ``config.url``: the demo's embedded server)."""
     target = config.url if url is None else url
-    options = client_options(config)
+    options = client_options(config, tcp=not target.startswith("unix://"))
     if target.startswith(SENTINEL_SCHEME) or config.sentinels:
         return _sentinel_client(config, target, options, decode_responses)
     pool = BlockingConnectionPool.from_url(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from pathlib import Path
 
 import pytest_twisted
 from redis.asyncio import BlockingConnectionPool
@@ -56,3 +58,23 @@ async def test_a_burst_of_500_abandons_through_a_pool_of_4_loses_nothing(redis_u
             await as_deferred(check.aclose())
     finally:
         await as_deferred(client.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_unix_socket_url_works(tmp_path: Path) -> None:
+    sock = tmp_path / "redis.sock"
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            await as_deferred(asyncio.sleep(0.02))
+        client = make_redis_client(RedisConfig(url=f"unix://{sock}"))
+        assert await as_deferred(client.ping())
+        await as_deferred(client.aclose())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
