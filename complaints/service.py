@@ -310,8 +310,15 @@ class ComplaintRegister:
             "call_id": call_id, "complaint_ref": complaint_ref,
         }
         if self.journal is not None:
-            # kept on this host until Redis has it: an agent's report is never lost
-            report = new_report(f"ar-{secrets.token_hex(6)}", now, **fields)
+            # kept on this host until Redis has it: an agent's report is never lost.
+            # Its id is the usual short one while Redis answers, a random one if not.
+            from redis.exceptions import RedisError
+
+            try:
+                report_id = await self._store.next_report_id()
+            except RedisError:
+                report_id = f"ar-{secrets.token_hex(6)}"
+            report = new_report(report_id, now, **fields)
             entry = {"report_id": report.report_id, "now": now, "fields": fields}
             await self.journal.submit(ABUSE_KIND, entry).asFuture(asyncio.get_running_loop())
         else:

@@ -293,6 +293,10 @@ class ComplaintStore:
 
     # -- abuse reports ---------------------------------------------------------
 
+    async def next_report_id(self) -> str:
+        """The next ``ar-<n>`` id (the abuse report counter)."""
+        return f"ar-{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
+
     async def add_report(self, now: float, *, report_id: str | None = None, **fields: Any) -> AbuseReport:
         """Keep a new report (fields of :func:`complaints.abuse.new_report`).
 
@@ -300,7 +304,7 @@ class ComplaintStore:
         it is idempotent: a report already stored is returned as it is.
         """
         if report_id is None:
-            report_id = f"ar-{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
+            report_id = await self.next_report_id()
         report = new_report(report_id, now, **fields)
         key = self._report_key(report_id)
         async with self._client.pipeline(transaction=True) as pipe:
