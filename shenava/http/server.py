@@ -197,6 +197,7 @@ def build_site(app: Any) -> ShenavaSite:
     mount_pages(root, app.config)
     site = ShenavaSite(root, reactor=app.reactor, limits=Limits.of(config), gate=gate)
     api.gate = gate
+    api.push.session_ended = gate.session_ended
     return site
 
 
