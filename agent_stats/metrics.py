@@ -123,8 +123,30 @@ def families(snapshot: Mapping[str, Any]) -> list[Family]:
         active.add(n, kind=kind)
     today = Family("shenava_alerts_today", "Wellbeing alerts raised today.")
     today.add(snapshot["alerts_today"])
-    return [sl, sl1, sl2, calls, agents, reasons, occupancy, agent_occupancy, since_break,
-            line, oldest, granted, fairness, active, today]
+    out = [sl, sl1, sl2, calls, agents, reasons, occupancy, agent_occupancy, since_break,
+           line, oldest, granted, fairness, active, today]
+    return out + journal_families(snapshot.get("journal"))
+
+
+def journal_families(journal: Mapping[str, Any] | None) -> list[Family]:
+    """The durable journal (``shenava.journal``): records kept on this host until Redis has them."""
+    if not journal:
+        return []
+    depth = Family("shenava_journal_depth", "Records kept in the local journal, not yet in Redis.")
+    depth.add(journal["depth"])
+    age = Family("shenava_journal_oldest_age_seconds",
+                 "Age of the oldest record not yet in Redis (0 when none).")
+    age.add(journal["oldest_age_s"])
+    applied = Family("shenava_journal_applied", "Journal records stored in Redis since the start.",
+                     type="counter")
+    applied.add(journal["applied"])
+    rejected = Family("shenava_journal_rejected",
+                      "Journal records that could not be applied (set aside in journal.rejected).",
+                      type="counter")
+    rejected.add(journal["rejected"])
+    away = Family("shenava_redis_away", "1 while Redis does not answer the journal's writes.")
+    away.add(0 if journal["redis_away_since"] is None else 1)
+    return [depth, age, applied, rejected, away]
 
 
 class SnapshotSource(Protocol):

@@ -140,7 +140,12 @@ class Shenava:
         # to the events above, its hooks into the call flow. Each ``install``
         # only adds; the order matters where one uses another's hook.
         self.extensions: dict[str, Any] = {}
+        self.journal: Any = None
         if redis is not None:
+            from shenava.journal import install as install_journal
+
+            # First: the packages below register what they keep in it.
+            self.journal = self.extensions["journal"] = install_journal(self)
             from agent_stats.wiring import install as install_stats
             from complaints.wiring import install as install_complaints
             from recordings.wiring import install as install_recordings
@@ -177,8 +182,8 @@ class Shenava:
         # Extensions first (a final heartbeat of the ledger, the last counters),
         # then the HTTP API, then the AMI link.
         # The statistics writer drains first, then the call state is written
-        # (the next daemon takes the callers over from it).
-        for name in ("recordings", "complaints", "agent_stats", "takeover"):
+        # (the next daemon takes the callers over from it), then the journal.
+        for name in ("recordings", "complaints", "agent_stats", "takeover", "journal"):
             handle = self.extensions.get(name)
             stop = getattr(handle, "stop", None)
             if stop is None:

@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")
     _add_config_argument(check, required=True)
     check.add_argument("--asterisk-dir", type=Path, help="the Asterisk config folder, e.g. /etc/asterisk")
+    check.add_argument("--redis", action="store_true",
+                       help="also read the live Redis server's durability settings (AOF, fsync, eviction)")
     check.set_defaults(func=_cmd_check_config)
 
     prompts = sub.add_parser("prompts", help="prompt audio: build WAV files from the prompt texts")
@@ -177,7 +179,7 @@ def _cmd_testpbx(args: argparse.Namespace) -> int:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from shenava.check_config import run_check
 
-    return run_check(args.config, args.asterisk_dir)
+    return run_check(args.config, args.asterisk_dir, redis=args.redis)
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:

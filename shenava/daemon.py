@@ -186,18 +186,16 @@ def run_daemon(config: Config) -> int:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         return 2
 
-    import redis.asyncio as aioredis
-
     from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
 
     reactor: Any = install_asyncio_reactor()
     start_logging(config.log.level, stream=sys.stderr)
-    timeout = redis_timeout(config)
-    client = aioredis.from_url(config.redis.url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    lease_client = aioredis.from_url(
-        config.redis.url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    from shenava.redis_client import describe, make_redis_client, wait_for_redis
+
+    client = make_redis_client(config.redis)
+    # The lease has a client of its own: the app's is gated by the lease itself.
+    lease_client = make_redis_client(config.redis)
     run = DaemonRun(config, reactor, client, lease_client)
 
     def stopping() -> Deferred[None]:
@@ -206,6 +204,10 @@ def run_daemon(config: Config) -> int:
         signal.alarm(max(1, math.ceil(config.daemon.stop_timeout_s)))
         return run.stop()
 
+    reactor.callWhenRunning(
+        wait_for_redis, lease_client, reactor, where=describe(config.redis),
+        max_delay_s=config.redis.startup_retry_max_s,
+    )
     reactor.callWhenRunning(run.start)
     reactor.addSystemEventTrigger("before", "shutdown", stopping)
     log.info(
@@ -216,7 +218,3 @@ def run_daemon(config: Config) -> int:
     reactor.run()
     return run.exit_code
 
-
-def redis_timeout(config: Config) -> float:
-    """Redis socket timeouts: a command never waits longer than a lease."""
-    return max(0.5, config.daemon.lease_s / 2)

@@ -351,7 +351,7 @@ async def test_health_says_the_role_without_sign_in(api: Running) -> None:
     code, body, _ = await api.call("GET", "/api/health")
     assert code == 200
     assert body["status"] == "ok" and body["role"] == "leader"
-    assert body["ami_connected"] is False  # no Asterisk in this test
+    assert body["ami"] == "disconnected"  # no Asterisk in this test
     api.app.role = lambda: "standby"
     code, body, _ = await api.call("GET", "/api/health")
     assert body["role"] == "standby"

@@ -15,6 +15,7 @@ Tree::
     /api/wallboard      shenava.http.wallboard (the pages' live figures, for one request)
     /api/events         shenava.http.push (the same figures pushed over Server-Sent Events)
     /api/report         shenava.http.report (``shenava report`` for the browser, JSON or CSV)
+    /api/health         shenava.http.health (AMI, Redis, the journal's depth and age)
     /wallboard, /desk   shenava.http.pages (browser pages; /static/... their assets)
 """
 
@@ -61,13 +62,14 @@ class HttpApi:
         self.board = LiveBoard(app)
         self.wallboard = WallboardApi(app, self.board)
         self.push = PushHub(self.board, app.reactor)
+        self.health = HealthApi(app)
         self.gate: Gate | None = None
         """The listener's gate (sessions, audit log), once the site is built."""
 
     def router(self, sessions: SessionApi) -> JsonRouter:
         return JsonRouter(
             [*self.agents.routes(), *self.calls.routes(), *self.desk.routes(),
-             *self.wallboard.routes(), *sessions.routes(), *HealthApi(self.app).routes()]
+             *self.wallboard.routes(), *sessions.routes(), *self.health.routes()]
         )
 
 
