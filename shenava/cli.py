@@ -114,9 +114,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NEEDS_TRANSCRIBE = frozenset({"worker", "transcribe"})
+"""Subcommands that run Vosk, which comes with the ``transcribe`` extra."""
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def missing_extra(command: str, installed: Callable[[str], bool] = _installed) -> str | None:
+    """Why ``command`` cannot run in this installation (a missing extra), or None."""
+    if command in NEEDS_TRANSCRIBE and not installed("vosk"):
+        return (
+            f"shenava {command} needs Vosk, which is not installed: "
+            "pip install 'shenava[transcribe]' (in a checkout: pip install -e '.[transcribe]')"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    problem = missing_extra(args.command)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING
     func: Command = args.func
     return func(args)
 
