@@ -582,6 +582,14 @@ class StatsService:
         staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
         return predicted_service_level(max(0, staffed - 1), self.traffic(now), self.sla.threshold_s)
 
+    def staffed_service_level(self, now: float) -> float:
+        """The service level predicted (Erlang C, recent traffic) with the agents staffed now.
+
+        With one or two agents the headroom test above says no whatever the
+        traffic; the callback gate also asks this one (routing.callbacks.dial_gate)."""
+        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        return predicted_service_level(staffed, self.traffic(now), self.sla.threshold_s)
+
     def traffic(self, now: float) -> Traffic:
         cutoff = now - self._traffic_window_s
         for q in (self._arrivals, self._completions):
