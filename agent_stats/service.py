@@ -536,6 +536,11 @@ class StatsService:
         position = self.line.position(agent_id)
         if position is not None:
             self._mark_live()
+            log.info(
+                "break for {agent_id} waits at place {position} of the break line: the headroom "
+                "gate says no ({why})",
+                agent_id=agent_id, position=position, gate="headroom", why=self.break_wait_reason(now),
+            )
             return BreakAnswer(agent_id, reason, "waiting", requested_at, position)
         grant_now = self.pending_grants.get(agent_id)
         status_word = "after_call" if grant_now is not None else "granted"
@@ -560,6 +565,17 @@ class StatsService:
     def _answer(self, grant: BreakGrant, now: float) -> BreakAnswer:
         word = "after_call" if grant.agent_id in self.pending_grants else "granted"
         return BreakAnswer(grant.agent_id, grant.reason, word, grant.requested_at)
+
+    def break_wait_reason(self, now: float) -> str:
+        """Why the break line does not move now, in words (for the log)."""
+        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        pending = len(self.pending_grants)
+        predicted = self.headroom_service_level(now)
+        return (
+            f"{staffed} agents staffed, {pending} grants still to start, service level predicted "
+            f"with one agent fewer {predicted:.0%}, target {self.break_config.headroom_target:.0%}, "
+            f"at least {self.break_config.min_staffed} staffed"
+        )
 
     def spare(self, now: float) -> int:
         """Agents who may leave now (headroom), less grants still to start."""

@@ -113,14 +113,35 @@ class _GuardFactory(Factory):
         return guard
 
 
+def describe_endpoint(endpoint: Any) -> str:
+    """``host:port`` of a TCP client endpoint (its private fields), else its class name."""
+    host = getattr(endpoint, "_host", None)
+    port = getattr(endpoint, "_port", None)
+    if host is not None and port is not None:
+        return f"{host}:{port}"
+    return type(endpoint).__name__
+
+
 class _GuardedEndpoint:
     def __init__(self, endpoint: Any, connection: AMIConnection) -> None:
         self.endpoint = endpoint
         self.connection = connection
 
+    def __repr__(self) -> str:
+        # ClientService logs "Scheduling retry N to connect {endpoint}": say where.
+        return f"AMI at {describe_endpoint(self.endpoint)}"
+
     def connect(self, factory: Any) -> Deferred[Any]:
         connecting: Deferred[Any] = self.endpoint.connect(_GuardFactory(factory, self.connection))
+        connecting.addErrback(self._unreachable)
         return connecting.addCallback(lambda guard: guard.proxy)
+
+    def _unreachable(self, failure: Any) -> Any:
+        self.connection.log.warn(
+            "AMI at {address} unreachable ({error}); retrying with backoff",
+            address=describe_endpoint(self.endpoint), error=failure.getErrorMessage(),
+        )
+        return failure
 
 
 class _AMIFactory(Factory):
@@ -359,7 +380,10 @@ class AMIConnection(Service):
         self._current = None
         self._stop_keepalive()
         reason = ami.lost_reason.getErrorMessage() if ami.lost_reason is not None else "?"
-        self.log.warn("AMI connection lost ({reason}); reconnecting", reason=reason)
+        if self.running:
+            self.log.warn("AMI connection lost ({reason}); reconnecting", reason=reason)
+        else:
+            self.log.info("AMI connection closed (stopping)")
         self._notify_state(ConnectionState.DISCONNECTED)
 
     # -- keepalive -----------------------------------------------------------------

@@ -12,8 +12,13 @@ from shenava.config import Config, ConfigError
 log = Logger()
 
 
-def run_daemon(config: Config) -> int:
-    """Run until stopped (SIGINT/SIGTERM); exit code 0 on a clean stop."""
+def run_daemon(config: Config, *, log_format: str = "text") -> int:
+    """Run until stopped (SIGINT/SIGTERM); exit code 0 on a clean stop.
+
+    Under systemd (``Type=notify``) it says ``READY=1`` once the HTTP API
+    listens and the AMI link is being made, keeps ``STATUS=`` to the AMI
+    link's state, pings the watchdog from the reactor, and says ``STOPPING=1``
+    at shutdown (shenava.sd_notify)."""
     try:
         config.require_external_redis()
     except ConfigError as exc:
@@ -25,18 +30,34 @@ def run_daemon(config: Config) -> int:
     from shenava.aio import as_deferred, install_asyncio_reactor
     from shenava.app import Shenava
     from shenava.logs import start_logging
+    from shenava.routing_log import RoutingLog
+    from shenava.sd_notify import Notifier
 
     reactor: Any = install_asyncio_reactor()
-    start_logging(config.log.level, stream=sys.stderr)
+    start_logging(config.log.level, stream=sys.stderr, fmt=log_format)
     client = aioredis.from_url(config.redis.url)
     app = Shenava(config, reactor=reactor, redis=client)
+    RoutingLog().attach(app.dispatcher, app.tracker)
+    notifier = Notifier()
+    ami_at = f"{config.ami.host}:{config.ami.port}"
+
+    def on_ami_state(state: Any) -> None:
+        name = getattr(state, "value", str(state))
+        notifier.status(f"AMI {ami_at}: {name}")
+
+    def start() -> None:
+        app.start()
+        app.connection.add_state_observer(on_ami_state)
+        notifier.ready(f"AMI {ami_at}: connecting")
+        notifier.start_watchdog(reactor)
 
     def stop() -> Any:
+        notifier.stopping()
         d = app.stop()
         d.addBoth(lambda _: as_deferred(client.aclose()))
         return d
 
-    reactor.callWhenRunning(app.start)
+    reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     log.info(
         "Shenava starting: AMI {host}:{port} as {user}",

@@ -40,6 +40,7 @@ from recordings.wiring import summary as voicemail_summary
 from shenava.app import QUEUE, Shenava
 from shenava.config import Config
 from shenava.http.demo_door import listen_demo_door
+from shenava.routing_log import RoutingLog
 
 log = Logger()
 
@@ -60,6 +61,7 @@ class DemoOptions:
     """The daemon's HTTP listener (0: any free port)."""
     ui_port: int = 0
     """The stand-in proxy for the browser pages (0: any free port)."""
+    log_format: str = "text"
 
 
 def luhn_complete(digits: str) -> str:
@@ -142,7 +144,10 @@ def run_demo(config: Config, options: DemoOptions) -> int:
     from shenava.logs import start_logging
 
     reactor = install_asyncio_reactor()
-    start_logging(config.log.level if not options.json else "warn", stream=sys.stderr)
+    start_logging(
+        config.log.level if not options.json else "warn", stream=sys.stderr,
+        fmt=options.log_format,
+    )
     outcome: dict[str, Any] = {}
 
     def finished(result: object) -> None:
@@ -205,9 +210,11 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
     )
     requests: Counter[str] = Counter()
     app.callflow.subscribe(lambda o: requests.update([_request_of(o)]))
+    RoutingLog().attach(app.dispatcher, app.tracker)
     _simulate_agents(reactor, app, world, phones)
     started = reactor.seconds()
     door = None
+    calls: list[Any] = []
     try:
         # Inside the try: a port given with --http-port/--ui-port may be taken.
         app.start(http_port=options.http_port)
@@ -232,7 +239,7 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
                 PhoneScript(answer_after_s=rng.uniform(2.0, 6.0), talk_s=rng.uniform(10.0, 30.0))
                 if rng.random() < 0.8 else PhoneScript(mode=PhoneMode.NO_ANSWER),
             )
-            world.place_call(script)
+            calls.append(world.place_call(script))
             placed[0] += 1
             reactor.callLater(rng.expovariate(rate_per_s), place)
 
@@ -251,6 +258,11 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         result["voicemail"] = await as_deferred(voicemail_summary(app))
         return result
     finally:
+        # Closing time: the callers still on the line hang up, and the daemon
+        # sees them go before it stops (no AGI command cut off mid-way).
+        for call in calls:
+            call.hang_up()  # nothing for a call already ended
+        await deferLater(reactor, SETTLE_S, lambda: None)
         if door is not None:
             await maybeDeferred(door.stopListening)
         await app.stop()
