@@ -225,6 +225,7 @@ class StatsService:
         self._decide_call: Any = None
         self._start_calls: dict[str, Any] = {}
         self.started: Deferred[None] | None = None
+        self._stopped = False
         roster.subscribe(self.on_agent_change)
 
     # -- wiring -------------------------------------------------------------------
@@ -264,6 +265,7 @@ class StatsService:
         ``graceful=False`` is a crash as Redis sees it: what was written stays,
         the heartbeat stops where it was.
         """
+        self._stopped = True
         loop, self._heartbeat = self._heartbeat, None
         if loop is not None and loop.running:
             loop.stop()
@@ -425,6 +427,10 @@ class StatsService:
 
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
+        if self._stopped:
+            # The daemon is stopping: the AMI link closes after the last
+            # heartbeat was written; that is a clean stop, not an outage.
+            return
         now = self.clock.seconds()
         value = getattr(state, "value", state)
         if value == "disconnected":
