@@ -29,5 +29,9 @@ def install(app: Any) -> StatsService:
         default_queue=QUEUE,
     )
     service.attach(app.dispatcher, app.connection)
+    from agent_stats.metrics import install as install_metrics
+
+    # /metrics (shenava.http) finds them on the service.
+    service.metrics = install_metrics(app, service)  # type: ignore[attr-defined]
     service.start()
     return service

@@ -195,6 +195,7 @@ class AMIConnection(Service):
         self._event_observers: tuple[EventObserver, ...] = ()
         self._resync_observers: tuple[ResyncObserver, ...] = ()
         self._state_observers: tuple[StateObserver, ...] = ()
+        self._agi_observers: tuple[Callable[[str, float], object], ...] = ()
         self._waiters: list[Deferred[AMIProtocol]] = []
         self._stopped = False
         self.connections_made = 0
@@ -301,7 +302,26 @@ class AMIConnection(Service):
     ) -> Deferred[AGIResult]:
         if self._current is None:
             return fail(ConnectionLostError("AGI: not connected to Asterisk"))
-        return self._current.agi(channel, command, command_id=command_id, timeout=timeout)
+        d = self._current.agi(channel, command, command_id=command_id, timeout=timeout)
+        if self._agi_observers:
+            sent = self.clock.seconds()
+
+            def done(result: AGIResult) -> AGIResult:
+                took = self.clock.seconds() - sent
+                for observer in self._agi_observers:
+                    try:
+                        observer(command, took)
+                    except Exception:
+                        self.log.failure("AGI timing observer {observer!r} failed",
+                                         observer=observer)
+                return result
+
+            d.addCallback(done)
+        return d
+
+    def add_agi_observer(self, observer: Callable[[str, float], object]) -> None:
+        """``observer(command, seconds)`` after each AGI command's result (``/metrics``)."""
+        self._agi_observers = (*self._agi_observers, observer)
 
     # -- connecting ----------------------------------------------------------------
 

@@ -448,3 +448,14 @@ def test_an_unreadable_relative_menu_file_is_relative_to_the_config_file(tmp_pat
 
 def test_ivr_config_equality_ignores_the_loaded_book() -> None:
     assert IvrConfig() == IvrConfig()
+
+
+def test_metrics_per_agent_is_off_unless_asked() -> None:
+    import tomllib
+
+    from shenava.config import Config
+
+    base = tomllib.loads('[ami]\nsecret = "x"\n')
+    assert Config.from_mapping(base).metrics.per_agent is False
+    on = Config.from_mapping({**base, "metrics": {"per_agent": True}})
+    assert on.metrics.per_agent is True
