@@ -107,9 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     prompts = sub.add_parser("prompts", help="prompt audio: build WAV files from the prompt texts")
     prompts.add_argument("action", choices=["build"], help="build: espeak-ng + sox -> 8 kHz WAV")
     prompts.add_argument("out", type=Path, help="output folder (copy into Asterisk's sounds dir)")
-    prompts.add_argument("--language", action="append", help="only this language (repeatable)")
-    prompts.add_argument("--with-digits", action="append", default=[],
-                         help="also make digits/0-9 for this language (Persian always has them)")
+    prompts.add_argument("--language", action="append",
+                         help="only this language (repeatable; default: every language, or "
+                              "site.languages of --config)")
+    prompts.add_argument("-c", "--config", type=Path, default=None,
+                         help="build the languages this config's site.languages names")
+    prompts.add_argument("--with-digits", action="append", default=[], help=argparse.SUPPRESS)
+    prompts.add_argument("--skip-digits", action="append", default=[], metavar="LANG",
+                         help="no digits/0-9 for LANG (Asterisk's recorded ones are installed); "
+                              "by default every language gets them")
+    prompts.add_argument("--no-beep", action="store_true",
+                         help="no beep.wav for RECORD FILE ... BEEP (made by default)")
     prompts.set_defaults(func=_cmd_prompts)
 
     # Each package adds its own subcommands (they set ``func`` themselves).
@@ -274,6 +282,12 @@ def _cmd_prompts(args: argparse.Namespace) -> int:
         argv += ["--language", lang]
     for lang in args.with_digits:
         argv += ["--with-digits", lang]
+    for lang in args.skip_digits:
+        argv += ["--skip-digits", lang]
+    if args.config is not None:
+        argv += ["--config", str(args.config)]
+    if args.no_beep:
+        argv.append("--no-beep")
     return prompts_main(argv)
 
 
