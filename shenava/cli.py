@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")
     _add_config_argument(check, required=True)
     check.add_argument("--asterisk-dir", type=Path, help="the Asterisk config folder, e.g. /etc/asterisk")
+    check.add_argument("--sounds-dir", type=Path,
+                       help="Asterisk's sounds folder, e.g. /var/lib/asterisk/sounds: check that "
+                            "every prompt the menus play, the digits and the beep are there")
     check.set_defaults(func=_cmd_check_config)
 
     prompts = sub.add_parser("prompts", help="prompt audio: build WAV files from the prompt texts")
@@ -271,7 +274,7 @@ def _cmd_testpbx(args: argparse.Namespace) -> int:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from shenava.check_config import run_check
 
-    return run_check(args.config, args.asterisk_dir)
+    return run_check(args.config, args.asterisk_dir, sounds_dir=args.sounds_dir)
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
