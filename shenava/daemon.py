@@ -13,7 +13,7 @@ log = Logger()
 
 
 def run_daemon(config: Config, *, log_format: str = "text") -> int:
-    """Run until stopped (SIGINT/SIGTERM); exit code 0 on a clean stop.
+    """Run until stopped (SIGINT/SIGTERM); exit code 0 on a clean stop, 1 if it could not start.
 
     Under systemd (``Type=notify``) it says ``READY=1`` once the HTTP API
     listens and the AMI link is being made, keeps ``STATUS=`` to the AMI
@@ -45,8 +45,16 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
         name = getattr(state, "value", str(state))
         notifier.status(f"AMI {ami_at}: {name}")
 
+    failed: list[str] = []
+
     def start() -> None:
-        app.start()
+        try:
+            app.start()
+        except Exception as exc:  # e.g. the HTTP port is taken: say so, never READY=1
+            failed.append(str(exc))
+            log.critical("Shenava cannot start: {error}", error=str(exc))
+            reactor.stop()
+            return
         app.connection.add_state_observer(on_ami_state)
         notifier.ready(f"AMI {ami_at}: connecting")
         notifier.start_watchdog(reactor)
@@ -64,4 +72,4 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
         host=config.ami.host, port=config.ami.port, user=config.ami.username,
     )
     reactor.run()
-    return 0
+    return 1 if failed else 0

@@ -222,3 +222,36 @@ def test_the_readme_install_section_step_by_step(
     assert log and all(re.match(r"<[0-7]>", line) for line in log), err
     assert not [line for line in log if line[:3] in ("<0>", "<1>", "<2>", "<3>")], err
     assert any("AMI connected" in line for line in log)
+
+
+def test_a_daemon_that_cannot_start_says_why_exits_1_and_is_never_ready(
+    tmp_path: Path, redis_url: str
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = tmp_path / "shenava.toml"
+    config.write_text(f'[ami]\nport = {_free_port()}\nsecret = "x"\n[redis]\nurl = "{redis_url}"\n'
+                      f'[http]\nport = {port}\n')
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.setblocking(False)
+    try:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("shenava")), "run", "-c", str(config)],
+            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "JOURNAL_STREAM": "8:1"},
+            capture_output=True, text=True, timeout=WAIT_S,
+        )
+        received = []
+        while True:
+            try:
+                received.append(notify.recv(4096).decode())
+            except BlockingIOError:
+                break
+    finally:
+        taken.close()
+        notify.close()
+    assert done.returncode == 1, done.stderr
+    assert f"<2>shenava.daemon: Shenava cannot start: Couldn't listen on 127.0.0.1:{port}" in done.stderr
+    assert not any("READY=1" in r for r in received)
