@@ -24,7 +24,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from agent_stats.demo_figures import simulate_breaks
 from agent_stats.demo_figures import summary as stats_summary
@@ -144,7 +144,7 @@ def run_demo(config: Config, options: DemoOptions) -> int:
     from shenava.logs import start_logging
 
     reactor = install_asyncio_reactor()
-    start_logging(
+    level = start_logging(
         config.log.level if not options.json else "warn", stream=sys.stderr,
         fmt=options.log_format,
     )
@@ -155,7 +155,7 @@ def run_demo(config: Config, options: DemoOptions) -> int:
         reactor.stop()
 
     reactor.callWhenRunning(
-        lambda: ensureDeferred(_demo(reactor, config, options)).addBoth(finished)
+        lambda: ensureDeferred(_demo(reactor, config, options, level)).addBoth(finished)
     )
     reactor.run()
     result = outcome.get("result")
@@ -168,7 +168,9 @@ def run_demo(config: Config, options: DemoOptions) -> int:
     return 1
 
 
-async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str, Any]:
+async def _demo(
+    reactor: Any, config: Config, options: DemoOptions, level: Any = None
+) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
     from shenava.aio import as_deferred
@@ -215,6 +217,7 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
     started = reactor.seconds()
     door = None
     calls: list[Any] = []
+    summarised = False
     try:
         # Inside the try: a port given with --http-port/--ui-port may be taken.
         app.start(http_port=options.http_port)
@@ -256,8 +259,14 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         result["statistics"] = stats_summary(app)
         result["callbacks"] = await _callbacks_summary(app, reactor.seconds())
         result["voicemail"] = await as_deferred(voicemail_summary(app))
+        summarised = True
         return result
     finally:
+        if level is not None and summarised:
+            # The figures are taken: what the simulation's end sets off (callers
+            # cut off mid-prompt) is not news, only errors are.
+            level.defaultLogLevel = LogLevel.error
+            level.clearLogLevels()
         # Closing time: the callers still on the line hang up, and the daemon
         # sees them go before it stops (no AGI command cut off mid-way).
         for call in calls:

@@ -129,12 +129,23 @@ def make_observer(
     return textFileLogObserver(stream)
 
 
-def filtered(observer: ILogObserver, level: str) -> ILogObserver:
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS.get(level.lower(), LogLevel.info))
+def filtered(
+    observer: ILogObserver, level: str, predicate: LogLevelFilterPredicate | None = None
+) -> ILogObserver:
+    if predicate is None:
+        predicate = level_filter(level)
     return FilteringLogObserver(observer, [predicate])
 
 
-def start_logging(level: str, stream: TextIO, fmt: str = "text") -> None:
-    """Send log events at ``level`` and above to ``stream`` (once per process)."""
-    observer = filtered(make_observer(fmt, stream), level)
+def level_filter(level: str) -> LogLevelFilterPredicate:
+    return LogLevelFilterPredicate(defaultLogLevel=LEVELS.get(level.lower(), LogLevel.info))
+
+
+def start_logging(level: str, stream: TextIO, fmt: str = "text") -> LogLevelFilterPredicate:
+    """Send log events at ``level`` and above to ``stream`` (once per process).
+
+    Returns the level filter: the demo raises it for its own teardown."""
+    predicate = level_filter(level)
+    observer = filtered(make_observer(fmt, stream), level, predicate)
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    return predicate
