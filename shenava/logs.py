@@ -50,9 +50,27 @@ SYSLOG_PRIORITY = {
 """sd-daemon(3) prefixes: ``<7>`` debug ... ``<2>`` critical."""
 
 
-def under_journald(environ: Mapping[str, str]) -> bool:
-    """systemd sets ``JOURNAL_STREAM`` when stdout or stderr is connected to the journal."""
-    return bool(environ.get("JOURNAL_STREAM"))
+def under_journald(environ: Mapping[str, str], stream: TextIO | None = None) -> bool:
+    """systemd sets ``JOURNAL_STREAM=device:inode`` when stdout or stderr goes to the journal.
+
+    As sd_journal_stream_fd(3) advises, it counts only if ``stream`` is that
+    very file (a shell started from a service inherits the variable, not the
+    journal); a stream with no file descriptor is taken at its word."""
+    value = environ.get("JOURNAL_STREAM")
+    if not value:
+        return False
+    try:
+        fd = stream.fileno() if stream is not None else None
+    except (OSError, ValueError, AttributeError):
+        fd = None
+    if fd is None:
+        return True
+    try:
+        device, inode = (int(part) for part in value.split(":", 1))
+        info = os.fstat(fd)
+    except (OSError, ValueError):
+        return False
+    return (info.st_dev, info.st_ino) == (device, inode)
 
 
 def _message(event: Mapping[str, Any]) -> str:
@@ -124,7 +142,7 @@ def make_observer(
         return json_observer(stream)
     if fmt != "text":
         raise ValueError(f"log format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if under_journald(os.environ if environ is None else environ):
+    if under_journald(os.environ if environ is None else environ, stream):
         return journald_observer(stream)
     return textFileLogObserver(stream)
 

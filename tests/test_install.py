@@ -191,14 +191,18 @@ def test_the_readme_install_section_step_by_step(
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(WAIT_S)
+    # stderr to a file standing in for the journal's stream, named by
+    # JOURNAL_STREAM=device:inode as systemd does
+    journal = open(tmp_path / "journal", "w+")
+    info = os.fstat(journal.fileno())
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONUNBUFFERED": "1",
         "NOTIFY_SOCKET": str(tmp_path / "notify"),
         "WATCHDOG_USEC": "1000000",
-        "JOURNAL_STREAM": "8:1234",
+        "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}",
     }
-    daemon = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    daemon = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=journal,
                               text=True, cwd=tmp_path)
     try:
         lines = _datagrams(notify, "READY=1")
@@ -208,12 +212,15 @@ def test_the_readme_install_section_step_by_step(
             lines += notify.recv(4096).decode().splitlines()
         daemon.send_signal(signal.SIGTERM)
         lines += _datagrams(notify, "STOPPING=1")
-        out, err = daemon.communicate(timeout=WAIT_S)
+        daemon.wait(timeout=WAIT_S)
     finally:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
         notify.close()
+        journal.seek(0)
+        err = journal.read()
+        journal.close()
     assert daemon.returncode == 0, err
     assert f"STATUS=AMI 127.0.0.1:{testpbx}: connected" in lines
     log = err.splitlines()
@@ -253,5 +260,5 @@ def test_a_daemon_that_cannot_start_says_why_exits_1_and_is_never_ready(
         taken.close()
         notify.close()
     assert done.returncode == 1, done.stderr
-    assert f"<2>shenava.daemon: Shenava cannot start: Couldn't listen on 127.0.0.1:{port}" in done.stderr
+    assert f"Shenava cannot start: Couldn't listen on 127.0.0.1:{port}" in done.stderr
     assert not any("READY=1" in r for r in received)

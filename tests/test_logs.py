@@ -59,6 +59,19 @@ def test_text_under_systemd_has_syslog_priority_prefixes() -> None:
     ]
 
 
+def test_journal_stream_counts_only_for_the_file_it_names(tmp_path: Any) -> None:
+    import os
+
+    from shenava.logs import under_journald
+
+    with open(tmp_path / "log", "w") as stream:
+        info = os.fstat(stream.fileno())
+        assert under_journald({"JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}, stream)
+        # a shell started from a service inherits the variable, not the journal
+        assert not under_journald({"JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino + 1}"}, stream)
+        assert not under_journald({}, stream)
+
+
 def test_text_on_a_terminal_has_time_stamps() -> None:
     out = io.StringIO()
     make_observer("text", out, environ={})(_event())
