@@ -1,10 +1,12 @@
 """The register's HTTP API: a ``twisted.web`` resource subtree for ``/api/complaints``.
 
-The HTTP server authenticates the person and sets two headers this resource
-trusts: ``X-Shenava-Actor`` (who, recorded in every history entry) and
-``X-Shenava-Role`` (``agent``, ``supervisor``, ``admin``); the server must
-strip them from incoming requests. Roles decide what may be done and seen
-(:mod:`complaints.roles`); numbers are masked for agents.
+The HTTP edge (:mod:`shenava.http.edge`) finds who is asking (a sign-in's
+session, or a trusted proxy) and puts it on the request as ``request.actor``
+(an :class:`~complaints.roles.Actor`); this resource reads nothing else, and no
+header can name a person or a role here. Roles decide what may be done and
+seen (:mod:`complaints.roles`); numbers are masked for agents; recordings are
+download URLs (``GET /<reference>/recordings/<n>``, for roles that may listen),
+never the server's file paths.
 
 =======  ===================================  ==========================================
 method   path (under /api/complaints)         what
@@ -15,6 +17,7 @@ GET      ``/``                                list/search: ``status`` (repeatabl
                                               ``offset``, ``limit``
 GET      ``/export?format=json|csv``          export (supervisor)
 GET      ``/<reference>``                     one complaint
+GET      ``/<reference>/recordings/<n>``      its n-th recording (WAV; supervisor)
 PATCH    ``/<reference>``                     update: JSON ``status``, ``note``,
                                               ``category``, ``escalate_to``,
                                               ``escalation_reason``, ``redress``,
@@ -38,7 +41,9 @@ Errors are JSON ``{"error": code, "message": text}`` with 400 (bad input),
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.logger import Logger
@@ -54,7 +59,7 @@ from complaints.errors import (
     UnknownComplaintError,
     UnknownReportError,
 )
-from complaints.roles import Actor, Permission, Role, may, require
+from complaints.roles import PERSON_RE, Actor, Permission, Role, may, require
 from complaints.service import ComplaintRegister, ComplaintUpdate
 from complaints.store import ComplaintQuery
 from routing.callback_store import CallbackStore
@@ -71,9 +76,8 @@ from shenava.privacy import mask_number
 
 log = Logger()
 
-ROLE_HEADER = b"X-Shenava-Role"
-ACTOR_HEADER = b"X-Shenava-Actor"
 MAX_BODY_BYTES = 64 * 1024
+MAX_RECORDING_BYTES = 64 * 1024 * 1024
 MAX_LIMIT = 500
 
 
@@ -87,7 +91,7 @@ class HttpError(Exception):
 class _Body:
     """A response other than JSON (the CSV export)."""
 
-    def __init__(self, content: str, content_type: bytes) -> None:
+    def __init__(self, content: str | bytes, content_type: bytes) -> None:
         self.content = content
         self.content_type = content_type
 
@@ -141,7 +145,8 @@ class ComplaintsResource(Resource):
                 return _error(500, "internal", "internal error")
             return _error(status, getattr(exc, "code", "invalid"), str(exc))
         if isinstance(result, _Body):
-            return 200, result.content_type, result.content.encode("utf-8")
+            content = result.content
+            return 200, result.content_type, content.encode("utf-8") if isinstance(content, str) else content
         status = 201 if request.method == b"POST" and parts[:1] == ["abuse"] and len(parts) == 1 else 200
         return status, b"application/json; charset=utf-8", json.dumps(result, ensure_ascii=False).encode()
 
@@ -160,6 +165,8 @@ class ComplaintsResource(Resource):
             ("GET", "callbacks", 1): self._flags,
             ("POST", "callbacks", 3): self._flag_action,
         }
+        if method == "GET" and len(parts) == 3 and parts[1] == "recordings":
+            return self._recording, parts
         handler = routes.get((method, head, len(parts)))
         if handler is None and len(parts) == 1 and head not in ("export", "abuse", "callbacks"):
             handler = {"GET": self._get, "PATCH": self._update, "POST": self._update}.get(method)
@@ -181,9 +188,30 @@ class ComplaintsResource(Resource):
     async def _get(self, actor: Actor, request: Request, parts: list[str]) -> Any:
         return await self._register.get(actor, parts[0])
 
+    async def _recording(self, actor: Actor, request: Request, parts: list[str]) -> Any:
+        """The n-th recording of a complaint, for roles that may listen; the file's path
+        comes from the register, never from the request."""
+        require(actor, Permission.LISTEN_RECORDINGS)
+        paths = (await self._register.store.get(parts[0])).recordings
+        if not parts[2].isdigit() or int(parts[2]) >= len(paths):
+            raise HttpError(404, "not_found", "no such recording of this complaint")
+        path = Path(paths[int(parts[2])])
+        if path.suffix == "":
+            path = path.with_suffix(".wav")
+        try:
+            if path.stat().st_size > MAX_RECORDING_BYTES:
+                raise HttpError(413, "too_large", "the recording is too large to serve")
+            data = path.read_bytes()
+        except OSError:
+            raise HttpError(404, "not_found", "the recording is no longer kept") from None
+        return _Body(data, b"audio/wav")
+
     async def _update(self, actor: Actor, request: Request, parts: list[str]) -> Any:
         body = _json_body(request)
         status = body.get("status")
+        escalate_to = _opt_str(body, "escalate_to")
+        if escalate_to is not None and not PERSON_RE.match(escalate_to):
+            raise HttpError(400, "invalid", "escalate_to: a person id, 1-64 letters, digits or . _ @ -")
         try:
             change = ComplaintUpdate(
                 status=ComplaintStatus(status) if status is not None else None,
@@ -266,8 +294,12 @@ class ComplaintsResource(Resource):
 
 
 def flag_view(flag: CallbackFlag, role: Role) -> dict[str, Any]:
-    """A callback flag as ``role`` may see it (JSON-ready)."""
+    """A callback flag as ``role`` may see it (JSON-ready); a voicemail's source is its
+    recording's name, not the server's path of it."""
     view = flag_to_dict(flag)
+    for reason in view["reasons"]:
+        if reason.get("kind") == "voicemail" and isinstance(reason.get("source"), str):
+            reason["source"] = os.path.basename(reason["source"])
     if not may(role, Permission.SEE_FULL_NUMBERS):
         view["number"] = mask_number(flag.number)
     if not may(role, Permission.SEE_TRANSCRIPTS):
@@ -286,15 +318,11 @@ def _text(value: bytes | str | None) -> str:
 
 
 def _actor(request: Request) -> Actor:
-    role = _text(request.getHeader(ROLE_HEADER)).strip()
-    actor_id = _text(request.getHeader(ACTOR_HEADER)).strip()
-    try:
-        parsed = Role(role)
-    except ValueError:
-        raise HttpError(401, "unauthenticated", "no valid role (the HTTP server sets it)") from None
-    if not actor_id:
-        raise HttpError(401, "unauthenticated", "no actor (the HTTP server sets it)")
-    return Actor(actor_id, parsed)
+    """Who is asking, as the HTTP edge found it (never from a header)."""
+    actor = getattr(request, "actor", None)
+    if not isinstance(actor, Actor) or not PERSON_RE.match(actor.actor_id):
+        raise HttpError(401, "unauthenticated", "sign in first (POST /api/session)")
+    return actor
 
 
 def _arg(request: Request, name: str) -> str | None:

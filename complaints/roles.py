@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -32,6 +33,10 @@ from complaints.abuse import AbuseReport, report_to_dict
 from complaints.complaint import Complaint, complaint_to_dict
 from complaints.errors import PermissionDeniedError
 from shenava.privacy import mask_number
+
+PERSON_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+"""A person id (user name, agent id, who a proxy vouches for), the same everywhere:
+1-64 letters, digits or ``. _ @ -`` (no spaces, no markup)."""
 
 
 class Role(StrEnum):
@@ -55,6 +60,7 @@ class Permission(StrEnum):
     SEE_TRANSCRIPTS = "see transcripts"
     PURGE = "purge recordings and transcripts"
     MANAGE_CALLBACKS = "cancel and acknowledge callback flags"
+    LISTEN_RECORDINGS = "listen to recordings"
 
 
 _AGENT = frozenset(
@@ -65,7 +71,7 @@ _AGENT = frozenset(
 )
 _SUPERVISOR = _AGENT | {
     Permission.CLOSE, Permission.SET_REDRESS, Permission.EXPORT, Permission.REVIEW_ABUSE,
-    Permission.SEE_FULL_NUMBERS, Permission.MANAGE_CALLBACKS,
+    Permission.SEE_FULL_NUMBERS, Permission.MANAGE_CALLBACKS, Permission.LISTEN_RECORDINGS,
 }
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.AGENT: _AGENT,
@@ -101,6 +107,11 @@ def complaint_view(c: Complaint, role: Role) -> dict[str, Any]:
     """The complaint as ``role`` may see it (JSON-ready)."""
     view = complaint_to_dict(c)
     view["number"] = shown_number(c.number, role)
+    # Download URLs (relative to the API root), checked against the role when used;
+    # the server's paths of the files are nobody's business over HTTP.
+    view["recordings"] = [
+        f"api/complaints/{c.reference}/recordings/{n}" for n in range(len(c.recordings))
+    ]
     if not may(role, Permission.SEE_TRANSCRIPTS):
         view["transcript"] = None if c.transcript is None else "(hidden)"
     return view

@@ -1,7 +1,11 @@
 """``shenava agent ...`` and ``shenava explain ...``: the HTTP API from a terminal.
 
 A separate, short-lived process, so a blocking client (urllib) is right here;
-the daemon itself never blocks. Exit codes:
+the daemon itself never blocks. It signs in as ``--user`` (default: the agent
+for ``agent`` commands) with the password from ``--password-file``, the
+environment variable ``--password-env`` (default ``SHENAVA_PASSWORD``) or a
+prompt, never from the command line; then sends the session cookie and the
+CSRF token as the pages do. Exit codes:
 
 - 0  done
 - 1  refused: the daemon said no (404 unknown agent or call, 409 busy, 403, 503)
@@ -31,7 +35,7 @@ EXIT_UNREACHABLE = 3
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "SHENAVA_URL"
 TIMEOUT_S = 10.0
-ROLES = ("agent", "supervisor", "admin")
+PASSWORD_ENV = "SHENAVA_PASSWORD"
 NOT_READY_REASONS = (
     "break", "lunch", "personal", "training", "meeting", "coaching", "recovery", "technical",
 )
@@ -71,12 +75,15 @@ def _add_client_options(parser: argparse.ArgumentParser, default_role: str) -> N
         help="the daemon's config file: its [http] bind and port give the URL",
     )
     parser.add_argument(
-        "--role", choices=ROLES, default=default_role,
-        help=f"X-Shenava-Role to send (default {default_role})",
+        "--user", "--as", dest="person", metavar="NAME",
+        help="sign in as NAME (default: the agent id of an agent command)"
+        + ("" if default_role == "agent" else "; required here"),
     )
+    parser.add_argument("--password-file", help="read the password from this file's first line")
     parser.add_argument(
-        "--as", dest="person", metavar="ID",
-        help="X-Shenava-Agent to send (default: the agent id for the agent role)",
+        "--password-env", default=PASSWORD_ENV, metavar="NAME",
+        help=f"read the password from this environment variable (default {PASSWORD_ENV}); "
+        "else it is asked for",
     )
     parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     parser.add_argument(
@@ -132,11 +139,24 @@ def add_explain_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _headers(args: argparse.Namespace, agent_id: str | None) -> dict[str, str]:
-    headers = {"Accept": "application/json", "X-Shenava-Role": args.role}
-    person = args.person or (agent_id if args.role == "agent" else None)
-    if person:
-        headers["X-Shenava-Agent"] = person
-    return headers
+    return {"Accept": "application/json"}
+
+
+def user_of(args: argparse.Namespace) -> str | None:
+    person: str | None = args.person or getattr(args, "agent_id", None)
+    return person
+
+
+def password_of(args: argparse.Namespace) -> str:
+    if args.password_file:
+        with open(args.password_file, encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    value = os.environ.get(args.password_env)
+    if value is not None:
+        return value
+    import getpass
+
+    return getpass.getpass(f"password of {user_of(args)}: ")
 
 
 def base_url(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str:
@@ -200,15 +220,35 @@ def explain_request(args: argparse.Namespace) -> ApiCall:
 # -- sending -------------------------------------------------------------------------------
 
 
-def send(call: ApiCall, timeout: float = TIMEOUT_S) -> ApiAnswer:
-    """Send ``call``; an HTTP error status is an answer, not an exception."""
+def sign_in(base: str, name: str, password: str, timeout: float = TIMEOUT_S) -> tuple[ApiAnswer, dict[str, str]]:
+    """Sign in; the answer, and the headers later calls send (cookie, CSRF token)."""
+    call = ApiCall("POST", _url(base, "session"),
+                   {"Accept": "application/json", "Content-Type": "application/json"},
+                   json.dumps({"name": name, "password": password}).encode())
+    answer, headers = _send(call, timeout)
+    cookie = next((c.split(";")[0] for c in headers.get_all("set-cookie") or []
+                   if c.startswith("shenava_session=")), None)
+    if answer.status != 200 or cookie is None:
+        return answer, {}
+    return answer, {"Cookie": cookie, "X-CSRF-Token": str(answer.body.get("csrf", ""))}
+
+
+def send(call: ApiCall, timeout: float = TIMEOUT_S, session: dict[str, str] | None = None) -> ApiAnswer:
+    """Send ``call`` (with a session's headers); an HTTP error status is an answer."""
+    sent = ApiCall(call.method, call.url, {**call.headers, **(session or {})}, call.body)
+    if call.method != "GET":
+        sent.headers.setdefault("Content-Type", "application/json")
+    return _send(sent, timeout)[0]
+
+
+def _send(call: ApiCall, timeout: float) -> tuple[ApiAnswer, Any]:
     request = urllib.request.Request(call.url, data=call.body, headers=call.headers, method=call.method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return ApiAnswer(response.status, _decode(response.read()))
+            return ApiAnswer(response.status, _decode(response.read())), response.headers
     except urllib.error.HTTPError as exc:
         with exc:
-            return ApiAnswer(exc.code, _decode(exc.read()))
+            return ApiAnswer(exc.code, _decode(exc.read())), exc.headers
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DaemonUnreachableError(f"cannot reach the daemon at {call.url}: {reason}") from None
@@ -252,8 +292,19 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None, err: TextIO
 
 
 def _run(call: ApiCall, args: argparse.Namespace, show: Any, out: TextIO, err: TextIO) -> int:
+    name = user_of(args)
+    if not name:
+        print("shenava: say who signs in: --user NAME", file=err)
+        return EXIT_USAGE
     try:
-        answer = send(call, args.timeout)
+        password = password_of(args)
+    except (OSError, EOFError) as exc:
+        print(f"shenava: no password: {exc}", file=err)
+        return EXIT_USAGE
+    try:
+        answer, session = sign_in(args.url, name, password, args.timeout)
+        if session:
+            answer = send(call, args.timeout, session)
     except DaemonUnreachableError as exc:
         print(f"shenava: {exc}", file=err)
         return EXIT_UNREACHABLE

@@ -77,15 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--http-port", type=int, default=0,
                       help="the daemon's HTTP listener port (default 0: any free port)")
     demo.add_argument("--ui-port", type=int, default=0,
-                      help="port of the browser pages through the demo's stand-in proxy "
-                           "(default 0: any free port)")
+                      help="no longer used: the pages are on the daemon's own listener, "
+                           "and the demo prints sign-in links")
     demo.set_defaults(func=_cmd_demo)
 
     pbx = sub.add_parser("testpbx", help="serve the test PBX: an AMI server that imitates Asterisk 22")
     pbx.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     pbx.add_argument("--port", type=int, default=5038, help="TCP port (default 5038; 0 picks one)")
     pbx.add_argument("--username", default="shenava", help="AMI user (default shenava)")
-    pbx.add_argument("--secret", default="s3cret", help="AMI secret (default s3cret)")
+    pbx.add_argument("--secret-file", type=Path, default=None,
+                     help="read the AMI secret from this file's first line (never give a secret "
+                          "on the command line: ps shows it)")
+    pbx.add_argument("--secret-env", metavar="NAME", default="SHENAVA_AMI_SECRET",
+                     help="else from this environment variable (default SHENAVA_AMI_SECRET); "
+                          "else the test PBX's s3cret")
     pbx.add_argument("--recordings", type=Path, default=Path("var/testpbx-recordings"),
                      help="where RECORD FILE writes (Asterisk's sounds dir stand-in)")
     pbx.add_argument("--demo-callers", action="store_true",
@@ -128,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     from complaints.cli import add_complaints_parser
     from recordings.cli import add_models_parser, add_transcribe_parser, add_worker_parser
     from shenava.agent_cli import add_agent_parser, add_explain_parser
+    from shenava.users_cli import add_users_parser
 
     add_worker_parser(sub)
     add_models_parser(sub)
@@ -136,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent_parser(sub)
     add_explain_parser(sub)
     add_complaints_parser(sub)
+    add_users_parser(sub)
 
     bench = sub.add_parser("bench", help="run benchmarks from benchmarks/ and print their JSON lines")
     bench.add_argument("names", nargs="*", help="benchmark names (default: all)")

@@ -17,6 +17,7 @@ import random
 import statistics
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +40,7 @@ from ivr.machine import Outcome
 from recordings.wiring import summary as voicemail_summary
 from shenava.app import QUEUE, Shenava
 from shenava.config import Config
-from shenava.http.demo_door import listen_demo_door
+from shenava.http.demo_door import make_demo_users, sign_in_links
 from shenava.routing_log import RoutingLog
 
 log = Logger()
@@ -204,6 +205,8 @@ async def _demo(
         config,
         ami=replace(config.ami, host="127.0.0.1", port=pbx_port),
         recordings=replace(config.recordings, dir=voicemail_dir, asterisk_dir=None),
+        # The demo's people sign in like anyone (shenava.http.demo_door makes them).
+        http=replace(config.http, users_file=str(workdir / "users.json")),
     )
     app = Shenava(
         demo_config,
@@ -215,15 +218,14 @@ async def _demo(
     RoutingLog().attach(app.dispatcher, app.tracker)
     _simulate_agents(reactor, app, world, phones)
     started = reactor.seconds()
-    door = None
     calls: list[Any] = []
     summarised = False
     try:
-        # Inside the try: a port given with --http-port/--ui-port may be taken.
+        # Inside the try: a port given with --http-port may be taken.
         app.start(http_port=options.http_port)
-        door = listen_demo_door(app, port=options.ui_port)
+        people = make_demo_users(workdir / "users.json", [a.id for a in config.agents], time.time())
         await app.when_connected()
-        _print_urls(app, door, options)
+        _print_urls(app, people, options)
         for agent in config.agents:
             app.roster.log_in(agent.id, reactor.seconds())
         simulate_breaks(reactor, app, random.Random(options.seed + 1))
@@ -272,8 +274,6 @@ async def _demo(
         for call in calls:
             call.hang_up()  # nothing for a call already ended
         await deferLater(reactor, SETTLE_S, lambda: None)
-        if door is not None:
-            await maybeDeferred(door.stopListening)
         await app.stop()
         await maybeDeferred(port.stopListening)
         # Let what the stop set off (IVR outcomes of callers cut off, the last
@@ -284,18 +284,19 @@ async def _demo(
             redis_server.stop()
 
 
-def _print_urls(app: Shenava, door: Any, options: DemoOptions) -> None:
-    """The API's URL, and the pages' through the demo's stand-in proxy (docs/wallboard.md).
-
-    With ``--json`` they go to stderr: stdout keeps the one JSON line."""
+def _print_urls(app: Shenava, people: list[Any], options: DemoOptions) -> None:
+    """The API's URL, one-use sign-in links to the pages, and the demo's credentials
+    (docs/wallboard.md). With ``--json`` they go to stderr: stdout keeps the JSON line."""
     http = app.http_port.getHost()
-    ui = door.getHost()
-    pages = f"http://{ui.host}:{ui.port}"
-    first = next(iter(app.roster), None)
-    lines = [f"HTTP API: http://{http.host}:{http.port}/api/agents"] if not options.json else []
-    lines.append(f"Wallboard: {pages}/supervisor/wallboard  (English: ?lang=en)")
-    if first is not None:
-        lines.append(f"Agent desk: {pages}/agent/{first.profile.agent_id}/desk")
+    base = f"http://{http.host}:{http.port}"
+    links = sign_in_links(app, people)
+    supervisor, agents = people[0], people[1:]
+    lines = [f"HTTP API: {base}/api/agents"] if not options.json else []
+    lines.append(f"Wallboard: {base}/{links[supervisor.name]}  (signs in as {supervisor.name}; one use)")
+    if agents:
+        lines.append(f"Agent desk: {base}/{links[agents[0].name]}  (signs in as {agents[0].name}; one use)")
+    lines.append(f"Sign-in page: {base}/sign-in  ({supervisor.name} / {supervisor.secret}; "
+                 + ", ".join(f"{a.name} PIN {a.secret}" for a in agents) + ")")
     print("\n".join(lines), file=sys.stderr if options.json else sys.stdout, flush=True)
 
 

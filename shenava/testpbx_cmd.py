@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
+
+DEFAULT_SECRET = "s3cret"
+"""The test PBX's own default (it stands in for Asterisk on loopback, in tests and demos)."""
+
+
+def ami_secret(args: argparse.Namespace) -> str:
+    """``--secret-file``, else the ``--secret-env`` variable, else :data:`DEFAULT_SECRET`:
+    never from argv, where ``ps`` would show it."""
+    if args.secret_file is not None:
+        text = args.secret_file.read_text(encoding="utf-8")
+        return text.splitlines()[0].strip() if text.strip() else ""
+    return os.environ.get(args.secret_env) or DEFAULT_SECRET
 
 
 def serve_testpbx(args: argparse.Namespace) -> int:
@@ -13,6 +26,14 @@ def serve_testpbx(args: argparse.Namespace) -> int:
     from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
 
+    try:
+        secret = ami_secret(args)
+    except OSError as exc:
+        print(f"shenava testpbx: cannot read --secret-file: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if not secret:
+        print("shenava testpbx: the secret file is empty", file=sys.stderr)
+        return 2
     rights = None
     if args.manager_conf is not None:
         from shenava.asterisk_conf import AsteriskConfError
@@ -30,7 +51,7 @@ def serve_testpbx(args: argparse.Namespace) -> int:
     def start() -> None:
         try:
             _world, port = start_testpbx(
-                reactor, args.host, args.port, args.username, args.secret,
+                reactor, args.host, args.port, args.username, secret,
                 args.recordings, args.demo_callers, args.caller_audio, args.support_context,
                 rights,
             )

@@ -2,9 +2,9 @@
 
 Debian's chromium (``/usr/bin/chromium``, installed by ``scripts/bootstrap``)
 driven by Playwright's sync API. The daemon runs as ``shenava demo`` in its own
-process (its own session, so stopping it stops its redis-server too); the pages
-get their role headers from the browser context (``extra_http_headers``), as
-the operator's proxy would add them.
+process (its own session, so stopping it stops its redis-server too); people
+sign in through the sign-in page with the credentials the demo prints (or its
+one-use links), as they would on a real site.
 
 Playwright's sync API refuses to run in a thread where an asyncio loop is
 running, and pytest-twisted's asyncio reactor is one: every browser call goes
@@ -53,7 +53,7 @@ WAIT_MS = 20_000
 SL_LIMIT_S = 60.0
 """How long the demo may take to have a call offered (about 12 s with seed 1)."""
 PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
-SUPERVISOR = {"X-Shenava-Role": "supervisor", "X-Shenava-Agent": "sara"}
+SUPERVISOR = "supervisor"
 SCREENSHOTS = os.environ.get("SHENAVA_SCREENSHOTS")
 T = TypeVar("T")
 
@@ -88,11 +88,22 @@ def js_number(value: float) -> str:
 class Demo:
     process: subprocess.Popen[bytes]
     api: str
-    pages: str
+    links: dict[str, str]
+    secrets: dict[str, str]
     log: Path
+    _cookie: str = ""
 
-    def get(self, path: str, headers: dict[str, str]) -> dict[str, Any]:
-        request = urllib.request.Request(self.api + path, headers=headers)
+    def get(self, path: str) -> dict[str, Any]:
+        """The API as the demo's supervisor (signed in once, by urllib)."""
+        if not self._cookie:
+            body = json.dumps({"name": SUPERVISOR, "password": self.secrets[SUPERVISOR]}).encode()
+            request = urllib.request.Request(
+                self.api + "/api/session", data=body, method="POST",
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                cookie = response.headers["set-cookie"]
+            self._cookie = cookie.split(";")[0]
+        request = urllib.request.Request(self.api + path, headers={"Cookie": self._cookie})
         with urllib.request.urlopen(request, timeout=5) as response:
             answer: dict[str, Any] = json.loads(response.read())
             return answer
@@ -119,8 +130,8 @@ def _free_port() -> int:
         return port
 
 
-def _read_urls(process: subprocess.Popen[bytes], log: Path) -> str:
-    """The pages' URL the demo prints at start; fails with the demo's log otherwise."""
+def _read_urls(process: subprocess.Popen[bytes], log: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The sign-in links and credentials the demo prints at start; fails with its log otherwise."""
     assert process.stdout is not None
     fd = process.stdout.fileno()
     seen = b""
@@ -132,9 +143,13 @@ def _read_urls(process: subprocess.Popen[bytes], log: Path) -> str:
                 continue
             chunk = os.read(fd, 65536)
             seen += chunk
-            found = re.search(rb"Wallboard: (http://\S+)/supervisor/wallboard", seen)
+            text = seen.decode("utf-8", "replace")
+            found = re.search(r"Sign-in page: \S+ +\(supervisor / (\S+); (.*)\)\n", text)
             if found:
-                return found.group(1).decode()
+                links = dict(re.findall(r"(Wallboard|Agent desk): (http://\S+)", text))
+                secrets = {SUPERVISOR: found.group(1)}
+                secrets.update(re.findall(r"(\w+) PIN (\d+)", found.group(2)))
+                return links, secrets
             if not chunk:
                 break
     raise AssertionError(f"the demo did not start: {log.read_text()[-3000:]}")
@@ -154,9 +169,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             cwd=ROOT, env={**os.environ, "TMPDIR": str(folder)}, stdout=subprocess.PIPE,
             stderr=err, start_new_session=True,
         )
-    running = Demo(process, f"http://127.0.0.1:{port}", "", log)
+    running = Demo(process, f"http://127.0.0.1:{port}", {}, {}, log)
     try:
-        running.pages = _read_urls(process, log)
+        running.links, running.secrets = _read_urls(process, log)
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
         yield running
@@ -201,14 +216,23 @@ class BrowserThread:
         finally:
             self._pool.shutdown(wait=True)
 
-    def page(self, headers: dict[str, str] | None = None) -> Page:
-        """A fresh context and page (to be used inside :meth:`run`)."""
+    def page(self) -> Page:
+        """A fresh context (no cookies) and page (to be used inside :meth:`run`)."""
         assert self.browser is not None
-        context = self.browser.new_context(
-            extra_http_headers=headers or {}, viewport={"width": 1400, "height": 900}
-        )
+        context = self.browser.new_context(viewport={"width": 1400, "height": 900})
         context.set_default_timeout(WAIT_MS)
         return context.new_page()
+
+    def signed_in(self, demo: Demo, name: str, where: str) -> Page:
+        """A fresh page, signed in as ``name`` through the sign-in page, then at ``where``."""
+        page = self.page()
+        page.goto(demo.api + "/" + where)  # not signed in: the page sends us to sign in
+        page.wait_for_url(re.compile(r"/sign-in\?"))
+        page.fill("#signin-name", name)
+        page.fill("#signin-password", demo.secrets[name])
+        page.click("#signin-button")
+        page.wait_for_url(re.compile("/" + where.split("?")[0].replace("?", "\\?")))
+        return page
 
 
 @pytest.fixture(scope="module")
@@ -236,15 +260,13 @@ def wait_live(page: Page) -> None:
 def test_desk_buttons_change_the_agents_state(demo: Demo, browser: BrowserThread) -> None:
     # The demo's agents take calls; while one rings or talks the daemon refuses to
     # make it not ready (409). Take the desk of one that is free now.
-    agents = demo.get("/api/agents", SUPERVISOR)["agents"]
+    agents = [a for a in demo.get("/api/agents")["agents"] if a["id"] != LOCKED_OUT]
     free = [a for a in agents if a["state"] in ("ready", "not_ready", "wrap_up")]
     me = (free or agents)[0]
     agent_id = me["id"]
-    headers = {"X-Shenava-Role": "agent", "X-Shenava-Agent": agent_id}
 
     def work() -> None:
-        page = browser.page(headers)
-        page.goto(demo.api + "/desk")
+        page = browser.signed_in(demo, agent_id, "desk")  # the agent's own desk, by the session
         expect(page.locator("html")).to_have_attribute("dir", "rtl")
         expect(page.locator("#agent-name")).to_have_text(f"{me['name']} ({agent_id})")
         wait_live(page)
@@ -269,12 +291,11 @@ def test_desk_buttons_change_the_agents_state(demo: Demo, browser: BrowserThread
         expect(state).to_have_attribute("data-state", "not_ready")
         expect(state).to_have_attribute("data-reason", "training")
         expect(state).to_have_text("آماده نیست (آموزش)")
-        api = demo.get(f"/api/agents/{agent_id}", SUPERVISOR)["agent"]
+        api = demo.get(f"/api/agents/{agent_id}")["agent"]
         assert (api["state"], api["reason"]) == ("not_ready", "training")
 
         # the supervisor's wallboard shows it too
-        board = browser.page(SUPERVISOR)
-        board.goto(demo.api + "/wallboard")
+        board = browser.signed_in(demo, SUPERVISOR, "wallboard")
         cell = board.locator(f'#agents tr[data-agent="{agent_id}"] td.state')
         expect(cell).to_have_attribute("data-state", "not_ready")
         expect(cell).to_have_attribute("data-reason", "training")
@@ -286,10 +307,10 @@ def test_desk_buttons_change_the_agents_state(demo: Demo, browser: BrowserThread
         expect(page.locator("#btn-login")).to_be_enabled()
         expect(page.locator("#btn-not-ready")).to_be_disabled()
         expect(cell).to_have_attribute("data-state", "logged_out")
-        assert demo.get(f"/api/agents/{agent_id}", SUPERVISOR)["agent"]["state"] == "logged_out"
+        assert demo.get(f"/api/agents/{agent_id}")["agent"]["state"] == "logged_out"
         page.click("#btn-login")
         expect(state).not_to_have_attribute("data-state", "logged_out")
-        assert demo.get(f"/api/agents/{agent_id}", SUPERVISOR)["agent"]["state"] != "logged_out"
+        assert demo.get(f"/api/agents/{agent_id}")["agent"]["state"] != "logged_out"
         board.context.close()
 
         # a break through the fair line: the desk shows the daemon's answer
@@ -315,8 +336,7 @@ def test_desk_buttons_change_the_agents_state(demo: Demo, browser: BrowserThread
 
 def test_persian_wallboard_shows_the_apis_service_level(demo: Demo, browser: BrowserThread) -> None:
     def work() -> None:
-        page = browser.page(SUPERVISOR)
-        page.goto(demo.api + "/wallboard")
+        page = browser.signed_in(demo, SUPERVISOR, "wallboard")
         html = page.locator("html")
         expect(html).to_have_attribute("dir", "rtl")
         expect(html).to_have_attribute("lang", "fa")
@@ -363,9 +383,18 @@ def test_persian_wallboard_shows_the_apis_service_level(demo: Demo, browser: Bro
     browser.run(work)
 
 
-def test_english_pages_and_the_demos_own_door(demo: Demo, browser: BrowserThread) -> None:
+def test_english_pages_the_demos_link_the_cookie_and_sign_out(demo: Demo, browser: BrowserThread) -> None:
     def work() -> None:
-        page = browser.page(SUPERVISOR)
+        # what a person running the demo opens: the printed one-use link signs them in
+        page = browser.page()
+        page.goto(demo.links["Wallboard"])
+        page.wait_for_url(re.compile(r"/wallboard$"))
+        wait_live(page)
+        expect(page.locator("#who")).to_contain_text("supervisor")
+        cookies = page.context.cookies()
+        assert [(c["name"], c["httpOnly"], c["sameSite"], c["secure"], c["path"]) for c in cookies] == [
+            ("shenava_session", True, "Strict", False, "/")]  # no TLS here: not Secure
+        assert page.evaluate("document.cookie") == ""  # HttpOnly: the page's script cannot read it
         page.goto(demo.api + "/wallboard?lang=en")
         html = page.locator("html")
         expect(html).to_have_attribute("dir", "ltr")
@@ -380,17 +409,65 @@ def test_english_pages_and_the_demos_own_door(demo: Demo, browser: BrowserThread
         page.click("#lang-switch")
         expect(html).to_have_attribute("dir", "rtl")
         expect(page.locator("h2").first).to_have_text("کارشناسان")
+        # sign out: the sign-in page, and the wallboard is closed to this browser
+        page.click("#sign-out")
+        page.wait_for_url(re.compile(r"/sign-in\?"))
+        expect(page.locator("html")).to_have_attribute("dir", "rtl")
+        expect(page.locator("#signin-button")).to_have_text("ورود")
+        page.goto(demo.api + "/wallboard?lang=en")
+        page.wait_for_url(re.compile(r"/sign-in\?"))
+        expect(page.locator("html")).to_have_attribute("dir", "ltr")
+        expect(page.locator("label[for=signin-name]")).to_have_text("Name (agents: your agent id)")
+        screenshot(page, "sign-in-en")
+        # the link was for one use only
+        page.goto(demo.links["Wallboard"])
+        assert "http.bad_credentials" in page.content()
         page.context.close()
 
-        # what a person running the demo opens: no headers, the demo plays the proxy
+        # an agent signs in (English) and lands on their own desk
         page = browser.page()
-        page.goto(demo.pages + "/agent/a2/desk?lang=en")
+        page.goto(demo.api + "/desk?lang=en")
+        page.wait_for_url(re.compile(r"/sign-in\?"))
+        page.fill("#signin-name", "a2")
+        page.fill("#signin-password", demo.secrets["a2"])
+        page.click("#signin-button")
+        page.wait_for_url(re.compile(r"/desk\?lang=en"))
         wait_live(page)
         expect(page.locator("#agent-name")).to_have_text("Reza (a2)")
         screenshot(page, "desk-en")
-        page.goto(demo.api + "/wallboard?lang=en")  # straight to the daemon: no role
-        expect(page.locator("#status")).to_have_attribute("data-state", "error")
-        expect(page.locator("#status")).to_contain_text("No role")
+        page.context.close()
+
+    browser.run(work)
+
+
+LOCKED_OUT = "a4"
+
+
+def test_lock_out_after_repeated_failures_in_the_page(demo: Demo, browser: BrowserThread) -> None:
+    def work() -> None:
+        page = browser.page()
+        page.goto(demo.api + "/sign-in?lang=en")
+        error = page.locator("#signin-error")
+        for _ in range(5):
+            page.fill("#signin-name", LOCKED_OUT)
+            page.fill("#signin-password", "not-the-pin")
+            with page.expect_response(lambda r: r.url.endswith("/api/session")) as r:
+                page.click("#signin-button")
+            assert r.value.status == 401
+            expect(page.locator("#signin-button")).to_be_enabled()  # the page has shown the answer
+            expect(error).to_have_attribute("data-code", "http.bad_credentials")
+            expect(error).to_have_text("Wrong name or password.")
+        # now even the right PIN is refused, with a clear message
+        expect(page.locator("#signin-password")).to_have_value("")
+        page.fill("#signin-name", LOCKED_OUT)
+        page.fill("#signin-password", demo.secrets[LOCKED_OUT])
+        with page.expect_response(lambda r: r.url.endswith("/api/session")) as r:
+            page.click("#signin-button")
+        assert r.value.status == 429 and int(r.value.headers["retry-after"]) > 800
+        expect(error).to_have_attribute("data-code", "http.locked_out")
+        expect(error).to_have_text("Too many failed sign-ins. Try again in 15 minutes.")
+        assert "/sign-in" in page.url
+        screenshot(page, "sign-in-locked")
         page.context.close()
 
     browser.run(work)
@@ -398,8 +475,7 @@ def test_english_pages_and_the_demos_own_door(demo: Demo, browser: BrowserThread
 
 def test_connection_lost_is_shown_when_the_daemon_stops(demo: Demo, browser: BrowserThread) -> None:
     def open_board() -> Page:
-        page = browser.page(SUPERVISOR)
-        page.goto(demo.api + "/wallboard")
+        page = browser.signed_in(demo, SUPERVISOR, "wallboard")
         wait_live(page)
         return page
 

@@ -12,7 +12,8 @@ from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
 from complaints.complaint import Channel
-from complaints.http import ACTOR_HEADER, ROLE_HEADER, ComplaintsResource
+from complaints.http import ComplaintsResource
+from complaints.roles import Actor, Role
 from complaints.service import ComplaintRegister
 from complaints.store import ComplaintStore
 from routing.callback_store import CallbackStore
@@ -37,9 +38,8 @@ class Api:
     ) -> tuple[int, Any]:
         request = DummyRequest([p.encode() for p in path.strip("/").split("/") if p])
         request.method = method.encode()
-        if role is not None:
-            request.requestHeaders.addRawHeader(ROLE_HEADER, role.encode())
-            request.requestHeaders.addRawHeader(ACTOR_HEADER, actor.encode())
+        if role is not None:  # what the HTTP edge sets after a sign-in
+            request.actor = Actor(actor, Role(role))  # type: ignore[attr-defined]
         request.args = {k.encode(): [v.encode() for v in vs] for k, vs in (args or {}).items()}
         request.content = BytesIO(  # type: ignore[attr-defined]
             json.dumps(body).encode() if body is not None else b"")

@@ -25,8 +25,9 @@ from shenava.agent_cli import (
     explain_request,
     run_agent,
     run_explain,
+    user_of,
 )
-from tests.http_helpers import Running, outcome, running_app
+from tests.http_helpers import PASSWORD, Running, outcome, running_app
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,14 +43,14 @@ def test_agent_requests_are_built_from_arguments() -> None:
     call = agent_request(args)
     assert (call.method, call.url) == ("POST", "http://h:1/api/agents/a1/not-ready")
     assert json.loads(call.body or b"") == {"reason": "personal"}
-    assert call.headers["X-Shenava-Role"] == "agent" and call.headers["X-Shenava-Agent"] == "a1"
+    assert "X-Shenava-Role" not in call.headers and user_of(args) == "a1"
 
-    args = parser().parse_args(["agent", "status", "a/1", "--role", "supervisor", "--as", "sara"])
+    args = parser().parse_args(["agent", "status", "a/1", "--as", "sara"])
     call = agent_request(args)
     assert (call.method, call.url, call.body) == (
         "GET", "http://127.0.0.1:8080/api/agents/a%2F1", None,
     )
-    assert call.headers["X-Shenava-Agent"] == "sara"
+    assert user_of(args) == "sara"
 
     args = parser().parse_args(["agent", "break", "--lunch", "a2"])
     assert json.loads(agent_request(args).body or b"") == {"reason": "lunch"}
@@ -57,7 +58,7 @@ def test_agent_requests_are_built_from_arguments() -> None:
     args = parser().parse_args(["explain", "1712-1.5"])
     call = explain_request(args)
     assert call.url.endswith("/api/calls/1712-1.5/explain")
-    assert call.headers["X-Shenava-Role"] == "supervisor" and "X-Shenava-Agent" not in call.headers
+    assert user_of(args) is None
 
 
 def test_bad_usage_exits_2() -> None:
@@ -78,7 +79,7 @@ async def api() -> AsyncIterator[Running]:
 
 
 async def cli(api: Running, *argv: str) -> tuple[int, str, str]:
-    args = parser().parse_args([*argv, "--url", api.base])
+    args = parser().parse_args([*argv, "--url", api.base, "--password-env", "SHENAVA_TEST_PASSWORD"])
     out, err = io.StringIO(), io.StringIO()
     run = run_agent if argv[0] == "agent" else run_explain
     code: int = await deferToThread(run, args, out, err)
@@ -86,7 +87,10 @@ async def cli(api: Running, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_agent_commands_against_the_daemon(api: Running) -> None:
+async def test_agent_commands_against_the_daemon(api: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHENAVA_TEST_PASSWORD", PASSWORD)
+    for name in ("a1", "a2", "a3", "zz"):
+        api.add_user(name, "agent")
     code, out, _ = await cli(api, "agent", "login", "a1")
     assert code == EXIT_OK and "a1 Maryam: ready" in out
     code, out, _ = await cli(api, "agent", "not-ready", "personal", "a1")
@@ -106,19 +110,29 @@ async def test_agent_commands_against_the_daemon(api: Running) -> None:
     assert code == EXIT_REFUSED and "http.breaks_unavailable" in err
     code, _, err = await cli(api, "agent", "login", "a2", "--as", "a1")
     assert code == EXIT_REFUSED and "http.forbidden" in err
+    monkeypatch.setenv("SHENAVA_TEST_PASSWORD", "wrong-password")
+    code, _, err = await cli(api, "agent", "login", "a1")
+    assert code == EXIT_REFUSED and "http.bad_credentials" in err
 
 
 @pytest_twisted.ensureDeferred
-async def test_explain_command_against_the_daemon(api: Running) -> None:
+async def test_explain_command_against_the_daemon(api: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHENAVA_TEST_PASSWORD", PASSWORD)
+    api.add_user("sara", "supervisor")
     await ensureDeferred(api.app.callflow.deliver(outcome("c1"), "PJSIP/caller-c1"))
-    code, out, _ = await cli(api, "explain", "c1")
+    code, out, _ = await cli(api, "explain", "c1", "--user", "sara")
     assert code == EXIT_OK and "call c1" in out and "position 1 of 1" in out
-    code, _, err = await cli(api, "explain", "nope")
+    code, _, err = await cli(api, "explain", "c1")
+    assert code == EXIT_USAGE and "--user" in err
+    code, out, _ = await cli(api, "explain", "c1", "--user", "sara")
+    assert code == EXIT_OK and "call c1" in out and "position 1 of 1" in out
+    code, _, err = await cli(api, "explain", "nope", "--user", "sara")
     assert code == EXIT_REFUSED and "routing.unknown_call" in err
 
 
 @pytest_twisted.ensureDeferred
-async def test_unreachable_daemon_exits_3() -> None:
+async def test_unreachable_daemon_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHENAVA_PASSWORD", PASSWORD)
     from twisted.internet import reactor as running_reactor
     from twisted.internet.protocol import Factory
 

@@ -118,9 +118,11 @@ def _free_port() -> int:
 
 @pytest.fixture
 def testpbx(tmp_path: Path) -> Iterator[int]:
+    secret = tmp_path / "pbx-secret"
+    secret.write_text(SECRET + "\n")
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("shenava")), "testpbx", "--port", "0",
-         "--secret", SECRET, "--recordings", str(tmp_path / "pbx-recordings"),
+         "--secret-file", str(secret), "--recordings", str(tmp_path / "pbx-recordings"),
          "--manager-conf", str(ROOT / "etc" / "asterisk" / "manager.conf")],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )

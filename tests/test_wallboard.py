@@ -29,10 +29,8 @@ from shenava.aio import as_deferred
 from shenava.app import Shenava
 from shenava.config import default_config
 from shenava.http import build_site
-from shenava.http.demo_door import DemoDoor
 from shenava.http.pages import ASSETS, LANGUAGES, default_language, load_strings, read_static
-from shenava.http.server import ShenavaSite
-from tests.http_helpers import Running, outcome, running_app
+from tests.http_helpers import Running, config_with_users, outcome, running_app
 from tests.stats_helpers import T0, step_to
 
 # -- helpers ---------------------------------------------------------------------------
@@ -85,7 +83,7 @@ async def board(redis_client: Redis) -> AsyncIterator[tuple[Running, Clock]]:
 
     clock = Clock()
     clock.advance(T0)
-    app = Shenava(default_config(), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
+    app = Shenava(config_with_users(), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
     app.connection.agi = lambda *a, **k: Deferred()  # type: ignore[method-assign]
     app.connection.send_action = lambda *a, **k: Deferred()  # type: ignore[method-assign]
     service = app.extensions["agent_stats"]
@@ -209,10 +207,10 @@ async def test_unknown_paths_are_json_404s(api: Running, path: str) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_pages_allow_only_get_and_redirect_a_trailing_slash(api: Running) -> None:
-    code, headers, body = await fetch(api, "POST", "/wallboard")
-    assert code == 405 and header(headers, "allow") == "GET, HEAD"
-    assert json.loads(body)["error"]["code"] == "http.method_not_allowed"
-    code, headers, _ = await fetch(api, "DELETE", "/static/shenava.js")
+    code, answer, headers = await api.call("POST", "/wallboard")
+    assert code == 405 and headers.getRawHeaders(b"allow") == [b"GET, HEAD"]
+    assert answer["error"]["code"] == "http.method_not_allowed"
+    code, _, _ = await api.call("DELETE", "/static/shenava.js")
     assert code == 405
     code, headers, _ = await fetch(api, "GET", "/wallboard/")
     assert (code, header(headers, "location")) == (302, "../wallboard")
@@ -224,11 +222,12 @@ async def test_pages_allow_only_get_and_redirect_a_trailing_slash(api: Running) 
 
 
 @pytest_twisted.ensureDeferred
-async def test_wallboard_snapshot_needs_a_role(api: Running) -> None:
+async def test_wallboard_snapshot_needs_a_sign_in(api: Running) -> None:
     code, body, _ = await api.call("GET", "/api/wallboard", role=None)
-    assert (code, body["error"]["code"]) == (401, "http.no_role")
-    code, body, _ = await api.call("GET", "/api/wallboard", role="agent")
-    assert (code, body["error"]["code"]) == (400, "http.bad_role")
+    assert (code, body["error"]["code"]) == (401, "http.not_signed_in")
+    code, body, _ = await api.call("GET", "/api/wallboard", role=None,
+                                   headers={"X-Shenava-Role": "admin", "X-Shenava-Agent": "x"})
+    assert (code, body["error"]["code"]) == (401, "http.not_signed_in")
     code, body, _ = await api.call("POST", "/api/wallboard")
     assert code == 405
 
@@ -312,38 +311,27 @@ async def test_wallboard_snapshot_gathers_the_daemons_own_figures(
     assert [r["agent_id"] for r in mine["break_line"]] == ["a1"]
 
 
-# -- the demo's stand-in proxy --------------------------------------------------------------
+# -- the demo's people ---------------------------------------------------------------------
 
 
 @pytest_twisted.ensureDeferred
-async def test_demo_door_plays_the_proxy(api: Running) -> None:
-    from twisted.internet import reactor
+async def test_demo_users_and_one_use_links_sign_in(api: Running) -> None:
+    from pathlib import Path
 
-    app = api.app
-    door = DemoDoor(build_site(app).resource, [("a1", "Maryam")], "Shenava demo")
-    port: Any = cast(Any, reactor).listenTCP(
-        0, ShenavaSite(door, reactor=reactor), interface="127.0.0.1")
-    through = Running(reactor, app, port)
-    try:
-        # the browser's own role header is dropped; the path says who is asking
-        code, body, _ = await through.call("GET", "/supervisor/api/wallboard", role="agent",
-                                           person="a2")
-        assert code == 200 and body["you"] == {"id": "supervisor", "role": "supervisor"}
-        code, body, _ = await through.call("GET", "/agent/a1/api/wallboard", role="admin")
-        assert body["you"] == {"id": "a1", "role": "agent"}
-        assert [a["id"] for a in body["agents"]] == ["a1"]
-        code, body, _ = await through.call("POST", "/agent/a1/api/agents/a2/login", role="admin")
-        assert (code, body["error"]["code"]) == (403, "http.forbidden")
-        code, _, page = await fetch(through, "GET", "/agent/a1/desk?lang=en")
-        assert code == 200 and 'src="static/shenava.js"' in page.decode()
-        code, _, script = await fetch(through, "GET", "/agent/a1/static/shenava.js")
-        assert (code, script) == (200, read_static("shenava.js"))
-        code, _, index = await fetch(through, "GET", "/")
-        assert code == 200 and 'href="agent/a1/desk"' in index.decode()
-        assert 'href="supervisor/wallboard"' in index.decode()
-        for path in ("/agent/a%20b/api/wallboard", "/somebody/api/wallboard"):
-            code, body, _ = await through.call("GET", path)
-            assert code == 404, path
-    finally:
-        await through.pool.closeCachedConnections()
-        await port.stopListening()
+    from shenava.http.demo_door import make_demo_users, sign_in_links
+    from tests.http_helpers import session_cookie
+
+    people = make_demo_users(Path(api.app.config.http.users_file), ["a1"], 0.0)
+    assert [(p.name, p.role.value) for p in people] == [("supervisor", "supervisor"), ("a1", "agent")]
+    assert people[1].secret.isdigit() and len(people[1].secret) == 6
+    links = sign_in_links(api.app, people)
+    code, headers, _ = await fetch(api, "GET", "/" + links["a1"])
+    assert code == 303 and header(headers, "location") == "../../../desk?agent=a1"
+    cookie = session_cookie(headers)
+    code, body, _ = await api.call("GET", "/api/wallboard", role=None, cookie=cookie)
+    assert code == 200 and body["you"] == {"id": "a1", "role": "agent"}
+    code, _, _ = await fetch(api, "GET", "/" + links["a1"])
+    assert code == 401  # one use
+    code, body, _ = await api.call(
+        "POST", "/api/session", role=None, body={"name": "supervisor", "password": people[0].secret})
+    assert code == 200 and body["role"] == "supervisor"

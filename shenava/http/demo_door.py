@@ -1,107 +1,56 @@
-"""The demo's stand-in for the operator's reverse proxy, so a person can open the pages.
+"""The demo's people: a supervisor and each configured agent as users, and one-use links.
 
-In production the operator's proxy authenticates people and sets
-``X-Shenava-Role`` / ``X-Shenava-Agent`` (docs/api.md); a browser opened
-straight on the daemon's listener has no role and the pages say so. ``shenava
-demo`` has no proxy and no people, so it opens a second listener, on
-``127.0.0.1`` only, that plays the proxy's part: the start of the path says who
-is asking, and the rest goes to the daemon's own resource tree::
-
-    /                        links to the pages below
-    /supervisor/...          as a supervisor (named "supervisor")
-    /agent/{id}/...          as agent {id}
-
-Like a real proxy it first removes any ``X-Shenava-*`` header the browser sent.
-Only the demo starts it; the daemon's own listener and its checks are the same
-as in production. Anyone on this host can already claim any role on a loopback
-listener (docs/api.md, "Limits"), so this adds no new way in.
+``shenava demo`` has nobody to sign in, so it makes them: a users file in its
+own temporary folder (``[http] users_file``) with the supervisor ``supervisor``
+(a random password) and each ``[[agents]]`` id (a random 6-digit PIN), and one
+sign-in link per person (``/api/session/link/{token}``: one use, one hour) that
+opens the wallboard or the agent's desk signed in. The credentials are printed
+too, for the sign-in page. Nothing here changes the daemon's checks: the demo
+signs in exactly as people do.
 """
 
 from __future__ import annotations
 
-import html
-import re
-from typing import Any, cast
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from twisted.internet.interfaces import IListeningPort
-from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request
+from argon2 import PasswordHasher
 
-from shenava.http.auth import AGENT_HEADER, ROLE_HEADER
-from shenava.http.jsonapi import JsonNotFound
-from shenava.http.pages import SECURITY_HEADERS
-from shenava.http.server import ShenavaSite, build_site
+from complaints.roles import Actor, Role
+from shenava.users import FileUserStore, make_user
 
 SUPERVISOR = "supervisor"
-_AGENT_ID = re.compile(rb"^[A-Za-z0-9_.@-]{1,64}$")
+DEMO_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+"""Cheaper than the default: the demo makes a few users at each start and they die with it."""
 
 
-def _as(request: Request, role: str, person: str) -> None:
-    """What the proxy does: drop the browser's own X-Shenava-* headers, set ours."""
-    headers = request.requestHeaders
-    for name, _ in list(headers.getAllRawHeaders()):
-        if name.lower().startswith(b"x-shenava-"):
-            headers.removeHeader(name)
-    headers.setRawHeaders(ROLE_HEADER, [role])
-    headers.setRawHeaders(AGENT_HEADER, [person])
+@dataclass(frozen=True, slots=True)
+class DemoPerson:
+    name: str
+    role: Role
+    secret: str
+    page: str
 
 
-class _AgentDoor(Resource):
-    def __init__(self, daemon: Resource) -> None:
-        super().__init__()
-        self._daemon = daemon
-
-    def getChild(self, path: bytes, request: Request) -> Resource:
-        if not _AGENT_ID.match(path):
-            return JsonNotFound()
-        _as(request, "agent", path.decode("ascii"))
-        return self._daemon
-
-
-class DemoDoor(Resource):
-    """The stand-in proxy's root: ``/supervisor/...``, ``/agent/{id}/...`` and an index."""
-
-    def __init__(self, daemon: Resource, agents: list[tuple[str, str]], site_name: str) -> None:
-        super().__init__()
-        self._daemon = daemon
-        self._agents = agents
-        self._site_name = site_name
-        self.putChild(b"agent", _AgentDoor(daemon))
-
-    def getChild(self, path: bytes, request: Request) -> Resource:
-        if path == SUPERVISOR.encode():
-            _as(request, SUPERVISOR, SUPERVISOR)
-            return self._daemon
-        if path == b"":
-            return self
-        return JsonNotFound()
-
-    def render_GET(self, request: Request) -> bytes:
-        links = [("supervisor/wallboard", "Wallboard (supervisor)"),
-                 ("supervisor/wallboard?lang=en", "Wallboard, English")]
-        links += [(f"agent/{agent_id}/desk", f"Agent desk: {name} ({agent_id})")
-                  for agent_id, name in self._agents]
-        items = "".join(
-            f'<li><a href="{html.escape(href)}">{html.escape(text)}</a></li>' for href, text in links
-        )
-        body = (
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(self._site_name)}</title></head><body>"
-            f"<h1>{html.escape(self._site_name)}</h1>"
-            "<p>The demo's stand-in for the reverse proxy: each link opens a page as that "
-            "person.</p>"
-            f"<ul>{items}</ul></body></html>"
-        ).encode()
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        for name, value in SECURITY_HEADERS.items():
-            request.setHeader(name, value)
-        return body
+def make_demo_users(users_file: Path, agents: list[str], now: float) -> list[DemoPerson]:
+    """Write the demo's users (fresh random secrets each run); the supervisor first."""
+    store = FileUserStore(users_file)
+    people = [DemoPerson(SUPERVISOR, Role.SUPERVISOR, secrets.token_urlsafe(12), "wallboard")]
+    people += [
+        DemoPerson(agent_id, Role.AGENT, f"{secrets.randbelow(10**6):06d}", f"desk?agent={agent_id}")
+        for agent_id in agents
+    ]
+    for person in people:
+        store.put(make_user(person.name, person.role, person.secret, now, DEMO_HASHER))
+    return people
 
 
-def listen_demo_door(app: Any, *, port: int = 0) -> IListeningPort:
-    """The stand-in proxy on ``127.0.0.1:port`` (0: any free port), in front of ``app``."""
-    daemon = build_site(app).resource
-    agents = [(s.profile.agent_id, s.profile.name) for s in app.roster]
-    door = DemoDoor(daemon, agents, app.config.site.name)
-    site = ShenavaSite(cast(IResource, door), reactor=app.reactor)
-    return cast(IListeningPort, app.reactor.listenTCP(port, site, interface="127.0.0.1"))
+def sign_in_links(app: Any, people: list[DemoPerson]) -> dict[str, str]:
+    """A one-use link per person, relative to the listener's root."""
+    gate = app.extensions["http"].gate
+    return {
+        p.name: "api/session/link/" + gate.sign_in_link(Actor(p.name, p.role), p.page)
+        for p in people
+    }

@@ -60,9 +60,45 @@ class BodyTooLargeError(ApiError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
-class NoRoleError(ApiError):
-    code = "http.no_role"
+class NotSignedInError(ApiError):
+    code = "http.not_signed_in"
     status = HTTPStatus.UNAUTHORIZED
+
+
+class BadCredentialsError(ApiError):
+    code = "http.bad_credentials"
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class LockedOutError(ApiError):
+    """Too many failed sign-ins: ``retry_after`` seconds until the next attempt counts."""
+
+    code = "http.locked_out"
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["retry_after_s"] = int(self.retry_after) + 1
+        return body
+
+
+class CsrfError(ApiError):
+    code = "http.csrf"
+    status = HTTPStatus.FORBIDDEN
+
+
+class CrossSiteError(ApiError):
+    code = "http.cross_site"
+    status = HTTPStatus.FORBIDDEN
+
+
+class UnsupportedMediaTypeError(ApiError):
+    code = "http.unsupported_media_type"
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
 class BadRoleError(ApiError):

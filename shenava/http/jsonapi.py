@@ -33,6 +33,7 @@ from shenava.http.errors import (
     BadJsonError,
     BodyTooLargeError,
     InternalError,
+    LockedOutError,
     MethodNotAllowedError,
     NotFoundError,
     UnavailableError,
@@ -82,9 +83,29 @@ def write_json(request: Request, status: int, body: object) -> None:
     request.finish()
 
 
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """A handler's answer that sends the browser elsewhere (303) instead of JSON."""
+
+    location: str
+
+
+def write_answer(request: Request, body: object) -> None:
+    if isinstance(body, Redirect):
+        request.setResponseCode(HTTPStatus.SEE_OTHER)
+        request.setHeader(b"location", body.location.encode("utf-8"))
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"content-length", b"0")
+        request.finish()
+        return
+    write_json(request, HTTPStatus.OK, body)
+
+
 def write_error(request: Request, error: ApiError) -> None:
     if isinstance(error, MethodNotAllowedError):
         request.setHeader(b"allow", ", ".join(error.allowed).encode("ascii"))
+    if isinstance(error, LockedOutError):
+        request.setHeader(b"retry-after", str(int(error.retry_after) + 1).encode("ascii"))
     write_json(request, error.status, error.body())
 
 
@@ -145,7 +166,7 @@ class JsonRouter(Resource):
         finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
         d = ensureDeferred(self._call(request, found, params))
-        d.addCallback(lambda body: None if finished else write_json(request, HTTPStatus.OK, body))
+        d.addCallback(lambda body: None if finished else write_answer(request, body))
         d.addErrback(self._failed, request, found, finished)
         return NOT_DONE_YET
 

@@ -1,4 +1,5 @@
-"""The browser pages: the supervisor wallboard (``/wallboard``) and the agent desk (``/desk``).
+"""The browser pages: the supervisor wallboard (``/wallboard``), the agent desk (``/desk``)
+and the sign-in page (``/sign-in``, where the other two send a browser that is not signed in).
 
 Plain HTML, one small script and one stylesheet, shipped as package data in
 ``shenava/http/static/`` (no build step, nothing fetched from elsewhere). The
@@ -32,7 +33,7 @@ from shenava.http.jsonapi import write_error
 LANGUAGES = ("fa", "en")
 FALLBACK_LANGUAGE = "fa"
 DIRECTION = {"fa": "rtl", "en": "ltr"}
-PAGES = {"wallboard": "wallboard.html", "desk": "desk.html"}
+PAGES = {"wallboard": "wallboard.html", "desk": "desk.html", "sign-in": "signin.html"}
 ASSETS = {
     "shenava.js": b"text/javascript; charset=utf-8",
     "shenava.css": b"text/css; charset=utf-8",
@@ -191,7 +192,7 @@ def _args(request: Request) -> dict[str, str]:
     """The query's ``lang`` and ``agent`` (the only ones the pages use), first value each."""
     out: dict[str, str] = {}
     given: dict[bytes, list[bytes]] = request.args or {}
-    for name in ("agent", "lang"):
+    for name in ("agent", "lang", "next"):
         values = given.get(name.encode("ascii"))
         if values:
             out[name] = values[0].decode("utf-8", "replace")[:64]

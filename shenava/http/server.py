@@ -6,7 +6,9 @@ when the daemon starts; it returns the ``IListeningPort`` to stop on shutdown.
 
 Tree::
 
-    /metrics            agent_stats.metrics.MetricsResource (503 if not running)
+    /metrics            agent_stats.metrics.MetricsResource behind a bearer token or a
+                        supervisor's session (shenava.http.metrics_gate)
+    /api/session        sign in, who is signed in, sign out (shenava.http.signin)
     /api/complaints...  complaints.http.ComplaintsResource (503 if not running)
     /api/agents...      shenava.http.agents
     /api/calls...       shenava.http.calls
@@ -22,15 +24,19 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
 from shenava.http.agents import AgentsApi
-from shenava.http.auth import ACTOR_HEADER, AGENT_HEADER, is_loopback
+from shenava.http.auth import is_loopback
 from shenava.http.calls import CallsApi
+from shenava.http.edge import EdgeSite, Gate, Limits
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
+from shenava.http.metrics_gate import MetricsGate
 from shenava.http.pages import mount_pages
 from shenava.http.screenpop import CallMemory
+from shenava.http.signin import SessionApi
 from shenava.http.wallboard import WallboardApi
+from shenava.users import store_for
 
 log = Logger()
 
@@ -46,10 +52,13 @@ class HttpApi:
         self.agents = AgentsApi(app, memory)
         self.calls = CallsApi(app, memory)
         self.wallboard = WallboardApi(app, self.calls)
+        self.gate: Gate | None = None
+        """The listener's gate (sessions, audit log), once the site is built."""
 
-    def router(self) -> JsonRouter:
+    def router(self, sessions: SessionApi) -> JsonRouter:
         return JsonRouter(
-            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes()]
+            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes(),
+             *sessions.routes()]
         )
 
 
@@ -80,7 +89,6 @@ class _ApiRoot(Resource):
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"complaints":
-            _name_the_actor(request)
             return self._complaints
         # The router matches the whole path below /api: give it this segment back.
         if request.postpath is not None and request.prepath:
@@ -92,19 +100,9 @@ class _ApiRoot(Resource):
         return JsonNotFound().render(request)
 
 
-def _name_the_actor(request: Request) -> None:
-    """complaints.http reads the person from ``X-Shenava-Actor``; the proxy may set
-    only ``X-Shenava-Agent`` (this API's name for it): give it under both names."""
-    headers = request.requestHeaders
-    if not headers.hasHeader(ACTOR_HEADER):
-        person = headers.getRawHeaders(AGENT_HEADER)
-        if person:
-            headers.setRawHeaders(ACTOR_HEADER, person[:1])
-
-
-class ShenavaSite(Site):
-    """A Site whose access log shows no query string (it may carry a number) and no
-    traceback ever reaches a client."""
+class ShenavaSite(EdgeSite):
+    """The edge's Site (limits, sign-in, CSRF: :mod:`shenava.http.edge`) whose access log
+    shows no query string (it may carry a number) and no traceback ever reaches a client."""
 
     displayTracebacks = False
 
@@ -168,11 +166,17 @@ def complaints_resource(app: Any) -> Resource:
 
 def build_site(app: Any) -> ShenavaSite:
     api = install(app)
+    config = app.config.http
+    gate = Gate(config, app.reactor)
+    sessions = SessionApi(gate, store_for(app.config))
     root = _Root()
-    root.putChild(b"api", cast(IResource, _ApiRoot(api.router(), complaints_resource(app))))
-    root.putChild(b"metrics", cast(IResource, metrics_resource(app)))
+    root.putChild(b"api", cast(IResource, _ApiRoot(api.router(sessions), complaints_resource(app))))
+    root.putChild(b"metrics", cast(IResource, MetricsGate(
+        metrics_resource(app), config.metrics_token, supervisors=config.metrics_supervisors)))
     mount_pages(root, app.config)
-    return ShenavaSite(root, reactor=app.reactor)
+    site = ShenavaSite(root, reactor=app.reactor, limits=Limits.of(config), gate=gate)
+    api.gate = gate
+    return site
 
 
 def start_http(
@@ -186,8 +190,8 @@ def start_http(
     number = app.config.http.port if port is None else port
     if not is_loopback(bind):
         log.warn(
-            "HTTP API bound to {bind}: anyone who can reach it can claim any role with "
-            "X-Shenava-Role; keep it reachable only by the reverse proxy (docs/api.md)",
+            "HTTP API bound to {bind} without TLS: passwords and session cookies cross the "
+            "network in clear unless a TLS proxy is in front (docs/security.md)",
             bind=bind,
         )
     listening: Any = app.reactor.listenTCP(number, build_site(app), interface=bind)

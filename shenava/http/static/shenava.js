@@ -82,16 +82,21 @@
     }
   }
 
+  // The session's CSRF token (GET api/session): every change sends it, as JSON.
+  let csrf = null;
+
   async function api(method, path, body) {
     const options = {
       method,
       headers: { Accept: "application/json" },
       cache: "no-store",
+      credentials: "same-origin",
       signal: AbortSignal.timeout(TIMEOUT_MS),
     };
-    if (body !== undefined) {
+    if (method !== "GET") {
       options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
+      options.body = JSON.stringify(body === undefined ? {} : body);
+      if (csrf) options.headers["X-CSRF-Token"] = csrf;
     }
     let response;
     try {
@@ -111,8 +116,82 @@
       // A proxy's "bad gateway", or a cut-off answer: the daemon is not there.
       throw new Unreachable("HTTP " + response.status);
     }
+    if (response.status === 401 && document.body.dataset.page !== "sign-in") {
+      toSignIn(); // the session ended (expired, signed out elsewhere): sign in again
+    }
     throw new Refused(response.status, error ? error.code : "http." + response.status,
       error ? error.message : response.statusText);
+  }
+
+  // -- signing in and out ------------------------------------------------------------
+
+  function toSignIn() {
+    const here = new URLSearchParams(location.search);
+    const next = document.body.dataset.page + (here.get("agent")
+      ? "?agent=" + encodeURIComponent(here.get("agent")) : "");
+    location.assign("sign-in?" + new URLSearchParams({ lang: LANG, next }).toString());
+  }
+
+  async function session() {
+    const me = await api("GET", "api/session");
+    csrf = me.csrf;
+    const who = $("who");
+    if (who) who.textContent = t("signed_in_as", { person: me.person, role: me.role });
+    return me;
+  }
+
+  function wireSignOut() {
+    const button = $("sign-out");
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      try {
+        await api("DELETE", "api/session");
+      } catch (e) {
+        // signed out already, or the daemon is away: the sign-in page says what follows
+      }
+      csrf = null;
+      toSignIn();
+    });
+  }
+
+  // Only a page of ours, relative: "wallboard", "desk" or "desk?agent=ID".
+  function safeNext(next, role) {
+    if (next && /^(wallboard|desk)(\?agent=[A-Za-z0-9_.@-]{1,64})?$/.test(next)) {
+      return next + (next.includes("?") ? "&" : "?") + "lang=" + LANG;
+    }
+    return (role === "agent" ? "desk" : "wallboard") + "?lang=" + LANG;
+  }
+
+  function startSignIn() {
+    const form = $("signin-form");
+    const error = $("signin-error");
+    const next = new URLSearchParams(location.search).get("next");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.hidden = true;
+      $("signin-button").disabled = true;
+      try {
+        const me = await api("POST", "api/session",
+          { name: $("signin-name").value.trim(), password: $("signin-password").value });
+        location.assign(safeNext(next, me.role));
+        return;
+      } catch (e) {
+        error.hidden = false;
+        error.dataset.code = e.code || "";
+        if (e.code === "http.bad_credentials") error.textContent = T.signin_wrong;
+        else if (e.code === "http.locked_out") {
+          const seconds = Number((/(\d+) minute/.exec(e.message) || [0, 15])[1]) * 60;
+          error.textContent = t("signin_locked", { minutes: num(Math.ceil(seconds / 60)) });
+        } else {
+          error.textContent = e instanceof Unreachable ? T.status_lost_never
+            : t("signin_failed", { message: e.message });
+        }
+      }
+      $("signin-button").disabled = false;
+      $("signin-password").value = "";
+    });
+    // Signed in already (a second tab): straight on.
+    api("GET", "api/session").then((me) => location.assign(safeNext(next, me.role)), () => {});
   }
 
   // -- live or not: never show old figures as if they were live -------------------
@@ -138,7 +217,7 @@
     if (error instanceof Unreachable) {
       setStatus("lost", lastGood ? t("status_lost", { time: timeOf(lastGood.now, lastGood.tz) })
         : T.status_lost_never);
-    } else if (error instanceof Refused && error.code === "http.no_role") {
+    } else if (error instanceof Refused && error.code === "http.not_signed_in") {
       setStatus("error", T.status_no_role);
     } else {
       setStatus("error", t("status_error", { message: error.message || String(error) }));
@@ -422,6 +501,22 @@
       () => act("/break", { reason: $("break-reason").value }));
   }
 
-  if (document.body.dataset.page === "wallboard") startWallboard();
-  else if (document.body.dataset.page === "desk") startDesk();
+  async function start(page) {
+    try {
+      await session();
+    } catch (error) {
+      if (!(error instanceof Refused && error.status === 401)) {
+        failed(error);
+        setTimeout(() => start(page), POLL_MS); // the daemon is away: try again
+      }
+      return; // a 401 is on its way to the sign-in page
+    }
+    page();
+  }
+
+  const page = document.body.dataset.page;
+  wireSignOut();
+  if (page === "wallboard") start(startWallboard);
+  else if (page === "desk") start(startDesk);
+  else if (page === "sign-in") startSignIn();
 })();

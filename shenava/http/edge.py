@@ -1,0 +1,448 @@
+"""The HTTP edge: what every connection and request passes before any resource sees it.
+
+Limits, before anything is read into memory or a file (docs/security.md):
+
+- connections: at most ``max_connections`` in all and ``max_connections_per_address``
+  from one address (the listed proxies excepted); more are answered 503 and closed;
+- the request line and headers: at most ``max_header_bytes`` and ``max_headers``
+  (431); the whole request (line, headers, body) within ``request_timeout_s`` of
+  its first byte (408), and ``idle_timeout_s`` between requests;
+- the body: a ``Content-Length`` over ``max_body_bytes`` is refused (413) before one
+  byte of it is read; a chunked body is counted as it comes and refused the same
+  way. Bodies are kept in memory (never a temporary file).
+
+Then, per request (:meth:`Gate.admit`):
+
+- who is asking: the session cookie of a sign-in, or, in proxy mode only, the
+  role and person headers of a listed proxy address that also sent the shared
+  secret. Every ``X-Shenava-*`` header is removed afterwards, whoever sent it;
+- state-changing methods (anything but GET, HEAD, OPTIONS): ``Content-Type:
+  application/json`` (415), a browser's ``Origin`` the same as the host (403), and
+  the session's ``X-CSRF-Token`` (403), except the sign-in itself, which has no
+  session yet;
+- the audit log hears every change and supervisors' reads of full numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http, server
+
+from complaints.roles import Actor, Role
+from shenava.http.audit import AuditEntry, AuditLog
+from shenava.http.errors import (
+    ApiError,
+    BadRoleError,
+    CrossSiteError,
+    CsrfError,
+    NotSignedInError,
+    UnsupportedMediaTypeError,
+)
+from shenava.http.sessions import LockOut, Session, SessionStore, same_token
+from shenava.users import PERSON_RE
+
+log = Logger()
+
+COOKIE = b"shenava_session"
+PROXY_SECRET_HEADER = b"x-shenava-proxy-secret"
+ROLE_HEADER = b"x-shenava-role"
+PERSON_HEADER = b"x-shenava-person"
+CSRF_HEADER = b"x-csrf-token"
+SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+SIGN_IN_PATH = b"/api/session"
+FULL_NUMBER_READS = (b"/api/complaints", b"/api/calls/", b"/api/audit", b"/api/users")
+"""GETs a supervisor or admin makes here are audited (they show full numbers or the log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_body_bytes: int
+    max_header_bytes: int
+    max_headers: int
+    idle_timeout_s: float
+    request_timeout_s: float
+    max_connections: int
+    max_connections_per_address: int
+
+    @classmethod
+    def of(cls, config: Any) -> Limits:
+        return cls(
+            config.max_body_bytes, config.max_header_bytes, config.max_headers,
+            config.idle_timeout_s, config.request_timeout_s, config.max_connections,
+            config.max_connections_per_address,
+        )
+
+
+def error_bytes(status: int, code: str, message: str, extra: dict[bytes, bytes] | None = None) -> bytes:
+    """A whole HTTP/1.1 error answer that closes the connection (for the channel's refusals)."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    phrase = HTTPStatus(status).phrase.encode()
+    head = [
+        b"HTTP/1.1 %d %s" % (status, phrase),
+        b"Content-Type: application/json; charset=utf-8",
+        b"Content-Length: %d" % len(body),
+        b"Cache-Control: no-store",
+        b"Connection: close",
+    ]
+    head += [name + b": " + value for name, value in (extra or {}).items()]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+class Gate:
+    """Who is asking, and whether their request may go on; one per listener."""
+
+    def __init__(self, config: Any, reactor: Any) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.sessions = SessionStore(config.session_idle_s, config.session_max_s)
+        self.lockout = LockOut(config.lockout_failures, config.lockout_address_failures, config.lockout_s)
+        self.audit = AuditLog(config.audit_file)
+        self.proxy_mode = config.auth == "proxy"
+        self.proxies = frozenset(config.proxy_addresses)
+        self._secret = config.proxy_secret.encode()
+        self._links: dict[str, tuple[Actor, float, str]] = {}
+        self.on_session_use: Callable[[Session], None] = lambda session: None
+        """Told of each use of a session (signin compares it with the user's record)."""
+
+    def sign_in_link(self, actor: Actor, page: str, valid_s: float = 3600.0) -> str:
+        """A one-use token that signs ``actor`` in and opens ``page`` (the demo's links)."""
+        token = secrets.token_urlsafe(24)
+        self._links[token] = (actor, self.now() + valid_s, page)
+        return token
+
+    def use_link(self, token: str) -> tuple[Actor, str] | None:
+        found = self._links.pop(token, None)
+        if found is None or found[1] <= self.now():
+            return None
+        return found[0], found[2]
+
+    def now(self) -> float:
+        return float(self.reactor.seconds())
+
+    # -- who is asking -----------------------------------------------------------
+
+    def _from_proxy(self, request: server.Request) -> bool:
+        if not self.proxy_mode or _peer_host(request) not in self.proxies:
+            return False
+        given = request.requestHeaders.getRawHeaders(PROXY_SECRET_HEADER) or []
+        return len(given) == 1 and hmac.compare_digest(given[0], self._secret)
+
+    def _proxy_actor(self, request: server.Request) -> Actor | None:
+        headers = request.requestHeaders
+        raw_role = (headers.getRawHeaders(ROLE_HEADER) or [b""])[-1].decode("latin-1").strip()
+        person = (headers.getRawHeaders(PERSON_HEADER) or [b""])[-1].decode("latin-1").strip()
+        if not raw_role and not person:
+            return None  # the proxy let an anonymous request through (its sign-in page...)
+        try:
+            role = Role(raw_role.lower())
+        except ValueError:
+            raise BadRoleError(
+                "the proxy's X-Shenava-Role must be agent, supervisor or admin", field="X-Shenava-Role"
+            ) from None
+        if not PERSON_RE.match(person):
+            raise BadRoleError(
+                "the proxy's X-Shenava-Person must be 1-64 letters, digits or . _ @ -",
+                field="X-Shenava-Person",
+            )
+        return Actor(person, role)
+
+    def proxy_csrf(self, actor: Actor) -> str:
+        """Proxy mode has no daemon session: the token is a keyed hash of the person."""
+        message = f"csrf|{actor.role.value}|{actor.actor_id}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def admit(self, request: EdgeRequest) -> None:
+        """Set ``request.actor`` (and session, address); raise an ApiError to refuse it."""
+        trusted = self._from_proxy(request)
+        request.trusted_proxy = trusted
+        request.address = _peer_host(request)
+        request.behind_tls = request.isSecure()
+        proxy_actor = None
+        if trusted:
+            headers = request.requestHeaders
+            forwarded = headers.getRawHeaders(b"x-forwarded-for") or []
+            if forwarded:
+                request.address = forwarded[-1].decode("latin-1").split(",")[-1].strip()[:64]
+            proto = headers.getRawHeaders(b"x-forwarded-proto") or []
+            request.behind_tls = request.behind_tls or (proto[-1:] == [b"https"])
+            proxy_actor = self._proxy_actor(request)
+        _strip_own_headers(request)
+        cookie = request.getCookie(COOKIE)
+        session = self.sessions.find(cookie.decode("latin-1"), self.now()) if cookie else None
+        request.session = session
+        if session is not None:
+            request.actor, request.csrf = session.actor, session.csrf
+            self.on_session_use(session)
+        elif proxy_actor is not None:
+            request.actor, request.csrf = proxy_actor, self.proxy_csrf(proxy_actor)
+        if request.method not in SAFE_METHODS:
+            self._check_change(request)
+
+    def _check_change(self, request: EdgeRequest) -> None:
+        kind = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise UnsupportedMediaTypeError(
+                "a request that changes something must send Content-Type: application/json"
+            )
+        origin = request.getHeader("origin")
+        if origin is not None and not _same_origin(origin, request):
+            raise CrossSiteError(f"a request from another site ({origin[:100]}) is refused")
+        if request.path == SIGN_IN_PATH and request.method == b"POST":
+            return  # signing in: no session yet; JSON and the origin check stand in
+        if request.actor is None:
+            raise NotSignedInError("sign in first (POST api/session)")
+        if not same_token(request.getHeader(CSRF_HEADER.decode()), request.csrf or ""):
+            raise CsrfError(
+                "missing or wrong X-CSRF-Token header: the page gets it from GET api/session"
+            )
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def cookie_secure(self, request: EdgeRequest) -> bool:
+        mode = self.config.cookie_secure
+        return mode == "always" or (mode == "auto" and request.behind_tls)
+
+    def set_cookie(self, request: EdgeRequest, session: Session | None) -> None:
+        value = b"" if session is None else session.session_id.encode()
+        parts = [COOKIE + b"=" + value, b"Path=/", b"HttpOnly", b"SameSite=Strict"]
+        if self.cookie_secure(request):
+            parts.append(b"Secure")
+        if session is None:
+            parts.append(b"Max-Age=0")
+        request.responseHeaders.addRawHeader(b"set-cookie", b"; ".join(parts))
+
+    # -- the audit log -----------------------------------------------------------------
+
+    def record(self, request: EdgeRequest, what: str, status: int | None, *,
+               who: str | None = None, role: str | None = None, detail: str = "") -> None:
+        actor = request.actor
+        self.audit.record(AuditEntry(
+            at=self.now(), who=who or (actor.actor_id if actor else "-"),
+            role=role or (actor.role.value if actor else "-"), what=what,
+            address=request.address, status=status, detail=detail,
+        ))
+
+    def audited(self, request: EdgeRequest) -> bool:
+        if request.path == SIGN_IN_PATH:
+            return False  # the sign-in resource records its own, with more detail
+        if request.method not in SAFE_METHODS:
+            return True
+        actor = request.actor
+        return (actor is not None and actor.role is not Role.AGENT
+                and request.path.startswith(FULL_NUMBER_READS))
+
+
+def _peer_host(request: server.Request) -> str:
+    peer = request.getClientAddress()
+    return str(getattr(peer, "host", "-"))
+
+
+def _strip_own_headers(request: server.Request) -> None:
+    headers = request.requestHeaders
+    for name, _ in list(headers.getAllRawHeaders()):
+        if name.lower().startswith(b"x-shenava-"):
+            headers.removeHeader(name)
+
+
+def _same_origin(origin: str, request: EdgeRequest) -> bool:
+    host = request.getHeader("host")
+    forwarded = request.getHeader("x-forwarded-host") if request.trusted_proxy else None
+    netloc = urlsplit(origin).netloc.lower()
+    return bool(netloc) and netloc in {(h or "").lower() for h in (host, forwarded) if h}
+
+
+class EdgeRequest(server.Request):
+    """A request whose body is kept in memory and bounded, and which knows who sent it."""
+
+    actor: Actor | None = None
+    session: Session | None = None
+    csrf: str | None = None
+    address: str = "-"
+    behind_tls: bool = False
+    trusted_proxy: bool = False
+    _body_seen = 0
+
+    def gotLength(self, length: int | None) -> None:
+        from io import BytesIO
+
+        self.content = BytesIO()  # type: ignore[assignment]  # never a temporary file
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._body_seen += len(data)
+        channel: Any = self.channel
+        limit = channel.site.limits.max_body_bytes
+        if self._body_seen > limit:
+            channel.refuse(413, "http.body_too_large", f"the body is larger than {limit} bytes")
+            return
+        content: Any = self.content
+        content.write(data)
+
+    def process(self) -> None:
+        channel: Any = self.channel
+        gate: Gate = channel.site.gate
+        try:
+            gate.admit(self)
+        except ApiError as error:
+            from shenava.http.jsonapi import write_error
+
+            self.site = channel.site
+            self.address = self.address if self.address != "-" else _peer_host(self)
+            write_error(self, error)
+            if error.status in (HTTPStatus.FORBIDDEN, HTTPStatus.UNSUPPORTED_MEDIA_TYPE):
+                gate.record(self, f"{self.method.decode('ascii', 'replace')} "
+                            f"{self.path.decode('utf-8', 'replace')}", int(error.status),
+                            detail=error.code)
+            return
+        if gate.audited(self):
+            self.notifyFinish().addBoth(self._audit, gate)
+        super().process()
+
+    def _audit(self, result: object, gate: Gate) -> object:
+        gate.record(self, f"{self.method.decode('ascii', 'replace')} "
+                    f"{self.path.decode('utf-8', 'replace')[:200]}", self.code)
+        return None if isinstance(result, Failure) else result
+
+
+class EdgeChannel(http.HTTPChannel):
+    """An HTTP/1.1 channel that refuses, with a status, what is over the limits."""
+
+    site: Any
+    _refused = False
+    _deadline: IDelayedCall | None = None
+    host = "-"
+
+    def connectionMade(self) -> None:
+        limits: Limits = self.site.limits
+        self.maxHeaders = limits.max_headers
+        self.totalHeadersSize = limits.max_header_bytes
+        super().connectionMade()
+
+    def refuse(self, status: int, code: str, message: str) -> None:
+        if self._refused:
+            return
+        self._refused = True
+        self._cancel_deadline()
+        if self.transport is not None:
+            self.transport.write(error_bytes(status, code, message))
+        self.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if data and self._deadline is None and not self._handlingRequest:
+            self._deadline = self.callLater(self.site.limits.request_timeout_s, self._too_slow)
+        super().dataReceived(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self.refuse(431, "http.headers_too_large",
+                        f"the request line and headers are over {self.totalHeadersSize} bytes")
+            return
+        super().lineReceived(line)
+
+    def headerReceived(self, line: bytes) -> bool:
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self.refuse(431, "http.too_many_headers", f"more than {self.maxHeaders} headers")
+            return False
+        return bool(super().headerReceived(line))
+
+    def allHeadersReceived(self) -> None:
+        limit = self.site.limits.max_body_bytes
+        if self.length is not None and self.length > limit:
+            self.refuse(413, "http.body_too_large",
+                        f"Content-Length {self.length} is over the limit of {limit} bytes")
+            return
+        super().allHeadersReceived()
+
+    def allContentReceived(self) -> None:
+        self._cancel_deadline()
+        if not self._refused:
+            super().allContentReceived()
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self._handlingRequest:
+            self.refuse(408, "http.request_timeout",
+                        f"the request did not arrive within {self.site.limits.request_timeout_s:g} s")
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self._cancel_deadline()
+        super().connectionLost(reason)
+        self.site.connection_closed(self.host)
+
+
+class _Busy(Protocol):
+    """Answers 503 at once and hangs up: over the connection caps."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(error_bytes(503, "http.too_many_connections", self._message,
+                                         {b"Retry-After": b"5"}))
+        self.transport.loseConnection()
+
+
+class EdgeSite(server.Site):
+    """A Site that counts its connections and refuses those over the caps."""
+
+    requestFactory = EdgeRequest
+
+    def __init__(self, resource: Any, *, reactor: Any, limits: Limits, gate: Gate) -> None:
+        super().__init__(resource, reactor=reactor, timeout=limits.idle_timeout_s)
+        self.limits = limits
+        self.gate = gate
+        self.open_by_host: Counter[str] = Counter()
+        self.open_total = 0
+
+    def protocol(self) -> EdgeChannel:  # type: ignore[override]
+        return EdgeChannel()
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        host = str(getattr(addr, "host", "-"))
+        limits = self.limits
+        if self.open_total >= limits.max_connections:
+            log.warn("HTTP: {n} connections open, the cap: refusing one from {host}",
+                     n=self.open_total, host=host)
+            return _Busy("the server has too many connections open; try again shortly")
+        if host not in self.gate.proxies and self.open_by_host[host] >= limits.max_connections_per_address:
+            return _Busy("too many connections from your address; close some and try again")
+        channel = super().buildProtocol(addr)
+        if channel is None:
+            return None
+        channel.host = host
+        self.open_by_host[host] += 1
+        self.open_total += 1
+        return channel
+
+    def connection_closed(self, host: str) -> None:
+        self.open_total -= 1
+        self.open_by_host[host] -= 1
+        if self.open_by_host[host] <= 0:
+            del self.open_by_host[host]

@@ -1,0 +1,147 @@
+"""Sessions after a sign-in, and the lock-out after repeated failures: pure, given ``now``.
+
+A session is a random id (the cookie) with the person, the role, a CSRF token
+(sent back by the pages in ``X-CSRF-Token``), and two deadlines: idle (each
+use moves it) and absolute (from the sign-in). Sessions live in the daemon's
+memory: a restart signs everyone out, which is the safe direction.
+
+The lock-out counts failed sign-ins per name and per address in a sliding
+window; past the limit, further attempts are refused without checking the
+password until the window has passed (``retry_after``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections import OrderedDict, deque
+from dataclasses import dataclass, replace
+
+from complaints.roles import Actor
+
+MAX_SESSIONS = 20_000
+"""Sessions kept at most (the oldest is dropped first): memory stays bounded."""
+MAX_TRACKED = 50_000
+"""Names and addresses whose failures are remembered at most."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    session_id: str
+    actor: Actor
+    csrf: str
+    created_at: float
+    last_seen: float
+    user_changed_at: float | None = None
+    """The user's record as of the sign-in (None: a sign-in link, no record to follow)."""
+    checked_at: float = 0.0
+    """When the user's record was last compared with the store."""
+
+    def expires_at(self, idle_s: float, max_s: float) -> float:
+        return min(self.last_seen + idle_s, self.created_at + max_s)
+
+
+class SessionStore:
+    def __init__(self, idle_s: float, max_s: float) -> None:
+        self.idle_s = idle_s
+        self.max_s = max_s
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+
+    def open(self, actor: Actor, now: float, user_changed_at: float | None = None) -> Session:
+        """A new session with a new id (never one the browser brought: no fixation)."""
+        session = Session(secrets.token_urlsafe(32), actor, secrets.token_urlsafe(32), now, now,
+                          user_changed_at, now)
+        self._sessions[session.session_id] = session
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        return session
+
+    def find(self, session_id: str, now: float) -> Session | None:
+        """The live session with this id, its idle deadline moved; None if unknown or expired."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        if now >= session.expires_at(self.idle_s, self.max_s):
+            del self._sessions[session_id]
+            return None
+        session = replace(session, last_seen=now)
+        self._sessions[session_id] = session
+        self._sessions.move_to_end(session_id)
+        return session
+
+    def due_for_check(self, session: Session, now: float, every_s: float) -> bool:
+        """Whether the user's record should be looked at again; marks it as being looked at."""
+        if session.user_changed_at is None or now - session.checked_at < every_s:
+            return False
+        if session.session_id in self._sessions:
+            self._sessions[session.session_id] = replace(session, checked_at=now)
+        return True
+
+    def close(self, session_id: str) -> bool:
+        return self._sessions.pop(session_id, None) is not None
+
+    def close_person(self, person: str) -> int:
+        """Sign a person out everywhere (their password changed or they were removed)."""
+        ids = [sid for sid, s in self._sessions.items() if s.actor.actor_id == person]
+        for sid in ids:
+            del self._sessions[sid]
+        return len(ids)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+def same_token(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class LockOut:
+    """Failed sign-ins per key (a name, or ``addr:`` an address) in a sliding window."""
+
+    def __init__(self, per_name: int, per_address: int, window_s: float) -> None:
+        self.per_name = per_name
+        self.per_address = per_address
+        self.window_s = window_s
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def _retry(self, key: str, limit: int, now: float) -> float | None:
+        times = self._recent(key, now)
+        if len(times) < limit:
+            return None
+        return times[-limit] + self.window_s - now
+
+    def retry_after(self, name: str, address: str, now: float) -> tuple[str, float] | None:
+        """``("name"|"address", seconds)`` when attempts are refused now, else None."""
+        by_address = self._retry("addr:" + address, self.per_address, now)
+        if by_address is not None:
+            return "address", by_address
+        by_name = self._retry("name:" + name, self.per_name, now)
+        if by_name is not None:
+            return "name", by_name
+        return None
+
+    def failed(self, name: str, address: str, now: float) -> None:
+        for key in ("name:" + name, "addr:" + address):
+            times = self._failures.setdefault(key, deque())
+            times.append(now)
+            self._failures.move_to_end(key)
+            limit = max(self.per_name, self.per_address)
+            while len(times) > limit:
+                times.popleft()
+        while len(self._failures) > MAX_TRACKED:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, name: str) -> None:
+        """A good password clears the name's count (not the address's: one good account
+        must not reset the count of an address trying many names)."""
+        self._failures.pop("name:" + name, None)
