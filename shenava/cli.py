@@ -183,8 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except BrokenPipeError:
         return _closed_pipe()
-    except SystemExit:
-        raise
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -206,17 +204,14 @@ def _closed_pipe() -> int:
 
 def unreachable_reason(exc: BaseException) -> str | None:
     """What could not be reached, when ``exc`` (or its cause) says a component is away."""
+    import redis.exceptions as redis_errors
+
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        try:
-            import redis.exceptions as redis_errors
-
-            if isinstance(current, redis_errors.ConnectionError | redis_errors.TimeoutError):
-                return f"Redis is unreachable: {current}"
-        except ImportError:  # pragma: no cover - redis is a dependency
-            pass
+        if isinstance(current, redis_errors.ConnectionError | redis_errors.TimeoutError):
+            return f"Redis is unreachable: {current}"
         if isinstance(current, ConnectionError | TimeoutError):
             return f"a component is unreachable: {current}"
         current = current.__cause__ or current.__context__
