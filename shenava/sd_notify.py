@@ -47,8 +47,9 @@ class Notifier:
         payload = "\n".join(lines).encode("utf-8")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.setblocking(False)  # on the reactor thread: never wait for systemd
                 sock.connect(_address(self.socket_path))
-                sock.sendall(payload)
+                sock.send(payload)
         except OSError as exc:
             log.warn("sd_notify to {path} failed: {error}", path=self.socket_path, error=str(exc))
             return False
