@@ -79,3 +79,15 @@ def test_an_abstract_socket_name(tmp_path: Path) -> None:
     sock.setblocking(False)
     assert Notifier({"NOTIFY_SOCKET": "@" + name}).ready()
     assert _received(sock) == ["READY=1"]
+
+
+def test_a_missing_socket_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        assert not Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")}).ready()
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert [e["log_level"] for e in seen if "path" in e] == [LogLevel.warn]
