@@ -93,6 +93,15 @@ def predicted_service_level(servers: int, traffic: Traffic, threshold_s: float) 
     return max(0.0, 1.0 - wait * math.exp(-(servers - a) * threshold_s / traffic.aht_s))
 
 
+SURE_MARGIN = 1e-9
+"""How far above the target a computed SL must be to vouch for every larger size.
+
+The float SL differs from the exact one by far less (the Erlang B recursion is
+stable: a relative error of a few hundred ulps at 10,000 agents), and the exact
+SL grows with the number of agents, so ``SL(n) >= target + SURE_MARGIN`` in
+floats means every size above ``n`` passes in floats too."""
+
+
 def spare_agents(
     staffed: int,
     traffic: Traffic,
@@ -100,7 +109,84 @@ def spare_agents(
     target: float,
     min_staffed: int = 1,
 ) -> int:
-    """How many of ``staffed`` agents may leave now with the SL still predicted on target."""
+    """How many of ``staffed`` agents may leave now with the SL still predicted on target.
+
+    The largest ``k`` such that ``SL(staffed - j) >= target`` for every ``j`` from
+    1 to ``k`` (and ``staffed - k >= min_staffed``): the answer of
+    :func:`spare_agents_by_size` (the definition, one Erlang C per size, O(N^2)).
+
+    O(N): Erlang B for every size comes out of one pass of its recursion
+    (``erlang_b(n)`` is its ``n``-th step), and each ``SL(n)`` is then O(1), the
+    same floats as :func:`predicted_service_level`, operation for operation. A
+    binary search finds a size whose SL clears the target by ``SURE_MARGIN``
+    (all larger sizes pass); only the sizes below it are checked one by one.
+    """
+    last = staffed - min_staffed
+    if last < 1:
+        return 0
+    a = traffic.erlangs
+    if a <= 0:
+        # SL(n) is 1 for n > 0 and 0 otherwise
+        if 1.0 < target:
+            return 0
+        if 0.0 >= target:
+            return last
+        return max(0, min(last, staffed - 1))
+    if target <= 0.0:
+        return last  # every SL is >= 0
+    top = staffed - 1
+    if top <= a:
+        return 0  # SL(staffed - 1) is 0
+    # Erlang B(k) for k = 1..top; only sizes above A can pass, so only theirs are kept
+    below = math.floor(a)  # < top
+    b = 1.0
+    for x in map(float, range(1, below + 1)):  # float(k) is exactly what k + ab converts
+        ab = a * b
+        b = ab / (x + ab)
+    blocking = [b]  # blocking[i] = B(below + i)
+    keep = blocking.append
+    for k in range(below + 1, top + 1):
+        ab = a * b
+        b = ab / (k + ab)
+        keep(b)
+    aht = traffic.aht_s
+    exp = math.exp
+
+    def sl(n: int) -> float:
+        if n <= a:
+            return 0.0
+        bn = blocking[n - below]
+        wait = n * bn / (n - a * (1.0 - bn))
+        return max(0.0, 1.0 - wait * exp(-(n - a) * threshold_s / aht))
+
+    sure = top + 1  # every size from ``sure`` to ``top`` passes
+    if threshold_s >= 0.0:
+        lo, hi = max(staffed - last, math.floor(a) + 1), top + 1
+        bar = target + SURE_MARGIN
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if sl(mid) >= bar:
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo <= top and sl(lo) >= bar:
+            sure = lo
+    spare = min(last, staffed - sure)
+    for k in range(spare + 1, last + 1):
+        if sl(staffed - k) < target:
+            break
+        spare = k
+    return spare
+
+
+def spare_agents_by_size(
+    staffed: int,
+    traffic: Traffic,
+    threshold_s: float,
+    target: float,
+    min_staffed: int = 1,
+) -> int:
+    """The definition, one :func:`predicted_service_level` per size: O(N^2) (reference)."""
     spare = 0
     for k in range(1, staffed - min_staffed + 1):
         if predicted_service_level(staffed - k, traffic, threshold_s) < target:

@@ -21,12 +21,28 @@ about the same at 08:00 and at 20:00.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from agent_stats.breaks import HOUR_S, Allowance, BreakConfig
 from agent_stats.ledger import AgentLedger, Interval
-from agent_stats.states import LOGGED_IN_STATES, REST_REASONS, AgentState, NotReadyReason
-from agent_stats.wellbeing import WellbeingConfig, WellbeingSignals, ledger_signals
+from agent_stats.states import (
+    HANDLING_STATES,
+    LOGGED_IN_STATES,
+    REST_REASONS,
+    STAFFED_STATES,
+    AgentState,
+    NotReadyReason,
+)
+from agent_stats.wellbeing import (
+    AlertKind,
+    WellbeingConfig,
+    WellbeingSignals,
+    alerts_steady_until,
+    ledger_signals,
+)
 
 
 class AgentDay:
@@ -34,7 +50,7 @@ class AgentDay:
 
     __slots__ = (
         "_breaks", "_wellbeing", "_ledger", "_seen", "_day", "_logged_in_s", "_taken_s",
-        "_exempt_s", "_kinds", "last_break_end", "last_reset",
+        "_exempt_s", "_kinds", "_not_ready", "last_break_end", "last_reset",
     )
 
     def __init__(self, breaks: BreakConfig, wellbeing: WellbeingConfig) -> None:
@@ -45,6 +61,7 @@ class AgentDay:
         self._seen = 0
         self._day = -math.inf
         self._logged_in_s = self._taken_s = self._exempt_s = 0.0
+        self._not_ready: dict[NotReadyReason | None, float] = {}
         self.last_break_end: float | None = None
         self.last_reset: float | None = None
         """End of the last rest or logout (None: none yet, the ledger's origin counts)."""
@@ -62,6 +79,7 @@ class AgentDay:
             # a new day (or a rebuild): today's sums from the closed intervals since midnight
             self._day = day_start
             self._logged_in_s = self._taken_s = self._exempt_s = 0.0
+            self._not_ready = {}
             for piece in ledger.intervals_between(day_start, ledger.since, ledger.since):
                 self._add_today(piece)
         fresh = ledger.intervals_from(self._seen)
@@ -69,6 +87,9 @@ class AgentDay:
         for interval in fresh:
             self._note(interval)
             if not rescanned and interval.end > day_start:
+                if interval.start >= day_start:
+                    self._add_today(interval)  # wholly today: no clipped copy needed
+                    continue
                 clipped = interval.clip(day_start, interval.end)
                 if clipped is not None:
                     self._add_today(clipped)
@@ -91,6 +112,7 @@ class AgentDay:
             self._logged_in_s += d
         if piece.state is not AgentState.NOT_READY:
             return
+        self._not_ready[piece.reason] = self._not_ready.get(piece.reason, 0.0) + d
         if piece.reason is NotReadyReason.RECOVERY:
             self._exempt_s += d
         elif piece.reason is NotReadyReason.PERSONAL:
@@ -119,6 +141,19 @@ class AgentDay:
                 elif piece.reason in self._breaks.counted_reasons:
                     taken += d
         return Allowance(logged_in * self._breaks.earn_per_hour_s / HOUR_S, taken, exempt)
+
+
+    def not_ready_today(
+        self, ledger: AgentLedger, day_start: float, now: float
+    ) -> dict[NotReadyReason | None, float]:
+        """Seconds not ready since ``day_start`` by reason (``None``: no reason), the open
+        interval included: what ``ledger.totals(day_start, now, now)`` gives, without a day scan."""
+        self.sync(ledger, day_start)
+        out = dict(self._not_ready)
+        piece = ledger.open_interval(now).clip(day_start, now)
+        if piece is not None and piece.state is AgentState.NOT_READY:
+            out[piece.reason] = out.get(piece.reason, 0.0) + piece.duration
+        return out
 
 
 class CallLog:
@@ -155,6 +190,9 @@ class CallLog:
 
     def prune(self, before: float) -> None:
         """Forget calls answered before ``before`` (and not still going on)."""
+        if (not self._answered or self._answered[0] >= before) and (
+                not self._long or self._long[0] >= before):
+            return  # nothing that old
         oldest_open = min((a for a, _ in self._open.values()), default=math.inf)
         cut = bisect.bisect_left(self._answered, min(before, oldest_open))
         if cut:
@@ -188,6 +226,19 @@ class CallLog:
         )
         return done + going
 
+    def first_hard_after(self, t: float) -> float | None:
+        """Answer time of the first hard call answered after ``t`` (None: none kept)."""
+        a, cum = self._answered, self._cum_hard
+        lo = bisect.bisect_right(a, t)
+        if lo >= len(a) or cum[-1] == cum[lo]:
+            return None
+        # the first i >= lo whose call is hard: where the running count first passes cum[lo]
+        return a[bisect.bisect_right(cum, cum[lo], lo=lo) - 1]
+
+    def oldest(self) -> float | None:
+        """Answer time of the oldest call kept (None: none)."""
+        return self._answered[0] if self._answered else None
+
     def current_call_s(self, now: float) -> float | None:
         return max((now - a for a, _ in self._open.values() if a <= now), default=None)
 
@@ -217,3 +268,301 @@ def running_signals(
         long_calls_today=calls.long_calls(day_start, now),
         current_call_s=calls.current_call_s(now),
     )
+
+
+class WindowSums:
+    """Staffed and handling seconds of one agent over any recent window, in O(log n).
+
+    Prefix sums over the agent's closed intervals (folded in as the ledger
+    closes them, like :class:`AgentDay`) and the open interval, so the seconds
+    in ``[start, end)`` are two binary searches and a subtraction. The floats
+    differ from :meth:`AgentLedger.totals` (which adds clipped pieces with
+    ``fsum``) by rounding only, far below a millisecond: the heartbeat uses
+    them to see whether an occupancy alert is anywhere near changing, and
+    computes the exact figure when it is.
+    """
+
+    __slots__ = ("_ledger", "_seen", "_starts", "_ends", "_kinds", "_staffed", "_handling")
+
+    def __init__(self) -> None:
+        self._ledger: AgentLedger | None = None
+        self._seen = 0
+        self._starts: list[float] = []
+        self._ends: list[float] = []
+        self._kinds: list[tuple[bool, bool]] = []
+        """Each kept interval: (staffed, handling)."""
+        self._staffed: list[float] = [0.0]
+        """``_staffed[i]``: staffed seconds in the kept intervals before the ``i``-th."""
+        self._handling: list[float] = [0.0]
+
+    def sync(self, ledger: AgentLedger) -> None:
+        count = ledger.interval_count
+        if ledger is not self._ledger or count < self._seen:
+            self._ledger = ledger
+            self._seen = 0
+            self._starts, self._ends, self._kinds = [], [], []
+            self._staffed, self._handling = [0.0], [0.0]
+        fresh = ledger.intervals_from(self._seen)
+        self._seen = count
+        for interval in fresh:
+            d = interval.duration
+            staffed = interval.state in STAFFED_STATES
+            handling = interval.state in HANDLING_STATES
+            self._starts.append(interval.start)
+            self._ends.append(interval.end)
+            self._kinds.append((staffed, handling))
+            self._staffed.append(self._staffed[-1] + (d if staffed else 0.0))
+            self._handling.append(self._handling[-1] + (d if handling else 0.0))
+
+    def forget_before(self, t: float) -> None:
+        """Drop intervals that end by ``t`` (no window will reach back that far)."""
+        cut = bisect.bisect_right(self._ends, t)
+        if cut > 64 and cut * 2 > len(self._ends):
+            del self._starts[:cut], self._ends[:cut], self._kinds[:cut]
+            base_s, base_h = self._staffed[cut], self._handling[cut]
+            self._staffed = [v - base_s for v in self._staffed[cut:]]
+            self._handling = [v - base_h for v in self._handling[cut:]]
+
+    def _cumulative(self, ledger: AgentLedger, t: float) -> tuple[float, float]:
+        """Staffed and handling seconds from the first kept interval up to ``t``."""
+        ends = self._ends
+        if ends and t < ends[-1]:
+            i = bisect.bisect_right(ends, t)
+            s, h = self._staffed[i], self._handling[i]
+            start = self._starts[i]
+            if t > start:
+                # the interval that holds ``t``: its share up to ``t``
+                part = t - start
+                staffed, handling = self._kinds[i]
+                return s + (part if staffed else 0.0), h + (part if handling else 0.0)
+            return s, h
+        s, h = self._staffed[-1], self._handling[-1]
+        part = t - ledger.since
+        if part > 0:
+            if ledger.state in STAFFED_STATES:
+                s += part
+            if ledger.state in HANDLING_STATES:
+                h += part
+        return s, h
+
+    def occupancy_steady_s(
+        self, ledger: AgentLedger, now: float, config: WellbeingConfig, horizon_s: float,
+        seconds: tuple[float, float] | None = None,
+    ) -> float:
+        """Seconds (up to ``horizon_s``) the occupancy alert keeps its state at ``now``
+        if the agent stays in its current state.
+
+        Exact up to rounding: what enters the window is the current state, what
+        leaves it is the ledger of a window ago (known), so ``handling - limit *
+        staffed`` and ``staffed`` are straight lines between the boundaries of the
+        intervals leaving; each piece is solved for the moment the alert flips.
+        ``seconds``: the window's staffed and handling seconds at ``now``, if known."""
+        window_s, limit, least = (
+            config.occupancy_window_s, config.occupancy_limit, config.occupancy_min_staffed_s)
+        start = now - window_s
+        s, h = self.seconds(ledger, start, now) if seconds is None else seconds
+        m = h - limit * s
+        active = s > 0 and m > 0 and s >= least
+        # first the loose bound (each end moves at most a second per second): far
+        # from both thresholds, no walk is needed
+        if active:
+            loose = min(m / (1 + limit), s - least)
+        else:
+            loose = max(-m / (1 + limit), least - s)
+        if loose >= horizon_s:
+            return horizon_s
+        sn, hn = ledger.state in STAFFED_STATES, ledger.state in HANDLING_STATES
+        enter = (1.0 if hn else 0.0) - (limit if sn else 0.0)
+        starts, ends, kinds = self._starts, self._ends, self._kinds
+        i = bisect.bisect_right(ends, start)
+        t = 0.0
+        while t < horizon_s:
+            pos = start + t
+            if i < len(ends):
+                if pos < starts[i]:  # before the first kept interval: logged out
+                    ls = lh = False
+                    piece_end = starts[i]
+                else:
+                    ls, lh = kinds[i]
+                    piece_end = ends[i]
+            else:  # the open interval itself leaves: what leaves is what enters
+                ls, lh = sn, hn
+                piece_end = math.inf
+            piece = min(piece_end - pos, horizon_s - t)
+            rate_m = enter - ((1.0 if lh else 0.0) - (limit if ls else 0.0))
+            rate_s = (1.0 if sn else 0.0) - (1.0 if ls else 0.0)
+            if active:
+                d = min(-m / rate_m if rate_m < 0 else math.inf,
+                        (s - least) / -rate_s if rate_s < 0 else math.inf)
+            else:
+                d_m = 0.0 if m > 0 else (-m / rate_m if rate_m > 0 else math.inf)
+                d_s = 0.0 if s >= least else ((least - s) / rate_s if rate_s > 0 else math.inf)
+                d = max(d_m, d_s)
+            if d <= piece:
+                return t + max(0.0, d)
+            m += rate_m * piece
+            s += rate_s * piece
+            t += piece
+            if piece_end - pos <= piece:
+                i += 1 if i < len(ends) and pos >= starts[i] else 0
+        return horizon_s
+
+    def seconds(self, ledger: AgentLedger, start: float, end: float) -> tuple[float, float]:
+        """Staffed and handling seconds in ``[start, end)`` (after :meth:`sync`)."""
+        s1, h1 = self._cumulative(ledger, end)
+        s0, h0 = self._cumulative(ledger, start)
+        return s1 - s0, h1 - h0
+
+
+NEAR_S = 1e-6
+"""Prefix-sum seconds this close to an occupancy threshold: compute the exact figure."""
+
+
+class Glance(NamedTuple):
+    """What the heartbeat learns of an agent in a look: the alerts' figures, cheaply.
+
+    Exact except ``occupancy``/``staffed_s``/``handling_s`` (prefix sums, see
+    :class:`WindowSums`); ``near`` says those are within rounding of an alert's
+    threshold, so the alerts must come from :func:`running_signals`."""
+
+    agent_id: str
+    now: float
+    since_break_s: float | None
+    resting: bool
+    occupancy: float | None
+    staffed_s: float
+    handling_s: float
+    consecutive_calls: int
+    hard_calls_recent: int
+    current_call_s: float | None
+    near: bool
+
+    def signals(self) -> WellbeingSignals:
+        """As :class:`WellbeingSignals` for :func:`agent_stats.wellbeing.alerts`
+        (the day's counts, which no alert reads, are left at 0)."""
+        return WellbeingSignals(
+            agent_id=self.agent_id, now=self.now, since_break_s=self.since_break_s,
+            resting=self.resting, occupancy=self.occupancy, staffed_in_window_s=self.staffed_s,
+            consecutive_calls=self.consecutive_calls, hard_calls_today=0,
+            hard_calls_recent=self.hard_calls_recent, long_calls_today=0,
+            current_call_s=self.current_call_s,
+        )
+
+
+def glance(
+    ledger: AgentLedger,
+    day: AgentDay,
+    calls: CallLog,
+    window: WindowSums,
+    now: float,
+    day_start: float,
+    config: WellbeingConfig,
+) -> Glance:
+    """The figures the alerts read, as :func:`running_signals` would find them."""
+    day.sync(ledger, day_start)
+    window.sync(ledger)
+    window_s = config.occupancy_window_s
+    window.forget_before(now - window_s)
+    reset = ledger.origin if day.last_reset is None else day.last_reset
+    state = ledger.state
+    resting = state is AgentState.NOT_READY and ledger.reason in REST_REASONS
+    if state is AgentState.LOGGED_OUT:
+        since_break: float | None = None
+    elif resting:
+        since_break = 0.0
+    else:
+        since_break = now - reset
+    staffed, handling = window.seconds(ledger, now - window_s, now)
+    if staffed < 0.0:
+        staffed = 0.0
+    if handling < 0.0:
+        handling = 0.0
+    near = (
+        0.0 < staffed < NEAR_S
+        or abs(staffed - config.occupancy_min_staffed_s) < NEAR_S
+        or abs(handling - config.occupancy_limit * staffed) < NEAR_S
+    )
+    return Glance(
+        ledger.agent_id, now, since_break, resting,
+        handling / staffed if staffed > 0 else None, staffed, handling,
+        calls.count(reset, now),
+        calls.hard(now - config.hard_calls_window_s, now, open_first=True),
+        calls.current_call_s(now), near,
+    )
+
+
+def alert_kinds(g: Glance, config: WellbeingConfig) -> list[AlertKind]:
+    """The kinds :func:`agent_stats.wellbeing.alerts` finds, in its order, without objects."""
+    kinds = []
+    if g.since_break_s is not None and g.since_break_s >= config.max_without_break_s:
+        kinds.append(AlertKind.NO_BREAK)
+    if (g.occupancy is not None and g.occupancy > config.occupancy_limit
+            and g.staffed_s >= config.occupancy_min_staffed_s):
+        kinds.append(AlertKind.HIGH_OCCUPANCY)
+    if g.hard_calls_recent >= config.hard_calls_limit:
+        kinds.append(AlertKind.HARD_CALLS)
+    if g.current_call_s is not None and g.current_call_s >= config.long_call_s:
+        kinds.append(AlertKind.LONG_CALL)
+    limit = config.consecutive_calls_limit
+    if limit is not None and g.consecutive_calls >= limit:
+        kinds.append(AlertKind.CONSECUTIVE_CALLS)
+    return kinds
+
+
+def steady_until(
+    g: Glance, ledger: AgentLedger, window: WindowSums, calls: CallLog,
+    config: WellbeingConfig, keep_s: float, horizon_s: float,
+) -> float:
+    """:func:`agent_stats.wellbeing.alerts_steady_until` with the ledger's and calls' times
+    (at most ``horizon_s`` ahead)."""
+    now = g.now
+    if g.since_break_s is None:
+        return now + horizon_s
+    first_hard = (
+        calls.first_hard_after(now - config.hard_calls_window_s)
+        if g.hard_calls_recent >= config.hard_calls_limit else None
+    )
+    oldest = calls.oldest()
+    occupancy_s = window.occupancy_steady_s(
+        ledger, now, config, horizon_s, (g.staffed_s, g.handling_s))
+    return min(now + horizon_s, alerts_steady_until(
+        g, config, occupancy_s,
+        None if first_hard is None else first_hard + config.hard_calls_window_s,
+        None if oldest is None else oldest + keep_s,
+    ))
+
+
+class LookSchedule:
+    """Which agents the heartbeat looks at: those something happened to, and those due."""
+
+    def __init__(self, agents: Iterable[str] = ()) -> None:
+        self._changed: set[str] = set(agents)
+        self._due_at: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def changed(self, agent_id: str) -> None:
+        self._changed.add(agent_id)
+
+    def plan(self, agent_id: str, at: float) -> None:
+        self._due_at[agent_id] = at
+        heapq.heappush(self._heap, (at, agent_id))
+        if len(self._heap) > 2 * len(self._due_at) + 64:
+            self._heap = [(t, a) for a, t in self._due_at.items()]
+            heapq.heapify(self._heap)
+
+    def forget(self, agent_id: str) -> None:
+        self._due_at.pop(agent_id, None)
+
+    def take(self, now: float, order: Mapping[str, int]) -> list[str]:
+        """Agents to look at now, in ``order``; they are no longer planned."""
+        due = self._changed
+        self._changed = set()
+        heap, due_at = self._heap, self._due_at
+        while heap and heap[0][0] <= now:
+            at, agent_id = heapq.heappop(heap)
+            if due_at.get(agent_id) == at:
+                del due_at[agent_id]
+                due.add(agent_id)
+        for agent_id in due:
+            due_at.pop(agent_id, None)
+        return sorted(due, key=lambda a: order.get(a, len(order)))

@@ -39,10 +39,9 @@ of the previous local day (``prune_ledgers``), what a restart reads back too.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -61,7 +60,17 @@ from agent_stats.erlang import Traffic, estimate_traffic, predicted_service_leve
 from agent_stats.errors import AgentStatsError, ClockWentBackwardsError, InvalidCallRecordError
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
 from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
-from agent_stats.running import AgentDay, CallLog, running_signals
+from agent_stats.running import (
+    AgentDay,
+    CallLog,
+    Glance,
+    LookSchedule,
+    WindowSums,
+    alert_kinds,
+    glance,
+    running_signals,
+    steady_until,
+)
 from agent_stats.sla import (
     DAY_S,
     BucketKey,
@@ -77,6 +86,7 @@ from agent_stats.sla import (
 )
 from agent_stats.states import (
     HANDLING_STATES,
+    REST_REASONS,
     STAFFED_STATES,
     AgentState,
     NotReadyReason,
@@ -92,7 +102,6 @@ from agent_stats.store import (
     BreakStarted,
     HeartbeatWrite,
     LedgerWrite,
-    LivePublish,
     Operation,
     OutcomeWrite,
     StatsStore,
@@ -116,6 +125,9 @@ HANDLED_KEEP_S = 86400.0
 LEDGER_KEEP_DAYS = 1
 """Closed intervals held in memory: from the start of this many local days before today
 (what a restart reads back too); Redis keeps every day."""
+SIGNALS_REFRESH_S = 300.0
+"""An agent nothing happens to is looked at again at least this often (the
+wallboard's occupancy and time since a break); alerts come when due, sooner."""
 FAIRNESS_EVERY_S = 300.0
 """How often the day's Jain index is recomputed (from the running allowances)."""
 DEFAULT_QUEUE = "complaints"
@@ -128,6 +140,16 @@ _RESUME: dict[AgentState, StateKey] = {
 }
 _BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
 _TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
+
+
+def _alert_key(state: AgentState, reason: NotReadyReason | None) -> tuple[bool, ...]:
+    """How a state counts for the wellbeing alerts."""
+    return (
+        state in STAFFED_STATES,
+        state in HANDLING_STATES,
+        state is AgentState.NOT_READY and reason in REST_REASONS,
+        state is AgentState.LOGGED_OUT,
+    )
 
 
 class Clock(Protocol):
@@ -196,7 +218,7 @@ class StatsService:
         self._heartbeat_s = heartbeat_s
         self._trust_gap_s = trust_gap_s
         self._traffic_window_s = traffic_window_s
-        self.writer = StoreWriter(store, clock, self._live_ops, paused=True)
+        self.writer = StoreWriter(store, clock, paused=True)
         self.tally = SLATally(sla)
         self.line = BreakLine(breaks)
         self.pending_grants: dict[str, BreakGrant] = {}
@@ -206,7 +228,14 @@ class StatsService:
         self.grants: list[BreakRecord] = []
         self.alerts_raised: list[AlertRecord] = []
         self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
-        self.signals: dict[str, WellbeingSignals] = {}
+        self.signals: Mapping[str, WellbeingSignals] = _SignalsAtLastCheck(self)
+        """Each logged-in agent's exact signals at the last check, computed when read."""
+        self._glances: dict[str, Glance] = {}
+        """Each logged-in agent's alert figures when last looked at (``running.glance``)."""
+        self._checked_at = -math.inf
+        self._looks = LookSchedule(s.profile.agent_id for s in roster)
+        self._windows: dict[str, WindowSums] = {}
+        self._order: dict[str, int] = {}
         self.fairness_today = 1.0
         self._fairness_at = -math.inf
         self.restored_agents: list[str] = []
@@ -390,6 +419,7 @@ class StatsService:
             log.error("agent {agent}: stored ledger not restored: {error}", agent=agent_id, error=exc)
             return []
         self.restored_agents.append(agent_id)
+        self._looks.changed(agent_id)
         op = LedgerWrite(agent_id, tuple(closed), stored.since, stored.state, stored.reason)
         self.roster.restore(stored)
         return [op]
@@ -398,6 +428,8 @@ class StatsService:
 
     def on_agent_change(self, change: AgentChange) -> None:
         agent_id = change.agent_id
+        if self._alters_alerts(change):
+            self._looks.changed(agent_id)
         status = self.roster.get(agent_id)
         ledger = status.ledger
         self.writer.submit(
@@ -425,6 +457,23 @@ class StatsService:
         self._mark_live()
         self._decide_soon()
 
+    def _alters_alerts(self, change: AgentChange) -> bool:
+        """Whether a change can move the agent's alerts or their timing.
+
+        Between two states that count the same way (staffed, handling, resting,
+        logged in: ready and ringing, on a call and wrap-up) nothing the alerts
+        read moves differently, unless the interval closed was a rest (a
+        reset). Calls answered and ended are marked by the routing events."""
+        if _alert_key(change.old, change.old_reason) != _alert_key(change.new, change.new_reason):
+            return True
+        rest_s = self.wellbeing.min_rest_s
+        return any(
+            i.state is AgentState.LOGGED_OUT
+            or (i.state is AgentState.NOT_READY and i.reason in REST_REASONS
+                and i.duration >= rest_s)
+            for i in change.closed
+        )
+
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
         if self._stopped:
@@ -449,6 +498,7 @@ class StatsService:
                 status.profile.agent_id, lost, now, trust_gap_s=self._trust_gap_s
             )
             if change is not None:
+                self._looks.changed(change.agent_id)
                 ledger = status.ledger
                 self.writer.submit(
                     LedgerWrite(change.agent_id, change.closed, ledger.since, ledger.state,
@@ -469,6 +519,7 @@ class StatsService:
         elif kind == "CallAnswered":
             self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
             self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
+            self._looks.changed(event.agent_id)
         elif kind == "CallAbandoned":
             self._outcome(event, event.joined_at, Outcome.ABANDONED)
         elif kind == "CallLeftForChoice":
@@ -478,6 +529,10 @@ class StatsService:
             self._completions.append(event.at)
             self._handles.append((event.at, max(0.0, event.at - event.answered_at)))
             self._call_log(event.agent_id).completed(event.call_id, event.at)
+            if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
+                # the only alert a call's end can take away; otherwise the long-call
+                # look already planned finds the call over
+                self._looks.changed(event.agent_id)
         else:
             return
         self._mark_live()
@@ -501,6 +556,10 @@ class StatsService:
         self.writer.submit(OutcomeWrite(record, agent_id, hard))
 
     # -- breaks -----------------------------------------------------------------
+
+    def agent_day(self, agent_id: str) -> AgentDay:
+        """The agent's running figures of the day (allowance, not-ready time), kept as it goes."""
+        return self._agent_day(agent_id)
 
     def _agent_day(self, agent_id: str) -> AgentDay:
         day = self._days.get(agent_id)
@@ -735,23 +794,53 @@ class StatsService:
         }
 
     def check_wellbeing(self, now: float) -> list[AlertRecord]:
-        """Signals of every logged-in agent; new alerts are recorded and logged."""
+        """New alerts of logged-in agents are recorded and logged.
+
+        Incremental: an agent is looked at when something happened to it (a
+        state change, a call answered or ended, a restore) and when its alerts
+        could next change with time alone (``running.steady_until``), at least
+        every ``SIGNALS_REFRESH_S``; the alerts are those a look at every agent
+        would find at this tick. ``signals`` gives every logged-in agent's exact
+        signals at this check when read.
+        """
         raised: list[AlertRecord] = []
         start = day_start(now, self.sla)
-        for status in self.roster:
-            agent_id = status.profile.agent_id
+        self._checked_at = now
+        if not self._order:
+            self._order = {s.profile.agent_id: i for i, s in enumerate(self.roster)}
+        for agent_id in self._looks.take(now, self._order):
+            if agent_id not in self.roster:
+                continue
+            status = self.roster.get(agent_id)
             calls = self._call_log(agent_id)
             calls.prune(now - HANDLED_KEEP_S)
             if status.state is AgentState.LOGGED_OUT:
                 self.active_alerts.pop(agent_id, None)
-                self.signals.pop(agent_id, None)
+                self._glances.pop(agent_id, None)
                 continue
-            sig = running_signals(
-                status.ledger, self._agent_day(agent_id), calls, now, start, self.wellbeing
-            )
-            self.signals[agent_id] = sig
-            found = {a.kind: a for a in alerts(sig, self.wellbeing)}
-            before = self.active_alerts.get(agent_id, {})
+            day = self._agent_day(agent_id)
+            window = self._windows.get(agent_id)
+            if window is None:
+                window = self._windows[agent_id] = WindowSums()
+            g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
+            self._glances[agent_id] = g
+            self._looks.plan(agent_id, now if g.near else steady_until(
+                g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
+                SIGNALS_REFRESH_S,
+            ))
+            before = self.active_alerts.get(agent_id)
+            if before is None:
+                before = self.active_alerts[agent_id] = {}
+            kinds = alert_kinds(g, self.wellbeing)
+            if not g.near and len(kinds) == len(before) and all(k in before for k in kinds):
+                continue  # the same alerts (their figures are read from the glance)
+            if g.near or (AlertKind.HIGH_OCCUPANCY in kinds
+                          and AlertKind.HIGH_OCCUPANCY not in before):
+                # near a threshold, or an occupancy alert to record: the exact figures
+                exact = running_signals(status.ledger, day, calls, now, start, self.wellbeing)
+                found = {a.kind: a for a in alerts(exact, self.wellbeing)}
+            else:
+                found = {a.kind: a for a in alerts(g.signals(), self.wellbeing)}
             for kind, alert in found.items():
                 if kind not in before:
                     record = AlertRecord(agent_id, kind.value, float(alert.value),
@@ -767,17 +856,58 @@ class StatsService:
         self.alerts_raised.extend(raised)
         return raised
 
+    def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
+        """The agent's signals at the last check (None: logged out then, or never looked at).
+
+        An agent who changed since is read at its change (the figures stay
+        consistent with its current state)."""
+        if agent_id not in self._glances or agent_id not in self.roster:
+            return None
+        status = self.roster.get(agent_id)
+        if status.state is AgentState.LOGGED_OUT:
+            return None
+        now = max(self._checked_at, status.ledger.since)
+        return running_signals(
+            status.ledger, self._agent_day(agent_id), self._call_log(agent_id), now,
+            day_start(now, self.sla), self.wellbeing,
+        )
+
+    def _alert_value(self, alert: Alert, now: float) -> float:
+        """An active alert's figure at ``now``, from the agent's last look (times grow on)."""
+        g = self._glances.get(alert.agent_id)
+        if g is None:
+            return float(alert.value)
+        later = max(0.0, now - g.now)
+        kind = alert.kind
+        if kind is AlertKind.NO_BREAK and g.since_break_s is not None:
+            return g.since_break_s + later
+        if kind is AlertKind.LONG_CALL and g.current_call_s is not None:
+            return g.current_call_s + later
+        if kind is AlertKind.HIGH_OCCUPANCY and g.occupancy is not None:
+            return g.occupancy
+        if kind is AlertKind.HARD_CALLS:
+            return float(g.hard_calls_recent)
+        if kind is AlertKind.CONSECUTIVE_CALLS:
+            return float(g.consecutive_calls)
+        return float(alert.value)
+
+    def glance(self, agent_id: str, now: float) -> tuple[float | None, float | None]:
+        """Time since the last break (at ``now``) and occupancy (when last looked at)."""
+        g = self._glances.get(agent_id)
+        if g is None:
+            return None, None
+        since = g.since_break_s
+        if since is not None and not g.resting:
+            since += max(0.0, now - g.now)
+        return since, g.occupancy
+
     # -- live figures -------------------------------------------------------------
 
     def _mark_live(self) -> None:
+        # The pages read the live figures from memory once a second (shenava.http.push);
+        # nothing is published to Redis for them. A change still kicks the writer.
         self._live_dirty = True
         self.writer.kick()
-
-    def _live_ops(self) -> list[Operation]:
-        if not self._live_dirty:
-            return []
-        self._live_dirty = False
-        return [LivePublish(json.dumps(self.snapshot(), separators=(",", ":")))]
 
     def queues(self) -> list[str]:
         return sorted(self.tally.queues() | {self.default_queue})
@@ -805,15 +935,15 @@ class StatsService:
                 reasons[status.reason.value] = reasons.get(status.reason.value, 0) + 1
             staffed += int(status.state in STAFFED_STATES)
             handling += int(status.state in HANDLING_STATES)
-            sig = self.signals.get(agent_id)
+            since_break, occupancy = self.glance(agent_id, self._checked_at)
             agents.append({
                 "agent_id": agent_id,
                 "name": status.profile.name,
                 "state": status.state.value,
                 "reason": status.reason.value if status.reason else None,
                 "since": status.ledger.since,
-                "since_break_s": None if sig is None else sig.since_break_s,
-                "occupancy": None if sig is None else sig.occupancy,
+                "since_break_s": since_break,
+                "occupancy": occupancy,
                 "break_position": positions.get(agent_id),
                 "break_after_call": agent_id in self.pending_grants,
                 "alerts": sorted(k.value for k in self.active_alerts.get(agent_id, {})),
@@ -835,8 +965,8 @@ class StatsService:
             "break_wait_max_s": max(waits, default=0.0),
             "fairness_today": self.fairness_today,
             "alerts": [
-                {"agent_id": a.agent_id, "kind": a.kind.value, "value": float(a.value),
-                 "limit": float(a.limit)}
+                {"agent_id": a.agent_id, "kind": a.kind.value,
+                 "value": self._alert_value(a, self._checked_at), "limit": float(a.limit)}
                 for per_agent in self.active_alerts.values() for a in per_agent.values()
             ],
             "alerts_today": sum(1 for a in self.alerts_raised if a.at >= day_start(now, self.sla)),
@@ -844,3 +974,32 @@ class StatsService:
 
     def waiting_requests(self) -> Iterable[BreakRecord]:
         return (BreakRecord(r.agent_id, r.reason, r.requested_at) for r in self.line.waiting())
+
+
+class _SignalsAtLastCheck(Mapping[str, WellbeingSignals]):
+    """``StatsService.signals``: exact signals at the last check, per agent, when read."""
+
+    def __init__(self, service: StatsService) -> None:
+        self._service = service
+        self._cache: dict[str, WellbeingSignals] = {}
+        self._cached_at = -math.inf
+
+    def __getitem__(self, agent_id: str) -> WellbeingSignals:
+        service = self._service
+        if self._cached_at != service._checked_at:
+            self._cache.clear()
+            self._cached_at = service._checked_at
+        found = self._cache.get(agent_id)
+        if found is None:
+            found = service.exact_signals(agent_id)
+            if found is None:
+                raise KeyError(agent_id)
+            if found.now == self._cached_at:
+                self._cache[agent_id] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._service._glances))
+
+    def __len__(self) -> int:
+        return len(self._service._glances)

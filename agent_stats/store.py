@@ -20,8 +20,6 @@ Keys (``P`` is the configured prefix, ``{stats}`` the Cluster hash tag, so one
                                                   call to end (JSON ``BreakRecord``)
 ``P:{stats}:breaks:DAY``                  list    grants (JSON), by grant day
 ``P:{stats}:alerts:DAY``                  list    alerts raised (JSON)
-``P:{stats}:live``                        string  the last live snapshot (JSON); also the
-                                                  pub/sub channel it is published on
 ========================================  ======  =====================================
 
 Writes come as a batch of typed operations (``apply``), one ``MULTI``/``EXEC``
@@ -210,14 +208,9 @@ class AlertRaised:
     record: AlertRecord
 
 
-@dataclass(frozen=True, slots=True)
-class LivePublish:
-    payload: str
-
-
 Operation = (
     LedgerWrite | OutcomeWrite | HeartbeatWrite | BreakRequested | BreakCancelled
-    | BreakGranted | BreakStarted | AlertRaised | LivePublish
+    | BreakGranted | BreakStarted | AlertRaised
 )
 
 
@@ -311,10 +304,6 @@ class StatsStore:
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, TAG, *parts))
-
-    @property
-    def live_channel(self) -> str:
-        return self._key("live")
 
     def day_of(self, t: float) -> date:
         """The site's local date holding ``t`` (the SLA's day alignment)."""
@@ -432,9 +421,6 @@ class StatsStore:
             key = self._key("alerts", self.day_of(op.record.at).isoformat())
             pipe.rpush(key, op.record.to_json())
             self._expire_once(pipe, key, self._retention_s)
-        elif isinstance(op, LivePublish):
-            pipe.set(self._key("live"), op.payload)
-            pipe.publish(self.live_channel, op.payload)
         else:  # pragma: no cover - the union above is exhaustive
             raise TypeError(f"unknown operation {op!r}")
 
@@ -616,11 +602,6 @@ class StatsStore:
         replies = await pipe.execute()
         self.round_trips += 1
         return [v for reply in replies for v in reply]
-
-    async def live_snapshot(self) -> dict[str, Any] | None:
-        raw = await self._client.get(self._key("live"))
-        self.round_trips += 1
-        return None if raw is None else dict(json.loads(raw))
 
 
 def _days(first: date, last: date) -> list[date]:

@@ -26,9 +26,11 @@ and reached.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from agent_stats.errors import InvalidConfigError
 from agent_stats.ledger import AgentLedger, Interval
@@ -206,3 +208,55 @@ def alerts(s: WellbeingSignals, config: WellbeingConfig) -> list[Alert]:
     if limit is not None and s.consecutive_calls >= limit:
         found.append(Alert(s.agent_id, AlertKind.CONSECUTIVE_CALLS, s.consecutive_calls, limit))
     return found
+
+
+ALERT_LOOK_EARLY_S = 0.001
+"""How much earlier than computed an agent is looked at again (float rounding of times)."""
+
+
+class AlertFigures(Protocol):
+    """What :func:`alerts_steady_until` reads (``WellbeingSignals`` has it)."""
+
+    @property
+    def now(self) -> float: ...
+    @property
+    def since_break_s(self) -> float | None: ...
+    @property
+    def resting(self) -> bool: ...
+    @property
+    def hard_calls_recent(self) -> int: ...
+    @property
+    def current_call_s(self) -> float | None: ...
+
+
+def alerts_steady_until(
+    s: AlertFigures,
+    config: WellbeingConfig,
+    occupancy_steady_s: float,
+    hard_call_expires_at: float | None,
+    calls_forgotten_at: float | None,
+) -> float:
+    """Until when the agent's alerts stay as they are at ``s.now`` if nothing happens to it.
+
+    "Nothing happens": no state change, no call answered or ended (those make the
+    heartbeat look again anyway). Never later than the first moment an alert
+    could appear or go with time alone; earlier is harmless (the heartbeat
+    looks, finds the same alerts, and asks again). ``occupancy_steady_s``: how
+    long the occupancy alert keeps its state (``running.WindowSums``);
+    ``hard_call_expires_at``: when the oldest hard call of
+    ``hard_calls_window_s`` leaves it; ``calls_forgotten_at``: when the oldest
+    kept call is forgotten.
+    """
+    now = s.now
+    if s.since_break_s is None:
+        return math.inf  # logged out: nothing moves until they log in
+    soon = now + occupancy_steady_s
+    if not s.resting and s.since_break_s < config.max_without_break_s:
+        soon = min(soon, now + (config.max_without_break_s - s.since_break_s))
+    if s.current_call_s is not None and s.current_call_s < config.long_call_s:
+        soon = min(soon, now + (config.long_call_s - s.current_call_s))
+    if s.hard_calls_recent >= config.hard_calls_limit and hard_call_expires_at is not None:
+        soon = min(soon, hard_call_expires_at)
+    if calls_forgotten_at is not None:
+        soon = min(soon, calls_forgotten_at)
+    return soon - ALERT_LOOK_EARLY_S

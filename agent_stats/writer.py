@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from agent_stats.store import LivePublish, Operation
+from agent_stats.store import Operation
 from shenava.aio import as_deferred
 
 log = Logger()
@@ -131,7 +131,7 @@ class StoreWriter:
     def _failed(self, failure: Any, batch: list[Operation]) -> None:
         self._busy = False
         self.failures += 1
-        kept = [op for op in batch if not isinstance(op, LivePublish)]
+        kept = batch
         log.error(
             "statistics not written ({error}); {count} operations kept for a retry",
             error=failure.getErrorMessage(),

@@ -75,15 +75,35 @@ class BannerTimeoutError(AMIError):
     code = "ami.banner_timeout"
 
 
+def set_no_delay(transport: Any, enabled: bool = True) -> bool:
+    """``TCP_NODELAY`` on a TCP transport (or the TCP under a TLS one); False if none.
+
+    AMI is small writes answered by small writes (an action, its response; an
+    AGI command, its result): with Nagle's algorithm on, a write waits for the
+    ACK of the last one, which the peer delays (about 40 ms on Linux); with the
+    option on neither side an AGI step took 20 ms more. Asterisk sets it on its
+    side of every manager connection (``session_do`` in ``main/manager.c``);
+    this side sets it too, for back-to-back writes and peers that do not. See
+    docs/ami.md."""
+    for candidate in (transport, getattr(transport, "transport", None)):
+        setter = getattr(candidate, "setTcpNoDelay", None)
+        if setter is not None:
+            setter(enabled)
+            return True
+    return False
+
+
 class _Guard(Protocol):
     """Sits between the transport and ClientService's proxy (see the module doc)."""
 
-    def __init__(self, proxy: Any, ami: AMIProtocol) -> None:
+    def __init__(self, proxy: Any, ami: AMIProtocol, no_delay: bool = True) -> None:
         self.proxy = proxy
         self.ami = ami
         self.prepared = False
+        self.no_delay = no_delay
 
     def makeConnection(self, transport: Any) -> None:
+        set_no_delay(transport, self.no_delay)
         Protocol.makeConnection(self, transport)
         self.proxy.makeConnection(transport)
 
@@ -108,7 +128,7 @@ class _GuardFactory(Factory):
         if proxy is None or ami is None:
             return None
         self.connection._last_built = None
-        guard = _Guard(proxy, ami)
+        guard = _Guard(proxy, ami, self.connection.tcp_no_delay)
         self.connection._guards[proxy] = guard
         return guard
 
@@ -159,6 +179,8 @@ class AMIConnection(Service):
 
     ``endpoint`` is any ``IStreamClientEndpoint`` (``TCP4ClientEndpoint`` in
     production, a fake in tests); ``clock`` the reactor or a ``task.Clock``.
+    ``tcp_no_delay`` (on by default) sets ``TCP_NODELAY`` on the connection;
+    off is for measuring what it saves.
     """
 
     log = Logger()
@@ -177,8 +199,10 @@ class AMIConnection(Service):
         retry_policy: Callable[[int], float] | None = None,
         protocol_factory: Callable[[], AMIProtocol] | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        tcp_no_delay: bool = True,
     ) -> None:
         self.clock = clock
+        self.tcp_no_delay = tcp_no_delay
         self.max_message_bytes = max_message_bytes
         self.credentials = credentials
         self.keepalive_interval = keepalive_interval

@@ -10,7 +10,10 @@ interleaved, and times from connecting until the last message is parsed and
 the connection is closed; the best round counts.
 
 - ``shenava``: ``AMIDecoder`` inside a Twisted ``Protocol`` on the reactor
-  (the platform default, or ``--reactor asyncio`` as the daemon runs).
+  (the platform default, or ``--reactor asyncio`` as the daemon runs): lazy
+  framing, event headers NOT split, so not like for like with the libraries;
+  ``shenava_full_parse`` splits every header (see ``ami_codec`` for the
+  like-for-like and daemon-path figures at several read sizes).
 - ``asterisk_ami``: asterisk-ami's real ``AMIClient`` (its reader thread,
   ``_next_pack``, ``fire_recv_pack``), a listener counting events and responses.
 - ``panoramisk``: its ``AMIProtocol`` on an asyncio loop (in a worker thread),

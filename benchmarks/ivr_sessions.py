@@ -6,7 +6,13 @@
 A child process (``multiprocessing``, spawn) runs the test PBX on a free
 loopback port with its own reactor. This process runs the daemon as
 ``shenava run`` builds it (:class:`shenava.app.Shenava`: AMI connection,
-tracker, call flow, IVR runners, dispatcher; no Redis) on the real reactor.
+tracker, call flow, IVR runners, dispatcher) on the real reactor, but
+**without Redis** (``redis=None``): the packages that need it are not
+installed at all, so no complaint is registered, no statistics, SLA or agent
+time are written and no recording is kept. The figures are the IVR and
+routing alone; ``benchmarks/stats_pipeline.py`` measures the statistics with a
+real Redis, and the whole system with Redis is issue #16's ``system.py``
+(not written yet).
 Once the daemon is logged in, the child places ``--sessions`` scripted
 callers within ``--ramp-s`` seconds, each walking the default menus (a
 seeded mix: a full new complaint, status look-up, voicemail, callback, agent),

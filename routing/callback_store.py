@@ -285,6 +285,16 @@ class CallbackStore:
         """Every open flag, by when it may next be dialled."""
         return await self._many(await self._client.zrange(self._key("due"), 0, -1))
 
+    async def first_due(self, limit: int) -> list[CallbackFlag]:
+        """The ``limit`` open flags to be dialled first (the wallboard's backlog list)."""
+        if limit <= 0:
+            return []
+        return await self._many(await self._client.zrange(self._key("due"), 0, limit - 1))
+
+    async def attention_count(self) -> int:
+        """How many flags need a person's look (without reading them)."""
+        return int(await self._client.zcard(self._key("attention")))
+
     async def backlog(self, now: float) -> int:
         """Open flags due by ``now`` (the wallboard's callback backlog)."""
         return int(await self._client.zcount(self._key("due"), "-inf", now))

@@ -8,6 +8,10 @@ for an agent looks only at the tops of the buckets the agent can serve (its
 languages times its skills), never at the whole line, so a decision costs
 O(buckets + log n) at any length of line.
 
+A call's place (``position``, read for every hold announcement) is O(log n)
+too: the live entries are also kept in sorted lists, one per bucket and one
+for the whole line, where a place is a binary search.
+
 Leaving is lazy: the call is forgotten at once and its heap entry is dropped when
 it reaches the top, or when a bucket holds more dead entries than live ones.
 """
@@ -17,7 +21,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from itertools import count, product
+from itertools import count, islice, product
+
+from sortedcontainers import SortedList
 
 from routing.calls import WaitingCall
 from routing.errors import CallAlreadyWaitingError, UnknownCallError
@@ -93,6 +99,8 @@ class WaitingLine:
         self._heaps: dict[Bucket, list[_Entry]] = {}
         self._live: dict[str, tuple[_Entry, WaitingCall]] = {}
         self._live_count: dict[Bucket, int] = {}
+        self._sorted: dict[Bucket, SortedList] = {}
+        self._all_sorted = SortedList()
         self._seq = count()
 
     @property
@@ -130,15 +138,22 @@ class WaitingLine:
         heapq.heappush(self._heaps.setdefault(bucket, []), entry)
         self._live[call.call_id] = (entry, call)
         self._live_count[bucket] = self._live_count.get(bucket, 0) + 1
+        ordered = self._sorted.get(bucket)
+        if ordered is None:
+            ordered = self._sorted[bucket] = SortedList()
+        ordered.add(entry)
+        self._all_sorted.add(entry)
 
     def leave(self, call_id: str) -> WaitingCall:
         """Take a call out of the line (answered elsewhere, hung up, chose a callback)."""
         found = self._live.pop(call_id, None)
         if found is None:
             raise UnknownCallError(call_id)
-        call = found[1]
+        entry, call = found
         bucket = (call.language, call.skill)
         self._live_count[bucket] -= 1
+        self._sorted[bucket].remove(entry)
+        self._all_sorted.remove(entry)
         heap = self._heaps[bucket]
         dead = len(heap) - self._live_count[bucket]
         if dead > _COMPACT_MIN_DEAD and dead > self._live_count[bucket]:
@@ -169,27 +184,19 @@ class WaitingLine:
         return score(self._require(call_id), now, self._config)
 
     def position(self, call_id: str) -> Position:
-        """O(n): for explanations, not for routing."""
+        """O(log n): a binary search in the bucket's and the whole line's sorted entries."""
         entry, call = self._require_entry(call_id)
         bucket = (call.language, call.skill)
-        in_bucket = overall = 1
-        for other_entry, other in self._live.values():
-            if other_entry < entry:
-                overall += 1
-                if (other.language, other.skill) == bucket:
-                    in_bucket += 1
+        in_bucket = self._sorted[bucket].bisect_left(entry) + 1
+        overall = self._all_sorted.bisect_left(entry) + 1
         return Position(in_bucket, self._live_count[bucket], overall, len(self._live))
 
     def ahead_of(self, call_id: str, limit: int) -> list[WaitingCall]:
         """The first ``limit`` calls ahead of this one for the same agents, best first."""
         entry, call = self._require_entry(call_id)
-        bucket = (call.language, call.skill)
-        better = [
-            (other_entry, other)
-            for other_entry, other in self._live.values()
-            if other_entry < entry and (other.language, other.skill) == bucket
-        ]
-        return [other for _, other in heapq.nsmallest(limit, better, key=lambda item: item[0])]
+        ordered = self._sorted[(call.language, call.skill)]
+        better = islice(ordered.irange(maximum=entry, inclusive=(True, False)), max(0, limit))
+        return [self._live[other[3]][1] for other in better]
 
     def explain(self, call_id: str, now: float, limit: int = 5) -> LineExplanation:
         """Why this call stands where it does: its score, place and who is ahead."""

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     pbx.add_argument("--manager-conf", type=Path, default=None,
                      help="apply this manager.conf's read/write classes and event filters of "
                           "--username, as Asterisk does (e.g. etc/asterisk/manager.conf)")
+    from shenava.testpbx_cmd import add_load_options
+
+    add_load_options(pbx)
     pbx.set_defaults(func=_cmd_testpbx)
 
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")

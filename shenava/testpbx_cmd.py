@@ -20,6 +20,94 @@ def ami_secret(args: argparse.Namespace) -> str:
     return os.environ.get(args.secret_env) or DEFAULT_SECRET
 
 
+CALLER_MIXES = ("demo", "agents", "complaints")
+AGENT_ENDPOINT_BASE = 3000
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """``shenava testpbx``'s load options (a whole-system run without a real Asterisk)."""
+    parser.add_argument("--call-rate", type=float, default=0.0, metavar="PER_S",
+                        help="place callers at this many per second, Poisson arrivals (default 0)")
+    parser.add_argument("--caller-mix", choices=CALLER_MIXES, default="demo",
+                        help="what the callers do: the demo's mix (complaints, agents, look-ups, "
+                             "voicemail, callbacks), all ask for an agent, or all file a complaint")
+    parser.add_argument("--patience-s", type=float, default=120.0,
+                        help="a caller waiting for an agent hangs up after this long (default 120)")
+    parser.add_argument("--agents", type=int, default=0, metavar="N",
+                        help=f"register N agent phones PJSIP/{AGENT_ENDPOINT_BASE}.. that answer "
+                             "after 1 s and talk --talk-s (default 0)")
+    parser.add_argument("--talk-s", type=float, default=30.0,
+                        help="how long an agent phone talks (default 30)")
+    parser.add_argument("--load-seed", type=int, default=1, help="seed of the callers' choices")
+
+
+class CallerLoad:
+    """Callers placed at a steady Poisson rate on ``world``, and agent phones that answer."""
+
+    def __init__(self, reactor: Any, world: Any, *, call_rate: float, caller_mix: str = "demo",
+                 patience_s: float = 120.0, agents: int = 0, talk_s: float = 30.0,
+                 seed: int = 1) -> None:
+        import random
+
+        from ami_bridge.testpbx.scripts import PhoneScript
+
+        self.reactor = reactor
+        self.world = world
+        self.call_rate = call_rate
+        self.caller_mix = caller_mix
+        self.patience_s = patience_s
+        self.placed = 0
+        self._rng = random.Random(seed)
+        self._mix: Any = None
+        self._call: Any = None
+        for i in range(agents):
+            world.register_phone(f"PJSIP/{AGENT_ENDPOINT_BASE + i}",
+                                 PhoneScript(answer_after_s=1.0, talk_s=talk_s))
+
+    def start(self) -> None:
+        if self.call_rate > 0:
+            self._call = self.reactor.callLater(self._rng.expovariate(self.call_rate), self._place)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def next_script(self) -> Any:
+        from dataclasses import replace
+
+        from ami_bridge.testpbx.scripts import CallerScript
+        from shenava.demo import CallerMix
+
+        rng = self._rng
+        if self.caller_mix == "demo":
+            if self._mix is None:
+                self._mix = CallerMix(rng, None)
+            return replace(self._mix.next(), patience_s=self.patience_s)
+        number = "0912" + "".join(rng.choice("0123456789") for _ in range(7))
+        lang = rng.choice("12")
+        if self.caller_mix == "agents":
+            answers: tuple[str, ...] = (lang, "3")
+        else:
+            from shenava.demo import luhn_complete
+
+            account = luhn_complete("".join(rng.choice("0123456789") for _ in range(9)))
+            answers = (lang, "1", str(rng.randint(1, 6)), "2", "3", account + "#", "1")
+        return CallerScript(number=number, name=f"Caller {self.placed + 1}", language=None,
+                            answers=answers, answer_delay_s=rng.uniform(0.5, 2.0),
+                            patience_s=self.patience_s)
+
+    def _place(self) -> None:
+        from ami_bridge.testpbx.scripts import PhoneMode, PhoneScript
+
+        script = self.next_script()
+        # the caller's own phone, should Shenava call them back: no answer
+        self.world.register_phone(f"PJSIP/{script.number}", PhoneScript(mode=PhoneMode.NO_ANSWER))
+        self.world.place_call(script)
+        self.placed += 1
+        self._call = self.reactor.callLater(self._rng.expovariate(self.call_rate), self._place)
+
+
 def serve_testpbx(args: argparse.Namespace) -> int:
     from ami_bridge.testpbx.server import port_number
     from ami_bridge.testpbx.service import start_testpbx
@@ -60,6 +148,12 @@ def serve_testpbx(args: argparse.Namespace) -> int:
             reactor.stop()
             return
         print(f"test PBX listening on {args.host}:{port_number(port)}", flush=True)
+        if getattr(args, "call_rate", 0) or getattr(args, "agents", 0):
+            CallerLoad(
+                reactor, _world, call_rate=args.call_rate, caller_mix=args.caller_mix,
+                patience_s=args.patience_s, agents=args.agents, talk_s=args.talk_s,
+                seed=args.load_seed,
+            ).start()
 
     reactor.callWhenRunning(start)
     reactor.run()

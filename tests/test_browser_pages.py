@@ -10,9 +10,14 @@ Playwright's sync API refuses to run in a thread where an asyncio loop is
 running, and pytest-twisted's asyncio reactor is one: every browser call goes
 to one worker thread (:class:`BrowserThread`).
 
+The demo gets a redis-server of this test's own (``-c`` with its URL), so each
+action from a page is checked in Redis too, besides the API.
+
 Without chromium or Playwright these tests are skipped, except under ``CI=true``,
 where they fail: CI runs ``scripts/bootstrap``, which installs both.
-Set ``SHENAVA_SCREENSHOTS=/some/folder`` to keep a screenshot of each page.
+Screenshots of each page at 1920x1080 and 390x844, in Persian and English, are
+kept under the test's temporary folder (the artefacts); set
+``SHENAVA_SCREENSHOTS=/some/folder`` (e.g. ``docs/img``) to keep them there too.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import redis
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -55,6 +62,10 @@ SL_LIMIT_S = 60.0
 PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
 SUPERVISOR = "supervisor"
 SCREENSHOTS = os.environ.get("SHENAVA_SCREENSHOTS")
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SIZES = {"tv": (1920, 1080), "phone": (390, 844)}
+CALL_LIMIT_S = 120.0
+"""How long an agent of the demo may wait for a call to come to their desk."""
 T = TypeVar("T")
 
 
@@ -91,22 +102,57 @@ class Demo:
     links: dict[str, str]
     secrets: dict[str, str]
     log: Path
-    _cookie: str = ""
+    redis_url: str = ""
+    _sessions: dict[str, tuple[str, str]] | None = None
 
-    def get(self, path: str) -> dict[str, Any]:
-        """The API as the demo's supervisor (signed in once, by urllib)."""
-        if not self._cookie:
-            body = json.dumps({"name": SUPERVISOR, "password": self.secrets[SUPERVISOR]}).encode()
+    def session(self, name: str = SUPERVISOR) -> tuple[str, str]:
+        """``(cookie, csrf token)`` of ``name``, signed in once by urllib."""
+        if self._sessions is None:
+            self._sessions = {}
+        if name not in self._sessions:
+            body = json.dumps({"name": name, "password": self.secrets[name]}).encode()
             request = urllib.request.Request(
                 self.api + "/api/session", data=body, method="POST",
                 headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(request, timeout=5) as response:
-                cookie = response.headers["set-cookie"]
-            self._cookie = cookie.split(";")[0]
-        request = urllib.request.Request(self.api + path, headers={"Cookie": self._cookie})
+                cookie = response.headers["set-cookie"].split(";")[0]
+            request = urllib.request.Request(self.api + "/api/session", headers={"Cookie": cookie})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                csrf = json.loads(response.read())["csrf"]
+            self._sessions[name] = (cookie, csrf)
+        return self._sessions[name]
+
+    def get(self, path: str, name: str = SUPERVISOR) -> Any:
+        """The API as ``name`` (the demo's supervisor unless said)."""
+        request = urllib.request.Request(self.api + path, headers={"Cookie": self.session(name)[0]})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def post(self, path: str, body: Any, name: str = SUPERVISOR) -> Any:
+        cookie, csrf = self.session(name)
+        request = urllib.request.Request(
+            self.api + path, data=json.dumps(body).encode(), method="POST",
+            headers={"Cookie": cookie, "X-CSRF-Token": csrf, "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=5) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
+            return json.loads(response.read())
+
+    def events(self, wanted: int, name: str = SUPERVISOR, query: str = "") -> list[tuple[str, Any]]:
+        """The first ``wanted`` events of ``GET /api/events`` (blocking; the stream is closed)."""
+        request = urllib.request.Request(self.api + "/api/events" + query,
+                                         headers={"Cookie": self.session(name)[0]})
+        out: list[tuple[str, Any]] = []
+        with urllib.request.urlopen(request, timeout=10) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            event = ""
+            for raw in stream:
+                line = raw.decode("utf-8").rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    out.append((event, json.loads(line[6:])))
+                    if len(out) >= wanted:
+                        break
+        return out
 
     def stop(self) -> None:
         """SIGTERM to the demo's session (the demo and its redis-server), then wait."""
@@ -157,19 +203,26 @@ def _read_urls(process: subprocess.Popen[bytes], log: Path) -> tuple[dict[str, s
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    from shenava.config import DEMO_CONFIG_TOML
+    from shenava.redis_server import start_redis_server
+
     folder = tmp_path_factory.mktemp("browser-demo")
+    server = start_redis_server(folder / "redis")
+    config = folder / "demo.toml"
+    assert '[redis]\nurl = ""' in DEMO_CONFIG_TOML
+    config.write_text(DEMO_CONFIG_TOML.replace('[redis]\nurl = ""', f'[redis]\nurl = "{server.url}"', 1))
     shenava = Path(sys.executable).with_name("shenava")
     command = [str(shenava)] if shenava.exists() else [sys.executable, "-m", "shenava.cli"]
     port = _free_port()
     log = folder / "demo.log"
     with log.open("w") as err:
         process = subprocess.Popen(
-            [*command, "demo", "--duration", str(DEMO_LIMIT_S), "--quiet", "--seed", "1",
-             "--http-port", str(port)],
+            [*command, "demo", "-c", str(config), "--duration", str(DEMO_LIMIT_S), "--quiet",
+             "--seed", "1", "--http-port", str(port)],
             cwd=ROOT, env={**os.environ, "TMPDIR": str(folder)}, stdout=subprocess.PIPE,
             stderr=err, start_new_session=True,
         )
-    running = Demo(process, f"http://127.0.0.1:{port}", {}, {}, log)
+    running = Demo(process, f"http://127.0.0.1:{port}", {}, {}, log, server.url)
     try:
         running.links, running.secrets = _read_urls(process, log)
         with socket.create_connection(("127.0.0.1", port), timeout=5):
@@ -177,6 +230,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield running
     finally:
         running.stop()
+        server.stop()
 
 
 # -- the browser in its own thread ----------------------------------------------------------
@@ -216,16 +270,18 @@ class BrowserThread:
         finally:
             self._pool.shutdown(wait=True)
 
-    def page(self) -> Page:
+    def page(self, size: tuple[int, int] = (1400, 900), *, bypass_csp: bool = False) -> Page:
         """A fresh context (no cookies) and page (to be used inside :meth:`run`)."""
         assert self.browser is not None
-        context = self.browser.new_context(viewport={"width": 1400, "height": 900})
+        context = self.browser.new_context(viewport={"width": size[0], "height": size[1]},
+                                           bypass_csp=bypass_csp)
         context.set_default_timeout(WAIT_MS)
         return context.new_page()
 
-    def signed_in(self, demo: Demo, name: str, where: str) -> Page:
+    def signed_in(self, demo: Demo, name: str, where: str, size: tuple[int, int] = (1400, 900),
+                  *, bypass_csp: bool = False) -> Page:
         """A fresh page, signed in as ``name`` through the sign-in page, then at ``where``."""
-        page = self.page()
+        page = self.page(size, bypass_csp=bypass_csp)
         page.goto(demo.api + "/" + where)  # not signed in: the page sends us to sign in
         page.wait_for_url(re.compile(r"/sign-in\?"))
         page.fill("#signin-name", name)
@@ -245,9 +301,32 @@ def browser() -> Iterator[BrowserThread]:
         thread.close()
 
 
-def screenshot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"shenava-{name}.png"), full_page=True)
+def screenshot(page: Page, name: str, folder: Path | None = None) -> None:
+    for where in (folder, Path(SCREENSHOTS) if SCREENSHOTS else None):
+        if where is not None:
+            where.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(where / f"shenava-{name}.png"), full_page=True)
+
+
+OVERFLOW_JS = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 && box.height === 0) continue;
+    if (box.right > width + 1 || box.left < -1) wide.push(el.tagName + "#" + el.id + "." + el.className + " " + Math.round(box.left) + ".." + Math.round(box.right));
+  }
+  return {width, scroll: document.documentElement.scrollWidth, wide: wide.slice(0, 10)};
+}"""
+
+PAINTED_JS = """(id) => {
+  const canvas = document.querySelector("#" + id + " canvas");
+  if (!canvas) return 0;
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let painted = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) painted++;
+  return painted;
+}"""
 
 
 def wait_live(page: Page) -> None:
@@ -334,50 +413,78 @@ def test_desk_buttons_change_the_agents_state(demo: Demo, browser: BrowserThread
     browser.run(work)
 
 
-def test_persian_wallboard_shows_the_apis_service_level(demo: Demo, browser: BrowserThread) -> None:
+def test_pushed_figures_equal_the_apis(demo: Demo) -> None:
+    # Two pushed "board" events with the same day's counters around one GET /api/wallboard:
+    # the counters only grow, so the API's answer in between must show the same ones.
+    deadline = time.monotonic() + SL_LIMIT_S
+    keys = ("offered", "answered", "abandoned", "answered_in_sl", "sl")
+    while True:
+        assert time.monotonic() < deadline, "the pushed figures never held still around a GET"
+        first = [d for name, d in demo.events(6) if name == "board"][-1]
+        api = demo.get("/api/wallboard")
+        then = [d for name, d in demo.events(6) if name == "board"][-1]
+        day = first["queues"][first["queue"]]["day"]
+        if day["offered"] == 0 or day != then["queues"][then["queue"]]["day"]:
+            time.sleep(0.5)
+            continue
+        api_day = api["queues"][api["queue"]]["day"]
+        assert {k: api_day[k] for k in keys} == {k: day[k] for k in keys}
+        assert api["sla"] == first["sla"] and api["site"] == first["site"]
+        assert api["callbacks"]["open"] in (first["callbacks"]["open"], then["callbacks"]["open"])
+        break
+    # a wallboard gets every agent's row when it connects, stable figures (minutes)
+    events = demo.events(3)
+    assert [name for name, _ in events] == ["series", "board", "agents"]
+    rows = {r["id"]: r for r in events[2][1]["rows"]}
+    assert sorted(rows) == ["a1", "a2", "a3", "a4"]
+    listed = {a["id"]: a for a in demo.get("/api/wallboard")["agents"]}
+    for agent_id, row in rows.items():
+        assert row["name"] == listed[agent_id]["name"]
+        assert set(row["allowance_min"]) == {"earned", "taken", "exempt", "left"}
+    # an agent's desk gets the queue's figures and their own row, nobody else's
+    desk = demo.events(2, name="a2")
+    assert [name for name, _ in desk] == ["queue", "me"]
+    assert "break_line" not in desk[0][1] and "agents" not in desk[0][1]
+    assert desk[1][1]["agent"]["id"] == "a2"
+    assert desk[1][1]["agent"]["allowance"]["earned_s"] >= 0
+
+
+def test_persian_wallboard_shows_the_pushed_figures_and_draws_charts(
+    demo: Demo, browser: BrowserThread
+) -> None:
     def work() -> None:
         page = browser.signed_in(demo, SUPERVISOR, "wallboard")
         html = page.locator("html")
         expect(html).to_have_attribute("dir", "rtl")
         expect(html).to_have_attribute("lang", "fa")
         wait_live(page)
-        # The page's own answers: wait for one where a call has been offered today,
-        # then the page must show exactly that answer's service level.
-        deadline = time.monotonic() + SL_LIMIT_S
-        shown: dict[str, Any] | None = None
-        while shown is None:
-            assert time.monotonic() < deadline, "no call offered in the demo in time"
-            with page.expect_response(lambda r: r.url.endswith("/api/wallboard")) as answer:
-                pass
-            data = answer.value.json()
-            day = data["queues"][data["queue"]]["day"]
-            if day["sl"] is None:
-                continue
-            try:
-                expect(page.locator("#sl-day")).to_have_attribute(
-                    "data-value", js_number(day["sl"]), timeout=3000)
-                expect(page.locator("#answered")).to_have_attribute(
-                    "data-value", str(day["answered"]), timeout=1)
-            except AssertionError:
-                continue  # the figures moved on between two polls: take the next answer
-            shown = data
-        day = shown["queues"][shown["queue"]]["day"]
-        text = page.locator("#sl-day").inner_text()
-        assert text == persian(str(round(day["sl"] * 100))) + "٪"
-        assert page.locator("#answered").inner_text() == persian(str(day["answered"]))
-        # Persian digits everywhere in the figures, the Jalali date in the header
+        expect(page.locator("#sl-day")).not_to_have_attribute("data-value", "null",
+                                                              timeout=SL_LIMIT_S * 1000)
+        # what the page shows is the pushed value, in Persian digits
+        sl = json.loads(page.locator("#sl-day").get_attribute("data-value") or "null")
+        shown = page.locator("#sl-day").inner_text()
+        assert shown == persian(str(round(sl * 100))) + "٪", (sl, shown)
+        answered = page.locator("#answered").get_attribute("data-value")
+        assert page.locator("#answered").inner_text() == persian(str(answered))
         figures = page.locator(".tiles").inner_text() + " ".join(
             page.locator("#agents td.num").all_inner_texts())  # not the ids: "Maryam (a1)"
         assert re.search("[0-9]", figures) is None, figures
         assert re.search(f"[{PERSIAN_DIGITS}]", figures)
-        year = shown["site"]["today_jalali"][:4]
+        assert "دقیقه" in figures or "ثانیه" in figures  # durations carry units
+        board = demo.get("/api/wallboard")
+        year = board["site"]["today_jalali"][:4]
         assert persian(year) in page.locator("#today").inner_text()
         assert "سطح خدمت امروز" in page.locator("#tile-sl-day").inner_text()
-        # every agent of the answer has a row with its state
-        for agent in shown["agents"]:
-            row = page.locator(f'#agents tr[data-agent="{agent["id"]}"]')
-            expect(row).to_have_count(1)
-        screenshot(page, "wallboard-fa")
+        for agent in board["agents"]:
+            expect(page.locator(f'#agents tr[data-agent="{agent["id"]}"]')).to_have_count(1)
+        # the charts draw the pushed points, with Persian digits on the axes
+        for chart in ("chart-sl", "chart-outcomes", "chart-waiting", "chart-states"):
+            expect(page.locator(f"#{chart}")).not_to_have_attribute("data-points", "0")
+            expect(page.locator(f"#{chart} canvas")).to_have_count(1)
+            assert page.evaluate(PAINTED_JS, chart) > 500, chart
+        waiting = page.locator("#chart-waiting")
+        axis = " ".join(waiting.get_attribute(f"data-axis{i}") or "" for i in range(3))
+        assert re.search(f"[{PERSIAN_DIGITS}]", axis) and not re.search("[0-9]", axis), axis
         page.context.close()
 
     browser.run(work)
@@ -438,6 +545,182 @@ def test_english_pages_the_demos_link_the_cookie_and_sign_out(demo: Demo, browse
         page.context.close()
 
     browser.run(work)
+
+
+def test_desk_actions_reach_the_api_and_redis(demo: Demo, browser: BrowserThread) -> None:
+    client = redis.Redis.from_url(demo.redis_url)
+
+    def work() -> None:
+        agent_id = "a3"
+        page = browser.signed_in(demo, agent_id, "desk?lang=en")
+        wait_live(page)
+        try:
+            demo.post(f"/api/agents/{agent_id}/ready", {}, name=agent_id)
+        except urllib.error.HTTPError as exc:  # 409: on a call already, as wanted
+            assert exc.code == 409, exc
+        # the demo's callers come to the agent; the screen pop and its actions appear
+        expect(page.locator("#call-actions")).to_be_visible(timeout=CALL_LIMIT_S * 1000)
+        facts = page.locator("#call-facts").inner_text()
+        assert "product" not in facts or "Category" in facts
+        # a note and a status on the call's complaint (first: the next call may come soon)
+        if page.locator("#complaint-form").is_visible():
+            ref = page.locator("#complaint-ref").inner_text()
+            page.fill("#complaint-note", "explained the refund process")
+            page.select_option("#complaint-status", "in_progress")
+            with page.expect_response(lambda r: "/api/complaints/" in r.url) as r:
+                page.click("#btn-complaint")
+            assert r.value.status == 200, r.value.text()
+            complaint = demo.get(f"/api/complaints/{ref}")
+            assert complaint["status"] == "in_progress"
+            assert "explained the refund process" in json.dumps(complaint, ensure_ascii=False)
+        # a follow-up an hour from now
+        page.fill("#follow-up-note", "call back about the refund")
+        with page.expect_response(lambda r: r.url.endswith("/follow-up")) as r:
+            page.click("#btn-follow-up")
+        assert r.value.status == 200, r.value.text()
+        flag = r.value.json()
+        expect(page.locator("#follow-up-result")).to_have_attribute("data-ok", "1")
+        flags = demo.get("/api/complaints/callbacks?state=open")
+        mine = [f for f in flags if f["flag_id"] == flag["flag_id"]]
+        assert mine and any(r_["kind"] == "follow_up" and r_["note"] == "call back about the refund"
+                            for r_ in mine[0]["reasons"])
+        stored = client.get(f"shenava:{{callbacks}}:flag:{flag['flag_id']}")
+        assert stored is not None and b"call back about the refund" in stored
+        # an abusive caller: the report is kept, and recovery follows
+        page.select_option("#abuse-category", "threat")
+        page.fill("#abuse-note", "threatened to come to the office")
+        with page.expect_response(lambda r: r.url.endswith("/abuse")) as r:
+            page.click("#btn-abuse")
+        assert r.value.status == 200, r.value.text()
+        report = r.value.json()["report_id"]
+        expect(page.locator("#abuse-result")).to_have_attribute("data-report", report)
+        pending = demo.get("/api/complaints/abuse")
+        listed = pending if isinstance(pending, list) else pending.get("reports", [])
+        assert any(p["report_id"] == report and p["note"] == "threatened to come to the office"
+                   for p in listed), pending
+        assert client.exists(f"shenava:{{complaints}}:abuse:r:{report}")
+        # the daemon found the caller's number itself (the agent sees it masked)
+        by_number = list(client.scan_iter(match="shenava:{complaints}:abuse:number:*"))
+        assert any(client.zscore(k, report) is not None for k in by_number)
+        # recovery follows as for any report: at once, or when the call ends
+        deadline = time.monotonic() + CALL_LIMIT_S
+        said = f"agent {agent_id} in recovery after abuse report {report}"
+        while said not in demo.log.read_text():
+            assert time.monotonic() < deadline, "no recovery after the abuse report"
+            time.sleep(0.5)
+        page.context.close()
+
+    try:
+        browser.run(work)
+    finally:
+        client.close()
+
+
+def test_layouts_from_phone_to_tv_and_accessibility(
+    demo: Demo, browser: BrowserThread, tmp_path: Path
+) -> None:
+    def work() -> None:
+        for name, who, path in (("wallboard", SUPERVISOR, "wallboard"), ("desk", "a1", "desk")):
+            page = browser.signed_in(demo, who, path, bypass_csp=True)
+            for lang in ("fa", "en"):
+                for size_name, size in SIZES.items():
+                    page.set_viewport_size({"width": size[0], "height": size[1]})
+                    page.goto(f"{demo.api}/{path}?lang={lang}")
+                    wait_live(page)
+                    if name == "wallboard":
+                        expect(page.locator("#agents tr")).to_have_count(4)
+                        expect(page.locator("#chart-sl canvas")).to_have_count(1)
+                    layout = page.evaluate(OVERFLOW_JS)
+                    assert layout["scroll"] <= layout["width"] and not layout["wide"], (
+                        name, lang, size_name, layout)
+                    screenshot(page, f"{name}-{lang}-{size_name}", tmp_path)
+                    if size_name == "tv" and AXE.exists():
+                        page.add_script_tag(path=str(AXE))
+                        result = page.evaluate(
+                            "async () => (await axe.run(document, {resultTypes: ['violations']}))"
+                            ".violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length,"
+                            " target: v.nodes[0].target}))")
+                        bad = [v for v in result if v["impact"] in ("serious", "critical")]
+                        assert not bad, (name, lang, bad)
+            if name == "wallboard":
+                # the TV mode: no chrome, figures that fill the screen
+                page.set_viewport_size({"width": 1920, "height": 1080})
+                page.goto(demo.api + "/wallboard?tv=1")
+                wait_live(page)
+                expect(page.locator("body")).to_have_class(re.compile(r"\btv\b"))
+                expect(page.locator("#lang-switch")).to_be_hidden()
+                height = page.evaluate(
+                    "() => document.querySelector('#waiting').getBoundingClientRect().height")
+                assert height >= 70, height
+                screenshot(page, "wallboard-fa-tv-mode", tmp_path)
+            page.context.close()
+
+    browser.run(work)
+    assert len(list(tmp_path.glob("*.png"))) == 9
+
+
+def test_supervisor_reviews_an_abuse_report_and_reads_the_report(
+    demo: Demo, browser: BrowserThread, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(demo.redis_url)
+    made = demo.post("/api/complaints/abuse", {
+        "number": "09125550000", "category": "verbal_abuse", "note": "shouted insults"}, name="a2")
+    report = made["report_id"]
+
+    def work() -> None:
+        page = browser.signed_in(demo, SUPERVISOR, "review?lang=en", bypass_csp=True)
+        wait_live(page)
+        row = page.locator(f'#abuse-list tr[data-report="{report}"]')
+        expect(row).to_contain_text("verbal abuse")
+        row.locator(".review-note").fill("a misunderstanding, not abuse")
+        with page.expect_response(lambda r: r.url.endswith("/review")) as r:
+            row.locator("button.reject").click()
+        assert r.value.status == 200, r.value.text()
+        expect(row).to_have_attribute("data-status", "dismissed")
+        expect(row).to_contain_text("rejected")
+        pending = demo.get("/api/complaints/abuse")
+        assert report not in {p["report_id"] for p in pending}
+        stored = json.loads(client.get(f"shenava:{{complaints}}:abuse:r:{report}") or b"{}")
+        assert (stored["status"], stored["review_note"]) == ("dismissed", "a misunderstanding, not abuse")
+        # the register, the callback backlog and the day's report load; the CSV is there
+        expect(page.locator("#register-list tr, #register-empty:visible")).not_to_have_count(0)
+        expect(page.locator("#callbacks-list tr, #callbacks-empty:visible")).not_to_have_count(0)
+        deadline = time.monotonic() + SL_LIMIT_S
+        while not (board := demo.get("/api/wallboard"))["queues"][board["queue"]][
+                "day"]["offered"]:
+            assert time.monotonic() < deadline, "no call offered in the demo in time"
+            time.sleep(0.5)
+        time.sleep(1.5)  # the outcome's write reaches Redis
+        page.click("#btn-report")
+        day = board["site"]["today"]
+        assert demo.get(f"/api/report?from={day}")["intervals"]
+        expect(page.locator("#report-list tr")).not_to_have_count(0)
+        href = page.locator("#report-csv").get_attribute("href") or ""
+        assert "format=csv" in href and "by=intervals" in href
+        request = urllib.request.Request(demo.api + "/" + href,
+                                         headers={"Cookie": demo.session()[0]})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.headers["content-type"].startswith("text/csv")
+            assert answer.read().decode().splitlines()[0].startswith("date,time,queue,offered")
+        layout = page.evaluate(OVERFLOW_JS)
+        assert not layout["wide"], layout
+        page.set_viewport_size({"width": 390, "height": 844})
+        layout = page.evaluate(OVERFLOW_JS)
+        assert layout["scroll"] <= layout["width"] and not layout["wide"], layout
+        if AXE.exists():
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate(
+                "async () => (await axe.run(document, {resultTypes: ['violations']}))"
+                ".violations.map(v => ({id: v.id, impact: v.impact, target: v.nodes[0].target}))")
+            assert not [v for v in result if v["impact"] in ("serious", "critical")], result
+        page.set_viewport_size({"width": 1920, "height": 1080})
+        screenshot(page, "review-en-tv", tmp_path)
+        page.context.close()
+
+    try:
+        browser.run(work)
+    finally:
+        client.close()
 
 
 LOCKED_OUT = "a4"

@@ -29,7 +29,14 @@ from shenava.aio import as_deferred
 from shenava.app import Shenava
 from shenava.config import default_config
 from shenava.http import build_site
-from shenava.http.pages import ASSETS, LANGUAGES, default_language, load_strings, read_static
+from shenava.http.pages import (
+    ASSETS,
+    LANGUAGES,
+    VENDOR,
+    default_language,
+    load_strings,
+    read_static,
+)
 from tests.http_helpers import Running, config_with_users, outcome, running_app
 from tests.stats_helpers import T0, step_to
 
@@ -170,14 +177,16 @@ def test_every_language_has_every_text() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_assets_are_served_with_their_types(api: Running) -> None:
-    _, _, body = await fetch(api, "GET", "/wallboard")
-    referenced = re.findall(r'(?:src|href)="(static/[^"]+)"', body.decode())
-    assert sorted(referenced) == sorted(f"static/{name}" for name in ASSETS)
-    for path in referenced:
+    referenced = set()
+    for page in ("/wallboard", "/desk", "/review", "/sign-in"):
+        _, _, body = await fetch(api, "GET", page)
+        referenced |= set(re.findall(r'(?:src|href)="(static/[^"]+)"', body.decode()))
+    assert sorted(referenced) == sorted(f"static/{name}" for name in {**ASSETS, **VENDOR})
+    for path in sorted(referenced):
         code, headers, content = await fetch(api, "GET", "/" + path)
         name = path.removeprefix("static/")
         assert code == 200, path
-        assert header(headers, "content-type") == ASSETS[name].decode()
+        assert header(headers, "content-type") == {**ASSETS, **VENDOR}[name].decode()
         assert content == read_static(name)
     code, headers, content = await fetch(api, "HEAD", "/static/shenava.css")
     assert (code, content) == (200, b"")
@@ -297,7 +306,8 @@ async def test_wallboard_snapshot_gathers_the_daemons_own_figures(
     assert rows["a1"]["break_position"] == 1
     assert body["break_line"] == [
         {"agent_id": "a1", "name": "Maryam", "reason": "break", "requested_at": T0 + 300,
-         "waited_s": 30.0, "position": 1}
+         "waited_s": 30.0, "position": 1,
+         "latest_at": T0 + 300 + service.break_config.max_wait_s}
     ]
     assert body["callbacks"] == {"status": "ok", "open": 1, "due": 1, "needing_attention": 0}
     assert body["waiting"] == {"calls": 0, "longest_wait_s": None}
@@ -335,3 +345,104 @@ async def test_demo_users_and_one_use_links_sign_in(api: Running) -> None:
     code, body, _ = await api.call(
         "POST", "/api/session", role=None, body={"name": "supervisor", "password": people[0].secret})
     assert code == 200 and body["role"] == "supervisor"
+
+
+# -- the desk's call actions, alerts, the report ------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_desk_call_actions_find_the_callers_number_themselves(
+    board: tuple[Running, Clock], redis_client: Redis
+) -> None:
+    from agent_stats.wellbeing import Alert, AlertKind
+    from tests.http_helpers import CALLER
+
+    api, clock = board
+    app = api.app
+    # the screen-pop memory hears the IVR's outcome (as the call flow tells it)
+    app.extensions["http"].memory.on_outcome(outcome("c1"))
+    now = clock.seconds()
+    path = "/api/agents/a1/calls/c1"
+    # a follow-up an hour ahead: a follow_up reason on the caller's own flag
+    code, body, _ = await api.call("POST", path + "/follow-up", role="agent", person="a1",
+                                   body={"due_at": now + 3600, "note": "the refund"})
+    assert code == 200, body
+    assert body["reasons"] == ["follow_up"] and body["due_at"] == now + 3600
+    flags = app.extensions["complaints"].callbacks
+    flag = await as_deferred(flags.open_flag_for(CALLER))
+    assert flag is not None and flag.flag_id == body["flag_id"]
+    assert flag.reasons[0].note == "the refund"
+    # an abusive caller: the register's report carries the number the agent never saw
+    code, body, _ = await api.call("POST", path + "/abuse", role="agent", person="a1",
+                                   body={"category": "threat", "note": "threats"})
+    assert code == 200, body
+    code, pending, _ = await api.call("GET", "/api/complaints/abuse", person="sara")
+    assert [(r["report_id"], r["number"], r["call_id"]) for r in pending] == [
+        (body["report_id"], CALLER, "c1")]
+    # what is refused
+    for who, where, sent, status in [
+        ("a2", path + "/follow-up", {"due_at": now + 60}, 403),  # another agent's desk
+        ("a1", path + "/follow-up", {"due_at": now - 3600}, 400),  # in the past
+        ("a1", path + "/follow-up", {"due_at": "soon"}, 400),
+        ("a1", "/api/agents/a1/calls/nope/follow-up", {"due_at": now + 60}, 404),
+        ("a1", path + "/abuse", {"note": "no category"}, 400),
+    ]:
+        code, body, _ = await api.call("POST", where, role="agent", person=who, body=sent)
+        assert code == status, (where, sent, body)
+    # a wellbeing alert seen by a supervisor stays, marked, until it clears
+    service = app.extensions["agent_stats"]
+    app.roster.log_in("a3", now)
+    service.active_alerts["a3"] = {AlertKind.NO_BREAK: Alert("a3", AlertKind.NO_BREAK, 9000, 7200)}
+    ack = {"agent_id": "a3", "kind": "no_break"}
+    code, _, _ = await api.call("POST", "/api/wallboard/alerts/acknowledge", role="agent",
+                                person="a3", body=ack)
+    assert code == 403
+    code, body, _ = await api.call("POST", "/api/wallboard/alerts/acknowledge", person="sara",
+                                   body=ack)
+    assert code == 200 and body["acknowledged"] == {"by": "sara", "at": now}
+    code, board_now, _ = await api.call("GET", "/api/wallboard", person="sara")
+    assert board_now["alerts"][0]["acknowledged"] == {"by": "sara", "at": now}
+    code, _, _ = await api.call("POST", "/api/wallboard/alerts/acknowledge", person="sara",
+                                body={"agent_id": "a3", "kind": "long_call"})
+    assert code == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_report_in_the_browser_is_shenava_reports(board: tuple[Running, Clock]) -> None:
+    from agent_stats.report import build_report, render_csv
+    from agent_stats.sla import CallRecord, Outcome
+
+    api, clock = board
+    app = api.app
+    service = app.extensions["agent_stats"]
+    step_to(clock, T0 + 120)
+    service.record_outcome(CallRecord("complaints", T0 + 10, T0 + 10, Outcome.ANSWERED, T0 + 15, "c1"))
+    await service.flushed()
+    day = board_day = datetime_day(app, clock.seconds())
+    code, body, _ = await api.call("GET", f"/api/report?from={day}", person="sara")
+    assert code == 200, body
+    busy = [r for r in body["intervals"] if r["offered"]]
+    assert [(r["answered"], r["sl"]) for r in busy] == [(1, 1.0)]
+    code, headers, content = await fetch(
+        api, "GET", f"/api/report?from={board_day}&format=csv&by=intervals",
+        {"Cookie": "shenava_session=" + (await api.sign_in("supervisor", "sara"))[0]})
+    assert code == 200 and header(headers, "content-type") == "text/csv; charset=utf-8"
+    assert "attachment" in (header(headers, "content-disposition") or "")
+    names = {s.profile.agent_id: s.profile.name for s in app.roster}
+    ids = sorted(set(await as_deferred(service.store.agents())) | set(names))
+    first = __import__("datetime").date.fromisoformat(day)
+    report = await as_deferred(build_report(service.store, first, first, clock.seconds(),
+                                            breaks=service.break_config, names=names,
+                                            agent_ids=ids))
+    assert content.decode() == render_csv(report, "en", "intervals")
+    for who, query, status in [("a1", f"from={day}", 403), ("sara", "from=yesterday", 400),
+                               ("sara", f"from={day}&format=xml", 400)]:
+        role = "agent" if who == "a1" else "supervisor"
+        code, _, _ = await api.call("GET", f"/api/report?{query}", role=role, person=who)
+        assert code == status, query
+
+
+def datetime_day(app: Shenava, now: float) -> str:
+    from datetime import datetime as _datetime
+
+    return _datetime.fromtimestamp(now, app.config.site.tzinfo).date().isoformat()

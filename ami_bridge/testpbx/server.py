@@ -56,8 +56,14 @@ class AmiServerProtocol(Protocol):
 
     # -- plumbing -------------------------------------------------------------
 
+    no_delay = True
+    """``TCP_NODELAY`` on the accepted socket, as Asterisk's manager does (docs/ami.md)."""
+
     def connectionMade(self) -> None:
         assert self.transport is not None
+        setter = getattr(self.transport, "setTcpNoDelay", None)
+        if setter is not None:
+            setter(self.no_delay)
         self.transport.write(BANNER)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
@@ -200,11 +206,14 @@ class AmiServerProtocol(Protocol):
 
 
 class AmiServerFactory(ServerFactory):
-    def __init__(self, world: PbxWorld) -> None:
+    def __init__(self, world: PbxWorld, no_delay: bool = True) -> None:
         self.world = world
+        self.no_delay = no_delay
 
     def buildProtocol(self, addr: object) -> AmiServerProtocol:
-        return AmiServerProtocol(self.world)
+        protocol = AmiServerProtocol(self.world)
+        protocol.no_delay = self.no_delay
+        return protocol
 
 
 def port_number(listening: IListeningPort) -> int:
@@ -215,7 +224,11 @@ def port_number(listening: IListeningPort) -> int:
 
 
 def listen_testpbx(
-    reactor: IReactorTCP, port: int, world: PbxWorld, interface: str = "127.0.0.1"
+    reactor: IReactorTCP, port: int, world: PbxWorld, interface: str = "127.0.0.1",
+    no_delay: bool = True,
 ) -> IListeningPort:
-    """Serve AMI for ``world`` on ``interface:port`` (0 picks a free port)."""
-    return reactor.listenTCP(port, AmiServerFactory(world), interface=interface)
+    """Serve AMI for ``world`` on ``interface:port`` (0 picks a free port).
+
+    Each accepted connection gets ``TCP_NODELAY`` like Asterisk's manager
+    (``no_delay=False`` only to measure the difference)."""
+    return reactor.listenTCP(port, AmiServerFactory(world, no_delay), interface=interface)

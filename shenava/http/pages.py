@@ -1,12 +1,13 @@
-"""The browser pages: the supervisor wallboard (``/wallboard``), the agent desk (``/desk``)
-and the sign-in page (``/sign-in``, where the other two send a browser that is not signed in).
+"""The browser pages: the supervisor wallboard (``/wallboard``), the agent desk (``/desk``),
+the supervisor's review (``/review``) and the sign-in page (``/sign-in``, where the other two send a browser that is not signed in).
 
-Plain HTML, one small script and one stylesheet, shipped as package data in
-``shenava/http/static/`` (no build step, nothing fetched from elsewhere). The
-pages carry no data: the script polls the JSON API (``api/wallboard``,
-``api/agents/{id}/call``, the desk's ``POST``s) with relative URLs, so they work
-as well at ``/wallboard`` as behind a proxy at ``/shenava/wallboard``, and the
-proxy's role headers come with every request (docs/wallboard.md).
+Plain HTML, small scripts and one stylesheet, shipped as package data in
+``shenava/http/static/``, and the charting library (npm's ``uplot``, copied into
+``static/vendor/`` by ``scripts/bootstrap``; nothing fetched from elsewhere). The
+pages carry no data: the scripts follow ``api/events`` (the figures pushed once
+a second) and send the pages' ``POST``s with relative URLs, so they work
+as well at ``/wallboard`` as behind a proxy at ``/shenava/wallboard``
+(docs/wallboard.md).
 
 Each page is rendered in one language, ``?lang=fa`` or ``?lang=en`` (default:
 the first of ``[site] languages`` that has texts, else Persian): ``lang`` and
@@ -33,16 +34,26 @@ from shenava.http.jsonapi import write_error
 LANGUAGES = ("fa", "en")
 FALLBACK_LANGUAGE = "fa"
 DIRECTION = {"fa": "rtl", "en": "ltr"}
-PAGES = {"wallboard": "wallboard.html", "desk": "desk.html", "sign-in": "signin.html"}
+PAGES = {"wallboard": "wallboard.html", "desk": "desk.html", "review": "review.html",
+         "sign-in": "signin.html"}
 ASSETS = {
     "shenava.js": b"text/javascript; charset=utf-8",
+    "charts.js": b"text/javascript; charset=utf-8",
+    "desk-actions.js": b"text/javascript; charset=utf-8",
+    "supervisor.js": b"text/javascript; charset=utf-8",
     "shenava.css": b"text/css; charset=utf-8",
+}
+VENDOR = {
+    # npm's uPlot (package.json), copied here by scripts/bootstrap after `npm ci`; not in git.
+    "vendor/uPlot.iife.min.js": b"text/javascript; charset=utf-8",
+    "vendor/uPlot.min.css": b"text/css; charset=utf-8",
 }
 STRINGS_FILE = "i18n.json"
 SECURITY_HEADERS = {
-    # Only this origin's script, style and API: nothing inline, nothing from elsewhere.
+    # Only this origin's script, style, API and recordings: nothing inline, nothing from elsewhere.
     b"content-security-policy": (
         b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        b"media-src 'self'; "
         b"img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     b"x-content-type-options": b"nosniff",
@@ -162,12 +173,18 @@ class AssetsResource(Resource):
     def __init__(self) -> None:
         super().__init__()
         self._files = {name: (read_static(name), kind) for name, kind in ASSETS.items()}
+        for name, kind in VENDOR.items():
+            try:
+                self._files[name] = (read_static(name), kind)
+            except OSError:  # not installed: the pages say charts are missing
+                pass
 
     def render(self, request: Request) -> bytes | int:
         if _refused_method(request):
             return NOT_DONE_YET
         rest = request.postpath or []
-        found = self._files.get(rest[0].decode("utf-8", "replace")) if len(rest) == 1 else None
+        asked = b"/".join(rest).decode("utf-8", "replace") if 1 <= len(rest) <= 2 else ""
+        found = self._files.get(asked)
         if found is None:
             write_error(request, NotFoundError(f"no such file: {request.path.decode('utf-8', 'replace')}"))
             return NOT_DONE_YET

@@ -12,7 +12,9 @@ Tree::
     /api/complaints...  complaints.http.ComplaintsResource (503 if not running)
     /api/agents...      shenava.http.agents
     /api/calls...       shenava.http.calls
-    /api/wallboard      shenava.http.wallboard (the pages' live snapshot)
+    /api/wallboard      shenava.http.wallboard (the pages' live figures, for one request)
+    /api/events         shenava.http.push (the same figures pushed over Server-Sent Events)
+    /api/report         shenava.http.report (``shenava report`` for the browser, JSON or CSV)
     /wallboard, /desk   shenava.http.pages (browser pages; /static/... their assets)
 """
 
@@ -29,13 +31,16 @@ from twisted.web.server import Request
 from shenava.http.agents import AgentsApi
 from shenava.http.auth import is_loopback
 from shenava.http.calls import CallsApi
+from shenava.http.desk import DeskApi
 from shenava.http.edge import EdgeSite, Gate, Limits
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.metrics_gate import MetricsGate
 from shenava.http.pages import mount_pages
+from shenava.http.push import EventsResource, PushHub
+from shenava.http.report import ReportResource
 from shenava.http.screenpop import CallMemory
 from shenava.http.signin import SessionApi
-from shenava.http.wallboard import WallboardApi
+from shenava.http.wallboard import LiveBoard, WallboardApi
 from shenava.users import store_for
 
 log = Logger()
@@ -51,14 +56,17 @@ class HttpApi:
         self.memory = memory
         self.agents = AgentsApi(app, memory)
         self.calls = CallsApi(app, memory)
-        self.wallboard = WallboardApi(app, self.calls)
+        self.desk = DeskApi(app, memory)
+        self.board = LiveBoard(app)
+        self.wallboard = WallboardApi(app, self.board)
+        self.push = PushHub(self.board, app.reactor)
         self.gate: Gate | None = None
         """The listener's gate (sessions, audit log), once the site is built."""
 
     def router(self, sessions: SessionApi) -> JsonRouter:
         return JsonRouter(
-            [*self.agents.routes(), *self.calls.routes(), *self.wallboard.routes(),
-             *sessions.routes()]
+            [*self.agents.routes(), *self.calls.routes(), *self.desk.routes(),
+             *self.wallboard.routes(), *sessions.routes()]
         )
 
 
@@ -82,14 +90,22 @@ class _Root(Resource):
 class _ApiRoot(Resource):
     """``/api``: complaints to their package's resource, the rest to the JSON router."""
 
-    def __init__(self, router: JsonRouter, complaints: Resource) -> None:
+    def __init__(
+        self, router: JsonRouter, complaints: Resource, events: Resource, report: Resource
+    ) -> None:
         super().__init__()
         self._router = router
         self._complaints = complaints
+        self._events = events
+        self._report = report
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"complaints":
             return self._complaints
+        if path == b"events" and not request.postpath:
+            return self._events
+        if path == b"report" and not request.postpath:
+            return self._report
         # The router matches the whole path below /api: give it this segment back.
         if request.postpath is not None and request.prepath:
             request.postpath.insert(0, path)
@@ -170,7 +186,9 @@ def build_site(app: Any) -> ShenavaSite:
     gate = Gate(config, app.reactor)
     sessions = SessionApi(gate, store_for(app.config))
     root = _Root()
-    root.putChild(b"api", cast(IResource, _ApiRoot(api.router(sessions), complaints_resource(app))))
+    api_root = _ApiRoot(api.router(sessions), complaints_resource(app),
+                        EventsResource(api.push), ReportResource(app))
+    root.putChild(b"api", cast(IResource, api_root))
     root.putChild(b"metrics", cast(IResource, MetricsGate(
         metrics_resource(app), config.metrics_token, supervisors=config.metrics_supervisors)))
     mount_pages(root, app.config)

@@ -1,12 +1,15 @@
-// Shenava's wallboard and agent desk: poll the daemon's JSON API and show it.
-// No build step, no library. Every figure comes from the daemon (api/wallboard,
-// api/agents/{id}/call); this file only formats it in the page's language.
+// Shenava's wallboard and agent desk: the daemon pushes the live figures over
+// Server-Sent Events (api/events, once a second); this file only shows them in
+// the page's language. Every state-changing request goes through postJSON().
 // URLs are relative so the pages work behind a proxy mounted at any path.
+// charts.js (the wallboard's charts) and desk-actions.js (the desk's forms)
+// use what this file puts in window.Shenava.
 "use strict";
 
 (function () {
-  const POLL_MS = 2000;
   const TIMEOUT_MS = 5000;
+  const RETRY_MS = 2000;
+  const SILENT_MS = 5000; // no event for this long: the connection is lost
   const T = JSON.parse(document.getElementById("strings").textContent);
   const LANG = document.documentElement.lang;
   const LOCALE = LANG === "fa" ? "fa-IR" : "en-GB";
@@ -26,7 +29,6 @@
   const integer = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 });
   const percent = new Intl.NumberFormat(LOCALE, { style: "percent", maximumFractionDigits: 0 });
   const plain = new Intl.NumberFormat(LOCALE, { useGrouping: false });
-  const twoDigits = new Intl.NumberFormat(LOCALE, { minimumIntegerDigits: 2, useGrouping: false });
 
   const num = (n) => (n === null || n === undefined ? T.none : integer.format(n));
   const pct = (x) => (x === null || x === undefined ? T.none : percent.format(x));
@@ -38,10 +40,14 @@
     const s = Math.floor(Math.abs(seconds));
     const h = Math.floor(s / 3600);
     const m = Math.floor((s % 3600) / 60);
-    const rest = twoDigits.format(s % 60);
-    return sign + (h ? plain.format(h) + ":" + twoDigits.format(m) + ":" + rest
-      : plain.format(m) + ":" + rest) + (sign ? "\u2069" : "");
+    const parts = h ? [[h, T.unit_h], [m, T.unit_min]]
+      : m ? [[m, T.unit_min], [s % 60, T.unit_s]] : [[s, T.unit_s]];
+    return sign + parts.map(([n, unit]) => plain.format(n) + "\u00a0" + unit).join(" ")
+      + (sign ? "\u2069" : "");
   }
+  const minutes = (m) => (m === null || m === undefined ? T.none
+    : (m < 0 ? "\u2066−" : "") + plain.format(Math.abs(m)) + "\u00a0" + T.unit_min
+      + (m < 0 ? "\u2069" : ""));
 
   const formats = new Map();
   function dateFormat(kind, tz) {
@@ -82,7 +88,8 @@
     }
   }
 
-  // The session's CSRF token (GET api/session): every change sends it, as JSON.
+  // The session's CSRF token (GET api/session): every change sends it, as JSON, through
+  // api() below (postJSON is the pages' one way to change something).
   let csrf = null;
 
   async function api(method, path, body) {
@@ -119,9 +126,15 @@
     if (response.status === 401 && document.body.dataset.page !== "sign-in") {
       toSignIn(); // the session ended (expired, signed out elsewhere): sign in again
     }
-    throw new Refused(response.status, error ? error.code : "http." + response.status,
-      error ? error.message : response.statusText);
+    const code = error ? (typeof error === "string" ? error : error.code) : "http." + response.status;
+    const message = error ? (typeof error === "string" ? data.message : error.message)
+      : response.statusText;
+    throw new Refused(response.status, code, message);
   }
+
+  /** Every request that changes something: a JSON body, and the session's CSRF token. */
+  const postJSON = (url, body) => api("POST", url, body === undefined ? {} : body);
+  const getJSON = (url) => api("GET", url);
 
   // -- signing in and out ------------------------------------------------------------
 
@@ -154,9 +167,9 @@
     });
   }
 
-  // Only a page of ours, relative: "wallboard", "desk" or "desk?agent=ID".
+  // Only a page of ours, relative: "wallboard", "desk", "review" or "desk?agent=ID".
   function safeNext(next, role) {
-    if (next && /^(wallboard|desk)(\?agent=[A-Za-z0-9_.@-]{1,64})?$/.test(next)) {
+    if (next && /^(wallboard|desk|review)(\?agent=[A-Za-z0-9_.@-]{1,64})?$/.test(next)) {
       return next + (next.includes("?") ? "&" : "?") + "lang=" + LANG;
     }
     return (role === "agent" ? "desk" : "wallboard") + "?lang=" + LANG;
@@ -196,7 +209,7 @@
 
   // -- live or not: never show old figures as if they were live -------------------
 
-  let lastGood = null; // {now, tz} of the last answer shown
+  let lastGood = null; // {now, tz} of the last figures shown
 
   function setStatus(kind, text) {
     const el = $("status");
@@ -225,20 +238,49 @@
     }
   }
 
-  function poll(refresh) {
-    let timer = null;
-    const tick = async () => {
-      clearTimeout(timer);
-      try {
-        await refresh();
-      } catch (error) {
-        failed(error);
-      } finally {
-        timer = setTimeout(tick, POLL_MS);
-      }
+  /**
+   * Follow api/events: handlers by event name. The browser's EventSource reconnects
+   * by itself; a stream that stays silent or fails is "connection lost", and a
+   * refused one (no role) is explained by asking api/wallboard once.
+   */
+  function follow(query, handlers) {
+    let source = null;
+    let watchdog = null;
+    const lost = () => failed(new Unreachable("silent"));
+    const alive = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(lost, SILENT_MS);
     };
-    tick();
-    return tick; // call to refresh at once (after an action)
+    function open() {
+      source = new EventSource("api/events" + query);
+      source.onopen = alive;
+      for (const [name, handler] of Object.entries(handlers)) {
+        source.addEventListener(name, (e) => {
+          alive();
+          try {
+            handler(JSON.parse(e.data));
+          } catch (error) {
+            console.error(error);
+          }
+        });
+      }
+      source.onerror = async () => {
+        if (source.readyState !== EventSource.CLOSED) {
+          lost();
+          return;
+        }
+        // Refused (an HTTP error): ask why, show it, try again later.
+        try {
+          await getJSON("api/wallboard");
+          lost();
+        } catch (error) {
+          failed(error);
+        }
+        setTimeout(open, 5000);
+      };
+    }
+    open();
+    alive();
   }
 
   // -- small DOM helpers ----------------------------------------------------------
@@ -249,10 +291,11 @@
     el.dataset.value = JSON.stringify(value === undefined ? null : value);
   }
 
-  function cell(row, text, className) {
+  function cell(row, text, className, label) {
     const td = document.createElement("td");
     td.textContent = text;
     if (className) td.className = className;
+    if (label) td.dataset.label = label; // the column's name, shown on a phone
     row.appendChild(td);
     return td;
   }
@@ -275,9 +318,12 @@
     return num(value);
   }
 
+  const code = (prefix, value) => (value === null || value === undefined || value === "" ? null
+    : (prefix + value) in T ? T[prefix + value] : value);
+
   // -- the wallboard ----------------------------------------------------------------
 
-  function showWallboard(data) {
+  function showFigures(data) {
     const tz = data.site.timezone;
     $("site-name").textContent = T.wallboard_title + " · " + data.site.name;
     notice(data.statistics === "ok" ? "" : T.statistics_not_running);
@@ -296,10 +342,15 @@
     for (const [tile, sl] of [["tile-sl-rolling", rolling.sl], ["tile-sl-day", day.sl]]) {
       const known = sla && sl !== null && sl !== undefined;
       $(tile).classList.toggle("good", known && sl >= sla.target);
-      $(tile).classList.toggle("bad", known && sl < sla.target);
+      $(tile).classList.toggle("warn", known && sl < sla.target && sl >= sla.target - 0.1);
+      $(tile).classList.toggle("bad", known && sl < sla.target - 0.1);
     }
     figure("waiting", data.waiting.calls, num);
     figure("longest-wait", data.waiting.longest_wait_s, duration);
+    const longest = data.waiting.longest_wait_s;
+    $("tile-longest-wait").classList.toggle("bad", Boolean(sla) && longest > sla.threshold_s);
+    $("tile-longest-wait").classList.toggle("good", Boolean(sla) && longest !== null
+      && longest <= sla.threshold_s);
     figure("answered", day.answered, num);
     $("offered").textContent = day.offered !== undefined ? t("offered", { n: num(day.offered) }) : "";
     figure("abandoned", day.abandoned, num);
@@ -310,61 +361,131 @@
       : t("callbacks_due", { due: num(data.callbacks.due),
         attention: num(data.callbacks.needing_attention) });
     figure("occupancy-now", data.occupancy_now, pct);
+  }
 
-    fillTable("agents", data.agents, (a) => {
-      const row = document.createElement("tr");
-      row.dataset.agent = a.id;
-      row.dataset.state = a.state;
-      row.className = "state-" + a.state;
-      cell(row, a.name + " (" + a.id + ")");
-      const state = cell(row, stateText(a.state, a.reason), "state");
-      state.dataset.state = a.state;
-      state.dataset.reason = a.reason || "";
-      cell(row, duration(data.now - a.since), "num");
-      cell(row, duration(a.not_ready_today_s), "num");
-      cell(row, duration(a.allowance ? a.allowance.taken_s : null), "num");
-      const left = cell(row, duration(a.allowance ? a.allowance.left_s : null), "num");
-      left.classList.toggle("bad", Boolean(a.allowance) && a.allowance.left_s < 0);
-      cell(row, duration(a.since_break_s), "num");
-      cell(row, pct(a.occupancy), "num");
-      const notes = (a.alerts || []).map((k) => t("alert_" + k));
-      if (a.break_position) notes.push(t("in_break_line", { n: num(a.break_position) }));
-      if (a.break_after_call) notes.push(T.break_after_call_short);
-      cell(row, notes.join(LANG === "fa" ? "، " : ", "), notes.length ? "alert" : "");
-      return row;
-    });
+  function showLists(data) {
+    const tz = data.site.timezone;
     fillTable("break-line", data.break_line, (r) => {
       const row = document.createElement("tr");
       row.dataset.agent = r.agent_id;
-      cell(row, num(r.position), "num");
-      cell(row, r.name);
-      cell(row, t("reason_" + r.reason));
-      cell(row, timeOf(r.requested_at, tz), "num");
-      cell(row, duration(r.waited_s), "num");
+      cell(row, num(r.position), "num", T.col_position);
+      cell(row, r.name, "", T.col_agent);
+      cell(row, t("reason_" + r.reason), "", T.col_reason);
+      cell(row, timeOf(r.requested_at, tz), "num", T.col_asked_at);
+      cell(row, duration(r.waited_s), "num", T.col_waited);
       return row;
     }, "break-line-empty");
     fillTable("alerts", data.alerts, (a) => {
       const row = document.createElement("tr");
       row.dataset.agent = a.agent_id;
-      cell(row, a.name);
-      cell(row, t("alert_" + a.kind), "alert");
-      cell(row, alertValue(a.kind, a.value), "num");
-      cell(row, alertValue(a.kind, a.limit), "num");
+      row.dataset.kind = a.kind;
+      row.classList.toggle("seen", Boolean(a.acknowledged));
+      cell(row, a.name, "", T.col_agent);
+      cell(row, t("alert_" + a.kind), "alert", T.col_kind);
+      cell(row, alertValue(a.kind, a.value), "num", T.col_value);
+      cell(row, alertValue(a.kind, a.limit), "num", T.col_limit);
+      const td = cell(row, "", "", T.col_seen);
+      if (a.acknowledged) {
+        td.textContent = t("seen_by", { who: a.acknowledged.by });
+      } else {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "small ack";
+        button.textContent = T.btn_acknowledge;
+        button.addEventListener("click", async () => {
+          button.disabled = true;
+          try {
+            await postJSON("api/wallboard/alerts/acknowledge", { agent_id: a.agent_id, kind: a.kind });
+            td.textContent = t("seen_by", { who: "✓" });
+          } catch (error) {
+            button.disabled = false;
+            failed(error);
+          }
+        });
+        td.appendChild(button);
+      }
       return row;
     }, "alerts-empty");
-    shown(data.now, tz);
+    const list = data.callback_list || [];
+    fillTable("callback-list", list, (f) => {
+      const row = document.createElement("tr");
+      row.dataset.flag = f.flag_id;
+      const number = cell(row, "", "num", T.col_number);
+      const bdi = document.createElement("bdi");
+      bdi.textContent = f.number;
+      number.appendChild(bdi);
+      cell(row, f.reasons.map((r) => code("callback_reason_", r)).join(LANG === "fa" ? "، " : ", "),
+        "", T.col_reason);
+      cell(row, f.due_at <= data.now ? T.due_now : timeOf(f.due_at, tz), "num", T.col_due);
+      cell(row, num(f.attempts), "num", T.col_attempts);
+      return row;
+    }, "callback-list-empty");
   }
 
+  const rows = new Map(); // agent id -> the pushed row
+
+  function showAgents(now) {
+    const sorted = [...rows.values()].sort((a, b) => a.id.localeCompare(b.id, "en", { numeric: true }));
+    fillTable("agents", sorted, (a) => {
+      const row = document.createElement("tr");
+      row.dataset.agent = a.id;
+      row.dataset.state = a.state;
+      row.className = "state-" + a.state;
+      cell(row, a.name + " (" + a.id + ")", "who", T.col_agent);
+      const state = cell(row, stateText(a.state, a.reason), "state", T.col_state);
+      state.dataset.state = a.state;
+      state.dataset.reason = a.reason || "";
+      cell(row, duration(now - a.since), "num", T.col_for);
+      cell(row, minutes(a.not_ready_today_min), "num", T.col_not_ready);
+      const allowance = a.allowance_min;
+      cell(row, minutes(allowance ? allowance.taken : null), "num", T.col_break_used);
+      const left = cell(row, minutes(allowance ? allowance.left : null), "num", T.col_break_left);
+      left.classList.toggle("bad", Boolean(allowance) && allowance.left < 0);
+      cell(row, a.rested_at === null ? T.none : duration(now - a.rested_at), "num", T.col_since_break);
+      cell(row, pct(a.occupancy), "num", T.col_occupancy);
+      const notes = (a.alerts || []).map((k) => t("alert_" + k));
+      if (a.break_position) notes.push(t("in_break_line", { n: num(a.break_position) }));
+      if (a.break_after_call) notes.push(T.break_after_call_short);
+      cell(row, notes.join(LANG === "fa" ? "، " : ", "), notes.length ? "alert" : "", T.col_alerts);
+      return row;
+    });
+  }
+
+  const boardListeners = [];
+
   function startWallboard() {
-    poll(async () => showWallboard(await api("GET", "api/wallboard")));
+    if (new URLSearchParams(location.search).get("tv") === "1") document.body.classList.add("tv");
+    let now = null;
+    follow("", {
+      board(data) {
+        now = data.now;
+        showFigures(data);
+        showLists(data);
+        showAgents(now);
+        for (const listener of boardListeners) listener("board", data);
+        shown(data.now, data.site.timezone);
+      },
+      agents(data) {
+        if (data.full) rows.clear();
+        for (const row of data.rows) rows.set(row.id, row);
+        showAgents(now === null ? data.now : now);
+      },
+      series(data) {
+        for (const listener of boardListeners) listener("series", data);
+      },
+    });
   }
 
   // -- the agent desk ----------------------------------------------------------------
+
+  const deskListeners = [];
 
   function startDesk() {
     const wanted = new URLSearchParams(location.search).get("agent");
     let agentId = wanted;
     let lastAnswer = null; // the break request's answer, as the daemon gave it
+    let callShown; // the call id of the screen pop shown (undefined: none asked yet)
+    let site = null;
     const agentPath = (action) => "api/agents/" + encodeURIComponent(agentId) + action;
 
     function showState(agent, now) {
@@ -406,6 +527,7 @@
     function showCall(call) {
       $("no-call").hidden = Boolean(call);
       $("call").hidden = !call;
+      for (const listener of deskListeners) listener(call, agentId);
       if (!call) return;
       const flags = [];
       if (call.urgent) flags.push(T.flag_urgent);
@@ -420,18 +542,21 @@
         return li;
       }));
       const complaint = call.complaint
-        ? call.complaint.reference + " (" + call.complaint.status + ")" : null;
+        ? call.complaint.reference + " (" + code("status_", call.complaint.status) + ")" : null;
       const facts = [
-        ["call_category", call.category],
+        ["call_category", code("category_", call.category)],
         ["call_language", call.language ? t("lang_" + call.language) : null],
-        ["call_urgency", call.urgency],
-        ["call_care", call.care],
+        ["call_urgency", code("urgency_", call.urgency)],
+        ["call_care", code("care_", call.care)],
         ["call_account", call.account],
         ["call_reference", call.reference],
         ["call_caller", call.caller_number],
-        ["call_waited", call.waited_s === undefined ? null : duration(call.waited_s)],
+        ["call_waited", call.waited_s === undefined || call.waited_s === null ? null
+          : duration(call.waited_s)],
         ["call_complaint", complaint],
-        ["call_earlier", (call.earlier_complaints || []).map((c) => c.reference).join(", ") || null],
+        ["call_earlier", (call.earlier_complaints || []).map((c) => c.reference
+          + (c.status ? " (" + code("status_", c.status) + ")" : "")).join(LANG === "fa" ? "، " : ", ")
+          || null],
       ].filter(([, value]) => value !== null && value !== undefined && value !== "");
       $("call-facts").replaceChildren(...facts.flatMap(([key, value]) => {
         const dt = document.createElement("dt");
@@ -446,39 +571,72 @@
       $("call-transcript").textContent = call.transcript || T.none;
     }
 
-    async function refresh() {
-      const board = await api("GET", "api/wallboard");
-      if (!agentId && board.you.role === "agent") agentId = board.you.id;
-      if (!agentId) {
-        notice(T.desk_agent_missing);
-        shown(board.now, board.site.timezone);
-        return;
-      }
-      const mine = await api("GET", agentPath("/call"));
-      notice(board.statistics === "ok" ? "" : T.statistics_not_running);
-      const row = board.agents.find((a) => a.id === agentId) || null;
-      showState(mine.agent, mine.now);
-      showBreak(row, mine.agent);
-      const allowance = row ? row.allowance : null;
+    async function loadCall() {
+      const mine = await getJSON(agentPath("/call"));
+      callShown = mine.call ? mine.call.call_id : null;
+      $("call-title").textContent = T.current_call;
+      showCall(mine.call);
+    }
+
+    function showMe(data) {
+      const row = data.agent;
+      if (!row) return;
+      showState(row, data.now);
+      showBreak(row, row);
+      const allowance = row.allowance || null;
       figure("break-earned", allowance ? allowance.earned_s : null, duration);
       figure("break-taken", allowance ? allowance.taken_s : null, duration);
       figure("break-left", allowance ? allowance.left_s : null, duration);
       figure("break-exempt", allowance ? allowance.exempt_s : null, duration);
-      figure("since-break", row ? row.since_break_s : null, duration);
-      figure("waiting", board.waiting.calls, num);
-      figure("longest-wait", board.waiting.longest_wait_s, duration);
-      showCall(mine.call);
-      shown(mine.now, board.site.timezone);
+      figure("since-break", row.since_break_s, duration);
+      $("break-left").classList.toggle("bad", Boolean(allowance) && allowance.left_s < 0);
+      const place = (data.break_line || [])[0];
+      $("break-place").textContent = place ? t("break_place_by", {
+        n: num(place.position), time: timeOf(place.latest_at, site ? site.timezone : undefined),
+      }) : T.none;
+      $("break-place").dataset.value = JSON.stringify(place ? place.position : null);
+      // The screen pop is read when the call changes, not every second.
+      // After a call its screen pop stays (the desk's actions are for "after" too)
+      // until the next call comes.
+      const current = row.current_call || null;
+      if (current !== callShown && (current !== null || callShown === undefined)) {
+        callShown = current;
+        loadCall().catch(failed);
+      } else if (current === null && callShown) {
+        callShown = null;
+        $("call-title").textContent = T.last_call;
+      }
+      if (site) shown(data.now, site.timezone);
     }
 
-    const refreshNow = poll(refresh);
+    async function begin() {
+      if (!agentId) {
+        const board = await getJSON("api/wallboard");
+        if (board.you.role === "agent") agentId = board.you.id;
+        if (!agentId) {
+          notice(T.desk_agent_missing);
+          shown(board.now, board.site.timezone);
+          return;
+        }
+      }
+      follow("?agent=" + encodeURIComponent(agentId), {
+        queue(data) {
+          site = data.site;
+          notice(data.statistics === "ok" ? "" : T.statistics_not_running);
+          figure("waiting", data.waiting.calls, num);
+          figure("longest-wait", data.waiting.longest_wait_s, duration);
+        },
+        me: showMe,
+      });
+    }
+    begin().catch(failed);
 
     async function act(action, body) {
       const error = $("action-error");
       error.hidden = true;
       if (!agentId) return;
       try {
-        const answer = await api("POST", agentPath(action), body);
+        const answer = await postJSON(agentPath(action), body);
         if (answer.break) lastAnswer = answer.break;
         else if (action !== "/break") lastAnswer = null;
         showState(answer.agent, answer.now);
@@ -489,7 +647,6 @@
           : t("status_error", { message: e.message });
         error.dataset.code = e.code || "";
       }
-      refreshNow();
     }
 
     $("btn-login").addEventListener("click", () => act("/login"));
@@ -501,22 +658,35 @@
       () => act("/break", { reason: $("break-reason").value }));
   }
 
+  const readyListeners = [];
+
   async function start(page) {
     try {
       await session();
     } catch (error) {
       if (!(error instanceof Refused && error.status === 401)) {
         failed(error);
-        setTimeout(() => start(page), POLL_MS); // the daemon is away: try again
+        setTimeout(() => start(page), RETRY_MS); // the daemon is away: try again
       }
       return; // a 401 is on its way to the sign-in page
     }
     page();
   }
 
-  const page = document.body.dataset.page;
-  wireSignOut();
-  if (page === "wallboard") start(startWallboard);
-  else if (page === "desk") start(startDesk);
-  else if (page === "sign-in") startSignIn();
+  window.Shenava = {
+    T, LANG, LOCALE, t, num, pct, duration, timeOf, code, postJSON, getJSON,
+    shown, failed, Refused, Unreachable,
+    onBoard: (f) => boardListeners.push(f),
+    onCall: (f) => deskListeners.push(f),
+    onReady: (f) => readyListeners.push(f), // the session is there (its CSRF token too)
+  };
+  // After every deferred script (charts.js, desk-actions.js, supervisor.js) has run.
+  document.addEventListener("DOMContentLoaded", () => {
+    const page = document.body.dataset.page;
+    wireSignOut();
+    if (page === "wallboard") start(startWallboard);
+    else if (page === "desk") start(startDesk);
+    else if (page === "review") start(() => readyListeners.forEach((f) => f()));
+    else if (page === "sign-in") startSignIn();
+  });
 })();

@@ -1,0 +1,287 @@
+"""Per-agent work at 500, 2,000 and 10,000 agents: headroom, wellbeing tick, hold position.
+
+    .venv/bin/python benchmarks/agents_scale.py [--agents 500,2000,10000] [--ticks 20]
+
+Each figure is measured for the current code and for the implementation it
+replaced, side by side in the same run, on the same data:
+
+* **headroom**: ``erlang.spare_agents`` (O(N)) against the definition it must
+  equal, ``erlang.spare_agents_by_size`` (one Erlang C per size, O(N^2)), with
+  every agent staffed, 85 % load (300-s handle time), SL target 80 % in 20 s.
+  Both answers are printed; they must be equal.
+* **wellbeing tick**: ``StatsService.check_wellbeing`` (looks at the agents
+  something happened to, or whose alerts are due) against the old check, kept
+  here as ``check_every_agent`` (every logged-in agent's signals from its
+  ledger and calls on every tick). Two services listen to one roster and the
+  same calls: a busy centre in simulated time (every agent rings, talks 3-7
+  minutes, wraps up 30 s, waits for the next call, takes a break now and then),
+  an hour and a quarter of warm-up (the occupancy window fills), then
+  ``--ticks`` 15-s ticks timed for each. Both must raise the same alerts.
+* **hold position**: ``WaitingLine.position`` (binary searches in sorted
+  entries) against the old count over every waiting call (``count_position``),
+  with as many calls waiting as there are agents, in 4 buckets, for 200
+  announcements.
+
+Timings are the process's CPU time (``process_time``: the machine is shared, and
+wall time would count other processes), median of the ticks (and p99), best of
+5 rounds for the headroom and the positions. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from twisted.internet.task import Clock  # noqa: E402
+
+from agent_stats.breaks import BreakConfig  # noqa: E402
+from agent_stats.erlang import Traffic, spare_agents, spare_agents_by_size  # noqa: E402
+from agent_stats.roster import AgentProfile, AgentRoster  # noqa: E402
+from agent_stats.running import running_signals  # noqa: E402
+from agent_stats.service import HANDLED_KEEP_S, StatsService  # noqa: E402
+from agent_stats.sla import SLAConfig, day_start  # noqa: E402
+from agent_stats.states import AgentState, NotReadyReason  # noqa: E402
+from agent_stats.store import AlertRecord, StatsStore  # noqa: E402
+from agent_stats.wellbeing import WellbeingConfig, alerts  # noqa: E402
+from routing.calls import WaitingCall  # noqa: E402
+from routing.dispatch import CallAnswered, CallCompleted  # noqa: E402
+from routing.scoring import ScoringConfig  # noqa: E402
+from routing.waiting_line import Position, WaitingLine  # noqa: E402
+
+T0 = 1_793_590_200.0  # 2026-11-02 08:00 in Tehran
+SLA = SLAConfig(utc_offset_s=12600.0)
+TICK_S = 15.0
+WARM_UP_S = 4500.0
+
+
+# --- the replaced implementations, kept as references -----------------------
+
+
+def check_every_agent(service: StatsService, now: float, active: dict[str, Any]) -> list[Any]:
+    """The old ``check_wellbeing``: every logged-in agent's signals, every tick."""
+    raised = []
+    start = day_start(now, service.sla)
+    for status in service.roster:
+        agent_id = status.profile.agent_id
+        calls = service._call_log(agent_id)
+        calls.prune(now - HANDLED_KEEP_S)
+        if status.state is AgentState.LOGGED_OUT:
+            active.pop(agent_id, None)
+            continue
+        sig = running_signals(
+            status.ledger, service._agent_day(agent_id), calls, now, start, service.wellbeing
+        )
+        found = {a.kind: a for a in alerts(sig, service.wellbeing)}
+        before = active.get(agent_id, {})
+        for kind, alert in found.items():
+            if kind not in before:
+                raised.append(AlertRecord(agent_id, kind.value, float(alert.value),
+                                          float(alert.limit), now))
+        active[agent_id] = found
+    return raised
+
+
+def count_position(line: WaitingLine, call_id: str) -> Position:
+    """The old ``WaitingLine.position``: a count over every waiting call."""
+    entry, call = line._live[call_id]
+    bucket = (call.language, call.skill)
+    in_bucket = overall = 1
+    for other_entry, other in line._live.values():
+        if other_entry < entry:
+            overall += 1
+            if (other.language, other.skill) == bucket:
+                in_bucket += 1
+    return Position(in_bucket, line._live_count[bucket], overall, len(line._live))
+
+
+# --- the measurements ------------------------------------------------------------
+
+
+def best_ms(fn: Any, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best * 1000
+
+
+def headroom(agents: int) -> dict[str, Any]:
+    traffic = Traffic(agents * 0.85 / 300.0, 300.0)
+    new = spare_agents(agents, traffic, 20.0, 0.8)
+    old = spare_agents_by_size(agents, traffic, 20.0, 0.8)
+    return {
+        "spare": new,
+        "same_answer": new == old,
+        "new_ms": round(best_ms(lambda: spare_agents(agents, traffic, 20.0, 0.8), 5), 3),
+        "old_ms": round(best_ms(lambda: spare_agents_by_size(agents, traffic, 20.0, 0.8),
+                                1 if agents > 2000 else 3), 3),
+    }
+
+
+def quiet_service(roster: AgentRoster, clock: Clock) -> StatsService:
+    service = StatsService(
+        store=StatsStore(None, SLA),  # type: ignore[arg-type]
+        roster=roster, clock=clock, sla=SLA, breaks=BreakConfig(), wellbeing=WellbeingConfig(),
+    )
+    # no Redis here: what the writer would send is dropped
+    service.writer.submit = lambda op: None  # type: ignore[method-assign]
+    service.writer.kick = lambda: None  # type: ignore[method-assign]
+    return service
+
+
+def wellbeing(agents: int, ticks: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    clock = Clock()
+    clock.advance(T0)
+    profiles = [AgentProfile(f"a{i}", f"Agent {i}", f"PJSIP/{1000 + i}", ("fa",))
+                for i in range(agents)]
+    roster = AgentRoster(profiles, T0)
+    new, old = quiet_service(roster, clock), quiet_service(roster, clock)
+    old_active: dict[str, Any] = {}
+    # (when, agent, what): each agent's next step; steps follow a call's life
+    steps: list[tuple[float, int, str]] = []
+    calls: dict[int, tuple[str, float]] = {}
+    for i in range(agents):
+        roster.log_in(f"a{i}", T0)
+        heapq.heappush(steps, (T0 + rng.uniform(0, 60), i, "ring"))
+    made = 0
+
+    def run_until(t: float) -> None:
+        nonlocal made
+        while steps and steps[0][0] < t:
+            at, i, what = heapq.heappop(steps)
+            agent = f"a{i}"
+            if what == "ring":
+                made += 1
+                calls[i] = (f"c{made}", 0.0)
+                roster.ringing(agent, calls[i][0], at)
+                heapq.heappush(steps, (at + rng.uniform(2, 8), i, "answer"))
+            elif what == "answer":
+                hard = rng.random() < 0.03
+                roster.answered(agent, hard, at)
+                calls[i] = (calls[i][0], at)
+                for service in (new, old):
+                    service.on_routing_event(CallAnswered(calls[i][0], at, agent, at - 20, hard))
+                heapq.heappush(steps, (at + rng.uniform(180, 420), i, "hang up"))
+            elif what == "hang up":
+                roster.call_ended(agent, at)
+                call_id, answered = calls.pop(i)
+                for service in (new, old):
+                    service.on_routing_event(CallCompleted(call_id, at, agent, answered))
+                heapq.heappush(steps, (at + 30, i, "ready"))
+            elif what == "ready":
+                roster.set_ready(agent, at)
+                if rng.random() < 0.04:
+                    heapq.heappush(steps, (at + rng.uniform(5, 30), i, "break"))
+                else:
+                    heapq.heappush(steps, (at + rng.expovariate(1 / 40), i, "ring"))
+            elif what == "break":
+                roster.set_not_ready(agent, NotReadyReason.BREAK, at)
+                heapq.heappush(steps, (at + rng.uniform(300, 900), i, "ready"))
+
+    t = T0
+    while t < T0 + WARM_UP_S:  # warm-up, untimed: the day so far
+        t += TICK_S
+        run_until(t)
+        if t > T0 + WARM_UP_S - 4 * TICK_S:
+            new.check_wellbeing(t)
+            check_every_agent(old, t, old_active)
+    new_ms: list[float] = []
+    old_ms: list[float] = []
+    looked: list[int] = []
+    same = True
+    changes = 0
+    for _ in range(ticks):
+        t += TICK_S
+        before = made
+        run_until(t)
+        changes += made - before
+        t0 = time.process_time()
+        got = new.check_wellbeing(t)
+        t1 = time.process_time()
+        want = check_every_agent(old, t, old_active)
+        t2 = time.process_time()
+        new_ms.append((t1 - t0) * 1000)
+        old_ms.append((t2 - t1) * 1000)
+        looked.append(sum(1 for s in new._glances.values() if s.now == t))
+        same = same and got == want and {
+            a: set(k) for a, k in new.active_alerts.items()
+        } == {a: set(k) for a, k in old_active.items()}
+    return {
+        "new_ms_median": round(statistics.median(new_ms), 3),
+        "new_ms_p99": round(sorted(new_ms)[int(0.99 * (len(new_ms) - 1))], 3),
+        "old_ms_median": round(statistics.median(old_ms), 3),
+        "old_ms_p99": round(sorted(old_ms)[int(0.99 * (len(old_ms) - 1))], 3),
+        "agents_looked_at_per_tick": round(statistics.mean(looked), 1),
+        "calls_per_tick": round(changes / ticks, 1),
+        "active_alerts": sum(len(k) for k in new.active_alerts.values()),
+        "same_alerts": same,
+    }
+
+
+def hold_position(waiting: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    line = WaitingLine(ScoringConfig())
+    for n in range(waiting):
+        line.join(WaitingCall(
+            f"w{n}", T0 + n * 0.5, rng.choice(["fa", "en"]), rng.choice(["general", "billing"]),
+            "general", vulnerable=rng.random() < 0.1,
+        ))
+    ids = [f"w{rng.randrange(waiting)}" for _ in range(200)]
+    same = all(line.position(i) == count_position(line, i) for i in ids[:20])
+    new = best_ms(lambda: [line.position(i) for i in ids], 5) / len(ids)
+    old = best_ms(lambda: [count_position(line, i) for i in ids], 3) / len(ids)
+    return {"waiting_calls": waiting, "new_ms": round(new, 5), "old_ms": round(old, 4),
+            "same_answer": same}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", default="500,2000,10000",
+                        help="comma-separated agent counts (default 500,2000,10000)")
+    parser.add_argument("--ticks", type=int, default=20, help="timed 15-s ticks (default 20)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    runs = []
+    for agents in (int(a) for a in args.agents.split(",")):
+        run = {
+            "agents": agents,
+            "headroom": headroom(agents),
+            "wellbeing_tick": wellbeing(agents, args.ticks, args.seed),
+            "hold_position": hold_position(agents, args.seed),
+        }
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+    by = {r["agents"]: r for r in runs}
+    result: dict[str, Any] = {"bench": "agents_scale", "runs": runs}
+    if 10000 in by:
+        result["headroom_ms_at_10000"] = by[10000]["headroom"]["new_ms"]
+        result["headroom_target_met"] = by[10000]["headroom"]["new_ms"] < 1.0
+    if 2000 in by:
+        tick = by[2000]["wellbeing_tick"]
+        result["wellbeing_tick_ms_at_2000"] = tick["new_ms_median"]
+        result["wellbeing_tick_p99_ms_at_2000"] = tick["new_ms_p99"]
+        result["wellbeing_target_met"] = tick["new_ms_median"] < 5.0
+        result["wellbeing_target_met_at_p99"] = tick["new_ms_p99"] < 5.0
+    result["same_results"] = all(
+        r["headroom"]["same_answer"] and r["wellbeing_tick"]["same_alerts"]
+        and r["hold_position"]["same_answer"] for r in runs
+    )
+    result["python"] = platform.python_version()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+"""The whole system at stepped call rates: daemon, test PBX in another process, real Redis.
+
+    .venv/bin/python benchmarks/system.py [--rates 2,5,10] [--step-s 20] [--agents 100]
+                                          [--drain-s 60] [--prompt-s 0.5]
+
+A child process (``multiprocessing``, spawn) runs the test PBX with the load
+``shenava testpbx --call-rate R --caller-mix demo --patience-s 120 --agents N
+--talk-s 10`` generates (``shenava.testpbx_cmd.CallerLoad``): ``--agents``
+agent phones (answer after 1 s, talk 10 s) and callers from the demo's mix
+(complaints, agents, status look-ups, voicemails, callbacks) at each step's
+rate, Poisson arrivals, for ``--step-s`` seconds. A real ``redis-server`` is started
+on a free loopback port. This process runs the daemon as ``shenava run``
+builds it (:class:`shenava.app.Shenava` with Redis: IVR, routing, complaints,
+statistics, recordings) with ``--agents`` agents, logged in at the start; each
+prompt plays ``--prompt-s`` (as in ``ivr_sessions``) to keep steps short.
+
+Per step (calls placed during the step; what happened to them counted until
+``--drain-s`` after the step, or until every call is accounted):
+
+- ``placed`` and ``accounted`` (calls whose IVR reached an outcome);
+- ``daemon_cpu_ms_per_call``: this process's CPU time (user + system) over the
+  step and its drain, per call placed. It includes this harness's own small
+  work (timing wrappers, sampling); the PBX and Redis are other processes;
+- ``redis_commands_per_call``: ``INFO commandstats`` calls, before and after,
+  less the harness's own ``INFO``, per call placed (what Redis executes,
+  counting the commands inside scripts and transactions);
+- ``agi_ms``: p50/p99 of AGI commands that play nothing (``SET VARIABLE``,
+  ``GET VARIABLE``, ``ANSWER``, ``HANGUP``...): the round trip through the
+  daemon's protocol, including the PBX's 20 ms AsyncAGI pickup;
+- ``routing_ms``: p50/p99 from a call joining the waiting line
+  (``CallQueued``) to its offer to an agent (``CallOffered``), for the calls
+  offered; it includes waiting for a free agent when all are busy;
+- ``rss_mb``: this process's resident memory at the end of the step.
+
+``max_sustained_calls_per_s`` is the highest rate at which, at that rate and
+every lower one, every call was accounted and the AGI p99 stayed under 100 ms.
+The steps are short, and the daemon shares 2 cores with the PBX and Redis (and
+anything else running): one scheduling stall can put a step's p99 over 100 ms,
+so read several runs. The last line is one JSON
+object, with the figures at 50 calls/s when that rate was run.
+
+``--daemon-nodelay off`` runs the daemon's AMI connection with Nagle's
+algorithm, as before ``TCP_NODELAY`` was set; ``--pbx-nodelay off`` does the
+same on the PBX's side (Asterisk's manager sets the option, so ``on`` is the
+realistic PBX).
+
+Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run
+after the last step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+HOST = "127.0.0.1"
+USER, SECRET = "shenava", "bench-secret"
+AGENT_BASE = 3000
+PLAYING_VERBS = (
+    "STREAM", "CONTROL", "GET DATA", "SAY", "EXEC", "RECORD", "WAIT",
+)
+"""AGI commands whose answer waits for something to play or for the caller."""
+
+
+# --- the PBX child ---------------------------------------------------------------
+
+
+def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: str,
+              no_delay: bool = True) -> None:
+    from twisted.internet import reactor as global_reactor
+    from twisted.internet.task import LoopingCall
+
+    from ami_bridge.testpbx.options import PbxOptions
+    from ami_bridge.testpbx.server import listen_testpbx
+    from ami_bridge.testpbx.world import PbxWorld
+    from benchmarks.ivr_sessions import _prompt_names
+    from shenava.config import default_config
+    from shenava.testpbx_cmd import CallerLoad
+
+    reactor: Any = global_reactor
+    names = _prompt_names()
+    world = PbxWorld(reactor, PbxOptions(
+        users={USER: SECRET}, recordings_root=Path(root),
+        support_context=default_config().site.support_context,
+        prompt_lengths_s={f"shenava/{n}": prompt_s for n in names} | {n: prompt_s for n in names},
+        seed=seed,
+    ))
+    port: Any = listen_testpbx(reactor, 0, world, interface=HOST, no_delay=no_delay)
+    conn.send(("port", port.getHost().port))
+    # what ``shenava testpbx --call-rate R --agents N --talk-s T`` runs
+    load = CallerLoad(reactor, world, call_rate=0.0, caller_mix="demo", patience_s=120.0,
+                      agents=agents, talk_s=10.0, seed=seed)
+
+    def step_over() -> None:
+        load.stop()
+        conn.send(("placed", load.placed))
+
+    def poll() -> None:
+        while conn.poll():
+            message = conn.recv()
+            if message[0] == "step":
+                _, rate, seconds = message
+                load.call_rate, load.placed = rate, 0
+                load.start()
+                reactor.callLater(seconds, step_over)
+            elif message[0] == "stop":
+                reactor.stop()
+
+    LoopingCall(poll).start(0.05)
+    reactor.run()
+
+
+# --- the daemon side -------------------------------------------------------------------
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def redis_calls(client: Any) -> int:
+    stats = client.info("commandstats")
+    return sum(int(v["calls"]) for v in stats.values())
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Connection,
+                    sync_redis: Any) -> list[dict[str, Any]]:
+    from twisted.internet.task import deferLater
+
+    agi_ms: list[float] = []
+    routing_ms: list[float] = []
+    queued: dict[str, float] = {}
+    outcomes = [0]
+    app.callflow.subscribe(lambda o: outcomes.__setitem__(0, outcomes[0] + 1))
+
+    def on_routing(event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "CallQueued":
+            queued[event.call_id] = time.perf_counter()
+        elif kind == "CallOffered" and event.call_id in queued:
+            routing_ms.append((time.perf_counter() - queued.pop(event.call_id)) * 1000)
+
+    app.dispatcher.subscribe(on_routing)
+    real_agi = app.connection.agi
+
+    def timed_agi(channel: str, command: str, **kw: Any) -> Any:
+        d = real_agi(channel, command, **kw)
+        if command.upper().startswith(PLAYING_VERBS):
+            return d
+        started = time.perf_counter()
+
+        def done(result: Any) -> Any:
+            agi_ms.append((time.perf_counter() - started) * 1000)
+            return result
+
+        return d.addBoth(done)
+
+    app.connection.agi = timed_agi
+    await app.when_connected()
+    now = reactor.seconds()
+    for agent in app.config.agents:
+        app.roster.log_in(agent.id, now)
+    steps = []
+    for rate in (float(r) for r in args.rates.split(",")):
+        agi_ms.clear()
+        routing_ms.clear()
+        outcomes[0] = 0
+        commands0 = redis_calls(sync_redis)
+        cpu0 = cpu_s()
+        parent.send(("step", rate, args.step_s))
+        placed = None
+        waited = 0.0
+        while waited < args.step_s + args.drain_s:
+            await deferLater(reactor, 0.5, lambda: None)
+            waited += 0.5
+            while parent.poll():
+                message = parent.recv()
+                if message[0] == "placed":
+                    placed = message[1]
+            if placed is not None and outcomes[0] >= placed:
+                break
+        cpu = cpu_s() - cpu0
+        commands = redis_calls(sync_redis) - commands0 - 1  # less our own INFO
+        calls = max(1, placed or 0)
+        step = {
+            "calls_per_s": rate,
+            "placed": placed,
+            "accounted": outcomes[0],
+            "daemon_cpu_ms_per_call": round(cpu * 1000 / calls, 2),
+            "redis_commands_per_call": round(commands / calls, 1),
+            "agi_ms": {"p50": pct(agi_ms, 0.5), "p99": pct(agi_ms, 0.99), "n": len(agi_ms)},
+            "routing_ms": {"p50": pct(routing_ms, 0.5), "p99": pct(routing_ms, 0.99),
+                           "n": len(routing_ms)},
+            "rss_mb": rss_mb(),
+            "seconds": round(waited, 1),
+        }
+        print(json.dumps(step), flush=True)
+        steps.append(step)
+        await deferLater(reactor, 2.0, lambda: None)  # the last calls' writes
+    return steps
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import multiprocessing
+
+    from shenava.aio import install_asyncio_reactor
+
+    install_asyncio_reactor()  # redis.asyncio, as the daemon runs
+    import redis
+    import redis.asyncio as aioredis
+    from twisted.internet import reactor as global_reactor
+    from twisted.internet.defer import ensureDeferred
+
+    from shenava.app import Shenava
+    from shenava.config import AgentConfig, default_config
+    from shenava.redis_server import start_redis_server
+
+    reactor: Any = global_reactor
+    root = Path(tempfile.mkdtemp(prefix="shenava-bench-system-"))
+    server = start_redis_server(root / "redis")
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=pbx_child,
+                       args=(child, args.agents, args.seed, args.prompt_s, str(root / "pbx"),
+                             args.pbx_nodelay == "on"),
+                       daemon=True)
+    proc.start()
+    out: dict[str, Any] = {}
+    try:
+        if not parent.poll(60):
+            raise SystemExit("the test PBX child did not start")
+        _, port = parent.recv()
+        config = default_config()
+        agents = tuple(
+            AgentConfig(id=f"b{i}", name=f"Agent {i}", endpoint=f"PJSIP/{AGENT_BASE + i}",
+                        languages=("fa", "en"))
+            for i in range(args.agents)
+        )
+        config = replace(
+            config,
+            ami=replace(config.ami, host=HOST, port=port, secret=SECRET),
+            redis=replace(config.redis, url=server.url),
+            recordings=replace(config.recordings, dir=root / "voicemail", asterisk_dir=None),
+            agents=agents,
+        )
+        client = aioredis.from_url(server.url)
+        sync_redis = redis.Redis.from_url(server.url)
+        app = Shenava(config, reactor=reactor, redis=client)
+        app.connection.tcp_no_delay = args.daemon_nodelay == "on"
+        app.start(serve_http=False)
+        result: dict[str, Any] = {}
+
+        def finish(value: Any) -> Any:
+            result["steps"] = value
+            reactor.stop()
+
+        def failed(failure: Any) -> None:
+            result["error"] = failure.getTraceback()
+            reactor.stop()
+
+        reactor.callWhenRunning(lambda: ensureDeferred(
+            run_steps(reactor, args, app, parent, sync_redis)).addCallbacks(finish, failed))
+        limit = len(args.rates.split(",")) * (args.step_s + args.drain_s + 5) + 60
+        reactor.callLater(limit, reactor.stop)
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        reactor.run()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        if "error" in result:
+            raise SystemExit(result["error"])
+        steps = result.get("steps", [])
+        sustained: list[float] = []
+        for s in sorted(steps, key=lambda s: s["calls_per_s"]):
+            if not (s["placed"] and s["accounted"] >= s["placed"]
+                    and s["agi_ms"]["p99"] is not None and s["agi_ms"]["p99"] < 100):
+                break  # sustained means this rate and every lower one
+            sustained.append(s["calls_per_s"])
+        at_50 = next((s for s in steps if s["calls_per_s"] == 50.0), None)
+        out = {
+            "bench": "system",
+            "agents": args.agents,
+            "step_s": args.step_s,
+            "prompt_s": args.prompt_s,
+            "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
+            "steps": steps,
+            "max_sustained_calls_per_s": max(sustained, default=0.0),
+            "daemon_cpu_ms_per_call": at_50 and at_50["daemon_cpu_ms_per_call"],
+            "redis_commands_per_call": at_50 and at_50["redis_commands_per_call"],
+            "agi_p99_ms_at_50": at_50 and at_50["agi_ms"]["p99"],
+            "python": platform.python_version(),
+        }
+    finally:
+        try:
+            parent.send(("stop",))
+        except OSError:
+            pass
+        proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        server.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="2,5,10", help="calls per second, one step each")
+    parser.add_argument("--step-s", type=float, default=20.0)
+    parser.add_argument("--drain-s", type=float, default=60.0)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--prompt-s", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", metavar="PATH", default=None,
+                        help="write the daemon's cProfile statistics here (slows it down)")
+    parser.add_argument("--daemon-nodelay", choices=["on", "off"], default="on",
+                        help="TCP_NODELAY on the daemon's AMI connection (off: as before)")
+    parser.add_argument("--pbx-nodelay", choices=["on", "off"], default="on",
+                        help="TCP_NODELAY on the test PBX's side (on: as Asterisk's manager)")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

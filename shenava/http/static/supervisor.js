@@ -1,0 +1,225 @@
+// The supervisor's review page (/review): abuse reports to accept or reject, the
+// complaint register (search, detail), the callback backlog, the day's report by
+// 15-minute interval with its CSV. Reads the register's API; every change goes
+// through Shenava.postJSON.
+"use strict";
+
+(function () {
+  const S = window.Shenava;
+  if (!S || document.body.dataset.page !== "review") return;
+  const { T, t, num, pct, code } = S;
+  const $ = (id) => document.getElementById(id);
+  const list = (values) => values.join(S.LANG === "fa" ? "، " : ", ");
+  let tz;
+
+  function when(posix) {
+    if (posix === null || posix === undefined) return T.none;
+    return new Intl.DateTimeFormat(S.LANG === "fa" ? "fa-IR-u-ca-persian" : "en-GB",
+      { dateStyle: "short", timeStyle: "short", timeZone: tz }).format(new Date(posix * 1000));
+  }
+
+  function cell(row, text, label, className) {
+    const td = document.createElement("td");
+    const bdi = document.createElement("bdi");
+    bdi.textContent = text === null || text === undefined || text === "" ? T.none : String(text);
+    td.appendChild(bdi);
+    td.dataset.label = label;
+    if (className) td.className = className;
+    row.appendChild(td);
+    return td;
+  }
+
+  function fill(id, items, make, emptyId) {
+    $(id).replaceChildren(...items.map(make));
+    $(emptyId).hidden = items.length > 0;
+  }
+
+  // -- abuse reports -------------------------------------------------------------------
+
+  async function loadAbuse() {
+    const reports = await S.getJSON("api/complaints/abuse");
+    fill("abuse-list", reports, (r) => {
+      const row = document.createElement("tr");
+      row.dataset.report = r.report_id;
+      cell(row, r.report_id, T.col_report);
+      cell(row, r.agent_id, T.col_agent);
+      cell(row, code("abuse_", r.category), T.abuse_category);
+      cell(row, r.note, T.note);
+      cell(row, when(r.reported_at), T.col_when, "num");
+      const td = document.createElement("td");
+      td.dataset.label = T.col_review;
+      const note = document.createElement("input");
+      note.type = "text";
+      note.className = "review-note";
+      note.setAttribute("aria-label", T.review_note);
+      note.placeholder = T.review_note;
+      const accept = document.createElement("button");
+      accept.type = "button";
+      accept.className = "small accept";
+      accept.textContent = T.btn_accept;
+      const reject = document.createElement("button");
+      reject.type = "button";
+      reject.className = "small danger reject";
+      reject.textContent = T.btn_reject;
+      const review = async (upheld) => {
+        accept.disabled = reject.disabled = true;
+        try {
+          const answer = await S.postJSON("api/complaints/abuse/" + encodeURIComponent(r.report_id)
+            + "/review", { upheld, note: note.value });
+          td.replaceChildren(document.createTextNode(code("report_status_", answer.status)));
+          row.dataset.status = answer.status;
+        } catch (error) {
+          accept.disabled = reject.disabled = false;
+          td.appendChild(document.createTextNode(" " + t("status_error", { message: error.message })));
+        }
+      };
+      accept.addEventListener("click", () => review(true));
+      reject.addEventListener("click", () => review(false));
+      td.append(note, accept, reject);
+      row.appendChild(td);
+      return row;
+    }, "abuse-empty");
+  }
+
+  // -- the register --------------------------------------------------------------------
+
+  async function search() {
+    const query = new URLSearchParams({ limit: "50" });
+    const q = $("search-q").value.trim();
+    if (q) query.set("q", q);
+    if ($("search-number").value.trim()) query.set("number", $("search-number").value.trim());
+    if ($("search-category").value.trim()) query.set("category", $("search-category").value.trim());
+    if ($("search-status").value) query.set("status", $("search-status").value);
+    if ($("search-since").value) query.set("since", String(new Date($("search-since").value).getTime() / 1000));
+    let found = await S.getJSON("api/complaints/?" + query);
+    if (!found.length && q) {
+      // a reference is looked up as it is
+      try {
+        found = [await S.getJSON("api/complaints/" + encodeURIComponent(q))];
+      } catch (e) {
+        found = [];
+      }
+    }
+    fill("register-list", found, (c) => {
+      const row = document.createElement("tr");
+      row.dataset.reference = c.reference;
+      const ref = document.createElement("td");
+      ref.dataset.label = T.call_reference;
+      const link = document.createElement("button");
+      link.type = "button";
+      link.className = "link";
+      link.textContent = c.reference;
+      link.addEventListener("click", () => detail(c.reference));
+      ref.appendChild(link);
+      row.appendChild(ref);
+      cell(row, code("status_", c.status), T.complaint_status);
+      cell(row, code("category_", c.category), T.call_category);
+      cell(row, c.number, T.col_number, "num");
+      cell(row, when(c.opened_at), T.col_when, "num");
+      return row;
+    }, "register-empty");
+  }
+
+  async function detail(reference) {
+    const c = await S.getJSON("api/complaints/" + encodeURIComponent(reference));
+    $("complaint-detail").hidden = false;
+    $("detail-ref").textContent = c.reference;
+    const facts = [
+      [T.complaint_status, code("status_", c.status)],
+      [T.call_category, code("category_", c.category)],
+      [T.col_number, c.number],
+      [T.call_language, c.language ? t("lang_" + c.language) : null],
+      [T.call_account, c.account],
+      [T.detail_opened, when(c.opened_at)],
+      [T.detail_redress, c.redress ? c.redress.description : null],
+      [T.detail_notes, c.notes.length ? list(c.notes.map((n) => n.text + " (" + n.by + ")")) : null],
+    ].filter(([, v]) => v);
+    $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      const bdi = document.createElement("bdi");
+      bdi.textContent = v;
+      dd.appendChild(bdi);
+      return [dt, dd];
+    }));
+    $("detail-history").replaceChildren(...c.history.map((h) => {
+      const li = document.createElement("li");
+      li.textContent = when(h.at) + " · " + h.by + " · " + h.action;
+      return li;
+    }));
+    $("detail-transcript").textContent = c.transcript || T.none;
+    // Recordings: the register's download URLs (it checks the role when one is played).
+    $("detail-recordings").replaceChildren(...(c.recordings || []).map((url, n) => {
+      const li = document.createElement("li");
+      const audio = document.createElement("audio");
+      audio.controls = true;
+      audio.preload = "none";
+      audio.src = url;
+      audio.setAttribute("aria-label", t("recording_n", { n: num(n + 1) }));
+      li.appendChild(audio);
+      return li;
+    }));
+    $("detail-recordings-empty").hidden = (c.recordings || []).length > 0;
+  }
+
+  // -- callbacks -----------------------------------------------------------------------
+
+  async function loadCallbacks() {
+    const flags = await S.getJSON("api/complaints/callbacks?state=" + $("callback-state").value);
+    fill("callbacks-list", flags, (f) => {
+      const row = document.createElement("tr");
+      row.dataset.flag = f.flag_id;
+      cell(row, f.number, T.col_number, "num");
+      cell(row, list([...new Set(f.reasons.map((r) => code("callback_reason_", r.kind)))]), T.col_reason);
+      cell(row, when(f.due_at), T.col_due, "num");
+      cell(row, num(f.attempts.length), T.col_attempts, "num");
+      cell(row, f.resolution || f.status, T.complaint_status);
+      return row;
+    }, "callbacks-empty");
+  }
+
+  // -- the report ----------------------------------------------------------------------
+
+  async function loadReport() {
+    const day = $("report-day").value;
+    const query = new URLSearchParams({ from: day, lang: S.LANG });
+    $("report-csv").href = "api/report?" + new URLSearchParams({ from: day, format: "csv", by: "intervals", lang: S.LANG });
+    const report = await S.getJSON("api/report?" + query);
+    const rows = report.intervals.filter((r) => r.offered || r.answered || r.abandoned);
+    fill("report-list", rows, (r) => {
+      const row = document.createElement("tr");
+      cell(row, r.time, T.col_interval, "num");
+      cell(row, num(r.answered), T.chart_answered, "num");
+      cell(row, num(r.abandoned), T.chart_abandoned, "num");
+      cell(row, num(r.offered), T.offered_col, "num");
+      cell(row, pct(r.service_level === undefined ? r.sl : r.service_level), T.chart_sl, "num");
+      return row;
+    }, "report-empty");
+  }
+
+  async function start() {
+    try {
+      const board = await S.getJSON("api/wallboard");
+      tz = board.site.timezone;
+      $("report-day").value = board.site.today;
+      S.shown(board.now, tz);
+      await Promise.all([loadAbuse(), search(), loadCallbacks(), loadReport()]);
+    } catch (error) {
+      S.failed(error);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("search-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      search().catch(S.failed);
+    });
+    $("callback-state").addEventListener("change", () => loadCallbacks().catch(S.failed));
+    $("report-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      loadReport().catch(S.failed);
+    });
+  });
+  S.onReady(start);
+})();
