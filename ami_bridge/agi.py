@@ -3,6 +3,11 @@
 ``AsyncAGIExec`` carries ``Result: 200%20result%3D0%20(timeout)%20endpos%3D54173%0A``,
 which is ``200 result=0 (timeout) endpos=54173``: a status code, the result,
 an optional parenthesised datum and optional ``key=value`` extras.
+
+Parsing is total: :func:`parse_result` and :func:`decode_result` return an
+:class:`AGIResult` whose every property can be read without raising, or raise
+:class:`~ami_bridge.errors.AGIResultError` (code ``ami.agi_bad_result``) for a
+result that cannot be read. Nothing else escapes them.
 """
 
 from __future__ import annotations
@@ -11,8 +16,28 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-_RESULT = re.compile(r"^(\d{3})[ -](.*)$", re.S)
-_TOKEN = re.compile(r"\(([^)]*)\)|(\w+)=(\S*)|(\S+)")
+from ami_bridge.errors import AGIResultError
+
+_RESULT = re.compile(r"^([0-9]{3})[ -](.*)$", re.S | re.A)
+_TOKEN = re.compile(r"\(([^)]*)\)|(\w+)=(\S*)|(\S+)", re.A)
+# What ``result=`` can hold: a number (``-1``, ``1``, an application's
+# return value) or the keys ``GET DATA`` read ("" when none).
+_ANY_RESULT = re.compile(r"-?[0-9]{1,10}|[0-9*#A-Da-d]{0,256}", re.A)
+_KEYS_READ = re.compile(r"-1|[0-9*#A-Da-d]{0,256}", re.A)
+_NUMBER = re.compile(r"[0-9]{1,18}", re.A)
+# The ASCII codes of the keys a phone sends (what STREAM FILE and friends
+# answer with), and 0 for none.
+_KEY_CODES = frozenset(ord(c) for c in "0123456789*#ABCDabcd")
+_KEY_CODE = re.compile(r"-1|0|[0-9]{2,3}", re.A)
+
+# Verbs (``agi_verb``) whose result is the ASCII code of a key, 0 or -1.
+KEY_CODE_VERBS = frozenset({
+    "STREAM FILE", "CONTROL STREAM", "GET OPTION", "WAIT FOR", "RECORD FILE",
+    "SAY DIGITS", "SAY NUMBER", "SAY ALPHA", "SAY PHONETIC", "SAY DATE",
+    "SAY TIME", "SAY DATETIME",
+})
+# Verbs whose result is the keys read.
+KEYS_READ_VERBS = frozenset({"GET DATA"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,44 +72,75 @@ class AGIResult:
 
     @property
     def dtmf(self) -> str:
-        """The key from ``STREAM FILE``/``WAIT FOR DIGIT``: result is an ASCII code."""
-        if self.result.isdigit() and self.result != "0":
-            return chr(int(self.result))
-        return ""
+        """The key from ``STREAM FILE``/``WAIT FOR DIGIT``: result is an ASCII code.
+
+        "" when no key was pressed or the code is no key's."""
+        if _NUMBER.fullmatch(self.result) is None:
+            return ""
+        code = int(self.result)
+        return chr(code) if code in _KEY_CODES else ""
 
     @property
     def endpos(self) -> int | None:
         value = self.extras.get("endpos")
-        return int(value) if value is not None and value.isdigit() else None
+        if value is None or _NUMBER.fullmatch(value) is None:
+            return None
+        return int(value)
 
 
-def parse_result(text: str) -> AGIResult:
-    """Parse a decoded AGI reply line such as ``200 result=2``."""
+def parse_result(text: str, *, verb: str | None = None) -> AGIResult:
+    """Parse a decoded AGI reply line such as ``200 result=2``.
+
+    ``verb`` (``agi_verb`` of the command: ``STREAM FILE``, ``GET DATA``)
+    says what the result may hold; without it any number or keys pass.
+    Raises :class:`AGIResultError` for a reply that is not an AGI reply or a
+    result the command cannot give.
+    """
     raw = text
     text = text.strip()
+    if not text:
+        raise AGIResultError("empty", verb=verb)
     match = _RESULT.match(text)
     if match is None:
-        return AGIResult(code=0, result="", data=text or None, raw=raw)
+        raise AGIResultError("no three-digit status code", verb=verb)
     code = int(match.group(1))
     rest = match.group(2)
-    result = ""
-    data: str | None = None
-    extras: dict[str, str] = {}
     if code != 200:
         return AGIResult(code=code, result="", data=rest.strip() or None, raw=raw)
+    result: str | None = None
+    data: str | None = None
+    extras: dict[str, str] = {}
     for paren, key, value, word in _TOKEN.findall(rest):
-        if key == "result" and not result:
+        if key == "result" and result is None:
             result = value
         elif key:
             extras[key] = value
         elif paren or (word and data is None):
             data = paren or word
+    if result is None:
+        raise AGIResultError("200 without result=", verb=verb)
+    _check(result, verb)
     return AGIResult(code=code, result=result, data=data, extras=extras, raw=raw)
 
 
-def decode_result(encoded: str) -> AGIResult:
-    """Parse the URL-encoded ``Result`` header of ``AsyncAGIExec``."""
-    return parse_result(unquote(encoded))
+def _check(result: str, verb: str | None) -> None:
+    if verb in KEY_CODE_VERBS:
+        if _KEY_CODE.fullmatch(result) is None or (
+            result not in ("-1", "0") and int(result) not in _KEY_CODES
+        ):
+            raise AGIResultError(f"not a key code ({len(result)} characters)", verb=verb)
+    elif verb in KEYS_READ_VERBS:
+        if _KEYS_READ.fullmatch(result) is None:
+            raise AGIResultError(f"not keys ({len(result)} characters)", verb=verb)
+    elif _ANY_RESULT.fullmatch(result) is None:
+        raise AGIResultError(f"neither a number nor keys ({len(result)} characters)", verb=verb)
+
+
+def decode_result(encoded: str | None, *, verb: str | None = None) -> AGIResult:
+    """Parse the URL-encoded ``Result`` header of ``AsyncAGIExec`` (None: it was missing)."""
+    if encoded is None:
+        raise AGIResultError("no Result header", verb=verb)
+    return parse_result(unquote(encoded), verb=verb)
 
 
 def decode_env(encoded: str) -> dict[str, str]:

@@ -83,6 +83,13 @@ class Message:
             headers = self._headers = _parse_headers(self._text)
         return headers
 
+    @property
+    def size(self) -> int:
+        """About its size on the wire: characters of its text (caps on lists use it)."""
+        if self._text:
+            return len(self._text) + 4
+        return sum(len(name) + len(value) + 4 for name, value in self.headers) + 2
+
     def _first(self) -> Header:
         headers = self._headers
         if headers is None:
@@ -236,11 +243,12 @@ def parse_messages(text: str) -> list[Message]:
             end = block.find("\r\n", 7)
             message.event = block[7:] if end < 0 else block[7:end]
         else:
-            # Stray blank lines between messages leave an empty block or one
-            # that starts with CRLF. Checked here, per block, rather than by
-            # searching the whole text for them: that search cost a quarter
-            # of the decoder's time on a busy stream.
-            if not block or block.startswith("\r\n"):
+            # Stray blank lines (or a stray CR or LF) between messages leave
+            # an empty block or one that starts with CR or LF. Checked here,
+            # per block, rather than by searching the whole text for them:
+            # that search cost a quarter of the decoder's time on a busy
+            # stream.
+            if not block or block[0] in "\r\n":
                 block = block.lstrip("\r\n")
                 if not block:
                     continue
@@ -253,6 +261,23 @@ def parse_messages(text: str) -> list[Message]:
         message._headers = None
         append(message)
     return messages
+
+
+def _leftmost_end(buffer: bytearray, last: int) -> int:
+    """Where the last blank line starts when the buffer is cut from the left.
+
+    ``rfind`` finds the last CRLF CRLF, but in a run of CRLF pairs the blank
+    lines overlap: an odd run (``A\r\n\r\n\r\n``) cut from the left leaves
+    one CRLF that starts the next block. Cutting the buffer where a cut of the
+    whole stream would cut it makes the messages the same whatever the read
+    boundaries. ``last`` is preceded by CRLF (the caller checked).
+    """
+    start = last - 2
+    while start >= 2 and buffer[start - 1] == 10 and buffer[start - 2] == 13:
+        start -= 2
+    # Pairs from ``start`` to the end of the blank line at ``last``.
+    pairs = (last + 4 - start) // 2
+    return last if pairs % 2 == 0 else last - 2
 
 
 class AMIDecoder:
@@ -306,6 +331,8 @@ class AMIDecoder:
             if len(buffer) > limit:
                 raise MessageTooLargeError(len(buffer), limit, [])
             return []
+        if last >= 2 and buffer[last - 1] == 10 and buffer[last - 2] == 13:
+            last = _leftmost_end(buffer, last)
         if last > limit:
             # Some complete message in this read may be too large: cut and
             # measure message by message, in bytes.

@@ -35,6 +35,8 @@ from ami_bridge.errors import AMIError, AuthenticationError, ConnectionLostError
 from ami_bridge.protocol import (
     DEFAULT_ACTION_ID_PREFIX,
     DEFAULT_ACTION_TIMEOUT_S,
+    DEFAULT_MAX_LIST_BYTES,
+    DEFAULT_MAX_LIST_ITEMS,
     AMIProtocol,
     EventList,
     Scheduler,
@@ -199,11 +201,15 @@ class AMIConnection(Service):
         retry_policy: Callable[[int], float] | None = None,
         protocol_factory: Callable[[], AMIProtocol] | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_list_items: int = DEFAULT_MAX_LIST_ITEMS,
+        max_list_bytes: int = DEFAULT_MAX_LIST_BYTES,
         tcp_no_delay: bool = True,
     ) -> None:
         self.clock = clock
         self.tcp_no_delay = tcp_no_delay
         self.max_message_bytes = max_message_bytes
+        self.max_list_items = max_list_items
+        self.max_list_bytes = max_list_bytes
         self.credentials = credentials
         self.keepalive_interval = keepalive_interval
         self.keepalive_timeout = keepalive_timeout
@@ -357,6 +363,8 @@ class AMIConnection(Service):
             action_timeout=self.action_timeout,
             action_id_prefix=self.action_id_prefix,
             max_message_bytes=self.max_message_bytes,
+            max_list_items=self.max_list_items,
+            max_list_bytes=self.max_list_bytes,
         )
 
     def _prepare(self, proxy: object) -> Deferred[None]:

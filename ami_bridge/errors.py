@@ -102,3 +102,42 @@ class ChannelGoneError(AGICommandError):
     """The caller hung up: the channel no longer exists or its AGI session ended."""
 
     code = "ami.channel_gone"
+
+
+class AGIResultError(AGICommandError):
+    """An ``AsyncAGIExec`` ``Result`` that cannot be read: missing, garbage, or a
+    value the command cannot give (``result=²``, a key code past any key).
+
+    The command ran on Asterisk but what it did is unknown, so callers treat
+    it as a failed command. ``reason`` never holds the result's text (it may
+    be a caller's digits).
+    """
+
+    code = "ami.agi_bad_result"
+
+    def __init__(self, reason: str, *, verb: str | None = None) -> None:
+        self.reason = reason
+        self.verb = verb
+        where = f"AGI {verb}" if verb else "AGI result"
+        super().__init__(f"{where}: unreadable result: {reason}")
+
+
+class EventListTooLargeError(AMIError):
+    """An event list passed its cap (items or bytes) before its ``...Complete``.
+
+    The list is given up (its later events are dropped quietly) so that a
+    list that never ends cannot grow the daemon without bound.
+    """
+
+    code = "ami.event_list_too_large"
+
+    def __init__(self, action: str, action_id: str, items: int, size: int, limit: str) -> None:
+        self.action = action
+        self.action_id = action_id
+        self.items = items
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{action} ({action_id}): event list given up after {items} events "
+            f"({size} bytes): {limit}"
+        )

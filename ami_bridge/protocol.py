@@ -30,9 +30,11 @@ from ami_bridge.errors import (
     ActionFailedError,
     ActionTimeoutError,
     AGICommandError,
+    AGIResultError,
     AuthenticationError,
     ChannelGoneError,
     ConnectionLostError,
+    EventListTooLargeError,
     HeaderInjectionError,
     MessageTooLargeError,
 )
@@ -50,6 +52,11 @@ _GONE_MARKERS = ("does not exist", "no such channel")
 # Time-outs whose answer may still come: remembered so that the late answer
 # (or a late list) is dropped quietly instead of reaching event observers.
 _MAX_ABANDONED_IDS = 1024
+# An event list that never completes must not grow the daemon without bound
+# (an endless list once took it from 52 MB to 1.95 GB in 10 s). A busy
+# Asterisk lists a few thousand channels; these are far past that.
+DEFAULT_MAX_LIST_ITEMS = 100_000
+DEFAULT_MAX_LIST_BYTES = 128 * 1024 * 1024
 
 EventObserver = Callable[[Message], object]
 
@@ -113,6 +120,7 @@ class _PendingAction:
     is_list: bool = False
     response: Message | None = None
     events: list[Message] = field(default_factory=list)
+    size: int = 0
     timer: DelayedCall | None = None
 
 
@@ -157,9 +165,13 @@ class AMIProtocol(Protocol):
         action_timeout: float = DEFAULT_ACTION_TIMEOUT_S,
         action_id_prefix: str = DEFAULT_ACTION_ID_PREFIX,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_list_items: int = DEFAULT_MAX_LIST_ITEMS,
+        max_list_bytes: int = DEFAULT_MAX_LIST_BYTES,
     ) -> None:
         self.clock = clock
         self.action_timeout = action_timeout
+        self.max_list_items = max_list_items
+        self.max_list_bytes = max_list_bytes
         self.action_id_prefix = action_id_prefix
         self._decoder = AMIDecoder(max_message_bytes=max_message_bytes)
         self._next_id = 0
@@ -552,6 +564,9 @@ class AMIProtocol(Protocol):
             return False
         if marker is None or marker.lower() == "start":
             pending.events.append(message)
+            pending.size += message.size
+            if len(pending.events) > self.max_list_items or pending.size > self.max_list_bytes:
+                self._list_too_large(pending)
             return True
         self._finish(pending)
         response = pending.response if pending.response is not None else message
@@ -563,6 +578,32 @@ class AMIProtocol(Protocol):
             pending.deferred.callback(ListResponse(result))
         return True
 
+    def _list_too_large(self, pending: _PendingAction) -> None:
+        """Give up a list past its cap; its later events are dropped quietly."""
+        self._finish(pending)
+        self._remember_abandoned(pending)
+        items, size = len(pending.events), pending.size
+        pending.events = []
+        if items > self.max_list_items:
+            limit = f"more than {self.max_list_items} events (ami.max_list_items)"
+        else:
+            limit = f"more than {self.max_list_bytes} bytes (ami.max_list_bytes)"
+        self.log.warn(
+            "{action} ({action_id}): event list given up after {items} events "
+            "({size} bytes): {limit}",
+            action=pending.action,
+            action_id=pending.action_id,
+            items=items,
+            size=size,
+            limit=limit,
+            code=EventListTooLargeError.code,
+        )
+        error = EventListTooLargeError(pending.action, pending.action_id, items, size, limit)
+        if pending.list_deferred is not None:
+            pending.list_deferred.errback(error)
+        elif pending.deferred is not None:
+            pending.deferred.errback(error)
+
     # -- AsyncAGI --------------------------------------------------------------
 
     def _on_agi_exec(self, message: Message) -> None:
@@ -570,8 +611,24 @@ class AMIProtocol(Protocol):
         if command_id is None:
             return
         pending = self._forget_agi(command_id)
-        if pending is not None:
-            pending.deferred.callback(decode_result(message.get("Result") or ""))
+        if pending is None:
+            return
+        try:
+            result = decode_result(message.get("Result"), verb=pending.verb)
+        except AGIResultError as error:
+            # The command ran, but what it did is unknown: the waiter treats
+            # it as a failed command (the IVR replays or moves on).
+            self.log.warn(
+                "AGI {verb} ({command_id}) on {channel}: {code}: {reason}",
+                verb=pending.verb,
+                command_id=command_id,
+                channel=pending.channel,
+                code=error.code,
+                reason=error.reason,
+            )
+            pending.deferred.errback(error)
+            return
+        pending.deferred.callback(result)
 
     def _on_channel_gone(self, message: Message) -> None:
         if not self._agi_by_channel:

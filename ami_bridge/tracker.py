@@ -46,6 +46,11 @@ from ami_bridge.protocol import Scheduler
 Subscriber = Callable[[TrackerEvent], object]
 _UNKNOWN = "<unknown>"
 
+DEFAULT_MAX_CHANNELS = 100_000
+"""Channels kept at most (``ami.max_channels``): a busy centre has a few
+thousand; 200,000 channels that never hung up once kept 200 MB."""
+_EVICT_SCAN = 4  # look this many times the batch ahead for idle channels
+
 
 @dataclass(slots=True, eq=False)
 class Channel:
@@ -112,9 +117,20 @@ def _hms(value: str | None) -> float:
 
 
 class CallTracker:
+    """Channels and calls from AMI events.
+
+    At most ``max_channels`` channels are kept: past that the oldest idle
+    ones (not in AGI, not bridged; the oldest of all if none is) are dropped,
+    a hundredth of the cap at a time, with a warning and a missed hang-up
+    (``ChannelHungUp(missed=True)``) so that what hangs on them is pruned
+    too. The next resync adopts any of them that is still up.
+    """
+
     log = Logger()
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_channels: int = DEFAULT_MAX_CHANNELS) -> None:
+        self.max_channels = max_channels
+        self.channels_dropped = 0
         self.channels: dict[str, Channel] = {}
         self.calls: dict[str, Call] = {}
         self._by_name: dict[str, str] = {}
@@ -197,6 +213,7 @@ class CallTracker:
         present: set[str] = set()
         new_calls: dict[str, Call] = {}
         adopted: list[Channel] = []
+        skipped = 0
         for item in items:
             uniqueid = item.get("Uniqueid")
             if not uniqueid:
@@ -211,6 +228,13 @@ class CallTracker:
                 known.application = item.get("Application") or known.application
                 continue
             started = now - _hms(item.get("Duration"))
+            if len(self.channels) >= self.max_channels and not self._make_room(
+                now, events, keep=present
+            ):
+                # More channels listed than the cap: the rest are not kept.
+                present.discard(uniqueid)
+                skipped += 1
+                continue
             call = self.calls.get(linkedid)
             if call is None:
                 call = Call(linkedid=linkedid, started_at=started, adopted=True)
@@ -249,6 +273,14 @@ class CallTracker:
             )
         for uniqueid in [u for u in self.channels if u not in present]:
             self._remove(self.channels[uniqueid], now, None, "", events, missed=True)
+        if skipped:
+            self.channels_dropped += skipped
+            self.log.warn(
+                "call tracker at its cap of {limit} channels (ami.max_channels): "
+                "{skipped} channels of the resync not kept",
+                limit=self.max_channels,
+                skipped=skipped,
+            )
         return self._emit(events)
 
     # -- state helpers -----------------------------------------------------------------
@@ -277,6 +309,40 @@ class CallTracker:
         if half is not None:
             self._locals.setdefault(half[0], {})[half[1]] = uniqueid
         return channel
+
+    def _make_room(
+        self, now: float, events: list[TrackerEvent], keep: set[str] | frozenset[str] = frozenset()
+    ) -> int:
+        """Drop the oldest idle channels (dict order is creation order); how many."""
+        batch = max(1, self.max_channels // 100)
+        excess = len(self.channels) - self.max_channels + 1
+        want = max(batch, excess)
+        idle: list[Channel] = []
+        oldest: list[Channel] = []
+        for scanned, channel in enumerate(self.channels.values()):
+            if scanned >= want * _EVICT_SCAN or len(idle) >= want:
+                break
+            if channel.uniqueid in keep:
+                continue
+            if not channel.in_agi and channel.bridge_id is None:
+                idle.append(channel)
+            elif len(oldest) < want:
+                oldest.append(channel)
+        victims = (idle + oldest)[:want]
+        for channel in victims:
+            if channel.uniqueid in self.channels:
+                self._remove(channel, now, None, "", events, missed=True)
+        if not victims:
+            return 0
+        self.channels_dropped += len(victims)
+        self.log.warn(
+            "call tracker at its cap of {limit} channels (ami.max_channels): dropped the "
+            "{dropped} oldest idle ones ({total} so far); a resync adopts any still up",
+            limit=self.max_channels,
+            dropped=len(victims),
+            total=self.channels_dropped,
+        )
+        return len(victims)
 
     def _link_local(self, channel: Channel) -> None:
         half = _local_half(channel.name)
@@ -380,6 +446,8 @@ class CallTracker:
         if not uniqueid or uniqueid in self.channels:
             return
         linkedid = message.get("Linkedid") or uniqueid
+        if len(self.channels) >= self.max_channels:
+            self._make_room(now, events)
         call = self.calls.get(linkedid)
         arrived = call is None
         if call is None:
@@ -606,8 +674,18 @@ class CallTracker:
         if channel is None or not new_name:
             return
         self._by_name.pop(channel.name, None)
+        half = _local_half(channel.name)
+        if half is not None:
+            halves = self._locals.get(half[0])
+            if halves is not None and halves.get(half[1]) == channel.uniqueid:
+                del halves[half[1]]
+                if not halves:
+                    del self._locals[half[0]]
         channel.name = new_name
         self._by_name[new_name] = channel.uniqueid
+        half = _local_half(new_name)
+        if half is not None:
+            self._locals.setdefault(half[0], {})[half[1]] = channel.uniqueid
 
 
 class _EventSource(Protocol):

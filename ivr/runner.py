@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ami_bridge.agi import AGIResult, quote_argument
-from ami_bridge.errors import AMIError, ChannelGoneError, ConnectionLostError
+from ami_bridge.errors import AGIResultError, AMIError, ChannelGoneError, ConnectionLostError
 from ivr.errors import OutcomeNotDeliveredError
 from ivr.machine import (
     CHANNEL_LANGUAGE,
@@ -69,6 +69,14 @@ MAX_TYPE_AHEAD = 32
 MAX_FAILED_STEPS = 5  # failed commands in a row before the session is given up
 
 T = TypeVar("T")
+
+# What an unreadable result of these commands is taken as: played with no key
+# pressed, or nothing typed (which the menu answers by asking again).
+_UNREADABLE_AS = {
+    "STREAM FILE": AGIResult(200, "0"),
+    "SAY DIGITS": AGIResult(200, "0"),
+    "GET DATA": AGIResult(200, "", "timeout"),
+}
 
 
 class Clock(Protocol):
@@ -404,6 +412,19 @@ class IVRRunner:
                     return _GONE  # the caller hung up while the link was down
                 self._link_lost = True
                 raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
+            except AGIResultError as exc:
+                # It ran, but its result is unreadable: a prompt counts as
+                # played, GET DATA as silence (the menu is asked again);
+                # anything else is a failed command.
+                self.log.warn(
+                    "unreadable AGI result on call {call_id}: {code}: {reason}",
+                    call_id=self._call_id, code=exc.code, reason=exc.reason,
+                )
+                stand_in = _UNREADABLE_AS.get(exc.verb or "")
+                if stand_in is None:
+                    raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
+                result = stand_in
+                break
             except AMIError as exc:
                 raise _CommandFailed(f"{command.split(' ', 2)[:2]}: {exc}") from exc
             finally:

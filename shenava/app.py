@@ -7,6 +7,7 @@ daemon, the demo and the integration tests all run the same graph.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +38,12 @@ from shenava.live_store import LiveFiguresStore
 log = Logger()
 
 QUEUE = "complaints"
+WAITS_KEPT = 10_000
+"""Waits the run's figures keep (the latest): keeping every one grew forever."""
+
+
+def _waits() -> deque[float]:
+    return deque(maxlen=WAITS_KEPT)
 
 
 @dataclass(slots=True)
@@ -50,8 +57,8 @@ class CallCounts:
     queued: int = 0
     answered: int = 0
     abandoned: int = 0
-    waits_answered: list[float] = field(default_factory=list)
-    waits_abandoned: list[float] = field(default_factory=list)
+    waits_answered: deque[float] = field(default_factory=_waits)
+    waits_abandoned: deque[float] = field(default_factory=_waits)
 
     @property
     def in_progress(self) -> int:
@@ -84,8 +91,10 @@ class Shenava:
                 initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s
             ),
             max_message_bytes=ami.max_message_bytes,
+            max_list_items=ami.max_list_items,
+            max_list_bytes=ami.max_list_bytes,
         )
-        self.tracker = CallTracker()
+        self.tracker = CallTracker(max_channels=ami.max_channels)
         attach_tracker(self.tracker, self.connection, reactor)
         self.roster = AgentRoster(
             (

@@ -76,6 +76,7 @@ class _Session:
     runner: IVRRunner
     channel: str
     arrived_at: float
+    hung_up: bool = False
 
 
 async def _no_lookup(reference: str) -> str | None:
@@ -153,6 +154,12 @@ class CallFlow:
             session = self._sessions.get(event.uniqueid)
             if session is not None:
                 session.runner.channel_hung_up()
+            if isinstance(event, ChannelHungUp):
+                if session is not None:
+                    session.hung_up = True
+                # Kept while the channel lives (it may come back to AGI after
+                # a Redirect: no second IVR); a Uniqueid is never reused.
+                self._seen.discard(event.uniqueid)
 
     def _on_agi_start(self, event: AgiSessionStarted) -> None:
         context = event.env.get("agi_context", "")
@@ -237,6 +244,13 @@ class CallFlow:
                     log.failure("caller facts unavailable for call {call}", call=outcome.call_id)
             facts.setdefault("urgency", Urgency.HIGH if outcome.urgent else Urgency.NORMAL)
             facts.setdefault("vulnerable", outcome.vulnerable)
+            if session is not None and session.hung_up:
+                # They hung up while the complaint was opened or its reference
+                # read: nothing would ever take them out of the line again.
+                log.info(
+                    "call {call} hung up before joining the waiting line", call=outcome.call_id
+                )
+                return
             self._dispatcher.join(
                 call_id=outcome.call_id,
                 channel=channel,

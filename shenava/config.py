@@ -133,6 +133,12 @@ class AmiConfig:
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 60.0
     max_message_bytes: int = 1024 * 1024
+    max_list_items: int = 100_000
+    """Events an AMI event list may hold before it is given up (``EventListTooLargeError``)."""
+    max_list_bytes: int = 128 * 1024 * 1024
+    """Bytes an AMI event list may hold before it is given up."""
+    max_channels: int = 100_000
+    """Channels the call tracker keeps; past it the oldest idle ones are dropped."""
     secret_from: str = field(default="ami.secret", compare=False)
     """Where the secret came from (``ami.secret`` or ``ami.secret_file``), for messages."""
 
@@ -163,6 +169,11 @@ def parse_ami(t: Table) -> AmiConfig:
         reconnect_initial_s=initial,
         reconnect_max_s=maximum,
         max_message_bytes=t.get_int("max_message_bytes", d.max_message_bytes, minimum=1024, maximum=64 * 1024 * 1024),
+        max_list_items=t.get_int("max_list_items", d.max_list_items, minimum=100, maximum=10_000_000),
+        max_list_bytes=t.get_int(
+            "max_list_bytes", d.max_list_bytes, minimum=64 * 1024, maximum=4 * 1024 * 1024 * 1024
+        ),
+        max_channels=t.get_int("max_channels", d.max_channels, minimum=100, maximum=10_000_000),
         secret_from=t.key_path("secret_file" if t.has("secret_file") else "secret"),
     )
 

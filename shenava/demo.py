@@ -375,7 +375,7 @@ def _summary(
     c = app.counts
     waits = c.waits_answered
 
-    def stat(values: list[float], fn: Any) -> float | None:
+    def stat(values: Any, fn: Any) -> float | None:
         return round(fn(values), 1) if values else None
 
     day = snapshot.queue(QUEUE) if snapshot is not None else None

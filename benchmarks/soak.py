@@ -1,0 +1,392 @@
+"""Memory under a steady stream of calls: does the daemon's RSS stay flat?
+
+    .venv/bin/python benchmarks/soak.py [--rate 5] [--duration-s 60] [--warmup-s 20]
+    .venv/bin/python benchmarks/soak.py --long          # 30 minutes
+
+A child process (``multiprocessing``, spawn) runs the test PBX on a free
+loopback port and places ``--rate`` scripted callers a second for
+``--duration-s`` seconds. This process runs the daemon as ``shenava run``
+builds it (:class:`shenava.app.Shenava` on the asyncio reactor, with a real
+``redis-server`` started for the run, so the statistics, complaints and
+recordings wiring is in the call path). Callers walk the default menus (a
+seeded mix: new complaints, status look-ups, voicemails, callbacks, straight
+to an agent, hang-ups in the IVR); four agents answer after a second and talk
+a few seconds; waiting callers give up after 10-20 s, so the waiting line
+stays bounded whatever the rate.
+
+Two rounds, each placing calls and then draining (every call ended, or
+``--drain-s``) plus 10 s for wrap-up and the last writes: a warm-up of
+``--warmup-s`` (caches, connection pools and the allocator settle), then the
+measured run of ``--duration-s``. After each drain, with no call in
+progress, the daemon's RSS (``/proc/self/statm``) and its live Python objects
+(``gc.get_objects()`` after a collection) are taken; their growth from the
+first drain to the second, per 1,000 calls ended in between, is
+``rss_growth_kb_per_1000_calls_after_warmup`` (flat is about 0) and
+``objects_growth_per_1000_calls``. RSS is also sampled every second;
+``rss_slope_kb_per_1000_calls_while_placing`` is its least-squares slope
+against calls ended during the measured run (it includes the ramp of calls in
+progress, so it is only meaningful on long runs). ``left_after_drain`` is
+what per-call structures still hold at the end (all 0 when nothing leaks).
+
+The last line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, cast
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+HOST = "127.0.0.1"
+USER, SECRET = "shenava", "soak-secret"
+DEFAULT_RATE = 5.0
+DEFAULT_DURATION_S = 60.0
+LONG_DURATION_S = 1800.0
+DEFAULT_WARMUP_S = 20.0
+DEFAULT_DRAIN_S = 90.0
+PROMPT_S = 0.3  # every prompt plays this long (the PBX's default is 1 s)
+SAMPLE_EVERY_S = 1.0
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def rss_kb() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE_KB
+
+
+# --- the scripted callers ----------------------------------------------------------
+
+
+def caller_script(i: int, rng: random.Random) -> Any:
+    from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript
+    from shenava.demo import luhn_complete
+
+    lang = rng.choice("12")
+    path = rng.choices(
+        ["complaint", "status", "voicemail", "callback", "agent", "hangup"],
+        weights=[35, 15, 10, 10, 20, 10],
+    )[0]
+    hangup_after_s: float | None = None
+    if path == "complaint":
+        account = luhn_complete("".join(rng.choice("0123456789") for _ in range(9))) + "#"
+        answers = [lang, "1", str(rng.randint(1, 6)), rng.choice("12"), rng.choice("123"), account, "1"]
+    elif path == "status":
+        answers = [lang, "2", "".join(rng.choice("0123456789") for _ in range(7)) + "#", "1", ""]
+    elif path == "voicemail":
+        answers = [lang, "4"]
+    elif path == "callback":
+        answers = [lang, "5", "1"]
+    elif path == "agent":
+        answers = [lang, "3"]
+    else:
+        answers = [lang]
+        hangup_after_s = rng.uniform(2.0, 6.0)
+    return CallerScript(
+        number=f"0913{i:07d}", name=f"Caller {i}", language=None, answers=tuple(answers),
+        answer_delay_s=rng.uniform(0.2, 0.6), digit_gap_s=0.1,
+        after_speaking=AfterSpeaking.PRESS_HASH, speak_after_s=0.3,
+        patience_s=rng.uniform(10.0, 20.0), hangup_after_s=hangup_after_s,
+    )
+
+
+# --- the PBX child -----------------------------------------------------------------
+
+
+def pbx_child(conn: Connection, rate: float, seed: int, root: str, endpoints: list[str]) -> None:
+    from twisted.internet import reactor as global_reactor
+    from twisted.internet.task import LoopingCall
+
+    from ami_bridge.testpbx.options import PbxOptions
+    from ami_bridge.testpbx.scripts import PhoneScript
+    from ami_bridge.testpbx.server import listen_testpbx
+    from ami_bridge.testpbx.world import PbxWorld
+    from benchmarks.ivr_sessions import _prompt_names
+    from shenava.config import default_config
+
+    reactor: Any = global_reactor
+    support = default_config().site.support_context
+    names = _prompt_names()
+    world = PbxWorld(reactor, PbxOptions(
+        users={USER: SECRET}, recordings_root=Path(root), support_context=support,
+        prompt_lengths_s={f"shenava/{name}": PROMPT_S for name in names}
+        | {name: PROMPT_S for name in names},
+        seed=seed,
+    ))
+    for endpoint in endpoints:
+        world.register_phone(endpoint, PhoneScript(answer_after_s=1.0, talk_s=3.0))
+    port: Any = listen_testpbx(reactor, 0, world, interface=HOST)
+    conn.send(("port", port.getHost().port))
+    rng = random.Random(seed)
+    state: dict[str, Any] = {"placed": 0, "until": 0.0}
+
+    def place() -> None:
+        if reactor.seconds() >= state["until"]:
+            placer.stop()
+            conn.send(("placed", state["placed"]))
+            return
+        world.place_call(caller_script(state["placed"], rng))
+        state["placed"] += 1
+
+    placer = LoopingCall(place)
+    placer.clock = reactor
+
+    def poll() -> None:
+        while conn.poll():
+            message = conn.recv()
+            if message == "stop":
+                reactor.stop()
+            else:  # ("go", seconds): place calls for that long
+                state["until"] = reactor.seconds() + message[1]
+                placer.start(1.0 / rate)
+
+    LoopingCall(poll).start(0.05)
+    reactor.run()
+
+
+# --- the daemon side -----------------------------------------------------------------
+
+
+def slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y against x."""
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((x - mean_x) ** 2 for x, _ in points)
+    if var == 0:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / var
+
+
+def per_call_sizes(app: Any) -> dict[str, int]:
+    """What each per-call structure holds (all 0 once every call has ended)."""
+    protocol = app.connection.protocol
+    sizes = {
+        "callflow.sessions": len(app.callflow._sessions),
+        "callflow.seen": len(app.callflow._seen),
+        "tracker.channels": len(app.tracker.channels),
+        "tracker.calls": len(app.tracker.calls),
+        "tracker.by_name": len(app.tracker._by_name),
+        "tracker.locals": len(app.tracker._locals),
+        "counts.callers": len(app.counts.callers),
+        "dispatcher.waiting": app.dispatcher.waiting,
+    }
+    if protocol is not None:
+        sizes["protocol.agi"] = len(protocol._agi)
+        sizes["protocol.agi_by_channel"] = len(protocol._agi_by_channel)
+    # Others' per-call maps, by name, where present (reported, not asserted).
+    for owner, names in (
+        (app.dispatcher, ("_calls", "_legs", "_originates", "_held")),
+        (app.extensions.get("agent_stats"), ("_calls", "_start_calls", "_held")),
+    ):
+        for name in names:
+            value = getattr(owner, name, None) if owner is not None else None
+            if value is not None and hasattr(value, "__len__"):
+                sizes[f"{type(owner).__name__}.{name.lstrip('_')}"] = len(value)
+    return sizes
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from shenava.aio import install_asyncio_reactor
+
+    reactor: Any = install_asyncio_reactor()
+    import redis.asyncio as aioredis
+    from twisted.internet.defer import ensureDeferred
+    from twisted.internet.task import LoopingCall, deferLater
+    from twisted.logger import formatEvent, globalLogBeginner
+
+    from shenava.aio import as_deferred
+    from shenava.app import Shenava
+    from shenava.config import default_config
+    from shenava.redis_server import start_redis_server
+
+    levels: Counter[str] = Counter()
+    errors: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        levels.update([event["log_level"].name])
+        if event["log_level"].name in ("error", "critical") and len(errors) < 5:
+            errors.append(formatEvent(event)[:300])
+
+    # Logging must start somewhere: until it does, twisted.logger keeps the
+    # last 65,536 events in memory, which would look like growth.
+    globalLogBeginner.beginLoggingTo([cast(Any, observe)], redirectStandardIO=False)
+
+    work = Path(tempfile.mkdtemp(prefix="shenava-soak-"))
+    root = work / "recordings"
+    server = start_redis_server(work / "redis")
+    config = default_config()
+    endpoints = [agent.endpoint for agent in config.agents]
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(
+        target=pbx_child,
+        args=(child, args.rate, args.seed, str(root), endpoints),
+        daemon=True,
+    )
+    proc.start()
+    result: dict[str, Any] = {}
+    try:
+        if not parent.poll(60):
+            raise SystemExit("the test PBX child did not start")
+        _, port = parent.recv()
+        config = replace(
+            config,
+            ami=replace(config.ami, host=HOST, port=port, secret=SECRET),
+            redis=replace(config.redis, url=server.url),
+            recordings=replace(config.recordings, dir=root / "voicemail", asterisk_dir=None),
+        )
+        client = aioredis.from_url(server.url)
+        app = Shenava(config, reactor=reactor, redis=client)
+        samples: list[tuple[float, int, int]] = []  # (seconds, calls ended, rss kb)
+        state: dict[str, Any] = {"t0": None, "placed": None, "rounds": []}
+
+        def sample() -> None:
+            if state["t0"] is None:
+                return
+            samples.append((time.monotonic() - state["t0"], app.counts.ended, rss_kb()))
+
+        async def place_and_drain(seconds: float) -> dict[str, Any]:
+            """Place calls for ``seconds``, wait until every call has ended, measure."""
+            state["placed"] = None
+            parent.send(("go", seconds))
+            await deferLater(reactor, seconds, lambda: None)
+            deadline = time.monotonic() + args.drain_s
+            while time.monotonic() < deadline:
+                await deferLater(reactor, 1.0, lambda: None)
+                while parent.poll():
+                    kind, value = parent.recv()
+                    if kind == "placed":
+                        state["placed"] = value
+                if state["placed"] is not None and not app.counts.callers \
+                        and not app.callflow.in_ivr and not app.dispatcher.waiting:
+                    break
+            await deferLater(reactor, 10.0, lambda: None)  # wrap-up, the last writes
+            gc.collect()
+            if args.census:
+                state.setdefault("census", []).append(
+                    Counter(type(o).__qualname__ for o in gc.get_objects())
+                )
+            return {
+                "t": time.monotonic() - state["t0"], "calls": app.counts.ended,
+                "placed": state["placed"], "rss_kb": rss_kb(), "objects": len(gc.get_objects()),
+                "left": per_call_sizes(app),
+            }
+
+        async def soak() -> None:
+            await app.when_connected()
+            for agent in config.agents:
+                app.roster.log_in(agent.id, reactor.seconds())
+            state["rss_start_kb"] = rss_kb()
+            state["t0"] = time.monotonic()
+            # Warm-up: calls until caches, pools and the allocator settle; then
+            # the measured run, both ending with no call in progress.
+            state["rounds"].append(await place_and_drain(args.warmup_s))
+            state["rounds"].append(await place_and_drain(args.duration_s))
+            await app.stop()
+            await as_deferred(client.aclose())
+
+        def finished(outcome: object) -> None:
+            state["outcome"] = outcome
+            reactor.stop()
+
+        app.start(serve_http=False)
+        sampler = LoopingCall(sample)
+        sampler.clock = reactor
+        sampler.start(SAMPLE_EVERY_S)
+        limit = args.warmup_s + args.duration_s + 2 * args.drain_s + 120
+        reactor.callLater(limit, lambda: reactor.running and reactor.stop())  # a hard bound
+        reactor.callWhenRunning(lambda: ensureDeferred(soak()).addBoth(finished))
+        reactor.run()
+        outcome = state.get("outcome")
+        if outcome is not None and hasattr(outcome, "getTraceback"):
+            print(outcome.getTraceback(), file=sys.stderr)
+        rounds = state["rounds"]
+        warm, done = (rounds + [None, None])[:2]
+        measured = done["calls"] - warm["calls"] if warm and done else 0
+        growth = objects_growth = slope_kb = None
+        if warm and done and measured > 0:
+            growth = (done["rss_kb"] - warm["rss_kb"]) * 1000 / measured
+            objects_growth = (done["objects"] - warm["objects"]) * 1000 / measured
+            during = [(float(c), float(kb)) for t, c, kb in samples if warm["t"] <= t <= done["t"]]
+            per_call = slope(during)
+            slope_kb = per_call * 1000 if per_call is not None else None
+        census = state.get("census", [])
+        if len(census) == 2:
+            for name, count in (census[1] - census[0]).most_common(20):
+                print(f"grew: {count:8d} {name}", file=sys.stderr)
+        result = {
+            "bench": "soak",
+            "rate_per_s": args.rate,
+            "warmup_s": args.warmup_s,
+            "duration_s": args.duration_s,
+            "placed": rounds[-1]["placed"] if rounds else None,
+            "calls": app.counts.ended,
+            "calls_after_warmup": measured,
+            "ivr_sessions": app.callflow.sessions_started,
+            "answered": app.counts.answered,
+            "abandoned": app.counts.abandoned,
+            "rss_start_mb": round(state.get("rss_start_kb", 0) / 1024, 1),
+            "rss_after_warmup_mb": round(warm["rss_kb"] / 1024, 1) if warm else None,
+            "rss_end_mb": round(done["rss_kb"] / 1024, 1) if done else None,
+            "rss_max_mb": round(max((kb for _, _, kb in samples), default=0) / 1024, 1),
+            "rss_slope_kb_per_1000_calls_while_placing": round(slope_kb, 1) if slope_kb is not None else None,
+            "objects_growth_per_1000_calls": round(objects_growth, 1) if objects_growth is not None else None,
+            "left_after_drain": done["left"] if done else None,
+            "log_events": dict(sorted(levels.items())),
+            "log_errors": errors[:5],
+            "python": platform.python_version(),
+            "rss_growth_kb_per_1000_calls_after_warmup": round(growth, 1) if growth is not None else None,
+        }
+    finally:
+        try:
+            parent.send("stop")
+        except OSError:
+            pass
+        proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        server.stop()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="calls placed a second")
+    parser.add_argument("--duration-s", type=float, default=DEFAULT_DURATION_S)
+    parser.add_argument("--long", action="store_true", help=f"run {LONG_DURATION_S:g} s")
+    parser.add_argument("--warmup-s", type=float, default=DEFAULT_WARMUP_S)
+    parser.add_argument("--drain-s", type=float, default=DEFAULT_DRAIN_S)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--census", action="store_true",
+        help="print to stderr the object types that grew from the warm-up to the end",
+    )
+    args = parser.parse_args(argv)
+    if args.long:
+        args.duration_s = LONG_DURATION_S
+        args.warmup_s = max(args.warmup_s, 300.0)  # past the bounded caches (1,000 outcomes)
+    result = run(args)
+    print(json.dumps(result))
+    return 0 if result.get("calls") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
