@@ -150,7 +150,29 @@ def snapshot_families(
                                        "Statistics batches that Redis did not take (retried).")
         failures.add_metric([], queue.failures)
         out += [depth, dropped, failures]
-    return out
+    return out + journal_families(snapshot.get("journal"))
+
+
+def journal_families(journal: dict[str, Any] | None) -> list[Metric]:
+    """The durable journal (``shenava.journal``): records kept on this host until Redis has them."""
+    if not journal:
+        return []
+    depth = GaugeMetricFamily("shenava_journal_depth",
+                              "Records kept in the local journal, not yet in Redis.")
+    depth.add_metric([], journal["depth"])
+    age = GaugeMetricFamily("shenava_journal_oldest_age_seconds",
+                            "Age of the oldest record not yet in Redis (0 when none).")
+    age.add_metric([], journal["oldest_age_s"])
+    applied = CounterMetricFamily("shenava_journal_applied",
+                                  "Journal records stored in Redis since the start.")
+    applied.add_metric([], journal["applied"])
+    rejected = CounterMetricFamily("shenava_journal_rejected",
+                                   "Journal records that could not be applied (set aside in "
+                                   "journal.rejected).")
+    rejected.add_metric([], journal["rejected"])
+    away = GaugeMetricFamily("shenava_redis_away", "1 while Redis does not answer the journal's writes.")
+    away.add_metric([], 0 if journal["redis_away_since"] is None else 1)
+    return [depth, age, applied, rejected, away]
 
 
 def _number(value: float | None) -> float:

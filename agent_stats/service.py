@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -119,6 +119,9 @@ from shenava.aio import as_deferred
 log = Logger()
 
 HEARTBEAT_S = 15.0
+RESTORE_RETRY_INITIAL_S = 0.5
+RESTORE_RETRY_MAX_S = 5.0
+"""Short: the journal holds the SL outcomes back until the restore is done."""
 TRAFFIC_WINDOW_S = 1800.0
 MIN_TRAFFIC_WINDOW_S = 300.0
 HANDLED_KEEP_S = 86400.0
@@ -255,6 +258,9 @@ class StatsService:
         self._start_calls: dict[str, Any] = {}
         self.started: Deferred[None] | None = None
         self._stopped = False
+        self._restore_call: Any = None
+        self.journal_health: Callable[[], dict[str, Any]] | None = None
+        """The daemon's journal figures (``/metrics``), when it has one."""
         roster.subscribe(self.on_agent_change)
 
     # -- wiring -------------------------------------------------------------------
@@ -267,17 +273,38 @@ class StatsService:
             connection.add_state_observer(self.on_link_state)
 
     def start(self) -> Deferred[None]:
-        """Reconcile with Redis, then let writes out and start the heartbeat."""
+        """Reconcile with Redis, then let writes out and start the heartbeat.
+
+        While Redis cannot be read the service waits and tries again (backing
+        off to ``RESTORE_RETRY_MAX_S``), saying so; it never starts afresh over
+        stored ledgers, and its writes wait (in order) until the restore is done.
+        """
+        started: Deferred[None] = Deferred()
+        self.started = started
+        self._restore_attempt(started, RESTORE_RETRY_INITIAL_S)
+        return started
+
+    def _restore_attempt(self, started: Deferred[None], delay: float) -> None:
+        if self.started is not started:
+            return  # stopped or restarted meanwhile
         d: Deferred[None] = as_deferred(self._restore())
-        d.addErrback(
-            lambda f: log.error(
-                "statistics not restored from Redis ({error}); starting afresh",
-                error=f.getErrorMessage(),
+
+        def ok(_: object) -> None:
+            self._restore_call = None
+            self._started()
+            started.callback(None)
+
+        def failed(failure: Any) -> None:
+            log.warn(
+                "statistics not restored from Redis yet ({error}); stored state is kept, "
+                "next try in {delay:.1f} s",
+                error=failure.getErrorMessage(), delay=delay,
             )
-        )
-        d.addCallback(lambda _: self._started())
-        self.started = d
-        return d
+            self._restore_call = self.clock.callLater(
+                delay, self._restore_attempt, started, min(RESTORE_RETRY_MAX_S, delay * 2)
+            )
+
+        d.addCallbacks(ok, failed)
 
     def _started(self) -> None:
         self.writer.resume()
@@ -298,6 +325,15 @@ class StatsService:
         loop, self._heartbeat = self._heartbeat, None
         if loop is not None and loop.running:
             loop.stop()
+        restore, self._restore_call = self._restore_call, None
+        if restore is not None and restore.active():
+            restore.cancel()
+        if self.started is not None and not self.started.called:
+            # never restored (Redis away since the start): nothing was written, and
+            # the ledgers' state is reconciled again at the next start
+            self.started = None
+            self.writer.stop()
+            return succeed(None)
         for call in (self._deadline_call, self._decide_call, *self._start_calls.values()):
             if call is not None and call.active():
                 call.cancel()
@@ -970,6 +1006,7 @@ class StatsService:
                 for per_agent in self.active_alerts.values() for a in per_agent.values()
             ],
             "alerts_today": sum(1 for a in self.alerts_raised if a.at >= day_start(now, self.sla)),
+            "journal": self.journal_health() if self.journal_health is not None else None,
         }
 
     def waiting_requests(self) -> Iterable[BreakRecord]:

@@ -52,6 +52,7 @@ from agent_stats.sla import (
     delta,
     rolling_window_start,
 )
+from agent_stats.sla import Outcome as SLOutcome
 from agent_stats.states import AgentState, NotReadyReason, check_key
 
 if TYPE_CHECKING:
@@ -228,6 +229,24 @@ class StoredLedger:
     ledger: AgentLedger
     repaired: int
     """Intervals dropped (overlaps: a second already counted) or gaps filled."""
+
+
+def outcome_to_dict(op: OutcomeWrite) -> dict[str, Any]:
+    """An outcome as the journal keeps it (floats round-trip exactly, so its id is kept)."""
+    c = op.call
+    return {
+        "queue": c.queue, "arrived_at": c.arrived_at, "joined_at": c.joined_at,
+        "outcome": c.outcome.value, "outcome_at": c.outcome_at, "call_id": c.call_id,
+        "agent_id": op.agent_id, "hard": op.hard,
+    }
+
+
+def outcome_from_dict(data: Mapping[str, Any]) -> OutcomeWrite:
+    call = CallRecord(
+        data["queue"], data["arrived_at"], data["joined_at"], SLOutcome(data["outcome"]),
+        data["outcome_at"], data["call_id"],
+    )
+    return OutcomeWrite(call, data["agent_id"], bool(data["hard"]))
 
 
 def outcome_id(call: CallRecord) -> str:

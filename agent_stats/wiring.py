@@ -28,6 +28,10 @@ def install(app: Any) -> StatsService:
         wellbeing=config.wellbeing,
         default_queue=QUEUE,
     )
+    journal = getattr(app, "journal", None)
+    if journal is not None:
+        service.writer.use_journal(journal)
+        service.journal_health = journal.health
     service.attach(app.dispatcher, app.connection)
     from agent_stats.metrics import install as install_metrics
 

@@ -7,6 +7,12 @@ appended in sequence even with a pool of connections), a burst costs one
 round trip, and the reactor never waits on Redis. A failed batch goes back to
 the front of the queue and is retried after ``WRITE_RETRY_S``: nothing is lost
 while Redis is away.
+
+SL outcomes are records, not state: with a journal (:meth:`StoreWriter.use_journal`)
+each one goes there instead (fsynced on this host, applied once by its
+``outcome_id``), so an outcome counted while Redis was away survives a restart
+of the daemon too. The ledgers' and breaks' writes stay here: they are state
+that the next start reconciles from the roster.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from agent_stats.store import Operation
+from agent_stats.store import Operation, OutcomeWrite, outcome_from_dict, outcome_to_dict
 from shenava.aio import as_deferred
 
 log = Logger()
@@ -28,6 +34,8 @@ MAX_PENDING = 100_000
 past it the oldest are dropped, counted in ``dropped`` and logged (``/metrics``
 shows both the depth and the drops). Live publications are never queued: a
 failed batch keeps only the records."""
+
+JOURNAL_KIND = "stats.outcome"
 
 
 class BatchStore(Protocol):
@@ -61,8 +69,27 @@ class StoreWriter:
         self.failures = 0
         self.dropped = 0
         self._max_pending = max(1, max_pending)
+        self._journal: Any = None
+
+    def use_journal(self, journal: Any) -> None:
+        """Send SL outcomes through ``journal`` (a :class:`shenava.journal.Journal`)."""
+        self._journal = journal
+        journal.register(JOURNAL_KIND, self._apply_outcome)
+
+    async def _apply_outcome(self, entry: dict[str, Any]) -> None:
+        if self._paused:
+            # not before the start-up restore has read the counters: an outcome
+            # stored before that read would be counted twice in the live figures
+            from shenava.journal import RetryLaterError
+
+            raise RetryLaterError("statistics not restored yet")
+        await self._store.apply([outcome_from_dict(entry)])
 
     def submit(self, op: Operation) -> None:
+        if self._journal is not None and isinstance(op, OutcomeWrite):
+            d = self._journal.submit(JOURNAL_KIND, outcome_to_dict(op))
+            d.addErrback(lambda f: log.error("SL outcome not kept: {error}", error=f.getErrorMessage()))
+            return
         self._pending.append(op)
         if len(self._pending) > self._max_pending:
             self._drop_oldest()

@@ -10,7 +10,10 @@
   later (``CallbackStore.attach_transcript``).
 
 Each source logs and drops what cannot be a flag (an anonymous caller), never
-raises into the event dispatch.
+raises into the event dispatch. With a journal (:mod:`shenava.journal`) every
+reason is kept on this host until Redis has it: a flag is never lost to a slow,
+full or absent Redis; each journal entry carries an operation id so a replay
+raises it once.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+from uuid import uuid4
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from ivr.machine import Outcome
-from routing.callback_store import CallbackStore
+from routing.callback_store import (
+    CallbackStore,
+    ConcurrentUpdateError,
+    reason_from_dict,
+    reason_to_dict,
+)
 from routing.callbacks import (
     CallbackError,
     CallbackFlag,
@@ -35,10 +44,12 @@ from routing.callbacks import (
 )
 from routing.dispatch import CallAbandoned, CallAnswered, CallLeftForChoice, RoutingEvent
 from shenava.aio import as_deferred
+from shenava.journal import call_key, number_key
 from shenava.privacy import mask_number
 
 log = Logger()
 
+JOURNAL_KIND = "callback.reason"
 ANSWER_RATE_WINDOW_S = 900.0
 """How far back the line's pace is measured (the wallboard's 15-minute interval)."""
 
@@ -72,6 +83,7 @@ class CallbackSources:
         waiting_calls: Callable[[], int],
         rate: AnswerRate,
         on_raised: Callable[[CallbackFlag], object] | None = None,
+        journal: Any | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -79,6 +91,9 @@ class CallbackSources:
         self._rate = rate
         self._on_raised = on_raised
         self._in_flight: set[Deferred[Any]] = set()
+        self._journal = journal
+        if journal is not None:
+            journal.register(JOURNAL_KIND, self._apply_entry)
 
     # -- routing events ------------------------------------------------------------
 
@@ -124,7 +139,14 @@ class CallbackSources:
         return DeferredList(list(self._in_flight), consumeErrors=True)
 
     def raise_reason(self, number: str, reason: Reason) -> Deferred[Any]:
-        d = as_deferred(self._raise(number, reason))
+        if self._journal is not None:
+            entry = {
+                "number": number, "reason": reason_to_dict(reason), "now": self._clock.seconds(),
+                "op": uuid4().hex,
+            }
+            d = self._journal.submit(JOURNAL_KIND, entry, (number_key(number), call_key(reason.source)))
+        else:
+            d = as_deferred(self._raise(number, reason))
         self._in_flight.add(d)
 
         def done(result: object) -> object:
@@ -140,15 +162,27 @@ class CallbackSources:
         )
         return d
 
-    async def _raise(self, number: str, reason: Reason) -> CallbackFlag | None:
+    def _apply_entry(self, entry: dict[str, Any]) -> Deferred[Any]:
+        reason = reason_from_dict(entry["reason"])
+        return as_deferred(self._raise(entry["number"], reason, entry["now"], entry["op"]))
+
+    async def _raise(
+        self, number: str, reason: Reason, now: float | None = None, op_id: str | None = None
+    ) -> CallbackFlag | None:
         try:
-            flag = await self._store.raise_reason(number, reason, self._clock.seconds())
+            flag = await self._store.raise_reason(
+                number, reason, self._clock.seconds() if now is None else now, op_id=op_id
+            )
+        except ConcurrentUpdateError:
+            raise  # not a reason to drop it: the journal (or the caller) tries again
         except CallbackError as exc:
             log.info(
                 "no callback flag ({kind}) for {caller}: {error}", kind=reason.kind.value,
                 caller=mask_number(number), error=str(exc),
             )
             return None
+        if flag is None:
+            return None  # a journal replay of a reason already raised
         log.info(
             "callback flag {flag} for {caller}: {kind}, due in {due:.0f} s", flag=flag.flag_id,
             caller=mask_number(flag.number), kind=reason.kind.value,

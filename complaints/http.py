@@ -371,7 +371,7 @@ def _json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..."
         raise HttpError(400, "invalid_json", "the body is not JSON") from None
     if not isinstance(body, dict):
         raise HttpError(400, "invalid_json", "expected a JSON object")

@@ -7,13 +7,24 @@ typing it; the IVR says "that reference is not valid" at once instead of
 "not found" after a lookup.
 
 The 7-digit body is not the serial itself: serials are spread over
-1000000-9999999 by an affine bijection, so references never start with 0
-(spreadsheets drop it), are unique without a lookup, and do not reveal how many
-complaints the site takes or let a caller guess a neighbour's reference by
-adding one.
+1000000-9999999 by an affine bijection (:func:`reference_for`), so references
+never start with 0 (spreadsheets drop it) and are unique without a lookup.
+
+That affine map is public, so on its own one reference would reveal the site's
+volume and every other reference. New references therefore come from a
+*keyed* permutation (:class:`KeyedReferences`): a counter ``n`` (reserved in
+blocks from Redis, see :mod:`complaints.reference_blocks`) goes through a
+Feistel network keyed with the site's secret (HMAC-SHA256 rounds, cycle-walked
+into range), and the result picks a serial *above* ``base``, the last serial
+handed out before the switch. So every existing reference stays valid and
+unique, new ones can never collide with old ones, and without the key one
+reference says nothing about any other.
 """
 
 from __future__ import annotations
+
+import hashlib
+import hmac
 
 from complaints.errors import InvalidReferenceError, ReferenceSpaceExhaustedError
 
@@ -57,6 +68,49 @@ def reference_for(serial: int) -> str:
         raise ReferenceSpaceExhaustedError(f"serial {serial} is outside 1..{_SPAN}")
     body = str(_LOW + (_MULTIPLIER * (serial - 1) + _OFFSET) % _SPAN)
     return body + damm_digit(body)
+
+
+FEISTEL_ROUNDS = 8
+
+
+class KeyedReferences:
+    """References ``reference_for(base + 1 + P_key(n))`` for counter values ``n = 0, 1, ...``.
+
+    ``P_key`` is a permutation of ``0..capacity-1`` (``capacity = 9_000_000 - base``):
+    distinct ``n`` give distinct references, none equal to the first ``base``
+    references of :func:`reference_for`.
+    """
+
+    def __init__(self, key: bytes, base: int) -> None:
+        if len(key) < 16:
+            raise ValueError("the reference key must be at least 16 bytes")
+        if not 0 <= base < _SPAN:
+            raise ReferenceSpaceExhaustedError(f"base {base} leaves no serials")
+        self._round_keys = tuple(
+            hmac.new(key, b"shenava-reference-round-%d" % i, hashlib.sha256).digest()
+            for i in range(FEISTEL_ROUNDS)
+        )
+        self.base = base
+        self.capacity = _SPAN - base
+        # the smallest balanced Feistel domain holding the range: fewer than 4 walks on average
+        self._half_bits = max(1, ((self.capacity - 1).bit_length() + 1) // 2)
+
+    def reference(self, n: int) -> str:
+        if not 0 <= n < self.capacity:
+            raise ReferenceSpaceExhaustedError(f"counter {n} is outside 0..{self.capacity - 1}")
+        x = self._feistel(n)
+        while x >= self.capacity:  # cycle-walking keeps it a permutation of the range
+            x = self._feistel(x)
+        return reference_for(self.base + 1 + x)
+
+    def _feistel(self, x: int) -> int:
+        half = self._half_bits
+        mask = (1 << half) - 1
+        left, right = x >> half, x & mask
+        for round_key in self._round_keys:
+            digest = hmac.new(round_key, right.to_bytes(4, "big"), hashlib.sha256).digest()
+            left, right = right, left ^ (int.from_bytes(digest[:4], "big") & mask)
+        return (left << half) | right
 
 
 def parse_reference(text: str) -> str:

@@ -17,6 +17,8 @@ Hooks, given by the composition root:
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
@@ -32,6 +34,7 @@ from complaints.abuse import (
     RecoveryGrant,
     counts_against_caller,
     needs_experienced_agent,
+    new_report,
     recovery_for,
     review,
 )
@@ -54,6 +57,8 @@ from shenava.privacy import mask_number
 RecoveryHook = Callable[[RecoveryGrant], None]
 DeleteRecording = Callable[[str], Awaitable[None]]
 DEFAULT_RETENTION_S = 365 * 86400.0
+ABUSE_KIND = "abuse.report"
+"""The journal kind of an abuse report (``shenava.journal``)."""
 DEFAULT_UNRESOLVED_CALLBACK_S = 7 * 86400.0
 
 
@@ -133,6 +138,16 @@ class ComplaintRegister:
         self._on_recovery = on_recovery
         self._delete_recording = delete_recording
         self._tz = tz
+        self.journal: Any = None
+        """A :class:`shenava.journal.Journal` (the daemon's): reports are kept there first."""
+
+    def use_journal(self, journal: Any) -> None:
+        self.journal = journal
+        store = self._store
+        journal.register(
+            ABUSE_KIND,
+            lambda e: store.add_report(e["now"], report_id=e["report_id"], **e["fields"]),
+        )
 
     @property
     def store(self) -> ComplaintStore:
@@ -290,10 +305,24 @@ class ComplaintRegister:
         The report is stored first so it is never lost; a failing recovery hook is
         logged (with the report id) and does not undo the report.
         """
-        report = await self._store.add_report(
-            now, agent_id=agent_id, number=number, category=category, note=note,
-            call_id=call_id, complaint_ref=complaint_ref,
-        )
+        fields: dict[str, Any] = {
+            "agent_id": agent_id, "number": number, "category": str(category), "note": note,
+            "call_id": call_id, "complaint_ref": complaint_ref,
+        }
+        if self.journal is not None:
+            # kept on this host until Redis has it: an agent's report is never lost.
+            # Its id is the usual short one while Redis answers, a random one if not.
+            from redis.exceptions import RedisError
+
+            try:
+                report_id = await self._store.next_report_id()
+            except RedisError:
+                report_id = f"ar-{secrets.token_hex(6)}"
+            report = new_report(report_id, now, **fields)
+            entry = {"report_id": report.report_id, "now": now, "fields": fields}
+            await self.journal.submit(ABUSE_KIND, entry).asFuture(asyncio.get_running_loop())
+        else:
+            report = await self._store.add_report(now, **fields)
         self.log.info(
             "abuse report {report_id} by {agent_id} about {caller}: {category}",
             report_id=report.report_id, agent_id=agent_id, caller=mask_number(number),

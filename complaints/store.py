@@ -3,7 +3,9 @@
 Keys (``<prefix>`` is ``redis.key_prefix``; one hash tag, so every
 transaction below is valid on Redis Cluster):
 
-- ``<prefix>:{complaints}:seq``: complaint serial; the reference is made from it.
+- ``<prefix>:{complaints}:seq``: legacy complaint serial (a store without
+  :class:`~complaints.reference_blocks.ReferenceBlocks`); the daemon makes
+  references from reserved blocks instead (``refctr``, ``refkey``, ``refbase``).
 - ``<prefix>:{complaints}:c:<reference>``: the complaint as JSON, history included.
 - ``<prefix>:{complaints}:all``: sorted set, reference -> opened_at.
 - ``<prefix>:{complaints}:status:<status>``: sorted set per status, reference -> opened_at.
@@ -101,10 +103,32 @@ class ComplaintStore:
 
     TAG = "complaints"
 
-    def __init__(self, client: Any, prefix: str) -> None:
+    def __init__(self, client: Any, prefix: str, references: Any | None = None) -> None:
         # ``client`` is a ``redis.asyncio.Redis``; typed Any as in shenava.live_store
         self._client = client
         self._prefix = prefix
+        self.references = references
+        """A :class:`~complaints.reference_blocks.ReferenceBlocks`, or None (legacy serials)."""
+
+    def new_reference_now(self) -> str:
+        """A fresh reference from the reserved blocks, with no Redis round trip.
+
+        Raises :class:`~complaints.reference_blocks.ReferencesNotReadyError` if
+        there is no block in hand (or the store has none).
+        """
+        from complaints.reference_blocks import ReferencesNotReadyError
+
+        if self.references is None:
+            raise ReferencesNotReadyError("this store makes legacy serial references")
+        return str(self.references.next())
+
+    async def new_reference(self) -> str:
+        """A fresh reference: from the reserved blocks (no Redis), else the legacy serial."""
+        if self.references is not None:
+            if not self.references.in_hand:
+                await self.references.prepare()  # no block in hand: reserve one now
+            return str(self.references.next())
+        return reference_for(int(await self._client.incr(self._key("seq"))))
 
     # -- keys ------------------------------------------------------------------
 
@@ -130,18 +154,29 @@ class ComplaintStore:
         channel: Channel,
         number: str | None = None,
         repeat_window_s: float = DEFAULT_REPEAT_WINDOW_S,
+        reference: str | None = None,
         **fields: Any,
     ) -> Complaint:
         """Register a new complaint, linked to the caller's previous one if it is recent.
 
         ``fields`` are the keyword arguments of :func:`complaints.complaint.open_complaint`
         (``by``, ``language``, ``account``, ``call_id``, ``ivr``, ``transcript``, ``recordings``).
+        With ``reference`` given (made earlier, e.g. replayed from the journal)
+        the open is idempotent: if that complaint exists it is returned as stored.
         """
-        reference = reference_for(int(await self._client.incr(self._key("seq"))))
+        if reference is None:
+            reference = await self.new_reference()
+        else:
+            reference = parse_reference(reference)
         number = number_key(number) if number else None
         for _ in range(MAX_WATCH_RETRIES):
             async with self._client.pipeline(transaction=True) as pipe:
                 try:
+                    await pipe.watch(self._c_key(reference))
+                    existing = await pipe.get(self._c_key(reference))
+                    if existing is not None:
+                        await pipe.unwatch()
+                        return complaint_from_dict(json.loads(existing))
                     previous = None
                     if number:
                         index = self._number_index(number)
@@ -258,13 +293,29 @@ class ComplaintStore:
 
     # -- abuse reports ---------------------------------------------------------
 
-    async def add_report(self, now: float, **fields: Any) -> AbuseReport:
-        """Keep a new report (fields of :func:`complaints.abuse.new_report`)."""
-        report_id = f"ar-{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
+    async def next_report_id(self) -> str:
+        """The next ``ar-<n>`` id (the abuse report counter)."""
+        return f"ar-{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
+
+    async def add_report(self, now: float, *, report_id: str | None = None, **fields: Any) -> AbuseReport:
+        """Keep a new report (fields of :func:`complaints.abuse.new_report`).
+
+        With ``report_id`` given (made by the daemon, replayed from the journal)
+        it is idempotent: a report already stored is returned as it is.
+        """
+        if report_id is None:
+            report_id = await self.next_report_id()
         report = new_report(report_id, now, **fields)
+        key = self._report_key(report_id)
         async with self._client.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            existing = await pipe.get(key)
+            if existing is not None:
+                await pipe.unwatch()
+                return report_from_dict(json.loads(existing))
+            pipe.multi()
             self._queue_report(pipe, report)
-            await pipe.execute()
+            await pipe.execute()  # a WatchError here: the same id was just stored by a replay
         return report
 
     async def get_report(self, report_id: str) -> AbuseReport:

@@ -29,6 +29,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -38,6 +39,7 @@ from complaints.callback_sources import AnswerRate, CallbackSources
 from complaints.complaint import Channel, Complaint, ComplaintStatus
 from complaints.jobs import RegisterJobs
 from complaints.recovery import RecoveryKeeper
+from complaints.reference_blocks import ReferenceBlocks, ReferencesNotReadyError
 from complaints.service import ComplaintRegister, RegisterPolicy
 from complaints.store import ComplaintStore
 from ivr.machine import Outcome
@@ -47,6 +49,7 @@ from routing.callback_store import CallbackStore
 from routing.callbacks import CallingHours, DialPolicy
 from routing.dispatch import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
 from shenava.aio import as_deferred
+from shenava.journal import call_key, number_key
 
 log = Logger()
 
@@ -95,14 +98,37 @@ class ComplaintsExtension:
     recovery: RecoveryKeeper
     jobs: RegisterJobs
     settings: ComplaintsSettings
+    references: ReferenceBlocks | None = None
+    clock: Any = None
+    _prepare_call: Any = None
 
     def start(self) -> None:
         self.dialer.start()
         self.jobs.start()
+        if self.references is not None:
+            self._prepare_references(1.0)
 
     def stop(self) -> None:
         self.dialer.stop()
         self.jobs.stop()
+        call, self._prepare_call = self._prepare_call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _prepare_references(self, delay: float) -> None:
+        """Reserve reference blocks; while Redis is away, try again (backing off to a minute)."""
+        refs = self.references
+        assert refs is not None
+        clock = self.clock
+
+        def failed(failure: Any) -> None:
+            log.warn(
+                "references: blocks not reserved yet ({error}); {left} in hand; retry in {delay:.0f} s",
+                error=failure.getErrorMessage(), left=refs.in_hand, delay=delay,
+            )
+            self._prepare_call = clock.callLater(delay, self._prepare_references, min(60.0, delay * 2))
+
+        as_deferred(refs.prepare()).addErrback(failed)
 
     async def complaint_for_recording(self, number: str, recording_id: str) -> Complaint | None:
         """The complaint a voicemail belongs to (for the transcription's ``attach_transcript``)."""
@@ -118,10 +144,15 @@ def install(app: Any) -> ComplaintsExtension:
     prefix = app.config.redis.key_prefix
     clock = app.reactor
     recovery = RecoveryKeeper(app.roster, clock)
+    journal = getattr(app, "journal", None)
+    references = _references(app)
     register = ComplaintRegister(
-        ComplaintStore(app.redis, prefix), settings.register_policy, on_recovery=recovery,
+        ComplaintStore(app.redis, prefix, references), settings.register_policy, on_recovery=recovery,
         tz=settings.hours.tz,
     )
+    if journal is not None:
+        journal.register(OPEN_KIND, lambda entry: _open_from_journal(register, entry))
+        register.use_journal(journal)
     callbacks = CallbackStore(app.redis, prefix, settings.dial_policy)
     dialer = CallbackDialer(
         store=callbacks,
@@ -141,13 +172,15 @@ def install(app: Any) -> ComplaintsExtension:
     )
     sources = CallbackSources(
         callbacks, clock, waiting_calls=lambda: app.dispatcher.waiting, rate=AnswerRate(),
-        on_raised=lambda flag: dialer.poke(),
+        on_raised=lambda flag: dialer.poke(), journal=journal,
     )
     jobs = RegisterJobs(
         register, callbacks, clock, callback_retention_s=settings.callback_retention_s,
         on_flag_raised=dialer.poke,
     )
-    ext = ComplaintsExtension(register, callbacks, dialer, sources, recovery, jobs, settings)
+    ext = ComplaintsExtension(
+        register, callbacks, dialer, sources, recovery, jobs, settings, references, clock
+    )
     _fill_callflow(app, ext)
     app.dispatcher.subscribe(lambda event: _on_routing_event(ext, event))
     ext.start()
@@ -189,6 +222,21 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
         )
         return complaint.reference
 
+    journal: Any = getattr(app, "journal", None)
+
+    def open_kept(outcome: Outcome) -> Deferred[str | None]:
+        """The reference is made here, the complaint kept in the journal until Redis has it."""
+        try:
+            reference = register.store.new_reference_now()
+        except ReferencesNotReadyError:
+            return as_deferred(open_for(outcome))  # no block in hand: Redis must answer
+        fields = complaint_fields(outcome)
+        entry = {"reference": reference, "now": clock.seconds(), "fields": fields_to_json(fields)}
+        keys = (call_key(outcome.call_id), number_key(fields["number"]))
+        d = journal.submit(OPEN_KIND, entry, keys)
+        d.addCallback(lambda _: reference)
+        return d
+
     async def facts(number: str) -> dict[str, Any]:
         context = await register.caller_context(number, clock.seconds())
         return {
@@ -199,7 +247,7 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
         }
 
     def open_complaint(outcome: Outcome, channel: str) -> Deferred[str | None]:
-        d = as_deferred(open_for(outcome))
+        d = open_kept(outcome) if journal is not None else as_deferred(open_for(outcome))
         d.addErrback(_complaint_not_opened, outcome.call_id)
         return d
 
@@ -228,6 +276,45 @@ def _chain2(previous: Any, ours: Any) -> Any:
         return d
 
     return both
+
+
+OPEN_KIND = "complaint.open"
+
+
+def _references(app: Any) -> ReferenceBlocks | None:
+    """The daemon's reference blocks (only with a journal: the daemon, not unit tests)."""
+    if getattr(app, "journal", None) is None:
+        return None
+    state = app.config.state
+    refs = ReferenceBlocks(
+        app.redis, app.config.redis.key_prefix,
+        folder=Path(state.folder) if state.folder else None,
+        secret=state.reference_secret, block=state.reference_block,
+    )
+    refs.load()
+    return refs
+
+
+def fields_to_json(fields: dict[str, Any]) -> dict[str, Any]:
+    """``complaint_fields`` as the journal keeps them."""
+    out = dict(fields)
+    out["channel"] = str(fields["channel"])
+    out["recordings"] = list(fields.get("recordings", ()))
+    return out
+
+
+def fields_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    out["channel"] = Channel(data["channel"])
+    out["recordings"] = tuple(data.get("recordings", ()))
+    return out
+
+
+async def _open_from_journal(register: ComplaintRegister, entry: dict[str, Any]) -> Complaint:
+    """Apply a journal entry: idempotent by its reference (a replay finds it stored)."""
+    return await register.open_complaint(
+        entry["now"], reference=entry["reference"], **fields_from_json(entry["fields"])
+    )
 
 
 def complaint_fields(outcome: Outcome) -> dict[str, Any]:

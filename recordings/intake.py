@@ -17,6 +17,13 @@ nothing here touches audio or Vosk. Three jobs:
   flag (``CallbackStore.attach_transcript``), and remembers an urgent one for
   the caller's number so routing can raise their priority.
 
+With a journal (:mod:`shenava.journal`, the daemon's) the intake of each
+voicemail is kept on this host until Redis has all of it (record, job,
+complaint, flag): every step is idempotent (the record by its id, the
+complaint found again by its call id, the flag by its voicemail reason), so a
+replay after a crash stores nothing twice, and a step that failed because Redis
+was away (``RedisError``) makes the whole entry retry.
+
 The complaint register and the callback store are optional collaborators:
 without them (no Redis for complaints, a unit test) voicemails are still
 stored and transcribed.
@@ -24,11 +31,14 @@ stored and transcribed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
 from twisted.logger import Logger
 
 from recordings.store import TranscribedEvent, VoicemailMeta, VoicemailStore, ivr_fields
@@ -38,6 +48,7 @@ __all__ = ["CallbackPort", "ComplaintPort", "VoicemailService", "caller_key"]
 
 URGENT_MEMORY_S = 7 * 86400.0
 """How long a caller's urgent voicemail keeps raising the priority of their calls."""
+JOURNAL_KIND = "voicemail.intake"
 MAX_REMEMBERED_OUTCOMES = 1000
 """IVR outcomes kept to enrich a later hold-choice voicemail of the same call."""
 VOICEMAIL_CATEGORY = "general"
@@ -62,7 +73,7 @@ class ComplaintPort(Protocol):
 class CallbackPort(Protocol):
     """What the service uses of :class:`routing.callback_store.CallbackStore`."""
 
-    async def raise_reason(self, number: str, reason: Any, now: float) -> Any: ...
+    async def raise_reason(self, number: str, reason: Any, now: float, *, op_id: str | None = None) -> Any: ...
 
     async def attach_transcript(self, number: str, recording_id: str, transcript: str, now: float) -> Any: ...
 
@@ -85,7 +96,11 @@ class VoicemailService:
         complaints: ComplaintPort | None = None,
         callbacks: CallbackPort | None = None,
         urgent_memory_s: float = URGENT_MEMORY_S,
+        journal: Any | None = None,
     ) -> None:
+        self.journal = journal
+        if journal is not None:
+            journal.register(JOURNAL_KIND, self._apply_entry)
         self.store = store
         self._now = now
         self.complaints = complaints
@@ -150,6 +165,36 @@ class VoicemailService:
         ivr["source"] = source
         if number and number != caller:
             ivr["callback_number"] = number
+        facts = _complaint_facts(outcome)
+        if self.journal is None:
+            await self._store_voicemail(
+                vm_id, record_name, call_id, caller, number, language, recorded_at, ivr, facts, now
+            )
+            return vm_id
+        entry = {
+            "vm_id": vm_id, "record_name": record_name, "call_id": call_id, "caller": caller,
+            "number": number, "language": language, "recorded_at": recorded_at, "ivr": ivr,
+            "facts": facts, "now": now,
+        }
+        from shenava.journal import call_key, number_key
+
+        keys = (call_key(call_id), number_key(number), number_key(caller))
+        await self.journal.submit(JOURNAL_KIND, entry, keys).asFuture(asyncio.get_running_loop())
+        return vm_id
+
+    def _apply_entry(self, entry: dict[str, Any]) -> Any:
+        from shenava.aio import as_deferred
+
+        return as_deferred(self._store_voicemail(
+            entry["vm_id"], entry["record_name"], entry["call_id"], entry["caller"], entry["number"],
+            entry["language"], entry["recorded_at"], entry["ivr"], entry["facts"], entry["now"],
+        ))
+
+    async def _store_voicemail(
+        self, vm_id: str, record_name: str, call_id: str, caller: str, number: str, language: str,
+        recorded_at: float, ivr: dict[str, str], facts: dict[str, Any] | None, now: float,
+    ) -> None:
+        outcome = SimpleNamespace(**facts) if facts is not None else None
         reference = await self._complaint_for(call_id, number or caller, outcome, now)
         meta = VoicemailMeta(
             caller=caller or "", language=language or "", recorded_at=recorded_at,
@@ -160,7 +205,6 @@ class VoicemailService:
             log.info("voicemail {vm} of {caller} stored ({lang}, complaint {ref}); transcription queued",
                      vm=vm_id, caller=mask_number(caller), lang=language, ref=reference or "-")
         await self._raise_flag(number or caller, (record_name, vm_id), now, reference)
-        return vm_id
 
     async def _complaint_for(self, call_id: str, number: str, outcome: Any | None, now: float) -> str | None:
         """The complaint this voicemail belongs to: opened on this call, or the one the
@@ -186,6 +230,8 @@ class VoicemailService:
                 account=getattr(outcome, "account", None),
             )
             return str(opened.reference)
+        except RedisError:
+            raise  # Redis away: the journal entry is retried as a whole
         except Exception:
             log.failure("no complaint for the voicemail of call {call}", call=call_id)
             return None
@@ -210,9 +256,12 @@ class VoicemailService:
 
             reason = replace(reason, complaint_ref=reference)
         try:
-            await self.callbacks.raise_reason(number, reason, now)
+            # once per voicemail, even if its flag was dialled and closed before a replay
+            await self.callbacks.raise_reason(number, reason, now, op_id=f"vm-{vm_id}")
         except InvalidNumberError:
             log.info("voicemail {vm}: withheld or unusable number, no callback flag", vm=vm_id)
+        except RedisError:
+            raise
         except Exception:
             log.failure("callback flag not raised for voicemail {vm}", vm=vm_id)
 
@@ -299,6 +348,13 @@ async def _attach(coro: Any, what: str, vm_id: str) -> None:
     except Exception as exc:  # UnknownFlagError, FlagClosedError, UnknownComplaintError...
         log.warn("transcript of voicemail {vm} not attached to its {what}: {error}",
                  vm=vm_id, what=what, error=f"{type(exc).__name__}: {exc}")
+
+
+def _complaint_facts(outcome: Any | None) -> dict[str, Any] | None:
+    """What ``_complaint_for`` reads of an IVR outcome, as JSON (the journal keeps it)."""
+    if outcome is None:
+        return None
+    return {k: getattr(outcome, k, None) for k in ("category", "language", "account", "reference")}
 
 
 def _ivr_data(outcome: Any | None) -> dict[str, str]:

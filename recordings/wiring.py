@@ -89,7 +89,10 @@ def install(app: Any) -> RecordingsHandle | None:
     if register is None or callbacks is None:
         log.warn("recordings: complaints wiring gave {what}: transcripts stay on the voicemail only",
                  what="no register" if register is None else "no callback store")
-    service = VoicemailService(store, app.reactor.seconds, complaints=register, callbacks=callbacks)
+    service = VoicemailService(
+        store, app.reactor.seconds, complaints=register, callbacks=callbacks,
+        journal=getattr(app, "journal", None),
+    )
     flow = app.callflow
     flow.recording_name = service.recording_name
     flow.subscribe(service.remember_outcome)

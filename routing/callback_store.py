@@ -16,6 +16,11 @@ is valid on a cluster):
   wrong-number flags that no supervisor has acknowledged yet.
 - ``<prefix>:{callbacks}:lease:<id>``: the dial lease, ``SET NX PX`` with a
   random token; extended and released only by its holder (compare-then-act Lua).
+- ``<prefix>:{callbacks}:ver:<number>``: bumped by every write of the number's
+  flag, so raising a reason watches only its own number (kept ``OP_MARK_TTL_S``).
+- ``<prefix>:{callbacks}:op:<op id>``: a raised reason replayed from the
+  journal (:mod:`shenava.journal`) is applied once: the marker is set in the
+  same transaction and kept ``OP_MARK_TTL_S``.
 
 Every change is read-modify-write under ``WATCH`` with the pure functions of
 :mod:`routing.callbacks`, retried when another writer got there first; so a new
@@ -51,6 +56,7 @@ from routing.callbacks import (
     DialPolicy,
     LeaseLostError,
     Reason,
+    ReasonKind,
     UnknownFlagError,
     acknowledge,
     attach_transcript,
@@ -69,6 +75,8 @@ from routing.callbacks import (
 )
 
 MAX_WATCH_RETRIES = 50
+OP_MARK_TTL_S = 90 * 86400
+"""How long a journal operation's marker is kept (longer than any journal can hold)."""
 DEFAULT_CLAIM_SCAN = 20
 """Due flags looked at per claim: leased ones are skipped, so a few spare are read."""
 
@@ -136,24 +144,40 @@ class CallbackStore:
 
     # -- raising -----------------------------------------------------------------
 
-    async def raise_reason(self, number: str, reason: Reason, now: float) -> CallbackFlag:
-        """Merge ``reason`` into the number's open flag, or open a flag for it."""
+    async def raise_reason(
+        self, number: str, reason: Reason, now: float, *, op_id: str | None = None
+    ) -> CallbackFlag | None:
+        """Merge ``reason`` into the number's open flag, or open a flag for it.
+
+        With ``op_id`` (a journal entry's) the raise happens at most once: a
+        replay of an operation already applied changes nothing and returns None.
+        """
         number = normalize_number(number)
         open_key = self._key("open")
+        op_key = self._key("op", op_id) if op_id else None
         for _ in range(MAX_WATCH_RETRIES):
             async with self._client.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(open_key)
+                    # the number's version, not the whole ``open`` hash: raises for other
+                    # numbers do not conflict (every write of a flag bumps its number's)
+                    await pipe.watch(self._key("ver", number), *([op_key] if op_key else []))
+                    if op_key is not None and await pipe.exists(op_key):
+                        await pipe.unwatch()
+                        return None
                     flag_id = _text_or_none(await pipe.hget(open_key, number))
                     if flag_id is not None:
                         await pipe.watch(self._flag_key(flag_id))
                         current = await self._read(pipe, flag_id)
                         flag = merge_reason(current, reason, now)
                     else:
-                        flag_id = f"cb-{int(await self._client.incr(self._key('seq'))):04d}"
+                        # On the watched connection (immediate mode): a second
+                        # connection here would deadlock a full blocking pool.
+                        flag_id = f"cb-{int(await pipe.incr(self._key('seq'))):04d}"
                         flag = new_flag(flag_id, number, reason, now)
                     pipe.multi()
                     self._queue_write(pipe, flag)
+                    if op_key is not None:
+                        pipe.set(op_key, "1", ex=OP_MARK_TTL_S)
                     await pipe.execute()
                     return flag
                 except WatchError:
@@ -360,6 +384,9 @@ class CallbackStore:
 
     def _queue_write(self, pipe: Any, flag: CallbackFlag) -> None:
         pipe.set(self._flag_key(flag.flag_id), json.dumps(flag_to_dict(flag), ensure_ascii=False))
+        version = self._key("ver", flag.number)
+        pipe.incr(version)
+        pipe.expire(version, OP_MARK_TTL_S)
         if flag.is_open:
             pipe.hset(self._key("open"), flag.number, flag.flag_id)
             busy = flag.attempt_in_progress
@@ -374,6 +401,23 @@ class CallbackStore:
             pipe.zadd(self._key("attention"), {flag.flag_id: flag.closed_at})
         else:
             pipe.zrem(self._key("attention"), flag.flag_id)
+
+
+def reason_to_dict(reason: Reason) -> dict[str, Any]:
+    """A reason as JSON (the journal keeps it so while Redis is away)."""
+    return {
+        "kind": str(reason.kind), "source": reason.source, "raised_at": reason.raised_at,
+        "due_at": reason.due_at, "raised_by": reason.raised_by, "note": reason.note,
+        "transcript": reason.transcript, "complaint_ref": reason.complaint_ref,
+    }
+
+
+def reason_from_dict(data: dict[str, Any]) -> Reason:
+    return Reason(
+        kind=ReasonKind(data["kind"]), source=data["source"], raised_at=data["raised_at"],
+        due_at=data["due_at"], raised_by=data["raised_by"], note=data["note"],
+        transcript=data["transcript"], complaint_ref=data["complaint_ref"],
+    )
 
 
 def _text(value: bytes | str) -> str:

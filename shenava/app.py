@@ -135,7 +135,12 @@ class Shenava:
         # to the events above, its hooks into the call flow. Each ``install``
         # only adds; the order matters where one uses another's hook.
         self.extensions: dict[str, Any] = {}
+        self.journal: Any = None
         if redis is not None:
+            from shenava.journal import install as install_journal
+
+            # First: the packages below register what they keep in it.
+            self.journal = self.extensions["journal"] = install_journal(self)
             from agent_stats.wiring import install as install_stats
             from complaints.wiring import install as install_complaints
             from recordings.wiring import install as install_recordings
@@ -167,7 +172,7 @@ class Shenava:
     async def _stop(self) -> None:
         # Extensions first (a final heartbeat of the ledger, the last counters),
         # then the HTTP API, then the AMI link.
-        for name in ("recordings", "complaints", "agent_stats"):
+        for name in ("recordings", "complaints", "agent_stats", "journal"):
             handle = self.extensions.get(name)
             stop = getattr(handle, "stop", None)
             if stop is None:

@@ -131,8 +131,11 @@ def check_config(
     config_path: str | Path,
     asterisk_dir: str | Path | None = None,
     sounds_dir: str | Path | None = None,
+    *,
+    redis: bool = False,
 ) -> list[Finding]:
-    """Every finding about the Shenava config and, if given, the Asterisk folder and sounds."""
+    """Every finding about the Shenava config and, if given, the Asterisk folder and sounds;
+    with ``redis`` also the live Redis server's durability settings."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -144,13 +147,38 @@ def check_config(
             "redis.url is empty: only `shenava demo` starts an embedded redis-server; "
             "`shenava run` needs the operator's Redis",
         ))
+    if not config.redis.embedded and not config.state.durable:
+        findings.append(_warn(
+            "config.state_folder",
+            "state.folder is not set: records waiting for Redis (complaints, flags, voicemails, "
+            "SL outcomes) would be kept in memory only and lost with the daemon; set it to a local "
+            "folder owned by the daemon's user, e.g. /var/lib/shenava",
+        ))
     if config.ami.secret in PLACEHOLDER_SECRETS:
         findings.append(_warn("config.secret_placeholder", "ami secret is still the shipped placeholder"))
     if asterisk_dir is not None:
         findings.extend(check_asterisk_dir(config, Path(asterisk_dir)))
     if sounds_dir is not None:
         findings.extend(check_sounds(config, Path(sounds_dir)))
+    if redis and not config.redis.embedded:
+        findings.extend(check_redis(config))
     return findings
+
+
+def check_redis(config: Config) -> list[Finding]:
+    """The live server's ``appendonly``, ``appendfsync`` and ``maxmemory-policy`` (see
+    :mod:`shenava.redis_durability`); an unreachable server is an error."""
+    from redis.exceptions import RedisError
+
+    from shenava.redis_client import describe
+    from shenava.redis_durability import durability_notes, read_settings
+
+    where = describe(config.redis)
+    try:
+        settings = read_settings(config.redis)
+    except (RedisError, OSError) as exc:
+        return [_error("redis.unreachable", f"cannot read the server's settings: {exc}", where)]
+    return [(_ok if n.ok else _warn)(n.code, n.message, where) for n in durability_notes(settings)]
 
 
 def check_asterisk_dir(config: Config, asterisk_dir: Path) -> list[Finding]:
@@ -199,9 +227,11 @@ def run_check(
     asterisk_dir: Path | None,
     out: TextIO | None = None,
     sounds_dir: Path | None = None,
+    *,
+    redis: bool = False,
 ) -> int:
     """What ``shenava check-config`` does: print the report, return the exit code."""
-    findings = check_config(config_path, asterisk_dir, sounds_dir)
+    findings = check_config(config_path, asterisk_dir, sounds_dir, redis=redis)
     print(format_report(findings), file=out if out is not None else sys.stdout)
     return exit_code(findings)
 

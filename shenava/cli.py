@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sounds-dir", type=Path,
                        help="Asterisk's sounds folder, e.g. /var/lib/asterisk/sounds: check that "
                             "every prompt the menus play, the digits and the beep are there")
+    check.add_argument("--redis", action="store_true",
+                       help="also read the live Redis server's durability settings (AOF, fsync, eviction)")
     check.set_defaults(func=_cmd_check_config)
 
     prompts = sub.add_parser("prompts", help="prompt audio: build WAV files from the prompt texts")
@@ -279,7 +281,7 @@ def _cmd_testpbx(args: argparse.Namespace) -> int:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from shenava.check_config import run_check
 
-    return run_check(args.config, args.asterisk_dir, sounds_dir=args.sounds_dir)
+    return run_check(args.config, args.asterisk_dir, sounds_dir=args.sounds_dir, redis=args.redis)
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:

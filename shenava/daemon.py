@@ -25,8 +25,6 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         return 2
 
-    import redis.asyncio as aioredis
-
     from shenava.aio import as_deferred, install_asyncio_reactor
     from shenava.app import Shenava
     from shenava.logs import start_logging
@@ -35,7 +33,9 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
 
     reactor: Any = install_asyncio_reactor()
     start_logging(config.log.level, stream=sys.stderr, fmt=log_format)
-    client = aioredis.from_url(config.redis.url)
+    from shenava.redis_client import describe, make_redis_client, wait_for_redis
+
+    client = make_redis_client(config.redis)
     app = Shenava(config, reactor=reactor, redis=client)
     RoutingLog().attach(app.dispatcher, app.tracker)
     notifier = Notifier()
@@ -65,6 +65,10 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
         d.addBoth(lambda _: as_deferred(client.aclose()))
         return d
 
+    reactor.callWhenRunning(
+        wait_for_redis, client, reactor, where=describe(config.redis),
+        max_delay_s=config.redis.startup_retry_max_s,
+    )
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     log.info(

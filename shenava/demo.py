@@ -172,9 +172,8 @@ def run_demo(config: Config, options: DemoOptions) -> int:
 async def _demo(
     reactor: Any, config: Config, options: DemoOptions, level: Any = None
 ) -> dict[str, Any]:
-    import redis.asyncio as aioredis
-
     from shenava.aio import as_deferred
+    from shenava.redis_client import make_redis_client
     from shenava.redis_server import start_redis_server
 
     rng = random.Random(options.seed)
@@ -184,7 +183,7 @@ async def _demo(
     if not url:
         redis_server = start_redis_server(workdir / "redis")
         url = redis_server.url
-    client = aioredis.from_url(url)
+    client = make_redis_client(config.redis, url=url)
     world = PbxWorld(
         reactor,
         PbxOptions(

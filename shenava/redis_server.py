@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -141,6 +142,7 @@ def start_redis_server(
     port: int | None = None,
     executable: str = "redis-server",
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    extra_args: Sequence[str] = (),
 ) -> RedisServer:
     """Start redis-server on 127.0.0.1 with AOF in ``data_dir`` (a temporary folder if None).
 
@@ -154,7 +156,7 @@ def start_redis_server(
     errors: list[str] = []
     for _attempt in range(1 if port is not None else PORT_ATTEMPTS):
         chosen = port if port is not None else free_port()
-        process = _spawn(program, folder, chosen)
+        process = _spawn(program, folder, chosen, extra_args)
         attempt = RedisServer(process, chosen, folder, owns_dir=False)
         problem = _wait_until_ready(attempt, startup_timeout_s)
         if problem is None:
@@ -168,7 +170,7 @@ def start_redis_server(
     raise RedisServerError(f"redis-server did not start in {folder}: {errors[-1]}")
 
 
-def _spawn(program: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
+def _spawn(program: str, folder: Path, port: int, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     args = [
         program,
         "--port", str(port),
@@ -179,6 +181,7 @@ def _spawn(program: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
         "--dir", str(folder),
         "--logfile", str(folder / LOG_FILE_NAME),
         "--protected-mode", "yes",
+        *extra,
     ]
     return subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -204,3 +207,46 @@ def _log_tail(folder: Path, lines: int = 5) -> str:
         return "(no log)"
     tail = [line for line in text.splitlines() if line.strip()][-lines:]
     return " | ".join(tail) if tail else "(empty log)"
+
+
+def start_redis_sentinel(
+    folder: Path,
+    master_port: int,
+    *,
+    service: str = "mymaster",
+    quorum: int = 2,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 5000,
+    executable: str = "redis-sentinel",
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+) -> RedisServer:
+    """A ``redis-sentinel`` on 127.0.0.1 watching the master on loopback ``master_port``
+    (tests of Sentinel failover; Debian's redis-sentinel package)."""
+    program = find_redis_server(executable)
+    folder.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    for _attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        conf = folder / "sentinel.conf"  # sentinel rewrites its own config: give it a file
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {folder}\n"
+            f"logfile {folder / LOG_FILE_NAME}\n"
+            f"sentinel monitor {service} 127.0.0.1 {master_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+            f"sentinel failover-timeout {service} {failover_timeout_ms}\n"
+            f"sentinel parallel-syncs {service} 1\n",
+            encoding="utf-8",
+        )
+        process = subprocess.Popen(
+            [program, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        sentinel = RedisServer(process, port, folder, owns_dir=False)
+        problem = _wait_until_ready(sentinel, startup_timeout_s)
+        if problem is None:
+            return sentinel
+        sentinel.stop()
+        errors.append(problem)
+        if "Address already in use" not in problem:
+            break
+    raise RedisServerError(f"redis-sentinel did not start in {folder}: {errors[-1]}")

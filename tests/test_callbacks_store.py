@@ -59,6 +59,7 @@ async def test_every_source_merges_into_one_open_flag(redis_client: Redis) -> No
     assert keys == {
         "shenava:{callbacks}:seq", "shenava:{callbacks}:flag:cb-0001",
         "shenava:{callbacks}:open", "shenava:{callbacks}:due",
+        "shenava:{callbacks}:ver:09121234567",
     }
 
 

@@ -108,7 +108,17 @@ ERRORS = [
     ("ami.max_message_bytes", 10, "ami.max_message_bytes: expected an integer from 1024 to 67108864, got 10"),
     ("ami.prot", 5038, "ami.prot: unknown key (known keys: "),
     ("ami", "yes", 'ami: expected a table ([ami]), got "yes"'),
-    ("redis.url", "http://x", "redis.url: expected a redis://, rediss:// or unix:// URL"),
+    ("redis.url", "http://x", "redis.url: expected a redis://, rediss://, unix:// or redis+sentinel:// URL"),
+    ("redis.url", "redis+sentinel://h:26379", "redis.url: a redis+sentinel:// URL needs the service name"),
+    ("redis.url", "redis+sentinel://h:0/m", "redis.url: expected a port from 1 to 65535"),
+    ("redis.sentinels", ["h:x"], 'redis.sentinels[0]: expected a port from 1 to 65535 in \'h:x\', got "h:x"'),
+    ("redis.max_connections", 1, "redis.max_connections: expected an integer from 2 to 10000, got 1"),
+    ("redis.pool_timeout_s", 0, "redis.pool_timeout_s: expected a number greater than 0"),
+    ("redis.socket_timeout_s", "5", 'redis.socket_timeout_s: expected a number greater than 0 of at most 300, got "5"'),
+    ("redis.health_check_interval_s", -1, "redis.health_check_interval_s: expected a number"),
+    ("redis.pool_size", 4, "redis.pool_size: unknown key (known keys: "),
+    ("state.reference_secret", "short", "state.reference_secret: must be at least 16 characters"),
+    ("state.reference_block", 1, "state.reference_block: expected an integer from 10 to 100000, got 1"),
     ("redis.key_prefix", "a{b}", "redis.key_prefix: expected letters, digits and _ . : -"),
     ("redis.key_prefix", "", "redis.key_prefix: must not be empty"),
     ("site.timezone", "Tehran", 'site.timezone: expected an IANA time zone such as "Asia/Tehran" or "UTC", got "Tehran"'),
@@ -213,9 +223,9 @@ def test_example_file_loads_and_documents_every_key(shipped_etc: Path) -> None:
     assert not config.redis.embedded
     # every key of every section appears in the example (commented or set)
     text = example.read_text(encoding="utf-8")
-    for section in (config.ami, config.redis, config.site, config.http, config.log, config.agents[0]):
+    for section in (config.ami, config.redis, config.state, config.site, config.http, config.log, config.agents[0]):
         for f in fields(section):
-            if f.name != "secret_from":
+            if f.name not in ("secret_from", "reference_secret"):
                 assert f"{f.name} =" in text, f"{type(section).__name__}.{f.name} is not in the example"
     assert "secret_file =" in text
 
@@ -250,7 +260,7 @@ def test_every_config_field_is_a_parsed_section() -> None:
     data = tomllib.loads('[ami]\nsecret = "x"\n')
     config = Config.from_mapping(data)
     assert {f.name for f in fields(config)} == {
-        "ami", "redis", "site", "http", "log", "metrics", "agents", "sla", "breaks", "wellbeing", "recordings",
+        "ami", "redis", "state", "site", "http", "log", "metrics", "agents", "sla", "breaks", "wellbeing", "recordings",
         "complaints", "callbacks", "routing", "ivr", "source",
     }
     with pytest.raises(ConfigError, match="^source: unknown key"):

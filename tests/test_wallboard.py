@@ -362,6 +362,9 @@ async def test_desk_call_actions_find_the_callers_number_themselves(
     # the screen-pop memory hears the IVR's outcome (as the call flow tells it)
     app.extensions["http"].memory.on_outcome(outcome("c1"))
     now = clock.seconds()
+    app.roster.log_in("a1", now)  # the call rings at a1's desk (their own call only)
+    app.roster.set_ready("a1", now)
+    app.roster.ringing("a1", "c1", now)
     path = "/api/agents/a1/calls/c1"
     # a follow-up an hour ahead: a follow_up reason on the caller's own flag
     code, body, _ = await api.call("POST", path + "/follow-up", role="agent", person="a1",
@@ -384,7 +387,7 @@ async def test_desk_call_actions_find_the_callers_number_themselves(
         ("a2", path + "/follow-up", {"due_at": now + 60}, 403),  # another agent's desk
         ("a1", path + "/follow-up", {"due_at": now - 3600}, 400),  # in the past
         ("a1", path + "/follow-up", {"due_at": "soon"}, 400),
-        ("a1", "/api/agents/a1/calls/nope/follow-up", {"due_at": now + 60}, 404),
+        ("a1", "/api/agents/a1/calls/nope/follow-up", {"due_at": now + 60}, 403),  # not theirs
         ("a1", path + "/abuse", {"note": "no category"}, 400),
     ]:
         code, body, _ = await api.call("POST", where, role="agent", person=who, body=sent)

@@ -16,7 +16,8 @@ POST     ``/api/agents/{id}/calls/{call_id}/follow-up``   ``due_at`` (POSIX seco
                                                           the number's callback flag
 =======  ===============================================  =================================
 
-The agent themself or a supervisor; only a call the daemon remembers.
+The agent themself (only the call ringing or connected at their desk) or a supervisor;
+only a call the daemon remembers.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.web.server import Request
 
-from complaints.roles import Actor
+from complaints.roles import Actor, Role
 from routing.callbacks import follow_up_reason
 from shenava.http.auth import require_self_or_supervisor
-from shenava.http.errors import BadFieldError, NotFoundError, UnavailableError
+from shenava.http.errors import BadFieldError, ForbiddenError, NotFoundError, UnavailableError
 from shenava.http.jsonapi import Route, read_json, resolve, route
 from shenava.http.screenpop import CallMemory, complaint_register
 from shenava.privacy import mask_number
@@ -54,6 +55,16 @@ class DeskApi:
     def _now(self) -> float:
         return float(self._app.reactor.seconds())
 
+    def _require_own_call(self, actor: Actor, agent_id: str, call_id: str) -> None:
+        """An agent acts on their own call only, not one waiting or at another desk."""
+        require_self_or_supervisor(actor, agent_id)
+        if actor.role is not Role.AGENT:
+            return
+        waiting = self._app.dispatcher.call_of_agent(agent_id)
+        if call_id not in (waiting.call_id if waiting is not None else None,
+                           self._app.roster.get(agent_id).current_call):
+            raise ForbiddenError(f"call {call_id} is not at the desk of agent {agent_id}")
+
     def _number(self, call_id: str) -> str:
         outcome = self._memory.get(call_id)
         number = (outcome.callback_number or outcome.caller_number) if outcome else None
@@ -64,7 +75,7 @@ class DeskApi:
     async def report_abuse(
         self, request: Request, actor: Actor, agent_id: str, call_id: str
     ) -> dict[str, Any]:
-        require_self_or_supervisor(actor, agent_id)
+        self._require_own_call(actor, agent_id, call_id)
         register = complaint_register(self._app)
         if register is None:
             raise UnavailableError("abuse reports need the complaint register (Redis)",
@@ -82,7 +93,7 @@ class DeskApi:
     async def follow_up(
         self, request: Request, actor: Actor, agent_id: str, call_id: str
     ) -> dict[str, Any]:
-        require_self_or_supervisor(actor, agent_id)
+        self._require_own_call(actor, agent_id, call_id)
         store = getattr(self._app.extensions.get("complaints"), "callbacks", None)
         if store is None:
             raise UnavailableError("follow-ups need the callback flags store (Redis)",

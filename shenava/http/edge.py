@@ -15,7 +15,9 @@ Then, per request (:meth:`Gate.admit`):
 
 - who is asking: the session cookie of a sign-in, or, in proxy mode only, the
   role and person headers of a listed proxy address that also sent the shared
-  secret. Every ``X-Shenava-*`` header is removed afterwards, whoever sent it;
+  secret. Every ``X-Shenava-*`` header is removed afterwards, whoever sent it.
+  A listed proxy's ``X-Forwarded-For``/``-Proto``/``-Host`` count (in proxy mode
+  only with the secret): the lock-out and the audit log see the client;
 - state-changing methods (anything but GET, HEAD, OPTIONS): ``Content-Type:
   application/json`` (415), a browser's ``Origin`` the same as the host (403), and
   the session's ``X-CSRF-Token`` (403), except the sign-in itself, which has no
@@ -64,8 +66,12 @@ PERSON_HEADER = b"x-shenava-person"
 CSRF_HEADER = b"x-csrf-token"
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 SIGN_IN_PATH = b"/api/session"
+REFUSALS_EVERY_S = 60.0
+"""Anonymous refusals audited at most this often per address and status."""
+MAX_REFUSAL_KEYS = 10_000
 FULL_NUMBER_READS = (b"/api/complaints", b"/api/calls/", b"/api/audit", b"/api/users")
-"""GETs a supervisor or admin makes here are audited (they show full numbers or the log)."""
+"""GETs a supervisor or admin makes here are audited (they show full numbers or the log);
+so is ``/api/agents/{id}/call``, an agent's screen pop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,7 @@ class Gate:
         self.proxies = frozenset(config.proxy_addresses)
         self._secret = config.proxy_secret.encode()
         self._links: dict[str, tuple[Actor, float, str]] = {}
+        self._refusals: dict[tuple[str, int], tuple[float, int]] = {}
         self.on_session_use: Callable[[Session], None] = lambda session: None
         """Told of each use of a session (signin compares it with the user's record)."""
 
@@ -136,8 +143,11 @@ class Gate:
     # -- who is asking -----------------------------------------------------------
 
     def _from_proxy(self, request: server.Request) -> bool:
-        if not self.proxy_mode or _peer_host(request) not in self.proxies:
+        """A listed proxy (in proxy mode: with the secret); its ``X-Forwarded-*`` count."""
+        if _peer_host(request) not in self.proxies:
             return False
+        if not self.proxy_mode:
+            return True  # a TLS proxy in front of sign-in: its client's address, no roles
         given = request.requestHeaders.getRawHeaders(PROXY_SECRET_HEADER) or []
         return len(given) == 1 and hmac.compare_digest(given[0], self._secret)
 
@@ -179,7 +189,8 @@ class Gate:
                 request.address = forwarded[-1].decode("latin-1").split(",")[-1].strip()[:64]
             proto = headers.getRawHeaders(b"x-forwarded-proto") or []
             request.behind_tls = request.behind_tls or (proto[-1:] == [b"https"])
-            proxy_actor = self._proxy_actor(request)
+            if self.proxy_mode:
+                proxy_actor = self._proxy_actor(request)
         _strip_own_headers(request)
         cookie = request.getCookie(COOKIE)
         session = self.sessions.find(cookie.decode("latin-1"), self.now()) if cookie else None
@@ -212,6 +223,19 @@ class Gate:
 
     # -- sessions ----------------------------------------------------------------------
 
+    def session_ended(self, request: server.Request) -> bool:
+        """Whether the session a long answer (an event stream) was let in with has ended:
+        signed out, closed by a check of the user's record, or past ``session_max_s``.
+        A stream counts as use: it looks at the user's record as a request would."""
+        session = getattr(request, "session", None)
+        if session is None:
+            return False  # proxy mode: the proxy's sign-in, not a daemon session
+        current = self.sessions.peek(session.session_id)
+        if current is None or self.now() >= current.created_at + self.sessions.max_s:
+            return True
+        self.on_session_use(current)
+        return False
+
     def cookie_secure(self, request: EdgeRequest) -> bool:
         mode = self.config.cookie_secure
         return mode == "always" or (mode == "auto" and request.behind_tls)
@@ -236,14 +260,41 @@ class Gate:
             address=request.address, status=status, detail=detail,
         ))
 
+    def record_refusal(self, request: EdgeRequest, what: str, status: int, *,
+                       who: str | None = None, detail: str = "") -> None:
+        """A refusal: audited always for a signed-in person; for anyone else at most one
+        entry per address and status each :data:`REFUSALS_EVERY_S`, with the number left
+        out since (anyone could otherwise grow the audit file at their request rate)."""
+        if request.actor is None:
+            key = (request.address, status)
+            now = self.now()
+            last, left_out = self._refusals.get(key, (-REFUSALS_EVERY_S, 0))
+            if now < last + REFUSALS_EVERY_S:
+                self._refusals[key] = (last, left_out + 1)
+                return
+            self._refusals.pop(key, None)
+            self._refusals[key] = (now, 0)
+            while len(self._refusals) > MAX_REFUSAL_KEYS:
+                del self._refusals[next(iter(self._refusals))]
+            if left_out:
+                detail = f"{detail} (+{left_out} like it not logged)".strip()
+        self.record(request, what, status, who=who, role="-" if who else None, detail=detail)
+
     def audited(self, request: EdgeRequest) -> bool:
         if request.path == SIGN_IN_PATH:
             return False  # the sign-in resource records its own, with more detail
         if request.method not in SAFE_METHODS:
             return True
         actor = request.actor
+        path = request.path.rstrip(b"/")
         return (actor is not None and actor.role is not Role.AGENT
-                and request.path.startswith(FULL_NUMBER_READS))
+                and (path.startswith(FULL_NUMBER_READS) or _is_screen_pop(path)))
+
+
+def _is_screen_pop(path: bytes) -> bool:
+    """``/api/agents/{id}/call``: the caller's full number, for a supervisor."""
+    parts = path.split(b"/")
+    return len(parts) == 5 and parts[:3] == [b"", b"api", b"agents"] and parts[4] == b"call"
 
 
 def _peer_host(request: server.Request) -> str:
@@ -303,9 +354,9 @@ class EdgeRequest(server.Request):
             self.address = self.address if self.address != "-" else _peer_host(self)
             write_error(self, error)
             if error.status in (HTTPStatus.FORBIDDEN, HTTPStatus.UNSUPPORTED_MEDIA_TYPE):
-                gate.record(self, f"{self.method.decode('ascii', 'replace')} "
-                            f"{self.path.decode('utf-8', 'replace')}", int(error.status),
-                            detail=error.code)
+                gate.record_refusal(self, f"{self.method.decode('ascii', 'replace')} "
+                                    f"{self.path.decode('utf-8', 'replace')[:200]}",
+                                    int(error.status), detail=error.code)
             return
         if gate.audited(self):
             self.notifyFinish().addBoth(self._audit, gate)

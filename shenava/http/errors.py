@@ -86,6 +86,11 @@ class LockedOutError(ApiError):
         return body
 
 
+class TooManyStreamsError(ApiError):
+    code = "http.too_many_streams"
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+
 class CsrfError(ApiError):
     code = "http.csrf"
     status = HTTPStatus.FORBIDDEN

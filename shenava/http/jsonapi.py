@@ -121,6 +121,8 @@ def read_json(request: Request) -> dict[str, Any]:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadJsonError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # "[[[[...": nested deeper than the parser goes
+        raise BadJsonError("the body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadJsonError(f"the body must be a JSON object, not {type(body).__name__}")
     return body

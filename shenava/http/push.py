@@ -37,20 +37,23 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
+from zope.interface import implementer
 
 from agent_stats.service import counts_dict
 from agent_stats.sla import DAY_S, BucketKey, BucketKind, day_start, interval_start
 from complaints.roles import Role
 from shenava.aio import as_deferred
 from shenava.http.auth import actor_of
-from shenava.http.errors import ApiError, MethodNotAllowedError
+from shenava.http.errors import ApiError, MethodNotAllowedError, TooManyStreamsError
 from shenava.http.jsonapi import write_error
 from shenava.http.wallboard import (
     ALERTS_SHOWN,
@@ -70,6 +73,11 @@ CALLBACKS_EVERY_S = 5.0
 SAMPLE_EVERY_S = 10.0
 HISTORY_S = 3600.0
 RETRY_MS = 3000
+MAX_STREAMS_PER_SESSION = 8
+"""Event streams one sign-in may hold at once (a page each): more are refused 429."""
+SLOW_READER_S = 30.0
+"""A stream whose socket stays full this long is dropped (its page reconnects): the
+unsent seconds would otherwise pile up in the daemon's memory."""
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -102,12 +110,27 @@ def board_row(row: dict[str, Any], now: float) -> dict[str, Any]:
     }
 
 
+@implementer(IPushProducer)
 class Connection:
-    __slots__ = ("request", "agent")
+    """One page's stream; the producer its channel pauses while the socket is full."""
+
+    __slots__ = ("request", "agent", "paused_at")
 
     def __init__(self, request: Request, agent: str | None) -> None:
         self.request = request
         self.agent = agent
+        self.paused_at: float | None = None
+        """When the reader stopped taking what was written (None: it keeps up)."""
+
+    def pauseProducing(self) -> None:
+        if self.paused_at is None:
+            self.paused_at = -math.inf  # stamped by the next second (the hub's clock)
+
+    def resumeProducing(self) -> None:
+        self.paused_at = None
+
+    def stopProducing(self) -> None:
+        pass
 
 
 class Series:
@@ -165,6 +188,8 @@ class PushHub:
         self._history_bytes: bytes | None = None
         self.series = Series()
         self.ticks = 0
+        self.session_ended: Callable[[Request], bool] = lambda request: False
+        """Whether a stream's session has ended (the edge's Gate answers): its stream ends."""
         board_roster = board.roster
         board_roster.subscribe(lambda change: self._dirty.add(change.agent_id))
 
@@ -174,12 +199,22 @@ class PushHub:
     def viewers(self) -> int:
         return len(self.supervisors) + sum(len(c) for c in self.desks.values())
 
+    def streams_of(self, session: object) -> int:
+        """How many open streams were let in with this session (by its id)."""
+        sid = getattr(session, "session_id", None)
+        conns = [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]
+        return sum(1 for c in conns
+                   if getattr(getattr(c.request, "session", None), "session_id", None) == sid)
+
     def connect(self, request: Request, agent: str | None) -> None:
         conn = Connection(request, agent)
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")  # nginx: do not hold the stream back
         request.write(b"retry: %d\n\n" % RETRY_MS)
+        register = getattr(request, "registerProducer", None)  # tests' pages may lack it
+        if register is not None:
+            register(conn, True)  # the channel pauses it while the socket is full
         if agent is None:
             self.supervisors.append(conn)
         else:
@@ -226,6 +261,7 @@ class PushHub:
         self.stop()
         for conn in [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]:
             try:
+                _unregister(conn.request)
                 conn.request.finish()
             except Exception:  # already gone
                 pass
@@ -258,6 +294,9 @@ class PushHub:
         board = self.board
         now = board.now()
         self.ticks += 1
+        self._end_signed_out(now)
+        if not self.viewers:
+            return
         self._refresh_callbacks(now)
         board.forget_cleared_acknowledgements()
         public = board.public(now, self._callbacks)
@@ -277,6 +316,26 @@ class PushHub:
             for conns in self.desks.values():
                 for conn in conns:
                     conn.request.write(b": keep-alive\n\n")
+
+    def _end_signed_out(self, now: float) -> None:
+        """Finish the streams whose session has ended (sign-out, a removed user, a new
+        role) and those not read for :data:`SLOW_READER_S`."""
+        for conn in [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]:
+            if conn.paused_at == -math.inf:
+                conn.paused_at = now
+            slow = conn.paused_at is not None and now - conn.paused_at >= SLOW_READER_S
+            if slow:
+                log.info("push: a stream not read for {s:.0f} s dropped", s=SLOW_READER_S)
+            if slow or self.session_ended(conn.request):
+                channel = conn.request.channel
+                try:
+                    _unregister(conn.request)
+                    conn.request.finish()
+                    if channel is not None:
+                        channel.loseConnection()  # signed out: no keep-alive either
+                except Exception:  # already gone
+                    pass
+                self._gone(conn)
 
     def _push_board(self, public: dict[str, Any], now: float) -> None:
         board = self.board
@@ -406,6 +465,12 @@ class PushHub:
                                         error=f.getErrorMessage()))
 
 
+def _unregister(request: Request) -> None:
+    """The stream's producer off its channel (a kept-alive connection may take another)."""
+    if getattr(request, "producer", None) is not None:
+        request.unregisterProducer()
+
+
 class EventsResource(Resource):
     """``GET /api/events``: an SSE stream for the asking page (see the module's text)."""
 
@@ -432,6 +497,12 @@ class EventsResource(Resource):
             agent = actor.actor_id
         else:
             agent = wanted[0].decode("utf-8", "replace")[:64] if wanted else None
+        session = getattr(request, "session", None)
+        if session is not None and self._hub.streams_of(session) >= MAX_STREAMS_PER_SESSION:
+            write_error(request, TooManyStreamsError(
+                f"this sign-in has {MAX_STREAMS_PER_SESSION} pages following the figures "
+                "already; close some"))
+            return NOT_DONE_YET
         self._hub.connect(request, agent)
         return NOT_DONE_YET
 

@@ -15,6 +15,7 @@ Tree::
     /api/wallboard      shenava.http.wallboard (the pages' live figures, for one request)
     /api/events         shenava.http.push (the same figures pushed over Server-Sent Events)
     /api/report         shenava.http.report (``shenava report`` for the browser, JSON or CSV)
+    /api/health         shenava.http.health (AMI, Redis, the journal's depth and age)
     /wallboard, /desk   shenava.http.pages (browser pages; /static/... their assets)
 """
 
@@ -33,6 +34,7 @@ from shenava.http.auth import is_loopback
 from shenava.http.calls import CallsApi
 from shenava.http.desk import DeskApi
 from shenava.http.edge import EdgeSite, Gate, Limits
+from shenava.http.health import HealthApi
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.metrics_gate import MetricsGate
 from shenava.http.pages import mount_pages
@@ -60,13 +62,14 @@ class HttpApi:
         self.board = LiveBoard(app)
         self.wallboard = WallboardApi(app, self.board)
         self.push = PushHub(self.board, app.reactor)
+        self.health = HealthApi(app)
         self.gate: Gate | None = None
         """The listener's gate (sessions, audit log), once the site is built."""
 
     def router(self, sessions: SessionApi) -> JsonRouter:
         return JsonRouter(
             [*self.agents.routes(), *self.calls.routes(), *self.desk.routes(),
-             *self.wallboard.routes(), *sessions.routes()]
+             *self.wallboard.routes(), *sessions.routes(), *self.health.routes()]
         )
 
 
@@ -194,6 +197,7 @@ def build_site(app: Any) -> ShenavaSite:
     mount_pages(root, app.config)
     site = ShenavaSite(root, reactor=app.reactor, limits=Limits.of(config), gate=gate)
     api.gate = gate
+    api.push.session_ended = gate.session_ended
     return site
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, replace
 
 from complaints.roles import Actor
@@ -23,6 +23,8 @@ MAX_SESSIONS = 20_000
 """Sessions kept at most (the oldest is dropped first): memory stays bounded."""
 MAX_TRACKED = 50_000
 """Names and addresses whose failures are remembered at most."""
+PENDING_RETRY_S = 5.0
+"""Retry-After when the count is full of attempts still being checked (not failures)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,10 @@ class SessionStore:
         self._sessions.move_to_end(session_id)
         return session
 
+    def peek(self, session_id: str) -> Session | None:
+        """The session with this id if it was not closed (its idle deadline not moved)."""
+        return self._sessions.get(session_id)
+
     def due_for_check(self, session: Session, now: float, every_s: float) -> bool:
         """Whether the user's record should be looked at again; marks it as being looked at."""
         if session.user_changed_at is None or now - session.checked_at < every_s:
@@ -103,6 +109,9 @@ class LockOut:
         self.per_address = per_address
         self.window_s = window_s
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._pending: Counter[str] = Counter()
+        """Attempts being checked now, per key: they count as failures until they end,
+        so sign-ins sent all at once cannot all pass the check before one has failed."""
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.get(key)
@@ -116,9 +125,21 @@ class LockOut:
 
     def _retry(self, key: str, limit: int, now: float) -> float | None:
         times = self._recent(key, now)
-        if len(times) < limit:
+        if len(times) + self._pending[key] < limit:
             return None
+        if len(times) < limit:  # attempts in flight fill the count: they end in seconds
+            return PENDING_RETRY_S
         return times[-limit] + self.window_s - now
+
+    def begin(self, name: str, address: str) -> None:
+        """An attempt's password is being checked (end it with :meth:`end`)."""
+        self._pending.update(("name:" + name, "addr:" + address))
+
+    def end(self, name: str, address: str) -> None:
+        for key in ("name:" + name, "addr:" + address):
+            self._pending[key] -= 1
+            if self._pending[key] <= 0:
+                del self._pending[key]
 
     def retry_after(self, name: str, address: str, now: float) -> tuple[str, float] | None:
         """``("name"|"address", seconds)`` when attempts are refused now, else None."""

@@ -120,7 +120,7 @@ class SessionApi:
         locked = gate.lockout.retry_after(name, request.address, gate.now())
         if locked is not None:
             which, seconds = locked
-            gate.record(request, "sign-in refused: locked out", 429, who=name, role="-", detail=which)
+            gate.record_refusal(request, "sign-in refused: locked out", 429, who=name, detail=which)
             whom = "this name" if which == "name" else "your address"
             raise LockedOutError(
                 f"too many failed sign-ins for {whom}; try again in {_minutes(seconds)}", seconds
@@ -130,7 +130,11 @@ class SessionApi:
                 "no users are configured (set [http] users_file or [redis] url, then "
                 "shenava users add)", code="http.no_users",
             )
-        user, good = await self._checks.run(self._off_reactor, name, password)
+        gate.lockout.begin(name, request.address)
+        try:
+            user, good = await self._checks.run(self._off_reactor, name, password)
+        finally:
+            gate.lockout.end(name, request.address)
         now = gate.now()
         if not good or user is None:
             gate.lockout.failed(name, request.address, now)
@@ -164,7 +168,7 @@ class SessionApi:
         gate = self._gate
         found = gate.use_link(token)
         if found is None:
-            gate.record(request, "sign-in link refused", 401)
+            gate.record_refusal(request, "sign-in link refused", 401)
             raise BadCredentialsError("this sign-in link is unknown, used or expired; sign in instead")
         actor, page = found
         if request.session is not None:

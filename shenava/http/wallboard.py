@@ -44,6 +44,7 @@ from complaints.roles import Actor, Role
 from shenava.http.agents import agent_view
 from shenava.http.auth import require_supervisor
 from shenava.http.errors import BadFieldError, MissingFieldError
+from shenava.http.health import journal_health
 from shenava.http.jsonapi import Route, read_json, resolve, route
 
 log = Logger()
@@ -185,6 +186,7 @@ class LiveBoard:
             "now": now,
             "site": self.site(now),
             "statistics": "ok" if service is not None else "not running",
+            "journal": journal_health(self._app),
             "waiting": {"calls": self.waits.count, "longest_wait_s": self.waits.longest_wait_s(now)},
             "callbacks": callbacks.counts(),
         }

@@ -312,6 +312,12 @@
     el.textContent = text || "";
   }
 
+  function journalNotice(journal) {
+    // records kept on the daemon's host while Redis is slow or away
+    if (!journal || !journal.depth) return "";
+    return t("journal_waiting", { n: num(journal.depth), age: duration(journal.oldest_age_s) });
+  }
+
   function alertValue(kind, value) {
     if (kind === "high_occupancy") return pct(value);
     if (kind === "no_break" || kind === "long_call") return duration(value);
@@ -326,7 +332,7 @@
   function showFigures(data) {
     const tz = data.site.timezone;
     $("site-name").textContent = T.wallboard_title + " · " + data.site.name;
-    notice(data.statistics === "ok" ? "" : T.statistics_not_running);
+    notice(data.statistics === "ok" ? journalNotice(data.journal) : T.statistics_not_running);
     const queue = (data.queues || {})[data.queue] || {};
     const rolling = queue.rolling || {};
     const day = queue.day || {};

@@ -1,0 +1,236 @@
+"""The durable journal: order, retries, answers while Redis is away, replay after a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+
+from shenava.journal import ANSWER_WITHIN_S, Journal, JournalFile, is_transient
+
+
+class FakeRedis:
+    """An apply target: idempotent by ``id``; ``away`` makes every apply fail as Redis would."""
+
+    def __init__(self) -> None:
+        self.away = False
+        self.stored: dict[str, int] = {}
+        self.order: list[str] = []
+        self.calls = 0
+
+    def apply(self, payload: dict[str, Any]) -> Deferred[Any]:
+        self.calls += 1
+        if self.away:
+            return fail(RedisConnectionError("Connection refused"))
+        key = payload["id"]
+        if key not in self.stored:
+            self.stored[key] = 1
+            self.order.append(key)
+        return succeed(key)
+
+
+def inline(f: Any) -> Deferred[Any]:
+    return succeed(f())
+
+
+def make(folder: Path | None, clock: Clock, target: FakeRedis) -> Journal:
+    journal = Journal(clock, folder, run_in_thread=inline)
+    journal.register("rec", target.apply)
+    journal.load()
+    journal.start()
+    return journal
+
+
+def results(d: Deferred[Any]) -> list[Any]:
+    out: list[Any] = []
+    d.addBoth(out.append)
+    return out
+
+
+def test_applied_at_once_when_redis_answers(tmp_path: Path) -> None:
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+    got = results(journal.submit("rec", {"id": "a"}))
+    assert got == ["a"] and target.order == ["a"]
+    assert journal.depth == 0
+    # everything applied: the file is emptied, the cursor kept
+    assert (tmp_path / "journal.jsonl").read_bytes() == b""
+    assert (tmp_path / "journal.cursor").read_text().strip() == "1"
+
+
+def test_redis_away_answers_kept_then_replays_in_order(tmp_path: Path) -> None:
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+    target.away = True
+    answers = [results(journal.submit("rec", {"id": f"r{i}"})) for i in range(5)]
+    assert all(a == [] for a in answers)  # waiting for Redis, within the bound
+    assert journal.depth == 5
+    lines = (tmp_path / "journal.jsonl").read_bytes().splitlines()
+    assert [json.loads(x)["p"]["id"] for x in lines] == [f"r{i}" for i in range(5)]
+    clock.advance(ANSWER_WITHIN_S)
+    assert all(a == [None] for a in answers)  # the caller hears "kept": never an error
+    clock.advance(3)
+    assert journal.oldest_age() == ANSWER_WITHIN_S + 3
+    assert journal.health()["redis_away_since"] == 0.0
+    target.away = False
+    for _ in range(10):
+        clock.advance(5)
+    assert target.order == [f"r{i}" for i in range(5)] and journal.depth == 0
+    assert journal.oldest_age() == 0.0 and journal.health()["redis_away_since"] is None
+    # new entries while the journal drains keep their place behind the old ones
+    assert results(journal.submit("rec", {"id": "r5"})) == ["r5"]
+
+
+def test_crash_mid_replay_applies_nothing_twice(tmp_path: Path) -> None:
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+    target.away = True
+    for i in range(4):
+        journal.submit("rec", {"id": f"r{i}"})
+    # Redis returns; two entries are applied, then the daemon dies before the
+    # cursor of the second is written (simulated: the cursor says 1).
+    target.away = False
+    clock.advance(0.2)
+    assert target.order == ["r0", "r1", "r2", "r3"]
+    calls_before = target.calls
+    (tmp_path / "journal.cursor").write_text("1\n")
+    data = b"".join(
+        json.dumps({"seq": i + 1, "kind": "rec", "at": 0.0, "p": {"id": f"r{i}"}}).encode() + b"\n"
+        for i in range(4)
+    )
+    (tmp_path / "journal.jsonl").write_bytes(data + b'{"seq": 5, "kind": "rec", "a')  # torn line
+    again = make(tmp_path, Clock(), target)
+    assert again.depth == 0
+    assert target.order == ["r0", "r1", "r2", "r3"] and all(n == 1 for n in target.stored.values())
+    assert target.calls == calls_before + 3  # r1..r3 offered again, each stored once
+    assert (tmp_path / "journal.jsonl").read_bytes() == b""
+
+
+def test_a_restart_replays_what_redis_never_got(tmp_path: Path) -> None:
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+    target.away = True
+    for i in range(3):
+        journal.submit("rec", {"id": f"r{i}"})
+    journal.stop()
+    target.away = False
+    fresh = FakeRedis()
+    make(tmp_path, Clock(), fresh)
+    assert fresh.order == ["r0", "r1", "r2"]
+
+
+def test_a_bad_entry_is_set_aside_not_blocking(tmp_path: Path) -> None:
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+
+    def broken(payload: dict[str, Any]) -> Deferred[Any]:
+        return fail(ValueError("malformed"))
+
+    journal.register("bad", broken)
+    bad = results(journal.submit("bad", {"id": "x"}))
+    ok = results(journal.submit("rec", {"id": "y"}))
+    assert bad and bad[0].check(ValueError) and ok == ["y"]
+    rejected = (tmp_path / "journal.rejected").read_text().splitlines()
+    assert json.loads(rejected[0])["entry"]["kind"] == "bad"
+    bad[0].trap(ValueError)
+
+
+def test_in_memory_journal_works_the_same() -> None:
+    clock, target = Clock(), FakeRedis()
+    journal = make(None, clock, target)
+    target.away = True
+    got = results(journal.submit("rec", {"id": "a"}))
+    clock.advance(ANSWER_WITHIN_S)
+    assert got == [None] and journal.depth == 1
+    target.away = False
+    clock.advance(1)
+    assert target.order == ["a"]
+
+
+def test_transient_errors() -> None:
+    from redis.exceptions import ResponseError, TimeoutError
+
+    assert is_transient(RedisConnectionError("x")) and is_transient(TimeoutError("x"))
+    assert is_transient(ResponseError("READONLY You can't write against a read only replica."))
+    assert is_transient(ResponseError("LOADING Redis is loading the dataset in memory"))
+    assert not is_transient(ResponseError("WRONGTYPE Operation against a key"))
+    assert not is_transient(ValueError("x"))
+
+
+def test_torn_file_is_cut_back(tmp_path: Path) -> None:
+    (tmp_path / "journal.jsonl").write_bytes(b'{"seq":1,"kind":"rec","at":0,"p":{"id":"a"}}\n{"seq":2')
+    cursor, entries = JournalFile(tmp_path).load()
+    assert cursor == 0 and [e.payload["id"] for e in entries] == ["a"]
+    assert (tmp_path / "journal.jsonl").read_bytes().endswith(b"}}\n")
+
+
+def test_entries_of_one_key_wait_for_each_other_others_overlap() -> None:
+    clock = Clock()
+    started: list[str] = []
+    pending: dict[str, Deferred[Any]] = {}
+
+    def apply(payload: dict[str, Any]) -> Deferred[Any]:
+        started.append(payload["id"])
+        pending[payload["id"]] = Deferred()
+        return pending[payload["id"]]
+
+    journal = Journal(clock, None)
+    journal.register("rec", apply)
+    journal.start()
+    journal.submit("rec", {"id": "a1"}, ("num:1",))
+    journal.submit("rec", {"id": "a2"}, ("num:1", "call:9"))
+    journal.submit("rec", {"id": "b"}, ("num:2",))
+    journal.submit("rec", {"id": "c"}, ("call:9",))
+    assert started == ["a1", "b"]  # a2 waits for a1; c waits behind a2 (same call)
+    pending["b"].callback("b")
+    assert started == ["a1", "b"] and journal.depth == 3
+    pending["a1"].callback("a1")
+    assert started == ["a1", "b", "a2"]
+    pending["a2"].callback("a2")
+    assert started == ["a1", "b", "a2", "c"]
+    pending["c"].callback("c")
+    assert journal.depth == 0
+
+
+def test_a_previous_runs_entries_wait_for_their_kind_to_be_registered(tmp_path: Path) -> None:
+    clock, target = Clock(), FakeRedis()
+    first = make(tmp_path, clock, target)
+    target.away = True
+    first.submit("rec", {"id": "r0"})
+    first.stop()
+    target.away = False
+    later = Journal(Clock(), tmp_path, run_in_thread=inline)
+    later.load()
+    later.start()  # nothing registered yet: the entry waits, it is not set aside
+    assert later.depth == 1 and later.rejected_count == 0
+    later.register("rec", target.apply)
+    assert target.order == ["r0"] and later.depth == 0
+
+
+def test_a_journal_that_is_never_empty_is_still_compacted(tmp_path: Path, monkeypatch: Any) -> None:
+    import shenava.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "COMPACT_AT_BYTES", 2000)
+    clock = Clock()
+    pending: list[Deferred[Any]] = []
+
+    def apply(payload: dict[str, Any]) -> Deferred[Any]:
+        pending.append(Deferred())
+        return pending[-1]
+
+    journal = Journal(clock, tmp_path, run_in_thread=inline)
+    journal.register("rec", apply)
+    journal.start()
+    for i in range(60):  # busy: a new record always arrives before the last is stored
+        journal.submit("rec", {"id": f"r{i}", "pad": "x" * 40})
+        if i:
+            pending[i - 1].callback(None)
+    assert journal.depth == 1 and journal.file is not None and journal.file.rewrites >= 1
+    lines = (tmp_path / "journal.jsonl").read_bytes().splitlines()
+    assert len(lines) < 40 and b'"r59"' in lines[-1]
+    again = Journal(Clock(), tmp_path, run_in_thread=inline)
+    assert again.load() == 1  # after a restart only the last one is left to replay

@@ -1,0 +1,80 @@
+"""The daemon's Redis client: a small blocking pool absorbs a burst; timeouts are set."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest_twisted
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import Redis as AsyncRedis
+
+from routing.callback_store import CallbackStore
+from routing.callbacks import DialPolicy, abandon_reason
+from shenava.aio import as_deferred
+from shenava.config import RedisConfig
+from shenava.redis_client import client_options, make_redis_client
+
+BURST = 500
+POLICY = DialPolicy(lease_ms=60_000)
+
+
+def test_options_carry_the_configured_timeouts() -> None:
+    config = RedisConfig(url="redis://127.0.0.1:1/0", connect_timeout_s=1.5, socket_timeout_s=3.0,
+                         health_check_interval_s=7.0, max_connections=9, pool_timeout_s=4.0)
+    assert client_options(config)["socket_connect_timeout"] == 1.5
+    client = make_redis_client(config)
+    pool = client.connection_pool
+    assert isinstance(pool, BlockingConnectionPool)
+    assert pool.max_connections == 9 and pool.timeout == 4.0
+    kwargs = pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 3.0 and kwargs["health_check_interval"] == 7.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_500_abandons_through_a_pool_of_4_loses_nothing(redis_url: str) -> None:
+    # 500 hang-ups at once, each raising a callback flag (a WATCH transaction
+    # holding a connection): the pool of 4 makes them queue, none fails.
+    client = make_redis_client(RedisConfig(url=redis_url, max_connections=4, pool_timeout_s=30.0))
+    try:
+        store = CallbackStore(client, "shenava", POLICY)
+        t0 = 1_740_000_000.0
+
+        async def hang_up(i: int) -> object:
+            reason = abandon_reason(f"call-{i}", t0, 60, POLICY)
+            assert reason is not None
+            return await store.raise_reason(f"0912{i:07d}", reason, t0 + 60)
+
+        results = await as_deferred(
+            asyncio.gather(*(hang_up(i) for i in range(BURST)), return_exceptions=True)
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert failures == []
+        check = AsyncRedis.from_url(redis_url, decode_responses=True)
+        try:
+            assert await as_deferred(check.hlen("shenava:{callbacks}:open")) == BURST
+        finally:
+            await as_deferred(check.aclose())
+    finally:
+        await as_deferred(client.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_unix_socket_url_works(tmp_path: Path) -> None:
+    sock = tmp_path / "redis.sock"
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            await as_deferred(asyncio.sleep(0.02))
+        client = make_redis_client(RedisConfig(url=f"unix://{sock}"))
+        assert await as_deferred(client.ping())
+        await as_deferred(client.aclose())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
