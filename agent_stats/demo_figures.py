@@ -25,12 +25,18 @@ def _service(app: Any) -> StatsService | None:
 
 
 def summary(app: Any) -> dict[str, Any]:
-    """SL (ours and app_queue's), abandons, breaks granted and waited for, fairness, alerts."""
+    """The service level (named: ours and app_queue's two), breaks and fairness, alerts.
+
+    ``service_level.counted`` is the SL's denominator: answered calls plus
+    those abandoned after the short-abandon threshold (quicker ones are left
+    out by the definition); it is not another "offered" count.
+    """
     service = _service(app)
     if service is None:
         return {"available": False}
     snap = service.snapshot()
     day = snap["queues"][service.default_queue]["day"]
+    sla = service.sla
     waits = [g.waited_s or 0.0 for g in service.grants]
     queued = [g for g in service.grants if g.reason in service.break_config.queued_reasons]
     by_reason: dict[str, int] = {}
@@ -38,23 +44,30 @@ def summary(app: Any) -> dict[str, Any]:
         by_reason[g.reason.value] = by_reason.get(g.reason.value, 0) + 1
     service.fairness_today = _fairness(service)
     return {
-        "sl": day["sl"],
-        "app_queue_sl": day["sl1"],
-        "app_queue_sl2": day["sl2"],
-        "offered": day["offered"],
-        "answered": day["answered"],
-        "answered_in_sl": day["answered_in_sl"],
-        "abandoned_long": day["abandoned"],
-        "abandoned_short": day["abandoned_short"],
-        "breaks_granted": len(service.grants),
-        "breaks_granted_by_reason": by_reason,
-        "breaks_waited": sum(1 for g in queued if (g.waited_s or 0.0) > 0),
-        "break_wait_max_s": round(max(waits, default=0.0), 3),
-        "break_wait_mean_s": round(sum(waits) / len(waits), 3) if waits else 0.0,
-        "breaks_forced_at_max_wait": sum(1 for g in service.grants if g.forced),
-        "break_line_now": len(service.line),
-        "fairness_index": round(service.fairness_today, 4),
-        "alerts": len(service.alerts_raised),
+        "service_level": {
+            "threshold_s": sla.threshold_s,
+            "short_abandon_s": sla.short_abandon_s,
+            "target": sla.target,
+            "sl": day["sl"],
+            "app_queue_servicelevel_perf": day["sl1"],
+            "app_queue_servicelevel_perf2": day["sl2"],
+            "counted": day["answered"] + day["abandoned"],
+            "answered": day["answered"],
+            "answered_in_threshold": day["answered_in_sl"],
+            "abandoned_counted": day["abandoned"],
+            "abandoned_short_not_counted": day["abandoned_short"],
+        },
+        "breaks": {
+            "granted": len(service.grants),
+            "granted_by_reason": by_reason,
+            "waited_for_headroom": sum(1 for g in queued if (g.waited_s or 0.0) > 0),
+            "wait_max_s": round(max(waits, default=0.0), 3),
+            "wait_mean_s": round(sum(waits) / len(waits), 3) if waits else 0.0,
+            "forced_at_max_wait": sum(1 for g in service.grants if g.forced),
+            "line_now": len(service.line),
+            "fairness_index": round(service.fairness_today, 4),
+        },
+        "wellbeing_alerts": len(service.alerts_raised),
     }
 
 

@@ -1,167 +1,328 @@
-"""Prometheus text exposition (format 0.0.4) of the live figures, and the /metrics resource.
+"""``/metrics``: Prometheus exposition through ``prometheus_client``.
 
-Written by hand, no client library: each family is ``# HELP``, ``# TYPE``, then
-its samples; label values escape ``\\``, ``"`` and newlines, help texts escape
-``\\`` and newlines; an undefined ratio (nothing offered yet) is ``NaN``.
-Day totals reset at local midnight, so they are gauges, not counters.
+Two kinds of series, in one registry per daemon (never the library's global
+one: tests and the demo run several daemons in a process):
+
+- the live figures, read from ``StatsService.snapshot()`` when Prometheus
+  scrapes (gauges: day totals reset at local midnight, so they are not
+  counters): service levels, call outcomes per window, agents by state, the
+  break line, wellbeing alerts, the statistics write queue;
+- what happened since the daemon started, counted as it happens: calls
+  offered, answered, abandoned (counters), the wait until answer or abandon,
+  the AGI turnaround and the routing decision time (histograms).
+
+Per-agent series (``agent`` label) appear only with ``[metrics] per_agent =
+true``: they name people and grow with the team.
+
+The resource is ``prometheus_client.twisted.MetricsResource`` (a WSGI app on
+the reactor's thread pool). The snapshot is taken on the reactor thread when
+the request arrives, so the pool thread never reads the roster while the
+reactor changes it.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+from routing.dispatch import (
+    CallAbandoned,
+    CallAnswered,
+    CallLeftForChoice,
+    CallOffered,
+    CallQueued,
+    RoutingEvent,
+)
 
-
-def escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def format_value(value: float | int | None) -> str:
-    if value is None:
-        return "NaN"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-@dataclass
-class Family:
-    name: str
-    help: str
-    type: str = "gauge"
-    samples: list[tuple[Mapping[str, str], float | int | None]] = field(default_factory=list)
-
-    def add(self, value: float | int | None, **labels: str) -> None:
-        self.samples.append((labels, value))
-
-    def render(self) -> str:
-        lines = [f"# HELP {self.name} {escape_help(self.help)}", f"# TYPE {self.name} {self.type}"]
-        for labels, value in self.samples:
-            if labels:
-                text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
-                lines.append(f"{self.name}{{{text}}} {format_value(value)}")
-            else:
-                lines.append(f"{self.name} {format_value(value)}")
-        return "\n".join(lines) + "\n"
-
-
-def render(families: Iterable[Family]) -> str:
-    return "".join(f.render() for f in families)
-
+QUEUE = "complaints"
+WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
+                600.0)
+"""Seconds a caller waits: the SL threshold (20 s by default) falls on a bucket edge."""
+AGI_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""An AGI command's round trip: milliseconds for ANSWER, seconds for STREAM FILE."""
+DECISION_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2,
+                    0.1)
+"""The router's work per event: microseconds normally."""
+ROUTER_DECISIONS = ("on_call_joined", "on_agent_ready", "on_agents_ready",
+                    "on_agent_unavailable", "on_connect_failed", "on_call_left")
 
 _WINDOWS = ("rolling", "interval", "day")
-
-
-def families(snapshot: Mapping[str, Any]) -> list[Family]:
-    """Metric families from a ``StatsService.snapshot()``."""
-    sl = Family("shenava_service_level", "Answered within the threshold over offered (DESIGN.md).")
-    sl1 = Family("shenava_servicelevel_perf",
-                 "Asterisk app_queue ServicelevelPerf: completed in SL over completed.")
-    sl2 = Family("shenava_servicelevel_perf2",
-                 "Asterisk app_queue ServicelevelPerf2: (abandoned in SL + completed in SL) "
-                 "over (abandoned + completed).")
-    calls = Family("shenava_calls", "Call outcomes in the window, by kind.")
-    for queue, windows in sorted(snapshot["queues"].items()):
-        for window in _WINDOWS:
-            c = windows[window]
-            sl.add(c["sl"], queue=queue, window=window)
-            sl1.add(c["sl1"], queue=queue, window=window)
-            sl2.add(c["sl2"], queue=queue, window=window)
-            for kind in ("offered", "answered", "answered_in_sl", "abandoned", "abandoned_short",
-                         "voicemail", "callback"):
-                calls.add(c[kind], queue=queue, window=window, kind=kind)
-    agents = Family("shenava_agents", "Agents in each state now.")
-    for state, n in sorted(snapshot["states"].items()):
-        agents.add(n, state=state)
-    reasons = Family("shenava_agents_not_ready", "Agents not ready now, by reason.")
-    for reason, n in sorted(snapshot["not_ready_reasons"].items()):
-        reasons.add(n, reason=reason)
-    occupancy = Family("shenava_occupancy",
-                       "Agents on a call or in wrap-up over agents taking calls, now.")
-    occupancy.add(snapshot["occupancy_now"])
-    agent_occupancy = Family("shenava_agent_occupancy",
-                             "An agent's occupancy over the last hour (wellbeing window).")
-    since_break = Family("shenava_agent_since_break_seconds",
-                         "Seconds since the agent's last rest (0 while resting).")
-    for agent in snapshot["agents"]:
-        if agent["occupancy"] is not None:
-            agent_occupancy.add(agent["occupancy"], agent=agent["agent_id"])
-        if agent["since_break_s"] is not None:
-            since_break.add(agent["since_break_s"], agent=agent["agent_id"])
-    line = Family("shenava_break_line_length", "Break requests waiting for headroom.")
-    line.add(len(snapshot["break_line"]))
-    oldest = Family("shenava_break_line_oldest_wait_seconds",
-                    "How long the longest-waiting break request has waited.")
-    oldest.add(max((r["waited_s"] for r in snapshot["break_line"]), default=0.0))
-    granted = Family("shenava_breaks_granted", "Break grants since the daemon started.")
-    granted.add(snapshot["breaks_granted"])
-    fairness = Family("shenava_break_fairness_index",
-                      "Jain's index of taken/earned break time across agents, today.")
-    fairness.add(snapshot["fairness_today"])
-    active = Family("shenava_alerts_active", "Wellbeing alerts active now, by kind.")
-    by_kind: dict[str, int] = {}
-    for alert in snapshot["alerts"]:
-        by_kind[alert["kind"]] = by_kind.get(alert["kind"], 0) + 1
-    for kind, n in sorted(by_kind.items()):
-        active.add(n, kind=kind)
-    today = Family("shenava_alerts_today", "Wellbeing alerts raised today.")
-    today.add(snapshot["alerts_today"])
-    out = [sl, sl1, sl2, calls, agents, reasons, occupancy, agent_occupancy, since_break,
-           line, oldest, granted, fairness, active, today]
-    return out + journal_families(snapshot.get("journal"))
-
-
-def journal_families(journal: Mapping[str, Any] | None) -> list[Family]:
-    """The durable journal (``shenava.journal``): records kept on this host until Redis has them."""
-    if not journal:
-        return []
-    depth = Family("shenava_journal_depth", "Records kept in the local journal, not yet in Redis.")
-    depth.add(journal["depth"])
-    age = Family("shenava_journal_oldest_age_seconds",
-                 "Age of the oldest record not yet in Redis (0 when none).")
-    age.add(journal["oldest_age_s"])
-    applied = Family("shenava_journal_applied", "Journal records stored in Redis since the start.",
-                     type="counter")
-    applied.add(journal["applied"])
-    rejected = Family("shenava_journal_rejected",
-                      "Journal records that could not be applied (set aside in journal.rejected).",
-                      type="counter")
-    rejected.add(journal["rejected"])
-    away = Family("shenava_redis_away", "1 while Redis does not answer the journal's writes.")
-    away.add(0 if journal["redis_away_since"] is None else 1)
-    return [depth, age, applied, rejected, away]
 
 
 class SnapshotSource(Protocol):
     def snapshot(self, now: float | None = None) -> dict[str, Any]: ...
 
 
+@dataclass
+class WriteQueue:
+    """The statistics writer's figures (``agent_stats.writer.StoreWriter``)."""
+
+    pending: int = 0
+    dropped: int = 0
+    failures: int = 0
+
+
+def snapshot_families(
+    snapshot: dict[str, Any], *, per_agent: bool = False, queue: WriteQueue | None = None
+) -> list[Metric]:
+    """Gauge families of one ``StatsService.snapshot()`` (and the write queue's figures)."""
+    sl = GaugeMetricFamily("shenava_service_level",
+                           "Answered within the threshold over offered (docs/design.md).",
+                           labels=["queue", "window"])
+    sl1 = GaugeMetricFamily("shenava_servicelevel_perf",
+                            "Asterisk app_queue ServicelevelPerf: completed in SL over completed.",
+                            labels=["queue", "window"])
+    sl2 = GaugeMetricFamily("shenava_servicelevel_perf2",
+                            "Asterisk app_queue ServicelevelPerf2: (abandoned in SL + completed "
+                            "in SL) over (abandoned + completed).", labels=["queue", "window"])
+    calls = GaugeMetricFamily("shenava_calls", "Call outcomes in the window, by kind.",
+                              labels=["queue", "window", "kind"])
+    for queue_name, windows in sorted(snapshot["queues"].items()):
+        for window in _WINDOWS:
+            c = windows[window]
+            for family, key in ((sl, "sl"), (sl1, "sl1"), (sl2, "sl2")):
+                family.add_metric([queue_name, window], _number(c[key]))
+            for kind in ("offered", "answered", "answered_in_sl", "abandoned", "abandoned_short",
+                         "voicemail", "callback"):
+                calls.add_metric([queue_name, window, kind], c[kind])
+    agents = GaugeMetricFamily("shenava_agents", "Agents in each state now.", labels=["state"])
+    for state, n in sorted(snapshot["states"].items()):
+        agents.add_metric([state], n)
+    reasons = GaugeMetricFamily("shenava_agents_not_ready", "Agents not ready now, by reason.",
+                                labels=["reason"])
+    for reason, n in sorted(snapshot["not_ready_reasons"].items()):
+        reasons.add_metric([reason], n)
+    occupancy = GaugeMetricFamily("shenava_occupancy",
+                                  "Agents on a call or in wrap-up over agents taking calls, now.")
+    occupancy.add_metric([], _number(snapshot["occupancy_now"]))
+    line = GaugeMetricFamily("shenava_break_line_length", "Break requests waiting for headroom.")
+    line.add_metric([], len(snapshot["break_line"]))
+    oldest = GaugeMetricFamily("shenava_break_line_oldest_wait_seconds",
+                               "How long the longest-waiting break request has waited.")
+    oldest.add_metric([], max((r["waited_s"] for r in snapshot["break_line"]), default=0.0))
+    granted = GaugeMetricFamily("shenava_breaks_granted", "Break grants since the daemon started.")
+    granted.add_metric([], snapshot["breaks_granted"])
+    fairness = GaugeMetricFamily("shenava_break_fairness_index",
+                                 "Jain's index of taken/earned break time across agents, today "
+                                 "(1 all equal, 1/n one agent has it all).")
+    fairness.add_metric([], _number(snapshot["fairness_today"]))
+    active = GaugeMetricFamily("shenava_alerts_active", "Wellbeing alerts active now, by kind.",
+                               labels=["kind"])
+    by_kind: dict[str, int] = {}
+    for alert in snapshot["alerts"]:
+        by_kind[alert["kind"]] = by_kind.get(alert["kind"], 0) + 1
+    for kind, n in sorted(by_kind.items()):
+        active.add_metric([kind], n)
+    today = GaugeMetricFamily("shenava_alerts_today", "Wellbeing alerts raised today.")
+    today.add_metric([], snapshot["alerts_today"])
+    out: list[Metric] = [sl, sl1, sl2, calls, agents, reasons, occupancy, line, oldest, granted,
+                         fairness, active, today]
+    if per_agent:
+        agent_occupancy = GaugeMetricFamily(
+            "shenava_agent_occupancy", "An agent's occupancy over the last hour (wellbeing window).",
+            labels=["agent"])
+        since_break = GaugeMetricFamily(
+            "shenava_agent_since_break_seconds", "Seconds since the agent's last rest (0 while resting).",
+            labels=["agent"])
+        for agent in snapshot["agents"]:
+            if agent["occupancy"] is not None:
+                agent_occupancy.add_metric([agent["agent_id"]], agent["occupancy"])
+            if agent["since_break_s"] is not None:
+                since_break.add_metric([agent["agent_id"]], agent["since_break_s"])
+        out += [agent_occupancy, since_break]
+    if queue is not None:
+        depth = GaugeMetricFamily("shenava_stats_write_queue_depth",
+                                  "Statistics operations waiting to be written to Redis.")
+        depth.add_metric([], queue.pending)
+        dropped = CounterMetricFamily("shenava_stats_write_dropped",
+                                      "Statistics operations dropped because the write queue "
+                                      "was full (Redis away too long).")
+        dropped.add_metric([], queue.dropped)
+        failures = CounterMetricFamily("shenava_stats_write_failures",
+                                       "Statistics batches that Redis did not take (retried).")
+        failures.add_metric([], queue.failures)
+        out += [depth, dropped, failures]
+    return out + journal_families(snapshot.get("journal"))
+
+
+def journal_families(journal: dict[str, Any] | None) -> list[Metric]:
+    """The durable journal (``shenava.journal``): records kept on this host until Redis has them."""
+    if not journal:
+        return []
+    depth = GaugeMetricFamily("shenava_journal_depth",
+                              "Records kept in the local journal, not yet in Redis.")
+    depth.add_metric([], journal["depth"])
+    age = GaugeMetricFamily("shenava_journal_oldest_age_seconds",
+                            "Age of the oldest record not yet in Redis (0 when none).")
+    age.add_metric([], journal["oldest_age_s"])
+    applied = CounterMetricFamily("shenava_journal_applied",
+                                  "Journal records stored in Redis since the start.")
+    applied.add_metric([], journal["applied"])
+    rejected = CounterMetricFamily("shenava_journal_rejected",
+                                   "Journal records that could not be applied (set aside in "
+                                   "journal.rejected).")
+    rejected.add_metric([], journal["rejected"])
+    away = GaugeMetricFamily("shenava_redis_away", "1 while Redis does not answer the journal's writes.")
+    away.add_metric([], 0 if journal["redis_away_since"] is None else 1)
+    return [depth, age, applied, rejected, away]
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+class _SnapshotCollector(Collector):
+    """Yields the families of the snapshot taken last on the reactor thread."""
+
+    def __init__(self, metrics: ShenavaMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        taken = self._metrics.taken
+        if taken is None:
+            return []
+        snapshot, queue = taken
+        return snapshot_families(snapshot, per_agent=self._metrics.per_agent, queue=queue)
+
+
+@dataclass
+class ShenavaMetrics:
+    """The registry of one daemon, its counters and histograms, and the snapshot source."""
+
+    service: SnapshotSource
+    per_agent: bool = False
+    writer: Any = None
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    taken: tuple[dict[str, Any], WriteQueue | None] | None = None
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.offered = Counter("shenava_calls_offered", "Calls that joined the waiting line.",
+                               ["queue"], registry=r)
+        self.answered = Counter("shenava_calls_answered", "Waiting calls an agent answered.",
+                                ["queue"], registry=r)
+        self.abandoned = Counter("shenava_calls_abandoned", "Waiting calls the caller hung up.",
+                                 ["queue"], registry=r)
+        self.left = Counter("shenava_calls_left_for_choice",
+                            "Callers who left the line for a callback or a voicemail.",
+                            ["queue", "choice"], registry=r)
+        self.rung = Counter("shenava_agent_rings", "Agents' phones rung for a waiting call.",
+                            ["queue"], registry=r)
+        self.wait_answered = Histogram("shenava_wait_until_answer_seconds",
+                                       "How long answered callers waited in the line.",
+                                       ["queue"], buckets=WAIT_BUCKETS, registry=r)
+        self.wait_abandoned = Histogram("shenava_wait_until_abandon_seconds",
+                                        "How long callers who hung up had waited in the line.",
+                                        ["queue"], buckets=WAIT_BUCKETS, registry=r)
+        self.agi = Histogram("shenava_agi_turnaround_seconds",
+                             "From sending an AGI command to its result (a prompt's playing "
+                             "time included), by command.", ["command"], buckets=AGI_BUCKETS,
+                             registry=r)
+        self.decision = Histogram("shenava_routing_decision_seconds",
+                                  "The router's time to decide on one event (CPU, not waiting).",
+                                  ["event"], buckets=DECISION_BUCKETS, registry=r)
+        self.agent_answered = (
+            Counter("shenava_agent_calls_answered", "Calls an agent answered.", ["agent"],
+                    registry=r)
+            if self.per_agent else None
+        )
+        r.register(_SnapshotCollector(self))
+
+    # -- feeding -----------------------------------------------------------------------
+
+    def on_routing_event(self, event: RoutingEvent) -> None:
+        if isinstance(event, CallQueued):
+            self.offered.labels(QUEUE).inc()
+        elif isinstance(event, CallOffered):
+            self.rung.labels(QUEUE).inc()
+        elif isinstance(event, CallAnswered):
+            self.answered.labels(QUEUE).inc()
+            self.wait_answered.labels(QUEUE).observe(max(0.0, event.at - event.joined_at))
+            if self.agent_answered is not None:
+                self.agent_answered.labels(event.agent_id).inc()
+        elif isinstance(event, CallAbandoned):
+            self.abandoned.labels(QUEUE).inc()
+            self.wait_abandoned.labels(QUEUE).observe(max(0.0, event.at - event.joined_at))
+        elif isinstance(event, CallLeftForChoice):
+            self.left.labels(QUEUE, event.choice).inc()
+
+    def on_agi(self, command: str, seconds: float) -> None:
+        verb = command.split(" ", 1)[0].upper() or "?"
+        self.agi.labels(verb).observe(max(0.0, seconds))
+
+    def time_router(self, router: Any, timer: Callable[[], float] = time.perf_counter) -> None:
+        """Measure the router's decisions by wrapping its entry points on this instance."""
+        for name in ROUTER_DECISIONS:
+            method = getattr(router, name, None)
+            if method is not None:
+                setattr(router, name, _timed(method, self.decision.labels(name), timer))
+
+    def take_snapshot(self) -> None:
+        """On the reactor thread, before the scrape is rendered on the thread pool."""
+        writer = self.writer
+        queue = (
+            WriteQueue(writer.pending, getattr(writer, "dropped", 0), writer.failures)
+            if writer is not None else None
+        )
+        self.taken = (self.service.snapshot(), queue)
+
+    def render_text(self) -> bytes:
+        """The exposition now, for tests and tools (the HTTP path is the resource)."""
+        from prometheus_client import generate_latest
+
+        self.take_snapshot()
+        return generate_latest(self.registry)
+
+
+def _timed(method: Callable[..., Any], histogram: Any, timer: Callable[[], float]) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = timer()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            histogram.observe(timer() - started)
+
+    return timed
+
+
 class MetricsResource(Resource):
-    """``GET /metrics``: the service's live figures in Prometheus text format."""
+    """``GET /metrics``: takes the snapshot, then hands the request to prometheus_client's resource."""
 
     isLeaf = True
 
-    def __init__(self, service: SnapshotSource) -> None:
+    def __init__(self, service: SnapshotSource, metrics: ShenavaMetrics | None = None) -> None:
         super().__init__()
-        self._service = service
+        if metrics is None:
+            metrics = getattr(service, "metrics", None) or ShenavaMetrics(service)
+        self.metrics = metrics
+        from prometheus_client.twisted import MetricsResource as PrometheusResource
 
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", CONTENT_TYPE)
-        return render(families(self._service.snapshot())).encode("utf-8")
+        self._inner: Any = PrometheusResource(metrics.registry)
+
+    def render(self, request: Request) -> Any:
+        self.metrics.take_snapshot()
+        return self._inner.render(request)
+
+
+def install(app: Any, service: Any) -> ShenavaMetrics:
+    """The daemon's metrics: subscribed to routing events and AGI results, timing the router."""
+    metrics = ShenavaMetrics(service, per_agent=app.config.metrics.per_agent,
+                             writer=getattr(service, "writer", None))
+    app.dispatcher.subscribe(metrics.on_routing_event)
+    add_agi = getattr(app.connection, "add_agi_observer", None)
+    if add_agi is not None:
+        add_agi(metrics.on_agi)
+    metrics.time_router(app.router)
+    return metrics
+
+
+__all__ = ["MetricsResource", "ShenavaMetrics", "install", "snapshot_families"]
+

@@ -208,6 +208,27 @@ _LABELS_FA = {
     "ready": "آماده", "ringing": "زنگ", "on_call": "در تماس", "wrap_up": "پس‌کار",
     "unknown": "نامعلوم", "logged_out": "خارج", "not_ready": "ناآماده",
 }
+_REASONS_FA = {
+    "break": "استراحت", "lunch": "ناهار", "personal": "شخصی", "training": "آموزش",
+    "meeting": "جلسه", "coaching": "مربیگری", "recovery": "بازیابی", "technical": "فنی",
+    "missed": "بی‌پاسخ",
+}
+RATIO_COLUMNS = frozenset({"sl", "sl1", "sl2"})
+"""Shares of calls: printed as percentages in the table."""
+INDEX_COLUMNS = frozenset({"fairness"})
+"""Jain's index, 1/n .. 1: printed as it is (two decimals), not as a percentage."""
+COUNT_COLUMNS = frozenset({
+    "offered", "answered", "answered_in_sl", "abandoned", "abandoned_short", "hard_calls",
+    "breaks_granted", "alerts",
+})
+LATIN_COLUMNS = frozenset({"agent", "queue", "name"})
+"""Identifiers shown as typed (an agent id ``a1`` stays ``a1`` in Persian)."""
+_LEGEND = {
+    "en": "Durations h:mm:ss; SL, SL1, SL2 percentages of calls; fairness 0-1 "
+          "(1: break time shared equally).",
+    "fa": "مدت‌ها به ساعت:دقیقه:ثانیه؛ سطح خدمت و SL1 و SL2 درصد تماس‌ها؛ "
+          "شاخص انصاف از ۰ تا ۱ (۱: استراحت به تساوی).",
+}
 _TITLES = {
     "en": {"days": "Days", "intervals": "15-minute intervals", "agents": "Agents"},
     "fa": {"days": "روزها", "intervals": "بازه‌های ۱۵ دقیقه‌ای", "agents": "کارشناسان"},
@@ -218,8 +239,27 @@ def _label(column: str, lang: str) -> str:
     if lang != "fa":
         return column
     if column.startswith("not_ready:"):
-        return f"{_LABELS_FA['not_ready']}:{column.split(':', 1)[1]}"
+        reason = column.split(":", 1)[1]
+        return f"{_LABELS_FA['not_ready']}:{_REASONS_FA.get(reason, reason)}"
     return _LABELS_FA.get(column, column)
+
+
+def is_duration(column: str) -> bool:
+    """Seconds: the time in a state (``ready``, ``not_ready:lunch``...) or a ``*_s`` figure."""
+    if column.endswith("_s") or column.startswith("not_ready:"):
+        return True
+    return column in {state.value for state in AgentState}
+
+
+def format_duration(seconds: float) -> str:
+    """``h:mm:ss``; below ten seconds with a tenth (``0:00:00.5``), so a short spell shows."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if 0 < seconds < 10:
+        return f"0:00:{seconds:04.1f}"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def _ratio(value: float | None) -> float | None:
@@ -311,13 +351,24 @@ def render_csv(report: Report, lang: str = "en", by: str = "all") -> str:
     return buffer.getvalue()
 
 
-def _cell(value: Any, lang: str) -> str:
+def _cell(value: Any, lang: str, column: str = "") -> str:
+    """One table cell, by what the column holds (not by the value's size)."""
     if value is None:
-        text = "-"
-    elif isinstance(value, float):
-        text = f"{value:.1%}" if 0 <= value <= 1 and not value.is_integer() else f"{value:g}"
-    else:
+        return "-"
+    if column in LATIN_COLUMNS or not isinstance(value, int | float):
         text = str(value)
+        # dates and times are ours to write in Persian digits; names and ids are not
+        return text.translate(PERSIAN_DIGITS) if lang == "fa" and column in ("date", "time") else text
+    if column in RATIO_COLUMNS:
+        text = f"{value:.1%}"
+    elif column in INDEX_COLUMNS:
+        text = f"{value:.2f}"
+    elif is_duration(column):
+        text = format_duration(float(value))
+    elif column in COUNT_COLUMNS or isinstance(value, int) or float(value).is_integer():
+        text = str(int(value))
+    else:
+        text = f"{value:g}"
     return text.translate(PERSIAN_DIGITS) if lang == "fa" else text
 
 
@@ -326,6 +377,7 @@ def render_table(report: Report, lang: str = "en", by: str = "all") -> str:
     out: list[str] = []
     title = f"{_date_text(report.first, lang)} .. {_date_text(report.last, lang)}"
     out.append(title.translate(PERSIAN_DIGITS) if lang == "fa" else title)
+    out.append(_LEGEND["fa" if lang == "fa" else "en"])
     for name in SECTIONS if by == "all" else (by,):
         rows = parts[name]
         out.append("")
@@ -335,7 +387,7 @@ def render_table(report: Report, lang: str = "en", by: str = "all") -> str:
             continue
         columns = list(rows[0])
         cells = [[_label(c, lang) for c in columns]]
-        cells += [[_cell(row[c], lang) for c in columns] for row in rows]
+        cells += [[_cell(row[c], lang, c) for c in columns] for row in rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
         for r in cells:
             out.append("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip())

@@ -262,6 +262,7 @@ class StatsService:
         self._decide_call: Any = None
         self._start_calls: dict[str, Any] = {}
         self.started: Deferred[None] | None = None
+        self._stopped = False
         self._restore_call: Any = None
         self.journal_health: Callable[[], dict[str, Any]] | None = None
         """The daemon's journal figures (``/metrics``), when it has one."""
@@ -325,6 +326,7 @@ class StatsService:
         ``graceful=False`` is a crash as Redis sees it: what was written stays,
         the heartbeat stops where it was.
         """
+        self._stopped = True
         loop, self._heartbeat = self._heartbeat, None
         if loop is not None and loop.running:
             loop.stop()
@@ -514,6 +516,10 @@ class StatsService:
 
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
+        if self._stopped:
+            # The daemon is stopping: the AMI link closes after the last
+            # heartbeat was written; that is a clean stop, not an outage.
+            return
         now = self.clock.seconds()
         value = getattr(state, "value", state)
         if value == "disconnected":
@@ -635,6 +641,11 @@ class StatsService:
         position = self.line.position(agent_id)
         if position is not None:
             self._mark_live()
+            log.info(
+                "break for {agent_id} waits at place {position} of the break line: the headroom "
+                "gate says no ({why})",
+                agent_id=agent_id, position=position, gate="headroom", why=self.break_wait_reason(now),
+            )
             return BreakAnswer(agent_id, reason, "waiting", requested_at, position)
         grant_now = self.pending_grants.get(agent_id)
         status_word = "after_call" if grant_now is not None else "granted"
@@ -660,6 +671,17 @@ class StatsService:
         word = "after_call" if grant.agent_id in self.pending_grants else "granted"
         return BreakAnswer(grant.agent_id, grant.reason, word, grant.requested_at)
 
+    def break_wait_reason(self, now: float) -> str:
+        """Why the break line does not move now, in words (for the log)."""
+        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        pending = len(self.pending_grants)
+        predicted = self.headroom_service_level(now)
+        return (
+            f"{staffed} agents staffed, {pending} grants still to start, service level predicted "
+            f"with one agent fewer {predicted:.0%}, target {self.break_config.headroom_target:.0%}, "
+            f"at least {self.break_config.min_staffed} staffed"
+        )
+
     def spare(self, now: float) -> int:
         """Agents who may leave now (headroom), less grants still to start."""
         staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
@@ -680,6 +702,14 @@ class StatsService:
         above the target."""
         staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
         return predicted_service_level(max(0, staffed - 1), self.traffic(now), self.sla.threshold_s)
+
+    def staffed_service_level(self, now: float) -> float:
+        """The service level predicted (Erlang C, recent traffic) with the agents staffed now.
+
+        With one or two agents the headroom test above says no whatever the
+        traffic; the callback gate also asks this one (routing.callbacks.dial_gate)."""
+        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        return predicted_service_level(staffed, self.traffic(now), self.sla.threshold_s)
 
     def traffic(self, now: float) -> Traffic:
         cutoff = now - self._traffic_window_s

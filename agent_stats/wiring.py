@@ -33,5 +33,9 @@ def install(app: Any) -> StatsService:
         service.writer.use_journal(journal)
         service.journal_health = journal.health
     service.attach(app.dispatcher, app.connection)
+    from agent_stats.metrics import install as install_metrics
+
+    # /metrics (shenava.http) finds them on the service.
+    service.metrics = install_metrics(app, service)  # type: ignore[attr-defined]
     service.start()
     return service

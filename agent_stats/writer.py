@@ -29,6 +29,12 @@ from shenava.aio import as_deferred
 log = Logger()
 
 WRITE_RETRY_S = 1.0
+MAX_PENDING = 100_000
+"""Operations kept while Redis is away (a busy site makes a few per second);
+past it the oldest are dropped, counted in ``dropped`` and logged (``/metrics``
+shows both the depth and the drops). Live publications are never queued: a
+failed batch keeps only the records."""
+
 JOURNAL_KIND = "stats.outcome"
 
 
@@ -48,6 +54,7 @@ class StoreWriter:
         extra: Callable[[], list[Operation]] = list,
         *,
         paused: bool = False,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -60,6 +67,8 @@ class StoreWriter:
         self.batches = 0
         self.operations = 0
         self.failures = 0
+        self.dropped = 0
+        self._max_pending = max(1, max_pending)
         self._journal: Any = None
 
     def use_journal(self, journal: Any) -> None:
@@ -82,7 +91,23 @@ class StoreWriter:
             d.addErrback(lambda f: log.error("SL outcome not kept: {error}", error=f.getErrorMessage()))
             return
         self._pending.append(op)
+        if len(self._pending) > self._max_pending:
+            self._drop_oldest()
         self.kick()
+
+    def _drop_oldest(self) -> None:
+        pending = self._pending
+        excess = len(pending) - self._max_pending
+        if excess <= 0:
+            return
+        if self.dropped == 0:
+            log.error(
+                "statistics write queue full ({limit} operations waiting for Redis): "
+                "dropping the oldest",
+                limit=self._max_pending,
+            )
+        del pending[:excess]
+        self.dropped += excess
 
     def submit_front(self, ops: Iterable[Operation]) -> None:
         """Queue ``ops`` before everything pending (start-up reconciliation)."""
@@ -140,6 +165,7 @@ class StoreWriter:
             count=len(kept),
         )
         self._pending[:0] = kept
+        self._drop_oldest()
         self._retry = self._clock.callLater(WRITE_RETRY_S, self._retry_now)
 
     def _retry_now(self) -> None:

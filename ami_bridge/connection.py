@@ -135,14 +135,35 @@ class _GuardFactory(Factory):
         return guard
 
 
+def describe_endpoint(endpoint: Any) -> str:
+    """``host:port`` of a TCP client endpoint (its private fields), else its class name."""
+    host = getattr(endpoint, "_host", None)
+    port = getattr(endpoint, "_port", None)
+    if host is not None and port is not None:
+        return f"{host}:{port}"
+    return type(endpoint).__name__
+
+
 class _GuardedEndpoint:
     def __init__(self, endpoint: Any, connection: AMIConnection) -> None:
         self.endpoint = endpoint
         self.connection = connection
 
+    def __repr__(self) -> str:
+        # ClientService logs "Scheduling retry N to connect {endpoint}": say where.
+        return f"AMI at {describe_endpoint(self.endpoint)}"
+
     def connect(self, factory: Any) -> Deferred[Any]:
         connecting: Deferred[Any] = self.endpoint.connect(_GuardFactory(factory, self.connection))
+        connecting.addErrback(self._unreachable)
         return connecting.addCallback(lambda guard: guard.proxy)
+
+    def _unreachable(self, failure: Any) -> Any:
+        self.connection.log.warn(
+            "AMI at {address} unreachable ({error}); retrying with backoff",
+            address=describe_endpoint(self.endpoint), error=failure.getErrorMessage(),
+        )
+        return failure
 
 
 class _AMIFactory(Factory):
@@ -208,6 +229,7 @@ class AMIConnection(Service):
         # leader lease's gate, so a deposed leader sends Asterisk nothing.
         self.may_act: Callable[[], bool] | None = None
         self._state_observers: tuple[StateObserver, ...] = ()
+        self._agi_observers: tuple[Callable[[str, float], object], ...] = ()
         self._waiters: list[Deferred[AMIProtocol]] = []
         self._stopped = False
         self.connections_made = 0
@@ -318,7 +340,26 @@ class AMIConnection(Service):
             return fail(ConnectionLostError("AGI: not connected to Asterisk"))
         if self.may_act is not None and not self.may_act():
             return fail(ConnectionLostError("AGI: this daemon may not act (not the leader)"))
-        return self._current.agi(channel, command, command_id=command_id, timeout=timeout)
+        d = self._current.agi(channel, command, command_id=command_id, timeout=timeout)
+        if self._agi_observers:
+            sent = self.clock.seconds()
+
+            def done(result: AGIResult) -> AGIResult:
+                took = self.clock.seconds() - sent
+                for observer in self._agi_observers:
+                    try:
+                        observer(command, took)
+                    except Exception:
+                        self.log.failure("AGI timing observer {observer!r} failed",
+                                         observer=observer)
+                return result
+
+            d.addCallback(done)
+        return d
+
+    def add_agi_observer(self, observer: Callable[[str, float], object]) -> None:
+        """``observer(command, seconds)`` after each AGI command's result (``/metrics``)."""
+        self._agi_observers = (*self._agi_observers, observer)
 
     def resync_now(self) -> Deferred[None]:
         """List the channels again and tell the resync observers, as after a
@@ -419,7 +460,10 @@ class AMIConnection(Service):
         self._current = None
         self._stop_keepalive()
         reason = ami.lost_reason.getErrorMessage() if ami.lost_reason is not None else "?"
-        self.log.warn("AMI connection lost ({reason}); reconnecting", reason=reason)
+        if self.running:
+            self.log.warn("AMI connection lost ({reason}); reconnecting", reason=reason)
+        else:
+            self.log.info("AMI connection closed (stopping)")
         self._notify_state(ConnectionState.DISCONNECTED)
 
     # -- keepalive -----------------------------------------------------------------

@@ -164,6 +164,7 @@ def install(app: Any) -> ComplaintsExtension:
         hours=settings.hours,
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         service_level=_service_level(app),
+        staffed_service_level=_service_level(app, "staffed_service_level"),
         config=CallbackDialConfig(
             context=app.config.site.callback_context,
             wrap_up_s=getattr(getattr(app.dispatcher, "_config", None), "wrap_up_s", 10.0)
@@ -186,14 +187,14 @@ def install(app: Any) -> ComplaintsExtension:
     return ext
 
 
-def _service_level(app: Any) -> ServiceLevel | None:
+def _service_level(app: Any, name: str = "headroom_service_level") -> ServiceLevel | None:
     """SLA headroom for a callback: agent_stats' predicted SL with one agent fewer.
 
     The same test as for breaks (docs/statistics.md): dialling takes one agent
     away, so it waits while the prediction without that agent is below
     ``callbacks.min_service_level``. Without agent_stats, no SL check."""
     stats = app.extensions.get("agent_stats")
-    level = getattr(stats, "headroom_service_level", None)
+    level = getattr(stats, name, None)
     return level if callable(level) else None
 
 

@@ -11,9 +11,14 @@ sets ``CHANNEL(language)`` before playing a prompt in another language.
 
 Digits. ``SAY DIGITS`` plays ``digits/<n>`` in the channel's language. Asterisk's
 core sounds have English digits, recorded by a person, which sound better than
-espeak-ng; they have no Persian ones. So digits are built, into
-``<out>/<lang>/digits/<n>.wav``, only for languages whose prompt file says
-``asterisk_has_digits = false`` (Persian), unless asked for with ``with_digits``.
+espeak-ng, but a minimal Asterisk install has no core sounds at all (the first
+trial's did not); they have no Persian ones. So digits are built, into
+``<out>/<lang>/digits/<n>.wav``, for every language built, unless
+``skip_digits`` names it (keep Asterisk's recorded ones).
+
+Beep. ``RECORD FILE ... BEEP`` plays the sound ``beep`` before recording; it
+comes with Asterisk's core sounds too, so the build makes one (a 1 kHz tone of
+a quarter second, sox) at ``<out>/beep.wav`` and ``<out>/<lang>/beep.wav``.
 
 The builder runs espeak-ng and sox as subprocesses: it is a command-line tool
 (``shenava prompts build``), never called on the reactor thread.
@@ -44,6 +49,8 @@ PROMPT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 SAMPLE_RATE_HZ = 8000
 ESPEAK_WORDS_PER_MINUTE = 150  # a little slower than espeak's 175: phone lines are poor
 TOOL_TIMEOUT_S = 60.0
+BEEP_S = 0.25
+BEEP_HZ = 1000
 
 _PACKAGES = {"espeak-ng": "espeak-ng", "sox": "sox"}
 
@@ -176,11 +183,15 @@ def build_prompts(
     catalog: PromptCatalog | None = None,
     prompts: Sequence[str] | None = None,
     with_digits: Sequence[str] = (),
+    skip_digits: Sequence[str] = (),
+    beep: bool = True,
 ) -> list[Path]:
     """Render prompts to 8 kHz 16-bit mono WAV under ``out_dir/<lang>/shenava/``.
 
-    ``prompts`` limits the build to some prompt names; ``with_digits`` adds
-    ``<lang>/digits/0-9.wav`` for languages whose digits Asterisk already has.
+    ``prompts`` limits the build to some prompt names. Digits
+    (``<lang>/digits/0-9.wav``) are built for every language but those in
+    ``skip_digits`` (``with_digits`` is kept for old callers: it builds them,
+    as the default now does). ``beep`` adds ``beep.wav`` for ``RECORD FILE``.
     Returns the files written, in order.
     """
     catalog = catalog if catalog is not None else load_prompt_catalog()
@@ -201,7 +212,7 @@ def build_prompts(
                 if name not in texts.texts:
                     raise PromptFileError(lang, [f'prompt "{name}" has no text in {lang}'])
                 jobs.append((name, texts.texts[name], out_dir / lang / SOUND_FOLDER / f"{name}.wav"))
-            if not texts.asterisk_has_digits or lang in with_digits:
+            if lang not in skip_digits or lang in with_digits:
                 for digit in DIGITS:
                     jobs.append((f"digits/{digit}", texts.digits[digit], out_dir / lang / "digits" / f"{digit}.wav"))
             for name, text, target in jobs:
@@ -215,6 +226,16 @@ def build_prompts(
                     name, lang, "sox",
                 )
                 written.append(target)
+    if beep:
+        targets = [out_dir / "beep.wav", *(out_dir / lang / "beep.wav" for lang in chosen)]
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _run_tool(
+                [sox_path, "-n", "-r", str(SAMPLE_RATE_HZ), "-c", "1", "-b", "16", str(target),
+                 "synth", str(BEEP_S), "sine", str(BEEP_HZ), "vol", "0.5"],
+                "beep", "-", "sox",
+            )
+            written.append(target)
     return written
 
 
@@ -243,17 +264,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Copy the output folder's contents into Asterisk's sounds directory.",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write <lang>/shenava/*.wav into")
-    parser.add_argument("--language", action="append", help="only this language (repeatable)")
+    parser.add_argument("--language", action="append",
+                        help="only this language (repeatable; default: every language with "
+                             "prompt texts, or site.languages of --config)")
+    parser.add_argument("-c", "--config", type=Path, default=None,
+                        help="build the languages of this config's site.languages")
     parser.add_argument(
         "--with-digits", action="append", default=[], metavar="LANG",
-        help="also build digits/0-9 for a language whose digits Asterisk already ships",
+        help=argparse.SUPPRESS,  # digits are built for every language now
     )
+    parser.add_argument(
+        "--skip-digits", action="append", default=[], metavar="LANG",
+        help="no digits/0-9 for this language: Asterisk's recorded ones are installed",
+    )
+    parser.add_argument("--no-beep", action="store_true",
+                        help="no beep.wav (Asterisk's core sounds have one)")
     parser.add_argument("--espeak", default="espeak-ng", help="espeak-ng program")
     parser.add_argument("--sox", default="sox", help="sox program")
     args = parser.parse_args(argv)
+    languages = args.language
+    if languages is None and args.config is not None:
+        from shenava.config import ConfigError, load_config
+
+        try:
+            languages = list(load_config(args.config).site.languages)
+        except ConfigError as exc:
+            print(f"shenava prompts: invalid config: {exc}", file=sys.stderr)
+            return 2
     try:
         files = build_prompts(
-            args.out_dir, args.language, args.espeak, args.sox, with_digits=args.with_digits
+            args.out_dir, languages, args.espeak, args.sox, with_digits=args.with_digits,
+            skip_digits=args.skip_digits, beep=not args.no_beep,
         )
     except (PromptToolMissingError, PromptBuildError, PromptFileError) as exc:
         print(f"error [{exc.code}]: {exc}", file=sys.stderr)

@@ -158,6 +158,7 @@ class CallbackDialer:
         hours: CallingHours,
         owner: str,
         service_level: ServiceLevel | None = None,
+        staffed_service_level: ServiceLevel | None = None,
         config: CallbackDialConfig | None = None,
         channel_ids: ChannelIds | None = None,
     ) -> None:
@@ -169,6 +170,7 @@ class CallbackDialer:
         self._hours = hours
         self._owner = owner
         self._service_level = service_level
+        self._staffed_service_level = staffed_service_level
         self._config = config or CallbackDialConfig()
         self._dials: dict[str, _Dial] = {}  # by agent leg Uniqueid (our ChannelId)
         self._leg_ids = channel_ids or ChannelIds(CALLBACK_LEG_PREFIX)
@@ -244,12 +246,30 @@ class CallbackDialer:
 
     def gate(self, now: float) -> GateDecision:
         level = self._service_level(now) if self._service_level is not None else None
+        staffed = (
+            self._staffed_service_level(now) if self._staffed_service_level is not None else None
+        )
         return dial_gate(
             now, self._hours, self._store.policy,
             free_agents=len(self._free_agents()),
             waiting_calls=self._waiting_calls(),
             service_level=level,
+            staffed_service_level=staffed,
         )
+
+    def _note_gate(self, decision: GateDecision) -> None:
+        """Log when the gate changes which test holds callbacks (not every cycle)."""
+        before, self.last_gate = self.last_gate, decision
+        if before is not None and before.gate == decision.gate:
+            return
+        if decision.open:
+            if before is not None:
+                log.info("callbacks may be dialled again: {reason}", reason=decision.reason)
+        else:
+            log.info(
+                "callback dialling held by the {gate} gate: {reason}",
+                gate=decision.gate, reason=decision.reason,
+            )
 
     def _pick_agent(self) -> AgentStatus | None:
         free = self._free_agents()
@@ -268,8 +288,9 @@ class CallbackDialer:
     async def _dial_one(self) -> bool:
         """Dial one due flag; ``False`` when nothing more can be dialled now."""
         now = self._clock.seconds()
-        self.last_gate = self.gate(now)
-        if not self.last_gate.open:
+        decision = self.gate(now)
+        self._note_gate(decision)
+        if not decision.open:
             return False
         claim = await self._store.claim_due(now, self._hours, self._owner)
         if claim is None:

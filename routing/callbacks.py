@@ -580,10 +580,15 @@ def is_due(flag: CallbackFlag, now: float, policy: DialPolicy, hours: CallingHou
 
 @dataclass(frozen=True, slots=True)
 class GateDecision:
-    """Whether the site may dial a callback now, and why (for the wallboard and logs)."""
+    """Whether the site may dial a callback now, and why (for the wallboard and logs).
+
+    ``gate`` names the test that said no (``calling_hours``, ``free_agents``,
+    ``waiting_calls``, ``service_level``); empty when the gate is open.
+    """
 
     open: bool
     reason: str
+    gate: str = ""
 
 
 def dial_gate(
@@ -594,19 +599,58 @@ def dial_gate(
     free_agents: int,
     waiting_calls: int,
     service_level: float | None,
+    staffed_service_level: float | None = None,
 ) -> GateDecision:
-    """Callbacks are dialled only in calling hours, with a free agent and SLA headroom."""
+    """Callbacks are dialled only in calling hours, with a free agent and SLA headroom.
+
+    ``service_level`` is the one predicted with one agent fewer (the agent the
+    callback takes away); ``staffed_service_level`` the one predicted with the
+    agents staffed now. With one or two agents the first is 0 or near it
+    whatever the traffic (no agent answers no call), so a callback would never
+    be dialled; when nobody waits and the agents staffed keep the service level
+    on target, the callback goes ahead: an inbound call arriving meanwhile
+    waits at most for one callback.
+    """
     if not hours.is_open(now):
-        return GateDecision(False, "outside calling hours")
+        return GateDecision(False, "outside calling hours", "calling_hours")
     if free_agents < policy.min_free_agents:
-        return GateDecision(False, f"{free_agents} free agents, {policy.min_free_agents} needed")
-    if waiting_calls > policy.max_waiting_calls:
-        return GateDecision(False, f"{waiting_calls} inbound calls waiting")
-    if service_level is not None and service_level < policy.min_service_level:
         return GateDecision(
-            False, f"service level {service_level:.0%} below {policy.min_service_level:.0%}"
+            False, f"{free_agents} free agents, {policy.min_free_agents} needed", "free_agents"
+        )
+    if waiting_calls > policy.max_waiting_calls:
+        return GateDecision(
+            False,
+            f"{waiting_calls} inbound calls waiting (at most {policy.max_waiting_calls})",
+            "waiting_calls",
+        )
+    target = policy.min_service_level
+    if service_level is not None and service_level < target:
+        if (
+            waiting_calls == 0
+            and staffed_service_level is not None
+            and staffed_service_level >= target
+        ):
+            return GateDecision(
+                True,
+                f"nobody waiting and the agents staffed keep the predicted service level "
+                f"{_pct(staffed_service_level)} (one agent fewer: {_pct(service_level)}, "
+                f"target {_pct(target)})",
+            )
+        staffed = (
+            f", with the agents staffed {_pct(staffed_service_level)}"
+            if staffed_service_level is not None else ""
+        )
+        return GateDecision(
+            False,
+            f"predicted service level with one agent fewer {_pct(service_level)}{staffed}, "
+            f"below {_pct(target)}",
+            "service_level",
         )
     return GateDecision(True, "calling hours, a free agent and service-level headroom")
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0%}"
 
 
 def start_attempt(flag: CallbackFlag, now: float, agent_id: str) -> CallbackFlag:

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 EXIT_OK = 0
@@ -65,8 +66,13 @@ class DaemonUnreachableError(Exception):
 
 def _add_client_options(parser: argparse.ArgumentParser, default_role: str) -> None:
     parser.add_argument(
-        "--url", default=os.environ.get(URL_ENV, DEFAULT_URL),
-        help=f"the daemon's HTTP API (default ${URL_ENV} or {DEFAULT_URL})",
+        "--url", default=None,
+        help=f"the daemon's HTTP API (default ${URL_ENV}, else [http] bind and port of "
+             f"--config, else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "-c", "--config", type=Path, default=None,
+        help="the daemon's config file: its [http] bind and port give the URL",
     )
     parser.add_argument(
         "--user", "--as", dest="person", metavar="NAME",
@@ -153,6 +159,36 @@ def password_of(args: argparse.Namespace) -> str:
     return getpass.getpass(f"password of {user_of(args)}: ")
 
 
+def base_url(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str:
+    """``--url``, else ``$SHENAVA_URL``, else the config's ``[http]``, else the default.
+
+    A config error is a usage error (exit 2), named by its key."""
+    if getattr(args, "url", None):
+        return str(args.url)
+    env = os.environ if environ is None else environ
+    if env.get(URL_ENV):
+        return env[URL_ENV]
+    config_path = getattr(args, "config", None)
+    if config_path is None:
+        return DEFAULT_URL
+    from shenava.config import ConfigError, load_config
+
+    try:
+        http = load_config(config_path).http
+    except ConfigError as exc:
+        raise ConfigUnusableError(f"invalid config: {exc}") from None
+    host = http.bind
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # listening everywhere: this machine is one of them
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{http.port}"
+
+
+class ConfigUnusableError(Exception):
+    code = "cli.invalid_config"
+
+
 def _url(base: str, *segments: str) -> str:
     path = "/".join(urllib.parse.quote(s, safe="") for s in segments)
     return f"{base.rstrip('/')}/api/{path}"
@@ -163,9 +199,9 @@ def agent_request(args: argparse.Namespace) -> ApiCall:
     agent_id: str = args.agent_id
     headers = _headers(args, agent_id)
     if action == "status":
-        return ApiCall("GET", _url(args.url, "agents", agent_id), headers)
+        return ApiCall("GET", _url(base_url(args), "agents", agent_id), headers)
     if action == "call":
-        return ApiCall("GET", _url(args.url, "agents", agent_id, "call"), headers)
+        return ApiCall("GET", _url(base_url(args), "agents", agent_id, "call"), headers)
     body: dict[str, Any] = {}
     if action == "not-ready":
         body = {"reason": args.reason}
@@ -173,12 +209,12 @@ def agent_request(args: argparse.Namespace) -> ApiCall:
         body = {"reason": "lunch"}
     headers["Content-Type"] = "application/json"
     return ApiCall(
-        "POST", _url(args.url, "agents", agent_id, action), headers, json.dumps(body).encode()
+        "POST", _url(base_url(args), "agents", agent_id, action), headers, json.dumps(body).encode()
     )
 
 
 def explain_request(args: argparse.Namespace) -> ApiCall:
-    return ApiCall("GET", _url(args.url, "calls", args.call_id, "explain"), _headers(args, None))
+    return ApiCall("GET", _url(base_url(args), "calls", args.call_id, "explain"), _headers(args, None))
 
 
 # -- sending -------------------------------------------------------------------------------
@@ -238,10 +274,20 @@ def exit_code(status: int) -> int:
 
 
 def run_agent(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    try:
+        args.url = base_url(args)
+    except ConfigUnusableError as exc:
+        print(f"shenava: {exc}", file=err or sys.stderr)
+        return EXIT_USAGE
     return _run(agent_request(args), args, _show_agent, out or sys.stdout, err or sys.stderr)
 
 
 def run_explain(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    try:
+        args.url = base_url(args)
+    except ConfigUnusableError as exc:
+        print(f"shenava: {exc}", file=err or sys.stderr)
+        return EXIT_USAGE
     return _run(explain_request(args), args, _show_explain, out or sys.stdout, err or sys.stderr)
 
 

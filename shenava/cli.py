@@ -5,12 +5,19 @@ Exit codes (stable, documented in the README):
 - 0  success
 - 1  the job ran and found problems (``check-config`` findings, a failed run)
 - 2  bad usage or an invalid configuration file
-- 3  a required component is missing (redis-server, espeak-ng, a Vosk model)
+- 3  a required component is missing or unreachable (redis-server, espeak-ng,
+     a Vosk model, Redis, the daemon)
+
+No command ends in a traceback: an unreachable Redis is one line and exit
+code 3, an unexpected error one line and exit code 1 (``SHENAVA_TRACEBACK=1``
+prints the traceback too), and a reader that closes the pipe early (``| head``)
+ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +40,16 @@ def _add_config_argument(parser: argparse.ArgumentParser, *, required: bool) -> 
     )
 
 
+def _add_log_format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text (default; with <N> priority prefixes for journald under systemd) "
+             "or json (one object per line)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shenava",
@@ -43,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon against Asterisk (or a test PBX)")
     _add_config_argument(run, required=True)
+    _add_log_format_argument(run)
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(
@@ -50,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the whole system on this machine: Redis, the test PBX, simulated callers and agents",
     )
     _add_config_argument(demo, required=False)
+    _add_log_format_argument(demo)
     demo.add_argument("--duration", type=float, default=60.0, help="stop after S seconds (default 60)")
     demo.add_argument("--calls-per-minute", type=float, default=6.0, help="simulated arrival rate (default 6)")
     demo.add_argument("--seed", type=int, default=1, help="random seed for the simulated traffic")
@@ -95,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and the operator's Asterisk files")
     _add_config_argument(check, required=True)
     check.add_argument("--asterisk-dir", type=Path, help="the Asterisk config folder, e.g. /etc/asterisk")
+    check.add_argument("--sounds-dir", type=Path,
+                       help="Asterisk's sounds folder, e.g. /var/lib/asterisk/sounds: check that "
+                            "every prompt the menus play, the digits and the beep are there")
     check.add_argument("--redis", action="store_true",
                        help="also read the live Redis server's durability settings (AOF, fsync, eviction)")
     check.set_defaults(func=_cmd_check_config)
@@ -102,9 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     prompts = sub.add_parser("prompts", help="prompt audio: build WAV files from the prompt texts")
     prompts.add_argument("action", choices=["build"], help="build: espeak-ng + sox -> 8 kHz WAV")
     prompts.add_argument("out", type=Path, help="output folder (copy into Asterisk's sounds dir)")
-    prompts.add_argument("--language", action="append", help="only this language (repeatable)")
-    prompts.add_argument("--with-digits", action="append", default=[],
-                         help="also make digits/0-9 for this language (Persian always has them)")
+    prompts.add_argument("--language", action="append",
+                         help="only this language (repeatable; default: every language, or "
+                              "site.languages of --config)")
+    prompts.add_argument("-c", "--config", type=Path, default=None,
+                         help="build the languages this config's site.languages names")
+    prompts.add_argument("--with-digits", action="append", default=[], help=argparse.SUPPRESS)
+    prompts.add_argument("--skip-digits", action="append", default=[], metavar="LANG",
+                         help="no digits/0-9 for LANG (Asterisk's recorded ones are installed); "
+                              "by default every language gets them")
+    prompts.add_argument("--no-beep", action="store_true",
+                         help="no beep.wav for RECORD FILE ... BEEP (made by default)")
     prompts.set_defaults(func=_cmd_prompts)
 
     # Each package adds its own subcommands (they set ``func`` themselves).
@@ -130,11 +160,86 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NEEDS_TRANSCRIBE = frozenset({"worker", "transcribe"})
+"""Subcommands that run Vosk, which comes with the ``transcribe`` extra."""
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def missing_extra(command: str, installed: Callable[[str], bool] = _installed) -> str | None:
+    """Why ``command`` cannot run in this installation (a missing extra), or None."""
+    if command in NEEDS_TRANSCRIBE and not installed("vosk"):
+        return (
+            f"shenava {command} needs Vosk, which is not installed: "
+            "pip install 'shenava[transcribe]' (in a checkout: pip install -e '.[transcribe]')"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    problem = missing_extra(args.command)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING
     func: Command = args.func
-    return func(args)
+    try:
+        return func(args)
+    except BrokenPipeError:
+        return _closed_pipe()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        return _report_error(args.command, exc)
+
+
+def _closed_pipe() -> int:
+    """The reader went away (``shenava complaints list | head``): stop without a word.
+
+    Python would complain again when it flushes stdout at exit, so stdout is
+    pointed at /dev/null first."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_OK
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """What could not be reached, when ``exc`` (or its cause) says a component is away."""
+    import redis.exceptions as redis_errors
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, redis_errors.ConnectionError | redis_errors.TimeoutError):
+            return f"Redis is unreachable: {current}"
+        if isinstance(current, ConnectionError | TimeoutError):
+            return f"a component is unreachable: {current}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _report_error(command: str, exc: Exception) -> int:
+    reason = unreachable_reason(exc)
+    if reason is not None:
+        print(f"shenava {command}: {reason}", file=sys.stderr)
+        code = EXIT_MISSING
+    else:
+        print(f"shenava {command}: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = EXIT_PROBLEMS
+    if os.environ.get("SHENAVA_TRACEBACK"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    return code
 
 
 def _load(path: Path | None) -> object:
@@ -151,7 +256,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from shenava.daemon import run_daemon
 
     config = _load(args.config)
-    return run_daemon(config)  # type: ignore[arg-type]
+    return run_daemon(config, log_format=args.log_format)  # type: ignore[arg-type]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -166,6 +271,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         http_port=args.http_port,
         ui_port=args.ui_port,
+        log_format=args.log_format,
     )
     return run_demo(config, options)  # type: ignore[arg-type]
 
@@ -179,7 +285,7 @@ def _cmd_testpbx(args: argparse.Namespace) -> int:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from shenava.check_config import run_check
 
-    return run_check(args.config, args.asterisk_dir, redis=args.redis)
+    return run_check(args.config, args.asterisk_dir, sounds_dir=args.sounds_dir, redis=args.redis)
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
@@ -190,6 +296,12 @@ def _cmd_prompts(args: argparse.Namespace) -> int:
         argv += ["--language", lang]
     for lang in args.with_digits:
         argv += ["--with-digits", lang]
+    for lang in args.skip_digits:
+        argv += ["--skip-digits", lang]
+    if args.config is not None:
+        argv += ["--config", str(args.config)]
+    if args.no_beep:
+        argv.append("--no-beep")
     return prompts_main(argv)
 
 

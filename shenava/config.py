@@ -510,6 +510,22 @@ def parse_daemon(t: Table) -> DaemonConfig:
     )
 
 
+# -- [metrics] -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``/metrics``: what Prometheus gets."""
+
+    per_agent: bool = False
+    """Series labelled by agent id (occupancy, time since a break, calls answered).
+    Off by default: they name people, and each agent adds series."""
+
+
+def parse_metrics(t: Table) -> MetricsConfig:
+    return MetricsConfig(per_agent=t.get_bool("per_agent", MetricsConfig().per_agent))
+
+
 # -- [[agents]] ----------------------------------------------------------------
 
 
@@ -921,6 +937,7 @@ class Config:
     site: SiteConfig = SiteConfig()
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
     agents: tuple[AgentConfig, ...] = ()
     sla: SLAConfig = field(default_factory=SLAConfig)
     breaks: BreakConfig = field(default_factory=BreakConfig)
@@ -953,6 +970,7 @@ class Config:
             site=site,
             http=root.section("http", parse_http),
             log=root.section("log", parse_log),
+            metrics=root.section("metrics", parse_metrics),
             agents=parse_agents(root, site),
             sla=root.section("sla", lambda t: parse_sla(t, site)),
             breaks=root.section("breaks", parse_breaks),

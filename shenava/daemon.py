@@ -55,6 +55,7 @@ class DaemonRun:
         self.app: Any = None
         self.exit_code = 0
         self._stopping = False
+        self.on_app: Any = None  # told of the app once built (the routing log)
         self.lease = LeaderLease(
             lease_redis, config.redis.key_prefix, self.owner, reactor,
             lease_s=config.daemon.lease_s, on_role=self._role_changed,
@@ -105,6 +106,8 @@ class DaemonRun:
         )
         if not alone:
             app.role = lambda: "leader" if self.lease.holds() else "standby"
+        if self.on_app is not None:
+            self.on_app(app)
         self.app = app
         app.start(serve_http=False)
         self._listen_http()
@@ -178,8 +181,13 @@ class DaemonRun:
         )
 
 
-def run_daemon(config: Config) -> int:
-    """Run until stopped (SIGINT/SIGTERM); exit code 0 on a clean stop."""
+def run_daemon(config: Config, *, log_format: str = "text") -> int:
+    """Run until stopped (SIGINT/SIGTERM); exit code 0 on a clean stop, 1 if it could not start.
+
+    Under systemd (``Type=notify``) it says ``READY=1`` once the HTTP API
+    listens and the AMI link is being made, keeps ``STATUS=`` to the AMI
+    link's state, pings the watchdog from the reactor, and says ``STOPPING=1``
+    at shutdown (shenava.sd_notify)."""
     try:
         config.require_external_redis()
     except ConfigError as exc:
@@ -188,17 +196,33 @@ def run_daemon(config: Config) -> int:
 
     from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
+    from shenava.routing_log import RoutingLog
+    from shenava.sd_notify import Notifier
 
     reactor: Any = install_asyncio_reactor()
-    start_logging(config.log.level, stream=sys.stderr)
+    start_logging(config.log.level, stream=sys.stderr, fmt=log_format)
     from shenava.redis_client import describe, make_redis_client, wait_for_redis
 
     client = make_redis_client(config.redis)
     # The lease has a client of its own: the app's is gated by the lease itself.
     lease_client = make_redis_client(config.redis)
     run = DaemonRun(config, reactor, client, lease_client)
+    run.on_app = lambda app: RoutingLog().attach(app.dispatcher, app.tracker)
+    notifier = Notifier()
+    ami_at = f"{config.ami.host}:{config.ami.port}"
+
+    def on_ami_state(state: Any) -> None:
+        name = getattr(state, "value", str(state))
+        notifier.status(f"AMI {ami_at}: {name}")
+
+    def start() -> None:
+        run.start()
+        run.connection.add_state_observer(on_ami_state)
+        notifier.ready(f"AMI {ami_at}: connecting")
+        notifier.start_watchdog(reactor)
 
     def stopping() -> Deferred[None]:
+        notifier.stopping()
         # The last resort: whatever hangs, the process ends within the bound.
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(max(1, math.ceil(config.daemon.stop_timeout_s)))
@@ -208,7 +232,7 @@ def run_daemon(config: Config) -> int:
         wait_for_redis, lease_client, reactor, where=describe(config.redis),
         max_delay_s=config.redis.startup_retry_max_s,
     )
-    reactor.callWhenRunning(run.start)
+    reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", stopping)
     log.info(
         "Shenava starting: AMI {host}:{port} as {user}; leader lease {lease} s",
@@ -217,4 +241,3 @@ def run_daemon(config: Config) -> int:
     )
     reactor.run()
     return run.exit_code
-

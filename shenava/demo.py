@@ -25,7 +25,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from agent_stats.demo_figures import simulate_breaks
 from agent_stats.demo_figures import summary as stats_summary
@@ -41,6 +41,7 @@ from recordings.wiring import summary as voicemail_summary
 from shenava.app import QUEUE, Shenava
 from shenava.config import Config
 from shenava.http.demo_door import make_demo_users, sign_in_links
+from shenava.routing_log import RoutingLog
 
 log = Logger()
 
@@ -61,6 +62,7 @@ class DemoOptions:
     """The daemon's HTTP listener (0: any free port)."""
     ui_port: int = 0
     """The stand-in proxy for the browser pages (0: any free port)."""
+    log_format: str = "text"
 
 
 def luhn_complete(digits: str) -> str:
@@ -143,7 +145,10 @@ def run_demo(config: Config, options: DemoOptions) -> int:
     from shenava.logs import start_logging
 
     reactor = install_asyncio_reactor()
-    start_logging(config.log.level if not options.json else "warn", stream=sys.stderr)
+    level = start_logging(
+        config.log.level if not options.json else "warn", stream=sys.stderr,
+        fmt=options.log_format,
+    )
     outcome: dict[str, Any] = {}
 
     def finished(result: object) -> None:
@@ -151,7 +156,7 @@ def run_demo(config: Config, options: DemoOptions) -> int:
         reactor.stop()
 
     reactor.callWhenRunning(
-        lambda: ensureDeferred(_demo(reactor, config, options)).addBoth(finished)
+        lambda: ensureDeferred(_demo(reactor, config, options, level)).addBoth(finished)
     )
     reactor.run()
     result = outcome.get("result")
@@ -164,7 +169,9 @@ def run_demo(config: Config, options: DemoOptions) -> int:
     return 1
 
 
-async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str, Any]:
+async def _demo(
+    reactor: Any, config: Config, options: DemoOptions, level: Any = None
+) -> dict[str, Any]:
     from shenava.aio import as_deferred
     from shenava.redis_client import make_redis_client
     from shenava.redis_server import start_redis_server
@@ -207,8 +214,11 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
     )
     requests: Counter[str] = Counter()
     app.callflow.subscribe(lambda o: requests.update([_request_of(o)]))
+    RoutingLog().attach(app.dispatcher, app.tracker)
     _simulate_agents(reactor, app, world, phones)
     started = reactor.seconds()
+    calls: list[Any] = []
+    summarised = False
     try:
         # Inside the try: a port given with --http-port may be taken.
         app.start(http_port=options.http_port)
@@ -233,7 +243,7 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
                 PhoneScript(answer_after_s=rng.uniform(2.0, 6.0), talk_s=rng.uniform(10.0, 30.0))
                 if rng.random() < 0.8 else PhoneScript(mode=PhoneMode.NO_ANSWER),
             )
-            world.place_call(script)
+            calls.append(world.place_call(script))
             placed[0] += 1
             reactor.callLater(rng.expovariate(rate_per_s), place)
 
@@ -250,8 +260,19 @@ async def _demo(reactor: Any, config: Config, options: DemoOptions) -> dict[str,
         result["statistics"] = stats_summary(app)
         result["callbacks"] = await _callbacks_summary(app, reactor.seconds())
         result["voicemail"] = await as_deferred(voicemail_summary(app))
+        summarised = True
         return result
     finally:
+        if level is not None and summarised:
+            # The figures are taken: what the simulation's end sets off (callers
+            # cut off mid-prompt) is not news, only errors are.
+            level.defaultLogLevel = LogLevel.error
+            level.clearLogLevels()
+        # Closing time: the callers still on the line hang up, and the daemon
+        # sees them go before it stops (no AGI command cut off mid-way).
+        for call in calls:
+            call.hang_up()  # nothing for a call already ended
+        await deferLater(reactor, SETTLE_S, lambda: None)
         await app.stop()
         await maybeDeferred(port.stopListening)
         # Let what the stop set off (IVR outcomes of callers cut off, the last
@@ -365,7 +386,7 @@ def _summary(
         "calls_arrived": c.arrived,
         "calls_in_progress": c.in_progress,
         "ivr_outcomes": dict(sorted(requests.items())),
-        "queued": c.queued,
+        "offered": c.queued,
         "answered": c.answered,
         "abandoned": c.abandoned,
         "waiting_now": app.dispatcher.waiting,
@@ -374,9 +395,10 @@ def _summary(
         "wait_abandoned_avg_s": stat(c.waits_abandoned, statistics.fmean),
         "agents": {s.profile.agent_id: s.state.value for s in app.roster},
         "redis": "embedded redis-server" if own_redis else "configured",
+        # What the wallboard reads from Redis (the same calls as above when the
+        # demo's own Redis starts empty).
         "redis_day_figures": (
-            {"offered": day.offered, "answered": day.answered, "abandoned": day.abandoned,
-             "in_progress": day.in_progress}
+            {"answered": day.answered, "abandoned": day.abandoned, "in_progress": day.in_progress}
             if day is not None else None
         ),
     }
@@ -384,10 +406,68 @@ def _summary(
 
 def _print_summary(summary: dict[str, Any], options: DemoOptions) -> None:
     if not options.json:
-        print("\nShenava demo summary")
-        for key, value in summary.items():
-            print(f"  {key}: {value}")
+        print()
+        print("\n".join(explain_summary(summary)))
     print(json.dumps(summary, ensure_ascii=False))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def explain_summary(summary: dict[str, Any]) -> list[str]:
+    """The summary in words: each figure once, named, with what it counts."""
+    lines = [f"Shenava demo summary ({summary['duration_s']:g} s, seed {summary['seed']}, "
+             f"{summary['redis']})"]
+    outcomes = ", ".join(f"{k} {v}" for k, v in summary["ivr_outcomes"].items()) or "none yet"
+    lines.append(f"  Callers: {summary['callers_placed']} placed, {summary['calls_arrived']} "
+                 f"reached the IVR, {summary['calls_in_progress']} still on the line at the end")
+    lines.append(f"  IVR choices: {outcomes}")
+    lines.append(f"  Waiting line: {summary['offered']} offered (joined the line), "
+                 f"{summary['answered']} answered, {summary['abandoned']} abandoned, "
+                 f"{summary['waiting_now']} waiting at the end")
+    lines.append(f"  Wait until answer: mean {_s(summary['wait_answered_avg_s'])}, longest "
+                 f"{_s(summary['wait_answered_max_s'])}; callers who gave up had waited "
+                 f"{_s(summary['wait_abandoned_avg_s'])} on average")
+    stats = summary.get("statistics") or {}
+    sl = stats.get("service_level")
+    if sl:
+        t, short = sl["threshold_s"], sl["short_abandon_s"]
+        lines.append(f"  Service level (threshold {t:g} s; abandons under {short:g} s are not "
+                     f"counted, {sl['abandoned_short_not_counted']} here; target "
+                     f"{_pct(sl['target'])}):")
+        lines.append(f"    SL  {_pct(sl['sl']):>7}  answered within {t:g} s over answered + "
+                     f"abandoned ({sl['answered_in_threshold']} of {sl['counted']})")
+        lines.append(f"    SL1 {_pct(sl['app_queue_servicelevel_perf']):>7}  Asterisk app_queue's "
+                     "ServicelevelPerf: answered within the threshold over answered")
+        lines.append(f"    SL2 {_pct(sl['app_queue_servicelevel_perf2']):>7}  Asterisk "
+                     "app_queue's ServicelevelPerf2: abandons within the threshold count as "
+                     "met")
+    breaks = stats.get("breaks")
+    if breaks:
+        by = ", ".join(f"{k} {v}" for k, v in sorted(breaks["granted_by_reason"].items()))
+        lines.append(f"  Breaks: {breaks['granted']} granted ({by or 'none'}), "
+                     f"{breaks['waited_for_headroom']} waited for headroom (longest "
+                     f"{_s(breaks['wait_max_s'])}), {breaks['line_now']} in the line at the end")
+        lines.append(f"  Break fairness: {breaks['fairness_index']:.2f} on a 0-1 scale "
+                     "(Jain's index of break time taken over earned; 1: all agents alike)")
+        lines.append(f"  Wellbeing alerts: {stats.get('wellbeing_alerts', 0)}")
+    callbacks = summary.get("callbacks") or {}
+    if "open" in callbacks:
+        lines.append(f"  Callback flags: {callbacks['open']} open, {callbacks['closed']} closed, "
+                     f"{callbacks['attempts']} dial attempts")
+    voicemail = summary.get("voicemail") or {}
+    if "recorded" in voicemail:
+        lines.append(f"  Voicemail: {voicemail['recorded']} recorded, {voicemail['pending']} "
+                     "waiting for transcription (the demo runs no worker)")
+    agents = ", ".join(f"{a} {s}" for a, s in summary["agents"].items())
+    lines.append(f"  Agents at the end: {agents}")
+    lines.append("  The JSON line below has every figure.")
+    return lines
 
 
 __all__ = ["DemoOptions", "run_demo", "Deferred"]

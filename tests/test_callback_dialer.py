@@ -91,6 +91,7 @@ class Site:
         hours: CallingHours | None = None,
         waiting: int = 0,
         service_level: float | None = None,
+        staffed_service_level: float | None = None,
     ) -> None:
         self.clock = clock
         self.store = CallbackStore(client, PREFIX, DialPolicy())
@@ -107,6 +108,7 @@ class Site:
             store=self.store, ami=self.ami, tracker=self.tracker, roster=self.roster,
             waiting_calls=lambda: self.waiting, clock=clock, hours=hours or CallingHours.always(),
             owner=owner, service_level=lambda now: service_level,
+            staffed_service_level=lambda now: staffed_service_level,
         )
         self.dialer.start()
 
@@ -268,6 +270,36 @@ async def test_low_service_level_holds_callbacks(redis_client: Redis, clock: Clo
     await site.dial()
     assert site.ami.originates() == []
     assert site.dialer.last_gate is not None and "service level" in site.dialer.last_gate.reason
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_agent_dials_a_callback_when_nobody_waits(redis_client: Redis, clock: Clock) -> None:
+    # The real trial: one agent, min_service_level 0.8; with one agent fewer the
+    # prediction is 0 %, with the one staffed it is on target.
+    site = Site(redis_client, clock, service_level=0.0, staffed_service_level=0.95)
+    await site.flag()
+    await site.dial()
+    assert len(site.ami.originates()) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_gate_that_holds_callbacks_is_logged_once(
+    redis_client: Redis, clock: Clock
+) -> None:
+    from twisted.logger import globalLogPublisher
+
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        site = Site(redis_client, clock, service_level=0.5, staffed_service_level=0.6)
+        await site.flag()
+        await site.dial()
+        await site.dial()
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    held = [e for e in seen if e.get("gate") == "service_level"]
+    assert len(held) == 1
+    assert "60%" in str(held[0]["reason"])
 
 
 @pytest_twisted.ensureDeferred

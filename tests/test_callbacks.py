@@ -320,3 +320,31 @@ def test_policy_is_validated() -> None:
     with pytest.raises(CallbackConfigError):
         DialPolicy(backoff_s=())
     assert DialPolicy(backoff_s=(60.0,)).backoff_after(5) == 60.0
+
+
+def test_dial_gate_names_the_gate_that_says_no() -> None:
+    noon = tehran(2025, 3, 1, 12, 0)
+    night = tehran(2025, 3, 1, 23, 0)
+    gate = lambda now, **kw: dial_gate(now, HOURS, POLICY, **{  # noqa: E731
+        "free_agents": 1, "waiting_calls": 0, "service_level": None, **kw}).gate
+    assert gate(night) == "calling_hours"
+    assert gate(noon, free_agents=0) == "free_agents"
+    assert gate(noon, waiting_calls=1) == "waiting_calls"
+    assert gate(noon, service_level=0.5) == "service_level"
+    assert gate(noon) == ""
+
+
+def test_dial_gate_with_one_agent_dials_when_nobody_waits_and_the_staffed_sl_holds() -> None:
+    # One agent staffed: with one fewer (none) Erlang C predicts 0 % whatever the
+    # traffic, so the headroom test alone would never dial under a 0.8 target.
+    noon = tehran(2025, 3, 1, 12, 0)
+    one = dial_gate(noon, HOURS, POLICY, free_agents=1, waiting_calls=0,
+                    service_level=0.0, staffed_service_level=1.0)
+    assert one.open and "nobody waiting" in one.reason
+    busy = dial_gate(noon, HOURS, POLICY, free_agents=1, waiting_calls=0,
+                     service_level=0.0, staffed_service_level=0.6)
+    assert not busy.open and busy.gate == "service_level" and "60%" in busy.reason
+    lenient = DialPolicy(max_waiting_calls=2)
+    waiting = dial_gate(noon, HOURS, lenient, free_agents=1, waiting_calls=1,
+                        service_level=0.0, staffed_service_level=1.0)
+    assert not waiting.open and waiting.gate == "service_level"

@@ -262,3 +262,69 @@ def test_lines_before_any_section_are_noted(tmp_path: Path) -> None:
 )
 def test_dial_options(args: str, letters: set[str]) -> None:
     assert dial_options(args) == letters
+
+
+# -- --sounds-dir ---------------------------------------------------------------------
+
+
+def _config_with_languages(tmp_path: Path, languages: str) -> Path:
+    config = tmp_path / "shenava.toml"
+    config.write_text(f'[ami]\nsecret = "x"\n[redis]\nurl = "redis://127.0.0.1:6379/0"\n'
+                      f'[site]\nlanguages = {languages}\n')
+    return config
+
+
+def test_menu_prompts_are_the_ones_the_shipped_menus_name() -> None:
+    from ivr.menu_schema import load_menus
+    from shenava.check_config import menu_prompts
+
+    names = menu_prompts(load_menus())
+    assert {"welcome", "main-menu", "invalid-option"} <= names
+    assert any(name.startswith("status-") for name in names)
+
+
+def test_an_empty_sounds_folder_names_what_is_missing(tmp_path: Path) -> None:
+    from shenava.check_config import check_config
+
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    findings = check_config(_config_with_languages(tmp_path, '["fa", "en"]'), sounds_dir=sounds)
+    codes = [f.code for f in findings]
+    assert codes.count("sounds.missing") == 2 and codes.count("sounds.no_beep") == 2
+    missing = next(f for f in findings if f.code == "sounds.missing")
+    assert "shenava/after-status-menu" in missing.message and "more" in missing.message
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                    reason="espeak-ng and sox (Debian packages) are not installed")
+def test_what_prompts_build_makes_is_what_check_config_wants(tmp_path: Path) -> None:
+    from ivr.prompts import main as build
+    from shenava.check_config import check_config
+
+    config = _config_with_languages(tmp_path, '["en"]')
+    sounds = tmp_path / "sounds"
+    assert build([str(sounds), "-c", str(config)]) == 0
+    findings = check_config(config, sounds_dir=sounds)
+    sounds_findings = [f for f in findings if f.code.startswith("sounds.")]
+    assert [f.code for f in sounds_findings if f.severity.value != "ok"] == []
+    assert any(f.code == "sounds.complete" for f in findings)
+
+    (sounds / "en" / "shenava" / "main-menu.wav").unlink()
+    (sounds / "en" / "beep.wav").unlink()
+    (sounds / "beep.wav").unlink()
+    findings = check_config(config, sounds_dir=sounds)
+    assert [(f.code, "shenava/main-menu" in f.message) for f in findings
+            if f.severity.value == "error" and f.code.startswith("sounds.")] == [
+        ("sounds.missing", True), ("sounds.no_beep", False)]
+
+
+def test_flow_prompts_are_every_prompt_the_hold_loop_and_call_flow_play() -> None:
+    import re
+
+    from shenava.check_config import FLOW_PROMPTS
+
+    root = Path(__file__).resolve().parent.parent
+    text = "".join((root / part).read_text(encoding="utf-8")
+                   for part in ("routing/hold.py", "shenava/callflow.py"))
+    played = set(re.findall(r"sound_folder\}/([a-z0-9-]+)", text))
+    assert played and played <= set(FLOW_PROMPTS)

@@ -260,8 +260,8 @@ def test_every_config_field_is_a_parsed_section() -> None:
     data = tomllib.loads('[ami]\nsecret = "x"\n')
     config = Config.from_mapping(data)
     assert {f.name for f in fields(config)} == {
-        "ami", "redis", "state", "site", "http", "log", "agents", "sla", "breaks", "wellbeing", "recordings",
-        "complaints", "callbacks", "routing", "ivr", "daemon", "source",
+        "ami", "redis", "state", "site", "http", "log", "metrics", "agents", "sla", "breaks", "wellbeing",
+        "recordings", "complaints", "callbacks", "routing", "ivr", "daemon", "source",
     }
     with pytest.raises(ConfigError, match="^source: unknown key"):
         Config.from_mapping({**data, "source": "x"})

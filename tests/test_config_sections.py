@@ -462,3 +462,14 @@ def test_daemon_section_bounds_and_defaults() -> None:
         Config.from_mapping({**base, "daemon": {"lease_s": 0.1}})
     with pytest.raises(ConfigError, match="^daemon.stop_timeout_s"):
         Config.from_mapping({**base, "daemon": {"stop_timeout_s": "10"}})
+
+
+def test_metrics_per_agent_is_off_unless_asked() -> None:
+    import tomllib
+
+    from shenava.config import Config
+
+    base = tomllib.loads('[ami]\nsecret = "x"\n')
+    assert Config.from_mapping(base).metrics.per_agent is False
+    on = Config.from_mapping({**base, "metrics": {"per_agent": True}})
+    assert on.metrics.per_agent is True

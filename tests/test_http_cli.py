@@ -144,3 +144,26 @@ async def test_unreachable_daemon_exits_3(monkeypatch: pytest.MonkeyPatch) -> No
     err = io.StringIO()
     code = await deferToThread(run_agent, args, io.StringIO(), err)
     assert code == EXIT_UNREACHABLE and "cannot reach the daemon" in err.getvalue()
+
+
+def test_the_url_comes_from_the_config_http_section(tmp_path: Any) -> None:
+    from shenava.agent_cli import base_url
+
+    config = tmp_path / "shenava.toml"
+    config.write_text('[ami]\nsecret = "x"\n[http]\nbind = "0.0.0.0"\nport = 8181\n')
+    args = parser().parse_args(["agent", "status", "a1", "-c", str(config)])
+    assert base_url(args, environ={}) == "http://127.0.0.1:8181"
+    assert agent_request(args).url.startswith(("http://127.0.0.1:8181/", "http://"))
+    # --url, then $SHENAVA_URL, win over the config
+    assert base_url(args, environ={"SHENAVA_URL": "http://h:2"}) == "http://h:2"
+    args = parser().parse_args(["agent", "status", "a1", "-c", str(config), "--url", "http://h:1"])
+    assert base_url(args, environ={"SHENAVA_URL": "http://h:2"}) == "http://h:1"
+
+
+def test_an_invalid_config_is_bad_usage(tmp_path: Any) -> None:
+    config = tmp_path / "shenava.toml"
+    config.write_text('[ami]\nsecret = "x"\n[http]\nport = "eighty"\n')
+    args = parser().parse_args(["agent", "status", "a1", "-c", str(config)])
+    err = io.StringIO()
+    assert run_agent(args, out=io.StringIO(), err=err) == EXIT_USAGE
+    assert "http.port" in err.getvalue()

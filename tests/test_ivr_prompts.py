@@ -90,7 +90,10 @@ def test_build_makes_8khz_mono_wavs_in_asterisks_layout(tmp_path: Path) -> None:
     assert rel == sorted(
         ["fa/shenava/welcome.wav", "fa/shenava/invalid-option.wav",
          "en/shenava/welcome.wav", "en/shenava/invalid-option.wav"]
-        + [f"fa/digits/{d}.wav" for d in DIGITS]  # Asterisk has English digits, not Persian ones
+        # every language's digits (Asterisk may have no core sounds), and the
+        # beep RECORD FILE ... BEEP plays
+        + [f"{lang}/digits/{d}.wav" for lang in ("fa", "en") for d in DIGITS]
+        + ["beep.wav", "fa/beep.wav", "en/beep.wav"]
     )
     for path in files:
         with wave.open(str(path), "rb") as sound:
@@ -103,8 +106,19 @@ def test_build_makes_8khz_mono_wavs_in_asterisks_layout(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAVE_TOOLS, reason="espeak-ng and sox (Debian packages) are not installed")
-def test_build_can_add_english_digits_on_request(tmp_path: Path) -> None:
-    files = build_prompts(tmp_path, ["en"], prompts=["goodbye"], with_digits=["en"])
-    assert tmp_path / "en/digits/7.wav" in files
+def test_build_can_leave_english_digits_and_the_beep_to_asterisk(tmp_path: Path) -> None:
+    files = build_prompts(tmp_path, ["en"], prompts=["goodbye"], skip_digits=["en"], beep=False)
+    assert [p.relative_to(tmp_path) for p in files] == [Path("en/shenava/goodbye.wav")]
     with pytest.raises(PromptFileError, match="no text"):
         build_prompts(tmp_path, ["en"], prompts=["no-such-prompt"])
+
+
+@pytest.mark.skipif(not HAVE_TOOLS, reason="espeak-ng and sox (Debian packages) are not installed")
+def test_the_command_builds_the_configs_languages(tmp_path: Path) -> None:
+    config = tmp_path / "shenava.toml"
+    config.write_text('[ami]\nsecret = "x"\n[site]\nlanguages = ["en"]\n')
+    out = tmp_path / "sounds"
+    assert main([str(out), "-c", str(config)]) == 0
+    assert (out / "en" / "digits" / "0.wav").exists()
+    assert (out / "beep.wav").exists()
+    assert not (out / "fa").exists()

@@ -1,34 +1,37 @@
-"""Prometheus text exposition of the live figures, and the /metrics resource."""
+"""``/metrics`` through prometheus_client: live gauges, counters, histograms, the write queue."""
 
 from __future__ import annotations
 
-import re
+import urllib.request
+from pathlib import Path
+from typing import Any
 
 import pytest_twisted
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
-from twisted.web.test.requesthelper import DummyRequest
+from twisted.internet import reactor as global_reactor
+from twisted.internet.threads import deferToThread
+from twisted.web.server import Site
 
-from agent_stats.metrics import Family, MetricsResource, escape_help, escape_label, families, render
+from agent_stats.metrics import MetricsResource, ShenavaMetrics
 from agent_stats.states import NotReadyReason
-from routing.dispatch import CallAnswered, CallQueued
+from agent_stats.writer import StoreWriter
+from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
+from routing.dispatch import CallAbandoned, CallAnswered, CallCompleted, CallQueued
+from tests.e2e_harness import E2E
 from tests.stats_helpers import T0, clock_at, make_service, step_to
 
-SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? '
-                    r"(NaN|[+-]Inf|-?[0-9.e+-]+)$")
+
+def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, parsed by prometheus_client's own parser."""
+    out = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
 
 
-def test_escaping_and_values() -> None:
-    assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
-    assert escape_help("x\\y\nz") == "x\\\\y\\nz"
-    family = Family("m", "help", "gauge")
-    family.add(None, queue='q"1')
-    family.add(0.5)
-    family.add(3)
-    assert render([family]) == '# HELP m help\n# TYPE m gauge\nm{queue="q\\"1"} NaN\nm 0.5\nm 3\n'
-
-
-@pytest_twisted.ensureDeferred
-async def test_metrics_of_a_live_service(redis_client: Redis) -> None:
+async def _busy_service(redis_client: Redis) -> Any:
     clock = clock_at(T0)
     roster, service = make_service(redis_client, clock)
     await service.start()
@@ -40,19 +43,135 @@ async def test_metrics_of_a_live_service(redis_client: Redis) -> None:
     roster.ringing("a1", "c1", T0 + 12)
     roster.answered("a1", False, T0 + 12)
     service.request_break("a2", NotReadyReason.PERSONAL)
+    return service
 
-    request = DummyRequest([b""])
-    body = MetricsResource(service).render_GET(request).decode()  # type: ignore[arg-type]
-    assert request.responseHeaders.getRawHeaders(b"content-type") == [
-        b"text/plain; version=0.0.4; charset=utf-8"]
-    lines = body.splitlines()
-    names = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(names) == len(set(names)) == len(families(service.snapshot()))
-    for line in lines:
-        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or SAMPLE.match(line), line
-    assert 'shenava_service_level{queue="complaints",window="day"} 1.0' in lines
-    assert 'shenava_calls{queue="complaints",window="day",kind="answered"} 1' in lines
-    assert 'shenava_agents{state="on_call"} 1' in lines
-    assert 'shenava_agents_not_ready{reason="personal"} 1' in lines
-    assert "shenava_break_line_length 0" in lines
-    await service.stop()
+
+@pytest_twisted.ensureDeferred
+async def test_live_figures_are_gauges_and_per_agent_series_are_off_by_default(
+    redis_client: Redis,
+) -> None:
+    service = await _busy_service(redis_client)
+    try:
+        got = samples(ShenavaMetrics(service, writer=service.writer).render_text())
+        q = ("queue", "complaints")
+        assert got[("shenava_service_level", (q, ("window", "day")))] == 1.0
+        assert got[("shenava_calls", (("kind", "answered"), q, ("window", "day")))] == 1
+        assert got[("shenava_agents", (("state", "on_call"),))] == 1
+        assert got[("shenava_agents_not_ready", (("reason", "personal"),))] == 1
+        assert got[("shenava_break_line_length", ())] == 0
+        assert ("shenava_stats_write_queue_depth", ()) in got
+        assert not any(dict(labels).get("agent") for _, labels in got)
+
+        service.tick()  # the wellbeing signals behind the per-agent series
+        with_agents = samples(ShenavaMetrics(service, per_agent=True).render_text())
+        assert ("shenava_agent_since_break_seconds", (("agent", "a1"),)) in with_agents
+    finally:
+        await service.stop()
+
+
+def test_counters_and_histograms_from_routing_events() -> None:
+    metrics = ShenavaMetrics(_NoSnapshot(), per_agent=True)
+    metrics.on_routing_event(CallQueued("c1", 100.0, 90.0, "fa", "billing", "0912"))
+    metrics.on_routing_event(CallAnswered("c1", 118.0, "a1", 100.0, False))
+    metrics.on_routing_event(CallQueued("c2", 100.0, 90.0, "fa", "billing", "0912"))
+    metrics.on_routing_event(CallAbandoned("c2", 130.0, 100.0, "0912", None))
+    metrics.on_routing_event(CallCompleted("c1", 140.0, "a1", 118.0))
+    metrics.on_agi("STREAM FILE shenava/welcome \"\"", 2.2)
+    metrics.on_agi("ANSWER", 0.004)
+    got = samples(metrics.render_text())
+    q = (("queue", "complaints"),)
+    assert got[("shenava_calls_offered_total", q)] == 2
+    assert got[("shenava_calls_answered_total", q)] == 1
+    assert got[("shenava_calls_abandoned_total", q)] == 1
+    assert got[("shenava_agent_calls_answered_total", (("agent", "a1"),))] == 1
+    bucket = "shenava_wait_until_answer_seconds_bucket"
+    assert got[(bucket, (("le", "15.0"), ("queue", "complaints")))] == 0
+    assert got[(bucket, (("le", "20.0"), ("queue", "complaints")))] == 1
+    assert got[("shenava_wait_until_abandon_seconds_sum", q)] == 30.0
+    assert got[("shenava_agi_turnaround_seconds_count", (("command", "STREAM"),))] == 1
+    assert got[("shenava_agi_turnaround_seconds_bucket", (("command", "ANSWER"), ("le", "0.005")))] == 1
+
+
+def test_routing_decisions_are_timed_on_the_router() -> None:
+    class Router:
+        def on_call_joined(self, call: str, now: float) -> list[str]:
+            return [call]
+
+    ticks = iter([1.0, 1.00025])
+    router = Router()
+    metrics = ShenavaMetrics(_NoSnapshot())
+    metrics.time_router(router, timer=lambda: next(ticks))
+    assert router.on_call_joined("c1", 0.0) == ["c1"]
+    got = samples(metrics.render_text())
+    event = (("event", "on_call_joined"),)
+    assert got[("shenava_routing_decision_seconds_count", event)] == 1
+    assert abs(got[("shenava_routing_decision_seconds_sum", event)] - 0.00025) < 1e-9
+
+
+def test_the_write_queue_is_bounded_and_its_depth_shown() -> None:
+    class Store:
+        async def apply(self, ops: list[Any]) -> None:
+            raise AssertionError("paused: nothing is written")
+
+    writer = StoreWriter(Store(), clock_at(0.0), paused=True, max_pending=3)
+    for i in range(5):
+        writer.submit(("op", i))  # type: ignore[arg-type]
+    assert (writer.pending, writer.dropped) == (3, 2)
+    got = samples(ShenavaMetrics(_NoSnapshot(), writer=writer).render_text())
+    assert got[("shenava_stats_write_queue_depth", ())] == 3
+    assert got[("shenava_stats_write_dropped_total", ())] == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_get_metrics_over_http_is_prometheus_text(redis_client: Redis) -> None:
+    service = await _busy_service(redis_client)
+    port = global_reactor.listenTCP(0, Site(MetricsResource(service)),  # type: ignore[attr-defined]
+                                    interface="127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{port.getHost().port}/metrics"
+
+        def scrape() -> tuple[int, str, bytes]:  # as Prometheus does, from another process
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return response.status, response.headers["content-type"], response.read()
+
+        code, content_type, body = await deferToThread(scrape)
+        assert code == 200
+        assert content_type.startswith("text/plain; version=")
+        assert ("shenava_service_level",
+                (("queue", "complaints"), ("window", "day"))) in samples(body)
+    finally:
+        await port.stopListening()
+        await service.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_call_through_the_daemon_is_counted_timed_and_histogrammed(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    h = E2E.build(tmp_path, redis=redis_client)
+    try:
+        h.phone("PJSIP/101", PhoneScript(answer_after_s=2.0, talk_s=10.0))
+        h.log_in("a1")
+        h.call(CallerScript(number="09120000001", answers=("1", "3")))
+        await h.run_until_async(
+            lambda: any(isinstance(e, CallCompleted) for e in h.routing), limit_s=300.0)
+        metrics = h.app.extensions["agent_stats"].metrics
+        got = samples(metrics.render_text())
+        q = (("queue", "complaints"),)
+        assert got[("shenava_calls_offered_total", q)] == 1
+        assert got[("shenava_calls_answered_total", q)] == 1
+        assert got[("shenava_wait_until_answer_seconds_count", q)] == 1
+        agi = sum(v for (name, _), v in got.items() if name == "shenava_agi_turnaround_seconds_count")
+        assert agi >= 3  # ANSWER, the language menu, the main menu ...
+        decisions = sum(v for (name, _), v in got.items()
+                        if name == "shenava_routing_decision_seconds_count")
+        assert decisions >= 1
+    finally:
+        h.stop()
+
+
+class _NoSnapshot:
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        return {"queues": {}, "states": {}, "not_ready_reasons": {}, "occupancy_now": None,
+                "agents": [], "break_line": [], "breaks_granted": 0, "fairness_today": 1.0,
+                "alerts": [], "alerts_today": 0}

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import pytest_twisted
 
-from agent_stats.metrics import families, render
+from agent_stats.metrics import ShenavaMetrics
 from agent_stats.sla import BucketKey, BucketKind, day_start
 from ami_bridge.testpbx.scripts import CallerScript
 from ami_bridge.testpbx.world import CallHandle
@@ -194,9 +194,9 @@ async def test_redis_stopped_and_restarted_mid_traffic_loses_nothing(tmp_path: P
         health = HealthApi(h.app).health(cast(Any, None))
         assert health["status"] == "degraded" and health["redis"] == "away"
         assert health["journal"]["depth"] > 0 and health["journal"]["oldest_age_s"] > 0
-        metrics = render(families(h.app.extensions["agent_stats"].snapshot()))
-        assert "shenava_redis_away 1" in metrics
-        assert f"shenava_journal_depth {health['journal']['depth']}" in metrics
+        metrics = ShenavaMetrics(h.app.extensions["agent_stats"]).render_text().decode()
+        assert "shenava_redis_away 1.0" in metrics
+        assert f"shenava_journal_depth {float(health['journal']['depth'])}" in metrics
         restarted = start(tmp_path / "redis", port=server.port)
         try:
             await reconcile(h, client, calls)

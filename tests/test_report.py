@@ -95,6 +95,12 @@ async def test_report_sections_and_formats(redis_client: Redis) -> None:
 
     table = render_table(report, "fa")
     assert "۱۴۰۵/۰۸/۱۱" in table and "کارشناسان" in table
+    assert " a1 " in table and "a۱" not in table  # agent ids as typed
+    assert "ناآماده:استراحت" in table and "not_ready:break" not in table
+    assert "0:05:00".translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")) in table
+    english = render_table(report, "en", "agents")
+    assert "1:00:00" in english  # a1's hour ready
+    assert "%" not in english
     assert "2026-11-02" in render_table(report, "en", "days")
 
 
@@ -124,3 +130,23 @@ async def test_the_report_command(redis_client: Redis, redis_url: str, tmp_path:
     assert [a["agent"] for a in data["agents"]] == ["a1"] and data["agents"][0]["name"] == "Maryam"
     bad = parser.parse_args(["report", "-c", str(config), "--from", "2026-11-03", "--to", "2026-11-01"])
     assert run_report(bad) == 2
+
+
+def test_table_cells_by_column_not_by_size() -> None:
+    from agent_stats.report import _cell, _label, format_duration
+
+    # a 0.454 s lunch is a duration, not 45.4 %; 46351.1 s is 12:52:31
+    assert _cell(0.454, "en", "not_ready:lunch") == "0:00:00.5"
+    assert _cell(46351.1, "en", "ready") == "12:52:31"
+    assert _cell(900.0, "en", "waited_max_s") == "0:15:00"
+    assert format_duration(0.0) == "0:00:00"
+    # shares of calls are percentages, the fairness index stays on its 0-1 scale
+    assert _cell(0.25, "en", "sl") == "25.0%" and _cell(1.0, "en", "sl") == "100.0%"
+    assert _cell(0.9731, "en", "fairness") == "0.97"
+    assert _cell(3, "en", "answered") == "3"
+    # Persian: digits of figures and dates, reasons translated, ids as typed
+    assert _cell(3, "fa", "answered") == "۳"
+    assert _cell("a1", "fa", "agent") == "a1"
+    assert _cell("1405/08/11", "fa", "date") == "۱۴۰۵/۰۸/۱۱"
+    assert _label("not_ready:lunch", "fa") == "ناآماده:ناهار"
+    assert _label("not_ready:personal", "fa") == "ناآماده:شخصی"

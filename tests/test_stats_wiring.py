@@ -50,12 +50,13 @@ async def test_install_wires_the_service_into_the_app(redis_client: Redis) -> No
     simulate_breaks(clock, app, random.Random(3))
     step_to(clock, T0 + 600)
     figures = summary(app)
-    assert figures["offered"] == 2 and figures["sl"] == 0.5
-    assert figures["app_queue_sl"] == 1.0 and figures["app_queue_sl2"] == 0.5
-    assert (figures["abandoned_long"], figures["abandoned_short"]) == (1, 0)
-    assert figures["breaks_granted"] >= 1 and 0 < figures["fairness_index"] <= 1
-    assert {"break_wait_max_s", "breaks_waited", "alerts"} <= set(figures)
-    assert any(s.state is AgentState.NOT_READY for s in app.roster) or figures["breaks_granted"]
+    sl, breaks = figures["service_level"], figures["breaks"]
+    assert sl["counted"] == 2 and sl["sl"] == 0.5
+    assert sl["app_queue_servicelevel_perf"] == 1.0 and sl["app_queue_servicelevel_perf2"] == 0.5
+    assert (sl["abandoned_counted"], sl["abandoned_short_not_counted"]) == (1, 0)
+    assert breaks["granted"] >= 1 and 0 < breaks["fairness_index"] <= 1
+    assert {"wait_max_s", "waited_for_headroom"} <= set(breaks) and "wellbeing_alerts" in figures
+    assert any(s.state is AgentState.NOT_READY for s in app.roster) or breaks["granted"]
     await service.stop()
     store = StatsStore(redis_client, service.sla)
     assert await as_deferred(store.agents()) == ["a1", "a2", "a3", "a4"]
