@@ -56,14 +56,26 @@ class DaemonRun:
         self.exit_code = 0
         self._stopping = False
         self.on_app: Any = None  # told of the app once built (the routing log)
+        # Told once, when this process does its job: serving HTTP as the leader,
+        # or standing by behind another daemon's lease (systemd's READY=1).
+        self.on_ready: Any = None
+        self._ready_told = False
         self.lease = LeaderLease(
             lease_redis, config.redis.key_prefix, self.owner, reactor,
             lease_s=config.daemon.lease_s, on_role=self._role_changed,
+            on_refused=self._ready,
         )
         if config.daemon.leader_lease:
             # Nothing of this process reaches Redis or Asterisk unless it holds the lease.
             guard_redis(redis, self.lease.holds)
         self.connection = make_connection(config, reactor, self.run_token)
+
+    def _ready(self) -> None:
+        if self._ready_told or self._stopping:
+            return
+        self._ready_told = True
+        if self.on_ready is not None:
+            self.on_ready()
 
     def start(self) -> None:
         if not self.config.daemon.leader_lease:
@@ -118,8 +130,11 @@ class DaemonRun:
             )
 
     def _listen_http(self) -> None:
-        """Serve HTTP; while the port is taken (a deposed leader on this host not
-        gone yet), try again each second: the calls do not wait for it."""
+        """Serve HTTP. A daemon that stood by behind another's lease may find the
+        port still held by that (deposed) leader on this host: it tries again each
+        second, and the calls do not wait for it. A daemon that took the lease at
+        once cannot serve on a port something else holds: it says so and exits 1,
+        never ready, releasing the lease as it stops."""
         from twisted.internet.error import CannotListenError
 
         from shenava.http import start_http
@@ -130,8 +145,15 @@ class DaemonRun:
         try:
             app.http_port = start_http(app)
         except CannotListenError as exc:
+            if not self.lease.waited:
+                log.critical("Shenava cannot start: {error}", error=str(exc))
+                self.exit_code = 1
+                self.reactor.stop()
+                return
             log.warn("HTTP port busy ({error}); trying again in 1 s", error=exc.socketError)
             self.reactor.callLater(HTTP_RETRY_S, self._listen_http)
+            return
+        self._ready()
 
     def stop(self) -> Deferred[None]:
         """Stop within ``daemon.stop_timeout_s``: the app (statistics, call state),
@@ -215,11 +237,15 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
         name = getattr(state, "value", str(state))
         notifier.status(f"AMI {ami_at}: {name}")
 
+    def ready() -> None:
+        notifier.ready(f"AMI {ami_at}: connecting")
+        notifier.start_watchdog(reactor)
+
+    run.on_ready = ready
+
     def start() -> None:
         run.start()
         run.connection.add_state_observer(on_ami_state)
-        notifier.ready(f"AMI {ami_at}: connecting")
-        notifier.start_watchdog(reactor)
 
     def stopping() -> Deferred[None]:
         notifier.stopping()

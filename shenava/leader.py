@@ -88,6 +88,7 @@ class LeaderLease:
         *,
         lease_s: float = 3.0,
         on_role: Callable[[str], object] | None = None,
+        on_refused: Callable[[], object] | None = None,
     ) -> None:
         self._redis = redis
         self.key = f"{prefix}:{{calls}}:leader"
@@ -103,6 +104,10 @@ class LeaderLease:
         self._busy = False
         self._scripts: dict[str, Any] = {}
         self.acquired_at: float | None = None
+        # Another daemon held the lease when this one asked: it stands by, and
+        # that daemon (perhaps a deposed one on this host) may still hold ports.
+        self.waited = False
+        self._on_refused = on_refused
 
     # -- what the gates ask -------------------------------------------------------
 
@@ -177,6 +182,9 @@ class LeaderLease:
             self._run("acquire", _ACQUIRE, [self.key, self.epoch_key], [self.owner, ttl_ms])
         )
         if not value:
+            self.waited = True
+            if self._on_refused is not None:
+                self._on_refused()
             return
         self.fence = value.decode() if isinstance(value, bytes) else str(value)
         self._valid_until = sent_at + self.lease_s

@@ -11,9 +11,9 @@ behind one address answers from its leader.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from complaints.roles import Actor
@@ -53,26 +53,27 @@ class HealthApi:
         }
 
 
-ROLE_METRIC = (
-    "# HELP shenava_leader 1 if this daemon holds the leader lease (serves the calls), else 0.\n"
-    "# TYPE shenava_leader gauge\n"
-    "shenava_leader {value}\n"
-)
+class RoleCollector:
+    """``shenava_leader`` in the daemon's prometheus_client registry: 1 while this
+    daemon holds the leader lease (serves the calls), else 0. A collector, read at
+    each scrape, because the registry renders off the reactor thread."""
 
-
-class WithRole(Resource):
-    """``/metrics`` plus ``shenava_leader`` (the role), whatever renders the rest."""
-
-    isLeaf = True
-
-    def __init__(self, inner: Resource, app: Any) -> None:
-        super().__init__()
-        self._inner = inner
+    def __init__(self, app: Any) -> None:
         self._app = app
 
-    def render(self, request: Request) -> bytes:
-        body = self._inner.render(request)
-        if not isinstance(body, bytes) or request.code != 200:
-            return body
-        value = 1 if role_of(self._app) == "leader" else 0
-        return body + ROLE_METRIC.format(value=value).encode("ascii")
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        gauge = GaugeMetricFamily(
+            "shenava_leader", "1 if this daemon holds the leader lease (serves the calls), else 0."
+        )
+        gauge.add_metric([], 1 if role_of(self._app) == "leader" else 0)
+        return [gauge]
+
+
+def register_role(registry: Any, app: Any) -> None:
+    """Add ``shenava_leader`` to ``registry`` once, however often the site is built."""
+    if getattr(registry, "_shenava_role", False):
+        return
+    registry.register(RoleCollector(app))
+    registry._shenava_role = True

@@ -34,7 +34,7 @@ from shenava.http.auth import is_loopback
 from shenava.http.calls import CallsApi
 from shenava.http.desk import DeskApi
 from shenava.http.edge import EdgeSite, Gate, Limits
-from shenava.http.health import HealthApi, WithRole
+from shenava.http.health import HealthApi, register_role
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.metrics_gate import MetricsGate
 from shenava.http.pages import mount_pages
@@ -145,7 +145,9 @@ def metrics_resource(app: Any) -> Resource:
     try:
         from agent_stats.metrics import MetricsResource
 
-        return WithRole(cast(Resource, MetricsResource(service)), app)
+        resource = MetricsResource(service)
+        register_role(resource.metrics.registry, app)
+        return cast(Resource, resource)
     except ImportError as exc:
         log.warn("no /metrics in this build: {error}", error=str(exc))
         return JsonUnavailable("http.metrics_unavailable", "metrics are not available in this build")
