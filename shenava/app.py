@@ -183,7 +183,7 @@ class Shenava:
         # then the HTTP API, then the AMI link.
         # The statistics writer drains first, then the call state is written
         # (the next daemon takes the callers over from it), then the journal.
-        for name in ("recordings", "complaints", "agent_stats", "takeover", "journal"):
+        for name in ("recordings", "complaints", "agent_stats", "takeover", "journal", "http"):
             handle = self.extensions.get(name)
             stop = getattr(handle, "stop", None)
             if stop is None:

@@ -197,3 +197,24 @@ async def test_not_ready_time_kept_as_it_goes_equals_the_ledgers(app: tuple[Shen
     totals = ledger.totals(today, now, now)
     assert sum(kept.values()) == totals.state(AgentState.NOT_READY) == 105.0
     assert kept == {NotReadyReason.TRAINING: 60.0, NotReadyReason.PERSONAL: 45.0}
+
+
+class EndingPage(Page):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended = 0
+
+    def finish(self) -> None:
+        self.ended += 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_the_http_extension_ends_every_stream(app: tuple[Shenava, Clock]) -> None:
+    shenava, _ = app
+    hub = hub_of(shenava)
+    wall, desk = EndingPage(), EndingPage()
+    hub.connect(wall, None)  # type: ignore[arg-type]
+    hub.connect(desk, "a1")  # type: ignore[arg-type]
+    shenava.extensions["http"].stop()
+    assert (wall.ended, desk.ended) == (1, 1)
+    assert hub._loop is None

@@ -66,6 +66,11 @@ class HttpApi:
         self.gate: Gate | None = None
         """The listener's gate (sessions, audit log), once the site is built."""
 
+    def stop(self) -> None:
+        """At shutdown: finish every pushed stream, so pages reconnect (to the
+        standby, once it leads) instead of waiting on a silent connection."""
+        self.push.close()
+
     def router(self, sessions: SessionApi) -> JsonRouter:
         return JsonRouter(
             [*self.agents.routes(), *self.calls.routes(), *self.desk.routes(),
