@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from routing.calls import QUEUE
 from routing.dispatch import (
     CallAbandoned,
     CallAnswered,
@@ -42,7 +43,6 @@ from routing.dispatch import (
     RoutingEvent,
 )
 
-QUEUE = "complaints"
 WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
                 600.0)
 """Seconds a caller waits: the SL threshold (20 s by default) falls on a bucket edge."""

@@ -39,6 +39,7 @@ from agent_stats.ledger import Interval
 from agent_stats.sla import SLCounts
 from agent_stats.states import AgentState
 from agent_stats.store import StatsStore
+from shenava_base.config_table import ConfigError, ConfigLoader
 
 EXIT_OK, EXIT_USAGE, EXIT_MISSING = 0, 2, 3
 SECTIONS = ("days", "intervals", "agents")
@@ -404,7 +405,7 @@ def parse_day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_report_parser(subparsers: Any, load_config: ConfigLoader) -> argparse.ArgumentParser:
     """Add ``report`` to the ``shenava`` subcommands (``set_defaults(func=run_report)``)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "report",
@@ -422,16 +423,14 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="one section only (a single clean CSV)")
     parser.add_argument("--agent", action="append", dest="agents",
                         help="only this agent (repeatable)")
-    parser.set_defaults(func=run_report)
+    parser.set_defaults(func=run_report, load_config=load_config)
     return parser
 
 
 def run_report(args: argparse.Namespace) -> int:
     """The ``report`` subcommand; exit codes as ``shenava.cli``'s."""
-    from shenava.config import ConfigError, load_config
-
     try:
-        config = load_config(args.config)
+        config = args.load_config(args.config)
     except ConfigError as exc:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         return EXIT_USAGE

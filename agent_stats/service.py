@@ -43,7 +43,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
@@ -114,7 +114,8 @@ from agent_stats.wellbeing import (
     alerts,
 )
 from agent_stats.writer import StoreWriter
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
+from shenava_base.clock import Clock
 
 log = Logger()
 
@@ -154,11 +155,6 @@ def _alert_key(state: AgentState, reason: NotReadyReason | None) -> tuple[bool, 
         state is AgentState.LOGGED_OUT,
     )
 
-
-class Clock(Protocol):
-    def seconds(self) -> float: ...
-
-    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
 
 
 Headroom = Callable[[int, float], int]

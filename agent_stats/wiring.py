@@ -6,6 +6,7 @@ from typing import Any
 
 from agent_stats.service import StatsService
 from agent_stats.store import StatsStore
+from routing.calls import QUEUE
 
 
 def install(app: Any) -> StatsService:
@@ -15,8 +16,6 @@ def install(app: Any) -> StatsService:
     starts at once: it reconciles with Redis (its writes wait until then) and
     then runs its heartbeat on ``app.reactor``.
     """
-    from shenava.app import QUEUE
-
     config = app.config
     store = StatsStore(app.redis, config.sla, prefix=config.redis.key_prefix)
     service = StatsService(

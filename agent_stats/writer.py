@@ -24,7 +24,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from agent_stats.store import Operation, OutcomeWrite, outcome_from_dict, outcome_to_dict
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
+from shenava_base.clock import Clock
 
 log = Logger()
 
@@ -42,15 +43,11 @@ class BatchStore(Protocol):
     async def apply(self, ops: list[Operation]) -> None: ...
 
 
-class Scheduler(Protocol):
-    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
-
-
 class StoreWriter:
     def __init__(
         self,
         store: BatchStore,
-        clock: Scheduler,
+        clock: Clock,
         extra: Callable[[], list[Operation]] = list,
         *,
         paused: bool = False,
@@ -80,7 +77,7 @@ class StoreWriter:
         if self._paused:
             # not before the start-up restore has read the counters: an outcome
             # stored before that read would be counted twice in the live figures
-            from shenava.journal import RetryLaterError
+            from shenava_base.journal import RetryLaterError
 
             raise RetryLaterError("statistics not restored yet")
         await self._store.apply([outcome_from_dict(entry)])

@@ -2,7 +2,7 @@
 
 Each carries ``at``, the injected clock's time (float POSIX seconds) when the
 tracker saw it. Caller numbers are in the events because the domain needs
-them; mask them before logging (``shenava.privacy.mask_number``).
+them; mask them before logging (``shenava_base.privacy.mask_number``).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shenava.aio import install_asyncio_reactor  # noqa: E402
+from shenava_base.aio import install_asyncio_reactor  # noqa: E402
 
 reactor: Any = install_asyncio_reactor()
 
@@ -52,11 +52,11 @@ from agent_stats.sla import BucketKey, BucketKind, day_start  # noqa: E402
 from ami_bridge.testpbx.scripts import CallerScript  # noqa: E402
 from routing.callbacks import abandon_reason  # noqa: E402
 from routing.dispatch import CallAbandoned  # noqa: E402
-from shenava.aio import as_deferred  # noqa: E402
 from shenava.config import RedisConfig, StateConfig  # noqa: E402
 from shenava.demo import luhn_complete  # noqa: E402
 from shenava.redis_client import make_redis_client  # noqa: E402
 from shenava.redis_server import RedisServer, start_redis_server  # noqa: E402
+from shenava_base.aio import as_deferred  # noqa: E402
 from tests.e2e_harness import E2E, e2e_config  # noqa: E402
 from tests.paths import SAMPLE_RECORDING  # noqa: E402
 

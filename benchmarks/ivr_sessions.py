@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
     if args.reactor == "asyncio":
-        from shenava.aio import install_asyncio_reactor
+        from shenava_base.aio import install_asyncio_reactor
 
         install_asyncio_reactor()
     from twisted.internet import reactor as global_reactor

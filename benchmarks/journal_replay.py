@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shenava.aio import install_asyncio_reactor  # noqa: E402
+from shenava_base.aio import install_asyncio_reactor  # noqa: E402
 
 reactor: Any = install_asyncio_reactor()
 
@@ -40,11 +40,11 @@ from twisted.internet.task import deferLater  # noqa: E402
 from complaints.callback_sources import AnswerRate, CallbackSources  # noqa: E402
 from routing.callback_store import CallbackStore  # noqa: E402
 from routing.callbacks import DialPolicy, abandon_reason  # noqa: E402
-from shenava.aio import as_deferred  # noqa: E402
 from shenava.config import RedisConfig  # noqa: E402
 from shenava.journal import Journal  # noqa: E402
 from shenava.redis_client import make_redis_client  # noqa: E402
 from shenava.redis_server import free_port, start_redis_server  # noqa: E402
+from shenava_base.aio import as_deferred  # noqa: E402
 
 POLICY = DialPolicy(lease_ms=60_000)
 T0 = 1_740_000_000.0

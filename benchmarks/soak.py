@@ -203,7 +203,7 @@ def per_call_sizes(app: Any) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from shenava.aio import install_asyncio_reactor
+    from shenava_base.aio import install_asyncio_reactor
 
     reactor: Any = install_asyncio_reactor()
     import redis.asyncio as aioredis
@@ -211,10 +211,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from twisted.internet.task import LoopingCall, deferLater
     from twisted.logger import formatEvent, globalLogBeginner
 
-    from shenava.aio import as_deferred
     from shenava.app import Shenava
     from shenava.config import default_config
     from shenava.redis_server import start_redis_server
+    from shenava_base.aio import as_deferred
 
     levels: Counter[str] = Counter()
     errors: list[str] = []

@@ -229,7 +229,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import multiprocessing
 
-    from shenava.aio import install_asyncio_reactor
+    from shenava_base.aio import install_asyncio_reactor
 
     install_asyncio_reactor()  # redis.asyncio, as the daemon runs
     import redis

@@ -209,7 +209,7 @@ async def _daemon(args: argparse.Namespace) -> dict[str, Any]:
 
     from twisted.internet.task import deferLater
 
-    from shenava.aio import as_deferred
+    from shenava_base.aio import as_deferred
 
     async def sleep(seconds: float) -> None:
         await deferLater(reactor, seconds, lambda: None)

@@ -43,9 +43,9 @@ from routing.callbacks import (
     voicemail_reason,
 )
 from routing.dispatch import CallAbandoned, CallAnswered, CallLeftForChoice, RoutingEvent
-from shenava.aio import as_deferred
-from shenava.journal import call_key, number_key
-from shenava.privacy import mask_number
+from shenava_base.aio import as_deferred
+from shenava_base.journal import call_key, number_key
+from shenava_base.privacy import mask_number
 
 log = Logger()
 

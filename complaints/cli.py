@@ -19,6 +19,8 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
+from shenava_base.config_table import ConfigError, ConfigLoader
+
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -26,8 +28,11 @@ EXIT_USAGE = 2
 
 def add_complaints_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    load_config: ConfigLoader | None = None,
 ) -> argparse.ArgumentParser:
+    """``load_config`` reads ``--config`` (the composition root passes it); without it, no ``--config``."""
     p = subparsers.add_parser("complaints", help="list, show, update and export complaints")
+    p.set_defaults(load_config=load_config)
     p.add_argument("-c", "--config", type=Path, help="the Shenava TOML config file")
     p.add_argument("--redis-url", help="Redis URL (default: redis.url from the config)")
     p.add_argument("--key-prefix", help="Redis key prefix (default: redis.key_prefix)")
@@ -88,10 +93,10 @@ def _redis_settings(args: argparse.Namespace) -> tuple[str, str, tzinfo]:
     url, prefix = "", "shenava"
     tz: tzinfo = UTC
     if args.config is not None:
-        from shenava.config import ConfigError, load_config
-
+        if args.load_config is None:
+            raise _UsageError("--config is read by the shenava command (shenava complaints)")
         try:
-            config = load_config(args.config)
+            config = args.load_config(args.config)
         except ConfigError as exc:
             raise _UsageError(f"invalid config: {exc}") from None
         url, prefix, tz = config.redis.url, config.redis.key_prefix, config.site.tzinfo

@@ -71,8 +71,8 @@ from routing.callbacks import (
     UnknownFlagError,
     flag_to_dict,
 )
-from shenava.aio import as_deferred
-from shenava.privacy import mask_number
+from shenava_base.aio import as_deferred
+from shenava_base.privacy import mask_number
 
 log = Logger()
 

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from complaints.service import ComplaintRegister
 from routing.callback_store import CallbackStore
 from routing.callbacks import CallbackError, unresolved_complaint_reason
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 log = Logger()
 

@@ -36,7 +36,7 @@ from twisted.logger import Logger
 
 from complaints.errors import ComplaintsError, ReferenceSpaceExhaustedError
 from complaints.reference import KeyedReferences
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 __all__ = ["ReferenceBlocks", "ReferenceKeyMismatchError", "ReferencesNotReadyError"]
 

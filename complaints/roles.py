@@ -14,7 +14,7 @@ role           may
                masking them would only hide the data from the audit trail.
 =============  =====================================================================
 
-Logs never carry a full number, whatever the role (``shenava.privacy``).
+Logs never carry a full number, whatever the role (``shenava_base.privacy``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 from complaints.abuse import AbuseReport, report_to_dict
 from complaints.complaint import Complaint, complaint_to_dict
 from complaints.errors import PermissionDeniedError
-from shenava.privacy import mask_number
+from shenava_base.privacy import mask_number
 
 PERSON_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 """A person id (user name, agent id, who a proxy vouches for), the same everywhere:

@@ -52,7 +52,7 @@ from complaints.roles import (
     require,
 )
 from complaints.store import ComplaintQuery, ComplaintStore
-from shenava.privacy import mask_number
+from shenava_base.privacy import mask_number
 
 RecoveryHook = Callable[[RecoveryGrant], None]
 DeleteRecording = Callable[[str], Awaitable[None]]

@@ -48,8 +48,8 @@ from routing.callback_dialer import CallbackDialConfig, CallbackDialer, ServiceL
 from routing.callback_store import CallbackStore
 from routing.callbacks import CallingHours, DialPolicy
 from routing.dispatch import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
-from shenava.aio import as_deferred
-from shenava.journal import call_key, number_key
+from shenava_base.aio import as_deferred
+from shenava_base.journal import call_key, number_key
 
 log = Logger()
 

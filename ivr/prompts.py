@@ -40,6 +40,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ivr.errors import PromptBuildError, PromptFileError, PromptToolMissingError
+from shenava_base.config_table import ConfigError, ConfigLoader
 
 SOUND_FOLDER = "shenava"
 """Folder under ``sounds/<lang>/`` holding Shenava's prompts; AGI names them ``shenava/<prompt>``."""
@@ -256,8 +257,11 @@ def _run_tool(argv: list[str], prompt: str, language: str, tool: str) -> None:
         raise PromptBuildError(prompt, language, tool, detail)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``shenava prompts build OUT``: the CLI wires its subcommand to this."""
+def main(argv: Sequence[str] | None = None, load_config: ConfigLoader | None = None) -> int:
+    """``shenava prompts build OUT``: the CLI wires its subcommand to this.
+
+    ``load_config`` reads ``--config`` (the composition root passes it).
+    """
     parser = argparse.ArgumentParser(
         prog="shenava prompts build",
         description="Render the IVR prompts to 8 kHz WAV with espeak-ng and sox. "
@@ -284,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     languages = args.language
     if languages is None and args.config is not None:
-        from shenava.config import ConfigError, load_config
-
+        if load_config is None:
+            print("shenava prompts: --config is read by the shenava command", file=sys.stderr)
+            return 2
         try:
             languages = list(load_config(args.config).site.languages)
         except ConfigError as exc:

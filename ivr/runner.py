@@ -58,6 +58,7 @@ from ivr.machine import (
     Timeout,
 )
 from ivr.prompts import SOUND_FOLDER
+from shenava_base.clock import Clock
 
 ESCAPE_DIGITS = "0123456789*#"
 SILENCE = "silence/1"
@@ -79,13 +80,6 @@ _UNREADABLE_AS = {
     "GET DATA": AGIResult(200, "", "timeout"),
 }
 
-
-class Clock(Protocol):
-    """What the runner uses of ``IReactorTime`` (the reactor or a ``task.Clock``), typed structurally."""
-
-    def seconds(self) -> float: ...
-
-    def callLater(self, delay: float, callable: Callable[..., object], *args: object, **kw: object) -> Any: ...
 
 
 class AGIChannel(Protocol):

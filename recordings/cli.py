@@ -28,6 +28,7 @@ from types import MappingProxyType
 from recordings.config import LANGUAGE_RE, RecordingsConfig
 from recordings.errors import ModelInvalidError, ModelMissingError
 from recordings.models import add_model, check_model_folder, read_registry, resolve_models
+from shenava_base.config_table import ConfigError, ConfigLoader
 
 __all__ = [
     "add_models_parser",
@@ -59,13 +60,17 @@ def _model_arg(value: str) -> tuple[str, Path]:
     return lang, Path(path)
 
 
-def _add_config(parser: argparse.ArgumentParser) -> None:
+def _add_config(parser: argparse.ArgumentParser, load_config: ConfigLoader | None) -> None:
+    """``load_config`` reads ``--config`` (the composition root passes it); without it, no ``--config``."""
     parser.add_argument("-c", "--config", type=Path, help="the Shenava TOML config file")
+    parser.set_defaults(load_config=load_config)
 
 
-def add_worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_worker_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], load_config: ConfigLoader | None = None
+) -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run Vosk transcription workers for the voicemail queue")
-    _add_config(p)
+    _add_config(p, load_config)
     p.add_argument("--processes", type=int, help="worker processes (default: recordings.workers); ~0.5 GiB each")
     p.add_argument("--model", type=_model_arg, action="append", default=[], metavar="LANG=PATH",
                    help="a model folder for a language (overrides the config); repeatable")
@@ -75,28 +80,32 @@ def add_worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     return p
 
 
-def add_models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_models_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], load_config: ConfigLoader | None = None
+) -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="add, check and list Vosk models")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
     msub.required = True
     add = msub.add_parser("add", help="unpack (a .zip) or take (a folder), check and register a model")
     add.add_argument("source", type=Path, metavar="PATH_OR_ZIP")
     add.add_argument("--lang", type=_lang, required=True, help="the model's language, e.g. fa or en")
-    _add_config(add)
+    _add_config(add, load_config)
     add.add_argument("--models-dir", type=Path, help="where models are unpacked (default: recordings.models_dir)")
     lst = msub.add_parser("list", help="the model of each language, and whether its folder is usable")
-    _add_config(lst)
+    _add_config(lst, load_config)
     lst.add_argument("--models-dir", type=Path, help="default: recordings.models_dir")
     p.set_defaults(func=run_models)
     return p
 
 
-def add_transcribe_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_transcribe_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], load_config: ConfigLoader | None = None
+) -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe WAV files (a backlog) with a progress bar")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--lang", type=_lang, required=True, help="the language of the files")
     p.add_argument("--model", type=Path, help="model folder (default: the config's or registry's for --lang)")
-    _add_config(p)
+    _add_config(p, load_config)
     p.add_argument("--processes", type=int, default=1, help="decoding processes (default 1; ~0.5 GiB each)")
     p.add_argument("--output", type=Path, help="write FILE.json per file here instead of JSON lines on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -107,14 +116,16 @@ def add_transcribe_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
 # -- config -------------------------------------------------------------------
 
 
-def _load(config_path: Path | None) -> tuple[RecordingsConfig, str, str]:
+def _load(args: argparse.Namespace) -> tuple[RecordingsConfig, str, str]:
     """The recordings section, the Redis URL and key prefix (defaults without a file)."""
+    config_path: Path | None = args.config
     if config_path is None:
         return RecordingsConfig(), "", "shenava"
-    from shenava.config import ConfigError, load_config
-
+    if args.load_config is None:
+        print("shenava: --config is read by the shenava command", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
     try:
-        config = load_config(config_path)
+        config = args.load_config(config_path)
     except ConfigError as exc:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
@@ -133,7 +144,7 @@ def _fail(message: str, code: int) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     from recordings.worker import WorkerPool, WorkerSettings, check_model_paths
 
-    recordings, redis_url, prefix = _load(args.config)
+    recordings, redis_url, prefix = _load(args)
     redis_url = args.redis_url or redis_url
     if not redis_url:
         return _fail("worker: no Redis URL (set redis.url in the config or give --redis-url)", EXIT_USAGE)
@@ -186,7 +197,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    recordings, _url, _prefix = _load(args.config)
+    recordings, _url, _prefix = _load(args)
     models_dir = (args.models_dir or recordings.models_dir).resolve()
     if args.models_command == "add":
         try:
@@ -219,7 +230,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from recordings.batch import transcribe_files
     from recordings.progress import ProgressBar
 
-    recordings, _url, _prefix = _load(args.config)
+    recordings, _url, _prefix = _load(args)
     model = args.model
     if model is None:
         try:

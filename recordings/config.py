@@ -1,6 +1,6 @@
 """The ``[recordings]`` section: where voicemail lives, which Vosk model serves each language.
 
-Parsed like every other section (``shenava.config_table.Table``), so an error
+Parsed like every other section (``shenava_base.config_table.Table``), so an error
 names its key path (``recordings.models.fa: ...``). The composition root adds
 ``recordings: RecordingsConfig = RecordingsConfig()`` to ``Config`` and
 ``recordings=root.section("recordings", parse_recordings)``.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from shenava.config_table import ConfigError, Table, show
+from shenava_base.config_table import ConfigError, Table, show
 
 __all__ = ["RecordingsConfig", "parse_recordings", "LANGUAGE_RE"]
 

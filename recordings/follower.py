@@ -23,7 +23,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from recordings.store import TranscribedEvent, VoicemailStore
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 __all__ = ["TranscriptFollower"]
 

@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 from twisted.logger import Logger
 
 from recordings.store import TranscribedEvent, VoicemailMeta, VoicemailStore, ivr_fields
-from shenava.privacy import mask_number
+from shenava_base.privacy import mask_number
 
 __all__ = ["CallbackPort", "ComplaintPort", "VoicemailService", "caller_key"]
 
@@ -176,14 +176,14 @@ class VoicemailService:
             "number": number, "language": language, "recorded_at": recorded_at, "ivr": ivr,
             "facts": facts, "now": now,
         }
-        from shenava.journal import call_key, number_key
+        from shenava_base.journal import call_key, number_key
 
         keys = (call_key(call_id), number_key(number), number_key(caller))
         await self.journal.submit(JOURNAL_KIND, entry, keys).asFuture(asyncio.get_running_loop())
         return vm_id
 
     def _apply_entry(self, entry: dict[str, Any]) -> Any:
-        from shenava.aio import as_deferred
+        from shenava_base.aio import as_deferred
 
         return as_deferred(self._store_voicemail(
             entry["vm_id"], entry["record_name"], entry["call_id"], entry["caller"], entry["number"],

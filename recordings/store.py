@@ -1,6 +1,6 @@
 """The daemon's side of voicemail: naming the files, registering them, reading results.
 
-Runs on the reactor thread through redis.asyncio (``shenava.aio.as_deferred``):
+Runs on the reactor thread through redis.asyncio (``shenava_base.aio.as_deferred``):
 it never touches audio or Vosk. A voicemail's file name is made here, from the
 time and a random token (``vm-20250101-093000-1a2b3c4d5e6f.wav``); nothing from
 the channel or the caller's keys reaches a path. The IVR asks for a name

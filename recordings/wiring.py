@@ -31,7 +31,7 @@ from recordings.follower import TranscriptFollower
 from recordings.intake import VoicemailService
 from recordings.models import resolve_models
 from recordings.store import RecordingFolder, VoicemailStore
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 __all__ = ["RecordingsHandle", "install", "summary"]
 

@@ -66,8 +66,9 @@ from routing.callbacks import (
     dial_gate,
 )
 from routing.channel_ids import ChannelIds
-from shenava.aio import as_deferred
-from shenava.privacy import mask_number
+from shenava_base.aio import as_deferred
+from shenava_base.clock import Clock
+from shenava_base.privacy import mask_number
 
 log = Logger()
 
@@ -105,13 +106,6 @@ class AMIActions(Protocol):
 class EventSource(Protocol):
     def subscribe(self, subscriber: Callable[[TrackerEvent], object]) -> None: ...
 
-
-class Clock(Protocol):
-    def seconds(self) -> float: ...
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
-    ) -> Any: ...
 
 
 ServiceLevel = Callable[[float], float | None]

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+QUEUE = "complaints"
+"""The one queue the router serves: the name its SL figures and metrics are kept under."""
+
 
 class Urgency(StrEnum):
     """How urgent the caller said the matter is (the IVR's urgency menu)."""

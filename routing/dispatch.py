@@ -67,6 +67,7 @@ from routing.calls import Urgency, WaitingCall
 from routing.channel_ids import ChannelIds
 from routing.hold import CALLBACK_KEY, HoldConfig, HoldLoop
 from routing.router import Assignment, Router
+from shenava_base.clock import Clock
 
 log = Logger()
 
@@ -98,11 +99,6 @@ class AMIActions(Protocol):
         timeout: float | None = None,
     ) -> Deferred[AGIResult]: ...
 
-
-class Clock(Protocol):
-    def seconds(self) -> float: ...
-
-    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

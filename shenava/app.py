@@ -22,6 +22,7 @@ from ami_bridge.connection import AMIConnection, AMICredentials
 from ami_bridge.events import AgiSessionStarted, ChannelAdopted, ChannelHungUp, TrackerEvent
 from ami_bridge.tracker import CallTracker, attach_tracker
 from ivr.machine import MenuMachine
+from routing.calls import QUEUE
 from routing.channel_ids import ChannelIds, new_run_token
 from routing.dispatch import (
     LEG_PREFIX,
@@ -33,14 +34,13 @@ from routing.dispatch import (
     RoutingEvent,
 )
 from routing.router import Router
-from shenava.aio import as_deferred
 from shenava.callflow import CallFlow
 from shenava.config import Config
 from shenava.live_store import LiveFiguresStore
+from shenava_base.aio import as_deferred
 
 log = Logger()
 
-QUEUE = "complaints"
 WAITS_KEPT = 10_000
 """Waits the run's figures keep (the latest): keeping every one grew forever."""
 

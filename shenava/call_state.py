@@ -27,12 +27,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
+from shenava_base.clock import Clock
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -158,11 +159,6 @@ class CallStateStore:
         except ValueError:
             return None
 
-
-class Clock(Protocol):
-    def seconds(self) -> float: ...
-
-    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
 
 
 Snapshot = Callable[[str], "dict[str, Any] | None"]

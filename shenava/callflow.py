@@ -37,7 +37,7 @@ from ivr.menu_schema import Request
 from ivr.runner import IVRRunner
 from routing.calls import Urgency
 from routing.dispatch import CallDispatcher, CallLeftForChoice
-from shenava.privacy import mask_number
+from shenava_base.privacy import mask_number
 
 log = Logger()
 

@@ -142,15 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     from complaints.cli import add_complaints_parser
     from recordings.cli import add_models_parser, add_transcribe_parser, add_worker_parser
     from shenava.agent_cli import add_agent_parser, add_explain_parser
+    from shenava.config import load_config
     from shenava.users_cli import add_users_parser
 
-    add_worker_parser(sub)
-    add_models_parser(sub)
-    add_transcribe_parser(sub)
-    add_report_parser(sub)
+    add_worker_parser(sub, load_config)
+    add_models_parser(sub, load_config)
+    add_transcribe_parser(sub, load_config)
+    add_report_parser(sub, load_config)
     add_agent_parser(sub)
     add_explain_parser(sub)
-    add_complaints_parser(sub)
+    add_complaints_parser(sub, load_config)
     add_users_parser(sub)
 
     bench = sub.add_parser("bench", help="run benchmarks from benchmarks/ and print their JSON lines")
@@ -290,6 +291,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
     from ivr.prompts import main as prompts_main
+    from shenava.config import load_config
 
     argv = [str(args.out)]
     for lang in args.language or []:
@@ -302,7 +304,7 @@ def _cmd_prompts(args: argparse.Namespace) -> int:
         argv += ["--config", str(args.config)]
     if args.no_beep:
         argv.append("--no-beep")
-    return prompts_main(argv)
+    return prompts_main(argv, load_config=load_config)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Shenava's configuration: one TOML file, validated at start-up into frozen dataclasses.
 
 Each section is a frozen dataclass plus one small ``parse_<section>(table)``
-function that knows its key path; :class:`~shenava.config_table.Table` does the
+function that knows its key path; :class:`~shenava_base.config_table.Table` does the
 typing, the defaults, the key paths in errors and the refusal of unknown keys.
 Cross-section checks (an agent's languages must be site languages) happen in
 :meth:`Config.from_mapping`, where both sections are at hand.
@@ -60,7 +60,7 @@ from routing.errors import InvalidScoringConfigError
 from routing.hold import HoldConfig
 from routing.scoring import ScoringConfig
 from routing.selection import SelectionConfig
-from shenava.config_table import ConfigError, Table, show
+from shenava_base.config_table import ConfigError, Table, show
 
 T = TypeVar("T")
 

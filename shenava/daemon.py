@@ -25,8 +25,8 @@ from typing import Any
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
 from twisted.logger import Logger
 
-from shenava.aio import as_deferred
 from shenava.config import Config, ConfigError
+from shenava_base.aio import as_deferred
 
 log = Logger()
 
@@ -216,10 +216,10 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         return 2
 
-    from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
     from shenava.routing_log import RoutingLog
     from shenava.sd_notify import Notifier
+    from shenava_base.aio import install_asyncio_reactor
 
     reactor: Any = install_asyncio_reactor()
     start_logging(config.log.level, stream=sys.stderr, fmt=log_format)

@@ -141,8 +141,8 @@ def phone_scripts(config: Config, rng: random.Random) -> dict[str, PhoneScript]:
 
 
 def run_demo(config: Config, options: DemoOptions) -> int:
-    from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
+    from shenava_base.aio import install_asyncio_reactor
 
     reactor = install_asyncio_reactor()
     level = start_logging(
@@ -172,9 +172,9 @@ def run_demo(config: Config, options: DemoOptions) -> int:
 async def _demo(
     reactor: Any, config: Config, options: DemoOptions, level: Any = None
 ) -> dict[str, Any]:
-    from shenava.aio import as_deferred
     from shenava.redis_client import make_redis_client
     from shenava.redis_server import start_redis_server
+    from shenava_base.aio import as_deferred
 
     rng = random.Random(options.seed)
     workdir = Path(tempfile.mkdtemp(prefix="shenava-demo-"))
@@ -301,7 +301,7 @@ def _print_urls(app: Shenava, people: list[Any], options: DemoOptions) -> None:
 
 async def _callbacks_summary(app: Shenava, now: float) -> dict[str, Any]:
     """Callback flags raised (abandons, IVR and hold requests, voicemails) and their fate."""
-    from shenava.aio import as_deferred
+    from shenava_base.aio import as_deferred
 
     complaints = app.extensions.get("complaints")
     if complaints is None:

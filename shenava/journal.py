@@ -50,7 +50,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
+from shenava_base.journal import Apply, RetryLaterError, call_key, number_key
 
 __all__ = [
     "call_key",
@@ -81,7 +82,6 @@ MAX_IN_FLIGHT = 32
 SCAN_LIMIT = 4096
 """Entries looked at per round for one that may start (a long run of one key waits)."""
 
-Apply = Callable[[dict[str, Any]], "Awaitable[Any] | Deferred[Any]"]
 _TRANSIENT_REPLIES = ("READONLY", "LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
 
 
@@ -89,12 +89,6 @@ class JournalFullError(RuntimeError):
     """The journal file reached ``state.journal_max_bytes``; the record was not kept."""
 
     code = "journal.full"
-
-
-class RetryLaterError(RuntimeError):
-    """An apply function is not ready yet (e.g. statistics not restored): kept, retried."""
-
-    code = "journal.retry_later"
 
 
 class NotReplicatedError(RetryLaterError):
@@ -261,17 +255,6 @@ class JournalFile:
         with self.rejected_path.open("ab") as f:
             f.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
             os.fsync(f.fileno())
-
-
-def call_key(call_id: str | None) -> str:
-    """The ordering key of a call's records (its complaint, voicemail, flag reason)."""
-    return f"call:{call_id}" if call_id else ""
-
-
-def number_key(number: str | None) -> str:
-    """The ordering key of a caller's records (digits only, as their flag is keyed)."""
-    digits = "".join(c for c in number or "" if c.isdigit())
-    return f"num:{digits}" if digits else ""
 
 
 def _run_inline(f: Callable[[], Any]) -> Deferred[Any]:

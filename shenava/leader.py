@@ -25,13 +25,14 @@ and the daemon exits so that its supervisor restarts it as a standby.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
+from shenava_base.clock import Clock
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -69,11 +70,6 @@ class NotLeaderError(Exception):
 
     code = "leader.not_leader"
 
-
-class Clock(Protocol):
-    def seconds(self) -> float: ...
-
-    def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
 
 
 class LeaderLease:

@@ -15,7 +15,7 @@ One class owns a package's Redis keys; nothing else reads or writes them.
   a clock. Per-day keys use the site's time zone and expire after a retention
   period, so nothing grows without bound.
 - Methods are coroutines of ``redis.asyncio``; Twisted code calls them through
-  :func:`shenava.aio.as_deferred`. Values come back typed (frozen dataclasses),
+  :func:`shenava_base.aio.as_deferred`. Values come back typed (frozen dataclasses),
   never as raw Redis replies.
 """
 

@@ -116,7 +116,7 @@ def wait_for_redis(
     Fires once Redis answered; meanwhile every package retries on its own and
     records go to the journal, so nothing stored is discarded.
     """
-    from shenava.aio import as_deferred
+    from shenava_base.aio import as_deferred
 
     done: Deferred[None] = Deferred()
 

@@ -41,8 +41,8 @@ from agent_stats.states import AgentState
 from ami_bridge.codec import Message
 from ami_bridge.events import ChannelHungUp
 from ivr.machine import state_from_dict
-from shenava.aio import as_deferred
 from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
+from shenava_base.aio import as_deferred
 
 log = Logger()
 

@@ -111,8 +111,8 @@ class CallerLoad:
 def serve_testpbx(args: argparse.Namespace) -> int:
     from ami_bridge.testpbx.server import port_number
     from ami_bridge.testpbx.service import start_testpbx
-    from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging
+    from shenava_base.aio import install_asyncio_reactor
 
     try:
         secret = ami_secret(args)

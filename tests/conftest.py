@@ -17,8 +17,8 @@ import pytest_twisted
 import redis
 from redis.asyncio import Redis
 
-from shenava.aio import as_deferred
 from shenava.redis_server import RedisServer, start_redis_server
+from shenava_base.aio import as_deferred
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from complaints.store import ComplaintStore
 from routing.agents import AgentView
 from routing.calls import WaitingCall
 from routing.selection import choose_agent
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 T0 = 1_740_800_000.0
 DAY = 86400.0

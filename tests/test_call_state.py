@@ -22,9 +22,9 @@ from ivr.machine import (
     state_to_dict,
 )
 from ivr.menu_schema import load_menus
-from shenava.aio import as_deferred
 from shenava.call_state import CallStateRecorder, CallStateStore, FencedOffError
 from shenava.demo import luhn_complete
+from shenava_base.aio import as_deferred
 
 MACHINE = MenuMachine(load_menus())
 ACCOUNT = luhn_complete("123456789")

@@ -32,7 +32,7 @@ from routing.callbacks import (
     Resolution,
     abandon_reason,
 )
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 PREFIX = "t"
 NUMBER = "09121234567"

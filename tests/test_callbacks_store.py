@@ -23,7 +23,7 @@ from routing.callbacks import (
     unresolved_complaint_reason,
     voicemail_reason,
 )
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 T0 = datetime(2025, 3, 1, 10, 0, tzinfo=TEHRAN).timestamp()

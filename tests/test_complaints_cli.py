@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from complaints.cli import main; sys.exit(main(sys.argv[1:]))",
+        [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
          "complaints", "--redis-url", url, "--key-prefix", "t", *args],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )
@@ -69,7 +69,7 @@ def test_list_show_update_export(redis_url: str) -> None:
 
 def test_no_redis_url_is_a_usage_error() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from complaints.cli import main; sys.exit(main(sys.argv[1:]))",
+        [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
          "complaints", "list"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )
@@ -86,7 +86,7 @@ def test_exported_times_are_in_the_sites_time_zone(redis_url: str, tmp_path: Pat
         encoding="utf-8",
     )
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from complaints.cli import main; sys.exit(main(sys.argv[1:]))",
+        [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
          "complaints", "--config", str(config), "export", "--format", "csv"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )

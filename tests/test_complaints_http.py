@@ -18,7 +18,7 @@ from complaints.service import ComplaintRegister
 from complaints.store import ComplaintStore
 from routing.callback_store import CallbackStore
 from routing.callbacks import DialPolicy, abandon_reason
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 T0 = 1_900_000_000.0
 NUMBER = "09121234567"

@@ -13,7 +13,7 @@ from complaints.errors import InvalidStatusChangeError, PermissionDeniedError, U
 from complaints.roles import Actor, Role
 from complaints.service import ComplaintRegister, ComplaintUpdate, RegisterPolicy
 from complaints.store import ComplaintQuery, ComplaintStore
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 T0 = 1_740_800_000.0
 DAY = 86400.0

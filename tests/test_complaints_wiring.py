@@ -26,8 +26,8 @@ from routing.dispatch import CallDispatcher, CallLeftForChoice, DispatchConfig
 from routing.router import Router
 from routing.scoring import ScoringConfig
 from routing.selection import SelectionConfig
-from shenava.aio import as_deferred
 from shenava.callflow import CallFlow
+from shenava_base.aio import as_deferred
 from tests.test_callback_dialer import T0, FakeAMI, FakeTracker, agent_answers, customer_dialled
 
 NUMBER = "09121234567"

@@ -17,7 +17,7 @@ from agent_stats.states import AgentState, NotReadyReason
 from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
 from complaints.abuse import AbuseCategory, ReportStatus
 from routing.dispatch import CallAnswered, CallOffered
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 from tests.e2e_harness import E2E
 
 CALLER = "09125550000"

@@ -21,7 +21,7 @@ from agent_stats.service import StatsService
 from agent_stats.states import AgentState
 from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
 from routing.dispatch import CallAbandoned, CallAnswered, CallCompleted, CallQueued
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 from tests.e2e_harness import E2E
 
 THRESHOLD_S = 20.0  # DESIGN.md's default T

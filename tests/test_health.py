@@ -10,12 +10,12 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from shenava.aio import as_deferred
 from shenava.app import Shenava
 from shenava.config import RedisConfig
 from shenava.http import build_site
 from shenava.redis_client import make_redis_client
 from shenava.redis_server import start_redis_server
+from shenava_base.aio import as_deferred
 from tests.http_helpers import Running, config_with_users
 from tests.stats_helpers import T0
 

@@ -264,7 +264,7 @@ async def test_screen_pop_with_the_complaint_register(api: Running, redis_client
     from complaints.complaint import Channel
     from complaints.service import ComplaintRegister
     from complaints.store import ComplaintStore
-    from shenava.aio import as_deferred
+    from shenava_base.aio import as_deferred
 
     register = ComplaintRegister(ComplaintStore(redis_client, "t"))
     now = api.reactor.seconds()
@@ -316,7 +316,7 @@ async def test_complaints_api_is_mounted_with_the_same_headers(redis_client: Any
     from complaints.service import ComplaintRegister
     from complaints.store import ComplaintStore
     from routing.callback_store import CallbackStore
-    from shenava.aio import as_deferred
+    from shenava_base.aio import as_deferred
     from tests.http_helpers import make_app
 
     app = make_app(reactor)

@@ -24,9 +24,9 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from complaints.complaint import Channel
-from shenava.aio import as_deferred
 from shenava.app import Shenava
 from shenava.http import build_site
+from shenava_base.aio import as_deferred
 from tests.http_helpers import PASSWORD, Running, config_with_users, running_app, session_cookie
 from tests.stats_helpers import T0
 

@@ -10,8 +10,8 @@ import pytest_twisted
 from redis.asyncio import Redis
 from twisted.internet.task import Clock
 
-from shenava.aio import as_deferred
 from shenava.leader import LEADER, STANDBY, LeaderLease, NotLeaderError, guard_redis
+from shenava_base.aio import as_deferred
 
 
 async def tick(lease: LeaderLease) -> None:

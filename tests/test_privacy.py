@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shenava.privacy import mask_number
+from shenava_base.privacy import mask_number
 
 
 @pytest.mark.parametrize(

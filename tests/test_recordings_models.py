@@ -11,7 +11,7 @@ from recordings.cli import main
 from recordings.config import RecordingsConfig, parse_recordings
 from recordings.errors import ModelInvalidError, ModelMissingError
 from recordings.models import add_model, check_model_folder, read_registry, resolve_models
-from shenava.config_table import ConfigError, Table
+from shenava_base.config_table import ConfigError, Table
 
 MODEL_FILES = ("am/final.mdl", "conf/model.conf", "graph/HCLr.fst", "graph/Gr.fst", "ivector/final.ie")
 

@@ -19,7 +19,7 @@ from recordings.queue import JobQueue
 from recordings.store import RecordingFolder, VoicemailMeta, VoicemailStore
 from recordings.transcript import Transcript, Word
 from recordings.worker import Worker, WorkerSettings
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 from tests.paths import SAMPLE_RECORDING
 
 SAMPLE = SAMPLE_RECORDING

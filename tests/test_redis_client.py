@@ -12,9 +12,9 @@ from redis.asyncio import Redis as AsyncRedis
 
 from routing.callback_store import CallbackStore
 from routing.callbacks import DialPolicy, abandon_reason
-from shenava.aio import as_deferred
 from shenava.config import RedisConfig
 from shenava.redis_client import client_options, make_redis_client
+from shenava_base.aio import as_deferred
 
 BURST = 500
 POLICY = DialPolicy(lease_ms=60_000)

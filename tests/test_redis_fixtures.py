@@ -11,13 +11,13 @@ import redis
 from redis.asyncio import Redis
 from twisted.internet import defer
 
-from shenava.aio import as_deferred, install_asyncio_reactor
 from shenava.redis_server import (
     RedisServerError,
     RedisServerMissingError,
     ping,
     start_redis_server,
 )
+from shenava_base.aio import as_deferred, install_asyncio_reactor
 
 
 @pytest_twisted.ensureDeferred

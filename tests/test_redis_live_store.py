@@ -10,9 +10,9 @@ import pytest_twisted
 import redis
 from redis.asyncio import Redis
 
-from shenava.aio import as_deferred
 from shenava.live_store import LiveFiguresStore, QueueFigures
 from shenava.redis_server import start_redis_server
+from shenava_base.aio import as_deferred
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 # 2025-03-01 10:00 in Tehran (UTC+3:30)

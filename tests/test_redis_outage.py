@@ -26,12 +26,12 @@ from ami_bridge.testpbx.world import CallHandle
 from complaints.reference import is_valid_reference
 from routing.callbacks import ReasonKind, abandon_reason
 from routing.dispatch import CallAbandoned, CallQueued
-from shenava.aio import as_deferred
 from shenava.config import RedisConfig, StateConfig
 from shenava.demo import luhn_complete
 from shenava.http.health import HealthApi
 from shenava.redis_client import make_redis_client
 from shenava.redis_server import RedisServer, start_redis_server
+from shenava_base.aio import as_deferred
 from tests.e2e_harness import E2E, e2e_config
 from tests.paths import SAMPLE_RECORDING
 

@@ -24,11 +24,11 @@ from twisted.internet.task import deferLater
 from complaints.callback_sources import AnswerRate, CallbackSources
 from routing.callback_store import CallbackStore
 from routing.callbacks import DialPolicy, abandon_reason
-from shenava.aio import as_deferred
 from shenava.config import Config, RedisConfig, parse_toml
 from shenava.journal import Journal, replicated_by
 from shenava.redis_client import make_redis_client
 from shenava.redis_server import RedisServer, start_redis_sentinel, start_redis_server
+from shenava_base.aio import as_deferred
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-sentinel") is None, reason="redis-sentinel missing")
 

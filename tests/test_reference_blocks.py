@@ -19,7 +19,7 @@ from complaints.reference_blocks import (
     ReferencesNotReadyError,
 )
 from complaints.store import ComplaintStore
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 KEY = b"0123456789abcdef0123456789abcdef"
 

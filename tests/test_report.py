@@ -25,7 +25,8 @@ from agent_stats.report import (
 from agent_stats.states import NotReadyReason
 from agent_stats.store import StatsStore
 from routing.dispatch import CallAbandoned, CallAnswered, CallQueued
-from shenava.aio import as_deferred
+from shenava.config import load_config
+from shenava_base.aio import as_deferred
 from tests.stats_helpers import SLA, T0, clock_at, make_service, step_to
 
 
@@ -113,7 +114,7 @@ async def test_the_report_command(redis_client: Redis, redis_url: str, tmp_path:
         '[[agents]]\nid = "a1"\nname = "Maryam"\nendpoint = "PJSIP/101"\nlanguages = ["fa"]\n'
     )
     parser = argparse.ArgumentParser()
-    add_report_parser(parser.add_subparsers())
+    add_report_parser(parser.add_subparsers(), load_config)
     args = parser.parse_args(["report", "-c", str(config), "--from", "1405/08/11",
                               "--to", "2026-11-02", "--format", "json", "--agent", "a1"])
     out = io.StringIO()

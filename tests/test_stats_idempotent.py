@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from agent_stats.sla import CallRecord, Outcome
 from agent_stats.store import Operation, OutcomeWrite, StatsStore
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 from tests.stats_helpers import SLA, T0
 
 QUEUE = "complaints"

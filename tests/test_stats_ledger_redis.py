@@ -11,7 +11,7 @@ from agent_stats.ledger import Interval
 from agent_stats.states import AgentState, NotReadyReason
 from agent_stats.store import StatsStore, chain
 from ami_bridge.connection import ConnectionState
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 from tests.stats_helpers import SLA, T0, clock_at, make_service, step_to
 
 R, RG, OC, WU, NR, UN, LO = (

@@ -14,9 +14,9 @@ from agent_stats.service import StatsService
 from agent_stats.states import AgentState
 from agent_stats.store import StatsStore
 from ami_bridge.connection import ConnectionState
-from shenava.aio import as_deferred
 from shenava.app import Shenava
 from shenava.config import default_config
+from shenava_base.aio import as_deferred
 from tests.stats_helpers import T0, step_to
 
 

@@ -28,8 +28,8 @@ from routing.dispatch import (
     CallOffered,
     CallQueued,
 )
-from shenava.aio import as_deferred
 from shenava.takeover import CallStateExtension
+from shenava_base.aio import as_deferred
 from tests.e2e_harness import E2E
 
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from recordings.layout import GROUP
 from recordings.store import RecordingFolder, Voicemail, VoicemailMeta, VoicemailStore
 from recordings.worker import WorkerPool, WorkerSettings
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 from tests.paths import SAMPLE_RECORDING
 
 SAMPLE = SAMPLE_RECORDING

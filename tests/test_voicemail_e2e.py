@@ -31,7 +31,7 @@ from recordings.wiring import RecordingsHandle, summary
 from recordings.worker import WorkerPool, WorkerSettings
 from routing.callback_store import CallbackStore
 from routing.callbacks import ReasonKind
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 from tests.e2e_harness import E2E, e2e_config
 from tests.paths import SAMPLE_RECORDING
 

@@ -32,7 +32,7 @@ from recordings.wiring import _chain, _chain_facts
 from routing.callback_store import CallbackStore
 from routing.callbacks import ReasonKind
 from routing.dispatch import CallLeftForChoice
-from shenava.aio import as_deferred
+from shenava_base.aio import as_deferred
 
 NOW = 1_767_260_000.0
 CALLER = "09121234567"

@@ -25,7 +25,6 @@ from agent_stats.sla import day_start
 from agent_stats.states import AgentState, NotReadyReason
 from routing.callbacks import ivr_request_reason
 from routing.dispatch import CallAnswered, CallQueued
-from shenava.aio import as_deferred
 from shenava.app import Shenava
 from shenava.config import default_config
 from shenava.http import build_site
@@ -37,6 +36,7 @@ from shenava.http.pages import (
     load_strings,
     read_static,
 )
+from shenava_base.aio import as_deferred
 from tests.http_helpers import Running, config_with_users, outcome, running_app
 from tests.stats_helpers import T0, step_to
 

@@ -33,7 +33,7 @@ from shenava.http.auth import require_self_or_supervisor
 from shenava.http.errors import BadFieldError, ForbiddenError, NotFoundError, UnavailableError
 from shenava.http.jsonapi import Route, read_json, resolve, route
 from shenava.http.screenpop import CallMemory, complaint_register
-from shenava.privacy import mask_number
+from shenava_base.privacy import mask_number
 
 log = Logger()
 

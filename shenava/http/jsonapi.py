@@ -26,7 +26,6 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from complaints.roles import Actor
-from shenava.aio import as_deferred
 from shenava.http.auth import actor_of
 from shenava.http.errors import (
     ApiError,
@@ -39,6 +38,7 @@ from shenava.http.errors import (
     UnavailableError,
     api_error,
 )
+from shenava_base.aio import as_deferred
 
 log = Logger()
 
@@ -131,7 +131,7 @@ def read_json(request: Request) -> dict[str, Any]:
 async def resolve(value: Any) -> Any:
     """What another package's service returned, resolved: a plain value, a Deferred,
     or an asyncio awaitable (a ``redis.asyncio`` storage coroutine, run as an asyncio
-    task through :func:`shenava.aio.as_deferred`, as the project's convention is)."""
+    task through :func:`shenava_base.aio.as_deferred`, as the project's convention is)."""
     if isinstance(value, Deferred):
         return await value
     if inspect.isawaitable(value):

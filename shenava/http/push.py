@@ -51,7 +51,6 @@ from zope.interface import implementer
 from agent_stats.service import counts_dict
 from agent_stats.sla import DAY_S, BucketKey, BucketKind, day_start, interval_start
 from complaints.roles import Role
-from shenava.aio import as_deferred
 from shenava.http.auth import actor_of
 from shenava.http.errors import ApiError, MethodNotAllowedError, TooManyStreamsError
 from shenava.http.jsonapi import write_error
@@ -62,6 +61,7 @@ from shenava.http.wallboard import (
     Callbacks,
     LiveBoard,
 )
+from shenava_base.aio import as_deferred
 
 log = Logger()
 

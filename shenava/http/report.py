@@ -19,10 +19,10 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from shenava.aio import as_deferred
 from shenava.http.auth import actor_of, require_supervisor
 from shenava.http.errors import ApiError, BadFieldError, MethodNotAllowedError, UnavailableError
 from shenava.http.jsonapi import write_error, write_json
+from shenava_base.aio import as_deferred
 
 log = Logger()
 

@@ -32,7 +32,7 @@ from routing.calls import WaitingCall
 from routing.dispatch import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
 from shenava.http.auth import sees_full_numbers, sees_transcripts
 from shenava.http.jsonapi import resolve
-from shenava.privacy import mask_number
+from shenava_base.privacy import mask_number
 
 log = Logger()
 

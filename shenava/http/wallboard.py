@@ -347,7 +347,7 @@ class LiveBoard:
 
 def _flag_row(flag: Any) -> dict[str, Any]:
     """A callback flag as the wall may show it: reasons, due, attempts; the number masked."""
-    from shenava.privacy import mask_number
+    from shenava_base.privacy import mask_number
 
     return {
         "flag_id": flag.flag_id,

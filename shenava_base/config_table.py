@@ -13,9 +13,18 @@ import json
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+ConfigLoader = Callable[[Path], Any]
+"""Reads and validates a whole config file (``shenava.config.load_config``).
+
+The composition root hands it to a package's command (``shenava report``,
+``shenava complaints``...) so the package reads the file without importing the
+top floor; it raises :class:`ConfigError`. The result is the daemon's typed
+``Config``, which only the top floor names.
+"""
 
 
 class ConfigError(Exception):

@@ -1,0 +1,48 @@
+"""What the packages see of the daemon's journal (``shenava.journal``): its seam.
+
+A package that must not lose a record (a complaint, a callback reason, a
+voicemail's intake, an SL outcome) is handed a :class:`RecordJournal` by the
+composition root and submits ``(kind, payload, keys)`` to it; it registers the
+idempotent function that stores its ``kind`` in Redis. The journal itself, its
+file and its replay, live in ``shenava.journal``; this module holds only what
+both sides name, so no package imports the top floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+
+__all__ = ["Apply", "RecordJournal", "RetryLaterError", "call_key", "number_key"]
+
+Apply = Callable[[dict[str, Any]], "Awaitable[Any] | Deferred[Any]"]
+"""Stores one entry's payload in Redis; idempotent (a replay may apply it again)."""
+
+
+class RetryLaterError(RuntimeError):
+    """An apply function is not ready yet (e.g. statistics not restored): kept, retried."""
+
+    code = "journal.retry_later"
+
+
+class RecordJournal(Protocol):
+    """The journal as a package uses it (``shenava.journal.Journal`` is one)."""
+
+    def register(self, kind: str, apply: Apply) -> None: ...
+
+    def submit(self, kind: str, payload: dict[str, Any], keys: Iterable[str] = ()) -> Deferred[Any]: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+def call_key(call_id: str | None) -> str:
+    """The ordering key of a call's records (its complaint, voicemail, flag reason)."""
+    return f"call:{call_id}" if call_id else ""
+
+
+def number_key(number: str | None) -> str:
+    """The ordering key of a caller's records (digits only, as their flag is keyed)."""
+    digits = "".join(c for c in number or "" if c.isdigit())
+    return f"num:{digits}" if digits else ""
