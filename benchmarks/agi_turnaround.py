@@ -45,7 +45,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ami_bridge.testpbx.options import AGI_PICKUP_S  # noqa: E402
+from testpbx.options import AGI_PICKUP_S  # noqa: E402
 
 USER, SECRET = "bench", "bench-secret"
 
@@ -54,10 +54,10 @@ def serve(no_delay: bool, pickup_s: float) -> None:
     """The child: a test PBX placing a few callers who sit in AsyncAGI."""
     from twisted.internet import reactor
 
-    from ami_bridge.testpbx.options import PbxOptions
-    from ami_bridge.testpbx.scripts import CallerScript
-    from ami_bridge.testpbx.server import listen_testpbx
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.options import PbxOptions
+    from testpbx.scripts import CallerScript
+    from testpbx.server import listen_testpbx
+    from testpbx.world import PbxWorld
 
     root = Path(tempfile.mkdtemp(prefix="agi-turnaround-"))
     world = PbxWorld(reactor, PbxOptions(

@@ -49,7 +49,6 @@ reactor: Any = install_asyncio_reactor()
 from twisted.internet.defer import ensureDeferred  # noqa: E402
 
 from agent_stats.sla import BucketKey, BucketKind, day_start  # noqa: E402
-from ami_bridge.testpbx.scripts import CallerScript  # noqa: E402
 from routing.callbacks import abandon_reason  # noqa: E402
 from routing.dispatch import CallAbandoned  # noqa: E402
 from shenava.config import RedisConfig, StateConfig  # noqa: E402
@@ -57,6 +56,7 @@ from shenava.demo import luhn_complete  # noqa: E402
 from shenava.redis_client import make_redis_client  # noqa: E402
 from shenava.redis_server import RedisServer, start_redis_server  # noqa: E402
 from shenava_base.aio import as_deferred  # noqa: E402
+from testpbx.scripts import CallerScript  # noqa: E402
 from tests.e2e_harness import E2E, e2e_config  # noqa: E402
 from tests.paths import SAMPLE_RECORDING  # noqa: E402
 

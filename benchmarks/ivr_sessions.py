@@ -61,8 +61,8 @@ SAMPLE_EVERY_S = 0.1
 
 
 def caller_scripts(count: int, seed: int) -> list[Any]:
-    from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript
     from shenava.demo import luhn_complete
+    from testpbx.scripts import AfterSpeaking, CallerScript
 
     rng = random.Random(seed)
     scripts = []
@@ -97,10 +97,10 @@ def pbx_child(conn: Connection, sessions: int, ramp_s: float, seed: int, root: s
     from twisted.internet import reactor as global_reactor
     from twisted.internet.task import LoopingCall
 
-    from ami_bridge.testpbx.options import PbxOptions
-    from ami_bridge.testpbx.server import listen_testpbx
-    from ami_bridge.testpbx.world import PbxWorld
     from shenava.config import default_config
+    from testpbx.options import PbxOptions
+    from testpbx.server import listen_testpbx
+    from testpbx.world import PbxWorld
 
     reactor: Any = global_reactor
     support = default_config().site.support_context

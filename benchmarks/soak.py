@@ -73,8 +73,8 @@ def rss_kb() -> int:
 
 
 def caller_script(i: int, rng: random.Random) -> Any:
-    from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript
     from shenava.demo import luhn_complete
+    from testpbx.scripts import AfterSpeaking, CallerScript
 
     lang = rng.choice("12")
     path = rng.choices(
@@ -111,12 +111,12 @@ def pbx_child(conn: Connection, rate: float, seed: int, root: str, endpoints: li
     from twisted.internet import reactor as global_reactor
     from twisted.internet.task import LoopingCall
 
-    from ami_bridge.testpbx.options import PbxOptions
-    from ami_bridge.testpbx.scripts import PhoneScript
-    from ami_bridge.testpbx.server import listen_testpbx
-    from ami_bridge.testpbx.world import PbxWorld
     from benchmarks.ivr_sessions import _prompt_names
     from shenava.config import default_config
+    from testpbx.options import PbxOptions
+    from testpbx.scripts import PhoneScript
+    from testpbx.server import listen_testpbx
+    from testpbx.world import PbxWorld
 
     reactor: Any = global_reactor
     support = default_config().site.support_context

@@ -82,12 +82,12 @@ def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: s
     from twisted.internet import reactor as global_reactor
     from twisted.internet.task import LoopingCall
 
-    from ami_bridge.testpbx.options import PbxOptions
-    from ami_bridge.testpbx.server import listen_testpbx
-    from ami_bridge.testpbx.world import PbxWorld
     from benchmarks.ivr_sessions import _prompt_names
     from shenava.config import default_config
     from shenava.testpbx_cmd import CallerLoad
+    from testpbx.options import PbxOptions
+    from testpbx.server import listen_testpbx
+    from testpbx.world import PbxWorld
 
     reactor: Any = global_reactor
     names = _prompt_names()

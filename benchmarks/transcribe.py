@@ -31,12 +31,12 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ami_bridge.testpbx.audio import SAMPLE_RECORDING  # noqa: E402
 from recordings.audio import inspect_wav  # noqa: E402
 from recordings.layout import Keys  # noqa: E402
 from recordings.store import RecordingFolder, VoicemailMeta, VoicemailStore  # noqa: E402
 from recordings.worker import WorkerPool, WorkerSettings  # noqa: E402
 from shenava.redis_server import start_redis_server  # noqa: E402
+from testpbx.audio import SAMPLE_RECORDING  # noqa: E402
 
 SAMPLE = SAMPLE_RECORDING  # shipped with the test PBX
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TextIO
 
-from ami_bridge.testpbx.options import AmiRights
 from ivr.menu_schema import MenuBook, StatusMenu
 from shenava.asterisk_conf import (
     AsteriskConf,
@@ -36,6 +35,7 @@ from shenava.asterisk_conf import (
     read_asterisk_conf,
 )
 from shenava.config import Config, ConfigError, load_config
+from testpbx.options import AmiRights
 
 EXIT_OK = 0
 EXIT_ERRORS = 1

@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="apply this manager.conf's read/write classes and event filters of "
                           "--username, as Asterisk does (e.g. etc/asterisk/manager.conf)")
     pbx.add_argument("--scenario", type=Path, default=None,
-                     help="a JSON traffic plan: phones and scripted callers (ami_bridge/testpbx/scenario.py)")
+                     help="a JSON traffic plan: phones and scripted callers (testpbx/scenario.py)")
     pbx.add_argument("--report", type=Path, default=None,
                      help="append one JSON line per scenario caller when their call ends")
     from shenava.testpbx_cmd import add_load_options
@@ -290,8 +290,6 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
-    from ivr.prompts import main as prompts_main
-    from shenava.config import load_config
 
     argv = [str(args.out)]
     for lang in args.language or []:
@@ -304,7 +302,15 @@ def _cmd_prompts(args: argparse.Namespace) -> int:
         argv += ["--config", str(args.config)]
     if args.no_beep:
         argv.append("--no-beep")
-    return prompts_main(argv, load_config=load_config)
+    return prompts_main(argv)
+
+
+def prompts_main(argv: Sequence[str] | None = None) -> int:
+    """``ivr.prompts.main`` with this daemon's config reader (for ``--config``)."""
+    from ivr.prompts import main
+    from shenava.config import load_config
+
+    return main(argv, load_config=load_config)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -31,17 +31,17 @@ from agent_stats.demo_figures import simulate_breaks
 from agent_stats.demo_figures import summary as stats_summary
 from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
-from ami_bridge.testpbx.audio import SAMPLE_RECORDING
-from ami_bridge.testpbx.options import PbxOptions
-from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
-from ami_bridge.testpbx.server import listen_testpbx, port_number
-from ami_bridge.testpbx.world import PbxWorld
 from ivr.machine import Outcome
 from recordings.wiring import summary as voicemail_summary
 from shenava.app import QUEUE, Shenava
 from shenava.config import Config
 from shenava.http.demo_door import make_demo_users, sign_in_links
 from shenava.routing_log import RoutingLog
+from testpbx.audio import SAMPLE_RECORDING
+from testpbx.options import PbxOptions
+from testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
+from testpbx.server import listen_testpbx, port_number
+from testpbx.world import PbxWorld
 
 log = Logger()
 

@@ -49,7 +49,7 @@ class CallerLoad:
                  seed: int = 1) -> None:
         import random
 
-        from ami_bridge.testpbx.scripts import PhoneScript
+        from testpbx.scripts import PhoneScript
 
         self.reactor = reactor
         self.world = world
@@ -76,8 +76,8 @@ class CallerLoad:
     def next_script(self) -> Any:
         from dataclasses import replace
 
-        from ami_bridge.testpbx.scripts import CallerScript
         from shenava.demo import CallerMix
+        from testpbx.scripts import CallerScript
 
         rng = self._rng
         if self.caller_mix == "demo":
@@ -98,7 +98,7 @@ class CallerLoad:
                             patience_s=self.patience_s)
 
     def _place(self) -> None:
-        from ami_bridge.testpbx.scripts import PhoneMode, PhoneScript
+        from testpbx.scripts import PhoneMode, PhoneScript
 
         script = self.next_script()
         # the caller's own phone, should Shenava call them back: no answer
@@ -109,10 +109,10 @@ class CallerLoad:
 
 
 def serve_testpbx(args: argparse.Namespace) -> int:
-    from ami_bridge.testpbx.server import port_number
-    from ami_bridge.testpbx.service import start_testpbx
     from shenava.logs import start_logging
     from shenava_base.aio import install_asyncio_reactor
+    from testpbx.server import port_number
+    from testpbx.service import start_testpbx
 
     try:
         secret = ami_secret(args)
@@ -149,7 +149,7 @@ def serve_testpbx(args: argparse.Namespace) -> int:
             return
         scenario = getattr(args, "scenario", None)
         if scenario is not None:
-            from ami_bridge.testpbx.scenario import ScenarioRun, load_scenario
+            from testpbx.scenario import ScenarioRun, load_scenario
 
             report_path = getattr(args, "report", None)
             report = report_path.open("a", encoding="utf-8") if report_path is not None else None

@@ -33,16 +33,16 @@ from twisted.test.iosim import FakeTransport, IOPump, connect
 from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
 from ami_bridge.codec import AMIDecoder, Message
-from ami_bridge.testpbx.options import PbxOptions
-from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
-from ami_bridge.testpbx.server import AmiServerProtocol
-from ami_bridge.testpbx.world import CallHandle, PbxWorld
 from ivr.machine import Outcome
 from routing.dispatch import DispatchConfig, RoutingEvent
 from routing.hold import HoldConfig
 from shenava.app import Shenava
 from shenava.check_config import ami_rights
 from shenava.config import Config, default_config
+from testpbx.options import PbxOptions
+from testpbx.scripts import CallerScript, PhoneScript
+from testpbx.server import AmiServerProtocol
+from testpbx.world import CallHandle, PbxWorld
 
 START_AT = 1_700_000_000.0  # a fixed epoch, so Uniqueids and logs repeat run to run
 MAX_STEP_S = 0.25  # the longest jump of the clock between two looks at a predicate

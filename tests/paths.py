@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ami_bridge.testpbx.audio import SAMPLE_RECORDING
+from testpbx.audio import SAMPLE_RECORDING
 
 TRANSCRIPTS = Path(__file__).resolve().parent / "data" / "ami-transcripts"
 ASTERISK_CONF = TRANSCRIPTS / "asterisk-conf"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
 from shenava.app import CallCounts
+from testpbx.scripts import CallerScript, PhoneScript
 from tests.e2e_harness import E2E
 
 

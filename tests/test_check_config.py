@@ -298,8 +298,8 @@ def test_an_empty_sounds_folder_names_what_is_missing(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
                     reason="espeak-ng and sox (Debian packages) are not installed")
 def test_what_prompts_build_makes_is_what_check_config_wants(tmp_path: Path) -> None:
-    from ivr.prompts import main as build
     from shenava.check_config import check_config
+    from shenava.cli import prompts_main as build
 
     config = _config_with_languages(tmp_path, '["en"]')
     sounds = tmp_path / "sounds"

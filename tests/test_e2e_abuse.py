@@ -14,10 +14,10 @@ import pytest_twisted
 from redis.asyncio import Redis
 
 from agent_stats.states import AgentState, NotReadyReason
-from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
 from complaints.abuse import AbuseCategory, ReportStatus
 from routing.dispatch import CallAnswered, CallOffered
 from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript, PhoneScript
 from tests.e2e_harness import E2E
 
 CALLER = "09125550000"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest_twisted
 from redis.asyncio import Redis
 
-from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
 from routing.callbacks import AttemptOutcome, FlagStatus, ReasonKind, Resolution, next_attempt_at
 from routing.dispatch import CallAbandoned, CallQueued
 from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript, PhoneMode, PhoneScript
 from tests.e2e_harness import E2E
 
 CUSTOMER = "09121112233"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest_twisted
 from redis.asyncio import Redis
 
-from ami_bridge.testpbx.scripts import CallerScript
 from complaints.reference import is_valid_reference
 from shenava.demo import luhn_complete
 from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript
 from tests.e2e_harness import E2E
 
 NUMBER = "09121234567"

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from twisted.internet.defer import succeed
 
-from ami_bridge.testpbx.scripts import CallerScript
 from ivr.machine import EndReason
 from ivr.menu_schema import Request
 from routing.dispatch import CallQueued
 from shenava.demo import luhn_complete
+from testpbx.scripts import CallerScript
 from tests.e2e_harness import E2E, e2e_config
 
 ACCOUNT = luhn_complete("123456789")  # 1234567897: passes the default menus' Luhn check

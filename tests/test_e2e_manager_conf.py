@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ami_bridge.testpbx.options import PbxOptions
-from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
 from routing.dispatch import CallAnswered
 from shenava.check_config import ami_rights
+from testpbx.options import PbxOptions
+from testpbx.scripts import CallerScript, PhoneScript
 from tests.e2e_harness import E2E, SHIPPED_MANAGER_CONF, e2e_config
 
 

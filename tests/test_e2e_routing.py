@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 
 from agent_stats.states import AgentState, NotReadyReason
-from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE, PbxOptions
-from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
 from routing.channel_ids import ChannelIds
 from routing.dispatch import (
     CallAbandoned,
@@ -24,6 +22,8 @@ from routing.dispatch import (
 )
 from shenava.check_config import ami_rights
 from shenava.demo import luhn_complete
+from testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE, PbxOptions
+from testpbx.scripts import CallerScript, PhoneMode, PhoneScript
 from tests.e2e_harness import E2E, SHIPPED_MANAGER_CONF, e2e_config
 
 ACCOUNT = luhn_complete("123456789") + "#"

@@ -19,9 +19,9 @@ from redis.asyncio import Redis
 
 from agent_stats.service import StatsService
 from agent_stats.states import AgentState
-from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
 from routing.dispatch import CallAbandoned, CallAnswered, CallCompleted, CallQueued
 from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript, PhoneScript
 from tests.e2e_harness import E2E
 
 THRESHOLD_S = 20.0  # DESIGN.md's default T

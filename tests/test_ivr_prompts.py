@@ -11,8 +11,8 @@ import pytest
 
 from ivr.errors import PromptFileError, PromptToolMissingError
 from ivr.menu_schema import load_menus
-from ivr.prompts import DIGITS, build_prompts, load_prompt_catalog, main
-from shenava.config import load_config
+from ivr.prompts import DIGITS, build_prompts, load_prompt_catalog
+from shenava.cli import prompts_main as main
 
 HAVE_TOOLS = shutil.which("espeak-ng") is not None and shutil.which("sox") is not None
 
@@ -119,7 +119,7 @@ def test_the_command_builds_the_configs_languages(tmp_path: Path) -> None:
     config = tmp_path / "shenava.toml"
     config.write_text('[ami]\nsecret = "x"\n[site]\nlanguages = ["en"]\n')
     out = tmp_path / "sounds"
-    assert main([str(out), "-c", str(config)], load_config=load_config) == 0
+    assert main([str(out), "-c", str(config)]) == 0
     assert (out / "en" / "digits" / "0.wav").exists()
     assert (out / "beep.wav").exists()
     assert not (out / "fa").exists()

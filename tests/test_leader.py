@@ -76,7 +76,7 @@ async def test_the_redis_gate_refuses_every_command_while_not_allowed(redis_url:
 
 def test_the_ami_gate_sends_nothing_and_hears_nothing_while_not_allowed(tmp_path: Path) -> None:
     from ami_bridge.errors import ConnectionLostError
-    from ami_bridge.testpbx.scripts import CallerScript
+    from testpbx.scripts import CallerScript
     from tests.e2e_harness import E2E
 
     h = E2E.build(tmp_path)

@@ -21,8 +21,6 @@ import pytest_twisted
 
 from agent_stats.metrics import ShenavaMetrics
 from agent_stats.sla import BucketKey, BucketKind, day_start
-from ami_bridge.testpbx.scripts import CallerScript
-from ami_bridge.testpbx.world import CallHandle
 from complaints.reference import is_valid_reference
 from routing.callbacks import ReasonKind, abandon_reason
 from routing.dispatch import CallAbandoned, CallQueued
@@ -32,6 +30,8 @@ from shenava.http.health import HealthApi
 from shenava.redis_client import make_redis_client
 from shenava.redis_server import RedisServer, start_redis_server
 from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript
+from testpbx.world import CallHandle
 from tests.e2e_harness import E2E, e2e_config
 from tests.paths import SAMPLE_RECORDING
 

@@ -18,8 +18,6 @@ from redis.asyncio import Redis
 
 from agent_stats.service import StatsService
 from agent_stats.states import AgentState, NotReadyReason
-from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
-from ami_bridge.testpbx.world import CallHandle
 from routing.dispatch import (
     CallAbandoned,
     CallAnswered,
@@ -30,6 +28,8 @@ from routing.dispatch import (
 )
 from shenava.takeover import CallStateExtension
 from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript, PhoneScript
+from testpbx.world import CallHandle
 from tests.e2e_harness import E2E
 
 

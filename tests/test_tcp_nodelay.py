@@ -12,9 +12,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from ami_bridge.connection import AMIConnection, AMICredentials, ConnectionState
-from ami_bridge.testpbx.options import PbxOptions
-from ami_bridge.testpbx.server import AmiServerFactory, AmiServerProtocol
-from ami_bridge.testpbx.world import PbxWorld
+from testpbx.options import PbxOptions
+from testpbx.server import AmiServerFactory, AmiServerProtocol
+from testpbx.world import PbxWorld
 
 
 def no_delay(transport: Any) -> bool:

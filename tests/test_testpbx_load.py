@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from twisted.internet.task import Clock
 
-from ami_bridge.testpbx.options import PbxOptions
-from ami_bridge.testpbx.world import PbxWorld
 from shenava.cli import build_parser
 from shenava.testpbx_cmd import AGENT_ENDPOINT_BASE, CallerLoad
+from testpbx.options import PbxOptions
+from testpbx.world import PbxWorld
 
 
 def test_the_options_parse() -> None:

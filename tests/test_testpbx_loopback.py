@@ -12,7 +12,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 
 from ami_bridge.codec import AMIDecoder, Message, encode_action
-from ami_bridge.testpbx import CallerScript, start_testpbx
+from testpbx import CallerScript, start_testpbx
 
 WAIT_S = 10.0
 

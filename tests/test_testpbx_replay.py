@@ -32,15 +32,15 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from ami_bridge.codec import Message, encode_message, parse_message
-from ami_bridge.testpbx.options import (
+from testpbx.options import (
     BUSY_FAR,
     BUSY_LEG,
     BUSY_RESPONSE,
     KNOWN_PROMPTS_S,
     PbxOptions,
 )
-from ami_bridge.testpbx.server import AmiServerProtocol
-from ami_bridge.testpbx.world import PbxWorld
+from testpbx.server import AmiServerProtocol
+from testpbx.world import PbxWorld
 from tests.paths import SAMPLE_RECORDING, TRANSCRIPTS
 
 SAMPLE_WAV = SAMPLE_RECORDING

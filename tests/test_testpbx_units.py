@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from ami_bridge.codec import AMIDecoder, Message, encode_action
-from ami_bridge.testpbx import (
+from testpbx import (
     AfterSpeaking,
     AmiRights,
     AmiServerProtocol,
@@ -21,8 +21,8 @@ from ami_bridge.testpbx import (
     PhoneMode,
     PhoneScript,
 )
-from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE
-from ami_bridge.testpbx.server import md5_key
+from testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE
+from testpbx.server import md5_key
 from tests.paths import SAMPLE_RECORDING
 
 SAMPLE_WAV = SAMPLE_RECORDING
@@ -486,8 +486,8 @@ def test_the_standalone_test_pbx_serves_the_shipped_support_line(tmp_path: Path)
     the daemon's default ``site.support_context``, not the captures' name."""
     from twisted.internet.testing import MemoryReactorClock
 
-    from ami_bridge.testpbx.service import start_testpbx
     from shenava.config import default_config
+    from testpbx.service import start_testpbx
 
     reactor = MemoryReactorClock()
     world, _port = start_testpbx(reactor, "127.0.0.1", 0, "shenava", "s3cret", tmp_path)

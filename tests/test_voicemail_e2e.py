@@ -22,7 +22,6 @@ import pytest
 import pytest_twisted
 from redis.asyncio import Redis
 
-from ami_bridge.testpbx.scripts import CallerScript
 from complaints.service import ComplaintRegister
 from complaints.store import ComplaintStore
 from ivr.menu_schema import Request
@@ -32,6 +31,7 @@ from recordings.worker import WorkerPool, WorkerSettings
 from routing.callback_store import CallbackStore
 from routing.callbacks import ReasonKind
 from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript
 from tests.e2e_harness import E2E, e2e_config
 from tests.paths import SAMPLE_RECORDING
 

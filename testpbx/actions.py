@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ami_bridge.codec import Header, Message
-from ami_bridge.testpbx import agi_engine, bridges, dialplan, teardown
-from ami_bridge.testpbx.channel import Channel
-from ami_bridge.testpbx.formatting import channel_fields
-from ami_bridge.testpbx.originate import (
+from testpbx import agi_engine, bridges, dialplan, teardown
+from testpbx.channel import Channel
+from testpbx.formatting import channel_fields
+from testpbx.originate import (
     OriginateRequest,
     Target,
     originate,
@@ -18,7 +18,7 @@ from ami_bridge.testpbx.originate import (
 )
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.world import PbxWorld
 
 DEFAULT_ORIGINATE_TIMEOUT_MS = 30000
 

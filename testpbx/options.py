@@ -84,7 +84,7 @@ class AmiRights:
 
 @dataclass(frozen=True, slots=True)
 class PbxOptions:
-    """How a :class:`~ami_bridge.testpbx.world.PbxWorld` behaves.
+    """How a :class:`~testpbx.world.PbxWorld` behaves.
 
     ``users`` maps AMI user names to secrets, ``rights`` them to what
     ``manager.conf`` lets them see and do. ``recordings_root`` plays the

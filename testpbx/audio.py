@@ -7,7 +7,7 @@ import sys
 import wave
 from pathlib import Path
 
-from ami_bridge.testpbx.options import DEFAULT_PROMPT_S, PbxOptions
+from testpbx.options import DEFAULT_PROMPT_S, PbxOptions
 
 RATE = 8000
 SAMPLE_BYTES = 2

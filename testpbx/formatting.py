@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ami_bridge.codec import Header
-from ami_bridge.testpbx.channel import CAUSE_TEXT, Bridge, Channel
+from testpbx.channel import CAUSE_TEXT, Bridge, Channel
 
 # Asterisk's URI encoding leaves RFC 2396 "mark" characters alone:
 # ``200%20result%3D0%20(timeout)%20endpos%3D54173%0A``.

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IDelayedCall
 
-from ami_bridge.testpbx.channel import Channel
-from ami_bridge.testpbx.formatting import agi_env, uri_encode
+from testpbx.channel import Channel
+from testpbx.formatting import agi_env, uri_encode
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.agi_commands import AgiCommand
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.agi_commands import AgiCommand
+    from testpbx.world import PbxWorld
 
 AGI_PRIVILEGE = "agi,all"
 
@@ -40,7 +40,7 @@ class AgiSession:
             self.pickup = self.world.later(None, self.world.options.agi_pickup_s, self._next)
 
     def _next(self) -> None:
-        from ami_bridge.testpbx.agi_commands import make_command
+        from testpbx.agi_commands import make_command
 
         self.pickup = None
         ch = self.channel
@@ -110,7 +110,7 @@ def abort(world: PbxWorld, ch: Channel, *, hung_up: bool) -> None:
     session = ch.agi
     if session is None:
         return
-    from ami_bridge.testpbx import teardown
+    from testpbx import teardown
 
     teardown.stop_moh(world, ch)
     session.interrupt(hung_up)

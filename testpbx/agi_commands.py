@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IDelayedCall
 
-from ami_bridge.testpbx import agi_engine, audio, teardown
-from ami_bridge.testpbx.channel import STATE_UP
+from testpbx import agi_engine, audio, teardown
+from testpbx.channel import STATE_UP
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.agi_engine import AgiSession
+    from testpbx.agi_engine import AgiSession
 
 SOFT_HANGUP_EXPLICIT = 32  # the Cause of the SoftHangupRequest an AGI HANGUP sends
 SAY_DIGIT_S = 0.6
@@ -100,7 +100,7 @@ class Immediate(AgiCommand):
 
 class Answer(AgiCommand):
     def start(self) -> None:
-        from ami_bridge.testpbx import originate
+        from testpbx import originate
 
         if self.channel.state != STATE_UP:
             originate.answer(self.world, self.channel)
@@ -277,7 +277,7 @@ class Exec(AgiCommand):
         elif app == "wait":
             self.after(float(params[0] or 0), self.finish, "200 result=0")
         elif app == "answer":
-            from ami_bridge.testpbx import originate
+            from testpbx import originate
 
             if self.channel.state != STATE_UP:
                 originate.answer(self.world, self.channel)
@@ -317,7 +317,7 @@ class Hangup(AgiCommand):
 
 class AsyncAgiBreak(AgiCommand):
     def start(self) -> None:
-        from ami_bridge.testpbx import dialplan
+        from testpbx import dialplan
 
         self.finish("200 result=0")
         agi_engine.end_session(self.world, self.channel)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.interfaces import IDelayedCall
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.agi_engine import AgiSession
-    from ami_bridge.testpbx.caller import CallerRun
-    from ami_bridge.testpbx.originate import Dialer
+    from testpbx.agi_engine import AgiSession
+    from testpbx.caller import CallerRun
+    from testpbx.originate import Dialer
 
 STATE_DOWN = 0
 STATE_RING = 4

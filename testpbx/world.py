@@ -16,10 +16,10 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from ami_bridge.codec import Header
-from ami_bridge.testpbx.channel import STATE_DOWN, STATE_RING, Bridge, Channel
-from ami_bridge.testpbx.formatting import channel_event
-from ami_bridge.testpbx.options import CAPTURED_BUSY_ORDERS, BusyOrder, PbxOptions
-from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
+from testpbx.channel import STATE_DOWN, STATE_RING, Bridge, Channel
+from testpbx.formatting import channel_event
+from testpbx.options import CAPTURED_BUSY_ORDERS, BusyOrder, PbxOptions
+from testpbx.scripts import CallerScript, PhoneScript
 
 Listener = Callable[[list[Header]], None]
 Step = tuple[str, str]
@@ -41,7 +41,7 @@ class CallHandle:
 
     def hang_up(self) -> None:
         """The caller hangs up now."""
-        from ami_bridge.testpbx import teardown
+        from testpbx import teardown
 
         teardown.request_hangup(self.world, self.caller_channel)
 
@@ -56,7 +56,7 @@ class PbxWorld:
         *,
         dialplan: Mapping[str, Sequence[Step]] | None = None,
     ) -> None:
-        from ami_bridge.testpbx.dialplan import BUILTIN_DIALPLAN
+        from testpbx.dialplan import BUILTIN_DIALPLAN
 
         self.clock = clock
         self.options = options or PbxOptions()
@@ -203,7 +203,7 @@ class PbxWorld:
         return None
 
     def steps(self, context: str, exten: str) -> list[Step] | None:
-        from ami_bridge.testpbx.dialplan import phone_program
+        from testpbx.dialplan import phone_program
 
         if context in ("agent-leg", "agent-phone"):
             script = self.phone_for_exten(exten)
@@ -220,7 +220,7 @@ class PbxWorld:
 
     def place_call(self, script: CallerScript) -> CallHandle:
         """An inbound call arrives on the support line, played by ``script``."""
-        from ami_bridge.testpbx.caller import start_scripted_call
+        from testpbx.caller import start_scripted_call
 
         one, two = start_scripted_call(self, script)
         return CallHandle(one, two, self)

@@ -12,10 +12,10 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from ami_bridge.testpbx.options import AmiRights, PbxOptions
-from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
-from ami_bridge.testpbx.server import listen_testpbx, port_number
-from ami_bridge.testpbx.world import PbxWorld
+from testpbx.options import AmiRights, PbxOptions
+from testpbx.scripts import CallerScript, PhoneMode, PhoneScript
+from testpbx.server import listen_testpbx, port_number
+from testpbx.world import PbxWorld
 
 DEMO_CALL_EVERY_S = 20.0
 SUPPORT_CONTEXT = "shenava-complaints"

@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ami_bridge.testpbx import agi_engine, dtmf, originate, teardown
-from ami_bridge.testpbx.channel import (
+from testpbx import agi_engine, dtmf, originate, teardown
+from testpbx.channel import (
     CAUSE_CONGESTION,
     CAUSE_USER_BUSY,
     STATE_UP,
     Channel,
 )
-from ami_bridge.testpbx.scripts import PhoneMode, PhoneScript
+from testpbx.scripts import PhoneMode, PhoneScript
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.world import PbxWorld
 
 FOREVER_S = 86400.0
 SEND_DTMF_STEP_S = 0.452  # SendDTMF(2) took 0.452 s in transcript 10
@@ -149,7 +149,7 @@ def _send_dtmf(world: PbxWorld, ch: Channel, data: str) -> float:
 
 
 def _playback(world: PbxWorld, ch: Channel, data: str) -> float:
-    from ami_bridge.testpbx.audio import prompt_audio
+    from testpbx.audio import prompt_audio
 
     files = [f for f in data.split(",")[0].split("&") if f]
     start = world.now()

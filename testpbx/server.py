@@ -1,7 +1,7 @@
 """The AMI server side: banner, login (plain and MD5), event fan-out, listening.
 
 Each connection is an :class:`AmiServerProtocol` on one shared
-:class:`~ami_bridge.testpbx.world.PbxWorld`; every logged-in session with
+:class:`~testpbx.world.PbxWorld`; every logged-in session with
 events on gets every event, as Asterisk does.
 """
 
@@ -18,9 +18,9 @@ from twisted.python.failure import Failure
 
 from ami_bridge.codec import AMIDecoder, Header, Message, encode_message
 from ami_bridge.errors import MessageTooLargeError
-from ami_bridge.testpbx.actions import ACTIONS, AUTHORITY, error, response, success
-from ami_bridge.testpbx.options import AmiRights
-from ami_bridge.testpbx.world import PbxWorld
+from testpbx.actions import ACTIONS, AUTHORITY, error, response, success
+from testpbx.options import AmiRights
+from testpbx.world import PbxWorld
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 _OPEN_ACTIONS = ("login", "challenge", "logoff")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ami_bridge.testpbx import agi_engine, bridges
-from ami_bridge.testpbx.channel import CAUSE_NORMAL_CLEARING, Channel
-from ami_bridge.testpbx.formatting import hangup_event
-from ami_bridge.testpbx.options import LOCAL_PROPAGATION_S
+from testpbx import agi_engine, bridges
+from testpbx.channel import CAUSE_NORMAL_CLEARING, Channel
+from testpbx.formatting import hangup_event
+from testpbx.options import LOCAL_PROPAGATION_S
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.world import PbxWorld
 
 
 def soft_hangup(world: PbxWorld, ch: Channel, cause: int = CAUSE_NORMAL_CLEARING) -> None:

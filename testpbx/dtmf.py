@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ami_bridge.testpbx.channel import Channel
-from ami_bridge.testpbx.options import DTMF_DURATION_S
+from testpbx.channel import Channel
+from testpbx.options import DTMF_DURATION_S
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.world import PbxWorld
 
 PRESS_LATENCY_S = 0.1  # SendDTMF to DTMFBegin on the far half, as captured
 

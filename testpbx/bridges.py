@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ami_bridge.testpbx.channel import CAUSE_NORMAL_CLEARING, Bridge, Channel
-from ami_bridge.testpbx.formatting import bridge_event
+from testpbx.channel import CAUSE_NORMAL_CLEARING, Bridge, Channel
+from testpbx.formatting import bridge_event
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.world import PbxWorld
 
 
 def create(world: PbxWorld) -> Bridge:

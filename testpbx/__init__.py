@@ -8,11 +8,11 @@ Usage (tests, demo)::
     call = world.place_call(CallerScript(number="0912...", answers=("2", "1", "12345#")))
 """
 
-from ami_bridge.testpbx.options import AmiRights, PbxOptions
-from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
-from ami_bridge.testpbx.server import AmiServerFactory, AmiServerProtocol, listen_testpbx
-from ami_bridge.testpbx.service import run, start_testpbx
-from ami_bridge.testpbx.world import CallHandle, PbxWorld
+from testpbx.options import AmiRights, PbxOptions
+from testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
+from testpbx.server import AmiServerFactory, AmiServerProtocol, listen_testpbx
+from testpbx.service import run, start_testpbx
+from testpbx.world import CallHandle, PbxWorld
 
 __all__ = [
     "AfterSpeaking",

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall
 
-from ami_bridge.testpbx import dtmf, teardown
-from ami_bridge.testpbx.audio import RATE, SAMPLE_BYTES, read_pcm
-from ami_bridge.testpbx.channel import Channel
-from ami_bridge.testpbx.dialplan import FOREVER_S
-from ami_bridge.testpbx.originate import CallerId, Dialer, start_leg
-from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript
+from testpbx import dtmf, teardown
+from testpbx.audio import RATE, SAMPLE_BYTES, read_pcm
+from testpbx.channel import Channel
+from testpbx.dialplan import FOREVER_S
+from testpbx.originate import CallerId, Dialer, start_leg
+from testpbx.scripts import AfterSpeaking, CallerScript
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.world import PbxWorld
 
 CALLER_CONTEXT = "caller-sim"
 HASH_AFTER_SPEAKING_S = 0.5
@@ -108,8 +108,8 @@ class _PlacedCall(Dialer):
         super().__init__(world, leg)
 
     def on_answer(self) -> None:
-        from ami_bridge.testpbx import dialplan
-        from ami_bridge.testpbx.formatting import dial_event
+        from testpbx import dialplan
+        from testpbx.formatting import dial_event
 
         self.world.emit(dial_event("DialEnd", self.leg, None, ("DialStatus", "ANSWER")))
         dialplan.goto(self.world, self.leg, self.world.options.support_context, "s", 1)

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ami_bridge.codec import Header
-from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
-from ami_bridge.testpbx.world import CallHandle, PbxWorld
+from testpbx.scripts import CallerScript, PhoneMode, PhoneScript
+from testpbx.world import CallHandle, PbxWorld
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 A leg is the ``;1`` half of a Local channel (its ``;2`` runs the dialplan of
 the called context) or a device channel (``PJSIP/101-00000003``) played by a
-registered :class:`~ami_bridge.testpbx.scripts.PhoneScript`.
+registered :class:`~testpbx.scripts.PhoneScript`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from twisted.internet.interfaces import IDelayedCall
 
 from ami_bridge.codec import Header
-from ami_bridge.testpbx import bridges, teardown
-from ami_bridge.testpbx.channel import (
+from testpbx import bridges, teardown
+from testpbx.channel import (
     CAUSE_CONGESTION,
     CAUSE_NO_ANSWER,
     CAUSE_NORMAL_CLEARING,
@@ -27,12 +27,12 @@ from ami_bridge.testpbx.channel import (
     UNKNOWN,
     Channel,
 )
-from ami_bridge.testpbx.formatting import dial_event
-from ami_bridge.testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE
-from ami_bridge.testpbx.scripts import PhoneMode, PhoneScript
+from testpbx.formatting import dial_event
+from testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE
+from testpbx.scripts import PhoneMode, PhoneScript
 
 if TYPE_CHECKING:
-    from ami_bridge.testpbx.world import PbxWorld
+    from testpbx.world import PbxWorld
 
 REASON_FAILED = 0
 REASON_HUNG_UP = 1
@@ -147,7 +147,7 @@ def start_leg(
         world.emit(dial_event("DialBegin", one, calling, ("DialString", f"{exten}@{context}")))
         one.dialer.began()
         two.steps_override = voice_steps
-        from ami_bridge.testpbx import dialplan
+        from testpbx import dialplan
 
         dialplan.goto(world, two, context, exten, 1)
         return one
@@ -311,7 +311,7 @@ class OriginateDialer(Dialer):
         if target.application is not None:
             run_application(self.world, leg, target.application, target.data)
         else:
-            from ami_bridge.testpbx import dialplan
+            from testpbx import dialplan
 
             dialplan.goto(self.world, leg, target.context or "default",
                           target.exten or "s", target.priority)
@@ -364,7 +364,7 @@ def fail(
 
 def run_application(world: PbxWorld, leg: Channel, app: str, data: str) -> None:
     """An originated leg runs one application, then hangs up (no dialplan)."""
-    from ami_bridge.testpbx import dialplan
+    from testpbx import dialplan
 
     leg.in_autoloop = False
     leg.application, leg.appdata = app, data
@@ -410,7 +410,7 @@ class DialAppDialer(Dialer):
         self._continue()
 
     def _continue(self) -> None:
-        from ami_bridge.testpbx import dialplan
+        from testpbx import dialplan
 
         dialplan.resume_next(self.world, self.caller)
 
@@ -459,6 +459,6 @@ def dial_app(world: PbxWorld, caller: Channel, target: str, timeout_s: float | N
     leg = start_leg(world, target, make, callerid=callerid, variables={},
                     linkedid=caller.linkedid, calling=caller)
     if leg is None:
-        from ami_bridge.testpbx import dialplan
+        from testpbx import dialplan
 
         dialplan.resume_next(world, caller)
