@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ami_bridge.codec import Message
+    from ami_bridge.message import Message
 
 
 class AMIError(Exception):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ivr.machine import Outcome
+    from ivr.outcome import Outcome
 
 
 class IVRError(Exception):

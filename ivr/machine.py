@@ -36,10 +36,12 @@ from ivr.menu_schema import (
     NumberMenu,
     Option,
     RecordMenu,
-    Request,
     StatusMenu,
     Store,
 )
+from ivr.outcome import EndReason as EndReason  # re-exported: the machine's result types
+from ivr.outcome import Outcome as Outcome
+from ivr.outcome import Request as Request
 
 MAX_TYPE_AHEAD = 32
 """Keys kept ahead of the menus; a caller holding a key down does not grow state without bound."""
@@ -173,40 +175,6 @@ Command = Play | Collect | SayDigits | SetVariable | LookupComplaint | Record | 
 AWAITING = (Collect, LookupComplaint, Record, Finish)
 
 # -- the outcome -------------------------------------------------------------
-
-
-class EndReason(StrEnum):
-    """How the IVR part of the call ended."""
-
-    COMPLETED = "completed"
-    HUNG_UP = "hung_up"
-    TIMEOUTS = "timeouts"
-    INVALID_INPUT = "invalid_input"
-    INPUT_LIMIT = "input_limit"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the caller said in the IVR, and what they asked for; handed on to routing."""
-
-    call_id: str
-    caller_number: str
-    language: str
-    requested: Request
-    ended: EndReason
-    path: tuple[str, ...]
-    started_at: float
-    ended_at: float
-    category: str | None = None
-    urgent: bool | None = None
-    vulnerable: bool = False
-    care: str | None = None
-    account: str | None = None
-    reference: str | None = None
-    callback_number: str | None = None
-    recording: str | None = None
-    complaint_status: str | None = None
 
 
 # -- state -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ivr.errors import MenuFileError
+from ivr.outcome import Request as Request  # re-exported: the menu file names requests
 from ivr.prompts import PromptCatalog, load_prompt_catalog
 
 KEYS = frozenset("0123456789*#")
@@ -29,16 +30,6 @@ MAX_RETRIES = 10
 MAX_NUMBER_LENGTH = 32
 MAX_RECORDING_S = 3600.0
 MAX_SILENCE_S = 60.0
-
-
-class Request(StrEnum):
-    """What the caller asked for; where the call goes after the IVR."""
-
-    AGENT = "agent"
-    VOICEMAIL = "voicemail"
-    CALLBACK = "callback"
-    STATUS = "status"
-    HUNG_UP_IN_IVR = "hung_up_in_ivr"
 
 
 END_REQUESTS = frozenset({Request.AGENT, Request.VOICEMAIL, Request.CALLBACK, Request.STATUS})

@@ -132,7 +132,9 @@ def check(root: Path) -> list[str]:
             if not (target.startswith(module + ".") and files[module].name == "__init__.py"):
                 graph[module].add(target)
     problems = list(dict.fromkeys(problems))  # one line per import, not per name imported
-    problems.extend(f"import circle: {' -> '.join(c)}" for c in circles(graph))
+    for cycle, members in circles(graph):
+        problems.append(f"import circle: {' -> '.join(cycle)} (all {len(members)} modules in it: "
+                        f"{', '.join(members)})")
     return problems
 
 
@@ -141,13 +143,14 @@ def _same_room(a: tuple[str, int], b: tuple[str, int]) -> bool:
     return a[1] == b[1] and a[0].split(".")[0] == b[0].split(".")[0]
 
 
-def circles(graph: dict[str, set[str]]) -> Iterable[list[str]]:
-    """One cycle per strongly connected component larger than one module (Tarjan)."""
+def circles(graph: dict[str, set[str]]) -> Iterable[tuple[list[str], list[str]]]:
+    """Per strongly connected component larger than one module (Tarjan): one cycle
+    through it, and all its modules."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
-    found: list[list[str]] = []
+    found: list[tuple[list[str], list[str]]] = []
     counter = 0
 
     def visit(v: str) -> None:
@@ -184,7 +187,7 @@ def circles(graph: dict[str, set[str]]) -> Iterable[list[str]]:
                         if w == node:
                             break
                     if len(component) > 1:
-                        found.append(_a_cycle(graph, set(component)))
+                        found.append((_a_cycle(graph, set(component)), sorted(component)))
 
     for v in sorted(graph):
         if v not in index:
