@@ -34,7 +34,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from routing.calls import QUEUE
-from routing.dispatch import (
+from routing.events import (
     CallAbandoned,
     CallAnswered,
     CallLeftForChoice,

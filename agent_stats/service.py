@@ -114,6 +114,14 @@ from agent_stats.wellbeing import (
     alerts,
 )
 from agent_stats.writer import StoreWriter
+from routing.events import (
+    CallAbandoned,
+    CallAnswered,
+    CallCompleted,
+    CallLeftForChoice,
+    CallQueued,
+    RoutingEvent,
+)
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
 
@@ -199,7 +207,7 @@ class StatsService:
         breaks: BreakConfig,
         wellbeing: WellbeingConfig,
         default_queue: str = DEFAULT_QUEUE,
-        queue_of: Callable[[Any], str] | None = None,
+        queue_of: Callable[[RoutingEvent], str] | None = None,
         headroom: Headroom | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         trust_gap_s: float = RECONCILE_TRUST_GAP_S,
@@ -212,7 +220,7 @@ class StatsService:
         self.break_config = breaks
         self.wellbeing = wellbeing
         self.default_queue = default_queue
-        self._queue_of: Callable[[Any], str] = queue_of or (lambda event: default_queue)
+        self._queue_of: Callable[[RoutingEvent], str] = queue_of or (lambda event: default_queue)
         self._headroom = headroom
         self._heartbeat_s = heartbeat_s
         self._trust_gap_s = trust_gap_s
@@ -546,35 +554,50 @@ class StatsService:
 
     # -- calls ------------------------------------------------------------------
 
-    def on_routing_event(self, event: Any) -> None:
-        # routing.dispatch's events, matched by name: agent_stats does not import routing
-        kind = type(event).__name__
-        if kind == "CallQueued":
-            self._calls.setdefault(event.call_id, (self._queue_of(event), event.arrived_at))
-            self._arrivals.append(event.at)
-        elif kind == "CallAnswered":
-            self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
-            self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
-            self._looks.changed(event.agent_id)
-        elif kind == "CallAbandoned":
-            self._outcome(event, event.joined_at, Outcome.ABANDONED)
-        elif kind == "CallLeftForChoice":
-            choice = Outcome.CALLBACK if event.choice == "callback" else Outcome.VOICEMAIL
-            self._outcome(event, event.joined_at, choice)
-        elif kind == "CallCompleted":
-            self._completions.append(event.at)
-            self._handles.append((event.at, max(0.0, event.at - event.answered_at)))
-            self._call_log(event.agent_id).completed(event.call_id, event.at)
-            if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
-                # the only alert a call's end can take away; otherwise the long-call
-                # look already planned finds the call over
-                self._looks.changed(event.agent_id)
-        else:
-            return
+    def on_routing_event(self, event: RoutingEvent) -> None:
+        """One of routing's events (:mod:`routing.events`), handled by its type."""
+        handle = self.ROUTING_HANDLERS.get(type(event))
+        if handle is None:
+            return  # CallOffered: an offer changes no figure
+        handle(self, event)
         self._mark_live()
 
+    def _call_queued(self, event: CallQueued) -> None:
+        self._calls.setdefault(event.call_id, (self._queue_of(event), event.arrived_at))
+        self._arrivals.append(event.at)
+
+    def _call_answered(self, event: CallAnswered) -> None:
+        self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
+        self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
+        self._looks.changed(event.agent_id)
+
+    def _call_abandoned(self, event: CallAbandoned) -> None:
+        self._outcome(event, event.joined_at, Outcome.ABANDONED)
+
+    def _call_left_for_choice(self, event: CallLeftForChoice) -> None:
+        choice = Outcome.CALLBACK if event.choice == "callback" else Outcome.VOICEMAIL
+        self._outcome(event, event.joined_at, choice)
+
+    def _call_completed(self, event: CallCompleted) -> None:
+        self._completions.append(event.at)
+        self._handles.append((event.at, max(0.0, event.at - event.answered_at)))
+        self._call_log(event.agent_id).completed(event.call_id, event.at)
+        if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
+            # the only alert a call's end can take away; otherwise the long-call
+            # look already planned finds the call over
+            self._looks.changed(event.agent_id)
+
+    ROUTING_HANDLERS: Mapping[type[RoutingEvent], Callable[[StatsService, Any], None]] = {
+        CallQueued: _call_queued,
+        CallAnswered: _call_answered,
+        CallAbandoned: _call_abandoned,
+        CallLeftForChoice: _call_left_for_choice,
+        CallCompleted: _call_completed,
+    }
+    """Routing's events this service counts, by type (``routing.events``)."""
+
     def _outcome(
-        self, event: Any, joined_at: float, outcome: Outcome,
+        self, event: RoutingEvent, joined_at: float, outcome: Outcome,
         agent_id: str | None = None, hard: bool = False,
     ) -> None:
         queue, arrived = self._calls.pop(event.call_id, (self._queue_of(event), joined_at))

@@ -55,7 +55,7 @@ from agent_stats.states import AgentState, NotReadyReason  # noqa: E402
 from agent_stats.store import AlertRecord, StatsStore  # noqa: E402
 from agent_stats.wellbeing import WellbeingConfig, alerts  # noqa: E402
 from routing.calls import WaitingCall  # noqa: E402
-from routing.dispatch import CallAnswered, CallCompleted  # noqa: E402
+from routing.events import CallAnswered, CallCompleted
 from routing.scoring import ScoringConfig  # noqa: E402
 from routing.waiting_line import Position, WaitingLine  # noqa: E402
 

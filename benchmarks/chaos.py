@@ -50,7 +50,7 @@ from twisted.internet.defer import ensureDeferred  # noqa: E402
 
 from agent_stats.sla import BucketKey, BucketKind, day_start  # noqa: E402
 from routing.callbacks import abandon_reason  # noqa: E402
-from routing.dispatch import CallAbandoned  # noqa: E402
+from routing.events import CallAbandoned  # noqa: E402
 from shenava.config import RedisConfig, StateConfig  # noqa: E402
 from shenava.demo import luhn_complete  # noqa: E402
 from shenava.redis_client import make_redis_client  # noqa: E402

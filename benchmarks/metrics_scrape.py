@@ -25,7 +25,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent_stats.metrics import ShenavaMetrics  # noqa: E402
-from routing.dispatch import CallAnswered, CallQueued  # noqa: E402
+from routing.events import CallAnswered, CallQueued
 
 WINDOW = {"sl": 0.8, "sl1": 0.9, "sl2": 0.8, "offered": 10, "answered": 9, "answered_in_sl": 8,
           "abandoned": 1, "abandoned_short": 0, "voicemail": 0, "callback": 0}

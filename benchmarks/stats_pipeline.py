@@ -57,13 +57,7 @@ from agent_stats.sla import SLAConfig  # noqa: E402
 from agent_stats.states import AgentState, NotReadyReason  # noqa: E402
 from agent_stats.store import StatsStore  # noqa: E402
 from agent_stats.wellbeing import WellbeingConfig  # noqa: E402
-from routing.dispatch import (  # noqa: E402
-    CallAbandoned,
-    CallAnswered,
-    CallCompleted,
-    CallLeftForChoice,
-    CallQueued,
-)
+from routing.events import CallAbandoned, CallAnswered, CallCompleted, CallLeftForChoice, CallQueued
 from shenava.redis_server import start_redis_server  # noqa: E402
 
 T0 = 1_793_590_200.0  # 2026-11-02 08:00 in Tehran

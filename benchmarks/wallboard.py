@@ -147,7 +147,7 @@ async def _daemon(args: argparse.Namespace) -> dict[str, Any]:
 
     from agent_stats.states import AgentState, NotReadyReason
     from routing.calls import WaitingCall
-    from routing.dispatch import CallQueued
+    from routing.events import CallQueued
     from shenava.app import Shenava
     from shenava.config import AgentConfig, default_config
     from shenava.http import start_http

@@ -42,7 +42,7 @@ from routing.callbacks import (
     ivr_request_reason,
     voicemail_reason,
 )
-from routing.dispatch import CallAbandoned, CallAnswered, CallLeftForChoice, RoutingEvent
+from routing.events import CallAbandoned, CallAnswered, CallLeftForChoice, RoutingEvent
 from shenava_base.aio import as_deferred
 from shenava_base.journal import call_key, number_key
 from shenava_base.privacy import mask_number

@@ -47,7 +47,7 @@ from ivr.menu_schema import Request
 from routing.callback_dialer import CallbackDialConfig, CallbackDialer, ServiceLevel
 from routing.callback_store import CallbackStore
 from routing.callbacks import CallingHours, DialPolicy
-from routing.dispatch import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
+from routing.events import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
 from shenava_base.aio import as_deferred
 from shenava_base.journal import call_key, number_key
 

@@ -65,6 +65,15 @@ from routing.agents import AgentState as RoutingAgentState
 from routing.agents import AgentView
 from routing.calls import Urgency, WaitingCall
 from routing.channel_ids import ChannelIds
+from routing.events import (
+    CallAbandoned,
+    CallAnswered,
+    CallCompleted,
+    CallLeftForChoice,
+    CallOffered,
+    CallQueued,
+    RoutingEvent,
+)
 from routing.hold import CALLBACK_KEY, HoldConfig, HoldLoop
 from routing.router import Assignment, Router
 from shenava_base.clock import Clock
@@ -110,60 +119,6 @@ class DispatchConfig:
     agent_leg_max_s: int = 7200
     caller_id: str = '"Shenava" <complaints>'
     hold: HoldConfig = field(default_factory=HoldConfig)
-
-
-# -- what routing tells the rest of the daemon ------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingEvent:
-    call_id: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class CallQueued(RoutingEvent):
-    arrived_at: float
-    language: str
-    category: str
-    caller_number: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallOffered(RoutingEvent):
-    agent_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallAnswered(RoutingEvent):
-    agent_id: str
-    joined_at: float
-    hard: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CallAbandoned(RoutingEvent):
-    joined_at: float
-    caller_number: str
-    while_ringing_agent: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CallLeftForChoice(RoutingEvent):
-    """The caller chose to be called back or to leave a voicemail instead of waiting."""
-
-    joined_at: float
-    choice: str  # "callback" or "voicemail"
-    caller_number: str
-    position: int | None
-    channel: str
-    language: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallCompleted(RoutingEvent):
-    agent_id: str
-    answered_at: float
 
 
 # -- per call state ------------------------------------------------------------

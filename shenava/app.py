@@ -24,15 +24,8 @@ from ami_bridge.tracker import CallTracker, attach_tracker
 from ivr.machine import MenuMachine
 from routing.calls import QUEUE
 from routing.channel_ids import ChannelIds, new_run_token
-from routing.dispatch import (
-    LEG_PREFIX,
-    CallAbandoned,
-    CallAnswered,
-    CallDispatcher,
-    CallQueued,
-    DispatchConfig,
-    RoutingEvent,
-)
+from routing.dispatch import LEG_PREFIX, CallDispatcher, DispatchConfig
+from routing.events import CallAbandoned, CallAnswered, CallQueued, RoutingEvent
 from routing.router import Router
 from shenava.callflow import CallFlow
 from shenava.config import Config

@@ -36,7 +36,8 @@ from ivr.machine import MenuMachine, Outcome, State, state_to_dict
 from ivr.menu_schema import Request
 from ivr.runner import IVRRunner
 from routing.calls import Urgency
-from routing.dispatch import CallDispatcher, CallLeftForChoice
+from routing.dispatch import CallDispatcher
+from routing.events import CallLeftForChoice
 from shenava_base.privacy import mask_number
 
 log = Logger()

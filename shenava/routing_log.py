@@ -13,7 +13,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ami_bridge.events import BridgeJoined, ChannelHungUp, TrackerEvent
-from routing.dispatch import (
+from routing.events import (
     CallAbandoned,
     CallAnswered,
     CallCompleted,

@@ -34,7 +34,8 @@ from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
 from ami_bridge.codec import AMIDecoder, Message
 from ivr.machine import Outcome
-from routing.dispatch import DispatchConfig, RoutingEvent
+from routing.dispatch import DispatchConfig
+from routing.events import RoutingEvent
 from routing.hold import HoldConfig
 from shenava.app import Shenava
 from shenava.check_config import ami_rights
@@ -367,7 +368,7 @@ class E2E:
 
     def queued(self, call: CallHandle, *, limit_s: float = 300.0) -> None:
         """Run until the caller has joined the waiting line."""
-        from routing.dispatch import CallQueued
+        from routing.events import CallQueued
 
         self.run_until(lambda: self.events(CallQueued, call), limit_s=limit_s)
 

@@ -76,7 +76,7 @@ def test_a_caller_who_hangs_up_while_their_complaint_is_opened_does_not_join_the
     from twisted.internet.defer import Deferred
     from twisted.internet.task import deferLater
 
-    from routing.dispatch import CallQueued
+    from routing.events import CallQueued
     from shenava.demo import luhn_complete
 
     account = luhn_complete("123456789") + "#"

@@ -22,7 +22,8 @@ from complaints.wiring import ComplaintsExtension, install
 from ivr.machine import EndReason, MenuMachine, Outcome
 from ivr.menu_schema import Request, load_menus
 from routing.callbacks import AttemptOutcome, CallingHours, DialPolicy, ReasonKind, Resolution
-from routing.dispatch import CallDispatcher, CallLeftForChoice, DispatchConfig
+from routing.dispatch import CallDispatcher, DispatchConfig
+from routing.events import CallLeftForChoice
 from routing.router import Router
 from routing.scoring import ScoringConfig
 from routing.selection import SelectionConfig

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from agent_stats.states import AgentState, NotReadyReason
 from complaints.abuse import AbuseCategory, ReportStatus
-from routing.dispatch import CallAnswered, CallOffered
+from routing.events import CallAnswered, CallOffered
 from shenava_base.aio import as_deferred
 from testpbx.scripts import CallerScript, PhoneScript
 from tests.e2e_harness import E2E

@@ -15,7 +15,7 @@ import pytest_twisted
 from redis.asyncio import Redis
 
 from routing.callbacks import AttemptOutcome, FlagStatus, ReasonKind, Resolution, next_attempt_at
-from routing.dispatch import CallAbandoned, CallQueued
+from routing.events import CallAbandoned, CallQueued
 from shenava_base.aio import as_deferred
 from testpbx.scripts import CallerScript, PhoneMode, PhoneScript
 from tests.e2e_harness import E2E

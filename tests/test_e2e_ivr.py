@@ -17,7 +17,7 @@ from twisted.internet.defer import succeed
 
 from ivr.machine import EndReason
 from ivr.menu_schema import Request
-from routing.dispatch import CallQueued
+from routing.events import CallQueued
 from shenava.demo import luhn_complete
 from testpbx.scripts import CallerScript
 from tests.e2e_harness import E2E, e2e_config

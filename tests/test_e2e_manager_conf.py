@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from routing.dispatch import CallAnswered
+from routing.events import CallAnswered
 from shenava.check_config import ami_rights
 from testpbx.options import PbxOptions
 from testpbx.scripts import CallerScript, PhoneScript

@@ -14,12 +14,7 @@ import pytest
 
 from agent_stats.states import AgentState, NotReadyReason
 from routing.channel_ids import ChannelIds
-from routing.dispatch import (
-    CallAbandoned,
-    CallAnswered,
-    CallCompleted,
-    CallOffered,
-)
+from routing.events import CallAbandoned, CallAnswered, CallCompleted, CallOffered
 from shenava.check_config import ami_rights
 from shenava.demo import luhn_complete
 from testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE, PbxOptions

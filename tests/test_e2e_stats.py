@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from agent_stats.service import StatsService
 from agent_stats.states import AgentState
-from routing.dispatch import CallAbandoned, CallAnswered, CallCompleted, CallQueued
+from routing.events import CallAbandoned, CallAnswered, CallCompleted, CallQueued
 from shenava_base.aio import as_deferred
 from testpbx.scripts import CallerScript, PhoneScript
 from tests.e2e_harness import E2E

@@ -9,7 +9,7 @@ from typing import Any
 from twisted.logger import LogLevel, globalLogPublisher
 
 from ami_bridge.events import BridgeJoined, ChannelHungUp
-from routing.dispatch import CallAbandoned, CallAnswered, CallOffered, CallQueued
+from routing.events import CallAbandoned, CallAnswered, CallOffered, CallQueued
 from shenava.logs import filtered, journald_observer, json_record, make_observer
 from shenava.routing_log import RoutingLog
 

@@ -16,7 +16,7 @@ from twisted.web.server import Site
 from agent_stats.metrics import MetricsResource, ShenavaMetrics
 from agent_stats.states import NotReadyReason
 from agent_stats.writer import StoreWriter
-from routing.dispatch import CallAbandoned, CallAnswered, CallCompleted, CallQueued
+from routing.events import CallAbandoned, CallAnswered, CallCompleted, CallQueued
 from testpbx.scripts import CallerScript, PhoneScript
 from tests.e2e_harness import E2E
 from tests.stats_helpers import T0, clock_at, make_service, step_to

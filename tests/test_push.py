@@ -20,7 +20,7 @@ from agent_stats.running import AgentDay
 from agent_stats.sla import day_start
 from agent_stats.states import AgentState, NotReadyReason
 from routing.calls import WaitingCall
-from routing.dispatch import CallAbandoned, CallQueued
+from routing.events import CallAbandoned, CallQueued
 from shenava.app import Shenava
 from shenava.config import default_config
 from shenava.http import install

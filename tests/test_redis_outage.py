@@ -23,7 +23,7 @@ from agent_stats.metrics import ShenavaMetrics
 from agent_stats.sla import BucketKey, BucketKind, day_start
 from complaints.reference import is_valid_reference
 from routing.callbacks import ReasonKind, abandon_reason
-from routing.dispatch import CallAbandoned, CallQueued
+from routing.events import CallAbandoned, CallQueued
 from shenava.config import RedisConfig, StateConfig
 from shenava.demo import luhn_complete
 from shenava.http.health import HealthApi

@@ -24,7 +24,7 @@ from agent_stats.report import (
 )
 from agent_stats.states import NotReadyReason
 from agent_stats.store import StatsStore
-from routing.dispatch import CallAbandoned, CallAnswered, CallQueued
+from routing.events import CallAbandoned, CallAnswered, CallQueued
 from shenava.config import load_config
 from shenava_base.aio import as_deferred
 from tests.stats_helpers import SLA, T0, clock_at, make_service, step_to

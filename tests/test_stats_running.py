@@ -15,7 +15,7 @@ from agent_stats.sla import day_start
 from agent_stats.states import AgentState, NotReadyReason
 from agent_stats.store import StatsStore
 from agent_stats.wellbeing import HandledCall, WellbeingConfig, signals
-from routing.dispatch import CallAnswered, CallCompleted
+from routing.events import CallAnswered, CallCompleted
 from tests.stats_helpers import PROFILES, SLA, T0, clock_at
 
 

@@ -19,7 +19,7 @@ from agent_stats.sla import (
 from agent_stats.states import AgentState, NotReadyReason
 from agent_stats.store import StatsStore
 from agent_stats.wellbeing import WellbeingConfig
-from routing.dispatch import CallAbandoned, CallAnswered, CallLeftForChoice, CallQueued
+from routing.events import CallAbandoned, CallAnswered, CallLeftForChoice, CallQueued
 from shenava_base.aio import as_deferred
 from tests.stats_helpers import SLA, T0, clock_at, make_service, step_to
 

@@ -36,7 +36,7 @@ async def test_install_wires_the_service_into_the_app(redis_client: Redis) -> No
     for status in app.roster:
         app.roster.log_in(status.profile.agent_id, clock.seconds())
     emit = app.dispatcher._emit  # routing's own fan-out, as a connected call would drive it
-    from routing.dispatch import CallAbandoned, CallAnswered, CallQueued
+    from routing.events import CallAbandoned, CallAnswered, CallQueued
 
     emit(CallQueued("c1", T0 + 1, T0, "fa", "billing", "09120000000"))
     step_to(clock, T0 + 9)

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from agent_stats.service import StatsService
 from agent_stats.states import AgentState, NotReadyReason
-from routing.dispatch import (
+from routing.events import (
     CallAbandoned,
     CallAnswered,
     CallCompleted,

@@ -31,7 +31,7 @@ from recordings.triage import Triage
 from recordings.wiring import _chain, _chain_facts
 from routing.callback_store import CallbackStore
 from routing.callbacks import ReasonKind
-from routing.dispatch import CallLeftForChoice
+from routing.events import CallLeftForChoice
 from shenava_base.aio import as_deferred
 
 NOW = 1_767_260_000.0

@@ -24,7 +24,7 @@ from agent_stats.service import StatsService
 from agent_stats.sla import day_start
 from agent_stats.states import AgentState, NotReadyReason
 from routing.callbacks import ivr_request_reason
-from routing.dispatch import CallAnswered, CallQueued
+from routing.events import CallAnswered, CallQueued
 from shenava.app import Shenava
 from shenava.config import default_config
 from shenava.http import build_site

@@ -14,7 +14,7 @@ from agent_stats.sla import day_start
 from agent_stats.states import AgentState, NotReadyReason
 from agent_stats.store import StatsStore
 from agent_stats.wellbeing import HandledCall, WellbeingConfig, alerts, signals
-from routing.dispatch import CallAnswered, CallCompleted
+from routing.events import CallAnswered, CallCompleted
 from tests.stats_helpers import SLA, T0, clock_at
 
 # small limits, so that every alert comes and goes many times in a few hours

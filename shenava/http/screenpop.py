@@ -29,7 +29,7 @@ from complaints.roles import Actor, Role
 from ivr.machine import Outcome
 from ivr.menu_schema import Request
 from routing.calls import WaitingCall
-from routing.dispatch import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
+from routing.events import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
 from shenava.http.auth import sees_full_numbers, sees_transcripts
 from shenava.http.jsonapi import resolve
 from shenava_base.privacy import mask_number

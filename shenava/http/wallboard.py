@@ -41,6 +41,7 @@ from agent_stats.service import StatsService, counts_dict
 from agent_stats.sla import day_start
 from agent_stats.states import HANDLING_STATES, STAFFED_STATES, AgentState
 from complaints.roles import Actor, Role
+from routing.events import CallAbandoned, CallAnswered, CallLeftForChoice, CallQueued, RoutingEvent
 from shenava.http.agents import agent_view
 from shenava.http.auth import require_supervisor
 from shenava.http.errors import BadFieldError, MissingFieldError
@@ -54,7 +55,7 @@ BREAK_LINE_SHOWN = 50
 ALERTS_SHOWN = 50
 CALLBACKS_SHOWN = 10
 """Open callback flags listed on the wallboard (the first to be dialled)."""
-_TERMINAL = frozenset({"CallAnswered", "CallAbandoned", "CallLeftForChoice"})
+_TERMINAL = (CallAnswered, CallAbandoned, CallLeftForChoice)
 
 
 class WaitFigures:
@@ -73,11 +74,10 @@ class WaitFigures:
     def attach(self, dispatcher: Any) -> None:
         dispatcher.subscribe(self.on_routing_event)
 
-    def on_routing_event(self, event: Any) -> None:
-        kind = type(event).__name__
-        if kind == "CallQueued":
+    def on_routing_event(self, event: RoutingEvent) -> None:
+        if isinstance(event, CallQueued):
             self._joined[event.call_id] = None
-        elif kind in _TERMINAL:
+        elif isinstance(event, _TERMINAL):
             self._joined.pop(event.call_id, None)
 
     @property
