@@ -20,7 +20,7 @@ PERSONAL_SHARE = 0.4
 
 
 def _service(app: Any) -> StatsService | None:
-    service = app.extensions.get("agent_stats")
+    service = app.agent_stats
     return service if isinstance(service, StatsService) else None
 
 

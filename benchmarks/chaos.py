@@ -108,11 +108,11 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         url=server.url, max_connections=16, pool_timeout_s=2.0, connect_timeout_s=0.5,
         socket_timeout_s=2.0, health_check_interval_s=1.0), decode_responses=True)
     h = E2E.build(folder, config=config, redis=client)
-    h.app.callflow.recording_name = h.app.extensions["recordings"].service.recording_name
+    h.app.callflow.recording_name = h.app.recordings.service.recording_name
     rss_start = rss_mb()
     started = time.monotonic()
     try:
-        refs = h.app.extensions["complaints"].references
+        refs = h.app.complaints.references
         await h.run_until_async(lambda: refs.ready, limit_s=30.0)
         fault_at = sorted(rng.sample(range(5, max(6, args.calls - 5)), min(args.faults, max(1, args.calls - 10))))
         calls: list[tuple[str, Any, str]] = []
@@ -182,12 +182,12 @@ async def reconcile(h: E2E, client: Any, calls: list[tuple[str, Any, str]]) -> d
         flag = json.loads(await as_deferred(client.get(f"{p}:{{callbacks}}:flag:{flag_id}")))
         reasons[number] = [(r["kind"], r["source"]) for r in flag["reasons"]]
     abandoned = {e.call_id for e in h.routing if isinstance(e, CallAbandoned)}
-    policy = h.app.extensions["complaints"].callbacks.policy
+    policy = h.app.complaints.callbacks.policy
     flagged = {  # a short abandon raises no flag
         e.call_id for e in h.routing if isinstance(e, CallAbandoned)
         and abandon_reason(e.call_id, e.at, e.at - e.joined_at, policy) is not None
     }
-    stats = h.app.extensions["agent_stats"]
+    stats = h.app.agent_stats
     day = BucketKey("complaints", BucketKind.DAY, day_start(h.now, stats.sla))
     [counts] = await as_deferred(stats.store.buckets([day]))
     lost = {"complaints": 0, "flags": 0, "voicemails": 0}

@@ -193,7 +193,7 @@ def per_call_sizes(app: Any) -> dict[str, int]:
     # Others' per-call maps, by name, where present (reported, not asserted).
     for owner, names in (
         (app.dispatcher, ("_calls", "_legs", "_originates", "_held")),
-        (app.extensions.get("agent_stats"), ("_calls", "_start_calls", "_held")),
+        (app.agent_stats, ("_calls", "_start_calls", "_held")),
     ):
         for name in names:
             value = getattr(owner, name, None) if owner is not None else None

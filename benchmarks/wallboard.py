@@ -107,7 +107,7 @@ def old_poll(app: Any, now: float) -> bytes:
     from agent_stats.states import AgentState
     from shenava.http.agents import agent_view
 
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     line = app.router.line
     calls = sorted(line, key=lambda c: line.rank(c.call_id))
     sizes = Counter((c.language, c.skill) for c in calls)
@@ -173,7 +173,7 @@ async def _daemon(args: argparse.Namespace) -> dict[str, Any]:
 
     app.connection.agi = never  # type: ignore[method-assign]
     app.connection.send_action = never  # type: ignore[method-assign]
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     await service.started
     now = reactor.seconds()
     for a in agents:
@@ -190,7 +190,7 @@ async def _daemon(args: argparse.Namespace) -> dict[str, Any]:
         line.join(call)
     service.tick()
     port: Any = start_http(app, port=0, interface="127.0.0.1")
-    hub = app.extensions["http"].push
+    hub = app.http.push
 
     def churn() -> None:
         t = reactor.seconds()
@@ -281,7 +281,7 @@ async def _daemon(args: argparse.Namespace) -> dict[str, Any]:
     await port.stopListening()
     await service.stop()
     for name in ("complaints", "recordings"):
-        ext = app.extensions.get(name)
+        ext = getattr(app, name)
         if ext is not None:
             ext.stop()
     await as_deferred(client.aclose())

@@ -18,7 +18,7 @@ free an agent or empty the line pokes the dialer), wires abuse reports to the
 roster (recovery at once, or when the agent's call ends) and starts the
 periodic jobs (stale-complaint sweep, retention purge) on the app's clock.
 
-The returned :class:`ComplaintsExtension` is ``app.extensions["complaints"]``:
+The returned :class:`ComplaintsExtension` is ``app.complaints``:
 the HTTP API, the recordings wiring (transcripts: ``register.attach_transcript``,
 ``callbacks.attach_transcript``) and the demo use it.
 """
@@ -193,7 +193,7 @@ def _service_level(app: Any, name: str = "headroom_service_level") -> ServiceLev
     The same test as for breaks (docs/statistics.md): dialling takes one agent
     away, so it waits while the prediction without that agent is below
     ``callbacks.min_service_level``. Without agent_stats, no SL check."""
-    stats = app.extensions.get("agent_stats")
+    stats = app.agent_stats
     level = getattr(stats, name, None)
     return level if callable(level) else None
 

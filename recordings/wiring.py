@@ -40,7 +40,7 @@ log = Logger()
 
 @dataclass
 class RecordingsHandle:
-    """What ``app.extensions["recordings"]`` holds."""
+    """What ``app.recordings`` holds."""
 
     config: RecordingsConfig
     store: VoicemailStore
@@ -85,7 +85,7 @@ def install(app: Any) -> RecordingsHandle | None:
     store = VoicemailStore(
         app.redis, RecordingFolder(config.dir, config.asterisk_dir), key_prefix=app.config.redis.key_prefix
     )
-    register, callbacks = _complaints_parts(app.extensions.get("complaints"))
+    register, callbacks = _complaints_parts(app.complaints)
     if register is None or callbacks is None:
         log.warn("recordings: complaints wiring gave {what}: transcripts stay on the voicemail only",
                  what="no register" if register is None else "no callback store")
@@ -110,7 +110,7 @@ def install(app: Any) -> RecordingsHandle | None:
 
 async def summary(app: Any) -> dict[str, Any]:
     """Voicemails recorded, transcribed, pending and parked (the demo's JSON ``voicemail``)."""
-    handle = app.extensions.get("recordings")
+    handle = app.recordings
     if handle is None:
         return {"recorded": 0, "pending": 0, "transcribed": 0, "parked": 0, "enabled": False}
     return {"enabled": True, **await handle.summary()}

@@ -8,9 +8,10 @@ daemon, the demo and the integration tests all run the same graph.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
@@ -18,10 +19,13 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import Logger
 
 from agent_stats.roster import AgentProfile, AgentRoster
+from agent_stats.service import StatsService
 from ami_bridge.connection import AMIConnection, AMICredentials
 from ami_bridge.events import AgiSessionStarted, ChannelAdopted, ChannelHungUp, TrackerEvent
 from ami_bridge.tracker import CallTracker, attach_tracker
+from complaints.wiring import ComplaintsExtension
 from ivr.machine import MenuMachine
+from recordings.wiring import RecordingsHandle
 from routing.calls import QUEUE
 from routing.channel_ids import ChannelIds, new_run_token
 from routing.dispatch import LEG_PREFIX, CallDispatcher, DispatchConfig
@@ -29,7 +33,10 @@ from routing.events import CallAbandoned, CallAnswered, CallQueued, RoutingEvent
 from routing.router import Router
 from shenava.callflow import CallFlow
 from shenava.config import Config
+from shenava.http.server import HttpApi
+from shenava.journal import Journal
 from shenava.live_store import LiveFiguresStore
+from shenava.takeover import CallStateExtension
 from shenava_base.aio import as_deferred
 
 log = Logger()
@@ -59,6 +66,10 @@ class CallCounts:
     @property
     def in_progress(self) -> int:
         return len(self.callers)
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> object: ...
 
 
 class Shenava:
@@ -131,34 +142,48 @@ class Shenava:
         self.dispatcher.subscribe(self._count_routing)
         # What each package adds to the graph: its storage, its subscriptions
         # to the events above, its hooks into the call flow. Each ``install``
-        # only adds; the order matters where one uses another's hook.
-        self.extensions: dict[str, Any] = {}
-        self.journal: Any = None
+        # only adds; the order matters where one uses another's hook. Without
+        # Redis (unit tests) only the HTTP API is installed.
+        self.journal: Journal | None = None
+        self.agent_stats: StatsService | None = None
+        self.complaints: ComplaintsExtension | None = None
+        self.recordings: RecordingsHandle | None = None
+        self.takeover: CallStateExtension | None = None
+        self.http: HttpApi | None = None
         if redis is not None:
             from shenava.journal import install as install_journal
 
             # First: the packages below register what they keep in it.
-            self.journal = self.extensions["journal"] = install_journal(self)
+            self.journal = install_journal(self)
             from agent_stats.wiring import install as install_stats
             from complaints.wiring import install as install_complaints
             from recordings.wiring import install as install_recordings
 
-            self.extensions["agent_stats"] = install_stats(self)
-            self.extensions["complaints"] = install_complaints(self)
-            self.extensions["recordings"] = install_recordings(self)
+            self.agent_stats = install_stats(self)
+            self.complaints = install_complaints(self)
+            self.recordings = install_recordings(self)
             from shenava.takeover import install as install_takeover
 
-            self.extensions["takeover"] = install_takeover(self)
-            complaints = self.extensions["complaints"]
-            recordings = self.extensions["recordings"]
-            delete = getattr(recordings, "delete_recording", None)
-            if complaints is not None and delete is not None:
+            self.takeover = install_takeover(self)
+            if self.recordings is not None:
                 # Retention: purging a closed complaint deletes its recordings.
-                complaints.register.set_delete_recording(delete)
+                self.complaints.register.set_delete_recording(self.recordings.delete_recording)
         from shenava.http import install as install_http
 
-        install_http(self)
+        self.http = install_http(self)
         self.http_port: Any = None
+
+    @property
+    def extensions(self) -> Mapping[str, object]:
+        """Read-only: the packages' handles by name, for code written before they
+        were attributes (``app.agent_stats``, ``app.complaints``...); use those."""
+        return MappingProxyType({
+            name: handle for name, handle in (
+                ("journal", self.journal), ("agent_stats", self.agent_stats),
+                ("complaints", self.complaints), ("recordings", self.recordings),
+                ("takeover", self.takeover), ("http", self.http),
+            ) if handle is not None
+        })
 
     # -- life cycle ----------------------------------------------------------
 
@@ -176,11 +201,15 @@ class Shenava:
         # then the HTTP API, then the AMI link.
         # The statistics writer drains first, then the call state is written
         # (the next daemon takes the callers over from it), then the journal.
-        for name in ("recordings", "complaints", "agent_stats", "takeover", "journal", "http"):
-            handle = self.extensions.get(name)
-            stop = getattr(handle, "stop", None)
-            if stop is None:
+        handles: tuple[tuple[str, _Stoppable | None], ...] = (
+            ("recordings", self.recordings), ("complaints", self.complaints),
+            ("agent_stats", self.agent_stats), ("takeover", self.takeover),
+            ("journal", self.journal), ("http", self.http),
+        )
+        for name, handle in handles:
+            if handle is None:
                 continue
+            stop = handle.stop
             try:
                 result = stop()
                 if isinstance(result, Deferred):

@@ -192,7 +192,7 @@ class DaemonRun:
                 pass  # closing the clients is the last step: nothing is lost
 
     def _stop_cut_short(self, budget: float) -> None:
-        takeover = self.app.extensions.get("takeover") if self.app is not None else None
+        takeover = self.app.takeover if self.app is not None else None
         recorder = getattr(takeover, "recorder", None)
         unwritten = recorder.pending if recorder is not None else 0
         log.error(

@@ -303,7 +303,7 @@ async def _callbacks_summary(app: Shenava, now: float) -> dict[str, Any]:
     """Callback flags raised (abandons, IVR and hold requests, voicemails) and their fate."""
     from shenava_base.aio import as_deferred
 
-    complaints = app.extensions.get("complaints")
+    complaints = app.complaints
     if complaints is None:
         return {"available": False}
     store = complaints.callbacks

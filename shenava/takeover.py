@@ -317,7 +317,7 @@ def install(app: Any) -> CallStateExtension:
     )
     app.dispatcher.on_change = recorder.mark
     app.callflow.on_change = recorder.mark
-    stats = app.extensions.get("agent_stats")
+    stats = app.agent_stats
     ready: Callable[[], Deferred[Any]] | None = None
     if stats is not None:
         # A restored agent stays ringing or on a call until the take-over has

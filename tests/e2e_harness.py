@@ -196,7 +196,7 @@ class E2E:
         app.roster.subscribe(self.agent_changes.append)
         names = self._names
         # Deterministic recording names (the default is a random token).
-        if "recordings" not in app.extensions:
+        if app.recordings is None:
             # No voicemail store (no Redis): names that are easy to assert on.
             app.callflow.recording_name = lambda: f"shenava-vm/e2e-{next(names)}"
 
@@ -442,7 +442,7 @@ class E2E:
 
     def stop(self) -> None:
         # Nothing this test's daemon writes may reach the next test's Redis.
-        recorder = getattr(self.app.extensions.get("takeover"), "recorder", None)
+        recorder = getattr(self.app.takeover, "recorder", None)
         if recorder is not None:
             recorder.stop()
         d = self.app.stop()

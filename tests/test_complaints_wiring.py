@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,7 +43,8 @@ class FakeApp:
     reactor: Clock
     agents: tuple[AgentProfile, ...]
     config: Any = None
-    extensions: dict[str, Any] = field(default_factory=dict)
+    agent_stats: Any = None
+    complaints: Any = None
 
     def __post_init__(self) -> None:
         self.config = SimpleNamespace(
@@ -68,7 +69,7 @@ class FakeApp:
         )
 
     def ext(self) -> ComplaintsExtension:
-        ext = self.extensions["complaints"]
+        ext = self.complaints
         assert isinstance(ext, ComplaintsExtension)
         return ext
 
@@ -89,7 +90,7 @@ def app(redis_client: Redis) -> FakeApp:
     clock = Clock()
     clock.advance(T0)
     app = FakeApp(redis_client, clock, AGENTS)
-    app.extensions["complaints"] = install(app)
+    app.complaints = install(app)
     return app
 
 
@@ -201,7 +202,7 @@ async def test_hold_choice_chains_an_earlier_handler(redis_client: Redis) -> Non
     app = FakeApp(redis_client, clock, AGENTS)
     seen: list[str | None] = []
     app.callflow.on_hold_choice = lambda event, recording: seen.append(recording)
-    app.extensions["complaints"] = install(app)
+    app.complaints = install(app)
     event = CallLeftForChoice("hold-1", T0, T0 - 30, "voicemail", NUMBER, 1, "PJSIP/trunk-2", "fa")
     assert app.callflow.on_hold_choice is not None
     await maybeDeferred(app.callflow.on_hold_choice, event, "shenava-vm/vm-9")

@@ -29,7 +29,7 @@ async def test_a_reported_caller_gets_an_experienced_agent_and_the_agent_recover
 ) -> None:
     h = E2E.build(tmp_path, redis=redis_client)
     try:
-        register = h.app.extensions["complaints"].register
+        register = h.app.complaints.register
         h.phones({f"PJSIP/10{i}": PhoneScript(answer_after_s=2.0, talk_s=30.0) for i in (1, 2, 3)})
         assert not h.app.roster.get("a2").profile.experienced
         assert not h.app.roster.get("a3").profile.experienced

@@ -24,7 +24,7 @@ CUSTOMER = "09121112233"
 
 
 async def flag_of(h: E2E, number: str) -> object:
-    store = h.app.extensions["complaints"].callbacks
+    store = h.app.complaints.callbacks
     return await as_deferred(store.open_flag_for(number))
 
 
@@ -34,7 +34,7 @@ async def test_a_caller_who_gives_up_is_called_back_and_the_answer_closes_the_fl
 ) -> None:
     h = E2E.build(tmp_path, redis=redis_client)
     try:
-        store = h.app.extensions["complaints"].callbacks
+        store = h.app.complaints.callbacks
         h.phones({
             "PJSIP/101": PhoneScript(answer_after_s=2.0, talk_s=20.0),
             **{f"PJSIP/10{i}": PhoneScript(answer_after_s=2.0, talk_s=20.0) for i in (2, 3, 4)},
@@ -102,7 +102,7 @@ async def test_a_customer_who_does_not_answer_keeps_the_flag_open_with_the_attem
 ) -> None:
     h = E2E.build(tmp_path, redis=redis_client)
     try:
-        store = h.app.extensions["complaints"].callbacks
+        store = h.app.complaints.callbacks
         h.phones({
             "PJSIP/101": PhoneScript(answer_after_s=2.0, talk_s=20.0),
             **{f"PJSIP/10{i}": PhoneScript(answer_after_s=2.0, talk_s=20.0) for i in (2, 3, 4)},

@@ -29,7 +29,7 @@ async def test_a_new_complaint_gets_a_reference_the_caller_can_check_later(
 ) -> None:
     h = E2E.build(tmp_path, redis=redis_client)
     try:
-        register = h.app.extensions["complaints"].register
+        register = h.app.complaints.register
         # 1 Persian, 1 new complaint, 3 billing, 2 not urgent, 3 no extra care,
         # the account and 1 to confirm it; then hold (nobody is logged in).
         first = h.call(CallerScript(number=NUMBER, answers=("1", "1", "3", "2", "3", ACCOUNT + "#", "1"),

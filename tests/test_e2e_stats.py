@@ -45,7 +45,7 @@ async def test_a_busy_spell_gives_the_sl_by_hand_and_a_ledger_to_the_second(
 ) -> None:
     h = E2E.build(tmp_path, redis=redis_client)
     try:
-        service = h.app.extensions["agent_stats"]
+        service = h.app.agent_stats
         assert isinstance(service, StatsService)
         h.phone("PJSIP/101", PhoneScript(answer_after_s=2.0, talk_s=TALK_S))
         shift_start = h.now

@@ -44,7 +44,7 @@ async def test_health_needs_no_sign_in_and_shows_the_journal(tmp_path: Path) -> 
         assert body["journal"]["depth"] == 0 and body["ami"] == "disconnected"
         server.stop()
         # a record arrives while Redis is away: kept, and the health answer says so
-        register = app.extensions["complaints"].register
+        register = app.complaints.register
         reported = as_deferred(register.report_abuse(
             T0, agent_id="a1", number="09121234567", category="threat", note=""))
         while app.journal.redis_away_since is None:
@@ -62,7 +62,7 @@ async def test_health_needs_no_sign_in_and_shows_the_journal(tmp_path: Path) -> 
         await running.pool.closeCachedConnections()
         await port.stopListening()
         for name in ("agent_stats", "complaints", "recordings"):
-            stop = getattr(app.extensions.get(name), "stop", None)
+            stop = getattr(getattr(app, name), "stop", None)
             if stop is not None:
                 stop()
         await as_deferred(client.aclose())

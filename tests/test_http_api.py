@@ -157,7 +157,7 @@ async def test_break_without_stats_service_is_503(api: Running) -> None:
 @pytest_twisted.ensureDeferred
 async def test_break_delegates_to_stats_service(api: Running) -> None:
     stats = FakeStats(None)
-    api.app.extensions["agent_stats"] = stats
+    api.app.agent_stats = stats
     code, body, _ = await api.call("POST", "/api/agents/a1/break", role="agent", person="a1")
     assert (code, body["break"]) == (200, {"status": "waiting"})
     assert stats.asked[0][:2] == ("a1", NotReadyReason.BREAK)
@@ -173,7 +173,7 @@ async def test_break_delegates_to_stats_service(api: Running) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_unexpected_error_is_500_without_traceback(api: Running) -> None:
-    api.app.extensions["agent_stats"] = FakeStats(RuntimeError("secret internals 09121234567"))
+    api.app.agent_stats = FakeStats(RuntimeError("secret internals 09121234567"))
     events: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(cast(Any, events.append))
     try:
@@ -250,9 +250,9 @@ async def test_screen_pop_masks_number_for_agents(api: Running) -> None:
     code, body, _ = await api.call("GET", "/api/calls/c7", role="agent", person="a1")
     assert code == 403
 
-    assert "c7" in api.app.extensions["http"].memory
+    assert "c7" in api.app.http.memory
     hang_up(api.app, "c7")
-    assert "c7" not in api.app.extensions["http"].memory
+    assert "c7" not in api.app.http.memory
     code, body, _ = await api.call("GET", "/api/agents/a1/call", role="agent", person="a1")
     assert body["call"] is None
     code, body, _ = await api.call("GET", "/api/calls/c7")
@@ -278,7 +278,7 @@ async def test_screen_pop_with_the_complaint_register(api: Running, redis_client
     current = await as_deferred(register.open_complaint(
         now, category="billing", channel=Channel.IVR, number=CALLER, call_id="c9",
     ))
-    api.app.extensions["complaints"] = register
+    api.app.complaints = register
 
     await api.call("POST", "/api/agents/a1/login", role="agent", person="a1")
     await deliver(api, "c9", reference=older.reference)
@@ -299,7 +299,7 @@ async def test_screen_pop_survives_a_failing_register(api: Running) -> None:
         async def caller_context(self, number: str, now: float) -> Any:
             raise ConnectionError("redis down")
 
-    api.app.extensions["complaints"] = Broken()
+    api.app.complaints = Broken()
     await api.call("POST", "/api/agents/a1/login")
     await deliver(api, "c10")
     code, body, _ = await api.call("GET", "/api/agents/a1/call")
@@ -321,7 +321,7 @@ async def test_complaints_api_is_mounted_with_the_same_headers(redis_client: Any
 
     app = make_app(reactor)
     register = ComplaintRegister(ComplaintStore(redis_client, "t"))
-    app.extensions["complaints"] = SimpleNamespace(
+    app.complaints = SimpleNamespace(
         register=register, callbacks=CallbackStore(redis_client, "t")
     )
     c = await as_deferred(register.open_complaint(

@@ -59,7 +59,7 @@ async def _on_clock(redis_client: Redis, **http: Any) -> AsyncIterator[tuple[Run
     app = Shenava(config_with_users(**http), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
     app.connection.agi = lambda *a, **k: Deferred()  # type: ignore[method-assign]
     app.connection.send_action = lambda *a, **k: Deferred()  # type: ignore[method-assign]
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     await service.started
     port: Any = cast(Any, reactor).listenTCP(0, build_site(app), interface="127.0.0.1")
     running = Running(reactor, app, port)
@@ -69,8 +69,8 @@ async def _on_clock(redis_client: Redis, **http: Any) -> AsyncIterator[tuple[Run
         await running.pool.closeCachedConnections()
         await port.stopListening()
         await service.stop()
-        app.extensions["complaints"].stop()
-        app.extensions["recordings"].stop()
+        app.complaints.stop()
+        app.recordings.stop()
 
 
 @pytest_twisted.async_yield_fixture()
@@ -151,7 +151,7 @@ async def test_an_agent_cannot_report_abuse_or_write_notes_as_another(
     daemon: tuple[Running, Clock],
 ) -> None:
     api, clock = daemon
-    register = api.app.extensions["complaints"].register
+    register = api.app.complaints.register
     c = await as_deferred(register.open_complaint(T0, category="billing", channel=Channel.IVR,
                                                   number=NUMBER))
     forged = {"X-Shenava-Actor": "a2", "X-Shenava-Agent": "a2", "X-Shenava-Role": "admin"}
@@ -347,7 +347,7 @@ async def test_recordings_are_urls_checked_against_the_role(
     wav = tmp_path / "spool" / "vm-1700000000-c1"
     wav.parent.mkdir()
     wav.with_suffix(".wav").write_bytes(b"RIFF....WAVE")
-    register = api.app.extensions["complaints"].register
+    register = api.app.complaints.register
     c = await as_deferred(register.open_complaint(T0, category="billing", channel=Channel.VOICEMAIL,
                                                   number=NUMBER, recordings=(str(wav),)))
     for role, person in (("agent", "a1"), ("supervisor", "sara")):

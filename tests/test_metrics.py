@@ -155,7 +155,7 @@ async def test_a_call_through_the_daemon_is_counted_timed_and_histogrammed(
         h.call(CallerScript(number="09120000001", answers=("1", "3")))
         await h.run_until_async(
             lambda: any(isinstance(e, CallCompleted) for e in h.routing), limit_s=300.0)
-        metrics = h.app.extensions["agent_stats"].metrics
+        metrics = h.app.agent_stats.metrics
         got = samples(metrics.render_text())
         q = (("queue", "complaints"),)
         assert got[("shenava_calls_offered_total", q)] == 1

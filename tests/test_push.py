@@ -68,14 +68,14 @@ async def app(redis_client: Redis) -> AsyncIterator[tuple[Shenava, Clock]]:
     clock = Clock()
     clock.advance(T0)
     shenava = Shenava(default_config(), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
-    service = shenava.extensions["agent_stats"]
+    service = shenava.agent_stats
     await service.started
     try:
         yield shenava, clock
     finally:
         await service.stop()
-        shenava.extensions["complaints"].stop()
-        shenava.extensions["recordings"].stop()
+        shenava.complaints.stop()
+        shenava.recordings.stop()
 
 
 def hub_of(app: Shenava) -> PushHub:
@@ -179,7 +179,7 @@ async def test_waiting_figures_follow_routing_without_a_sort(app: tuple[Shenava,
 @pytest_twisted.ensureDeferred
 async def test_not_ready_time_kept_as_it_goes_equals_the_ledgers(app: tuple[Shenava, Clock]) -> None:
     shenava, clock = app
-    service = shenava.extensions["agent_stats"]
+    service = shenava.agent_stats
     roster = shenava.roster
     roster.log_in("a1", T0)
     step_to(clock, T0 + 100)
@@ -215,6 +215,6 @@ async def test_stopping_the_http_extension_ends_every_stream(app: tuple[Shenava,
     wall, desk = EndingPage(), EndingPage()
     hub.connect(wall, None)  # type: ignore[arg-type]
     hub.connect(desk, "a1")  # type: ignore[arg-type]
-    shenava.extensions["http"].stop()
+    shenava.http.stop()
     assert (wall.ended, desk.ended) == (1, 1)
     assert hub._loop is None

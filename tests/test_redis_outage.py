@@ -60,7 +60,7 @@ def build(tmp_path: Path, server: RedisServer) -> tuple[E2E, Any]:
         socket_timeout_s=2.0, health_check_interval_s=1.0,
     ), decode_responses=True)
     h = E2E.build(tmp_path, config=config, redis=client)
-    h.app.callflow.recording_name = h.app.extensions["recordings"].service.recording_name
+    h.app.callflow.recording_name = h.app.recordings.service.recording_name
     return h, client
 
 
@@ -100,7 +100,7 @@ def said_reference(h: E2E, call: CallHandle) -> str | None:
 
 
 async def run_traffic_with_outage(h: E2E, outage: Any) -> dict[str, list[CallHandle]]:
-    refs = h.app.extensions["complaints"].references
+    refs = h.app.complaints.references
     await h.run_until_async(lambda: refs.ready, limit_s=30.0)
     calls = await wave(h, 0)
     await h.run_until_async(lambda: h.app.journal.depth == 0, limit_s=60.0)
@@ -145,7 +145,7 @@ async def reconcile(
     # callback flags: one per caller number, each reason once
     flags = await as_deferred(client.hgetall(f"{prefix}:{{callbacks}}:open"))
     abandoned = {e.call_id for e in h.routing if isinstance(e, CallAbandoned)}
-    policy = h.app.extensions["complaints"].callbacks.policy
+    policy = h.app.complaints.callbacks.policy
     flagged = {  # a short abandon (a caller who hung up at once) raises no flag
         e.call_id for e in h.routing if isinstance(e, CallAbandoned)
         and abandon_reason(e.call_id, e.at, e.at - e.joined_at, policy) is not None
@@ -161,7 +161,7 @@ async def reconcile(
         kinds = {r["kind"] for r in flag["reasons"]}
         assert kinds <= {str(ReasonKind.ABANDONED), str(ReasonKind.VOICEMAIL)}
     # SL outcomes: every abandon counted once in the day's bucket
-    stats = h.app.extensions["agent_stats"]
+    stats = h.app.agent_stats
     day = BucketKey("complaints", BucketKind.DAY, day_start(h.now, stats.sla))
     [counts] = await as_deferred(stats.store.buckets([day]))
     assert counts.abandoned + counts.abandoned_short == len(abandoned) > 0
@@ -182,7 +182,7 @@ async def test_redis_stopped_and_restarted_mid_traffic_loses_nothing(tmp_path: P
             await advance(h, 20.0)  # traffic meets a Redis that is not there
             assert h.app.journal.redis_away_since is not None
             # an agent reports an abusive caller meanwhile: kept, and the agent gets recovery
-            register = h.app.extensions["complaints"].register
+            register = h.app.complaints.register
             reported = as_deferred(register.report_abuse(
                 h.now, agent_id="a1", number="09129999999", category="verbal_abuse", note="shouting",
             ))
@@ -194,7 +194,7 @@ async def test_redis_stopped_and_restarted_mid_traffic_loses_nothing(tmp_path: P
         health = HealthApi(h.app).health(cast(Any, None))
         assert health["status"] == "degraded" and health["redis"] == "away"
         assert health["journal"]["depth"] > 0 and health["journal"]["oldest_age_s"] > 0
-        metrics = ShenavaMetrics(h.app.extensions["agent_stats"]).render_text().decode()
+        metrics = ShenavaMetrics(h.app.agent_stats).render_text().decode()
         assert "shenava_redis_away 1.0" in metrics
         assert f"shenava_journal_depth {float(health['journal']['depth'])}" in metrics
         restarted = start(tmp_path / "redis", port=server.port)
@@ -239,7 +239,7 @@ async def test_starting_with_redis_down_waits_and_keeps_what_was_stored(tmp_path
     try:
         first.log_in("a1")
         await advance(first, 60.0)
-        stats = first.app.extensions["agent_stats"]
+        stats = first.app.agent_stats
         await first.run_until_async(lambda: stats.started.called, limit_s=30.0)
         await as_deferred(client.ping())
         await stats.stop()  # the first run ends cleanly: a1's ledger is in Redis
@@ -252,7 +252,7 @@ async def test_starting_with_redis_down_waits_and_keeps_what_was_stored(tmp_path
     # the daemon starts while Redis is away: it waits (and says so), it does not start afresh
     h, client = build(tmp_path / "second", server)
     try:
-        stats = h.app.extensions["agent_stats"]
+        stats = h.app.agent_stats
         await advance(h, 30.0)
         assert not stats.started.called and stats.restored_agents == []
         restarted = start(tmp_path / "redis", port=server.port)
@@ -304,7 +304,7 @@ async def test_a_burst_of_500_hang_ups_through_a_pool_of_4_loses_nothing(tmp_pat
         for flag_id in flags.values():
             flag = json.loads(await as_deferred(client.get(f"shenava:{{callbacks}}:flag:{flag_id}")))
             assert len(flag["reasons"]) == 1
-        stats = h.app.extensions["agent_stats"]
+        stats = h.app.agent_stats
         day = BucketKey("complaints", BucketKind.DAY, day_start(h.now, stats.sla))
         [counts] = await as_deferred(stats.store.buckets([day]))
         assert counts.abandoned == BURST and counts.offered == BURST
@@ -342,7 +342,7 @@ async def test_the_daemon_killed_while_redis_is_away_loses_nothing(tmp_path: Pat
     server = start(tmp_path / "redis")
     h, client = build(tmp_path, server)
     try:
-        refs = h.app.extensions["complaints"].references
+        refs = h.app.complaints.references
         await h.run_until_async(lambda: refs.ready, limit_s=30.0)
         server.stop()
         calls = await wave(h, 0)  # every record of these calls waits in the journal

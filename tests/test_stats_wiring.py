@@ -30,7 +30,7 @@ async def test_install_wires_the_service_into_the_app(redis_client: Redis) -> No
     clock = Clock()
     clock.advance(T0)
     app = Shenava(default_config(), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     assert isinstance(service, StatsService)
     await service.started
     for status in app.roster:

@@ -45,7 +45,7 @@ def outcomes(h: E2E) -> Counter[str]:
 
 async def flushed(h: E2E) -> None:
     """What the daemon has said so far is in Redis (a kill loses only a write in flight)."""
-    service = h.app.extensions["agent_stats"]
+    service = h.app.agent_stats
     assert isinstance(service, StatsService)
     await service.flushed()
 
@@ -84,7 +84,7 @@ async def test_kill_minus_9_with_callers_everywhere_then_every_caller_is_served(
     await h.run_until_async(lambda: h.events(CallOffered, ringing), limit_s=60)
     h.advance(2.0)
     assert not h.events(CallAnswered, ringing) and not h.events(CallQueued, in_ivr)
-    extension = h.app.extensions["takeover"]
+    extension = h.app.takeover
     assert isinstance(extension, CallStateExtension)
     await extension.recorder.flushed()
     stored = await as_deferred(extension.store.load())
@@ -97,7 +97,7 @@ async def test_kill_minus_9_with_callers_everywhere_then_every_caller_is_served(
     gone.hang_up()  # while no daemon runs
     h.advance(1.0)
     app = h.start_again(redis=redis_client)
-    extension = app.extensions["takeover"]
+    extension = app.takeover
     assert isinstance(extension, CallStateExtension)
     await h.run_until_async(lambda: extension.takeover.rounds >= 1, limit_s=30)
     assert extension.takeover.adopted == {
@@ -135,7 +135,7 @@ async def test_kill_minus_9_with_callers_everywhere_then_every_caller_is_served(
     )
     await extension.recorder.flushed()
     assert await as_deferred(extension.store.load()) == {}
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     assert isinstance(service, StatsService)
     await service.flushed()
     stored_ledgers = await as_deferred(service.store.load_ledgers(["a1", "a2"], h.now))
@@ -146,7 +146,7 @@ async def test_kill_minus_9_with_callers_everywhere_then_every_caller_is_served(
     day = service.tally.day(service.default_queue, h.now)
     assert (day.offered, day.abandoned) == (5, 1)
     # One callback flag, with one reason, for the caller who gave up while no daemon ran.
-    callbacks = app.extensions["complaints"].callbacks
+    callbacks = app.complaints.callbacks
     flags = [
         *await as_deferred(callbacks.open_flags()),
         *await as_deferred(callbacks.closed_between(0.0, h.now + 1)),
@@ -172,7 +172,7 @@ async def test_a_caller_who_arrived_while_no_daemon_ran_gets_the_main_menu(
     assert h.prompts(late) == []  # nobody drives the caller
     app = h.start_again(redis=redis_client)
     await h.run_until_async(lambda: h.events(CallAnswered, late), limit_s=120)
-    extension = app.extensions["takeover"]
+    extension = app.takeover
     assert isinstance(extension, CallStateExtension)
     assert extension.takeover.adopted == {late.uniqueid: "new"}
     (queued,) = h.events(CallQueued, late)
@@ -194,7 +194,7 @@ async def test_an_ami_reconnect_takes_over_nothing_the_daemon_already_holds(
     await h.run_until_async(lambda: h.events(CallQueued, stays) and h.events(CallQueued, leaves),
                             limit_s=60)
     h.advance(6.0)
-    extension = h.app.extensions["takeover"]
+    extension = h.app.takeover
     assert isinstance(extension, CallStateExtension)
     await extension.recorder.flushed()
     h.drop_link(refuse=1)
@@ -220,14 +220,14 @@ async def test_an_agent_whose_phone_is_still_up_stays_on_the_call_without_a_reco
     talking = h.call(wants_agent("0935111021"))
     await h.run_until_async(lambda: h.events(CallAnswered, talking), limit_s=60)
     await flushed(h)
-    extension = h.app.extensions["takeover"]
+    extension = h.app.takeover
     assert isinstance(extension, CallStateExtension)
     await extension.recorder.flushed()
     await as_deferred(redis_client.delete(extension.store.live_key))  # the record is lost
     h.kill()
     h.advance(1.0)
     app = h.start_again(redis=redis_client)
-    extension = app.extensions["takeover"]
+    extension = app.takeover
     assert isinstance(extension, CallStateExtension)
     await h.run_until_async(lambda: extension.takeover.rounds >= 1, limit_s=30)
     assert app.roster.get("a1").state is AgentState.ON_CALL

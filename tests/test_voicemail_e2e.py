@@ -66,7 +66,7 @@ async def test_an_ivr_voicemail_is_stored_transcribed_and_attached_to_its_callba
     config = replace(base, recordings=replace(
         base.recordings, dir=vm_dir, models=MappingProxyType({"en": ko_model_path()})))
     h = E2E.build(tmp_path, config=config, redis=redis_client)
-    handle: RecordingsHandle = h.app.extensions["recordings"]
+    handle: RecordingsHandle = h.app.recordings
     service, store = handle.service, handle.store
     h.app.callflow.recording_name = service.recording_name  # the harness's fixed names are for runs without Redis
     if service.complaints is None:  # until the complaints wiring hands them over

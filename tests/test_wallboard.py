@@ -93,7 +93,7 @@ async def board(redis_client: Redis) -> AsyncIterator[tuple[Running, Clock]]:
     app = Shenava(config_with_users(), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
     app.connection.agi = lambda *a, **k: Deferred()  # type: ignore[method-assign]
     app.connection.send_action = lambda *a, **k: Deferred()  # type: ignore[method-assign]
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     await service.started
     port: Any = cast(Any, reactor).listenTCP(0, build_site(app), interface="127.0.0.1")
     running = Running(reactor, app, port)
@@ -103,8 +103,8 @@ async def board(redis_client: Redis) -> AsyncIterator[tuple[Running, Clock]]:
         await running.pool.closeCachedConnections()
         await port.stopListening()
         await service.stop()
-        app.extensions["complaints"].stop()
-        app.extensions["recordings"].stop()
+        app.complaints.stop()
+        app.recordings.stop()
 
 
 # -- the pages ---------------------------------------------------------------------------
@@ -262,7 +262,7 @@ async def test_wallboard_snapshot_gathers_the_daemons_own_figures(
 ) -> None:
     api, clock = board
     app = api.app
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     assert isinstance(service, StatsService)
     service._headroom = lambda staffed, now: 0  # no headroom: break requests wait in line
     for agent in ("a1", "a2", "a3"):
@@ -276,7 +276,7 @@ async def test_wallboard_snapshot_gathers_the_daemons_own_figures(
     step_to(clock, T0 + 300)
     assert service.request_break("a1", NotReadyReason.BREAK).status == "waiting"
     step_to(clock, T0 + 330)
-    flags = app.extensions["complaints"].callbacks
+    flags = app.complaints.callbacks
     await as_deferred(flags.raise_reason("09121112222", ivr_request_reason("c9", T0, T0), T0))
 
     code, body, _ = await api.call("GET", "/api/wallboard", role="supervisor", person="sara")
@@ -360,7 +360,7 @@ async def test_desk_call_actions_find_the_callers_number_themselves(
     api, clock = board
     app = api.app
     # the screen-pop memory hears the IVR's outcome (as the call flow tells it)
-    app.extensions["http"].memory.on_outcome(outcome("c1"))
+    app.http.memory.on_outcome(outcome("c1"))
     now = clock.seconds()
     app.roster.log_in("a1", now)  # the call rings at a1's desk (their own call only)
     app.roster.set_ready("a1", now)
@@ -371,7 +371,7 @@ async def test_desk_call_actions_find_the_callers_number_themselves(
                                    body={"due_at": now + 3600, "note": "the refund"})
     assert code == 200, body
     assert body["reasons"] == ["follow_up"] and body["due_at"] == now + 3600
-    flags = app.extensions["complaints"].callbacks
+    flags = app.complaints.callbacks
     flag = await as_deferred(flags.open_flag_for(CALLER))
     assert flag is not None and flag.flag_id == body["flag_id"]
     assert flag.reasons[0].note == "the refund"
@@ -393,7 +393,7 @@ async def test_desk_call_actions_find_the_callers_number_themselves(
         code, body, _ = await api.call("POST", where, role="agent", person=who, body=sent)
         assert code == status, (where, sent, body)
     # a wellbeing alert seen by a supervisor stays, marked, until it clears
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     app.roster.log_in("a3", now)
     service.active_alerts["a3"] = {AlertKind.NO_BREAK: Alert("a3", AlertKind.NO_BREAK, 9000, 7200)}
     ack = {"agent_id": "a3", "kind": "no_break"}
@@ -417,7 +417,7 @@ async def test_the_report_in_the_browser_is_shenava_reports(board: tuple[Running
 
     api, clock = board
     app = api.app
-    service = app.extensions["agent_stats"]
+    service = app.agent_stats
     step_to(clock, T0 + 120)
     service.record_outcome(CallRecord("complaints", T0 + 10, T0 + 10, Outcome.ANSWERED, T0 + 15, "c1"))
     await service.flushed()

@@ -140,7 +140,7 @@ class AgentsApi:
         self._app.roster.get(agent_id)
         body = read_json(request)
         reason = _reason(body, "reason", BREAK_REASONS) if "reason" in body else NotReadyReason.BREAK
-        service = self._app.extensions.get("agent_stats")
+        service = self._app.agent_stats
         ask = getattr(service, "request_break", None)
         if ask is None:
             raise UnavailableError(

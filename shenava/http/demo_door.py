@@ -49,7 +49,7 @@ def make_demo_users(users_file: Path, agents: list[str], now: float) -> list[Dem
 
 def sign_in_links(app: Any, people: list[DemoPerson]) -> dict[str, str]:
     """A one-use link per person, relative to the listener's root."""
-    gate = app.extensions["http"].gate
+    gate = app.http.gate
     return {
         p.name: "api/session/link/" + gate.sign_in_link(Actor(p.name, p.role), p.page)
         for p in people

@@ -94,7 +94,7 @@ class DeskApi:
         self, request: Request, actor: Actor, agent_id: str, call_id: str
     ) -> dict[str, Any]:
         self._require_own_call(actor, agent_id, call_id)
-        store = getattr(self._app.extensions.get("complaints"), "callbacks", None)
+        store = getattr(self._app.complaints, "callbacks", None)
         if store is None:
             raise UnavailableError("follow-ups need the callback flags store (Redis)",
                                    code="http.callbacks_unavailable")

@@ -39,7 +39,7 @@ class HealthApi:
     def health(self, request: Request, actor: Actor | None = None) -> dict[str, Any]:
         app = self._app
         journal = journal_health(app)
-        complaints = app.extensions.get("complaints")
+        complaints = app.complaints
         references = getattr(complaints, "references", None)
         degraded = journal is not None and (journal["depth"] > 0 or journal["redis_away_since"] is not None)
         return {

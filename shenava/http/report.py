@@ -62,7 +62,7 @@ class ReportResource(Resource):
 
         actor = actor_of(request)
         require_supervisor(actor, "reading the report")
-        service = self._app.extensions.get("agent_stats")
+        service = self._app.agent_stats
         if not isinstance(service, StatsService):
             raise UnavailableError("the report needs the statistics service (Redis)",
                                    code="http.report_unavailable")

@@ -160,7 +160,7 @@ async def screen_pop(
 
 def complaint_register(app: Any) -> Any | None:
     """The complaint register of the daemon, if the complaints package runs in it."""
-    ext = app.extensions.get("complaints")
+    ext = app.complaints
     if ext is None:
         return None
     register = getattr(ext, "register", ext)
@@ -168,7 +168,7 @@ def complaint_register(app: Any) -> Any | None:
 
 
 async def _recording_transcript(app: Any, call_id: str) -> str | None:
-    ext = app.extensions.get("recordings")
+    ext = app.recordings
     lookup = getattr(ext, "transcript_for_call", None)
     if lookup is None:
         return None

@@ -47,11 +47,9 @@ from shenava.users import store_for
 
 log = Logger()
 
-EXTENSION = "http"
-
 
 class HttpApi:
-    """This package's handle in ``app.extensions["http"]``."""
+    """This package's handle, ``app.http``."""
 
     def __init__(self, app: Any, memory: CallMemory) -> None:
         self.app = app
@@ -80,13 +78,13 @@ class HttpApi:
 
 def install(app: Any) -> HttpApi:
     """Subscribe the screen-pop memory to the call flow; idempotent. Returns the handle."""
-    existing = app.extensions.get(EXTENSION)
+    existing = getattr(app, "http", None)
     if isinstance(existing, HttpApi):
         return existing
     memory = CallMemory()
     memory.attach(app.callflow, app.dispatcher, app.tracker)
     api = HttpApi(app, memory)
-    app.extensions[EXTENSION] = api
+    app.http = api
     return api
 
 
@@ -141,7 +139,7 @@ class ShenavaSite(EdgeSite):
 
 
 def metrics_resource(app: Any) -> Resource:
-    service = app.extensions.get("agent_stats")
+    service = app.agent_stats
     if service is None:
         return JsonUnavailable(
             "http.metrics_unavailable",
@@ -162,7 +160,7 @@ def metrics_resource(app: Any) -> Resource:
 
 
 def complaints_resource(app: Any) -> Resource:
-    ext = app.extensions.get("complaints")
+    ext = app.complaints
     if ext is None:
         return JsonUnavailable(
             "http.complaints_unavailable",

@@ -161,7 +161,7 @@ class LiveBoard:
         return self._app.roster
 
     def stats(self) -> StatsService | None:
-        service = self._app.extensions.get("agent_stats")
+        service = self._app.agent_stats
         return service if isinstance(service, StatsService) else None
 
     def names(self) -> dict[str, str]:
@@ -330,7 +330,7 @@ class LiveBoard:
 
     async def callbacks(self, now: float, first: int = 0) -> Callbacks:
         """Counts of open flags (and those due, and those needing a person's look)."""
-        store = getattr(self._app.extensions.get("complaints"), "callbacks", None)
+        store = getattr(self._app.complaints, "callbacks", None)
         if store is None:
             return Callbacks("not running")
         try:
