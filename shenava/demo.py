@@ -33,7 +33,8 @@ from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
 from ivr.machine import Outcome
 from recordings.wiring import summary as voicemail_summary
-from shenava.app import QUEUE, Shenava
+from routing.calls import QUEUE
+from shenava.app import Shenava
 from shenava.config import Config
 from shenava.http.demo_door import make_demo_users, sign_in_links
 from shenava.routing_log import RoutingLog

@@ -50,7 +50,7 @@ def install_asyncio_reactor() -> IReactorCore:
         except RuntimeError:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
-        asyncioreactor.install(loop)
+        asyncioreactor.install(loop)  # type: ignore[no-untyped-call]  # untyped in Twisted
     from twisted.internet import reactor
 
     if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
