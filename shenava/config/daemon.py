@@ -1,0 +1,28 @@
+"""``[daemon]``: its typed section and its parser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shenava_base.config_table import Table
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """How ``shenava run`` stops, and how two daemons share one Asterisk."""
+
+    stop_timeout_s: float = 10.0
+    """SIGTERM ends the process within this bound, whatever Redis and AMI do."""
+    lease_s: float = 3.0
+    """The leader lease: a standby takes over at most this long after the leader dies."""
+    leader_lease: bool = True
+    """False: a daemon alone, always serving (no lease, so no standby may run beside it)."""
+
+
+def parse_daemon(t: Table) -> DaemonConfig:
+    d = DaemonConfig()
+    return DaemonConfig(
+        stop_timeout_s=t.get_float("stop_timeout_s", d.stop_timeout_s, minimum=1.0, maximum=300.0),
+        lease_s=t.get_float("lease_s", d.lease_s, minimum=1.0, maximum=60.0),
+        leader_lease=t.get_bool("leader_lease", d.leader_lease),
+    )
