@@ -16,13 +16,13 @@ from shenava.check_config import (
     EventFilter,
     Finding,
     Severity,
-    _parse_filter,
     check_config,
     event_passes,
     exit_code,
     extension_matches,
     parse_classes,
 )
+from shenava.check_config.event_filters import _parse_filter
 
 ALL = {"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf", "reporting",
        "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security", "message", "all"}

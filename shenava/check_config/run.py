@@ -1,0 +1,152 @@
+"""The entry points: check the config, Redis and an Asterisk folder; the report and the exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from shenava.asterisk_conf import (
+    AsteriskConf,
+    AsteriskConfError,
+    read_asterisk_conf,
+)
+from shenava.check_config.dialplan import check_dialplan
+from shenava.check_config.findings import (
+    CONFIG_INVALID,
+    EXIT_CONFIG_INVALID,
+    EXIT_ERRORS,
+    EXIT_OK,
+    Finding,
+    Severity,
+    _error,
+    _ok,
+    _warn,
+)
+from shenava.check_config.manager import PLACEHOLDER_SECRETS, check_manager
+from shenava.check_config.sounds import check_sounds
+from shenava.config import Config, ConfigError, load_config
+
+
+def check_config(
+    config_path: str | Path,
+    asterisk_dir: str | Path | None = None,
+    sounds_dir: str | Path | None = None,
+    *,
+    redis: bool = False,
+) -> list[Finding]:
+    """Every finding about the Shenava config and, if given, the Asterisk folder and sounds;
+    with ``redis`` also the live Redis server's durability settings."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        return [_error(CONFIG_INVALID, str(exc))]
+    findings = [_ok("config.valid", f"{config_path}: valid ({len(config.agents)} agents)")]
+    if config.redis.embedded:
+        findings.append(_error(
+            "config.redis_embedded",
+            "redis.url is empty: only `shenava demo` starts an embedded redis-server; "
+            "`shenava run` needs the operator's Redis",
+        ))
+    if not config.redis.embedded and not config.state.durable:
+        findings.append(_warn(
+            "config.state_folder",
+            "state.folder is not set: records waiting for Redis (complaints, flags, voicemails, "
+            "SL outcomes) would be kept in memory only and lost with the daemon; set it to a local "
+            "folder owned by the daemon's user, e.g. /var/lib/shenava",
+        ))
+    if config.ami.secret in PLACEHOLDER_SECRETS:
+        findings.append(_warn("config.secret_placeholder", "ami secret is still the shipped placeholder"))
+    if asterisk_dir is not None:
+        findings.extend(check_asterisk_dir(config, Path(asterisk_dir)))
+    if sounds_dir is not None:
+        findings.extend(check_sounds(config, Path(sounds_dir)))
+    if redis and not config.redis.embedded:
+        findings.extend(check_redis(config))
+    return findings
+
+
+def check_redis(config: Config) -> list[Finding]:
+    """The live server's ``appendonly``, ``appendfsync`` and ``maxmemory-policy`` (see
+    :mod:`shenava.redis_durability`); an unreachable server is an error."""
+    from redis.exceptions import RedisError
+
+    from shenava.redis_client import describe
+    from shenava.redis_durability import durability_notes, read_settings
+
+    where = describe(config.redis)
+    try:
+        settings = read_settings(config.redis)
+    except (RedisError, OSError) as exc:
+        return [_error("redis.unreachable", f"cannot read the server's settings: {exc}", where)]
+    return [(_ok if n.ok else _warn)(n.code, n.message, where) for n in durability_notes(settings)]
+
+
+def check_asterisk_dir(config: Config, asterisk_dir: Path) -> list[Finding]:
+    if not asterisk_dir.is_dir():
+        return [_error("asterisk.dir_missing", f"{asterisk_dir} is not a folder")]
+    findings: list[Finding] = []
+    manager = _read(asterisk_dir / "manager.conf", findings)
+    if manager is not None:
+        findings.extend(check_manager(config, manager))
+    dialplan_path = asterisk_dir / "extensions.conf"
+    if not dialplan_path.exists() and any(
+        (asterisk_dir / name).exists() for name in ("extensions.ael", "extensions.lua")
+    ):
+        findings.append(_warn(
+            "dialplan.not_conf",
+            "the dialplan is in extensions.ael/.lua, which this check cannot read: "
+            "make sure it has the contexts of etc/asterisk/extensions.conf",
+        ))
+        return findings
+    dialplan = _read(dialplan_path, findings)
+    if dialplan is not None:
+        findings.extend(check_dialplan(config, dialplan))
+    return findings
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    findings = list(findings)
+    if any(f.code == CONFIG_INVALID for f in findings):
+        return EXIT_CONFIG_INVALID
+    if any(f.severity is Severity.ERROR for f in findings):
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+def format_report(findings: Sequence[Finding]) -> str:
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    lines = [str(f) for f in findings]
+    verdict = "problems found" if errors else "all good"
+    lines.append(f"{verdict}: {errors} error(s), {warnings} warning(s)")
+    return "\n".join(lines)
+
+
+def run_check(
+    config_path: Path,
+    asterisk_dir: Path | None,
+    out: TextIO | None = None,
+    sounds_dir: Path | None = None,
+    *,
+    redis: bool = False,
+) -> int:
+    """What ``shenava check-config`` does: print the report, return the exit code."""
+    findings = check_config(config_path, asterisk_dir, sounds_dir, redis=redis)
+    print(format_report(findings), file=out if out is not None else sys.stdout)
+    return exit_code(findings)
+
+
+def _read(path: Path, findings: list[Finding]) -> AsteriskConf | None:
+    if not path.exists():
+        findings.append(_error("asterisk.file_missing", f"{path} does not exist"))
+        return None
+    try:
+        conf = read_asterisk_conf(path)
+    except AsteriskConfError as exc:
+        findings.append(_error("asterisk.unparsable", f"cannot check {path.name}: {exc}"))
+        return None
+    for note in conf.notes:
+        findings.append(_warn("asterisk.not_followed", note.message, note.origin))
+    return conf
