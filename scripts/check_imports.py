@@ -50,19 +50,6 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset()
 """Arrows between entries of one floor (importer, imported), if the design needs one."""
 
 
-KNOWN_CIRCLES: tuple[frozenset[str], ...] = (
-    # The test PBX's behaviour modules call each other through the world and
-    # back (a hang-up ends an AGI session, which tears the channel down...).
-    # Not yet a hub with spokes: the one circle left, kept from growing.
-    frozenset({
-        "testpbx.agi_commands", "testpbx.agi_engine", "testpbx.bridges", "testpbx.caller",
-        "testpbx.channel", "testpbx.dialplan", "testpbx.dtmf", "testpbx.formatting",
-        "testpbx.originate", "testpbx.teardown", "testpbx.world",
-    }),
-)
-"""Circles known and not yet broken: one passes only if its modules are a subset of one of these."""
-
-
 def entry_of(module: str) -> tuple[str, int] | None:
     """The floor entry ``module`` belongs to, and that floor's number (0 is the top)."""
     best: tuple[str, int] | None = None
@@ -146,8 +133,6 @@ def check(root: Path) -> list[str]:
                 graph[module].add(target)
     problems = list(dict.fromkeys(problems))  # one line per import, not per name imported
     for cycle, members in circles(graph):
-        if any(set(members) <= known_circle for known_circle in KNOWN_CIRCLES):
-            continue
         problems.append(f"import circle: {' -> '.join(cycle)} (all {len(members)} modules in it: "
                         f"{', '.join(members)})")
     return problems

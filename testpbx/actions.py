@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ami_bridge.codec import Header, Message
-from testpbx import agi_engine, bridges, dialplan, teardown
+from testpbx import agi_engine, bridges, dialplan, moh, teardown
 from testpbx.channel import Channel
 from testpbx.formatting import channel_fields
 from testpbx.originate import (
@@ -134,7 +134,7 @@ def move_channel(world: PbxWorld, ch: Channel, context: str, exten: str, priorit
     if ch.agi is not None:
         agi_engine.abort(world, ch, hung_up=False)
     else:
-        teardown.stop_moh(world, ch)
+        moh.stop_moh(world, ch)
     if ch.bridge is not None:
         ch.after_bridge = None
         bridges.leave(world, ch)
@@ -299,7 +299,7 @@ def join(world: PbxWorld, ch1: Channel, ch2: Channel) -> None:
     ch2.linkedid = ch1.linkedid
     new = bridges.create(world)
     for ch in (ch1, ch2):
-        teardown.stop_moh(world, ch)
+        moh.stop_moh(world, ch)
         bridges.enter(world, new, ch, _after_goto(world, ch))
     ch1.connected_num, ch1.connected_name = ch2.caller_num, ch2.caller_name
     ch2.connected_num, ch2.connected_name = ch1.caller_num, ch1.caller_name

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IDelayedCall
 
-from testpbx import agi_engine, audio, teardown
+from testpbx import agi_engine, audio, moh, teardown
 from testpbx.channel import STATE_UP
 
 if TYPE_CHECKING:
@@ -266,7 +266,7 @@ class Exec(AgiCommand):
             # now on, not AGI, even after it ended (transcript 45).
             self.channel.application, self.channel.appdata = _EXEC_APPS[app], data
         if app == "musiconhold":
-            teardown.start_moh(self.world, self.channel, params[0] or "default")
+            moh.start_moh(self.world, self.channel, params[0] or "default")
             seconds = float(params[1]) if len(params) > 1 and params[1].strip() else 0.0
             if seconds > 0:
                 self.after(seconds, self._moh_over)
@@ -291,7 +291,7 @@ class Exec(AgiCommand):
             self.finish("200 result=-2")
 
     def _moh_over(self) -> None:
-        teardown.stop_moh(self.world, self.channel)
+        moh.stop_moh(self.world, self.channel)
         self.finish("200 result=0")
 
 
@@ -360,9 +360,9 @@ def lookup_variable(command: AgiCommand, name: str) -> str | None:
 class Moh(AgiCommand):
     def start(self) -> None:
         if self.arg(0).lower() == "on":
-            teardown.start_moh(self.world, self.channel, self.arg(1) or "default")
+            moh.start_moh(self.world, self.channel, self.arg(1) or "default")
         else:
-            teardown.stop_moh(self.world, self.channel)
+            moh.stop_moh(self.world, self.channel)
         self.finish("200 result=0")
 
 

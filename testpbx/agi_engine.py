@@ -13,22 +13,22 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IDelayedCall
 
+from testpbx import moh
 from testpbx.channel import Channel
 from testpbx.formatting import agi_env, uri_encode
 
 if TYPE_CHECKING:
-    from testpbx.agi_commands import AgiCommand
-    from testpbx.world import PbxWorld
+    from testpbx.hub import Hub, RunningCommand
 
 AGI_PRIVILEGE = "agi,all"
 
 
 class AgiSession:
-    def __init__(self, world: PbxWorld, ch: Channel) -> None:
+    def __init__(self, world: Hub, ch: Channel) -> None:
         self.world = world
         self.channel = ch
         self.queue: deque[tuple[str, str | None]] = deque()
-        self.running: AgiCommand | None = None
+        self.running: RunningCommand | None = None
         self.pickup: IDelayedCall | None = None
 
     def add(self, line: str, command_id: str | None) -> None:
@@ -40,14 +40,12 @@ class AgiSession:
             self.pickup = self.world.later(None, self.world.options.agi_pickup_s, self._next)
 
     def _next(self) -> None:
-        from testpbx.agi_commands import make_command
-
         self.pickup = None
         ch = self.channel
         if ch.agi is not self or not self.queue:
             return
         line, command_id = self.queue.popleft()
-        command = make_command(self, line, command_id)
+        command = self.world.agi_command(self, line, command_id)
         self.running = command
         ch_fields = [("CommandId", str(self.world.rng.getrandbits(31))), ("Command", line)]
         command.internal_id = ch_fields[0][1]
@@ -58,7 +56,7 @@ class AgiSession:
         if self.running is not None:
             self.running.digit(digit)
 
-    def finish(self, command: AgiCommand, result: str) -> None:
+    def finish(self, command: RunningCommand, result: str) -> None:
         """``command`` is over with ``result`` (one AGI reply line)."""
         if self.running is not command:
             return
@@ -74,7 +72,7 @@ class AgiSession:
         self._send_exec(command, result)
         self._schedule()
 
-    def _send_exec(self, command: AgiCommand, result: str) -> None:
+    def _send_exec(self, command: RunningCommand, result: str) -> None:
         extra = [("Result", uri_encode(result + "\n"))]
         if command.command_id:
             extra.append(("CommandId", command.command_id))
@@ -90,7 +88,7 @@ class AgiSession:
             self._send_exec(command, command.interrupted(hung_up))
 
 
-def start_session(world: PbxWorld, ch: Channel) -> None:
+def start_session(world: Hub, ch: Channel) -> None:
     ch.agi = AgiSession(world, ch)
     world.emit_channel(
         "AsyncAGIStart", ch, ("Env", agi_env(ch, world.options.asterisk_version)),
@@ -98,29 +96,27 @@ def start_session(world: PbxWorld, ch: Channel) -> None:
     )
 
 
-def end_session(world: PbxWorld, ch: Channel) -> None:
+def end_session(world: Hub, ch: Channel) -> None:
     if ch.agi is None:
         return
     ch.agi = None
     world.emit_channel("AsyncAGIEnd", ch, privilege=AGI_PRIVILEGE)
 
 
-def abort(world: PbxWorld, ch: Channel, *, hung_up: bool) -> None:
+def abort(world: Hub, ch: Channel, *, hung_up: bool) -> None:
     """Hang-up or Redirect: the running command ends with ``result=-1``, then ``AsyncAGIEnd``."""
     session = ch.agi
     if session is None:
         return
-    from testpbx import teardown
-
-    teardown.stop_moh(world, ch)
+    moh.stop_moh(world, ch)
     session.interrupt(hung_up)
     end_session(world, ch)
 
 
-def drop(world: PbxWorld, ch: Channel) -> None:
+def drop(world: Hub, ch: Channel) -> None:
     """An AMI ``Bridge`` takes the channel: the session ends with no event (transcripts 40, 43)."""
     session = ch.agi
-    if session is None:
+    if not isinstance(session, AgiSession):
         return
     if session.pickup is not None and session.pickup.active():
         session.pickup.cancel()

@@ -9,16 +9,16 @@ from testpbx.channel import CAUSE_NORMAL_CLEARING, Bridge, Channel
 from testpbx.formatting import bridge_event
 
 if TYPE_CHECKING:
-    from testpbx.world import PbxWorld
+    from testpbx.hub import Hub
 
 
-def create(world: PbxWorld) -> Bridge:
+def create(world: Hub) -> Bridge:
     bridge = world.new_bridge()
     world.emit(bridge_event("BridgeCreate", bridge, 0))
     return bridge
 
 
-def enter(world: PbxWorld, bridge: Bridge, ch: Channel, after: Callable[[], None] | None) -> None:
+def enter(world: Hub, bridge: Bridge, ch: Channel, after: Callable[[], None] | None) -> None:
     """``after`` runs when the bridge breaks and ``ch`` is still up."""
     if ch.program is not None:
         ch.program.stop()
@@ -31,7 +31,7 @@ def enter(world: PbxWorld, bridge: Bridge, ch: Channel, after: Callable[[], None
         ch.caller.bridged()
 
 
-def leave(world: PbxWorld, ch: Channel) -> None:
+def leave(world: Hub, ch: Channel) -> None:
     """``ch`` leaves; a basic two-party bridge then dissolves."""
     bridge = ch.bridge
     if bridge is None:
@@ -47,7 +47,7 @@ def leave(world: PbxWorld, ch: Channel) -> None:
     world.emit(bridge_event("BridgeDestroy", bridge, 0))
 
 
-def _leave_one(world: PbxWorld, bridge: Bridge, ch: Channel) -> None:
+def _leave_one(world: Hub, bridge: Bridge, ch: Channel) -> None:
     bridge.channels.remove(ch)
     ch.bridge = None
     if not ch.hangupcause:

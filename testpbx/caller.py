@@ -16,7 +16,7 @@ from testpbx.originate import CallerId, Dialer, start_leg
 from testpbx.scripts import AfterSpeaking, CallerScript
 
 if TYPE_CHECKING:
-    from testpbx.world import PbxWorld
+    from testpbx.hub import Hub
 
 CALLER_CONTEXT = "caller-sim"
 HASH_AFTER_SPEAKING_S = 0.5
@@ -26,7 +26,7 @@ VOICE_STEPS = [("Answer", ""), ("Wait", str(FOREVER_S))]
 class CallerRun:
     """Drives one call: keys at prompts, speech into recordings, patience, hang-up."""
 
-    def __init__(self, world: PbxWorld, script: CallerScript, line: Channel, voice: Channel) -> None:
+    def __init__(self, world: Hub, script: CallerScript, line: Channel, voice: Channel) -> None:
         self.world = world
         self.script = script
         self.line = line  # the channel in the IVR (Local ;1)
@@ -104,7 +104,7 @@ class CallerRun:
 class _PlacedCall(Dialer):
     """The caller's Local pair came up: send the line half into the support line."""
 
-    def __init__(self, world: PbxWorld, leg: Channel) -> None:
+    def __init__(self, world: Hub, leg: Channel) -> None:
         super().__init__(world, leg)
 
     def on_answer(self) -> None:
@@ -121,7 +121,7 @@ class _PlacedCall(Dialer):
         pass
 
 
-def start_scripted_call(world: PbxWorld, script: CallerScript) -> tuple[Channel, Channel]:
+def start_scripted_call(world: Hub, script: CallerScript) -> tuple[Channel, Channel]:
     runs: list[CallerRun] = []
 
     def make(leg: Channel) -> Dialer:

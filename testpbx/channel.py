@@ -4,14 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.interfaces import IDelayedCall
 
-if TYPE_CHECKING:
-    from testpbx.agi_engine import AgiSession
-    from testpbx.caller import CallerRun
-    from testpbx.originate import Dialer
+
+class AgiSlot(Protocol):
+    """A channel's AsyncAGI session (``agi_engine.AgiSession``) as the other modules use it."""
+
+    def add(self, line: str, command_id: str | None) -> None: ...
+
+    def digit(self, digit: str) -> None: ...
+
+    def interrupt(self, hung_up: bool) -> None: ...
+
+
+class DialerSlot(Protocol):
+    """Whoever waits on a leg (``originate.Dialer``) as the other modules use it."""
+
+    def began(self) -> None: ...
+
+    def ringing(self) -> None: ...
+
+    def answer(self) -> None: ...
+
+    def leg_gone(self, leg: Channel) -> None: ...
+
+
+class CallerSlot(Protocol):
+    """The scripted caller on a channel (``caller.CallerRun``) as the other modules use it."""
+
+    def begin(self) -> None: ...
+
+    def prompt_started(self, prompt: str = "") -> None: ...
+
+    def record_started(self) -> None: ...
+
+    def bridged(self) -> None: ...
+
+    def unbridged(self) -> None: ...
+
+    def channel_gone(self, ch: Channel) -> None: ...
 
 STATE_DOWN = 0
 STATE_RING = 4
@@ -78,9 +111,9 @@ class Channel:
     partner: Channel | None = None
     bridge: Bridge | None = None
     after_bridge: Callable[[], None] | None = None
-    agi: AgiSession | None = None
-    dialer: Dialer | None = None
-    caller: CallerRun | None = None
+    agi: AgiSlot | None = None
+    dialer: DialerSlot | None = None
+    caller: CallerSlot | None = None
     moh_class: str | None = None
     alive: bool = True
     dying: bool = False

@@ -19,7 +19,7 @@ from testpbx.channel import (
 from testpbx.scripts import PhoneMode, PhoneScript
 
 if TYPE_CHECKING:
-    from testpbx.world import PbxWorld
+    from testpbx.hub import Hub
 
 FOREVER_S = 86400.0
 SEND_DTMF_STEP_S = 0.452  # SendDTMF(2) took 0.452 s in transcript 10
@@ -79,7 +79,7 @@ def phone_program(script: PhoneScript) -> list[tuple[str, str]]:
     return [("Hangup", "20")]
 
 
-def goto(world: PbxWorld, ch: Channel, context: str, exten: str, priority: int = 1) -> None:
+def goto(world: Hub, ch: Channel, context: str, exten: str, priority: int = 1) -> None:
     ch.cancel_timers()
     if ch.half == 1 or ch.tech != "Local":
         ch.steps_override = None
@@ -88,7 +88,7 @@ def goto(world: PbxWorld, ch: Channel, context: str, exten: str, priority: int =
     execute(world, ch)
 
 
-def resume_next(world: PbxWorld, ch: Channel) -> None:
+def resume_next(world: Hub, ch: Channel) -> None:
     """Go on at the next priority (after AGI ends, after Dial)."""
     if not ch.findable:
         return
@@ -96,7 +96,7 @@ def resume_next(world: PbxWorld, ch: Channel) -> None:
     execute(world, ch)
 
 
-def execute(world: PbxWorld, ch: Channel) -> None:
+def execute(world: Hub, ch: Channel) -> None:
     if not ch.findable:
         return
     steps = ch.steps_override or world.steps(ch.context, ch.exten)
@@ -117,30 +117,30 @@ def execute(world: PbxWorld, ch: Channel) -> None:
         world.later(ch, duration, resume_next, world, ch)
 
 
-def _noop(world: PbxWorld, ch: Channel, data: str) -> float:
+def _noop(world: Hub, ch: Channel, data: str) -> float:
     return 0.0
 
 
-def _answer(world: PbxWorld, ch: Channel, data: str) -> float:
+def _answer(world: Hub, ch: Channel, data: str) -> float:
     if ch.state == STATE_UP:
         return 0.0
     originate.answer(world, ch)
     return ANSWER_SETTLE_S.get(ch.context, DEFAULT_ANSWER_SETTLE_S)
 
 
-def _wait(world: PbxWorld, ch: Channel, data: str) -> float:
+def _wait(world: Hub, ch: Channel, data: str) -> float:
     try:
         return max(0.0, float(data or 0))
     except ValueError:
         return 0.0
 
 
-def _ringing(world: PbxWorld, ch: Channel, data: str) -> float:
+def _ringing(world: Hub, ch: Channel, data: str) -> float:
     originate.ringing(world, ch)
     return 0.0
 
 
-def _send_dtmf(world: PbxWorld, ch: Channel, data: str) -> float:
+def _send_dtmf(world: Hub, ch: Channel, data: str) -> float:
     target = ch.partner if ch.partner is not None else ch
     digits = [d for d in data.split(",")[0] if d in "0123456789*#ABCD"]
     for i, digit in enumerate(digits):
@@ -148,7 +148,7 @@ def _send_dtmf(world: PbxWorld, ch: Channel, data: str) -> float:
     return SEND_DTMF_STEP_S * max(1, len(digits))
 
 
-def _playback(world: PbxWorld, ch: Channel, data: str) -> float:
+def _playback(world: Hub, ch: Channel, data: str) -> float:
     from testpbx.audio import prompt_audio
 
     files = [f for f in data.split(",")[0].split("&") if f]
@@ -161,35 +161,35 @@ def _playback(world: PbxWorld, ch: Channel, data: str) -> float:
     return total
 
 
-def _agi(world: PbxWorld, ch: Channel, data: str) -> None:
+def _agi(world: Hub, ch: Channel, data: str) -> None:
     agi_engine.start_session(world, ch)
     return None
 
 
-def _hangup(world: PbxWorld, ch: Channel, data: str) -> None:
+def _hangup(world: Hub, ch: Channel, data: str) -> None:
     cause = int(data) if data.strip().isdigit() else None
     teardown.pbx_hangup(world, ch, cause)
     return None
 
 
-def _busy(world: PbxWorld, ch: Channel, data: str) -> None:
+def _busy(world: Hub, ch: Channel, data: str) -> None:
     originate.refuse(world, ch, CAUSE_USER_BUSY)
     return None
 
 
-def _congestion(world: PbxWorld, ch: Channel, data: str) -> None:
+def _congestion(world: Hub, ch: Channel, data: str) -> None:
     originate.refuse(world, ch, CAUSE_CONGESTION)
     return None
 
 
-def _set(world: PbxWorld, ch: Channel, data: str) -> float:
+def _set(world: Hub, ch: Channel, data: str) -> float:
     name, _, value = data.partition("=")
     if name:
         ch.variables[name.strip()] = value
     return 0.0
 
 
-def _dial(world: PbxWorld, ch: Channel, data: str) -> None:
+def _dial(world: Hub, ch: Channel, data: str) -> None:
     parts = data.split(",")
     target = parts[0]
     timeout = float(parts[1]) if len(parts) > 1 and parts[1].strip() else None
@@ -198,12 +198,12 @@ def _dial(world: PbxWorld, ch: Channel, data: str) -> None:
     return None
 
 
-def _unknown_app(world: PbxWorld, ch: Channel, data: str) -> float:
+def _unknown_app(world: Hub, ch: Channel, data: str) -> float:
     # Queue() and other apps are not imitated: the channel waits, then goes on.
     return FOREVER_S
 
 
-APPS: dict[str, Callable[[PbxWorld, Channel, str], float | None]] = {
+APPS: dict[str, Callable[[Hub, Channel, str], float | None]] = {
     "noop": _noop,
     "answer": _answer,
     "wait": _wait,

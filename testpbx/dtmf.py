@@ -8,17 +8,17 @@ from testpbx.channel import Channel
 from testpbx.options import DTMF_DURATION_S
 
 if TYPE_CHECKING:
-    from testpbx.world import PbxWorld
+    from testpbx.hub import Hub
 
 PRESS_LATENCY_S = 0.1  # SendDTMF to DTMFBegin on the far half, as captured
 
 
-def press(world: PbxWorld, ch: Channel, digit: str) -> None:
+def press(world: Hub, ch: Channel, digit: str) -> None:
     """``digit`` reaches ``ch`` a moment from now (its DTMFBegin), then ends."""
     world.later(None, PRESS_LATENCY_S, _begin, world, ch, digit)
 
 
-def _begin(world: PbxWorld, ch: Channel, digit: str) -> None:
+def _begin(world: Hub, ch: Channel, digit: str) -> None:
     if not ch.findable:
         return
     world.emit_channel(
@@ -27,7 +27,7 @@ def _begin(world: PbxWorld, ch: Channel, digit: str) -> None:
     world.later(None, DTMF_DURATION_S, _end, world, ch, digit)
 
 
-def _end(world: PbxWorld, ch: Channel, digit: str) -> None:
+def _end(world: Hub, ch: Channel, digit: str) -> None:
     if not ch.findable:
         return
     world.emit_channel(

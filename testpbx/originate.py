@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.interfaces import IDelayedCall
 
 from ami_bridge.codec import Header
-from testpbx import bridges, teardown
+from testpbx import bridges, moh, teardown
 from testpbx.channel import (
     CAUSE_CONGESTION,
     CAUSE_NO_ANSWER,
@@ -32,7 +32,7 @@ from testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE
 from testpbx.scripts import PhoneMode, PhoneScript
 
 if TYPE_CHECKING:
-    from testpbx.world import PbxWorld
+    from testpbx.hub import Hub
 
 REASON_FAILED = 0
 REASON_HUNG_UP = 1
@@ -83,7 +83,7 @@ def parse_callerid(text: str | None) -> CallerId:
 class Dialer:
     """Whoever waits on a leg. Subclasses say what answering or failing means."""
 
-    def __init__(self, world: PbxWorld, leg: Channel) -> None:
+    def __init__(self, world: Hub, leg: Channel) -> None:
         self.world = world
         self.leg = leg
         self.answered = False
@@ -121,7 +121,7 @@ class Dialer:
 
 
 def start_leg(
-    world: PbxWorld,
+    world: Hub,
     dial: str,
     make_dialer: Callable[[Channel], Dialer],
     *,
@@ -147,9 +147,7 @@ def start_leg(
         world.emit(dial_event("DialBegin", one, calling, ("DialString", f"{exten}@{context}")))
         one.dialer.began()
         two.steps_override = voice_steps
-        from testpbx import dialplan
-
-        dialplan.goto(world, two, context, exten, 1)
+        world.goto(two, context, exten, 1)
         return one
     phone = world.phone(dial)
     if phone is None or phone.mode is PhoneMode.UNREACHABLE:
@@ -166,7 +164,7 @@ def start_leg(
     return leg
 
 
-def _play_phone(world: PbxWorld, leg: Channel, phone: PhoneScript) -> None:
+def _play_phone(world: Hub, leg: Channel, phone: PhoneScript) -> None:
     if phone.mode in (PhoneMode.BUSY, PhoneMode.CONGESTION):
         cause = CAUSE_USER_BUSY if phone.mode is PhoneMode.BUSY else CAUSE_CONGESTION
         world.later(leg, DEVICE_REFUSAL_S, refuse, world, leg, cause)
@@ -176,13 +174,13 @@ def _play_phone(world: PbxWorld, leg: Channel, phone: PhoneScript) -> None:
         world.later(leg, phone.answer_after_s, _device_answers, world, leg, phone)
 
 
-def _device_answers(world: PbxWorld, leg: Channel, phone: PhoneScript) -> None:
+def _device_answers(world: Hub, leg: Channel, phone: PhoneScript) -> None:
     answer(world, leg)
     if phone.talk_s is not None:
         world.later(None, phone.talk_s, far_end_hangs_up, world, leg)
 
 
-def far_end_hangs_up(world: PbxWorld, ch: Channel, cause: int = CAUSE_NORMAL_CLEARING) -> None:
+def far_end_hangs_up(world: Hub, ch: Channel, cause: int = CAUSE_NORMAL_CLEARING) -> None:
     """The phone behind a device channel hangs up (a SIP BYE)."""
     if not ch.findable:
         return
@@ -197,7 +195,7 @@ def _leg_of(ch: Channel) -> Channel:
     return ch
 
 
-def ringing(world: PbxWorld, ch: Channel) -> None:
+def ringing(world: Hub, ch: Channel) -> None:
     leg = _leg_of(ch)
     if leg.state != STATE_RINGING and leg.state != STATE_UP:
         leg.state = STATE_RINGING
@@ -206,7 +204,7 @@ def ringing(world: PbxWorld, ch: Channel) -> None:
             leg.dialer.ringing()
 
 
-def answer(world: PbxWorld, ch: Channel) -> None:
+def answer(world: Hub, ch: Channel) -> None:
     """``ch`` answers; for a Local ;2 the ;1 comes up with it."""
     for part in (ch, ch.partner) if ch.half == 2 else (ch,):
         if part is not None and part.state != STATE_UP:
@@ -217,7 +215,7 @@ def answer(world: PbxWorld, ch: Channel) -> None:
         leg.dialer.answer()
 
 
-def refuse(world: PbxWorld, ch: Channel, cause: int) -> None:
+def refuse(world: Hub, ch: Channel, cause: int) -> None:
     """``Busy()``/``Congestion()``: the leg fails with ``cause``."""
     leg = _leg_of(ch)
     if (
@@ -231,7 +229,7 @@ def refuse(world: PbxWorld, ch: Channel, cause: int) -> None:
     teardown.end(world, leg)
 
 
-def _busy_behind_local(world: PbxWorld, far: Channel, leg: Channel, dialer: OriginateDialer) -> None:
+def _busy_behind_local(world: Hub, far: Channel, leg: Channel, dialer: OriginateDialer) -> None:
     """An originated Local leg whose ``;2`` runs ``Busy()``, as transcript 46 shows.
 
     The ``;2`` goes Busy, the dial ends ``BUSY``, ``;2`` is asked to hang up
@@ -286,7 +284,7 @@ class OriginateRequest:
 
 class OriginateDialer(Dialer):
     def __init__(
-        self, world: PbxWorld, leg: Channel, request: OriginateRequest,
+        self, world: Hub, leg: Channel, request: OriginateRequest,
         on_done: Callable[[bool], None] | None,
     ) -> None:
         super().__init__(world, leg)
@@ -311,9 +309,7 @@ class OriginateDialer(Dialer):
         if target.application is not None:
             run_application(self.world, leg, target.application, target.data)
         else:
-            from testpbx import dialplan
-
-            dialplan.goto(self.world, leg, target.context or "default",
+            self.world.goto(leg, target.context or "default",
                           target.exten or "s", target.priority)
 
     def on_failure(self, cause: int) -> None:
@@ -325,7 +321,7 @@ class OriginateDialer(Dialer):
 
 
 def originate(
-    world: PbxWorld, request: OriginateRequest, on_done: Callable[[bool], None] | None = None
+    world: Hub, request: OriginateRequest, on_done: Callable[[bool], None] | None = None
 ) -> None:
     def make(leg: Channel) -> Dialer:
         return OriginateDialer(world, leg, request, on_done)
@@ -340,7 +336,7 @@ def originate(
             on_done(False)
 
 
-def respond(world: PbxWorld, request: OriginateRequest, leg: Channel, reason: int) -> None:
+def respond(world: Hub, request: OriginateRequest, leg: Channel, reason: int) -> None:
     headers: list[Header] = [("Event", "OriginateResponse"), ("Privilege", "call,all")]
     if request.action_id is not None:
         headers.append(("ActionID", request.action_id))
@@ -351,7 +347,7 @@ def respond(world: PbxWorld, request: OriginateRequest, leg: Channel, reason: in
 
 
 def fail(
-    world: PbxWorld, request: OriginateRequest, reason: int, *, uniqueid: str = UNKNOWN
+    world: Hub, request: OriginateRequest, reason: int, *, uniqueid: str = UNKNOWN
 ) -> None:
     headers: list[Header] = [("Event", "OriginateResponse"), ("Privilege", "call,all")]
     if request.action_id is not None:
@@ -362,13 +358,11 @@ def fail(
     world.emit(headers)
 
 
-def run_application(world: PbxWorld, leg: Channel, app: str, data: str) -> None:
+def run_application(world: Hub, leg: Channel, app: str, data: str) -> None:
     """An originated leg runs one application, then hangs up (no dialplan)."""
-    from testpbx import dialplan
-
     leg.in_autoloop = False
     leg.application, leg.appdata = app, data
-    handler = dialplan.APPS.get(app.lower())
+    handler = world.application(app.lower())
     duration = handler(world, leg, data) if handler is not None else 0.0
     if duration is not None:
         world.later(leg, duration, teardown.pbx_hangup, world, leg)
@@ -378,7 +372,7 @@ def run_application(world: PbxWorld, leg: Channel, app: str, data: str) -> None:
 
 
 class DialAppDialer(Dialer):
-    def __init__(self, world: PbxWorld, leg: Channel, caller: Channel, options: str,
+    def __init__(self, world: Hub, leg: Channel, caller: Channel, options: str,
                  timeout_s: float | None) -> None:
         super().__init__(world, leg)
         self.caller = caller
@@ -391,14 +385,14 @@ class DialAppDialer(Dialer):
     def began(self) -> None:
         self.caller.program = self
         if "m" in self.options:
-            teardown.start_moh(self.world, self.caller, "default")
+            moh.start_moh(self.world, self.caller, "default")
 
     def _end_dial(self, status: str) -> None:
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.caller.program = None
         self.world.emit(dial_event("DialEnd", self.leg, self.caller, ("DialStatus", status)))
-        teardown.stop_moh(self.world, self.caller)
+        moh.stop_moh(self.world, self.caller)
 
     def _timeout(self) -> None:
         if self.answered or self.done:
@@ -410,9 +404,7 @@ class DialAppDialer(Dialer):
         self._continue()
 
     def _continue(self) -> None:
-        from testpbx import dialplan
-
-        dialplan.resume_next(self.world, self.caller)
+        self.world.resume_next(self.caller)
 
     def stop(self) -> None:
         """The caller went away (hang-up, redirect) while the leg rang."""
@@ -445,7 +437,7 @@ class DialAppDialer(Dialer):
         self._continue()
 
 
-def dial_app(world: PbxWorld, caller: Channel, target: str, timeout_s: float | None,
+def dial_app(world: Hub, caller: Channel, target: str, timeout_s: float | None,
              options: str) -> None:
     dialers: list[DialAppDialer] = []
 
@@ -459,6 +451,4 @@ def dial_app(world: PbxWorld, caller: Channel, target: str, timeout_s: float | N
     leg = start_leg(world, target, make, callerid=callerid, variables={},
                     linkedid=caller.linkedid, calling=caller)
     if leg is None:
-        from testpbx import dialplan
-
-        dialplan.resume_next(world, caller)
+        world.resume_next(caller)

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from testpbx import agi_engine, bridges
+from testpbx import agi_engine, bridges, moh
 from testpbx.channel import CAUSE_NORMAL_CLEARING, Channel
 from testpbx.formatting import hangup_event
 from testpbx.options import LOCAL_PROPAGATION_S
 
 if TYPE_CHECKING:
-    from testpbx.world import PbxWorld
+    from testpbx.hub import Hub
 
 
-def soft_hangup(world: PbxWorld, ch: Channel, cause: int = CAUSE_NORMAL_CLEARING) -> None:
+def soft_hangup(world: Hub, ch: Channel, cause: int = CAUSE_NORMAL_CLEARING) -> None:
     if cause in ch.soft_causes or not ch.alive:
         return
     ch.soft_causes.add(cause)
     world.emit_channel("SoftHangupRequest", ch, ("Cause", str(cause)))
 
 
-def request_hangup(world: PbxWorld, ch: Channel) -> None:
+def request_hangup(world: Hub, ch: Channel) -> None:
     """Hang ``ch`` up from outside (``Hangup`` action, a caller putting the phone down).
 
     A bridged channel shows no ``SoftHangupRequest`` (transcript 43)."""
@@ -38,7 +38,7 @@ def request_hangup(world: PbxWorld, ch: Channel) -> None:
     end(world, ch)
 
 
-def pbx_hangup(world: PbxWorld, ch: Channel, cause: int | None = None) -> None:
+def pbx_hangup(world: Hub, ch: Channel, cause: int | None = None) -> None:
     """The channel's own dialplan hangs it up (``Hangup()``, AGI ``HANGUP``, falling off the end)."""
     if not ch.alive:
         return
@@ -50,7 +50,7 @@ def pbx_hangup(world: PbxWorld, ch: Channel, cause: int | None = None) -> None:
     end(world, ch)
 
 
-def end(world: PbxWorld, ch: Channel) -> None:
+def end(world: Hub, ch: Channel) -> None:
     """Destroy ``ch`` now, telling whoever depends on it."""
     if not ch.alive:
         return
@@ -61,7 +61,7 @@ def end(world: PbxWorld, ch: Channel) -> None:
     if ch.agi is not None:
         agi_engine.abort(world, ch, hung_up=True)
     elif ch.moh_class is not None:
-        stop_moh(world, ch)
+        moh.stop_moh(world, ch)
     if ch.bridge is not None:
         bridges.leave(world, ch)
     partner = ch.partner
@@ -79,7 +79,7 @@ def end(world: PbxWorld, ch: Channel) -> None:
         remote_hangup(world, partner, ch.hangupcause)
 
 
-def remote_hangup(world: PbxWorld, ch: Channel, cause: int) -> None:
+def remote_hangup(world: Hub, ch: Channel, cause: int) -> None:
     """``ch`` learns that its far end is gone."""
     if not ch.alive or ch.dying:
         return
@@ -97,17 +97,6 @@ def remote_hangup(world: PbxWorld, ch: Channel, cause: int) -> None:
     world.later(None, LOCAL_PROPAGATION_S, _finish_remote, world, ch)
 
 
-def _finish_remote(world: PbxWorld, ch: Channel) -> None:
+def _finish_remote(world: Hub, ch: Channel) -> None:
     soft_hangup(world, ch)
     end(world, ch)
-
-
-def stop_moh(world: PbxWorld, ch: Channel) -> None:
-    if ch.moh_class is not None:
-        ch.moh_class = None
-        world.emit_channel("MusicOnHoldStop", ch)
-
-
-def start_moh(world: PbxWorld, ch: Channel, moh_class: str) -> None:
-    ch.moh_class = moh_class or "default"
-    world.emit_channel("MusicOnHoldStart", ch, ("Class", ch.moh_class))

@@ -1,5 +1,9 @@
 """The PBX world: channels, the event bus, ids, phones and callers.
 
+The hub of the test PBX: it implements :class:`testpbx.hub.Hub`, which the
+behaviour modules take, and is the only module that imports them (lazily, as
+it wires each call that goes up to the module that does it).
+
 Everything happens on the injected clock. The world knows no sockets: AMI
 sessions subscribe to its events (see ``server.py``).
 """
@@ -16,8 +20,9 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from ami_bridge.codec import Header
-from testpbx.channel import STATE_DOWN, STATE_RING, Bridge, Channel
+from testpbx.channel import STATE_DOWN, STATE_RING, AgiSlot, Bridge, Channel
 from testpbx.formatting import channel_event
+from testpbx.hub import Application, RunningCommand
 from testpbx.options import CAPTURED_BUSY_ORDERS, BusyOrder, PbxOptions
 from testpbx.scripts import CallerScript, PhoneScript
 
@@ -210,6 +215,30 @@ class PbxWorld:
             if script is not None:
                 return phone_program(script)
         return self.dialplan.get(context)
+
+    # -- the calls that go up (testpbx.hub.Hub) ----------------------------
+
+    def goto(self, ch: Channel, context: str, exten: str, priority: int = 1) -> None:
+        from testpbx import dialplan
+
+        dialplan.goto(self, ch, context, exten, priority)
+
+    def resume_next(self, ch: Channel) -> None:
+        from testpbx import dialplan
+
+        dialplan.resume_next(self, ch)
+
+    def application(self, name: str) -> Application | None:
+        from testpbx import dialplan
+
+        return dialplan.APPS.get(name)
+
+    def agi_command(self, session: AgiSlot, line: str, command_id: str | None) -> RunningCommand:
+        from testpbx.agi_commands import make_command
+        from testpbx.agi_engine import AgiSession
+
+        assert isinstance(session, AgiSession), "an AGI command runs on the world's own sessions"
+        return make_command(session, line, command_id)
 
     # -- bridges ------------------------------------------------------------
 
