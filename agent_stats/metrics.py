@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from agent_stats.host import StatsHost
 from routing.calls import QUEUE
 from routing.events import (
     CallAbandoned,
@@ -312,14 +313,12 @@ class MetricsResource(Resource):
         return self._inner.render(request)
 
 
-def install(app: Any, service: Any) -> ShenavaMetrics:
+def install(app: StatsHost, service: Any) -> ShenavaMetrics:
     """The daemon's metrics: subscribed to routing events and AGI results, timing the router."""
     metrics = ShenavaMetrics(service, per_agent=app.config.metrics.per_agent,
                              writer=getattr(service, "writer", None))
     app.dispatcher.subscribe(metrics.on_routing_event)
-    add_agi = getattr(app.connection, "add_agi_observer", None)
-    if add_agi is not None:
-        add_agi(metrics.on_agi)
+    app.connection.add_agi_observer(metrics.on_agi)
     metrics.time_router(app.router)
     return metrics
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from agent_stats.host import StatsHost
 from agent_stats.service import StatsService
 from agent_stats.store import StatsStore
 from routing.calls import QUEUE
 
 
-def install(app: Any) -> StatsService:
+def install(app: StatsHost) -> StatsService:
     """Build the store and the service, subscribe them, start them; returns the service.
 
     ``app`` is a :class:`shenava.app.Shenava` with ``redis`` set. The service
@@ -17,6 +16,7 @@ def install(app: Any) -> StatsService:
     then runs its heartbeat on ``app.reactor``.
     """
     config = app.config
+    assert app.redis is not None, "the statistics are installed only with Redis"
     store = StatsStore(app.redis, config.sla, prefix=config.redis.key_prefix)
     service = StatsService(
         store=store,
@@ -27,7 +27,7 @@ def install(app: Any) -> StatsService:
         wellbeing=config.wellbeing,
         default_queue=QUEUE,
     )
-    journal = getattr(app, "journal", None)
+    journal = app.journal
     if journal is not None:
         service.writer.use_journal(journal)
         service.journal_health = journal.health
