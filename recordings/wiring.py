@@ -19,9 +19,9 @@ The daemon never imports Vosk: transcription is ``shenava worker``'s.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
@@ -32,6 +32,11 @@ from recordings.intake import VoicemailService
 from recordings.models import resolve_models
 from recordings.store import RecordingFolder, VoicemailStore
 from shenava_base.aio import as_deferred
+
+if TYPE_CHECKING:
+    from complaints.service import ComplaintRegister
+    from complaints.wiring import ComplaintsExtension
+    from routing.callback_store import CallbackStore
 
 __all__ = ["RecordingsHandle", "install", "summary"]
 
@@ -119,31 +124,18 @@ async def summary(app: Any) -> dict[str, Any]:
 # -- helpers ---------------------------------------------------------------------
 
 
-def _complaints_parts(handle: Any) -> tuple[Any | None, Any | None]:
-    """The ComplaintRegister and CallbackStore in the complaints wiring's handle, by type."""
-    from complaints.service import ComplaintRegister
-    from routing.callback_store import CallbackStore
-
-    register = callbacks = None
-    for value in _values(handle):
-        if register is None and isinstance(value, ComplaintRegister):
-            register = value
-        elif callbacks is None and isinstance(value, CallbackStore):
-            callbacks = value
-    return register, callbacks
-
-
-def _values(handle: Any) -> Iterable[Any]:
+def _complaints_parts(
+    handle: ComplaintsExtension | None,
+) -> tuple[ComplaintRegister | None, CallbackStore | None]:
+    """The complaints wiring's register and callback store (``app.complaints``), if installed."""
     if handle is None:
-        return []
-    if isinstance(handle, dict):
-        return list(handle.values())
-    names = getattr(handle, "__slots__", None) or list(getattr(handle, "__dict__", {}))
-    values = [getattr(handle, n, None) for n in names]
-    return [handle, *values]
+        return None, None
+    return handle.register, handle.callbacks
 
 
-def _chain(previous: Any, ours: Any, what: str) -> Any:
+def _chain(
+    previous: Callable[..., object] | None, ours: Callable[..., Awaitable[Any]], what: str
+) -> Callable[..., Deferred[Any]]:
     """A hook that runs ``previous`` (if any) first, then ours, even if ``previous`` failed."""
 
     def hook(*args: Any) -> Deferred[Any]:
@@ -162,7 +154,10 @@ def _chain(previous: Any, ours: Any, what: str) -> Any:
     return hook
 
 
-def _chain_facts(previous: Any, service: VoicemailService) -> Any:
+def _chain_facts(
+    previous: Callable[[str], Any] | None, service: VoicemailService
+) -> Callable[[str], Deferred[dict[str, Any]]]:
+    """The call flow's ``caller_facts`` hook: ``previous`` (a dict, or a Deferred of one), then ours."""
     def facts(number: str) -> Deferred[dict[str, Any]]:
         async def merged() -> dict[str, Any]:
             out: dict[str, Any] = {}
