@@ -49,7 +49,7 @@ from routing.callback_store import CallbackStore
 from routing.callbacks import CallingHours, DialPolicy
 from routing.events import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
 from shenava_base.aio import as_deferred
-from shenava_base.journal import call_key, number_key
+from shenava_base.journal import RecordJournal, call_key, number_key
 
 log = Logger()
 
@@ -144,7 +144,7 @@ def install(app: Any) -> ComplaintsExtension:
     prefix = app.config.redis.key_prefix
     clock = app.reactor
     recovery = RecoveryKeeper(app.roster, clock)
-    journal = getattr(app, "journal", None)
+    journal = app.journal
     references = _references(app)
     register = ComplaintRegister(
         ComplaintStore(app.redis, prefix, references), settings.register_policy, on_recovery=recovery,
@@ -222,9 +222,9 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
         )
         return complaint.reference
 
-    journal: Any = getattr(app, "journal", None)
+    journal: RecordJournal | None = app.journal
 
-    def open_kept(outcome: Outcome) -> Deferred[str | None]:
+    def open_kept(outcome: Outcome, journal: RecordJournal) -> Deferred[str | None]:
         """The reference is made here, the complaint kept in the journal until Redis has it."""
         try:
             reference = register.store.new_reference_now()
@@ -247,7 +247,7 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
         }
 
     def open_complaint(outcome: Outcome, channel: str) -> Deferred[str | None]:
-        d = open_kept(outcome) if journal is not None else as_deferred(open_for(outcome))
+        d = open_kept(outcome, journal) if journal is not None else as_deferred(open_for(outcome))
         d.addErrback(_complaint_not_opened, outcome.call_id)
         return d
 
@@ -283,7 +283,7 @@ OPEN_KIND = "complaint.open"
 
 def _references(app: Any) -> ReferenceBlocks | None:
     """The daemon's reference blocks (only with a journal: the daemon, not unit tests)."""
-    if getattr(app, "journal", None) is None:
+    if app.journal is None:
         return None
     state = app.config.state
     refs = ReferenceBlocks(

@@ -86,7 +86,7 @@ def install(app: Any) -> RecordingsHandle | None:
     """Add this package's storage and subscriptions to app; returns its handle."""
     if app.redis is None:
         return None
-    config: RecordingsConfig = getattr(app.config, "recordings", None) or RecordingsConfig()
+    config: RecordingsConfig = app.config.recordings
     store = VoicemailStore(
         app.redis, RecordingFolder(config.dir, config.asterisk_dir), key_prefix=app.config.redis.key_prefix
     )
@@ -96,7 +96,7 @@ def install(app: Any) -> RecordingsHandle | None:
                  what="no register" if register is None else "no callback store")
     service = VoicemailService(
         store, app.reactor.seconds, complaints=register, callbacks=callbacks,
-        journal=getattr(app, "journal", None),
+        journal=app.journal,
     )
     flow = app.callflow
     flow.recording_name = service.recording_name

@@ -45,6 +45,7 @@ class FakeApp:
     config: Any = None
     agent_stats: Any = None
     complaints: Any = None
+    journal: Any = None
 
     def __post_init__(self) -> None:
         self.config = SimpleNamespace(
