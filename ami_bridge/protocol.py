@@ -38,6 +38,7 @@ from ami_bridge.errors import (
     HeaderInjectionError,
     MessageTooLargeError,
 )
+from shenava_base.clock import Clock
 
 T = TypeVar("T")
 
@@ -69,17 +70,8 @@ class DelayedCall(TypingProtocol):
     def cancel(self) -> None: ...
 
 
-class Scheduler(TypingProtocol):
-    """What this package uses of ``IReactorTime``: the reactor or a ``task.Clock``.
-
-    Typed structurally so that both satisfy it without the mypy-zope plugin.
-    """
-
-    def seconds(self) -> float: ...
-
-    def callLater(
-        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
-    ) -> DelayedCall: ...
+Scheduler = Clock
+"""What this package uses of ``IReactorTime`` (the one ``shenava_base.clock.Clock``)."""
 
 
 class _Transport(TypingProtocol):

@@ -44,13 +44,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from shenava_base.aio import as_deferred
+from shenava_base.clock import Clock
 from shenava_base.journal import Apply, RetryLaterError, call_key, number_key
 
 __all__ = [
@@ -97,10 +98,8 @@ class NotReplicatedError(RetryLaterError):
     code = "journal.not_replicated"
 
 
-class Scheduler(Protocol):
-    def seconds(self) -> float: ...
-
-    def callLater(self, delay: float, callable: Callable[..., object], *args: object, **kw: object) -> Any: ...
+Scheduler = Clock
+"""The journal's clock (the one ``shenava_base.clock.Clock``)."""
 
 
 def is_transient(failure: BaseException) -> bool:
