@@ -46,8 +46,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from agent_stats.breaks import (
     Allowance,
@@ -262,12 +264,12 @@ class StatsService:
         self._link_lost_at: float | None = None
         self._live_dirty = True
         self._heartbeat: LoopingCall | None = None
-        self._deadline_call: Any = None
-        self._decide_call: Any = None
+        self._deadline_call: IDelayedCall | None = None
+        self._decide_call: IDelayedCall | None = None
         self._start_calls: dict[str, Any] = {}
         self.started: Deferred[None] | None = None
         self._stopped = False
-        self._restore_call: Any = None
+        self._restore_call: IDelayedCall | None = None
         self.journal_health: Callable[[], dict[str, Any]] | None = None
         """The daemon's journal figures (``/metrics``), when it has one."""
         roster.subscribe(self.on_agent_change)
@@ -303,7 +305,7 @@ class StatsService:
             self._started()
             started.callback(None)
 
-        def failed(failure: Any) -> None:
+        def failed(failure: Failure) -> None:
             log.warn(
                 "statistics not restored from Redis yet ({error}); stored state is kept, "
                 "next try in {delay:.1f} s",

@@ -8,14 +8,15 @@ daemon, the demo and the integration tests all run the same graph.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
 from agent_stats.roster import AgentProfile, AgentRoster
@@ -38,6 +39,9 @@ from shenava.journal import Journal
 from shenava.live_store import LiveFiguresStore
 from shenava.takeover import CallStateExtension
 from shenava_base.aio import as_deferred
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = Logger()
 
@@ -80,8 +84,8 @@ class Shenava:
         config: Config,
         *,
         reactor: Any,
-        redis: Any | None,
-        endpoint: Any | None = None,
+        redis: Redis | None,
+        endpoint: IStreamClientEndpoint | None = None,
         dispatch: DispatchConfig | None = None,
         connection: AMIConnection | None = None,
         run_token: str | None = None,
@@ -231,7 +235,7 @@ class Shenava:
 
     # -- figures -------------------------------------------------------------
 
-    def _store(self, coro: Any) -> None:
+    def _store(self, coro: Awaitable[object]) -> None:
         d = as_deferred(coro)
         d.addErrback(lambda f: log.error("live figures not stored: {e}", e=f.getErrorMessage()))
 
@@ -284,7 +288,7 @@ class Shenava:
 
 
 def make_connection(
-    config: Config, reactor: Any, run_token: str, endpoint: Any | None = None
+    config: Config, reactor: Any, run_token: str, endpoint: IStreamClientEndpoint | None = None
 ) -> AMIConnection:
     """The AMI connection service as ``[ami]`` says (not started)."""
     ami = config.ami
