@@ -44,6 +44,7 @@ from routing.callbacks import (
 )
 from routing.events import CallAbandoned, CallAnswered, CallLeftForChoice, RoutingEvent
 from shenava_base.aio import as_deferred
+from shenava_base.clock import Clock
 from shenava_base.journal import call_key, number_key
 from shenava_base.privacy import mask_number
 
@@ -78,7 +79,7 @@ class CallbackSources:
     def __init__(
         self,
         store: CallbackStore,
-        clock: Any,
+        clock: Clock,
         *,
         waiting_calls: Callable[[], int],
         rate: AnswerRate,

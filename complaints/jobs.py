@@ -17,6 +17,7 @@ from complaints.service import ComplaintRegister
 from routing.callback_store import CallbackStore
 from routing.callbacks import CallbackError, unresolved_complaint_reason
 from shenava_base.aio import as_deferred
+from shenava_base.clock import Clock
 
 log = Logger()
 
@@ -31,7 +32,7 @@ class RegisterJobs:
         self,
         register: ComplaintRegister,
         callbacks: CallbackStore,
-        clock: Any,
+        clock: Clock,
         *,
         callback_retention_s: float,
         sweep_every_s: float = SWEEP_EVERY_S,

@@ -9,13 +9,12 @@ themselves ready again: ``duration_s`` is offered, not imposed.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.logger import Logger
 
 from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
 from agent_stats.states import AgentState, NotReadyReason
 from complaints.abuse import RecoveryGrant
+from shenava_base.clock import Clock
 
 log = Logger()
 
@@ -25,7 +24,7 @@ _ON_A_CALL = frozenset({AgentState.RINGING, AgentState.ON_CALL})
 class RecoveryKeeper:
     """``ComplaintRegister``'s ``on_recovery`` hook, acting on the roster."""
 
-    def __init__(self, roster: AgentRoster, clock: Any) -> None:
+    def __init__(self, roster: AgentRoster, clock: Clock) -> None:
         self._roster = roster
         self._clock = clock
         self._pending: dict[str, RecoveryGrant] = {}

@@ -38,6 +38,7 @@ from ivr.runner import IVRRunner
 from routing.calls import Urgency
 from routing.dispatch import CallDispatcher
 from routing.events import CallLeftForChoice
+from shenava_base.clock import Clock
 from shenava_base.privacy import mask_number
 
 log = Logger()
@@ -98,7 +99,7 @@ class CallFlow:
         *,
         ami: AGIExecutor,
         tracker: CallTracker,
-        clock: Any,
+        clock: Clock,
         machine: MenuMachine,
         dispatcher: CallDispatcher,
         support_context: str,
