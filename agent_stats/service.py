@@ -86,7 +86,6 @@ from agent_stats.sla import (
 )
 from agent_stats.states import (
     HANDLING_STATES,
-    REST_REASONS,
     STAFFED_STATES,
     AgentState,
     NotReadyReason,
@@ -113,6 +112,7 @@ from agent_stats.wellbeing import (
     WellbeingSignals,
     alerts,
 )
+from agent_stats.wellbeing_looks import ALERT_HORIZON_S, LookFilter, refresh_horizon_s
 from agent_stats.writer import StoreWriter
 from shenava.aio import as_deferred
 
@@ -143,16 +143,6 @@ _RESUME: dict[AgentState, StateKey] = {
 }
 _BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
 _TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
-
-
-def _alert_key(state: AgentState, reason: NotReadyReason | None) -> tuple[bool, ...]:
-    """How a state counts for the wellbeing alerts."""
-    return (
-        state in STAFFED_STATES,
-        state in HANDLING_STATES,
-        state is AgentState.NOT_READY and reason in REST_REASONS,
-        state is AgentState.LOGGED_OUT,
-    )
 
 
 class Clock(Protocol):
@@ -242,6 +232,10 @@ class StatsService:
         """Each logged-in agent's alert figures when last looked at (``running.glance``)."""
         self._checked_at = -math.inf
         self._looks = LookSchedule(s.profile.agent_id for s in roster)
+        self._look_filter = LookFilter(wellbeing)
+        self._refreshes = LookSchedule()
+        self.alert_horizon_s = ALERT_HORIZON_S
+        """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
         self._windows: dict[str, WindowSums] = {}
         self._order: dict[str, int] = {}
         self.fairness_today = 1.0
@@ -468,7 +462,7 @@ class StatsService:
 
     def on_agent_change(self, change: AgentChange) -> None:
         agent_id = change.agent_id
-        if self._alters_alerts(change):
+        if self._look_filter.change_needs_look(change, self.active_alerts.get(agent_id, ())):
             self._looks.changed(agent_id)
         status = self.roster.get(agent_id)
         ledger = status.ledger
@@ -496,23 +490,6 @@ class StatsService:
                 self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
         self._mark_live()
         self._decide_soon()
-
-    def _alters_alerts(self, change: AgentChange) -> bool:
-        """Whether a change can move the agent's alerts or their timing.
-
-        Between two states that count the same way (staffed, handling, resting,
-        logged in: ready and ringing, on a call and wrap-up) nothing the alerts
-        read moves differently, unless the interval closed was a rest (a
-        reset). Calls answered and ended are marked by the routing events."""
-        if _alert_key(change.old, change.old_reason) != _alert_key(change.new, change.new_reason):
-            return True
-        rest_s = self.wellbeing.min_rest_s
-        return any(
-            i.state is AgentState.LOGGED_OUT
-            or (i.state is AgentState.NOT_READY and i.reason in REST_REASONS
-                and i.duration >= rest_s)
-            for i in change.closed
-        )
 
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
@@ -559,7 +536,10 @@ class StatsService:
         elif kind == "CallAnswered":
             self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
             self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
-            self._looks.changed(event.agent_id)
+            if self._look_filter.answer_needs_look(
+                event.agent_id, event.at, event.hard, self.active_alerts.get(event.agent_id, ())
+            ):
+                self._looks.changed(event.agent_id)
         elif kind == "CallAbandoned":
             self._outcome(event, event.joined_at, Outcome.ABANDONED)
         elif kind == "CallLeftForChoice":
@@ -836,10 +816,12 @@ class StatsService:
     def check_wellbeing(self, now: float) -> list[AlertRecord]:
         """New alerts of logged-in agents are recorded and logged.
 
-        Incremental: an agent is looked at when something happened to it (a
-        state change, a call answered or ended, a restore) and when its alerts
-        could next change with time alone (``running.steady_until``), at least
-        every ``SIGNALS_REFRESH_S``; the alerts are those a look at every agent
+        Incremental: an agent is looked at when something happened to it that
+        can change its alerts sooner than planned (``wellbeing_looks``: a rest,
+        a login or logout, a call or a change of state that moves the occupancy
+        window the wrong way, a restore) and when its alerts could next change
+        with time alone (``running.steady_until``), at least every
+        ``SIGNALS_REFRESH_S``; the alerts are those a look at every agent
         would find at this tick. ``signals`` gives every logged-in agent's exact
         signals at this check when read.
         """
@@ -850,6 +832,7 @@ class StatsService:
             self._order = {s.profile.agent_id: i for i, s in enumerate(self.roster)}
         for agent_id in self._looks.take(now, self._order):
             if agent_id not in self.roster:
+                self._look_filter.forget(agent_id)
                 continue
             status = self.roster.get(agent_id)
             calls = self._call_log(agent_id)
@@ -857,6 +840,8 @@ class StatsService:
             if status.state is AgentState.LOGGED_OUT:
                 self.active_alerts.pop(agent_id, None)
                 self._glances.pop(agent_id, None)
+                self._look_filter.forget(agent_id)
+                self._refreshes.forget(agent_id)
                 continue
             day = self._agent_day(agent_id)
             window = self._windows.get(agent_id)
@@ -864,10 +849,14 @@ class StatsService:
                 window = self._windows[agent_id] = WindowSums()
             g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
             self._glances[agent_id] = g
-            self._looks.plan(agent_id, now if g.near else steady_until(
+            order = self._order.get(agent_id, 0)
+            planned = now if g.near else steady_until(
                 g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
-                SIGNALS_REFRESH_S,
-            ))
+                refresh_horizon_s(order, now, self.alert_horizon_s),
+            )
+            self._looks.plan(agent_id, planned)
+            self._look_filter.looked(agent_id, status.state, planned)
+            self._refreshes.plan(agent_id, now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S))
             before = self.active_alerts.get(agent_id)
             if before is None:
                 before = self.active_alerts[agent_id] = {}
@@ -893,8 +882,28 @@ class StatsService:
                         limit=float(alert.limit),
                     )
             self.active_alerts[agent_id] = found
+        self._refresh_glances(now, start)
         self.alerts_raised.extend(raised)
         return raised
+
+    def _refresh_glances(self, now: float, start: float) -> None:
+        """The figures of agents not looked at for ``SIGNALS_REFRESH_S`` (what the pages show):
+        their alerts are steady until their planned look, so only the glance is taken."""
+        for agent_id in self._refreshes.take(now, self._order):
+            g = self._glances.get(agent_id)
+            if g is None or agent_id not in self.roster:
+                continue
+            if g.now == now:  # looked at in this tick
+                self._refreshes.plan(agent_id, now + refresh_horizon_s(
+                    self._order.get(agent_id, 0), now, SIGNALS_REFRESH_S))
+                continue
+            status = self.roster.get(agent_id)
+            self._glances[agent_id] = glance(
+                status.ledger, self._agent_day(agent_id), self._call_log(agent_id),
+                self._windows[agent_id], now, start, self.wellbeing,
+            )
+            self._refreshes.plan(agent_id, now + refresh_horizon_s(
+                self._order.get(agent_id, 0), now, SIGNALS_REFRESH_S))
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
         """The agent's signals at the last check (None: logged out then, or never looked at).
