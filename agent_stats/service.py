@@ -112,7 +112,12 @@ from agent_stats.wellbeing import (
     WellbeingSignals,
     alerts,
 )
-from agent_stats.wellbeing_looks import ALERT_HORIZON_S, LookFilter, refresh_horizon_s
+from agent_stats.wellbeing_looks import (
+    ALERT_HORIZON_S,
+    LookFilter,
+    refresh_horizon_s,
+    refreshed,
+)
 from agent_stats.writer import StoreWriter
 from shenava.aio import as_deferred
 
@@ -233,7 +238,6 @@ class StatsService:
         self._checked_at = -math.inf
         self._looks = LookSchedule(s.profile.agent_id for s in roster)
         self._look_filter = LookFilter(wellbeing)
-        self._refreshes = LookSchedule()
         self.alert_horizon_s = ALERT_HORIZON_S
         """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
         self._windows: dict[str, WindowSums] = {}
@@ -453,7 +457,7 @@ class StatsService:
             log.error("agent {agent}: stored ledger not restored: {error}", agent=agent_id, error=exc)
             return []
         self.restored_agents.append(agent_id)
-        self._looks.changed(agent_id)
+        self._look_at(agent_id)
         op = LedgerWrite(agent_id, tuple(closed), stored.since, stored.state, stored.reason)
         self.roster.restore(stored)
         return [op]
@@ -463,7 +467,7 @@ class StatsService:
     def on_agent_change(self, change: AgentChange) -> None:
         agent_id = change.agent_id
         if self._look_filter.change_needs_look(change, self.active_alerts.get(agent_id, ())):
-            self._looks.changed(agent_id)
+            self._look_at(agent_id)
         status = self.roster.get(agent_id)
         ledger = status.ledger
         self.writer.submit(
@@ -491,6 +495,12 @@ class StatsService:
         self._mark_live()
         self._decide_soon()
 
+    def _look_at(self, agent_id: str) -> None:
+        """Something happened to the agent that its planned look does not cover: look at the
+        next tick (a whole look: what its last look assumed no longer holds)."""
+        self._looks.changed(agent_id)
+        self._look_filter.forget(agent_id)
+
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
         if self._stopped:
@@ -515,7 +525,7 @@ class StatsService:
                 status.profile.agent_id, lost, now, trust_gap_s=self._trust_gap_s
             )
             if change is not None:
-                self._looks.changed(change.agent_id)
+                self._look_at(change.agent_id)
                 ledger = status.ledger
                 self.writer.submit(
                     LedgerWrite(change.agent_id, change.closed, ledger.since, ledger.state,
@@ -539,7 +549,7 @@ class StatsService:
             if self._look_filter.answer_needs_look(
                 event.agent_id, event.at, event.hard, self.active_alerts.get(event.agent_id, ())
             ):
-                self._looks.changed(event.agent_id)
+                self._look_at(event.agent_id)
         elif kind == "CallAbandoned":
             self._outcome(event, event.joined_at, Outcome.ABANDONED)
         elif kind == "CallLeftForChoice":
@@ -552,7 +562,7 @@ class StatsService:
             if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
                 # the only alert a call's end can take away; otherwise the long-call
                 # look already planned finds the call over
-                self._looks.changed(event.agent_id)
+                self._look_at(event.agent_id)
         else:
             return
         self._mark_live()
@@ -841,22 +851,29 @@ class StatsService:
                 self.active_alerts.pop(agent_id, None)
                 self._glances.pop(agent_id, None)
                 self._look_filter.forget(agent_id)
-                self._refreshes.forget(agent_id)
                 continue
             day = self._agent_day(agent_id)
             window = self._windows.get(agent_id)
             if window is None:
                 window = self._windows[agent_id] = WindowSums()
+            order = self._order.get(agent_id, 0)
+            refresh_at = now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S)
+            alert_at = self._look_filter.planned_at(agent_id)
+            last = self._glances.get(agent_id)
+            if alert_at > now and last is not None:
+                # only the pages' figures are due (nothing happened, no alert is due)
+                self._glances[agent_id] = refreshed(
+                    last, status.ledger, window, now, self.wellbeing)
+                self._looks.plan(agent_id, min(alert_at, refresh_at))
+                continue
             g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
             self._glances[agent_id] = g
-            order = self._order.get(agent_id, 0)
             planned = now if g.near else steady_until(
                 g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
                 refresh_horizon_s(order, now, self.alert_horizon_s),
             )
-            self._looks.plan(agent_id, planned)
+            self._looks.plan(agent_id, min(planned, refresh_at))
             self._look_filter.looked(agent_id, status.state, planned)
-            self._refreshes.plan(agent_id, now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S))
             before = self.active_alerts.get(agent_id)
             if before is None:
                 before = self.active_alerts[agent_id] = {}
@@ -882,28 +899,8 @@ class StatsService:
                         limit=float(alert.limit),
                     )
             self.active_alerts[agent_id] = found
-        self._refresh_glances(now, start)
         self.alerts_raised.extend(raised)
         return raised
-
-    def _refresh_glances(self, now: float, start: float) -> None:
-        """The figures of agents not looked at for ``SIGNALS_REFRESH_S`` (what the pages show):
-        their alerts are steady until their planned look, so only the glance is taken."""
-        for agent_id in self._refreshes.take(now, self._order):
-            g = self._glances.get(agent_id)
-            if g is None or agent_id not in self.roster:
-                continue
-            if g.now == now:  # looked at in this tick
-                self._refreshes.plan(agent_id, now + refresh_horizon_s(
-                    self._order.get(agent_id, 0), now, SIGNALS_REFRESH_S))
-                continue
-            status = self.roster.get(agent_id)
-            self._glances[agent_id] = glance(
-                status.ledger, self._agent_day(agent_id), self._call_log(agent_id),
-                self._windows[agent_id], now, start, self.wellbeing,
-            )
-            self._refreshes.plan(agent_id, now + refresh_horizon_s(
-                self._order.get(agent_id, 0), now, SIGNALS_REFRESH_S))
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
         """The agent's signals at the last check (None: logged out then, or never looked at).

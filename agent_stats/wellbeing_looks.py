@@ -39,9 +39,12 @@ The equality with a look at every agent on every tick is the property
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 
+from agent_stats.ledger import AgentLedger
 from agent_stats.roster import AgentChange
+from agent_stats.running import Glance, WindowSums
 from agent_stats.states import (
     HANDLING_STATES,
     REST_REASONS,
@@ -77,8 +80,14 @@ class LookFilter:
         self._looked[agent_id] = (m, s, planned_at)
 
     def forget(self, agent_id: str) -> None:
-        """No look planned (logged out, or gone): every event needs a look."""
+        """What the last look assumed no longer holds (an event needs a look, logged out,
+        gone): every event needs a look, and the next one is a whole look."""
         self._looked.pop(agent_id, None)
+
+    def planned_at(self, agent_id: str) -> float:
+        """When the agent's alerts are next due (-inf: unknown, a whole look is needed)."""
+        looked = self._looked.get(agent_id)
+        return -math.inf if looked is None else looked[2]
 
     def change_needs_look(self, change: AgentChange, active: Collection[AlertKind]) -> bool:
         """Whether a state change can move an alert earlier than the planned look.
@@ -124,10 +133,11 @@ class LookFilter:
 
 
 ALERT_HORIZON_S = 900.0
-"""How far ahead a look plans the next one when no alert can change sooner (less, to
-spread the looks: see :func:`refresh_horizon_s`). The figures the pages show are
-refreshed more often, by a glance alone (``StatsService._refresh_glances``, every
-``SIGNALS_REFRESH_S``)."""
+"""How far ahead a look plans the alerts when none can change sooner (less, to spread
+the looks: see :func:`refresh_horizon_s`). The figures the pages show are refreshed
+more often: an agent due only for that (no event, no alert due) gets a glance, its
+figures taken without planning the alerts again (``StatsService.check_wellbeing``,
+every ``SIGNALS_REFRESH_S``)."""
 
 _GOLDEN = 0.6180339887498949
 
@@ -144,3 +154,35 @@ def refresh_horizon_s(order: int, now: float, refresh_s: float) -> float:
     phase = (order * _GOLDEN) % 1.0 * period
     slot = (((now + refresh_s - phase) // period) * period) + phase
     return min(refresh_s, max(period, slot - now))
+
+
+def refreshed(g: Glance, ledger: AgentLedger, window: WindowSums, now: float,
+              config: WellbeingConfig) -> Glance:
+    """The agent's last glance brought to ``now`` for the pages, when nothing happened
+    to it that a look must see (no event marked, no alert due).
+
+    Occupancy and the window's seconds are taken again (what moves with time
+    alone); the time since the break and the current call's length run on
+    from the last look (no rest, login or logout came between: those make a
+    look); the counts stay (a hard call, or any call when consecutive calls are
+    limited, makes a look, and the first hard call leaving its window is an
+    alert due). A long call that ended without a long-call alert leaves its
+    length here, which nothing reads while no such alert is up."""
+    window.sync(ledger)
+    window_s = config.occupancy_window_s
+    window.forget_before(now - window_s)
+    staffed, handling = window.seconds(ledger, now - window_s, now)
+    if staffed < 0.0:
+        staffed = 0.0
+    if handling < 0.0:
+        handling = 0.0
+    later = now - g.now
+    since = g.since_break_s
+    if since is not None and not g.resting:
+        since += later
+    current = g.current_call_s
+    return Glance(
+        g.agent_id, now, since, g.resting, handling / staffed if staffed > 0 else None,
+        staffed, handling, g.consecutive_calls, g.hard_calls_recent,
+        None if current is None else current + later, g.near,
+    )
