@@ -830,9 +830,10 @@ class StatsService:
         can change its alerts sooner than planned (``wellbeing_looks``: a rest,
         a login or logout, a call or a change of state that moves the occupancy
         window the wrong way, a restore) and when its alerts could next change
-        with time alone (``running.steady_until``), at least every
-        ``SIGNALS_REFRESH_S``; the alerts are those a look at every agent
-        would find at this tick. ``signals`` gives every logged-in agent's exact
+        with time alone (``running.steady_until``); every ``SIGNALS_REFRESH_S``
+        an agent with nothing due gets a glance for the pages' figures
+        (``wellbeing_looks.refreshed``). The alerts are those a look at every
+        agent would find at this tick. ``signals`` gives every logged-in agent's exact
         signals at this check when read.
         """
         raised: list[AlertRecord] = []

@@ -5,7 +5,7 @@ the first moment its alerts could change *if the agent stayed in the state it
 was in at that look* (``running.steady_until``: the occupancy alert's flip
 solved from the window's known past, the time-without-break and long-call
 thresholds, the oldest hard call leaving its window, at most
-``SIGNALS_REFRESH_S`` ahead). An event before that planned look needs a look
+``ALERT_HORIZON_S`` ahead). An event before that planned look needs a look
 of its own only if it can bring some alert's change *earlier* than planned.
 Later is harmless: the planned look finds the alerts as they are, and plans
 again from the state the agent is then in.
@@ -32,6 +32,11 @@ hard-calls alert), any call when ``consecutive_calls_limit`` is set, a
 long-call alert still on, or a call that would reach ``long_call_s`` before
 the planned look. (Its state change is judged as above.) A call's end is
 judged by the service: it can only end a long-call alert.
+
+Every ``SIGNALS_REFRESH_S`` an agent is also due for the pages' figures; if no
+event was marked and no alert is due, it gets a glance (:func:`refreshed`), not
+a look. Every event that needs a look forgets what the last look assumed
+(:meth:`LookFilter.forget`), so the next one is a whole look.
 
 The equality with a look at every agent on every tick is the property
 ``tests/test_wellbeing_incremental.py`` checks over random histories.
