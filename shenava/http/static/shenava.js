@@ -148,6 +148,7 @@
   async function session() {
     const me = await api("GET", "api/session");
     csrf = me.csrf;
+    window.Shenava.me = me; // {person, role}: the pages offer only what the role may do
     const who = $("who");
     if (who) who.textContent = t("signed_in_as", { person: me.person, role: me.role });
     return me;
