@@ -682,7 +682,7 @@
 
   window.Shenava = {
     T, LANG, LOCALE, t, num, pct, duration, timeOf, code, postJSON, getJSON,
-    shown, failed, Refused, Unreachable,
+    shown, failed, follow, Refused, Unreachable,
     onBoard: (f) => boardListeners.push(f),
     onCall: (f) => deskListeners.push(f),
     onReady: (f) => readyListeners.push(f), // the session is there (its CSRF token too)
