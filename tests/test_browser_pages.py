@@ -554,8 +554,8 @@ def test_desk_actions_reach_the_api_and_redis(demo: Demo, browser: BrowserThread
         agent_id = "a3"
         page = browser.signed_in(demo, agent_id, "desk?lang=en")
         wait_live(page)
-        # the supervisor follows the same desk: a redress is a supervisor's to set
-        boss = browser.signed_in(demo, SUPERVISOR, f"desk?agent={agent_id}&lang=en")
+        # the supervisor follows the same desk (in Persian): a redress is a supervisor's to set
+        boss = browser.signed_in(demo, SUPERVISOR, f"desk?agent={agent_id}")
         wait_live(boss)
         try:
             demo.post(f"/api/agents/{agent_id}/ready", {}, name=agent_id)
@@ -589,9 +589,14 @@ def test_desk_actions_reach_the_api_and_redis(demo: Demo, browser: BrowserThread
         assert stored["status"] == "in_progress"
         assert stored["notes"][-1]["text"] == "explained the refund process"
         assert client.zscore("shenava:{complaints}:status:in_progress", ref) is not None
-        # the redress, from the same desk as the supervisor sees it
+        screenshot(page, "desk-en-call")
+        # the redress, from the same desk as the supervisor sees it, in Persian: every code
+        # translated, figures in Persian digits
         expect(boss.locator("#complaint-ref")).to_have_text(ref)
         expect(boss.locator("#complaint-redress")).to_be_visible()
+        shown = boss.locator("#call-facts").inner_text()
+        assert "موضوع" in shown and not re.search("[A-Za-z]{3,}", shown), shown
+        screenshot(boss, "desk-fa-call")
         boss.fill("#complaint-redress", "the fee refunded")
         with boss.expect_response(lambda r: r.url.endswith(f"/api/complaints/{ref}")) as r:
             boss.click("#btn-complaint")
@@ -862,6 +867,9 @@ def test_complaint_detail_and_its_recording_by_role(
             "پیام صوتی به متن درآمد")
         history_text = page.locator("#detail-history").inner_text()
         assert not re.search("[0-9]", history_text), history_text  # Persian digits in the times
+        expect(page.locator("#report-list tr")).not_to_have_count(0)
+        report_text = page.locator("#report-list").inner_text()  # intervals, counts, SL
+        assert not re.search("[0-9]", report_text) and re.search(f"[{PERSIAN_DIGITS}]", report_text)
         screenshot(page, "review-fa-detail", tmp_path)
         page.context.close()
 

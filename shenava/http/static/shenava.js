@@ -31,6 +31,9 @@
   const plain = new Intl.NumberFormat(LOCALE, { useGrouping: false });
 
   const num = (n) => (n === null || n === undefined ? T.none : integer.format(n));
+  /** A clock time or other figure the daemon wrote ("06:30"), in the page's digits. */
+  const digits = (text) => (LANG === "fa" ? String(text).replace(/[0-9]/g, (d) => "۰۱۲۳۴۵۶۷۸۹"[d])
+    : String(text));
   const pct = (x) => (x === null || x === undefined ? T.none : percent.format(x));
 
   function duration(seconds) {
@@ -681,7 +684,7 @@
   }
 
   window.Shenava = {
-    T, LANG, LOCALE, t, num, pct, duration, timeOf, code, postJSON, getJSON,
+    T, LANG, LOCALE, t, num, digits, pct, duration, timeOf, code, postJSON, getJSON,
     shown, failed, follow, Refused, Unreachable,
     onBoard: (f) => boardListeners.push(f),
     onCall: (f) => deskListeners.push(f),

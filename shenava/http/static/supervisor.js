@@ -226,7 +226,7 @@
     const rows = report.intervals.filter((r) => r.offered || r.answered || r.abandoned);
     fill("report-list", rows, (r) => {
       const row = document.createElement("tr");
-      cell(row, r.time, T.col_interval, "num");
+      cell(row, S.digits(r.time), T.col_interval, "num");
       cell(row, num(r.answered), T.chart_answered, "num");
       cell(row, num(r.abandoned), T.chart_abandoned, "num");
       cell(row, num(r.offered), T.offered_col, "num");
