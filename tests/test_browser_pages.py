@@ -859,14 +859,29 @@ def test_complaint_detail_and_its_recording_by_role(
         screenshot(page, "review-en-detail", tmp_path)
         page.goto(demo.api + "/review?lang=fa")
         wait_live(page)
-        page.fill("#search-q", ref)
-        page.click("#btn-search")
-        page.locator(f'#register-list tr[data-reference="{ref}"] button.link').click()
+        # by keyboard only: type the reference, Enter searches, Tab to its link, Enter opens it
+        page.focus("#search-q")
+        page.keyboard.type(ref)
+        page.keyboard.press("Enter")
+        link = page.locator(f'#register-list tr[data-reference="{ref}"] button.link')
+        expect(page.locator("#register-list tr")).to_have_count(1)
+        page.focus("#btn-search")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == ref
+        page.keyboard.press("Enter")
+        expect(page.locator("#complaint-detail")).to_have_attribute("data-reference", ref)
+        expect(link).to_be_visible()
         expect(page.locator("#detail-facts")).to_contain_text("پیام صوتی")
         expect(page.locator('#detail-history li[data-action="transcript"]')).to_contain_text(
             "پیام صوتی به متن درآمد")
         history_text = page.locator("#detail-history").inner_text()
         assert not re.search("[0-9]", history_text), history_text  # Persian digits in the times
+        day = demo.get("/api/wallboard")["site"]["today"]
+        deadline = time.monotonic() + CALL_LIMIT_S
+        while not any(r["offered"] for r in demo.get(f"/api/report?from={day}")["intervals"]):
+            assert time.monotonic() < deadline, "no call offered in the demo in time"
+            time.sleep(0.5)
+        page.click("#btn-report")
         expect(page.locator("#report-list tr")).not_to_have_count(0)
         report_text = page.locator("#report-list").inner_text()  # intervals, counts, SL
         assert not re.search("[0-9]", report_text) and re.search(f"[{PERSIAN_DIGITS}]", report_text)
