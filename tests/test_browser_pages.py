@@ -855,7 +855,22 @@ def test_complaint_detail_and_its_recording_by_role(
         made = demo.post("/api/complaints/abuse", {
             "number": "09125550001", "category": "harassment", "note": "kept calling"}, name="a1")
         report = made["report_id"]
-        expect(page.locator(f'#abuse-list tr[data-report="{report}"]')).to_contain_text("kept calling")
+        pushed = page.locator(f'#abuse-list tr[data-report="{report}"]')
+        expect(pushed).to_contain_text("kept calling")
+        # accepted: the caller is marked (the report counts against the number), recovery stands
+        pushed.locator(".review-note").fill("heard it on the recording")
+        with page.expect_response(lambda r: r.url.endswith("/review")) as r:
+            pushed.locator("button.accept").click()
+        assert r.value.status == 200, r.value.text()
+        expect(pushed).to_have_attribute("data-status", "upheld")
+        client = redis.Redis.from_url(demo.redis_url)
+        try:
+            stored = json.loads(client.get(f"shenava:{{complaints}}:abuse:r:{report}") or b"{}")
+            assert client.zscore("shenava:{complaints}:abuse:pending", report) is None
+        finally:
+            client.close()
+        assert (stored["status"], stored["review_note"]) == ("upheld", "heard it on the recording")
+        assert report not in {p["report_id"] for p in demo.get("/api/complaints/abuse")}
         screenshot(page, "review-en-detail", tmp_path)
         page.goto(demo.api + "/review?lang=fa")
         wait_live(page)
