@@ -319,6 +319,15 @@ OVERFLOW_JS = """() => {
   return {width, scroll: document.documentElement.scrollWidth, wide: wide.slice(0, 10)};
 }"""
 
+TILES_JS = """() => [...document.querySelectorAll('.tile')].filter((tile) => {
+  const value = tile.querySelector('.value');
+  if (!value) return false;
+  const outer = tile.getBoundingClientRect(), inner = value.getBoundingClientRect();
+  return inner.left < outer.left - 1 || inner.right > outer.right + 1
+    || value.scrollWidth > value.clientWidth + 1;
+}).map((tile) => tile.id + ': ' + tile.querySelector('.value').textContent)"""
+"""Tiles whose figure does not fit in them (a duration with its unit on a wall)."""
+
 PAINTED_JS = """(id) => {
   const canvas = document.querySelector("#" + id + " canvas");
   if (!canvas) return 0;
@@ -666,6 +675,7 @@ def test_layouts_from_phone_to_tv_and_accessibility(
                     if name == "wallboard":
                         expect(page.locator("#agents tr")).to_have_count(4)
                         expect(page.locator("#chart-sl canvas")).to_have_count(1)
+                        assert page.evaluate(TILES_JS) == [], (lang, size_name)
                     if name == "review":
                         expect(page.locator("#register-list tr")).not_to_have_count(0)
                     layout = page.evaluate(OVERFLOW_JS)
@@ -690,6 +700,7 @@ def test_layouts_from_phone_to_tv_and_accessibility(
                 height = page.evaluate(
                     "() => document.querySelector('#waiting').getBoundingClientRect().height")
                 assert height >= 70, height
+                assert page.evaluate(TILES_JS) == []
                 screenshot(page, "wallboard-fa-tv-mode", tmp_path)
             page.context.close()
 

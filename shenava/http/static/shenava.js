@@ -356,7 +356,9 @@
       $(tile).classList.toggle("bad", known && sl < sla.target - 0.1);
     }
     figure("waiting", data.waiting.calls, num);
-    figure("longest-wait", data.waiting.longest_wait_s, duration);
+    // On the wall the unit may go under the number: a tile is narrower than "4 min 05 s"
+    // at the size a wall needs.
+    figure("longest-wait", data.waiting.longest_wait_s, (v) => duration(v).replace(/\u00a0/g, " "));
     const longest = data.waiting.longest_wait_s;
     $("tile-longest-wait").classList.toggle("bad", Boolean(sla) && longest > sla.threshold_s);
     $("tile-longest-wait").classList.toggle("good", Boolean(sla) && longest !== null
