@@ -96,6 +96,10 @@ class CallerMix:
         path = rng.choices(
             ["complaint", "agent", "status", "voicemail", "callback"], weights=[55, 20, 10, 10, 5]
         )[0]
+        if self._n == 1 and self._audio is not None:
+            # The first caller leaves a voicemail: the register has a complaint with a
+            # recording to play (docs/wallboard.md, the review page) within a minute.
+            path = "voicemail"
         answers: list[str]
         if path == "complaint":
             account = luhn_complete("".join(rng.choice("0123456789") for _ in range(9)))
