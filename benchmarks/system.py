@@ -137,9 +137,9 @@ def rss_mb() -> float:
     return 0.0
 
 
-def redis_calls(client: Any) -> int:
+def redis_by_command(client: Any) -> dict[str, int]:
     stats = client.info("commandstats")
-    return sum(int(v["calls"]) for v in stats.values())
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -191,7 +191,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         agi_ms.clear()
         routing_ms.clear()
         outcomes[0] = 0
-        commands0 = redis_calls(sync_redis)
+        by_command0 = redis_by_command(sync_redis)
         cpu0 = cpu_s()
         parent.send(("step", rate, args.step_s))
         placed = None
@@ -206,7 +206,10 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             if placed is not None and outcomes[0] >= placed:
                 break
         cpu = cpu_s() - cpu0
-        commands = redis_calls(sync_redis) - commands0 - 1  # less our own INFO
+        by_command = redis_by_command(sync_redis)
+        by_command["info"] = by_command.get("info", 0) - 1  # less our own INFO
+        spent = {k: n - by_command0.get(k, 0) for k, n in by_command.items()}
+        commands = sum(spent.values())
         calls = max(1, placed or 0)
         step = {
             "calls_per_s": rate,
@@ -214,6 +217,10 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             "accounted": outcomes[0],
             "daemon_cpu_ms_per_call": round(cpu * 1000 / calls, 2),
             "redis_commands_per_call": round(commands / calls, 1),
+            "redis_per_call_by_command": {
+                k: round(n / calls, 1)
+                for k, n in sorted(spent.items(), key=lambda kv: -kv[1]) if n / calls >= 0.5
+            },
             "agi_ms": {"p50": pct(agi_ms, 0.5), "p99": pct(agi_ms, 0.99), "n": len(agi_ms)},
             "routing_ms": {"p50": pct(routing_ms, 0.5), "p99": pct(routing_ms, 0.99),
                            "n": len(routing_ms)},
