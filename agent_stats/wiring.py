@@ -11,7 +11,7 @@ WRITE_TICK_S = 0.2
 """The daemon's statistics writes: at most one ``MULTI``/``EXEC`` batch per tick, so a
 busy second costs a few round trips, not one per agent change (state kept in memory
 meanwhile; the next start reconciles it from the roster)."""
-OUTCOME_BATCH_S = 0.1
+OUTCOME_BATCH_S = 0.5
 """SL outcomes from the journal gathered this long and counted in one script."""
 
 
