@@ -68,6 +68,7 @@ if __package__ in (None, ""):
 HOST = "127.0.0.1"
 USER, SECRET = "shenava", "bench-secret"
 AGENT_BASE = 3000
+SHIPPED_MANAGER_CONF = Path(__file__).resolve().parents[1] / "etc" / "asterisk" / "manager.conf"
 PLAYING_VERBS = (
     "STREAM", "CONTROL", "GET DATA", "SAY", "EXEC", "RECORD", "WAIT",
 )
@@ -78,7 +79,7 @@ PLAYING_VERBS = (
 
 
 def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: str,
-              no_delay: bool = True) -> None:
+              no_delay: bool = True, manager_conf: str | None = None) -> None:
     from twisted.internet import reactor as global_reactor
     from twisted.internet.task import LoopingCall
 
@@ -91,8 +92,13 @@ def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: s
 
     reactor: Any = global_reactor
     names = _prompt_names()
+    rights = {}
+    if manager_conf is not None:
+        from shenava.check_config import ami_rights
+
+        rights = {USER: ami_rights(Path(manager_conf), USER)}
     world = PbxWorld(reactor, PbxOptions(
-        users={USER: SECRET}, recordings_root=Path(root),
+        users={USER: SECRET}, rights=rights, recordings_root=Path(root),
         support_context=default_config().site.support_context,
         prompt_lengths_s={f"shenava/{n}": prompt_s for n in names} | {n: prompt_s for n in names},
         seed=seed,
@@ -167,6 +173,8 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             routing_ms.append((time.perf_counter() - queued.pop(event.call_id)) * 1000)
 
     app.dispatcher.subscribe(on_routing)
+    ami_events = [0]
+    app.connection.add_event_observer(lambda _event: ami_events.__setitem__(0, ami_events[0] + 1))
     real_agi = app.connection.agi
 
     def timed_agi(channel: str, command: str, **kw: Any) -> Any:
@@ -191,6 +199,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         agi_ms.clear()
         routing_ms.clear()
         outcomes[0] = 0
+        ami_events[0] = 0
         by_command0 = redis_by_command(sync_redis)
         cpu0 = cpu_s()
         parent.send(("step", rate, args.step_s))
@@ -221,6 +230,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
                 k: round(n / calls, 1)
                 for k, n in sorted(spent.items(), key=lambda kv: -kv[1]) if n / calls >= 0.5
             },
+            "ami_events_per_call": round(ami_events[0] / calls, 1),
             "agi_ms": {"p50": pct(agi_ms, 0.5), "p99": pct(agi_ms, 0.99), "n": len(agi_ms)},
             "routing_ms": {"p50": pct(routing_ms, 0.5), "p99": pct(routing_ms, 0.99),
                            "n": len(routing_ms)},
@@ -255,7 +265,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=pbx_child,
                        args=(child, args.agents, args.seed, args.prompt_s, str(root / "pbx"),
-                             args.pbx_nodelay == "on"),
+                             args.pbx_nodelay == "on",
+                             None if args.manager_conf == "none" else str(SHIPPED_MANAGER_CONF)),
                        daemon=True)
     proc.start()
     out: dict[str, Any] = {}
@@ -321,6 +332,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "step_s": args.step_s,
             "prompt_s": args.prompt_s,
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
+            "manager_conf": args.manager_conf,
             "steps": steps,
             "max_sustained_calls_per_s": max(sustained, default=0.0),
             "daemon_cpu_ms_per_call": at_50 and at_50["daemon_cpu_ms_per_call"],
@@ -355,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="TCP_NODELAY on the daemon's AMI connection (off: as before)")
     parser.add_argument("--pbx-nodelay", choices=["on", "off"], default="on",
                         help="TCP_NODELAY on the test PBX's side (on: as Asterisk's manager)")
+    parser.add_argument("--manager-conf", choices=["shipped", "none"], default="shipped",
+                        help="the test PBX applies etc/asterisk/manager.conf's read classes and "
+                             "event filters to the daemon's user (none: every event, as before)")
     args = parser.parse_args(argv)
     print(json.dumps(run(args)))
     return 0
