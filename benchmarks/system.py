@@ -136,6 +136,10 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def sys_s() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -201,7 +205,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         outcomes[0] = 0
         ami_events[0] = 0
         by_command0 = redis_by_command(sync_redis)
-        cpu0 = cpu_s()
+        cpu0, sys0 = cpu_s(), sys_s()
         parent.send(("step", rate, args.step_s))
         placed = None
         waited = 0.0
@@ -214,7 +218,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
                     placed = message[1]
             if placed is not None and outcomes[0] >= placed:
                 break
-        cpu = cpu_s() - cpu0
+        cpu, system = cpu_s() - cpu0, sys_s() - sys0
         by_command = redis_by_command(sync_redis)
         by_command["info"] = by_command.get("info", 0) - 1  # less our own INFO
         spent = {k: n - by_command0.get(k, 0) for k, n in by_command.items()}
@@ -225,6 +229,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             "placed": placed,
             "accounted": outcomes[0],
             "daemon_cpu_ms_per_call": round(cpu * 1000 / calls, 2),
+            "daemon_sys_ms_per_call": round(system * 1000 / calls, 2),
             "redis_commands_per_call": round(commands / calls, 1),
             "redis_per_call_by_command": {
                 k: round(n / calls, 1)
