@@ -31,12 +31,13 @@ class Scheduler(Protocol):
 class Deadline:
     """What :meth:`Deadlines.call_later` gives back: ``active()`` and ``cancel()``."""
 
-    __slots__ = ("_owner", "args", "f", "live", "when")
+    __slots__ = ("_owner", "args", "f", "live", "seq", "when")
 
-    def __init__(self, owner: Deadlines, when: float, f: Callable[..., object],
+    def __init__(self, owner: Deadlines, when: float, seq: int, f: Callable[..., object],
                  args: tuple[object, ...]) -> None:
         self._owner = owner
         self.when = when
+        self.seq = seq
         self.f = f
         self.args = args
         self.live = True
@@ -50,7 +51,8 @@ class Deadline:
             self._owner._cancelled()
 
     def __lt__(self, other: Deadline) -> bool:
-        return self.when < other.when
+        # equal deadlines fire in the order they were set, as callLater's do
+        return (self.when, self.seq) < (other.when, other.seq)
 
 
 class Deadlines:
@@ -61,10 +63,12 @@ class Deadlines:
         self._timer: Any = None
         self._timer_at = 0.0
         self._firing = False
+        self._seq = 0
 
     def call_later(self, delay: float, f: Callable[..., object], *args: object) -> Deadline:
         when = self._clock.seconds() + delay
-        deadline = Deadline(self, when, f, args)
+        self._seq += 1
+        deadline = Deadline(self, when, self._seq, f, args)
         heapq.heappush(self._heap, deadline)
         self._active += 1
         if not self._firing and (self._timer is None or when < self._timer_at):

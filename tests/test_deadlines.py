@@ -60,3 +60,13 @@ def test_cancelling_every_deadline_leaves_nothing_scheduled() -> None:
     assert not clock.getDelayedCalls()
     deadlines.call_later(1.0, lambda: None)
     assert len(clock.getDelayedCalls()) == 1
+
+
+def test_equal_deadlines_fire_in_the_order_they_were_set() -> None:
+    clock = Clock()
+    deadlines = Deadlines(clock)
+    fired: list[int] = []
+    for n in range(20):
+        deadlines.call_later(3.0, fired.append, n)
+    clock.advance(3.0)
+    assert fired == list(range(20))
