@@ -4,7 +4,9 @@ Operations are queued in the order they happen; one batch is in flight at a
 time, and everything queued meanwhile goes in the next batch (one
 ``MULTI``/``EXEC``). So writes keep their order (a ledger's intervals are
 appended in sequence even with a pool of connections), a burst costs one
-round trip, and the reactor never waits on Redis. A failed batch goes back to
+round trip, and the reactor never waits on Redis. With ``tick_s`` set (the
+daemon: ``agent_stats.wiring.WRITE_TICK_S``) at most one batch starts per
+tick, so a busy second costs a few transactions rather than one per change. A failed batch goes back to
 the front of the queue and is retried after ``WRITE_RETRY_S``: nothing is lost
 while Redis is away.
 
