@@ -6,9 +6,9 @@ time, and everything queued meanwhile goes in the next batch (one
 appended in sequence even with a pool of connections), a burst costs one
 round trip, and the reactor never waits on Redis. With ``tick_s`` set (the
 daemon: ``agent_stats.wiring.WRITE_TICK_S``) at most one batch starts per
-tick, so a busy second costs a few transactions rather than one per change. A failed batch goes back to
-the front of the queue and is retried after ``WRITE_RETRY_S``: nothing is lost
-while Redis is away.
+tick, so a busy second costs a few transactions rather than one per change.
+A failed batch goes back to the front of the queue and is retried after
+``WRITE_RETRY_S``: nothing is lost while Redis is away.
 
 SL outcomes are records, not state: with a journal (:meth:`StoreWriter.use_journal`)
 each one goes there instead (fsynced on this host, applied once by its
