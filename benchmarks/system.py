@@ -30,7 +30,9 @@ Per step (calls placed during the step; what happened to them counted until
 - ``routing_ms``: p50/p99 from a call joining the waiting line
   (``CallQueued``) to its offer to an agent (``CallOffered``), for the calls
   offered; it includes waiting for a free agent when all are busy;
-- ``rss_mb``: this process's resident memory at the end of the step.
+- ``rss_mb``: this process's resident memory at the end of the step;
+- ``pbx_cores``: the test PBX process's CPU over the step and its drain, in
+  cores (near 1.0, the PBX cannot place more calls: ``placed`` falls short).
 
 ``max_sustained_calls_per_s`` is the highest rate at which, at that rate and
 every lower one, every call was accounted and the AGI p99 stayed under 100 ms.
@@ -52,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -159,8 +162,17 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (the PBX child), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Connection,
-                    sync_redis: Any) -> list[dict[str, Any]]:
+                    sync_redis: Any, pbx_pid: int = 0) -> list[dict[str, Any]]:
     from twisted.internet.task import deferLater
 
     agi_ms: list[float] = []
@@ -206,6 +218,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         ami_events[0] = 0
         by_command0 = redis_by_command(sync_redis)
         cpu0, sys0 = cpu_s(), sys_s()
+        pbx0, started = process_cpu_s(pbx_pid), time.perf_counter()
         parent.send(("step", rate, args.step_s))
         placed = None
         waited = 0.0
@@ -219,6 +232,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             if placed is not None and outcomes[0] >= placed:
                 break
         cpu, system = cpu_s() - cpu0, sys_s() - sys0
+        pbx_cores = (process_cpu_s(pbx_pid) - pbx0) / max(1e-9, time.perf_counter() - started)
         by_command = redis_by_command(sync_redis)
         by_command["info"] = by_command.get("info", 0) - 1  # less our own INFO
         spent = {k: n - by_command0.get(k, 0) for k, n in by_command.items()}
@@ -240,6 +254,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             "routing_ms": {"p50": pct(routing_ms, 0.5), "p99": pct(routing_ms, 0.99),
                            "n": len(routing_ms)},
             "rss_mb": rss_mb(),
+            "pbx_cores": round(pbx_cores, 2),
             "seconds": round(waited, 1),
         }
         print(json.dumps(step), flush=True)
@@ -308,7 +323,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             reactor.stop()
 
         reactor.callWhenRunning(lambda: ensureDeferred(
-            run_steps(reactor, args, app, parent, sync_redis)).addCallbacks(finish, failed))
+            run_steps(reactor, args, app, parent, sync_redis, proc.pid or 0)).addCallbacks(
+                finish, failed))
         limit = len(args.rates.split(",")) * (args.step_s + args.drain_s + 5) + 60
         reactor.callLater(limit, reactor.stop)
         profiler = None
