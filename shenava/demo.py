@@ -260,6 +260,8 @@ async def _demo(
         await deferLater(reactor, options.duration_s, lambda: None)
         if live.running:
             live.stop()
+        if app.live_writer is not None:
+            await app.live_writer.flushed()  # written once per tick
         snapshot = await as_deferred(app.live.snapshot(reactor.seconds())) if app.live else None
         result = _summary(app, placed[0], requests, snapshot, options, redis_server is not None)
         result["statistics"] = stats_summary(app)
