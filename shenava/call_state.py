@@ -33,6 +33,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from shenava.aio import as_deferred
+from shenava.call_state_spool import DROPPED, STAMP, CallStateSpool
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -198,6 +199,10 @@ class CallStateRecorder:
         self.writes = 0
         self.failures = 0
         self._last_failed = False
+        # With a durable state folder: the records Redis has not taken, kept on
+        # this host while writes fail (shenava.call_state_spool).
+        self.spool: CallStateSpool | None = None
+        self._spooled: set[str] = set()
 
     def add_source(self, source: Snapshot) -> None:
         self._sources.append(source)
@@ -248,12 +253,17 @@ class CallStateRecorder:
         dirty, self._dirty = self._dirty, set()
         puts: dict[str, dict[str, Any]] = {}
         drops: list[str] = []
+        now = self._clock.seconds()
         for call_id in sorted(dirty):
             record = self.record(call_id)
             if record is None:
                 drops.append(call_id)
             else:
+                record[STAMP] = now
                 puts[call_id] = record
+        if self._last_failed and self.spool is not None:
+            # Redis was away at the last try: keep the places on this host first.
+            self._spool(dirty, puts, drops, now)
         fence = self._fence() if self._fence is not None else None
         if self._fence is not None and fence is None:
             log.warn("call state of {n} calls not written: this daemon holds no lease", n=len(dirty))
@@ -261,7 +271,7 @@ class CallStateRecorder:
         d = as_deferred(self._write(puts, drops, fence))
         self._in_flight = dirty
         self._writing = d
-        d.addCallbacks(self._written, self._failed, errbackArgs=(dirty,))
+        d.addCallbacks(self._written, self._failed, callbackArgs=(dirty,), errbackArgs=(dirty, puts, drops, now))
         d.addBoth(self._settled)
 
     async def _write(
@@ -271,11 +281,50 @@ class CallStateRecorder:
             return 0  # stopped between the flush and the loop's turn: write nothing more
         return await self.store.write(puts, drops, fence)
 
-    def _written(self, _: object) -> None:
+    def _written(self, _: object, dirty: set[str]) -> None:
         self.writes += 1
         self._last_failed = False
+        if self._spooled:
+            self._spooled -= dirty
+            if self.spool is not None and not (self._spooled - self._dirty):
+                # Every call of the file is in Redis, or marked again (newer) for
+                # the next turn's write: the file has nothing Redis lacks.
+                self._spooled.clear()
+                self.spool.clear()
 
-    def _failed(self, failure: Any, dirty: set[str]) -> None:
+    def _spool(
+        self, dirty: set[str], puts: dict[str, dict[str, Any]], drops: list[str], now: float
+    ) -> None:
+        """Keep the unwritten forms of ``dirty`` (and of calls kept before) on this host."""
+        assert self.spool is not None
+        entries: dict[str, dict[str, Any]] = {}
+        for call_id in self._spooled | dirty:
+            if call_id in puts:
+                entries[call_id] = puts[call_id]
+            elif call_id in drops:
+                entries[call_id] = {**DROPPED, STAMP: now}
+            else:
+                record = self.record(call_id)
+                entries[call_id] = {**record, STAMP: now} if record is not None else {**DROPPED, STAMP: now}
+        self._spooled = set(entries)
+        self.spool.save(entries)
+
+    def inherit_spool(self, call_ids: Iterable[str]) -> None:
+        """Calls an earlier run kept on this host, newer than Redis: write them (or drop
+        them) again now, and remove the file once they are in Redis."""
+        ids = set(call_ids)
+        if not ids:
+            if self.spool is not None:
+                self.spool.clear()
+            return
+        self._spooled |= ids
+        for call_id in ids:
+            self.mark(call_id)
+
+    def _failed(
+        self, failure: Any, dirty: set[str], puts: dict[str, dict[str, Any]] | None = None,
+        drops: list[str] | None = None, now: float = 0.0,
+    ) -> None:
         if failure.check(FencedOffError):
             log.warn("call state not written: this daemon is no longer the leader")
             if self._on_fenced_off is not None:
@@ -289,6 +338,8 @@ class CallStateRecorder:
         )
         self._dirty |= dirty
         self._again = True
+        if self.spool is not None:
+            self._spool(dirty, puts or {}, drops or [], now)
 
     @property
     def pending(self) -> int:

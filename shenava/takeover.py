@@ -32,6 +32,7 @@ are left alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -43,6 +44,7 @@ from ami_bridge.events import ChannelHungUp
 from ivr.machine import state_from_dict
 from shenava.aio import as_deferred
 from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
+from shenava.call_state_spool import CallStateSpool, lay_over
 
 log = Logger()
 
@@ -138,6 +140,14 @@ class Takeover:
         if self._ready is not None:
             await self._ready()
         records = await as_deferred(self._store.load())
+        spooled: list[str] = []
+        spool = self._recorder.spool
+        if self._first and spool is not None:
+            # What an earlier run could not write before it died (Redis was away).
+            records, spooled = lay_over(records, spool.load())
+            if spooled:
+                log.warn("call state of {n} calls taken from this host's file (Redis lacked it)",
+                         n=len(spooled))
         if self._step is None:
             self._step = await as_deferred(self._store.load_step())
         if self._may_act is not None and not self._may_act():
@@ -189,6 +199,8 @@ class Takeover:
                 self._note(uniqueid, "new")
         if first:
             self._settle_agents(now)
+            if spool is not None:
+                self._recorder.inherit_spool(spooled)
         log.info(
             "take-over round {n}: {adopted} callers taken over, {away} ended while no daemon watched",
             n=self.rounds, adopted=len(self.adopted), away=len(self.ended_away),
@@ -315,6 +327,8 @@ def install(app: Any) -> CallStateExtension:
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
         fence=getattr(app, "fence", None),
     )
+    if app.config.state.durable:
+        recorder.spool = CallStateSpool(Path(app.config.state.folder))
     app.dispatcher.on_change = recorder.mark
     app.callflow.on_change = recorder.mark
     stats = app.extensions.get("agent_stats")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP
@@ -224,7 +225,8 @@ class AmiServerFactory(ServerFactory):
         no goodbye); the calls go on. Returns how many were cut."""
         live = [p for p in self.sessions if p.transport is not None and p.connected]
         for protocol in live:
-            protocol.transport.abortConnection()
+            transport: Any = protocol.transport
+            transport.abortConnection()
         self.sessions = []
         return len(live)
 
