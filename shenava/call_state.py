@@ -203,6 +203,7 @@ class CallStateRecorder:
         # this host while writes fail (shenava.call_state_spool).
         self.spool: CallStateSpool | None = None
         self._spooled: set[str] = set()
+        self._spool_call: Any = None
 
     def add_source(self, source: Snapshot) -> None:
         self._sources.append(source)
@@ -213,6 +214,8 @@ class CallStateRecorder:
             return
         self._note_own(call_id)
         self._dirty.add(call_id)
+        if self._last_failed and self.spool is not None:
+            self._spool_soon()  # Redis is away: the new place goes to this host at once
         if self._flush_call is None and self._writing is None:
             self._flush_call = self._clock.callLater(0, self._flush)
         elif self._writing is not None:
@@ -261,9 +264,6 @@ class CallStateRecorder:
             else:
                 record[STAMP] = now
                 puts[call_id] = record
-        if self._last_failed and self.spool is not None:
-            # Redis was away at the last try: keep the places on this host first.
-            self._spool(dirty, puts, drops, now)
         fence = self._fence() if self._fence is not None else None
         if self._fence is not None and fence is None:
             log.warn("call state of {n} calls not written: this daemon holds no lease", n=len(dirty))
@@ -271,7 +271,7 @@ class CallStateRecorder:
         d = as_deferred(self._write(puts, drops, fence))
         self._in_flight = dirty
         self._writing = d
-        d.addCallbacks(self._written, self._failed, callbackArgs=(dirty,), errbackArgs=(dirty, puts, drops, now))
+        d.addCallbacks(self._written, self._failed, callbackArgs=(dirty,), errbackArgs=(dirty,))
         d.addBoth(self._settled)
 
     async def _write(
@@ -285,27 +285,25 @@ class CallStateRecorder:
         self.writes += 1
         self._last_failed = False
         if self._spooled:
+            # Those just written are in Redis with a newer stamp than the file's.
             self._spooled -= dirty
-            if self.spool is not None and not (self._spooled - self._dirty):
-                # Every call of the file is in Redis, or marked again (newer) for
-                # the next turn's write: the file has nothing Redis lacks.
-                self._spooled.clear()
+            if not self._spooled and self.spool is not None:
                 self.spool.clear()
 
-    def _spool(
-        self, dirty: set[str], puts: dict[str, dict[str, Any]], drops: list[str], now: float
-    ) -> None:
-        """Keep the unwritten forms of ``dirty`` (and of calls kept before) on this host."""
-        assert self.spool is not None
+    def _spool_soon(self) -> None:
+        if self._spool_call is None:
+            self._spool_call = self._clock.callLater(0, self._spool_now)
+
+    def _spool_now(self) -> None:
+        """Keep on this host the current form of every call Redis may lack."""
+        self._spool_call = None
+        if self.spool is None or not self.enabled:
+            return
+        now = self._clock.seconds()
         entries: dict[str, dict[str, Any]] = {}
-        for call_id in self._spooled | dirty:
-            if call_id in puts:
-                entries[call_id] = puts[call_id]
-            elif call_id in drops:
-                entries[call_id] = {**DROPPED, STAMP: now}
-            else:
-                record = self.record(call_id)
-                entries[call_id] = {**record, STAMP: now} if record is not None else {**DROPPED, STAMP: now}
+        for call_id in self._spooled | self._dirty | self._in_flight:
+            record = self.record(call_id)
+            entries[call_id] = {**(record if record is not None else DROPPED), STAMP: now}
         self._spooled = set(entries)
         self.spool.save(entries)
 
@@ -321,10 +319,7 @@ class CallStateRecorder:
         for call_id in ids:
             self.mark(call_id)
 
-    def _failed(
-        self, failure: Any, dirty: set[str], puts: dict[str, dict[str, Any]] | None = None,
-        drops: list[str] | None = None, now: float = 0.0,
-    ) -> None:
+    def _failed(self, failure: Any, dirty: set[str]) -> None:
         if failure.check(FencedOffError):
             log.warn("call state not written: this daemon is no longer the leader")
             if self._on_fenced_off is not None:
@@ -339,7 +334,7 @@ class CallStateRecorder:
         self._dirty |= dirty
         self._again = True
         if self.spool is not None:
-            self._spool(dirty, puts or {}, drops or [], now)
+            self._spool_now()
 
     @property
     def pending(self) -> int:
@@ -382,6 +377,9 @@ class CallStateRecorder:
 
     def stop(self) -> None:
         self.enabled = False
+        if self._spool_call is not None and self._spool_call.active():
+            self._spool_call.cancel()
+        self._spool_call = None
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
