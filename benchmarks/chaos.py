@@ -38,7 +38,9 @@ every caller is reconciled against Redis by the call's Uniqueid and number:
 Counted apart, not as losses: ``unexpected`` (records the PBX does not call
 for: a flag or an SL outcome for a caller the daemon had queued when the PBX
 had not yet played hold) and ``unfinished`` (callers still on the line at the
-bound). The last line is one JSON object with ``placed``, ``accounted``,
+bound), and ``voicemails_parked`` (a record whose transcription failed
+``recordings.max_attempts`` times, killed workers' starts included: kept and
+shown to operators as parked). The last line is one JSON object with ``placed``, ``accounted``,
 ``lost_complaints``, ``lost_flags``, ``lost_voicemails``, ``lost_sl_outcomes``,
 ``double_counted`` (all must be 0), the faults done, and the daemon's RSS at
 start and end (``rss_start_mb``: the first daemon once serving;
@@ -419,7 +421,7 @@ def reconcile(callers: list[dict[str, Any]], ended: list[dict[str, Any]], r: Any
     lost = Counter[str]()
     doubled = Counter[str]()
     unexpected = Counter[str]()
-    accounted = unfinished = 0
+    accounted = unfinished = parked = 0
     for plan_entry in callers:
         c = by_number.get(plan_entry["number"])
         if c is None:
@@ -438,6 +440,8 @@ def reconcile(callers: list[dict[str, Any]], ended: list[dict[str, Any]], r: Any
         if c["saved"]:
             if not vms:
                 lost["voicemails"] += 1
+            elif any(status == "parked" for _vm_id, status in vms):
+                parked += 1  # kept, its transcription given up after max_attempts: not lost
             elif not any(status == "transcribed" or vm_id in queued_jobs for vm_id, status in vms):
                 lost["voicemails"] += 1  # a record whose job is gone
         mine_r = Counter(reasons.get(c["number"], []))
@@ -472,6 +476,7 @@ def reconcile(callers: list[dict[str, Any]], ended: list[dict[str, Any]], r: Any
         "doubled": {k: v for k, v in doubled.items() if v},
         "unexpected": {k: v for k, v in unexpected.items() if v},
         "unfinished": unfinished,
+        "voicemails_parked": parked,
         "complaints_heard": sum(1 for c in ended if c["references"]),
         "voicemails_saved": sum(1 for c in ended if c["saved"]),
         "sl_outcomes": sum(1 for c in ended if c["queued_at"] is not None),
