@@ -168,6 +168,7 @@ class Takeover:
             if item is None:
                 if tracker.channel(call_id) is None:
                     dispatcher.ended_while_away(record)
+                    callflow.recover_voicemail(call_id, record, now)
                     self.ended_away.append(call_id)
                     self._recorder.mark(call_id)  # nobody holds it: the record goes
                 continue

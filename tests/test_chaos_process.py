@@ -25,8 +25,11 @@ AGENT_CALLER = {"menu_answers": {"choose-language": "1", "main-menu": "3"}, "ans
 
 def _rig(tmp_path: Path, redis: RedisServer, scenario: dict[str, Any]) -> Rig:
     state = tmp_path / "state"
+    voicemail = tmp_path / "recordings" / "voicemail"  # under the test PBX's --recordings
+    voicemail.mkdir(parents=True)
     return Rig(tmp_path, redis.url, scenario, extra_config=(
-        f'[state]\nfolder = "{state}"\n\n[daemon]\nleader_lease = false\nstop_timeout_s = 3\n'
+        f'[state]\nfolder = "{state}"\n\n[daemon]\nleader_lease = false\nstop_timeout_s = 3\n\n'
+        f'[recordings]\ndir = "{voicemail}"\n'
     ))
 
 
@@ -100,6 +103,67 @@ def test_a_caller_queued_while_redis_was_away_is_still_waiting_after_a_kill_minu
         assert sorted(reasons.get(c["number"], []) for c in callers) == [["abandoned"], ["abandoned"]]
         assert calls == {}
         assert not (tmp_path / "state" / "call-state.json").exists()
+    finally:
+        rig.close()
+        redis.stop()
+
+
+async def _recording_in_call_state(rig: Rig) -> bool:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(rig.redis_url, decode_responses=True)
+    try:
+        records = [json.loads(r) for r in await client.hvals(f"{rig.prefix}:{{calls}}:live")]
+        return any(r.get("recording") and r["ivr"]["phase"] == "record" for r in records)
+    finally:
+        await client.aclose()
+
+
+async def _voicemails(rig: Rig) -> list[dict[str, str]]:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(rig.redis_url, decode_responses=True)
+    try:
+        ids = await client.zrange(f"{rig.prefix}:{{vm}}:index", 0, -1)
+        return [await client.hgetall(f"{rig.prefix}:{{vm}}:vm:{i}") for i in ids]
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.slow
+def test_a_caller_who_hangs_up_while_recording_after_a_kill_minus_9_leaves_a_voicemail(
+    tmp_path: Path,
+) -> None:
+    """The daemon is killed -9 while a caller records a voicemail; they finish speaking
+    and hang up before any daemon runs. The next daemon finds their record (in the
+    record step, with the recording's name) and the channel gone: the voicemail is
+    kept, with its flag, as the killed daemon would have kept it."""
+    redis = start_redis_server(tmp_path / "redis", extra_args=("--appendfsync", "always"))
+    caller = {"at": 5.0, "number": "09130000003", "audio": "sample", "after_speaking": "hangup",
+              "menu_answers": {"choose-language": "1", "main-menu": "4"}, "answer_delay_s": 0.5,
+              "patience_s": 120}
+    rig = _rig(tmp_path, redis, {"callers": [caller]})
+    try:
+        rig.start_pbx()
+        first = rig.start_daemon("first")
+        rig.wait_for(first, "IVR started")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not run_async(lambda: _recording_in_call_state(rig)):
+            time.sleep(0.1)
+        time.sleep(1.0)  # RECORD FILE has reached the PBX
+        rig.kill(first)  # the caller is speaking (6.8 s of audio), then hangs up
+        [ended] = _wait_ended(rig, 1)
+        second = rig.start_daemon("second")
+        rig.wait_for(second, "take-over round 1")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not run_async(lambda: _voicemails(rig)):
+            time.sleep(0.2)
+        time.sleep(1.0)  # the flag follows the record
+        vms = run_async(lambda: _voicemails(rig))
+        assert [v["call_id"] for v in vms] == [ended["uniqueid"]], second.log_text()[-3000:]
+        _seen, reasons, calls = run_async(lambda: _outcomes(rig))
+        assert reasons == {caller["number"]: ["voicemail"]}
+        assert calls == {}
     finally:
         rig.close()
         redis.stop()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ami_bridge.codec import Header
-from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
+from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
 from ami_bridge.testpbx.world import CallHandle, PbxWorld
 
 
@@ -51,6 +51,7 @@ def _caller(raw: dict[str, Any], number: str | None = None) -> CallerScript:
         talk_s=None if raw.get("talk_s") is None else float(raw["talk_s"]),
         menu_answers={str(k): str(v) for k, v in raw.get("menu_answers", {}).items()},
         audio=_audio(raw.get("audio")),
+        after_speaking=AfterSpeaking(raw.get("after_speaking", "hash")),
     )
 
 
