@@ -165,7 +165,9 @@ class Takeover:
                 taken.add(call_id)
                 continue
             item = present.get(call_id)
-            if item is None:
+            if item is None or tracker.channel(call_id) is None:
+                # Not listed, or listed and gone since (the tracker has seen its
+                # hang-up while Redis was read): it ended while nobody held it.
                 if tracker.channel(call_id) is None:
                     dispatcher.ended_while_away(record)
                     callflow.recover_voicemail(call_id, record, now)
