@@ -41,7 +41,7 @@ async def _outcomes(rig: Rig) -> tuple[dict[str, int], dict[str, list[str]], dic
     """SL outcomes counted per call id, flag reasons per number, the call state left."""
     from redis.asyncio import Redis
 
-    client = Redis.from_url(rig.redis_url, decode_responses=True)
+    client: Any = Redis.from_url(rig.redis_url, decode_responses=True)
     try:
         seen: dict[str, int] = {}
         async for key in client.scan_iter(f"{rig.prefix}:{{stats}}:slseen:*"):
@@ -111,7 +111,7 @@ def test_a_caller_queued_while_redis_was_away_is_still_waiting_after_a_kill_minu
 async def _recording_in_call_state(rig: Rig) -> bool:
     from redis.asyncio import Redis
 
-    client = Redis.from_url(rig.redis_url, decode_responses=True)
+    client: Any = Redis.from_url(rig.redis_url, decode_responses=True)
     try:
         records = [json.loads(r) for r in await client.hvals(f"{rig.prefix}:{{calls}}:live")]
         return any(r.get("recording") and r["ivr"]["phase"] == "record" for r in records)
@@ -122,7 +122,7 @@ async def _recording_in_call_state(rig: Rig) -> bool:
 async def _voicemails(rig: Rig) -> list[dict[str, str]]:
     from redis.asyncio import Redis
 
-    client = Redis.from_url(rig.redis_url, decode_responses=True)
+    client: Any = Redis.from_url(rig.redis_url, decode_responses=True)
     try:
         ids = await client.zrange(f"{rig.prefix}:{{vm}}:index", 0, -1)
         return [await client.hgetall(f"{rig.prefix}:{{vm}}:vm:{i}") for i in ids]
