@@ -10,6 +10,7 @@ In process, virtual time, real Redis (``tests.e2e_harness``).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,11 @@ async def test_a_caller_gone_after_the_channel_list_is_counted_not_adopted(
         records = await original(self)
         if late.caller_channel.findable:
             late.hang_up()  # after CoreShowChannels listed them, before the adoption
-            h.pump()
+            for _ in range(200):  # until the new daemon's tracker has seen the hang-up
+                h.pump()
+                if h.app.tracker.channel(late.uniqueid) is None:
+                    break
+                await asyncio.sleep(0.01)
         return records
 
     monkeypatch.setattr(CallStateStore, "load", load_then_hang_up)
