@@ -45,12 +45,33 @@ from agent_stats.wellbeing import (
 )
 
 
+class _DaySums:
+    """Closed seconds from one day start on: logged in, taken, exempt, not ready by reason."""
+
+    __slots__ = ("logged_in_s", "taken_s", "exempt_s", "not_ready")
+
+    def __init__(self) -> None:
+        self.logged_in_s = self.taken_s = self.exempt_s = 0.0
+        self.not_ready: dict[NotReadyReason | None, float] = {}
+
+
 class AgentDay:
-    """Today's allowance sums, last break end and last reset of one agent."""
+    """Today's allowance sums, last break end and last reset of one agent.
+
+    The sums are kept for the last ``KEPT_DAYS`` day starts asked for (today
+    and yesterday: a reader a moment behind midnight still gets yesterday's
+    figures without a scan), each folding in every interval closed since, so
+    the ledger may drop closed intervals once they are folded in
+    (``StatsService.prune_ledgers`` syncs before it prunes): a new day's sums
+    are built, once, from the intervals since its midnight, which are the
+    most recent ones.
+    """
+
+    KEPT_DAYS = 2
 
     __slots__ = (
-        "_breaks", "_wellbeing", "_ledger", "_seen", "_day", "_logged_in_s", "_taken_s",
-        "_exempt_s", "_kinds", "_not_ready", "last_break_end", "last_reset",
+        "_breaks", "_wellbeing", "_ledger", "_seen", "_sums", "_kinds",
+        "last_break_end", "last_reset",
     )
 
     def __init__(self, breaks: BreakConfig, wellbeing: WellbeingConfig) -> None:
@@ -59,40 +80,45 @@ class AgentDay:
         self._kinds = breaks.queued_reasons | breaks.counted_reasons
         self._ledger: AgentLedger | None = None
         self._seen = 0
-        self._day = -math.inf
-        self._logged_in_s = self._taken_s = self._exempt_s = 0.0
-        self._not_ready: dict[NotReadyReason | None, float] = {}
+        self._sums: dict[float, _DaySums] = {}
+        """Per day start asked for (at most ``KEPT_DAYS``): the closed seconds since it."""
         self.last_break_end: float | None = None
         self.last_reset: float | None = None
         """End of the last rest or logout (None: none yet, the ledger's origin counts)."""
 
     def sync(self, ledger: AgentLedger, day_start: float) -> None:
-        """Fold in the intervals closed since the last call (rebuild on a new ledger or day)."""
+        """Fold in the intervals closed since the last call (rebuild on a new ledger)."""
+        self._sync(ledger, day_start)
+
+    def _sync(self, ledger: AgentLedger, day_start: float) -> _DaySums:
         count = ledger.interval_count
         if ledger is not self._ledger or count < self._seen:
             self._ledger = ledger
             self._seen = 0
             self.last_break_end = self.last_reset = None
-            self._day = -math.inf
-        rescanned = day_start != self._day
-        if rescanned:
-            # a new day (or a rebuild): today's sums from the closed intervals since midnight
-            self._day = day_start
-            self._logged_in_s = self._taken_s = self._exempt_s = 0.0
-            self._not_ready = {}
-            for piece in ledger.intervals_between(day_start, ledger.since, ledger.since):
-                self._add_today(piece)
+            self._sums = {}
         fresh = ledger.intervals_from(self._seen)
         self._seen = count
+        kept = self._sums
         for interval in fresh:
             self._note(interval)
-            if not rescanned and interval.end > day_start:
-                if interval.start >= day_start:
-                    self._add_today(interval)  # wholly today: no clipped copy needed
-                    continue
-                clipped = interval.clip(day_start, interval.end)
-                if clipped is not None:
-                    self._add_today(clipped)
+            for start, sums in kept.items():
+                if interval.end > start:
+                    if interval.start >= start:
+                        self._add(sums, interval)  # wholly inside: no clipped copy needed
+                        continue
+                    clipped = interval.clip(start, interval.end)
+                    if clipped is not None:
+                        self._add(sums, clipped)
+        sums = kept.get(day_start)
+        if sums is None:
+            # a day start not seen yet (a new day, a rebuild): its sums from the ledger
+            sums = kept[day_start] = _DaySums()
+            for piece in ledger.intervals_between(day_start, ledger.since, ledger.since):
+                self._add(sums, piece)
+            if len(kept) > self.KEPT_DAYS:
+                del kept[min(k for k in kept if k != day_start)]
+        return sums
 
     def _note(self, interval: Interval) -> None:
         if interval.state is AgentState.NOT_READY and interval.reason in self._kinds:
@@ -106,26 +132,26 @@ class AgentDay:
         ):
             self.last_reset = interval.end
 
-    def _add_today(self, piece: Interval) -> None:
+    def _add(self, sums: _DaySums, piece: Interval) -> None:
         d = piece.duration
         if piece.state in LOGGED_IN_STATES:
-            self._logged_in_s += d
+            sums.logged_in_s += d
         if piece.state is not AgentState.NOT_READY:
             return
-        self._not_ready[piece.reason] = self._not_ready.get(piece.reason, 0.0) + d
+        sums.not_ready[piece.reason] = sums.not_ready.get(piece.reason, 0.0) + d
         if piece.reason is NotReadyReason.RECOVERY:
-            self._exempt_s += d
+            sums.exempt_s += d
         elif piece.reason is NotReadyReason.PERSONAL:
             free = min(d, self._breaks.personal_exempt_s)
-            self._exempt_s += free
-            self._taken_s += d - free
+            sums.exempt_s += free
+            sums.taken_s += d - free
         elif piece.reason in self._breaks.counted_reasons:
-            self._taken_s += d
+            sums.taken_s += d
 
     def allowance(self, ledger: AgentLedger, day_start: float, now: float) -> Allowance:
         """Today's allowance at ``now``: the closed sums plus the open interval (clipped)."""
-        self.sync(ledger, day_start)
-        logged_in, taken, exempt = self._logged_in_s, self._taken_s, self._exempt_s
+        sums = self._sync(ledger, day_start)
+        logged_in, taken, exempt = sums.logged_in_s, sums.taken_s, sums.exempt_s
         piece = ledger.open_interval(now).clip(day_start, now)
         if piece is not None:
             d = piece.duration
@@ -142,14 +168,12 @@ class AgentDay:
                     taken += d
         return Allowance(logged_in * self._breaks.earn_per_hour_s / HOUR_S, taken, exempt)
 
-
     def not_ready_today(
         self, ledger: AgentLedger, day_start: float, now: float
     ) -> dict[NotReadyReason | None, float]:
         """Seconds not ready since ``day_start`` by reason (``None``: no reason), the open
         interval included: what ``ledger.totals(day_start, now, now)`` gives, without a day scan."""
-        self.sync(ledger, day_start)
-        out = dict(self._not_ready)
+        out = dict(self._sync(ledger, day_start).not_ready)
         piece = ledger.open_interval(now).clip(day_start, now)
         if piece is not None and piece.state is AgentState.NOT_READY:
             out[piece.reason] = out.get(piece.reason, 0.0) + piece.duration

@@ -33,8 +33,10 @@ seen again, starts when the agent leaves the ``technical`` state they resume in
 after a call nobody could follow (they press ready), and starts at once if they
 are free.
 
-The in-memory ledgers are pruned on every tick to the intervals from the start
-of the previous local day (``prune_ledgers``), what a restart reads back too.
+The in-memory ledgers are pruned on every tick to the last
+``occupancy_window_s`` (``prune_ledgers``): the day's figures are running sums
+(``running.AgentDay``) folded in before an interval is dropped; a restart reads
+the stored days back.
 """
 
 from __future__ import annotations
@@ -72,7 +74,6 @@ from agent_stats.running import (
     steady_until,
 )
 from agent_stats.sla import (
-    DAY_S,
     BucketKey,
     BucketKind,
     CallRecord,
@@ -125,9 +126,6 @@ RESTORE_RETRY_MAX_S = 5.0
 TRAFFIC_WINDOW_S = 1800.0
 MIN_TRAFFIC_WINDOW_S = 300.0
 HANDLED_KEEP_S = 86400.0
-LEDGER_KEEP_DAYS = 1
-"""Closed intervals held in memory: from the start of this many local days before today
-(what a restart reads back too); Redis keeps every day."""
 SIGNALS_REFRESH_S = 300.0
 """An agent nothing happens to is looked at again at least this often (the
 wallboard's occupancy and time since a break); alerts come when due, sooner."""
@@ -815,16 +813,24 @@ class StatsService:
         self._mark_live()
 
     def prune_ledgers(self, now: float) -> int:
-        """Drop closed intervals older than the live figures need; returns how many.
+        """Drop closed intervals no live figure reads any more; returns how many.
 
-        Today's allowance reads from midnight, occupancy the last hour, and the
-        running figures (``running.AgentDay``) keep their place across a prune,
-        so no figure changes."""
-        horizon = min(
-            day_start(now, self.sla) - LEDGER_KEEP_DAYS * DAY_S,
-            now - self.wellbeing.occupancy_window_s,
-        )
-        return sum(status.ledger.prune(horizon) for status in self.roster)
+        Occupancy reads the last ``occupancy_window_s``; the day's allowance,
+        not-ready time, last break and last reset are running sums
+        (``running.AgentDay``), brought up to date here before the ledger lets
+        go, so no figure changes and an agent's ledger holds about an hour of
+        intervals whatever the time of day (Redis keeps every interval, and a
+        restart reads the days back)."""
+        horizon = now - self.wellbeing.occupancy_window_s
+        today = day_start(now, self.sla)
+        dropped = 0
+        for status in self.roster:
+            ledger = status.ledger
+            if not ledger.prunable(horizon):
+                continue
+            self._agent_day(status.profile.agent_id).sync(ledger, today)
+            dropped += ledger.prune(horizon)
+        return dropped
 
     def allowances(self, now: float) -> dict[str, Allowance]:
         start = day_start(now, self.sla)

@@ -174,9 +174,16 @@ def test_a_service_running_for_days_keeps_a_bounded_ledger_and_the_same_figures(
                 (want.earned_s, want.taken_s, want.exempt_s))
             assert service._standing("a1", now)[1] == last_break_end(
                 twin.intervals, service.break_config)
-            assert ledger.totals(d0, now, now) == twin.totals(d0, now, now)
+            hour = now - service.wellbeing.occupancy_window_s
+            assert ledger.totals(hour, now, now) == twin.totals(hour, now, now)
+            not_ready = {r: v for (s, r), v in twin.totals(d0, now, now).seconds.items()
+                         if s is AgentState.NOT_READY}
+            assert service.agent_day("a1").not_ready_today(ledger, d0, now) == pytest.approx(
+                not_ready)
             assert service.signals["a1"] == signals(twin, all_calls, now, d0, service.wellbeing)
+            # the ledger holds what the occupancy window reads, whatever the hour of the day
+            assert list(ledger.intervals) == [i for i in twin.intervals if i.end > hour]
         sizes.append(len(roster.get("a1").ledger.intervals))
         roster.log_out("a1", t + 400)
     assert twin.interval_count == roster.get("a1").ledger.interval_count
-    assert max(sizes) < twin.interval_count / 2  # only the last two days are held
+    assert max(sizes) < twin.interval_count / 20, (sizes, twin.interval_count)
