@@ -110,15 +110,16 @@ class AgentDay:
                     clipped = interval.clip(start, interval.end)
                     if clipped is not None:
                         self._add(sums, clipped)
-        sums = kept.get(day_start)
-        if sums is None:
-            # a day start not seen yet (a new day, a rebuild): its sums from the ledger
-            sums = kept[day_start] = _DaySums()
-            for piece in ledger.intervals_between(day_start, ledger.since, ledger.since):
-                self._add(sums, piece)
-            if len(kept) > self.KEPT_DAYS:
-                del kept[min(k for k in kept if k != day_start)]
-        return sums
+        found = kept.get(day_start)
+        if found is not None:
+            return found
+        # a day start not seen yet (a new day, a rebuild): its sums from the ledger
+        made = kept[day_start] = _DaySums()
+        for piece in ledger.intervals_between(day_start, ledger.since, ledger.since):
+            self._add(made, piece)
+        if len(kept) > self.KEPT_DAYS:
+            del kept[min(k for k in kept if k != day_start)]
+        return made
 
     def _note(self, interval: Interval) -> None:
         if interval.state is AgentState.NOT_READY and interval.reason in self._kinds:
