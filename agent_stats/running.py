@@ -182,7 +182,15 @@ class AgentDay:
 
 
 class CallLog:
-    """The calls one agent answered, in answer order, for the wellbeing counts."""
+    """The calls one agent answered, in answer order, for the wellbeing counts.
+
+    ``prune(before, day_start)`` forgets calls answered before ``before`` (the
+    service passes the agent's last reset or the hard-call window's start,
+    whichever is earlier, so the counts since a reset and in the window stay
+    exact); what it forgets of today (and yesterday) is kept as counts per
+    day start, so the day's hard and long calls stay exact too."""
+
+    KEPT_DAYS = 2
 
     def __init__(self, long_call_s: float) -> None:
         self._long_call_s = long_call_s
@@ -192,6 +200,8 @@ class CallLog:
         self._long: list[float] = []
         """Answer times of completed calls that lasted ``long_call_s`` or longer, sorted."""
         self._open: dict[str, tuple[float, bool]] = {}
+        self._forgotten: dict[float, list[int]] = {}
+        """Per day start: hard calls and completed long calls answered since it, pruned."""
 
     def __len__(self) -> int:
         return len(self._answered)
@@ -213,19 +223,35 @@ class CallLog:
         if found is not None and at - found[0] >= self._long_call_s:
             bisect.insort(self._long, found[0])
 
-    def prune(self, before: float) -> None:
-        """Forget calls answered before ``before`` (and not still going on)."""
+    def prune(self, before: float, day_start: float | None = None) -> None:
+        """Forget calls answered before ``before`` (and not still going on); those
+        answered since ``day_start`` (and since the day start before it) stay counted
+        in :meth:`hard` and :meth:`long_calls` from that day start."""
+        forgotten = self._forgotten
+        if day_start is not None and day_start not in forgotten:
+            forgotten[day_start] = [0, 0]  # nothing since it forgotten yet (pruned before it)
+            if len(forgotten) > self.KEPT_DAYS:
+                del forgotten[min(forgotten)]
         if (not self._answered or self._answered[0] >= before) and (
                 not self._long or self._long[0] >= before):
             return  # nothing that old
         oldest_open = min((a for a, _ in self._open.values()), default=math.inf)
         cut = bisect.bisect_left(self._answered, min(before, oldest_open))
         if cut:
+            for day, counts in forgotten.items():
+                lo = bisect.bisect_left(self._answered, day, hi=cut)
+                counts[0] += self._cum_hard[cut] - self._cum_hard[lo]
             del self._answered[:cut]
             del self._cum_hard[:cut]
         cut = bisect.bisect_left(self._long, before)
         if cut:
+            for day, counts in forgotten.items():
+                counts[1] += cut - bisect.bisect_left(self._long, day, hi=cut)
             del self._long[:cut]
+
+    def _forgotten_since(self, first: float, which: int) -> int:
+        counts = self._forgotten.get(first)
+        return 0 if counts is None else counts[which]
 
     def _hard_between(self, lo: int, hi: int) -> int:
         return self._cum_hard[hi] - self._cum_hard[lo]
@@ -240,7 +266,8 @@ class CallLog:
         a = self._answered
         lo = bisect.bisect_right(a, first) if open_first else bisect.bisect_left(a, first)
         hi = bisect.bisect_right(a, last)
-        return self._hard_between(lo, hi) if hi > lo else 0
+        forgotten = 0 if open_first else self._forgotten_since(first, 0)
+        return (self._hard_between(lo, hi) if hi > lo else 0) + forgotten
 
     def long_calls(self, first: float, now: float) -> int:
         """Calls answered in ``[first, now]`` lasting ``long_call_s`` or more (open ones too)."""
@@ -249,7 +276,7 @@ class CallLog:
             1 for a, _ in self._open.values()
             if first <= a <= now and now - a >= self._long_call_s
         )
-        return done + going
+        return done + going + self._forgotten_since(first, 1)
 
     def first_hard_after(self, t: float) -> float | None:
         """Answer time of the first hard call answered after ``t`` (None: none kept)."""

@@ -859,12 +859,16 @@ class StatsService:
                 continue
             status = self.roster.get(agent_id)
             calls = self._call_log(agent_id)
-            calls.prune(now - HANDLED_KEEP_S)
+            day = self._agent_day(agent_id)
+            day.sync(status.ledger, start)
+            # the counts read calls since the last reset, in the hard-call window and of
+            # the day (kept as counts): older calls are forgotten
+            reset = status.ledger.origin if day.last_reset is None else day.last_reset
+            calls.prune(min(reset, now - self.wellbeing.hard_calls_window_s), start)
             if status.state is AgentState.LOGGED_OUT:
                 self.active_alerts.pop(agent_id, None)
                 self._glances.pop(agent_id, None)
                 continue
-            day = self._agent_day(agent_id)
             window = self._windows.get(agent_id)
             if window is None:
                 window = self._windows[agent_id] = WindowSums()

@@ -157,7 +157,7 @@ def test_a_service_running_for_days_keeps_a_bounded_ledger_and_the_same_figures(
     roster.subscribe(lambda ch: twin.transition(ch.at, ch.new, ch.new_reason)
                      if ch.agent_id == "a1" else None)
     all_calls: list[HandledCall] = []
-    sizes = []
+    sizes, call_sizes = [], []
     for day in range(6):
         start = T0 + day * 86400
         service.clock.advance(start - service.clock.seconds())  # type: ignore[attr-defined]
@@ -184,6 +184,10 @@ def test_a_service_running_for_days_keeps_a_bounded_ledger_and_the_same_figures(
             # the ledger holds what the occupancy window reads, whatever the hour of the day
             assert list(ledger.intervals) == [i for i in twin.intervals if i.end > hour]
         sizes.append(len(roster.get("a1").ledger.intervals))
+        call_sizes.append(len(service._call_logs["a1"]))
         roster.log_out("a1", t + 400)
     assert twin.interval_count == roster.get("a1").ledger.interval_count
     assert max(sizes) < twin.interval_count / 20, (sizes, twin.interval_count)
+    # calls since the last reset (or in the hard-call window), not the day's: the day's
+    # hard and long calls are counts
+    assert max(call_sizes) < 60 / 2, call_sizes
