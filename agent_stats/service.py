@@ -232,7 +232,13 @@ class StatsService:
         """Restored pending grants of agents resumed as not ready ``technical`` (their call
         could not be followed): they start when the agent leaves that state (presses ready)."""
         self.grants: list[BreakRecord] = []
+        """Today's grants (pruned at the heartbeat); ``grants_made`` counts them all."""
+        self.grants_made = 0
+        self.break_wait_max_s = 0.0
+        """The longest wait of a grant since the start."""
         self.alerts_raised: list[AlertRecord] = []
+        """Today's alerts (pruned at the heartbeat); ``alerts_count`` counts them all."""
+        self.alerts_count = 0
         self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
         self.signals: Mapping[str, WellbeingSignals] = _SignalsAtLastCheck(self)
         """Each logged-in agent's exact signals at the last check, computed when read."""
@@ -709,13 +715,25 @@ class StatsService:
         staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
         return predicted_service_level(staffed, self.traffic(now), self.sla.threshold_s)
 
-    def traffic(self, now: float) -> Traffic:
+    def _trim_traffic(self, now: float) -> None:
         cutoff = now - self._traffic_window_s
         for q in (self._arrivals, self._completions):
             while q and q[0] < cutoff:
                 q.popleft()
         while self._handles and self._handles[0][0] < cutoff:
             self._handles.popleft()
+
+    def _forget_before(self, today: float, now: float) -> None:
+        """At the heartbeat: the traffic window's samples, today's grants and alerts only
+        (the figures read no more; without it each grew with every call, break and alert)."""
+        self._trim_traffic(now)
+        if self.grants and (self.grants[0].granted_at or today) < today:
+            self.grants = [g for g in self.grants if (g.granted_at or today) >= today]
+        if self.alerts_raised and self.alerts_raised[0].at < today:
+            self.alerts_raised = [a for a in self.alerts_raised if a.at >= today]
+
+    def traffic(self, now: float) -> Traffic:
+        self._trim_traffic(now)
         window = min(self._traffic_window_s, max(MIN_TRAFFIC_WINDOW_S, now - self._started_at))
         handle = math.fsum(s for _, s in self._handles)
         return estimate_traffic(len(self._arrivals), window, len(self._completions), handle)
@@ -741,6 +759,8 @@ class StatsService:
             grant.agent_id, grant.reason, grant.requested_at, grant.granted_at, grant.forced
         )
         self.grants.append(record)
+        self.grants_made += 1
+        self.break_wait_max_s = max(self.break_wait_max_s, record.waited_s or 0.0)
         status = self.roster.get(grant.agent_id)
         self.writer.submit(BreakGranted(record, after_call=status.state in _BUSY))
         log.info(
@@ -809,6 +829,7 @@ class StatsService:
             self.fairness_today = fairness_index(self.allowances(now))
         self.tally.prune(now)
         self.prune_ledgers(now)
+        self._forget_before(day_start(now, self.sla), now)
         self.decide(now)
         self._mark_live()
 
@@ -904,6 +925,7 @@ class StatsService:
                     )
             self.active_alerts[agent_id] = found
         self.alerts_raised.extend(raised)
+        self.alerts_count += len(raised)
         return raised
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
@@ -998,7 +1020,6 @@ class StatsService:
                 "break_after_call": agent_id in self.pending_grants,
                 "alerts": sorted(k.value for k in self.active_alerts.get(agent_id, {})),
             })
-        waits = [g.waited_s or 0.0 for g in self.grants]
         return {
             "at": now,
             "queues": queues,
@@ -1011,8 +1032,8 @@ class StatsService:
                  "waited_s": now - r.requested_at, "position": i}
                 for i, r in enumerate(self.line.waiting(), start=1)
             ],
-            "breaks_granted": len(self.grants),
-            "break_wait_max_s": max(waits, default=0.0),
+            "breaks_granted": self.grants_made,
+            "break_wait_max_s": self.break_wait_max_s,
             "fairness_today": self.fairness_today,
             "alerts": [
                 {"agent_id": a.agent_id, "kind": a.kind.value,

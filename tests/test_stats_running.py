@@ -185,9 +185,14 @@ def test_a_service_running_for_days_keeps_a_bounded_ledger_and_the_same_figures(
             assert list(ledger.intervals) == [i for i in twin.intervals if i.end > hour]
         sizes.append(len(roster.get("a1").ledger.intervals))
         call_sizes.append(len(service._call_logs["a1"]))
+        # the traffic samples of the last half hour, today's alerts: not every one since the start
+        now = service.clock.seconds()
+        assert all(at >= now - 1800 for at in service._completions)
+        assert all(a.at >= day_start(now, SLA) for a in service.alerts_raised)
         roster.log_out("a1", t + 400)
     assert twin.interval_count == roster.get("a1").ledger.interval_count
     assert max(sizes) < twin.interval_count / 20, (sizes, twin.interval_count)
     # calls since the last reset (or in the hard-call window), not the day's: the day's
     # hard and long calls are counts
     assert max(call_sizes) < 60 / 2, call_sizes
+    assert service.alerts_count > len(service.alerts_raised)  # the earlier days' were counted
