@@ -184,11 +184,15 @@ class AgentDay:
 class CallLog:
     """The calls one agent answered, in answer order, for the wellbeing counts.
 
-    ``prune(before, day_start)`` forgets calls answered before ``before`` (the
-    service passes the agent's last reset or the hard-call window's start,
-    whichever is earlier, so the counts since a reset and in the window stay
-    exact); what it forgets of today (and yesterday) is kept as counts per
-    day start, so the day's hard and long calls stay exact too."""
+    ``prune(before, day_start, reset)`` forgets the calls answered before
+    ``before`` (the service passes the start of the hard-call window, which
+    needs their times). What the other counts need of them is kept as counts
+    per *anchor*: the calls, hard calls and completed long calls forgotten that
+    were answered since today's start (and yesterday's) and since the agent's
+    last reset, so :meth:`count`, :meth:`hard` and :meth:`long_calls` from an
+    anchor stay exact and an agent who never rests holds the last window of
+    calls, not the day's. An anchor is registered before anything answered
+    after it is forgotten (the prune that registers it cuts no later than it)."""
 
     KEPT_DAYS = 2
 
@@ -200,8 +204,11 @@ class CallLog:
         self._long: list[float] = []
         """Answer times of completed calls that lasted ``long_call_s`` or longer, sorted."""
         self._open: dict[str, tuple[float, bool]] = {}
+        self._days: list[float] = []
+        """The day starts anchored (at most ``KEPT_DAYS``), oldest first."""
+        self._reset: float | None = None
         self._forgotten: dict[float, list[int]] = {}
-        """Per day start: hard calls and completed long calls answered since it, pruned."""
+        """Per anchor: calls, hard calls and completed long calls answered since it, forgotten."""
 
     def __len__(self) -> int:
         return len(self._answered)
@@ -223,30 +230,48 @@ class CallLog:
         if found is not None and at - found[0] >= self._long_call_s:
             bisect.insort(self._long, found[0])
 
-    def prune(self, before: float, day_start: float | None = None) -> None:
-        """Forget calls answered before ``before`` (and not still going on); those
-        answered since ``day_start`` (and since the day start before it) stay counted
-        in :meth:`hard` and :meth:`long_calls` from that day start."""
+    def _anchor(self, day_start: float | None, reset: float | None) -> float:
+        """Register the anchors; the earliest new one (``inf``: none new)."""
         forgotten = self._forgotten
-        if day_start is not None and day_start not in forgotten:
-            forgotten[day_start] = [0, 0]  # nothing since it forgotten yet (pruned before it)
-            if len(forgotten) > self.KEPT_DAYS:
-                del forgotten[min(forgotten)]
+        new = math.inf
+        if day_start is not None and day_start not in self._days:
+            self._days.append(day_start)
+            self._days.sort()
+            while len(self._days) > self.KEPT_DAYS:
+                gone = self._days.pop(0)
+                if gone != self._reset:
+                    forgotten.pop(gone, None)
+            forgotten.setdefault(day_start, [0, 0, 0])
+            new = min(new, day_start)
+        if reset is not None and reset != self._reset:
+            old, self._reset = self._reset, reset
+            if old is not None and old not in self._days:
+                forgotten.pop(old, None)
+            if reset not in forgotten:
+                forgotten[reset] = [0, 0, 0]
+                new = min(new, reset)
+        return new
+
+    def prune(self, before: float, day_start: float | None = None, reset: float | None = None) -> None:
+        """Forget calls answered before ``before`` (and not still going on); see the class doc."""
+        before = min(before, self._anchor(day_start, reset))
         if (not self._answered or self._answered[0] >= before) and (
                 not self._long or self._long[0] >= before):
             return  # nothing that old
+        forgotten = self._forgotten
         oldest_open = min((a for a, _ in self._open.values()), default=math.inf)
         cut = bisect.bisect_left(self._answered, min(before, oldest_open))
         if cut:
-            for day, counts in forgotten.items():
-                lo = bisect.bisect_left(self._answered, day, hi=cut)
-                counts[0] += self._cum_hard[cut] - self._cum_hard[lo]
+            for anchor, counts in forgotten.items():
+                lo = bisect.bisect_left(self._answered, anchor, hi=cut)
+                counts[0] += cut - lo
+                counts[1] += self._cum_hard[cut] - self._cum_hard[lo]
             del self._answered[:cut]
             del self._cum_hard[:cut]
         cut = bisect.bisect_left(self._long, before)
         if cut:
-            for day, counts in forgotten.items():
-                counts[1] += cut - bisect.bisect_left(self._long, day, hi=cut)
+            for anchor, counts in forgotten.items():
+                counts[2] += cut - bisect.bisect_left(self._long, anchor, hi=cut)
             del self._long[:cut]
 
     def _forgotten_since(self, first: float, which: int) -> int:
@@ -259,14 +284,15 @@ class CallLog:
     def count(self, first: float, last: float) -> int:
         """Calls answered in ``[first, last]``."""
         a = self._answered
-        return max(0, bisect.bisect_right(a, last) - bisect.bisect_left(a, first))
+        kept = max(0, bisect.bisect_right(a, last) - bisect.bisect_left(a, first))
+        return kept + self._forgotten_since(first, 0)
 
     def hard(self, first: float, last: float, *, open_first: bool = False) -> int:
         """Hard calls answered in ``[first, last]`` (``(first, last]`` with ``open_first``)."""
         a = self._answered
         lo = bisect.bisect_right(a, first) if open_first else bisect.bisect_left(a, first)
         hi = bisect.bisect_right(a, last)
-        forgotten = 0 if open_first else self._forgotten_since(first, 0)
+        forgotten = 0 if open_first else self._forgotten_since(first, 1)
         return (self._hard_between(lo, hi) if hi > lo else 0) + forgotten
 
     def long_calls(self, first: float, now: float) -> int:
@@ -276,7 +302,7 @@ class CallLog:
             1 for a, _ in self._open.values()
             if first <= a <= now and now - a >= self._long_call_s
         )
-        return done + going + self._forgotten_since(first, 1)
+        return done + going + self._forgotten_since(first, 2)
 
     def first_hard_after(self, t: float) -> float | None:
         """Answer time of the first hard call answered after ``t`` (None: none kept)."""

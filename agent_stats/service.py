@@ -882,10 +882,10 @@ class StatsService:
             calls = self._call_log(agent_id)
             day = self._agent_day(agent_id)
             day.sync(status.ledger, start)
-            # the counts read calls since the last reset, in the hard-call window and of
-            # the day (kept as counts): older calls are forgotten
+            # the hard-call window needs the calls' times; the counts since the last
+            # reset and of the day are kept as counts: older calls are forgotten
             reset = status.ledger.origin if day.last_reset is None else day.last_reset
-            calls.prune(min(reset, now - self.wellbeing.hard_calls_window_s), start)
+            calls.prune(now - self.wellbeing.hard_calls_window_s, start, reset)
             if status.state is AgentState.LOGGED_OUT:
                 self.active_alerts.pop(agent_id, None)
                 self._glances.pop(agent_id, None)

@@ -10,6 +10,7 @@ import pytest
 from agent_stats.breaks import BreakConfig, allowance, last_break_end
 from agent_stats.ledger import AgentLedger, Interval
 from agent_stats.roster import AgentRoster
+from agent_stats.running import CallLog
 from agent_stats.service import StatsService
 from agent_stats.sla import day_start
 from agent_stats.states import AgentState, NotReadyReason
@@ -196,3 +197,31 @@ def test_a_service_running_for_days_keeps_a_bounded_ledger_and_the_same_figures(
     # hard and long calls are counts
     assert max(call_sizes) < 60 / 2, call_sizes
     assert service.alerts_count > len(service.alerts_raised)  # the earlier days' were counted
+
+
+def test_an_agent_who_never_rests_holds_the_hard_call_window_of_calls_not_the_day() -> None:
+    rng = random.Random(7)
+    window, long_s = 3600.0, 600.0
+    log = CallLog(long_s)
+    calls: list[tuple[float, float, bool]] = []  # answered, ended, hard
+    reset = T0 + 60.0  # logged in, then never a rest: the reset stays
+    t = reset
+    sizes = []
+    for n in range(400):  # about 30 hours of calls, across a midnight
+        t += rng.uniform(10, 200)
+        hard = rng.random() < 0.2
+        log.answered(f"c{n}", t, hard)
+        end = t + rng.choice([rng.uniform(20, 300), 700.0])
+        log.completed(f"c{n}", end)
+        calls.append((t, end, hard))
+        t = end
+        now = t + 1
+        d0 = day_start(now, SLA)
+        log.prune(now - window, d0, reset)
+        sizes.append(len(log))
+        assert log.count(reset, now) == len(calls)
+        assert log.hard(d0, now) == sum(1 for a, _, h in calls if h and a >= d0)
+        assert log.hard(now - window, now, open_first=True) == sum(
+            1 for a, _, h in calls if h and now - window < a <= now)
+        assert log.long_calls(d0, now) == sum(1 for a, e, _ in calls if a >= d0 and e - a >= long_s)
+    assert max(sizes) < 60, max(sizes)  # an hour of calls, not 400
