@@ -26,7 +26,13 @@ first drain to the second, per 1,000 calls ended in between, is
 ``rss_slope_kb_per_1000_calls_while_placing`` is its least-squares slope
 against calls ended during the measured run (it includes the ramp of calls in
 progress, so it is only meaningful on long runs). ``left_after_drain`` is
-what per-call structures still hold at the end (all 0 when nothing leaks).
+what per-call structures still hold at the end (all 0 when nothing leaks);
+``held_after_warmup`` and ``held_at_end`` what the bounded per-agent
+structures hold (ledger intervals and window sums: one occupancy window; call
+logs: one hard-call window; the router's decision history: at most 10,000).
+Those windows are an hour by default, so a run flat after warm-up needs a
+warm-up past them, or shorter windows (``--occupancy-window-s``,
+``--hard-calls-window-s``).
 
 The last line of output is one JSON object.
 """
@@ -269,6 +275,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.occupancy_window_s is not None:
             config = replace(config, wellbeing=replace(
                 config.wellbeing, occupancy_window_s=args.occupancy_window_s))
+        if args.hard_calls_window_s is not None:
+            config = replace(config, wellbeing=replace(
+                config.wellbeing, hard_calls_window_s=args.hard_calls_window_s))
         client = aioredis.from_url(server.url)
         app = Shenava(config, reactor=reactor, redis=client)
         samples: list[tuple[float, int, int]] = []  # (seconds, calls ended, rss kb)
@@ -367,6 +376,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "objects_growth_per_1000_calls": round(objects_growth, 1) if objects_growth is not None else None,
             "left_after_drain": done["left"] if done else None,
             "occupancy_window_s": config.wellbeing.occupancy_window_s,
+            "hard_calls_window_s": config.wellbeing.hard_calls_window_s,
             "held_after_warmup": warm["held"] if warm else None,
             "held_at_end": done["held"] if done else None,
             "log_events": dict(sorted(levels.items())),
@@ -399,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
         "--occupancy-window-s", type=float, default=None,
         help="the agents' occupancy window (default: the config's, an hour): the ledgers "
         "hold one window of intervals, so a run flat after warm-up needs a warm-up past it",
+    )
+    parser.add_argument(
+        "--hard-calls-window-s", type=float, default=None,
+        help="the hard-call window (default: the config's, an hour): the agents' call logs "
+        "hold one window of calls",
     )
     parser.add_argument(
         "--census", action="store_true",
