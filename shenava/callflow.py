@@ -23,7 +23,13 @@ from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
 
 from ami_bridge.agi import AGIResult
-from ami_bridge.errors import AGICommandError, ConnectionLostError
+from ami_bridge.errors import (
+    AGICommandError,
+    AGIResultError,
+    AMIError,
+    ChannelGoneError,
+    ConnectionLostError,
+)
 from ami_bridge.events import (
     AgiSessionEnded,
     AgiSessionStarted,
@@ -380,29 +386,53 @@ class CallFlow:
     async def _run_hold_choice(self, event: CallLeftForChoice) -> None:
         """Callback: thank them and hang up (their place is kept by the flag).
         Voicemail: record after a beep, then hang up. Either way the choice is
-        handed on even if the caller hangs up half-way."""
-        channel = event.channel
+        handed on even if the caller hangs up half-way.
+
+        A command whose result is unreadable (``AGIResultError``) or refused
+        ran or failed without ending the call: the sequence moves on (a prompt
+        counts as played; a recording as made, its file checked by the
+        voicemail intake), so the caller is never left in silence and what
+        they chose still counts. Only a hang-up or a lost link ends it."""
         recording: str | None = None
         try:
             if event.choice == "callback":
-                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/hold-callback-booked ""')
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/hold-callback-booked ""')
             else:
-                recording = self.recording_name()
-                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/leave-message ""')
-                await self._ami.agi(
-                    channel,
-                    f"RECORD FILE {recording} wav # {MAX_HOLD_VOICEMAIL_MS} BEEP s={VOICEMAIL_SILENCE_S}",
+                name = self.recording_name()
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/leave-message ""')
+                recording = name
+                await self._hold_step(
+                    event,
+                    f"RECORD FILE {name} wav # {MAX_HOLD_VOICEMAIL_MS} BEEP s={VOICEMAIL_SILENCE_S}",
                 )
-                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/message-saved ""')
-        except (AGICommandError, ConnectionLostError):
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/message-saved ""')
+        except (ChannelGoneError, ConnectionLostError):
             pass  # hung up: what they chose still counts
         finally:
             if self.on_hold_choice is not None:
                 await maybeDeferred(self.on_hold_choice, event, recording)
         try:
-            await self._ami.agi(channel, "HANGUP")
-        except (AGICommandError, ConnectionLostError):
+            await self._hold_step(event, "HANGUP")
+        except (ChannelGoneError, ConnectionLostError):
             pass
+
+    async def _hold_step(self, event: CallLeftForChoice, command: str) -> None:
+        """One command of the hold choice; raises only when the caller or the link is gone."""
+        try:
+            await self._ami.agi(event.channel, command)
+        except AGIResultError as exc:
+            log.warn(
+                "hold choice of call {call}: unreadable AGI result ({code}: {reason}); "
+                "taken as done, moving on",
+                call=event.call_id, code=exc.code, reason=exc.reason,
+            )
+        except (ChannelGoneError, ConnectionLostError):
+            raise
+        except AMIError as exc:  # refused, or no answer in time: the caller is still there
+            log.warn(
+                "hold choice of call {call}: {verb} failed ({error}); moving on",
+                call=event.call_id, verb=" ".join(command.split(" ", 2)[:2]), error=exc,
+            )
 
     async def _tell_reference(self, channel: str, reference: str) -> None:
         try:
