@@ -36,7 +36,6 @@ per record. When everything is applied the file is truncated.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -52,7 +51,7 @@ from twisted.python.failure import Failure
 
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
-from shenava_base.journal import Apply, RetryLaterError, call_key, number_key
+from shenava_base.journal import Apply, RetryLaterError, call_key, is_transient, number_key
 
 __all__ = [
     "call_key",
@@ -100,25 +99,6 @@ class NotReplicatedError(RetryLaterError):
 
 Scheduler = Clock
 """The journal's clock (the one ``shenava_base.clock.Clock``)."""
-
-
-def is_transient(failure: BaseException) -> bool:
-    """Redis away, slow, failing over or loading: keep the entry and retry."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import ResponseError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    if isinstance(failure, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError):
-        return True
-    if isinstance(failure, asyncio.TimeoutError | asyncio.CancelledError | RetryLaterError):
-        return True
-    if str(getattr(failure, "code", "")).endswith(".concurrent_update"):
-        return True  # too many writers on one key this time: try again later
-    if isinstance(failure, ResponseError):
-        return str(failure).startswith(_TRANSIENT_REPLIES)
-    from redis.exceptions import RedisError
-
-    return type(failure) is RedisError
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +354,7 @@ class Journal:
         return max(0.0, (self._clock.seconds() if now is None else now) - at)
 
     def health(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "durable": self.file is not None,
             "depth": self.depth,
             "oldest_age_s": round(self.oldest_age(), 3),
@@ -382,6 +362,10 @@ class Journal:
             "rejected": self.rejected_count,
             "redis_away_since": self.redis_away_since,
         }
+        replication = getattr(self._confirm, "health", None)
+        if replication is not None:
+            found["replication"] = replication()
+        return found
 
     # -- submitting ---------------------------------------------------------------------
 
@@ -651,28 +635,20 @@ def install(app: Any) -> Journal:
     confirm = None
     replicas = app.config.redis.wait_replicas
     if replicas:
-        confirm = replicated_by(app.redis, f"{app.config.redis.key_prefix}:{{journal}}:ack", replicas)
+        from shenava.replicas import ReplicaConfirm
+
+        confirm = ReplicaConfirm(
+            app.redis, f"{app.config.redis.key_prefix}:{{journal}}:ack", replicas, app.reactor)
     journal = Journal(app.reactor, folder, max_bytes=state.journal_max_bytes, confirm=confirm)
-    journal.load()
+    try:
+        journal.load()
+    except OSError as exc:
+        from shenava.state_folder import StateFolderError
+
+        raise StateFolderError(
+            f"state.folder {state.folder!r} cannot hold the journal ({exc.strerror or exc})"
+        ) from exc
     if folder is None:
         log.warn("journal: state.folder is not set; records waiting for Redis are kept in memory only")
     journal.start()  # entries of kinds not yet registered wait for their package
     return journal
-
-
-def replicated_by(client: Any, key: str, replicas: int, timeout_ms: int = 1000) -> Callable[[], Awaitable[bool]]:
-    """A confirmation that the replicas have every write made so far.
-
-    ``WAIT`` only covers the writes of its own connection, so a tiny write and
-    the ``WAIT`` go down one connection together: the replication stream is in
-    order, so once a replica has that write it has the entry's too.
-    """
-
-    async def confirm() -> bool:
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.execute_command("WAIT", replicas, timeout_ms)
-            _, acked = await pipe.execute()
-        return int(acked) >= replicas
-
-    return confirm

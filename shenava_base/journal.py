@@ -10,12 +10,15 @@ both sides name, so no package imports the top floor.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 
-__all__ = ["Apply", "RecordJournal", "RetryLaterError", "call_key", "number_key"]
+__all__ = ["Apply", "RecordJournal", "RetryLaterError", "call_key", "is_transient", "number_key"]
+
+_TRANSIENT_REPLIES = ("READONLY", "LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
 
 Apply = Callable[[dict[str, Any]], "Awaitable[Any] | Deferred[Any]"]
 """Stores one entry's payload in Redis; idempotent (a replay may apply it again)."""
@@ -36,6 +39,9 @@ class RecordJournal(Protocol):
 
     def health(self) -> dict[str, Any]: ...
 
+    @property
+    def redis_away_since(self) -> float | None: ...
+
 
 def call_key(call_id: str | None) -> str:
     """The ordering key of a call's records (its complaint, voicemail, flag reason)."""
@@ -46,3 +52,22 @@ def number_key(number: str | None) -> str:
     """The ordering key of a caller's records (digits only, as their flag is keyed)."""
     digits = "".join(c for c in number or "" if c.isdigit())
     return f"num:{digits}" if digits else ""
+
+
+def is_transient(failure: BaseException) -> bool:
+    """Redis away, slow, failing over or loading: keep the entry and retry."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(failure, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError):
+        return True
+    if isinstance(failure, asyncio.TimeoutError | asyncio.CancelledError | RetryLaterError):
+        return True
+    if str(getattr(failure, "code", "")).endswith(".concurrent_update"):
+        return True  # too many writers on one key this time: try again later
+    if isinstance(failure, ResponseError):
+        return str(failure).startswith(_TRANSIENT_REPLIES)
+    from redis.exceptions import RedisError
+
+    return type(failure) is RedisError

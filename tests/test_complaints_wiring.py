@@ -46,6 +46,7 @@ class FakeApp:
     agent_stats: Any = None
     complaints: Any = None
     journal: Any = None
+    takeover: Any = None
 
     def __post_init__(self) -> None:
         self.config = SimpleNamespace(
