@@ -468,7 +468,7 @@ async def _report_text(
 
     client = Redis.from_url(config.redis.url, decode_responses=True, socket_timeout=10)
     try:
-        store = StatsStore(client, config.sla, prefix=config.redis.key_prefix)
+        store = StatsStore(client, config.sla, prefix=config.redis.key_prefix, site=config.site.id)
         names = {a.id: a.name for a in config.agents}
         ids = args.agents or sorted(set(await store.agents()) | set(names))
         report = await build_report(

@@ -1,7 +1,8 @@
 """The statistics' Redis keys, behind one class: ledgers, SL counters, breaks, alerts.
 
 Keys (``P`` is the configured prefix, ``{stats}`` the Cluster hash tag, so one
-``MULTI`` may touch any of them; ``DAY`` is the site's local date, ISO form):
+``MULTI`` may touch any of them; a named site's tag is ``{stats:SITE}``, see
+:mod:`shenava.sites`; ``DAY`` is the site's local date, ISO form):
 
 ========================================  ======  =====================================
 ``P:{stats}:agents``                      set     agents with a ledger
@@ -308,8 +309,13 @@ class StatsStore:
         *,
         prefix: str = "shenava",
         retention_s: int = RETENTION_S,
+        site: str = "",
     ) -> None:
+        from shenava.sites import site_tag
+
         self._client = client
+        self.site = site
+        self._tag = site_tag("stats", site)  # "{stats}" for the default site (shenava.sites)
         self.sla = sla
         self._prefix = prefix
         self._retention_s = retention_s
@@ -322,7 +328,7 @@ class StatsStore:
     # -- keys (the only place key names are made) -----------------------------
 
     def _key(self, *parts: str) -> str:
-        return ":".join((self._prefix, TAG, *parts))
+        return ":".join((self._prefix, self._tag, *parts))
 
     def day_of(self, t: float) -> date:
         """The site's local date holding ``t`` (the SLA's day alignment)."""

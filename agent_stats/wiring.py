@@ -18,7 +18,7 @@ def install(app: Any) -> StatsService:
     from shenava.app import QUEUE
 
     config = app.config
-    store = StatsStore(app.redis, config.sla, prefix=config.redis.key_prefix)
+    store = StatsStore(app.redis, config.sla, prefix=config.redis.key_prefix, site=config.site.id)
     service = StatsService(
         store=store,
         roster=app.roster,

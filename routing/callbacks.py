@@ -283,6 +283,8 @@ class CallbackFlag:
     closed_at: float | None = None
     acknowledged_by: str | None = None
     purged_at: float | None = None
+    site: str = ""
+    """The site whose daemon dials it: where the caller called when it was opened (shenava.sites)."""
 
     @property
     def is_open(self) -> bool:
@@ -797,6 +799,7 @@ def flag_to_dict(flag: CallbackFlag) -> dict[str, Any]:
         "history": [
             {"at": h.at, "by": h.by, "event": h.event, "detail": h.detail} for h in flag.history
         ],
+        **({"site": flag.site} if flag.site else {}),
     }
 
 
@@ -829,6 +832,7 @@ def flag_from_dict(data: Mapping[str, Any]) -> CallbackFlag:
             for a in data["attempts"]
         ),
         history=tuple(HistoryEntry(h["at"], h["by"], h["event"], h["detail"]) for h in data["history"]),
+        site=data.get("site", ""),
     )
 
 

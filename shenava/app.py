@@ -130,7 +130,7 @@ class Shenava:
         self.callflow.sound_folder = config.ivr.sound_folder
         self.counts = CallCounts()
         self.live = (
-            LiveFiguresStore(redis, config.redis.key_prefix, tz=config.site.tzinfo)
+            LiveFiguresStore(redis, config.redis.key_prefix, tz=config.site.tzinfo, site=config.site.id)
             if redis is not None
             else None
         )
@@ -151,6 +151,9 @@ class Shenava:
             from recordings.wiring import install as install_recordings
 
             self.extensions["agent_stats"] = install_stats(self)
+            from agent_stats.centre import install as install_centre
+
+            self.extensions["centre"] = install_centre(self)  # every site's figures (shenava.sites)
             self.extensions["complaints"] = install_complaints(self)
             self.extensions["recordings"] = install_recordings(self)
             from shenava.takeover import install as install_takeover
@@ -183,7 +186,7 @@ class Shenava:
         # then the HTTP API, then the AMI link.
         # The statistics writer drains first, then the call state is written
         # (the next daemon takes the callers over from it), then the journal.
-        for name in ("recordings", "complaints", "agent_stats", "takeover", "journal", "http"):
+        for name in ("recordings", "complaints", "agent_stats", "centre", "takeover", "journal", "http"):
             handle = self.extensions.get(name)
             stop = getattr(handle, "stop", None)
             if stop is None:

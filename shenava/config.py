@@ -61,6 +61,7 @@ from routing.hold import HoldConfig
 from routing.scoring import ScoringConfig
 from routing.selection import SelectionConfig
 from shenava.config_table import ConfigError, Table, show
+from shenava.sites import check_site_id
 
 T = TypeVar("T")
 
@@ -198,6 +199,8 @@ class RedisConfig:
     sentinels: tuple[tuple[str, int], ...] = ()
     """Redis Sentinel addresses (``redis+sentinel://`` URLs fill this too)."""
     sentinel_service: str = "mymaster"
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
+    """Redis Cluster seed nodes (``redis+cluster://`` URLs fill this too): a cluster client."""
     max_connections: int = 64
     pool_timeout_s: float = 5.0
     connect_timeout_s: float = 2.0
@@ -210,10 +213,15 @@ class RedisConfig:
 
     @property
     def embedded(self) -> bool:
-        return not self.url and not self.sentinels
+        return not self.url and not self.sentinels and not self.cluster_nodes
+
+    @property
+    def cluster(self) -> bool:
+        return bool(self.cluster_nodes) or self.url.startswith(CLUSTER_SCHEME)
 
 
 SENTINEL_SCHEME = "redis+sentinel://"
+CLUSTER_SCHEME = "redis+cluster://"
 
 
 def _redis_url(value: str) -> str | None:
@@ -225,8 +233,14 @@ def _redis_url(value: str) -> str | None:
         except ValueError as exc:
             return str(exc)
         return None
+    if value.startswith(CLUSTER_SCHEME):
+        try:
+            parse_cluster_url(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
     return (
-        "expected a redis://, rediss://, unix:// or redis+sentinel:// URL, "
+        "expected a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL, "
         "or \"\" for an embedded server (demo only)"
     )
 
@@ -254,6 +268,21 @@ def parse_sentinel_url(url: str) -> tuple[tuple[tuple[str, int], ...], str, int,
     return tuple(_host_port(h, 26379) for h in hosts.split(",")), service, db, password
 
 
+def parse_cluster_url(url: str) -> tuple[tuple[tuple[str, int], ...], str | None]:
+    """``redis+cluster://[:password@]h1:p1,h2:p2[/]`` -> (seed nodes, password)."""
+    rest = url[len(CLUSTER_SCHEME):]
+    password: str | None = None
+    if "@" in rest:
+        auth, _, rest = rest.rpartition("@")
+        password = auth.partition(":")[2] or None
+    hosts, _, path = rest.partition("/")
+    if path.strip("/") not in ("", "0"):
+        raise ValueError("a Redis Cluster has only database 0: redis+cluster://host:port,host:port")
+    if not hosts:
+        raise ValueError("a redis+cluster:// URL needs at least one node: redis+cluster://host:port")
+    return tuple(_host_port(h, 6379) for h in hosts.split(",")), password
+
+
 def _host_port(text: str, default_port: int) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
     if not sep:
@@ -279,6 +308,26 @@ def _key_prefix(value: str) -> str | None:
     return "expected letters, digits and _ . : - (no braces: the key's hash tag comes after the prefix)"
 
 
+def _cluster_node(value: str) -> str | None:
+    try:
+        _host_port(value, 6379)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_cluster(
+    t: Table, url: str, sentinels: tuple[tuple[str, int], ...], cluster: tuple[tuple[str, int], ...]
+) -> None:
+    """A cluster is named once (URL or list), and never together with Sentinel."""
+    if cluster and url.startswith(CLUSTER_SCHEME):
+        raise t.error("cluster_nodes", f"give the cluster nodes either here or in {t.key_path('url')}, not both")
+    if (cluster or url.startswith(CLUSTER_SCHEME)) and (sentinels or url.startswith(SENTINEL_SCHEME)):
+        raise t.error("cluster_nodes", "Redis Cluster and Redis Sentinel exclude each other: name one")
+    if cluster and url and not url.startswith(("redis://", "rediss://")):
+        raise t.error("url", "with redis.cluster_nodes, url may only carry the password (redis://:pw@/)")
+
+
 def parse_redis(t: Table) -> RedisConfig:
     d = RedisConfig()
     url = t.get_str("url", d.url, non_empty=False, check=_redis_url)
@@ -288,6 +337,8 @@ def parse_redis(t: Table) -> RedisConfig:
     if sentinels and url.startswith(SENTINEL_SCHEME):
         raise t.error("sentinels", f"give the sentinels either here or in {t.key_path('url')}, not both")
     service = t.get_str("sentinel_service", d.sentinel_service, check=_name)
+    cluster = tuple(_host_port(s, 6379) for s in t.get_str_list("cluster_nodes", (), check=_cluster_node))
+    _check_cluster(t, url, sentinels, cluster)
     if sentinels and url and not url.startswith(("redis://", "rediss://")):
         raise t.error("url", "with redis.sentinels, url may only carry the password and database (redis://:pw@/0)")
     connect = t.get_float("connect_timeout_s", d.connect_timeout_s, positive=True, maximum=300)
@@ -296,6 +347,7 @@ def parse_redis(t: Table) -> RedisConfig:
         key_prefix=t.get_str("key_prefix", d.key_prefix, check=_key_prefix),
         sentinels=sentinels,
         sentinel_service=service,
+        cluster_nodes=cluster,
         max_connections=t.get_int("max_connections", d.max_connections, minimum=2, maximum=10_000),
         pool_timeout_s=t.get_float("pool_timeout_s", d.pool_timeout_s, positive=True, maximum=300),
         connect_timeout_s=connect,
@@ -358,6 +410,8 @@ class SiteConfig:
     """The call centre itself: its name, clock, languages and dialplan contexts."""
 
     name: str = "Shenava"
+    id: str = ""
+    """This daemon's site among several sharing one Redis ("" = the default, single site)."""
     timezone: str = "UTC"
     languages: tuple[str, ...] = ("fa", "en")
     support_context: str = "shenava-complaints"
@@ -382,6 +436,7 @@ def parse_site(t: Table) -> SiteConfig:
     d = SiteConfig()
     return SiteConfig(
         name=t.get_str("name", d.name),
+        id=t.get_str("id", d.id, non_empty=False, check=check_site_id),
         timezone=t.get_str("timezone", d.timezone, check=_timezone),
         languages=t.get_str_list("languages", d.languages, non_empty=True, allowed=SUPPORTED_LANGUAGES),
         support_context=t.get_str("support_context", d.support_context, check=_context),

@@ -669,7 +669,10 @@ def install(app: Any) -> Journal:
     confirm = None
     replicas = app.config.redis.wait_replicas
     if replicas:
-        confirm = replicated_by(app.redis, f"{app.config.redis.key_prefix}:{{journal}}:ack", replicas)
+        from shenava.sites import site_tag
+
+        tag = site_tag("journal", app.config.site.id)
+        confirm = replicated_by(app.redis, f"{app.config.redis.key_prefix}:{tag}:ack", replicas)
     journal = Journal(app.reactor, folder, max_bytes=state.journal_max_bytes, confirm=confirm)
     journal.load()
     if folder is None:

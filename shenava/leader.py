@@ -89,10 +89,14 @@ class LeaderLease:
         lease_s: float = 3.0,
         on_role: Callable[[str], object] | None = None,
         on_refused: Callable[[], object] | None = None,
+        site: str = "",
     ) -> None:
+        from shenava.sites import site_tag
+
         self._redis = redis
-        self.key = f"{prefix}:{{calls}}:leader"
-        self.epoch_key = f"{prefix}:{{calls}}:epoch"
+        tag = site_tag("calls", site)  # the same slot as the call state it fences
+        self.key = f"{prefix}:{tag}:leader"
+        self.epoch_key = f"{prefix}:{tag}:epoch"
         self.owner = owner
         self._clock = clock
         self.lease_s = lease_s
