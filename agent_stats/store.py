@@ -356,7 +356,7 @@ class StatsStore:
         pipe = self._client.pipeline(transaction=True)
         for op in ops:
             self._add(pipe, op)
-        self.commands_sent += len(pipe.command_stack) + 2  # and MULTI, EXEC
+        self.commands_sent += len(pipe) + 2  # and MULTI, EXEC
         await pipe.execute()
         self.round_trips += 1
 

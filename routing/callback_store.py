@@ -170,7 +170,8 @@ class CallbackStore:
                     # the number's version, not the whole ``open`` hash: raises for other
                     # numbers do not conflict (every write of a flag bumps its number's)
                     await pipe.watch(self._key("ver", number), *([op_key] if op_key else []))
-                    if op_key is not None and await pipe.exists(op_key):
+                    # EXISTS by name: a cluster pipeline's exists() splits by slot and returns the pipeline
+                    if op_key is not None and await pipe.execute_command("EXISTS", op_key):
                         await pipe.unwatch()
                         return None
                     flag_id = _text_or_none(await pipe.hget(open_key, number))
