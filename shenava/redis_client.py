@@ -33,7 +33,13 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from shenava.config import CLUSTER_SCHEME, SENTINEL_SCHEME, RedisConfig, parse_cluster_url, parse_sentinel_url
+from shenava.config import (
+    CLUSTER_SCHEME,
+    SENTINEL_SCHEME,
+    RedisConfig,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 
 __all__ = ["BlockingSentinelPool", "client_options", "describe", "make_redis_client", "wait_for_redis"]
 
@@ -183,8 +189,6 @@ async def _log_durability(client: Redis, where: str) -> None:
     settings: dict[str, str] = {}
     for name in SETTINGS:
         reply = await client.config_get(name)
-        if reply and all(isinstance(v, dict) for v in reply.values()):
-            reply = next(iter(reply.values()))  # a cluster answers per node: look at one
         settings.update({_s(k): _s(v) for k, v in reply.items()})
     for note in durability_notes(settings):
         if not note.ok:

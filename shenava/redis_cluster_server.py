@@ -13,7 +13,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from shenava.redis_server import RedisServer, RedisServerError, find_redis_server, free_port, start_redis_server
+from shenava.redis_server import (
+    RedisServer,
+    RedisServerError,
+    find_redis_server,
+    free_port,
+    start_redis_server,
+)
 
 __all__ = ["RedisClusterServers", "start_redis_cluster"]
 

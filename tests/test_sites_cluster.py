@@ -1,4 +1,4 @@
-"""Two sites' daemons, each with its own test PBX, on one real 3-master Redis Cluster.
+"""Two sites' daemons, each with its own test PBX, on a real 3-master Redis Cluster (and on one Redis).
 
 Site "north" and site "south" run the whole daemon (``tests.e2e_harness``) in
 virtual time against their own PBX and share the cluster through the daemon's
@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from redis.crc import key_slot
 
-from agent_stats.centre import read_centre
 from agent_stats.service import StatsService
 from agent_stats.states import AgentState, NotReadyReason
 from ami_bridge.testpbx.scripts import CallerScript, PhoneScript
@@ -78,14 +78,23 @@ async def until(h: E2E, check: Any, *, rounds: int = 400, step_s: float = 1.0) -
 async def all_keys(client: Any) -> list[str]:
     found = []
     async for key in client.scan_iter(match="shenava:*", count=500):
-        found.append(key.decode() if isinstance(key, bytes) else key)
+        found.append(_s(key))
     return found
 
 
+@pytest.fixture(params=["cluster", "one-redis"])
+def shared_redis(request: pytest.FixtureRequest) -> Any:
+    """The daemons' shared Redis: a 3-master cluster, or one server."""
+    return request.getfixturevalue("cluster_client" if request.param == "cluster" else "redis_client")
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 @pytest_twisted.ensureDeferred
-async def test_two_sites_on_a_cluster_count_their_own_calls_and_share_the_register(
-    cluster_client: Any, tmp_path: Path
-) -> None:
+async def test_two_sites_count_their_own_calls_and_share_the_register(shared_redis: Any, tmp_path: Path) -> None:
+    cluster_client = shared_redis
     north = E2E.build(tmp_path / "north", config=site_config("north"), redis=cluster_client)
     south = E2E.build(tmp_path / "south", config=site_config("south"), redis=cluster_client)
     try:
@@ -187,7 +196,7 @@ async def test_two_sites_on_a_cluster_count_their_own_calls_and_share_the_regist
         assert len({next(iter(s)) for s in tags.values()}) >= 8
         register = await as_deferred(cluster_client.hgetall("shenava:{sites}:all"))
         name = north.app.config.site.name
-        assert {k.decode(): json.loads(v)["name"] for k, v in register.items()} == {"north": name, "south": name}
+        assert {_s(k): json.loads(v)["name"] for k, v in register.items()} == {"north": name, "south": name}
         # and the centre's figures reach the wallboard's JSON
         body = north.app.extensions["http"].board.public(north.now, _NoCallbacks())
         assert [s["id"] for s in body["centre"]["sites"]] == ["north", "south"]
