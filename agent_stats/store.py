@@ -23,8 +23,12 @@ Keys (``P`` is the configured prefix, ``{stats}`` the Cluster hash tag, so one
 ``P:{stats}:alerts:DAY``                  list    alerts raised (JSON)
 ========================================  ======  =====================================
 
+A named site (``[site] id``) gives each agent's ledger and intervals their own
+slot: ``P:{stats:SITE:AGENT}:ledger`` and ``P:{stats:SITE:AGENT}:intervals:DAY``
+(the rest under ``P:{stats:SITE}``); the default site keeps the names above.
+
 Writes come as a batch of typed operations (``apply``), one ``MULTI``/``EXEC``
-per batch, so a crash never leaves half a transition and a busy second costs
+per batch (on a Redis Cluster one per slot, :mod:`agent_stats.slot_pipes`), so a crash never leaves half a transition and a busy second costs
 one round trip. Rolling-window slots expire after ``2 * window_s``; everything
 else after ``retention_s``. A TTL is set once per key and process, not on every
 increment. The store never reads a clock: every time comes with the operation.
@@ -54,6 +58,7 @@ from agent_stats.sla import (
     rolling_window_start,
 )
 from agent_stats.sla import Outcome as SLOutcome
+from agent_stats.slot_pipes import SlotPipes, is_cluster
 from agent_stats.states import AgentState, NotReadyReason, check_key
 
 if TYPE_CHECKING:
@@ -316,6 +321,7 @@ class StatsStore:
         self._client = client
         self.site = site
         self._tag = site_tag("stats", site)  # "{stats}" for the default site (shenava.sites)
+        self._split = is_cluster(client)
         self.sla = sla
         self._prefix = prefix
         self._retention_s = retention_s
@@ -342,7 +348,16 @@ class StatsStore:
         return start, start + DAY_S
 
     def _intervals_key(self, agent_id: str, day: date) -> str:
+        if self.site:
+            return self._agent_key(agent_id, "intervals", day.isoformat())
         return self._key("intervals", agent_id, day.isoformat())
+
+    def _ledger_key(self, agent_id: str) -> str:
+        return self._agent_key(agent_id, "ledger") if self.site else self._key("ledger", agent_id)
+
+    def _agent_key(self, agent_id: str, *parts: str) -> str:
+        """A named site's agent keys have the agent's own slot: ``P:{stats:SITE:AGENT}:...``."""
+        return ":".join((self._prefix, self._tag[:-1] + ":" + agent_id + "}", *parts))
 
     def _sl_key(self, bucket: BucketKey) -> str:
         return self._key("sl", bucket.to_str())
@@ -353,7 +368,8 @@ class StatsStore:
         """Write a batch in one ``MULTI``/``EXEC``."""
         if not ops:
             return
-        pipe = self._client.pipeline(transaction=True)
+        # On a cluster, one transaction per slot (agent_stats.slot_pipes)
+        pipe = SlotPipes(self._client) if self._split else self._client.pipeline(transaction=True)
         for op in ops:
             self._add(pipe, op)
         self.commands_sent += len(pipe) + 2  # and MULTI, EXEC
@@ -385,7 +401,7 @@ class StatsStore:
                 pipe.rpush(key, *values)
                 self._expire_once(pipe, key, self._retention_s)
             pipe.hset(
-                self._key("ledger", op.agent_id),
+                self._ledger_key(op.agent_id),
                 mapping={
                     "since": repr(op.since),
                     "state": op.state.value,
@@ -473,7 +489,7 @@ class StatsStore:
         wanted = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
         pipe = self._client.pipeline(transaction=False)
         for agent_id in ids:
-            pipe.hgetall(self._key("ledger", agent_id))
+            pipe.hgetall(self._ledger_key(agent_id))
             for day in wanted:
                 pipe.lrange(self._intervals_key(agent_id, day), 0, -1)
         replies = await pipe.execute()
@@ -516,7 +532,7 @@ class StatsStore:
         for agent_id in agent_ids:
             for day in days:
                 pipe.lrange(self._intervals_key(agent_id, day), 0, -1)
-            pipe.hgetall(self._key("ledger", agent_id))
+            pipe.hgetall(self._ledger_key(agent_id))
         replies = await pipe.execute()
         self.round_trips += 1
         out: dict[str, list[Interval]] = {}

@@ -51,6 +51,8 @@ def test_the_default_site_keeps_every_key_name_of_earlier_versions() -> None:
     lease = LeaderLease(Redis(), "shenava", "me", None)  # type: ignore[arg-type]
     assert (lease.key, lease.epoch_key) == ("shenava:{calls}:leader", "shenava:{calls}:epoch")
     assert StatsStore(Redis(), SLA, site="north")._key("heartbeat") == "shenava:{stats:north}:heartbeat"
+    assert StatsStore(Redis(), SLA)._ledger_key("a1") == "shenava:{stats}:ledger:a1"
+    assert StatsStore(Redis(), SLA, site="north")._ledger_key("a1") == "shenava:{stats:north:a1}:ledger"
     named = CallStateStore(Redis(), "shenava", "north")
     assert named.lease_key == LeaderLease(Redis(), "shenava", "me", None, site="north").key  # type: ignore[arg-type]
     assert named.lease_key == "shenava:{calls:north}:leader"
@@ -160,3 +162,30 @@ def test_check_config_reads_the_cluster_and_the_register(cluster_url: str, tmp_p
     assert findings["redis.cluster_wait_replicas"].severity.value == "warning"
     assert "site 'north'" in findings["site.id"].message
     assert "redis.unreachable" not in findings  # the durability settings of a master were read
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_named_sites_batch_on_a_cluster_is_one_transaction_per_slot_and_reads_back(
+    cluster_client: Any,
+) -> None:
+    from agent_stats.ledger import Interval
+    from agent_stats.states import AgentState
+    from agent_stats.store import LedgerWrite
+
+    store = StatsStore(cluster_client, SLA, site="north")
+    ops: list[Any] = [
+        LedgerWrite(f"a{i}", (Interval(T0, T0 + 10, AgentState.READY),), T0 + 10, AgentState.ON_CALL, None)
+        for i in range(1, 6)
+    ]
+    ops += [_answered("c1", 5.0), HeartbeatWrite(T0 + 11)]
+    await as_deferred(store.apply(ops))  # a cross-slot MULTI would fail here (CROSSSLOT)
+    again = StatsStore(cluster_client, SLA, site="north")
+    loaded = await as_deferred(again.load_ledgers([f"a{i}" for i in range(1, 6)], T0 + 20))
+    assert sorted(loaded) == [f"a{i}" for i in range(1, 6)]
+    assert loaded["a3"].ledger.state is AgentState.ON_CALL
+    assert (await as_deferred(again.day_counts("support", again.day_of(T0)))).offered == 1
+    assert await as_deferred(again.agents()) == [f"a{i}" for i in range(1, 6)]
+    slots = {again._ledger_key(f"a{i}") for i in range(1, 6)}
+    from redis.crc import key_slot
+
+    assert len({key_slot(k.encode()) for k in slots}) > 1
