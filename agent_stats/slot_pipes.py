@@ -66,7 +66,9 @@ class SlotPipes:
     async def execute(self) -> list[Any]:
         """Every slot's transaction, concurrently; raises the first error after all settle."""
         results = await asyncio.gather(*(p.execute() for p in self._pipes.values()), return_exceptions=True)
+        replies: list[Any] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return [r for result in results for r in result]
+            replies.extend(result)
+        return replies
