@@ -189,3 +189,25 @@ async def test_a_named_sites_batch_on_a_cluster_is_one_transaction_per_slot_and_
     from redis.crc import key_slot
 
     assert len({key_slot(k.encode()) for k in slots}) > 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_site_has_its_own_leader_lease_on_a_cluster(cluster_client: Any) -> None:
+    from twisted.internet.task import Clock
+
+    from shenava.leader import LEADER
+
+    clock = Clock()
+    north = LeaderLease(cluster_client, "shenava", "n1", clock, site="north")
+    south = LeaderLease(cluster_client, "shenava", "s1", clock, site="south")
+    north_pair = LeaderLease(cluster_client, "shenava", "n2", clock, site="north")
+    for lease in (north, south, north_pair):
+        await lease._renew_or_acquire()  # the lease's scripts, on its site's slot
+    assert (north.role, south.role) == (LEADER, LEADER)  # a site never waits for another's
+    assert north_pair.role != LEADER  # but the pair of one site keeps one leader
+    await north.release()
+    await north_pair._renew_or_acquire()
+    assert north_pair.role == LEADER and north_pair.fence == "2|n2"
+    # the call state of a site, fenced by its own lease, in one script on one slot
+    calls = CallStateStore(cluster_client, "shenava", "north")
+    assert await as_deferred(calls.write({"c1": {"x": 1}}, [], fence=north_pair.fence)) >= 0
