@@ -221,6 +221,11 @@ def guard_redis(client: Any, allowed: Callable[[], bool]) -> None:
     """Refuse every command of ``client`` while ``allowed()`` is false (a fence in
     the process itself: a deposed leader cannot even start a write). Gates the
     client's connection pool, which every command and pipeline goes through."""
+    if getattr(client, "connection_pool", None) is None:  # a Redis Cluster client: no one pool
+        from shenava.cluster_guard import guard_cluster
+
+        guard_cluster(client, allowed, lambda: NotLeaderError("not the leader: this daemon may not write to Redis"))
+        return
     pool = client.connection_pool
     get_connection = pool.get_connection
 

@@ -211,3 +211,33 @@ async def test_each_site_has_its_own_leader_lease_on_a_cluster(cluster_client: A
     # the call state of a site, fenced by its own lease, in one script on one slot
     calls = CallStateStore(cluster_client, "shenava", "north")
     assert await as_deferred(calls.write({"c1": {"x": 1}}, [], fence=north_pair.fence)) >= 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_leaders_redis_gate_holds_on_a_cluster_client(cluster_url: str) -> None:
+    from shenava.leader import NotLeaderError, guard_redis
+
+    client = make_redis_client(RedisConfig(url=cluster_url))
+    allowed = [True]
+    guard_redis(client, lambda: allowed[0])
+    script = client.register_script("return redis.call('GET', KEYS[1])")
+    try:
+        await as_deferred(client.set("{stats:north}:k", "1"))
+        allowed[0] = False
+        with pytest.raises(NotLeaderError):
+            await as_deferred(client.set("{stats:north}:k", "2"))
+        with pytest.raises(NotLeaderError):
+            await as_deferred(client.pipeline(transaction=True).set("{stats:north}:k", "3").execute())
+        with pytest.raises(NotLeaderError):
+            await as_deferred(script(keys=["{stats:north}:k"]))
+
+        async def watched() -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                await pipe.watch("{stats:north}:k")
+
+        with pytest.raises(NotLeaderError):
+            await as_deferred(watched())
+        allowed[0] = True
+        assert _s(await as_deferred(script(keys=["{stats:north}:k"]))) == "1"
+    finally:
+        await as_deferred(client.aclose())
