@@ -464,9 +464,9 @@ def run_report(args: argparse.Namespace) -> int:
 async def _report_text(
     config: Any, first: date, last: date, args: argparse.Namespace, now: float
 ) -> str:
-    from redis.asyncio import Redis
+    from shenava.redis_client import make_redis_client
 
-    client = Redis.from_url(config.redis.url, decode_responses=True, socket_timeout=10)
+    client = make_redis_client(config.redis, decode_responses=True)
     try:
         store = StatsStore(client, config.sla, prefix=config.redis.key_prefix, site=config.site.id)
         names = {a.id: a.name for a in config.agents}
