@@ -21,6 +21,8 @@ def check_sites(config: Config, *, redis: bool = False) -> list[Any]:
     from shenava.check_config import _ok, _warn
 
     site = config.site.id
+    if not site and not config.redis.cluster:
+        return []  # a single-site install: nothing to say
     findings = [_ok("site.id", (
         f"site {site!r}: its statistics, live figures, call state and leader lease are its own "
         "keys; complaints, callback flags and abuse reports are shared with the other sites"
