@@ -20,7 +20,10 @@ from typing import Any
 
 from redis.crc import key_slot
 
-__all__ = ["SlotPipes", "is_cluster"]
+__all__ = ["CONCURRENCY", "SlotPipes", "is_cluster"]
+
+CONCURRENCY = 8
+"""Slot transactions of one batch in flight at once."""
 
 
 def is_cluster(client: Any) -> bool:
@@ -64,8 +67,19 @@ class SlotPipes:
         return len(self._pipes)
 
     async def execute(self) -> list[Any]:
-        """Every slot's transaction, concurrently; raises the first error after all settle."""
-        results = await asyncio.gather(*(p.execute() for p in self._pipes.values()), return_exceptions=True)
+        """Every slot's transaction, ``CONCURRENCY`` at a time; raises the first error after all settle.
+
+        Bounded: each transaction holds a connection of its node, and a batch
+        touching hundreds of agents would otherwise open as many (past
+        ``redis.max_connections`` a command fails, and the batch is retried).
+        """
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def run(pipe: Any) -> Any:
+            async with gate:
+                return await pipe.execute()
+
+        results = await asyncio.gather(*(run(p) for p in self._pipes.values()), return_exceptions=True)
         replies: list[Any] = []
         for result in results:
             if isinstance(result, BaseException):

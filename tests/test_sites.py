@@ -241,3 +241,25 @@ async def test_the_leaders_redis_gate_holds_on_a_cluster_client(cluster_url: str
         assert _s(await as_deferred(script(keys=["{stats:north}:k"]))) == "1"
     finally:
         await as_deferred(client.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_over_many_agents_stays_within_the_nodes_connection_limit(cluster_url: str) -> None:
+    from agent_stats.ledger import Interval
+    from agent_stats.slot_pipes import CONCURRENCY
+    from agent_stats.states import AgentState
+    from agent_stats.store import LedgerWrite
+
+    assert CONCURRENCY < 10
+    client = make_redis_client(RedisConfig(url=cluster_url, max_connections=10))
+    try:
+        store = StatsStore(client, SLA, site="north")
+        agents = [f"a{i}" for i in range(200)]
+        await as_deferred(store.apply([
+            LedgerWrite(a, (Interval(T0, T0 + 10, AgentState.READY),), T0 + 10, AgentState.ON_CALL, None)
+            for a in agents
+        ]))
+        loaded = await as_deferred(store.load_ledgers(agents, T0 + 20))
+        assert len(loaded) == 200 and all(s.repaired == 0 for s in loaded.values())
+    finally:
+        await as_deferred(client.aclose())
