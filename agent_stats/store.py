@@ -28,9 +28,10 @@ slot: ``P:{stats:SITE:AGENT}:ledger`` and ``P:{stats:SITE:AGENT}:intervals:DAY``
 (the rest under ``P:{stats:SITE}``); the default site keeps the names above.
 
 Writes come as a batch of typed operations (``apply``), one ``MULTI``/``EXEC``
-per batch (on a Redis Cluster one per slot, :mod:`agent_stats.slot_pipes`), so a crash never leaves half a transition and a busy second costs
-one round trip. Rolling-window slots expire after ``2 * window_s``; everything
-else after ``retention_s``. A TTL is set once per key and process, not on every
+per batch (on a Redis Cluster one per slot, :mod:`agent_stats.slot_pipes`), so
+a crash never leaves half a transition and a busy second costs one round trip.
+Rolling-window slots expire after ``2 * window_s``; everything else after
+``retention_s``. A TTL is set once per key and process, not on every
 increment. The store never reads a clock: every time comes with the operation.
 """
 
