@@ -1,14 +1,30 @@
 """Clients for the tools and side stores that take a Redis URL (or the ``[redis]`` section):
-``redis+cluster://`` and ``redis.cluster_nodes`` give a cluster client, anything else what
-``Redis.from_url`` gives. The daemon's own client is :mod:`shenava.redis_client`'s."""
+``redis+cluster://`` and ``redis.cluster_nodes`` give a cluster client, Sentinel settings a
+client of the current master (blocking clients), anything else what ``Redis.from_url`` gives. The daemon's own client is :mod:`shenava.redis_client`'s."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
-from shenava.config import CLUSTER_SCHEME, RedisConfig
+from shenava.config import CLUSTER_SCHEME, SENTINEL_SCHEME, RedisConfig, parse_sentinel_url
 
-__all__ = ["async_client_from_url", "sync_client", "sync_client_from_url"]
+__all__ = ["LazyClient", "async_client_from_url", "sync_client", "sync_client_from_url"]
+
+
+class LazyClient:
+    """A blocking client made on its first use: a cluster client connects when it is made,
+    and a store built while Redis is away must not fail the daemon's start."""
+
+    def __init__(self, config: RedisConfig, **options: Any) -> None:
+        self._config = config
+        self._options = options
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = sync_client(self._config, **self._options)
+        return getattr(self._client, name)
 
 
 def _nodes(config: RedisConfig) -> tuple[list[tuple[str, int]], str | None]:
@@ -26,6 +42,21 @@ def sync_client(config: RedisConfig, **options: Any) -> Any:
 
         nodes, password = _nodes(config)
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], password=password, **options)
+    if config.url.startswith(SENTINEL_SCHEME) or config.sentinels:
+        from redis.sentinel import Sentinel
+
+        if config.url.startswith(SENTINEL_SCHEME):
+            sentinels, service, db, password = parse_sentinel_url(config.url)
+        else:
+            parsed = urlparse(config.url) if config.url else None
+            sentinels, service = config.sentinels, config.sentinel_service
+            password = parsed.password if parsed is not None else None
+            path = (parsed.path if parsed is not None else "").strip("/")
+            db = int(path) if path.isdigit() else 0
+        timeouts = {k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")}
+        return Sentinel(list(sentinels), sentinel_kwargs=timeouts, **timeouts).master_for(
+            service, db=db, password=password, **options
+        )
     return redis.Redis.from_url(config.url, **options)
 
 

@@ -204,10 +204,10 @@ def store_for(config: Any) -> UserStore | None:
     users_file = config.http.users_file
     if users_file:
         return FileUserStore(Path(users_file))
-    if config.redis.url or config.redis.cluster_nodes:
-        from shenava.redis_urls import sync_client
+    if not config.redis.embedded:
+        from shenava.redis_urls import LazyClient
 
-        client = sync_client(config.redis, decode_responses=True,
-                             socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        client = LazyClient(config.redis, decode_responses=True,
+                            socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
         return RedisUserStore(client, config.redis.key_prefix)
     return None

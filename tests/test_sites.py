@@ -263,3 +263,28 @@ async def test_a_batch_over_many_agents_stays_within_the_nodes_connection_limit(
         assert len(loaded) == 200 and all(s.repaired == 0 for s in loaded.values())
     finally:
         await as_deferred(client.aclose())
+
+
+@pytest.mark.parametrize("redis_section", [
+    'url = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"',
+    'cluster_nodes = ["127.0.0.1:7000"]',
+    'url = "redis+sentinel://127.0.0.1:26379/mymaster/0"',
+    'sentinels = ["127.0.0.1:26379"]',
+])
+def test_the_users_store_takes_every_kind_of_redis_setting(redis_section: str) -> None:
+    """The daemon's sign-in store is built from ``[redis]`` as the daemon's client is (no I/O yet)."""
+    from shenava.users import RedisUserStore, store_for
+
+    config = Config.from_mapping(parse_toml(BASE + f"[redis]\n{redis_section}\n"))
+    assert isinstance(store_for(config), RedisUserStore)
+
+
+def test_the_users_are_shared_through_the_cluster(cluster_url: str) -> None:
+    from shenava.users import Role, User, store_for
+
+    config = Config.from_mapping(parse_toml(BASE + f'[redis]\nurl = "{cluster_url}"\n'))
+    store = store_for(config)
+    assert store is not None
+    store.put(User("sara", Role.SUPERVISOR, "hash", T0))
+    other = store_for(Config.from_mapping(parse_toml(BASE + f'[redis]\nurl = "{cluster_url}"\n[site]\nid = "south"\n')))
+    assert other is not None and other.get("sara") == User("sara", Role.SUPERVISOR, "hash", T0)
