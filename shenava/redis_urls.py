@@ -1,6 +1,9 @@
-"""Clients for the tools and side stores that take a Redis URL (or the ``[redis]`` section):
-``redis+cluster://`` and ``redis.cluster_nodes`` give a cluster client, Sentinel settings a
-client of the current master (blocking clients), anything else what ``Redis.from_url`` gives. The daemon's own client is :mod:`shenava.redis_client`'s."""
+"""Clients for the tools and side stores that take a Redis URL (or the ``[redis]`` section).
+
+``redis+cluster://`` and ``redis.cluster_nodes`` give a cluster client, Sentinel
+settings a client of the current master (blocking clients), anything else what
+``Redis.from_url`` gives. The daemon's own client is :mod:`shenava.redis_client`'s.
+"""
 
 from __future__ import annotations
 
