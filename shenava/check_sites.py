@@ -1,7 +1,6 @@
 """``shenava check-config`` on sites and Redis Cluster (docs/scaling.md, "Sites and Redis Cluster").
 
-Without Redis: which site this daemon is, and what a cluster changes (the
-journal's ``WAIT`` covers one master only). With ``--redis`` on a cluster:
+Without Redis: which site this daemon is. With ``--redis`` on a cluster:
 the cluster's state, every master's durability settings, and the sites
 already registered in Redis.
 """
@@ -18,7 +17,7 @@ __all__ = ["check_sites", "cluster_seed", "check_cluster"]
 
 
 def check_sites(config: Config, *, redis: bool = False) -> list[Any]:
-    from shenava.check_config import _ok, _warn
+    from shenava.check_config import _ok
 
     site = config.site.id
     if not site and not config.redis.cluster:
@@ -27,11 +26,6 @@ def check_sites(config: Config, *, redis: bool = False) -> list[Any]:
         f"site {site!r}: its statistics, live figures, call state and leader lease are its own "
         "keys; complaints, callback flags and abuse reports are shared with the other sites"
     ) if site else "the default site (site.id \"\"): the keys of a single-daemon install")]
-    if config.redis.cluster and config.redis.wait_replicas:
-        findings.append(_warn("redis.cluster_wait_replicas", (
-            "with Redis Cluster, redis.wait_replicas confirms the replicas of one master only (the "
-            "one holding this site's journal probe key), not of every master a journal entry went to"
-        ), "redis.wait_replicas"))
     if redis and config.redis.cluster:
         findings.extend(check_cluster(config))
     return findings

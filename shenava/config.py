@@ -326,6 +326,9 @@ def _check_cluster(
         raise t.error("cluster_nodes", "Redis Cluster and Redis Sentinel exclude each other: name one")
     if cluster and url and not url.startswith(("redis://", "rediss://")):
         raise t.error("url", "with redis.cluster_nodes, url may only carry the password (redis://:pw@/)")
+    if (cluster or url.startswith(CLUSTER_SCHEME)) and t.get_int("wait_replicas", 0, minimum=0, maximum=16):
+        # WAIT covers its own connection's writes; a cluster spreads the journal's over masters
+        raise t.error("wait_replicas", "not available with Redis Cluster (WAIT confirms one master's writes only)")
 
 
 def parse_redis(t: Table) -> RedisConfig:

@@ -133,6 +133,7 @@ def test_cluster_settings_from_a_url_or_a_list() -> None:
     ('[redis]\nsentinels = ["h:1"]\ncluster_nodes = ["h:2"]\n', "redis.cluster_nodes: Redis Cluster and Redis"),
     ('[redis]\nurl = "unix:///x"\ncluster_nodes = ["h:2"]\n', "redis.url: with redis.cluster_nodes"),
     ('[redis]\nurl = "redis+cluster://h:1/2"\n', "redis.url: a Redis Cluster has only database 0"),
+    ('[redis]\nurl = "redis+cluster://h:1"\nwait_replicas = 1\n', "redis.wait_replicas: not available with Redis"),
 ])
 def test_bad_site_and_cluster_settings_name_the_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -154,12 +155,11 @@ async def test_the_daemons_client_is_a_cluster_client_that_finds_every_slot(clus
 
 def test_check_config_reads_the_cluster_and_the_register(cluster_url: str, tmp_path: Path) -> None:
     path = tmp_path / "shenava.toml"
-    path.write_text(BASE + f'[redis]\nurl = "{cluster_url}"\nwait_replicas = 1\n[site]\nid = "north"\n'
+    path.write_text(BASE + f'[redis]\nurl = "{cluster_url}"\n[site]\nid = "north"\n'
                     '[state]\nfolder = "/tmp"\n', encoding="utf-8")
     findings = {f.code: f for f in check_config(path, redis=True)}
     assert findings["redis.cluster_state"].severity.value == "ok"
     assert findings["redis.cluster_replicas"].severity.value == "warning"  # no replicas in the test cluster
-    assert findings["redis.cluster_wait_replicas"].severity.value == "warning"
     assert "site 'north'" in findings["site.id"].message
     assert "redis.unreachable" not in findings  # the durability settings of a master were read
 
