@@ -85,11 +85,14 @@ async def read_site(store: StatsStore, now: float) -> tuple[SLCounts, SLCounts, 
     return rolling, day, heartbeat.at
 
 
-async def read_centre(client: Any, prefix: str, sla: SLAConfig, now: float) -> CentreFigures:
+async def read_centre(
+    client: Any, prefix: str, sla: SLAConfig, now: float, *, sites_found: dict[str, Any] | None = None
+) -> CentreFigures:
     """Every registered site's figures and their sums (reads only; no site's keys are written)."""
     sites: list[SiteFigures] = []
     rolling, day = SLCounts(), SLCounts()
-    for site, entry in (await registered_sites(client, prefix)).items():
+    found = await registered_sites(client, prefix) if sites_found is None else sites_found
+    for site, entry in found.items():
         store = StatsStore(client, sla, prefix=prefix, site=site)
         site_rolling, site_day, beat = await read_site(store, now)
         sites.append(SiteFigures(site, str(entry.get("name", "")), site_rolling, site_day, beat))
@@ -119,7 +122,14 @@ class CentreBoard:
         if not self._registered:
             await register_site(self._client, self._prefix, self.site, name=self._name, timezone=self._timezone)
             self._registered = True
-        self.latest = await read_centre(self._client, self._prefix, self._sla, self._clock.seconds())
+        found = await registered_sites(self._client, self._prefix)
+        if list(found) == [self.site] == [""]:
+            # A single-site install: the centre is this site, whose figures the page has.
+            self.latest = CentreFigures(self._clock.seconds())
+            return self.latest
+        self.latest = await read_centre(
+            self._client, self._prefix, self._sla, self._clock.seconds(), sites_found=found
+        )
         return self.latest
 
     def _tick(self) -> None:
@@ -147,8 +157,8 @@ class CentreBoard:
         self._loop = None
 
     def as_dict(self) -> dict[str, Any] | None:
-        """For the wallboard's ``centre`` field (None until first read)."""
-        if self.latest is None:
+        """For the wallboard's ``centre`` field (None until first read, and for a single-site install)."""
+        if self.latest is None or not self.latest.sites:
             return None
         body = self.latest.to_dict()
         body["this_site"] = self.site

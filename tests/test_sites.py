@@ -288,3 +288,19 @@ def test_the_users_are_shared_through_the_cluster(cluster_url: str) -> None:
     store.put(User("sara", Role.SUPERVISOR, "hash", T0))
     other = store_for(Config.from_mapping(parse_toml(BASE + f'[redis]\nurl = "{cluster_url}"\n[site]\nid = "south"\n')))
     assert other is not None and other.get("sara") == User("sara", Role.SUPERVISOR, "hash", T0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_single_site_install_reads_no_statistics_for_the_centre(redis_client: Redis) -> None:
+    from twisted.internet.task import Clock
+
+    from agent_stats.centre import CentreBoard
+
+    board = CentreBoard(redis_client, "shenava", "", SLA, Clock(), name="Shenava", timezone="UTC")
+    figures = await as_deferred(board.refresh())
+    assert figures.sites == () and board.as_dict() is None  # the page has this site's own figures
+    await as_deferred(register_site(redis_client, "shenava", "north", name="North", timezone="UTC"))
+    figures = await as_deferred(board.refresh())
+    assert [s.site for s in figures.sites] == ["", "north"]
+    body = board.as_dict()
+    assert body is not None and body["this_site"] == ""
