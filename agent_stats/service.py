@@ -86,7 +86,6 @@ from agent_stats.sla import (
 )
 from agent_stats.states import (
     HANDLING_STATES,
-    REST_REASONS,
     STAFFED_STATES,
     AgentState,
     NotReadyReason,
@@ -112,6 +111,12 @@ from agent_stats.wellbeing import (
     WellbeingConfig,
     WellbeingSignals,
     alerts,
+)
+from agent_stats.wellbeing_looks import (
+    ALERT_HORIZON_S,
+    LookFilter,
+    refresh_horizon_s,
+    refreshed,
 )
 from agent_stats.writer import StoreWriter
 from shenava.aio import as_deferred
@@ -143,16 +148,6 @@ _RESUME: dict[AgentState, StateKey] = {
 }
 _BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
 _TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
-
-
-def _alert_key(state: AgentState, reason: NotReadyReason | None) -> tuple[bool, ...]:
-    """How a state counts for the wellbeing alerts."""
-    return (
-        state in STAFFED_STATES,
-        state in HANDLING_STATES,
-        state is AgentState.NOT_READY and reason in REST_REASONS,
-        state is AgentState.LOGGED_OUT,
-    )
 
 
 class Clock(Protocol):
@@ -242,6 +237,9 @@ class StatsService:
         """Each logged-in agent's alert figures when last looked at (``running.glance``)."""
         self._checked_at = -math.inf
         self._looks = LookSchedule(s.profile.agent_id for s in roster)
+        self._look_filter = LookFilter(wellbeing)
+        self.alert_horizon_s = ALERT_HORIZON_S
+        """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
         self._windows: dict[str, WindowSums] = {}
         self._order: dict[str, int] = {}
         self.fairness_today = 1.0
@@ -459,7 +457,7 @@ class StatsService:
             log.error("agent {agent}: stored ledger not restored: {error}", agent=agent_id, error=exc)
             return []
         self.restored_agents.append(agent_id)
-        self._looks.changed(agent_id)
+        self._look_at(agent_id)
         op = LedgerWrite(agent_id, tuple(closed), stored.since, stored.state, stored.reason)
         self.roster.restore(stored)
         return [op]
@@ -468,8 +466,8 @@ class StatsService:
 
     def on_agent_change(self, change: AgentChange) -> None:
         agent_id = change.agent_id
-        if self._alters_alerts(change):
-            self._looks.changed(agent_id)
+        if self._look_filter.change_needs_look(change, self.active_alerts.get(agent_id, ())):
+            self._look_at(agent_id)
         status = self.roster.get(agent_id)
         ledger = status.ledger
         self.writer.submit(
@@ -497,22 +495,11 @@ class StatsService:
         self._mark_live()
         self._decide_soon()
 
-    def _alters_alerts(self, change: AgentChange) -> bool:
-        """Whether a change can move the agent's alerts or their timing.
-
-        Between two states that count the same way (staffed, handling, resting,
-        logged in: ready and ringing, on a call and wrap-up) nothing the alerts
-        read moves differently, unless the interval closed was a rest (a
-        reset). Calls answered and ended are marked by the routing events."""
-        if _alert_key(change.old, change.old_reason) != _alert_key(change.new, change.new_reason):
-            return True
-        rest_s = self.wellbeing.min_rest_s
-        return any(
-            i.state is AgentState.LOGGED_OUT
-            or (i.state is AgentState.NOT_READY and i.reason in REST_REASONS
-                and i.duration >= rest_s)
-            for i in change.closed
-        )
+    def _look_at(self, agent_id: str) -> None:
+        """Something happened to the agent that its planned look does not cover: look at the
+        next tick (a whole look: what its last look assumed no longer holds)."""
+        self._looks.changed(agent_id)
+        self._look_filter.forget(agent_id)
 
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
@@ -538,7 +525,7 @@ class StatsService:
                 status.profile.agent_id, lost, now, trust_gap_s=self._trust_gap_s
             )
             if change is not None:
-                self._looks.changed(change.agent_id)
+                self._look_at(change.agent_id)
                 ledger = status.ledger
                 self.writer.submit(
                     LedgerWrite(change.agent_id, change.closed, ledger.since, ledger.state,
@@ -559,7 +546,10 @@ class StatsService:
         elif kind == "CallAnswered":
             self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
             self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
-            self._looks.changed(event.agent_id)
+            if self._look_filter.answer_needs_look(
+                event.agent_id, event.at, event.hard, self.active_alerts.get(event.agent_id, ())
+            ):
+                self._look_at(event.agent_id)
         elif kind == "CallAbandoned":
             self._outcome(event, event.joined_at, Outcome.ABANDONED)
         elif kind == "CallLeftForChoice":
@@ -572,7 +562,7 @@ class StatsService:
             if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
                 # the only alert a call's end can take away; otherwise the long-call
                 # look already planned finds the call over
-                self._looks.changed(event.agent_id)
+                self._look_at(event.agent_id)
         else:
             return
         self._mark_live()
@@ -836,11 +826,14 @@ class StatsService:
     def check_wellbeing(self, now: float) -> list[AlertRecord]:
         """New alerts of logged-in agents are recorded and logged.
 
-        Incremental: an agent is looked at when something happened to it (a
-        state change, a call answered or ended, a restore) and when its alerts
-        could next change with time alone (``running.steady_until``), at least
-        every ``SIGNALS_REFRESH_S``; the alerts are those a look at every agent
-        would find at this tick. ``signals`` gives every logged-in agent's exact
+        Incremental: an agent is looked at when something happened to it that
+        can change its alerts sooner than planned (``wellbeing_looks``: a rest,
+        a login or logout, a call or a change of state that moves the occupancy
+        window the wrong way, a restore) and when its alerts could next change
+        with time alone (``running.steady_until``); every ``SIGNALS_REFRESH_S``
+        an agent with nothing due gets a glance for the pages' figures
+        (``wellbeing_looks.refreshed``). The alerts are those a look at every
+        agent would find at this tick. ``signals`` gives every logged-in agent's exact
         signals at this check when read.
         """
         raised: list[AlertRecord] = []
@@ -850,6 +843,7 @@ class StatsService:
             self._order = {s.profile.agent_id: i for i, s in enumerate(self.roster)}
         for agent_id in self._looks.take(now, self._order):
             if agent_id not in self.roster:
+                self._look_filter.forget(agent_id)
                 continue
             status = self.roster.get(agent_id)
             calls = self._call_log(agent_id)
@@ -857,17 +851,30 @@ class StatsService:
             if status.state is AgentState.LOGGED_OUT:
                 self.active_alerts.pop(agent_id, None)
                 self._glances.pop(agent_id, None)
+                self._look_filter.forget(agent_id)
                 continue
             day = self._agent_day(agent_id)
             window = self._windows.get(agent_id)
             if window is None:
                 window = self._windows[agent_id] = WindowSums()
+            order = self._order.get(agent_id, 0)
+            refresh_at = now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S)
+            alert_at = self._look_filter.planned_at(agent_id)
+            last = self._glances.get(agent_id)
+            if alert_at > now and last is not None:
+                # only the pages' figures are due (nothing happened, no alert is due)
+                self._glances[agent_id] = refreshed(
+                    last, status.ledger, window, now, self.wellbeing)
+                self._looks.plan(agent_id, min(alert_at, refresh_at))
+                continue
             g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
             self._glances[agent_id] = g
-            self._looks.plan(agent_id, now if g.near else steady_until(
+            planned = now if g.near else steady_until(
                 g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
-                SIGNALS_REFRESH_S,
-            ))
+                refresh_horizon_s(order, now, self.alert_horizon_s),
+            )
+            self._looks.plan(agent_id, min(planned, refresh_at))
+            self._look_filter.looked(agent_id, status.state, planned)
             before = self.active_alerts.get(agent_id)
             if before is None:
                 before = self.active_alerts[agent_id] = {}

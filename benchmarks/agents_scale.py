@@ -10,9 +10,14 @@ replaced, side by side in the same run, on the same data:
   every agent staffed, 85 % load (300-s handle time), SL target 80 % in 20 s.
   Both answers are printed; they must be equal.
 * **wellbeing tick**: ``StatsService.check_wellbeing`` (looks at the agents
-  something happened to, or whose alerts are due) against the old check, kept
-  here as ``check_every_agent`` (every logged-in agent's signals from its
-  ledger and calls on every tick). Two services listen to one roster and the
+  something happened to that can bring an alert sooner than planned, and at
+  those whose alerts are due; glances at those not looked at for
+  ``SIGNALS_REFRESH_S``, for the pages' figures: docs/statistics.md) against
+  the old check, kept here as ``check_every_agent`` (every logged-in agent's
+  signals from its ledger and calls on every tick; it uses today's exact
+  window sums, ``wellbeing.window_seconds``, so it is about twice as fast as
+  the check it stands for: the ratio is the algorithm's alone).
+  ``agents_looked_at_per_tick`` counts looks and glances. Two services listen to one roster and the
   same calls: a busy centre in simulated time (every agent rings, talks 3-7
   minutes, wraps up 30 s, waits for the next call, takes a break now and then),
   an hour and a quarter of warm-up (the occupancy window fills), then
@@ -23,8 +28,11 @@ replaced, side by side in the same run, on the same data:
   announcements.
 
 Timings are the process's CPU time (``process_time``: the machine is shared, and
-wall time would count other processes), median of the ticks (and p99), best of
-5 rounds for the headroom and the positions. The last line is one JSON object.
+wall time would count other processes; CPU time still grows when other
+processes share the cores and caches, so ``load_average`` is reported), median
+of the ticks (and p99, which includes any garbage-collector pause that falls in
+a tick), best of 5 rounds for the headroom and the positions. The last line is
+one JSON object.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import os
 import platform
 import random
 import statistics
@@ -255,6 +264,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     runs = []
+    load_before = os.getloadavg()[0]
     for agents in (int(a) for a in args.agents.split(",")):
         run = {
             "agents": agents,
@@ -279,6 +289,7 @@ def main() -> None:
         r["headroom"]["same_answer"] and r["wellbeing_tick"]["same_alerts"]
         and r["hold_position"]["same_answer"] for r in runs
     )
+    result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["python"] = platform.python_version()
     print(json.dumps(result))
 

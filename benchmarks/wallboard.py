@@ -313,6 +313,7 @@ class _Null:
     """A connection that swallows what it is sent (to time the build alone)."""
 
     agent = None
+    paused_at: float | None = None  # always read promptly (push.Connection's slow-reader mark)
 
     def __init__(self) -> None:
         self.request = self

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent_stats.breaks import BreakConfig
 from agent_stats.errors import AgentStatsError
@@ -59,32 +61,38 @@ def step(roster: AgentRoster, service: StatsService, rng: random.Random, agent: 
         pass
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_incremental_alerts_equal_a_look_at_every_agent_on_every_tick(seed: int) -> None:
+def run_against_the_definition(
+    seed: int, config: WellbeingConfig, agents: list[AgentProfile], ticks: int,
+    tick_s: float = 15.0, changes: tuple[int, ...] = (0, 0, 1, 2),
+) -> list[tuple[str, str, float, float]]:
+    """Random histories; after every tick the incremental check must have raised, and
+    hold, exactly the alerts a look at every agent (``wellbeing.signals``) finds."""
     rng = random.Random(seed)
-    roster = AgentRoster(AGENTS, T0)
+    roster = AgentRoster(agents, T0)
     service = StatsService(
         store=StatsStore(None, SLA),  # type: ignore[arg-type]
-        roster=roster, clock=clock_at(T0), sla=SLA, breaks=BreakConfig(), wellbeing=CONFIG,
+        roster=roster, clock=clock_at(T0), sla=SLA, breaks=BreakConfig(), wellbeing=config,
     )
-    calls: dict[str, list[HandledCall]] = {p.agent_id: [] for p in AGENTS}
+    calls: dict[str, list[HandledCall]] = {p.agent_id: [] for p in agents}
     open_calls: dict[str, tuple[str, float, bool]] = {}
     expected_active: dict[str, set[str]] = {}
     expected_values: dict[tuple[str, str], float] = {}
     expected_raised: list[tuple[str, str, float, float]] = []
     t = T0
     n = 0
-    for _tick in range(1500):  # about six hours of 15-s ticks
+    for _tick in range(ticks):
         # a few changes between ticks, agents on long calls or breaks left alone
-        for wait in sorted(rng.random() for _ in range(rng.choice([0, 0, 1, 2]))):
+        for wait in sorted(rng.random() for _ in range(rng.choice(changes))):
             n += 1
-            agent = rng.choice(AGENTS).agent_id
-            step(roster, service, rng, agent, t + wait * 14, calls, open_calls, n)
-        t += 15.0
+            agent = rng.choice(agents).agent_id
+            step(roster, service, rng, agent, t + wait * (tick_s - 1), calls, open_calls, n)
+            if roster.get(agent).state is AgentState.LOGGED_OUT:
+                expected_active.pop(agent, None)  # a logout ends the agent's alerts at once
+        t += tick_s
         got = service.check_wellbeing(t)
         # the definition: every logged-in agent's signals from its whole ledger and calls
         d0 = day_start(t, SLA)
-        for p in AGENTS:
+        for p in agents:
             status = roster.get(p.agent_id)
             if status.state is AgentState.LOGGED_OUT:
                 expected_active.pop(p.agent_id, None)
@@ -93,7 +101,7 @@ def test_incremental_alerts_equal_a_look_at_every_agent_on_every_tick(seed: int)
             if p.agent_id in open_calls and open_calls[p.agent_id][1] >= 0:
                 call_id, answered, hard = open_calls[p.agent_id]
                 handled.append(HandledCall(answered, None, hard, call_id))
-            found = alerts(signals(status.ledger, handled, t, d0, CONFIG), CONFIG)
+            found = alerts(signals(status.ledger, handled, t, d0, config), config)
             expected_values.update({(p.agent_id, a.kind.value): float(a.value) for a in found})
             before = expected_active.get(p.agent_id, set())
             for a in found:
@@ -116,9 +124,49 @@ def test_incremental_alerts_equal_a_look_at_every_agent_on_every_tick(seed: int)
                         looked = service._glances[agent].now
                         assert t - SIGNALS_REFRESH_S <= looked <= t
                         ledger = roster.get(agent).ledger
-                        then = signals(ledger, calls[agent], looked, day_start(looked, SLA), CONFIG)
+                        then = signals(ledger, calls[agent], looked, day_start(looked, SLA), config)
                         want[(agent, kind)] = then.occupancy
             assert shown == pytest.approx(want, rel=1e-9, abs=1e-6)
+    return expected_raised
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_incremental_alerts_equal_a_look_at_every_agent_on_every_tick(seed: int) -> None:
+    expected_raised = run_against_the_definition(seed, CONFIG, AGENTS, 1500)  # about six hours
     assert len(expected_raised) > 100  # every kind came and went, many times
     assert {kind for _, kind, _, _ in expected_raised} == {
         "no_break", "high_occupancy", "hard_calls", "long_call", "consecutive_calls"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    agents=st.integers(1, 5),
+    tick_s=st.sampled_from([5.0, 15.0, 40.0]),
+    changes=st.sampled_from([(0, 1), (0, 0, 1, 2), (1, 2, 3)]),
+    max_without_break_s=st.floats(200.0, 3000.0),
+    min_rest_s=st.floats(0.0, 200.0),
+    window_s=st.floats(60.0, 2400.0),
+    occupancy_limit=st.floats(0.2, 1.0),
+    min_staffed_share=st.floats(0.0, 1.0),
+    hard_calls_limit=st.integers(1, 4),
+    hard_calls_window_s=st.floats(30.0, 2000.0),
+    long_call_s=st.floats(20.0, 1500.0),
+    consecutive=st.one_of(st.none(), st.integers(1, 8)),
+)
+def test_incremental_alerts_equal_the_definition_for_any_config_and_history(
+    seed: int, agents: int, tick_s: float, changes: tuple[int, ...],
+    max_without_break_s: float, min_rest_s: float, window_s: float, occupancy_limit: float,
+    min_staffed_share: float, hard_calls_limit: int, hard_calls_window_s: float,
+    long_call_s: float, consecutive: int | None,
+) -> None:
+    """Windows shorter than the refresh, limits of 100 %, ticks of any length: whatever the
+    config and the history, the incremental check and a look at every agent agree."""
+    config = WellbeingConfig(
+        max_without_break_s=max_without_break_s, min_rest_s=min_rest_s,
+        occupancy_window_s=window_s, occupancy_limit=occupancy_limit,
+        occupancy_min_staffed_s=window_s * min_staffed_share,
+        hard_calls_limit=hard_calls_limit, hard_calls_window_s=hard_calls_window_s,
+        long_call_s=long_call_s, consecutive_calls_limit=consecutive,
+    )
+    run_against_the_definition(seed, config, AGENTS[:agents], 240, tick_s, changes)
