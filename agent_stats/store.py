@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_stats.errors import BadSnapshotError
 from agent_stats.ledger import AgentLedger, Interval
+from agent_stats.outcome_counts import COUNT_OUTCOMES, OutcomeCounters, script_call
 from agent_stats.sla import (
     DAY_S,
     BucketKey,
@@ -72,22 +73,6 @@ TTL_MEMO_MAX = 50_000
 """Keys whose TTL this process already set; forgotten (and set again) beyond this."""
 SEEN_TTL_S = 2 * 86400
 """How long an outcome's id is remembered (a retried batch comes back within seconds)."""
-_COUNT_OUTCOME = """
-if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-local n, k = tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 2, n + 1 do
-  for j = 4, 3 + 2 * k, 2 do redis.call('HINCRBY', KEYS[i], ARGV[j], ARGV[j + 1]) end
-end
-if #KEYS > n + 1 then
-  for j = 4 + 2 * k, #ARGV, 2 do redis.call('HINCRBY', KEYS[n + 2], ARGV[j], ARGV[j + 1]) end
-end
-return 1
-"""
-"""One outcome, counted once: ``SADD`` of its id to the day's seen set, and only if it
-was new, every counter into each of its buckets (and the agent's day): atomic, one reply.
-
-KEYS: seen set, the ``n`` buckets, optionally the agent-day hash. ARGV: the outcome's id
-('' never deduplicates), ``n``, ``k``, the ``k`` counter pairs, then the agent-day pairs."""
 
 
 # -- operations (what a batch is made of) -----------------------------------------
@@ -371,8 +356,18 @@ class StatsStore:
             return
         # On a cluster, one transaction per slot (agent_stats.slot_pipes)
         pipe = SlotPipes(self._client) if self._split else self._client.pipeline(transaction=True)
+        outcomes: list[OutcomeCounters] = []
+        ttls: dict[str, int] = {}
         for op in ops:
-            self._add(pipe, op)
+            if isinstance(op, OutcomeWrite):
+                outcomes.append(self._outcome(pipe, op, ttls))
+            else:
+                self._add(pipe, op)
+        if outcomes:  # one script for all of them (agent_stats.outcome_counts)
+            keys, args = script_call(outcomes)
+            pipe.eval(COUNT_OUTCOMES, len(keys), *keys, *args)
+            for key, ttl in ttls.items():  # after the script: EXPIRE needs the key
+                self._expire_once(pipe, key, ttl)
         self.commands_sent += len(pipe) + 2  # and MULTI, EXEC
         await pipe.execute()
         self.round_trips += 1
@@ -390,6 +385,27 @@ class StatsStore:
         if memo not in self._members_done:
             self._members_done.add(memo)
             pipe.sadd(key, member)
+
+    def _outcome(self, pipe: Any, op: OutcomeWrite, ttls: dict[str, int]) -> OutcomeCounters:
+        """The outcome's increments; its keys' TTLs go in ``ttls``."""
+        fields = delta(op.call, self.sla).to_fields()
+        self._member_once(pipe, self._key("queues"), op.call.queue)
+        buckets = bucket_keys(op.call, self.sla)
+        day = self.day_of(op.call.outcome_at).isoformat()
+        seen = self._key("slseen", day)
+        counters: list[tuple[str, str, int]] = []
+        ttls[seen] = SEEN_TTL_S
+        for bucket in buckets:
+            key = self._sl_key(bucket)
+            counters += [(key, name, value) for name, value in fields.items()]
+            ttls[key] = self._slot_ttl_s if bucket.kind is BucketKind.SLOT else self._retention_s
+        if op.agent_id is not None:
+            agentday = self._key("agentday", day)
+            counters.append((agentday, f"{op.agent_id}:answered", 1))
+            if op.hard:
+                counters.append((agentday, f"{op.agent_id}:hard", 1))
+            ttls[agentday] = self._retention_s
+        return OutcomeCounters(seen, outcome_id(op.call), counters)
 
     def _add(self, pipe: Any, op: Operation) -> None:
         if isinstance(op, LedgerWrite):
@@ -409,31 +425,6 @@ class StatsStore:
                     "reason": op.reason.value if op.reason else "",
                 },
             )
-        elif isinstance(op, OutcomeWrite):
-            fields = delta(op.call, self.sla).to_fields()
-            self._member_once(pipe, self._key("queues"), op.call.queue)
-            buckets = bucket_keys(op.call, self.sla)
-            keys = [self._sl_key(b) for b in buckets]
-            args = [x for name, value in fields.items() for x in (name, value)]
-            day = self.day_of(op.call.outcome_at).isoformat()
-            seen = self._key("slseen", day)
-            extra_keys: list[str] = []
-            if op.agent_id is not None:
-                agentday = self._key("agentday", day)
-                extra_keys.append(agentday)
-                args += [f"{op.agent_id}:answered", 1]
-                if op.hard:
-                    args += [f"{op.agent_id}:hard", 1]
-            pipe.eval(
-                _COUNT_OUTCOME, 1 + len(keys) + len(extra_keys), seen, *keys, *extra_keys,
-                outcome_id(op.call), len(keys), len(fields), *args,
-            )
-            self._expire_once(pipe, seen, SEEN_TTL_S)
-            for bucket, key in zip(buckets, keys, strict=True):
-                ttl = self._slot_ttl_s if bucket.kind is BucketKind.SLOT else self._retention_s
-                self._expire_once(pipe, key, ttl)
-            for key in extra_keys:
-                self._expire_once(pipe, key, self._retention_s)
         elif isinstance(op, HeartbeatWrite):
             key = self._key("heartbeat")
             pipe.hset(key, "at", repr(op.at))

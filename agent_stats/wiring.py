@@ -7,6 +7,13 @@ from typing import Any
 from agent_stats.service import StatsService
 from agent_stats.store import StatsStore
 
+WRITE_TICK_S = 0.2
+"""The daemon's statistics writes: at most one ``MULTI``/``EXEC`` batch per tick, so a
+busy second costs a few round trips, not one per agent change (state kept in memory
+meanwhile; the next start reconciles it from the roster)."""
+OUTCOME_BATCH_S = 0.5
+"""SL outcomes from the journal gathered this long and counted in one script."""
+
 
 def install(app: Any) -> StatsService:
     """Build the store and the service, subscribe them, start them; returns the service.
@@ -28,9 +35,10 @@ def install(app: Any) -> StatsService:
         wellbeing=config.wellbeing,
         default_queue=QUEUE,
     )
+    service.writer.tick_s = WRITE_TICK_S
     journal = getattr(app, "journal", None)
     if journal is not None:
-        service.writer.use_journal(journal)
+        service.writer.use_journal(journal, batch_s=OUTCOME_BATCH_S)
         service.journal_health = journal.health
     service.attach(app.dispatcher, app.connection)
     from agent_stats.metrics import install as install_metrics

@@ -4,9 +4,11 @@ Operations are queued in the order they happen; one batch is in flight at a
 time, and everything queued meanwhile goes in the next batch (one
 ``MULTI``/``EXEC``). So writes keep their order (a ledger's intervals are
 appended in sequence even with a pool of connections), a burst costs one
-round trip, and the reactor never waits on Redis. A failed batch goes back to
-the front of the queue and is retried after ``WRITE_RETRY_S``: nothing is lost
-while Redis is away.
+round trip, and the reactor never waits on Redis. With ``tick_s`` set (the
+daemon: ``agent_stats.wiring.WRITE_TICK_S``) at most one batch starts per
+tick, so a busy second costs a few transactions rather than one per change.
+A failed batch goes back to the front of the queue and is retried after
+``WRITE_RETRY_S``: nothing is lost while Redis is away.
 
 SL outcomes are records, not state: with a journal (:meth:`StoreWriter.use_journal`)
 each one goes there instead (fsynced on this host, applied once by its
@@ -17,6 +19,7 @@ that the next start reconciles from the roster.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -70,20 +73,37 @@ class StoreWriter:
         self.dropped = 0
         self._max_pending = max(1, max_pending)
         self._journal: Any = None
+        self._outcomes: Any = None  # an OutcomeBatcher, with a journal and batch_s
+        self.tick_s = 0.0
+        """At most one batch started per ``tick_s`` (0: one as soon as the last is written);
+        the ``clock`` then needs ``seconds()``. ``flushed()`` does not wait for the tick."""
+        self._last_start = -math.inf
+        self._tick: Any = None
 
-    def use_journal(self, journal: Any) -> None:
-        """Send SL outcomes through ``journal`` (a :class:`shenava.journal.Journal`)."""
+    def use_journal(self, journal: Any, *, batch_s: float | None = None) -> None:
+        """Send SL outcomes through ``journal`` (a :class:`shenava.journal.Journal`).
+
+        ``batch_s``: the journal's outcomes are written together, gathered this long
+        (:mod:`agent_stats.outcome_batch`); None writes each as the journal applies it.
+        """
         self._journal = journal
+        if batch_s is not None:
+            from agent_stats.outcome_batch import OutcomeBatcher
+
+            self._outcomes = OutcomeBatcher(self._store, self._clock, delay_s=batch_s)
         journal.register(JOURNAL_KIND, self._apply_outcome)
 
-    async def _apply_outcome(self, entry: dict[str, Any]) -> None:
+    def _apply_outcome(self, entry: dict[str, Any]) -> Deferred[None]:
         if self._paused:
             # not before the start-up restore has read the counters: an outcome
             # stored before that read would be counted twice in the live figures
             from shenava.journal import RetryLaterError
 
             raise RetryLaterError("statistics not restored yet")
-        await self._store.apply([outcome_from_dict(entry)])
+        op = outcome_from_dict(entry)
+        if self._outcomes is not None:
+            return self._outcomes.add(op)
+        return as_deferred(self._store.apply([op]))
 
     def submit(self, op: Operation) -> None:
         if self._journal is not None and isinstance(op, OutcomeWrite):
@@ -127,6 +147,8 @@ class StoreWriter:
 
     def flushed(self) -> Deferred[None]:
         """Fires once everything submitted so far is written."""
+        if self._outcomes is not None:
+            self._outcomes.flush()
         if not self._busy and not self._pending and not self._paused:
             return succeed(None)
         waiter: Deferred[None] = Deferred()
@@ -137,6 +159,13 @@ class StoreWriter:
     def kick(self) -> None:
         if self._busy or self._paused or self._retry is not None:
             return
+        if self.tick_s > 0 and not self._waiters:
+            wait = self._last_start + self.tick_s - self._clock.seconds()  # type: ignore[attr-defined]
+            if wait > 0:
+                if self._tick is None:
+                    self._tick = self._clock.callLater(wait, self._tick_over)
+                return
+            self._last_start = self._clock.seconds()  # type: ignore[attr-defined]
         batch = self._pending
         batch.extend(self._extra())
         self._pending = []
@@ -168,6 +197,10 @@ class StoreWriter:
         self._drop_oldest()
         self._retry = self._clock.callLater(WRITE_RETRY_S, self._retry_now)
 
+    def _tick_over(self) -> None:
+        self._tick = None
+        self.kick()
+
     def _retry_now(self) -> None:
         self._retry = None
         self.kick()
@@ -176,3 +209,8 @@ class StoreWriter:
         retry, self._retry = self._retry, None
         if retry is not None and retry.active():
             retry.cancel()
+        tick, self._tick = self._tick, None
+        if tick is not None and tick.active():
+            tick.cancel()
+        if self._outcomes is not None:
+            self._outcomes.stop()

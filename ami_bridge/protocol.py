@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from ami_bridge.agi import AGIResult, decode_result
 from ami_bridge.codec import DEFAULT_MAX_MESSAGE_BYTES, AMIDecoder, Message, encode_action
+from ami_bridge.deadlines import Deadline, Deadlines
 from ami_bridge.errors import (
     ActionFailedError,
     ActionTimeoutError,
@@ -121,7 +122,7 @@ class _PendingAction:
     response: Message | None = None
     events: list[Message] = field(default_factory=list)
     size: int = 0
-    timer: DelayedCall | None = None
+    timer: Deadline | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -130,7 +131,7 @@ class _PendingAGI:
     channel: str
     verb: str
     deferred: Deferred[AGIResult]
-    timer: DelayedCall | None = None
+    timer: Deadline | None = None
 
 
 def agi_verb(command: str) -> str:
@@ -148,7 +149,7 @@ def md5_key(challenge: str, secret: str) -> str:
     return hashlib.md5((challenge + secret).encode("utf-8")).hexdigest()
 
 
-def _cancel_timer(timer: DelayedCall | None) -> None:
+def _cancel_timer(timer: Deadline | None) -> None:
     if timer is not None and timer.active():
         timer.cancel()
 
@@ -169,6 +170,10 @@ class AMIProtocol(Protocol):
         max_list_bytes: int = DEFAULT_MAX_LIST_BYTES,
     ) -> None:
         self.clock = clock
+        self._deadlines = Deadlines(clock)
+        """Every action's and AGI command's timeout, behind one timer."""
+        self.log_actions = False
+        """Log each action sent (debug); off by default: an event per action costs."""
         self.action_timeout = action_timeout
         self.max_list_items = max_list_items
         self.max_list_bytes = max_list_bytes
@@ -382,7 +387,7 @@ class AMIProtocol(Protocol):
         )
         sent.addErrback(self._agi_action_failed, pending)
         if timeout is not None and command_id in self._agi:
-            pending.timer = self.clock.callLater(timeout, self._agi_timed_out, pending, timeout)
+            pending.timer = self._deadlines.call_later(timeout, self._agi_timed_out, pending, timeout)
         return deferred
 
     def ping(self, *, timeout: float | None = None) -> Deferred[Message]:
@@ -428,9 +433,10 @@ class AMIProtocol(Protocol):
         if pending.is_list:
             self._lists[action_id] = pending
         delay = self.action_timeout if timeout is None else timeout
-        pending.timer = self.clock.callLater(delay, self._action_timed_out, pending, delay)
+        pending.timer = self._deadlines.call_later(delay, self._action_timed_out, pending, delay)
         cast(_Transport, self.transport).write(data)
-        self.log.debug("sent {action} {action_id}", action=action, action_id=action_id)
+        if self.log_actions:
+            self.log.debug("sent {action} {action_id}", action=action, action_id=action_id)
         return deferred
 
     def _cancel(self, pending: _PendingAction) -> None:

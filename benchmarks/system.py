@@ -30,7 +30,9 @@ Per step (calls placed during the step; what happened to them counted until
 - ``routing_ms``: p50/p99 from a call joining the waiting line
   (``CallQueued``) to its offer to an agent (``CallOffered``), for the calls
   offered; it includes waiting for a free agent when all are busy;
-- ``rss_mb``: this process's resident memory at the end of the step.
+- ``rss_mb``: this process's resident memory at the end of the step;
+- ``pbx_cores``: the test PBX process's CPU over the step and its drain, in
+  cores (near 1.0, the PBX cannot place more calls: ``placed`` falls short).
 
 ``max_sustained_calls_per_s`` is the highest rate at which, at that rate and
 every lower one, every call was accounted and the AGI p99 stayed under 100 ms.
@@ -57,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -73,6 +76,7 @@ if __package__ in (None, ""):
 HOST = "127.0.0.1"
 USER, SECRET = "shenava", "bench-secret"
 AGENT_BASE = 3000
+SHIPPED_MANAGER_CONF = Path(__file__).resolve().parents[1] / "etc" / "asterisk" / "manager.conf"
 PLAYING_VERBS = (
     "STREAM", "CONTROL", "GET DATA", "SAY", "EXEC", "RECORD", "WAIT",
 )
@@ -83,7 +87,7 @@ PLAYING_VERBS = (
 
 
 def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: str,
-              no_delay: bool = True) -> None:
+              no_delay: bool = True, manager_conf: str | None = None) -> None:
     from twisted.internet import reactor as global_reactor
     from twisted.internet.task import LoopingCall
 
@@ -96,8 +100,13 @@ def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: s
 
     reactor: Any = global_reactor
     names = _prompt_names()
+    rights = {}
+    if manager_conf is not None:
+        from shenava.check_config import ami_rights
+
+        rights = {USER: ami_rights(Path(manager_conf), USER)}
     world = PbxWorld(reactor, PbxOptions(
-        users={USER: SECRET}, recordings_root=Path(root),
+        users={USER: SECRET}, rights=rights, recordings_root=Path(root),
         support_context=default_config().site.support_context,
         prompt_lengths_s={f"shenava/{n}": prompt_s for n in names} | {n: prompt_s for n in names},
         seed=seed,
@@ -135,6 +144,10 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def sys_s() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -142,9 +155,14 @@ def rss_mb() -> float:
     return 0.0
 
 
-def redis_calls(client: Any) -> int:
+def redis_by_command(client: Any) -> dict[str, int]:
     clients = client if isinstance(client, list) else [client]  # a cluster: every master
-    return sum(int(v["calls"]) for c in clients for v in c.info("commandstats").values())
+    out: dict[str, int] = {}
+    for c in clients:
+        for k, v in c.info("commandstats").items():
+            name = k.removeprefix("cmdstat_")
+            out[name] = out.get(name, 0) + int(v["calls"])
+    return out
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -154,8 +172,17 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (the PBX child), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Connection,
-                    sync_redis: Any) -> list[dict[str, Any]]:
+                    sync_redis: Any, pbx_pid: int = 0) -> list[dict[str, Any]]:
     from twisted.internet.task import deferLater
 
     agi_ms: list[float] = []
@@ -172,6 +199,8 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             routing_ms.append((time.perf_counter() - queued.pop(event.call_id)) * 1000)
 
     app.dispatcher.subscribe(on_routing)
+    ami_events = [0]
+    app.connection.add_event_observer(lambda _event: ami_events.__setitem__(0, ami_events[0] + 1))
     real_agi = app.connection.agi
 
     def timed_agi(channel: str, command: str, **kw: Any) -> Any:
@@ -196,8 +225,10 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         agi_ms.clear()
         routing_ms.clear()
         outcomes[0] = 0
-        commands0 = redis_calls(sync_redis)
-        cpu0 = cpu_s()
+        ami_events[0] = 0
+        by_command0 = redis_by_command(sync_redis)
+        cpu0, sys0 = cpu_s(), sys_s()
+        pbx0, started = process_cpu_s(pbx_pid), time.perf_counter()
         parent.send(("step", rate, args.step_s))
         placed = None
         waited = 0.0
@@ -210,19 +241,30 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
                     placed = message[1]
             if placed is not None and outcomes[0] >= placed:
                 break
-        cpu = cpu_s() - cpu0
-        commands = redis_calls(sync_redis) - commands0 - 1  # less our own INFO
+        cpu, system = cpu_s() - cpu0, sys_s() - sys0
+        pbx_cores = (process_cpu_s(pbx_pid) - pbx0) / max(1e-9, time.perf_counter() - started)
+        by_command = redis_by_command(sync_redis)
+        by_command["info"] = by_command.get("info", 0) - 1  # less our own INFO
+        spent = {k: n - by_command0.get(k, 0) for k, n in by_command.items()}
+        commands = sum(spent.values())
         calls = max(1, placed or 0)
         step = {
             "calls_per_s": rate,
             "placed": placed,
             "accounted": outcomes[0],
             "daemon_cpu_ms_per_call": round(cpu * 1000 / calls, 2),
+            "daemon_sys_ms_per_call": round(system * 1000 / calls, 2),
             "redis_commands_per_call": round(commands / calls, 1),
+            "redis_per_call_by_command": {
+                k: round(n / calls, 1)
+                for k, n in sorted(spent.items(), key=lambda kv: -kv[1]) if n / calls >= 0.5
+            },
+            "ami_events_per_call": round(ami_events[0] / calls, 1),
             "agi_ms": {"p50": pct(agi_ms, 0.5), "p99": pct(agi_ms, 0.99), "n": len(agi_ms)},
             "routing_ms": {"p50": pct(routing_ms, 0.5), "p99": pct(routing_ms, 0.99),
                            "n": len(routing_ms)},
             "rss_mb": rss_mb(),
+            "pbx_cores": round(pbx_cores, 2),
             "seconds": round(waited, 1),
         }
         print(json.dumps(step), flush=True)
@@ -258,7 +300,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=pbx_child,
                        args=(child, args.agents, args.seed, args.prompt_s, str(root / "pbx"),
-                             args.pbx_nodelay == "on"),
+                             args.pbx_nodelay == "on",
+                             None if args.manager_conf == "none" else str(SHIPPED_MANAGER_CONF)),
                        daemon=True)
     proc.start()
     out: dict[str, Any] = {}
@@ -304,7 +347,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             reactor.stop()
 
         reactor.callWhenRunning(lambda: ensureDeferred(
-            run_steps(reactor, args, app, parent, sync_redis)).addCallbacks(finish, failed))
+            run_steps(reactor, args, app, parent, sync_redis, proc.pid or 0)).addCallbacks(
+                finish, failed))
         limit = len(args.rates.split(",")) * (args.step_s + args.drain_s + 5) + 60
         reactor.callLater(limit, reactor.stop)
         profiler = None
@@ -334,6 +378,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "step_s": args.step_s,
             "prompt_s": args.prompt_s,
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
+            "manager_conf": args.manager_conf,
             "steps": steps,
             "max_sustained_calls_per_s": max(sustained, default=0.0),
             "daemon_cpu_ms_per_call": at_50 and at_50["daemon_cpu_ms_per_call"],
@@ -368,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="TCP_NODELAY on the daemon's AMI connection (off: as before)")
     parser.add_argument("--pbx-nodelay", choices=["on", "off"], default="on",
                         help="TCP_NODELAY on the test PBX's side (on: as Asterisk's manager)")
+    parser.add_argument("--manager-conf", choices=["shipped", "none"], default="shipped",
+                        help="the test PBX applies etc/asterisk/manager.conf's read classes and "
+                             "event filters to the daemon's user (none: every event, as before)")
     parser.add_argument("--cluster", action="store_true",
                         help="a 3-master Redis Cluster on loopback, the daemon as site 'bench'")
     args = parser.parse_args(argv)

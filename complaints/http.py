@@ -106,11 +106,17 @@ CLOSED_DEFAULT_S = 86_400.0
 class ComplaintsResource(Resource):
     isLeaf = True
 
-    def __init__(self, register: ComplaintRegister, callbacks: CallbackStore, clock: Any) -> None:
+    def __init__(
+        self, register: ComplaintRegister, callbacks: CallbackStore, clock: Any,
+        recording_file: Callable[[str], Path | None] | None = None,
+    ) -> None:
         super().__init__()
         self._register = register
         self._callbacks = callbacks
         self._clock = clock
+        self._recording_file = recording_file
+        """Where this daemon reads a listed recording (the recordings package's answer:
+        the voicemail folder, whatever name Asterisk recorded it under)."""
 
     def render(self, request: Request) -> int:
         finished: list[bool] = []
@@ -195,7 +201,9 @@ class ComplaintsResource(Resource):
         paths = (await self._register.store.get(parts[0])).recordings
         if not parts[2].isdigit() or int(parts[2]) >= len(paths):
             raise HttpError(404, "not_found", "no such recording of this complaint")
-        path = Path(paths[int(parts[2])])
+        listed = paths[int(parts[2])]
+        found = self._recording_file(listed) if self._recording_file is not None else None
+        path = found if found is not None else Path(listed)
         if path.suffix == "":
             path = path.with_suffix(".wav")
         try:

@@ -373,6 +373,17 @@ class ComplaintStore:
             return []
         return [report_from_dict(json.loads(v)) for v in await self._client.mget(keys) if v]
 
+    async def change_stamps(self) -> tuple[int, int, int]:
+        """``(register changes, abuse report changes, reports pending review)``: counters
+        every write moves, read in one round trip whatever the register's size (the
+        review pages re-read a list only when its stamp moved)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.get(self._key("changes"))
+            pipe.get(self._key("abuse", "changes"))
+            pipe.zcard(self._key("abuse", "pending"))
+            register, abuse, pending = await pipe.execute()
+        return int(register or 0), int(abuse or 0), int(pending or 0)
+
     def _queue_write(self, pipe: Any, c: Complaint, old: Complaint | None) -> None:
         pipe.set(self._c_key(c.reference), json.dumps(complaint_to_dict(c), ensure_ascii=False))
         if old is None:
@@ -387,6 +398,7 @@ class ComplaintStore:
             pipe.zadd(self._key("closed"), {c.reference: c.closed_at})
         elif old is not None and old.closed_at is not None:
             pipe.zrem(self._key("closed"), c.reference)
+        pipe.incr(self._key("changes"))  # the review pages' cue that the register changed
 
     def _queue_report(self, pipe: Any, r: AbuseReport) -> None:
         pipe.set(self._report_key(r.report_id), json.dumps(report_to_dict(r), ensure_ascii=False))
@@ -397,6 +409,7 @@ class ComplaintStore:
             pipe.zadd(self._key("abuse", "pending"), {r.report_id: r.reported_at})
         else:
             pipe.zrem(self._key("abuse", "pending"), r.report_id)
+        pipe.incr(self._key("abuse", "changes"))
 
 
 def _text(value: bytes | str) -> str:

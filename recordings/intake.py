@@ -195,7 +195,8 @@ class VoicemailService:
         recorded_at: float, ivr: dict[str, str], facts: dict[str, Any] | None, now: float,
     ) -> None:
         outcome = SimpleNamespace(**facts) if facts is not None else None
-        reference = await self._complaint_for(call_id, number or caller, outcome, now)
+        reference = await self._complaint_for(call_id, number or caller, outcome, now,
+                                              recording=record_name or vm_id)
         meta = VoicemailMeta(
             caller=caller or "", language=language or "", recorded_at=recorded_at,
             call_id=call_id, complaint_ref=reference or "", ivr=ivr, record_name=record_name,
@@ -206,7 +207,9 @@ class VoicemailService:
                      vm=vm_id, caller=mask_number(caller), lang=language, ref=reference or "-")
         await self._raise_flag(number or caller, (record_name, vm_id), now, reference)
 
-    async def _complaint_for(self, call_id: str, number: str, outcome: Any | None, now: float) -> str | None:
+    async def _complaint_for(
+        self, call_id: str, number: str, outcome: Any | None, now: float, recording: str = ""
+    ) -> str | None:
         """The complaint this voicemail belongs to: opened on this call, or the one the
         caller typed the reference of, or (none) a new one opened for the voicemail."""
         register = self.complaints
@@ -228,6 +231,8 @@ class VoicemailService:
                 channel=Channel.VOICEMAIL, number=number or None,
                 language=getattr(outcome, "language", "") or "", call_id=call_id,
                 account=getattr(outcome, "account", None),
+                # playable from the review page at once, not only once transcribed
+                recordings=(recording,) if recording else (),
             )
             return str(opened.reference)
         except RedisError:

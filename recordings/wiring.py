@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
@@ -61,6 +62,12 @@ class RecordingsHandle:
         Takes either the voicemail id or the ``RECORD FILE`` name; idempotent.
         """
         await self.store.purge(recording_id, self.service.now())
+
+    def recording_file(self, recording_id: str) -> Path | None:
+        """Where this daemon reads a recording a complaint lists (the voicemail id or the
+        ``RECORD FILE`` name); None if it is not one of ours."""
+        vm_id = self.store.vm_id_for(recording_id)
+        return None if vm_id is None else self.store.folder.path(vm_id)
 
     async def summary(self) -> dict[str, Any]:
         counts = await self.store.counts()

@@ -33,7 +33,6 @@ from routing.dispatch import (
     RoutingEvent,
 )
 from routing.router import Router
-from shenava.aio import as_deferred
 from shenava.callflow import CallFlow
 from shenava.config import Config
 from shenava.live_store import LiveFiguresStore
@@ -134,6 +133,10 @@ class Shenava:
             if redis is not None
             else None
         )
+        from shenava.live_writer import LiveFiguresWriter
+
+        self.live_writer = LiveFiguresWriter(self.live, reactor) if self.live is not None else None
+        """The live figures written once per tick (``live`` stays the store, for reading)."""
         self.tracker.subscribe(self._count_calls)
         self.dispatcher.subscribe(self._count_routing)
         # What each package adds to the graph: its storage, its subscriptions
@@ -186,6 +189,8 @@ class Shenava:
         # then the HTTP API, then the AMI link.
         # The statistics writer drains first, then the call state is written
         # (the next daemon takes the callers over from it), then the journal.
+        if self.live_writer is not None:
+            await self.live_writer.stop()
         for name in ("recordings", "complaints", "agent_stats", "centre", "takeover", "journal", "http"):
             handle = self.extensions.get(name)
             stop = getattr(handle, "stop", None)
@@ -211,10 +216,6 @@ class Shenava:
         return self.connection.when_connected()
 
     # -- figures -------------------------------------------------------------
-
-    def _store(self, coro: Any) -> None:
-        d = as_deferred(coro)
-        d.addErrback(lambda f: log.error("live figures not stored: {e}", e=f.getErrorMessage()))
 
     def _count_calls(self, event: TrackerEvent) -> None:
         """Callers on the support line: from their AsyncAGI start to their hang-up.
@@ -242,26 +243,26 @@ class Shenava:
             counts.ended += 1
         else:
             return
-        if self.live is not None:
-            self._store(self.live.set_in_progress({QUEUE: counts.in_progress}))
+        if self.live_writer is not None:
+            self.live_writer.set_in_progress({QUEUE: counts.in_progress})
 
     def _count_routing(self, event: RoutingEvent) -> None:
         counts = self.counts
-        live = self.live
+        live = self.live_writer
         if isinstance(event, CallQueued):
             counts.queued += 1
             if live is not None:
-                self._store(live.call_offered(QUEUE, event.at))
+                live.call_offered(QUEUE, event.at)
         elif isinstance(event, CallAnswered):
             counts.answered += 1
             counts.waits_answered.append(event.at - event.joined_at)
             if live is not None:
-                self._store(live.call_answered(QUEUE, event.at))
+                live.call_answered(QUEUE, event.at)
         elif isinstance(event, CallAbandoned):
             counts.abandoned += 1
             counts.waits_abandoned.append(event.at - event.joined_at)
             if live is not None:
-                self._store(live.call_abandoned(QUEUE, event.at))
+                live.call_abandoned(QUEUE, event.at)
 
 
 def make_connection(

@@ -14,7 +14,11 @@ the call flow) for its current form and writes every marked call in one
 Redis command (a Lua script: ``HSET`` the live ones, ``HDEL`` the gone ones,
 after checking the writer still holds the leader lease when one is in use).
 So a call event costs at most one Redis command, and many events in one turn
-share it (``CallStateStore.commands`` counts them).
+share it (``CallStateStore.commands`` counts them). The daemon also spaces
+the writes (``min_interval_s``, :data:`shenava.takeover.CALL_STATE_WRITE_S`):
+under load one write carries every call that changed since the last, at the
+price of that much more state a ``kill -9`` can lose; the first change after
+a quiet spell still goes at the end of its turn.
 
 Keys (one hash tag, so the script's keys are in one Redis Cluster slot):
 ``<prefix>:{calls}:live`` (hash: call id -> record), ``<prefix>:{calls}:step``
@@ -25,6 +29,7 @@ Keys (one hash tag, so the script's keys are in one Redis Cluster slot):
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -173,7 +178,7 @@ Snapshot = Callable[[str], "dict[str, Any] | None"]
 
 
 class CallStateRecorder:
-    """Marks calls as changed and writes them once per reactor turn."""
+    """Marks calls as changed and writes them once per reactor turn (or ``min_interval_s``)."""
 
     def __init__(
         self,
@@ -184,8 +189,12 @@ class CallStateRecorder:
         fence: Callable[[], str | None] | None = None,
         may_write: Callable[[], bool] | None = None,
         on_fenced_off: Callable[[], object] | None = None,
+        min_interval_s: float = 0.0,
     ) -> None:
         self.store = store
+        self.min_interval_s = min_interval_s
+        """At most one write started per this many seconds (0: one per reactor turn)."""
+        self._last_start = -math.inf
         self._clock = clock
         self._sources = list(sources)
         self._fence = fence
@@ -212,9 +221,14 @@ class CallStateRecorder:
         self._note_own(call_id)
         self._dirty.add(call_id)
         if self._flush_call is None and self._writing is None:
-            self._flush_call = self._clock.callLater(0, self._flush)
+            self._flush_call = self._clock.callLater(self._next_write_in(), self._flush)
         elif self._writing is not None:
             self._again = True
+
+    def _next_write_in(self) -> float:
+        if self.min_interval_s <= 0:
+            return 0.0
+        return max(0.0, self._last_start + self.min_interval_s - self._clock.seconds())
 
     def own(self, call_id: str) -> bool:
         """This process has handled the call (within ``OWN_MEMORY_S``): its own code
@@ -261,6 +275,8 @@ class CallStateRecorder:
         if self._fence is not None and fence is None:
             log.warn("call state of {n} calls not written: this daemon holds no lease", n=len(dirty))
             return
+        if self.min_interval_s > 0:
+            self._last_start = self._clock.seconds()
         d = as_deferred(self._write(puts, drops, fence))
         self._in_flight = dirty
         self._writing = d
@@ -304,7 +320,7 @@ class CallStateRecorder:
         if self._again or self._dirty:
             self._again = False
             if self._dirty and self._flush_call is None:
-                delay = RETRY_S if self._last_failed else 0.0
+                delay = RETRY_S if self._last_failed else self._next_write_in()
                 self._flush_call = self._clock.callLater(delay, self._flush)
 
     def flushed(self) -> Deferred[None]:

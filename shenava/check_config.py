@@ -86,6 +86,8 @@ NOISE_EVENTS = {
     "SoftHangupRequest": "call", "DialState": "call", "AGIExecStart": "agi",
     "AGIExecEnd": "agi", "DTMFBegin": "dtmf", "RTCPSent": "reporting",
     "RTCPReceived": "reporting", "ChannelTalkingStart": "call", "ChannelTalkingStop": "call",
+    "MusicOnHoldStart": "call", "MusicOnHoldStop": "call", "BridgeCreate": "call",
+    "BridgeDestroy": "call",
 }
 """Events Shenava does not use; the shipped manager.conf filters them out."""
 PLACEHOLDER_SECRETS = frozenset({"change-me", "CHANGE_ME", "changeme", "secret", "password"})

@@ -480,6 +480,9 @@ class HttpConfig:
     request_timeout_s: float = 20.0
     max_connections: int = 512
     max_connections_per_address: int = 32
+    """Connections from one address that have not shown a sign-in yet."""
+    max_connections_per_session: int = 16
+    """Connections let in with one sign-in (pages, their live figures, requests)."""
 
 
 HTTP_AUTH = ("sign-in", "proxy")
@@ -528,6 +531,9 @@ def parse_http(t: Table) -> HttpConfig:
         max_connections=t.get_int("max_connections", d.max_connections, minimum=1),
         max_connections_per_address=t.get_int(
             "max_connections_per_address", d.max_connections_per_address, minimum=1
+        ),
+        max_connections_per_session=t.get_int(
+            "max_connections_per_session", d.max_connections_per_session, minimum=2
         ),
     )
 

@@ -95,6 +95,10 @@ class CallerMix:
         path = rng.choices(
             ["complaint", "agent", "status", "voicemail", "callback"], weights=[55, 20, 10, 10, 5]
         )[0]
+        if self._n == 1 and self._audio is not None:
+            # The first caller leaves a voicemail: the register has a complaint with a
+            # recording to play (docs/wallboard.md, the review page) within a minute.
+            path = "voicemail"
         answers: list[str]
         if path == "complaint":
             account = luhn_complete("".join(rng.choice("0123456789") for _ in range(9)))
@@ -255,6 +259,8 @@ async def _demo(
         await deferLater(reactor, options.duration_s, lambda: None)
         if live.running:
             live.stop()
+        if app.live_writer is not None:
+            await app.live_writer.flushed()  # written once per tick
         snapshot = await as_deferred(app.live.snapshot(reactor.seconds())) if app.live else None
         result = _summary(app, placed[0], requests, snapshot, options, redis_server is not None)
         result["statistics"] = stats_summary(app)

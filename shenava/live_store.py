@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import UTC, date, datetime, tzinfo
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,20 @@ class QueueFigures:
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
+
+
+@dataclass
+class LiveChanges:
+    """Changes summed in order (:mod:`shenava.live_writer`): ``gauge`` replaces the
+    in-progress gauge (then ``gauge_delta`` is what came after it); ``counters`` are
+    day counter increments by (day, ``metric:queue``)."""
+
+    gauge: dict[str, int] | None = None
+    gauge_delta: dict[str, int] = dc_field(default_factory=dict)
+    counters: dict[tuple[date, str], int] = dc_field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return self.gauge is None and not self.gauge_delta and not self.counters
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,25 @@ class LiveFiguresStore:
             pipe.delete(key)
             if counts:
                 pipe.hset(key, mapping={q: int(n) for q, n in counts.items()})
+            await pipe.execute()
+
+    async def apply(self, changes: LiveChanges) -> None:
+        """Many changes in one ``MULTI``/``EXEC``, leaving what the calls one by one left."""
+        key = self._in_progress_key()
+        async with self._client.pipeline(transaction=True) as pipe:
+            if changes.gauge is not None:
+                pipe.delete(key)
+                if changes.gauge:
+                    pipe.hset(key, mapping={q: int(n) for q, n in changes.gauge.items()})
+            days: set[date] = set()
+            for (day, name), n in changes.counters.items():
+                pipe.hincrby(self._day_key(day), name, n)
+                days.add(day)
+            for day in sorted(days):
+                pipe.expire(self._day_key(day), self._retention_s)
+            for queue, n in changes.gauge_delta.items():
+                if n:
+                    pipe.hincrby(key, queue, n)
             await pipe.execute()
 
     async def _count(self, queue: str, now: float, *, metric: str, in_progress: int) -> None:

@@ -52,6 +52,8 @@ APOLOGY_PROMPT = "resume-sorry"
 DEFAULT_AGI_PRIORITY = 3
 """The AGI step of the shipped ``[shenava-complaints]`` (NoOp, Answer, AGI), until one is seen."""
 STATE_UP = 6
+CALL_STATE_WRITE_S = 0.1
+"""At most one call-state write per this long (``CallStateRecorder.min_interval_s``)."""
 
 
 def _hms(value: str | None) -> float:
@@ -313,7 +315,7 @@ def install(app: Any) -> CallStateExtension:
     store = CallStateStore(app.redis, app.config.redis.key_prefix, app.config.site.id)
     recorder = CallStateRecorder(
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
-        fence=getattr(app, "fence", None),
+        fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,
     )
     app.dispatcher.on_change = recorder.mark
     app.callflow.on_change = recorder.mark

@@ -132,3 +132,25 @@ def test_a_saved_state_mid_recording_or_look_up_starts_that_step_again() -> None
     assert step.state.phase is Phase.LOOKUP and isinstance(step.commands[-1], LookupComplaint)
     resumed = MACHINE.resume(state_from_dict(state_to_dict(step.state)), 200.0)
     assert resumed.commands[-1] == step.commands[-1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_writes_spaced_by_min_interval_carry_every_change_since_the_last(
+    redis_client: Redis,
+) -> None:
+    store = CallStateStore(redis_client, "t")
+    clock = Clock()
+    recorder = CallStateRecorder(store, clock, [record_of], min_interval_s=0.1)
+    recorder.mark("c1")
+    clock.advance(0)  # the first change after a quiet spell: written at the turn's end
+    await recorder.flushed()
+    assert store.commands == 1
+    for n in range(2, 12):
+        clock.advance(0.005)
+        recorder.mark(f"c{n}")
+        clock.advance(0)
+    assert store.commands == 1  # the next write waits out the interval
+    clock.advance(0.1)
+    await recorder.flushed()
+    assert store.commands == 2
+    assert sorted(await as_deferred(store.load())) == sorted(f"c{n}" for n in range(1, 12))

@@ -41,7 +41,7 @@ async def test_open_get_and_keys(redis_client: Redis) -> None:
     assert keys == {
         "shenava:{complaints}:seq", f"shenava:{{complaints}}:c:{c.reference}",
         "shenava:{complaints}:all", "shenava:{complaints}:status:open",
-        "shenava:{complaints}:number:09121234567",
+        "shenava:{complaints}:number:09121234567", "shenava:{complaints}:changes",
     }
     with pytest.raises(UnknownComplaintError):
         await as_deferred(reg.get(AGENT, "27959136"))

@@ -416,6 +416,57 @@ async def test_slow_requests_time_out_and_connections_are_capped(redis_client: R
         assert code == 401  # room again
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_room_behind_one_address_is_capped_per_sign_in_not_per_address() -> None:
+    # Wallboards and desks behind one NAT address: signed-in connections count against
+    # their sign-in, so the address's cap (connections not signed in) does not bind them.
+    from twisted.internet import reactor
+
+    config = config_with_users(max_connections_per_address=3, max_connections_per_session=5)
+    async for api in running_app(reactor, config):
+        cookies = [(await api.sign_in("supervisor", name))[0] for name in ("wall", "room")]
+        await api.pool.closeCachedConnections()
+        site = api.port.factory
+        while site.open_total:
+            await _tick()
+
+        def signed(cookie: str) -> bytes:
+            return (b"GET /api/session HTTP/1.1\r\nHost: x\r\nCookie: shenava_session="
+                    + cookie.encode() + b"\r\n\r\n")
+
+        held = []
+        for cookie in cookies:
+            for _ in range(5):
+                factory = raw(api, signed(cookie))
+                protocol = await factory.connected
+                while b"\r\n\r\n" not in protocol.received:
+                    await _tick()
+                assert status_of(protocol.received) == 200, protocol.received
+                held.append((factory, protocol))
+        assert site.open_total == 10  # all from 127.0.0.1, over its cap of 3, still open
+        assert sorted(site.open_by_session.values()) == [5, 5] and not site.open_by_host
+        assert not any(factory.done.called for factory, _ in held)
+        # one sign-in's sixth connection: 429, with what to do, and closed
+        over = await raw(api, signed(cookies[0])).done
+        assert status_of(over) == 429
+        error = body_of(over)["error"]
+        assert error["code"] == "http.too_many_connections" and "close some pages" in error["message"]
+        # connections that have not signed in are still capped by address
+        slow = [raw(api, b"GET /api/session HTTP/1.1\r\nHost: x\r\n") for _ in range(3)]
+        for factory in slow:
+            held.append((factory, await factory.connected))
+        while site.open_total < 13:
+            await _tick()
+        busy = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: x\r\n\r\n").done
+        assert status_of(busy) == 503 and "not signed in" in body_of(busy)["error"]["message"]
+        for _, protocol in held:
+            assert protocol.transport is not None
+            protocol.transport.loseConnection()
+        while site.open_total:
+            await _tick()
+        assert not site.open_by_session and not site.open_by_host
+
+
 async def _tick() -> None:
     from twisted.internet import reactor
     from twisted.internet.task import deferLater

@@ -218,3 +218,62 @@ async def test_stopping_the_http_extension_ends_every_stream(app: tuple[Shenava,
     shenava.extensions["http"].stop()
     assert (wall.ended, desk.ended) == (1, 1)
     assert hub._loop is None
+
+
+async def _until(condition: Any, what: str) -> None:
+    """Let the real reactor run (Redis answers) until ``condition()``; a bound, not a timing."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    for _ in range(500):
+        if condition():
+            return
+        await deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError(f"never: {what}")
+
+
+@pytest_twisted.ensureDeferred
+async def test_review_pages_get_the_registers_stamps_and_see_them_move(
+    app: tuple[Shenava, Clock],
+) -> None:
+    from complaints.complaint import Channel
+    from complaints.roles import Actor, Role
+    from complaints.service import ComplaintUpdate
+    from shenava.aio import as_deferred
+    from shenava.http.push import CALLBACKS_EVERY_S
+
+    shenava, clock = app
+    register = shenava.extensions["complaints"].register
+    hub = hub_of(shenava)
+    pages = [Page(), Page()]
+    for page in pages:
+        hub.connect(page, None, review=True)  # type: ignore[arg-type]
+    assert hub.viewers == 2 and not hub.supervisors
+
+    def stamps(page: Page) -> list[dict[str, Any]]:
+        return [d for name, d in page.events() if name == "review"]
+
+    await _until(lambda: hub._stamps, "the first stamps read")
+    step_to(clock, clock.seconds() + 1)
+    first = stamps(pages[0])[-1]
+    assert set(first) == {"now", "register", "abuse", "abuse_pending", "callbacks"}
+    # only stamps go to a review page: nobody's figures or rows
+    assert {name for name, _ in pages[0].events()} == {"review"}
+    assert pages[0].sent[-1] is pages[1].sent[-1]  # one encoding for every review page
+    # a complaint opened, then noted; an abuse report: each moves its stamp
+    c = await as_deferred(register.open_complaint(
+        clock.seconds(), category="billing", channel=Channel.IVR, number="09121234567"))
+    await as_deferred(register.update(Actor("sara", Role.SUPERVISOR), c.reference,
+                                      ComplaintUpdate(note="called back"), clock.seconds()))
+    await as_deferred(register.report_abuse(clock.seconds(), agent_id="a1", number="09121234567",
+                                            category="threat", note=""))
+    step_to(clock, clock.seconds() + CALLBACKS_EVERY_S)
+    await _until(lambda: hub._stamps.get("abuse_pending") == first["abuse_pending"] + 1,
+                 "the new stamps read")
+    step_to(clock, clock.seconds() + 1)
+    moved = stamps(pages[1])[-1]
+    assert moved["register"] == first["register"] + 2  # opened, then noted
+    assert moved["abuse"] > first["abuse"] and moved["abuse_pending"] == first["abuse_pending"] + 1
+    for page in pages:
+        page.finished.callback(None)
+    assert hub.viewers == 0 and hub._loop is None and hub._stamps == {}

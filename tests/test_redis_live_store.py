@@ -142,3 +142,34 @@ def test_the_daemons_live_figures_keep_days_in_the_site_time_zone(redis_client: 
     assert app.live is not None
     at = datetime(2026, 11, 22, 21, 15, tzinfo=UTC).timestamp()  # 00:45 in Tehran
     assert app.live.day_of(at) == date(2026, 11, 23)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_daemons_live_figures_are_written_once_per_tick(redis_client: Redis) -> None:
+    """Many events, one transaction; Redis ends as the per-event writes left it."""
+    from twisted.internet.task import Clock
+
+    from shenava.live_writer import LiveFiguresWriter
+
+    by_event = LiveFiguresStore(redis_client, "each")
+    batched = LiveFiguresStore(redis_client, "tick")
+    clock = Clock()
+    writer = LiveFiguresWriter(batched, clock, tick_s=0.5)
+    now = datetime(2026, 11, 22, 9, 0, tzinfo=UTC).timestamp()
+    script = [("offered", "q"), ("gauge", {"q": 3}), ("offered", "q"), ("answered", "q"),
+              ("offered", "r"), ("abandoned", "r"), ("offered", "q")]
+    for kind, arg in script:
+        if kind == "gauge":
+            assert isinstance(arg, dict)
+            await as_deferred(by_event.set_in_progress(arg))
+            writer.set_in_progress(arg)
+        else:
+            assert isinstance(arg, str)
+            await as_deferred(getattr(by_event, f"call_{kind}")(arg, now))
+            getattr(writer, f"call_{kind}")(arg, now)
+    assert writer.writes == 0
+    clock.advance(0.5)
+    await writer.flushed()
+    assert writer.writes == 1
+    assert await as_deferred(batched.snapshot(now)) == await as_deferred(by_event.snapshot(now))
+    assert (await as_deferred(batched.snapshot(now))).queue("q").in_progress == 4

@@ -42,3 +42,15 @@ def test_callers_arrive_at_the_rate_and_agent_phones_answer(tmp_path: Path, mix:
     placed = load.placed
     clock.advance(10)
     assert load.placed == placed
+
+
+def test_a_late_reactor_does_not_lower_the_rate(tmp_path: Path) -> None:
+    """Under load every timer fires late; the arrivals keep their own schedule."""
+    clock = Clock()
+    world = PbxWorld(clock, PbxOptions(users={"u": "p"}, recordings_root=tmp_path))
+    load = CallerLoad(clock, world, call_rate=100.0, caller_mix="demo", patience_s=30.0)
+    load.start()
+    for _ in range(200):  # 20 s, the reactor turning only every 0.1 s (10 ms between calls)
+        clock.advance(0.1)
+    assert 1800 <= load.placed <= 2200  # Poisson at 100/s for 20 s: 2,000 expected
+    load.stop()

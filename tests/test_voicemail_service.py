@@ -111,6 +111,7 @@ async def test_an_ivr_voicemail_is_stored_with_its_complaint_and_callback_flag(
     # no complaint was opened in the IVR (main menu, option 4): one is opened for the voicemail
     complaint = await as_deferred(parts.register.store.get(vm.meta.complaint_ref))
     assert complaint.channel is Channel.VOICEMAIL and complaint.call_id == "1767260000.7"
+    assert complaint.recordings == (name,)  # playable at once, before any transcript
     # the callback goes to the number the caller gave, with the voicemail as its reason
     flag = await as_deferred(parts.callbacks.open_flag_for("02188776655"))
     assert flag is not None
@@ -124,7 +125,7 @@ async def test_an_ivr_voicemail_is_stored_with_its_complaint_and_callback_flag(
     follower = TranscriptFollower(parts.store, parts.service.handle_transcribed, parts.clock)
     assert await as_deferred(follower.catch_up()) == 1
     complaint = await as_deferred(parts.register.store.get(complaint.reference))
-    assert complaint.transcript == "gas leak" and vm_id in complaint.recordings
+    assert complaint.transcript == "gas leak" and complaint.recordings == (name,)  # listed once
     flag = await as_deferred(parts.callbacks.open_flag_for("02188776655"))
     assert flag is not None and flag.transcripts == ("gas leak",)
     assert await as_deferred(parts.service.urgent_facts("021-8877-6655")) == {"urgent_words": ("gas leak",)}

@@ -10,6 +10,7 @@ import re
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -161,18 +162,38 @@ def test_every_language_has_every_text() -> None:
     strings = load_strings()
     assert set(strings) == set(LANGUAGES)
     assert strings["fa"].keys() == strings["en"].keys()
-    for page in ("wallboard.html", "desk.html"):
+    for page in ("wallboard.html", "desk.html", "review.html", "signin.html"):
         used = set(re.findall(r"\{\{([a-z0-9_]+)\}\}", read_static(page).decode()))
         computed = {"lang", "dir", "other_lang_href", "other_lang_name", "strings_json"}
         assert used - computed <= strings["fa"].keys(), page
-    # every key the script builds from the daemon's values exists
-    script = read_static("shenava.js").decode()
-    for key in re.findall(r'\bT\.([a-z_]+)', script):
-        assert key in strings["en"], key
-    for state in AgentState:
-        assert f"state_{state.value}" in strings["en"]
-    for reason in NotReadyReason:
-        assert f"reason_{reason.value}" in strings["en"]
+    # every key the scripts name, and every code they translate, has a text
+    for name in ("shenava.js", "charts.js", "desk-actions.js", "supervisor.js"):
+        script = read_static(name).decode()
+        for key in re.findall(r'\bT\.([a-z_]+)|\bt\("([a-z_]+)"[,)]', script):
+            assert (key[0] or key[1]) in strings["en"], (name, key)
+    from complaints.abuse import AbuseCategory, ReportStatus
+    from complaints.complaint import Channel, ComplaintStatus
+    from routing.callbacks import FlagStatus, ReasonKind, Resolution
+    from routing.scoring import DEFAULT_CATEGORY_POINTS
+
+    codes: dict[str, list[str]] = {
+        "state_": [s.value for s in AgentState], "reason_": [r.value for r in NotReadyReason],
+        "status_": [s.value for s in ComplaintStatus], "abuse_": [a.value for a in AbuseCategory],
+        "report_status_": [r.value for r in ReportStatus], "channel_": [c.value for c in Channel],
+        "callback_reason_": [k.value for k in ReasonKind], "resolution_": [r.value for r in Resolution],
+        "flag_state_": [f.value for f in FlagStatus],
+        "history_": ["opened", "status", "note", "category", "redress", "escalated", "transcript",
+                     "callback_raised", "repeated", "purged"],
+        "category_": list(DEFAULT_CATEGORY_POINTS),  # the default menus' and the usual others
+    }
+    missing = [p + c for p, values in codes.items() for c in values if p + c not in strings["en"]]
+    assert not missing, missing
+    # the register's history actions are those above (a new one needs its text)
+    import complaints.complaint as complaint_module
+
+    source = Path(complaint_module.__file__ or "").read_text()
+    actions = set(re.findall(r'_changed\([^)]*?"([a-z_]+)"', source)) | {"opened"}
+    assert actions <= set(codes["history_"]), actions
 
 
 @pytest_twisted.ensureDeferred

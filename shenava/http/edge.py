@@ -2,8 +2,13 @@
 
 Limits, before anything is read into memory or a file (docs/security.md):
 
-- connections: at most ``max_connections`` in all and ``max_connections_per_address``
-  from one address (the listed proxies excepted); more are answered 503 and closed;
+- connections: at most ``max_connections`` in all (more are answered 503 and closed);
+  ``max_connections_per_address`` from one address (the listed proxies excepted) for
+  connections that have not shown a sign-in yet (503); once a request on a connection
+  is let in with a session, the connection counts against that session instead, at
+  most ``max_connections_per_session`` (429, closed). So a room of wallboards and
+  desks behind one NAT address is bound by its people's sign-ins, not by the address,
+  while anyone without a sign-in still gets only a few connections;
 - the request line and headers: at most ``max_header_bytes`` and ``max_headers``
   (431); the whole request (line, headers, body) within ``request_timeout_s`` of
   its first byte (408), and ``idle_timeout_s`` between requests;
@@ -52,6 +57,7 @@ from shenava.http.errors import (
     CrossSiteError,
     CsrfError,
     NotSignedInError,
+    TooManyConnectionsError,
     UnsupportedMediaTypeError,
 )
 from shenava.http.sessions import LockOut, Session, SessionStore, same_token
@@ -83,13 +89,14 @@ class Limits:
     request_timeout_s: float
     max_connections: int
     max_connections_per_address: int
+    max_connections_per_session: int = 16
 
     @classmethod
     def of(cls, config: Any) -> Limits:
         return cls(
             config.max_body_bytes, config.max_header_bytes, config.max_headers,
             config.idle_timeout_s, config.request_timeout_s, config.max_connections,
-            config.max_connections_per_address,
+            config.max_connections_per_address, config.max_connections_per_session,
         )
 
 
@@ -358,6 +365,20 @@ class EdgeRequest(server.Request):
                                     f"{self.path.decode('utf-8', 'replace')[:200]}",
                                     int(error.status), detail=error.code)
             return
+        session = self.session
+        if session is not None and not channel.site.signed_in(channel, session.session_id):
+            from shenava.http.jsonapi import write_error
+
+            self.site = channel.site
+            limit = channel.site.limits.max_connections_per_session
+            self.setHeader(b"connection", b"close")
+            self.setHeader(b"retry-after", b"5")
+            write_error(self, TooManyConnectionsError(
+                f"this sign-in already has {limit} connections open (pages, live figures); "
+                "close some pages and try again"))
+            if channel.transport is not None:
+                channel.transport.loseConnection()  # after the answer is written
+            return
         if gate.audited(self):
             self.notifyFinish().addBoth(self._audit, gate)
         super().process()
@@ -375,6 +396,8 @@ class EdgeChannel(http.HTTPChannel):
     _refused = False
     _deadline: IDelayedCall | None = None
     host = "-"
+    session_id: str | None = None
+    """The sign-in this connection counts against (None: its address)."""
 
     def connectionMade(self) -> None:
         limits: Limits = self.site.limits
@@ -444,7 +467,7 @@ class EdgeChannel(http.HTTPChannel):
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         self._cancel_deadline()
         super().connectionLost(reason)
-        self.site.connection_closed(self.host)
+        self.site.connection_closed(self)
 
 
 class _Busy(Protocol):
@@ -461,7 +484,8 @@ class _Busy(Protocol):
 
 
 class EdgeSite(server.Site):
-    """A Site that counts its connections and refuses those over the caps."""
+    """A Site that counts its connections and refuses those over the caps: by address
+    until a connection shows a sign-in, then by that sign-in."""
 
     requestFactory = EdgeRequest
 
@@ -470,6 +494,9 @@ class EdgeSite(server.Site):
         self.limits = limits
         self.gate = gate
         self.open_by_host: Counter[str] = Counter()
+        """Open connections of each address that have not shown a sign-in."""
+        self.open_by_session: Counter[str] = Counter()
+        """Open connections let in with each sign-in (by its session id)."""
         self.open_total = 0
 
     def protocol(self) -> EdgeChannel:  # type: ignore[override]
@@ -483,7 +510,8 @@ class EdgeSite(server.Site):
                      n=self.open_total, host=host)
             return _Busy("the server has too many connections open; try again shortly")
         if host not in self.gate.proxies and self.open_by_host[host] >= limits.max_connections_per_address:
-            return _Busy("too many connections from your address; close some and try again")
+            return _Busy(f"{limits.max_connections_per_address} connections from your address have "
+                         "not signed in yet; try again shortly (signed-in pages count per sign-in)")
         channel = super().buildProtocol(addr)
         if channel is None:
             return None
@@ -492,8 +520,25 @@ class EdgeSite(server.Site):
         self.open_total += 1
         return channel
 
-    def connection_closed(self, host: str) -> None:
+    def signed_in(self, channel: EdgeChannel, session_id: str) -> bool:
+        """Count ``channel`` against the sign-in ``session_id`` from now on (not its address);
+        False when that sign-in holds ``max_connections_per_session`` already."""
+        if channel.session_id == session_id:
+            return True
+        if self.open_by_session[session_id] >= self.limits.max_connections_per_session:
+            return False
+        self._release(channel)
+        channel.session_id = session_id
+        self.open_by_session[session_id] += 1
+        return True
+
+    def connection_closed(self, channel: EdgeChannel) -> None:
         self.open_total -= 1
-        self.open_by_host[host] -= 1
-        if self.open_by_host[host] <= 0:
-            del self.open_by_host[host]
+        self._release(channel)
+
+    def _release(self, channel: EdgeChannel) -> None:
+        counter, key = ((self.open_by_host, channel.host) if channel.session_id is None
+                        else (self.open_by_session, channel.session_id))
+        counter[key] -= 1
+        if counter[key] <= 0:
+            del counter[key]

@@ -91,6 +91,13 @@ class TooManyStreamsError(ApiError):
     status = HTTPStatus.TOO_MANY_REQUESTS
 
 
+class TooManyConnectionsError(ApiError):
+    """One sign-in holds ``max_connections_per_session`` connections already."""
+
+    code = "http.too_many_connections"
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+
 class CsrfError(ApiError):
     code = "http.csrf"
     status = HTTPStatus.FORBIDDEN

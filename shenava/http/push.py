@@ -20,9 +20,15 @@ Events (``event:`` name, ``data:`` one JSON object)::
              "board" ("sample", "interval")
     queue    desks: the queue's figures only (no person's)
     me       one agent's desk: their own row, exact to the second
+    review   review pages (``?view=review``): stamps of the register, the abuse
+             reports and the callback backlog ({"now", "register", "abuse",
+             "abuse_pending", "callbacks"}); a page re-reads a list only when
+             its stamp moved. The stamps are read every ``CALLBACKS_EVERY_S``
+             (three counters in one round trip, whatever the register's size)
+             and encoded once a second for every review page.
 
-Who gets what: ``X-Shenava-Role`` supervisor or admin the wallboard's events
-(with ``?agent=ID`` a desk's instead); an agent only their own desk's.
+Who gets what: supervisor or admin the wallboard's events (with ``?agent=ID`` a
+desk's instead); an agent only their own desk's; anyone ``?view=review``'s.
 
 A comment line (``: keep-alive``) goes to every connection every
 ``HEARTBEAT_S`` so proxies keep idle connections open; the browser's
@@ -34,6 +40,7 @@ clock starts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import deque
@@ -114,11 +121,12 @@ def board_row(row: dict[str, Any], now: float) -> dict[str, Any]:
 class Connection:
     """One page's stream; the producer its channel pauses while the socket is full."""
 
-    __slots__ = ("request", "agent", "paused_at")
+    __slots__ = ("request", "agent", "review", "paused_at")
 
-    def __init__(self, request: Request, agent: str | None) -> None:
+    def __init__(self, request: Request, agent: str | None, review: bool = False) -> None:
         self.request = request
         self.agent = agent
+        self.review = review
         self.paused_at: float | None = None
         """When the reader stopped taking what was written (None: it keeps up)."""
 
@@ -172,6 +180,8 @@ class PushHub:
         self._reactor = reactor
         self.supervisors: list[Connection] = []
         self.desks: dict[str, list[Connection]] = {}
+        self.reviews: list[Connection] = []
+        self._stamps: dict[str, Any] = {}
         self._loop: LoopingCall | None = None
         self._callbacks = Callbacks("not read yet")
         self._callbacks_at = -math.inf
@@ -197,17 +207,20 @@ class PushHub:
 
     @property
     def viewers(self) -> int:
-        return len(self.supervisors) + sum(len(c) for c in self.desks.values())
+        return len(self.supervisors) + sum(len(c) for c in self.desks.values()) + len(self.reviews)
+
+    def _all(self) -> list[Connection]:
+        return [*self.supervisors, *(c for cs in self.desks.values() for c in cs), *self.reviews]
 
     def streams_of(self, session: object) -> int:
         """How many open streams were let in with this session (by its id)."""
         sid = getattr(session, "session_id", None)
-        conns = [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]
+        conns = self._all()
         return sum(1 for c in conns
                    if getattr(getattr(c.request, "session", None), "session_id", None) == sid)
 
-    def connect(self, request: Request, agent: str | None) -> None:
-        conn = Connection(request, agent)
+    def connect(self, request: Request, agent: str | None, *, review: bool = False) -> None:
+        conn = Connection(request, agent, review)
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")  # nginx: do not hold the stream back
@@ -215,20 +228,29 @@ class PushHub:
         register = getattr(request, "registerProducer", None)  # tests' pages may lack it
         if register is not None:
             register(conn, True)  # the channel pauses it while the socket is full
-        if agent is None:
+        if review:
+            self.reviews.append(conn)
+            if not self._stamps:
+                self._callbacks_at = -math.inf  # read the stamps at the next second
+        elif agent is None:
             self.supervisors.append(conn)
         else:
             self.desks.setdefault(agent, []).append(conn)
         request.notifyFinish().addBoth(lambda _: self._gone(conn))
         if self._loop is None:
-            if agent is None:
+            if agent is None and not review:
                 request.write(sse("series", self.series.history()))
             self._start()  # its first second goes out at once
         else:
             self._welcome(conn, self.board.now())
 
     def _gone(self, conn: Connection) -> None:
-        if conn.agent is None:
+        if conn.review:
+            if conn in self.reviews:
+                self.reviews.remove(conn)
+            if not self.reviews:
+                self._stamps = {}  # not kept up to date without a review page
+        elif conn.agent is None:
             if conn in self.supervisors:
                 self.supervisors.remove(conn)
         else:
@@ -248,6 +270,7 @@ class PushHub:
         self._rows_complete = False
         self._rows_at = -math.inf
         self._callbacks_at = -math.inf
+        self._stamps = {}
         self._load_intervals()
         loop.start(TICK_S, now=True).addErrback(lambda f: log.failure("push failed", failure=f))
 
@@ -259,7 +282,7 @@ class PushHub:
     def close(self) -> None:
         """Finish every connection (daemon shutdown)."""
         self.stop()
-        for conn in [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]:
+        for conn in self._all():
             try:
                 _unregister(conn.request)
                 conn.request.finish()
@@ -268,7 +291,10 @@ class PushHub:
 
     def _welcome(self, conn: Connection, now: float) -> None:
         """A new page gets the whole picture at once (the bytes of this second)."""
-        if conn.agent is None:
+        if conn.review:
+            if self._stamps:
+                conn.request.write(self._review_frame(now))
+        elif conn.agent is None:
             if not self._rows_complete:
                 self._rows_at = -math.inf  # every row goes out at the next second
             if self._full_rows is None:
@@ -309,18 +335,19 @@ class PushHub:
             frame = self._me(agent, now)
             for conn in conns:
                 conn.request.write(self._queue_bytes + frame)
+        if self.reviews and self._stamps:
+            frame = self._review_frame(now)
+            for conn in self.reviews:
+                conn.request.write(frame)
         if now >= self._heartbeat_at + HEARTBEAT_S:
             self._heartbeat_at = now
-            for conn in self.supervisors:
+            for conn in self._all():
                 conn.request.write(b": keep-alive\n\n")
-            for conns in self.desks.values():
-                for conn in conns:
-                    conn.request.write(b": keep-alive\n\n")
 
     def _end_signed_out(self, now: float) -> None:
         """Finish the streams whose session has ended (sign-out, a removed user, a new
         role) and those not read for :data:`SLOW_READER_S`."""
-        for conn in [*self.supervisors, *(c for cs in self.desks.values() for c in cs)]:
+        for conn in self._all():
             if conn.paused_at == -math.inf:
                 conn.paused_at = now
             slow = conn.paused_at is not None and now - conn.paused_at >= SLOW_READER_S
@@ -404,6 +431,10 @@ class PushHub:
                 out.append(row)
         return out
 
+    def _review_frame(self, now: float) -> bytes:
+        """The review pages' second: the stamps as last read (one encoding for all)."""
+        return sse("review", {"now": now, **self._stamps})
+
     def _me(self, agent: str, now: float) -> bytes:
         board = self.board
         roster = board.roster
@@ -423,16 +454,21 @@ class PushHub:
             return
         self._reading_callbacks = True
         self._callbacks_at = now
-        first = CALLBACKS_SHOWN if self.supervisors else 0
+        first = CALLBACKS_SHOWN if self.supervisors or self.reviews else 0
 
-        def got(result: Callbacks) -> None:
-            self._callbacks = result
+        async def read() -> None:
+            self._callbacks = await self.board.callbacks(now, first)
+            if self.reviews:
+                stamps = await self.board.review_stamps()
+                if stamps is not None:
+                    listed = self._callbacks
+                    self._stamps = {**stamps, "callbacks": _digest(
+                        [listed.open, listed.due, listed.needing_attention, list(listed.first)])}
 
         def done(_: object) -> None:
             self._reading_callbacks = False
 
-        d = ensureDeferred(self.board.callbacks(now, first))
-        d.addCallback(got)
+        d = ensureDeferred(read())
         d.addErrback(lambda f: log.failure("push: callback flags not read", failure=f))
         d.addBoth(done)
 
@@ -465,6 +501,12 @@ class PushHub:
                                         error=f.getErrorMessage()))
 
 
+def _digest(value: Any) -> str:
+    """A short stamp of a JSON-able value: equal values, equal stamps."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=6).hexdigest()
+
+
 def _unregister(request: Request) -> None:
     """The stream's producer off its channel (a kept-alive connection may take another)."""
     if getattr(request, "producer", None) is not None:
@@ -492,8 +534,11 @@ class EventsResource(Resource):
             return NOT_DONE_YET
         given: dict[bytes, list[bytes]] = request.args or {}
         wanted = given.get(b"agent")
+        review = given.get(b"view") == [b"review"]
         agent: str | None
-        if actor.role is Role.AGENT:
+        if review:
+            agent = None  # the stamps carry nobody's data: any role may follow them
+        elif actor.role is Role.AGENT:
             agent = actor.actor_id
         else:
             agent = wanted[0].decode("utf-8", "replace")[:64] if wanted else None
@@ -503,6 +548,6 @@ class EventsResource(Resource):
                 f"this sign-in has {MAX_STREAMS_PER_SESSION} pages following the figures "
                 "already; close some"))
             return NOT_DONE_YET
-        self._hub.connect(request, agent)
+        self._hub.connect(request, agent, review=review)
         return NOT_DONE_YET
 

@@ -177,7 +177,9 @@ def complaints_resource(app: Any) -> Resource:
             return JsonUnavailable(
                 "http.complaints_unavailable", "the complaints API needs the callback flags store"
             )
-        return cast(Resource, ComplaintsResource(register, callbacks, app.reactor))
+        recordings = app.extensions.get("recordings")
+        return cast(Resource, ComplaintsResource(
+            register, callbacks, app.reactor, getattr(recordings, "recording_file", None)))
     except ImportError as exc:
         log.warn("no /api/complaints in this build: {error}", error=str(exc))
         return JsonUnavailable(

@@ -347,6 +347,18 @@ class LiveBoard:
         return Callbacks("ok", int(open_flags), int(due), int(attention),
                          tuple(_flag_row(f) for f in listed))
 
+    async def review_stamps(self) -> dict[str, int] | None:
+        """The register's change counters (None: no register here, or Redis away)."""
+        register = getattr(self._app.extensions.get("complaints"), "register", None)
+        if register is None:
+            return None
+        try:
+            changes, abuse, pending = await resolve(register.store.change_stamps())
+        except (RedisError, OSError) as exc:
+            log.warn("wallboard: the register's changes unavailable: {error}", error=str(exc))
+            return None
+        return {"register": changes, "abuse": abuse, "abuse_pending": pending}
+
 
 def _flag_row(flag: Any) -> dict[str, Any]:
     """A callback flag as the wall may show it: reasons, due, attempts; the number masked."""

@@ -32,6 +32,8 @@
     const complaint = shown && shown.complaint ? shown.complaint.reference : null;
     $("complaint-form").hidden = !complaint;
     $("complaint-ref").textContent = complaint || "";
+    // A redress is a supervisor's decision (the register refuses an agent's): not offered.
+    $("complaint-redress-group").hidden = !S.me || S.me.role === "agent";
   });
 
   const callPath = (action) => "api/agents/" + encodeURIComponent(agentId) + "/calls/"

@@ -31,6 +31,9 @@
   const plain = new Intl.NumberFormat(LOCALE, { useGrouping: false });
 
   const num = (n) => (n === null || n === undefined ? T.none : integer.format(n));
+  /** A clock time or other figure the daemon wrote ("06:30"), in the page's digits. */
+  const digits = (text) => (LANG === "fa" ? String(text).replace(/[0-9]/g, (d) => "۰۱۲۳۴۵۶۷۸۹"[d])
+    : String(text));
   const pct = (x) => (x === null || x === undefined ? T.none : percent.format(x));
 
   function duration(seconds) {
@@ -148,6 +151,7 @@
   async function session() {
     const me = await api("GET", "api/session");
     csrf = me.csrf;
+    window.Shenava.me = me; // {person, role}: the pages offer only what the role may do
     const who = $("who");
     if (who) who.textContent = t("signed_in_as", { person: me.person, role: me.role });
     return me;
@@ -352,7 +356,9 @@
       $(tile).classList.toggle("bad", known && sl < sla.target - 0.1);
     }
     figure("waiting", data.waiting.calls, num);
-    figure("longest-wait", data.waiting.longest_wait_s, duration);
+    // On the wall the unit may go under the number: a tile is narrower than "4 min 05 s"
+    // at the size a wall needs.
+    figure("longest-wait", data.waiting.longest_wait_s, (v) => duration(v).replace(/\u00a0/g, " "));
     const longest = data.waiting.longest_wait_s;
     $("tile-longest-wait").classList.toggle("bad", Boolean(sla) && longest > sla.threshold_s);
     $("tile-longest-wait").classList.toggle("good", Boolean(sla) && longest !== null
@@ -680,8 +686,8 @@
   }
 
   window.Shenava = {
-    T, LANG, LOCALE, t, num, pct, duration, timeOf, code, postJSON, getJSON,
-    shown, failed, Refused, Unreachable,
+    T, LANG, LOCALE, t, num, digits, pct, duration, timeOf, code, postJSON, getJSON,
+    shown, failed, follow, Refused, Unreachable,
     onBoard: (f) => boardListeners.push(f),
     onCall: (f) => deskListeners.push(f),
     onReady: (f) => readyListeners.push(f), // the session is there (its CSRF token too)

@@ -1,7 +1,8 @@
 // The supervisor's review page (/review): abuse reports to accept or reject, the
 // complaint register (search, detail), the callback backlog, the day's report by
 // 15-minute interval with its CSV. Reads the register's API; every change goes
-// through Shenava.postJSON.
+// through Shenava.postJSON. The lists are read again when the daemon's pushed
+// stamps say they changed (api/events?view=review), never on a timer.
 "use strict";
 
 (function () {
@@ -11,6 +12,20 @@
   const $ = (id) => document.getElementById(id);
   const list = (values) => values.join(S.LANG === "fa" ? "، " : ", ");
   let tz;
+  let shownRef = null; // the complaint whose detail is open
+
+  /** A section's list, or what refused it (a role that may not, e.g. an agent's abuse review). */
+  async function section(id, load) {
+    const note = $(id + "-refused");
+    try {
+      await load();
+      if (note) note.hidden = true;
+    } catch (error) {
+      if (!(error instanceof S.Refused) || error.status !== 403 || !note) throw error;
+      note.hidden = false;
+      note.textContent = t("section_not_allowed", { message: error.message });
+    }
+  }
 
   function when(posix) {
     if (posix === null || posix === undefined) return T.none;
@@ -38,47 +53,56 @@
 
   async function loadAbuse() {
     const reports = await S.getJSON("api/complaints/abuse");
-    fill("abuse-list", reports, (r) => {
-      const row = document.createElement("tr");
-      row.dataset.report = r.report_id;
-      cell(row, r.report_id, T.col_report);
-      cell(row, r.agent_id, T.col_agent);
-      cell(row, code("abuse_", r.category), T.abuse_category);
-      cell(row, r.note, T.note);
-      cell(row, when(r.reported_at), T.col_when, "num");
-      const td = document.createElement("td");
-      td.dataset.label = T.col_review;
-      const note = document.createElement("input");
-      note.type = "text";
-      note.className = "review-note";
-      note.setAttribute("aria-label", T.review_note);
-      note.placeholder = T.review_note;
-      const accept = document.createElement("button");
-      accept.type = "button";
-      accept.className = "small accept";
-      accept.textContent = T.btn_accept;
-      const reject = document.createElement("button");
-      reject.type = "button";
-      reject.className = "small danger reject";
-      reject.textContent = T.btn_reject;
-      const review = async (upheld) => {
-        accept.disabled = reject.disabled = true;
-        try {
-          const answer = await S.postJSON("api/complaints/abuse/" + encodeURIComponent(r.report_id)
-            + "/review", { upheld, note: note.value });
-          td.replaceChildren(document.createTextNode(code("report_status_", answer.status)));
-          row.dataset.status = answer.status;
-        } catch (error) {
-          accept.disabled = reject.disabled = false;
-          td.appendChild(document.createTextNode(" " + t("status_error", { message: error.message })));
-        }
-      };
-      accept.addEventListener("click", () => review(true));
-      reject.addEventListener("click", () => review(false));
-      td.append(note, accept, reject);
-      row.appendChild(td);
-      return row;
-    }, "abuse-empty");
+    // Rows already on the page stay as they are (a note being typed, a review's answer);
+    // new reports are added, those reviewed elsewhere go.
+    const kept = new Map([...$("abuse-list").children].map((row) => [row.dataset.report, row]));
+    const pending = new Set(reports.map((r) => r.report_id));
+    const rows = reports.map((r) => kept.get(r.report_id) || abuseRow(r));
+    for (const [id, row] of kept) if (!pending.has(id) && row.dataset.status) rows.push(row);
+    $("abuse-list").replaceChildren(...rows);
+    $("abuse-empty").hidden = rows.length > 0;
+  }
+
+  function abuseRow(r) {
+    const row = document.createElement("tr");
+    row.dataset.report = r.report_id;
+    cell(row, r.report_id, T.col_report);
+    cell(row, r.agent_id, T.col_agent);
+    cell(row, code("abuse_", r.category), T.abuse_category);
+    cell(row, r.note, T.note);
+    cell(row, when(r.reported_at), T.col_when, "num");
+    const td = document.createElement("td");
+    td.dataset.label = T.col_review;
+    const note = document.createElement("input");
+    note.type = "text";
+    note.className = "review-note";
+    note.setAttribute("aria-label", T.review_note);
+    note.placeholder = T.review_note;
+    const accept = document.createElement("button");
+    accept.type = "button";
+    accept.className = "small accept";
+    accept.textContent = T.btn_accept;
+    const reject = document.createElement("button");
+    reject.type = "button";
+    reject.className = "small danger reject";
+    reject.textContent = T.btn_reject;
+    const review = async (upheld) => {
+      accept.disabled = reject.disabled = true;
+      try {
+        const answer = await S.postJSON("api/complaints/abuse/" + encodeURIComponent(r.report_id)
+          + "/review", { upheld, note: note.value });
+        td.replaceChildren(document.createTextNode(code("report_status_", answer.status)));
+        row.dataset.status = answer.status;
+      } catch (error) {
+        accept.disabled = reject.disabled = false;
+        td.appendChild(document.createTextNode(" " + t("status_error", { message: error.message })));
+      }
+    };
+    accept.addEventListener("click", () => review(true));
+    reject.addEventListener("click", () => review(false));
+    td.append(note, accept, reject);
+    row.appendChild(td);
+    return row;
   }
 
   // -- the register --------------------------------------------------------------------
@@ -109,7 +133,7 @@
       link.type = "button";
       link.className = "link";
       link.textContent = c.reference;
-      link.addEventListener("click", () => detail(c.reference));
+      link.addEventListener("click", () => detail(c.reference).catch(S.failed));
       ref.appendChild(link);
       row.appendChild(ref);
       cell(row, code("status_", c.status), T.complaint_status);
@@ -122,11 +146,15 @@
 
   async function detail(reference) {
     const c = await S.getJSON("api/complaints/" + encodeURIComponent(reference));
+    shownRef = c.reference;
     $("complaint-detail").hidden = false;
+    $("complaint-detail").dataset.reference = c.reference;
+    $("complaint-detail").dataset.status = c.status;
     $("detail-ref").textContent = c.reference;
     const facts = [
       [T.complaint_status, code("status_", c.status)],
       [T.call_category, code("category_", c.category)],
+      [T.detail_channel, code("channel_", c.channel)],
       [T.col_number, c.number],
       [T.call_language, c.language ? t("lang_" + c.language) : null],
       [T.call_account, c.account],
@@ -145,12 +173,20 @@
     }));
     $("detail-history").replaceChildren(...c.history.map((h) => {
       const li = document.createElement("li");
-      li.textContent = when(h.at) + " · " + h.by + " · " + h.action;
+      li.dataset.action = h.action;
+      let what = code("history_", h.action);
+      if (h.action === "status" && h.detail && h.detail.to) what += ": " + code("status_", h.detail.to);
+      li.textContent = when(h.at) + " · " + h.by + " · " + what;
       return li;
     }));
     $("detail-transcript").textContent = c.transcript || T.none;
-    // Recordings: the register's download URLs (it checks the role when one is played).
-    $("detail-recordings").replaceChildren(...(c.recordings || []).map((url, n) => {
+    // Recordings: the register's download URLs (it checks the role when one is played);
+    // a role that may not listen is told so, with no player that would only be refused.
+    const recordings = c.recordings || [];
+    const mayListen = !S.me || S.me.role !== "agent";
+    $("detail-recordings-refused").hidden = mayListen || !recordings.length;
+    $("detail-recordings-refused").textContent = t("recordings_not_allowed", { n: num(recordings.length) });
+    $("detail-recordings").replaceChildren(...(mayListen ? recordings : []).map((url, n) => {
       const li = document.createElement("li");
       const audio = document.createElement("audio");
       audio.controls = true;
@@ -160,7 +196,7 @@
       li.appendChild(audio);
       return li;
     }));
-    $("detail-recordings-empty").hidden = (c.recordings || []).length > 0;
+    $("detail-recordings-empty").hidden = recordings.length > 0;
   }
 
   // -- callbacks -----------------------------------------------------------------------
@@ -174,7 +210,8 @@
       cell(row, list([...new Set(f.reasons.map((r) => code("callback_reason_", r.kind)))]), T.col_reason);
       cell(row, when(f.due_at), T.col_due, "num");
       cell(row, num(f.attempts.length), T.col_attempts, "num");
-      cell(row, f.resolution || f.status, T.complaint_status);
+      cell(row, f.resolution ? code("resolution_", f.resolution) : code("flag_state_", f.status),
+        T.col_state);
       return row;
     }, "callbacks-empty");
   }
@@ -189,7 +226,7 @@
     const rows = report.intervals.filter((r) => r.offered || r.answered || r.abandoned);
     fill("report-list", rows, (r) => {
       const row = document.createElement("tr");
-      cell(row, r.time, T.col_interval, "num");
+      cell(row, S.digits(r.time), T.col_interval, "num");
       cell(row, num(r.answered), T.chart_answered, "num");
       cell(row, num(r.abandoned), T.chart_abandoned, "num");
       cell(row, num(r.offered), T.offered_col, "num");
@@ -198,13 +235,36 @@
     }, "report-empty");
   }
 
+  // -- pushed stamps: read a list again only when the daemon says it changed ------------
+
+  let stamps = null;
+
+  function changed(data) {
+    const before = stamps;
+    stamps = data;
+    S.shown(data.now, tz);
+    if (!before) return;
+    const again = [];
+    if (data.abuse !== before.abuse || data.abuse_pending !== before.abuse_pending) {
+      again.push(section("abuse", loadAbuse));
+    }
+    if (data.register !== before.register) {
+      again.push(search());
+      if (shownRef) again.push(detail(shownRef));
+    }
+    if (data.callbacks !== before.callbacks) again.push(loadCallbacks());
+    Promise.all(again).catch(S.failed);
+  }
+
   async function start() {
     try {
       const board = await S.getJSON("api/wallboard");
       tz = board.site.timezone;
       $("report-day").value = board.site.today;
       S.shown(board.now, tz);
-      await Promise.all([loadAbuse(), search(), loadCallbacks(), loadReport()]);
+      await Promise.all([section("abuse", loadAbuse), search(), loadCallbacks(),
+        section("report", loadReport)]);
+      S.follow("?view=review", { review: changed });
     } catch (error) {
       S.failed(error);
     }
@@ -218,7 +278,7 @@
     $("callback-state").addEventListener("change", () => loadCallbacks().catch(S.failed));
     $("report-form").addEventListener("submit", (e) => {
       e.preventDefault();
-      loadReport().catch(S.failed);
+      section("report", loadReport).catch(S.failed);
     });
   });
   S.onReady(start);

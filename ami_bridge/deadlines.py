@@ -1,0 +1,113 @@
+"""Many timeouts behind one ``callLater``: each AMI action and AGI command has one.
+
+The daemon sends a few dozen actions per call, each with a timeout that is
+almost never reached. A ``callLater`` and its ``cancel`` per action cost the
+asyncio reactor a timer handle each (about a tenth of the daemon's time per
+AGI command in a profile). Here the deadlines sit in a heap and only the
+earliest has a ``callLater``; a cancelled deadline is only marked (dropped
+when it reaches the top), and when none is left active the one timer is
+cancelled too, so an idle protocol leaves nothing scheduled. Each callback
+still runs when its own deadline comes, in deadline order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any, Protocol
+
+_EARLY = 1e-9
+"""A timer's time can differ from the deadline it was set for by a rounding."""
+
+
+class Scheduler(Protocol):
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., object], *args: object, **kw: object
+    ) -> Any: ...
+
+
+class Deadline:
+    """What :meth:`Deadlines.call_later` gives back: ``active()`` and ``cancel()``."""
+
+    __slots__ = ("_owner", "args", "f", "live", "seq", "when")
+
+    def __init__(self, owner: Deadlines, when: float, seq: int, f: Callable[..., object],
+                 args: tuple[object, ...]) -> None:
+        self._owner = owner
+        self.when = when
+        self.seq = seq
+        self.f = f
+        self.args = args
+        self.live = True
+
+    def active(self) -> bool:
+        return self.live
+
+    def cancel(self) -> None:
+        if self.live:
+            self.live = False
+            self._owner._cancelled()
+
+    def __lt__(self, other: Deadline) -> bool:
+        # equal deadlines fire in the order they were set, as callLater's do
+        return (self.when, self.seq) < (other.when, other.seq)
+
+
+class Deadlines:
+    def __init__(self, clock: Scheduler) -> None:
+        self._clock = clock
+        self._heap: list[Deadline] = []
+        self._active = 0
+        self._timer: Any = None
+        self._timer_at = 0.0
+        self._firing = False
+        self._seq = 0
+
+    def call_later(self, delay: float, f: Callable[..., object], *args: object) -> Deadline:
+        when = self._clock.seconds() + delay
+        self._seq += 1
+        deadline = Deadline(self, when, self._seq, f, args)
+        heapq.heappush(self._heap, deadline)
+        self._active += 1
+        if not self._firing and (self._timer is None or when < self._timer_at):
+            self._arm(when)
+        return deadline
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._clock.callLater(max(0.0, when - self._clock.seconds()), self._fire)
+
+    def _cancelled(self) -> None:
+        self._active -= 1
+        if self._active == 0:
+            self._heap.clear()
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        heap = self._heap
+        self._firing = True
+        try:
+            while heap:
+                top = heap[0]
+                if not top.live:
+                    heapq.heappop(heap)
+                    continue
+                if top.when > self._clock.seconds() + _EARLY:
+                    break
+                heapq.heappop(heap)
+                top.live = False
+                self._active -= 1
+                top.f(*top.args)  # may add or cancel deadlines
+        finally:
+            self._firing = False
+        while heap and not heap[0].live:
+            heapq.heappop(heap)
+        if heap and self._timer is None:
+            self._arm(heap[0].when)
