@@ -58,7 +58,7 @@ def summary(app: Any) -> dict[str, Any]:
             "abandoned_short_not_counted": day["abandoned_short"],
         },
         "breaks": {
-            "granted": len(service.grants),
+            "granted": service.grants_made,
             "granted_by_reason": by_reason,
             "waited_for_headroom": sum(1 for g in queued if (g.waited_s or 0.0) > 0),
             "wait_max_s": round(max(waits, default=0.0), 3),
@@ -67,7 +67,7 @@ def summary(app: Any) -> dict[str, Any]:
             "line_now": len(service.line),
             "fairness_index": round(service.fairness_today, 4),
         },
-        "wellbeing_alerts": len(service.alerts_raised),
+        "wellbeing_alerts": service.alerts_count,
     }
 
 

@@ -205,6 +205,10 @@ class AgentLedger:
         Positions count pruned intervals too; pruned ones are not returned."""
         return self._intervals[max(0, index - self._dropped):]
 
+    def prunable(self, before: float) -> bool:
+        """Whether ``prune(before)`` would drop anything (O(1))."""
+        return bool(self._intervals) and self._intervals[0].end <= before
+
     def prune(self, before: float) -> int:
         """Drop the closed intervals that end by ``before``; returns how many."""
         if not self._intervals or self._intervals[0].end > before:

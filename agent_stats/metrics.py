@@ -172,7 +172,20 @@ def journal_families(journal: dict[str, Any] | None) -> list[Metric]:
     rejected.add_metric([], journal["rejected"])
     away = GaugeMetricFamily("shenava_redis_away", "1 while Redis does not answer the journal's writes.")
     away.add_metric([], 0 if journal["redis_away_since"] is None else 1)
-    return [depth, age, applied, rejected, away]
+    found = [depth, age, applied, rejected, away]
+    replication = journal.get("replication")
+    if replication:
+        unreplicated = CounterMetricFamily(
+            "shenava_journal_unreplicated",
+            "Journal records stored on the master only: fewer replicas attached than "
+            "redis.wait_replicas (lost if the master is lost before a replica attaches).")
+        unreplicated.add_metric([], replication["unreplicated"])
+        missing = GaugeMetricFamily(
+            "shenava_redis_replicas_missing",
+            "1 while fewer replicas are attached to the master than redis.wait_replicas.")
+        missing.add_metric([], 0 if replication["replicas_missing_since"] is None else 1)
+        found += [unreplicated, missing]
+    return found
 
 
 def _number(value: float | None) -> float:

@@ -45,12 +45,33 @@ from agent_stats.wellbeing import (
 )
 
 
+class _DaySums:
+    """Closed seconds from one day start on: logged in, taken, exempt, not ready by reason."""
+
+    __slots__ = ("logged_in_s", "taken_s", "exempt_s", "not_ready")
+
+    def __init__(self) -> None:
+        self.logged_in_s = self.taken_s = self.exempt_s = 0.0
+        self.not_ready: dict[NotReadyReason | None, float] = {}
+
+
 class AgentDay:
-    """Today's allowance sums, last break end and last reset of one agent."""
+    """Today's allowance sums, last break end and last reset of one agent.
+
+    The sums are kept for the last ``KEPT_DAYS`` day starts asked for (today
+    and yesterday: a reader a moment behind midnight still gets yesterday's
+    figures without a scan), each folding in every interval closed since, so
+    the ledger may drop closed intervals once they are folded in
+    (``StatsService.prune_ledgers`` syncs before it prunes): a new day's sums
+    are built, once, from the intervals since its midnight, which are the
+    most recent ones.
+    """
+
+    KEPT_DAYS = 2
 
     __slots__ = (
-        "_breaks", "_wellbeing", "_ledger", "_seen", "_day", "_logged_in_s", "_taken_s",
-        "_exempt_s", "_kinds", "_not_ready", "last_break_end", "last_reset",
+        "_breaks", "_wellbeing", "_ledger", "_seen", "_sums", "_kinds",
+        "last_break_end", "last_reset",
     )
 
     def __init__(self, breaks: BreakConfig, wellbeing: WellbeingConfig) -> None:
@@ -59,40 +80,46 @@ class AgentDay:
         self._kinds = breaks.queued_reasons | breaks.counted_reasons
         self._ledger: AgentLedger | None = None
         self._seen = 0
-        self._day = -math.inf
-        self._logged_in_s = self._taken_s = self._exempt_s = 0.0
-        self._not_ready: dict[NotReadyReason | None, float] = {}
+        self._sums: dict[float, _DaySums] = {}
+        """Per day start asked for (at most ``KEPT_DAYS``): the closed seconds since it."""
         self.last_break_end: float | None = None
         self.last_reset: float | None = None
         """End of the last rest or logout (None: none yet, the ledger's origin counts)."""
 
     def sync(self, ledger: AgentLedger, day_start: float) -> None:
-        """Fold in the intervals closed since the last call (rebuild on a new ledger or day)."""
+        """Fold in the intervals closed since the last call (rebuild on a new ledger)."""
+        self._sync(ledger, day_start)
+
+    def _sync(self, ledger: AgentLedger, day_start: float) -> _DaySums:
         count = ledger.interval_count
         if ledger is not self._ledger or count < self._seen:
             self._ledger = ledger
             self._seen = 0
             self.last_break_end = self.last_reset = None
-            self._day = -math.inf
-        rescanned = day_start != self._day
-        if rescanned:
-            # a new day (or a rebuild): today's sums from the closed intervals since midnight
-            self._day = day_start
-            self._logged_in_s = self._taken_s = self._exempt_s = 0.0
-            self._not_ready = {}
-            for piece in ledger.intervals_between(day_start, ledger.since, ledger.since):
-                self._add_today(piece)
+            self._sums = {}
         fresh = ledger.intervals_from(self._seen)
         self._seen = count
+        kept = self._sums
         for interval in fresh:
             self._note(interval)
-            if not rescanned and interval.end > day_start:
-                if interval.start >= day_start:
-                    self._add_today(interval)  # wholly today: no clipped copy needed
-                    continue
-                clipped = interval.clip(day_start, interval.end)
-                if clipped is not None:
-                    self._add_today(clipped)
+            for start, sums in kept.items():
+                if interval.end > start:
+                    if interval.start >= start:
+                        self._add(sums, interval)  # wholly inside: no clipped copy needed
+                        continue
+                    clipped = interval.clip(start, interval.end)
+                    if clipped is not None:
+                        self._add(sums, clipped)
+        found = kept.get(day_start)
+        if found is not None:
+            return found
+        # a day start not seen yet (a new day, a rebuild): its sums from the ledger
+        made = kept[day_start] = _DaySums()
+        for piece in ledger.intervals_between(day_start, ledger.since, ledger.since):
+            self._add(made, piece)
+        if len(kept) > self.KEPT_DAYS:
+            del kept[min(k for k in kept if k != day_start)]
+        return made
 
     def _note(self, interval: Interval) -> None:
         if interval.state is AgentState.NOT_READY and interval.reason in self._kinds:
@@ -106,26 +133,26 @@ class AgentDay:
         ):
             self.last_reset = interval.end
 
-    def _add_today(self, piece: Interval) -> None:
+    def _add(self, sums: _DaySums, piece: Interval) -> None:
         d = piece.duration
         if piece.state in LOGGED_IN_STATES:
-            self._logged_in_s += d
+            sums.logged_in_s += d
         if piece.state is not AgentState.NOT_READY:
             return
-        self._not_ready[piece.reason] = self._not_ready.get(piece.reason, 0.0) + d
+        sums.not_ready[piece.reason] = sums.not_ready.get(piece.reason, 0.0) + d
         if piece.reason is NotReadyReason.RECOVERY:
-            self._exempt_s += d
+            sums.exempt_s += d
         elif piece.reason is NotReadyReason.PERSONAL:
             free = min(d, self._breaks.personal_exempt_s)
-            self._exempt_s += free
-            self._taken_s += d - free
+            sums.exempt_s += free
+            sums.taken_s += d - free
         elif piece.reason in self._breaks.counted_reasons:
-            self._taken_s += d
+            sums.taken_s += d
 
     def allowance(self, ledger: AgentLedger, day_start: float, now: float) -> Allowance:
         """Today's allowance at ``now``: the closed sums plus the open interval (clipped)."""
-        self.sync(ledger, day_start)
-        logged_in, taken, exempt = self._logged_in_s, self._taken_s, self._exempt_s
+        sums = self._sync(ledger, day_start)
+        logged_in, taken, exempt = sums.logged_in_s, sums.taken_s, sums.exempt_s
         piece = ledger.open_interval(now).clip(day_start, now)
         if piece is not None:
             d = piece.duration
@@ -142,14 +169,12 @@ class AgentDay:
                     taken += d
         return Allowance(logged_in * self._breaks.earn_per_hour_s / HOUR_S, taken, exempt)
 
-
     def not_ready_today(
         self, ledger: AgentLedger, day_start: float, now: float
     ) -> dict[NotReadyReason | None, float]:
         """Seconds not ready since ``day_start`` by reason (``None``: no reason), the open
         interval included: what ``ledger.totals(day_start, now, now)`` gives, without a day scan."""
-        self.sync(ledger, day_start)
-        out = dict(self._not_ready)
+        out = dict(self._sync(ledger, day_start).not_ready)
         piece = ledger.open_interval(now).clip(day_start, now)
         if piece is not None and piece.state is AgentState.NOT_READY:
             out[piece.reason] = out.get(piece.reason, 0.0) + piece.duration
@@ -157,7 +182,19 @@ class AgentDay:
 
 
 class CallLog:
-    """The calls one agent answered, in answer order, for the wellbeing counts."""
+    """The calls one agent answered, in answer order, for the wellbeing counts.
+
+    ``prune(before, day_start, reset)`` forgets the calls answered before
+    ``before`` (the service passes the start of the hard-call window, which
+    needs their times). What the other counts need of them is kept as counts
+    per *anchor*: the calls, hard calls and completed long calls forgotten that
+    were answered since today's start (and yesterday's) and since the agent's
+    last reset, so :meth:`count`, :meth:`hard` and :meth:`long_calls` from an
+    anchor stay exact and an agent who never rests holds the last window of
+    calls, not the day's. An anchor is registered before anything answered
+    after it is forgotten (the prune that registers it cuts no later than it)."""
+
+    KEPT_DAYS = 2
 
     def __init__(self, long_call_s: float) -> None:
         self._long_call_s = long_call_s
@@ -167,6 +204,11 @@ class CallLog:
         self._long: list[float] = []
         """Answer times of completed calls that lasted ``long_call_s`` or longer, sorted."""
         self._open: dict[str, tuple[float, bool]] = {}
+        self._days: list[float] = []
+        """The day starts anchored (at most ``KEPT_DAYS``), oldest first."""
+        self._reset: float | None = None
+        self._forgotten: dict[float, list[int]] = {}
+        """Per anchor: calls, hard calls and completed long calls answered since it, forgotten."""
 
     def __len__(self) -> int:
         return len(self._answered)
@@ -188,19 +230,53 @@ class CallLog:
         if found is not None and at - found[0] >= self._long_call_s:
             bisect.insort(self._long, found[0])
 
-    def prune(self, before: float) -> None:
-        """Forget calls answered before ``before`` (and not still going on)."""
+    def _anchor(self, day_start: float | None, reset: float | None) -> float:
+        """Register the anchors; the earliest new one (``inf``: none new)."""
+        forgotten = self._forgotten
+        new = math.inf
+        if day_start is not None and day_start not in self._days:
+            self._days.append(day_start)
+            self._days.sort()
+            while len(self._days) > self.KEPT_DAYS:
+                gone = self._days.pop(0)
+                if gone != self._reset:
+                    forgotten.pop(gone, None)
+            forgotten.setdefault(day_start, [0, 0, 0])
+            new = min(new, day_start)
+        if reset is not None and reset != self._reset:
+            old, self._reset = self._reset, reset
+            if old is not None and old not in self._days:
+                forgotten.pop(old, None)
+            if reset not in forgotten:
+                forgotten[reset] = [0, 0, 0]
+                new = min(new, reset)
+        return new
+
+    def prune(self, before: float, day_start: float | None = None, reset: float | None = None) -> None:
+        """Forget calls answered before ``before`` (and not still going on); see the class doc."""
+        before = min(before, self._anchor(day_start, reset))
         if (not self._answered or self._answered[0] >= before) and (
                 not self._long or self._long[0] >= before):
             return  # nothing that old
+        forgotten = self._forgotten
         oldest_open = min((a for a, _ in self._open.values()), default=math.inf)
         cut = bisect.bisect_left(self._answered, min(before, oldest_open))
         if cut:
+            for anchor, counts in forgotten.items():
+                lo = bisect.bisect_left(self._answered, anchor, hi=cut)
+                counts[0] += cut - lo
+                counts[1] += self._cum_hard[cut] - self._cum_hard[lo]
             del self._answered[:cut]
             del self._cum_hard[:cut]
         cut = bisect.bisect_left(self._long, before)
         if cut:
+            for anchor, counts in forgotten.items():
+                counts[2] += cut - bisect.bisect_left(self._long, anchor, hi=cut)
             del self._long[:cut]
+
+    def _forgotten_since(self, first: float, which: int) -> int:
+        counts = self._forgotten.get(first)
+        return 0 if counts is None else counts[which]
 
     def _hard_between(self, lo: int, hi: int) -> int:
         return self._cum_hard[hi] - self._cum_hard[lo]
@@ -208,14 +284,16 @@ class CallLog:
     def count(self, first: float, last: float) -> int:
         """Calls answered in ``[first, last]``."""
         a = self._answered
-        return max(0, bisect.bisect_right(a, last) - bisect.bisect_left(a, first))
+        kept = max(0, bisect.bisect_right(a, last) - bisect.bisect_left(a, first))
+        return kept + self._forgotten_since(first, 0)
 
     def hard(self, first: float, last: float, *, open_first: bool = False) -> int:
         """Hard calls answered in ``[first, last]`` (``(first, last]`` with ``open_first``)."""
         a = self._answered
         lo = bisect.bisect_right(a, first) if open_first else bisect.bisect_left(a, first)
         hi = bisect.bisect_right(a, last)
-        return self._hard_between(lo, hi) if hi > lo else 0
+        forgotten = 0 if open_first else self._forgotten_since(first, 1)
+        return (self._hard_between(lo, hi) if hi > lo else 0) + forgotten
 
     def long_calls(self, first: float, now: float) -> int:
         """Calls answered in ``[first, now]`` lasting ``long_call_s`` or more (open ones too)."""
@@ -224,7 +302,7 @@ class CallLog:
             1 for a, _ in self._open.values()
             if first <= a <= now and now - a >= self._long_call_s
         )
-        return done + going
+        return done + going + self._forgotten_since(first, 2)
 
     def first_hard_after(self, t: float) -> float | None:
         """Answer time of the first hard call answered after ``t`` (None: none kept)."""

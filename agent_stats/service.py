@@ -33,8 +33,10 @@ seen again, starts when the agent leaves the ``technical`` state they resume in
 after a call nobody could follow (they press ready), and starts at once if they
 are free.
 
-The in-memory ledgers are pruned on every tick to the intervals from the start
-of the previous local day (``prune_ledgers``), what a restart reads back too.
+The in-memory ledgers are pruned on every tick to the last
+``occupancy_window_s`` (``prune_ledgers``): the day's figures are running sums
+(``running.AgentDay``) folded in before an interval is dropped; a restart reads
+the stored days back.
 """
 
 from __future__ import annotations
@@ -72,7 +74,6 @@ from agent_stats.running import (
     steady_until,
 )
 from agent_stats.sla import (
-    DAY_S,
     BucketKey,
     BucketKind,
     CallRecord,
@@ -130,9 +131,6 @@ RESTORE_RETRY_MAX_S = 5.0
 TRAFFIC_WINDOW_S = 1800.0
 MIN_TRAFFIC_WINDOW_S = 300.0
 HANDLED_KEEP_S = 86400.0
-LEDGER_KEEP_DAYS = 1
-"""Closed intervals held in memory: from the start of this many local days before today
-(what a restart reads back too); Redis keeps every day."""
 SIGNALS_REFRESH_S = 300.0
 """An agent nothing happens to is looked at again at least this often (the
 wallboard's occupancy and time since a break); alerts come when due, sooner."""
@@ -229,7 +227,13 @@ class StatsService:
         """Restored pending grants of agents resumed as not ready ``technical`` (their call
         could not be followed): they start when the agent leaves that state (presses ready)."""
         self.grants: list[BreakRecord] = []
+        """Today's grants (pruned at the heartbeat); ``grants_made`` counts them all."""
+        self.grants_made = 0
+        self.break_wait_max_s = 0.0
+        """The longest wait of a grant since the start."""
         self.alerts_raised: list[AlertRecord] = []
+        """Today's alerts (pruned at the heartbeat); ``alerts_count`` counts them all."""
+        self.alerts_count = 0
         self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
         self.signals: Mapping[str, WellbeingSignals] = _SignalsAtLastCheck(self)
         """Each logged-in agent's exact signals at the last check, computed when read."""
@@ -701,13 +705,25 @@ class StatsService:
         staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
         return predicted_service_level(staffed, self.traffic(now), self.sla.threshold_s)
 
-    def traffic(self, now: float) -> Traffic:
+    def _trim_traffic(self, now: float) -> None:
         cutoff = now - self._traffic_window_s
         for q in (self._arrivals, self._completions):
             while q and q[0] < cutoff:
                 q.popleft()
         while self._handles and self._handles[0][0] < cutoff:
             self._handles.popleft()
+
+    def _forget_before(self, today: float, now: float) -> None:
+        """At the heartbeat: the traffic window's samples, today's grants and alerts only
+        (the figures read no more; without it each grew with every call, break and alert)."""
+        self._trim_traffic(now)
+        if self.grants and (self.grants[0].granted_at or today) < today:
+            self.grants = [g for g in self.grants if (g.granted_at or today) >= today]
+        if self.alerts_raised and self.alerts_raised[0].at < today:
+            self.alerts_raised = [a for a in self.alerts_raised if a.at >= today]
+
+    def traffic(self, now: float) -> Traffic:
+        self._trim_traffic(now)
         window = min(self._traffic_window_s, max(MIN_TRAFFIC_WINDOW_S, now - self._started_at))
         handle = math.fsum(s for _, s in self._handles)
         return estimate_traffic(len(self._arrivals), window, len(self._completions), handle)
@@ -733,6 +749,8 @@ class StatsService:
             grant.agent_id, grant.reason, grant.requested_at, grant.granted_at, grant.forced
         )
         self.grants.append(record)
+        self.grants_made += 1
+        self.break_wait_max_s = max(self.break_wait_max_s, record.waited_s or 0.0)
         status = self.roster.get(grant.agent_id)
         self.writer.submit(BreakGranted(record, after_call=status.state in _BUSY))
         log.info(
@@ -801,20 +819,29 @@ class StatsService:
             self.fairness_today = fairness_index(self.allowances(now))
         self.tally.prune(now)
         self.prune_ledgers(now)
+        self._forget_before(day_start(now, self.sla), now)
         self.decide(now)
         self._mark_live()
 
     def prune_ledgers(self, now: float) -> int:
-        """Drop closed intervals older than the live figures need; returns how many.
+        """Drop closed intervals no live figure reads any more; returns how many.
 
-        Today's allowance reads from midnight, occupancy the last hour, and the
-        running figures (``running.AgentDay``) keep their place across a prune,
-        so no figure changes."""
-        horizon = min(
-            day_start(now, self.sla) - LEDGER_KEEP_DAYS * DAY_S,
-            now - self.wellbeing.occupancy_window_s,
-        )
-        return sum(status.ledger.prune(horizon) for status in self.roster)
+        Occupancy reads the last ``occupancy_window_s``; the day's allowance,
+        not-ready time, last break and last reset are running sums
+        (``running.AgentDay``), brought up to date here before the ledger lets
+        go, so no figure changes and an agent's ledger holds about an hour of
+        intervals whatever the time of day (Redis keeps every interval, and a
+        restart reads the days back)."""
+        horizon = now - self.wellbeing.occupancy_window_s
+        today = day_start(now, self.sla)
+        dropped = 0
+        for status in self.roster:
+            ledger = status.ledger
+            if not ledger.prunable(horizon):
+                continue
+            self._agent_day(status.profile.agent_id).sync(ledger, today)
+            dropped += ledger.prune(horizon)
+        return dropped
 
     def allowances(self, now: float) -> dict[str, Allowance]:
         start = day_start(now, self.sla)
@@ -847,13 +874,17 @@ class StatsService:
                 continue
             status = self.roster.get(agent_id)
             calls = self._call_log(agent_id)
-            calls.prune(now - HANDLED_KEEP_S)
+            day = self._agent_day(agent_id)
+            day.sync(status.ledger, start)
+            # the hard-call window needs the calls' times; the counts since the last
+            # reset and of the day are kept as counts: older calls are forgotten
+            reset = status.ledger.origin if day.last_reset is None else day.last_reset
+            calls.prune(now - self.wellbeing.hard_calls_window_s, start, reset)
             if status.state is AgentState.LOGGED_OUT:
                 self.active_alerts.pop(agent_id, None)
                 self._glances.pop(agent_id, None)
                 self._look_filter.forget(agent_id)
                 continue
-            day = self._agent_day(agent_id)
             window = self._windows.get(agent_id)
             if window is None:
                 window = self._windows[agent_id] = WindowSums()
@@ -901,6 +932,7 @@ class StatsService:
                     )
             self.active_alerts[agent_id] = found
         self.alerts_raised.extend(raised)
+        self.alerts_count += len(raised)
         return raised
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
@@ -995,7 +1027,6 @@ class StatsService:
                 "break_after_call": agent_id in self.pending_grants,
                 "alerts": sorted(k.value for k in self.active_alerts.get(agent_id, {})),
             })
-        waits = [g.waited_s or 0.0 for g in self.grants]
         return {
             "at": now,
             "queues": queues,
@@ -1008,8 +1039,8 @@ class StatsService:
                  "waited_s": now - r.requested_at, "position": i}
                 for i, r in enumerate(self.line.waiting(), start=1)
             ],
-            "breaks_granted": len(self.grants),
-            "break_wait_max_s": max(waits, default=0.0),
+            "breaks_granted": self.grants_made,
+            "break_wait_max_s": self.break_wait_max_s,
             "fairness_today": self.fairness_today,
             "alerts": [
                 {"agent_id": a.agent_id, "kind": a.kind.value,

@@ -242,10 +242,14 @@ def outcome_from_dict(data: Mapping[str, Any]) -> OutcomeWrite:
 
 
 def outcome_id(call: CallRecord) -> str:
-    """What makes an outcome's increment idempotent ('' for a call without an id: not deduplicated)."""
+    """What makes an outcome's increment idempotent ('' for a call without an id: not deduplicated).
+
+    One outcome per call and queue, whatever its kind and time: a daemon that
+    takes over after a ``kill -9`` may count again, at its own clock, an abandon
+    its predecessor had already journalled (benchmarks/chaos.py)."""
     if not call.call_id:
         return ""
-    return f"{call.queue}|{call.call_id}|{call.outcome.value}|{call.outcome_at!r}"
+    return f"{call.queue}|{call.call_id}"
 
 
 def _text(value: str | bytes) -> str:

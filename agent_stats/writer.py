@@ -8,7 +8,10 @@ round trip, and the reactor never waits on Redis. With ``tick_s`` set (the
 daemon: ``agent_stats.wiring.WRITE_TICK_S``) at most one batch starts per
 tick, so a busy second costs a few transactions rather than one per change.
 A failed batch goes back to the front of the queue and is retried after
-``WRITE_RETRY_S``: nothing is lost while Redis is away.
+``WRITE_RETRY_S``: nothing is lost while Redis is away. An outage is logged
+twice, not at every retry: a warning when writes start failing, and a line
+when Redis takes them again with how long it was away, how many batches
+failed and how many operations were held.
 
 SL outcomes are records, not state: with a journal (:meth:`StoreWriter.use_journal`)
 each one goes there instead (fsynced on this host, applied once by its
@@ -46,6 +49,8 @@ class BatchStore(Protocol):
 
 
 class Scheduler(Protocol):
+    def seconds(self) -> float: ...
+
     def callLater(self, delay: float, f: Callable[..., object], *a: object, **kw: object) -> Any: ...
 
 
@@ -79,6 +84,10 @@ class StoreWriter:
         the ``clock`` then needs ``seconds()``. ``flushed()`` does not wait for the tick."""
         self._last_start = -math.inf
         self._tick: Any = None
+        self.away_since: float | None = None
+        """When Redis stopped taking batches (None: it takes them)."""
+        self._away_failures = 0
+        self._away_held = 0
 
     def use_journal(self, journal: Any, *, batch_s: float | None = None) -> None:
         """Send SL outcomes through ``journal`` (a :class:`shenava.journal.Journal`).
@@ -160,12 +169,12 @@ class StoreWriter:
         if self._busy or self._paused or self._retry is not None:
             return
         if self.tick_s > 0 and not self._waiters:
-            wait = self._last_start + self.tick_s - self._clock.seconds()  # type: ignore[attr-defined]
+            wait = self._last_start + self.tick_s - self._clock.seconds()
             if wait > 0:
                 if self._tick is None:
                     self._tick = self._clock.callLater(wait, self._tick_over)
                 return
-            self._last_start = self._clock.seconds()  # type: ignore[attr-defined]
+            self._last_start = self._clock.seconds()
         batch = self._pending
         batch.extend(self._extra())
         self._pending = []
@@ -182,19 +191,43 @@ class StoreWriter:
         self._busy = False
         self.batches += 1
         self.operations += len(batch)
+        if self.away_since is not None:
+            log.info(
+                "statistics: Redis takes writes again after {away:.1f} s; {failed} batches failed "
+                "meanwhile, up to {held} operations were held and are written now",
+                away=self._clock.seconds() - self.away_since, failed=self._away_failures,
+                held=self._away_held,
+            )
+            self.away_since = None
         self.kick()
 
     def _failed(self, failure: Any, batch: list[Operation]) -> None:
+        from shenava.journal import is_transient
+
         self._busy = False
         self.failures += 1
         kept = batch
-        log.error(
-            "statistics not written ({error}); {count} operations kept for a retry",
-            error=failure.getErrorMessage(),
-            count=len(kept),
-        )
         self._pending[:0] = kept
         self._drop_oldest()
+        if isinstance(failure.value, BaseException) and is_transient(failure.value):
+            # Redis away or slow: say so once, and once when it is back (not every retry)
+            if self.away_since is None:
+                self.away_since = self._clock.seconds()
+                self._away_failures = 0
+                self._away_held = 0
+                log.warn(
+                    "statistics: Redis does not take writes ({error}); {count} operations held, "
+                    "retried every {every:g} s (one line when it is back)",
+                    error=failure.getErrorMessage(), count=len(self._pending), every=WRITE_RETRY_S,
+                )
+            self._away_failures += 1
+            self._away_held = max(self._away_held, len(self._pending))
+        else:
+            log.error(
+                "statistics not written ({error}); {count} operations kept for a retry",
+                error=failure.getErrorMessage(),
+                count=len(kept),
+            )
         self._retry = self._clock.callLater(WRITE_RETRY_S, self._retry_now)
 
     def _tick_over(self) -> None:

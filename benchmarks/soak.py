@@ -26,7 +26,13 @@ first drain to the second, per 1,000 calls ended in between, is
 ``rss_slope_kb_per_1000_calls_while_placing`` is its least-squares slope
 against calls ended during the measured run (it includes the ramp of calls in
 progress, so it is only meaningful on long runs). ``left_after_drain`` is
-what per-call structures still hold at the end (all 0 when nothing leaks).
+what per-call structures still hold at the end (all 0 when nothing leaks);
+``held_after_warmup`` and ``held_at_end`` what the bounded per-agent
+structures hold (ledger intervals and window sums: one occupancy window; call
+logs: one hard-call window; the router's decision history: at most 10,000).
+Those windows are an hour by default, so a run flat after warm-up needs a
+warm-up past them, or shorter windows (``--occupancy-window-s``,
+``--hard-calls-window-s``).
 
 The last line of output is one JSON object.
 """
@@ -202,6 +208,20 @@ def per_call_sizes(app: Any) -> dict[str, int]:
     return sizes
 
 
+def held_sizes(app: Any) -> dict[str, int]:
+    """What the per-agent and bounded structures hold (reported, not asserted): the
+    agents' ledger intervals (one occupancy window), their window sums and call logs,
+    and the caches bounded by a count (the router's decision history)."""
+    stats = app.extensions.get("agent_stats")
+    sizes: dict[str, int] = {"router.decisions": len(getattr(app.router, "_decisions", ()))}
+    if stats is None:
+        return sizes
+    sizes["ledger.intervals"] = sum(len(s.ledger.intervals) for s in stats.roster)
+    sizes["window.intervals"] = sum(len(w._ends) for w in stats._windows.values())
+    sizes["calllog.calls"] = sum(len(c) for c in stats._call_logs.values())
+    return sizes
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from shenava.aio import install_asyncio_reactor
 
@@ -252,6 +272,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             redis=replace(config.redis, url=server.url),
             recordings=replace(config.recordings, dir=root / "voicemail", asterisk_dir=None),
         )
+        if args.occupancy_window_s is not None:
+            config = replace(config, wellbeing=replace(
+                config.wellbeing, occupancy_window_s=args.occupancy_window_s))
+        if args.hard_calls_window_s is not None:
+            config = replace(config, wellbeing=replace(
+                config.wellbeing, hard_calls_window_s=args.hard_calls_window_s))
         client = aioredis.from_url(server.url)
         app = Shenava(config, reactor=reactor, redis=client)
         samples: list[tuple[float, int, int]] = []  # (seconds, calls ended, rss kb)
@@ -286,7 +312,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return {
                 "t": time.monotonic() - state["t0"], "calls": app.counts.ended,
                 "placed": state["placed"], "rss_kb": rss_kb(), "objects": len(gc.get_objects()),
-                "left": per_call_sizes(app),
+                "left": per_call_sizes(app), "held": held_sizes(app),
             }
 
         async def soak() -> None:
@@ -349,6 +375,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_slope_kb_per_1000_calls_while_placing": round(slope_kb, 1) if slope_kb is not None else None,
             "objects_growth_per_1000_calls": round(objects_growth, 1) if objects_growth is not None else None,
             "left_after_drain": done["left"] if done else None,
+            "occupancy_window_s": config.wellbeing.occupancy_window_s,
+            "hard_calls_window_s": config.wellbeing.hard_calls_window_s,
+            "held_after_warmup": warm["held"] if warm else None,
+            "held_at_end": done["held"] if done else None,
             "log_events": dict(sorted(levels.items())),
             "log_errors": errors[:5],
             "python": platform.python_version(),
@@ -375,6 +405,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-s", type=float, default=DEFAULT_WARMUP_S)
     parser.add_argument("--drain-s", type=float, default=DEFAULT_DRAIN_S)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--occupancy-window-s", type=float, default=None,
+        help="the agents' occupancy window (default: the config's, an hour): the ledgers "
+        "hold one window of intervals, so a run flat after warm-up needs a warm-up past it",
+    )
+    parser.add_argument(
+        "--hard-calls-window-s", type=float, default=None,
+        help="the hard-call window (default: the config's, an hour): the agents' call logs "
+        "hold one window of calls",
+    )
     parser.add_argument(
         "--census", action="store_true",
         help="print to stderr the object types that grew from the warm-up to the end",

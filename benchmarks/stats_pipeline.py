@@ -215,8 +215,8 @@ async def run(url: str, calls: int, agents: int, burst: int, seed: int) -> dict[
         "round_trips": service.writer.batches,
         "round_trips_per_event": round(service.writer.batches / events, 4),
         "operations_per_round_trip": round(service.writer.operations / max(1, service.writer.batches), 1),
-        "breaks_granted": len(service.grants),
-        "break_wait_max_s": round(max((g.waited_s or 0.0 for g in service.grants), default=0.0), 1),
+        "breaks_granted": service.grants_made,
+        "break_wait_max_s": round(service.break_wait_max_s, 1),
         "python": platform.python_version(),
     }
 

@@ -247,9 +247,32 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
         }
 
     def open_complaint(outcome: Outcome, channel: str) -> Deferred[str | None]:
-        d = open_kept(outcome) if journal is not None else as_deferred(open_for(outcome))
+        if _taken_over(app, outcome.call_id):
+            d = as_deferred(_open_once(outcome))
+        else:
+            d = open_kept(outcome) if journal is not None else as_deferred(open_for(outcome))
         d.addErrback(_complaint_not_opened, outcome.call_id)
         return d
+
+    async def _open_once(outcome: Outcome) -> str | None:
+        """A caller taken over after a crash may have had their complaint opened
+        already (the call state Redis got predates it): find it by call id first."""
+        number = complaint_fields(outcome)["number"]
+        if number and (journal is None or journal.redis_away_since is None):
+            try:
+                for c in await register.store.for_number(number):
+                    if c.call_id == outcome.call_id:
+                        log.info("call {call}: its complaint was opened before the take-over",
+                                 call=outcome.call_id)
+                        return str(c.reference)
+            except Exception as exc:
+                log.warn("complaint of call {call} not looked up ({error}); opening one",
+                         call=outcome.call_id, error=exc)
+        if journal is not None:
+            import asyncio
+
+            return await open_kept(outcome).asFuture(asyncio.get_running_loop())
+        return await open_for(outcome)
 
     flow.lookup_complaint = lambda ref: as_deferred(lookup(ref))
     flow.open_complaint = open_complaint
@@ -257,6 +280,12 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
     flow.on_callback = _chain2(flow.on_callback, ext.sources.on_ivr_callback)
     flow.on_voicemail = _chain2(flow.on_voicemail, ext.sources.on_ivr_voicemail)
     flow.on_hold_choice = _chain2(flow.on_hold_choice, ext.sources.on_hold_choice)
+
+
+def _taken_over(app: Any, call_id: str) -> bool:
+    extension = app.extensions.get("takeover")
+    takeover = getattr(extension, "takeover", None)
+    return takeover is not None and call_id in getattr(takeover, "adopted", {})
 
 
 def _complaint_not_opened(failure: Any, call_id: str) -> None:

@@ -38,6 +38,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from shenava.aio import as_deferred
+from shenava.call_state_spool import DROPPED, STAMP, CallStateSpool
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -210,6 +211,11 @@ class CallStateRecorder:
         self.writes = 0
         self.failures = 0
         self._last_failed = False
+        # With a durable state folder: the records Redis has not taken, kept on
+        # this host while writes fail (shenava.call_state_spool).
+        self.spool: CallStateSpool | None = None
+        self._spooled: set[str] = set()
+        self._spool_call: Any = None
 
     def add_source(self, source: Snapshot) -> None:
         self._sources.append(source)
@@ -220,6 +226,8 @@ class CallStateRecorder:
             return
         self._note_own(call_id)
         self._dirty.add(call_id)
+        if self._last_failed and self.spool is not None:
+            self._spool_soon()  # Redis is away: the new place goes to this host at once
         if self._flush_call is None and self._writing is None:
             self._flush_call = self._clock.callLater(self._next_write_in(), self._flush)
         elif self._writing is not None:
@@ -265,11 +273,13 @@ class CallStateRecorder:
         dirty, self._dirty = self._dirty, set()
         puts: dict[str, dict[str, Any]] = {}
         drops: list[str] = []
+        now = self._clock.seconds()
         for call_id in sorted(dirty):
             record = self.record(call_id)
             if record is None:
                 drops.append(call_id)
             else:
+                record[STAMP] = now
                 puts[call_id] = record
         fence = self._fence() if self._fence is not None else None
         if self._fence is not None and fence is None:
@@ -280,7 +290,7 @@ class CallStateRecorder:
         d = as_deferred(self._write(puts, drops, fence))
         self._in_flight = dirty
         self._writing = d
-        d.addCallbacks(self._written, self._failed, errbackArgs=(dirty,))
+        d.addCallbacks(self._written, self._failed, callbackArgs=(dirty,), errbackArgs=(dirty,))
         d.addBoth(self._settled)
 
     async def _write(
@@ -290,9 +300,43 @@ class CallStateRecorder:
             return 0  # stopped between the flush and the loop's turn: write nothing more
         return await self.store.write(puts, drops, fence)
 
-    def _written(self, _: object) -> None:
+    def _written(self, _: object, dirty: set[str]) -> None:
         self.writes += 1
         self._last_failed = False
+        if self._spooled:
+            # Those just written are in Redis with a newer stamp than the file's.
+            self._spooled -= dirty
+            if not self._spooled and self.spool is not None:
+                self.spool.clear()
+
+    def _spool_soon(self) -> None:
+        if self._spool_call is None:
+            self._spool_call = self._clock.callLater(0, self._spool_now)
+
+    def _spool_now(self) -> None:
+        """Keep on this host the current form of every call Redis may lack."""
+        self._spool_call = None
+        if self.spool is None or not self.enabled:
+            return
+        now = self._clock.seconds()
+        entries: dict[str, dict[str, Any]] = {}
+        for call_id in self._spooled | self._dirty | self._in_flight:
+            record = self.record(call_id)
+            entries[call_id] = {**(record if record is not None else DROPPED), STAMP: now}
+        self._spooled = set(entries)
+        self.spool.save(entries)
+
+    def inherit_spool(self, call_ids: Iterable[str]) -> None:
+        """Calls an earlier run kept on this host, newer than Redis: write them (or drop
+        them) again now, and remove the file once they are in Redis."""
+        ids = set(call_ids)
+        if not ids:
+            if self.spool is not None:
+                self.spool.clear()
+            return
+        self._spooled |= ids
+        for call_id in ids:
+            self.mark(call_id)
 
     def _failed(self, failure: Any, dirty: set[str]) -> None:
         if failure.check(FencedOffError):
@@ -308,6 +352,8 @@ class CallStateRecorder:
         )
         self._dirty |= dirty
         self._again = True
+        if self.spool is not None:
+            self._spool_now()
 
     @property
     def pending(self) -> int:
@@ -350,6 +396,9 @@ class CallStateRecorder:
 
     def stop(self) -> None:
         self.enabled = False
+        if self._spool_call is not None and self._spool_call.active():
+            self._spool_call.cancel()
+        self._spool_call = None
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None

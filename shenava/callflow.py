@@ -23,7 +23,13 @@ from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
 
 from ami_bridge.agi import AGIResult
-from ami_bridge.errors import AGICommandError, ConnectionLostError
+from ami_bridge.errors import (
+    AGICommandError,
+    AGIResultError,
+    AMIError,
+    ChannelGoneError,
+    ConnectionLostError,
+)
 from ami_bridge.events import (
     AgiSessionEnded,
     AgiSessionStarted,
@@ -80,6 +86,7 @@ class _Session:
     complaint: str | None = None  # the reference of the complaint opened for this call
     join_at: float | None = None  # when their wait began, if not when they join the line
     hung_up: bool = False
+    recording: str | None = None  # the last RECORD FILE name given to this call's IVR
 
 
 async def _no_lookup(reference: str) -> str | None:
@@ -206,7 +213,7 @@ class CallFlow:
             lambda ref: self.lookup_complaint(ref),
             channel_language=channel_language,
             sound_folder=self.sound_folder,
-            recording_name=lambda: self.recording_name(),
+            recording_name=lambda: self._name_recording(call_id),
             link_back=getattr(self._ami, "when_connected", None),
         )
         session = _Session(runner, channel, arrived_at, caller, complaint, join_at)
@@ -232,12 +239,54 @@ class CallFlow:
     def holds(self, call_id: str) -> bool:
         return call_id in self._sessions
 
+    def _name_recording(self, call_id: str) -> str:
+        """A fresh recording name, kept in the call's record (the take-over's
+        :meth:`recover_voicemail` finds the file by it)."""
+        name = self.recording_name()
+        session = self._sessions.get(call_id)
+        if session is not None:
+            session.recording = name
+            if self.on_change is not None:
+                self.on_change(call_id)
+        return name
+
+    def recover_voicemail(self, call_id: str, record: Mapping[str, Any], now: float) -> bool:
+        """A caller an earlier daemon was recording hung up while no daemon watched
+        (its ``kill -9`` came before it learned of the hang-up): keep the recording
+        as that daemon would have (a caller who hangs up while recording leaves a
+        voicemail). True if it was handed on."""
+        from ivr.machine import EndReason, Phase, state_from_dict
+
+        name = record.get("recording")
+        raw = record.get("ivr")
+        if not name or not isinstance(raw, dict) or self.on_voicemail is None:
+            return False
+        try:
+            state = state_from_dict(raw)
+        except (KeyError, TypeError, ValueError):
+            return False
+        if state.phase is not Phase.RECORD:
+            return False
+        outcome = Outcome(
+            call_id=call_id, caller_number=str(record.get("caller_number") or state.caller_number),
+            language=state.language, requested=Request.VOICEMAIL, ended=EndReason.HUNG_UP,
+            path=state.path, started_at=state.started_at, ended_at=now, category=state.category,
+            urgent=state.urgent, vulnerable=state.vulnerable, care=state.care,
+            account=state.account, reference=state.reference,
+            callback_number=state.callback_number, recording=str(name),
+        )
+        log.info("call {call} hung up while recording and no daemon watched: its voicemail is kept",
+                 call=call_id)
+        d = maybeDeferred(self.on_voicemail, outcome, str(record.get("channel") or ""))
+        d.addErrback(lambda f: log.failure("voicemail of call {call} not kept", f, call=call_id))
+        return True
+
     def snapshot(self, call_id: str) -> dict[str, Any] | None:
         """The IVR part of the call's record (None: not in the IVR)."""
         session = self._sessions.get(call_id)
         if session is None or session.runner.state is None:
             return None
-        return {
+        part = {
             "ivr": state_to_dict(session.runner.state),
             "channel": session.channel,
             "caller_number": session.caller_number,
@@ -245,6 +294,9 @@ class CallFlow:
             "complaint": session.complaint,
             "join_at": session.join_at,
         }
+        if session.recording is not None:
+            part["recording"] = session.recording
+        return part
 
     async def _read_variables(self, channel: str, known: Mapping[str, str]) -> dict[str, str]:
         """The dialplan's language for the caller (``Set(SHENAVA_LANG=en)``), if any.
@@ -334,29 +386,53 @@ class CallFlow:
     async def _run_hold_choice(self, event: CallLeftForChoice) -> None:
         """Callback: thank them and hang up (their place is kept by the flag).
         Voicemail: record after a beep, then hang up. Either way the choice is
-        handed on even if the caller hangs up half-way."""
-        channel = event.channel
+        handed on even if the caller hangs up half-way.
+
+        A command whose result is unreadable (``AGIResultError``) or refused
+        ran or failed without ending the call: the sequence moves on (a prompt
+        counts as played; a recording as made, its file checked by the
+        voicemail intake), so the caller is never left in silence and what
+        they chose still counts. Only a hang-up or a lost link ends it."""
         recording: str | None = None
         try:
             if event.choice == "callback":
-                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/hold-callback-booked ""')
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/hold-callback-booked ""')
             else:
-                recording = self.recording_name()
-                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/leave-message ""')
-                await self._ami.agi(
-                    channel,
-                    f"RECORD FILE {recording} wav # {MAX_HOLD_VOICEMAIL_MS} BEEP s={VOICEMAIL_SILENCE_S}",
+                name = self.recording_name()
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/leave-message ""')
+                recording = name
+                await self._hold_step(
+                    event,
+                    f"RECORD FILE {name} wav # {MAX_HOLD_VOICEMAIL_MS} BEEP s={VOICEMAIL_SILENCE_S}",
                 )
-                await self._ami.agi(channel, f'STREAM FILE {self.sound_folder}/message-saved ""')
-        except (AGICommandError, ConnectionLostError):
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/message-saved ""')
+        except (ChannelGoneError, ConnectionLostError):
             pass  # hung up: what they chose still counts
         finally:
             if self.on_hold_choice is not None:
                 await maybeDeferred(self.on_hold_choice, event, recording)
         try:
-            await self._ami.agi(channel, "HANGUP")
-        except (AGICommandError, ConnectionLostError):
+            await self._hold_step(event, "HANGUP")
+        except (ChannelGoneError, ConnectionLostError):
             pass
+
+    async def _hold_step(self, event: CallLeftForChoice, command: str) -> None:
+        """One command of the hold choice; raises only when the caller or the link is gone."""
+        try:
+            await self._ami.agi(event.channel, command)
+        except AGIResultError as exc:
+            log.warn(
+                "hold choice of call {call}: unreadable AGI result ({code}: {reason}); "
+                "taken as done, moving on",
+                call=event.call_id, code=exc.code, reason=exc.reason,
+            )
+        except (ChannelGoneError, ConnectionLostError):
+            raise
+        except AMIError as exc:  # refused, or no answer in time: the caller is still there
+            log.warn(
+                "hold choice of call {call}: {verb} failed ({error}); moving on",
+                call=event.call_id, verb=" ".join(command.split(" ", 2)[:2]), error=exc,
+            )
 
     async def _tell_reference(self, channel: str, reference: str) -> None:
         try:

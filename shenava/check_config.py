@@ -156,6 +156,16 @@ def check_config(
             "SL outcomes) would be kept in memory only and lost with the daemon; set it to a local "
             "folder owned by the daemon's user, e.g. /var/lib/shenava",
         ))
+    if config.state.durable:
+        from shenava.state_folder import state_folder_problem
+
+        problem = state_folder_problem(Path(config.state.folder), create=False)
+        if problem is not None:
+            findings.append(_error(
+                "state.folder_unusable",
+                f"state.folder {config.state.folder!r} cannot hold the journal ({problem}): "
+                "the daemon would not start; make it a local folder owned by the daemon's user",
+            ))
     if config.ami.secret in PLACEHOLDER_SECRETS:
         findings.append(_warn("config.secret_placeholder", "ami secret is still the shipped placeholder"))
     if asterisk_dir is not None:
@@ -183,7 +193,8 @@ def check_redis(config: Config) -> list[Finding]:
         settings = read_settings(config.redis)
     except (RedisError, OSError) as exc:
         return [_error("redis.unreachable", f"cannot read the server's settings: {exc}", where)]
-    return [(_ok if n.ok else _warn)(n.code, n.message, where) for n in durability_notes(settings)]
+    notes = durability_notes(settings, config.redis.wait_replicas)
+    return [(_ok if n.ok else _warn)(n.code, n.message, where) for n in notes]
 
 
 def check_asterisk_dir(config: Config, asterisk_dir: Path) -> list[Finding]:

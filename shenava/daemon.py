@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
@@ -215,6 +216,14 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
     except ConfigError as exc:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         return 2
+    if config.state.folder:
+        from shenava.state_folder import StateFolderError, require_state_folder
+
+        try:
+            require_state_folder(Path(config.state.folder))
+        except StateFolderError as exc:
+            print(f"shenava: {exc}", file=sys.stderr)
+            return 1
 
     from shenava.aio import install_asyncio_reactor
     from shenava.logs import start_logging

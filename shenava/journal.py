@@ -392,7 +392,7 @@ class Journal:
         return max(0.0, (self._clock.seconds() if now is None else now) - at)
 
     def health(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "durable": self.file is not None,
             "depth": self.depth,
             "oldest_age_s": round(self.oldest_age(), 3),
@@ -400,6 +400,10 @@ class Journal:
             "rejected": self.rejected_count,
             "redis_away_since": self.redis_away_since,
         }
+        replication = getattr(self._confirm, "health", None)
+        if replication is not None:
+            found["replication"] = replication()
+        return found
 
     # -- submitting ---------------------------------------------------------------------
 
@@ -669,31 +673,21 @@ def install(app: Any) -> Journal:
     confirm = None
     replicas = app.config.redis.wait_replicas
     if replicas:
+        from shenava.replicas import ReplicaConfirm
         from shenava.sites import site_tag
 
         tag = site_tag("journal", app.config.site.id)
-        confirm = replicated_by(app.redis, f"{app.config.redis.key_prefix}:{tag}:ack", replicas)
+        confirm = ReplicaConfirm(app.redis, f"{app.config.redis.key_prefix}:{tag}:ack", replicas, app.reactor)
     journal = Journal(app.reactor, folder, max_bytes=state.journal_max_bytes, confirm=confirm)
-    journal.load()
+    try:
+        journal.load()
+    except OSError as exc:
+        from shenava.state_folder import StateFolderError
+
+        raise StateFolderError(
+            f"state.folder {state.folder!r} cannot hold the journal ({exc.strerror or exc})"
+        ) from exc
     if folder is None:
         log.warn("journal: state.folder is not set; records waiting for Redis are kept in memory only")
     journal.start()  # entries of kinds not yet registered wait for their package
     return journal
-
-
-def replicated_by(client: Any, key: str, replicas: int, timeout_ms: int = 1000) -> Callable[[], Awaitable[bool]]:
-    """A confirmation that the replicas have every write made so far.
-
-    ``WAIT`` only covers the writes of its own connection, so a tiny write and
-    the ``WAIT`` go down one connection together: the replication stream is in
-    order, so once a replica has that write it has the entry's too.
-    """
-
-    async def confirm() -> bool:
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.execute_command("WAIT", replicas, timeout_ms)
-            _, acked = await pipe.execute()
-        return int(acked) >= replicas
-
-    return confirm

@@ -24,7 +24,7 @@ from typing import Any
 
 from shenava.config import SENTINEL_SCHEME, RedisConfig, parse_sentinel_url
 
-__all__ = ["DurabilityNote", "durability_notes", "read_settings"]
+__all__ = ["DurabilityNote", "durability_notes", "read_settings", "replica_note"]
 
 SETTINGS = ("appendonly", "appendfsync", "maxmemory-policy")
 
@@ -36,9 +36,16 @@ class DurabilityNote:
     message: str
 
 
-def durability_notes(settings: Mapping[str, str]) -> list[DurabilityNote]:
-    """What to say about the server's settings (pure: the values of ``CONFIG GET``)."""
+REPLICAS = "connected_replicas"
+"""The key ``read_settings`` adds for the replicas attached to the master (``INFO replication``)."""
+
+
+def durability_notes(settings: Mapping[str, str], wait_replicas: int = 0) -> list[DurabilityNote]:
+    """What to say about the server's settings (pure: the values of ``CONFIG GET``, and the
+    replicas attached when ``redis.wait_replicas`` asks for some)."""
     notes: list[DurabilityNote] = []
+    if wait_replicas:
+        notes.append(replica_note(settings.get(REPLICAS), wait_replicas))
     aof = settings.get("appendonly", "")
     if aof != "yes":
         notes.append(DurabilityNote(False, "redis.appendonly", (
@@ -66,6 +73,17 @@ def durability_notes(settings: Mapping[str, str]) -> list[DurabilityNote]:
             "complaints included; set `maxmemory-policy noeviction` (a full Redis then refuses "
             "writes and Shenava keeps them in its journal)")))
     return notes
+
+
+def replica_note(attached: str | None, wait_replicas: int) -> DurabilityNote:
+    if attached is not None and attached.isdigit() and int(attached) >= wait_replicas:
+        return DurabilityNote(True, "redis.wait_replicas", (
+            f"{attached} replica(s) attached (redis.wait_replicas = {wait_replicas})"))
+    return DurabilityNote(False, "redis.wait_replicas", (
+        f"redis.wait_replicas = {wait_replicas} but the master has {attached or 'unknown'} "
+        "replica(s) attached: until enough attach, records are stored on the master only "
+        "(counted in shenava_journal_unreplicated, an error in the log) and a failover can "
+        "lose them; attach a replica, or set wait_replicas to the replicas you run"))
 
 
 def read_settings(config: RedisConfig, timeout_s: float = 2.0) -> dict[str, str]:
@@ -97,6 +115,10 @@ def read_settings(config: RedisConfig, timeout_s: float = 2.0) -> dict[str, str]
         found: dict[str, str] = {}
         for name in SETTINGS:
             found.update(client.config_get(name))
+        if config.wait_replicas:
+            from shenava.replicas import attached_replicas
+
+            found[REPLICAS] = str(attached_replicas(client.info("replication")))
         return found
     finally:
         client.close()

@@ -32,6 +32,7 @@ are left alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -43,6 +44,7 @@ from ami_bridge.events import ChannelHungUp
 from ivr.machine import state_from_dict
 from shenava.aio import as_deferred
 from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
+from shenava.call_state_spool import CallStateSpool, lay_over
 
 log = Logger()
 
@@ -140,6 +142,14 @@ class Takeover:
         if self._ready is not None:
             await self._ready()
         records = await as_deferred(self._store.load())
+        spooled: list[str] = []
+        spool = self._recorder.spool
+        if self._first and spool is not None:
+            # What an earlier run could not write before it died (Redis was away).
+            records, spooled = lay_over(records, spool.load())
+            if spooled:
+                log.warn("call state of {n} calls taken from this host's file (Redis lacked it)",
+                         n=len(spooled))
         if self._step is None:
             self._step = await as_deferred(self._store.load_step())
         if self._may_act is not None and not self._may_act():
@@ -157,9 +167,12 @@ class Takeover:
                 taken.add(call_id)
                 continue
             item = present.get(call_id)
-            if item is None:
+            if item is None or tracker.channel(call_id) is None:
+                # Not listed, or listed and gone since (the tracker has seen its
+                # hang-up while Redis was read): it ended while nobody held it.
                 if tracker.channel(call_id) is None:
                     dispatcher.ended_while_away(record)
+                    callflow.recover_voicemail(call_id, record, now)
                     self.ended_away.append(call_id)
                     self._recorder.mark(call_id)  # nobody holds it: the record goes
                 continue
@@ -191,6 +204,8 @@ class Takeover:
                 self._note(uniqueid, "new")
         if first:
             self._settle_agents(now)
+            if spool is not None:
+                self._recorder.inherit_spool(spooled)
         log.info(
             "take-over round {n}: {adopted} callers taken over, {away} ended while no daemon watched",
             n=self.rounds, adopted=len(self.adopted), away=len(self.ended_away),
@@ -317,6 +332,8 @@ def install(app: Any) -> CallStateExtension:
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
         fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,
     )
+    if app.config.state.durable:
+        recorder.spool = CallStateSpool(Path(app.config.state.folder))
     app.dispatcher.on_change = recorder.mark
     app.callflow.on_change = recorder.mark
     stats = app.extensions.get("agent_stats")

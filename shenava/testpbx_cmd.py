@@ -115,6 +115,20 @@ class CallerLoad:
         self._call = self.reactor.callLater(self._next_at - now, self._place)
 
 
+def _cut_on_sigusr1(reactor: Any, listening: Any) -> None:
+    """``kill -USR1`` cuts every AMI connection (the calls go on): the chaos
+    benchmark's "AMI link cut", seen by the daemon as a dropped TCP link."""
+    import signal
+
+    from twisted.logger import Logger
+
+    def cut() -> None:
+        n = listening.factory.cut()
+        Logger().warn("SIGUSR1: cut {n} AMI connection(s)", n=n)
+
+    signal.signal(signal.SIGUSR1, lambda _sig, _frame: reactor.callFromThread(cut))
+
+
 def serve_testpbx(args: argparse.Namespace) -> int:
     from ami_bridge.testpbx.server import port_number
     from ami_bridge.testpbx.service import start_testpbx
@@ -161,6 +175,7 @@ def serve_testpbx(args: argparse.Namespace) -> int:
             report_path = getattr(args, "report", None)
             report = report_path.open("a", encoding="utf-8") if report_path is not None else None
             ScenarioRun(_world, load_scenario(scenario), report).start()
+        _cut_on_sigusr1(reactor, port)
         print(f"test PBX listening on {args.host}:{port_number(port)}", flush=True)
         if getattr(args, "call_rate", 0) or getattr(args, "agents", 0):
             CallerLoad(

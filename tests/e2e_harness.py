@@ -45,6 +45,7 @@ from shenava.check_config import ami_rights
 from shenava.config import Config, default_config
 
 START_AT = 1_700_000_000.0  # a fixed epoch, so Uniqueids and logs repeat run to run
+REDIS_WAIT_CAP_S = 10.0  # the longest real wait for the app's Redis commands between two steps
 MAX_STEP_S = 0.25  # the longest jump of the clock between two looks at a predicate
 DEFAULT_LIMIT_S = 600.0
 SECRET = "e2e-secret"
@@ -337,7 +338,20 @@ class E2E:
             if self.now >= deadline:
                 raise AssertionError(f"condition not met within {limit_s:g} s of virtual time")
             await deferLater(reactor, 0.001, lambda: None)
+            # Virtual time must not run ahead of real Redis: while the app's
+            # commands are still on the wire (a loaded machine, a small pool),
+            # let them finish before the clock moves, as it would in real time.
+            waited = 0.0
+            while self._redis_busy() and waited < REDIS_WAIT_CAP_S:
+                await deferLater(reactor, 0.005, lambda: None)
+                waited += 0.005
             self._step(deadline)
+
+    def _redis_busy(self) -> bool:
+        """Whether the app's Redis client has a command in flight (a connection taken from its pool)."""
+        pool = getattr(self.app.redis, "connection_pool", None)
+        in_use = getattr(pool, "_in_use_connections", None)
+        return bool(in_use)
 
     # -- the people -------------------------------------------------------------
 

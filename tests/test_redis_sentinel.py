@@ -26,9 +26,10 @@ from routing.callback_store import CallbackStore
 from routing.callbacks import DialPolicy, abandon_reason
 from shenava.aio import as_deferred
 from shenava.config import Config, RedisConfig, parse_toml
-from shenava.journal import Journal, replicated_by
+from shenava.journal import Journal
 from shenava.redis_client import make_redis_client
 from shenava.redis_server import RedisServer, start_redis_sentinel, start_redis_server
+from shenava.replicas import ReplicaConfirm
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-sentinel") is None, reason="redis-sentinel missing")
 
@@ -67,7 +68,7 @@ async def test_a_master_killed_under_traffic_fails_over_with_nothing_lost(tmp_pa
                              socket_timeout_s=1.0, health_check_interval_s=1.0, wait_replicas=1)
         client = make_redis_client(config, decode_responses=True)
         journal = Journal(reactor, tmp_path / "state",
-                          confirm=replicated_by(client, "shenava:{journal}:ack", 1, 500))
+                          confirm=ReplicaConfirm(client, "shenava:{journal}:ack", 1, reactor, timeout_ms=500))
         store = CallbackStore(client, "shenava", POLICY)
         sources = CallbackSources(store, reactor, waiting_calls=lambda: 0, rate=AnswerRate(), journal=journal)
         journal.load()

@@ -10,6 +10,7 @@ import pytest
 from agent_stats.breaks import BreakConfig, allowance, last_break_end
 from agent_stats.ledger import AgentLedger, Interval
 from agent_stats.roster import AgentRoster
+from agent_stats.running import CallLog
 from agent_stats.service import StatsService
 from agent_stats.sla import day_start
 from agent_stats.states import AgentState, NotReadyReason
@@ -157,7 +158,7 @@ def test_a_service_running_for_days_keeps_a_bounded_ledger_and_the_same_figures(
     roster.subscribe(lambda ch: twin.transition(ch.at, ch.new, ch.new_reason)
                      if ch.agent_id == "a1" else None)
     all_calls: list[HandledCall] = []
-    sizes = []
+    sizes, call_sizes = [], []
     for day in range(6):
         start = T0 + day * 86400
         service.clock.advance(start - service.clock.seconds())  # type: ignore[attr-defined]
@@ -174,9 +175,53 @@ def test_a_service_running_for_days_keeps_a_bounded_ledger_and_the_same_figures(
                 (want.earned_s, want.taken_s, want.exempt_s))
             assert service._standing("a1", now)[1] == last_break_end(
                 twin.intervals, service.break_config)
-            assert ledger.totals(d0, now, now) == twin.totals(d0, now, now)
+            hour = now - service.wellbeing.occupancy_window_s
+            assert ledger.totals(hour, now, now) == twin.totals(hour, now, now)
+            not_ready = {r: v for (s, r), v in twin.totals(d0, now, now).seconds.items()
+                         if s is AgentState.NOT_READY}
+            assert service.agent_day("a1").not_ready_today(ledger, d0, now) == pytest.approx(
+                not_ready)
             assert service.signals["a1"] == signals(twin, all_calls, now, d0, service.wellbeing)
+            # the ledger holds what the occupancy window reads, whatever the hour of the day
+            assert list(ledger.intervals) == [i for i in twin.intervals if i.end > hour]
         sizes.append(len(roster.get("a1").ledger.intervals))
+        call_sizes.append(len(service._call_logs["a1"]))
+        # the traffic samples of the last half hour, today's alerts: not every one since the start
+        now = service.clock.seconds()
+        assert all(at >= now - 1800 for at in service._completions)
+        assert all(a.at >= day_start(now, SLA) for a in service.alerts_raised)
         roster.log_out("a1", t + 400)
     assert twin.interval_count == roster.get("a1").ledger.interval_count
-    assert max(sizes) < twin.interval_count / 2  # only the last two days are held
+    assert max(sizes) < twin.interval_count / 20, (sizes, twin.interval_count)
+    # calls since the last reset (or in the hard-call window), not the day's: the day's
+    # hard and long calls are counts
+    assert max(call_sizes) < 60 / 2, call_sizes
+    assert service.alerts_count > len(service.alerts_raised)  # the earlier days' were counted
+
+
+def test_an_agent_who_never_rests_holds_the_hard_call_window_of_calls_not_the_day() -> None:
+    rng = random.Random(7)
+    window, long_s = 3600.0, 600.0
+    log = CallLog(long_s)
+    calls: list[tuple[float, float, bool]] = []  # answered, ended, hard
+    reset = T0 + 60.0  # logged in, then never a rest: the reset stays
+    t = reset
+    sizes = []
+    for n in range(400):  # about 30 hours of calls, across a midnight
+        t += rng.uniform(10, 200)
+        hard = rng.random() < 0.2
+        log.answered(f"c{n}", t, hard)
+        end = t + rng.choice([rng.uniform(20, 300), 700.0])
+        log.completed(f"c{n}", end)
+        calls.append((t, end, hard))
+        t = end
+        now = t + 1
+        d0 = day_start(now, SLA)
+        log.prune(now - window, d0, reset)
+        sizes.append(len(log))
+        assert log.count(reset, now) == len(calls)
+        assert log.hard(d0, now) == sum(1 for a, _, h in calls if h and a >= d0)
+        assert log.hard(now - window, now, open_first=True) == sum(
+            1 for a, _, h in calls if h and now - window < a <= now)
+        assert log.long_calls(d0, now) == sum(1 for a, e, _ in calls if a >= d0 and e - a >= long_s)
+    assert max(sizes) < 60, max(sizes)  # an hour of calls, not 400

@@ -6,6 +6,7 @@ At most two worker processes run at once (each holds a ~0.5 GiB model).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -131,8 +132,7 @@ async def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(
     pool.start()
     try:
         assert pool.wait_ready(LOAD_TIMEOUT_S)
-        victim, held = await a_worker_holding_a_job(redis_client, store, pool)
-        os.kill(victim, signal.SIGKILL)  # mid-decode: the job is read, started, not finished
+        _victim, held = await kill_a_worker_mid_job(redis_client, store, pool)
         settled = await wait_settled(store, ids)
     finally:
         pool.stop()
@@ -150,15 +150,49 @@ async def store_group(store: VoicemailStore) -> None:
     await as_deferred(store.ensure_group())
 
 
-async def a_worker_holding_a_job(client: Redis, store: VoicemailStore, pool: WorkerPool) -> tuple[int, str]:
+def stopped(pid: int) -> bool:
+    """Whether the process is stopped (``T`` in /proc/<pid>/stat), SIGSTOP having landed."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+async def kill_a_worker_mid_job(client: Redis, store: VoicemailStore, pool: WorkerPool) -> tuple[int, str]:
+    """SIGKILL a worker between the start of its job (the attempt counted) and its end.
+
+    Seen from outside, "a worker holds a job" is racy: the worker may not have
+    started it yet (its attempt not counted) or may finish it between the look
+    and the kill; either way the kill is not mid-job and the counts differ. So
+    the worker is stopped first (SIGSTOP, until the kernel says it is stopped):
+    then it cannot move, and what Redis says of its job is what the kill cuts.
+    (A command it sent before stopping reaches Redis before the look, which is
+    sent after.) Anything but "pending, owned by it, one attempt" lets it go on
+    and looks again."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         entries = await as_deferred(client.xpending_range(store.keys.jobs, GROUP, "-", "+", 10))
         for entry in entries:
             index = int(entry["consumer"].rsplit("-w", 1)[1])
-            fields = await as_deferred(client.xrange(store.keys.jobs, entry["message_id"], entry["message_id"]))
             pid = pool.processes[index].pid
-            if fields and pid is not None:
-                return pid, fields[0][1]["vm"]
+            if pid is None:
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                while not stopped(pid):
+                    assert time.monotonic() < deadline, "the worker never stopped"
+                    await sleep(0.001)
+                now = await as_deferred(client.xpending_range(
+                    store.keys.jobs, GROUP, entry["message_id"], entry["message_id"], 1))
+                fields = await as_deferred(client.xrange(store.keys.jobs, entry["message_id"], entry["message_id"]))
+                vm = await as_deferred(store.get(fields[0][1]["vm"])) if fields else None
+                if (now and now[0]["consumer"] == entry["consumer"] and vm is not None
+                        and vm.status == "pending" and vm.attempts == 1):
+                    os.kill(pid, signal.SIGKILL)  # mid-job: started, not finished
+                    return pid, vm.vm_id
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)  # a no-op once killed
         await sleep(0.05)
-    raise AssertionError("no worker took a job")
+    raise AssertionError("no worker was caught mid-job")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ami_bridge.codec import Header
-from ami_bridge.testpbx.scripts import CallerScript, PhoneMode, PhoneScript
+from ami_bridge.testpbx.scripts import AfterSpeaking, CallerScript, PhoneMode, PhoneScript
 from ami_bridge.testpbx.world import CallHandle, PbxWorld
 
 
@@ -34,6 +34,8 @@ from ami_bridge.testpbx.world import CallHandle, PbxWorld
 class Scenario:
     phones: dict[str, PhoneScript] = field(default_factory=dict)
     callers: list[tuple[float, CallerScript]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    """A caller's ``tag`` from the plan, by number: copied into the report."""
 
 
 def _caller(raw: dict[str, Any], number: str | None = None) -> CallerScript:
@@ -48,7 +50,20 @@ def _caller(raw: dict[str, Any], number: str | None = None) -> CallerScript:
         hangup_after_s=None if raw.get("hangup_after_s") is None else float(raw["hangup_after_s"]),
         talk_s=None if raw.get("talk_s") is None else float(raw["talk_s"]),
         menu_answers={str(k): str(v) for k, v in raw.get("menu_answers", {}).items()},
+        audio=_audio(raw.get("audio")),
+        after_speaking=AfterSpeaking(raw.get("after_speaking", "hash")),
     )
+
+
+def _audio(value: Any) -> Path | None:
+    """``"audio": "sample"`` is the recording shipped with the test PBX; else a WAV path."""
+    if value is None:
+        return None
+    if value == "sample":
+        from ami_bridge.testpbx.audio import SAMPLE_RECORDING
+
+        return SAMPLE_RECORDING
+    return Path(str(value))
 
 
 def parse_scenario(raw: dict[str, Any]) -> Scenario:
@@ -61,13 +76,14 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
         for endpoint, spec in raw.get("phones", {}).items()
     }
     callers = [(float(c.get("at", 0.0)), _caller(c)) for c in raw.get("callers", [])]
+    tags = {str(c["number"]): str(c["tag"]) for c in raw.get("callers", []) if c.get("tag") and c.get("number")}
     steady = raw.get("steady")
     if steady:
         start, every = float(steady.get("start_s", 0.0)), float(steady["every_s"])
         template = dict(steady.get("caller", {}))
         for n in range(int(steady["count"])):
             callers.append((start + n * every, _caller(template, f"0912{n:07d}")))
-    return Scenario(phones, sorted(callers, key=lambda item: item[0]))
+    return Scenario(phones, sorted(callers, key=lambda item: item[0]), tags)
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -95,27 +111,57 @@ class ScenarioRun:
         handle: CallHandle = self.world.place_call(script)
         self.calls[handle.uniqueid] = {
             "uniqueid": handle.uniqueid, "number": script.number,
+            "tag": self.scenario.tags.get(script.number),
             "placed_at": self.world.now(), "bridged_at": None, "ended_at": None,
+            # What the caller heard and did, as the PBX saw it (for reconciliations):
+            "queued_at": None,  # the first hold command (music, position, options)
+            "references": [],  # digits read after "your-reference"
+            "recorded": 0,  # RECORD FILE commands that ended
+            "saved": False,  # heard "message-saved"
+            "commands": 0,
         }
         self._by_channel[handle.agi_channel.name] = handle.uniqueid
 
     def _on_event(self, headers: list[Header]) -> None:
         fields = dict(headers)
         event = fields.get("Event")
-        if event not in ("BridgeEnter", "Hangup"):
+        if event not in ("BridgeEnter", "Hangup", "AGIExecStart", "AGIExecEnd"):
             return
         uniqueid = self._by_channel.get(fields.get("Channel", ""))
         if uniqueid is None:
             return
         call = self.calls[uniqueid]
-        if event == "BridgeEnter" and call["bridged_at"] is None:
+        if event == "AGIExecStart":
+            self._command(call, fields.get("Command", ""))
+        elif event == "AGIExecEnd":
+            if fields.get("Command", "").upper().startswith("RECORD FILE"):
+                call["recorded"] += 1
+        elif event == "BridgeEnter" and call["bridged_at"] is None:
             call["bridged_at"] = self.world.now()
         elif event == "Hangup":
             call["ended_at"] = self.world.now()
             self._by_channel.pop(fields.get("Channel", ""), None)
+            call.pop("_after_reference", None)
             if self.report is not None:
                 self.report.write(json.dumps(call) + "\n")
                 self.report.flush()
+
+    def _command(self, call: dict[str, Any], line: str) -> None:
+        call["commands"] += 1
+        words = line.split()
+        verb = " ".join(words[:2]).upper()
+        prompt = words[2].rsplit("/", 1)[-1] if len(words) > 2 else ""
+        after_reference = call.pop("_after_reference", False)
+        if call["queued_at"] is None and (
+            "MusicOnHold" in line or prompt in ("hold-position", "hold-options")
+        ):
+            call["queued_at"] = self.world.now()
+        if verb == "STREAM FILE" and prompt == "your-reference":
+            call["_after_reference"] = True
+        elif verb == "STREAM FILE" and prompt == "message-saved":
+            call["saved"] = True
+        elif verb == "SAY DIGITS" and after_reference and len(words) > 2:
+            call["references"].append(words[2])
 
 
 __all__ = ["Scenario", "ScenarioRun", "load_scenario", "parse_scenario"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP
@@ -67,6 +68,7 @@ class AmiServerProtocol(Protocol):
         self.transport.write(BANNER)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        self.connected = False
         self._stop_events()
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
@@ -209,11 +211,24 @@ class AmiServerFactory(ServerFactory):
     def __init__(self, world: PbxWorld, no_delay: bool = True) -> None:
         self.world = world
         self.no_delay = no_delay
+        self.sessions: list[AmiServerProtocol] = []
 
     def buildProtocol(self, addr: object) -> AmiServerProtocol:
         protocol = AmiServerProtocol(self.world)
         protocol.no_delay = self.no_delay
+        self.sessions = [p for p in self.sessions if p.transport is None or p.connected]
+        self.sessions.append(protocol)
         return protocol
+
+    def cut(self) -> int:
+        """Drop every AMI connection at once (a network cut as the client sees it:
+        no goodbye); the calls go on. Returns how many were cut."""
+        live = [p for p in self.sessions if p.transport is not None and p.connected]
+        for protocol in live:
+            transport: Any = protocol.transport
+            transport.abortConnection()
+        self.sessions = []
+        return len(live)
 
 
 def port_number(listening: IListeningPort) -> int:
