@@ -22,6 +22,7 @@ kept under the test's temporary folder (the artefacts); set
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -201,16 +202,18 @@ def _read_urls(process: subprocess.Popen[bytes], log: Path) -> tuple[dict[str, s
     raise AssertionError(f"the demo did not start: {log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+@contextlib.contextmanager
+def running_demo(folder: Path, config_extra: str = "") -> Iterator[Demo]:
+    """``shenava demo`` on a redis-server of its own, its configuration the embedded one
+    plus ``config_extra`` (TOML tables appended, e.g. a short wellbeing limit)."""
     from shenava.config import DEMO_CONFIG_TOML
     from shenava.redis_server import start_redis_server
 
-    folder = tmp_path_factory.mktemp("browser-demo")
     server = start_redis_server(folder / "redis")
     config = folder / "demo.toml"
     assert '[redis]\nurl = ""' in DEMO_CONFIG_TOML
-    config.write_text(DEMO_CONFIG_TOML.replace('[redis]\nurl = ""', f'[redis]\nurl = "{server.url}"', 1))
+    config.write_text(DEMO_CONFIG_TOML.replace('[redis]\nurl = ""', f'[redis]\nurl = "{server.url}"', 1)
+                      + config_extra)
     shenava = Path(sys.executable).with_name("shenava")
     command = [str(shenava)] if shenava.exists() else [sys.executable, "-m", "shenava.cli"]
     port = _free_port()
@@ -231,6 +234,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     finally:
         running.stop()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    with running_demo(tmp_path_factory.mktemp("browser-demo")) as running:
+        yield running
 
 
 # -- the browser in its own thread ----------------------------------------------------------
@@ -989,3 +998,102 @@ def test_connection_lost_is_shown_when_the_daemon_stops(demo: Demo, browser: Bro
         page.context.close()
 
     browser.run(lost)
+
+
+def backlog_flags(demo: Demo) -> tuple[str, str]:
+    """Two callback flags of the demo's backlog, made as the daemon's store makes them:
+    an open follow-up due in two hours (the demo's dialler leaves it alone), and one closed
+    as a wrong number, waiting for a supervisor to see it. Returns ``(open id, wrong id)``."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from routing.callback_store import CallbackStore
+    from routing.callbacks import AttemptOutcome, CallingHours, Reason, ReasonKind
+
+    async def make() -> tuple[str, str]:
+        client = aioredis.Redis.from_url(demo.redis_url)
+        try:
+            store = CallbackStore(client, "shenava")
+            now = time.time()
+            later = now + 3600
+            opened = await store.raise_reason("09121110001", Reason(
+                ReasonKind.FOLLOW_UP, "browser-test:1", now, later + 3600, "a1", "ask about the parcel"), now)
+            wrong = await store.raise_reason("09121110002", Reason(
+                ReasonKind.FOLLOW_UP, "browser-test:2", now, later, "a1", "the refund"), now)
+            assert opened is not None and wrong is not None
+            # dialled "an hour from now" (the demo's dialler claims only what is due now)
+            hours = CallingHours.from_mapping({"timezone": "UTC", "windows": {"daily": ["00:00-24:00"]}})
+            claim = await store.claim_due(later + 1, hours, owner="browser-test")
+            assert claim is not None and claim.flag.flag_id == wrong.flag_id
+            flag = await store.start_attempt(claim.lease, later + 1, "a1")
+            await store.record_outcome(claim.lease, len(flag.attempts), AttemptOutcome.WRONG_NUMBER,
+                                       later + 30, by="a1")
+            return opened.flag_id, wrong.flag_id
+        finally:
+            await client.aclose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the test thread's loop is the reactor's
+        return pool.submit(asyncio.run, make()).result(timeout=30)
+
+
+def test_supervisor_cancels_and_acknowledges_callbacks_from_the_review_page(
+    demo: Demo, browser: BrowserThread, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(demo.redis_url)
+    open_id, wrong_id = backlog_flags(demo)
+
+    def work() -> None:
+        page = browser.signed_in(demo, SUPERVISOR, "review")  # Persian
+        wait_live(page)
+        row = page.locator(f'#callbacks-list tr[data-flag="{open_id}"]')
+        expect(row).to_contain_text("پیگیری")
+        # by keyboard: a reason is asked for first; Enter in the reason cancels
+        row.locator(".callback-note").focus()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.classList.contains('callback-cancel')")
+        page.keyboard.press("Enter")
+        expect(row.locator(".callback-result")).to_have_text("پیش از لغو، دلیل را بنویسید.")
+        assert page.evaluate("document.activeElement.classList.contains('callback-note')")
+        assert demo.get("/api/complaints/callbacks?state=open")  # nothing sent: still open
+        page.keyboard.type("the customer called in and was served")
+        with page.expect_response(lambda r: r.url.endswith(f"/callbacks/{open_id}/cancel")) as r:
+            page.keyboard.press("Enter")
+        assert r.value.status == 200, r.value.text()
+        expect(row).to_have_attribute("data-done", "cancel")
+        expect(row.locator("td.state")).to_have_text("لغو شد")
+        assert open_id not in {f["flag_id"] for f in demo.get("/api/complaints/callbacks?state=open")}
+        closed = {f["flag_id"]: f for f in demo.get("/api/complaints/callbacks?state=closed")}
+        assert closed[open_id]["resolution"] == "cancelled"
+        stored = json.loads(client.get(f"shenava:{{callbacks}}:flag:{open_id}") or b"{}")
+        assert (stored["status"], stored["resolution"]) == ("closed", "cancelled")
+        assert stored["history"][-1]["by"] == SUPERVISOR
+        assert "the customer called in and was served" in stored["history"][-1]["detail"]
+        assert client.hget("shenava:{callbacks}:open", "09121110001") is None
+        # the wrong number, among those needing attention: seen, by keyboard
+        page.select_option("#callback-state", "attention")
+        row = page.locator(f'#callbacks-list tr[data-flag="{wrong_id}"]')
+        expect(row.locator("td.state")).to_have_text("شمارهٔ اشتباه")
+        screenshot(page, "review-fa-callbacks", tmp_path)
+        row.locator(".callback-ack").focus()
+        with page.expect_response(lambda r: r.url.endswith(f"/callbacks/{wrong_id}/acknowledge")) as r:
+            page.keyboard.press("Enter")
+        assert r.value.status == 200, r.value.text()
+        expect(row).to_have_attribute("data-done", "acknowledge")
+        expect(row.locator("td.state")).to_have_text(f"دیده شد ({SUPERVISOR})")
+        assert wrong_id not in {f["flag_id"] for f in demo.get("/api/complaints/callbacks?state=attention")}
+        stored = json.loads(client.get(f"shenava:{{callbacks}}:flag:{wrong_id}") or b"{}")
+        assert stored["acknowledged_by"] == SUPERVISOR
+        assert client.zscore("shenava:{callbacks}:attention", wrong_id) is None
+        page.context.close()
+        # an agent sees the backlog but no buttons
+        agent = browser.signed_in(demo, "a2", "review?lang=en")
+        wait_live(agent)
+        expect(agent.locator("#callbacks-list tr, #callbacks-empty:visible")).not_to_have_count(0)
+        assert agent.locator(".callback-cancel, .callback-ack").count() == 0
+        agent.context.close()
+
+    try:
+        browser.run(work)
+    finally:
+        client.close()

@@ -203,17 +203,90 @@
 
   async function loadCallbacks() {
     const flags = await S.getJSON("api/complaints/callbacks?state=" + $("callback-state").value);
-    fill("callbacks-list", flags, (f) => {
-      const row = document.createElement("tr");
-      row.dataset.flag = f.flag_id;
-      cell(row, f.number, T.col_number, "num");
-      cell(row, list([...new Set(f.reasons.map((r) => code("callback_reason_", r.kind)))]), T.col_reason);
-      cell(row, when(f.due_at), T.col_due, "num");
-      cell(row, num(f.attempts.length), T.col_attempts, "num");
-      cell(row, f.resolution ? code("resolution_", f.resolution) : code("flag_state_", f.status),
-        T.col_state);
-      return row;
-    }, "callbacks-empty");
+    // Rows being acted on stay as they are (a reason being typed, the daemon's answer).
+    const kept = new Map([...$("callbacks-list").children]
+      .filter((row) => row.dataset.done || (row.querySelector(".callback-note") || {}).value)
+      .map((row) => [row.dataset.flag, row]));
+    const listed = new Set(flags.map((f) => f.flag_id));
+    const rows = flags.map((f) => kept.get(f.flag_id) || callbackRow(f));
+    for (const [id, row] of kept) if (!listed.has(id) && row.dataset.done) rows.push(row);
+    $("callbacks-list").replaceChildren(...rows);
+    $("callbacks-empty").hidden = rows.length > 0;
+  }
+
+  function flagState(f) {
+    if (f.acknowledged_by) return t("callback_seen_by", { who: f.acknowledged_by });
+    return f.resolution ? code("resolution_", f.resolution) : code("flag_state_", f.status);
+  }
+
+  function callbackRow(f) {
+    const row = document.createElement("tr");
+    row.dataset.flag = f.flag_id;
+    cell(row, f.number, T.col_number, "num");
+    cell(row, list([...new Set(f.reasons.map((r) => code("callback_reason_", r.kind)))]), T.col_reason);
+    cell(row, when(f.due_at), T.col_due, "num");
+    cell(row, num(f.attempts.length), T.col_attempts, "num");
+    const state = cell(row, flagState(f), T.col_state, "state");
+    const td = document.createElement("td");
+    td.dataset.label = T.col_action;
+    row.appendChild(td);
+    // Supervisors (and admins) act on the backlog; the daemon checks the role again.
+    if (S.me && S.me.role === "agent") return row;
+    const result = document.createElement("span");
+    result.className = "callback-result";
+    result.setAttribute("role", "status");
+    const act = async (button, path, body) => {
+      for (const b of td.querySelectorAll("button")) b.disabled = true;
+      try {
+        const flag = await S.postJSON("api/complaints/callbacks/" + encodeURIComponent(f.flag_id)
+          + "/" + path, body);
+        state.firstChild.textContent = flagState(flag);
+        row.dataset.done = path;
+        td.replaceChildren(result);
+        result.textContent = path === "cancel" ? T.callback_cancelled : T.callback_acknowledged;
+      } catch (error) {
+        for (const b of td.querySelectorAll("button")) b.disabled = false;
+        result.textContent = t("status_error", { message: error.message });
+        td.appendChild(result);
+        button.focus();
+      }
+    };
+    if (f.status === "open") {
+      const note = document.createElement("input");
+      note.type = "text";
+      note.className = "callback-note";
+      note.setAttribute("aria-label", t("callback_cancel_reason_for", { number: f.number }));
+      note.placeholder = T.callback_cancel_reason;
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "small danger callback-cancel";
+      cancel.textContent = T.btn_cancel_callback;
+      cancel.addEventListener("click", () => {
+        if (!note.value.trim()) {
+          result.textContent = T.callback_reason_needed;
+          td.appendChild(result);
+          note.focus();
+          return;
+        }
+        act(cancel, "cancel", { note: note.value.trim() });
+      });
+      note.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") {
+          e.preventDefault();
+          cancel.click();
+        }
+      });
+      td.append(note, cancel);
+    }
+    if (f.resolution && !f.acknowledged_by && (f.resolution === "unreachable" || f.resolution === "wrong_number")) {
+      const ack = document.createElement("button");
+      ack.type = "button";
+      ack.className = "small callback-ack";
+      ack.textContent = T.btn_acknowledge;
+      ack.addEventListener("click", () => act(ack, "acknowledge", {}));
+      td.appendChild(ack);
+    }
+    return row;
   }
 
   // -- the report ----------------------------------------------------------------------
@@ -275,7 +348,10 @@
       e.preventDefault();
       search().catch(S.failed);
     });
-    $("callback-state").addEventListener("change", () => loadCallbacks().catch(S.failed));
+    $("callback-state").addEventListener("change", () => {
+      $("callbacks-list").replaceChildren(); // another list: no row of the last one is kept
+      loadCallbacks().catch(S.failed);
+    });
     $("report-form").addEventListener("submit", (e) => {
       e.preventDefault();
       section("report", loadReport).catch(S.failed);
