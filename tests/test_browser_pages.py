@@ -1097,3 +1097,62 @@ def test_supervisor_cancels_and_acknowledges_callbacks_from_the_review_page(
         browser.run(work)
     finally:
         client.close()
+
+
+READING_ORDER_JS = """([id, text]) => {
+  // the text put where the page puts it, then its characters in the order a reader of
+  // the element's direction meets them (right to left in Persian), by their boxes
+  const el = document.getElementById(id);
+  el.textContent = text;
+  const node = el.firstChild, range = document.createRange(), seen = [];
+  for (let i = 0; i < node.length; i++) {
+    const ch = node.data[i];
+    if (!ch.trim() || "\\u2066\\u2067\\u2068\\u2069\\u200e\\u200f".includes(ch)) continue;
+    range.setStart(node, i);
+    range.setEnd(node, i + 1);
+    const box = range.getBoundingClientRect();
+    seen.push([ch, box.left + box.width / 2]);
+  }
+  const rtl = getComputedStyle(el).direction === "rtl";
+  seen.sort((a, b) => (rtl ? b[1] - a[1] : a[1] - b[1]));
+  // a number (with its sign) is read left to right in Persian too
+  const read = seen.map(([ch]) => ch).join("")
+    .replace(/[−0-9۰-۹]+/g, (run) => (rtl ? [...run].reverse().join("") : run));
+  return {rtl, read};
+}"""
+"""What a reader reads in an element: its characters by where they are drawn, from the
+element's starting side (right in Persian), each number with its sign read left to right
+as numbers are in Persian too."""
+
+
+def test_a_negative_allowance_reads_right_in_persian(demo: Demo, browser: BrowserThread) -> None:
+    def work() -> None:
+        page = browser.signed_in(demo, "a4", "desk")
+        wait_live(page)
+        cases = [
+            ("duration", -15, "−۱۵ثانیه"),
+            ("duration", -90, "−۱دقیقه۳۰ثانیه"),
+            ("duration", -3900, "−۱ساعت۵دقیقه"),
+            ("minutes", -15, "−۱۵دقیقه"),
+            ("duration", 90, "۱دقیقه۳۰ثانیه"),
+        ]
+        # the desk's figure (a <dd> of the right-to-left page) and a table cell's text
+        page.evaluate("""() => {
+          const td = document.createElement("td");
+          td.id = "probe-cell";
+          td.className = "num";
+          const row = document.createElement("tr");
+          row.appendChild(td);
+          const table = document.createElement("table");
+          table.appendChild(row);
+          document.getElementById("break-left").after(table);
+        }""")
+        for where in ("break-left", "probe-cell"):
+            for kind, value, wanted in cases:
+                text = page.evaluate(f"(v) => Shenava.{kind}(v)", value)
+                got = page.evaluate(READING_ORDER_JS, [where, text])
+                assert got["rtl"], (where, got)
+                assert got["read"].replace("\u00a0", "") == wanted, (where, kind, value, text, got)
+        page.context.close()
+
+    browser.run(work)

@@ -36,21 +36,23 @@
     : String(text));
   const pct = (x) => (x === null || x === undefined ? T.none : percent.format(x));
 
+  /** A signed figure: only the number and its minus are isolated left to right (U+2066..2069),
+   * so "−15" keeps its minus on the left in Persian while the unit, and any further parts,
+   * still follow it in the page's direction (read "−۱ دقیقه ۳۰ ثانیه", not "ثانیه ... −۱"). */
+  const signed = (negative, n) => (negative ? "\u2066−" + plain.format(n) + "\u2069" : plain.format(n));
+
   function duration(seconds) {
     if (seconds === null || seconds === undefined) return T.none;
-    // A negative figure (an allowance overdrawn) keeps its minus on the left in Persian too.
-    const sign = seconds < 0 ? "\u2066−" : "";
     const s = Math.floor(Math.abs(seconds));
     const h = Math.floor(s / 3600);
     const m = Math.floor((s % 3600) / 60);
     const parts = h ? [[h, T.unit_h], [m, T.unit_min]]
       : m ? [[m, T.unit_min], [s % 60, T.unit_s]] : [[s, T.unit_s]];
-    return sign + parts.map(([n, unit]) => plain.format(n) + "\u00a0" + unit).join(" ")
-      + (sign ? "\u2069" : "");
+    return parts.map(([n, unit], i) => signed(i === 0 && seconds < 0 && s > 0, n) + "\u00a0" + unit)
+      .join(" ");
   }
   const minutes = (m) => (m === null || m === undefined ? T.none
-    : (m < 0 ? "\u2066−" : "") + plain.format(Math.abs(m)) + "\u00a0" + T.unit_min
-      + (m < 0 ? "\u2069" : ""));
+    : signed(m < 0, Math.abs(m)) + "\u00a0" + T.unit_min);
 
   const formats = new Map();
   function dateFormat(kind, tz) {
@@ -686,7 +688,7 @@
   }
 
   window.Shenava = {
-    T, LANG, LOCALE, t, num, digits, pct, duration, timeOf, code, postJSON, getJSON,
+    T, LANG, LOCALE, t, num, digits, pct, duration, minutes, timeOf, code, postJSON, getJSON,
     shown, failed, follow, Refused, Unreachable,
     onBoard: (f) => boardListeners.push(f),
     onCall: (f) => deskListeners.push(f),
