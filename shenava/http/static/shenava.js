@@ -308,7 +308,18 @@
 
   function fillTable(id, items, makeRow, emptyId) {
     const body = $(id);
+    // Rows are made again with each push: a keyboard user's place (a focused button of a
+    // row, e.g. an alert's Acknowledge) is given back to the same control of the new row.
+    const active = document.activeElement;
+    const row = active && active !== body && body.contains(active) ? active.closest("tr") : null;
+    const place = row ? [JSON.stringify(row.dataset), active.tagName, active.className] : null;
     body.replaceChildren(...items.map(makeRow));
+    if (place) {
+      const again = [...body.children].find((r) => JSON.stringify(r.dataset) === place[0]);
+      const control = again && [...again.querySelectorAll(place[1])]
+        .find((el) => el.className === place[2]);
+      if (control) control.focus();
+    }
     if (emptyId) $(emptyId).hidden = items.length > 0;
   }
 
