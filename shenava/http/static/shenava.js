@@ -579,9 +579,11 @@
         ["call_waited", call.waited_s === undefined || call.waited_s === null ? null
           : duration(call.waited_s)],
         ["call_complaint", complaint],
-        ["call_earlier", (call.earlier_complaints || []).map((c) => c.reference
-          + (c.status ? " (" + code("status_", c.status) + ")" : "")).join(LANG === "fa" ? "، " : ", ")
-          || null],
+        ["call_earlier", (call.earlier_complaints || []).map((c) => {
+          const about = [c.category ? code("category_", c.category) : null,
+            c.status ? code("status_", c.status) : null].filter(Boolean);
+          return c.reference + (about.length ? " (" + about.join(LANG === "fa" ? "، " : ", ") + ")" : "");
+        }).join(LANG === "fa" ? "؛ " : "; ") || null],
       ].filter(([, value]) => value !== null && value !== undefined && value !== "");
       $("call-facts").replaceChildren(...facts.flatMap(([key, value]) => {
         const dt = document.createElement("dt");

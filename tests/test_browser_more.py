@@ -9,8 +9,11 @@ short wellbeing limits appended to the embedded configuration.
 from __future__ import annotations
 
 import json
+import re
 import time
+import urllib.error
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,74 @@ def test_supervisor_acknowledges_a_wellbeing_alert_from_the_wallboard(
         assert any(r.get("agent_id") == agent_id and r.get("kind") == "no_break" for r in raised), raised
     finally:
         client.close()
+
+
+EARLIER_TRANSCRIPT = "بسته‌ام هنوز نرسیده و کسی هم تماس نمی‌گیرد"
+"""The transcript of the caller's earlier voicemail (Persian, as Vosk's Persian model writes)."""
+
+
+def earlier_voicemail(demo: Demo, number: str) -> str:
+    """A complaint the caller left by voicemail yesterday, transcribed, made as the daemon
+    makes one (the register on the demo's Redis, a reference block of its own). Returns
+    its reference."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from complaints.complaint import Channel
+    from complaints.reference_blocks import ReferenceBlocks
+    from complaints.service import ComplaintRegister
+    from complaints.store import ComplaintStore
+
+    async def make() -> str:
+        client = aioredis.Redis.from_url(demo.redis_url)
+        try:
+            refs = ReferenceBlocks(client, "shenava", folder=None)
+            refs.load()
+            register = ComplaintRegister(ComplaintStore(client, "shenava", refs))
+            now = time.time()
+            c = await register.open_complaint(now - 86400, category="delivery",
+                                              channel=Channel.VOICEMAIL, number=number,
+                                              language="fa")
+            await register.attach_transcript(c.reference, EARLIER_TRANSCRIPT, now - 86000)
+            return c.reference
+        finally:
+            await client.aclose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the test thread's loop is the reactor's
+        return pool.submit(asyncio.run, make()).result(timeout=30)
+
+
+def test_the_desk_shows_a_callers_earlier_complaint_and_voicemail_in_persian(
+    demo: Demo, browser: BrowserThread, tmp_path: Path
+) -> None:
+    agent_id = "a3"
+
+    def work() -> None:
+        page = browser.signed_in(demo, agent_id, "desk")  # Persian
+        wait_live(page)
+        try:
+            demo.post(f"/api/agents/{agent_id}/ready", {}, name=agent_id)
+        except urllib.error.HTTPError as exc:  # 409: on a call already
+            assert exc.code == 409, exc
+        expect(page.locator("#call-actions")).to_be_visible(timeout=CALL_LIMIT_S * 1000)
+        # the caller (the supervisor sees the full number) left a voicemail yesterday
+        call = demo.get(f"/api/agents/{agent_id}/call")["call"]
+        number = call["caller_number"]
+        assert number, call
+        reference = earlier_voicemail(demo, number)
+        # the screen pop is read when the call comes; the desk opened again reads it now
+        page.reload()
+        wait_live(page)
+        earlier = page.locator('#call-facts dd[data-field="call_earlier"]')
+        expect(earlier).to_contain_text(reference)
+        expect(earlier).to_contain_text(f"{reference} (تحویل، باز)")  # category and status, translated
+        expect(page.locator("#call-transcript")).to_have_text(EARLIER_TRANSCRIPT)
+        expect(page.locator("#call-flags")).to_contain_text("شکایت باز")
+        facts = page.locator("#call-facts").inner_text()
+        assert not re.search("[A-Za-z]{3,}", facts), facts  # every code translated
+        assert number not in facts  # the agent sees the number masked
+        screenshot(page, "desk-fa-earlier", tmp_path)
+        page.context.close()
+
+    browser.run(work)
