@@ -256,7 +256,9 @@ class CallFlow:
         """A caller an earlier daemon was recording hung up while no daemon watched
         (its ``kill -9`` came before it learned of the hang-up): keep the recording
         as that daemon would have (a caller who hangs up while recording leaves a
-        voicemail). True if it was handed on."""
+        voicemail). Likewise a caller whose IVR was done with a voicemail (they
+        heard "message saved") whose outcome the dead daemon had not handed on
+        yet. True if it was handed on."""
         from ivr.machine import EndReason, Phase, state_from_dict
 
         name = record.get("recording")

@@ -82,3 +82,52 @@ async def test_a_voicemail_confirmed_before_a_kill_is_kept_once(
     flag = json.loads(await as_deferred(client.get(
         f"shenava:{{callbacks}}:flag:{flag_id.decode() if isinstance(flag_id, bytes) else flag_id}")))
     assert [r["kind"] for r in flag["reasons"]].count("voicemail") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_voicemail_kept_before_the_kill_is_not_kept_twice(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The killed daemon had stored the voicemail, but the write that dropped the
+    call's record never reached Redis: the take-over hands it on again, and the
+    intake keeps one voicemail, one complaint and one flag reason."""
+    folder = tmp_path / "recordings" / "voicemail"
+    folder.mkdir(parents=True)
+    config = e2e_config()
+    config = dataclasses.replace(config, recordings=dataclasses.replace(config.recordings, dir=folder))
+    h = E2E.build(tmp_path, config=config, redis=redis_client, killable=True)
+    call = h.call(CallerScript(number=NUMBER, language="fa", answers=("1", "4"), patience_s=900.0))
+    extension = h.app.takeover
+    assert isinstance(extension, CallStateExtension)
+    client: Any = redis_client
+
+    await h.run_until_async(lambda: "message-saved" in h.prompts(call), limit_s=120)
+    await extension.recorder.flushed()
+    record = (await as_deferred(extension.store.load()))[call.uniqueid]
+    state = {"kept": False}
+
+    def kept() -> bool:
+        d = ensureDeferred(_voicemails_of(client, call.uniqueid))
+        d.addCallback(lambda v: state.__setitem__("kept", bool(v)))
+        return state["kept"]
+
+    await h.run_until_async(kept, limit_s=120)
+    h.kill()
+    await as_deferred(client.hset("shenava:{calls}:live", call.uniqueid, json.dumps(record)))
+    call.hang_up()
+    h.pump()
+
+    h.start_again(redis=redis_client)
+    until = h.now + 30.0
+    await h.run_until_async(lambda: h.now >= until, limit_s=60)
+    assert len(await _voicemails_of(client, call.uniqueid)) == 1
+    refs = await as_deferred(client.zrange("shenava:{complaints}:all", 0, -1))
+    mine = 0
+    for ref in refs:
+        key = ref.decode() if isinstance(ref, bytes) else ref
+        mine += json.loads(await as_deferred(client.get(f"shenava:{{complaints}}:c:{key}")))["call_id"] == call.uniqueid
+    assert mine == 1
+    flag_id = await as_deferred(client.hget("shenava:{callbacks}:open", NUMBER))
+    flag = json.loads(await as_deferred(client.get(
+        f"shenava:{{callbacks}}:flag:{flag_id.decode() if isinstance(flag_id, bytes) else flag_id}")))
+    assert [r["kind"] for r in flag["reasons"]].count("voicemail") == 1
