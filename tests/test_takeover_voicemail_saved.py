@@ -131,3 +131,39 @@ async def test_a_voicemail_kept_before_the_kill_is_not_kept_twice(
     flag = json.loads(await as_deferred(client.get(
         f"shenava:{{callbacks}}:flag:{flag_id.decode() if isinstance(flag_id, bytes) else flag_id}")))
     assert [r["kind"] for r in flag["reasons"]].count("voicemail") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_caller_still_on_the_line_after_message_saved_is_hung_up(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The daemon died during "message saved", before it hung up, and the caller
+    stayed on the line: the next daemon handed the voicemail on but left them in
+    AGI, so the take-over after that took them for a new caller and they left a
+    second voicemail (``benchmarks/chaos.py``). Now they hear the prompt again
+    and are hung up; one voicemail."""
+    folder = tmp_path / "recordings" / "voicemail"
+    folder.mkdir(parents=True)
+    config = e2e_config()
+    config = dataclasses.replace(config, recordings=dataclasses.replace(config.recordings, dir=folder))
+    h = E2E.build(tmp_path, config=config, redis=redis_client, killable=True)
+    call = h.call(CallerScript(number=NUMBER, language="fa", answers=("1", "4"), patience_s=900.0))
+    extension = h.app.takeover
+    assert isinstance(extension, CallStateExtension)
+    client: Any = redis_client
+
+    await h.run_until_async(lambda: "message-saved" in h.prompts(call), limit_s=120)
+    await extension.recorder.flushed()
+    h.kill()
+    h.start_again(redis=redis_client)
+    await h.run_until_async(lambda: not h.alive(call), limit_s=120)
+    assert h.prompts(call).count("message-saved") == 2
+    state = {"kept": False}
+
+    def kept() -> bool:
+        d = ensureDeferred(_voicemails_of(client, call.uniqueid))
+        d.addCallback(lambda v: state.__setitem__("kept", bool(v)))
+        return state["kept"]
+
+    await h.run_until_async(kept, limit_s=60)
+    assert len(await _voicemails_of(client, call.uniqueid)) == 1
