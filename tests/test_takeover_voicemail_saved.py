@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from twisted.internet.defer import ensureDeferred
 from redis.asyncio import Redis
+from twisted.internet.defer import ensureDeferred
 
 from shenava.takeover import CallStateExtension
 from shenava_base.aio import as_deferred
