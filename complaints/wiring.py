@@ -258,6 +258,14 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
         """A caller taken over after a crash may have had their complaint opened
         already (the call state Redis got predates it): find it by call id first."""
         number = complaint_fields(outcome)["number"]
+        if journal is not None:
+            # Opened by the killed daemon and still in the journal (Redis away,
+            # or not yet replayed): Redis cannot show it yet.
+            for payload in journal.pending(OPEN_KIND, call_key(outcome.call_id)):
+                if payload.get("reference"):
+                    log.info("call {call}: its complaint was opened before the take-over (in the journal)",
+                             call=outcome.call_id)
+                    return str(payload["reference"])
         if number and (journal is None or journal.redis_away_since is None):
             try:
                 for c in await register.store.for_number(number):

@@ -256,7 +256,9 @@ class CallFlow:
         """A caller an earlier daemon was recording hung up while no daemon watched
         (its ``kill -9`` came before it learned of the hang-up): keep the recording
         as that daemon would have (a caller who hangs up while recording leaves a
-        voicemail). True if it was handed on."""
+        voicemail). Likewise a caller whose IVR was done with a voicemail (they
+        heard "message saved") whose outcome the dead daemon had not handed on
+        yet. True if it was handed on."""
         from ivr.machine import EndReason, Phase, state_from_dict
 
         name = record.get("recording")
@@ -267,6 +269,14 @@ class CallFlow:
             state = state_from_dict(raw)
         except (KeyError, TypeError, ValueError):
             return False
+        if state.phase is Phase.DONE:
+            # The IVR was done: "message saved" was playing (or played) and the
+            # outcome not yet handed on when the daemon died (under load the
+            # intake runs seconds later). The caller heard it was saved: keep it.
+            done = state.outcome
+            if done is None or done.requested is not Request.VOICEMAIL or not done.recording:
+                return False
+            return self._hand_on_voicemail(call_id, done, record, "after hearing it was saved")
         if state.phase is not Phase.RECORD:
             return False
         outcome = Outcome(
@@ -277,8 +287,16 @@ class CallFlow:
             account=state.account, reference=state.reference,
             callback_number=state.callback_number, recording=str(name),
         )
-        log.info("call {call} hung up while recording and no daemon watched: its voicemail is kept",
-                 call=call_id)
+        return self._hand_on_voicemail(call_id, outcome, record, "while recording")
+
+    def _hand_on_voicemail(
+        self, call_id: str, outcome: Outcome, record: Mapping[str, Any], when: str
+    ) -> bool:
+        """Give a recovered voicemail to the intake (idempotent: by the recording's
+        id, the call's complaint and the flag reason's operation id)."""
+        assert self.on_voicemail is not None
+        log.info("call {call} hung up {when} and no daemon watched: its voicemail is kept",
+                 call=call_id, when=when)
         d = maybeDeferred(self.on_voicemail, outcome, str(record.get("channel") or ""))
         d.addErrback(lambda f: log.failure("voicemail of call {call} not kept", f, call=call_id))
         return True

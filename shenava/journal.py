@@ -353,6 +353,14 @@ class Journal:
             return 0.0
         return max(0.0, (self._clock.seconds() if now is None else now) - at)
 
+    def pending(self, kind: str, key: str) -> list[dict[str, Any]]:
+        """The payloads of ``kind`` entries ordered by ``key`` that are kept (or
+        being written) and not yet applied, oldest first: what Redis does not
+        show yet (a complaint opened while Redis was away, or before a kill -9
+        and not yet replayed)."""
+        entries = [*self._queue.values(), *(e for e, _ in self._to_write)]
+        return [e.payload for e in entries if e.kind == kind and key in e.keys]
+
     def health(self) -> dict[str, Any]:
         found: dict[str, Any] = {
             "durable": self.file is not None,

@@ -331,6 +331,7 @@ def install(app: Any) -> CallStateExtension:
     recorder = CallStateRecorder(
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
         fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,
+        records_kept=app.journal.written if app.journal is not None and app.config.state.durable else None,
     )
     if app.config.state.durable:
         recorder.spool = CallStateSpool(Path(app.config.state.folder))

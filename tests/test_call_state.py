@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
 from redis.asyncio import Redis
-from twisted.internet.task import Clock
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock, deferLater
 
 from ivr.machine import (
     Collect,
@@ -154,3 +158,50 @@ async def test_writes_spaced_by_min_interval_carry_every_change_since_the_last(
     await recorder.flushed()
     assert store.commands == 2
     assert sorted(await as_deferred(store.load())) == sorted(f"c{n}" for n in range(1, 12))
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_ended_call_is_dropped_only_once_its_journal_records_are_on_disk(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The end of a waiting call journals its records (an abandon's flag); the
+    journal's disk write runs in a thread. A drop written to Redis before that
+    write, then a kill -9, lost the flag: no record for the next daemon to
+    count again, no journal entry to replay (benchmarks/chaos.py)."""
+    from shenava.journal import Journal
+
+    held: list[tuple[Deferred[object], object]] = []
+
+    def slow_disk(work: Any) -> Deferred[object]:
+        d: Deferred[object] = Deferred()
+        held.append((d, work))
+        return d
+
+    clock = Clock()
+    (tmp_path / "state").mkdir()
+    journal = Journal(clock, tmp_path / "state", run_in_thread=slow_disk)
+    journal.register("flag", lambda entry: succeed(None))
+    store = CallStateStore(redis_client, "t")
+    live = {"c1"}
+    recorder = CallStateRecorder(
+        store, clock, [lambda call_id: record_of(call_id) if call_id in live else None],
+        records_kept=journal.written,
+    )
+    recorder.mark("c1")
+    clock.advance(0)
+    await recorder.flushed()
+    assert "c1" in await as_deferred(store.load())
+
+    live.clear()  # the caller hung up: the flag is journalled, the record dropped
+    journal.submit("flag", {"call": "c1"}, ("call:c1",))
+    recorder.mark("c1")
+    clock.advance(0)
+    for _ in range(20):  # give the (real) Redis every chance to take a write
+        await deferLater(reactor, 0.01, lambda: None)
+    assert "c1" in await as_deferred(store.load()), "dropped before the journal entry was on disk"
+    while held:
+        d, work = held.pop(0)
+        d.callback(work())  # type: ignore[operator]
+    await recorder.flushed()
+    assert await as_deferred(store.load()) == {}
+    assert [e.payload for e in journal.file.load()[1]] == [{"call": "c1"}]  # type: ignore[union-attr]

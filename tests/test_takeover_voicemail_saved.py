@@ -1,0 +1,169 @@
+"""A caller who heard "message saved" keeps their voicemail across a kill -9.
+
+The IVR plays ``message-saved`` first and hands the voicemail to the intake
+(which journals it) only when the prompt has played. A daemon killed in
+between (under load the intake ran seconds later) left a call state whose IVR
+was done, with the voicemail outcome in it; the caller hung up while no daemon
+ran, and the next daemon counted the call as ended and dropped the record:
+no voicemail, no complaint, no flag (``benchmarks/chaos.py``: 5 at 5 calls/s
+with 12 faults). The take-over now hands such an outcome on, as the killed
+daemon would have. In process, virtual time, real Redis (``tests.e2e_harness``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from redis.asyncio import Redis
+from twisted.internet.defer import ensureDeferred
+
+from shenava.takeover import CallStateExtension
+from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript
+from tests.e2e_harness import E2E, e2e_config
+
+NUMBER = "0935444001"
+
+
+async def _voicemails_of(client: Any, call_id: str) -> list[str]:
+    found = []
+    for raw in await as_deferred(client.zrange("shenava:{vm}:index", 0, -1)):
+        vm_id = raw.decode() if isinstance(raw, bytes) else raw
+        owner = await as_deferred(client.hget(f"shenava:{{vm}}:vm:{vm_id}", "call_id"))
+        if (owner.decode() if isinstance(owner, bytes) else owner) == call_id:
+            found.append(vm_id)
+    return found
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_voicemail_confirmed_before_a_kill_is_kept_once(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    folder = tmp_path / "recordings" / "voicemail"
+    folder.mkdir(parents=True)
+    config = e2e_config()
+    config = dataclasses.replace(config, recordings=dataclasses.replace(config.recordings, dir=folder))
+    h = E2E.build(tmp_path, config=config, redis=redis_client, killable=True)
+    call = h.call(CallerScript(number=NUMBER, language="fa", answers=("1", "4"), patience_s=900.0))
+    extension = h.app.takeover
+    assert isinstance(extension, CallStateExtension)
+    client: Any = redis_client
+
+    await h.run_until_async(lambda: "message-saved" in h.prompts(call), limit_s=120)
+    await extension.recorder.flushed()
+    record = (await as_deferred(extension.store.load()))[call.uniqueid]
+    assert record["ivr"]["phase"] == "done"
+    assert record["ivr"]["outcome"]["requested"] == "voicemail"
+    assert h.outcome_of(call) is None  # not handed on yet: the prompt is still playing
+    h.kill()
+    call.hang_up()  # heard "message saved" and hung up while no daemon ran
+    h.pump()
+
+    h.start_again(redis=redis_client)
+
+    async def kept() -> bool:
+        return bool(await _voicemails_of(client, call.uniqueid))
+
+    state = {"kept": False}
+
+    def check() -> bool:
+        d = ensureDeferred(kept())
+        d.addCallback(lambda v: state.__setitem__("kept", v))
+        return state["kept"]
+
+    await h.run_until_async(check, limit_s=120)
+    assert len(await _voicemails_of(client, call.uniqueid)) == 1
+    flag_id = await as_deferred(client.hget("shenava:{callbacks}:open", NUMBER))
+    assert flag_id is not None
+    flag = json.loads(await as_deferred(client.get(
+        f"shenava:{{callbacks}}:flag:{flag_id.decode() if isinstance(flag_id, bytes) else flag_id}")))
+    assert [r["kind"] for r in flag["reasons"]].count("voicemail") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_voicemail_kept_before_the_kill_is_not_kept_twice(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The killed daemon had stored the voicemail, but the write that dropped the
+    call's record never reached Redis: the take-over hands it on again, and the
+    intake keeps one voicemail, one complaint and one flag reason."""
+    folder = tmp_path / "recordings" / "voicemail"
+    folder.mkdir(parents=True)
+    config = e2e_config()
+    config = dataclasses.replace(config, recordings=dataclasses.replace(config.recordings, dir=folder))
+    h = E2E.build(tmp_path, config=config, redis=redis_client, killable=True)
+    call = h.call(CallerScript(number=NUMBER, language="fa", answers=("1", "4"), patience_s=900.0))
+    extension = h.app.takeover
+    assert isinstance(extension, CallStateExtension)
+    client: Any = redis_client
+
+    await h.run_until_async(lambda: "message-saved" in h.prompts(call), limit_s=120)
+    await extension.recorder.flushed()
+    record = (await as_deferred(extension.store.load()))[call.uniqueid]
+    state = {"kept": False}
+
+    def kept() -> bool:
+        d = ensureDeferred(_voicemails_of(client, call.uniqueid))
+        d.addCallback(lambda v: state.__setitem__("kept", bool(v)))
+        return state["kept"]
+
+    await h.run_until_async(kept, limit_s=120)
+    h.kill()
+    await as_deferred(client.hset("shenava:{calls}:live", call.uniqueid, json.dumps(record)))
+    call.hang_up()
+    h.pump()
+
+    h.start_again(redis=redis_client)
+    until = h.now + 30.0
+    await h.run_until_async(lambda: h.now >= until, limit_s=60)
+    assert len(await _voicemails_of(client, call.uniqueid)) == 1
+    refs = await as_deferred(client.zrange("shenava:{complaints}:all", 0, -1))
+    mine = 0
+    for ref in refs:
+        key = ref.decode() if isinstance(ref, bytes) else ref
+        mine += json.loads(await as_deferred(client.get(f"shenava:{{complaints}}:c:{key}")))["call_id"] == call.uniqueid
+    assert mine == 1
+    flag_id = await as_deferred(client.hget("shenava:{callbacks}:open", NUMBER))
+    flag = json.loads(await as_deferred(client.get(
+        f"shenava:{{callbacks}}:flag:{flag_id.decode() if isinstance(flag_id, bytes) else flag_id}")))
+    assert [r["kind"] for r in flag["reasons"]].count("voicemail") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_caller_still_on_the_line_after_message_saved_is_hung_up(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The daemon died during "message saved", before it hung up, and the caller
+    stayed on the line: the next daemon handed the voicemail on but left them in
+    AGI, so the take-over after that took them for a new caller and they left a
+    second voicemail (``benchmarks/chaos.py``). Now they hear the prompt again
+    and are hung up; one voicemail."""
+    folder = tmp_path / "recordings" / "voicemail"
+    folder.mkdir(parents=True)
+    config = e2e_config()
+    config = dataclasses.replace(config, recordings=dataclasses.replace(config.recordings, dir=folder))
+    h = E2E.build(tmp_path, config=config, redis=redis_client, killable=True)
+    call = h.call(CallerScript(number=NUMBER, language="fa", answers=("1", "4"), patience_s=900.0))
+    extension = h.app.takeover
+    assert isinstance(extension, CallStateExtension)
+    client: Any = redis_client
+
+    await h.run_until_async(lambda: "message-saved" in h.prompts(call), limit_s=120)
+    await extension.recorder.flushed()
+    h.kill()
+    h.start_again(redis=redis_client)
+    await h.run_until_async(lambda: not h.alive(call), limit_s=120)
+    assert h.prompts(call).count("message-saved") == 2
+    state = {"kept": False}
+
+    def kept() -> bool:
+        d = ensureDeferred(_voicemails_of(client, call.uniqueid))
+        d.addCallback(lambda v: state.__setitem__("kept", bool(v)))
+        return state["kept"]
+
+    await h.run_until_async(kept, limit_s=60)
+    assert len(await _voicemails_of(client, call.uniqueid)) == 1
