@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,12 +68,7 @@ from agent_stats.running import (
     AgentDay,
     CallLog,
     Glance,
-    LookSchedule,
     WindowSums,
-    alert_kinds,
-    glance,
-    running_signals,
-    steady_until,
 )
 from agent_stats.sla import (
     BucketKey,
@@ -95,7 +90,6 @@ from agent_stats.states import (
     StateKey,
 )
 from agent_stats.store import (
-    AlertRaised,
     AlertRecord,
     BreakCancelled,
     BreakGranted,
@@ -108,18 +102,14 @@ from agent_stats.store import (
     OutcomeWrite,
     StatsStore,
 )
+from agent_stats.watch import HANDLED_KEEP_S as HANDLED_KEEP_S  # re-exported
+from agent_stats.watch import SIGNALS_REFRESH_S as SIGNALS_REFRESH_S  # re-exported
+from agent_stats.watch import WellbeingWatch
 from agent_stats.wellbeing import (
     Alert,
     AlertKind,
     WellbeingConfig,
     WellbeingSignals,
-    alerts,
-)
-from agent_stats.wellbeing_looks import (
-    ALERT_HORIZON_S,
-    LookFilter,
-    refresh_horizon_s,
-    refreshed,
 )
 from agent_stats.writer import StoreWriter
 from routing.events import (
@@ -141,10 +131,6 @@ RESTORE_RETRY_MAX_S = 5.0
 """Short: the journal holds the SL outcomes back until the restore is done."""
 TRAFFIC_WINDOW_S = 1800.0
 MIN_TRAFFIC_WINDOW_S = 300.0
-HANDLED_KEEP_S = 86400.0
-SIGNALS_REFRESH_S = 300.0
-"""An agent nothing happens to is looked at again at least this often (the
-wallboard's occupancy and time since a break); alerts come when due, sooner."""
 FAIRNESS_EVERY_S = 300.0
 """How often the day's Jain index is recomputed (from the running allowances)."""
 DEFAULT_QUEUE = "complaints"
@@ -238,21 +224,10 @@ class StatsService:
         self.grants_made = 0
         self.break_wait_max_s = 0.0
         """The longest wait of a grant since the start."""
-        self.alerts_raised: list[AlertRecord] = []
-        """Today's alerts (pruned at the heartbeat); ``alerts_count`` counts them all."""
-        self.alerts_count = 0
-        self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
-        self.signals: Mapping[str, WellbeingSignals] = _SignalsAtLastCheck(self)
-        """Each logged-in agent's exact signals at the last check, computed when read."""
-        self._glances: dict[str, Glance] = {}
-        """Each logged-in agent's alert figures when last looked at (``running.glance``)."""
-        self._checked_at = -math.inf
-        self._looks = LookSchedule(s.profile.agent_id for s in roster)
-        self._look_filter = LookFilter(wellbeing)
-        self.alert_horizon_s = ALERT_HORIZON_S
-        """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
-        self._windows: dict[str, WindowSums] = {}
-        self._order: dict[str, int] = {}
+        self.watch = WellbeingWatch(
+            roster=roster, sla=sla, wellbeing=wellbeing, agent_day=self._agent_day,
+            call_log=self._call_log, submit=self.writer.submit,
+        )
         self.fairness_today = 1.0
         self._fairness_at = -math.inf
         self.restored_agents: list[str] = []
@@ -477,7 +452,7 @@ class StatsService:
 
     def on_agent_change(self, change: AgentChange) -> None:
         agent_id = change.agent_id
-        if self._look_filter.change_needs_look(change, self.active_alerts.get(agent_id, ())):
+        if self.watch.look_filter.change_needs_look(change, self.active_alerts.get(agent_id, ())):
             self._look_at(agent_id)
         status = self.roster.get(agent_id)
         ledger = status.ledger
@@ -507,10 +482,7 @@ class StatsService:
         self._decide_soon()
 
     def _look_at(self, agent_id: str) -> None:
-        """Something happened to the agent that its planned look does not cover: look at the
-        next tick (a whole look: what its last look assumed no longer holds)."""
-        self._looks.changed(agent_id)
-        self._look_filter.forget(agent_id)
+        self.watch.look_at(agent_id)
 
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
@@ -563,7 +535,7 @@ class StatsService:
     def _call_answered(self, event: CallAnswered) -> None:
         self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
         self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
-        if self._look_filter.answer_needs_look(
+        if self.watch.look_filter.answer_needs_look(
             event.agent_id, event.at, event.hard, self.active_alerts.get(event.agent_id, ())
         ):
             self._look_at(event.agent_id)
@@ -741,8 +713,7 @@ class StatsService:
         self._trim_traffic(now)
         if self.grants and (self.grants[0].granted_at or today) < today:
             self.grants = [g for g in self.grants if (g.granted_at or today) >= today]
-        if self.alerts_raised and self.alerts_raised[0].at < today:
-            self.alerts_raised = [a for a in self.alerts_raised if a.at >= today]
+        self.watch.forget_before(today)
 
     def traffic(self, now: float) -> Traffic:
         self._trim_traffic(now)
@@ -872,135 +843,61 @@ class StatsService:
             for s in self.roster
         }
 
-    def check_wellbeing(self, now: float) -> list[AlertRecord]:
-        """New alerts of logged-in agents are recorded and logged.
+    # -- wellbeing (agent_stats.watch) ---------------------------------------------
 
-        Incremental: an agent is looked at when something happened to it that
-        can change its alerts sooner than planned (``wellbeing_looks``: a rest,
-        a login or logout, a call or a change of state that moves the occupancy
-        window the wrong way, a restore) and when its alerts could next change
-        with time alone (``running.steady_until``); every ``SIGNALS_REFRESH_S``
-        an agent with nothing due gets a glance for the pages' figures
-        (``wellbeing_looks.refreshed``). The alerts are those a look at every
-        agent would find at this tick. ``signals`` gives every logged-in agent's exact
-        signals at this check when read.
+    def check_wellbeing(self, now: float) -> list[AlertRecord]:
+        """New alerts of logged-in agents are recorded and logged (:class:`WellbeingWatch`).
+
+        ``signals`` gives every logged-in agent's exact signals at this check when read.
         """
-        raised: list[AlertRecord] = []
-        start = day_start(now, self.sla)
-        self._checked_at = now
-        if not self._order:
-            self._order = {s.profile.agent_id: i for i, s in enumerate(self.roster)}
-        for agent_id in self._looks.take(now, self._order):
-            if agent_id not in self.roster:
-                self._look_filter.forget(agent_id)
-                continue
-            status = self.roster.get(agent_id)
-            calls = self._call_log(agent_id)
-            day = self._agent_day(agent_id)
-            day.sync(status.ledger, start)
-            # the hard-call window needs the calls' times; the counts since the last
-            # reset and of the day are kept as counts: older calls are forgotten
-            reset = status.ledger.origin if day.last_reset is None else day.last_reset
-            calls.prune(now - self.wellbeing.hard_calls_window_s, start, reset)
-            if status.state is AgentState.LOGGED_OUT:
-                self.active_alerts.pop(agent_id, None)
-                self._glances.pop(agent_id, None)
-                self._look_filter.forget(agent_id)
-                continue
-            window = self._windows.get(agent_id)
-            if window is None:
-                window = self._windows[agent_id] = WindowSums()
-            order = self._order.get(agent_id, 0)
-            refresh_at = now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S)
-            alert_at = self._look_filter.planned_at(agent_id)
-            last = self._glances.get(agent_id)
-            if alert_at > now and last is not None:
-                # only the pages' figures are due (nothing happened, no alert is due)
-                self._glances[agent_id] = refreshed(
-                    last, status.ledger, window, now, self.wellbeing)
-                self._looks.plan(agent_id, min(alert_at, refresh_at))
-                continue
-            g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
-            self._glances[agent_id] = g
-            planned = now if g.near else steady_until(
-                g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
-                refresh_horizon_s(order, now, self.alert_horizon_s),
-            )
-            self._looks.plan(agent_id, min(planned, refresh_at))
-            self._look_filter.looked(agent_id, status.state, planned)
-            before = self.active_alerts.get(agent_id)
-            if before is None:
-                before = self.active_alerts[agent_id] = {}
-            kinds = alert_kinds(g, self.wellbeing)
-            if not g.near and len(kinds) == len(before) and all(k in before for k in kinds):
-                continue  # the same alerts (their figures are read from the glance)
-            if g.near or (AlertKind.HIGH_OCCUPANCY in kinds
-                          and AlertKind.HIGH_OCCUPANCY not in before):
-                # near a threshold, or an occupancy alert to record: the exact figures
-                exact = running_signals(status.ledger, day, calls, now, start, self.wellbeing)
-                found = {a.kind: a for a in alerts(exact, self.wellbeing)}
-            else:
-                found = {a.kind: a for a in alerts(g.signals(), self.wellbeing)}
-            for kind, alert in found.items():
-                if kind not in before:
-                    record = AlertRecord(agent_id, kind.value, float(alert.value),
-                                         float(alert.limit), now)
-                    raised.append(record)
-                    self.writer.submit(AlertRaised(record))
-                    log.warn(
-                        "wellbeing alert for {agent}: {kind} ({value:g}, limit {limit:g})",
-                        agent=agent_id, kind=kind.value, value=float(alert.value),
-                        limit=float(alert.limit),
-                    )
-            self.active_alerts[agent_id] = found
-        self.alerts_raised.extend(raised)
-        self.alerts_count += len(raised)
-        return raised
+        return self.watch.check(now)
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
-        """The agent's signals at the last check (None: logged out then, or never looked at).
-
-        An agent who changed since is read at its change (the figures stay
-        consistent with its current state)."""
-        if agent_id not in self._glances or agent_id not in self.roster:
-            return None
-        status = self.roster.get(agent_id)
-        if status.state is AgentState.LOGGED_OUT:
-            return None
-        now = max(self._checked_at, status.ledger.since)
-        return running_signals(
-            status.ledger, self._agent_day(agent_id), self._call_log(agent_id), now,
-            day_start(now, self.sla), self.wellbeing,
-        )
-
-    def _alert_value(self, alert: Alert, now: float) -> float:
-        """An active alert's figure at ``now``, from the agent's last look (times grow on)."""
-        g = self._glances.get(alert.agent_id)
-        if g is None:
-            return float(alert.value)
-        later = max(0.0, now - g.now)
-        kind = alert.kind
-        if kind is AlertKind.NO_BREAK and g.since_break_s is not None:
-            return g.since_break_s + later
-        if kind is AlertKind.LONG_CALL and g.current_call_s is not None:
-            return g.current_call_s + later
-        if kind is AlertKind.HIGH_OCCUPANCY and g.occupancy is not None:
-            return g.occupancy
-        if kind is AlertKind.HARD_CALLS:
-            return float(g.hard_calls_recent)
-        if kind is AlertKind.CONSECUTIVE_CALLS:
-            return float(g.consecutive_calls)
-        return float(alert.value)
+        """The agent's signals at the last check (None: logged out then, or never looked at)."""
+        return self.watch.exact_signals(agent_id)
 
     def glance(self, agent_id: str, now: float) -> tuple[float | None, float | None]:
         """Time since the last break (at ``now``) and occupancy (when last looked at)."""
-        g = self._glances.get(agent_id)
-        if g is None:
-            return None, None
-        since = g.since_break_s
-        if since is not None and not g.resting:
-            since += max(0.0, now - g.now)
-        return since, g.occupancy
+        return self.watch.glance(agent_id, now)
+
+    @property
+    def active_alerts(self) -> dict[str, dict[AlertKind, Alert]]:
+        return self.watch.active_alerts
+
+    @property
+    def alerts_raised(self) -> list[AlertRecord]:
+        """Today's alerts (pruned at the heartbeat); ``alerts_count`` counts them all."""
+        return self.watch.alerts_raised
+
+    @property
+    def alerts_count(self) -> int:
+        return self.watch.alerts_count
+
+    @property
+    def signals(self) -> Mapping[str, WellbeingSignals]:
+        """Each logged-in agent's exact signals at the last check, computed when read."""
+        return self.watch.signals
+
+    @property
+    def alert_horizon_s(self) -> float:
+        """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
+        return self.watch.alert_horizon_s
+
+    @alert_horizon_s.setter
+    def alert_horizon_s(self, value: float) -> None:
+        self.watch.alert_horizon_s = value
+
+    @property
+    def _glances(self) -> dict[str, Glance]:
+        return self.watch.glances
+
+    @property
+    def _windows(self) -> dict[str, WindowSums]:
+        return self.watch.windows
+
+    @property
+    def _checked_at(self) -> float:
+        return self.watch.checked_at
 
     # -- live figures -------------------------------------------------------------
 
@@ -1066,7 +963,7 @@ class StatsService:
             "fairness_today": self.fairness_today,
             "alerts": [
                 {"agent_id": a.agent_id, "kind": a.kind.value,
-                 "value": self._alert_value(a, self._checked_at), "limit": float(a.limit)}
+                 "value": self.watch.alert_value(a, self._checked_at), "limit": float(a.limit)}
                 for per_agent in self.active_alerts.values() for a in per_agent.values()
             ],
             "alerts_today": sum(1 for a in self.alerts_raised if a.at >= day_start(now, self.sla)),
@@ -1075,32 +972,3 @@ class StatsService:
 
     def waiting_requests(self) -> Iterable[BreakRecord]:
         return (BreakRecord(r.agent_id, r.reason, r.requested_at) for r in self.line.waiting())
-
-
-class _SignalsAtLastCheck(Mapping[str, WellbeingSignals]):
-    """``StatsService.signals``: exact signals at the last check, per agent, when read."""
-
-    def __init__(self, service: StatsService) -> None:
-        self._service = service
-        self._cache: dict[str, WellbeingSignals] = {}
-        self._cached_at = -math.inf
-
-    def __getitem__(self, agent_id: str) -> WellbeingSignals:
-        service = self._service
-        if self._cached_at != service._checked_at:
-            self._cache.clear()
-            self._cached_at = service._checked_at
-        found = self._cache.get(agent_id)
-        if found is None:
-            found = service.exact_signals(agent_id)
-            if found is None:
-                raise KeyError(agent_id)
-            if found.now == self._cached_at:
-                self._cache[agent_id] = found
-        return found
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._service._glances))
-
-    def __len__(self) -> int:
-        return len(self._service._glances)
