@@ -44,7 +44,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -53,6 +52,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from agent_stats.break_desk import BreakAnswer as BreakAnswer  # re-exported
+from agent_stats.break_desk import BreakDesk
 from agent_stats.breaks import (
     Allowance,
     BreakConfig,
@@ -61,9 +62,9 @@ from agent_stats.breaks import (
     fairness_index,
 )
 from agent_stats.erlang import Traffic, estimate_traffic, predicted_service_level, spare_agents
-from agent_stats.errors import AgentStatsError, ClockWentBackwardsError, InvalidCallRecordError
+from agent_stats.errors import ClockWentBackwardsError, InvalidCallRecordError
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
-from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
+from agent_stats.roster import AgentChange, AgentRoster
 from agent_stats.running import (
     AgentDay,
     CallLog,
@@ -91,11 +92,7 @@ from agent_stats.states import (
 )
 from agent_stats.store import (
     AlertRecord,
-    BreakCancelled,
-    BreakGranted,
     BreakRecord,
-    BreakRequested,
-    BreakStarted,
     HeartbeatWrite,
     LedgerWrite,
     Operation,
@@ -141,25 +138,12 @@ _RESUME: dict[AgentState, StateKey] = {
     AgentState.RINGING: (AgentState.READY, None),
     AgentState.WRAP_UP: (AgentState.READY, None),
 }
-_BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
-_TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
 
 
 
 
 Headroom = Callable[[int, float], int]
 """``(staffed agents, now) -> spare agents``: a policy other than Erlang C."""
-
-
-@dataclass(frozen=True, slots=True)
-class BreakAnswer:
-    """What a break request got: ``granted`` (not ready now), ``after_call`` or ``waiting``."""
-
-    agent_id: str
-    reason: NotReadyReason
-    status: str
-    requested_at: float
-    position: int | None = None
 
 
 def counts_dict(c: SLCounts) -> dict[str, Any]:
@@ -214,16 +198,11 @@ class StatsService:
         # it, and ends the others in wrap-up (shenava.takeover).
         self.keep_states: frozenset[AgentState] = frozenset()
         self.tally = SLATally(sla)
-        self.line = BreakLine(breaks)
-        self.pending_grants: dict[str, BreakGrant] = {}
-        self._held: set[str] = set()
-        """Restored pending grants of agents resumed as not ready ``technical`` (their call
-        could not be followed): they start when the agent leaves that state (presses ready)."""
-        self.grants: list[BreakRecord] = []
-        """Today's grants (pruned at the heartbeat); ``grants_made`` counts them all."""
-        self.grants_made = 0
-        self.break_wait_max_s = 0.0
-        """The longest wait of a grant since the start."""
+        self.desk = BreakDesk(
+            roster=roster, clock=clock, config=breaks, submit=self.writer.submit,
+            standing=self._standing, spare=self.spare, predicted=self.headroom_service_level,
+            mark_live=self._mark_live,
+        )
         self.watch = WellbeingWatch(
             roster=roster, sla=sla, wellbeing=wellbeing, agent_day=self._agent_day,
             call_log=self._call_log, submit=self.writer.submit,
@@ -242,9 +221,6 @@ class StatsService:
         self._link_lost_at: float | None = None
         self._live_dirty = True
         self._heartbeat: LoopingCall | None = None
-        self._deadline_call: IDelayedCall | None = None
-        self._decide_call: IDelayedCall | None = None
-        self._start_calls: dict[str, Any] = {}
         self.started: Deferred[None] | None = None
         self._stopped = False
         self._restore_call: IDelayedCall | None = None
@@ -323,11 +299,7 @@ class StatsService:
             self.started = None
             self.writer.stop()
             return succeed(None)
-        for call in (self._deadline_call, self._decide_call, *self._start_calls.values()):
-            if call is not None and call.active():
-                call.cancel()
-        self._start_calls.clear()
-        self._deadline_call = self._decide_call = None
+        self.desk.stop()
         if graceful:
             self.writer.submit(HeartbeatWrite(self.clock.seconds(), self._link_lost_at))
         d = self.writer.flushed()
@@ -368,34 +340,11 @@ class StatsService:
             front.extend(self._merge(item.ledger, heartbeat.at, heartbeat.link_lost_at, now))
         self.writer.submit_front(front)
         for record in waiting:
-            status = self.roster.get(record.agent_id) if record.agent_id in self.roster else None
-            if status is None or status.state is AgentState.LOGGED_OUT:
-                self.writer.submit(BreakCancelled(record.agent_id))
-                continue
-            unused, last = self._standing(record.agent_id, now)
-            self.line.request(record.requested_at, record.agent_id, record.reason, unused, last)
+            self.desk.restore_waiting(record, now)
         for record in pending:
-            self._restore_pending(record)
-        self._schedule_deadline()
+            self.desk.restore_pending(record)
+        self.desk.schedule_deadline()
         self._live_dirty = True
-
-    def _restore_pending(self, record: BreakRecord) -> None:
-        """A grant that waited for a call before the restart: waits on, or starts now."""
-        agent_id = record.agent_id
-        status = self.roster.get(agent_id) if agent_id in self.roster else None
-        if status is None or status.state is AgentState.LOGGED_OUT or record.granted_at is None:
-            self.writer.submit(BreakCancelled(agent_id))
-            return
-        self.pending_grants[agent_id] = BreakGrant(
-            agent_id, record.reason, record.requested_at, record.granted_at, record.forced
-        )
-        if status.state in _BUSY:
-            return  # the call was seen again: the grant starts when it ends
-        if (status.state, status.reason) == _TECHNICAL:
-            self._held.add(agent_id)  # resumed from a call nobody follows: when they are back
-            return
-        if agent_id not in self._start_calls:
-            self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
 
     def _live_keys(self, queue: str, now: float) -> list[BucketKey]:
         first = rolling_window_start(now, self.sla)
@@ -462,24 +411,11 @@ class StatsService:
         for interval in change.closed:
             if interval.state is AgentState.WRAP_UP:
                 self._handles.append((change.at, interval.duration))
-        state = status.state
-        if state is AgentState.LOGGED_OUT:
-            if self.pending_grants.pop(agent_id, None) is not None:
-                self.writer.submit(BreakCancelled(agent_id))
-            self._held.discard(agent_id)
-            if self.line.cancel(agent_id):
-                self.writer.submit(BreakCancelled(agent_id))
+        self.desk.on_agent_change(agent_id, change.new_reason)
+        if status.state is AgentState.LOGGED_OUT:
             self.active_alerts.pop(agent_id, None)
-        elif state is AgentState.NOT_READY:
-            if change.new_reason in self.break_config.queued_reasons and self.line.cancel(agent_id):
-                self.writer.submit(BreakCancelled(agent_id))
-        if agent_id in self._held and (state, status.reason) != _TECHNICAL:
-            self._held.discard(agent_id)
-        if agent_id in self.pending_grants and state not in _BUSY and agent_id not in self._held:
-            if agent_id not in self._start_calls:
-                self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
         self._mark_live()
-        self._decide_soon()
+        self.desk.decide_soon()
 
     def _look_at(self, agent_id: str) -> None:
         self.watch.look_at(agent_id)
@@ -612,63 +548,41 @@ class StatsService:
         self, agent_id: str, reason: NotReadyReason, now: float | None = None
     ) -> BreakAnswer:
         """An agent asks for a break: granted now, after the call, or a place in the line."""
-        now = self.clock.seconds() if now is None else now
-        reason = NotReadyReason(reason)
-        status = self.roster.get(agent_id)
-        if status.state is AgentState.LOGGED_OUT:
-            raise AgentBusyError(f"agent {agent_id} is logged out: log in first")
-        if reason is NotReadyReason.RECOVERY:
-            return self.grant_recovery(agent_id, now)
-        unused, last = self._standing(agent_id, now)
-        grant = self.line.request(now, agent_id, reason, unused, last)
-        if grant is not None:
-            return self._answer(self._apply(grant, now), now)
-        requested_at = next(r.requested_at for r in self.line.waiting() if r.agent_id == agent_id)
-        self.writer.submit(BreakRequested(BreakRecord(agent_id, reason, requested_at)))
-        self.decide(now)
-        position = self.line.position(agent_id)
-        if position is not None:
-            self._mark_live()
-            log.info(
-                "break for {agent_id} waits at place {position} of the break line: the headroom "
-                "gate says no ({why})",
-                agent_id=agent_id, position=position, gate="headroom", why=self.break_wait_reason(now),
-            )
-            return BreakAnswer(agent_id, reason, "waiting", requested_at, position)
-        grant_now = self.pending_grants.get(agent_id)
-        status_word = "after_call" if grant_now is not None else "granted"
-        return BreakAnswer(agent_id, reason, status_word, requested_at)
+        return self.desk.request(agent_id, reason, self.clock.seconds() if now is None else now)
 
     def cancel_break(self, agent_id: str) -> bool:
         """Withdraw a waiting request (or a grant not yet started)."""
-        found = self.line.cancel(agent_id)
-        found = self.pending_grants.pop(agent_id, None) is not None or found
-        self._held.discard(agent_id)
-        if found:
-            self.writer.submit(BreakCancelled(agent_id))
-            self._mark_live()
-        return found
+        return self.desk.cancel(agent_id)
 
     def grant_recovery(self, agent_id: str, now: float | None = None) -> BreakAnswer:
         """Recovery after an abusive call: at once, or right after the current call."""
-        now = self.clock.seconds() if now is None else now
-        grant = BreakGrant(agent_id, NotReadyReason.RECOVERY, now, now)
-        return self._answer(self._apply(grant, now), now)
-
-    def _answer(self, grant: BreakGrant, now: float) -> BreakAnswer:
-        word = "after_call" if grant.agent_id in self.pending_grants else "granted"
-        return BreakAnswer(grant.agent_id, grant.reason, word, grant.requested_at)
+        return self.desk.grant_recovery(agent_id, self.clock.seconds() if now is None else now)
 
     def break_wait_reason(self, now: float) -> str:
         """Why the break line does not move now, in words (for the log)."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
-        pending = len(self.pending_grants)
-        predicted = self.headroom_service_level(now)
-        return (
-            f"{staffed} agents staffed, {pending} grants still to start, service level predicted "
-            f"with one agent fewer {predicted:.0%}, target {self.break_config.headroom_target:.0%}, "
-            f"at least {self.break_config.min_staffed} staffed"
-        )
+        return self.desk.wait_reason(now)
+
+    @property
+    def line(self) -> BreakLine:
+        return self.desk.line
+
+    @property
+    def pending_grants(self) -> dict[str, BreakGrant]:
+        return self.desk.pending_grants
+
+    @property
+    def grants(self) -> list[BreakRecord]:
+        """Today's grants (pruned at the heartbeat); ``grants_made`` counts them all."""
+        return self.desk.grants
+
+    @property
+    def grants_made(self) -> int:
+        return self.desk.grants_made
+
+    @property
+    def break_wait_max_s(self) -> float:
+        """The longest wait of a grant since the start."""
+        return self.desk.break_wait_max_s
 
     def spare(self, now: float) -> int:
         """Agents who may leave now (headroom), less grants still to start."""
@@ -711,8 +625,7 @@ class StatsService:
         """At the heartbeat: the traffic window's samples, today's grants and alerts only
         (the figures read no more; without it each grew with every call, break and alert)."""
         self._trim_traffic(now)
-        if self.grants and (self.grants[0].granted_at or today) < today:
-            self.grants = [g for g in self.grants if (g.granted_at or today) >= today]
+        self.desk.forget_before(today)
         self.watch.forget_before(today)
 
     def traffic(self, now: float) -> Traffic:
@@ -723,82 +636,7 @@ class StatsService:
 
     def decide(self, now: float | None = None) -> list[BreakGrant]:
         """Grant what the line allows now; schedule the next deadline."""
-        now = self.clock.seconds() if now is None else now
-        if not len(self.line):
-            return []
-        for request in self.line.waiting():
-            unused, last = self._standing(request.agent_id, now)
-            self.line.refresh(request.agent_id, unused, last)
-        grants = self.line.decide(now, max(0, self.spare(now)))
-        for grant in grants:
-            self._apply(grant, now)
-        self._schedule_deadline()
-        if grants:
-            self._mark_live()
-        return grants
-
-    def _apply(self, grant: BreakGrant, now: float) -> BreakGrant:
-        record = BreakRecord(
-            grant.agent_id, grant.reason, grant.requested_at, grant.granted_at, grant.forced
-        )
-        self.grants.append(record)
-        self.grants_made += 1
-        self.break_wait_max_s = max(self.break_wait_max_s, record.waited_s or 0.0)
-        status = self.roster.get(grant.agent_id)
-        self.writer.submit(BreakGranted(record, after_call=status.state in _BUSY))
-        log.info(
-            "break granted to {agent} ({reason}) after {waited:.0f} s{forced}",
-            agent=grant.agent_id, reason=grant.reason.value, waited=grant.waited_s,
-            forced=" (maximum wait reached)" if grant.forced else "",
-        )
-        if status.state in _BUSY:
-            self.pending_grants[grant.agent_id] = grant
-        else:
-            self.pending_grants.pop(grant.agent_id, None)
-            self._held.discard(grant.agent_id)
-            if status.state is not AgentState.LOGGED_OUT:
-                self._go_not_ready(grant.agent_id, grant.reason, now)
-        return grant
-
-    def _start_pending(self, agent_id: str) -> None:
-        self._start_calls.pop(agent_id, None)
-        grant = self.pending_grants.get(agent_id)
-        if grant is None or self.roster.get(agent_id).state in _BUSY or agent_id in self._held:
-            return
-        del self.pending_grants[agent_id]
-        self.writer.submit(BreakStarted(agent_id))
-        self._go_not_ready(agent_id, grant.reason, self.clock.seconds())
-
-    def _go_not_ready(self, agent_id: str, reason: NotReadyReason, now: float) -> None:
-        try:
-            self.roster.set_not_ready(agent_id, reason, now)
-        except AgentStatsError as exc:
-            log.warn("break for {agent} not started: {error}", agent=agent_id, error=exc)
-
-    def _decide_soon(self) -> None:
-        # not inside a roster notification: a grant changes the roster again
-        if len(self.line) and self._decide_call is None:
-            self._decide_call = self.clock.callLater(0, self._decide_now)
-
-    def _decide_now(self) -> None:
-        self._decide_call = None
-        self.decide()
-
-    def _schedule_deadline(self) -> None:
-        deadline = self.line.next_deadline()
-        call = self._deadline_call
-        if call is not None and call.active():
-            if deadline is not None and call.getTime() == deadline:
-                return
-            call.cancel()
-        self._deadline_call = None
-        if deadline is not None:
-            delay = max(0.0, deadline - self.clock.seconds())
-            self._deadline_call = self.clock.callLater(delay, self._deadline_reached)
-
-    def _deadline_reached(self) -> None:
-        self._deadline_call = None
-        self.decide()
+        return self.desk.decide(self.clock.seconds() if now is None else now)
 
     # -- the heartbeat ------------------------------------------------------------
 
