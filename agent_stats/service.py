@@ -64,6 +64,8 @@ from agent_stats.breaks import (
 from agent_stats.erlang import Traffic, estimate_traffic, predicted_service_level, spare_agents
 from agent_stats.errors import ClockWentBackwardsError, InvalidCallRecordError
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
+from agent_stats.live import counts_dict as counts_dict  # re-exported
+from agent_stats.live import live_figures
 from agent_stats.roster import AgentChange, AgentRoster
 from agent_stats.running import (
     AgentDay,
@@ -78,13 +80,11 @@ from agent_stats.sla import (
     Outcome,
     SLAConfig,
     SLATally,
-    SLCounts,
     day_start,
     interval_start,
     rolling_window_start,
 )
 from agent_stats.states import (
-    HANDLING_STATES,
     STAFFED_STATES,
     AgentState,
     NotReadyReason,
@@ -144,22 +144,6 @@ _RESUME: dict[AgentState, StateKey] = {
 
 Headroom = Callable[[int, float], int]
 """``(staffed agents, now) -> spare agents``: a policy other than Erlang C."""
-
-
-def counts_dict(c: SLCounts) -> dict[str, Any]:
-    return {
-        "offered": c.offered,
-        "answered": c.answered,
-        "answered_in_sl": c.answered_in_sl,
-        "abandoned": c.abandoned,
-        "abandoned_short": c.abandoned_short,
-        "voicemail": c.voicemail,
-        "callback": c.callback,
-        "sl": c.service_level,
-        "sl1": c.servicelevel_perf,
-        "sl2": c.servicelevel_perf2,
-        "average_answer_wait_s": c.average_answer_wait_s,
-    }
 
 
 class StatsService:
@@ -749,64 +733,13 @@ class StatsService:
         return sorted(self.tally.queues() | {self.default_queue})
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
-        """The live figures, JSON-able: what the wallboard and /metrics show."""
-        now = self.clock.seconds() if now is None else now
-        queues = {
-            q: {
-                "rolling": counts_dict(self.tally.rolling(q, now)),
-                "interval": counts_dict(self.tally.interval(q, now)),
-                "day": counts_dict(self.tally.day(q, now)),
-            }
-            for q in self.queues()
-        }
-        states: dict[str, int] = {s.value: 0 for s in AgentState}
-        reasons: dict[str, int] = {}
-        agents: list[dict[str, Any]] = []
-        handling = staffed = 0
-        positions = {r.agent_id: i for i, r in enumerate(self.line.waiting(), start=1)}
-        for status in self.roster:
-            agent_id = status.profile.agent_id
-            states[status.state.value] += 1
-            if status.reason is not None:
-                reasons[status.reason.value] = reasons.get(status.reason.value, 0) + 1
-            staffed += int(status.state in STAFFED_STATES)
-            handling += int(status.state in HANDLING_STATES)
-            since_break, occupancy = self.glance(agent_id, self._checked_at)
-            agents.append({
-                "agent_id": agent_id,
-                "name": status.profile.name,
-                "state": status.state.value,
-                "reason": status.reason.value if status.reason else None,
-                "since": status.ledger.since,
-                "since_break_s": since_break,
-                "occupancy": occupancy,
-                "break_position": positions.get(agent_id),
-                "break_after_call": agent_id in self.pending_grants,
-                "alerts": sorted(k.value for k in self.active_alerts.get(agent_id, {})),
-            })
-        return {
-            "at": now,
-            "queues": queues,
-            "agents": agents,
-            "states": states,
-            "not_ready_reasons": reasons,
-            "occupancy_now": handling / staffed if staffed else None,
-            "break_line": [
-                {"agent_id": r.agent_id, "reason": r.reason.value, "requested_at": r.requested_at,
-                 "waited_s": now - r.requested_at, "position": i}
-                for i, r in enumerate(self.line.waiting(), start=1)
-            ],
-            "breaks_granted": self.grants_made,
-            "break_wait_max_s": self.break_wait_max_s,
-            "fairness_today": self.fairness_today,
-            "alerts": [
-                {"agent_id": a.agent_id, "kind": a.kind.value,
-                 "value": self.watch.alert_value(a, self._checked_at), "limit": float(a.limit)}
-                for per_agent in self.active_alerts.values() for a in per_agent.values()
-            ],
-            "alerts_today": sum(1 for a in self.alerts_raised if a.at >= day_start(now, self.sla)),
-            "journal": self.journal_health() if self.journal_health is not None else None,
-        }
+        """The live figures, JSON-able: what the wallboard and /metrics show (``agent_stats.live``)."""
+        return live_figures(
+            self.clock.seconds() if now is None else now,
+            sla=self.sla, tally=self.tally, queue_names=self.queues(), roster=self.roster,
+            desk=self.desk, watch=self.watch, fairness_today=self.fairness_today,
+            journal=self.journal_health() if self.journal_health is not None else None,
+        )
 
     def waiting_requests(self) -> Iterable[BreakRecord]:
         return (BreakRecord(r.agent_id, r.reason, r.requested_at) for r in self.line.waiting())
