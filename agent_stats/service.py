@@ -61,7 +61,7 @@ from agent_stats.breaks import (
     BreakLine,
     fairness_index,
 )
-from agent_stats.erlang import Traffic, estimate_traffic, predicted_service_level, spare_agents
+from agent_stats.erlang import Traffic, predicted_service_level, spare_agents
 from agent_stats.errors import ClockWentBackwardsError, InvalidCallRecordError
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
 from agent_stats.live import counts_dict as counts_dict  # re-exported
@@ -99,6 +99,9 @@ from agent_stats.store import (
     OutcomeWrite,
     StatsStore,
 )
+from agent_stats.traffic import MIN_TRAFFIC_WINDOW_S as MIN_TRAFFIC_WINDOW_S  # re-exported
+from agent_stats.traffic import TRAFFIC_WINDOW_S as TRAFFIC_WINDOW_S  # re-exported
+from agent_stats.traffic import RecentTraffic
 from agent_stats.watch import HANDLED_KEEP_S as HANDLED_KEEP_S  # re-exported
 from agent_stats.watch import SIGNALS_REFRESH_S as SIGNALS_REFRESH_S  # re-exported
 from agent_stats.watch import WellbeingWatch
@@ -126,8 +129,6 @@ HEARTBEAT_S = 15.0
 RESTORE_RETRY_INITIAL_S = 0.5
 RESTORE_RETRY_MAX_S = 5.0
 """Short: the journal holds the SL outcomes back until the restore is done."""
-TRAFFIC_WINDOW_S = 1800.0
-MIN_TRAFFIC_WINDOW_S = 300.0
 FAIRNESS_EVERY_S = 300.0
 """How often the day's Jain index is recomputed (from the running allowances)."""
 DEFAULT_QUEUE = "complaints"
@@ -174,7 +175,6 @@ class StatsService:
         self._headroom = headroom
         self._heartbeat_s = heartbeat_s
         self._trust_gap_s = trust_gap_s
-        self._traffic_window_s = traffic_window_s
         self.writer = StoreWriter(store, clock, paused=True)
         # States a restored ledger resumes as they were (not as ``_RESUME``
         # says) because someone else settles them: with call state in Redis,
@@ -197,11 +197,8 @@ class StatsService:
         self._calls: dict[str, tuple[str, float]] = {}
         self._days: dict[str, AgentDay] = {}
         self._call_logs: dict[str, CallLog] = {}
-        self._arrivals: deque[float] = deque()
-        self._handles: deque[tuple[float, float]] = deque()
-        self._completions: deque[float] = deque()
-        self._started_at = clock.seconds()
-        self._seen_until = self._started_at
+        self.recent = RecentTraffic(clock.seconds(), traffic_window_s)
+        self._seen_until = self.recent.started_at
         self._link_lost_at: float | None = None
         self._live_dirty = True
         self._heartbeat: LoopingCall | None = None
@@ -394,7 +391,7 @@ class StatsService:
         )
         for interval in change.closed:
             if interval.state is AgentState.WRAP_UP:
-                self._handles.append((change.at, interval.duration))
+                self.recent.handled(change.at, interval.duration)
         self.desk.on_agent_change(agent_id, change.new_reason)
         if status.state is AgentState.LOGGED_OUT:
             self.active_alerts.pop(agent_id, None)
@@ -450,7 +447,7 @@ class StatsService:
 
     def _call_queued(self, event: CallQueued) -> None:
         self._calls.setdefault(event.call_id, (self._queue_of(event), event.arrived_at))
-        self._arrivals.append(event.at)
+        self.recent.arrived(event.at)
 
     def _call_answered(self, event: CallAnswered) -> None:
         self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
@@ -468,8 +465,8 @@ class StatsService:
         self._outcome(event, event.joined_at, choice)
 
     def _call_completed(self, event: CallCompleted) -> None:
-        self._completions.append(event.at)
-        self._handles.append((event.at, max(0.0, event.at - event.answered_at)))
+        self.recent.completed(event.at)
+        self.recent.handled(event.at, max(0.0, event.at - event.answered_at))
         self._call_log(event.agent_id).completed(event.call_id, event.at)
         if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
             # the only alert a call's end can take away; otherwise the long-call
@@ -597,26 +594,19 @@ class StatsService:
         staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
         return predicted_service_level(staffed, self.traffic(now), self.sla.threshold_s)
 
-    def _trim_traffic(self, now: float) -> None:
-        cutoff = now - self._traffic_window_s
-        for q in (self._arrivals, self._completions):
-            while q and q[0] < cutoff:
-                q.popleft()
-        while self._handles and self._handles[0][0] < cutoff:
-            self._handles.popleft()
-
     def _forget_before(self, today: float, now: float) -> None:
         """At the heartbeat: the traffic window's samples, today's grants and alerts only
         (the figures read no more; without it each grew with every call, break and alert)."""
-        self._trim_traffic(now)
+        self.recent.trim(now)
         self.desk.forget_before(today)
         self.watch.forget_before(today)
 
     def traffic(self, now: float) -> Traffic:
-        self._trim_traffic(now)
-        window = min(self._traffic_window_s, max(MIN_TRAFFIC_WINDOW_S, now - self._started_at))
-        handle = math.fsum(s for _, s in self._handles)
-        return estimate_traffic(len(self._arrivals), window, len(self._completions), handle)
+        return self.recent.traffic(now)
+
+    @property
+    def _completions(self) -> deque[float]:
+        return self.recent.completions
 
     def decide(self, now: float | None = None) -> list[BreakGrant]:
         """Grant what the line allows now; schedule the next deadline."""
