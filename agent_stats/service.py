@@ -62,10 +62,11 @@ from agent_stats.breaks import (
     fairness_index,
 )
 from agent_stats.erlang import Traffic, predicted_service_level, spare_agents
-from agent_stats.errors import ClockWentBackwardsError, InvalidCallRecordError
-from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
+from agent_stats.errors import InvalidCallRecordError
+from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger
 from agent_stats.live import counts_dict as counts_dict  # re-exported
 from agent_stats.live import live_figures
+from agent_stats.restore import Restorer
 from agent_stats.roster import AgentChange, AgentRoster
 from agent_stats.running import (
     AgentDay,
@@ -74,21 +75,16 @@ from agent_stats.running import (
     WindowSums,
 )
 from agent_stats.sla import (
-    BucketKey,
-    BucketKind,
     CallRecord,
     Outcome,
     SLAConfig,
     SLATally,
     day_start,
-    interval_start,
-    rolling_window_start,
 )
 from agent_stats.states import (
     STAFFED_STATES,
     AgentState,
     NotReadyReason,
-    StateKey,
 )
 from agent_stats.store import (
     AlertRecord,
@@ -133,16 +129,6 @@ FAIRNESS_EVERY_S = 300.0
 """How often the day's Jain index is recomputed (from the running allowances)."""
 DEFAULT_QUEUE = "complaints"
 
-# What a new daemon resumes an agent in, when the old one left them in a call state.
-_RESUME: dict[AgentState, StateKey] = {
-    AgentState.ON_CALL: (AgentState.NOT_READY, NotReadyReason.TECHNICAL),
-    AgentState.RINGING: (AgentState.READY, None),
-    AgentState.WRAP_UP: (AgentState.READY, None),
-}
-
-
-
-
 Headroom = Callable[[int, float], int]
 """``(staffed agents, now) -> spare agents``: a policy other than Erlang C."""
 
@@ -176,11 +162,6 @@ class StatsService:
         self._heartbeat_s = heartbeat_s
         self._trust_gap_s = trust_gap_s
         self.writer = StoreWriter(store, clock, paused=True)
-        # States a restored ledger resumes as they were (not as ``_RESUME``
-        # says) because someone else settles them: with call state in Redis,
-        # the take-over keeps an agent on a call that survived the restart on
-        # it, and ends the others in wrap-up (shenava.takeover).
-        self.keep_states: frozenset[AgentState] = frozenset()
         self.tally = SLATally(sla)
         self.desk = BreakDesk(
             roster=roster, clock=clock, config=breaks, submit=self.writer.submit,
@@ -191,9 +172,12 @@ class StatsService:
             roster=roster, sla=sla, wellbeing=wellbeing, agent_day=self._agent_day,
             call_log=self._call_log, submit=self.writer.submit,
         )
+        self.restorer = Restorer(
+            store=store, roster=roster, clock=clock, sla=sla, tally=self.tally,
+            writer=self.writer, desk=self.desk, look_at=self._look_at, trust_gap_s=trust_gap_s,
+        )
         self.fairness_today = 1.0
         self._fairness_at = -math.inf
-        self.restored_agents: list[str] = []
         self._calls: dict[str, tuple[str, float]] = {}
         self._days: dict[str, AgentDay] = {}
         self._call_logs: dict[str, CallLog] = {}
@@ -298,85 +282,26 @@ class StatsService:
     # -- start-up reconciliation -----------------------------------------------------
 
     async def _restore(self) -> None:
-        store = self.store
-        heartbeat = await store.heartbeat()
-        ids = [status.profile.agent_id for status in self.roster]
-        stored = await store.load_ledgers(ids, self.clock.seconds())
-        waiting = await store.break_line()
-        pending = await store.pending_grants()
-        queues = set(await store.queues())
-        now = self.clock.seconds()
-        keys = [k for q in sorted(queues) for k in self._live_keys(q, now)]
-        counts = await store.buckets(keys)
-        now = self.clock.seconds()
-        for key, c in zip(keys, counts, strict=True):
-            self.tally.merge(key, c)
-        front: list[Operation] = []
-        for agent_id, item in stored.items():
-            if item.repaired:
-                log.warn(
-                    "agent {agent}: stored ledger repaired ({n} overlaps or gaps)",
-                    agent=agent_id, n=item.repaired,
-                )
-            front.extend(self._merge(item.ledger, heartbeat.at, heartbeat.link_lost_at, now))
-        self.writer.submit_front(front)
-        for record in waiting:
-            self.desk.restore_waiting(record, now)
-        for record in pending:
-            self.desk.restore_pending(record)
-        self.desk.schedule_deadline()
+        await self.restorer.restore()
         self._live_dirty = True
-
-    def _live_keys(self, queue: str, now: float) -> list[BucketKey]:
-        first = rolling_window_start(now, self.sla)
-        slots = [
-            BucketKey(queue, BucketKind.SLOT, first + i * self.sla.slot_s)
-            for i in range(self.sla.window_slots)
-        ]
-        return [
-            *slots,
-            BucketKey(queue, BucketKind.INTERVAL, interval_start(now, self.sla)),
-            BucketKey(queue, BucketKind.DAY, day_start(now, self.sla)),
-        ]
 
     def _merge(
         self, stored: AgentLedger, heartbeat: float | None, link_lost_at: float | None, now: float
     ) -> list[Operation]:
-        """Put a stored ledger back, accounting for the time nobody watched."""
-        agent_id = stored.agent_id
-        current = self.roster.get(agent_id).ledger
-        seen = stored.since if heartbeat is None else heartbeat
-        if link_lost_at is not None and stored.state in STAFFED_STATES:
-            seen = min(seen, link_lost_at)
-        changed = bool(current.intervals) or current.state is not AgentState.LOGGED_OUT
-        try:
-            if not changed:
-                resume = None if stored.state in self.keep_states else _RESUME.get(stored.state)
-                closed = stored.reconcile(seen, now, resume, trust_gap_s=self._trust_gap_s)
-            else:
-                # the roster moved before we were back: the stored ledger runs up to
-                # the roster's start, then come the roster's own (already queued) intervals
-                origin = current.origin
-                closed = stored.reconcile(
-                    seen, origin, (AgentState.LOGGED_OUT, None), trust_gap_s=self._trust_gap_s
-                )
-                tail = (
-                    [Interval(stored.since, origin, stored.state, stored.reason)]
-                    if stored.since < origin else []
-                )
-                closed += tail
-                stored = AgentLedger(
-                    agent_id, current.since, current.state, current.reason,
-                    [*stored.intervals, *tail, *current.intervals],
-                )
-        except ClockWentBackwardsError as exc:
-            log.error("agent {agent}: stored ledger not restored: {error}", agent=agent_id, error=exc)
-            return []
-        self.restored_agents.append(agent_id)
-        self._look_at(agent_id)
-        op = LedgerWrite(agent_id, tuple(closed), stored.since, stored.state, stored.reason)
-        self.roster.restore(stored)
-        return [op]
+        return self.restorer.merge(stored, heartbeat, link_lost_at, now)
+
+    @property
+    def keep_states(self) -> frozenset[AgentState]:
+        """States a restored ledger resumes as they were (``Restorer.keep_states``)."""
+        return self.restorer.keep_states
+
+    @keep_states.setter
+    def keep_states(self, states: frozenset[AgentState]) -> None:
+        self.restorer.keep_states = states
+
+    @property
+    def restored_agents(self) -> list[str]:
+        return self.restorer.restored_agents
 
     # -- agents -----------------------------------------------------------------
 
