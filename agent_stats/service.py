@@ -62,10 +62,10 @@ from agent_stats.breaks import (
     fairness_index,
 )
 from agent_stats.erlang import Traffic, predicted_service_level, spare_agents
-from agent_stats.errors import InvalidCallRecordError
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger
 from agent_stats.live import counts_dict as counts_dict  # re-exported
 from agent_stats.live import live_figures
+from agent_stats.outcomes import CallCounter
 from agent_stats.restore import Restorer
 from agent_stats.roster import AgentChange, AgentRoster
 from agent_stats.running import (
@@ -76,7 +76,6 @@ from agent_stats.running import (
 )
 from agent_stats.sla import (
     CallRecord,
-    Outcome,
     SLAConfig,
     SLATally,
     day_start,
@@ -92,7 +91,6 @@ from agent_stats.store import (
     HeartbeatWrite,
     LedgerWrite,
     Operation,
-    OutcomeWrite,
     StatsStore,
 )
 from agent_stats.traffic import MIN_TRAFFIC_WINDOW_S as MIN_TRAFFIC_WINDOW_S  # re-exported
@@ -109,11 +107,6 @@ from agent_stats.wellbeing import (
 )
 from agent_stats.writer import StoreWriter
 from routing.events import (
-    CallAbandoned,
-    CallAnswered,
-    CallCompleted,
-    CallLeftForChoice,
-    CallQueued,
     RoutingEvent,
 )
 from shenava_base.aio import as_deferred
@@ -163,6 +156,7 @@ class StatsService:
         self._trust_gap_s = trust_gap_s
         self.writer = StoreWriter(store, clock, paused=True)
         self.tally = SLATally(sla)
+        self.recent = RecentTraffic(clock.seconds(), traffic_window_s)
         self.desk = BreakDesk(
             roster=roster, clock=clock, config=breaks, submit=self.writer.submit,
             standing=self._standing, spare=self.spare, predicted=self.headroom_service_level,
@@ -172,16 +166,18 @@ class StatsService:
             roster=roster, sla=sla, wellbeing=wellbeing, agent_day=self._agent_day,
             call_log=self._call_log, submit=self.writer.submit,
         )
+        self.calls = CallCounter(
+            tally=self.tally, queue_of=self._queue_of, submit=self.writer.submit,
+            recent=self.recent, call_log=self._call_log, watch=self.watch,
+        )
         self.restorer = Restorer(
             store=store, roster=roster, clock=clock, sla=sla, tally=self.tally,
             writer=self.writer, desk=self.desk, look_at=self._look_at, trust_gap_s=trust_gap_s,
         )
         self.fairness_today = 1.0
         self._fairness_at = -math.inf
-        self._calls: dict[str, tuple[str, float]] = {}
         self._days: dict[str, AgentDay] = {}
         self._call_logs: dict[str, CallLog] = {}
-        self.recent = RecentTraffic(clock.seconds(), traffic_window_s)
         self._seen_until = self.recent.started_at
         self._link_lost_at: float | None = None
         self._live_dirty = True
@@ -367,63 +363,17 @@ class StatsService:
         handle = self.ROUTING_HANDLERS.get(type(event))
         if handle is None:
             return  # CallOffered: an offer changes no figure
-        handle(self, event)
+        handle(self.calls, event)
         self._mark_live()
 
-    def _call_queued(self, event: CallQueued) -> None:
-        self._calls.setdefault(event.call_id, (self._queue_of(event), event.arrived_at))
-        self.recent.arrived(event.at)
-
-    def _call_answered(self, event: CallAnswered) -> None:
-        self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
-        self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
-        if self.watch.look_filter.answer_needs_look(
-            event.agent_id, event.at, event.hard, self.active_alerts.get(event.agent_id, ())
-        ):
-            self._look_at(event.agent_id)
-
-    def _call_abandoned(self, event: CallAbandoned) -> None:
-        self._outcome(event, event.joined_at, Outcome.ABANDONED)
-
-    def _call_left_for_choice(self, event: CallLeftForChoice) -> None:
-        choice = Outcome.CALLBACK if event.choice == "callback" else Outcome.VOICEMAIL
-        self._outcome(event, event.joined_at, choice)
-
-    def _call_completed(self, event: CallCompleted) -> None:
-        self.recent.completed(event.at)
-        self.recent.handled(event.at, max(0.0, event.at - event.answered_at))
-        self._call_log(event.agent_id).completed(event.call_id, event.at)
-        if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
-            # the only alert a call's end can take away; otherwise the long-call
-            # look already planned finds the call over
-            self._look_at(event.agent_id)
-
-    ROUTING_HANDLERS: Mapping[type[RoutingEvent], Callable[[StatsService, Any], None]] = {
-        CallQueued: _call_queued,
-        CallAnswered: _call_answered,
-        CallAbandoned: _call_abandoned,
-        CallLeftForChoice: _call_left_for_choice,
-        CallCompleted: _call_completed,
-    }
-    """Routing's events this service counts, by type (``routing.events``)."""
-
-    def _outcome(
-        self, event: RoutingEvent, joined_at: float, outcome: Outcome,
-        agent_id: str | None = None, hard: bool = False,
-    ) -> None:
-        queue, arrived = self._calls.pop(event.call_id, (self._queue_of(event), joined_at))
-        try:
-            record = CallRecord(queue, min(arrived, joined_at), joined_at, outcome, event.at,
-                                event.call_id)
-        except InvalidCallRecordError as exc:
-            log.error("call {call}: outcome not counted: {error}", call=event.call_id, error=exc)
-            return
-        self.record_outcome(record, agent_id, hard)
+    ROUTING_HANDLERS: Mapping[type[RoutingEvent], Callable[[CallCounter, Any], None]] = (
+        CallCounter.HANDLERS
+    )
+    """Routing's events this service counts, by type (``agent_stats.outcomes``)."""
 
     def record_outcome(self, record: CallRecord, agent_id: str | None = None, hard: bool = False) -> None:
         """Count one outcome (live and in Redis)."""
-        self.tally.add(record)
-        self.writer.submit(OutcomeWrite(record, agent_id, hard))
+        self.calls.record_outcome(record, agent_id, hard)
 
     # -- breaks -----------------------------------------------------------------
 
