@@ -1,37 +1,33 @@
 """The live statistics: ledgers persisted, SL counted, breaks granted fairly, wellbeing watched.
 
-It listens to the roster (agent state changes), to routing (call outcomes) and
-to the AMI link, keeps the live figures in memory, and writes through a
-:class:`~agent_stats.writer.StoreWriter` (ordered batches, never blocking the
-reactor). Every decision uses the injected clock.
+:class:`StatsService` is the facade the composition root and the HTTP pages
+use. It listens to the roster (agent state changes), to routing (call
+outcomes) and to the AMI link, keeps the live figures in memory, and writes
+through a :class:`~agent_stats.writer.StoreWriter` (ordered batches, never
+blocking the reactor). Every decision uses the injected clock. It owns the
+lifecycle (``start`` with its retry loop, the heartbeat ``tick``, ``stop``),
+the ledger wiring (each change written, the AMI link's outages reconciled,
+``prune_ledgers``) and each agent's running day and call log; the rest is
+done by small collaborators it holds, one concept each:
 
-Start-up (``start``) reconciles with Redis before any write goes out:
-
-* each agent's stored ledger is put back into the roster, the unobserved time
-  since the daemon's last heartbeat accounted by ``AgentLedger.reconcile``
-  (up to ``trust_gap_s``: the last state, so a break in progress continues;
-  longer: ``UNKNOWN``). A call in progress cannot be followed by a new daemon:
-  ``ON_CALL`` resumes as not ready ``TECHNICAL`` (the agent presses ready),
-  ``RINGING`` and ``WRAP_UP`` resume as ready. Changes the roster saw before the
-  reconciliation finished are replayed after it, so nothing is counted twice;
-* the SL counters of the day, the window and the current interval are read
-  back, and the break line is restored with its original request times.
+==========================  =================================================================
+``restorer``                :class:`~agent_stats.restore.Restorer`: the start-up restore
+                            (ledgers merged with the unobserved gap, SL buckets, break line)
+``calls``                   :class:`~agent_stats.outcomes.CallCounter`: routing's events to
+                            SL outcomes (``ROUTING_HANDLERS``), traffic, call logs
+``recent``                  :class:`~agent_stats.traffic.RecentTraffic`: Erlang C's input
+                            for ``spare`` and the headroom service levels
+``desk``                    :class:`~agent_stats.break_desk.BreakDesk`: break requests, the
+                            fair line, grants, grants waiting for a call, recovery
+``watch``                   :class:`~agent_stats.watch.WellbeingWatch`: ``check_wellbeing``,
+                            alerts, glances, ``signals``
+(function)                  :func:`~agent_stats.live.live_figures`: ``snapshot``
+==========================  =================================================================
 
 AMI link: while it is down, agents who take calls (ready, ringing, on a call,
 wrap-up) are not observed; when it comes back their gap is reconciled the same
-way. Agents not ready or logged out change only through Shenava, so they stay
-observed.
-
-Breaks: ``request_break`` grants at once what the config does not queue, and
-puts the rest in the fair :class:`~agent_stats.breaks.BreakLine`; ``decide``
-runs on every request, every state change, every tick and at the line's next
-deadline, with ``spare`` from Erlang C on recent traffic (or an injected
-``headroom`` policy). A grant makes the agent not ready at once if they are
-free, or right after their call. A grant waiting for a call is kept in Redis
-(``breakpending``) and restored at start-up: it waits on if the agent's call is
-seen again, starts when the agent leaves the ``technical`` state they resume in
-after a call nobody could follow (they press ready), and starts at once if they
-are free.
+way as at start-up. Agents not ready or logged out change only through
+Shenava, so they stay observed.
 
 The in-memory ledgers are pruned on every tick to the last
 ``occupancy_window_s`` (``prune_ledgers``): the day's figures are running sums
