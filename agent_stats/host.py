@@ -28,6 +28,11 @@ class _RedisSettings(Protocol):
     def key_prefix(self) -> str: ...
 
 
+class _SiteSettings(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
 class _MetricsSettings(Protocol):
     @property
     def per_agent(self) -> bool: ...
@@ -50,6 +55,9 @@ class StatsSettings(Protocol):
 
     @property
     def metrics(self) -> _MetricsSettings: ...
+
+    @property
+    def site(self) -> _SiteSettings: ...
 
 
 class StatsHost(Protocol):

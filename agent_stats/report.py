@@ -27,7 +27,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -405,8 +405,13 @@ def parse_day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def add_report_parser(subparsers: Any, load_config: ConfigLoader) -> argparse.ArgumentParser:
-    """Add ``report`` to the ``shenava`` subcommands (``set_defaults(func=run_report)``)."""
+def add_report_parser(
+    subparsers: Any, load_config: ConfigLoader, make_client: Callable[..., Any] | None = None
+) -> argparse.ArgumentParser:
+    """Add ``report`` to the ``shenava`` subcommands (``set_defaults(func=run_report)``).
+
+    ``make_client(redis_config, **options)`` makes the Redis client (the composition root
+    passes its own, which knows Sentinel and Cluster); without it, ``redis.url`` as it is."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "report",
         help="agent time, service level, breaks and alerts for a date range, from Redis",
@@ -423,7 +428,7 @@ def add_report_parser(subparsers: Any, load_config: ConfigLoader) -> argparse.Ar
                         help="one section only (a single clean CSV)")
     parser.add_argument("--agent", action="append", dest="agents",
                         help="only this agent (repeatable)")
-    parser.set_defaults(func=run_report, load_config=load_config)
+    parser.set_defaults(func=run_report, load_config=load_config, make_client=make_client)
     return parser
 
 
@@ -463,11 +468,13 @@ def run_report(args: argparse.Namespace) -> int:
 async def _report_text(
     config: Any, first: date, last: date, args: argparse.Namespace, now: float
 ) -> str:
-    from redis.asyncio import Redis
+    from shenava_base.redis_urls import async_client_from_url
 
-    client = Redis.from_url(config.redis.url, decode_responses=True, socket_timeout=10)
+    make_client = getattr(args, "make_client", None)
+    client = (make_client(config.redis, decode_responses=True) if make_client is not None
+              else async_client_from_url(config.redis.url, decode_responses=True, socket_timeout=10))
     try:
-        store = StatsStore(client, config.sla, prefix=config.redis.key_prefix)
+        store = StatsStore(client, config.sla, prefix=config.redis.key_prefix, site=config.site.id)
         names = {a.id: a.name for a in config.agents}
         ids = args.agents or sorted(set(await store.agents()) | set(names))
         report = await build_report(

@@ -1,7 +1,8 @@
 """The statistics' Redis keys, behind one class: ledgers, SL counters, breaks, alerts.
 
 Keys (``P`` is the configured prefix, ``{stats}`` the Cluster hash tag, so one
-``MULTI`` may touch any of them; ``DAY`` is the site's local date, ISO form):
+``MULTI`` may touch any of them; a named site's tag is ``{stats:SITE}``, see
+:mod:`shenava_base.sites`; ``DAY`` is the site's local date, ISO form):
 
 ========================================  ======  =====================================
 ``P:{stats}:agents``                      set     agents with a ledger
@@ -22,10 +23,15 @@ Keys (``P`` is the configured prefix, ``{stats}`` the Cluster hash tag, so one
 ``P:{stats}:alerts:DAY``                  list    alerts raised (JSON)
 ========================================  ======  =====================================
 
+A named site (``[site] id``) gives each agent's ledger and intervals their own
+slot: ``P:{stats:SITE:AGENT}:ledger`` and ``P:{stats:SITE:AGENT}:intervals:DAY``
+(the rest under ``P:{stats:SITE}``); the default site keeps the names above.
+
 Writes come as a batch of typed operations (``apply``), one ``MULTI``/``EXEC``
-per batch, so a crash never leaves half a transition and a busy second costs
-one round trip. Rolling-window slots expire after ``2 * window_s``; everything
-else after ``retention_s``. A TTL is set once per key and process, not on every
+per batch (on a Redis Cluster one per slot, :mod:`agent_stats.slot_pipes`), so
+a crash never leaves half a transition and a busy second costs one round trip.
+Rolling-window slots expire after ``2 * window_s``; everything else after
+``retention_s``. A TTL is set once per key and process, not on every
 increment. The store never reads a clock: every time comes with the operation.
 """
 
@@ -54,6 +60,7 @@ from agent_stats.sla import (
     rolling_window_start,
 )
 from agent_stats.sla import Outcome as SLOutcome
+from agent_stats.slot_pipes import SlotPipes, is_cluster
 from agent_stats.states import AgentState, NotReadyReason, check_key
 
 if TYPE_CHECKING:
@@ -297,8 +304,14 @@ class StatsStore:
         *,
         prefix: str = "shenava",
         retention_s: int = RETENTION_S,
+        site: str = "",
     ) -> None:
+        from shenava_base.sites import site_tag
+
         self._client = client
+        self.site = site
+        self._tag = site_tag("stats", site)  # "{stats}" for the default site (shenava_base.sites)
+        self._split = is_cluster(client)
         self.sla = sla
         self._prefix = prefix
         self._retention_s = retention_s
@@ -311,7 +324,7 @@ class StatsStore:
     # -- keys (the only place key names are made) -----------------------------
 
     def _key(self, *parts: str) -> str:
-        return ":".join((self._prefix, TAG, *parts))
+        return ":".join((self._prefix, self._tag, *parts))
 
     def day_of(self, t: float) -> date:
         """The site's local date holding ``t`` (the SLA's day alignment)."""
@@ -325,7 +338,16 @@ class StatsStore:
         return start, start + DAY_S
 
     def _intervals_key(self, agent_id: str, day: date) -> str:
+        if self.site:
+            return self._agent_key(agent_id, "intervals", day.isoformat())
         return self._key("intervals", agent_id, day.isoformat())
+
+    def _ledger_key(self, agent_id: str) -> str:
+        return self._agent_key(agent_id, "ledger") if self.site else self._key("ledger", agent_id)
+
+    def _agent_key(self, agent_id: str, *parts: str) -> str:
+        """A named site's agent keys have the agent's own slot: ``P:{stats:SITE:AGENT}:...``."""
+        return ":".join((self._prefix, self._tag[:-1] + ":" + agent_id + "}", *parts))
 
     def _sl_key(self, bucket: BucketKey) -> str:
         return self._key("sl", bucket.to_str())
@@ -336,7 +358,8 @@ class StatsStore:
         """Write a batch in one ``MULTI``/``EXEC``."""
         if not ops:
             return
-        pipe = self._client.pipeline(transaction=True)
+        # On a cluster, one transaction per slot (agent_stats.slot_pipes)
+        pipe = SlotPipes(self._client) if self._split else self._client.pipeline(transaction=True)
         outcomes: list[OutcomeCounters] = []
         ttls: dict[str, int] = {}
         for op in ops:
@@ -349,7 +372,7 @@ class StatsStore:
             pipe.eval(COUNT_OUTCOMES, len(keys), *keys, *args)
             for key, ttl in ttls.items():  # after the script: EXPIRE needs the key
                 self._expire_once(pipe, key, ttl)
-        self.commands_sent += len(pipe.command_stack) + 2  # and MULTI, EXEC
+        self.commands_sent += len(pipe) + 2  # and MULTI, EXEC
         await pipe.execute()
         self.round_trips += 1
 
@@ -399,7 +422,7 @@ class StatsStore:
                 pipe.rpush(key, *values)
                 self._expire_once(pipe, key, self._retention_s)
             pipe.hset(
-                self._key("ledger", op.agent_id),
+                self._ledger_key(op.agent_id),
                 mapping={
                     "since": repr(op.since),
                     "state": op.state.value,
@@ -462,7 +485,7 @@ class StatsStore:
         wanted = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
         pipe = self._client.pipeline(transaction=False)
         for agent_id in ids:
-            pipe.hgetall(self._key("ledger", agent_id))
+            pipe.hgetall(self._ledger_key(agent_id))
             for day in wanted:
                 pipe.lrange(self._intervals_key(agent_id, day), 0, -1)
         replies = await pipe.execute()
@@ -505,7 +528,7 @@ class StatsStore:
         for agent_id in agent_ids:
             for day in days:
                 pipe.lrange(self._intervals_key(agent_id, day), 0, -1)
-            pipe.hgetall(self._key("ledger", agent_id))
+            pipe.hgetall(self._ledger_key(agent_id))
         replies = await pipe.execute()
         self.round_trips += 1
         out: dict[str, list[Interval]] = {}

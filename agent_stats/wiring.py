@@ -24,7 +24,7 @@ def install(app: StatsHost) -> StatsService:
     """
     config = app.config
     assert app.redis is not None, "the statistics are installed only with Redis"
-    store = StatsStore(app.redis, config.sla, prefix=config.redis.key_prefix)
+    store = StatsStore(app.redis, config.sla, prefix=config.redis.key_prefix, site=config.site.id)
     service = StatsService(
         store=store,
         roster=app.roster,

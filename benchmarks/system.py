@@ -46,6 +46,11 @@ algorithm, as before ``TCP_NODELAY`` was set; ``--pbx-nodelay off`` does the
 same on the PBX's side (Asterisk's manager sets the option, so ``on`` is the
 realistic PBX).
 
+``--cluster`` starts a 3-master Redis Cluster on loopback instead
+(``shenava.redis_cluster_server``) and runs the daemon as site ``bench`` on it
+with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
+``redis_commands_per_call`` then sums every master's ``INFO commandstats``.
+
 Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run
 after the last step.
 """
@@ -151,8 +156,13 @@ def rss_mb() -> float:
 
 
 def redis_by_command(client: Any) -> dict[str, int]:
-    stats = client.info("commandstats")
-    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    clients = client if isinstance(client, list) else [client]  # a cluster: every master
+    out: dict[str, int] = {}
+    for c in clients:
+        for k, v in c.info("commandstats").items():
+            name = k.removeprefix("cmdstat_")
+            out[name] = out.get(name, 0) + int(v["calls"])
+    return out
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -280,7 +290,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     reactor: Any = global_reactor
     root = Path(tempfile.mkdtemp(prefix="shenava-bench-system-"))
-    server = start_redis_server(root / "redis")
+    if args.cluster:
+        from shenava.redis_cluster_server import start_redis_cluster
+
+        server: Any = start_redis_cluster(root / "redis")
+    else:
+        server = start_redis_server(root / "redis")
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=pbx_child,
@@ -304,11 +319,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             config,
             ami=replace(config.ami, host=HOST, port=port, secret=SECRET),
             redis=replace(config.redis, url=server.url),
+            site=replace(config.site, id="bench" if args.cluster else ""),
             recordings=replace(config.recordings, dir=root / "voicemail", asterisk_dir=None),
             agents=agents,
         )
-        client = aioredis.from_url(server.url)
-        sync_redis = redis.Redis.from_url(server.url)
+        client: Any
+        sync_redis: Any
+        if args.cluster:
+            from shenava.redis_client import make_redis_client
+
+            client = make_redis_client(config.redis)
+            sync_redis = [redis.Redis(host=h, port=p) for h, p in server.addresses]
+        else:
+            client = aioredis.from_url(server.url)
+            sync_redis = redis.Redis.from_url(server.url)
         app = Shenava(config, reactor=reactor, redis=client)
         app.connection.tcp_no_delay = args.daemon_nodelay == "on"
         app.start(serve_http=False)
@@ -350,6 +374,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out = {
             "bench": "system",
             "agents": args.agents,
+            "redis": "cluster" if args.cluster else "server",
             "step_s": args.step_s,
             "prompt_s": args.prompt_s,
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
@@ -391,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manager-conf", choices=["shipped", "none"], default="shipped",
                         help="the test PBX applies etc/asterisk/manager.conf's read classes and "
                              "event filters to the daemon's user (none: every event, as before)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a 3-master Redis Cluster on loopback, the daemon as site 'bench'")
     args = parser.parse_args(argv)
     print(json.dumps(run(args)))
     return 0

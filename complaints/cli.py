@@ -107,15 +107,14 @@ def _redis_settings(args: argparse.Namespace) -> tuple[str, str, tzinfo]:
 
 
 async def _run(args: argparse.Namespace, url: str, prefix: str, tz: tzinfo = UTC) -> int:
-    from redis.asyncio import Redis
-
     from complaints.complaint import ComplaintStatus
     from complaints.errors import ComplaintsError
     from complaints.roles import Actor, Role
     from complaints.service import ComplaintRegister, ComplaintUpdate
     from complaints.store import ComplaintQuery, ComplaintStore
+    from shenava_base.redis_urls import async_client_from_url
 
-    client = Redis.from_url(url, decode_responses=True)
+    client = async_client_from_url(url, decode_responses=True)
     register = ComplaintRegister(ComplaintStore(client, prefix), tz=tz)
     actor = Actor(args.actor, Role(args.role))
     command = args.complaints_command

@@ -153,7 +153,7 @@ def install(app: Any) -> ComplaintsExtension:
     if journal is not None:
         journal.register(OPEN_KIND, lambda entry: _open_from_journal(register, entry))
         register.use_journal(journal)
-    callbacks = CallbackStore(app.redis, prefix, settings.dial_policy)
+    callbacks = CallbackStore(app.redis, prefix, settings.dial_policy, site=app.config.site.id)
     dialer = CallbackDialer(
         store=callbacks,
         ami=app.connection,

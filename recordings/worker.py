@@ -28,8 +28,6 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from recordings.errors import AudioError, JobLostError, ModelMissingError, RecordingsError
 from recordings.queue import Job, JobQueue
 from recordings.store import RecordingFolder
@@ -172,7 +170,9 @@ def worker_main(settings: WorkerSettings, stop: Event | None = None, ready: Even
     except RecordingsError as exc:
         print(f"shenava worker: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_MODEL_MISSING) from None
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    from shenava_base.redis_urls import sync_client_from_url
+
+    client = sync_client_from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
     consumer = settings.consumer or default_consumer()
     queue = JobQueue(
         client, consumer, key_prefix=settings.key_prefix,

@@ -11,6 +11,10 @@ is valid on a cluster):
   may next be dialled (calling hours are applied when claiming, so a config
   change takes effect at once). A flag being dialled keeps the attempt's start
   as its score, so if its daemon dies it is found again once the lease expires.
+- ``<prefix>:{callbacks}:due@<site>``: the same, for the open flags of one
+  named site (:mod:`shenava_base.sites`): its daemon claims from it alone. A flag
+  belongs to the site whose daemon opened it (the caller's site); flags of the
+  default site ("") are in ``due`` only, and its daemon skips the others there.
 - ``<prefix>:{callbacks}:closed``: sorted set of closed flags by closing time.
 - ``<prefix>:{callbacks}:attention``: sorted set of unreachable and
   wrong-number flags that no supervisor has acknowledged yet.
@@ -43,7 +47,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.exceptions import WatchError
@@ -119,9 +123,10 @@ class CallbackStore:
 
     TAG = "callbacks"
 
-    def __init__(self, client: Any, prefix: str, policy: DialPolicy | None = None) -> None:
+    def __init__(self, client: Any, prefix: str, policy: DialPolicy | None = None, *, site: str = "") -> None:
         # ``client`` is a ``redis.asyncio.Redis``; typed Any as in shenava.live_store
         self._client = client
+        self.site = site
         self._prefix = prefix
         self._policy = policy or DialPolicy()
         self._release_script = client.register_script(_RELEASE_LUA)
@@ -142,6 +147,10 @@ class CallbackStore:
     def _lease_key(self, flag_id: str) -> str:
         return self._key("lease", flag_id)
 
+    def _site_due_key(self, site: str) -> str:
+        """The due set this site's daemon claims from (the default site's is the shared one)."""
+        return self._key("due@" + site) if site else self._key("due")
+
     # -- raising -----------------------------------------------------------------
 
     async def raise_reason(
@@ -161,7 +170,8 @@ class CallbackStore:
                     # the number's version, not the whole ``open`` hash: raises for other
                     # numbers do not conflict (every write of a flag bumps its number's)
                     await pipe.watch(self._key("ver", number), *([op_key] if op_key else []))
-                    if op_key is not None and await pipe.exists(op_key):
+                    # EXISTS by name: a cluster pipeline's exists() splits by slot and returns the pipeline
+                    if op_key is not None and await pipe.execute_command("EXISTS", op_key):
                         await pipe.unwatch()
                         return None
                     flag_id = _text_or_none(await pipe.hget(open_key, number))
@@ -173,7 +183,7 @@ class CallbackStore:
                         # On the watched connection (immediate mode): a second
                         # connection here would deadlock a full blocking pool.
                         flag_id = f"cb-{int(await pipe.incr(self._key('seq'))):04d}"
-                        flag = new_flag(flag_id, number, reason, now)
+                        flag = replace(new_flag(flag_id, number, reason, now), site=self.site)
                     pipe.multi()
                     self._queue_write(pipe, flag)
                     if op_key is not None:
@@ -207,9 +217,11 @@ class CallbackStore:
         """
         if not hours.is_open(now):
             return None
-        ids = await self._client.zrangebyscore(self._key("due"), "-inf", now, start=0, num=scan)
+        ids = await self._client.zrangebyscore(self._site_due_key(self.site), "-inf", now, start=0, num=scan)
         for raw_id in ids:
             flag_id = _text(raw_id)
+            if not self.site and not await self._of_default_site(flag_id):
+                continue  # another site's flag, in the shared set: its own daemon dials it
             lease = Lease(flag_id, f"{owner}:{uuid.uuid4().hex}")
             taken = await self._client.set(
                 self._lease_key(flag_id), lease.token, nx=True, px=self._policy.lease_ms
@@ -320,8 +332,12 @@ class CallbackStore:
         return int(await self._client.zcard(self._key("attention")))
 
     async def backlog(self, now: float) -> int:
-        """Open flags due by ``now`` (the wallboard's callback backlog)."""
+        """Open flags due by ``now`` (the wallboard's callback backlog, every site's)."""
         return int(await self._client.zcount(self._key("due"), "-inf", now))
+
+    async def _of_default_site(self, flag_id: str) -> bool:
+        raw = await self._client.get(self._flag_key(flag_id))
+        return raw is not None and not json.loads(raw).get("site")
 
     async def closed_between(self, since: float, until: float) -> list[CallbackFlag]:
         return await self._many(
@@ -393,9 +409,13 @@ class CallbackStore:
             at = next_attempt_at(flag, self._policy)
             score = busy.started_at if busy is not None else at
             pipe.zadd(self._key("due"), {flag.flag_id: score})
+            if flag.site:
+                pipe.zadd(self._site_due_key(flag.site), {flag.flag_id: score})
             return
         pipe.hdel(self._key("open"), flag.number)
         pipe.zrem(self._key("due"), flag.flag_id)
+        if flag.site:
+            pipe.zrem(self._site_due_key(flag.site), flag.flag_id)
         pipe.zadd(self._key("closed"), {flag.flag_id: flag.closed_at})
         if flag.needs_attention:
             pipe.zadd(self._key("attention"), {flag.flag_id: flag.closed_at})

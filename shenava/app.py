@@ -19,6 +19,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
+from agent_stats.centre import CentreBoard
 from agent_stats.roster import AgentProfile, AgentRoster
 from agent_stats.service import StatsService
 from ami_bridge.connection import AMIConnection, AMICredentials
@@ -137,7 +138,7 @@ class Shenava:
         self.callflow.sound_folder = config.ivr.sound_folder
         self.counts = CallCounts()
         self.live = (
-            LiveFiguresStore(redis, config.redis.key_prefix, tz=config.site.tzinfo)
+            LiveFiguresStore(redis, config.redis.key_prefix, tz=config.site.tzinfo, site=config.site.id)
             if redis is not None
             else None
         )
@@ -156,6 +157,8 @@ class Shenava:
         self.complaints: ComplaintsExtension | None = None
         self.recordings: RecordingsHandle | None = None
         self.takeover: CallStateExtension | None = None
+        self.centre: CentreBoard | None = None
+        """Every site's figures and their sum (agent_stats.centre, shenava_base.sites)."""
         self.http: HttpApi | None = None
         if redis is not None:
             from shenava.journal import install as install_journal
@@ -167,6 +170,9 @@ class Shenava:
             from recordings.wiring import install as install_recordings
 
             self.agent_stats = install_stats(self)
+            from agent_stats.centre import install as install_centre
+
+            self.centre = install_centre(self)  # every site's figures (shenava_base.sites)
             self.complaints = install_complaints(self)
             self.recordings = install_recordings(self)
             from shenava.takeover import install as install_takeover
@@ -188,7 +194,7 @@ class Shenava:
             name: handle for name, handle in (
                 ("journal", self.journal), ("agent_stats", self.agent_stats),
                 ("complaints", self.complaints), ("recordings", self.recordings),
-                ("takeover", self.takeover), ("http", self.http),
+                ("takeover", self.takeover), ("centre", self.centre), ("http", self.http),
             ) if handle is not None
         })
 
@@ -212,7 +218,7 @@ class Shenava:
             await self.live_writer.stop()
         handles: tuple[tuple[str, _Stoppable | None], ...] = (
             ("recordings", self.recordings), ("complaints", self.complaints),
-            ("agent_stats", self.agent_stats), ("takeover", self.takeover),
+            ("agent_stats", self.agent_stats), ("centre", self.centre), ("takeover", self.takeover),
             ("journal", self.journal), ("http", self.http),
         )
         for name, handle in handles:

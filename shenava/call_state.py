@@ -106,13 +106,16 @@ class AgiStep:
 class CallStateStore:
     """Owns the ``{calls}`` keys. ``fence``: a callable giving the lease value to check (or None)."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, site: str = "") -> None:
+        from shenava_base.sites import site_tag
+
         self._redis = redis
         self.prefix = prefix
-        self.live_key = f"{prefix}:{{{TAG}}}:live"
-        self.step_key = f"{prefix}:{{{TAG}}}:step"
-        self.lease_key = f"{prefix}:{{{TAG}}}:leader"
-        self.epoch_key = f"{prefix}:{{{TAG}}}:epoch"
+        tag = site_tag(TAG, site)  # one slot per site: the lease and the state in one script
+        self.live_key = f"{prefix}:{tag}:live"
+        self.step_key = f"{prefix}:{tag}:step"
+        self.lease_key = f"{prefix}:{tag}:leader"
+        self.epoch_key = f"{prefix}:{tag}:epoch"
         self.commands = 0  # Redis commands sent (the benchmark's and tests' count)
         self._script: Any = None
 

@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_worker_parser(sub, load_config)
     add_models_parser(sub, load_config)
     add_transcribe_parser(sub, load_config)
-    add_report_parser(sub, load_config)
+    from shenava.redis_client import make_redis_client
+
+    add_report_parser(sub, load_config, make_redis_client)
     add_agent_parser(sub)
     add_explain_parser(sub)
     add_complaints_parser(sub, load_config)

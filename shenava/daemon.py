@@ -64,7 +64,7 @@ class DaemonRun:
         self.lease = LeaderLease(
             lease_redis, config.redis.key_prefix, self.owner, reactor,
             lease_s=config.daemon.lease_s, on_role=self._role_changed,
-            on_refused=self._ready,
+            on_refused=self._ready, site=config.site.id,
         )
         if config.daemon.leader_lease:
             # Nothing of this process reaches Redis or Asterisk unless it holds the lease.

@@ -636,9 +636,10 @@ def install(app: Any) -> Journal:
     replicas = app.config.redis.wait_replicas
     if replicas:
         from shenava.replicas import ReplicaConfirm
+        from shenava_base.sites import site_tag
 
-        confirm = ReplicaConfirm(
-            app.redis, f"{app.config.redis.key_prefix}:{{journal}}:ack", replicas, app.reactor)
+        tag = site_tag("journal", app.config.site.id)
+        confirm = ReplicaConfirm(app.redis, f"{app.config.redis.key_prefix}:{tag}:ack", replicas, app.reactor)
     journal = Journal(app.reactor, folder, max_bytes=state.journal_max_bytes, confirm=confirm)
     try:
         journal.load()

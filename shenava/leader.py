@@ -85,10 +85,14 @@ class LeaderLease:
         lease_s: float = 3.0,
         on_role: Callable[[str], object] | None = None,
         on_refused: Callable[[], object] | None = None,
+        site: str = "",
     ) -> None:
+        from shenava_base.sites import site_tag
+
         self._redis = redis
-        self.key = f"{prefix}:{{calls}}:leader"
-        self.epoch_key = f"{prefix}:{{calls}}:epoch"
+        tag = site_tag("calls", site)  # the same slot as the call state it fences
+        self.key = f"{prefix}:{tag}:leader"
+        self.epoch_key = f"{prefix}:{tag}:epoch"
         self.owner = owner
         self._clock = clock
         self.lease_s = lease_s
@@ -213,6 +217,11 @@ def guard_redis(client: Any, allowed: Callable[[], bool]) -> None:
     """Refuse every command of ``client`` while ``allowed()`` is false (a fence in
     the process itself: a deposed leader cannot even start a write). Gates the
     client's connection pool, which every command and pipeline goes through."""
+    if getattr(client, "connection_pool", None) is None:  # a Redis Cluster client: no one pool
+        from shenava.cluster_guard import guard_cluster
+
+        guard_cluster(client, allowed, lambda: NotLeaderError("not the leader: this daemon may not write to Redis"))
+        return
     pool = client.connection_pool
     get_connection = pool.get_connection
 

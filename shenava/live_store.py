@@ -86,8 +86,12 @@ class LiveFiguresStore:
         *,
         tz: tzinfo = UTC,
         day_retention_s: int = DAY_RETENTION_S,
+        site: str = "",
     ) -> None:
+        from shenava_base.sites import site_tag
+
         self._client = client
+        self._tag = site_tag(self.TAG, site)
         self._prefix = prefix
         self._tz = tz
         self._retention_s = day_retention_s
@@ -95,7 +99,7 @@ class LiveFiguresStore:
     # -- keys (the only place key names are made) ------------------------
 
     def _key(self, *parts: str) -> str:
-        return ":".join((self._prefix, "{" + self.TAG + "}", *parts))
+        return ":".join((self._prefix, self._tag, *parts))
 
     def _in_progress_key(self) -> str:
         return self._key("in_progress")

@@ -14,6 +14,13 @@ pool asks the sentinels for the current master before each new connection
 (redis-py's ``SentinelConnectionPool``, made blocking the same way), so a
 failover costs the commands in flight, which the journal keeps, and nothing
 else.
+
+With Redis Cluster (``redis+cluster://`` URLs or ``redis.cluster_nodes``) the
+client is redis-py's ``redis.asyncio.RedisCluster``: it learns the slot map
+from the seed nodes and sends each command to the master of its key's slot.
+Every key family's hash tag (:mod:`shenava_base.sites`) keeps each transaction and
+script inside one slot. Its pools are per node and not blocking: a node whose
+``max_connections`` are all busy fails the command, which the journal keeps.
 """
 
 from __future__ import annotations
@@ -26,7 +33,13 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from shenava.config import SENTINEL_SCHEME, RedisConfig, parse_sentinel_url
+from shenava.config import (
+    CLUSTER_SCHEME,
+    SENTINEL_SCHEME,
+    RedisConfig,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 
 __all__ = ["BlockingSentinelPool", "client_options", "describe", "make_redis_client", "wait_for_redis"]
 
@@ -56,6 +69,8 @@ def make_redis_client(config: RedisConfig, *, decode_responses: bool = False, ur
     options = client_options(config, tcp=not target.startswith("unix://"))
     if target.startswith(SENTINEL_SCHEME) or config.sentinels:
         return _sentinel_client(config, target, options, decode_responses)
+    if target.startswith(CLUSTER_SCHEME) or config.cluster_nodes:
+        return _cluster_client(config, target, options, decode_responses)
     pool = BlockingConnectionPool.from_url(
         target,
         max_connections=config.max_connections,
@@ -94,12 +109,36 @@ def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], dec
     return client
 
 
+def _cluster_client(config: RedisConfig, url: str, options: dict[str, Any], decode: bool) -> Redis:
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    if url.startswith(CLUSTER_SCHEME):
+        nodes, password = parse_cluster_url(url)
+    else:
+        nodes = config.cluster_nodes
+        parsed = urlparse(url) if url else None
+        password = parsed.password if parsed is not None else None
+    options = {k: v for k, v in options.items() if k != "retry_on_timeout"}
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        password=password,
+        max_connections=config.max_connections,
+        decode_responses=decode,
+        **options,
+    )
+    # The daemon types its client as ``Redis``: the commands it uses are the same.
+    return client  # type: ignore[return-value]
+
+
 def describe(config: RedisConfig) -> str:
     """Where Redis is, for logs (never the password)."""
     if config.url.startswith(SENTINEL_SCHEME):
         sentinels, service, _db, _pw = parse_sentinel_url(config.url)
     elif config.sentinels:
         sentinels, service = config.sentinels, config.sentinel_service
+    elif config.cluster:
+        nodes = parse_cluster_url(config.url)[0] if config.url.startswith(CLUSTER_SCHEME) else config.cluster_nodes
+        return "cluster via " + ",".join(f"{h}:{p}" for h, p in nodes)
     else:
         parsed = urlparse(config.url)
         if parsed.scheme == "unix":

@@ -100,6 +100,14 @@ def read_settings(config: RedisConfig, timeout_s: float = 2.0) -> dict[str, str]
         sentinel = Sentinel(list(sentinels), socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         client = sentinel.master_for(service, db=db, password=password, socket_timeout=timeout_s,
                                      decode_responses=True)
+    elif config.cluster:
+        # One master's settings stand for the cluster's (check-config also checks the cluster).
+        from shenava.check_sites import cluster_seed
+
+        nodes, password = cluster_seed(config)
+        host, port = nodes[0]
+        client = redis.Redis(host=host, port=port, password=password, socket_timeout=timeout_s,
+                             socket_connect_timeout=timeout_s, decode_responses=True)
     else:
         client = redis.Redis.from_url(config.url, socket_timeout=timeout_s,
                                       socket_connect_timeout=timeout_s, decode_responses=True)

@@ -327,7 +327,7 @@ class CallStateExtension:
 
 def install(app: Any) -> CallStateExtension:
     """Keep the call state in Redis and take callers over on every resync (``app.redis`` set)."""
-    store = CallStateStore(app.redis, app.config.redis.key_prefix)
+    store = CallStateStore(app.redis, app.config.redis.key_prefix, app.config.site.id)
     recorder = CallStateRecorder(
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
         fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,

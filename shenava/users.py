@@ -204,10 +204,10 @@ def store_for(config: Any) -> UserStore | None:
     users_file = config.http.users_file
     if users_file:
         return FileUserStore(Path(users_file))
-    if config.redis.url:
-        import redis
+    if not config.redis.embedded:
+        from shenava.redis_urls import LazyClient
 
-        client = redis.Redis.from_url(config.redis.url, decode_responses=True,
-                                      socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        client = LazyClient(config.redis, decode_responses=True,
+                            socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
         return RedisUserStore(client, config.redis.key_prefix)
     return None

@@ -20,6 +20,8 @@ from redis.asyncio import Redis
 from shenava.redis_server import RedisServer, start_redis_server
 from shenava_base.aio import as_deferred
 
+pytest_plugins = ["tests.cluster_fixtures"]  # redis_cluster, cluster_url, cluster_client
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

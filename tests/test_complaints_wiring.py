@@ -51,7 +51,7 @@ class FakeApp:
     def __post_init__(self) -> None:
         self.config = SimpleNamespace(
             redis=SimpleNamespace(key_prefix="t"),
-            site=SimpleNamespace(timezone="UTC", callback_context="site-callbacks"),
+            site=SimpleNamespace(timezone="UTC", callback_context="site-callbacks", id=""),
             callbacks=SimpleNamespace(policy=DialPolicy(), hours=CallingHours.always()),
             complaints=RegisterPolicy(retention_s=30 * 86400.0),
         )

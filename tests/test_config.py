@@ -108,7 +108,7 @@ ERRORS = [
     ("ami.max_message_bytes", 10, "ami.max_message_bytes: expected an integer from 1024 to 67108864, got 10"),
     ("ami.prot", 5038, "ami.prot: unknown key (known keys: "),
     ("ami", "yes", 'ami: expected a table ([ami]), got "yes"'),
-    ("redis.url", "http://x", "redis.url: expected a redis://, rediss://, unix:// or redis+sentinel:// URL"),
+    ("redis.url", "http://x", "redis.url: expected a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL"),
     ("redis.url", "redis+sentinel://h:26379", "redis.url: a redis+sentinel:// URL needs the service name"),
     ("redis.url", "redis+sentinel://h:0/m", "redis.url: expected a port from 1 to 65535"),
     ("redis.sentinels", ["h:x"], 'redis.sentinels[0]: expected a port from 1 to 65535 in \'h:x\', got "h:x"'),

@@ -128,6 +128,8 @@ class CallbackFlag:
     closed_at: float | None = None
     acknowledged_by: str | None = None
     purged_at: float | None = None
+    site: str = ""
+    """The site whose daemon dials it: where the caller called when it was opened (shenava_base.sites)."""
 
     @property
     def is_open(self) -> bool:

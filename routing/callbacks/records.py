@@ -48,6 +48,7 @@ def flag_to_dict(flag: CallbackFlag) -> dict[str, Any]:
         "history": [
             {"at": h.at, "by": h.by, "event": h.event, "detail": h.detail} for h in flag.history
         ],
+        **({"site": flag.site} if flag.site else {}),
     }
 
 
@@ -80,4 +81,5 @@ def flag_from_dict(data: Mapping[str, Any]) -> CallbackFlag:
             for a in data["attempts"]
         ),
         history=tuple(HistoryEntry(h["at"], h["by"], h["event"], h["detail"]) for h in data["history"]),
+        site=data.get("site", ""),
     )

@@ -72,6 +72,9 @@ def check_config(
         findings.extend(check_asterisk_dir(config, Path(asterisk_dir)))
     if sounds_dir is not None:
         findings.extend(check_sounds(config, Path(sounds_dir)))
+    from shenava.check_sites import check_sites
+
+    findings.extend(check_sites(config, redis=redis))
     if redis and not config.redis.embedded:
         findings.extend(check_redis(config))
     return findings

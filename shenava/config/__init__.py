@@ -52,7 +52,7 @@ from shenava.config.http import COOKIE_SECURE, HTTP_AUTH, HttpConfig, parse_http
 from shenava.config.ivr import IvrConfig, parse_ivr
 from shenava.config.log import LogConfig, parse_log
 from shenava.config.metrics import MetricsConfig, parse_metrics
-from shenava.config.redis import SENTINEL_SCHEME, RedisConfig, parse_redis, parse_sentinel_url
+from shenava.config.redis import RedisConfig, parse_redis
 from shenava.config.routing import (
     RoutingConfig,
     parse_hold,
@@ -65,6 +65,12 @@ from shenava.config.sla import parse_sla, utc_offset_s
 from shenava.config.state import StateConfig, parse_state
 from shenava.config.wellbeing import parse_wellbeing
 from shenava_base.config_table import ConfigError
+from shenava_base.redis_urls import (
+    CLUSTER_SCHEME,
+    SENTINEL_SCHEME,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 
 __all__ = [
     "AgentConfig",
@@ -85,6 +91,8 @@ __all__ = [
     "RedisConfig",
     "RoutingConfig",
     "SENTINEL_SCHEME",
+    "CLUSTER_SCHEME",
+    "parse_cluster_url",
     "SUPPORTED_LANGUAGES",
     "SiteConfig",
     "StateConfig",

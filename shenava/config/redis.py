@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shenava.config.checks import _PREFIX_RE, _host, _name
+from shenava.config.checks import _PREFIX_RE, _name
 from shenava_base.config_table import Table
+from shenava_base.redis_urls import (
+    CLUSTER_SCHEME,
+    SENTINEL_SCHEME,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
+from shenava_base.redis_urls import host_port as _host_port
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,8 @@ class RedisConfig:
     sentinels: tuple[tuple[str, int], ...] = ()
     """Redis Sentinel addresses (``redis+sentinel://`` URLs fill this too)."""
     sentinel_service: str = "mymaster"
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
+    """Redis Cluster seed nodes (``redis+cluster://`` URLs fill this too): a cluster client."""
     max_connections: int = 64
     pool_timeout_s: float = 5.0
     connect_timeout_s: float = 2.0
@@ -36,10 +45,13 @@ class RedisConfig:
 
     @property
     def embedded(self) -> bool:
-        return not self.url and not self.sentinels
+        return not self.url and not self.sentinels and not self.cluster_nodes
+
+    @property
+    def cluster(self) -> bool:
+        return bool(self.cluster_nodes) or self.url.startswith(CLUSTER_SCHEME)
 
 
-SENTINEL_SCHEME = "redis+sentinel://"
 
 
 def _redis_url(value: str) -> str | None:
@@ -51,44 +63,16 @@ def _redis_url(value: str) -> str | None:
         except ValueError as exc:
             return str(exc)
         return None
+    if value.startswith(CLUSTER_SCHEME):
+        try:
+            parse_cluster_url(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
     return (
-        "expected a redis://, rediss://, unix:// or redis+sentinel:// URL, "
+        "expected a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL, "
         "or \"\" for an embedded server (demo only)"
     )
-
-
-def parse_sentinel_url(url: str) -> tuple[tuple[tuple[str, int], ...], str, int, str | None]:
-    """``redis+sentinel://[:password@]h1:p1,h2:p2/service[/db]`` -> (sentinels, service, db, password).
-
-    Raises ``ValueError`` with a reason an operator can act on.
-    """
-    rest = url[len(SENTINEL_SCHEME):]
-    password: str | None = None
-    if "@" in rest:
-        auth, _, rest = rest.rpartition("@")
-        password = auth.partition(":")[2] or None
-    hosts, _, path = rest.partition("/")
-    parts = [p for p in path.split("/") if p]
-    if not parts:
-        raise ValueError("a redis+sentinel:// URL needs the service name: redis+sentinel://host:port/mymaster")
-    service = parts[0]
-    db = 0
-    if len(parts) > 1:
-        if not parts[1].isdigit():
-            raise ValueError("the database after the service name must be a number")
-        db = int(parts[1])
-    return tuple(_host_port(h, 26379) for h in hosts.split(",")), service, db, password
-
-
-def _host_port(text: str, default_port: int) -> tuple[str, int]:
-    host, sep, port = text.strip().rpartition(":")
-    if not sep:
-        host, port = text.strip(), str(default_port)
-    if not host or _host(host) is not None:
-        raise ValueError(f"expected host:port, got {text!r}")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"expected a port from 1 to 65535 in {text!r}")
-    return host, int(port)
 
 
 def _sentinel_address(value: str) -> str | None:
@@ -105,6 +89,29 @@ def _key_prefix(value: str) -> str | None:
     return "expected letters, digits and _ . : - (no braces: the key's hash tag comes after the prefix)"
 
 
+def _cluster_node(value: str) -> str | None:
+    try:
+        _host_port(value, 6379)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_cluster(
+    t: Table, url: str, sentinels: tuple[tuple[str, int], ...], cluster: tuple[tuple[str, int], ...]
+) -> None:
+    """A cluster is named once (URL or list), and never together with Sentinel."""
+    if cluster and url.startswith(CLUSTER_SCHEME):
+        raise t.error("cluster_nodes", f"give the cluster nodes either here or in {t.key_path('url')}, not both")
+    if (cluster or url.startswith(CLUSTER_SCHEME)) and (sentinels or url.startswith(SENTINEL_SCHEME)):
+        raise t.error("cluster_nodes", "Redis Cluster and Redis Sentinel exclude each other: name one")
+    if cluster and url and not url.startswith(("redis://", "rediss://")):
+        raise t.error("url", "with redis.cluster_nodes, url may only carry the password (redis://:pw@/)")
+    if (cluster or url.startswith(CLUSTER_SCHEME)) and t.get_int("wait_replicas", 0, minimum=0, maximum=16):
+        # WAIT covers its own connection's writes; a cluster spreads the journal's over masters
+        raise t.error("wait_replicas", "not available with Redis Cluster (WAIT confirms one master's writes only)")
+
+
 def parse_redis(t: Table) -> RedisConfig:
     d = RedisConfig()
     url = t.get_str("url", d.url, non_empty=False, check=_redis_url)
@@ -114,6 +121,8 @@ def parse_redis(t: Table) -> RedisConfig:
     if sentinels and url.startswith(SENTINEL_SCHEME):
         raise t.error("sentinels", f"give the sentinels either here or in {t.key_path('url')}, not both")
     service = t.get_str("sentinel_service", d.sentinel_service, check=_name)
+    cluster = tuple(_host_port(s, 6379) for s in t.get_str_list("cluster_nodes", (), check=_cluster_node))
+    _check_cluster(t, url, sentinels, cluster)
     if sentinels and url and not url.startswith(("redis://", "rediss://")):
         raise t.error("url", "with redis.sentinels, url may only carry the password and database (redis://:pw@/0)")
     connect = t.get_float("connect_timeout_s", d.connect_timeout_s, positive=True, maximum=300)
@@ -122,6 +131,7 @@ def parse_redis(t: Table) -> RedisConfig:
         key_prefix=t.get_str("key_prefix", d.key_prefix, check=_key_prefix),
         sentinels=sentinels,
         sentinel_service=service,
+        cluster_nodes=cluster,
         max_connections=t.get_int("max_connections", d.max_connections, minimum=2, maximum=10_000),
         pool_timeout_s=t.get_float("pool_timeout_s", d.pool_timeout_s, positive=True, maximum=300),
         connect_timeout_s=connect,

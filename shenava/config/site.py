@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shenava.config.checks import SUPPORTED_LANGUAGES, _context
 from shenava_base.config_table import Table
+from shenava_base.sites import check_site_id
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,8 @@ class SiteConfig:
     """The call centre itself: its name, clock, languages and dialplan contexts."""
 
     name: str = "Shenava"
+    id: str = ""
+    """This daemon's site among several sharing one Redis ("" = the default, single site)."""
     timezone: str = "UTC"
     languages: tuple[str, ...] = ("fa", "en")
     support_context: str = "shenava-complaints"
@@ -38,6 +41,7 @@ def parse_site(t: Table) -> SiteConfig:
     d = SiteConfig()
     return SiteConfig(
         name=t.get_str("name", d.name),
+        id=t.get_str("id", d.id, non_empty=False, check=check_site_id),
         timezone=t.get_str("timezone", d.timezone, check=_timezone),
         languages=t.get_str_list("languages", d.languages, non_empty=True, allowed=SUPPORTED_LANGUAGES),
         support_context=t.get_str("support_context", d.support_context, check=_context),

@@ -190,6 +190,9 @@ class LiveBoard:
             "waiting": {"calls": self.waits.count, "longest_wait_s": self.waits.longest_wait_s(now)},
             "callbacks": callbacks.counts(),
         }
+        centre = self._app.centre
+        if centre is not None:
+            body["centre"] = centre.as_dict()  # every site's SL and their sum (agent_stats.centre)
         if service is None:
             body.update(sla=None, queue=None, queues={}, occupancy_now=None, fairness_today=None)
             return body
