@@ -7,10 +7,12 @@ through a :class:`~agent_stats.writer.StoreWriter` (ordered batches, never
 blocking the reactor). Every decision uses the injected clock. It owns the
 lifecycle (``start`` with its retry loop, the heartbeat ``tick``, ``stop``),
 the ledger wiring (each change written, the AMI link's outages reconciled,
-``prune_ledgers``) and each agent's running day and call log; the rest is
-done by small collaborators it holds, one concept each:
+``prune_ledgers``); the rest is done by small collaborators it holds, one
+concept each:
 
 ==========================  =================================================================
+``figures``                 :class:`~agent_stats.agent_figures.AgentFigures`: each agent's
+                            running day and call log, ``standing``, ``prune_ledgers``
 ``restorer``                :class:`~agent_stats.restore.Restorer`: the start-up restore
                             (ledgers merged with the unobserved gap, SL buckets, break line)
 ``calls``                   :class:`~agent_stats.outcomes.CallCounter`: routing's events to
@@ -48,6 +50,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from agent_stats.agent_figures import AgentFigures
 from agent_stats.break_desk import BreakAnswer as BreakAnswer  # re-exported
 from agent_stats.break_desk import BreakDesk
 from agent_stats.breaks import (
@@ -152,6 +155,7 @@ class StatsService:
         self._trust_gap_s = trust_gap_s
         self.writer = StoreWriter(store, clock, paused=True)
         self.tally = SLATally(sla)
+        self.figures = AgentFigures(roster=roster, sla=sla, breaks=breaks, wellbeing=wellbeing)
         self.recent = RecentTraffic(clock.seconds(), traffic_window_s)
         self.desk = BreakDesk(
             roster=roster, clock=clock, config=breaks, submit=self.writer.submit,
@@ -172,8 +176,6 @@ class StatsService:
         )
         self.fairness_today = 1.0
         self._fairness_at = -math.inf
-        self._days: dict[str, AgentDay] = {}
-        self._call_logs: dict[str, CallLog] = {}
         self._seen_until = self.recent.started_at
         self._link_lost_at: float | None = None
         self._live_dirty = True
@@ -375,26 +377,21 @@ class StatsService:
 
     def agent_day(self, agent_id: str) -> AgentDay:
         """The agent's running figures of the day (allowance, not-ready time), kept as it goes."""
-        return self._agent_day(agent_id)
+        return self.figures.day(agent_id)
 
     def _agent_day(self, agent_id: str) -> AgentDay:
-        day = self._days.get(agent_id)
-        if day is None:
-            day = self._days[agent_id] = AgentDay(self.break_config, self.wellbeing)
-        return day
+        return self.figures.day(agent_id)
 
     def _call_log(self, agent_id: str) -> CallLog:
-        log_ = self._call_logs.get(agent_id)
-        if log_ is None:
-            log_ = self._call_logs[agent_id] = CallLog(self.wellbeing.long_call_s)
-        return log_
+        return self.figures.call_log(agent_id)
+
+    @property
+    def _call_logs(self) -> dict[str, CallLog]:
+        return self.figures.call_logs
 
     def _standing(self, agent_id: str, now: float) -> tuple[float, float | None]:
-        """Today's unused allowance and the last break's end (running figures: no day scan)."""
-        ledger = self.roster.get(agent_id).ledger
-        day = self._agent_day(agent_id)
-        allowed = day.allowance(ledger, day_start(now, self.sla), now)
-        return allowed.unused_s, day.last_break_end
+        """Today's unused allowance and the last break's end (``AgentFigures.standing``)."""
+        return self.figures.standing(agent_id, now)
 
     def request_break(
         self, agent_id: str, reason: NotReadyReason, now: float | None = None
@@ -500,31 +497,11 @@ class StatsService:
         self._mark_live()
 
     def prune_ledgers(self, now: float) -> int:
-        """Drop closed intervals no live figure reads any more; returns how many.
-
-        Occupancy reads the last ``occupancy_window_s``; the day's allowance,
-        not-ready time, last break and last reset are running sums
-        (``running.AgentDay``), brought up to date here before the ledger lets
-        go, so no figure changes and an agent's ledger holds about an hour of
-        intervals whatever the time of day (Redis keeps every interval, and a
-        restart reads the days back)."""
-        horizon = now - self.wellbeing.occupancy_window_s
-        today = day_start(now, self.sla)
-        dropped = 0
-        for status in self.roster:
-            ledger = status.ledger
-            if not ledger.prunable(horizon):
-                continue
-            self._agent_day(status.profile.agent_id).sync(ledger, today)
-            dropped += ledger.prune(horizon)
-        return dropped
+        """Drop closed intervals no live figure reads any more (``AgentFigures.prune_ledgers``)."""
+        return self.figures.prune_ledgers(now)
 
     def allowances(self, now: float) -> dict[str, Allowance]:
-        start = day_start(now, self.sla)
-        return {
-            s.profile.agent_id: self._agent_day(s.profile.agent_id).allowance(s.ledger, start, now)
-            for s in self.roster
-        }
+        return self.figures.allowances(now)
 
     # -- wellbeing (agent_stats.watch) ---------------------------------------------
 
