@@ -8,9 +8,8 @@ daemon, the demo and the integration tests all run the same graph.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.application.internet import backoffPolicy
@@ -185,18 +184,6 @@ class Shenava:
 
         self.http = install_http(self)
         self.http_port: Any = None
-
-    @property
-    def extensions(self) -> Mapping[str, object]:
-        """Read-only: the packages' handles by name, for code written before they
-        were attributes (``app.agent_stats``, ``app.complaints``...); use those."""
-        return MappingProxyType({
-            name: handle for name, handle in (
-                ("journal", self.journal), ("agent_stats", self.agent_stats),
-                ("complaints", self.complaints), ("recordings", self.recordings),
-                ("takeover", self.takeover), ("centre", self.centre), ("http", self.http),
-            ) if handle is not None
-        })
 
     # -- life cycle ----------------------------------------------------------
 

@@ -59,7 +59,7 @@ async def traffic(h: E2E, callers: int, *, give_up_last: bool) -> None:
 
 
 def stats(h: E2E) -> StatsService:
-    service = h.app.extensions["agent_stats"]
+    service = h.app.agent_stats
     assert isinstance(service, StatsService)
     return service
 
@@ -114,8 +114,8 @@ async def test_two_sites_count_their_own_calls_and_share_the_register(shared_red
             day = await as_deferred(store.day_counts(stats(h).default_queue, store.day_of(h.now)))
             assert (day.offered, day.in_sl, day.abandoned) == expected[site], site
         # The centre's figures, read as north's daemon reads them (after both registered).
-        board = north.app.extensions["centre"]
-        await as_deferred(south.app.extensions["centre"].refresh())
+        board = north.app.centre
+        await as_deferred(south.app.centre.refresh())
         centre = await as_deferred(board.refresh())
         assert [s.site for s in centre.sites] == ["north", "south"]
         for s in centre.sites:
@@ -123,7 +123,7 @@ async def test_two_sites_count_their_own_calls_and_share_the_register(shared_red
         sums = tuple(sum(v[i] for v in expected.values()) for i in range(3))
         assert (centre.day.offered, centre.day.in_sl, centre.day.abandoned) == sums
         assert centre.day.service_level == sums[1] / sums[0]
-        assert north.app.extensions["http"] is not None
+        assert north.app.http is not None
 
         # -- no daemon touches the other's statistics: a break asked at north
         # is in north's line only, and each heartbeat is its own daemon's clock.
@@ -136,8 +136,8 @@ async def test_two_sites_count_their_own_calls_and_share_the_register(shared_red
         assert north_beat <= north.now < south_beat - 900 and south_beat <= south.now
 
         # -- the complaint register and abuse reports are shared
-        reg_n = north.app.extensions["complaints"].register
-        reg_s = south.app.extensions["complaints"].register
+        reg_n = north.app.complaints.register
+        reg_s = south.app.complaints.register
         opened = await as_deferred(reg_n.open_complaint(north.now, category="billing", channel=Channel.AGENT,
                                                          number="09125550000"))
         seen = await as_deferred(reg_s.store.get(opened.reference))
@@ -149,8 +149,8 @@ async def test_two_sites_count_their_own_calls_and_share_the_register(shared_red
         assert len(await as_deferred(reg_n.store.reports_for("09125550002"))) == 1
 
         # -- the callback flag of north's lost caller: shared, dialled by north alone
-        cb_n = north.app.extensions["complaints"].callbacks
-        cb_s = south.app.extensions["complaints"].callbacks
+        cb_n = north.app.complaints.callbacks
+        cb_s = south.app.complaints.callbacks
 
         async def raised() -> Any:
             return await cb_s.open_flag_for(LOST)
@@ -204,7 +204,7 @@ async def test_two_sites_count_their_own_calls_and_share_the_register(shared_red
         name = north.app.config.site.name
         assert {_s(k): json.loads(v)["name"] for k, v in register.items()} == {"north": name, "south": name}
         # and the centre's figures reach the wallboard's JSON
-        body = north.app.extensions["http"].board.public(north.now, _NoCallbacks())
+        body = north.app.http.board.public(north.now, _NoCallbacks())
         assert [s["id"] for s in body["centre"]["sites"]] == ["north", "south"]
     finally:
         north.stop()
