@@ -1,37 +1,35 @@
 """The live statistics: ledgers persisted, SL counted, breaks granted fairly, wellbeing watched.
 
-It listens to the roster (agent state changes), to routing (call outcomes) and
-to the AMI link, keeps the live figures in memory, and writes through a
-:class:`~agent_stats.writer.StoreWriter` (ordered batches, never blocking the
-reactor). Every decision uses the injected clock.
+:class:`StatsService` is the facade the composition root and the HTTP pages
+use. It listens to the roster (agent state changes), to routing (call
+outcomes) and to the AMI link, keeps the live figures in memory, and writes
+through a :class:`~agent_stats.writer.StoreWriter` (ordered batches, never
+blocking the reactor). Every decision uses the injected clock. It owns the
+lifecycle (``start`` with its retry loop, the heartbeat ``tick``, ``stop``),
+the ledger wiring (each change written, the AMI link's outages reconciled,
+``prune_ledgers``); the rest is done by small collaborators it holds, one
+concept each:
 
-Start-up (``start``) reconciles with Redis before any write goes out:
-
-* each agent's stored ledger is put back into the roster, the unobserved time
-  since the daemon's last heartbeat accounted by ``AgentLedger.reconcile``
-  (up to ``trust_gap_s``: the last state, so a break in progress continues;
-  longer: ``UNKNOWN``). A call in progress cannot be followed by a new daemon:
-  ``ON_CALL`` resumes as not ready ``TECHNICAL`` (the agent presses ready),
-  ``RINGING`` and ``WRAP_UP`` resume as ready. Changes the roster saw before the
-  reconciliation finished are replayed after it, so nothing is counted twice;
-* the SL counters of the day, the window and the current interval are read
-  back, and the break line is restored with its original request times.
+==========================  =================================================================
+``figures``                 :class:`~agent_stats.agent_figures.AgentFigures`: each agent's
+                            running day and call log, ``standing``, ``prune_ledgers``
+``restorer``                :class:`~agent_stats.restore.Restorer`: the start-up restore
+                            (ledgers merged with the unobserved gap, SL buckets, break line)
+``calls``                   :class:`~agent_stats.outcomes.CallCounter`: routing's events to
+                            SL outcomes (``ROUTING_HANDLERS``), traffic, call logs
+``recent``                  :class:`~agent_stats.traffic.RecentTraffic`: Erlang C's input
+                            for ``spare`` and the headroom service levels
+``desk``                    :class:`~agent_stats.break_desk.BreakDesk`: break requests, the
+                            fair line, grants, grants waiting for a call, recovery
+``watch``                   :class:`~agent_stats.watch.WellbeingWatch`: ``check_wellbeing``,
+                            alerts, glances, ``signals``
+(function)                  :func:`~agent_stats.live.live_figures`: ``snapshot``
+==========================  =================================================================
 
 AMI link: while it is down, agents who take calls (ready, ringing, on a call,
 wrap-up) are not observed; when it comes back their gap is reconciled the same
-way. Agents not ready or logged out change only through Shenava, so they stay
-observed.
-
-Breaks: ``request_break`` grants at once what the config does not queue, and
-puts the rest in the fair :class:`~agent_stats.breaks.BreakLine`; ``decide``
-runs on every request, every state change, every tick and at the line's next
-deadline, with ``spare`` from Erlang C on recent traffic (or an injected
-``headroom`` policy). A grant makes the agent not ready at once if they are
-free, or right after their call. A grant waiting for a call is kept in Redis
-(``breakpending``) and restored at start-up: it waits on if the agent's call is
-seen again, starts when the agent leaves the ``technical`` state they resume in
-after a call nobody could follow (they press ready), and starts at once if they
-are free.
+way as at start-up. Agents not ready or logged out change only through
+Shenava, so they stay observed.
 
 The in-memory ledgers are pruned on every tick to the last
 ``occupancy_window_s`` (``prune_ledgers``): the day's figures are running sums
@@ -43,8 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -53,6 +50,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from agent_stats.agent_figures import AgentFigures
+from agent_stats.break_desk import BreakAnswer as BreakAnswer  # re-exported
+from agent_stats.break_desk import BreakDesk
 from agent_stats.breaks import (
     Allowance,
     BreakConfig,
@@ -60,74 +60,52 @@ from agent_stats.breaks import (
     BreakLine,
     fairness_index,
 )
-from agent_stats.erlang import Traffic, estimate_traffic, predicted_service_level, spare_agents
-from agent_stats.errors import AgentStatsError, ClockWentBackwardsError, InvalidCallRecordError
-from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
-from agent_stats.roster import AgentBusyError, AgentChange, AgentRoster
+from agent_stats.erlang import Traffic, predicted_service_level, spare_agents
+from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger
+from agent_stats.live import counts_dict as counts_dict  # re-exported
+from agent_stats.live import live_figures
+from agent_stats.outcomes import CallCounter
+from agent_stats.restore import Restorer
+from agent_stats.roster import AgentChange, AgentRoster
 from agent_stats.running import (
     AgentDay,
     CallLog,
     Glance,
-    LookSchedule,
     WindowSums,
-    alert_kinds,
-    glance,
-    running_signals,
-    steady_until,
 )
 from agent_stats.sla import (
-    BucketKey,
-    BucketKind,
     CallRecord,
-    Outcome,
     SLAConfig,
     SLATally,
-    SLCounts,
     day_start,
-    interval_start,
-    rolling_window_start,
 )
 from agent_stats.states import (
-    HANDLING_STATES,
     STAFFED_STATES,
     AgentState,
     NotReadyReason,
-    StateKey,
 )
 from agent_stats.store import (
-    AlertRaised,
     AlertRecord,
-    BreakCancelled,
-    BreakGranted,
     BreakRecord,
-    BreakRequested,
-    BreakStarted,
     HeartbeatWrite,
     LedgerWrite,
     Operation,
-    OutcomeWrite,
     StatsStore,
 )
+from agent_stats.traffic import MIN_TRAFFIC_WINDOW_S as MIN_TRAFFIC_WINDOW_S  # re-exported
+from agent_stats.traffic import TRAFFIC_WINDOW_S as TRAFFIC_WINDOW_S  # re-exported
+from agent_stats.traffic import RecentTraffic
+from agent_stats.watch import HANDLED_KEEP_S as HANDLED_KEEP_S  # re-exported
+from agent_stats.watch import SIGNALS_REFRESH_S as SIGNALS_REFRESH_S  # re-exported
+from agent_stats.watch import WellbeingWatch
 from agent_stats.wellbeing import (
     Alert,
     AlertKind,
     WellbeingConfig,
     WellbeingSignals,
-    alerts,
-)
-from agent_stats.wellbeing_looks import (
-    ALERT_HORIZON_S,
-    LookFilter,
-    refresh_horizon_s,
-    refreshed,
 )
 from agent_stats.writer import StoreWriter
 from routing.events import (
-    CallAbandoned,
-    CallAnswered,
-    CallCompleted,
-    CallLeftForChoice,
-    CallQueued,
     RoutingEvent,
 )
 from shenava_base.aio import as_deferred
@@ -139,57 +117,12 @@ HEARTBEAT_S = 15.0
 RESTORE_RETRY_INITIAL_S = 0.5
 RESTORE_RETRY_MAX_S = 5.0
 """Short: the journal holds the SL outcomes back until the restore is done."""
-TRAFFIC_WINDOW_S = 1800.0
-MIN_TRAFFIC_WINDOW_S = 300.0
-HANDLED_KEEP_S = 86400.0
-SIGNALS_REFRESH_S = 300.0
-"""An agent nothing happens to is looked at again at least this often (the
-wallboard's occupancy and time since a break); alerts come when due, sooner."""
 FAIRNESS_EVERY_S = 300.0
 """How often the day's Jain index is recomputed (from the running allowances)."""
 DEFAULT_QUEUE = "complaints"
 
-# What a new daemon resumes an agent in, when the old one left them in a call state.
-_RESUME: dict[AgentState, StateKey] = {
-    AgentState.ON_CALL: (AgentState.NOT_READY, NotReadyReason.TECHNICAL),
-    AgentState.RINGING: (AgentState.READY, None),
-    AgentState.WRAP_UP: (AgentState.READY, None),
-}
-_BUSY = frozenset({AgentState.RINGING, AgentState.ON_CALL})
-_TECHNICAL: StateKey = (AgentState.NOT_READY, NotReadyReason.TECHNICAL)
-
-
-
-
 Headroom = Callable[[int, float], int]
 """``(staffed agents, now) -> spare agents``: a policy other than Erlang C."""
-
-
-@dataclass(frozen=True, slots=True)
-class BreakAnswer:
-    """What a break request got: ``granted`` (not ready now), ``after_call`` or ``waiting``."""
-
-    agent_id: str
-    reason: NotReadyReason
-    status: str
-    requested_at: float
-    position: int | None = None
-
-
-def counts_dict(c: SLCounts) -> dict[str, Any]:
-    return {
-        "offered": c.offered,
-        "answered": c.answered,
-        "answered_in_sl": c.answered_in_sl,
-        "abandoned": c.abandoned,
-        "abandoned_short": c.abandoned_short,
-        "voicemail": c.voicemail,
-        "callback": c.callback,
-        "sl": c.service_level,
-        "sl1": c.servicelevel_perf,
-        "sl2": c.servicelevel_perf2,
-        "average_answer_wait_s": c.average_answer_wait_s,
-    }
 
 
 class StatsService:
@@ -220,56 +153,33 @@ class StatsService:
         self._headroom = headroom
         self._heartbeat_s = heartbeat_s
         self._trust_gap_s = trust_gap_s
-        self._traffic_window_s = traffic_window_s
         self.writer = StoreWriter(store, clock, paused=True)
-        # States a restored ledger resumes as they were (not as ``_RESUME``
-        # says) because someone else settles them: with call state in Redis,
-        # the take-over keeps an agent on a call that survived the restart on
-        # it, and ends the others in wrap-up (shenava.takeover).
-        self.keep_states: frozenset[AgentState] = frozenset()
         self.tally = SLATally(sla)
-        self.line = BreakLine(breaks)
-        self.pending_grants: dict[str, BreakGrant] = {}
-        self._held: set[str] = set()
-        """Restored pending grants of agents resumed as not ready ``technical`` (their call
-        could not be followed): they start when the agent leaves that state (presses ready)."""
-        self.grants: list[BreakRecord] = []
-        """Today's grants (pruned at the heartbeat); ``grants_made`` counts them all."""
-        self.grants_made = 0
-        self.break_wait_max_s = 0.0
-        """The longest wait of a grant since the start."""
-        self.alerts_raised: list[AlertRecord] = []
-        """Today's alerts (pruned at the heartbeat); ``alerts_count`` counts them all."""
-        self.alerts_count = 0
-        self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
-        self.signals: Mapping[str, WellbeingSignals] = _SignalsAtLastCheck(self)
-        """Each logged-in agent's exact signals at the last check, computed when read."""
-        self._glances: dict[str, Glance] = {}
-        """Each logged-in agent's alert figures when last looked at (``running.glance``)."""
-        self._checked_at = -math.inf
-        self._looks = LookSchedule(s.profile.agent_id for s in roster)
-        self._look_filter = LookFilter(wellbeing)
-        self.alert_horizon_s = ALERT_HORIZON_S
-        """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
-        self._windows: dict[str, WindowSums] = {}
-        self._order: dict[str, int] = {}
+        self.figures = AgentFigures(roster=roster, sla=sla, breaks=breaks, wellbeing=wellbeing)
+        self.recent = RecentTraffic(clock.seconds(), traffic_window_s)
+        self.desk = BreakDesk(
+            roster=roster, clock=clock, config=breaks, submit=self.writer.submit,
+            standing=self._standing, spare=self.spare, predicted=self.headroom_service_level,
+            mark_live=self._mark_live,
+        )
+        self.watch = WellbeingWatch(
+            roster=roster, sla=sla, wellbeing=wellbeing, agent_day=self._agent_day,
+            call_log=self._call_log, submit=self.writer.submit,
+        )
+        self.calls = CallCounter(
+            tally=self.tally, queue_of=self._queue_of, submit=self.writer.submit,
+            recent=self.recent, call_log=self._call_log, watch=self.watch,
+        )
+        self.restorer = Restorer(
+            store=store, roster=roster, clock=clock, sla=sla, tally=self.tally,
+            writer=self.writer, desk=self.desk, look_at=self._look_at, trust_gap_s=trust_gap_s,
+        )
         self.fairness_today = 1.0
         self._fairness_at = -math.inf
-        self.restored_agents: list[str] = []
-        self._calls: dict[str, tuple[str, float]] = {}
-        self._days: dict[str, AgentDay] = {}
-        self._call_logs: dict[str, CallLog] = {}
-        self._arrivals: deque[float] = deque()
-        self._handles: deque[tuple[float, float]] = deque()
-        self._completions: deque[float] = deque()
-        self._started_at = clock.seconds()
-        self._seen_until = self._started_at
+        self._seen_until = self.recent.started_at
         self._link_lost_at: float | None = None
         self._live_dirty = True
         self._heartbeat: LoopingCall | None = None
-        self._deadline_call: IDelayedCall | None = None
-        self._decide_call: IDelayedCall | None = None
-        self._start_calls: dict[str, Any] = {}
         self.started: Deferred[None] | None = None
         self._stopped = False
         self._restore_call: IDelayedCall | None = None
@@ -348,11 +258,7 @@ class StatsService:
             self.started = None
             self.writer.stop()
             return succeed(None)
-        for call in (self._deadline_call, self._decide_call, *self._start_calls.values()):
-            if call is not None and call.active():
-                call.cancel()
-        self._start_calls.clear()
-        self._deadline_call = self._decide_call = None
+        self.desk.stop()
         if graceful:
             self.writer.submit(HeartbeatWrite(self.clock.seconds(), self._link_lost_at))
         d = self.writer.flushed()
@@ -370,114 +276,32 @@ class StatsService:
     # -- start-up reconciliation -----------------------------------------------------
 
     async def _restore(self) -> None:
-        store = self.store
-        heartbeat = await store.heartbeat()
-        ids = [status.profile.agent_id for status in self.roster]
-        stored = await store.load_ledgers(ids, self.clock.seconds())
-        waiting = await store.break_line()
-        pending = await store.pending_grants()
-        queues = set(await store.queues())
-        now = self.clock.seconds()
-        keys = [k for q in sorted(queues) for k in self._live_keys(q, now)]
-        counts = await store.buckets(keys)
-        now = self.clock.seconds()
-        for key, c in zip(keys, counts, strict=True):
-            self.tally.merge(key, c)
-        front: list[Operation] = []
-        for agent_id, item in stored.items():
-            if item.repaired:
-                log.warn(
-                    "agent {agent}: stored ledger repaired ({n} overlaps or gaps)",
-                    agent=agent_id, n=item.repaired,
-                )
-            front.extend(self._merge(item.ledger, heartbeat.at, heartbeat.link_lost_at, now))
-        self.writer.submit_front(front)
-        for record in waiting:
-            status = self.roster.get(record.agent_id) if record.agent_id in self.roster else None
-            if status is None or status.state is AgentState.LOGGED_OUT:
-                self.writer.submit(BreakCancelled(record.agent_id))
-                continue
-            unused, last = self._standing(record.agent_id, now)
-            self.line.request(record.requested_at, record.agent_id, record.reason, unused, last)
-        for record in pending:
-            self._restore_pending(record)
-        self._schedule_deadline()
+        await self.restorer.restore()
         self._live_dirty = True
-
-    def _restore_pending(self, record: BreakRecord) -> None:
-        """A grant that waited for a call before the restart: waits on, or starts now."""
-        agent_id = record.agent_id
-        status = self.roster.get(agent_id) if agent_id in self.roster else None
-        if status is None or status.state is AgentState.LOGGED_OUT or record.granted_at is None:
-            self.writer.submit(BreakCancelled(agent_id))
-            return
-        self.pending_grants[agent_id] = BreakGrant(
-            agent_id, record.reason, record.requested_at, record.granted_at, record.forced
-        )
-        if status.state in _BUSY:
-            return  # the call was seen again: the grant starts when it ends
-        if (status.state, status.reason) == _TECHNICAL:
-            self._held.add(agent_id)  # resumed from a call nobody follows: when they are back
-            return
-        if agent_id not in self._start_calls:
-            self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
-
-    def _live_keys(self, queue: str, now: float) -> list[BucketKey]:
-        first = rolling_window_start(now, self.sla)
-        slots = [
-            BucketKey(queue, BucketKind.SLOT, first + i * self.sla.slot_s)
-            for i in range(self.sla.window_slots)
-        ]
-        return [
-            *slots,
-            BucketKey(queue, BucketKind.INTERVAL, interval_start(now, self.sla)),
-            BucketKey(queue, BucketKind.DAY, day_start(now, self.sla)),
-        ]
 
     def _merge(
         self, stored: AgentLedger, heartbeat: float | None, link_lost_at: float | None, now: float
     ) -> list[Operation]:
-        """Put a stored ledger back, accounting for the time nobody watched."""
-        agent_id = stored.agent_id
-        current = self.roster.get(agent_id).ledger
-        seen = stored.since if heartbeat is None else heartbeat
-        if link_lost_at is not None and stored.state in STAFFED_STATES:
-            seen = min(seen, link_lost_at)
-        changed = bool(current.intervals) or current.state is not AgentState.LOGGED_OUT
-        try:
-            if not changed:
-                resume = None if stored.state in self.keep_states else _RESUME.get(stored.state)
-                closed = stored.reconcile(seen, now, resume, trust_gap_s=self._trust_gap_s)
-            else:
-                # the roster moved before we were back: the stored ledger runs up to
-                # the roster's start, then come the roster's own (already queued) intervals
-                origin = current.origin
-                closed = stored.reconcile(
-                    seen, origin, (AgentState.LOGGED_OUT, None), trust_gap_s=self._trust_gap_s
-                )
-                tail = (
-                    [Interval(stored.since, origin, stored.state, stored.reason)]
-                    if stored.since < origin else []
-                )
-                closed += tail
-                stored = AgentLedger(
-                    agent_id, current.since, current.state, current.reason,
-                    [*stored.intervals, *tail, *current.intervals],
-                )
-        except ClockWentBackwardsError as exc:
-            log.error("agent {agent}: stored ledger not restored: {error}", agent=agent_id, error=exc)
-            return []
-        self.restored_agents.append(agent_id)
-        self._look_at(agent_id)
-        op = LedgerWrite(agent_id, tuple(closed), stored.since, stored.state, stored.reason)
-        self.roster.restore(stored)
-        return [op]
+        return self.restorer.merge(stored, heartbeat, link_lost_at, now)
+
+    @property
+    def keep_states(self) -> frozenset[AgentState]:
+        """States a restored ledger resumes as they were (``Restorer.keep_states``)."""
+        return self.restorer.keep_states
+
+    @keep_states.setter
+    def keep_states(self, states: frozenset[AgentState]) -> None:
+        self.restorer.keep_states = states
+
+    @property
+    def restored_agents(self) -> list[str]:
+        return self.restorer.restored_agents
 
     # -- agents -----------------------------------------------------------------
 
     def on_agent_change(self, change: AgentChange) -> None:
         agent_id = change.agent_id
-        if self._look_filter.change_needs_look(change, self.active_alerts.get(agent_id, ())):
+        if self.watch.look_filter.change_needs_look(change, self.active_alerts.get(agent_id, ())):
             self._look_at(agent_id)
         status = self.roster.get(agent_id)
         ledger = status.ledger
@@ -486,31 +310,15 @@ class StatsService:
         )
         for interval in change.closed:
             if interval.state is AgentState.WRAP_UP:
-                self._handles.append((change.at, interval.duration))
-        state = status.state
-        if state is AgentState.LOGGED_OUT:
-            if self.pending_grants.pop(agent_id, None) is not None:
-                self.writer.submit(BreakCancelled(agent_id))
-            self._held.discard(agent_id)
-            if self.line.cancel(agent_id):
-                self.writer.submit(BreakCancelled(agent_id))
+                self.recent.handled(change.at, interval.duration)
+        self.desk.on_agent_change(agent_id, change.new_reason)
+        if status.state is AgentState.LOGGED_OUT:
             self.active_alerts.pop(agent_id, None)
-        elif state is AgentState.NOT_READY:
-            if change.new_reason in self.break_config.queued_reasons and self.line.cancel(agent_id):
-                self.writer.submit(BreakCancelled(agent_id))
-        if agent_id in self._held and (state, status.reason) != _TECHNICAL:
-            self._held.discard(agent_id)
-        if agent_id in self.pending_grants and state not in _BUSY and agent_id not in self._held:
-            if agent_id not in self._start_calls:
-                self._start_calls[agent_id] = self.clock.callLater(0, self._start_pending, agent_id)
         self._mark_live()
-        self._decide_soon()
+        self.desk.decide_soon()
 
     def _look_at(self, agent_id: str) -> None:
-        """Something happened to the agent that its planned look does not cover: look at the
-        next tick (a whole look: what its last look assumed no longer holds)."""
-        self._looks.changed(agent_id)
-        self._look_filter.forget(agent_id)
+        self.watch.look_at(agent_id)
 
     def on_link_state(self, state: Any) -> None:
         """``ami_bridge.connection.ConnectionState``: reconcile after an outage."""
@@ -553,150 +361,77 @@ class StatsService:
         handle = self.ROUTING_HANDLERS.get(type(event))
         if handle is None:
             return  # CallOffered: an offer changes no figure
-        handle(self, event)
+        handle(self.calls, event)
         self._mark_live()
 
-    def _call_queued(self, event: CallQueued) -> None:
-        self._calls.setdefault(event.call_id, (self._queue_of(event), event.arrived_at))
-        self._arrivals.append(event.at)
-
-    def _call_answered(self, event: CallAnswered) -> None:
-        self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
-        self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
-        if self._look_filter.answer_needs_look(
-            event.agent_id, event.at, event.hard, self.active_alerts.get(event.agent_id, ())
-        ):
-            self._look_at(event.agent_id)
-
-    def _call_abandoned(self, event: CallAbandoned) -> None:
-        self._outcome(event, event.joined_at, Outcome.ABANDONED)
-
-    def _call_left_for_choice(self, event: CallLeftForChoice) -> None:
-        choice = Outcome.CALLBACK if event.choice == "callback" else Outcome.VOICEMAIL
-        self._outcome(event, event.joined_at, choice)
-
-    def _call_completed(self, event: CallCompleted) -> None:
-        self._completions.append(event.at)
-        self._handles.append((event.at, max(0.0, event.at - event.answered_at)))
-        self._call_log(event.agent_id).completed(event.call_id, event.at)
-        if AlertKind.LONG_CALL in self.active_alerts.get(event.agent_id, {}):
-            # the only alert a call's end can take away; otherwise the long-call
-            # look already planned finds the call over
-            self._look_at(event.agent_id)
-
-    ROUTING_HANDLERS: Mapping[type[RoutingEvent], Callable[[StatsService, Any], None]] = {
-        CallQueued: _call_queued,
-        CallAnswered: _call_answered,
-        CallAbandoned: _call_abandoned,
-        CallLeftForChoice: _call_left_for_choice,
-        CallCompleted: _call_completed,
-    }
-    """Routing's events this service counts, by type (``routing.events``)."""
-
-    def _outcome(
-        self, event: RoutingEvent, joined_at: float, outcome: Outcome,
-        agent_id: str | None = None, hard: bool = False,
-    ) -> None:
-        queue, arrived = self._calls.pop(event.call_id, (self._queue_of(event), joined_at))
-        try:
-            record = CallRecord(queue, min(arrived, joined_at), joined_at, outcome, event.at,
-                                event.call_id)
-        except InvalidCallRecordError as exc:
-            log.error("call {call}: outcome not counted: {error}", call=event.call_id, error=exc)
-            return
-        self.record_outcome(record, agent_id, hard)
+    ROUTING_HANDLERS: Mapping[type[RoutingEvent], Callable[[CallCounter, Any], None]] = (
+        CallCounter.HANDLERS
+    )
+    """Routing's events this service counts, by type (``agent_stats.outcomes``)."""
 
     def record_outcome(self, record: CallRecord, agent_id: str | None = None, hard: bool = False) -> None:
         """Count one outcome (live and in Redis)."""
-        self.tally.add(record)
-        self.writer.submit(OutcomeWrite(record, agent_id, hard))
+        self.calls.record_outcome(record, agent_id, hard)
 
     # -- breaks -----------------------------------------------------------------
 
     def agent_day(self, agent_id: str) -> AgentDay:
         """The agent's running figures of the day (allowance, not-ready time), kept as it goes."""
-        return self._agent_day(agent_id)
+        return self.figures.day(agent_id)
 
     def _agent_day(self, agent_id: str) -> AgentDay:
-        day = self._days.get(agent_id)
-        if day is None:
-            day = self._days[agent_id] = AgentDay(self.break_config, self.wellbeing)
-        return day
+        return self.figures.day(agent_id)
 
     def _call_log(self, agent_id: str) -> CallLog:
-        log_ = self._call_logs.get(agent_id)
-        if log_ is None:
-            log_ = self._call_logs[agent_id] = CallLog(self.wellbeing.long_call_s)
-        return log_
+        return self.figures.call_log(agent_id)
+
+    @property
+    def _call_logs(self) -> dict[str, CallLog]:
+        return self.figures.call_logs
 
     def _standing(self, agent_id: str, now: float) -> tuple[float, float | None]:
-        """Today's unused allowance and the last break's end (running figures: no day scan)."""
-        ledger = self.roster.get(agent_id).ledger
-        day = self._agent_day(agent_id)
-        allowed = day.allowance(ledger, day_start(now, self.sla), now)
-        return allowed.unused_s, day.last_break_end
+        """Today's unused allowance and the last break's end (``AgentFigures.standing``)."""
+        return self.figures.standing(agent_id, now)
 
     def request_break(
         self, agent_id: str, reason: NotReadyReason, now: float | None = None
     ) -> BreakAnswer:
         """An agent asks for a break: granted now, after the call, or a place in the line."""
-        now = self.clock.seconds() if now is None else now
-        reason = NotReadyReason(reason)
-        status = self.roster.get(agent_id)
-        if status.state is AgentState.LOGGED_OUT:
-            raise AgentBusyError(f"agent {agent_id} is logged out: log in first")
-        if reason is NotReadyReason.RECOVERY:
-            return self.grant_recovery(agent_id, now)
-        unused, last = self._standing(agent_id, now)
-        grant = self.line.request(now, agent_id, reason, unused, last)
-        if grant is not None:
-            return self._answer(self._apply(grant, now), now)
-        requested_at = next(r.requested_at for r in self.line.waiting() if r.agent_id == agent_id)
-        self.writer.submit(BreakRequested(BreakRecord(agent_id, reason, requested_at)))
-        self.decide(now)
-        position = self.line.position(agent_id)
-        if position is not None:
-            self._mark_live()
-            log.info(
-                "break for {agent_id} waits at place {position} of the break line: the headroom "
-                "gate says no ({why})",
-                agent_id=agent_id, position=position, gate="headroom", why=self.break_wait_reason(now),
-            )
-            return BreakAnswer(agent_id, reason, "waiting", requested_at, position)
-        grant_now = self.pending_grants.get(agent_id)
-        status_word = "after_call" if grant_now is not None else "granted"
-        return BreakAnswer(agent_id, reason, status_word, requested_at)
+        return self.desk.request(agent_id, reason, self.clock.seconds() if now is None else now)
 
     def cancel_break(self, agent_id: str) -> bool:
         """Withdraw a waiting request (or a grant not yet started)."""
-        found = self.line.cancel(agent_id)
-        found = self.pending_grants.pop(agent_id, None) is not None or found
-        self._held.discard(agent_id)
-        if found:
-            self.writer.submit(BreakCancelled(agent_id))
-            self._mark_live()
-        return found
+        return self.desk.cancel(agent_id)
 
     def grant_recovery(self, agent_id: str, now: float | None = None) -> BreakAnswer:
         """Recovery after an abusive call: at once, or right after the current call."""
-        now = self.clock.seconds() if now is None else now
-        grant = BreakGrant(agent_id, NotReadyReason.RECOVERY, now, now)
-        return self._answer(self._apply(grant, now), now)
-
-    def _answer(self, grant: BreakGrant, now: float) -> BreakAnswer:
-        word = "after_call" if grant.agent_id in self.pending_grants else "granted"
-        return BreakAnswer(grant.agent_id, grant.reason, word, grant.requested_at)
+        return self.desk.grant_recovery(agent_id, self.clock.seconds() if now is None else now)
 
     def break_wait_reason(self, now: float) -> str:
         """Why the break line does not move now, in words (for the log)."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
-        pending = len(self.pending_grants)
-        predicted = self.headroom_service_level(now)
-        return (
-            f"{staffed} agents staffed, {pending} grants still to start, service level predicted "
-            f"with one agent fewer {predicted:.0%}, target {self.break_config.headroom_target:.0%}, "
-            f"at least {self.break_config.min_staffed} staffed"
-        )
+        return self.desk.wait_reason(now)
+
+    @property
+    def line(self) -> BreakLine:
+        return self.desk.line
+
+    @property
+    def pending_grants(self) -> dict[str, BreakGrant]:
+        return self.desk.pending_grants
+
+    @property
+    def grants(self) -> list[BreakRecord]:
+        """Today's grants (pruned at the heartbeat); ``grants_made`` counts them all."""
+        return self.desk.grants
+
+    @property
+    def grants_made(self) -> int:
+        return self.desk.grants_made
+
+    @property
+    def break_wait_max_s(self) -> float:
+        """The longest wait of a grant since the start."""
+        return self.desk.break_wait_max_s
 
     def spare(self, now: float) -> int:
         """Agents who may leave now (headroom), less grants still to start."""
@@ -727,107 +462,23 @@ class StatsService:
         staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
         return predicted_service_level(staffed, self.traffic(now), self.sla.threshold_s)
 
-    def _trim_traffic(self, now: float) -> None:
-        cutoff = now - self._traffic_window_s
-        for q in (self._arrivals, self._completions):
-            while q and q[0] < cutoff:
-                q.popleft()
-        while self._handles and self._handles[0][0] < cutoff:
-            self._handles.popleft()
-
     def _forget_before(self, today: float, now: float) -> None:
         """At the heartbeat: the traffic window's samples, today's grants and alerts only
         (the figures read no more; without it each grew with every call, break and alert)."""
-        self._trim_traffic(now)
-        if self.grants and (self.grants[0].granted_at or today) < today:
-            self.grants = [g for g in self.grants if (g.granted_at or today) >= today]
-        if self.alerts_raised and self.alerts_raised[0].at < today:
-            self.alerts_raised = [a for a in self.alerts_raised if a.at >= today]
+        self.recent.trim(now)
+        self.desk.forget_before(today)
+        self.watch.forget_before(today)
 
     def traffic(self, now: float) -> Traffic:
-        self._trim_traffic(now)
-        window = min(self._traffic_window_s, max(MIN_TRAFFIC_WINDOW_S, now - self._started_at))
-        handle = math.fsum(s for _, s in self._handles)
-        return estimate_traffic(len(self._arrivals), window, len(self._completions), handle)
+        return self.recent.traffic(now)
+
+    @property
+    def _completions(self) -> deque[float]:
+        return self.recent.completions
 
     def decide(self, now: float | None = None) -> list[BreakGrant]:
         """Grant what the line allows now; schedule the next deadline."""
-        now = self.clock.seconds() if now is None else now
-        if not len(self.line):
-            return []
-        for request in self.line.waiting():
-            unused, last = self._standing(request.agent_id, now)
-            self.line.refresh(request.agent_id, unused, last)
-        grants = self.line.decide(now, max(0, self.spare(now)))
-        for grant in grants:
-            self._apply(grant, now)
-        self._schedule_deadline()
-        if grants:
-            self._mark_live()
-        return grants
-
-    def _apply(self, grant: BreakGrant, now: float) -> BreakGrant:
-        record = BreakRecord(
-            grant.agent_id, grant.reason, grant.requested_at, grant.granted_at, grant.forced
-        )
-        self.grants.append(record)
-        self.grants_made += 1
-        self.break_wait_max_s = max(self.break_wait_max_s, record.waited_s or 0.0)
-        status = self.roster.get(grant.agent_id)
-        self.writer.submit(BreakGranted(record, after_call=status.state in _BUSY))
-        log.info(
-            "break granted to {agent} ({reason}) after {waited:.0f} s{forced}",
-            agent=grant.agent_id, reason=grant.reason.value, waited=grant.waited_s,
-            forced=" (maximum wait reached)" if grant.forced else "",
-        )
-        if status.state in _BUSY:
-            self.pending_grants[grant.agent_id] = grant
-        else:
-            self.pending_grants.pop(grant.agent_id, None)
-            self._held.discard(grant.agent_id)
-            if status.state is not AgentState.LOGGED_OUT:
-                self._go_not_ready(grant.agent_id, grant.reason, now)
-        return grant
-
-    def _start_pending(self, agent_id: str) -> None:
-        self._start_calls.pop(agent_id, None)
-        grant = self.pending_grants.get(agent_id)
-        if grant is None or self.roster.get(agent_id).state in _BUSY or agent_id in self._held:
-            return
-        del self.pending_grants[agent_id]
-        self.writer.submit(BreakStarted(agent_id))
-        self._go_not_ready(agent_id, grant.reason, self.clock.seconds())
-
-    def _go_not_ready(self, agent_id: str, reason: NotReadyReason, now: float) -> None:
-        try:
-            self.roster.set_not_ready(agent_id, reason, now)
-        except AgentStatsError as exc:
-            log.warn("break for {agent} not started: {error}", agent=agent_id, error=exc)
-
-    def _decide_soon(self) -> None:
-        # not inside a roster notification: a grant changes the roster again
-        if len(self.line) and self._decide_call is None:
-            self._decide_call = self.clock.callLater(0, self._decide_now)
-
-    def _decide_now(self) -> None:
-        self._decide_call = None
-        self.decide()
-
-    def _schedule_deadline(self) -> None:
-        deadline = self.line.next_deadline()
-        call = self._deadline_call
-        if call is not None and call.active():
-            if deadline is not None and call.getTime() == deadline:
-                return
-            call.cancel()
-        self._deadline_call = None
-        if deadline is not None:
-            delay = max(0.0, deadline - self.clock.seconds())
-            self._deadline_call = self.clock.callLater(delay, self._deadline_reached)
-
-    def _deadline_reached(self) -> None:
-        self._deadline_call = None
-        self.decide()
+        return self.desk.decide(self.clock.seconds() if now is None else now)
 
     # -- the heartbeat ------------------------------------------------------------
 
@@ -846,161 +497,67 @@ class StatsService:
         self._mark_live()
 
     def prune_ledgers(self, now: float) -> int:
-        """Drop closed intervals no live figure reads any more; returns how many.
-
-        Occupancy reads the last ``occupancy_window_s``; the day's allowance,
-        not-ready time, last break and last reset are running sums
-        (``running.AgentDay``), brought up to date here before the ledger lets
-        go, so no figure changes and an agent's ledger holds about an hour of
-        intervals whatever the time of day (Redis keeps every interval, and a
-        restart reads the days back)."""
-        horizon = now - self.wellbeing.occupancy_window_s
-        today = day_start(now, self.sla)
-        dropped = 0
-        for status in self.roster:
-            ledger = status.ledger
-            if not ledger.prunable(horizon):
-                continue
-            self._agent_day(status.profile.agent_id).sync(ledger, today)
-            dropped += ledger.prune(horizon)
-        return dropped
+        """Drop closed intervals no live figure reads any more (``AgentFigures.prune_ledgers``)."""
+        return self.figures.prune_ledgers(now)
 
     def allowances(self, now: float) -> dict[str, Allowance]:
-        start = day_start(now, self.sla)
-        return {
-            s.profile.agent_id: self._agent_day(s.profile.agent_id).allowance(s.ledger, start, now)
-            for s in self.roster
-        }
+        return self.figures.allowances(now)
+
+    # -- wellbeing (agent_stats.watch) ---------------------------------------------
 
     def check_wellbeing(self, now: float) -> list[AlertRecord]:
-        """New alerts of logged-in agents are recorded and logged.
+        """New alerts of logged-in agents are recorded and logged (:class:`WellbeingWatch`).
 
-        Incremental: an agent is looked at when something happened to it that
-        can change its alerts sooner than planned (``wellbeing_looks``: a rest,
-        a login or logout, a call or a change of state that moves the occupancy
-        window the wrong way, a restore) and when its alerts could next change
-        with time alone (``running.steady_until``); every ``SIGNALS_REFRESH_S``
-        an agent with nothing due gets a glance for the pages' figures
-        (``wellbeing_looks.refreshed``). The alerts are those a look at every
-        agent would find at this tick. ``signals`` gives every logged-in agent's exact
-        signals at this check when read.
+        ``signals`` gives every logged-in agent's exact signals at this check when read.
         """
-        raised: list[AlertRecord] = []
-        start = day_start(now, self.sla)
-        self._checked_at = now
-        if not self._order:
-            self._order = {s.profile.agent_id: i for i, s in enumerate(self.roster)}
-        for agent_id in self._looks.take(now, self._order):
-            if agent_id not in self.roster:
-                self._look_filter.forget(agent_id)
-                continue
-            status = self.roster.get(agent_id)
-            calls = self._call_log(agent_id)
-            day = self._agent_day(agent_id)
-            day.sync(status.ledger, start)
-            # the hard-call window needs the calls' times; the counts since the last
-            # reset and of the day are kept as counts: older calls are forgotten
-            reset = status.ledger.origin if day.last_reset is None else day.last_reset
-            calls.prune(now - self.wellbeing.hard_calls_window_s, start, reset)
-            if status.state is AgentState.LOGGED_OUT:
-                self.active_alerts.pop(agent_id, None)
-                self._glances.pop(agent_id, None)
-                self._look_filter.forget(agent_id)
-                continue
-            window = self._windows.get(agent_id)
-            if window is None:
-                window = self._windows[agent_id] = WindowSums()
-            order = self._order.get(agent_id, 0)
-            refresh_at = now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S)
-            alert_at = self._look_filter.planned_at(agent_id)
-            last = self._glances.get(agent_id)
-            if alert_at > now and last is not None:
-                # only the pages' figures are due (nothing happened, no alert is due)
-                self._glances[agent_id] = refreshed(
-                    last, status.ledger, window, now, self.wellbeing)
-                self._looks.plan(agent_id, min(alert_at, refresh_at))
-                continue
-            g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
-            self._glances[agent_id] = g
-            planned = now if g.near else steady_until(
-                g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
-                refresh_horizon_s(order, now, self.alert_horizon_s),
-            )
-            self._looks.plan(agent_id, min(planned, refresh_at))
-            self._look_filter.looked(agent_id, status.state, planned)
-            before = self.active_alerts.get(agent_id)
-            if before is None:
-                before = self.active_alerts[agent_id] = {}
-            kinds = alert_kinds(g, self.wellbeing)
-            if not g.near and len(kinds) == len(before) and all(k in before for k in kinds):
-                continue  # the same alerts (their figures are read from the glance)
-            if g.near or (AlertKind.HIGH_OCCUPANCY in kinds
-                          and AlertKind.HIGH_OCCUPANCY not in before):
-                # near a threshold, or an occupancy alert to record: the exact figures
-                exact = running_signals(status.ledger, day, calls, now, start, self.wellbeing)
-                found = {a.kind: a for a in alerts(exact, self.wellbeing)}
-            else:
-                found = {a.kind: a for a in alerts(g.signals(), self.wellbeing)}
-            for kind, alert in found.items():
-                if kind not in before:
-                    record = AlertRecord(agent_id, kind.value, float(alert.value),
-                                         float(alert.limit), now)
-                    raised.append(record)
-                    self.writer.submit(AlertRaised(record))
-                    log.warn(
-                        "wellbeing alert for {agent}: {kind} ({value:g}, limit {limit:g})",
-                        agent=agent_id, kind=kind.value, value=float(alert.value),
-                        limit=float(alert.limit),
-                    )
-            self.active_alerts[agent_id] = found
-        self.alerts_raised.extend(raised)
-        self.alerts_count += len(raised)
-        return raised
+        return self.watch.check(now)
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
-        """The agent's signals at the last check (None: logged out then, or never looked at).
-
-        An agent who changed since is read at its change (the figures stay
-        consistent with its current state)."""
-        if agent_id not in self._glances or agent_id not in self.roster:
-            return None
-        status = self.roster.get(agent_id)
-        if status.state is AgentState.LOGGED_OUT:
-            return None
-        now = max(self._checked_at, status.ledger.since)
-        return running_signals(
-            status.ledger, self._agent_day(agent_id), self._call_log(agent_id), now,
-            day_start(now, self.sla), self.wellbeing,
-        )
-
-    def _alert_value(self, alert: Alert, now: float) -> float:
-        """An active alert's figure at ``now``, from the agent's last look (times grow on)."""
-        g = self._glances.get(alert.agent_id)
-        if g is None:
-            return float(alert.value)
-        later = max(0.0, now - g.now)
-        kind = alert.kind
-        if kind is AlertKind.NO_BREAK and g.since_break_s is not None:
-            return g.since_break_s + later
-        if kind is AlertKind.LONG_CALL and g.current_call_s is not None:
-            return g.current_call_s + later
-        if kind is AlertKind.HIGH_OCCUPANCY and g.occupancy is not None:
-            return g.occupancy
-        if kind is AlertKind.HARD_CALLS:
-            return float(g.hard_calls_recent)
-        if kind is AlertKind.CONSECUTIVE_CALLS:
-            return float(g.consecutive_calls)
-        return float(alert.value)
+        """The agent's signals at the last check (None: logged out then, or never looked at)."""
+        return self.watch.exact_signals(agent_id)
 
     def glance(self, agent_id: str, now: float) -> tuple[float | None, float | None]:
         """Time since the last break (at ``now``) and occupancy (when last looked at)."""
-        g = self._glances.get(agent_id)
-        if g is None:
-            return None, None
-        since = g.since_break_s
-        if since is not None and not g.resting:
-            since += max(0.0, now - g.now)
-        return since, g.occupancy
+        return self.watch.glance(agent_id, now)
+
+    @property
+    def active_alerts(self) -> dict[str, dict[AlertKind, Alert]]:
+        return self.watch.active_alerts
+
+    @property
+    def alerts_raised(self) -> list[AlertRecord]:
+        """Today's alerts (pruned at the heartbeat); ``alerts_count`` counts them all."""
+        return self.watch.alerts_raised
+
+    @property
+    def alerts_count(self) -> int:
+        return self.watch.alerts_count
+
+    @property
+    def signals(self) -> Mapping[str, WellbeingSignals]:
+        """Each logged-in agent's exact signals at the last check, computed when read."""
+        return self.watch.signals
+
+    @property
+    def alert_horizon_s(self) -> float:
+        """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
+        return self.watch.alert_horizon_s
+
+    @alert_horizon_s.setter
+    def alert_horizon_s(self, value: float) -> None:
+        self.watch.alert_horizon_s = value
+
+    @property
+    def _glances(self) -> dict[str, Glance]:
+        return self.watch.glances
+
+    @property
+    def _windows(self) -> dict[str, WindowSums]:
+        return self.watch.windows
+
+    @property
+    def _checked_at(self) -> float:
+        return self.watch.checked_at
 
     # -- live figures -------------------------------------------------------------
 
@@ -1014,93 +571,13 @@ class StatsService:
         return sorted(self.tally.queues() | {self.default_queue})
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
-        """The live figures, JSON-able: what the wallboard and /metrics show."""
-        now = self.clock.seconds() if now is None else now
-        queues = {
-            q: {
-                "rolling": counts_dict(self.tally.rolling(q, now)),
-                "interval": counts_dict(self.tally.interval(q, now)),
-                "day": counts_dict(self.tally.day(q, now)),
-            }
-            for q in self.queues()
-        }
-        states: dict[str, int] = {s.value: 0 for s in AgentState}
-        reasons: dict[str, int] = {}
-        agents: list[dict[str, Any]] = []
-        handling = staffed = 0
-        positions = {r.agent_id: i for i, r in enumerate(self.line.waiting(), start=1)}
-        for status in self.roster:
-            agent_id = status.profile.agent_id
-            states[status.state.value] += 1
-            if status.reason is not None:
-                reasons[status.reason.value] = reasons.get(status.reason.value, 0) + 1
-            staffed += int(status.state in STAFFED_STATES)
-            handling += int(status.state in HANDLING_STATES)
-            since_break, occupancy = self.glance(agent_id, self._checked_at)
-            agents.append({
-                "agent_id": agent_id,
-                "name": status.profile.name,
-                "state": status.state.value,
-                "reason": status.reason.value if status.reason else None,
-                "since": status.ledger.since,
-                "since_break_s": since_break,
-                "occupancy": occupancy,
-                "break_position": positions.get(agent_id),
-                "break_after_call": agent_id in self.pending_grants,
-                "alerts": sorted(k.value for k in self.active_alerts.get(agent_id, {})),
-            })
-        return {
-            "at": now,
-            "queues": queues,
-            "agents": agents,
-            "states": states,
-            "not_ready_reasons": reasons,
-            "occupancy_now": handling / staffed if staffed else None,
-            "break_line": [
-                {"agent_id": r.agent_id, "reason": r.reason.value, "requested_at": r.requested_at,
-                 "waited_s": now - r.requested_at, "position": i}
-                for i, r in enumerate(self.line.waiting(), start=1)
-            ],
-            "breaks_granted": self.grants_made,
-            "break_wait_max_s": self.break_wait_max_s,
-            "fairness_today": self.fairness_today,
-            "alerts": [
-                {"agent_id": a.agent_id, "kind": a.kind.value,
-                 "value": self._alert_value(a, self._checked_at), "limit": float(a.limit)}
-                for per_agent in self.active_alerts.values() for a in per_agent.values()
-            ],
-            "alerts_today": sum(1 for a in self.alerts_raised if a.at >= day_start(now, self.sla)),
-            "journal": self.journal_health() if self.journal_health is not None else None,
-        }
+        """The live figures, JSON-able: what the wallboard and /metrics show (``agent_stats.live``)."""
+        return live_figures(
+            self.clock.seconds() if now is None else now,
+            sla=self.sla, tally=self.tally, queue_names=self.queues(), roster=self.roster,
+            desk=self.desk, watch=self.watch, fairness_today=self.fairness_today,
+            journal=self.journal_health() if self.journal_health is not None else None,
+        )
 
     def waiting_requests(self) -> Iterable[BreakRecord]:
         return (BreakRecord(r.agent_id, r.reason, r.requested_at) for r in self.line.waiting())
-
-
-class _SignalsAtLastCheck(Mapping[str, WellbeingSignals]):
-    """``StatsService.signals``: exact signals at the last check, per agent, when read."""
-
-    def __init__(self, service: StatsService) -> None:
-        self._service = service
-        self._cache: dict[str, WellbeingSignals] = {}
-        self._cached_at = -math.inf
-
-    def __getitem__(self, agent_id: str) -> WellbeingSignals:
-        service = self._service
-        if self._cached_at != service._checked_at:
-            self._cache.clear()
-            self._cached_at = service._checked_at
-        found = self._cache.get(agent_id)
-        if found is None:
-            found = service.exact_signals(agent_id)
-            if found is None:
-                raise KeyError(agent_id)
-            if found.now == self._cached_at:
-                self._cache[agent_id] = found
-        return found
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._service._glances))
-
-    def __len__(self) -> int:
-        return len(self._service._glances)

@@ -199,7 +199,8 @@ def per_call_sizes(app: Any) -> dict[str, int]:
     # Others' per-call maps, by name, where present (reported, not asserted).
     for owner, names in (
         (app.dispatcher, ("_calls", "_legs", "_originates", "_held")),
-        (app.agent_stats, ("_calls", "_start_calls", "_held")),
+        (getattr(app.agent_stats, "calls", None), ("calls",)),
+        (getattr(app.agent_stats, "desk", None), ("_start_calls", "held")),
     ):
         for name in names:
             value = getattr(owner, name, None) if owner is not None else None

@@ -341,7 +341,7 @@ def install(app: Any) -> CallStateExtension:
     ready: Callable[[], Deferred[Any]] | None = None
     if stats is not None:
         # A restored agent stays ringing or on a call until the take-over has
-        # seen whether that call survived (see agent_stats.service._merge).
+        # seen whether that call survived (see agent_stats.restore.Restorer.merge).
         stats.keep_states = frozenset({AgentState.ON_CALL, AgentState.RINGING})
         started = stats.started
 

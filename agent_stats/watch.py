@@ -1,0 +1,258 @@
+"""The wellbeing watch: which agent to look at, their alerts, and the figures the pages show.
+
+:class:`WellbeingWatch` is the part of :class:`~agent_stats.service.StatsService`
+that runs ``check_wellbeing`` at every heartbeat. It owns the alerts (active,
+today's, the count since the start), each agent's last look
+(:class:`~agent_stats.running.Glance`) and the plan of the next looks
+(:class:`~agent_stats.running.LookSchedule`,
+:class:`~agent_stats.wellbeing_looks.LookFilter`). The ledgers are the
+roster's; each agent's running day and call log come from the service
+(``agent_day``, ``call_log``). Time is passed in (``now``); nothing here reads
+a clock.
+
+Incremental: an agent is looked at when something happened to it that can
+change its alerts sooner than planned (``wellbeing_looks``: a rest, a login or
+logout, a call or a change of state that moves the occupancy window the wrong
+way, a restore) and when its alerts could next change with time alone
+(``running.steady_until``); every ``SIGNALS_REFRESH_S`` an agent with nothing
+due gets a glance for the pages' figures (``wellbeing_looks.refreshed``). The
+alerts are those a look at every agent would find at this tick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+
+from twisted.logger import Logger
+
+from agent_stats.roster import AgentRoster
+from agent_stats.running import (
+    AgentDay,
+    CallLog,
+    Glance,
+    LookSchedule,
+    WindowSums,
+    alert_kinds,
+    glance,
+    running_signals,
+    steady_until,
+)
+from agent_stats.sla import SLAConfig, day_start
+from agent_stats.states import AgentState
+from agent_stats.store import AlertRaised, AlertRecord, Operation
+from agent_stats.wellbeing import (
+    Alert,
+    AlertKind,
+    WellbeingConfig,
+    WellbeingSignals,
+    alerts,
+)
+from agent_stats.wellbeing_looks import (
+    ALERT_HORIZON_S,
+    LookFilter,
+    refresh_horizon_s,
+    refreshed,
+)
+
+log = Logger()
+
+HANDLED_KEEP_S = 86400.0
+SIGNALS_REFRESH_S = 300.0
+"""An agent nothing happens to is looked at again at least this often (the
+wallboard's occupancy and time since a break); alerts come when due, sooner."""
+
+
+class WellbeingWatch:
+    """Each logged-in agent's alerts and last look, kept up to date at the heartbeat."""
+
+    def __init__(
+        self,
+        *,
+        roster: AgentRoster,
+        sla: SLAConfig,
+        wellbeing: WellbeingConfig,
+        agent_day: Callable[[str], AgentDay],
+        call_log: Callable[[str], CallLog],
+        submit: Callable[[Operation], None],
+    ) -> None:
+        self.roster = roster
+        self.sla = sla
+        self.wellbeing = wellbeing
+        self._agent_day = agent_day
+        self._call_log = call_log
+        self._submit = submit
+        self.alerts_raised: list[AlertRecord] = []
+        """Today's alerts (pruned at the heartbeat); ``alerts_count`` counts them all."""
+        self.alerts_count = 0
+        self.active_alerts: dict[str, dict[AlertKind, Alert]] = {}
+        self.signals: Mapping[str, WellbeingSignals] = _SignalsAtLastCheck(self)
+        """Each logged-in agent's exact signals at the last check, computed when read."""
+        self.glances: dict[str, Glance] = {}
+        """Each logged-in agent's alert figures when last looked at (``running.glance``)."""
+        self.checked_at = -math.inf
+        self.looks = LookSchedule(s.profile.agent_id for s in roster)
+        self.look_filter = LookFilter(wellbeing)
+        self.alert_horizon_s = ALERT_HORIZON_S
+        """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
+        self.windows: dict[str, WindowSums] = {}
+        self._order: dict[str, int] = {}
+
+    def look_at(self, agent_id: str) -> None:
+        """Something happened to the agent that its planned look does not cover: look at the
+        next tick (a whole look: what its last look assumed no longer holds)."""
+        self.looks.changed(agent_id)
+        self.look_filter.forget(agent_id)
+
+    def forget_before(self, today: float) -> None:
+        """Today's alerts only (the figures read no more)."""
+        if self.alerts_raised and self.alerts_raised[0].at < today:
+            self.alerts_raised = [a for a in self.alerts_raised if a.at >= today]
+
+    def check(self, now: float) -> list[AlertRecord]:
+        """New alerts of logged-in agents are recorded and logged (``StatsService.check_wellbeing``)."""
+        raised: list[AlertRecord] = []
+        start = day_start(now, self.sla)
+        self.checked_at = now
+        if not self._order:
+            self._order = {s.profile.agent_id: i for i, s in enumerate(self.roster)}
+        for agent_id in self.looks.take(now, self._order):
+            if agent_id not in self.roster:
+                self.look_filter.forget(agent_id)
+                continue
+            status = self.roster.get(agent_id)
+            calls = self._call_log(agent_id)
+            day = self._agent_day(agent_id)
+            day.sync(status.ledger, start)
+            # the hard-call window needs the calls' times; the counts since the last
+            # reset and of the day are kept as counts: older calls are forgotten
+            reset = status.ledger.origin if day.last_reset is None else day.last_reset
+            calls.prune(now - self.wellbeing.hard_calls_window_s, start, reset)
+            if status.state is AgentState.LOGGED_OUT:
+                self.active_alerts.pop(agent_id, None)
+                self.glances.pop(agent_id, None)
+                self.look_filter.forget(agent_id)
+                continue
+            window = self.windows.get(agent_id)
+            if window is None:
+                window = self.windows[agent_id] = WindowSums()
+            order = self._order.get(agent_id, 0)
+            refresh_at = now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S)
+            alert_at = self.look_filter.planned_at(agent_id)
+            last = self.glances.get(agent_id)
+            if alert_at > now and last is not None:
+                # only the pages' figures are due (nothing happened, no alert is due)
+                self.glances[agent_id] = refreshed(
+                    last, status.ledger, window, now, self.wellbeing)
+                self.looks.plan(agent_id, min(alert_at, refresh_at))
+                continue
+            g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
+            self.glances[agent_id] = g
+            planned = now if g.near else steady_until(
+                g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
+                refresh_horizon_s(order, now, self.alert_horizon_s),
+            )
+            self.looks.plan(agent_id, min(planned, refresh_at))
+            self.look_filter.looked(agent_id, status.state, planned)
+            before = self.active_alerts.get(agent_id)
+            if before is None:
+                before = self.active_alerts[agent_id] = {}
+            kinds = alert_kinds(g, self.wellbeing)
+            if not g.near and len(kinds) == len(before) and all(k in before for k in kinds):
+                continue  # the same alerts (their figures are read from the glance)
+            if g.near or (AlertKind.HIGH_OCCUPANCY in kinds
+                          and AlertKind.HIGH_OCCUPANCY not in before):
+                # near a threshold, or an occupancy alert to record: the exact figures
+                exact = running_signals(status.ledger, day, calls, now, start, self.wellbeing)
+                found = {a.kind: a for a in alerts(exact, self.wellbeing)}
+            else:
+                found = {a.kind: a for a in alerts(g.signals(), self.wellbeing)}
+            for kind, alert in found.items():
+                if kind not in before:
+                    record = AlertRecord(agent_id, kind.value, float(alert.value),
+                                         float(alert.limit), now)
+                    raised.append(record)
+                    self._submit(AlertRaised(record))
+                    log.warn(
+                        "wellbeing alert for {agent}: {kind} ({value:g}, limit {limit:g})",
+                        agent=agent_id, kind=kind.value, value=float(alert.value),
+                        limit=float(alert.limit),
+                    )
+            self.active_alerts[agent_id] = found
+        self.alerts_raised.extend(raised)
+        self.alerts_count += len(raised)
+        return raised
+
+    def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
+        """The agent's signals at the last check (None: logged out then, or never looked at).
+
+        An agent who changed since is read at its change (the figures stay
+        consistent with its current state)."""
+        if agent_id not in self.glances or agent_id not in self.roster:
+            return None
+        status = self.roster.get(agent_id)
+        if status.state is AgentState.LOGGED_OUT:
+            return None
+        now = max(self.checked_at, status.ledger.since)
+        return running_signals(
+            status.ledger, self._agent_day(agent_id), self._call_log(agent_id), now,
+            day_start(now, self.sla), self.wellbeing,
+        )
+
+    def alert_value(self, alert: Alert, now: float) -> float:
+        """An active alert's figure at ``now``, from the agent's last look (times grow on)."""
+        g = self.glances.get(alert.agent_id)
+        if g is None:
+            return float(alert.value)
+        later = max(0.0, now - g.now)
+        kind = alert.kind
+        if kind is AlertKind.NO_BREAK and g.since_break_s is not None:
+            return g.since_break_s + later
+        if kind is AlertKind.LONG_CALL and g.current_call_s is not None:
+            return g.current_call_s + later
+        if kind is AlertKind.HIGH_OCCUPANCY and g.occupancy is not None:
+            return g.occupancy
+        if kind is AlertKind.HARD_CALLS:
+            return float(g.hard_calls_recent)
+        if kind is AlertKind.CONSECUTIVE_CALLS:
+            return float(g.consecutive_calls)
+        return float(alert.value)
+
+    def glance(self, agent_id: str, now: float) -> tuple[float | None, float | None]:
+        """Time since the last break (at ``now``) and occupancy (when last looked at)."""
+        g = self.glances.get(agent_id)
+        if g is None:
+            return None, None
+        since = g.since_break_s
+        if since is not None and not g.resting:
+            since += max(0.0, now - g.now)
+        return since, g.occupancy
+
+
+class _SignalsAtLastCheck(Mapping[str, WellbeingSignals]):
+    """``StatsService.signals``: exact signals at the last check, per agent, when read."""
+
+    def __init__(self, watch: WellbeingWatch) -> None:
+        self._watch = watch
+        self._cache: dict[str, WellbeingSignals] = {}
+        self._cached_at = -math.inf
+
+    def __getitem__(self, agent_id: str) -> WellbeingSignals:
+        watch = self._watch
+        if self._cached_at != watch.checked_at:
+            self._cache.clear()
+            self._cached_at = watch.checked_at
+        found = self._cache.get(agent_id)
+        if found is None:
+            found = watch.exact_signals(agent_id)
+            if found is None:
+                raise KeyError(agent_id)
+            if found.now == self._cached_at:
+                self._cache[agent_id] = found
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._watch.glances))
+
+    def __len__(self) -> int:
+        return len(self._watch.glances)
