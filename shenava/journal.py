@@ -82,8 +82,6 @@ MAX_IN_FLIGHT = 32
 SCAN_LIMIT = 4096
 """Entries looked at per round for one that may start (a long run of one key waits)."""
 
-_TRANSIENT_REPLIES = ("READONLY", "LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
-
 
 class JournalFullError(RuntimeError):
     """The journal file reached ``state.journal_max_bytes``; the record was not kept."""
