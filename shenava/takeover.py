@@ -173,6 +173,7 @@ class Takeover:
                 if tracker.channel(call_id) is None:
                     dispatcher.ended_while_away(record)
                     callflow.recover_voicemail(call_id, record, now)
+                    callflow.recover_hold_choice(call_id, record)
                     self.ended_away.append(call_id)
                     self._recorder.mark(call_id)  # nobody holds it: the record goes
                 continue
@@ -233,6 +234,9 @@ class Takeover:
         if phase == "ringing" and record.get("leg_id") and record.get("agent_id"):
             app.dispatcher.adopt_ringing(record, channel)
             return "ringing"
+        if isinstance(record.get("hold_choice"), dict):
+            # pressed 1 or 2 while waiting: the choice carries on (docs/takeover.md)
+            return "hold_choice" if app.callflow.resume_hold_choice(call_id, record, channel) else None
         ivr = record.get("ivr")
         if isinstance(ivr, dict):
             try:
