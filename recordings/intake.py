@@ -179,7 +179,10 @@ class VoicemailService:
         from shenava_base.journal import call_key, number_key
 
         keys = (call_key(call_id), number_key(number), number_key(caller))
-        await self.journal.submit(JOURNAL_KIND, entry, keys).asFuture(asyncio.get_running_loop())
+        # On disk is enough: the caller hears "message saved" once this returns
+        # (ivr.runner.KEPT_BEFORE_TOLD), and Redis may be slow or away.
+        kept = self.journal.submit(JOURNAL_KIND, entry, keys, wait_applied=False)
+        await kept.asFuture(asyncio.get_running_loop())
         return vm_id
 
     def _apply_entry(self, entry: dict[str, Any]) -> Any:
