@@ -38,7 +38,7 @@ def install(app: StatsHost) -> StatsService:
     journal = app.journal
     if journal is not None:
         service.writer.use_journal(journal, batch_s=OUTCOME_BATCH_S)
-        if config.state.durable:
+        if getattr(journal, "file", None) is not None:  # a durable state folder
             # past its cap the writer spills to the journal instead of dropping
             from agent_stats.spill import JournalSpill
 
