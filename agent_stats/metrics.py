@@ -150,7 +150,12 @@ def snapshot_families(
         failures = CounterMetricFamily("shenava_stats_write_failures",
                                        "Statistics batches that Redis did not take (retried).")
         failures.add_metric([], queue.failures)
-        out += [depth, dropped, failures]
+        spill = getattr(queue, "spill", None)
+        spilled = CounterMetricFamily("shenava_stats_write_spilled",
+                                      "Statistics operations past the write queue's cap kept in "
+                                      "the journal instead of dropped (Redis away long).")
+        spilled.add_metric([], getattr(spill, "spilled", 0))
+        out += [depth, dropped, spilled, failures]
     return out + journal_families(snapshot.get("journal"))
 
 
