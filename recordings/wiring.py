@@ -107,6 +107,7 @@ def install(app: Any) -> RecordingsHandle | None:
     )
     flow = app.callflow
     flow.recording_name = service.recording_name
+    flow.recording_kept = lambda call_id, name: as_deferred(service.recording_kept(call_id, name))
     flow.subscribe(service.remember_outcome)
     flow.on_voicemail = _chain(flow.on_voicemail, service.voicemail_from_ivr, "voicemail")
     flow.on_hold_choice = _chain(flow.on_hold_choice, service.voicemail_from_hold, "hold choice")

@@ -180,6 +180,10 @@ class CallFlow:
         self.caller_facts: Callable[[str], Deferred[dict[str, Any]]] | None = None
         self.on_hold_choice: Callable[[CallLeftForChoice, str | None], Deferred[Any] | None] | None = None
         self.recording_name: Callable[[], str] = _fresh_recording_name
+        # ``(call_id, recording name) -> Deferred[bool]``: that voicemail is kept
+        # already (the voicemail intake); the take-over asks before resuming a
+        # caller at the recording step.
+        self.recording_kept: Callable[[str, str], Deferred[bool]] | None = None
         self.language_variable = machine.language_variable
         # Where Shenava's prompts live in Asterisk's sounds dir (``ivr.sound_folder``).
         self.sound_folder = SOUND_FOLDER
@@ -533,6 +537,22 @@ class CallFlow:
                  call=call_id, choice=choice.event.choice, step=choice.step)
         self._start_hold_choice(choice)
         return True
+
+    def finish_kept_voicemail(self, call_id: str, record: Mapping[str, Any], channel: str) -> None:
+        """A caller an earlier daemon left at the recording step whose voicemail is
+        kept already (it had the result and journalled it, then died before the
+        call state said so): "message saved" and the hang-up, not a second
+        recording. Served like a hold voicemail handed on (``kept``), so the call
+        state holds it meanwhile."""
+        raw = record.get("ivr")
+        ivr = raw if isinstance(raw, Mapping) else {}
+        now = self._clock.seconds()
+        event = CallLeftForChoice(
+            call_id, now, now, "voicemail", str(record.get("caller_number") or ""), None, channel,
+            str(ivr.get("language") or "fa"),
+        )
+        log.info("call {call}: its voicemail is kept already; saying so", call=call_id)
+        self._start_hold_choice(_HoldChoice(event, "kept", str(record.get("recording") or "")))
 
     def recover_hold_choice(self, call_id: str, record: Mapping[str, Any]) -> bool:
         """A caller who made a hold choice and hung up while no daemon watched: hand
