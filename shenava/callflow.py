@@ -509,8 +509,10 @@ class CallFlow:
         if gone:
             return
         try:
-            prompt = "hold-callback-booked" if event.choice == "callback" else "message-saved"
-            await self._hold_step(event, f'STREAM FILE {self.sound_folder}/{prompt} ""')
+            if event.choice == "callback":
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/hold-callback-booked ""')
+            else:
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/message-saved ""')
             await self._hold_step(event, "HANGUP")
         except (ChannelGoneError, ConnectionLostError):
             pass
