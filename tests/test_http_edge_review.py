@@ -1,0 +1,160 @@
+"""A cold review of the HTTP edge, each finding refused by a running daemon's listener
+(real sockets): a page on another site whose name points at the daemon (DNS rebinding),
+control characters from a request's path in the log and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+from shenava.check_config import check_config
+from shenava.config import ConfigError, load_config
+from shenava.http.edge import host_allowed, host_name, host_names
+from tests.http_helpers import Running, config_with_users, running_app
+from tests.test_http_security import body_of, raw, status_of
+
+
+@pytest_twisted.async_yield_fixture()
+async def api() -> AsyncIterator[Running]:
+    from twisted.internet import reactor
+
+    async for running in running_app(reactor):
+        yield running
+
+
+def _running(**http: Any) -> Any:
+    from twisted.internet import reactor
+
+    return running_app(reactor, config_with_users(**http))
+
+
+# -- the name asked for: DNS rebinding ----------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_on_another_name_pointed_here_reads_nothing(api: Running) -> None:
+    """evil.example resolves to 127.0.0.1: the browser takes the daemon for evil.example's
+    own server (same origin: the page reads the answers; its ``Origin`` equals its ``Host``).
+    Every request then names evil.example in ``Host``: refused, signed in or not."""
+    port = api.port.getHost().port
+    evil = {"host": f"evil.example:{port}", "origin": f"http://evil.example:{port}"}
+    for method, path, role in [("GET", "/api/health", None), ("GET", "/api/wallboard", "supervisor"),
+                               ("GET", "/wallboard", None), ("GET", "/api/events", "supervisor")]:
+        code, body, _ = await api.call(method, path, role=role, headers=evil)
+        assert (code, body["error"]["code"]) == (421, "http.host_not_allowed"), (path, body)
+        assert "allowed_hosts" in body["error"]["message"]
+    # a sign-in through the rebound name (the password phished on the evil page)
+    api.add_user("sara", "supervisor")
+    code, body, headers = await api.call("POST", "/api/session", role=None, headers=evil,
+                                         body={"name": "sara", "password": "test-password-1"})
+    assert (code, body["error"]["code"]) == (421, "http.host_not_allowed")
+    assert headers.getRawHeaders(b"set-cookie") is None
+    # a change with the session's cookie and token, were the page to have them
+    code, body, _ = await api.call("POST", "/api/agents/a1/login", headers=evil)
+    assert code == 421
+    refused = [e for e in api.app.http.gate.audit.recent(50) if e["status"] == 421]
+    assert refused and "evil.example" in refused[0]["detail"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_addresses_and_localhost_are_answered(api: Running) -> None:
+    port = api.port.getHost().port
+    for host in [f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST.", f"[::1]:{port}",
+                 f"10.1.2.3:{port}"]:
+        code, body, _ = await api.call("GET", "/api/wallboard", headers={"host": host})
+        assert code == 200, (host, body)
+    # an HTTP/1.0 tool that sends no Host at all (no browser does)
+    answer = await raw(api, b"GET /api/health HTTP/1.0\r\n\r\n").done
+    assert status_of(answer.replace(b"HTTP/1.0", b"HTTP/1.1", 1)) in (200, 503), answer[:200]
+
+
+@pytest_twisted.ensureDeferred
+async def test_listed_names_are_answered_and_others_refused() -> None:
+    async for api in _running(allowed_hosts=("wallboard.example.org", ".centre.example")):
+        for host, code in [("wallboard.example.org", 200), ("Wallboard.Example.Org.:8080", 200),
+                           ("centre.example", 200), ("tv.floor2.centre.example", 200),
+                           ("evil.example.org", 421), ("badcentre.example", 421),
+                           ("wallboard.example.org.evil.example", 421)]:
+            got, body, _ = await api.call("GET", "/api/wallboard", headers={"host": host})
+            assert got == code, (host, body)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_star_turns_the_check_off() -> None:
+    async for api in _running(allowed_hosts=("*",)):
+        code, body, _ = await api.call("GET", "/api/wallboard", headers={"host": "anything.example"})
+        assert code == 200, body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_listed_proxys_forwarded_host_is_checked_too() -> None:
+    """A TLS proxy in front passes the browser's name in ``X-Forwarded-Host``: a rebound
+    name reaching the daemon through the proxy is refused as well."""
+    async for api in _running(proxy_addresses=("127.0.0.1",), allowed_hosts=("desk.example.org",)):
+        code, _, _ = await api.call("GET", "/api/wallboard", headers={
+            "host": "127.0.0.1", "x-forwarded-host": "desk.example.org"})
+        assert code == 200
+        code, body, _ = await api.call("GET", "/api/wallboard", headers={
+            "host": "127.0.0.1", "x-forwarded-host": "evil.example"})
+        assert (code, body["error"]["code"]) == (421, "http.host_not_allowed")
+    async for api in _running():  # from anyone else, the header is nobody's word
+        code, _, _ = await api.call("GET", "/api/wallboard", headers={
+            "host": "127.0.0.1", "x-forwarded-host": "evil.example"})
+        assert code == 200
+
+
+def test_host_names_are_read_as_browsers_send_them() -> None:
+    assert host_name("Example.ORG.:8443") == "example.org"
+    assert host_name("[::1]:80") == "::1"
+    assert host_name("::1") == "::1"
+    names = host_names(("desk.example.org",))
+    assert host_allowed("localhost:1", names) and host_allowed("192.0.2.7", names)
+    assert not host_allowed("desk.example.org.evil", names)
+    assert host_allowed("whatever", host_names(("x", "*")))
+
+
+def _config(tmp_path: Path, http: str) -> Path:
+    path = tmp_path / "shenava.toml"
+    path.write_text('[redis]\nurl = "redis://127.0.0.1:1/0"\n[ami]\nsecret = "x-secret-1"\n'
+                    f"[http]\n{http}\n", encoding="utf-8")
+    return path
+
+
+def test_allowed_hosts_are_checked_in_the_config(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path, 'allowed_hosts = ["desk.example.org", ".example.net", "::1"]'))
+    assert config.http.allowed_hosts == ("desk.example.org", ".example.net", "::1")
+    for bad in ["http://desk.example.org", "desk.example.org:8080", "desk example", ""]:
+        with pytest.raises(ConfigError, match=r"http\.allowed_hosts"):
+            load_config(_config(tmp_path, f"allowed_hosts = [{bad!r}]".replace("'", '"')))
+
+
+def test_check_config_says_when_names_will_be_refused(tmp_path: Path) -> None:
+    def codes(http: str) -> set[str]:
+        return {f.code for f in check_config(_config(tmp_path, http))}
+
+    assert "http.allowed_hosts" not in codes('bind = "127.0.0.1"')
+    assert "http.allowed_hosts" in codes('bind = "0.0.0.0"')
+    assert "http.allowed_hosts" in codes('proxy_addresses = ["127.0.0.1"]')
+    assert "http.allowed_hosts" not in codes('bind = "0.0.0.0"\nallowed_hosts = ["desk.example.org"]')
+    assert "http.any_host" in codes('allowed_hosts = ["*"]')
+
+
+# -- the log: what a stranger puts in a path ----------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_control_characters_in_a_path_do_not_reach_the_audit_log(api: Running) -> None:
+    """A refused post's path went into the audit log (and the daemon's log) as sent.
+    Twisted refuses most control characters in the request line (400), not DEL."""
+    answer = await raw(api, b"POST /api/x\x7f\x7f\x7fsigned-in HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                       b"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}").done
+    assert status_of(answer) == 415, answer[:200]
+    assert body_of(answer)["error"]["code"] == "http.unsupported_media_type"
+    entry = api.app.http.gate.audit.recent(1)[0]
+    assert entry["status"] == 415
+    assert "\x7f" not in entry["what"], entry
+    assert entry["what"] == "POST /api/x???signed-in"
