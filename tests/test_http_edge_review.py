@@ -158,3 +158,45 @@ async def test_control_characters_in_a_path_do_not_reach_the_audit_log(api: Runn
     assert entry["status"] == 415
     assert "\x7f" not in entry["what"], entry
     assert entry["what"] == "POST /api/x???signed-in"
+
+
+# -- sessions: one person cannot push everyone else out -----------------------------------
+
+
+def test_one_persons_sign_ins_do_not_push_out_anyone_elses_sessions() -> None:
+    """The store dropped its oldest session when full, whoever's it was: one person
+    signing in again and again (an agent's script) signed everyone else out."""
+    from complaints.roles import Actor, Role
+    from shenava.http.sessions import SessionStore
+
+    store = SessionStore(100.0, 1000.0, max_sessions=10, per_person=3)
+    others = [store.open(Actor(f"a{n}", Role.AGENT), 1.0) for n in range(7)]
+    mine = [store.open(Actor("mallory", Role.AGENT), 2.0 + n) for n in range(50)]
+    assert all(store.find(s.session_id, 3.0) is not None for s in others)
+    assert [store.find(s.session_id, 60.0) is not None for s in mine[-4:]] == [False, True, True, True]
+    assert len(store) == 10
+    assert store.close_person("mallory") == 3 and len(store) == 7
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_persons_oldest_session_ends_past_their_cap(api: Running) -> None:
+    from shenava.http.sessions import MAX_SESSIONS_PER_PERSON
+    from tests.http_helpers import PASSWORD, session_cookie
+
+    api.add_user("sara", "supervisor")
+    _, _, other = await api.call("POST", "/api/session", role=None,
+                                 body={"name": "sara", "password": PASSWORD})
+    api.add_user("omid", "supervisor")
+    _, _, omid = await api.call("POST", "/api/session", role=None,
+                                body={"name": "omid", "password": PASSWORD})
+    cookies = [session_cookie(other)]
+    for _ in range(MAX_SESSIONS_PER_PERSON):
+        code, _, headers = await api.call("POST", "/api/session", role=None,
+                                          body={"name": "sara", "password": PASSWORD})
+        assert code == 200
+        cookies.append(session_cookie(headers))
+    code, _, _ = await api.call("GET", "/api/session", role=None, cookie=cookies[0])
+    assert code == 401
+    for cookie in (cookies[1], cookies[-1], session_cookie(omid)):
+        code, _, _ = await api.call("GET", "/api/session", role=None, cookie=cookie)
+        assert code == 200

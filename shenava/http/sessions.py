@@ -20,7 +20,10 @@ from dataclasses import dataclass, replace
 from complaints.roles import Actor
 
 MAX_SESSIONS = 20_000
-"""Sessions kept at most (the oldest is dropped first): memory stays bounded."""
+"""Sessions kept at most (the least recently used is dropped first): memory stays bounded."""
+MAX_SESSIONS_PER_PERSON = 64
+"""Sessions one person holds at most (their oldest is dropped first): without it, one
+person signing in again and again would push everyone else's sessions out of the store."""
 MAX_TRACKED = 50_000
 """Names and addresses whose failures are remembered at most."""
 PENDING_RETRY_S = 5.0
@@ -44,19 +47,40 @@ class Session:
 
 
 class SessionStore:
-    def __init__(self, idle_s: float, max_s: float) -> None:
+    def __init__(self, idle_s: float, max_s: float, *, max_sessions: int = MAX_SESSIONS,
+                 per_person: int = MAX_SESSIONS_PER_PERSON) -> None:
         self.idle_s = idle_s
         self.max_s = max_s
+        self.max_sessions = max_sessions
+        self.per_person = per_person
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._by_person: dict[str, OrderedDict[str, None]] = {}
+        """Each person's session ids, oldest sign-in first."""
 
     def open(self, actor: Actor, now: float, user_changed_at: float | None = None) -> Session:
         """A new session with a new id (never one the browser brought: no fixation)."""
         session = Session(secrets.token_urlsafe(32), actor, secrets.token_urlsafe(32), now, now,
                           user_changed_at, now)
         self._sessions[session.session_id] = session
-        while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+        mine = self._by_person.setdefault(actor.actor_id, OrderedDict())
+        mine[session.session_id] = None
+        while len(mine) > self.per_person:
+            self._drop(next(iter(mine)))
+        while len(self._sessions) > self.max_sessions:
+            self._drop(next(iter(self._sessions)))
         return session
+
+    def _drop(self, session_id: str) -> bool:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        person = session.actor.actor_id
+        mine = self._by_person.get(person)
+        if mine is not None:
+            mine.pop(session_id, None)
+            if not mine:
+                del self._by_person[person]
+        return True
 
     def find(self, session_id: str, now: float) -> Session | None:
         """The live session with this id, its idle deadline moved; None if unknown or expired."""
@@ -64,7 +88,7 @@ class SessionStore:
         if session is None:
             return None
         if now >= session.expires_at(self.idle_s, self.max_s):
-            del self._sessions[session_id]
+            self._drop(session_id)
             return None
         session = replace(session, last_seen=now)
         self._sessions[session_id] = session
@@ -84,13 +108,13 @@ class SessionStore:
         return True
 
     def close(self, session_id: str) -> bool:
-        return self._sessions.pop(session_id, None) is not None
+        return self._drop(session_id)
 
     def close_person(self, person: str) -> int:
         """Sign a person out everywhere (their password changed or they were removed)."""
-        ids = [sid for sid, s in self._sessions.items() if s.actor.actor_id == person]
+        ids = list(self._by_person.get(person, ()))
         for sid in ids:
-            del self._sessions[sid]
+            self._drop(sid)
         return len(ids)
 
     def __len__(self) -> int:
