@@ -14,6 +14,7 @@ import pytest_twisted
 from shenava.check_config import check_config
 from shenava.config import ConfigError, load_config
 from shenava.http.edge import host_allowed, host_name, host_names
+from tests import test_wallboard
 from tests.http_helpers import Running, config_with_users, running_app
 from tests.test_http_security import body_of, raw, status_of
 
@@ -200,3 +201,58 @@ async def test_a_persons_oldest_session_ends_past_their_cap(api: Running) -> Non
     for cookie in (cookies[1], cookies[-1], session_cookie(omid)):
         code, _, _ = await api.call("GET", "/api/session", role=None, cookie=cookie)
         assert code == 200
+
+
+# -- a stream whose reader stopped reading ------------------------------------------------
+
+
+board = test_wallboard.board
+"""The real object graph with Redis on a ``Clock`` (test_wallboard's fixture)."""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stream_nobody_reads_is_cut_not_left_open(board: tuple[Running, Any]) -> None:
+    """A page whose reader stopped reading (a frozen TV, a peer with a zero TCP window):
+    its stream was dropped after ``SLOW_READER_S`` with a graceful close, which waits for
+    the unsent bytes to go out: they never do, so the connection, its buffers and its
+    place in the caps stayed for ever. It is aborted now."""
+    import socket
+
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    from shenava.http.push import SLOW_READER_S
+
+    api, clock = board
+    hub = api.app.http.push
+    site = api.port.factory
+    cookie, _ = await api.sign_in("supervisor", "sara")
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    reader.connect(("127.0.0.1", api.port.getHost().port))
+    try:
+        reader.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       b"Cookie: shenava_session=" + cookie.encode() + b"\r\n\r\n")
+        for _ in range(500):
+            if hub.viewers:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        assert hub.viewers == 1
+        conn = hub.supervisors[0]
+        conn.request.channel.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2048)
+        open_before = site.open_total
+        ticks = 0
+        while hub.viewers and ticks < 5000:  # each second's frame, until the buffers are full
+            clock.advance(1.0)
+            clock.advance(0)
+            ticks += 1
+            await deferLater(reactor, 0, lambda: None)
+        assert hub.viewers == 0 and conn.paused_at is not None
+        assert ticks >= SLOW_READER_S
+        for _ in range(200):
+            if site.open_total < open_before:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        assert site.open_total == open_before - 1  # the connection is gone, not waiting
+    finally:
+        reader.close()
