@@ -256,3 +256,23 @@ async def test_a_stream_nobody_reads_is_cut_not_left_open(board: tuple[Running, 
         assert site.open_total == open_before - 1  # the connection is gone, not waiting
     finally:
         reader.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unreadable_users_file_is_said_so_not_an_internal_error(tmp_path: Path) -> None:
+    """A users file the daemon's user cannot read answered every sign-in 500
+    ``http.internal`` (the operator saw nothing to go on); the lock-out counted it too."""
+    from dataclasses import replace
+
+    from twisted.internet import reactor
+
+    users = tmp_path / "users.json"
+    users.mkdir()  # unreadable as a file, even for root
+    config = config_with_users()
+    config = replace(config, http=replace(config.http, users_file=str(users)))
+    async for api in running_app(reactor, config):
+        for _ in range(api.app.config.http.lockout_failures + 1):
+            code, body, _ = await api.call("POST", "/api/session", role=None,
+                                           body={"name": "sara", "password": "a long password"})
+            assert (code, body["error"]["code"]) == (503, "http.users_unreadable"), body
+        assert "users_file" in body["error"]["message"]

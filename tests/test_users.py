@@ -125,3 +125,24 @@ async def test_users_in_redis_sign_in(redis_url: str, tmp_path: Path, monkeypatc
         status, body, _ = await api.call("POST", "/api/session", role=None,
                                          body={"name": "sara", "password": "a long password"})
         assert (status, body["role"]) == (200, "admin")
+
+
+def test_a_rewritten_users_file_keeps_its_owner_group_and_mode(tmp_path: Path) -> None:
+    """The README makes ``/etc/shenava/users.json`` ``root:shenava 0640`` (empty) for the
+    daemon to read; ``shenava users add`` run as root rewrote it ``root:root 0600``, and
+    every sign-in failed (the daemon could not read it)."""
+    import os
+
+    path = tmp_path / "users.json"
+    path.write_text("")
+    path.chmod(0o640)
+    group = 1 if os.geteuid() == 0 else os.getegid()  # root: another group, as shenava's
+    os.chown(path, -1, group)
+    store = FileUserStore(path)
+    assert store.all() == []  # an empty file is no users yet
+    store.put(make_user("sara", Role.SUPERVISOR, "a long password", 1.0, DEMO_HASHER))
+    info = path.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o640, group)
+    path.chmod(0o666)  # never left readable by others
+    store.remove("sara")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
