@@ -276,3 +276,16 @@ async def test_an_unreadable_users_file_is_said_so_not_an_internal_error(tmp_pat
                                            body={"name": "sara", "password": "a long password"})
             assert (code, body["error"]["code"]) == (503, "http.users_unreadable"), body
         assert "users_file" in body["error"]["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_proxys_forwarded_address_reaches_the_audit_log_without_control_characters() -> None:
+    """Only a listed proxy's ``X-Forwarded-For`` counts, but whatever it passes on (a
+    client's own header appended to) went into the audit log and the lock-out as sent."""
+    async for api in _running(proxy_addresses=("127.0.0.1",)):
+        code, _, _ = await api.call("POST", "/api/session", role=None,
+                                    headers={"x-forwarded-for": "10.0.0.1, 10.9.9.9\x1b[2J\x7f"},
+                                    body={"name": "sara", "password": "a long password"})
+        assert code == 401
+        entry = api.app.http.gate.audit.recent(1)[0]
+        assert entry["what"] == "sign-in failed" and entry["address"] == "10.9.9.9?[2J?"

@@ -251,7 +251,7 @@ class Gate:
             headers = request.requestHeaders
             forwarded = headers.getRawHeaders(b"x-forwarded-for") or []
             if forwarded:
-                request.address = forwarded[-1].decode("latin-1").split(",")[-1].strip()[:64]
+                request.address = _shown(forwarded[-1].decode("latin-1").split(",")[-1].strip(), 64)
             proto = headers.getRawHeaders(b"x-forwarded-proto") or []
             request.behind_tls = request.behind_tls or (proto[-1:] == [b"https"])
             if self.proxy_mode:
