@@ -289,3 +289,13 @@ async def test_a_proxys_forwarded_address_reaches_the_audit_log_without_control_
         assert code == 401
         entry = api.app.http.gate.audit.recent(1)[0]
         assert entry["what"] == "sign-in failed" and entry["address"] == "10.9.9.9?[2J?"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_server_header_names_no_library_version(api: Running) -> None:
+    for path in ("/api/health", "/wallboard", "/nowhere"):
+        _, _, headers = await api.call("GET", path, role=None)
+        assert headers.getRawHeaders(b"server") == [b"Shenava"], path
+    answer = await raw(api, b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                       b"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}").done
+    assert b"Twisted" not in answer

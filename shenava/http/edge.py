@@ -90,6 +90,7 @@ so is ``/api/agents/{id}/call``, an agent's screen pop."""
 LOCAL_NAMES = ("localhost",)
 """Host names always answered (besides IP addresses): the browser resolves them itself."""
 ANY_HOST = "*"
+SERVER_NAME = b"Shenava"
 
 
 def host_names(allowed: tuple[str, ...]) -> frozenset[str] | None:
@@ -406,6 +407,11 @@ class EdgeRequest(server.Request):
     behind_tls: bool = False
     trusted_proxy: bool = False
     _body_seen = 0
+
+    def setHeader(self, name: bytes | str, value: bytes | str) -> None:
+        if (name.encode() if isinstance(name, str) else name).lower() == b"server":
+            value = SERVER_NAME  # not TwistedWeb/x.y.z: nobody is told what to look up
+        super().setHeader(name, value)
 
     def gotLength(self, length: int | None) -> None:
         from io import BytesIO
