@@ -299,3 +299,20 @@ async def test_the_server_header_names_no_library_version(api: Running) -> None:
     answer = await raw(api, b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                        b"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}").done
     assert b"Twisted" not in answer
+
+
+# -- secrets in messages ------------------------------------------------------------------
+
+
+def test_a_malformed_redis_url_is_shown_without_its_password(tmp_path: Path) -> None:
+    """check-config's and the daemon's start-up error quoted the whole ``redis.url``: a
+    typo in the scheme put the Redis password on the terminal and in the journal."""
+    for url in ["redsi://:hunter2-secret@h:6379/0", "redis+sentinel://u:hunter2-secret@h1:1,h2:x/s",
+                "redis+cluster://:hunter2-secret@h:99999"]:
+        path = tmp_path / "shenava.toml"
+        path.write_text(f'[ami]\nsecret = "x-secret-1"\n[redis]\nurl = "{url}"\n', encoding="utf-8")
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+        assert "hunter2" not in str(caught.value) and ":***@" in str(caught.value)
+        findings = "\n".join(str(f) for f in check_config(path))
+        assert "hunter2" not in findings and "redis.url" in findings
