@@ -316,3 +316,35 @@ def test_a_malformed_redis_url_is_shown_without_its_password(tmp_path: Path) -> 
         assert "hunter2" not in str(caught.value) and ":***@" in str(caught.value)
         findings = "\n".join(str(f) for f in check_config(path))
         assert "hunter2" not in findings and "redis.url" in findings
+
+
+# -- the lock-out: one IPv6 client has a whole /64 ----------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_ipv6_client_cannot_step_round_the_address_lock_out() -> None:
+    """Failed sign-ins were counted per address: a client given an IPv6 /64 (every home
+    and cloud host) tried names without end, one address each. They count per /64 now.
+    (The client's address comes from a listed proxy here: loopback has one IPv6 address.)"""
+    async for api in _running(proxy_addresses=("127.0.0.1",), lockout_address_failures=3,
+                              lockout_failures=10):
+        async def attempt(address: str, name: str, api: Running = api) -> int:
+            code, _, _ = await api.call("POST", "/api/session", role=None,
+                                        headers={"x-forwarded-for": address},
+                                        body={"name": name, "password": "a long password"})
+            return code
+
+        for n in range(3):
+            assert await attempt(f"2001:db8:1:2::{n + 1}", f"user{n}") == 401
+        assert await attempt("2001:db8:1:2:ffff::9", "user9") == 429  # the same /64
+        assert await attempt("2001:db8:1:3::1", "user9") == 401       # another /64
+        assert await attempt("192.0.2.1", "user9") == 401
+
+
+def test_address_groups() -> None:
+    from shenava.http.sessions import address_group
+
+    assert address_group("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert address_group("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_group("192.0.2.7") == "192.0.2.7"
+    assert address_group("-") == "-"

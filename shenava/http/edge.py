@@ -67,7 +67,7 @@ from shenava.http.errors import (
     TooManyConnectionsError,
     UnsupportedMediaTypeError,
 )
-from shenava.http.sessions import LockOut, Session, SessionStore, same_token
+from shenava.http.sessions import LockOut, Session, SessionStore, address_group, same_token
 from shenava.users import PERSON_RE
 
 log = Logger()
@@ -591,14 +591,15 @@ class EdgeSite(server.Site):
             log.warn("HTTP: {n} connections open, the cap: refusing one from {host}",
                      n=self.open_total, host=host)
             return _Busy("the server has too many connections open; try again shortly")
-        if host not in self.gate.proxies and self.open_by_host[host] >= limits.max_connections_per_address:
+        group = address_group(host)  # an IPv6 address's /64: one client's share
+        if host not in self.gate.proxies and self.open_by_host[group] >= limits.max_connections_per_address:
             return _Busy(f"{limits.max_connections_per_address} connections from your address have "
                          "not signed in yet; try again shortly (signed-in pages count per sign-in)")
         channel = super().buildProtocol(addr)
         if channel is None:
             return None
-        channel.host = host
-        self.open_by_host[host] += 1
+        channel.host = group
+        self.open_by_host[group] += 1
         self.open_total += 1
         return channel
 

@@ -13,6 +13,7 @@ password until the window has passed (``retry_after``).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, replace
@@ -121,12 +122,27 @@ class SessionStore:
         return len(self._sessions)
 
 
+def address_group(address: str) -> str:
+    """The unit one client is counted by: an IPv4 address, or an IPv6 address's /64 (one
+    home or host is given a whole /64: one address each would let it try without end)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def same_token(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
 class LockOut:
-    """Failed sign-ins per key (a name, or ``addr:`` an address) in a sliding window."""
+    """Failed sign-ins per key (a name, or ``addr:`` an address: an IPv6 address's /64)
+    in a sliding window."""
 
     def __init__(self, per_name: int, per_address: int, window_s: float) -> None:
         self.per_name = per_name
@@ -157,17 +173,17 @@ class LockOut:
 
     def begin(self, name: str, address: str) -> None:
         """An attempt's password is being checked (end it with :meth:`end`)."""
-        self._pending.update(("name:" + name, "addr:" + address))
+        self._pending.update(("name:" + name, "addr:" + address_group(address)))
 
     def end(self, name: str, address: str) -> None:
-        for key in ("name:" + name, "addr:" + address):
+        for key in ("name:" + name, "addr:" + address_group(address)):
             self._pending[key] -= 1
             if self._pending[key] <= 0:
                 del self._pending[key]
 
     def retry_after(self, name: str, address: str, now: float) -> tuple[str, float] | None:
         """``("name"|"address", seconds)`` when attempts are refused now, else None."""
-        by_address = self._retry("addr:" + address, self.per_address, now)
+        by_address = self._retry("addr:" + address_group(address), self.per_address, now)
         if by_address is not None:
             return "address", by_address
         by_name = self._retry("name:" + name, self.per_name, now)
@@ -176,7 +192,7 @@ class LockOut:
         return None
 
     def failed(self, name: str, address: str, now: float) -> None:
-        for key in ("name:" + name, "addr:" + address):
+        for key in ("name:" + name, "addr:" + address_group(address)):
             times = self._failures.setdefault(key, deque())
             times.append(now)
             self._failures.move_to_end(key)
