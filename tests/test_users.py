@@ -146,3 +146,21 @@ def test_a_rewritten_users_file_keeps_its_owner_group_and_mode(tmp_path: Path) -
     path.chmod(0o666)  # never left readable by others
     store.remove("sara")
     assert stat.S_IMODE(path.stat().st_mode) == 0o660
+
+
+def test_users_add_with_no_terminal_says_where_the_password_goes(tmp_path: Path) -> None:
+    """Run from a script or a service (no terminal, nothing on stdin), ``users add`` said
+    "the user store cannot be reached: EOFError" and exited 3."""
+    import subprocess
+    import sys
+
+    config = str(_config(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
+         "users", "-c", config, "add", "sara", "--role", "supervisor"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        start_new_session=True,  # no controlling terminal: getpass reads stdin
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--password-file" in done.stderr and "cannot be reached" not in done.stderr
+    assert not (tmp_path / "users.json").exists()
