@@ -286,7 +286,9 @@ class CallbackDialer:
         self._note_gate(decision)
         if not decision.open:
             return False
-        claim = await self._store.claim_due(now, self._hours, self._owner)
+        claim = await self._store.claim_due(
+            now, self._hours, self._owner, skip={d.flag_id for d in self._dials.values()}
+        )
         if claim is None:
             return False
         # Redis took a moment: the agent may have been given an inbound call meanwhile.
