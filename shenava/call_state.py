@@ -149,7 +149,7 @@ class CallStateStore:
         Each call's record is its own field, so the two need not be atomic
         together; the script cost Redis one command more per write (``EVALSHA``
         around them), at up to ten writes a second."""
-        mapping = {
+        mapping: dict[Any, Any] = {  # redis-py's key type is wider than str
             call_id: json.dumps(record, separators=(",", ":"), ensure_ascii=False)
             for call_id, record in puts.items()
         }
