@@ -320,6 +320,10 @@ class StatsStore:
         self._members_done: set[str] = set()
         self.round_trips = 0
         self.commands_sent = 0
+        self._link_lost_written: bool | None = None
+        """Whether the heartbeat holds ``link_lost_at`` as this store last wrote it
+        (None: not known), so a heartbeat without one sends no ``HDEL`` each time."""
+        self._link_lost_next: bool | None = None  # what the batch being built leaves
 
     # -- keys (the only place key names are made) -----------------------------
 
@@ -360,6 +364,7 @@ class StatsStore:
             return
         # On a cluster, one transaction per slot (agent_stats.slot_pipes)
         pipe = SlotPipes(self._client) if self._split else self._client.pipeline(transaction=True)
+        self._link_lost_next = self._link_lost_written  # a heartbeat in the batch changes it
         outcomes: list[OutcomeCounters] = []
         ttls: dict[str, int] = {}
         for op in ops:
@@ -373,7 +378,10 @@ class StatsStore:
             for key, ttl in ttls.items():  # after the script: EXPIRE needs the key
                 self._expire_once(pipe, key, ttl)
         self.commands_sent += len(pipe) + 2  # and MULTI, EXEC
+        link_lost, self._link_lost_next = self._link_lost_next, None
+        self._link_lost_written = None  # not known while in flight (or if it fails)
         await pipe.execute()
+        self._link_lost_written = link_lost
         self.round_trips += 1
 
     def _expire_once(self, pipe: Any, key: str, ttl: int) -> None:
@@ -431,11 +439,13 @@ class StatsStore:
             )
         elif isinstance(op, HeartbeatWrite):
             key = self._key("heartbeat")
-            pipe.hset(key, "at", repr(op.at))
             if op.link_lost_at is None:
-                pipe.hdel(key, "link_lost_at")
+                pipe.hset(key, "at", repr(op.at))
+                if self._link_lost_written is not False:  # not known to be absent
+                    pipe.hdel(key, "link_lost_at")
             else:
-                pipe.hset(key, "link_lost_at", repr(op.link_lost_at))
+                pipe.hset(key, mapping={"at": repr(op.at), "link_lost_at": repr(op.link_lost_at)})
+            self._link_lost_next = op.link_lost_at is not None
         elif isinstance(op, BreakRequested):
             pipe.hset(self._key("breakline"), op.record.agent_id, op.record.to_json())
         elif isinstance(op, BreakCancelled):

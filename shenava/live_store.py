@@ -174,6 +174,10 @@ class LiveFiguresStore:
             for queue, n in changes.gauge_delta.items():
                 if n:
                     commands.append(("hincrby", (key, queue, n), {}))
+            if self._gauge_written is not None:
+                gauge = dict(self._gauge_written)
+                for queue, n in changes.gauge_delta.items():
+                    gauge[queue] = gauge.get(queue, 0) + n
         self._gauge_written = None  # unknown until the write is answered
         if len(commands) == 1:
             name, args, kwargs = commands[0]
