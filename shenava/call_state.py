@@ -11,10 +11,11 @@ when it was answered). A record goes when its call has ended.
 How it is written: code that changes a call only marks it (``mark``); once
 per turn of the reactor the recorder asks the call's owners (the dispatcher,
 the call flow) for its current form and writes every marked call in one
-Redis command (a Lua script: ``HSET`` the live ones, ``HDEL`` the gone ones,
-after checking the writer still holds the leader lease when one is in use).
-So a call event costs at most one Redis command, and many events in one turn
-share it (``CallStateStore.commands`` counts them). The daemon also spaces
+round trip: with a leader lease a Lua script (``HSET`` the live ones,
+``HDEL`` the gone ones, after checking the writer still holds the lease),
+without one a plain ``HSET`` and ``HDEL``. So a call event costs at most one
+write, and many events in one turn share it (``CallStateStore.commands`` and
+``round_trips`` count them). The daemon also spaces
 the writes (``min_interval_s``, :data:`shenava.takeover.CALL_STATE_WRITE_S`):
 under load one write carries every call that changed since the last, at the
 price of that much more state a ``kill -9`` can lose; the first change after
