@@ -30,6 +30,9 @@ slot: ``P:{stats:SITE:AGENT}:ledger`` and ``P:{stats:SITE:AGENT}:intervals:DAY``
 Writes come as a batch of typed operations (``apply``), one ``MULTI``/``EXEC``
 per batch (on a Redis Cluster one per slot, :mod:`agent_stats.slot_pipes`), so
 a crash never leaves half a transition and a busy second costs one round trip.
+The agents' transitions of a slot are one script (:data:`LEDGER`), and a
+slot's only command goes without ``MULTI``/``EXEC``: a batch of transitions
+alone, the usual one, is one command per slot.
 Rolling-window slots expire after ``2 * window_s``; everything else after
 ``retention_s``. A TTL is set once per key and process, not on every
 increment. The store never reads a clock: every time comes with the operation.
@@ -405,7 +408,7 @@ class StatsStore:
     # -- writing ------------------------------------------------------------------
 
     async def apply(self, ops: Sequence[Operation]) -> None:
-        """Write a batch in one ``MULTI``/``EXEC``."""
+        """Write a batch in one ``MULTI``/``EXEC`` (per slot; a lone command bare)."""
         if not ops:
             return
         # On a cluster, one transaction per slot (agent_stats.slot_pipes)
