@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,36 @@ def test_a_caller_who_hangs_up_while_their_complaint_is_opened_does_not_join_the
     assert not h.events(CallQueued, call)
     assert h.app.dispatcher.waiting == 0
     assert per_call_sizes(h) == dict.fromkeys(per_call_sizes(h), 0)
+
+
+def test_the_routing_decision_history_keeps_its_configured_cap(tmp_path: Path) -> None:
+    """The router keeps every assignment's explanation (about 1.2 KB) for
+    ``shenava explain``: at most ``[routing] decision_history`` of them, and the
+    daemon says once that older ones are being forgotten."""
+    from dataclasses import replace
+
+    from twisted.logger import globalLogPublisher
+
+    from tests.e2e_harness import e2e_config
+
+    config = e2e_config()
+    harness = E2E.build(tmp_path, config=replace(config, routing=replace(config.routing, decision_history=2)))
+    seen: list[dict[str, object]] = []
+    observer: Any = seen.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        harness.phone("PJSIP/101", PhoneScript(answer_after_s=1.0, talk_s=2.0))
+        harness.log_in("a1")
+        for n in range(4):
+            call = harness.call(CallerScript(number=f"0912000001{n}", answers=("1", "3")))
+            harness.run_until(lambda call=call: not harness.alive(call), limit_s=600.0)  # type: ignore[misc]
+            harness.advance(30.0)  # wrap-up: the agent is ready again
+        router = harness.app.router
+        assert harness.app.counts.answered == 4
+        assert router.decisions_kept() == 2
+        assert router.decisions_forgotten == 2
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        harness.stop()
+    full = [e for e in seen if "decision history is full" in str(e.get("log_format", ""))]
+    assert len(full) == 1
