@@ -216,8 +216,15 @@ def held_sizes(app: Any) -> dict[str, int]:
     and the caches bounded by a count (the router's decision history)."""
     stats = app.agent_stats
     sizes: dict[str, int] = {"router.decisions": len(getattr(app.router, "_decisions", ()))}
+    takeover = getattr(app, "takeover", None)
+    if takeover is not None:
+        sizes["call_state.own"] = len(takeover.recorder._own)
+    recordings = getattr(app, "recordings", None)
+    if recordings is not None:
+        sizes["voicemail.outcomes"] = len(recordings.service._outcomes)
     if stats is None:
         return sizes
+    sizes["calllog.open"] = sum(len(c._open) for c in stats._call_logs.values())
     sizes["ledger.intervals"] = sum(len(s.ledger.intervals) for s in stats.roster)
     sizes["window.intervals"] = sum(len(w._ends) for w in stats._windows.values())
     sizes["calllog.calls"] = sum(len(c) for c in stats._call_logs.values())
@@ -254,6 +261,7 @@ def _site(frames: Any) -> str:
     """A traceback in short: the innermost frame and the innermost project frame
     (the code that made the allocation happen), the rest dropped."""
     root = str(Path(__file__).resolve().parents[1])
+    frames = list(reversed(frames))  # tracemalloc lists the oldest frame first
     inner = frames[0]
     here = f"{Path(inner.filename).name}:{inner.lineno}"
     for frame in frames:
@@ -343,6 +351,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         client = make_redis_client(config.redis)
         app = Shenava(config, reactor=reactor, redis=client)
         routing_log = RoutingLog().attach(app.dispatcher, app.tracker)  # as `shenava run` does
+        if args.decision_history is not None:  # before the first call
+            app.router._history = args.decision_history
+        if args.own_memory_s is not None and app.takeover is not None:
+            app.takeover.recorder.own_memory_s = args.own_memory_s
         samples: list[tuple[float, int, int]] = []  # (seconds, calls ended, rss kb)
         state: dict[str, Any] = {"t0": None, "placed": None, "rounds": []}
 
@@ -520,6 +532,15 @@ def main(argv: list[str] | None = None) -> int:
         "--hard-calls-window-s", type=float, default=None,
         help="the hard-call window (default: the config's, an hour): the agents' call logs "
         "hold one window of calls",
+    )
+    parser.add_argument(
+        "--decision-history", type=int, default=None,
+        help="the router's decision history (default: the config's, [routing] decision_history)",
+    )
+    parser.add_argument(
+        "--own-memory-s", type=float, default=None,
+        help="how long the call state remembers a call as this daemon's own (default: an hour, "
+        "held as one hour of calls): shorter than the warm-up for a run flat after it",
     )
     parser.add_argument(
         "--census", action="store_true",

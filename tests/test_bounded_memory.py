@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -126,3 +126,53 @@ def test_the_routing_decision_history_keeps_its_configured_cap(tmp_path: Path) -
         harness.stop()
     full = [e for e in seen if "decision history is full" in str(e.get("log_format", ""))]
     assert len(full) == 1
+
+
+def _recorder(clock: Any) -> Any:
+    from shenava.call_state import CallStateRecorder, CallStateStore
+
+    store = CallStateStore(cast(Any, None), "t")  # never written: not the leader
+    return CallStateRecorder(store, clock, [lambda call_id: None], may_write=lambda: False)
+
+
+def test_the_calls_remembered_as_this_daemons_own_are_one_hour_of_calls() -> None:
+    """Found by the soak's allocation trace: every call's Uniqueid and time stayed
+    in the recorder's "own calls" until 10,000 were held, and past that the whole
+    map was copied on every change (an hour of calls at 10 calls/s is 36,000)."""
+    from twisted.internet.task import Clock
+
+    from shenava.call_state import OWN_MEMORY_S
+
+    clock = Clock()
+    recorder = _recorder(clock)
+    for n in range(5_000):  # one call a second for 5,000 s
+        recorder.mark(f"c{n}")
+        clock.advance(1.0)
+        assert recorder.own_kept() <= OWN_MEMORY_S + 1
+    assert not recorder.own("c0")
+    assert recorder.own("c4999") and recorder.own(f"c{5_000 - int(OWN_MEMORY_S)}")
+    assert recorder.own_forgotten_early == 0
+
+
+def test_the_own_calls_have_a_hard_cap_whatever_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twisted.internet.task import Clock
+    from twisted.logger import globalLogPublisher
+
+    from shenava import call_state
+
+    monkeypatch.setattr(call_state, "OWN_MAX", 100)
+    clock = Clock()
+    recorder = _recorder(clock)
+    seen: list[dict[str, object]] = []
+    observer: Any = seen.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        for n in range(250):  # all within the hour
+            recorder.mark(f"c{n}")
+            clock.advance(0.01)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert recorder.own_kept() == 100
+    assert recorder.own_forgotten_early == 150
+    assert recorder.own("c249") and not recorder.own("c149")
+    assert len([e for e in seen if "forgotten as this daemon's own early" in str(e.get("log_format"))]) == 1
