@@ -32,7 +32,18 @@ structures hold (ledger intervals and window sums: one occupancy window; call
 logs: one hard-call window; the router's decision history: at most 10,000).
 Those windows are an hour by default, so a run flat after warm-up needs a
 warm-up past them, or shorter windows (``--occupancy-window-s``,
-``--hard-calls-window-s``).
+``--hard-calls-window-s``); so is the call state's memory of the calls this
+daemon handled (``call_state.own``, ``--own-memory-s``), and the router's
+history fills at its cap (``--decision-history``).
+
+``--segments N`` measures the run in N drained rounds: growth that falls
+round after round is a structure filling to its cap, growth at the same pace
+is a leak. ``redis_pool_*`` is the Redis client's pool (the daemon's own
+client, a bounded blocking pool), ``reactor_*`` the timers and asyncio tasks
+pending. ``--tracemalloc FRAMES`` traces allocations (slow, and its own
+bookkeeping makes RSS meaningless: read ``traced_*``) and prints the
+allocation sites whose live memory grew most from the warm-up to the end,
+each as its innermost frame and the project line that caused it.
 
 The last line of output is one JSON object.
 """
@@ -384,19 +395,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 state.setdefault("census", []).append(
                     Counter(type(o).__qualname__ for o in gc.get_objects())
                 )
+            traced_kb = None
             if args.tracemalloc:
-                snapshot = tracemalloc.take_snapshot().filter_traces(
-                    [tracemalloc.Filter(False, tracemalloc.__file__)])
-                state.setdefault("snapshots", []).append(snapshot)
-                if args.tracemalloc_dump:
-                    snapshot.dump(str(Path(args.tracemalloc_dump) / f"round{len(state['snapshots'])}.snap"))
+                # Measured before the snapshot, and the snapshot kept on disk only:
+                # held in memory it would be traced memory too.
+                traced_kb = tracemalloc.get_traced_memory()[0] // 1024
+                snapshots = state.setdefault("snapshots", [])
+                path = Path(args.tracemalloc_dump or work) / f"round{len(snapshots) + 1}.snap"
+                tracemalloc.take_snapshot().filter_traces(
+                    [tracemalloc.Filter(False, tracemalloc.__file__)]).dump(str(path))
+                snapshots.append(path)
             left = per_call_sizes(app)
             left["routing_log.joined"] = len(routing_log._joined)
             left["routing_log.answered"] = len(routing_log._answered)
             return {
                 "t": time.monotonic() - state["t0"], "calls": app.counts.ended,
                 "placed": state["placed"], "rss_kb": rss_kb(), "objects": len(gc.get_objects()),
-                "traced_kb": tracemalloc.get_traced_memory()[0] // 1024 if args.tracemalloc else None,
+                "traced_kb": traced_kb,
                 "left": left, "held": held_sizes(app),
                 "redis_pool": pool_size(client), "reactor": reactor_sizes(reactor),
             }
@@ -463,7 +478,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         growers: list[dict[str, Any]] = []
         snapshots = state.get("snapshots", [])
         if len(snapshots) >= 2:
-            growers = top_growers(snapshots[0], snapshots[-1], 25)
+            tracemalloc.stop()
+            growers = top_growers(
+                tracemalloc.Snapshot.load(str(snapshots[0])), tracemalloc.Snapshot.load(str(snapshots[-1])), 25)
             for grower in growers:
                 print(f"traced: {grower['kb']:9.1f} KB {grower['count']:7d} {grower['site']}", file=sys.stderr)
         result = {
@@ -558,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tracemalloc-dump", metavar="DIR", default=None,
-        help="with --tracemalloc, also write each round's snapshot there (tracemalloc.Snapshot.load)",
+        help="with --tracemalloc, keep each round's snapshot there (tracemalloc.Snapshot.load)",
     )
     args = parser.parse_args(argv)
     args.segments = max(1, args.segments)
