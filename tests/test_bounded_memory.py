@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import pytest_twisted
 
 from shenava.app import CallCounts
 from testpbx.scripts import CallerScript, PhoneScript
@@ -176,3 +177,29 @@ def test_the_own_calls_have_a_hard_cap_whatever_the_rate(monkeypatch: pytest.Mon
     assert recorder.own_forgotten_early == 150
     assert recorder.own("c249") and not recorder.own("c149")
     assert len([e for e in seen if "forgotten as this daemon's own early" in str(e.get("log_format"))]) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_take_over_round_keeps_only_its_own_calls(redis_client: Any, tmp_path: Path) -> None:
+    """Found by the soak's allocation trace (under load the AMI link was cut and
+    resynchronised): the take-over's record of adopted calls kept every round's
+    calls for the daemon's life. It now holds the last round's."""
+    from shenava.takeover import CallStateExtension
+
+    h = E2E.build(tmp_path, redis=redis_client, killable=True)
+    h.log_in("a1")
+    h.advance(1.0)
+    h.kill()
+    late = h.call(CallerScript(number="0935222001", answers=("1", "3")))  # arrives while no daemon runs
+    h.advance(5.0)
+    app = h.start_again(redis=redis_client)
+    extension = app.takeover
+    assert isinstance(extension, CallStateExtension)
+    await h.run_until_async(lambda: extension.takeover.adopted, limit_s=120)
+    assert extension.takeover.adopted == {late.uniqueid: "new"}
+    await extension.recorder.flushed()
+    h.drop_link(refuse=1)
+    h.wait_reconnected()
+    await h.run_until_async(lambda: extension.takeover.rounds >= 2, limit_s=60)
+    assert extension.takeover.adopted == {}  # the daemon's own caller now: not taken over again
+    h.stop()
