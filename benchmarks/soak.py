@@ -29,7 +29,9 @@ progress, so it is only meaningful on long runs). ``left_after_drain`` is
 what per-call structures still hold at the end (all 0 when nothing leaks);
 ``held_after_warmup`` and ``held_at_end`` what the bounded per-agent
 structures hold (ledger intervals and window sums: one occupancy window; call
-logs: one hard-call window; the router's decision history: at most 10,000).
+logs: one hard-call window; the router's decision history:
+``[routing] decision_history``, 2,000; the voicemail intake's last 1,000 IVR
+outcomes).
 Those windows are an hour by default, so a run flat after warm-up needs a
 warm-up past them, or shorter windows (``--occupancy-window-s``,
 ``--hard-calls-window-s``); so is the call state's memory of the calls this
