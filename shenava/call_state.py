@@ -252,6 +252,10 @@ class CallStateRecorder:
         self.spool: CallStateSpool | None = None
         self._spooled: set[str] = set()
         self._spool_call: Any = None
+        self.held_phases: frozenset[str] = frozenset()
+        """Test-only (``SHENAVA_TEST_CALL_STATE_HOLD``): records in these phases are
+        never written, as if each write of them were still in flight (an
+        overloaded daemon's): the window a process test kills -9 in."""
 
     def add_source(self, source: Snapshot) -> None:
         self._sources.append(source)
@@ -332,6 +336,8 @@ class CallStateRecorder:
             record = self.record(call_id)
             if record is None:
                 drops.append(call_id)
+            elif record.get("phase") in self.held_phases:
+                continue
             else:
                 record[STAMP] = now
                 puts[call_id] = record

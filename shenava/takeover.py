@@ -31,6 +31,7 @@ are left alone.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from twisted.logger import Logger
 from agent_stats.states import AgentState
 from ami_bridge.codec import Message
 from ami_bridge.events import ChannelHungUp
-from ivr.machine import state_from_dict
+from ivr.machine import Phase, state_from_dict
+from ivr.outcome import Request
 from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
 from shenava.call_state_spool import CallStateSpool, lay_over
 from shenava_base.aio import as_deferred
@@ -54,8 +56,51 @@ APOLOGY_PROMPT = "resume-sorry"
 DEFAULT_AGI_PRIORITY = 3
 """The AGI step of the shipped ``[shenava-complaints]`` (NoOp, Answer, AGI), until one is seen."""
 STATE_UP = 6
+HOLD_ENV = "SHENAVA_TEST_CALL_STATE_HOLD"
+"""Test-only: phases (comma-separated) whose call-state records are never written."""
 CALL_STATE_WRITE_S = 0.1
 """At most one call-state write per this long (``CallStateRecorder.min_interval_s``)."""
+
+
+def decided_waiting(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A record whose IVR had decided "an agent" but that holds no place in line: as waiting.
+
+    The join is the IVR's last step (after the complaint is opened and its
+    reference read), and its call-state write can lag behind it: an
+    overloaded daemon killed -9 seconds after the caller joined left only
+    ``phase: done`` (agent) in Redis. Resumed at that step, a caller who hung
+    up during the replay was counted as hung up in the IVR (no SL outcome, no
+    abandon flag), and one who hung up while no daemon ran was not counted at
+    all (``benchmarks/chaos.py``). Such a caller is taken as waiting since the
+    IVR's decision (or the ``join_at`` the record carries): a hang-up is an
+    abandon, counted once (the SL outcome by ``<queue>|<call id>``, the flag
+    reason by its operation id, whichever daemon counts it). None for any
+    other record."""
+    raw = record.get("ivr")
+    if record.get("phase") is not None or not isinstance(raw, dict):
+        return None
+    try:
+        state = state_from_dict(raw)
+    except (KeyError, TypeError, ValueError):
+        return None
+    outcome = state.outcome
+    if state.phase is not Phase.DONE or outcome is None or outcome.requested is not Request.AGENT:
+        return None
+    join_at = record.get("join_at")
+    return {
+        **record,
+        "phase": "waiting",
+        "caller_number": outcome.callback_number or outcome.caller_number
+        or str(record.get("caller_number") or ""),
+        "arrived_at": float(record.get("arrived_at") or outcome.started_at),
+        "joined_at": float(join_at) if join_at is not None else outcome.ended_at,
+        "language": outcome.language,
+        "category": outcome.category,
+        "facts": {"urgency": "high" if outcome.urgent else "normal",
+                  "vulnerable": outcome.vulnerable},
+        "agent_id": None,
+        "leg_id": None,
+    }
 
 
 def _hms(value: str | None) -> float:
@@ -175,7 +220,7 @@ class Takeover:
                 # Not listed, or listed and gone since (the tracker has seen its
                 # hang-up while Redis was read): it ended while nobody held it.
                 if tracker.channel(call_id) is None:
-                    dispatcher.ended_while_away(record)
+                    dispatcher.ended_while_away(decided_waiting(record) or record)
                     callflow.recover_voicemail(call_id, record, now)
                     callflow.recover_hold_choice(call_id, record)
                     self.ended_away.append(call_id)
@@ -262,6 +307,9 @@ class Takeover:
             return "talking"
         if not self._at_agi_step(item, app.config.site.support_context):
             return None
+        if phase is None and (decided := decided_waiting(record)) is not None:
+            app.dispatcher.adopt_waiting(decided, channel)  # the join's write had not landed
+            return "waiting"
         if phase == "waiting":
             app.dispatcher.adopt_waiting(record, channel)
             return "waiting"
@@ -345,7 +393,7 @@ class Takeover:
             observer(call_id, how)
 
 
-__all__ = ["APOLOGY_PROMPT", "Takeover"]
+__all__ = ["APOLOGY_PROMPT", "Takeover", "decided_waiting"]
 
 
 class CallStateExtension:
@@ -371,6 +419,11 @@ def install(app: Any) -> CallStateExtension:
         fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,
         records_kept=app.journal.written if app.journal is not None and app.config.state.durable else None,
     )
+    held = os.environ.get(HOLD_ENV, "")
+    if held:  # test-only: tests/test_chaos_process.py
+        recorder.held_phases = frozenset(p.strip() for p in held.split(",") if p.strip())
+        log.warn("call state: records in phases {phases} are never written ({env}, tests only)",
+                 phases=sorted(recorder.held_phases), env=HOLD_ENV)
     if app.config.state.durable:
         recorder.spool = CallStateSpool(Path(app.config.state.folder))
     app.dispatcher.on_change = recorder.mark

@@ -167,3 +167,61 @@ def test_a_caller_who_hangs_up_while_recording_after_a_kill_minus_9_leaves_a_voi
     finally:
         rig.close()
         redis.stop()
+
+
+async def _ivr_done_in_call_state(rig: Rig) -> int:
+    """How many stored records say: IVR done, an agent asked for, no place in line."""
+    from redis.asyncio import Redis
+
+    client: Any = Redis.from_url(rig.redis_url, decode_responses=True)
+    try:
+        records = [json.loads(r) for r in await client.hvals(f"{rig.prefix}:{{calls}}:live")]
+        return sum(1 for r in records if "phase" not in r and (r.get("ivr") or {}).get("phase") == "done")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.slow
+def test_callers_whose_join_was_not_written_before_a_kill_minus_9_count_as_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two callers join the waiting line, but the call state's write of their new
+    place never lands (a test-only knob holds every "waiting" record, as an
+    overloaded daemon's write still in flight): Redis says their IVR was done
+    (agent). The daemon is killed -9. One caller gives up before the next daemon
+    runs, the other after it has taken over. Each is counted once as an abandon
+    (one SL outcome) and flagged once. Before, the first was not counted at all
+    and the second was resumed in the IVR's last step (benchmarks/chaos.py:
+    lost SL outcomes and flags)."""
+    redis = start_redis_server(tmp_path / "redis", extra_args=("--appendfsync", "always"))
+    gone_early = dict(AGENT_CALLER, at=1.0, number="09130000004", patience_s=15)
+    stays = dict(AGENT_CALLER, at=1.5, number="09130000005", patience_s=30)
+    rig = _rig(tmp_path, redis, {"callers": [gone_early, stays]})
+    try:
+        rig.start_pbx()
+        monkeypatch.setenv("SHENAVA_TEST_CALL_STATE_HOLD", "waiting")
+        first = rig.start_daemon("first")
+        monkeypatch.delenv("SHENAVA_TEST_CALL_STATE_HOLD")
+        rig.wait_for(first, "joined the waiting line", count=2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and run_async(lambda: _ivr_done_in_call_state(rig)) < 2:
+            time.sleep(0.1)
+        assert run_async(lambda: _ivr_done_in_call_state(rig)) == 2
+        rig.kill(first)
+        [ended] = _wait_ended(rig, 1)
+        assert ended["number"] == gone_early["number"]
+        second = rig.start_daemon("second")
+        rig.wait_for(second, "take-over round 1")
+        log = second.log_text()
+        assert log.count("(waiting)") == 1 and "(ivr)" not in log, log[-3000:]
+        callers = _wait_ended(rig, 2)
+        time.sleep(2.0)  # the outcomes and flags are written
+        seen, reasons, calls = run_async(lambda: _outcomes(rig))
+        assert {c["number"]: seen.get(c["uniqueid"], 0) for c in callers} == {
+            gone_early["number"]: 1, stays["number"]: 1,
+        }, second.log_text()[-3000:]
+        assert reasons == {gone_early["number"]: ["abandoned"], stays["number"]: ["abandoned"]}
+        assert calls == {}
+    finally:
+        rig.close()
+        redis.stop()
