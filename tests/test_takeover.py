@@ -237,3 +237,33 @@ async def test_an_agent_whose_phone_is_still_up_stays_on_the_call_without_a_reco
     await h.run_until_async(lambda: app.roster.get("a1").state is AgentState.READY, limit_s=30)
     assert not [c for c in h.agent_changes if c.new is AgentState.NOT_READY]
     h.stop()
+
+
+def _ivr_record(requested: str, **extra: object) -> dict[str, object]:
+    from ivr.machine import Phase, State, state_to_dict
+    from ivr.outcome import EndReason, Outcome, Request
+
+    outcome = Outcome(
+        call_id="c1", caller_number="09120000001", language="fa", requested=Request(requested),
+        ended=EndReason.COMPLETED, path=("main-menu",), started_at=100.0, ended_at=130.0,
+        category="billing", urgent=True, vulnerable=True,
+    )
+    state = State("c1", "09120000001", 100.0, "fa", "to-agent", phase=Phase.DONE, outcome=outcome)
+    return {"v": 1, "call_id": "c1", "channel": "PJSIP/x-1", "caller_number": "09120000001",
+            "arrived_at": 99.0, "ivr": state_to_dict(state), **extra}
+
+
+def test_a_record_whose_ivr_decided_agent_without_a_place_in_line_is_taken_as_waiting() -> None:
+    from shenava.takeover import decided_waiting
+
+    waiting = decided_waiting(_ivr_record("agent"))
+    assert waiting is not None
+    assert (waiting["phase"], waiting["joined_at"], waiting["arrived_at"]) == ("waiting", 130.0, 99.0)
+    assert (waiting["category"], waiting["language"]) == ("billing", "fa")
+    assert waiting["facts"] == {"urgency": "high", "vulnerable": True}
+    # A callback after a hold: the wait counts from the original join.
+    assert decided_waiting(_ivr_record("agent", join_at=50.0))["joined_at"] == 50.0  # type: ignore[index]
+    # Anything else is left alone: another request, a place already written.
+    assert decided_waiting(_ivr_record("voicemail")) is None
+    assert decided_waiting(_ivr_record("agent", phase="waiting", joined_at=131.0)) is None
+    assert decided_waiting({"v": 1, "call_id": "c1", "ivr": "?"}) is None
