@@ -261,7 +261,7 @@ def test_a_record_whose_ivr_decided_agent_without_a_place_in_line_is_taken_as_wa
     assert (waiting["phase"], waiting["joined_at"], waiting["arrived_at"]) == ("waiting", 130.0, 99.0)
     assert (waiting["category"], waiting["language"]) == ("billing", "fa")
     assert waiting["facts"] == {"urgency": "high", "vulnerable": True}
-    # A callback after a hold: the wait counts from the original join.
+    # One who arrived while no daemon ran: the wait counts from the channel's creation.
     assert decided_waiting(_ivr_record("agent", join_at=50.0))["joined_at"] == 50.0  # type: ignore[index]
     # Anything else is left alone: another request, a place already written.
     assert decided_waiting(_ivr_record("voicemail")) is None
