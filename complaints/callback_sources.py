@@ -37,6 +37,7 @@ from routing.callbacks import (
     CallbackError,
     CallbackFlag,
     Reason,
+    ReasonKind,
     abandon_reason,
     estimate_turn_due,
     ivr_request_reason,
@@ -132,6 +133,26 @@ class CallbackSources:
         now = self._clock.seconds()
         number = outcome.callback_number or outcome.caller_number
         return self.raise_reason(number, voicemail_reason(outcome.recording, now))
+
+    async def voicemail_flagged(self, number: str, recording: str) -> bool:
+        """Whether the IVR voicemail recorded as ``recording`` has its flag reason
+        already (kept in the journal, a previous run's entries included, or in
+        Redis): raised only once the recording was over and handed on."""
+        if self._journal is not None and any(
+            (p.get("reason") or {}).get("kind") == ReasonKind.VOICEMAIL.value
+            and (p.get("reason") or {}).get("source") == recording
+            for p in self._journal.pending(JOURNAL_KIND, call_key(recording))
+        ):
+            return True
+        if not number:
+            return False
+        try:
+            flag = await self._store.open_flag_for(number)
+        except CallbackError:
+            return False
+        return flag is not None and any(
+            r.kind is ReasonKind.VOICEMAIL and r.source == recording for r in flag.reasons
+        )
 
     # -- raising ----------------------------------------------------------------------
 

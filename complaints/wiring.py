@@ -287,6 +287,9 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
     flow.caller_facts = lambda number: as_deferred(facts(number))
     flow.on_callback = _chain2(flow.on_callback, ext.sources.on_ivr_callback)
     flow.on_voicemail = _chain2(flow.on_voicemail, ext.sources.on_ivr_voicemail)
+    flow.voicemail_flagged = lambda number, name: as_deferred(
+        ext.sources.voicemail_flagged(number, name)
+    )
     flow.on_hold_choice = _chain2(flow.on_hold_choice, ext.sources.on_hold_choice)
 
 

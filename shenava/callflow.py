@@ -38,7 +38,7 @@ from ami_bridge.events import (
     TrackerEvent,
 )
 from ami_bridge.tracker import CallTracker
-from ivr.machine import MenuMachine, Outcome, State, state_to_dict
+from ivr.machine import EndReason, MenuMachine, Outcome, State, state_to_dict
 from ivr.menu_schema import Request
 from ivr.runner import IVRRunner
 from routing.calls import Urgency
@@ -184,6 +184,10 @@ class CallFlow:
         # already (the voicemail intake); the take-over asks before resuming a
         # caller at the recording step.
         self.recording_kept: Callable[[str, str], Deferred[bool]] | None = None
+        # ``(number, recording name) -> Deferred[bool]``: that voicemail's callback
+        # flag reason is kept (the complaints' callback sources): the recording
+        # was over and handed on, even if its intake entry never reached the journal.
+        self.voicemail_flagged: Callable[[str, str], Deferred[bool]] | None = None
         self.language_variable = machine.language_variable
         # Where Shenava's prompts live in Asterisk's sounds dir (``ivr.sound_folder``).
         self.sound_folder = SOUND_FOLDER
@@ -309,7 +313,7 @@ class CallFlow:
         voicemail). Likewise a caller whose IVR was done with a voicemail (they
         heard "message saved") whose outcome the dead daemon had not handed on
         yet. True if it was handed on."""
-        from ivr.machine import EndReason, Phase, state_from_dict
+        from ivr.machine import Phase, state_from_dict
 
         name = record.get("recording")
         raw = record.get("ivr")
@@ -329,15 +333,41 @@ class CallFlow:
             return self._hand_on_voicemail(call_id, done, record, "after hearing it was saved")
         if state.phase is not Phase.RECORD:
             return False
-        outcome = Outcome(
+        return self._hand_on_voicemail(
+            call_id, self._recorded_outcome(call_id, record, state, now, EndReason.HUNG_UP), record,
+            "while recording",
+        )
+
+    def _recorded_outcome(
+        self, call_id: str, record: Mapping[str, Any], state: State, now: float, ended: EndReason
+    ) -> Outcome:
+        """The voicemail outcome of a caller an earlier daemon left at the recording step."""
+        return Outcome(
             call_id=call_id, caller_number=str(record.get("caller_number") or state.caller_number),
-            language=state.language, requested=Request.VOICEMAIL, ended=EndReason.HUNG_UP,
+            language=state.language, requested=Request.VOICEMAIL, ended=ended,
             path=state.path, started_at=state.started_at, ended_at=now, category=state.category,
             urgent=state.urgent, vulnerable=state.vulnerable, care=state.care,
             account=state.account, reference=state.reference,
-            callback_number=state.callback_number, recording=str(name),
+            callback_number=state.callback_number, recording=str(record.get("recording") or ""),
         )
-        return self._hand_on_voicemail(call_id, outcome, record, "while recording")
+
+    def hand_on_recorded_voicemail(self, call_id: str, record: Mapping[str, Any], now: float) -> bool:
+        """A caller still on the line whose recording the killed daemon had handed on in
+        part (its flag reason is kept, its intake entry was not: the two are separate
+        journal entries, and a ``kill -9`` fell between them): hand it on again (the
+        intake registers it once, by its id; the flag reason is there already).
+        The caller then hears "message saved" (:meth:`finish_kept_voicemail`)."""
+        from ivr.machine import state_from_dict
+
+        raw = record.get("ivr")
+        if not record.get("recording") or not isinstance(raw, dict) or self.on_voicemail is None:
+            return False
+        try:
+            state = state_from_dict(raw)
+        except (KeyError, TypeError, ValueError):
+            return False
+        outcome = self._recorded_outcome(call_id, record, state, now, EndReason.COMPLETED)
+        return self._hand_on_voicemail(call_id, outcome, record, "and was kept in part")
 
     def _hand_on_voicemail(
         self, call_id: str, outcome: Outcome, record: Mapping[str, Any], when: str

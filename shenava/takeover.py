@@ -103,6 +103,11 @@ def decided_waiting(record: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _voicemail_number(record: dict[str, Any], ivr: dict[str, Any]) -> str:
+    """The number a voicemail's callback flag is raised for (as the IVR's outcome says)."""
+    return str(ivr.get("callback_number") or record.get("caller_number") or ivr.get("caller_number") or "")
+
+
 def _hms(value: str | None) -> float:
     total = 0.0
     for part in (value or "").split(":"):
@@ -227,6 +232,8 @@ class Takeover:
                     self._recorder.mark(call_id)  # nobody holds it: the record goes
                 continue
             if call_id in kept and self._at_agi_step(item, app.config.site.support_context):
+                if kept[call_id] == "flagged":
+                    callflow.hand_on_recorded_voicemail(call_id, record, now)
                 callflow.finish_kept_voicemail(call_id, record, item.get("Channel") or "")
                 taken.add(call_id)
                 self._note(call_id, "ivr")
@@ -268,14 +275,21 @@ class Takeover:
 
     async def _kept_recordings(
         self, records: dict[str, dict[str, Any]], present: dict[str, Message]
-    ) -> set[str]:
+    ) -> dict[str, str]:
         """Callers on the line whose record says they were recording a voicemail that
         is kept already: the killed daemon had the result and journalled it (before
         "message saved") but its call state's last write did not say so. Resumed at
-        the recording they would leave it a second time (``benchmarks/chaos.py``)."""
-        ask = self._app.callflow.recording_kept
-        kept: set[str] = set()
-        if ask is None:
+        the recording they would leave it a second time (``benchmarks/chaos.py``).
+
+        ``kept``: the intake has it. ``flagged``: only its callback flag reason is
+        kept (the flag's and the intake's journal entries are written one after
+        the other, and a ``kill -9`` fell between them): the recording was over,
+        so it is handed on again rather than recorded a second time (which left
+        the flag two voicemail reasons: ``benchmarks/chaos.py``)."""
+        callflow = self._app.callflow
+        ask, flagged = callflow.recording_kept, callflow.voicemail_flagged
+        kept: dict[str, str] = {}
+        if ask is None and flagged is None:
             return kept
         for call_id, record in records.items():
             ivr, name = record.get("ivr"), record.get("recording")
@@ -284,8 +298,10 @@ class Takeover:
             if ivr.get("phase") != "record" or self._recorder.own(call_id):
                 continue
             try:
-                if await ask(call_id, str(name)):
-                    kept.add(call_id)
+                if ask is not None and await ask(call_id, str(name)):
+                    kept[call_id] = "kept"
+                elif flagged is not None and await flagged(_voicemail_number(record, ivr), str(name)):
+                    kept[call_id] = "flagged"
             except Exception:
                 log.failure("take-over: could not tell whether call {call}'s voicemail is kept",
                             call=call_id)
