@@ -92,6 +92,10 @@ class AgentDay:
 
     def _sync(self, ledger: AgentLedger, day_start: float) -> _DaySums:
         count = ledger.interval_count
+        if count == self._seen and ledger is self._ledger:
+            found = self._sums.get(day_start)
+            if found is not None:
+                return found  # nothing closed since the last call
         if ledger is not self._ledger or count < self._seen:
             self._ledger = ledger
             self._seen = 0
@@ -375,6 +379,8 @@ class WindowSums:
 
     def sync(self, ledger: AgentLedger) -> None:
         count = ledger.interval_count
+        if count == self._seen and ledger is self._ledger:
+            return  # nothing closed since the last call
         if ledger is not self._ledger or count < self._seen:
             self._ledger = ledger
             self._seen = 0

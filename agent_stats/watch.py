@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 
 from twisted.logger import Logger
 
@@ -47,6 +48,7 @@ from agent_stats.wellbeing import (
     WellbeingConfig,
     WellbeingSignals,
     alerts,
+    ledger_signals,
 )
 from agent_stats.wellbeing_looks import (
     ALERT_HORIZON_S,
@@ -116,57 +118,53 @@ class WellbeingWatch:
         self.checked_at = now
         if not self._order:
             self._order = {s.profile.agent_id: i for i, s in enumerate(self.roster)}
-        for agent_id in self.looks.take(now, self._order):
-            if agent_id not in self.roster:
-                self.look_filter.forget(agent_id)
+        roster, config, order_of = self.roster, self.wellbeing, self._order
+        glances, windows, active = self.glances, self.windows, self.active_alerts
+        looks, look_filter = self.looks, self.look_filter
+        hard_window_s = config.hard_calls_window_s
+        horizon_s = self.alert_horizon_s
+        for agent_id in looks.take(now, order_of):
+            if agent_id not in roster:
+                look_filter.forget(agent_id)
                 continue
-            status = self.roster.get(agent_id)
+            status = roster.get(agent_id)
+            ledger = status.ledger
             calls = self._call_log(agent_id)
             day = self._agent_day(agent_id)
-            day.sync(status.ledger, start)
+            day.sync(ledger, start)
             # the hard-call window needs the calls' times; the counts since the last
             # reset and of the day are kept as counts: older calls are forgotten
-            reset = status.ledger.origin if day.last_reset is None else day.last_reset
-            calls.prune(now - self.wellbeing.hard_calls_window_s, start, reset)
+            reset = ledger.origin if day.last_reset is None else day.last_reset
+            calls.prune(now - hard_window_s, start, reset)
             if status.state is AgentState.LOGGED_OUT:
-                self.active_alerts.pop(agent_id, None)
-                self.glances.pop(agent_id, None)
-                self.look_filter.forget(agent_id)
+                active.pop(agent_id, None)
+                glances.pop(agent_id, None)
+                look_filter.forget(agent_id)
                 continue
-            window = self.windows.get(agent_id)
+            window = windows.get(agent_id)
             if window is None:
-                window = self.windows[agent_id] = WindowSums()
-            order = self._order.get(agent_id, 0)
-            refresh_at = now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S)
-            alert_at = self.look_filter.planned_at(agent_id)
-            last = self.glances.get(agent_id)
-            if alert_at > now and last is not None:
-                # only the pages' figures are due (nothing happened, no alert is due)
-                self.glances[agent_id] = refreshed(
-                    last, status.ledger, window, now, self.wellbeing)
-                self.looks.plan(agent_id, min(alert_at, refresh_at))
-                continue
-            g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
-            self.glances[agent_id] = g
+                window = windows[agent_id] = WindowSums()
+            g = glances[agent_id] = glance(ledger, day, calls, window, now, start, config)
             planned = now if g.near else steady_until(
-                g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
-                refresh_horizon_s(order, now, self.alert_horizon_s),
+                g, ledger, window, calls, config, HANDLED_KEEP_S,
+                refresh_horizon_s(order_of.get(agent_id, 0), now, horizon_s),
             )
-            self.looks.plan(agent_id, min(planned, refresh_at))
-            self.look_filter.looked(agent_id, status.state, planned)
-            before = self.active_alerts.get(agent_id)
+            looks.plan(agent_id, planned)
+            look_filter.looked(agent_id, status.state, planned)
+            before = active.get(agent_id)
             if before is None:
-                before = self.active_alerts[agent_id] = {}
-            kinds = alert_kinds(g, self.wellbeing)
+                before = active[agent_id] = {}
+            kinds = alert_kinds(g, config)
             if not g.near and len(kinds) == len(before) and all(k in before for k in kinds):
                 continue  # the same alerts (their figures are read from the glance)
+            sig = g.signals()
             if g.near or (AlertKind.HIGH_OCCUPANCY in kinds
                           and AlertKind.HIGH_OCCUPANCY not in before):
-                # near a threshold, or an occupancy alert to record: the exact figures
-                exact = running_signals(status.ledger, day, calls, now, start, self.wellbeing)
-                found = {a.kind: a for a in alerts(exact, self.wellbeing)}
-            else:
-                found = {a.kind: a for a in alerts(g.signals(), self.wellbeing)}
+                # near a threshold, or an occupancy alert to record: the exact occupancy
+                # (``running_signals``' figure; the glance's others are exact already)
+                _, _, occupancy, staffed = ledger_signals(ledger, reset, now, config)
+                sig = replace(sig, occupancy=occupancy, staffed_in_window_s=staffed)
+            found = {a.kind: a for a in alerts(sig, config)}
             for kind, alert in found.items():
                 if kind not in before:
                     record = AlertRecord(agent_id, kind.value, float(alert.value),
@@ -199,9 +197,30 @@ class WellbeingWatch:
             day_start(now, self.sla), self.wellbeing,
         )
 
+    def last_glance(self, agent_id: str) -> Glance | None:
+        """The agent's figures as of its last look, for the pages (None: not looked at, or
+        logged out at its last look).
+
+        A look is made only when an event or an alert needs one; a glance older
+        than ``SIGNALS_REFRESH_S`` at the last check is brought to that check
+        here, when read (``wellbeing_looks.refreshed``: occupancy taken again,
+        the times run on), so an agent nothing happens to costs the heartbeat
+        nothing and the pages' figures are at most ``SIGNALS_REFRESH_S`` old."""
+        g = self.glances.get(agent_id)
+        if g is None:
+            return None
+        at = self.checked_at
+        if g.now + SIGNALS_REFRESH_S < at and agent_id in self.roster:
+            window = self.windows.get(agent_id)
+            if window is None:
+                window = self.windows[agent_id] = WindowSums()
+            g = self.glances[agent_id] = refreshed(
+                g, self.roster.get(agent_id).ledger, window, at, self.wellbeing)
+        return g
+
     def alert_value(self, alert: Alert, now: float) -> float:
         """An active alert's figure at ``now``, from the agent's last look (times grow on)."""
-        g = self.glances.get(alert.agent_id)
+        g = self.last_glance(alert.agent_id)
         if g is None:
             return float(alert.value)
         later = max(0.0, now - g.now)
@@ -220,7 +239,7 @@ class WellbeingWatch:
 
     def glance(self, agent_id: str, now: float) -> tuple[float | None, float | None]:
         """Time since the last break (at ``now``) and occupancy (when last looked at)."""
-        g = self.glances.get(agent_id)
+        g = self.last_glance(agent_id)
         if g is None:
             return None, None
         since = g.since_break_s

@@ -67,12 +67,13 @@ def _resting(state: AgentState, reason: NotReadyReason | None) -> bool:
 class LookFilter:
     """What each agent's last look assumed: its state's occupancy rates and the planned look."""
 
-    __slots__ = ("_config", "_looked")
+    __slots__ = ("_config", "_looked", "_state_rates")
 
     def __init__(self, config: WellbeingConfig) -> None:
         self._config = config
         self._looked: dict[str, tuple[float, float, float]] = {}
         """agent -> (margin rate ``handling - limit * staffed``, staffed rate, planned look)."""
+        self._state_rates = {state: self._rates(state) for state in AgentState}
 
     def _rates(self, state: AgentState) -> tuple[float, float]:
         staffed = 1.0 if state in STAFFED_STATES else 0.0
@@ -81,7 +82,7 @@ class LookFilter:
 
     def looked(self, agent_id: str, state: AgentState, planned_at: float) -> None:
         """The agent was looked at in ``state``; its next look is planned at ``planned_at``."""
-        m, s = self._rates(state)
+        m, s = self._state_rates[state]
         self._looked[agent_id] = (m, s, planned_at)
 
     def forget(self, agent_id: str) -> None:
@@ -113,7 +114,7 @@ class LookFilter:
         ):
             return True  # a reset: the time since a break starts again
         m0, s0, planned = looked
-        m, s = self._rates(change.new)
+        m, s = self._state_rates[change.new]
         if m == m0 and s == s0:
             return False  # the same trajectory as planned (ready/ringing, call/wrap-up)
         if planned > change.at + self._config.occupancy_window_s:
