@@ -37,6 +37,7 @@ from agent_stats.states import (
     NotReadyReason,
 )
 from agent_stats.wellbeing import (
+    ALERT_LOOK_EARLY_S,
     AlertKind,
     WellbeingConfig,
     WellbeingSignals,
@@ -561,11 +562,7 @@ def glance(
         staffed = 0.0
     if handling < 0.0:
         handling = 0.0
-    near = (
-        0.0 < staffed < NEAR_S
-        or abs(staffed - config.occupancy_min_staffed_s) < NEAR_S
-        or abs(handling - config.occupancy_limit * staffed) < NEAR_S
-    )
+    near = near_threshold(staffed, handling, config)
     return Glance(
         ledger.agent_id, now, since_break, resting,
         handling / staffed if staffed > 0 else None, staffed, handling,
@@ -599,9 +596,19 @@ def steady_until(
 ) -> float:
     """:func:`agent_stats.wellbeing.alerts_steady_until` with the ledger's and calls' times
     (at most ``horizon_s`` ahead)."""
+    return min(steady_parts(g, ledger, window, calls, config, keep_s, horizon_s))
+
+
+def steady_parts(
+    g: Glance, ledger: AgentLedger, window: WindowSums, calls: CallLog,
+    config: WellbeingConfig, keep_s: float, horizon_s: float,
+) -> tuple[float, float]:
+    """:func:`steady_until` in two: until when the occupancy alert keeps its state (at
+    most ``horizon_s`` ahead), and until when every other alert does (``inf``: for
+    ever, if nothing happens). The smaller is ``steady_until``."""
     now = g.now
     if g.since_break_s is None:
-        return now + horizon_s
+        return now + horizon_s, math.inf
     first_hard = (
         calls.first_hard_after(now - config.hard_calls_window_s)
         if g.hard_calls_recent >= config.hard_calls_limit else None
@@ -609,11 +616,23 @@ def steady_until(
     oldest = calls.oldest()
     occupancy_s = window.occupancy_steady_s(
         ledger, now, config, horizon_s, (g.staffed_s, g.handling_s))
-    return min(now + horizon_s, alerts_steady_until(
-        g, config, occupancy_s,
+    others = alerts_steady_until(
+        g, config, math.inf,
         None if first_hard is None else first_hard + config.hard_calls_window_s,
         None if oldest is None else oldest + keep_s,
-    ))
+    )
+    # alerts_steady_until(.., occupancy_s, ..) is the smaller of these two
+    return min(now + horizon_s, now + occupancy_s - ALERT_LOOK_EARLY_S), others
+
+
+def near_threshold(staffed: float, handling: float, config: WellbeingConfig) -> bool:
+    """Whether the window's prefix-sum seconds are within rounding of an occupancy
+    threshold (the exact figures must decide: :class:`Glance`)."""
+    return (
+        0.0 < staffed < NEAR_S
+        or abs(staffed - config.occupancy_min_staffed_s) < NEAR_S
+        or abs(handling - config.occupancy_limit * staffed) < NEAR_S
+    )
 
 
 class LookSchedule:
@@ -633,6 +652,12 @@ class LookSchedule:
         if len(self._heap) > 2 * len(self._due_at) + 64:
             self._heap = [(t, a) for a, t in self._due_at.items()]
             heapq.heapify(self._heap)
+
+    def plan_by(self, agent_id: str, at: float) -> None:
+        """Look at the agent at ``at`` if that is earlier than planned (and it is not
+        already to be looked at at the next tick)."""
+        if agent_id not in self._changed and at < self._due_at.get(agent_id, math.inf):
+            self.plan(agent_id, at)
 
     def forget(self, agent_id: str) -> None:
         self._due_at.pop(agent_id, None)

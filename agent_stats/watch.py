@@ -27,6 +27,7 @@ from dataclasses import replace
 
 from twisted.logger import Logger
 
+from agent_stats.ledger import AgentLedger
 from agent_stats.roster import AgentRoster
 from agent_stats.running import (
     AgentDay,
@@ -36,13 +37,15 @@ from agent_stats.running import (
     WindowSums,
     alert_kinds,
     glance,
+    near_threshold,
     running_signals,
-    steady_until,
+    steady_parts,
 )
 from agent_stats.sla import SLAConfig, day_start
 from agent_stats.states import AgentState
 from agent_stats.store import AlertRaised, AlertRecord, Operation
 from agent_stats.wellbeing import (
+    ALERT_LOOK_EARLY_S,
     Alert,
     AlertKind,
     WellbeingConfig,
@@ -99,12 +102,27 @@ class WellbeingWatch:
         """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
         self.windows: dict[str, WindowSums] = {}
         self._order: dict[str, int] = {}
+        self.whole_looks = 0
+        """Whole looks made since the start (``check``; for the benchmark)."""
+        self.occupancy_looks = 0
+        """Looks at the occupancy alone (``_occupancy_look``) made since the start."""
 
     def look_at(self, agent_id: str) -> None:
         """Something happened to the agent that its planned look does not cover: look at the
         next tick (a whole look: what its last look assumed no longer holds)."""
         self.looks.changed(agent_id)
         self.look_filter.forget(agent_id)
+
+    def look_at_occupancy(self, agent_id: str) -> None:
+        """Only the agent's occupancy trajectory moved (``LookFilter.change_look``): look at
+        the next tick, at the occupancy alone unless it flips (what the last whole look
+        planned for the other alerts still holds)."""
+        self.looks.changed(agent_id)
+
+    def look_by(self, agent_id: str, at: float) -> None:
+        """Look at the agent by ``at`` at the latest (``LookFilter.answer_look_by``)."""
+        self.looks.plan_by(agent_id, at)
+        self.look_filter.plan_by(agent_id, at)
 
     def forget_before(self, today: float) -> None:
         """Today's alerts only (the figures read no more)."""
@@ -129,6 +147,11 @@ class WellbeingWatch:
                 continue
             status = roster.get(agent_id)
             ledger = status.ledger
+            if look_filter.others_due_at(agent_id) > now and self._occupancy_look(
+                    agent_id, status.state, ledger, now, horizon_s):
+                self.occupancy_looks += 1
+                continue
+            self.whole_looks += 1
             calls = self._call_log(agent_id)
             day = self._agent_day(agent_id)
             day.sync(ledger, start)
@@ -144,13 +167,16 @@ class WellbeingWatch:
             window = windows.get(agent_id)
             if window is None:
                 window = windows[agent_id] = WindowSums()
+            horizon = refresh_horizon_s(order_of.get(agent_id, 0), now, horizon_s)
             g = glances[agent_id] = glance(ledger, day, calls, window, now, start, config)
-            planned = now if g.near else steady_until(
-                g, ledger, window, calls, config, HANDLED_KEEP_S,
-                refresh_horizon_s(order_of.get(agent_id, 0), now, horizon_s),
-            )
+            if g.near:
+                planned = others = now
+            else:
+                occupancy_at, others = steady_parts(
+                    g, ledger, window, calls, config, HANDLED_KEEP_S, horizon)
+                planned = min(occupancy_at, others)
             looks.plan(agent_id, planned)
-            look_filter.looked(agent_id, status.state, planned)
+            look_filter.looked(agent_id, status.state, planned, others)
             before = active.get(agent_id)
             if before is None:
                 before = active[agent_id] = {}
@@ -180,6 +206,54 @@ class WellbeingWatch:
         self.alerts_raised.extend(raised)
         self.alerts_count += len(raised)
         return raised
+
+    def _occupancy_look(
+        self, agent_id: str, state: AgentState, ledger: AgentLedger, now: float,
+        horizon_s: float,
+    ) -> bool:
+        """A look when only the occupancy alert (or the horizon) is due: nothing happened
+        to the agent that its last whole look did not plan for (no event needed a look:
+        ``LookFilter``), and no other alert is due before ``others_due_at``, so only the
+        occupancy window has moved. Its figures are taken again (``refreshed``); if the
+        alert keeps its state and is not near a threshold, the next look is planned from
+        the occupancy's next flip and the other alerts' due time, and True is returned.
+        False: a whole look is needed (the alert flips, or the figures are too close to
+        a threshold to tell)."""
+        g = self.glances.get(agent_id)
+        before = self.active_alerts.get(agent_id)
+        if g is None or before is None or state is AgentState.LOGGED_OUT:
+            return False
+        config = self.wellbeing
+        window = self.windows.get(agent_id)
+        if window is None:
+            return False
+        fresh = refreshed(g, ledger, window, now, config)
+        staffed, handling = fresh.staffed_s, fresh.handling_s
+        if near_threshold(staffed, handling, config):
+            return False
+        occupancy = fresh.occupancy
+        on = (occupancy is not None and occupancy > config.occupancy_limit
+              and staffed >= config.occupancy_min_staffed_s)
+        if on != (AlertKind.HIGH_OCCUPANCY in before):
+            return False
+        others = self.look_filter.others_due_at(agent_id)
+        # a call answered since the whole look (it did not need one: it could not
+        # become long before the planned look, which may now move later)
+        current = self._call_log(agent_id).current_call_s(now)
+        if current is not None:
+            if current >= config.long_call_s:
+                if AlertKind.LONG_CALL not in before:
+                    return False
+            else:
+                others = min(others, now + (config.long_call_s - current) - ALERT_LOOK_EARLY_S)
+        self.glances[agent_id] = fresh._replace(current_call_s=current)
+        horizon = refresh_horizon_s(self._order.get(agent_id, 0), now, horizon_s)
+        occupancy_s = window.occupancy_steady_s(ledger, now, config, horizon,
+                                                (staffed, handling))
+        planned = min(now + horizon, now + occupancy_s - ALERT_LOOK_EARLY_S, others)
+        self.looks.plan(agent_id, planned)
+        self.look_filter.looked(agent_id, state, planned, others)
+        return True
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
         """The agent's signals at the last check (None: logged out then, or never looked at).

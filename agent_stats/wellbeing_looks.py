@@ -44,6 +44,7 @@ The equality with a look at every agent on every tick is the property
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Collection
 
@@ -57,7 +58,20 @@ from agent_stats.states import (
     AgentState,
     NotReadyReason,
 )
-from agent_stats.wellbeing import AlertKind, WellbeingConfig
+from agent_stats.wellbeing import ALERT_LOOK_EARLY_S, AlertKind, WellbeingConfig
+
+
+class Look(enum.Enum):
+    """What an event needs of the heartbeat (:meth:`LookFilter.change_look`)."""
+
+    NONE = "none"
+    OCCUPANCY = "occupancy"
+    """Only the occupancy window's trajectory moved: a look at the occupancy alone
+    (``WellbeingWatch``), which becomes a whole look if the alert flips."""
+    WHOLE = "whole"
+
+
+NO_LOOK, OCCUPANCY_LOOK, WHOLE_LOOK = Look.NONE, Look.OCCUPANCY, Look.WHOLE
 
 
 def _resting(state: AgentState, reason: NotReadyReason | None) -> bool:
@@ -71,8 +85,9 @@ class LookFilter:
 
     def __init__(self, config: WellbeingConfig) -> None:
         self._config = config
-        self._looked: dict[str, tuple[float, float, float]] = {}
-        """agent -> (margin rate ``handling - limit * staffed``, staffed rate, planned look)."""
+        self._looked: dict[str, tuple[float, float, float, float]] = {}
+        """agent -> (margin rate ``handling - limit * staffed``, staffed rate, planned look,
+        when an alert other than occupancy is next due)."""
         self._state_rates = {state: self._rates(state) for state in AgentState}
 
     def _rates(self, state: AgentState) -> tuple[float, float]:
@@ -80,10 +95,20 @@ class LookFilter:
         handling = 1.0 if state in HANDLING_STATES else 0.0
         return handling - self._config.occupancy_limit * staffed, staffed
 
-    def looked(self, agent_id: str, state: AgentState, planned_at: float) -> None:
-        """The agent was looked at in ``state``; its next look is planned at ``planned_at``."""
+    def looked(
+        self, agent_id: str, state: AgentState, planned_at: float, others_at: float
+    ) -> None:
+        """The agent was looked at in ``state``; its next look is planned at ``planned_at``,
+        the first alert other than occupancy is due at ``others_at`` (``<= planned_at``
+        when nothing else is)."""
         m, s = self._state_rates[state]
-        self._looked[agent_id] = (m, s, planned_at)
+        self._looked[agent_id] = (m, s, planned_at, others_at)
+
+    def others_due_at(self, agent_id: str) -> float:
+        """When an alert other than occupancy is next due, as planned at the agent's last
+        whole look (-inf: unknown, a whole look is needed)."""
+        looked = self._looked.get(agent_id)
+        return -math.inf if looked is None else looked[3]
 
     def forget(self, agent_id: str) -> None:
         """What the last look assumed no longer holds (an event needs a look, logged out,
@@ -99,43 +124,62 @@ class LookFilter:
         """Whether a state change can move an alert earlier than the planned look.
 
         ``active``: the agent's alerts at its last look."""
+        return self.change_look(change, active) is not NO_LOOK
+
+    def change_look(self, change: AgentChange, active: Collection[AlertKind]) -> Look:
+        """What look a state change needs: none, a look at the occupancy alone (only the
+        occupancy window's trajectory moved the wrong way), or a whole look.
+
+        ``active``: the agent's alerts at its last look."""
         looked = self._looked.get(change.agent_id)
         if looked is None:
-            return True
+            return WHOLE_LOOK
         if change.old is AgentState.LOGGED_OUT or change.new is AgentState.LOGGED_OUT:
-            return True
+            return WHOLE_LOOK
         if _resting(change.old, change.old_reason) != _resting(change.new, change.new_reason):
-            return True
+            return WHOLE_LOOK
         rest_s = self._config.min_rest_s
         if any(
             i.state is AgentState.LOGGED_OUT
             or (_resting(i.state, i.reason) and i.duration >= rest_s)
             for i in change.closed
         ):
-            return True  # a reset: the time since a break starts again
-        m0, s0, planned = looked
+            return WHOLE_LOOK  # a reset: the time since a break starts again
+        m0, s0, planned, _ = looked
         m, s = self._state_rates[change.new]
         if m == m0 and s == s0:
-            return False  # the same trajectory as planned (ready/ringing, call/wrap-up)
+            return NO_LOOK  # the same trajectory as planned (ready/ringing, call/wrap-up)
         if planned > change.at + self._config.occupancy_window_s:
-            return True  # the state entered now would leave the window before the look
+            return OCCUPANCY_LOOK  # the state entered now leaves the window before the look
         if AlertKind.HIGH_OCCUPANCY in active:
-            return m < m0 or s < s0  # it could go sooner
-        return m > m0 or s > s0  # it could come sooner
+            return OCCUPANCY_LOOK if m < m0 or s < s0 else NO_LOOK  # it could go sooner
+        return OCCUPANCY_LOOK if m > m0 or s > s0 else NO_LOOK  # it could come sooner
 
     def answer_needs_look(
         self, agent_id: str, at: float, hard: bool, active: Collection[AlertKind]
     ) -> bool:
         """Whether a call answered at ``at`` can move an alert earlier than the planned look."""
+        return self.answer_look_by(agent_id, at, hard, active) != math.inf
+
+    def answer_look_by(
+        self, agent_id: str, at: float, hard: bool, active: Collection[AlertKind]
+    ) -> float | None:
+        """What a call answered at ``at`` needs: a whole look (None), or a look by the
+        returned time (``inf``: none before the planned one). A call that could become
+        long before the planned look needs one only when it would be long."""
         looked = self._looked.get(agent_id)
         config = self._config
-        return (
-            looked is None
-            or hard
-            or config.consecutive_calls_limit is not None
-            or AlertKind.LONG_CALL in active
-            or looked[2] > at + config.long_call_s
-        )
+        if (looked is None or hard or config.consecutive_calls_limit is not None
+                or AlertKind.LONG_CALL in active):
+            return None
+        by = at + config.long_call_s
+        return by - ALERT_LOOK_EARLY_S if looked[2] > by else math.inf
+
+    def plan_by(self, agent_id: str, at: float) -> None:
+        """The agent's next look is moved to ``at`` if that is earlier than planned."""
+        looked = self._looked.get(agent_id)
+        if looked is not None and at < looked[2]:
+            self._looked[agent_id] = (looked[0], looked[1], at, looked[3])
 
 
 ALERT_HORIZON_S = 900.0
