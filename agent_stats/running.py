@@ -362,7 +362,8 @@ class WindowSums:
     differ from :meth:`AgentLedger.totals` (which adds clipped pieces with
     ``fsum``) by rounding only, far below a millisecond: the heartbeat uses
     them to see whether an occupancy alert is anywhere near changing, and
-    computes the exact figure when it is.
+    computes the exact figure when it is. Back-to-back intervals of the same
+    kind (staffed, handling) are kept as one piece.
     """
 
     __slots__ = ("_ledger", "_seen", "_starts", "_ends", "_kinds", "_staffed", "_handling")
@@ -393,6 +394,16 @@ class WindowSums:
             d = interval.duration
             staffed = interval.state in STAFFED_STATES
             handling = interval.state in HANDLING_STATES
+            if (self._ends and self._ends[-1] == interval.start
+                    and self._kinds[-1] == (staffed, handling)):
+                # the same kind of time as the interval before (ready then ringing, a
+                # call then its wrap-up): one piece, so the walks have half as many
+                self._ends[-1] = interval.end
+                if staffed:
+                    self._staffed[-1] += d
+                if handling:
+                    self._handling[-1] += d
+                continue
             self._starts.append(interval.start)
             self._ends.append(interval.end)
             self._kinds.append((staffed, handling))
