@@ -625,15 +625,28 @@ def steady_parts(
         if g.hard_calls_recent >= config.hard_calls_limit else None
     )
     oldest = calls.oldest()
-    occupancy_s = window.occupancy_steady_s(
-        ledger, now, config, horizon_s, (g.staffed_s, g.handling_s))
+    occupancy_at = occupancy_due(window, ledger, now, config, horizon_s,
+                                 (g.staffed_s, g.handling_s))
     others = alerts_steady_until(
         g, config, math.inf,
         None if first_hard is None else first_hard + config.hard_calls_window_s,
         None if oldest is None else oldest + keep_s,
     )
     # alerts_steady_until(.., occupancy_s, ..) is the smaller of these two
-    return min(now + horizon_s, now + occupancy_s - ALERT_LOOK_EARLY_S), others
+    return occupancy_at, others
+
+
+def occupancy_due(
+    window: WindowSums, ledger: AgentLedger, now: float, config: WellbeingConfig,
+    horizon_s: float, seconds: tuple[float, float],
+) -> float:
+    """When the occupancy alert must be looked at again if the agent stays as it is: just
+    before it could flip, at most ``horizon_s`` ahead; never (``inf``) when the whole
+    window is the current state (what enters it is what leaves it: the figures stay)."""
+    if ledger.since <= now - config.occupancy_window_s:
+        return math.inf
+    occupancy_s = window.occupancy_steady_s(ledger, now, config, horizon_s, seconds)
+    return min(now + horizon_s, now + occupancy_s - ALERT_LOOK_EARLY_S)
 
 
 def near_threshold(staffed: float, handling: float, config: WellbeingConfig) -> bool:

@@ -12,11 +12,19 @@ a clock.
 
 Incremental: an agent is looked at when something happened to it that can
 change its alerts sooner than planned (``wellbeing_looks``: a rest, a login or
-logout, a call or a change of state that moves the occupancy window the wrong
-way, a restore) and when its alerts could next change with time alone
-(``running.steady_until``); every ``SIGNALS_REFRESH_S`` an agent with nothing
-due gets a glance for the pages' figures (``wellbeing_looks.refreshed``). The
-alerts are those a look at every agent would find at this tick.
+logout, a hard call, a change of state that moves the occupancy window the
+wrong way, a restore) and when its alerts could next change with time alone
+(``running.steady_parts``: a heap of due times, ``running.LookSchedule``). A
+look is *whole* (every figure, every alert planned again) or, when only the
+occupancy can have moved (the trajectory changed, or its planned flip or the
+horizon is due, and no other alert is due), *at the occupancy alone*
+(``_occupancy_look``: the window's seconds and its next flip; a whole look
+if the alert flips or the figures are within rounding of a threshold). An
+agent nothing happens to costs the heartbeat nothing between its due times;
+the pages' figures of an agent not looked at for ``SIGNALS_REFRESH_S`` are
+taken when read (``last_glance``). The alerts are those a look at every agent
+would find at this tick (``tests/test_wellbeing_tick_equivalence.py``,
+``tests/test_wellbeing_incremental.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from agent_stats.running import (
     alert_kinds,
     glance,
     near_threshold,
+    occupancy_due,
     running_signals,
     steady_parts,
 )
@@ -248,9 +257,8 @@ class WellbeingWatch:
                 others = min(others, now + (config.long_call_s - current) - ALERT_LOOK_EARLY_S)
         self.glances[agent_id] = fresh._replace(current_call_s=current)
         horizon = refresh_horizon_s(self._order.get(agent_id, 0), now, horizon_s)
-        occupancy_s = window.occupancy_steady_s(ledger, now, config, horizon,
-                                                (staffed, handling))
-        planned = min(now + horizon, now + occupancy_s - ALERT_LOOK_EARLY_S, others)
+        planned = min(occupancy_due(window, ledger, now, config, horizon, (staffed, handling)),
+                      others)
         self.looks.plan(agent_id, planned)
         self.look_filter.looked(agent_id, state, planned, others)
         return True

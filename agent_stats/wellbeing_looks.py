@@ -10,11 +10,14 @@ of its own only if it can bring some alert's change *earlier* than planned.
 Later is harmless: the planned look finds the alerts as they are, and plans
 again from the state the agent is then in.
 
-A state change (:func:`LookFilter.change_needs_look`):
+A state change (:func:`LookFilter.change_look`):
 
 * a rest starting or ending, a login or logout, or a rest of ``min_rest_s``
-  or longer (or a logout) closed: always (the time since a break moves);
-* otherwise only the occupancy window's trajectory moves. What enters the
+  or longer (or a logout) closed: always a whole look (the time since a break
+  moves);
+* otherwise only the occupancy window's trajectory moves, and a look, if
+  needed, is at the occupancy alone (``OCCUPANCY_LOOK``: the other alerts'
+  due time planned at the last whole look still holds). What enters the
   window per second is ``handling - limit * staffed`` (the margin ``m`` whose
   sign the alert follows) and ``staffed``. While the alert is off it comes on
   when ``m > 0`` and enough staffed time; if neither grows faster in the new
@@ -27,19 +30,21 @@ A state change (:func:`LookFilter.change_needs_look`):
   long as the planned look comes before the state entered now leaves the
   window (``planned <= at + occupancy_window_s``).
 
-A call answered (:func:`LookFilter.answer_needs_look`): a hard call (the
-hard-calls alert), any call when ``consecutive_calls_limit`` is set, a
-long-call alert still on, or a call that would reach ``long_call_s`` before
-the planned look. (Its state change is judged as above.) A call's end is
-judged by the service: it can only end a long-call alert.
+A call answered (:func:`LookFilter.answer_look_by`): a whole look for a hard
+call (the hard-calls alert), any call when ``consecutive_calls_limit`` is
+set, or a long-call alert still on; a call that would reach ``long_call_s``
+before the planned look moves that look to the moment it would
+(:meth:`LookFilter.plan_by`). (Its state change is judged as above.) A call's
+end is judged by the service: it can only end a long-call alert.
 
-Every ``SIGNALS_REFRESH_S`` an agent is also due for the pages' figures; if no
-event was marked and no alert is due, it gets a glance (:func:`refreshed`), not
-a look. Every event that needs a look forgets what the last look assumed
-(:meth:`LookFilter.forget`), so the next one is a whole look.
+The pages' figures are not refreshed by the heartbeat: an agent's last glance
+older than ``SIGNALS_REFRESH_S`` is brought to the last check when read
+(:func:`refreshed`, ``WellbeingWatch.last_glance``). Every event that needs a
+whole look forgets what the last look assumed (:meth:`LookFilter.forget`).
 
 The equality with a look at every agent on every tick is the property
-``tests/test_wellbeing_incremental.py`` checks over random histories.
+``tests/test_wellbeing_incremental.py`` and
+``tests/test_wellbeing_tick_equivalence.py`` check over random histories.
 """
 
 from __future__ import annotations
@@ -184,10 +189,10 @@ class LookFilter:
 
 ALERT_HORIZON_S = 900.0
 """How far ahead a look plans the alerts when none can change sooner (less, to spread
-the looks: see :func:`refresh_horizon_s`). The figures the pages show are refreshed
-more often: an agent due only for that (no event, no alert due) gets a glance, its
-figures taken without planning the alerts again (``StatsService.check_wellbeing``,
-every ``SIGNALS_REFRESH_S``)."""
+the looks: see :func:`refresh_horizon_s`); a look due only for the horizon, with no
+other alert due, is at the occupancy alone. It keeps the planned look within
+``long_call_s`` of any call answered (the default 1,200 s), so calls seldom need a
+look of their own."""
 
 _GOLDEN = 0.6180339887498949
 

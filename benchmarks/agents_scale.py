@@ -256,6 +256,40 @@ def wellbeing(agents: int, ticks: int, seed: int, reference: bool = True) -> dic
     }
 
 
+def idle_tick(agents: int, ticks: int, seed: int) -> dict[str, Any]:
+    """Agents logged in and ready that nothing happens to (a quiet night shift): what a
+    tick costs once their hour's window holds nothing else and their no-break alerts
+    are up (two and a half hours after they logged in, over the first half hour)."""
+    rng = random.Random(seed)
+    clock = Clock()
+    clock.advance(T0)
+    roster = AgentRoster([AgentProfile(f"a{i}", f"Agent {i}", f"PJSIP/{1000 + i}", ("fa",))
+                          for i in range(agents)], T0)
+    service = quiet_service(roster, clock)
+    for i, at in sorted(enumerate(T0 + rng.uniform(0, 1800) for _ in range(agents)),
+                        key=lambda p: p[1]):
+        roster.log_in(f"a{i}", at)
+    t = T0
+    while t < T0 + 9000:
+        t += TICK_S
+        service.check_wellbeing(t)
+    watch = getattr(service, "watch", None)
+    looks_before = (getattr(watch, "whole_looks", 0), getattr(watch, "occupancy_looks", 0))
+    ms = []
+    for _ in range(ticks):
+        t += TICK_S
+        t0 = time.process_time()
+        service.check_wellbeing(t)
+        ms.append((time.process_time() - t0) * 1000)
+    result: dict[str, Any] = {"ms_median": round(statistics.median(ms), 3),
+                              "ms_p99": percentile(ms, 0.99)}
+    if watch is not None and hasattr(watch, "whole_looks"):
+        result["looks_per_tick"] = round(
+            (watch.whole_looks - looks_before[0] + watch.occupancy_looks - looks_before[1])
+            / ticks, 1)
+    return result
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile, nearest rank below (of 20 ticks the p99 is the second largest)."""
     return round(sorted(values)[int(q * (len(values) - 1))], 3)
@@ -285,8 +319,8 @@ def before_tick(code: str, agents: int, ticks: int, seed: int) -> dict[str, Any]
          "--ticks", str(ticks), "--seed", str(seed), "--wellbeing-only"],
         check=True, capture_output=True, text=True,
     ).stdout
-    tick: dict[str, Any] = json.loads(out.strip().splitlines()[-1])["runs"][0]["wellbeing_tick"]
-    return tick
+    run: dict[str, Any] = json.loads(out.strip().splitlines()[-1])["runs"][0]
+    return run
 
 
 def main() -> None:
@@ -306,12 +340,16 @@ def main() -> None:
     for agents in (int(a) for a in args.agents.split(",")):
         if args.wellbeing_only:
             runs.append({"agents": agents, "wellbeing_tick": wellbeing(
-                agents, args.ticks, args.seed, reference=False)})
+                agents, args.ticks, args.seed, reference=False),
+                "idle_tick": idle_tick(agents, args.ticks, args.seed)})
             continue
         run: dict[str, Any] = {"agents": agents, "headroom": headroom(agents)}
         if args.before:
-            run["wellbeing_tick_before"] = before_tick(args.before, agents, args.ticks, args.seed)
+            before = before_tick(args.before, agents, args.ticks, args.seed)
+            run["wellbeing_tick_before"] = before["wellbeing_tick"]
+            run["idle_tick_before"] = before["idle_tick"]
         run["wellbeing_tick"] = wellbeing(agents, args.ticks, args.seed)
+        run["idle_tick"] = idle_tick(agents, args.ticks, args.seed)
         run["hold_position"] = hold_position(agents, args.seed)
         runs.append(run)
         print(json.dumps(run), flush=True)
@@ -336,6 +374,8 @@ def main() -> None:
                 "before_p99": r["wellbeing_tick_before"]["new_ms_p99"],
                 "after_median": r["wellbeing_tick"]["new_ms_median"],
                 "after_p99": r["wellbeing_tick"]["new_ms_p99"],
+                "idle_before_median": r["idle_tick_before"]["ms_median"],
+                "idle_after_median": r["idle_tick"]["ms_median"],
             } for r in runs
         }
     result["same_results"] = all(
