@@ -213,8 +213,11 @@ def refresh_horizon_s(order: int, now: float, refresh_s: float) -> float:
 
 def refreshed(g: Glance, ledger: AgentLedger, window: WindowSums, now: float,
               config: WellbeingConfig) -> Glance:
-    """The agent's last glance brought to ``now`` for the pages, when nothing happened
-    to it that a look must see (no event marked, no alert due).
+    """The agent's last glance brought to ``now``, when nothing happened to it that a
+    whole look must see (no rest, login, logout or hard call since it, no other alert
+    due): for the pages (``WellbeingWatch.last_glance``) and a look at the occupancy
+    alone (``WellbeingWatch._occupancy_look``, which also takes the current call's
+    length again).
 
     Occupancy and the window's seconds are taken again (what moves with time
     alone); the time since the break and the current call's length run on
