@@ -17,6 +17,8 @@ __all__ = ["Header", "Message", "parse_message", "parse_messages"]
 _partition = str.partition
 _SEPS = repeat(": ")
 _new_message = object.__new__
+_UNANSWERED = str(object())
+"""What ``Message._find`` gives when the text cannot answer (compared by identity)."""
 
 Header = tuple[str, str]
 
@@ -34,11 +36,14 @@ class Message:
     and decoding, not a header-by-header parse.
     """
 
-    __slots__ = ("_text", "_headers", "_index", "event")
+    __slots__ = ("_text", "_headers", "_index", "_low", "event")
 
     _text: str
     _headers: tuple[Header, ...] | None
     _index: dict[str, str]
+    _low: str | None
+    """The text lowered, for look-ups by name in the unsplit text; None until
+    the first look-up, "" when lowering changed its length (then the index)."""
     event: str | None
     """The event name, or None when this is not an event (set when made: the
     hot path of dispatch reads it for every message)."""
@@ -46,6 +51,7 @@ class Message:
     def __init__(self, headers: Sequence[Header]) -> None:
         self._headers = tuple(headers)
         self._text = ""
+        self._low = None
         self.event = _event_of(self)
         # ``_index`` is left unset until the first look-up (see ``_lookup``).
 
@@ -59,6 +65,7 @@ class Message:
         message = _new_message(cls)
         message._text = text
         message._headers = None
+        message._low = None
         message.event = _event_of(message)
         return message
 
@@ -85,40 +92,78 @@ class Message:
             return name, value
         return headers[0] if headers else ("", "")
 
-    def _fast(self, name: str) -> str | None:
-        """The value of ``name`` spelt exactly so, found in the unsplit text."""
-        text = self._text
-        if text.startswith(name + ": "):
-            start = len(name) + 2
-        else:
-            at = text.find("\r\n" + name + ": ")
-            if at < 0:
-                return None
-            start = at + len(name) + 4
-        end = text.find("\r\n", start)
-        return text[start:] if end < 0 else text[start:end]
-
     def _lookup(self) -> dict[str, str]:
         try:
             return self._index
         except AttributeError:
-            index: dict[str, str] = {}
-            for name, value in self.headers:
-                index.setdefault(name.lower(), value)
+            # reversed: the first of repeated names is the one kept
+            index = {name.lower(): value for name, value in reversed(self.headers)}
             self._index = index
             return index
 
+    def _find(self, lowered: str) -> str | None:
+        """The first value of a header named ``lowered`` (in lower case), in the text.
+
+        Searches the lowered text for a line starting with the name and a
+        colon and splits only that line, as :func:`parse_message` would. None
+        when there is no such header; ``_UNANSWERED`` when the text cannot
+        answer (a message made from headers has none, or lowering the text
+        changed its length, so offsets in the lowered text are not offsets in
+        the text): then the index does.
+        """
+        low = self._low
+        if low is None:
+            text = self._text
+            if not text:
+                return _UNANSWERED
+            low = text.lower()
+            # Lowering never shortens; only a few characters lengthen
+            # (U+0130): when none is there every offset is the same.
+            if len(low) != len(text):
+                low = ""
+            self._low = low
+        if not low:
+            return _UNANSWERED
+        text = self._text
+        key = lowered + ":"
+        if low.startswith(key):
+            at = 0
+        else:
+            at = low.find("\r\n" + key)
+            if at < 0:
+                return None
+            at += 2
+        while True:
+            end = text.find("\r\n", at)
+            line = text[at:] if end < 0 else text[at:end]
+            name, sep, value = line.partition(": ")
+            if not sep:
+                name, _, value = line.partition(":")
+            if name.lower() == lowered:
+                return value
+            # ``Name:: x`` is a header named ``Name:``: look further on.
+            if end < 0:
+                return None
+            at = low.find("\r\n" + key, end)
+            if at < 0:
+                return None
+            at += 2
+
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self._lookup().get(name.lower(), default)
+        lowered = name.lower()
+        found = self._find(lowered)
+        if found is _UNANSWERED:
+            return self._lookup().get(lowered, default)
+        return default if found is None else found
 
     def __getitem__(self, name: str) -> str:
-        try:
-            return self._lookup()[name.lower()]
-        except KeyError:
-            raise KeyError(name) from None
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lookup()
+        return isinstance(name, str) and self.get(name) is not None
 
     def get_all(self, name: str) -> list[str]:
         lowered = name.lower()
@@ -140,10 +185,6 @@ class Message:
 
     @property
     def action_id(self) -> str | None:
-        if self._headers is None:
-            value = self._fast("ActionID")
-            if value is not None:
-                return value
         return self.get("ActionID")
 
     def as_dict(self) -> dict[str, str]:
@@ -240,10 +281,12 @@ def parse_messages(text: str) -> list[Message]:
                     continue
             message._text = block
             message._headers = None
+            message._low = None
             message.event = _event_of(message)
             append(message)
             continue
         message._text = block
         message._headers = None
+        message._low = None
         append(message)
     return messages
