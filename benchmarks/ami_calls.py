@@ -1,0 +1,154 @@
+"""The daemon's AMI layer per call, in memory: actions out, responses and events in.
+
+    .venv/bin/python benchmarks/ami_calls.py [--calls 2000] [--repeat 5]
+
+What ``benchmarks/system.py`` profiles as "AMI input" without the rest of the
+daemon: an ``AMIProtocol`` on a ``task.Clock`` with a transport that keeps
+nothing, its events handed to a ``CallTracker`` (no subscribers), and for
+each call the AMI traffic of one caller of the demo's mix as the test PBX
+sends it (``system.py`` counts about 48 events per call): two Local channel
+halves created, three state changes, the AGI session, 22 AGI commands (each an
+``Action: AGI`` written, its ``Response: Success`` and its ``AsyncAGIExec``
+read together), 11 DTMF digits, a dial, two bridge entries and a leave, an
+originate's response and the two hang-ups. Reads are one message each (the
+AGI response and its result together), as on a socket with ``TCP_NODELAY``.
+
+It times the whole of it and reports microseconds per call and per message
+(messages read, actions written); the best round counts. The last line is
+one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from twisted.internet.task import Clock  # noqa: E402
+
+from ami_bridge.protocol import AMIProtocol  # noqa: E402
+from ami_bridge.tracker import CallTracker  # noqa: E402
+
+AGI_COMMANDS = 22
+DIGITS = 11
+
+CHANNEL = (
+    "Privilege: call,all\r\nChannel: Local/s@caller-sim-{n:08x};{half}\r\nChannelState: {state}\r\n"
+    "ChannelStateDesc: Up\r\nCallerIDNum: 09121234567\r\nCallerIDName: Test Caller\r\n"
+    "ConnectedLineNum: 09121234567\r\nConnectedLineName: Test Caller\r\nLanguage: fa\r\n"
+    "AccountCode: \r\nContext: complaints-ivr\r\nExten: s\r\nPriority: 1\r\n"
+    "Uniqueid: 1795339506.{u}\r\nLinkedid: 1795339506.{link}"
+)
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def loseConnection(self) -> None:
+        pass
+
+
+def event(name: str, n: int, half: int, extra: str = "", state: int = 6) -> bytes:
+    u = 2 * n + half - 1
+    body = CHANNEL.format(n=n, half=half, state=state, u=u, link=2 * n)
+    return (f"Event: {name}\r\n{body}{extra}\r\n\r\n").encode()
+
+
+def one_call(protocol: AMIProtocol, sink: _Sink, n: int) -> int:
+    """Feed one call's traffic; how many messages were read."""
+    feed = protocol.dataReceived
+    read = 0
+    channel = f"Local/s@caller-sim-{n:08x};1"
+    for half in (1, 2):
+        feed(event("Newchannel", n, half, state=0))
+    for half in (1, 2, 1):
+        feed(event("Newstate", n, half))
+    feed(event("AsyncAGIStart", n, 1, "\r\nEnv: agi_request%3A%20async%0Aagi_channel%3A%20x%0A%0A"))
+    read += 6
+    for i in range(AGI_COMMANDS):
+        done: list[object] = []
+        protocol.agi(channel, "SET VARIABLE IVR_STEP 3", command_id=f"c{n}-{i}").addCallback(
+            done.append)
+        action_id = sink.written[-1].split(b"ActionID: ", 1)[1].split(b"\r\n", 1)[0].decode()
+        feed(
+            f"Response: Success\r\nActionID: {action_id}\r\nMessage: Added AGI command to queue"
+            "\r\n\r\n".encode()
+            + event("AsyncAGIExec", n, 1, f"\r\nResult: 200%20result%3D1%0A\r\nCommandId: c{n}-{i}")
+        )
+        read += 2
+        if not done:
+            raise SystemExit("an AGI command got no result")
+    for _ in range(DIGITS):
+        feed(event("DTMFEnd", n, 1, "\r\nDigit: 1\r\nDurationMs: 120\r\nDirection: Received"))
+    feed(event("DialBegin", n, 1, "\r\nDestChannel: PJSIP/3001-01\r\nDestUniqueid: 1795339507.1"
+                                  "\r\nDestLinkedid: 1795339506.1\r\nDialString: 3001"))
+    feed(event("DialEnd", n, 1, "\r\nDestChannel: PJSIP/3001-01\r\nDestUniqueid: 1795339507.1"
+                                "\r\nDestLinkedid: 1795339506.1\r\nDialStatus: ANSWER"))
+    for half in (1, 2):
+        feed(event("BridgeEnter", n, half, "\r\nBridgeUniqueid: b-1\r\nBridgeNumChannels: 2"))
+    feed(event("BridgeLeave", n, 2, "\r\nBridgeUniqueid: b-1\r\nBridgeNumChannels: 1"))
+    feed(event("OriginateResponse", n, 2, "\r\nActionID: x-1\r\nResponse: Success\r\nReason: 4"))
+    feed(event("AsyncAGIEnd", n, 1))
+    for half in (1, 2):
+        feed(event("Hangup", n, half, "\r\nCause: 16\r\nCause-txt: Normal Clearing"))
+    read += DIGITS + 9
+    sink.written.clear()
+    return read
+
+
+def run_round(calls: int) -> tuple[float, int, int]:
+    clock = Clock()
+    protocol = AMIProtocol(clock)
+    sink = _Sink()
+    protocol.makeConnection(sink)  # type: ignore[arg-type]
+    protocol.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
+    tracker = CallTracker()
+    protocol.add_event_observer(lambda message: tracker.handle(message, 0.0))
+    messages = 0
+    started = time.perf_counter()
+    for n in range(1, calls + 1):
+        messages += one_call(protocol, sink, n)
+    took = time.perf_counter() - started
+    if tracker.channels or protocol.pending_count:
+        raise SystemExit("calls left behind: the traffic is not what the tracker expects")
+    return took, messages, calls * AGI_COMMANDS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    best: tuple[float, int, int] | None = None
+    for _ in range(args.repeat):
+        result = run_round(args.calls)
+        if best is None or result[0] < best[0]:
+            best = result
+    assert best is not None
+    took, messages, actions = best
+    out: dict[str, Any] = {
+        "bench": "ami_calls",
+        "calls": args.calls,
+        "messages_per_call": round(messages / args.calls, 1),
+        "actions_per_call": round(actions / args.calls, 1),
+        "us_per_call": round(took * 1e6 / args.calls, 1),
+        "us_per_message": round(took * 1e6 / (messages + actions), 2),
+        "python": platform.python_version(),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
