@@ -17,8 +17,18 @@ __all__ = ["Header", "Message", "parse_message", "parse_messages"]
 _partition = str.partition
 _SEPS = repeat(": ")
 _new_message = object.__new__
-_UNANSWERED = str(object())
-"""What ``Message._find`` gives when the text cannot answer (compared by identity)."""
+_KEYS: dict[str, tuple[str, str, str]] = {}
+"""Per name asked: lowered, and the lowered line starts searched for."""
+_MAX_KEYS = 4096
+
+
+def _keys_of(name: str) -> tuple[str, str, str]:
+    lowered = name.lower()
+    keys = (lowered, lowered + ":", "\r\n" + lowered + ":")
+    if len(_KEYS) >= _MAX_KEYS:
+        _KEYS.clear()
+    _KEYS[name] = keys
+    return keys
 
 Header = tuple[str, str]
 
@@ -42,8 +52,8 @@ class Message:
     _headers: tuple[Header, ...] | None
     _index: dict[str, str]
     _low: str | None
-    """The text lowered, for look-ups by name in the unsplit text; None until
-    the first look-up, "" when lowering changed its length (then the index)."""
+    """The text lowered, for look-ups by name; None until the first look-up,
+    "" when there is no text or lowering changed its length (then the index)."""
     event: str | None
     """The event name, or None when this is not an event (set when made: the
     hot path of dispatch reads it for every message)."""
@@ -51,7 +61,7 @@ class Message:
     def __init__(self, headers: Sequence[Header]) -> None:
         self._headers = tuple(headers)
         self._text = ""
-        self._low = None
+        self._low = ""
         self.event = _event_of(self)
         # ``_index`` is left unset until the first look-up (see ``_lookup``).
 
@@ -101,21 +111,24 @@ class Message:
             self._index = index
             return index
 
-    def _find(self, lowered: str) -> str | None:
-        """The first value of a header named ``lowered`` (in lower case), in the text.
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of the header ``name`` (any case), or ``default``.
 
-        Searches the lowered text for a line starting with the name and a
-        colon and splits only that line, as :func:`parse_message` would. None
-        when there is no such header; ``_UNANSWERED`` when the text cannot
-        answer (a message made from headers has none, or lowering the text
-        changed its length, so offsets in the lowered text are not offsets in
-        the text): then the index does.
+        A message with text answers from it: a search of the lowered text for
+        a line starting with the name and a colon, and only that line split,
+        as :func:`parse_message` splits it. The daemon asks a few headers of
+        each message; splitting all of them (and indexing them) cost several
+        times that. A message made from headers, or whose text changes length
+        when lowered (so offsets in the lowered text are not offsets in the
+        text), answers from an index of its headers.
         """
+        keys = _KEYS.get(name)
+        if keys is None:
+            keys = _keys_of(name)
+        lowered, first, key = keys
         low = self._low
         if low is None:
             text = self._text
-            if not text:
-                return _UNANSWERED
             low = text.lower()
             # Lowering never shortens; only a few characters lengthen
             # (U+0130): when none is there every offset is the same.
@@ -123,38 +136,30 @@ class Message:
                 low = ""
             self._low = low
         if not low:
-            return _UNANSWERED
-        text = self._text
-        key = lowered + ":"
-        if low.startswith(key):
+            return self._lookup().get(lowered, default)
+        if low.startswith(first):
             at = 0
         else:
-            at = low.find("\r\n" + key)
+            at = low.find(key)
             if at < 0:
-                return None
+                return default
             at += 2
+        text = self._text
         while True:
             end = text.find("\r\n", at)
             line = text[at:] if end < 0 else text[at:end]
-            name, sep, value = line.partition(": ")
+            found, sep, value = line.partition(": ")
             if not sep:
-                name, _, value = line.partition(":")
-            if name.lower() == lowered:
+                found, _, value = line.partition(":")
+            if found.lower() == lowered:
                 return value
             # ``Name:: x`` is a header named ``Name:``: look further on.
             if end < 0:
-                return None
-            at = low.find("\r\n" + key, end)
+                return default
+            at = low.find(key, end)
             if at < 0:
-                return None
+                return default
             at += 2
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        lowered = name.lower()
-        found = self._find(lowered)
-        if found is _UNANSWERED:
-            return self._lookup().get(lowered, default)
-        return default if found is None else found
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
