@@ -534,6 +534,10 @@ class AMIProtocol(Protocol):
                 self.log.debug("response to unknown ActionID {action_id}", action_id=action_id)
             return
         failed = (message.response or "").lower() in _FAILED_RESPONSES
+        if not failed and pending.agi is not None:
+            # An AGI command queued: its result comes as AsyncAGIExec.
+            self._finish(pending)
+            return
         if not failed and (pending.is_list or (message.get("EventList") or "").lower() == "start"):
             # The list's answer comes with its ...Complete event.
             pending.is_list = True
