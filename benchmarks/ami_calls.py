@@ -6,7 +6,7 @@ What ``benchmarks/system.py`` profiles as "AMI input" without the rest of the
 daemon: an ``AMIProtocol`` on a ``task.Clock`` with a transport that keeps
 nothing, its events handed to a ``CallTracker`` (no subscribers), and for
 each call the AMI traffic of one caller of the demo's mix as the test PBX
-sends it (``system.py`` counts about 48 events per call): two Local channel
+sends it (``system.py`` counts about 48 events per call), built before\nthe clock starts: two Local channel
 halves created, three state changes, the AGI session, 22 AGI commands (each an
 ``Action: AGI`` written, its ``Response: Success`` and its ``AsyncAGIExec``
 read together), 11 DTMF digits, a dial, two bridge entries and a leave, an
@@ -66,46 +66,44 @@ def event(name: str, n: int, half: int, extra: str = "", state: int = 6) -> byte
     return (f"Event: {name}\r\n{body}{extra}\r\n\r\n").encode()
 
 
-def one_call(protocol: AMIProtocol, sink: _Sink, n: int) -> int:
-    """Feed one call's traffic; how many messages were read."""
-    feed = protocol.dataReceived
-    read = 0
+Step = tuple[str, str, bytes]
+"""(AGI channel, command id, bytes read after sending it), or ("", "", bytes) for a read."""
+
+
+def call_traffic(n: int, first_action: int) -> list[Step]:
+    """One call's reads, built before timing (ActionIDs are the protocol's, in order)."""
+    steps: list[Step] = []
+
+    def read(data: bytes) -> None:
+        steps.append(("", "", data))
+
     channel = f"Local/s@caller-sim-{n:08x};1"
     for half in (1, 2):
-        feed(event("Newchannel", n, half, state=0))
+        read(event("Newchannel", n, half, state=0))
     for half in (1, 2, 1):
-        feed(event("Newstate", n, half))
-    feed(event("AsyncAGIStart", n, 1, "\r\nEnv: agi_request%3A%20async%0Aagi_channel%3A%20x%0A%0A"))
-    read += 6
+        read(event("Newstate", n, half))
+    read(event("AsyncAGIStart", n, 1, "\r\nEnv: agi_request%3A%20async%0Aagi_channel%3A%20x%0A%0A"))
     for i in range(AGI_COMMANDS):
-        done: list[object] = []
-        protocol.agi(channel, "SET VARIABLE IVR_STEP 3", command_id=f"c{n}-{i}").addCallback(
-            done.append)
-        action_id = sink.written[-1].split(b"ActionID: ", 1)[1].split(b"\r\n", 1)[0].decode()
-        feed(
+        action_id = f"shenava-{first_action + i}"
+        steps.append((channel, f"c{n}-{i}", (
             f"Response: Success\r\nActionID: {action_id}\r\nMessage: Added AGI command to queue"
             "\r\n\r\n".encode()
             + event("AsyncAGIExec", n, 1, f"\r\nResult: 200%20result%3D1%0A\r\nCommandId: c{n}-{i}")
-        )
-        read += 2
-        if not done:
-            raise SystemExit("an AGI command got no result")
+        )))
     for _ in range(DIGITS):
-        feed(event("DTMFEnd", n, 1, "\r\nDigit: 1\r\nDurationMs: 120\r\nDirection: Received"))
-    feed(event("DialBegin", n, 1, "\r\nDestChannel: PJSIP/3001-01\r\nDestUniqueid: 1795339507.1"
+        read(event("DTMFEnd", n, 1, "\r\nDigit: 1\r\nDurationMs: 120\r\nDirection: Received"))
+    read(event("DialBegin", n, 1, "\r\nDestChannel: PJSIP/3001-01\r\nDestUniqueid: 1795339507.1"
                                   "\r\nDestLinkedid: 1795339506.1\r\nDialString: 3001"))
-    feed(event("DialEnd", n, 1, "\r\nDestChannel: PJSIP/3001-01\r\nDestUniqueid: 1795339507.1"
+    read(event("DialEnd", n, 1, "\r\nDestChannel: PJSIP/3001-01\r\nDestUniqueid: 1795339507.1"
                                 "\r\nDestLinkedid: 1795339506.1\r\nDialStatus: ANSWER"))
     for half in (1, 2):
-        feed(event("BridgeEnter", n, half, "\r\nBridgeUniqueid: b-1\r\nBridgeNumChannels: 2"))
-    feed(event("BridgeLeave", n, 2, "\r\nBridgeUniqueid: b-1\r\nBridgeNumChannels: 1"))
-    feed(event("OriginateResponse", n, 2, "\r\nActionID: x-1\r\nResponse: Success\r\nReason: 4"))
-    feed(event("AsyncAGIEnd", n, 1))
+        read(event("BridgeEnter", n, half, "\r\nBridgeUniqueid: b-1\r\nBridgeNumChannels: 2"))
+    read(event("BridgeLeave", n, 2, "\r\nBridgeUniqueid: b-1\r\nBridgeNumChannels: 1"))
+    read(event("OriginateResponse", n, 2, "\r\nActionID: x-1\r\nResponse: Success\r\nReason: 4"))
+    read(event("AsyncAGIEnd", n, 1))
     for half in (1, 2):
-        feed(event("Hangup", n, half, "\r\nCause: 16\r\nCause-txt: Normal Clearing"))
-    read += DIGITS + 9
-    sink.written.clear()
-    return read
+        read(event("Hangup", n, half, "\r\nCause: 16\r\nCause-txt: Normal Clearing"))
+    return steps
 
 
 def run_round(calls: int) -> tuple[float, int, int]:
@@ -116,13 +114,23 @@ def run_round(calls: int) -> tuple[float, int, int]:
     protocol.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
     tracker = CallTracker()
     protocol.add_event_observer(lambda message: tracker.handle(message, 0.0))
-    messages = 0
+    traffic = [call_traffic(n, 1 + (n - 1) * AGI_COMMANDS) for n in range(1, calls + 1)]
+    # each AGI step reads two messages (its response and its result)
+    messages = sum(len(steps) for steps in traffic) + calls * AGI_COMMANDS
+    results: list[object] = []
+    keep = results.append
+    feed = protocol.dataReceived
+    agi = protocol.agi
     started = time.process_time()
-    for n in range(1, calls + 1):
-        messages += one_call(protocol, sink, n)
+    for steps in traffic:
+        for channel, command_id, data in steps:
+            if channel:
+                agi(channel, "SET VARIABLE IVR_STEP 3", command_id=command_id).addCallback(keep)
+            feed(data)
+        sink.written.clear()
     took = time.process_time() - started
-    if tracker.channels or protocol.pending_count:
-        raise SystemExit("calls left behind: the traffic is not what the tracker expects")
+    if tracker.channels or protocol.pending_count or len(results) != calls * AGI_COMMANDS:
+        raise SystemExit("calls left behind: the traffic is not what the protocol expects")
     return took, messages, calls * AGI_COMMANDS
 
 
