@@ -17,18 +17,22 @@ __all__ = ["Header", "Message", "parse_message", "parse_messages"]
 _partition = str.partition
 _SEPS = repeat(": ")
 _new_message = object.__new__
-_KEYS: dict[str, tuple[str, str, str]] = {}
-"""Per name asked: lowered, and the lowered line starts searched for."""
+_KEYS: dict[str, tuple[str, str, int]] = {}
+"""Per name asked: lowered, the lowered line start searched for, and where
+the value starts from the line's start (0: not searched, the index answers)."""
 _MAX_KEYS = 4096
 
 
-def _keys_of(name: str) -> tuple[str, str, str]:
+def _keys_of(name: str) -> tuple[str, str, int]:
     lowered = name.lower()
-    keys = (lowered, lowered + ":", "\r\n" + lowered + ":")
+    # A plain name: ASCII, no colon, no CR or LF (the search relies on it).
+    plain = bool(lowered) and lowered.isascii() and not any(c in lowered for c in ":\r\n")
+    keys = (lowered, "\r\n" + lowered + ":", len(lowered) + 1 if plain else 0)
     if len(_KEYS) >= _MAX_KEYS:
         _KEYS.clear()
     _KEYS[name] = keys
     return keys
+
 
 Header = tuple[str, str]
 
@@ -52,8 +56,9 @@ class Message:
     _headers: tuple[Header, ...] | None
     _index: dict[str, str]
     _low: str | None
-    """The text lowered, for look-ups by name; None until the first look-up,
-    "" when there is no text or lowering changed its length (then the index)."""
+    """CRLF and the text lowered, for look-ups by name; None until the first
+    look-up, "" when there is no text or lowering changed its length (then the
+    index)."""
     event: str | None
     """The event name, or None when this is not an event (set when made: the
     hot path of dispatch reads it for every message)."""
@@ -115,51 +120,51 @@ class Message:
         """The first value of the header ``name`` (any case), or ``default``.
 
         A message with text answers from it: a search of the lowered text for
-        a line starting with the name and a colon, and only that line split,
+        a line starting with the name and a colon, and only that line cut,
         as :func:`parse_message` splits it. The daemon asks a few headers of
         each message; splitting all of them (and indexing them) cost several
         times that. A message made from headers, or whose text changes length
         when lowered (so offsets in the lowered text are not offsets in the
-        text), answers from an index of its headers.
+        text), or a name that is not plain ASCII, answers from an index.
         """
         keys = _KEYS.get(name)
         if keys is None:
             keys = _keys_of(name)
-        lowered, first, key = keys
+        lowered, key, skip = keys
         low = self._low
         if low is None:
-            text = self._text
-            low = text.lower()
-            # Lowering never shortens; only a few characters lengthen
-            # (U+0130): when none is there every offset is the same.
-            if len(low) != len(text):
-                low = ""
-            self._low = low
-        if not low:
+            low = self._lowered()
+        if not low or not skip:
             return self._lookup().get(lowered, default)
-        if low.startswith(first):
-            at = 0
-        else:
-            at = low.find(key)
-            if at < 0:
-                return default
-            at += 2
+        # ``low`` is CRLF and the lowered text: a match at ``at`` is a line
+        # that starts at ``at`` in the text, its colon at ``at + skip - 1``.
+        at = low.find(key)
+        if at < 0:
+            return default
         text = self._text
         while True:
-            end = text.find("\r\n", at)
-            line = text[at:] if end < 0 else text[at:end]
-            found, sep, value = line.partition(": ")
-            if not sep:
-                found, _, value = line.partition(":")
-            if found.lower() == lowered:
-                return value
-            # ``Name:: x`` is a header named ``Name:``: look further on.
+            start = at + skip
+            end = text.find("\r\n", start)
             if end < 0:
-                return default
+                end = len(text)
+            if text.startswith(" ", start):
+                return text[start + 1 : end]
+            rest = text[start:end]
+            if ": " not in rest:
+                return rest  # ``Name:value``: split at its first colon
+            # ``Name:: x`` is a header named ``Name:``: look further on.
             at = low.find(key, end)
             if at < 0:
                 return default
-            at += 2
+
+    def _lowered(self) -> str:
+        text = self._text
+        low = text.lower()
+        # Lowering never shortens; only a few characters lengthen (U+0130):
+        # when none is there every offset is the same.
+        low = "\r\n" + low if text and len(low) == len(text) else ""
+        self._low = low
+        return low
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)

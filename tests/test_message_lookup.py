@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from ami_bridge.message import Message, parse_messages
 
-NAMES = ["CommandID", "commandid", "Result", "Uniqueid", "EventList", "Event", "K"]
+NAMES = [
+    "CommandID", "commandid", "Result", "Uniqueid", "EventList", "Event", "K", "\u212a",
+    "Cause-txt", "", "Na:me", "\u0130x", "Name",
+]
 
 LINES = st.sampled_from([
     "Event: AsyncAGIExec",
@@ -38,6 +41,11 @@ LINES = st.sampled_from([
     "\u212a: Kelvin sign lowers to k",
     "Name: \u0627\u0644\u0641",  # Persian text
     "EventList: start",
+    "Cause-txt: Normal Clearing",
+    "Na:me: colon in the name",
+    "\u0130x: asked by a name that lowers longer",
+    ":starts with a colon",
+    "Name:",
 ])
 
 TEXTS = st.lists(LINES, min_size=1, max_size=10).map("\r\n".join).filter(
@@ -57,6 +65,8 @@ def by_split_headers(message: Message, name: str) -> str | None:
 @example(text="Result: a\r\nCommandID:: x\r\nCommandID: y", name="CommandID")
 @example(text="\u0130x: 1\r\nResult: r", name="Result")
 @example(text="COMMANDID: a\r\nCommandID: b", name="CommandID")
+@example(text="\r\nResult: first line empty", name="Result")
+@example(text="bare\r\nResult:x: y", name="Result")
 def test_a_lookup_in_the_text_gives_what_the_split_headers_give(text: str, name: str) -> None:
     unsplit = Message.from_text(text)
     expected = by_split_headers(Message.from_text(text), name)
