@@ -195,6 +195,22 @@ class Message:
 
     @property
     def action_id(self) -> str | None:
+        # Every response is matched by it: found spelt as Asterisk spells it,
+        # without lowering the whole text (a Command's output can be long),
+        # when no line before it could be an ``actionid`` in another case.
+        text = self._text
+        if text:
+            if text.startswith("ActionID: "):
+                at = 10
+            else:
+                at = text.find("\r\nActionID: ")
+                if at < 0 or "actionid" in text[:at].lower():
+                    at = -1
+                else:
+                    at += 12
+            if at >= 0:
+                end = text.find("\r\n", at)
+                return text[at:] if end < 0 else text[at:end]
         return self.get("ActionID")
 
     def as_dict(self) -> dict[str, str]:

@@ -46,6 +46,9 @@ LINES = st.sampled_from([
     "\u0130x: asked by a name that lowers longer",
     ":starts with a colon",
     "Name:",
+    "ActionID: shenava-7",
+    "actionID: other case",
+    "ActionID:x",
 ])
 
 TEXTS = st.lists(LINES, min_size=1, max_size=10).map("\r\n".join).filter(
@@ -67,11 +70,14 @@ def by_split_headers(message: Message, name: str) -> str | None:
 @example(text="COMMANDID: a\r\nCommandID: b", name="CommandID")
 @example(text="\r\nResult: first line empty", name="Result")
 @example(text="bare\r\nResult:x: y", name="Result")
+@example(text="Response: Success\r\nactionID: a\r\nActionID: b", name="Result")
+@example(text="ActionID: a\r\nActionID: b", name="Result")
 def test_a_lookup_in_the_text_gives_what_the_split_headers_give(text: str, name: str) -> None:
     unsplit = Message.from_text(text)
     expected = by_split_headers(Message.from_text(text), name)
     assert unsplit.get(name) == expected
     assert (name in unsplit) == (expected is not None)
+    assert Message.from_text(text).action_id == by_split_headers(unsplit, "ActionID")
     # and after the headers were split, the same
     assert unsplit.headers is not None
     assert unsplit.get(name) == expected
