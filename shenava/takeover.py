@@ -92,6 +92,8 @@ class Takeover:
         self._running: Deferred[None] | None = None
         self._pending_items: list[Message] | None = None
         self.rounds = 0
+        # The last round's (each round starts them afresh: kept across rounds, every
+        # AMI reconnect added the calls then up, for the daemon's life).
         self.adopted: dict[str, str] = {}  # call id -> how (ivr, waiting, ringing, talking, new)
         self.ended_away: list[str] = []
         self.observers: list[Callable[[str, str], object]] = []
@@ -155,6 +157,7 @@ class Takeover:
         if self._may_act is not None and not self._may_act():
             return
         self.rounds += 1
+        self.adopted, self.ended_away = {}, []
         app = self._app
         dispatcher, callflow, tracker = app.dispatcher, app.callflow, app.tracker
         present = {m.get("Uniqueid") or "": m for m in items}
