@@ -1,7 +1,7 @@
 """The whole system at stepped call rates: daemon, test PBX in another process, real Redis.
 
     .venv/bin/python benchmarks/system.py [--rates 2,5,10] [--step-s 20] [--agents 100]
-                                          [--drain-s 60] [--prompt-s 0.5]
+                                          [--drain-s 60] [--prompt-s 0.5] [--daemon-cpu N]
 
 A child process (``multiprocessing``, spawn) runs the test PBX with the load
 ``shenava testpbx --call-rate R --caller-mix demo --patience-s 120 --agents N
@@ -46,10 +46,21 @@ algorithm, as before ``TCP_NODELAY`` was set; ``--pbx-nodelay off`` does the
 same on the PBX's side (Asterisk's manager sets the option, so ``on`` is the
 realistic PBX).
 
+``--daemon-cpu N`` pins the daemon (this process, every thread) to core N and
+the test PBX child and Redis (every thread of each server) to the other cores
+(``os.sched_setaffinity``), so the daemon has exactly one core, as in the
+issue's "150 calls/s with the daemon on one core"; the JSON's ``pinning``
+says whether it was pinned and to what. Other programs on the machine are not
+moved: a core shared with them is still shared.
+
 ``--cluster`` starts a 3-master Redis Cluster on loopback instead
 (``shenava.redis_cluster_server``) and runs the daemon as site ``bench`` on it
 with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
 ``redis_commands_per_call`` then sums every master's ``INFO commandstats``.
+
+``--by-kind`` adds ``redis_per_call_by_kind`` to each step: commands per call
+by command and key family (``HSET {stats}:ledger``, ``lua HSET {calls}:live``),
+from ``redis-cli MONITOR`` (:mod:`benchmarks.redis_kinds`).
 
 Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run
 after the last step.
@@ -155,6 +166,41 @@ def rss_mb() -> float:
     return 0.0
 
 
+def thread_ids(pid: int) -> list[int]:
+    """Every thread of a process (affinity is per thread; new threads inherit it)."""
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
+
+
+def pin(pid: int, cpus: set[int]) -> bool:
+    """Pin every thread of ``pid`` to ``cpus``; False when the system refused."""
+    done = False
+    for tid in thread_ids(pid):
+        try:
+            os.sched_setaffinity(tid, cpus)
+            done = True
+        except OSError:
+            pass
+    return done
+
+
+def pin_processes(daemon_cpu: int | None, others: list[int]) -> dict[str, Any]:
+    """The daemon (this process) on one core, the PBX child and Redis on the rest."""
+    if daemon_cpu is None:
+        return {"pinned": False}
+    allowed = sorted(os.sched_getaffinity(0))
+    if daemon_cpu not in allowed or len(allowed) < 2:
+        raise SystemExit(f"--daemon-cpu {daemon_cpu}: needs two usable cores, have {allowed}")
+    rest = set(allowed) - {daemon_cpu}
+    moved = [pid for pid in others if pin(pid, rest)]
+    pinned = pin(os.getpid(), {daemon_cpu})
+    return {"pinned": pinned and len(moved) == len(others), "daemon_cpu": daemon_cpu,
+            "others_cpus": sorted(rest),
+            "daemon_affinity": sorted(os.sched_getaffinity(0))}
+
+
 def redis_by_command(client: Any) -> dict[str, int]:
     clients = client if isinstance(client, list) else [client]  # a cluster: every master
     out: dict[str, int] = {}
@@ -182,7 +228,7 @@ def process_cpu_s(pid: int) -> float:
 
 
 async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Connection,
-                    sync_redis: Any, pbx_pid: int = 0) -> list[dict[str, Any]]:
+                    sync_redis: Any, pbx_pid: int = 0, monitors: Any = None) -> list[dict[str, Any]]:
     from twisted.internet.task import deferLater
 
     agi_ms: list[float] = []
@@ -220,6 +266,12 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
     now = reactor.seconds()
     for agent in app.config.agents:
         app.roster.log_in(agent.id, now)
+    if app.agent_stats is not None:
+        # the start-up restore and the log-ins' ledger writes (about 5 Redis
+        # commands per agent) are not the first step's calls
+        await app.agent_stats.started
+        await app.agent_stats.flushed()
+    await deferLater(reactor, 1.0, lambda: None)
     steps = []
     for rate in (float(r) for r in args.rates.split(",")):
         agi_ms.clear()
@@ -227,6 +279,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         outcomes[0] = 0
         ami_events[0] = 0
         by_command0 = redis_by_command(sync_redis)
+        monitor_mark = monitors.mark() if monitors is not None else None
         cpu0, sys0 = cpu_s(), sys_s()
         pbx0, started = process_cpu_s(pbx_pid), time.perf_counter()
         parent.send(("step", rate, args.step_s))
@@ -267,6 +320,10 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             "pbx_cores": round(pbx_cores, 2),
             "seconds": round(waited, 1),
         }
+        if monitors is not None:  # --by-kind (benchmarks/redis_kinds.py)
+            from benchmarks.redis_kinds import per_call
+
+            step["redis_per_call_by_kind"] = per_call(monitors.since(monitor_mark), calls)
         print(json.dumps(step), flush=True)
         steps.append(step)
         await deferLater(reactor, 2.0, lambda: None)  # the last calls' writes
@@ -309,6 +366,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not parent.poll(60):
             raise SystemExit("the test PBX child did not start")
         _, port = parent.recv()
+        redis_pids = [node.process.pid for node in getattr(server, "nodes", [server])]
+        pinning = pin_processes(args.daemon_cpu, [proc.pid or 0, *redis_pids])
         config = default_config()
         agents = tuple(
             AgentConfig(id=f"b{i}", name=f"Agent {i}", endpoint=f"PJSIP/{AGENT_BASE + i}",
@@ -333,6 +392,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             client = aioredis.from_url(server.url)
             sync_redis = redis.Redis.from_url(server.url)
+        monitors = None
+        if args.by_kind:
+            from benchmarks.redis_kinds import Monitors
+
+            monitors = Monitors(server.addresses if args.cluster else [(HOST, server.port)], root)
         app = Shenava(config, reactor=reactor, redis=client)
         app.connection.tcp_no_delay = args.daemon_nodelay == "on"
         app.start(serve_http=False)
@@ -347,7 +411,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             reactor.stop()
 
         reactor.callWhenRunning(lambda: ensureDeferred(
-            run_steps(reactor, args, app, parent, sync_redis, proc.pid or 0)).addCallbacks(
+            run_steps(reactor, args, app, parent, sync_redis, proc.pid or 0, monitors)).addCallbacks(
                 finish, failed))
         limit = len(args.rates.split(",")) * (args.step_s + args.drain_s + 5) + 60
         reactor.callLater(limit, reactor.stop)
@@ -358,6 +422,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             profiler = cProfile.Profile()
             profiler.enable()
         reactor.run()
+        if monitors is not None:
+            monitors.stop()
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
@@ -379,6 +445,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "prompt_s": args.prompt_s,
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
             "manager_conf": args.manager_conf,
+            "pinning": pinning,
             "steps": steps,
             "max_sustained_calls_per_s": max(sustained, default=0.0),
             "daemon_cpu_ms_per_call": at_50 and at_50["daemon_cpu_ms_per_call"],
@@ -416,8 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manager-conf", choices=["shipped", "none"], default="shipped",
                         help="the test PBX applies etc/asterisk/manager.conf's read classes and "
                              "event filters to the daemon's user (none: every event, as before)")
+    parser.add_argument("--daemon-cpu", type=int, default=None, metavar="N",
+                        help="pin the daemon to core N, the test PBX and Redis to the others")
     parser.add_argument("--cluster", action="store_true",
                         help="a 3-master Redis Cluster on loopback, the daemon as site 'bench'")
+    parser.add_argument("--by-kind", action="store_true",
+                        help="Redis commands per call by command and key family, from redis-cli "
+                             "MONITOR (benchmarks/redis_kinds.py; costs Redis some CPU)")
     args = parser.parse_args(argv)
     print(json.dumps(run(args)))
     return 0

@@ -11,10 +11,11 @@ when it was answered). A record goes when its call has ended.
 How it is written: code that changes a call only marks it (``mark``); once
 per turn of the reactor the recorder asks the call's owners (the dispatcher,
 the call flow) for its current form and writes every marked call in one
-Redis command (a Lua script: ``HSET`` the live ones, ``HDEL`` the gone ones,
-after checking the writer still holds the leader lease when one is in use).
-So a call event costs at most one Redis command, and many events in one turn
-share it (``CallStateStore.commands`` counts them). The daemon also spaces
+round trip: with a leader lease a Lua script (``HSET`` the live ones,
+``HDEL`` the gone ones, after checking the writer still holds the lease),
+without one a plain ``HSET`` and ``HDEL``. So a call event costs at most one
+write, and many events in one turn share it (``CallStateStore.commands`` and
+``round_trips`` count them). The daemon also spaces
 the writes (``min_interval_s``, :data:`shenava.takeover.CALL_STATE_WRITE_S`):
 under load one write carries every call that changed since the last, at the
 price of that much more state a ``kill -9`` can lose; the first change after
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,7 +51,9 @@ log = Logger()
 
 RECORD_VERSION = 1
 OWN_MEMORY_S = 3600.0  # how long a call this process handled is remembered as its own
-OWN_PRUNE_AT = 10_000  # entries before old ones are pruned
+OWN_MAX = 200_000
+"""At most this many calls remembered as this process's own (about 200 bytes each):
+an hour of calls at 55 a second. Past it the oldest go early, with a warning."""
 MAX_FLUSH_ROUNDS = 20  # flushed() gives up after this many writes in a row (Redis away)
 RETRY_S = 0.5  # a failed write is tried again this much later (Redis away)
 TAG = "calls"
@@ -118,6 +122,7 @@ class CallStateStore:
         self.lease_key = f"{prefix}:{tag}:leader"
         self.epoch_key = f"{prefix}:{tag}:epoch"
         self.commands = 0  # Redis commands sent (the benchmark's and tests' count)
+        self.round_trips = 0  # writes and reads, each one round trip
         self._script: Any = None
 
     async def write(
@@ -127,6 +132,9 @@ class CallStateStore:
         drops = list(drops)
         if not puts and not drops:
             return 0
+        self.round_trips += 1
+        if not fence:
+            return await self._write_unfenced(puts, drops)
         if self._script is None:
             self._script = self._redis.register_script(_WRITE)
         args: list[str] = [fence or "", str(len(puts))]
@@ -138,6 +146,28 @@ class CallStateStore:
         if int(result) < 0:
             raise FencedOffError("the leader lease has passed to another daemon")
         return int(result)
+
+    async def _write_unfenced(self, puts: Mapping[str, dict[str, Any]], drops: list[str]) -> int:
+        """No lease to check: a plain ``HSET`` and ``HDEL`` (one round trip), not the script.
+
+        Each call's record is its own field, so the two need not be atomic
+        together; the script cost Redis one command more per write (``EVALSHA``
+        around them), at up to ten writes a second."""
+        mapping: dict[Any, Any] = {  # redis-py's key type is wider than str
+            call_id: json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+            for call_id, record in puts.items()
+        }
+        if mapping and drops:
+            self.commands += 2
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(self.live_key, mapping=mapping)
+            pipe.hdel(self.live_key, *drops)
+            added, removed = await pipe.execute()
+            return int(added) + int(removed)
+        self.commands += 1
+        if mapping:
+            return int(await self._redis.hset(self.live_key, mapping=mapping))
+        return int(await self._redis.hdel(self.live_key, *drops))
 
     async def load(self) -> dict[str, dict[str, Any]]:
         """Every stored call record, by call id (records that do not parse are skipped)."""
@@ -208,7 +238,12 @@ class CallStateRecorder:
         self._writing: Deferred[Any] | None = None
         self._again = False
         self.enabled = True
-        self._own: dict[str, float] = {}
+        # Call id -> when last marked, oldest first: pruned from the front as
+        # it passes ``own_memory_s`` (or ``OWN_MAX``), one entry at a time.
+        self._own: OrderedDict[str, float] = OrderedDict()
+        self.own_memory_s = OWN_MEMORY_S
+        self.own_forgotten_early = 0
+        """Calls forgotten as this process's own before ``own_memory_s`` (``OWN_MAX`` reached)."""
         self.writes = 0
         self.failures = 0
         self._last_failed = False
@@ -246,10 +281,28 @@ class CallStateRecorder:
 
     def _note_own(self, call_id: str) -> None:
         now = self._clock.seconds()
-        self._own[call_id] = now
-        if len(self._own) > OWN_PRUNE_AT:
-            horizon = now - OWN_MEMORY_S
-            self._own = {k: t for k, t in self._own.items() if t >= horizon}
+        own = self._own
+        own[call_id] = now
+        own.move_to_end(call_id)
+        horizon = now - self.own_memory_s
+        while own:
+            oldest, at = next(iter(own.items()))
+            if at >= horizon and len(own) <= OWN_MAX:
+                break
+            del own[oldest]
+            if at >= horizon:
+                self.own_forgotten_early += 1
+                if self.own_forgotten_early == 1:
+                    log.warn(
+                        "more than {max} calls handled within {memory_s:.0f} s: the oldest are "
+                        "forgotten as this daemon's own early (a take-over after an AMI "
+                        "reconnect may settle one of them a second time)",
+                        max=OWN_MAX, memory_s=self.own_memory_s,
+                    )
+
+    def own_kept(self) -> int:
+        """How many calls are remembered as this process's own."""
+        return len(self._own)
 
     def record(self, call_id: str) -> dict[str, Any] | None:
         """The call's record as it would be written now."""
