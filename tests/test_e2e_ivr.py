@@ -310,3 +310,42 @@ def test_prompts_come_from_the_configured_sound_folder(tmp_path: Path) -> None:
         assert played and all(c.split()[2].startswith("site-7/") for c in played)
     finally:
         h.stop()
+
+
+# -- AGI round trips per caller (#16 item 3) ----------------------------------------
+
+
+@BOTH
+def test_a_complaint_takes_fewer_agi_commands_and_sounds_as_before(h: E2E, lang: str) -> None:
+    """The outcome's seven channel variables go in one ``EXEC MSet``, and the
+    channel's language is not set to the one it has: 18 commands in Persian,
+    17 in English, where there were 24 and 25 (the hold's two not counted).
+    What the caller hears and what the channel carries are unchanged."""
+    call = h.call(caller(lang, "1", "3", "1", "2", ACCOUNT + "#", "1"))
+    h.wait_outcome(call)
+    h.queued(call)
+    commands = h.agi_commands(call)
+    ivr = commands[: commands.index('STREAM FILE shenava/transfer-agent ""') + 1]
+    assert len(ivr) == {"fa": 18, "en": 17}[lang]
+    assert ivr[0] == "GET VARIABLE SHENAVA_LANG"
+    languages = [c.rsplit(" ", 1)[-1] for c in ivr if c.startswith("SET VARIABLE CHANNEL(language)")]
+    assert languages == {"fa": ['"fa"', '"en"', '"fa"'], "en": ['"fa"', '"en"']}[lang]
+    assert not [c for c in ivr if c.startswith("SET VARIABLE SHENAVA_")]
+    assert [c for c in ivr if c.startswith("EXEC")] == [
+        f"EXEC MSet SHENAVA_LANG={lang},SHENAVA_REQUEST=agent,SHENAVA_CATEGORY=billing,"
+        f"SHENAVA_URGENT=1,SHENAVA_VULNERABLE=1,SHENAVA_CARE=disability,SHENAVA_ACCOUNT={ACCOUNT}"
+    ]
+    # the same prompts, digits and keys as before
+    assert h.prompts(call)[:12] == [
+        "welcome", "choose-language", "welcome", "choose-language", "main-menu",
+        "category-menu", "urgency-menu", "care-menu", "enter-account", "you-entered",
+        "confirm-number", "transfer-agent",
+    ]
+    assert f"SAY DIGITS {ACCOUNT} 0123456789*#" in ivr
+    variables = call.agi_channel.variables
+    assert {k: v for k, v in variables.items() if k.startswith("SHENAVA_")} == {
+        "SHENAVA_LANG": lang, "SHENAVA_REQUEST": "agent", "SHENAVA_CATEGORY": "billing",
+        "SHENAVA_URGENT": "1", "SHENAVA_VULNERABLE": "1", "SHENAVA_CARE": "disability",
+        "SHENAVA_ACCOUNT": ACCOUNT,
+    }
+    assert variables["CHANNEL(language)"] == lang
