@@ -188,6 +188,11 @@ class IVRRunner:
             self._run(self._machine.resume(state, self._clock.seconds(), apology))
         )
 
+    @property
+    def channel_language(self) -> str:
+        """The channel's ``CHANNEL(language)`` as this runner last set or saw it ("" unknown)."""
+        return self._channel_language
+
     def _stepped(self, state: State) -> None:
         self.state = state
         if self.on_state is not None:
@@ -323,7 +328,7 @@ class IVRRunner:
                 return None
         raise AssertionError(f"unknown command {command!r}")
 
-    async def _set_variables(self, variables: tuple[SetVariable, ...]) -> Input | None:
+    async def _set_variables(self, variables: tuple[SetVariable, ...]) -> Input | Outcome | None:
         """Several channel variables in one round trip: ``EXEC MSet(A=1,B=2)``.
 
         An Asterisk without MSet answers ``result=-2`` (no such application):
@@ -426,8 +431,8 @@ class IVRRunner:
     async def _use_language(self, lang: str) -> None:
         """Asterisk finds sounds by the channel's language; switch it when a prompt needs another."""
         if lang != self._channel_language:
-            self._channel_language = lang
-            await self._agi(f"SET VARIABLE {CHANNEL_LANGUAGE} {_quoted(lang)}", False)
+            if not isinstance(await self._agi(f"SET VARIABLE {CHANNEL_LANGUAGE} {_quoted(lang)}", False), _Gone):
+                self._channel_language = lang
 
     # -- AGI plumbing -----------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 
 from ivr.machine import EndReason
 from ivr.menu_schema import Request
@@ -319,8 +319,9 @@ def test_prompts_come_from_the_configured_sound_folder(tmp_path: Path) -> None:
 def test_a_complaint_takes_fewer_agi_commands_and_sounds_as_before(h: E2E, lang: str) -> None:
     """The outcome's seven channel variables go in one ``EXEC MSet``, and the
     channel's language is not set to the one it has: 18 commands in Persian,
-    17 in English, where there were 24 and 25 (the hold's two not counted).
-    What the caller hears and what the channel carries are unchanged."""
+    17 in English, where there were 24 in both; and the hold starts with its
+    music, not with setting the language again. What the caller hears and
+    what the channel carries are unchanged."""
     call = h.call(caller(lang, "1", "3", "1", "2", ACCOUNT + "#", "1"))
     h.wait_outcome(call)
     h.queued(call)
@@ -349,3 +350,24 @@ def test_a_complaint_takes_fewer_agi_commands_and_sounds_as_before(h: E2E, lang:
         "SHENAVA_ACCOUNT": ACCOUNT,
     }
     assert variables["CHANNEL(language)"] == lang
+    # the IVR left the channel in the caller's language: the hold goes straight to music
+    assert commands[len(ivr)] == "EXEC MusicOnHold default,30"
+
+
+@pytest.mark.parametrize("set_language", [True, False])
+def test_the_hold_sets_the_language_unless_the_channel_has_it(set_language: bool) -> None:
+    """A caller joined by other means (a take-over) may have any language on
+    the channel: the hold sets it before the music; after the IVR it need not."""
+    from ami_bridge.agi import parse_result
+    from routing.hold import HoldConfig, HoldLoop
+
+    sent: list[str] = []
+
+    def agi(channel: str, command: str) -> Any:
+        sent.append(command)
+        return succeed(parse_result("200 result=0")) if not command.startswith("EXEC") else Deferred()
+
+    HoldLoop(agi, "Local/s@x;1", "en", HoldConfig(), position=lambda: 1,
+             on_choice=lambda key: None, set_language=set_language).start()
+    expected = ["SET VARIABLE CHANNEL(language) en"] if set_language else []
+    assert sent == [*expected, "EXEC MusicOnHold default,45"]
