@@ -129,6 +129,15 @@ class StreamFile(AgiCommand):
         return f"200 result=-1 endpos={self.elapsed_samples()}"
 
 
+def file_seconds(command: AgiCommand, name: str) -> float:
+    """How long one sound file plays: a digit (``digits/7``, what SAY DIGITS
+    plays) as long as SAY DIGITS gives it, unless its length is configured."""
+    options = command.world.options
+    if name.startswith("digits/") and name not in options.prompt_lengths_s and name not in options.sounds:
+        return SAY_DIGIT_S
+    return audio.prompt_seconds(options, name)
+
+
 class SayDigits(StreamFile):
     def prompt_length(self) -> float:
         return SAY_DIGIT_S * max(1, len(self.arg(0)))
@@ -310,7 +319,7 @@ class Exec(AgiCommand):
                 self.after(seconds, self._moh_over)
         elif app == "playback":
             files = [f for f in params[0].split("&") if f]
-            total = sum(audio.prompt_seconds(self.world.options, f) for f in files)
+            total = sum(file_seconds(self, f) for f in files)
             self.after(total, self.finish, "200 result=0")
         elif app == "wait":
             self.after(float(params[0] or 0), self.finish, "200 result=0")

@@ -524,3 +524,31 @@ def test_separate_args_follows_ast_app_separate_args() -> None:
     assert separate_args(r"a\,b,c") == ["a,b", "c"]
     assert separate_args("x(1,2),[3,4],y") == ["x(1,2)", "[3,4]", "y"]
     assert separate_args("k=v=w", "=", 2) == ["k", "v=w"]
+
+
+def test_the_scenario_report_reads_a_reference_played_either_way(world: PbxWorld) -> None:
+    from testpbx.scenario import Scenario, ScenarioRun
+
+    run = ScenarioRun(world, Scenario(), None)
+    call: dict[str, object] = {"commands": 0, "queued_at": None, "references": [], "saved": False}
+    run._command(call, "EXEC Playback shenava/your-reference&digits/7&digits/4&digits/0")
+    run._command(call, 'STREAM FILE shenava/your-reference ""')
+    run._command(call, 'SAY DIGITS 1234 ""')
+    assert call["references"] == ["740", "1234"]
+
+
+def test_playback_of_digit_files_lasts_as_say_digits_does(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript())
+    name = call.agi_channel.name
+    agi(client, name, 'SAY DIGITS 74 ""', "s")
+    agi(client, name, "EXEC Playback digits/7&digits/4", "p")
+    advance(clock, 1.0)  # SAY DIGITS: 1.2 s
+    assert client.results() == []
+    advance(clock, 0.3)
+    assert client.results() == ["200 result=0\n"]
+    advance(clock, 1.1)
+    assert client.results() == ["200 result=0\n"]
+    advance(clock, 0.3)
+    assert client.results() == ["200 result=0\n", "200 result=0\n"]
