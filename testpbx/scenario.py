@@ -158,6 +158,10 @@ class ScenarioRun:
             call["queued_at"] = self.world.now()
         if verb == "STREAM FILE" and prompt == "your-reference":
             call["_after_reference"] = True
+        elif verb == "EXEC PLAYBACK" and len(words) > 2 and "/your-reference&digits/" in words[2]:
+            # the reference read as one Playback: your-reference&digits/7&digits/4...
+            files = words[2].split("&")
+            call["references"].append("".join(f.removeprefix("digits/") for f in files[1:]))
         elif verb == "STREAM FILE" and prompt == "message-saved":
             call["saved"] = True
         elif verb == "SAY DIGITS" and after_reference and len(words) > 2:
