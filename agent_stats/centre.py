@@ -26,13 +26,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from agent_stats.sla import SLAConfig, SLCounts
 from agent_stats.store import StatsStore
 from shenava_base.aio import as_deferred
-from shenava_base.sites import publish_site_now, register_site, registered_sites, site_label, sites_now
+from shenava_base.sites import (
+    publish_site_now,
+    register_site,
+    registered_sites,
+    site_label,
+    sites_now,
+)
 
 __all__ = ["CentreBoard", "CentreFigures", "SiteFigures", "SiteNow", "install", "read_centre", "sla_settings"]
 
@@ -199,6 +206,7 @@ class CentreBoard:
         self._name = name
         self._timezone = timezone
         self._registered = False
+        self._said = False
         self._busy = False
         self._loop: LoopingCall | None = None
         self.latest: CentreFigures | None = None
@@ -231,6 +239,10 @@ class CentreBoard:
             self._busy = False
 
         def failed(failure: Any) -> None:
+            # Redis away is said elsewhere (the journal, the health check); a bug is said once
+            if failure.check(RedisError, OSError) is None and not self._said:
+                self._said = True
+                log.failure("centre figures not read", failure=failure)
             log.debug("centre figures not read: {error}", error=failure.getErrorMessage())
 
         as_deferred(self.refresh()).addErrback(failed).addBoth(done)

@@ -203,16 +203,19 @@ def _read_urls(process: subprocess.Popen[bytes], log: Path) -> tuple[dict[str, s
 
 
 @contextlib.contextmanager
-def running_demo(folder: Path, config_extra: str = "") -> Iterator[Demo]:
+def running_demo(folder: Path, config_extra: str = "",
+                 edit: Callable[[str], str] | None = None) -> Iterator[Demo]:
     """``shenava demo`` on a redis-server of its own, its configuration the embedded one
-    plus ``config_extra`` (TOML tables appended, e.g. a short wellbeing limit)."""
+    plus ``config_extra`` (TOML tables appended, e.g. a short wellbeing limit), after
+    ``edit`` (e.g. a ``[site] id``)."""
     from shenava.config import DEMO_CONFIG_TOML
     from shenava.redis_server import start_redis_server
 
     server = start_redis_server(folder / "redis")
     config = folder / "demo.toml"
     assert '[redis]\nurl = ""' in DEMO_CONFIG_TOML
-    config.write_text(DEMO_CONFIG_TOML.replace('[redis]\nurl = ""', f'[redis]\nurl = "{server.url}"', 1)
+    text = DEMO_CONFIG_TOML if edit is None else edit(DEMO_CONFIG_TOML)
+    config.write_text(text.replace('[redis]\nurl = ""', f'[redis]\nurl = "{server.url}"', 1)
                       + config_extra)
     shenava = Path(sys.executable).with_name("shenava")
     command = [str(shenava)] if shenava.exists() else [sys.executable, "-m", "shenava.cli"]

@@ -336,13 +336,14 @@ class LiveBoard:
 
     async def site_now(self, now: float, sites: list[str]) -> SiteNow:
         """This site's figures of the moment, which every site's wallboard shows
-        (:mod:`agent_stats.centre` publishes them every few seconds)."""
+        (:mod:`agent_stats.centre` publishes them every few seconds; an asyncio coroutine)."""
         counts = self.states.current(now)
         due: int | None = None
         store = getattr(self._app.complaints, "callbacks", None)
         if store is not None:
             try:
-                due = int(await resolve(store.site_backlog(now, sites)))
+                # run inside the centre's asyncio task: the store's coroutine is awaited as it is
+                due = int(await store.site_backlog(now, sites))
             except (RedisError, OSError) as exc:
                 log.warn("wallboard: this site's callbacks due unavailable: {error}", error=str(exc))
         return SiteNow(
