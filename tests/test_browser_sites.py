@@ -71,9 +71,8 @@ def store_south(demo: Demo, at: float, *, outcomes: bool) -> None:
     from agent_stats.centre import sla_settings
     from agent_stats.sla import CallRecord, Outcome
     from agent_stats.store import OutcomeWrite, StatsStore
-    from shenava.config import default_config
+    from shenava.config import RedisConfig, default_config
     from shenava.redis_client import make_redis_client
-    from shenava.config import RedisConfig
     from shenava_base.sites import publish_site_now, register_site
 
     sla = default_config().sla
@@ -98,7 +97,7 @@ def store_south(demo: Demo, at: float, *, outcomes: bool) -> None:
 
 def stored_now(client: redis.Redis) -> dict[str, dict[str, Any]]:
     """Every site's figures of the moment as stored (``{sites}:now``)."""
-    raw = client.hgetall(f"{PREFIX}:{{sites}}:now")
+    raw: dict[bytes, bytes] = client.hgetall(f"{PREFIX}:{{sites}}:now")  # type: ignore[assignment]
     return {k.decode(): json.loads(v) for k, v in raw.items()}
 
 
