@@ -116,11 +116,11 @@ def add_transcribe_parser(
 # -- config -------------------------------------------------------------------
 
 
-def _load(args: argparse.Namespace) -> tuple[RecordingsConfig, str, str]:
-    """The recordings section, the Redis URL and key prefix (defaults without a file)."""
+def _load(args: argparse.Namespace) -> tuple[RecordingsConfig, str, str, str]:
+    """The recordings section, the Redis URL, key prefix and site (defaults without a file)."""
     config_path: Path | None = args.config
     if config_path is None:
-        return RecordingsConfig(), "", "shenava"
+        return RecordingsConfig(), "", "shenava", ""
     if args.load_config is None:
         print("shenava: --config is read by the shenava command", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -130,7 +130,8 @@ def _load(args: argparse.Namespace) -> tuple[RecordingsConfig, str, str]:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     recordings = getattr(config, "recordings", RecordingsConfig())
-    return recordings, config.redis.url, config.redis.key_prefix
+    site = getattr(getattr(config, "site", None), "id", "")
+    return recordings, config.redis.url, config.redis.key_prefix, site
 
 
 def _fail(message: str, code: int) -> int:
@@ -144,7 +145,7 @@ def _fail(message: str, code: int) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     from recordings.worker import WorkerPool, WorkerSettings, check_model_paths
 
-    recordings, redis_url, prefix = _load(args)
+    recordings, redis_url, prefix, site = _load(args)
     redis_url = args.redis_url or redis_url
     if not redis_url:
         return _fail("worker: no Redis URL (set redis.url in the config or give --redis-url)", EXIT_USAGE)
@@ -167,7 +168,7 @@ def run_worker(args: argparse.Namespace) -> int:
               "(shenava models add PATH --lang LANG)", file=sys.stderr)
     settings = WorkerSettings(
         redis_url=redis_url, recordings_dir=str(recordings.dir),
-        models={lang: str(p) for lang, p in models.items()}, key_prefix=prefix,
+        models={lang: str(p) for lang, p in models.items()}, key_prefix=prefix, site=site,
         urgent_words=dict(recordings.urgent_words), urgent_min_conf=recordings.urgent_min_conf,
         max_attempts=recordings.max_attempts, claim_idle_s=recordings.claim_idle_s,
     )
@@ -197,7 +198,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    recordings, _url, _prefix = _load(args)
+    recordings, _url, _prefix, _site = _load(args)
     models_dir = (args.models_dir or recordings.models_dir).resolve()
     if args.models_command == "add":
         try:
@@ -230,7 +231,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from recordings.batch import transcribe_files
     from recordings.progress import ProgressBar
 
-    recordings, _url, _prefix = _load(args)
+    recordings, _url, _prefix, _site = _load(args)
     model = args.model
     if model is None:
         try:

@@ -31,7 +31,7 @@ code                       severity  what
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from typing import Any
 from shenava.config import CLUSTER_SCHEME, Config, RedisConfig, parse_cluster_url
 from shenava_base.sites import site_label, sites_key
 
-__all__ = ["CentreSite", "check_centre", "check_sites", "check_cluster", "cluster_seed", "run_check_sites"]
+__all__ = ["CentreSite", "check_centre", "check_sites", "check_cluster", "cluster_seed", "compare_sites"]
 
 
 def check_sites(config: Config, *, redis: bool = False) -> list[Any]:
@@ -195,9 +195,11 @@ def compare_sites(sites: Sequence[CentreSite]) -> list[Any]:
     return findings
 
 
-def check_centre(paths: Sequence[Path], *, redis: bool = False) -> list[Any]:
-    """``shenava check-sites``: the configs of a centre's sites (and, with ``redis``, what the
-    running daemons registered and stored in their shared Redis) agree."""
+def check_centre(paths: Sequence[Path], *,
+                 registered: Callable[[Config], list[CentreSite]] | None = None) -> list[Any]:
+    """``shenava check-sites``: the configs of a centre's sites (and, given ``registered``,
+    what the running daemons registered and stored in their shared Redis, as it reads it
+    with the first config: :func:`shenava.check_config.run.read_registered`) agree."""
     from shenava.check_config.findings import CONFIG_INVALID, _error, _warn
     from shenava.config import ConfigError, load_config
 
@@ -218,51 +220,6 @@ def check_centre(paths: Sequence[Path], *, redis: bool = False) -> list[Any]:
                 "written differently): the sites of one centre share one Redis (or cluster) and "
                 "redis.key_prefix"), path))
     sites = [_site_of(config, str(path)) for path, config in configs]
-    if redis:
-        sites.extend(read_registered(first))
+    if registered is not None:
+        sites.extend(registered(first))
     return findings + compare_sites(sites)
-
-
-def read_registered(config: Config) -> list[CentreSite]:
-    """Every site the daemons registered in Redis: its ``[sla]`` and the agents it stored."""
-    import asyncio
-
-    from agent_stats.store import StatsStore
-    from shenava.redis_client import describe, make_redis_client
-    from shenava_base.sites import registered_sites
-
-    where = "registered in " + describe(config.redis)
-
-    async def read() -> list[CentreSite]:
-        client = make_redis_client(config.redis)
-        try:
-            found = await registered_sites(client, config.redis.key_prefix)
-            out = []
-            for site, entry in found.items():
-                store = StatsStore(client, config.sla, prefix=config.redis.key_prefix, site=site)
-                sla = entry.get("sla")
-                out.append(CentreSite(site, where, sla if isinstance(sla, dict) else None,
-                                      str(entry.get("timezone", "")), frozenset(await store.agents()),
-                                      registered=True))
-            return out
-        finally:
-            await client.aclose()
-
-    return asyncio.run(read())
-
-
-def run_check_sites(paths: Sequence[Path], *, redis: bool = False, out: Any = None) -> int:
-    """What ``shenava check-sites`` does: print the report, return the exit code."""
-    import sys
-
-    from redis.exceptions import RedisError
-
-    from shenava.check_config.findings import _error
-    from shenava.check_config.run import exit_code, format_report
-
-    try:
-        findings = check_centre(paths, redis=redis)
-    except (RedisError, OSError) as exc:
-        findings = [_error("redis.unreachable", f"cannot read the register of sites: {exc}")]
-    print(format_report(findings), file=out if out is not None else sys.stdout)
-    return exit_code(findings)

@@ -303,7 +303,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_sites(args: argparse.Namespace) -> int:
-    from shenava.check_sites import run_check_sites
+    from shenava.check_config.run import run_check_sites
 
     return run_check_sites(args.configs, redis=args.redis)
 

@@ -18,7 +18,8 @@ from agent_stats.centre import sla_settings
 from agent_stats.sla import SLAConfig
 from agent_stats.states import AgentState
 from shenava.check_config.findings import Finding, Severity
-from shenava.check_sites import check_centre, run_check_sites
+from shenava.check_config.run import read_registered, run_check_sites
+from shenava.check_sites import check_centre
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,12 +116,12 @@ def test_with_redis_what_the_running_daemons_registered_and_stored(redis_url: st
     north = site_config(tmp_path, "north", ["n1", "n2"], redis_url=redis_url)
     _store(redis_url, "north", ["n1", "n2"], sla_settings(SLAConfig()))
     _store(redis_url, "south", ["s1"], sla_settings(SLAConfig()))
-    findings = _in_thread(lambda: check_centre([north], redis=True))
+    findings = _in_thread(lambda: check_centre([north], registered=read_registered))
     assert codes(findings) == ["sites.agree"], findings
     # a daemon of site east runs with another threshold, and took calls as n2 once
     _store(redis_url, "east", ["e1", "n2"], sla_settings(SLAConfig(threshold_s=15.0)))
     _store(redis_url, "west", [], None)  # an earlier version's daemon: no [sla] registered
-    findings = _in_thread(lambda: check_centre([north], redis=True))
+    findings = _in_thread(lambda: check_centre([north], registered=read_registered))
     assert "sites.sla_differs" in codes(findings, Severity.ERROR)
     assert any("15.0 at site 'east'" in f.message for f in findings)
     shared = [f for f in findings if f.code == "sites.agent_id_shared"]
