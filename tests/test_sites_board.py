@@ -108,3 +108,51 @@ async def test_callbacks_due_are_counted_for_the_site_that_dials_them(redis_clie
     assert due == {"": 2, "north": 1, "south": 0}
     assert await as_deferred(stores[""].backlog(later)) == 3  # the centre's, every site's
     assert await as_deferred(stores["north"].site_backlog(T0 - 1, sites)) == 0  # not due yet
+
+
+class _NoEndpoint:
+    def connect(self, factory: Any) -> Any:
+        raise AssertionError("not connected in this test")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_daemon_publishes_what_its_pages_show(redis_client: Redis) -> None:
+    """The real object graph of a named site's daemon: what it publishes is its live
+    board's figures (waiting calls, agents by state) and its own callbacks due."""
+    from dataclasses import replace
+
+    from routing.calls import WaitingCall
+    from routing.events import CallQueued
+    from shenava.app import Shenava
+    from shenava.config import default_config
+    from shenava.http import install
+
+    config = default_config()
+    config = replace(config, site=replace(config.site, id="north"))
+    clock = Clock()
+    clock.advance(T0)
+    shenava = Shenava(config, reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
+    service = shenava.agent_stats
+    assert service is not None and shenava.centre is not None
+    await service.started
+    try:
+        install(shenava)
+        shenava.roster.log_in("a1", T0)
+        shenava.roster.log_in("a2", T0)
+        call = WaitingCall("c1", T0 - 42, "fa", "", "billing")
+        shenava.dispatcher._emit(CallQueued("c1", T0 - 42, T0 - 42, "fa", "billing", "09120000000"))
+        shenava.router.line.join(call)
+        reason = abandon_reason("call-x", T0 - 600, 30, POLICY)
+        assert reason is not None
+        await as_deferred(shenava.complaints.callbacks.raise_reason("09121234567", reason, T0 - 600))
+        figures = await as_deferred(shenava.centre.refresh())
+        mine = figures.site("north")
+        assert mine is not None and mine.reporting
+        assert mine.now == SiteNow(T0, waiting=1, longest_wait_s=42.0, ready=2, busy=0, not_ready=0,
+                                   callbacks_due=1)
+        stored = json.loads(await as_deferred(redis_client.hget(site_now_key("shenava"), "north")))
+        assert stored["waiting"] == 1 and stored["ready"] == 2
+    finally:
+        await service.stop()
+        shenava.complaints.stop()
+        shenava.recordings.stop()
