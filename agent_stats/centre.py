@@ -188,6 +188,21 @@ def sla_settings(sla: SLAConfig) -> dict[str, Any]:
     return out
 
 
+def sla_mismatches(mine: Mapping[str, Any], found: Mapping[str, Mapping[str, Any]],
+                   site: str) -> list[tuple[str, str, Any, Any]]:
+    """``(other site, key, its value, ours)`` for every ``[sla]`` setting another registered
+    site counts with differently (sites that registered no settings are not compared)."""
+    out = []
+    for other, entry in found.items():
+        theirs = entry.get("sla")
+        if other == site or not isinstance(theirs, dict):
+            continue
+        for key in sorted(set(mine) | set(theirs)):
+            if mine.get(key) != theirs.get(key):
+                out.append((other, key, theirs.get(key), mine.get(key)))
+    return out
+
+
 SiteNowSource = Callable[[float, list[str]], Awaitable[SiteNow]]
 """This daemon's figures of the moment at ``now``, given every registered site's id
 (set by the pages' live board, :mod:`shenava.http.wallboard`)."""
@@ -207,6 +222,7 @@ class CentreBoard:
         self._timezone = timezone
         self._registered = False
         self._said = False
+        self._warned: set[tuple[str, str]] = set()
         self._busy = False
         self._loop: LoopingCall | None = None
         self.latest: CentreFigures | None = None
@@ -219,6 +235,15 @@ class CentreBoard:
                                 sla=sla_settings(self._sla))
             self._registered = True
         found = await registered_sites(self._client, self._prefix)
+        for other, key, theirs, ours in sla_mismatches(sla_settings(self._sla), found, self.site):
+            if (other, key) not in self._warned:
+                self._warned.add((other, key))
+                log.warn(
+                    "site {other} counts its service level with sla.{key} = {theirs!r}, this site "
+                    "({site}) with {ours!r}: the centre's figures sum calls counted differently; "
+                    "give every site the same [sla] (shenava check-sites)",
+                    other=site_label(other), key=key, theirs=theirs, ours=ours, site=site_label(self.site),
+                    code="sites.sla_differs")
         if list(found) == [self.site] == [""]:
             # A single-site install: the centre is this site, whose figures the page has.
             self.latest = CentreFigures(self._clock.seconds())

@@ -156,3 +156,30 @@ async def test_the_daemon_publishes_what_its_pages_show(redis_client: Redis) -> 
         await service.stop()
         shenava.complaints.stop()
         shenava.recordings.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_daemon_says_when_another_site_counts_its_service_level_differently(
+    redis_client: Redis,
+) -> None:
+    from twisted.logger import globalLogPublisher
+
+    from agent_stats.centre import sla_mismatches
+
+    clock = Clock()
+    clock.advance(T0)
+    south = CentreBoard(redis_client, "shenava", "south", SLAConfig(threshold_s=30.0), clock,
+                        name="South", timezone="UTC")
+    await as_deferred(south.refresh())
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        north = _board(redis_client, "north", clock, None)
+        await as_deferred(north.refresh())
+        await as_deferred(north.refresh())  # said once, not every 5 s
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    said = [e for e in seen if e.get("code") == "sites.sla_differs"]
+    assert len(said) == 1 and (said[0]["other"], said[0]["key"], said[0]["theirs"], said[0]["ours"]) == (
+        "south", "threshold_s", 30.0, 20.0)
+    assert sla_mismatches(sla_settings(SLA), {"north": {"sla": sla_settings(SLA)}, "old": {}}, "x") == []
