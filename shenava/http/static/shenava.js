@@ -560,8 +560,8 @@
     section.hidden = !sites.length;
     if (!sites.length) return;
     const sla = data.sla;
-    $("col-sites-sl-rolling").textContent = sla ? t("sl_rolling", { minutes: num(sla.window_s / 60) })
-      : T.sl_rolling_short;
+    const header = sla ? t("sl_rolling", { minutes: num(sla.window_s / 60) }) : T.sl_rolling_short;
+    if ($("col-sites-sl-rolling").textContent !== header) $("col-sites-sl-rolling").textContent = header;
     const rows = [{
       key: "*centre", id: "*", centre: true, name: T.centre_row, rolling: centre.rolling, day: centre.day,
       now: centre.now, reporting: true, reporting_count: centre.reporting, total: sites.length,
@@ -569,7 +569,7 @@
       ...s, key: "site:" + s.id, name: s.name || s.label, mine: s.id === centre.this_site,
     }))];
     fillTable("sites", rows, (s) => siteRow(s, data));
-    $("sites-note").textContent = T.sites_note;
+    if ($("sites-note").textContent !== T.sites_note) $("sites-note").textContent = T.sites_note;
   }
 
   const rows = new Map(); // agent id -> the pushed row
