@@ -47,6 +47,8 @@ log = Logger()
 
 REFRESH_S = 5.0
 """How often the centre's figures are read again (a few Redis round trips per site)."""
+NOT_LEADER = "leader.not_leader"
+"""The code of the error a standby daemon's writes get (shenava.leader.NotLeaderError)."""
 STALE_S = 30.0
 """A site whose figures of the moment are older than this is not reporting (its daemon is away)."""
 
@@ -264,8 +266,11 @@ class CentreBoard:
             self._busy = False
 
         def failed(failure: Any) -> None:
-            # Redis away is said elsewhere (the journal, the health check); a bug is said once
-            if failure.check(RedisError, OSError) is None and not self._said:
+            # Redis away is said elsewhere (the journal, the health check), and a standby may
+            # not write (the leader's gate: "leader.not_leader") until it leads; a bug is said once
+            expected = failure.check(RedisError, OSError) is not None or getattr(
+                failure.value, "code", None) == NOT_LEADER
+            if not expected and not self._said:
                 self._said = True
                 log.failure("centre figures not read", failure=failure)
             log.debug("centre figures not read: {error}", error=failure.getErrorMessage())

@@ -213,9 +213,15 @@ def test_the_wallboard_shows_the_centre_and_each_sites_stored_figures(
             assert not [v for v in result if v["impact"] in ("serious", "critical")], result
         # on a phone the rows are cards, each cell labelled with its column; nothing wider
         page.set_viewport_size({"width": 390, "height": 844})
+        page.reload()  # the charts are sized when the page is drawn
+        wait_live(page)
+        expect(page.locator("#sites tr")).to_have_count(3)
         layout = page.evaluate(OVERFLOW_JS)
         assert layout["scroll"] <= layout["width"] and not layout["wide"], layout
         page.set_viewport_size({"width": 1920, "height": 1080})
+        page.reload()
+        wait_live(page)
+        expect(page.locator("#sites tr")).to_have_count(3)
 
         # the rows are updated in place: no row is made again while the figures are pushed
         page.evaluate("""() => {

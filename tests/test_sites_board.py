@@ -183,3 +183,44 @@ async def test_a_daemon_says_when_another_site_counts_its_service_level_differen
     assert len(said) == 1 and (said[0]["other"], said[0]["key"], said[0]["theirs"], said[0]["ours"]) == (
         "south", "threshold_s", 30.0, 20.0)
     assert sla_mismatches(sla_settings(SLA), {"north": {"sla": sla_settings(SLA)}, "old": {}}, "x") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_standby_daemon_neither_writes_nor_cries_until_it_leads(redis_url: str) -> None:
+    """The leader's gate refuses a standby's every command: the centre's board waits
+    quietly (no failure logged) and registers once the daemon leads."""
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    from shenava.leader import guard_redis
+
+    client = Redis.from_url(redis_url, decode_responses=True)
+    leading = [False]
+    guard_redis(client, lambda: leading[0])
+    clock = Clock()
+    clock.advance(T0)
+    board = _board(client, "north", clock, SiteNow(0, waiting=1))
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        board._tick()
+        await _until(lambda: not board._busy)
+        assert board.latest is None
+        leading[0] = True
+        board._tick()
+        await _until(lambda: not board._busy)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+        await as_deferred(client.aclose())
+    assert not [e for e in seen if e.get("log_level") in (LogLevel.critical, LogLevel.error)], seen
+    assert board.latest is not None and [s.site for s in board.latest.sites] == ["north"]
+
+
+async def _until(done: Any) -> None:
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    for _ in range(200):
+        if done():
+            return
+        await deferLater(reactor, 0.01, lambda: None)  # type: ignore[arg-type]
+    raise AssertionError("not done")
