@@ -536,7 +536,7 @@ def test_english_pages_the_demos_link_the_cookie_and_sign_out(demo: Demo, browse
         screenshot(page, "wallboard-en")
         page.click("#lang-switch")
         expect(html).to_have_attribute("dir", "rtl")
-        expect(page.locator("h2").first).to_have_text("کارشناسان")
+        expect(page.locator(".agents-section h2")).to_have_text("کارشناسان")
         # sign out: the sign-in page, and the wallboard is closed to this browser
         page.click("#sign-out")
         page.wait_for_url(re.compile(r"/sign-in\?"))
