@@ -224,14 +224,20 @@ def test_the_wallboard_shows_the_centre_and_each_sites_stored_figures(
         expect(page.locator("#sites tr")).to_have_count(3)
 
         # the rows are updated in place: no row is made again while the figures are pushed
+        # (the agents' rows too: the demo's agents change state, their rows stay)
+        expect(page.locator("#agents tr")).to_have_count(4)
         page.evaluate("""() => {
           window.siteRowsMade = 0;
+          window.agentRowsMade = 0;
           new MutationObserver((changes) => { window.siteRowsMade += changes.length; })
             .observe(document.getElementById("sites"), {childList: true});
+          new MutationObserver((changes) => { window.agentRowsMade += changes.length; })
+            .observe(document.getElementById("agents"), {childList: true});
           window.southHead = document.querySelector('#sites tr[data-site="south"] th');
         }""")
         page.wait_for_timeout(3500)  # three pushes at least
         assert page.evaluate("window.siteRowsMade") == 0
+        assert page.evaluate("window.agentRowsMade") == 0
         assert page.evaluate("""() => window.southHead
           === document.querySelector('#sites tr[data-site="south"] th')""")
 
