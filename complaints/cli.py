@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shenava_base.config_table import ConfigError, ConfigLoader
+from shenava_base.redis_url_args import RedisUrlError, add_redis_url_arguments, redis_url_from
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -34,7 +35,7 @@ def add_complaints_parser(
     p = subparsers.add_parser("complaints", help="list, show, update and export complaints")
     p.set_defaults(load_config=load_config)
     p.add_argument("-c", "--config", type=Path, help="the Shenava TOML config file")
-    p.add_argument("--redis-url", help="Redis URL (default: redis.url from the config)")
+    add_redis_url_arguments(p)
     p.add_argument("--key-prefix", help="Redis key prefix (default: redis.key_prefix)")
     p.add_argument("--as", dest="actor", default="cli", help="who you are, for the history")
     p.add_argument("--role", choices=("agent", "supervisor", "admin"), default="supervisor")
@@ -100,9 +101,13 @@ def _redis_settings(args: argparse.Namespace) -> tuple[str, str, tzinfo]:
         except ConfigError as exc:
             raise _UsageError(f"invalid config: {exc}") from None
         url, prefix, tz = config.redis.url, config.redis.key_prefix, config.site.tzinfo
-    url = args.redis_url or url
+    try:
+        url = redis_url_from(args, url, sys.stderr, "shenava complaints")
+    except RedisUrlError as exc:
+        raise _UsageError(f"complaints: {exc}") from None
     if not url:
-        raise _UsageError("complaints: no Redis URL (set redis.url in the config or give --redis-url)")
+        raise _UsageError("complaints: no Redis URL (set redis.url in the config, or give "
+                          "--redis-url-file or $SHENAVA_REDIS_URL)")
     return url, args.key_prefix or prefix, tz
 
 

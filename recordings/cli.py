@@ -29,6 +29,7 @@ from recordings.config import LANGUAGE_RE, RecordingsConfig
 from recordings.errors import ModelInvalidError, ModelMissingError
 from recordings.models import add_model, check_model_folder, read_registry, resolve_models
 from shenava_base.config_table import ConfigError, ConfigLoader
+from shenava_base.redis_url_args import RedisUrlError, add_redis_url_arguments, redis_url_from
 
 __all__ = [
     "add_models_parser",
@@ -74,7 +75,7 @@ def add_worker_parser(
     p.add_argument("--processes", type=int, help="worker processes (default: recordings.workers); ~0.5 GiB each")
     p.add_argument("--model", type=_model_arg, action="append", default=[], metavar="LANG=PATH",
                    help="a model folder for a language (overrides the config); repeatable")
-    p.add_argument("--redis-url", help="Redis URL (default: redis.url from the config)")
+    add_redis_url_arguments(p)
     p.add_argument("--recordings-dir", type=Path, help="voicemail folder (default: recordings.dir)")
     p.set_defaults(func=run_worker)
     return p
@@ -146,9 +147,13 @@ def run_worker(args: argparse.Namespace) -> int:
     from recordings.worker import WorkerPool, WorkerSettings, check_model_paths
 
     recordings, redis_url, prefix, site = _load(args)
-    redis_url = args.redis_url or redis_url
+    try:
+        redis_url = redis_url_from(args, redis_url, sys.stderr, "shenava worker")
+    except RedisUrlError as exc:
+        return _fail(f"worker: {exc}", EXIT_USAGE)
     if not redis_url:
-        return _fail("worker: no Redis URL (set redis.url in the config or give --redis-url)", EXIT_USAGE)
+        return _fail("worker: no Redis URL (set redis.url in the config, or give --redis-url-file "
+                     "or $SHENAVA_REDIS_URL)", EXIT_USAGE)
     if args.model:
         recordings = replace(recordings, models=MappingProxyType({**recordings.models, **dict(args.model)}))
     if args.recordings_dir:

@@ -299,7 +299,9 @@ def _run(call: ApiCall, args: argparse.Namespace, show: Any, out: TextIO, err: T
     try:
         password = password_of(args)
     except (OSError, EOFError) as exc:
-        print(f"shenava: no password: {exc}", file=err)
+        why = str(exc) or "no terminal to ask on"
+        print(f"shenava: no password ({why}): give --password-file FILE, --password-env NAME "
+              "or $SHENAVA_PASSWORD", file=err)
         return EXIT_USAGE
     try:
         answer, session = sign_in(args.url, name, password, args.timeout)

@@ -73,8 +73,22 @@ def under_journald(environ: Mapping[str, str], stream: TextIO | None = None) -> 
     return (info.st_dev, info.st_ino) == (device, inode)
 
 
+_CONTROL = {c: "?" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+"""Control characters (a line break, a terminal's escape, C1 controls) as ``?``."""
+
+
+def _plain_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event with control characters in its string fields (a complaint's category, a
+    forwarded address: anything someone else typed) made ``?``: a line break there would
+    start a line the journal takes for an entry of its own, with any priority and name the
+    typist chose; an escape sequence would rewrite a terminal. The format, and a
+    failure's traceback, keep their own line breaks."""
+    return {key: value.translate(_CONTROL) if isinstance(value, str) and not key.startswith("log_")
+            else value for key, value in event.items()}
+
+
 def _message(event: Mapping[str, Any]) -> str:
-    text = formatEvent(dict(event))
+    text = formatEvent(_plain_fields(event))
     failure = event.get("log_failure")
     if failure is not None:
         text += "\n" + failure.getTraceback().rstrip()
@@ -144,7 +158,13 @@ def make_observer(
         raise ValueError(f"log format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if under_journald(os.environ if environ is None else environ, stream):
         return journald_observer(stream)
-    return textFileLogObserver(stream)
+    plain = textFileLogObserver(stream)
+
+    @provider(ILogObserver)
+    def observe(event: Mapping[str, Any]) -> None:
+        plain(_plain_fields(event))
+
+    return observe
 
 
 def filtered(

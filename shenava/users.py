@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -129,6 +130,22 @@ class UserStore(Protocol):
     def all(self) -> list[User]: ...
 
 
+def _keep_owner_and_mode(fd: int, path: Path) -> None:
+    """The rewritten file keeps the old one's owner, group and mode (root running ``shenava
+    users`` on a ``root:shenava 0640`` file must leave it readable by the daemon); a new
+    file is 0600, its writer's."""
+    try:
+        old = os.stat(path)
+    except FileNotFoundError:
+        os.fchmod(fd, 0o600)
+        return
+    os.fchmod(fd, stat.S_IMODE(old.st_mode) & 0o660)  # never readable by others
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:
+        pass  # not root: the file becomes its writer's, with the old mode
+
+
 class FileUserStore:
     """Users in one JSON file ``{"users": {name: record}}``; rewritten whole, atomically."""
 
@@ -137,9 +154,12 @@ class FileUserStore:
 
     def _load(self) -> dict[str, User]:
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
+        if not text.strip():
+            return {}  # made empty by the operator (install ... /dev/null), owner and mode set
+        raw = json.loads(text)
         return {name: User.from_mapping(data) for name, data in raw.get("users", {}).items()}
 
     def _save(self, users: Mapping[str, User]) -> None:
@@ -147,7 +167,7 @@ class FileUserStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".users-", dir=self.path.parent)
         try:
-            os.fchmod(fd, 0o600)
+            _keep_owner_and_mode(fd, self.path)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(data, out, indent=1)
             os.replace(tmp, self.path)

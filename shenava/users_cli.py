@@ -58,8 +58,13 @@ def read_password(args: argparse.Namespace) -> str:
         if value is None:
             raise ValueError(f"the environment variable {args.password_env} is not set")
         return value
-    first = getpass.getpass("password (an agent may use a PIN of 4-12 digits): ")
-    if getpass.getpass("again: ") != first:
+    try:
+        first = getpass.getpass("password (an agent may use a PIN of 4-12 digits): ")
+        again = getpass.getpass("again: ")
+    except EOFError:  # no terminal, and nothing on stdin (a script, a service)
+        raise ValueError("no password given and no terminal to ask on: "
+                         "give --password-file FILE or --password-env NAME") from None
+    if again != first:
         raise ValueError("the two entries differ")
     return first
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,12 +48,23 @@ MISSING = _Missing()
 """Sentinel for "no default: the key is required"."""
 
 
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^@/\s]+@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]+", re.IGNORECASE)
+
+
+def _without_passwords(text: str) -> str:
+    """``redis://:pw@h`` as ``redis://:***@h``: an error message goes to a terminal and the
+    journal, which more people read than the config file."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
 def show(value: object) -> str:
-    """Render a TOML value for an error message, the way the operator typed it."""
+    """Render a TOML value for an error message, the way the operator typed it (a URL's
+    password left out)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
+        text = json.dumps(_without_passwords(value), ensure_ascii=False)
         return text if len(text) <= 60 else text[:57] + '..."'
     if isinstance(value, int | float):
         return str(value)

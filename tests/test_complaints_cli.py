@@ -93,3 +93,70 @@ def test_exported_times_are_in_the_sites_time_zone(redis_url: str, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if reference in line)
     assert "2030-03-17T21:16:40+03:30" in row  # Tehran, not UTC
+
+
+# -- the Redis URL's password is not put on the command line ---------------------------
+
+
+def _password_url(redis_url: str) -> str:
+    """A user with a password on the test server (the default user is left as it is)."""
+    with redis.Redis.from_url(redis_url) as client:
+        client.execute_command("ACL", "SETUSER", "cli", "on", ">cli-secret-9", "~*", "&*", "+@all")
+    return redis_url.replace("redis://", "redis://cli:cli-secret-9@", 1)
+
+
+def _cli_env(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
+         "complaints", "--key-prefix", "t", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "SHENAVA_REDIS_URL"} | (env or {}),
+    )
+
+
+def test_a_password_on_argv_is_warned_about_and_a_file_or_the_environment_take_it(
+    redis_url: str, tmp_path: Path,
+) -> None:
+    """``--redis-url redis://:pw@...`` put the password where every user sees it (``ps``)."""
+    reference = _seed(redis_url)
+    url = _password_url(redis_url)
+    try:
+        on_argv = _cli_env("--redis-url", url, "show", reference)
+        assert on_argv.returncode == 0, on_argv.stderr
+        assert "--redis-url carries a password" in on_argv.stderr
+        assert "cli-secret-9" not in on_argv.stderr
+        plain = _cli_env("--redis-url", redis_url, "show", reference)
+        assert plain.returncode == 0 and "warning" not in plain.stderr
+
+        url_file = tmp_path / "redis-url"
+        url_file.write_text(url + "\n", encoding="utf-8")
+        from_file = _cli_env("--redis-url-file", str(url_file), "show", reference)
+        assert from_file.returncode == 0, from_file.stderr
+        assert from_file.stderr == "" and json.loads(from_file.stdout)["reference"] == reference
+        url_file.write_text(url.replace("cli-secret-9", "wrong-secret"), encoding="utf-8")
+        wrong = _cli_env("--redis-url-file", str(url_file), "show", reference)
+        assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+
+        from_env = _cli_env("show", reference, env={"SHENAVA_REDIS_URL": url})
+        assert from_env.returncode == 0 and from_env.stderr == "", from_env.stderr
+
+        missing = _cli_env("--redis-url-file", str(tmp_path / "nope"), "show", reference)
+        assert missing.returncode == 2
+        assert "--redis-url-file" in missing.stderr and "No such file" in missing.stderr
+    finally:
+        with redis.Redis.from_url(redis_url) as client:
+            client.execute_command("ACL", "DELUSER", "cli")
+
+
+def test_which_urls_carry_a_password() -> None:
+    from shenava_base.redis_url_args import has_password
+
+    assert has_password("redis://:pw@127.0.0.1:6379/0")
+    assert has_password("rediss://user:pw@h/0")
+    assert has_password("redis://h:6379/0?password=pw")
+    assert has_password("redis+sentinel://:pw@h1:26379,h2:26379/mymaster")
+    assert not has_password("redis://user@h:6379/0")
+    assert not has_password("redis://127.0.0.1:6379/0")
+    assert not has_password("unix:///run/redis.sock")

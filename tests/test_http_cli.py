@@ -167,3 +167,20 @@ def test_an_invalid_config_is_bad_usage(tmp_path: Any) -> None:
     err = io.StringIO()
     assert run_agent(args, out=io.StringIO(), err=err) == EXIT_USAGE
     assert "http.port" in err.getvalue()
+
+
+def test_no_password_and_no_terminal_says_where_it_goes() -> None:
+    """From a script with no terminal, ``shenava agent`` said only "no password: "."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SHENAVA_PASSWORD"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
+         "agent", "status", "a1", "--url", "http://127.0.0.1:9"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=env,
+        start_new_session=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--password-file" in done.stderr and "no terminal to ask on" in done.stderr

@@ -369,7 +369,7 @@ async def test_recordings_are_urls_checked_against_the_role(
 @pytest_twisted.ensureDeferred
 async def test_a_huge_declared_body_is_refused_before_it_is_read(api: Running) -> None:
     cookie, token = await api.sign_in("agent", "a1")
-    head = (b"POST /api/agents/a1/not-ready HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (b"POST /api/agents/a1/not-ready HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Cookie: shenava_session=" + cookie.encode() + b"\r\nX-CSRF-Token: " + token.encode()
             + b"\r\nContent-Length: 20000000000\r\n\r\n")
     answer = await raw(api, head + b"{").done  # the server answers and hangs up at once
@@ -379,7 +379,7 @@ async def test_a_huge_declared_body_is_refused_before_it_is_read(api: Running) -
 @pytest_twisted.ensureDeferred
 async def test_a_chunked_body_over_the_limit_is_cut_off(api: Running) -> None:
     chunk = b"%x\r\n%s\r\n" % (32 * 1024, b"x" * 32 * 1024)
-    head = (b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
     answer = await raw(api, head + chunk * 3).done
     assert status_of(answer) == 413
@@ -388,23 +388,23 @@ async def test_a_chunked_body_over_the_limit_is_cut_off(api: Running) -> None:
 @pytest_twisted.ensureDeferred
 async def test_too_many_or_too_large_headers_are_refused(api: Running) -> None:
     many = b"".join(b"X-Filler-%d: 1\r\n" % n for n in range(100))
-    answer = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n").done
+    answer = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n" + many + b"\r\n").done
     assert status_of(answer) == 431 and body_of(answer)["error"]["code"] == "http.too_many_headers"
     big = b"X-Big: " + b"y" * 8000 + b"\r\n"
-    answer = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: x\r\n" + big * 3 + b"\r\n").done
+    answer = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n" + big * 3 + b"\r\n").done
     assert status_of(answer) == 431
 
 
 @pytest_twisted.ensureDeferred
 async def test_slow_requests_time_out_and_connections_are_capped(redis_client: Redis) -> None:
     async for api, clock in _on_clock(redis_client, max_connections_per_address=4, request_timeout_s=10.0):
-        slow = [raw(api, b"GET /api/session HTTP/1.1\r\nHost: x\r\n") for _ in range(4)]
+        slow = [raw(api, b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n") for _ in range(4)]
         for factory in slow:
             await factory.connected
         site = api.port.factory
         while site.open_total < 4:  # the server side of the four is accepted
             await _tick()
-        over = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: x\r\n\r\n").done
+        over = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").done
         assert status_of(over) == 503 and body_of(over)["error"]["code"] == "http.too_many_connections"
         clock.advance(10.0)  # no more bytes: each slow request is cut off
         for factory in slow:
@@ -431,7 +431,7 @@ async def test_a_room_behind_one_address_is_capped_per_sign_in_not_per_address()
             await _tick()
 
         def signed(cookie: str) -> bytes:
-            return (b"GET /api/session HTTP/1.1\r\nHost: x\r\nCookie: shenava_session="
+            return (b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: shenava_session="
                     + cookie.encode() + b"\r\n\r\n")
 
         held = []
@@ -452,12 +452,12 @@ async def test_a_room_behind_one_address_is_capped_per_sign_in_not_per_address()
         error = body_of(over)["error"]
         assert error["code"] == "http.too_many_connections" and "close some pages" in error["message"]
         # connections that have not signed in are still capped by address
-        slow = [raw(api, b"GET /api/session HTTP/1.1\r\nHost: x\r\n") for _ in range(3)]
+        slow = [raw(api, b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n") for _ in range(3)]
         for factory in slow:
             held.append((factory, await factory.connected))
         while site.open_total < 13:
             await _tick()
-        busy = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: x\r\n\r\n").done
+        busy = await raw(api, b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").done
         assert status_of(busy) == 503 and "not signed in" in body_of(busy)["error"]["message"]
         for _, protocol in held:
             assert protocol.transport is not None

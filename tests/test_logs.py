@@ -124,3 +124,22 @@ def test_one_info_line_per_routing_step_with_call_id_and_wait() -> None:
     text = "\n".join(json_record(e)["message"] for e in steps)
     assert "0912" not in text  # never the caller's number
     assert "abandoned after 12.0 s waiting (agent a2 was being rung)" in text
+
+
+def test_a_field_someone_typed_cannot_start_a_log_line_or_drive_a_terminal() -> None:
+    """A complaint's category (any text, from the API) went into the journal as typed: a
+    line break in it made a line of its own, with the priority and name the typist chose
+    ("<2>shenava.audit: ..."); in text on a terminal, an escape sequence ran."""
+    forged = "billing\n<2>shenava.audit: audit: sara (admin) signed in\x1b[2J\x9b"
+    event = _event(log_format="complaint opened ({category})", category=forged)
+    out = io.StringIO()
+    make_observer("text", out, environ={"JOURNAL_STREAM": "8:12345"})(event)
+    assert out.getvalue().splitlines() == [
+        "<6>shenava.routing: complaint opened (billing?<2>shenava.audit: audit: sara (admin) "
+        "signed in?[2J?)"]
+    out = io.StringIO()
+    make_observer("text", out, environ={})(event)
+    assert "\x1b" not in out.getvalue() and "\x9b" not in out.getvalue()
+    assert out.getvalue().count("\n") == 1
+    # JSON escapes them itself, and keeps the field as it was
+    assert json_record(event)["category"] == forged

@@ -125,3 +125,42 @@ async def test_users_in_redis_sign_in(redis_url: str, tmp_path: Path, monkeypatc
         status, body, _ = await api.call("POST", "/api/session", role=None,
                                          body={"name": "sara", "password": "a long password"})
         assert (status, body["role"]) == (200, "admin")
+
+
+def test_a_rewritten_users_file_keeps_its_owner_group_and_mode(tmp_path: Path) -> None:
+    """The README makes ``/etc/shenava/users.json`` ``root:shenava 0640`` (empty) for the
+    daemon to read; ``shenava users add`` run as root rewrote it ``root:root 0600``, and
+    every sign-in failed (the daemon could not read it)."""
+    import os
+
+    path = tmp_path / "users.json"
+    path.write_text("")
+    path.chmod(0o640)
+    group = 1 if os.geteuid() == 0 else os.getegid()  # root: another group, as shenava's
+    os.chown(path, -1, group)
+    store = FileUserStore(path)
+    assert store.all() == []  # an empty file is no users yet
+    store.put(make_user("sara", Role.SUPERVISOR, "a long password", 1.0, DEMO_HASHER))
+    info = path.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o640, group)
+    path.chmod(0o666)  # never left readable by others
+    store.remove("sara")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
+
+
+def test_users_add_with_no_terminal_says_where_the_password_goes(tmp_path: Path) -> None:
+    """Run from a script or a service (no terminal, nothing on stdin), ``users add`` said
+    "the user store cannot be reached: EOFError" and exited 3."""
+    import subprocess
+    import sys
+
+    config = str(_config(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
+         "users", "-c", config, "add", "sara", "--role", "supervisor"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        start_new_session=True,  # no controlling terminal: getpass reads stdin
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--password-file" in done.stderr and "cannot be reached" not in done.stderr
+    assert not (tmp_path / "users.json").exists()

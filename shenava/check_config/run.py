@@ -69,6 +69,7 @@ def check_config(
                 f"state.folder {config.state.folder!r} cannot hold the journal ({problem}): "
                 "the daemon would not start; make it a local folder owned by the daemon's user",
             ))
+    findings.extend(check_http_hosts(config))
     if config.ami.secret in PLACEHOLDER_SECRETS:
         findings.append(_warn("config.secret_placeholder", "ami secret is still the shipped placeholder"))
     if asterisk_dir is not None:
@@ -81,6 +82,23 @@ def check_config(
     if redis and not config.redis.embedded:
         findings.extend(check_redis(config))
     return findings
+
+
+def check_http_hosts(config: Config) -> list[Finding]:
+    """``[http] allowed_hosts`` against how the pages are reached (docs/security.md)."""
+    from shenava.http.auth import is_loopback
+
+    http = config.http
+    if "*" in http.allowed_hosts:
+        return [_warn("http.any_host", "http.allowed_hosts has \"*\": any Host is answered, so a page "
+                      "on another site can point its own name at this address and read the API "
+                      "(DNS rebinding); list the names people use instead")]
+    if http.allowed_hosts or (is_loopback(http.bind) and not http.proxy_addresses):
+        return []
+    via = "a proxy in front" if http.proxy_addresses else f"http.bind = {http.bind!r}"
+    return [_warn("http.allowed_hosts", f"{via} and http.allowed_hosts is empty: pages opened by a "
+                  "name (not an IP address or localhost) are refused (421 http.host_not_allowed); "
+                  "list the names people use, e.g. allowed_hosts = [\"wallboard.example.org\"]")]
 
 
 def check_redis(config: Config) -> list[Finding]:

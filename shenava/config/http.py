@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,9 @@ class HttpConfig:
     users_file: str = ""
     """The users' JSON file; empty: the Redis hash ``{key_prefix}:users``."""
     proxy_addresses: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    """Names the pages may be reached by, besides IP addresses and ``localhost``
+    (``.example.org``: that name and every name under it; ``*``: any name, no check)."""
     proxy_secret: str = field(default="", repr=False)
     cookie_secure: str = "auto"
     session_idle_s: float = 1800.0
@@ -47,6 +51,17 @@ HTTP_AUTH = ("sign-in", "proxy")
 COOKIE_SECURE = ("auto", "always", "never")
 
 
+_HOST_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^\.?{_HOST_LABEL}(\.{_HOST_LABEL})*\.?$", re.IGNORECASE)
+
+
+def _host(value: str) -> str | None:
+    if value == "*" or (_HOST_RE.match(value) and len(value) <= 253) or _ip_address(value) is None:
+        return None  # an IP address is answered anyway: listing one does no harm
+    return ("expected a host name as the browser's address bar shows it (no scheme or port), "
+            "\".name\" for every name under it, or \"*\" for any")
+
+
 def _path_under(base: Path | None, value: str) -> str:
     path = Path(value).expanduser()
     if not path.is_absolute() and base is not None:
@@ -71,6 +86,7 @@ def parse_http(t: Table) -> HttpConfig:
         auth=auth,
         users_file=_path_under(t.base_dir, users_file) if users_file else "",
         proxy_addresses=tuple(proxies),
+        allowed_hosts=t.get_str_list("allowed_hosts", d.allowed_hosts, check=_host),
         proxy_secret=secret,
         cookie_secure=t.get_choice("cookie_secure", COOKIE_SECURE, d.cookie_secure),
         session_idle_s=t.get_float("session_idle_s", d.session_idle_s, minimum=60.0),

@@ -18,6 +18,11 @@ Limits, before anything is read into memory or a file (docs/security.md):
 
 Then, per request (:meth:`Gate.admit`):
 
+- the name asked for: the ``Host`` header (and a listed proxy's
+  ``X-Forwarded-Host``) must be an IP address, ``localhost`` or a name in
+  ``allowed_hosts`` (421 ``http.host_not_allowed``). A page on another site whose
+  name its owner points at this address (DNS rebinding) is the same origin to the
+  browser as far as the cookie and ``Origin`` go; its requests carry its own name;
 - who is asking: the session cookie of a sign-in, or, in proxy mode only, the
   role and person headers of a listed proxy address that also sent the shared
   secret. Every ``X-Shenava-*`` header is removed afterwards, whoever sent it.
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 from collections import Counter
@@ -56,11 +62,12 @@ from shenava.http.errors import (
     BadRoleError,
     CrossSiteError,
     CsrfError,
+    HostNotAllowedError,
     NotSignedInError,
     TooManyConnectionsError,
     UnsupportedMediaTypeError,
 )
-from shenava.http.sessions import LockOut, Session, SessionStore, same_token
+from shenava.http.sessions import LockOut, Session, SessionStore, address_group, same_token
 from shenava.users import PERSON_RE
 
 log = Logger()
@@ -78,6 +85,56 @@ MAX_REFUSAL_KEYS = 10_000
 FULL_NUMBER_READS = (b"/api/complaints", b"/api/calls/", b"/api/audit", b"/api/users")
 """GETs a supervisor or admin makes here are audited (they show full numbers or the log);
 so is ``/api/agents/{id}/call``, an agent's screen pop."""
+
+
+LOCAL_NAMES = ("localhost",)
+"""Host names always answered (besides IP addresses): the browser resolves them itself."""
+ANY_HOST = "*"
+SERVER_NAME = b"Shenava"
+
+
+def host_names(allowed: tuple[str, ...]) -> frozenset[str] | None:
+    """The names a request's ``Host`` may carry (lower case; ``.example.org`` also stands
+    for every name under it); None when ``allowed`` lists ``*`` (no check)."""
+    if ANY_HOST in allowed:
+        return None
+    return frozenset(name.lower().rstrip(".") for name in (*LOCAL_NAMES, *allowed))
+
+
+def host_name(value: str) -> str:
+    """The name in a ``Host`` header: without its port, brackets, trailing dot or case."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    name, colon, port = value.rpartition(":")
+    if colon and port.isdigit() and ":" not in name:
+        value = name
+    return value.rstrip(".")
+
+
+def host_allowed(value: str, names: frozenset[str] | None) -> bool:
+    """Whether a request naming ``value`` (a ``Host`` header) is for this daemon.
+
+    An IP address always is: a page can only be *from* an address by being served by it,
+    while a DNS rebinding page is on a name its owner points here. A name must be listed."""
+    if names is None:
+        return True
+    name = host_name(value)
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    if name in names:
+        return True
+    return any(allowed.startswith(".") and (name.endswith(allowed) or name == allowed[1:])
+               for allowed in names)
+
+
+def _shown(value: str, limit: int = 100) -> str:
+    """An untrusted value for a message or a log line: no control characters (a terminal's
+    escape sequences, a line break starting a forged line), cut short."""
+    return "".join(c if c.isprintable() else "?" for c in value[:limit])
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +183,7 @@ class Gate:
         self.audit = AuditLog(config.audit_file)
         self.proxy_mode = config.auth == "proxy"
         self.proxies = frozenset(config.proxy_addresses)
+        self.host_names = host_names(tuple(getattr(config, "allowed_hosts", ())))
         self._secret = config.proxy_secret.encode()
         self._links: dict[str, tuple[Actor, float, str]] = {}
         self._refusals: dict[tuple[str, int], tuple[float, int]] = {}
@@ -189,11 +247,12 @@ class Gate:
         request.address = _peer_host(request)
         request.behind_tls = request.isSecure()
         proxy_actor = None
+        self._check_host(request, trusted)
         if trusted:
             headers = request.requestHeaders
             forwarded = headers.getRawHeaders(b"x-forwarded-for") or []
             if forwarded:
-                request.address = forwarded[-1].decode("latin-1").split(",")[-1].strip()[:64]
+                request.address = _shown(forwarded[-1].decode("latin-1").split(",")[-1].strip(), 64)
             proto = headers.getRawHeaders(b"x-forwarded-proto") or []
             request.behind_tls = request.behind_tls or (proto[-1:] == [b"https"])
             if self.proxy_mode:
@@ -209,6 +268,21 @@ class Gate:
             request.actor, request.csrf = proxy_actor, self.proxy_csrf(proxy_actor)
         if request.method not in SAFE_METHODS:
             self._check_change(request)
+
+    def _check_host(self, request: EdgeRequest, trusted: bool) -> None:
+        """Refuse a request for a name this daemon does not answer to (DNS rebinding). A
+        request without ``Host`` (an HTTP/1.0 tool) passes: browsers always send one."""
+        headers = request.requestHeaders
+        names = list(headers.getRawHeaders(b"host") or [])
+        if trusted:
+            names += headers.getRawHeaders(b"x-forwarded-host") or []
+        for raw in names:
+            value = raw.decode("latin-1")
+            if not host_allowed(value, self.host_names):
+                raise HostNotAllowedError(
+                    f"this server does not answer to the name {_shown(host_name(value))!r}; if it is "
+                    "this server's name, its operator adds it to [http] allowed_hosts "
+                    "(docs/security.md)", host=_shown(value))
 
     def _check_change(self, request: EdgeRequest) -> None:
         kind = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
@@ -334,6 +408,11 @@ class EdgeRequest(server.Request):
     trusted_proxy: bool = False
     _body_seen = 0
 
+    def setHeader(self, name: bytes | str, value: bytes | str) -> None:
+        if (name.encode() if isinstance(name, str) else name).lower() == b"server":
+            value = SERVER_NAME  # not TwistedWeb/x.y.z: nobody is told what to look up
+        super().setHeader(name, value)
+
     def gotLength(self, length: int | None) -> None:
         from io import BytesIO
 
@@ -360,10 +439,13 @@ class EdgeRequest(server.Request):
             self.site = channel.site
             self.address = self.address if self.address != "-" else _peer_host(self)
             write_error(self, error)
-            if error.status in (HTTPStatus.FORBIDDEN, HTTPStatus.UNSUPPORTED_MEDIA_TYPE):
+            if error.status in (HTTPStatus.FORBIDDEN, HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                                HTTPStatus.MISDIRECTED_REQUEST):
+                host = getattr(error, "host", "")
                 gate.record_refusal(self, f"{self.method.decode('ascii', 'replace')} "
-                                    f"{self.path.decode('utf-8', 'replace')[:200]}",
-                                    int(error.status), detail=error.code)
+                                    f"{_shown(self.path.decode('utf-8', 'replace'), 200)}",
+                                    int(error.status),
+                                    detail=f"{error.code} {host}" if host else error.code)
             return
         session = self.session
         if session is not None and not channel.site.signed_in(channel, session.session_id):
@@ -385,7 +467,7 @@ class EdgeRequest(server.Request):
 
     def _audit(self, result: object, gate: Gate) -> object:
         gate.record(self, f"{self.method.decode('ascii', 'replace')} "
-                    f"{self.path.decode('utf-8', 'replace')[:200]}", self.code)
+                    f"{_shown(self.path.decode('utf-8', 'replace'), 200)}", self.code)
         return None if isinstance(result, Failure) else result
 
 
@@ -509,14 +591,15 @@ class EdgeSite(server.Site):
             log.warn("HTTP: {n} connections open, the cap: refusing one from {host}",
                      n=self.open_total, host=host)
             return _Busy("the server has too many connections open; try again shortly")
-        if host not in self.gate.proxies and self.open_by_host[host] >= limits.max_connections_per_address:
+        group = address_group(host)  # an IPv6 address's /64: one client's share
+        if host not in self.gate.proxies and self.open_by_host[group] >= limits.max_connections_per_address:
             return _Busy(f"{limits.max_connections_per_address} connections from your address have "
                          "not signed in yet; try again shortly (signed-in pages count per sign-in)")
         channel = super().buildProtocol(addr)
         if channel is None:
             return None
-        channel.host = host
-        self.open_by_host[host] += 1
+        channel.host = group
+        self.open_by_host[group] += 1
         self.open_total += 1
         return channel
 

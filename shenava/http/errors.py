@@ -108,6 +108,17 @@ class CrossSiteError(ApiError):
     status = HTTPStatus.FORBIDDEN
 
 
+class HostNotAllowedError(ApiError):
+    """The ``Host`` header names a server this is not (``[http] allowed_hosts``)."""
+
+    code = "http.host_not_allowed"
+    status = HTTPStatus.MISDIRECTED_REQUEST
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
 class UnsupportedMediaTypeError(ApiError):
     code = "http.unsupported_media_type"
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE

@@ -73,7 +73,11 @@ def route(method: str, path: str, handler: Handler, *, needs_actor: bool = True)
 
 def write_json(request: Request, status: int, body: object) -> None:
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    request.setResponseCode(int(status))
+    try:
+        phrase: bytes | None = HTTPStatus(int(status)).phrase.encode("ascii")
+    except ValueError:
+        phrase = None
+    request.setResponseCode(int(status), phrase)  # Twisted has no phrase for 421
     request.setHeader(b"content-type", b"application/json; charset=utf-8")
     # Screen pops and agent lists carry personal data: never kept by caches.
     request.setHeader(b"cache-control", b"no-store")

@@ -358,7 +358,12 @@ class PushHub:
                 try:
                     _unregister(conn.request)
                     conn.request.finish()
-                    if channel is not None:
+                    if channel is not None and slow and channel.transport is not None:
+                        # a graceful close waits for the unsent bytes, which a reader that
+                        # stopped reading never takes: the connection would stay for ever
+                        transport: Any = channel.transport  # an ITCPTransport
+                        transport.abortConnection()
+                    elif channel is not None:
                         channel.loseConnection()  # signed out: no keep-alive either
                 except Exception:  # already gone
                     pass

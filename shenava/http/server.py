@@ -226,6 +226,12 @@ def start_http(
             "network in clear unless a TLS proxy is in front (docs/security.md)",
             bind=bind,
         )
+    if not is_loopback(bind) and not app.config.http.allowed_hosts:
+        log.warn(
+            "HTTP API bound to {bind} with http.allowed_hosts empty: only IP addresses and "
+            "localhost are answered; pages opened by a name need it listed (docs/security.md)",
+            bind=bind,
+        )
     listening: Any = app.reactor.listenTCP(number, build_site(app), interface=bind)
     host = listening.getHost()
     log.info("HTTP API listening on http://{host}:{port}/api", host=host.host, port=host.port)

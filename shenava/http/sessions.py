@@ -13,6 +13,7 @@ password until the window has passed (``retry_after``).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, replace
@@ -20,7 +21,10 @@ from dataclasses import dataclass, replace
 from complaints.roles import Actor
 
 MAX_SESSIONS = 20_000
-"""Sessions kept at most (the oldest is dropped first): memory stays bounded."""
+"""Sessions kept at most (the least recently used is dropped first): memory stays bounded."""
+MAX_SESSIONS_PER_PERSON = 64
+"""Sessions one person holds at most (their oldest is dropped first): without it, one
+person signing in again and again would push everyone else's sessions out of the store."""
 MAX_TRACKED = 50_000
 """Names and addresses whose failures are remembered at most."""
 PENDING_RETRY_S = 5.0
@@ -44,19 +48,40 @@ class Session:
 
 
 class SessionStore:
-    def __init__(self, idle_s: float, max_s: float) -> None:
+    def __init__(self, idle_s: float, max_s: float, *, max_sessions: int = MAX_SESSIONS,
+                 per_person: int = MAX_SESSIONS_PER_PERSON) -> None:
         self.idle_s = idle_s
         self.max_s = max_s
+        self.max_sessions = max_sessions
+        self.per_person = per_person
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._by_person: dict[str, OrderedDict[str, None]] = {}
+        """Each person's session ids, oldest sign-in first."""
 
     def open(self, actor: Actor, now: float, user_changed_at: float | None = None) -> Session:
         """A new session with a new id (never one the browser brought: no fixation)."""
         session = Session(secrets.token_urlsafe(32), actor, secrets.token_urlsafe(32), now, now,
                           user_changed_at, now)
         self._sessions[session.session_id] = session
-        while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+        mine = self._by_person.setdefault(actor.actor_id, OrderedDict())
+        mine[session.session_id] = None
+        while len(mine) > self.per_person:
+            self._drop(next(iter(mine)))
+        while len(self._sessions) > self.max_sessions:
+            self._drop(next(iter(self._sessions)))
         return session
+
+    def _drop(self, session_id: str) -> bool:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        person = session.actor.actor_id
+        mine = self._by_person.get(person)
+        if mine is not None:
+            mine.pop(session_id, None)
+            if not mine:
+                del self._by_person[person]
+        return True
 
     def find(self, session_id: str, now: float) -> Session | None:
         """The live session with this id, its idle deadline moved; None if unknown or expired."""
@@ -64,7 +89,7 @@ class SessionStore:
         if session is None:
             return None
         if now >= session.expires_at(self.idle_s, self.max_s):
-            del self._sessions[session_id]
+            self._drop(session_id)
             return None
         session = replace(session, last_seen=now)
         self._sessions[session_id] = session
@@ -84,17 +109,31 @@ class SessionStore:
         return True
 
     def close(self, session_id: str) -> bool:
-        return self._sessions.pop(session_id, None) is not None
+        return self._drop(session_id)
 
     def close_person(self, person: str) -> int:
         """Sign a person out everywhere (their password changed or they were removed)."""
-        ids = [sid for sid, s in self._sessions.items() if s.actor.actor_id == person]
+        ids = list(self._by_person.get(person, ()))
         for sid in ids:
-            del self._sessions[sid]
+            self._drop(sid)
         return len(ids)
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+
+def address_group(address: str) -> str:
+    """The unit one client is counted by: an IPv4 address, or an IPv6 address's /64 (one
+    home or host is given a whole /64: one address each would let it try without end)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def same_token(given: str | None, expected: str) -> bool:
@@ -102,7 +141,8 @@ def same_token(given: str | None, expected: str) -> bool:
 
 
 class LockOut:
-    """Failed sign-ins per key (a name, or ``addr:`` an address) in a sliding window."""
+    """Failed sign-ins per key (a name, or ``addr:`` an address: an IPv6 address's /64)
+    in a sliding window."""
 
     def __init__(self, per_name: int, per_address: int, window_s: float) -> None:
         self.per_name = per_name
@@ -133,17 +173,17 @@ class LockOut:
 
     def begin(self, name: str, address: str) -> None:
         """An attempt's password is being checked (end it with :meth:`end`)."""
-        self._pending.update(("name:" + name, "addr:" + address))
+        self._pending.update(("name:" + name, "addr:" + address_group(address)))
 
     def end(self, name: str, address: str) -> None:
-        for key in ("name:" + name, "addr:" + address):
+        for key in ("name:" + name, "addr:" + address_group(address)):
             self._pending[key] -= 1
             if self._pending[key] <= 0:
                 del self._pending[key]
 
     def retry_after(self, name: str, address: str, now: float) -> tuple[str, float] | None:
         """``("name"|"address", seconds)`` when attempts are refused now, else None."""
-        by_address = self._retry("addr:" + address, self.per_address, now)
+        by_address = self._retry("addr:" + address_group(address), self.per_address, now)
         if by_address is not None:
             return "address", by_address
         by_name = self._retry("name:" + name, self.per_name, now)
@@ -152,7 +192,7 @@ class LockOut:
         return None
 
     def failed(self, name: str, address: str, now: float) -> None:
-        for key in ("name:" + name, "addr:" + address):
+        for key in ("name:" + name, "addr:" + address_group(address)):
             times = self._failures.setdefault(key, deque())
             times.append(now)
             self._failures.move_to_end(key)

@@ -159,7 +159,15 @@ class SessionApi:
     def _check(self, name: str, password: str) -> tuple[Any, bool]:
         """In a worker thread: read the user and verify the password."""
         assert self._users is not None
-        user = self._users.get(name)
+        try:
+            user = self._users.get(name)
+        except (OSError, ValueError) as exc:  # unreadable (its owner or mode), or not JSON
+            reason = getattr(exc, "strerror", None) or str(exc)
+            log.error("sign-in: the users store cannot be read: {reason}", reason=reason)
+            raise UnavailableError(
+                f"the users store cannot be read ({reason}): the daemon's user must be able to "
+                "read [http] users_file (e.g. root:shenava, mode 0640; docs/security.md)",
+                code="http.users_unreadable") from None
         return user, verify(user, password)
 
     def use_link(self, request: Request, token: str) -> Redirect:
