@@ -203,16 +203,19 @@ def _read_urls(process: subprocess.Popen[bytes], log: Path) -> tuple[dict[str, s
 
 
 @contextlib.contextmanager
-def running_demo(folder: Path, config_extra: str = "") -> Iterator[Demo]:
+def running_demo(folder: Path, config_extra: str = "",
+                 edit: Callable[[str], str] | None = None) -> Iterator[Demo]:
     """``shenava demo`` on a redis-server of its own, its configuration the embedded one
-    plus ``config_extra`` (TOML tables appended, e.g. a short wellbeing limit)."""
+    plus ``config_extra`` (TOML tables appended, e.g. a short wellbeing limit), after
+    ``edit`` (e.g. a ``[site] id``)."""
     from shenava.config import DEMO_CONFIG_TOML
     from shenava.redis_server import start_redis_server
 
     server = start_redis_server(folder / "redis")
     config = folder / "demo.toml"
     assert '[redis]\nurl = ""' in DEMO_CONFIG_TOML
-    config.write_text(DEMO_CONFIG_TOML.replace('[redis]\nurl = ""', f'[redis]\nurl = "{server.url}"', 1)
+    text = DEMO_CONFIG_TOML if edit is None else edit(DEMO_CONFIG_TOML)
+    config.write_text(text.replace('[redis]\nurl = ""', f'[redis]\nurl = "{server.url}"', 1)
                       + config_extra)
     shenava = Path(sys.executable).with_name("shenava")
     command = [str(shenava)] if shenava.exists() else [sys.executable, "-m", "shenava.cli"]
@@ -527,13 +530,13 @@ def test_english_pages_the_demos_link_the_cookie_and_sign_out(demo: Demo, browse
         expect(page).to_have_title("Shenava wallboard")
         wait_live(page)
         expect(page.locator("#status")).to_contain_text("Live, updated")
-        assert page.locator("h2").first.inner_text() == "Agents"
+        assert page.locator(".agents-section h2").inner_text() == "Agents"
         expect(page.locator("#agents tr")).to_have_count(4)
         assert re.search(f"[{PERSIAN_DIGITS}]", page.locator(".tiles").inner_text()) is None
         screenshot(page, "wallboard-en")
         page.click("#lang-switch")
         expect(html).to_have_attribute("dir", "rtl")
-        expect(page.locator("h2").first).to_have_text("کارشناسان")
+        expect(page.locator(".agents-section h2")).to_have_text("کارشناسان")
         # sign out: the sign-in page, and the wallboard is closed to this browser
         page.click("#sign-out")
         page.wait_for_url(re.compile(r"/sign-in\?"))
