@@ -72,6 +72,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
             mode=PhoneMode(spec.get("mode", "answer")),
             answer_after_s=float(spec.get("answer_after_s", 2.0)),
             talk_s=None if spec.get("talk_s") is None else float(spec["talk_s"]),
+            hold_until=None if spec.get("hold_until") is None else Path(str(spec["hold_until"])),
         )
         for endpoint, spec in raw.get("phones", {}).items()
     }
