@@ -789,10 +789,11 @@ def test_supervisor_reviews_an_abuse_report_and_reads_the_report(
                 "day"]["offered"]:
             assert time.monotonic() < deadline, "no call offered in the demo in time"
             time.sleep(0.5)
-        time.sleep(1.5)  # the outcome's write reaches Redis
-        page.click("#btn-report")
         day = board["site"]["today"]
-        assert demo.get(f"/api/report?from={day}")["intervals"]
+        while not demo.get(f"/api/report?from={day}")["intervals"]:  # the outcome's write reaches Redis
+            assert time.monotonic() < deadline + SL_LIMIT_S, "the offered call is not in the report"
+            time.sleep(0.5)
+        page.click("#btn-report")
         expect(page.locator("#report-list tr")).not_to_have_count(0)
         href = page.locator("#report-csv").get_attribute("href") or ""
         assert "format=csv" in href and "by=intervals" in href
