@@ -13,7 +13,10 @@ The plan is JSON::
                 "caller": {"answers": ["1", "3"], "talk_s": 8}}}
 
 ``callers`` are placed at ``at`` seconds after the PBX starts; ``steady``
-places ``count`` callers ``every_s`` apart (numbers ``0912`` + a counter). The
+places ``count`` callers ``every_s`` apart (numbers ``0912`` + a counter). A
+phone's ``"hold_until": "/some/file"`` keeps its calls up past ``talk_s`` until
+that file exists (a test releases them once it has seen what it waited for,
+however loaded the machine). The
 report (JSON lines, one per caller, written when their call ends) says when
 they were placed, whether an agent was bridged to them, and when they ended.
 """
