@@ -10,7 +10,9 @@ A failed batch is retried whole; what a slot had already applied is then
 applied again, which the store tolerates (outcomes are counted once by id,
 overlapping intervals are cut when a ledger is read: ``store.chain``).
 
-On one Redis server the store keeps a single transaction: no wrapper.
+On one Redis server (``split=False``) the batch is one group, one
+transaction. Either way a group of a single command goes without
+``MULTI``/``EXEC`` (a ledger-only batch is one script: ``store.LEDGER``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
-__all__ = ["CONCURRENCY", "SlotPipes", "is_cluster"]
+__all__ = ["CONCURRENCY", "SlotPipes", "is_cluster", "key_slot"]
 
 CONCURRENCY = 8
 """Slot transactions of one batch in flight at once."""
@@ -33,41 +35,53 @@ def is_cluster(client: Any) -> bool:
 
 
 class SlotPipes:
-    """Looks like a transactional pipeline; queues each command on its key's slot's pipeline.
+    """Looks like a transactional pipeline; queues each command on its key's slot.
 
     Every command's first key decides (``EVAL``'s first key, after the script
     and the key count); the store never puts keys of two slots in one command.
+    With ``split=False`` (one Redis server) every command is in one group.
+    A group of one command (a script, a lone ``HSET``) is sent as it is: one
+    command is atomic without ``MULTI``/``EXEC`` around it.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, split: bool = True) -> None:
         self._client = client
-        self._pipes: dict[int, Any] = {}
+        self._split = split
+        self._groups: dict[int, list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = {}
 
-    def _pipe(self, key: str | bytes) -> Any:
-        slot = key_slot(key.encode() if isinstance(key, str) else key)
-        pipe = self._pipes.get(slot)
-        if pipe is None:
-            pipe = self._pipes[slot] = self._client.pipeline(transaction=True)
-        return pipe
+    def _group(self, key: str | bytes) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+        slot = key_slot(key.encode() if isinstance(key, str) else key) if self._split else 0
+        group = self._groups.get(slot)
+        if group is None:
+            group = self._groups[slot] = []
+        return group
 
     def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> None:
-        self._pipe(keys_and_args[0]).eval(script, numkeys, *keys_and_args)
+        self._group(keys_and_args[0]).append(("eval", (script, numkeys, *keys_and_args), {}))
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
         def queue(key: Any, *args: Any, **kwargs: Any) -> None:
-            getattr(self._pipe(key), name)(key, *args, **kwargs)
+            self._group(key).append((name, (key, *args), kwargs))
 
         return queue
 
     def __len__(self) -> int:
-        return sum(len(p) for p in self._pipes.values())
+        return sum(len(g) for g in self._groups.values())
 
     @property
     def slots(self) -> int:
-        return len(self._pipes)
+        return len(self._groups)
+
+    @property
+    def transactions(self) -> int:
+        """Groups sent as ``MULTI``/``EXEC`` (more than one command)."""
+        return sum(1 for g in self._groups.values() if len(g) > 1)
 
     async def execute(self) -> list[Any]:
-        """Every slot's transaction, ``CONCURRENCY`` at a time; raises the first error after all settle.
+        """Every slot's commands, ``CONCURRENCY`` groups at a time; raises the first error after all settle.
 
         Bounded: each transaction holds a connection of its node, and a batch
         touching hundreds of agents would otherwise open as many (past
@@ -75,11 +89,17 @@ class SlotPipes:
         """
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def run(pipe: Any) -> Any:
+        async def run(group: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
             async with gate:
-                return await pipe.execute()
+                if len(group) == 1:
+                    name, args, kwargs = group[0]
+                    return [await getattr(self._client, name)(*args, **kwargs)]
+                pipe = self._client.pipeline(transaction=True)
+                for name, args, kwargs in group:
+                    getattr(pipe, name)(*args, **kwargs)
+                return list(await pipe.execute())
 
-        results = await asyncio.gather(*(run(p) for p in self._pipes.values()), return_exceptions=True)
+        results = await asyncio.gather(*(run(g) for g in self._groups.values()), return_exceptions=True)
         replies: list[Any] = []
         for result in results:
             if isinstance(result, BaseException):

@@ -51,6 +51,10 @@ realistic PBX).
 with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
 ``redis_commands_per_call`` then sums every master's ``INFO commandstats``.
 
+``--by-kind`` adds ``redis_per_call_by_kind`` to each step: commands per call
+by command and key family (``HSET {stats}:ledger``, ``lua HSET {calls}:live``),
+from ``redis-cli MONITOR`` (:mod:`benchmarks.redis_kinds`).
+
 Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run
 after the last step.
 """
@@ -182,7 +186,7 @@ def process_cpu_s(pid: int) -> float:
 
 
 async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Connection,
-                    sync_redis: Any, pbx_pid: int = 0) -> list[dict[str, Any]]:
+                    sync_redis: Any, pbx_pid: int = 0, monitors: Any = None) -> list[dict[str, Any]]:
     from twisted.internet.task import deferLater
 
     agi_ms: list[float] = []
@@ -220,6 +224,12 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
     now = reactor.seconds()
     for agent in app.config.agents:
         app.roster.log_in(agent.id, now)
+    if app.agent_stats is not None:
+        # the start-up restore and the log-ins' ledger writes (about 5 Redis
+        # commands per agent) are not the first step's calls
+        await app.agent_stats.started
+        await app.agent_stats.flushed()
+    await deferLater(reactor, 1.0, lambda: None)
     steps = []
     for rate in (float(r) for r in args.rates.split(",")):
         agi_ms.clear()
@@ -227,6 +237,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         outcomes[0] = 0
         ami_events[0] = 0
         by_command0 = redis_by_command(sync_redis)
+        monitor_mark = monitors.mark() if monitors is not None else None
         cpu0, sys0 = cpu_s(), sys_s()
         pbx0, started = process_cpu_s(pbx_pid), time.perf_counter()
         parent.send(("step", rate, args.step_s))
@@ -267,6 +278,10 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             "pbx_cores": round(pbx_cores, 2),
             "seconds": round(waited, 1),
         }
+        if monitors is not None:  # --by-kind (benchmarks/redis_kinds.py)
+            from benchmarks.redis_kinds import per_call
+
+            step["redis_per_call_by_kind"] = per_call(monitors.since(monitor_mark), calls)
         print(json.dumps(step), flush=True)
         steps.append(step)
         await deferLater(reactor, 2.0, lambda: None)  # the last calls' writes
@@ -333,6 +348,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             client = aioredis.from_url(server.url)
             sync_redis = redis.Redis.from_url(server.url)
+        monitors = None
+        if args.by_kind:
+            from benchmarks.redis_kinds import Monitors
+
+            monitors = Monitors(server.addresses if args.cluster else [(HOST, server.port)], root)
         app = Shenava(config, reactor=reactor, redis=client)
         app.connection.tcp_no_delay = args.daemon_nodelay == "on"
         app.start(serve_http=False)
@@ -347,7 +367,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             reactor.stop()
 
         reactor.callWhenRunning(lambda: ensureDeferred(
-            run_steps(reactor, args, app, parent, sync_redis, proc.pid or 0)).addCallbacks(
+            run_steps(reactor, args, app, parent, sync_redis, proc.pid or 0, monitors)).addCallbacks(
                 finish, failed))
         limit = len(args.rates.split(",")) * (args.step_s + args.drain_s + 5) + 60
         reactor.callLater(limit, reactor.stop)
@@ -358,6 +378,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             profiler = cProfile.Profile()
             profiler.enable()
         reactor.run()
+        if monitors is not None:
+            monitors.stop()
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
@@ -418,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
                              "event filters to the daemon's user (none: every event, as before)")
     parser.add_argument("--cluster", action="store_true",
                         help="a 3-master Redis Cluster on loopback, the daemon as site 'bench'")
+    parser.add_argument("--by-kind", action="store_true",
+                        help="Redis commands per call by command and key family, from redis-cli "
+                             "MONITOR (benchmarks/redis_kinds.py; costs Redis some CPU)")
     args = parser.parse_args(argv)
     print(json.dumps(run(args)))
     return 0

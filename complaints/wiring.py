@@ -201,7 +201,7 @@ def _service_level(app: Any, name: str = "headroom_service_level") -> ServiceLev
 def _on_routing_event(ext: ComplaintsExtension, event: RoutingEvent) -> None:
     ext.sources.on_routing_event(event)
     if isinstance(event, (CallAbandoned, CallCompleted, CallLeftForChoice)):
-        ext.dialer.poke()  # the line got shorter or an agent is about to be free
+        ext.dialer.nudge()  # the line got shorter or an agent is about to be free
 
 
 # -- the call flow's hooks -------------------------------------------------------------

@@ -3,7 +3,9 @@
 A ``LoopingCall`` on the injected clock reads, every ``poll_s``, the entries
 after the position stored in Redis (``VoicemailStore.followed(name)``), with a
 non-blocking ``XREAD`` through redis.asyncio, hands each to ``handle`` in order
-and stores the position after each one. So:
+and stores the position after each one. The position is read from Redis once
+(at the start, and again after a failed pass) and kept in memory after each
+store: an idle poll is one ``XREAD``, not a ``GET`` too. So:
 
 - the reactor never blocks and no connection is held in a blocking read;
 - a restart resumes after the last entry handled: nothing is missed, and at
@@ -54,8 +56,11 @@ class TranscriptFollower:
         self._busy: Deferred[int] | None = None
         self.handled = 0
         self.errors = 0
+        self._position: str | None = None
+        """The position as last stored by this follower (None: read it from Redis)."""
 
     def start(self) -> None:
+        self._position = None
         if not self._loop.running:
             self._loop.start(self.poll_s, now=True)
 
@@ -84,6 +89,7 @@ class TranscriptFollower:
     def _failed(self, failure: Any) -> None:
         from twisted.internet.defer import CancelledError
 
+        self._position = None
         if failure.check(CancelledError):
             return
         self.errors += 1
@@ -92,7 +98,10 @@ class TranscriptFollower:
 
     async def catch_up(self) -> int:
         """Handle every entry after the stored position; how many were handled."""
-        position = await self.store.followed(self.name)
+        position = self._position
+        if position is None:
+            position = await self.store.followed(self.name)
+            self._position = position
         count = 0
         while True:
             events = await self.store.transcribed_after(position, count=BATCH)
@@ -105,7 +114,9 @@ class TranscriptFollower:
                     # A bug, not an outage: log it and go on, or one entry would stall them all.
                     log.failure("transcript of voicemail {vm} could not be handled", vm=event.vm_id)
                 position = event.entry_id
+                self._position = None  # unknown until the store answers
                 await self.store.set_followed(self.name, position)
+                self._position = position
                 count += 1
                 self.handled += 1
             if len(events) < BATCH:

@@ -37,6 +37,7 @@ loop. One dialling cycle runs at a time; a poke during a cycle reruns it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,6 +76,8 @@ log = Logger()
 CALLBACK_CONTEXT = "shenava-callback"
 CALL_ID_PREFIX = "callback:"
 CALLBACK_LEG_PREFIX = "shenava-cb-"
+NOTHING_DUE_RECHECK_S = 1.0
+"""After a claim that found nothing to dial, agents freed within this long do not ask again."""
 """``AgentStatus.current_call`` of an agent on a callback: ``callback:<flag id>``."""
 WRONG_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
 """Q.850 causes that mean the number is wrong: unallocated, no route, number
@@ -174,6 +177,8 @@ class CallbackDialer:
         self._tick: Any = None
         self._in_flight: set[Deferred[Any]] = set()
         self.last_gate: GateDecision | None = None
+        self._nothing_due_until = -math.inf
+        """Until then a :meth:`nudge` does not ask Redis (its last claim found nothing)."""
         tracker.subscribe(self._on_tracker_event)
         roster.subscribe(self._on_agent_change)
 
@@ -207,6 +212,7 @@ class CallbackDialer:
 
     def poke(self) -> Deferred[None]:
         """Something may have opened the gate: dial what is due. Fires when the cycle ends."""
+        self._nothing_due_until = -math.inf
         if not self._running:
             return succeed(None)
         if self._cycle is not None:
@@ -217,6 +223,21 @@ class CallbackDialer:
         d.addErrback(lambda f: log.failure("callback dialling cycle failed", f))
         d.addBoth(self._cycle_over)
         return d
+
+    def nudge(self) -> Deferred[None]:
+        """An agent was freed or the line got shorter: :meth:`poke`, unless a claim found
+        nothing due within ``NOTHING_DUE_RECHECK_S`` and no flag was raised since.
+
+        Under traffic these come several times per call, and each asked Redis for
+        the due flags (``ZRANGEBYSCORE``) only to find the same ones in progress;
+        a flag that falls due meanwhile waits this long at most (a raised flag,
+        the timer and an outcome still poke at once)."""
+        if self._clock.seconds() < self._nothing_due_until:
+            return succeed(None)
+        if self._cycle is not None:
+            self._again = True
+            return self._cycle
+        return self.poke()
 
     def _cycle_over(self, result: object) -> None:
         self._cycle = None
@@ -230,7 +251,7 @@ class CallbackDialer:
 
     def _on_agent_change(self, change: AgentChange) -> None:
         if change.new is AgentState.READY:
-            self.poke()
+            self.nudge()
 
     # -- the gate --------------------------------------------------------------------
 
@@ -286,8 +307,11 @@ class CallbackDialer:
         self._note_gate(decision)
         if not decision.open:
             return False
-        claim = await self._store.claim_due(now, self._hours, self._owner)
+        claim = await self._store.claim_due(
+            now, self._hours, self._owner, skip={d.flag_id for d in self._dials.values()}
+        )
         if claim is None:
+            self._nothing_due_until = now + NOTHING_DUE_RECHECK_S
             return False
         # Redis took a moment: the agent may have been given an inbound call meanwhile.
         now = self._clock.seconds()

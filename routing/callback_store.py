@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,6 +83,8 @@ OP_MARK_TTL_S = 90 * 86400
 """How long a journal operation's marker is kept (longer than any journal can hold)."""
 DEFAULT_CLAIM_SCAN = 20
 """Due flags looked at per claim: leased ones are skipped, so a few spare are read."""
+SITE_MEMO_MAX = 10_000
+"""Flags whose site the default site's claims remember; forgotten (and read again) beyond."""
 
 _RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -131,6 +133,9 @@ class CallbackStore:
         self._policy = policy or DialPolicy()
         self._release_script = client.register_script(_RELEASE_LUA)
         self._extend_script = client.register_script(_EXTEND_LUA)
+        self._default_site: dict[str, bool] = {}
+        """Flag id -> opened at the default site: a flag keeps its site for life, so
+        the claim reads it once per flag, not once per claim (``SITE_MEMO_MAX``)."""
 
     @property
     def policy(self) -> DialPolicy:
@@ -208,18 +213,26 @@ class CallbackStore:
     # -- dialling ------------------------------------------------------------------
 
     async def claim_due(
-        self, now: float, hours: CallingHours, owner: str, *, scan: int = DEFAULT_CLAIM_SCAN
+        self, now: float, hours: CallingHours, owner: str, *, scan: int = DEFAULT_CLAIM_SCAN,
+        skip: Collection[str] = (),
     ) -> Claim | None:
         """Lease the flag due longest, within calling hours; ``None`` if none can be dialled.
 
         A flag whose previous holder vanished mid-dial (the lease expired with an
         attempt open) has that attempt recorded as ``interrupted`` first.
+        ``skip``: flags the caller holds the lease of (its own dials in progress):
+        not asked about (before, each claim tried their leases again: two Redis
+        commands per flag being dialled, on every poke; benchmarks/system.py).
         """
         if not hours.is_open(now):
             return None
-        ids = await self._client.zrangebyscore(self._site_due_key(self.site), "-inf", now, start=0, num=scan)
+        ids = await self._client.zrangebyscore(
+            self._site_due_key(self.site), "-inf", now, start=0, num=scan + len(skip)
+        )
         for raw_id in ids:
             flag_id = _text(raw_id)
+            if flag_id in skip:
+                continue
             if not self.site and not await self._of_default_site(flag_id):
                 continue  # another site's flag, in the shared set: its own daemon dials it
             lease = Lease(flag_id, f"{owner}:{uuid.uuid4().hex}")
@@ -336,8 +349,17 @@ class CallbackStore:
         return int(await self._client.zcount(self._key("due"), "-inf", now))
 
     async def _of_default_site(self, flag_id: str) -> bool:
+        known = self._default_site.get(flag_id)
+        if known is not None:
+            return known
         raw = await self._client.get(self._flag_key(flag_id))
-        return raw is not None and not json.loads(raw).get("site")
+        if raw is None:
+            return False  # not kept: the flag may be written later
+        mine = not json.loads(raw).get("site")
+        if len(self._default_site) >= SITE_MEMO_MAX:
+            self._default_site.clear()
+        self._default_site[flag_id] = mine
+        return mine
 
     async def closed_between(self, since: float, until: float) -> list[CallbackFlag]:
         return await self._many(

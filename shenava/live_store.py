@@ -95,6 +95,11 @@ class LiveFiguresStore:
         self._prefix = prefix
         self._tz = tz
         self._retention_s = day_retention_s
+        self._gauge_written: dict[str, int] | None = None
+        """The in-progress gauge as this store last wrote it (None: not known)."""
+        self._ttl_done: set[str] = set()
+        self.commands = 0
+        """Redis commands ``apply`` sent (tests count them)."""
 
     # -- keys (the only place key names are made) ------------------------
 
@@ -127,6 +132,7 @@ class LiveFiguresStore:
     async def set_in_progress(self, counts: Mapping[str, int]) -> None:
         """Replace the in-progress gauge, e.g. after resyncing channels with Asterisk."""
         key = self._in_progress_key()
+        self._gauge_written = None
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             if counts:
@@ -134,26 +140,61 @@ class LiveFiguresStore:
             await pipe.execute()
 
     async def apply(self, changes: LiveChanges) -> None:
-        """Many changes in one ``MULTI``/``EXEC``, leaving what the calls one by one left."""
+        """Many changes in one ``MULTI``/``EXEC``, leaving what the calls one by one left.
+
+        Only what changed is sent: the gauge as its final values (a replacement
+        and the changes after it summed), and not at all when it is what this
+        store last wrote; a day key's TTL once per key and process (as the
+        statistics store does); no ``MULTI``/``EXEC`` around a single command.
+        """
         key = self._in_progress_key()
-        async with self._client.pipeline(transaction=True) as pipe:
-            if changes.gauge is not None:
-                pipe.delete(key)
-                if changes.gauge:
-                    pipe.hset(key, mapping={q: int(n) for q, n in changes.gauge.items()})
-            days: set[date] = set()
-            for (day, name), n in changes.counters.items():
-                pipe.hincrby(self._day_key(day), name, n)
-                days.add(day)
-            for day in sorted(days):
-                pipe.expire(self._day_key(day), self._retention_s)
+        commands: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+        gauge: dict[str, int] | None = None
+        if changes.gauge is not None:
+            gauge = {q: int(n) for q, n in changes.gauge.items()}
+            for queue, n in changes.gauge_delta.items():
+                gauge[queue] = gauge.get(queue, 0) + n
+            written = self._gauge_written
+            if written is None or set(written) - set(gauge):
+                commands.append(("delete", (key,), {}))
+                if gauge:
+                    commands.append(("hset", (key,), {"mapping": gauge}))
+            elif gauge != written:
+                commands.append(("hset", (key,), {"mapping": {
+                    q: n for q, n in gauge.items() if written.get(q) != n}}))
+        days: set[date] = set()
+        for (day, name), n in changes.counters.items():
+            commands.append(("hincrby", (self._day_key(day), name, n), {}))
+            days.add(day)
+        for day in sorted(days):
+            day_key = self._day_key(day)
+            if day_key not in self._ttl_done:
+                commands.append(("expire", (day_key, self._retention_s), {}))
+        if gauge is None:
             for queue, n in changes.gauge_delta.items():
                 if n:
-                    pipe.hincrby(key, queue, n)
-            await pipe.execute()
+                    commands.append(("hincrby", (key, queue, n), {}))
+            if self._gauge_written is not None:
+                gauge = dict(self._gauge_written)
+                for queue, n in changes.gauge_delta.items():
+                    gauge[queue] = gauge.get(queue, 0) + n
+        self._gauge_written = None  # unknown until the write is answered
+        if len(commands) == 1:
+            name, args, kwargs = commands[0]
+            await getattr(self._client, name)(*args, **kwargs)
+        elif commands:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for name, args, kwargs in commands:
+                    getattr(pipe, name)(*args, **kwargs)
+                await pipe.execute()
+        self.commands += len(commands) + (2 if len(commands) > 1 else 0)
+        self._ttl_done.update(self._day_key(day) for day in days)
+        if gauge is not None:
+            self._gauge_written = gauge
 
     async def _count(self, queue: str, now: float, *, metric: str, in_progress: int) -> None:
         day_key = self._day_key(self.day_of(now))
+        self._gauge_written = None
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hincrby(day_key, f"{metric}:{queue}", 1)
             pipe.expire(day_key, self._retention_s)

@@ -15,12 +15,19 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 import redis
+from hypothesis import settings
 from redis.asyncio import Redis
 
 from shenava.redis_server import RedisServer, start_redis_server
 from shenava_base.aio import as_deferred
 
 pytest_plugins = ["tests.cluster_fixtures"]  # redis_cluster, cluster_url, cluster_client
+
+# Property tests judge properties, never speed: Hypothesis' default 200-ms
+# deadline per example fails them on a loaded CI machine (it did:
+# test_callbacks.py under load). Speed is measured in benchmarks/.
+settings.register_profile("shenava", deadline=None)
+settings.load_profile("shenava")
 
 
 @pytest.fixture(scope="session")

@@ -331,3 +331,36 @@ async def test_two_daemons_never_dial_one_flag_twice(redis_client: Redis, clock:
     flag = await as_deferred(other.store.get(flag_id))
     assert flag.attempts[0].outcome is AttemptOutcome.NO_ANSWER
     assert any(h.event == "late_outcome" for h in flag.history)
+
+
+async def _zrangebyscores(client: Redis) -> int:
+    raw = await client.info("commandstats")
+    return int(raw.get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+
+@pytest_twisted.ensureDeferred
+async def test_agents_freed_right_after_an_empty_claim_do_not_ask_redis_again(
+    redis_client: Redis, clock: Clock
+) -> None:
+    """Under traffic agents are freed several times per call; each freed agent
+    asked Redis for the due flags. After a claim that found nothing, agents
+    freed within ``NOTHING_DUE_RECHECK_S`` do not; a raised flag still does."""
+    from routing.callback_dialer import NOTHING_DUE_RECHECK_S
+
+    site = Site(redis_client, clock, agents=("a1", "a2", "a3"))
+    await site.dial()  # nothing due: an empty claim
+    asked = await as_deferred(_zrangebyscores(redis_client))
+    for agent in ("a1", "a2", "a3"):
+        site.roster.set_not_ready(agent, NotReadyReason.BREAK, clock.seconds())
+        site.roster.set_ready(agent, clock.seconds())  # freed: a nudge
+        await site.dialer.settled()
+    assert await as_deferred(_zrangebyscores(redis_client)) == asked
+    clock.advance(NOTHING_DUE_RECHECK_S)
+    site.roster.set_not_ready("a1", NotReadyReason.BREAK, clock.seconds())
+    site.roster.set_ready("a1", clock.seconds())
+    await site.dialer.settled()
+    assert await as_deferred(_zrangebyscores(redis_client)) == asked + 1
+    # a flag raised here pokes at once, whatever the last claim found
+    await site.flag()
+    await site.dial()
+    assert len(site.ami.originates()) == 1

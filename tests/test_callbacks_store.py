@@ -208,3 +208,40 @@ async def test_purge_removes_transcripts_of_old_closed_flags(redis_client: Redis
     assert purged.transcripts == () and purged.purged_at == T0 + 2000
     assert purged.history[-1].event == "purged"
     assert await as_deferred(store.purge_closed(T0 + 3000, retention_s=1000)) == []
+
+
+async def _commands(client: Redis) -> dict[str, int]:
+    raw = await client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in raw.items()}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_claim_does_not_ask_redis_about_flags_the_daemon_is_dialling(
+    redis_client: Redis,
+) -> None:
+    """Under traffic the dialer claims on every freed agent; the flags it is
+    dialling were asked about each time (a GET for the site and a refused SET of
+    the lease each): now they are skipped, and a flag's site is read once."""
+    store = store_for(redis_client)
+    for n in range(3):
+        await as_deferred(store.raise_reason(f"0912123456{n}", voicemail_reason(f"rec-{n}", T0), T0))
+    dialling = set()
+    for _ in range(3):
+        claim = await as_deferred(store.claim_due(T0 + 1, HOURS, owner="d1", skip=dialling))
+        assert claim is not None and claim.flag.flag_id not in dialling
+        dialling.add(claim.flag.flag_id)
+    before = await as_deferred(_commands(redis_client))
+    for _ in range(5):
+        assert await as_deferred(store.claim_due(T0 + 2, HOURS, owner="d1", skip=dialling)) is None
+    after = await as_deferred(_commands(redis_client))
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    spent["info"] = spent.get("info", 0) - 1
+    assert {k: n for k, n in spent.items() if n} == {"zrangebyscore": 5}
+    # another daemon's lease is still asked about (and refused): the site is not read again
+    other = store_for(redis_client)
+    before = await as_deferred(_commands(redis_client))
+    assert await as_deferred(other.claim_due(T0 + 2, HOURS, owner="d2")) is None
+    assert await as_deferred(other.claim_due(T0 + 2, HOURS, owner="d2")) is None
+    after = await as_deferred(_commands(redis_client))
+    assert after["get"] - before["get"] == 3  # once per flag, not once per claim
+    assert after["set"] - before["set"] == 6

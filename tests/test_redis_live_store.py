@@ -173,3 +173,39 @@ async def test_the_daemons_live_figures_are_written_once_per_tick(redis_client: 
     assert writer.writes == 1
     assert await as_deferred(batched.snapshot(now)) == await as_deferred(by_event.snapshot(now))
     assert (await as_deferred(batched.snapshot(now))).queue("q").in_progress == 4
+
+
+async def _executed(client: Redis) -> dict[str, int]:
+    raw = await client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in raw.items()}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tick_writes_only_what_changed(redis_client: Redis) -> None:
+    """The live figures' tick (shenava.live_writer) sent DEL, HSET of the gauge,
+    the counters, an EXPIRE and MULTI/EXEC every time; now an unchanged gauge
+    and a TTL already set are not sent, nor MULTI/EXEC around one command."""
+    from shenava.live_store import LiveChanges
+
+    store = LiveFiguresStore(redis_client, "shenava", tz=TEHRAN)
+    day = store.day_of(NOW)
+    await as_deferred(store.apply(LiveChanges(gauge={"q": 2}, counters={(day, "offered:q"): 2})))
+
+    async def spent(changes: LiveChanges) -> dict[str, int]:
+        before = await _executed(redis_client)
+        await store.apply(changes)
+        after = await _executed(redis_client)
+        out = {k: n - before.get(k, 0) for k, n in after.items()}
+        out["info"] -= 1
+        return {k: n for k, n in out.items() if n}
+
+    assert await as_deferred(spent(LiveChanges(gauge={"q": 2}))) == {}
+    assert await as_deferred(spent(LiveChanges(gauge={"q": 3}))) == {"hset": 1}
+    assert await as_deferred(spent(
+        LiveChanges(gauge={"q": 3}, gauge_delta={"q": -1}, counters={(day, "answered:q"): 1})
+    )) == {"multi": 1, "hset": 1, "hincrby": 1, "exec": 1}
+    assert await as_deferred(spent(LiveChanges(gauge_delta={"q": 1}))) == {"hincrby": 1}
+    assert await as_deferred(spent(LiveChanges(gauge={"q": 3}))) == {}  # 2 + 1, known
+    assert await as_deferred(spent(LiveChanges(gauge={}))) == {"del": 1}
+    snap = await as_deferred(store.snapshot(NOW))
+    assert snap.queue("q") == QueueFigures(in_progress=0, offered=2, answered=1)

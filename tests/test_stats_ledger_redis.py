@@ -160,3 +160,37 @@ def test_chain_drops_a_replayed_interval_and_fills_a_lost_one() -> None:
     out, repairs = chain([a, b, b, c], 40)
     assert out == [a, b, Interval(20, 30, UN), c] and repairs == 2
     assert chain([a, Interval(5, 15, RG)], 15) == ([a, Interval(10, 15, RG)], 1)
+
+
+async def _executed(client: Redis) -> dict[str, int]:
+    raw = await client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in raw.items()}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_of_transitions_is_one_script_and_reads_back_whole(redis_client: Redis) -> None:
+    """Most statistics batches are one agent's transition (one per 0.2-s tick at
+    low rates): they were MULTI, RPUSH, HSET, EXEC; now one script, as atomic."""
+    from agent_stats.store import LedgerWrite
+
+    store = StatsStore(redis_client, SLA)
+    first = [LedgerWrite("a1", (), T0, R, None), LedgerWrite("a2", (), T0, R, None)]
+    await as_deferred(store.apply(first))  # the agents set and the heads
+    ring = Interval(T0, T0 + 10, R)
+    talk = Interval(T0 + 10, T0 + 70, RG)
+    before = await as_deferred(_executed(redis_client))
+    await as_deferred(store.apply([
+        LedgerWrite("a1", (ring,), T0 + 10, RG, None),
+        LedgerWrite("a1", (talk,), T0 + 70, OC, None),
+        LedgerWrite("a2", (Interval(T0, T0 + 30, R),), T0 + 30, NR, NotReadyReason.BREAK),
+    ]))
+    after = await as_deferred(_executed(redis_client))
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    spent["info"] = spent.get("info", 0) - 1
+    # one EVAL; in it an RPUSH per agent-day and the lists' EXPIRE once, an HSET per transition
+    assert {k: n for k, n in spent.items() if n} == {"eval": 1, "rpush": 3, "expire": 2, "hset": 3}
+    loaded = await as_deferred(store.load_ledgers(["a1", "a2"], T0 + 100))
+    a1, a2 = loaded["a1"].ledger, loaded["a2"].ledger
+    assert (a1.since, a1.state) == (T0 + 70, OC) and shape(list(a1.intervals))[-2:] == [
+        (0, 10, "ready", None), (10, 70, "ringing", None)]
+    assert (a2.since, a2.state, a2.reason) == (T0 + 30, NR, NotReadyReason.BREAK)

@@ -1,0 +1,87 @@
+"""What a known call journey costs a real Redis, counted by Redis itself (``INFO commandstats``).
+
+Callers go through the IVR to an agent, are answered and hang up, against the
+test PBX in virtual time (``tests.e2e_harness``) with the statistics,
+complaints and recordings wiring on a real Redis. Redis counts every command
+it executes, those run inside scripts and transactions included, so the
+figures are those of ``benchmarks/system.py``'s ``redis_commands_per_call``.
+The bounds are the counts after #16's per-tick cuts with a little room; the
+code before them spent more (in the comments), so each bound fails there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest_twisted
+from redis.asyncio import Redis
+
+from agent_stats.service import StatsService
+from routing.events import CallCompleted
+from shenava_base.aio import as_deferred
+from testpbx.scripts import CallerScript, PhoneScript
+from tests.e2e_harness import E2E
+
+CALLS = 6
+
+
+async def commandstats(redis: Redis) -> dict[str, int]:
+    raw = await redis.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in raw.items()}
+
+
+def spent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    out = {k: n - before.get(k, 0) for k, n in after.items()}
+    out["info"] = out.get("info", 0) - 1  # our own
+    return {k: n for k, n in out.items() if n}
+
+
+@pytest_twisted.ensureDeferred
+async def test_calls_answered_by_agents_cost_redis_a_bounded_number_of_commands(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    h = E2E.build(tmp_path, redis=redis_client)
+    try:
+        service = h.app.agent_stats
+        assert isinstance(service, StatsService)
+        h.phones({"PJSIP/101": PhoneScript(answer_after_s=1.0, talk_s=8.0),
+                  "PJSIP/102": PhoneScript(answer_after_s=1.0, talk_s=8.0)})
+        h.log_in("a1", "a2")
+        await h.run_until_async(lambda: service.started.called, limit_s=30.0)
+        await service.flushed()
+        h.advance(2.0)
+        await service.flushed()
+        before = await as_deferred(commandstats(redis_client))
+
+        for i in range(CALLS):
+            h.call(CallerScript(number=f"0912100000{i}", answers=("1", "3")))
+            h.advance(2.0)
+        await h.run_until_async(
+            lambda: len([e for e in h.routing if isinstance(e, CallCompleted)]) == CALLS,
+            limit_s=600.0,
+        )
+        end = h.now + 10.0  # wrap-ups end, the last writes are due
+        await h.run_until_async(lambda: h.now >= end, limit_s=20.0)
+        await service.flushed()
+        if h.app.live_writer is not None:
+            await h.app.live_writer.flushed()
+        if h.app.takeover is not None:
+            await h.app.takeover.recorder.flushed()
+        counts = spent(before, await as_deferred(commandstats(redis_client)))
+    finally:
+        h.stop()
+
+    total = sum(counts.values())
+    print(f"{total} commands for {CALLS} calls: {sorted(counts.items(), key=lambda kv: -kv[1])}")
+    # Without a leader lease the call state is a plain HSET/HDEL, not a script
+    # around them (before: one EVALSHA per write).
+    assert counts.get("evalsha", 0) == 0
+    # An answered call's SL counters: one HMGET and one HSET per bucket, not a
+    # HINCRBY per field (before: 73 for these calls, about 7 fields x 3 buckets
+    # each); what is left is the live figures' and the agents' day counters.
+    assert counts.get("hincrby", 0) <= 4 * CALLS
+    # The transcript follower keeps its position in memory: an idle poll is one
+    # XREAD, not a GET too (before: 53 GETs here, one a second).
+    assert counts.get("get", 0) <= 2 * CALLS
+    # 405 commands for these 6 calls before (67.5 a call), 253 after.
+    assert total / CALLS <= 46
