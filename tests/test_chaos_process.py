@@ -111,7 +111,8 @@ def test_a_caller_queued_while_redis_was_away_is_still_waiting_after_a_kill_minu
         redis.process.kill()
         redis.process.wait()
         rig.wait_for(first, "joined the waiting line", count=2)
-        time.sleep(1.0)  # the failed write retried at least once
+        failed = first.log_text().count("calls not written")
+        rig.wait_for(first, "calls not written", count=failed + 2, limit_s=60)  # retried at least once
         rig.kill(first)
         redis = _restart(redis)
         second = rig.start_daemon("second")
