@@ -75,6 +75,18 @@ async def _stored(rig: Rig) -> tuple[Any, dict[str, Any], dict[str, Any], list[A
         await client.aclose()
 
 
+async def _phases(rig: Rig) -> list[str]:
+    """The phase of each call in the call state Redis holds (``ivr`` for one in the menus)."""
+    from redis.asyncio import Redis
+
+    client: Any = Redis.from_url(rig.redis_url, decode_responses=True)
+    try:
+        records = [json.loads(r) for r in await client.hvals(f"{rig.prefix}:{{calls}}:live")]
+        return [str(r.get("phase") or ("ivr" if r.get("ivr") else "")) for r in records]
+    finally:
+        await client.aclose()
+
+
 def _settled(rig: Rig, count: int) -> tuple[Any, dict[str, Any], dict[str, Any], list[Any]]:
     """What Redis holds once the last wrap-ups ended and the stats writer flushed
     (polled, bounded: under load that takes a while); the caller asserts on it."""
@@ -114,6 +126,11 @@ def test_kill_minus_9_under_traffic_then_restart_loses_nobody(
         # IVR and 2 are talking, some talk, some wait or ring, the last are in menus.
         rig.wait_for(first, "IVR ended", count=5, limit_s=RESTART_LIMIT_S)
         rig.wait_for(first, "bridged to agent", count=2, limit_s=RESTART_LIMIT_S)
+        # ... and the call state in Redis says so (its write follows the bridge).
+        deadline = time.monotonic() + RESTART_LIMIT_S
+        while "talking" not in (phases := run_async(lambda: _phases(rig))):
+            assert time.monotonic() < deadline, phases
+            time.sleep(0.1)
         rig.kill(first)
         second = rig.start_daemon("second")
         rig.wait_for(second, "take-over round 1", limit_s=RESTART_LIMIT_S)
