@@ -194,6 +194,13 @@ class AgentLedger:
         """Closed intervals, oldest first."""
         return tuple(self._intervals)
 
+    def intervals_ending_after(self, t: float) -> list[Interval]:
+        """Closed intervals that end after ``t``, oldest first (no copy of the older ones)."""
+        intervals = self._intervals
+        if not intervals or intervals[0].end > t:
+            return intervals[:]
+        return intervals[bisect.bisect_right(intervals, t, key=_interval_end):]
+
     @property
     def interval_count(self) -> int:
         """How many closed intervals were ever recorded, pruned ones included (no copy)."""
@@ -332,3 +339,7 @@ class AgentLedger:
             if isinstance(exc, BadSnapshotError):
                 raise
             raise BadSnapshotError(f"bad ledger snapshot: {exc!r}") from exc
+
+
+def _interval_end(interval: Interval) -> float:
+    return interval.end

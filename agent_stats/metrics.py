@@ -69,6 +69,8 @@ class WriteQueue:
     pending: int = 0
     dropped: int = 0
     failures: int = 0
+    spilled: int = 0
+    """Past the cap, kept in the journal (``agent_stats.spill``) instead of dropped."""
 
 
 def snapshot_families(
@@ -150,7 +152,11 @@ def snapshot_families(
         failures = CounterMetricFamily("shenava_stats_write_failures",
                                        "Statistics batches that Redis did not take (retried).")
         failures.add_metric([], queue.failures)
-        out += [depth, dropped, failures]
+        spilled = CounterMetricFamily("shenava_stats_write_spilled",
+                                      "Statistics operations past the write queue's cap kept in "
+                                      "the journal instead of dropped (Redis away long).")
+        spilled.add_metric([], queue.spilled)
+        out += [depth, dropped, spilled, failures]
     return out + journal_families(snapshot.get("journal"))
 
 
@@ -288,7 +294,8 @@ class ShenavaMetrics:
         """On the reactor thread, before the scrape is rendered on the thread pool."""
         writer = self.writer
         queue = (
-            WriteQueue(writer.pending, getattr(writer, "dropped", 0), writer.failures)
+            WriteQueue(writer.pending, getattr(writer, "dropped", 0), writer.failures,
+                       getattr(getattr(writer, "spill", None), "spilled", 0))
             if writer is not None else None
         )
         self.taken = (self.service.snapshot(), queue)

@@ -14,6 +14,7 @@ planned, make the wellbeing watch look at the agent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -67,10 +68,13 @@ class CallCounter:
     def _call_answered(self, event: CallAnswered) -> None:
         self._outcome(event, event.joined_at, Outcome.ANSWERED, event.agent_id, event.hard)
         self._call_log(event.agent_id).answered(event.call_id, event.at, event.hard)
-        if self.watch.look_filter.answer_needs_look(
+        by = self.watch.look_filter.answer_look_by(
             event.agent_id, event.at, event.hard, self.watch.active_alerts.get(event.agent_id, ())
-        ):
+        )
+        if by is None:
             self.watch.look_at(event.agent_id)
+        elif by != math.inf:
+            self.watch.look_by(event.agent_id, by)
 
     def _call_abandoned(self, event: CallAbandoned) -> None:
         self._outcome(event, event.joined_at, Outcome.ABANDONED)

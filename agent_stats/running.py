@@ -37,6 +37,7 @@ from agent_stats.states import (
     NotReadyReason,
 )
 from agent_stats.wellbeing import (
+    ALERT_LOOK_EARLY_S,
     AlertKind,
     WellbeingConfig,
     WellbeingSignals,
@@ -92,6 +93,10 @@ class AgentDay:
 
     def _sync(self, ledger: AgentLedger, day_start: float) -> _DaySums:
         count = ledger.interval_count
+        if count == self._seen and ledger is self._ledger:
+            found = self._sums.get(day_start)
+            if found is not None:
+                return found  # nothing closed since the last call
         if ledger is not self._ledger or count < self._seen:
             self._ledger = ledger
             self._seen = 0
@@ -357,7 +362,8 @@ class WindowSums:
     differ from :meth:`AgentLedger.totals` (which adds clipped pieces with
     ``fsum``) by rounding only, far below a millisecond: the heartbeat uses
     them to see whether an occupancy alert is anywhere near changing, and
-    computes the exact figure when it is.
+    computes the exact figure when it is. Back-to-back intervals of the same
+    kind (staffed, handling) are kept as one piece.
     """
 
     __slots__ = ("_ledger", "_seen", "_starts", "_ends", "_kinds", "_staffed", "_handling")
@@ -375,6 +381,8 @@ class WindowSums:
 
     def sync(self, ledger: AgentLedger) -> None:
         count = ledger.interval_count
+        if count == self._seen and ledger is self._ledger:
+            return  # nothing closed since the last call
         if ledger is not self._ledger or count < self._seen:
             self._ledger = ledger
             self._seen = 0
@@ -386,6 +394,16 @@ class WindowSums:
             d = interval.duration
             staffed = interval.state in STAFFED_STATES
             handling = interval.state in HANDLING_STATES
+            if (self._ends and self._ends[-1] == interval.start
+                    and self._kinds[-1] == (staffed, handling)):
+                # the same kind of time as the interval before (ready then ringing, a
+                # call then its wrap-up): one piece, so the walks have half as many
+                self._ends[-1] = interval.end
+                if staffed:
+                    self._staffed[-1] += d
+                if handling:
+                    self._handling[-1] += d
+                continue
             self._starts.append(interval.start)
             self._ends.append(interval.end)
             self._kinds.append((staffed, handling))
@@ -555,11 +573,7 @@ def glance(
         staffed = 0.0
     if handling < 0.0:
         handling = 0.0
-    near = (
-        0.0 < staffed < NEAR_S
-        or abs(staffed - config.occupancy_min_staffed_s) < NEAR_S
-        or abs(handling - config.occupancy_limit * staffed) < NEAR_S
-    )
+    near = near_threshold(staffed, handling, config)
     return Glance(
         ledger.agent_id, now, since_break, resting,
         handling / staffed if staffed > 0 else None, staffed, handling,
@@ -593,21 +607,56 @@ def steady_until(
 ) -> float:
     """:func:`agent_stats.wellbeing.alerts_steady_until` with the ledger's and calls' times
     (at most ``horizon_s`` ahead)."""
+    return min(steady_parts(g, ledger, window, calls, config, keep_s, horizon_s))
+
+
+def steady_parts(
+    g: Glance, ledger: AgentLedger, window: WindowSums, calls: CallLog,
+    config: WellbeingConfig, keep_s: float, horizon_s: float,
+) -> tuple[float, float]:
+    """:func:`steady_until` in two: until when the occupancy alert keeps its state (at
+    most ``horizon_s`` ahead), and until when every other alert does (``inf``: for
+    ever, if nothing happens). The smaller is ``steady_until``."""
     now = g.now
     if g.since_break_s is None:
-        return now + horizon_s
+        return now + horizon_s, math.inf
     first_hard = (
         calls.first_hard_after(now - config.hard_calls_window_s)
         if g.hard_calls_recent >= config.hard_calls_limit else None
     )
     oldest = calls.oldest()
-    occupancy_s = window.occupancy_steady_s(
-        ledger, now, config, horizon_s, (g.staffed_s, g.handling_s))
-    return min(now + horizon_s, alerts_steady_until(
-        g, config, occupancy_s,
+    occupancy_at = occupancy_due(window, ledger, now, config, horizon_s,
+                                 (g.staffed_s, g.handling_s))
+    others = alerts_steady_until(
+        g, config, math.inf,
         None if first_hard is None else first_hard + config.hard_calls_window_s,
         None if oldest is None else oldest + keep_s,
-    ))
+    )
+    # alerts_steady_until(.., occupancy_s, ..) is the smaller of these two
+    return occupancy_at, others
+
+
+def occupancy_due(
+    window: WindowSums, ledger: AgentLedger, now: float, config: WellbeingConfig,
+    horizon_s: float, seconds: tuple[float, float],
+) -> float:
+    """When the occupancy alert must be looked at again if the agent stays as it is: just
+    before it could flip, at most ``horizon_s`` ahead; never (``inf``) when the whole
+    window is the current state (what enters it is what leaves it: the figures stay)."""
+    if ledger.since <= now - config.occupancy_window_s:
+        return math.inf
+    occupancy_s = window.occupancy_steady_s(ledger, now, config, horizon_s, seconds)
+    return min(now + horizon_s, now + occupancy_s - ALERT_LOOK_EARLY_S)
+
+
+def near_threshold(staffed: float, handling: float, config: WellbeingConfig) -> bool:
+    """Whether the window's prefix-sum seconds are within rounding of an occupancy
+    threshold (the exact figures must decide: :class:`Glance`)."""
+    return (
+        0.0 < staffed < NEAR_S
+        or abs(staffed - config.occupancy_min_staffed_s) < NEAR_S
+        or abs(handling - config.occupancy_limit * staffed) < NEAR_S
+    )
 
 
 class LookSchedule:
@@ -627,6 +676,12 @@ class LookSchedule:
         if len(self._heap) > 2 * len(self._due_at) + 64:
             self._heap = [(t, a) for a, t in self._due_at.items()]
             heapq.heapify(self._heap)
+
+    def plan_by(self, agent_id: str, at: float) -> None:
+        """Look at the agent at ``at`` if that is earlier than planned (and it is not
+        already to be looked at at the next tick)."""
+        if agent_id not in self._changed and at < self._due_at.get(agent_id, math.inf):
+            self.plan(agent_id, at)
 
     def forget(self, agent_id: str) -> None:
         self._due_at.pop(agent_id, None)

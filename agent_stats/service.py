@@ -104,6 +104,7 @@ from agent_stats.wellbeing import (
     WellbeingConfig,
     WellbeingSignals,
 )
+from agent_stats.wellbeing_looks import OCCUPANCY_LOOK, WHOLE_LOOK
 from agent_stats.writer import StoreWriter
 from routing.events import (
     RoutingEvent,
@@ -301,8 +302,11 @@ class StatsService:
 
     def on_agent_change(self, change: AgentChange) -> None:
         agent_id = change.agent_id
-        if self.watch.look_filter.change_needs_look(change, self.active_alerts.get(agent_id, ())):
+        look = self.watch.look_filter.change_look(change, self.active_alerts.get(agent_id, ()))
+        if look is WHOLE_LOOK:
             self._look_at(agent_id)
+        elif look is OCCUPANCY_LOOK:
+            self.watch.look_at_occupancy(agent_id)
         status = self.roster.get(agent_id)
         ledger = status.ledger
         self.writer.submit(

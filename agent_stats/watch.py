@@ -12,20 +12,30 @@ a clock.
 
 Incremental: an agent is looked at when something happened to it that can
 change its alerts sooner than planned (``wellbeing_looks``: a rest, a login or
-logout, a call or a change of state that moves the occupancy window the wrong
-way, a restore) and when its alerts could next change with time alone
-(``running.steady_until``); every ``SIGNALS_REFRESH_S`` an agent with nothing
-due gets a glance for the pages' figures (``wellbeing_looks.refreshed``). The
-alerts are those a look at every agent would find at this tick.
+logout, a hard call, a change of state that moves the occupancy window the
+wrong way, a restore) and when its alerts could next change with time alone
+(``running.steady_parts``: a heap of due times, ``running.LookSchedule``). A
+look is *whole* (every figure, every alert planned again) or, when only the
+occupancy can have moved (the trajectory changed, or its planned flip or the
+horizon is due, and no other alert is due), *at the occupancy alone*
+(``_occupancy_look``: the window's seconds and its next flip; a whole look
+if the alert flips or the figures are within rounding of a threshold). An
+agent nothing happens to costs the heartbeat nothing between its due times;
+the pages' figures of an agent not looked at for ``SIGNALS_REFRESH_S`` are
+taken when read (``last_glance``). The alerts are those a look at every agent
+would find at this tick (``tests/test_wellbeing_tick_equivalence.py``,
+``tests/test_wellbeing_incremental.py``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 
 from twisted.logger import Logger
 
+from agent_stats.ledger import AgentLedger
 from agent_stats.roster import AgentRoster
 from agent_stats.running import (
     AgentDay,
@@ -35,18 +45,22 @@ from agent_stats.running import (
     WindowSums,
     alert_kinds,
     glance,
+    near_threshold,
+    occupancy_due,
     running_signals,
-    steady_until,
+    steady_parts,
 )
 from agent_stats.sla import SLAConfig, day_start
 from agent_stats.states import AgentState
 from agent_stats.store import AlertRaised, AlertRecord, Operation
 from agent_stats.wellbeing import (
+    ALERT_LOOK_EARLY_S,
     Alert,
     AlertKind,
     WellbeingConfig,
     WellbeingSignals,
     alerts,
+    ledger_signals,
 )
 from agent_stats.wellbeing_looks import (
     ALERT_HORIZON_S,
@@ -97,12 +111,27 @@ class WellbeingWatch:
         """How far ahead a look plans the next one (``wellbeing_looks.ALERT_HORIZON_S``)."""
         self.windows: dict[str, WindowSums] = {}
         self._order: dict[str, int] = {}
+        self.whole_looks = 0
+        """Whole looks made since the start (``check``; for the benchmark)."""
+        self.occupancy_looks = 0
+        """Looks at the occupancy alone (``_occupancy_look``) made since the start."""
 
     def look_at(self, agent_id: str) -> None:
         """Something happened to the agent that its planned look does not cover: look at the
         next tick (a whole look: what its last look assumed no longer holds)."""
         self.looks.changed(agent_id)
         self.look_filter.forget(agent_id)
+
+    def look_at_occupancy(self, agent_id: str) -> None:
+        """Only the agent's occupancy trajectory moved (``LookFilter.change_look``): look at
+        the next tick, at the occupancy alone unless it flips (what the last whole look
+        planned for the other alerts still holds)."""
+        self.looks.changed(agent_id)
+
+    def look_by(self, agent_id: str, at: float) -> None:
+        """Look at the agent by ``at`` at the latest (``LookFilter.answer_look_by``)."""
+        self.looks.plan_by(agent_id, at)
+        self.look_filter.plan_by(agent_id, at)
 
     def forget_before(self, today: float) -> None:
         """Today's alerts only (the figures read no more)."""
@@ -116,57 +145,61 @@ class WellbeingWatch:
         self.checked_at = now
         if not self._order:
             self._order = {s.profile.agent_id: i for i, s in enumerate(self.roster)}
-        for agent_id in self.looks.take(now, self._order):
-            if agent_id not in self.roster:
-                self.look_filter.forget(agent_id)
+        roster, config, order_of = self.roster, self.wellbeing, self._order
+        glances, windows, active = self.glances, self.windows, self.active_alerts
+        looks, look_filter = self.looks, self.look_filter
+        hard_window_s = config.hard_calls_window_s
+        horizon_s = self.alert_horizon_s
+        for agent_id in looks.take(now, order_of):
+            if agent_id not in roster:
+                look_filter.forget(agent_id)
                 continue
-            status = self.roster.get(agent_id)
+            status = roster.get(agent_id)
+            ledger = status.ledger
+            if look_filter.others_due_at(agent_id) > now and self._occupancy_look(
+                    agent_id, status.state, ledger, now, horizon_s):
+                self.occupancy_looks += 1
+                continue
+            self.whole_looks += 1
             calls = self._call_log(agent_id)
             day = self._agent_day(agent_id)
-            day.sync(status.ledger, start)
+            day.sync(ledger, start)
             # the hard-call window needs the calls' times; the counts since the last
             # reset and of the day are kept as counts: older calls are forgotten
-            reset = status.ledger.origin if day.last_reset is None else day.last_reset
-            calls.prune(now - self.wellbeing.hard_calls_window_s, start, reset)
+            reset = ledger.origin if day.last_reset is None else day.last_reset
+            calls.prune(now - hard_window_s, start, reset)
             if status.state is AgentState.LOGGED_OUT:
-                self.active_alerts.pop(agent_id, None)
-                self.glances.pop(agent_id, None)
-                self.look_filter.forget(agent_id)
+                active.pop(agent_id, None)
+                glances.pop(agent_id, None)
+                look_filter.forget(agent_id)
                 continue
-            window = self.windows.get(agent_id)
+            window = windows.get(agent_id)
             if window is None:
-                window = self.windows[agent_id] = WindowSums()
-            order = self._order.get(agent_id, 0)
-            refresh_at = now + refresh_horizon_s(order, now, SIGNALS_REFRESH_S)
-            alert_at = self.look_filter.planned_at(agent_id)
-            last = self.glances.get(agent_id)
-            if alert_at > now and last is not None:
-                # only the pages' figures are due (nothing happened, no alert is due)
-                self.glances[agent_id] = refreshed(
-                    last, status.ledger, window, now, self.wellbeing)
-                self.looks.plan(agent_id, min(alert_at, refresh_at))
-                continue
-            g = glance(status.ledger, day, calls, window, now, start, self.wellbeing)
-            self.glances[agent_id] = g
-            planned = now if g.near else steady_until(
-                g, status.ledger, window, calls, self.wellbeing, HANDLED_KEEP_S,
-                refresh_horizon_s(order, now, self.alert_horizon_s),
-            )
-            self.looks.plan(agent_id, min(planned, refresh_at))
-            self.look_filter.looked(agent_id, status.state, planned)
-            before = self.active_alerts.get(agent_id)
+                window = windows[agent_id] = WindowSums()
+            horizon = refresh_horizon_s(order_of.get(agent_id, 0), now, horizon_s)
+            g = glances[agent_id] = glance(ledger, day, calls, window, now, start, config)
+            if g.near:
+                planned = others = now
+            else:
+                occupancy_at, others = steady_parts(
+                    g, ledger, window, calls, config, HANDLED_KEEP_S, horizon)
+                planned = min(occupancy_at, others)
+            looks.plan(agent_id, planned)
+            look_filter.looked(agent_id, status.state, planned, others)
+            before = active.get(agent_id)
             if before is None:
-                before = self.active_alerts[agent_id] = {}
-            kinds = alert_kinds(g, self.wellbeing)
+                before = active[agent_id] = {}
+            kinds = alert_kinds(g, config)
             if not g.near and len(kinds) == len(before) and all(k in before for k in kinds):
                 continue  # the same alerts (their figures are read from the glance)
+            sig = g.signals()
             if g.near or (AlertKind.HIGH_OCCUPANCY in kinds
                           and AlertKind.HIGH_OCCUPANCY not in before):
-                # near a threshold, or an occupancy alert to record: the exact figures
-                exact = running_signals(status.ledger, day, calls, now, start, self.wellbeing)
-                found = {a.kind: a for a in alerts(exact, self.wellbeing)}
-            else:
-                found = {a.kind: a for a in alerts(g.signals(), self.wellbeing)}
+                # near a threshold, or an occupancy alert to record: the exact occupancy
+                # (``running_signals``' figure; the glance's others are exact already)
+                _, _, occupancy, staffed = ledger_signals(ledger, reset, now, config)
+                sig = replace(sig, occupancy=occupancy, staffed_in_window_s=staffed)
+            found = {a.kind: a for a in alerts(sig, config)}
             for kind, alert in found.items():
                 if kind not in before:
                     record = AlertRecord(agent_id, kind.value, float(alert.value),
@@ -182,6 +215,53 @@ class WellbeingWatch:
         self.alerts_raised.extend(raised)
         self.alerts_count += len(raised)
         return raised
+
+    def _occupancy_look(
+        self, agent_id: str, state: AgentState, ledger: AgentLedger, now: float,
+        horizon_s: float,
+    ) -> bool:
+        """A look when only the occupancy alert (or the horizon) is due: nothing happened
+        to the agent that its last whole look did not plan for (no event needed a look:
+        ``LookFilter``), and no other alert is due before ``others_due_at``, so only the
+        occupancy window has moved. Its figures are taken again (``refreshed``); if the
+        alert keeps its state and is not near a threshold, the next look is planned from
+        the occupancy's next flip and the other alerts' due time, and True is returned.
+        False: a whole look is needed (the alert flips, or the figures are too close to
+        a threshold to tell)."""
+        g = self.glances.get(agent_id)
+        before = self.active_alerts.get(agent_id)
+        if g is None or before is None or state is AgentState.LOGGED_OUT:
+            return False
+        config = self.wellbeing
+        window = self.windows.get(agent_id)
+        if window is None:
+            return False
+        fresh = refreshed(g, ledger, window, now, config)
+        staffed, handling = fresh.staffed_s, fresh.handling_s
+        if near_threshold(staffed, handling, config):
+            return False
+        occupancy = fresh.occupancy
+        on = (occupancy is not None and occupancy > config.occupancy_limit
+              and staffed >= config.occupancy_min_staffed_s)
+        if on != (AlertKind.HIGH_OCCUPANCY in before):
+            return False
+        others = self.look_filter.others_due_at(agent_id)
+        # a call answered since the whole look (it did not need one: it could not
+        # become long before the planned look, which may now move later)
+        current = self._call_log(agent_id).current_call_s(now)
+        if current is not None:
+            if current >= config.long_call_s:
+                if AlertKind.LONG_CALL not in before:
+                    return False
+            else:
+                others = min(others, now + (config.long_call_s - current) - ALERT_LOOK_EARLY_S)
+        self.glances[agent_id] = fresh._replace(current_call_s=current)
+        horizon = refresh_horizon_s(self._order.get(agent_id, 0), now, horizon_s)
+        planned = min(occupancy_due(window, ledger, now, config, horizon, (staffed, handling)),
+                      others)
+        self.looks.plan(agent_id, planned)
+        self.look_filter.looked(agent_id, state, planned, others)
+        return True
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
         """The agent's signals at the last check (None: logged out then, or never looked at).
@@ -199,9 +279,30 @@ class WellbeingWatch:
             day_start(now, self.sla), self.wellbeing,
         )
 
+    def last_glance(self, agent_id: str) -> Glance | None:
+        """The agent's figures as of its last look, for the pages (None: not looked at, or
+        logged out at its last look).
+
+        A look is made only when an event or an alert needs one; a glance older
+        than ``SIGNALS_REFRESH_S`` at the last check is brought to that check
+        here, when read (``wellbeing_looks.refreshed``: occupancy taken again,
+        the times run on), so an agent nothing happens to costs the heartbeat
+        nothing and the pages' figures are at most ``SIGNALS_REFRESH_S`` old."""
+        g = self.glances.get(agent_id)
+        if g is None:
+            return None
+        at = self.checked_at
+        if g.now + SIGNALS_REFRESH_S < at and agent_id in self.roster:
+            window = self.windows.get(agent_id)
+            if window is None:
+                window = self.windows[agent_id] = WindowSums()
+            g = self.glances[agent_id] = refreshed(
+                g, self.roster.get(agent_id).ledger, window, at, self.wellbeing)
+        return g
+
     def alert_value(self, alert: Alert, now: float) -> float:
         """An active alert's figure at ``now``, from the agent's last look (times grow on)."""
-        g = self.glances.get(alert.agent_id)
+        g = self.last_glance(alert.agent_id)
         if g is None:
             return float(alert.value)
         later = max(0.0, now - g.now)
@@ -220,7 +321,7 @@ class WellbeingWatch:
 
     def glance(self, agent_id: str, now: float) -> tuple[float | None, float | None]:
         """Time since the last break (at ``now``) and occupancy (when last looked at)."""
-        g = self.glances.get(agent_id)
+        g = self.last_glance(agent_id)
         if g is None:
             return None, None
         since = g.since_break_s

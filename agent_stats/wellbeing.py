@@ -26,7 +26,6 @@ and reached.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -149,9 +148,7 @@ def window_seconds(ledger: AgentLedger, start: float, now: float) -> tuple[float
     if now <= start:
         return 0.0, 0.0
     parts: dict[AgentState, list[float]] = {}
-    intervals = ledger.intervals
-    first = bisect.bisect_right(intervals, start, key=_end)
-    for interval in intervals[first:]:
+    for interval in ledger.intervals_ending_after(start):
         if interval.state in STAFFED_STATES:
             lo = interval.start if interval.start > start else start
             hi = interval.end if interval.end < now else now
@@ -165,10 +162,6 @@ def window_seconds(ledger: AgentLedger, start: float, now: float) -> tuple[float
     staffed = sum(math.fsum(parts.get(s, ())) for s in STAFFED_STATES)
     handling = sum(math.fsum(parts.get(s, ())) for s in HANDLING_STATES)
     return staffed, handling
-
-
-def _end(interval: Interval) -> float:
-    return interval.end
 
 
 def ledger_signals(

@@ -38,6 +38,11 @@ def install(app: StatsHost) -> StatsService:
     journal = app.journal
     if journal is not None:
         service.writer.use_journal(journal, batch_s=OUTCOME_BATCH_S)
+        if getattr(journal, "file", None) is not None:  # a durable state folder
+            # past its cap the writer spills to the journal instead of dropping
+            from agent_stats.spill import JournalSpill
+
+            service.writer.spill = JournalSpill(journal, store, service.writer.kick)
         service.journal_health = journal.health
     service.attach(app.dispatcher, app.connection)
     from agent_stats.metrics import install as install_metrics

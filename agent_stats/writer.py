@@ -73,6 +73,10 @@ class StoreWriter:
         self.dropped = 0
         self._max_pending = max(1, max_pending)
         self._journal: Any = None
+        self.spill: Any = None
+        """Where the oldest operations past ``max_pending`` go instead of being dropped
+        (:class:`agent_stats.spill.JournalSpill`: a callable taking them, True if kept,
+        whose ``holding`` keeps newer batches back until they are applied)."""
         self._outcomes: Any = None  # an OutcomeBatcher, with a journal and batch_s
         self.tick_s = 0.0
         """At most one batch started per ``tick_s`` (0: one as soon as the last is written);
@@ -115,8 +119,8 @@ class StoreWriter:
             d.addErrback(lambda f: log.error("SL outcome not kept: {error}", error=f.getErrorMessage()))
             return
         self._pending.append(op)
-        if len(self._pending) > self._max_pending:
-            self._drop_oldest()
+        if len(self._pending) > self._max_pending and (self.spill is None or not self._busy):
+            self._drop_oldest()  # with a spill, not past a batch in flight (its order)
         self.kick()
 
     def _drop_oldest(self) -> None:
@@ -124,6 +128,13 @@ class StoreWriter:
         excess = len(pending) - self._max_pending
         if excess <= 0:
             return
+        if self.spill is not None:
+            # some headroom, so an outage past the cap makes one journal entry per
+            # tenth of the cap rather than one per operation
+            count = min(len(pending), excess + self._max_pending // 10)
+            if self.spill(pending[:count]):
+                del pending[:count]
+                return
         if self.dropped == 0:
             log.error(
                 "statistics write queue full ({limit} operations waiting for Redis): "
@@ -163,6 +174,8 @@ class StoreWriter:
     def kick(self) -> None:
         if self._busy or self._paused or self._retry is not None:
             return
+        if self.spill is not None and self.spill.holding:
+            return  # older operations are in the journal: they go first
         if self.tick_s > 0 and not self._waiters:
             wait = self._last_start + self.tick_s - self._clock.seconds()
             if wait > 0:

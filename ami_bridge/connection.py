@@ -512,7 +512,14 @@ class AMIConnection(Service):
         if self.may_act is not None and not self.may_act():
             return  # a deposed leader reacts to nothing (it is about to exit)
         for observer in self._event_observers:
-            self._call(observer, message, message.event or "?")
+            try:
+                observer(message)
+            except Exception:
+                self.log.failure(
+                    "AMI observer {observer!r} failed on {event}",
+                    observer=observer,
+                    event=message.event or "?",
+                )
 
     def _notify_state(self, state: ConnectionState) -> None:
         for observer in self._state_observers:

@@ -17,6 +17,22 @@ __all__ = ["Header", "Message", "parse_message", "parse_messages"]
 _partition = str.partition
 _SEPS = repeat(": ")
 _new_message = object.__new__
+_KEYS: dict[str, tuple[str, str, int]] = {}
+"""Per name asked: lowered, the lowered line start searched for, and where
+the value starts from the line's start (0: not searched, the index answers)."""
+_MAX_KEYS = 4096
+
+
+def _keys_of(name: str) -> tuple[str, str, int]:
+    lowered = name.lower()
+    # A plain name: ASCII, no colon, no CR or LF (the search relies on it).
+    plain = bool(lowered) and lowered.isascii() and not any(c in lowered for c in ":\r\n")
+    keys = (lowered, "\r\n" + lowered + ":", len(lowered) + 1 if plain else 0)
+    if len(_KEYS) >= _MAX_KEYS:
+        _KEYS.clear()
+    _KEYS[name] = keys
+    return keys
+
 
 Header = tuple[str, str]
 
@@ -34,11 +50,15 @@ class Message:
     and decoding, not a header-by-header parse.
     """
 
-    __slots__ = ("_text", "_headers", "_index", "event")
+    __slots__ = ("_text", "_headers", "_index", "_low", "event")
 
     _text: str
     _headers: tuple[Header, ...] | None
     _index: dict[str, str]
+    _low: str | None
+    """CRLF and the text lowered, for look-ups by name; None until the first
+    look-up, "" when there is no text or lowering changed its length (then the
+    index)."""
     event: str | None
     """The event name, or None when this is not an event (set when made: the
     hot path of dispatch reads it for every message)."""
@@ -46,6 +66,7 @@ class Message:
     def __init__(self, headers: Sequence[Header]) -> None:
         self._headers = tuple(headers)
         self._text = ""
+        self._low = ""
         self.event = _event_of(self)
         # ``_index`` is left unset until the first look-up (see ``_lookup``).
 
@@ -59,6 +80,7 @@ class Message:
         message = _new_message(cls)
         message._text = text
         message._headers = None
+        message._low = None
         message.event = _event_of(message)
         return message
 
@@ -85,40 +107,73 @@ class Message:
             return name, value
         return headers[0] if headers else ("", "")
 
-    def _fast(self, name: str) -> str | None:
-        """The value of ``name`` spelt exactly so, found in the unsplit text."""
-        text = self._text
-        if text.startswith(name + ": "):
-            start = len(name) + 2
-        else:
-            at = text.find("\r\n" + name + ": ")
-            if at < 0:
-                return None
-            start = at + len(name) + 4
-        end = text.find("\r\n", start)
-        return text[start:] if end < 0 else text[start:end]
-
     def _lookup(self) -> dict[str, str]:
         try:
             return self._index
         except AttributeError:
-            index: dict[str, str] = {}
-            for name, value in self.headers:
-                index.setdefault(name.lower(), value)
+            # reversed: the first of repeated names is the one kept
+            index = {name.lower(): value for name, value in reversed(self.headers)}
             self._index = index
             return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self._lookup().get(name.lower(), default)
+        """The first value of the header ``name`` (any case), or ``default``.
+
+        A message with text answers from it: a search of the lowered text for
+        a line starting with the name and a colon, and only that line cut,
+        as :func:`parse_message` splits it. The daemon asks a few headers of
+        each message; splitting all of them (and indexing them) cost several
+        times that. A message made from headers, or whose text changes length
+        when lowered (so offsets in the lowered text are not offsets in the
+        text), or a name that is not plain ASCII, answers from an index.
+        """
+        keys = _KEYS.get(name)
+        if keys is None:
+            keys = _keys_of(name)
+        lowered, key, skip = keys
+        low = self._low
+        if low is None:
+            low = self._lowered()
+        if not low or not skip:
+            return self._lookup().get(lowered, default)
+        # ``low`` is CRLF and the lowered text: a match at ``at`` is a line
+        # that starts at ``at`` in the text, its colon at ``at + skip - 1``.
+        at = low.find(key)
+        if at < 0:
+            return default
+        text = self._text
+        while True:
+            start = at + skip
+            end = text.find("\r\n", start)
+            if end < 0:
+                end = len(text)
+            if text.startswith(" ", start):
+                return text[start + 1 : end]
+            rest = text[start:end]
+            if ": " not in rest:
+                return rest  # ``Name:value``: split at its first colon
+            # ``Name:: x`` is a header named ``Name:``: look further on.
+            at = low.find(key, end)
+            if at < 0:
+                return default
+
+    def _lowered(self) -> str:
+        text = self._text
+        low = text.lower()
+        # Lowering never shortens; only a few characters lengthen (U+0130):
+        # when none is there every offset is the same.
+        low = "\r\n" + low if text and len(low) == len(text) else ""
+        self._low = low
+        return low
 
     def __getitem__(self, name: str) -> str:
-        try:
-            return self._lookup()[name.lower()]
-        except KeyError:
-            raise KeyError(name) from None
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lookup()
+        return isinstance(name, str) and self.get(name) is not None
 
     def get_all(self, name: str) -> list[str]:
         lowered = name.lower()
@@ -140,10 +195,22 @@ class Message:
 
     @property
     def action_id(self) -> str | None:
-        if self._headers is None:
-            value = self._fast("ActionID")
-            if value is not None:
-                return value
+        # Every response is matched by it: found spelt as Asterisk spells it,
+        # without lowering the whole text (a Command's output can be long),
+        # when no line before it could be an ``actionid`` in another case.
+        text = self._text
+        if text:
+            if text.startswith("ActionID: "):
+                at = 10
+            else:
+                at = text.find("\r\nActionID: ")
+                if at < 0 or "actionid" in text[:at].lower():
+                    at = -1
+                else:
+                    at += 12
+            if at >= 0:
+                end = text.find("\r\n", at)
+                return text[at:] if end < 0 else text[at:end]
         return self.get("ActionID")
 
     def as_dict(self) -> dict[str, str]:
@@ -240,10 +307,12 @@ def parse_messages(text: str) -> list[Message]:
                     continue
             message._text = block
             message._headers = None
+            message._low = None
             message.event = _event_of(message)
             append(message)
             continue
         message._text = block
         message._headers = None
+        message._low = None
         append(message)
     return messages

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ami_bridge.agi import AGIResult, decode_result
-from ami_bridge.codec import DEFAULT_MAX_MESSAGE_BYTES, AMIDecoder, Message, encode_action
+from ami_bridge.codec import DEFAULT_MAX_MESSAGE_BYTES, AMIDecoder, Message, encode_message
 from ami_bridge.deadlines import Deadline, Deadlines
 from ami_bridge.errors import (
     ActionFailedError,
@@ -105,6 +105,15 @@ class ListResponse(Message):
 
 
 @dataclass(slots=True, eq=False)
+class _PendingAGI:
+    command_id: str
+    channel: str
+    verb: str
+    deferred: Deferred[AGIResult]
+    timer: Deadline | None = None
+
+
+@dataclass(slots=True, eq=False)
 class _PendingAction:
     action: str
     action_id: str
@@ -115,15 +124,9 @@ class _PendingAction:
     events: list[Message] = field(default_factory=list)
     size: int = 0
     timer: Deadline | None = None
-
-
-@dataclass(slots=True, eq=False)
-class _PendingAGI:
-    command_id: str
-    channel: str
-    verb: str
-    deferred: Deferred[AGIResult]
-    timer: Deadline | None = None
+    agi: _PendingAGI | None = None
+    """The AGI command this ``Action: AGI`` carries: no Deferred of its own,
+    its refusal or time-out fails the command (``_agi_action_failed``)."""
 
 
 def agi_verb(command: str) -> str:
@@ -374,10 +377,16 @@ class AMIProtocol(Protocol):
         pending = _PendingAGI(command_id=command_id, channel=channel, verb=verb, deferred=deferred)
         self._agi[command_id] = pending
         self._agi_by_channel.setdefault(channel, {})[command_id] = pending
-        sent = self.send_action(
-            "AGI", [("Channel", channel), ("Command", command), ("CommandID", command_id)]
+        # The action's answer only matters when it refuses the command: no
+        # Deferred for it (two dozen AGI commands a call), its failure goes
+        # straight to the command's.
+        failed = self._send(
+            _PendingAction(action="AGI", action_id="", agi=pending),
+            [("Channel", channel), ("Command", command), ("CommandID", command_id)],
+            None,
         )
-        sent.addErrback(self._agi_action_failed, pending)
+        if failed is not None:
+            self._agi_action_failed(failed, pending)
         if timeout is not None and command_id in self._agi:
             pending.timer = self._deadlines.call_later(timeout, self._agi_timed_out, pending, timeout)
         return deferred
@@ -412,14 +421,22 @@ class AMIProtocol(Protocol):
         action = pending.action
         if any(name.lower() == "actionid" for name, _ in headers):
             return fail(ValueError(f"{action}: the protocol assigns the ActionID"))
+        failed = self._send(pending, headers, timeout)
+        return deferred if failed is None else fail(failed)
+
+    def _send(
+        self, pending: _PendingAction, headers: Sequence[tuple[str, str]], timeout: float | None
+    ) -> Failure | None:
+        """Write the action and wait for its answer; a Failure when not sent."""
+        action = pending.action
         if not self.can_send:
-            return fail(ConnectionLostError(f"{action}: not connected"))
+            return Failure(ConnectionLostError(f"{action}: not connected"))
         action_id = self._new_id()
         try:
-            data = encode_action(action, [*headers, ("ActionID", action_id)])
+            data = encode_message([("Action", action), *headers, ("ActionID", action_id)])
         except HeaderInjectionError:
             # CR/LF/NUL in a header: refused before a byte is written.
-            return fail()
+            return Failure()
         pending.action_id = action_id
         self._pending[action_id] = pending
         if pending.is_list:
@@ -429,7 +446,7 @@ class AMIProtocol(Protocol):
         cast(_Transport, self.transport).write(data)
         if self.log_actions:
             self.log.debug("sent {action} {action_id}", action=action, action_id=action_id)
-        return deferred
+        return None
 
     def _cancel(self, pending: _PendingAction) -> None:
         if self._pending.get(pending.action_id) is pending:
@@ -462,7 +479,9 @@ class AMIProtocol(Protocol):
             timeout=delay,
         )
         error = ActionTimeoutError(pending.action, pending.action_id, delay)
-        if pending.deferred is not None:
+        if pending.agi is not None:
+            self._agi_action_failed(Failure(error), pending.agi)
+        elif pending.deferred is not None:
             pending.deferred.errback(error)
         elif pending.list_deferred is not None:
             pending.list_deferred.errback(error)
@@ -515,6 +534,10 @@ class AMIProtocol(Protocol):
                 self.log.debug("response to unknown ActionID {action_id}", action_id=action_id)
             return
         failed = (message.response or "").lower() in _FAILED_RESPONSES
+        if not failed and pending.agi is not None:
+            # An AGI command queued: its result comes as AsyncAGIExec.
+            self._finish(pending)
+            return
         if not failed and (pending.is_list or (message.get("EventList") or "").lower() == "start"):
             # The list's answer comes with its ...Complete event.
             pending.is_list = True
@@ -524,7 +547,9 @@ class AMIProtocol(Protocol):
         self._finish(pending)
         if failed:
             error = ActionFailedError(pending.action, message.get("Message") or "", message)
-            if pending.deferred is not None:
+            if pending.agi is not None:
+                self._agi_action_failed(Failure(error), pending.agi)
+            elif pending.deferred is not None:
                 pending.deferred.errback(error)
             elif pending.list_deferred is not None:
                 pending.list_deferred.errback(error)

@@ -200,7 +200,9 @@ class CallTracker:
             return []
         events: list[TrackerEvent] = []
         handler(message, now, events)
-        return self._emit(events)
+        if events and self._subscribers:
+            self._emit(events)
+        return events
 
     def resync(self, items: Iterable[Message], now: float) -> list[TrackerEvent]:
         """Reconcile with a ``CoreShowChannels`` list taken after a (re)connection.

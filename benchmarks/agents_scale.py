@@ -44,13 +44,16 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    # ``--code PATH`` (the ``--before`` run's subprocess): that checkout's packages
+    _code = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else None
+    sys.path.insert(0, str(Path(_code).resolve() if _code else Path(__file__).resolve().parents[1]))
 
 from twisted.internet.task import Clock  # noqa: E402
 
@@ -150,7 +153,7 @@ def quiet_service(roster: AgentRoster, clock: Clock) -> StatsService:
     return service
 
 
-def wellbeing(agents: int, ticks: int, seed: int) -> dict[str, Any]:
+def wellbeing(agents: int, ticks: int, seed: int, reference: bool = True) -> dict[str, Any]:
     rng = random.Random(seed)
     clock = Clock()
     clock.advance(T0)
@@ -206,10 +209,13 @@ def wellbeing(agents: int, ticks: int, seed: int) -> dict[str, Any]:
         run_until(t)
         if t > T0 + WARM_UP_S - 4 * TICK_S:
             new.check_wellbeing(t)
-            check_every_agent(old, t, old_active)
+            if reference:
+                check_every_agent(old, t, old_active)
     new_ms: list[float] = []
     old_ms: list[float] = []
     looked: list[int] = []
+    watch = getattr(new, "watch", None)
+    counts_before = (getattr(watch, "whole_looks", 0), getattr(watch, "occupancy_looks", 0))
     same = True
     changes = 0
     for _ in range(ticks):
@@ -220,24 +226,73 @@ def wellbeing(agents: int, ticks: int, seed: int) -> dict[str, Any]:
         t0 = time.process_time()
         got = new.check_wellbeing(t)
         t1 = time.process_time()
-        want = check_every_agent(old, t, old_active)
+        if reference:
+            want = check_every_agent(old, t, old_active)
         t2 = time.process_time()
         new_ms.append((t1 - t0) * 1000)
         old_ms.append((t2 - t1) * 1000)
         looked.append(sum(1 for s in new._glances.values() if s.now == t))
-        same = same and got == want and {
-            a: set(k) for a, k in new.active_alerts.items()
-        } == {a: set(k) for a, k in old_active.items()}
-    return {
+        if reference:
+            same = same and got == want and {
+                a: set(k) for a, k in new.active_alerts.items()
+            } == {a: set(k) for a, k in old_active.items()}
+    result: dict[str, Any] = {
         "new_ms_median": round(statistics.median(new_ms), 3),
-        "new_ms_p99": round(sorted(new_ms)[int(0.99 * (len(new_ms) - 1))], 3),
-        "old_ms_median": round(statistics.median(old_ms), 3),
-        "old_ms_p99": round(sorted(old_ms)[int(0.99 * (len(old_ms) - 1))], 3),
+        "new_ms_p99": percentile(new_ms, 0.99),
+    }
+    if reference:
+        result["old_ms_median"] = round(statistics.median(old_ms), 3)
+        result["old_ms_p99"] = percentile(old_ms, 0.99)
+    if watch is not None and hasattr(watch, "whole_looks"):
+        result["whole_looks_per_tick"] = round(
+            (watch.whole_looks - counts_before[0]) / ticks, 1)
+        result["occupancy_looks_per_tick"] = round(
+            (watch.occupancy_looks - counts_before[1]) / ticks, 1)
+    return result | {
         "agents_looked_at_per_tick": round(statistics.mean(looked), 1),
         "calls_per_tick": round(changes / ticks, 1),
         "active_alerts": sum(len(k) for k in new.active_alerts.values()),
-        "same_alerts": same,
+        "same_alerts": same if reference else None,
     }
+
+
+def idle_tick(agents: int, ticks: int, seed: int) -> dict[str, Any]:
+    """Agents logged in and ready that nothing happens to (a quiet night shift): what a
+    tick costs once their hour's window holds nothing else and their no-break alerts
+    are up (two and a half hours after they logged in, over the first half hour)."""
+    rng = random.Random(seed)
+    clock = Clock()
+    clock.advance(T0)
+    roster = AgentRoster([AgentProfile(f"a{i}", f"Agent {i}", f"PJSIP/{1000 + i}", ("fa",))
+                          for i in range(agents)], T0)
+    service = quiet_service(roster, clock)
+    for i, at in sorted(enumerate(T0 + rng.uniform(0, 1800) for _ in range(agents)),
+                        key=lambda p: p[1]):
+        roster.log_in(f"a{i}", at)
+    t = T0
+    while t < T0 + 9000:
+        t += TICK_S
+        service.check_wellbeing(t)
+    watch = getattr(service, "watch", None)
+    looks_before = (getattr(watch, "whole_looks", 0), getattr(watch, "occupancy_looks", 0))
+    ms = []
+    for _ in range(ticks):
+        t += TICK_S
+        t0 = time.process_time()
+        service.check_wellbeing(t)
+        ms.append((time.process_time() - t0) * 1000)
+    result: dict[str, Any] = {"ms_median": round(statistics.median(ms), 3),
+                              "ms_p99": percentile(ms, 0.99)}
+    if watch is not None and hasattr(watch, "whole_looks"):
+        result["looks_per_tick"] = round(
+            (watch.whole_looks - looks_before[0] + watch.occupancy_looks - looks_before[1])
+            / ticks, 1)
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile, nearest rank below (of 20 ticks the p99 is the second largest)."""
+    return round(sorted(values)[int(q * (len(values) - 1))], 3)
 
 
 def hold_position(waiting: int, seed: int) -> dict[str, Any]:
@@ -256,26 +311,53 @@ def hold_position(waiting: int, seed: int) -> dict[str, Any]:
             "same_answer": same}
 
 
+def before_tick(code: str, agents: int, ticks: int, seed: int) -> dict[str, Any]:
+    """The wellbeing tick of another checkout (``--before``), in a subprocess: this
+    file's simulation, that checkout's packages."""
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--code", code, "--agents", str(agents),
+         "--ticks", str(ticks), "--seed", str(seed), "--wellbeing-only"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    run: dict[str, Any] = json.loads(out.strip().splitlines()[-1])["runs"][0]
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", default="500,2000,10000",
                         help="comma-separated agent counts (default 500,2000,10000)")
     parser.add_argument("--ticks", type=int, default=20, help="timed 15-s ticks (default 20)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--before", metavar="PATH",
+                        help="another checkout (a worktree of main): its wellbeing tick is "
+                             "measured too, on the same simulation, just before this one's")
+    parser.add_argument("--code", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--wellbeing-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    runs = []
+    runs: list[dict[str, Any]] = []
     load_before = os.getloadavg()[0]
     for agents in (int(a) for a in args.agents.split(",")):
-        run = {
-            "agents": agents,
-            "headroom": headroom(agents),
-            "wellbeing_tick": wellbeing(agents, args.ticks, args.seed),
-            "hold_position": hold_position(agents, args.seed),
-        }
+        if args.wellbeing_only:
+            runs.append({"agents": agents, "wellbeing_tick": wellbeing(
+                agents, args.ticks, args.seed, reference=False),
+                "idle_tick": idle_tick(agents, args.ticks, args.seed)})
+            continue
+        run: dict[str, Any] = {"agents": agents, "headroom": headroom(agents)}
+        if args.before:
+            before = before_tick(args.before, agents, args.ticks, args.seed)
+            run["wellbeing_tick_before"] = before["wellbeing_tick"]
+            run["idle_tick_before"] = before["idle_tick"]
+        run["wellbeing_tick"] = wellbeing(agents, args.ticks, args.seed)
+        run["idle_tick"] = idle_tick(agents, args.ticks, args.seed)
+        run["hold_position"] = hold_position(agents, args.seed)
         runs.append(run)
         print(json.dumps(run), flush=True)
-    by = {r["agents"]: r for r in runs}
     result: dict[str, Any] = {"bench": "agents_scale", "runs": runs}
+    if args.wellbeing_only:
+        print(json.dumps(result))
+        return
+    by = {r["agents"]: r for r in runs}
     if 10000 in by:
         result["headroom_ms_at_10000"] = by[10000]["headroom"]["new_ms"]
         result["headroom_target_met"] = by[10000]["headroom"]["new_ms"] < 1.0
@@ -285,6 +367,17 @@ def main() -> None:
         result["wellbeing_tick_p99_ms_at_2000"] = tick["new_ms_p99"]
         result["wellbeing_target_met"] = tick["new_ms_median"] < 5.0
         result["wellbeing_target_met_at_p99"] = tick["new_ms_p99"] < 5.0
+    if args.before:
+        result["wellbeing_ms_before_after"] = {
+            r["agents"]: {
+                "before_median": r["wellbeing_tick_before"]["new_ms_median"],
+                "before_p99": r["wellbeing_tick_before"]["new_ms_p99"],
+                "after_median": r["wellbeing_tick"]["new_ms_median"],
+                "after_p99": r["wellbeing_tick"]["new_ms_p99"],
+                "idle_before_median": r["idle_tick_before"]["ms_median"],
+                "idle_after_median": r["idle_tick"]["ms_median"],
+            } for r in runs
+        }
     result["same_results"] = all(
         r["headroom"]["same_answer"] and r["wellbeing_tick"]["same_alerts"]
         and r["hold_position"]["same_answer"] for r in runs

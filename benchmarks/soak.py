@@ -29,10 +29,23 @@ progress, so it is only meaningful on long runs). ``left_after_drain`` is
 what per-call structures still hold at the end (all 0 when nothing leaks);
 ``held_after_warmup`` and ``held_at_end`` what the bounded per-agent
 structures hold (ledger intervals and window sums: one occupancy window; call
-logs: one hard-call window; the router's decision history: at most 10,000).
+logs: one hard-call window; the router's decision history:
+``[routing] decision_history``, 2,000; the voicemail intake's last 1,000 IVR
+outcomes).
 Those windows are an hour by default, so a run flat after warm-up needs a
 warm-up past them, or shorter windows (``--occupancy-window-s``,
-``--hard-calls-window-s``).
+``--hard-calls-window-s``); so is the call state's memory of the calls this
+daemon handled (``call_state.own``, ``--own-memory-s``), and the router's
+history fills at its cap (``--decision-history``).
+
+``--segments N`` measures the run in N drained rounds: growth that falls
+round after round is a structure filling to its cap, growth at the same pace
+is a leak. ``redis_pool_*`` is the Redis client's pool (the daemon's own
+client, a bounded blocking pool), ``reactor_*`` the timers and asyncio tasks
+pending. ``--tracemalloc FRAMES`` traces allocations (slow, and its own
+bookkeeping makes RSS meaningless: read ``traced_*``) and prints the
+allocation sites whose live memory grew most from the warm-up to the end,
+each as its innermost frame and the project line that caused it.
 
 The last line of output is one JSON object.
 """
@@ -49,6 +62,7 @@ import random
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from dataclasses import replace
 from multiprocessing.connection import Connection
@@ -215,26 +229,93 @@ def held_sizes(app: Any) -> dict[str, int]:
     and the caches bounded by a count (the router's decision history)."""
     stats = app.agent_stats
     sizes: dict[str, int] = {"router.decisions": len(getattr(app.router, "_decisions", ()))}
+    takeover = getattr(app, "takeover", None)
+    if takeover is not None:
+        sizes["call_state.own"] = len(takeover.recorder._own)
+    recordings = getattr(app, "recordings", None)
+    if recordings is not None:
+        sizes["voicemail.outcomes"] = len(recordings.service._outcomes)
     if stats is None:
         return sizes
+    sizes["calllog.open"] = sum(len(c._open) for c in stats._call_logs.values())
     sizes["ledger.intervals"] = sum(len(s.ledger.intervals) for s in stats.roster)
     sizes["window.intervals"] = sum(len(w._ends) for w in stats._windows.values())
     sizes["calllog.calls"] = sum(len(c) for c in stats._call_logs.values())
     return sizes
 
 
+def pool_size(client: Any) -> dict[str, int]:
+    """The Redis client's connection pool: connections made (idle + in use) and
+    its background release tasks (each a possible leftover)."""
+    pool = client.connection_pool
+    idle = len(getattr(pool, "_available_connections", ()) or ())
+    busy = len(getattr(pool, "_in_use_connections", ()) or ())
+    return {
+        "connections": idle + busy,
+        "in_use": busy,
+        "max_connections": int(pool.max_connections),
+        "background_releases": len(getattr(pool, "_background_releases", ()) or ()),
+    }
+
+
+def reactor_sizes(reactor: Any) -> dict[str, int]:
+    """Timers pending on the reactor and asyncio tasks alive: leftovers show here."""
+    import asyncio
+
+    loop = getattr(reactor, "_asyncioEventloop", None)
+    sizes = {"delayed_calls": len(reactor.getDelayedCalls())}
+    if loop is not None:
+        sizes["asyncio_tasks"] = len(asyncio.all_tasks(loop))
+        sizes["asyncio_scheduled"] = len(getattr(loop, "_scheduled", ()))
+    return sizes
+
+
+def _site(frames: Any) -> str:
+    """A traceback in short: the innermost frame and the innermost project frame
+    (the code that made the allocation happen), the rest dropped."""
+    root = str(Path(__file__).resolve().parents[1])
+    frames = list(reversed(frames))  # tracemalloc lists the oldest frame first
+    inner = frames[0]
+    here = f"{Path(inner.filename).name}:{inner.lineno}"
+    for frame in frames:
+        if frame.filename.startswith(root) and "/.venv/" not in frame.filename \
+                and not frame.filename.endswith("soak.py"):
+            if frame is not inner:
+                here += f" < {Path(frame.filename).parent.name}/{Path(frame.filename).name}:{frame.lineno}"
+            break
+    return here
+
+
+def top_growers(before: Any, after: Any, limit: int) -> list[dict[str, Any]]:
+    """The allocation sites whose live memory grew most between two snapshots,
+    grouped by :func:`_site`."""
+    grouped: dict[str, list[int]] = {}
+    for stat in after.compare_to(before, "traceback"):
+        sums = grouped.setdefault(_site(stat.traceback), [0, 0])
+        sums[0] += stat.size_diff
+        sums[1] += stat.count_diff
+    ranked = sorted(grouped.items(), key=lambda item: item[1][0], reverse=True)
+    return [
+        {"kb": round(size / 1024, 1), "count": count, "site": site}
+        for site, (size, count) in ranked[:limit]
+    ]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from shenava_base.aio import install_asyncio_reactor
 
     reactor: Any = install_asyncio_reactor()
-    import redis.asyncio as aioredis
+    if args.tracemalloc:
+        tracemalloc.start(args.tracemalloc)
     from twisted.internet.defer import ensureDeferred
     from twisted.internet.task import LoopingCall, deferLater
     from twisted.logger import formatEvent, globalLogBeginner
 
     from shenava.app import Shenava
     from shenava.config import default_config
+    from shenava.redis_client import make_redis_client
     from shenava.redis_server import start_redis_server
+    from shenava.routing_log import RoutingLog
     from shenava_base.aio import as_deferred
 
     levels: Counter[str] = Counter()
@@ -279,8 +360,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.hard_calls_window_s is not None:
             config = replace(config, wellbeing=replace(
                 config.wellbeing, hard_calls_window_s=args.hard_calls_window_s))
-        client = aioredis.from_url(server.url)
+        # The client `shenava run` makes: a bounded, blocking connection pool.
+        client = make_redis_client(config.redis)
         app = Shenava(config, reactor=reactor, redis=client)
+        routing_log = RoutingLog().attach(app.dispatcher, app.tracker)  # as `shenava run` does
+        if args.decision_history is not None:  # before the first call
+            app.router._history = args.decision_history
+        if args.own_memory_s is not None and app.takeover is not None:
+            app.takeover.recorder.own_memory_s = args.own_memory_s
         samples: list[tuple[float, int, int]] = []  # (seconds, calls ended, rss kb)
         state: dict[str, Any] = {"t0": None, "placed": None, "rounds": []}
 
@@ -310,10 +397,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 state.setdefault("census", []).append(
                     Counter(type(o).__qualname__ for o in gc.get_objects())
                 )
+            traced_kb = None
+            if args.tracemalloc:
+                # Measured before the snapshot, and the snapshot kept on disk only:
+                # held in memory it would be traced memory too.
+                traced_kb = tracemalloc.get_traced_memory()[0] // 1024
+                snapshots = state.setdefault("snapshots", [])
+                path = Path(args.tracemalloc_dump or work) / f"round{len(snapshots) + 1}.snap"
+                tracemalloc.take_snapshot().filter_traces(
+                    [tracemalloc.Filter(False, tracemalloc.__file__)]).dump(str(path))
+                snapshots.append(path)
+            left = per_call_sizes(app)
+            left["routing_log.joined"] = len(routing_log._joined)
+            left["routing_log.answered"] = len(routing_log._answered)
             return {
                 "t": time.monotonic() - state["t0"], "calls": app.counts.ended,
                 "placed": state["placed"], "rss_kb": rss_kb(), "objects": len(gc.get_objects()),
-                "left": per_call_sizes(app), "held": held_sizes(app),
+                "traced_kb": traced_kb,
+                "left": left, "held": held_sizes(app),
+                "redis_pool": pool_size(client), "reactor": reactor_sizes(reactor),
             }
 
         async def soak() -> None:
@@ -325,7 +427,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Warm-up: calls until caches, pools and the allocator settle; then
             # the measured run, both ending with no call in progress.
             state["rounds"].append(await place_and_drain(args.warmup_s))
-            state["rounds"].append(await place_and_drain(args.duration_s))
+            for _ in range(args.segments):
+                state["rounds"].append(await place_and_drain(args.duration_s / args.segments))
             await app.stop()
             await as_deferred(client.aclose())
 
@@ -337,7 +440,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler = LoopingCall(sample)
         sampler.clock = reactor
         sampler.start(SAMPLE_EVERY_S)
-        limit = args.warmup_s + args.duration_s + 2 * args.drain_s + 120
+        limit = args.warmup_s + args.duration_s + (1 + args.segments) * (args.drain_s + 10) + 120
         reactor.callLater(limit, lambda: reactor.running and reactor.stop())  # a hard bound
         reactor.callWhenRunning(lambda: ensureDeferred(soak()).addBoth(finished))
         reactor.run()
@@ -345,7 +448,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if outcome is not None and hasattr(outcome, "getTraceback"):
             print(outcome.getTraceback(), file=sys.stderr)
         rounds = state["rounds"]
-        warm, done = (rounds + [None, None])[:2]
+        warm, done = (rounds[:1] + rounds[-1:] + [None, None])[:2] if len(rounds) >= 2 else (None, None)
         measured = done["calls"] - warm["calls"] if warm and done else 0
         growth = objects_growth = slope_kb = None
         if warm and done and measured > 0:
@@ -355,9 +458,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             per_call = slope(during)
             slope_kb = per_call * 1000 if per_call is not None else None
         census = state.get("census", [])
-        if len(census) == 2:
-            for name, count in (census[1] - census[0]).most_common(20):
+        if len(census) >= 2:
+            for name, count in (census[-1] - census[0]).most_common(20):
                 print(f"grew: {count:8d} {name}", file=sys.stderr)
+        # Each measured segment's growth: a structure filling to its cap grows less
+        # in each segment; one growing forever keeps the same pace.
+        segments = []
+        for before, after in zip(rounds, rounds[1:], strict=False):
+            calls = after["calls"] - before["calls"]
+            if calls <= 0:
+                continue
+            segment: dict[str, Any] = {
+                "calls": calls,
+                "rss_kb_per_1000_calls": round((after["rss_kb"] - before["rss_kb"]) * 1000 / calls, 1),
+                "objects_per_1000_calls": round((after["objects"] - before["objects"]) * 1000 / calls, 1),
+            }
+            if args.tracemalloc:
+                segment["traced_kb_per_1000_calls"] = round(
+                    (after["traced_kb"] - before["traced_kb"]) * 1000 / calls, 1)
+            segments.append(segment)
+        growers: list[dict[str, Any]] = []
+        snapshots = state.get("snapshots", [])
+        if len(snapshots) >= 2:
+            tracemalloc.stop()
+            growers = top_growers(
+                tracemalloc.Snapshot.load(str(snapshots[0])), tracemalloc.Snapshot.load(str(snapshots[-1])), 25)
+            for grower in growers:
+                print(f"traced: {grower['kb']:9.1f} KB {grower['count']:7d} {grower['site']}", file=sys.stderr)
         result = {
             "bench": "soak",
             "rate_per_s": args.rate,
@@ -375,6 +502,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_max_mb": round(max((kb for _, _, kb in samples), default=0) / 1024, 1),
             "rss_slope_kb_per_1000_calls_while_placing": round(slope_kb, 1) if slope_kb is not None else None,
             "objects_growth_per_1000_calls": round(objects_growth, 1) if objects_growth is not None else None,
+            "segments": segments,
+            "traced_growth_kb_per_1000_calls": round(
+                (done["traced_kb"] - warm["traced_kb"]) * 1000 / measured, 1)
+            if args.tracemalloc and warm and done and measured else None,
+            "tracemalloc_top_growers": growers[:8],
+            "redis_pool_after_warmup": warm["redis_pool"] if warm else None,
+            "redis_pool_at_end": done["redis_pool"] if done else None,
+            "reactor_after_warmup": warm["reactor"] if warm else None,
+            "reactor_at_end": done["reactor"] if done else None,
             "left_after_drain": done["left"] if done else None,
             "occupancy_window_s": config.wellbeing.occupancy_window_s,
             "hard_calls_window_s": config.wellbeing.hard_calls_window_s,
@@ -417,10 +553,34 @@ def main(argv: list[str] | None = None) -> int:
         "hold one window of calls",
     )
     parser.add_argument(
+        "--decision-history", type=int, default=None,
+        help="the router's decision history (default: the config's, [routing] decision_history)",
+    )
+    parser.add_argument(
+        "--own-memory-s", type=float, default=None,
+        help="how long the call state remembers a call as this daemon's own (default: an hour, "
+        "held as one hour of calls): shorter than the warm-up for a run flat after it",
+    )
+    parser.add_argument(
         "--census", action="store_true",
         help="print to stderr the object types that grew from the warm-up to the end",
     )
+    parser.add_argument(
+        "--segments", type=int, default=1,
+        help="split the measured run into this many rounds, each drained and measured: "
+        "growth that falls segment after segment is a cache filling to its cap",
+    )
+    parser.add_argument(
+        "--tracemalloc", type=int, default=0, metavar="FRAMES",
+        help="trace allocations (this many frames a site; slows the daemon) and print "
+        "the sites that grew most from the warm-up to the end",
+    )
+    parser.add_argument(
+        "--tracemalloc-dump", metavar="DIR", default=None,
+        help="with --tracemalloc, keep each round's snapshot there (tracemalloc.Snapshot.load)",
+    )
     args = parser.parse_args(argv)
+    args.segments = max(1, args.segments)
     if args.long:
         args.duration_s = LONG_DURATION_S
         args.warmup_s = max(args.warmup_s, 300.0)  # past the bounded caches (1,000 outcomes)

@@ -1,7 +1,7 @@
 """The whole system at stepped call rates: daemon, test PBX in another process, real Redis.
 
     .venv/bin/python benchmarks/system.py [--rates 2,5,10] [--step-s 20] [--agents 100]
-                                          [--drain-s 60] [--prompt-s 0.5]
+                                          [--drain-s 60] [--prompt-s 0.5] [--daemon-cpu N]
 
 A child process (``multiprocessing``, spawn) runs the test PBX with the load
 ``shenava testpbx --call-rate R --caller-mix demo --patience-s 120 --agents N
@@ -45,6 +45,13 @@ object, with the figures at 50 calls/s when that rate was run.
 algorithm, as before ``TCP_NODELAY`` was set; ``--pbx-nodelay off`` does the
 same on the PBX's side (Asterisk's manager sets the option, so ``on`` is the
 realistic PBX).
+
+``--daemon-cpu N`` pins the daemon (this process, every thread) to core N and
+the test PBX child and Redis (every thread of each server) to the other cores
+(``os.sched_setaffinity``), so the daemon has exactly one core, as in the
+issue's "150 calls/s with the daemon on one core"; the JSON's ``pinning``
+says whether it was pinned and to what. Other programs on the machine are not
+moved: a core shared with them is still shared.
 
 ``--cluster`` starts a 3-master Redis Cluster on loopback instead
 (``shenava.redis_cluster_server``) and runs the daemon as site ``bench`` on it
@@ -157,6 +164,41 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def thread_ids(pid: int) -> list[int]:
+    """Every thread of a process (affinity is per thread; new threads inherit it)."""
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
+
+
+def pin(pid: int, cpus: set[int]) -> bool:
+    """Pin every thread of ``pid`` to ``cpus``; False when the system refused."""
+    done = False
+    for tid in thread_ids(pid):
+        try:
+            os.sched_setaffinity(tid, cpus)
+            done = True
+        except OSError:
+            pass
+    return done
+
+
+def pin_processes(daemon_cpu: int | None, others: list[int]) -> dict[str, Any]:
+    """The daemon (this process) on one core, the PBX child and Redis on the rest."""
+    if daemon_cpu is None:
+        return {"pinned": False}
+    allowed = sorted(os.sched_getaffinity(0))
+    if daemon_cpu not in allowed or len(allowed) < 2:
+        raise SystemExit(f"--daemon-cpu {daemon_cpu}: needs two usable cores, have {allowed}")
+    rest = set(allowed) - {daemon_cpu}
+    moved = [pid for pid in others if pin(pid, rest)]
+    pinned = pin(os.getpid(), {daemon_cpu})
+    return {"pinned": pinned and len(moved) == len(others), "daemon_cpu": daemon_cpu,
+            "others_cpus": sorted(rest),
+            "daemon_affinity": sorted(os.sched_getaffinity(0))}
 
 
 def redis_by_command(client: Any) -> dict[str, int]:
@@ -324,6 +366,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not parent.poll(60):
             raise SystemExit("the test PBX child did not start")
         _, port = parent.recv()
+        redis_pids = [node.process.pid for node in getattr(server, "nodes", [server])]
+        pinning = pin_processes(args.daemon_cpu, [proc.pid or 0, *redis_pids])
         config = default_config()
         agents = tuple(
             AgentConfig(id=f"b{i}", name=f"Agent {i}", endpoint=f"PJSIP/{AGENT_BASE + i}",
@@ -401,6 +445,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "prompt_s": args.prompt_s,
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
             "manager_conf": args.manager_conf,
+            "pinning": pinning,
             "steps": steps,
             "max_sustained_calls_per_s": max(sustained, default=0.0),
             "daemon_cpu_ms_per_call": at_50 and at_50["daemon_cpu_ms_per_call"],
@@ -438,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manager-conf", choices=["shipped", "none"], default="shipped",
                         help="the test PBX applies etc/asterisk/manager.conf's read classes and "
                              "event filters to the daemon's user (none: every event, as before)")
+    parser.add_argument("--daemon-cpu", type=int, default=None, metavar="N",
+                        help="pin the daemon to core N, the test PBX and Redis to the others")
     parser.add_argument("--cluster", action="store_true",
                         help="a 3-master Redis Cluster on loopback, the daemon as site 'bench'")
     parser.add_argument("--by-kind", action="store_true",

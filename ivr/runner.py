@@ -50,6 +50,7 @@ from ivr.machine import (
     Play,
     Record,
     Recorded,
+    Request,
     SayDigits,
     SetVariable,
     Start,
@@ -69,6 +70,11 @@ LINK_WAIT_S = 120.0
 MAX_LINK_WAITS = 3  # reconnects one command may wait for before the session gives up
 MAX_TYPE_AHEAD = 32
 MAX_FAILED_STEPS = 5  # failed commands in a row before the session is given up
+KEPT_BEFORE_TOLD = frozenset({Request.VOICEMAIL, Request.CALLBACK})
+"""Outcomes handed to the sink *before* the last prompts tell the caller they are
+kept ("message saved", "callback booked"): the sink journals them (fsynced), so a
+``kill -9`` during or right after the prompt never loses what the caller heard
+was kept."""
 
 T = TypeVar("T")
 
@@ -163,6 +169,8 @@ class IVRRunner:
         self._ending = False
         self._done = False
         self._waiter: Deferred[Any] | None = None
+        self._delivered: Outcome | None = None  # handed to the sink already
+        self._delivery_error: Exception | None = None
         self._call_id = ""
         self.state: State | None = None
         # Told after every step of the machine (the call state recorder keeps
@@ -240,19 +248,33 @@ class IVRRunner:
             call_id=self._call_id, requested=result.requested.value, ended=result.ended.value,
             path="/".join(result.path),
         )
+        if self._delivered is None:
+            await self._deliver(result)
+        if self._delivery_error is not None:
+            raise OutcomeNotDeliveredError(result) from self._delivery_error
+        return result
+
+    async def _deliver(self, outcome: Outcome) -> None:
+        """Hand the outcome to the sink, once per session (a failure is kept for ``_run``)."""
+        self._delivered = outcome
         try:
-            delivered = self._sink.on_outcome(result)
+            delivered = self._sink.on_outcome(outcome)
             if delivered is not None:
                 await delivered
         except Exception as exc:
             self.log.failure(
                 "outcome sink failed for call {call_id}", Failure(), call_id=self._call_id
             )
-            raise OutcomeNotDeliveredError(result) from exc
-        return result
+            self._delivery_error = exc
 
     async def _execute(self, commands: tuple[Command, ...]) -> Input | Outcome:
         """Run commands up to the one that waits; return the machine's next input."""
+        last = commands[-1] if commands else None
+        if (
+            isinstance(last, Finish) and len(commands) > 1 and self._delivered is None
+            and last.outcome.requested in KEPT_BEFORE_TOLD
+        ):
+            await self._deliver(last.outcome)  # kept before the caller is told so
         for command in commands:
             if self._gone and not isinstance(command, Finish):
                 return HungUp(self._now())

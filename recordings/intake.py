@@ -179,8 +179,24 @@ class VoicemailService:
         from shenava_base.journal import call_key, number_key
 
         keys = (call_key(call_id), number_key(number), number_key(caller))
-        await self.journal.submit(JOURNAL_KIND, entry, keys).asFuture(asyncio.get_running_loop())
+        # On disk is enough: the caller hears "message saved" once this returns
+        # (ivr.runner.KEPT_BEFORE_TOLD), and Redis may be slow or away.
+        kept = self.journal.submit(JOURNAL_KIND, entry, keys, wait_applied=False)
+        await kept.asFuture(asyncio.get_running_loop())
         return vm_id
+
+    async def recording_kept(self, call_id: str, record_name: str) -> bool:
+        """Whether the voicemail recorded as ``record_name`` is kept already (in the
+        journal, a previous run's entries included, or in Redis): the take-over
+        then says "message saved" instead of recording the caller again."""
+        if self.journal is not None:
+            from shenava_base.journal import call_key
+
+            if any(p.get("record_name") == record_name
+                   for p in self.journal.pending(JOURNAL_KIND, call_key(call_id))):
+                return True
+        vm_id = self.store.vm_id_of(record_name)
+        return vm_id is not None and await self.store.get(vm_id) is not None
 
     def _apply_entry(self, entry: dict[str, Any]) -> Any:
         from shenava_base.aio import as_deferred

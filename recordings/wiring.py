@@ -107,6 +107,7 @@ def install(app: Any) -> RecordingsHandle | None:
     )
     flow = app.callflow
     flow.recording_name = service.recording_name
+    flow.recording_kept = lambda call_id, name: as_deferred(service.recording_kept(call_id, name))
     flow.subscribe(service.remember_outcome)
     flow.on_voicemail = _chain(flow.on_voicemail, service.voicemail_from_ivr, "voicemail")
     flow.on_hold_choice = _chain(flow.on_hold_choice, service.voicemail_from_hold, "hold choice")
@@ -143,18 +144,28 @@ def _complaints_parts(
 def _chain(
     previous: Callable[..., object] | None, ours: Callable[..., Awaitable[Any]], what: str
 ) -> Callable[..., Deferred[Any]]:
-    """A hook that runs ``previous`` (if any) first, then ours, even if ``previous`` failed."""
+    """A hook that starts ``previous`` (if any) first, then ours, even if ``previous`` failed.
+
+    Ours is started without waiting for ``previous`` to finish: both journal
+    their records (the flag reason, the voicemail's intake) at once, in that
+    order (entries sharing the caller's number are applied in journal order),
+    so a ``kill -9`` cannot fall between them. Waiting for the first (up to the
+    journal's answer time while Redis is slow) left a flag reason whose
+    voicemail was never kept, and the caller, resumed at the recording, got a
+    second reason (``benchmarks/chaos.py``: 25 at 10 calls/s)."""
 
     def hook(*args: Any) -> Deferred[Any]:
         # A Twisted coroutine (it awaits the previous hook's Deferred); ours is an
         # asyncio coroutine (redis.asyncio), awaited as a Deferred.
         async def both() -> Any:
-            if previous is not None:
+            first = maybeDeferred(previous, *args) if previous is not None else None
+            mine = as_deferred(ours(*args))
+            if first is not None:
                 try:
-                    await maybeDeferred(previous, *args)
+                    await first
                 except Exception:
                     log.failure("recordings: the {what} handler before ours failed", what=what)
-            return await as_deferred(ours(*args))
+            return await mine
 
         return ensureDeferred(both())
 

@@ -167,6 +167,7 @@ class CallDispatcher:
         # names no Uniqueid, only the ActionID.
         self._originates: dict[str, str] = {}
         self._link_up = True
+        self._history_full_logged = False
         self._held: list[Assignment] = []
         self._observers: list[Callable[[RoutingEvent], object]] = []
         self._agent_skills = frozenset(
@@ -312,6 +313,13 @@ class CallDispatcher:
     # -- acting on decisions -------------------------------------------------
 
     def _act(self, assignments: list[Assignment]) -> None:
+        if assignments and self._router.decisions_forgotten and not self._history_full_logged:
+            self._history_full_logged = True
+            log.info(
+                "the routing decision history is full: the latest {kept} decisions are kept "
+                "for explain, older ones are forgotten ([routing] decision_history)",
+                kept=self._router.decision_history,
+            )
         for assignment in assignments:
             if self._link_up:
                 self._connect(assignment)

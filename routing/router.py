@@ -31,7 +31,9 @@ from routing.scoring import Score, ScoringConfig, score
 from routing.selection import AgentDecision, SelectionConfig, choose_agent
 from routing.waiting_line import Bucket, WaitingLine
 
-DEFAULT_DECISION_HISTORY = 10_000
+DEFAULT_DECISION_HISTORY = 2_000
+"""Assignments kept for ``explain`` (the latest; about 1.2 KB each, explanation
+and score). ``[routing] decision_history`` sets it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,9 @@ class Router:
         self._reserved: dict[str, tuple[WaitingCall, str]] = {}
         self._agent_call: dict[str, str] = {}
         self._decisions: OrderedDict[str, Assignment] = OrderedDict()
-        self._history = decision_history
+        self._history = max(1, decision_history)
+        self.decisions_forgotten = 0
+        """Assignments dropped from the history (the oldest first) to keep it at its cap."""
 
     @property
     def line(self) -> WaitingLine:
@@ -189,6 +193,14 @@ class Router:
         """The last assignment of this call, while it is remembered."""
         return self._decisions.get(call_id)
 
+    @property
+    def decision_history(self) -> int:
+        """How many assignments are kept for :meth:`explain` (the latest)."""
+        return self._history
+
+    def decisions_kept(self) -> int:
+        return len(self._decisions)
+
     # -- internals ------------------------------------------------------------------
 
     def _route_call(self, call: WaitingCall, now: float, trigger: str) -> list[Assignment]:
@@ -269,6 +281,7 @@ class Router:
         self._decisions.move_to_end(assignment.call_id)
         while len(self._decisions) > self._history:
             self._decisions.popitem(last=False)
+            self.decisions_forgotten += 1
 
     def _add_ready(self, agent: AgentView) -> None:
         self._ready[agent.agent_id] = agent

@@ -114,7 +114,10 @@ class Shenava:
             ),
             now,
         )
-        self.router = Router(config.routing.scoring, config.routing.selection)
+        self.router = Router(
+            config.routing.scoring, config.routing.selection,
+            decision_history=config.routing.decision_history,
+        )
         self.dispatcher = CallDispatcher(
             ami=self.connection,
             tracker=self.tracker,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,7 +51,9 @@ log = Logger()
 
 RECORD_VERSION = 1
 OWN_MEMORY_S = 3600.0  # how long a call this process handled is remembered as its own
-OWN_PRUNE_AT = 10_000  # entries before old ones are pruned
+OWN_MAX = 200_000
+"""At most this many calls remembered as this process's own (about 200 bytes each):
+an hour of calls at 55 a second. Past it the oldest go early, with a warning."""
 MAX_FLUSH_ROUNDS = 20  # flushed() gives up after this many writes in a row (Redis away)
 RETRY_S = 0.5  # a failed write is tried again this much later (Redis away)
 TAG = "calls"
@@ -235,7 +238,12 @@ class CallStateRecorder:
         self._writing: Deferred[Any] | None = None
         self._again = False
         self.enabled = True
-        self._own: dict[str, float] = {}
+        # Call id -> when last marked, oldest first: pruned from the front as
+        # it passes ``own_memory_s`` (or ``OWN_MAX``), one entry at a time.
+        self._own: OrderedDict[str, float] = OrderedDict()
+        self.own_memory_s = OWN_MEMORY_S
+        self.own_forgotten_early = 0
+        """Calls forgotten as this process's own before ``own_memory_s`` (``OWN_MAX`` reached)."""
         self.writes = 0
         self.failures = 0
         self._last_failed = False
@@ -273,10 +281,28 @@ class CallStateRecorder:
 
     def _note_own(self, call_id: str) -> None:
         now = self._clock.seconds()
-        self._own[call_id] = now
-        if len(self._own) > OWN_PRUNE_AT:
-            horizon = now - OWN_MEMORY_S
-            self._own = {k: t for k, t in self._own.items() if t >= horizon}
+        own = self._own
+        own[call_id] = now
+        own.move_to_end(call_id)
+        horizon = now - self.own_memory_s
+        while own:
+            oldest, at = next(iter(own.items()))
+            if at >= horizon and len(own) <= OWN_MAX:
+                break
+            del own[oldest]
+            if at >= horizon:
+                self.own_forgotten_early += 1
+                if self.own_forgotten_early == 1:
+                    log.warn(
+                        "more than {max} calls handled within {memory_s:.0f} s: the oldest are "
+                        "forgotten as this daemon's own early (a take-over after an AMI "
+                        "reconnect may settle one of them a second time)",
+                        max=OWN_MAX, memory_s=self.own_memory_s,
+                    )
+
+    def own_kept(self) -> int:
+        """How many calls are remembered as this process's own."""
+        return len(self._own)
 
     def record(self, call_id: str) -> dict[str, Any] | None:
         """The call's record as it would be written now."""

@@ -91,6 +91,51 @@ class _Session:
     recording: str | None = None  # the last RECORD FILE name given to this call's IVR
 
 
+@dataclass(slots=True, eq=False)
+class _HoldChoice:
+    """A waiting caller's choice being served: kept in the call state until over."""
+
+    event: CallLeftForChoice
+    step: str = "chosen"  # chosen -> recording (voicemail) -> kept (handed on)
+    recording: str | None = None
+    resumed: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        e = self.event
+        return {
+            "hold_choice": {
+                "choice": e.choice, "at": e.at, "joined_at": e.joined_at,
+                "position": e.position, "language": e.language,
+                "step": self.step, "recording": self.recording,
+            },
+            "channel": e.channel,
+            "caller_number": e.caller_number,
+        }
+
+    @classmethod
+    def from_record(cls, call_id: str, record: Mapping[str, Any], channel: str) -> _HoldChoice | None:
+        raw = record.get("hold_choice")
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            choice = str(raw["choice"])
+            step = str(raw.get("step") or "chosen")
+            if choice not in ("callback", "voicemail") or step not in ("chosen", "recording", "kept"):
+                return None
+            position = raw.get("position")
+            event = CallLeftForChoice(
+                call_id, float(raw["at"]), float(raw["joined_at"]), choice,
+                str(record.get("caller_number") or ""),
+                None if position is None else int(position), channel or str(record.get("channel") or ""),
+                str(raw.get("language") or "fa"),
+            )
+        except (KeyError, TypeError, ValueError):
+            log.error("hold choice of call {call} unreadable; ignored", call=call_id)
+            return None
+        recording = raw.get("recording")
+        return cls(event, step, str(recording) if recording else None)
+
+
 async def _no_lookup(reference: str) -> str | None:
     return None
 
@@ -135,6 +180,10 @@ class CallFlow:
         self.caller_facts: Callable[[str], Deferred[dict[str, Any]]] | None = None
         self.on_hold_choice: Callable[[CallLeftForChoice, str | None], Deferred[Any] | None] | None = None
         self.recording_name: Callable[[], str] = _fresh_recording_name
+        # ``(call_id, recording name) -> Deferred[bool]``: that voicemail is kept
+        # already (the voicemail intake); the take-over asks before resuming a
+        # caller at the recording step.
+        self.recording_kept: Callable[[str, str], Deferred[bool]] | None = None
         self.language_variable = machine.language_variable
         # Where Shenava's prompts live in Asterisk's sounds dir (``ivr.sound_folder``).
         self.sound_folder = SOUND_FOLDER
@@ -145,6 +194,7 @@ class CallFlow:
         self.on_change: Callable[[str], object] | None = None
         self.on_agi_step: Callable[[str, str, str], object] | None = None
         self._sessions: dict[str, _Session] = {}
+        self._choices: dict[str, _HoldChoice] = {}  # hold choices being served
         self._seen: set[str] = set()
         self._observers: list[Callable[[Outcome], object]] = []
         self.sessions_started = 0
@@ -239,7 +289,7 @@ class CallFlow:
         return True
 
     def holds(self, call_id: str) -> bool:
-        return call_id in self._sessions
+        return call_id in self._sessions or call_id in self._choices
 
     def _name_recording(self, call_id: str) -> str:
         """A fresh recording name, kept in the call's record (the take-over's
@@ -305,7 +355,8 @@ class CallFlow:
         """The IVR part of the call's record (None: not in the IVR)."""
         session = self._sessions.get(call_id)
         if session is None or session.runner.state is None:
-            return None
+            choice = self._choices.get(call_id)
+            return choice.to_record() if choice is not None else None
         part = {
             "ivr": state_to_dict(session.runner.state),
             "channel": session.channel,
@@ -398,43 +449,125 @@ class CallFlow:
     # -- a waiting caller chose a callback or a voicemail instead ---------------
 
     def _hold_choice(self, event: CallLeftForChoice) -> None:
-        d = ensureDeferred(self._run_hold_choice(event))
+        self._start_hold_choice(_HoldChoice(event))
+
+    def _start_hold_choice(self, choice: _HoldChoice) -> None:
+        call_id = choice.event.call_id
+        # Kept in the call state until it is over: the waiting line has let the
+        # caller go, so without it a kill -9 lost the choice (docs/takeover.md).
+        self._choices[call_id] = choice
+        self._changed(call_id)
+        d = ensureDeferred(self._run_hold_choice(choice))
         d.addErrback(
-            lambda f: log.failure("hold choice of call {call} failed", f, call=event.call_id)
+            lambda f: log.failure("hold choice of call {call} failed", f, call=call_id)
         )
 
-    async def _run_hold_choice(self, event: CallLeftForChoice) -> None:
-        """Callback: thank them and hang up (their place is kept by the flag).
-        Voicemail: record after a beep, then hang up. Either way the choice is
-        handed on even if the caller hangs up half-way.
+        def over(_: object) -> None:
+            if self._choices.get(call_id) is choice:
+                del self._choices[call_id]
+                self._changed(call_id)
+
+        d.addBoth(over)
+
+    def _changed(self, call_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(call_id)
+
+    async def _run_hold_choice(self, choice: _HoldChoice) -> None:
+        """Callback: hand the choice on, thank them and hang up (their place is
+        kept by the flag). Voicemail: record after a beep, hand it on, say it is
+        saved, then hang up. The choice is handed on (journalled) *before* the
+        caller is told it is booked or saved, and even if they hang up half-way.
 
         A command whose result is unreadable (``AGIResultError``) or refused
         ran or failed without ending the call: the sequence moves on (a prompt
         counts as played; a recording as made, its file checked by the
         voicemail intake), so the caller is never left in silence and what
-        they chose still counts. Only a hang-up or a lost link ends it."""
-        recording: str | None = None
+        they chose still counts. Only a hang-up or a lost link ends it.
+
+        ``choice.step`` says where an earlier daemon left it (the take-over):
+        ``recording`` (its ``RECORD FILE`` may still run: our first command
+        queues behind it), ``kept`` (handed on already: only the last prompt)."""
+        event = choice.event
+        gone = False
         try:
-            if event.choice == "callback":
-                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/hold-callback-booked ""')
-            else:
+            if event.choice == "voicemail" and choice.step == "chosen":
                 name = self.recording_name()
                 await self._hold_step(event, f'STREAM FILE {self.sound_folder}/leave-message ""')
-                recording = name
+                choice.recording, choice.step = name, "recording"
+                self._changed(event.call_id)
                 await self._hold_step(
                     event,
                     f"RECORD FILE {name} wav # {MAX_HOLD_VOICEMAIL_MS} BEEP s={VOICEMAIL_SILENCE_S}",
                 )
-                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/message-saved ""')
+            elif choice.step == "recording" and choice.resumed:
+                await self._hold_step(event, "NOOP")  # after the earlier daemon's RECORD FILE
         except (ChannelGoneError, ConnectionLostError):
-            pass  # hung up: what they chose still counts
-        finally:
-            if self.on_hold_choice is not None:
-                await maybeDeferred(self.on_hold_choice, event, recording)
+            gone = True  # hung up: what they chose still counts
+        if choice.step != "kept":
+            await self._hand_on_choice(choice)
+        if gone:
+            return
         try:
+            if event.choice == "callback":
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/hold-callback-booked ""')
+            else:
+                await self._hold_step(event, f'STREAM FILE {self.sound_folder}/message-saved ""')
             await self._hold_step(event, "HANGUP")
         except (ChannelGoneError, ConnectionLostError):
             pass
+
+    async def _hand_on_choice(self, choice: _HoldChoice) -> None:
+        """Give the choice to its sinks (the callback flag, the voicemail intake),
+        which journal it; then the call state says it is kept."""
+        if self.on_hold_choice is not None:
+            try:
+                await maybeDeferred(self.on_hold_choice, choice.event, choice.recording)
+            except Exception:
+                log.failure("hold choice of call {call} not kept", call=choice.event.call_id)
+        choice.step = "kept"
+        self._changed(choice.event.call_id)
+
+    def resume_hold_choice(self, call_id: str, record: Mapping[str, Any], channel: str) -> bool:
+        """A caller an earlier daemon was serving a hold choice to, still on the line:
+        carry on from where it was (record, hand on, the last prompt, hang up)."""
+        choice = _HoldChoice.from_record(call_id, record, channel)
+        if choice is None or call_id in self._choices:
+            return False
+        choice.resumed = True
+        log.info("call {call}: hold choice ({choice}) resumed at {step}",
+                 call=call_id, choice=choice.event.choice, step=choice.step)
+        self._start_hold_choice(choice)
+        return True
+
+    def finish_kept_voicemail(self, call_id: str, record: Mapping[str, Any], channel: str) -> None:
+        """A caller an earlier daemon left at the recording step whose voicemail is
+        kept already (it had the result and journalled it, then died before the
+        call state said so): "message saved" and the hang-up, not a second
+        recording. Served like a hold voicemail handed on (``kept``), so the call
+        state holds it meanwhile."""
+        raw = record.get("ivr")
+        ivr = raw if isinstance(raw, Mapping) else {}
+        now = self._clock.seconds()
+        event = CallLeftForChoice(
+            call_id, now, now, "voicemail", str(record.get("caller_number") or ""), None, channel,
+            str(ivr.get("language") or "fa"),
+        )
+        log.info("call {call}: its voicemail is kept already; saying so", call=call_id)
+        self._start_hold_choice(_HoldChoice(event, "kept", str(record.get("recording") or "")))
+
+    def recover_hold_choice(self, call_id: str, record: Mapping[str, Any]) -> bool:
+        """A caller who made a hold choice and hung up while no daemon watched: hand
+        the choice on as the killed daemon would have (idempotent: the flag reason
+        by its source, the voicemail by its recording). True if handed on."""
+        choice = _HoldChoice.from_record(call_id, record, str(record.get("channel") or ""))
+        if choice is None or choice.step == "kept" or self.on_hold_choice is None:
+            return False
+        log.info("call {call} hung up after a hold choice ({choice}) and no daemon watched: "
+                 "it is kept", call=call_id, choice=choice.event.choice)
+        d = ensureDeferred(self._hand_on_choice(choice))
+        d.addErrback(lambda f: log.failure("hold choice of call {call} not kept", f, call=call_id))
+        return True
 
     async def _hold_step(self, event: CallLeftForChoice, command: str) -> None:
         """One command of the hold choice; raises only when the caller or the link is gone."""

@@ -375,13 +375,19 @@ class Journal:
 
     # -- submitting ---------------------------------------------------------------------
 
-    def submit(self, kind: str, payload: dict[str, Any], keys: Iterable[str] = ()) -> Deferred[Any]:
+    def submit(
+        self, kind: str, payload: dict[str, Any], keys: Iterable[str] = (), *,
+        wait_applied: bool = True,
+    ) -> Deferred[Any]:
         """Keep ``payload`` durably and store it in Redis.
 
         Fires with the apply function's result once stored, or with ``None``
         after ``answer_within_s`` if Redis is slow or away (the entry is on
-        disk by then). Fails only if the entry could not be kept at all
-        (the disk is full or unwritable: :class:`JournalFullError`, ``OSError``).
+        disk by then). ``wait_applied=False``: fires with ``None`` as soon as the
+        entry is on disk (a caller waiting in silence to hear "message saved"
+        needs it kept, not yet in Redis). Fails only if the entry could not be
+        kept at all (the disk is full or unwritable: :class:`JournalFullError`,
+        ``OSError``).
         """
         if kind not in self._appliers:
             raise KeyError(f"journal: no apply function for {kind!r}")
@@ -393,7 +399,9 @@ class Journal:
         self._answers[entry.seq] = answer
 
         def kept(_: object) -> None:
-            if not answer.called:
+            if not wait_applied:
+                self._answer_kept(entry.seq)
+            elif not answer.called:
                 timer = self._clock.callLater(self._answer_within_s, self._answer_kept, entry.seq)
                 answer.addBoth(_cancel_timer, timer)
 

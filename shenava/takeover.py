@@ -92,6 +92,8 @@ class Takeover:
         self._running: Deferred[None] | None = None
         self._pending_items: list[Message] | None = None
         self.rounds = 0
+        # The last round's (each round starts them afresh: kept across rounds, every
+        # AMI reconnect added the calls then up, for the daemon's life).
         self.adopted: dict[str, str] = {}  # call id -> how (ivr, waiting, ringing, talking, new)
         self.ended_away: list[str] = []
         self.observers: list[Callable[[str, str], object]] = []
@@ -155,9 +157,11 @@ class Takeover:
         if self._may_act is not None and not self._may_act():
             return
         self.rounds += 1
+        self.adopted, self.ended_away = {}, []
         app = self._app
         dispatcher, callflow, tracker = app.dispatcher, app.callflow, app.tracker
         present = {m.get("Uniqueid") or "": m for m in items}
+        kept = await self._kept_recordings(records, present)
         first, self._first = self._first, False
         now = app.reactor.seconds()
         taken: set[str] = set()
@@ -173,8 +177,14 @@ class Takeover:
                 if tracker.channel(call_id) is None:
                     dispatcher.ended_while_away(record)
                     callflow.recover_voicemail(call_id, record, now)
+                    callflow.recover_hold_choice(call_id, record)
                     self.ended_away.append(call_id)
                     self._recorder.mark(call_id)  # nobody holds it: the record goes
+                continue
+            if call_id in kept and self._at_agi_step(item, app.config.site.support_context):
+                callflow.finish_kept_voicemail(call_id, record, item.get("Channel") or "")
+                taken.add(call_id)
+                self._note(call_id, "ivr")
                 continue
             how = self._adopt(call_id, record, item)
             if how:
@@ -211,6 +221,31 @@ class Takeover:
             n=self.rounds, adopted=len(self.adopted), away=len(self.ended_away),
         )
 
+    async def _kept_recordings(
+        self, records: dict[str, dict[str, Any]], present: dict[str, Message]
+    ) -> set[str]:
+        """Callers on the line whose record says they were recording a voicemail that
+        is kept already: the killed daemon had the result and journalled it (before
+        "message saved") but its call state's last write did not say so. Resumed at
+        the recording they would leave it a second time (``benchmarks/chaos.py``)."""
+        ask = self._app.callflow.recording_kept
+        kept: set[str] = set()
+        if ask is None:
+            return kept
+        for call_id, record in records.items():
+            ivr, name = record.get("ivr"), record.get("recording")
+            if call_id not in present or not name or not isinstance(ivr, dict):
+                continue
+            if ivr.get("phase") != "record" or self._recorder.own(call_id):
+                continue
+            try:
+                if await ask(call_id, str(name)):
+                    kept.add(call_id)
+            except Exception:
+                log.failure("take-over: could not tell whether call {call}'s voicemail is kept",
+                            call=call_id)
+        return kept
+
     def _adopt(self, call_id: str, record: dict[str, Any], item: Message) -> str | None:
         app = self._app
         channel = item.get("Channel") or str(record.get("channel") or "")
@@ -233,6 +268,9 @@ class Takeover:
         if phase == "ringing" and record.get("leg_id") and record.get("agent_id"):
             app.dispatcher.adopt_ringing(record, channel)
             return "ringing"
+        if isinstance(record.get("hold_choice"), dict):
+            # pressed 1 or 2 while waiting: the choice carries on (docs/takeover.md)
+            return "hold_choice" if app.callflow.resume_hold_choice(call_id, record, channel) else None
         ivr = record.get("ivr")
         if isinstance(ivr, dict):
             try:

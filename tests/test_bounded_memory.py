@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+import pytest_twisted
 
 from shenava.app import CallCounts
 from testpbx.scripts import CallerScript, PhoneScript
@@ -92,3 +94,112 @@ def test_a_caller_who_hangs_up_while_their_complaint_is_opened_does_not_join_the
     assert not h.events(CallQueued, call)
     assert h.app.dispatcher.waiting == 0
     assert per_call_sizes(h) == dict.fromkeys(per_call_sizes(h), 0)
+
+
+def test_the_routing_decision_history_keeps_its_configured_cap(tmp_path: Path) -> None:
+    """The router keeps every assignment's explanation (about 1.2 KB) for
+    ``shenava explain``: at most ``[routing] decision_history`` of them, and the
+    daemon says once that older ones are being forgotten."""
+    from dataclasses import replace
+
+    from twisted.logger import globalLogPublisher
+
+    from tests.e2e_harness import e2e_config
+
+    config = e2e_config()
+    harness = E2E.build(tmp_path, config=replace(config, routing=replace(config.routing, decision_history=2)))
+    seen: list[dict[str, object]] = []
+    observer: Any = seen.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        harness.phone("PJSIP/101", PhoneScript(answer_after_s=1.0, talk_s=2.0))
+        harness.log_in("a1")
+        for n in range(4):
+            call = harness.call(CallerScript(number=f"0912000001{n}", answers=("1", "3")))
+            harness.run_until(lambda call=call: not harness.alive(call), limit_s=600.0)  # type: ignore[misc]
+            harness.advance(30.0)  # wrap-up: the agent is ready again
+        router = harness.app.router
+        assert harness.app.counts.answered == 4
+        assert router.decisions_kept() == 2
+        assert router.decisions_forgotten == 2
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        harness.stop()
+    full = [e for e in seen if "decision history is full" in str(e.get("log_format", ""))]
+    assert len(full) == 1
+
+
+def _recorder(clock: Any) -> Any:
+    from shenava.call_state import CallStateRecorder, CallStateStore
+
+    store = CallStateStore(cast(Any, None), "t")  # never written: not the leader
+    return CallStateRecorder(store, clock, [lambda call_id: None], may_write=lambda: False)
+
+
+def test_the_calls_remembered_as_this_daemons_own_are_one_hour_of_calls() -> None:
+    """Found by the soak's allocation trace: every call's Uniqueid and time stayed
+    in the recorder's "own calls" until 10,000 were held, and past that the whole
+    map was copied on every change (an hour of calls at 10 calls/s is 36,000)."""
+    from twisted.internet.task import Clock
+
+    from shenava.call_state import OWN_MEMORY_S
+
+    clock = Clock()
+    recorder = _recorder(clock)
+    for n in range(5_000):  # one call a second for 5,000 s
+        recorder.mark(f"c{n}")
+        clock.advance(1.0)
+        assert recorder.own_kept() <= OWN_MEMORY_S + 1
+    assert not recorder.own("c0")
+    assert recorder.own("c4999") and recorder.own(f"c{5_000 - int(OWN_MEMORY_S)}")
+    assert recorder.own_forgotten_early == 0
+
+
+def test_the_own_calls_have_a_hard_cap_whatever_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twisted.internet.task import Clock
+    from twisted.logger import globalLogPublisher
+
+    from shenava import call_state
+
+    monkeypatch.setattr(call_state, "OWN_MAX", 100)
+    clock = Clock()
+    recorder = _recorder(clock)
+    seen: list[dict[str, object]] = []
+    observer: Any = seen.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        for n in range(250):  # all within the hour
+            recorder.mark(f"c{n}")
+            clock.advance(0.01)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert recorder.own_kept() == 100
+    assert recorder.own_forgotten_early == 150
+    assert recorder.own("c249") and not recorder.own("c149")
+    assert len([e for e in seen if "forgotten as this daemon's own early" in str(e.get("log_format"))]) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_take_over_round_keeps_only_its_own_calls(redis_client: Any, tmp_path: Path) -> None:
+    """Found by the soak's allocation trace (under load the AMI link was cut and
+    resynchronised): the take-over's record of adopted calls kept every round's
+    calls for the daemon's life. It now holds the last round's."""
+    from shenava.takeover import CallStateExtension
+
+    h = E2E.build(tmp_path, redis=redis_client, killable=True)
+    h.log_in("a1")
+    h.advance(1.0)
+    h.kill()
+    late = h.call(CallerScript(number="0935222001", answers=("1", "3")))  # arrives while no daemon runs
+    h.advance(5.0)
+    app = h.start_again(redis=redis_client)
+    extension = app.takeover
+    assert isinstance(extension, CallStateExtension)
+    await h.run_until_async(lambda: extension.takeover.adopted, limit_s=120)
+    assert extension.takeover.adopted == {late.uniqueid: "new"}
+    await extension.recorder.flushed()
+    h.drop_link(refuse=1)
+    h.wait_reconnected()
+    await h.run_until_async(lambda: extension.takeover.rounds >= 2, limit_s=60)
+    assert extension.takeover.adopted == {}  # the daemon's own caller now: not taken over again
+    h.stop()

@@ -39,6 +39,12 @@ WELLBEING = """
 [wellbeing]
 max_without_break_s = 5
 min_rest_s = 3600
+
+[callbacks]
+# no callback is dialled: an agent made ready gets the next caller, whose
+# number the desk shows (a voicemail's flag is raised before "message saved"
+# now, so a callback could otherwise come first)
+min_free_agents = 10000
 """
 
 

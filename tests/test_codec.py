@@ -324,6 +324,34 @@ def test_check_header_accepts_what_asterisk_sends() -> None:
             check_header(name, value)
 
 
+ANY_PART = st.text(st.sampled_from(["a", "B", ":", " ", "\r", "\n", "\x00", "\u0632"]), max_size=4)
+
+
+def refusal_header_by_header(headers: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """What checking each header in order refuses first: (name, part), or None."""
+    for name, value in headers:
+        try:
+            check_header(name, value)
+        except HeaderInjectionError as error:
+            return name, error.part
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(headers=st.lists(st.tuples(ANY_PART, ANY_PART), max_size=5))
+def test_encode_refuses_exactly_what_a_check_of_each_header_refuses(
+    headers: list[tuple[str, str]],
+) -> None:
+    expected = refusal_header_by_header(headers)
+    try:
+        data = encode_message(headers)
+    except HeaderInjectionError as error:
+        assert (error.header, error.part) == expected
+    else:
+        assert expected is None
+        assert data == "".join(f"{n}: {v}\r\n" for n, v in headers).encode() + b"\r\n"
+
+
 NAME_CHARS = st.characters(
     blacklist_categories=("Cs",), blacklist_characters="\r\n\x00:"
 )

@@ -187,6 +187,7 @@ ring_timeout_s = 15
 wrap_up_s = 0
 on_no_answer = "none"
 caller_id = "Complaints <100>"
+decision_history = 500
 
 [routing.hold]
 music_class = "calm"
@@ -272,6 +273,7 @@ def test_a_full_file_round_trips_into_typed_objects(full_file: Path) -> None:
     assert (scoring.unknown_category_points, scoring.recent_call_points, scoring.ageing_points_per_s) == (
         10.0, -10.0, 2.0,
     )
+    assert config.routing.decision_history == 500
     assert config.routing.selection == SelectionConfig(
         spare_hard_in_a_row=False, abusive_caller_prefers_experienced=False
     )
@@ -399,6 +401,7 @@ ERRORS: list[tuple[str, Any, str]] = [
     ("routing.wrap_up_s", -1, "routing.wrap_up_s: expected a number from 0 to 3600, got -1"),
     ("routing.on_no_answer", "busy", 'routing.on_no_answer: expected one of "missed", "technical", "none", got "busy"'),
     ("routing.caller_id", "", "routing.caller_id: must not be empty"),
+    ("routing.decision_history", 0, "routing.decision_history: expected an integer from 1 to 1000000, got 0"),
     ("routing.caller_id", "a\nb", "routing.caller_id: must not contain CR, LF or NUL"),
     ("routing.hold.music_class", "a,b", "routing.hold.music_class: expected a musiconhold.conf class"),
     ("routing.hold.announce_every_s", 1, "routing.hold.announce_every_s: expected a number from 5 to 3600, got 1"),

@@ -130,6 +130,8 @@ def test_voicemail(h: E2E, lang: str) -> None:
     assert outcome.ended is EndReason.COMPLETED
     assert outcome.recording == "shenava-vm/e2e-1"
     assert any(c.startswith("RECORD FILE shenava-vm/e2e-1 wav") for c in h.agi_commands(call))
+    assert "message-saved" not in h.prompts(call)  # handed on (kept) before the caller is told
+    h.run_until(lambda: not h.alive(call))
     assert "message-saved" in h.prompts(call)
     assert not h.events(CallQueued, call)
 
@@ -141,6 +143,8 @@ def test_callback_on_the_calling_number(h: E2E, lang: str) -> None:
     assert outcome.requested is Request.CALLBACK
     assert outcome.callback_number == NUMBER
     assert f"SAY DIGITS {NUMBER} 0123456789*#" in h.agi_commands(call)
+    assert "callback-booked" not in h.prompts(call)  # handed on (kept) before the caller is told
+    h.run_until(lambda: not h.alive(call))
     assert "callback-booked" in h.prompts(call)
 
 

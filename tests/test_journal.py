@@ -234,3 +234,20 @@ def test_a_journal_that_is_never_empty_is_still_compacted(tmp_path: Path, monkey
     assert len(lines) < 40 and b'"r59"' in lines[-1]
     again = Journal(Clock(), tmp_path, run_in_thread=inline)
     assert again.load() == 1  # after a restart only the last one is left to replay
+
+
+def test_a_submitter_that_needs_it_kept_is_answered_once_on_disk_not_after_redis(tmp_path: Path) -> None:
+    """``wait_applied=False`` (the voicemail intake before "message saved"): answered
+    as soon as the entry is fsynced, not ``ANSWER_WITHIN_S`` later while Redis is away."""
+    clock, target = Clock(), FakeRedis()
+    target.away = True
+    journal = make(tmp_path, clock, target)
+    waits = results(journal.submit("rec", {"id": "a"}))
+    kept = results(journal.submit("rec", {"id": "b"}, wait_applied=False))
+    assert kept == [None] and waits == []
+    assert b'"id":"b"' in (tmp_path / "journal.jsonl").read_bytes()
+    clock.advance(ANSWER_WITHIN_S)
+    assert waits == [None]
+    target.away = False
+    clock.advance(10)
+    assert target.order == ["a", "b"]

@@ -120,6 +120,34 @@ def test_the_write_queue_is_bounded_and_its_depth_shown() -> None:
     got = samples(ShenavaMetrics(_NoSnapshot(), writer=writer).render_text())
     assert got[("shenava_stats_write_queue_depth", ())] == 3
     assert got[("shenava_stats_write_dropped_total", ())] == 2
+    assert got[("shenava_stats_write_spilled_total", ())] == 0
+
+
+def test_operations_past_the_cap_kept_in_the_journal_are_shown() -> None:
+    class Store:
+        async def apply(self, ops: list[Any]) -> None:
+            raise AssertionError("paused: nothing is written")
+
+    kept: list[Any] = []
+
+    class Spill:
+        holding = False
+        spilled = 0
+
+        def __call__(self, ops: list[Any]) -> bool:
+            kept.extend(ops)
+            self.spilled += len(ops)
+            return True
+
+    writer = StoreWriter(Store(), clock_at(0.0), paused=True, max_pending=10)
+    writer.spill = Spill()
+    for i in range(12):
+        writer.submit(("op", i))  # type: ignore[arg-type]
+    # the 11th: one over the cap, and a tenth of it more, go (the oldest)
+    assert writer.dropped == 0 and kept == [("op", 0), ("op", 1)]
+    got = samples(ShenavaMetrics(_NoSnapshot(), writer=writer).render_text())
+    assert got[("shenava_stats_write_spilled_total", ())] == 2
+    assert got[("shenava_stats_write_queue_depth", ())] == 10
 
 
 @pytest_twisted.ensureDeferred

@@ -415,6 +415,26 @@ def test_agi_refused_for_another_reason_and_agi_timeout() -> None:
     assert isinstance(failure_of(duplicate).value, AGICommandError)
 
 
+def test_an_agi_action_never_answered_fails_its_command_once() -> None:
+    """The ``Action: AGI`` has no Deferred of its own: its time-out fails the command."""
+    proto, transport, clock, _ = connect("t", timeout=5.0)
+    d = proto.agi("SIP/a-1", "ANSWER", command_id="c1")
+    [action] = sent(transport)
+    assert action["Action"] == "AGI" and action["CommandID"] == "c1"
+    clock.advance(5.0)
+    error = failure_of(d).value
+    assert isinstance(error, ActionTimeoutError)
+    assert error.action == "AGI" and error.action_id == "t-1"
+    assert proto.pending_count == 0
+    # its late answer and result are dropped quietly
+    proto.dataReceived(
+        BANNER + b"Response: Success\r\nActionID: t-1\r\nMessage: Added\r\n\r\n"
+        b"Event: AsyncAGIExec\r\nChannel: SIP/a-1\r\nCommandId: c1\r\n"
+        b"Result: 200%20result%3D0%0A\r\n\r\n"
+    )
+    assert proto.pending_count == 0
+
+
 def test_agi_verb_leaves_out_arguments() -> None:
     assert agi_verb('SAY DIGITS 09121234567 ""') == "SAY DIGITS"
     assert agi_verb("EXEC MusicOnHold default,30") == "EXEC MusicOnHold"

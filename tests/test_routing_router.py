@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from routing.agents import AgentState, AgentView
 from routing.calls import WaitingCall
 from routing.errors import AgentNotReadyError, CallAlreadyAssignedError, UnknownCallError
-from routing.router import Assignment, Router
+from routing.router import DEFAULT_DECISION_HISTORY, Assignment, Router
 from routing.scoring import ScoringConfig
 
 T0 = 1_700_000_000.0
@@ -223,6 +223,22 @@ def test_decision_history_is_bounded() -> None:
         router.on_agent_ready(make_agent(f"a{i}"), T0 + i)
     assert router.decision("c0") is None
     assert router.decision("c2") is not None
+
+
+def test_decision_history_stays_at_its_cap_over_many_calls() -> None:
+    # Each decision holds its explanation and score (about 1.2 KB): the default
+    # cap keeps a full history at a few MB, and the count of forgotten ones says
+    # when it started dropping.
+    assert DEFAULT_DECISION_HISTORY <= 2_000
+    router = Router(ScoringConfig(), decision_history=50)
+    for i in range(500):
+        router.on_call_joined(make_call(f"c{i}", T0 + i), T0 + i)
+        [assignment] = router.on_agent_ready(make_agent("a1", T0 + i - 30), T0 + i)
+        router.on_call_answered(assignment.call_id)
+        assert router.decisions_kept() <= 50
+    assert router.decisions_kept() == 50
+    assert router.decisions_forgotten == 450
+    assert router.decision("c449") is None and router.decision("c450") is not None
 
 
 # -- property: random events keep every invariant --------------------------------

@@ -11,6 +11,7 @@ from complaints.abuse import AbusePolicy
 from routing.calls import Urgency
 from routing.dispatch import DispatchConfig
 from routing.hold import HoldConfig
+from routing.router import DEFAULT_DECISION_HISTORY
 from routing.scoring import ScoringConfig
 from routing.selection import SelectionConfig
 from shenava.config.checks import _build, _name
@@ -27,6 +28,8 @@ class RoutingConfig:
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    decision_history: int = DEFAULT_DECISION_HISTORY
+    """Assignments kept in memory for ``shenava explain`` (the latest)."""
 
 
 def _music_class(value: str) -> str | None:
@@ -108,4 +111,7 @@ def parse_routing(t: Table, abuse: AbusePolicy) -> RoutingConfig:
         dispatch=dispatch,
         scoring=t.section("scoring", parse_scoring),
         selection=t.section("selection", lambda s: parse_selection(s, abuse)),
+        decision_history=t.get_int(
+            "decision_history", DEFAULT_DECISION_HISTORY, minimum=1, maximum=1_000_000
+        ),
     )
