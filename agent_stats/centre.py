@@ -5,8 +5,16 @@ Each daemon counts only its own site's calls (``{stats:SITE}`` keys, see
 counters (offered, answered in time, abandoned, ...), never an average of
 their percentages. Sites are found in the register every daemon writes at
 start. The figures are read with this daemon's ``[sla]`` settings (the
-sites of one centre share them: threshold, window, day alignment); a site's
-"today" is the day of its counters under those settings.
+sites of one centre share them: threshold, window, day alignment; ``shenava
+check-sites`` checks it); a site's "today" is the day of its counters under
+those settings.
+
+The figures of the moment (calls waiting, the longest wait, agents by state,
+callbacks due) live in each daemon's memory, not in Redis: every
+``REFRESH_S`` each daemon publishes its own site's (:class:`SiteNow`, into
+``{sites}:now``, its own field) and reads every site's. A site that has not
+published for ``STALE_S`` (its daemon stopped) is shown as not reporting and
+left out of the centre's sums of the moment.
 
 :class:`CentreBoard` keeps the latest figures for the pages, refreshed every
 ``REFRESH_S`` on the daemon's clock; reading them never blocks on Redis.
@@ -14,23 +22,79 @@ sites of one centre share them: threshold, window, day alignment); a site's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from agent_stats.sla import SLAConfig, SLCounts
 from agent_stats.store import StatsStore
 from shenava_base.aio import as_deferred
-from shenava_base.sites import register_site, registered_sites, site_label
+from shenava_base.sites import (
+    publish_site_now,
+    register_site,
+    registered_sites,
+    site_label,
+    sites_now,
+)
 
-__all__ = ["CentreBoard", "CentreFigures", "SiteFigures", "install", "read_centre"]
+__all__ = ["CentreBoard", "CentreFigures", "SiteFigures", "SiteNow", "install", "read_centre", "sla_settings"]
 
 log = Logger()
 
 REFRESH_S = 5.0
 """How often the centre's figures are read again (a few Redis round trips per site)."""
+NOT_LEADER = "leader.not_leader"
+"""The code of the error a standby daemon's writes get (shenava.leader.NotLeaderError)."""
+STALE_S = 30.0
+"""A site whose figures of the moment are older than this is not reporting (its daemon is away)."""
+
+
+@dataclass(frozen=True)
+class SiteNow:
+    """One site's figures of the moment, as its daemon keeps them (published every ``REFRESH_S``)."""
+
+    at: float
+    waiting: int = 0
+    longest_wait_s: float | None = None
+    ready: int = 0
+    busy: int = 0
+    """Ringing, on a call or in wrap-up."""
+    not_ready: int = 0
+    callbacks_due: int | None = None
+    """Open callback flags of this site due to be dialled now (None: not read)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SiteNow | None:
+        try:
+            longest = raw.get("longest_wait_s")
+            due = raw.get("callbacks_due")
+            return cls(
+                at=float(raw["at"]), waiting=int(raw.get("waiting", 0)),
+                longest_wait_s=None if longest is None else float(longest),
+                ready=int(raw.get("ready", 0)), busy=int(raw.get("busy", 0)),
+                not_ready=int(raw.get("not_ready", 0)),
+                callbacks_due=None if due is None else int(due),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None  # written by something else: shown as not reporting
+
+
+def sum_now(at: float, figures: list[SiteNow]) -> SiteNow:
+    """The centre's figures of the moment: sums, and the longest of the longest waits."""
+    waits = [f.longest_wait_s for f in figures if f.longest_wait_s is not None]
+    dues = [f.callbacks_due for f in figures if f.callbacks_due is not None]
+    return SiteNow(
+        at=at, waiting=sum(f.waiting for f in figures), longest_wait_s=max(waits) if waits else None,
+        ready=sum(f.ready for f in figures), busy=sum(f.busy for f in figures),
+        not_ready=sum(f.not_ready for f in figures), callbacks_due=sum(dues) if dues else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -40,12 +104,17 @@ class SiteFigures:
     rolling: SLCounts
     day: SLCounts
     heartbeat_at: float | None = None
+    now: SiteNow | None = None
+    """Its figures of the moment as last published (None: never, or unreadable)."""
+    reporting: bool = False
+    """Whether ``now`` is recent (within ``STALE_S``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.site, "label": site_label(self.site), "name": self.name,
             "heartbeat_at": self.heartbeat_at,
             "rolling": _counts(self.rolling), "day": _counts(self.day),
+            "now": None if self.now is None else self.now.to_dict(), "reporting": self.reporting,
         }
 
 
@@ -55,6 +124,8 @@ class CentreFigures:
     sites: tuple[SiteFigures, ...] = ()
     rolling: SLCounts = field(default_factory=SLCounts)
     day: SLCounts = field(default_factory=SLCounts)
+    now: SiteNow | None = None
+    """The sums of the reporting sites' figures of the moment."""
 
     def site(self, site: str) -> SiteFigures | None:
         return next((s for s in self.sites if s.site == site), None)
@@ -63,6 +134,8 @@ class CentreFigures:
         return {
             "at": self.at,
             "rolling": _counts(self.rolling), "day": _counts(self.day),
+            "now": None if self.now is None else self.now.to_dict(),
+            "reporting": sum(1 for s in self.sites if s.reporting),
             "sites": [s.to_dict() for s in self.sites],
         }
 
@@ -92,13 +165,49 @@ async def read_centre(
     sites: list[SiteFigures] = []
     rolling, day = SLCounts(), SLCounts()
     found = await registered_sites(client, prefix) if sites_found is None else sites_found
+    published = await sites_now(client, prefix)
+    reporting: list[SiteNow] = []
     for site, entry in found.items():
         store = StatsStore(client, sla, prefix=prefix, site=site)
         site_rolling, site_day, beat = await read_site(store, now)
-        sites.append(SiteFigures(site, str(entry.get("name", "")), site_rolling, site_day, beat))
+        raw = published.get(site)
+        figures = None if raw is None else SiteNow.from_dict(raw)
+        fresh = figures is not None and now - figures.at <= STALE_S
+        if fresh and figures is not None:
+            reporting.append(figures)
+        sites.append(SiteFigures(site, str(entry.get("name", "")), site_rolling, site_day, beat,
+                                 figures, fresh))
         rolling.add(site_rolling)
         day.add(site_day)
-    return CentreFigures(now, tuple(sites), rolling, day)
+    return CentreFigures(now, tuple(sites), rolling, day, sum_now(now, reporting))
+
+
+def sla_settings(sla: SLAConfig) -> dict[str, Any]:
+    """The ``[sla]`` settings a centre's sites must share, as plain values (the register's
+    ``sla``; ``utc_offset_s`` comes from the site's time zone and is left out)."""
+    out = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(sla).items()}
+    out.pop("utc_offset_s", None)
+    return out
+
+
+def sla_mismatches(mine: Mapping[str, Any], found: Mapping[str, Mapping[str, Any]],
+                   site: str) -> list[tuple[str, str, Any, Any]]:
+    """``(other site, key, its value, ours)`` for every ``[sla]`` setting another registered
+    site counts with differently (sites that registered no settings are not compared)."""
+    out = []
+    for other, entry in found.items():
+        theirs = entry.get("sla")
+        if other == site or not isinstance(theirs, dict):
+            continue
+        for key in sorted(set(mine) | set(theirs)):
+            if mine.get(key) != theirs.get(key):
+                out.append((other, key, theirs.get(key), mine.get(key)))
+    return out
+
+
+SiteNowSource = Callable[[float, list[str]], Awaitable[SiteNow]]
+"""This daemon's figures of the moment at ``now``, given every registered site's id
+(set by the pages' live board, :mod:`shenava.http.wallboard`)."""
 
 
 class CentreBoard:
@@ -114,22 +223,38 @@ class CentreBoard:
         self._name = name
         self._timezone = timezone
         self._registered = False
+        self._said = False
+        self._warned: set[tuple[str, str]] = set()
         self._busy = False
         self._loop: LoopingCall | None = None
         self.latest: CentreFigures | None = None
+        self.site_now: SiteNowSource | None = None
+        """Where this site's figures of the moment come from (None: none are published)."""
 
     async def refresh(self) -> CentreFigures:
         if not self._registered:
-            await register_site(self._client, self._prefix, self.site, name=self._name, timezone=self._timezone)
+            await register_site(self._client, self._prefix, self.site, name=self._name, timezone=self._timezone,
+                                sla=sla_settings(self._sla))
             self._registered = True
         found = await registered_sites(self._client, self._prefix)
+        for other, key, theirs, ours in sla_mismatches(sla_settings(self._sla), found, self.site):
+            if (other, key) not in self._warned:
+                self._warned.add((other, key))
+                log.warn(
+                    "site {other} counts its service level with sla.{key} = {theirs!r}, this site "
+                    "({site}) with {ours!r}: the centre's figures sum calls counted differently; "
+                    "give every site the same [sla] (shenava check-sites)",
+                    other=site_label(other), key=key, theirs=theirs, ours=ours, site=site_label(self.site),
+                    code="sites.sla_differs")
         if list(found) == [self.site] == [""]:
             # A single-site install: the centre is this site, whose figures the page has.
             self.latest = CentreFigures(self._clock.seconds())
             return self.latest
-        self.latest = await read_centre(
-            self._client, self._prefix, self._sla, self._clock.seconds(), sites_found=found
-        )
+        now = self._clock.seconds()
+        if self.site_now is not None:
+            mine = await self.site_now(now, list(found))
+            await publish_site_now(self._client, self._prefix, self.site, mine.to_dict())
+        self.latest = await read_centre(self._client, self._prefix, self._sla, now, sites_found=found)
         return self.latest
 
     def _tick(self) -> None:
@@ -141,6 +266,13 @@ class CentreBoard:
             self._busy = False
 
         def failed(failure: Any) -> None:
+            # Redis away is said elsewhere (the journal, the health check), and a standby may
+            # not write (the leader's gate: "leader.not_leader") until it leads; a bug is said once
+            expected = failure.check(RedisError, OSError) is not None or getattr(
+                failure.value, "code", None) == NOT_LEADER
+            if not expected and not self._said:
+                self._said = True
+                log.failure("centre figures not read", failure=failure)
             log.debug("centre figures not read: {error}", error=failure.getErrorMessage())
 
         as_deferred(self.refresh()).addErrback(failed).addBoth(done)

@@ -136,11 +136,26 @@ def _check(result: str, verb: str | None) -> None:
         raise AGIResultError(f"neither a number nor keys ({len(result)} characters)", verb=verb)
 
 
+# Decoded results by (encoded text, verb). A daemon sees few distinct replies
+# ("200 result=0", a prompt's "endpos", a menu key): parsing each once saves
+# the unquoting and the regular expressions on every AGI round trip. Results
+# are frozen (their ``extras`` are never changed); bounded by starting afresh.
+_DECODED: dict[tuple[str, str | None], AGIResult] = {}
+DECODED_MAX = 1024
+
+
 def decode_result(encoded: str | None, *, verb: str | None = None) -> AGIResult:
     """Parse the URL-encoded ``Result`` header of ``AsyncAGIExec`` (None: it was missing)."""
     if encoded is None:
         raise AGIResultError("no Result header", verb=verb)
-    return parse_result(unquote(encoded), verb=verb)
+    key = (encoded, verb)
+    result = _DECODED.get(key)
+    if result is None:
+        result = parse_result(unquote(encoded), verb=verb)  # an unreadable one raises: not kept
+        if len(_DECODED) >= DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[key] = result
+    return result
 
 
 def decode_env(encoded: str) -> dict[str, str]:

@@ -24,7 +24,8 @@ failure or a hang-up the caller did not make. ``max_in_ivr`` is the largest
 number of IVR sessions seen running at once (sampled every 100 ms).
 ``daemon_cpu_s_per_session`` is this process's CPU time (user + system) from
 the first call to the last outcome, divided by the sessions: the PBX's work is
-in the child and not counted. No agent is logged in: callers who ask for one
+in the child and not counted. ``agi_commands_per_session``: the AGI commands
+answered over the run (``AsyncAGIExec``), per session. No agent is logged in: callers who ask for one
 wait on hold. Loopback only; the run is bounded by ``--limit-s``. The last line
 of output is one JSON object.
 """
@@ -191,7 +192,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         app = Shenava(config, reactor=reactor, redis=None)
         outcomes: dict[str, Any] = {}
         app.callflow.subscribe(lambda o: outcomes.__setitem__(o.call_id, o))
-        state: dict[str, Any] = {"max_in_ivr": 0, "cpu0": 0.0, "t0": 0.0, "t_end": None}
+        state: dict[str, Any] = {"max_in_ivr": 0, "cpu0": 0.0, "t0": 0.0, "t_end": None,
+                                 "agi": 0}
+        app.connection.add_agi_observer(
+            lambda _command, _took: state.__setitem__("agi", state["agi"] + 1))
 
         def sample() -> None:
             state["max_in_ivr"] = max(state["max_in_ivr"], app.callflow.in_ivr)
@@ -234,6 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "wall_s": round(wall, 2),
             "daemon_cpu_s": round(cpu, 3),
             "daemon_cpu_s_per_session": round(cpu / max(1, args.sessions), 5),
+            "agi_commands_per_session": round(state["agi"] / max(1, args.sessions), 2),
             "ramp_s": args.ramp_s,
             "prompt_s": PROMPT_S,
             "reactor": type(reactor).__name__,

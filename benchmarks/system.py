@@ -379,7 +379,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ami=replace(config.ami, host=HOST, port=port, secret=SECRET),
             redis=replace(config.redis, url=server.url),
             site=replace(config.site, id="bench" if args.cluster else ""),
-            recordings=replace(config.recordings, dir=root / "voicemail", asterisk_dir=None),
+            # Voicemails go where the test PBX writes RECORD FILE (its recordings root).
+            recordings=replace(config.recordings, dir=root / "pbx" / "voicemail", asterisk_dir=None),
             agents=agents,
         )
         client: Any

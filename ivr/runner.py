@@ -23,10 +23,12 @@ tells a hang-up from a missing file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -169,6 +171,7 @@ class IVRRunner:
         self._ending = False
         self._done = False
         self._waiter: Deferred[Any] | None = None
+        self._relay: Deferred[Any] | None = None  # set while ``_wait`` relays a look-up or a link wait
         self._delivered: Outcome | None = None  # handed to the sink already
         self._delivery_error: Exception | None = None
         self._call_id = ""
@@ -193,6 +196,11 @@ class IVRRunner:
             self._run(self._machine.resume(state, self._clock.seconds(), apology))
         )
 
+    @property
+    def channel_language(self) -> str:
+        """The channel's ``CHANNEL(language)`` as this runner last set or saw it ("" unknown)."""
+        return self._channel_language
+
     def _stepped(self, state: State) -> None:
         self.state = state
         if self.on_state is not None:
@@ -215,7 +223,10 @@ class IVRRunner:
         self._gone = True
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.called:
-            waiter.callback(_GONE)
+            if waiter is self._relay:
+                waiter.callback(_GONE)
+            else:
+                waiter.cancel()  # an AGI command's own Deferred: its answer, if any, is dropped
 
     # -- the loop -----------------------------------------------------------
 
@@ -275,7 +286,7 @@ class IVRRunner:
             and last.outcome.requested in KEPT_BEFORE_TOLD
         ):
             await self._deliver(last.outcome)  # kept before the caller is told so
-        for command in commands:
+        for command in _batched(commands):
             if self._gone and not isinstance(command, Finish):
                 return HungUp(self._now())
             if self._link_lost and not isinstance(command, Finish):
@@ -291,7 +302,7 @@ class IVRRunner:
                 return answer
         return Failed(self._now(), "the machine's commands did not end in one that waits")
 
-    async def _one(self, command: Command) -> Input | Outcome | None:
+    async def _one(self, command: Command | _SetVariables) -> Input | Outcome | None:
         match command:
             case Finish(outcome=outcome):
                 return outcome
@@ -314,12 +325,16 @@ class IVRRunner:
                 result = await self._agi(f"SAY DIGITS {digits} {quote_argument(escape)}", interruptible)
                 return self._played(result, "digits")
             case SetVariable(name=name, value=value):
+                if name == CHANNEL_LANGUAGE and value == self._channel_language:
+                    return None  # already so (e.g. a prompt in that language just played)
                 result = await self._agi(f"SET VARIABLE {name} {_quoted(value)}", False)
                 if isinstance(result, _Gone):
                     return HungUp(self._now())
                 if name == CHANNEL_LANGUAGE:
                     self._channel_language = value
                 return None
+            case _SetVariables(variables=variables):
+                return await self._set_variables(variables)
             case Collect():
                 return await self._collect(command)
             case LookupComplaint(reference=reference):
@@ -334,6 +349,22 @@ class IVRRunner:
                     pass  # the call is ending either way
                 return None
         raise AssertionError(f"unknown command {command!r}")
+
+    async def _set_variables(self, variables: tuple[SetVariable, ...]) -> Input | Outcome | None:
+        """Several channel variables in one round trip: ``EXEC MSet(A=1,B=2)``.
+
+        An Asterisk without MSet answers ``result=-2`` (no such application):
+        then they are set one by one, as before."""
+        pairs = ",".join(f"{v.name}={v.value}" for v in variables)
+        result = await self._agi(f"EXEC MSet {quote_argument(pairs)}", False)
+        if isinstance(result, _Gone):
+            return HungUp(self._now())
+        if result.result == "-2":
+            for variable in variables:
+                answer = await self._one(variable)
+                if answer is not None:
+                    return answer
+        return None
 
     def _played(self, result: AGIResult | _Gone, what: str) -> Input | None:
         if isinstance(result, _Gone):
@@ -422,8 +453,8 @@ class IVRRunner:
     async def _use_language(self, lang: str) -> None:
         """Asterisk finds sounds by the channel's language; switch it when a prompt needs another."""
         if lang != self._channel_language:
-            self._channel_language = lang
-            await self._agi(f"SET VARIABLE {CHANNEL_LANGUAGE} {_quoted(lang)}", False)
+            if not isinstance(await self._agi(f"SET VARIABLE {CHANNEL_LANGUAGE} {_quoted(lang)}", False), _Gone):
+                self._channel_language = lang
 
     # -- AGI plumbing -----------------------------------------------------
 
@@ -434,7 +465,7 @@ class IVRRunner:
                 return _GONE
             self._reads_keys = reads_keys
             try:
-                result = await self._wait(self._channel.execute(command))
+                result = await self._wait_for_result(self._channel.execute(command))
                 break
             except ChannelGoneError:
                 self._gone = True
@@ -492,13 +523,33 @@ class IVRRunner:
             return False
         return not isinstance(result, _Gone) and not self._gone
 
+    async def _wait_for_result(self, deferred: Deferred[AGIResult]) -> AGIResult | _Gone:
+        """Wait for an AGI command's result unless the caller hangs up first.
+
+        The cheap path of every command: the command's own Deferred is
+        awaited, with no relay; a hang-up cancels it (the AMI protocol forgets
+        the command, so a late ``AsyncAGIExec`` is dropped)."""
+        if self._gone:
+            deferred.addErrback(lambda _failure: None)
+            return _GONE
+        self._waiter = deferred
+        try:
+            return await deferred
+        except CancelledError:
+            if self._gone:
+                return _GONE
+            raise
+        finally:
+            if self._waiter is deferred:
+                self._waiter = None
+
     async def _wait(self, deferred: Deferred[T]) -> T | _Gone:
         """Wait for ``deferred`` unless the caller hangs up first; a late answer is dropped."""
         if self._gone:
             deferred.addErrback(lambda _failure: None)
             return _GONE
         waiter: Deferred[T | _Gone] = Deferred()
-        self._waiter = waiter
+        self._waiter = self._relay = waiter
 
         def relay(value: T) -> None:
             if not waiter.called:
@@ -514,9 +565,51 @@ class IVRRunner:
         finally:
             if self._waiter is waiter:
                 self._waiter = None
+            self._relay = None
 
     def _now(self) -> float:
         return self._clock.seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class _SetVariables:
+    """Consecutive plain ``SetVariable`` commands, run as one ``EXEC MSet``."""
+
+    variables: tuple[SetVariable, ...]
+
+
+# What MSet takes as is: Asterisk splits its argument at "," (honouring quotes,
+# backslashes and brackets) and each pair at its first "=", and takes no
+# functions (``CHANNEL(language)``) as names.
+_MSET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.A)
+_MSET_VALUE = re.compile(r"[A-Za-z0-9_.:/+@*#-]+", re.A)
+
+
+def _msettable(command: Command) -> bool:
+    return (
+        type(command) is SetVariable
+        and _MSET_NAME.fullmatch(command.name) is not None
+        and _MSET_VALUE.fullmatch(command.value) is not None
+    )
+
+
+def _batched(commands: tuple[Command, ...]) -> list[Command | _SetVariables]:
+    """``commands`` with each run of two or more MSet-able ``SetVariable`` made one."""
+    out: list[Command | _SetVariables] = []
+    run: list[SetVariable] = []
+    for command in (*commands, None):
+        if command is not None and _msettable(command):
+            assert isinstance(command, SetVariable)
+            run.append(command)
+            continue
+        if len(run) > 1:
+            out.append(_SetVariables(tuple(run)))
+        else:
+            out.extend(run)
+        run = []
+        if command is not None:
+            out.append(command)
+    return out
 
 
 def _quoted(value: str) -> str:

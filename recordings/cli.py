@@ -117,11 +117,11 @@ def add_transcribe_parser(
 # -- config -------------------------------------------------------------------
 
 
-def _load(args: argparse.Namespace) -> tuple[RecordingsConfig, str, str]:
-    """The recordings section, the Redis URL and key prefix (defaults without a file)."""
+def _load(args: argparse.Namespace) -> tuple[RecordingsConfig, str, str, str]:
+    """The recordings section, the Redis URL, key prefix and site (defaults without a file)."""
     config_path: Path | None = args.config
     if config_path is None:
-        return RecordingsConfig(), "", "shenava"
+        return RecordingsConfig(), "", "shenava", ""
     if args.load_config is None:
         print("shenava: --config is read by the shenava command", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -131,7 +131,8 @@ def _load(args: argparse.Namespace) -> tuple[RecordingsConfig, str, str]:
         print(f"shenava: invalid config: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     recordings = getattr(config, "recordings", RecordingsConfig())
-    return recordings, config.redis.url, config.redis.key_prefix
+    site = getattr(getattr(config, "site", None), "id", "")
+    return recordings, config.redis.url, config.redis.key_prefix, site
 
 
 def _fail(message: str, code: int) -> int:
@@ -145,7 +146,7 @@ def _fail(message: str, code: int) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     from recordings.worker import WorkerPool, WorkerSettings, check_model_paths
 
-    recordings, redis_url, prefix = _load(args)
+    recordings, redis_url, prefix, site = _load(args)
     try:
         redis_url = redis_url_from(args, redis_url, sys.stderr, "shenava worker")
     except RedisUrlError as exc:
@@ -172,7 +173,7 @@ def run_worker(args: argparse.Namespace) -> int:
               "(shenava models add PATH --lang LANG)", file=sys.stderr)
     settings = WorkerSettings(
         redis_url=redis_url, recordings_dir=str(recordings.dir),
-        models={lang: str(p) for lang, p in models.items()}, key_prefix=prefix,
+        models={lang: str(p) for lang, p in models.items()}, key_prefix=prefix, site=site,
         urgent_words=dict(recordings.urgent_words), urgent_min_conf=recordings.urgent_min_conf,
         max_attempts=recordings.max_attempts, claim_idle_s=recordings.claim_idle_s,
     )
@@ -202,7 +203,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    recordings, _url, _prefix = _load(args)
+    recordings, _url, _prefix, _site = _load(args)
     models_dir = (args.models_dir or recordings.models_dir).resolve()
     if args.models_command == "add":
         try:
@@ -235,7 +236,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from recordings.batch import transcribe_files
     from recordings.progress import ProgressBar
 
-    recordings, _url, _prefix = _load(args)
+    recordings, _url, _prefix, _site = _load(args)
     model = args.model
     if model is None:
         try:

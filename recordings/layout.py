@@ -5,13 +5,26 @@ and each script below runs atomically over all of them:
 
 - ``<p>:{vm}:vm:<id>``         hash: one voicemail's metadata, status and transcript
 - ``<p>:{vm}:index``           sorted set: voicemail ids by recording time
-- ``<p>:{vm}:jobs``            stream, consumer group ``transcribers``: ``{vm: <id>}``
+- ``<p>:{vm}:jobs``            stream, consumer group ``transcribers``: ``{vm: <id>}`` (the
+  default site's; a named site's is ``<p>:{vm}:jobs@<site>``, see below)
 - ``<p>:{vm}:transcribed``     stream: one event per transcript stored (for complaints, callbacks)
 - ``<p>:{vm}:parked``          stream: one event per voicemail given up on, with its error
 - ``<p>:{vm}:awaiting:<lang>`` set: voicemails waiting for a model of that language
+  (a named site's: ``<p>:{vm}:awaiting@<site>:<lang>``)
 - ``<p>:{vm}:counts``          hash: ``recorded``, ``pending``, ``transcribed``, ``parked`` (kept by the scripts)
 - ``<p>:{vm}:followed:<name>`` string: the last ``transcribed`` entry a follower handled
 - ``<p>:{vm}:urgent:<number>`` string (with a TTL): the caller's last urgent voicemail and its words
+
+**Sites** (:mod:`shenava_base.sites`): a voicemail file is on its site's
+Asterisk host, in the folder that site's daemon and workers see
+(``recordings.dir``); another site's worker cannot read it. So each site has
+its own job stream and awaiting sets, and its workers take only its jobs. The
+records, index, counts and the ``transcribed`` stream stay shared (one register
+of voicemails for the centre, as complaints are); a named site's record says
+its ``site``. Jobs that daemons of named sites queued on the shared stream
+before (no ``site`` in the record) are moved to the site's stream by its
+workers when they start (:meth:`recordings.queue.JobQueue.adopt_legacy`): those
+whose file is in the worker's folder.
 
 Two front ends share this layout: :class:`recordings.store.VoicemailStore`
 (redis.asyncio, the daemon) and :class:`recordings.queue.JobQueue` (the
@@ -44,6 +57,9 @@ class Status:
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "shenava"
+    site: str = ""
+    """The site whose job stream and awaiting sets these are ("": the default site's, the
+    keys of a single-site install)."""
 
     @property
     def base(self) -> str:
@@ -62,6 +78,11 @@ class Keys:
 
     @property
     def jobs(self) -> str:
+        return f"{self.base}:jobs@{self.site}" if self.site else self.legacy_jobs
+
+    @property
+    def legacy_jobs(self) -> str:
+        """The default site's stream, which every site used before jobs were kept per site."""
         return f"{self.base}:jobs"
 
     @property
@@ -73,6 +94,9 @@ class Keys:
         return f"{self.base}:parked"
 
     def awaiting(self, lang: str) -> str:
+        return f"{self.base}:awaiting@{self.site}:{lang}" if self.site else self.legacy_awaiting(lang)
+
+    def legacy_awaiting(self, lang: str) -> str:
         return f"{self.base}:awaiting:{lang}"
 
     @property
@@ -209,6 +233,39 @@ redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 """
 
+# KEYS: record, from (a stream), to (a stream)   ARGV: group, entry, vm id, site, take unsited (0|1)
+# -> 1 moved to this site's stream, 0 left where it is
+ADOPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+local site = redis.call('HGET', KEYS[1], 'site')
+if status ~= 'pending' then return 0 end
+if site then
+  if site ~= ARGV[4] then return 0 end
+elseif ARGV[5] ~= '1' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'site', ARGV[4])
+redis.call('XADD', KEYS[3], '*', 'vm', ARGV[3])
+redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: record, from (a set), to (a set)   ARGV: vm id, site, take unsited (0|1) -> 1 moved, 0 left
+ADOPT_AWAITING = """
+local site = redis.call('HGET', KEYS[1], 'site')
+if site then
+  if site ~= ARGV[2] then return 0 end
+elseif ARGV[3] ~= '1' then
+  return 0
+end
+if redis.call('SMOVE', KEYS[2], KEYS[3], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'site', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 SCRIPTS = {
     "register": REGISTER,
     "start": START,
@@ -218,4 +275,6 @@ SCRIPTS = {
     "requeue_awaiting": REQUEUE_AWAITING,
     "retry_parked": RETRY_PARKED,
     "heartbeat": HEARTBEAT,
+    "adopt": ADOPT,
+    "adopt_awaiting": ADOPT_AWAITING,
 }

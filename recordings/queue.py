@@ -14,11 +14,17 @@ consumer group ``transcribers``. Its life:
    transcript is stored, and a transcript is stored and published once.
    :meth:`JobQueue.fail` records the error and parks a bad file at once, or
    leaves the job pending for a retry after ``claim_idle_s``.
+
+A site's workers read only its stream (:class:`recordings.layout.Keys`, ``site``):
+a voicemail file is on its own site's host. When a named site's workers start,
+:meth:`JobQueue.adopt_legacy` moves to their stream the jobs its daemon queued
+on the shared stream before jobs were kept per site.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,14 +64,19 @@ class JobQueue:
         key_prefix: str = "shenava",
         max_attempts: int = 3,
         claim_idle_s: float = 60.0,
+        site: str = "",
     ) -> None:
         self._redis = client
         self.consumer = consumer
-        self.keys = Keys(key_prefix)
+        self.keys = Keys(key_prefix, site)
         self.max_attempts = max_attempts
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
         self._claim_cursor = "0-0"
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self._redis
 
     def ensure_group(self) -> None:
         try:
@@ -144,6 +155,41 @@ class JobQueue:
     def requeue_awaiting(self, lang: str) -> int:
         keys = [self.keys.awaiting(lang), self.keys.jobs]
         return int(self._scripts["requeue_awaiting"](keys=keys, args=[self.keys.record_prefix]))
+
+    def adopt_legacy(self, has_file: Callable[[str], bool], *, batch: int = 500) -> int:
+        """Move this named site's jobs off the shared stream of earlier versions (and its
+        voicemails waiting for a model off the shared awaiting sets); how many moved.
+
+        A record that names this site is this site's; one that names no site (queued
+        before records said their site) is taken when ``has_file(vm_id)``: its file is in
+        this worker's folder, so it was recorded here. Others are left for their own
+        site's workers (the default site's read the shared stream)."""
+        site = self.keys.site
+        if not site:
+            return 0
+        legacy = Keys(self.keys.prefix)
+        moved = 0
+        start = "-"
+        while True:
+            entries: Any = self._redis.xrange(legacy.jobs, min=start, max="+", count=batch)
+            for entry_id, fields in entries:
+                vm_id = _fields(fields).get("vm", "")
+                if not vm_id:
+                    continue
+                keys = [self.keys.record(vm_id), legacy.jobs, self.keys.jobs]
+                args = [GROUP, _s(entry_id), vm_id, site, "1" if has_file(vm_id) else "0"]
+                moved += int(self._scripts["adopt"](keys=keys, args=args))
+            if len(entries) < batch:
+                break
+            start = "(" + _s(entries[-1][0])
+        for key in self._redis.scan_iter(match=legacy.legacy_awaiting("*"), count=100):
+            lang = _s(key)[len(legacy.legacy_awaiting("")):]
+            for member in self._redis.smembers(key):
+                vm_id = _s(member)
+                keys = [self.keys.record(vm_id), _s(key), self.keys.awaiting(lang)]
+                args = [vm_id, site, "1" if has_file(vm_id) else "0"]
+                moved += int(self._scripts["adopt_awaiting"](keys=keys, args=args))
+        return moved
 
     def get(self, vm_id: str) -> Voicemail | None:
         raw: Any = self._redis.hgetall(self.keys.record(vm_id))

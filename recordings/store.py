@@ -189,10 +189,12 @@ def event_from_entry(entry_id: Any, fields: Mapping[Any, Any]) -> TranscribedEve
 class VoicemailStore:
     """Voicemail records and the transcription queue, from the daemon (redis.asyncio)."""
 
-    def __init__(self, redis: Redis, folder: RecordingFolder, *, key_prefix: str = "shenava") -> None:
+    def __init__(self, redis: Redis, folder: RecordingFolder, *, key_prefix: str = "shenava",
+                 site: str = "") -> None:
         self._redis = redis
         self.folder = folder
-        self.keys = Keys(key_prefix)
+        self.keys = Keys(key_prefix, site)
+        """A named site queues on its own stream; its records say their site (layout's "Sites")."""
         self._scripts = {name: redis.register_script(src) for name, src in SCRIPTS.items()}
 
     def allocate(self, now: float) -> Allocation:
@@ -206,6 +208,8 @@ class VoicemailStore:
         args: list[str] = [vm_id, repr(meta.recorded_at)]
         for k, v in meta_fields(vm_id, meta, file).items():
             args += [k, v]
+        if self.keys.site:
+            args += ["site", self.keys.site]
         keys = [self.keys.record(vm_id), self.keys.index, self.keys.jobs, self.keys.counts]
         return bool(await self._scripts["register"](keys=keys, args=args))
 

@@ -95,7 +95,8 @@ def install(app: Any) -> RecordingsHandle | None:
         return None
     config: RecordingsConfig = app.config.recordings
     store = VoicemailStore(
-        app.redis, RecordingFolder(config.dir, config.asterisk_dir), key_prefix=app.config.redis.key_prefix
+        app.redis, RecordingFolder(config.dir, config.asterisk_dir), key_prefix=app.config.redis.key_prefix,
+        site=app.config.site.id,
     )
     register, callbacks = _complaints_parts(app.complaints)
     if register is None or callbacks is None:

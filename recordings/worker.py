@@ -56,6 +56,12 @@ class WorkerSettings:
     claim_idle_s: float = 60.0
     block_s: float = BLOCK_S
     consumer: str = ""
+    site: str = ""
+    """``[site] id``: the site whose jobs this worker takes (its voicemail files are in
+    ``recordings_dir``); "" the default site's."""
+    other_sites: bool = False
+    """Whether other sites share the Redis (read at start): a missing file of a record
+    that names no site may then be another site's, not yet moved to its stream."""
 
     @property
     def heartbeat_s(self) -> float:
@@ -128,7 +134,11 @@ class Worker:
             return self.queue.fail(job, f"{exc.code}: {exc}", permanent=True, now=self._now())
         except FileNotFoundError:
             error = f"recordings.file_missing: {self.folder.path(job.vm_id)} does not exist"
-            return self.queue.fail(job, error, permanent=True, now=self._now())
+            # On the shared stream of a centre, a job of earlier versions may be another
+            # site's that its workers have not moved yet: retried (and parked after the
+            # attempts) rather than parked at once.
+            shared = self.settings.other_sites and not self.settings.site
+            return self.queue.fail(job, error, permanent=not shared, now=self._now())
         except (OSError, RecordingsError, RuntimeError) as exc:
             return self.queue.fail(job, f"{type(exc).__name__}: {exc}", permanent=False, now=self._now())
         found = triage(
@@ -176,18 +186,41 @@ def worker_main(settings: WorkerSettings, stop: Event | None = None, ready: Even
     consumer = settings.consumer or default_consumer()
     queue = JobQueue(
         client, consumer, key_prefix=settings.key_prefix,
-        max_attempts=settings.max_attempts, claim_idle_s=settings.claim_idle_s,
+        max_attempts=settings.max_attempts, claim_idle_s=settings.claim_idle_s, site=settings.site,
     )
     queue.ensure_group()
+    folder = RecordingFolder(Path(settings.recordings_dir))
+    settings = prepare_site(queue, folder, settings)
     for lang in models:
         queue.requeue_awaiting(lang)
-    worker = Worker(queue, RecordingFolder(Path(settings.recordings_dir)), models, transcribe_file, settings)
+    worker = Worker(queue, folder, models, transcribe_file, settings)
     if ready is not None:
         ready.set()
     try:
         worker.run(lambda: stopping[0] or (stop is not None and stop.is_set()))
     finally:
         client.close()
+
+
+def prepare_site(queue: JobQueue, folder: RecordingFolder, settings: WorkerSettings) -> WorkerSettings:
+    """At a worker's start: a named site's worker moves its jobs off the shared stream of
+    earlier versions (those whose record names it, or whose file is in its folder); every
+    worker learns whether other sites share the Redis."""
+    from dataclasses import replace
+
+    from shenava_base.sites import sites_key
+
+    if settings.site:
+        moved = queue.adopt_legacy(lambda vm_id: folder.path(vm_id).exists())
+        if moved:
+            print(f"shenava worker: {moved} queued voicemail(s) of site {settings.site} moved to its "
+                  "own queue", file=sys.stderr)
+    registered = [_text(s) for s in queue.redis.hkeys(sites_key(settings.key_prefix))]
+    return replace(settings, other_sites=any(s != settings.site for s in registered))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class WorkerPool:

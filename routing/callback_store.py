@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -347,6 +347,18 @@ class CallbackStore:
     async def backlog(self, now: float) -> int:
         """Open flags due by ``now`` (the wallboard's callback backlog, every site's)."""
         return int(await self._client.zcount(self._key("due"), "-inf", now))
+
+    async def site_backlog(self, now: float, sites: Iterable[str] = ()) -> int:
+        """Open flags due by ``now`` that this store's site dials (the wallboard's row of
+        the site). A named site's are its ``due@SITE`` set; the default site's are the
+        shared set's less every named site's in ``sites`` (one round trip)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zcount(self._site_due_key(self.site), "-inf", now)
+            others = [] if self.site else sorted({s for s in sites if s})
+            for site in others:
+                pipe.zcount(self._site_due_key(site), "-inf", now)
+            counts = [int(n) for n in await pipe.execute()]
+        return max(0, counts[0] - sum(counts[1:]))
 
     async def _of_default_site(self, flag_id: str) -> bool:
         known = self._default_site.get(flag_id)

@@ -131,6 +131,7 @@ class _Waiting:
     caller_number: str
     arrived_at: float
     hold: HoldLoop | None = None
+    language_on_channel: bool = False  # CHANNEL(language) is call.language already
     agent_id: str | None = None
     leg_id: str | None = None
     leg_channel: str | None = None
@@ -233,9 +234,13 @@ class CallDispatcher:
         category: str | None,
         arrived_at: float,
         joined_at: float | None = None,
+        language_on_channel: bool = False,
         **facts: Any,
     ) -> WaitingCall:
-        """Put a caller in the waiting line (``facts``: urgency, vulnerable, ...)."""
+        """Put a caller in the waiting line (``facts``: urgency, vulnerable, ...).
+
+        ``language_on_channel``: the channel's ``CHANNEL(language)`` is already
+        ``language`` (the IVR just played in it), so the hold does not set it."""
         now = self._clock.seconds()
         category = category or GENERAL_SKILL
         skill = category if category in self._agent_skills else GENERAL_SKILL
@@ -247,7 +252,8 @@ class CallDispatcher:
             category=category,
             **facts,
         )
-        waiting = _Waiting(call, channel, caller_number, arrived_at)
+        waiting = _Waiting(call, channel, caller_number, arrived_at,
+                           language_on_channel=language_on_channel)
         self._calls[call_id] = waiting
         self._emit(CallQueued(call_id, now, arrived_at, language, category, caller_number))
         self._start_hold(waiting)
@@ -757,6 +763,7 @@ class CallDispatcher:
             self._config.hold,
             position=lambda: self._position_number(call_id),
             on_choice=lambda key: self._left_for_choice(call_id, key),
+            set_language=not waiting.language_on_channel,
         )
         waiting.hold.start()
 

@@ -51,6 +51,8 @@ class HoldLoop:
         config: HoldConfig,
         position: Callable[[], int | None],
         on_choice: Callable[[str], object],
+        *,
+        set_language: bool = True,
     ) -> None:
         self._agi = agi
         self._channel = channel
@@ -58,6 +60,7 @@ class HoldLoop:
         self._config = config
         self._position = position
         self._on_choice = on_choice
+        self._set_language = set_language  # False: the channel has the caller's language already
         self._stopped = False
         self.done: Deferred[None] | None = None
 
@@ -86,7 +89,8 @@ class HoldLoop:
 
     async def _run(self) -> None:
         config = self._config
-        await self._command(f"SET VARIABLE CHANNEL(language) {quote_argument(self._language)}")
+        if self._set_language:
+            await self._command(f"SET VARIABLE CHANNEL(language) {quote_argument(self._language)}")
         first = True
         while not self._stopped:
             if not first and config.announce_position:

@@ -121,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also read the live Redis server's durability settings (AOF, fsync, eviction)")
     check.set_defaults(func=_cmd_check_config)
 
+    sites = sub.add_parser(
+        "check-sites",
+        help="check that the sites of one centre agree: the same [sla], agent ids unique across sites",
+    )
+    sites.add_argument("configs", type=Path, nargs="+", metavar="CONFIG",
+                       help="each site's Shenava TOML config file (an active/standby pair may give both)")
+    sites.add_argument("--redis", action="store_true",
+                       help="also compare what the running daemons registered in their shared Redis "
+                            "(each site's [sla]) and stored (each site's agents)")
+    sites.set_defaults(func=_cmd_check_sites)
+
     prompts = sub.add_parser("prompts", help="prompt audio: build WAV files from the prompt texts")
     prompts.add_argument("action", choices=["build"], help="build: espeak-ng + sox -> 8 kHz WAV")
     prompts.add_argument("out", type=Path, help="output folder (copy into Asterisk's sounds dir)")
@@ -289,6 +300,12 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     from shenava.check_config import run_check
 
     return run_check(args.config, args.asterisk_dir, sounds_dir=args.sounds_dir, redis=args.redis)
+
+
+def _cmd_check_sites(args: argparse.Namespace) -> int:
+    from shenava.check_config.run import run_check_sites
+
+    return run_check_sites(args.configs, redis=args.redis)
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:

@@ -15,9 +15,12 @@ install reads its stored data unchanged.
 Shared by every site (one tag each, no site in it): the complaint register
 (``{complaints}``, references included), callback flags (``{callbacks}``,
 each flag naming the site that dials it) and abuse reports, the users, and
-the register of sites itself (``{sites}``: site id -> a short JSON
-description, written by each daemon at start), from which the centre's
-figures are summed.
+the register of sites itself (``{sites}:all``: site id -> a short JSON
+description with the site's ``[sla]`` settings, written by each daemon at
+start), from which the centre's figures are summed, and each site's figures of
+the moment (``{sites}:now``: site id -> JSON, written by that site's daemon
+every few seconds: calls waiting, agents by state, callbacks due), which the
+wallboards of every site show. A daemon writes only its own site's field.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ __all__ = [
     "SITE_FAMILIES",
     "SiteEntry",
     "check_site_id",
+    "publish_site_now",
     "register_site",
     "registered_sites",
+    "site_now_key",
+    "sites_now",
     "site_label",
     "site_tag",
     "sites_key",
@@ -64,22 +70,47 @@ def site_label(site: str) -> str:
 
 
 def sites_key(prefix: str) -> str:
-    """The register of sites: a hash, site id -> JSON ``{"name", "timezone"}``."""
+    """The register of sites: a hash, site id -> JSON ``{"name", "timezone", "sla"}``."""
     return f"{prefix}:{{sites}}:all"
 
 
 SiteEntry = dict[str, Any]
 
 
-async def register_site(client: Any, prefix: str, site: str, *, name: str, timezone: str) -> None:
-    """Say in Redis that ``site`` exists (idempotent; the centre's figures read the register)."""
-    entry = json.dumps({"name": name, "timezone": timezone}, separators=(",", ":"))
+def site_now_key(prefix: str) -> str:
+    """Each site's figures of the moment: a hash, site id -> JSON (see :func:`publish_site_now`)."""
+    return f"{prefix}:{{sites}}:now"
+
+
+async def register_site(client: Any, prefix: str, site: str, *, name: str, timezone: str,
+                        sla: dict[str, Any] | None = None) -> None:
+    """Say in Redis that ``site`` exists (idempotent; the centre's figures read the register).
+
+    ``sla``: the site's ``[sla]`` settings as plain values, so ``shenava
+    check-sites`` can tell sites whose service levels cannot be summed."""
+    body: dict[str, Any] = {"name": name, "timezone": timezone}
+    if sla is not None:
+        body["sla"] = sla
+    entry = json.dumps(body, separators=(",", ":"), sort_keys=True)
     await client.hset(sites_key(prefix), site, entry)
+
+
+async def publish_site_now(client: Any, prefix: str, site: str, figures: dict[str, Any]) -> None:
+    """This site's figures of the moment, for every site's wallboard (its own field only)."""
+    await client.hset(site_now_key(prefix), site, json.dumps(figures, separators=(",", ":"), sort_keys=True))
+
+
+async def sites_now(client: Any, prefix: str) -> dict[str, SiteEntry]:
+    """Every site's figures of the moment as last published, by site id."""
+    return _entries(await client.hgetall(site_now_key(prefix)))
 
 
 async def registered_sites(client: Any, prefix: str) -> dict[str, SiteEntry]:
     """Every site that registered, by id (sorted; the default site's id is "")."""
-    raw = await client.hgetall(sites_key(prefix))
+    return dict(sorted(_entries(await client.hgetall(sites_key(prefix))).items()))
+
+
+def _entries(raw: Any) -> dict[str, SiteEntry]:
     out: dict[str, SiteEntry] = {}
     for key, value in raw.items():
         site = key.decode() if isinstance(key, bytes) else str(key)
@@ -88,4 +119,4 @@ async def registered_sites(client: Any, prefix: str) -> dict[str, SiteEntry]:
         except (TypeError, ValueError):
             entry = {}
         out[site] = entry if isinstance(entry, dict) else {}
-    return dict(sorted(out.items()))
+    return out

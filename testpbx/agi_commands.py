@@ -129,6 +129,15 @@ class StreamFile(AgiCommand):
         return f"200 result=-1 endpos={self.elapsed_samples()}"
 
 
+def file_seconds(command: AgiCommand, name: str) -> float:
+    """How long one sound file plays: a digit (``digits/7``, what SAY DIGITS
+    plays) as long as SAY DIGITS gives it, unless its length is configured."""
+    options = command.world.options
+    if name.startswith("digits/") and name not in options.prompt_lengths_s and name not in options.sounds:
+        return SAY_DIGIT_S
+    return audio.prompt_seconds(options, name)
+
+
 class SayDigits(StreamFile):
     def prompt_length(self) -> float:
         return SAY_DIGIT_S * max(1, len(self.arg(0)))
@@ -250,8 +259,46 @@ class RecordFile(AgiCommand):
 
 _EXEC_APPS = {
     name.lower(): name
-    for name in ("MusicOnHold", "Playback", "Wait", "Answer", "NoOp", "Verbose", "Set")
+    for name in ("MusicOnHold", "Playback", "Wait", "Answer", "NoOp", "Verbose", "Set", "MSet")
 }
+
+
+def separate_args(data: str, delim: str = ",", limit: int = 0) -> list[str]:
+    """Split an application's argument like Asterisk's ``ast_app_separate_args``
+    (``main/app.c``): ``delim`` outside brackets and double quotes separates
+    (brackets count inside quotes too); quotes and backslashes are removed (a
+    backslash keeps the next character); with ``limit`` the last part keeps
+    the rest as it is."""
+    parts: list[str] = []
+    current: list[str] = []
+    paren = bracket = 0
+    quoted = escaped = False
+    for index, char in enumerate(data):
+        if limit and len(parts) == limit - 1:
+            current.append(data[index:])
+            break
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == delim and not (paren or bracket or quoted):
+            parts.append("".join(current))
+            current = []
+        else:
+            if char == "(":
+                paren += 1
+            elif char == ")" and paren:
+                paren -= 1
+            elif char == "[":
+                bracket += 1
+            elif char == "]" and bracket:
+                bracket -= 1
+            current.append(char)
+    parts.append("".join(current))
+    return parts
 
 
 class Exec(AgiCommand):
@@ -272,7 +319,7 @@ class Exec(AgiCommand):
                 self.after(seconds, self._moh_over)
         elif app == "playback":
             files = [f for f in params[0].split("&") if f]
-            total = sum(audio.prompt_seconds(self.world.options, f) for f in files)
+            total = sum(file_seconds(self, f) for f in files)
             self.after(total, self.finish, "200 result=0")
         elif app == "wait":
             self.after(float(params[0] or 0), self.finish, "200 result=0")
@@ -286,6 +333,14 @@ class Exec(AgiCommand):
             if app == "set":
                 name, _, value = data.partition("=")
                 self.channel.variables[name.strip()] = value
+            self.finish("200 result=0")
+        elif app == "mset":
+            # pbx_builtin_setvar_multiple: pairs split at ",", each at its
+            # first "="; an entry with no "=" is ignored (a warning); 0 always.
+            for pair in separate_args(data) if data else []:
+                parts = separate_args(pair, "=", 2)
+                if len(parts) == 2:
+                    self.channel.variables[parts[0]] = parts[1]
             self.finish("200 result=0")
         else:
             self.finish("200 result=-2")

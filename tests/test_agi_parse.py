@@ -149,3 +149,19 @@ def test_every_captured_env_names_its_channel() -> None:
         assert env["agi_channel"] == start["Channel"], name
         assert env["agi_uniqueid"] == start["Uniqueid"], name
         assert all(key.startswith("agi_") for key in env), name
+
+
+def test_a_reply_decoded_again_is_the_same_and_the_memo_stays_bounded() -> None:
+    from ami_bridge import agi
+    from ami_bridge.errors import AGIResultError
+
+    first = decode_result("200%20result%3D0%20endpos%3D8000%0A", verb="STREAM FILE")
+    assert decode_result("200%20result%3D0%20endpos%3D8000%0A", verb="STREAM FILE") is first
+    assert first.endpos == 8000
+    # the same text for another verb is checked for that verb
+    with pytest.raises(AGIResultError):
+        decode_result("200%20result%3D5%0A", verb="STREAM FILE")  # 5 is no key's code
+    assert decode_result("200%20result%3D5%0A", verb="GET DATA").digits == "5"
+    for n in range(agi.DECODED_MAX + 10):
+        decode_result(f"200%20result%3D{n}%0A", verb="GET DATA")
+    assert len(agi._DECODED) <= agi.DECODED_MAX

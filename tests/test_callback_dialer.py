@@ -41,7 +41,7 @@ T0 = datetime(2031, 1, 15, 10, 0, tzinfo=UTC).timestamp()
 
 
 class FakeAMI:
-    """Records actions; AGI commands that play or hang up succeed, the hold loop's never end."""
+    """Records actions; AGI commands that play (``EXEC Playback`` too) or hang up succeed, the hold loop's never end."""
 
     def __init__(self) -> None:
         self.actions: list[tuple[str, tuple[tuple[str, str], ...], str]] = []
@@ -55,7 +55,7 @@ class FakeAMI:
     def agi(self, channel: str, command: str, *, command_id: str | None = None,
             timeout: float | None = None) -> Deferred[AGIResult]:
         self.agi_commands.append((channel, command))
-        if command.split()[0] in ("STREAM", "SAY", "HANGUP", "RECORD"):
+        if command.split()[0] in ("STREAM", "SAY", "HANGUP", "RECORD") or command.startswith("EXEC Playback"):
             return succeed(AGIResult(200, "0"))
         return Deferred()
 

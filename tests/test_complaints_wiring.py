@@ -145,9 +145,11 @@ async def test_short_abandon_raises_no_flag(app: FakeApp) -> None:
 @pytest_twisted.ensureDeferred
 async def test_new_complaint_reference_is_read_back_and_status_is_heard(app: FakeApp) -> None:
     await app.callflow.deliver(outcome(Request.AGENT), "PJSIP/trunk-1")
-    said = [cmd for _, cmd in app.connection.agi_commands if cmd.startswith("SAY DIGITS")]
-    assert len(said) == 1
-    reference = said[0].split()[2]
+    # "your reference is" and the digit files in one Playback (SAY DIGITS plays the same files)
+    said = [cmd for _, cmd in app.connection.agi_commands if "your-reference" in cmd]
+    assert len(said) == 1 and said[0].startswith("EXEC Playback shenava/your-reference&digits/")
+    reference = said[0].split(" ", 2)[2].replace("shenava/your-reference", "").replace("&digits/", "")
+    assert len(reference) == 8 and reference.isdigit()
     register = app.ext().register
     complaint = await as_deferred(register.store.get(reference))
     assert (complaint.category, complaint.number, complaint.channel) == ("billing", NUMBER, Channel.IVR)

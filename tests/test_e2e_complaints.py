@@ -37,6 +37,12 @@ async def test_a_new_complaint_gets_a_reference_the_caller_can_check_later(
         await h.run_until_async(lambda: _said_reference(h, first) is not None, limit_s=120.0)
         reference = _said_reference(h, first)
         assert reference is not None and is_valid_reference(reference)
+        # "your reference is" and its digits in one round trip, the digit files
+        # SAY DIGITS would play, in the caller's language (set on the channel)
+        digits = "&".join(f"digits/{d}" for d in reference)
+        told = [c for c in h.agi_commands(first) if "your-reference" in c or c.startswith("SAY DIGITS")]
+        assert told[-1:] == [f"EXEC Playback shenava/your-reference&{digits}"]
+        assert not [c for c in told if c.startswith("SAY DIGITS") and reference in c]
         status = await as_deferred(register.ivr_status(reference))
         assert status.found and status.valid
         found = await as_deferred(register.caller_context(NUMBER, h.now))
@@ -58,6 +64,9 @@ def _said_reference(h: E2E, call: object) -> str | None:
     """The digits read right after the "your reference is" prompt, if they were."""
     commands = h.agi_commands(call)  # type: ignore[arg-type]
     for i, command in enumerate(commands):
+        played = re.match(r"EXEC Playback \S*/your-reference((?:&digits/\d)+)$", command)
+        if played:  # the prompt and the digits in one Playback
+            return played.group(1).replace("&digits/", "")
         if command.startswith("STREAM FILE") and "/your-reference" in command:
             for later in commands[i + 1:]:
                 match = re.match(r"SAY DIGITS (\d+) ", later)

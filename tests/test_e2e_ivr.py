@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 
 from ivr.machine import EndReason
 from ivr.menu_schema import Request
@@ -314,3 +314,64 @@ def test_prompts_come_from_the_configured_sound_folder(tmp_path: Path) -> None:
         assert played and all(c.split()[2].startswith("site-7/") for c in played)
     finally:
         h.stop()
+
+
+# -- AGI round trips per caller (#16 item 3) ----------------------------------------
+
+
+@BOTH
+def test_a_complaint_takes_fewer_agi_commands_and_sounds_as_before(h: E2E, lang: str) -> None:
+    """The outcome's seven channel variables go in one ``EXEC MSet``, and the
+    channel's language is not set to the one it has: 18 commands in Persian,
+    17 in English, where there were 24 in both; and the hold starts with its
+    music, not with setting the language again. What the caller hears and
+    what the channel carries are unchanged."""
+    call = h.call(caller(lang, "1", "3", "1", "2", ACCOUNT + "#", "1"))
+    h.wait_outcome(call)
+    h.queued(call)
+    commands = h.agi_commands(call)
+    ivr = commands[: commands.index('STREAM FILE shenava/transfer-agent ""') + 1]
+    assert len(ivr) == {"fa": 18, "en": 17}[lang]
+    assert ivr[0] == "GET VARIABLE SHENAVA_LANG"
+    languages = [c.rsplit(" ", 1)[-1] for c in ivr if c.startswith("SET VARIABLE CHANNEL(language)")]
+    assert languages == {"fa": ['"fa"', '"en"', '"fa"'], "en": ['"fa"', '"en"']}[lang]
+    assert not [c for c in ivr if c.startswith("SET VARIABLE SHENAVA_")]
+    assert [c for c in ivr if c.startswith("EXEC")] == [
+        f"EXEC MSet SHENAVA_LANG={lang},SHENAVA_REQUEST=agent,SHENAVA_CATEGORY=billing,"
+        f"SHENAVA_URGENT=1,SHENAVA_VULNERABLE=1,SHENAVA_CARE=disability,SHENAVA_ACCOUNT={ACCOUNT}"
+    ]
+    # the same prompts, digits and keys as before
+    assert h.prompts(call)[:12] == [
+        "welcome", "choose-language", "welcome", "choose-language", "main-menu",
+        "category-menu", "urgency-menu", "care-menu", "enter-account", "you-entered",
+        "confirm-number", "transfer-agent",
+    ]
+    assert f"SAY DIGITS {ACCOUNT} 0123456789*#" in ivr
+    variables = call.agi_channel.variables
+    assert {k: v for k, v in variables.items() if k.startswith("SHENAVA_")} == {
+        "SHENAVA_LANG": lang, "SHENAVA_REQUEST": "agent", "SHENAVA_CATEGORY": "billing",
+        "SHENAVA_URGENT": "1", "SHENAVA_VULNERABLE": "1", "SHENAVA_CARE": "disability",
+        "SHENAVA_ACCOUNT": ACCOUNT,
+    }
+    assert variables["CHANNEL(language)"] == lang
+    # the IVR left the channel in the caller's language: the hold goes straight to music
+    assert commands[len(ivr)] == "EXEC MusicOnHold default,30"
+
+
+@pytest.mark.parametrize("set_language", [True, False])
+def test_the_hold_sets_the_language_unless_the_channel_has_it(set_language: bool) -> None:
+    """A caller joined by other means (a take-over) may have any language on
+    the channel: the hold sets it before the music; after the IVR it need not."""
+    from ami_bridge.agi import parse_result
+    from routing.hold import HoldConfig, HoldLoop
+
+    sent: list[str] = []
+
+    def agi(channel: str, command: str) -> Any:
+        sent.append(command)
+        return succeed(parse_result("200 result=0")) if not command.startswith("EXEC") else Deferred()
+
+    HoldLoop(agi, "Local/s@x;1", "en", HoldConfig(), position=lambda: 1,
+             on_choice=lambda key: None, set_language=set_language).start()
+    expected = ["SET VARIABLE CHANNEL(language) en"] if set_language else []
+    assert sent == [*expected, "EXEC MusicOnHold default,45"]

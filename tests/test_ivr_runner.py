@@ -126,9 +126,16 @@ def test_a_whole_call_becomes_agi_commands_and_an_outcome() -> None:
     assert "GET DATA shenava/main-menu 5000 1" in channel.commands
     assert "GET DATA shenava/enter-account 5000 16" in channel.commands
     assert f'SAY DIGITS {ACCOUNT} 0123456789*#' in channel.commands
-    assert 'SET VARIABLE SHENAVA_CATEGORY "billing"' in channel.commands
-    assert f'SET VARIABLE SHENAVA_ACCOUNT "{ACCOUNT}"' in channel.commands
+    # English chosen while the channel is already English: no SET VARIABLE
+    # before the main menu; the outcome's variables in one command.
+    assert channel.commands[6] == "GET DATA shenava/main-menu 5000 1"
+    assert channel.commands[-2] == (
+        "EXEC MSet SHENAVA_LANG=en,SHENAVA_REQUEST=agent,SHENAVA_CATEGORY=billing,"
+        f"SHENAVA_URGENT=1,SHENAVA_VULNERABLE=0,SHENAVA_ACCOUNT={ACCOUNT}"
+    )
+    assert not channel.sent("SET VARIABLE SHENAVA_")
     assert channel.commands[-1] == 'STREAM FILE shenava/transfer-agent ""'
+    assert len(channel.commands) == 16
     assert "HANGUP" not in channel.commands  # the caller stays on the line for the agent
 
 
@@ -338,9 +345,44 @@ def test_an_outcome_the_sink_refuses_is_not_lost() -> None:
 def test_the_dialplan_language_skips_the_language_menu() -> None:
     channel = FakeChannel(keys=["3"])
     runner, _, _ = make(channel)
+    outcome: Outcome = result_of(runner.run("c", "0912", {"SHENAVA_LANG": "fa"}))
+    assert outcome.path == ("main", "agent")
+    assert channel.commands[:2] == ['SET VARIABLE CHANNEL(language) "fa"', "GET DATA shenava/main-menu 5000 1"]
+
+
+def test_a_channel_already_in_the_callers_language_is_not_set_again() -> None:
+    # agi_language says the channel is English already (the runner is made with "en")
+    channel = FakeChannel(keys=["3"])
+    runner, _, _ = make(channel)
     outcome: Outcome = result_of(runner.run("c", "0912", {"SHENAVA_LANG": "en"}))
     assert outcome.path == ("main", "agent")
-    assert channel.commands[0] == 'SET VARIABLE CHANNEL(language) "en"'
+    assert not channel.sent("SET VARIABLE CHANNEL(language)")
+    assert channel.commands[0] == "GET DATA shenava/main-menu 5000 1"
+
+
+def test_variables_msets_cannot_carry_are_set_one_by_one() -> None:
+    from ivr.machine import SetVariable
+    from ivr.runner import _batched
+
+    plain = [SetVariable("A", "1"), SetVariable("B", "x_y/z-2")]
+    (batch,) = _batched((*plain,))
+    assert type(batch).__name__ == "_SetVariables"
+    odd = [SetVariable("A", "1"), SetVariable("B", "a,b"), SetVariable("C", "2")]
+    assert _batched((*odd,)) == odd  # a comma would split MSet's pairs
+    lang = [SetVariable("CHANNEL(language)", "fa"), SetVariable("A", "1")]
+    assert _batched((*lang,)) == lang  # MSet takes no functions
+
+
+def test_an_asterisk_without_mset_gets_the_variables_one_by_one() -> None:
+    no_app = parse_result("200 result=-2")
+    channel = FakeChannel(keys=["1", "3"], replies={"EXEC MSet": [no_app]})
+    runner, _, _ = make(channel)
+    result_of(runner.run("c", "0912"))
+    assert len(channel.sent("EXEC MSet")) == 1
+    assert channel.sent("SET VARIABLE SHENAVA_") == [
+        'SET VARIABLE SHENAVA_LANG "fa"', 'SET VARIABLE SHENAVA_REQUEST "agent"',
+        'SET VARIABLE SHENAVA_VULNERABLE "0"',
+    ]
 
 
 def test_the_recording_name_comes_from_the_allocator_never_from_the_call() -> None:

@@ -91,6 +91,9 @@ async def wave(h: E2E, first: int) -> dict[str, list[CallHandle]]:
 def said_reference(h: E2E, call: CallHandle) -> str | None:
     commands = h.agi_commands(call)
     for i, command in enumerate(commands):
+        played = re.match(r"EXEC Playback \S*/your-reference((?:&digits/\d)+)$", command)
+        if played:  # the prompt and the digits in one Playback
+            return played.group(1).replace("&digits/", "")
         if command.startswith("STREAM FILE") and "/your-reference" in command:
             for later in commands[i + 1:]:
                 match = re.match(r"SAY DIGITS (\d+) ", later)

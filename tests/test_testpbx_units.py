@@ -497,3 +497,58 @@ def test_the_standalone_test_pbx_serves_the_shipped_support_line(tmp_path: Path)
     custom, _ = start_testpbx(reactor, "127.0.0.1", 0, "shenava", "s3cret", tmp_path,
                               support_context="my-line")
     assert custom.options.support_context == "my-line"
+
+
+def test_exec_mset_sets_several_variables_as_asterisk_does(world: PbxWorld, clock: Clock) -> None:
+    """``EXEC MSet`` (``pbx_builtin_setvar_multiple``): pairs split at commas
+    outside quotes and brackets, each at its first "="; an entry with no "="
+    is skipped; quotes and backslashes are removed; result 0."""
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript())
+    name = call.agi_channel.name
+    agi(client, name, r'EXEC MSet "A=1,B=x=y,NOEQ,C=\"q,r\",D=f(a,b),E="', "m1")
+    advance(clock, 1.0)
+    assert client.results() == ["200 result=0\n"]
+    values = {v: client.send("Getvar", Channel=name, Variable=v)[0]["Value"] for v in "ABCDE"}
+    assert values == {"A": "1", "B": "x=y", "C": "q,r", "D": "f(a,b)", "E": ""}
+    assert "NOEQ" not in call.agi_channel.variables
+
+
+def test_separate_args_follows_ast_app_separate_args() -> None:
+    from testpbx.agi_commands import separate_args
+
+    assert separate_args("a,b,,c") == ["a", "b", "", "c"]
+    assert separate_args("a,") == ["a", ""]
+    assert separate_args('"a,b",c') == ["a,b", "c"]
+    assert separate_args(r"a\,b,c") == ["a,b", "c"]
+    assert separate_args("x(1,2),[3,4],y") == ["x(1,2)", "[3,4]", "y"]
+    assert separate_args("k=v=w", "=", 2) == ["k", "v=w"]
+
+
+def test_the_scenario_report_reads_a_reference_played_either_way(world: PbxWorld) -> None:
+    from testpbx.scenario import Scenario, ScenarioRun
+
+    run = ScenarioRun(world, Scenario(), None)
+    call: dict[str, object] = {"commands": 0, "queued_at": None, "references": [], "saved": False}
+    run._command(call, "EXEC Playback shenava/your-reference&digits/7&digits/4&digits/0")
+    run._command(call, 'STREAM FILE shenava/your-reference ""')
+    run._command(call, 'SAY DIGITS 1234 ""')
+    assert call["references"] == ["740", "1234"]
+
+
+def test_playback_of_digit_files_lasts_as_say_digits_does(world: PbxWorld, clock: Clock) -> None:
+    client = Client(world)
+    client.login()
+    call = world.place_call(CallerScript())
+    name = call.agi_channel.name
+    agi(client, name, 'SAY DIGITS 74 ""', "s")
+    agi(client, name, "EXEC Playback digits/7&digits/4", "p")
+    advance(clock, 1.0)  # SAY DIGITS: 1.2 s
+    assert client.results() == []
+    advance(clock, 0.3)
+    assert client.results() == ["200 result=0\n"]
+    advance(clock, 1.1)
+    assert client.results() == ["200 result=0\n"]
+    advance(clock, 0.3)
+    assert client.results() == ["200 result=0\n", "200 result=0\n"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from shenava.asterisk_conf import (
     AsteriskConf,
@@ -27,6 +27,9 @@ from shenava.check_config.findings import (
 from shenava.check_config.manager import PLACEHOLDER_SECRETS, check_manager
 from shenava.check_config.sounds import check_sounds
 from shenava.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from shenava.check_sites import CentreSite
 
 
 def check_config(
@@ -182,3 +185,50 @@ def _read(path: Path, findings: list[Finding]) -> AsteriskConf | None:
     for note in conf.notes:
         findings.append(_warn("asterisk.not_followed", note.message, note.origin))
     return conf
+
+
+# -- shenava check-sites (shenava.check_sites) ------------------------------------------
+
+
+def read_registered(config: Config) -> list[CentreSite]:
+    """Every site the daemons registered in Redis: its ``[sla]`` and the agents it stored
+    (for ``shenava check-sites --redis``)."""
+    import asyncio
+
+    from agent_stats.store import StatsStore
+    from shenava.check_sites import CentreSite
+    from shenava.redis_client import describe, make_redis_client
+    from shenava_base.sites import registered_sites
+
+    where = "registered in " + describe(config.redis)
+
+    async def read() -> list[CentreSite]:
+        client = make_redis_client(config.redis)
+        try:
+            found = await registered_sites(client, config.redis.key_prefix)
+            out = []
+            for site, entry in found.items():
+                store = StatsStore(client, config.sla, prefix=config.redis.key_prefix, site=site)
+                sla = entry.get("sla")
+                out.append(CentreSite(site, where, sla if isinstance(sla, dict) else None,
+                                      str(entry.get("timezone", "")), frozenset(await store.agents()),
+                                      registered=True))
+            return out
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
+
+
+def run_check_sites(paths: Sequence[Path], *, redis: bool = False, out: TextIO | None = None) -> int:
+    """What ``shenava check-sites`` does: print the report, return the exit code."""
+    from redis.exceptions import RedisError
+
+    from shenava.check_sites import check_centre
+
+    try:
+        findings = check_centre(paths, registered=read_registered if redis else None)
+    except (RedisError, OSError) as exc:
+        findings = [_error("redis.unreachable", f"cannot read the register of sites: {exc}")]
+    print(format_report(findings), file=out if out is not None else sys.stdout)
+    return exit_code(findings)

@@ -58,6 +58,9 @@ class HttpApi:
         self.calls = CallsApi(app, memory)
         self.desk = DeskApi(app, memory)
         self.board = LiveBoard(app)
+        centre = getattr(app, "centre", None)
+        if centre is not None:
+            centre.site_now = self.board.site_now  # this site's row on every site's wallboard
         self.wallboard = WallboardApi(app, self.board)
         self.push = PushHub(self.board, app.reactor)
         self.health = HealthApi(app)

@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from twisted.logger import Logger
 from twisted.web.server import Request
 
+from agent_stats.centre import SiteNow
 from agent_stats.jalali import to_jalali
 from agent_stats.roster import AgentChange, AgentStatus
 from agent_stats.service import StatsService, counts_dict
@@ -56,6 +57,8 @@ ALERTS_SHOWN = 50
 CALLBACKS_SHOWN = 10
 """Open callback flags listed on the wallboard (the first to be dialled)."""
 _TERMINAL = (CallAnswered, CallAbandoned, CallLeftForChoice)
+BUSY_STATES = (AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP)
+"""A site's "busy" agents on the wallboard's row of sites."""
 
 
 class WaitFigures:
@@ -328,6 +331,28 @@ class LiveBoard:
     def rows(self, now: float, statuses: Iterable[AgentStatus]) -> list[dict[str, Any]]:
         positions = self.positions()
         return [self.agent_row(s, now, positions) for s in statuses]
+
+    # -- this site among the centre's ------------------------------------------------
+
+    async def site_now(self, now: float, sites: list[str]) -> SiteNow:
+        """This site's figures of the moment, which every site's wallboard shows
+        (:mod:`agent_stats.centre` publishes them every few seconds; an asyncio coroutine)."""
+        counts = self.states.current(now)
+        due: int | None = None
+        store = getattr(self._app.complaints, "callbacks", None)
+        if store is not None:
+            try:
+                # run inside the centre's asyncio task: the store's coroutine is awaited as it is
+                due = int(await store.site_backlog(now, sites))
+            except (RedisError, OSError) as exc:
+                log.warn("wallboard: this site's callbacks due unavailable: {error}", error=str(exc))
+        return SiteNow(
+            at=now, waiting=self.waits.count, longest_wait_s=self.waits.longest_wait_s(now),
+            ready=counts.get(AgentState.READY, 0),
+            busy=sum(counts.get(s, 0) for s in BUSY_STATES),
+            not_ready=counts.get(AgentState.NOT_READY, 0),
+            callbacks_due=due,
+        )
 
     # -- callback flags ------------------------------------------------------------------
 

@@ -306,16 +306,59 @@
     return td;
   }
 
+  /** A row's identity across pushes: its data-key, else all its data- attributes. */
+  const rowKey = (row) => (row.dataset.key !== undefined ? row.dataset.key : JSON.stringify(row.dataset));
+  const plainCell = (cell) => [...cell.childNodes].every((n) => n.nodeType === Node.TEXT_NODE);
+
+  /** Bring a row on the page up to a freshly made one, cell by cell: a cell that did not
+   * change is left alone (a screen reader does not hear it again, a focused button keeps
+   * its focus), a text cell gets its new text, any other changed cell is swapped. */
+  function patchRow(old, fresh) {
+    if (old.className !== fresh.className) old.className = fresh.className;
+    for (const name of Object.keys(old.dataset)) {
+      if (!(name in fresh.dataset)) delete old.dataset[name];
+    }
+    Object.assign(old.dataset, fresh.dataset);
+    const cells = [...fresh.children];
+    if (old.children.length !== cells.length) {
+      old.replaceChildren(...cells);
+      return;
+    }
+    cells.forEach((cell, i) => {
+      const here = old.children[i];
+      if (here.isEqualNode(cell)) return;
+      if (here.tagName === cell.tagName && plainCell(here) && plainCell(cell)
+        && here.attributes.length === cell.attributes.length
+        && [...cell.attributes].every((a) => here.getAttribute(a.name) === a.value)) {
+        here.textContent = cell.textContent;
+        return;
+      }
+      old.replaceChild(cell, here);
+    });
+  }
+
   function fillTable(id, items, makeRow, emptyId) {
     const body = $(id);
-    // Rows are made again with each push: a keyboard user's place (a focused button of a
-    // row, e.g. an alert's Acknowledge) is given back to the same control of the new row.
+    // Rows are updated in place with each push (patchRow); should a focused control's
+    // cell be swapped all the same, the focus is given back to the same control.
     const active = document.activeElement;
     const row = active && active !== body && body.contains(active) ? active.closest("tr") : null;
-    const place = row ? [JSON.stringify(row.dataset), active.tagName, active.className] : null;
-    body.replaceChildren(...items.map(makeRow));
-    if (place) {
-      const again = [...body.children].find((r) => JSON.stringify(r.dataset) === place[0]);
+    const place = row ? [rowKey(row), active.tagName, active.className] : null;
+    const kept = new Map([...body.children].map((r) => [rowKey(r), r]));
+    const wanted = items.map((item) => {
+      const fresh = makeRow(item);
+      const old = kept.get(rowKey(fresh));
+      if (!old) return fresh;
+      kept.delete(rowKey(fresh));
+      patchRow(old, fresh);
+      return old;
+    });
+    for (const gone of kept.values()) gone.remove();
+    wanted.forEach((r, i) => {
+      if (body.children[i] !== r) body.insertBefore(r, body.children[i] || null);
+    });
+    if (place && !body.contains(active)) {
+      const again = [...body.children].find((r) => rowKey(r) === place[0]);
       const control = again && [...again.querySelectorAll(place[1])]
         .find((el) => el.className === place[2]);
       if (control) control.focus();
@@ -447,12 +490,95 @@
     }, "callback-list-empty");
   }
 
+  // -- the sites: the whole centre's row, then one row per site ------------------------
+
+  function siteCell(row, field, value, text, label, mark) {
+    const td = cell(row, text, "num", label);
+    td.dataset.field = field;
+    td.dataset.value = JSON.stringify(value === undefined ? null : value);
+    if (mark) {
+      // never colour alone: the words say it too
+      td.classList.add("bad");
+      const note = document.createElement("span");
+      note.className = "mark";
+      note.textContent = mark;
+      td.append(" ", note);
+    }
+    return td;
+  }
+
+  function siteRow(s, data) {
+    const sla = data.sla;
+    const tz = data.site.timezone;
+    const row = document.createElement("tr");
+    row.dataset.key = s.key;
+    row.dataset.site = s.id;
+    row.className = s.centre ? "centre" : s.reporting ? "site" : "site not-reporting";
+    const head = document.createElement("th");
+    head.scope = "row";
+    head.dataset.label = T.col_site;
+    const name = document.createElement("bdi");
+    name.className = "site-name";
+    name.textContent = s.name;
+    head.appendChild(name);
+    const notes = [];
+    if (s.centre) notes.push(t("centre_reporting", { reporting: num(s.reporting_count), total: num(s.total) }));
+    if (s.mine) notes.push(T.this_site);
+    if (!s.centre && !s.reporting) {
+      notes.push(s.now ? t("site_not_reporting", { time: timeOf(s.now.at, tz) }) : T.site_never_reported);
+    }
+    if (notes.length) {
+      const sub = document.createElement("span");
+      sub.className = "sub";
+      sub.textContent = notes.join(LANG === "fa" ? "، " : ", ");
+      head.append(" ", sub);
+    }
+    row.appendChild(head);
+    const below = (sl) => (sla && sl !== null && sl !== undefined && sl < sla.target ? T.below_target : "");
+    const rolling = (s.rolling || {}).sl;
+    const day = (s.day || {}).sl;
+    siteCell(row, "sl_rolling", rolling, pct(rolling), $("col-sites-sl-rolling").textContent, below(rolling));
+    siteCell(row, "sl_day", day, pct(day), T.sl_today, below(day));
+    const now = s.reporting ? s.now : null;
+    const at = (key) => (now ? now[key] : null);
+    siteCell(row, "waiting", at("waiting"), num(at("waiting")), T.waiting);
+    const longest = at("longest_wait_s");
+    siteCell(row, "longest_wait_s", longest, duration(longest), T.longest_wait,
+      sla && longest !== null && longest > sla.threshold_s
+        ? t("over_threshold", { seconds: num(sla.threshold_s) }) : "");
+    siteCell(row, "ready", at("ready"), num(at("ready")), T.col_agents_ready);
+    siteCell(row, "busy", at("busy"), num(at("busy")), T.col_agents_busy);
+    siteCell(row, "not_ready", at("not_ready"), num(at("not_ready")), T.col_agents_not_ready);
+    siteCell(row, "callbacks_due", at("callbacks_due"), num(at("callbacks_due")), T.col_callbacks_due);
+    return row;
+  }
+
+  function showSites(data) {
+    const centre = data.centre;
+    const section = $("sites-section");
+    const sites = centre && centre.sites ? centre.sites : [];
+    section.hidden = !sites.length;
+    if (!sites.length) return;
+    const sla = data.sla;
+    const header = sla ? t("sl_rolling", { minutes: num(sla.window_s / 60) }) : T.sl_rolling_short;
+    if ($("col-sites-sl-rolling").textContent !== header) $("col-sites-sl-rolling").textContent = header;
+    const rows = [{
+      key: "*centre", id: "*", centre: true, name: T.centre_row, rolling: centre.rolling, day: centre.day,
+      now: centre.now, reporting: true, reporting_count: centre.reporting, total: sites.length,
+    }, ...sites.map((s) => ({
+      ...s, key: "site:" + s.id, name: s.name || s.label, mine: s.id === centre.this_site,
+    }))];
+    fillTable("sites", rows, (s) => siteRow(s, data));
+    if ($("sites-note").textContent !== T.sites_note) $("sites-note").textContent = T.sites_note;
+  }
+
   const rows = new Map(); // agent id -> the pushed row
 
   function showAgents(now) {
     const sorted = [...rows.values()].sort((a, b) => a.id.localeCompare(b.id, "en", { numeric: true }));
     fillTable("agents", sorted, (a) => {
       const row = document.createElement("tr");
+      row.dataset.key = a.id;
       row.dataset.agent = a.id;
       row.dataset.state = a.state;
       row.className = "state-" + a.state;
@@ -485,6 +611,7 @@
       board(data) {
         now = data.now;
         showFigures(data);
+        showSites(data);
         showLists(data);
         showAgents(now);
         for (const listener of boardListeners) listener("board", data);
