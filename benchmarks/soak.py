@@ -47,6 +47,9 @@ bookkeeping makes RSS meaningless: read ``traced_*``) and prints the
 allocation sites whose live memory grew most from the warm-up to the end,
 each as its innermost frame and the project line that caused it.
 
+``--gc-tuning off`` leaves Python's garbage collector as it starts instead of
+what ``shenava run`` does once it serves (``shenava.daemon.tune_gc``).
+
 The last line of output is one JSON object.
 """
 

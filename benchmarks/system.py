@@ -53,6 +53,13 @@ issue's "150 calls/s with the daemon on one core"; the JSON's ``pinning``
 says whether it was pinned and to what. Other programs on the machine are not
 moved: a core shared with them is still shared.
 
+``--gc-tuning off`` leaves Python's garbage collector as it starts (700, 10,
+10, nothing frozen) instead of what ``shenava run`` does once it serves
+(``shenava.daemon.tune_gc``: start-up frozen, ``[daemon] gc_gen0_threshold``);
+each step's ``gc`` gives the collections per generation, their total and
+longest pause in ms (``gc.callbacks``, wall clock, so a pause includes any
+time the core was taken away).
+
 ``--cluster`` starts a 3-master Redis Cluster on loopback instead
 (``shenava.redis_cluster_server``) and runs the daemon as site ``bench`` on it
 with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
