@@ -211,6 +211,10 @@ async def _demo(
         recordings=replace(config.recordings, dir=voicemail_dir, asterisk_dir=None),
         # The demo's people sign in like anyone (shenava.http.demo_door makes them).
         http=replace(config.http, users_file=str(workdir / "users.json")),
+        # A state folder of the demo's own (unless the config gives one): its
+        # journal and reference blocks on disk as on a real site, and no
+        # "state.folder is not set" warning to puzzle whoever tries the demo.
+        state=config.state if config.state.folder else replace(config.state, folder=str(workdir / "state")),
     )
     app = Shenava(
         demo_config,

@@ -29,7 +29,7 @@ from testpbx.channel import (
 )
 from testpbx.formatting import dial_event
 from testpbx.options import BUSY_FAR, BUSY_LEG, BUSY_RESPONSE
-from testpbx.scripts import PhoneMode, PhoneScript
+from testpbx.scripts import HOLD_POLL_S, PhoneMode, PhoneScript
 
 if TYPE_CHECKING:
     from testpbx.hub import Hub
@@ -177,7 +177,15 @@ def _play_phone(world: Hub, leg: Channel, phone: PhoneScript) -> None:
 def _device_answers(world: Hub, leg: Channel, phone: PhoneScript) -> None:
     answer(world, leg)
     if phone.talk_s is not None:
-        world.later(None, phone.talk_s, far_end_hangs_up, world, leg)
+        world.later(None, phone.talk_s, _talk_over, world, leg, phone)
+
+
+def _talk_over(world: Hub, leg: Channel, phone: PhoneScript) -> None:
+    if phone.hold_until is not None and not phone.hold_until.exists():
+        if leg.findable:  # held on until the file exists
+            world.later(None, HOLD_POLL_S, _talk_over, world, leg, phone)
+        return
+    far_end_hangs_up(world, leg)
 
 
 def far_end_hangs_up(world: Hub, ch: Channel, cause: int = CAUSE_NORMAL_CLEARING) -> None:

@@ -13,7 +13,10 @@ The plan is JSON::
                 "caller": {"answers": ["1", "3"], "talk_s": 8}}}
 
 ``callers`` are placed at ``at`` seconds after the PBX starts; ``steady``
-places ``count`` callers ``every_s`` apart (numbers ``0912`` + a counter). The
+places ``count`` callers ``every_s`` apart (numbers ``0912`` + a counter). A
+phone's ``"hold_until": "/some/file"`` keeps its calls up past ``talk_s`` until
+that file exists (a test releases them once it has seen what it waited for,
+however loaded the machine). The
 report (JSON lines, one per caller, written when their call ends) says when
 they were placed, whether an agent was bridged to them, and when they ended.
 """
@@ -72,6 +75,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
             mode=PhoneMode(spec.get("mode", "answer")),
             answer_after_s=float(spec.get("answer_after_s", 2.0)),
             talk_s=None if spec.get("talk_s") is None else float(spec["talk_s"]),
+            hold_until=None if spec.get("hold_until") is None else Path(str(spec["hold_until"])),
         )
         for endpoint, spec in raw.get("phones", {}).items()
     }

@@ -12,6 +12,7 @@ from enum import Enum
 from pathlib import Path
 
 LANGUAGE_VARIABLE = "CALLER_LANG"
+HOLD_POLL_S = 0.1
 
 
 class AfterSpeaking(Enum):
@@ -76,9 +77,13 @@ class PhoneScript:
     """An agent's phone, by endpoint (``PJSIP/101``).
 
     It rings for ``answer_after_s`` then answers; ``talk_s`` later the agent
-    hangs up (``None``: stays until the other side hangs up).
+    hangs up (``None``: stays until the other side hangs up). With
+    ``hold_until``, the agent talks on past ``talk_s`` until that file exists
+    (a test holds calls up until it has seen what it waits for, whatever the
+    machine's load), polled every ``HOLD_POLL_S``.
     """
 
     mode: PhoneMode = PhoneMode.ANSWER
     answer_after_s: float = 2.0
     talk_s: float | None = None
+    hold_until: Path | None = None

@@ -58,6 +58,27 @@ async def _outcomes(rig: Rig) -> tuple[dict[str, int], dict[str, list[str]], dic
         await client.aclose()
 
 
+def _poll(probe: Any, done: Any, limit_s: float = 60.0) -> Any:
+    """``probe()`` again until ``done(result)`` or ``limit_s`` passed (a bound, not a
+    pace: under load a write takes longer); the last result, for the caller to assert."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        result = probe()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+async def _ivr_places(rig: Rig) -> int:
+    from redis.asyncio import Redis
+
+    client: Any = Redis.from_url(rig.redis_url, decode_responses=True)
+    try:
+        return sum(1 for r in await client.hvals(f"{rig.prefix}:{{calls}}:live") if json.loads(r).get("ivr"))
+    finally:
+        await client.aclose()
+
+
 def _wait_ended(rig: Rig, count: int, limit_s: float = 90.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline and len(rig.callers()) < count:
@@ -85,11 +106,13 @@ def test_a_caller_queued_while_redis_was_away_is_still_waiting_after_a_kill_minu
         rig.start_pbx()
         first = rig.start_daemon("first")
         rig.wait_for(first, "IVR started", count=2)
-        time.sleep(1.0)  # their IVR places are in Redis
+        places = _poll(lambda: run_async(lambda: _ivr_places(rig)), lambda n: n >= 2)
+        assert places == 2  # their IVR places are in Redis
         redis.process.kill()
         redis.process.wait()
         rig.wait_for(first, "joined the waiting line", count=2)
-        time.sleep(1.0)  # the failed write retried at least once
+        failed = first.log_text().count("calls not written")
+        rig.wait_for(first, "calls not written", count=failed + 2, limit_s=60)  # retried at least once
         rig.kill(first)
         redis = _restart(redis)
         second = rig.start_daemon("second")
@@ -97,8 +120,9 @@ def test_a_caller_queued_while_redis_was_away_is_still_waiting_after_a_kill_minu
         log = second.log_text()
         assert log.count("(waiting)") == 2, log[-3000:]
         callers = _wait_ended(rig, 2)
-        time.sleep(2.0)  # the outcomes and flags are written
-        seen, reasons, calls = run_async(lambda: _outcomes(rig))
+        seen, reasons, calls = _poll(  # the outcomes and flags are written
+            lambda: run_async(lambda: _outcomes(rig)),
+            lambda r: len(r[0]) >= 2 and len(r[1]) >= 2 and r[2] == {})
         assert sorted(seen.get(c["uniqueid"], 0) for c in callers) == [1, 1]
         assert sorted(reasons.get(c["number"], []) for c in callers) == [["abandoned"], ["abandoned"]]
         assert calls == {}
@@ -158,10 +182,10 @@ def test_a_caller_who_hangs_up_while_recording_after_a_kill_minus_9_leaves_a_voi
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not run_async(lambda: _voicemails(rig)):
             time.sleep(0.2)
-        time.sleep(1.0)  # the flag follows the record
         vms = run_async(lambda: _voicemails(rig))
         assert [v["call_id"] for v in vms] == [ended["uniqueid"]], second.log_text()[-3000:]
-        _seen, reasons, calls = run_async(lambda: _outcomes(rig))
+        _seen, reasons, calls = _poll(  # the flag follows the record
+            lambda: run_async(lambda: _outcomes(rig)), lambda r: bool(r[1]) and r[2] == {})
         assert reasons == {caller["number"]: ["voicemail"]}
         assert calls == {}
     finally:

@@ -18,6 +18,8 @@ from tests.test_takeover_process import QUICK_TALKS, SCENARIO
 
 CALLERS = {"north": 4, "south": 2}
 LIMIT_S = 120.0
+SETTLE_LIMIT_S = 60.0
+"""A bound on the statistics writer's last batch reaching Redis (polled)."""
 
 
 def scenario(count: int) -> dict[str, Any]:
@@ -76,9 +78,15 @@ def test_two_sites_daemons_serve_their_own_callers_on_a_cluster(cluster_url: str
             assert all(c["bridged_at"] is not None for c in callers)
             with urllib.request.urlopen(f"http://127.0.0.1:{daemons[site].http_port}/api/health", timeout=5) as r:
                 assert json.loads(r.read())["role"] == "leader"
-        time.sleep(2.0)  # the statistics writer's last batch
-        centre = run_async(lambda: _figures(cluster_url, rigs["north"]))
-        by_site = {s.site: s for s in centre.sites}
+        # the statistics writer's last batch: polled (bounded), not a fixed wait
+        deadline = time.monotonic() + SETTLE_LIMIT_S
+        while True:
+            centre = run_async(lambda: _figures(cluster_url, rigs["north"]))
+            by_site = {s.site: s for s in centre.sites}
+            if all(site in by_site and (by_site[site].day.offered, by_site[site].day.answered)
+                   == (n, n) for site, n in CALLERS.items()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert sorted(by_site) == ["north", "south"]
         for site, n in CALLERS.items():
             assert (by_site[site].day.offered, by_site[site].day.answered, by_site[site].day.abandoned) == (n, n, 0)
