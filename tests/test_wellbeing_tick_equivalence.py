@@ -106,6 +106,9 @@ def run_centre(seed: int, config: WellbeingConfig, agents: int, ticks: int,
                 after(at + rng.uniform(10, 400), i, "ready")
             elif what == "log out":
                 roster.log_out(agent, at)
+                # logging out ends the agent's alerts (``StatsService.on_agent_change``),
+                # even between two ticks: back in, they are raised afresh
+                active.pop(agent, None)
                 after(at + rng.uniform(30, 900), i, "log in")
 
     active: dict[str, set[str]] = {}
