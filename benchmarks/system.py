@@ -362,7 +362,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     install_asyncio_reactor()  # redis.asyncio, as the daemon runs
     import redis
-    import redis.asyncio as aioredis
     from twisted.internet import reactor as global_reactor
     from twisted.internet.defer import ensureDeferred
 
@@ -408,15 +407,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             recordings=replace(config.recordings, dir=root / "pbx" / "voicemail", asterisk_dir=None),
             agents=agents,
         )
-        client: Any
+        from shenava.redis_client import make_redis_client
+
+        # the daemon's own client, as ``shenava run`` makes it: its bounded blocking
+        # pool (``[redis] max_connections``) is part of what is measured
+        client: Any = make_redis_client(config.redis)
         sync_redis: Any
         if args.cluster:
-            from shenava.redis_client import make_redis_client
-
-            client = make_redis_client(config.redis)
             sync_redis = [redis.Redis(host=h, port=p) for h, p in server.addresses]
         else:
-            client = aioredis.from_url(server.url)
             sync_redis = redis.Redis.from_url(server.url)
         monitors = None
         if args.by_kind:
