@@ -47,6 +47,9 @@ bookkeeping makes RSS meaningless: read ``traced_*``) and prints the
 allocation sites whose live memory grew most from the warm-up to the end,
 each as its innermost frame and the project line that caused it.
 
+``--gc-tuning off`` leaves Python's garbage collector as it starts instead of
+what ``shenava run`` does once it serves (``shenava.daemon.tune_gc``).
+
 The last line of output is one JSON object.
 """
 
@@ -437,6 +440,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             reactor.stop()
 
         app.start(serve_http=False)
+        if args.gc_tuning == "on":  # as DaemonRun._lead does (docs/scaling.md)
+            from shenava.daemon import tune_gc
+
+            tune_gc(config.daemon.gc_gen0_threshold)
         sampler = LoopingCall(sample)
         sampler.clock = reactor
         sampler.start(SAMPLE_EVERY_S)
@@ -488,6 +495,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = {
             "bench": "soak",
             "rate_per_s": args.rate,
+            "gc_tuning": args.gc_tuning,
             "warmup_s": args.warmup_s,
             "duration_s": args.duration_s,
             "placed": rounds[-1]["placed"] if rounds else None,
@@ -579,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         "--tracemalloc-dump", metavar="DIR", default=None,
         help="with --tracemalloc, keep each round's snapshot there (tracemalloc.Snapshot.load)",
     )
+    parser.add_argument("--gc-tuning", choices=["on", "off"], default="on",
+                        help="the daemon's gc.freeze and gen-0 threshold (off: Python's defaults)")
     args = parser.parse_args(argv)
     args.segments = max(1, args.segments)
     if args.long:

@@ -53,6 +53,13 @@ issue's "150 calls/s with the daemon on one core"; the JSON's ``pinning``
 says whether it was pinned and to what. Other programs on the machine are not
 moved: a core shared with them is still shared.
 
+``--gc-tuning off`` leaves Python's garbage collector as it starts (700, 10,
+10, nothing frozen) instead of what ``shenava run`` does once it serves
+(``shenava.daemon.tune_gc``: start-up frozen, ``[daemon] gc_gen0_threshold``);
+each step's ``gc`` gives the collections per generation, their total and
+longest pause in ms (``gc.callbacks``, wall clock, so a pause includes any
+time the core was taken away).
+
 ``--cluster`` starts a 3-master Redis Cluster on loopback instead
 (``shenava.redis_cluster_server``) and runs the daemon as site ``bench`` on it
 with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
@@ -69,6 +76,7 @@ after the last step.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -245,6 +253,16 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             routing_ms.append((time.perf_counter() - queued.pop(event.call_id)) * 1000)
 
     app.dispatcher.subscribe(on_routing)
+    gc_pauses: list[tuple[int, float]] = []  # (generation, ms) of each collection
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            gc_pauses.append((info["generation"], (time.perf_counter() - gc_started[0]) * 1000))
+
+    gc.callbacks.append(on_gc)
     ami_events = [0]
     app.connection.add_event_observer(lambda _event: ami_events.__setitem__(0, ami_events[0] + 1))
     real_agi = app.connection.agi
@@ -276,6 +294,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
     for rate in (float(r) for r in args.rates.split(",")):
         agi_ms.clear()
         routing_ms.clear()
+        gc_pauses.clear()
         outcomes[0] = 0
         ami_events[0] = 0
         by_command0 = redis_by_command(sync_redis)
@@ -316,6 +335,12 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             "agi_ms": {"p50": pct(agi_ms, 0.5), "p99": pct(agi_ms, 0.99), "n": len(agi_ms)},
             "routing_ms": {"p50": pct(routing_ms, 0.5), "p99": pct(routing_ms, 0.99),
                            "n": len(routing_ms)},
+            "gc": {
+                "collections": [sum(1 for g, _ in gc_pauses if g == gen) for gen in range(3)],
+                "total_ms": round(sum(ms for _, ms in gc_pauses), 1),
+                "max_ms": round(max((ms for _, ms in gc_pauses), default=0.0), 1),
+                "threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count(),
+            },
             "rss_mb": rss_mb(),
             "pbx_cores": round(pbx_cores, 2),
             "seconds": round(waited, 1),
@@ -337,7 +362,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     install_asyncio_reactor()  # redis.asyncio, as the daemon runs
     import redis
-    import redis.asyncio as aioredis
     from twisted.internet import reactor as global_reactor
     from twisted.internet.defer import ensureDeferred
 
@@ -383,15 +407,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             recordings=replace(config.recordings, dir=root / "pbx" / "voicemail", asterisk_dir=None),
             agents=agents,
         )
-        client: Any
+        from shenava.redis_client import make_redis_client
+
+        # the daemon's own client, as ``shenava run`` makes it: its bounded blocking
+        # pool (``[redis] max_connections``) is part of what is measured
+        client: Any = make_redis_client(config.redis)
         sync_redis: Any
         if args.cluster:
-            from shenava.redis_client import make_redis_client
-
-            client = make_redis_client(config.redis)
             sync_redis = [redis.Redis(host=h, port=p) for h, p in server.addresses]
         else:
-            client = aioredis.from_url(server.url)
             sync_redis = redis.Redis.from_url(server.url)
         monitors = None
         if args.by_kind:
@@ -401,6 +425,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         app = Shenava(config, reactor=reactor, redis=client)
         app.connection.tcp_no_delay = args.daemon_nodelay == "on"
         app.start(serve_http=False)
+        if args.gc_tuning == "on":  # as DaemonRun._lead does
+            from shenava.daemon import tune_gc
+
+            tune_gc(config.daemon.gc_gen0_threshold)
         result: dict[str, Any] = {}
 
         def finish(value: Any) -> Any:
@@ -446,6 +474,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "prompt_s": args.prompt_s,
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
             "manager_conf": args.manager_conf,
+            "gc_tuning": args.gc_tuning,
             "pinning": pinning,
             "steps": steps,
             "max_sustained_calls_per_s": max(sustained, default=0.0),
@@ -484,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manager-conf", choices=["shipped", "none"], default="shipped",
                         help="the test PBX applies etc/asterisk/manager.conf's read classes and "
                              "event filters to the daemon's user (none: every event, as before)")
+    parser.add_argument("--gc-tuning", choices=["on", "off"], default="on",
+                        help="the daemon's gc.freeze and gen-0 threshold (off: Python's defaults)")
     parser.add_argument("--daemon-cpu", type=int, default=None, metavar="N",
                         help="pin the daemon to core N, the test PBX and Redis to the others")
     parser.add_argument("--cluster", action="store_true",

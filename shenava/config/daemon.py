@@ -17,6 +17,11 @@ class DaemonConfig:
     """The leader lease: a standby takes over at most this long after the leader dies."""
     leader_lease: bool = True
     """False: a daemon alone, always serving (no lease, so no standby may run beside it)."""
+    gc_gen0_threshold: int = 50_000
+    """Python's garbage collector, once the daemon serves: the start-up's objects are frozen
+    out of the collected generations (``gc.freeze``) and a young collection runs after this
+    many new container objects (Python's default is 700). 0 leaves the collector as Python
+    sets it (docs/scaling.md, "Garbage collection")."""
 
 
 def parse_daemon(t: Table) -> DaemonConfig:
@@ -25,4 +30,6 @@ def parse_daemon(t: Table) -> DaemonConfig:
         stop_timeout_s=t.get_float("stop_timeout_s", d.stop_timeout_s, minimum=1.0, maximum=300.0),
         lease_s=t.get_float("lease_s", d.lease_s, minimum=1.0, maximum=60.0),
         leader_lease=t.get_bool("leader_lease", d.leader_lease),
+        gc_gen0_threshold=t.get_int("gc_gen0_threshold", d.gc_gen0_threshold,
+                                    minimum=0, maximum=10_000_000),
     )
