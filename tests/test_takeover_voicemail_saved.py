@@ -228,6 +228,38 @@ async def test_the_voicemail_is_on_disk_before_message_saved_plays_and_survives_
     assert vm_id == kept[0]  # the recording the caller was told was saved
 
 
+async def _recorded_then_killed(h: Any, call: Any, extension: Any) -> dict[str, Any]:
+    """The caller records; the call state says "recording" (returned); "message saved"
+    plays and the daemon is killed -9."""
+    await h.run_until_async(
+        lambda: any(c.startswith("RECORD FILE") for c in h.agi_commands(call)), limit_s=120)
+    await extension.recorder.flushed()
+    recording: dict[str, Any] = (await as_deferred(extension.store.load()))[call.uniqueid]
+    assert recording["ivr"]["phase"] == "record" and recording["recording"]
+    await h.run_until_async(lambda: "message-saved" in h.prompts(call), limit_s=120)
+    h.kill()
+    return recording
+
+
+async def _recorded_once_and_kept_once(h: Any, client: Any, call: Any) -> None:
+    """After the take-over: one recording, "message saved" heard again (not a second
+    recording), and one voicemail kept, still one 30 s later."""
+    await h.run_until_async(lambda: not h.alive(call), limit_s=120)
+    assert sum(c.startswith("RECORD FILE") for c in h.agi_commands(call)) == 1
+    assert h.prompts(call).count("message-saved") == 2
+    state = {"kept": False}
+
+    def kept() -> bool:
+        d = ensureDeferred(_voicemails_of(client, call.uniqueid))
+        d.addCallback(lambda v: state.__setitem__("kept", bool(v)))
+        return state["kept"]
+
+    await h.run_until_async(kept, limit_s=60)
+    until = h.now + 30.0
+    await h.run_until_async(lambda: h.now >= until, limit_s=60)
+    assert len(await _voicemails_of(client, call.uniqueid)) == 1
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_caller_whose_kept_voicemail_the_call_state_missed_is_not_recorded_again(
     redis_client: Redis, tmp_path: Path
@@ -243,31 +275,12 @@ async def test_a_caller_whose_kept_voicemail_the_call_state_missed_is_not_record
     assert isinstance(extension, CallStateExtension)
     client: Any = redis_client
 
-    await h.run_until_async(
-        lambda: any(c.startswith("RECORD FILE") for c in h.agi_commands(call)), limit_s=120)
-    await extension.recorder.flushed()
-    recording = (await as_deferred(extension.store.load()))[call.uniqueid]
-    assert recording["ivr"]["phase"] == "record" and recording["recording"]
-    await h.run_until_async(lambda: "message-saved" in h.prompts(call), limit_s=120)
-    h.kill()
+    recording = await _recorded_then_killed(h, call, extension)
     # the write that said "done" never reached Redis
     await as_deferred(client.hset("shenava:{calls}:live", call.uniqueid, json.dumps(recording)))
 
     h.start_again(redis=redis_client)
-    await h.run_until_async(lambda: not h.alive(call), limit_s=120)
-    assert sum(c.startswith("RECORD FILE") for c in h.agi_commands(call)) == 1
-    assert h.prompts(call).count("message-saved") == 2
-    state = {"kept": False}
-
-    def kept() -> bool:
-        d = ensureDeferred(_voicemails_of(client, call.uniqueid))
-        d.addCallback(lambda v: state.__setitem__("kept", bool(v)))
-        return state["kept"]
-
-    await h.run_until_async(kept, limit_s=60)
-    until = h.now + 30.0
-    await h.run_until_async(lambda: h.now >= until, limit_s=60)
-    assert len(await _voicemails_of(client, call.uniqueid)) == 1
+    await _recorded_once_and_kept_once(h, client, call)
     assert await as_deferred(client.hgetall("shenava:{calls}:live")) == {}
 
 
@@ -297,13 +310,7 @@ async def test_a_voicemail_whose_flag_was_kept_but_not_its_intake_is_not_recorde
     assert isinstance(extension, CallStateExtension)
     client: Any = redis_client
 
-    await h.run_until_async(
-        lambda: any(c.startswith("RECORD FILE") for c in h.agi_commands(call)), limit_s=120)
-    await extension.recorder.flushed()
-    recording = (await as_deferred(extension.store.load()))[call.uniqueid]
-    assert recording["ivr"]["phase"] == "record" and recording["recording"]
-    await h.run_until_async(lambda: "message-saved" in h.prompts(call), limit_s=120)
-    h.kill()
+    recording = await _recorded_then_killed(h, call, extension)
     # The kill came between the two entries: the intake's never reached the disk
     # (nor Redis); the flag reason's did. The call state still says "recording".
     journal = tmp_path / "state" / "journal.jsonl"
@@ -319,19 +326,6 @@ async def test_a_voicemail_whose_flag_was_kept_but_not_its_intake_is_not_recorde
     assert await _voicemail_reasons(client, NUMBER) == [recording["recording"]]
 
     h.start_again(redis=redis_client)
-    await h.run_until_async(lambda: not h.alive(call), limit_s=120)
-    assert sum(c.startswith("RECORD FILE") for c in h.agi_commands(call)) == 1
-    assert h.prompts(call).count("message-saved") == 2
-    state = {"kept": False}
-
-    def kept() -> bool:
-        d = ensureDeferred(_voicemails_of(client, call.uniqueid))
-        d.addCallback(lambda v: state.__setitem__("kept", bool(v)))
-        return state["kept"]
-
-    await h.run_until_async(kept, limit_s=60)
-    until = h.now + 30.0
-    await h.run_until_async(lambda: h.now >= until, limit_s=60)
-    assert len(await _voicemails_of(client, call.uniqueid)) == 1
+    await _recorded_once_and_kept_once(h, client, call)
     assert await _voicemail_reasons(client, NUMBER) == [recording["recording"]]
     assert await as_deferred(client.hgetall("shenava:{calls}:live")) == {}
