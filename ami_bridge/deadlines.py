@@ -48,15 +48,14 @@ class Deadline:
             self.live = False
             self._owner._cancelled()
 
-    def __lt__(self, other: Deadline) -> bool:
-        # equal deadlines fire in the order they were set, as callLater's do
-        return (self.when, self.seq) < (other.when, other.seq)
 
 
 class Deadlines:
     def __init__(self, clock: Scheduler) -> None:
         self._clock = clock
-        self._heap: list[Deadline] = []
+        # (when, seq, deadline): compared as tuples, in C; equal deadlines
+        # fire in the order they were set (seq), as callLater's do
+        self._heap: list[tuple[float, int, Deadline]] = []
         self._active = 0
         self._timer: Any = None
         self._timer_at = 0.0
@@ -67,7 +66,7 @@ class Deadlines:
         when = self._clock.seconds() + delay
         self._seq += 1
         deadline = Deadline(self, when, self._seq, f, args)
-        heapq.heappush(self._heap, deadline)
+        heapq.heappush(self._heap, (when, self._seq, deadline))
         self._active += 1
         if not self._firing and (self._timer is None or when < self._timer_at):
             self._arm(when)
@@ -93,7 +92,7 @@ class Deadlines:
         self._firing = True
         try:
             while heap:
-                top = heap[0]
+                top = heap[0][2]
                 if not top.live:
                     heapq.heappop(heap)
                     continue
@@ -105,7 +104,7 @@ class Deadlines:
                 top.f(*top.args)  # may add or cancel deadlines
         finally:
             self._firing = False
-        while heap and not heap[0].live:
+        while heap and not heap[0][2].live:
             heapq.heappop(heap)
         if heap and self._timer is None:
-            self._arm(heap[0].when)
+            self._arm(heap[0][0])

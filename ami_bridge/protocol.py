@@ -129,8 +129,24 @@ class _PendingAction:
     its refusal or time-out fails the command (``_agi_action_failed``)."""
 
 
+_VERBS: dict[str, str] = {}
+"""``agi_verb`` by command: a call's commands repeat (the same prompts, the
+same GET DATA); bounded by starting afresh."""
+_MAX_VERBS = 4096
+
+
 def agi_verb(command: str) -> str:
     """The command's name without its arguments (which may hold a caller's digits)."""
+    verb = _VERBS.get(command)
+    if verb is None:
+        verb = _agi_verb(command)
+        if len(_VERBS) >= _MAX_VERBS:
+            _VERBS.clear()
+        _VERBS[command] = verb
+    return verb
+
+
+def _agi_verb(command: str) -> str:
     words: list[str] = []
     for word in command.split(None, 2)[:2]:
         if not word.isalpha():
@@ -380,10 +396,8 @@ class AMIProtocol(Protocol):
         # The action's answer only matters when it refuses the command: no
         # Deferred for it (two dozen AGI commands a call), its failure goes
         # straight to the command's.
-        failed = self._send(
-            _PendingAction(action="AGI", action_id="", agi=pending),
-            [("Channel", channel), ("Command", command), ("CommandID", command_id)],
-            None,
+        failed = self._send_agi(
+            _PendingAction(action="AGI", action_id="", agi=pending), channel, command, command_id
         )
         if failed is not None:
             self._agi_action_failed(failed, pending)
@@ -437,6 +451,38 @@ class AMIProtocol(Protocol):
         except HeaderInjectionError:
             # CR/LF/NUL in a header: refused before a byte is written.
             return Failure()
+        self._write_action(pending, action_id, data, timeout)
+        return None
+
+    def _send_agi(
+        self, pending: _PendingAction, channel: str, command: str, command_id: str
+    ) -> Failure | None:
+        """``_send`` of an ``Action: AGI``, two dozen a call: its text made at once.
+
+        The same bytes as ``encode_message`` makes; a value with CR, LF or NUL
+        goes the general way (refused there, the error naming the header)."""
+        for value in (channel, command, command_id):
+            if "\r" in value or "\n" in value or "\x00" in value:
+                return self._send(
+                    pending,
+                    [("Channel", channel), ("Command", command), ("CommandID", command_id)],
+                    None,
+                )
+        if not self.can_send:
+            return Failure(ConnectionLostError("AGI: not connected"))
+        action_id = self._new_id()
+        data = (
+            f"Action: AGI\r\nChannel: {channel}\r\nCommand: {command}\r\n"
+            f"CommandID: {command_id}\r\nActionID: {action_id}\r\n\r\n"
+        ).encode()
+        self._write_action(pending, action_id, data, None)
+        return None
+
+    def _write_action(
+        self, pending: _PendingAction, action_id: str, data: bytes, timeout: float | None
+    ) -> None:
+        """Wait for the answer to ``pending`` (with its deadline) and write it."""
+        action = pending.action
         pending.action_id = action_id
         self._pending[action_id] = pending
         if pending.is_list:
@@ -446,7 +492,6 @@ class AMIProtocol(Protocol):
         cast(_Transport, self.transport).write(data)
         if self.log_actions:
             self.log.debug("sent {action} {action_id}", action=action, action_id=action_id)
-        return None
 
     def _cancel(self, pending: _PendingAction) -> None:
         if self._pending.get(pending.action_id) is pending:
@@ -533,7 +578,8 @@ class AMIProtocol(Protocol):
             else:
                 self.log.debug("response to unknown ActionID {action_id}", action_id=action_id)
             return
-        failed = (message.response or "").lower() in _FAILED_RESPONSES
+        response = message.response
+        failed = response is not None and response.lower() in _FAILED_RESPONSES
         if not failed and pending.agi is not None:
             # An AGI command queued: its result comes as AsyncAGIExec.
             self._finish(pending)

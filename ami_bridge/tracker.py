@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from twisted.logger import Logger
 
@@ -44,6 +44,27 @@ from ami_bridge.events import (
 from ami_bridge.protocol import Scheduler
 
 Subscriber = Callable[[TrackerEvent], object]
+F = TypeVar("F", bound=Callable[..., object])
+KINDS_ATTRIBUTE = "tracker_event_kinds"
+
+
+def handles(*kinds: type[TrackerEvent]) -> Callable[[F], F]:
+    """Mark a subscriber (function or method) as acting only on events of ``kinds``.
+
+    :meth:`CallTracker.subscribe` then tells it of those kinds (and their
+    subclasses) only, instead of every event the tracker makes (a few dozen
+    per call, most of which a subscriber ignores after an ``isinstance`` or
+    two). The subscriber keeps its own checks (whoever feeds it events
+    otherwise, a test's tracker, still may pass any); when it comes to act on
+    another kind, add that kind here.
+    """
+
+    def mark(subscriber: F) -> F:
+        setattr(subscriber, KINDS_ATTRIBUTE, tuple(kinds))
+        return subscriber
+
+    return mark
+
 _UNKNOWN = "<unknown>"
 
 DEFAULT_MAX_CHANNELS = 100_000
@@ -136,6 +157,11 @@ class CallTracker:
         self._by_name: dict[str, str] = {}
         self._locals: dict[str, dict[str, str]] = {}
         self._subscribers: tuple[Subscriber, ...] = ()
+        self._kinds: tuple[tuple[type[TrackerEvent], ...] | None, ...] = ()
+        """Per subscriber, the event kinds it asked for (None: every kind)."""
+        self._by_kind: dict[type[TrackerEvent], tuple[Subscriber, ...]] = {}
+        """Who is told of each kind of event, in subscription order (made on
+        first use): an event goes only to those who asked for its kind."""
         self._handlers: dict[str, Callable[[Message, float, list[TrackerEvent]], None]] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_newstate,
@@ -155,15 +181,41 @@ class CallTracker:
 
     # -- subscribers -----------------------------------------------------------------
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def subscribe(
+        self, subscriber: Subscriber, kinds: Iterable[type[TrackerEvent]] | None = None
+    ) -> None:
+        """Tell ``subscriber`` of every event, or only of those of ``kinds`` (and their
+        subclasses). A busy tracker makes a few dozen events per call: a subscriber
+        that names what it handles is not called for the rest. Without ``kinds``,
+        those the subscriber was marked with (:func:`handles`), if any."""
+        if kinds is None:
+            kinds = getattr(subscriber, KINDS_ATTRIBUTE, None)
         self._subscribers = (*self._subscribers, subscriber)
+        self._kinds = (*self._kinds, None if kinds is None else tuple(kinds))
+        self._by_kind = {}
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+        kept = [(s, k) for s, k in zip(self._subscribers, self._kinds, strict=True)
+                if s is not subscriber]
+        self._subscribers = tuple(s for s, _ in kept)
+        self._kinds = tuple(k for _, k in kept)
+        self._by_kind = {}
+
+    def _told_of(self, kind: type[TrackerEvent]) -> tuple[Subscriber, ...]:
+        told = tuple(
+            s for s, k in zip(self._subscribers, self._kinds, strict=True)
+            if k is None or issubclass(kind, k)
+        )
+        self._by_kind[kind] = told
+        return told
 
     def _emit(self, events: list[TrackerEvent]) -> list[TrackerEvent]:
+        by_kind = self._by_kind
         for event in events:
-            for subscriber in self._subscribers:
+            told = by_kind.get(type(event))
+            if told is None:
+                told = self._told_of(type(event))
+            for subscriber in told:
                 try:
                     subscriber(event)
                 except Exception:

@@ -291,6 +291,12 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         await app.agent_stats.flushed()
     await deferLater(reactor, 1.0, lambda: None)
     steps = []
+    profile = None
+    if args.profile:
+        from benchmarks._profiling import DaemonProfile
+
+        profile = DaemonProfile(args.profiler, args.profile)
+        profile.start()
     for rate in (float(r) for r in args.rates.split(",")):
         agi_ms.clear()
         routing_ms.clear()
@@ -352,6 +358,9 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         print(json.dumps(step), flush=True)
         steps.append(step)
         await deferLater(reactor, 2.0, lambda: None)  # the last calls' writes
+    if profile is not None:
+        text = profile.stop(sum(s["placed"] or 0 for s in steps), args.profile_top)
+        print(text, file=sys.stderr, flush=True)
     return steps
 
 
@@ -444,18 +453,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 finish, failed))
         limit = len(args.rates.split(",")) * (args.step_s + args.drain_s + 5) + 60
         reactor.callLater(limit, reactor.stop)
-        profiler = None
-        if args.profile:
-            import cProfile
-
-            profiler = cProfile.Profile()
-            profiler.enable()
         reactor.run()
         if monitors is not None:
             monitors.stop()
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(args.profile)
         if "error" in result:
             raise SystemExit(result["error"])
         steps = result.get("steps", [])
@@ -505,7 +505,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-s", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", metavar="PATH", default=None,
-                        help="write the daemon's cProfile statistics here (slows it down)")
+                        help="profile the daemon over the steps: the raw profile here, its top "
+                             "entries per call in PATH.top.txt and on stderr (slows it down)")
+    parser.add_argument("--profiler", choices=["cprofile", "pyinstrument"], default="cprofile",
+                        help="cprofile: exact call counts, dear per call; pyinstrument: "
+                             "sampling, a truer split (pip install pyinstrument)")
+    parser.add_argument("--profile-top", type=int, default=15, metavar="N",
+                        help="entries in each of the two tables (self, cumulative)")
     parser.add_argument("--daemon-nodelay", choices=["on", "off"], default="on",
                         help="TCP_NODELAY on the daemon's AMI connection (off: as before)")
     parser.add_argument("--pbx-nodelay", choices=["on", "off"], default="on",

@@ -593,8 +593,18 @@ def _msettable(command: Command) -> bool:
     )
 
 
-def _batched(commands: tuple[Command, ...]) -> list[Command | _SetVariables]:
+def _batched(
+    commands: tuple[Command, ...],
+) -> tuple[Command, ...] | list[Command | _SetVariables]:
     """``commands`` with each run of two or more MSet-able ``SetVariable`` made one."""
+    previous_set = False  # most steps have no two SetVariable in a row: nothing to batch
+    for step in commands:
+        is_set = type(step) is SetVariable
+        if is_set and previous_set:
+            break
+        previous_set = is_set
+    else:
+        return commands
     out: list[Command | _SetVariables] = []
     run: list[SetVariable] = []
     for command in (*commands, None):

@@ -58,6 +58,7 @@ from ami_bridge.events import (
     OriginateFinished,
     TrackerEvent,
 )
+from ami_bridge.tracker import handles
 from routing.callback_store import CallbackStore, Lease
 from routing.callbacks import (
     AttemptOutcome,
@@ -396,6 +397,7 @@ class CallbackDialer:
 
     # -- what Asterisk reports ---------------------------------------------------------------
 
+    @handles(OriginateFinished, DialStarted, DialEnded, ChannelHungUp)
     def _on_tracker_event(self, event: TrackerEvent) -> None:
         if isinstance(event, OriginateFinished):
             self._on_originate_finished(event)

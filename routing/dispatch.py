@@ -60,7 +60,7 @@ from ami_bridge.events import (
     OriginateFinished,
     TrackerEvent,
 )
-from ami_bridge.tracker import CallTracker
+from ami_bridge.tracker import CallTracker, handles
 from routing.agents import AgentState as RoutingAgentState
 from routing.agents import AgentView
 from routing.calls import Urgency, WaitingCall
@@ -379,6 +379,7 @@ class CallDispatcher:
             return
         self._leg_failed(call_id, leg_id, technical=True)
 
+    @handles(OriginateFinished, ChannelHungUp)
     def _on_tracker_event(self, event: TrackerEvent) -> None:
         if isinstance(event, OriginateFinished):
             self._on_originate_finished(event)

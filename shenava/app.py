@@ -23,7 +23,7 @@ from agent_stats.roster import AgentProfile, AgentRoster
 from agent_stats.service import StatsService
 from ami_bridge.connection import AMIConnection, AMICredentials
 from ami_bridge.events import AgiSessionStarted, ChannelAdopted, ChannelHungUp, TrackerEvent
-from ami_bridge.tracker import CallTracker, attach_tracker
+from ami_bridge.tracker import CallTracker, attach_tracker, handles
 from complaints.wiring import ComplaintsExtension
 from ivr.machine import MenuMachine
 from recordings.wiring import RecordingsHandle
@@ -236,6 +236,7 @@ class Shenava:
 
     # -- figures -------------------------------------------------------------
 
+    @handles(AgiSessionStarted, ChannelAdopted, ChannelHungUp)
     def _count_calls(self, event: TrackerEvent) -> None:
         """Callers on the support line: from their AsyncAGI start to their hang-up.
 

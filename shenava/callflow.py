@@ -37,7 +37,7 @@ from ami_bridge.events import (
     DtmfReceived,
     TrackerEvent,
 )
-from ami_bridge.tracker import CallTracker
+from ami_bridge.tracker import CallTracker, handles
 from ivr.machine import EndReason, MenuMachine, Outcome, State, state_to_dict
 from ivr.menu_schema import Request
 from ivr.runner import IVRRunner
@@ -214,6 +214,7 @@ class CallFlow:
 
     # -- tracker events ------------------------------------------------------
 
+    @handles(AgiSessionStarted, DtmfReceived, ChannelHungUp, AgiSessionEnded)
     def _on_event(self, event: TrackerEvent) -> None:
         if isinstance(event, AgiSessionStarted):
             self._on_agi_start(event)

@@ -13,6 +13,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ami_bridge.events import BridgeJoined, ChannelHungUp, TrackerEvent
+from ami_bridge.tracker import handles
 from routing.events import (
     CallAbandoned,
     CallAnswered,
@@ -85,6 +86,7 @@ class RoutingLog:
                 talk_s=event.at - event.answered_at,
             )
 
+    @handles(BridgeJoined, ChannelHungUp)
     def on_tracker_event(self, event: TrackerEvent) -> None:
         if isinstance(event, BridgeJoined):
             answered = self._answered.pop(event.uniqueid, None)

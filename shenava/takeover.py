@@ -42,6 +42,7 @@ from twisted.logger import Logger
 from agent_stats.states import AgentState
 from ami_bridge.codec import Message
 from ami_bridge.events import ChannelHungUp
+from ami_bridge.tracker import handles
 from ivr.machine import Phase, state_from_dict
 from ivr.outcome import Request
 from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
@@ -395,6 +396,7 @@ class Takeover:
                 return str(uniqueid)
         return None
 
+    @handles(ChannelHungUp)
     def _on_tracker_event(self, event: Any) -> None:
         if isinstance(event, ChannelHungUp) and event.uniqueid in self._on_phone:
             agent_id = self._on_phone.pop(event.uniqueid)

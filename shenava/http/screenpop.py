@@ -25,6 +25,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ami_bridge.events import ChannelHungUp, TrackerEvent
+from ami_bridge.tracker import handles
 from complaints.roles import Actor, Role
 from ivr.machine import Outcome
 from ivr.menu_schema import Request
@@ -77,6 +78,7 @@ class CallMemory:
         if isinstance(event, (CallAbandoned, CallCompleted, CallLeftForChoice)):
             self._outcomes.pop(event.call_id, None)
 
+    @handles(ChannelHungUp)
     def on_tracker_event(self, event: TrackerEvent) -> None:
         if isinstance(event, ChannelHungUp):
             self._outcomes.pop(event.uniqueid, None)
