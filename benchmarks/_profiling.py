@@ -83,7 +83,7 @@ def _cprofile_rows(profiler: Any) -> dict[str, Row]:
     stats = pstats.Stats(profiler)
     rows: dict[str, Row] = {}
     for (file, line, function), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        name = f"{_short(file)}:{line}({function})" if file != "~" else function
+        name = f"{_short(file)}:{line}({function})" if file != "~" else f"{function} (built-in)"
         rows[name] = {"self_s": tottime, "cum_s": cumtime, "calls": ncalls}
     idle = sum(r["self_s"] for n, r in rows.items() if _is_idle(n))
     for r in rows.values():

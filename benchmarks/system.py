@@ -69,6 +69,15 @@ with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
 by command and key family (``HSET {stats}:ledger``, ``lua HSET {calls}:live``),
 from ``redis-cli MONITOR`` (:mod:`benchmarks.redis_kinds`).
 
+``--profile PATH`` profiles the daemon (this process's reactor thread) from
+the first step to the last (:mod:`benchmarks._profiling`): the raw profile at
+PATH, and its top ``--profile-top`` entries by self and by cumulative time,
+in CPU microseconds per call placed, plus the self time by package, in
+``PATH.top.txt`` and on stderr. ``--profiler cprofile`` (the default) gives
+exact call counts but its cost per Python call skews the split towards small
+functions; ``--profiler pyinstrument`` samples (``pip install pyinstrument``).
+Both slow the daemon, so a profiled run's CPU per call is not a figure.
+
 Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run
 after the last step.
 """
