@@ -8,7 +8,10 @@ deadlines' heap keeps deadline order for many at once.
 
 from __future__ import annotations
 
+import ast
+import inspect
 import random
+import textwrap
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -25,7 +28,7 @@ from ami_bridge.events import (
     TrackerEvent,
 )
 from ami_bridge.protocol import AMIProtocol, agi_verb
-from ami_bridge.tracker import CallTracker, handles
+from ami_bridge.tracker import KINDS_ATTRIBUTE, CallTracker, handles
 from ivr.machine import Play, SetVariable
 from ivr.runner import _batched
 
@@ -74,19 +77,46 @@ def test_a_marked_subscriber_is_told_only_of_its_kinds_in_order() -> None:
                     ("all", "ChannelCreated")]
 
 
-def test_the_daemons_subscribers_are_marked_with_what_they_handle() -> None:
+def _kinds_checked(handler: Any) -> set[type]:
+    """The classes a handler tests its event against (``isinstance(event, ...)``)."""
+    function = inspect.unwrap(handler)
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    definition = tree.body[0]
+    assert isinstance(definition, ast.FunctionDef)
+    params = [a.arg for a in definition.args.args if a.arg != "self"]
+    names: set[str] = set()
+    for node in ast.walk(definition):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance" and isinstance(node.args[0], ast.Name)
+                and node.args[0].id == params[0]):
+            kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+            names.update(k.id for k in kinds if isinstance(k, ast.Name))
+    return {function.__globals__[name] for name in names}
+
+
+def test_the_daemons_subscribers_are_marked_with_every_kind_they_act_on() -> None:
+    """A subscriber that comes to act on a new kind without adding it to its mark
+    would never be told of it: each mark covers the handler's own checks."""
     from routing.callback_dialer import CallbackDialer
     from routing.dispatch import CallDispatcher
     from shenava.app import Shenava
     from shenava.callflow import CallFlow
+    from shenava.http.screenpop import CallMemory
+    from shenava.routing_log import RoutingLog
+    from shenava.takeover import Takeover
 
-    kinds = {
-        f"{c.__name__}.{m}": getattr(getattr(c, m), "tracker_event_kinds", None)
-        for c, m in [(CallFlow, "_on_event"), (CallDispatcher, "_on_tracker_event"),
-                     (CallbackDialer, "_on_tracker_event"), (Shenava, "_count_calls")]
-    }
-    assert all(kinds.values()), kinds
-    assert ChannelHungUp in kinds["CallFlow._on_event"]
+    handlers = [CallFlow._on_event, CallDispatcher._on_tracker_event,
+                CallbackDialer._on_tracker_event, Shenava._count_calls,
+                CallMemory.on_tracker_event, RoutingLog.on_tracker_event,
+                Takeover._on_tracker_event]
+    for handler in handlers:
+        marked = getattr(handler, KINDS_ATTRIBUTE, None)
+        assert marked, handler.__qualname__
+        checked = _kinds_checked(handler)
+        assert checked, handler.__qualname__
+        missing = {k.__name__ for k in checked if not issubclass(k, marked)}
+        assert not missing, f"{handler.__qualname__} acts on {missing} but is not marked so"
+    assert ChannelHungUp in CallFlow._on_event.tracker_event_kinds  # type: ignore[attr-defined]
 
 
 def _connected() -> tuple[AMIProtocol, StringTransport, Clock]:
