@@ -34,6 +34,7 @@ from recordings.intake import VoicemailService
 from recordings.models import resolve_models
 from recordings.store import RecordingFolder, VoicemailStore
 from shenava_base.aio import as_deferred
+from shenava_base.outage import OutageNote
 
 if TYPE_CHECKING:
     from complaints.service import ComplaintRegister
@@ -113,7 +114,9 @@ def install(app: Any) -> RecordingsHandle | None:
     flow.subscribe(service.remember_outcome)
     flow.on_voicemail = _chain(flow.on_voicemail, service.intake_from_ivr, "voicemail", app.journal)
     flow.on_hold_choice = _chain(flow.on_hold_choice, service.intake_from_hold, "hold choice", app.journal)
-    flow.caller_facts = _chain_facts(flow.caller_facts, service)
+    flow.caller_facts = _chain_facts(flow.caller_facts, service, OutageNote(
+        "recordings: urgent words of callers", "callers wait without them", log, app.reactor.seconds,
+    ))
     as_deferred(store.ensure_group()).addErrback(
         lambda f: log.error("recordings: job group not created: {e}", e=f.getErrorMessage())
     )
@@ -183,9 +186,12 @@ def _chain(
 
 
 def _chain_facts(
-    previous: Callable[[str], Any] | None, service: VoicemailService
+    previous: Callable[[str], Any] | None, service: VoicemailService, outage: OutageNote | None = None,
 ) -> Callable[[str], Deferred[dict[str, Any]]]:
-    """The call flow's ``caller_facts`` hook: ``previous`` (a dict, or a Deferred of one), then ours."""
+    """The call flow's ``caller_facts`` hook: ``previous`` (a dict, or a Deferred of one), then ours.
+
+    Ours failing because Redis is away is said once per outage (``outage``), not
+    as a traceback per caller; the facts from ``previous`` are kept."""
     def facts(number: str) -> Deferred[dict[str, Any]]:
         async def merged() -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -193,8 +199,13 @@ def _chain_facts(
                 out = dict(await maybeDeferred(previous, number))
             try:
                 ours = await as_deferred(service.urgent_facts(number))
-            except Exception:
-                log.failure("recordings: urgent words of a caller unavailable")
+                if outage is not None:
+                    outage.ok()
+            except Exception as exc:
+                if outage is not None and outage.expected(exc):
+                    outage.failed(exc)
+                else:
+                    log.failure("recordings: urgent words of a caller unavailable")
                 ours = {}
             if ours:
                 out["urgent_words"] = tuple(dict.fromkeys((*out.get("urgent_words", ()), *ours["urgent_words"])))

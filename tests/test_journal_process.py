@@ -127,3 +127,37 @@ def test_a_kill_minus_9_keeps_a_voicemails_flag_reason_and_intake_together(
         redis.stop()
 
 
+
+
+AGENT_CALLER = {"menu_answers": {"choose-language": "1", "main-menu": "3"}, "answer_delay_s": 0.5}
+
+
+@pytest.mark.slow
+def test_a_redis_restart_says_caller_facts_are_unavailable_once_not_per_caller(tmp_path: Path) -> None:
+    """Redis is stopped while callers join the waiting line: each join's look-up of
+    the caller's facts fails. Before, each failure was logged as a critical
+    failure with its traceback (about 87 per Redis restart at 10 calls/s). Now the
+    daemon says it once, as a warning, and when Redis answers again how many
+    look-ups failed."""
+    redis = start_redis_server(tmp_path / "redis", extra_args=("--appendfsync", "always"))
+    during = [dict(AGENT_CALLER, at=8.0 + i * 0.5, number=f"0913000003{i}", patience_s=60) for i in range(4)]
+    after = dict(AGENT_CALLER, at=30.0, number="09130000039", patience_s=20)
+    rig = _rig(tmp_path, redis.url, {"callers": [*during, after]})
+    try:
+        rig.start_pbx()
+        daemon = rig.start_daemon("daemon")
+        rig.wait_for(daemon, "take-over round 1")
+        redis.stop()
+        rig.wait_for(daemon, "joined the waiting line", count=4, limit_s=60)
+        redis = start_redis_server(redis.data_dir, port=redis.port)
+        rig.wait_for(daemon, "joined the waiting line", count=5, limit_s=60)
+        rig.wait_for(daemon, "caller facts available again", limit_s=30)
+        log = daemon.log_text()
+        assert log.count("caller facts unavailable") == 1, log[-5000:]
+        [line] = [x for x in log.splitlines() if "caller facts unavailable" in x]
+        assert "ConnectionError" in line and "once per outage" in line
+        [back] = [x for x in log.splitlines() if "caller facts available again" in x]
+        assert "4 look-ups failed" in back, back
+    finally:
+        rig.close()
+        redis.stop()
