@@ -31,7 +31,6 @@ are left alone.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -56,8 +55,6 @@ APOLOGY_PROMPT = "resume-sorry"
 DEFAULT_AGI_PRIORITY = 3
 """The AGI step of the shipped ``[shenava-complaints]`` (NoOp, Answer, AGI), until one is seen."""
 STATE_UP = 6
-HOLD_ENV = "SHENAVA_TEST_CALL_STATE_HOLD"
-"""Test-only: phases (comma-separated) whose call-state records are never written."""
 CALL_STATE_WRITE_S = 0.1
 """At most one call-state write per this long (``CallStateRecorder.min_interval_s``)."""
 
@@ -427,6 +424,18 @@ class CallStateExtension:
         return d
 
 
+def _thread_runner(reactor: Any) -> Callable[[Callable[[], Any]], Deferred[Any]] | None:
+    """The reactor's thread pool (the host's call-state file is written there), if it has one."""
+    if not hasattr(reactor, "getThreadPool"):
+        return None  # a virtual clock (the end-to-end tests): written inline
+    from twisted.internet.threads import deferToThreadPool
+
+    def run(f: Callable[[], Any]) -> Deferred[Any]:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f)
+
+    return run
+
+
 def install(app: Any) -> CallStateExtension:
     """Keep the call state in Redis and take callers over on every resync (``app.redis`` set)."""
     store = CallStateStore(app.redis, app.config.redis.key_prefix, app.config.site.id)
@@ -434,12 +443,8 @@ def install(app: Any) -> CallStateExtension:
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
         fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,
         records_kept=app.journal.written if app.journal is not None and app.config.state.durable else None,
+        run_in_thread=_thread_runner(app.reactor),
     )
-    held = os.environ.get(HOLD_ENV, "")
-    if held:  # test-only: tests/test_chaos_process.py
-        recorder.held_phases = frozenset(p.strip() for p in held.split(",") if p.strip())
-        log.warn("call state: records in phases {phases} are never written ({env}, tests only)",
-                 phases=sorted(recorder.held_phases), env=HOLD_ENV)
     if app.config.state.durable:
         recorder.spool = CallStateSpool(Path(app.config.state.folder))
     app.dispatcher.on_change = recorder.mark
