@@ -161,3 +161,93 @@ def test_a_redis_restart_says_caller_facts_are_unavailable_once_not_per_caller(t
     finally:
         rig.close()
         redis.stop()
+
+
+async def _ivr_places(rig: Rig) -> int:
+    from redis.asyncio import Redis
+
+    client: Any = Redis.from_url(rig.redis_url, decode_responses=True)
+    try:
+        return sum(1 for r in await client.hvals(f"{rig.prefix}:{{calls}}:live") if json.loads(r).get("ivr"))
+    finally:
+        await client.aclose()
+
+
+async def _redis_command(url: str, *args: str) -> Any:
+    from redis.asyncio import Redis
+
+    client: Any = Redis.from_url(url)
+    try:
+        return await client.execute_command(*args)
+    finally:
+        await client.aclose()
+
+
+async def _outcomes(rig: Rig) -> tuple[dict[str, int], dict[str, list[str]], dict[str, Any]]:
+    """SL outcomes counted per call id, flag reasons per number, the call state left."""
+    from redis.asyncio import Redis
+
+    client: Any = Redis.from_url(rig.redis_url, decode_responses=True)
+    try:
+        seen: dict[str, int] = {}
+        async for key in client.scan_iter(f"{rig.prefix}:{{stats}}:slseen:*"):
+            for member in await client.smembers(key):
+                call_id = member.split("|")[1]
+                seen[call_id] = seen.get(call_id, 0) + 1
+        _vms, reasons, calls = await _stored(rig)
+        return seen, reasons, calls
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.slow
+def test_callers_who_joined_while_the_call_state_write_lagged_are_waiting_after_a_kill_minus_9(
+    tmp_path: Path,
+) -> None:
+    """Redis stalls every write (``CLIENT PAUSE ... WRITE``; the daemon's read timeout
+    is longer than the stall, so its writes lag rather than fail, as an overloaded
+    daemon's do) while two callers go through the IVR and join the waiting line.
+    The daemon is killed -9 two seconds after they joined: Redis still holds their
+    IVR places from before. Before, the next daemon resumed them in that menu (the
+    join was lost: no wait, no SL outcome, no abandon flag). Now the lagging write
+    kept their places on the host (``call-state.json``): the next daemon finds them
+    waiting, and when they give up each is counted once and flagged once."""
+    redis = start_redis_server(tmp_path / "redis", extra_args=("--appendfsync", "always"))
+    callers = [dict(AGENT_CALLER, at=1.0, number="09130000041", patience_s=40),
+               dict(AGENT_CALLER, at=1.5, number="09130000042", patience_s=40)]
+    rig = _rig(tmp_path, redis.url + "?socket_timeout=60", {"callers": callers})
+    try:
+        rig.start_pbx()
+        first = rig.start_daemon("first")
+        rig.wait_for(first, "IVR started", count=2)
+        places = _poll(lambda: run_async(lambda: _ivr_places(rig)), lambda n: n >= 2)
+        assert places == 2  # their IVR places are in Redis
+        run_async(lambda: _redis_command(redis.url, "CLIENT", "PAUSE", "120000", "WRITE"))
+        rig.wait_for(first, "joined the waiting line", count=2, limit_s=60)
+        time.sleep(2.0)  # the write of their joins is still stuck
+        rig.kill(first)
+        run_async(lambda: _redis_command(redis.url, "CLIENT", "UNPAUSE"))
+        assert run_async(lambda: _ivr_places(rig)) == 2  # Redis never got the joins
+        second = rig.start_daemon("second")
+        rig.wait_for(second, "take-over round 1")
+        log = second.log_text()
+        assert log.count("(waiting)") == 2 and "(ivr)" not in log, log[-3000:]
+        ended = _wait_ended(rig, 2)
+        seen, reasons, calls = _poll(
+            lambda: run_async(lambda: _outcomes(rig)),
+            lambda r: len(r[0]) >= 2 and len(r[1]) >= 2 and r[2] == {})
+        assert sorted(seen.get(c["uniqueid"], 0) for c in ended) == [1, 1]
+        assert sorted(reasons.get(c["number"], []) for c in ended) == [["abandoned"], ["abandoned"]]
+        assert calls == {}
+    finally:
+        rig.close()
+        redis.stop()
+
+
+def _wait_ended(rig: Rig, count: int, limit_s: float = 90.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and len(rig.callers()) < count:
+        time.sleep(0.2)
+    callers = rig.callers()
+    assert len(callers) == count
+    return callers
