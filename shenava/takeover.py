@@ -65,7 +65,9 @@ def decided_waiting(record: dict[str, Any]) -> dict[str, Any] | None:
     The join is the IVR's last step (after the complaint is opened and its
     reference read), and its call-state write can lag behind it: an
     overloaded daemon killed -9 seconds after the caller joined left only
-    ``phase: done`` (agent) in Redis. Resumed at that step, a caller who hung
+    ``phase: done`` (agent) in Redis. (A write lagging past
+    ``call_state.LAG_S`` now keeps the join on the host too, ``call-state.json``;
+    this covers a kill inside that window, and a standby on another host.) Resumed at that step, a caller who hung
     up during the replay was counted as hung up in the IVR (no SL outcome, no
     abandon flag), and one who hung up while no daemon ran was not counted at
     all (``benchmarks/chaos.py``). Such a caller is taken as waiting since the
@@ -279,10 +281,15 @@ class Takeover:
         the recording they would leave it a second time (``benchmarks/chaos.py``).
 
         ``kept``: the intake has it. ``flagged``: only its callback flag reason is
-        kept (the flag's and the intake's journal entries are written one after
-        the other, and a ``kill -9`` fell between them): the recording was over,
-        so it is handed on again rather than recorded a second time (which left
-        the flag two voicemail reasons: ``benchmarks/chaos.py``)."""
+        kept: the recording was over, so it is handed on again rather than
+        recorded a second time (which left the flag two voicemail reasons:
+        ``benchmarks/chaos.py``). The flag reason and the intake are one journal
+        batch (one line, one fsync: ``recordings.wiring._chain``), so a daemon on
+        the killed one's ``state.folder`` never finds one without the other; this
+        second guard stays for what it cannot read: a standby on another host
+        that finds the flag reason applied to Redis while the intake, applied
+        after it, is still in the dead leader's journal (and a journal written
+        before the batch, its entries one line each)."""
         callflow = self._app.callflow
         ask, flagged = callflow.recording_kept, callflow.voicemail_flagged
         kept: dict[str, str] = {}
