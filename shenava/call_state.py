@@ -61,7 +61,8 @@ LAG_S = 0.25
 pool busy, the daemon overloaded): from then until a write lands, what Redis may
 lack is kept on this host too (``call-state.json``), as while Redis is away."""
 SPOOL_EVERY_S = 0.1
-"""The host's file is replaced at most this often (each save is one fsync, in a thread)."""
+"""A change is put in the host's file at most this long after it (the saves of a
+burst of changes are one; each save fsyncs the file and its folder, in a thread)."""
 TAG = "calls"
 
 # Write the marked calls in one go, if the fence (the lease's value) is ours.
