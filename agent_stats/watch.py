@@ -158,7 +158,7 @@ class WellbeingWatch:
             status = roster.get(agent_id)
             ledger = status.ledger
             if look_filter.others_due_at(agent_id) > now and self._occupancy_look(
-                    agent_id, status.state, ledger, now, horizon_s, raised):
+                    agent_id, status.state, ledger, now, horizon_s, raised, start):
                 self.occupancy_looks += 1
                 continue
             self.whole_looks += 1
@@ -222,7 +222,7 @@ class WellbeingWatch:
 
     def _occupancy_look(
         self, agent_id: str, state: AgentState, ledger: AgentLedger, now: float,
-        horizon_s: float, raised: list[AlertRecord],
+        horizon_s: float, raised: list[AlertRecord], start: float,
     ) -> bool:
         """A look when only the occupancy alert (or the horizon) is due: nothing happened
         to the agent that its last whole look did not plan for (no event needed a look:
@@ -241,7 +241,11 @@ class WellbeingWatch:
         window = self.windows.get(agent_id)
         if window is None:
             return False
-        fresh = refreshed(g, ledger, window, now, config)
+        # a call answered since the whole look (it did not need one: it could not
+        # become long before the planned look, which may now move later)
+        calls = self._call_log(agent_id)
+        current = calls.current_call_s(now)
+        fresh = refreshed(g, ledger, window, now, config, current)
         staffed, handling = fresh.staffed_s, fresh.handling_s
         if near_threshold(staffed, handling, config):
             return False
@@ -249,9 +253,6 @@ class WellbeingWatch:
         on = (occupancy is not None and occupancy > config.occupancy_limit
               and staffed >= config.occupancy_min_staffed_s)
         others = self.look_filter.others_due_at(agent_id)
-        # a call answered since the whole look (it did not need one: it could not
-        # become long before the planned look, which may now move later)
-        current = self._call_log(agent_id).current_call_s(now)
         if current is not None:
             if current >= config.long_call_s:
                 if AlertKind.LONG_CALL not in before:
@@ -265,7 +266,15 @@ class WellbeingWatch:
             if on:
                 self._raise(found[AlertKind.HIGH_OCCUPANCY], now, raised)
             self.active_alerts[agent_id] = found
-        self.glances[agent_id] = fresh._replace(current_call_s=current)
+        self.glances[agent_id] = fresh
+        oldest = calls.oldest()
+        if oldest is not None and oldest < now - 2 * config.hard_calls_window_s:
+            # calls long out of the hard-call window: forgotten as a whole look forgets them
+            # (at most two windows' worth kept; the last reset is the last whole look's: a
+            # rest or a logout since makes a whole look)
+            reset = self._agent_day(agent_id).last_reset
+            calls.prune(now - config.hard_calls_window_s, start,
+                        ledger.origin if reset is None else reset)
         horizon = refresh_horizon_s(self._order.get(agent_id, 0), now, horizon_s)
         planned = min(occupancy_due(window, ledger, now, config, horizon, (staffed, handling)),
                       others)
