@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Any
@@ -195,8 +195,13 @@ class ComplaintRegister:
     async def caller_context(self, number: str | None, now: float) -> CallerContext:
         if not number:
             return CallerContext(False, False, False, (), ())
-        complaints = await self._store.for_number(number)
-        reports = await self._store.reports_for(number)
+        complaints, reports = await self._store.caller_records_for(number)
+        return self.context_of(complaints, reports, now)
+
+    def context_of(
+        self, complaints: Sequence[Complaint], reports: Sequence[AbuseReport], now: float
+    ) -> CallerContext:
+        """The context from the caller's complaints (oldest first) and abuse reports."""
         window = self._policy.repeat_window_s
         open_refs = tuple(c.reference for c in complaints if c.status in UNRESOLVED)
         repeat = any(c.repeat_of and now - c.opened_at <= window for c in complaints)

@@ -33,7 +33,7 @@ export to a database.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,6 +280,33 @@ class ComplaintStore:
     async def for_number(self, number: str) -> list[Complaint]:
         """The caller's complaints, oldest first."""
         return await self._many(await self._client.zrange(self._number_index(number), 0, -1))
+
+    def queue_caller_reads(self, pipe: Any, number: str) -> int:
+        """Queue the caller's indexes (complaints, abuse reports) on ``pipe``; how many commands.
+
+        The caller's facts at arrival are read in one pipeline with the other
+        packages' (callback flag, urgent voicemail), then :meth:`caller_records`."""
+        pipe.zrange(self._number_index(number), 0, -1)
+        pipe.zrange(self._key("abuse", "number", number_key(number)), 0, -1)
+        return 2
+
+    async def caller_records(self, replies: Sequence[Any]) -> tuple[list[Complaint], list[AbuseReport]]:
+        """The complaints (oldest first) and reports :meth:`queue_caller_reads` found, in one ``MGET``."""
+        refs, ids = [_text(r) for r in replies[0]], [_text(i) for i in replies[1]]
+        keys = [self._c_key(r) for r in refs] + [self._report_key(i) for i in ids]
+        if not keys:
+            return [], []
+        values = await self._client.mget(keys)
+        complaints = [complaint_from_dict(json.loads(v)) for v in values[: len(refs)] if v]
+        reports = [report_from_dict(json.loads(v)) for v in values[len(refs) :] if v]
+        return complaints, reports
+
+    async def caller_records_for(self, number: str) -> tuple[list[Complaint], list[AbuseReport]]:
+        """The caller's complaints and abuse reports: two round trips at most."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            self.queue_caller_reads(pipe, number)
+            replies = await pipe.execute()
+        return await self.caller_records(replies)
 
     async def search(self, query: ComplaintQuery) -> list[Complaint]:
         """Complaints matching ``query``, newest first, paged."""

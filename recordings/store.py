@@ -311,10 +311,20 @@ class VoicemailStore:
 
     async def urgent_words_for(self, number: str) -> tuple[str, ...]:
         """The urgent words of the caller's last urgent voicemail still remembered, else ``()``."""
-        value = await self._redis.get(self.keys.urgent(number))
-        if not value:
-            return ()
-        return tuple(json.loads(_s(value)).get("words", ()))
+        return urgent_words_from(await self._redis.get(self.keys.urgent(number)))
+
+    def queue_urgent_words(self, pipe: Any, number: str) -> int:
+        """Queue :meth:`urgent_words_for`'s read on ``pipe`` (the caller's facts in one
+        pipeline); read the reply with :func:`urgent_words_from`."""
+        pipe.get(self.keys.urgent(number))
+        return 1
+
+
+def urgent_words_from(value: Any) -> tuple[str, ...]:
+    """The words in an urgency memory's value (``None``: nothing remembered)."""
+    if not value:
+        return ()
+    return tuple(json.loads(_s(value)).get("words", ()))
 
 
 async def ensure_group_async(redis: Redis, stream: str) -> None:

@@ -323,6 +323,15 @@ class CallbackStore:
         flag_id = await self._client.hget(self._key("open"), normalize_number(number))
         return None if flag_id is None else await self.get(_text(flag_id))
 
+    def queue_has_open_flag(self, pipe: Any, number: str) -> int:
+        """Queue :meth:`has_open_flag`'s read on ``pipe`` (the caller's facts in one
+        pipeline); how many commands: 0 for a number no flag can have (then False)."""
+        try:
+            pipe.hexists(self._key("open"), normalize_number(number))
+        except CallbackError:
+            return 0
+        return 1
+
     async def has_open_flag(self, number: str) -> bool:
         """For routing's ``WaitingCall.callback_flag``: an unknown number has none."""
         try:
