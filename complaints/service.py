@@ -51,7 +51,7 @@ from complaints.roles import (
     report_view,
     require,
 )
-from complaints.store import ComplaintQuery, ComplaintStore
+from complaints.store import REPORT_ID_PREFIX, ComplaintQuery, ComplaintStore
 from shenava_base.privacy import mask_number
 
 RecoveryHook = Callable[[RecoveryGrant], None]
@@ -322,7 +322,7 @@ class ComplaintRegister:
             try:
                 report_id = await self._store.next_report_id()
             except RedisError:
-                report_id = f"ar-{secrets.token_hex(6)}"
+                report_id = f"{REPORT_ID_PREFIX}{secrets.token_hex(6)}"
             report = new_report(report_id, now, **fields)
             entry = {"report_id": report.report_id, "now": now, "fields": fields}
             await self.journal.submit(ABUSE_KIND, entry).asFuture(asyncio.get_running_loop())

@@ -61,6 +61,8 @@ from complaints.errors import ConcurrentUpdateError, UnknownComplaintError, Unkn
 from complaints.reference import parse_reference, reference_for
 
 MAX_WATCH_RETRIES = 50
+REPORT_ID_PREFIX = "ar-"
+"""Abuse report ids (``ar-0001``): never a complaint reference (digits only)."""
 
 OPEN = """
 local c, index, expected = KEYS[1], ARGV[1], ARGV[2]
@@ -282,17 +284,20 @@ class ComplaintStore:
         return await self._many(await self._client.zrange(self._number_index(number), 0, -1))
 
     def queue_caller_reads(self, pipe: Any, number: str) -> int:
-        """Queue the caller's indexes (complaints, abuse reports) on ``pipe``; how many commands.
+        """Queue the read of the caller's indexes on ``pipe``; how many commands (one).
 
         The caller's facts at arrival are read in one pipeline with the other
-        packages' (callback flag, urgent voicemail), then :meth:`caller_records`."""
-        pipe.zrange(self._number_index(number), 0, -1)
-        pipe.zrange(self._key("abuse", "number", number_key(number)), 0, -1)
-        return 2
+        packages' (callback flag, urgent voicemail), then :meth:`caller_records`.
+        Both indexes (complaints and abuse reports) in one ``ZUNION``: they share
+        the slot, and a reference (digits) is never a report id (``ar-``)."""
+        pipe.zunion([self._number_index(number), self._key("abuse", "number", number_key(number))])
+        return 1
 
     async def caller_records(self, replies: Sequence[Any]) -> tuple[list[Complaint], list[AbuseReport]]:
         """The complaints (oldest first) and reports :meth:`queue_caller_reads` found, in one ``MGET``."""
-        refs, ids = [_text(r) for r in replies[0]], [_text(i) for i in replies[1]]
+        members = [_text(m) for m in replies[0]]
+        refs = [m for m in members if not m.startswith(REPORT_ID_PREFIX)]
+        ids = [m for m in members if m.startswith(REPORT_ID_PREFIX)]
         keys = [self._c_key(r) for r in refs] + [self._report_key(i) for i in ids]
         if not keys:
             return [], []
@@ -366,7 +371,7 @@ class ComplaintStore:
 
     async def next_report_id(self) -> str:
         """The next ``ar-<n>`` id (the abuse report counter)."""
-        return f"ar-{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
+        return f"{REPORT_ID_PREFIX}{int(await self._client.incr(self._key('abuse', 'seq'))):04d}"
 
     async def add_report(self, now: float, *, report_id: str | None = None, **fields: Any) -> AbuseReport:
         """Keep a new report (fields of :func:`complaints.abuse.new_report`).

@@ -11,7 +11,8 @@ fills the call flow's hooks:
   the call goes to an experienced agent), and what packages installed later
   read (``add_facts_reader``: the recordings' urgent words), in one pipeline
   (on a cluster redis-py sends it per node) and one ``MGET`` of the caller's
-  complaints and reports: two round trips where there were five in a row;
+  complaints and reports: two round trips and 4-5 commands where there were
+  five round trips in a row and 5-6 commands;
 - ``on_callback`` / ``on_voicemail`` / ``on_hold_choice``: callback flags
   (chained: a handler installed before ours is called first, and whoever
   installs after us must call ours the same way).

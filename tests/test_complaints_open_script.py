@@ -135,3 +135,28 @@ async def test_opening_on_a_cluster_stays_in_one_slot(cluster_client: Any) -> No
         T0 + 2, category="x", channel=Channel.IVR, number=NUMBER, reference=b.reference,
     )) == b
     assert [x.reference for x in await as_deferred(store.for_number(NUMBER))] == [a.reference, b.reference]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_callers_complaints_and_reports_read_together_on_a_cluster(
+    cluster_client: Any, redis_cluster: Any
+) -> None:
+    """One ``ZUNION`` of the caller's two indexes (one slot), then one ``MGET``; the
+    cluster client finds ``ZUNION``'s keys itself (no ``COMMAND GETKEYS``)."""
+    from complaints.abuse import AbuseCategory
+    from tests.test_cluster_xread import _commands as cluster_commands
+
+    store = ComplaintStore(cluster_client, "shenava")
+    a = await as_deferred(store.open(T0, category="billing", channel=Channel.IVR, number=NUMBER))
+    report = await as_deferred(store.add_report(
+        T0 + 1, agent_id="a1", number=NUMBER, category=AbuseCategory.THREAT, note="",
+    ))
+    b = await as_deferred(store.open(T0 + 2, category="billing", channel=Channel.IVR, number=NUMBER))
+    before = cluster_commands(redis_cluster)
+    complaints, reports = await as_deferred(store.caller_records_for(NUMBER))
+    after = cluster_commands(redis_cluster)
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if k in ("zunion", "mget", "command|getkeys")}
+    assert {k: n for k, n in spent.items() if n} == {"zunion": 1, "mget": 1}
+    assert [c.reference for c in complaints] == [a.reference, b.reference]
+    assert [r.report_id for r in reports] == [report.report_id]
+    assert await as_deferred(store.caller_records_for("09350000000")) == ([], [])
