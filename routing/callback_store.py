@@ -443,9 +443,9 @@ class CallbackStore:
 
     def _queue_write(self, pipe: Any, flag: CallbackFlag) -> None:
         pipe.set(self._flag_key(flag.flag_id), json.dumps(flag_to_dict(flag), ensure_ascii=False))
-        version = self._key("ver", flag.number)
-        pipe.incr(version)
-        pipe.expire(version, OP_MARK_TTL_S)
+        # Any write of the key makes a WATCH of it fail, whatever the value: one
+        # SET with its expiry (it was INCR and EXPIRE, two commands per write).
+        pipe.set(self._key("ver", flag.number), "1", ex=OP_MARK_TTL_S)
         if flag.is_open:
             pipe.hset(self._key("open"), flag.number, flag.flag_id)
             busy = flag.attempt_in_progress
