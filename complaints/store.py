@@ -149,8 +149,8 @@ class ComplaintStore:
         self._client = client
         self._prefix = prefix
         self.references = references
-        self._open_script: Any = None
         """A :class:`~complaints.reference_blocks.ReferenceBlocks`, or None (legacy serials)."""
+        self._open_script: Any = None
 
     def new_reference_now(self) -> str:
         """A fresh reference from the reserved blocks, with no Redis round trip.
@@ -222,6 +222,7 @@ class ComplaintStore:
             ops = _ScriptWrites(self._c_key(reference))
             index = ops.at(self._number_index(number)) if number else ""
             self._queue_write(ops, complaint, None)
+            assert ops.args[:2] == ["S", "1"], "OPEN takes the complaint's own SET first"
             prev_at = ""
             if previous is not None and complaint.repeat_of:
                 prev_at = ops.at(self._c_key(previous.reference))
