@@ -260,7 +260,11 @@ def _fill_callflow(app: Any, ext: ComplaintsExtension) -> None:
         return d
 
     async def facts(number: str) -> dict[str, Any]:
-        """One pipeline (ours, the callback flag's and every reader's), then one ``MGET``."""
+        """One pipeline (ours, the callback flag's and every reader's), then one ``MGET``.
+
+        A Redis error fails the facts as a whole (the call flow logs it and the
+        caller joins with the IVR's own facts), where a package's own read
+        failed alone before: they are one server's (or cluster's) replies."""
         readers = list(ext.fact_readers)
         pipe = app.redis.pipeline(transaction=False)
         ours = register.store.queue_caller_reads(pipe, number)
