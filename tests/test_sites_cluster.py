@@ -192,7 +192,7 @@ async def test_two_sites_count_their_own_calls_and_share_the_register(shared_red
             assert tags[f"{family}:north"] != tags[f"{family}:south"]
         for shared in ("complaints", "callbacks", "sites"):
             assert shared in tags
-        assert not any(t in tags for t in ("stats", "live", "calls"))  # no default site here
+        assert not any(t in tags for t in ("stats", "live", "calls")), [k for k in keys if k.split("{")[1].split("}")[0] in ("stats", "live", "calls")]  # no default site here
         # each agent's intervals in their own slot, the ledger heads in one hash per site
         for site in ("north", "south"):
             assert f"shenava:{{stats:{site}}}:heads" in keys
