@@ -484,6 +484,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 segment["traced_kb_per_1000_calls"] = round(
                     (after["traced_kb"] - before["traced_kb"]) * 1000 / calls, 1)
             segments.append(segment)
+        if args.samples_out:
+            with open(args.samples_out, "w") as out:
+                out.write("t_s,calls_ended,rss_kb\n")
+                for t, c, kb in samples:
+                    out.write(f"{t:.1f},{c},{kb}\n")
         growers: list[dict[str, Any]] = []
         snapshots = state.get("snapshots", [])
         if len(snapshots) >= 2:
@@ -511,6 +516,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_slope_kb_per_1000_calls_while_placing": round(slope_kb, 1) if slope_kb is not None else None,
             "objects_growth_per_1000_calls": round(objects_growth, 1) if objects_growth is not None else None,
             "segments": segments,
+            "rounds": [
+                {"t_s": round(r["t"]), "calls": r["calls"], "rss_mb": round(r["rss_kb"] / 1024, 1),
+                 "objects": r["objects"], "held": r["held"], "redis_connections": r["redis_pool"]["connections"]}
+                for r in rounds
+            ],
             "traced_growth_kb_per_1000_calls": round(
                 (done["traced_kb"] - warm["traced_kb"]) * 1000 / measured, 1)
             if args.tracemalloc and warm and done and measured else None,
@@ -586,6 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tracemalloc-dump", metavar="DIR", default=None,
         help="with --tracemalloc, keep each round's snapshot there (tracemalloc.Snapshot.load)",
+    )
+    parser.add_argument(
+        "--samples-out", metavar="PATH", default=None,
+        help="write the RSS samples (one a second: seconds, calls ended, RSS KB) there as CSV",
     )
     parser.add_argument("--gc-tuning", choices=["on", "off"], default="on",
                         help="the daemon's gc.freeze and gen-0 threshold (off: Python's defaults)")
