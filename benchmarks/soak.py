@@ -357,6 +357,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             redis=replace(config.redis, url=server.url),
             recordings=replace(config.recordings, dir=root / "voicemail", asterisk_dir=None),
         )
+        if args.state_folder == "on":  # as `shenava run` requires: the journal on disk, fsynced
+            (work / "state").mkdir()
+            config = replace(config, state=replace(config.state, folder=str(work / "state")))
         if args.occupancy_window_s is not None:
             config = replace(config, wellbeing=replace(
                 config.wellbeing, occupancy_window_s=args.occupancy_window_s))
@@ -501,6 +504,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "bench": "soak",
             "rate_per_s": args.rate,
             "gc_tuning": args.gc_tuning,
+            "state_folder": args.state_folder,
             "warmup_s": args.warmup_s,
             "duration_s": args.duration_s,
             "placed": rounds[-1]["placed"] if rounds else None,
@@ -600,6 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--samples-out", metavar="PATH", default=None,
         help="write the RSS samples (one a second: seconds, calls ended, RSS KB) there as CSV",
+    )
+    parser.add_argument(
+        "--state-folder", choices=["on", "off"], default="on",
+        help="a [state] folder for the journal (on, as `shenava run` requires: its writes "
+        "and fsyncs go through the reactor's thread pool) or none (off: the journal in memory)",
     )
     parser.add_argument("--gc-tuning", choices=["on", "off"], default="on",
                         help="the daemon's gc.freeze and gen-0 threshold (off: Python's defaults)")
