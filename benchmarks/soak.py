@@ -56,6 +56,8 @@ The last line of output is one JSON object.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import gc
 import json
 import multiprocessing
@@ -273,6 +275,105 @@ def reactor_sizes(reactor: Any) -> dict[str, int]:
     return sizes
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        return libc
+    except (OSError, AttributeError):  # not glibc, or older than 2.33
+        return None
+
+
+LIBC = _libc()
+
+
+def glibc_malloc() -> dict[str, int] | None:
+    """glibc's heap (``mallinfo2``, every arena), KB: ``heap`` obtained with brk/in
+    arenas, ``mmap`` in large blocks, ``in_use`` and ``free`` (in the heap, not returned),
+    ``top_free`` (at its top: what a plain trim could give back)."""
+    if LIBC is None:
+        return None
+    info = LIBC.mallinfo2()
+    return {"heap_kb": info.arena // 1024, "mmap_kb": info.hblkhd // 1024,
+            "in_use_kb": info.uordblks // 1024, "free_kb": info.fordblks // 1024,
+            "top_free_kb": info.keepcost // 1024}
+
+
+def malloc_trim() -> int:
+    """glibc's ``malloc_trim(0)``: give back the free pages of every arena."""
+    return int(LIBC.malloc_trim(0)) if LIBC is not None else -1
+
+
+def pymalloc() -> dict[str, int]:
+    """Python's small-object allocator (``sys._debugmallocstats``, which writes to
+    the C stderr): arenas of 1 MiB held (each one mapped until all its pools are
+    empty), the bytes in live blocks, free in partly used pools, and in empty pools."""
+    import re
+
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+
+    def number(pattern: str) -> int:
+        found = re.search(pattern + r"\s*=\s*([\d,]+)", text)
+        return int(found.group(1).replace(",", "")) if found else -1
+
+    unused = re.search(r"(\d+) unused pools \* (\d+) bytes", text)
+    return {
+        "arenas": number(r"# arenas allocated current"),
+        "arenas_highwater": number(r"# arenas highwater mark"),
+        "arenas_reclaimed": number(r"# arenas reclaimed"),
+        "allocated_kb": number(r"# bytes in allocated blocks") // 1024,
+        "available_kb": number(r"# bytes in available blocks") // 1024,
+        "unused_pools_kb": int(unused.group(1)) * int(unused.group(2)) // 1024 if unused else -1,
+    }
+
+
+def buffers(app: Any, client: Any) -> dict[str, int]:
+    """Bytes held (allocated, not only used) by the I/O buffers: every Redis
+    connection's stream reader and parser, the AMI decoder and its transport."""
+    pool = client.connection_pool
+    conns = list(getattr(pool, "_available_connections", ()) or ()) + \
+        list(getattr(pool, "_in_use_connections", ()) or ())
+    readers = parsers = 0
+    for conn in conns:
+        reader = getattr(conn, "_reader", None)
+        readers += sys.getsizeof(getattr(reader, "_buffer", b"")) if reader is not None else 0
+        parsers += sys.getsizeof(getattr(getattr(conn, "_parser", None), "_buffer", b"") or b"")
+    sizes = {"redis_connections": len(conns), "redis_readers": readers, "redis_parsers": parsers}
+    protocol = app.connection.protocol
+    if protocol is not None:
+        sizes["ami_decoder"] = sys.getsizeof(protocol._decoder._buffer)
+        transport = protocol.transport
+        sizes["ami_transport"] = len(getattr(transport, "dataBuffer", b"")) + sum(
+            len(chunk) for chunk in getattr(transport, "_tempDataBuffer", ()))
+    return sizes
+
+
+def memory_probe(app: Any, client: Any) -> dict[str, Any]:
+    """RSS and where it is: glibc's heap, Python's arenas, the I/O buffers, threads."""
+    import threading
+
+    return {"rss_kb": rss_kb(), "glibc": glibc_malloc(), "pymalloc": pymalloc(),
+            "buffers": buffers(app, client), "threads": threading.active_count()}
+
+
 def _site(frames: Any) -> str:
     """A traceback in short: the innermost frame and the innermost project frame
     (the code that made the allocation happen), the rest dropped."""
@@ -308,6 +409,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from shenava_base.aio import install_asyncio_reactor
 
     reactor: Any = install_asyncio_reactor()
+    if args.tracemalloc_every and not args.tracemalloc:
+        args.tracemalloc = 1  # by line
     if args.tracemalloc:
         tracemalloc.start(args.tracemalloc)
     from twisted.internet.defer import ensureDeferred
@@ -382,6 +485,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 return
             samples.append((time.monotonic() - state["t0"], app.counts.ended, rss_kb()))
 
+        probes = open(args.probe_out, "w") if args.probe_out else None  # noqa: SIM115
+        trims: dict[str, float] = {"count": 0, "seconds": 0.0, "released": 0}
+
+        def probe() -> None:
+            """Every ``--probe-every`` seconds: where RSS is (one JSON line)."""
+            if state["t0"] is None or probes is None:
+                return
+            line = {"t_s": round(time.monotonic() - state["t0"], 1), "calls": app.counts.ended,
+                    "in_progress": len(app.counts.callers)} | memory_probe(app, client)
+            if args.tracemalloc:
+                line["traced_kb"] = tracemalloc.get_traced_memory()[0] // 1024
+            probes.write(json.dumps(line) + "\n")
+            probes.flush()
+
+        def trace_step() -> None:
+            """Every ``--tracemalloc-every`` seconds: the lines whose live memory grew
+            most since the previous snapshot (the snapshot kept for the next step is
+            left out of the trace by the filter on tracemalloc's own file)."""
+            if state["t0"] is None:
+                return
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(False, tracemalloc.__file__)])
+            previous = state.get("trace_previous")
+            state["trace_previous"] = snapshot
+            if previous is None:
+                return
+            line = {"t_s": round(time.monotonic() - state["t0"], 1), "calls": app.counts.ended,
+                    "in_progress": len(app.counts.callers), "rss_kb": rss_kb(),
+                    "traced_kb": tracemalloc.get_traced_memory()[0] // 1024,
+                    "grew": top_growers(previous, snapshot, 10)}
+            if probes is not None:
+                probes.write(json.dumps(line) + "\n")
+                probes.flush()
+            else:
+                print(json.dumps(line), file=sys.stderr)
+
+        def trim() -> None:
+            before = rss_kb()
+            started = time.perf_counter()
+            malloc_trim()
+            trims["seconds"] += time.perf_counter() - started
+            trims["count"] += 1
+            trims["released"] += before - rss_kb()
+
         async def place_and_drain(seconds: float) -> dict[str, Any]:
             """Place calls for ``seconds``, wait until every call has ended, measure."""
             state["placed"] = None
@@ -417,6 +564,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             left["routing_log.joined"] = len(routing_log._joined)
             left["routing_log.answered"] = len(routing_log._answered)
             return {
+                "memory": memory_probe(app, client),
                 "t": time.monotonic() - state["t0"], "calls": app.counts.ended,
                 "placed": state["placed"], "rss_kb": rss_kb(), "objects": len(gc.get_objects()),
                 "traced_kb": traced_kb,
@@ -450,6 +598,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler = LoopingCall(sample)
         sampler.clock = reactor
         sampler.start(SAMPLE_EVERY_S)
+        for every, step in ((args.probe_every, probe), (args.tracemalloc_every, trace_step),
+                            (args.malloc_trim_every, trim)):
+            if every and (step is not probe or probes is not None):
+                looping = LoopingCall(step)
+                looping.clock = reactor
+                looping.start(every, now=False)
         limit = args.warmup_s + args.duration_s + (1 + args.segments) * (args.drain_s + 10) + 120
         reactor.callLater(limit, lambda: reactor.running and reactor.stop())  # a hard bound
         reactor.callWhenRunning(lambda: ensureDeferred(soak()).addBoth(finished))
@@ -522,7 +676,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "segments": segments,
             "rounds": [
                 {"t_s": round(r["t"]), "calls": r["calls"], "rss_mb": round(r["rss_kb"] / 1024, 1),
-                 "objects": r["objects"], "held": r["held"], "redis_connections": r["redis_pool"]["connections"]}
+                 "objects": r["objects"], "held": r["held"]} | r["memory"]
                 for r in rounds
             ],
             "traced_growth_kb_per_1000_calls": round(
@@ -538,6 +692,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "hard_calls_window_s": config.wellbeing.hard_calls_window_s,
             "held_after_warmup": warm["held"] if warm else None,
             "held_at_end": done["held"] if done else None,
+            "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
+            "pythonmalloc": os.environ.get("PYTHONMALLOC"),
+            "malloc_trim_every_s": args.malloc_trim_every,
+            "malloc_trims": {"count": trims["count"], "ms_total": round(trims["seconds"] * 1000, 1),
+                             "rss_released_kb": trims["released"]},
             "log_events": dict(sorted(levels.items())),
             "log_errors": errors[:5],
             "python": platform.python_version(),
@@ -604,6 +763,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--samples-out", metavar="PATH", default=None,
         help="write the RSS samples (one a second: seconds, calls ended, RSS KB) there as CSV",
+    )
+    parser.add_argument(
+        "--probe-every", type=float, default=60.0, metavar="S",
+        help="with --probe-out: every S seconds, where RSS is (glibc's heap, Python's arenas, "
+        "the Redis and AMI buffers, threads)",
+    )
+    parser.add_argument("--probe-out", metavar="PATH", default=None,
+                        help="write the probes (and --tracemalloc-every's steps) there, one JSON a line")
+    parser.add_argument(
+        "--tracemalloc-every", type=float, default=0.0, metavar="S",
+        help="trace allocations (by line, or --tracemalloc FRAMES) and every S seconds write "
+        "the lines whose live memory grew most since the previous snapshot",
+    )
+    parser.add_argument(
+        "--malloc-trim-every", type=float, default=0.0, metavar="S",
+        help="an experiment: call glibc's malloc_trim(0) every S seconds in the daemon",
     )
     parser.add_argument(
         "--state-folder", choices=["on", "off"], default="on",
