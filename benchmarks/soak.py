@@ -218,6 +218,11 @@ def per_call_sizes(app: Any) -> dict[str, int]:
     if protocol is not None:
         sizes["protocol.agi"] = len(protocol._agi)
         sizes["protocol.agi_by_channel"] = len(protocol._agi_by_channel)
+        sizes["protocol.pending"] = len(protocol._pending)
+    journal = getattr(app, "journal", None)
+    if journal is not None:  # entries waiting, in flight, to write, answers owed
+        for name in ("_queue", "_in_flight", "_to_write", "_answers", "_file_ops"):
+            sizes[f"journal.{name.lstrip('_')}"] = len(getattr(journal, name, ()))
     # Others' per-call maps, by name, where present (reported, not asserted).
     for owner, names in (
         (app.dispatcher, ("_calls", "_legs", "_originates", "_held")),
