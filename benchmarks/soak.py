@@ -49,6 +49,26 @@ each as its innermost frame and the project line that caused it.
 
 ``--gc-tuning off`` leaves Python's garbage collector as it starts instead of
 what ``shenava run`` does once it serves (``shenava.daemon.tune_gc``).
+``--state-folder off`` runs without a ``[state] folder`` (the journal in
+memory); the default gives it one, as ``shenava run`` requires, so the
+journal's writes and fsyncs go through the reactor's thread pool.
+
+Where RSS is: each round (and every ``--probe-every`` seconds into
+``--probe-out``) a probe reads glibc's heap (``mallinfo2``: in use, free inside
+the heap), Python's small-object allocator (``sys._debugmallocstats``: 1 MiB
+arenas held, bytes in live blocks, free blocks in used pools, empty pools),
+the Redis connections and their read buffers, the AMI decoder's buffer and
+the threads. Live memory flat while RSS rises is the allocators keeping a
+high-water mark, not a structure growing. ``--tracemalloc-every S`` traces
+allocations (by line; ``--tracemalloc FRAMES`` for deeper sites) and writes,
+every S seconds, the lines whose live memory grew since the previous
+snapshot. ``--malloc-trim-every S`` calls glibc's ``malloc_trim(0)`` in the
+daemon every S seconds (an experiment; run with ``MALLOC_ARENA_MAX=2`` in the
+environment for the other one: both are in the JSON). ``--warmup-rate R``
+makes the warm-up busier than the measured run: what is only a high-water
+mark (the allocators, the Redis pool's connections) is then reached in the
+warm-up and the measured run shows none of it. ``--samples-out`` writes the
+one-a-second RSS samples (with the calls in progress) as CSV.
 
 The last line of output is one JSON object.
 """
