@@ -271,6 +271,8 @@ def held_sizes(app: Any) -> dict[str, int]:
         sizes["voicemail.outcomes"] = len(recordings.service._outcomes)
     if stats is None:
         return sizes
+    recent = stats.recent  # the traffic window (30 minutes) of arrivals, handles, completions
+    sizes["traffic.window"] = len(recent.arrivals) + len(recent.handles) + len(recent.completions)
     sizes["calllog.open"] = sum(len(c._open) for c in stats._call_logs.values())
     sizes["ledger.intervals"] = sum(len(s.ledger.intervals) for s in stats.roster)
     sizes["window.intervals"] = sum(len(w._ends) for w in stats._windows.values())
@@ -504,6 +506,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         routing_log = RoutingLog().attach(app.dispatcher, app.tracker)  # as `shenava run` does
         if args.decision_history is not None:  # before the first call
             app.router._history = args.decision_history
+        if args.traffic_window_s is not None and app.agent_stats is not None:
+            app.agent_stats.recent.window_s = args.traffic_window_s
         if args.own_memory_s is not None and app.takeover is not None:
             app.takeover.recorder.own_memory_s = args.own_memory_s
         # (seconds, calls ended, rss kb, calls in progress), flat in an array: a list of tuples would be
@@ -786,6 +790,11 @@ def main(argv: list[str] | None = None) -> int:
         "--own-memory-s", type=float, default=None,
         help="how long the call state remembers a call as this daemon's own (default: an hour, "
         "held as one hour of calls): shorter than the warm-up for a run flat after it",
+    )
+    parser.add_argument(
+        "--traffic-window-s", type=float, default=None,
+        help="the statistics' traffic window (default: 30 minutes of arrivals, handles and "
+        "completions): shorter than the warm-up for a run flat after it",
     )
     parser.add_argument(
         "--census", action="store_true",
