@@ -49,6 +49,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -65,14 +66,18 @@ from shenava.http.errors import (
     HostNotAllowedError,
     NotSignedInError,
     TooManyConnectionsError,
+    UnavailableError,
     UnsupportedMediaTypeError,
 )
+from shenava.http.session_keep import RedisSessionKeeper, SessionsUnavailableError
 from shenava.http.sessions import LockOut, Session, SessionStore, address_group, same_token
 from shenava.users import PERSON_RE
 
 log = Logger()
 
 COOKIE = b"shenava_session"
+MAX_COOKIE_CHARS = 100
+"""A session id is 43 characters: a longer cookie is not looked up in Redis."""
 PROXY_SECRET_HEADER = b"x-shenava-proxy-secret"
 ROLE_HEADER = b"x-shenava-role"
 PERSON_HEADER = b"x-shenava-person"
@@ -175,10 +180,12 @@ def error_bytes(status: int, code: str, message: str, extra: dict[bytes, bytes] 
 class Gate:
     """Who is asking, and whether their request may go on; one per listener."""
 
-    def __init__(self, config: Any, reactor: Any) -> None:
+    def __init__(self, config: Any, reactor: Any, keeper: RedisSessionKeeper | None = None) -> None:
         self.config = config
         self.reactor = reactor
-        self.sessions = SessionStore(config.session_idle_s, config.session_max_s)
+        self.keeper = keeper
+        """Where sessions outlive a restart (None: memory only, as in unit tests)."""
+        self.sessions = SessionStore(config.session_idle_s, config.session_max_s, keeper=keeper)
         self.lockout = LockOut(config.lockout_failures, config.lockout_address_failures, config.lockout_s)
         self.audit = AuditLog(config.audit_file)
         self.proxy_mode = config.auth == "proxy"
@@ -239,6 +246,29 @@ class Gate:
         """Proxy mode has no daemon session: the token is a keyed hash of the person."""
         message = f"csrf|{actor.role.value}|{actor.actor_id}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def recall(self, request: EdgeRequest) -> Deferred[None] | None:
+        """When the request's cookie names a session this daemon does not hold (it was
+        signed in before a restart, or at the other daemon of a pair), a Deferred that
+        fires once the keeper's copy is back in memory (or known to be none); else None.
+        Nothing is looked up for a name the daemon does not answer to."""
+        keeper = self.keeper
+        cookie = request.getCookie(COOKIE)
+        if keeper is None or not cookie:
+            return None
+        session_id = cookie.decode("latin-1")
+        if session_id in self.sessions or len(session_id) > MAX_COOKIE_CHARS:
+            return None
+        try:
+            self._check_host(request, self._from_proxy(request))
+        except ApiError:
+            return None  # admit() refuses it
+
+        def adopt(session: Session | None) -> None:
+            if session is not None:
+                self.sessions.adopt(session, self.now())
+
+        return keeper.load(session_id).addCallback(adopt)
 
     def admit(self, request: EdgeRequest) -> None:
         """Set ``request.actor`` (and session, address); raise an ApiError to refuse it."""
@@ -431,6 +461,34 @@ class EdgeRequest(server.Request):
     def process(self) -> None:
         channel: Any = self.channel
         gate: Gate = channel.site.gate
+        recalled = gate.recall(self)
+        if recalled is None:
+            self._process(gate)
+            return
+        recalled.addCallbacks(lambda _: self._recalled(gate), self._not_recalled, errbackArgs=(gate,))
+
+    def _recalled(self, gate: Gate) -> None:
+        if not self._disconnected:
+            self._process(gate)
+
+    def _not_recalled(self, failure: Failure, gate: Gate) -> None:
+        if self._disconnected:
+            return
+        from shenava.http.jsonapi import write_error
+
+        channel: Any = self.channel
+        self.site = channel.site
+        self.address = _peer_host(self)
+        reason = failure.value if isinstance(failure.value, SessionsUnavailableError) else None
+        if reason is None:
+            log.failure("a kept session could not be looked up", failure)
+        self.setHeader(b"retry-after", b"5")
+        write_error(self, UnavailableError(
+            "sign-ins cannot be checked right now (the daemon's Redis is away); the page "
+            "tries again by itself", code=SessionsUnavailableError.code))
+
+    def _process(self, gate: Gate) -> None:
+        channel: Any = self.channel
         try:
             gate.admit(self)
         except ApiError as error:

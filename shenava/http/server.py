@@ -41,6 +41,7 @@ from shenava.http.pages import mount_pages
 from shenava.http.push import EventsResource, PushHub
 from shenava.http.report import ReportResource
 from shenava.http.screenpop import CallMemory
+from shenava.http.session_keep import RedisSessionKeeper
 from shenava.http.signin import SessionApi
 from shenava.http.wallboard import LiveBoard, WallboardApi
 from shenava.users import store_for
@@ -71,6 +72,8 @@ class HttpApi:
         """At shutdown: finish every pushed stream, so pages reconnect (to the
         standby, once it leads) instead of waiting on a silent connection."""
         self.push.close()
+        if self.gate is not None and self.gate.keeper is not None:
+            self.gate.keeper.stop()
 
     def router(self, sessions: SessionApi) -> JsonRouter:
         return JsonRouter(
@@ -196,7 +199,11 @@ def complaints_resource(app: Any) -> Resource:
 def build_site(app: Any) -> ShenavaSite:
     api = install(app)
     config = app.config.http
-    gate = Gate(config, app.reactor)
+    keeper = None
+    if app.redis is not None:
+        keeper = RedisSessionKeeper(app.redis, app.config.redis.key_prefix, site=app.config.site.id,
+                                    clock=app.reactor)
+    gate = Gate(config, app.reactor, keeper)
     sessions = SessionApi(gate, store_for(app.config))
     root = _Root()
     api_root = _ApiRoot(api.router(sessions), complaints_resource(app),
