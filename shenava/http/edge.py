@@ -92,6 +92,20 @@ FULL_NUMBER_READS = (b"/api/complaints", b"/api/calls/", b"/api/audit", b"/api/u
 so is ``/api/agents/{id}/call``, an agent's screen pop."""
 
 
+EDGE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+)
+"""On every answer, set before any resource runs (JSON, the event stream, CSV, recordings,
+/metrics, errors, redirects, the edge's own refusals): the browser takes a body for what
+its Content-Type says, nothing is framed by another site, kept by a cache or told this URL.
+The pages and their static files replace the last two (their own policy, ``no-cache``:
+they carry no personal data)."""
+
 LOCAL_NAMES = ("localhost",)
 """Host names always answered (besides IP addresses): the browser resolves them itself."""
 ANY_HOST = "*"
@@ -170,9 +184,9 @@ def error_bytes(status: int, code: str, message: str, extra: dict[bytes, bytes] 
         b"HTTP/1.1 %d %s" % (status, phrase),
         b"Content-Type: application/json; charset=utf-8",
         b"Content-Length: %d" % len(body),
-        b"Cache-Control: no-store",
         b"Connection: close",
     ]
+    head += [name + b": " + value for name, value in EDGE_HEADERS]
     head += [name + b": " + value for name, value in (extra or {}).items()]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
@@ -461,6 +475,8 @@ class EdgeRequest(server.Request):
     def process(self) -> None:
         channel: Any = self.channel
         gate: Gate = channel.site.gate
+        for name, value in EDGE_HEADERS:
+            self.responseHeaders.setRawHeaders(name, [value])
         recalled = gate.recall(self)
         if recalled is None:
             self._process(gate)
@@ -592,6 +608,16 @@ class EdgeChannel(http.HTTPChannel):
         self._cancel_deadline()
         if not self._refused:
             super().allContentReceived()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Twisted's bare 400 (a malformed request line or header), with our JSON and headers."""
+        if self._refused:
+            return
+        self._refused = True
+        self._cancel_deadline()
+        if self.transport is not None:
+            self.transport.write(error_bytes(400, "http.bad_request", "the request is not valid HTTP/1.1"))
+        self.loseConnection()
 
     def _too_slow(self) -> None:
         self._deadline = None
