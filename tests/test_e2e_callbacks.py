@@ -132,3 +132,66 @@ async def test_a_customer_who_does_not_answer_keeps_the_flag_open_with_the_attem
         assert next_attempt_at(flag, policy) > h.now  # backed off before the next attempt
     finally:
         h.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_customer_back_on_the_line_is_not_rung_until_they_hang_up(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    from ami_bridge.events import CallArrived, ChannelHungUp
+
+    h = E2E.build(tmp_path, redis=redis_client)
+    try:
+        store = h.app.complaints.callbacks
+        h.phones({
+            **{f"PJSIP/10{i}": PhoneScript(answer_after_s=2.0, talk_s=20.0) for i in (1, 2, 3, 4)},
+            f"PJSIP/{CUSTOMER}": PhoneScript(answer_after_s=3.0, talk_s=15.0),
+        })
+        # First call: nobody is logged in; the caller gives up waiting (a flag).
+        h.call(CallerScript(number=CUSTOMER, answers=("1", "3"), patience_s=60.0))
+        await h.run_until_async(
+            lambda: any(isinstance(e, CallAbandoned) for e in h.routing), limit_s=120.0
+        )
+        for _ in range(200):
+            if await flag_of(h, CUSTOMER) is not None:
+                break
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(0.5)
+        flag = await flag_of(h, CUSTOMER)
+        assert flag is not None
+
+        # They call again and are in the menus (silent after choosing the language)
+        # when the agents come: the dial gate is open, the flag due, the customer busy.
+        seen: list[tuple[float, object]] = []
+        h.app.tracker.subscribe(lambda e: seen.append((h.now, e)))
+        h.call(CallerScript(number=CUSTOMER, answers=("1",), hangup_after_s=12.0))
+        await h.run_until_async(lambda: any(isinstance(e, CallArrived) for _, e in seen), limit_s=10.0)
+        [arrived] = [e for _, e in seen if isinstance(e, CallArrived)]
+        h.log_in("a1", "a2", "a3", "a4")
+
+        def callback_originates() -> list[object]:
+            return [m for m in h.actions("Originate") if m.get("Context") == "shenava-callback"]
+
+        for _ in range(16):  # 8 s of the 12 the caller stays
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(0.5)
+        assert callback_originates() == []
+        held = await as_deferred(store.get(flag.flag_id))
+        assert held.attempts == ()
+
+        # They hang up: now the callback goes out, and reaches them.
+        for _ in range(400):
+            current = await as_deferred(store.get(flag.flag_id))
+            if current.status is FlagStatus.CLOSED:
+                break
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(1.0)
+        [hung_up_at] = [at for at, e in seen
+                        if isinstance(e, ChannelHungUp) and e.uniqueid == arrived.uniqueid]
+        assert current.status is FlagStatus.CLOSED
+        assert current.resolution is Resolution.ANSWERED
+        assert [a.outcome for a in current.attempts] == [AttemptOutcome.ANSWERED]
+        assert current.attempts[0].started_at >= hung_up_at
+        assert len(callback_originates()) == 1
+    finally:
+        h.stop()
