@@ -215,6 +215,10 @@ class CallbackDialer:
     def dialling(self) -> int:
         return len(self._dials)
 
+    def number_of(self, flag_id: str) -> str | None:
+        """The customer number this daemon is dialling for ``flag_id`` (None: not dialling it)."""
+        return next((d.number for d in self._dials.values() if d.flag_id == flag_id), None)
+
     def _schedule_tick(self, delay: float) -> None:
         self._tick = self._clock.callLater(delay, self._on_tick)
 

@@ -702,7 +702,8 @@
         ["call_care", code("care_", call.care)],
         ["call_account", call.account],
         ["call_reference", call.reference],
-        ["call_caller", call.caller_number],
+        ["call_caller", call.kind === "callback" ? null : call.caller_number],
+        ["call_callback", call.kind === "callback" ? callbackLine(call) : null],
         ["call_waited", call.waited_s === undefined || call.waited_s === null ? null
           : duration(call.waited_s)],
         ["call_complaint", complaint],
@@ -723,6 +724,16 @@
         return [dt, dd];
       }));
       $("call-transcript").textContent = call.transcript || T.none;
+    }
+
+    /** A callback being dialled: whom (masked as every number here), why, which attempt. */
+    function callbackLine(call) {
+      const cb = call.callback || {};
+      const sep = LANG === "fa" ? "، " : ", ";
+      const reasons = (cb.reasons || []).map((r) => code("callback_reason_", r)).join(sep);
+      const why = reasons && cb.attempt ? t("call_callback_why", { reasons, attempt: num(cb.attempt) })
+        : reasons;
+      return [call.caller_number, why ? "(" + why + ")" : null].filter(Boolean).join(" ") || null;
     }
 
     async function loadCall() {
