@@ -238,6 +238,8 @@
         : T.status_lost_never);
     } else if (error instanceof Refused && error.code === "http.not_signed_in") {
       setStatus("error", T.status_no_role);
+    } else if (error instanceof Refused && error.code === "http.sessions_unavailable") {
+      setStatus("lost", T.status_sessions_unavailable); // a restart while Redis is away: retried
     } else {
       setStatus("error", t("status_error", { message: error.message || String(error) }));
       if (!(error instanceof Refused)) console.error(error);
