@@ -206,6 +206,8 @@ def test_the_desk_names_the_customer_being_called_back_masked_in_both_languages(
             wait_live(page)
             shown = page.locator('#call-facts dd[data-field="call_callback"]')
             expect(shown).to_have_text(expected, timeout=CALL_LIMIT_S * 1000)
+            number = shown.locator("bdi").first
+            assert number.get_attribute("dir") == "ltr" and number.inner_text() == "0912***2233"
             assert page.locator('#call-facts dd[data-field="call_caller"]').count() == 0
             screenshot(page, f"desk-{lang}-callback", tmp_path)
             page.context.close()

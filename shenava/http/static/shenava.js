@@ -386,6 +386,7 @@
     return num(value);
   }
 
+  const PHONE_FACTS = new Set(["call_caller", "call_callback"]); // screen-pop facts led by a number
   const code = (prefix, value) => (value === null || value === undefined || value === "" ? null
     : (prefix + value) in T ? T[prefix + value] : value);
 
@@ -719,9 +720,16 @@
         const dt = document.createElement("dt");
         dt.textContent = T[key];
         const dd = document.createElement("dd");
-        const text = document.createElement("bdi"); // a Latin value in a Persian line
-        text.textContent = value;
-        dd.appendChild(text);
+        // Each part isolated (a Latin value in a Persian line); a phone number left to right,
+        // or "0912***4567" shows as "4567***0912" in a right-to-left line.
+        const parts = Array.isArray(value) ? value : [value];
+        parts.forEach((part, i) => {
+          if (i) dd.appendChild(document.createTextNode(" "));
+          const text = document.createElement("bdi");
+          text.textContent = part;
+          if (PHONE_FACTS.has(key) && i === 0) text.dir = "ltr";
+          dd.appendChild(text);
+        });
         dd.dataset.field = key;
         return [dt, dd];
       }));
@@ -735,7 +743,8 @@
       const reasons = (cb.reasons || []).map((r) => code("callback_reason_", r)).join(sep);
       const why = reasons && cb.attempt ? t("call_callback_why", { reasons, attempt: num(cb.attempt) })
         : reasons;
-      return [call.caller_number, why ? "(" + why + ")" : null].filter(Boolean).join(" ") || null;
+      const parts = [call.caller_number || T.none, why ? "(" + why + ")" : null].filter(Boolean);
+      return parts;
     }
 
     async function loadCall() {
