@@ -304,3 +304,36 @@ def test_agents_stay_signed_in_across_a_real_daemon_restart(redis_url: str, tmp_
         for key in client.scan_iter(f"{prefix}:*"):
             client.delete(key)
         client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessions_are_kept_the_same_way_on_a_redis_cluster(cluster_client: Any) -> None:
+    """One key per session (no cross-slot command), written through the cluster's pipeline."""
+    from twisted.internet import reactor
+
+    from complaints.roles import Actor
+    from shenava.http.sessions import SessionStore
+
+    keeper = RedisSessionKeeper(cluster_client, PREFIX, site="north", clock=reactor)
+    store = SessionStore(1800.0, 43200.0, keeper=keeper)
+    now = reactor.seconds()
+    sessions = [store.open(Actor(f"a{i}", Role.AGENT), now, 1.0) for i in range(6)]
+    for _ in range(200):
+        if not keeper._queue and not keeper._writing:
+            break
+        await as_deferred(_sleep(0.01))
+    keys = {keeper.key(s.session_id) for s in sessions}
+    assert all(k.startswith(f"{PREFIX}:session:north:") for k in keys)
+    back = await keeper.load(sessions[3].session_id)
+    assert back is not None and back.actor == sessions[3].actor and back.csrf == sessions[3].csrf
+    store.close(sessions[3].session_id)
+    for _ in range(200):
+        if not keeper._queue and not keeper._writing:
+            break
+        await as_deferred(_sleep(0.01))
+    assert await as_deferred(cluster_client.exists(keeper.key(sessions[3].session_id))) == 0
+    assert await as_deferred(cluster_client.exists(keeper.key(sessions[2].session_id))) == 1
+    keeper2 = RedisSessionKeeper(cluster_client, PREFIX, site="north", clock=reactor)
+    assert await keeper2.load(sessions[3].session_id) is None
+    assert (await keeper2.load(sessions[2].session_id)) is not None
+    await as_deferred(cluster_client.delete(*keys))
