@@ -193,6 +193,10 @@ async def test_a_customer_back_on_the_line_is_not_rung_until_they_hang_up(
         assert [a.outcome for a in current.attempts] == [AttemptOutcome.ANSWERED]
         assert current.attempts[0].started_at >= hung_up_at
         assert len(callback_originates()) == 1
+        h.advance(60.0)  # the callback's talk ends: nothing is left of either call
+        dialer = h.app.complaints.dialer
+        assert not h.world.channels()
+        assert len(dialer.live_numbers) == 0 and dialer._skipped() == set()
     finally:
         h.stop()
 
