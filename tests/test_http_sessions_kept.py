@@ -337,3 +337,37 @@ async def test_sessions_are_kept_the_same_way_on_a_redis_cluster(cluster_client:
     assert await keeper2.load(sessions[3].session_id) is None
     assert (await keeper2.load(sessions[2].session_id)) is not None
     await as_deferred(cluster_client.delete(*keys))
+
+
+def test_an_open_event_stream_keeps_its_session_from_going_idle() -> None:
+    """A desk or a TV wallboard may do nothing but follow api/events for hours: the
+    stream is use, so neither the session nor its kept copy ends at session_idle_s."""
+    from dataclasses import replace as with_
+
+    from twisted.internet.task import Clock
+
+    from complaints.roles import Actor
+    from shenava.http.sessions import TOUCH_EVERY_S
+
+    clock = Clock()
+    kept: list[float] = []
+
+    class Keeper:
+        def keep(self, session: Any, expires_at: float) -> None:
+            kept.append(expires_at)
+
+        def forget(self, session_id: str) -> None:
+            pass
+
+    config = with_(default_config().http, session_idle_s=60.0)
+    gate = Gate(config, clock)
+    gate.sessions.keeper = Keeper()
+    session = gate.sessions.open(Actor("a1", Role.AGENT), clock.seconds(), None)
+    stream = type("Stream", (), {"session": session})()
+    for _ in range(300):  # five minutes of a stream and nothing else
+        clock.advance(1.0)
+        assert not gate.session_ended(stream)
+    assert gate.sessions.find(session.session_id, clock.seconds()) is not None
+    assert kept[-1] >= clock.seconds() + 60.0 - min(TOUCH_EVERY_S, 15.0) - 1.0
+    gate.sessions.close(session.session_id)
+    assert gate.session_ended(stream)

@@ -351,12 +351,14 @@ class Gate:
     def session_ended(self, request: server.Request) -> bool:
         """Whether the session a long answer (an event stream) was let in with has ended:
         signed out, closed by a check of the user's record, or past ``session_max_s``.
-        A stream counts as use: it looks at the user's record as a request would."""
+        A stream counts as use: it moves the idle deadline (a desk or a TV wallboard may do
+        nothing else for hours; the kept copy is told once a minute) and looks at the
+        user's record as a request would."""
         session = getattr(request, "session", None)
         if session is None:
             return False  # proxy mode: the proxy's sign-in, not a daemon session
-        current = self.sessions.peek(session.session_id)
-        if current is None or self.now() >= current.created_at + self.sessions.max_s:
+        current = self.sessions.find(session.session_id, self.now())
+        if current is None:
             return True
         self.on_session_use(current)
         return False
