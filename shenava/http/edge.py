@@ -484,6 +484,14 @@ class EdgeRequest(server.Request):
             self._process(gate)
             return
         recalled.addCallbacks(lambda _: self._recalled(gate), self._not_recalled, errbackArgs=(gate,))
+        recalled.addErrback(self._broken)
+
+    def _broken(self, failure: Failure) -> None:
+        """A bug after a kept session was looked up: logged, answered 500 (never left hanging)."""
+        log.failure("HTTP {path}: the request failed after its session was looked up", failure,
+                    path=_shown(self.path.decode("utf-8", "replace"), 200))
+        if not self._disconnected and not self.finished:
+            self.processingFailed(failure)
 
     def _recalled(self, gate: Gate) -> None:
         if not self._disconnected:
