@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 
 from ami_bridge.events import (
     AgiSessionStarted,
@@ -29,12 +30,19 @@ from ami_bridge.events import (
 from routing.callbacks import CallbackError, normalize_number
 
 
+@lru_cache(maxsize=4096)
 def flag_number(caller_num: str) -> str | None:
-    """The number as a flag keys it; None for what cannot be called back (``anonymous``)."""
+    """The number as a flag keys it; None for what cannot be called back (``anonymous``).
+    Cached: a call's channels and its AGI start repeat the same caller ID."""
+    if not caller_num:
+        return None
     try:
         return normalize_number(caller_num)
     except CallbackError:
         return None
+
+
+_WITH_NUMBER = frozenset({CallArrived, ChannelAdopted, CallerIdChanged})
 
 
 class LiveNumbers:
@@ -59,17 +67,20 @@ class LiveNumbers:
         return len(self._of_channel)
 
     def on_tracker_event(self, event: TrackerEvent) -> None:
-        if isinstance(event, (CallArrived, ChannelAdopted, CallerIdChanged)):
-            self._set(event.uniqueid, flag_number(event.caller_num))
-        elif isinstance(event, AgiSessionStarted):
+        kind = type(event)
+        if kind is ChannelHungUp:
+            if event.uniqueid in self._of_channel:  # type: ignore[attr-defined]
+                self._set(event.uniqueid, None)  # type: ignore[attr-defined]
+        elif kind is ChannelCreated:
+            uniqueid = event.uniqueid  # type: ignore[attr-defined]
+            self._set(uniqueid, flag_number(self._caller_of(uniqueid) or ""))
+        elif kind in _WITH_NUMBER:
+            self._set(event.uniqueid, flag_number(event.caller_num))  # type: ignore[attr-defined]
+        elif kind is AgiSessionStarted:
             # The number the IVR reads: the caller is in the menus or on hold now.
-            number = flag_number(event.env.get("agi_callerid", ""))
+            number = flag_number(event.env.get("agi_callerid", ""))  # type: ignore[attr-defined]
             if number is not None:
-                self._set(event.uniqueid, number)
-        elif isinstance(event, ChannelCreated):
-            self._set(event.uniqueid, flag_number(self._caller_of(event.uniqueid) or ""))
-        elif isinstance(event, ChannelHungUp):
-            self._set(event.uniqueid, None)
+                self._set(event.uniqueid, number)  # type: ignore[attr-defined]
 
     def _set(self, uniqueid: str, number: str | None) -> None:
         if number is not None and self._ignore(uniqueid):
