@@ -110,7 +110,7 @@ async def screen_pop(
     callback: dict[str, Any] | None = None
     flag_transcripts: tuple[str, ...] = ()
     if call_id.startswith(CALLBACK_CALL_PREFIX):
-        number, callback, flag_transcripts = await _callback_facts(app, call_id[len(CALLBACK_CALL_PREFIX):])
+        number, callback, flag_transcripts = await callback_facts(app, call_id[len(CALLBACK_CALL_PREFIX):])
     view: dict[str, Any] = {
         "call_id": call_id,
         "kind": "callback" if callback is not None else "inbound",
@@ -171,7 +171,7 @@ async def screen_pop(
     return view
 
 
-async def _callback_facts(
+async def callback_facts(
     app: Any, flag_id: str
 ) -> tuple[str | None, dict[str, Any], tuple[str, ...]]:
     """The number a callback dials, what the desk shows of its flag, and its transcripts."""
