@@ -193,6 +193,15 @@ async def test_redis_away_answers_503_not_sign_in_again(clean: Redis, users: Pat
         code, body, headers = await life.call("GET", "/api/session", cookie="x" * 43)
         assert code == 503 and body["error"]["code"] == "http.sessions_unavailable"
         assert headers.getRawHeaders(b"retry-after") == [b"5"]
+        # a stale cookie never keeps anyone from signing in again
+        code, body, headers = await life.call("POST", "/api/session", cookie="x" * 43,
+                                              body={"name": "sara", "password": PASSWORD})
+        assert code == 200, body
+        fresh = session_cookie(headers)
+        code, body, _ = await life.call("GET", "/api/session", cookie=fresh)
+        assert code == 200 and body["person"] == "sara"  # from memory, Redis still away
+        code, body, _ = await life.call("GET", "/api/nowhere", cookie="y" * 43)
+        assert code == 503
     finally:
         await life.end()
 

@@ -424,6 +424,18 @@ def _is_screen_pop(path: bytes) -> bool:
     return len(parts) == 5 and parts[:3] == [b"", b"api", b"agents"] and parts[4] == b"call"
 
 
+def _needs_session(request: server.Request) -> bool:
+    """Whether a request is worth a 503 when its session cannot be looked up: the API's
+    answers that depend on who asks, not the pages and their files, ``/metrics`` (its
+    token), the health check, or signing in (the way out of a session nobody can find)."""
+    path = request.path
+    if not path.startswith(b"/api/") or path.rstrip(b"/") == b"/api/health":
+        return False
+    if path.startswith(SIGN_IN_PATH + b"/link/"):
+        return False
+    return not (path.rstrip(b"/") == SIGN_IN_PATH and request.method == b"POST")
+
+
 def _peer_host(request: server.Request) -> str:
     peer = request.getClientAddress()
     return str(getattr(peer, "host", "-"))
@@ -499,6 +511,9 @@ class EdgeRequest(server.Request):
 
     def _not_recalled(self, failure: Failure, gate: Gate) -> None:
         if self._disconnected:
+            return
+        if not _needs_session(self):
+            self._process(gate)  # the sign-in page, signing in, health: as a stranger
             return
         from shenava.http.jsonapi import write_error
 
