@@ -242,7 +242,7 @@ class Chaos:
         self.daemon_starts += 1
         self.daemon = subprocess.Popen(
             [*shenava_command(), "run", "-c", str(self.config_path)],
-            cwd=ROOT, stdout=self._log("daemon"), stderr=subprocess.STDOUT)
+            cwd=ROOT, stdout=self._log(f"daemon-{self.daemon_starts}"), stderr=subprocess.STDOUT)
 
     def start_workers(self) -> None:
         if self.args.workers <= 0:
@@ -326,8 +326,10 @@ class Chaos:
             delay = at - (time.monotonic() - self.t0)
             if delay > 0:
                 time.sleep(delay)
-            self.faults.append(self.fault(kind, rng))
+            self.faults.append(self.fault(kind, rng) | {"wall": round(time.time(), 3)})
             print(f"chaos: {self.faults[-1]}", file=sys.stderr)
+            with (self.folder / "faults.jsonl").open("a", encoding="utf-8") as out:
+                out.write(json.dumps(self.faults[-1]) + "\n")
         last_at = max(c["at"] for c in self.callers) if self.callers else 0.0
         ends_by = last_at + max(PATIENCE.values()) + 60.0
         self.wait("every caller to end", lambda: len(self.report()) >= len(self.callers),
