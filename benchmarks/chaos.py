@@ -37,10 +37,20 @@ every caller is reconciled against Redis by the call's Uniqueid and number:
 
 Counted apart, not as losses: ``unexpected`` (records the PBX does not call
 for: a flag or an SL outcome for a caller the daemon had queued when the PBX
-had not yet played hold) and ``unfinished`` (callers still on the line at the
+had not yet played hold, among them callers whose IVR failed under overload,
+an AGI command unanswered for 10 s, and who were handed to the line as the IVR
+does then) and ``unfinished`` (callers still on the line at the
 bound), and ``voicemails_parked`` (a record whose transcription failed
-``recordings.max_attempts`` times, killed workers' starts included: kept and
-shown to operators as parked). The last line is one JSON object with ``placed``, ``accounted``,
+``recordings.max_attempts`` times, killed workers' starts included: kept, with
+its complaint and flag, counted on the wallboard's health line and in
+``/metrics``, queued again by ``shenava voicemail retry``), with
+``voicemails_parked_why`` (their last errors) and ``voicemails_by_status`` (how
+many records are ``transcribed``, ``pending`` or ``parked`` at the end: the
+workers may not have caught up by the ``--drain-s`` bound, which is no loss).
+Each run's folder (named in the JSON's ``folder``) keeps the logs: one
+``daemon-N.log`` per daemon start, ``workers.log``, ``testpbx.log``,
+``faults.jsonl`` (each fault with its wall time), ``callers.jsonl`` (what each
+caller heard) and Redis's data. The last line is one JSON object with ``placed``, ``accounted``,
 ``lost_complaints``, ``lost_flags``, ``lost_voicemails``, ``lost_sl_outcomes``,
 ``double_counted`` (all must be 0), the faults done, and the daemon's RSS at
 start and end (``rss_start_mb``: the first daemon once serving;
@@ -376,9 +386,14 @@ def reconcile(callers: list[dict[str, Any]], ended: list[dict[str, Any]], r: Any
                 complaints_by_call.setdefault(json.loads(raw)["call_id"], []).append(ref)
     queued_jobs = {fields.get("vm") for _id, fields in r.xrange(f"{p}:{{vm}}:jobs")}
     vms_by_call: dict[str, list[tuple[str, str]]] = {}
+    parked_why: Counter[str] = Counter()
+    vm_status: Counter[str] = Counter()
     for vm_id in r.zrange(f"{p}:{{vm}}:index", 0, -1):
-        call_id, status = r.hmget(f"{p}:{{vm}}:vm:{vm_id}", "call_id", "status")
+        call_id, status, error = r.hmget(f"{p}:{{vm}}:vm:{vm_id}", "call_id", "status", "last_error")
         vms_by_call.setdefault(call_id or "", []).append((vm_id, status or ""))
+        vm_status[status or ""] += 1
+        if status == "parked":
+            parked_why[(error or "").split(": ", 1)[-1]] += 1
     reasons: dict[str, list[str]] = {}
     for number, flag_id in r.hgetall(f"{p}:{{callbacks}}:open").items():
         raw = r.get(f"{p}:{{callbacks}}:flag:{flag_id}")
@@ -452,6 +467,8 @@ def reconcile(callers: list[dict[str, Any]], ended: list[dict[str, Any]], r: Any
         "unexpected": {k: v for k, v in unexpected.items() if v},
         "unfinished": unfinished,
         "voicemails_parked": parked,
+        "voicemails_parked_why": dict(parked_why),
+        "voicemails_by_status": dict(vm_status),
         "complaints_heard": sum(1 for c in ended if c["references"]),
         "voicemails_saved": sum(1 for c in ended if c["saved"]),
         "sl_outcomes": sum(1 for c in ended if c["queued_at"] is not None),
