@@ -156,3 +156,59 @@ def test_the_worker_loop_outlives_a_redis_restart_and_takes_the_next_job(
     finally:
         client.close()
 
+
+
+@pytest.mark.slow
+def test_a_worker_process_outlives_a_redis_kill_minus_9_mid_job(rr: RestartableRedis, tmp_path: Path) -> None:
+    """The real thing: ``shenava worker``'s pool (one process, the Vosk model), stopped
+    (SIGSTOP) once it has started a job, Redis killed -9, the worker let go, Redis
+    started again on its AOF 8 s later. The same process stores the transcript: one
+    attempt. Before, the process died on the lost connection (once redis-py's own
+    few retries were spent) and the job waited for another worker."""
+    import os
+    import signal
+    import time
+
+    from recordings.worker import WorkerPool
+    from tests.test_transcription_workers import LOAD_TIMEOUT_S, ko_model_path, stopped
+
+    (tmp_path / "vm").mkdir()
+    rf = folder(tmp_path / "vm")
+    pool = WorkerPool(WorkerSettings(redis_url=rr.server.url, recordings_dir=str(rf.dir),
+                                     models={"ko": ko_model_path()}, claim_idle_s=3.0), 1, name="t")
+    client = redis.Redis.from_url(rr.server.url, decode_responses=True)
+    pool.start()
+    try:
+        assert pool.wait_ready(LOAD_TIMEOUT_S)
+        vm_id = _registered(rr, rf)
+        pid = pool.processes[0].pid
+        assert pid is not None
+        deadline = time.monotonic() + 60
+        while True:  # started: its attempt counted, not finished (a stopped worker cannot move)
+            assert time.monotonic() < deadline, "the worker never started the job"
+            os.kill(pid, signal.SIGSTOP)
+            while not stopped(pid):
+                time.sleep(0.001)
+            if client.hget(Keys().record(vm_id), "attempts") == "1" and \
+                    client.hget(Keys().record(vm_id), "status") == "pending":
+                break
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.01)
+        client.close()
+        rr.kill()
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(8.0)  # away longer than redis-py's own retries (3, backing off)
+        assert pool.processes[0].is_alive(), "the worker process died with Redis"
+        rr.restart()
+        client = redis.Redis.from_url(rr.server.url, decode_responses=True)
+        deadline = time.monotonic() + 180
+        while client.hget(Keys().record(vm_id), "status") == "pending":
+            assert pool.processes[0].is_alive(), "the worker process died with Redis"
+            assert time.monotonic() < deadline, "not transcribed"
+            time.sleep(0.2)
+        assert client.hget(Keys().record(vm_id), "status") == "transcribed"
+        assert client.hget(Keys().record(vm_id), "attempts") == "1"
+        assert pool.processes[0].pid == pid and pool.processes[0].is_alive()
+    finally:
+        pool.stop()
+        client.close()
