@@ -157,6 +157,15 @@ def children(pid: int) -> list[int]:
     return [int(x) for x in text.split()]
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie the pool has not reaped yet (killing one again does nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -266,7 +275,8 @@ class Chaos:
             self.daemon.wait(timeout=10)
             self.start_daemon()
         elif kind == "worker":
-            victims = [p for p in children(self.workers.pid) if "resource_tracker" not in cmdline(p)] \
+            victims = [p for p in children(self.workers.pid)
+                       if "resource_tracker" not in cmdline(p) and alive(p)] \
                 if self.workers is not None else []
             if victims:
                 victim = rng.choice(victims)
