@@ -34,7 +34,7 @@ from shenava.http.auth import is_loopback
 from shenava.http.calls import CallsApi
 from shenava.http.desk import DeskApi
 from shenava.http.edge import EdgeSite, Gate, Limits
-from shenava.http.health import HealthApi, register_role
+from shenava.http.health import HealthApi, register_parked, register_role
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.metrics_gate import MetricsGate
 from shenava.http.pages import mount_pages
@@ -156,6 +156,7 @@ def metrics_resource(app: Any) -> Resource:
 
         resource = MetricsResource(service)
         register_role(resource.metrics.registry, app)
+        register_parked(resource.metrics.registry, app)
         return cast(Resource, resource)
     except ImportError as exc:
         log.warn("no /metrics in this build: {error}", error=str(exc))

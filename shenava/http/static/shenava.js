@@ -380,6 +380,11 @@
     return t("journal_waiting", { n: num(journal.depth), age: duration(journal.oldest_age_s) });
   }
 
+  function parkedNotice(parked) {
+    // voicemails whose transcription was given up: kept, waiting for an operator's retry
+    return parked ? t("voicemails_parked", { n: num(parked) }) : "";
+  }
+
   function alertValue(kind, value) {
     if (kind === "high_occupancy") return pct(value);
     if (kind === "no_break" || kind === "long_call") return duration(value);
@@ -395,7 +400,9 @@
   function showFigures(data) {
     const tz = data.site.timezone;
     $("site-name").textContent = T.wallboard_title + " · " + data.site.name;
-    notice(data.statistics === "ok" ? journalNotice(data.journal) : T.statistics_not_running);
+    notice(data.statistics === "ok"
+      ? [journalNotice(data.journal), parkedNotice(data.voicemails_parked)].filter(Boolean).join(" ")
+      : T.statistics_not_running);
     const queue = (data.queues || {})[data.queue] || {};
     const rolling = queue.rolling || {};
     const day = queue.day || {};
