@@ -49,6 +49,26 @@ each as its innermost frame and the project line that caused it.
 
 ``--gc-tuning off`` leaves Python's garbage collector as it starts instead of
 what ``shenava run`` does once it serves (``shenava.daemon.tune_gc``).
+``--state-folder off`` runs without a ``[state] folder`` (the journal in
+memory); the default gives it one, as ``shenava run`` requires, so the
+journal's writes and fsyncs go through the reactor's thread pool.
+
+Where RSS is: each round (and every ``--probe-every`` seconds into
+``--probe-out``) a probe reads glibc's heap (``mallinfo2``: in use, free inside
+the heap), Python's small-object allocator (``sys._debugmallocstats``: 1 MiB
+arenas held, bytes in live blocks, free blocks in used pools, empty pools),
+the Redis connections and their read buffers, the AMI decoder's buffer and
+the threads. Live memory flat while RSS rises is the allocators keeping a
+high-water mark, not a structure growing. ``--tracemalloc-every S`` traces
+allocations (by line; ``--tracemalloc FRAMES`` for deeper sites) and writes,
+every S seconds, the lines whose live memory grew since the previous
+snapshot. ``--malloc-trim-every S`` calls glibc's ``malloc_trim(0)`` in the
+daemon every S seconds (an experiment; run with ``MALLOC_ARENA_MAX=2`` in the
+environment for the other one: both are in the JSON). ``--warmup-rate R``
+makes the warm-up busier than the measured run: what is only a high-water
+mark (the allocators, the Redis pool's connections) is then reached in the
+warm-up and the measured run shows none of it. ``--samples-out`` writes the
+one-a-second RSS samples (with the calls in progress) as CSV.
 
 The last line of output is one JSON object.
 """
@@ -56,6 +76,8 @@ The last line of output is one JSON object.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import gc
 import json
 import multiprocessing
@@ -66,6 +88,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from array import array
 from collections import Counter
 from dataclasses import replace
 from multiprocessing.connection import Connection
@@ -173,9 +196,9 @@ def pbx_child(conn: Connection, rate: float, seed: int, root: str, endpoints: li
             message = conn.recv()
             if message == "stop":
                 reactor.stop()
-            else:  # ("go", seconds): place calls for that long
+            else:  # ("go", seconds, rate): place calls for that long
                 state["until"] = reactor.seconds() + message[1]
-                placer.start(1.0 / rate)
+                placer.start(1.0 / (message[2] or rate))
 
     LoopingCall(poll).start(0.05)
     reactor.run()
@@ -210,9 +233,16 @@ def per_call_sizes(app: Any) -> dict[str, int]:
         "counts.callers": len(app.counts.callers),
         "dispatcher.waiting": app.dispatcher.waiting,
     }
+    if app.http is not None:
+        sizes["screen_pop.memory"] = len(app.http.memory)
     if protocol is not None:
         sizes["protocol.agi"] = len(protocol._agi)
         sizes["protocol.agi_by_channel"] = len(protocol._agi_by_channel)
+        sizes["protocol.pending"] = len(protocol._pending)
+    journal = getattr(app, "journal", None)
+    if journal is not None:  # entries waiting, in flight, to write, answers owed
+        for name in ("_queue", "_in_flight", "_to_write", "_answers", "_file_ops"):
+            sizes[f"journal.{name.lstrip('_')}"] = len(getattr(journal, name, ()))
     # Others' per-call maps, by name, where present (reported, not asserted).
     for owner, names in (
         (app.dispatcher, ("_calls", "_legs", "_originates", "_held")),
@@ -231,7 +261,8 @@ def held_sizes(app: Any) -> dict[str, int]:
     agents' ledger intervals (one occupancy window), their window sums and call logs,
     and the caches bounded by a count (the router's decision history)."""
     stats = app.agent_stats
-    sizes: dict[str, int] = {"router.decisions": len(getattr(app.router, "_decisions", ()))}
+    sizes: dict[str, int] = {"router.decisions": len(getattr(app.router, "_decisions", ())),
+                             "counts.waits_answered": len(app.counts.waits_answered)}
     takeover = getattr(app, "takeover", None)
     if takeover is not None:
         sizes["call_state.own"] = len(takeover.recorder._own)
@@ -240,6 +271,8 @@ def held_sizes(app: Any) -> dict[str, int]:
         sizes["voicemail.outcomes"] = len(recordings.service._outcomes)
     if stats is None:
         return sizes
+    recent = stats.recent  # the traffic window (30 minutes) of arrivals, handles, completions
+    sizes["traffic.window"] = len(recent.arrivals) + len(recent.handles) + len(recent.completions)
     sizes["calllog.open"] = sum(len(c._open) for c in stats._call_logs.values())
     sizes["ledger.intervals"] = sum(len(s.ledger.intervals) for s in stats.roster)
     sizes["window.intervals"] = sum(len(w._ends) for w in stats._windows.values())
@@ -271,6 +304,105 @@ def reactor_sizes(reactor: Any) -> dict[str, int]:
         sizes["asyncio_tasks"] = len(asyncio.all_tasks(loop))
         sizes["asyncio_scheduled"] = len(getattr(loop, "_scheduled", ()))
     return sizes
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        return libc
+    except (OSError, AttributeError):  # not glibc, or older than 2.33
+        return None
+
+
+LIBC = _libc()
+
+
+def glibc_malloc() -> dict[str, int] | None:
+    """glibc's heap (``mallinfo2``, every arena), KB: ``heap`` obtained with brk/in
+    arenas, ``mmap`` in large blocks, ``in_use`` and ``free`` (in the heap, not returned),
+    ``top_free`` (at its top: what a plain trim could give back)."""
+    if LIBC is None:
+        return None
+    info = LIBC.mallinfo2()
+    return {"heap_kb": info.arena // 1024, "mmap_kb": info.hblkhd // 1024,
+            "in_use_kb": info.uordblks // 1024, "free_kb": info.fordblks // 1024,
+            "top_free_kb": info.keepcost // 1024}
+
+
+def malloc_trim() -> int:
+    """glibc's ``malloc_trim(0)``: give back the free pages of every arena."""
+    return int(LIBC.malloc_trim(0)) if LIBC is not None else -1
+
+
+def pymalloc() -> dict[str, int]:
+    """Python's small-object allocator (``sys._debugmallocstats``, which writes to
+    the C stderr): arenas of 1 MiB held (each one mapped until all its pools are
+    empty), the bytes in live blocks, free in partly used pools, and in empty pools."""
+    import re
+
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+
+    def number(pattern: str) -> int:
+        found = re.search(pattern + r"\s*=\s*([\d,]+)", text)
+        return int(found.group(1).replace(",", "")) if found else -1
+
+    unused = re.search(r"(\d+) unused pools \* (\d+) bytes", text)
+    return {
+        "arenas": number(r"# arenas allocated current"),
+        "arenas_highwater": number(r"# arenas highwater mark"),
+        "arenas_reclaimed": number(r"# arenas reclaimed"),
+        "allocated_kb": number(r"# bytes in allocated blocks") // 1024,
+        "available_kb": number(r"# bytes in available blocks") // 1024,
+        "unused_pools_kb": int(unused.group(1)) * int(unused.group(2)) // 1024 if unused else -1,
+    }
+
+
+def buffers(app: Any, client: Any) -> dict[str, int]:
+    """Bytes held (allocated, not only used) by the I/O buffers: every Redis
+    connection's stream reader and parser, the AMI decoder and its transport."""
+    pool = client.connection_pool
+    conns = list(getattr(pool, "_available_connections", ()) or ()) + \
+        list(getattr(pool, "_in_use_connections", ()) or ())
+    readers = parsers = 0
+    for conn in conns:
+        reader = getattr(conn, "_reader", None)
+        readers += sys.getsizeof(getattr(reader, "_buffer", b"")) if reader is not None else 0
+        parsers += sys.getsizeof(getattr(getattr(conn, "_parser", None), "_buffer", b"") or b"")
+    sizes = {"redis_connections": len(conns), "redis_readers": readers, "redis_parsers": parsers}
+    protocol = app.connection.protocol
+    if protocol is not None:
+        sizes["ami_decoder"] = sys.getsizeof(protocol._decoder._buffer)
+        transport = protocol.transport
+        sizes["ami_transport"] = len(getattr(transport, "dataBuffer", b"")) + sum(
+            len(chunk) for chunk in getattr(transport, "_tempDataBuffer", ()))
+    return sizes
+
+
+def memory_probe(app: Any, client: Any) -> dict[str, Any]:
+    """RSS and where it is: glibc's heap, Python's arenas, the I/O buffers, threads."""
+    import threading
+
+    return {"rss_kb": rss_kb(), "glibc": glibc_malloc(), "pymalloc": pymalloc(),
+            "buffers": buffers(app, client), "threads": threading.active_count()}
 
 
 def _site(frames: Any) -> str:
@@ -308,6 +440,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from shenava_base.aio import install_asyncio_reactor
 
     reactor: Any = install_asyncio_reactor()
+    if args.tracemalloc_every and not args.tracemalloc:
+        args.tracemalloc = 1  # by line
     if args.tracemalloc:
         tracemalloc.start(args.tracemalloc)
     from twisted.internet.defer import ensureDeferred
@@ -357,6 +491,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             redis=replace(config.redis, url=server.url),
             recordings=replace(config.recordings, dir=root / "voicemail", asterisk_dir=None),
         )
+        if args.state_folder == "on":  # as `shenava run` requires: the journal on disk, fsynced
+            (work / "state").mkdir()
+            config = replace(config, state=replace(config.state, folder=str(work / "state")))
         if args.occupancy_window_s is not None:
             config = replace(config, wellbeing=replace(
                 config.wellbeing, occupancy_window_s=args.occupancy_window_s))
@@ -369,20 +506,69 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         routing_log = RoutingLog().attach(app.dispatcher, app.tracker)  # as `shenava run` does
         if args.decision_history is not None:  # before the first call
             app.router._history = args.decision_history
+        if args.traffic_window_s is not None and app.agent_stats is not None:
+            app.agent_stats.recent.window_s = args.traffic_window_s
         if args.own_memory_s is not None and app.takeover is not None:
             app.takeover.recorder.own_memory_s = args.own_memory_s
-        samples: list[tuple[float, int, int]] = []  # (seconds, calls ended, rss kb)
+        # (seconds, calls ended, rss kb, calls in progress), flat in an array: a list of tuples would be
+        # the benchmark's own growth (about 150 bytes a second, 30 KB per 1,000 calls at 5/s)
+        flat_samples = array("d")
         state: dict[str, Any] = {"t0": None, "placed": None, "rounds": []}
 
         def sample() -> None:
             if state["t0"] is None:
                 return
-            samples.append((time.monotonic() - state["t0"], app.counts.ended, rss_kb()))
+            flat_samples.extend((time.monotonic() - state["t0"], app.counts.ended, rss_kb(),
+                                 len(app.counts.callers)))
 
-        async def place_and_drain(seconds: float) -> dict[str, Any]:
+        probes = open(args.probe_out, "w") if args.probe_out else None  # noqa: SIM115
+        trims: dict[str, float] = {"count": 0, "seconds": 0.0, "released": 0}
+
+        def probe() -> None:
+            """Every ``--probe-every`` seconds: where RSS is (one JSON line)."""
+            if state["t0"] is None or probes is None:
+                return
+            line = {"t_s": round(time.monotonic() - state["t0"], 1), "calls": app.counts.ended,
+                    "in_progress": len(app.counts.callers)} | memory_probe(app, client)
+            if args.tracemalloc:
+                line["traced_kb"] = tracemalloc.get_traced_memory()[0] // 1024
+            probes.write(json.dumps(line) + "\n")
+            probes.flush()
+
+        def trace_step() -> None:
+            """Every ``--tracemalloc-every`` seconds: the lines whose live memory grew
+            most since the previous snapshot (the snapshot kept for the next step is
+            left out of the trace by the filter on tracemalloc's own file)."""
+            if state["t0"] is None:
+                return
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(False, tracemalloc.__file__)])
+            previous = state.get("trace_previous")
+            state["trace_previous"] = snapshot
+            if previous is None:
+                return
+            line = {"t_s": round(time.monotonic() - state["t0"], 1), "calls": app.counts.ended,
+                    "in_progress": len(app.counts.callers), "rss_kb": rss_kb(),
+                    "traced_kb": tracemalloc.get_traced_memory()[0] // 1024,
+                    "grew": top_growers(previous, snapshot, 10)}
+            if probes is not None:
+                probes.write(json.dumps(line) + "\n")
+                probes.flush()
+            else:
+                print(json.dumps(line), file=sys.stderr)
+
+        def trim() -> None:
+            before = rss_kb()
+            started = time.perf_counter()
+            malloc_trim()
+            trims["seconds"] += time.perf_counter() - started
+            trims["count"] += 1
+            trims["released"] += before - rss_kb()
+
+        async def place_and_drain(seconds: float, rate: float | None = None) -> dict[str, Any]:
             """Place calls for ``seconds``, wait until every call has ended, measure."""
             state["placed"] = None
-            parent.send(("go", seconds))
+            parent.send(("go", seconds, rate))
             await deferLater(reactor, seconds, lambda: None)
             deadline = time.monotonic() + args.drain_s
             while time.monotonic() < deadline:
@@ -414,6 +600,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             left["routing_log.joined"] = len(routing_log._joined)
             left["routing_log.answered"] = len(routing_log._answered)
             return {
+                "memory": memory_probe(app, client),
                 "t": time.monotonic() - state["t0"], "calls": app.counts.ended,
                 "placed": state["placed"], "rss_kb": rss_kb(), "objects": len(gc.get_objects()),
                 "traced_kb": traced_kb,
@@ -429,7 +616,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             state["t0"] = time.monotonic()
             # Warm-up: calls until caches, pools and the allocator settle; then
             # the measured run, both ending with no call in progress.
-            state["rounds"].append(await place_and_drain(args.warmup_s))
+            state["rounds"].append(await place_and_drain(args.warmup_s, args.warmup_rate))
             for _ in range(args.segments):
                 state["rounds"].append(await place_and_drain(args.duration_s / args.segments))
             await app.stop()
@@ -447,6 +634,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler = LoopingCall(sample)
         sampler.clock = reactor
         sampler.start(SAMPLE_EVERY_S)
+        for every, step in ((args.probe_every, probe), (args.tracemalloc_every, trace_step),
+                            (args.malloc_trim_every, trim)):
+            if every and (step is not probe or probes is not None):
+                looping = LoopingCall(step)
+                looping.clock = reactor
+                looping.start(every, now=False)
         limit = args.warmup_s + args.duration_s + (1 + args.segments) * (args.drain_s + 10) + 120
         reactor.callLater(limit, lambda: reactor.running and reactor.stop())  # a hard bound
         reactor.callWhenRunning(lambda: ensureDeferred(soak()).addBoth(finished))
@@ -455,6 +648,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if outcome is not None and hasattr(outcome, "getTraceback"):
             print(outcome.getTraceback(), file=sys.stderr)
         rounds = state["rounds"]
+        samples = [(flat_samples[i], int(flat_samples[i + 1]), int(flat_samples[i + 2]))
+                   for i in range(0, len(flat_samples), 4)]
+        in_progress = [int(flat_samples[i]) for i in range(3, len(flat_samples), 4)]
         warm, done = (rounds[:1] + rounds[-1:] + [None, None])[:2] if len(rounds) >= 2 else (None, None)
         measured = done["calls"] - warm["calls"] if warm and done else 0
         growth = objects_growth = slope_kb = None
@@ -484,6 +680,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 segment["traced_kb_per_1000_calls"] = round(
                     (after["traced_kb"] - before["traced_kb"]) * 1000 / calls, 1)
             segments.append(segment)
+        if args.samples_out:
+            with open(args.samples_out, "w") as out:
+                out.write("t_s,calls_ended,rss_kb,in_progress\n")
+                for (t, c, kb), now in zip(samples, in_progress, strict=True):
+                    out.write(f"{t:.1f},{c},{kb},{now}\n")
         growers: list[dict[str, Any]] = []
         snapshots = state.get("snapshots", [])
         if len(snapshots) >= 2:
@@ -495,7 +696,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = {
             "bench": "soak",
             "rate_per_s": args.rate,
+            "warmup_rate_per_s": args.warmup_rate or args.rate,
             "gc_tuning": args.gc_tuning,
+            "state_folder": args.state_folder,
             "warmup_s": args.warmup_s,
             "duration_s": args.duration_s,
             "placed": rounds[-1]["placed"] if rounds else None,
@@ -508,9 +711,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_after_warmup_mb": round(warm["rss_kb"] / 1024, 1) if warm else None,
             "rss_end_mb": round(done["rss_kb"] / 1024, 1) if done else None,
             "rss_max_mb": round(max((kb for _, _, kb in samples), default=0) / 1024, 1),
+            "in_progress_max": max(in_progress, default=0),
             "rss_slope_kb_per_1000_calls_while_placing": round(slope_kb, 1) if slope_kb is not None else None,
             "objects_growth_per_1000_calls": round(objects_growth, 1) if objects_growth is not None else None,
             "segments": segments,
+            "rounds": [
+                {"t_s": round(r["t"]), "calls": r["calls"], "rss_mb": round(r["rss_kb"] / 1024, 1),
+                 "in_progress_max": max((now for (t, _, _), now in zip(samples, in_progress, strict=True)
+                                         if (rounds[i - 1]["t"] if i else 0) <= t <= r["t"]), default=0),
+                 "objects": r["objects"], "held": r["held"]} | r["memory"]
+                for i, r in enumerate(rounds)
+            ],
             "traced_growth_kb_per_1000_calls": round(
                 (done["traced_kb"] - warm["traced_kb"]) * 1000 / measured, 1)
             if args.tracemalloc and warm and done and measured else None,
@@ -524,6 +735,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "hard_calls_window_s": config.wellbeing.hard_calls_window_s,
             "held_after_warmup": warm["held"] if warm else None,
             "held_at_end": done["held"] if done else None,
+            "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
+            "pythonmalloc": os.environ.get("PYTHONMALLOC"),
+            "malloc_trim_every_s": args.malloc_trim_every,
+            "malloc_trims": {"count": trims["count"], "ms_total": round(trims["seconds"] * 1000, 1),
+                             "rss_released_kb": trims["released"]},
             "log_events": dict(sorted(levels.items())),
             "log_errors": errors[:5],
             "python": platform.python_version(),
@@ -545,6 +761,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="calls placed a second")
+    parser.add_argument(
+        "--warmup-rate", type=float, default=None,
+        help="calls a second during the warm-up (default: --rate); higher than --rate, the "
+        "measured run stays under the warm-up's peaks: growth that is a high-water mark "
+        "(the allocators, the Redis pool) then shows as none",
+    )
     parser.add_argument("--duration-s", type=float, default=DEFAULT_DURATION_S)
     parser.add_argument("--long", action="store_true", help=f"run {LONG_DURATION_S:g} s")
     parser.add_argument("--warmup-s", type=float, default=DEFAULT_WARMUP_S)
@@ -570,6 +792,11 @@ def main(argv: list[str] | None = None) -> int:
         "held as one hour of calls): shorter than the warm-up for a run flat after it",
     )
     parser.add_argument(
+        "--traffic-window-s", type=float, default=None,
+        help="the statistics' traffic window (default: 30 minutes of arrivals, handles and "
+        "completions): shorter than the warm-up for a run flat after it",
+    )
+    parser.add_argument(
         "--census", action="store_true",
         help="print to stderr the object types that grew from the warm-up to the end",
     )
@@ -586,6 +813,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tracemalloc-dump", metavar="DIR", default=None,
         help="with --tracemalloc, keep each round's snapshot there (tracemalloc.Snapshot.load)",
+    )
+    parser.add_argument(
+        "--samples-out", metavar="PATH", default=None,
+        help="write the RSS samples (one a second: seconds, calls ended, RSS KB) there as CSV",
+    )
+    parser.add_argument(
+        "--probe-every", type=float, default=60.0, metavar="S",
+        help="with --probe-out: every S seconds, where RSS is (glibc's heap, Python's arenas, "
+        "the Redis and AMI buffers, threads)",
+    )
+    parser.add_argument("--probe-out", metavar="PATH", default=None,
+                        help="write the probes (and --tracemalloc-every's steps) there, one JSON a line")
+    parser.add_argument(
+        "--tracemalloc-every", type=float, default=0.0, metavar="S",
+        help="trace allocations (by line, or --tracemalloc FRAMES) and every S seconds write "
+        "the lines whose live memory grew most since the previous snapshot",
+    )
+    parser.add_argument(
+        "--malloc-trim-every", type=float, default=0.0, metavar="S",
+        help="an experiment: call glibc's malloc_trim(0) every S seconds in the daemon",
+    )
+    parser.add_argument(
+        "--state-folder", choices=["on", "off"], default="on",
+        help="a [state] folder for the journal (on, as `shenava run` requires: its writes "
+        "and fsyncs go through the reactor's thread pool) or none (off: the journal in memory)",
     )
     parser.add_argument("--gc-tuning", choices=["on", "off"], default="on",
                         help="the daemon's gc.freeze and gen-0 threshold (off: Python's defaults)")

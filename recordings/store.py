@@ -235,6 +235,30 @@ class VoicemailStore:
         keys = [self.keys.record(check_voicemail_id(vm_id)), self.keys.jobs, self.keys.counts]
         return bool(await self._scripts["retry_parked"](keys=keys, args=[vm_id]))
 
+    async def parked_count(self) -> int:
+        """Voicemails parked now (the ``counts`` hash; a retry takes one off)."""
+        return int(_s(await self._redis.hget(self.keys.counts, "parked") or "0"))
+
+    async def parked(self, limit: int = 1000) -> list[Voicemail]:
+        """The voicemails parked now, oldest first: those the parked stream names whose
+        record still says ``parked`` (a retried one is pending again)."""
+        out: list[Voicemail] = []
+        seen: set[str] = set()
+        start = "-"
+        while len(out) < limit:
+            entries: Any = await self._redis.xrange(self.keys.parked, min=start, max="+", count=500)
+            for entry_id, fields in entries:
+                vm_id = {_s(k): _s(v) for k, v in (fields or {}).items()}.get("vm", "")
+                if vm_id and vm_id not in seen:
+                    seen.add(vm_id)
+                    vm = await self.get(vm_id)
+                    if vm is not None and vm.status == "parked":
+                        out.append(vm)
+                start = "(" + _s(entry_id)
+            if len(entries) < 500:
+                break
+        return out[:limit]
+
     async def queue_length(self) -> int:
         """Jobs not yet finished: waiting ones plus those a worker holds."""
         return int(await self._redis.xlen(self.keys.jobs))

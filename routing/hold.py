@@ -18,7 +18,8 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
 from ami_bridge.agi import AGIResult, quote_argument
-from ami_bridge.errors import AGICommandError, ConnectionLostError
+from ami_bridge.errors import AMIError, ChannelGoneError, ConnectionLostError
+from ami_bridge.protocol import agi_verb
 
 log = Logger()
 
@@ -28,6 +29,11 @@ AGIExecutor = Callable[[str, str], Deferred[AGIResult]]
 CALLBACK_KEY = "1"
 VOICEMAIL_KEY = "2"
 HOLD_OPTIONS_TIMEOUT_S = 3.0
+MAX_FAILED_IN_A_ROW = 5
+"""Commands that fail one after another before the hold gives up on its
+sounds (the caller keeps their place in line and is still routed; only the
+music and announcements stop). A bound, so a link that fails every command at
+once cannot spin the loop."""
 SOUND_FOLDER = "shenava"
 
 
@@ -62,6 +68,7 @@ class HoldLoop:
         self._on_choice = on_choice
         self._set_language = set_language  # False: the channel has the caller's language already
         self._stopped = False
+        self._failed_in_a_row = 0
         self.done: Deferred[None] | None = None
 
     def start(self) -> Deferred[None]:
@@ -77,11 +84,29 @@ class HoldLoop:
             return None
         try:
             result = await self._agi(self._channel, command)
-        except (AGICommandError, ConnectionLostError):
+        except (ChannelGoneError, ConnectionLostError):
             # The caller hung up, was bridged to an agent, or the link to
             # Asterisk dropped: the hold is over either way.
             self._stopped = True
             return None
+        except AMIError as exc:
+            # No answer in time (an overloaded Asterisk or daemon), an
+            # unreadable result, or a refusal that does not say the channel is
+            # gone: the caller is still waiting, so the hold goes on with its
+            # next sound rather than leaving them in silence.
+            self._failed_in_a_row += 1
+            if self._failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+                log.error(
+                    "hold sounds stopped on {channel} after {count} failed commands in a row: {error}",
+                    channel=self._channel, count=self._failed_in_a_row, error=exc,
+                )
+                self._stopped = True
+            else:
+                log.warn("hold command {verb} failed on {channel}: {code}",
+                         verb=agi_verb(command), channel=self._channel,
+                         code=getattr(exc, "code", type(exc).__name__))
+            return None
+        self._failed_in_a_row = 0
         if result.hung_up:
             self._stopped = True
             return None

@@ -212,38 +212,78 @@ def _run_inline(f: Callable[[], Any]) -> Deferred[Any]:
     return succeed(f())
 
 
+def _live_ids(entries: Mapping[str, dict[str, Any]]) -> set[str]:
+    """The calls ``entries`` keep as live (not as dropped)."""
+    return {call_id for call_id, entry in entries.items() if not entry.get("dropped")}
+
+
 class _SpoolWriter:
     """Replaces (or removes) the host's file off the reactor thread, one save at a time.
 
     Each save replaces the whole file, so only the latest request matters: one
-    made while a save runs waits for it and replaces any other waiting."""
+    made while a save runs waits for it and replaces any other waiting.
 
-    def __init__(self, spool: CallStateSpool, run: Callable[[Callable[[], Any]], Deferred[Any]]) -> None:
+    It also knows which calls the file may hold as live (``may_hold_live``):
+    those of the content last saved, of the save running and of the one
+    waiting. A call's drop from Redis waits until the file cannot hold it
+    (``CallStateRecorder._flush``)."""
+
+    def __init__(
+        self, spool: CallStateSpool, run: Callable[[Callable[[], Any]], Deferred[Any]],
+        on_disk: set[str],
+    ) -> None:
         self.spool = spool
         self._run = run
-        self._running = False
+        self._running: set[str] | None = None  # the live calls of the save running
         self._next: dict[str, dict[str, Any]] | None = None
+        self._on_disk = on_disk
+        self._idle: list[Deferred[None]] = []
 
     def save(self, entries: dict[str, dict[str, Any]]) -> None:
         """``entries``; an empty mapping removes the file."""
         self._next = entries
-        if not self._running:
+        if self._running is None:
             self._start()
+
+    def may_hold_live(self) -> set[str]:
+        held = self._on_disk | (self._running or set())
+        if self._next is not None:
+            held |= _live_ids(self._next)
+        return held
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None
+
+    def idle(self) -> Deferred[None]:
+        """Fires once no save runs or waits."""
+        if self._running is None:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        return d
 
     def _start(self) -> None:
         entries, self._next = self._next, None
         if entries is None:
             return
-        self._running = True
+        running = self._running = _live_ids(entries)
         spool = self.spool
         d = self._run(lambda: spool.save(entries))
         d.addErrback(lambda f: log.error("call state not kept on this host: {e}", e=f.getErrorMessage()))
-        d.addBoth(self._done)
+        d.addBoth(self._done, running)
 
-    def _done(self, _: object) -> None:
-        self._running = False
+    def _done(self, _: object, running: set[str]) -> None:
+        # (a save that failed is taken as done too: a drop must not wait for a
+        # broken disk for ever, and the failure is logged)
+        self._on_disk = running
+        self._running = None
         if self._next is not None:
             self._start()
+            return
+        waiting, self._idle = self._idle, []
+        for d in waiting:
+            d.callback(None)
 
 
 Snapshot = Callable[[str], "dict[str, Any] | None"]
@@ -314,6 +354,10 @@ class CallStateRecorder:
         # disk, and those that are: dropped from Redis in the next write.
         self._drops_waiting: set[str] = set()
         self._drops_ready: set[str] = set()
+        # Ended calls whose drop from Redis waits for the host's file to stop
+        # holding them as live (a save in flight, ``_drop_once_off_file``).
+        self._drops_off_file: set[str] = set()
+        self._file_live: set[str] = set()  # live in the file before this run's first save
 
     def add_source(self, source: Snapshot) -> None:
         self._sources.append(source)
@@ -403,6 +447,11 @@ class CallStateRecorder:
                 puts[call_id] = record
         if waiting:
             self._drop_once_kept(waiting)
+        if drops and self.spool is not None:
+            on_file = set(drops) & self._file_may_hold_live()
+            if on_file:
+                drops = [call_id for call_id in drops if call_id not in on_file]
+                self._drop_once_off_file(on_file)
         if not puts and not drops:
             return
         fence = self._fence() if self._fence is not None else None
@@ -447,6 +496,42 @@ class CallStateRecorder:
             d = fail()
         d.addBoth(kept)
 
+    def _file_may_hold_live(self) -> set[str]:
+        if self._spool_writer is not None and self._spool_writer.spool is self.spool:
+            return self._spool_writer.may_hold_live()
+        return self._file_live | _live_ids(self._last_spooled)
+
+    def _drop_once_off_file(self, call_ids: set[str]) -> None:
+        """Drop these ended calls from Redis once the host's file cannot hold them as live.
+
+        A lagging write that lands has the file saved again without its calls,
+        in a thread. A drop that reached Redis while that save still ran, then
+        a kill -9, left the file's old entry over nothing in Redis: the next
+        daemon took the call up in an older place (waiting, when it had been
+        answered) and counted its end as the wrong kind. So the file is saved
+        with these calls as dropped (if its latest content keeps them, or no
+        save runs to replace what is on disk), and the drop goes once no save
+        runs or waits."""
+        assert self.spool is not None
+        self._drops_off_file |= call_ids
+        writer = self._spool_writer
+        latest = _live_ids(self._last_spooled)
+        if writer is None or writer.spool is not self.spool or not writer.busy or latest & call_ids:
+            now = self._clock.seconds()
+            entries = dict(self._last_spooled)
+            for call_id in call_ids:
+                entries[call_id] = {**DROPPED, STAMP: now}
+            self._spooled |= call_ids
+            self._spool_save(entries)
+        assert self._spool_writer is not None
+
+        def off_file(_: object) -> None:
+            self._drops_off_file -= call_ids
+            for call_id in call_ids:
+                self.mark(call_id)
+
+        self._spool_writer.idle().addBoth(off_file)
+
     def _lag_check(self, writing: Deferred[Any]) -> None:
         """The write started ``lag_s`` ago: still in flight, Redis may lack its calls for long."""
         self._lag_call = None
@@ -482,7 +567,8 @@ class CallStateRecorder:
     def _spool_save(self, entries: dict[str, dict[str, Any]]) -> None:
         assert self.spool is not None
         if self._spool_writer is None or self._spool_writer.spool is not self.spool:
-            self._spool_writer = _SpoolWriter(self.spool, self.run_in_thread)
+            on_disk = self._file_live | _live_ids(self._last_spooled)
+            self._spool_writer = _SpoolWriter(self.spool, self.run_in_thread, on_disk)
         self._last_spooled = entries
         self._last_spool_at = self._clock.seconds()
         self.spool_saves += 1
@@ -505,7 +591,7 @@ class CallStateRecorder:
             return
         now = self._clock.seconds()
         entries: dict[str, dict[str, Any]] = {}
-        for call_id in self._spooled | self._dirty | self._in_flight | self._drops_waiting:
+        for call_id in self._spooled | self._dirty | self._in_flight | self._drops_waiting | self._drops_off_file:
             record = self.record(call_id)
             if record is not None:
                 entries[call_id] = {**record, STAMP: now}
@@ -520,6 +606,10 @@ class CallStateRecorder:
         """Calls an earlier run kept on this host, newer than Redis: write them (or drop
         them) again now, and remove the file once they are in Redis."""
         ids = set(call_ids)
+        held = self.spool.load() if self.spool is not None else {}
+        # what the file keeps as live until this run's first save replaces it: a
+        # drop of one of them waits for that save (``_drop_once_off_file``)
+        self._file_live = _live_ids(held)
         if not ids:
             if self.spool is not None:
                 self._spool_save({})
@@ -527,7 +617,6 @@ class CallStateRecorder:
         self._spooled |= ids
         if self.spool is not None:
             # the file keeps them until each is in Redis (or is replaced by a newer form)
-            held = self.spool.load()
             self._last_spooled.update((i, held[i]) for i in ids if i in held)
         for call_id in ids:
             self.mark(call_id)
@@ -552,7 +641,7 @@ class CallStateRecorder:
     @property
     def pending(self) -> int:
         """Calls whose latest state is not yet known to be in Redis."""
-        return len(self._dirty | self._in_flight | self._drops_waiting)
+        return len(self._dirty | self._in_flight | self._drops_waiting | self._drops_off_file)
 
     def _settled(self, _: object) -> None:
         self._writing = None
@@ -591,6 +680,10 @@ class CallStateRecorder:
             if self._drops_waiting and not self._dirty and self.records_kept is not None:
                 # ended calls waiting for the journal's disk: they go in the next write
                 await self.records_kept()
+                continue
+            if self._drops_off_file and not self._dirty and self._spool_writer is not None:
+                # ended calls waiting for the host's file save: they go in the next write
+                await self._spool_writer.idle()
                 continue
             if not self._dirty:
                 return

@@ -311,3 +311,129 @@ async def test_a_lagging_write_keeps_the_places_on_this_host_until_one_lands(
         await recorder.flushed()
     assert sorted(await as_deferred(store.load())) == sorted(f"c{n}" for n in range(1, 13))
     assert not recorder.lagging and not spool.path.exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_drop_waits_for_the_host_file_save_in_flight(redis_client: Redis, tmp_path: Path) -> None:
+    """A lagging write lands: the host's file is saved again without its calls, in a
+    thread. A caller of that write who is then answered and hangs up was dropped from
+    Redis while that save was still running: a kill -9 then left the file's old
+    entry (the caller waiting) over nothing in Redis, and the next daemon counted
+    the end of an answered call as an abandon. The drop now waits for the save."""
+    from shenava.call_state_spool import CallStateSpool, lay_over
+
+    saves: list[tuple[Deferred[object], Any]] = []
+
+    def held_thread(work: Any) -> Deferred[object]:
+        d: Deferred[object] = Deferred()
+        saves.append((d, work))
+        return d
+
+    def finish_saves() -> None:
+        while saves:
+            d, work = saves.pop(0)
+            d.callback(work())
+
+    def after_a_kill() -> dict[str, dict[str, Any]]:
+        kept, _ = lay_over(redis_records, spool.load())
+        return kept
+
+    clock = Clock()
+    store = CallStateStore(redis_client, "t")
+    phase: dict[str, str] = {}
+    recorder = CallStateRecorder(
+        store, clock,
+        [lambda call_id: {"phase": phase[call_id]} if call_id in phase else None],
+        records_kept=lambda: succeed(None), run_in_thread=held_thread,
+    )
+    spool = CallStateSpool(tmp_path)
+    recorder.spool = spool
+    client: Any = redis_client
+    await as_deferred(client.execute_command("CLIENT", "PAUSE", "60000", "WRITE"))
+    try:
+        phase["c1"] = "waiting"
+        recorder.mark("c1")
+        clock.advance(0)  # the write goes, and hangs
+        clock.advance(0.3)  # it lags: c1's place goes to this host's file
+        assert recorder.lagging and len(saves) == 1
+        finish_saves()
+        assert spool.load()["c1"]["phase"] == "waiting"
+    finally:
+        await as_deferred(client.execute_command("CLIENT", "UNPAUSE"))
+    await recorder.flushed()  # the write lands: the file is saved without c1, slowly
+    assert len(saves) == 1 and spool.load()["c1"]["phase"] == "waiting"
+
+    phase["c1"] = "answered"
+    recorder.mark("c1")
+    clock.advance(0)
+    await recorder.flushed()
+    del phase["c1"]  # the caller hangs up
+    recorder.mark("c1")
+    for _ in range(5):
+        clock.advance(0)
+        for _ in range(5):  # give the (real) Redis every chance to take a write
+            await deferLater(reactor, 0.01, lambda: None)
+    redis_records = await as_deferred(store.load())
+    # what a kill -9 now leaves: c1 answered (Redis, newer) or nothing; never the old wait
+    assert after_a_kill().get("c1", {}).get("phase", "answered") == "answered"
+    assert recorder.pending == 1
+
+    for _ in range(5):
+        finish_saves()
+        clock.advance(0.1)
+        await recorder.flushed()
+    redis_records = await as_deferred(store.load())
+    assert redis_records == {} and after_a_kill() == {} and recorder.pending == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_drop_waits_for_the_removal_of_the_file_an_earlier_run_left(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The killed daemon's file keeps c1 waiting; Redis has c1 answered, newer, so the
+    take-over inherits nothing from the file and removes it (in a thread). c1 hangs
+    up before that removal is on disk: its drop waits for it, or a kill -9 then
+    would leave the file's wait over nothing in Redis."""
+    from shenava.call_state_spool import STAMP, CallStateSpool, lay_over
+
+    saves: list[tuple[Deferred[object], Any]] = []
+
+    def held_thread(work: Any) -> Deferred[object]:
+        d: Deferred[object] = Deferred()
+        saves.append((d, work))
+        return d
+
+    clock = Clock()
+    clock.advance(100)
+    store = CallStateStore(redis_client, "t")
+    spool = CallStateSpool(tmp_path)
+    spool.save({"c1": {"phase": "waiting", "v": 1, "call_id": "c1", STAMP: 50.0}})
+    await as_deferred(store.write({"c1": {"phase": "answered", "v": 1, "call_id": "c1", STAMP: 90.0}}, []))
+    phase = {"c1": "answered"}
+    recorder = CallStateRecorder(
+        store, clock,
+        [lambda call_id: {"phase": phase[call_id]} if call_id in phase else None],
+        records_kept=lambda: succeed(None), run_in_thread=held_thread,
+    )
+    recorder.spool = spool
+    records, won = lay_over(await as_deferred(store.load()), spool.load())
+    assert won == [] and records["c1"]["phase"] == "answered"
+    recorder.inherit_spool(won)  # the file's removal starts, and is slow
+    assert len(saves) == 1 and spool.path.exists()
+
+    del phase["c1"]
+    recorder.mark("c1")
+    for _ in range(5):
+        clock.advance(0)
+        for _ in range(5):
+            await deferLater(reactor, 0.01, lambda: None)
+    kept, _ = lay_over(await as_deferred(store.load()), spool.load())
+    assert kept.get("c1", {}).get("phase", "answered") == "answered"
+
+    for _ in range(5):
+        while saves:
+            d, work = saves.pop(0)
+            d.callback(work())
+        clock.advance(0.1)
+        await recorder.flushed()
+    assert await as_deferred(store.load()) == {} and not spool.path.exists()
