@@ -104,6 +104,7 @@ class Channel:
     language: str = "en"
     accountcode: str = ""
     variables: dict[str, str] = field(default_factory=dict)
+    manager_vars: tuple[str, ...] = ()  # manager.conf's channelvars, set by the world
     hangupcause: int = CAUSE_UNKNOWN
     application: str = ""
     appdata: str = ""

@@ -38,7 +38,7 @@ from routing.dispatch import DispatchConfig
 from routing.events import RoutingEvent
 from routing.hold import HoldConfig
 from shenava.app import Shenava
-from shenava.check_config import ami_rights
+from shenava.check_config import ami_rights, manager_channelvars
 from shenava.config import Config, default_config
 from testpbx.options import PbxOptions
 from testpbx.scripts import CallerScript, PhoneScript
@@ -255,6 +255,7 @@ class E2E:
         options = pbx or PbxOptions(
             users={config.ami.username: config.ami.secret},
             rights={config.ami.username: ami_rights(SHIPPED_MANAGER_CONF, config.ami.username)},
+            channelvars=manager_channelvars(SHIPPED_MANAGER_CONF),
             recordings_root=tmp_path / "recordings",
             support_context=config.site.support_context,
         )
