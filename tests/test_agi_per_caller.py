@@ -62,6 +62,23 @@ def test_channelvars_is_read_from_general_the_last_line_winning(tmp_path: Path) 
     assert manager_channelvars(conf) == ()
 
 
+def test_check_config_warns_when_channelvars_does_not_name_shenava_lang(tmp_path: Path) -> None:
+    from shenava.asterisk_conf import read_asterisk_conf
+    from shenava.check_config import Severity, check_manager
+    from tests.e2e_harness import e2e_config
+
+    def finding(path: Path) -> object:
+        found = [f for f in check_manager(e2e_config(), read_asterisk_conf(path)) if f.code == "manager.channelvars"]
+        assert len(found) == 1
+        return found[0].severity
+
+    assert finding(SHIPPED_MANAGER_CONF) is Severity.OK
+    conf = tmp_path / "manager.conf"
+    conf.write_text(SHIPPED_MANAGER_CONF.read_text(encoding="utf-8").replace(
+        "channelvars = SHENAVA_LANG", "channelvars = OTHER"), encoding="utf-8")
+    assert finding(conf) is Severity.WARNING
+
+
 def test_the_test_pbx_sends_chanvariable_on_channel_events_when_configured(tmp_path: Path) -> None:
     from testpbx.channel import Channel
     from testpbx.formatting import channel_event, dial_event
