@@ -205,3 +205,19 @@ def test_a_hold_announcement_takes_three_commands_on_the_test_pbx(h: E2E) -> Non
         "EXEC MusicOnHold default,30",
     ]
     assert h.alive(call)
+
+
+def test_a_sound_named_with_its_language_folder_lasts_as_long_as_the_same_file(tmp_path: Path) -> None:
+    from testpbx.agi_commands import heard_as
+    from testpbx.audio import prompt_seconds
+
+    options = PbxOptions(recordings_root=tmp_path, prompt_lengths_s={"shenava/welcome": 0.5})
+    assert prompt_seconds(options, "fa/shenava/welcome") == prompt_seconds(options, "shenava/welcome") == 0.5
+    langs = options.sound_languages
+    # what Asterisk plays for each (main/file.c fileexists_core, languageprefix = yes)
+    assert heard_as("shenava/welcome", "fa", langs) == "fa/shenava/welcome"
+    assert heard_as("fa/shenava/welcome", "en", langs) == "fa/shenava/welcome"
+    assert heard_as("fa/shenava/welcome", "fa_IR", langs) == "fa/shenava/welcome"
+    assert heard_as("shenava/welcome", "fa_IR", langs) == "fa/shenava/welcome"
+    assert heard_as("shenava/welcome", "de", langs) == "en/shenava/welcome"  # the default language
+    assert heard_as("digits/7", "en", langs) == "en/digits/7"
