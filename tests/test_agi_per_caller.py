@@ -221,3 +221,74 @@ def test_a_sound_named_with_its_language_folder_lasts_as_long_as_the_same_file(t
     assert heard_as("shenava/welcome", "fa_IR", langs) == "fa/shenava/welcome"
     assert heard_as("shenava/welcome", "de", langs) == "en/shenava/welcome"  # the default language
     assert heard_as("digits/7", "en", langs) == "en/digits/7"
+
+
+# -- 2. the language menu without CHANNEL(language) switches ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("channel_language", "key", "expected"),
+    [
+        ("en", "1", [  # a Persian choice on an English channel: one switch, after the choice
+            "STREAM FILE fa/shenava/welcome 0123456789*#",
+            "STREAM FILE fa/shenava/choose-language 0123456789*#",
+            "STREAM FILE shenava/welcome 0123456789*#",
+            "GET DATA shenava/choose-language 5000 1",
+            'SET VARIABLE CHANNEL(language) "fa"',
+            "GET DATA shenava/main-menu 5000 1",
+        ]),
+        ("en", "2", [
+            "STREAM FILE fa/shenava/welcome 0123456789*#",
+            "STREAM FILE fa/shenava/choose-language 0123456789*#",
+            "STREAM FILE shenava/welcome 0123456789*#",
+            "GET DATA shenava/choose-language 5000 1",
+            "GET DATA shenava/main-menu 5000 1",
+        ]),
+        ("fa", "1", [  # a Persian channel: the English half by its folder
+            "STREAM FILE shenava/welcome 0123456789*#",
+            "STREAM FILE shenava/choose-language 0123456789*#",
+            "STREAM FILE en/shenava/welcome 0123456789*#",
+            "GET DATA en/shenava/choose-language 5000 1",
+            "GET DATA shenava/main-menu 5000 1",
+        ]),
+        ("fa", "2", [
+            "STREAM FILE shenava/welcome 0123456789*#",
+            "STREAM FILE shenava/choose-language 0123456789*#",
+            "STREAM FILE en/shenava/welcome 0123456789*#",
+            "GET DATA en/shenava/choose-language 5000 1",
+            'SET VARIABLE CHANNEL(language) "en"',
+            "GET DATA shenava/main-menu 5000 1",
+        ]),
+    ],
+)
+def test_the_language_menu_switches_the_language_only_for_the_choice(
+    channel_language: str, key: str, expected: list[str]
+) -> None:
+    """Before, ``SET VARIABLE CHANNEL(language)`` came before each half of the
+    menu and after the choice: two or three per caller."""
+    from twisted.internet.defer import succeed
+
+    from ami_bridge.agi import parse_result
+    from ivr.machine import MenuMachine
+    from ivr.menu_schema import load_menus
+    from ivr.runner import IVRRunner
+
+    sent: list[str] = []
+    keys = [key, "3"]
+
+    class Channel:
+        def execute(self, command: str) -> object:
+            sent.append(command)
+            if command.startswith("GET DATA"):
+                return succeed(parse_result(f"200 result={keys.pop(0)}" if keys else "200 result= (timeout)"))
+            return succeed(parse_result("200 result=0 endpos=8000"))
+
+    class Sink:
+        def on_outcome(self, outcome: object) -> None:
+            return None
+
+    machine = MenuMachine(load_menus())
+    runner = IVRRunner(machine, Channel(), Clock(), Sink(), lambda ref: succeed(None),  # type: ignore[arg-type]
+                       channel_language=channel_language)
+    runner.run("c", NUMBER)
+    assert sent[: len(expected)] == expected
