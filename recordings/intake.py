@@ -39,6 +39,7 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from recordings.store import TranscribedEvent, VoicemailMeta, VoicemailStore, ivr_fields
@@ -130,36 +131,46 @@ class VoicemailService:
 
     async def voicemail_from_ivr(self, outcome: Any, channel: str = "") -> str | None:
         """The IVR's voicemail outcome: register it; its id, or None if there is nothing to keep."""
+        return await _awaited(self.intake_from_ivr(outcome, channel))
+
+    async def voicemail_from_hold(self, event: Any, recording_name: str | None) -> str | None:
+        """A waiting caller chose to leave a voicemail (``CallLeftForChoice``)."""
+        return await _awaited(self.intake_from_hold(event, recording_name))
+
+    def intake_from_ivr(self, outcome: Any, channel: str = "") -> Deferred[str | None]:
+        """As :meth:`voicemail_from_ivr`, but with a journal the intake's entry is
+        submitted before this returns (the call flow's hook submits it in one
+        journal batch with the flag reason: ``recordings.wiring._chain``)."""
         if not outcome.recording:
             log.warn("voicemail outcome of call {call} has no recording", call=outcome.call_id)
-            return None
+            return succeed(None)
         number = outcome.callback_number or outcome.caller_number
-        return await self._take(
+        return self._take(
             outcome.recording, outcome.call_id, outcome.caller_number, number,
             outcome.language, outcome.ended_at, outcome, source="ivr",
         )
 
-    async def voicemail_from_hold(self, event: Any, recording_name: str | None) -> str | None:
-        """A waiting caller chose to leave a voicemail (``CallLeftForChoice``)."""
+    def intake_from_hold(self, event: Any, recording_name: str | None) -> Deferred[str | None]:
+        """As :meth:`voicemail_from_hold`, the journal entry submitted before it returns."""
         if event.choice != "voicemail" or not recording_name:
-            return None
+            return succeed(None)
         outcome = self._outcomes.pop(event.call_id, None)
         caller = outcome.caller_number if outcome is not None else event.caller_number
-        return await self._take(
+        return self._take(
             recording_name, event.call_id, caller, event.caller_number,
             event.language, event.at, outcome, source="hold",
         )
 
-    async def _take(
+    def _take(
         self, record_name: str, call_id: str, caller: str, number: str, language: str,
         recorded_at: float, outcome: Any | None, *, source: str,
-    ) -> str | None:
+    ) -> Deferred[str | None]:
         vm_id = self.store.vm_id_of(record_name)
         if vm_id is None:
             # Not a name this store gave: never build a path from it.
             log.error("recording {name!r} of call {call} was not named by Shenava; ignored",
                       name=record_name, call=call_id)
-            return None
+            return succeed(None)
         now = self._now()
         ivr = _ivr_data(outcome)
         ivr["source"] = source
@@ -167,10 +178,12 @@ class VoicemailService:
             ivr["callback_number"] = number
         facts = _complaint_facts(outcome)
         if self.journal is None:
-            await self._store_voicemail(
+            from shenava_base.aio import as_deferred
+
+            stored = as_deferred(self._store_voicemail(
                 vm_id, record_name, call_id, caller, number, language, recorded_at, ivr, facts, now
-            )
-            return vm_id
+            ))
+            return stored.addCallback(lambda _: vm_id)
         entry = {
             "vm_id": vm_id, "record_name": record_name, "call_id": call_id, "caller": caller,
             "number": number, "language": language, "recorded_at": recorded_at, "ivr": ivr,
@@ -179,11 +192,10 @@ class VoicemailService:
         from shenava_base.journal import call_key, number_key
 
         keys = (call_key(call_id), number_key(number), number_key(caller))
-        # On disk is enough: the caller hears "message saved" once this returns
+        # On disk is enough: the caller hears "message saved" once this fires
         # (ivr.runner.KEPT_BEFORE_TOLD), and Redis may be slow or away.
-        kept = self.journal.submit(JOURNAL_KIND, entry, keys, wait_applied=False)
-        await kept.asFuture(asyncio.get_running_loop())
-        return vm_id
+        kept: Deferred[Any] = self.journal.submit(JOURNAL_KIND, entry, keys, wait_applied=False)
+        return kept.addCallback(lambda _: vm_id)
 
     async def recording_kept(self, call_id: str, record_name: str) -> bool:
         """Whether the voicemail recorded as ``record_name`` is kept already (in the
@@ -369,6 +381,11 @@ async def _attach(coro: Any, what: str, vm_id: str) -> None:
     except Exception as exc:  # UnknownFlagError, FlagClosedError, UnknownComplaintError...
         log.warn("transcript of voicemail {vm} not attached to its {what}: {error}",
                  vm=vm_id, what=what, error=f"{type(exc).__name__}: {exc}")
+
+
+async def _awaited(d: Deferred[str | None]) -> str | None:
+    """A Deferred's result, from an asyncio coroutine."""
+    return await d.asFuture(asyncio.get_running_loop())
 
 
 def _complaint_facts(outcome: Any | None) -> dict[str, Any] | None:

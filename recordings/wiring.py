@@ -19,7 +19,8 @@ The daemon never imports Vosk: transcription is ``shenava worker``'s.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from recordings.intake import VoicemailService
 from recordings.models import resolve_models
 from recordings.store import RecordingFolder, VoicemailStore
 from shenava_base.aio import as_deferred
+from shenava_base.outage import OutageNote
 
 if TYPE_CHECKING:
     from complaints.service import ComplaintRegister
@@ -110,9 +112,11 @@ def install(app: Any) -> RecordingsHandle | None:
     flow.recording_name = service.recording_name
     flow.recording_kept = lambda call_id, name: as_deferred(service.recording_kept(call_id, name))
     flow.subscribe(service.remember_outcome)
-    flow.on_voicemail = _chain(flow.on_voicemail, service.voicemail_from_ivr, "voicemail")
-    flow.on_hold_choice = _chain(flow.on_hold_choice, service.voicemail_from_hold, "hold choice")
-    flow.caller_facts = _chain_facts(flow.caller_facts, service)
+    flow.on_voicemail = _chain(flow.on_voicemail, service.intake_from_ivr, "voicemail", app.journal)
+    flow.on_hold_choice = _chain(flow.on_hold_choice, service.intake_from_hold, "hold choice", app.journal)
+    flow.caller_facts = _chain_facts(flow.caller_facts, service, OutageNote(
+        "recordings: urgent words of callers", "callers wait without them", log, app.reactor.seconds,
+    ))
     as_deferred(store.ensure_group()).addErrback(
         lambda f: log.error("recordings: job group not created: {e}", e=f.getErrorMessage())
     )
@@ -143,24 +147,32 @@ def _complaints_parts(
 
 
 def _chain(
-    previous: Callable[..., object] | None, ours: Callable[..., Awaitable[Any]], what: str
+    previous: Callable[..., object] | None, ours: Callable[..., Any], what: str,
+    journal: Any | None = None,
 ) -> Callable[..., Deferred[Any]]:
     """A hook that starts ``previous`` (if any) first, then ours, even if ``previous`` failed.
 
-    Ours is started without waiting for ``previous`` to finish: both journal
-    their records (the flag reason, the voicemail's intake) at once, in that
-    order (entries sharing the caller's number are applied in journal order),
-    so a ``kill -9`` cannot fall between them. Waiting for the first (up to the
-    journal's answer time while Redis is slow) left a flag reason whose
-    voicemail was never kept, and the caller, resumed at the recording, got a
-    second reason (``benchmarks/chaos.py``: 25 at 10 calls/s)."""
+    Both keep their records in the journal (the complaints wiring's callback
+    flag reason, our voicemail intake), submitted inside one ``journal.batch()``:
+    one line of the journal, one append, one fsync, so a ``kill -9`` keeps both
+    or neither. Ours must therefore submit before it returns (a Deferred:
+    :meth:`VoicemailService.intake_from_ivr`); an asyncio coroutine would start
+    a loop turn later, outside the batch. Before, the intake's entry followed
+    the flag's a loop turn later, each could be fsynced alone, and a kill
+    between them kept the flag reason without its voicemail (the take-over
+    found the caller "recording" and they recorded a second one:
+    ``benchmarks/chaos.py``, the doubled flag of the 10 calls/s run, seed 5).
+    Neither waits for the other (waiting for the first, up to the journal's
+    answer time while Redis is slow, lost the same way)."""
 
     def hook(*args: Any) -> Deferred[Any]:
-        # A Twisted coroutine (it awaits the previous hook's Deferred); ours is an
-        # asyncio coroutine (redis.asyncio), awaited as a Deferred.
-        async def both() -> Any:
+        with journal.batch() if journal is not None else nullcontext():
             first = maybeDeferred(previous, *args) if previous is not None else None
-            mine = as_deferred(ours(*args))
+            result = ours(*args)
+            mine = result if isinstance(result, Deferred) else as_deferred(result)
+
+        # A Twisted coroutine (it awaits both Deferreds).
+        async def both() -> Any:
             if first is not None:
                 try:
                     await first
@@ -174,9 +186,12 @@ def _chain(
 
 
 def _chain_facts(
-    previous: Callable[[str], Any] | None, service: VoicemailService
+    previous: Callable[[str], Any] | None, service: VoicemailService, outage: OutageNote | None = None,
 ) -> Callable[[str], Deferred[dict[str, Any]]]:
-    """The call flow's ``caller_facts`` hook: ``previous`` (a dict, or a Deferred of one), then ours."""
+    """The call flow's ``caller_facts`` hook: ``previous`` (a dict, or a Deferred of one), then ours.
+
+    Ours failing because Redis is away is said once per outage (``outage``), not
+    as a traceback per caller; the facts from ``previous`` are kept."""
     def facts(number: str) -> Deferred[dict[str, Any]]:
         async def merged() -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -184,8 +199,13 @@ def _chain_facts(
                 out = dict(await maybeDeferred(previous, number))
             try:
                 ours = await as_deferred(service.urgent_facts(number))
-            except Exception:
-                log.failure("recordings: urgent words of a caller unavailable")
+                if outage is not None:
+                    outage.ok()
+            except Exception as exc:
+                if outage is not None and outage.expected(exc):
+                    outage.failed(exc)
+                else:
+                    log.failure("recordings: urgent words of a caller unavailable")
                 ours = {}
             if ours:
                 out["urgent_words"] = tuple(dict.fromkeys((*out.get("urgent_words", ()), *ours["urgent_words"])))

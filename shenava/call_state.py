@@ -29,7 +29,6 @@ Keys (one hash tag, so the script's keys are in one Redis Cluster slot):
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections import OrderedDict
@@ -37,8 +36,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from shenava.call_state_spool import DROPPED, STAMP, CallStateSpool
 from shenava_base.aio import as_deferred
@@ -56,6 +56,13 @@ OWN_MAX = 200_000
 an hour of calls at 55 a second. Past it the oldest go early, with a warning."""
 MAX_FLUSH_ROUNDS = 20  # flushed() gives up after this many writes in a row (Redis away)
 RETRY_S = 0.5  # a failed write is tried again this much later (Redis away)
+LAG_S = 0.25
+"""A write still in flight this long after it started is lagging (Redis slow, the
+pool busy, the daemon overloaded): from then until a write lands, what Redis may
+lack is kept on this host too (``call-state.json``), as while Redis is away."""
+SPOOL_EVERY_S = 0.1
+"""A change is put in the host's file at most this long after it (the saves of a
+burst of changes are one; each save fsyncs the file and its folder, in a thread)."""
 TAG = "calls"
 
 # Write the marked calls in one go, if the fence (the lease's value) is ours.
@@ -201,6 +208,44 @@ class CallStateStore:
 
 
 
+def _run_inline(f: Callable[[], Any]) -> Deferred[Any]:
+    return succeed(f())
+
+
+class _SpoolWriter:
+    """Replaces (or removes) the host's file off the reactor thread, one save at a time.
+
+    Each save replaces the whole file, so only the latest request matters: one
+    made while a save runs waits for it and replaces any other waiting."""
+
+    def __init__(self, spool: CallStateSpool, run: Callable[[Callable[[], Any]], Deferred[Any]]) -> None:
+        self.spool = spool
+        self._run = run
+        self._running = False
+        self._next: dict[str, dict[str, Any]] | None = None
+
+    def save(self, entries: dict[str, dict[str, Any]]) -> None:
+        """``entries``; an empty mapping removes the file."""
+        self._next = entries
+        if not self._running:
+            self._start()
+
+    def _start(self) -> None:
+        entries, self._next = self._next, None
+        if entries is None:
+            return
+        self._running = True
+        spool = self.spool
+        d = self._run(lambda: spool.save(entries))
+        d.addErrback(lambda f: log.error("call state not kept on this host: {e}", e=f.getErrorMessage()))
+        d.addBoth(self._done)
+
+    def _done(self, _: object) -> None:
+        self._running = False
+        if self._next is not None:
+            self._start()
+
+
 Snapshot = Callable[[str], "dict[str, Any] | None"]
 """Gives the current form of one call (its part of the record), or None if it holds none."""
 
@@ -219,11 +264,16 @@ class CallStateRecorder:
         on_fenced_off: Callable[[], object] | None = None,
         min_interval_s: float = 0.0,
         records_kept: Callable[[], Deferred[Any]] | None = None,
+        run_in_thread: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
+        lag_s: float = LAG_S,
     ) -> None:
         self.store = store
         self.records_kept = records_kept
         """Fires once every record submitted so far (the journal's entries) is on
-        disk: a write that drops an ended call waits for it (below)."""
+        disk: an ended call is dropped from Redis only after it (``_flush``)."""
+        self.run_in_thread = run_in_thread or _run_inline
+        """Where the host's file is written (a worker thread in the daemon)."""
+        self.lag_s = lag_s
         self.min_interval_s = min_interval_s
         """At most one write started per this many seconds (0: one per reactor turn)."""
         self._last_start = -math.inf
@@ -252,10 +302,18 @@ class CallStateRecorder:
         self.spool: CallStateSpool | None = None
         self._spooled: set[str] = set()
         self._spool_call: Any = None
-        self.held_phases: frozenset[str] = frozenset()
-        """Test-only (``SHENAVA_TEST_CALL_STATE_HOLD``): records in these phases are
-        never written, as if each write of them were still in flight (an
-        overloaded daemon's): the window a process test kills -9 in."""
+        self._spool_writer: _SpoolWriter | None = None
+        self._last_spooled: dict[str, dict[str, Any]] = {}
+        self._last_spool_at = -math.inf
+        self.spool_saves = 0
+        # A write in flight past ``lag_s``: the host's file is kept as while Redis is away.
+        self._lag_call: Any = None
+        self.lagging = False
+        self.lags = 0
+        # Ended calls whose records (the journal's) are not yet known to be on
+        # disk, and those that are: dropped from Redis in the next write.
+        self._drops_waiting: set[str] = set()
+        self._drops_ready: set[str] = set()
 
     def add_source(self, source: Snapshot) -> None:
         self._sources.append(source)
@@ -266,8 +324,8 @@ class CallStateRecorder:
             return
         self._note_own(call_id)
         self._dirty.add(call_id)
-        if self._last_failed and self.spool is not None:
-            self._spool_soon()  # Redis is away: the new place goes to this host at once
+        if (self._last_failed or self.lagging) and self.spool is not None:
+            self._spool_soon()  # Redis is away or slow: the new place goes to this host at once
         if self._flush_call is None and self._writing is None:
             self._flush_call = self._clock.callLater(self._next_write_in(), self._flush)
         elif self._writing is not None:
@@ -331,73 +389,132 @@ class CallStateRecorder:
         dirty, self._dirty = self._dirty, set()
         puts: dict[str, dict[str, Any]] = {}
         drops: list[str] = []
+        waiting: set[str] = set()
         now = self._clock.seconds()
         for call_id in sorted(dirty):
             record = self.record(call_id)
             if record is None:
-                drops.append(call_id)
-            elif record.get("phase") in self.held_phases:
-                continue
+                if self.records_kept is None or call_id in self._drops_ready:
+                    drops.append(call_id)
+                else:
+                    waiting.add(call_id)
             else:
                 record[STAMP] = now
                 puts[call_id] = record
+        if waiting:
+            self._drop_once_kept(waiting)
+        if not puts and not drops:
+            return
         fence = self._fence() if self._fence is not None else None
         if self._fence is not None and fence is None:
             log.warn("call state of {n} calls not written: this daemon holds no lease", n=len(dirty))
             return
         if self.min_interval_s > 0:
             self._last_start = self._clock.seconds()
+        written = set(puts) | set(drops)
         d = as_deferred(self._write(puts, drops, fence))
-        self._in_flight = dirty
+        self._in_flight = written
         self._writing = d
-        d.addCallbacks(self._written, self._failed, callbackArgs=(dirty,), errbackArgs=(dirty,))
+        if self.spool is not None and self.lag_s > 0:
+            self._lag_call = self._clock.callLater(self.lag_s, self._lag_check, d)
+        d.addCallbacks(self._written, self._failed, callbackArgs=(written, drops), errbackArgs=(written,))
         d.addBoth(self._settled)
+
+    def _drop_once_kept(self, call_ids: set[str]) -> None:
+        """Drop these ended calls once the records their end made are on disk.
+
+        The end of a call makes records (its SL outcome, an abandon's callback
+        flag) that go to the journal, whose disk write runs in a thread.
+        Dropping the call's record before they are on disk let a kill -9 in
+        between lose them: the next daemon had neither the record (to count the
+        end again) nor the journal entry (``benchmarks/chaos.py``). The drop
+        waits for the journal on its own; the other calls' writes go on meanwhile
+        (before, the whole write waited, and every write behind it)."""
+        assert self.records_kept is not None
+        self._drops_waiting |= call_ids
+
+        def kept(result: object) -> None:
+            if isinstance(result, Failure):
+                log.failure("call state: the journal's write failed; dropping ended calls anyway", result)
+            self._drops_waiting -= call_ids
+            self._drops_ready |= call_ids
+            for call_id in call_ids:
+                self.mark(call_id)
+
+        try:
+            d = self.records_kept()
+        except Exception:
+            d = fail()
+        d.addBoth(kept)
+
+    def _lag_check(self, writing: Deferred[Any]) -> None:
+        """The write started ``lag_s`` ago: still in flight, Redis may lack its calls for long."""
+        self._lag_call = None
+        if self._writing is not writing or not self.enabled:
+            return
+        if not self.lagging:
+            self.lagging = True
+            self.lags += 1
+            log.info("call state: a write is still in flight after {s:.2f} s; the places of "
+                     "calls Redis may lack are kept on this host until one lands", s=self.lag_s)
+        self._spool_now()
 
     async def _write(
         self, puts: dict[str, dict[str, Any]], drops: list[str], fence: str | None
     ) -> int:
         if not self.enabled:
             return 0  # stopped between the flush and the loop's turn: write nothing more
-        if drops and self.records_kept is not None:
-            # The end of a call makes records (its SL outcome, an abandon's
-            # callback flag) that go to the journal, whose disk write runs in a
-            # thread. Dropping the call's record before they are on disk let a
-            # kill -9 in between lose them: the next daemon had neither the
-            # record (to count the end again) nor the journal entry
-            # (benchmarks/chaos.py). A journal that cannot write still answers.
-            try:
-                await self.records_kept().asFuture(asyncio.get_running_loop())
-            except Exception:
-                log.failure("call state: the journal's write failed; dropping ended calls anyway")
-            if not self.enabled:
-                return 0
         return await self.store.write(puts, drops, fence)
 
-    def _written(self, _: object, dirty: set[str]) -> None:
+    def _written(self, _: object, written: set[str], drops: list[str]) -> None:
         self.writes += 1
         self._last_failed = False
-        if self._spooled:
-            # Those just written are in Redis with a newer stamp than the file's.
-            self._spooled -= dirty
-            if not self._spooled and self.spool is not None:
-                self.spool.clear()
+        self._drops_ready.difference_update(drops)
+        if self._spooled & written:
+            # Those just written are in Redis with a newer stamp than the file's
+            # (and a dropped one must not come back from the file).
+            self._spooled -= written
+            for call_id in written:
+                self._last_spooled.pop(call_id, None)
+            if self.spool is not None:
+                self._spool_save(dict(self._last_spooled) if self._spooled else {})
+
+    def _spool_save(self, entries: dict[str, dict[str, Any]]) -> None:
+        assert self.spool is not None
+        if self._spool_writer is None or self._spool_writer.spool is not self.spool:
+            self._spool_writer = _SpoolWriter(self.spool, self.run_in_thread)
+        self._last_spooled = entries
+        self._last_spool_at = self._clock.seconds()
+        self.spool_saves += 1
+        self._spool_writer.save(entries)
 
     def _spool_soon(self) -> None:
         if self._spool_call is None:
-            self._spool_call = self._clock.callLater(0, self._spool_now)
+            delay = max(0.0, self._last_spool_at + SPOOL_EVERY_S - self._clock.seconds())
+            self._spool_call = self._clock.callLater(delay, self._spool_now)
 
     def _spool_now(self) -> None:
-        """Keep on this host the current form of every call Redis may lack."""
+        """Keep on this host the current form of every call Redis may lack.
+
+        An ended call is kept as dropped only once the records its end made are
+        on disk (the journal's); until then the file keeps its last form there."""
+        if self._spool_call is not None and self._spool_call.active():
+            self._spool_call.cancel()
         self._spool_call = None
         if self.spool is None or not self.enabled:
             return
         now = self._clock.seconds()
         entries: dict[str, dict[str, Any]] = {}
-        for call_id in self._spooled | self._dirty | self._in_flight:
+        for call_id in self._spooled | self._dirty | self._in_flight | self._drops_waiting:
             record = self.record(call_id)
-            entries[call_id] = {**(record if record is not None else DROPPED), STAMP: now}
+            if record is not None:
+                entries[call_id] = {**record, STAMP: now}
+            elif self.records_kept is None or call_id in self._drops_ready:
+                entries[call_id] = {**DROPPED, STAMP: now}
+            elif call_id in self._last_spooled:
+                entries[call_id] = self._last_spooled[call_id]
         self._spooled = set(entries)
-        self.spool.save(entries)
+        self._spool_save(entries)
 
     def inherit_spool(self, call_ids: Iterable[str]) -> None:
         """Calls an earlier run kept on this host, newer than Redis: write them (or drop
@@ -405,13 +522,17 @@ class CallStateRecorder:
         ids = set(call_ids)
         if not ids:
             if self.spool is not None:
-                self.spool.clear()
+                self._spool_save({})
             return
         self._spooled |= ids
+        if self.spool is not None:
+            # the file keeps them until each is in Redis (or is replaced by a newer form)
+            held = self.spool.load()
+            self._last_spooled.update((i, held[i]) for i in ids if i in held)
         for call_id in ids:
             self.mark(call_id)
 
-    def _failed(self, failure: Any, dirty: set[str]) -> None:
+    def _failed(self, failure: Any, written: set[str]) -> None:
         if failure.check(FencedOffError):
             log.warn("call state not written: this daemon is no longer the leader")
             if self._on_fenced_off is not None:
@@ -421,9 +542,9 @@ class CallStateRecorder:
         self._last_failed = True
         log.error(
             "call state of {n} calls not written: {error}; retrying",
-            n=len(dirty), error=failure.getErrorMessage(),
+            n=len(written), error=failure.getErrorMessage(),
         )
-        self._dirty |= dirty
+        self._dirty |= written
         self._again = True
         if self.spool is not None:
             self._spool_now()
@@ -431,11 +552,15 @@ class CallStateRecorder:
     @property
     def pending(self) -> int:
         """Calls whose latest state is not yet known to be in Redis."""
-        return len(self._dirty | self._in_flight)
+        return len(self._dirty | self._in_flight | self._drops_waiting)
 
     def _settled(self, _: object) -> None:
         self._writing = None
         self._in_flight = set()
+        self.lagging = False
+        if self._lag_call is not None and self._lag_call.active():
+            self._lag_call.cancel()
+        self._lag_call = None
         if self._again or self._dirty:
             self._again = False
             if self._dirty and self._flush_call is None:
@@ -463,6 +588,10 @@ class CallStateRecorder:
                 writing.addBoth(relay)
                 await done
                 continue
+            if self._drops_waiting and not self._dirty and self.records_kept is not None:
+                # ended calls waiting for the journal's disk: they go in the next write
+                await self.records_kept()
+                continue
             if not self._dirty:
                 return
             self._flush()
@@ -475,6 +604,9 @@ class CallStateRecorder:
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
+        if self._lag_call is not None and self._lag_call.active():
+            self._lag_call.cancel()
+        self._lag_call = None
 
 
 __all__ = [

@@ -45,6 +45,7 @@ from routing.calls import Urgency
 from routing.dispatch import CallDispatcher
 from routing.events import CallLeftForChoice
 from shenava_base.clock import Clock
+from shenava_base.outage import OutageNote
 from shenava_base.privacy import mask_number
 
 log = Logger()
@@ -178,6 +179,9 @@ class CallFlow:
         # complaint, a pending callback flag, an abuse report):
         # ``caller_facts(number) -> Deferred[dict]`` of WaitingCall fields.
         self.caller_facts: Callable[[str], Deferred[dict[str, Any]]] | None = None
+        self.facts_outage = OutageNote(
+            "caller facts", "callers join the waiting line with the IVR's facts only", log, clock.seconds,
+        )
         self.on_hold_choice: Callable[[CallLeftForChoice, str | None], Deferred[Any] | None] | None = None
         self.recording_name: Callable[[], str] = _fresh_recording_name
         # ``(call_id, recording name) -> Deferred[bool]``: that voicemail is kept
@@ -453,8 +457,12 @@ class CallFlow:
             if self.caller_facts is not None and number:
                 try:
                     facts = dict(await self.caller_facts(number))
-                except Exception:
-                    log.failure("caller facts unavailable for call {call}", call=outcome.call_id)
+                    self.facts_outage.ok()
+                except Exception as exc:
+                    if self.facts_outage.expected(exc):  # Redis away: once per outage
+                        self.facts_outage.failed(exc)
+                    else:
+                        log.failure("caller facts unavailable for call {call}", call=outcome.call_id)
             facts.setdefault("urgency", Urgency.HIGH if outcome.urgent else Urgency.NORMAL)
             facts.setdefault("vulnerable", outcome.vulnerable)
             if session is not None and session.hung_up:

@@ -31,6 +31,12 @@ appends that arrive while a flush is in flight are written and fsynced
 together by the next one (group commit), so a burst costs one fsync, not one
 per record. When everything is applied the file is truncated.
 
+Batches: entries submitted inside ``with journal.batch():`` (a voicemail's
+callback flag reason and its intake) are written as **one line** of the file
+(``{"batch": [entry, ...]}``), in one append and one fsync: a crash keeps all
+of them or none (a torn line is dropped whole), and each is then applied (and
+replayed) like any other entry, exactly once by its id.
+
 ``folder=None`` keeps the same behaviour in memory only (tests, the demo).
 """
 
@@ -40,7 +46,8 @@ import json
 import os
 import shutil
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +128,27 @@ class JournalEntry:
         return cls(int(record["seq"]), str(record["kind"]), float(record["at"]), dict(record["p"]), keys)
 
 
+def unit_line(unit: list[JournalEntry]) -> bytes:
+    """One entry's line, or a batch's: ``{"batch": [entry, ...]}`` on one line."""
+    if len(unit) == 1:
+        return unit[0].to_line()
+    parts = b",".join(e.to_line().rstrip(b"\n") for e in unit)
+    return b'{"batch":[' + parts + b"]}\n"
+
+
+def entries_of_line(line: bytes) -> list[JournalEntry]:
+    """The entries one line of the file holds (one, or a batch's)."""
+    record = json.loads(line)
+    if "batch" not in record:
+        return [JournalEntry.from_line(line)]
+    return [
+        JournalEntry(
+            int(r["seq"]), str(r["kind"]), float(r["at"]), dict(r["p"]), tuple(str(k) for k in r.get("k", ()))
+        )
+        for r in record["batch"]
+    ]
+
+
 class JournalFile:
     """The on-disk half (blocking I/O; the :class:`Journal` calls it from a worker thread)."""
 
@@ -154,14 +182,15 @@ class JournalFile:
             if not line.endswith(b"\n"):
                 break  # torn by a crash mid-write: never acknowledged
             try:
-                entry = JournalEntry.from_line(line)
+                unit = entries_of_line(line)
             except (ValueError, KeyError, TypeError):
                 break
-            good += len(line)
-            self._ends[entry.seq] = good
-            self._last_written = max(self._last_written, entry.seq)
-            if entry.seq > cursor:
-                entries.append(entry)
+            start, good = good, good + len(line)
+            self._note_ends(unit, start, good)
+            for entry in unit:
+                self._last_written = max(self._last_written, entry.seq)
+                if entry.seq > cursor:
+                    entries.append(entry)
         if good != len(data):
             with self.path.open("r+b") as f:
                 f.truncate(good)
@@ -170,8 +199,23 @@ class JournalFile:
         self._size = good
         return cursor, entries
 
+    def _note_ends(self, unit: list[JournalEntry], start: int, end: int) -> None:
+        """Where the file may be cut once each entry of a line is applied: after the
+        line for its last entry, before it for the others (a batch's line holds
+        entries not yet applied until its last one is)."""
+        for entry in unit[:-1]:
+            self._ends[entry.seq] = start
+        if unit:
+            self._ends[unit[-1].seq] = end
+
     def append(self, entries: list[JournalEntry]) -> None:
-        lines = [e.to_line() for e in entries]
+        """One line per entry, all in one write and one fsync."""
+        self.append_units([[e] for e in entries])
+
+    def append_units(self, units: list[list[JournalEntry]]) -> None:
+        """One line per unit (a unit of several entries is a batch: one line, kept whole
+        or not at all), all in one write and one fsync."""
+        lines = [unit_line(u) for u in units]
         data = b"".join(lines)
         if self._size + len(data) > self.max_bytes:
             raise JournalFullError(f"{self.path} would exceed {self.max_bytes} bytes")
@@ -181,11 +225,12 @@ class JournalFile:
             os.fsync(fd)
         finally:
             os.close(fd)
-        for entry, line in zip(entries, lines, strict=True):
+        for unit, line in zip(units, lines, strict=True):
+            start = self._size
             self._size += len(line)
-            self._ends[entry.seq] = self._size
-        if entries:
-            self._last_written = entries[-1].seq
+            self._note_ends(unit, start, self._size)
+            if unit:
+                self._last_written = unit[-1].seq
 
     def write_cursor(self, seq: int) -> None:
         """Atomically (rename); no fsync needed: a lost cursor only replays idempotent entries."""
@@ -281,6 +326,10 @@ class Journal:
         # entries waiting for the next flush, with who waits on each
         self._to_write: list[tuple[JournalEntry, Deferred[Any]]] = []
         self._writing = False
+        # entries submitted inside ``batch()``: seq -> the batch's first seq
+        self._batch_of: dict[int, int] = {}
+        self._batching = 0
+        self._batch_first: int | None = None
         self._file_ops: deque[Callable[[], Any]] = deque()
         self._answers: dict[int, Deferred[Any]] = {}
         self._retry: Any = None
@@ -397,6 +446,10 @@ class Journal:
         durable: Deferred[Any] = Deferred()
         self._to_write.append((entry, durable))
         self._answers[entry.seq] = answer
+        if self._batching:
+            if self._batch_first is None:
+                self._batch_first = entry.seq
+            self._batch_of[entry.seq] = self._batch_first
 
         def kept(_: object) -> None:
             if not wait_applied:
@@ -413,6 +466,21 @@ class Journal:
         durable.addCallbacks(kept, lost)
         self._flush()
         return answer
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Entries submitted inside are kept together: one line, one append, one
+        fsync, so a crash keeps all or none of them (a voicemail's flag reason and
+        its intake). Each is applied as usual (in journal order, once). Nested
+        batches join the outer one."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching:
+                self._batch_first = None
+                self._flush()
 
     def _answer_kept(self, seq: int) -> None:
         answer = self._answers.pop(seq, None)
@@ -441,8 +509,8 @@ class Journal:
     # -- the file worker (one operation at a time, in order) ------------------------------
 
     def _flush(self) -> None:
-        if self._writing:
-            return
+        if self._writing or self._batching:
+            return  # (a batch being submitted goes whole, when it is closed)
         batch, self._to_write = self._to_write, []
         ops, self._file_ops = list(self._file_ops), deque()
         waiters, self._file_waiters = self._file_waiters, []
@@ -452,11 +520,20 @@ class Journal:
             return
         self._writing = True
         entries = [e for e, _ in batch]
+        units: list[list[JournalEntry]] = []
+        last: int | None = None
+        for e in entries:
+            together = self._batch_of.pop(e.seq, None)
+            if together is not None and together == last:
+                units[-1].append(e)
+            else:
+                units.append([e])
+            last = together
         file = self.file
 
         def work() -> None:
-            if file is not None and entries:
-                file.append(entries)
+            if file is not None and units:
+                file.append_units(units)
             for op in ops:
                 op()
 

@@ -31,7 +31,6 @@ are left alone.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -56,8 +55,6 @@ APOLOGY_PROMPT = "resume-sorry"
 DEFAULT_AGI_PRIORITY = 3
 """The AGI step of the shipped ``[shenava-complaints]`` (NoOp, Answer, AGI), until one is seen."""
 STATE_UP = 6
-HOLD_ENV = "SHENAVA_TEST_CALL_STATE_HOLD"
-"""Test-only: phases (comma-separated) whose call-state records are never written."""
 CALL_STATE_WRITE_S = 0.1
 """At most one call-state write per this long (``CallStateRecorder.min_interval_s``)."""
 
@@ -68,7 +65,9 @@ def decided_waiting(record: dict[str, Any]) -> dict[str, Any] | None:
     The join is the IVR's last step (after the complaint is opened and its
     reference read), and its call-state write can lag behind it: an
     overloaded daemon killed -9 seconds after the caller joined left only
-    ``phase: done`` (agent) in Redis. Resumed at that step, a caller who hung
+    ``phase: done`` (agent) in Redis. (A write lagging past
+    ``call_state.LAG_S`` now keeps the join on the host too, ``call-state.json``;
+    this covers a kill inside that window, and a standby on another host.) Resumed at that step, a caller who hung
     up during the replay was counted as hung up in the IVR (no SL outcome, no
     abandon flag), and one who hung up while no daemon ran was not counted at
     all (``benchmarks/chaos.py``). Such a caller is taken as waiting since the
@@ -282,10 +281,15 @@ class Takeover:
         the recording they would leave it a second time (``benchmarks/chaos.py``).
 
         ``kept``: the intake has it. ``flagged``: only its callback flag reason is
-        kept (the flag's and the intake's journal entries are written one after
-        the other, and a ``kill -9`` fell between them): the recording was over,
-        so it is handed on again rather than recorded a second time (which left
-        the flag two voicemail reasons: ``benchmarks/chaos.py``)."""
+        kept: the recording was over, so it is handed on again rather than
+        recorded a second time (which left the flag two voicemail reasons:
+        ``benchmarks/chaos.py``). The flag reason and the intake are one journal
+        batch (one line, one fsync: ``recordings.wiring._chain``), so a daemon on
+        the killed one's ``state.folder`` never finds one without the other; this
+        second guard stays for what it cannot read: a standby on another host
+        that finds the flag reason applied to Redis while the intake, applied
+        after it, is still in the dead leader's journal (and a journal written
+        before the batch, its entries one line each)."""
         callflow = self._app.callflow
         ask, flagged = callflow.recording_kept, callflow.voicemail_flagged
         kept: dict[str, str] = {}
@@ -427,6 +431,18 @@ class CallStateExtension:
         return d
 
 
+def _thread_runner(reactor: Any) -> Callable[[Callable[[], Any]], Deferred[Any]] | None:
+    """The reactor's thread pool (the host's call-state file is written there), if it has one."""
+    if not hasattr(reactor, "getThreadPool"):
+        return None  # a virtual clock (the end-to-end tests): written inline
+    from twisted.internet.threads import deferToThreadPool
+
+    def run(f: Callable[[], Any]) -> Deferred[Any]:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f)
+
+    return run
+
+
 def install(app: Any) -> CallStateExtension:
     """Keep the call state in Redis and take callers over on every resync (``app.redis`` set)."""
     store = CallStateStore(app.redis, app.config.redis.key_prefix, app.config.site.id)
@@ -434,12 +450,8 @@ def install(app: Any) -> CallStateExtension:
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
         fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,
         records_kept=app.journal.written if app.journal is not None and app.config.state.durable else None,
+        run_in_thread=_thread_runner(app.reactor),
     )
-    held = os.environ.get(HOLD_ENV, "")
-    if held:  # test-only: tests/test_chaos_process.py
-        recorder.held_phases = frozenset(p.strip() for p in held.split(",") if p.strip())
-        log.warn("call state: records in phases {phases} are never written ({env}, tests only)",
-                 phases=sorted(recorder.held_phases), env=HOLD_ENV)
     if app.config.state.durable:
         recorder.spool = CallStateSpool(Path(app.config.state.folder))
     app.dispatcher.on_change = recorder.mark

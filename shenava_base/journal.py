@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -36,6 +37,10 @@ class RecordJournal(Protocol):
     def register(self, kind: str, apply: Apply) -> None: ...
 
     def submit(self, kind: str, payload: dict[str, Any], keys: Iterable[str] = ()) -> Deferred[Any]: ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Entries submitted inside are written together (one line, one fsync): all kept or none."""
+        ...
 
     def health(self) -> dict[str, Any]: ...
 

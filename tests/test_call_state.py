@@ -206,3 +206,108 @@ async def test_an_ended_call_is_dropped_only_once_its_journal_records_are_on_dis
     await recorder.flushed()
     assert await as_deferred(store.load()) == {}
     assert [e.payload for e in journal.file.load()[1]] == [{"call": "c1"}]  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_ended_call_waiting_for_the_journal_does_not_hold_other_writes(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """While the journal's disk write of an ended call's records is in flight, the
+    places of other callers (one who just joined the line) are written anyway.
+    Before, the whole write waited for the journal's disk, and every write
+    behind it: a join could lag seconds behind an overloaded daemon's disk."""
+    from shenava.journal import Journal
+
+    held: list[tuple[Deferred[object], object]] = []
+
+    def slow_disk(work: Any) -> Deferred[object]:
+        d: Deferred[object] = Deferred()
+        held.append((d, work))
+        return d
+
+    clock = Clock()
+    (tmp_path / "state").mkdir()
+    journal = Journal(clock, tmp_path / "state", run_in_thread=slow_disk)
+    journal.register("flag", lambda entry: succeed(None))
+    store = CallStateStore(redis_client, "t")
+    live = {"c1"}
+    recorder = CallStateRecorder(
+        store, clock, [lambda call_id: record_of(call_id) if call_id in live else None],
+        records_kept=journal.written,
+    )
+    recorder.mark("c1")
+    clock.advance(0)
+    await recorder.flushed()
+
+    live.clear()
+    journal.submit("flag", {"call": "c1"}, ("call:c1",))
+    recorder.mark("c1")  # ended: its drop waits for the journal's disk
+    live.add("c2")
+    recorder.mark("c2")  # joined in the same turn
+    clock.advance(0)
+    for _ in range(20):
+        await deferLater(reactor, 0.01, lambda: None)
+    live.add("c3")
+    recorder.mark("c3")  # and one more, a turn later
+    clock.advance(0)
+    for _ in range(20):
+        await deferLater(reactor, 0.01, lambda: None)
+    loaded = await as_deferred(store.load())
+    assert sorted(loaded) == ["c1", "c2", "c3"], "a drop waiting for the disk held the other writes"
+    assert recorder.pending == 1  # c1, until its records are on disk
+    while held:
+        d, work = held.pop(0)
+        d.callback(work())  # type: ignore[operator]
+    await recorder.flushed()
+    assert sorted(await as_deferred(store.load())) == ["c2", "c3"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lagging_write_keeps_the_places_on_this_host_until_one_lands(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """Redis pauses writes (``CLIENT PAUSE ... WRITE``: slow, not away, so the write
+    does not fail). Past ``lag_s`` the recorder keeps every place Redis may lack in
+    ``call-state.json`` (one save per interval, not one per caller); when a write
+    lands the file goes. Healthy writes never touch the disk."""
+    from shenava.call_state_spool import CallStateSpool, lay_over
+
+    clock = Clock()
+    store = CallStateStore(redis_client, "t")
+    live: set[str] = set()
+    recorder = CallStateRecorder(
+        store, clock, [lambda call_id: record_of(call_id) if call_id in live else None],
+        min_interval_s=0.1,
+    )
+    spool = CallStateSpool(tmp_path)
+    recorder.spool = spool
+    live.add("c1")
+    recorder.mark("c1")
+    clock.advance(0)
+    await recorder.flushed()
+    assert recorder.spool_saves == 0 and not spool.path.exists()  # healthy: no disk
+
+    client: Any = redis_client
+    await as_deferred(client.execute_command("CLIENT", "PAUSE", "60000", "WRITE"))
+    try:
+        live.add("c2")
+        recorder.mark("c2")
+        clock.advance(0.1)  # its write goes, and hangs
+        await deferLater(reactor, 0.05, lambda: None)
+        assert recorder.spool_saves == 0
+        clock.advance(0.3)
+        assert recorder.lagging and recorder.spool_saves == 1
+        for n in range(3, 13):  # ten callers join in one turn behind the stuck write
+            live.add(f"c{n}")
+            recorder.mark(f"c{n}")
+        clock.advance(0.1)
+        assert recorder.spool_saves == 2  # one save for the ten, not one each
+        kept, _ = lay_over(await as_deferred(store.load()), spool.load())
+        assert sorted(kept) == sorted(f"c{n}" for n in range(1, 13))  # what a kill -9 now leaves
+    finally:
+        await as_deferred(client.execute_command("CLIENT", "UNPAUSE"))
+    for _ in range(5):
+        clock.advance(0.1)
+        await recorder.flushed()
+    assert sorted(await as_deferred(store.load())) == sorted(f"c{n}" for n in range(1, 13))
+    assert not recorder.lagging and not spool.path.exists()

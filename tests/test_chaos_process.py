@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks import _takeover_rig
 from benchmarks._takeover_rig import Rig, run_async
 from shenava.redis_server import RedisServer, start_redis_server
+from tests import daemon_plugins
 
 AGENT_CALLER = {"menu_answers": {"choose-language": "1", "main-menu": "3"}, "answer_delay_s": 0.5}
 
@@ -210,8 +212,9 @@ def test_callers_whose_join_was_not_written_before_a_kill_minus_9_count_as_waiti
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two callers join the waiting line, but the call state's write of their new
-    place never lands (a test-only knob holds every "waiting" record, as an
-    overloaded daemon's write still in flight): Redis says their IVR was done
+    place never lands (``tests/daemon_plugins.py`` holds every "waiting" record
+    back from the daemon's Redis writes, as an overloaded daemon's write still in
+    flight, without the write itself being slow): Redis says their IVR was done
     (agent). The daemon is killed -9. One caller gives up before the next daemon
     runs, the other after it has taken over. Each is counted once as an abandon
     (one SL outcome) and flagged once. Before, the first was not counted at all
@@ -223,9 +226,10 @@ def test_callers_whose_join_was_not_written_before_a_kill_minus_9_count_as_waiti
     rig = _rig(tmp_path, redis, {"callers": [gone_early, stays]})
     try:
         rig.start_pbx()
-        monkeypatch.setenv("SHENAVA_TEST_CALL_STATE_HOLD", "waiting")
-        first = rig.start_daemon("first")
-        monkeypatch.delenv("SHENAVA_TEST_CALL_STATE_HOLD")
+        with monkeypatch.context() as patch:  # the daemon's writes of "waiting" never land
+            patch.setattr(_takeover_rig, "shenava_command",
+                          lambda: daemon_plugins.command(["hold-phases=waiting"]))
+            first = rig.start_daemon("first")
         rig.wait_for(first, "joined the waiting line", count=2)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and run_async(lambda: _ivr_done_in_call_state(rig)) < 2:

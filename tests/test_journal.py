@@ -251,3 +251,75 @@ def test_a_submitter_that_needs_it_kept_is_answered_once_on_disk_not_after_redis
     target.away = False
     clock.advance(10)
     assert target.order == ["a", "b"]
+
+
+def test_a_batch_is_one_line_kept_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Entries submitted in ``batch()`` (a voicemail's flag reason and its intake)
+    are one line of the file, written by one append: a crash mid-write loses the
+    whole line, never half of it; a whole line replays every entry once."""
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+    target.away = True
+    journal.submit("rec", {"id": "before"})
+    with journal.batch():
+        journal.submit("rec", {"id": "flag"})
+        journal.submit("rec", {"id": "intake"})
+    journal.submit("rec", {"id": "after"})
+    lines = (tmp_path / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(lines) == 3
+    assert [e["p"]["id"] for e in json.loads(lines[1])["batch"]] == ["flag", "intake"]
+    journal.stop()
+
+    # torn in the middle of the batch's line: neither entry survives, the line before does
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    (torn / "journal.jsonl").write_bytes(lines[0] + lines[1][: len(lines[1]) // 2])
+    again = FakeRedis()
+    make(torn, Clock(), again)
+    assert again.order == ["before"]
+
+    # the whole file: every entry replayed in order, each once
+    replay = FakeRedis()
+    make(tmp_path, Clock(), replay)
+    assert replay.order == ["before", "flag", "intake", "after"]
+    assert (tmp_path / "journal.jsonl").read_bytes() == b""
+
+
+def test_a_half_applied_batch_keeps_its_line_through_compaction(tmp_path: Path, monkeypatch: Any) -> None:
+    """The file is cut after applied entries; a batch whose first entry is applied
+    and whose second is not keeps its whole line (the second is replayed, the
+    first is skipped by the cursor)."""
+    import shenava.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "COMPACT_AT_BYTES", 1)
+    clock, target = Clock(), FakeRedis()
+    held: dict[str, Deferred[Any]] = {}
+
+    def held_apply(payload: dict[str, Any]) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        held[payload["id"]] = d
+        return d
+
+    def release(key: str) -> None:
+        held.pop(key).callback(target.apply({"id": key}))
+
+    journal = Journal(clock, tmp_path, run_in_thread=inline)
+    journal.register("rec", held_apply)
+    journal.load()
+    journal.start()
+    journal.submit("rec", {"id": "before"})
+    with journal.batch():
+        journal.submit("rec", {"id": "flag"}, ("num:1",))
+        journal.submit("rec", {"id": "intake"}, ("num:1",))
+    release("before")
+    release("flag")
+    assert target.order == ["before", "flag"] and list(held) == ["intake"]
+    # killed here: the cursor says the flag is applied, the intake is not; the
+    # applied head was cut off, the batch's line kept whole
+    assert (tmp_path / "journal.cursor").read_text().strip() == "2"
+    assert journal.file is not None and journal.file.rewrites >= 1
+    data = (tmp_path / "journal.jsonl").read_bytes()
+    assert b'"before"' not in data and b'"flag"' in data and b'"intake"' in data
+    replay = FakeRedis()
+    make(tmp_path, Clock(), replay)
+    assert replay.order == ["intake"]

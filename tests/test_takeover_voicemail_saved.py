@@ -187,7 +187,8 @@ def _journalled(tmp_path: Path, kind: str, call_id: str) -> list[dict[str, Any]]
     """The entries of ``kind`` for the call in the journal file on disk (what survives a kill -9)."""
     path = tmp_path / "state" / "journal.jsonl"
     lines = path.read_bytes().splitlines() if path.exists() else []
-    return [e["p"] for e in map(json.loads, lines) if e["kind"] == kind and e["p"].get("call_id") == call_id]
+    entries = [e for r in map(json.loads, lines) for e in (r["batch"] if "batch" in r else [r])]
+    return [e["p"] for e in entries if e["kind"] == kind and e["p"].get("call_id") == call_id]
 
 
 @pytest_twisted.ensureDeferred
@@ -297,9 +298,12 @@ async def _voicemail_reasons(client: Any, number: str) -> list[str]:
 async def test_a_voicemail_whose_flag_was_kept_but_not_its_intake_is_not_recorded_again(
     redis_client: Redis, tmp_path: Path
 ) -> None:
-    """The flag reason and the intake of an IVR voicemail are two journal entries,
-    written one after the other; a ``kill -9`` fell between them (the flag on disk,
-    the intake not) and the call state still said "recording". Resumed at the
+    """The flag reason of an IVR voicemail is kept and its intake is not, and the
+    call state still says "recording": what a standby on another host finds when
+    the flag reason reached Redis and the intake (applied after it) is still in
+    the dead leader's journal. (On one host they are one journal batch now and a
+    kill cannot part them: ``tests/test_journal_process.py``; before, they were
+    two entries and a ``kill -9`` fell between them.) Resumed at the
     recording, the caller recorded again and their flag got a second voicemail
     reason (``benchmarks/chaos.py``: the one doubled flag at 10 calls/s). Now the
     take-over finds the flag reason, hands the first recording on again and says
@@ -315,9 +319,12 @@ async def test_a_voicemail_whose_flag_was_kept_but_not_its_intake_is_not_recorde
     # (nor Redis); the flag reason's did. The call state still says "recording".
     journal = tmp_path / "state" / "journal.jsonl"
     if journal.exists():  # (applied by now and compacted away, or still there)
-        lines = journal.read_bytes().splitlines()
-        journal.write_bytes(b"".join(
-            line + b"\n" for line in lines if json.loads(line)["kind"] != "voicemail.intake"))
+        kept = []
+        for record in map(json.loads, journal.read_bytes().splitlines()):
+            for entry in record["batch"] if "batch" in record else [record]:
+                if entry["kind"] != "voicemail.intake":
+                    kept.append(json.dumps(entry).encode() + b"\n")
+        journal.write_bytes(b"".join(kept))
     for vm_id in await _voicemails_of(client, call.uniqueid):
         await as_deferred(client.zrem("shenava:{vm}:index", vm_id))
         await as_deferred(client.delete(f"shenava:{{vm}}:vm:{vm_id}"))
