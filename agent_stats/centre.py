@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from agent_stats.errors import BadSnapshotError
 from agent_stats.sla import SLAConfig, SLCounts
 from agent_stats.store import StatsStore
 from shenava_base.aio import as_deferred
@@ -46,7 +47,8 @@ __all__ = ["CentreBoard", "CentreFigures", "SiteFigures", "SiteNow", "install", 
 log = Logger()
 
 REFRESH_S = 5.0
-"""How often the centre's figures are read again (a few Redis round trips per site)."""
+"""How often the centre's figures are read again: this site's counters, and every site's
+published figures (a few round trips, whatever the number of sites)."""
 NOT_LEADER = "leader.not_leader"
 """The code of the error a standby daemon's writes get (shenava.leader.NotLeaderError)."""
 STALE_S = 30.0
@@ -147,39 +149,114 @@ def _counts(c: SLCounts) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class SiteCounts:
+    """One site's SL counters over all its queues: the rolling window and today, and its heartbeat."""
+
+    rolling: SLCounts
+    day: SLCounts
+    heartbeat_at: float | None = None
+
+
+def _heartbeat_at(raw: Mapping[Any, Any]) -> float | None:
+    at = raw.get("at", raw.get(b"at"))
+    return None if at is None else float(at)
+
+
+async def read_sites(client: Any, stores: list[StatsStore], now: float) -> list[SiteCounts]:
+    """Each store's site's counters, every site read once: two non-transactional pipelines
+    for all the sites together (their queues and heartbeats, then every bucket).
+
+    Each command names one key, so on a Redis Cluster the client splits the pipeline by
+    node (a site's keys share its ``{stats:SITE}`` slot); nothing spans two slots."""
+    if not stores:
+        return []
+    first = client.pipeline(transaction=False)
+    for store in stores:
+        store.queue_read(first)
+    replies = await first.execute()
+    second = client.pipeline(transaction=False)
+    plans = []
+    for i, store in enumerate(stores):
+        queues = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in replies[2 * i])
+        plans.append(store.queue_buckets(second, queues, now))
+    counts = await second.execute() if any(plans) else []
+    out, at = [], 0
+    for i, plan in enumerate(plans):
+        rolling, day = SLCounts(), SLCounts()
+        for kind in plan:
+            (day if kind else rolling).add(SLCounts.from_fields(counts[at]))
+            at += 1
+        out.append(SiteCounts(rolling, day, _heartbeat_at(replies[2 * i + 1])))
+    return out
+
+
 async def read_site(store: StatsStore, now: float) -> tuple[SLCounts, SLCounts, float | None]:
     """One site's rolling window and today, over all its queues, and its heartbeat."""
-    rolling, day = SLCounts(), SLCounts()
-    today = store.day_of(now)
-    for queue in await store.queues():
-        rolling.add(await store.rolling(queue, now))
-        day.add(await store.day_counts(queue, today))
-    heartbeat = await store.heartbeat()
-    return rolling, day, heartbeat.at
+    (counts,) = await read_sites(store.client, [store], now)
+    return counts.rolling, counts.day, counts.heartbeat_at
+
+
+def published_counts(raw: Mapping[str, Any] | None, day: str, now: float) -> SiteCounts | None:
+    """A site's counters as its daemon published them with its figures of the moment
+    (``"sl"``), if they are of the reader's ``day`` and at most ``STALE_S`` old; None:
+    read its counters instead (not published, stale, another day, or unreadable)."""
+    sl = None if raw is None else raw.get("sl")
+    if not isinstance(sl, dict) or sl.get("day") != day:
+        return None
+    try:
+        if not now - float(sl["at"]) <= STALE_S:
+            return None
+        beat = sl.get("heartbeat_at")
+        return SiteCounts(SLCounts.from_fields(sl["rolling"]), SLCounts.from_fields(sl["today"]),
+                          None if beat is None else float(beat))
+    except (KeyError, TypeError, ValueError, AttributeError, BadSnapshotError):
+        return None
+
+
+def counts_to_publish(counts: SiteCounts, day: str, now: float) -> dict[str, Any]:
+    """What :func:`published_counts` reads back (the ``"sl"`` of a site's published entry)."""
+    return {"at": now, "day": day, "rolling": counts.rolling.to_fields(), "today": counts.day.to_fields(),
+            "heartbeat_at": counts.heartbeat_at}
 
 
 async def read_centre(
-    client: Any, prefix: str, sla: SLAConfig, now: float, *, sites_found: dict[str, Any] | None = None
+    client: Any, prefix: str, sla: SLAConfig, now: float, *, sites_found: dict[str, Any] | None = None,
+    published: dict[str, Any] | None = None, known: Mapping[str, SiteCounts] | None = None,
 ) -> CentreFigures:
-    """Every registered site's figures and their sums (reads only; no site's keys are written)."""
-    sites: list[SiteFigures] = []
-    rolling, day = SLCounts(), SLCounts()
+    """Every registered site's figures and their sums (reads only; no site's keys are written).
+
+    A site whose daemon published its counters recently (``published_counts``) is not read
+    again: each site's counters are read once per refresh, by its own daemon, so the centre's
+    reading grows with the number of sites, not with its square. The others (stopped, of an
+    earlier version) are read from their counters, all in the same two pipelines.
+    ``known``: counters already read in this refresh (this daemon's own site)."""
     found = await registered_sites(client, prefix) if sites_found is None else sites_found
-    published = await sites_now(client, prefix)
+    if published is None:
+        published = await sites_now(client, prefix)
+    stores = {site: StatsStore(client, sla, prefix=prefix, site=site) for site in found}
+    day = stores[next(iter(stores))].day_of(now).isoformat() if stores else ""
+    counts: dict[str, SiteCounts] = dict(known or {})
+    for site in found:
+        if site not in counts and (got := published_counts(published.get(site), day, now)) is not None:
+            counts[site] = got
+    unread = [site for site in found if site not in counts]
+    counts.update(zip(unread, await read_sites(client, [stores[s] for s in unread], now), strict=True))
+    sites: list[SiteFigures] = []
+    rolling, total_day = SLCounts(), SLCounts()
     reporting: list[SiteNow] = []
     for site, entry in found.items():
-        store = StatsStore(client, sla, prefix=prefix, site=site)
-        site_rolling, site_day, beat = await read_site(store, now)
+        c = counts[site]
         raw = published.get(site)
         figures = None if raw is None else SiteNow.from_dict(raw)
         fresh = figures is not None and now - figures.at <= STALE_S
         if fresh and figures is not None:
             reporting.append(figures)
-        sites.append(SiteFigures(site, str(entry.get("name", "")), site_rolling, site_day, beat,
+        sites.append(SiteFigures(site, str(entry.get("name", "")), c.rolling, c.day, c.heartbeat_at,
                                  figures, fresh))
-        rolling.add(site_rolling)
-        day.add(site_day)
-    return CentreFigures(now, tuple(sites), rolling, day, sum_now(now, reporting))
+        rolling.add(c.rolling)
+        total_day.add(c.day)
+    return CentreFigures(now, tuple(sites), rolling, total_day, sum_now(now, reporting))
 
 
 def sla_settings(sla: SLAConfig) -> dict[str, Any]:
@@ -251,10 +328,13 @@ class CentreBoard:
             self.latest = CentreFigures(self._clock.seconds())
             return self.latest
         now = self._clock.seconds()
-        if self.site_now is not None:
-            mine = await self.site_now(now, list(found))
-            await publish_site_now(self._client, self._prefix, self.site, mine.to_dict())
-        self.latest = await read_centre(self._client, self._prefix, self._sla, now, sites_found=found)
+        store = StatsStore(self._client, self._sla, prefix=self._prefix, site=self.site)
+        (own,) = await read_sites(self._client, [store], now)
+        entry = {} if self.site_now is None else (await self.site_now(now, list(found))).to_dict()
+        entry["sl"] = counts_to_publish(own, store.day_of(now).isoformat(), now)
+        published = await publish_site_now(self._client, self._prefix, self.site, entry, read=True)
+        self.latest = await read_centre(self._client, self._prefix, self._sla, now, sites_found=found,
+                                        published=published, known={self.site: own})
         return self.latest
 
     def _tick(self) -> None:

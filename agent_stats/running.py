@@ -323,7 +323,13 @@ class CallLog:
         return self._answered[0] if self._answered else None
 
     def current_call_s(self, now: float) -> float | None:
-        return max((now - a for a, _ in self._open.values() if a <= now), default=None)
+        open_calls = self._open
+        if not open_calls:
+            return None
+        if len(open_calls) == 1:  # the usual case: one call at a time
+            for a, _ in open_calls.values():
+                return now - a if a <= now else None
+        return max((now - a for a, _ in open_calls.values() if a <= now), default=None)
 
 
 def running_signals(
@@ -351,6 +357,10 @@ def running_signals(
         long_calls_today=calls.long_calls(day_start, now),
         current_call_s=calls.current_call_s(now),
     )
+
+
+_KINDS = {state: (state in STAFFED_STATES, state in HANDLING_STATES) for state in AgentState}
+"""Each state's kind of time: (staffed, handling)."""
 
 
 class WindowSums:
@@ -390,25 +400,26 @@ class WindowSums:
             self._staffed, self._handling = [0.0], [0.0]
         fresh = ledger.intervals_from(self._seen)
         self._seen = count
+        starts, ends, kinds = self._starts, self._ends, self._kinds
+        staffed_sums, handling_sums = self._staffed, self._handling
         for interval in fresh:
-            d = interval.duration
-            staffed = interval.state in STAFFED_STATES
-            handling = interval.state in HANDLING_STATES
-            if (self._ends and self._ends[-1] == interval.start
-                    and self._kinds[-1] == (staffed, handling)):
+            start, end, state = interval.start, interval.end, interval.state
+            d = end - start  # Interval.duration
+            kind = _KINDS[state]
+            if ends and ends[-1] == start and kinds[-1] == kind:
                 # the same kind of time as the interval before (ready then ringing, a
                 # call then its wrap-up): one piece, so the walks have half as many
-                self._ends[-1] = interval.end
-                if staffed:
-                    self._staffed[-1] += d
-                if handling:
-                    self._handling[-1] += d
+                ends[-1] = end
+                if kind[0]:
+                    staffed_sums[-1] += d
+                if kind[1]:
+                    handling_sums[-1] += d
                 continue
-            self._starts.append(interval.start)
-            self._ends.append(interval.end)
-            self._kinds.append((staffed, handling))
-            self._staffed.append(self._staffed[-1] + (d if staffed else 0.0))
-            self._handling.append(self._handling[-1] + (d if handling else 0.0))
+            starts.append(start)
+            ends.append(end)
+            kinds.append(kind)
+            staffed_sums.append(staffed_sums[-1] + (d if kind[0] else 0.0))
+            handling_sums.append(handling_sums[-1] + (d if kind[1] else 0.0))
 
     def forget_before(self, t: float) -> None:
         """Drop intervals that end by ``t`` (no window will reach back that far)."""
@@ -459,16 +470,25 @@ class WindowSums:
         s, h = self.seconds(ledger, start, now) if seconds is None else seconds
         m = h - limit * s
         active = s > 0 and m > 0 and s >= least
-        # first the loose bound (each end moves at most a second per second): far
-        # from both thresholds, no walk is needed
-        if active:
-            loose = min(m / (1 + limit), s - least)
-        else:
-            loose = max(-m / (1 + limit), least - s)
-        if loose >= horizon_s:
-            return horizon_s
         sn, hn = ledger.state in STAFFED_STATES, ledger.state in HANDLING_STATES
         enter = (1.0 if hn else 0.0) - (limit if sn else 0.0)
+        # first the loose bound: what enters is the current state, what leaves moves
+        # ``handling - limit * staffed`` by -limit (ready) to 1 - limit (a call) and
+        # ``staffed`` by 0 to 1 a second, so far from both thresholds, or moving away
+        # from them whatever leaves (a call while the alert is on, ready while it is off),
+        # no walk is needed
+        if active:
+            fall_m = (1.0 - limit) - enter  # the fastest fall of m, a second
+            fall_s = 1.0 - (1.0 if sn else 0.0)
+            loose = min(m / fall_m if fall_m > 0 else math.inf,
+                        (s - least) / fall_s if fall_s > 0 else math.inf)
+        else:
+            rise_m = enter + limit
+            rise_s = 1.0 if sn else 0.0
+            loose = max(-m / rise_m if rise_m > 0 else (0.0 if m > 0 else math.inf),
+                        (least - s) / rise_s if rise_s > 0 else (0.0 if s >= least else math.inf))
+        if loose >= horizon_s:
+            return horizon_s
         starts, ends, kinds = self._starts, self._ends, self._kinds
         i = bisect.bisect_right(ends, start)
         t = 0.0
@@ -508,6 +528,19 @@ class WindowSums:
         s1, h1 = self._cumulative(ledger, end)
         s0, h0 = self._cumulative(ledger, start)
         return s1 - s0, h1 - h0
+
+    def last(self, ledger: AgentLedger, now: float, window_s: float) -> tuple[float, float]:
+        """Staffed and handling seconds of the window ending at ``now`` (never below 0):
+        :meth:`sync`, :meth:`forget_before` and :meth:`seconds` at once, as a look takes
+        them."""
+        if ledger.interval_count != self._seen or ledger is not self._ledger:
+            self.sync(ledger)
+        start = now - window_s
+        ends = self._ends
+        if ends and ends[0] <= start:
+            self.forget_before(start)
+        staffed, handling = self.seconds(ledger, start, now)
+        return (staffed if staffed > 0.0 else 0.0), (handling if handling > 0.0 else 0.0)
 
 
 NEAR_S = 1e-6
@@ -556,9 +589,7 @@ def glance(
 ) -> Glance:
     """The figures the alerts read, as :func:`running_signals` would find them."""
     day.sync(ledger, day_start)
-    window.sync(ledger)
-    window_s = config.occupancy_window_s
-    window.forget_before(now - window_s)
+    staffed, handling = window.last(ledger, now, config.occupancy_window_s)
     reset = ledger.origin if day.last_reset is None else day.last_reset
     state = ledger.state
     resting = state is AgentState.NOT_READY and ledger.reason in REST_REASONS
@@ -568,11 +599,6 @@ def glance(
         since_break = 0.0
     else:
         since_break = now - reset
-    staffed, handling = window.seconds(ledger, now - window_s, now)
-    if staffed < 0.0:
-        staffed = 0.0
-    if handling < 0.0:
-        handling = 0.0
     near = near_threshold(staffed, handling, config)
     return Glance(
         ledger.agent_id, now, since_break, resting,

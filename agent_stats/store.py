@@ -636,16 +636,40 @@ class StatsStore:
         self.round_trips += 1
         return [SLCounts.from_fields(_texts(r)) for r in replies]
 
-    async def rolling(self, queue: str, now: float) -> SLCounts:
+    def _window(self, queue: str, now: float) -> list[BucketKey]:
         first = rolling_window_start(now, self.sla)
-        keys = [
+        return [
             BucketKey(queue, BucketKind.SLOT, first + i * self.sla.slot_s)
             for i in range(self.sla.window_slots)
         ]
+
+    async def rolling(self, queue: str, now: float) -> SLCounts:
         total = SLCounts()
-        for counts in await self.buckets(keys):
+        for counts in await self.buckets(self._window(queue, now)):
             total.add(counts)
         return total
+
+    @property
+    def client(self) -> Redis:
+        return self._client
+
+    def queue_read(self, pipe: Any) -> None:
+        """Queue this site's set of queues and its heartbeat on ``pipe`` (two replies, in that
+        order; the centre's figures read every site's together, ``agent_stats.centre``)."""
+        pipe.smembers(self._key("queues"))
+        pipe.hgetall(self._key("heartbeat"))
+
+    def queue_buckets(self, pipe: Any, queues: Sequence[str], now: float) -> list[bool]:
+        """Queue every bucket of the rolling window and of today, for each of ``queues``, on
+        ``pipe``; one ``HGETALL`` each, and for each whether it is today's (else the window's)."""
+        start, _ = self.day_bounds(self.day_of(now))
+        kinds: list[bool] = []
+        for queue in queues:
+            for key in (*self._window(queue, now), BucketKey(queue, BucketKind.DAY, start)):
+                pipe.hgetall(self._sl_key(key))
+                kinds.append(key.kind is BucketKind.DAY)
+        self.round_trips += 1
+        return kinds
 
     async def day_counts(self, queue: str, day: date) -> SLCounts:
         start, _ = self.day_bounds(day)

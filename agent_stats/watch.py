@@ -61,6 +61,7 @@ from agent_stats.wellbeing import (
     WellbeingSignals,
     alerts,
     ledger_signals,
+    window_seconds,
 )
 from agent_stats.wellbeing_looks import (
     ALERT_HORIZON_S,
@@ -157,7 +158,7 @@ class WellbeingWatch:
             status = roster.get(agent_id)
             ledger = status.ledger
             if look_filter.others_due_at(agent_id) > now and self._occupancy_look(
-                    agent_id, status.state, ledger, now, horizon_s):
+                    agent_id, status.state, ledger, now, horizon_s, raised, start):
                 self.occupancy_looks += 1
                 continue
             self.whole_looks += 1
@@ -202,32 +203,36 @@ class WellbeingWatch:
             found = {a.kind: a for a in alerts(sig, config)}
             for kind, alert in found.items():
                 if kind not in before:
-                    record = AlertRecord(agent_id, kind.value, float(alert.value),
-                                         float(alert.limit), now)
-                    raised.append(record)
-                    self._submit(AlertRaised(record))
-                    log.warn(
-                        "wellbeing alert for {agent}: {kind} ({value:g}, limit {limit:g})",
-                        agent=agent_id, kind=kind.value, value=float(alert.value),
-                        limit=float(alert.limit),
-                    )
+                    self._raise(alert, now, raised)
             self.active_alerts[agent_id] = found
         self.alerts_raised.extend(raised)
         self.alerts_count += len(raised)
         return raised
 
+    def _raise(self, alert: Alert, now: float, raised: list[AlertRecord]) -> None:
+        record = AlertRecord(alert.agent_id, alert.kind.value, float(alert.value),
+                             float(alert.limit), now)
+        raised.append(record)
+        self._submit(AlertRaised(record))
+        log.warn(
+            "wellbeing alert for {agent}: {kind} ({value:g}, limit {limit:g})",
+            agent=alert.agent_id, kind=alert.kind.value, value=float(alert.value),
+            limit=float(alert.limit),
+        )
+
     def _occupancy_look(
         self, agent_id: str, state: AgentState, ledger: AgentLedger, now: float,
-        horizon_s: float,
+        horizon_s: float, raised: list[AlertRecord], start: float,
     ) -> bool:
         """A look when only the occupancy alert (or the horizon) is due: nothing happened
         to the agent that its last whole look did not plan for (no event needed a look:
         ``LookFilter``), and no other alert is due before ``others_due_at``, so only the
-        occupancy window has moved. Its figures are taken again (``refreshed``); if the
-        alert keeps its state and is not near a threshold, the next look is planned from
-        the occupancy's next flip and the other alerts' due time, and True is returned.
-        False: a whole look is needed (the alert flips, or the figures are too close to
-        a threshold to tell)."""
+        occupancy window has moved. Its figures are taken again (``refreshed``); unless
+        they are near a threshold, the occupancy alert comes or goes here (coming, with
+        the exact figure a whole look records: ``_occupancy_flipped``), the next look is
+        planned from the occupancy's next flip and the other alerts' due time, and True
+        is returned. False: a whole look is needed (the figures are too close to a
+        threshold to tell, or a call became long)."""
         g = self.glances.get(agent_id)
         before = self.active_alerts.get(agent_id)
         if g is None or before is None or state is AgentState.LOGGED_OUT:
@@ -236,32 +241,74 @@ class WellbeingWatch:
         window = self.windows.get(agent_id)
         if window is None:
             return False
-        fresh = refreshed(g, ledger, window, now, config)
+        # a call answered since the whole look (it did not need one: it could not
+        # become long before the planned look, which may now move later)
+        calls = self._call_log(agent_id)
+        current = calls.current_call_s(now)
+        fresh = refreshed(g, ledger, window, now, config, current)
         staffed, handling = fresh.staffed_s, fresh.handling_s
         if near_threshold(staffed, handling, config):
             return False
         occupancy = fresh.occupancy
         on = (occupancy is not None and occupancy > config.occupancy_limit
               and staffed >= config.occupancy_min_staffed_s)
-        if on != (AlertKind.HIGH_OCCUPANCY in before):
-            return False
         others = self.look_filter.others_due_at(agent_id)
-        # a call answered since the whole look (it did not need one: it could not
-        # become long before the planned look, which may now move later)
-        current = self._call_log(agent_id).current_call_s(now)
         if current is not None:
             if current >= config.long_call_s:
                 if AlertKind.LONG_CALL not in before:
                     return False
             else:
                 others = min(others, now + (config.long_call_s - current) - ALERT_LOOK_EARLY_S)
-        self.glances[agent_id] = fresh._replace(current_call_s=current)
+        if on != (AlertKind.HIGH_OCCUPANCY in before):
+            found = self._occupancy_flipped(agent_id, ledger, before, on, now)
+            if found is None:
+                return False
+            if on:
+                self._raise(found[AlertKind.HIGH_OCCUPANCY], now, raised)
+            self.active_alerts[agent_id] = found
+        self.glances[agent_id] = fresh
+        oldest = calls.oldest()
+        if oldest is not None and oldest < now - 2 * config.hard_calls_window_s:
+            # calls long out of the hard-call window: forgotten as a whole look forgets them
+            # (at most two windows' worth kept; the last reset is the last whole look's: a
+            # rest or a logout since makes a whole look)
+            reset = self._agent_day(agent_id).last_reset
+            calls.prune(now - config.hard_calls_window_s, start,
+                        ledger.origin if reset is None else reset)
         horizon = refresh_horizon_s(self._order.get(agent_id, 0), now, horizon_s)
         planned = min(occupancy_due(window, ledger, now, config, horizon, (staffed, handling)),
                       others)
         self.looks.plan(agent_id, planned)
         self.look_filter.looked(agent_id, state, planned, others)
         return True
+
+    def _occupancy_flipped(
+        self, agent_id: str, ledger: AgentLedger, before: dict[AlertKind, Alert], on: bool,
+        now: float,
+    ) -> dict[AlertKind, Alert] | None:
+        """The agent's alerts when only the occupancy alert came (``on``) or went, as a whole
+        look finds them: the others as they were (none is due: ``others_due_at``), in
+        :func:`~agent_stats.wellbeing.alerts`' order; one coming carries the exact
+        occupancy (``window_seconds``, what a whole look records). None: the exact
+        figures disagree (a whole look decides)."""
+        config = self.wellbeing
+        occupancy_alert = None
+        if on:
+            staffed, handling = window_seconds(ledger, now - config.occupancy_window_s, now)
+            occupancy = handling / staffed if staffed > 0 else None
+            if (occupancy is None or not occupancy > config.occupancy_limit
+                    or staffed < config.occupancy_min_staffed_s):
+                return None
+            occupancy_alert = Alert(agent_id, AlertKind.HIGH_OCCUPANCY, occupancy,
+                                    config.occupancy_limit)
+        found: dict[AlertKind, Alert] = {}
+        for kind in AlertKind:
+            if kind is AlertKind.HIGH_OCCUPANCY:
+                if occupancy_alert is not None:
+                    found[kind] = occupancy_alert
+            elif kind in before:
+                found[kind] = before[kind]
+        return found
 
     def exact_signals(self, agent_id: str) -> WellbeingSignals | None:
         """The agent's signals at the last check (None: logged out then, or never looked at).

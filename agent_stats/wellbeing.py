@@ -147,20 +147,25 @@ def window_seconds(ledger: AgentLedger, start: float, now: float) -> tuple[float
     intervals: about 20 times faster over an hour of a busy agent's ledger."""
     if now <= start:
         return 0.0, 0.0
-    parts: dict[AgentState, list[float]] = {}
+    parts: dict[AgentState, list[float]] = {s: [] for s in STAFFED_STATES}
+    get = parts.get
     for interval in ledger.intervals_ending_after(start):
-        if interval.state in STAFFED_STATES:
-            lo = interval.start if interval.start > start else start
-            hi = interval.end if interval.end < now else now
+        piece = get(interval.state)
+        if piece is not None:
+            lo, hi = interval.start, interval.end
+            if lo < start:
+                lo = start
+            if hi > now:
+                hi = now
             if hi > lo:
-                parts.setdefault(interval.state, []).append(hi - lo)
+                piece.append(hi - lo)
     since = ledger.since
     if ledger.state in STAFFED_STATES and now > since:
         lo = since if since > start else start
         if now > lo:
-            parts.setdefault(ledger.state, []).append(now - lo)
-    staffed = sum(math.fsum(parts.get(s, ())) for s in STAFFED_STATES)
-    handling = sum(math.fsum(parts.get(s, ())) for s in HANDLING_STATES)
+            parts[ledger.state].append(now - lo)
+    staffed = sum(math.fsum(parts[s]) for s in STAFFED_STATES)
+    handling = sum(math.fsum(parts[s]) for s in HANDLING_STATES)
     return staffed, handling
 
 

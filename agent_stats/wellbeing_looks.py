@@ -211,13 +211,16 @@ def refresh_horizon_s(order: int, now: float, refresh_s: float) -> float:
     return min(refresh_s, max(period, slot - now))
 
 
+_KEEP = object()
+
+
 def refreshed(g: Glance, ledger: AgentLedger, window: WindowSums, now: float,
-              config: WellbeingConfig) -> Glance:
+              config: WellbeingConfig, current_call_s: object = _KEEP) -> Glance:
     """The agent's last glance brought to ``now``, when nothing happened to it that a
     whole look must see (no rest, login, logout or hard call since it, no other alert
     due): for the pages (``WellbeingWatch.last_glance``) and a look at the occupancy
     alone (``WellbeingWatch._occupancy_look``, which also takes the current call's
-    length again).
+    length again: ``current_call_s``, a float or None).
 
     Occupancy and the window's seconds are taken again (what moves with time
     alone); the time since the break and the current call's length run on
@@ -226,21 +229,17 @@ def refreshed(g: Glance, ledger: AgentLedger, window: WindowSums, now: float,
     limited, makes a look, and the first hard call leaving its window is an
     alert due). A long call that ended without a long-call alert leaves its
     length here, which nothing reads while no such alert is up."""
-    window.sync(ledger)
-    window_s = config.occupancy_window_s
-    window.forget_before(now - window_s)
-    staffed, handling = window.seconds(ledger, now - window_s, now)
-    if staffed < 0.0:
-        staffed = 0.0
-    if handling < 0.0:
-        handling = 0.0
+    staffed, handling = window.last(ledger, now, config.occupancy_window_s)
     later = now - g.now
     since = g.since_break_s
     if since is not None and not g.resting:
         since += later
-    current = g.current_call_s
+    if current_call_s is _KEEP:
+        current = g.current_call_s
+        current_call_s = None if current is None else current + later
     return Glance(
         g.agent_id, now, since, g.resting, handling / staffed if staffed > 0 else None,
         staffed, handling, g.consecutive_calls, g.hard_calls_recent,
-        None if current is None else current + later, g.near,
+        current_call_s,  # type: ignore[arg-type]
+        g.near,
     )

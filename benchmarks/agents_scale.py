@@ -1,6 +1,7 @@
 """Per-agent work at 500, 2,000 and 10,000 agents: headroom, wellbeing tick, hold position.
 
     .venv/bin/python benchmarks/agents_scale.py [--agents 500,2000,10000] [--ticks 20]
+                                                [--before PATH [--rounds N]]
 
 Each figure is measured for the current code and for the implementation it
 replaced, side by side in the same run, on the same data:
@@ -323,6 +324,12 @@ def before_tick(code: str, agents: int, ticks: int, seed: int) -> dict[str, Any]
     return run
 
 
+def _of_rounds(run: dict[str, Any], side: str, field: str, first: dict[str, Any]) -> float:
+    """The median over ``--rounds`` (the one round's figure without them)."""
+    rounds = run.get("rounds")
+    return float(statistics.median(rounds[side][field])) if rounds else float(first[field])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", default="500,2000,10000",
@@ -332,6 +339,10 @@ def main() -> None:
     parser.add_argument("--before", metavar="PATH",
                         help="another checkout (a worktree of main): its wellbeing tick is "
                              "measured too, on the same simulation, just before this one's")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --before: this many before/after pairs of wellbeing ticks, "
+                             "alternating (the machine's load moves; the medians of the rounds "
+                             "are reported)")
     parser.add_argument("--code", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--wellbeing-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -350,6 +361,15 @@ def main() -> None:
             run["idle_tick_before"] = before["idle_tick"]
         run["wellbeing_tick"] = wellbeing(agents, args.ticks, args.seed)
         run["idle_tick"] = idle_tick(agents, args.ticks, args.seed)
+        if args.before and args.rounds > 1:
+            pairs = [(run["wellbeing_tick_before"], run["wellbeing_tick"])]
+            for _ in range(args.rounds - 1):
+                pairs.append((before_tick(args.before, agents, args.ticks, args.seed)["wellbeing_tick"],
+                              wellbeing(agents, args.ticks, args.seed, reference=False)))
+            run["rounds"] = {
+                side: {f: [p[i][f] for p in pairs] for f in ("new_ms_median", "new_ms_p99")}
+                for i, side in enumerate(("before", "after"))
+            }
         run["hold_position"] = hold_position(agents, args.seed)
         runs.append(run)
         print(json.dumps(run), flush=True)
@@ -370,10 +390,10 @@ def main() -> None:
     if args.before:
         result["wellbeing_ms_before_after"] = {
             r["agents"]: {
-                "before_median": r["wellbeing_tick_before"]["new_ms_median"],
-                "before_p99": r["wellbeing_tick_before"]["new_ms_p99"],
-                "after_median": r["wellbeing_tick"]["new_ms_median"],
-                "after_p99": r["wellbeing_tick"]["new_ms_p99"],
+                "before_median": _of_rounds(r, "before", "new_ms_median", r["wellbeing_tick_before"]),
+                "before_p99": _of_rounds(r, "before", "new_ms_p99", r["wellbeing_tick_before"]),
+                "after_median": _of_rounds(r, "after", "new_ms_median", r["wellbeing_tick"]),
+                "after_p99": _of_rounds(r, "after", "new_ms_p99", r["wellbeing_tick"]),
                 "idle_before_median": r["idle_tick_before"]["ms_median"],
                 "idle_after_median": r["idle_tick"]["ms_median"],
             } for r in runs

@@ -138,6 +138,7 @@ class _Waiting:
     answered_at: float | None = None
     bridged: bool = False
     ended: bool = False
+    seq: int = 0  # its place in the dispatcher's calls (insertion order): call_of_agent's tie-break
 
 
 class CallDispatcher:
@@ -157,7 +158,12 @@ class CallDispatcher:
         self._router = router
         self._clock = clock
         self._config = config
+        # Every call routing holds, by call id. ``agent_id`` and ``ended`` of a call in it are
+        # changed only through _put/_pop/_set_agent/_end, which keep the two indexes in step:
         self._calls: dict[str, _Waiting] = {}
+        self._unassigned = 0  # calls in it with no agent and not ended (``waiting``)
+        self._of_agent: dict[str, dict[str, _Waiting]] = {}  # agent -> its calls not ended
+        self._next_seq = 0
         self._tracker = tracker
         # agent leg Uniqueid (our ChannelId) -> (call_id, agent_id)
         self._legs: dict[str, tuple[str, str]] = {}
@@ -167,6 +173,7 @@ class CallDispatcher:
         # Originate ActionID -> agent leg Uniqueid: a failed OriginateResponse
         # names no Uniqueid, only the ActionID.
         self._originates: dict[str, str] = {}
+        self._originates_of_leg: dict[str, list[str]] = {}  # the reverse: leg -> its ActionIDs
         self._link_up = True
         self._history_full_logged = False
         self._held: list[Assignment] = []
@@ -205,13 +212,69 @@ class CallDispatcher:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for w in self._calls.values() if w.agent_id is None and not w.ended)
+        """Calls waiting for an agent (no agent's phone ringing for them, not ended). O(1)."""
+        return self._unassigned
 
     def call_of_agent(self, agent_id: str) -> WaitingCall | None:
-        for waiting in self._calls.values():
-            if waiting.agent_id == agent_id and not waiting.ended:
-                return waiting.call
-        return None
+        """The call ringing or talking to ``agent_id`` (the earliest held, should there be
+        two). O(1): an index by agent, not a scan of every call."""
+        calls = self._of_agent.get(agent_id)
+        if not calls:
+            return None
+        if len(calls) == 1:
+            return next(iter(calls.values())).call
+        return min(calls.values(), key=_by_seq).call
+
+    # -- the calls held, and their indexes ----------------------------------------
+
+    def _index(self, waiting: _Waiting, step: int) -> None:
+        if waiting.ended:
+            return
+        if waiting.agent_id is None:
+            self._unassigned += step
+            return
+        if step > 0:
+            self._of_agent.setdefault(waiting.agent_id, {})[waiting.call.call_id] = waiting
+            return
+        calls = self._of_agent[waiting.agent_id]
+        del calls[waiting.call.call_id]
+        if not calls:
+            del self._of_agent[waiting.agent_id]
+
+    def _put(self, waiting: _Waiting) -> None:
+        """Hold ``waiting`` (in place of any call of the same id, which keeps its place)."""
+        call_id = waiting.call.call_id
+        old = self._calls.get(call_id)
+        if old is not None:
+            self._index(old, -1)
+            waiting.seq = old.seq
+        else:
+            waiting.seq = self._next_seq
+            self._next_seq += 1
+        self._calls[call_id] = waiting
+        self._index(waiting, +1)
+
+    def _pop(self, call_id: str) -> _Waiting | None:
+        waiting = self._calls.pop(call_id, None)
+        if waiting is not None:
+            self._index(waiting, -1)
+        return waiting
+
+    def _holds_this(self, waiting: _Waiting) -> bool:
+        return self._calls.get(waiting.call.call_id) is waiting
+
+    def _set_agent(self, waiting: _Waiting, agent_id: str | None, leg_id: str | None) -> None:
+        held = self._holds_this(waiting)
+        if held:
+            self._index(waiting, -1)
+        waiting.agent_id, waiting.leg_id = agent_id, leg_id
+        if held:
+            self._index(waiting, +1)
+
+    def _end(self, waiting: _Waiting) -> None:
+        if self._holds_this(waiting):
+            self._index(waiting, -1)
+        waiting.ended = True
 
     def position(self, call_id: str) -> int | None:
         try:
@@ -254,7 +317,7 @@ class CallDispatcher:
         )
         waiting = _Waiting(call, channel, caller_number, arrived_at,
                            language_on_channel=language_on_channel)
-        self._calls[call_id] = waiting
+        self._put(waiting)
         self._emit(CallQueued(call_id, now, arrived_at, language, category, caller_number))
         self._start_hold(waiting)
         self._act(self._router.on_call_joined(call, now))
@@ -272,7 +335,7 @@ class CallDispatcher:
             return
         now = self._clock.seconds()
         position = self._position_number(call_id)
-        waiting.ended = True
+        self._end(waiting)
         self._act(self._router.on_call_left(call_id, now))
         choice = "callback" if key == CALLBACK_KEY else "voicemail"
         event = CallLeftForChoice(
@@ -339,8 +402,7 @@ class CallDispatcher:
         now = self._clock.seconds()
         status = self._roster.get(assignment.agent_id)
         leg_id = self._leg_ids.next(status.profile.agent_id)
-        waiting.agent_id = status.profile.agent_id
-        waiting.leg_id = leg_id
+        self._set_agent(waiting, status.profile.agent_id, leg_id)
         self._legs[leg_id] = (assignment.call_id, status.profile.agent_id)
         other_id = None
         if status.profile.endpoint.lower().startswith("local/"):
@@ -367,6 +429,7 @@ class CallDispatcher:
     def _originate_queued(self, response: Message, leg_id: str) -> None:
         if leg_id in self._legs and response.action_id:
             self._originates[response.action_id] = leg_id
+            self._originates_of_leg.setdefault(leg_id, []).append(response.action_id)
 
     def _originate_refused(self, failure: Any, call_id: str, leg_id: str) -> None:
         log.warn(
@@ -387,7 +450,13 @@ class CallDispatcher:
 
     def _on_originate_finished(self, event: OriginateFinished) -> None:
         leg_id = event.uniqueid or self._originates.get(event.action_id, "")
-        self._originates.pop(event.action_id, None)
+        answered_leg = self._originates.pop(event.action_id, None)
+        if answered_leg is not None:
+            action_ids = self._originates_of_leg.get(answered_leg, [])
+            if event.action_id in action_ids:
+                action_ids.remove(event.action_id)
+            if not action_ids:
+                self._originates_of_leg.pop(answered_leg, None)
         leg = self._legs.get(leg_id)
         if leg is None:
             if event.success and event.uniqueid and event.uniqueid.startswith(LEG_PREFIX):
@@ -440,14 +509,13 @@ class CallDispatcher:
         if leg is None:
             return
         self._far_halves.pop(leg_id + OTHER_HALF_SUFFIX, None)
-        for action_id in [a for a, leg_of in self._originates.items() if leg_of == leg_id]:
-            del self._originates[action_id]
+        for action_id in self._originates_of_leg.pop(leg_id, ()):
+            self._originates.pop(action_id, None)
         agent_id = leg[1]
         waiting = self._calls.get(call_id)
         now = self._clock.seconds()
         if waiting is not None and waiting.leg_id == leg_id:
-            waiting.agent_id = None
-            waiting.leg_id = None
+            self._set_agent(waiting, None, None)
             self._changed(call_id)
         # First put the call back (it may go straight to another ready agent),
         # then settle the agent who missed it.
@@ -478,10 +546,10 @@ class CallDispatcher:
         if waiting.hold is not None:
             waiting.hold.stop()
         if waiting.ended:
-            self._calls.pop(call_id, None)
+            self._pop(call_id)
             self._changed(call_id)
             return
-        waiting.ended = True
+        self._end(waiting)
         self._changed(call_id)
         if waiting.answered_at is not None:
             # A normal end from the caller's side: free the agent's leg too.
@@ -496,7 +564,7 @@ class CallDispatcher:
             self._cancel_leg(waiting.leg_id)
             if self._roster.get(ringing).state is AgentState.RINGING:
                 self._roster.ring_cancelled(ringing, now)
-        self._calls.pop(call_id, None)
+        self._pop(call_id)
         self._emit(CallAbandoned(call_id, now, waiting.call.joined_at, waiting.caller_number, ringing))
 
     def _cancel_leg(self, leg_id: str) -> None:
@@ -538,8 +606,8 @@ class CallDispatcher:
             return  # a leg hung up after its caller left (we hung it up)
         now = event.at
         agent_id = waiting.agent_id
-        self._calls.pop(call_id, None)
-        waiting.ended = True
+        self._pop(call_id)
+        self._end(waiting)
         self._emit(CallCompleted(call_id, now, agent_id, waiting.answered_at))
         self._roster.call_ended(agent_id, now)
         self._clock.callLater(self._config.wrap_up_s, self._wrap_up_over, agent_id)
@@ -586,7 +654,7 @@ class CallDispatcher:
         call = self._waiting_call(record)
         waiting = _Waiting(call, channel, str(record.get("caller_number") or ""),
                            float(record.get("arrived_at") or call.joined_at))
-        self._calls[call.call_id] = waiting
+        self._put(waiting)
         self._changed(call.call_id)
         self._start_hold(waiting)
         self._act(self._router.on_call_joined(call, now))
@@ -604,7 +672,7 @@ class CallDispatcher:
         waiting = _Waiting(call, channel, str(record.get("caller_number") or ""),
                            float(record.get("arrived_at") or call.joined_at))
         waiting.agent_id, waiting.leg_id = agent_id, leg_id
-        self._calls[call.call_id] = waiting
+        self._put(waiting)
         self._legs[leg_id] = (call.call_id, agent_id)
         self._far_halves[leg_id + OTHER_HALF_SUFFIX] = leg_id
         now = self._clock.seconds()
@@ -626,7 +694,7 @@ class CallDispatcher:
         waiting.leg_channel = record.get("leg_channel") or None
         waiting.answered_at = float(record.get("answered_at") or self._clock.seconds())
         waiting.bridged = True
-        self._calls[call.call_id] = waiting
+        self._put(waiting)
         if leg_id:
             self._legs[leg_id] = (call.call_id, agent_id)
         if agent_id in self._roster:
@@ -771,6 +839,10 @@ class CallDispatcher:
         status = self._roster.get(agent_id)
         if status.state is AgentState.WRAP_UP:
             self._roster.set_ready(agent_id, self._clock.seconds())
+
+
+def _by_seq(waiting: _Waiting) -> int:
+    return waiting.seq
 
 
 def _hangup(channel: str) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -19,8 +19,9 @@ the register of sites itself (``{sites}:all``: site id -> a short JSON
 description with the site's ``[sla]`` settings, written by each daemon at
 start), from which the centre's figures are summed, and each site's figures of
 the moment (``{sites}:now``: site id -> JSON, written by that site's daemon
-every few seconds: calls waiting, agents by state, callbacks due), which the
-wallboards of every site show. A daemon writes only its own site's field.
+every few seconds: calls waiting, agents by state, callbacks due, and its SL
+counters of the moment, ``"sl"``), which the wallboards of every site show and
+the centre's figures sum. A daemon writes only its own site's field.
 """
 
 from __future__ import annotations
@@ -95,9 +96,21 @@ async def register_site(client: Any, prefix: str, site: str, *, name: str, timez
     await client.hset(sites_key(prefix), site, entry)
 
 
-async def publish_site_now(client: Any, prefix: str, site: str, figures: dict[str, Any]) -> None:
-    """This site's figures of the moment, for every site's wallboard (its own field only)."""
-    await client.hset(site_now_key(prefix), site, json.dumps(figures, separators=(",", ":"), sort_keys=True))
+async def publish_site_now(client: Any, prefix: str, site: str, figures: dict[str, Any], *,
+                           read: bool = False) -> dict[str, SiteEntry] | None:
+    """This site's figures of the moment, for every site's wallboard (its own field only).
+
+    ``read``: and every site's as they are then (:func:`sites_now`), in the same round
+    trip (both commands name the one ``{sites}:now`` key)."""
+    body = json.dumps(figures, separators=(",", ":"), sort_keys=True)
+    if not read:
+        await client.hset(site_now_key(prefix), site, body)
+        return None
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(site_now_key(prefix), site, body)
+    pipe.hgetall(site_now_key(prefix))
+    _, raw = await pipe.execute()
+    return _entries(raw)
 
 
 async def sites_now(client: Any, prefix: str) -> dict[str, SiteEntry]:
