@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
+
+from benchmarks._daemon_rig import daemon_config, free_port, shenava_command
+
+__all__ = ["AGENTS", "METRICS_TOKEN", "Daemon", "Rig", "config_text", "free_port", "run_async", "shenava_command"]
 
 T = TypeVar("T")
 
@@ -28,51 +30,14 @@ AGENTS = (("a1", "PJSIP/101"), ("a2", "PJSIP/102"), ("a3", "PJSIP/103"), ("a4", 
 START_LIMIT_S = 30.0
 
 
-def shenava_command() -> list[str]:
-    exe = Path(sys.executable).with_name("shenava")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "shenava.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+ROUTING = "[routing]\nwrap_up_s = 1.0\n\n[routing.hold]\nannounce_every_s = 6.0\n"
+"""Short wrap-ups and hold announcements, so the take-over runs see them."""
 
 
 def config_text(ami_port: int, redis_url: str, http_port: int, prefix: str, extra: str = "") -> str:
-    agents = "\n".join(
-        f'[[agents]]\nid = "{a}"\nname = "Agent {a}"\nendpoint = "{e}"\n'
-        f'languages = ["fa", "en"]\nskills = ["billing", "service"]\n'
-        for a, e in AGENTS
-    )
-    return f"""
-[ami]
-host = "127.0.0.1"
-port = {ami_port}
-username = "shenava"
-secret = "{SECRET}"
-reconnect_initial_s = 0.2
-reconnect_max_s = 1.0
-
-[redis]
-url = "{redis_url}"
-key_prefix = "{prefix}"
-
-[http]
-bind = "127.0.0.1"
-port = {http_port}
-metrics_token = "{METRICS_TOKEN}"
-
-[routing]
-wrap_up_s = 1.0
-
-[routing.hold]
-announce_every_s = 6.0
-
-{extra}
-
-{agents}
-"""
+    return daemon_config(ami_port=ami_port, redis_url=redis_url, http_port=http_port, prefix=prefix,
+                         secret=SECRET, agents=AGENTS, metrics_token=METRICS_TOKEN,
+                         extra=f"{ROUTING}\n{extra}")
 
 
 @dataclass

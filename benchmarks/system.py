@@ -66,7 +66,7 @@ with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
 ``redis_commands_per_call`` then sums every master's ``INFO commandstats``.
 
 ``--by-kind`` adds ``redis_per_call_by_kind`` to each step: commands per call
-by command and key family (``HSET {stats}:ledger``, ``lua HSET {calls}:live``),
+by command and key family (``RPUSH {stats}:intervals``, ``lua HSET {calls}:live``),
 from ``redis-cli MONITOR`` (:mod:`benchmarks.redis_kinds`).
 
 Bounded: every step ends after ``--step-s + --drain-s`` at most, and the run

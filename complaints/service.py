@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from typing import Any
@@ -51,7 +51,7 @@ from complaints.roles import (
     report_view,
     require,
 )
-from complaints.store import ComplaintQuery, ComplaintStore
+from complaints.store import REPORT_ID_PREFIX, ComplaintQuery, ComplaintStore
 from shenava_base.privacy import mask_number
 
 RecoveryHook = Callable[[RecoveryGrant], None]
@@ -195,8 +195,13 @@ class ComplaintRegister:
     async def caller_context(self, number: str | None, now: float) -> CallerContext:
         if not number:
             return CallerContext(False, False, False, (), ())
-        complaints = await self._store.for_number(number)
-        reports = await self._store.reports_for(number)
+        complaints, reports = await self._store.caller_records_for(number)
+        return self.context_of(complaints, reports, now)
+
+    def context_of(
+        self, complaints: Sequence[Complaint], reports: Sequence[AbuseReport], now: float
+    ) -> CallerContext:
+        """The context from the caller's complaints (oldest first) and abuse reports."""
         window = self._policy.repeat_window_s
         open_refs = tuple(c.reference for c in complaints if c.status in UNRESOLVED)
         repeat = any(c.repeat_of and now - c.opened_at <= window for c in complaints)
@@ -317,7 +322,7 @@ class ComplaintRegister:
             try:
                 report_id = await self._store.next_report_id()
             except RedisError:
-                report_id = f"ar-{secrets.token_hex(6)}"
+                report_id = f"{REPORT_ID_PREFIX}{secrets.token_hex(6)}"
             report = new_report(report_id, now, **fields)
             entry = {"report_id": report.report_id, "now": now, "fields": fields}
             await self.journal.submit(ABUSE_KIND, entry).asFuture(asyncio.get_running_loop())

@@ -1,4 +1,5 @@
-"""The recordings subcommands: ``shenava worker``, ``shenava models ...``, ``shenava transcribe``.
+"""The recordings subcommands: ``shenava worker``, ``shenava models ...``, ``shenava transcribe``,
+``shenava voicemail parked|retry``.
 
 ``shenava.cli`` hooks them with::
 
@@ -6,6 +7,7 @@
     rec_cli.add_worker_parser(sub)       # sets func=rec_cli.run_worker
     rec_cli.add_models_parser(sub)       # sets func=rec_cli.run_models
     rec_cli.add_transcribe_parser(sub)   # sets func=rec_cli.run_transcribe
+    rec_cli.add_voicemail_parser(sub)    # sets func=rec_cli.run_voicemail
 
 Each runner takes the parsed ``argparse.Namespace`` and returns an exit code:
 0 success, 1 problems found (a file failed, a model is invalid), 2 bad usage or
@@ -34,9 +36,11 @@ from shenava_base.redis_url_args import RedisUrlError, add_redis_url_arguments, 
 __all__ = [
     "add_models_parser",
     "add_transcribe_parser",
+    "add_voicemail_parser",
     "add_worker_parser",
     "run_models",
     "run_transcribe",
+    "run_voicemail",
     "run_worker",
 ]
 
@@ -111,6 +115,24 @@ def add_transcribe_parser(
     p.add_argument("--output", type=Path, help="write FILE.json per file here instead of JSON lines on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run_transcribe)
+    return p
+
+
+def add_voicemail_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], load_config: ConfigLoader | None = None
+) -> argparse.ArgumentParser:
+    p = sub.add_parser("voicemail", help="list the parked voicemails (transcription given up) and queue them again")
+    vsub = p.add_subparsers(dest="voicemail_command", metavar="ACTION")
+    vsub.required = True
+    parked = vsub.add_parser("parked", help="the voicemails whose transcription was given up, one JSON line each")
+    _add_config(parked, load_config)
+    add_redis_url_arguments(parked)
+    retry = vsub.add_parser("retry", help="queue parked voicemails again with a fresh set of attempts")
+    _add_config(retry, load_config)
+    add_redis_url_arguments(retry)
+    retry.add_argument("vm_ids", nargs="*", metavar="VM_ID", help="the voicemails to queue again")
+    retry.add_argument("--all", action="store_true", help="every parked voicemail")
+    p.set_defaults(func=run_voicemail)
     return p
 
 
@@ -298,3 +320,57 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# -- voicemail parked | retry -------------------------------------------------------------
+
+
+def run_voicemail(args: argparse.Namespace) -> int:
+    """``parked``: one JSON line per parked voicemail (id, complaint, caller's number
+    masked, error, attempts); ``retry``: queue them again (exit 1 if one was not parked)."""
+    import asyncio
+
+    from recordings.store import RecordingFolder, VoicemailStore
+    from shenava_base.privacy import mask_number
+    from shenava_base.redis_urls import async_client_from_url
+
+    recordings, redis_url, prefix, site = _load(args)
+    try:
+        redis_url = redis_url_from(args, redis_url, sys.stderr, "shenava voicemail")
+    except RedisUrlError as exc:
+        return _fail(f"voicemail: {exc}", EXIT_USAGE)
+    if not redis_url:
+        return _fail("voicemail: no Redis URL (set redis.url in the config, or give --redis-url-file "
+                     "or $SHENAVA_REDIS_URL)", EXIT_USAGE)
+    if args.voicemail_command == "retry" and not (args.all or args.vm_ids):
+        return _fail("voicemail retry: name the voicemails, or give --all", EXIT_USAGE)
+
+    async def go() -> int:
+        client = async_client_from_url(redis_url)
+        try:
+            store = VoicemailStore(client, RecordingFolder(recordings.dir, recordings.asterisk_dir),
+                                   key_prefix=prefix, site=site)
+            parked = await store.parked()
+            if args.voicemail_command == "parked":
+                for vm in parked:
+                    print(json.dumps({
+                        "vm": vm.vm_id, "complaint_ref": vm.meta.complaint_ref, "call_id": vm.meta.call_id,
+                        "number": mask_number(vm.meta.caller), "attempts": vm.attempts,
+                        "parked_at": vm.parked_at, "error": vm.last_error,
+                    }, ensure_ascii=False))
+                print(f"shenava voicemail: {len(parked)} parked", file=sys.stderr)
+                return EXIT_OK
+            wanted = [vm.vm_id for vm in parked] if args.all else list(args.vm_ids)
+            problems = 0
+            for vm_id in wanted:
+                if await store.retry_parked(vm_id):
+                    print(f"shenava voicemail: {vm_id} queued again", file=sys.stderr)
+                else:
+                    problems += 1
+                    print(f"shenava voicemail: {vm_id} is not parked", file=sys.stderr)
+            return EXIT_PROBLEMS if problems else EXIT_OK
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+

@@ -12,6 +12,13 @@ store: an idle poll is one ``XREAD``, not a ``GET`` too. So:
   most the one entry in hand when the daemon died is handled again (attaching
   a transcript twice sets the same text);
 - a Redis error stops the pass where it was; the next tick retries from there.
+
+It also reads, every ``parked_every_s``, how many voicemails are parked (their
+transcription given up after ``recordings.max_attempts``): ``parked`` is shown
+in ``/api/health``, on the wallboard's health line and in ``/metrics``, and a
+warning is logged when it grows. A parked voicemail keeps its recording, its
+complaint and its callback flag; only the transcript is missing until an
+operator queues it again (``shenava voicemail retry``).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from shenava_base.aio import as_deferred
 __all__ = ["TranscriptFollower"]
 
 POLL_S = 1.0
+PARKED_EVERY_S = 15.0
 BATCH = 100
 FOLLOWER = "daemon"
 
@@ -45,6 +53,7 @@ class TranscriptFollower:
         *,
         name: str = FOLLOWER,
         poll_s: float = POLL_S,
+        parked_every_s: float = PARKED_EVERY_S,
     ) -> None:
         self.store = store
         self._handle = handle
@@ -58,6 +67,10 @@ class TranscriptFollower:
         self.errors = 0
         self._position: str | None = None
         """The position as last stored by this follower (None: read it from Redis)."""
+        self.parked_every_s = parked_every_s
+        self.parked: int | None = None
+        """Voicemails parked at the last count (None: not read yet)."""
+        self._parked_read_at: float | None = None
 
     def start(self) -> None:
         self._position = None
@@ -102,6 +115,7 @@ class TranscriptFollower:
         if position is None:
             position = await self.store.followed(self.name)
             self._position = position
+        await self._count_parked()
         count = 0
         while True:
             events = await self.store.transcribed_after(position, count=BATCH)
@@ -121,3 +135,17 @@ class TranscriptFollower:
                 self.handled += 1
             if len(events) < BATCH:
                 return count
+
+    async def _count_parked(self) -> None:
+        now = self._clock.seconds()
+        if self._parked_read_at is not None and now - self._parked_read_at < self.parked_every_s:
+            return
+        self._parked_read_at = now
+        parked = await self.store.parked_count()
+        if parked > (self.parked or 0):
+            log.warn(
+                "{parked} voicemail(s) parked: their transcription was given up after "
+                "recordings.max_attempts; each keeps its recording, complaint and callback flag. "
+                "'shenava voicemail parked' lists them, 'shenava voicemail retry --all' queues them again",
+                parked=parked)
+        self.parked = parked

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisClusterException
 
 from recordings.errors import UnknownVoicemailError
 from recordings.layout import GROUP, SCRIPTS, VOICEMAIL_ID_RE, Keys, Status
@@ -196,6 +197,8 @@ class VoicemailStore:
         self.keys = Keys(key_prefix, site)
         """A named site queues on its own stream; its records say their site (layout's "Sites")."""
         self._scripts = {name: redis.register_script(src) for name, src in SCRIPTS.items()}
+        self._node_of: Callable[[str], Any] | None = getattr(redis, "get_node_from_key", None)
+        """A cluster client's slot map: ``XREAD`` goes to the stream's node (see ``transcribed_after``)."""
 
     def allocate(self, now: float) -> Allocation:
         """A fresh voicemail id and file name, to give ``RECORD FILE`` (no Redis yet)."""
@@ -232,6 +235,30 @@ class VoicemailStore:
         keys = [self.keys.record(check_voicemail_id(vm_id)), self.keys.jobs, self.keys.counts]
         return bool(await self._scripts["retry_parked"](keys=keys, args=[vm_id]))
 
+    async def parked_count(self) -> int:
+        """Voicemails parked now (the ``counts`` hash; a retry takes one off)."""
+        return int(_s(await self._redis.hget(self.keys.counts, "parked") or "0"))
+
+    async def parked(self, limit: int = 1000) -> list[Voicemail]:
+        """The voicemails parked now, oldest first: those the parked stream names whose
+        record still says ``parked`` (a retried one is pending again)."""
+        out: list[Voicemail] = []
+        seen: set[str] = set()
+        start = "-"
+        while len(out) < limit:
+            entries: Any = await self._redis.xrange(self.keys.parked, min=start, max="+", count=500)
+            for entry_id, fields in entries:
+                vm_id = {_s(k): _s(v) for k, v in (fields or {}).items()}.get("vm", "")
+                if vm_id and vm_id not in seen:
+                    seen.add(vm_id)
+                    vm = await self.get(vm_id)
+                    if vm is not None and vm.status == "parked":
+                        out.append(vm)
+                start = "(" + _s(entry_id)
+            if len(entries) < 500:
+                break
+        return out[:limit]
+
     async def queue_length(self) -> int:
         """Jobs not yet finished: waiting ones plus those a worker holds."""
         return int(await self._redis.xlen(self.keys.jobs))
@@ -241,8 +268,29 @@ class VoicemailStore:
     ) -> list[TranscribedEvent]:
         """Transcripts stored after stream id ``after`` (the hook other packages follow)."""
         block = None if block_s is None else int(block_s * 1000)
-        reply: Any = await self._redis.xread({self.keys.transcribed: after}, count=count, block=block)
+        stream = self.keys.transcribed
+        reply: Any
+        node = self._stream_node(stream)
+        if node is None:
+            reply = await self._redis.xread({stream: after}, count=count, block=block)
+        else:
+            # redis-py finds XREAD's keys (after STREAMS) only by asking the server
+            # (COMMAND GETKEYS) before every XREAD: the follower's poll cost two
+            # commands a second. Its node from the client's slot map instead (a
+            # MOVED reply corrects the map; the next poll goes to the new node).
+            pieces: list[Any] = [] if block is None else ["BLOCK", block]
+            pieces += ["COUNT", count, "STREAMS", stream, after]
+            reply = await self._redis.execute_command("XREAD", *pieces, target_nodes=node)
         return [event_from_entry(eid, f) for _stream, entries in reply or () for eid, f in entries]
+
+    def _stream_node(self, stream: str) -> Any:
+        """The cluster node of ``stream`` (None: not a cluster, or its slot map not read yet)."""
+        if self._node_of is None:
+            return None
+        try:
+            return self._node_of(stream)
+        except RedisClusterException:  # SlotNotCoveredError: before the first command, or mid-change
+            return None
 
     async def ensure_group(self) -> None:
         await ensure_group_async(self._redis, self.keys.jobs)
@@ -311,10 +359,20 @@ class VoicemailStore:
 
     async def urgent_words_for(self, number: str) -> tuple[str, ...]:
         """The urgent words of the caller's last urgent voicemail still remembered, else ``()``."""
-        value = await self._redis.get(self.keys.urgent(number))
-        if not value:
-            return ()
-        return tuple(json.loads(_s(value)).get("words", ()))
+        return urgent_words_from(await self._redis.get(self.keys.urgent(number)))
+
+    def queue_urgent_words(self, pipe: Any, number: str) -> int:
+        """Queue :meth:`urgent_words_for`'s read on ``pipe`` (the caller's facts in one
+        pipeline); read the reply with :func:`urgent_words_from`."""
+        pipe.get(self.keys.urgent(number))
+        return 1
+
+
+def urgent_words_from(value: Any) -> tuple[str, ...]:
+    """The words in an urgency memory's value (``None``: nothing remembered)."""
+    if not value:
+        return ()
+    return tuple(json.loads(_s(value)).get("words", ()))
 
 
 async def ensure_group_async(redis: Redis, stream: str) -> None:

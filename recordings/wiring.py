@@ -9,8 +9,9 @@
 - registers voicemails from the IVR (``callflow.on_voicemail``) and from the
   hold choice (``callflow.on_hold_choice``), each chained after any handler
   installed before (the complaints wiring's), which runs first;
-- adds ``urgent_words`` to the caller facts routing scores a waiting call by
-  (``callflow.caller_facts``, chained likewise);
+- adds ``urgent_words`` to the caller facts routing scores a waiting call by:
+  its read joins the complaints wiring's pipeline of the caller's facts
+  (``add_facts_reader``; ``callflow.caller_facts`` chained likewise without it);
 - follows the ``transcribed`` stream on the reactor from a stored position and
   attaches each transcript to its complaint and callback flag.
 
@@ -19,7 +20,7 @@ The daemon never imports Vosk: transcription is ``shenava worker``'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,9 @@ from twisted.logger import Logger
 
 from recordings.config import RecordingsConfig
 from recordings.follower import TranscriptFollower
-from recordings.intake import VoicemailService
+from recordings.intake import VoicemailService, caller_key
 from recordings.models import resolve_models
-from recordings.store import RecordingFolder, VoicemailStore
+from recordings.store import RecordingFolder, VoicemailStore, urgent_words_from
 from shenava_base.aio import as_deferred
 from shenava_base.outage import OutageNote
 
@@ -114,9 +115,15 @@ def install(app: Any) -> RecordingsHandle | None:
     flow.subscribe(service.remember_outcome)
     flow.on_voicemail = _chain(flow.on_voicemail, service.intake_from_ivr, "voicemail", app.journal)
     flow.on_hold_choice = _chain(flow.on_hold_choice, service.intake_from_hold, "hold choice", app.journal)
-    flow.caller_facts = _chain_facts(flow.caller_facts, service, OutageNote(
-        "recordings: urgent words of callers", "callers wait without them", log, app.reactor.seconds,
-    ))
+    add_reader = getattr(app.complaints, "add_facts_reader", None)
+    if add_reader is not None:
+        # read in the complaints' pipeline of the caller's facts: a Redis outage
+        # fails them together, said once per outage by the call flow
+        add_reader(_UrgentWords(store))
+    else:
+        flow.caller_facts = _chain_facts(flow.caller_facts, service, OutageNote(
+            "recordings: urgent words of callers", "callers wait without them", log, app.reactor.seconds,
+        ))
     as_deferred(store.ensure_group()).addErrback(
         lambda f: log.error("recordings: job group not created: {e}", e=f.getErrorMessage())
     )
@@ -183,6 +190,21 @@ def _chain(
         return ensureDeferred(both())
 
     return hook
+
+
+class _UrgentWords:
+    """The caller's urgent voicemail words, read with the complaints' caller facts (one pipeline)."""
+
+    def __init__(self, store: VoicemailStore) -> None:
+        self._store = store
+
+    def queue(self, pipe: Any, number: str) -> int:
+        key = caller_key(number)
+        return self._store.queue_urgent_words(pipe, key) if key else 0
+
+    async def facts(self, number: str, replies: Sequence[Any]) -> dict[str, Any]:
+        words = urgent_words_from(replies[0]) if replies else ()
+        return {"urgent_words": words} if words else {}
 
 
 def _chain_facts(

@@ -28,6 +28,8 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from recordings.errors import AudioError, JobLostError, ModelMissingError, RecordingsError
 from recordings.queue import Job, JobQueue
 from recordings.store import RecordingFolder
@@ -39,6 +41,11 @@ BLOCK_S = 1.0
 """How long one read waits for a job: also how soon an idle worker notices a stop."""
 EXIT_MODEL_MISSING = 3
 EXIT_FAILED = 1
+REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError)
+"""Redis restarting or unreachable (``BusyLoadingError`` is a ``ConnectionError``):
+the worker waits for it, it does not exit."""
+REDIS_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+"""The waits between tries while Redis is away; the last one repeats."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class Worker:
         *,
         now: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.queue = queue
         self.folder = folder
@@ -103,11 +112,50 @@ class Worker:
         self.settings = settings
         self._now = now
         self._monotonic = monotonic
+        self._sleep = sleep
+        self._say = say or (lambda text: print(f"shenava worker: {text}", file=sys.stderr, flush=True))
+        self.should_stop: Callable[[], bool] = lambda: False
         self.done = 0
+        self.redis_waits = 0
+        """How many times this worker found Redis away and waited for it."""
 
     def run(self, should_stop: Callable[[], bool]) -> None:
+        """Take jobs until ``should_stop()``. Redis going away (a restart, a kill) does not
+        end the loop: the worker waits for it and carries on (before, the process died with
+        a traceback and its job, its attempt counted, waited ``claim_idle_s`` for another
+        worker: three Redis restarts during one file parked a good voicemail)."""
+        self.should_stop = should_stop
         while not should_stop():
-            self.run_once()
+            try:
+                self.run_once()
+            except REDIS_AWAY as exc:
+                self.wait_for_redis(exc)
+
+    def call_redis(self, call: Callable[[], Any], what: str) -> tuple[bool, Any]:
+        """``call()`` again until Redis answers; ``(False, None)`` if told to stop meanwhile."""
+        while True:
+            try:
+                return True, call()
+            except REDIS_AWAY as exc:
+                if not self.wait_for_redis(exc, what):
+                    return False, None
+
+    def wait_for_redis(self, exc: Exception, what: str = "the queue") -> bool:
+        """Wait until Redis answers a PING (0.2 s, backing off to 5 s between tries); False
+        if told to stop meanwhile."""
+        self.redis_waits += 1
+        self._say(f"Redis away ({type(exc).__name__}: {exc}); {what} waits for it")
+        step = 0
+        while not self.should_stop():
+            self._sleep(REDIS_RETRY_S[min(step, len(REDIS_RETRY_S) - 1)])
+            step += 1
+            try:
+                self.queue.redis.ping()
+            except REDIS_AWAY:
+                continue
+            self._say("Redis is back")
+            return True
+        return False
 
     def run_once(self) -> str | None:
         """Take and handle at most one job; what happened to it, or None if none came."""
@@ -146,7 +194,12 @@ class Worker:
             self.settings.urgent_words.get(lang, ()),
             min_conf=self.settings.urgent_min_conf,
         )
-        stored = self.queue.complete(job, transcript, found, self._now())
+        # The file is decoded: keep the work if Redis is away now (the script is
+        # idempotent, so a try whose answer was lost is answered "duplicate" next time).
+        ok, stored = self.call_redis(
+            lambda: self.queue.complete(job, transcript, found, self._now()), f"the transcript of {job.vm_id}")
+        if not ok:
+            return "stopped"
         self.done += 1
         return "transcribed" if stored else "duplicate"
 
@@ -157,7 +210,11 @@ class Worker:
             t = self._monotonic()
             if t - last[0] >= self.settings.heartbeat_s:
                 last[0] = t
-                if not self.queue.heartbeat(job):
+                try:
+                    kept = self.queue.heartbeat(job)
+                except REDIS_AWAY:
+                    return  # Redis away: decode on; the transcript waits for it (handle)
+                if not kept:
                     raise JobLostError(f"job {job.entry_id} was claimed by another worker")
 
         return beat
@@ -188,16 +245,25 @@ def worker_main(settings: WorkerSettings, stop: Event | None = None, ready: Even
         client, consumer, key_prefix=settings.key_prefix,
         max_attempts=settings.max_attempts, claim_idle_s=settings.claim_idle_s, site=settings.site,
     )
-    queue.ensure_group()
     folder = RecordingFolder(Path(settings.recordings_dir))
-    settings = prepare_site(queue, folder, settings)
-    for lang in models:
-        queue.requeue_awaiting(lang)
     worker = Worker(queue, folder, models, transcribe_file, settings)
-    if ready is not None:
-        ready.set()
+    worker.should_stop = should_stop = lambda: stopping[0] or (stop is not None and stop.is_set())
+
+    def prepare() -> WorkerSettings:
+        queue.ensure_group()
+        prepared = prepare_site(queue, folder, settings)
+        for lang in models:
+            queue.requeue_awaiting(lang)
+        return prepared
+
     try:
-        worker.run(lambda: stopping[0] or (stop is not None and stop.is_set()))
+        ok, prepared = worker.call_redis(prepare, "the start")  # a worker started while Redis is away waits
+        if not ok:
+            return
+        worker.settings = prepared
+        if ready is not None:
+            ready.set()
+        worker.run(should_stop)
     finally:
         client.close()
 

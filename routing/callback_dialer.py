@@ -29,6 +29,12 @@ flag at the answer, so a crash mid-conversation cannot have the customer called
 again). The agent is on the call until their leg hangs up, then in wrap-up,
 then ready, like after an inbound call.
 
+A flag whose customer is on a call right now (in the IVR, waiting in line,
+talking to an agent: :class:`routing.live_numbers.LiveNumbers`) is not dialled:
+its lease is released without an attempt (nothing is counted against the
+customer), the next due flag is tried, and the dialer looks again when that
+customer's last channel hangs up (and at its timer).
+
 The dialer runs when something may have opened the gate (an agent became
 ready, a waiting call left the line, a flag was raised: :meth:`poke`) and on a
 modest timer for flags that became due with nothing happening; never a busy
@@ -67,6 +73,7 @@ from routing.callbacks import (
     dial_gate,
 )
 from routing.channel_ids import ChannelIds
+from routing.live_numbers import LiveNumbers
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
 from shenava_base.privacy import mask_number
@@ -179,6 +186,15 @@ class CallbackDialer:
         self.last_gate: GateDecision | None = None
         self._nothing_due_until = -math.inf
         """Until then a :meth:`nudge` does not ask Redis (its last claim found nothing)."""
+        channel_of = getattr(tracker, "channel", None)
+        self.live_numbers = LiveNumbers(
+            caller_of=lambda uniqueid: getattr(channel_of(uniqueid) if channel_of else None, "caller_num", None),
+            ignore=lambda uniqueid: uniqueid in self._dials,
+        )
+        self.live_numbers.on_free = self._on_number_free
+        self._held: dict[str, str] = {}
+        """Flags not dialled because their customer is on a call: flag id -> number."""
+        tracker.subscribe(self.live_numbers.on_tracker_event)
         tracker.subscribe(self._on_tracker_event)
         roster.subscribe(self._on_agent_change)
 
@@ -198,6 +214,10 @@ class CallbackDialer:
     @property
     def dialling(self) -> int:
         return len(self._dials)
+
+    def number_of(self, flag_id: str) -> str | None:
+        """The customer number this daemon is dialling for ``flag_id`` (None: not dialling it)."""
+        return next((d.number for d in self._dials.values() if d.flag_id == flag_id), None)
 
     def _schedule_tick(self, delay: float) -> None:
         self._tick = self._clock.callLater(delay, self._on_tick)
@@ -248,6 +268,16 @@ class CallbackDialer:
         if self._cycle is not None:
             pending.append(self._cycle)
         return DeferredList(pending, consumeErrors=True)
+
+    def _on_number_free(self, number: str) -> None:
+        """A customer whose callback waited for their call to end has hung up: dial now."""
+        if number in self._held.values():
+            self.poke()
+
+    def _skipped(self) -> set[str]:
+        """Flags not to claim: those being dialled, and those whose customer is still on a call."""
+        self._held = {f: n for f, n in self._held.items() if n in self.live_numbers}
+        return {d.flag_id for d in self._dials.values()} | set(self._held)
 
     def _on_agent_change(self, change: AgentChange) -> None:
         if change.new is AgentState.READY:
@@ -307,12 +337,20 @@ class CallbackDialer:
         self._note_gate(decision)
         if not decision.open:
             return False
-        claim = await self._store.claim_due(
-            now, self._hours, self._owner, skip={d.flag_id for d in self._dials.values()}
-        )
+        claim = await self._store.claim_due(now, self._hours, self._owner, skip=self._skipped())
         if claim is None:
             self._nothing_due_until = now + NOTHING_DUE_RECHECK_S
             return False
+        if claim.flag.number in self.live_numbers:
+            # Still in the IVR, waiting or talking: not rung by their own callback. No
+            # attempt is recorded; the flag is tried again once they hang up.
+            self._held[claim.flag.flag_id] = claim.flag.number
+            log.info(
+                "callback {flag} waits: {number} is on a call now; dialled after it ends",
+                flag=claim.flag.flag_id, number=mask_number(claim.flag.number),
+            )
+            await self._store.release(claim.lease)
+            return True
         # Redis took a moment: the agent may have been given an inbound call meanwhile.
         now = self._clock.seconds()
         agent = self._pick_agent() if self.gate(now).open else None

@@ -323,6 +323,15 @@ class CallbackStore:
         flag_id = await self._client.hget(self._key("open"), normalize_number(number))
         return None if flag_id is None else await self.get(_text(flag_id))
 
+    def queue_has_open_flag(self, pipe: Any, number: str) -> int:
+        """Queue :meth:`has_open_flag`'s read on ``pipe`` (the caller's facts in one
+        pipeline); how many commands: 0 for a number no flag can have (then False)."""
+        try:
+            pipe.hexists(self._key("open"), normalize_number(number))
+        except CallbackError:
+            return 0
+        return 1
+
     async def has_open_flag(self, number: str) -> bool:
         """For routing's ``WaitingCall.callback_flag``: an unknown number has none."""
         try:
@@ -434,9 +443,9 @@ class CallbackStore:
 
     def _queue_write(self, pipe: Any, flag: CallbackFlag) -> None:
         pipe.set(self._flag_key(flag.flag_id), json.dumps(flag_to_dict(flag), ensure_ascii=False))
-        version = self._key("ver", flag.number)
-        pipe.incr(version)
-        pipe.expire(version, OP_MARK_TTL_S)
+        # Any write of the key makes a WATCH of it fail, whatever the value: one
+        # SET with its expiry (it was INCR and EXPIRE, two commands per write).
+        pipe.set(self._key("ver", flag.number), "1", ex=OP_MARK_TTL_S)
         if flag.is_open:
             pipe.hset(self._key("open"), flag.number, flag.flag_id)
             busy = flag.attempt_in_progress

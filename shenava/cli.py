@@ -151,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Each package adds its own subcommands (they set ``func`` themselves).
     from agent_stats.report import add_report_parser
     from complaints.cli import add_complaints_parser
-    from recordings.cli import add_models_parser, add_transcribe_parser, add_worker_parser
+    from recordings.cli import (
+        add_models_parser,
+        add_transcribe_parser,
+        add_voicemail_parser,
+        add_worker_parser,
+    )
     from shenava.agent_cli import add_agent_parser, add_explain_parser
     from shenava.config import load_config
     from shenava.users_cli import add_users_parser
@@ -159,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_worker_parser(sub, load_config)
     add_models_parser(sub, load_config)
     add_transcribe_parser(sub, load_config)
+    add_voicemail_parser(sub, load_config)
     from shenava.redis_client import make_redis_client
 
     add_report_parser(sub, load_config, make_redis_client)

@@ -32,7 +32,7 @@ EXIT_UNREACHABLE = 3
 
 def add_users_parser(sub: Any) -> None:
     users = sub.add_parser("users", help="who may sign in: add, passwd, remove, list")
-    users.add_argument("-c", "--config", type=Path, required=True, help="the Shenava TOML config file")
+    users.add_argument("-c", "--config", type=Path, help="the Shenava TOML config file (required)")
     actions = users.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     add = actions.add_parser("add", help="add a person (an agent: NAME is the agent id)")
@@ -45,7 +45,11 @@ def add_users_parser(sub: Any) -> None:
         parser.add_argument("--password-env", metavar="NAME", help="read the password from this environment variable")
     remove = actions.add_parser("remove", help="remove a person")
     remove.add_argument("name")
-    actions.add_parser("list", help="list people and roles (never hashes)")
+    listing = actions.add_parser("list", help="list people and roles (never hashes)")
+    for parser in (add, passwd, remove, listing):
+        # "shenava users add sara --role agent -c FILE" works too (the -c after the action)
+        parser.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS,
+                            help="the Shenava TOML config file")
     users.set_defaults(func=run_users)
 
 
@@ -73,6 +77,10 @@ def run_users(args: argparse.Namespace) -> int:
     from shenava.config import ConfigError, load_config
     from shenava.users import UserError, check_person, make_user, store_for
 
+    if getattr(args, "config", None) is None:
+        print("shenava users: give the config file: shenava users -c /etc/shenava/shenava.toml "
+              f"{args.action} ...", file=sys.stderr)
+        return EXIT_USAGE
     try:
         config = load_config(args.config)
     except ConfigError as exc:

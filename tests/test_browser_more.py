@@ -176,3 +176,40 @@ def test_the_desk_shows_a_callers_earlier_complaint_and_voicemail_in_persian(
         page.context.close()
 
     browser.run(work)
+
+
+def test_the_desk_names_the_customer_being_called_back_masked_in_both_languages(
+    demo: Demo, browser: BrowserThread, tmp_path: Path
+) -> None:
+    """The screen pop of a callback (its JSON as GET /api/agents/{id}/call gives it,
+    tests/test_e2e_callbacks.py) drawn by the desk: whom, why, which attempt."""
+    agent_id = "a4"
+    pop = {"call_id": "callback:cb-0007", "kind": "callback", "caller_number": "0912***2233",
+           "caller_id_number": None, "number_masked": True, "known_to_ivr": False,
+           "callback": {"flag_id": "cb-0007", "attempt": 2, "reasons": ["abandoned", "voicemail"],
+                        "opened_at": time.time() - 600},
+           "urgent_words": [], "ivr_path": [], "earlier_complaints": [], "abuse_reports": [],
+           "complaints": "ok", "transcript": None, "complaint": None}
+
+    def work() -> None:
+        for lang, expected in (("fa", "0912***2233 (در انتظار قطع کرد، پیام صوتی، تلاش ۲)"),
+                               ("en", "0912***2233 (hung up waiting, voicemail, attempt 2)")):
+            page = browser.signed_in(demo, agent_id, f"desk?lang={lang}")
+
+            def answer(route: object) -> None:
+                body = {"now": time.time(), "agent": {"id": agent_id, "state": "on_call"}, "call": pop}
+                route.fulfill(status=200, content_type="application/json",  # type: ignore[attr-defined]
+                              body=json.dumps(body))
+
+            page.route(f"**/api/agents/{agent_id}/call", answer)
+            page.reload()
+            wait_live(page)
+            shown = page.locator('#call-facts dd[data-field="call_callback"]')
+            expect(shown).to_have_text(expected, timeout=CALL_LIMIT_S * 1000)
+            number = shown.locator("bdi").first
+            assert number.get_attribute("dir") == "ltr" and number.inner_text() == "0912***2233"
+            assert page.locator('#call-facts dd[data-field="call_caller"]').count() == 0
+            screenshot(page, f"desk-{lang}-callback", tmp_path)
+            page.context.close()
+
+    browser.run(work)

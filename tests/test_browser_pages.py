@@ -1185,6 +1185,30 @@ def test_lock_out_after_repeated_failures_in_the_page(demo: Demo, browser: Brows
     browser.run(work)
 
 
+def test_the_wallboard_says_when_voicemails_are_parked(demo: Demo, browser: BrowserThread) -> None:
+    """Voicemails whose transcription was given up are on the wallboard's notice line and
+    in /api/health (the daemon counts them every 15 s), not silent (docs/voicemail.md).
+    Before the last test (which stops the daemon): the count is put back after."""
+    client = redis.Redis.from_url(demo.redis_url)
+    key = "shenava:{vm}:counts"
+    client.hincrby(key, "parked", 2)
+    try:
+        def work() -> None:
+            page = browser.signed_in(demo, SUPERVISOR, "wallboard")
+            page.goto(f"{demo.api}/wallboard?lang=en")
+            wait_live(page)
+            expect(page.locator("#notice")).to_contain_text(
+                "voicemails could not be transcribed and are parked", timeout=40_000)
+            expect(page.locator("#notice")).to_contain_text("shenava voicemail retry --all")
+            page.context.close()
+
+        browser.run(work)
+        assert demo.get("/api/health")["voicemails_parked"] >= 2
+    finally:
+        client.hincrby(key, "parked", -2)
+        client.close()
+
+
 def test_connection_lost_is_shown_when_the_daemon_stops(demo: Demo, browser: BrowserThread) -> None:
     def open_board() -> Page:
         page = browser.signed_in(demo, SUPERVISOR, "wallboard")
@@ -1203,4 +1227,5 @@ def test_connection_lost_is_shown_when_the_daemon_stops(demo: Demo, browser: Bro
         page.context.close()
 
     browser.run(lost)
+
 

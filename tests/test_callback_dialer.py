@@ -364,3 +364,88 @@ async def test_agents_freed_right_after_an_empty_claim_do_not_ask_redis_again(
     await site.flag()
     await site.dial()
     assert len(site.ami.originates()) == 1
+
+
+def caller_arrives(site: Site, uniqueid: str, number: str = NUMBER) -> None:
+    from ami_bridge.events import CallArrived
+
+    site.emit(CallArrived(site.clock.seconds(), uniqueid, uniqueid, f"PJSIP/trunk-{uniqueid}", number,
+                          "", "shenava-complaints", "s"))
+
+
+def caller_hangs_up(site: Site, uniqueid: str) -> None:
+    site.emit(ChannelHungUp(site.clock.seconds(), uniqueid, uniqueid, f"PJSIP/trunk-{uniqueid}", 16,
+                            "Normal Clearing"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_customer_still_on_the_line_is_not_rung_by_their_callback(
+    redis_client: Redis, clock: Clock
+) -> None:
+    site = Site(redis_client, clock)
+    flag_id = await site.flag()
+    caller_arrives(site, "in-1", "0912 123 4567")  # the same number, as the trunk formats it
+    await site.dial()
+    assert site.ami.originates() == []
+    flag = await as_deferred(site.store.get(flag_id))
+    assert flag.attempts == ()  # nothing counted against the customer
+    assert site.roster.get("a1").state is AgentState.READY  # the agent was not taken
+    # Another customer's flag is dialled meanwhile; this one waits for the hang-up.
+    caller_hangs_up(site, "in-1")
+    await site.dialer.settled()
+    [orig] = site.ami.originates()
+    assert orig["Exten"] == NUMBER
+    assert len(site.dialer.live_numbers) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_other_customers_are_dialled_while_one_is_on_the_line(
+    redis_client: Redis, clock: Clock
+) -> None:
+    site = Site(redis_client, clock)
+    caller_arrives(site, "in-1")
+    await site.flag()
+    clock.advance(1.0)
+    now = clock.seconds()
+    reason = abandon_reason("call-2", now, 30.0, site.store.policy)
+    assert reason is not None
+    await as_deferred(site.store.raise_reason("09351112233", reason, now))
+    clock.advance(600.0)
+    await site.dial()
+    assert [o["Exten"] for o in site.ami.originates()] == ["09351112233"]
+
+
+def test_live_numbers_count_channels_until_the_last_hangs_up() -> None:
+    from ami_bridge.events import CallerIdChanged
+    from routing.live_numbers import LiveNumbers
+
+    clock = Clock()
+    tracker = FakeTracker()
+    live = LiveNumbers(ignore=lambda uid: uid.startswith("shenava-cb-"))
+    tracker.subscribe(live.on_tracker_event)
+    freed: list[str] = []
+    live.on_free = freed.append
+    site = type("S", (), {"emit": tracker.emit, "clock": clock})()
+    caller_arrives(site, "u1")  # type: ignore[arg-type]
+    caller_arrives(site, "u2")  # type: ignore[arg-type]  # a second line of the same customer
+    caller_arrives(site, "shenava-cb-1")  # type: ignore[arg-type]  # our own leg
+    caller_arrives(site, "u3", "anonymous")  # type: ignore[arg-type]  # not kept at all
+    assert NUMBER in live and len(live) == 2
+    caller_hangs_up(site, "u1")  # type: ignore[arg-type]
+    assert NUMBER in live and freed == []
+    tracker.emit(CallerIdChanged(0.0, "u2", "u2", "PJSIP/x", "09350000000", ""))
+    assert NUMBER not in live and freed == [NUMBER] and "09350000000" in live
+    caller_hangs_up(site, "u2")  # type: ignore[arg-type]
+    caller_hangs_up(site, "u3")  # type: ignore[arg-type]
+    assert len(live) == 0 and freed == [NUMBER, "09350000000"]
+
+
+def test_a_caller_in_the_ivr_is_live_by_the_number_the_agi_start_gives() -> None:
+    from ami_bridge.events import AgiSessionStarted
+    from routing.live_numbers import LiveNumbers
+
+    live = LiveNumbers()
+    live.on_tracker_event(AgiSessionStarted(0.0, "u1", "u1", "Local/s@x;1", env={"agi_callerid": NUMBER}))
+    assert NUMBER in live
+    live.on_tracker_event(ChannelHungUp(1.0, "u1", "u1", "Local/s@x;1", 16, "Normal Clearing"))
+    assert NUMBER not in live and len(live) == 0

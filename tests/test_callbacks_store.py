@@ -245,3 +245,27 @@ async def test_a_claim_does_not_ask_redis_about_flags_the_daemon_is_dialling(
     after = await as_deferred(_commands(redis_client))
     assert after["get"] - before["get"] == 3  # once per flag, not once per claim
     assert after["set"] - before["set"] == 6
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_of_a_numbers_flag_fails_a_watch_of_its_version(redis_client: Redis) -> None:
+    """The version is set (not incremented) by every write: a raise that watched it
+    before another write of the same number must fail, even with the same value."""
+    from redis.exceptions import WatchError
+
+    store = store_for(redis_client)
+    await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0))
+    version = "shenava:{callbacks}:ver:09121234567"
+    assert await as_deferred(redis_client.get(version)) == "1"
+    assert 0 < await as_deferred(redis_client.ttl(version))
+
+    async def raced() -> None:
+        async with redis_client.pipeline(transaction=True) as pipe:
+            await pipe.watch(version)
+            await store.raise_reason("09121234567", voicemail_reason("rec-2", T0), T0 + 1)
+            pipe.multi()
+            pipe.set("shenava:{callbacks}:x", "1")
+            await pipe.execute()
+
+    with pytest.raises(WatchError):
+        await as_deferred(raced())

@@ -27,6 +27,6 @@ def test_the_callback_originate_in_the_docs_is_the_one_the_dialer_sends() -> Non
 
 def test_the_key_tag_in_the_development_docs_is_the_statistics_one() -> None:
     text = (DOCS / "development.md").read_text(encoding="utf-8")
-    tags = set(re.findall(r"shenava:(\{\w+\}):ledger", text))
+    tags = set(re.findall(r"shenava:(\{\w+\}):intervals", text))
     store = (Path(__file__).resolve().parent.parent / "agent_stats" / "store.py").read_text()
-    assert tags and tags <= set(re.findall(r"P:(\{\w+\}):ledger", store))
+    assert tags and tags <= set(re.findall(r"P:(\{\w+\}):intervals", store))

@@ -132,3 +132,129 @@ async def test_a_customer_who_does_not_answer_keeps_the_flag_open_with_the_attem
         assert next_attempt_at(flag, policy) > h.now  # backed off before the next attempt
     finally:
         h.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_customer_back_on_the_line_is_not_rung_until_they_hang_up(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    from ami_bridge.events import CallArrived, ChannelHungUp
+
+    h = E2E.build(tmp_path, redis=redis_client)
+    try:
+        store = h.app.complaints.callbacks
+        h.phones({
+            **{f"PJSIP/10{i}": PhoneScript(answer_after_s=2.0, talk_s=20.0) for i in (1, 2, 3, 4)},
+            f"PJSIP/{CUSTOMER}": PhoneScript(answer_after_s=3.0, talk_s=15.0),
+        })
+        # First call: nobody is logged in; the caller gives up waiting (a flag).
+        h.call(CallerScript(number=CUSTOMER, answers=("1", "3"), patience_s=60.0))
+        await h.run_until_async(
+            lambda: any(isinstance(e, CallAbandoned) for e in h.routing), limit_s=120.0
+        )
+        for _ in range(200):
+            if await flag_of(h, CUSTOMER) is not None:
+                break
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(0.5)
+        flag = await flag_of(h, CUSTOMER)
+        assert flag is not None
+
+        # They call again and are in the menus (silent after choosing the language)
+        # when the agents come: the dial gate is open, the flag due, the customer busy.
+        seen: list[tuple[float, object]] = []
+        h.app.tracker.subscribe(lambda e: seen.append((h.now, e)))
+        h.call(CallerScript(number=CUSTOMER, answers=("1",), hangup_after_s=12.0))
+        await h.run_until_async(lambda: any(isinstance(e, CallArrived) for _, e in seen), limit_s=10.0)
+        [arrived] = [e for _, e in seen if isinstance(e, CallArrived)]
+        h.log_in("a1", "a2", "a3", "a4")
+
+        def callback_originates() -> list[object]:
+            return [m for m in h.actions("Originate") if m.get("Context") == "shenava-callback"]
+
+        for _ in range(16):  # 8 s of the 12 the caller stays
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(0.5)
+        assert callback_originates() == []
+        held = await as_deferred(store.get(flag.flag_id))
+        assert held.attempts == ()
+
+        # They hang up: now the callback goes out, and reaches them.
+        for _ in range(400):
+            current = await as_deferred(store.get(flag.flag_id))
+            if current.status is FlagStatus.CLOSED:
+                break
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(1.0)
+        [hung_up_at] = [at for at, e in seen
+                        if isinstance(e, ChannelHungUp) and e.uniqueid == arrived.uniqueid]
+        assert current.status is FlagStatus.CLOSED
+        assert current.resolution is Resolution.ANSWERED
+        assert [a.outcome for a in current.attempts] == [AttemptOutcome.ANSWERED]
+        assert current.attempts[0].started_at >= hung_up_at
+        assert len(callback_originates()) == 1
+        h.advance(60.0)  # the callback's talk ends: nothing is left of either call
+        dialer = h.app.complaints.dialer
+        assert not h.world.channels()
+        assert len(dialer.live_numbers) == 0 and dialer._skipped() == set()
+    finally:
+        h.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_agent_sees_whom_they_call_back_masked_and_the_supervisor_in_full(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    from twisted.logger import globalLogPublisher
+
+    from complaints.roles import Actor, Role
+
+    logged: list[str] = []
+
+    def keep(event: dict[str, object]) -> None:
+        from twisted.logger import formatEvent
+
+        logged.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(keep)
+    h = E2E.build(tmp_path, redis=redis_client)
+    try:
+        h.phones({
+            **{f"PJSIP/10{i}": PhoneScript(answer_after_s=2.0, talk_s=20.0) for i in (1, 2, 3, 4)},
+            f"PJSIP/{CUSTOMER}": PhoneScript(answer_after_s=3.0, talk_s=15.0),
+        })
+        h.call(CallerScript(number=CUSTOMER, answers=("1", "3"), patience_s=60.0))
+        await h.run_until_async(
+            lambda: any(isinstance(e, CallAbandoned) for e in h.routing), limit_s=120.0
+        )
+        for _ in range(200):
+            if await flag_of(h, CUSTOMER) is not None:
+                break
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(0.5)
+        h.log_in("a1")
+        h.advance(1.0)
+        h.log_in("a2", "a3", "a4")
+        for _ in range(400):
+            current = h.app.roster.get("a1").current_call
+            flag = await flag_of(h, CUSTOMER)  # a Redis round trip: the dialler's own get theirs
+            if current is not None and current.startswith("callback:") and flag.attempts:
+                break
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(0.5)
+        api = h.app.http.agents
+        assert (h.app.roster.get("a1").current_call or "").startswith("callback:"), [
+            line for line in logged if "allback" in line]
+        mine = await api.call(None, Actor("a1", Role.AGENT), "a1")
+        call = mine["call"]
+        assert call["kind"] == "callback"
+        assert call["caller_number"] == "0912***2233"
+        assert call["number_masked"] is True
+        assert call["callback"]["reasons"] == ["abandoned"]
+        assert call["callback"]["attempt"] == 1
+        seen = await api.call(None, Actor("sara", Role.SUPERVISOR), "a1")
+        assert seen["call"]["caller_number"] == CUSTOMER
+        assert not any(CUSTOMER in line for line in logged)
+    finally:
+        globalLogPublisher.removeObserver(keep)
+        h.stop()

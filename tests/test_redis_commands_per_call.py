@@ -83,5 +83,12 @@ async def test_calls_answered_by_agents_cost_redis_a_bounded_number_of_commands(
     # The transcript follower keeps its position in memory: an idle poll is one
     # XREAD, not a GET too (before: 53 GETs here, one a second).
     assert counts.get("get", 0) <= 2 * CALLS
-    # 405 commands for these 6 calls before (67.5 a call), 253 after.
-    assert total / CALLS <= 46
+    # The caller's facts read both of the caller's indexes in one ZUNION (before: a
+    # ZRANGE of each, 12 here), in the pipeline with the flag and the urgent words.
+    assert counts.get("zrange", 0) == 0 and counts.get("zunion", 0) <= CALLS
+    # The agents' ledger heads: one HSET of the site's heads hash per statistics
+    # batch, not one per transition (57 HSETs here before, 48-49 after).
+    assert counts.get("hset", 0) <= 9 * CALLS
+    # 405 commands for these 6 calls before the per-tick cuts (67.5 a call), 253
+    # after them, 236 after the ledger heads and the caller's facts (39.3 a call).
+    assert total / CALLS <= 40

@@ -247,7 +247,7 @@ async def test_starting_with_redis_down_waits_and_keeps_what_was_stored(tmp_path
         await as_deferred(client.ping())
         await stats.stop()  # the first run ends cleanly: a1's ledger is in Redis
         first.stop()
-        ledger_before = await as_deferred(client.hgetall("shenava:{stats}:ledger:a1"))
+        ledger_before = await as_deferred(client.hget("shenava:{stats}:heads", "a1"))
         assert ledger_before
     finally:
         await as_deferred(client.aclose())

@@ -5,6 +5,7 @@ the sites' sums; the settings, the cluster client and check-config."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,11 @@ def test_the_default_site_keeps_every_key_name_of_earlier_versions() -> None:
     lease = LeaderLease(Redis(), "shenava", "me", None)  # type: ignore[arg-type]
     assert (lease.key, lease.epoch_key) == ("shenava:{calls}:leader", "shenava:{calls}:epoch")
     assert StatsStore(Redis(), SLA, site="north")._key("heartbeat") == "shenava:{stats:north}:heartbeat"
-    assert StatsStore(Redis(), SLA)._ledger_key("a1") == "shenava:{stats}:ledger:a1"
-    assert StatsStore(Redis(), SLA, site="north")._ledger_key("a1") == "shenava:{stats:north:a1}:ledger"
+    assert StatsStore(Redis(), SLA)._ledger_key("a1") == "shenava:{stats}:ledger:a1"  # read, then moved
+    assert StatsStore(Redis(), SLA)._heads_key() == "shenava:{stats}:heads"
+    assert StatsStore(Redis(), SLA, site="north")._heads_key() == "shenava:{stats:north}:heads"
+    assert StatsStore(Redis(), SLA, site="north")._intervals_key("a1", date(2026, 1, 2)) == (
+        "shenava:{stats:north:a1}:intervals:2026-01-02")
     named = CallStateStore(Redis(), "shenava", "north")
     assert named.lease_key == LeaderLease(Redis(), "shenava", "me", None, site="north").key  # type: ignore[arg-type]
     assert named.lease_key == "shenava:{calls:north}:leader"
@@ -185,7 +189,7 @@ async def test_a_named_sites_batch_on_a_cluster_is_one_transaction_per_slot_and_
     assert loaded["a3"].ledger.state is AgentState.ON_CALL
     assert (await as_deferred(again.day_counts("support", again.day_of(T0)))).offered == 1
     assert await as_deferred(again.agents()) == [f"a{i}" for i in range(1, 6)]
-    slots = {again._ledger_key(f"a{i}") for i in range(1, 6)}
+    slots = {again._intervals_key(f"a{i}", again.day_of(T0)) for i in range(1, 6)}
     from redis.crc import key_slot
 
     assert len({key_slot(k.encode()) for k in slots}) > 1

@@ -192,11 +192,11 @@ async def test_two_sites_count_their_own_calls_and_share_the_register(shared_red
             assert tags[f"{family}:north"] != tags[f"{family}:south"]
         for shared in ("complaints", "callbacks", "sites"):
             assert shared in tags
-        assert not any(t in tags for t in ("stats", "live", "calls"))  # no default site here
-        # each agent's ledger in its own slot, its intervals with it
+        assert not any(t in tags for t in ("stats", "live", "calls")), [k for k in keys if k.split("{")[1].split("}")[0] in ("stats", "live", "calls")]  # no default site here
+        # each agent's intervals in their own slot, the ledger heads in one hash per site
         for site in ("north", "south"):
-            ledger = f"shenava:{{stats:{site}:a1}}:ledger"
-            assert ledger in keys
+            assert f"shenava:{{stats:{site}}}:heads" in keys
+            assert not any(k.endswith(":ledger") for k in keys)
             assert any(k.startswith(f"shenava:{{stats:{site}:a1}}:intervals:") for k in keys)
         assert tags["stats:north:a1"] != tags["stats:north"] != tags["stats:south:a1"]
         assert len({next(iter(s)) for s in tags.values()}) >= 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest_twisted
@@ -187,10 +188,41 @@ async def test_a_batch_of_transitions_is_one_script_and_reads_back_whole(redis_c
     after = await as_deferred(_executed(redis_client))
     spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
     spent["info"] = spent.get("info", 0) - 1
-    # one EVAL; in it an RPUSH per agent-day and the lists' EXPIRE once, an HSET per transition
-    assert {k: n for k, n in spent.items() if n} == {"eval": 1, "rpush": 3, "expire": 2, "hset": 3}
+    # one EVAL; in it an RPUSH per agent-day and the lists' EXPIRE once, and one HSET of
+    # the batch's heads (before: an HSET per transition, of each agent's own key)
+    assert {k: n for k, n in spent.items() if n} == {"eval": 1, "rpush": 3, "expire": 2, "hset": 1}
+    assert await as_deferred(redis_client.keys("shenava:{stats}:ledger:*")) == []
     loaded = await as_deferred(store.load_ledgers(["a1", "a2"], T0 + 100))
     a1, a2 = loaded["a1"].ledger, loaded["a2"].ledger
     assert (a1.since, a1.state) == (T0 + 70, OC) and shape(list(a1.intervals))[-2:] == [
         (0, 10, "ready", None), (10, 70, "ringing", None)]
     assert (a2.since, a2.state, a2.reason) == (T0 + 30, NR, NotReadyReason.BREAK)
+
+
+@pytest_twisted.ensureDeferred
+async def test_heads_of_earlier_versions_are_read_and_moved_to_the_heads_hash(redis_client: Redis) -> None:
+    """Earlier versions kept each agent's head in its own key: a restore reads it
+    and moves it into the site's ``heads`` hash, where a newer head wins."""
+    from agent_stats.store import LedgerWrite
+
+    store = StatsStore(redis_client, SLA)
+    old = {"since": repr(T0 + 30), "state": NR.value, "reason": NotReadyReason.BREAK.value}
+    await as_deferred(redis_client.hset("shenava:{stats}:ledger:a1", mapping=old))
+    await as_deferred(redis_client.hset("shenava:{stats}:ledger:a2", mapping=old))
+    await as_deferred(redis_client.rpush(
+        f"shenava:{{stats}}:intervals:a1:{store.day_of(T0).isoformat()}",
+        json.dumps(Interval(T0, T0 + 30, R).to_list()),
+    ))
+    await as_deferred(store.apply([LedgerWrite("a2", (), T0 + 50, RG, None)]))  # newer than a2's old
+
+    reports = await as_deferred(store.intervals_of(["a1"], store.day_of(T0), store.day_of(T0)))
+    assert shape(reports["a1"])[-1][2:] == ("not_ready", "break")  # read-only: the old key is read
+    loaded = await as_deferred(store.load_ledgers(["a1", "a2"], T0 + 100))
+    a1, a2 = loaded["a1"].ledger, loaded["a2"].ledger
+    assert (a1.since, a1.state, a1.reason) == (T0 + 30, NR, NotReadyReason.BREAK)
+    assert shape(list(a1.intervals)) == [(0, 30, "ready", None)]
+    assert (a2.since, a2.state) == (T0 + 50, RG)
+    assert await as_deferred(redis_client.keys("shenava:{stats}:ledger:*")) == []
+    again = await as_deferred(store.load_ledgers(["a1", "a2"], T0 + 100))
+    assert {a: (s.ledger.since, s.ledger.state) for a, s in again.items()} == {
+        "a1": (T0 + 30, NR), "a2": (T0 + 50, RG)}

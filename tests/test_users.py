@@ -164,3 +164,16 @@ def test_users_add_with_no_terminal_says_where_the_password_goes(tmp_path: Path)
     assert done.returncode == 2, done.stderr
     assert "--password-file" in done.stderr and "cannot be reached" not in done.stderr
     assert not (tmp_path / "users.json").exists()
+
+
+def test_the_config_may_follow_the_action_and_its_absence_is_said_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = str(_config(tmp_path))
+    monkeypatch.setenv("NEW_PW", "a long password")
+    assert main(["users", "add", "sara", "--role", "supervisor", "--password-env", "NEW_PW", "-c", config]) == 0
+    capsys.readouterr()
+    assert main(["users", "list", "--config", config]) == 0
+    assert capsys.readouterr().out == "sara\tsupervisor\n"
+    assert main(["users", "list"]) == 2
+    assert "give the config file: shenava users -c" in capsys.readouterr().err

@@ -470,3 +470,36 @@ def datetime_day(app: Shenava, now: float) -> str:
     from datetime import datetime as _datetime
 
     return _datetime.fromtimestamp(now, app.config.site.tzinfo).date().isoformat()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_callback_at_the_desk_names_its_customer_and_takes_an_abuse_report(
+    board: tuple[Running, Clock], redis_client: Redis
+) -> None:
+    from routing.callbacks import abandon_reason
+    from tests.http_helpers import CALLER, CALLER_MASKED
+
+    api, clock = board
+    app = api.app
+    now = clock.seconds()
+    flags = app.complaints.callbacks
+    reason = abandon_reason("c7", now, 40.0, flags.policy)
+    assert reason is not None
+    flag = await as_deferred(flags.raise_reason(CALLER, reason, now))
+    app.roster.log_in("a1", now)
+    app.roster.set_ready("a1", now)
+    call_id = f"callback:{flag.flag_id}"  # the agent's current call while the dialler rings them
+    app.roster.ringing("a1", call_id, now)
+    code, body, _ = await api.call("GET", "/api/agents/a1/call", role="agent", person="a1")
+    assert code == 200, body
+    assert (body["call"]["kind"], body["call"]["caller_number"]) == ("callback", CALLER_MASKED)
+    assert body["call"]["callback"]["reasons"] == ["abandoned"]
+    code, body, _ = await api.call("GET", "/api/agents/a1/call", person="sara")
+    assert body["call"]["caller_number"] == CALLER
+    # the desk sends the id as encodeURIComponent makes it
+    path = "/api/agents/a1/calls/callback%3A" + flag.flag_id
+    code, body, _ = await api.call("POST", path + "/abuse", role="agent", person="a1",
+                                   body={"category": "threat", "note": "threats"})
+    assert code == 200, body
+    code, pending, _ = await api.call("GET", "/api/complaints/abuse", person="sara")
+    assert [(r["number"], r["call_id"]) for r in pending] == [(CALLER, call_id)]

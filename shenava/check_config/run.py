@@ -70,6 +70,7 @@ def check_config(
                 "the daemon would not start; make it a local folder owned by the daemon's user",
             ))
     findings.extend(check_http_hosts(config))
+    findings.extend(check_users(config, config_path))
     if config.ami.secret in PLACEHOLDER_SECRETS:
         findings.append(_warn("config.secret_placeholder", "ami secret is still the shipped placeholder"))
     if asterisk_dir is not None:
@@ -99,6 +100,48 @@ def check_http_hosts(config: Config) -> list[Finding]:
     return [_warn("http.allowed_hosts", f"{via} and http.allowed_hosts is empty: pages opened by a "
                   "name (not an IP address or localhost) are refused (421 http.host_not_allowed); "
                   "list the names people use, e.g. allowed_hosts = [\"wallboard.example.org\"]")]
+
+
+def check_users(config: Config, config_path: str | Path = "CONFIG") -> list[Finding]:
+    """``[http] users_file``: whether anyone can sign in to the pages, and who may read it.
+    (Users kept in Redis are not read here.)"""
+    import stat
+
+    from complaints.roles import Role
+    from shenava.users import FileUserStore
+
+    path = config.http.users_file
+    if not path or config.http.auth == "proxy":
+        return []
+    add = f"shenava users -c {config_path} add NAME --role supervisor (docs/security.md)"
+    try:
+        mode = Path(path).stat().st_mode
+        users = FileUserStore(Path(path)).all()
+    except FileNotFoundError:
+        return [_warn("http.no_users", f"http.users_file {path} does not exist yet: nobody can sign in "
+                      f"to the wallboard or the desk; add people with {add}")]
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return [_warn("http.users_unreadable", f"http.users_file {path} cannot be read here ({reason}); "
+                      "the daemon's user must be able to read it (root:shenava, mode 0640)")]
+    found: list[Finding] = []
+    if mode & stat.S_IROTH:
+        found.append(_warn("http.users_file_mode", f"http.users_file {path} is readable by every local "
+                           "user: its password hashes can be guessed at offline; chmod o-r (0640 or 0600)"))
+    if not users:
+        return [*found, _warn("http.no_users", f"http.users_file {path} has nobody in it: nobody can sign "
+                              f"in to the wallboard or the desk; add people with {add}")]
+    known = {a.id for a in config.agents}
+    strangers = sorted(u.name for u in users if u.role is Role.AGENT and u.name not in known)
+    if strangers:
+        found.append(_warn("http.unknown_agents", "agent sign-ins with no [[agents]] entry (their desk "
+                           f"would answer agent_stats.unknown_agent): {', '.join(strangers)}"))
+    bosses = sum(1 for u in users if u.role is not Role.AGENT)
+    if not bosses:
+        found.append(_warn("http.no_supervisor", "nobody may sign in as a supervisor or admin: the "
+                           f"wallboard and the review page are out of reach; add one with {add}"))
+    found.append(_ok("http.users", f"{len(users)} people may sign in ({bosses} supervisors or admins)"))
+    return found
 
 
 def check_redis(config: Config) -> list[Finding]:

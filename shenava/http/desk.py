@@ -17,7 +17,8 @@ POST     ``/api/agents/{id}/calls/{call_id}/follow-up``   ``due_at`` (POSIX seco
 =======  ===============================================  =================================
 
 The agent themself (only the call ringing or connected at their desk) or a supervisor;
-only a call the daemon remembers.
+only a call the daemon remembers, or a callback being dialled (``callback:<flag id>``:
+the flag's number).
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ from routing.callbacks import follow_up_reason
 from shenava.http.auth import require_self_or_supervisor
 from shenava.http.errors import BadFieldError, ForbiddenError, NotFoundError, UnavailableError
 from shenava.http.jsonapi import Route, read_json, resolve, route
-from shenava.http.screenpop import CallMemory, complaint_register
+from shenava.http.screenpop import (
+    CALLBACK_CALL_PREFIX,
+    CallMemory,
+    callback_facts,
+    complaint_register,
+)
 from shenava_base.privacy import mask_number
 
 log = Logger()
@@ -65,9 +71,13 @@ class DeskApi:
                            self._app.roster.get(agent_id).current_call):
             raise ForbiddenError(f"call {call_id} is not at the desk of agent {agent_id}")
 
-    def _number(self, call_id: str) -> str:
+    async def _number(self, call_id: str) -> str:
         outcome = self._memory.get(call_id)
         number = (outcome.callback_number or outcome.caller_number) if outcome else None
+        if not number and call_id.startswith(CALLBACK_CALL_PREFIX):
+            # a callback being dialled: the customer's number is the flag's
+            number, _facts, _transcripts = await callback_facts(
+                self._app, call_id[len(CALLBACK_CALL_PREFIX):])
         if not number:
             raise NotFoundError(f"no caller number known for call {call_id}")
         return str(number)
@@ -83,7 +93,7 @@ class DeskApi:
         body = read_json(request)
         category = _text(body, "category", required=True)
         ref = _text(body, "complaint_ref") or None
-        number = self._number(call_id)
+        number = await self._number(call_id)
         report = await resolve(register.report_abuse(
             self._now(), agent_id=agent_id, number=number, category=category,
             note=_text(body, "note"), call_id=call_id, complaint_ref=ref,
@@ -104,7 +114,7 @@ class DeskApi:
         if isinstance(due, bool) or not isinstance(due, (int, float)) or not (
                 now - 60 <= due <= now + MAX_FOLLOW_UP_S):
             raise BadFieldError("due_at", "POSIX seconds, from now to 30 days ahead")
-        number = self._number(call_id)
+        number = await self._number(call_id)
         flag = await resolve(store.raise_reason(
             number, follow_up_reason(agent_id, now, float(due), _text(body, "note")), now))
         log.info("follow-up for {caller} due {due:.0f} flagged by {agent}",

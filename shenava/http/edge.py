@@ -49,6 +49,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -65,14 +66,18 @@ from shenava.http.errors import (
     HostNotAllowedError,
     NotSignedInError,
     TooManyConnectionsError,
+    UnavailableError,
     UnsupportedMediaTypeError,
 )
+from shenava.http.session_keep import RedisSessionKeeper, SessionsUnavailableError
 from shenava.http.sessions import LockOut, Session, SessionStore, address_group, same_token
 from shenava.users import PERSON_RE
 
 log = Logger()
 
 COOKIE = b"shenava_session"
+MAX_COOKIE_CHARS = 100
+"""A session id is 43 characters: a longer cookie is not looked up in Redis."""
 PROXY_SECRET_HEADER = b"x-shenava-proxy-secret"
 ROLE_HEADER = b"x-shenava-role"
 PERSON_HEADER = b"x-shenava-person"
@@ -86,6 +91,20 @@ FULL_NUMBER_READS = (b"/api/complaints", b"/api/calls/", b"/api/audit", b"/api/u
 """GETs a supervisor or admin makes here are audited (they show full numbers or the log);
 so is ``/api/agents/{id}/call``, an agent's screen pop."""
 
+
+EDGE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+)
+"""On every answer, set before any resource runs (JSON, the event stream, CSV, recordings,
+/metrics, errors, redirects, the edge's own refusals): the browser takes a body for what
+its Content-Type says, nothing is framed by another site, kept by a cache or told this URL.
+The pages and their static files replace the last two (their own policy, ``no-cache``:
+they carry no personal data)."""
 
 LOCAL_NAMES = ("localhost",)
 """Host names always answered (besides IP addresses): the browser resolves them itself."""
@@ -165,9 +184,9 @@ def error_bytes(status: int, code: str, message: str, extra: dict[bytes, bytes] 
         b"HTTP/1.1 %d %s" % (status, phrase),
         b"Content-Type: application/json; charset=utf-8",
         b"Content-Length: %d" % len(body),
-        b"Cache-Control: no-store",
         b"Connection: close",
     ]
+    head += [name + b": " + value for name, value in EDGE_HEADERS]
     head += [name + b": " + value for name, value in (extra or {}).items()]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
@@ -175,10 +194,12 @@ def error_bytes(status: int, code: str, message: str, extra: dict[bytes, bytes] 
 class Gate:
     """Who is asking, and whether their request may go on; one per listener."""
 
-    def __init__(self, config: Any, reactor: Any) -> None:
+    def __init__(self, config: Any, reactor: Any, keeper: RedisSessionKeeper | None = None) -> None:
         self.config = config
         self.reactor = reactor
-        self.sessions = SessionStore(config.session_idle_s, config.session_max_s)
+        self.keeper = keeper
+        """Where sessions outlive a restart (None: memory only, as in unit tests)."""
+        self.sessions = SessionStore(config.session_idle_s, config.session_max_s, keeper=keeper)
         self.lockout = LockOut(config.lockout_failures, config.lockout_address_failures, config.lockout_s)
         self.audit = AuditLog(config.audit_file)
         self.proxy_mode = config.auth == "proxy"
@@ -239,6 +260,29 @@ class Gate:
         """Proxy mode has no daemon session: the token is a keyed hash of the person."""
         message = f"csrf|{actor.role.value}|{actor.actor_id}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def recall(self, request: EdgeRequest) -> Deferred[None] | None:
+        """When the request's cookie names a session this daemon does not hold (it was
+        signed in before a restart, or at the other daemon of a pair), a Deferred that
+        fires once the keeper's copy is back in memory (or known to be none); else None.
+        Nothing is looked up for a name the daemon does not answer to."""
+        keeper = self.keeper
+        cookie = request.getCookie(COOKIE)
+        if keeper is None or not cookie:
+            return None
+        session_id = cookie.decode("latin-1")
+        if session_id in self.sessions or len(session_id) > MAX_COOKIE_CHARS:
+            return None
+        try:
+            self._check_host(request, self._from_proxy(request))
+        except ApiError:
+            return None  # admit() refuses it
+
+        def adopt(session: Session | None) -> None:
+            if session is not None:
+                self.sessions.adopt(session, self.now())
+
+        return keeper.load(session_id).addCallback(adopt)
 
     def admit(self, request: EdgeRequest) -> None:
         """Set ``request.actor`` (and session, address); raise an ApiError to refuse it."""
@@ -307,12 +351,14 @@ class Gate:
     def session_ended(self, request: server.Request) -> bool:
         """Whether the session a long answer (an event stream) was let in with has ended:
         signed out, closed by a check of the user's record, or past ``session_max_s``.
-        A stream counts as use: it looks at the user's record as a request would."""
+        A stream counts as use: it moves the idle deadline (a desk or a TV wallboard may do
+        nothing else for hours; the kept copy is told once a minute) and looks at the
+        user's record as a request would."""
         session = getattr(request, "session", None)
         if session is None:
             return False  # proxy mode: the proxy's sign-in, not a daemon session
-        current = self.sessions.peek(session.session_id)
-        if current is None or self.now() >= current.created_at + self.sessions.max_s:
+        current = self.sessions.find(session.session_id, self.now())
+        if current is None:
             return True
         self.on_session_use(current)
         return False
@@ -378,6 +424,18 @@ def _is_screen_pop(path: bytes) -> bool:
     return len(parts) == 5 and parts[:3] == [b"", b"api", b"agents"] and parts[4] == b"call"
 
 
+def _needs_session(request: server.Request) -> bool:
+    """Whether a request is worth a 503 when its session cannot be looked up: the API's
+    answers that depend on who asks, not the pages and their files, ``/metrics`` (its
+    token), the health check, or signing in (the way out of a session nobody can find)."""
+    path = request.path
+    if not path.startswith(b"/api/") or path.rstrip(b"/") == b"/api/health":
+        return False
+    if path.startswith(SIGN_IN_PATH + b"/link/"):
+        return False
+    return not (path.rstrip(b"/") == SIGN_IN_PATH and request.method == b"POST")
+
+
 def _peer_host(request: server.Request) -> str:
     peer = request.getClientAddress()
     return str(getattr(peer, "host", "-"))
@@ -431,6 +489,47 @@ class EdgeRequest(server.Request):
     def process(self) -> None:
         channel: Any = self.channel
         gate: Gate = channel.site.gate
+        for name, value in EDGE_HEADERS:
+            self.responseHeaders.setRawHeaders(name, [value])
+        recalled = gate.recall(self)
+        if recalled is None:
+            self._process(gate)
+            return
+        recalled.addCallbacks(lambda _: self._recalled(gate), self._not_recalled, errbackArgs=(gate,))
+        recalled.addErrback(self._broken)
+
+    def _broken(self, failure: Failure) -> None:
+        """A bug after a kept session was looked up: logged, answered 500 (never left hanging)."""
+        log.failure("HTTP {path}: the request failed after its session was looked up", failure,
+                    path=_shown(self.path.decode("utf-8", "replace"), 200))
+        if not self._disconnected and not self.finished:
+            self.processingFailed(failure)
+
+    def _recalled(self, gate: Gate) -> None:
+        if not self._disconnected:
+            self._process(gate)
+
+    def _not_recalled(self, failure: Failure, gate: Gate) -> None:
+        if self._disconnected:
+            return
+        if not _needs_session(self):
+            self._process(gate)  # the sign-in page, signing in, health: as a stranger
+            return
+        from shenava.http.jsonapi import write_error
+
+        channel: Any = self.channel
+        self.site = channel.site
+        self.address = _peer_host(self)
+        reason = failure.value if isinstance(failure.value, SessionsUnavailableError) else None
+        if reason is None:
+            log.failure("a kept session could not be looked up", failure)
+        self.setHeader(b"retry-after", b"5")
+        write_error(self, UnavailableError(
+            "sign-ins cannot be checked right now (the daemon's Redis is away); the page "
+            "tries again by itself", code=SessionsUnavailableError.code))
+
+    def _process(self, gate: Gate) -> None:
+        channel: Any = self.channel
         try:
             gate.admit(self)
         except ApiError as error:
@@ -534,6 +633,16 @@ class EdgeChannel(http.HTTPChannel):
         self._cancel_deadline()
         if not self._refused:
             super().allContentReceived()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Twisted's bare 400 (a malformed request line or header), with our JSON and headers."""
+        if self._refused:
+            return
+        self._refused = True
+        self._cancel_deadline()
+        if self.transport is not None:
+            self.transport.write(error_bytes(400, "http.bad_request", "the request is not valid HTTP/1.1"))
+        self.loseConnection()
 
     def _too_slow(self) -> None:
         self._deadline = None

@@ -1,6 +1,8 @@
 """``GET /api/health``: is the daemon whole, and which role it has? AMI link, Redis,
 the journal of records not yet in Redis (its depth and the age of its oldest
-entry), and ``role``: ``leader`` or ``standby`` (see :mod:`shenava.leader`).
+entry), ``role``: ``leader`` or ``standby`` (see :mod:`shenava.leader`), and
+``voicemails_parked``: voicemails whose transcription was given up (kept, with
+their complaint and flag; ``shenava voicemail retry`` queues them again).
 
 No sign-in needed (a load balancer or a monitoring check polls it) and nothing
 personal in it. ``status`` is ``ok``, or ``degraded`` while records wait in the
@@ -23,6 +25,15 @@ from shenava.http.jsonapi import Route, route
 def journal_health(app: Any) -> dict[str, Any] | None:
     journal = getattr(app, "journal", None)
     return journal.health() if journal is not None else None
+
+
+def parked_voicemails(app: Any) -> int | None:
+    """Voicemails whose transcription was given up (``recordings.follower``'s last count;
+    None without recordings or before the first count)."""
+    recordings = getattr(app, "recordings", None)
+    follower = getattr(recordings, "follower", None)
+    parked = getattr(follower, "parked", None)
+    return parked if isinstance(parked, int) else None
 
 
 def role_of(app: Any) -> str:
@@ -50,6 +61,7 @@ class HealthApi:
             "journal": journal,
             "references_in_hand": references.in_hand if references is not None else None,
             "calls_in_progress": app.counts.in_progress,
+            "voicemails_parked": parked_voicemails(app),
         }
 
 
@@ -77,3 +89,32 @@ def register_role(registry: Any, app: Any) -> None:
         return
     registry.register(RoleCollector(app))
     registry._shenava_role = True
+
+
+class ParkedCollector:
+    """``shenava_voicemails_parked``: voicemails whose transcription was given up after
+    ``recordings.max_attempts`` (read at each scrape from the follower's last count)."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        parked = parked_voicemails(self._app)
+        if parked is None:
+            return []
+        gauge = GaugeMetricFamily(
+            "shenava_voicemails_parked",
+            "Voicemails whose transcription was given up (recording, complaint and flag kept; "
+            "'shenava voicemail retry' queues them again).")
+        gauge.add_metric([], parked)
+        return [gauge]
+
+
+def register_parked(registry: Any, app: Any) -> None:
+    """Add ``shenava_voicemails_parked`` to ``registry`` once."""
+    if getattr(registry, "_shenava_parked", False):
+        return
+    registry.register(ParkedCollector(app))
+    registry._shenava_parked = True

@@ -13,6 +13,12 @@ this daemon, the caller's earlier complaints, the complaint opened for this
 call and its transcript, and abuse reports the next agent should see. The
 caller's number is masked for agents, full for supervisors and admins
 (docs/complaints.md, "Roles and privacy").
+
+A callback the agent is dialling (``callback:<flag id>``, the agent's current
+call) has no IVR outcome: its number, why the customer is called back, the
+attempt and the voicemail transcripts come from the callback flag (the dialler's
+memory of the dial if Redis cannot be asked), so the agent sees whom they are
+calling back, masked as any number on the desk.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from ami_bridge.events import ChannelHungUp, TrackerEvent
 from complaints.roles import Actor, Role
 from ivr.machine import Outcome
 from ivr.menu_schema import Request
+from routing.callback_dialer import CALL_ID_PREFIX as CALLBACK_CALL_PREFIX
 from routing.calls import WaitingCall
 from routing.events import CallAbandoned, CallCompleted, CallLeftForChoice, RoutingEvent
 from shenava.http.auth import sees_full_numbers, sees_transcripts
@@ -100,8 +107,14 @@ async def screen_pop(
     """Everything the agent should know of ``call_id`` before speaking (JSON-ready)."""
     outcome = memory.get(call_id)
     number = (outcome.callback_number or outcome.caller_number) if outcome else None
+    callback: dict[str, Any] | None = None
+    flag_transcripts: tuple[str, ...] = ()
+    if call_id.startswith(CALLBACK_CALL_PREFIX):
+        number, callback, flag_transcripts = await callback_facts(app, call_id[len(CALLBACK_CALL_PREFIX):])
     view: dict[str, Any] = {
         "call_id": call_id,
+        "kind": "callback" if callback is not None else "inbound",
+        "callback": callback,
         "language": waiting.language if waiting else (outcome.language if outcome else None),
         "category": waiting.category if waiting else (outcome.category if outcome else None),
         "account": outcome.account if outcome else None,
@@ -128,7 +141,7 @@ async def screen_pop(
         "abuse_reports": [],
         "complaints": "not running",
     }
-    transcripts: list[str] = []
+    transcripts: list[str] = list(flag_transcripts)
     recording_transcript = await _recording_transcript(app, call_id)
     if recording_transcript:
         transcripts.append(recording_transcript)
@@ -156,6 +169,31 @@ async def screen_pop(
     if transcripts and sees_transcripts(actor):
         view["transcript"] = transcripts[0]
     return view
+
+
+async def callback_facts(
+    app: Any, flag_id: str
+) -> tuple[str | None, dict[str, Any], tuple[str, ...]]:
+    """The number a callback dials, what the desk shows of its flag, and its transcripts."""
+    facts: dict[str, Any] = {"flag_id": flag_id, "attempt": None, "reasons": [], "opened_at": None}
+    ext = app.complaints
+    dialer = getattr(ext, "dialer", None)
+    number = dialer.number_of(flag_id) if dialer is not None else None
+    store = getattr(ext, "callbacks", None)
+    if store is None:
+        return number, facts, ()
+    try:
+        flag = await resolve(store.get(flag_id))
+    except Exception as exc:  # Redis away: what the dialler remembers of the dial
+        log.warn("screen pop of callback {flag}: the flag is unavailable: {error}",
+                 flag=flag_id, error=str(exc) or type(exc).__name__)
+        return number, facts, ()
+    facts.update(
+        attempt=flag.attempts[-1].number if flag.attempts else None,
+        reasons=sorted({r.kind.value for r in flag.reasons}),
+        opened_at=flag.opened_at,
+    )
+    return flag.number, facts, flag.transcripts
 
 
 def complaint_register(app: Any) -> Any | None:

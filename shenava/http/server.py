@@ -34,13 +34,14 @@ from shenava.http.auth import is_loopback
 from shenava.http.calls import CallsApi
 from shenava.http.desk import DeskApi
 from shenava.http.edge import EdgeSite, Gate, Limits
-from shenava.http.health import HealthApi, register_role
+from shenava.http.health import HealthApi, register_parked, register_role
 from shenava.http.jsonapi import JsonNotFound, JsonRouter, JsonUnavailable
 from shenava.http.metrics_gate import MetricsGate
 from shenava.http.pages import mount_pages
 from shenava.http.push import EventsResource, PushHub
 from shenava.http.report import ReportResource
 from shenava.http.screenpop import CallMemory
+from shenava.http.session_keep import RedisSessionKeeper
 from shenava.http.signin import SessionApi
 from shenava.http.wallboard import LiveBoard, WallboardApi
 from shenava.users import store_for
@@ -71,6 +72,8 @@ class HttpApi:
         """At shutdown: finish every pushed stream, so pages reconnect (to the
         standby, once it leads) instead of waiting on a silent connection."""
         self.push.close()
+        if self.gate is not None and self.gate.keeper is not None:
+            self.gate.keeper.stop()
 
     def router(self, sessions: SessionApi) -> JsonRouter:
         return JsonRouter(
@@ -153,6 +156,7 @@ def metrics_resource(app: Any) -> Resource:
 
         resource = MetricsResource(service)
         register_role(resource.metrics.registry, app)
+        register_parked(resource.metrics.registry, app)
         return cast(Resource, resource)
     except ImportError as exc:
         log.warn("no /metrics in this build: {error}", error=str(exc))
@@ -196,7 +200,11 @@ def complaints_resource(app: Any) -> Resource:
 def build_site(app: Any) -> ShenavaSite:
     api = install(app)
     config = app.config.http
-    gate = Gate(config, app.reactor)
+    keeper = None
+    if app.redis is not None:
+        keeper = RedisSessionKeeper(app.redis, app.config.redis.key_prefix, site=app.config.site.id,
+                                    clock=app.reactor)
+    gate = Gate(config, app.reactor, keeper)
     sessions = SessionApi(gate, store_for(app.config))
     root = _Root()
     api_root = _ApiRoot(api.router(sessions), complaints_resource(app),

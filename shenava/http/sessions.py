@@ -1,9 +1,13 @@
 """Sessions after a sign-in, and the lock-out after repeated failures: pure, given ``now``.
 
 A session is a random id (the cookie) with the person, the role, a CSRF token
-(sent back by the pages in ``X-CSRF-Token``), and two deadlines: idle (each
-use moves it) and absolute (from the sign-in). Sessions live in the daemon's
-memory: a restart signs everyone out, which is the safe direction.
+(sent back by the pages in ``X-CSRF-Token``, derived from the id so that it need
+not be stored), and two deadlines: idle (each use moves it) and absolute (from
+the sign-in). The daemon keeps its sessions in memory and, through a *keeper*
+(:mod:`shenava.http.session_keep`: Redis, keyed by a hash of the id, with the
+deadline as the key's expiry), beyond a restart: the store tells the keeper of
+each new session, each use that moved the idle deadline by
+:data:`TOUCH_EVERY_S` or more, and each session that ended.
 
 The lock-out counts failed sign-ins per name and per address in a sliding
 window; past the limit, further attempts are refused without checking the
@@ -12,11 +16,13 @@ password until the window has passed (``retry_after``).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import secrets
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from complaints.roles import Actor
 
@@ -29,6 +35,20 @@ MAX_TRACKED = 50_000
 """Names and addresses whose failures are remembered at most."""
 PENDING_RETRY_S = 5.0
 """Retry-After when the count is full of attempts still being checked (not failures)."""
+TOUCH_EVERY_S = 60.0
+"""A session's moved idle deadline is told to the keeper at most this often (at most a
+quarter of ``session_idle_s``): after a restart a session may end this much early."""
+
+
+def csrf_of(session_id: str) -> str:
+    """The session's CSRF token: a hash of its id under another label than the keeper's
+    (so what is kept in Redis gives neither the cookie nor the token)."""
+    return hashlib.sha256(b"shenava-csrf|" + session_id.encode()).hexdigest()
+
+
+def kept_name(session_id: str) -> str:
+    """The name a keeper stores a session under: a hash of its id, never the id itself."""
+    return hashlib.sha256(b"shenava-session|" + session_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,34 +62,62 @@ class Session:
     """The user's record as of the sign-in (None: a sign-in link, no record to follow)."""
     checked_at: float = 0.0
     """When the user's record was last compared with the store."""
+    kept_at: float = 0.0
+    """When the keeper was last told of it (its idle deadline as of then)."""
 
     def expires_at(self, idle_s: float, max_s: float) -> float:
         return min(self.last_seen + idle_s, self.created_at + max_s)
 
 
+class SessionKeeper(Protocol):
+    """Where sessions outlive the daemon (:mod:`shenava.http.session_keep`)."""
+
+    def keep(self, session: Session, expires_at: float) -> None: ...
+
+    def forget(self, session_id: str) -> None: ...
+
+
 class SessionStore:
     def __init__(self, idle_s: float, max_s: float, *, max_sessions: int = MAX_SESSIONS,
-                 per_person: int = MAX_SESSIONS_PER_PERSON) -> None:
+                 per_person: int = MAX_SESSIONS_PER_PERSON, keeper: SessionKeeper | None = None) -> None:
         self.idle_s = idle_s
         self.max_s = max_s
         self.max_sessions = max_sessions
         self.per_person = per_person
+        self.keeper = keeper
+        self.touch_every_s = min(TOUCH_EVERY_S, idle_s / 4)
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._by_person: dict[str, OrderedDict[str, None]] = {}
         """Each person's session ids, oldest sign-in first."""
 
     def open(self, actor: Actor, now: float, user_changed_at: float | None = None) -> Session:
         """A new session with a new id (never one the browser brought: no fixation)."""
-        session = Session(secrets.token_urlsafe(32), actor, secrets.token_urlsafe(32), now, now,
-                          user_changed_at, now)
+        session_id = secrets.token_urlsafe(32)
+        session = Session(session_id, actor, csrf_of(session_id), now, now, user_changed_at, now, now)
+        self._add(session)
+        if self.keeper is not None:
+            self.keeper.keep(session, session.expires_at(self.idle_s, self.max_s))
+        return session
+
+    def adopt(self, session: Session, now: float) -> Session | None:
+        """A session the keeper had (after a restart): kept in memory again if still live;
+        the one already in memory if another request brought it back first."""
+        present = self._sessions.get(session.session_id)
+        if present is not None:
+            return present
+        if now >= session.expires_at(self.idle_s, self.max_s):
+            return None
+        self._add(session)
+        return session
+
+    def _add(self, session: Session) -> None:
         self._sessions[session.session_id] = session
-        mine = self._by_person.setdefault(actor.actor_id, OrderedDict())
+        mine = self._by_person.setdefault(session.actor.actor_id, OrderedDict())
         mine[session.session_id] = None
         while len(mine) > self.per_person:
             self._drop(next(iter(mine)))
         while len(self._sessions) > self.max_sessions:
             self._drop(next(iter(self._sessions)))
-        return session
 
     def _drop(self, session_id: str) -> bool:
         session = self._sessions.pop(session_id, None)
@@ -81,6 +129,8 @@ class SessionStore:
             mine.pop(session_id, None)
             if not mine:
                 del self._by_person[person]
+        if self.keeper is not None:
+            self.keeper.forget(session_id)
         return True
 
     def find(self, session_id: str, now: float) -> Session | None:
@@ -92,9 +142,15 @@ class SessionStore:
             self._drop(session_id)
             return None
         session = replace(session, last_seen=now)
+        if self.keeper is not None and now - session.kept_at >= self.touch_every_s:
+            session = replace(session, kept_at=now)
+            self.keeper.keep(session, session.expires_at(self.idle_s, self.max_s))
         self._sessions[session_id] = session
         self._sessions.move_to_end(session_id)
         return session
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._sessions
 
     def peek(self, session_id: str) -> Session | None:
         """The session with this id if it was not closed (its idle deadline not moved)."""

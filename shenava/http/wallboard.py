@@ -46,7 +46,7 @@ from routing.events import CallAbandoned, CallAnswered, CallLeftForChoice, CallQ
 from shenava.http.agents import agent_view
 from shenava.http.auth import require_supervisor
 from shenava.http.errors import BadFieldError, MissingFieldError
-from shenava.http.health import journal_health
+from shenava.http.health import journal_health, parked_voicemails
 from shenava.http.jsonapi import Route, read_json, resolve, route
 
 log = Logger()
@@ -190,6 +190,7 @@ class LiveBoard:
             "site": self.site(now),
             "statistics": "ok" if service is not None else "not running",
             "journal": journal_health(self._app),
+            "voicemails_parked": parked_voicemails(self._app),
             "waiting": {"calls": self.waits.count, "longest_wait_s": self.waits.longest_wait_s(now)},
             "callbacks": callbacks.counts(),
         }

@@ -238,6 +238,8 @@
         : T.status_lost_never);
     } else if (error instanceof Refused && error.code === "http.not_signed_in") {
       setStatus("error", T.status_no_role);
+    } else if (error instanceof Refused && error.code === "http.sessions_unavailable") {
+      setStatus("lost", T.status_sessions_unavailable); // a restart while Redis is away: retried
     } else {
       setStatus("error", t("status_error", { message: error.message || String(error) }));
       if (!(error instanceof Refused)) console.error(error);
@@ -378,12 +380,18 @@
     return t("journal_waiting", { n: num(journal.depth), age: duration(journal.oldest_age_s) });
   }
 
+  function parkedNotice(parked) {
+    // voicemails whose transcription was given up: kept, waiting for an operator's retry
+    return parked ? t("voicemails_parked", { n: num(parked) }) : "";
+  }
+
   function alertValue(kind, value) {
     if (kind === "high_occupancy") return pct(value);
     if (kind === "no_break" || kind === "long_call") return duration(value);
     return num(value);
   }
 
+  const PHONE_FACTS = new Set(["call_caller", "call_callback"]); // screen-pop facts led by a number
   const code = (prefix, value) => (value === null || value === undefined || value === "" ? null
     : (prefix + value) in T ? T[prefix + value] : value);
 
@@ -392,7 +400,9 @@
   function showFigures(data) {
     const tz = data.site.timezone;
     $("site-name").textContent = T.wallboard_title + " · " + data.site.name;
-    notice(data.statistics === "ok" ? journalNotice(data.journal) : T.statistics_not_running);
+    notice(data.statistics === "ok"
+      ? [journalNotice(data.journal), parkedNotice(data.voicemails_parked)].filter(Boolean).join(" ")
+      : T.statistics_not_running);
     const queue = (data.queues || {})[data.queue] || {};
     const rolling = queue.rolling || {};
     const day = queue.day || {};
@@ -702,7 +712,8 @@
         ["call_care", code("care_", call.care)],
         ["call_account", call.account],
         ["call_reference", call.reference],
-        ["call_caller", call.caller_number],
+        ["call_caller", call.kind === "callback" ? null : call.caller_number],
+        ["call_callback", call.kind === "callback" ? callbackLine(call) : null],
         ["call_waited", call.waited_s === undefined || call.waited_s === null ? null
           : duration(call.waited_s)],
         ["call_complaint", complaint],
@@ -716,13 +727,31 @@
         const dt = document.createElement("dt");
         dt.textContent = T[key];
         const dd = document.createElement("dd");
-        const text = document.createElement("bdi"); // a Latin value in a Persian line
-        text.textContent = value;
-        dd.appendChild(text);
+        // Each part isolated (a Latin value in a Persian line); a phone number left to right,
+        // or "0912***4567" shows as "4567***0912" in a right-to-left line.
+        const parts = Array.isArray(value) ? value : [value];
+        parts.forEach((part, i) => {
+          if (i) dd.appendChild(document.createTextNode(" "));
+          const text = document.createElement("bdi");
+          text.textContent = part;
+          if (PHONE_FACTS.has(key) && i === 0) text.dir = "ltr";
+          dd.appendChild(text);
+        });
         dd.dataset.field = key;
         return [dt, dd];
       }));
       $("call-transcript").textContent = call.transcript || T.none;
+    }
+
+    /** A callback being dialled: whom (masked as every number here), why, which attempt. */
+    function callbackLine(call) {
+      const cb = call.callback || {};
+      const sep = LANG === "fa" ? "، " : ", ";
+      const reasons = (cb.reasons || []).map((r) => code("callback_reason_", r)).join(sep);
+      const why = reasons && cb.attempt ? t("call_callback_why", { reasons, attempt: num(cb.attempt) })
+        : reasons;
+      const parts = [call.caller_number || T.none, why ? "(" + why + ")" : null].filter(Boolean);
+      return parts;
     }
 
     async function loadCall() {
