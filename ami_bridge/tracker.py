@@ -667,6 +667,14 @@ class CallTracker:
         if channel is None:
             return
         channel.in_agi = True
+        if message.get("ChanVariable") is not None:
+            # manager.conf's ``channelvars`` (ChanVariable: NAME=value, an
+            # empty value when unset): kept for the IVR, which then need not
+            # ask with GET VARIABLE. Read here only, once per AGI session.
+            for pair in message.get_all("ChanVariable"):
+                name, sep, value = pair.partition("=")
+                if sep and name:
+                    channel.variables[name] = value
         events.append(
             AgiSessionStarted(
                 at=now,

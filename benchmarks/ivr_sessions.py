@@ -1,7 +1,7 @@
 """Many callers in the IVR at once: the daemon against the test PBX over loopback TCP.
 
     .venv/bin/python benchmarks/ivr_sessions.py [--sessions 500] [--ramp-s 2] [--limit-s 180]
-                                                [--reactor default|asyncio]
+                                                [--reactor default|asyncio] [--no-channelvars]
 
 A child process (``multiprocessing``, spawn) runs the test PBX on a free
 loopback port with its own reactor. This process runs the daemon as
@@ -25,7 +25,10 @@ number of IVR sessions seen running at once (sampled every 100 ms).
 ``daemon_cpu_s_per_session`` is this process's CPU time (user + system) from
 the first call to the last outcome, divided by the sessions: the PBX's work is
 in the child and not counted. ``agi_commands_per_session``: the AGI commands
-answered over the run (``AsyncAGIExec``), per session. No agent is logged in: callers who ask for one
+answered over the run (``AsyncAGIExec``), per session. The test PBX sends
+the shipped manager.conf's ``channelvars`` (``ChanVariable: SHENAVA_LANG=``)
+with channel events, as an Asterisk configured so does; ``--no-channelvars``
+for one that is not (the daemon then asks with ``GET VARIABLE``). No agent is logged in: callers who ask for one
 wait on hold. Loopback only; the run is bounded by ``--limit-s``. The last line
 of output is one JSON object.
 """
@@ -94,7 +97,10 @@ def caller_scripts(count: int, seed: int) -> list[Any]:
 # --- the PBX child -----------------------------------------------------------------
 
 
-def pbx_child(conn: Connection, sessions: int, ramp_s: float, seed: int, root: str) -> None:
+def pbx_child(
+    conn: Connection, sessions: int, ramp_s: float, seed: int, root: str,
+    channelvars: tuple[str, ...] = (),
+) -> None:
     from twisted.internet import reactor as global_reactor
     from twisted.internet.task import LoopingCall
 
@@ -110,7 +116,7 @@ def pbx_child(conn: Connection, sessions: int, ramp_s: float, seed: int, root: s
         users={USER: SECRET}, recordings_root=Path(root), support_context=support,
         prompt_lengths_s={f"shenava/{name}": PROMPT_S for name in prompt_names}
         | {name: PROMPT_S for name in prompt_names},
-        seed=seed,
+        seed=seed, channelvars=channelvars,
     ))
     port: Any = listen_testpbx(reactor, 0, world, interface=HOST)
     conn.send(("port", port.getHost().port))
@@ -161,6 +167,16 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _channelvars(args: argparse.Namespace) -> tuple[str, ...]:
+    """The shipped manager.conf's ``channelvars`` (``SHENAVA_LANG``: the test PBX
+    sends it with every channel event), none with ``--no-channelvars``."""
+    if args.no_channelvars:
+        return ()
+    from shenava.check_config import manager_channelvars
+
+    return manager_channelvars(Path(__file__).resolve().parents[1] / "etc" / "asterisk" / "manager.conf")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
@@ -179,7 +195,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     parent, child = ctx.Pipe()
     root = tempfile.mkdtemp(prefix="shenava-bench-ivr-")
     proc = ctx.Process(
-        target=pbx_child, args=(child, args.sessions, args.ramp_s, args.seed, root), daemon=True
+        target=pbx_child, args=(child, args.sessions, args.ramp_s, args.seed, root, _channelvars(args)),
+        daemon=True
     )
     proc.start()
     result: dict[str, Any] = {}
@@ -240,6 +257,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "daemon_cpu_s_per_session": round(cpu / max(1, args.sessions), 5),
             "agi_commands_per_session": round(state["agi"] / max(1, args.sessions), 2),
             "ramp_s": args.ramp_s,
+            "channelvars": list(_channelvars(args)),
             "prompt_s": PROMPT_S,
             "reactor": type(reactor).__name__,
             "python": platform.python_version(),
@@ -264,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-s", type=float, default=DEFAULT_LIMIT_S)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reactor", choices=["default", "asyncio"], default="default")
+    parser.add_argument("--no-channelvars", action="store_true",
+                        help="the test PBX sends no ChanVariable (an Asterisk without "
+                             "channelvars = SHENAVA_LANG): the daemon asks with GET VARIABLE")
     args = parser.parse_args(argv)
     result = run(args)
     print(json.dumps(result))

@@ -129,12 +129,14 @@ def pbx_child(conn: Connection, agents: int, seed: int, prompt_s: float, root: s
     reactor: Any = global_reactor
     names = _prompt_names()
     rights = {}
+    channelvars: tuple[str, ...] = ()
     if manager_conf is not None:
-        from shenava.check_config import ami_rights
+        from shenava.check_config import ami_rights, manager_channelvars
 
         rights = {USER: ami_rights(Path(manager_conf), USER)}
+        channelvars = manager_channelvars(Path(manager_conf))  # ChanVariable: SHENAVA_LANG=
     world = PbxWorld(reactor, PbxOptions(
-        users={USER: SECRET}, rights=rights, recordings_root=Path(root),
+        users={USER: SECRET}, rights=rights, channelvars=channelvars, recordings_root=Path(root),
         support_context=default_config().site.support_context,
         prompt_lengths_s={f"shenava/{n}": prompt_s for n in names} | {n: prompt_s for n in names},
         seed=seed,

@@ -115,19 +115,33 @@ Input = Digits | Timeout | HungUp | LookupResult | Recorded | Failed
 
 @dataclass(frozen=True, slots=True)
 class Play:
+    """Play ``prompt`` in ``lang``.
+
+    ``pinned``: a prompt of a bilingual menu, whose prompts alternate
+    languages. The runner plays it by its language's folder
+    (``fa/shenava/welcome``) when the channel has another language, instead of
+    setting ``CHANNEL(language)`` before it: Asterisk finds the same file
+    (main/file.c tries ``<channel language>/fa/shenava/welcome``, then
+    ``fa/shenava/welcome`` as named), and the menu needs no language switches.
+    Other prompts switch the channel's language, so that the digits said
+    after them and Asterisk's fallback to its default language follow it."""
+
     prompt: str
     lang: str
     interruptible: bool = True
+    pinned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Collect:
-    """Play ``prompt`` (None: silence, to carry on a number) and collect up to ``max_digits`` keys."""
+    """Play ``prompt`` (None: silence, to carry on a number) and collect up to
+    ``max_digits`` keys. ``pinned`` as for :class:`Play`."""
 
     prompt: str | None
     lang: str
     timeout_s: float
     max_digits: int
+    pinned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,10 +422,10 @@ class MenuMachine:
                 languages = self._settings.languages
                 for index, other in enumerate(languages):
                     if first:
-                        out.extend(Play(prompt, other) for prompt in menu.intro)
+                        out.extend(Play(prompt, other, pinned=True) for prompt in menu.intro)
                     if index < len(languages) - 1:
-                        out.append(Play(menu.prompt, other))
-                out.append(Collect(menu.prompt, languages[-1], timeout_s, 1))
+                        out.append(Play(menu.prompt, other, pinned=True))
+                out.append(Collect(menu.prompt, languages[-1], timeout_s, 1, pinned=True))
                 return
             if first or menu.say_digits:
                 out.extend(Play(prompt, lang) for prompt in menu.intro)

@@ -306,14 +306,14 @@ class IVRRunner:
         match command:
             case Finish(outcome=outcome):
                 return outcome
-            case Play(prompt=prompt, lang=lang, interruptible=interruptible):
+            case Play(prompt=prompt, lang=lang, interruptible=interruptible, pinned=pinned):
                 if interruptible and self._type_ahead:
                     return None  # the caller is ahead of this prompt
-                await self._use_language(lang)
+                sound = await self._sound(prompt, lang, pinned)
                 if interruptible and self._type_ahead:
                     return None  # keys pressed while the language changed
                 escape = ESCAPE_DIGITS if interruptible else ""
-                result = await self._agi(f"STREAM FILE {self._folder}/{prompt} {quote_argument(escape)}", interruptible)
+                result = await self._agi(f"STREAM FILE {sound} {quote_argument(escape)}", interruptible)
                 return self._played(result, prompt)
             case SayDigits(digits=digits, lang=lang, interruptible=interruptible):
                 if (interruptible and self._type_ahead) or not digits:
@@ -386,8 +386,11 @@ class IVRRunner:
         if self._type_ahead:
             typed, self._type_ahead = self._type_ahead, ""
             return Digits(self._now(), typed)
-        await self._use_language(command.lang)
-        prompt = SILENCE if command.prompt is None else f"{self._folder}/{command.prompt}"
+        if command.prompt is None:
+            await self._use_language(command.lang)
+            prompt = SILENCE
+        else:
+            prompt = await self._sound(command.prompt, command.lang, command.pinned)
         timeout_ms = int(round(command.timeout_s * 1000))
         result = await self._agi(f"GET DATA {prompt} {timeout_ms} {command.max_digits}", True)
         if isinstance(result, _Gone) or result.hung_up:
@@ -449,6 +452,15 @@ class IVRRunner:
                 return Recorded(self._now(), ok=False)
             return Recorded(self._now(), ok=True, caller_hung_up=True, name=name)
         return Recorded(self._now(), ok=True, name=name)
+
+    async def _sound(self, prompt: str, lang: str, pinned: bool) -> str:
+        """The sound name of ``prompt`` in ``lang``: by its language's folder for
+        a pinned prompt the channel's language would not find (no switch, see
+        ``ivr.machine.Play``), else after switching the channel's language."""
+        if pinned and lang != self._channel_language:
+            return f"{lang}/{self._folder}/{prompt}"
+        await self._use_language(lang)
+        return f"{self._folder}/{prompt}"
 
     async def _use_language(self, lang: str) -> None:
         """Asterisk finds sounds by the channel's language; switch it when a prompt needs another."""

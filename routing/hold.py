@@ -5,8 +5,9 @@ daemon can interrupt the music at any moment: an AMI ``Bridge`` pulls the
 channel out of the running ``EXEC MusicOnHold`` (transcript 40), after which
 that command never reports back. Every ``announce_every_s`` the music stops
 for the caller's position ("shenava/hold-position", then their place read
-digit by digit) and their options ("shenava/hold-options"): 1 keeps their place
-and books a callback instead of waiting, 2 leaves a voicemail.
+digit by digit, both in one ``EXEC Playback``) and their options
+("shenava/hold-options", a ``GET DATA``): 1 keeps their place and books a
+callback instead of waiting, 2 leaves a voicemail.
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ class HoldConfig:
     offer_options: bool = True
     announce_position: bool = True
     sound_folder: str = SOUND_FOLDER
+
+
+def position_files(sound_folder: str, position: int) -> str:
+    """"Your position is" and the position's digits as one ``Playback`` list:
+    ``shenava/hold-position&digits/1&digits/2``.
+
+    What the caller hears is what ``STREAM FILE shenava/hold-position ""`` then
+    ``SAY DIGITS 12 ""`` played: ``SAY DIGITS`` streams ``digits/<n>`` in the
+    channel's language one after another (main/say.c), and ``Playback`` plays
+    the files of its ``&`` list in the channel's language in turn (as the
+    reference read after a complaint already does, ``CallFlow._tell_reference``).
+    Neither could be interrupted by a key (no
+    escape digits; ``Playback`` takes none): the options that follow
+    (``GET DATA hold-options``) are where a key counts, so they stay a command
+    of their own. One AGI round trip instead of two per announcement."""
+    return "&".join([f"{sound_folder}/hold-position", *(f"digits/{d}" for d in str(position))])
 
 
 class HoldLoop:
@@ -121,8 +138,7 @@ class HoldLoop:
             if not first and config.announce_position:
                 position = self._position()
                 if position is not None:
-                    await self._command(f'STREAM FILE {self._config.sound_folder}/hold-position ""')
-                    await self._command(f'SAY DIGITS {position} ""')
+                    await self._command(f"EXEC Playback {position_files(config.sound_folder, position)}")
             if not first and config.offer_options:
                 timeout_ms = int(HOLD_OPTIONS_TIMEOUT_S * 1000)
                 result = await self._command(

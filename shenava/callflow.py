@@ -407,8 +407,11 @@ class CallFlow:
     async def _read_variables(self, channel: str, known: Mapping[str, str]) -> dict[str, str]:
         """The dialplan's language for the caller (``Set(SHENAVA_LANG=en)``), if any.
 
-        Read with ``GET VARIABLE``: the ``VarSet`` events that would carry it
-        are filtered out by the shipped AMI user."""
+        Known already when manager.conf's ``channelvars`` names it: the
+        ``AsyncAGIStart`` then carries ``ChanVariable: SHENAVA_LANG=...`` (empty
+        when unset), which the tracker keeps. Otherwise read with ``GET
+        VARIABLE`` (one AGI round trip): the ``VarSet`` events that would carry
+        it are filtered out by the shipped AMI user."""
         variables = dict(known)
         name = self.language_variable
         if not name or name in variables:

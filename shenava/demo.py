@@ -196,6 +196,9 @@ async def _demo(
             recordings_root=workdir / "recordings",
             support_context=config.site.support_context,
             seed=options.seed,
+            # as Asterisk with the shipped manager.conf: AsyncAGIStart carries
+            # the dialplan's language (no GET VARIABLE per caller)
+            channelvars=("SHENAVA_LANG",),
         ),
     )
     phones = phone_scripts(config, rng)

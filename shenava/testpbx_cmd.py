@@ -144,12 +144,14 @@ def serve_testpbx(args: argparse.Namespace) -> int:
         print("shenava testpbx: the secret file is empty", file=sys.stderr)
         return 2
     rights = None
+    channelvars: tuple[str, ...] = ()
     if args.manager_conf is not None:
         from shenava.asterisk_conf import AsteriskConfError
-        from shenava.check_config import ami_rights
+        from shenava.check_config import ami_rights, manager_channelvars
 
         try:
             rights = ami_rights(args.manager_conf, args.username)
+            channelvars = manager_channelvars(args.manager_conf)
         except (AsteriskConfError, ValueError) as exc:
             print(f"shenava testpbx: {exc}", file=sys.stderr)
             return 2
@@ -162,7 +164,7 @@ def serve_testpbx(args: argparse.Namespace) -> int:
             _world, port = start_testpbx(
                 reactor, args.host, args.port, args.username, secret,
                 args.recordings, args.demo_callers, args.caller_audio, args.support_context,
-                rights,
+                rights, channelvars,
             )
         except Exception as exc:  # e.g. the port is taken: say so and stop
             print(f"shenava testpbx: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IDelayedCall
 
 from testpbx import agi_engine, audio, moh, teardown
-from testpbx.channel import STATE_UP
+from testpbx.channel import STATE_UP, Channel
 
 if TYPE_CHECKING:
     from testpbx.agi_engine import AgiSession
@@ -44,6 +45,50 @@ def split_args(line: str) -> list[str]:
     if current or have:
         args.append("".join(current))
     return args
+
+
+DEFAULT_LANGUAGE = "en"  # Asterisk's DEFAULT_LANGUAGE, its last resort for a sound
+
+
+def channel_language(ch: Channel) -> str:
+    """``CHANNEL(language)`` as last set on the channel (its own language before)."""
+    return ch.variables.get("CHANNEL(language)") or ch.language
+
+
+def heard_as(name: str, language: str, languages: Collection[str]) -> str:
+    """The file Asterisk plays for the sound ``name`` on a channel in
+    ``language`` ("" when none is found), as main/file.c's
+    ``fileexists_core`` looks (``languageprefix = yes``, the default): the
+    channel's language folder (``fa_IR``, then ``fa``), then the name as it
+    is, then the default language's folder. Here a file exists when its path
+    starts with one language folder of ``languages`` and not two
+    (``en/fa/shenava/welcome`` does not, ``fa/shenava/welcome`` does). So
+    ``shenava/welcome`` on a Persian channel and ``fa/shenava/welcome`` on an
+    English one are the same file."""
+
+    def exists(path: str) -> bool:
+        parts = path.split("/")
+        return len(parts) > 1 and parts[0] in languages and parts[1] not in languages
+
+    tried: list[str] = []
+    lang = language
+    while lang:
+        tried.append(f"{lang}/{name}")
+        if "_" not in lang:
+            break
+        lang = lang.rsplit("_", 1)[0]
+    tried.append(name)
+    if language != DEFAULT_LANGUAGE:
+        tried.append(f"{DEFAULT_LANGUAGE}/{name}")
+    return next((path for path in tried if exists(path)), "")
+
+
+def play_sounds(command: AgiCommand, names: list[str]) -> None:
+    """Note what the caller hears of ``names`` played in the channel's language."""
+    ch = command.channel
+    language = channel_language(ch)
+    languages = command.world.options.sound_languages
+    ch.heard.extend(heard_as(name, language, languages) for name in names)
 
 
 class AgiCommand:
@@ -114,6 +159,10 @@ class StreamFile(AgiCommand):
         self.escape = self.arg(1)
         self.length_s = self.prompt_length()
         self.after(self.length_s, self._done)
+        play_sounds(self, self.sounds())
+
+    def sounds(self) -> list[str]:
+        return [self.arg(0)]
 
     def prompt_length(self) -> float:
         return audio.prompt_seconds(self.world.options, self.arg(0))
@@ -142,6 +191,9 @@ class SayDigits(StreamFile):
     def prompt_length(self) -> float:
         return SAY_DIGIT_S * max(1, len(self.arg(0)))
 
+    def sounds(self) -> list[str]:
+        return [f"digits/{d}" for d in self.arg(0) if d.isdigit()]
+
     def _done(self) -> None:
         self.finish("200 result=0")
 
@@ -166,6 +218,8 @@ class GetData(AgiCommand):
         self.digits = ""
         self.prompt_s = audio.prompt_seconds(self.world.options, self.arg(0))
         self.after(self.prompt_s + self.timeout_s, self._timeout)
+        if self.arg(0):
+            play_sounds(self, [self.arg(0)])
         if self.channel.caller is not None:
             self.channel.caller.prompt_started(self.arg(0))
 
@@ -212,6 +266,8 @@ class RecordFile(AgiCommand):
             return
         self.escape = self.arg(2)
         beep = any(a.upper() == "BEEP" for a in self.args[4:])
+        if beep:
+            play_sounds(self, ["beep"])
         self.after(BEEP_S if beep else 0.0, self._begin, int(self.arg(3, "-1") or -1))
 
     def _path(self) -> Path | None:
@@ -320,6 +376,7 @@ class Exec(AgiCommand):
         elif app == "playback":
             files = [f for f in params[0].split("&") if f]
             total = sum(file_seconds(self, f) for f in files)
+            play_sounds(self, files)
             self.after(total, self.finish, "200 result=0")
         elif app == "wait":
             self.after(float(params[0] or 0), self.finish, "200 result=0")

@@ -49,7 +49,17 @@ def write_wav(path: Path, pcm: bytes) -> None:
         wav.writeframes(pcm)
 
 
+def _unpinned(options: PbxOptions, name: str) -> str:
+    """``fa/shenava/welcome`` -> ``shenava/welcome``: a sound named with its
+    language folder is the same file (and length) as by the channel's language."""
+    folder, _, rest = name.partition("/")
+    if folder in options.sound_languages and "/" in rest:
+        return rest
+    return name
+
+
 def prompt_seconds(options: PbxOptions, name: str) -> float:
+    name = name if name in options.sounds or name in options.prompt_lengths_s else _unpinned(options, name)
     sound = options.sounds.get(name)
     if sound is not None:
         with wave.open(str(sound), "rb") as wav:
@@ -59,6 +69,7 @@ def prompt_seconds(options: PbxOptions, name: str) -> float:
 
 def prompt_audio(options: PbxOptions, name: str) -> bytes:
     """What a Local partner hears when ``name`` is played (silence if unknown)."""
+    name = name if name in options.sounds else _unpinned(options, name)
     sound = options.sounds.get(name)
     if sound is not None:
         return read_pcm(sound)

@@ -104,6 +104,10 @@ class Channel:
     language: str = "en"
     accountcode: str = ""
     variables: dict[str, str] = field(default_factory=dict)
+    manager_vars: tuple[str, ...] = ()  # manager.conf's channelvars, set by the world
+    # the sound files played to this channel, as Asterisk would find them
+    # (``agi_commands.heard_as``): what the caller heard, in order
+    heard: list[str] = field(default_factory=list)
     hangupcause: int = CAUSE_UNKNOWN
     application: str = ""
     appdata: str = ""

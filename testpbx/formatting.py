@@ -18,7 +18,7 @@ def uri_encode(text: str) -> str:
 
 def channel_fields(ch: Channel, prefix: str = "") -> list[Header]:
     p = prefix
-    return [
+    fields: list[Header] = [
         (f"{p}Channel", ch.name),
         (f"{p}ChannelState", str(ch.state)),
         (f"{p}ChannelStateDesc", ch.state_desc),
@@ -34,6 +34,11 @@ def channel_fields(ch: Channel, prefix: str = "") -> list[Header]:
         (f"{p}Uniqueid", ch.uniqueid),
         (f"{p}Linkedid", ch.linkedid),
     ]
+    # manager.conf's channelvars, after the snapshot's own fields; a variable
+    # the channel lacks is sent empty (ast_channel_get_manager_vars assigns "")
+    for name in ch.manager_vars:
+        fields.append((f"{p}ChanVariable", f"{name}={ch.variables.get(name, '')}"))
+    return fields
 
 
 def channel_event(name: str, ch: Channel, *extra: Header, privilege: str = "call,all") -> list[Header]:

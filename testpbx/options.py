@@ -111,3 +111,13 @@ class PbxOptions:
     behind a Local channel (transcript 46), one per such originate, in turn
     (the last repeats); empty: drawn with the world's seeded random generator
     at the frequencies a real Asterisk showed (``CAPTURED_BUSY_ORDERS``)."""
+    sound_languages: tuple[str, ...] = ("fa", "en")
+    """The language folders of the sounds directory (``<lang>/shenava/...``,
+    ``<lang>/digits/...``): what :func:`testpbx.agi_commands.heard_as` takes
+    to exist when it finds the file a sound name plays."""
+    channelvars: tuple[str, ...] = ()
+    """manager.conf's ``[general] channelvars``: every channel event (and the
+    channel part of a list answer) carries ``ChanVariable: NAME=value`` for
+    each, an empty value when the channel has none, as Asterisk's
+    ``ast_manager_build_channel_state_string`` does. For every AMI session:
+    the setting is global in Asterisk too."""

@@ -157,7 +157,7 @@ class ScenarioRun:
         prompt = words[2].rsplit("/", 1)[-1] if len(words) > 2 else ""
         after_reference = call.pop("_after_reference", False)
         if call["queued_at"] is None and (
-            "MusicOnHold" in line or prompt in ("hold-position", "hold-options")
+            "MusicOnHold" in line or "/hold-position" in line or prompt == "hold-options"
         ):
             call["queued_at"] = self.world.now()
         if verb == "STREAM FILE" and prompt == "your-reference":

@@ -52,14 +52,16 @@ def start_testpbx(
     caller_audio: Path | None = None,
     support_context: str = SUPPORT_CONTEXT,
     rights: AmiRights | None = None,
+    channelvars: tuple[str, ...] = (),
 ) -> tuple[PbxWorld, IListeningPort]:
     """Create a world on ``reactor``, register the demo phones and listen.
 
     With ``demo_callers_on`` a scripted caller arrives every 20 s. ``rights``:
-    what ``username`` may see and do (default: everything)."""
+    what ``username`` may see and do (default: everything); ``channelvars``:
+    manager.conf's, sent as ``ChanVariable`` with every channel event."""
     options = PbxOptions(
         users={username: secret}, recordings_root=recordings_root, support_context=support_context,
-        rights={username: rights} if rights is not None else {},
+        rights={username: rights} if rights is not None else {}, channelvars=channelvars,
     )
     world = PbxWorld(reactor, options)
     for endpoint, script in DEMO_PHONES.items():

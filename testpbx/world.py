@@ -128,6 +128,7 @@ class PbxWorld:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def add_channel(self, ch: Channel) -> Channel:
+        ch.manager_vars = self.options.channelvars
         self._channels[ch.name] = ch
         return ch
 

@@ -38,7 +38,7 @@ from routing.dispatch import DispatchConfig
 from routing.events import RoutingEvent
 from routing.hold import HoldConfig
 from shenava.app import Shenava
-from shenava.check_config import ami_rights
+from shenava.check_config import ami_rights, manager_channelvars
 from shenava.config import Config, default_config
 from testpbx.options import PbxOptions
 from testpbx.scripts import CallerScript, PhoneScript
@@ -255,6 +255,7 @@ class E2E:
         options = pbx or PbxOptions(
             users={config.ami.username: config.ami.secret},
             rights={config.ami.username: ami_rights(SHIPPED_MANAGER_CONF, config.ami.username)},
+            channelvars=manager_channelvars(SHIPPED_MANAGER_CONF),
             recordings_root=tmp_path / "recordings",
             support_context=config.site.support_context,
         )
@@ -416,13 +417,24 @@ class E2E:
         ]
 
     def prompts(self, call: CallHandle) -> list[str]:
-        """The sound files played or used as prompts on this caller's channel."""
+        """The sound files played or used as prompts on this caller's channel
+        (without the folder: ``welcome``, also for ``fa/shenava/welcome``)."""
         found = []
+        languages = self.world.options.sound_languages
         for command in self.agi_commands(call):
             verb = command.split(" ", 2)
             if verb[:2] in (["STREAM", "FILE"], ["GET", "DATA"]) and len(verb) > 2:
-                found.append(verb[2].split(" ", 1)[0].removeprefix("shenava/"))
+                name = verb[2].split(" ", 1)[0]
+                folder, _, rest = name.partition("/")
+                if folder in languages and "/" in rest:  # a bilingual prompt: fa/shenava/welcome
+                    name = rest
+                found.append(name.removeprefix("shenava/"))
         return found
+
+    def heard(self, call: CallHandle) -> list[str]:
+        """The sound files the caller heard, as Asterisk finds them by the
+        channel's language (``testpbx.agi_commands.heard_as``): ``fa/shenava/welcome``."""
+        return list(call.agi_channel.heard)
 
     def actions(self, name: str) -> list[Message]:
         return [m for _, m in self.endpoint.actions if (m.get("Action") or "").lower() == name.lower()]

@@ -183,10 +183,10 @@ def test_every_path_in_both_languages(
 def test_start_plays_the_welcome_in_both_languages_and_collects_the_choice() -> None:
     call = Call()
     assert call.commands == (
-        Play("welcome", "fa"),
-        Play("choose-language", "fa"),
-        Play("welcome", "en"),
-        Collect("choose-language", "en", 5.0, 1),
+        Play("welcome", "fa", pinned=True),
+        Play("choose-language", "fa", pinned=True),
+        Play("welcome", "en", pinned=True),
+        Collect("choose-language", "en", 5.0, 1, pinned=True),
     )
 
 

@@ -115,11 +115,11 @@ def test_a_whole_call_becomes_agi_commands_and_an_outcome() -> None:
     assert (outcome.language, outcome.category, outcome.urgent, outcome.account) == ("en", "billing", True, ACCOUNT)
     assert outcome.started_at == 1000.0
     assert sink.outcomes == [outcome]
-    assert channel.commands[:6] == [
-        'SET VARIABLE CHANNEL(language) "fa"',
-        "STREAM FILE shenava/welcome 0123456789*#",
-        "STREAM FILE shenava/choose-language 0123456789*#",
-        'SET VARIABLE CHANNEL(language) "en"',
+    # The bilingual language menu on an English channel: its Persian prompts
+    # by their language's folder, no CHANNEL(language) switches.
+    assert channel.commands[:4] == [
+        "STREAM FILE fa/shenava/welcome 0123456789*#",
+        "STREAM FILE fa/shenava/choose-language 0123456789*#",
         "STREAM FILE shenava/welcome 0123456789*#",
         "GET DATA shenava/choose-language 5000 1",
     ]
@@ -128,14 +128,15 @@ def test_a_whole_call_becomes_agi_commands_and_an_outcome() -> None:
     assert f'SAY DIGITS {ACCOUNT} 0123456789*#' in channel.commands
     # English chosen while the channel is already English: no SET VARIABLE
     # before the main menu; the outcome's variables in one command.
-    assert channel.commands[6] == "GET DATA shenava/main-menu 5000 1"
+    assert channel.commands[4] == "GET DATA shenava/main-menu 5000 1"
+    assert not channel.sent("SET VARIABLE CHANNEL(language)")
     assert channel.commands[-2] == (
         "EXEC MSet SHENAVA_LANG=en,SHENAVA_REQUEST=agent,SHENAVA_CATEGORY=billing,"
         f"SHENAVA_URGENT=1,SHENAVA_VULNERABLE=0,SHENAVA_ACCOUNT={ACCOUNT}"
     )
     assert not channel.sent("SET VARIABLE SHENAVA_")
     assert channel.commands[-1] == 'STREAM FILE shenava/transfer-agent ""'
-    assert len(channel.commands) == 16
+    assert len(channel.commands) == 14
     assert "HANGUP" not in channel.commands  # the caller stays on the line for the agent
 
 
@@ -157,14 +158,13 @@ def test_an_invalid_key_plays_the_invalid_prompt() -> None:
 
 def test_a_key_that_cuts_a_prompt_short_answers_the_next_menu() -> None:
     # "2" (ASCII 50) pressed during the first welcome: the rest of the greeting is skipped.
-    channel = FakeChannel(keys=["3"], replies={"STREAM FILE shenava/welcome": [parse_result("200 result=50 endpos=800")]})
+    channel = FakeChannel(keys=["3"], replies={"STREAM FILE fa/shenava/welcome": [parse_result("200 result=50 endpos=800")]})
     runner, _, _ = make(channel)
     outcome: Outcome = result_of(runner.run("c", "0912"))
     assert outcome.language == "en" and outcome.requested is Request.AGENT
-    assert channel.commands[:3] == [
-        'SET VARIABLE CHANNEL(language) "fa"',
-        "STREAM FILE shenava/welcome 0123456789*#",
-        'SET VARIABLE CHANNEL(language) "en"',
+    assert channel.commands[:2] == [
+        "STREAM FILE fa/shenava/welcome 0123456789*#",
+        "GET DATA shenava/main-menu 5000 1",  # the English channel needs no switch
     ]
     assert "GET DATA shenava/choose-language 5000 1" not in channel.commands
     assert channel.sent("GET DATA") == ["GET DATA shenava/main-menu 5000 1"]
@@ -174,14 +174,14 @@ def test_keys_pressed_between_commands_are_type_ahead() -> None:
     held: Deferred[AGIResult] = Deferred()
     channel = FakeChannel(keys=["1", "1", "3"], replies={"SET VARIABLE CHANNEL(language)": [held]})
     runner, _, _ = make(channel)
-    done = runner.run("c", "0912")
+    # The dialplan chose Persian on an English channel: the language is set first.
+    done = runner.run("c", "0912", {"SHENAVA_LANG": "fa"})
     # While SET VARIABLE runs, Asterisk would drop keys: DTMFEnd is how they are kept.
-    runner.dtmf_received("2")
     runner.dtmf_received("1")
     held.callback(parse_result("200 result=1"))
     outcome: Outcome = result_of(done)
-    assert outcome.language == "en" and outcome.category == "service_quality"
-    assert "STREAM FILE shenava/welcome 0123456789*#" not in channel.commands  # skipped
+    assert outcome.language == "fa" and outcome.category == "service_quality"
+    assert "GET DATA shenava/main-menu 5000 1" not in channel.commands  # answered ahead
     assert channel.sent("GET DATA")[0] == "GET DATA shenava/category-menu 5000 1"
 
 
@@ -201,8 +201,8 @@ def test_a_number_typed_ahead_in_part_is_finished_with_silence() -> None:
     held: Deferred[AGIResult] = Deferred()
     channel = FakeChannel(keys=["7398713", "1"], replies={"SET VARIABLE CHANNEL(language)": [held]})
     runner, _, _ = make(channel)
-    done = runner.run("c", "0912")
-    for key in "11113" + "7992":  # Persian, new complaint, service, urgent, no care; half an account
+    done = runner.run("c", "0912", {"SHENAVA_LANG": "fa"})
+    for key in "1113" + "7992":  # new complaint, service, urgent, no care; half an account
         runner.dtmf_received(key)
     held.callback(parse_result("200 result=1"))
     outcome: Outcome = result_of(done)
@@ -254,7 +254,7 @@ def test_hang_up_notice_while_waiting_ends_at_once_and_ignores_the_late_reply() 
 def test_a_prompt_that_cannot_be_played_does_not_end_the_call() -> None:
     channel = FakeChannel(
         keys=["1", "3"],
-        replies={"STREAM FILE shenava/welcome": [parse_result("200 result=-1 endpos=0")]},
+        replies={"STREAM FILE fa/shenava/welcome": [parse_result("200 result=-1 endpos=0")]},
     )
     runner, _, _ = make(channel)
     outcome: Outcome = result_of(runner.run("c", "0912"))
@@ -262,11 +262,11 @@ def test_a_prompt_that_cannot_be_played_does_not_end_the_call() -> None:
 
 
 def test_a_prompt_cut_by_a_hang_up_ends_the_call() -> None:
-    channel = FakeChannel(replies={"STREAM FILE shenava/welcome": [parse_result("200 result=-1 endpos=7360")]})
+    channel = FakeChannel(replies={"STREAM FILE fa/shenava/welcome": [parse_result("200 result=-1 endpos=7360")]})
     runner, _, _ = make(channel)
     outcome: Outcome = result_of(runner.run("c", "0912"))
     assert outcome.requested is Request.HUNG_UP_IN_IVR
-    assert channel.commands == ['SET VARIABLE CHANNEL(language) "fa"', "STREAM FILE shenava/welcome 0123456789*#"]
+    assert channel.commands == ["STREAM FILE fa/shenava/welcome 0123456789*#"]
 
 
 def test_a_hang_up_during_the_hold_message_is_not_queued_for_an_agent() -> None:

@@ -50,7 +50,7 @@ from shenava.check_config.findings import (
     Severity,
 )
 from shenava.check_config.manager import PLACEHOLDER_SECRETS, check_manager
-from shenava.check_config.rights import ami_rights
+from shenava.check_config.rights import ami_rights, manager_channelvars
 from shenava.check_config.run import (
     check_asterisk_dir,
     check_config,
@@ -88,6 +88,7 @@ __all__ = [
     "check_manager",
     "check_redis",
     "check_sounds",
+    "manager_channelvars",
     "dial_options",
     "dialplan_steps",
     "event_passes",

@@ -41,6 +41,7 @@ def check_manager(config: Config, manager: AsteriskConf) -> list[Finding]:
         findings.append(_ok("manager.enabled", "AMI is enabled", enabled.origin))
     findings.extend(_check_port(config, general, where))
     findings.extend(_check_bind(config, general, where))
+    findings.append(_check_channelvars(general, where))
 
     # Asterisk looks AMI users up by name ignoring case (get_manager_by_name_locked).
     wanted = config.ami.username.lower()
@@ -61,6 +62,28 @@ def check_manager(config: Config, manager: AsteriskConf) -> list[Finding]:
     findings.extend(_check_session_options(general, user))
     findings.extend(_check_event_filters(user))
     return findings
+
+
+LANGUAGE_VARIABLE = "SHENAVA_LANG"  # ivr/menus.toml's language_variable
+
+
+def _check_channelvars(general: ConfSection | None, where: Origin | str) -> Finding:
+    """``channelvars`` naming SHENAVA_LANG saves the ``GET VARIABLE`` at the start of every IVR."""
+    item = general.get("channelvars") if general else None
+    names = [n.strip() for n in item.value.split(",")] if item else []
+    if LANGUAGE_VARIABLE in names:
+        return _ok(
+            "manager.channelvars",
+            f"channelvars names {LANGUAGE_VARIABLE}: AsyncAGIStart carries the dialplan's language",
+            item.origin if item else where,
+        )
+    return _warn(
+        "manager.channelvars",
+        f"channelvars in [general] does not name {LANGUAGE_VARIABLE}: the daemon asks every "
+        "caller's language with GET VARIABLE (one AGI round trip more per caller); add "
+        f"channelvars = {LANGUAGE_VARIABLE} (or add it to your list)",
+        item.origin if item else where,
+    )
 
 
 def _check_port(config: Config, general: ConfSection | None, where: Origin | str) -> list[Finding]:

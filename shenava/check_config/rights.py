@@ -42,3 +42,14 @@ def ami_rights(manager_conf: Path, username: str) -> AmiRights:
         include=include,
         exclude=exclude,
     )
+
+
+def manager_channelvars(manager_conf: Path) -> tuple[str, ...]:
+    """``[general] channelvars`` of ``manager.conf``: the channel variables
+    every channel event carries as ``ChanVariable: NAME=value`` (Asterisk's
+    ``load_channelvars``: the last such line wins, names split at commas)."""
+    general = read_asterisk_conf(manager_conf).section("general")
+    item = general.get("channelvars") if general is not None else None
+    if item is None:
+        return ()
+    return tuple(name.strip() for name in item.value.split(",") if name.strip())
