@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest_twisted
 from redis.asyncio import Redis
+from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
 
 from shenava.takeover import CallStateExtension
 from shenava_base.aio import as_deferred
@@ -242,6 +244,20 @@ async def _recorded_then_killed(h: Any, call: Any, extension: Any) -> dict[str, 
     return recording
 
 
+async def _dead_daemon_settled(journal: Any) -> None:
+    """An in-process kill stops the dead daemon's timers, not what it had already
+    started: a journal entry's Redis writes in flight, a file operation in its
+    thread. A real kill -9 stops those too; here they land, so wait (in real time,
+    the test clock untouched) until they have, before the test edits Redis or the
+    journal file behind them (in CI a voicemail intake in flight landed after the
+    test had deleted it)."""
+    for _ in range(3000):
+        if not journal._in_flight and not journal._writing and not journal._file_ops:
+            return
+        await deferLater(reactor, 0.01, lambda: None)  # type: ignore[arg-type]
+    raise AssertionError("the dead daemon's journal work never settled")
+
+
 async def _recorded_once_and_kept_once(h: Any, client: Any, call: Any) -> None:
     """After the take-over: one recording, "message saved" heard again (not a second
     recording), and one voicemail kept, still one 30 s later."""
@@ -314,7 +330,9 @@ async def test_a_voicemail_whose_flag_was_kept_but_not_its_intake_is_not_recorde
     assert isinstance(extension, CallStateExtension)
     client: Any = redis_client
 
+    dead_journal = h.app.journal
     recording = await _recorded_then_killed(h, call, extension)
+    await _dead_daemon_settled(dead_journal)
     # The kill came between the two entries: the intake's never reached the disk
     # (nor Redis); the flag reason's did. The call state still says "recording".
     journal = tmp_path / "state" / "journal.jsonl"
