@@ -37,9 +37,16 @@ TALK_S = 25.0
 LOST = "09120000004"  # north's caller who gives up: a callback flag of north's
 
 
+PREFIX = "sitetest"
+"""This test's own key prefix: its "no default-site key" check then sees only what
+these two daemons wrote, not a key another test's daemon left in the shared
+session server (seen twice in full runs, never alone)."""
+
+
 def site_config(site: str) -> Config:
     config = e2e_config()
-    return dataclasses.replace(config, site=dataclasses.replace(config.site, id=site))
+    return dataclasses.replace(config, site=dataclasses.replace(config.site, id=site),
+                               redis=dataclasses.replace(config.redis, key_prefix=PREFIX))
 
 
 async def traffic(h: E2E, callers: int, *, give_up_last: bool) -> None:
@@ -77,7 +84,7 @@ async def until(h: E2E, check: Any, *, rounds: int = 400, step_s: float = 1.0) -
 
 async def all_keys(client: Any) -> list[str]:
     found = []
-    async for key in client.scan_iter(match="shenava:*", count=500):
+    async for key in client.scan_iter(match=f"{PREFIX}:*", count=500):
         found.append(_s(key))
     return found
 
@@ -195,12 +202,12 @@ async def test_two_sites_count_their_own_calls_and_share_the_register(shared_red
         assert not any(t in tags for t in ("stats", "live", "calls")), [k for k in keys if k.split("{")[1].split("}")[0] in ("stats", "live", "calls")]  # no default site here
         # each agent's intervals in their own slot, the ledger heads in one hash per site
         for site in ("north", "south"):
-            assert f"shenava:{{stats:{site}}}:heads" in keys
+            assert f"{PREFIX}:{{stats:{site}}}:heads" in keys
             assert not any(k.endswith(":ledger") for k in keys)
-            assert any(k.startswith(f"shenava:{{stats:{site}:a1}}:intervals:") for k in keys)
+            assert any(k.startswith(f"{PREFIX}:{{stats:{site}:a1}}:intervals:") for k in keys)
         assert tags["stats:north:a1"] != tags["stats:north"] != tags["stats:south:a1"]
         assert len({next(iter(s)) for s in tags.values()}) >= 8
-        register = await as_deferred(cluster_client.hgetall("shenava:{sites}:all"))
+        register = await as_deferred(cluster_client.hgetall(f"{PREFIX}:{{sites}}:all"))
         name = north.app.config.site.name
         assert {_s(k): json.loads(v)["name"] for k, v in register.items()} == {"north": name, "south": name}
         # and the centre's figures reach the wallboard's JSON
