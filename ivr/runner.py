@@ -590,9 +590,10 @@ class _SetVariables:
     variables: tuple[SetVariable, ...]
 
 
-# What MSet takes as is: Asterisk splits its argument at "," (honouring quotes,
-# backslashes and brackets) and each pair at its first "=", and takes no
-# functions (``CHANNEL(language)``) as names.
+# What MSet is sent here: Asterisk splits its argument at "," (honouring quotes,
+# backslashes and brackets) and each pair at its first "=". It would also take a
+# function (``CHANNEL(language)``) as a name (main/pbx_variables.c); only plain
+# variable names are batched, so a language switch stays a command of its own.
 _MSET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.A)
 _MSET_VALUE = re.compile(r"[A-Za-z0-9_.:/+@*#-]+", re.A)
 
