@@ -3,12 +3,17 @@
 Shenava runs Twisted's ``AsyncioSelectorReactor``, so Twisted and asyncio share
 one event loop and one thread. A storage coroutine becomes a Deferred with
 :func:`as_deferred`; nothing blocks and no thread is involved.
+
+The loop under the reactor is uvloop's (libuv) unless ``[daemon] event_loop``
+or ``SHENAVA_EVENT_LOOP`` says ``asyncio`` (the standard library's selector
+loop): see :func:`install_asyncio_reactor` and docs/scaling.md, "Per-call CPU".
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import os
+from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
 from twisted.internet.defer import Deferred
@@ -16,11 +21,55 @@ from twisted.internet.interfaces import IReactorCore
 
 T = TypeVar("T")
 
+EVENT_LOOPS = ("uvloop", "asyncio")
+"""What ``[daemon] event_loop`` and ``SHENAVA_EVENT_LOOP`` take; the first is the default."""
+EVENT_LOOP_ENV = "SHENAVA_EVENT_LOOP"
+
 
 class WrongReactorError(RuntimeError):
     """Another reactor was installed before the asyncio reactor could be."""
 
     code = "aio.wrong_reactor"
+
+
+class EventLoopError(ValueError):
+    """An event loop that is not one of :data:`EVENT_LOOPS`, or uvloop asked for and missing."""
+
+    code = "aio.event_loop"
+
+
+def event_loop_kind(configured: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The loop to run: ``SHENAVA_EVENT_LOOP`` if set, else ``configured``, else uvloop.
+
+    The environment wins so that one run of a daemon, the demo or a benchmark can
+    be switched without editing its config."""
+    env = os.environ if environ is None else environ
+    kind = (env.get(EVENT_LOOP_ENV) or configured or EVENT_LOOPS[0]).strip().lower()
+    if kind not in EVENT_LOOPS:
+        where = EVENT_LOOP_ENV if env.get(EVENT_LOOP_ENV) else "[daemon] event_loop"
+        raise EventLoopError(f"{where}: {kind!r} is not one of {', '.join(EVENT_LOOPS)}")
+    return kind
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """A new loop of ``kind`` (one of :data:`EVENT_LOOPS`)."""
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise EventLoopError(
+                f"uvloop is not installed ({exc}); install it (pip install uvloop) or set "
+                f'[daemon] event_loop = "asyncio" or {EVENT_LOOP_ENV}=asyncio'
+            ) from exc
+        return uvloop.new_event_loop()
+    if kind == "asyncio":
+        return asyncio.SelectorEventLoop()
+    raise EventLoopError(f"{kind!r} is not one of {', '.join(EVENT_LOOPS)}")
+
+
+def loop_kind_of(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: which kind ``loop`` is (for logs and benchmarks)."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def as_deferred(coro: Awaitable[T], *, loop: asyncio.AbstractEventLoop | None = None) -> Deferred[T]:
@@ -33,12 +82,14 @@ def as_deferred(coro: Awaitable[T], *, loop: asyncio.AbstractEventLoop | None = 
     return Deferred.fromFuture(future)
 
 
-def install_asyncio_reactor() -> IReactorCore:
+def install_asyncio_reactor(event_loop: str | None = None) -> IReactorCore:
     """Install (once) Twisted's asyncio reactor and return it; later calls return it too.
 
     Meant for the composition root (``shenava.cli``) before anything imports
-    ``twisted.internet.reactor``. Raises :class:`WrongReactorError` if another
-    reactor is already installed.
+    ``twisted.internet.reactor``. The loop under it is :func:`event_loop_kind`'s
+    (``event_loop`` is ``[daemon] event_loop``); a loop already running is kept.
+    Raises :class:`WrongReactorError` if another reactor is already installed,
+    :class:`EventLoopError` for an unknown loop or a missing uvloop.
     """
     import sys
 
@@ -48,7 +99,7 @@ def install_asyncio_reactor() -> IReactorCore:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = asyncio.new_event_loop()
+            loop = new_event_loop(event_loop_kind(event_loop))
             asyncio.set_event_loop(loop)
         asyncioreactor.install(loop)  # type: ignore[no-untyped-call]  # untyped in Twisted
     from twisted.internet import reactor
