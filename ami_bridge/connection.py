@@ -115,8 +115,10 @@ class SendNow:
     and the peer sees the same byte stream. Everything else is the transport's.
     """
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Any, call_soon: Callable[[Callable[[], None]], object] | None = None) -> None:
         self.transport = transport
+        self._call_soon = call_soon
+        self._flush_due = False
         self.writes = 0
         """Writes by the protocol (benchmarks/system.py counts them per call)."""
         self.sends = 0
@@ -146,8 +148,18 @@ class SendNow:
         if self._holding:
             if data:
                 self._held.append(data)
-        else:
+        elif self._call_soon is None:
             self._send(data)
+        elif data:
+            self._held.append(data)
+            if not self._flush_due:
+                self._flush_due = True
+                self._call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if not self._holding:
+            self.release()
 
     def writeSequence(self, data: Sequence[bytes]) -> None:
         for chunk in data:
@@ -203,10 +215,14 @@ class _Guard(Protocol):
         self.no_delay = no_delay
         self.out: SendNow | None = None
 
+    flush_soon = True
+
     def makeConnection(self, transport: Any) -> None:
         set_no_delay(transport, self.no_delay)
         Protocol.makeConnection(self, transport)
-        self.out = SendNow(transport)
+        loop = getattr(getattr(transport, "reactor", None), "_asyncioEventloop", None)
+        soon = loop.call_soon if self.flush_soon and loop is not None else None
+        self.out = SendNow(transport, soon)
         self.proxy.makeConnection(self.out)
 
     def dataReceived(self, data: bytes) -> None:

@@ -1,14 +1,15 @@
 """The event loop and the AMI write path per round trip: stdlib asyncio or uvloop, write-behind or send-now.
 
-    .venv/bin/python benchmarks/loop_roundtrip.py [--sessions 40] [--round-trips 20000]
+    .venv/bin/python benchmarks/loop_roundtrip.py [--sessions 1,40] [--round-trips 5000]
                                                   [--redis-every 2] [--repeat 2]
 
 What the daemon does for every AGI step, without the IVR: an action written to
 the AMI connection, its answer read, sometimes a Redis command (redis.asyncio
 through ``as_deferred``) before the next action. ``--sessions`` such loops run
-at once on one AMI connection (so a read brings several answers, and several
-actions are written while handling it), ``--redis-every N``: a Redis ``GET``
-after every Nth answer (0: none).
+at once on one AMI connection: 1, one round trip at a time (a quiet daemon:
+each read one answer, each write its own loop turn); 40, many (a busy one: a
+read brings several answers and several actions are written while handling
+it). ``--redis-every N``: a Redis ``GET`` after every Nth answer (0: none).
 
 The peer is the test PBX in another process (Twisted's default reactor,
 ``TCP_NODELAY``), answering ``Ping``; a real ``redis-server`` on loopback. Each
@@ -24,8 +25,8 @@ the standard library's selector loop, or ``uvloop``) and the AMI write path
 runs). Besides the CPU, exact counts per round trip (``benchmarks._loop_counts``):
 loop iterations (stdlib loop only), AMI reads and sends, ``addWriter`` calls.
 
-The last line is one JSON object: per contender the best round's CPU µs per
-round trip and its counts.
+The last line is one JSON object: per session count and contender, the best
+round's CPU µs per round trip and its counts.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ if __package__ in (None, ""):
 
 HOST = "127.0.0.1"
 USER, SECRET = "bench", "bench-secret"
-CONTENDERS = ("asyncio/behind", "asyncio/now", "uvloop/behind", "uvloop/now")
+CONTENDERS = ("asyncio/behind", "asyncio/now", "asyncio/soon", "uvloop/behind", "uvloop/now", "uvloop/soon")
 
 
 def peer_child(conn: Connection) -> None:
@@ -85,7 +86,8 @@ def contender(args: argparse.Namespace) -> dict[str, Any]:
     async def run() -> None:
         ami = AMIProtocol(reactor)
         endpoint = TCP4ClientEndpoint(reactor, HOST, args.port)
-        if write == "now":
+        if write in ("now", "soon"):
+            _Guard.flush_soon = write == "soon"
             await connectProtocol(endpoint, _Guard(ami, ami))
         else:
             await connectProtocol(endpoint, ami)
@@ -104,13 +106,14 @@ def contender(args: argparse.Namespace) -> dict[str, Any]:
 
         await deferLater(reactor, 0.2, lambda: None)
         mark = counts.mark()
-        per = args.round_trips // args.sessions
+        sessions = int(args.sessions)
+        per = args.round_trips // sessions
         cpu0, wall0 = time.process_time(), time.perf_counter()
         from twisted.internet.defer import gatherResults
 
-        await gatherResults([ensureDeferred(session(per)) for _ in range(args.sessions)])
+        await gatherResults([ensureDeferred(session(per)) for _ in range(sessions)])
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        trips = per * args.sessions
+        trips = per * sessions
         result.update(
             contender=args.child,
             cpu_us_per_round_trip=round(cpu * 1e6 / trips, 1),
@@ -132,8 +135,8 @@ def contender(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=40)
-    parser.add_argument("--round-trips", type=int, default=20_000)
+    parser.add_argument("--sessions", default="1,40", help="session counts, one run each")
+    parser.add_argument("--round-trips", type=int, default=5_000)
     parser.add_argument("--redis-every", type=int, default=2, metavar="N")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
@@ -159,31 +162,32 @@ def main(argv: list[str] | None = None) -> int:
         if not parent.poll(60):
             raise SystemExit("the test PBX child did not start")
         port = parent.recv()
-        for _ in range(args.repeat):
-            for name in args.contenders.split(","):
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", name, "--port", str(port),
-                     "--redis", server.url, "--sessions", str(args.sessions),
-                     "--round-trips", str(args.round_trips), "--redis-every", str(args.redis_every)],
-                    capture_output=True, text=True, timeout=330, env=dict(os.environ),
-                )
-                line = (out.stdout.strip().splitlines() or ["{}"])[-1]
-                got = json.loads(line)
-                if "cpu_us_per_round_trip" not in got:
-                    raise SystemExit(f"{name} failed: {got} {out.stderr[-2000:]}")
-                print(json.dumps(got), file=sys.stderr, flush=True)
-                rounds.setdefault(name, []).append(got)
+        for _, sessions, name in [(r, s, n) for r in range(args.repeat)
+                                  for s in args.sessions.split(",")
+                                  for n in args.contenders.split(",")]:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", name, "--port", str(port),
+                 "--redis", server.url, "--sessions", sessions,
+                 "--round-trips", str(args.round_trips), "--redis-every", str(args.redis_every)],
+                capture_output=True, text=True, timeout=330, env=dict(os.environ),
+            )
+            line = (out.stdout.strip().splitlines() or ["{}"])[-1]
+            got = json.loads(line)
+            if "cpu_us_per_round_trip" not in got:
+                raise SystemExit(f"{name} failed: {got} {out.stderr[-2000:]}")
+            print(json.dumps(got), file=sys.stderr, flush=True)
+            rounds.setdefault(f"{sessions}x {name}", []).append(got)
     finally:
         peer.terminate()
         peer.join(5)
         server.stop()
     best = {name: min(rs, key=lambda r: r["cpu_us_per_round_trip"]) for name, rs in rounds.items()}
     for name, r in best.items():
-        print(f"{name:16} {r['cpu_us_per_round_trip']:7.1f} µs CPU per round trip "
+        print(f"{name:20} {r['cpu_us_per_round_trip']:7.1f} µs CPU per round trip "
               f"(all rounds: {[x['cpu_us_per_round_trip'] for x in rounds[name]]}); "
               f"{json.dumps(r['per_round_trip'])}", file=sys.stderr)
     print(json.dumps({
-        "bench": "loop_roundtrip", "sessions": args.sessions, "round_trips": args.round_trips,
+        "bench": "loop_roundtrip", "sessions": [int(x) for x in args.sessions.split(",")], "round_trips": args.round_trips,
         "redis_every": args.redis_every, "python": platform.python_version(),
         "load_average": os.getloadavg(),
         "best": {name: {"cpu_us_per_round_trip": r["cpu_us_per_round_trip"],

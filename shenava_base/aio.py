@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore
+from twisted.python.failure import Failure
 
 T = TypeVar("T")
 
@@ -75,11 +76,61 @@ def loop_kind_of(loop: asyncio.AbstractEventLoop) -> str:
 def as_deferred(coro: Awaitable[T], *, loop: asyncio.AbstractEventLoop | None = None) -> Deferred[T]:
     """Schedule ``coro`` on the asyncio loop and return a Deferred of its result.
 
-    Cancelling the Deferred cancels the asyncio task. ``loop`` defaults to the
-    current event loop, which under the asyncio reactor is the reactor's loop.
+    Cancelling the Deferred cancels the asyncio task; it then fails with
+    asyncio's ``CancelledError`` once the task has ended. ``loop`` defaults to
+    the current event loop, which under the asyncio reactor is the reactor's loop.
+
+    As ``Deferred.fromFuture(ensure_future(coro))`` does, but the Deferred fires
+    in the task's last step, when ``coro`` returns or raises, not from a done
+    callback that asyncio schedules for the next loop turn: one loop turn and
+    one handle less per Redis command (docs/scaling.md, "Per-call CPU").
     """
-    future = asyncio.ensure_future(coro, loop=loop)
-    return Deferred.fromFuture(future)
+    cancelled = object()
+    actual: Deferred[Any] | None = None
+    fired = False
+
+    async def settle() -> None:
+        try:
+            result: Any = await coro
+        except BaseException as error:
+            result = Failure(error)  # type: ignore[no-untyped-call]  # untyped in Twisted
+            if not isinstance(error, (Exception, asyncio.CancelledError)):
+                fire(result)
+                raise  # KeyboardInterrupt, SystemExit: the loop's to handle
+        fire(result)
+
+    def fire(result: Any) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            (actual or deferred).callback(result)
+
+    def cancel(d: Deferred[Any]) -> None:
+        task.cancel()
+        d.callback(cancelled)
+        task.add_done_callback(ended)
+
+    def ended(task: asyncio.Future[None]) -> None:
+        # Cancelled before its first step, ``settle`` never ran: fail here, and
+        # close ``coro``, never started (as the task would have closed it).
+        if not fired:
+            close = getattr(coro, "close", None)
+            if close is not None:
+                close()
+            fire(Failure(asyncio.CancelledError()))  # type: ignore[no-untyped-call]
+
+    def uncancel(result: Any) -> Any:
+        # Cancelled: wait for the task to end (its CancelledError), as fromFuture does.
+        nonlocal actual
+        if result is cancelled:
+            actual = Deferred()
+            return actual
+        return result
+
+    deferred: Deferred[T] = Deferred(cancel)
+    deferred.addCallback(uncancel)
+    task = asyncio.ensure_future(settle(), loop=loop)
+    return deferred
 
 
 def install_asyncio_reactor(event_loop: str | None = None) -> IReactorCore:

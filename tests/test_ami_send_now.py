@@ -112,17 +112,27 @@ operations = st.lists(
         st.tuples(st.just("read"), st.lists(sizes, max_size=4)),
         st.tuples(st.just("drain"), st.integers(min_value=0, max_value=40_000)),
         st.tuples(st.just("turn"), st.just(0)),
+        st.tuples(st.just("tick"), st.just(0)),
     ),
     max_size=40,
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(operations)
-def test_the_peer_receives_every_byte_in_order(ops: list[tuple[str, Any]]) -> None:
+@settings(max_examples=200, deadline=None)
+@given(operations, st.booleans())
+def test_the_peer_receives_every_byte_in_order(ops: list[tuple[str, Any]], soon: bool) -> None:
+    """``soon``: writes outside a read wait for a flush queued on the loop (a "tick"
+    runs what was queued); otherwise they are sent at once."""
     pair = Pair()
-    out = SendNow(pair.conn)
+    queued: list[Any] = []
+    out = SendNow(pair.conn, queued.append if soon else None)
     stream = Stream()
+
+    def tick() -> None:
+        due, queued[:] = list(queued), []
+        for callback in due:
+            callback()
+
     try:
         for op, arg in ops:
             if op == "write":
@@ -134,8 +144,11 @@ def test_the_peer_receives_every_byte_in_order(ops: list[tuple[str, Any]]) -> No
                 out.release()
             elif op == "drain":
                 pair.drain(arg)
+            elif op == "tick":
+                tick()
             else:
                 pair.turn()
+        tick()
         pair.finish()
         assert pair.received == stream.written
         assert not pair.conn._tempDataBuffer and pair.conn.offset == len(pair.conn.dataBuffer)
@@ -150,6 +163,21 @@ def test_a_write_the_socket_takes_whole_costs_one_send_and_no_writer() -> None:
         out.write(b"Action: Ping\r\n\r\n")
         assert out.sends == 1 and pair.reactor.writers_added == 0
         assert pair.drain() == 16
+    finally:
+        pair.close()
+
+
+def test_writes_outside_a_read_wait_for_one_flush_on_the_loop() -> None:
+    pair = Pair()
+    queued: list[Any] = []
+    out = SendNow(pair.conn, queued.append)
+    try:
+        out.write(b"Action: Ping\r\n\r\n")
+        out.write(b"Action: Ping\r\n\r\n")
+        assert out.sends == 0 and len(queued) == 1  # one flush queued for both
+        queued.pop()()
+        assert out.sends == 1 and pair.reactor.writers_added == 0
+        assert pair.drain() == 32
     finally:
         pair.close()
 
