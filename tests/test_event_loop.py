@@ -1,4 +1,4 @@
-"""The asyncio loop under Twisted's reactor: uvloop by default, the stdlib loop on request.
+"""The asyncio loop under Twisted's reactor: the stdlib loop by default, uvloop on request.
 
 The in-process tests run on pytest-twisted's reactor (``--reactor=asyncio``, the
 standard library's loop); the daemons that tests start as processes run what
@@ -27,12 +27,12 @@ from shenava_base.aio import (
     loop_kind_of,
     new_event_loop,
 )
-from tests.test_config import with_change
+from tests.test_config import VALID, with_change
 
 
-def test_uvloop_is_the_default_and_the_environment_overrides_the_config() -> None:
-    assert EVENT_LOOPS[0] == "uvloop"
-    assert event_loop_kind(None, {}) == "uvloop"
+def test_asyncio_is_the_default_and_the_environment_overrides_the_config() -> None:
+    assert EVENT_LOOPS[0] == "asyncio"
+    assert event_loop_kind(None, {}) == "asyncio"
     assert event_loop_kind("asyncio", {}) == "asyncio"
     assert event_loop_kind("uvloop", {"SHENAVA_EVENT_LOOP": "asyncio"}) == "asyncio"
     assert event_loop_kind("asyncio", {"SHENAVA_EVENT_LOOP": " UVLOOP "}) == "uvloop"
@@ -51,14 +51,15 @@ def test_each_kind_makes_its_loop(kind: str) -> None:
 
 
 def test_the_config_takes_only_known_loops() -> None:
-    assert Config.from_mapping(with_change("daemon.event_loop", "asyncio")).daemon.event_loop == "asyncio"
+    assert Config.from_mapping(VALID).daemon.event_loop == "asyncio"
+    assert Config.from_mapping(with_change("daemon.event_loop", "uvloop")).daemon.event_loop == "uvloop"
     with pytest.raises(ConfigError, match="daemon.event_loop"):
         Config.from_mapping(with_change("daemon.event_loop", "trio"))
 
 
-@pytest.mark.parametrize(("env", "expected"), [(None, "uvloop"), ("asyncio", "asyncio")])
+@pytest.mark.parametrize(("env", "expected"), [(None, "asyncio"), ("uvloop", "uvloop")])
 def test_the_installed_reactor_runs_on_the_chosen_loop(env: str | None, expected: str) -> None:
-    """A fresh process, as ``shenava run`` installs its reactor: uvloop unless told otherwise."""
+    """A fresh process, as ``shenava run`` installs its reactor: asyncio unless told otherwise."""
     script = (
         "from shenava_base.aio import install_asyncio_reactor, loop_kind_of\n"
         "reactor = install_asyncio_reactor()\n"

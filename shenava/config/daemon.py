@@ -24,9 +24,9 @@ class DaemonConfig:
     many new container objects (Python's default is 700). 0 leaves the collector as Python
     sets it (docs/scaling.md, "Garbage collection")."""
     event_loop: str = EVENT_LOOPS[0]
-    """The asyncio loop under Twisted's reactor: ``uvloop`` (libuv) or ``asyncio`` (the
-    standard library's selector loop); ``SHENAVA_EVENT_LOOP`` overrides it for one run
-    (docs/scaling.md, "Per-call CPU")."""
+    """The asyncio loop under Twisted's reactor: ``asyncio`` (the standard library's
+    selector loop) or ``uvloop`` (libuv, the optional ``uvloop`` extra);
+    ``SHENAVA_EVENT_LOOP`` overrides it for one run (docs/scaling.md, "Per-call CPU")."""
 
 
 def parse_daemon(t: Table) -> DaemonConfig:
