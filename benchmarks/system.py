@@ -36,7 +36,7 @@ Per step (calls placed during the step; what happened to them counted until
 - ``loop_per_call``: exact counts per call that load does not move: loop
   iterations (stdlib loop only), AMI reads, writes and sends, write-behind
   turns, ``addWriter`` calls, Redis sends (:mod:`benchmarks._loop_counts`).
-  The loop is uvloop unless ``SHENAVA_EVENT_LOOP=asyncio``, as for ``shenava run``.
+  The loop is the stdlib's unless ``SHENAVA_EVENT_LOOP=uvloop``, as for ``shenava run``.
 
 ``max_sustained_calls_per_s`` is the highest rate at which, at that rate and
 every lower one, every call was accounted and the AGI p99 stayed under 100 ms.
