@@ -4,7 +4,9 @@ Keys (``<prefix>`` is ``redis.key_prefix``, by default ``shenava``; the hash tag
 ``{callbacks}`` keeps every key in one Cluster slot, so each transaction below
 is valid on a cluster):
 
-- ``<prefix>:{callbacks}:seq``: counter for flag ids ``cb-<n>``.
+- ``<prefix>:{callbacks}:seq``: counter for flag ids ``cb-<n>``; each store
+  reserves ``ID_BLOCK`` ids at a time (``INCRBY``), so a new flag costs no
+  ``INCR`` (ids are unique, in order per daemon; a restart leaves a gap).
 - ``<prefix>:{callbacks}:flag:<id>``: the flag as JSON (reasons, attempts, history).
 - ``<prefix>:{callbacks}:open``: hash, customer number -> id of its open flag.
 - ``<prefix>:{callbacks}:due``: sorted set of open flags, scored by when each
@@ -20,15 +22,25 @@ is valid on a cluster):
   wrong-number flags that no supervisor has acknowledged yet.
 - ``<prefix>:{callbacks}:lease:<id>``: the dial lease, ``SET NX PX`` with a
   random token; extended and released only by its holder (compare-then-act Lua).
-- ``<prefix>:{callbacks}:ver:<number>``: bumped by every write of the number's
-  flag, so raising a reason watches only its own number (kept ``OP_MARK_TTL_S``).
+- ``<prefix>:{callbacks}:ver:<number>``: set by every write of the number's
+  flag (kept ``OP_MARK_TTL_S``); daemons of earlier versions raise a reason
+  under ``WATCH`` of it, so it is still written for them.
 - ``<prefix>:{callbacks}:op:<op id>``: a raised reason replayed from the
   journal (:mod:`shenava.journal`) is applied once: the marker is set in the
   same transaction and kept ``OP_MARK_TTL_S``.
 
-Every change is read-modify-write under ``WATCH`` with the pure functions of
-:mod:`routing.callbacks`, retried when another writer got there first; so a new
-reason merged while a flag is being dialled is never overwritten by the
+Raising a reason (one per flagged caller) is one script (:data:`RAISE`): Python
+makes the new or merged flag from what it knows (a new flag, or the number's
+open flag as this store last wrote or read it), the script checks that this
+still holds (``HSETNX`` of the number's open flag, or the stored JSON equal to
+the one merged into) and writes; when it does not, it answers what is there
+and Python merges again. A new flag is 6 commands (``EVALSHA``, ``HSETNX``,
+``SET`` of the flag and of the version, ``ZADD`` of the due set and of the
+site's) and a journal operation's marker one more: under ``WATCH`` it was
+10-13 in 3 round trips. Every other change is read-modify-write under
+``WATCH`` with the pure functions of :mod:`routing.callbacks`, retried when
+another writer got there first; a script's write fails such a ``WATCH`` too, so
+a new reason merged while a flag is being dialled is never overwritten by the
 outcome of that dial.
 
 The dialling protocol, for the daemon::
@@ -85,6 +97,41 @@ DEFAULT_CLAIM_SCAN = 20
 """Due flags looked at per claim: leased ones are skipped, so a few spare are read."""
 SITE_MEMO_MAX = 10_000
 """Flags whose site the default site's claims remember; forgotten (and read again) beyond."""
+ID_BLOCK = 20
+"""Flag ids reserved per ``INCRBY`` of ``seq``."""
+OPEN_MEMO_MAX = 1000
+"""Open flags (as last written or read) kept to merge a number's next reason into at once."""
+
+RAISE = """
+local number, id, expected, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
+if expected == '' then
+  if redis.call('HSETNX', KEYS[1], number, id) == 0 then
+    return {2, redis.call('HGET', KEYS[1], number)}
+  end
+else
+  local stored = redis.call('GET', KEYS[2])
+  if stored ~= expected then
+    local open = redis.call('HGET', KEYS[1], number) or ''
+    if open == id and stored then return {2, open, stored} end
+    return {2, open}
+  end
+end
+if ARGV[8] ~= '' and not redis.call('SET', KEYS[tonumber(ARGV[8])], '1', 'NX', 'EX', ttl) then
+  if expected == '' then redis.call('HDEL', KEYS[1], number) end
+  return {3}
+end
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[3], '1', 'EX', ttl)
+redis.call('ZADD', KEYS[4], ARGV[5], id)
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[tonumber(ARGV[7])], ARGV[5], id) end
+return {0}
+"""
+"""Raise a reason, checked: KEYS open, the flag, the number's version, due, then the
+site's due set and the operation's marker when ARGV 7 and 8 name their places. ARGV
+number, flag id, the flag's JSON as read ('' for a new flag: the number must have no
+open flag, taken by ``HSETNX``), the JSON to write, its due score, the markers' TTL.
+Replies ``{0}`` written, ``{3}`` the operation was applied before (nothing written),
+``{2, open id or '' [, its JSON]}`` what was assumed does not hold: merge again."""
 
 _RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -133,6 +180,12 @@ class CallbackStore:
         self._policy = policy or DialPolicy()
         self._release_script = client.register_script(_RELEASE_LUA)
         self._extend_script = client.register_script(_EXTEND_LUA)
+        self._raise_script = client.register_script(RAISE)
+        self._ids: list[int] = []
+        """Reserved flag ids not used yet, lowest last (``ID_BLOCK``)."""
+        self._open_memo: dict[str, tuple[str, str]] = {}
+        """Number -> (flag id, JSON) of its open flag as this store last wrote or read it:
+        the next reason is merged into it at once (the script checks it still holds)."""
         self._default_site: dict[str, bool] = {}
         """Flag id -> opened at the default site: a flag keeps its site for life, so
         the claim reads it once per flag, not once per claim (``SITE_MEMO_MAX``)."""
@@ -165,39 +218,77 @@ class CallbackStore:
 
         With ``op_id`` (a journal entry's) the raise happens at most once: a
         replay of an operation already applied changes nothing and returns None.
+        One :data:`RAISE` script; again with what it answers when the number's
+        flag is not what this store assumed.
         """
         number = normalize_number(number)
-        open_key = self._key("open")
         op_key = self._key("op", op_id) if op_id else None
+        known = self._open_memo.get(number)
+        expected = known[1] if known is not None else ""
         for _ in range(MAX_WATCH_RETRIES):
-            async with self._client.pipeline(transaction=True) as pipe:
-                try:
-                    # the number's version, not the whole ``open`` hash: raises for other
-                    # numbers do not conflict (every write of a flag bumps its number's)
-                    await pipe.watch(self._key("ver", number), *([op_key] if op_key else []))
-                    # EXISTS by name: a cluster pipeline's exists() splits by slot and returns the pipeline
-                    if op_key is not None and await pipe.execute_command("EXISTS", op_key):
-                        await pipe.unwatch()
-                        return None
-                    flag_id = _text_or_none(await pipe.hget(open_key, number))
-                    if flag_id is not None:
-                        await pipe.watch(self._flag_key(flag_id))
-                        current = await self._read(pipe, flag_id)
-                        flag = merge_reason(current, reason, now)
-                    else:
-                        # On the watched connection (immediate mode): a second
-                        # connection here would deadlock a full blocking pool.
-                        flag_id = f"cb-{int(await pipe.incr(self._key('seq'))):04d}"
-                        flag = replace(new_flag(flag_id, number, reason, now), site=self.site)
-                    pipe.multi()
-                    self._queue_write(pipe, flag)
-                    if op_key is not None:
-                        pipe.set(op_key, "1", ex=OP_MARK_TTL_S)
-                    await pipe.execute()
-                    return flag
-                except WatchError:
-                    continue
+            if expected:
+                current = flag_from_dict(json.loads(expected))
+                flag = merge_reason(current, reason, now)
+            else:
+                flag_id = await self._new_id()
+                flag = replace(new_flag(flag_id, number, reason, now), site=self.site)
+            keys = [self._key("open"), self._flag_key(flag.flag_id), self._key("ver", number), self._key("due")]
+            site_at = op_at = ""
+            if flag.site:
+                keys.append(self._site_due_key(flag.site))
+                site_at = str(len(keys))
+            if op_key is not None:
+                keys.append(op_key)
+                op_at = str(len(keys))
+            text = _flag_json(flag)
+            reply = await self._raise_script(
+                keys=keys,
+                args=[number, flag.flag_id, expected, text, repr(self._score(flag)), OP_MARK_TTL_S, site_at, op_at],
+            )
+            outcome = int(reply[0])
+            if outcome == 0:
+                self._remember(flag, text)
+                return flag
+            if not expected:
+                self._ids.append(int(flag.flag_id.removeprefix("cb-")))  # not used: the next one
+            if outcome == 3:
+                return None
+            # not as assumed: merge into what is there now (or open a new flag)
+            expected_id = _text(reply[1]) if reply[1] else ""
+            if len(reply) > 2:
+                expected = _text(reply[2])
+            elif expected_id:
+                raw = await self._client.get(self._flag_key(expected_id))
+                expected = "" if raw is None else _text(raw)
+            else:
+                expected = ""
+            if expected and not flag_from_dict(json.loads(expected)).is_open:
+                expected = ""  # closed meanwhile: the script finds the number free, or what took it
         raise ConcurrentUpdateError(f"callback flag of {number[-2:]!r}: too many concurrent updates")
+
+    async def _new_id(self) -> str:
+        """A flag id from this store's reserved block (one ``INCRBY`` per ``ID_BLOCK``)."""
+        if not self._ids:
+            last = int(await self._client.incrby(self._key("seq"), ID_BLOCK))
+            if not self._ids:
+                self._ids = list(range(last, last - ID_BLOCK, -1))
+            else:  # another raise refilled meanwhile: keep both blocks
+                self._ids[:0] = range(last, last - ID_BLOCK, -1)
+        return f"cb-{self._ids.pop():04d}"
+
+    def _score(self, flag: CallbackFlag) -> float:
+        """The flag's score in the due sets: the attempt's start while one is open."""
+        busy = flag.attempt_in_progress
+        at = next_attempt_at(flag, self._policy) if busy is None else busy.started_at
+        return flag.due_at if at is None else at  # None only for a closed flag, not scored
+
+    def _remember(self, flag: CallbackFlag, text: str) -> None:
+        """Keep the number's open flag as just written or read (forget a closed one)."""
+        self._open_memo.pop(flag.number, None)
+        if flag.is_open:
+            if len(self._open_memo) >= OPEN_MEMO_MAX:
+                del self._open_memo[next(iter(self._open_memo))]  # the oldest
+            self._open_memo[flag.number] = (flag.flag_id, text)
 
     async def attach_transcript(
         self, number: str, recording_id: str, transcript: str, now: float
@@ -434,27 +525,28 @@ class CallbackStore:
                         await pipe.unwatch()
                         return flag
                     pipe.multi()
-                    self._queue_write(pipe, flag)
+                    text = self._queue_write(pipe, flag)
                     await pipe.execute()
+                    self._remember(flag, text)
                     return flag
                 except WatchError:
                     continue
         raise ConcurrentUpdateError(f"callback flag {flag_id!r}: too many concurrent updates")
 
-    def _queue_write(self, pipe: Any, flag: CallbackFlag) -> None:
-        pipe.set(self._flag_key(flag.flag_id), json.dumps(flag_to_dict(flag), ensure_ascii=False))
+    def _queue_write(self, pipe: Any, flag: CallbackFlag) -> str:
+        """Queue the flag's write and its indexes; returns the JSON written."""
+        text = _flag_json(flag)
+        pipe.set(self._flag_key(flag.flag_id), text)
         # Any write of the key makes a WATCH of it fail, whatever the value: one
         # SET with its expiry (it was INCR and EXPIRE, two commands per write).
         pipe.set(self._key("ver", flag.number), "1", ex=OP_MARK_TTL_S)
         if flag.is_open:
             pipe.hset(self._key("open"), flag.number, flag.flag_id)
-            busy = flag.attempt_in_progress
-            at = next_attempt_at(flag, self._policy)
-            score = busy.started_at if busy is not None else at
+            score = self._score(flag)
             pipe.zadd(self._key("due"), {flag.flag_id: score})
             if flag.site:
                 pipe.zadd(self._site_due_key(flag.site), {flag.flag_id: score})
-            return
+            return text
         pipe.hdel(self._key("open"), flag.number)
         pipe.zrem(self._key("due"), flag.flag_id)
         if flag.site:
@@ -464,6 +556,11 @@ class CallbackStore:
             pipe.zadd(self._key("attention"), {flag.flag_id: flag.closed_at})
         else:
             pipe.zrem(self._key("attention"), flag.flag_id)
+        return text
+
+
+def _flag_json(flag: CallbackFlag) -> str:
+    return json.dumps(flag_to_dict(flag), ensure_ascii=False)
 
 
 def reason_to_dict(reason: Reason) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -269,3 +270,101 @@ async def test_a_write_of_a_numbers_flag_fails_a_watch_of_its_version(redis_clie
 
     with pytest.raises(WatchError):
         await as_deferred(raced())
+
+
+async def _spent(redis_client: Redis, work: Any) -> dict[str, int]:
+    """The commands Redis executed for ``work`` (scripts' own included), by name."""
+    before = await _commands(redis_client)
+    await work
+    after = await _commands(redis_client)
+    out = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    out["info"] = out.get("info", 0) - 1
+    return {k: n for k, n in out.items() if n}
+
+
+@pytest_twisted.ensureDeferred
+async def test_raising_a_reason_is_one_script(redis_client: Redis) -> None:
+    """A new flag: one EVALSHA checking and writing (HSETNX of the number's open
+    flag, the flag, its version, the due sets, the journal operation's marker),
+    no WATCH/MULTI/EXEC and no INCR (ids are reserved in blocks). Before: WATCH,
+    EXISTS, HGET, INCR, MULTI, SET x3, HSET, ZADD x2, EXEC (13, three round trips)."""
+    store = CallbackStore(redis_client, "shenava", POLICY, site="north")
+    await as_deferred(store.raise_reason("09120000000", voicemail_reason("rec-0", T0), T0))  # the id block
+    spent = await as_deferred(_spent(redis_client, store.raise_reason(
+        "09121234567", voicemail_reason("rec-1", T0), T0, op_id="op-1")))
+    assert spent == {"evalsha": 1, "hsetnx": 1, "set": 3, "zadd": 2}
+    # the next reason for the number merges into the flag as this store wrote it
+    spent = await as_deferred(_spent(redis_client, store.raise_reason(
+        "09121234567", abandon_reason("call-2", T0 + 5, 30, POLICY), T0 + 5, op_id="op-2")))
+    assert spent == {"evalsha": 1, "get": 1, "set": 3, "zadd": 2}
+    flag = await as_deferred(store.get("cb-0002"))
+    assert [r.source for r in flag.reasons] == ["rec-1", "call-2"] and flag.site == "north"
+    due = await as_deferred(redis_client.zscore("shenava:{callbacks}:due@north", "cb-0002"))
+    assert due == await as_deferred(redis_client.zscore("shenava:{callbacks}:due", "cb-0002")) == T0
+    assert await as_deferred(redis_client.hget("shenava:{callbacks}:open", "09121234567")) == "cb-0002"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_raise_finds_the_flag_another_daemon_wrote_or_changed(redis_client: Redis) -> None:
+    """What a store assumed (no open flag; the flag as it last wrote it) is checked by
+    the script; when another daemon changed it, the reason merges into what is there."""
+    other = Redis.from_url(_url(redis_client), decode_responses=True)
+    try:
+        d1, d2 = store_for(redis_client), store_for(other)
+        first = await as_deferred(d1.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0))
+        # d2 assumes a new flag: the script answers d1's, and d2 merges into it
+        second = await as_deferred(d2.raise_reason("09121234567", voicemail_reason("rec-2", T0), T0 + 1))
+        assert second.flag_id == first.flag_id and len(second.reasons) == 2
+        # d1's memory of the flag is stale now: the script answers the stored one
+        third = await as_deferred(d1.raise_reason("09121234567", voicemail_reason("rec-3", T0), T0 + 2))
+        assert third.flag_id == first.flag_id
+        assert [r.source for r in third.reasons] == ["rec-1", "rec-2", "rec-3"]
+        # d2 closes it: d1's next reason opens a new flag, with an id of d1's block
+        await as_deferred(d2.cancel(first.flag_id, T0 + 3, by="sup", note="done"))
+        fourth = await as_deferred(d1.raise_reason("09121234567", voicemail_reason("rec-4", T0), T0 + 4))
+        assert fourth.flag_id == "cb-0002" and [r.source for r in fourth.reasons] == ["rec-4"]
+        # an id d2 reserved but did not use (the number had a flag) is its next one
+        fifth = await as_deferred(d2.raise_reason("09120000000", voicemail_reason("rec-5", T0), T0 + 5))
+        assert fifth.flag_id == "cb-0021"
+        stored = {f.flag_id: f for f in await as_deferred(d1.open_flags())}
+        assert set(stored) == {"cb-0002", "cb-0021"} and stored["cb-0002"].number == "09121234567"
+    finally:
+        await as_deferred(other.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_journal_operation_is_applied_once(redis_client: Redis) -> None:
+    """A replayed operation changes nothing, while its flag is open and after it closed."""
+    store = store_for(redis_client)
+    flag = await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0, op_id="op-1"))
+    assert flag is not None
+    fresh = store_for(redis_client)  # a restarted daemon: no memory of the flag
+    assert await as_deferred(fresh.raise_reason(
+        "09121234567", voicemail_reason("rec-1", T0), T0, op_id="op-1")) is None
+    assert await as_deferred(store.raise_reason(
+        "09121234567", voicemail_reason("rec-1", T0), T0, op_id="op-1")) is None
+    await as_deferred(store.cancel(flag.flag_id, T0 + 1, by="sup", note="reached"))
+    for s in (store, store_for(redis_client)):
+        assert await as_deferred(s.raise_reason(
+            "09121234567", voicemail_reason("rec-1", T0), T0 + 2, op_id="op-1")) is None
+    assert await as_deferred(store.open_flags()) == []
+    assert await as_deferred(redis_client.hgetall("shenava:{callbacks}:open")) == {}
+    # a new operation for the number opens a new flag
+    again = await as_deferred(store.raise_reason(
+        "09121234567", voicemail_reason("rec-2", T0), T0 + 3, op_id="op-2"))
+    assert again is not None and again.flag_id != flag.flag_id and again.is_open
+
+
+@pytest_twisted.ensureDeferred
+async def test_raising_on_a_cluster_is_one_script_in_the_callbacks_slot(cluster_client: Any) -> None:
+    store = CallbackStore(cluster_client, "shenava", POLICY, site="north")
+    other = CallbackStore(cluster_client, "shenava", POLICY)
+    flag = await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0, op_id="op-1"))
+    merged = await as_deferred(other.raise_reason(
+        "09121234567", follow_up_reason("a1", T0 + 1, T0 + 1), T0 + 1, op_id="op-2"))
+    assert flag is not None and merged is not None and merged.flag_id == flag.flag_id
+    assert merged.site == "north" and len(merged.reasons) == 2
+    assert await as_deferred(other.raise_reason(
+        "09121234567", follow_up_reason("a1", T0 + 1, T0 + 1), T0 + 1, op_id="op-2")) is None
+    claim = await as_deferred(store.claim_due(T0 + 2, HOURS, owner="d1"))
+    assert claim is not None and claim.flag.flag_id == flag.flag_id
