@@ -11,7 +11,7 @@ import pytest
 import pytest_twisted
 from redis.asyncio import Redis
 
-from routing.callback_store import CallbackStore, Lease
+from routing.callback_store import DUE_HINT_MAX_S, CallbackStore, Lease
 from routing.callbacks import (
     AttemptOutcome,
     CallingHours,
@@ -237,14 +237,21 @@ async def test_a_claim_does_not_ask_redis_about_flags_the_daemon_is_dialling(
     after = await as_deferred(_commands(redis_client))
     spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
     spent["info"] = spent.get("info", 0) - 1
-    assert {k: n for k, n in spent.items() if n} == {"zrangebyscore": 5}
+    # the claim that took the last due flag saw nothing else due: none of these reads
+    assert {k: n for k, n in spent.items() if n} == {}
+    before = await as_deferred(_commands(redis_client))
+    assert await as_deferred(store.claim_due(T0 + 2 + DUE_HINT_MAX_S, HOURS, owner="d1", skip=dialling)) is None
+    after = await as_deferred(_commands(redis_client))
+    assert after["zrange"] - before["zrange"] == 1  # read again after DUE_HINT_MAX_S at most
+    assert after.get("set", 0) == before.get("set", 0)  # the flags being dialled: not asked about
     # another daemon's lease is still asked about (and refused): the site is not read again
     other = store_for(redis_client)
     before = await as_deferred(_commands(redis_client))
     assert await as_deferred(other.claim_due(T0 + 2, HOURS, owner="d2")) is None
     assert await as_deferred(other.claim_due(T0 + 2, HOURS, owner="d2")) is None
     after = await as_deferred(_commands(redis_client))
-    assert after["get"] - before["get"] == 3  # once per flag, not once per claim
+    # the site once per flag, not once per claim; the lease and the flag in one round trip
+    assert after["get"] - before["get"] == 3 + 2 * 3
     assert after["set"] - before["set"] == 6
 
 
@@ -368,3 +375,59 @@ async def test_raising_on_a_cluster_is_one_script_in_the_callbacks_slot(cluster_
         "09121234567", follow_up_reason("a1", T0 + 1, T0 + 1), T0 + 1, op_id="op-2")) is None
     claim = await as_deferred(store.claim_due(T0 + 2, HOURS, owner="d1"))
     assert claim is not None and claim.flag.flag_id == flag.flag_id
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dial_from_claim_to_outcome_is_three_round_trips_and_18_commands(redis_client: Redis) -> None:
+    """Claim (the due set by rank, then the lease and the flag together), the attempt
+    and the outcome (one checked script each, from the flag as the claim read it; the
+    lease given back in the outcome's). Before: 27 commands (WATCH/MULTI/EXEC around
+    each change, an UNWATCH after the claim's read, a script to release the lease)."""
+    store = store_for(redis_client)
+    await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0))
+    before = await as_deferred(_commands(redis_client))
+    claim = await as_deferred(store.claim_due(T0 + 1, HOURS, owner="d1"))
+    assert claim is not None
+    await as_deferred(store.start_attempt(claim.lease, T0 + 2, "a1"))
+    flag = await as_deferred(store.record_outcome(claim.lease, 1, AttemptOutcome.ANSWERED, T0 + 30, by="a1"))
+    after = await as_deferred(_commands(redis_client))
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    spent["info"] = spent.get("info", 0) - 1
+    assert {k: n for k, n in spent.items() if n} == {
+        "zrange": 1, "set": 4, "get": 5, "evalsha": 2, "zadd": 2, "hdel": 1, "zrem": 2, "del": 1,
+    }
+    assert flag.resolution is Resolution.ANSWERED
+    assert await as_deferred(redis_client.exists("shenava:{callbacks}:lease:" + flag.flag_id)) == 0
+    assert await as_deferred(store.open_flags()) == []
+    assert [f.flag_id for f in await as_deferred(store.closed_between(T0, T0 + 60))] == [flag.flag_id]
+
+
+@pytest_twisted.ensureDeferred
+async def test_claims_skip_the_read_only_while_nothing_can_be_due(redis_client: Redis) -> None:
+    """What the last read and this store's own writes say is trusted at most
+    DUE_HINT_MAX_S: a flag another daemon made due is claimed within it; a flag this
+    store wrote due, a lease given back, a flag no longer skipped: at the next claim."""
+    store = store_for(redis_client)
+    assert await as_deferred(store.claim_due(T0, HOURS, owner="d1")) is None  # nothing at all
+    # raised here, due in 60 s: no read before then, claimed when due
+    await as_deferred(store.raise_reason("09120000001", ivr_request_reason("c1", T0, T0 + 60), T0))
+    before = await as_deferred(_commands(redis_client))
+    assert await as_deferred(store.claim_due(T0 + 5, HOURS, owner="d1")) is None
+    assert (await as_deferred(_commands(redis_client))).get("zrange", 0) == before.get("zrange", 0)
+    first = await as_deferred(store.claim_due(T0 + 60, HOURS, owner="d1"))
+    assert first is not None and first.flag.number == "09120000001"
+    # given back without an attempt (the customer was on a call): read at the next claim
+    await as_deferred(store.release(first.lease))
+    held = {first.flag.flag_id}
+    assert await as_deferred(store.claim_due(T0 + 61, HOURS, owner="d1", skip=held)) is None
+    again = await as_deferred(store.claim_due(T0 + 62, HOURS, owner="d1"))  # no longer skipped
+    assert again is not None and again.flag.flag_id == first.flag.flag_id
+    await as_deferred(store.release(again.lease))
+    await as_deferred(store.cancel(again.flag.flag_id, T0 + 63, by="sup", note="reached"))
+    assert await as_deferred(store.claim_due(T0 + 64, HOURS, owner="d1")) is None
+    # another daemon raises a flag due at once: not seen until the hint runs out
+    other = store_for(redis_client)
+    await as_deferred(other.raise_reason("09120000002", voicemail_reason("rec-2", T0 + 64), T0 + 64))
+    assert await as_deferred(store.claim_due(T0 + 65, HOURS, owner="d1")) is None
+    late = await as_deferred(store.claim_due(T0 + 64 + DUE_HINT_MAX_S, HOURS, owner="d1"))
+    assert late is not None and late.flag.number == "09120000002"

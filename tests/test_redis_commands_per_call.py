@@ -86,7 +86,8 @@ async def test_calls_answered_by_agents_cost_redis_a_bounded_number_of_commands(
     assert counts.get("get", 0) <= 2 * CALLS
     # The caller's facts read both of the caller's indexes in one ZUNION (before: a
     # ZRANGE of each, 12 here), in the pipeline with the flag and the urgent words.
-    assert counts.get("zrange", 0) == 0 and counts.get("zunion", 0) <= CALLS
+    # (The one ZRANGE left is the callback dialler's read of its due set, by rank.)
+    assert counts.get("zrange", 0) <= 1 and counts.get("zunion", 0) <= CALLS
     # The agents' ledger heads: one HSET of the site's heads hash per statistics
     # batch, not one per transition (57 HSETs here before, 48-49 after).
     assert counts.get("hset", 0) <= 9 * CALLS
