@@ -334,8 +334,10 @@ class CallbackStore:
         self._texts[flag.flag_id] = text
         if not self.site and len(self._default_site) < SITE_MEMO_MAX:
             self._default_site[flag.flag_id] = not flag.site  # claims need not read it
-        if flag.is_open and flag.site == self.site and flag.attempt_in_progress is None:
-            self._idle_until = min(self._idle_until, self._score(flag))
+        if flag.attempt_in_progress is None:  # its score now is as written here
+            self._idle_skipped -= {flag.flag_id}
+            if flag.is_open and flag.site == self.site:
+                self._idle_until = min(self._idle_until, self._score(flag))
         self._open_memo.pop(flag.number, None)
         if flag.is_open:
             if len(self._open_memo) >= OPEN_MEMO_MAX:
@@ -622,8 +624,6 @@ class CallbackStore:
             outcome = int(reply[0])
             if outcome == 0:
                 self._remember(flag, text)
-                if release is not None:
-                    self._idle_until = -math.inf
                 return flag
             if outcome == 1:
                 self._texts.pop(flag_id, None)

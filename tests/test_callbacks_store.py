@@ -431,3 +431,9 @@ async def test_claims_skip_the_read_only_while_nothing_can_be_due(redis_client: 
     assert await as_deferred(store.claim_due(T0 + 65, HOURS, owner="d1")) is None
     late = await as_deferred(store.claim_due(T0 + 64 + DUE_HINT_MAX_S, HOURS, owner="d1"))
     assert late is not None and late.flag.number == "09120000002"
+    # dialled by this store: the outcome it wrote says when the flag is due again
+    await as_deferred(store.start_attempt(late.lease, T0 + 74, "a1"))
+    await as_deferred(store.record_outcome(late.lease, 1, AttemptOutcome.NO_ANSWER, T0 + 75, by="a1"))
+    before = await as_deferred(_commands(redis_client))
+    assert await as_deferred(store.claim_due(T0 + 76, HOURS, owner="d1")) is None
+    assert (await as_deferred(_commands(redis_client))).get("zrange", 0) == before.get("zrange", 0)
