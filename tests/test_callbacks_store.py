@@ -363,10 +363,17 @@ async def test_a_journal_operation_is_applied_once(redis_client: Redis) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_raising_on_a_cluster_is_one_script_in_the_callbacks_slot(cluster_client: Any) -> None:
+async def test_raising_on_a_cluster_is_one_script_in_the_callbacks_slot(
+    cluster_client: Any, redis_cluster: Any
+) -> None:
+    import redis as sync_redis
+
     store = CallbackStore(cluster_client, "shenava", POLICY, site="north")
     other = CallbackStore(cluster_client, "shenava", POLICY)
     flag = await as_deferred(store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0, op_id="op-1"))
+    for host, port in redis_cluster.addresses:  # a failover: the new master has no scripts
+        with sync_redis.Redis(host=host, port=port) as node:
+            node.script_flush()
     merged = await as_deferred(other.raise_reason(
         "09121234567", follow_up_reason("a1", T0 + 1, T0 + 1), T0 + 1, op_id="op-2"))
     assert flag is not None and merged is not None and merged.flag_id == flag.flag_id
