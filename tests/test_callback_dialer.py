@@ -453,3 +453,28 @@ def test_a_caller_in_the_ivr_is_live_by_the_number_the_agi_start_gives() -> None
     assert NUMBER in live
     live.on_tracker_event(ChannelHungUp(1.0, "u1", "u1", "Local/s@x;1", 16, "Normal Clearing"))
     assert NUMBER not in live and len(live) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flag_raised_while_its_customer_is_on_the_line_is_not_leased_until_the_hangup(
+    redis_client: Redis, clock: Clock
+) -> None:
+    """An IVR callback request is raised before the caller hangs up: the dialer
+    held it only after claiming it (a lease and a release, five commands)."""
+    from routing.callbacks import ivr_request_reason
+
+    site = Site(redis_client, clock)
+    caller_arrives(site, "in-1", "0912 123 4567")
+    now = clock.seconds()
+    flag = await as_deferred(site.store.raise_reason(NUMBER, ivr_request_reason("in-1", now, now), now))
+    before = await as_deferred(redis_client.info("commandstats"))
+    await site.dialer.flag_raised(flag)
+    await site.dialer.settled()
+    after = await as_deferred(redis_client.info("commandstats"))
+    calls = {k: int(v["calls"]) - int(before.get(k, {}).get("calls", 0)) for k, v in after.items()}
+    assert calls.get("cmdstat_set", 0) == 0 and calls.get("cmdstat_evalsha", 0) == 0
+    assert site.ami.originates() == []
+    caller_hangs_up(site, "in-1")
+    await site.dialer.settled()
+    [orig] = site.ami.originates()
+    assert orig["Exten"] == NUMBER
