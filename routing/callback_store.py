@@ -38,7 +38,7 @@ the one merged into) and writes; when it does not, it answers what is there
 and Python merges again. A new flag is 6 commands (``EVALSHA``, ``HSETNX``,
 ``SET`` of the flag and of the version, ``ZADD`` of the due set and of the
 site's) and a journal operation's marker one more: under ``WATCH`` it was
-10-13 in 3 round trips. Every other change is one :data:`WRITE` script: the
+10-13 in 5 round trips. Every other change is one :data:`WRITE` script: the
 pure functions of :mod:`routing.callbacks` applied to the flag as this store
 last read or wrote it, checked against what is stored, and applied again to
 what the script answers when another writer got there first; so a new reason
@@ -46,7 +46,7 @@ merged while a flag is being dialled is never overwritten by the outcome of
 that dial. (Daemons of earlier versions change flags under ``WATCH`` of the
 flag's key, which these scripts' writes fail as any write does.)
 
-Dialling a flag is three round trips: the claim (the due set, then the lease's
+Dialling a flag is four round trips: the claim (two: the due set, then the lease's
 ``SET NX`` and the flag's ``GET`` together), the attempt and the outcome (each
 one :data:`WRITE` script checking the flag is as the claim read it; the
 outcome's gives the lease back).

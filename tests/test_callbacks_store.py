@@ -294,7 +294,7 @@ async def test_raising_a_reason_is_one_script(redis_client: Redis) -> None:
     """A new flag: one EVALSHA checking and writing (HSETNX of the number's open
     flag, the flag, its version, the due sets, the journal operation's marker),
     no WATCH/MULTI/EXEC and no INCR (ids are reserved in blocks). Before: WATCH,
-    EXISTS, HGET, INCR, MULTI, SET x3, HSET, ZADD x2, EXEC (13, three round trips)."""
+    EXISTS, HGET, INCR, MULTI, SET x3, HSET, ZADD x2, EXEC (13, five round trips)."""
     store = CallbackStore(redis_client, "shenava", POLICY, site="north")
     await as_deferred(store.raise_reason("09120000000", voicemail_reason("rec-0", T0), T0))  # the id block
     spent = await as_deferred(_spent(redis_client, store.raise_reason(
@@ -385,7 +385,7 @@ async def test_raising_on_a_cluster_is_one_script_in_the_callbacks_slot(
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_dial_from_claim_to_outcome_is_three_round_trips_and_18_commands(redis_client: Redis) -> None:
+async def test_a_dial_from_claim_to_outcome_is_four_round_trips_and_18_commands(redis_client: Redis) -> None:
     """Claim (the due set by rank, then the lease and the flag together), the attempt
     and the outcome (one checked script each, from the flag as the claim read it; the
     lease given back in the outcome's). Before: 27 commands (WATCH/MULTI/EXEC around
