@@ -35,9 +35,9 @@ makes the new or merged flag from what it knows (a new flag, or the number's
 open flag as this store last wrote or read it), the script checks that this
 still holds (``HSETNX`` of the number's open flag, or the stored JSON equal to
 the one merged into) and writes; when it does not, it answers what is there
-and Python merges again. A new flag is 6 commands (``EVALSHA``, ``HSETNX``,
-``SET`` of the flag and of the version, ``ZADD`` of the due set and of the
-site's) and a journal operation's marker one more: under ``WATCH`` it was
+and Python merges again. A new flag is 5-6 commands (``EVALSHA``, ``HSETNX``,
+``SET`` of the flag and of the version, ``ZADD`` of the due set and, for a
+named site, of the site's) and a journal operation's marker one more: under ``WATCH`` it was
 10-13 in 5 round trips. Every other change is one :data:`WRITE` script: the
 pure functions of :mod:`routing.callbacks` applied to the flag as this store
 last read or wrote it, checked against what is stored, and applied again to
