@@ -36,6 +36,7 @@ from shenava.http.pages import (
     default_language,
     load_strings,
     read_static,
+    render_page,
 )
 from shenava_base.aio import as_deferred
 from tests.http_helpers import Running, config_with_users, outcome, running_app
@@ -164,7 +165,8 @@ def test_every_language_has_every_text() -> None:
     assert strings["fa"].keys() == strings["en"].keys()
     for page in ("wallboard.html", "desk.html", "review.html", "signin.html"):
         used = set(re.findall(r"\{\{([a-z0-9_]+)\}\}", read_static(page).decode()))
-        computed = {"lang", "dir", "other_lang_href", "other_lang_name", "strings_json"}
+        computed = {"lang", "dir", "other_lang", "other_dir", "other_lang_href", "other_lang_name",
+                    "strings_json"}
         assert used - computed <= strings["fa"].keys(), page
     # every key the scripts name, and every code they translate, has a text
     for name in ("shenava.js", "charts.js", "desk-actions.js", "supervisor.js"):
@@ -194,6 +196,21 @@ def test_every_language_has_every_text() -> None:
     source = Path(complaint_module.__file__ or "").read_text()
     actions = set(re.findall(r'_changed\([^)]*?"([a-z_]+)"', source)) | {"opened"}
     assert actions <= set(codes["history_"]), actions
+
+
+def test_the_language_switch_names_its_language_by_code() -> None:
+    """``hreflang`` takes a language code ("en"), not its name ("English"); the link's own
+    text is in the other language, so it says so (``lang``, ``dir``) for screen readers."""
+    strings = load_strings()
+    for page in ("wallboard.html", "desk.html", "review.html", "signin.html"):
+        template = read_static(page).decode()
+        for lang, other, direction in (("fa", "en", "ltr"), ("en", "fa", "rtl")):
+            html = render_page(template, strings[lang], lang, {})
+            switch = re.search(r'<a [^>]*id="lang-switch"[^>]*>([^<]*)</a>', html)
+            assert switch is not None, page
+            tag = switch.group(0)
+            assert f'hreflang="{other}"' in tag and f'lang="{other}"' in tag, (page, tag)
+            assert f'dir="{direction}"' in tag and switch.group(1) == strings[lang]["other_language"]
 
 
 @pytest_twisted.ensureDeferred

@@ -62,7 +62,8 @@ SECURITY_HEADERS = {
     b"cache-control": b"no-cache",
 }
 _PLACEHOLDER = re.compile(r"\{\{([a-z0-9_]+)\}\}")
-_COMPUTED = frozenset({"lang", "dir", "other_lang_href", "other_lang_name", "strings_json"})
+_COMPUTED = frozenset({"lang", "dir", "other_lang", "other_dir", "other_lang_href", "other_lang_name",
+                       "strings_json"})
 
 
 class PageError(RuntimeError):
@@ -98,6 +99,8 @@ def render_page(template: str, strings: Mapping[str, str], lang: str, args: Mapp
     computed = {
         "lang": lang,
         "dir": DIRECTION[lang],
+        "other_lang": other,  # the switch's hreflang and lang: a code, not the language's name
+        "other_dir": DIRECTION[other],
         "other_lang_href": "?" + urlencode({**args, "lang": other}),
         "other_lang_name": strings["other_language"],
     }

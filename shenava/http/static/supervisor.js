@@ -38,10 +38,22 @@
     const bdi = document.createElement("bdi");
     bdi.textContent = text === null || text === undefined || text === "" ? T.none : String(text);
     td.appendChild(bdi);
+    fillCell(td, row, label, className);
+    return td;
+  }
+
+  /** A phone number's cell: left to right in Persian too (Shenava.phone). */
+  function phoneCell(row, number, label) {
+    const td = document.createElement("td");
+    td.appendChild(S.phone(number));
+    fillCell(td, row, label, "num");
+    return td;
+  }
+
+  function fillCell(td, row, label, className) {
     td.dataset.label = label;
     if (className) td.className = className;
     row.appendChild(td);
-    return td;
   }
 
   function fill(id, items, make, emptyId) {
@@ -138,7 +150,7 @@
       row.appendChild(ref);
       cell(row, code("status_", c.status), T.complaint_status);
       cell(row, code("category_", c.category), T.call_category);
-      cell(row, c.number, T.col_number, "num");
+      phoneCell(row, c.number, T.col_number);
       cell(row, when(c.opened_at), T.col_when, "num");
       return row;
     }, "register-empty");
@@ -166,9 +178,8 @@
       const dt = document.createElement("dt");
       dt.textContent = k;
       const dd = document.createElement("dd");
-      const bdi = document.createElement("bdi");
-      bdi.textContent = v;
-      dd.appendChild(bdi);
+      dd.appendChild(k === T.col_number ? S.phone(v)
+        : Object.assign(document.createElement("bdi"), { textContent: v }));
       return [dt, dd];
     }));
     $("detail-history").replaceChildren(...c.history.map((h) => {
@@ -222,7 +233,7 @@
   function callbackRow(f) {
     const row = document.createElement("tr");
     row.dataset.flag = f.flag_id;
-    cell(row, f.number, T.col_number, "num");
+    phoneCell(row, f.number, T.col_number);
     cell(row, list([...new Set(f.reasons.map((r) => code("callback_reason_", r.kind)))]), T.col_reason);
     cell(row, when(f.due_at), T.col_due, "num");
     cell(row, num(f.attempts.length), T.col_attempts, "num");
