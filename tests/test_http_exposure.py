@@ -72,3 +72,31 @@ async def test_a_number_too_long_for_python_is_a_bad_body_not_an_internal_error(
         assert (code, body["error"]["code"]) == (400, "http.bad_json"), body
     code, body, _ = await api.call("POST", "/api/agents/a1/not-ready", raw=b'{"reason": ' + b"7" * 4301 + b"}")
     assert (code, body["error"]["code"]) == (400, "http.bad_json"), body
+
+
+COMPLAINT_CHANGES = [("PATCH", "/api/complaints/12345678"), ("POST", "/api/complaints/abuse"),
+                     ("POST", "/api/complaints/abuse/r-1/review"),
+                     ("POST", "/api/complaints/callbacks/cb-1/cancel"),
+                     ("POST", "/api/complaints/callbacks/cb-1/acknowledge")]
+"""The register's changes (its own resource, complaints.http), beside the router's."""
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_change_the_daemon_serves_needs_json_and_the_csrf_token(api: Running) -> None:
+    """Each state-changing route, from the router's own table and the register's: a
+    signed-in admin's cookie without the token is refused 403 ``http.csrf``, a form post
+    415, and nothing reaches the handler (the audit log's refusals say so)."""
+    from tests.test_api_docs import served_routes
+
+    changes = sorted({(m, p.replace("{}", "x")) for m, p in served_routes() if m != "GET"}
+                     - {("POST", "/api/session")}) + COMPLAINT_CHANGES
+    assert len(changes) >= 14 and ("DELETE", "/api/session") in changes
+    cookie, _ = await api.sign_in("admin", "root")
+    for method, path in changes:
+        code, body, _ = await api.call(method, path, role=None, cookie=cookie, body={})
+        assert (code, body["error"]["code"]) == (403, "http.csrf"), (method, path, body)
+        code, body, _ = await api.call(method, path, role=None, cookie=cookie, raw=b"a=1",
+                                       headers={"content-type": "application/x-www-form-urlencoded"})
+        assert (code, body["error"]["code"]) == (415, "http.unsupported_media_type"), (method, path)
+    who = await api.call("GET", "/api/session", role=None, cookie=cookie)
+    assert who[0] == 200  # DELETE /api/session without the token signed nobody out
