@@ -175,6 +175,7 @@ def test_every_language_has_every_text() -> None:
             assert (key[0] or key[1]) in strings["en"], (name, key)
     from complaints.abuse import AbuseCategory, ReportStatus
     from complaints.complaint import Channel, ComplaintStatus
+    from complaints.roles import Role
     from routing.callbacks import FlagStatus, ReasonKind, Resolution
     from routing.scoring import DEFAULT_CATEGORY_POINTS
 
@@ -184,6 +185,7 @@ def test_every_language_has_every_text() -> None:
         "report_status_": [r.value for r in ReportStatus], "channel_": [c.value for c in Channel],
         "callback_reason_": [k.value for k in ReasonKind], "resolution_": [r.value for r in Resolution],
         "flag_state_": [f.value for f in FlagStatus],
+        "role_": [r.value for r in Role],  # the header's "signed in as"
         "history_": ["opened", "status", "note", "category", "redress", "escalated", "transcript",
                      "callback_raised", "repeated", "purged"],
         "category_": list(DEFAULT_CATEGORY_POINTS),  # the default menus' and the usual others

@@ -167,7 +167,7 @@
     csrf = me.csrf;
     window.Shenava.me = me; // {person, role}: the pages offer only what the role may do
     const who = $("who");
-    if (who) who.textContent = t("signed_in_as", { person: me.person, role: me.role });
+    if (who) who.textContent = t("signed_in_as", { person: me.person, role: T["role_" + me.role] || me.role });
     return me;
   }
 
