@@ -267,6 +267,21 @@ async def test_pages_allow_only_get_and_redirect_a_trailing_slash(api: Running) 
     assert (code, body) == (200, b"")
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_bare_address_leads_to_the_sign_in_page(api: Running) -> None:
+    """``http://wallboard.example.org/`` is what people type: not a JSON 404, the sign-in
+    page (which sends someone signed in on to their page), relative for a proxy's prefix."""
+    for path, where in (("/", "sign-in"), ("/?lang=en", "sign-in?lang=en"), ("/?lang=xx", "sign-in")):
+        code, headers, body = await fetch(api, "GET", path)
+        assert (code, header(headers, "location"), body) == (303, where, b""), path
+    code, headers, _ = await fetch(api, "HEAD", "/")
+    assert (code, header(headers, "location")) == (303, "sign-in")
+    code, _, _ = await fetch(api, "GET", "/nowhere")
+    assert code == 404
+    code, answer, _ = await api.call("POST", "/")
+    assert (code, answer["error"]["code"]) == (405, "http.method_not_allowed")
+
+
 # -- GET /api/wallboard --------------------------------------------------------------------
 
 
