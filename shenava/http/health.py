@@ -55,12 +55,19 @@ class HealthApi:
         return [route("GET", "/health", self.health, needs_actor=False)]
 
     def health(self, request: Request, actor: Actor | None = None) -> dict[str, Any]:
+        found = self.figures()
+        if self._sees_figures(request):
+            return found
+        return {key: found[key] for key in LIVENESS}
+
+    def figures(self) -> dict[str, Any]:
+        """The whole answer, as a supervisor or the metrics token gets it."""
         app = self._app
         journal = journal_health(app)
         complaints = app.complaints
         references = getattr(complaints, "references", None)
         degraded = journal is not None and (journal["depth"] > 0 or journal["redis_away_since"] is not None)
-        found: dict[str, Any] = {
+        return {
             "status": "degraded" if degraded else "ok",
             "role": role_of(app),
             "ami": "connected" if getattr(app.connection, "protocol", None) is not None else "disconnected",
@@ -70,9 +77,6 @@ class HealthApi:
             "calls_in_progress": app.counts.in_progress,
             "voicemails_parked": parked_voicemails(app),
         }
-        if self._sees_figures(request):
-            return found
-        return {key: found[key] for key in LIVENESS}
 
     def _sees_figures(self, request: Request) -> bool:
         """A supervisor's or admin's sign-in, or the metrics token (a monitoring check)."""
