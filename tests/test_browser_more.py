@@ -299,6 +299,13 @@ def test_phone_numbers_read_left_to_right_in_persian_tables(
         search = review.locator("#search-number")
         search.fill(FULL)
         assert search.evaluate("(el) => getComputedStyle(el).direction") == "ltr"
+        # free text takes the direction of what is typed: English left to right, Persian right to left
+        for field in ("#search-q", "#callbacks-list .callback-note"):
+            box = review.locator(field).first
+            for text, direction in (("no answer, called twice", "ltr"), ("پاسخ نداد", "rtl")):
+                box.fill(text)
+                assert box.evaluate("(el) => getComputedStyle(el).direction") == direction, (field, text)
+            box.fill("")
         screenshot(review, "review-fa-numbers", tmp_path)
         page.context.close()
 

@@ -87,6 +87,7 @@
     td.dataset.label = T.col_review;
     const note = document.createElement("input");
     note.type = "text";
+    note.dir = "auto"; // a note in English reads left to right on the Persian page too
     note.className = "review-note";
     note.setAttribute("aria-label", T.review_note);
     note.placeholder = T.review_note;
@@ -265,6 +266,7 @@
     if (f.status === "open") {
       const note = document.createElement("input");
       note.type = "text";
+      note.dir = "auto";
       note.className = "callback-note";
       note.setAttribute("aria-label", t("callback_cancel_reason_for", { number: f.number }));
       note.placeholder = T.callback_cancel_reason;
