@@ -238,3 +238,13 @@ def test_the_live_numbers_are_told_of_every_kind_they_act_on() -> None:
         proto.dataReceived(stream)
         assert not wrong  # (an observer's exception is logged, not raised)
     assert numbers  # some capture has a number to count
+
+
+def test_the_in_memory_ivr_benchmark_walks_every_caller_to_an_outcome() -> None:
+    """``benchmarks/ivr_results.py`` drives real runners through the protocol:
+    every caller of its mix reaches an outcome and nothing is left pending."""
+    from benchmarks.ivr_results import run_round
+
+    took, results, outcomes = run_round(40, seed=3)
+    assert outcomes == 40
+    assert 40 * 5 < results < 40 * 25 and took >= 0
