@@ -62,7 +62,6 @@ DEFAULT_MAX_LIST_ITEMS = 100_000
 DEFAULT_MAX_LIST_BYTES = 128 * 1024 * 1024
 
 
-
 class DelayedCall(TypingProtocol):
     """What this package uses of ``DelayedCall``."""
 
