@@ -512,7 +512,7 @@ class AMIConnection(Service):
     def _fan_out(self, message: Message) -> None:
         if self.may_act is not None and not self.may_act():
             return  # a deposed leader reacts to nothing (it is about to exit)
-        for observer in self._event_observers.told_of(message.event):
+        for observer in self._event_observers[message.event]:
             try:
                 observer(message)
             except Exception:

@@ -21,20 +21,32 @@ _MAX_NAMES = 512
 """Event names remembered at most (Asterisk has a few hundred)."""
 
 
-class EventObservers:
-    """Observers in the order added, each with the event names it wants (None: all)."""
+class EventObservers(dict[str | None, tuple[EventObserver, ...]]):
+    """Observers in the order added, each with the event names it wants (None: all).
 
-    __slots__ = ("_by_name", "_entries")
+    The mapping itself is the table: ``observers[name]`` is who is told of an
+    event of that name (a dictionary look-up in C on every event; worked out
+    on the first event of the name, and again after a change)."""
+
+    __slots__ = ("_entries",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._entries: tuple[tuple[EventObserver, frozenset[str] | None], ...] = ()
-        self._by_name: dict[str | None, tuple[EventObserver, ...]] = {}
-        """Who is told of each event name, in the order added (made on first use)."""
+
+    def __missing__(self, name: str | None) -> tuple[EventObserver, ...]:
+        if len(self) >= _MAX_NAMES:
+            self.clear()  # a peer sending endless new names
+        told = tuple(
+            observer for observer, wanted in self._entries if wanted is None or name in wanted
+        )
+        self[name] = told
+        return told
 
     def add(self, observer: EventObserver, names: Iterable[str] | None = None) -> None:
         wanted = None if names is None else frozenset(names)
         self._entries = (*self._entries, (observer, wanted))
-        self._by_name = {}
+        self.clear()
 
     def remove_first(self, observer: EventObserver) -> None:
         """Forget the first registration equal to ``observer`` (as ``list.remove``)."""
@@ -44,32 +56,18 @@ class EventObservers:
                 del entries[i]
                 break
         self._entries = tuple(entries)
-        self._by_name = {}
+        self.clear()
 
     def remove_every(self, observer: EventObserver) -> None:
         """Forget every registration of this very ``observer`` (by identity)."""
         self._entries = tuple(entry for entry in self._entries if entry[0] is not observer)
-        self._by_name = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        self.clear()
 
     @property
     def observers(self) -> tuple[EventObserver, ...]:
+        """Every observer, in the order added."""
         return tuple(observer for observer, _ in self._entries)
 
     def told_of(self, name: str | None) -> tuple[EventObserver, ...]:
         """The observers of an event named ``name`` (None: a message with no name)."""
-        told = self._by_name.get(name)
-        if told is None:
-            if len(self._by_name) >= _MAX_NAMES:
-                self._by_name.clear()  # a peer sending endless new names
-            told = tuple(
-                observer for observer, wanted in self._entries
-                if wanted is None or name in wanted
-            )
-            self._by_name[name] = told
-        return told
+        return self[name]

@@ -568,12 +568,14 @@ class AMIProtocol(Protocol):
             name = message.event
             if name is not None:
                 self._on_event(message, name)
-            elif message.response is not None:
-                self._on_response(message)
+                continue
+            response = message.response  # its first line: read once, used below
+            if response is not None:
+                self._on_response(message, response)
             else:
                 self.log.warn("AMI message neither response nor event ignored")
 
-    def _on_response(self, message: Message) -> None:
+    def _on_response(self, message: Message, response: str) -> None:
         action_id = message.action_id
         pending = self._pending.get(action_id) if action_id is not None else None
         if pending is None:
@@ -587,8 +589,7 @@ class AMIProtocol(Protocol):
             else:
                 self.log.debug("response to unknown ActionID {action_id}", action_id=action_id)
             return
-        response = message.response
-        failed = response is not None and response.lower() in _FAILED_RESPONSES
+        failed = response.lower() in _FAILED_RESPONSES
         if not failed and pending.agi is not None:
             # An AGI command queued: its result comes as AsyncAGIExec.
             self._finish(pending)
@@ -622,7 +623,7 @@ class AMIProtocol(Protocol):
         handler = self._event_handlers.get(name)
         if handler is not None:
             handler(message)
-        for observer in self._observers.told_of(name):
+        for observer in self._observers[name]:
             try:
                 observer(message)
             except Exception:
