@@ -85,7 +85,7 @@ async def _settled(journal: Any) -> None:
     for _ in range(3000):
         if not journal._in_flight and not journal._writing and not journal._file_ops:
             return
-        await deferLater(reactor, 0.01, lambda: None)  # type: ignore[arg-type]
+        await deferLater(reactor, 0.01, lambda: None)
     raise AssertionError("the dead daemon's journal work never settled")
 
 
