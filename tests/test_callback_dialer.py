@@ -449,3 +449,87 @@ def test_a_caller_in_the_ivr_is_live_by_the_number_the_agi_start_gives() -> None
     assert NUMBER in live
     live.on_tracker_event(ChannelHungUp(1.0, "u1", "u1", "Local/s@x;1", 16, "Normal Clearing"))
     assert NUMBER not in live and len(live) == 0
+
+
+def _hangups(site: Site) -> list[str]:
+    return [dict(h)["Channel"] for name, h, _ in site.ami.actions if name == "Hangup"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_customer_who_calls_in_while_the_agent_is_rung_for_their_callback_wins(
+    redis_client: Redis, clock: Clock
+) -> None:
+    """The agent's phone rings for the callback and the customer calls in: before,
+    the agent answered and the callback context rang the customer in the middle of
+    their own call. Now the agent's leg is hung up (once Asterisk has made it), the
+    attempt ends ``customer_called_in`` (not counted), the agent is ready again
+    (not ``missed``), and the callback waits for the end of their call."""
+    from ami_bridge.events import ChannelCreated
+
+    site = Site(redis_client, clock)
+    flag_id = await site.flag()
+    await site.dial()
+    [orig] = site.ami.originates()
+    leg = orig["ChannelId"]
+    caller_arrives(site, "in-1")  # before Asterisk reports the agent's leg
+    await site.dialer.settled()
+    assert _hangups(site) == []  # no name to hang up yet
+    site.emit(ChannelCreated(clock.seconds(), leg, leg, f"PJSIP/100-{leg}", 5, None))
+    assert _hangups(site) == [f"PJSIP/100-{leg}"]
+    site.agent_hangs_up(leg)
+    await site.dialer.settled()
+    assert site.roster.get("a1").state is AgentState.READY
+    flag = await as_deferred(site.store.get(flag_id))
+    assert flag.is_open
+    assert [a.outcome for a in flag.attempts] == [AttemptOutcome.CUSTOMER_CALLED_IN]
+    assert flag.round_attempts == ()  # nothing counted against the customer
+    clock.advance(600.0)
+    await site.dial()
+    assert len(site.ami.originates()) == 1  # not while they are on the line
+    caller_hangs_up(site, "in-1")
+    await site.dialer.settled()
+    assert len(site.ami.originates()) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_customer_who_calls_in_after_the_agent_answered_is_not_dialled(
+    redis_client: Redis, clock: Clock
+) -> None:
+    """The agent had answered; the callback context's Dial to the customer starts
+    after the customer called in: the agent's leg is hung up (ending the Dial), and
+    the attempt is ``customer_called_in``, not the ``no_answer`` the CANCEL says."""
+    site = Site(redis_client, clock)
+    flag_id = await site.flag()
+    await site.dial()
+    leg = site.ami.originates()[0]["ChannelId"]
+    site.agent_answers(leg)
+    caller_arrives(site, "in-1")
+    site.customer_dialled(leg, "CANCEL")
+    site.agent_hangs_up(leg)
+    await site.dialer.settled()
+    assert _hangups(site)  # by the OriginateResponse's channel
+    flag = await as_deferred(site.store.get(flag_id))
+    assert [a.outcome for a in flag.attempts] == [AttemptOutcome.CUSTOMER_CALLED_IN]
+    assert site.roster.get("a1").state is AgentState.WRAP_UP
+
+
+def test_only_calls_that_come_in_are_calls_in() -> None:
+    """A callback's own customer leg carries the dialled number (Asterisk's and the
+    test PBX's outbound caller ID) but shares the agent leg's Linkedid: no call in."""
+    from ami_bridge.events import AgiSessionStarted, CallerIdChanged, ChannelCreated
+    from routing.live_numbers import LiveNumbers
+
+    tracker = FakeTracker()
+    live = LiveNumbers(caller_of=lambda uid: NUMBER)
+    tracker.subscribe(live.on_tracker_event)
+    calls_in: list[str] = []
+    live.on_call_in = calls_in.append
+    tracker.emit(ChannelCreated(0.0, "cust-1", "leg-1", "PJSIP/trunk-1", 0, None))
+    assert NUMBER in live and calls_in == []
+    site = type("S", (), {"emit": tracker.emit, "clock": Clock()})()
+    caller_arrives(site, "in-1", "")  # type: ignore[arg-type]  # the number comes later
+    assert calls_in == []
+    tracker.emit(CallerIdChanged(0.0, "in-1", "in-1", "PJSIP/trunk-in-1", NUMBER, ""))
+    assert calls_in == [NUMBER]
+    tracker.emit(AgiSessionStarted(0.0, "in-2", "in-2", "Local/s@x;1", env={"agi_callerid": NUMBER}))
+    assert calls_in == [NUMBER, NUMBER]
