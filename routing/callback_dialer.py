@@ -54,9 +54,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from agent_stats.roster import AgentChange, AgentRoster, AgentStatus
@@ -76,6 +77,7 @@ from ami_bridge.events import (
 from ami_bridge.tracker import handles
 from routing.callback_store import CallbackStore, Lease
 from routing.callbacks import (
+    AttemptAlreadyEndedError,
     AttemptOutcome,
     CallbackError,
     CallingHours,
@@ -86,6 +88,7 @@ from routing.channel_ids import ChannelIds
 from routing.live_numbers import LiveNumbers
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
+from shenava_base.outage import OutageNote
 from shenava_base.privacy import mask_number
 
 log = Logger()
@@ -99,6 +102,9 @@ NOTHING_DUE_RECHECK_S = 1.0
 WRONG_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
 """Q.850 causes that mean the number is wrong: unallocated, no route, number
 changed, invalid number format."""
+OUTCOME_RETRY_FIRST_S = 0.5
+OUTCOME_RETRY_MAX_S = 5.0
+"""The backoff of an attempt's outcome retried while Redis is away."""
 _DIAL_STATUS_OUTCOMES = {
     "ANSWER": AttemptOutcome.ANSWERED,
     "NOANSWER": AttemptOutcome.NO_ANSWER,
@@ -208,6 +214,12 @@ class CallbackDialer:
         self.live_numbers.on_free = self._on_number_free
         self.live_numbers.on_call_in = self._on_call_in
         self._channel_of = channel_of
+        self._unrecorded: set[str] = set()
+        """Flags whose attempt's outcome is being stored (retried while Redis is away)."""
+        self._outcome_outage = OutageNote(
+            "callback outcomes", "each is kept in memory and stored when Redis answers", log,
+            clock.seconds,
+        )
         self._held: dict[str, str] = {}
         """Flags not dialled because their customer is on a call: flag id -> number."""
         tracker.subscribe(self.live_numbers.on_tracker_event)
@@ -320,7 +332,7 @@ class CallbackDialer:
     def _skipped(self) -> set[str]:
         """Flags not to claim: those being dialled, and those whose customer is still on a call."""
         self._held = {f: n for f, n in self._held.items() if n in self.live_numbers}
-        return {d.flag_id for d in self._dials.values()} | set(self._held)
+        return {d.flag_id for d in self._dials.values()} | set(self._held) | self._unrecorded
 
     def _on_agent_change(self, change: AgentChange) -> None:
         if change.new is AgentState.READY:
@@ -588,9 +600,8 @@ class CallbackDialer:
             "callback {flag} attempt {attempt}: {outcome}", flag=dial.flag_id,
             attempt=dial.attempt_no, outcome=outcome.value,
         )
-        d = self._track(as_deferred(self._store.record_outcome(
-            dial.lease, dial.attempt_no, outcome, now, by=dial.agent_id, note=note,
-        )))
+        self._unrecorded.add(dial.flag_id)
+        d = self._track(ensureDeferred(self._store_outcome(dial, outcome, now, note)))
         d.addCallbacks(
             lambda _: self.poke(),
             lambda f: log.failure(
@@ -598,6 +609,39 @@ class CallbackDialer:
                 outcome=outcome.value, flag=dial.flag_id, attempt=dial.attempt_no,
             ),
         )
+
+    async def _store_outcome(self, dial: _Dial, outcome: AttemptOutcome, now: float, note: str) -> None:
+        """Record the outcome, retrying (backoff from ``OUTCOME_RETRY_FIRST_S`` to
+        ``OUTCOME_RETRY_MAX_S``) while Redis is away, slow or loading: an outcome is
+        never dropped (docs/complaints.md). Before, one failed write lost it: the
+        lease then expired and the next claim recorded the attempt ``interrupted``
+        (counted), so a customer who had answered kept an open flag and was called
+        again. Meanwhile the flag is not claimed by this daemon (:meth:`_skipped`)."""
+        delay = OUTCOME_RETRY_FIRST_S
+        tried = False
+        try:
+            while True:
+                try:
+                    await as_deferred(self._store.record_outcome(
+                        dial.lease, dial.attempt_no, outcome, now, by=dial.agent_id, note=note,
+                    ))
+                    break
+                except AttemptAlreadyEndedError:
+                    if not tried:
+                        raise
+                    # Stored by an earlier try whose reply was lost; give the lease back.
+                    await as_deferred(self._store.release(dial.lease))
+                    break
+                except Exception as exc:
+                    if not self._outcome_outage.expected(exc):
+                        raise
+                    self._outcome_outage.failed(exc)
+                tried = True
+                await deferLater(cast(Any, self._clock), delay, lambda: None)
+                delay = min(delay * 2, OUTCOME_RETRY_MAX_S)
+            self._outcome_outage.ok()
+        finally:
+            self._unrecorded.discard(dial.flag_id)
 
     def _track(self, d: Deferred[Any]) -> Deferred[Any]:
         self._in_flight.add(d)

@@ -92,9 +92,10 @@ class Site:
         waiting: int = 0,
         service_level: float | None = None,
         staffed_service_level: float | None = None,
+        policy: DialPolicy | None = None,
     ) -> None:
         self.clock = clock
-        self.store = CallbackStore(client, PREFIX, DialPolicy())
+        self.store = CallbackStore(client, PREFIX, policy or DialPolicy())
         self.roster = AgentRoster(
             [AgentProfile(a, a, f"PJSIP/{100 + i}", ("fa",)) for i, a in enumerate(agents)],
             clock.seconds(),
@@ -533,3 +534,52 @@ def test_only_calls_that_come_in_are_calls_in() -> None:
     assert calls_in == [NUMBER]
     tracker.emit(AgiSessionStarted(0.0, "in-2", "in-2", "Local/s@x;1", env={"agi_callerid": NUMBER}))
     assert calls_in == [NUMBER, NUMBER]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_outcome_known_while_redis_is_away_is_stored_when_it_answers(
+    clock: Clock, tmp_path: Any
+) -> None:
+    """The customer answers while Redis is stopped. Before, the one failed write
+    dropped the outcome: the lease expired, the next claim recorded the attempt
+    ``interrupted`` (counted) and the flag stayed open, so a customer who had
+    answered would be called again. Now the outcome is retried until Redis
+    answers, and the flag is not claimed meanwhile. A real redis-server, stopped
+    and started again on the same data and port."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    from shenava.redis_server import start_redis_server
+
+    server = start_redis_server(tmp_path / "redis", extra_args=("--appendfsync", "always"))
+    client = Redis.from_url(server.url, decode_responses=True, socket_connect_timeout=0.5,
+                            socket_timeout=2.0)
+    restarted = None
+    try:
+        site = Site(client, clock, policy=DialPolicy(lease_ms=1000))
+        flag_id = await site.flag()
+        await site.dial()
+        leg = site.ami.originates()[0]["ChannelId"]
+        site.agent_answers(leg)
+        server.stop()
+        site.customer_dialled(leg, "ANSWER")
+        # real time: the write fails against the stopped server (refused at once)
+        await deferLater(reactor, 0.5, lambda: None)  # type: ignore[arg-type]
+        site.agent_hangs_up(leg)
+        await deferLater(reactor, 1.2, lambda: None)  # type: ignore[arg-type]  # the lease expires
+        restarted = start_redis_server(tmp_path / "redis", port=server.port,
+                                       extra_args=("--appendfsync", "always"))
+        clock.advance(10)  # wrap-up over: a1 is ready and pokes the dialler
+        for _ in range(10):
+            clock.advance(5)  # the retry's backoff
+            await deferLater(reactor, 0.05, lambda: None)  # type: ignore[arg-type]
+        await site.dialer.settled()
+        flag = await as_deferred(site.store.get(flag_id))
+        assert [a.outcome for a in flag.attempts] == [AttemptOutcome.ANSWERED]
+        assert flag.resolution is Resolution.ANSWERED
+        assert len(site.ami.originates()) == 1
+    finally:
+        await as_deferred(client.aclose())
+        if restarted is not None:
+            restarted.stop()
+        server.stop()
