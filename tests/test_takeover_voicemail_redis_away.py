@@ -228,3 +228,47 @@ async def test_a_caller_held_for_redis_who_hangs_up_keeps_one_voicemail(
         if restarted is not None:
             restarted.stop()
         server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_held_caller_whose_voicemail_was_not_kept_records_it_again_once_redis_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other answer: the first voicemail never reached the journal's disk nor
+    Redis (no intake, no flag reason). Held while Redis is away, the caller is
+    resumed at the recording once it answers: one voicemail, the second recording."""
+    server = _start(tmp_path / "redis")
+    client = _client(server)
+    h = E2E.build(tmp_path, config=_config(tmp_path), redis=client, killable=True)
+    restarted: RedisServer | None = None
+    client2 = _client(server)
+    try:
+        call = h.call(CallerScript(number=NUMBER, language="fa", answers=("1", "4"), patience_s=900.0))
+        await _kept_then_killed(h, client, call, tmp_path)
+        (tmp_path / "state" / "journal.jsonl").unlink(missing_ok=True)
+        for pattern in ("shenava:{vm}:*", "shenava:{callbacks}:*"):
+            for key in await as_deferred(client.keys(pattern)):
+                await as_deferred(client.delete(key))
+
+        _stop_redis_after(monkeypatch, server, "load_step")
+        h.start_again(redis=client2)
+        await _advance(h, 10.0)
+        assert sum(c.startswith("RECORD FILE") for c in h.agi_commands(call)) == 1
+        monkeypatch.undo()
+
+        restarted = _start(tmp_path / "redis", port=server.port)
+        await h.run_until_async(lambda: not h.alive(call), limit_s=120)
+        records = [c for c in h.agi_commands(call) if c.startswith("RECORD FILE")]
+        assert len(records) == 2
+        await _advance(h, 30.0)
+        [vm_id] = await _voicemails_of(client2, call.uniqueid)
+        second = await as_deferred(client2.hget(f"shenava:{{vm}}:vm:{vm_id}", "record_name"))
+        assert second and second in records[1]
+        assert await _voicemail_reasons(client2, NUMBER) == [second]
+    finally:
+        h.stop()
+        await as_deferred(client.aclose())
+        await as_deferred(client2.aclose())
+        if restarted is not None:
+            restarted.stop()
+        server.stop()
