@@ -195,6 +195,7 @@ async def test_a_customer_back_on_the_line_is_not_rung_until_they_hang_up(
         assert len(callback_originates()) == 1
         h.advance(60.0)  # the callback's talk ends: nothing is left of either call
         dialer = h.app.complaints.dialer
+        await dialer.settled()  # the outcome's write (and its lease's release) has landed
         assert not h.world.channels()
         assert len(dialer.live_numbers) == 0 and dialer._skipped() == set()
     finally:
