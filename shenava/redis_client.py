@@ -25,11 +25,15 @@ script inside one slot. Its pools are per node and not blocking: a node whose
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from typing import Any
 from urllib.parse import urlparse
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import RedisError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -41,13 +45,219 @@ from shenava.config import (
     parse_sentinel_url,
 )
 
-__all__ = ["BlockingSentinelPool", "client_options", "describe", "make_redis_client", "wait_for_redis"]
+__all__ = [
+    "BlockingSentinelPool",
+    "TurnBatchingCluster",
+    "TurnBatchingRedis",
+    "client_options",
+    "describe",
+    "make_redis_client",
+    "wait_for_redis",
+]
 
 log = Logger()
 
 
 class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel-managed pool that waits for a free connection like ``BlockingConnectionPool``."""
+
+
+# Commands that never share a turn's pipeline: their reply comes only later
+# (blocking reads, WAIT), they change the connection's state, or they belong
+# to a transaction (those go through ``client.pipeline()`` on their own
+# connection anyway).
+_OWN_CONNECTION = frozenset({
+    "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+    "XREAD", "XREADGROUP", "WAIT", "WAITAOF",
+    "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
+    "SELECT", "AUTH", "HELLO", "RESET", "QUIT", "CLIENT", "MONITOR", "READONLY", "READWRITE",
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+    "SHUTDOWN", "DEBUG", "SYNC", "PSYNC", "REPLICAOF", "SLAVEOF", "FAILOVER",
+})
+
+# On a cluster only commands on one key (so one slot, one node) are batched:
+# its pipeline splits a command over several keys (DEL, MGET) per node and
+# answers it as several replies, and sends a keyless one (SCRIPT LOAD, INFO)
+# to nodes of its own choosing.
+_CLUSTER_BATCHED = frozenset({
+    "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "STRLEN", "APPEND",
+    "INCR", "INCRBY", "INCRBYFLOAT", "DECR", "DECRBY",
+    "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "PERSIST", "TYPE",
+    "HSET", "HSETNX", "HMSET", "HGET", "HMGET", "HGETALL", "HDEL", "HEXISTS", "HINCRBY",
+    "HINCRBYFLOAT", "HLEN", "HKEYS", "HVALS",
+    "LPUSH", "RPUSH", "LPOP", "RPOP", "LRANGE", "LLEN", "LTRIM", "LINDEX", "LREM", "LSET",
+    "SADD", "SREM", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD",
+    "ZADD", "ZREM", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZSCORE",
+    "ZMSCORE", "ZCARD", "ZCOUNT", "ZINCRBY", "ZRANK", "ZREVRANK", "ZREMRANGEBYSCORE",
+    "ZREMRANGEBYRANK", "ZPOPMIN", "ZPOPMAX",
+    "XADD", "XLEN", "XRANGE", "XREVRANGE", "XTRIM", "XACK", "XDEL",
+})
+
+
+class _TurnBatching:
+    """Commands issued in one turn of the event loop go to Redis as one pipeline.
+
+    The first command of a turn waits one bare yield (``asyncio.sleep(0)``);
+    every batchable command issued before that yield returns joins it, and
+    the lot is sent on one connection as a plain (non-transactional)
+    pipeline: one ``get_connection``, one retry wrapper, one write and one
+    read loop instead of one each. A command alone in its turn is sent as
+    before. Each caller gets its own reply, or its own error: a command's
+    ``ResponseError`` (``NOSCRIPT``, ``WRONGTYPE``...) fails that caller only,
+    as sent alone; an error of the whole round trip (Redis away, a timeout)
+    fails every command of the batch, as it would have failed each sent alone.
+    Commands go in the order issued, on one connection; a caller cancelling
+    its wait does not cancel the others (the batch runs in a task of its own).
+    """
+
+    _turn: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]] | None = None
+    _batch_names: dict[Any, bool]
+    _batches: set[asyncio.Task[None]]
+    turns_batched = 0
+    """Batches of two or more commands sent so far (for the benchmarks)."""
+    commands_batched = 0
+    """Commands sent in such batches so far."""
+
+    def _init_turns(self) -> None:
+        self._batch_names = {}
+        self._batches = set()
+
+    def _name_batchable(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def _may_batch(self, options: dict[str, Any]) -> bool:
+        return True
+
+    async def _execute_alone(self, *args: Any, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def _pipeline_of(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+        raise NotImplementedError
+
+    def _batchable(self, args: tuple[Any, ...], options: dict[str, Any]) -> bool:
+        name = args[0]
+        known = self._batch_names.get(name)
+        if known is None:
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            known = self._batch_names[name] = self._name_batchable(text.split(" ", 1)[0].upper())
+        return known and self._may_batch(options)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if not self._batchable(args, options):
+            return await self._execute_alone(*args, **options)
+        turn = self._turn
+        if turn is not None:
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            turn.append((args, options, waiter))
+            return await waiter
+        turn = self._turn = [(args, options, None)]
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            self._turn = None
+            if len(turn) > 1:
+                self._send_batch(turn[1:])
+            raise
+        self._turn = None
+        if len(turn) == 1:
+            return await self._execute_alone(*args, **options)
+        own: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        turn[0] = (args, options, own)
+        self._send_batch(turn)
+        return await own
+
+    def _send_batch(
+        self, turn: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._run_batch(turn))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(
+        self, turn: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]]
+    ) -> None:
+        waiters = [waiter for _, _, waiter in turn]
+        type(self).turns_batched += 1
+        type(self).commands_batched += len(turn)
+        try:
+            replies = await self._pipeline_of([(args, options) for args, options, _ in turn]).execute(
+                raise_on_error=False
+            )
+            if len(replies) != len(turn):
+                raise RedisError(f"a batch of {len(turn)} commands had {len(replies)} replies")
+        except Exception as exc:  # the round trip failed: every command of it did
+            for index, waiter in enumerate(waiters):
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(exc if index == 0 else _copy_error(exc))
+            return
+        except BaseException:
+            for waiter in waiters:
+                if waiter is not None:
+                    waiter.cancel()
+            raise
+        for waiter, reply in zip(waiters, replies, strict=True):
+            if waiter is None or waiter.done():
+                continue
+            if isinstance(reply, BaseException):
+                waiter.set_exception(reply)
+            else:
+                waiter.set_result(reply)
+
+
+def _copy_error(error: Exception) -> Exception:
+    """One exception object per caller: raising one object in several tasks chains their tracebacks."""
+    try:
+        twin = copy.copy(error)
+    except Exception:
+        return error
+    twin.__cause__ = error.__cause__
+    return twin
+
+
+class TurnBatchingRedis(_TurnBatching, Redis):  # type: ignore[misc]  # redis-py's own bases disagree on command_info
+    """``redis.asyncio.Redis`` (one server, or Sentinel's master) batching each turn's commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_turns()
+
+    def _name_batchable(self, name: str) -> bool:
+        return name not in _OWN_CONNECTION
+
+    def _may_batch(self, options: dict[str, Any]) -> bool:
+        return self.connection is None  # a single-connection client keeps its own order
+
+    async def _execute_alone(self, *args: Any, **options: Any) -> Any:
+        return await Redis.execute_command(self, *args, **options)
+
+    def _pipeline_of(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+        pipe = self.pipeline(transaction=False)
+        for args, options in commands:
+            pipe.pipeline_execute_command(*args, **options)
+        return pipe
+
+
+class TurnBatchingCluster(_TurnBatching, RedisCluster):  # type: ignore[misc]  # as above
+    """``redis.asyncio.RedisCluster`` batching each turn's one-key commands (its pipeline splits them per node)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_turns()
+
+    def _name_batchable(self, name: str) -> bool:
+        return name in _CLUSTER_BATCHED
+
+    def _may_batch(self, options: dict[str, Any]) -> bool:
+        return "target_nodes" not in options
+
+    async def _execute_alone(self, *args: Any, **options: Any) -> Any:
+        return await RedisCluster.execute_command(self, *args, **options)
+
+    def _pipeline_of(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+        pipe = self.pipeline()
+        for args, options in commands:
+            pipe.execute_command(*args, **options)
+        return pipe
 
 
 def client_options(config: RedisConfig, *, tcp: bool = True) -> dict[str, Any]:
@@ -78,7 +288,7 @@ def make_redis_client(config: RedisConfig, *, decode_responses: bool = False, ur
         decode_responses=decode_responses,
         **options,
     )
-    return Redis.from_pool(pool)
+    return (TurnBatchingRedis if config.batch_turns else Redis).from_pool(pool)
 
 
 def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], decode: bool) -> Redis:
@@ -97,7 +307,7 @@ def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], dec
     sentinel = Sentinel(list(sentinels), sentinel_kwargs=sentinel_options, **sentinel_options)
     client: Redis = sentinel.master_for(
         service,
-        redis_class=Redis,
+        redis_class=TurnBatchingRedis if config.batch_turns else Redis,
         connection_pool_class=BlockingSentinelPool,
         max_connections=config.max_connections,
         timeout=config.pool_timeout_s,
@@ -110,7 +320,7 @@ def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], dec
 
 
 def _cluster_client(config: RedisConfig, url: str, options: dict[str, Any], decode: bool) -> Redis:
-    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.cluster import ClusterNode
 
     if url.startswith(CLUSTER_SCHEME):
         nodes, password = parse_cluster_url(url)
@@ -119,7 +329,7 @@ def _cluster_client(config: RedisConfig, url: str, options: dict[str, Any], deco
         parsed = urlparse(url) if url else None
         password = parsed.password if parsed is not None else None
     options = {k: v for k, v in options.items() if k != "retry_on_timeout"}
-    client = RedisCluster(
+    client = (TurnBatchingCluster if config.batch_turns else RedisCluster)(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         password=password,
         max_connections=config.max_connections,
