@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -44,9 +47,12 @@ from shenava.config import (
     parse_cluster_url,
     parse_sentinel_url,
 )
+from shenava_base.outage import OutageNote
 
 __all__ = [
     "BlockingSentinelPool",
+    "PoolExhaustedError",
+    "SayingBlockingPool",
     "TurnBatchingCluster",
     "TurnBatchingRedis",
     "client_options",
@@ -58,7 +64,65 @@ __all__ = [
 log = Logger()
 
 
-class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+_POOL_TIMED_OUT = "No connection available."
+"""redis-py's message when no connection came free within the pool's timeout."""
+
+
+class PoolExhaustedError(RedisConnectionError):
+    """Every connection of the pool stayed busy for ``redis.pool_timeout_s``.
+
+    Redis is slow or away (each command holds its connection through its
+    retries), or a burst outgrew ``redis.max_connections``. A
+    ``ConnectionError``, so the journal keeps the write and retries it."""
+
+    code = "redis.pool_exhausted"
+
+
+class _SaysPoolOutages:
+    """A blocking pool that says "no free connection" once per outage, not once per command.
+
+    redis-py raises ``ConnectionError("No connection available.")`` for every
+    command that waited ``pool_timeout_s`` in vain; while Redis is away that is
+    every command. Here the first of an outage is a warning (with what it
+    means), the rest are counted, and the first connection handed out again
+    says how many failed and for how long (:class:`OutageNote`). The error
+    itself is :class:`PoolExhaustedError`, still a ``ConnectionError``, with a
+    message that says why; each caller handles it as before.
+    """
+
+    timeout: float | None
+    max_connections: int
+
+    def __init__(self, *args: Any, now: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outage = OutageNote(
+            "Redis connections", "commands wait for one up to the pool's timeout, then fail "
+            "(records are kept in the journal)", log, now,
+        )
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            connection = await super().get_connection()  # type: ignore[misc]
+        except PoolExhaustedError:
+            raise
+        except RedisConnectionError as exc:
+            if not (isinstance(exc.__cause__, TimeoutError) and str(exc) == _POOL_TIMED_OUT):
+                raise  # connecting failed: Redis's own error, said by whoever called
+            error = PoolExhaustedError(
+                f"no free Redis connection within {self.timeout:g} s "
+                f"(all {self.max_connections} in use: Redis slow or away, or a burst)"
+            )
+            self.outage.failed(error)
+            raise error from exc.__cause__
+        self.outage.ok()
+        return connection
+
+
+class SayingBlockingPool(_SaysPoolOutages, BlockingConnectionPool):
+    """``BlockingConnectionPool`` saying a pool outage once (:class:`_SaysPoolOutages`)."""
+
+
+class BlockingSentinelPool(_SaysPoolOutages, SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel-managed pool that waits for a free connection like ``BlockingConnectionPool``."""
 
 
@@ -281,7 +345,7 @@ def make_redis_client(config: RedisConfig, *, decode_responses: bool = False, ur
         return _sentinel_client(config, target, options, decode_responses)
     if target.startswith(CLUSTER_SCHEME) or config.cluster_nodes:
         return _cluster_client(config, target, options, decode_responses)
-    pool = BlockingConnectionPool.from_url(
+    pool = SayingBlockingPool.from_url(
         target,
         max_connections=config.max_connections,
         timeout=config.pool_timeout_s,

@@ -93,13 +93,13 @@ async def test_scripts_load_themselves_when_batched(redis_url: str) -> None:
 async def test_a_cancelled_caller_does_not_cancel_the_others(redis_url: str) -> None:
     client = _client(redis_url)
     try:
-        async def turn() -> list[Any]:
+        async def turn() -> tuple[Any, ...]:
             first = asyncio.ensure_future(client.set("a", "1"))
             second = asyncio.ensure_future(client.set("b", "2"))
             third = asyncio.ensure_future(client.get("missing"))
             await asyncio.sleep(0)  # all three have joined the turn
             second.cancel()
-            return await asyncio.gather(first, second, third, return_exceptions=True)
+            return tuple(await asyncio.gather(first, second, third, return_exceptions=True))
 
         first, second, third = await as_deferred(turn())
         assert first is True and isinstance(second, asyncio.CancelledError) and third is None
