@@ -34,9 +34,11 @@ from urllib.parse import urlparse
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.connection import Connection
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -116,6 +118,69 @@ class _SaysPoolOutages:
             raise error from exc.__cause__
         self.outage.ok()
         return connection
+
+    async def ensure_connection(self, connection: Any) -> None:
+        """A connected connection with nothing unread is ready: no ``connect()`` (a retry
+        wrapper around a no-op) on every checkout; anything else is redis-py's check."""
+        if connection.is_connected:
+            try:
+                if not await connection.can_read():
+                    return
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                pass  # redis-py's check below reconnects
+        await super().ensure_connection(connection)  # type: ignore[misc]
+
+
+class _QuickSend:
+    """A command written at once when nothing can make it wait.
+
+    redis-py's ``send_packed_command`` runs every write under
+    ``asyncio.wait_for``: a task, a timer and a future per command, for a
+    ``drain()`` that returns at once unless the socket's buffer is full.
+    Here, when the connection is up, no health check is due and the stream
+    is not paused for writing, the command goes straight to the transport;
+    otherwise (and for every error) redis-py's own path runs, timeout and all.
+    A connection lost meanwhile is found by the read that follows, as a
+    ``ConnectionError`` like a failed write.
+    """
+
+    _writer: Any
+    health_check_interval: float
+    next_health_check: float
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        writer = self._writer
+        if (
+            writer is None
+            or isinstance(command, str | bytes)
+            or (
+                check_health and self.health_check_interval
+                and asyncio.get_running_loop().time() > self.next_health_check
+            )
+        ):
+            return await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        transport = writer.transport
+        protocol = transport.get_protocol()
+        if (
+            transport.is_closing()
+            or getattr(protocol, "_paused", True)
+            or getattr(protocol, "_connection_lost", True)
+        ):
+            return await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        try:
+            writer.writelines(command)
+        except BaseException:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise
+        return None
+
+
+class QuickConnection(_QuickSend, Connection):
+    """redis-py's TCP connection with :class:`_QuickSend`."""
+
+
+class QuickSentinelConnection(_QuickSend, SentinelManagedConnection):
+    """Sentinel's master connection with :class:`_QuickSend`."""
 
 
 class SayingBlockingPool(_SaysPoolOutages, BlockingConnectionPool):
@@ -345,6 +410,8 @@ def make_redis_client(config: RedisConfig, *, decode_responses: bool = False, ur
         return _sentinel_client(config, target, options, decode_responses)
     if target.startswith(CLUSTER_SCHEME) or config.cluster_nodes:
         return _cluster_client(config, target, options, decode_responses)
+    if target.startswith("redis://"):  # rediss:// and unix:// keep redis-py's own connection class
+        options["connection_class"] = QuickConnection
     pool = SayingBlockingPool.from_url(
         target,
         max_connections=config.max_connections,
@@ -373,6 +440,7 @@ def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], dec
         service,
         redis_class=TurnBatchingRedis if config.batch_turns else Redis,
         connection_pool_class=BlockingSentinelPool,
+        connection_class=QuickSentinelConnection,
         max_connections=config.max_connections,
         timeout=config.pool_timeout_s,
         db=db,

@@ -146,3 +146,22 @@ async def test_redis_refusing_connections_is_not_called_a_full_pool() -> None:
         assert events.events == []  # said by whoever called (the journal), not as a pool outage
     finally:
         await as_deferred(client.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_pooled_connection_the_server_closed_is_made_again_at_checkout(redis_url: str) -> None:
+    # A connection taken from the pool is used as is only if it is up with nothing unread.
+    client = make_redis_client(RedisConfig(url=redis_url, max_connections=2))
+    other = AsyncRedis.from_url(redis_url)
+    try:
+        assert await as_deferred(client.set("k", "v")) is True
+        assert await as_deferred(other.client_kill_filter(_type="normal", skipme=True)) >= 1
+        await as_deferred(asyncio.sleep(0.05))  # the close reaches the pooled connection
+        connection = await as_deferred(client.connection_pool.get_connection())
+        # connected again at checkout (not handed out closed, to fail the next command)
+        assert connection.is_connected and not connection._reader.at_eof()
+        await as_deferred(client.connection_pool.release(connection))
+        assert await as_deferred(client.get("k")) == b"v"
+    finally:
+        await as_deferred(other.aclose())
+        await as_deferred(client.aclose())

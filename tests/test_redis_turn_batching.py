@@ -30,14 +30,15 @@ def _client(url: str, **kwargs: Any) -> Any:
     return make_redis_client(RedisConfig(url=url, **kwargs), decode_responses=True)
 
 
-async def _mixed_turn(client: Any) -> list[Any]:
-    return await asyncio.gather(
+def _mixed(client: Any) -> list[Any]:
+    """Thirteen commands (their coroutines), replies of several shapes, each depending on the last."""
+    return [
         client.set("n", 1), client.incr("n"), client.incrby("n", 5), client.get("n"),
         client.hset("h", mapping={"a": "1", "b": "2"}), client.hgetall("h"),
         client.zadd("z", {"x": 2.0, "y": 1.0}), client.zrange("z", 0, -1, withscores=True),
         client.rpush("l", "a", "b"), client.lrange("l", 0, -1), client.hexists("h", "a"),
         client.exists("n", "h", "none"), client.delete("n", "h", "z", "l"),
-    )
+    ]
 
 
 @pytest_twisted.ensureDeferred
@@ -46,16 +47,29 @@ async def test_one_turns_commands_share_one_connection_and_keep_their_order(redi
     client = _client(redis_url)
     assert isinstance(client, TurnBatchingRedis) and not isinstance(alone, TurnBatchingRedis)
     try:
-        expected = await as_deferred(_mixed_turn(alone))
+        async def one_by_one() -> list[Any]:
+            return [await command for command in _mixed(alone)]
+
+        expected = await as_deferred(one_by_one())
         assert expected[:4] == [True, 2, 7, "7"] and expected[-1] == 4
         before = TurnBatchingRedis.turns_batched
-        replies = await as_deferred(_mixed_turn(client))
-        assert replies == expected  # the same replies, parsed the same way, as sent one by one
-        # thirteen commands at once took one connection (sent alone: thirteen)
-        assert _connections(client) == 1 and _connections(alone) == 13
+        replies = await as_deferred(asyncio.gather(*_mixed(client)))
+        # issued at once, they ran in the order issued, with the replies parsed as one by one
+        assert replies == expected
+        assert _connections(client) == 1  # thirteen commands, one connection, one round trip
         assert TurnBatchingRedis.turns_batched == before + 1
     finally:
         await as_deferred(client.aclose())
+        await as_deferred(alone.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_batching_each_command_takes_a_connection(redis_url: str) -> None:
+    alone = _client(redis_url, batch_turns=False)
+    try:
+        await as_deferred(asyncio.gather(*(alone.set(f"k{i}", i) for i in range(5))))
+        assert _connections(alone) == 5
+    finally:
         await as_deferred(alone.aclose())
 
 
