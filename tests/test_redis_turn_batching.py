@@ -16,7 +16,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from shenava.config import RedisConfig
-from shenava.redis_client import TurnBatchingCluster, TurnBatchingRedis, make_redis_client
+from shenava.redis_client import (
+    BlockingSentinelPool,
+    QuickConnection,
+    QuickSentinelConnection,
+    TurnBatchingCluster,
+    TurnBatchingRedis,
+    make_redis_client,
+)
 from shenava.redis_server import free_port
 from shenava_base.aio import as_deferred
 
@@ -170,3 +177,15 @@ def test_commands_that_hold_the_connection_are_never_batched() -> None:
 @pytest.mark.parametrize("name", ["DEL", "MGET", "SCRIPT LOAD", "PING", "ZUNION"])
 def test_the_cluster_client_batches_one_key_commands_only(name: str) -> None:
     assert not TurnBatchingCluster._name_batchable(None, name.split()[0])  # type: ignore[arg-type]
+
+
+def test_every_kind_of_client_batches_its_turns() -> None:
+    sentinel = _client("redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster/0")
+    assert isinstance(sentinel, TurnBatchingRedis)
+    assert sentinel.connection_pool.connection_class is QuickSentinelConnection
+    assert isinstance(sentinel.connection_pool, BlockingSentinelPool)
+    single = _client("redis://127.0.0.1:1/0")
+    assert isinstance(single, TurnBatchingRedis)
+    assert single.connection_pool.connection_class is QuickConnection
+    assert not issubclass(_client("unix:///tmp/x.sock").connection_pool.connection_class, QuickConnection)
+    assert isinstance(_client("redis+cluster://127.0.0.1:1"), TurnBatchingCluster)
