@@ -189,3 +189,13 @@ def test_every_kind_of_client_batches_its_turns() -> None:
     assert single.connection_pool.connection_class is QuickConnection
     assert not issubclass(_client("unix:///tmp/x.sock").connection_pool.connection_class, QuickConnection)
     assert isinstance(_client("redis+cluster://127.0.0.1:1"), TurnBatchingCluster)
+
+
+def test_batch_turns_is_a_setting() -> None:
+    from shenava.config import Config, ConfigError, parse_toml
+
+    base = '[ami]\nsecret = "x"\n[redis]\nurl = "redis://127.0.0.1:1/0"\n'
+    assert Config.from_mapping(parse_toml(base)).redis.batch_turns is True
+    assert Config.from_mapping(parse_toml(base + "batch_turns = false\n")).redis.batch_turns is False
+    with pytest.raises(ConfigError, match="redis.batch_turns"):
+        Config.from_mapping(parse_toml(base + 'batch_turns = "yes"\n'))
