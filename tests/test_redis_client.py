@@ -165,3 +165,27 @@ async def test_a_pooled_connection_the_server_closed_is_made_again_at_checkout(r
     finally:
         await as_deferred(other.aclose())
         await as_deferred(client.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_that_must_wait_keeps_redis_pys_timeout(redis_url: str) -> None:
+    # The socket's buffer full (the stream paused for writing): the command is not
+    # written past it but waits under the socket timeout, as redis-py does.
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    client = make_redis_client(RedisConfig(url=redis_url, socket_timeout_s=0.2, max_connections=2))
+    try:
+        assert await as_deferred(client.set("k", "v")) is True
+        connection = await as_deferred(client.connection_pool.get_connection())
+        protocol = connection._writer.transport.get_protocol()
+        protocol._paused = True  # what pause_writing() does when the buffer is full
+        try:
+            await as_deferred(connection.send_command("GET", "k"))
+        except RedisTimeoutError as exc:
+            assert "writing" in str(exc)
+        else:
+            raise AssertionError("written past a full buffer")
+        await as_deferred(client.connection_pool.release(connection))
+        assert await as_deferred(client.get("k")) == b"v"  # that connection was dropped, a new one made
+    finally:
+        await as_deferred(client.aclose())
