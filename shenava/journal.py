@@ -102,6 +102,9 @@ SCAN_LIMIT = 4096
 ADVANCE_EVERY_S = 1.0
 """The cursor is written (the file emptied or compacted) at most this often."""
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""One entry as compact JSON (one encoder for every line, not one built per ``json.dumps``)."""
+
 
 class JournalFullError(RuntimeError):
     """The journal file reached ``state.journal_max_bytes``; the record was not kept."""
@@ -132,7 +135,7 @@ class JournalEntry:
         record: dict[str, Any] = {"seq": self.seq, "kind": self.kind, "at": self.at, "p": self.payload}
         if self.keys:
             record["k"] = list(self.keys)
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        return _encode(record).encode("utf-8") + b"\n"
 
     @classmethod
     def from_line(cls, line: bytes) -> JournalEntry:
