@@ -366,3 +366,62 @@ def test_the_cursor_is_written_once_a_second_and_a_kill_before_it_loses_nothing(
     journal.stop()
     assert writes == [1, 50, 51, 52]
     assert (tmp_path / "journal.cursor").read_text().strip() == "52"
+
+
+def test_waiting_submitters_are_told_kept_on_time_by_one_timer(tmp_path: Path) -> None:
+    """Each submitter still waiting for Redis hears "kept" ``answer_within_s`` after
+    its record is on disk, from one timer for all (not a timer set and cancelled
+    per record); one answered by Redis first is not answered twice."""
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+    target.away = True
+    first = results(journal.submit("rec", {"id": "a"}))
+    clock.advance(1.0)
+    second = results(journal.submit("rec", {"id": "b"}))
+    answer_timers = [c for c in clock.getDelayedCalls() if c.func.__name__ == "_answers_due"]
+    assert len(answer_timers) == 1
+    clock.advance(ANSWER_WITHIN_S - 1.0)
+    assert first == [None] and second == []
+    clock.advance(0.5)
+    assert second == []
+    clock.advance(0.5)
+    assert second == [None]
+    # Redis back (the journal's retries catch up): what answers now is Redis' result, once
+    target.away = False
+    for _ in range(5):
+        clock.advance(5.0)
+    assert target.order == ["a", "b"]
+    third = results(journal.submit("rec", {"id": "c"}))
+    assert third == ["c"]
+    clock.advance(10 * ANSWER_WITHIN_S)
+    assert third == ["c"] and not [c for c in clock.getDelayedCalls() if c.func.__name__ == "_answers_due"]
+
+
+def test_a_wall_clock_set_back_does_not_hold_a_waiting_submitter(tmp_path: Path) -> None:
+    """The reactor waits in monotonic time but ``seconds()`` is the wall clock: set
+    back an hour, the due time of a waiting submitter is far ahead; it is answered
+    ``answer_within_s`` later all the same."""
+
+    class WallClock:
+        def __init__(self) -> None:
+            self.now = 3600.0
+            self.timers: list[tuple[float, Any, tuple[Any, ...]]] = []
+
+        def seconds(self) -> float:
+            return self.now
+
+        def callLater(self, delay: float, f: Any, *args: Any) -> Any:
+            self.timers.append((delay, f, args))
+            return Clock().callLater(delay, lambda: None)  # an IDelayedCall never run
+
+    clock, target = WallClock(), FakeRedis()
+    journal = Journal(clock, tmp_path, run_in_thread=inline)  # type: ignore[arg-type]
+    journal.register("rec", target.apply)
+    journal.start()
+    target.away = True
+    waiting = results(journal.submit("rec", {"id": "a"}))
+    clock.now -= 3000.0  # the wall clock set back
+    [(delay, fire, _)] = [t for t in clock.timers if t[1].__name__ == "_answers_due"]
+    assert delay == ANSWER_WITHIN_S
+    fire()
+    assert waiting == [None]
