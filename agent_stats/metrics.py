@@ -247,21 +247,16 @@ class Counts:
         else:
             self.values[labels] = value + 1.0
 
-    def value(self, labels: LabelValues) -> float:
-        return self.values.get(labels, 0.0)
-
     def copy(self) -> tuple[dict[LabelValues, float], dict[LabelValues, float]]:
         return dict(self.values), dict(self.created)
 
-    @staticmethod
-    def family(name: str, documentation: str, labelnames: tuple[str, ...],
-               taken: tuple[dict[LabelValues, float], dict[LabelValues, float]]) -> Metric:
+    def family(self, taken: tuple[dict[LabelValues, float], dict[LabelValues, float]]) -> Metric:
         """The family prometheus_client's ``Counter`` would give for these numbers."""
-        values, created = taken
-        metric = Metric(name, documentation, "counter")
+        name, (values, created) = self.name, taken
+        metric = Metric(name, self.documentation, "counter")
         with_created = _use_created()
         for labels, value in values.items():
-            series = dict(zip(labelnames, labels, strict=True))
+            series = dict(zip(self.labelnames, labels, strict=True))
             metric.add_sample(name + "_total", series, value)
             if with_created:
                 metric.add_sample(name + "_created", dict(series), created[labels])
@@ -341,15 +336,7 @@ class _CountsCollector(Collector):
         taken = metrics.taken_counts
         if taken is None:
             taken = metrics.copy_counts()
-        out: list[Metric] = []
-        for counter_or_histogram, numbers in zip(metrics.kept(), taken, strict=True):
-            if isinstance(counter_or_histogram, Counts):
-                out.append(Counts.family(counter_or_histogram.name,
-                                         counter_or_histogram.documentation,
-                                         counter_or_histogram.labelnames, numbers))
-            else:
-                out.append(counter_or_histogram.family(numbers))
-        return out
+        return [kept.family(numbers) for kept, numbers in zip(metrics.kept(), taken, strict=True)]
 
 
 class _SnapshotCollector(Collector):
