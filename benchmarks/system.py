@@ -68,6 +68,12 @@ time the core was taken away).
 with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
 ``redis_commands_per_call`` then sums every master's ``INFO commandstats``.
 
+``--state-folder`` gives the daemon a state folder (in the run's temporary
+folder), as ``shenava run`` requires: the journal's appends, fsyncs and cursor
+then run as in production, in a worker thread whose CPU the figures include
+(``getrusage`` counts every thread). Without it the journal is kept in memory,
+as before.
+
 ``--by-kind`` adds ``redis_per_call_by_kind`` to each step: commands per call
 by command and key family (``RPUSH {stats}:intervals``, ``lua HSET {calls}:live``),
 from ``redis-cli MONITOR`` (:mod:`benchmarks.redis_kinds`).
@@ -438,6 +444,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             site=replace(config.site, id="bench" if args.cluster else ""),
             # Voicemails go where the test PBX writes RECORD FILE (its recordings root).
             recordings=replace(config.recordings, dir=root / "pbx" / "voicemail", asterisk_dir=None),
+            state=replace(config.state, folder=str(root / "state")) if args.state_folder else config.state,
             agents=agents,
         )
         from shenava.redis_client import make_redis_client
@@ -499,6 +506,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
             "manager_conf": args.manager_conf,
             "gc_tuning": args.gc_tuning,
+            "state_folder": bool(args.state_folder),
             "pinning": pinning,
             "steps": steps,
             "max_sustained_calls_per_s": max(sustained, default=0.0),
@@ -549,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="pin the daemon to core N, the test PBX and Redis to the others")
     parser.add_argument("--cluster", action="store_true",
                         help="a 3-master Redis Cluster on loopback, the daemon as site 'bench'")
+    parser.add_argument("--state-folder", action="store_true",
+                        help="the daemon's journal on disk in a state folder, as 'shenava run' "
+                             "requires (default: in memory)")
     parser.add_argument("--by-kind", action="store_true",
                         help="Redis commands per call by command and key family, from redis-cli "
                              "MONITOR (benchmarks/redis_kinds.py; costs Redis some CPU)")
