@@ -699,7 +699,7 @@ class CallDispatcher:
         waiting.answered_at = float(record.get("answered_at") or self._clock.seconds())
         waiting.bridged = True
         self._emit(CallAnsweredBefore(call.call_id, waiting.answered_at, agent_id, call.joined_at,
-                                      waiting.arrived_at, call.hard))
+                                      waiting.arrived_at, bool(record.get("hard", call.hard))))
         self._put(waiting)
         if leg_id:
             self._legs[leg_id] = (call.call_id, agent_id)
