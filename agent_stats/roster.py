@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from agent_stats.errors import AgentStatsError
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger, Interval
+from agent_stats.roster_index import StateIndex
 from agent_stats.states import AgentState, NotReadyReason
 
 log = Logger()
@@ -94,6 +95,9 @@ class AgentRoster:
             p.agent_id: AgentStatus(p, AgentLedger(p.agent_id, now), idle_since=now)
             for p in profiles
         }
+        self._position = {agent_id: i for i, agent_id in enumerate(self._agents)}
+        self._index = StateIndex(len(self._agents))
+        """Agents per state and the longest-idle ready one, kept in step by ``_moved``."""
         self._observers: list[Observer] = []
 
     def subscribe(self, observer: Observer) -> None:
@@ -110,6 +114,22 @@ class AgentRoster:
             return self._agents[agent_id]
         except KeyError:
             raise UnknownAgentError(agent_id) from None
+
+    def count(self, state: AgentState) -> int:
+        """How many agents are in ``state`` now (kept as they change: O(1))."""
+        return self._index.count(state)
+
+    @property
+    def staffed(self) -> int:
+        """How many agents take calls now (``STAFFED_STATES``: ready, ringing, on a call,
+        wrap-up): the ``N`` of the headroom prediction, O(1)."""
+        return self._index.staffed
+
+    def longest_idle_ready(self) -> AgentStatus | None:
+        """The ready agent idle longest (earliest ``idle_since``, first in the config on
+        a tie), or None: O(log n) amortised, no scan of the roster."""
+        agent_id = self._index.longest_idle_ready()
+        return None if agent_id is None else self._agents[agent_id]
 
     def by_endpoint(self, endpoint: str) -> AgentStatus | None:
         for status in self._agents.values():
@@ -128,6 +148,7 @@ class AgentRoster:
         old, old_reason = status.state, status.reason
         status.ledger = ledger
         status.idle_since = ledger.since
+        self._moved(status, old)
         if (old, old_reason) == ledger.key:
             return None
         change = AgentChange(
@@ -252,11 +273,19 @@ class AgentRoster:
         closed = status.ledger.transition(now, state, reason)
         if state is AgentState.READY:
             status.idle_since = now
+        self._moved(status, old)
         change = AgentChange(
             status.profile.agent_id, now, old, old_reason, state, reason, tuple(closed)
         )
         self._notify(change)
         return change
+
+    def _moved(self, status: AgentStatus, old: AgentState) -> None:
+        """Keep the index in step, before any observer asks it."""
+        agent_id = status.profile.agent_id
+        self._index.moved(
+            agent_id, self._position[agent_id], old, status.state, status.idle_since
+        )
 
     def _notify(self, change: AgentChange) -> None:
         old, state = change.old, change.new

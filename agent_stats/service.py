@@ -439,7 +439,7 @@ class StatsService:
 
     def spare(self, now: float) -> int:
         """Agents who may leave now (headroom), less grants still to start."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        staffed = self.roster.staffed
         if self._headroom is not None:
             spare = self._headroom(staffed, now)
         else:
@@ -455,7 +455,7 @@ class StatsService:
         The headroom test shared by breaks and callbacks: taking one agent away
         (for a break, or to dial a callback) is fine while this stays at or
         above the target."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        staffed = self.roster.staffed
         return predicted_service_level(max(0, staffed - 1), self.traffic(now), self.sla.threshold_s)
 
     def staffed_service_level(self, now: float) -> float:
@@ -463,7 +463,7 @@ class StatsService:
 
         With one or two agents the headroom test above says no whatever the
         traffic; the callback gate also asks this one (routing.callbacks.dial_gate)."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        staffed = self.roster.staffed
         return predicted_service_level(staffed, self.traffic(now), self.sla.threshold_s)
 
     def _forget_before(self, today: float, now: float) -> None:

@@ -44,7 +44,7 @@ loop. One dialling cycle runs at a time; a poke during a cycle reruns it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -286,10 +286,6 @@ class CallbackDialer:
 
     # -- the gate --------------------------------------------------------------------
 
-    def _free_agents(self) -> list[AgentStatus]:
-        statuses: Iterable[AgentStatus] = self._roster.__iter__()
-        return [s for s in statuses if s.state is AgentState.READY]
-
     def gate(self, now: float) -> GateDecision:
         level = self._service_level(now) if self._service_level is not None else None
         staffed = (
@@ -297,7 +293,7 @@ class CallbackDialer:
         )
         return dial_gate(
             now, self._hours, self._store.policy,
-            free_agents=len(self._free_agents()),
+            free_agents=self._roster.count(AgentState.READY),
             waiting_calls=self._waiting_calls(),
             service_level=level,
             staffed_service_level=staffed,
@@ -318,8 +314,8 @@ class CallbackDialer:
             )
 
     def _pick_agent(self) -> AgentStatus | None:
-        free = self._free_agents()
-        return min(free, key=lambda s: s.idle_since) if free else None
+        """The ready agent idle longest (the roster keeps them ordered: no scan per call)."""
+        return self._roster.longest_idle_ready()
 
     # -- one cycle ----------------------------------------------------------------------
 
