@@ -28,7 +28,7 @@ from tests.test_callback_dialer import FakeAMI, FakeTracker
 AGENTS = 5
 OPS = ("log_in", "log_out", "ready", "not_ready", "ringing", "answered", "call_ended",
        "ring_failed", "ring_cancelled", "resume_call", "resume_ringing", "restore", "reconcile",
-       "time", "still")
+       "time")
 REASONS = (None, NotReadyReason.BREAK, NotReadyReason.MISSED, NotReadyReason.LUNCH)
 
 
@@ -87,9 +87,9 @@ class World:
         )
         self.n = 0
 
-    def step(self, op: str, k: int) -> None:
+    def step(self, op: str, k: int, back: int = 0, who: int | None = None) -> None:
         roster, now = self.roster, self.clock.seconds()
-        agent = f"a{k % AGENTS}"
+        agent = f"a{(k if who is None else who) % AGENTS}"
         self.n += 1
         reason = REASONS[k % len(REASONS)]
         with contextlib.suppress(AgentStatsError):  # busy, or a clock behind a restored ledger
@@ -116,10 +116,13 @@ class World:
             elif op == "resume_ringing":
                 roster.resume_ringing(agent, f"c{self.n}", now)
             elif op == "restore":
-                # a stored ledger in any state, since a moment that breaks the config order
+                # a stored ledger since a moment that breaks the config order: often in the
+                # agent's state already (a quick restart: only ``idle_since`` moves), else any
                 state = tuple(AgentState)[k % len(AgentState)]
                 why = (reason or NotReadyReason.TECHNICAL) if state is AgentState.NOT_READY else None
-                since = max(T0, now - (k % 4))
+                if k % 2:
+                    state, why = roster.get(agent).ledger.key
+                since = max(T0, now - back)
                 roster.restore(AgentLedger(agent, since, state, why))
             elif op == "reconcile":
                 roster.reconcile(agent, now - (k % 90), now)
@@ -138,17 +141,23 @@ class World:
             assert roster.longest_idle_ready() is pick
             assert self.dialer._pick_agent() is pick
             assert self.dialer.gate(now) == gate
+        # every ready agent under its current key, no one else (a missed ``idle_since``
+        # would not always change the pick at once)
+        assert roster._index._ready == {
+            s.profile.agent_id: (s.idle_since, i) for i, s in enumerate(roster)
+            if s.state is AgentState.READY}
         # the heap stays O(ready agents), stale entries included
         assert len(roster._index._heap) <= 2 * counts[AgentState.READY] + 33
 
 
 @settings(max_examples=400)
-@given(st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 60)), max_size=80))
-def test_the_index_equals_the_scan_after_every_step(ops: list[tuple[str, int]]) -> None:
+@given(st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, AGENTS - 1), st.integers(0, 60),
+                          st.integers(0, 6)), max_size=80))
+def test_the_index_equals_the_scan_after_every_step(ops: list[tuple[str, int, int, int]]) -> None:
     world = World()
     world.check()
-    for op, k in ops:
-        world.step(op, k)
+    for op, who, k, back in ops:
+        world.step(op, k, back, who)
         world.check()
 
 
