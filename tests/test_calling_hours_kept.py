@@ -40,13 +40,16 @@ def fresh_next_allowed(hours: CallingHours, now: float) -> float:
 windows = st.lists(
     st.tuples(st.integers(0, MINUTES_PER_DAY - 1), st.integers(1, MINUTES_PER_DAY)).filter(
         lambda w: w[0] != w[1] % MINUTES_PER_DAY or w[1] == MINUTES_PER_DAY),
-    min_size=0, max_size=2)
+    min_size=1, max_size=2)
+# mostly days without a window: the next start is then up to a week away
+sparse_days = st.lists(st.one_of(st.just([]), st.just([]), st.just([]), windows),
+                       min_size=7, max_size=7).filter(any)
 
 
-@settings(max_examples=300)
+@settings(max_examples=500)
 @given(
     zone=st.sampled_from(ZONES),
-    days=st.lists(windows, min_size=7, max_size=7).filter(any),
+    days=sparse_days,
     start=st.sampled_from(STARTS),
     steps=st.lists(st.integers(-4 * 3600, 9 * 3600), min_size=1, max_size=40),
 )
@@ -71,3 +74,17 @@ def test_the_windows_are_computed_once_for_many_calls() -> None:
         assert hours.is_open(now + i)
     assert hours._kept[1] is kept
     assert hours == CallingHours.always(ZoneInfo("Asia/Tehran"))  # what is kept is not compared
+
+
+def test_a_sweep_hour_by_hour_with_one_window_a_week() -> None:
+    """The hard case: the next start is a week away (and, at Apia, a day is skipped)."""
+    cases = [("Pacific/Apia", STARTS[0]), ("Asia/Tehran", STARTS[1]), ("Asia/Tehran", STARTS[2]),
+             ("America/New_York", STARTS[3])]
+    for zone, start in cases:
+        for weekday in range(7):
+            for phase in range(0, 6 * 3600, 7200):
+                hours = CallingHours(ZoneInfo(zone), {weekday: (Window(0, 30),)})
+                for hour in range(10 * 24):
+                    now = start + phase + hour * 3600.0
+                    assert hours.is_open(now) is fresh_is_open(hours, now)
+                    assert hours.next_allowed(now) == fresh_next_allowed(hours, now)
