@@ -93,6 +93,47 @@ def predicted_service_level(servers: int, traffic: Traffic, threshold_s: float) 
     return max(0.0, 1.0 - wait * math.exp(-(servers - a) * threshold_s / traffic.aht_s))
 
 
+class PredictedLevels:
+    """:func:`predicted_service_level`, keeping the Erlang B recursion of the last traffic.
+
+    The callback gate asks, for every call, the level with the agents staffed and
+    with one fewer, and again after its claim: at 10,000 agents each is a 10,000-step
+    recursion (about 0.6 ms). ``B(n)`` is the ``n``-th step of one recursion, so the
+    steps kept for the same Erlangs answer every later ask up to that size at once
+    and a larger one continues from the last: the same floats, operation for
+    operation. A new traffic starts the recursion again."""
+
+    def __init__(self) -> None:
+        self._erlangs = math.nan
+        self._blocking: list[float] = [1.0]
+        """``B(k)`` for ``k`` = 0, 1, ... at ``_erlangs``."""
+
+    def blocking(self, servers: int, erlangs: float) -> float:
+        """:func:`erlang_b`."""
+        steps = self._blocking
+        if erlangs != self._erlangs:
+            self._erlangs = erlangs
+            steps = self._blocking = [1.0]
+        if servers >= len(steps):
+            b = steps[-1]
+            keep = steps.append
+            for k in range(len(steps), servers + 1):
+                b = erlangs * b / (k + erlangs * b)
+                keep(b)
+        return steps[servers]
+
+    def service_level(self, servers: int, traffic: Traffic, threshold_s: float) -> float:
+        """:func:`predicted_service_level`."""
+        a = traffic.erlangs
+        if a <= 0:
+            return 1.0 if servers > 0 else 0.0
+        if servers <= a:
+            return 0.0
+        b = self.blocking(servers, a)
+        wait = servers * b / (servers - a * (1.0 - b))
+        return max(0.0, 1.0 - wait * math.exp(-(servers - a) * threshold_s / traffic.aht_s))
+
+
 SURE_MARGIN = 1e-9
 """How far above the target a computed SL must be to vouch for every larger size.
 
