@@ -97,30 +97,37 @@ class PredictedLevels:
     """:func:`predicted_service_level`, keeping the Erlang B recursion of the last traffic.
 
     The callback gate asks, for every call, the level with the agents staffed and
-    with one fewer, and again after its claim: at 10,000 agents each is a 10,000-step
-    recursion (about 0.6 ms). ``B(n)`` is the ``n``-th step of one recursion, so the
-    steps kept for the same Erlangs answer every later ask up to that size at once
-    and a larger one continues from the last: the same floats, operation for
-    operation. A new traffic starts the recursion again."""
+    with one fewer, and asks again after its claim: at 10,000 agents each is a
+    10,000-step recursion. ``B(n)`` is the ``n``-th step of one recursion, so for the
+    same Erlangs the sizes asked are kept and a larger size continues from the last
+    step (N after N - 1 is one step): the same floats, operation for operation. A
+    new traffic starts again (one recursion per change of traffic)."""
 
     def __init__(self) -> None:
         self._erlangs = math.nan
-        self._blocking: list[float] = [1.0]
-        """``B(k)`` for ``k`` = 0, 1, ... at ``_erlangs``."""
+        self._asked: dict[int, float] = {}
+        """``B(n)`` of the sizes asked at ``_erlangs``."""
+        self._step = (0, 1.0)
+        """The last step of the recursion at ``_erlangs``: ``(k, B(k))``."""
 
     def blocking(self, servers: int, erlangs: float) -> float:
         """:func:`erlang_b`."""
-        steps = self._blocking
         if erlangs != self._erlangs:
             self._erlangs = erlangs
-            steps = self._blocking = [1.0]
-        if servers >= len(steps):
-            b = steps[-1]
-            keep = steps.append
-            for k in range(len(steps), servers + 1):
-                b = erlangs * b / (k + erlangs * b)
-                keep(b)
-        return steps[servers]
+            self._asked = {}
+            self._step = (0, 1.0)
+        b = self._asked.get(servers)
+        if b is not None:
+            return b
+        k, b = self._step
+        if servers < k:
+            k, b = 0, 1.0
+        for x in map(float, range(k + 1, servers + 1)):  # float(k) is what k + ab converts
+            ab = erlangs * b
+            b = ab / (x + ab)
+        self._step = (max(servers, 0), b)
+        self._asked[servers] = b
+        return b
 
     def service_level(self, servers: int, traffic: Traffic, threshold_s: float) -> float:
         """:func:`predicted_service_level`."""
