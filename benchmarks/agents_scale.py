@@ -32,7 +32,8 @@ replaced, side by side in the same run, on the same data:
   ready, ...; 70 % load); before each call a call arrives, one ends and an agent
   is freed, and after it the agent picked answers (so the traffic, and Erlang B's input, changes every call). Both sides
   run on the same state for every call and must give the same decision and
-  agent; ``new_per_call_us``/``old_per_call_us`` are the mean CPU time,
+  agent; ``new_per_call_us``/``old_per_call_us`` are the median CPU time (the
+  garbage collector held off while timing),
   ``*_state_reads_per_call`` the agent states read for one call (the new reads
   none), ``new_again_same_traffic_us`` the gate and pick asked again at the same
   traffic (as the dialler does after its claim): what is left without Erlang B's
@@ -53,6 +54,7 @@ one JSON object.
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import json
 import os
@@ -233,9 +235,13 @@ def per_call(agents: int, calls: int, seed: int) -> dict[str, Any]:
         finally:
             status_type.state = state_of
 
-    new_s = old_s = again_s = 0.0
+    new_us: list[float] = []
+    old_us: list[float] = []
+    again_us: list[float] = []
     same = True
     opened = 0
+    gc.collect()
+    gc.disable()  # a collection of the whole roster would land on either side at random
     for n in range(calls):
         # the traffic moves: a call arrives, a call ends, an agent is freed; the one
         # picked is rung and answers
@@ -252,13 +258,13 @@ def per_call(agents: int, calls: int, seed: int) -> dict[str, Any]:
         decision = dialer.gate(now)
         picked = dialer._pick_agent()
         t1 = time.process_time()
-        old = old_gate_and_pick(service, fresh, now)
-        t2 = time.process_time()
         again = dialer.gate(now), dialer._pick_agent()  # the dialler's look after its claim
+        t2 = time.process_time()
+        old = old_gate_and_pick(service, fresh, now)
         t3 = time.process_time()
-        new_s += t1 - t0
-        old_s += t2 - t1
-        again_s += t3 - t2
+        new_us.append((t1 - t0) * 1e6)
+        again_us.append((t2 - t1) * 1e6)
+        old_us.append((t3 - t2) * 1e6)
         same = same and again == (decision, picked)
         got = (decision, None if picked is None else picked.profile.agent_id)
         same = same and got == old
@@ -266,10 +272,11 @@ def per_call(agents: int, calls: int, seed: int) -> dict[str, Any]:
         if picked is not None:
             roster.ringing(picked.profile.agent_id, f"cb{n}", now)
             roster.answered(picked.profile.agent_id, False, now)
+    gc.enable()
     now = clock.seconds()
-    return {"calls": calls, "new_per_call_us": round(new_s / calls * 1e6, 1),
-            "old_per_call_us": round(old_s / calls * 1e6, 1),
-            "new_again_same_traffic_us": round(again_s / calls * 1e6, 1),
+    return {"calls": calls, "new_per_call_us": round(statistics.median(new_us), 1),
+            "old_per_call_us": round(statistics.median(old_us), 1),
+            "new_again_same_traffic_us": round(statistics.median(again_us), 1),
             "new_state_reads_per_call": state_reads(
                 lambda: (dialer.gate(now), dialer._pick_agent())),
             "old_state_reads_per_call": state_reads(
