@@ -31,6 +31,7 @@ class StateIndex:
     def __init__(self, agents: int) -> None:
         self._counts: dict[AgentState, int] = dict.fromkeys(AgentState, 0)
         self._counts[AgentState.LOGGED_OUT] = agents
+        self._staffed = 0
         self._ready: dict[str, _Key] = {}
         """Each ready agent's current heap key."""
         self._heap: list[tuple[float, int, str]] = []
@@ -41,8 +42,7 @@ class StateIndex:
     @property
     def staffed(self) -> int:
         """Agents ready, ringing, on a call or in wrap-up (``STAFFED_STATES``)."""
-        counts = self._counts
-        return sum(counts[s] for s in STAFFED_STATES)
+        return self._staffed
 
     def moved(
         self, agent_id: str, position: int, old: AgentState, new: AgentState, idle_since: float
@@ -51,6 +51,7 @@ class StateIndex:
         if old is not new:
             self._counts[old] -= 1
             self._counts[new] += 1
+            self._staffed += (new in STAFFED_STATES) - (old in STAFFED_STATES)
         if new is AgentState.READY:
             key = (idle_since, position)
             if self._ready.get(agent_id) != key:
