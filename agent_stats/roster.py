@@ -65,6 +65,7 @@ class AgentStatus:
     profile: AgentProfile
     ledger: AgentLedger
     idle_since: float
+    """Set by the roster only: its index orders the ready agents by it."""
     last_call_hard: bool = False
     calls_taken: int = 0
     current_call: str | None = None
@@ -97,8 +98,8 @@ class StateIndex:
 
     The callback gate asks, for every call, how many agents are ready and how many
     are staffed (the ``N`` of Erlang C), and the dialler then takes the ready agent
-    idle longest. Counting the roster for each answer is O(agents) per call (about
-    1 ms at 200 agents, and more than the rest of the call at 10,000), so the roster
+    idle longest. Counting the roster for each answer is O(agents) per call (four
+    scans: 0.2 ms at 200 agents, more than the rest of the call at 10,000), so the roster
     keeps this index in step with every state change (``AgentRoster._move`` and
     ``restore``, the only places a state or ``idle_since`` changes).
 
