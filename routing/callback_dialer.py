@@ -287,16 +287,24 @@ class CallbackDialer:
     # -- the gate --------------------------------------------------------------------
 
     def gate(self, now: float) -> GateDecision:
+        """``dial_gate`` on the roster's kept counts; the service levels (Erlang C, O(agents)
+        when the traffic moved) only once calling hours, free agents and waiting calls pass,
+        the only case where ``dial_gate`` reads them."""
+        free_agents, waiting_calls = self._roster.count(AgentState.READY), self._waiting_calls()
+        policy = self._store.policy
+        decision = dial_gate(
+            now, self._hours, policy, free_agents=free_agents, waiting_calls=waiting_calls,
+            service_level=None, staffed_service_level=None,
+        )
+        if not decision.open or (self._service_level is None and self._staffed_service_level is None):
+            return decision
         level = self._service_level(now) if self._service_level is not None else None
         staffed = (
             self._staffed_service_level(now) if self._staffed_service_level is not None else None
         )
         return dial_gate(
-            now, self._hours, self._store.policy,
-            free_agents=self._roster.count(AgentState.READY),
-            waiting_calls=self._waiting_calls(),
-            service_level=level,
-            staffed_service_level=staffed,
+            now, self._hours, policy, free_agents=free_agents, waiting_calls=waiting_calls,
+            service_level=level, staffed_service_level=staffed,
         )
 
     def _note_gate(self, decision: GateDecision) -> None:

@@ -28,7 +28,7 @@ from tests.test_callback_dialer import FakeAMI, FakeTracker
 AGENTS = 5
 OPS = ("log_in", "log_out", "ready", "not_ready", "ringing", "answered", "call_ended",
        "ring_failed", "ring_cancelled", "resume_call", "resume_ringing", "restore", "reconcile",
-       "time")
+       "time", "waiting")
 REASONS = (None, NotReadyReason.BREAK, NotReadyReason.MISSED, NotReadyReason.LUNCH)
 
 
@@ -80,12 +80,21 @@ class World:
         self.clock = clock_at(T0)
         profiles = [AgentProfile(f"a{i}", f"a{i}", f"PJSIP/{100 + i}", ("fa",)) for i in range(AGENTS)]
         self.roster = AgentRoster(profiles, T0)
+        self.waiting = 0
+        self.levels_asked = 0
         self.dialer = CallbackDialer(
             store=_Store(), ami=FakeAMI(), tracker=FakeTracker(),  # type: ignore[arg-type]
-            roster=self.roster, waiting_calls=lambda: 0, clock=self.clock,
+            roster=self.roster, waiting_calls=lambda: self.waiting, clock=self.clock,
             hours=CallingHours.always(), owner="d1",
+            service_level=lambda now: self.level(self.roster.staffed - 1),
+            staffed_service_level=lambda now: self.level(self.roster.staffed),
         )
         self.n = 0
+
+    def level(self, staffed: int) -> float:
+        """A service level that grows with the agents staffed (asked only when it matters)."""
+        self.levels_asked += 1
+        return min(1.0, max(0, staffed) / 4)
 
     def step(self, op: str, k: int, back: int = 0, who: int | None = None) -> None:
         roster, now = self.roster, self.clock.seconds()
@@ -128,19 +137,25 @@ class World:
                 roster.reconcile(agent, now - (k % 90), now)
             elif op == "time":
                 self.clock.advance(1 + k % 3)
+            elif op == "waiting":
+                self.waiting = k % 3
 
     def check(self) -> None:
         roster, now = self.roster, self.clock.seconds()
         counts = {s: scan_count(roster, s) for s in AgentState}
         staffed, pick, free = scan_staffed(roster), scan_pick(roster), counts[AgentState.READY]
         gate = dial_gate(now, CallingHours.always(), DialPolicy(), free_agents=free,
-                         waiting_calls=0, service_level=None, staffed_service_level=None)
+                         waiting_calls=self.waiting, service_level=min(1.0, max(0, staffed - 1) / 4),
+                         staffed_service_level=min(1.0, staffed / 4))
+        asked = self.levels_asked
         with no_scan(roster):
             assert {s: roster.count(s) for s in AgentState} == counts
             assert roster.staffed == staffed
             assert roster.longest_idle_ready() is pick
             assert self.dialer._pick_agent() is pick
             assert self.dialer.gate(now) == gate
+        # the levels (Erlang C) are asked only when hours, free agents and waiting calls pass
+        assert self.levels_asked - asked == (2 if free >= 1 and self.waiting == 0 else 0)
         # every ready agent under its current key, no one else (a missed ``idle_since``
         # would not always change the pick at once)
         assert roster._index._ready == {
