@@ -13,19 +13,42 @@ overlapping intervals are cut when a ledger is read: ``store.chain``).
 On one Redis server (``split=False``) the batch is one group, one
 transaction. Either way a group of a single command goes without
 ``MULTI``/``EXEC`` (a ledger-only batch is one script: ``store.LEDGER``).
+
+Scripts go as ``EVALSHA`` (their SHA1 computed here once), not their whole text
+every batch. A server that does not have the script (``NOSCRIPT``: restarted,
+failed over to a replica, ``SCRIPT FLUSH``, a cluster node that never ran it)
+ran nothing of that command: it is sent again as ``EVAL``, which loads it
+there. In a transaction the group's other commands did run (an error inside
+``EXEC`` stops nothing else), so only the missing scripts are sent again, in
+one transaction with the group's ``EXPIRE`` commands that came after them (an
+``EXPIRE`` of a key a script makes was a no-op before it): each command of the
+batch still lands once, the scripts a moment after the rest, once per server
+and script cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 
-__all__ = ["CONCURRENCY", "SlotPipes", "is_cluster", "key_slot"]
+__all__ = ["CONCURRENCY", "SlotPipes", "is_cluster", "key_slot", "script_sha"]
+
+_SHAS: dict[str, str] = {}
 
 CONCURRENCY = 8
 """Slot transactions of one batch in flight at once."""
+
+
+def script_sha(script: str) -> str:
+    """The SHA1 ``EVALSHA`` names ``script`` by (computed once per script text)."""
+    sha = _SHAS.get(script)
+    if sha is None:
+        sha = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
+    return sha
 
 
 def is_cluster(client: Any) -> bool:
@@ -48,6 +71,7 @@ class SlotPipes:
         self._client = client
         self._split = split
         self._groups: dict[int, list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = {}
+        self._sources: dict[str, str] = {}  # SHA1 -> script, for a server without it
 
     def _group(self, key: str | bytes) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
         slot = key_slot(key.encode() if isinstance(key, str) else key) if self._split else 0
@@ -57,7 +81,10 @@ class SlotPipes:
         return group
 
     def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> None:
-        self._group(keys_and_args[0]).append(("eval", (script, numkeys, *keys_and_args), {}))
+        """Queue ``script`` as ``EVALSHA`` (``EVAL`` where the server has not got it)."""
+        sha = script_sha(script)
+        self._sources[sha] = script
+        self._group(keys_and_args[0]).append(("evalsha", (sha, numkeys, *keys_and_args), {}))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -93,11 +120,22 @@ class SlotPipes:
             async with gate:
                 if len(group) == 1:
                     name, args, kwargs = group[0]
-                    return [await getattr(self._client, name)(*args, **kwargs)]
+                    try:
+                        return [await getattr(self._client, name)(*args, **kwargs)]
+                    except NoScriptError:
+                        if name != "evalsha":
+                            raise
+                        return [await self._client.eval(self._sources[args[0]], *args[1:])]
                 pipe = self._client.pipeline(transaction=True)
                 for name, args, kwargs in group:
                     getattr(pipe, name)(*args, **kwargs)
-                return list(await pipe.execute())
+                replies = list(await pipe.execute(raise_on_error=False))
+                if any(isinstance(r, NoScriptError) for r in replies):
+                    await self._load_missing(group, replies)
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
+                return replies
 
         results = await asyncio.gather(*(run(g) for g in self._groups.values()), return_exceptions=True)
         replies: list[Any] = []
@@ -106,3 +144,23 @@ class SlotPipes:
                 raise result
             replies.extend(result)
         return replies
+
+    async def _load_missing(
+        self, group: list[tuple[str, tuple[Any, ...], dict[str, Any]]], replies: list[Any]
+    ) -> None:
+        """The group's scripts the server had not got, as ``EVAL``, with the ``EXPIRE`` commands
+        after them (module doc); their replies replace the errors in ``replies``."""
+        again = self._client.pipeline(transaction=True)
+        places: list[int] = []
+        missing = False
+        for n, ((name, args, kwargs), reply) in enumerate(zip(group, replies, strict=True)):
+            if name == "evalsha" and isinstance(reply, NoScriptError):
+                again.eval(self._sources[args[0]], *args[1:])
+                missing = True
+            elif missing and name == "expire":
+                again.expire(*args, **kwargs)
+            else:
+                continue
+            places.append(n)
+        for n, reply in zip(places, await again.execute(), strict=True):
+            replies[n] = reply

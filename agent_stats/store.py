@@ -412,6 +412,9 @@ class StatsStore:
         """Whether the heartbeat holds ``link_lost_at`` as this store last wrote it
         (None: not known), so a heartbeat without one sends no ``HDEL`` each time."""
         self._link_lost_next: bool | None = None  # what the batch being built leaves
+        self._scripts_loaded = False
+        """Whether this process has loaded :data:`LEDGER` and :data:`COUNT_OUTCOMES`: batches
+        send them as ``EVALSHA`` (a server that lost them gets them again: ``slot_pipes``)."""
 
     # -- keys (the only place key names are made) -----------------------------
 
@@ -457,6 +460,10 @@ class StatsStore:
         # On a cluster, one transaction per slot (agent_stats.slot_pipes)
         # On a cluster, one transaction per slot (agent_stats.slot_pipes); a
         # group of one command (a ledger-only batch's script) without MULTI/EXEC
+        if not self._scripts_loaded:  # once per process: batches send them by SHA1
+            for source in (LEDGER, COUNT_OUTCOMES):  # on a cluster SCRIPT LOAD goes to every master
+                await self._client.script_load(source)
+            self._scripts_loaded = True
         pipe = SlotPipes(self._client, split=self._split)
         self._link_lost_next = self._link_lost_written  # a heartbeat in the batch changes it
         outcomes: list[OutcomeCounters] = []

@@ -194,7 +194,7 @@ def install(app: Any) -> ComplaintsExtension:
     )
     sources = CallbackSources(
         callbacks, clock, waiting_calls=lambda: app.dispatcher.waiting, rate=AnswerRate(),
-        on_raised=lambda flag: dialer.poke(), journal=journal,
+        on_raised=dialer.flag_raised, journal=journal,
     )
     jobs = RegisterJobs(
         register, callbacks, clock, callback_retention_s=settings.callback_retention_s,

@@ -69,6 +69,7 @@ from routing.callback_store import CallbackStore, Lease
 from routing.callbacks import (
     AttemptOutcome,
     CallbackError,
+    CallbackFlag,
     CallingHours,
     GateDecision,
     dial_gate,
@@ -244,6 +245,15 @@ class CallbackDialer:
         d.addErrback(lambda f: log.failure("callback dialling cycle failed", f))
         d.addBoth(self._cycle_over)
         return d
+
+    def flag_raised(self, flag: CallbackFlag) -> Deferred[None]:
+        """A flag was raised here: :meth:`poke`. One whose customer is on a call now (an
+        IVR callback request, made before the caller hangs up) waits for the hang-up among
+        the held flags, not claimed only to be given back (a lease and a release, five
+        Redis commands, then claimed again when the call ends)."""
+        if flag.is_open and flag.site == self._store.site and flag.number in self.live_numbers:
+            self._held[flag.flag_id] = flag.number
+        return self.poke()
 
     def nudge(self) -> Deferred[None]:
         """An agent was freed or the line got shorter: :meth:`poke`, unless a claim found

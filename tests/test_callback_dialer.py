@@ -333,9 +333,10 @@ async def test_two_daemons_never_dial_one_flag_twice(redis_client: Redis, clock:
     assert any(h.event == "late_outcome" for h in flag.history)
 
 
-async def _zrangebyscores(client: Redis) -> int:
+async def _due_reads(client: Redis) -> int:
+    """Reads of the due set (``ZRANGE`` by rank with scores; ``ZRANGEBYSCORE`` before)."""
     raw = await client.info("commandstats")
-    return int(raw.get("cmdstat_zrangebyscore", {}).get("calls", 0))
+    return sum(int(raw.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("zrange", "zrangebyscore"))
 
 
 @pytest_twisted.ensureDeferred
@@ -344,22 +345,25 @@ async def test_agents_freed_right_after_an_empty_claim_do_not_ask_redis_again(
 ) -> None:
     """Under traffic agents are freed several times per call; each freed agent
     asked Redis for the due flags. After a claim that found nothing, agents
-    freed within ``NOTHING_DUE_RECHECK_S`` do not; a raised flag still does."""
+    freed within ``NOTHING_DUE_RECHECK_S`` do not; nor later, while the store knows from
+    its last read that nothing falls due (up to ``DUE_HINT_MAX_S``); a raised flag still does."""
     from routing.callback_dialer import NOTHING_DUE_RECHECK_S
+    from routing.callback_store import DUE_HINT_MAX_S
 
     site = Site(redis_client, clock, agents=("a1", "a2", "a3"))
     await site.dial()  # nothing due: an empty claim
-    asked = await as_deferred(_zrangebyscores(redis_client))
+    asked = await as_deferred(_due_reads(redis_client))
     for agent in ("a1", "a2", "a3"):
         site.roster.set_not_ready(agent, NotReadyReason.BREAK, clock.seconds())
         site.roster.set_ready(agent, clock.seconds())  # freed: a nudge
         await site.dialer.settled()
-    assert await as_deferred(_zrangebyscores(redis_client)) == asked
-    clock.advance(NOTHING_DUE_RECHECK_S)
-    site.roster.set_not_ready("a1", NotReadyReason.BREAK, clock.seconds())
-    site.roster.set_ready("a1", clock.seconds())
-    await site.dialer.settled()
-    assert await as_deferred(_zrangebyscores(redis_client)) == asked + 1
+    assert await as_deferred(_due_reads(redis_client)) == asked
+    for wait in (NOTHING_DUE_RECHECK_S, DUE_HINT_MAX_S):
+        clock.advance(wait)
+        site.roster.set_not_ready("a1", NotReadyReason.BREAK, clock.seconds())
+        site.roster.set_ready("a1", clock.seconds())
+        await site.dialer.settled()
+    assert await as_deferred(_due_reads(redis_client)) == asked + 1
     # a flag raised here pokes at once, whatever the last claim found
     await site.flag()
     await site.dial()
@@ -449,3 +453,28 @@ def test_a_caller_in_the_ivr_is_live_by_the_number_the_agi_start_gives() -> None
     assert NUMBER in live
     live.on_tracker_event(ChannelHungUp(1.0, "u1", "u1", "Local/s@x;1", 16, "Normal Clearing"))
     assert NUMBER not in live and len(live) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flag_raised_while_its_customer_is_on_the_line_is_not_leased_until_the_hangup(
+    redis_client: Redis, clock: Clock
+) -> None:
+    """An IVR callback request is raised before the caller hangs up: the dialer
+    held it only after claiming it (a lease and a release, five commands)."""
+    from routing.callbacks import ivr_request_reason
+
+    site = Site(redis_client, clock)
+    caller_arrives(site, "in-1", "0912 123 4567")
+    now = clock.seconds()
+    flag = await as_deferred(site.store.raise_reason(NUMBER, ivr_request_reason("in-1", now, now), now))
+    before = await as_deferred(redis_client.info("commandstats"))
+    await site.dialer.flag_raised(flag)
+    await site.dialer.settled()
+    after = await as_deferred(redis_client.info("commandstats"))
+    calls = {k: int(v["calls"]) - int(before.get(k, {}).get("calls", 0)) for k, v in after.items()}
+    assert calls.get("cmdstat_set", 0) == 0 and calls.get("cmdstat_evalsha", 0) == 0
+    assert site.ami.originates() == []
+    caller_hangs_up(site, "in-1")
+    await site.dialer.settled()
+    [orig] = site.ami.originates()
+    assert orig["Exten"] == NUMBER

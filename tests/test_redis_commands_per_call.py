@@ -74,8 +74,9 @@ async def test_calls_answered_by_agents_cost_redis_a_bounded_number_of_commands(
     total = sum(counts.values())
     print(f"{total} commands for {CALLS} calls: {sorted(counts.items(), key=lambda kv: -kv[1])}")
     # Without a leader lease the call state is a plain HSET/HDEL, not a script
-    # around them (before: one EVALSHA per write).
-    assert counts.get("evalsha", 0) == 0
+    # around them (before: one EVALSHA per write). The statistics' scripts go by
+    # their SHA1, loaded once per process (before: EVAL with the script's text, 16 here).
+    assert counts.get("eval", 0) == 0 and counts.get("evalsha", 0) <= 3 * CALLS
     # An answered call's SL counters: one HMGET and one HSET per bucket, not a
     # HINCRBY per field (before: 73 for these calls, about 7 fields x 3 buckets
     # each); what is left is the live figures' and the agents' day counters.
@@ -85,7 +86,8 @@ async def test_calls_answered_by_agents_cost_redis_a_bounded_number_of_commands(
     assert counts.get("get", 0) <= 2 * CALLS
     # The caller's facts read both of the caller's indexes in one ZUNION (before: a
     # ZRANGE of each, 12 here), in the pipeline with the flag and the urgent words.
-    assert counts.get("zrange", 0) == 0 and counts.get("zunion", 0) <= CALLS
+    # (The one ZRANGE left is the callback dialler's read of its due set, by rank.)
+    assert counts.get("zrange", 0) <= 1 and counts.get("zunion", 0) <= CALLS
     # The agents' ledger heads: one HSET of the site's heads hash per statistics
     # batch, not one per transition (57 HSETs here before, 48-49 after).
     assert counts.get("hset", 0) <= 9 * CALLS

@@ -188,9 +188,11 @@ async def test_a_batch_of_transitions_is_one_script_and_reads_back_whole(redis_c
     after = await as_deferred(_executed(redis_client))
     spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
     spent["info"] = spent.get("info", 0) - 1
-    # one EVAL; in it an RPUSH per agent-day and the lists' EXPIRE once, and one HSET of
-    # the batch's heads (before: an HSET per transition, of each agent's own key)
-    assert {k: n for k, n in spent.items() if n} == {"eval": 1, "rpush": 3, "expire": 2, "hset": 1}
+    # one EVALSHA (and an EVAL on a server that had not got the script: it loads it);
+    # in it an RPUSH per agent-day and the lists' EXPIRE once, and one HSET of the
+    # batch's heads (before: an HSET per transition, of each agent's own key)
+    assert (spent.pop("evalsha", 0), spent.pop("eval", 0)) in ((1, 0), (1, 1))
+    assert {k: n for k, n in spent.items() if n} == {"rpush": 3, "expire": 2, "hset": 1}
     assert await as_deferred(redis_client.keys("shenava:{stats}:ledger:*")) == []
     loaded = await as_deferred(store.load_ledgers(["a1", "a2"], T0 + 100))
     a1, a2 = loaded["a1"].ledger, loaded["a2"].ledger
