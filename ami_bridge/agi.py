@@ -158,10 +158,32 @@ def decode_result(encoded: str | None, *, verb: str | None = None) -> AGIResult:
     return result
 
 
+# The escapes an AGI environment is made of (Asterisk's ``ast_uri_encode``:
+# ": " and the line ends, a Local channel's "/", "@" and ";"): each is one
+# ASCII character, which UTF-8 decodes alone. None of them decodes to "%".
+_ENV_ESCAPES = (("%3A%20", ": "), ("%0A", "\n"), ("%20", " "), ("%2F", "/"), ("%40", "@"),
+                ("%3B", ";"))
+
+
+def _unquote_env(encoded: str) -> str:
+    """``unquote(encoded)``, the common escapes of an environment replaced in C.
+
+    If any ``%`` is left (another escape, a Persian caller name's UTF-8
+    bytes, a lower-case or broken escape), the whole text goes through
+    ``unquote`` as before: the stdlib's splitting took about 30 µs for each
+    caller's ``AsyncAGIStart``, these replacements a fraction of it."""
+    text = encoded
+    for escape, char in _ENV_ESCAPES:
+        text = text.replace(escape, char)
+        if "%" not in text:
+            return text
+    return unquote(encoded)
+
+
 def decode_env(encoded: str) -> dict[str, str]:
     """Parse the URL-encoded ``Env`` header of ``AsyncAGIStart`` into a dict."""
     env: dict[str, str] = {}
-    for line in unquote(encoded).split("\n"):
+    for line in _unquote_env(encoded).split("\n"):
         name, sep, value = line.partition(": ")
         if sep:
             env[name] = value

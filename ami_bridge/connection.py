@@ -16,7 +16,7 @@ itself, which ClientService already counts as a failed attempt.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from ami_bridge.agi import AGIResult
 from ami_bridge.codec import DEFAULT_MAX_MESSAGE_BYTES, Message
 from ami_bridge.errors import AMIError, AuthenticationError, ConnectionLostError
+from ami_bridge.observers import EventObservers
 from ami_bridge.protocol import (
     DEFAULT_ACTION_ID_PREFIX,
     DEFAULT_ACTION_TIMEOUT_S,
@@ -223,7 +224,7 @@ class AMIConnection(Service):
         self._current: AMIProtocol | None = None
         self._keepalive: LoopingCall | None = None
         self._keepalive_ping: Deferred[Message] | None = None
-        self._event_observers: tuple[EventObserver, ...] = ()
+        self._event_observers = EventObservers()
         self._resync_observers: tuple[ResyncObserver, ...] = ()
         # Asked before every action and AGI command (None: always yes): the
         # leader lease's gate, so a deposed leader sends Asterisk nothing.
@@ -264,12 +265,15 @@ class AMIConnection(Service):
 
     # -- observers ---------------------------------------------------------------
 
-    def add_event_observer(self, observer: EventObserver) -> None:
-        """Every AMI event, on every connection to come (it survives reconnects)."""
-        self._event_observers = (*self._event_observers, observer)
+    def add_event_observer(
+        self, observer: EventObserver, names: Iterable[str] | None = None
+    ) -> None:
+        """Every AMI event (or only those named in ``names``), on every connection
+        to come (it survives reconnects)."""
+        self._event_observers.add(observer, names)
 
     def remove_event_observer(self, observer: EventObserver) -> None:
-        self._event_observers = tuple(o for o in self._event_observers if o is not observer)
+        self._event_observers.remove_every(observer)
 
     def add_resync_observer(self, observer: ResyncObserver) -> None:
         """Called with the ``CoreShowChannel`` events after each (re)connection."""
@@ -340,26 +344,21 @@ class AMIConnection(Service):
             return fail(ConnectionLostError("AGI: not connected to Asterisk"))
         if self.may_act is not None and not self.may_act():
             return fail(ConnectionLostError("AGI: this daemon may not act (not the leader)"))
-        d = self._current.agi(channel, command, command_id=command_id, timeout=timeout)
-        if self._agi_observers:
-            sent = self.clock.seconds()
-
-            def done(result: AGIResult) -> AGIResult:
-                took = self.clock.seconds() - sent
-                for observer in self._agi_observers:
-                    try:
-                        observer(command, took)
-                    except Exception:
-                        self.log.failure("AGI timing observer {observer!r} failed",
-                                         observer=observer)
-                return result
-
-            d.addCallback(done)
-        return d
+        return self._current.agi(channel, command, command_id=command_id, timeout=timeout)
 
     def add_agi_observer(self, observer: Callable[[str, float], object]) -> None:
-        """``observer(command, seconds)`` after each AGI command's result (``/metrics``)."""
+        """``observer(command, seconds)`` after each AGI command's result (``/metrics``),
+        told by the protocol as the result comes (``AMIProtocol.agi_answered``)."""
         self._agi_observers = (*self._agi_observers, observer)
+        if self._current is not None:
+            self._current.agi_answered = self._agi_answered
+
+    def _agi_answered(self, command: str, took: float) -> None:
+        for observer in self._agi_observers:
+            try:
+                observer(command, took)
+            except Exception:
+                self.log.failure("AGI timing observer {observer!r} failed", observer=observer)
 
     def resync_now(self) -> Deferred[None]:
         """List the channels again and tell the resync observers, as after a
@@ -439,6 +438,8 @@ class AMIConnection(Service):
 
     def _connected(self, ami: AMIProtocol, channels: list[Message]) -> None:
         self._current = ami
+        if self._agi_observers:
+            ami.agi_answered = self._agi_answered
         self.connections_made += 1
         ami.when_lost().addCallback(lambda _: self._disconnected(ami))
         self.log.info(
@@ -511,7 +512,7 @@ class AMIConnection(Service):
     def _fan_out(self, message: Message) -> None:
         if self.may_act is not None and not self.may_act():
             return  # a deposed leader reacts to nothing (it is about to exit)
-        for observer in self._event_observers:
+        for observer in self._event_observers[message.event]:
             try:
                 observer(message)
             except Exception:

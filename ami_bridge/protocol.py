@@ -14,7 +14,7 @@ request could be waiting for that message.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
 from typing import TypeVar, cast
@@ -39,6 +39,7 @@ from ami_bridge.errors import (
     HeaderInjectionError,
     MessageTooLargeError,
 )
+from ami_bridge.observers import EventObserver, EventObservers
 from shenava_base.clock import Clock
 
 T = TypeVar("T")
@@ -59,8 +60,6 @@ _MAX_ABANDONED_IDS = 1024
 # Asterisk lists a few thousand channels; these are far past that.
 DEFAULT_MAX_LIST_ITEMS = 100_000
 DEFAULT_MAX_LIST_BYTES = 128 * 1024 * 1024
-
-EventObserver = Callable[[Message], object]
 
 
 class DelayedCall(TypingProtocol):
@@ -111,6 +110,9 @@ class _PendingAGI:
     verb: str
     deferred: Deferred[AGIResult]
     timer: Deadline | None = None
+    command: str = ""
+    sent: float = 0.0
+    """When it was sent, if ``AMIProtocol.agi_answered`` is to be told."""
 
 
 @dataclass(slots=True, eq=False)
@@ -197,13 +199,17 @@ class AMIProtocol(Protocol):
         self._abandoned_lists: set[str] = set()
         self._agi: dict[str, _PendingAGI] = {}
         self._agi_by_channel: dict[str, dict[str, _PendingAGI]] = {}
-        self._observers: tuple[EventObserver, ...] = ()
+        self._observers = EventObservers()
         self._ready_waiters: list[Deferred[str]] = []
         self._lost_waiters: list[Deferred[None]] = []
         self._closing = False
         self.banner: str | None = None
         self.lost = False
         self.lost_reason: Failure | None = None
+        self.agi_answered: Callable[[str, float], object] | None = None
+        """Told ``(command, seconds)`` of each AGI command answered with a result,
+        just before its Deferred fires: the timing ``/metrics`` shows, without a
+        callback and a closure on every command's Deferred."""
         self._event_handlers: dict[str, Callable[[Message], None]] = {
             "AsyncAGIExec": self._on_agi_exec,
             "AsyncAGIEnd": self._on_channel_gone,
@@ -291,14 +297,14 @@ class AMIProtocol(Protocol):
     def can_send(self) -> bool:
         return self.transport is not None and not self.lost and not self._closing
 
-    def add_event_observer(self, observer: EventObserver) -> None:
-        self._observers = (*self._observers, observer)
+    def add_event_observer(
+        self, observer: EventObserver, names: Iterable[str] | None = None
+    ) -> None:
+        """Tell ``observer`` of every event, or only of those named in ``names``."""
+        self._observers.add(observer, names)
 
     def remove_event_observer(self, observer: EventObserver) -> None:
-        observers = list(self._observers)
-        if observer in observers:
-            observers.remove(observer)
-        self._observers = tuple(observers)
+        self._observers.remove_first(observer)
 
     def send_action(
         self,
@@ -391,6 +397,9 @@ class AMIProtocol(Protocol):
 
         deferred: Deferred[AGIResult] = Deferred(cancel)
         pending = _PendingAGI(command_id=command_id, channel=channel, verb=verb, deferred=deferred)
+        if self.agi_answered is not None:
+            pending.command = command
+            pending.sent = self.clock.seconds()
         self._agi[command_id] = pending
         self._agi_by_channel.setdefault(channel, {})[command_id] = pending
         # The action's answer only matters when it refuses the command: no
@@ -559,12 +568,14 @@ class AMIProtocol(Protocol):
             name = message.event
             if name is not None:
                 self._on_event(message, name)
-            elif message.response is not None:
-                self._on_response(message)
+                continue
+            response = message.response  # its first line: read once, used below
+            if response is not None:
+                self._on_response(message, response)
             else:
                 self.log.warn("AMI message neither response nor event ignored")
 
-    def _on_response(self, message: Message) -> None:
+    def _on_response(self, message: Message, response: str) -> None:
         action_id = message.action_id
         pending = self._pending.get(action_id) if action_id is not None else None
         if pending is None:
@@ -578,8 +589,7 @@ class AMIProtocol(Protocol):
             else:
                 self.log.debug("response to unknown ActionID {action_id}", action_id=action_id)
             return
-        response = message.response
-        failed = response is not None and response.lower() in _FAILED_RESPONSES
+        failed = response.lower() in _FAILED_RESPONSES
         if not failed and pending.agi is not None:
             # An AGI command queued: its result comes as AsyncAGIExec.
             self._finish(pending)
@@ -613,7 +623,7 @@ class AMIProtocol(Protocol):
         handler = self._event_handlers.get(name)
         if handler is not None:
             handler(message)
-        for observer in self._observers:
+        for observer in self._observers[name]:
             try:
                 observer(message)
             except Exception:
@@ -697,6 +707,12 @@ class AMIProtocol(Protocol):
             )
             pending.deferred.errback(error)
             return
+        answered = self.agi_answered
+        if answered is not None and pending.command:
+            try:
+                answered(pending.command, self.clock.seconds() - pending.sent)
+            except Exception:
+                self.log.failure("AGI timing observer {observer!r} failed", observer=answered)
         pending.deferred.callback(result)
 
     def _on_channel_gone(self, message: Message) -> None:

@@ -226,6 +226,12 @@ class CallTracker:
                     )
         return events
 
+    @property
+    def event_names(self) -> frozenset[str]:
+        """The AMI events :meth:`handle` acts on: any other returns nothing and
+        changes nothing, so a source need not hand it over (``attach_tracker``)."""
+        return frozenset(self._handlers)
+
     # -- look-ups ----------------------------------------------------------------------
 
     def channel(self, uniqueid: str) -> Channel | None:
@@ -751,12 +757,18 @@ class CallTracker:
 
 
 class _EventSource(Protocol):
-    def add_event_observer(self, observer: Callable[[Message], object]) -> None: ...
+    def add_event_observer(
+        self, observer: Callable[[Message], object], names: Iterable[str] | None = None
+    ) -> None: ...
 
     def add_resync_observer(self, observer: Callable[[list[Message]], object]) -> None: ...
 
 
 def attach_tracker(tracker: CallTracker, source: _EventSource, clock: Scheduler) -> None:
-    """Feed a tracker from an ``AMIConnection``: events live, resync after each login."""
-    source.add_event_observer(lambda message: tracker.handle(message, clock.seconds()))
+    """Feed a tracker from an ``AMIConnection``: events live (only those it acts
+    on: about a third of a call's events, its ``AsyncAGIExec``, are not), resync
+    after each login."""
+    source.add_event_observer(
+        lambda message: tracker.handle(message, clock.seconds()), names=tracker.event_names
+    )
     source.add_resync_observer(lambda items: tracker.resync(items, clock.seconds()))

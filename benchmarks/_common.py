@@ -117,7 +117,9 @@ def parse_shenava_daemon(reads: Iterable[bytes]) -> int:
     clock = Clock()
     protocol = Counting(clock)
     tracker = CallTracker()
-    protocol.add_event_observer(lambda message: tracker.handle(message, clock.seconds()))
+    protocol.add_event_observer(
+        lambda message: tracker.handle(message, clock.seconds()), names=tracker.event_names
+    )
     received = protocol.dataReceived
     for data in reads:
         received(data)

@@ -27,6 +27,7 @@ from ami_bridge.events import (
     ChannelHungUp,
     TrackerEvent,
 )
+from ami_bridge.tracker import handles
 from routing.callbacks import CallbackError, normalize_number
 
 
@@ -66,6 +67,7 @@ class LiveNumbers:
     def __len__(self) -> int:
         return len(self._of_channel)
 
+    @handles(ChannelHungUp, ChannelCreated, AgiSessionStarted, *_WITH_NUMBER)
     def on_tracker_event(self, event: TrackerEvent) -> None:
         kind = type(event)
         if kind is ChannelHungUp:

@@ -165,3 +165,35 @@ def test_a_reply_decoded_again_is_the_same_and_the_memo_stays_bounded() -> None:
     for n in range(agi.DECODED_MAX + 10):
         decode_result(f"200%20result%3D{n}%0A", verb="GET DATA")
     assert len(agi._DECODED) <= agi.DECODED_MAX
+
+
+_ENV_PIECES = ["%3A%20", "%3A", "%20", "%0A", "%0a", "%2F", "%40", "%3B", "%25", "%", "%%3A",
+               "%D8%A7", "%E2%80", "%2", "%zz", "agi_x", ": ", "\u0627", "A", "3A", "20"]
+
+
+def test_an_env_decodes_as_unquote_decodes_it() -> None:
+    """``decode_env`` replaces an environment's common escapes in C and hands
+    anything else to ``unquote``: the text is always what ``unquote`` makes
+    (captured environments, a Persian caller name, broken and lower-case
+    escapes, a ``%`` made by ``%25``)."""
+    from urllib.parse import quote, unquote
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ami_bridge.agi import _unquote_env
+
+    for _name, start in captured("AsyncAGIStart"):
+        assert _unquote_env(start["Env"]) == unquote(start["Env"])
+    persian = quote("agi_calleridname: \u0639\u0644\u06cc %41\nagi_context: x\n\n", safe="")
+    assert _unquote_env(persian) == unquote(persian) and "\u0639" in decode_env(persian)[
+        "agi_calleridname"]
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.sampled_from(_ENV_PIECES) | st.text(max_size=3), max_size=30))
+    def same(pieces: list[str]) -> None:
+        text = "".join(pieces)
+        assert _unquote_env(text) == unquote(text)
+        assert _unquote_env(quote(text, safe="/@;")) == text
+
+    same()

@@ -595,3 +595,27 @@ def test_any_sequence_of_inputs_ends_in_a_defined_outcome(
 def _waiting_for(state: Any) -> tuple[Command, ...]:
     """Stand in for the command the machine is still waiting on."""
     return (LookupComplaint("x"),) if state.phase == "lookup" else (Collect(None, "fa", 1.0, 1),)
+
+
+def test_a_step_copies_every_field_of_the_state_as_replace_did() -> None:
+    """``MenuMachine.step`` copies the state without ``dataclasses.replace`` (#16):
+    the copy has every field, and a field added later is copied too."""
+    import dataclasses
+
+    from ivr.machine import Phase, State, _copy_state, state_from_dict, state_to_dict
+
+    values: dict[str, object] = {}
+    for n, spec in enumerate(dataclasses.fields(State)):
+        values[spec.name] = {
+            "phase": Phase.CONFIRM, "path": ("main", "category"), "outcome": None,
+            "started_at": 12.5, "urgent": True, "vulnerable": True,
+        }.get(spec.name, n if "int" in str(spec.type) else f"v{n}")
+    state = State(**values)  # type: ignore[arg-type]
+    copy = _copy_state(state)
+    assert copy == dataclasses.replace(state) and copy is not state
+    assert all(getattr(copy, f.name) == values[f.name] for f in dataclasses.fields(State))
+    assert state_from_dict(state_to_dict(state)) == state
+    done = dataclasses.replace(state, outcome=Outcome(
+        call_id="c", caller_number="1", language="fa", requested=Request.AGENT,
+        ended=EndReason.COMPLETED, started_at=1.0, ended_at=2.0, path=("main",)))
+    assert state_from_dict(state_to_dict(done)) == done
