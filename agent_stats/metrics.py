@@ -11,6 +11,16 @@ one: tests and the demo run several daemons in a process):
   offered, answered, abandoned (counters), the wait until answer or abandon,
   the AGI turnaround and the routing decision time (histograms).
 
+The counters and histograms are plain numbers kept by this module
+(:class:`Counts`, :class:`Buckets`: a dict entry per label set, a list of
+bucket counts per histogram series), not prometheus_client's ``Counter`` and
+``Histogram``: those take a lock and look up their labels on every event, and
+the daemon counts about 17 events per call (most of them AGI results). A
+collector turns the numbers into the same metric families at scrape time (the
+same names, labels, values and ``_created`` series as prometheus_client's
+own), from a copy taken on the reactor thread with the snapshot, so a scrape
+never sees a histogram's count and sum from two different moments.
+
 Per-agent series (``agent`` label) appear only with ``[metrics] per_agent =
 true``: they name people and grow with the team.
 
@@ -23,13 +33,16 @@ reactor changes it.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import prometheus_client.metrics as _prometheus_metrics
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -56,6 +69,7 @@ ROUTER_DECISIONS = ("on_call_joined", "on_agent_ready", "on_agents_ready",
                     "on_agent_unavailable", "on_connect_failed", "on_call_left")
 
 _WINDOWS = ("rolling", "interval", "day")
+_QUEUE: tuple[str] = (QUEUE,)
 
 
 class SnapshotSource(Protocol):
@@ -199,6 +213,132 @@ def _number(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
+LabelValues = tuple[str, ...]
+
+
+def _use_created() -> bool:
+    """prometheus_client's switch for the ``_created`` series (``PROMETHEUS_DISABLE_CREATED_SERIES``,
+    ``disable_created_metrics()``): followed, so the exposition stays the library's."""
+    return bool(getattr(_prometheus_metrics, "_use_created", True))
+
+
+class Counts:
+    """A labelled counter as plain numbers: label values -> total, counted on the reactor thread.
+
+    A label set appears at its first ``inc`` (as a prometheus_client child
+    does at its first ``labels()``), with its creation time for ``_created``."""
+
+    __slots__ = ("name", "documentation", "labelnames", "values", "created", "_now")
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...],
+                 now: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.values: dict[LabelValues, float] = {}
+        self.created: dict[LabelValues, float] = {}
+        self._now = now
+
+    def inc(self, labels: LabelValues) -> None:
+        value = self.values.get(labels)
+        if value is None:
+            self.created[labels] = self._now()
+            self.values[labels] = 1.0
+        else:
+            self.values[labels] = value + 1.0
+
+    def copy(self) -> tuple[dict[LabelValues, float], dict[LabelValues, float]]:
+        return dict(self.values), dict(self.created)
+
+    def family(self, taken: tuple[dict[LabelValues, float], dict[LabelValues, float]]) -> Metric:
+        """The family prometheus_client's ``Counter`` would give for these numbers."""
+        name, (values, created) = self.name, taken
+        metric = Metric(name, self.documentation, "counter")
+        with_created = _use_created()
+        for labels, value in values.items():
+            series = dict(zip(self.labelnames, labels, strict=True))
+            metric.add_sample(name + "_total", series, value)
+            if with_created:
+                metric.add_sample(name + "_created", dict(series), created[labels])
+        return metric
+
+
+class Series:
+    """One histogram series: a count per bucket (the last one ``+Inf``) and the sum."""
+
+    __slots__ = ("bounds", "counts", "sum", "created")
+
+    def __init__(self, bounds: tuple[float, ...], created: float) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.created = created
+
+    def observe(self, value: float) -> None:
+        # the first bucket whose upper bound is >= value (Prometheus' ``le``)
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class Buckets:
+    """A labelled histogram as plain numbers: label values -> :class:`Series`."""
+
+    __slots__ = ("name", "documentation", "labelnames", "bounds", "series", "_now", "_le")
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...],
+                 bounds: tuple[float, ...], now: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.bounds = tuple(float(b) for b in bounds)
+        self.series: dict[LabelValues, Series] = {}
+        self._now = now
+        self._le = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+
+    def labels(self, labels: LabelValues) -> Series:
+        """The series of these label values (made, with zero counts, on first use)."""
+        series = self.series.get(labels)
+        if series is None:
+            series = self.series[labels] = Series(self.bounds, self._now())
+        return series
+
+    def copy(self) -> list[tuple[LabelValues, list[int], float, float]]:
+        return [(labels, list(s.counts), s.sum, s.created) for labels, s in list(self.series.items())]
+
+    def family(self, taken: list[tuple[LabelValues, list[int], float, float]]) -> Metric:
+        """The family prometheus_client's ``Histogram`` would give for these numbers."""
+        name = self.name
+        metric = Metric(name, self.documentation, "histogram")
+        with_created = _use_created()
+        for labels, counts, total, created in taken:
+            series = list(zip(self.labelnames, labels, strict=True))
+            acc = 0.0
+            for le, n in zip(self._le, counts, strict=True):
+                acc += n
+                metric.add_sample(name + "_bucket", dict([*series, ("le", le)]), acc)
+            metric.add_sample(name + "_count", dict(series), acc)
+            if self.bounds[0] >= 0:
+                metric.add_sample(name + "_sum", dict(series), total)
+            if with_created:
+                metric.add_sample(name + "_created", dict(series), created)
+        return metric
+
+
+class _CountsCollector(Collector):
+    """Yields the counters and histograms, from the copy taken last on the reactor thread
+    (or a copy made now, when none was taken: a direct ``generate_latest``)."""
+
+    def __init__(self, metrics: ShenavaMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        metrics = self._metrics
+        taken = metrics.taken_counts
+        if taken is None:
+            taken = metrics.copy_counts()
+        return [kept.family(numbers) for kept, numbers in zip(metrics.kept(), taken, strict=True)]
+
+
 class _SnapshotCollector(Collector):
     """Yields the families of the snapshot taken last on the reactor thread."""
 
@@ -222,73 +362,86 @@ class ShenavaMetrics:
     writer: Any = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     taken: tuple[dict[str, Any], WriteQueue | None] | None = None
+    taken_counts: list[Any] | None = None
+    """The counters' and histograms' numbers as ``take_snapshot`` copied them."""
 
     def __post_init__(self) -> None:
-        r = self.registry
-        self.offered = Counter("shenava_calls_offered", "Calls that joined the waiting line.",
-                               ["queue"], registry=r)
-        self.answered = Counter("shenava_calls_answered", "Waiting calls an agent answered.",
-                                ["queue"], registry=r)
-        self.abandoned = Counter("shenava_calls_abandoned", "Waiting calls the caller hung up.",
-                                 ["queue"], registry=r)
-        self.left = Counter("shenava_calls_left_for_choice",
-                            "Callers who left the line for a callback or a voicemail.",
-                            ["queue", "choice"], registry=r)
-        self.rung = Counter("shenava_agent_rings", "Agents' phones rung for a waiting call.",
-                            ["queue"], registry=r)
-        self.wait_answered = Histogram("shenava_wait_until_answer_seconds",
-                                       "How long answered callers waited in the line.",
-                                       ["queue"], buckets=WAIT_BUCKETS, registry=r)
-        self.wait_abandoned = Histogram("shenava_wait_until_abandon_seconds",
-                                        "How long callers who hung up had waited in the line.",
-                                        ["queue"], buckets=WAIT_BUCKETS, registry=r)
-        self.agi = Histogram("shenava_agi_turnaround_seconds",
-                             "From sending an AGI command to its result (a prompt's playing "
-                             "time included), by command.", ["command"], buckets=AGI_BUCKETS,
-                             registry=r)
-        self._agi_by_verb: dict[str, Any] = {}
-        self.decision = Histogram("shenava_routing_decision_seconds",
-                                  "The router's time to decide on one event (CPU, not waiting).",
-                                  ["event"], buckets=DECISION_BUCKETS, registry=r)
+        self.offered = Counts("shenava_calls_offered", "Calls that joined the waiting line.",
+                              ("queue",))
+        self.answered = Counts("shenava_calls_answered", "Waiting calls an agent answered.",
+                               ("queue",))
+        self.abandoned = Counts("shenava_calls_abandoned", "Waiting calls the caller hung up.",
+                                ("queue",))
+        self.left = Counts("shenava_calls_left_for_choice",
+                           "Callers who left the line for a callback or a voicemail.",
+                           ("queue", "choice"))
+        self.rung = Counts("shenava_agent_rings", "Agents' phones rung for a waiting call.",
+                           ("queue",))
+        self.wait_answered = Buckets("shenava_wait_until_answer_seconds",
+                                     "How long answered callers waited in the line.",
+                                     ("queue",), WAIT_BUCKETS)
+        self.wait_abandoned = Buckets("shenava_wait_until_abandon_seconds",
+                                      "How long callers who hung up had waited in the line.",
+                                      ("queue",), WAIT_BUCKETS)
+        self.agi = Buckets("shenava_agi_turnaround_seconds",
+                           "From sending an AGI command to its result (a prompt's playing "
+                           "time included), by command.", ("command",), AGI_BUCKETS)
+        self._agi_by_verb: dict[str, Series] = {}
+        self.decision = Buckets("shenava_routing_decision_seconds",
+                                "The router's time to decide on one event (CPU, not waiting).",
+                                ("event",), DECISION_BUCKETS)
         self.agent_answered = (
-            Counter("shenava_agent_calls_answered", "Calls an agent answered.", ["agent"],
-                    registry=r)
+            Counts("shenava_agent_calls_answered", "Calls an agent answered.", ("agent",))
             if self.per_agent else None
         )
-        r.register(_SnapshotCollector(self))
+        self.registry.register(_CountsCollector(self))
+        self.registry.register(_SnapshotCollector(self))
+
+    def kept(self) -> list[Counts | Buckets]:
+        """The counters and histograms, in the order they are exposed."""
+        kept: list[Counts | Buckets] = [
+            self.offered, self.answered, self.abandoned, self.left, self.rung,
+            self.wait_answered, self.wait_abandoned, self.agi, self.decision,
+        ]
+        if self.agent_answered is not None:
+            kept.append(self.agent_answered)
+        return kept
+
+    def copy_counts(self) -> list[Any]:
+        """The counters' and histograms' numbers now (on the reactor thread, which counts)."""
+        return [kept.copy() for kept in self.kept()]
 
     # -- feeding -----------------------------------------------------------------------
 
     def on_routing_event(self, event: RoutingEvent) -> None:
         if isinstance(event, CallQueued):
-            self.offered.labels(QUEUE).inc()
+            self.offered.inc(_QUEUE)
         elif isinstance(event, CallOffered):
-            self.rung.labels(QUEUE).inc()
+            self.rung.inc(_QUEUE)
         elif isinstance(event, CallAnswered):
-            self.answered.labels(QUEUE).inc()
-            self.wait_answered.labels(QUEUE).observe(max(0.0, event.at - event.joined_at))
+            self.answered.inc(_QUEUE)
+            self.wait_answered.labels(_QUEUE).observe(max(0.0, event.at - event.joined_at))
             if self.agent_answered is not None:
-                self.agent_answered.labels(event.agent_id).inc()
+                self.agent_answered.inc((event.agent_id,))
         elif isinstance(event, CallAbandoned):
-            self.abandoned.labels(QUEUE).inc()
-            self.wait_abandoned.labels(QUEUE).observe(max(0.0, event.at - event.joined_at))
+            self.abandoned.inc(_QUEUE)
+            self.wait_abandoned.labels(_QUEUE).observe(max(0.0, event.at - event.joined_at))
         elif isinstance(event, CallLeftForChoice):
-            self.left.labels(QUEUE, event.choice).inc()
+            self.left.inc((QUEUE, event.choice))
 
     def on_agi(self, command: str, seconds: float) -> None:
-        verb = command.split(" ", 1)[0].upper() or "?"
-        child = self._agi_by_verb.get(verb)
-        if child is None:
-            # labels() takes a lock and builds its key on every call; a few verbs exist
-            child = self._agi_by_verb[verb] = self.agi.labels(verb)
-        child.observe(max(0.0, seconds))
+        verb = command.partition(" ")[0].upper() or "?"
+        series = self._agi_by_verb.get(verb)
+        if series is None:
+            series = self._agi_by_verb[verb] = self.agi.labels((verb,))
+        series.observe(seconds if seconds > 0.0 else 0.0)
 
     def time_router(self, router: Any, timer: Callable[[], float] = time.perf_counter) -> None:
         """Measure the router's decisions by wrapping its entry points on this instance."""
         for name in ROUTER_DECISIONS:
             method = getattr(router, name, None)
             if method is not None:
-                setattr(router, name, _timed(method, self.decision.labels(name), timer))
+                setattr(router, name, _timed(method, self.decision.labels((name,)), timer))
 
     def take_snapshot(self) -> None:
         """On the reactor thread, before the scrape is rendered on the thread pool."""
@@ -299,6 +452,7 @@ class ShenavaMetrics:
             if writer is not None else None
         )
         self.taken = (self.service.snapshot(), queue)
+        self.taken_counts = self.copy_counts()
 
     def render_text(self) -> bytes:
         """The exposition now, for tests and tools (the HTTP path is the resource)."""
@@ -308,13 +462,15 @@ class ShenavaMetrics:
         return generate_latest(self.registry)
 
 
-def _timed(method: Callable[..., Any], histogram: Any, timer: Callable[[], float]) -> Any:
+def _timed(method: Callable[..., Any], series: Series, timer: Callable[[], float]) -> Any:
+    observe = series.observe
+
     def timed(*args: Any, **kwargs: Any) -> Any:
         started = timer()
         try:
             return method(*args, **kwargs)
         finally:
-            histogram.observe(timer() - started)
+            observe(timer() - started)
 
     return timed
 
@@ -348,5 +504,5 @@ def install(app: StatsHost, service: Any) -> ShenavaMetrics:
     return metrics
 
 
-__all__ = ["MetricsResource", "ShenavaMetrics", "install", "snapshot_families"]
+__all__ = ["Buckets", "Counts", "MetricsResource", "ShenavaMetrics", "install", "snapshot_families"]
 

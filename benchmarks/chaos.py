@@ -89,6 +89,7 @@ KINDS = (("complaint", 0.4), ("voicemail", 0.2), ("agent", 0.4))
 FAULTS = ("daemon", "worker", "ami", "redis")
 START_OFFSET_S = 8.0  # the plan's first caller, after the PBX starts
 PATIENCE = {"complaint": 90.0, "voicemail": 150.0, "agent": 30.0}
+HEALTH_TOKEN = "chaos-metrics-token"
 
 
 def config_text(ami_port: int, redis_url: str, http_port: int, folder: Path, lease: bool) -> str:
@@ -108,7 +109,8 @@ dir = "{folder / 'recordings' / 'voicemail'}"
 claim_idle_s = 5
 {vosk_model_config("fa")}"""
     return daemon_config(ami_port=ami_port, redis_url=redis_url, http_port=http_port, prefix=PREFIX,
-                         secret=SECRET, agents=(("a1", "PJSIP/101"),), extra=extra)
+                         secret=SECRET, agents=(("a1", "PJSIP/101"),), metrics_token=HEALTH_TOKEN,
+                         extra=extra)
 
 
 def plan(rng: random.Random, rate: float, duration_s: float) -> list[dict[str, Any]]:
@@ -246,7 +248,10 @@ class Chaos:
 
     def health(self) -> dict[str, Any] | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/api/health", timeout=2) as r:
+            # the journal's figures go to the metrics token (without it: liveness only)
+            asked = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/api/health",
+                                           headers={"Authorization": f"Bearer {HEALTH_TOKEN}"})
+            with urllib.request.urlopen(asked, timeout=2) as r:
                 return dict(json.loads(r.read()))
         except (OSError, ValueError):
             return None

@@ -24,6 +24,9 @@ Per step (calls placed during the step; what happened to them counted until
 - ``redis_commands_per_call``: ``INFO commandstats`` calls, before and after,
   less the harness's own ``INFO``, per call placed (what Redis executes,
   counting the commands inside scripts and transactions);
+- ``redis_reads_per_call``: ``INFO stats`` ``total_reads_processed``, the
+  reads Redis made from its clients' sockets, per call placed: about one per
+  round trip (several commands pipelined in one write are one read);
 - ``agi_ms``: p50/p99 of AGI commands that play nothing (``SET VARIABLE``,
   ``GET VARIABLE``, ``ANSWER``, ``HANGUP``...): the round trip through the
   daemon's protocol, including the PBX's 20 ms AsyncAGI pickup;
@@ -64,6 +67,12 @@ time the core was taken away).
 (``shenava.redis_cluster_server``) and runs the daemon as site ``bench`` on it
 with its own cluster client (docs/scaling.md, "Sites and Redis Cluster");
 ``redis_commands_per_call`` then sums every master's ``INFO commandstats``.
+
+``--state-folder`` gives the daemon a state folder (in the run's temporary
+folder), as ``shenava run`` requires: the journal's appends, fsyncs and cursor
+then run as in production, in a worker thread whose CPU the figures include
+(``getrusage`` counts every thread). Without it the journal is kept in memory,
+as before.
 
 ``--by-kind`` adds ``redis_per_call_by_kind`` to each step: commands per call
 by command and key family (``RPUSH {stats}:intervals``, ``lua HSET {calls}:live``),
@@ -230,6 +239,12 @@ def redis_by_command(client: Any) -> dict[str, int]:
     return out
 
 
+def redis_reads(client: Any) -> int:
+    """Reads Redis made from its clients' sockets (``INFO stats``): about one per round trip."""
+    clients = client if isinstance(client, list) else [client]
+    return sum(int(c.info("stats").get("total_reads_processed", 0)) for c in clients)
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -315,6 +330,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         outcomes[0] = 0
         ami_events[0] = 0
         by_command0 = redis_by_command(sync_redis)
+        reads0 = redis_reads(sync_redis)
         monitor_mark = monitors.mark() if monitors is not None else None
         cpu0, sys0 = cpu_s(), sys_s()
         pbx0, started = process_cpu_s(pbx_pid), time.perf_counter()
@@ -333,7 +349,9 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         cpu, system = cpu_s() - cpu0, sys_s() - sys0
         pbx_cores = (process_cpu_s(pbx_pid) - pbx0) / max(1e-9, time.perf_counter() - started)
         by_command = redis_by_command(sync_redis)
-        by_command["info"] = by_command.get("info", 0) - 1  # less our own INFO
+        ours = 2 * (len(sync_redis) if isinstance(sync_redis, list) else 1)  # our INFOs on each server
+        reads = redis_reads(sync_redis) - reads0 - ours
+        by_command["info"] = by_command.get("info", 0) - ours
         spent = {k: n - by_command0.get(k, 0) for k, n in by_command.items()}
         commands = sum(spent.values())
         calls = max(1, placed or 0)
@@ -344,6 +362,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             "daemon_cpu_ms_per_call": round(cpu * 1000 / calls, 2),
             "daemon_sys_ms_per_call": round(system * 1000 / calls, 2),
             "redis_commands_per_call": round(commands / calls, 1),
+            "redis_reads_per_call": round(reads / calls, 2),
             "redis_per_call_by_command": {
                 k: round(n / calls, 1)
                 for k, n in sorted(spent.items(), key=lambda kv: -kv[1]) if n / calls >= 0.5
@@ -425,6 +444,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             site=replace(config.site, id="bench" if args.cluster else ""),
             # Voicemails go where the test PBX writes RECORD FILE (its recordings root).
             recordings=replace(config.recordings, dir=root / "pbx" / "voicemail", asterisk_dir=None),
+            state=replace(config.state, folder=str(root / "state")) if args.state_folder else config.state,
             agents=agents,
         )
         from shenava.redis_client import make_redis_client
@@ -486,6 +506,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
             "manager_conf": args.manager_conf,
             "gc_tuning": args.gc_tuning,
+            "state_folder": bool(args.state_folder),
             "pinning": pinning,
             "steps": steps,
             "max_sustained_calls_per_s": max(sustained, default=0.0),
@@ -536,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="pin the daemon to core N, the test PBX and Redis to the others")
     parser.add_argument("--cluster", action="store_true",
                         help="a 3-master Redis Cluster on loopback, the daemon as site 'bench'")
+    parser.add_argument("--state-folder", action="store_true",
+                        help="the daemon's journal on disk in a state folder, as 'shenava run' "
+                             "requires (default: in memory)")
     parser.add_argument("--by-kind", action="store_true",
                         help="Redis commands per call by command and key family, from redis-cli "
                              "MONITOR (benchmarks/redis_kinds.py; costs Redis some CPU)")

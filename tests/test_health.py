@@ -1,4 +1,5 @@
-"""GET /api/health over HTTP: no sign-in, the journal's figures, degraded while Redis is away."""
+"""GET /api/health over HTTP: no sign-in for liveness, the journal's figures for a supervisor,
+degraded while Redis is away (tests/test_http_exposure.py: who sees what)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class _NoEndpoint:
 
 
 @pytest_twisted.ensureDeferred
-async def test_health_needs_no_sign_in_and_shows_the_journal(tmp_path: Path) -> None:
+async def test_health_shows_the_journal_and_says_degraded_while_redis_is_away(tmp_path: Path) -> None:
     from twisted.internet import reactor
 
     server = start_redis_server(tmp_path / "redis")
@@ -41,7 +42,9 @@ async def test_health_needs_no_sign_in_and_shows_the_journal(tmp_path: Path) -> 
     try:
         code, body, _ = await running.call("GET", "/api/health", role=None)
         assert code == 200 and body["status"] == "ok" and body["redis"] == "ok"
-        assert body["journal"]["depth"] == 0 and body["ami"] == "disconnected"
+        assert body["ami"] == "disconnected" and "journal" not in body  # liveness only
+        code, body, _ = await running.call("GET", "/api/health", role="supervisor")
+        assert body["journal"]["depth"] == 0
         server.stop()
         # a record arrives while Redis is away: kept, and the health answer says so
         register = app.complaints.register
@@ -57,6 +60,7 @@ async def test_health_needs_no_sign_in_and_shows_the_journal(tmp_path: Path) -> 
         assert reported.called
         code, body, _ = await running.call("GET", "/api/health", role=None)
         assert code == 200 and body["status"] == "degraded" and body["redis"] == "away"
+        code, body, _ = await running.call("GET", "/api/health", role="supervisor")
         assert body["journal"]["depth"] == 1
     finally:
         await running.pool.closeCachedConnections()

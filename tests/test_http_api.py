@@ -125,7 +125,7 @@ async def test_roles(api: Running) -> None:
 async def test_unknown_paths_and_methods_are_json(api: Running) -> None:
     code, body, _ = await api.call("GET", "/api/nothing")
     assert (code, body["error"]["code"]) == (404, "http.not_found")
-    code, body, _ = await api.call("GET", "/")
+    code, body, _ = await api.call("GET", "/nowhere")
     assert (code, body["error"]["code"]) == (404, "http.not_found")
     code, body, headers = await api.call("GET", "/api/agents/a1/login")
     assert (code, body["error"]["code"]) == (405, "http.method_not_allowed")

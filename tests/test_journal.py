@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from shenava.journal import ANSWER_WITHIN_S, Journal, JournalFile, is_transient
+from shenava.journal import ADVANCE_EVERY_S, ANSWER_WITHIN_S, Journal, JournalFile, is_transient
 
 
 class FakeRedis:
@@ -103,10 +103,12 @@ def test_crash_mid_replay_applies_nothing_twice(tmp_path: Path) -> None:
         for i in range(4)
     )
     (tmp_path / "journal.jsonl").write_bytes(data + b'{"seq": 5, "kind": "rec", "a')  # torn line
-    again = make(tmp_path, Clock(), target)
+    again_clock = Clock()
+    again = make(tmp_path, again_clock, target)
     assert again.depth == 0
     assert target.order == ["r0", "r1", "r2", "r3"] and all(n == 1 for n in target.stored.values())
     assert target.calls == calls_before + 3  # r1..r3 offered again, each stored once
+    again_clock.advance(ADVANCE_EVERY_S)  # the cursor of the last ones, written once
     assert (tmp_path / "journal.jsonl").read_bytes() == b""
 
 
@@ -229,6 +231,7 @@ def test_a_journal_that_is_never_empty_is_still_compacted(tmp_path: Path, monkey
         journal.submit("rec", {"id": f"r{i}", "pad": "x" * 40})
         if i:
             pending[i - 1].callback(None)
+        clock.advance(ADVANCE_EVERY_S)  # the cursor moves (and the file is cut) once a second
     assert journal.depth == 1 and journal.file is not None and journal.file.rewrites >= 1
     lines = (tmp_path / "journal.jsonl").read_bytes().splitlines()
     assert len(lines) < 40 and b'"r59"' in lines[-1]
@@ -279,9 +282,10 @@ def test_a_batch_is_one_line_kept_whole_or_not_at_all(tmp_path: Path) -> None:
     assert again.order == ["before"]
 
     # the whole file: every entry replayed in order, each once
-    replay = FakeRedis()
-    make(tmp_path, Clock(), replay)
+    replay, replay_clock = FakeRedis(), Clock()
+    make(tmp_path, replay_clock, replay)
     assert replay.order == ["before", "flag", "intake", "after"]
+    replay_clock.advance(ADVANCE_EVERY_S)
     assert (tmp_path / "journal.jsonl").read_bytes() == b""
 
 
@@ -313,6 +317,7 @@ def test_a_half_applied_batch_keeps_its_line_through_compaction(tmp_path: Path, 
         journal.submit("rec", {"id": "intake"}, ("num:1",))
     release("before")
     release("flag")
+    clock.advance(ADVANCE_EVERY_S)  # the cursor of the flag's entry
     assert target.order == ["before", "flag"] and list(held) == ["intake"]
     # killed here: the cursor says the flag is applied, the intake is not; the
     # applied head was cut off, the batch's line kept whole
@@ -323,3 +328,100 @@ def test_a_half_applied_batch_keeps_its_line_through_compaction(tmp_path: Path, 
     replay = FakeRedis()
     make(tmp_path, Clock(), replay)
     assert replay.order == ["intake"]
+
+
+def test_the_cursor_is_written_once_a_second_and_a_kill_before_it_loses_nothing(tmp_path: Path) -> None:
+    """At a steady rate the journal empties after nearly every record: the cursor
+    (and the emptied file) used to be written after each one, a worker thread hop, a
+    rename and an fsync per record. Now the first advance after a quiet spell goes at
+    once and the rest of that second's in one write at its end; a kill -9 before it
+    only replays entries already stored, each a no-op; ``stop`` writes it at once."""
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+    assert journal.file is not None
+    writes: list[int] = []
+    advance = journal.file.advance
+    journal.file.advance = lambda applied: (writes.append(applied), advance(applied))[-1]  # type: ignore[method-assign]
+    for i in range(50):
+        assert results(journal.submit("rec", {"id": f"r{i}"})) == [f"r{i}"]
+        clock.advance(0.01)
+    assert writes == [1] and journal.advances == 1
+    assert (tmp_path / "journal.cursor").read_text().strip() == "1"
+    assert len((tmp_path / "journal.jsonl").read_bytes().splitlines()) == 49
+
+    # killed here: the next daemon replays r1..r49, which Redis has; nothing twice
+    calls = target.calls
+    again_clock = Clock()
+    again = make(tmp_path, again_clock, target)
+    assert target.calls == calls + 49 and again.depth == 0
+    assert target.order == [f"r{i}" for i in range(50)] and set(target.stored.values()) == {1}
+
+    clock.advance(ADVANCE_EVERY_S)  # (the killed one's timer, had it lived)
+    assert writes == [1, 50] and journal.advances == 2
+    clock.advance(ADVANCE_EVERY_S)
+    submitted = results(journal.submit("rec", {"id": "last"}))
+    assert submitted == ["last"] and writes == [1, 50, 51]  # a quiet second since: at once
+    journal.submit("rec", {"id": "after"})
+    assert writes == [1, 50, 51]
+    journal.stop()
+    assert writes == [1, 50, 51, 52]
+    assert (tmp_path / "journal.cursor").read_text().strip() == "52"
+
+
+def test_waiting_submitters_are_told_kept_on_time_by_one_timer(tmp_path: Path) -> None:
+    """Each submitter still waiting for Redis hears "kept" ``answer_within_s`` after
+    its record is on disk, from one timer for all (not a timer set and cancelled
+    per record); one answered by Redis first is not answered twice."""
+    clock, target = Clock(), FakeRedis()
+    journal = make(tmp_path, clock, target)
+    target.away = True
+    first = results(journal.submit("rec", {"id": "a"}))
+    clock.advance(1.0)
+    second = results(journal.submit("rec", {"id": "b"}))
+    answer_timers = [c for c in clock.getDelayedCalls() if c.func.__name__ == "_answers_due"]
+    assert len(answer_timers) == 1
+    clock.advance(ANSWER_WITHIN_S - 1.0)
+    assert first == [None] and second == []
+    clock.advance(0.5)
+    assert second == []
+    clock.advance(0.5)
+    assert second == [None]
+    # Redis back (the journal's retries catch up): what answers now is Redis' result, once
+    target.away = False
+    for _ in range(5):
+        clock.advance(5.0)
+    assert target.order == ["a", "b"]
+    third = results(journal.submit("rec", {"id": "c"}))
+    assert third == ["c"]
+    clock.advance(10 * ANSWER_WITHIN_S)
+    assert third == ["c"] and not [c for c in clock.getDelayedCalls() if c.func.__name__ == "_answers_due"]
+
+
+def test_a_wall_clock_set_back_does_not_hold_a_waiting_submitter(tmp_path: Path) -> None:
+    """The reactor waits in monotonic time but ``seconds()`` is the wall clock: set
+    back an hour, the due time of a waiting submitter is far ahead; it is answered
+    ``answer_within_s`` later all the same."""
+
+    class WallClock:
+        def __init__(self) -> None:
+            self.now = 3600.0
+            self.timers: list[tuple[float, Any, tuple[Any, ...]]] = []
+
+        def seconds(self) -> float:
+            return self.now
+
+        def callLater(self, delay: float, f: Any, *args: Any) -> Any:
+            self.timers.append((delay, f, args))
+            return Clock().callLater(delay, lambda: None)  # an IDelayedCall never run
+
+    clock, target = WallClock(), FakeRedis()
+    journal = Journal(clock, tmp_path, run_in_thread=inline)  # type: ignore[arg-type]
+    journal.register("rec", target.apply)
+    journal.start()
+    target.away = True
+    waiting = results(journal.submit("rec", {"id": "a"}))
+    clock.now -= 3000.0  # the wall clock set back
+    [(delay, fire, _)] = [t for t in clock.timers if t[1].__name__ == "_answers_due"]
+    assert delay == ANSWER_WITHIN_S
+    fire()
+    assert waiting == [None]

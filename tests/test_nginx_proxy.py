@@ -23,7 +23,7 @@ from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from tests.http_helpers import Running, config_with_users, running_app
+from tests.http_helpers import PASSWORD, Running, config_with_users, running_app
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -153,3 +153,19 @@ async def test_documented_nginx_config_vouches_only_for_the_sso(proxied: tuple[R
     code, _, _ = await direct.call("GET", "/api/session", role=None,
                                    headers={"X-Shenava-Role": "admin", "X-Shenava-Person": "root"})
     assert code == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_documented_config_keeps_the_session_cookie_to_its_prefix(
+    proxied: tuple[Running, Running]
+) -> None:
+    """A sign-in beside the proxy (the daemon says ``Path=/``: it cannot know its prefix):
+    nginx narrows the cookie to ``/shenava/``, so other applications on the host never get it."""
+    through, direct = proxied
+    direct.add_user("sara", "supervisor")
+    code, _, headers = await through.call(
+        "POST", "/api/session", role=None, headers={"Authorization": "Bearer alice-token"},
+        body={"name": "sara", "password": PASSWORD})
+    assert code == 200
+    cookie = (headers.getRawHeaders(b"set-cookie") or [b""])[0].decode()
+    assert cookie.startswith("shenava_session=") and "Path=/shenava/;" in cookie + ";", cookie

@@ -36,6 +36,7 @@ from shenava.http.pages import (
     default_language,
     load_strings,
     read_static,
+    render_page,
 )
 from shenava_base.aio import as_deferred
 from tests.http_helpers import Running, config_with_users, outcome, running_app
@@ -164,7 +165,8 @@ def test_every_language_has_every_text() -> None:
     assert strings["fa"].keys() == strings["en"].keys()
     for page in ("wallboard.html", "desk.html", "review.html", "signin.html"):
         used = set(re.findall(r"\{\{([a-z0-9_]+)\}\}", read_static(page).decode()))
-        computed = {"lang", "dir", "other_lang_href", "other_lang_name", "strings_json"}
+        computed = {"lang", "dir", "other_lang", "other_dir", "other_lang_href", "other_lang_name",
+                    "strings_json"}
         assert used - computed <= strings["fa"].keys(), page
     # every key the scripts name, and every code they translate, has a text
     for name in ("shenava.js", "charts.js", "desk-actions.js", "supervisor.js"):
@@ -173,6 +175,7 @@ def test_every_language_has_every_text() -> None:
             assert (key[0] or key[1]) in strings["en"], (name, key)
     from complaints.abuse import AbuseCategory, ReportStatus
     from complaints.complaint import Channel, ComplaintStatus
+    from complaints.roles import Role
     from routing.callbacks import FlagStatus, ReasonKind, Resolution
     from routing.scoring import DEFAULT_CATEGORY_POINTS
 
@@ -182,6 +185,7 @@ def test_every_language_has_every_text() -> None:
         "report_status_": [r.value for r in ReportStatus], "channel_": [c.value for c in Channel],
         "callback_reason_": [k.value for k in ReasonKind], "resolution_": [r.value for r in Resolution],
         "flag_state_": [f.value for f in FlagStatus],
+        "role_": [r.value for r in Role],  # the header's "signed in as"
         "history_": ["opened", "status", "note", "category", "redress", "escalated", "transcript",
                      "callback_raised", "repeated", "purged"],
         "category_": list(DEFAULT_CATEGORY_POINTS),  # the default menus' and the usual others
@@ -194,6 +198,21 @@ def test_every_language_has_every_text() -> None:
     source = Path(complaint_module.__file__ or "").read_text()
     actions = set(re.findall(r'_changed\([^)]*?"([a-z_]+)"', source)) | {"opened"}
     assert actions <= set(codes["history_"]), actions
+
+
+def test_the_language_switch_names_its_language_by_code() -> None:
+    """``hreflang`` takes a language code ("en"), not its name ("English"); the link's own
+    text is in the other language, so it says so (``lang``, ``dir``) for screen readers."""
+    strings = load_strings()
+    for page in ("wallboard.html", "desk.html", "review.html", "signin.html"):
+        template = read_static(page).decode()
+        for lang, other, direction in (("fa", "en", "ltr"), ("en", "fa", "rtl")):
+            html = render_page(template, strings[lang], lang, {})
+            switch = re.search(r'<a [^>]*id="lang-switch"[^>]*>([^<]*)</a>', html)
+            assert switch is not None, page
+            tag = switch.group(0)
+            assert f'hreflang="{other}"' in tag and f'lang="{other}"' in tag, (page, tag)
+            assert f'dir="{direction}"' in tag and switch.group(1) == strings[lang]["other_language"]
 
 
 @pytest_twisted.ensureDeferred
@@ -246,6 +265,21 @@ async def test_pages_allow_only_get_and_redirect_a_trailing_slash(api: Running) 
     assert (code, header(headers, "location")) == (302, "../wallboard")
     code, _, body = await fetch(api, "HEAD", "/desk")
     assert (code, body) == (200, b"")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_bare_address_leads_to_the_sign_in_page(api: Running) -> None:
+    """``http://wallboard.example.org/`` is what people type: not a JSON 404, the sign-in
+    page (which sends someone signed in on to their page), relative for a proxy's prefix."""
+    for path, where in (("/", "sign-in"), ("/?lang=en", "sign-in?lang=en"), ("/?lang=xx", "sign-in")):
+        code, headers, body = await fetch(api, "GET", path)
+        assert (code, header(headers, "location"), body) == (303, where, b""), path
+    code, headers, _ = await fetch(api, "HEAD", "/")
+    assert (code, header(headers, "location")) == (303, "sign-in")
+    code, _, _ = await fetch(api, "GET", "/nowhere")
+    assert code == 404
+    code, answer, _ = await api.call("POST", "/")
+    assert (code, answer["error"]["code"]) == (405, "http.method_not_allowed")
 
 
 # -- GET /api/wallboard --------------------------------------------------------------------

@@ -4,11 +4,14 @@ entry), ``role``: ``leader`` or ``standby`` (see :mod:`shenava.leader`), and
 ``voicemails_parked``: voicemails whose transcription was given up (kept, with
 their complaint and flag; ``shenava voicemail retry`` queues them again).
 
-No sign-in needed (a load balancer or a monitoring check polls it) and nothing
-personal in it. ``status`` is ``ok``, or ``degraded`` while records wait in the
-journal or Redis is away: the daemon still takes calls then, so the HTTP
-status stays 200 and the body says why. A standby serves no HTTP, so a pair
-behind one address answers from its leader.
+No sign-in needed for what a load balancer or a liveness check needs: ``status``,
+``role``, ``ami`` and ``redis``. The rest (the journal's figures, references in
+hand, calls in progress, parked voicemails) is the business's own and goes only to
+a signed-in supervisor or admin, or to whoever sends ``/metrics``' bearer token (a
+monitoring check), as on the wallboard and in ``/metrics``. ``status`` is ``ok``,
+or ``degraded`` while records wait in the journal or Redis is away: the daemon
+still takes calls then, so the HTTP status stays 200 and the body says why. A
+standby serves no HTTP, so a pair behind one address answers from its leader.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from typing import Any
 
 from twisted.web.server import Request
 
-from complaints.roles import Actor
+from complaints.roles import Actor, Role
 from shenava.http.jsonapi import Route, route
+from shenava.http.metrics_gate import bearer_ok
+
+LIVENESS = ("status", "role", "ami", "redis")
+"""What anyone who can reach the listener is told: enough to route to the leader."""
 
 
 def journal_health(app: Any) -> dict[str, Any] | None:
@@ -48,6 +55,13 @@ class HealthApi:
         return [route("GET", "/health", self.health, needs_actor=False)]
 
     def health(self, request: Request, actor: Actor | None = None) -> dict[str, Any]:
+        found = self.figures()
+        if self._sees_figures(request):
+            return found
+        return {key: found[key] for key in LIVENESS}
+
+    def figures(self) -> dict[str, Any]:
+        """The whole answer, as a supervisor or the metrics token gets it."""
         app = self._app
         journal = journal_health(app)
         complaints = app.complaints
@@ -63,6 +77,13 @@ class HealthApi:
             "calls_in_progress": app.counts.in_progress,
             "voicemails_parked": parked_voicemails(app),
         }
+
+    def _sees_figures(self, request: Request) -> bool:
+        """A supervisor's or admin's sign-in, or the metrics token (a monitoring check)."""
+        who = getattr(request, "actor", None)
+        if isinstance(who, Actor) and who.role is not Role.AGENT:
+            return True
+        return bearer_ok(request, getattr(self._app.config.http, "metrics_token", ""))
 
 
 class RoleCollector:

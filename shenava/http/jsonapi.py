@@ -127,6 +127,8 @@ def read_json(request: Request) -> dict[str, Any]:
         raise BadJsonError(f"the body is not valid JSON: {exc}") from None
     except RecursionError:  # "[[[[...": nested deeper than the parser goes
         raise BadJsonError("the body's JSON is nested too deeply") from None
+    except ValueError:  # a number of more than 4,300 digits (CPython's int limit)
+        raise BadJsonError("the body's JSON has a number too long to read") from None
     if not isinstance(body, dict):
         raise BadJsonError(f"the body must be a JSON object, not {type(body).__name__}")
     return body

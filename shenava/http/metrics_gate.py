@@ -18,6 +18,15 @@ from shenava.http.errors import ForbiddenError, NotSignedInError
 from shenava.http.jsonapi import write_error
 
 
+def bearer_ok(request: Request, token: str | bytes) -> bool:
+    """Whether the request sends ``Authorization: Bearer {token}`` (never, without a token)."""
+    expected = token.encode() if isinstance(token, str) else token
+    given = request.getHeader("authorization") or ""
+    scheme, _, value = given.partition(" ")
+    return (bool(expected) and scheme.lower() == "bearer"
+            and hmac.compare_digest(value.strip().encode(), expected))
+
+
 class MetricsGate(Resource):
     isLeaf = True
 
@@ -27,14 +36,8 @@ class MetricsGate(Resource):
         self._token = token.encode()
         self._supervisors = supervisors
 
-    def _bearer_ok(self, request: Request) -> bool:
-        given = request.getHeader("authorization") or ""
-        scheme, _, value = given.partition(" ")
-        return (bool(self._token) and scheme.lower() == "bearer"
-                and hmac.compare_digest(value.strip().encode(), self._token))
-
     def render(self, request: Request) -> bytes | int:
-        if self._bearer_ok(request):
+        if bearer_ok(request, self._token):
             return self._inner.render(request)
         actor = getattr(request, "actor", None)
         if isinstance(actor, Actor) and self._supervisors:

@@ -62,7 +62,8 @@ SECURITY_HEADERS = {
     b"cache-control": b"no-cache",
 }
 _PLACEHOLDER = re.compile(r"\{\{([a-z0-9_]+)\}\}")
-_COMPUTED = frozenset({"lang", "dir", "other_lang_href", "other_lang_name", "strings_json"})
+_COMPUTED = frozenset({"lang", "dir", "other_lang", "other_dir", "other_lang_href", "other_lang_name",
+                       "strings_json"})
 
 
 class PageError(RuntimeError):
@@ -98,6 +99,8 @@ def render_page(template: str, strings: Mapping[str, str], lang: str, args: Mapp
     computed = {
         "lang": lang,
         "dir": DIRECTION[lang],
+        "other_lang": other,  # the switch's hreflang and lang: a code, not the language's name
+        "other_dir": DIRECTION[other],
         "other_lang_href": "?" + urlencode({**args, "lang": other}),
         "other_lang_name": strings["other_language"],
     }
@@ -157,6 +160,28 @@ class PageResource(Resource):
         return b"" if request.method == b"HEAD" else body
 
 
+class HomeResource(Resource):
+    """``GET /``: the name people type (``http://wallboard.example.org/``) leads to the
+    sign-in page, which sends a signed-in person on to their role's page (an agent's desk,
+    a supervisor's wallboard). Relative, so ``/shenava/`` behind a proxy leads to
+    ``/shenava/sign-in``."""
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes | int:
+        if _refused_method(request):
+            return NOT_DONE_YET
+        if request.postpath not in ([], [b""]):
+            write_error(request, NotFoundError(f"no such page: {request.path.decode('utf-8', 'replace')}"))
+            return NOT_DONE_YET
+        lang = _args(request).get("lang", "")
+        target = "sign-in" + ("?" + urlencode({"lang": lang}) if lang in LANGUAGES else "")
+        request.setResponseCode(303)
+        request.setHeader(b"location", target.encode("ascii"))
+        request.setHeader(b"content-length", b"0")
+        return b""
+
+
 def _refused_method(request: Request) -> bool:
     """Answer 405 to anything but GET and HEAD; True when it did."""
     if request.method in (b"GET", b"HEAD"):
@@ -197,11 +222,12 @@ class AssetsResource(Resource):
 
 
 def mount_pages(root: Resource, config: Any) -> None:
-    """Put ``/wallboard``, ``/desk`` and ``/static/...`` under ``root``."""
+    """Put ``/`` (to the sign-in page), the pages and ``/static/...`` under ``root``."""
     strings = load_strings()
     lang = default_language(config)
     for page in PAGES:
         root.putChild(page.encode("ascii"), PageResource(page, strings, lang))
+    root.putChild(b"", HomeResource())
     root.putChild(b"static", AssetsResource())
 
 

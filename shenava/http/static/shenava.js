@@ -36,6 +36,18 @@
     : String(text));
   const pct = (x) => (x === null || x === undefined ? T.none : percent.format(x));
 
+  /** A phone number ("+989121234567", "0912***4567") isolated and always left to right: in a
+   * right-to-left line "0912***4567" would read "4567***0912" and "+98..." lose its plus to the
+   * far end. Explicit, not <bdi>'s "auto": a number has no strong letter, and what "auto" then
+   * falls back to is an open question of the HTML standard (whatwg/html#10097). */
+  function phone(text) {
+    const bdi = document.createElement("bdi");
+    bdi.dir = "ltr";
+    bdi.className = "phone";
+    bdi.textContent = text === null || text === undefined || text === "" ? T.none : String(text);
+    return bdi;
+  }
+
   /** A signed figure: only the number and its minus are isolated left to right (U+2066..2069),
    * so "−15" keeps its minus on the left in Persian while the unit, and any further parts,
    * still follow it in the page's direction (read "−۱ دقیقه ۳۰ ثانیه", not "ثانیه ... −۱"). */
@@ -155,7 +167,7 @@
     csrf = me.csrf;
     window.Shenava.me = me; // {person, role}: the pages offer only what the role may do
     const who = $("who");
-    if (who) who.textContent = t("signed_in_as", { person: me.person, role: me.role });
+    if (who) who.textContent = t("signed_in_as", { person: me.person, role: T["role_" + me.role] || me.role });
     return me;
   }
 
@@ -488,10 +500,7 @@
     fillTable("callback-list", list, (f) => {
       const row = document.createElement("tr");
       row.dataset.flag = f.flag_id;
-      const number = cell(row, "", "num", T.col_number);
-      const bdi = document.createElement("bdi");
-      bdi.textContent = f.number;
-      number.appendChild(bdi);
+      cell(row, "", "num", T.col_number).appendChild(phone(f.number));
       cell(row, f.reasons.map((r) => code("callback_reason_", r)).join(LANG === "fa" ? "، " : ", "),
         "", T.col_reason);
       cell(row, f.due_at <= data.now ? T.due_now : timeOf(f.due_at, tz), "num", T.col_due);
@@ -732,9 +741,12 @@
         const parts = Array.isArray(value) ? value : [value];
         parts.forEach((part, i) => {
           if (i) dd.appendChild(document.createTextNode(" "));
+          if (PHONE_FACTS.has(key) && i === 0) {
+            dd.appendChild(phone(part));
+            return;
+          }
           const text = document.createElement("bdi");
           text.textContent = part;
-          if (PHONE_FACTS.has(key) && i === 0) text.dir = "ltr";
           dd.appendChild(text);
         });
         dd.dataset.field = key;
@@ -857,7 +869,7 @@
   }
 
   window.Shenava = {
-    T, LANG, LOCALE, t, num, digits, pct, duration, minutes, timeOf, code, postJSON, getJSON,
+    T, LANG, LOCALE, t, num, digits, pct, duration, minutes, timeOf, code, phone, postJSON, getJSON,
     shown, failed, follow, Refused, Unreachable,
     onBoard: (f) => boardListeners.push(f),
     onCall: (f) => deskListeners.push(f),

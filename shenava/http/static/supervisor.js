@@ -38,10 +38,22 @@
     const bdi = document.createElement("bdi");
     bdi.textContent = text === null || text === undefined || text === "" ? T.none : String(text);
     td.appendChild(bdi);
+    fillCell(td, row, label, className);
+    return td;
+  }
+
+  /** A phone number's cell: left to right in Persian too (Shenava.phone). */
+  function phoneCell(row, number, label) {
+    const td = document.createElement("td");
+    td.appendChild(S.phone(number));
+    fillCell(td, row, label, "num");
+    return td;
+  }
+
+  function fillCell(td, row, label, className) {
     td.dataset.label = label;
     if (className) td.className = className;
     row.appendChild(td);
-    return td;
   }
 
   function fill(id, items, make, emptyId) {
@@ -75,6 +87,7 @@
     td.dataset.label = T.col_review;
     const note = document.createElement("input");
     note.type = "text";
+    note.dir = "auto"; // a note in English reads left to right on the Persian page too
     note.className = "review-note";
     note.setAttribute("aria-label", T.review_note);
     note.placeholder = T.review_note;
@@ -138,7 +151,7 @@
       row.appendChild(ref);
       cell(row, code("status_", c.status), T.complaint_status);
       cell(row, code("category_", c.category), T.call_category);
-      cell(row, c.number, T.col_number, "num");
+      phoneCell(row, c.number, T.col_number);
       cell(row, when(c.opened_at), T.col_when, "num");
       return row;
     }, "register-empty");
@@ -166,9 +179,8 @@
       const dt = document.createElement("dt");
       dt.textContent = k;
       const dd = document.createElement("dd");
-      const bdi = document.createElement("bdi");
-      bdi.textContent = v;
-      dd.appendChild(bdi);
+      dd.appendChild(k === T.col_number ? S.phone(v)
+        : Object.assign(document.createElement("bdi"), { textContent: v }));
       return [dt, dd];
     }));
     $("detail-history").replaceChildren(...c.history.map((h) => {
@@ -222,7 +234,7 @@
   function callbackRow(f) {
     const row = document.createElement("tr");
     row.dataset.flag = f.flag_id;
-    cell(row, f.number, T.col_number, "num");
+    phoneCell(row, f.number, T.col_number);
     cell(row, list([...new Set(f.reasons.map((r) => code("callback_reason_", r.kind)))]), T.col_reason);
     cell(row, when(f.due_at), T.col_due, "num");
     cell(row, num(f.attempts.length), T.col_attempts, "num");
@@ -254,6 +266,7 @@
     if (f.status === "open") {
       const note = document.createElement("input");
       note.type = "text";
+      note.dir = "auto";
       note.className = "callback-note";
       note.setAttribute("aria-label", t("callback_cancel_reason_for", { number: f.number }));
       note.placeholder = T.callback_cancel_reason;
