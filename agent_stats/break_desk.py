@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from agent_stats.breaks import BreakConfig, BreakGrant, BreakLine
 from agent_stats.errors import AgentStatsError
 from agent_stats.roster import AgentBusyError, AgentRoster
-from agent_stats.states import STAFFED_STATES, AgentState, NotReadyReason, StateKey
+from agent_stats.states import AgentState, NotReadyReason, StateKey
 from agent_stats.store import (
     BreakCancelled,
     BreakGranted,
@@ -159,7 +159,7 @@ class BreakDesk:
 
     def wait_reason(self, now: float) -> str:
         """Why the break line does not move now, in words (for the log)."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        staffed = self.roster.staffed
         pending = len(self.pending_grants)
         predicted = self._predicted(now)
         return (

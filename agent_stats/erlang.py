@@ -93,6 +93,54 @@ def predicted_service_level(servers: int, traffic: Traffic, threshold_s: float) 
     return max(0.0, 1.0 - wait * math.exp(-(servers - a) * threshold_s / traffic.aht_s))
 
 
+class PredictedLevels:
+    """:func:`predicted_service_level`, keeping the Erlang B recursion of the last traffic.
+
+    The callback gate asks, for every call, the level with the agents staffed and
+    with one fewer, and asks again after its claim: at 10,000 agents each is a
+    10,000-step recursion. ``B(n)`` is the ``n``-th step of one recursion, so for the
+    same Erlangs the sizes asked are kept and a larger size continues from the last
+    step (N after N - 1 is one step): the same floats, operation for operation. A
+    new traffic starts again (one recursion per change of traffic)."""
+
+    def __init__(self) -> None:
+        self._erlangs = math.nan
+        self._asked: dict[int, float] = {}
+        """``B(n)`` of the sizes asked at ``_erlangs``."""
+        self._step = (0, 1.0)
+        """The last step of the recursion at ``_erlangs``: ``(k, B(k))``."""
+
+    def blocking(self, servers: int, erlangs: float) -> float:
+        """:func:`erlang_b`."""
+        if erlangs != self._erlangs:
+            self._erlangs = erlangs
+            self._asked = {}
+            self._step = (0, 1.0)
+        b = self._asked.get(servers)
+        if b is not None:
+            return b
+        k, b = self._step
+        if servers < k:
+            k, b = 0, 1.0
+        for x in map(float, range(k + 1, servers + 1)):  # float(k) is what k + ab converts
+            ab = erlangs * b
+            b = ab / (x + ab)
+        self._step = (max(servers, 0), b)
+        self._asked[servers] = b
+        return b
+
+    def service_level(self, servers: int, traffic: Traffic, threshold_s: float) -> float:
+        """:func:`predicted_service_level`."""
+        a = traffic.erlangs
+        if a <= 0:
+            return 1.0 if servers > 0 else 0.0
+        if servers <= a:
+            return 0.0
+        b = self.blocking(servers, a)
+        wait = servers * b / (servers - a * (1.0 - b))
+        return max(0.0, 1.0 - wait * math.exp(-(servers - a) * threshold_s / traffic.aht_s))
+
+
 SURE_MARGIN = 1e-9
 """How far above the target a computed SL must be to vouch for every larger size.
 

@@ -60,7 +60,7 @@ from agent_stats.breaks import (
     BreakLine,
     fairness_index,
 )
-from agent_stats.erlang import Traffic, predicted_service_level, spare_agents
+from agent_stats.erlang import PredictedLevels, Traffic, spare_agents
 from agent_stats.ledger import RECONCILE_TRUST_GAP_S, AgentLedger
 from agent_stats.live import counts_dict as counts_dict  # re-exported
 from agent_stats.live import live_figures
@@ -158,6 +158,8 @@ class StatsService:
         self.tally = SLATally(sla)
         self.figures = AgentFigures(roster=roster, sla=sla, breaks=breaks, wellbeing=wellbeing)
         self.recent = RecentTraffic(clock.seconds(), traffic_window_s)
+        self._levels = PredictedLevels()
+        """Erlang C for the headroom levels, its recursion kept while the traffic stays."""
         self.desk = BreakDesk(
             roster=roster, clock=clock, config=breaks, submit=self.writer.submit,
             standing=self._standing, spare=self.spare, predicted=self.headroom_service_level,
@@ -439,7 +441,7 @@ class StatsService:
 
     def spare(self, now: float) -> int:
         """Agents who may leave now (headroom), less grants still to start."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
+        staffed = self.roster.staffed
         if self._headroom is not None:
             spare = self._headroom(staffed, now)
         else:
@@ -455,16 +457,16 @@ class StatsService:
         The headroom test shared by breaks and callbacks: taking one agent away
         (for a break, or to dial a callback) is fine while this stays at or
         above the target."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
-        return predicted_service_level(max(0, staffed - 1), self.traffic(now), self.sla.threshold_s)
+        staffed = self.roster.staffed
+        return self._levels.service_level(max(0, staffed - 1), self.traffic(now), self.sla.threshold_s)
 
     def staffed_service_level(self, now: float) -> float:
         """The service level predicted (Erlang C, recent traffic) with the agents staffed now.
 
         With one or two agents the headroom test above says no whatever the
         traffic; the callback gate also asks this one (routing.callbacks.dial_gate)."""
-        staffed = sum(1 for s in self.roster if s.state in STAFFED_STATES)
-        return predicted_service_level(staffed, self.traffic(now), self.sla.threshold_s)
+        staffed = self.roster.staffed
+        return self._levels.service_level(staffed, self.traffic(now), self.sla.threshold_s)
 
     def _forget_before(self, today: float, now: float) -> None:
         """At the heartbeat: the traffic window's samples, today's grants and alerts only

@@ -23,6 +23,21 @@ replaced, side by side in the same run, on the same data:
   minutes, wraps up 30 s, waits for the next call, takes a break now and then),
   an hour and a quarter of warm-up (the occupancy window fills), then
   ``--ticks`` 15-s ticks timed for each. Both must raise the same alerts.
+* **per call** (``per_call``): what the callback dialler asks for one call, the
+  gate (calling hours, free agents, the headroom service levels with the agents
+  staffed and with one fewer) and the pick of the agent idle longest, against
+  the same done as before: a scan of every agent for the ready and staffed
+  counts and for the pick, Erlang B afresh for each level, the calling hours'
+  windows afresh (``old_gate_and_pick``). A busy centre (60 % on a call, 15 %
+  ready, ...; 70 % load); before each call a call arrives, one ends and an agent
+  is freed, and after it the agent picked answers (so the traffic, and Erlang B's input, changes every call). Both sides
+  run on the same state for every call and must give the same decision and
+  agent; ``new_per_call_us``/``old_per_call_us`` are the median CPU time (the
+  garbage collector held off while timing),
+  ``*_state_reads_per_call`` the agent states read for one call (the new reads
+  none), ``new_again_same_traffic_us`` the gate and pick asked again at the same
+  traffic (as the dialler does after its claim): what is left without Erlang B's
+  recursion, which the new side still runs once per change of traffic.
 * **hold position**: ``WaitingLine.position`` (binary searches in sorted
   entries) against the old count over every waiting call (``count_position``),
   with as many calls waiting as there are agents, in 4 buckets, for 200
@@ -39,6 +54,7 @@ one JSON object.
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import json
 import os
@@ -59,20 +75,27 @@ if __package__ in (None, ""):
 from twisted.internet.task import Clock  # noqa: E402
 
 from agent_stats.breaks import BreakConfig  # noqa: E402
-from agent_stats.erlang import Traffic, spare_agents, spare_agents_by_size  # noqa: E402
+from agent_stats.erlang import (  # noqa: E402
+    Traffic,
+    predicted_service_level,
+    spare_agents,
+    spare_agents_by_size,
+)
 from agent_stats.roster import AgentProfile, AgentRoster  # noqa: E402
 from agent_stats.running import running_signals  # noqa: E402
 from agent_stats.service import HANDLED_KEEP_S, StatsService  # noqa: E402
 from agent_stats.sla import SLAConfig, day_start  # noqa: E402
-from agent_stats.states import AgentState, NotReadyReason  # noqa: E402
+from agent_stats.states import STAFFED_STATES, AgentState, NotReadyReason  # noqa: E402
 from agent_stats.store import AlertRecord, StatsStore  # noqa: E402
 from agent_stats.wellbeing import WellbeingConfig, alerts  # noqa: E402
+from routing.callback_dialer import CallbackDialer  # noqa: E402
+from routing.callbacks import CallingHours, DialPolicy, GateDecision, dial_gate  # noqa: E402
 from routing.calls import WaitingCall  # noqa: E402
 from routing.events import CallAnswered, CallCompleted
 from routing.scoring import ScoringConfig  # noqa: E402
 from routing.waiting_line import Position, WaitingLine  # noqa: E402
 
-T0 = 1_793_590_200.0  # 2026-11-02 08:00 in Tehran
+T0 = 1_793_590_200.0  # 2026-11-02 07:00 in Tehran
 SLA = SLAConfig(utc_offset_s=12600.0)
 TICK_S = 15.0
 WARM_UP_S = 4500.0
@@ -116,6 +139,149 @@ def count_position(line: WaitingLine, call_id: str) -> Position:
             if (other.language, other.skill) == bucket:
                 in_bucket += 1
     return Position(in_bucket, line._live_count[bucket], overall, len(line._live))
+
+
+class _FreshHours:
+    """The calling hours as they were: every window of ten days computed on each ask."""
+
+    def __init__(self, hours: CallingHours) -> None:
+        self.hours = hours
+
+    def is_open(self, now: float) -> bool:
+        return any(start <= now < end for start, end in self.hours._intervals(now))
+
+
+def old_gate_and_pick(service: StatsService, hours: _FreshHours, now: float
+                      ) -> tuple[GateDecision, str | None]:
+    """The callback gate and pick as they were: the roster scanned three times (ready for
+    the gate, staffed for each level) and once more for the pick, Erlang B from scratch."""
+    roster = service.roster
+    staffed = sum(1 for s in roster if s.state in STAFFED_STATES)
+    traffic, threshold = service.traffic(now), service.sla.threshold_s
+    level = predicted_service_level(max(0, staffed - 1), traffic, threshold)
+    staffed = sum(1 for s in roster if s.state in STAFFED_STATES)
+    staffed_level = predicted_service_level(staffed, service.traffic(now), threshold)
+    free = [s for s in roster if s.state is AgentState.READY]
+    decision = dial_gate(now, hours, DialPolicy(), free_agents=len(free),  # type: ignore[arg-type]
+                         waiting_calls=0, service_level=level, staffed_service_level=staffed_level)
+    free = [s for s in roster if s.state is AgentState.READY]
+    pick = min(free, key=lambda s: s.idle_since) if free else None
+    return decision, None if pick is None else pick.profile.agent_id
+
+
+class _Store:
+    policy = DialPolicy()
+
+
+class _Tracker:
+    def subscribe(self, subscriber: Any) -> None:
+        pass
+
+
+def per_call(agents: int, calls: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    clock = Clock()
+    clock.advance(T0)
+    roster = AgentRoster([AgentProfile(f"a{i}", f"Agent {i}", f"PJSIP/{1000 + i}", ("fa",))
+                          for i in range(agents)], T0)
+    service = quiet_service(roster, clock)
+    hours = CallingHours.from_mapping({"timezone": "Asia/Tehran",
+                                       "windows": {"daily": ["07:00-21:00"]}})
+    dialer = CallbackDialer(
+        store=_Store(), ami=None, tracker=_Tracker(), roster=roster,  # type: ignore[arg-type]
+        waiting_calls=lambda: 0, clock=clock, hours=hours, owner="bench",  # type: ignore[arg-type]
+        service_level=service.headroom_service_level,
+        staffed_service_level=service.staffed_service_level,
+    )
+    fresh = _FreshHours(hours)
+    # a busy centre: each agent in a state drawn from the mix, at a moment of the last minutes
+    mix = [(AgentState.ON_CALL, 0.60), (AgentState.READY, 0.15), (AgentState.WRAP_UP, 0.10),
+           (AgentState.RINGING, 0.02), (AgentState.NOT_READY, 0.08), (AgentState.LOGGED_OUT, 0.05)]
+    now = T0 + 600.0
+    for i, at in sorted(enumerate(T0 + rng.uniform(0, 590) for _ in range(agents)),
+                        key=lambda p: p[1]):
+        agent, state = f"a{i}", rng.choices([m[0] for m in mix], [m[1] for m in mix])[0]
+        if state is AgentState.LOGGED_OUT:
+            continue
+        roster.log_in(agent, at)
+        if state is AgentState.NOT_READY:
+            roster.set_not_ready(agent, NotReadyReason.BREAK, at)
+        elif state in (AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP):
+            roster.ringing(agent, f"c{i}", at)
+            if state is not AgentState.RINGING:
+                roster.answered(agent, False, at)
+            if state is AgentState.WRAP_UP:
+                roster.call_ended(agent, at)
+    arrivals = int(agents * 0.7 / 300 * 600)  # the last ten minutes at 70 % load
+    for k in range(arrivals):
+        service.recent.arrived(T0 + k * 600 / max(1, arrivals))
+    clock.advance(now - clock.seconds())
+    reads = [0]
+    status_type: Any = type(roster.get("a0"))
+    state_of = status_type.state
+
+    def counted(self: Any) -> AgentState:
+        reads[0] += 1
+        state: AgentState = state_of.fget(self)
+        return state
+
+    def state_reads(ask: Any) -> int:
+        """Agent states read by ``ask()`` (the property counted, untimed)."""
+        status_type.state = property(counted)
+        try:
+            reads[0] = 0
+            ask()
+            return reads[0]
+        finally:
+            status_type.state = state_of
+
+    new_us: list[float] = []
+    old_us: list[float] = []
+    again_us: list[float] = []
+    same = True
+    opened = 0
+    gc.collect()
+    gc.disable()  # a collection of the whole roster would land on either side at random
+    for n in range(calls):
+        # the traffic moves: a call arrives, a call ends, an agent is freed; the one
+        # picked is rung and answers
+        clock.advance(0.02)
+        now = clock.seconds()
+        service.recent.arrived(now)
+        sample = [roster.get(f"a{i}") for i in rng.sample(range(agents), 30)]
+        for status, move in ((AgentState.ON_CALL, roster.call_ended),
+                             (AgentState.WRAP_UP, roster.set_ready)):
+            mover = next((s for s in sample if s.state is status), None)
+            if mover is not None:
+                move(mover.profile.agent_id, now)
+        t0 = time.process_time()
+        decision = dialer.gate(now)
+        picked = dialer._pick_agent()
+        t1 = time.process_time()
+        again = dialer.gate(now), dialer._pick_agent()  # the dialler's look after its claim
+        t2 = time.process_time()
+        old = old_gate_and_pick(service, fresh, now)
+        t3 = time.process_time()
+        new_us.append((t1 - t0) * 1e6)
+        again_us.append((t2 - t1) * 1e6)
+        old_us.append((t3 - t2) * 1e6)
+        same = same and again == (decision, picked)
+        got = (decision, None if picked is None else picked.profile.agent_id)
+        same = same and got == old
+        opened += decision.open
+        if picked is not None:
+            roster.ringing(picked.profile.agent_id, f"cb{n}", now)
+            roster.answered(picked.profile.agent_id, False, now)
+    gc.enable()
+    now = clock.seconds()
+    return {"calls": calls, "new_per_call_us": round(statistics.median(new_us), 1),
+            "old_per_call_us": round(statistics.median(old_us), 1),
+            "new_again_same_traffic_us": round(statistics.median(again_us), 1),
+            "new_state_reads_per_call": state_reads(
+                lambda: (dialer.gate(now), dialer._pick_agent())),
+            "old_state_reads_per_call": state_reads(
+                lambda: old_gate_and_pick(service, fresh, now)),
+            "gate_open_share": round(opened / calls, 2), "same_answers": same}
 
 
 # --- the measurements ------------------------------------------------------------
@@ -336,6 +502,8 @@ def main() -> None:
                         help="comma-separated agent counts (default 500,2000,10000)")
     parser.add_argument("--ticks", type=int, default=20, help="timed 15-s ticks (default 20)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=200,
+                        help="calls timed for the per-call gate and pick (default 200)")
     parser.add_argument("--before", metavar="PATH",
                         help="another checkout (a worktree of main): its wellbeing tick is "
                              "measured too, on the same simulation, just before this one's")
@@ -371,6 +539,7 @@ def main() -> None:
                 for i, side in enumerate(("before", "after"))
             }
         run["hold_position"] = hold_position(agents, args.seed)
+        run["per_call"] = per_call(agents, args.calls, args.seed)
         runs.append(run)
         print(json.dumps(run), flush=True)
     result: dict[str, Any] = {"bench": "agents_scale", "runs": runs}
@@ -398,9 +567,13 @@ def main() -> None:
                 "idle_after_median": r["idle_tick"]["ms_median"],
             } for r in runs
         }
+    result["per_call_us"] = {
+        r["agents"]: {"new": r["per_call"]["new_per_call_us"],
+                      "old": r["per_call"]["old_per_call_us"]} for r in runs
+    }
     result["same_results"] = all(
         r["headroom"]["same_answer"] and r["wellbeing_tick"]["same_alerts"]
-        and r["hold_position"]["same_answer"] for r in runs
+        and r["hold_position"]["same_answer"] and r["per_call"]["same_answers"] for r in runs
     )
     result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["python"] = platform.python_version()

@@ -52,7 +52,7 @@ loop. One dialling cycle runs at a time; a poke during a cycle reruns it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -350,21 +350,25 @@ class CallbackDialer:
 
     # -- the gate --------------------------------------------------------------------
 
-    def _free_agents(self) -> list[AgentStatus]:
-        statuses: Iterable[AgentStatus] = self._roster.__iter__()
-        return [s for s in statuses if s.state is AgentState.READY]
-
     def gate(self, now: float) -> GateDecision:
+        """``dial_gate`` on the roster's kept counts; the service levels (Erlang C, O(agents)
+        when the traffic moved) only once calling hours, free agents and waiting calls pass,
+        the only case where ``dial_gate`` reads them."""
+        free_agents, waiting_calls = self._roster.count(AgentState.READY), self._waiting_calls()
+        policy = self._store.policy
+        decision = dial_gate(
+            now, self._hours, policy, free_agents=free_agents, waiting_calls=waiting_calls,
+            service_level=None, staffed_service_level=None,
+        )
+        if not decision.open or (self._service_level is None and self._staffed_service_level is None):
+            return decision
         level = self._service_level(now) if self._service_level is not None else None
         staffed = (
             self._staffed_service_level(now) if self._staffed_service_level is not None else None
         )
         return dial_gate(
-            now, self._hours, self._store.policy,
-            free_agents=len(self._free_agents()),
-            waiting_calls=self._waiting_calls(),
-            service_level=level,
-            staffed_service_level=staffed,
+            now, self._hours, policy, free_agents=free_agents, waiting_calls=waiting_calls,
+            service_level=level, staffed_service_level=staffed,
         )
 
     def _note_gate(self, decision: GateDecision) -> None:
@@ -382,8 +386,8 @@ class CallbackDialer:
             )
 
     def _pick_agent(self) -> AgentStatus | None:
-        free = self._free_agents()
-        return min(free, key=lambda s: s.idle_since) if free else None
+        """The ready agent idle longest (the roster keeps them ordered: no scan per call)."""
+        return self._roster.longest_idle_ready()
 
     # -- one cycle ----------------------------------------------------------------------
 

@@ -1,11 +1,19 @@
-"""The O(N) headroom gives the answer of its definition (one Erlang C per size)."""
+"""The O(N) headroom gives the answer of its definition (one Erlang C per size), and the
+service levels kept between asks are the floats of ``predicted_service_level``."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_stats.erlang import Traffic, spare_agents, spare_agents_by_size
+from agent_stats.erlang import (
+    PredictedLevels,
+    Traffic,
+    erlang_b,
+    predicted_service_level,
+    spare_agents,
+    spare_agents_by_size,
+)
 
 targets = st.one_of(
     st.sampled_from([0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0, 1.5, -0.1]),
@@ -44,3 +52,20 @@ def test_spare_agents_equals_the_definition_in_a_large_centre(
     assert spare_agents(staffed, traffic, 20.0, target) == spare_agents_by_size(
         staffed, traffic, 20.0, target
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=-2, max_value=400),
+                          st.sampled_from([0.0, 0.5, 0.83, 1.0]),
+                          st.sampled_from([120.0, 300.0]),
+                          st.sampled_from([0.0, 20.0])), max_size=40))
+def test_kept_levels_are_the_floats_of_the_definition(
+    asks: list[tuple[int, float, float, float]]
+) -> None:
+    levels = PredictedLevels()
+    for servers, rate, aht, threshold in asks:
+        traffic = Traffic(rate, aht)
+        assert levels.service_level(servers, traffic, threshold) == predicted_service_level(
+            servers, traffic, threshold)
+        if servers >= 0:
+            assert levels.blocking(servers, traffic.erlangs) == erlang_b(servers, traffic.erlangs)

@@ -60,6 +60,8 @@ class DialPolicy:
         return self.backoff_s[min(failed_in_round, len(self.backoff_s)) - 1]
 
 
+SPANS_KEPT_S = 6 * 3600.0
+"""How long the calling hours' windows, once computed, answer (``CallingHours._spans``)."""
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Config names of the days, in ``date.weekday()`` order."""
 _WINDOW_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -112,6 +114,8 @@ class CallingHours:
 
     tz: ZoneInfo
     windows: Mapping[int, tuple[Window, ...]] = field(default_factory=dict)
+    _kept: list[Any] = field(default_factory=list, init=False, compare=False, repr=False)
+    """``[computed at, spans]`` of the last :meth:`_spans` (the gate asks for every call)."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], key: str = "callbacks.calling_hours") -> CallingHours:
@@ -147,21 +151,38 @@ class CallingHours:
         all_day = (Window(0, MINUTES_PER_DAY),)
         return cls(tz or ZoneInfo("UTC"), {i: all_day for i in range(7)})
 
-    def _intervals(self, now: float) -> list[tuple[float, float]]:
+    def _intervals(self, now: float, days: int = 10) -> list[tuple[float, float]]:
+        """The windows of ``days`` local days from the day before ``now``'s, sorted."""
         today = datetime.fromtimestamp(now, self.tz).date()
         spans: list[tuple[float, float]] = []
-        for offset in range(-1, 9):
+        for offset in range(-1, days - 1):
             day = today + timedelta(days=offset)
             spans.extend(w.on(day, self.tz) for w in self.windows.get(day.weekday(), ()))
         return sorted(spans)
 
+    def _spans(self, now: float) -> tuple[tuple[float, float], ...]:
+        """:meth:`_intervals` with one day more, kept for ``SPANS_KEPT_S`` from when computed.
+
+        Both answers read the same from them as from ``_intervals(now)``: a window
+        holding ``now`` starts on ``now``'s local day or the day before, and the next
+        start comes within the 7 days after it; within six hours of the computation
+        ``now``'s day is at most two days on (a date line skip), so both are in.
+        Without it, about ten ``Window.on`` per call."""
+        kept = self._kept
+        if kept and kept[0] <= now < kept[0] + SPANS_KEPT_S:
+            spans: tuple[tuple[float, float], ...] = kept[1]
+            return spans
+        spans = tuple(self._intervals(now, days=11))
+        kept[:] = [now, spans]
+        return spans
+
     def is_open(self, now: float) -> bool:
-        return any(start <= now < end for start, end in self._intervals(now))
+        return any(start <= now < end for start, end in self._spans(now))
 
     def next_allowed(self, now: float) -> float:
         """``now`` if customers may be called now, else the start of the next window."""
         starts = []
-        for start, end in self._intervals(now):
+        for start, end in self._spans(now):
             if start <= now < end:
                 return now
             if start > now:
