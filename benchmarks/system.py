@@ -24,6 +24,9 @@ Per step (calls placed during the step; what happened to them counted until
 - ``redis_commands_per_call``: ``INFO commandstats`` calls, before and after,
   less the harness's own ``INFO``, per call placed (what Redis executes,
   counting the commands inside scripts and transactions);
+- ``redis_reads_per_call``: ``INFO stats`` ``total_reads_processed``, the
+  reads Redis made from its clients' sockets, per call placed: about one per
+  round trip (several commands pipelined in one write are one read);
 - ``agi_ms``: p50/p99 of AGI commands that play nothing (``SET VARIABLE``,
   ``GET VARIABLE``, ``ANSWER``, ``HANGUP``...): the round trip through the
   daemon's protocol, including the PBX's 20 ms AsyncAGI pickup;
@@ -236,6 +239,12 @@ def redis_by_command(client: Any) -> dict[str, int]:
     return out
 
 
+def redis_reads(client: Any) -> int:
+    """Reads Redis made from its clients' sockets (``INFO stats``): about one per round trip."""
+    clients = client if isinstance(client, list) else [client]
+    return sum(int(c.info("stats").get("total_reads_processed", 0)) for c in clients)
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -321,6 +330,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         outcomes[0] = 0
         ami_events[0] = 0
         by_command0 = redis_by_command(sync_redis)
+        reads0 = redis_reads(sync_redis)
         monitor_mark = monitors.mark() if monitors is not None else None
         cpu0, sys0 = cpu_s(), sys_s()
         pbx0, started = process_cpu_s(pbx_pid), time.perf_counter()
@@ -339,7 +349,9 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         cpu, system = cpu_s() - cpu0, sys_s() - sys0
         pbx_cores = (process_cpu_s(pbx_pid) - pbx0) / max(1e-9, time.perf_counter() - started)
         by_command = redis_by_command(sync_redis)
-        by_command["info"] = by_command.get("info", 0) - 1  # less our own INFO
+        ours = 2 * (len(sync_redis) if isinstance(sync_redis, list) else 1)  # our INFOs on each server
+        reads = redis_reads(sync_redis) - reads0 - ours
+        by_command["info"] = by_command.get("info", 0) - ours
         spent = {k: n - by_command0.get(k, 0) for k, n in by_command.items()}
         commands = sum(spent.values())
         calls = max(1, placed or 0)
@@ -350,6 +362,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
             "daemon_cpu_ms_per_call": round(cpu * 1000 / calls, 2),
             "daemon_sys_ms_per_call": round(system * 1000 / calls, 2),
             "redis_commands_per_call": round(commands / calls, 1),
+            "redis_reads_per_call": round(reads / calls, 2),
             "redis_per_call_by_command": {
                 k: round(n / calls, 1)
                 for k, n in sorted(spent.items(), key=lambda kv: -kv[1]) if n / calls >= 0.5

@@ -25,11 +25,20 @@ script inside one slot. Its pools are per node and not blocking: a node whose
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -40,14 +49,383 @@ from shenava.config import (
     parse_cluster_url,
     parse_sentinel_url,
 )
+from shenava_base.outage import OutageNote
 
-__all__ = ["BlockingSentinelPool", "client_options", "describe", "make_redis_client", "wait_for_redis"]
+__all__ = [
+    "BlockingSentinelPool",
+    "PoolExhaustedError",
+    "SayingBlockingPool",
+    "TurnBatchingCluster",
+    "TurnBatchingRedis",
+    "client_options",
+    "describe",
+    "make_redis_client",
+    "wait_for_redis",
+]
 
 log = Logger()
 
 
-class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+_POOL_TIMED_OUT = "No connection available."
+"""redis-py's message when no connection came free within the pool's timeout."""
+
+
+class PoolExhaustedError(RedisConnectionError):
+    """Every connection of the pool stayed busy for ``redis.pool_timeout_s``.
+
+    Redis is slow or away (each command holds its connection through its
+    retries), or a burst outgrew ``redis.max_connections``. A
+    ``ConnectionError``, so the journal keeps the write and retries it."""
+
+    code = "redis.pool_exhausted"
+
+
+class _SaysPoolOutages:
+    """A blocking pool that says "no free connection" once per outage, and is cheap when idle.
+
+    redis-py raises ``ConnectionError("No connection available.")`` for every
+    command that waited ``pool_timeout_s`` in vain; while Redis is away that is
+    every command. Here the first of an outage is a warning (with what it
+    means), the rest are counted, and the first connection handed out again
+    says how many failed and for how long (:class:`OutageNote`). The error
+    itself is :class:`PoolExhaustedError`, still a ``ConnectionError``, with a
+    message that says why; each caller handles it as before.
+
+    While nobody waits for a connection, a checkout takes an idle one and a
+    release puts it back directly: redis-py's way (a condition, a lock, a
+    timeout's timer, its OpenTelemetry counters, which Shenava does not
+    export) runs only when the pool is contended, empty, or in maintenance.
+    """
+
+    timeout: float | None
+    max_connections: int
+    _available_connections: list[Any]
+    _in_use_connections: set[Any]
+    _condition: asyncio.Condition
+    _lock: asyncio.Lock
+
+    def __init__(self, *args: Any, now: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outage = OutageNote(
+            "Redis connections", "commands wait for one up to the pool's timeout, then fail "
+            "(records are kept in the journal)", log, now,
+        )
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self._uncontended() and self._available_connections and not getattr(self, "_in_maintenance", True):
+            # An idle connection and nobody else in the pool: take it without
+            # the condition, the timeout (a timer per checkout) and the lock.
+            connection = self._available_connections.pop()
+            self._in_use_connections.add(connection)
+            try:
+                await self.ensure_connection(connection)
+            except BaseException:
+                await self.release(connection)
+                raise
+            self.outage.ok()
+            return connection
+        try:
+            connection = await super().get_connection()  # type: ignore[misc]
+        except PoolExhaustedError:
+            raise
+        except RedisConnectionError as exc:
+            if not (isinstance(exc.__cause__, TimeoutError) and str(exc) == _POOL_TIMED_OUT):
+                raise  # connecting failed: Redis's own error, said by whoever called
+            error = PoolExhaustedError(
+                f"no free Redis connection within {self.timeout:g} s "
+                f"(all {self.max_connections} in use: Redis slow or away, or a burst)"
+            )
+            self.outage.failed(error)
+            raise error from exc.__cause__
+        self.outage.ok()
+        return connection
+
+    async def release(self, connection: Any) -> None:
+        if (
+            self._uncontended()
+            and connection in self._in_use_connections
+            and not connection.should_reconnect()
+        ):
+            self._in_use_connections.remove(connection)
+            self._available_connections.append(connection)
+            await connection.re_auth()  # what redis-py's release event does (a no-op without a token)
+            return
+        await super().release(connection)  # type: ignore[misc]
+
+    def _uncontended(self) -> bool:
+        """Nobody waits for or holds the pool: its state may change without its locks
+        (nothing awaits in between, and the loop runs one task at a time)."""
+        condition, lock = self._condition, self._lock
+        return not (condition.locked() or lock.locked() or getattr(condition, "_waiters", True))
+
+    async def ensure_connection(self, connection: Any) -> None:
+        """A connected connection with nothing unread is ready: no ``connect()`` (a retry
+        wrapper around a no-op) on every checkout; anything else is redis-py's check."""
+        if connection.is_connected:
+            try:
+                if not await connection.can_read():
+                    return
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                pass  # redis-py's check below reconnects
+        await super().ensure_connection(connection)  # type: ignore[misc]
+
+
+class _QuickSend:
+    """A command written at once when nothing can make it wait.
+
+    redis-py's ``send_packed_command`` runs every write under
+    ``asyncio.wait_for``: a task, a timer and a future per command, for a
+    ``drain()`` that returns at once unless the socket's buffer is full.
+    Here, when the connection is up, no health check is due and the stream
+    is not paused for writing, the command goes straight to the transport;
+    otherwise (and for every error) redis-py's own path runs, timeout and all.
+    A connection lost meanwhile is found by the read that follows, as a
+    ``ConnectionError`` like a failed write.
+    """
+
+    _writer: Any
+    health_check_interval: float
+    next_health_check: float
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        writer = self._writer
+        if (
+            writer is None
+            or isinstance(command, str | bytes)
+            or (
+                check_health and self.health_check_interval
+                and asyncio.get_running_loop().time() > self.next_health_check
+            )
+        ):
+            return await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        transport = writer.transport
+        protocol = transport.get_protocol()
+        if (
+            transport.is_closing()
+            or getattr(protocol, "_paused", True)
+            or getattr(protocol, "_connection_lost", True)
+        ):
+            return await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        try:
+            writer.writelines(command)
+        except BaseException:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise
+        return None
+
+
+class QuickConnection(_QuickSend, Connection):
+    """redis-py's TCP connection with :class:`_QuickSend`."""
+
+
+class QuickSentinelConnection(_QuickSend, SentinelManagedConnection):
+    """Sentinel's master connection with :class:`_QuickSend`."""
+
+
+class SayingBlockingPool(_SaysPoolOutages, BlockingConnectionPool):
+    """``BlockingConnectionPool`` saying a pool outage once (:class:`_SaysPoolOutages`)."""
+
+
+class BlockingSentinelPool(_SaysPoolOutages, SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel-managed pool that waits for a free connection like ``BlockingConnectionPool``."""
+
+
+# Commands that never share a turn's pipeline: their reply comes only later
+# (blocking reads, WAIT), they change the connection's state, or they belong
+# to a transaction (those go through ``client.pipeline()`` on their own
+# connection anyway).
+_OWN_CONNECTION = frozenset({
+    "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+    "XREAD", "XREADGROUP", "WAIT", "WAITAOF",
+    "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
+    "SELECT", "AUTH", "HELLO", "RESET", "QUIT", "CLIENT", "MONITOR", "READONLY", "READWRITE",
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+    "SHUTDOWN", "DEBUG", "SYNC", "PSYNC", "REPLICAOF", "SLAVEOF", "FAILOVER",
+})
+
+# On a cluster only commands on one key (so one slot, one node) are batched:
+# its pipeline splits a command over several keys (DEL, MGET) per node and
+# answers it as several replies, and sends a keyless one (SCRIPT LOAD, INFO)
+# to nodes of its own choosing.
+_CLUSTER_BATCHED = frozenset({
+    "GET", "SET", "SETNX", "SETEX", "PSETEX", "GETDEL", "GETEX", "GETSET", "STRLEN", "APPEND",
+    "INCR", "INCRBY", "INCRBYFLOAT", "DECR", "DECRBY",
+    "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "PERSIST", "TYPE",
+    "HSET", "HSETNX", "HMSET", "HGET", "HMGET", "HGETALL", "HDEL", "HEXISTS", "HINCRBY",
+    "HINCRBYFLOAT", "HLEN", "HKEYS", "HVALS",
+    "LPUSH", "RPUSH", "LPOP", "RPOP", "LRANGE", "LLEN", "LTRIM", "LINDEX", "LREM", "LSET",
+    "SADD", "SREM", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD",
+    "ZADD", "ZREM", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZSCORE",
+    "ZMSCORE", "ZCARD", "ZCOUNT", "ZINCRBY", "ZRANK", "ZREVRANK", "ZREMRANGEBYSCORE",
+    "ZREMRANGEBYRANK", "ZPOPMIN", "ZPOPMAX",
+    "XADD", "XLEN", "XRANGE", "XREVRANGE", "XTRIM", "XACK", "XDEL",
+})
+
+
+class _TurnBatching:
+    """Commands issued in one turn of the event loop go to Redis as one pipeline.
+
+    The first command of a turn waits one bare yield (``asyncio.sleep(0)``);
+    every batchable command issued before that yield returns joins it, and
+    the lot is sent on one connection as a plain (non-transactional)
+    pipeline: one ``get_connection``, one retry wrapper, one write and one
+    read loop instead of one each. A command alone in its turn is sent as
+    before. Each caller gets its own reply, or its own error: a command's
+    ``ResponseError`` (``NOSCRIPT``, ``WRONGTYPE``...) fails that caller only,
+    as sent alone; an error of the whole round trip (Redis away, a timeout)
+    fails every command of the batch, as it would have failed each sent alone.
+    Commands go in the order issued, on one connection; a caller cancelling
+    its wait does not cancel the others (the batch runs in a task of its own).
+    """
+
+    _turn: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]] | None = None
+    _batch_names: dict[Any, bool]
+    _batches: set[asyncio.Task[None]]
+    turns_batched = 0
+    """Batches of two or more commands sent so far (for the benchmarks)."""
+    commands_batched = 0
+    """Commands sent in such batches so far."""
+
+    def _init_turns(self) -> None:
+        self._batch_names = {}
+        self._batches = set()
+
+    def _name_batchable(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def _may_batch(self, options: dict[str, Any]) -> bool:
+        return True
+
+    async def _execute_alone(self, *args: Any, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def _pipeline_of(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+        raise NotImplementedError
+
+    def _batchable(self, args: tuple[Any, ...], options: dict[str, Any]) -> bool:
+        name = args[0]
+        known = self._batch_names.get(name)
+        if known is None:
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            known = self._batch_names[name] = self._name_batchable(text.split(" ", 1)[0].upper())
+        return known and self._may_batch(options)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if not self._batchable(args, options):
+            return await self._execute_alone(*args, **options)
+        turn = self._turn
+        if turn is not None:
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            turn.append((args, options, waiter))
+            return await waiter
+        turn = self._turn = [(args, options, None)]
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            self._turn = None
+            if len(turn) > 1:
+                self._send_batch(turn[1:])
+            raise
+        self._turn = None
+        if len(turn) == 1:
+            return await self._execute_alone(*args, **options)
+        own: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        turn[0] = (args, options, own)
+        self._send_batch(turn)
+        return await own
+
+    def _send_batch(
+        self, turn: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(self._run_batch(turn))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(
+        self, turn: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any] | None]]
+    ) -> None:
+        waiters = [waiter for _, _, waiter in turn]
+        type(self).turns_batched += 1
+        type(self).commands_batched += len(turn)
+        try:
+            replies = await self._pipeline_of([(args, options) for args, options, _ in turn]).execute(
+                raise_on_error=False
+            )
+            if len(replies) != len(turn):
+                raise RedisError(f"a batch of {len(turn)} commands had {len(replies)} replies")
+        except Exception as exc:  # the round trip failed: every command of it did
+            for index, waiter in enumerate(waiters):
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(exc if index == 0 else _copy_error(exc))
+            return
+        except BaseException:
+            for waiter in waiters:
+                if waiter is not None:
+                    waiter.cancel()
+            raise
+        for waiter, reply in zip(waiters, replies, strict=True):
+            if waiter is None or waiter.done():
+                continue
+            if isinstance(reply, BaseException):
+                waiter.set_exception(reply)
+            else:
+                waiter.set_result(reply)
+
+
+def _copy_error(error: Exception) -> Exception:
+    """One exception object per caller: raising one object in several tasks chains their tracebacks."""
+    try:
+        twin = copy.copy(error)
+    except Exception:
+        return error
+    twin.__cause__ = error.__cause__
+    return twin
+
+
+class TurnBatchingRedis(_TurnBatching, Redis):  # type: ignore[misc]  # redis-py's own bases disagree on command_info
+    """``redis.asyncio.Redis`` (one server, or Sentinel's master) batching each turn's commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_turns()
+
+    def _name_batchable(self, name: str) -> bool:
+        return name not in _OWN_CONNECTION
+
+    def _may_batch(self, options: dict[str, Any]) -> bool:
+        return self.connection is None  # a single-connection client keeps its own order
+
+    async def _execute_alone(self, *args: Any, **options: Any) -> Any:
+        return await Redis.execute_command(self, *args, **options)
+
+    def _pipeline_of(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+        pipe = self.pipeline(transaction=False)
+        for args, options in commands:
+            pipe.pipeline_execute_command(*args, **options)
+        return pipe
+
+
+class TurnBatchingCluster(_TurnBatching, RedisCluster):  # type: ignore[misc]  # as above
+    """``redis.asyncio.RedisCluster`` batching each turn's one-key commands (its pipeline splits them per node)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_turns()
+
+    def _name_batchable(self, name: str) -> bool:
+        return name in _CLUSTER_BATCHED
+
+    def _may_batch(self, options: dict[str, Any]) -> bool:
+        return "target_nodes" not in options
+
+    async def _execute_alone(self, *args: Any, **options: Any) -> Any:
+        return await RedisCluster.execute_command(self, *args, **options)
+
+    def _pipeline_of(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+        pipe = self.pipeline()
+        for args, options in commands:
+            pipe.execute_command(*args, **options)
+        return pipe
 
 
 def client_options(config: RedisConfig, *, tcp: bool = True) -> dict[str, Any]:
@@ -71,14 +449,16 @@ def make_redis_client(config: RedisConfig, *, decode_responses: bool = False, ur
         return _sentinel_client(config, target, options, decode_responses)
     if target.startswith(CLUSTER_SCHEME) or config.cluster_nodes:
         return _cluster_client(config, target, options, decode_responses)
-    pool = BlockingConnectionPool.from_url(
+    if target.startswith("redis://"):  # rediss:// and unix:// keep redis-py's own connection class
+        options["connection_class"] = QuickConnection
+    pool = SayingBlockingPool.from_url(
         target,
         max_connections=config.max_connections,
         timeout=config.pool_timeout_s,
         decode_responses=decode_responses,
         **options,
     )
-    return Redis.from_pool(pool)
+    return (TurnBatchingRedis if config.batch_turns else Redis).from_pool(pool)
 
 
 def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], decode: bool) -> Redis:
@@ -97,8 +477,9 @@ def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], dec
     sentinel = Sentinel(list(sentinels), sentinel_kwargs=sentinel_options, **sentinel_options)
     client: Redis = sentinel.master_for(
         service,
-        redis_class=Redis,
+        redis_class=TurnBatchingRedis if config.batch_turns else Redis,
         connection_pool_class=BlockingSentinelPool,
+        connection_class=QuickSentinelConnection,
         max_connections=config.max_connections,
         timeout=config.pool_timeout_s,
         db=db,
@@ -110,7 +491,7 @@ def _sentinel_client(config: RedisConfig, url: str, options: dict[str, Any], dec
 
 
 def _cluster_client(config: RedisConfig, url: str, options: dict[str, Any], decode: bool) -> Redis:
-    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.cluster import ClusterNode
 
     if url.startswith(CLUSTER_SCHEME):
         nodes, password = parse_cluster_url(url)
@@ -119,7 +500,7 @@ def _cluster_client(config: RedisConfig, url: str, options: dict[str, Any], deco
         parsed = urlparse(url) if url else None
         password = parsed.password if parsed is not None else None
     options = {k: v for k, v in options.items() if k != "retry_on_timeout"}
-    client = RedisCluster(
+    client = (TurnBatchingCluster if config.batch_turns else RedisCluster)(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         password=password,
         max_connections=config.max_connections,

@@ -40,6 +40,8 @@ class RedisConfig:
     health_check_interval_s: float = 15.0
     startup_retry_max_s: float = 30.0
     """Longest pause between tries while the daemon waits for Redis at start-up."""
+    batch_turns: bool = True
+    """Commands issued in one turn of the event loop go to Redis as one pipeline."""
     wait_replicas: int = 0
     """A journal entry leaves the journal only once this many replicas have it (``WAIT``)."""
 
@@ -141,4 +143,5 @@ def parse_redis(t: Table) -> RedisConfig:
         ),
         startup_retry_max_s=t.get_float("startup_retry_max_s", d.startup_retry_max_s, positive=True, maximum=3600),
         wait_replicas=t.get_int("wait_replicas", d.wait_replicas, minimum=0, maximum=16),
+        batch_turns=t.get_bool("batch_turns", d.batch_turns),
     )
