@@ -30,6 +30,7 @@ from agent_stats.wellbeing import AlertKind
 from routing.events import (
     CallAbandoned,
     CallAnswered,
+    CallAnsweredBefore,
     CallCompleted,
     CallLeftForChoice,
     CallQueued,
@@ -76,6 +77,22 @@ class CallCounter:
         elif by != math.inf:
             self.watch.look_by(event.agent_id, by)
 
+    def _call_answered_before(self, event: CallAnsweredBefore) -> None:
+        """An earlier daemon's answer, found by a take-over: the stored outcome only.
+
+        The same record as the answer made (queue, join, answer time, call id),
+        so the same ``outcome_id`` and buckets: Redis counts it once, now if the
+        earlier daemon's journal lost it. The live tally was restored from
+        Redis at start and is left alone (it would count the kept ones twice)."""
+        self.calls.pop(event.call_id, None)
+        try:
+            record = CallRecord(self._queue_of(event), min(event.arrived_at, event.joined_at),
+                                event.joined_at, Outcome.ANSWERED, event.at, event.call_id)
+        except InvalidCallRecordError as exc:
+            log.error("call {call}: outcome not counted: {error}", call=event.call_id, error=exc)
+            return
+        self._submit(OutcomeWrite(record, event.agent_id, event.hard))
+
     def _call_abandoned(self, event: CallAbandoned) -> None:
         self._outcome(event, event.joined_at, Outcome.ABANDONED)
 
@@ -95,6 +112,7 @@ class CallCounter:
     HANDLERS: Mapping[type[RoutingEvent], Callable[[CallCounter, Any], None]] = {
         CallQueued: _call_queued,
         CallAnswered: _call_answered,
+        CallAnsweredBefore: _call_answered_before,
         CallAbandoned: _call_abandoned,
         CallLeftForChoice: _call_left_for_choice,
         CallCompleted: _call_completed,

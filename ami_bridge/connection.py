@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -96,22 +97,145 @@ def set_no_delay(transport: Any, enabled: bool = True) -> bool:
     return False
 
 
+class SendNow:
+    """The AMI protocol's transport: its writes sent at once, not a loop turn later.
+
+    Twisted's ``FileDescriptor.write`` only buffers: ``doWrite`` sends once the
+    loop next finds the socket writable, so each action written cost an
+    ``addWriter`` (an epoll change), one more loop turn, the send and a
+    ``removeWriter`` (another epoll change). Here what the protocol writes while
+    one read is handled (:meth:`hold` ... :meth:`release`) goes out in one
+    ``send`` at the end of that read, and a write at any other moment at once.
+
+    A send of its own happens only on a plain TCP connection whose Twisted
+    buffer is empty, with no producer registered, not closing and not TLS;
+    otherwise, and for whatever the socket does not take (a partial send,
+    ``EAGAIN``, an error), the bytes go to Twisted's ``write``, whose buffer then
+    takes every later write too until it drains. So the bytes keep their order,
+    a producer's back-pressure and a lost connection stay Twisted's to handle,
+    and the peer sees the same byte stream. Everything else is the transport's.
+    """
+
+    def __init__(self, transport: Any, call_soon: Callable[[Callable[[], None]], object] | None = None) -> None:
+        self.transport = transport
+        self._call_soon = call_soon
+        self._flush_due = False
+        self.writes = 0
+        """Writes by the protocol (benchmarks/system.py counts them per call)."""
+        self.sends = 0
+        """``send`` calls made here; Twisted's own ``doWrite`` sends are not counted."""
+        self._held: list[bytes] = []
+        self._holding = False
+        self._tcp = isinstance(transport, tcp.Connection)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+    def hold(self) -> None:
+        """From now until :meth:`release`, writes are kept to be sent together."""
+        self._holding = True
+
+    def release(self) -> None:
+        """Send what was written since :meth:`hold`, in one ``send``."""
+        self._holding = False
+        if self._held:
+            held, self._held = self._held, []
+            self._send(held[0] if len(held) == 1 else b"".join(held))
+
+    def write(self, data: bytes) -> None:
+        if not isinstance(data, bytes):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        self.writes += 1
+        if self._holding:
+            if data:
+                self._held.append(data)
+        elif self._call_soon is None:
+            self._send(data)
+        elif data:
+            self._held.append(data)
+            if not self._flush_due:
+                self._flush_due = True
+                self._call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if not self._holding:
+            self.release()
+
+    def writeSequence(self, data: Sequence[bytes]) -> None:
+        for chunk in data:
+            self.write(chunk)
+
+    def loseConnection(self) -> None:
+        self._spill()
+        self.transport.loseConnection()
+
+    def abortConnection(self) -> None:
+        self._spill()
+        self.transport.abortConnection()
+
+    def _spill(self) -> None:
+        """What is held goes to Twisted's buffer: closing then treats it as Twisted would."""
+        held, self._held = self._held, []
+        for chunk in held:
+            self.transport.write(chunk)
+
+    def _send(self, data: bytes) -> None:
+        t = self.transport
+        if not (
+            self._tcp and data and t.connected and not t.disconnecting
+            and not t._writeDisconnected and not t.TLS and t.producer is None
+            and not t._tempDataBuffer and t.offset == len(t.dataBuffer)
+        ):
+            t.write(data)
+            return
+        try:
+            sent = t.socket.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            # Lost: Twisted's next doWrite meets the error and closes as it would.
+            t.write(data)
+            return
+        self.sends += 1
+        if sent < len(data):
+            t.write(data[sent:])
+
+
 class _Guard(Protocol):
-    """Sits between the transport and ClientService's proxy (see the module doc)."""
+    """Sits between the transport and ClientService's proxy (see the module doc).
+
+    The AMI protocol writes to a :class:`SendNow` around the transport; what it
+    writes while handling one read goes out in one send at the end of that read.
+    """
 
     def __init__(self, proxy: Any, ami: AMIProtocol, no_delay: bool = True) -> None:
         self.proxy = proxy
         self.ami = ami
         self.prepared = False
         self.no_delay = no_delay
+        self.out: SendNow | None = None
+
+    flush_soon = True
 
     def makeConnection(self, transport: Any) -> None:
         set_no_delay(transport, self.no_delay)
         Protocol.makeConnection(self, transport)
-        self.proxy.makeConnection(transport)
+        loop = getattr(getattr(transport, "reactor", None), "_asyncioEventloop", None)
+        soon = loop.call_soon if self.flush_soon and loop is not None else None
+        self.out = SendNow(transport, soon)
+        self.proxy.makeConnection(self.out)
 
     def dataReceived(self, data: bytes) -> None:
-        self.ami.dataReceived(data)
+        out = self.out
+        if out is None:
+            self.ami.dataReceived(data)
+            return
+        out.hold()
+        try:
+            self.ami.dataReceived(data)
+        finally:
+            out.release()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.prepared:

@@ -70,12 +70,24 @@ mark (the allocators, the Redis pool's connections) is then reached in the
 warm-up and the measured run shows none of it. ``--samples-out`` writes the
 one-a-second RSS samples (with the calls in progress) as CSV.
 
+Where things go: each run works in a folder of its own under ``$TMPDIR``
+(``shenava-soak-*``: Redis's data, the ``[state]`` journal, the recordings,
+``--tracemalloc`` snapshots unless ``--tracemalloc-dump`` names a folder).
+The daemon's log goes to no file: its events are counted by level
+(``log_events``) and the first five errors and criticals are in the JSON
+(``log_errors``). The folder is removed at the end, whatever the outcome
+(before, every run left one behind); ``--keep`` keeps it, writes the daemon's
+whole log there (``daemon.log``, one formatted event a line), and names it in
+the JSON (``folder``; ``null`` when removed) and on stderr. ``--probe-out``
+and ``--samples-out`` write where they are told.
+
 The last line of output is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -84,12 +96,14 @@ import multiprocessing
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
 import tracemalloc
 from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -436,7 +450,29 @@ def top_growers(before: Any, after: Any, limit: int) -> list[dict[str, Any]]:
     ]
 
 
+@contextlib.contextmanager
+def run_folder(keep: bool) -> Iterator[Path]:
+    """The run's own folder under ``$TMPDIR``: removed on the way out (whatever
+    happened) unless ``keep``, then named on stderr."""
+    work = Path(tempfile.mkdtemp(prefix="shenava-soak-"))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"soak: the run's folder is kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    with run_folder(args.keep) as work, contextlib.ExitStack() as stack:
+        log_file = stack.enter_context(open(work / "daemon.log", "w")) if args.keep else None  # noqa: SIM115
+        result = _run(args, work, log_file)
+        result["folder"] = str(work) if args.keep else None
+        return result
+
+
+def _run(args: argparse.Namespace, work: Path, log_file: Any) -> dict[str, Any]:
     from shenava_base.aio import install_asyncio_reactor
 
     reactor: Any = install_asyncio_reactor()
@@ -446,7 +482,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tracemalloc.start(args.tracemalloc)
     from twisted.internet.defer import ensureDeferred
     from twisted.internet.task import LoopingCall, deferLater
-    from twisted.logger import formatEvent, globalLogBeginner
+    from twisted.logger import eventAsText, formatEvent, globalLogBeginner
 
     from shenava.app import Shenava
     from shenava.config import default_config
@@ -462,12 +498,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         levels.update([event["log_level"].name])
         if event["log_level"].name in ("error", "critical") and len(errors) < 5:
             errors.append(formatEvent(event)[:300])
+        if log_file is not None:  # --keep: the whole log, in the run's folder
+            log_file.write(eventAsText(event) + "\n")
 
     # Logging must start somewhere: until it does, twisted.logger keeps the
     # last 65,536 events in memory, which would look like growth.
     globalLogBeginner.beginLoggingTo([cast(Any, observe)], redirectStandardIO=False)
 
-    work = Path(tempfile.mkdtemp(prefix="shenava-soak-"))
     root = work / "recordings"
     server = start_redis_server(work / "redis")
     config = default_config()
@@ -838,6 +875,11 @@ def main(argv: list[str] | None = None) -> int:
         "--state-folder", choices=["on", "off"], default="on",
         help="a [state] folder for the journal (on, as `shenava run` requires: its writes "
         "and fsyncs go through the reactor's thread pool) or none (off: the journal in memory)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true",
+        help="keep the run's folder (Redis data, journal, recordings, and the daemon's log as "
+        "daemon.log), named in the JSON's folder; without it the folder is removed at the end",
     )
     parser.add_argument("--gc-tuning", choices=["on", "off"], default="on",
                         help="the daemon's gc.freeze and gen-0 threshold (off: Python's defaults)")

@@ -35,7 +35,11 @@ Per step (calls placed during the step; what happened to them counted until
   offered; it includes waiting for a free agent when all are busy;
 - ``rss_mb``: this process's resident memory at the end of the step;
 - ``pbx_cores``: the test PBX process's CPU over the step and its drain, in
-  cores (near 1.0, the PBX cannot place more calls: ``placed`` falls short).
+  cores (near 1.0, the PBX cannot place more calls: ``placed`` falls short);
+- ``loop_per_call``: exact counts per call that load does not move: loop
+  iterations (stdlib loop only), AMI reads, writes and sends, write-behind
+  turns, ``addWriter`` calls, Redis sends (:mod:`benchmarks._loop_counts`).
+  The loop is the stdlib's unless ``SHENAVA_EVENT_LOOP=uvloop``, as for ``shenava run``.
 
 ``max_sustained_calls_per_s`` is the highest rate at which, at that rate and
 every lower one, every call was accounted and the AGI p99 stayed under 100 ms.
@@ -307,6 +311,9 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
 
     app.connection.agi = timed_agi
     await app.when_connected()
+    from benchmarks._loop_counts import LoopCounts
+
+    loop_counts = LoopCounts(reactor, app.connection.protocol.transport)
     now = reactor.seconds()
     for agent in app.config.agents:
         app.roster.log_in(agent.id, now)
@@ -332,6 +339,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         by_command0 = redis_by_command(sync_redis)
         reads0 = redis_reads(sync_redis)
         monitor_mark = monitors.mark() if monitors is not None else None
+        loop_mark = loop_counts.mark()
         cpu0, sys0 = cpu_s(), sys_s()
         pbx0, started = process_cpu_s(pbx_pid), time.perf_counter()
         parent.send(("step", rate, args.step_s))
@@ -368,6 +376,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
                 for k, n in sorted(spent.items(), key=lambda kv: -kv[1]) if n / calls >= 0.5
             },
             "ami_events_per_call": round(ami_events[0] / calls, 1),
+            "loop_per_call": loop_counts.per_call(loop_mark, calls),
             "agi_ms": {"p50": pct(agi_ms, 0.5), "p99": pct(agi_ms, 0.99), "n": len(agi_ms)},
             "routing_ms": {"p50": pct(routing_ms, 0.5), "p99": pct(routing_ms, 0.99),
                            "n": len(routing_ms)},

@@ -33,7 +33,15 @@ A flag whose customer is on a call right now (in the IVR, waiting in line,
 talking to an agent: :class:`routing.live_numbers.LiveNumbers`) is not dialled:
 its lease is released without an attempt (nothing is counted against the
 customer), the next due flag is tried, and the dialer looks again when that
-customer's last channel hangs up (and at its timer).
+customer's last channel hangs up (and at its timer). A customer who calls in
+while their callback is being dialled (the agent's phone ringing, or their own
+phone ringing from the callback context) wins: the agent's leg is hung up (on
+its ``Newchannel`` if Asterisk had not created it yet), the attempt ends
+``customer_called_in`` (not counted, no backoff), the agent goes back to ready
+(not ``missed``), and the flag waits for the end of their call like the one
+above. Before, the agent answered and the callback context rang the customer
+in the middle of their own call, and routing could hand that call to a second
+agent.
 
 The dialer runs when something may have opened the gate (an agent became
 ready, a waiting call left the line, a flag was raised: :meth:`poke`) and on a
@@ -46,9 +54,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from agent_stats.roster import AgentChange, AgentRoster, AgentStatus
@@ -58,6 +67,7 @@ from ami_bridge.codec import Message
 from ami_bridge.events import (
     ORIGINATE_BUSY,
     ORIGINATE_NO_ANSWER,
+    ChannelCreated,
     ChannelHungUp,
     DialEnded,
     DialStarted,
@@ -67,6 +77,7 @@ from ami_bridge.events import (
 from ami_bridge.tracker import handles
 from routing.callback_store import CallbackStore, Lease
 from routing.callbacks import (
+    AttemptAlreadyEndedError,
     AttemptOutcome,
     CallbackError,
     CallbackFlag,
@@ -78,6 +89,7 @@ from routing.channel_ids import ChannelIds
 from routing.live_numbers import LiveNumbers
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
+from shenava_base.outage import OutageNote
 from shenava_base.privacy import mask_number
 
 log = Logger()
@@ -91,6 +103,9 @@ NOTHING_DUE_RECHECK_S = 1.0
 WRONG_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
 """Q.850 causes that mean the number is wrong: unallocated, no route, number
 changed, invalid number format."""
+OUTCOME_RETRY_FIRST_S = 0.5
+OUTCOME_RETRY_MAX_S = 5.0
+"""The backoff of an attempt's outcome retried while Redis is away."""
 _DIAL_STATUS_OUTCOMES = {
     "ANSWER": AttemptOutcome.ANSWERED,
     "NOANSWER": AttemptOutcome.NO_ANSWER,
@@ -149,6 +164,10 @@ class _Dial:
     customer_cause: int | None = None
     outcome: AttemptOutcome | None = None
     keepalive: Any = None
+    channel: str | None = None
+    """The agent leg's channel name, once Asterisk reported it."""
+    gave_way: bool = False
+    """The customer called in meanwhile: the agent's leg is being hung up."""
 
 
 class CallbackDialer:
@@ -198,6 +217,14 @@ class CallbackDialer:
             ignore=lambda uniqueid: uniqueid in self._dials,
         )
         self.live_numbers.on_free = self._on_number_free
+        self.live_numbers.on_call_in = self._on_call_in
+        self._channel_of = channel_of
+        self._unrecorded: set[str] = set()
+        """Flags whose attempt's outcome is being stored (retried while Redis is away)."""
+        self._outcome_outage = OutageNote(
+            "callback outcomes", "each is kept in memory and stored when Redis answers", log,
+            clock.seconds,
+        )
         self._held: dict[str, str] = {}
         """Flags not dialled because their customer is on a call: flag id -> number."""
         tracker.subscribe(self.live_numbers.on_tracker_event)
@@ -292,10 +319,37 @@ class CallbackDialer:
         if number in self._held.values():
             self.poke()
 
+    def _on_call_in(self, number: str) -> None:
+        """A customer called in: a callback of theirs being dialled gives way."""
+        for dial in list(self._dials.values()):
+            if dial.number == number and dial.outcome is None:
+                self._give_way(dial)
+
+    def _give_way(self, dial: _Dial) -> None:
+        log.info(
+            "callback {flag} attempt {attempt}: {number} called in meanwhile; agent {agent}'s "
+            "leg is hung up and the callback waits until their call ends",
+            flag=dial.flag_id, attempt=dial.attempt_no, number=mask_number(dial.number),
+            agent=dial.agent_id,
+        )
+        dial.gave_way = True
+        self._held[dial.flag_id] = dial.number
+        self._record(dial, AttemptOutcome.CUSTOMER_CALLED_IN, "the customer called in meanwhile")
+        self._hang_up_leg(dial)
+
+    def _hang_up_leg(self, dial: _Dial) -> None:
+        """Hang up the agent's leg by its name (Asterisk's ``Hangup`` takes a name); a leg
+        not created yet is hung up on its ``Newchannel`` (:meth:`_on_tracker_event`)."""
+        if dial.channel is None:
+            tracked = self._channel_of(dial.leg_id) if self._channel_of is not None else None
+            dial.channel = getattr(tracked, "name", None)
+        if dial.channel:
+            self._ami.send_action("Hangup", [("Channel", dial.channel)]).addErrback(lambda _: None)
+
     def _skipped(self) -> set[str]:
         """Flags not to claim: those being dialled, and those whose customer is still on a call."""
         self._held = {f: n for f, n in self._held.items() if n in self.live_numbers}
-        return {d.flag_id for d in self._dials.values()} | set(self._held)
+        return {d.flag_id for d in self._dials.values()} | set(self._held) | self._unrecorded
 
     def _on_agent_change(self, change: AgentChange) -> None:
         if change.new is AgentState.READY:
@@ -395,6 +449,11 @@ class CallbackDialer:
             flag.flag_id, flag.number, claim.lease, flag.attempts[-1].number, agent_id,
             agent.profile.endpoint, leg_id,
         )
+        if flag.number in self.live_numbers:
+            # They called in while the attempt was being stored: nothing is dialled.
+            self._give_way(dial)
+            self._release_agent(agent_id, call_id)
+            return True
         self._dials[leg_id] = dial
         self._keep_lease(dial)
         self._originate(dial)
@@ -455,7 +514,7 @@ class CallbackDialer:
 
     # -- what Asterisk reports ---------------------------------------------------------------
 
-    @handles(OriginateFinished, DialStarted, DialEnded, ChannelHungUp)
+    @handles(OriginateFinished, DialStarted, DialEnded, ChannelHungUp, ChannelCreated)
     def _on_tracker_event(self, event: TrackerEvent) -> None:
         if isinstance(event, OriginateFinished):
             self._on_originate_finished(event)
@@ -463,6 +522,14 @@ class CallbackDialer:
             dial = self._dials.get(event.caller_uniqueid or "")
             if dial is not None:
                 dial.customer_uniqueid = event.dest_uniqueid
+                if dial.gave_way:
+                    self._hang_up_leg(dial)
+        elif isinstance(event, ChannelCreated):
+            dial = self._dials.get(event.uniqueid)
+            if dial is not None:
+                dial.channel = event.channel
+                if dial.gave_way:
+                    self._hang_up_leg(dial)
         elif isinstance(event, DialEnded):
             dial = self._dials.get(event.caller_uniqueid or "")
             if dial is not None and dial.outcome is None:
@@ -492,7 +559,10 @@ class CallbackDialer:
             self._agent_leg_failed(dial, technical=technical)
             return
         dial.agent_answered = True
+        dial.channel = dial.channel or event.channel or None
         self._roster.answered(dial.agent_id, False, event.at)
+        if dial.gave_way:
+            self._hang_up_leg(dial)
 
     def _on_hangup(self, event: ChannelHungUp) -> None:
         dial = self._dials.get(event.uniqueid)
@@ -502,7 +572,10 @@ class CallbackDialer:
                     candidate.customer_cause = event.cause
             return
         if not dial.agent_answered:
-            return  # the agent's phone never answered: OriginateResponse settles it
+            if dial.gave_way:  # hung up by us while it rang: the agent missed nothing
+                self._forget(dial)
+                self._release_agent(dial.agent_id, CALL_ID_PREFIX + dial.flag_id)
+            return  # else the agent's phone never answered: OriginateResponse settles it
         if dial.outcome is None:
             if dial.customer_uniqueid is not None:
                 self._record(dial, AttemptOutcome.NO_ANSWER, "the agent hung up while it rang")
@@ -519,7 +592,9 @@ class CallbackDialer:
         why = "the agent's phone could not be reached" if technical else "the agent did not answer"
         self._record(dial, AttemptOutcome.AGENT_UNAVAILABLE, why)
         status = self._roster.get(dial.agent_id)
-        if status.state is AgentState.RINGING and status.current_call == CALL_ID_PREFIX + dial.flag_id:
+        if dial.gave_way:
+            self._release_agent(dial.agent_id, CALL_ID_PREFIX + dial.flag_id)
+        elif status.state is AgentState.RINGING and status.current_call == CALL_ID_PREFIX + dial.flag_id:
             reason = NotReadyReason.TECHNICAL if technical else self._config.on_agent_no_answer
             self._roster.ring_failed(dial.agent_id, self._clock.seconds(), reason)
 
@@ -545,9 +620,8 @@ class CallbackDialer:
             "callback {flag} attempt {attempt}: {outcome}", flag=dial.flag_id,
             attempt=dial.attempt_no, outcome=outcome.value,
         )
-        d = self._track(as_deferred(self._store.record_outcome(
-            dial.lease, dial.attempt_no, outcome, now, by=dial.agent_id, note=note,
-        )))
+        self._unrecorded.add(dial.flag_id)
+        d = self._track(ensureDeferred(self._store_outcome(dial, outcome, now, note)))
         d.addCallbacks(
             lambda _: self.poke(),
             lambda f: log.failure(
@@ -555,6 +629,39 @@ class CallbackDialer:
                 outcome=outcome.value, flag=dial.flag_id, attempt=dial.attempt_no,
             ),
         )
+
+    async def _store_outcome(self, dial: _Dial, outcome: AttemptOutcome, now: float, note: str) -> None:
+        """Record the outcome, retrying (backoff from ``OUTCOME_RETRY_FIRST_S`` to
+        ``OUTCOME_RETRY_MAX_S``) while Redis is away, slow or loading: an outcome is
+        never dropped (docs/complaints.md). Before, one failed write lost it: the
+        lease then expired and the next claim recorded the attempt ``interrupted``
+        (counted), so a customer who had answered kept an open flag and was called
+        again. Meanwhile the flag is not claimed by this daemon (:meth:`_skipped`)."""
+        delay = OUTCOME_RETRY_FIRST_S
+        tried = False
+        try:
+            while True:
+                try:
+                    await as_deferred(self._store.record_outcome(
+                        dial.lease, dial.attempt_no, outcome, now, by=dial.agent_id, note=note,
+                    ))
+                    break
+                except AttemptAlreadyEndedError:
+                    if not tried:
+                        raise
+                    # Stored by an earlier try whose reply was lost; give the lease back.
+                    await as_deferred(self._store.release(dial.lease))
+                    break
+                except Exception as exc:
+                    if not self._outcome_outage.expected(exc):
+                        raise
+                    self._outcome_outage.failed(exc)
+                tried = True
+                await deferLater(cast(Any, self._clock), delay, lambda: None)
+                delay = min(delay * 2, OUTCOME_RETRY_MAX_S)
+            self._outcome_outage.ok()
+        finally:
+            self._unrecorded.discard(dial.flag_id)
 
     def _track(self, d: Deferred[Any]) -> Deferred[Any]:
         self._in_flight.add(d)

@@ -68,6 +68,7 @@ from routing.channel_ids import ChannelIds
 from routing.events import (
     CallAbandoned,
     CallAnswered,
+    CallAnsweredBefore,
     CallCompleted,
     CallLeftForChoice,
     CallOffered,
@@ -684,8 +685,10 @@ class CallDispatcher:
         self._start_hold(waiting)
 
     def adopt_talking(self, record: dict[str, Any], channel: str) -> None:
-        """A caller bridged to an agent under an earlier daemon: answered already
-        (counted once, then), the agent on the call until one of them hangs up."""
+        """A caller bridged to an agent under an earlier daemon: answered already,
+        the agent on the call until one of them hangs up. The answer is counted
+        again under its outcome id (``CallAnsweredBefore``): once in all, even
+        when the earlier daemon's outcome never reached its journal's disk."""
         call = self._waiting_call(record)
         agent_id = str(record["agent_id"])
         leg_id = str(record.get("leg_id") or "")
@@ -695,6 +698,8 @@ class CallDispatcher:
         waiting.leg_channel = record.get("leg_channel") or None
         waiting.answered_at = float(record.get("answered_at") or self._clock.seconds())
         waiting.bridged = True
+        self._emit(CallAnsweredBefore(call.call_id, waiting.answered_at, agent_id, call.joined_at,
+                                      waiting.arrived_at, bool(record.get("hard", call.hard))))
         self._put(waiting)
         if leg_id:
             self._legs[leg_id] = (call.call_id, agent_id)
@@ -717,6 +722,11 @@ class CallDispatcher:
         agent_id = record.get("agent_id")
         if phase == "talking" and agent_id:
             answered_at = float(record.get("answered_at") or now)
+            joined_at = float(record["joined_at"])
+            self._emit(CallAnsweredBefore(
+                call_id, answered_at, str(agent_id), joined_at,
+                float(record.get("arrived_at") or joined_at), bool(record.get("hard")),
+            ))
             self._emit(CallCompleted(call_id, now, str(agent_id), answered_at))
             if agent_id in self._roster and self._roster.get(str(agent_id)).state is AgentState.ON_CALL:
                 self.end_in_wrap_up(str(agent_id), now)
@@ -863,6 +873,7 @@ def rejoin_facts(call: WaitingCall) -> dict[str, Any]:
 __all__ = [
     "CallAbandoned",
     "CallAnswered",
+    "CallAnsweredBefore",
     "CallCompleted",
     "CallDispatcher",
     "CallLeftForChoice",

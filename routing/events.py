@@ -16,6 +16,7 @@ from dataclasses import dataclass
 __all__ = [
     "CallAbandoned",
     "CallAnswered",
+    "CallAnsweredBefore",
     "CallCompleted",
     "CallLeftForChoice",
     "CallOffered",
@@ -47,6 +48,22 @@ class CallOffered(RoutingEvent):
 class CallAnswered(RoutingEvent):
     agent_id: str
     joined_at: float
+    hard: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnsweredBefore(RoutingEvent):
+    """A call an earlier daemon answered, found by a take-over (still bridged, or
+    ended while no daemon watched): its answer's SL outcome is counted again,
+    ``at`` the original answer, under the same outcome id, so the store counts it
+    once whether or not the earlier daemon's journal kept it. (A ``kill -9``
+    between the call state's ``talking``, a Redis write, and the outcome's
+    journal append, a disk write in a thread, kept only the first: the call was
+    never counted.) Only the stored record: no live figure, call log or look."""
+
+    agent_id: str
+    joined_at: float
+    arrived_at: float
     hard: bool
 
 

@@ -10,6 +10,13 @@ hangs up (Asterisk may set the number after ``Newchannel``, with
 itself reads); the tracker reports
 every removal, dropped channels included, so nothing here outlives its call.
 Numbers are keyed as callback flags key them (:func:`routing.callbacks.normalize_number`).
+
+A customer who calls in (a new call, ``CallArrived``, or a caller reaching the
+IVR's AGI step) is told to ``on_call_in`` as well, even while their number is
+live already: the dialler then gives way if it is ringing an agent for that
+customer's callback (:meth:`routing.callback_dialer.CallbackDialer`). A
+callback's own customer leg is not a call in: it shares the agent leg's
+Linkedid (no ``CallArrived``), though it carries the number it dials.
 """
 
 from __future__ import annotations
@@ -58,8 +65,13 @@ class LiveNumbers:
         self._of_channel: dict[str, str] = {}
         """Channels with a number that can be called back (only those: the rest cost nothing)."""
         self._live: Counter[str] = Counter()
+        self._calling_in: set[str] = set()
+        """Channels of calls that came in (``CallArrived``, an AGI start), until they hang up."""
         self.on_free: Callable[[str], object] = lambda number: None
         """Told when a number's last channel hangs up."""
+        self.on_call_in: Callable[[str], object] = lambda number: None
+        """Told when a call that came in gets its number (its arrival, its AGI start,
+        or its caller ID set after ``Newchannel``)."""
 
     def __contains__(self, number: object) -> bool:
         return number in self._live
@@ -71,17 +83,21 @@ class LiveNumbers:
     def on_tracker_event(self, event: TrackerEvent) -> None:
         kind = type(event)
         if kind is ChannelHungUp:
+            self._calling_in.discard(event.uniqueid)  # type: ignore[attr-defined]
             if event.uniqueid in self._of_channel:  # type: ignore[attr-defined]
                 self._set(event.uniqueid, None)  # type: ignore[attr-defined]
         elif kind is ChannelCreated:
             uniqueid = event.uniqueid  # type: ignore[attr-defined]
             self._set(uniqueid, flag_number(self._caller_of(uniqueid) or ""))
         elif kind in _WITH_NUMBER:
+            if kind is CallArrived and not self._ignore(event.uniqueid):  # type: ignore[attr-defined]
+                self._calling_in.add(event.uniqueid)  # type: ignore[attr-defined]
             self._set(event.uniqueid, flag_number(event.caller_num))  # type: ignore[attr-defined]
         elif kind is AgiSessionStarted:
             # The number the IVR reads: the caller is in the menus or on hold now.
             number = flag_number(event.env.get("agi_callerid", ""))  # type: ignore[attr-defined]
-            if number is not None:
+            if number is not None and not self._ignore(event.uniqueid):  # type: ignore[attr-defined]
+                self._calling_in.add(event.uniqueid)  # type: ignore[attr-defined]
                 self._set(event.uniqueid, number)  # type: ignore[attr-defined]
 
     def _set(self, uniqueid: str, number: str | None) -> None:
@@ -100,3 +116,5 @@ class LiveNumbers:
             if self._live[before] <= 0:
                 del self._live[before]
                 self.on_free(before)
+        if number is not None and uniqueid in self._calling_in:
+            self.on_call_in(number)

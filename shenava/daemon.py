@@ -252,9 +252,13 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
     from shenava.logs import start_logging
     from shenava.routing_log import RoutingLog
     from shenava.sd_notify import Notifier
-    from shenava_base.aio import install_asyncio_reactor
+    from shenava_base.aio import EventLoopError, install_asyncio_reactor, loop_kind_of
 
-    reactor: Any = install_asyncio_reactor()
+    try:
+        reactor: Any = install_asyncio_reactor(config.daemon.event_loop)
+    except EventLoopError as exc:
+        print(f"shenava: {exc}", file=sys.stderr)
+        return 2
     start_logging(config.log.level, stream=sys.stderr, fmt=log_format)
     from shenava.redis_client import describe, make_redis_client, wait_for_redis
 
@@ -294,9 +298,9 @@ def run_daemon(config: Config, *, log_format: str = "text") -> int:
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", stopping)
     log.info(
-        "Shenava starting: AMI {host}:{port} as {user}; leader lease {lease} s",
+        "Shenava starting: AMI {host}:{port} as {user}; leader lease {lease} s; {loop} event loop",
         host=config.ami.host, port=config.ami.port, user=config.ami.username,
-        lease=config.daemon.lease_s,
+        lease=config.daemon.lease_s, loop=loop_kind_of(reactor._asyncioEventloop),
     )
     reactor.run()
     return run.exit_code

@@ -149,7 +149,7 @@ def run_demo(config: Config, options: DemoOptions) -> int:
     from shenava.logs import start_logging
     from shenava_base.aio import install_asyncio_reactor
 
-    reactor = install_asyncio_reactor()
+    reactor = install_asyncio_reactor(config.daemon.event_loop)
     level = start_logging(
         config.log.level if not options.json else "warn", stream=sys.stderr,
         fmt=options.log_format,

@@ -136,6 +136,24 @@ def server_pid(port: int, timeout_s: float = 0.5) -> int | None:
     return None
 
 
+def loaded(port: int, timeout_s: float = 0.5) -> bool:
+    """True once the Redis on loopback ``port`` has loaded its data (``INFO persistence``'s
+    ``loading:0``). It answers INFO while it reads its AOF, but every other command
+    gets ``LOADING`` until then: a server restarted on a big file is not ready yet."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(b"INFO persistence\r\n")
+            reply = b""
+            while b"loading:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(4096)
+                if not chunk or len(reply) > 65536:
+                    break
+                reply += chunk
+    except OSError:
+        return False
+    return b"\r\nloading:0\r\n" in reply
+
+
 def start_redis_server(
     data_dir: Path | None = None,
     *,
@@ -188,13 +206,13 @@ def _spawn(program: str, folder: Path, port: int, extra: Sequence[str] = ()) -> 
     )
 
 
-def _wait_until_ready(server: RedisServer, timeout_s: float) -> str | None:
+def _wait_until_ready(server: RedisServer, timeout_s: float, *, holds_data: bool = True) -> str | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             return f"exited with code {server.process.returncode}: {_log_tail(server.data_dir)}"
         pid = server_pid(server.port)
-        if pid == server.process.pid:
+        if pid == server.process.pid and (not holds_data or loaded(server.port)):
             return None
         time.sleep(PING_INTERVAL_S)
     return f"no answer to PING within {timeout_s:g} s: {_log_tail(server.data_dir)}"
@@ -242,7 +260,7 @@ def start_redis_sentinel(
             stderr=subprocess.DEVNULL,
         )
         sentinel = RedisServer(process, port, folder, owns_dir=False)
-        problem = _wait_until_ready(sentinel, startup_timeout_s)
+        problem = _wait_until_ready(sentinel, startup_timeout_s, holds_data=False)  # no data set
         if problem is None:
             return sentinel
         sentinel.stop()

@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from agent_stats.states import AgentState
 from ami_bridge.codec import Message
@@ -47,6 +49,7 @@ from ivr.outcome import Request
 from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
 from shenava.call_state_spool import CallStateSpool, lay_over
 from shenava_base.aio import as_deferred
+from shenava_base.outage import OutageNote
 
 log = Logger()
 
@@ -56,6 +59,14 @@ APOLOGY_PROMPT = "resume-sorry"
 DEFAULT_AGI_PRIORITY = 3
 """The AGI step of the shipped ``[shenava-complaints]`` (NoOp, Answer, AGI), until one is seen."""
 STATE_UP = 6
+UNSURE = "unsure"
+"""A kept-voicemail look-up that Redis (away) could not answer."""
+KEPT_RETRY_FIRST_S = 0.5
+KEPT_RETRY_MAX_S = 5.0
+"""The backoff of a kept-voicemail look-up retried while Redis is away."""
+ROUND_RETRY_FIRST_S = 0.5
+ROUND_RETRY_MAX_S = 5.0
+"""The backoff of a take-over round that Redis (away) cut short."""
 CALL_STATE_WRITE_S = 0.1
 """At most one call-state write per this long (``CallStateRecorder.min_interval_s``)."""
 
@@ -149,6 +160,19 @@ class Takeover:
         self.observers: list[Callable[[str, str], object]] = []
         # An agent's phone channel found up at the take-over -> the agent on it
         self._on_phone: dict[str, str] = {}
+        # Callers left recording whose voicemail Redis could not yet say is kept
+        # (call id -> record): held until it answers (:meth:`_decide_later`).
+        self._undecided: dict[str, dict[str, Any]] = {}
+        self._round_outage = OutageNote(
+            "take-over", "the round is run again when Redis answers", log, app.reactor.seconds,
+        )
+        self._retry_items: list[Message] | None = None
+        self._retry_call: Any = None
+        self._retry_delay = ROUND_RETRY_FIRST_S
+        self._kept_outage = OutageNote(
+            "kept-voicemail look-ups", "callers left recording are held (no second recording)",
+            log, app.reactor.seconds,
+        )
         app.tracker.subscribe(self._on_tracker_event)
 
     # -- triggers ---------------------------------------------------------------
@@ -164,17 +188,46 @@ class Takeover:
         if self._running is not None:
             self._pending_items = items  # run again with the newest list when this one ends
             return self._running
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
         d = ensureDeferred(self._take_over(items))
-        d.addErrback(lambda f: log.failure("take-over failed", f))
+        d.addCallbacks(self._round_done, self._round_failed, errbackArgs=(items,))
         self._running = d
         d.addBoth(self._done)
         return d
 
+    def _round_done(self, _: object) -> None:
+        self._retry_delay = ROUND_RETRY_FIRST_S
+        self._round_outage.ok()
+
+    def _round_failed(self, failure: Failure, items: list[Message]) -> None:
+        """A round that Redis (away, slow, loading) cut short is run again, with
+        backoff, until it answers: before, it was given up, and the callers it had
+        not reached stayed in AGI with no daemon driving them until the next AMI
+        reconnect (a Redis kill during a take-over: ``benchmarks/chaos.py``)."""
+        if not self._round_outage.expected(failure.value):
+            log.failure("take-over failed", failure)
+            return
+        self._round_outage.failed(failure.value)
+        if self._pending_items is None:
+            self._retry_items = items
+
     def _done(self, _: object) -> None:
         self._running = None
         items, self._pending_items = self._pending_items, None
+        retry, self._retry_items = self._retry_items, None
         if items is not None:
             self.run(items)
+        elif retry is not None:
+            delay, self._retry_delay = self._retry_delay, min(self._retry_delay * 2, ROUND_RETRY_MAX_S)
+            self._retry_call = self._app.reactor.callLater(delay, self._retry_round, retry)
+
+    def _retry_round(self, items: list[Message]) -> None:
+        self._retry_call = None
+        if self._may_act is not None and not self._may_act():
+            return  # no longer the leader: the next one takes over
+        self.run(items)
 
     def agi_step_seen(self, context: str, exten: str, priority: str) -> None:
         """``AsyncAGIStart`` of a support-line call: remember where the AGI step is."""
@@ -220,23 +273,23 @@ class Takeover:
                 # This process's own call (an AMI reconnect): its own code settles it.
                 taken.add(call_id)
                 continue
+            if call_id in self._undecided:
+                # Waiting for Redis to say whether its voicemail is kept (its hang-up settles it).
+                taken.add(call_id)
+                continue
             item = present.get(call_id)
             if item is None or tracker.channel(call_id) is None:
                 # Not listed, or listed and gone since (the tracker has seen its
                 # hang-up while Redis was read): it ended while nobody held it.
                 if tracker.channel(call_id) is None:
-                    dispatcher.ended_while_away(decided_waiting(record) or record)
-                    callflow.recover_voicemail(call_id, record, now)
-                    callflow.recover_hold_choice(call_id, record)
-                    self.ended_away.append(call_id)
-                    self._recorder.mark(call_id)  # nobody holds it: the record goes
+                    self._ended_while_away(call_id, record, now)
                 continue
             if call_id in kept and self._at_agi_step(item, app.config.site.support_context):
-                if kept[call_id] == "flagged":
-                    callflow.hand_on_recorded_voicemail(call_id, record, now)
-                callflow.finish_kept_voicemail(call_id, record, item.get("Channel") or "")
                 taken.add(call_id)
-                self._note(call_id, "ivr")
+                if kept[call_id] == UNSURE:
+                    self._decide_later(call_id, record, item)
+                else:
+                    self._carry_on_recording(call_id, record, item, kept[call_id], now)
                 continue
             how = self._adopt(call_id, record, item)
             if how:
@@ -252,8 +305,8 @@ class Takeover:
                 continue
             if dispatcher.holds(uniqueid) or callflow.holds(uniqueid) or self._recorder.own(uniqueid):
                 continue
-            if not self._at_agi_step(item, support):
-                continue
+            if not self._at_agi_step(item, support) or tracker.channel(uniqueid) is None:
+                continue  # (None: hung up since the list, which a retried round reuses)
             caller = item.get("CallerIDNum") or ""
             if caller in ("<unknown>", "unknown"):
                 caller = ""
@@ -290,11 +343,13 @@ class Takeover:
         second guard stays for what it cannot read: a standby on another host
         that finds the flag reason applied to Redis while the intake, applied
         after it, is still in the dead leader's journal (and a journal written
-        before the batch, its entries one line each)."""
+        before the batch, its entries one line each).
+
+        ``unsure``: Redis (away, slow, loading) could not answer: the caller is
+        held until it does (:meth:`_decide_later`)."""
         callflow = self._app.callflow
-        ask, flagged = callflow.recording_kept, callflow.voicemail_flagged
         kept: dict[str, str] = {}
-        if ask is None and flagged is None:
+        if callflow.recording_kept is None and callflow.voicemail_flagged is None:
             return kept
         for call_id, record in records.items():
             ivr, name = record.get("ivr"), record.get("recording")
@@ -302,15 +357,113 @@ class Takeover:
                 continue
             if ivr.get("phase") != "record" or self._recorder.own(call_id):
                 continue
+            if call_id in self._undecided:
+                continue
             try:
-                if ask is not None and await ask(call_id, str(name)):
-                    kept[call_id] = "kept"
-                elif flagged is not None and await flagged(_voicemail_number(record, ivr), str(name)):
-                    kept[call_id] = "flagged"
-            except Exception:
-                log.failure("take-over: could not tell whether call {call}'s voicemail is kept",
-                            call=call_id)
+                how = await self._kept(call_id, record)
+            except Exception as exc:
+                if not self._kept_outage.expected(exc):
+                    log.failure("take-over: could not tell whether call {call}'s voicemail is kept",
+                                call=call_id)
+                    continue
+                self._kept_outage.failed(exc)
+                kept[call_id] = UNSURE
+                continue
+            self._kept_outage.ok()
+            if how is not None:
+                kept[call_id] = how
         return kept
+
+    async def _kept(self, call_id: str, record: dict[str, Any]) -> str | None:
+        """``kept``, ``flagged`` or None (see :meth:`_kept_recordings`); raises when
+        neither the journal nor Redis can answer."""
+        callflow = self._app.callflow
+        name = str(record.get("recording"))
+        ask, flagged = callflow.recording_kept, callflow.voicemail_flagged
+        if ask is not None and await ask(call_id, name):
+            return "kept"
+        ivr = record.get("ivr")
+        number = _voicemail_number(record, ivr if isinstance(ivr, dict) else {})
+        if flagged is not None and await flagged(number, name):
+            return "flagged"
+        return None
+
+    def _carry_on_recording(
+        self, call_id: str, record: dict[str, Any], item: Message, how: str | None, now: float
+    ) -> None:
+        """A caller on the line left at the recording step, once it is known whether
+        their voicemail is kept: "message saved" and the hang-up if it is (handed on
+        again first if only its flag reason is), else the recording again."""
+        callflow = self._app.callflow
+        if how is not None:
+            if how == "flagged":
+                callflow.hand_on_recorded_voicemail(call_id, record, now)
+            callflow.finish_kept_voicemail(call_id, record, item.get("Channel") or "")
+            self._note(call_id, "ivr")
+            return
+        adopted = self._adopt(call_id, record, item)
+        if adopted:
+            self._note(call_id, adopted)
+        else:
+            self._recorder.mark(call_id)
+
+    def _decide_later(self, call_id: str, record: dict[str, Any], item: Message) -> None:
+        """Neither the journal nor Redis (away) can say whether this caller's voicemail
+        is kept. Resumed at the recording, they would leave a second voicemail if the
+        first is kept (Redis has it, applied from the journal already); told "message
+        saved", they would lose it if it is not. So the caller is held where they are
+        (the old daemon's command finishes; nothing new is sent) and asked about again,
+        with backoff, until Redis answers; a hang-up meanwhile hands the recording on
+        (:meth:`_ended_while_away`: idempotent, by the recording's id)."""
+        log.warn("take-over: call {call} was recording a voicemail and Redis cannot say whether "
+                 "it is kept: the caller is held until it answers (no second recording)",
+                 call=call_id)
+        self._undecided[call_id] = record
+        d = ensureDeferred(self._decide_when_redis_answers(call_id, record, item))
+        d.addErrback(lambda f: log.failure("take-over of call {call} failed", f, call=call_id))
+
+    async def _decide_when_redis_answers(
+        self, call_id: str, record: dict[str, Any], item: Message
+    ) -> None:
+        delay = KEPT_RETRY_FIRST_S
+        how: str | None = None
+        while True:
+            await deferLater(self._app.reactor, delay, lambda: None)
+            delay = min(delay * 2, KEPT_RETRY_MAX_S)
+            if call_id not in self._undecided:
+                return  # hung up meanwhile: settled then
+            if self._may_act is not None and not self._may_act():
+                # No longer the leader: the next one's take-over decides.
+                del self._undecided[call_id]
+                return
+            try:
+                how = await self._kept(call_id, record)
+            except Exception as exc:
+                if not self._kept_outage.expected(exc):
+                    del self._undecided[call_id]
+                    raise
+                self._kept_outage.failed(exc)
+                continue
+            self._kept_outage.ok()
+            break
+        if self._undecided.pop(call_id, None) is None:
+            return  # hung up while Redis answered: settled then
+        now = self._app.reactor.seconds()
+        if self._app.tracker.channel(call_id) is None:
+            self._ended_while_away(call_id, record, now)
+            return
+        log.info("take-over: call {call}'s voicemail is {how}", call=call_id,
+                 how="not kept: recorded again" if how is None else how)
+        self._carry_on_recording(call_id, record, item, how, now)
+
+    def _ended_while_away(self, call_id: str, record: dict[str, Any], now: float) -> None:
+        """A stored call whose caller is gone: counted, and what it left handed on, once."""
+        app = self._app
+        app.dispatcher.ended_while_away(decided_waiting(record) or record)
+        app.callflow.recover_voicemail(call_id, record, now)
+        app.callflow.recover_hold_choice(call_id, record)
+        self.ended_away.append(call_id)
+        self._recorder.mark(call_id)  # nobody holds it: the record goes
 
     def _adopt(self, call_id: str, record: dict[str, Any], item: Message) -> str | None:
         app = self._app
@@ -402,6 +555,9 @@ class Takeover:
 
     @handles(ChannelHungUp)
     def _on_tracker_event(self, event: Any) -> None:
+        if isinstance(event, ChannelHungUp) and event.uniqueid in self._undecided:
+            record = self._undecided.pop(event.uniqueid)
+            self._ended_while_away(event.uniqueid, record, event.at)
         if isinstance(event, ChannelHungUp) and event.uniqueid in self._on_phone:
             agent_id = self._on_phone.pop(event.uniqueid)
             app = self._app

@@ -15,6 +15,10 @@ it to ``benchmarks._takeover_rig`` in place of the ``shenava`` command
   flag reason is followed by ``S`` seconds in the journal's disk worker (a slow
   disk): the next append waits behind it, so a kill -9 during the sleep shows
   what one append kept.
+- ``late-outcomes=S``: each journal append that holds an SL outcome waits ``S``
+  seconds in the journal's disk worker *before* it writes (a slow disk, or a
+  starved thread on a loaded host): the outcome is not on disk meanwhile,
+  while the call state (a Redis write of its own) goes on.
 """
 
 from __future__ import annotations
@@ -69,6 +73,24 @@ def slow_journal(seconds: float) -> None:
         return
 
 
+def late_outcomes(seconds: float) -> None:
+    from shenava.journal import JournalEntry, JournalFile
+
+    for name in ("append_units", "append"):  # whichever the journal writes through
+        original = getattr(JournalFile, name, None)
+        if original is None:
+            continue
+
+        def late(self: Any, units: Any, _original: Any = original) -> None:
+            entries = [e for u in units for e in (u if isinstance(u, list) else [u])]
+            if any(isinstance(e, JournalEntry) and e.kind == "stats.outcome" for e in entries):
+                time.sleep(seconds)
+            _original(self, units)
+
+        setattr(JournalFile, name, late)
+        return
+
+
 def apply(spec: str) -> None:
     for item in filter(None, spec.split(",")):
         name, _, value = item.partition("=")
@@ -76,6 +98,8 @@ def apply(spec: str) -> None:
             hold_phases(frozenset(filter(None, value.split("+"))))
         elif name == "slow-journal":
             slow_journal(float(value))
+        elif name == "late-outcomes":
+            late_outcomes(float(value))
         else:
             raise SystemExit(f"daemon_plugins: unknown plugin {name!r}")
         print(f"daemon_plugins: {item} (test-only)", file=sys.stderr, flush=True)

@@ -350,10 +350,23 @@ class E2E:
             self._step(deadline)
 
     def _redis_busy(self) -> bool:
-        """Whether the app's Redis client has a command in flight (a connection taken from its pool)."""
-        pool = getattr(self.app.redis, "connection_pool", None)
-        in_use = getattr(pool, "_in_use_connections", None)
-        return bool(in_use)
+        """Whether the app's Redis client has a command in flight: a connection taken
+        from its pool (one server), from a node's pool (a cluster: redis-py's
+        ``ClusterNode`` keeps all its connections and the free ones), or a turn's
+        batch not yet sent or still running (``shenava.redis_client``)."""
+        client = self.app.redis
+        if getattr(client, "_turn", None) is not None or getattr(client, "_batches", None):
+            return True
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            return bool(getattr(pool, "_in_use_connections", None))
+        get_nodes = getattr(client, "get_nodes", None)
+        if get_nodes is None:
+            return False
+        return any(
+            len(getattr(node, "_connections", ())) > len(getattr(node, "_free", ()))
+            for node in get_nodes()
+        )
 
     # -- the people -------------------------------------------------------------
 

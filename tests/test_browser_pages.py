@@ -539,6 +539,9 @@ def test_english_pages_the_demos_link_the_cookie_and_sign_out(demo: Demo, browse
         page.click("#lang-switch")
         expect(html).to_have_attribute("dir", "rtl")
         expect(page.locator(".agents-section h2")).to_have_text("کارشناسان")
+        # The switch loaded a new page: its text is there before its scripts have run,
+        # and a click then finds the sign-out button not yet wired (seen under load).
+        wait_live(page)
         # sign out: the sign-in page, and the wallboard is closed to this browser
         page.click("#sign-out")
         page.wait_for_url(re.compile(r"/sign-in\?"))

@@ -92,9 +92,10 @@ class Site:
         waiting: int = 0,
         service_level: float | None = None,
         staffed_service_level: float | None = None,
+        policy: DialPolicy | None = None,
     ) -> None:
         self.clock = clock
-        self.store = CallbackStore(client, PREFIX, DialPolicy())
+        self.store = CallbackStore(client, PREFIX, policy or DialPolicy())
         self.roster = AgentRoster(
             [AgentProfile(a, a, f"PJSIP/{100 + i}", ("fa",)) for i, a in enumerate(agents)],
             clock.seconds(),
@@ -483,6 +484,139 @@ def test_a_caller_in_the_ivr_is_live_by_the_number_the_agi_start_gives() -> None
     assert NUMBER in live
     live.on_tracker_event(ChannelHungUp(1.0, "u1", "u1", "Local/s@x;1", 16, "Normal Clearing"))
     assert NUMBER not in live and len(live) == 0
+
+
+def _hangups(site: Site) -> list[str]:
+    return [dict(h)["Channel"] for name, h, _ in site.ami.actions if name == "Hangup"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_customer_who_calls_in_while_the_agent_is_rung_for_their_callback_wins(
+    redis_client: Redis, clock: Clock
+) -> None:
+    """The agent's phone rings for the callback and the customer calls in: before,
+    the agent answered and the callback context rang the customer in the middle of
+    their own call. Now the agent's leg is hung up (once Asterisk has made it), the
+    attempt ends ``customer_called_in`` (not counted), the agent is ready again
+    (not ``missed``), and the callback waits for the end of their call."""
+    from ami_bridge.events import ChannelCreated
+
+    site = Site(redis_client, clock)
+    flag_id = await site.flag()
+    await site.dial()
+    [orig] = site.ami.originates()
+    leg = orig["ChannelId"]
+    caller_arrives(site, "in-1")  # before Asterisk reports the agent's leg
+    await site.dialer.settled()
+    assert _hangups(site) == []  # no name to hang up yet
+    site.emit(ChannelCreated(clock.seconds(), leg, leg, f"PJSIP/100-{leg}", 5, None))
+    assert _hangups(site) == [f"PJSIP/100-{leg}"]
+    site.agent_hangs_up(leg)
+    await site.dialer.settled()
+    assert site.roster.get("a1").state is AgentState.READY
+    flag = await as_deferred(site.store.get(flag_id))
+    assert flag.is_open
+    assert [a.outcome for a in flag.attempts] == [AttemptOutcome.CUSTOMER_CALLED_IN]
+    assert flag.round_attempts == ()  # nothing counted against the customer
+    clock.advance(600.0)
+    await site.dial()
+    assert len(site.ami.originates()) == 1  # not while they are on the line
+    caller_hangs_up(site, "in-1")
+    await site.dialer.settled()
+    assert len(site.ami.originates()) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_customer_who_calls_in_after_the_agent_answered_is_not_dialled(
+    redis_client: Redis, clock: Clock
+) -> None:
+    """The agent had answered; the callback context's Dial to the customer starts
+    after the customer called in: the agent's leg is hung up (ending the Dial), and
+    the attempt is ``customer_called_in``, not the ``no_answer`` the CANCEL says."""
+    site = Site(redis_client, clock)
+    flag_id = await site.flag()
+    await site.dial()
+    leg = site.ami.originates()[0]["ChannelId"]
+    site.agent_answers(leg)
+    caller_arrives(site, "in-1")
+    site.customer_dialled(leg, "CANCEL")
+    site.agent_hangs_up(leg)
+    await site.dialer.settled()
+    assert _hangups(site)  # by the OriginateResponse's channel
+    flag = await as_deferred(site.store.get(flag_id))
+    assert [a.outcome for a in flag.attempts] == [AttemptOutcome.CUSTOMER_CALLED_IN]
+    assert site.roster.get("a1").state is AgentState.WRAP_UP
+
+
+def test_only_calls_that_come_in_are_calls_in() -> None:
+    """A callback's own customer leg carries the dialled number (Asterisk's and the
+    test PBX's outbound caller ID) but shares the agent leg's Linkedid: no call in."""
+    from ami_bridge.events import AgiSessionStarted, CallerIdChanged, ChannelCreated
+    from routing.live_numbers import LiveNumbers
+
+    tracker = FakeTracker()
+    live = LiveNumbers(caller_of=lambda uid: NUMBER)
+    tracker.subscribe(live.on_tracker_event)
+    calls_in: list[str] = []
+    live.on_call_in = calls_in.append
+    tracker.emit(ChannelCreated(0.0, "cust-1", "leg-1", "PJSIP/trunk-1", 0, None))
+    assert NUMBER in live and calls_in == []
+    site = type("S", (), {"emit": tracker.emit, "clock": Clock()})()
+    caller_arrives(site, "in-1", "")  # type: ignore[arg-type]  # the number comes later
+    assert calls_in == []
+    tracker.emit(CallerIdChanged(0.0, "in-1", "in-1", "PJSIP/trunk-in-1", NUMBER, ""))
+    assert calls_in == [NUMBER]
+    tracker.emit(AgiSessionStarted(0.0, "in-2", "in-2", "Local/s@x;1", env={"agi_callerid": NUMBER}))
+    assert calls_in == [NUMBER, NUMBER]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_outcome_known_while_redis_is_away_is_stored_when_it_answers(
+    clock: Clock, tmp_path: Any
+) -> None:
+    """The customer answers while Redis is stopped. Before, the one failed write
+    dropped the outcome: the lease expired, the next claim recorded the attempt
+    ``interrupted`` (counted) and the flag stayed open, so a customer who had
+    answered would be called again. Now the outcome is retried until Redis
+    answers, and the flag is not claimed meanwhile. A real redis-server, stopped
+    and started again on the same data and port."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    from shenava.redis_server import start_redis_server
+
+    server = start_redis_server(tmp_path / "redis", extra_args=("--appendfsync", "always"))
+    client = Redis.from_url(server.url, decode_responses=True, socket_connect_timeout=0.5,
+                            socket_timeout=2.0)
+    restarted = None
+    try:
+        site = Site(client, clock, policy=DialPolicy(lease_ms=1000))
+        flag_id = await site.flag()
+        await site.dial()
+        leg = site.ami.originates()[0]["ChannelId"]
+        site.agent_answers(leg)
+        server.stop()
+        site.customer_dialled(leg, "ANSWER")
+        # real time: the write fails against the stopped server (refused at once)
+        await deferLater(reactor, 0.5, lambda: None)  # type: ignore[arg-type]
+        site.agent_hangs_up(leg)
+        await deferLater(reactor, 1.2, lambda: None)  # type: ignore[arg-type]  # the lease expires
+        restarted = start_redis_server(tmp_path / "redis", port=server.port,
+                                       extra_args=("--appendfsync", "always"))
+        clock.advance(10)  # wrap-up over: a1 is ready and pokes the dialler
+        for _ in range(10):
+            clock.advance(5)  # the retry's backoff
+            await deferLater(reactor, 0.05, lambda: None)  # type: ignore[arg-type]
+        await site.dialer.settled()
+        flag = await as_deferred(site.store.get(flag_id))
+        assert [a.outcome for a in flag.attempts] == [AttemptOutcome.ANSWERED]
+        assert flag.resolution is Resolution.ANSWERED
+        assert len(site.ami.originates()) == 1
+    finally:
+        await as_deferred(client.aclose())
+        if restarted is not None:
+            restarted.stop()
+        server.stop()
 
 
 @pytest_twisted.ensureDeferred

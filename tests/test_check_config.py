@@ -30,6 +30,9 @@ def setup(tmp_path: Path, shipped_etc: Path) -> tuple[Path, Path]:
     """A copy of the example config and the shipped Asterisk files, to break."""
     config = tmp_path / "shenava.toml"
     shutil.copy(shipped_etc / "shenava.example.toml", config)
+    # the example's state folder, /var/lib/shenava, is this machine's: a test's own
+    # (another process emptying or re-making the machine's failed a check under load)
+    edit(config, 'folder = "/var/lib/shenava"', f'folder = "{tmp_path / "state"}"')
     asterisk = tmp_path / "asterisk"
     shutil.copytree(shipped_etc / "asterisk", asterisk)
     return config, asterisk

@@ -195,6 +195,7 @@ async def test_a_customer_back_on_the_line_is_not_rung_until_they_hang_up(
         assert len(callback_originates()) == 1
         h.advance(60.0)  # the callback's talk ends: nothing is left of either call
         dialer = h.app.complaints.dialer
+        await dialer.settled()  # the outcome's write (and its lease's release) has landed
         assert not h.world.channels()
         assert len(dialer.live_numbers) == 0 and dialer._skipped() == set()
     finally:
@@ -257,4 +258,76 @@ async def test_the_agent_sees_whom_they_call_back_masked_and_the_supervisor_in_f
         assert not any(CUSTOMER in line for line in logged)
     finally:
         globalLogPublisher.removeObserver(keep)
+        h.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_customer_who_calls_in_while_the_agent_rings_for_their_callback_is_not_dialled(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The dialler rings agent a1's phone for the customer's callback; before a1
+    answers, the customer calls in. Before, a1 answered and the callback context
+    rang the customer's phone in the middle of their own call. Now the ringing leg
+    is hung up, the attempt ends ``customer_called_in`` (not counted), a1 is ready
+    (not ``missed``), and the customer is called back only after their call ends."""
+    from ami_bridge.events import CallArrived, ChannelHungUp, DialStarted
+    from routing.callbacks import UNCOUNTED_OUTCOMES
+
+    h = E2E.build(tmp_path, redis=redis_client)
+    try:
+        store = h.app.complaints.callbacks
+        h.phones({
+            "PJSIP/101": PhoneScript(answer_after_s=8.0, talk_s=20.0),
+            **{f"PJSIP/10{i}": PhoneScript(answer_after_s=2.0, talk_s=20.0) for i in (2, 3, 4)},
+            f"PJSIP/{CUSTOMER}": PhoneScript(answer_after_s=3.0, talk_s=15.0),
+        })
+        h.call(CallerScript(number=CUSTOMER, answers=("1", "3"), patience_s=60.0))
+        await h.run_until_async(
+            lambda: any(isinstance(e, CallAbandoned) for e in h.routing), limit_s=120.0
+        )
+        for _ in range(200):
+            if await flag_of(h, CUSTOMER) is not None:
+                break
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(0.5)
+        flag = await flag_of(h, CUSTOMER)
+        assert flag is not None
+        seen: list[tuple[float, object]] = []
+        h.app.tracker.subscribe(lambda e: seen.append((h.now, e)))
+
+        def callback_originates() -> list[object]:
+            return [m for m in h.actions("Originate") if m.get("Context") == "shenava-callback"]
+
+        h.log_in("a1")
+        h.advance(1.0)
+        h.log_in("a2", "a3", "a4")
+        await h.run_until_async(lambda: callback_originates(), limit_s=60.0)
+        assert callback_originates()[0].get("Channel") == "PJSIP/101"
+        # a1's phone rings (8 s); the customer calls in, silent in the menus for 20 s
+        before = len(seen)
+        h.call(CallerScript(number=CUSTOMER, answers=("1",), hangup_after_s=20.0))
+        [arrived] = [e for _, e in seen[before:] if isinstance(e, CallArrived)]
+        assert not any(isinstance(e, ChannelHungUp) for _, e in seen[:before])  # a1's phone rings
+
+        for _ in range(400):
+            current = await as_deferred(store.get(flag.flag_id))
+            if current.status is FlagStatus.CLOSED:
+                break
+            await h.run_until_async(lambda: True, limit_s=1.0)
+            h.advance(1.0)
+        hung_up = [at for at, e in seen
+                   if isinstance(e, ChannelHungUp) and e.uniqueid == arrived.uniqueid]
+        assert hung_up, "the callback reached the customer during their own call"
+        hung_up_at = hung_up[0]
+        rung_at = [at for at, e in seen
+                   if isinstance(e, DialStarted) and e.dest_channel.startswith(f"PJSIP/{CUSTOMER}")]
+        assert rung_at and min(rung_at) >= hung_up_at  # never during their own call
+        assert current.resolution is Resolution.ANSWERED
+        first, second = current.attempts
+        assert first.outcome is AttemptOutcome.CUSTOMER_CALLED_IN and first.agent_id == "a1"
+        assert first.outcome in UNCOUNTED_OUTCOMES
+        assert second.outcome is AttemptOutcome.ANSWERED and second.started_at >= hung_up_at
+        # never put not ready as "missed"
+        assert not [c for c in h.agent_changes if c.agent_id == "a1" and c.new_reason is not None]
+    finally:
         h.stop()

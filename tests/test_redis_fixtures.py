@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,32 @@ def test_missing_redis_server_says_how_to_install() -> None:
 def test_a_busy_fixed_port_is_a_clear_error(redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RedisServerError, match="did not start"):
         start_redis_server(tmp_path, port=redis_server.port, startup_timeout_s=5)
+
+
+@pytest.mark.slow
+def test_a_server_restarted_on_a_big_aof_is_ready_only_once_loaded(tmp_path: Path) -> None:
+    """Redis answers INFO (the pid check) while it reads its AOF, and LOADING to
+    everything else: start_redis_server returns only once the data is in (the
+    demo's embedded Redis restarted on its folder; a test restarting Redis failed
+    with BusyLoadingError on a loaded machine)."""
+    data = tmp_path / "big"
+    first = start_redis_server(data, extra_args=["--enable-debug-command", "local"])
+    try:
+        with redis.Redis.from_url(first.url) as client:
+            client.execute_command("DEBUG", "POPULATE", 1_500_000)
+            client.bgrewriteaof()
+            for _ in range(600):
+                info = client.info("persistence")
+                if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                    break
+                time.sleep(0.05)
+    finally:
+        first.stop()
+
+    second = start_redis_server(data)
+    try:
+        with redis.Redis.from_url(second.url) as client:
+            assert client.ping()  # no BusyLoadingError: the data is in
+            assert client.dbsize() == 1_500_000
+    finally:
+        second.stop()

@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks import _takeover_rig
 from benchmarks._takeover_rig import AGENTS, METRICS_TOKEN, Rig, run_async
 from shenava.daemon import EXIT_DEPOSED
+from tests import daemon_plugins
 
 CALLERS = 8
 LIMIT_S = 300.0
@@ -161,6 +163,51 @@ def test_kill_minus_9_under_traffic_then_restart_loses_nobody(
         rig.close()
 
 
+@pytest.mark.slow
+def test_a_call_answered_just_before_a_kill_minus_9_is_counted_once(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's SL outcome goes to the journal (a disk write in a thread) and
+    the call state's ``talking`` to Redis (a write of its own): on a loaded host
+    the second can land first. Here the journal's disk holds every SL outcome
+    back (``late-outcomes``) and the daemon is killed -9 once Redis says
+    ``talking``. Before, the next daemon adopted the conversation as "answered
+    already" and nobody counted it: the day had one call fewer offered and
+    answered (the test above failed so under load: 6 of 8). Now the take-over
+    counts the answer again under its outcome id, which Redis counts once."""
+    release = tmp_path / "restarted"
+    state = f'[state]\nfolder = "{tmp_path / "state"}"\n'
+    scenario = dict(held_until(release), steady=dict(SCENARIO["steady"], count=1))
+    rig = Rig(tmp_path, redis_url, scenario, extra_config=state)
+    try:
+        rig.seed_agents_ready()
+        rig.start_pbx()
+        with monkeypatch.context() as patch:
+            plugins = ["late-outcomes=600"]
+            patch.setattr(_takeover_rig, "shenava_command", lambda: daemon_plugins.command(plugins))
+            first = rig.start_daemon("first")
+        rig.wait_for(first, "bridged to agent", limit_s=RESTART_LIMIT_S)
+        deadline = time.monotonic() + RESTART_LIMIT_S
+        while "talking" not in (phases := run_async(lambda: _phases(rig))):
+            assert time.monotonic() < deadline, phases
+            time.sleep(0.1)
+        journal = tmp_path / "state" / "journal.jsonl"
+        on_disk = journal.read_text() if journal.exists() else ""
+        assert "stats.outcome" not in on_disk  # the window: Redis says talking, the disk has no outcome
+        rig.kill(first)
+        second = rig.start_daemon("second")
+        rig.wait_for(second, "take-over round 1", limit_s=RESTART_LIMIT_S)
+        assert "(talking)" in second.log_text(), second.log_text()[-3000:]
+        release.touch()
+        _all_served(rig, second.log_text(), 1)
+        counts, ledgers, calls, flags = _settled(rig, 1)
+        assert (counts.offered, counts.answered, counts.abandoned) == (1, 1, 0)
+        assert calls == {} and flags == []
+        assert "Traceback" not in second.log_text()
+    finally:
+        rig.close()
+
+
 def _all_served(rig: Rig, daemon_log: str, count: int) -> None:
     deadline = time.monotonic() + LIMIT_S
     while time.monotonic() < deadline and len(rig.callers()) < count:
@@ -247,6 +294,7 @@ def test_sigterm_ends_the_daemon_within_its_bound_even_with_redis_hung(tmp_path:
         rig.start_pbx()
         daemon = rig.start_daemon("alone")
         rig.wait_for(daemon, "entered the IVR", count=2)
+        assert "asyncio event loop" in daemon.log_text()  # the default (shenava_base.aio)
         redis.process.send_signal(signal.SIGSTOP)  # Redis hangs: connections open, no answers
         daemon.process.send_signal(signal.SIGTERM)
         code = daemon.process.wait(timeout=3 + 5)

@@ -22,7 +22,8 @@ The rules
   round of attempts: they have just shown they want to be reached.
 - **Attempts.** At most ``max_attempts`` customer attempts per round, spaced by
   ``backoff_s`` after each failed one. An attempt the agent's leg never got
-  past (``agent_unavailable``) does not count and sets no backoff.
+  past (``agent_unavailable``), or that gave way to the customer calling in
+  (``customer_called_in``), does not count and sets no backoff.
 - **Closing.** A flag closes only on a recorded outcome: ``answered`` (unless
   the agent asks for a follow-up, which keeps it open), ``wrong_number``, the
   attempts of a round exhausted (``unreachable``), or a supervisor's

@@ -39,9 +39,10 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"  # the network refused the customer leg (congestion, channel unavailable)
     AGENT_UNAVAILABLE = "agent_unavailable"  # the agent's leg failed: not a customer attempt
     INTERRUPTED = "interrupted"  # the dialling daemon went away; its lease expired
+    CUSTOMER_CALLED_IN = "customer_called_in"  # they called us while it was dialled: not an attempt
 
 
-UNCOUNTED_OUTCOMES = frozenset({AttemptOutcome.AGENT_UNAVAILABLE})
+UNCOUNTED_OUTCOMES = frozenset({AttemptOutcome.AGENT_UNAVAILABLE, AttemptOutcome.CUSTOMER_CALLED_IN})
 
 
 class FlagStatus(StrEnum):

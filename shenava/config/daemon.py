@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shenava_base.aio import EVENT_LOOPS
 from shenava_base.config_table import Table
 
 
@@ -22,6 +23,10 @@ class DaemonConfig:
     out of the collected generations (``gc.freeze``) and a young collection runs after this
     many new container objects (Python's default is 700). 0 leaves the collector as Python
     sets it (docs/scaling.md, "Garbage collection")."""
+    event_loop: str = EVENT_LOOPS[0]
+    """The asyncio loop under Twisted's reactor: ``asyncio`` (the standard library's
+    selector loop) or ``uvloop`` (libuv, the optional ``uvloop`` extra);
+    ``SHENAVA_EVENT_LOOP`` overrides it for one run (docs/scaling.md, "Per-call CPU")."""
 
 
 def parse_daemon(t: Table) -> DaemonConfig:
@@ -32,4 +37,5 @@ def parse_daemon(t: Table) -> DaemonConfig:
         leader_lease=t.get_bool("leader_lease", d.leader_lease),
         gc_gen0_threshold=t.get_int("gc_gen0_threshold", d.gc_gen0_threshold,
                                     minimum=0, maximum=10_000_000),
+        event_loop=t.get_choice("event_loop", EVENT_LOOPS, d.event_loop),
     )
