@@ -201,6 +201,10 @@ class CallbackDialer:
         self._leg_ids = channel_ids or ChannelIds(CALLBACK_LEG_PREFIX)
         self._cycle: Deferred[None] | None = None
         self._again = False
+        self._cycling = False
+        """A cycle's coroutine runs: a poke now is seen by it (``_again``). Its Deferred
+        (``_cycle``) fires one loop turn after the coroutine returns: a poke in between
+        must start a new cycle, not wait on the one already over."""
         self._running = False
         self._tick: Any = None
         self._in_flight: set[Deferred[Any]] = set()
@@ -264,13 +268,14 @@ class CallbackDialer:
         self._nothing_due_until = -math.inf
         if not self._running:
             return succeed(None)
-        if self._cycle is not None:
+        if self._cycling and self._cycle is not None:
             self._again = True
             return self._cycle
+        self._cycling = True
         d = as_deferred(self._run_cycle())
         self._cycle = d
         d.addErrback(lambda f: log.failure("callback dialling cycle failed", f))
-        d.addBoth(self._cycle_over)
+        d.addBoth(self._cycle_over, d)
         return d
 
     def flag_raised(self, flag: CallbackFlag) -> Deferred[None]:
@@ -292,13 +297,15 @@ class CallbackDialer:
         the timer and an outcome still poke at once)."""
         if self._clock.seconds() < self._nothing_due_until:
             return succeed(None)
-        if self._cycle is not None:
+        if self._cycling and self._cycle is not None:
             self._again = True
             return self._cycle
         return self.poke()
 
-    def _cycle_over(self, result: object) -> None:
-        self._cycle = None
+    def _cycle_over(self, result: object, cycle: Deferred[None]) -> None:
+        if self._cycle is cycle:  # not a newer one started after this one's coroutine returned
+            self._cycle = None
+            self._cycling = False  # (a cycle cancelled before its coroutine ran)
 
     def settled(self) -> Deferred[Any]:
         """Fires when the running cycle and every outcome being stored are done (tests, shutdown)."""
@@ -392,12 +399,15 @@ class CallbackDialer:
     # -- one cycle ----------------------------------------------------------------------
 
     async def _run_cycle(self) -> None:
-        while True:
-            self._again = False
-            while self._running and await self._dial_one():
-                pass
-            if not (self._again and self._running):
-                return
+        try:
+            while True:
+                self._again = False
+                while self._running and await self._dial_one():
+                    pass
+                if not (self._again and self._running):
+                    return
+        finally:
+            self._cycling = False  # decided at once: a later poke starts a new cycle
 
     async def _dial_one(self) -> bool:
         """Dial one due flag; ``False`` when nothing more can be dialled now."""

@@ -229,6 +229,10 @@ class CallbackStore:
         """Until then a claim knows nothing is due in this site's set (``claim_due``)."""
         self._idle_skipped: frozenset[str] = frozenset()
         """Due flags that claim skipped (the caller's ``skip``): one not skipped now is read again."""
+        self._reads: list[dict[str, float]] = []
+        """Per claim whose due-set read is in flight: flag id -> score this store wrote (or
+        gave the lease of) meanwhile. The read may predate the write: ``_set_idle`` must not
+        put the hint past it (it did, and such a flag waited up to ``DUE_HINT_MAX_S``)."""
         self._default_site: dict[str, bool] = {}
         """Flag id -> opened at the default site: a flag keeps its site for life, so
         the claim reads it once per flag, not once per claim (``SITE_MEMO_MAX``)."""
@@ -337,7 +341,10 @@ class CallbackStore:
         if flag.attempt_in_progress is None:  # its score now is as written here
             self._idle_skipped -= {flag.flag_id}
             if flag.is_open and flag.site == self.site:
-                self._idle_until = min(self._idle_until, self._score(flag))
+                score = self._score(flag)
+                self._idle_until = min(self._idle_until, score)
+                for written in self._reads:
+                    written[flag.flag_id] = min(written.get(flag.flag_id, math.inf), score)
         self._open_memo.pop(flag.number, None)
         if flag.is_open:
             if len(self._open_memo) >= OPEN_MEMO_MAX:
@@ -380,6 +387,18 @@ class CallbackStore:
             return None
         if now < self._idle_until and self._idle_skipped <= set(skip):
             return None  # nothing due since the last read, nor written due since by this store
+        written: dict[str, float] = {}
+        self._reads.append(written)
+        try:
+            return await self._claim_read(now, hours, owner, scan, skip, written)
+        finally:
+            self._reads = [r for r in self._reads if r is not written]  # (equal dicts are not it)
+
+    async def _claim_read(
+        self, now: float, hours: CallingHours, owner: str, scan: int, skip: Collection[str],
+        written: dict[str, float],
+    ) -> Claim | None:
+        """:meth:`claim_due` once the hint says read; ``written``: see ``_reads``."""
         n = scan + len(skip)
         # by rank, with scores: the due flags, and when the first of the others falls due
         pairs = await self._client.zrange(self._site_due_key(self.site), 0, n - 1, withscores=True)
@@ -414,17 +433,23 @@ class CallbackStore:
                     flag = None
             if flag is not None and is_due(flag, now, self._policy, hours):
                 more = any(f not in skip for f, _ in due[k + 1 :])
-                self._set_idle(now, -math.inf if more else recheck, skipped)
+                self._set_idle(now, -math.inf if more else recheck, skipped, written, due)
                 return Claim(flag, lease)
             await self.release(lease)
             if flag is not None and flag.is_open:  # not due after all: when it is
                 recheck = min(recheck, self._score(flag))
-        self._set_idle(now, recheck, skipped)
+        self._set_idle(now, recheck, skipped, written, due)
         return None
 
-    def _set_idle(self, now: float, until: float, skipped: set[str]) -> None:
-        """Claims until ``until`` (at most ``DUE_HINT_MAX_S`` on) need not read: nothing due."""
-        self._idle_until = min(until, now + DUE_HINT_MAX_S)
+    def _set_idle(
+        self, now: float, until: float, skipped: set[str], written: dict[str, float],
+        read: list[tuple[str, float]],
+    ) -> None:
+        """Claims until ``until`` (at most ``DUE_HINT_MAX_S`` on) need not read: nothing due,
+        nor written due by this store since the read (the flags ``read`` due were seen to)."""
+        seen = {flag_id for flag_id, _ in read}
+        since = min((at for flag_id, at in written.items() if flag_id not in seen), default=math.inf)
+        self._idle_until = min(until, since, now + DUE_HINT_MAX_S)
         self._idle_skipped = frozenset(skipped)
 
     async def start_attempt(self, lease: Lease, now: float, agent_id: str) -> CallbackFlag:
@@ -469,6 +494,8 @@ class CallbackStore:
     async def release(self, lease: Lease) -> bool:
         """Give the lease back; ``False`` if it had already expired or been taken over."""
         self._idle_until = -math.inf  # the flag may be due again: the next claim reads
+        for written in self._reads:
+            written[lease.flag_id] = -math.inf
         deleted = await self._release_script(
             keys=[self._lease_key(lease.flag_id)], args=[lease.token]
         )

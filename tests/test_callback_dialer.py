@@ -420,6 +420,38 @@ async def test_other_customers_are_dialled_while_one_is_on_the_line(
     assert [o["Exten"] for o in site.ami.originates()] == ["09351112233"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_poke_right_after_a_cycle_ends_starts_another(
+    redis_client: Redis, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cycle's Deferred fires one loop turn after its coroutine returns. A poke in
+    between (a raise whose reply came in the same turn as the claim's) was handed the
+    cycle already over and nothing claimed the flag until the next tick, a minute on
+    (the test above failed about 1 run in 40). The empty claim stands for a read made
+    just before the raise; the poke is made in that very turn."""
+    import asyncio
+
+    site = Site(redis_client, clock)
+    await site.flag()
+    claim_due = site.store.claim_due
+    pokes: list[Deferred[None]] = []
+
+    async def read_before_the_raise(*args: Any, **kwargs: Any) -> Any:
+        if pokes:
+            return await claim_due(*args, **kwargs)
+        asyncio.get_running_loop().call_soon(lambda: pokes.append(site.dialer.poke()))
+        return None
+
+    monkeypatch.setattr(site.store, "claim_due", read_before_the_raise)
+    await site.dialer.poke()
+    while not pokes:  # (as_deferred now fires in the task's last step: the poke comes after)
+        await as_deferred(asyncio.sleep(0))
+    assert len(pokes) == 1
+    await pokes[0]
+    await site.dialer.settled()
+    assert [o["Exten"] for o in site.ami.originates()] == [NUMBER]
+
+
 def test_live_numbers_count_channels_until_the_last_hangs_up() -> None:
     from ami_bridge.events import CallerIdChanged
     from routing.live_numbers import LiveNumbers

@@ -444,3 +444,26 @@ async def test_claims_skip_the_read_only_while_nothing_can_be_due(redis_client: 
     before = await as_deferred(_commands(redis_client))
     assert await as_deferred(store.claim_due(T0 + 76, HOURS, owner="d1")) is None
     assert (await as_deferred(_commands(redis_client))).get("zrange", 0) == before.get("zrange", 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flag_written_while_a_claim_reads_is_claimed_next(
+    redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raise whose write lands after a claim's due-set read, its reply before the
+    read's: the claim that found nothing due put the hint past the new flag (up to
+    ``DUE_HINT_MAX_S``), and the next claim did not read. The read's reply is held
+    here until the raise is done."""
+    store = store_for(redis_client)
+    zrange = redis_client.zrange
+
+    async def read_then_raise(*args: Any, **kwargs: Any) -> Any:
+        pairs = await zrange(*args, **kwargs)
+        await store.raise_reason("09121234567", voicemail_reason("rec-1", T0), T0)
+        return pairs
+
+    monkeypatch.setattr(redis_client, "zrange", read_then_raise)
+    assert await as_deferred(store.claim_due(T0 + 1, HOURS, owner="d1")) is None  # read before the raise
+    monkeypatch.setattr(redis_client, "zrange", zrange)
+    claim = await as_deferred(store.claim_due(T0 + 1, HOURS, owner="d1"))
+    assert claim is not None and claim.flag.number == "09121234567"
