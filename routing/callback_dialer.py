@@ -59,6 +59,7 @@ from typing import Any, Protocol, cast
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from agent_stats.roster import AgentChange, AgentRoster, AgentStatus
 from agent_stats.states import AgentState, NotReadyReason
@@ -227,6 +228,10 @@ class CallbackDialer:
         )
         self._held: dict[str, str] = {}
         """Flags not dialled because their customer is on a call: flag id -> number."""
+        self._cycle_outage = OutageNote(
+            "callback dialling", "due callbacks wait (nothing is claimed or lost)", log,
+            clock.seconds,
+        )
         tracker.subscribe(self.live_numbers.on_tracker_event)
         tracker.subscribe(self._on_tracker_event)
         roster.subscribe(self._on_agent_change)
@@ -274,7 +279,7 @@ class CallbackDialer:
         self._cycling = True
         d = as_deferred(self._run_cycle())
         self._cycle = d
-        d.addErrback(lambda f: log.failure("callback dialling cycle failed", f))
+        d.addCallbacks(self._cycle_ok, self._cycle_failed)
         d.addBoth(self._cycle_over, d)
         return d
 
@@ -301,6 +306,17 @@ class CallbackDialer:
             self._again = True
             return self._cycle
         return self.poke()
+
+    def _cycle_ok(self, result: None) -> None:
+        self._cycle_outage.ok()
+
+    def _cycle_failed(self, failure: Failure) -> None:
+        """Redis away or slow: one warning per outage, not a traceback per cycle (the
+        timer and every poke run one); anything else is a failure with its traceback."""
+        if self._cycle_outage.expected(failure.value):
+            self._cycle_outage.failed(failure.value)
+        else:
+            log.failure("callback dialling cycle failed", failure)
 
     def _cycle_over(self, result: object, cycle: Deferred[None]) -> None:
         if self._cycle is cycle:  # not a newer one started after this one's coroutine returned

@@ -644,3 +644,45 @@ async def test_a_flag_raised_while_its_customer_is_on_the_line_is_not_leased_unt
     await site.dialer.settled()
     [orig] = site.ami.originates()
     assert orig["Exten"] == NUMBER
+
+
+@pytest_twisted.ensureDeferred
+async def test_cycles_while_redis_is_away_say_it_once_then_dial_when_it_answers(
+    clock: Clock, tmp_path: Any
+) -> None:
+    """Every poke and the timer run a cycle; while Redis is away each failed with a
+    critical traceback ("callback dialling cycle failed"). Now the outage is one
+    warning, the return one line with the count, and the due flag is dialled."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+    from twisted.logger import globalLogPublisher
+
+    from shenava.redis_server import start_redis_server
+
+    server = start_redis_server(tmp_path / "redis", extra_args=("--appendfsync", "always"))
+    client = Redis.from_url(server.url, decode_responses=True, socket_connect_timeout=0.5,
+                            socket_timeout=2.0)
+    restarted = None
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        site = Site(client, clock)
+        await site.flag()
+        server.stop()
+        for _ in range(4):  # four cycles against the stopped server
+            await site.dial()
+        await deferLater(reactor, 0.05, lambda: None)  # type: ignore[arg-type]
+        restarted = start_redis_server(tmp_path / "redis", port=server.port,
+                                       extra_args=("--appendfsync", "always"))
+        await site.dial()
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+        await as_deferred(client.aclose())
+        if restarted is not None:
+            restarted.stop()
+        server.stop()
+    texts = [str(e.get("log_format", "")) for e in seen]
+    assert not [t for t in texts if "cycle failed" in t]
+    assert len([e for e in seen if e.get("what") == "callback dialling" and "unavailable" in str(e.get("log_format"))]) == 1
+    assert len([e for e in seen if e.get("what") == "callback dialling" and "available again" in str(e.get("log_format"))]) == 1
+    assert [o["Exten"] for o in site.ami.originates()] == [NUMBER]
