@@ -113,17 +113,14 @@ def ping(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def server_pid(port: int, timeout_s: float = 0.5) -> int | None:
-    """The process id of the Redis answering on loopback ``port`` (``INFO server``).
-
-    Checking the pid, not just PING, tells our child from another server that
-    already held the port.
-    """
+def info_field(port: int, section: str, field: str, timeout_s: float = 0.5) -> bytes | None:
+    """One ``field`` of ``INFO section`` from the Redis on loopback ``port`` (None: no answer)."""
+    key = field.encode() + b":"
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-            sock.sendall(b"INFO server\r\n")
+            sock.sendall(b"INFO " + section.encode() + b"\r\n")
             reply = b""
-            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+            while key not in reply or not reply.endswith(b"\r\n"):
                 chunk = sock.recv(4096)
                 if not chunk or len(reply) > 65536:
                     break
@@ -131,27 +128,26 @@ def server_pid(port: int, timeout_s: float = 0.5) -> int | None:
     except OSError:
         return None
     for line in reply.split(b"\r\n"):
-        if line.startswith(b"process_id:"):
-            return int(line.split(b":", 1)[1])
+        if line.startswith(key):
+            return line[len(key):]
     return None
+
+
+def server_pid(port: int, timeout_s: float = 0.5) -> int | None:
+    """The process id of the Redis answering on loopback ``port`` (``INFO server``).
+
+    Checking the pid, not just PING, tells our child from another server that
+    already held the port.
+    """
+    pid = info_field(port, "server", "process_id", timeout_s)
+    return int(pid) if pid is not None else None
 
 
 def loaded(port: int, timeout_s: float = 0.5) -> bool:
     """True once the Redis on loopback ``port`` has loaded its data (``INFO persistence``'s
     ``loading:0``). It answers INFO while it reads its AOF, but every other command
     gets ``LOADING`` until then: a server restarted on a big file is not ready yet."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-            sock.sendall(b"INFO persistence\r\n")
-            reply = b""
-            while b"loading:" not in reply or not reply.endswith(b"\r\n"):
-                chunk = sock.recv(4096)
-                if not chunk or len(reply) > 65536:
-                    break
-                reply += chunk
-    except OSError:
-        return False
-    return b"\r\nloading:0\r\n" in reply
+    return info_field(port, "persistence", "loading", timeout_s) == b"0"
 
 
 def start_redis_server(
