@@ -28,6 +28,22 @@ async def flag_of(h: E2E, number: str) -> object:
     return await as_deferred(store.open_flag_for(number))
 
 
+async def customer_gives_up(h: E2E) -> object:
+    """The customer asks for an agent, nobody answers, they give up after a minute: their flag."""
+    h.call(CallerScript(number=CUSTOMER, answers=("1", "3"), patience_s=60.0))
+    await h.run_until_async(
+        lambda: any(isinstance(e, CallAbandoned) for e in h.routing), limit_s=120.0
+    )
+    for _ in range(200):
+        if await flag_of(h, CUSTOMER) is not None:
+            break
+        await h.run_until_async(lambda: True, limit_s=1.0)
+        h.advance(0.5)
+    flag = await flag_of(h, CUSTOMER)
+    assert flag is not None
+    return flag
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_caller_who_gives_up_is_called_back_and_the_answer_closes_the_flag(
     redis_client: Redis, tmp_path: Path
@@ -148,17 +164,7 @@ async def test_a_customer_back_on_the_line_is_not_rung_until_they_hang_up(
             f"PJSIP/{CUSTOMER}": PhoneScript(answer_after_s=3.0, talk_s=15.0),
         })
         # First call: nobody is logged in; the caller gives up waiting (a flag).
-        h.call(CallerScript(number=CUSTOMER, answers=("1", "3"), patience_s=60.0))
-        await h.run_until_async(
-            lambda: any(isinstance(e, CallAbandoned) for e in h.routing), limit_s=120.0
-        )
-        for _ in range(200):
-            if await flag_of(h, CUSTOMER) is not None:
-                break
-            await h.run_until_async(lambda: True, limit_s=1.0)
-            h.advance(0.5)
-        flag = await flag_of(h, CUSTOMER)
-        assert flag is not None
+        flag = await customer_gives_up(h)
 
         # They call again and are in the menus (silent after choosing the language)
         # when the agents come: the dial gate is open, the flag due, the customer busy.
@@ -281,17 +287,7 @@ async def test_a_customer_who_calls_in_while_the_agent_rings_for_their_callback_
             **{f"PJSIP/10{i}": PhoneScript(answer_after_s=2.0, talk_s=20.0) for i in (2, 3, 4)},
             f"PJSIP/{CUSTOMER}": PhoneScript(answer_after_s=3.0, talk_s=15.0),
         })
-        h.call(CallerScript(number=CUSTOMER, answers=("1", "3"), patience_s=60.0))
-        await h.run_until_async(
-            lambda: any(isinstance(e, CallAbandoned) for e in h.routing), limit_s=120.0
-        )
-        for _ in range(200):
-            if await flag_of(h, CUSTOMER) is not None:
-                break
-            await h.run_until_async(lambda: True, limit_s=1.0)
-            h.advance(0.5)
-        flag = await flag_of(h, CUSTOMER)
-        assert flag is not None
+        flag = await customer_gives_up(h)
         seen: list[tuple[float, object]] = []
         h.app.tracker.subscribe(lambda e: seen.append((h.now, e)))
 
