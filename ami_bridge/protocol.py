@@ -254,6 +254,7 @@ class AMIProtocol(Protocol):
         self._agi_by_channel.clear()
         self._abandoned.clear()
         self._abandoned_lists.clear()
+        self._deadlines.clear()
         for action in pending:
             _cancel_timer(action.timer)
             error = ConnectionLostError(
