@@ -154,7 +154,9 @@ def install_asyncio_reactor(event_loop: str | None = None) -> IReactorCore:
         except RuntimeError:
             loop = new_event_loop(event_loop_kind(event_loop))
             asyncio.set_event_loop(loop)
-        asyncioreactor.install(loop)  # type: ignore[no-untyped-call]  # untyped in Twisted
+        from shenava_base.reactor import install
+
+        install(loop)  # Twisted's asyncio reactor, without callWithLogger per read
     from twisted.internet import reactor
 
     if not isinstance(reactor, asyncioreactor.AsyncioSelectorReactor):
