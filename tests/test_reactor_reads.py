@@ -6,6 +6,7 @@ reactor is Twisted's own ``AsyncioSelectorReactor``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -94,3 +95,35 @@ def test_reads_skip_call_with_logger_and_keep_half_close_errors_and_loss(kind: s
     assert "builtins.ValueError: boom" in done.stderr
     assert sorted(out["server_lost"]) == ["ConnectionDone", "ValueError"]
     assert sorted(out["client_lost"]) == ["ConnectionDone", "ConnectionDone"]
+
+
+def test_a_call_due_after_the_timer_does_not_move_it_whatever_the_two_clocks_read() -> None:
+    """Twisted's own ``callLater`` compares loop time plus a wall-clock delay with the
+    timer's loop time: when the clocks drift apart between reads, a call due later
+    than the timer moved it (a cancel and a new asyncio handle each)."""
+    from shenava_base.reactor import AsyncioReactor
+
+    loop = asyncio.new_event_loop()
+    try:
+        reactor = AsyncioReactor(loop)  # not installed, not run: its timers only
+        wall = [1_000.0]
+        reactor.seconds = lambda: wall[0]
+        loop.time = lambda: 50.0  # type: ignore[method-assign]  # stands while the wall clock moves
+        fired: list[int] = []
+        reactor.callLater(10.0, fired.append, 0)
+        timer = reactor._timerHandle
+        assert timer is not None and timer.when() == 60.0
+        for n in range(1, 300):
+            wall[0] += 0.001
+            reactor.callLater(10.0, fired.append, n)
+        assert reactor._timerHandle is timer and not timer.cancelled()
+        sooner = reactor.callLater(1.0, fired.append, -1)  # due before the timer: moves it
+        assert reactor._timerHandle is not timer and timer.cancelled()
+        assert reactor._timerHandle.when() == 50.0 + 1.0
+        sooner.cancel()
+        assert len(reactor.getDelayedCalls()) == 300  # every call kept, none lost
+        wall[0] += 20.0
+        reactor.runUntilCurrent()
+        assert sorted(fired) == list(range(300))
+    finally:
+        loop.close()
