@@ -1,0 +1,124 @@
+"""Per-timer and per-read costs under Twisted's asyncio reactor: Twisted's own against Shenava's.
+
+    .venv/bin/python benchmarks/reactor_costs.py [--n 20000] [--repeat 3]
+
+Three things the daemon does many times a call, each timed (process CPU) on
+Twisted's ``AsyncioSelectorReactor`` (``stock``) and on
+``shenava_base.reactor.AsyncioReactor`` (``ours``, what ``shenava run``
+installs), neither running, each on a fresh asyncio loop, with one unrelated
+timer a second away (the daemon always has some):
+
+- ``deadline_us``: an AMI action's deadline set and its answer come, through
+  ``ami_bridge.deadlines.Deadlines`` (the protocol goes idle after each
+  answer, as it does about ten times a call at 50 calls/s); Twisted's
+  ``runUntilCurrent`` every 50 actions stands for the timers that fire;
+- ``calllater_us``: a bare ``callLater(10)`` and its ``cancel`` (what a
+  deadline cost when every idle spell cancelled its timer and the next action
+  set a new one);
+- ``read_layer_us``: what the reactor wraps around each read's ``doRead``
+  (``callWithLogger`` and the legacy log context on stock; nothing on ours),
+  against calling ``_readOrWrite`` itself.
+
+The last line is one JSON object: per reactor, the best round's µs of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor  # noqa: E402
+from twisted.python.log import callWithLogger  # noqa: E402
+
+from ami_bridge.deadlines import Deadlines  # noqa: E402
+from shenava_base.reactor import AsyncioReactor  # noqa: E402
+
+
+class _Reader:
+    """A selectable whose read does nothing: only the layers around it are timed."""
+
+    def fileno(self) -> int:
+        return 0
+
+    def doRead(self) -> None:
+        return None
+
+    def logPrefix(self) -> str:
+        return "AMIConnection,client"
+
+
+def _per(n: int, started: float) -> float:
+    return (time.process_time() - started) / n * 1e6
+
+
+def one_round(kind: str, n: int) -> dict[str, float]:
+    loop = asyncio.new_event_loop()
+    try:
+        reactor: Any = (AsyncioReactor if kind == "ours" else AsyncioSelectorReactor)(loop)
+        reactor.callLater(1.0, lambda: None)
+        deadlines = Deadlines(reactor)
+        started = time.process_time()
+        for i in range(n):
+            deadlines.call_later(10.0, _noop).cancel()
+            if i % 50 == 49:
+                reactor.runUntilCurrent()
+        deadline_us = _per(n, started)
+        started = time.process_time()
+        for i in range(n):
+            reactor.callLater(10.0, _noop).cancel()
+            if i % 50 == 49:
+                reactor.runUntilCurrent()
+        calllater_us = _per(n, started)
+        reader = _Reader()
+        read = reactor._readOrWrite
+        started = time.process_time()
+        if kind == "ours":
+            for _ in range(n):
+                read(reader, True)
+        else:
+            for _ in range(n):
+                callWithLogger(reader, read, reader, True)
+        wrapped = _per(n, started)
+        started = time.process_time()
+        for _ in range(n):
+            read(reader, True)
+        bare = _per(n, started)
+        return {"deadline_us": round(deadline_us, 3), "calllater_us": round(calllater_us, 3),
+                "read_layer_us": round(max(0.0, wrapped - bare), 3)}
+    finally:
+        loop.close()
+
+
+def _noop() -> None:
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="operations per measure")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, alternating; the best is kept")
+    args = parser.parse_args(argv)
+    rounds: dict[str, list[dict[str, float]]] = {"stock": [], "ours": []}
+    for _ in range(args.repeat):
+        for kind in rounds:
+            rounds[kind].append(one_round(kind, args.n))
+    best = {kind: {key: min(r[key] for r in rs) for key in rs[0]} for kind, rs in rounds.items()}
+    for kind, b in best.items():
+        print(f"{kind:5} " + "  ".join(f"{k} {v:.2f}" for k, v in b.items()), file=sys.stderr)
+    print(json.dumps({"bench": "reactor_costs", "n": args.n, "repeat": args.repeat,
+                      "python": platform.python_version(), "load_average": os.getloadavg(),
+                      "best": best, "rounds": rounds}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
