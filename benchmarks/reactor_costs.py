@@ -17,7 +17,11 @@ timer a second away (the daemon always has some):
   set a new one);
 - ``read_layer_us``: what the reactor wraps around each read's ``doRead``
   (``callWithLogger`` and the legacy log context on stock; nothing on ours),
-  against calling ``_readOrWrite`` itself.
+  against calling ``_readOrWrite`` itself;
+- ``message_us``: a log line's text, for the four lines a call writes at
+  info (the IVR's start and end, the call entering the IVR, a complaint
+  opened): Twisted's ``formatEvent`` (stock) against ``shenava.logs.format_message``
+  (ours, what the journald and JSON shapes use).
 
 The last line is one JSON object: per reactor, the best round's µs of each.
 """
@@ -37,9 +41,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor  # noqa: E402
+from twisted.logger import LogLevel, formatEvent  # noqa: E402
 from twisted.python.log import callWithLogger  # noqa: E402
 
 from ami_bridge.deadlines import Deadlines  # noqa: E402
+from shenava.logs import format_message  # noqa: E402
 from shenava_base.reactor import AsyncioReactor  # noqa: E402
 
 
@@ -54,6 +60,18 @@ class _Reader:
 
     def logPrefix(self) -> str:
         return "AMIConnection,client"
+
+
+_LINES = [
+    ("IVR started for call {call_id}", {"call_id": "1796516137.42"}),
+    ("IVR ended for call {call_id}: {requested} ({ended}) via {path}",
+     {"call_id": "1796516137.42", "requested": "complaint", "ended": "done", "path": "2/1/3"}),
+    ("call {call} from {caller} {how} the IVR", {"call": "1796516137.42", "caller": "0912***4567",
+                                                 "how": "entered"}),
+    ("complaint {reference} opened ({category}) for {caller}{repeat}",
+     {"reference": "C-7K3M-9Q", "category": "billing", "caller": "0912***4567", "repeat": ""}),
+]
+"""The per-call info lines' formats (ivr/runner.py, shenava/callflow.py, complaints/service.py)."""
 
 
 def _per(n: int, started: float) -> float:
@@ -92,8 +110,17 @@ def one_round(kind: str, n: int) -> dict[str, float]:
         for _ in range(n):
             read(reader, True)
         bare = _per(n, started)
+        events = [{"log_format": f, "log_level": LogLevel.info, "log_namespace": "ivr.runner",
+                   "log_time": 1796516137.25, **fields} for f, fields in _LINES]
+        fmt = format_message if kind == "ours" else formatEvent
+        started = time.process_time()
+        for _ in range(n // len(events)):
+            for event in events:
+                fmt(event)
+        message_us = _per(n // len(events) * len(events), started)
         return {"deadline_us": round(deadline_us, 3), "calllater_us": round(calllater_us, 3),
-                "read_layer_us": round(max(0.0, wrapped - bare), 3)}
+                "read_layer_us": round(max(0.0, wrapped - bare), 3),
+                "message_us": round(message_us, 3)}
     finally:
         loop.close()
 
