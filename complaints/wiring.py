@@ -191,6 +191,7 @@ def install(app: Any) -> ComplaintsExtension:
             context=app.config.site.callback_context,
             wrap_up_s=getattr(getattr(app.dispatcher, "_config", None), "wrap_up_s", 10.0)
         ),
+        journal=journal,
     )
     sources = CallbackSources(
         callbacks, clock, waiting_calls=lambda: app.dispatcher.waiting, rate=AnswerRate(),

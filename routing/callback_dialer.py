@@ -26,7 +26,15 @@ How each attempt ends, from the events the call tracker reports:
 
 The outcome is recorded as soon as it is known (an answered call closes its
 flag at the answer, so a crash mid-conversation cannot have the customer called
-again). The agent is on the call until their leg hangs up, then in wrap-up,
+again). With the daemon's journal (``journal=``) it is journalled first
+(``callback.outcome``, fsynced in ``state.folder``) and applied to Redis from
+there, retried while Redis is away: a ``kill -9`` during an outage keeps it,
+and the next daemon on that folder applies it once (the attempt's outcome is
+set once: a replay finds it ended and does nothing). Until it is applied the
+flag is not claimed here (a previous run's pending outcomes included), so the
+next claim does not mark that attempt ``interrupted`` first. Before, the
+outcome waited in memory only, and the kill lost it: the attempt came back
+``interrupted`` (counted) and a customer who had answered was called again. The agent is on the call until their leg hangs up, then in wrap-up,
 then ready, like after an inbound call.
 
 A flag whose customer is on a call right now (in the IVR, waiting in line,
@@ -56,7 +64,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, fail, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -84,12 +92,15 @@ from routing.callbacks import (
     CallbackFlag,
     CallingHours,
     GateDecision,
+    UnknownAttemptError,
+    UnknownFlagError,
     dial_gate,
 )
 from routing.channel_ids import ChannelIds
 from routing.live_numbers import LiveNumbers
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
+from shenava_base.journal import RecordJournal, number_key
 from shenava_base.outage import OutageNote
 from shenava_base.privacy import mask_number
 
@@ -104,6 +115,10 @@ NOTHING_DUE_RECHECK_S = 1.0
 WRONG_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
 """Q.850 causes that mean the number is wrong: unallocated, no route, number
 changed, invalid number format."""
+OUTCOME_KIND = "callback.outcome"
+"""The journal's kind for an attempt's outcome."""
+OUTCOMES_KEY = "callback-outcomes"
+"""Every outcome entry's ordering key too: ``Journal.pending`` finds a previous run's by it."""
 OUTCOME_RETRY_FIRST_S = 0.5
 OUTCOME_RETRY_MAX_S = 5.0
 """The backoff of an attempt's outcome retried while Redis is away."""
@@ -187,6 +202,7 @@ class CallbackDialer:
         staffed_service_level: ServiceLevel | None = None,
         config: CallbackDialConfig | None = None,
         channel_ids: ChannelIds | None = None,
+        journal: RecordJournal | None = None,
     ) -> None:
         self._store = store
         self._ami = ami
@@ -232,6 +248,12 @@ class CallbackDialer:
             "callback dialling", "due callbacks wait (nothing is claimed or lost)", log,
             clock.seconds,
         )
+        self._journal = journal
+        if journal is not None:
+            journal.register(OUTCOME_KIND, self._apply_journalled)
+            # a previous run's, not applied yet: not claimed (and marked interrupted) before
+            for payload in journal.pending(OUTCOME_KIND, OUTCOMES_KEY):
+                self._unrecorded.add(str(payload["flag_id"]))
         tracker.subscribe(self.live_numbers.on_tracker_event)
         tracker.subscribe(self._on_tracker_event)
         roster.subscribe(self._on_agent_change)
@@ -641,6 +663,13 @@ class CallbackDialer:
             attempt=dial.attempt_no, outcome=outcome.value,
         )
         self._unrecorded.add(dial.flag_id)
+        if self._journal is not None:
+            self._journal_outcome(dial, outcome, now, note)
+            return
+        self._store_in_memory(dial, outcome, now, note)
+
+    def _store_in_memory(self, dial: _Dial, outcome: AttemptOutcome, now: float, note: str) -> None:
+        """Without a journal (or one that cannot keep it): retried in memory until stored."""
         d = self._track(ensureDeferred(self._store_outcome(dial, outcome, now, note)))
         d.addCallbacks(
             lambda _: self.poke(),
@@ -649,6 +678,54 @@ class CallbackDialer:
                 outcome=outcome.value, flag=dial.flag_id, attempt=dial.attempt_no,
             ),
         )
+
+    def _journal_outcome(self, dial: _Dial, outcome: AttemptOutcome, now: float, note: str) -> None:
+        """Journal the outcome; the journal applies it (:meth:`_apply_journalled`), now or,
+        after a ``kill -9``, in the next daemon on this ``state.folder``."""
+        assert self._journal is not None
+        payload = {
+            "flag_id": dial.flag_id, "token": dial.lease.token, "attempt": dial.attempt_no,
+            "outcome": outcome.value, "at": now, "by": dial.agent_id, "note": note,
+        }
+        try:
+            d = self._journal.submit(OUTCOME_KIND, payload, (OUTCOMES_KEY, number_key(dial.number)))
+        except Exception as exc:  # noqa: BLE001 - kept in memory instead, said below
+            d = fail(exc)
+
+        def not_kept(failure: Failure) -> None:
+            log.error(
+                "outcome {outcome} of callback {flag} attempt {attempt} not journalled ({error}); "
+                "kept in memory until Redis stores it",
+                outcome=outcome.value, flag=dial.flag_id, attempt=dial.attempt_no,
+                error=failure.getErrorMessage(),
+            )
+            self._store_in_memory(dial, outcome, now, note)
+
+        self._track(d).addErrback(not_kept)
+
+    async def _apply_journalled(self, entry: dict[str, Any]) -> None:
+        """Store a journalled outcome (idempotent: the journal may replay it).
+
+        An attempt that has an outcome already had this one applied (a replay
+        after a crash before the journal's cursor moved), or one recorded by
+        other means: either way nothing more is written. A late outcome for an
+        attempt a claim marked ``interrupted`` replaces that mark
+        (``routing.callbacks.record_outcome``)."""
+        flag_id = str(entry["flag_id"])
+        lease = Lease(flag_id, str(entry["token"]))
+        attempt = int(entry["attempt"])
+        try:
+            await self._store.record_outcome(
+                lease, attempt, AttemptOutcome(entry["outcome"]), float(entry["at"]),
+                by=str(entry["by"]), note=str(entry.get("note") or ""),
+            )
+        except AttemptAlreadyEndedError:
+            await self._store.release(lease)  # if still held (its reply was lost)
+        except (UnknownFlagError, UnknownAttemptError) as exc:
+            log.warn("journalled outcome of callback {flag} attempt {attempt} not applied: {error}",
+                     flag=flag_id, attempt=attempt, error=str(exc))
+        self._unrecorded.discard(flag_id)
+        self.poke()
 
     async def _store_outcome(self, dial: _Dial, outcome: AttemptOutcome, now: float, note: str) -> None:
         """Record the outcome, retrying (backoff from ``OUTCOME_RETRY_FIRST_S`` to

@@ -93,6 +93,7 @@ class Site:
         service_level: float | None = None,
         staffed_service_level: float | None = None,
         policy: DialPolicy | None = None,
+        journal: Any = None,
     ) -> None:
         self.clock = clock
         self.store = CallbackStore(client, PREFIX, policy or DialPolicy())
@@ -110,6 +111,7 @@ class Site:
             waiting_calls=lambda: self.waiting, clock=clock, hours=hours or CallingHours.always(),
             owner=owner, service_level=lambda now: service_level,
             staffed_service_level=lambda now: staffed_service_level,
+            **({"journal": journal} if journal is not None else {}),
         )
         self.dialer.start()
 
