@@ -192,6 +192,7 @@ def install(app: Any) -> ComplaintsExtension:
             wrap_up_s=getattr(getattr(app.dispatcher, "_config", None), "wrap_up_s", 10.0)
         ),
         journal=journal,
+        cross_site=bool(app.config.site.id),
     )
     sources = CallbackSources(
         callbacks, clock, waiting_calls=lambda: app.dispatcher.waiting, rate=AnswerRate(),

@@ -51,6 +51,18 @@ above. Before, the agent answered and the callback context rang the customer
 in the middle of their own call, and routing could hand that call to a second
 agent.
 
+Several sites (``cross_site``: a named ``[site] id``) share the flags, and a
+customer may call any site while another dials their callback (a flag is
+dialled by the site that opened it). A site that sees a customer with an open
+flag call in marks the number in Redis while their call lasts
+(:meth:`routing.callback_store.CallbackStore.mark_calling`: one script per call
+in, nothing written for callers without a flag); every site's dialer reads
+the mark before it dials a flag (held ``CALLING_RECHECK_S``, then looked at
+again: no attempt counted) and, while its dials are in progress, once every
+``CALLING_POLL_S`` (one ``MGET``): a marked customer wins as above
+(``customer_called_in``). Before, a site saw only its own Asterisk's calls, and
+rang a customer who was talking to another site's agent.
+
 The dialer runs when something may have opened the gate (an agent became
 ready, a waiting call left the line, a flag was raised: :meth:`poke`) and on a
 modest timer for flags that became due with nothing happening; never a busy
@@ -115,6 +127,11 @@ NOTHING_DUE_RECHECK_S = 1.0
 WRONG_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
 """Q.850 causes that mean the number is wrong: unallocated, no route, number
 changed, invalid number format."""
+CALLING_POLL_S = 1.0
+"""While dialling (several sites), how often the dialer asks whether its customers called
+in at another site (one ``MGET`` of their numbers)."""
+CALLING_RECHECK_S = 5.0
+"""A flag whose customer is on a call at another site is looked at again this much later."""
 OUTCOME_KIND = "callback.outcome"
 """The journal's kind for an attempt's outcome."""
 OUTCOMES_KEY = "callback-outcomes"
@@ -203,8 +220,16 @@ class CallbackDialer:
         config: CallbackDialConfig | None = None,
         channel_ids: ChannelIds | None = None,
         journal: RecordJournal | None = None,
+        cross_site: bool = False,
     ) -> None:
         self._store = store
+        self._cross_site = cross_site
+        self._marks: dict[str, Deferred[Any]] = {}
+        """Numbers this site marked on a call (their mark's write)."""
+        self._held_elsewhere: dict[str, float] = {}
+        """Flags whose customer is on a call at another site: flag id -> look again then."""
+        self._calling_poll: Any = None
+        self._recheck: Any = None
         self._ami = ami
         self._roster = roster
         self._waiting_calls = waiting_calls
@@ -267,9 +292,10 @@ class CallbackDialer:
     def stop(self) -> None:
         """Stop dialling new flags; calls in progress still get their outcomes recorded."""
         self._running = False
-        if self._tick is not None and self._tick.active():
-            self._tick.cancel()
-        self._tick = None
+        for call in (self._tick, self._calling_poll, self._recheck):
+            if call is not None and call.active():
+                call.cancel()
+        self._tick = self._calling_poll = self._recheck = None
 
     @property
     def dialling(self) -> int:
@@ -354,14 +380,59 @@ class CallbackDialer:
 
     def _on_number_free(self, number: str) -> None:
         """A customer whose callback waited for their call to end has hung up: dial now."""
+        mark = self._marks.pop(number, None)
+        if mark is not None:  # after the mark's write (one connection of a pool each)
+            mark.addCallback(lambda marked: self._unmark(number) if marked else None)
         if number in self._held.values():
             self.poke()
 
     def _on_call_in(self, number: str) -> None:
-        """A customer called in: a callback of theirs being dialled gives way."""
+        """A customer called in: a callback of theirs being dialled gives way (here, and
+        at the other sites through the number's mark)."""
+        if self._cross_site and number not in self._marks:
+            d = self._track(as_deferred(self._store.mark_calling(number)))
+            d.addErrback(self._mark_failed, number)
+            self._marks[number] = d
         for dial in list(self._dials.values()):
             if dial.number == number and dial.outcome is None:
                 self._give_way(dial)
+
+    def _mark_failed(self, failure: Failure, number: str) -> bool:
+        log.warn("callback: {number}'s call here not told to the other sites ({error})",
+                 number=mask_number(number), error=failure.getErrorMessage())
+        return False
+
+    def _unmark(self, number: str) -> None:
+        d = self._track(as_deferred(self._store.unmark_calling(number)))
+        d.addErrback(lambda f: log.warn(
+            "callback: the end of {number}'s call here not told to the other sites ({error}); "
+            "their mark lapses by itself", number=mask_number(number), error=f.getErrorMessage()))
+
+    def _poll_calling(self) -> None:
+        """Dials in progress whose customer called in at another site give way."""
+        self._calling_poll = None
+        numbers = {d.number for d in self._dials.values() if d.outcome is None and not d.gave_way}
+        if not numbers:
+            return
+        d = self._track(as_deferred(self._store.calling(numbers)))
+
+        def found(calling: set[str]) -> None:
+            for dial in list(self._dials.values()):
+                if dial.number in calling and dial.outcome is None and not dial.gave_way:
+                    self._give_way(dial)
+
+        d.addCallbacks(found, lambda f: log.warn(
+            "callback: could not ask whether customers being dialled called in elsewhere ({error})",
+            error=f.getErrorMessage()))
+        d.addBoth(lambda _: self._watch_calling())
+
+    def _watch_calling(self) -> None:
+        if self._cross_site and self._calling_poll is None and self._dials:
+            self._calling_poll = self._clock.callLater(CALLING_POLL_S, self._poll_calling)
+
+    def _recheck_later(self) -> None:
+        if self._recheck is None or not self._recheck.active():
+            self._recheck = self._clock.callLater(CALLING_RECHECK_S, self.poke)
 
     def _give_way(self, dial: _Dial) -> None:
         log.info(
@@ -387,7 +458,12 @@ class CallbackDialer:
     def _skipped(self) -> set[str]:
         """Flags not to claim: those being dialled, and those whose customer is still on a call."""
         self._held = {f: n for f, n in self._held.items() if n in self.live_numbers}
-        return {d.flag_id for d in self._dials.values()} | set(self._held) | self._unrecorded
+        skipped = {d.flag_id for d in self._dials.values()} | set(self._held) | self._unrecorded
+        if self._held_elsewhere:
+            now = self._clock.seconds()
+            self._held_elsewhere = {f: t for f, t in self._held_elsewhere.items() if t > now}
+            skipped |= set(self._held_elsewhere)
+        return skipped
 
     def _on_agent_change(self, change: AgentChange) -> None:
         if change.new is AgentState.READY:
@@ -468,6 +544,16 @@ class CallbackDialer:
             )
             await self._store.release(claim.lease)
             return True
+        if self._cross_site and await self._store.calling([claim.flag.number]):
+            # On a call at another site: the same, looked at again a little later.
+            self._held_elsewhere[claim.flag.flag_id] = self._clock.seconds() + CALLING_RECHECK_S
+            log.info(
+                "callback {flag} waits: {number} is on a call at another site now",
+                flag=claim.flag.flag_id, number=mask_number(claim.flag.number),
+            )
+            await self._store.release(claim.lease)
+            self._recheck_later()
+            return True
         # Redis took a moment: the agent may have been given an inbound call meanwhile.
         now = self._clock.seconds()
         agent = self._pick_agent() if self.gate(now).open else None
@@ -499,6 +585,7 @@ class CallbackDialer:
         self._dials[leg_id] = dial
         self._keep_lease(dial)
         self._originate(dial)
+        self._watch_calling()
         return True
 
     def _release_agent(self, agent_id: str, call_id: str) -> None:
