@@ -719,9 +719,12 @@ class CallbackStore:
             if flag.site:
                 pipe.zadd(self._site_due_key(flag.site), {flag.flag_id: score})
             return text
-        # Any write of the key makes a WATCH of it fail, whatever the value.
-        pipe.set(self._key("ver", flag.number), "1", ex=OP_MARK_TTL_S)
-        pipe.hdel(self._key("open"), flag.number)
+        if was_open:
+            # Any write of the key makes a WATCH of it fail, whatever the value.
+            pipe.set(self._key("ver", flag.number), "1", ex=OP_MARK_TTL_S)
+            pipe.hdel(self._key("open"), flag.number)
+        # (a flag closed before, changed again: an acknowledgement, a late outcome, must not
+        # take the number's ``open`` entry from a newer flag; it did)
         pipe.zrem(self._key("due"), flag.flag_id)
         if flag.site:
             pipe.zrem(self._site_due_key(flag.site), flag.flag_id)

@@ -108,3 +108,74 @@ async def test_callers_without_an_open_flag_leave_no_mark(redis_client: Redis) -
     caller_arrives(a, "in-2", OTHER)
     await _settle(a)
     assert await as_deferred(redis_client.keys(f"{PREFIX}:{{callbacks}}:calling:*")) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_late_outcome_after_another_daemons_claim_is_kept_and_not_doubled(
+    redis_client: Redis,
+) -> None:
+    """Two daemons dial the flags of one site (a pair, or a daemon killed and the
+    next one on another host). The first loses its lease mid-dial (paused; Redis
+    away); the second claims the flag, marks that attempt ``interrupted`` and dials
+    again. The first one's outcome (the customer answered) lands while the second
+    attempt rings: once that attempt ends the flag is closed answered, each attempt
+    counted once, and nobody dials a third time. Before, the late answer was kept
+    in its attempt but the flag stayed open, and the customer was called again."""
+    first_clock, second_clock = _clock(), _clock()  # the first daemon's is frozen: paused
+    first = Site(redis_client, first_clock, owner="first")
+    second = Site(redis_client, second_clock, owner="second", agents=("a2",))
+    flag_id = await first.flag()
+    await first.dial()
+    leg1 = first.ami.originates()[0]["ChannelId"]
+    first.agent_answers(leg1)
+    await as_deferred(redis_client.delete(f"{PREFIX}:{{callbacks}}:lease:{flag_id}"))  # lapsed
+
+    await second.dial()  # marks it interrupted; the next attempt after the backoff
+    flag = await as_deferred(second.store.get(flag_id))
+    assert [a.outcome for a in flag.attempts] == [AttemptOutcome.INTERRUPTED]
+    await _after(second_clock, second.store.policy.backoff_s[0], second)
+    await second.dial()
+    [orig2] = second.ami.originates()
+    flag = await as_deferred(second.store.get(flag_id))
+    assert [a.outcome for a in flag.attempts] == [AttemptOutcome.INTERRUPTED, None]
+
+    first.customer_dialled(leg1, "ANSWER")  # the first daemon's outcome, late
+    await _settle(first)
+    leg2 = orig2["ChannelId"]
+    second.agent_answers(leg2)
+    second.customer_dialled(leg2, "NOANSWER")
+    await _settle(second)
+
+    flag = await as_deferred(second.store.get(flag_id))
+    assert [a.outcome for a in flag.attempts] == [AttemptOutcome.ANSWERED, AttemptOutcome.NO_ANSWER]
+    assert not flag.is_open and str(flag.resolution) == "answered"
+    assert len(flag.round_attempts) == 2
+    await _after(second_clock, 60.0, second)
+    await second.dial()
+    assert len(second.ami.originates()) == 1 and len(first.ami.originates()) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_changing_a_closed_flag_leaves_the_numbers_newer_flag_open(redis_client: Redis) -> None:
+    """A late outcome (or a supervisor's acknowledgement) rewrites a flag closed
+    before; the number may have a newer open flag by then. Before, that write took
+    the number's ``open`` entry away from the newer flag: the next reason opened a
+    third flag for the customer instead of merging."""
+    from routing.callbacks import DialPolicy, abandon_reason
+
+    clock = _clock()
+    site = Site(redis_client, clock, policy=DialPolicy(max_attempts=1, backoff_s=(300.0,)))
+    old_id = await site.flag()
+    await site.dial()
+    leg = site.ami.originates()[0]["ChannelId"]
+    site.agent_answers(leg)
+    site.customer_dialled(leg, "BUSY")  # the round's only attempt: closed unreachable
+    await _settle(site)
+    new_id = await site.flag()
+    assert new_id != old_id
+    await as_deferred(site.store.acknowledge(old_id, clock.seconds(), by="sup"))
+    assert await as_deferred(redis_client.hget(f"{PREFIX}:{{callbacks}}:open", NUMBER)) == new_id
+    reason = abandon_reason("call-2", clock.seconds(), 40.0, site.store.policy)
+    assert reason is not None
+    merged = await as_deferred(site.store.raise_reason(NUMBER, reason, clock.seconds()))
+    assert merged.flag_id == new_id
