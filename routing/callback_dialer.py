@@ -51,7 +51,8 @@ above. Before, the agent answered and the callback context rang the customer
 in the middle of their own call, and routing could hand that call to a second
 agent.
 
-Several sites (``cross_site``: a named ``[site] id``) share the flags, and a
+Several sites (``cross_site``: in the daemon, while the register of sites
+lists others) share the flags, and a
 customer may call any site while another dials their callback (a flag is
 dialled by the site that opened it). A site that sees a customer with an open
 flag call in marks the number in Redis while their call lasts
@@ -220,10 +221,12 @@ class CallbackDialer:
         config: CallbackDialConfig | None = None,
         channel_ids: ChannelIds | None = None,
         journal: RecordJournal | None = None,
-        cross_site: bool = False,
+        cross_site: bool | Callable[[], bool] = False,
     ) -> None:
         self._store = store
-        self._cross_site = cross_site
+        self._several_sites: Callable[[], bool] = (
+            cross_site if callable(cross_site) else (lambda: cross_site)
+        )
         self._marks: dict[str, Deferred[Any]] = {}
         """Numbers this site marked on a call (their mark's write)."""
         self._held_elsewhere: dict[str, float] = {}
@@ -389,7 +392,7 @@ class CallbackDialer:
     def _on_call_in(self, number: str) -> None:
         """A customer called in: a callback of theirs being dialled gives way (here, and
         at the other sites through the number's mark)."""
-        if self._cross_site and number not in self._marks:
+        if number not in self._marks and self._several_sites():
             d = self._track(as_deferred(self._store.mark_calling(number)))
             d.addErrback(self._mark_failed, number)
             self._marks[number] = d
@@ -427,7 +430,7 @@ class CallbackDialer:
         d.addBoth(lambda _: self._watch_calling())
 
     def _watch_calling(self) -> None:
-        if self._cross_site and self._calling_poll is None and self._dials:
+        if self._calling_poll is None and self._dials and self._several_sites():
             self._calling_poll = self._clock.callLater(CALLING_POLL_S, self._poll_calling)
 
     def _recheck_later(self) -> None:
@@ -544,7 +547,7 @@ class CallbackDialer:
             )
             await self._store.release(claim.lease)
             return True
-        if self._cross_site and await self._store.calling([claim.flag.number]):
+        if self._several_sites() and await self._store.calling([claim.flag.number]):
             # On a call at another site: the same, looked at again a little later.
             self._held_elsewhere[claim.flag.flag_id] = self._clock.seconds() + CALLING_RECHECK_S
             log.info(
