@@ -233,6 +233,10 @@ class CallbackDialer:
         """Flags whose customer is on a call at another site: flag id -> look again then."""
         self._calling_poll: Any = None
         self._recheck: Any = None
+        self._sites_outage = OutageNote(
+            "callback calls-in across sites", "calls in here are not told to the other sites, "
+            "nor theirs seen here", log, clock.seconds,
+        )
         self._ami = ami
         self._roster = roster
         self._waiting_calls = waiting_calls
@@ -278,10 +282,11 @@ class CallbackDialer:
         )
         self._journal = journal
         if journal is not None:
-            journal.register(OUTCOME_KIND, self._apply_journalled)
             # a previous run's, not applied yet: not claimed (and marked interrupted) before
+            # (read before registering: the journal starts applying them then)
             for payload in journal.pending(OUTCOME_KIND, OUTCOMES_KEY):
                 self._unrecorded.add(str(payload["flag_id"]))
+            journal.register(OUTCOME_KIND, self._apply_journalled)
         tracker.subscribe(self.live_numbers.on_tracker_event)
         tracker.subscribe(self._on_tracker_event)
         roster.subscribe(self._on_agent_change)
@@ -401,15 +406,26 @@ class CallbackDialer:
                 self._give_way(dial)
 
     def _mark_failed(self, failure: Failure, number: str) -> bool:
-        log.warn("callback: {number}'s call here not told to the other sites ({error})",
-                 number=mask_number(number), error=failure.getErrorMessage())
+        self._sites_failed(failure, "{number}'s call here not told to the other sites", number)
         return False
+
+    def _sites_failed(self, failure: Failure, what: str, number: str = "") -> None:
+        """Redis away (one warning per outage), or not the leader (a standby: said by the
+        leader lease); anything else each time."""
+        error = failure.value
+        if getattr(error, "code", None) == "leader.not_leader":
+            return
+        if isinstance(error, BaseException) and self._sites_outage.expected(error):
+            self._sites_outage.failed(error)
+            return
+        log.warn("callback: " + what + " ({error})", number=mask_number(number),
+                 error=failure.getErrorMessage())
 
     def _unmark(self, number: str) -> None:
         d = self._track(as_deferred(self._store.unmark_calling(number)))
-        d.addErrback(lambda f: log.warn(
-            "callback: the end of {number}'s call here not told to the other sites ({error}); "
-            "their mark lapses by itself", number=mask_number(number), error=f.getErrorMessage()))
+        d.addCallback(lambda _: self._sites_outage.ok())
+        d.addErrback(self._sites_failed, "the end of {number}'s call here not told to the other "
+                     "sites; their mark lapses by itself", number)
 
     def _poll_calling(self) -> None:
         """Dials in progress whose customer called in at another site give way."""
@@ -420,13 +436,13 @@ class CallbackDialer:
         d = self._track(as_deferred(self._store.calling(numbers)))
 
         def found(calling: set[str]) -> None:
+            self._sites_outage.ok()
             for dial in list(self._dials.values()):
                 if dial.number in calling and dial.outcome is None and not dial.gave_way:
                     self._give_way(dial)
 
-        d.addCallbacks(found, lambda f: log.warn(
-            "callback: could not ask whether customers being dialled called in elsewhere ({error})",
-            error=f.getErrorMessage()))
+        d.addCallbacks(found, self._sites_failed,
+                       errbackArgs=("could not ask whether customers being dialled called in elsewhere",))
         d.addBoth(lambda _: self._watch_calling())
 
     def _watch_calling(self) -> None:
