@@ -179,3 +179,29 @@ async def test_changing_a_closed_flag_leaves_the_numbers_newer_flag_open(redis_c
     assert reason is not None
     merged = await as_deferred(site.store.raise_reason(NUMBER, reason, clock.seconds()))
     assert merged.flag_id == new_id
+
+
+async def _commands(client: Redis) -> dict[str, int]:
+    stats = await as_deferred(client.info("commandstats"))
+    return {k: int(v["calls"]) for k, v in stats.items()}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_call_in_costs_one_command_with_several_sites_and_none_alone(redis_client: Redis) -> None:
+    """What the marks cost Redis: one script per call in while other sites are
+    registered (whatever the caller's channels and AGI start repeat), nothing for a
+    lone site; one more to take the mark away only for a caller who had a flag."""
+    clock = _clock()
+    alone = Site(redis_client, clock, owner="alone", site="tehran")
+    several, _ = _sites(redis_client, clock)
+    for site, expected in ((alone, {}), (several, {"cmdstat_evalsha": 1, "cmdstat_hexists": 1})):
+        before = await _commands(redis_client)
+        caller_arrives(site, f"in-{site.dialer}", OTHER)
+        caller_arrives(site, f"in-{site.dialer}b", OTHER)  # a second channel of the same caller
+        caller_hangs_up(site, f"in-{site.dialer}")
+        caller_hangs_up(site, f"in-{site.dialer}b")
+        await _settle(site)
+        after = await _commands(redis_client)
+        spent = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+        spent.pop("cmdstat_info", None)
+        assert spent == expected  # one script (its HEXISTS counted inside), one round trip
