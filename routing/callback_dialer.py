@@ -34,7 +34,8 @@ set once: a replay finds it ended and does nothing). Until it is applied the
 flag is not claimed here (a previous run's pending outcomes included), so the
 next claim does not mark that attempt ``interrupted`` first. Before, the
 outcome waited in memory only, and the kill lost it: the attempt came back
-``interrupted`` (counted) and a customer who had answered was called again. The agent is on the call until their leg hangs up, then in wrap-up,
+``interrupted`` (counted) and a customer who had answered was called again.
+The agent is on the call until their leg hangs up, then in wrap-up,
 then ready, like after an inbound call.
 
 A flag whose customer is on a call right now (in the IVR, waiting in line,
