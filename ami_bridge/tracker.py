@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 
 from twisted.logger import Logger
 
+from ami_bridge import events as events_module
 from ami_bridge.agi import decode_env
 from ami_bridge.codec import Message
 from ami_bridge.events import (
@@ -47,12 +48,12 @@ Subscriber = Callable[[TrackerEvent], object]
 F = TypeVar("F", bound=Callable[..., object])
 KINDS_ATTRIBUTE = "tracker_event_kinds"
 
-EVERY_KIND: frozenset[type[TrackerEvent]] = frozenset({
-    AgiSessionEnded, AgiSessionStarted, BridgeJoined, BridgeLeft, CallAdopted, CallArrived,
-    CallEnded, CallerIdChanged, ChannelAdopted, ChannelCreated, ChannelHungUp, ChannelRelinked,
-    ChannelStateChanged, DialEnded, DialStarted, DtmfReceived, OriginateFinished, VariableSet,
-})
-"""Every kind of change the tracker makes."""
+EVERY_KIND: frozenset[type[TrackerEvent]] = frozenset(
+    kind for kind in vars(events_module).values()
+    if isinstance(kind, type) and issubclass(kind, TrackerEvent)
+)
+"""Every kind of change (all of ``ami_bridge.events``, so a kind added there
+is made by :meth:`CallTracker.handle` without more ado)."""
 
 
 def handles(*kinds: type[TrackerEvent]) -> Callable[[F], F]:
