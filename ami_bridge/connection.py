@@ -39,6 +39,7 @@ from ami_bridge.protocol import (
     DEFAULT_ACTION_TIMEOUT_S,
     DEFAULT_MAX_LIST_BYTES,
     DEFAULT_MAX_LIST_ITEMS,
+    AGIReply,
     AMIProtocol,
     EventList,
     Scheduler,
@@ -469,6 +470,35 @@ class AMIConnection(Service):
         if self.may_act is not None and not self.may_act():
             return fail(ConnectionLostError("AGI: this daemon may not act (not the leader)"))
         return self._current.agi(channel, command, command_id=command_id, timeout=timeout)
+
+    def agi_reply(
+        self,
+        channel: str,
+        command: str,
+        reply: AGIReply,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """:meth:`agi` without a Deferred (``AMIProtocol.agi_reply``): ``reply`` is
+        told the result or the error, at once when there is no link; returns the
+        CommandID ("" when nothing was sent), for :meth:`forget_agi`."""
+        current = self._current
+        if current is None:
+            reply(ConnectionLostError("AGI: not connected to Asterisk"))
+            return ""
+        if self.may_act is not None and not self.may_act():
+            reply(ConnectionLostError("AGI: this daemon may not act (not the leader)"))
+            return ""
+        return current.agi_reply(channel, command, reply, command_id=command_id, timeout=timeout)
+
+    def forget_agi(self, command_id: str) -> None:
+        """Drop a command started with :meth:`agi_reply`: its reply is never told.
+
+        A command of a connection since lost was failed with the loss already."""
+        current = self._current
+        if current is not None and command_id:
+            current.forget_agi(command_id)
 
     def add_agi_observer(self, observer: Callable[[str, float], object]) -> None:
         """``observer(command, seconds)`` after each AGI command's result (``/metrics``),

@@ -310,6 +310,22 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         return d.addBoth(done)
 
     app.connection.agi = timed_agi
+    real_agi_reply: Any = getattr(app.connection, "agi_reply", None)
+
+    def timed_agi_reply(channel: str, command: str, reply: Any, **kw: Any) -> Any:
+        # the IVR's commands: a reply callable each, no Deferred (ivr.runner)
+        if command.upper().startswith(PLAYING_VERBS):
+            return real_agi_reply(channel, command, reply, **kw)
+        started = time.perf_counter()
+
+        def timed(outcome: Any) -> Any:
+            agi_ms.append((time.perf_counter() - started) * 1000)
+            return reply(outcome)
+
+        return real_agi_reply(channel, command, timed, **kw)
+
+    if real_agi_reply is not None:
+        app.connection.agi_reply = timed_agi_reply
     await app.when_connected()
     from benchmarks._loop_counts import LoopCounts
 
