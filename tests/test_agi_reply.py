@@ -1,0 +1,304 @@
+"""The IVR's AGI commands without a Deferred each (issue #16, per-call CPU).
+
+``AMIProtocol.agi_reply`` tells one callable the end of a command (its result
+or its typed error) and ``forget_agi`` drops it; ``AMIProtocol.agi`` is a
+Deferred over the same. The runner drives its session by those replies: a
+hang-up mid-command forgets the command and ends the call, a late result is
+dropped, a lost link sends the command again once it is back, and a whole
+call runs with no Deferred made per command.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import pytest
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from ami_bridge.agi import AGIResult, parse_result
+from ami_bridge.connection import AMIConnection, AMICredentials
+from ami_bridge.errors import (
+    ActionTimeoutError,
+    AGICommandError,
+    ChannelGoneError,
+    ConnectionLostError,
+)
+from ami_bridge.protocol import AMIProtocol
+from ivr.machine import EndReason, MenuMachine, Outcome
+from ivr.menu_schema import Request, load_menus
+from ivr.runner import IVRRunner
+
+MACHINE = MenuMachine(load_menus())
+CHANNEL = "Local/s@caller-ivr-00000001;1"
+
+
+def _connected() -> tuple[AMIProtocol, StringTransport, Clock]:
+    clock = Clock()
+    proto = AMIProtocol(clock, action_timeout=5.0, action_id_prefix="t")
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
+    return proto, transport, clock
+
+
+def _exec(command_id: str, result: str = "200%20result%3D0%0A", action_id: str = "t-2") -> bytes:
+    return (
+        f"Response: Success\r\nActionID: {action_id}\r\n\r\n"
+        f"Event: AsyncAGIExec\r\nChannel: {CHANNEL}\r\nCommandId: {command_id}\r\n"
+        f"Result: {result}\r\n\r\n"
+    ).encode()
+
+
+# -- the protocol ----------------------------------------------------------------
+
+
+def test_agi_reply_tells_the_result_once_and_makes_no_deferred(monkeypatch: Any) -> None:
+    proto, transport, _ = _connected()
+    made: list[Any] = []
+    real_init = Deferred.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Deferred, "__init__", counting)
+    told: list[Any] = []
+    command_id = proto.agi_reply(CHANNEL, "GET DATA shenava/main-menu 5000 1", told.append)
+    assert command_id == "t-agi-1"
+    assert b"CommandID: t-agi-1\r\n" in transport.value()
+    proto.dataReceived(_exec(command_id, "200%20result%3D2%0A"))
+    proto.dataReceived(_exec(command_id, "200%20result%3D3%0A"))  # a second one: not ours any more
+    assert [r.result for r in told] == ["2"]
+    assert made == [] and proto.pending_count == 0
+
+
+def test_agi_reply_is_told_the_typed_errors() -> None:
+    proto, _, clock = _connected()
+    told: list[Any] = []
+    refused = proto.agi_reply(CHANNEL, "ANSWER", told.append)
+    proto.dataReceived(
+        f"Response: Error\r\nActionID: t-2\r\nMessage: Channel {CHANNEL} does not exist.\r\n\r\n".encode()
+    )
+    gone = proto.agi_reply(CHANNEL, "GET DATA x 5000 1", told.append)
+    proto.dataReceived(f"Event: Hangup\r\nChannel: {CHANNEL}\r\nUniqueid: 1.1\r\n\r\n".encode())
+    proto.agi_reply(CHANNEL, "NOOP", told.append, command_id=refused, timeout=2.0)
+    proto.agi_reply(CHANNEL, "NOOP", told.append, command_id="late", timeout=2.0)
+    proto.agi_reply(CHANNEL, "NOOP", told.append, command_id="late")  # its CommandID runs already
+    clock.advance(2.0)
+    assert [type(e) for e in told] == [
+        ChannelGoneError, ChannelGoneError, AGICommandError, ActionTimeoutError, ActionTimeoutError,
+    ]
+    assert gone in str(told[1]) and told[2].code == AGICommandError.code
+    proto.connectionLost()
+    lost: list[Any] = []
+    proto.agi_reply(CHANNEL, "NOOP", lost.append)  # not connected: told at once
+    assert [type(e) for e in lost] == [ConnectionLostError]
+
+
+def test_a_forgotten_command_is_never_told_and_its_late_result_is_dropped() -> None:
+    proto, _, _ = _connected()
+    told: list[Any] = []
+    command_id = proto.agi_reply(CHANNEL, "GET DATA x 5000 1", told.append, timeout=3.0)
+    proto.forget_agi(command_id)
+    proto.dataReceived(_exec(command_id))
+    proto.connectionLost()
+    assert told == [] and proto.pending_count == 0
+
+
+def test_a_reply_that_raises_does_not_lose_the_rest_of_the_read() -> None:
+    proto, _, _ = _connected()
+    told: list[Any] = []
+
+    def broken(_outcome: Any) -> None:
+        raise RuntimeError("a bug in a reply")
+
+    first = proto.agi_reply(CHANNEL, "NOOP", broken)
+    second = proto.agi_reply(CHANNEL, "NOOP", told.append)
+    proto.dataReceived(_exec(first, action_id="t-2") + _exec(second, action_id="t-4"))
+    assert [r.result for r in told] == ["0"]
+
+
+def test_agi_is_a_deferred_over_the_reply_and_cancelling_forgets_the_command() -> None:
+    proto, _, _ = _connected()
+    d = proto.agi(CHANNEL, "GET DATA x 5000 1")
+    failures: list[Any] = []
+    d.addErrback(failures.append)
+    d.cancel()
+    assert failures[0].check(CancelledError)
+    assert proto.pending_count == 1  # only the action's Response is awaited
+    answered = proto.agi(CHANNEL, "NOOP")
+    results: list[Any] = []
+    answered.addCallback(results.append)
+    proto.dataReceived(_exec("t-agi-3", action_id="t-4"))
+    assert [r.result for r in results] == ["0"]
+
+
+def test_the_connection_tells_a_reply_at_once_without_a_link_or_the_lead() -> None:
+    connection = AMIConnection(object(), Clock(), AMICredentials("u", "s"))  # never started
+    told: list[Any] = []
+    assert connection.agi_reply(CHANNEL, "NOOP", told.append) == ""
+    connection.forget_agi("")  # nothing to forget
+    proto, _, _ = _connected()
+    connection._current = proto  # as once logged in
+    connection.may_act = lambda: False  # a deposed leader
+    connection.agi_reply(CHANNEL, "NOOP", told.append)
+    connection.may_act = None
+    command_id = connection.agi_reply(CHANNEL, "NOOP", told.append)
+    connection.forget_agi(command_id)
+    assert [type(e) for e in told] == [ConnectionLostError, ConnectionLostError]
+    assert "not the leader" in str(told[1])
+    assert proto.pending_count == 1  # the action's Response only: the command is dropped
+
+
+# -- the runner ------------------------------------------------------------------
+
+
+class ReplyChannel:
+    """A channel with ``start``/``forget`` only: answers like Asterisk, at once or
+    (``held``) when the test says so. ``execute`` must not be used."""
+
+    def __init__(self, keys: list[str], held: set[str] | None = None) -> None:
+        self.keys = deque(keys)
+        self.held = held or set()
+        self.commands: list[str] = []
+        self.waiting: dict[str, tuple[str, Any]] = {}
+        self.forgotten: list[str] = []
+        self.refuse: deque[BaseException] = deque()
+
+    def execute(self, command: str) -> Deferred[AGIResult]:
+        raise AssertionError("the runner made a Deferred for an AGI command")
+
+    def start(self, command: str, reply: Any) -> str:
+        self.commands.append(command)
+        command_id = f"c{len(self.commands)}"
+        if self.refuse:
+            reply(self.refuse.popleft())
+            return command_id
+        if any(command.startswith(prefix) for prefix in self.held):
+            self.waiting[command_id] = (command, reply)
+            return command_id
+        reply(self.answer(command))
+        return command_id
+
+    def answer(self, command: str) -> AGIResult:
+        if command.startswith("GET DATA"):
+            key = self.keys.popleft() if self.keys else "T"
+            return parse_result("200 result= (timeout)" if key == "T" else f"200 result={key}")
+        if command.startswith("STREAM FILE"):
+            return parse_result("200 result=0 endpos=16000")
+        return parse_result("200 result=1")
+
+    def forget(self, command_id: str) -> None:
+        self.forgotten.append(command_id)
+        self.waiting.pop(command_id, None)
+
+    def release(self) -> None:
+        waiting, self.waiting = self.waiting, {}
+        for command, reply in waiting.values():
+            reply(self.answer(command))
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    def on_outcome(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+
+def _runner(channel: ReplyChannel, clock: Clock, link_back: Any = None) -> tuple[IVRRunner, Sink]:
+    clock.advance(1000.0)
+    sink = Sink()
+    runner = IVRRunner(
+        MACHINE, channel, clock, sink, lambda ref: succeed("in_progress"), channel_language="en",
+        recording_name=lambda: "vm-0", link_back=link_back,
+    )
+    return runner, sink
+
+
+def _result(d: Deferred[Any]) -> Any:
+    box: list[Any] = []
+    d.addBoth(box.append)
+    assert box, "the session has not ended"
+    return box[0]
+
+
+def test_a_whole_call_runs_on_replies_alone() -> None:
+    channel = ReplyChannel(keys=["2", "1", "3", "1", "3", "79927398713", "1"])
+    runner, sink = _runner(channel, Clock())
+    outcome = _result(runner.run("1795.82", "09121234567"))
+    assert outcome.requested is Request.AGENT and outcome.ended is EndReason.COMPLETED
+    assert outcome.account == "79927398713" and sink.outcomes == [outcome]
+    assert channel.commands[0] == "STREAM FILE fa/shenava/welcome 0123456789*#"
+    assert not channel.forgotten
+
+
+def test_a_hang_up_mid_command_forgets_it_and_drops_its_late_result() -> None:
+    channel = ReplyChannel(keys=["1"], held={"GET DATA"})
+    clock = Clock()
+    runner, sink = _runner(channel, clock)
+    done = runner.run("c", "0912")
+    [(command_id, (command, late_reply))] = channel.waiting.items()
+    assert command.startswith("GET DATA")
+    clock.advance(7.0)
+    runner.channel_hung_up()
+    outcome = _result(done)
+    assert outcome.requested is Request.HUNG_UP_IN_IVR and outcome.ended_at == 1007.0
+    assert channel.forgotten == [command_id] and sink.outcomes == [outcome]
+    late_reply(parse_result("200 result=1"))  # a channel that tells it anyway: ignored
+    runner.channel_hung_up()
+    assert sink.outcomes == [outcome] and channel.commands[-1] == command
+
+
+def test_a_command_cut_off_by_a_lost_link_is_sent_again_once_it_is_back() -> None:
+    channel = ReplyChannel(keys=["1", "3"])
+    channel.refuse.append(ConnectionLostError("AGI: not connected to Asterisk"))
+    clock = Clock()
+    back: Deferred[object] = Deferred()
+    runner, sink = _runner(channel, clock, link_back=lambda: back)
+    done = runner.run("c", "0912")
+    assert channel.commands == ["STREAM FILE fa/shenava/welcome 0123456789*#"]
+    clock.advance(0)  # the turn of the clock before asking for the link
+    back.callback(object())
+    outcome = _result(done)
+    assert outcome.requested is Request.AGENT and outcome.ended is EndReason.COMPLETED
+    assert channel.commands[:2] == ["STREAM FILE fa/shenava/welcome 0123456789*#"] * 2
+
+
+def test_a_hang_up_while_the_link_is_away_ends_the_call() -> None:
+    channel = ReplyChannel(keys=[])
+    channel.refuse.append(ConnectionLostError("AGI: connection lost"))
+    clock = Clock()
+    never: Deferred[object] = Deferred()
+    runner, sink = _runner(channel, clock, link_back=lambda: never)
+    done = runner.run("c", "0912")
+    clock.advance(0)
+    runner.channel_hung_up()
+    outcome = _result(done)
+    assert outcome.requested is Request.HUNG_UP_IN_IVR
+    assert len(channel.commands) == 1 and sink.outcomes == [outcome]
+
+
+@pytest.mark.parametrize("error", [ChannelGoneError("gone"), AGICommandError("refused")])
+def test_an_error_reply_ends_as_the_deferred_did(error: Exception) -> None:
+    channel = ReplyChannel(keys=["1"])
+    channel.refuse.extend([error])
+    runner, _ = _runner(channel, Clock())
+    outcome = _result(runner.run("c", "0912"))
+    if isinstance(error, ChannelGoneError):
+        assert outcome.requested is Request.HUNG_UP_IN_IVR
+    else:
+        assert outcome.requested is Request.AGENT and outcome.ended is EndReason.FAILED
+
+
+def test_cancelling_the_session_drops_its_command_and_fails_it() -> None:
+    channel = ReplyChannel(keys=[], held={"STREAM FILE"})
+    runner, sink = _runner(channel, Clock())
+    done = runner.run("c", "0912")
+    done.cancel()
+    failure = _result(done)
+    assert failure.check(CancelledError)
+    assert channel.forgotten == ["c1"] and not channel.waiting and sink.outcomes == []
