@@ -514,8 +514,7 @@ class AMIProtocol(Protocol):
                     [("Channel", channel), ("Command", command), ("CommandID", command_id)],
                     None,
                 )
-        if not self.can_send:
-            return Failure(ConnectionLostError("AGI: not connected"))
+        # ``agi_reply`` has checked ``can_send``
         action_id = self._new_id()
         data = (
             f"Action: AGI\r\nChannel: {channel}\r\nCommand: {command}\r\n"
@@ -535,7 +534,8 @@ class AMIProtocol(Protocol):
             self._lists[action_id] = pending
         delay = self.action_timeout if timeout is None else timeout
         pending.timer = self._deadlines.call_later(delay, self._action_timed_out, pending, delay)
-        cast(_Transport, self.transport).write(data)
+        transport: _Transport = self.transport  # type: ignore[assignment]  # set once connected
+        transport.write(data)
         if self.log_actions:
             self.log.debug("sent {action} {action_id}", action=action, action_id=action_id)
 

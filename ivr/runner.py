@@ -355,10 +355,11 @@ class IVRRunner:
         if self._waiting is not _AGI_WAIT:
             return  # dropped already (a hang-up)
         self._waiting = None
-        if isinstance(outcome, BaseException):
-            self._resume(None, outcome)
+        error = outcome if isinstance(outcome, BaseException) else None
+        if self._starting:
+            self._early = (outcome, error)  # told at once: ``_turn`` carries on with it
         else:
-            self._resume(outcome, None)
+            self._turn(outcome, error)
 
     def _executed(self, result: AGIResult, d: Deferred[AGIResult]) -> None:
         if self._command_deferred is d:
@@ -411,7 +412,7 @@ class IVRRunner:
         if failure is not None:
             finished.errback(failure)
         else:
-            finished.callback(cast(Outcome, outcome))
+            finished.callback(outcome)  # type: ignore[arg-type]  # an Outcome when no failure
 
     # -- the loop -----------------------------------------------------------
 

@@ -90,15 +90,21 @@ class _ChannelAGI:
 
 
 @dataclass(slots=True)
-class _ChannelAGIReply(_ChannelAGI):
+class _ChannelAGIReply:
     """``_ChannelAGI`` through an AMI link with ``agi_reply`` (``AMIConnection``):
     the runner's commands without a Deferred each (``ivr.runner.AGIReplyChannel``)."""
 
+    ami: AGIReplyExecutor
+    channel: str
+
+    def execute(self, command: str) -> Deferred[AGIResult]:
+        return self.ami.agi(self.channel, command)
+
     def start(self, command: str, reply: AGIReply) -> str:
-        return cast(AGIReplyExecutor, self.ami).agi_reply(self.channel, command, reply)
+        return self.ami.agi_reply(self.channel, command, reply)
 
     def forget(self, command_id: str) -> None:
-        cast(AGIReplyExecutor, self.ami).forget_agi(command_id)
+        self.ami.forget_agi(command_id)
 
 
 @dataclass(slots=True, eq=False)
@@ -287,10 +293,14 @@ class CallFlow:
         self._seen.add(call_id)
         tracked = self._tracker.channel(call_id)
         variables: Mapping[str, str] = dict(tracked.variables) if tracked is not None else {}
-        by_reply = hasattr(self._ami, "agi_reply") and hasattr(self._ami, "forget_agi")
+        agi_channel: _ChannelAGI | _ChannelAGIReply
+        if hasattr(self._ami, "agi_reply") and hasattr(self._ami, "forget_agi"):
+            agi_channel = _ChannelAGIReply(cast(AGIReplyExecutor, self._ami), channel)
+        else:
+            agi_channel = _ChannelAGI(self._ami, channel)  # a link with ``agi`` alone
         runner = IVRRunner(
             self._machine,
-            (_ChannelAGIReply if by_reply else _ChannelAGI)(self._ami, channel),
+            agi_channel,
             self._clock,
             _Sink(self, channel),
             lambda ref: self.lookup_complaint(ref),
