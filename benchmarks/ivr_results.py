@@ -99,7 +99,7 @@ class _ReplyChannel(_Channel):
     ``agi_reply``: one reply callable per command instead of a Deferred."""
 
     def start(self, command: str, reply: Any) -> str:
-        return self.ami.agi_reply(self.name, command, reply)  # type: ignore[no-any-return]
+        return self.ami.agi_reply(self.name, command, reply)
 
     def forget(self, command_id: str) -> None:
         self.ami.forget_agi(command_id)
