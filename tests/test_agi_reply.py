@@ -302,3 +302,35 @@ def test_cancelling_the_session_drops_its_command_and_fails_it() -> None:
     failure = _result(done)
     assert failure.check(CancelledError)
     assert channel.forgotten == ["c1"] and not channel.waiting and sink.outcomes == []
+
+
+class LateSink(Sink):
+    """Takes the outcome when the test says so (as the call flow's Redis writes do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: Deferred[None] = Deferred()
+
+    def on_outcome(self, outcome: Outcome) -> Deferred[None]:  # type: ignore[override]
+        super().on_outcome(outcome)
+        return self.taken
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_session_ends_once_the_sink_has_taken_the_outcome(refused: bool) -> None:
+    channel = ReplyChannel(keys=["1", "3"])
+    clock = Clock()
+    clock.advance(1000.0)
+    sink = LateSink()
+    runner = IVRRunner(MACHINE, channel, clock, sink, lambda ref: succeed(None), channel_language="en")
+    done = runner.run("c", "0912")
+    ended: list[Any] = []
+    done.addBoth(ended.append)
+    assert ended == [] and len(sink.outcomes) == 1
+    runner.channel_hung_up()  # while the outcome is handed on: it carries on
+    if refused:
+        sink.taken.errback(RuntimeError("redis away"))
+        assert ended[0].value.code == "ivr.outcome_not_delivered"
+    else:
+        sink.taken.callback(None)
+        assert ended == sink.outcomes and ended[0].requested is Request.AGENT
