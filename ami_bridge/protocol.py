@@ -506,21 +506,22 @@ class AMIProtocol(Protocol):
         """``_send`` of an ``Action: AGI``, two dozen a call: its text made at once.
 
         The same bytes as ``encode_message`` makes; a value with CR, LF or NUL
-        goes the general way (refused there, the error naming the header)."""
-        for value in (channel, command, command_id):
-            if "\r" in value or "\n" in value or "\x00" in value:
-                return self._send(
-                    pending,
-                    [("Channel", channel), ("Command", command), ("CommandID", command_id)],
-                    None,
-                )
+        goes the general way (refused there, the error naming the header): the
+        text then has more than its six line ends, or a NUL."""
         # ``agi_reply`` has checked ``can_send``
-        action_id = self._new_id()
-        data = (
+        self._next_id += 1
+        action_id = f"{self.action_id_prefix}-{self._next_id}"
+        text = (
             f"Action: AGI\r\nChannel: {channel}\r\nCommand: {command}\r\n"
             f"CommandID: {command_id}\r\nActionID: {action_id}\r\n\r\n"
-        ).encode()
-        self._write_action(pending, action_id, data, None)
+        )
+        if text.count("\n") != 6 or text.count("\r") != 6 or "\x00" in text:
+            return self._send(
+                pending,
+                [("Channel", channel), ("Command", command), ("CommandID", command_id)],
+                None,
+            )
+        self._write_action(pending, action_id, text.encode(), None)
         return None
 
     def _write_action(

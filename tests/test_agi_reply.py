@@ -98,6 +98,20 @@ def test_agi_reply_is_told_the_typed_errors() -> None:
     assert [type(e) for e in lost] == [ConnectionLostError]
 
 
+@pytest.mark.parametrize("bad", ["\r", "\n", "\x00", "\r\nAction: Logoff"])
+@pytest.mark.parametrize("where", ["channel", "command", "command_id"])
+def test_a_line_end_or_nul_in_any_value_is_refused_before_a_byte_is_written(
+    bad: str, where: str
+) -> None:
+    proto, transport, clock = _connected()
+    values = {"channel": CHANNEL, "command": "GET DATA beep 5000 1", "command_id": "c-1"}
+    values[where] += bad
+    told: list[Any] = []
+    proto.agi_reply(values["channel"], values["command"], told.append, command_id=values["command_id"])
+    assert [type(e).__name__ for e in told] == ["HeaderInjectionError"]
+    assert transport.value() == b"" and proto.pending_count == 0 and not clock.getDelayedCalls()
+
+
 def test_a_forgotten_command_is_never_told_and_its_late_result_is_dropped() -> None:
     proto, _, _ = _connected()
     told: list[Any] = []
