@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -299,9 +299,10 @@ class IVRRunner:
 
     def _turn(self, value: Any, error: BaseException | None) -> None:
         """Resume the session with ``value`` (or ``error``) and start what it waits on next."""
-        coro = self._coro
-        assert coro is not None
         while True:
+            coro = self._coro
+            if coro is None:
+                return  # cancelled
             try:
                 awaited = coro.send(value) if error is None else coro.throw(error)
             except StopIteration as stop:
@@ -309,6 +310,9 @@ class IVRRunner:
                 return
             except BaseException:
                 self._end(None, Failure())
+                return
+            if self._coro is None:
+                coro.close()  # cancelled during its own step
                 return
             self._early = None
             self._starting = True
@@ -396,13 +400,19 @@ class IVRRunner:
             self._resume(result, None)
 
     def _cancel_run(self, _finished: Deferred[Outcome]) -> None:
-        """``run``'s Deferred cancelled: the session's wait fails with ``CancelledError``."""
+        """``run``'s Deferred cancelled: the session stops where it waits (its
+        command dropped, nothing more sent or delivered); Twisted then fails
+        the Deferred with ``CancelledError``."""
         waiting, self._waiting = self._waiting, None
         if waiting is _AGI_WAIT:
             self._drop_command()
-        elif waiting is None:
-            return  # on the outcome's delivery: that Deferred is not ours to cancel
-        self._resume(None, CancelledError())
+        coro, self._coro = self._coro, None
+        self._done = True
+        if coro is not None:
+            try:
+                coro.close()
+            except (RuntimeError, ValueError):
+                pass  # cancelled from inside its own step: ``_turn`` closes it
 
     def _end(self, outcome: Outcome | None, failure: Failure | None) -> None:
         finished = self._finished

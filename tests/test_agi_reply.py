@@ -348,3 +348,64 @@ def test_the_session_ends_once_the_sink_has_taken_the_outcome(refused: bool) -> 
     else:
         sink.taken.callback(None)
         assert ended == sink.outcomes and ended[0].requested is Request.AGENT
+
+
+def test_cancelling_the_session_while_it_looks_up_a_complaint_stops_it() -> None:
+    channel = ReplyChannel(keys=["1", "2", "12345", "1"])
+    clock = Clock()
+    clock.advance(1000.0)
+    sink = Sink()
+    answer: Deferred[str | None] = Deferred()
+    runner = IVRRunner(MACHINE, channel, clock, sink, lambda ref: answer, channel_language="en")
+    done = runner.run("c", "0912")
+    sent = list(channel.commands)
+    done.cancel()
+    answer.callback("in_progress")  # comes anyway: nothing more is sent
+    clock.advance(10.0)
+    assert _result(done).check(CancelledError)
+    assert channel.commands == sent and sink.outcomes == []
+
+
+class CancellingSink(Sink):
+    def __init__(self, channel: ReplyChannel) -> None:
+        super().__init__()
+        self.channel = channel
+        self.session: Deferred[Any] | None = None
+        self.sent_then = -1
+
+    def on_outcome(self, outcome: Outcome) -> None:
+        super().on_outcome(outcome)
+        assert self.session is not None
+        self.sent_then = len(self.channel.commands)
+        self.session.cancel()  # from inside the session's own step
+
+
+def test_a_session_cancelled_from_inside_its_own_step_stops() -> None:
+    # a callback is handed on before "callback booked" is played: cancelled
+    # there, the session sends nothing more
+    channel = ReplyChannel(keys=["1", "5", "1"], held={"GET DATA shenava/main-menu"})
+    clock = Clock()
+    sink = CancellingSink(channel)
+    runner = IVRRunner(MACHINE, channel, clock, sink, lambda ref: succeed(None), channel_language="en")
+    sink.session = runner.run("c", "0912")
+    channel.release()
+    assert _result(sink.session).check(CancelledError)
+    assert [o.requested for o in sink.outcomes] == [Request.CALLBACK]
+    assert len(channel.commands) == sink.sent_then and not channel.waiting
+
+
+def test_a_session_cancelled_as_its_reply_comes_sends_nothing_more() -> None:
+    channel = ReplyChannel(keys=["2", "1", "3"], held={"GET DATA shenava/main-menu"})
+    runner, sink = _runner(channel, Clock())
+    session = runner.run("c", "0912")
+    real_answer = channel.answer
+
+    def answer(command: str) -> AGIResult:
+        session.cancel()  # the reply's consequences cancel the session
+        return real_answer(command)
+
+    channel.answer = answer  # type: ignore[method-assign]
+    sent = len(channel.commands)
+    channel.release()
+    assert _result(session).check(CancelledError)
+    assert len(channel.commands) == sent and sink.outcomes == []
