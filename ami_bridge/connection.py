@@ -505,7 +505,16 @@ class AMIConnection(Service):
         told by the protocol as the result comes (``AMIProtocol.agi_answered``)."""
         self._agi_observers = (*self._agi_observers, observer)
         if self._current is not None:
-            self._current.agi_answered = self._agi_answered
+            self._current.agi_answered = self._agi_timing()
+
+    def _agi_timing(self) -> Callable[[str, float], object] | None:
+        """What the protocol tells of each result: the one observer itself (the
+        protocol logs its failure), or all of them in turn."""
+        if not self._agi_observers:
+            return None
+        if len(self._agi_observers) == 1:
+            return self._agi_observers[0]
+        return self._agi_answered
 
     def _agi_answered(self, command: str, took: float) -> None:
         for observer in self._agi_observers:
@@ -593,7 +602,7 @@ class AMIConnection(Service):
     def _connected(self, ami: AMIProtocol, channels: list[Message]) -> None:
         self._current = ami
         if self._agi_observers:
-            ami.agi_answered = self._agi_answered
+            ami.agi_answered = self._agi_timing()
         self.connections_made += 1
         ami.when_lost().addCallback(lambda _: self._disconnected(ami))
         self.log.info(
