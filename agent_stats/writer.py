@@ -115,7 +115,8 @@ class StoreWriter:
 
     def submit(self, op: Operation) -> None:
         if self._journal is not None and isinstance(op, OutcomeWrite):
-            d = self._journal.submit(JOURNAL_KIND, outcome_to_dict(op))
+            # (the call's state carries it until it is on disk: shenava.journal.Journal.carried)
+            d = self._journal.submit(JOURNAL_KIND, outcome_to_dict(op), call=op.call.call_id)
             d.addErrback(lambda f: log.error("SL outcome not kept: {error}", error=f.getErrorMessage()))
             return
         self._pending.append(op)

@@ -64,6 +64,9 @@ SPOOL_EVERY_S = 0.1
 """A change is put in the host's file at most this long after it (the saves of a
 burst of changes are one; each save fsyncs the file and its folder, in a thread)."""
 TAG = "calls"
+CARRIED = "journal"
+"""The record's field holding the call's journal records not yet on disk when it was
+written (``CallStateRecorder.carried``); the take-over submits them again."""
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 """A record as compact JSON text: ``json.dumps`` with these options builds a new
@@ -307,6 +310,7 @@ class CallStateRecorder:
         on_fenced_off: Callable[[], object] | None = None,
         min_interval_s: float = 0.0,
         records_kept: Callable[[], Deferred[Any]] | None = None,
+        carried: Callable[[str], list[dict[str, Any]]] | None = None,
         run_in_thread: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
         lag_s: float = LAG_S,
     ) -> None:
@@ -314,6 +318,10 @@ class CallStateRecorder:
         self.records_kept = records_kept
         """Fires once every record submitted so far (the journal's entries) is on
         disk: an ended call is dropped from Redis only after it (``_flush``)."""
+        self.carried = carried
+        """A call's records not yet on disk (``shenava.journal.Journal.carried``):
+        its record carries them (``"journal"``) so a state never reaches Redis,
+        or this host's file, without the records its change made."""
         self.run_in_thread = run_in_thread or _run_inline
         """Where the host's file is written (a worker thread in the daemon)."""
         self.lag_s = lag_s
@@ -424,6 +432,10 @@ class CallStateRecorder:
             return None
         merged["v"] = RECORD_VERSION
         merged["call_id"] = call_id
+        if self.carried is not None:
+            carried = self.carried(call_id)
+            if carried:
+                merged[CARRIED] = carried
         return merged
 
     def _flush(self) -> None:
@@ -708,6 +720,7 @@ class CallStateRecorder:
 __all__ = [
     "AgiStep",
     "CallStateRecorder",
+    "CARRIED",
     "CallStateStore",
     "FencedOffError",
     "RECORD_VERSION",
