@@ -476,13 +476,14 @@ class Journal:
             raise KeyError(f"journal: no apply function for {kind!r}")
         self._seq += 1
         entry = JournalEntry(self._seq, kind, self._clock.seconds(), payload, tuple(k for k in keys if k))
-        calls = {k[5:] for k in entry.keys if k.startswith("call:")}
-        if call:
-            calls.add(call)
-        if calls:
-            self._calls_of[entry.seq] = tuple(calls)
-            for c in calls:
-                self._unkept.setdefault(c, []).append(entry)
+        if self.file is not None:  # (in memory, a kill loses everything anyway: nothing to carry)
+            calls = {k[5:] for k in entry.keys if k.startswith("call:")}
+            if call:
+                calls.add(call)
+            if calls:
+                self._calls_of[entry.seq] = tuple(calls)
+                for c in calls:
+                    self._unkept.setdefault(c, []).append(entry)
         answer: Deferred[Any] = Deferred()
         durable: Deferred[Any] = Deferred()
         self._to_write.append((entry, durable))
