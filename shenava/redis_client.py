@@ -32,12 +32,15 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+from redis._parsers.base import UNRECOVERABLE_PARSE_ERRORS
+from redis._parsers.resp3 import _AsyncRESP3Parser
+from redis._parsers.socket import SERVER_CLOSED_CONNECTION_ERROR
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -49,6 +52,7 @@ from shenava.config import (
     parse_cluster_url,
     parse_sentinel_url,
 )
+from shenava.redis_wire import Incomplete, pack_command, read_reply
 from shenava_base.outage import OutageNote
 
 __all__ = [
@@ -57,6 +61,7 @@ __all__ = [
     "SayingBlockingPool",
     "TurnBatchingCluster",
     "TurnBatchingRedis",
+    "WireParser",
     "client_options",
     "describe",
     "make_redis_client",
@@ -214,12 +219,177 @@ class _QuickSend:
         return None
 
 
-class QuickConnection(_QuickSend, Connection):
-    """redis-py's TCP connection with :class:`_QuickSend`."""
+_MISSING: Any = object()
 
 
-class QuickSentinelConnection(_QuickSend, SentinelManagedConnection):
-    """Sentinel's master connection with :class:`_QuickSend`."""
+class WireParser(_AsyncRESP3Parser):
+    """Replies parsed from whole chunks read off the socket (:func:`shenava.redis_wire.read_reply`).
+
+    redis-py's Python parser reads a line at a time through the
+    ``StreamReader`` and runs a coroutine per element. Here one ``read`` takes
+    what the socket has (a turn's batch of replies usually comes in one
+    chunk) and each reply is parsed from those bytes by offset; what is left
+    stays in ``_buffer`` for the next reply, so ``can_read`` still sees a
+    connection with something unread as dirty. A reply that outgrows
+    :attr:`CHUNKED_FROM` bytes unparsed is finished by redis-py's own parser
+    instead, which reads exactly what it needs (no reparse per chunk). Push
+    messages go to redis-py's push handlers as before. It speaks RESP2 too
+    (a ``protocol=2`` URL), and it is the parser whatever hiredis says.
+    """
+
+    CHUNKED_FROM = 1 << 17
+
+    def _clear(self) -> None:
+        self._buffer = b""
+        self._pos = 0
+        self._chunks.clear()
+
+    def _decoding(self, disable_decoding: bool) -> str | None:
+        encoder = self.encoder
+        if disable_decoding or encoder is None or not encoder.decode_responses:
+            return None
+        return str(encoder.encoding)
+
+    def _take(self, disable_decoding: bool) -> tuple[Any, bool]:
+        """The next whole reply already read, and whether it is a push; raises :class:`Incomplete`."""
+        buf, pos = self._buffer, self._pos
+        encoder = self.encoder
+        try:
+            value, end = read_reply(
+                buf, pos, self._decoding(disable_decoding),
+                encoder.encoding_errors if encoder is not None else "strict", self.parse_error,
+            )
+        except RedisConnectionError:
+            self._clear()  # the connection is dropped by whoever reads: nothing here is of use
+            raise
+        if end >= len(buf):
+            self._buffer, self._pos = b"", 0
+        else:
+            self._pos = end
+        return value, buf[pos] == 62
+
+    def read_buffered(self, disable_decoding: bool = False) -> Any:
+        """The next reply if it was read whole already and is no push; else ``_MISSING``."""
+        if not self._buffer or self._buffer[self._pos] == 62:
+            return _MISSING
+        try:
+            return self._take(disable_decoding)[0]
+        except Incomplete:
+            return _MISSING
+
+    async def read_response(self, disable_decoding: bool = False, push_request: bool = False) -> Any:
+        if not self._connected:
+            raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+        while True:
+            try:
+                value, push = self._take(disable_decoding)
+            except Incomplete as missing:
+                await self._read_more(missing.need)
+                if len(self._buffer) - self._pos >= self.CHUNKED_FROM:
+                    self._buffer, self._pos = self._buffer[self._pos:], 0
+                    value = await self._read_response(disable_decoding=disable_decoding, push_request=push_request)
+                    self._clear()  # the partial reply was all there was, and it is read now
+                    return value
+                continue
+            if not push:
+                return value
+            value = await self.handle_push_response(value)
+            if push_request:
+                return value
+            if not self._connected:  # a push handler may have disconnected
+                raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+
+    async def _read_more(self, need: int) -> None:
+        stream = self._stream
+        if stream is None or not self._connected:
+            raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+        pending = self._buffer[self._pos:]
+        missing = need - self._pos - len(pending)
+        if missing > self._read_size:
+            try:
+                data = await stream.readexactly(missing)
+            except asyncio.IncompleteReadError as error:
+                raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR) from error
+        else:
+            data = await stream.read(self._read_size)
+            if not data:
+                raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+        self._buffer, self._pos = pending + data, 0
+
+
+class _QuickRead:
+    """Replies already read are taken without a read timeout; commands packed by :mod:`shenava.redis_wire`.
+
+    redis-py's ``read_response`` arms a timeout (a timer) for every reply,
+    and the Python parser's ``readline`` goes through the stream per line.
+    With :class:`WireParser`, the replies of a batch usually arrive in the
+    chunk read for its first: that one is read as redis-py reads, under the
+    socket timeout; the others are parsed from the bytes in hand, with no
+    timer and no await. Errors keep redis-py's handling: a reply error is
+    raised to its caller (or placed in its pipeline), a ``ConnectionError``
+    reply or bytes that are not RESP drop the connection.
+    """
+
+    _parser: Any
+    encoder: Any
+    health_check_interval: float
+    next_health_check: float
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parser_class", WireParser)
+        super().__init__(*args, **kwargs)
+
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,
+        *,
+        disconnect_on_error: bool = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        parser = self._parser
+        if timeout is None and parser._buffer and type(parser) is WireParser:
+            try:
+                response = parser.read_buffered(disable_decoding)
+            except UNRECOVERABLE_PARSE_ERRORS:
+                await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+                raise
+            except BaseException:
+                if disconnect_on_error:
+                    await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+                raise
+            if response is not _MISSING:
+                if self.health_check_interval:
+                    self.next_health_check = asyncio.get_running_loop().time() + self.health_check_interval
+                if isinstance(response, ResponseError):
+                    raise response from None
+                return response
+        return await super().read_response(  # type: ignore[misc]
+            disable_decoding, timeout, disconnect_on_error=disconnect_on_error, push_request=push_request
+        )
+
+    def pack_command(self, *args: Any) -> list[Any]:
+        encoder = self.encoder
+        packed = pack_command(args, encoder.encoding, encoder.encoding_errors)
+        if packed is None:
+            return self._pack_command_python(*args)  # type: ignore[attr-defined,no-any-return]
+        return [packed]
+
+
+class QuickConnection(_QuickRead, _QuickSend, Connection):
+    """redis-py's TCP connection with :class:`_QuickRead` and :class:`_QuickSend`."""
+
+
+class QuickSentinelConnection(_QuickRead, _QuickSend, SentinelManagedConnection):
+    """Sentinel's master connection with :class:`_QuickRead` and :class:`_QuickSend`."""
+
+
+class QuickSSLConnection(_QuickRead, SSLConnection):
+    """redis-py's TLS connection with :class:`_QuickRead` (writes go redis-py's way)."""
+
+
+class QuickUnixConnection(_QuickRead, UnixDomainSocketConnection):
+    """redis-py's unix-socket connection with :class:`_QuickRead` (writes go redis-py's way)."""
 
 
 class SayingBlockingPool(_SaysPoolOutages, BlockingConnectionPool):
@@ -449,8 +619,12 @@ def make_redis_client(config: RedisConfig, *, decode_responses: bool = False, ur
         return _sentinel_client(config, target, options, decode_responses)
     if target.startswith(CLUSTER_SCHEME) or config.cluster_nodes:
         return _cluster_client(config, target, options, decode_responses)
-    if target.startswith("redis://"):  # rediss:// and unix:// keep redis-py's own connection class
+    if target.startswith("redis://"):
         options["connection_class"] = QuickConnection
+    elif target.startswith("rediss://"):  # TLS and unix sockets: writes go redis-py's way
+        options["connection_class"] = QuickSSLConnection
+    elif target.startswith("unix://"):
+        options["connection_class"] = QuickUnixConnection
     pool = SayingBlockingPool.from_url(
         target,
         max_connections=config.max_connections,
