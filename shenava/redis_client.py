@@ -372,7 +372,7 @@ class _QuickRead:
         encoder = self.encoder
         packed = pack_command(args, encoder.encoding, encoder.encoding_errors)
         if packed is None:
-            return self._pack_command_python(*args)  # type: ignore[attr-defined,no-any-return]
+            return self._pack_command_python(*args)  # type: ignore[attr-defined]
         return [packed]
 
 
@@ -380,8 +380,16 @@ class QuickConnection(_QuickRead, _QuickSend, Connection):
     """redis-py's TCP connection with :class:`_QuickRead` and :class:`_QuickSend`."""
 
 
-class QuickSentinelConnection(_QuickRead, _QuickSend, SentinelManagedConnection):
-    """Sentinel's master connection with :class:`_QuickRead` and :class:`_QuickSend`."""
+class _QuickReadConnection(_QuickRead, Connection):
+    """:class:`_QuickRead` under a subclass of ``Connection`` that must wrap it (Sentinel's)."""
+
+
+class QuickSentinelConnection(_QuickSend, SentinelManagedConnection, _QuickReadConnection):
+    """Sentinel's master connection with :class:`_QuickSend` and :class:`_QuickRead`.
+
+    Sentinel's ``read_response`` comes first: a reply that says the master
+    was demoted (``READONLY``...) drops the connection, so the next asks the
+    sentinels again, whether that reply was parsed from bytes in hand or read."""
 
 
 class QuickSSLConnection(_QuickRead, SSLConnection):

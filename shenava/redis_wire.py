@@ -73,7 +73,7 @@ def read_reply(
         if count < 0:
             return None, end + 2
         pos = end + 2
-        items = []
+        items: list[Any] = []
         append = items.append
         for _ in range(count):
             item, pos = read_reply(buf, pos, encoding, errors, error_of)
