@@ -287,6 +287,8 @@ class WireParser(_AsyncRESP3Parser):
                 await self._read_more(missing.need)
                 if len(self._buffer) - self._pos >= self.CHUNKED_FROM:
                     self._buffer, self._pos = self._buffer[self._pos:], 0
+                    if self._buffer.endswith(b"\r"):  # redis-py's reader needs a line's CR and LF together
+                        await self._read_more(len(self._buffer) + 1, exactly=True)
                     value = await self._read_response(disable_decoding=disable_decoding, push_request=push_request)
                     self._clear()  # the partial reply was all there was, and it is read now
                     return value
@@ -299,13 +301,13 @@ class WireParser(_AsyncRESP3Parser):
             if not self._connected:  # a push handler may have disconnected
                 raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
 
-    async def _read_more(self, need: int) -> None:
+    async def _read_more(self, need: int, *, exactly: bool = False) -> None:
         stream = self._stream
         if stream is None or not self._connected:
             raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
         pending = self._buffer[self._pos:]
         missing = need - self._pos - len(pending)
-        if missing > self._read_size:
+        if exactly or missing > self._read_size:
             try:
                 data = await stream.readexactly(missing)
             except asyncio.IncompleteReadError as error:
@@ -689,8 +691,30 @@ def _cluster_client(config: RedisConfig, url: str, options: dict[str, Any], deco
         decode_responses=decode,
         **options,
     )
+    _quick_cluster_connections(client)
     # The daemon types its client as ``Redis``: the commands it uses are the same.
     return client  # type: ignore[return-value]
+
+
+_QUICK_FOR = {Connection: QuickConnection, SSLConnection: QuickSSLConnection}
+
+
+def _quick_cluster_connections(client: RedisCluster) -> None:
+    """The cluster's nodes connect with what one Redis has: :class:`_QuickRead`, and :class:`_QuickSend` over TCP.
+
+    redis-py's ``RedisCluster`` names its connection class itself
+    (``Connection``, or ``SSLConnection`` with ``ssl``) in the keyword
+    arguments every node it learns of is made with; the seed nodes are
+    already made. Both are pointed at the quick classes here. (Its per-node
+    pools are a plain list of free connections already: no locks to skip.)"""
+    kwargs = client.connection_kwargs
+    quick = _QUICK_FOR.get(kwargs.get("connection_class"))  # type: ignore[arg-type]
+    if quick is None:
+        return
+    kwargs["connection_class"] = quick
+    for node in [*client.startup_nodes, *client.nodes_manager.startup_nodes.values()]:
+        if _QUICK_FOR.get(node.connection_class) is quick:
+            node.connection_class = quick
 
 
 def describe(config: RedisConfig) -> str:
