@@ -281,6 +281,8 @@ class WireParser(_AsyncRESP3Parser):
         if not self._connected:
             raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
         while True:
+            if not self._buffer:  # nothing in hand (a reply's first read): no parse to fail first
+                await self._read_more(1)
             try:
                 value, push = self._take(disable_decoding)
             except Incomplete as missing:
