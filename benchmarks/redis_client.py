@@ -26,9 +26,13 @@ machine loaded by other work slows them alike; the figures are the medians:
 Variants: ``redis-py`` (the client as built before: ``redis.asyncio.Redis``
 on a ``BlockingConnectionPool``, redis-py's pure-Python parser and packer),
 ``redis-py+hiredis`` (the same with hiredis's C parser and packer),
+``shenava-redis-py-wire`` (``make_redis_client`` with redis-py's own parser
+and packer put back: the client before ``shenava.redis_wire``),
 ``shenava`` (``make_redis_client``: one turn's commands as one pipeline, a
-checkout without ``connect()``, a write without ``wait_for``; no hiredis)
-and ``shenava+hiredis``. The daemon runs ``shenava``: hiredis is not a
+checkout without ``connect()``, a write without ``wait_for``, replies parsed
+from whole chunks by ``WireParser``, commands packed by
+``shenava.redis_wire``; no hiredis) and ``shenava+hiredis`` (the same: the
+client parses and packs without hiredis wherever it is installed). The daemon runs ``shenava``: hiredis is not a
 dependency, as it cost CPU here instead of saving it (docs/scaling.md);
 the hiredis variants run only where ``pip install hiredis`` was done. The
 last line is one JSON object.
