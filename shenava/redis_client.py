@@ -244,6 +244,11 @@ class WireParser(_AsyncRESP3Parser):
         self._pos = 0
         self._chunks.clear()
 
+    def on_disconnect(self) -> None:
+        """Bytes read from a socket now closed are nobody's reply."""
+        super().on_disconnect()
+        self._clear()
+
     def _decoding(self, disable_decoding: bool) -> str | None:
         encoder = self.encoder
         if disable_decoding or encoder is None or not encoder.decode_responses:
@@ -352,7 +357,7 @@ class _QuickRead:
         push_request: bool | None = False,
     ) -> Any:
         parser = self._parser
-        if timeout is None and parser._buffer and type(parser) is WireParser:
+        if timeout is None and parser._buffer and type(parser) is WireParser and parser._connected:
             try:
                 response = parser.read_buffered(disable_decoding)
             except UNRECOVERABLE_PARSE_ERRORS:

@@ -134,7 +134,10 @@ LARGEST_INLINE = 6000
 
 def _head(name: Any, count: int) -> bytes:
     """``*N`` and the command's name (``CONFIG GET`` is two words) for ``count`` arguments."""
-    words = name.encode().split() if isinstance(name, str) else name.split()
+    if isinstance(name, str):
+        words = name.encode().split()
+    else:  # redis-py splits a bytes name only at spaces
+        words = name.split() if b" " in name else [name]
     head = b"*%d\r\n" % (len(words) + count - 1) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
     if len(_HEADS) < _HEADS_MAX:
         _HEADS[name, count] = head

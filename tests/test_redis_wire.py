@@ -26,15 +26,18 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 from redis.exceptions import BusyLoadingError, InvalidResponse, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shenava.config import RedisConfig
 from shenava.redis_client import (
     _MISSING,
     QuickConnection,
+    QuickSSLConnection,
     QuickUnixConnection,
     WireParser,
     make_redis_client,
 )
+from shenava.redis_server import free_port
 from shenava.redis_wire import Incomplete, pack_command, read_reply
 from shenava_base.aio import as_deferred
 
@@ -154,7 +157,7 @@ _args = st.lists(
 )
 
 
-@given(st.sampled_from(["GET", "HSET", "CONFIG GET", b"EVALSHA", b"SCRIPT LOAD"]), _args)
+@given(st.sampled_from(["GET", "HSET", "CONFIG GET", "CONFIG\tGET", b"EVALSHA", b"SCRIPT LOAD", b"X\tY"]), _args)
 def test_a_command_packs_as_redis_py_packs_it(name: Any, args: list[Any]) -> None:
     connection = Connection()
     assert pack_command((name, *args), "utf-8", "strict") == b"".join(connection._pack_command_python(name, *args))
@@ -197,11 +200,14 @@ async def _outcomes(client: Any, together: bool = True) -> list[Any]:
     return [(type(o), str(o)) if isinstance(o, Exception) else o for o in outcomes]
 
 
-@pytest.mark.parametrize("decode", [True, False])
+@pytest.mark.parametrize(("decode", "protocol"), [(True, 3), (False, 3), (True, 2)])
 @pytest_twisted.ensureDeferred
-async def test_a_turns_replies_are_what_redis_pys_parser_makes_of_them(redis_url: str, decode: bool) -> None:
-    ours = make_redis_client(RedisConfig(url=redis_url), decode_responses=decode)
-    theirs = Redis.from_url(redis_url, decode_responses=decode)
+async def test_a_turns_replies_are_what_redis_pys_parser_makes_of_them(
+    redis_url: str, decode: bool, protocol: int
+) -> None:
+    url = redis_url if protocol == 3 else f"{redis_url}?protocol=2"
+    ours = make_redis_client(RedisConfig(url=url), decode_responses=decode)
+    theirs = Redis.from_url(url, decode_responses=decode)
     taken = []
     original = WireParser.read_buffered
 
@@ -264,6 +270,67 @@ async def test_a_connection_left_with_a_reply_unread_is_not_used_as_it_is(redis_
         assert await as_deferred(client.get("y")) is None  # not "stale", the GET x's reply
     finally:
         await as_deferred(client.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_disconnected_connection_gives_no_reply_left_in_its_parser(redis_url: str) -> None:
+    client = make_redis_client(RedisConfig(url=redis_url), decode_responses=True)
+    try:
+        async def disconnect_with_a_reply_in_hand() -> None:
+            connection = await client.connection_pool.get_connection()
+            await connection.send_packed_command(connection.pack_commands([("PING",), ("ECHO", "stale")]))
+            assert await connection.read_response() == "PONG"
+            for _ in range(500):
+                if connection._parser._buffer:
+                    break
+                await asyncio.sleep(0.01)
+            assert connection._parser._buffer  # the ECHO's reply came with the PING's
+            await connection.disconnect()
+            with pytest.raises(RedisConnectionError):
+                await connection.read_response()
+            await client.connection_pool.release(connection)
+
+        await as_deferred(disconnect_with_a_reply_in_hand())
+        assert await as_deferred(client.echo("fresh")) == "fresh"
+    finally:
+        await as_deferred(client.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tls_client_reads_with_the_parser(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+         "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+         "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+        client = make_redis_client(RedisConfig(url=url), decode_responses=True)
+        try:
+            assert client.connection_pool.connection_class is QuickSSLConnection
+            for _ in range(500):
+                try:
+                    await as_deferred(client.ping())
+                    break
+                except RedisConnectionError:
+                    await as_deferred(asyncio.sleep(0.02))
+            got = await as_deferred(asyncio.gather(client.set("k", "v" * 70_000), client.get("k"), client.get("none")))
+            assert got == [True, "v" * 70_000, None]
+            connection = next(iter(client.connection_pool._available_connections))
+            assert type(connection._parser) is WireParser
+        finally:
+            await as_deferred(client.aclose())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest_twisted.ensureDeferred
