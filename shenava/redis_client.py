@@ -36,7 +36,7 @@ from redis._parsers.base import UNRECOVERABLE_PARSE_ERRORS
 from redis._parsers.resp3 import _AsyncRESP3Parser
 from redis._parsers.socket import SERVER_CLOSED_CONNECTION_ERROR
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import AbstractStrategy, RedisCluster, TransactionStrategy
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -58,6 +58,7 @@ from shenava_base.outage import OutageNote
 __all__ = [
     "BlockingSentinelPool",
     "PoolExhaustedError",
+    "QuickCluster",
     "SayingBlockingPool",
     "TurnBatchingCluster",
     "TurnBatchingRedis",
@@ -592,7 +593,73 @@ class TurnBatchingRedis(_TurnBatching, Redis):  # type: ignore[misc]  # redis-py
         return pipe
 
 
-class TurnBatchingCluster(_TurnBatching, RedisCluster):  # type: ignore[misc]  # as above
+_EVAL_COMMANDS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO"})
+
+
+class _QuickTransactionStrategy(TransactionStrategy):
+    """A cluster transaction's command queued without a thread when its slot is known in hand.
+
+    redis-py 8.2 queues each command of a cluster ``MULTI`` through
+    ``_run_coroutine_in_thread``: a thread, an event loop and a node of its
+    own, with the reactor's thread blocked on ``join()``, to find the
+    command's slot (an ``async`` look-up that may ask a node for the
+    command's keys). For a command on one key (:data:`_CLUSTER_BATCHED`) or a
+    script naming its keys, the slot is the key's hash slot, computed here;
+    the slot bookkeeping is redis-py's. Anything else (a script with no
+    keys, a client not yet initialised, a ``WATCH`` in force, other
+    commands) goes redis-py's way.
+    """
+
+    _pipe: Any
+    _pipeline_slots: set[int]
+    _transaction_has_keyed_slot: bool
+    _watching: bool
+    _explicit_transaction: bool
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        slot = self._slot_in_hand(args)
+        if slot is None:
+            return super().execute_command(*args, **kwargs)
+        slots = self._pipeline_slots
+        if slots and slot not in slots and not self._transaction_has_keyed_slot:
+            slots.clear()
+        self._transaction_has_keyed_slot = True
+        slots.add(slot)
+        return AbstractStrategy.execute_command(self, *args, **kwargs)
+
+    def _slot_in_hand(self, args: tuple[Any, ...]) -> int | None:
+        client = self._pipe.cluster_client
+        name = args[0]
+        if (
+            not isinstance(name, str)
+            or (self._watching and not self._explicit_transaction)
+            or (client._initialize and client.nodes_manager.default_node is None)
+        ):
+            return None
+        if name in _CLUSTER_BATCHED and len(args) >= 2:
+            return int(client.keyslot(args[1]))
+        if name in _EVAL_COMMANDS and len(args) >= 3:
+            try:
+                keys = args[3:3 + int(args[2])]
+            except (TypeError, ValueError):
+                return None
+            found = {client.keyslot(key) for key in keys}
+            if len(found) == 1:
+                return int(found.pop())
+        return None
+
+
+class QuickCluster(RedisCluster):
+    """``redis.asyncio.RedisCluster`` whose transactions queue their commands with :class:`_QuickTransactionStrategy`."""
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        if type(pipe._execution_strategy) is TransactionStrategy:
+            pipe._execution_strategy = _QuickTransactionStrategy(pipe)
+        return pipe
+
+
+class TurnBatchingCluster(_TurnBatching, QuickCluster):  # type: ignore[misc]  # as above
     """``redis.asyncio.RedisCluster`` batching each turn's one-key commands (its pipeline splits them per node)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -691,7 +758,7 @@ def _cluster_client(config: RedisConfig, url: str, options: dict[str, Any], deco
         parsed = urlparse(url) if url else None
         password = parsed.password if parsed is not None else None
     options = {k: v for k, v in options.items() if k != "retry_on_timeout"}
-    client = (TurnBatchingCluster if config.batch_turns else RedisCluster)(
+    client = (TurnBatchingCluster if config.batch_turns else QuickCluster)(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         password=password,
         max_connections=config.max_connections,

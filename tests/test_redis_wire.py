@@ -426,3 +426,60 @@ async def test_a_long_reply_read_in_small_chunks_is_finished_by_redis_pys_reader
         parser.on_connect(SimpleNamespace(_reader=reader, encoder=Encoder("utf-8", "strict", False)))
         assert await as_deferred(parser.read_response()) == members
         assert await as_deferred(parser.read_response()) == b"OK"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cluster_transaction_queues_its_commands_without_a_thread(
+    cluster_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis.asyncio.cluster as redis_cluster
+    from redis.asyncio.cluster import ClusterNode
+
+    threads = [0]
+    original = redis_cluster._run_coroutine_in_thread
+
+    def counted(coro: Any) -> Any:
+        threads[0] += 1
+        return original(coro)
+
+    monkeypatch.setattr(redis_cluster, "_run_coroutine_in_thread", counted)
+    ours = make_redis_client(RedisConfig(url=cluster_url), decode_responses=True)
+    theirs = RedisCluster(
+        startup_nodes=[ClusterNode(n.host, n.port) for n in ours.startup_nodes],  # type: ignore[attr-defined]
+        decode_responses=True,
+    )
+    script = "redis.call('HINCRBY', KEYS[1], 'n', 1) return redis.call('HGET', KEYS[2], 'n')"
+    try:
+        async def transaction(client: Any, tag: str) -> list[Any]:
+            sha = await client.script_load(script) if client is ours else None
+            pipe = client.pipeline(transaction=True)
+            pipe.hset(f"{{{tag}}}:h", mapping={"a": "1"}).hincrby(f"{{{tag}}}:h", "n", 2)
+            pipe.zadd(f"{{{tag}}}:z", {"m": 1.5}).lpush(f"{{{tag}}}:h", "x")  # WRONGTYPE inside the MULTI
+            pipe.eval(script, 2, f"{{{tag}}}:h", f"{{{tag}}}:h")
+            if sha is not None:
+                pipe.evalsha(sha, 2, f"{{{tag}}}:h", f"{{{tag}}}:h")
+            replies = await pipe.execute(raise_on_error=False)
+            return [(type(r), str(r)) if isinstance(r, Exception) else r for r in replies]
+
+        await as_deferred(ours.initialize())  # type: ignore[attr-defined]
+        await as_deferred(theirs.initialize())
+        threads[0] = 0
+        mine = await as_deferred(transaction(ours, "ta"))
+        assert threads[0] == 0
+        expected = await as_deferred(transaction(theirs, "tb"))
+        assert threads[0] >= 5  # redis-py's own way: a thread per command queued
+        assert mine[:5] == expected and mine[5] == "4" and mine[3][0].__name__ == "ResponseError"
+
+        async def cross_slot(client: Any) -> type:
+            pipe = client.pipeline(transaction=True)
+            pipe.set("{ta}:x", 1).set("{tb}:x", 2)
+            try:
+                await pipe.execute()
+            except Exception as error:
+                return type(error)
+            return type(None)
+
+        assert await as_deferred(cross_slot(ours)) is await as_deferred(cross_slot(theirs)) is not type(None)
+    finally:
+        await as_deferred(ours.aclose())
+        await as_deferred(theirs.aclose())
