@@ -650,7 +650,18 @@ class _QuickTransactionStrategy(TransactionStrategy):
 
 
 class QuickCluster(RedisCluster):
-    """``redis.asyncio.RedisCluster`` whose transactions queue their commands with :class:`_QuickTransactionStrategy`."""
+    """``redis.asyncio.RedisCluster`` that finds a one-key command's slot from its key.
+
+    redis-py asks its command parser for every command's keys (command
+    metadata learnt from a node) before hashing them; a command of
+    :data:`_CLUSTER_BATCHED` has its one key first, so its slot is that key's.
+    Its transactions queue their commands with :class:`_QuickTransactionStrategy`.
+    """
+
+    async def _determine_slot(self, command: Any, *args: Any) -> int:
+        if command in _CLUSTER_BATCHED and args:
+            return int(self.keyslot(args[0]))
+        return int(await super()._determine_slot(command, *args))
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         pipe = super().pipeline(transaction, shard_hint)

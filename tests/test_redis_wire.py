@@ -483,3 +483,32 @@ async def test_a_cluster_transaction_queues_its_commands_without_a_thread(
     finally:
         await as_deferred(ours.aclose())
         await as_deferred(theirs.aclose())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_one_key_commands_slot_on_the_cluster_is_its_keys_without_asking_the_parser(cluster_url: str) -> None:
+    from shenava.redis_client import QuickCluster
+
+    client = make_redis_client(RedisConfig(url=cluster_url, batch_turns=False), decode_responses=True)
+    assert isinstance(client, QuickCluster)
+    asked: list[tuple[Any, ...]] = []
+    try:
+        await as_deferred(client.initialize())  # type: ignore[attr-defined]
+        parser = client.commands_parser  # type: ignore[attr-defined]
+        original = parser.get_keys
+
+        async def counted(*args: Any) -> Any:
+            asked.append(args)
+            return await original(*args)
+
+        parser.get_keys = counted
+        keys = [f"{{s{i}}}:k" for i in range(20)]  # over all three masters
+        for i, key in enumerate(keys):
+            await as_deferred(client.set(key, i))
+        assert await as_deferred(asyncio.gather(*(client.get(k) for k in keys))) == [str(i) for i in range(20)]
+        assert await as_deferred(client.hset("{s1}:h", "a", "1")) == 1
+        assert asked == []
+        assert await as_deferred(client.mget("{s1}:k", "{s1}:h2")) == ["1", None]  # not one key: the parser's way
+        assert asked
+    finally:
+        await as_deferred(client.aclose())
