@@ -21,6 +21,10 @@ from the seed nodes and sends each command to the master of its key's slot.
 Every key family's hash tag (:mod:`shenava_base.sites`) keeps each transaction and
 script inside one slot. Its pools are per node and not blocking: a node whose
 ``max_connections`` are all busy fails the command, which the journal keeps.
+
+Every connection, the cluster's included, parses replies with
+:class:`WireParser` and packs commands with :mod:`shenava.redis_wire`
+(docs/scaling.md, "Replies and commands on the wire").
 """
 
 from __future__ import annotations
@@ -32,15 +36,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from redis._parsers.base import UNRECOVERABLE_PARSE_ERRORS
 from redis._parsers.resp3 import _AsyncRESP3Parser
 from redis._parsers.socket import SERVER_CLOSED_CONNECTION_ERROR
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import AbstractStrategy, RedisCluster, TransactionStrategy
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import InvalidResponse, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -54,6 +57,15 @@ from shenava.config import (
 )
 from shenava.redis_wire import Incomplete, pack_command, read_reply
 from shenava_base.outage import OutageNote
+
+try:  # redis-py 8: what its reader drops a connection for, whatever disconnect_on_error says
+    from redis._parsers.base import UNRECOVERABLE_PARSE_ERRORS
+except ImportError:  # older redis-py: the same errors
+    UNRECOVERABLE_PARSE_ERRORS = (InvalidResponse, UnicodeDecodeError, RecursionError)
+try:  # redis-py 6 and later: cluster transactions
+    from redis.asyncio.cluster import AbstractStrategy, TransactionStrategy
+except ImportError:
+    AbstractStrategy = TransactionStrategy = object  # type: ignore[assignment,misc]
 
 __all__ = [
     "BlockingSentinelPool",
