@@ -144,3 +144,34 @@ async def test_closed_callback_flags_are_listed_since_a_time(redis_client: Redis
     assert status == 200 and later == []
     status, _ = await api.call("GET", "callbacks", args={"state": ["closed"], "since": ["x"]})
     assert status == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_errors_have_the_shape_of_every_other_api(redis_client: Redis) -> None:
+    """``{"error": {"code", "message"[, "field"]}}`` as ``shenava.http.errors.ApiError`` answers
+    (the register answered ``{"error": code, "message": ...}``); the codes themselves stay."""
+    api = Api(redis_client)
+    c = await as_deferred(api.register.open_complaint(T0, category="billing", channel=Channel.IVR, number=NUMBER))
+
+    def shape(body: Any) -> tuple[str, str | None]:
+        assert set(body) == {"error"}, body
+        error = body["error"]
+        assert isinstance(error, dict) and set(error) <= {"code", "message", "field"}, body
+        assert isinstance(error["message"], str) and error["message"], body
+        return error["code"], error.get("field")
+
+    status, err = await api.call("GET", "/", role=None)
+    assert (status, shape(err)) == (401, ("unauthenticated", None))
+    status, err = await api.call("PATCH", c.reference, body={"status": "nonsense"})
+    assert (status, shape(err)) == (400, ("invalid", "status"))
+    status, err = await api.call("PATCH", c.reference, body={"note": 5})
+    assert (status, shape(err)) == (400, ("invalid", "note"))
+    status, err = await api.call("PATCH", c.reference, role="agent", actor="a1",
+                                 body={"status": "closed", "note": "x"})
+    assert (status, shape(err)) == (403, ("complaints.permission_denied", None))
+    status, err = await api.call("GET", "1234567")
+    assert status in (400, 404) and shape(err)[0].startswith("complaints.")
+    status, err = await api.call("POST", "abuse", role="agent", actor="a1", body={"category": "nope"})
+    assert status == 400 and shape(err)[0] == "complaints.invalid" and shape(err)[1] is not None
+    status, err = await api.call("DELETE", c.reference)
+    assert (status, shape(err)) == (404, ("not_found", None))

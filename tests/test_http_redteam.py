@@ -207,7 +207,7 @@ async def test_deeply_nested_json_to_the_register_is_a_bad_body(board: tuple[Run
     api, _ = board
     deep = b'{"note":' + b"[" * 60_000 + b"}"
     code, body, _ = await api.call("PATCH", "/api/complaints/C-1", raw=deep)
-    assert (code, body["error"]) == (400, "invalid_json"), body
+    assert (code, body["error"]["code"]) == (400, "invalid_json"), body
 
 
 @pytest_twisted.ensureDeferred

@@ -98,10 +98,11 @@
 
   class Unreachable extends Error {}
   class Refused extends Error {
-    constructor(status, code, message) {
+    constructor(status, code, message, detail) {
       super(message);
       this.status = status;
       this.code = code;
+      this.detail = detail || {}; // the whole error object: field, retry_after_min...
     }
   }
 
@@ -143,10 +144,10 @@
     if (response.status === 401 && document.body.dataset.page !== "sign-in") {
       toSignIn(); // the session ended (expired, signed out elsewhere): sign in again
     }
-    const code = error ? (typeof error === "string" ? error : error.code) : "http." + response.status;
-    const message = error ? (typeof error === "string" ? data.message : error.message)
-      : response.statusText;
-    throw new Refused(response.status, code, message);
+    // Every API, the register's too, answers {"error": {"code", "message", ...}}.
+    const code = error ? error.code : "http." + response.status;
+    const message = error ? error.message : response.statusText;
+    throw new Refused(response.status, code, message, error || {});
   }
 
   /** Every request that changes something: a JSON body, and the session's CSRF token. */
