@@ -1190,6 +1190,34 @@ def test_lock_out_after_repeated_failures_in_the_page(demo: Demo, browser: Brows
     browser.run(work)
 
 
+def test_lock_out_minutes_come_from_the_answers_field_in_both_languages(
+    demo: Demo, browser: BrowserThread,
+) -> None:
+    """The page reads ``retry_after_min``, never the English message (it parsed the
+    digits before "minute" from it, and said 15 when the text did not match). The answer is
+    the daemon's own 429 with another message and minutes, so only the field can give 7."""
+    answer = {"error": {"code": "http.locked_out", "message": "too many failed sign-ins for this name",
+                        "retry_after_s": 421, "retry_after_min": 7}}
+
+    def work() -> None:
+        for lang, wanted in (("fa", persian("تلاش‌های ناموفق زیاد بود. 7 دقیقهٔ دیگر دوباره امتحان کنید.")),
+                             ("en", "Too many failed sign-ins. Try again in 7 minutes.")):
+            page = browser.page()
+            page.route(re.compile(r"/api/session$"), lambda route: route.fulfill(
+                status=429, content_type="application/json; charset=utf-8", body=json.dumps(answer))
+                if route.request.method == "POST" else route.continue_())
+            page.goto(demo.api + f"/sign-in?lang={lang}")
+            page.fill("#signin-name", "a3")
+            page.fill("#signin-password", "whatever")
+            page.click("#signin-button")
+            error = page.locator("#signin-error")
+            expect(error).to_have_attribute("data-code", "http.locked_out")
+            expect(error).to_have_text(wanted)
+            page.context.close()
+
+    browser.run(work)
+
+
 def test_the_wallboard_says_when_voicemails_are_parked(demo: Demo, browser: BrowserThread) -> None:
     """Voicemails whose transcription was given up are on the wallboard's notice line and
     in /api/health (the daemon counts them every 15 s), not silent (docs/voicemail.md).

@@ -281,6 +281,7 @@ async def test_lock_out_after_repeated_failures(api: Running) -> None:
                                          body={"name": "sara", "password": PASSWORD})
     assert (code, body["error"]["code"]) == (429, "http.locked_out")
     assert "try again in 15 minutes" in body["error"]["message"]
+    assert body["error"]["retry_after_min"] == 15  # the pages say it in their language from this
     assert 890 <= int(headers.getRawHeaders(b"retry-after")[0]) <= 901
     # another name is still open from here (the address limit is higher)...
     api.add_user("omid", "admin")

@@ -31,6 +31,7 @@ from shenava.http.errors import (
     LockedOutError,
     MissingFieldError,
     UnavailableError,
+    lock_out_minutes,
 )
 from shenava.http.jsonapi import Redirect, Route, read_json, route
 from shenava.http.sessions import Session
@@ -208,5 +209,5 @@ class SessionApi:
 
 
 def _minutes(seconds: float) -> str:
-    minutes = max(1, round(seconds / 60))
+    minutes = lock_out_minutes(seconds)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -212,8 +212,11 @@
         error.dataset.code = e.code || "";
         if (e.code === "http.bad_credentials") error.textContent = T.signin_wrong;
         else if (e.code === "http.locked_out") {
-          const seconds = Number((/(\d+) minute/.exec(e.message) || [0, 15])[1]) * 60;
-          error.textContent = t("signin_locked", { minutes: num(Math.ceil(seconds / 60)) });
+          // the minutes come as a number (retry_after_min), never read from the English message
+          const detail = e.detail || {};
+          const minutes = Number.isFinite(detail.retry_after_min) ? detail.retry_after_min
+            : Math.max(1, Math.ceil((Number(detail.retry_after_s) || 900) / 60));
+          error.textContent = t("signin_locked", { minutes: num(minutes) });
         } else {
           error.textContent = e instanceof Unreachable ? T.status_lost_never
             : t("signin_failed", { message: e.message });
