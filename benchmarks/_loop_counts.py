@@ -88,7 +88,7 @@ class LoopCounts:
         from asyncio import selector_events
 
         n = self.n
-        transport = selector_events._SelectorSocketTransport
+        transport: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]  # private: no stub
         write, write_ready = transport.write, transport._write_ready
 
         def counted_write(self: Any, data: Any) -> None:

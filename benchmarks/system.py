@@ -325,7 +325,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         await app.agent_stats.started
         await app.agent_stats.flushed()
     await deferLater(reactor, 1.0, lambda: None)
-    steps = []
+    steps: list[dict[str, Any]] = []
     profile = None
     if args.profile:
         from benchmarks._profiling import DaemonProfile

@@ -49,6 +49,7 @@ async def test_redis_sends_counts_every_write_of_the_daemons_client(redis_url: s
         assert counts.per_call(mark, 1)["redis_sends"] == 0
         from asyncio import selector_events
 
-        assert "counted" not in selector_events._SelectorSocketTransport.write.__qualname__
+        transport: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]  # private: no stub
+        assert "counted" not in transport.write.__qualname__
     finally:
         await as_deferred(client.aclose())
