@@ -198,6 +198,12 @@
     const form = $("signin-form");
     const error = $("signin-error");
     const next = new URLSearchParams(location.search).get("next");
+    if (new URLSearchParams(location.search).get("link") === "used") {
+      // a one-use link opened again (api/session/link/... sends us here)
+      error.hidden = false;
+      error.dataset.code = "link_used";
+      error.textContent = T.signin_link_used;
+    }
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
