@@ -38,7 +38,9 @@ Per step (calls placed during the step; what happened to them counted until
   cores (near 1.0, the PBX cannot place more calls: ``placed`` falls short);
 - ``loop_per_call``: exact counts per call that load does not move: loop
   iterations (stdlib loop only), AMI reads, writes and sends, write-behind
-  turns, ``addWriter`` calls, Redis sends (:mod:`benchmarks._loop_counts`).
+  turns, ``addWriter`` calls, Redis sends (:mod:`benchmarks._loop_counts`: the
+  socket writes of the daemon's Redis connections, batches and fast path
+  included; Redis's side of them is ``redis_reads_per_call``).
   The loop is the stdlib's unless ``SHENAVA_EVENT_LOOP=uvloop``, as for ``shenava run``.
 
 ``max_sustained_calls_per_s`` is the highest rate at which, at that rate and
@@ -349,7 +351,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         await app.agent_stats.started
         await app.agent_stats.flushed()
     await deferLater(reactor, 1.0, lambda: None)
-    steps = []
+    steps: list[dict[str, Any]] = []
     profile = None
     if args.profile:
         from benchmarks._profiling import DaemonProfile
