@@ -97,7 +97,8 @@ def load_trace(path: Path, seconds: float | None = None) -> dict[str, Any]:
             actions.append((offset, kind, payload.encode("latin-1")))
         else:
             actions.append((offset, kind, [tuple(a.encode("latin-1") for a in args) for args in payload]))
-    calls = raw["rate"] * window_s
+    # the whole recording holds whole calls (every one placed in it); a slice, its seconds' share
+    calls = raw["calls"] if window_s == raw["window_s"] else raw["rate"] * window_s
     return {
         "rate": raw["rate"], "window_s": window_s, "calls": calls, "reads": reads,
         "bytes": total, "actions": actions, "scripts": raw["scripts"],
@@ -126,14 +127,14 @@ def trace_counts(trace: dict[str, Any], repeat: int) -> dict[str, Any]:
 
 
 def feeder(conn: Connection, trace_path: str, seconds: float | None, repeat: int,
-           cpus: list[int]) -> None:
+           cpus: list[int], speed: float = 1.0) -> None:
     import select
 
     os.sched_setaffinity(0, set(cpus))
     trace = load_trace(Path(trace_path), seconds)
     plan = [(0.0, BANNER)]
     for k in range(repeat):
-        plan.extend((START_S + k * trace["window_s"] + t, data) for t, data in trace["reads"])
+        plan.extend((START_S + (k * trace["window_s"] + t) / speed, data) for t, data in trace["reads"])
     listener = socket.socket()
     listener.bind((HOST, 0))
     listener.listen(1)
@@ -194,7 +195,8 @@ class Replay:
         self.n = {"reads": 0, "sends": 0, "bytes_out": 0, "messages": 0, "redis_round_trips": 0,
                   "redis_commands": 0, "redis_errors": 0, "loop_turns": 0}
         self.pending = 0
-        self.cpu0 = self.wall0 = 0.0
+        self.errors: dict[str, int] = {}
+        self.cpu0 = self.sys0 = self.wall0 = 0.0
         self.result: dict[str, Any] | None = None
         self.on_done: Any = None
         self.write: Any = None
@@ -205,7 +207,7 @@ class Replay:
 
     def start(self, write: Any) -> None:
         self.write = write
-        self.cpu0, self.wall0 = cpu_s(), time.perf_counter()
+        self.cpu0, self.sys0, self.wall0 = cpu_s(), sys_s(), time.perf_counter()
 
     def received_bytes(self, data: bytes) -> None:
         n = self.n
@@ -244,8 +246,10 @@ class Replay:
             else:
                 await client._pipeline_of([(args, {}) for args in commands]).execute(
                     raise_on_error=False)
-        except Exception:
+        except Exception as error:
             self.n["redis_errors"] += 1
+            kind = f"{commands[0][0].decode()}: {str(error)[:60]}"
+            self.errors[kind] = self.errors.get(kind, 0) + 1
         finally:
             self.pending -= 1
             self.check_done()
@@ -253,8 +257,9 @@ class Replay:
     def check_done(self) -> None:
         if self.result is None and self.received >= self.total and self.next >= len(self.actions) \
                 and self.pending == 0:
-            self.result = {"cpu_s": cpu_s() - self.cpu0, "wall_s": time.perf_counter() - self.wall0,
-                           "bytes_in": self.received, **self.n}
+            self.result = {"cpu_s": cpu_s() - self.cpu0, "sys_s": sys_s() - self.sys0, "wall_s": time.perf_counter() - self.wall0,
+                           "bytes_in": self.received, **self.n,
+                           "redis_error_kinds": self.errors}
             if self.on_done is not None:
                 self.on_done()
 
@@ -262,6 +267,10 @@ class Replay:
 def cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def sys_s() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
 def count_turns(loop: Any, replay: Replay) -> None:
@@ -418,7 +427,7 @@ def pin_pid(pid: int, cpus: set[int]) -> None:
 def run_row(ctx: Any, row: str, args: argparse.Namespace, redis_url: str | None,
             others: list[int]) -> dict[str, Any]:
     feed_parent, feed_child = ctx.Pipe()
-    feed = ctx.Process(target=feeder, args=(feed_child, args.trace, args.seconds, args.repeat, others),
+    feed = ctx.Process(target=feeder, args=(feed_child, args.trace, args.seconds, args.repeat, others, args.speed),
                        daemon=True)
     feed.start()
     try:
@@ -452,8 +461,9 @@ def reset_redis(sync: Any, scripts: dict[str, str]) -> None:
 
 
 def run_system(args: argparse.Namespace) -> dict[str, Any]:
-    """benchmarks/system.py at 50 calls/s, the daemon on ``--cpu``: its last line."""
-    command = [sys.executable, str(ROOT / "benchmarks" / "system.py"), "--rates", "50",
+    """benchmarks/system.py at the replay's rate, the daemon on ``--cpu``: its figures."""
+    rate = f"{50 * args.speed:g}"
+    command = [sys.executable, str(ROOT / "benchmarks" / "system.py"), "--rates", rate,
                "--step-s", str(args.system_step_s), "--agents", "200",
                "--drain-s", str(args.system_drain_s), "--daemon-cpu", str(args.cpu)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900,
@@ -463,8 +473,10 @@ def run_system(args: argparse.Namespace) -> dict[str, Any]:
     last = json.loads(done.stdout.strip().splitlines()[-1])
     step = last["steps"][0]
     return {"command": " ".join(["benchmarks/system.py", *command[2:]]),
-            "cpu_ms_per_call": last["daemon_cpu_ms_per_call"], "placed": step["placed"],
-            "accounted": step["accounted"], "redis_commands_per_call": last["redis_commands_per_call"],
+            "cpu_ms_per_call": step["daemon_cpu_ms_per_call"],
+            "sys_ms_per_call": step["daemon_sys_ms_per_call"], "placed": step["placed"],
+            "accounted": step["accounted"], "redis_commands_per_call": step["redis_commands_per_call"],
+            "agi_p99_ms": step["agi_ms"]["p99"],
             "loop_per_call": step["loop_per_call"], "pinning": last["pinning"]}
 
 
@@ -475,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="times each row runs, interleaved")
     parser.add_argument("--seconds", type=float, default=None,
                         help="replay only the window's first S seconds (the smoke test)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="replay N times faster than recorded (3: the same calls at 150 calls/s)")
     parser.add_argument("--scale", action="store_true", help="--repeat 5 --rounds 2")
     parser.add_argument("--cpu", type=int, default=1, help="the core every stack (and the daemon) runs on")
     parser.add_argument("--rows", default=",".join(ROWS))
@@ -514,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                 reset_redis(sync, trace["scripts"])
                 result = run_row(ctx, row, args, server.url, others)
                 result["cpu_ms_per_call"] = round(result["cpu_s"] * 1000 / calls, 3)
+                result["sys_ms_per_call"] = round(result["sys_s"] * 1000 / calls, 3)
                 print(json.dumps({"row": row, "round": round_, **result}), file=sys.stderr, flush=True)
                 runs[row].append(result)
             if args.system == "on" and round_ == 0:
@@ -530,12 +545,15 @@ def main(argv: list[str] | None = None) -> int:
         table[row] = {
             "cpu_ms_per_call": best,
             "cpu_ms_per_call_runs": [r["cpu_ms_per_call"] for r in runs[row]],
+            "sys_ms_per_call": min(r["sys_ms_per_call"] for r in runs[row]),
             "layer_ms_per_call": None if previous is None else round(best - table[previous]["cpu_ms_per_call"], 3),
             "calls": round(calls, 1),
             "bytes_in": first["bytes_in"],
             "per_call": {k: round(first[k] / calls, 2) for k in
                          ("reads", "sends", "messages", "redis_round_trips", "redis_commands",
                           "redis_errors", "loop_turns")},
+            "cpu_us_per_read": round(best * calls / max(1, first["reads"]) * 1000, 1),
+            "redis_error_kinds": first["redis_error_kinds"],
             "wall_s": round(first["wall_s"], 2),
             "late_sends": first["late_sends"],
         }
@@ -546,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
                   "repeat": args.repeat, **expected},
         "cpu": args.cpu,
         "rounds": args.rounds,
+        "speed": args.speed,
+        "calls_per_s": round(trace["rate"] * args.speed, 1),
         "rows": table,
     }
     if system:
