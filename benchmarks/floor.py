@@ -5,9 +5,11 @@
                                          [--trace benchmarks/data/floor-trace.json.xz]
 
 Replays the traffic the daemon saw at 50 calls/s (recorded from a real run of
-:mod:`benchmarks.system` by :mod:`benchmarks.floor_record`, kept in
-``benchmarks/data/floor-trace.json.xz``: a window of about 4 s of steady
-state, about 200 calls' worth) through progressively fuller stacks, each in
+``benchmarks/system.py --rates 50 --step-s 15 --agents 200 --drain-s 30
+--daemon-cpu 1`` by :mod:`benchmarks.floor_record`, kept in
+``benchmarks/data/floor-trace.json.xz``: the whole step and its drain, 772
+calls from their start to their end, about 43 s) through progressively
+fuller stacks, each in
 a process of its own pinned to core ``--cpu`` (a feeder process and
 redis-server on the other core), and measures the stack's CPU (user +
 system, ``getrusage``) per call from its connection to its last reply:
@@ -36,10 +38,12 @@ have arrived (the feeder sends each recorded read as one send, at its
 recorded time). Each row's GC is set as the daemon sets it
 (``shenava.daemon.tune_gc``). The difference between rows is a layer's cost;
 ``daemon`` minus ``d_twisted`` is the daemon's own logic. ``--repeat N``
-replays the window N times (at its own pace: N times as long), ``--rounds``
-runs the rows that many times interleaved, ``--seconds S`` replays only the
-window's first S seconds (the smoke test), ``--scale`` is ``--repeat 5
---rounds 2``. Every row processes the same calls; each reports exact counts
+replays the recording N times (N times as long), ``--rounds`` runs the rows
+that many times interleaved, ``--speed N`` replays N times faster (and runs
+``system.py`` at 50*N calls/s), ``--seconds S`` replays only the recording's
+first S seconds (the smoke test; per-call figures are then of the calls'
+first seconds), ``--scale`` is ``--repeat 5 --rounds 2``. The default takes
+about 5 minutes (43 s a row, then ``system.py``). Every row processes the same calls; each reports exact counts
 (reads, sends, messages parsed, Redis round trips and commands, loop turns).
 Last line one JSON object.
 """

@@ -1,10 +1,12 @@
 """Record the daemon's per-call traffic at 50 calls/s for :mod:`benchmarks.floor`.
 
     .venv/bin/python benchmarks/floor_record.py [--out benchmarks/data/floor-trace.json.xz]
-                                                [--step-s 30] [--window-s 4] [--skip-s 20]
+                                                [--rate 50] [--step-s 15] [--drain-s 30]
+                                                [--skip-s S --window-s W]
 
 Runs :mod:`benchmarks.system` (daemon, test PBX child, real Redis) at one
-rate with the daemon pinned to one core, and records, by wrapping the
+rate with the daemon pinned to one core (``--rates 50 --step-s 15 --agents
+200 --drain-s 30 --daemon-cpu 1`` by default), and records, by wrapping the
 daemon's objects from outside (no daemon code changed):
 
 - every read of the AMI connection: the bytes ``_Guard.dataReceived`` got
@@ -14,15 +16,17 @@ daemon's objects from outside (no daemon code changed):
   count of the protocol's writes;
 - every Redis round trip: the packed bytes of each ``send_packed_command``
   of the daemon's client connections (a turn's batch or a transaction is one
-  send), decoded back into its commands; scripts loaded are kept by SHA.
+  send), decoded back into its commands after the run; the scripts loaded
+  are kept by SHA so that a fresh redis-server can run the ``EVALSHA`` calls.
 
-From the step, after ``--skip-s`` seconds (calls alive from the step's start
-reach steady state: a call lives about 15 s), a window of ``--window-s``
-seconds is kept: the reads from one that starts a message to one that ends
-one, and each send and round trip made meanwhile, tagged with how many AMI
-bytes had been read before it. In steady state a window of W seconds at R
-calls/s carries the traffic of R*W calls; ``calls`` also counts the
-``AsyncAGIStart`` events in it (callers entering the IVR).
+Kept: from the first read after the step starts that starts a message to the
+end of the run (the step and its drain: every call placed, from its start to
+its end; ``calls`` = calls placed), each send and round trip tagged with how
+many AMI bytes had been read before it. ``--window-s W`` keeps only W
+seconds from ``--skip-s`` after the step's start instead (``calls`` is then
+rate * W, right only in a steady state, which a 15-s step never reaches: a
+call lives longer than that). ``calls_by_agi_start`` counts the
+``AsyncAGIStart`` events kept (callers entering the IVR).
 
 The file is xz'd JSON, bytes as latin-1 text (lossless). Bounded as
 benchmarks/system.py is. Last line one JSON object (what was kept).

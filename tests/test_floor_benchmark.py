@@ -24,7 +24,7 @@ SECONDS = 1.0
 
 
 def test_resp_commands_splits_a_pipelined_request_into_its_commands() -> None:
-    packed = b"*1\r\n$5\r\nMULTI\r\n*3\r\n$4\r\nHSET\r\n$1\r\nk\r\n$3\r\na\r\nb\r\n*1\r\n$4\r\nEXEC\r\n"
+    packed = b"*1\r\n$5\r\nMULTI\r\n*3\r\n$4\r\nHSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n*1\r\n$4\r\nEXEC\r\n"
     assert resp_commands(packed) == [[b"MULTI"], [b"HSET", b"k", b"a\r\nb"], [b"EXEC"]]
 
 
