@@ -471,7 +471,8 @@ def run_system(args: argparse.Namespace) -> dict[str, Any]:
                "--step-s", str(args.system_step_s), "--agents", "200",
                "--drain-s", str(args.system_drain_s), "--daemon-cpu", str(args.cpu)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)})
     if done.returncode != 0:
         raise SystemExit(f"benchmarks/system.py failed: {done.stderr[-2000:]}")
     last = json.loads(done.stdout.strip().splitlines()[-1])
