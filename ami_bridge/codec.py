@@ -90,8 +90,21 @@ class AMIDecoder:
         limit; messages completed before it are on the error's ``messages``.
         """
         buffer = self._buffer
-        buffer += data
         limit = self.max_message_bytes
+        if (
+            not buffer
+            and data[-4:] == END_OF_MESSAGE
+            and data[-6:-4] != CRLF
+            and len(data) <= limit
+            and not self._expect_banner
+        ):
+            # The common read: whole messages and nothing kept (Asterisk,
+            # which sets TCP_NODELAY, writes each message at once). Decoded
+            # as it came, not copied through the buffer; the one blank line
+            # at its end leaves an empty block that is not a message. (A run
+            # of CRLF pairs at the end goes the long way: see _leftmost_end.)
+            return parse_messages(data.decode("utf-8", "replace"))
+        buffer += data
         if self._expect_banner:
             end = buffer.find(CRLF)
             if end < 0:

@@ -349,6 +349,9 @@ class AMIConnection(Service):
         self._keepalive: LoopingCall | None = None
         self._keepalive_ping: Deferred[Message] | None = None
         self._event_observers = EventObservers()
+        self._fanned: AMIProtocol | None = None
+        """The protocol ``_fan_out`` is told by, of the names observed here only
+        (a call's ``AsyncAGIExec`` events, a third, are observed by none)."""
         self._resync_observers: tuple[ResyncObserver, ...] = ()
         # Asked before every action and AGI command (None: always yes): the
         # leader lease's gate, so a deposed leader sends Asterisk nothing.
@@ -395,9 +398,21 @@ class AMIConnection(Service):
         """Every AMI event (or only those named in ``names``), on every connection
         to come (it survives reconnects)."""
         self._event_observers.add(observer, names)
+        self._fan_out_from(self._fanned)
 
     def remove_event_observer(self, observer: EventObserver) -> None:
         self._event_observers.remove_every(observer)
+        self._fan_out_from(self._fanned)
+
+    def _fan_out_from(self, ami: AMIProtocol | None) -> None:
+        """Be told by ``ami`` of the events some observer here wants (again, when
+        the observers changed)."""
+        if ami is None:
+            return
+        if self._fanned is ami:
+            ami.remove_event_observer(self._fan_out)
+        self._fanned = ami
+        ami.add_event_observer(self._fan_out, self._event_observers.names)
 
     def add_resync_observer(self, observer: ResyncObserver) -> None:
         """Called with the ``CoreShowChannel`` events after each (re)connection."""
@@ -537,7 +552,7 @@ class AMIConnection(Service):
                 md5=self.credentials.md5,
                 events=self.credentials.events,
             )
-            ami.add_event_observer(self._fan_out)
+            self._fan_out_from(ami)
             channels = await ami.send_list_action("CoreShowChannels")
         except AuthenticationError as error:
             self.log.error(
@@ -580,6 +595,8 @@ class AMIConnection(Service):
             waiter.callback(ami)
 
     def _disconnected(self, ami: AMIProtocol) -> None:
+        if self._fanned is ami:
+            self._fanned = None
         if self._current is not ami:
             return
         self._current = None

@@ -127,10 +127,10 @@ class Message:
         when lowered (so offsets in the lowered text are not offsets in the
         text), or a name that is not plain ASCII, answers from an index.
         """
-        keys = _KEYS.get(name)
-        if keys is None:
-            keys = _keys_of(name)
-        lowered, key, skip = keys
+        try:
+            lowered, key, skip = _KEYS[name]
+        except KeyError:
+            lowered, key, skip = _keys_of(name)
         low = self._low
         if low is None:
             low = self._lowered()

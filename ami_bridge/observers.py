@@ -64,6 +64,16 @@ class EventObservers(dict[str | None, tuple[EventObserver, ...]]):
         self.clear()
 
     @property
+    def names(self) -> frozenset[str] | None:
+        """Every name some observer wants; None when one wants every event."""
+        wanted: set[str] = set()
+        for _, names in self._entries:
+            if names is None:
+                return None
+            wanted |= names
+        return frozenset(wanted)
+
+    @property
     def observers(self) -> tuple[EventObserver, ...]:
         """Every observer, in the order added."""
         return tuple(observer for observer, _ in self._entries)

@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 
 from twisted.logger import Logger
 
+from ami_bridge import events as events_module
 from ami_bridge.agi import decode_env
 from ami_bridge.codec import Message
 from ami_bridge.events import (
@@ -46,6 +47,13 @@ from ami_bridge.protocol import Scheduler
 Subscriber = Callable[[TrackerEvent], object]
 F = TypeVar("F", bound=Callable[..., object])
 KINDS_ATTRIBUTE = "tracker_event_kinds"
+
+EVERY_KIND: frozenset[type[TrackerEvent]] = frozenset(
+    kind for kind in vars(events_module).values()
+    if isinstance(kind, type) and issubclass(kind, TrackerEvent)
+)
+"""Every kind of change (all of ``ami_bridge.events``, so a kind added there
+is made by :meth:`CallTracker.handle` without more ado)."""
 
 
 def handles(*kinds: type[TrackerEvent]) -> Callable[[F], F]:
@@ -162,6 +170,11 @@ class CallTracker:
         self._by_kind: dict[type[TrackerEvent], tuple[Subscriber, ...]] = {}
         """Who is told of each kind of event, in subscription order (made on
         first use): an event goes only to those who asked for its kind."""
+        self._heard: frozenset[type[TrackerEvent]] = frozenset()
+        """The kinds some subscriber is told of (:meth:`observe` makes only those)."""
+        self._keep: frozenset[type[TrackerEvent]] = EVERY_KIND
+        """The kinds the handler running now makes: every kind, but while
+        :meth:`observe` runs one, those heard."""
         self._handlers: dict[str, Callable[[Message, float, list[TrackerEvent]], None]] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_newstate,
@@ -193,6 +206,7 @@ class CallTracker:
         self._subscribers = (*self._subscribers, subscriber)
         self._kinds = (*self._kinds, None if kinds is None else tuple(kinds))
         self._by_kind = {}
+        self._heard = self._kinds_heard()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         kept = [(s, k) for s, k in zip(self._subscribers, self._kinds, strict=True)
@@ -200,6 +214,10 @@ class CallTracker:
         self._subscribers = tuple(s for s, _ in kept)
         self._kinds = tuple(k for _, k in kept)
         self._by_kind = {}
+        self._heard = self._kinds_heard()
+
+    def _kinds_heard(self) -> frozenset[type[TrackerEvent]]:
+        return frozenset(kind for kind in EVERY_KIND if self._told_of(kind))
 
     def _told_of(self, kind: type[TrackerEvent]) -> tuple[Subscriber, ...]:
         told = tuple(
@@ -261,6 +279,24 @@ class CallTracker:
         if events and self._subscribers:
             self._emit(events)
         return events
+
+    def observe(self, message: Message, now: float) -> None:
+        """As :meth:`handle` (the same state), publishing only the kinds of change
+        some subscriber is told of: the others are never made (``attach_tracker``
+        feeds the tracker this way; a call's ``Newstate``, ``BridgeLeave`` and
+        hang-ups make changes the daemon's subscribers do not ask for)."""
+        name = message.event
+        handler = self._handlers.get(name) if name is not None else None
+        if handler is None:
+            return
+        events: list[TrackerEvent] = []
+        self._keep = self._heard
+        try:
+            handler(message, now, events)
+        finally:
+            self._keep = EVERY_KIND
+        if events:
+            self._emit(events)
 
     def resync(self, items: Iterable[Message], now: float) -> list[TrackerEvent]:
         """Reconcile with a ``CoreShowChannels`` list taken after a (re)connection.
@@ -438,20 +474,23 @@ class CallTracker:
             self.calls[linkedid] = new
         new.channels[channel.uniqueid] = channel
         channel.linkedid = linkedid
-        events.append(
-            ChannelRelinked(
-                at=now,
-                uniqueid=channel.uniqueid,
-                linkedid=linkedid,
-                channel=channel.name,
-                previous_linkedid=previous,
+        keep = self._keep
+        if ChannelRelinked in keep:
+            events.append(
+                ChannelRelinked(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=linkedid,
+                    channel=channel.name,
+                    previous_linkedid=previous,
+                )
             )
-        )
         if old is not None and not old.channels:
             del self.calls[previous]
-            events.append(
-                CallEnded(at=now, linkedid=previous, started_at=old.started_at, adopted=old.adopted)
-            )
+            if CallEnded in keep:
+                events.append(CallEnded(
+                    at=now, linkedid=previous, started_at=old.started_at, adopted=old.adopted
+                ))
 
     def _remove(
         self,
@@ -473,33 +512,39 @@ class CallTracker:
                 halves.pop(half[1], None)
                 if not halves:
                     del self._locals[half[0]]
-        events.append(
-            ChannelHungUp(
-                at=now,
-                uniqueid=channel.uniqueid,
-                linkedid=channel.linkedid,
-                channel=channel.name,
-                cause=cause,
-                cause_txt=cause_txt,
-                missed=missed,
+        keep = self._keep
+        if ChannelHungUp in keep:
+            events.append(
+                ChannelHungUp(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=channel.linkedid,
+                    channel=channel.name,
+                    cause=cause,
+                    cause_txt=cause_txt,
+                    missed=missed,
+                )
             )
-        )
         call = self.calls.get(channel.linkedid)
         if call is not None:
             call.channels.pop(channel.uniqueid, None)
             if not call.channels:
                 del self.calls[call.linkedid]
-                events.append(
-                    CallEnded(
-                        at=now,
-                        linkedid=call.linkedid,
-                        started_at=call.started_at,
-                        adopted=call.adopted,
-                        missed=missed,
+                if CallEnded in keep:
+                    events.append(
+                        CallEnded(
+                            at=now,
+                            linkedid=call.linkedid,
+                            started_at=call.started_at,
+                            adopted=call.adopted,
+                            missed=missed,
+                        )
                     )
-                )
 
     # -- handlers ------------------------------------------------------------------------
+    # Each checks ``self._keep`` before making a change (and before reading the
+    # headers only that change needs): under :meth:`observe`, a kind no
+    # subscriber is told of is not made. The state is updated either way.
 
     def _on_newchannel(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         uniqueid = message.get("Uniqueid")
@@ -515,7 +560,8 @@ class CallTracker:
             self.calls[linkedid] = call
         channel = self._add_channel(message, uniqueid, linkedid, now, adopted=False)
         self._link_local(channel)
-        if arrived:
+        keep = self._keep
+        if arrived and CallArrived in keep:
             events.append(
                 CallArrived(
                     at=now,
@@ -528,16 +574,17 @@ class CallTracker:
                     exten=channel.exten,
                 )
             )
-        events.append(
-            ChannelCreated(
-                at=now,
-                uniqueid=uniqueid,
-                linkedid=linkedid,
-                channel=channel.name,
-                state=channel.state,
-                local_peer=channel.local_peer,
+        if ChannelCreated in keep:
+            events.append(
+                ChannelCreated(
+                    at=now,
+                    uniqueid=uniqueid,
+                    linkedid=linkedid,
+                    channel=channel.name,
+                    state=channel.state,
+                    local_peer=channel.local_peer,
+                )
             )
-        )
 
     def _on_newstate(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         channel = self._known(message, now, events)
@@ -547,7 +594,7 @@ class CallTracker:
         previous = channel.state
         channel.state = state
         channel.state_desc = message.get("ChannelStateDesc") or channel.state_desc
-        if state != previous:
+        if state != previous and ChannelStateChanged in self._keep:
             events.append(
                 ChannelStateChanged(
                     at=now,
@@ -575,6 +622,8 @@ class CallTracker:
 
     def _on_dial_begin(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         self._known(message, now, events)
+        if DialStarted not in self._keep:
+            return
         caller, dest, dest_channel, linkedid = self._dial_parties(message)
         events.append(
             DialStarted(
@@ -589,6 +638,8 @@ class CallTracker:
 
     def _on_dial_end(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         self._known(message, now, events)
+        if DialEnded not in self._keep:
+            return
         caller, dest, dest_channel, linkedid = self._dial_parties(message)
         events.append(
             DialEnded(
@@ -607,32 +658,34 @@ class CallTracker:
             return
         bridge_id = message.get("BridgeUniqueid") or ""
         channel.bridge_id = bridge_id
-        events.append(
-            BridgeJoined(
-                at=now,
-                uniqueid=channel.uniqueid,
-                linkedid=channel.linkedid,
-                channel=channel.name,
-                bridge_id=bridge_id,
-                members=_int(message.get("BridgeNumChannels")),
+        if BridgeJoined in self._keep:
+            events.append(
+                BridgeJoined(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=channel.linkedid,
+                    channel=channel.name,
+                    bridge_id=bridge_id,
+                    members=_int(message.get("BridgeNumChannels")),
+                )
             )
-        )
 
     def _on_bridge_leave(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         channel = self._known(message, now, events)
         if channel is None:
             return
         channel.bridge_id = None
-        events.append(
-            BridgeLeft(
-                at=now,
-                uniqueid=channel.uniqueid,
-                linkedid=channel.linkedid,
-                channel=channel.name,
-                bridge_id=message.get("BridgeUniqueid") or "",
-                members=_int(message.get("BridgeNumChannels")),
+        if BridgeLeft in self._keep:
+            events.append(
+                BridgeLeft(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=channel.linkedid,
+                    channel=channel.name,
+                    bridge_id=message.get("BridgeUniqueid") or "",
+                    members=_int(message.get("BridgeNumChannels")),
+                )
             )
-        )
 
     def _on_varset(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         channel = self._known(message, now, events)
@@ -641,20 +694,21 @@ class CallTracker:
         name = message.get("Variable") or ""
         value = message.get("Value") or ""
         channel.variables[name] = value
-        events.append(
-            VariableSet(
-                at=now,
-                uniqueid=channel.uniqueid,
-                linkedid=channel.linkedid,
-                channel=channel.name,
-                name=name,
-                value=value,
+        if VariableSet in self._keep:
+            events.append(
+                VariableSet(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=channel.linkedid,
+                    channel=channel.name,
+                    name=name,
+                    value=value,
+                )
             )
-        )
 
     def _on_dtmf_end(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         channel = self._known(message, now, events)
-        if channel is None:
+        if channel is None or DtmfReceived not in self._keep:
             return
         events.append(
             DtmfReceived(
@@ -681,30 +735,35 @@ class CallTracker:
                 name, sep, value = pair.partition("=")
                 if sep and name:
                     channel.variables[name] = value
-        events.append(
-            AgiSessionStarted(
-                at=now,
-                uniqueid=channel.uniqueid,
-                linkedid=channel.linkedid,
-                channel=channel.name,
-                env=decode_env(message.get("Env") or ""),
+        if AgiSessionStarted in self._keep:
+            events.append(
+                AgiSessionStarted(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=channel.linkedid,
+                    channel=channel.name,
+                    env=decode_env(message.get("Env") or ""),
+                )
             )
-        )
 
     def _on_agi_end(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         channel = self._known(message, now, events)
         if channel is None:
             return
         channel.in_agi = False
-        events.append(
-            AgiSessionEnded(
-                at=now, uniqueid=channel.uniqueid, linkedid=channel.linkedid, channel=channel.name
+        if AgiSessionEnded in self._keep:
+            events.append(
+                AgiSessionEnded(
+                    at=now, uniqueid=channel.uniqueid, linkedid=channel.linkedid,
+                    channel=channel.name,
+                )
             )
-        )
 
     def _on_originate_response(
         self, message: Message, now: float, events: list[TrackerEvent]
     ) -> None:
+        if OriginateFinished not in self._keep:
+            return
         uniqueid = message.get("Uniqueid")
         if not uniqueid or uniqueid in (_UNKNOWN, "<null>"):
             uniqueid = None
@@ -725,16 +784,17 @@ class CallTracker:
             return
         channel.caller_num = _caller(message.get("CallerIDNum"))
         channel.caller_name = _caller(message.get("CallerIDName"))
-        events.append(
-            CallerIdChanged(
-                at=now,
-                uniqueid=channel.uniqueid,
-                linkedid=channel.linkedid,
-                channel=channel.name,
-                caller_num=channel.caller_num,
-                caller_name=channel.caller_name,
+        if CallerIdChanged in self._keep:
+            events.append(
+                CallerIdChanged(
+                    at=now,
+                    uniqueid=channel.uniqueid,
+                    linkedid=channel.linkedid,
+                    channel=channel.name,
+                    caller_num=channel.caller_num,
+                    caller_name=channel.caller_name,
+                )
             )
-        )
 
     def _on_rename(self, message: Message, now: float, events: list[TrackerEvent]) -> None:
         channel = self._known(message, now, events)
@@ -768,7 +828,8 @@ def attach_tracker(tracker: CallTracker, source: _EventSource, clock: Scheduler)
     """Feed a tracker from an ``AMIConnection``: events live (only those it acts
     on: about a third of a call's events, its ``AsyncAGIExec``, are not), resync
     after each login."""
+    observe = tracker.observe
     source.add_event_observer(
-        lambda message: tracker.handle(message, clock.seconds()), names=tracker.event_names
+        lambda message: observe(message, clock.seconds()), names=tracker.event_names
     )
     source.add_resync_observer(lambda items: tracker.resync(items, clock.seconds()))

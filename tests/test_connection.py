@@ -289,6 +289,36 @@ def test_event_observers_survive_reconnects_and_errors_are_contained() -> None:
     assert len([e for e in logged if "log_failure" in e]) == 2
 
 
+def test_events_no_observer_wants_stop_at_the_protocol() -> None:
+    # An event no observer names (a call's AsyncAGIExec, a third of its events)
+    # is not handed to the connection at all: the leader gate is not even asked.
+    connection, endpoint, _, _, _ = make()
+    asked: list[int] = []
+
+    def may_act() -> bool:
+        asked.append(1)
+        return True
+
+    connection.may_act = may_act
+    hung: list[str | None] = []
+    connection.add_event_observer(lambda m: hung.append(m.get("Uniqueid")), names=["Hangup"])
+    connection.startService()
+    server = connect_fully(endpoint)
+    server.send(("Event", "AsyncAGIExec"), ("Uniqueid", "1.1"))
+    server.send(("Event", "Hangup"), ("Uniqueid", "1.1"))
+    assert hung == ["1.1"] and len(asked) == 1
+    # An observer added while connected (or one of every event) is told at once.
+    later: list[str | None] = []
+    connection.add_event_observer(lambda m: later.append(m.event), names=["Newstate"])
+    server.send(("Event", "Newstate"), ("Uniqueid", "1.2"))
+    server.send(("Event", "AsyncAGIExec"), ("Uniqueid", "1.2"))
+    assert later == ["Newstate"] and len(asked) == 2
+    every: list[str | None] = []
+    connection.add_event_observer(lambda m: every.append(m.event))
+    server.send(("Event", "AsyncAGIExec"), ("Uniqueid", "1.3"))
+    assert every == ["AsyncAGIExec"] and hung == ["1.1"]
+
+
 def test_pending_requests_fail_when_the_connection_drops() -> None:
     connection, endpoint, _, _, _ = make()
     connection.startService()

@@ -104,15 +104,20 @@ def test_a_server_restarted_on_a_big_aof_is_ready_only_once_loaded(tmp_path: Pat
         with redis.Redis.from_url(first.url) as client:
             client.execute_command("DEBUG", "POPULATE", 1_500_000)
             client.bgrewriteaof()
-            for _ in range(600):
+            # POPULATE is not in the AOF: only the rewrite puts the keys there.
+            # Wait for it however long a loaded machine takes (it took over 30 s).
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
                 info = client.info("persistence")
                 if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
                     break
                 time.sleep(0.05)
+            else:
+                raise AssertionError("the AOF rewrite did not finish in 300 s")
     finally:
-        first.stop()
+        first.stop(timeout_s=120)
 
-    second = start_redis_server(data)
+    second = start_redis_server(data, startup_timeout_s=300)
     try:
         with redis.Redis.from_url(second.url) as client:
             assert client.ping()  # no BusyLoadingError: the data is in

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ami_bridge.codec import AMIDecoder, Message
 from ami_bridge.events import (
@@ -217,3 +217,45 @@ def test_subscriber_exception_does_not_stop_others() -> None:
     for i, message in enumerate(messages("10")):
         tracker.handle(message, float(i))
     assert len(of(seen, CallEnded)) == 1
+
+
+def _state(tracker: CallTracker) -> object:
+    return (
+        {u: (c.name, c.linkedid, c.state, c.state_desc, c.caller_num, c.bridge_id, c.in_agi,
+             c.local_peer, dict(c.variables)) for u, c in tracker.channels.items()},
+        {k: (c.started_at, sorted(c.channels)) for k, c in tracker.calls.items()},
+    )
+
+
+def test_observe_keeps_the_state_handle_keeps_and_tells_the_same_changes() -> None:
+    heard = (DtmfReceived, ChannelHungUp, OriginateFinished, AgiSessionStarted)
+    for path in sorted(TRANSCRIPTS.glob("*.ami")):
+        stream = AMIDecoder().feed(path.read_bytes())
+        handled, observed = CallTracker(), CallTracker()
+        told: list[TrackerEvent] = []
+        observed.subscribe(told.append, heard)
+        made: list[TrackerEvent] = []
+        for i, message in enumerate(stream):
+            made.extend(handled.handle(message, 1000.0 + i))
+            observed.observe(message, 1000.0 + i)
+        assert _state(observed) == _state(handled), path.name
+        assert told == [e for e in made if isinstance(e, heard)], path.name
+
+
+def test_observe_makes_no_change_of_a_kind_nobody_listens_for(monkeypatch: Any) -> None:
+    from ami_bridge.tracker import EVERY_KIND
+
+    heard = (ChannelHungUp,)
+
+    def never(self: object, *args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{type(self).__name__} made for no one")
+
+    for kind in EVERY_KIND - set(heard):
+        monkeypatch.setattr(kind, "__init__", never)
+    tracker = CallTracker()
+    told: list[TrackerEvent] = []
+    tracker.subscribe(told.append, heard)
+    for name in ("10", "40", "43", "44"):
+        for i, message in enumerate(messages(name)):
+            tracker.observe(message, float(i))
+    assert told and all(isinstance(e, ChannelHungUp) for e in told)
