@@ -31,6 +31,7 @@ are left alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,12 @@ from twisted.python.failure import Failure
 
 from agent_stats.states import AgentState
 from ami_bridge.codec import Message
+from ami_bridge.errors import AMIError
 from ami_bridge.events import ChannelHungUp
 from ami_bridge.tracker import handles
 from ivr.machine import Phase, state_from_dict
 from ivr.outcome import Request
-from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
+from shenava.call_state import CARRIED, AgiStep, CallStateRecorder, CallStateStore
 from shenava.call_state_spool import CallStateSpool, lay_over
 from shenava_base.aio import as_deferred
 from shenava_base.outage import OutageNote
@@ -153,6 +155,8 @@ class Takeover:
         self._running: Deferred[None] | None = None
         self._pending_items: list[Message] | None = None
         self.rounds = 0
+        self.resubmitted = 0
+        """Journal records carried by stored call states and submitted again (all rounds)."""
         # The last round's (each round starts them afresh: kept across rounds, every
         # AMI reconnect added the calls then up, for the daemon's life).
         self.adopted: dict[str, str] = {}  # call id -> how (ivr, waiting, ringing, talking, new)
@@ -264,6 +268,7 @@ class Takeover:
         app = self._app
         dispatcher, callflow, tracker = app.dispatcher, app.callflow, app.tracker
         present = {m.get("Uniqueid") or "": m for m in items}
+        self._resubmit_carried(records)
         kept = await self._kept_recordings(records, present)
         first, self._first = self._first, False
         now = app.reactor.seconds()
@@ -325,6 +330,29 @@ class Takeover:
             "take-over round {n}: {adopted} callers taken over, {away} ended while no daemon watched",
             n=self.rounds, adopted=len(self.adopted), away=len(self.ended_away),
         )
+
+    def _resubmit_carried(self, records: dict[str, dict[str, Any]]) -> None:
+        """Submit again the journal records a stored state carries (its call's records
+        that were not yet on the killed daemon's disk when it was written:
+        ``shenava.journal.Journal.carried``), before anything reads or acts on it.
+        Each is stored once by its id, so one that reached that disk after all (and
+        is replayed from it) or Redis already is not counted twice. Not for this
+        process's own calls: its journal has them."""
+        journal = getattr(self._app, "journal", None)
+        if journal is None:
+            return
+        count = 0
+        for call_id, record in records.items():
+            carried = record.get(CARRIED)
+            if not carried or call_id in self._undecided or self._recorder.own(call_id):
+                continue
+            if self._app.dispatcher.holds(call_id) or self._app.callflow.holds(call_id):
+                continue
+            count += journal.resubmit(call_id, carried)
+        if count:
+            self.resubmitted += count
+            log.info("take-over: {n} journal records carried by the call state submitted again "
+                     "(not on the earlier daemon's disk when its state was written)", n=count)
 
     async def _kept_recordings(
         self, records: dict[str, dict[str, Any]], present: dict[str, Message]
@@ -427,8 +455,9 @@ class Takeover:
     ) -> None:
         delay = KEPT_RETRY_FIRST_S
         how: str | None = None
+        channel = item.get("Channel") or str(record.get("channel") or "")
         while True:
-            await deferLater(self._app.reactor, delay, lambda: None)
+            await self._hold_music(channel, delay)
             delay = min(delay * 2, KEPT_RETRY_MAX_S)
             if call_id not in self._undecided:
                 return  # hung up meanwhile: settled then
@@ -455,6 +484,32 @@ class Takeover:
         log.info("take-over: call {call}'s voicemail is {how}", call=call_id,
                  how="not kept: recorded again" if how is None else how)
         self._carry_on_recording(call_id, record, item, how, now)
+
+    async def _hold_music(self, channel: str, seconds: float) -> None:
+        """A held caller hears the hold music (``[routing.hold] music_class``) for about
+        ``seconds`` between two questions to Redis, as callers waiting in line do.
+
+        Before, nothing was sent: once the old daemon's command ended they heard
+        silence for as long as Redis was away. The music is queued behind that
+        command (AsyncAGI runs one at a time), and the next question waits for it
+        to end, so nothing piles up for when Redis answers. If the channel is
+        gone or the link fails, plain waiting (the hang-up is settled elsewhere)."""
+        reactor = self._app.reactor
+        hold = getattr(getattr(getattr(self._app.config, "routing", None), "dispatch", None), "hold", None)
+        music_class = getattr(hold, "music_class", "default")
+        started = reactor.seconds()
+        if channel:
+            try:
+                result = await self._app.connection.agi(
+                    channel, f"EXEC MusicOnHold {music_class},{max(1, math.ceil(seconds))}")
+                if not getattr(result, "hung_up", False):
+                    return
+            except AMIError as exc:  # the channel went, the link failed, the command timed out
+                log.debug("take-over: hold music for {channel} not played: {error}", channel=channel,
+                          error=str(exc))
+        left = seconds - (reactor.seconds() - started)
+        if left > 0:
+            await deferLater(reactor, left, lambda: None)
 
     def _ended_while_away(self, call_id: str, record: dict[str, Any], now: float) -> None:
         """A stored call whose caller is gone: counted, and what it left handed on, once."""
@@ -608,6 +663,7 @@ def install(app: Any) -> CallStateExtension:
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
         fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,
         records_kept=app.journal.written if app.journal is not None and app.config.state.durable else None,
+        carried=app.journal.carried if app.journal is not None and app.config.state.durable else None,
         run_in_thread=_thread_runner(app.reactor),
     )
     if app.config.state.durable:
