@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from routing.agents import AgentState, AgentView
 from routing.calls import WaitingCall
@@ -115,8 +116,7 @@ def choose_agent(
     return AgentDecision(call.call_id, chosen, reason, eligible_ids, tuple(excluded))
 
 
-def _idle_order(agent: AgentView) -> tuple[float, str]:
-    return (agent.idle_since, agent.agent_id)
+_idle_order = attrgetter("idle_since", "agent_id")  # (idle_since, agent_id), in C
 
 
 def choose_ready(
