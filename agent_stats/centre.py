@@ -307,6 +307,8 @@ class CentreBoard:
         self.latest: CentreFigures | None = None
         self.site_now: SiteNowSource | None = None
         """Where this site's figures of the moment come from (None: none are published)."""
+        self.registered: tuple[str, ...] | None = None
+        """The sites registered in this Redis as last read (None: not read yet)."""
 
     async def refresh(self) -> CentreFigures:
         if not self._registered:
@@ -314,6 +316,7 @@ class CentreBoard:
                                 sla=sla_settings(self._sla))
             self._registered = True
         found = await registered_sites(self._client, self._prefix)
+        self.registered = tuple(found)
         for other, key, theirs, ours in sla_mismatches(sla_settings(self._sla), found, self.site):
             if (other, key) not in self._warned:
                 self._warned.add((other, key))

@@ -7,6 +7,9 @@ them and their counters are summed (:mod:`agent_stats.outcome_counts`). Each
 entry's Deferred fires when its batch is written, or fails with the batch, so
 the journal keeps its exactly-once bookkeeping per entry: a failed batch's
 entries are retried by the journal, and the seen sets count them once.
+An entry's Deferred fires with whether this batch is the one that counted it
+(its id was not in the seen set), which the live figures need for an outcome
+recovered from an earlier daemon (``StoreWriter.on_recovered``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from agent_stats.store import Operation
+from agent_stats.store import Operation, OutcomeWrite, outcome_id
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
 
@@ -27,7 +30,20 @@ MAX_BATCH = 16
 
 
 class BatchStore(Protocol):
-    async def apply(self, ops: list[Operation]) -> None: ...
+    async def apply(self, ops: list[Operation]) -> set[str] | None: ...
+
+
+def counted_here(op: Operation, counted: set[str] | None) -> bool:
+    """Whether the write that returned ``counted`` (``StatsStore.apply``) counted ``op``.
+
+    Taken out of ``counted``: an outcome twice in one batch was counted once, for the first."""
+    if not counted or not isinstance(op, OutcomeWrite):
+        return False
+    oid = outcome_id(op.call)
+    if oid not in counted:
+        return False
+    counted.discard(oid)
+    return True
 
 
 Scheduler = Clock
@@ -41,13 +57,14 @@ class OutcomeBatcher:
         self._clock = clock
         self.delay_s = delay_s
         self._max_batch = max(1, max_batch)
-        self._waiting: list[tuple[Operation, Deferred[None]]] = []
+        self._waiting: list[tuple[Operation, Deferred[bool]]] = []
         self._call: Any = None
         self.batches = 0
 
-    def add(self, op: Operation) -> Deferred[None]:
-        """Fires once ``op`` is written (with others), or fails with its batch."""
-        done: Deferred[None] = Deferred()
+    def add(self, op: Operation) -> Deferred[bool]:
+        """Fires once ``op`` is written (with others), or fails with its batch: True
+        if that write counted it (an outcome whose id the seen set did not hold)."""
+        done: Deferred[bool] = Deferred()
         self._waiting.append((op, done))
         if len(self._waiting) >= self._max_batch:
             self.flush()
@@ -68,12 +85,12 @@ class OutcomeBatcher:
         d.addCallbacks(self._written, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
 
     @staticmethod
-    def _written(_: object, batch: list[tuple[Operation, Deferred[None]]]) -> None:
-        for _op, done in batch:
-            done.callback(None)
+    def _written(counted: set[str] | None, batch: list[tuple[Operation, Deferred[bool]]]) -> None:
+        for op, done in batch:
+            done.callback(counted_here(op, counted))
 
     @staticmethod
-    def _failed(failure: Failure, batch: list[tuple[Operation, Deferred[None]]]) -> None:
+    def _failed(failure: Failure, batch: list[tuple[Operation, Deferred[bool]]]) -> None:
         for _op, done in batch:
             done.errback(failure)
 

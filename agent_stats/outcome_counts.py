@@ -45,7 +45,7 @@ for _, s in ipairs(seen_idx) do
     if #fresh > 0 then redis.call('SADD', KEYS[s], unpack(fresh)) end
   end
 end
-local sums, order, counted = {}, {}, 0
+local sums, order, counted = {}, {}, {}
 local taken = {}
 i = 1
 while i <= #ARGV do
@@ -56,7 +56,7 @@ while i <= #ARGV do
     new = (known[tag] == false) and not taken[tag]
     taken[tag] = true
   end
-  if new then counted = counted + 1 end
+  if new and id ~= '' then counted[#counted + 1] = id end
   for j = i + 3, i + 2 + 3 * n, 3 do
     if new then
       local k = ARGV[j] .. '|' .. ARGV[j + 1]
@@ -97,8 +97,10 @@ return counted
 """
 """KEYS: every key the batch touches, once. ARGV: for each outcome, the index of its
 seen set in KEYS, its id ('' is never deduplicated), the number ``n`` of its counters,
-then ``n`` triples (index of the hash in KEYS, field, increment). Returns how many
-outcomes were new."""
+then ``n`` triples (index of the hash in KEYS, field, increment). Returns the ids of
+the outcomes this call counted (not in their seen set before, not twice in the batch):
+the live figures add an outcome a take-over or a journal replay recovered only then
+(``StoreWriter.on_recovered``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,9 @@ class CallCounter:
         The same record as the answer made (queue, join, answer time, call id),
         so the same ``outcome_id`` and buckets: Redis counts it once, now if the
         earlier daemon's journal lost it. The live tally was restored from
-        Redis at start and is left alone (it would count the kept ones twice)."""
+        Redis at start: it takes the answer only if this write is the one that
+        counts it (``recovered``: ``StoreWriter.on_recovered``), so a kept
+        answer is not counted twice and a lost one is not left out."""
         self.calls.pop(event.call_id, None)
         try:
             record = CallRecord(self._queue_of(event), min(event.arrived_at, event.joined_at),
@@ -91,10 +93,14 @@ class CallCounter:
         except InvalidCallRecordError as exc:
             log.error("call {call}: outcome not counted: {error}", call=event.call_id, error=exc)
             return
-        self._submit(OutcomeWrite(record, event.agent_id, event.hard))
+        self._submit(OutcomeWrite(record, event.agent_id, event.hard, recovered=True))
+
+    def recovered(self, op: OutcomeWrite) -> None:
+        """An outcome this run did not count live, just counted in Redis: now live too."""
+        self.tally.add(op.call)
 
     def _call_abandoned(self, event: CallAbandoned) -> None:
-        self._outcome(event, event.joined_at, Outcome.ABANDONED)
+        self._outcome(event, event.joined_at, Outcome.ABANDONED, recovered=event.found_after_restart)
 
     def _call_left_for_choice(self, event: CallLeftForChoice) -> None:
         choice = Outcome.CALLBACK if event.choice == "callback" else Outcome.VOICEMAIL
@@ -121,7 +127,7 @@ class CallCounter:
 
     def _outcome(
         self, event: RoutingEvent, joined_at: float, outcome: Outcome,
-        agent_id: str | None = None, hard: bool = False,
+        agent_id: str | None = None, hard: bool = False, *, recovered: bool = False,
     ) -> None:
         queue, arrived = self.calls.pop(event.call_id, (self._queue_of(event), joined_at))
         try:
@@ -129,6 +135,9 @@ class CallCounter:
                                 event.call_id)
         except InvalidCallRecordError as exc:
             log.error("call {call}: outcome not counted: {error}", call=event.call_id, error=exc)
+            return
+        if recovered:  # live once the store counts it (``recovered``)
+            self._submit(OutcomeWrite(record, agent_id, hard, recovered=True))
             return
         self.record_outcome(record, agent_id, hard)
 

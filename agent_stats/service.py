@@ -90,6 +90,7 @@ from agent_stats.store import (
     HeartbeatWrite,
     LedgerWrite,
     Operation,
+    OutcomeWrite,
     StatsStore,
 )
 from agent_stats.traffic import MIN_TRAFFIC_WINDOW_S as MIN_TRAFFIC_WINDOW_S  # re-exported
@@ -173,6 +174,7 @@ class StatsService:
             tally=self.tally, queue_of=self._queue_of, submit=self.writer.submit,
             recent=self.recent, call_log=self._call_log, watch=self.watch,
         )
+        self.writer.on_recovered = self._recovered
         self.restorer = Restorer(
             store=store, roster=roster, clock=clock, sla=sla, tally=self.tally,
             writer=self.writer, desk=self.desk, look_at=self._look_at, trust_gap_s=trust_gap_s,
@@ -368,6 +370,11 @@ class StatsService:
         if handle is None:
             return  # CallOffered: an offer changes no figure
         handle(self.calls, event)
+        self._mark_live()
+
+    def _recovered(self, op: OutcomeWrite) -> None:
+        """An outcome an earlier run (or a take-over's recount) left out of the live figures."""
+        self.calls.recovered(op)
         self._mark_live()
 
     ROUTING_HANDLERS: Mapping[type[RoutingEvent], Callable[[CallCounter, Any], None]] = (

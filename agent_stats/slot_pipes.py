@@ -72,6 +72,7 @@ class SlotPipes:
         self._split = split
         self._groups: dict[int, list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = {}
         self._sources: dict[str, str] = {}  # SHA1 -> script, for a server without it
+        self._replies: dict[int, list[Any]] = {}  # by id() of the group, after execute
 
     def _group(self, key: str | bytes) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
         slot = key_slot(key.encode() if isinstance(key, str) else key) if self._split else 0
@@ -80,11 +81,19 @@ class SlotPipes:
             group = self._groups[slot] = []
         return group
 
-    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> None:
-        """Queue ``script`` as ``EVALSHA`` (``EVAL`` where the server has not got it)."""
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> tuple[int, int]:
+        """Queue ``script`` as ``EVALSHA`` (``EVAL`` where the server has not got it).
+
+        Returns where its reply will be: ``reply(place)`` after ``execute``."""
         sha = script_sha(script)
         self._sources[sha] = script
-        self._group(keys_and_args[0]).append(("evalsha", (sha, numkeys, *keys_and_args), {}))
+        group = self._group(keys_and_args[0])
+        group.append(("evalsha", (sha, numkeys, *keys_and_args), {}))
+        return id(group), len(group) - 1
+
+    def reply(self, place: tuple[int, int]) -> Any:
+        """The reply of the command ``eval`` queued at ``place`` (after ``execute``)."""
+        return self._replies[place[0]][place[1]]
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -137,11 +146,13 @@ class SlotPipes:
                         raise reply
                 return replies
 
-        results = await asyncio.gather(*(run(g) for g in self._groups.values()), return_exceptions=True)
+        groups = list(self._groups.values())
+        results = await asyncio.gather(*(run(g) for g in groups), return_exceptions=True)
         replies: list[Any] = []
-        for result in results:
+        for group, result in zip(groups, results, strict=True):
             if isinstance(result, BaseException):
                 raise result
+            self._replies[id(group)] = result
             replies.extend(result)
         return replies
 

@@ -56,6 +56,7 @@ increment. The store never reads a clock: every time comes with the operation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -115,6 +116,10 @@ class OutcomeWrite:
     call: CallRecord
     agent_id: str | None = None
     hard: bool = False
+    recovered: bool = dataclasses.field(default=False, compare=False)
+    """Not in this process's live tally: an earlier daemon's answer counted again by a
+    take-over (``CallAnsweredBefore``). The tally adds it once the store says this
+    write is the one that counted it (``StoreWriter.on_recovered``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,10 +458,13 @@ class StatsStore:
 
     # -- writing ------------------------------------------------------------------
 
-    async def apply(self, ops: Sequence[Operation]) -> None:
-        """Write a batch in one ``MULTI``/``EXEC`` (per slot; a lone command bare)."""
+    async def apply(self, ops: Sequence[Operation]) -> set[str]:
+        """Write a batch in one ``MULTI``/``EXEC`` (per slot; a lone command bare).
+
+        Returns the ``outcome_id``s this batch counted (not in their seen set
+        before): the live figures add a recovered outcome only then."""
         if not ops:
-            return
+            return set()
         # On a cluster, one transaction per slot (agent_stats.slot_pipes)
         # On a cluster, one transaction per slot (agent_stats.slot_pipes); a
         # group of one command (a ledger-only batch's script) without MULTI/EXEC
@@ -492,9 +500,10 @@ class StatsStore:
                 pipe.hset(bare[1], mapping=bare[2])
             else:  # pragma: no cover - an EXPIRE comes only after its RPUSH
                 raise AssertionError(bare)
+        counted_at: tuple[int, int] | None = None
         if outcomes:  # one script for all of them (agent_stats.outcome_counts)
             keys, args = script_call(outcomes)
-            pipe.eval(COUNT_OUTCOMES, len(keys), *keys, *args)
+            counted_at = pipe.eval(COUNT_OUTCOMES, len(keys), *keys, *args)
             for key, ttl in ttls.items():  # after the script: EXPIRE needs the key
                 self._expire_once(pipe, key, ttl)
         self.commands_sent += len(pipe) + 2 * pipe.transactions  # and MULTI, EXEC
@@ -503,6 +512,9 @@ class StatsStore:
         await pipe.execute()
         self._link_lost_written = link_lost
         self.round_trips += 1
+        if counted_at is None:
+            return set()
+        return {_text(i) for i in pipe.reply(counted_at) or ()}
 
     def _expire_once(self, pipe: Any, key: str, ttl: int) -> None:
         if self._ttl_first(key):

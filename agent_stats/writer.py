@@ -18,17 +18,29 @@ each one goes there instead (fsynced on this host, applied once by its
 ``outcome_id``), so an outcome counted while Redis was away survives a restart
 of the daemon too. The ledgers' and breaks' writes stay here: they are state
 that the next start reconciles from the roster.
+
+The live figures (``SLATally``) are read from Redis at start, then raised by
+every outcome this process counts. An outcome it did not count live, an
+earlier run's journal entry replayed after that read or a take-over's recount
+of an answer (``OutcomeWrite.recovered``), goes to ``on_recovered`` once the
+store says the write that carried it counted it: so it is in the live figures
+once, whether Redis had it at the start (then no write counts it again) or
+not. Each journal entry says which run's live tally counted it (``tallied``,
+a token drawn per writer); an entry from another run, or without it, is
+recovered.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from agent_stats.outcome_batch import counted_here
 from agent_stats.store import Operation, OutcomeWrite, outcome_from_dict, outcome_to_dict
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
@@ -46,7 +58,7 @@ JOURNAL_KIND = "stats.outcome"
 
 
 class BatchStore(Protocol):
-    async def apply(self, ops: list[Operation]) -> None: ...
+    async def apply(self, ops: list[Operation]) -> set[str] | None: ...
 
 
 class StoreWriter:
@@ -87,6 +99,10 @@ class StoreWriter:
         """When Redis stopped taking batches (None: it takes them)."""
         self._away_failures = 0
         self._away_held = 0
+        self.run = secrets.token_hex(6)
+        """This writer's token in the journal entries of outcomes its live tally counted."""
+        self.on_recovered: Callable[[OutcomeWrite], object] = lambda op: None
+        """Told of an outcome not in this run's live tally, once a write counted it."""
 
     def use_journal(self, journal: Any, *, batch_s: float | None = None) -> None:
         """Send SL outcomes through ``journal`` (a :class:`shenava.journal.Journal`).
@@ -109,13 +125,23 @@ class StoreWriter:
 
             raise RetryLaterError("statistics not restored yet")
         op = outcome_from_dict(entry)
+        recovered = entry.get("tallied") != self.run
         if self._outcomes is not None:
-            return self._outcomes.add(op)
-        return as_deferred(self._store.apply([op]))
+            d: Deferred[Any] = self._outcomes.add(op)
+        else:
+            d = as_deferred(self._store.apply([op])).addCallback(lambda counted: counted_here(op, counted))
+        return d.addCallback(self._applied, op, recovered)
+
+    def _applied(self, counted: bool, op: OutcomeWrite, recovered: bool) -> None:
+        if counted and recovered:
+            self.on_recovered(op)
 
     def submit(self, op: Operation) -> None:
         if self._journal is not None and isinstance(op, OutcomeWrite):
-            d = self._journal.submit(JOURNAL_KIND, outcome_to_dict(op))
+            entry = outcome_to_dict(op)
+            if not op.recovered:
+                entry["tallied"] = self.run
+            d = self._journal.submit(JOURNAL_KIND, entry)
             d.addErrback(lambda f: log.error("SL outcome not kept: {error}", error=f.getErrorMessage()))
             return
         self._pending.append(op)
@@ -195,10 +221,13 @@ class StoreWriter:
         d = as_deferred(self._store.apply(batch))
         d.addCallbacks(self._done, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
 
-    def _done(self, _: object, batch: list[Operation]) -> None:
+    def _done(self, counted: set[str] | None, batch: list[Operation]) -> None:
         self._busy = False
         self.batches += 1
         self.operations += len(batch)
+        for op in batch:
+            if isinstance(op, OutcomeWrite) and op.recovered and counted_here(op, counted):
+                self.on_recovered(op)
         if self.away_since is not None:
             log.info(
                 "statistics: Redis takes writes again after {away:.1f} s; {failed} batches failed "

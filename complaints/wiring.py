@@ -191,6 +191,8 @@ def install(app: Any) -> ComplaintsExtension:
             context=app.config.site.callback_context,
             wrap_up_s=getattr(getattr(app.dispatcher, "_config", None), "wrap_up_s", 10.0)
         ),
+        journal=journal,
+        cross_site=lambda: _several_sites(app),
     )
     sources = CallbackSources(
         callbacks, clock, waiting_calls=lambda: app.dispatcher.waiting, rate=AnswerRate(),
@@ -207,6 +209,16 @@ def install(app: Any) -> ComplaintsExtension:
     app.dispatcher.subscribe(lambda event: _on_routing_event(ext, event))
     ext.start()
     return ext
+
+
+def _several_sites(app: Any) -> bool:
+    """Whether other sites share this Redis (the centre's register of sites, read every
+    few seconds; before its first read, whether this one is a named site): only then
+    are customers' calls in marked for the other sites' diallers."""
+    registered = getattr(getattr(app, "centre", None), "registered", None)
+    if registered is None:
+        return bool(app.config.site.id)
+    return len(registered) > 1
 
 
 def _service_level(app: Any, name: str = "headroom_service_level") -> ServiceLevel | None:

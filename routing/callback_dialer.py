@@ -26,7 +26,16 @@ How each attempt ends, from the events the call tracker reports:
 
 The outcome is recorded as soon as it is known (an answered call closes its
 flag at the answer, so a crash mid-conversation cannot have the customer called
-again). The agent is on the call until their leg hangs up, then in wrap-up,
+again). With the daemon's journal (``journal=``) it is journalled first
+(``callback.outcome``, fsynced in ``state.folder``) and applied to Redis from
+there, retried while Redis is away: a ``kill -9`` during an outage keeps it,
+and the next daemon on that folder applies it once (the attempt's outcome is
+set once: a replay finds it ended and does nothing). Until it is applied the
+flag is not claimed here (a previous run's pending outcomes included), so the
+next claim does not mark that attempt ``interrupted`` first. Before, the
+outcome waited in memory only, and the kill lost it: the attempt came back
+``interrupted`` (counted) and a customer who had answered was called again.
+The agent is on the call until their leg hangs up, then in wrap-up,
 then ready, like after an inbound call.
 
 A flag whose customer is on a call right now (in the IVR, waiting in line,
@@ -43,6 +52,19 @@ above. Before, the agent answered and the callback context rang the customer
 in the middle of their own call, and routing could hand that call to a second
 agent.
 
+Several sites (``cross_site``: in the daemon, while the register of sites
+lists others) share the flags, and a
+customer may call any site while another dials their callback (a flag is
+dialled by the site that opened it). A site that sees a customer with an open
+flag call in marks the number in Redis while their call lasts
+(:meth:`routing.callback_store.CallbackStore.mark_calling`: one script per call
+in, nothing written for callers without a flag); every site's dialer reads
+the mark before it dials a flag (held ``CALLING_RECHECK_S``, then looked at
+again: no attempt counted) and, while its dials are in progress, once every
+``CALLING_POLL_S`` (one ``MGET``): a marked customer wins as above
+(``customer_called_in``). Before, a site saw only its own Asterisk's calls, and
+rang a customer who was talking to another site's agent.
+
 The dialer runs when something may have opened the gate (an agent became
 ready, a waiting call left the line, a flag was raised: :meth:`poke`) and on a
 modest timer for flags that became due with nothing happening; never a busy
@@ -56,7 +78,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, fail, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -84,12 +106,15 @@ from routing.callbacks import (
     CallbackFlag,
     CallingHours,
     GateDecision,
+    UnknownAttemptError,
+    UnknownFlagError,
     dial_gate,
 )
 from routing.channel_ids import ChannelIds
 from routing.live_numbers import LiveNumbers
 from shenava_base.aio import as_deferred
 from shenava_base.clock import Clock
+from shenava_base.journal import RecordJournal, number_key
 from shenava_base.outage import OutageNote
 from shenava_base.privacy import mask_number
 
@@ -104,6 +129,15 @@ NOTHING_DUE_RECHECK_S = 1.0
 WRONG_NUMBER_CAUSES = frozenset({1, 3, 22, 28})
 """Q.850 causes that mean the number is wrong: unallocated, no route, number
 changed, invalid number format."""
+CALLING_POLL_S = 1.0
+"""While dialling (several sites), how often the dialer asks whether its customers called
+in at another site (one ``MGET`` of their numbers)."""
+CALLING_RECHECK_S = 5.0
+"""A flag whose customer is on a call at another site is looked at again this much later."""
+OUTCOME_KIND = "callback.outcome"
+"""The journal's kind for an attempt's outcome."""
+OUTCOMES_KEY = "callback-outcomes"
+"""Every outcome entry's ordering key too: ``Journal.pending`` finds a previous run's by it."""
 OUTCOME_RETRY_FIRST_S = 0.5
 OUTCOME_RETRY_MAX_S = 5.0
 """The backoff of an attempt's outcome retried while Redis is away."""
@@ -187,8 +221,23 @@ class CallbackDialer:
         staffed_service_level: ServiceLevel | None = None,
         config: CallbackDialConfig | None = None,
         channel_ids: ChannelIds | None = None,
+        journal: RecordJournal | None = None,
+        cross_site: bool | Callable[[], bool] = False,
     ) -> None:
         self._store = store
+        self._several_sites: Callable[[], bool] = (
+            cross_site if callable(cross_site) else (lambda: cross_site)
+        )
+        self._marks: dict[str, Deferred[Any]] = {}
+        """Numbers this site marked on a call (their mark's write)."""
+        self._held_elsewhere: dict[str, float] = {}
+        """Flags whose customer is on a call at another site: flag id -> look again then."""
+        self._calling_poll: Any = None
+        self._recheck: Any = None
+        self._sites_outage = OutageNote(
+            "callback calls-in across sites", "calls in here are not told to the other sites, "
+            "nor theirs seen here", log, clock.seconds,
+        )
         self._ami = ami
         self._roster = roster
         self._waiting_calls = waiting_calls
@@ -232,6 +281,13 @@ class CallbackDialer:
             "callback dialling", "due callbacks wait (nothing is claimed or lost)", log,
             clock.seconds,
         )
+        self._journal = journal
+        if journal is not None:
+            # a previous run's, not applied yet: not claimed (and marked interrupted) before
+            # (read before registering: the journal starts applying them then)
+            for payload in journal.pending(OUTCOME_KIND, OUTCOMES_KEY):
+                self._unrecorded.add(str(payload["flag_id"]))
+            journal.register(OUTCOME_KIND, self._apply_journalled)
         tracker.subscribe(self.live_numbers.on_tracker_event)
         tracker.subscribe(self._on_tracker_event)
         roster.subscribe(self._on_agent_change)
@@ -245,9 +301,10 @@ class CallbackDialer:
     def stop(self) -> None:
         """Stop dialling new flags; calls in progress still get their outcomes recorded."""
         self._running = False
-        if self._tick is not None and self._tick.active():
-            self._tick.cancel()
-        self._tick = None
+        for call in (self._tick, self._calling_poll, self._recheck):
+            if call is not None and call.active():
+                call.cancel()
+        self._tick = self._calling_poll = self._recheck = None
 
     @property
     def dialling(self) -> int:
@@ -332,14 +389,70 @@ class CallbackDialer:
 
     def _on_number_free(self, number: str) -> None:
         """A customer whose callback waited for their call to end has hung up: dial now."""
+        mark = self._marks.pop(number, None)
+        if mark is not None:  # after the mark's write (one connection of a pool each)
+            mark.addCallback(lambda marked: self._unmark(number) if marked else None)
         if number in self._held.values():
             self.poke()
 
     def _on_call_in(self, number: str) -> None:
-        """A customer called in: a callback of theirs being dialled gives way."""
+        """A customer called in: a callback of theirs being dialled gives way (here, and
+        at the other sites through the number's mark)."""
+        if number not in self._marks and self._several_sites():
+            d = self._track(as_deferred(self._store.mark_calling(number)))
+            d.addErrback(self._mark_failed, number)
+            self._marks[number] = d
         for dial in list(self._dials.values()):
             if dial.number == number and dial.outcome is None:
                 self._give_way(dial)
+
+    def _mark_failed(self, failure: Failure, number: str) -> bool:
+        self._sites_failed(failure, "{number}'s call here not told to the other sites", number)
+        return False
+
+    def _sites_failed(self, failure: Failure, what: str, number: str = "") -> None:
+        """Redis away (one warning per outage), or not the leader (a standby: said by the
+        leader lease); anything else each time."""
+        error = failure.value
+        if getattr(error, "code", None) == "leader.not_leader":
+            return
+        if isinstance(error, BaseException) and self._sites_outage.expected(error):
+            self._sites_outage.failed(error)
+            return
+        log.warn("callback: " + what + " ({error})", number=mask_number(number),
+                 error=failure.getErrorMessage())
+
+    def _unmark(self, number: str) -> None:
+        d = self._track(as_deferred(self._store.unmark_calling(number)))
+        d.addCallback(lambda _: self._sites_outage.ok())
+        d.addErrback(self._sites_failed, "the end of {number}'s call here not told to the other "
+                     "sites; their mark lapses by itself", number)
+
+    def _poll_calling(self) -> None:
+        """Dials in progress whose customer called in at another site give way."""
+        self._calling_poll = None
+        numbers = {d.number for d in self._dials.values() if d.outcome is None and not d.gave_way}
+        if not numbers:
+            return
+        d = self._track(as_deferred(self._store.calling(numbers)))
+
+        def found(calling: set[str]) -> None:
+            self._sites_outage.ok()
+            for dial in list(self._dials.values()):
+                if dial.number in calling and dial.outcome is None and not dial.gave_way:
+                    self._give_way(dial)
+
+        d.addCallbacks(found, self._sites_failed,
+                       errbackArgs=("could not ask whether customers being dialled called in elsewhere",))
+        d.addBoth(lambda _: self._watch_calling())
+
+    def _watch_calling(self) -> None:
+        if self._calling_poll is None and self._dials and self._several_sites():
+            self._calling_poll = self._clock.callLater(CALLING_POLL_S, self._poll_calling)
+
+    def _recheck_later(self) -> None:
+        if self._recheck is None or not self._recheck.active():
+            self._recheck = self._clock.callLater(CALLING_RECHECK_S, self.poke)
 
     def _give_way(self, dial: _Dial) -> None:
         log.info(
@@ -365,7 +478,12 @@ class CallbackDialer:
     def _skipped(self) -> set[str]:
         """Flags not to claim: those being dialled, and those whose customer is still on a call."""
         self._held = {f: n for f, n in self._held.items() if n in self.live_numbers}
-        return {d.flag_id for d in self._dials.values()} | set(self._held) | self._unrecorded
+        skipped = {d.flag_id for d in self._dials.values()} | set(self._held) | self._unrecorded
+        if self._held_elsewhere:
+            now = self._clock.seconds()
+            self._held_elsewhere = {f: t for f, t in self._held_elsewhere.items() if t > now}
+            skipped |= set(self._held_elsewhere)
+        return skipped
 
     def _on_agent_change(self, change: AgentChange) -> None:
         if change.new is AgentState.READY:
@@ -446,6 +564,16 @@ class CallbackDialer:
             )
             await self._store.release(claim.lease)
             return True
+        if self._several_sites() and await self._store.calling([claim.flag.number]):
+            # On a call at another site: the same, looked at again a little later.
+            self._held_elsewhere[claim.flag.flag_id] = self._clock.seconds() + CALLING_RECHECK_S
+            log.info(
+                "callback {flag} waits: {number} is on a call at another site now",
+                flag=claim.flag.flag_id, number=mask_number(claim.flag.number),
+            )
+            await self._store.release(claim.lease)
+            self._recheck_later()
+            return True
         # Redis took a moment: the agent may have been given an inbound call meanwhile.
         now = self._clock.seconds()
         agent = self._pick_agent() if self.gate(now).open else None
@@ -477,6 +605,7 @@ class CallbackDialer:
         self._dials[leg_id] = dial
         self._keep_lease(dial)
         self._originate(dial)
+        self._watch_calling()
         return True
 
     def _release_agent(self, agent_id: str, call_id: str) -> None:
@@ -641,6 +770,13 @@ class CallbackDialer:
             attempt=dial.attempt_no, outcome=outcome.value,
         )
         self._unrecorded.add(dial.flag_id)
+        if self._journal is not None:
+            self._journal_outcome(dial, outcome, now, note)
+            return
+        self._store_in_memory(dial, outcome, now, note)
+
+    def _store_in_memory(self, dial: _Dial, outcome: AttemptOutcome, now: float, note: str) -> None:
+        """Without a journal (or one that cannot keep it): retried in memory until stored."""
         d = self._track(ensureDeferred(self._store_outcome(dial, outcome, now, note)))
         d.addCallbacks(
             lambda _: self.poke(),
@@ -649,6 +785,54 @@ class CallbackDialer:
                 outcome=outcome.value, flag=dial.flag_id, attempt=dial.attempt_no,
             ),
         )
+
+    def _journal_outcome(self, dial: _Dial, outcome: AttemptOutcome, now: float, note: str) -> None:
+        """Journal the outcome; the journal applies it (:meth:`_apply_journalled`), now or,
+        after a ``kill -9``, in the next daemon on this ``state.folder``."""
+        assert self._journal is not None
+        payload = {
+            "flag_id": dial.flag_id, "token": dial.lease.token, "attempt": dial.attempt_no,
+            "outcome": outcome.value, "at": now, "by": dial.agent_id, "note": note,
+        }
+        try:
+            d = self._journal.submit(OUTCOME_KIND, payload, (OUTCOMES_KEY, number_key(dial.number)))
+        except Exception as exc:  # noqa: BLE001 - kept in memory instead, said below
+            d = fail(exc)
+
+        def not_kept(failure: Failure) -> None:
+            log.error(
+                "outcome {outcome} of callback {flag} attempt {attempt} not journalled ({error}); "
+                "kept in memory until Redis stores it",
+                outcome=outcome.value, flag=dial.flag_id, attempt=dial.attempt_no,
+                error=failure.getErrorMessage(),
+            )
+            self._store_in_memory(dial, outcome, now, note)
+
+        self._track(d).addErrback(not_kept)
+
+    async def _apply_journalled(self, entry: dict[str, Any]) -> None:
+        """Store a journalled outcome (idempotent: the journal may replay it).
+
+        An attempt that has an outcome already had this one applied (a replay
+        after a crash before the journal's cursor moved), or one recorded by
+        other means: either way nothing more is written. A late outcome for an
+        attempt a claim marked ``interrupted`` replaces that mark
+        (``routing.callbacks.record_outcome``)."""
+        flag_id = str(entry["flag_id"])
+        lease = Lease(flag_id, str(entry["token"]))
+        attempt = int(entry["attempt"])
+        try:
+            await self._store.record_outcome(
+                lease, attempt, AttemptOutcome(entry["outcome"]), float(entry["at"]),
+                by=str(entry["by"]), note=str(entry.get("note") or ""),
+            )
+        except AttemptAlreadyEndedError:
+            await self._store.release(lease)  # if still held (its reply was lost)
+        except (UnknownFlagError, UnknownAttemptError) as exc:
+            log.warn("journalled outcome of callback {flag} attempt {attempt} not applied: {error}",
+                     flag=flag_id, attempt=attempt, error=str(exc))
+        self._unrecorded.discard(flag_id)
+        self.poke()
 
     async def _store_outcome(self, dial: _Dial, outcome: AttemptOutcome, now: float, note: str) -> None:
         """Record the outcome, retrying (backoff from ``OUTCOME_RETRY_FIRST_S`` to

@@ -26,6 +26,13 @@ is valid on a cluster):
   that opens or closes the number's flag (kept ``OP_MARK_TTL_S``): daemons of
   earlier versions raise a reason under ``WATCH`` of it (then of the flag), so
   it is still written for them.
+- ``<prefix>:{callbacks}:calling:<number>``: the customer is on a call at that
+  site now (value: the site id), set when a named site's daemon sees them call
+  in while they have an open flag (:meth:`CallbackStore.mark_calling`, one
+  script per call in), deleted when their call there ends, kept at most
+  ``CALLING_TTL_S`` (a daemon killed meanwhile). Every site's dialer reads it
+  before it dials a flag and, while it dials, once a second: a customer's call
+  in at any site wins over their callback (docs/complaints.md).
 - ``<prefix>:{callbacks}:op:<op id>``: a raised reason replayed from the
   journal (:mod:`shenava.journal`) is applied once: the marker is set
   (``SET NX``) in the same script and kept ``OP_MARK_TTL_S``.
@@ -111,6 +118,17 @@ OPEN_MEMO_MAX = 1000
 DUE_HINT_MAX_S = 10.0
 """How long a claim trusts its last read of the due set (and this store's own writes since)
 to say nothing is due: a flag another daemon made due sooner waits at most this long."""
+
+CALLING_TTL_S = 2 * 3600
+"""How long a site's "on a call here" mark lasts if that site's daemon dies before the call ends."""
+
+MARK_CALLING = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+"""KEYS[1] the ``open`` hash, KEYS[2] the number's ``calling`` key; ARGV the number, the
+site, the TTL. Marks the number only if it has an open flag (most callers have none)."""
 
 WRITE = """
 local stored = redis.call('GET', KEYS[1])
@@ -219,6 +237,7 @@ class CallbackStore:
         self._ids: list[int] = []
         """Reserved flag ids not used yet, lowest last (``ID_BLOCK``)."""
         self._write_script = client.register_script(WRITE)
+        self._mark_calling_script = client.register_script(MARK_CALLING)
         self._open_memo: dict[str, str] = {}
         """Number -> id of its open flag as this store last wrote or read it: the next
         reason is merged into that flag's JSON (``_texts``) at once (the script checks it)."""
@@ -501,6 +520,29 @@ class CallbackStore:
         )
         return bool(int(deleted))
 
+    # -- customers on a call at some site ---------------------------------------------
+
+    async def mark_calling(self, number: str) -> bool:
+        """The customer called in here: say so to every site's dialer, if they have an
+        open flag (one script; nothing is written for the others). True if marked."""
+        marked = await self._mark_calling_script(
+            keys=[self._key("open"), self._key("calling", number)],
+            args=[number, self.site or "-", CALLING_TTL_S],
+        )
+        return bool(int(marked))
+
+    async def unmark_calling(self, number: str) -> None:
+        """Their call here ended (the mark goes if it is still this site's)."""
+        await self._release_script(keys=[self._key("calling", number)], args=[self.site or "-"])
+
+    async def calling(self, numbers: Collection[str]) -> set[str]:
+        """Which of ``numbers`` are on a call at some site now (one ``MGET``: one slot)."""
+        if not numbers:
+            return set()
+        ordered = list(numbers)
+        found = await self._client.mget([self._key("calling", n) for n in ordered])
+        return {n for n, value in zip(ordered, found, strict=True) if value is not None}
+
     # -- supervisors ---------------------------------------------------------------
 
     async def cancel(self, flag_id: str, now: float, *, by: str, note: str) -> CallbackFlag:
@@ -677,9 +719,12 @@ class CallbackStore:
             if flag.site:
                 pipe.zadd(self._site_due_key(flag.site), {flag.flag_id: score})
             return text
-        # Any write of the key makes a WATCH of it fail, whatever the value.
-        pipe.set(self._key("ver", flag.number), "1", ex=OP_MARK_TTL_S)
-        pipe.hdel(self._key("open"), flag.number)
+        if was_open:
+            # Any write of the key makes a WATCH of it fail, whatever the value.
+            pipe.set(self._key("ver", flag.number), "1", ex=OP_MARK_TTL_S)
+            pipe.hdel(self._key("open"), flag.number)
+        # (a flag closed before, changed again: an acknowledgement, a late outcome, must not
+        # take the number's ``open`` entry from a newer flag; it did)
         pipe.zrem(self._key("due"), flag.flag_id)
         if flag.site:
             pipe.zrem(self._site_due_key(flag.site), flag.flag_id)

@@ -737,7 +737,7 @@ class CallDispatcher:
             ringing = str(agent_id) if phase == "ringing" and agent_id else None
             self._emit(CallAbandoned(
                 call_id, now, float(record["joined_at"]), str(record.get("caller_number") or ""),
-                ringing,
+                ringing, found_after_restart=True,
             ))
             if ringing and ringing in self._roster and self._roster.get(ringing).state is AgentState.RINGING:
                 self._roster.ring_cancelled(ringing, now)

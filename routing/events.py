@@ -72,6 +72,10 @@ class CallAbandoned(RoutingEvent):
     joined_at: float
     caller_number: str
     while_ringing_agent: str | None
+    found_after_restart: bool = False
+    """Counted by a take-over (the caller hung up while no daemon watched): the
+    killed daemon may have counted it already, so the live figures take it only
+    if its store write is the one that counts it (like ``CallAnsweredBefore``)."""
 
 
 @dataclass(frozen=True, slots=True)

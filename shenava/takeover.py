@@ -31,6 +31,7 @@ are left alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from twisted.python.failure import Failure
 
 from agent_stats.states import AgentState
 from ami_bridge.codec import Message
+from ami_bridge.errors import AMIError
 from ami_bridge.events import ChannelHungUp
 from ami_bridge.tracker import handles
 from ivr.machine import Phase, state_from_dict
@@ -427,8 +429,9 @@ class Takeover:
     ) -> None:
         delay = KEPT_RETRY_FIRST_S
         how: str | None = None
+        channel = item.get("Channel") or str(record.get("channel") or "")
         while True:
-            await deferLater(self._app.reactor, delay, lambda: None)
+            await self._hold_music(channel, delay)
             delay = min(delay * 2, KEPT_RETRY_MAX_S)
             if call_id not in self._undecided:
                 return  # hung up meanwhile: settled then
@@ -455,6 +458,32 @@ class Takeover:
         log.info("take-over: call {call}'s voicemail is {how}", call=call_id,
                  how="not kept: recorded again" if how is None else how)
         self._carry_on_recording(call_id, record, item, how, now)
+
+    async def _hold_music(self, channel: str, seconds: float) -> None:
+        """A held caller hears the hold music (``[routing.hold] music_class``) for about
+        ``seconds`` between two questions to Redis, as callers waiting in line do.
+
+        Before, nothing was sent: once the old daemon's command ended they heard
+        silence for as long as Redis was away. The music is queued behind that
+        command (AsyncAGI runs one at a time), and the next question waits for it
+        to end, so nothing piles up for when Redis answers. If the channel is
+        gone or the link fails, plain waiting (the hang-up is settled elsewhere)."""
+        reactor = self._app.reactor
+        hold = getattr(getattr(getattr(self._app.config, "routing", None), "dispatch", None), "hold", None)
+        music_class = getattr(hold, "music_class", "default")
+        started = reactor.seconds()
+        if channel:
+            try:
+                result = await self._app.connection.agi(
+                    channel, f"EXEC MusicOnHold {music_class},{max(1, math.ceil(seconds))}")
+                if not getattr(result, "hung_up", False):
+                    return
+            except AMIError as exc:  # the channel went, the link failed, the command timed out
+                log.debug("take-over: hold music for {channel} not played: {error}", channel=channel,
+                          error=str(exc))
+        left = seconds - (reactor.seconds() - started)
+        if left > 0:
+            await deferLater(reactor, left, lambda: None)
 
     def _ended_while_away(self, call_id: str, record: dict[str, Any], now: float) -> None:
         """A stored call whose caller is gone: counted, and what it left handed on, once."""

@@ -93,9 +93,12 @@ class Site:
         service_level: float | None = None,
         staffed_service_level: float | None = None,
         policy: DialPolicy | None = None,
+        journal: Any = None,
+        site: str = "",
+        cross_site: bool = False,
     ) -> None:
         self.clock = clock
-        self.store = CallbackStore(client, PREFIX, policy or DialPolicy())
+        self.store = CallbackStore(client, PREFIX, policy or DialPolicy(), site=site)
         self.roster = AgentRoster(
             [AgentProfile(a, a, f"PJSIP/{100 + i}", ("fa",)) for i, a in enumerate(agents)],
             clock.seconds(),
@@ -110,6 +113,8 @@ class Site:
             waiting_calls=lambda: self.waiting, clock=clock, hours=hours or CallingHours.always(),
             owner=owner, service_level=lambda now: service_level,
             staffed_service_level=lambda now: staffed_service_level,
+            **({"journal": journal} if journal is not None else {}),
+            **({"cross_site": True} if cross_site else {}),
         )
         self.dialer.start()
 

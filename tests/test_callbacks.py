@@ -348,3 +348,36 @@ def test_dial_gate_with_one_agent_dials_when_nobody_waits_and_the_staffed_sl_hol
     waiting = dial_gate(noon, HOURS, lenient, free_agents=1, waiting_calls=1,
                         service_level=0.0, staffed_service_level=1.0)
     assert not waiting.open and waiting.gate == "service_level"
+
+
+def test_a_late_answer_kept_while_a_later_attempt_ran_closes_the_flag_when_that_one_ends() -> None:
+    """Two daemons of a site: one lost its lease mid-dial (paused, or Redis away), the
+    other marked the attempt interrupted and dialled again; the first one's outcome,
+    answered, lands while the second attempt rings. Before, it was kept in the attempt
+    but the flag stayed open: the customer was called a third time."""
+    flag = start_attempt(new_flag("cb-1", NUMBER, voicemail_reason("r", T0), T0), T0, "a1")
+    flag = interrupt_stale_attempt(flag, T0 + 200, POLICY)
+    flag = start_attempt(flag, T0 + 200, "a2")
+    flag = record_outcome(flag, 1, AttemptOutcome.ANSWERED, T0 + 210, POLICY, by="a1")
+    assert flag.is_open and flag.attempt_in_progress is not None
+    flag = record_outcome(flag, 2, AttemptOutcome.NO_ANSWER, T0 + 230, POLICY, by="a2")
+    assert flag.resolution is Resolution.ANSWERED
+    assert len(flag.round_attempts) == 2  # each attempt counted once
+
+
+def test_a_late_answer_after_the_interruption_exhausted_the_round_closes_it_answered() -> None:
+    policy = DialPolicy(max_attempts=1, backoff_s=(300.0,))
+    flag = start_attempt(new_flag("cb-1", NUMBER, voicemail_reason("r", T0), T0), T0, "a1")
+    flag = interrupt_stale_attempt(flag, T0 + 200, policy)
+    assert flag.resolution is Resolution.UNREACHABLE and flag.needs_attention
+    flag = record_outcome(flag, 1, AttemptOutcome.ANSWERED, T0 + 210, policy, by="a1")
+    assert flag.resolution is Resolution.ANSWERED and not flag.needs_attention
+
+
+def test_a_late_failure_changes_nothing_it_should_not() -> None:
+    flag = start_attempt(new_flag("cb-1", NUMBER, voicemail_reason("r", T0), T0), T0, "a1")
+    flag = interrupt_stale_attempt(flag, T0 + 200, POLICY)
+    flag = start_attempt(flag, T0 + 200, "a2")
+    flag = record_outcome(flag, 1, AttemptOutcome.BUSY, T0 + 210, POLICY, by="a1")
+    flag = record_outcome(flag, 2, AttemptOutcome.NO_ANSWER, T0 + 230, POLICY, by="a2")
+    assert flag.is_open and len(flag.round_attempts) == 2

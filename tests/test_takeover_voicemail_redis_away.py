@@ -173,6 +173,9 @@ async def test_a_caller_whose_kept_voicemail_redis_cannot_confirm_is_not_recorde
         assert not server.running
         assert h.alive(call)
         assert sum(c.startswith("RECORD FILE") for c in h.agi_commands(call)) == 1
+        if read == "load_step":  # the question fails (not the round): held with the hold
+            # music, as callers waiting in line (before: silence until Redis answered)
+            assert any(c.startswith("EXEC MusicOnHold default,") for c in h.agi_commands(call))
         monkeypatch.undo()
 
         restarted = _start(tmp_path / "redis", port=server.port)

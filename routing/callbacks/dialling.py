@@ -161,7 +161,18 @@ def record_outcome(
     asked to be called again), which merges a follow-up and starts a new round.
     ``wrong_number`` closes it; a failed attempt that exhausts the round closes it
     as ``unreachable``. A late outcome for an attempt already marked
-    ``interrupted`` replaces that mark and is noted in the history.
+    ``interrupted`` replaces that mark and is noted in the history; the attempt
+    still counts once (it did when it was marked). It weighs as if on time:
+
+    - if another attempt is being dialled meanwhile (the daemon that marked it
+      claimed the flag again), a late ``answered`` or ``wrong_number`` closes the
+      flag when that attempt ends, whatever its own outcome;
+    - if the mark exhausted the round and closed the flag ``unreachable``, a late
+      ``answered`` or ``wrong_number`` closes it so instead (the customer was
+      reached: no supervisor needs to look at it).
+
+    Before, such an outcome was kept in the attempt but changed nothing: a
+    customer who had answered was called again, or listed as unreachable.
     """
     index = attempt_no - 1
     if not 0 <= index < len(flag.attempts):
@@ -175,8 +186,19 @@ def record_outcome(
     event = "late_outcome" if late else "outcome"
     entry = HistoryEntry(now, by, event, f"{attempt_no}:{outcome}" + (f" ({note})" if note else ""))
     flag = replace(flag, attempts=attempts, history=(*flag.history, entry))
-    if not flag.is_open or flag.attempt_in_progress is not None:
+    if not flag.is_open:
+        reached = _LATE_CLOSES.get(outcome)
+        if late and reached is not None and flag.resolution is Resolution.UNREACHABLE:
+            return _close(flag, reached, now, by, note)
         return flag
+    if flag.attempt_in_progress is not None:
+        return flag
+    if outcome not in _LATE_CLOSES or (outcome is AttemptOutcome.ANSWERED and follow_up_at is not None):
+        # a late answer or wrong number kept while a later attempt ran decides now
+        for earlier in flag.attempts[flag.round_start :]:
+            if earlier.outcome in _LATE_CLOSES and earlier is not ended:
+                return _close(flag, _LATE_CLOSES[earlier.outcome], now, SYSTEM,
+                              f"attempt {earlier.number}: {earlier.outcome} (late)")
     if outcome is AttemptOutcome.ANSWERED:
         if follow_up_at is not None:
             # the customer was reached and asked for another call: a fresh round
@@ -213,6 +235,13 @@ def purge_transcripts(flag: CallbackFlag, now: float) -> CallbackFlag:
     reasons = tuple(replace(r, transcript=None) for r in flag.reasons)
     entry = HistoryEntry(now, SYSTEM, "purged", f"{len(flag.transcripts)} transcripts")
     return replace(flag, reasons=reasons, purged_at=now, history=(*flag.history, entry))
+
+
+_LATE_CLOSES = {
+    AttemptOutcome.ANSWERED: Resolution.ANSWERED,
+    AttemptOutcome.WRONG_NUMBER: Resolution.WRONG_NUMBER,
+}
+"""Outcomes that close a flag: a late one closes it even after the round moved on."""
 
 
 def _close(flag: CallbackFlag, resolution: Resolution, now: float, by: str, note: str) -> CallbackFlag:
