@@ -141,7 +141,8 @@ class StoreWriter:
             entry = outcome_to_dict(op)
             if not op.recovered:
                 entry["tallied"] = self.run
-            d = self._journal.submit(JOURNAL_KIND, entry)
+            # (the call's state carries it until it is on disk: shenava.journal.Journal.carried)
+            d = self._journal.submit(JOURNAL_KIND, entry, call=op.call.call_id)
             d.addErrback(lambda f: log.error("SL outcome not kept: {error}", error=f.getErrorMessage()))
             return
         self._pending.append(op)

@@ -39,6 +39,7 @@ from ami_bridge.protocol import (
     DEFAULT_ACTION_TIMEOUT_S,
     DEFAULT_MAX_LIST_BYTES,
     DEFAULT_MAX_LIST_ITEMS,
+    AGIReply,
     AMIProtocol,
     EventList,
     Scheduler,
@@ -485,12 +486,50 @@ class AMIConnection(Service):
             return fail(ConnectionLostError("AGI: this daemon may not act (not the leader)"))
         return self._current.agi(channel, command, command_id=command_id, timeout=timeout)
 
+    def agi_reply(
+        self,
+        channel: str,
+        command: str,
+        reply: AGIReply,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """:meth:`agi` without a Deferred (``AMIProtocol.agi_reply``): ``reply`` is
+        told the result or the error, at once when there is no link; returns the
+        CommandID ("" when nothing was sent), for :meth:`forget_agi`."""
+        current = self._current
+        if current is None:
+            reply(ConnectionLostError("AGI: not connected to Asterisk"))
+            return ""
+        if self.may_act is not None and not self.may_act():
+            reply(ConnectionLostError("AGI: this daemon may not act (not the leader)"))
+            return ""
+        return current.agi_reply(channel, command, reply, command_id=command_id, timeout=timeout)
+
+    def forget_agi(self, command_id: str) -> None:
+        """Drop a command started with :meth:`agi_reply`: its reply is never told.
+
+        A command of a connection since lost was failed with the loss already."""
+        current = self._current
+        if current is not None and command_id:
+            current.forget_agi(command_id)
+
     def add_agi_observer(self, observer: Callable[[str, float], object]) -> None:
         """``observer(command, seconds)`` after each AGI command's result (``/metrics``),
         told by the protocol as the result comes (``AMIProtocol.agi_answered``)."""
         self._agi_observers = (*self._agi_observers, observer)
         if self._current is not None:
-            self._current.agi_answered = self._agi_answered
+            self._current.agi_answered = self._agi_timing()
+
+    def _agi_timing(self) -> Callable[[str, float], object] | None:
+        """What the protocol tells of each result: the one observer itself (the
+        protocol logs its failure), or all of them in turn."""
+        if not self._agi_observers:
+            return None
+        if len(self._agi_observers) == 1:
+            return self._agi_observers[0]
+        return self._agi_answered
 
     def _agi_answered(self, command: str, took: float) -> None:
         for observer in self._agi_observers:
@@ -578,7 +617,7 @@ class AMIConnection(Service):
     def _connected(self, ami: AMIProtocol, channels: list[Message]) -> None:
         self._current = ami
         if self._agi_observers:
-            ami.agi_answered = self._agi_answered
+            ami.agi_answered = self._agi_timing()
         self.connections_made += 1
         ami.when_lost().addCallback(lambda _: self._disconnected(ami))
         self.log.info(

@@ -103,12 +103,17 @@ class ListResponse(Message):
         self.event_list = event_list
 
 
+AGIReply = Callable[[AGIResult | BaseException], object]
+"""Told an AGI command's end, once: its decoded result, or the error it failed
+with (:meth:`AMIProtocol.agi_reply`)."""
+
+
 @dataclass(slots=True, eq=False)
 class _PendingAGI:
     command_id: str
     channel: str
     verb: str
-    deferred: Deferred[AGIResult]
+    reply: AGIReply
     timer: Deadline | None = None
     command: str = ""
     sent: float = 0.0
@@ -265,8 +270,8 @@ class AMIProtocol(Protocol):
                 action.list_deferred.errback(error)
         for agi in agis:
             _cancel_timer(agi.timer)
-            agi.deferred.errback(
-                ConnectionLostError(f"AGI {agi.verb} ({agi.command_id}): connection lost: {why}")
+            self._answer_agi(
+                agi, ConnectionLostError(f"AGI {agi.verb} ({agi.command_id}): connection lost: {why}")
             )
         for ready_waiter in ready:
             ready_waiter.errback(ConnectionLostError(f"connection lost before the banner: {why}"))
@@ -382,29 +387,57 @@ class AMIProtocol(Protocol):
         its AGI session ends (``AsyncAGIEnd``) or it hangs up before the
         result comes; with :class:`AGICommandError` when Asterisk refuses the
         action for another reason. ``timeout`` None waits as long as the
-        command runs (``GET DATA``, ``EXEC MusicOnHold``).
+        command runs (``GET DATA``, ``EXEC MusicOnHold``). Cancelling the
+        Deferred forgets the command (a late result is dropped).
+
+        :meth:`agi_reply` is the same without a Deferred (the IVR's path).
+        """
+        if command_id is None:
+            command_id = self._new_id("agi")
+        deferred: Deferred[AGIResult] = Deferred(lambda _: self.forget_agi(command_id))
+        self.agi_reply(
+            channel, command, _deferred_reply(deferred), command_id=command_id, timeout=timeout
+        )
+        return deferred
+
+    def agi_reply(
+        self,
+        channel: str,
+        command: str,
+        reply: AGIReply,
+        *,
+        command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Run one AsyncAGI command and tell ``reply`` its end; returns its CommandID.
+
+        ``reply`` is called once, with the decoded :class:`AGIResult` or with
+        the error :meth:`agi` fails with; at once (before this returns) when
+        the command cannot be sent. :meth:`forget_agi` with the CommandID
+        drops the command: ``reply`` is then never called. One callable per
+        command and no Deferred: two dozen commands a call take this path.
         """
         if command_id is None:
             command_id = self._new_id("agi")
         verb = agi_verb(command)
         if command_id in self._agi:
-            return fail(AGICommandError(f"AGI {verb}: CommandID {command_id!r} is already running"))
+            reply(AGICommandError(f"AGI {verb}: CommandID {command_id!r} is already running"))
+            return command_id
         if not self.can_send:
-            return fail(ConnectionLostError(f"AGI {verb} ({command_id}): not connected"))
-
-        def cancel(_: Deferred[AGIResult]) -> None:
-            self._forget_agi(command_id)
-
-        deferred: Deferred[AGIResult] = Deferred(cancel)
-        pending = _PendingAGI(command_id=command_id, channel=channel, verb=verb, deferred=deferred)
+            reply(ConnectionLostError(f"AGI {verb} ({command_id}): not connected"))
+            return command_id
+        pending = _PendingAGI(command_id=command_id, channel=channel, verb=verb, reply=reply)
         if self.agi_answered is not None:
             pending.command = command
             pending.sent = self.clock.seconds()
         self._agi[command_id] = pending
-        self._agi_by_channel.setdefault(channel, {})[command_id] = pending
+        by_channel = self._agi_by_channel.get(channel)
+        if by_channel is None:
+            self._agi_by_channel[channel] = {command_id: pending}
+        else:
+            by_channel[command_id] = pending
         # The action's answer only matters when it refuses the command: no
-        # Deferred for it (two dozen AGI commands a call), its failure goes
-        # straight to the command's.
+        # Deferred for it, its failure goes straight to the command's reply.
         failed = self._send_agi(
             _PendingAction(action="AGI", action_id="", agi=pending), channel, command, command_id
         )
@@ -412,7 +445,11 @@ class AMIProtocol(Protocol):
             self._agi_action_failed(failed, pending)
         if timeout is not None and command_id in self._agi:
             pending.timer = self._deadlines.call_later(timeout, self._agi_timed_out, pending, timeout)
-        return deferred
+        return command_id
+
+    def forget_agi(self, command_id: str) -> None:
+        """Drop a running AGI command: its reply is never told, a late result is ignored."""
+        self._forget_agi(command_id)
 
     def ping(self, *, timeout: float | None = None) -> Deferred[Message]:
         return self.send_action("Ping", timeout=timeout)
@@ -469,22 +506,22 @@ class AMIProtocol(Protocol):
         """``_send`` of an ``Action: AGI``, two dozen a call: its text made at once.
 
         The same bytes as ``encode_message`` makes; a value with CR, LF or NUL
-        goes the general way (refused there, the error naming the header)."""
-        for value in (channel, command, command_id):
-            if "\r" in value or "\n" in value or "\x00" in value:
-                return self._send(
-                    pending,
-                    [("Channel", channel), ("Command", command), ("CommandID", command_id)],
-                    None,
-                )
-        if not self.can_send:
-            return Failure(ConnectionLostError("AGI: not connected"))
-        action_id = self._new_id()
-        data = (
+        goes the general way (refused there, the error naming the header): the
+        text then has more than its six line ends, or a NUL."""
+        # ``agi_reply`` has checked ``can_send``
+        self._next_id += 1
+        action_id = f"{self.action_id_prefix}-{self._next_id}"
+        text = (
             f"Action: AGI\r\nChannel: {channel}\r\nCommand: {command}\r\n"
             f"CommandID: {command_id}\r\nActionID: {action_id}\r\n\r\n"
-        ).encode()
-        self._write_action(pending, action_id, data, None)
+        )
+        if text.count("\n") != 6 or text.count("\r") != 6 or "\x00" in text:
+            return self._send(
+                pending,
+                [("Channel", channel), ("Command", command), ("CommandID", command_id)],
+                None,
+            )
+        self._write_action(pending, action_id, text.encode(), None)
         return None
 
     def _write_action(
@@ -498,7 +535,8 @@ class AMIProtocol(Protocol):
             self._lists[action_id] = pending
         delay = self.action_timeout if timeout is None else timeout
         pending.timer = self._deadlines.call_later(delay, self._action_timed_out, pending, delay)
-        cast(_Transport, self.transport).write(data)
+        transport: _Transport = self.transport  # type: ignore[assignment]  # set once connected
+        transport.write(data)
         if self.log_actions:
             self.log.debug("sent {action} {action_id}", action=action, action_id=action_id)
 
@@ -705,7 +743,7 @@ class AMIProtocol(Protocol):
                 code=error.code,
                 reason=error.reason,
             )
-            pending.deferred.errback(error)
+            self._answer_agi(pending, error)
             return
         answered = self.agi_answered
         if answered is not None and pending.command:
@@ -713,7 +751,18 @@ class AMIProtocol(Protocol):
                 answered(pending.command, self.clock.seconds() - pending.sent)
             except Exception:
                 self.log.failure("AGI timing observer {observer!r} failed", observer=answered)
-        pending.deferred.callback(result)
+        self._answer_agi(pending, result)
+
+    def _answer_agi(self, pending: _PendingAGI, outcome: AGIResult | BaseException) -> None:
+        """Tell the command's reply its end; what the reply raises is logged, not
+        let into the read that carried the result (other messages follow it)."""
+        try:
+            pending.reply(outcome)
+        except Exception:
+            self.log.failure(
+                "AGI {verb} ({command_id}): its reply failed", verb=pending.verb,
+                command_id=pending.command_id,
+            )
 
     def _on_channel_gone(self, message: Message) -> None:
         if not self._agi_by_channel:
@@ -727,11 +776,12 @@ class AMIProtocol(Protocol):
         event = message.event
         for pending in list(waiting.values()):
             self._forget_agi(pending.command_id)
-            pending.deferred.errback(
+            self._answer_agi(
+                pending,
                 ChannelGoneError(
                     f"AGI {pending.verb} ({pending.command_id}) on {channel}: "
                     f"the channel's AGI session ended ({event})"
-                )
+                ),
             )
 
     def _on_rename(self, message: Message) -> None:
@@ -766,17 +816,27 @@ class AMIProtocol(Protocol):
             text = error.message
             where = f"AGI {pending.verb} ({pending.command_id}) on {pending.channel}: {text}"
             if any(marker in text.lower() for marker in _GONE_MARKERS):
-                pending.deferred.errback(ChannelGoneError(where))
+                self._answer_agi(pending, ChannelGoneError(where))
             else:
-                pending.deferred.errback(AGICommandError(where))
+                self._answer_agi(pending, AGICommandError(where))
             return None
-        pending.deferred.errback(failure)
+        self._answer_agi(pending, error)
         return None
 
     def _agi_timed_out(self, pending: _PendingAGI, timeout: float) -> None:
         pending.timer = None
         if self._forget_agi(pending.command_id) is None:
             return
-        pending.deferred.errback(
-            ActionTimeoutError(f"AGI {pending.verb}", pending.command_id, timeout)
-        )
+        self._answer_agi(pending, ActionTimeoutError(f"AGI {pending.verb}", pending.command_id, timeout))
+
+
+def _deferred_reply(deferred: Deferred[AGIResult]) -> AGIReply:
+    """An :data:`AGIReply` that fires ``deferred`` (:meth:`AMIProtocol.agi`)."""
+
+    def reply(outcome: AGIResult | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            deferred.errback(Failure(outcome))
+        else:
+            deferred.callback(outcome)
+
+    return reply

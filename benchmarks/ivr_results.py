@@ -94,6 +94,17 @@ class _Channel:
         return self.ami.agi(self.name, command)
 
 
+class _ReplyChannel(_Channel):
+    """As the daemon's channel (``shenava.callflow``) when the protocol has
+    ``agi_reply``: one reply callable per command instead of a Deferred."""
+
+    def start(self, command: str, reply: Any) -> str:
+        return self.ami.agi_reply(self.name, command, reply)
+
+    def forget(self, command_id: str) -> None:
+        self.ami.forget_agi(command_id)
+
+
 class _Outcomes:
     def __init__(self) -> None:
         self.count = 0
@@ -125,12 +136,13 @@ def run_round(sessions: int, seed: int = 7, profiler: Any = None) -> tuple[float
     protocol.makeConnection(cast(Any, sink))
     protocol.dataReceived(b"Asterisk Call Manager/11.0.0\r\n")
     machine = MenuMachine(load_menus())
+    channel_kind = _ReplyChannel if hasattr(protocol, "agi_reply") else _Channel
     outcomes = _Outcomes()
     keys: dict[str, list[str]] = {}
     for n, answers in enumerate(caller_answers(sessions, seed)):
         channel = f"Local/s@caller-sim-{n:08x};1"
         keys[channel] = list(answers)
-        runner = IVRRunner(machine, _Channel(protocol, channel), cast(Any, clock), outcomes,
+        runner = IVRRunner(machine, channel_kind(protocol, channel), cast(Any, clock), outcomes,
                            lambda ref: succeed("in_progress"), channel_language="en",
                            recording_name=lambda: "shenava-vm/vm-0")
         runner.run(f"1795339506.{n}", "09121234567")

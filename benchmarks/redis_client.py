@@ -26,9 +26,13 @@ machine loaded by other work slows them alike; the figures are the medians:
 Variants: ``redis-py`` (the client as built before: ``redis.asyncio.Redis``
 on a ``BlockingConnectionPool``, redis-py's pure-Python parser and packer),
 ``redis-py+hiredis`` (the same with hiredis's C parser and packer),
+``shenava-redis-py-wire`` (``make_redis_client`` with redis-py's own parser
+and packer put back: the client before ``shenava.redis_wire``),
 ``shenava`` (``make_redis_client``: one turn's commands as one pipeline, a
-checkout without ``connect()``, a write without ``wait_for``; no hiredis)
-and ``shenava+hiredis``. The daemon runs ``shenava``: hiredis is not a
+checkout without ``connect()``, a write without ``wait_for``, replies parsed
+from whole chunks by ``WireParser``, commands packed by
+``shenava.redis_wire``; no hiredis) and ``shenava+hiredis`` (the same: the
+client parses and packs without hiredis wherever it is installed). The daemon runs ``shenava``: hiredis is not a
 dependency, as it cost CPU here instead of saving it (docs/scaling.md);
 the hiredis variants run only where ``pip install hiredis`` was done. The
 last line is one JSON object.
@@ -47,20 +51,28 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
-    "redis-py": {"hiredis": False, "ours": False},
-    "redis-py+hiredis": {"hiredis": True, "ours": False},
-    "shenava": {"hiredis": False, "ours": True},
-    "shenava+hiredis": {"hiredis": True, "ours": True},
+    "redis-py": {"hiredis": False, "ours": False, "wire": False},
+    "redis-py+hiredis": {"hiredis": True, "ours": False, "wire": False},
+    "shenava-redis-py-wire": {"hiredis": False, "ours": True, "wire": False},
+    "shenava": {"hiredis": False, "ours": True, "wire": True},
+    "shenava+hiredis": {"hiredis": True, "ours": True, "wire": True},
 }
 COMMANDS_PER_CALL = 16
 OPEN_LUA = "redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'at', ARGV[2]) return redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])"
 RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
-def child(url: str, calls: int, concurrency: int, ours: bool) -> dict[str, Any]:
+def child(url: str, calls: int, concurrency: int, ours: bool, wire: bool = True) -> dict[str, Any]:
     """One variant, in this process: the figures as a dict."""
     import asyncio
     import time
+
+    if ours and not wire:  # the client as it was before shenava.redis_wire: redis-py's parser and packer
+        from shenava import redis_client
+
+        del redis_client._QuickRead.read_response, redis_client._QuickRead.pack_command
+        redis_client._QuickRead.__init__ = lambda self, *a, **k: super(  # type: ignore[method-assign]
+            redis_client._QuickRead, self).__init__(*a, **k)
 
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.utils import HIREDIS_AVAILABLE
@@ -121,6 +133,7 @@ def child(url: str, calls: int, concurrency: int, ours: bool) -> dict[str, Any]:
             cpu = time.process_time() - cpu0
             pool = client.connection_pool
             connections = len(pool._available_connections) + len(pool._in_use_connections)
+            parser = type(next(iter(pool._available_connections))._parser).__name__
         finally:
             await client.aclose()
         return {
@@ -129,6 +142,7 @@ def child(url: str, calls: int, concurrency: int, ours: bool) -> dict[str, Any]:
             "cpu_us_per_command": round(1e6 * cpu / calls / COMMANDS_PER_CALL, 2),
             "round_trips_per_call": round(sends[0] / calls, 2),
             "connections": connections,
+            "parser": parser,
         }
 
     return asyncio.run(run())
@@ -140,6 +154,8 @@ def run_variant(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]
                "--concurrency", str(args.concurrency)]
     if VARIANTS[name]["ours"]:
         command.append("--ours")
+    if not VARIANTS[name]["wire"]:
+        command.append("--redis-py-wire")
     if not VARIANTS[name]["hiredis"]:
         command.append("--no-hiredis")
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT)
@@ -154,12 +170,13 @@ def main() -> None:
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--ours", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-hiredis", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--redis-py-wire", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         if args.no_hiredis:
             sys.modules["hiredis"] = None  # type: ignore[assignment]  # redis-py then parses in Python
         sys.path.insert(0, str(ROOT))
-        print(json.dumps(child(args.child, args.calls, args.concurrency, args.ours)))
+        print(json.dumps(child(args.child, args.calls, args.concurrency, args.ours, not args.redis_py_wire)))
         return
 
     sys.path.insert(0, str(ROOT))
@@ -189,6 +206,7 @@ def main() -> None:
             "round_trips_per_call": rows[-1]["round_trips_per_call"],
             "connections": rows[-1]["connections"],
             "hiredis": rows[-1]["hiredis"],
+            "parser": rows[-1]["parser"],
         }
     base = result["redis-py"]["cpu_us_per_call"]
     result["cpu_vs_redis_py"] = {name: round(result[name]["cpu_us_per_call"] / base, 2) for name in names}

@@ -38,7 +38,9 @@ Per step (calls placed during the step; what happened to them counted until
   cores (near 1.0, the PBX cannot place more calls: ``placed`` falls short);
 - ``loop_per_call``: exact counts per call that load does not move: loop
   iterations (stdlib loop only), AMI reads, writes and sends, write-behind
-  turns, ``addWriter`` calls, Redis sends (:mod:`benchmarks._loop_counts`).
+  turns, ``addWriter`` calls, Redis sends (:mod:`benchmarks._loop_counts`: the
+  socket writes of the daemon's Redis connections, batches and fast path
+  included; Redis's side of them is ``redis_reads_per_call``).
   The loop is the stdlib's unless ``SHENAVA_EVENT_LOOP=uvloop``, as for ``shenava run``.
 
 ``max_sustained_calls_per_s`` is the highest rate at which, at that rate and
@@ -309,6 +311,22 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         return d.addBoth(done)
 
     app.connection.agi = timed_agi
+    real_agi_reply: Any = getattr(app.connection, "agi_reply", None)
+
+    def timed_agi_reply(channel: str, command: str, reply: Any, **kw: Any) -> Any:
+        # the IVR's commands: a reply callable each, no Deferred (ivr.runner)
+        if command.upper().startswith(PLAYING_VERBS):
+            return real_agi_reply(channel, command, reply, **kw)
+        started = time.perf_counter()
+
+        def timed(outcome: Any) -> Any:
+            agi_ms.append((time.perf_counter() - started) * 1000)
+            return reply(outcome)
+
+        return real_agi_reply(channel, command, timed, **kw)
+
+    if real_agi_reply is not None:
+        app.connection.agi_reply = timed_agi_reply
     await app.when_connected()
     # AMI events counted per read, on the protocol: an observer of every event
     # on the connection would have it hand over the events no one in the
@@ -333,7 +351,7 @@ async def run_steps(reactor: Any, args: argparse.Namespace, app: Any, parent: Co
         await app.agent_stats.started
         await app.agent_stats.flushed()
     await deferLater(reactor, 1.0, lambda: None)
-    steps = []
+    steps: list[dict[str, Any]] = []
     profile = None
     if args.profile:
         from benchmarks._profiling import DaemonProfile

@@ -34,12 +34,15 @@ POST     ``/callbacks/<id>/cancel``           ``note`` (supervisor)
 POST     ``/callbacks/<id>/acknowledge``      an unreachable/wrong-number flag seen
 =======  ===================================  ==========================================
 
-Errors are JSON ``{"error": code, "message": text}`` with 400 (bad input),
-401 (no role), 403 (not allowed), 404 (unknown), 409 (conflicting state).
+Errors have the shape of every other API's (:mod:`shenava.http.errors`):
+``{"error": {"code": ..., "message": ..., "field": ...}}`` (``field`` only when
+one field of the request is at fault), with 400 (bad input), 401 (no role), 403
+(not allowed), 404 (unknown), 409 (conflicting state), 413 (too large).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -82,10 +85,14 @@ MAX_LIMIT = 500
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """A refusal of this resource's own (not a domain error): a status, a stable code,
+    a message and, when one field of the request is at fault, its name."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.field = field
 
 
 class _Body:
@@ -143,13 +150,15 @@ class ComplaintsResource(Resource):
             handler, parts = self._route(request)
             result = await handler(actor, request, parts)
         except HttpError as exc:
-            return _error(exc.status, exc.code, str(exc))
+            return _error(exc.status, exc.code, str(exc), exc.field)
         except Exception as exc:  # domain errors become statuses; anything else is a bug
             status = _status_of(exc)
             if status == 500:
                 log.failure("complaints API: {method} failed", method=_text(request.method))
                 return _error(500, "internal", "internal error")
-            return _error(status, getattr(exc, "code", "invalid"), str(exc))
+            field = getattr(exc, "field", None)
+            return _error(status, getattr(exc, "code", "invalid"), str(exc),
+                          field if isinstance(field, str) else None)
         if isinstance(result, _Body):
             content = result.content
             return 200, result.content_type, content.encode("utf-8") if isinstance(content, str) else content
@@ -206,23 +215,35 @@ class ComplaintsResource(Resource):
         path = found if found is not None else Path(listed)
         if path.suffix == "":
             path = path.with_suffix(".wav")
-        try:
-            if path.stat().st_size > MAX_RECORDING_BYTES:
-                raise HttpError(413, "too_large", "the recording is too large to serve")
-            data = path.read_bytes()
-        except OSError:
-            raise HttpError(404, "not_found", "the recording is no longer kept") from None
-        return _Body(data, b"audio/wav")
+        return _Body(await self._off_reactor(_read_recording, path), b"audio/wav")
+
+    async def _off_reactor(self, work: Callable[[Path], bytes], path: Path) -> bytes:
+        """``work(path)`` in the reactor's thread pool: a file of up to 64 MiB (on a
+        network share, perhaps) is never read on the thread every call waits on. A
+        ``task.Clock`` (unit tests) has no threads: there it runs here."""
+        reactor = self._clock
+        if not hasattr(reactor, "getThreadPool"):
+            return work(path)
+        from twisted.internet.threads import deferToThreadPool
+
+        return await deferToThreadPool(reactor, reactor.getThreadPool(), work, path).asFuture(
+            asyncio.get_running_loop())
 
     async def _update(self, actor: Actor, request: Request, parts: list[str]) -> Any:
         body = _json_body(request)
         status = body.get("status")
         escalate_to = _opt_str(body, "escalate_to")
         if escalate_to is not None and not PERSON_RE.match(escalate_to):
-            raise HttpError(400, "invalid", "escalate_to: a person id, 1-64 letters, digits or . _ @ -")
+            raise HttpError(400, "invalid", "escalate_to: a person id, 1-64 letters, digits or . _ @ -",
+                            field="escalate_to")
+        try:
+            new_status = ComplaintStatus(status) if status is not None else None
+        except ValueError:
+            raise HttpError(400, "invalid", f"status: {status!r} is not one of "
+                            + ", ".join(s.value for s in ComplaintStatus), field="status") from None
         try:
             change = ComplaintUpdate(
-                status=ComplaintStatus(status) if status is not None else None,
+                status=new_status,
                 note=_opt_str(body, "note"),
                 category=_opt_str(body, "category"),
                 escalate_to=_opt_str(body, "escalate_to"),
@@ -260,7 +281,7 @@ class ComplaintsResource(Resource):
         body = _json_body(request)
         upheld = body.get("upheld")
         if not isinstance(upheld, bool):
-            raise HttpError(400, "invalid", "upheld: expected true or false")
+            raise HttpError(400, "invalid", "upheld: expected true or false", field="upheld")
         return await self._register.review_abuse(
             actor, parts[1], upheld=upheld, note=_opt_str(body, "note") or "",
             now=self._clock.seconds(),
@@ -281,10 +302,10 @@ class ComplaintsResource(Resource):
             try:
                 since = float(raw_since) if raw_since else now - CLOSED_DEFAULT_S
             except ValueError:
-                raise HttpError(400, "invalid", "since: expected POSIX seconds") from None
+                raise HttpError(400, "invalid", "since: expected POSIX seconds", field="since") from None
             flags = await self._callbacks.closed_between(since, now)
         else:
-            raise HttpError(400, "invalid", "state: expected open, attention or closed")
+            raise HttpError(400, "invalid", "state: expected open, attention or closed", field="state")
         return [flag_view(f, actor.role) for f in flags]
 
     async def _flag_action(self, actor: Actor, request: Request, parts: list[str]) -> Any:
@@ -344,7 +365,7 @@ def _float_arg(request: Request, name: str) -> float | None:
     try:
         return None if value is None or value == "" else float(value)
     except ValueError:
-        raise HttpError(400, "invalid", f"{name}: expected a number") from None
+        raise HttpError(400, "invalid", f"{name}: expected a number", field=name) from None
 
 
 def _query(request: Request) -> ComplaintQuery:
@@ -352,7 +373,7 @@ def _query(request: Request) -> ComplaintQuery:
     try:
         statuses = frozenset(ComplaintStatus(_text(s)) for s in args.get(b"status", []))
     except ValueError as exc:
-        raise HttpError(400, "invalid", f"status: {exc}") from None
+        raise HttpError(400, "invalid", f"status: {exc}", field="status") from None
     offset = _float_arg(request, "offset") or 0
     limit = _float_arg(request, "limit") or 100
     if offset < 0 or not 1 <= limit <= MAX_LIMIT:
@@ -390,14 +411,24 @@ def _opt_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise HttpError(400, "invalid", f"{key}: expected a string")
+    raise HttpError(400, "invalid", f"{key}: expected a string", field=key)
 
 
 def _opt_int(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    raise HttpError(400, "invalid", f"{key}: expected an integer")
+    raise HttpError(400, "invalid", f"{key}: expected an integer", field=key)
+
+
+def _read_recording(path: Path) -> bytes:
+    """A recording's bytes (in a worker thread); refusals as the API's errors."""
+    try:
+        if path.stat().st_size > MAX_RECORDING_BYTES:
+            raise HttpError(413, "too_large", "the recording is too large to serve")
+        return path.read_bytes()
+    except OSError:
+        raise HttpError(404, "not_found", "the recording is no longer kept") from None
 
 
 def _status_of(exc: Exception) -> int:
@@ -414,6 +445,10 @@ def _status_of(exc: Exception) -> int:
     return 500
 
 
-def _error(status: int, code: str, message: str) -> tuple[int, bytes, bytes]:
-    body = json.dumps({"error": code, "message": message}, ensure_ascii=False).encode()
+def _error(status: int, code: str, message: str, field: str | None = None) -> tuple[int, bytes, bytes]:
+    """The body every API of the daemon answers an error with (``shenava.http.errors.ApiError``)."""
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    body = json.dumps({"error": error}, ensure_ascii=False).encode()
     return status, b"application/json; charset=utf-8", body

@@ -24,11 +24,12 @@ tells a hang-up from a missing file.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -91,10 +92,31 @@ _UNREADABLE_AS = {
 
 
 class AGIChannel(Protocol):
-    """One call's channel as the runner sees it; the AMI protocol's ``agi(channel, command)`` adapts to it."""
+    """One call's channel as the runner sees it; the AMI protocol's ``agi(channel, command)`` adapts to it.
+
+    A channel may also have ``start(command, reply) -> command_id`` and
+    ``forget(command_id)`` (:class:`AGIReplyChannel`, the AMI protocol's
+    ``agi_reply``/``forget_agi``): the runner then uses those, one callable and
+    no Deferred per command."""
 
     def execute(self, command: str) -> Deferred[AGIResult]:
         """Run one AGI command; fire with its result, or fail (``ChannelGoneError`` when the caller is gone)."""
+        ...
+
+
+AGIReply = Callable[[AGIResult | BaseException], object]
+
+
+class AGIReplyChannel(AGIChannel, Protocol):
+    """An :class:`AGIChannel` that tells a callable the end of each command."""
+
+    def start(self, command: str, reply: AGIReply) -> str:
+        """Run one AGI command; ``reply`` is told its result or its error once (at
+        once when it cannot be sent). Returns what ``forget`` takes."""
+        ...
+
+    def forget(self, command_id: str) -> None:
+        """Drop a started command: its ``reply`` is never told."""
         ...
 
 
@@ -122,6 +144,29 @@ class _Gone:
 
 
 _GONE = _Gone()
+
+
+class _Relay:
+    """What the session waits on in ``IVRRunner._wait``: a hang-up ends the wait."""
+
+    __slots__ = ("deferred",)
+
+    def __init__(self, deferred: Deferred[Any]) -> None:
+        self.deferred = deferred
+
+
+_AGI_WAIT = object()  # ``IVRRunner._waiting`` while an AGI command runs
+
+
+@types.coroutine
+def _command(command: str) -> Generator[str, Any, AGIResult | _Gone]:
+    """Await one AGI command: the session's driver (``IVRRunner._turn``) sends it."""
+    return (yield command)  # the driver (``_turn``) sends the result back
+
+
+@types.coroutine
+def _relayed(deferred: Deferred[T]) -> Generator[_Relay, Any, T | _Gone]:
+    return (yield _Relay(deferred))
 
 
 class _CommandFailed(Exception):
@@ -170,8 +215,20 @@ class IVRRunner:
         self._link_lost = False
         self._ending = False
         self._done = False
-        self._waiter: Deferred[Any] | None = None
-        self._relay: Deferred[Any] | None = None  # set while ``_wait`` relays a look-up or a link wait
+        # The session is one coroutine (``_run``) driven by ``_turn``: it
+        # yields an AGI command (a str), a ``_Relay`` or a Deferred, and is
+        # resumed by the command's reply, the relay or the Deferred.
+        self._coro: Coroutine[Any, Any, Outcome] | None = None
+        self._finished: Deferred[Outcome] | None = None
+        self._waiting: object = None  # ``_AGI_WAIT`` or the ``_Relay`` a hang-up ends
+        self._starting = False  # starting a wait: a reply told now is ``_early``
+        self._early: tuple[Any, BaseException | None] | None = None
+        start = getattr(channel, "start", None)
+        forget = getattr(channel, "forget", None)
+        self._start: Callable[[str, AGIReply], str] | None = start if forget is not None else None
+        self._forget: Callable[[str], object] | None = forget if start is not None else None
+        self._command_id = ""
+        self._command_deferred: Deferred[AGIResult] | None = None  # a channel with only ``execute``
         self._delivered: Outcome | None = None  # handed to the sink already
         self._delivery_error: Exception | None = None
         self._call_id = ""
@@ -186,15 +243,13 @@ class IVRRunner:
         """Walk the menus; fires with the outcome once the sink has taken it."""
         self._call_id = call_id
         start = Start(self._clock.seconds(), caller_number, call_id, dict(variables or {}))
-        return Deferred.fromCoroutine(self._run(self._machine.start(start)))
+        return self._drive(self._run(self._machine.start(start)))
 
     def resume(self, state: State, apology: str | None = None) -> Deferred[Outcome]:
         """Walk on from ``state``, saved by an earlier daemon (see ``MenuMachine.resume``)."""
         self._call_id = state.call_id
         self._channel_language = ""  # unknown: the resumed steps set it
-        return Deferred.fromCoroutine(
-            self._run(self._machine.resume(state, self._clock.seconds(), apology))
-        )
+        return self._drive(self._run(self._machine.resume(state, self._clock.seconds(), apology)))
 
     @property
     def channel_language(self) -> str:
@@ -221,12 +276,153 @@ class IVRRunner:
         if self._ending or self._done:
             return
         self._gone = True
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.called:
-            if waiter is self._relay:
-                waiter.callback(_GONE)
-            else:
-                waiter.cancel()  # an AGI command's own Deferred: its answer, if any, is dropped
+        waiting, self._waiting = self._waiting, None
+        if waiting is None:
+            return  # not waiting (or on the outcome's delivery, which runs on)
+        if waiting is _AGI_WAIT:
+            self._drop_command()  # its answer, if any, is dropped
+        self._resume(_GONE, None)
+
+    # -- the driver -----------------------------------------------------------
+    #
+    # What ``Deferred.fromCoroutine`` did, for this one coroutine: an AGI
+    # command is started with the channel's ``start`` and its reply resumes
+    # the session directly; no Deferred, no callback chain and no context
+    # copy per command (docs/scaling.md, "Per-call CPU").
+
+    def _drive(self, coro: Coroutine[Any, Any, Outcome]) -> Deferred[Outcome]:
+        self._coro = coro
+        finished: Deferred[Outcome] = Deferred(self._cancel_run)
+        self._finished = finished
+        self._turn(None, None)
+        return finished
+
+    def _turn(self, value: Any, error: BaseException | None) -> None:
+        """Resume the session with ``value`` (or ``error``) and start what it waits on next."""
+        while True:
+            coro = self._coro
+            if coro is None:
+                return  # cancelled
+            try:
+                awaited = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                self._end(stop.value, None)
+                return
+            except BaseException:
+                self._end(None, Failure())
+                return
+            if self._coro is None:
+                coro.close()  # cancelled during its own step
+                return
+            self._early = None
+            self._starting = True
+            try:
+                self._wait_on(awaited)
+            except BaseException as exc:
+                self._waiting = None
+                self._early = (None, exc)
+            finally:
+                self._starting = False
+            early = self._early
+            if early is None:
+                return  # the reply, relay or Deferred resumes the session
+            self._early = None
+            value, error = early
+
+    def _wait_on(self, awaited: object) -> None:
+        if type(awaited) is str:
+            self._waiting = _AGI_WAIT
+            if self._start is not None:
+                self._command_id = self._start(awaited, self._replied)
+                return
+            d = self._channel.execute(awaited)
+            self._command_deferred = d
+            d.addCallbacks(self._executed, self._execute_failed, callbackArgs=(d,), errbackArgs=(d,))
+        elif type(awaited) is _Relay:
+            self._waiting = awaited
+            awaited.deferred.addCallbacks(
+                self._relay_fired, self._relay_failed, callbackArgs=(awaited,), errbackArgs=(awaited,)
+            )
+        elif isinstance(awaited, Deferred):
+            awaited.addBoth(self._deferred_fired)
+        else:
+            raise TypeError(f"the IVR session cannot wait on {awaited!r}")
+
+    def _resume(self, value: Any, error: BaseException | None) -> None:
+        if self._starting:
+            self._early = (value, error)
+        else:
+            self._turn(value, error)
+
+    def _replied(self, outcome: AGIResult | BaseException) -> None:
+        """The reply of the AGI command the session waits on (``start``)."""
+        if self._waiting is not _AGI_WAIT:
+            return  # dropped already (a hang-up)
+        self._waiting = None
+        error = outcome if isinstance(outcome, BaseException) else None
+        if self._starting:
+            self._early = (outcome, error)  # told at once: ``_turn`` carries on with it
+        else:
+            self._turn(outcome, error)
+
+    def _executed(self, result: AGIResult, d: Deferred[AGIResult]) -> None:
+        if self._command_deferred is d:
+            self._command_deferred = None
+            self._replied(result)
+
+    def _execute_failed(self, failure: Failure, d: Deferred[AGIResult]) -> None:
+        if self._command_deferred is d:
+            self._command_deferred = None
+            self._replied(failure.value)
+
+    def _drop_command(self) -> None:
+        if self._forget is not None:
+            self._forget(self._command_id)
+            return
+        d, self._command_deferred = self._command_deferred, None
+        if d is not None:
+            d.cancel()
+
+    def _relay_fired(self, value: Any, relay: _Relay) -> None:
+        if self._waiting is relay:
+            self._waiting = None
+            self._resume(value, None)
+
+    def _relay_failed(self, failure: Failure, relay: _Relay) -> None:
+        if self._waiting is relay:
+            self._waiting = None
+            self._resume(None, failure.value)
+
+    def _deferred_fired(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            self._resume(None, result.value)
+        else:
+            self._resume(result, None)
+
+    def _cancel_run(self, _finished: Deferred[Outcome]) -> None:
+        """``run``'s Deferred cancelled: the session stops where it waits (its
+        command dropped, nothing more sent or delivered); Twisted then fails
+        the Deferred with ``CancelledError``."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is _AGI_WAIT:
+            self._drop_command()
+        coro, self._coro = self._coro, None
+        self._done = True
+        if coro is not None:
+            try:
+                coro.close()
+            except (RuntimeError, ValueError):
+                pass  # cancelled from inside its own step: ``_turn`` closes it
+
+    def _end(self, outcome: Outcome | None, failure: Failure | None) -> None:
+        finished = self._finished
+        self._coro = None
+        if finished is None or finished.called:
+            return  # cancelled already
+        if failure is not None:
+            finished.errback(failure)
+        else:
+            finished.callback(outcome)  # type: ignore[arg-type]  # an Outcome when no failure
 
     # -- the loop -----------------------------------------------------------
 
@@ -477,7 +673,7 @@ class IVRRunner:
                 return _GONE
             self._reads_keys = reads_keys
             try:
-                result = await self._wait_for_result(self._channel.execute(command))
+                result = await _command(command)
                 break
             except ChannelGoneError:
                 self._gone = True
@@ -535,49 +731,12 @@ class IVRRunner:
             return False
         return not isinstance(result, _Gone) and not self._gone
 
-    async def _wait_for_result(self, deferred: Deferred[AGIResult]) -> AGIResult | _Gone:
-        """Wait for an AGI command's result unless the caller hangs up first.
-
-        The cheap path of every command: the command's own Deferred is
-        awaited, with no relay; a hang-up cancels it (the AMI protocol forgets
-        the command, so a late ``AsyncAGIExec`` is dropped)."""
-        if self._gone:
-            deferred.addErrback(lambda _failure: None)
-            return _GONE
-        self._waiter = deferred
-        try:
-            return await deferred
-        except CancelledError:
-            if self._gone:
-                return _GONE
-            raise
-        finally:
-            if self._waiter is deferred:
-                self._waiter = None
-
     async def _wait(self, deferred: Deferred[T]) -> T | _Gone:
         """Wait for ``deferred`` unless the caller hangs up first; a late answer is dropped."""
         if self._gone:
             deferred.addErrback(lambda _failure: None)
             return _GONE
-        waiter: Deferred[T | _Gone] = Deferred()
-        self._waiter = self._relay = waiter
-
-        def relay(value: T) -> None:
-            if not waiter.called:
-                waiter.callback(value)
-
-        def relay_failure(failure: Failure) -> None:
-            if not waiter.called:
-                waiter.errback(failure)
-
-        deferred.addCallbacks(relay, relay_failure)
-        try:
-            return await waiter
-        finally:
-            if self._waiter is waiter:
-                self._waiter = None
-            self._relay = None
+        return await _relayed(deferred)
 
     def _now(self) -> float:
         return self._clock.seconds()

@@ -3,8 +3,9 @@
 A separate, short-lived process, so a blocking client (urllib) is right here;
 the daemon itself never blocks. It signs in as ``--user`` (default: the agent
 for ``agent`` commands) with the password from ``--password-file``, the
-environment variable ``--password-env`` (default ``SHENAVA_PASSWORD``) or a
-prompt, never from the command line; then sends the session cookie and the
+environment variable ``--password-env`` (default ``SHENAVA_PASSWORD``),
+standard input's first line when it is not a terminal, or a prompt that does
+not echo (:mod:`shenava.password_prompt`), never from the command line; then sends the session cookie and the
 CSRF token as the pages do. Exit codes:
 
 - 0  done
@@ -83,7 +84,7 @@ def _add_client_options(parser: argparse.ArgumentParser, default_role: str) -> N
     parser.add_argument(
         "--password-env", default=PASSWORD_ENV, metavar="NAME",
         help=f"read the password from this environment variable (default {PASSWORD_ENV}); "
-        "else it is asked for",
+        "else from standard input's first line when it is not a terminal, else it is asked for",
     )
     parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     parser.add_argument(
@@ -154,9 +155,9 @@ def password_of(args: argparse.Namespace) -> str:
     value = os.environ.get(args.password_env)
     if value is not None:
         return value
-    import getpass
+    from shenava.password_prompt import ask_password
 
-    return getpass.getpass(f"password of {user_of(args)}: ")
+    return ask_password(f"password of {user_of(args)}: ")
 
 
 def base_url(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str:
@@ -296,12 +297,13 @@ def _run(call: ApiCall, args: argparse.Namespace, show: Any, out: TextIO, err: T
     if not name:
         print("shenava: say who signs in: --user NAME", file=err)
         return EXIT_USAGE
+    from shenava.password_prompt import NoPasswordError
+
     try:
         password = password_of(args)
-    except (OSError, EOFError) as exc:
-        why = str(exc) or "no terminal to ask on"
-        print(f"shenava: no password ({why}): give --password-file FILE, --password-env NAME "
-              "or $SHENAVA_PASSWORD", file=err)
+    except (OSError, NoPasswordError) as exc:
+        print(f"shenava: no password ({exc}): give --password-file FILE, --password-env NAME, "
+              "$SHENAVA_PASSWORD, or pipe it on standard input", file=err)
         return EXIT_USAGE
     try:
         answer, session = sign_in(args.url, name, password, args.timeout)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
@@ -40,7 +40,7 @@ from ami_bridge.events import (
 from ami_bridge.tracker import CallTracker, handles
 from ivr.machine import EndReason, MenuMachine, Outcome, State, state_to_dict
 from ivr.menu_schema import Request
-from ivr.runner import IVRRunner
+from ivr.runner import AGIReply, IVRRunner
 from routing.calls import Urgency
 from routing.dispatch import CallDispatcher
 from routing.events import CallLeftForChoice
@@ -63,6 +63,15 @@ class AGIExecutor(Protocol):
     ) -> Deferred[AGIResult]: ...
 
 
+class AGIReplyExecutor(AGIExecutor, Protocol):
+    def agi_reply(
+        self, channel: str, command: str, reply: AGIReply, *, command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> str: ...
+
+    def forget_agi(self, command_id: str) -> None: ...
+
+
 class OutcomeHandler(Protocol):
     """Somewhere an IVR outcome is kept (voicemails, callback flags, the register)."""
 
@@ -78,6 +87,24 @@ class _ChannelAGI:
 
     def execute(self, command: str) -> Deferred[AGIResult]:
         return self.ami.agi(self.channel, command)
+
+
+@dataclass(slots=True)
+class _ChannelAGIReply:
+    """``_ChannelAGI`` through an AMI link with ``agi_reply`` (``AMIConnection``):
+    the runner's commands without a Deferred each (``ivr.runner.AGIReplyChannel``)."""
+
+    ami: AGIReplyExecutor
+    channel: str
+
+    def execute(self, command: str) -> Deferred[AGIResult]:
+        return self.ami.agi(self.channel, command)
+
+    def start(self, command: str, reply: AGIReply) -> str:
+        return self.ami.agi_reply(self.channel, command, reply)
+
+    def forget(self, command_id: str) -> None:
+        self.ami.forget_agi(command_id)
 
 
 @dataclass(slots=True, eq=False)
@@ -266,9 +293,14 @@ class CallFlow:
         self._seen.add(call_id)
         tracked = self._tracker.channel(call_id)
         variables: Mapping[str, str] = dict(tracked.variables) if tracked is not None else {}
+        agi_channel: _ChannelAGI | _ChannelAGIReply
+        if hasattr(self._ami, "agi_reply") and hasattr(self._ami, "forget_agi"):
+            agi_channel = _ChannelAGIReply(cast(AGIReplyExecutor, self._ami), channel)
+        else:
+            agi_channel = _ChannelAGI(self._ami, channel)  # a link with ``agi`` alone
         runner = IVRRunner(
             self._machine,
-            _ChannelAGI(self._ami, channel),
+            agi_channel,
             self._clock,
             _Sink(self, channel),
             lambda ref: self.lookup_complaint(ref),
@@ -290,6 +322,8 @@ class CallFlow:
         d: Deferred[Any]
         if resume is not None:
             d = runner.resume(resume, apology)
+        elif not self.language_variable or self.language_variable in variables:
+            d = runner.run(call_id, caller, dict(variables))  # nothing to read first
         else:
             d = ensureDeferred(self._read_variables(channel, variables))
             d.addCallback(lambda found: runner.run(call_id, caller, found))

@@ -304,12 +304,15 @@ def _print_urls(app: Shenava, people: list[Any], options: DemoOptions) -> None:
     base = f"http://{http.host}:{http.port}"
     links = sign_in_links(app, people)
     supervisor, agents = people[0], people[1:]
-    lines = [f"HTTP API: {base}/api/agents"] if not options.json else []
-    lines.append(f"Wallboard: {base}/{links[supervisor.name]}  (signs in as {supervisor.name}; one use)")
+    # The first link opened is the one that signs in: the API answers 401 to a browser
+    # that has not signed in, so it comes last, for after the links above.
+    lines = [f"Wallboard: {base}/{links[supervisor.name]}  (signs in as {supervisor.name}; one use)"]
     if agents:
         lines.append(f"Agent desk: {base}/{links[agents[0].name]}  (signs in as {agents[0].name}; one use)")
     lines.append(f"Sign-in page: {base}/sign-in  ({supervisor.name} / {supervisor.secret}; "
                  + ", ".join(f"{a.name} PIN {a.secret}" for a in agents) + ")")
+    if not options.json:
+        lines.append(f"HTTP API: {base}/api/agents  (once signed in, in the same browser; docs/api.md)")
     print("\n".join(lines), file=sys.stderr if options.json else sys.stdout, flush=True)
 
 

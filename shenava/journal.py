@@ -362,6 +362,10 @@ class Journal:
         self.advances = 0  # cursor writes queued (the tests' and benchmarks' count)
         self._drain_waiters: list[Deferred[None]] = []
         self._file_waiters: list[Deferred[None]] = []
+        # Entries of a call not yet on disk, by call (``carried``), and the calls
+        # of each such entry (seq -> calls), until its append is done.
+        self._unkept: dict[str, list[JournalEntry]] = {}
+        self._calls_of: dict[int, tuple[str, ...]] = {}
         self.applied_count = 0
         self.kept_count = 0
         self.rejected_count = 0
@@ -452,7 +456,7 @@ class Journal:
 
     def submit(
         self, kind: str, payload: dict[str, Any], keys: Iterable[str] = (), *,
-        wait_applied: bool = True,
+        wait_applied: bool = True, call: str = "",
     ) -> Deferred[Any]:
         """Keep ``payload`` durably and store it in Redis.
 
@@ -463,11 +467,23 @@ class Journal:
         needs it kept, not yet in Redis). Fails only if the entry could not be
         kept at all (the disk is full or unwritable: :class:`JournalFullError`,
         ``OSError``).
+
+        ``call``: the call this record goes with (a key :func:`call_key` names
+        one too). Until the entry is on disk, :meth:`carried` gives it for that
+        call, and the call state written meanwhile carries it.
         """
         if kind not in self._appliers:
             raise KeyError(f"journal: no apply function for {kind!r}")
         self._seq += 1
         entry = JournalEntry(self._seq, kind, self._clock.seconds(), payload, tuple(k for k in keys if k))
+        if self.file is not None:  # (in memory, a kill loses everything anyway: nothing to carry)
+            calls = {k[5:] for k in entry.keys if k.startswith("call:")}
+            if call:
+                calls.add(call)
+            if calls:
+                self._calls_of[entry.seq] = tuple(calls)
+                for c in calls:
+                    self._unkept.setdefault(c, []).append(entry)
         answer: Deferred[Any] = Deferred()
         durable: Deferred[Any] = Deferred()
         self._to_write.append((entry, durable))
@@ -586,6 +602,8 @@ class Journal:
 
         def done(result: object) -> None:
             self._writing = False
+            if self._calls_of:
+                self._off_disk_wait(entries)
             if isinstance(result, Failure):
                 log.error(
                     "journal: {count} records could not be kept on disk: {error}",
@@ -604,6 +622,66 @@ class Journal:
                 self._flush()
 
         d.addBoth(done)
+
+    def _off_disk_wait(self, entries: list[JournalEntry]) -> None:
+        """These entries' append is done (kept, or failed: then they are lost
+        anyway): their calls no longer carry them."""
+        calls_of, unkept = self._calls_of, self._unkept
+        for e in entries:
+            calls = calls_of.pop(e.seq, None)
+            if calls is None:
+                continue
+            for c in calls:
+                held = unkept.get(c)
+                if held is not None:
+                    held.remove(e)
+                    if not held:
+                        del unkept[c]
+
+    def carried(self, call_id: str) -> list[dict[str, Any]]:
+        """The records of ``call_id`` submitted and not yet on disk, as the call
+        state carries them (``kind``, ``payload``, ``keys``).
+
+        A change of a call that makes a record (an answer's or a hold choice's SL
+        outcome, a flag reason) is marked in the call state at once, and written
+        to Redis at the end of the turn; the record's append and fsync run in a
+        thread and can land later. A ``kill -9`` in between left Redis with the
+        new state and the disk without its record: the next daemon took the call
+        up where it was (talking, serving a hold choice) and nobody counted what
+        the record held. So a call-state write made meanwhile carries the
+        records, and the take-over submits them again (:meth:`resubmit`): each
+        apply function is idempotent by the id in its payload, so a record that
+        reached the disk after all (replayed from it) is still stored once. A
+        standby on another host, which cannot read this journal, gets them too."""
+        held = self._unkept.get(call_id)
+        if not held:
+            return []
+        return [{"kind": e.kind, "payload": e.payload, "keys": list(e.keys)} for e in held]
+
+    def resubmit(self, call_id: str, carried: object) -> int:
+        """Submit again the records a call's stored state carried (:meth:`carried`),
+        in one batch; kinds nobody registered, or malformed items, are skipped
+        with an error. Returns how many were submitted."""
+        if not isinstance(carried, list):
+            return 0
+        count = 0
+        with self.batch():
+            for item in carried:
+                try:
+                    kind, payload = str(item["kind"]), item["payload"]
+                    keys = tuple(str(k) for k in item.get("keys") or ())
+                    if not isinstance(payload, dict):
+                        raise TypeError("payload is not an object")
+                    d = self.submit(kind, payload, keys, call=call_id)
+                except (KeyError, TypeError, AttributeError) as exc:
+                    log.error("journal: a record carried by call {call}'s state cannot be "
+                              "submitted again ({error}); skipped", call=call_id, error=exc)
+                    continue
+                d.addErrback(lambda f: log.error(
+                    "journal: a record carried by call {call}'s state not kept: {error}",
+                    call=call_id, error=f.getErrorMessage()))
+                count += 1
+        return count
 
     def _file_op(self, op: Callable[[], Any]) -> None:
         if self.file is None:

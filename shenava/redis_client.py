@@ -21,6 +21,10 @@ from the seed nodes and sends each command to the master of its key's slot.
 Every key family's hash tag (:mod:`shenava_base.sites`) keeps each transaction and
 script inside one slot. Its pools are per node and not blocking: a node whose
 ``max_connections`` are all busy fails the command, which the journal keeps.
+
+Every connection, the cluster's included, parses replies with
+:class:`WireParser` and packs commands with :mod:`shenava.redis_wire`
+(docs/scaling.md, "Replies and commands on the wire").
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+from redis._parsers.resp3 import _AsyncRESP3Parser
+from redis._parsers.socket import SERVER_CLOSED_CONNECTION_ERROR
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import InvalidResponse, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -49,14 +55,26 @@ from shenava.config import (
     parse_cluster_url,
     parse_sentinel_url,
 )
+from shenava.redis_wire import Incomplete, pack_command, read_reply
 from shenava_base.outage import OutageNote
+
+try:  # redis-py 8: what its reader drops a connection for, whatever disconnect_on_error says
+    from redis._parsers.base import UNRECOVERABLE_PARSE_ERRORS
+except ImportError:  # older redis-py: the same errors
+    UNRECOVERABLE_PARSE_ERRORS = (InvalidResponse, UnicodeDecodeError, RecursionError)
+try:  # redis-py 6 and later: cluster transactions
+    from redis.asyncio.cluster import AbstractStrategy, TransactionStrategy
+except ImportError:
+    AbstractStrategy = TransactionStrategy = object  # type: ignore[assignment,misc]
 
 __all__ = [
     "BlockingSentinelPool",
     "PoolExhaustedError",
+    "QuickCluster",
     "SayingBlockingPool",
     "TurnBatchingCluster",
     "TurnBatchingRedis",
+    "WireParser",
     "client_options",
     "describe",
     "make_redis_client",
@@ -214,12 +232,194 @@ class _QuickSend:
         return None
 
 
-class QuickConnection(_QuickSend, Connection):
-    """redis-py's TCP connection with :class:`_QuickSend`."""
+_MISSING: Any = object()
 
 
-class QuickSentinelConnection(_QuickSend, SentinelManagedConnection):
-    """Sentinel's master connection with :class:`_QuickSend`."""
+class WireParser(_AsyncRESP3Parser):
+    """Replies parsed from whole chunks read off the socket (:func:`shenava.redis_wire.read_reply`).
+
+    redis-py's Python parser reads a line at a time through the
+    ``StreamReader`` and runs a coroutine per element. Here one ``read`` takes
+    what the socket has (a turn's batch of replies usually comes in one
+    chunk) and each reply is parsed from those bytes by offset; what is left
+    stays in ``_buffer`` for the next reply, so ``can_read`` still sees a
+    connection with something unread as dirty. A reply that outgrows
+    :attr:`CHUNKED_FROM` bytes unparsed is finished by redis-py's own parser
+    instead, which reads exactly what it needs (no reparse per chunk). Push
+    messages go to redis-py's push handlers as before. It speaks RESP2 too
+    (a ``protocol=2`` URL), and it is the parser whatever hiredis says.
+    """
+
+    CHUNKED_FROM = 1 << 17
+
+    def _clear(self) -> None:
+        self._buffer = b""
+        self._pos = 0
+        self._chunks.clear()
+
+    def on_disconnect(self) -> None:
+        """Bytes read from a socket now closed are nobody's reply."""
+        super().on_disconnect()
+        self._clear()
+
+    def _decoding(self, disable_decoding: bool) -> str | None:
+        encoder = self.encoder
+        if disable_decoding or encoder is None or not encoder.decode_responses:
+            return None
+        return str(encoder.encoding)
+
+    def _take(self, disable_decoding: bool) -> tuple[Any, bool]:
+        """The next whole reply already read, and whether it is a push; raises :class:`Incomplete`."""
+        buf, pos = self._buffer, self._pos
+        encoder = self.encoder
+        try:
+            value, end = read_reply(
+                buf, pos, self._decoding(disable_decoding),
+                encoder.encoding_errors if encoder is not None else "strict", self.parse_error,
+            )
+        except RedisConnectionError:
+            self._clear()  # the connection is dropped by whoever reads: nothing here is of use
+            raise
+        if end >= len(buf):
+            self._buffer, self._pos = b"", 0
+        else:
+            self._pos = end
+        return value, buf[pos] == 62
+
+    def read_buffered(self, disable_decoding: bool = False) -> Any:
+        """The next reply if it was read whole already and is no push; else ``_MISSING``."""
+        if not self._buffer or self._buffer[self._pos] == 62:
+            return _MISSING
+        try:
+            return self._take(disable_decoding)[0]
+        except Incomplete:
+            return _MISSING
+
+    async def read_response(self, disable_decoding: bool = False, push_request: bool = False) -> Any:
+        if not self._connected:
+            raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+        while True:
+            if not self._buffer:  # nothing in hand (a reply's first read): no parse to fail first
+                await self._read_more(1)
+            try:
+                value, push = self._take(disable_decoding)
+            except Incomplete as missing:
+                await self._read_more(missing.need)
+                if len(self._buffer) - self._pos >= self.CHUNKED_FROM:
+                    self._buffer, self._pos = self._buffer[self._pos:], 0
+                    if self._buffer.endswith(b"\r"):  # redis-py's reader needs a line's CR and LF together
+                        await self._read_more(len(self._buffer) + 1, exactly=True)
+                    value = await self._read_response(disable_decoding=disable_decoding, push_request=push_request)
+                    self._clear()  # the partial reply was all there was, and it is read now
+                    return value
+                continue
+            if not push:
+                return value
+            value = await self.handle_push_response(value)
+            if push_request:
+                return value
+            if not self._connected:  # a push handler may have disconnected
+                raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+
+    async def _read_more(self, need: int, *, exactly: bool = False) -> None:
+        stream = self._stream
+        if stream is None or not self._connected:
+            raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+        pending = self._buffer[self._pos:]
+        missing = need - self._pos - len(pending)
+        if exactly or missing > self._read_size:
+            try:
+                data = await stream.readexactly(missing)
+            except asyncio.IncompleteReadError as error:
+                raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR) from error
+        else:
+            data = await stream.read(self._read_size)
+            if not data:
+                raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR)
+        self._buffer, self._pos = pending + data, 0
+
+
+class _QuickRead:
+    """Replies already read are taken without a read timeout; commands packed by :mod:`shenava.redis_wire`.
+
+    redis-py's ``read_response`` arms a timeout (a timer) for every reply,
+    and the Python parser's ``readline`` goes through the stream per line.
+    With :class:`WireParser`, the replies of a batch usually arrive in the
+    chunk read for its first: that one is read as redis-py reads, under the
+    socket timeout; the others are parsed from the bytes in hand, with no
+    timer and no await. Errors keep redis-py's handling: a reply error is
+    raised to its caller (or placed in its pipeline), a ``ConnectionError``
+    reply or bytes that are not RESP drop the connection.
+    """
+
+    _parser: Any
+    encoder: Any
+    health_check_interval: float
+    next_health_check: float
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parser_class", WireParser)
+        super().__init__(*args, **kwargs)
+
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,
+        *,
+        disconnect_on_error: bool = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        parser = self._parser
+        if timeout is None and parser._buffer and type(parser) is WireParser and parser._connected:
+            try:
+                response = parser.read_buffered(disable_decoding)
+            except UNRECOVERABLE_PARSE_ERRORS:
+                await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+                raise
+            except BaseException:
+                if disconnect_on_error:
+                    await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+                raise
+            if response is not _MISSING:
+                if self.health_check_interval:
+                    self.next_health_check = asyncio.get_running_loop().time() + self.health_check_interval
+                if isinstance(response, ResponseError):
+                    raise response from None
+                return response
+        return await super().read_response(  # type: ignore[misc]
+            disable_decoding, timeout, disconnect_on_error=disconnect_on_error, push_request=push_request
+        )
+
+    def pack_command(self, *args: Any) -> list[Any]:
+        encoder = self.encoder
+        packed = pack_command(args, encoder.encoding, encoder.encoding_errors)
+        if packed is None:
+            return self._pack_command_python(*args)  # type: ignore[attr-defined]
+        return [packed]
+
+
+class QuickConnection(_QuickRead, _QuickSend, Connection):
+    """redis-py's TCP connection with :class:`_QuickRead` and :class:`_QuickSend`."""
+
+
+class _QuickReadConnection(_QuickRead, Connection):
+    """:class:`_QuickRead` under a subclass of ``Connection`` that must wrap it (Sentinel's)."""
+
+
+class QuickSentinelConnection(_QuickSend, SentinelManagedConnection, _QuickReadConnection):
+    """Sentinel's master connection with :class:`_QuickSend` and :class:`_QuickRead`.
+
+    Sentinel's ``read_response`` comes first: a reply that says the master
+    was demoted (``READONLY``...) drops the connection, so the next asks the
+    sentinels again, whether that reply was parsed from bytes in hand or read."""
+
+
+class QuickSSLConnection(_QuickRead, SSLConnection):
+    """redis-py's TLS connection with :class:`_QuickRead` (writes go redis-py's way)."""
+
+
+class QuickUnixConnection(_QuickRead, UnixDomainSocketConnection):
+    """redis-py's unix-socket connection with :class:`_QuickRead` (writes go redis-py's way)."""
 
 
 class SayingBlockingPool(_SaysPoolOutages, BlockingConnectionPool):
@@ -405,7 +605,84 @@ class TurnBatchingRedis(_TurnBatching, Redis):  # type: ignore[misc]  # redis-py
         return pipe
 
 
-class TurnBatchingCluster(_TurnBatching, RedisCluster):  # type: ignore[misc]  # as above
+_EVAL_COMMANDS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO"})
+
+
+class _QuickTransactionStrategy(TransactionStrategy):
+    """A cluster transaction's command queued without a thread when its slot is known in hand.
+
+    redis-py 8.2 queues each command of a cluster ``MULTI`` through
+    ``_run_coroutine_in_thread``: a thread, an event loop and a node of its
+    own, with the reactor's thread blocked on ``join()``, to find the
+    command's slot (an ``async`` look-up that may ask a node for the
+    command's keys). For a command on one key (:data:`_CLUSTER_BATCHED`) or a
+    script naming its keys, the slot is the key's hash slot, computed here;
+    the slot bookkeeping is redis-py's. Anything else (a script with no
+    keys, a client not yet initialised, a ``WATCH`` in force, other
+    commands) goes redis-py's way.
+    """
+
+    _pipe: Any
+    _pipeline_slots: set[int]
+    _transaction_has_keyed_slot: bool
+    _watching: bool
+    _explicit_transaction: bool
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        slot = self._slot_in_hand(args)
+        if slot is None:
+            return super().execute_command(*args, **kwargs)
+        slots = self._pipeline_slots
+        if slots and slot not in slots and not self._transaction_has_keyed_slot:
+            slots.clear()
+        self._transaction_has_keyed_slot = True
+        slots.add(slot)
+        return AbstractStrategy.execute_command(self, *args, **kwargs)
+
+    def _slot_in_hand(self, args: tuple[Any, ...]) -> int | None:
+        client = self._pipe.cluster_client
+        name = args[0]
+        if (
+            not isinstance(name, str)
+            or (self._watching and not self._explicit_transaction)
+            or (client._initialize and client.nodes_manager.default_node is None)
+        ):
+            return None
+        if name in _CLUSTER_BATCHED and len(args) >= 2:
+            return int(client.keyslot(args[1]))
+        if name in _EVAL_COMMANDS and len(args) >= 3:
+            try:
+                keys = args[3:3 + int(args[2])]
+            except (TypeError, ValueError):
+                return None
+            found = {client.keyslot(key) for key in keys}
+            if len(found) == 1:
+                return int(found.pop())
+        return None
+
+
+class QuickCluster(RedisCluster):
+    """``redis.asyncio.RedisCluster`` that finds a one-key command's slot from its key.
+
+    redis-py asks its command parser for every command's keys (command
+    metadata learnt from a node) before hashing them; a command of
+    :data:`_CLUSTER_BATCHED` has its one key first, so its slot is that key's.
+    Its transactions queue their commands with :class:`_QuickTransactionStrategy`.
+    """
+
+    async def _determine_slot(self, command: Any, *args: Any) -> int:
+        if command in _CLUSTER_BATCHED and args:
+            return int(self.keyslot(args[0]))
+        return int(await super()._determine_slot(command, *args))
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        if type(pipe._execution_strategy) is TransactionStrategy:
+            pipe._execution_strategy = _QuickTransactionStrategy(pipe)
+        return pipe
+
+
+class TurnBatchingCluster(_TurnBatching, QuickCluster):  # type: ignore[misc]  # as above
     """``redis.asyncio.RedisCluster`` batching each turn's one-key commands (its pipeline splits them per node)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -449,8 +726,12 @@ def make_redis_client(config: RedisConfig, *, decode_responses: bool = False, ur
         return _sentinel_client(config, target, options, decode_responses)
     if target.startswith(CLUSTER_SCHEME) or config.cluster_nodes:
         return _cluster_client(config, target, options, decode_responses)
-    if target.startswith("redis://"):  # rediss:// and unix:// keep redis-py's own connection class
+    if target.startswith("redis://"):
         options["connection_class"] = QuickConnection
+    elif target.startswith("rediss://"):  # TLS and unix sockets: writes go redis-py's way
+        options["connection_class"] = QuickSSLConnection
+    elif target.startswith("unix://"):
+        options["connection_class"] = QuickUnixConnection
     pool = SayingBlockingPool.from_url(
         target,
         max_connections=config.max_connections,
@@ -500,15 +781,37 @@ def _cluster_client(config: RedisConfig, url: str, options: dict[str, Any], deco
         parsed = urlparse(url) if url else None
         password = parsed.password if parsed is not None else None
     options = {k: v for k, v in options.items() if k != "retry_on_timeout"}
-    client = (TurnBatchingCluster if config.batch_turns else RedisCluster)(
+    client = (TurnBatchingCluster if config.batch_turns else QuickCluster)(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         password=password,
         max_connections=config.max_connections,
         decode_responses=decode,
         **options,
     )
+    _quick_cluster_connections(client)
     # The daemon types its client as ``Redis``: the commands it uses are the same.
     return client  # type: ignore[return-value]
+
+
+_QUICK_FOR = {Connection: QuickConnection, SSLConnection: QuickSSLConnection}
+
+
+def _quick_cluster_connections(client: RedisCluster) -> None:
+    """The cluster's nodes connect with what one Redis has: :class:`_QuickRead`, and :class:`_QuickSend` over TCP.
+
+    redis-py's ``RedisCluster`` names its connection class itself
+    (``Connection``, or ``SSLConnection`` with ``ssl``) in the keyword
+    arguments every node it learns of is made with; the seed nodes are
+    already made. Both are pointed at the quick classes here. (Its per-node
+    pools are a plain list of free connections already: no locks to skip.)"""
+    kwargs = client.connection_kwargs
+    quick = _QUICK_FOR.get(kwargs.get("connection_class"))  # type: ignore[arg-type]
+    if quick is None:
+        return
+    kwargs["connection_class"] = quick
+    for node in [*client.startup_nodes, *client.nodes_manager.startup_nodes.values()]:
+        if _QUICK_FOR.get(node.connection_class) is quick:
+            node.connection_class = quick
 
 
 def describe(config: RedisConfig) -> str:

@@ -48,7 +48,7 @@ from ami_bridge.events import ChannelHungUp
 from ami_bridge.tracker import handles
 from ivr.machine import Phase, state_from_dict
 from ivr.outcome import Request
-from shenava.call_state import AgiStep, CallStateRecorder, CallStateStore
+from shenava.call_state import CARRIED, AgiStep, CallStateRecorder, CallStateStore
 from shenava.call_state_spool import CallStateSpool, lay_over
 from shenava_base.aio import as_deferred
 from shenava_base.outage import OutageNote
@@ -155,6 +155,8 @@ class Takeover:
         self._running: Deferred[None] | None = None
         self._pending_items: list[Message] | None = None
         self.rounds = 0
+        self.resubmitted = 0
+        """Journal records carried by stored call states and submitted again (all rounds)."""
         # The last round's (each round starts them afresh: kept across rounds, every
         # AMI reconnect added the calls then up, for the daemon's life).
         self.adopted: dict[str, str] = {}  # call id -> how (ivr, waiting, ringing, talking, new)
@@ -266,6 +268,7 @@ class Takeover:
         app = self._app
         dispatcher, callflow, tracker = app.dispatcher, app.callflow, app.tracker
         present = {m.get("Uniqueid") or "": m for m in items}
+        self._resubmit_carried(records)
         kept = await self._kept_recordings(records, present)
         first, self._first = self._first, False
         now = app.reactor.seconds()
@@ -327,6 +330,29 @@ class Takeover:
             "take-over round {n}: {adopted} callers taken over, {away} ended while no daemon watched",
             n=self.rounds, adopted=len(self.adopted), away=len(self.ended_away),
         )
+
+    def _resubmit_carried(self, records: dict[str, dict[str, Any]]) -> None:
+        """Submit again the journal records a stored state carries (its call's records
+        that were not yet on the killed daemon's disk when it was written:
+        ``shenava.journal.Journal.carried``), before anything reads or acts on it.
+        Each is stored once by its id, so one that reached that disk after all (and
+        is replayed from it) or Redis already is not counted twice. Not for this
+        process's own calls: its journal has them."""
+        journal = getattr(self._app, "journal", None)
+        if journal is None:
+            return
+        count = 0
+        for call_id, record in records.items():
+            carried = record.get(CARRIED)
+            if not carried or call_id in self._undecided or self._recorder.own(call_id):
+                continue
+            if self._app.dispatcher.holds(call_id) or self._app.callflow.holds(call_id):
+                continue
+            count += journal.resubmit(call_id, carried)
+        if count:
+            self.resubmitted += count
+            log.info("take-over: {n} journal records carried by the call state submitted again "
+                     "(not on the earlier daemon's disk when its state was written)", n=count)
 
     async def _kept_recordings(
         self, records: dict[str, dict[str, Any]], present: dict[str, Message]
@@ -637,6 +663,7 @@ def install(app: Any) -> CallStateExtension:
         store, app.reactor, [app.dispatcher.snapshot, app.callflow.snapshot],
         fence=getattr(app, "fence", None), min_interval_s=CALL_STATE_WRITE_S,
         records_kept=app.journal.written if app.journal is not None and app.config.state.durable else None,
+        carried=app.journal.carried if app.journal is not None and app.config.state.durable else None,
         run_in_thread=_thread_runner(app.reactor),
     )
     if app.config.state.durable:

@@ -15,7 +15,6 @@ Exit codes: 0 done, 1 no such user, 2 bad usage (a weak password, a bad name),
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import time
@@ -62,12 +61,16 @@ def read_password(args: argparse.Namespace) -> str:
         if value is None:
             raise ValueError(f"the environment variable {args.password_env} is not set")
         return value
+    from shenava.password_prompt import NoPasswordError, ask_password
+
     try:
-        first = getpass.getpass("password (an agent may use a PIN of 4-12 digits): ")
-        again = getpass.getpass("again: ")
-    except EOFError:  # no terminal, and nothing on stdin (a script, a service)
-        raise ValueError("no password given and no terminal to ask on: "
-                         "give --password-file FILE or --password-env NAME") from None
+        first = ask_password("password (an agent may use a PIN of 4-12 digits): ")
+        if sys.stdin is None or not sys.stdin.isatty():
+            return first  # piped in: nothing to type twice
+        again = ask_password("again: ")
+    except NoPasswordError as exc:  # a script, a service: nothing piped, no terminal
+        raise ValueError(f"no password ({exc}): give --password-file FILE or "
+                         "--password-env NAME, or pipe it on standard input") from None
     if again != first:
         raise ValueError("the two entries differ")
     return first

@@ -36,7 +36,12 @@ class RecordJournal(Protocol):
 
     def register(self, kind: str, apply: Apply) -> None: ...
 
-    def submit(self, kind: str, payload: dict[str, Any], keys: Iterable[str] = ()) -> Deferred[Any]: ...
+    def submit(
+        self, kind: str, payload: dict[str, Any], keys: Iterable[str] = (), *, call: str = ""
+    ) -> Deferred[Any]:
+        """``call``: the call the record goes with (a :func:`call_key` in ``keys``
+        names one too): its call state carries the record until it is on disk."""
+        ...
 
     def batch(self) -> AbstractContextManager[None]:
         """Entries submitted inside are written together (one line, one fsync): all kept or none."""

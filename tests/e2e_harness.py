@@ -26,9 +26,11 @@ from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.test.iosim import FakeTransport, IOPump, connect
+from zope.interface import implementer
 
 from agent_stats.roster import AgentChange
 from agent_stats.states import AgentState, NotReadyReason
@@ -92,6 +94,7 @@ class _RecordingServer(AmiServerProtocol):
         super()._write(data)
 
 
+@implementer(IStreamClientEndpoint)
 class InMemoryPbxEndpoint:
     """An ``IStreamClientEndpoint`` whose every connection reaches ``world``.
 

@@ -29,6 +29,8 @@ from shenava.app import Shenava
 from shenava.config import Config, default_config
 from shenava.http import start_http
 from shenava.http.demo_door import DEMO_HASHER
+from shenava.http.edge import Gate
+from shenava.http.server import HttpApi
 from shenava.users import FileUserStore, make_user
 
 CALLER = "09121234567"
@@ -46,6 +48,18 @@ class Running:
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.agent = Agent(reactor, pool=self.pool)
         self.signed_in: dict[tuple[str, str], tuple[str, str]] = {}
+
+    @property
+    def http(self) -> HttpApi:
+        """The app's HTTP handle (there always is one in these tests)."""
+        assert self.app.http is not None
+        return self.app.http
+
+    @property
+    def gate(self) -> Gate:
+        """The HTTP edge's gate (sessions, lock-out, audit), set once the site is built."""
+        assert self.http.gate is not None
+        return self.http.gate
 
     def add_user(self, name: str, role: str, password: str = PASSWORD, changed_at: float = 0.0) -> None:
         store = FileUserStore(Path(self.app.config.http.users_file))
@@ -76,7 +90,7 @@ class Running:
         headers: dict[str, str] | None = None,
         csrf: bool = True,
         cookie: str | None = None,
-    ) -> tuple[int, dict[str, Any], Any]:
+    ) -> tuple[int, Any, Any]:
         sent = Headers({b"accept": [b"application/json"]})
         if method not in SAFE:
             sent.setRawHeaders(b"content-type", [b"application/json"])

@@ -437,3 +437,52 @@ async def test_a_drop_waits_for_the_removal_of_the_file_an_earlier_run_left(
         clock.advance(0.1)
         await recorder.flushed()
     assert await as_deferred(store.load()) == {} and not spool.path.exists()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_carries_the_calls_journal_records_not_yet_on_disk(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """A change that makes a journal record (an answer's SL outcome) is written to
+    Redis at the end of its turn; the record's append runs in a thread and can land
+    later. A kill -9 in between left Redis with ``talking`` and no outcome anywhere
+    (the next daemon took the conversation up and nobody counted it). So the
+    write carries the records its call has not yet on disk; once they are, the
+    next write no longer does, and another call's write never carries them."""
+    from shenava.journal import Journal
+
+    held: list[tuple[Deferred[object], object]] = []
+
+    def slow_disk(work: Any) -> Deferred[object]:
+        d: Deferred[object] = Deferred()
+        held.append((d, work))
+        return d
+
+    clock = Clock()
+    (tmp_path / "state").mkdir()
+    journal = Journal(clock, tmp_path / "state", run_in_thread=slow_disk)
+    journal.register("stats.outcome", lambda entry: succeed(None))
+    store = CallStateStore(redis_client, "t")
+    live = {"c1", "c2"}
+    recorder = CallStateRecorder(
+        store, clock, [lambda call_id: record_of(call_id) if call_id in live else None],
+        records_kept=journal.written, carried=journal.carried,
+    )
+    journal.submit("stats.outcome", {"call_id": "c1", "outcome": "answered"}, call="c1")
+    recorder.mark("c1")
+    recorder.mark("c2")
+    clock.advance(0)
+    await recorder.flushed()
+    stored = await as_deferred(store.load())
+    assert stored["c1"]["journal"] == [
+        {"kind": "stats.outcome", "payload": {"call_id": "c1", "outcome": "answered"}, "keys": []}
+    ]
+    assert "journal" not in stored["c2"]
+
+    while held:
+        d, work = held.pop(0)
+        d.callback(work())  # type: ignore[operator]
+    recorder.mark("c1")
+    clock.advance(0)
+    await recorder.flushed()
+    assert "journal" not in (await as_deferred(store.load()))["c1"]

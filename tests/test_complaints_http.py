@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import pytest_twisted
@@ -114,6 +118,7 @@ async def test_callback_flags_list_cancel(redis_client: Redis) -> None:
     reason = abandon_reason("c-1", T0, 30.0, DialPolicy())
     assert reason is not None
     flag = await as_deferred(api.callbacks.raise_reason(NUMBER, reason, T0))
+    assert flag is not None
     status, flags = await api.call("GET", "callbacks", role="agent", actor="a1")
     assert status == 200 and flags[0]["flag_id"] == flag.flag_id and flags[0]["number"] != NUMBER
     status, _ = await api.call("POST", f"callbacks/{flag.flag_id}/cancel", role="agent", actor="a1",
@@ -133,6 +138,7 @@ async def test_closed_callback_flags_are_listed_since_a_time(redis_client: Redis
     reason = abandon_reason("c-1", T0, 30.0, DialPolicy())
     assert reason is not None
     flag = await as_deferred(api.callbacks.raise_reason(NUMBER, reason, T0))
+    assert flag is not None
     status, closed = await api.call("GET", "callbacks", args={"state": ["closed"]})
     assert status == 200 and closed == []
     await api.call("POST", f"callbacks/{flag.flag_id}/cancel", body={"note": "served inbound"})
@@ -144,3 +150,81 @@ async def test_closed_callback_flags_are_listed_since_a_time(redis_client: Redis
     assert status == 200 and later == []
     status, _ = await api.call("GET", "callbacks", args={"state": ["closed"], "since": ["x"]})
     assert status == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_errors_have_the_shape_of_every_other_api(redis_client: Redis) -> None:
+    """``{"error": {"code", "message"[, "field"]}}`` as ``shenava.http.errors.ApiError`` answers
+    (the register answered ``{"error": code, "message": ...}``); the codes themselves stay."""
+    api = Api(redis_client)
+    c = await as_deferred(api.register.open_complaint(T0, category="billing", channel=Channel.IVR, number=NUMBER))
+
+    def shape(body: Any) -> tuple[str, str | None]:
+        assert set(body) == {"error"}, body
+        error = body["error"]
+        assert isinstance(error, dict) and set(error) <= {"code", "message", "field"}, body
+        assert isinstance(error["message"], str) and error["message"], body
+        return error["code"], error.get("field")
+
+    status, err = await api.call("GET", "/", role=None)
+    assert (status, shape(err)) == (401, ("unauthenticated", None))
+    status, err = await api.call("PATCH", c.reference, body={"status": "nonsense"})
+    assert (status, shape(err)) == (400, ("invalid", "status"))
+    status, err = await api.call("PATCH", c.reference, body={"note": 5})
+    assert (status, shape(err)) == (400, ("invalid", "note"))
+    status, err = await api.call("PATCH", c.reference, role="agent", actor="a1",
+                                 body={"status": "closed", "note": "x"})
+    assert (status, shape(err)) == (403, ("complaints.permission_denied", None))
+    status, err = await api.call("GET", "1234567")
+    assert status in (400, 404) and shape(err)[0].startswith("complaints.")
+    status, err = await api.call("POST", "abuse", role="agent", actor="a1", body={"category": "nope"})
+    assert status == 400 and shape(err)[0] == "complaints.invalid" and shape(err)[1] is not None
+    status, err = await api.call("DELETE", c.reference)
+    assert (status, shape(err)) == (404, ("not_found", None))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_recording_is_read_off_the_reactor_thread(redis_client: Redis, tmp_path: Path) -> None:
+    """A recording (up to 64 MiB, perhaps on a share) was read on the reactor thread,
+    which every call waits on. Here the file is a FIFO whose only writer is the reactor
+    itself, once the read has begun: read on the reactor thread, it never gets its bytes
+    (a watchdog then writes others, so the test ends and fails)."""
+    from twisted.internet import reactor
+
+    fifo = tmp_path / "vm-1.wav"
+    os.mkfifo(fifo)
+    api = Api(redis_client)
+    api.resource = ComplaintsResource(api.register, api.callbacks, reactor, recording_file=lambda _: fifo)
+    c = await as_deferred(api.register.open_complaint(
+        T0, category="billing", channel=Channel.VOICEMAIL, number=NUMBER, recordings=("vm-1",)))
+    wav = "RIFF....WAVE written by the reactor"
+    done = threading.Event()
+    written = threading.Lock()  # one writer only: the reactor, or else the watchdog
+
+    def write_and_close(fd: int, data: str) -> None:
+        if written.acquire(blocking=False):
+            os.write(fd, data.encode())
+            os.close(fd)
+
+    def once_reading() -> None:
+        """Waits for the reader (a writer's non-blocking open fails until one is there),
+        then has the reactor write; if the reactor never does, writes itself."""
+        deadline = time.monotonic() + 60  # a bound only: the watchdog's
+        while True:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.01)
+        reactor.callFromThread(write_and_close, fd, wav)  # type: ignore[attr-defined]
+        if not done.wait(30):
+            write_and_close(fd, "WATCHDOG")
+
+    threading.Thread(target=once_reading, daemon=True).start()
+    try:
+        status, body = await api.call("GET", f"{c.reference}/recordings/0")
+    finally:
+        done.set()
+    assert (status, body) == (200, wav)

@@ -184,3 +184,27 @@ def test_no_password_and_no_terminal_says_where_it_goes() -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "--password-file" in done.stderr and "no terminal to ask on" in done.stderr
+
+
+def test_a_piped_password_is_read_without_a_warning_or_echo() -> None:
+    """With no terminal (a script, ``ssh host shenava agent ...``), getpass warned
+    ``GetPassWarning``, wrote its prompt and read standard input where what is typed
+    may show; now standard input's first line is the password, silently. The daemon
+    here is away (exit 3): the password was read and the sign-in tried."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SHENAVA_PASSWORD"}
+    command = [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
+               "agent", "status", "a1", "--url", "http://127.0.0.1:9"]
+    done = subprocess.run(command, input="s3cret-piped\n", capture_output=True, text=True,
+                          timeout=60, env=env, start_new_session=True)
+    assert done.returncode == 3, done.stderr
+    assert "Warning" not in done.stderr and "password of" not in done.stderr, done.stderr
+    assert "s3cret-piped" not in done.stdout + done.stderr
+    # an empty first line is no password, said plainly
+    done = subprocess.run(command, input="\n", capture_output=True, text=True,
+                          timeout=60, env=env, start_new_session=True)
+    assert done.returncode == 2 and "standard input is empty" in done.stderr, done.stderr
+

@@ -19,9 +19,11 @@ import pytest
 import pytest_twisted
 from redis.asyncio import Redis
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from complaints.complaint import Channel
 from shenava.app import Shenava
@@ -45,6 +47,7 @@ async def api() -> AsyncIterator[Running]:
         yield running
 
 
+@implementer(IStreamClientEndpoint)
 class _NoEndpoint:
     def connect(self, factory: Any) -> Any:
         raise AssertionError("not connected in this test")
@@ -59,7 +62,9 @@ async def _on_clock(redis_client: Redis, **http: Any) -> AsyncIterator[tuple[Run
     app = Shenava(config_with_users(**http), reactor=clock, redis=redis_client, endpoint=_NoEndpoint())
     app.connection.agi = lambda *a, **k: Deferred()  # type: ignore[method-assign]
     app.connection.send_action = lambda *a, **k: Deferred()  # type: ignore[method-assign]
-    service = app.agent_stats
+    service, complaints, recordings = app.agent_stats, app.complaints, app.recordings
+    assert service is not None and complaints is not None and recordings is not None
+    assert service.started is not None
     await service.started
     port: Any = cast(Any, reactor).listenTCP(0, build_site(app), interface="127.0.0.1")
     running = Running(reactor, app, port)
@@ -69,8 +74,8 @@ async def _on_clock(redis_client: Redis, **http: Any) -> AsyncIterator[tuple[Run
         await running.pool.closeCachedConnections()
         await port.stopListening()
         await service.stop()
-        app.complaints.stop()
-        app.recordings.stop()
+        complaints.stop()
+        recordings.stop()
 
 
 @pytest_twisted.async_yield_fixture()
@@ -92,7 +97,7 @@ class _Raw(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.received += data
 
-    def connectionLost(self, reason: Failure | None = None) -> None:  # type: ignore[override]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if not self.done.called:
             self.done.callback(self.received)
 
@@ -151,6 +156,7 @@ async def test_an_agent_cannot_report_abuse_or_write_notes_as_another(
     daemon: tuple[Running, Clock],
 ) -> None:
     api, clock = daemon
+    assert api.app.complaints is not None
     register = api.app.complaints.register
     c = await as_deferred(register.open_complaint(T0, category="billing", channel=Channel.IVR,
                                                   number=NUMBER))
@@ -281,6 +287,7 @@ async def test_lock_out_after_repeated_failures(api: Running) -> None:
                                          body={"name": "sara", "password": PASSWORD})
     assert (code, body["error"]["code"]) == (429, "http.locked_out")
     assert "try again in 15 minutes" in body["error"]["message"]
+    assert body["error"]["retry_after_min"] == 15  # the pages say it in their language from this
     assert 890 <= int(headers.getRawHeaders(b"retry-after")[0]) <= 901
     # another name is still open from here (the address limit is higher)...
     api.add_user("omid", "admin")
@@ -347,6 +354,7 @@ async def test_recordings_are_urls_checked_against_the_role(
     wav = tmp_path / "spool" / "vm-1700000000-c1"
     wav.parent.mkdir()
     wav.with_suffix(".wav").write_bytes(b"RIFF....WAVE")
+    assert api.app.complaints is not None
     register = api.app.complaints.register
     c = await as_deferred(register.open_complaint(T0, category="billing", channel=Channel.VOICEMAIL,
                                                   number=NUMBER, recordings=(str(wav),)))

@@ -425,3 +425,41 @@ def test_a_wall_clock_set_back_does_not_hold_a_waiting_submitter(tmp_path: Path)
     assert delay == ANSWER_WITHIN_S
     fire()
     assert waiting == [None]
+
+
+def test_a_calls_records_are_carried_until_on_disk_then_submitted_again_once(tmp_path: Path) -> None:
+    """``carried``: a call's records (named by ``call=`` or a ``call:`` key) not yet
+    on disk, for its call-state write to carry; ``resubmit`` (the take-over) puts
+    them in a journal again, stored once by their id whichever copy lands."""
+    held: list[tuple[Deferred[Any], Any]] = []
+
+    def slow_disk(work: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        held.append((d, work))
+        return d
+
+    clock, target = Clock(), FakeRedis()
+    journal = Journal(clock, tmp_path, run_in_thread=slow_disk)
+    journal.register("rec", target.apply)
+    journal.start()
+    journal.submit("rec", {"id": "o1"}, call="c1")  # an SL outcome names its call
+    journal.submit("rec", {"id": "f1"}, ("num:0912", "call:c1"))  # a flag reason keys it
+    journal.submit("rec", {"id": "x"}, ("num:0913",))  # nobody's call
+    carried = journal.carried("c1")
+    assert [c["payload"]["id"] for c in carried] == ["o1", "f1"]
+    assert carried[1] == {"kind": "rec", "payload": {"id": "f1"}, "keys": ["num:0912", "call:c1"]}
+    assert journal.carried("c2") == []
+    while held:  # the first append (o1), then the rest together
+        d, work = held.pop(0)
+        d.callback(work())
+    assert journal.carried("c1") == []
+    assert sorted(target.stored) == ["f1", "o1", "x"]
+
+    # The next daemon (its own folder here) finds them carried by the call's state.
+    (tmp_path / "next").mkdir()
+    again, target2 = Journal(clock, tmp_path / "next", run_in_thread=inline), FakeRedis()
+    again.register("rec", target2.apply)
+    again.start()
+    assert again.resubmit("c1", [*carried, {"kind": "unknown", "payload": {}}, "junk"]) == 2
+    assert again.resubmit("c1", "not a list") == 0
+    assert sorted(target2.stored) == ["f1", "o1"]

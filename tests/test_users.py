@@ -166,6 +166,25 @@ def test_users_add_with_no_terminal_says_where_the_password_goes(tmp_path: Path)
     assert not (tmp_path / "users.json").exists()
 
 
+def test_users_add_reads_a_piped_password_without_a_warning_or_echo(tmp_path: Path) -> None:
+    """With no terminal, getpass warned ``GetPassWarning``, wrote its prompt and read
+    standard input anyway, and asked twice; now the piped first line is the password."""
+    import subprocess
+    import sys
+
+    config = str(_config(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from shenava.cli import main; sys.exit(main(sys.argv[1:]))",
+         "users", "-c", config, "add", "sara", "--role", "supervisor"],
+        input="a piped long password\n", capture_output=True, text=True, timeout=60,
+        start_new_session=True,  # no controlling terminal
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "password (" not in done.stderr, done.stderr
+    assert "a piped long password" not in done.stdout + done.stderr
+    assert verify(FileUserStore(tmp_path / "users.json").get("sara"), "a piped long password")
+
+
 def test_the_config_may_follow_the_action_and_its_absence_is_said_plainly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:

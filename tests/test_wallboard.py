@@ -395,8 +395,10 @@ async def test_demo_users_and_one_use_links_sign_in(api: Running) -> None:
     cookie = session_cookie(headers)
     code, body, _ = await api.call("GET", "/api/wallboard", role=None, cookie=cookie)
     assert code == 200 and body["you"] == {"id": "a1", "role": "agent"}
-    code, _, _ = await fetch(api, "GET", "/" + links["a1"])
-    assert code == 401  # one use
+    code, headers, _ = await fetch(api, "GET", "/" + links["a1"])
+    # one use: again, it is the sign-in page (which says why), no session
+    assert code == 303 and header(headers, "location") == "../../../sign-in?link=used"
+    assert not any(h.startswith(b"shenava_session=") for h in headers.getRawHeaders(b"set-cookie") or [])
     code, body, _ = await api.call(
         "POST", "/api/session", role=None, body={"name": "supervisor", "password": people[0].secret})
     assert code == 200 and body["role"] == "supervisor"

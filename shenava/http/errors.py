@@ -71,7 +71,11 @@ class BadCredentialsError(ApiError):
 
 
 class LockedOutError(ApiError):
-    """Too many failed sign-ins: ``retry_after`` seconds until the next attempt counts."""
+    """Too many failed sign-ins: ``retry_after`` seconds until the next attempt counts.
+
+    The body says it as numbers too, ``retry_after_s`` and ``retry_after_min`` (the
+    minutes the English message names), so a page says it in its own language
+    without reading the message."""
 
     code = "http.locked_out"
     status = HTTPStatus.TOO_MANY_REQUESTS
@@ -80,10 +84,20 @@ class LockedOutError(ApiError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    @property
+    def minutes(self) -> int:
+        return lock_out_minutes(self.retry_after)
+
     def body(self) -> dict[str, Any]:
         body = super().body()
         body["error"]["retry_after_s"] = int(self.retry_after) + 1
+        body["error"]["retry_after_min"] = self.minutes
         return body
+
+
+def lock_out_minutes(seconds: float) -> int:
+    """Whole minutes of a lock-out, as people are told them (at least one)."""
+    return max(1, round(seconds / 60))
 
 
 class TooManyStreamsError(ApiError):

@@ -31,6 +31,7 @@ from shenava.http.errors import (
     LockedOutError,
     MissingFieldError,
     UnavailableError,
+    lock_out_minutes,
 )
 from shenava.http.jsonapi import Redirect, Route, read_json, route
 from shenava.http.sessions import Session
@@ -171,13 +172,16 @@ class SessionApi:
         return user, verify(user, password)
 
     def use_link(self, request: Request, token: str) -> Redirect:
-        """A one-use sign-in link (printed by ``shenava demo``): a session, then the page."""
+        """A one-use sign-in link (printed by ``shenava demo``): a session, then the page;
+        a used, unknown or expired one: the sign-in page, saying so."""
         assert isinstance(request, EdgeRequest)
         gate = self._gate
         found = gate.use_link(token)
         if found is None:
-            gate.record_refusal(request, "sign-in link refused", 401)
-            raise BadCredentialsError("this sign-in link is unknown, used or expired; sign in instead")
+            # A browser (the demo's link opened twice): the sign-in page, which says why
+            # and goes straight on if this browser is signed in already.
+            gate.record_refusal(request, "sign-in link refused", 303)
+            return Redirect("../../../sign-in?link=used")
         actor, page = found
         if request.session is not None:
             gate.sessions.close(request.session.session_id)
@@ -208,5 +212,5 @@ class SessionApi:
 
 
 def _minutes(seconds: float) -> str:
-    minutes = max(1, round(seconds / 60))
+    minutes = lock_out_minutes(seconds)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"

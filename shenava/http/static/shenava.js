@@ -98,10 +98,11 @@
 
   class Unreachable extends Error {}
   class Refused extends Error {
-    constructor(status, code, message) {
+    constructor(status, code, message, detail) {
       super(message);
       this.status = status;
       this.code = code;
+      this.detail = detail || {}; // the whole error object: field, retry_after_min...
     }
   }
 
@@ -143,10 +144,10 @@
     if (response.status === 401 && document.body.dataset.page !== "sign-in") {
       toSignIn(); // the session ended (expired, signed out elsewhere): sign in again
     }
-    const code = error ? (typeof error === "string" ? error : error.code) : "http." + response.status;
-    const message = error ? (typeof error === "string" ? data.message : error.message)
-      : response.statusText;
-    throw new Refused(response.status, code, message);
+    // Every API, the register's too, answers {"error": {"code", "message", ...}}.
+    const code = error ? error.code : "http." + response.status;
+    const message = error ? error.message : response.statusText;
+    throw new Refused(response.status, code, message, error || {});
   }
 
   /** Every request that changes something: a JSON body, and the session's CSRF token. */
@@ -197,6 +198,12 @@
     const form = $("signin-form");
     const error = $("signin-error");
     const next = new URLSearchParams(location.search).get("next");
+    if (new URLSearchParams(location.search).get("link") === "used") {
+      // a one-use link opened again (api/session/link/... sends us here)
+      error.hidden = false;
+      error.dataset.code = "link_used";
+      error.textContent = T.signin_link_used;
+    }
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
@@ -211,8 +218,11 @@
         error.dataset.code = e.code || "";
         if (e.code === "http.bad_credentials") error.textContent = T.signin_wrong;
         else if (e.code === "http.locked_out") {
-          const seconds = Number((/(\d+) minute/.exec(e.message) || [0, 15])[1]) * 60;
-          error.textContent = t("signin_locked", { minutes: num(Math.ceil(seconds / 60)) });
+          // the minutes come as a number (retry_after_min), never read from the English message
+          const detail = e.detail || {};
+          const minutes = Number.isFinite(detail.retry_after_min) ? detail.retry_after_min
+            : Math.max(1, Math.ceil((Number(detail.retry_after_s) || 900) / 60));
+          error.textContent = t("signin_locked", { minutes: num(minutes) });
         } else {
           error.textContent = e instanceof Unreachable ? T.status_lost_never
             : t("signin_failed", { message: e.message });
