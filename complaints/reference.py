@@ -90,6 +90,9 @@ class KeyedReferences:
             hmac.new(key, b"shenava-reference-round-%d" % i, hashlib.sha256).digest()
             for i in range(FEISTEL_ROUNDS)
         )
+        # HMAC-SHA256 of each round, its padded key hashed once (RFC 2104): a round
+        # copies the two SHA-256 states instead of building an ``hmac.HMAC``.
+        self._round_states = tuple(_hmac_states(k) for k in self._round_keys)
         self.base = base
         self.capacity = _SPAN - base
         # the smallest balanced Feistel domain holding the range: fewer than 4 walks on average
@@ -107,10 +110,27 @@ class KeyedReferences:
         half = self._half_bits
         mask = (1 << half) - 1
         left, right = x >> half, x & mask
-        for round_key in self._round_keys:
-            digest = hmac.new(round_key, right.to_bytes(4, "big"), hashlib.sha256).digest()
+        for inner_state, outer_state in self._round_states:
+            inner = inner_state.copy()
+            inner.update(right.to_bytes(4, "big"))
+            outer = outer_state.copy()
+            outer.update(inner.digest())
+            digest = outer.digest()  # == hmac.new(round_key, right's 4 bytes, sha256).digest()
             left, right = right, left ^ (int.from_bytes(digest[:4], "big") & mask)
         return (left << half) | right
+
+
+_SHA256_BLOCK = 64
+
+
+def _hmac_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 after ``key ^ ipad`` and after ``key ^ opad``: HMAC's two halves (RFC 2104)."""
+    if len(key) > _SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    padded = key.ljust(_SHA256_BLOCK, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+    return inner, outer
 
 
 def parse_reference(text: str) -> str:

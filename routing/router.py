@@ -28,7 +28,7 @@ from routing.calls import WaitingCall
 from routing.errors import AgentNotReadyError, CallAlreadyAssignedError, UnknownCallError
 from routing.explain import format_parts, why_ahead
 from routing.scoring import Score, ScoringConfig, score
-from routing.selection import AgentDecision, SelectionConfig, choose_agent
+from routing.selection import SelectionConfig, choose_agent, choose_ready
 from routing.waiting_line import Bucket, WaitingLine
 
 DEFAULT_DECISION_HISTORY = 2_000
@@ -209,10 +209,9 @@ class Router:
         candidates = self._ready_by_bucket.get((call.language, call.skill))
         if not candidates:
             return []
-        decision = choose_agent(call, candidates.values(), now, self._selection)
-        assert decision.agent is not None  # every candidate is ready and eligible
+        agent, reason = self._choose(call, candidates, now)
         self._line.leave(call.call_id)
-        return [self._assign(call, decision.agent, decision, now, trigger)]
+        return [self._assign(call, agent, reason, now, trigger)]
 
     def _serve_agents(self, batch: list[AgentView], now: float) -> list[Assignment]:
         assignments: list[Assignment] = []
@@ -227,11 +226,25 @@ class Router:
             if best is None:
                 return assignments
             candidates = self._ready_by_bucket[(best.language, best.skill)]
-            decision = choose_agent(best, candidates.values(), now, self._selection)
-            assert decision.agent is not None
+            agent, reason = self._choose(best, candidates, now)
             self._line.leave(best.call_id)
             trigger = "agent ready" if len(batch) == 1 else f"{len(batch)} agents ready at once"
-            assignments.append(self._assign(best, decision.agent, decision, now, trigger))
+            assignments.append(self._assign(best, agent, reason, now, trigger))
+
+    def _choose(
+        self, call: WaitingCall, candidates: dict[str, AgentView], now: float
+    ) -> tuple[AgentView, str]:
+        """The agent for ``call`` among its bucket's ready agents, and why.
+
+        Every one of them is ready and eligible (the buckets' invariant), so
+        :func:`choose_ready` takes the fast way; :func:`choose_agent`, which also
+        explains exclusions, is the same rule should that ever not hold."""
+        chosen = choose_ready(call, candidates.values(), now, self._selection)
+        if chosen is not None:
+            return chosen
+        decision = choose_agent(call, candidates.values(), now, self._selection)
+        assert decision.agent is not None  # every candidate is ready and eligible
+        return decision.agent, decision.reason
 
     def _before(self, a: WaitingCall, b: WaitingCall) -> bool:
         return self._line.rank(a.call_id) < self._line.rank(b.call_id)
@@ -240,7 +253,7 @@ class Router:
         self,
         call: WaitingCall,
         agent: AgentView,
-        decision: AgentDecision,
+        agent_reason: str,
         now: float,
         trigger: str,
     ) -> Assignment:
@@ -263,7 +276,7 @@ class Router:
                 f"first of {others + 1} calls {agent.agent_id} could take; "
                 f"next best: {why_ahead(mine, theirs)}"
             )
-        text.append(f"agent: {decision.reason}")
+        text.append(f"agent: {agent_reason}")
         assignment = Assignment(
             call_id=call.call_id,
             agent_id=agent.agent_id,
@@ -271,7 +284,7 @@ class Router:
             at=now,
             call_hard=call.hard,
             score=mine,
-            agent_reason=decision.reason,
+            agent_reason=agent_reason,
         )
         self._remember(assignment)
         return assignment

@@ -37,6 +37,41 @@ def test_keyed_references_are_a_permutation_above_the_legacy_serials() -> None:
     assert made[1] != reference_for(502) and made[0] != reference_for(501)
 
 
+@pytest.mark.parametrize(
+    ("key", "base", "expected"),
+    [
+        (b"0123456789abcdef", 0,
+         ["89398578", "90005000", "85591468", "78241495", "42078978", "76257398"]),
+        (b"k" * 100, 123456,
+         ["10606229", "35383097", "18999796", "43648872", "69856598", "68778408"]),
+        (bytes(range(64)), 8_999_000,
+         ["44502227", "35613370", "35860312", "39070178", "10181348", "10181348"]),
+    ],
+)
+def test_keyed_references_are_those_already_handed_out(
+    key: bytes, base: int, expected: list[str]
+) -> None:
+    """References made with ``hmac.new`` per round before the rounds kept their SHA-256
+    states: a site's counter must keep giving the same references (no collision)."""
+    refs = KeyedReferences(key, base)
+    assert [refs.reference(n) for n in (0, 1, 2, 7, 999, refs.capacity - 1)] == expected
+
+
+@given(st.binary(min_size=16, max_size=200), st.integers(0, 9_000_000 - 1))
+def test_each_feistel_round_is_hmac_sha256_of_its_round_key(key: bytes, n: int) -> None:
+    import hashlib
+    import hmac
+
+    refs = KeyedReferences(key, base=0)
+    half = refs._half_bits
+    mask = (1 << half) - 1
+    left, right = n >> half, n & mask
+    for round_key in refs._round_keys:
+        digest = hmac.new(round_key, right.to_bytes(4, "big"), hashlib.sha256).digest()
+        left, right = right, left ^ (int.from_bytes(digest[:4], "big") & mask)
+    assert refs._feistel(n) == (left << half) | right
+
+
 def test_the_whole_space_is_a_bijection_at_its_end() -> None:
     refs = KeyedReferences(KEY, base=9_000_000 - 300)
     made = {refs.reference(n) for n in range(300)}

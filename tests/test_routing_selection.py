@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from routing.agents import AgentState, AgentView
 from routing.calls import WaitingCall
-from routing.selection import SelectionConfig, choose_agent
+from routing.selection import SelectionConfig, choose_agent, choose_ready
 
 NOW = 1_700_000_000.0
 CALL = WaitingCall("c1", NOW - 30, language="fa", skill="billing", category="general")
@@ -126,3 +128,51 @@ def test_sparing_a_tired_agent_comes_before_preferring_experience() -> None:
     assert chosen(ABUSIVE, tired_senior, agent("fresh-new", 5)) == "fresh-new"
     fresh_senior = agent("fresh-senior", 1, experienced=True)
     assert chosen(ABUSIVE, tired_senior, agent("fresh-new", 5), fresh_senior) == "fresh-senior"
+
+
+_ready_agents = st.lists(
+    st.builds(
+        lambda i, idle, exp, hard: agent(f"a{i}", idle, experienced=exp, last_call_hard=hard),
+        st.integers(0, 30),
+        st.sampled_from([0.0, 5.0, 10.0, 10.0, 60.0, 300.5]),  # ties settled by agent id
+        st.booleans(),
+        st.booleans(),
+    ),
+    max_size=12,
+    unique_by=lambda a: a.agent_id,
+)
+
+
+@given(
+    _ready_agents,
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+def test_choose_ready_gives_choose_agents_agent_and_reason(
+    agents: list[AgentView], high_severity: bool, abusive: bool, spare: bool, prefer: bool
+) -> None:
+    """The router's fast way (every agent eligible) says what choose_agent says."""
+    call = replace(CALL, high_severity=high_severity, abusive_caller=abusive)
+    config = SelectionConfig(spare_hard_in_a_row=spare, abusive_caller_prefers_experienced=prefer)
+    fast = choose_ready(call, agents, NOW, config)
+    if not agents:
+        assert fast is None
+        return
+    decision = choose_agent(call, agents, NOW, config)
+    assert fast is not None and decision.agent is not None
+    assert fast == (decision.agent, decision.reason)
+
+
+@pytest.mark.parametrize(
+    "odd_one",
+    [
+        {"state": AgentState.WRAP_UP},
+        {"languages": frozenset({"en"})},
+        {"skills": frozenset({"sales"})},
+    ],
+)
+def test_choose_ready_declines_when_an_agent_is_not_eligible(odd_one: dict[str, object]) -> None:
+    agents = [agent("a1", 10), agent("a2", 90, **odd_one)]
+    assert choose_ready(CALL, agents, NOW) is None

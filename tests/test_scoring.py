@@ -6,6 +6,8 @@ import math
 from dataclasses import replace
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from routing.agents import AgentView
 from routing.calls import Urgency, WaitingCall
@@ -17,6 +19,7 @@ from routing.scoring import (
     max_head_start_s,
     ranking_key,
     score,
+    static_parts,
     static_points,
 )
 from routing.waiting_line import WaitingLine
@@ -187,3 +190,46 @@ def test_ageing_serves_a_low_call_despite_a_steady_stream_of_urgent_calls() -> N
     assert served.index("low") == urgent_ahead
     assert all(float(c[1:]) < bound for c in served[:-1])
     assert len(router.line) > 0  # the urgent calls kept coming: the low one still got through
+
+
+_points = st.floats(-1e6, 1e6, allow_nan=False) | st.sampled_from([0.0, -0.0, 0.1, 0.2, 0.3, 1e-17])
+
+
+@given(
+    st.builds(
+        ScoringConfig,
+        category_points=st.dictionaries(st.sampled_from(["general", "billing"]), _points),
+        unknown_category_points=_points,
+        urgency_points=st.fixed_dictionaries({u: _points for u in Urgency}),
+        vulnerable_points=_points,
+        open_complaint_points=_points,
+        recent_call_points=_points,
+        callback_flag_points=_points,
+        transcript_urgency_points=_points,
+    ),
+    st.sampled_from(["general", "billing", "other"]),
+    st.sampled_from(list(Urgency)),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.lists(st.sampled_from(["fire", "gas"]), max_size=2),
+)
+@example(  # (0.1 + 0.2) + 3.0 != (0.1 + 3.0) + 0.2: the order of the sum counts
+    ScoringConfig(category_points={"general": 0.1}, urgency_points={},
+                  open_complaint_points=0.2, recent_call_points=3.0),
+    "general", Urgency.NORMAL, False, True, True, False, [],
+)
+def test_static_points_are_the_sum_of_the_static_parts_to_the_bit(
+    config: ScoringConfig, category: str, urgency: Urgency, vulnerable: bool, open_complaint: bool,
+    recent_call: bool, callback_flag: bool, words: list[str],
+) -> None:
+    """``static_points`` adds without making the parts: the same float, so the
+    waiting line's order (its ranking keys) is what it was."""
+    call = make_call(
+        category=category, urgency=urgency, vulnerable=vulnerable, open_complaint=open_complaint,
+        recent_call=recent_call, callback_flag=callback_flag, urgent_words=tuple(words),
+    )
+    expected = sum(part.points for part in static_parts(call, config))
+    assert math.copysign(1.0, static_points(call, config)) == math.copysign(1.0, expected)
+    assert static_points(call, config) == expected
