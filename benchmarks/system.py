@@ -501,6 +501,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             monitors = Monitors(server.addresses if args.cluster else [(HOST, server.port)], root)
         app = Shenava(config, reactor=reactor, redis=client)
         app.connection.tcp_no_delay = args.daemon_nodelay == "on"
+        if args.read_pace_ms is not None:
+            app.connection.read_pace_s = args.read_pace_ms / 1000.0
         app.start(serve_http=False)
         if args.gc_tuning == "on":  # as DaemonRun._lead does
             from shenava.daemon import tune_gc
@@ -541,6 +543,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "step_s": args.step_s,
             "prompt_s": args.prompt_s,
             "tcp_nodelay": {"daemon": args.daemon_nodelay, "pbx": args.pbx_nodelay},
+            "read_pace_ms": round(app.connection.read_pace_s * 1000.0, 3),
             "manager_conf": args.manager_conf,
             "gc_tuning": args.gc_tuning,
             "state_folder": bool(args.state_folder),
@@ -590,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
                              "event filters to the daemon's user (none: every event, as before)")
     parser.add_argument("--gc-tuning", choices=["on", "off"], default="on",
                         help="the daemon's gc.freeze and gen-0 threshold (off: Python's defaults)")
+    parser.add_argument("--read-pace-ms", type=float, default=None,
+                        help="[ami] read_pace_ms for the daemon (default: as configured, 3; 0: "
+                             "read as soon as anything arrives, as before)")
     parser.add_argument("--daemon-cpu", type=int, default=None, metavar="N",
                         help="pin the daemon to core N, the test PBX and Redis to the others")
     parser.add_argument("--cluster", action="store_true",

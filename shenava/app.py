@@ -295,6 +295,7 @@ def make_connection(
         reactor,
         AMICredentials(ami.username, ami.secret, md5=ami.auth == "md5"),
         keepalive_interval=ami.keepalive_s,
+        read_pace_s=ami.read_pace_ms / 1000.0,
         action_timeout=ami.action_timeout_s,
         retry_policy=backoffPolicy(
             initialDelay=ami.reconnect_initial_s, maxDelay=ami.reconnect_max_s

@@ -28,6 +28,9 @@ class AmiConfig:
     """Bytes an AMI event list may hold before it is given up."""
     max_channels: int = 100_000
     """Channels the call tracker keeps; past it the oldest idle ones are dropped."""
+    read_pace_ms: float = 3.0
+    """After each read from Asterisk, reading pauses this long (0: never), so what
+    arrives meanwhile is read and handled in one wake-up of the loop."""
     secret_from: str = field(default="ami.secret", compare=False)
     """Where the secret came from (``ami.secret`` or ``ami.secret_file``), for messages."""
 
@@ -63,5 +66,6 @@ def parse_ami(t: Table) -> AmiConfig:
             "max_list_bytes", d.max_list_bytes, minimum=64 * 1024, maximum=4 * 1024 * 1024 * 1024
         ),
         max_channels=t.get_int("max_channels", d.max_channels, minimum=100, maximum=10_000_000),
+        read_pace_ms=t.get_float("read_pace_ms", d.read_pace_ms, minimum=0, maximum=50),
         secret_from=t.key_path("secret_file" if t.has("secret_file") else "secret"),
     )
