@@ -245,7 +245,8 @@ class _Guard(Protocol):
             self.ami.dataReceived(data)
         finally:
             out.release()
-        if self.read_pace_s > 0.0 and self._resume is None and self.clock is not None:
+        if (self.read_pace_s > 0.0 and self._resume is None and self.clock is not None
+                and isinstance(self.transport, tcp.Connection)):
             # Let what arrives next gather in the socket for a moment: one read
             # then carries several messages, and the loop wakes once for them.
             transport: Any = self.transport
@@ -258,14 +259,13 @@ class _Guard(Protocol):
         transport: Any = self.transport
         if transport is None or not transport.connected or transport.disconnecting:
             return
-        if isinstance(transport, tcp.Connection):
-            # Read now, in this wake-up, what gathered: not one loop turn later
-            # through the selector. Data read paces again (reading stays paused);
-            # nothing there (EAGAIN), or the end of the stream, goes back to the
-            # reactor, which then sees the socket readable as usual.
-            before = self.paced
-            if transport.doRead() is None and self.paced != before:
-                return
+        # Read now, in this wake-up, what gathered: not one loop turn later
+        # through the selector. Data read paces again (reading stays paused);
+        # nothing there (EAGAIN), or the end of the stream, goes back to the
+        # reactor, which then sees the socket readable as usual.
+        before = self.paced
+        if transport.doRead() is None and self.paced != before:
+            return
         transport.resumeProducing()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -344,8 +344,8 @@ class AMIConnection(Service):
     production, a fake in tests); ``clock`` the reactor or a ``task.Clock``.
     ``tcp_no_delay`` (on by default) sets ``TCP_NODELAY`` on the connection;
     off is for measuring what it saves. ``read_pace_s`` (0 here, 3 ms as
-    ``shenava run`` makes it: ``[ami] read_pace_ms``) pauses reading after each
-    read for that long, then reads what gathered in one go (docs/scaling.md,
+    ``shenava run`` makes it: ``[ami] read_pace_ms``) pauses reading a plain
+    TCP connection after each read for that long, then reads what gathered in one go (docs/scaling.md,
     "Paced reads").
     """
 

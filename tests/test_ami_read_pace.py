@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor as default_reactor
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
 
 from ami_bridge.connection import _Guard
 
@@ -47,34 +48,77 @@ def guard_on(transport: Any, pace_s: float, clock: Clock) -> tuple[_Guard, Reads
     return guard, ami
 
 
+class TcpPair:
+    """Twisted's TCP connection over a real loopback socket, on a reactor that only
+    records which descriptors it reads."""
+
+    def __init__(self) -> None:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.socket()
+        client.connect(listener.getsockname())
+        self.peer, _ = listener.accept()
+        listener.close()
+        client.setblocking(False)
+        self.reactor = MemoryReactor()
+        self.conn = tcp.Connection(client, Protocol(), self.reactor)
+        self.conn.connected = True
+        self.conn.startReading()
+
+    def reading(self) -> bool:
+        return self.conn in self.reactor.readers
+
+    def close(self) -> None:
+        self.conn.socket.close()
+        self.peer.close()
+
+
 def test_a_read_pauses_reading_until_the_pace_ends() -> None:
-    clock, transport = Clock(), StringTransport()
-    guard, ami = guard_on(transport, 0.003, clock)
-    guard.dataReceived(b"Event: A\r\n\r\n")
-    assert ami.reads == [b"Event: A\r\n\r\n"]
-    assert transport.producerState == "paused"
-    clock.advance(0.002)
-    assert transport.producerState == "paused"
-    clock.advance(0.001)
-    assert transport.producerState == "producing"
-    assert not clock.getDelayedCalls()
+    clock, pair = Clock(), TcpPair()
+    try:
+        guard, ami = guard_on(pair.conn, 0.003, clock)
+        guard.dataReceived(b"Event: A\r\n\r\n")
+        assert ami.reads == [b"Event: A\r\n\r\n"]
+        assert not pair.reading()
+        clock.advance(0.002)
+        assert not pair.reading()
+        clock.advance(0.001)  # nothing gathered (EAGAIN): the reactor reads again
+        assert pair.reading()
+        assert not clock.getDelayedCalls()
+    finally:
+        pair.close()
 
 
 def test_no_pace_never_pauses() -> None:
-    clock, transport = Clock(), StringTransport()
-    guard, ami = guard_on(transport, 0.0, clock)
+    clock, pair = Clock(), TcpPair()
+    try:
+        guard, ami = guard_on(pair.conn, 0.0, clock)
+        guard.dataReceived(b"Event: A\r\n\r\n")
+        assert pair.reading() and not clock.getDelayedCalls()
+        assert guard.paced == 0
+    finally:
+        pair.close()
+
+
+def test_only_a_plain_tcp_connection_is_paced() -> None:
+    clock, transport = Clock(), StringTransport()  # TLS, test transports: read as they come
+    guard, ami = guard_on(transport, 0.003, clock)
     guard.dataReceived(b"Event: A\r\n\r\n")
     assert transport.producerState == "producing" and not clock.getDelayedCalls()
     assert guard.paced == 0
 
 
 def test_a_lost_connection_cancels_the_pace() -> None:
-    clock, transport = Clock(), StringTransport()
-    guard, ami = guard_on(transport, 0.003, clock)
-    guard.dataReceived(b"Event: A\r\n\r\n")
-    assert clock.getDelayedCalls()
-    guard.connectionLost()
-    assert ami.lost and not clock.getDelayedCalls()
+    clock, pair = Clock(), TcpPair()
+    try:
+        guard, ami = guard_on(pair.conn, 0.003, clock)
+        guard.dataReceived(b"Event: A\r\n\r\n")
+        assert clock.getDelayedCalls()
+        guard.connectionLost()
+        assert ami.lost and not clock.getDelayedCalls()
+    finally:
+        pair.close()
 
 
 def unread_bytes(sock: socket.socket) -> int:
