@@ -343,8 +343,8 @@ class AMIConnection(Service):
     ``endpoint`` is any ``IStreamClientEndpoint`` (``TCP4ClientEndpoint`` in
     production, a fake in tests); ``clock`` the reactor or a ``task.Clock``.
     ``tcp_no_delay`` (on by default) sets ``TCP_NODELAY`` on the connection;
-    off is for measuring what it saves. ``read_pace_s`` (0 here, 3 ms as
-    ``shenava run`` makes it: ``[ami] read_pace_ms``) pauses reading a plain
+    off is for measuring what it saves. ``read_pace_s`` (``[ami] read_pace_ms``,
+    0 by default: off) pauses reading a plain
     TCP connection after each read for that long, then reads what gathered in one go (docs/scaling.md,
     "Paced reads").
     """

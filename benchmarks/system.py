@@ -594,8 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gc-tuning", choices=["on", "off"], default="on",
                         help="the daemon's gc.freeze and gen-0 threshold (off: Python's defaults)")
     parser.add_argument("--read-pace-ms", type=float, default=None,
-                        help="[ami] read_pace_ms for the daemon (default: as configured, 3; 0: "
-                             "read as soon as anything arrives, as before)")
+                        help="[ami] read_pace_ms for the daemon (default: as configured, 0: read "
+                             "as soon as anything arrives)")
     parser.add_argument("--daemon-cpu", type=int, default=None, metavar="N",
                         help="pin the daemon to core N, the test PBX and Redis to the others")
     parser.add_argument("--cluster", action="store_true",

@@ -28,7 +28,7 @@ class AmiConfig:
     """Bytes an AMI event list may hold before it is given up."""
     max_channels: int = 100_000
     """Channels the call tracker keeps; past it the oldest idle ones are dropped."""
-    read_pace_ms: float = 3.0
+    read_pace_ms: float = 0.0
     """After each read from Asterisk, reading pauses this long (0: never), so what
     arrives meanwhile is read and handled in one wake-up of the loop."""
     secret_from: str = field(default="ami.secret", compare=False)
