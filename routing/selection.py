@@ -99,21 +99,31 @@ def choose_agent(
         elif spared:
             notes.append("every eligible agent's last call was hard")
     if call.abusive_caller and config.abusive_caller_prefers_experienced:
-        experienced = [a for a in candidates if a.experienced]
-        if experienced:
-            if len(experienced) < len(candidates):
-                notes.append("experienced agent for a caller reported abusive")
-            candidates = experienced
-        else:
-            notes.append("no experienced agent eligible for a caller reported abusive")
+        candidates = _prefer_experienced(candidates, notes)
 
     chosen = candidates[0]
-    idle_s = now - chosen.idle_since
-    reason = f"{chosen.agent_id} idle longest ({idle_s:.0f} s) of {len(candidates)}"
-    reason += f" candidate(s), {len(eligible)} eligible"
+    reason = _reason(chosen, now, len(candidates), len(eligible), notes)
+    return AgentDecision(call.call_id, chosen, reason, eligible_ids, tuple(excluded))
+
+
+def _prefer_experienced(candidates: list[AgentView], notes: list[str]) -> list[AgentView]:
+    """The experienced among ``candidates`` for a caller reported abusive (all of
+    them when none is), saying so in ``notes``."""
+    experienced = [a for a in candidates if a.experienced]
+    if not experienced:
+        notes.append("no experienced agent eligible for a caller reported abusive")
+        return candidates
+    if len(experienced) < len(candidates):
+        notes.append("experienced agent for a caller reported abusive")
+    return experienced
+
+
+def _reason(chosen: AgentView, now: float, candidates: int, eligible: int, notes: list[str]) -> str:
+    reason = f"{chosen.agent_id} idle longest ({now - chosen.idle_since:.0f} s) of {candidates}"
+    reason += f" candidate(s), {eligible} eligible"
     if notes:
         reason += "; " + "; ".join(notes)
-    return AgentDecision(call.call_id, chosen, reason, eligible_ids, tuple(excluded))
+    return reason
 
 
 _idle_order = attrgetter("idle_since", "agent_id")  # (idle_since, agent_id), in C
@@ -153,17 +163,6 @@ def choose_ready(
             else:
                 notes.append("every eligible agent's last call was hard")
     if call.abusive_caller and config.abusive_caller_prefers_experienced:
-        experienced = [a for a in candidates if a.experienced]
-        if experienced:
-            if len(experienced) < len(candidates):
-                notes.append("experienced agent for a caller reported abusive")
-            candidates = experienced
-        else:
-            notes.append("no experienced agent eligible for a caller reported abusive")
+        candidates = _prefer_experienced(list(candidates), notes)
     chosen = min(candidates, key=_idle_order)
-    idle_s = now - chosen.idle_since
-    reason = f"{chosen.agent_id} idle longest ({idle_s:.0f} s) of {len(candidates)}"
-    reason += f" candidate(s), {len(agents)} eligible"
-    if notes:
-        reason += "; " + "; ".join(notes)
-    return chosen, reason
+    return chosen, _reason(chosen, now, len(candidates), len(agents), notes)
